@@ -1,0 +1,56 @@
+# memrl: build the examples, run the tests, benchmarks and the demo.
+#   make            every example into build/
+#   make demo       train PPO-LSTM on the T-maze and watch it learn
+#   make test       every test: -O2, sanitizers, C99/C++ builds, formatting
+#   make bench      benchmarks (BENCH lines)
+#   make format / make format-check
+CC ?= cc
+CXX ?= c++
+CFLAGS ?= -O2
+WARN = -Wall -Wextra
+SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
+EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
+UNIT_TESTS = test_tensor test_nn test_mem test_algos test_envs
+LEARNING_TESTS = test_learning
+SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
+
+.PHONY: all demo test unit learning bench format format-check clean
+
+all: $(EXAMPLES)
+
+build/%: examples/%.c $(HEADERS)
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(WARN) -o $@ $< -lm
+
+build/test_%: tests/test_%.c $(HEADERS) tests/test.h
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(WARN) -o $@ $< -lm
+
+build/san_%: tests/%.c $(HEADERS) tests/test.h
+	@mkdir -p build
+	$(CC) $(SAN) $(WARN) -o $@ $< -lm
+
+build/bench_%: bench/bench_%.c $(HEADERS)
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(WARN) -o $@ $< -lm
+
+demo: build/ppo_tmaze
+	./build/ppo_tmaze
+
+# One command for everything; ends with "N passed, N failed".
+test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_,$(UNIT_TESTS))
+	@CC="$(CC)" sh tools/run_tests.sh $(UNIT_TESTS) -- $(LEARNING_TESTS)
+
+bench: build/bench_envs build/bench_train
+	@./build/bench_envs
+	@./build/bench_train
+
+format:
+	clang-format -i --style=file $(SOURCES)
+
+format-check:
+	clang-format --dry-run -Werror --style=file $(SOURCES)
+
+clean:
+	rm -rf build

@@ -1,0 +1,858 @@
+/* memrl_algos.h - reinforcement-learning agents with memory.
+ *
+ * Part of memrl. Needs memrl_mem.h and memrl_envs.h (included here).
+ *
+ * ENABLING
+ *   In exactly one file: #define MEMRL_IMPLEMENTATION before including (emits
+ *   every memrl header's implementation), or MEMRL_ALGOS_IMPLEMENTATION
+ *   together with the macros of every header it builds on.
+ *
+ * SHAPE OF EVERY AGENT
+ *   mrl_<algo>_config_default()   the paper's / best-known implementation's defaults
+ *   mrl_<algo>_init(&agent, &cfg, &vecenv)   caller-owned agent
+ *   mrl_<algo>_train(&agent, &vecenv, env_steps, progress_callback, user)
+ *   mrl_<algo>_act(...)           deployment: no gradients, no heap allocation
+ *   mrl_<algo>_free(&agent)
+ *   Training reports through mrl_progress_fn once per iteration; the library
+ *   ships mrl_progress_print (a terminal line) and mrl_csv_logger.
+ *
+ * QUICK START
+ *   mrl_vecenv env;  mrl_ppo agent;
+ *   mrl_ppo_config cfg = mrl_ppo_config_default();
+ *   cfg.core = mrl_core_config_lstm(64);        // remember: PPO-LSTM
+ *   mrl_vecenv_init(&env, "TMaze-20", 8, 1);
+ *   mrl_ppo_init(&agent, &cfg, &env);
+ *   mrl_ppo_train(&agent, &env, 1000000, mrl_progress_print, NULL);
+ *   mrl_ppo_free(&agent);  mrl_vecenv_free(&env);
+ *
+ * ALGORITHMS
+ *   PPO (clipped surrogate), feedforward or recurrent. See its section below.
+ */
+#ifndef MEMRL_ALGOS_H
+#define MEMRL_ALGOS_H
+
+#define MEMRL_ALGOS_VERSION_MAJOR 0
+#define MEMRL_ALGOS_VERSION_MINOR 1
+#define MEMRL_ALGOS_VERSION_PATCH 0
+
+#include "memrl_mem.h"
+#include "memrl_envs.h"
+#if MEMRL_MEM_VERSION_MAJOR != MEMRL_ALGOS_VERSION_MAJOR ||                                        \
+    MEMRL_MEM_VERSION_MINOR != MEMRL_ALGOS_VERSION_MINOR ||                                        \
+    MEMRL_ENVS_VERSION_MAJOR != MEMRL_ALGOS_VERSION_MAJOR ||                                       \
+    MEMRL_ENVS_VERSION_MINOR != MEMRL_ALGOS_VERSION_MINOR
+#error "memrl_algos.h needs memrl_mem.h and memrl_envs.h of the same version"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- progress reporting (shared by every algorithm) ---- */
+typedef struct mrl_train_progress {
+  const char *algo, *env_id;
+  int iteration, num_iterations;
+  long long env_steps; /* since the agent was created */
+  double seconds;      /* wall time of this train call so far */
+  double steps_per_second;
+  long long episodes; /* finished since the agent was created */
+  float mean_return;  /* over the last 100 episodes */
+  float mean_length;
+  float success_rate; /* -1 when the environment reports no success */
+  float learning_rate;
+  float policy_loss, value_loss, entropy, approx_kl, clip_fraction, explained_variance;
+} mrl_train_progress;
+
+/* Called once per iteration; return nonzero to stop training early. */
+typedef int (*mrl_progress_fn)(const mrl_train_progress *p, void *user);
+/* Prints one line to stdout (user == NULL) or to the FILE* given as user. */
+MRL_DEF int mrl_progress_print(const mrl_train_progress *p, void *user);
+
+typedef struct mrl_csv_logger {
+  FILE *file;
+  int wrote_header;
+} mrl_csv_logger;
+MRL_DEF mrl_result mrl_csv_logger_open(mrl_csv_logger *l, const char *path);
+MRL_DEF int mrl_csv_logger_write(const mrl_train_progress *p, void *logger); /* a progress fn */
+MRL_DEF void mrl_csv_logger_close(mrl_csv_logger *l);
+
+/* Monotonic-enough wall clock in seconds, for reports. */
+MRL_DEF double mrl_wall_seconds(void);
+
+/* ---- running observation normaliser (SB3's VecNormalize for observations) ---- */
+typedef struct mrl_obs_normalizer {
+  int dim;
+  double *mean, *var; /* [dim] */
+  double count;
+  float clip; /* normalised values are clipped to +-clip (10) */
+} mrl_obs_normalizer;
+MRL_DEF mrl_result mrl_obs_normalizer_init(mrl_obs_normalizer *n, int dim);
+MRL_DEF void mrl_obs_normalizer_update(mrl_obs_normalizer *n, const float *obs, int rows);
+MRL_DEF void mrl_obs_normalizer_apply(const mrl_obs_normalizer *n, const float *obs, int rows,
+                                      float *out);
+MRL_DEF void mrl_obs_normalizer_free(mrl_obs_normalizer *n);
+
+/* ======================================================================
+ * PPO: Schulman, Wolski, Dhariwal, Radford, Klimov (2017), "Proximal Policy
+ * Optimization Algorithms", clipped-surrogate objective. Defaults and details
+ * follow CleanRL's ppo.py (Huang et al. 2022, "The 37 implementation details
+ * of PPO"): orthogonal initialisation (sqrt 2 hidden, 0.01 policy, 1 value),
+ * Adam eps 1e-5, linear learning-rate annealing, GAE, per-minibatch advantage
+ * normalisation, clipped value loss, global gradient clipping at 0.5.
+ * Recurrent PPO follows CleanRL's ppo_atari_lstm.py: every minibatch holds
+ * whole rollout sequences of a subset of the environments, replayed from the
+ * core state stored at the start of the rollout, with the state zeroed where
+ * an episode starts (truncated BPTT over the rollout length).
+ * Deviations from CleanRL, both as in Stable-Baselines3: a time-limit
+ * truncation is bootstrapped from the value of the final observation instead
+ * of being treated as a terminal state; and an optional running observation
+ * normaliser (off by default).
+ * Discrete actions only in this version.
+ * ====================================================================== */
+
+#define MRL_PPO_MAX_LAYERS 4
+
+typedef struct mrl_ppo_config {
+  uint64_t seed;       /* 1 */
+  int num_steps;       /* 128: rollout length per environment */
+  float learning_rate; /* 2.5e-4 */
+  int anneal_lr;       /* 1: linear decay to 0 over the train call */
+  float gamma;         /* 0.99 */
+  float gae_lambda;    /* 0.95 */
+  int num_minibatches; /* 4 */
+  int update_epochs;   /* 4 */
+  int norm_adv;        /* 1 */
+  float clip_coef;     /* 0.2 */
+  int clip_vloss;      /* 1 */
+  float ent_coef;      /* 0.01 */
+  float vf_coef;       /* 0.5 */
+  float max_grad_norm; /* 0.5 */
+  float target_kl;     /* 0: off; else stop an update's epochs once approx_kl exceeds it */
+  float adam_eps;      /* 1e-5 */
+  /* network, per tower (actor and critic): encoder MLP -> core -> head MLP -> linear */
+  int encoder_sizes[MRL_PPO_MAX_LAYERS]; /* {64, 64} */
+  int num_encoder_layers;                /* 2 */
+  mrl_core_config core;                  /* none */
+  int head_sizes[MRL_PPO_MAX_LAYERS];    /* {} */
+  int num_head_layers;                   /* 0 */
+  mrl_activation activation;             /* tanh */
+  int orthogonal_init;                   /* 1: CleanRL's layer_init; 0: PyTorch defaults */
+  int shared_torso;  /* 0: separate actor and critic networks (CleanRL ppo.py) */
+  int normalize_obs; /* 0 */
+} mrl_ppo_config;
+
+MRL_DEF mrl_ppo_config mrl_ppo_config_default(void);
+
+typedef struct mrl__ppo_tower {
+  mrl_mlp encoder, head;
+  mrl_core core;
+  mrl_linear_layer out;
+} mrl__ppo_tower;
+
+typedef struct mrl_ppo {
+  mrl_ppo_config cfg;
+  int obs_dim, num_actions, num_envs;
+  mrl_params params;
+  mrl__ppo_tower actor, critic;                     /* critic's torso unused when shared_torso */
+  int actor_state_dim, critic_state_dim, state_dim; /* recurrent floats per environment */
+  int recurrent;
+  mrl_graph graph;     /* training */
+  mrl_graph act_graph; /* acting */
+  mrl_rollout rollout;
+  mrl_obs_normalizer obs_norm;
+  mrl_episode_stats stats;
+  mrl_rng rng;
+  float *env_state;   /* [num_envs, state_dim]: state of every training environment */
+  float *env_starts;  /* [num_envs]: the current observation begins an episode */
+  float *step_obs;    /* [num_envs, obs_dim] scratch */
+  float *step_values; /* [num_envs] scratch */
+  int *mb_index;      /* [num_steps * num_envs] minibatch permutation */
+  int *env_perm;      /* [num_envs] recurrent minibatches: environment permutation */
+  float *mb_obs, *mb_starts, *mb_state, *mb_scalars; /* minibatch scratch */
+  int *mb_actions;
+  long long env_steps;
+  int env_ready; /* the vector env has been reset for training */
+} mrl_ppo;
+
+MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *agent, const mrl_ppo_config *cfg, const mrl_vecenv *env);
+MRL_DEF void mrl_ppo_free(mrl_ppo *agent);
+/* Trains for (about) env_steps environment steps: whole iterations of
+ * num_envs * num_steps. The vector env must be the one given to init (same
+ * dimensions and count); training continues its episodes across calls. */
+MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *agent, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user);
+/* Floats of recurrent state per environment for mrl_ppo_act (0: feedforward). */
+MRL_DEF int mrl_ppo_state_dim(const mrl_ppo *agent);
+/* Deployment: actions for n observations [n, obs_dim]. state [n, state_dim]
+ * is read and updated; episode_start [n] (may be NULL) zeroes it first.
+ * greedy = 1 takes the most probable action, else samples with rng (NULL: the
+ * agent's own). No gradients, and no heap allocation once the acting arena
+ * has grown to the largest n used. */
+MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *agent, const float *obs, int n, float *state,
+                               const float *episode_start, int greedy, mrl_rng *rng,
+                               float *actions);
+/* Value estimates for deployment-side diagnostics (same conventions, state not advanced). */
+MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *agent, const float *obs, int n, const float *state,
+                                 const float *episode_start, float *values);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMRL_ALGOS_H */
+
+/* ======================================================================== */
+#if (defined(MEMRL_ALGOS_IMPLEMENTATION) || defined(MEMRL_IMPLEMENTATION)) &&                      \
+    !defined(MEMRL_ALGOS_IMPLEMENTED)
+#define MEMRL_ALGOS_IMPLEMENTED
+
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <sys/time.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+MRL_DEF double mrl_wall_seconds(void) {
+#if defined(_WIN32)
+  return (double)GetTickCount64() * 1e-3;
+#else
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
+#endif
+}
+
+/* ---- progress ---- */
+
+MRL_DEF int mrl_progress_print(const mrl_train_progress *p, void *user) {
+  FILE *f = user ? (FILE *)user : stdout;
+  char success[16];
+  if (p->success_rate >= 0.0f)
+    snprintf(success, sizeof success, "%.2f", p->success_rate);
+  else
+    snprintf(success, sizeof success, "-");
+  fprintf(f,
+          "%s %s iter %d/%d steps %lld return %.2f success %s len %.1f episodes %lld "
+          "pi %.4f v %.4f ent %.3f kl %.4f sps %.0f\n",
+          p->algo, p->env_id, p->iteration, p->num_iterations, p->env_steps, p->mean_return,
+          success, p->mean_length, p->episodes, p->policy_loss, p->value_loss, p->entropy,
+          p->approx_kl, p->steps_per_second);
+  fflush(f);
+  return 0;
+}
+
+MRL_DEF mrl_result mrl_csv_logger_open(mrl_csv_logger *l, const char *path) {
+  l->wrote_header = 0;
+  l->file = fopen(path, "w");
+  return l->file ? MRL_OK : MRL_ERR_IO;
+}
+
+MRL_DEF int mrl_csv_logger_write(const mrl_train_progress *p, void *logger) {
+  mrl_csv_logger *l = (mrl_csv_logger *)logger;
+  if (!l || !l->file) return 0;
+  if (!l->wrote_header) {
+    fprintf(l->file, "algo,env,iteration,env_steps,seconds,episodes,mean_return,mean_length,"
+                     "success_rate,learning_rate,policy_loss,value_loss,entropy,approx_kl,"
+                     "clip_fraction,explained_variance\n");
+    l->wrote_header = 1;
+  }
+  fprintf(l->file, "%s,%s,%d,%lld,%.3f,%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n",
+          p->algo, p->env_id, p->iteration, p->env_steps, p->seconds, p->episodes, p->mean_return,
+          p->mean_length, p->success_rate, p->learning_rate, p->policy_loss, p->value_loss,
+          p->entropy, p->approx_kl, p->clip_fraction, p->explained_variance);
+  fflush(l->file);
+  return 0;
+}
+
+MRL_DEF void mrl_csv_logger_close(mrl_csv_logger *l) {
+  if (l->file) fclose(l->file);
+  l->file = NULL;
+}
+
+/* ---- observation normaliser ---- */
+
+MRL_DEF mrl_result mrl_obs_normalizer_init(mrl_obs_normalizer *n, int dim) {
+  int i;
+  n->dim = dim;
+  n->count = 1e-4; /* SB3's RunningMeanStd epsilon */
+  n->clip = 10.0f;
+  n->mean = (double *)MRL_MALLOC(sizeof(double) * (size_t)dim);
+  n->var = (double *)MRL_MALLOC(sizeof(double) * (size_t)dim);
+  if (!n->mean || !n->var) return MRL_ERR_OUT_OF_MEMORY;
+  for (i = 0; i < dim; i++) {
+    n->mean[i] = 0.0;
+    n->var[i] = 1.0;
+  }
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_obs_normalizer_update(mrl_obs_normalizer *n, const float *obs, int rows) {
+  /* parallel-variance merge of the batch moments into the running ones */
+  int i, r;
+  double batch = (double)rows, total = n->count + batch;
+  for (i = 0; i < n->dim; i++) {
+    double m = 0.0, v = 0.0, delta, m2;
+    for (r = 0; r < rows; r++) m += obs[(size_t)r * n->dim + i];
+    m /= batch;
+    for (r = 0; r < rows; r++) {
+      double d = obs[(size_t)r * n->dim + i] - m;
+      v += d * d;
+    }
+    v /= batch;
+    delta = m - n->mean[i];
+    m2 = n->var[i] * n->count + v * batch + delta * delta * n->count * batch / total;
+    n->mean[i] += delta * batch / total;
+    n->var[i] = m2 / total;
+  }
+  n->count = total;
+}
+
+MRL_DEF void mrl_obs_normalizer_apply(const mrl_obs_normalizer *n, const float *obs, int rows,
+                                      float *out) {
+  int i, r;
+  for (r = 0; r < rows; r++)
+    for (i = 0; i < n->dim; i++) {
+      size_t k = (size_t)r * n->dim + i;
+      float v = (float)((obs[k] - n->mean[i]) / sqrt(n->var[i] + 1e-8));
+      out[k] = v < -n->clip ? -n->clip : (v > n->clip ? n->clip : v);
+    }
+}
+
+MRL_DEF void mrl_obs_normalizer_free(mrl_obs_normalizer *n) {
+  MRL_FREE(n->mean);
+  MRL_FREE(n->var);
+  n->mean = n->var = NULL;
+}
+
+/* ---- PPO ---- */
+
+MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
+  mrl_ppo_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.num_steps = 128;
+  c.learning_rate = 2.5e-4f;
+  c.anneal_lr = 1;
+  c.gamma = 0.99f;
+  c.gae_lambda = 0.95f;
+  c.num_minibatches = 4;
+  c.update_epochs = 4;
+  c.norm_adv = 1;
+  c.clip_coef = 0.2f;
+  c.clip_vloss = 1;
+  c.ent_coef = 0.01f;
+  c.vf_coef = 0.5f;
+  c.max_grad_norm = 0.5f;
+  c.target_kl = 0.0f;
+  c.adam_eps = 1e-5f;
+  c.encoder_sizes[0] = 64;
+  c.encoder_sizes[1] = 64;
+  c.num_encoder_layers = 2;
+  c.core = mrl_core_config_default();
+  c.num_head_layers = 0;
+  c.activation = MRL_ACT_TANH;
+  c.orthogonal_init = 1;
+  c.shared_torso = 0;
+  c.normalize_obs = 0;
+  return c;
+}
+
+/* Builds encoder -> core -> head -> linear(out_dim). torso = 0 builds only the
+ * output layer (the critic of a shared torso). */
+static void mrl__ppo_tower_init(mrl__ppo_tower *t, mrl_params *p, const char *name,
+                                const mrl_ppo_config *c, int in_dim, int out_dim, float out_gain,
+                                int torso, int torso_out_dim) {
+  char buf[64];
+  int sizes[MRL_PPO_MAX_LAYERS + 1], i, dim = in_dim;
+  mrl_init hidden = c->orthogonal_init ? mrl_init_orthogonal(sqrtf(2.0f)) : mrl_init_default();
+  mrl_init out = c->orthogonal_init ? mrl_init_orthogonal(out_gain) : mrl_init_default();
+  memset(t, 0, sizeof *t);
+  if (torso) {
+    if (c->num_encoder_layers > 0) {
+      sizes[0] = dim;
+      for (i = 0; i < c->num_encoder_layers; i++) sizes[i + 1] = c->encoder_sizes[i];
+      snprintf(buf, sizeof buf, "%s.encoder", name);
+      mrl_mlp_init(&t->encoder, p, buf, c->num_encoder_layers + 1, sizes, c->activation, hidden,
+                   hidden);
+      t->encoder.activate_output = 1;
+      dim = sizes[c->num_encoder_layers];
+    }
+    {
+      mrl_core_config cc = c->core;
+      if (c->orthogonal_init && cc.init.kind == MRL_INIT_DEFAULT)
+        cc.init = mrl_init_orthogonal(1.0f); /* CleanRL's LSTM: orthogonal 1, biases 0 */
+      snprintf(buf, sizeof buf, "%s.core", name);
+      mrl_core_init(&t->core, p, buf, dim, &cc);
+      dim = t->core.output_dim;
+    }
+    if (c->num_head_layers > 0) {
+      sizes[0] = dim;
+      for (i = 0; i < c->num_head_layers; i++) sizes[i + 1] = c->head_sizes[i];
+      snprintf(buf, sizeof buf, "%s.head", name);
+      mrl_mlp_init(&t->head, p, buf, c->num_head_layers + 1, sizes, c->activation, hidden, hidden);
+      t->head.activate_output = 1;
+      dim = sizes[c->num_head_layers];
+    }
+  } else {
+    dim = torso_out_dim;
+  }
+  snprintf(buf, sizeof buf, "%s.out", name);
+  mrl_linear_layer_init(&t->out, p, buf, dim, out_dim, out);
+}
+
+static int mrl__ppo_torso_out_dim(const mrl__ppo_tower *t) {
+  return t->out.in_features;
+}
+
+/* x [T*B, obs] -> torso features [T*B, F] */
+static mrl_tensor *mrl__ppo_torso(const mrl__ppo_tower *t, mrl_graph *g, mrl_tensor *x, int T,
+                                  int B, const float *starts, const float *state_in,
+                                  float *state_out, int stride) {
+  if (t->encoder.num_layers) x = mrl_mlp_forward(&t->encoder, g, x);
+  x = mrl_core_forward(&t->core, g, x, T, B, starts, state_in, state_out, stride);
+  if (t->head.num_layers) x = mrl_mlp_forward(&t->head, g, x);
+  return x;
+}
+
+/* Logits [T*B, A] and values [T*B]. State for environment b: actor's at
+ * state + b*stride, critic's right after it. state_out may be NULL. */
+static void mrl__ppo_forward(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
+                             const float *starts, const float *state_in, float *state_out,
+                             int stride, mrl_tensor **logits, mrl_tensor **values) {
+  mrl_tensor *fa, *fc, *v;
+  int shape[1];
+  fa = mrl__ppo_torso(&a->actor, g, x, T, B, starts, state_in, state_out, stride);
+  if (logits) *logits = mrl_linear_layer_forward(&a->actor.out, g, fa);
+  if (!values) return;
+  if (a->cfg.shared_torso) {
+    fc = fa;
+  } else {
+    fc = mrl__ppo_torso(&a->critic, g, x, T, B, starts,
+                        state_in ? state_in + a->actor_state_dim : NULL,
+                        state_out ? state_out + a->actor_state_dim : NULL, stride);
+  }
+  v = mrl_linear_layer_forward(&a->critic.out, g, fc);
+  shape[0] = T * B;
+  *values = mrl_reshape(g, v, 1, shape);
+}
+
+MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl_vecenv *env) {
+  mrl_result r;
+  int n, T, torso_dim;
+  size_t tb;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_actions < 1 || cfg->num_steps < 1 || cfg->num_minibatches < 1 ||
+      cfg->update_epochs < 1 || cfg->num_encoder_layers < 0 ||
+      cfg->num_encoder_layers > MRL_PPO_MAX_LAYERS || cfg->num_head_layers < 0 ||
+      cfg->num_head_layers > MRL_PPO_MAX_LAYERS)
+    return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  a->obs_dim = env->obs_dim;
+  a->num_actions = env->num_actions;
+  a->num_envs = n = env->num_envs;
+  T = cfg->num_steps;
+  a->recurrent = cfg->core.kind != MRL_CORE_NONE;
+  if (a->recurrent && n % cfg->num_minibatches != 0) return MRL_ERR_INVALID_ARGUMENT;
+  if (!a->recurrent && (n * T) / cfg->num_minibatches < 1) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_params_init(&a->params);
+  mrl__ppo_tower_init(&a->actor, &a->params, "actor", cfg, a->obs_dim, a->num_actions, 0.01f, 1, 0);
+  torso_dim = mrl__ppo_torso_out_dim(&a->actor);
+  mrl__ppo_tower_init(&a->critic, &a->params, "critic", cfg, a->obs_dim, 1, 1.0f,
+                      !cfg->shared_torso, torso_dim);
+  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) goto fail;
+  a->actor_state_dim = mrl_core_state_dim(&a->actor.core);
+  a->critic_state_dim = cfg->shared_torso ? 0 : mrl_core_state_dim(&a->critic.core);
+  a->state_dim = a->actor_state_dim + a->critic_state_dim;
+  if ((r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK) goto fail;
+  if ((r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK) goto fail;
+  if ((r = mrl_rollout_init(&a->rollout, T, n, a->obs_dim, 1, a->state_dim)) != MRL_OK) goto fail;
+  if ((r = mrl_obs_normalizer_init(&a->obs_norm, a->obs_dim)) != MRL_OK) goto fail;
+  mrl_episode_stats_init(&a->stats);
+  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
+  tb = (size_t)n * T;
+  a->env_state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)n * a->state_dim + 1));
+  a->env_starts = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
+  a->step_obs = (float *)MRL_MALLOC(sizeof(float) * (size_t)n * a->obs_dim);
+  a->step_values = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
+  a->mb_index = (int *)MRL_MALLOC(sizeof(int) * tb);
+  a->mb_actions = (int *)MRL_MALLOC(sizeof(int) * tb);
+  a->env_perm = (int *)MRL_MALLOC(sizeof(int) * (size_t)n);
+  a->mb_obs = (float *)MRL_MALLOC(sizeof(float) * tb * a->obs_dim);
+  a->mb_starts = (float *)MRL_MALLOC(sizeof(float) * tb);
+  a->mb_state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)n * a->state_dim + 1));
+  a->mb_scalars = (float *)MRL_MALLOC(sizeof(float) * tb * 4);
+  if (!a->env_state || !a->env_starts || !a->step_obs || !a->step_values || !a->mb_index ||
+      !a->env_perm || !a->mb_actions || !a->mb_obs || !a->mb_starts || !a->mb_state ||
+      !a->mb_scalars) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  memset(a->env_state, 0, sizeof(float) * ((size_t)n * a->state_dim + 1));
+  return MRL_OK;
+fail:
+  mrl_ppo_free(a);
+  return r;
+}
+
+MRL_DEF void mrl_ppo_free(mrl_ppo *a) {
+  mrl_params_free(&a->params);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  mrl_rollout_free(&a->rollout);
+  mrl_obs_normalizer_free(&a->obs_norm);
+  MRL_FREE(a->env_state);
+  MRL_FREE(a->env_starts);
+  MRL_FREE(a->step_obs);
+  MRL_FREE(a->step_values);
+  MRL_FREE(a->mb_index);
+  MRL_FREE(a->mb_actions);
+  MRL_FREE(a->env_perm);
+  MRL_FREE(a->mb_obs);
+  MRL_FREE(a->mb_starts);
+  MRL_FREE(a->mb_state);
+  MRL_FREE(a->mb_scalars);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_ppo_state_dim(const mrl_ppo *a) {
+  return a->state_dim;
+}
+
+static const float *mrl__ppo_prepare_obs(mrl_ppo *a, mrl_graph *g, const float *obs, int n) {
+  float *x;
+  if (!a->cfg.normalize_obs) return obs;
+  x = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
+  if (x) mrl_obs_normalizer_apply(&a->obs_norm, obs, n, x);
+  return x;
+}
+
+MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *a, const float *obs, int n, float *state,
+                               const float *episode_start, int greedy, mrl_rng *rng,
+                               float *actions) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *x, *logits = NULL;
+  const float *xo;
+  int i;
+  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  xo = mrl__ppo_prepare_obs(a, g, obs, n);
+  x = xo ? mrl_tensor_from2(g, xo, n, a->obs_dim) : NULL;
+  if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, state, a->state_dim, &logits, NULL);
+  if (!logits) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  if (!rng) rng = &a->rng;
+  for (i = 0; i < n; i++) {
+    const float *row = logits->data + (size_t)i * a->num_actions;
+    actions[i] = (float)(greedy ? mrl_categorical_mode(row, a->num_actions)
+                                : mrl_categorical_sample(row, a->num_actions, rng));
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const float *state,
+                                 const float *episode_start, float *values) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *x, *v = NULL;
+  const float *xo;
+  if (n < 1 || !obs || !values || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  xo = mrl__ppo_prepare_obs(a, g, obs, n);
+  x = xo ? mrl_tensor_from2(g, xo, n, a->obs_dim) : NULL;
+  if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, NULL, a->state_dim, NULL, &v);
+  if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  memcpy(values, v->data, sizeof(float) * (size_t)n);
+  return MRL_OK;
+}
+
+/* One rollout of num_steps vector steps into a->rollout. */
+static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->act_graph;
+  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, A = a->num_actions, t, b;
+  mrl_result r;
+  memcpy(ro->initial_state, a->env_state, sizeof(float) * (size_t)B * a->state_dim);
+  for (t = 0; t < T; t++) {
+    size_t base = (size_t)t * B;
+    mrl_tensor *x, *logits = NULL, *values = NULL;
+    if (a->cfg.normalize_obs) {
+      mrl_obs_normalizer_update(&a->obs_norm, env->obs, B);
+      mrl_obs_normalizer_apply(&a->obs_norm, env->obs, B, a->step_obs);
+    } else {
+      memcpy(a->step_obs, env->obs, sizeof(float) * (size_t)B * O);
+    }
+    mrl_graph_reset(g);
+    mrl_graph_set_no_grad(g, 1);
+    x = mrl_tensor_from2(g, a->step_obs, B, O);
+    if (x)
+      mrl__ppo_forward(a, g, x, 1, B, a->env_starts, a->env_state, a->env_state, a->state_dim,
+                       &logits, &values);
+    if (!logits || !values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(ro->obs + base * O, a->step_obs, sizeof(float) * (size_t)B * O);
+    memcpy(ro->episode_starts + base, a->env_starts, sizeof(float) * (size_t)B);
+    memcpy(ro->values + base, values->data, sizeof(float) * (size_t)B);
+    for (b = 0; b < B; b++) {
+      const float *row = logits->data + (size_t)b * A;
+      int act = mrl_categorical_sample(row, A, &a->rng);
+      float mx = row[0], s = 0.0f;
+      int k;
+      for (k = 1; k < A; k++)
+        if (row[k] > mx) mx = row[k];
+      for (k = 0; k < A; k++) s += expf(row[k] - mx);
+      ro->actions[base + b] = (float)act;
+      ro->log_probs[base + b] = row[act] - mx - logf(s);
+    }
+    if ((r = mrl_vecenv_step(env, ro->actions + base)) != MRL_OK) return r;
+    mrl_episode_stats_add_vecenv(&a->stats, env);
+    for (b = 0; b < B; b++) {
+      ro->rewards[base + b] = env->rewards[b];
+      ro->terminated[base + b] = (float)(env->terminated[b] != 0);
+      ro->truncated[base + b] = (float)(env->truncated[b] != 0 && !env->terminated[b]);
+      ro->final_values[base + b] = 0.0f;
+      a->env_starts[b] = (float)(env->terminated[b] || env->truncated[b]);
+    }
+    /* Bootstrap truncated episodes from V(final observation), evaluated with
+     * the critic state that has seen the episode so far. */
+    for (b = 0; b < B; b++) {
+      if (ro->truncated[base + b] != 0.0f) {
+        mrl_tensor *xf, *vf = NULL;
+        float zero = 0.0f;
+        mrl_graph_reset(g);
+        if (a->cfg.normalize_obs)
+          mrl_obs_normalizer_apply(&a->obs_norm, env->final_obs + (size_t)b * O, 1, a->step_obs);
+        else
+          memcpy(a->step_obs, env->final_obs + (size_t)b * O, sizeof(float) * (size_t)O);
+        xf = mrl_tensor_from2(g, a->step_obs, 1, O);
+        if (xf)
+          mrl__ppo_forward(a, g, xf, 1, 1, &zero, a->env_state + (size_t)b * a->state_dim, NULL,
+                           a->state_dim, NULL, &vf);
+        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
+        ro->final_values[base + b] = vf->data[0];
+      }
+    }
+    a->env_steps += B;
+  }
+  /* value of the observation after the last step, without advancing state */
+  {
+    mrl_tensor *x, *values = NULL;
+    mrl_graph_reset(g);
+    if (a->cfg.normalize_obs)
+      mrl_obs_normalizer_apply(&a->obs_norm, env->obs, B, a->step_obs);
+    else
+      memcpy(a->step_obs, env->obs, sizeof(float) * (size_t)B * O);
+    x = mrl_tensor_from2(g, a->step_obs, B, O);
+    if (x)
+      mrl__ppo_forward(a, g, x, 1, B, a->env_starts, a->env_state, NULL, a->state_dim, NULL,
+                       &values);
+    if (!values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(a->step_values, values->data, sizeof(float) * (size_t)B);
+  }
+  mrl_rollout_compute_gae(ro, a->step_values, a->cfg.gamma, a->cfg.gae_lambda);
+  return MRL_OK;
+}
+
+typedef struct mrl__ppo_stats {
+  double policy_loss, value_loss, entropy, approx_kl, clip_fraction;
+  int count;
+} mrl__ppo_stats;
+
+/* One minibatch: entries idx[0..T*B) are rollout indices t*num_envs+env laid
+ * out time-major (row t*B + k); the recurrent state of column k comes from
+ * mb_state. Returns the minibatch's approx_kl. */
+static float mrl__ppo_minibatch(mrl_ppo *a, const int *idx, int T, int B, float lr,
+                                mrl__ppo_stats *st) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->graph;
+  int N = T * B, O = a->obs_dim, i;
+  float *old_logp = a->mb_scalars, *adv = old_logp + N, *ret = adv + N, *old_v = ret + N;
+  float clip = a->cfg.clip_coef;
+  double mean = 0.0, var = 0.0, kl = 0.0, clipped = 0.0;
+  mrl_tensor *x, *logits = NULL, *values = NULL, *logp_all, *logp, *ratio, *tadv, *pg, *ent, *vl;
+  mrl_tensor *loss, *t_old_logp, *t_ret, *t_old_v;
+  mrl_adam_config adam;
+  for (i = 0; i < N; i++) {
+    int k = idx[i];
+    memcpy(a->mb_obs + (size_t)i * O, ro->obs + (size_t)k * O, sizeof(float) * (size_t)O);
+    a->mb_actions[i] = (int)ro->actions[k];
+    a->mb_starts[i] = ro->episode_starts[k];
+    old_logp[i] = ro->log_probs[k];
+    adv[i] = ro->advantages[k];
+    ret[i] = ro->returns[k];
+    old_v[i] = ro->values[k];
+    mean += adv[i];
+  }
+  if (a->cfg.norm_adv && N > 1) {
+    /* torch's adv.std() is the unbiased estimate */
+    mean /= N;
+    for (i = 0; i < N; i++) var += (adv[i] - mean) * (adv[i] - mean);
+    var /= (N - 1);
+    for (i = 0; i < N; i++) adv[i] = (float)((adv[i] - mean) / (sqrt(var) + 1e-8));
+  }
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 0);
+  x = mrl_tensor_from2(g, a->mb_obs, N, O);
+  if (x)
+    mrl__ppo_forward(a, g, x, T, B, a->mb_starts, a->recurrent ? a->mb_state : NULL, NULL,
+                     a->state_dim, &logits, &values);
+  {
+    int shape[1];
+    shape[0] = N;
+    t_old_logp = mrl_tensor_from(g, old_logp, 1, shape);
+    tadv = mrl_tensor_from(g, adv, 1, shape);
+    t_ret = mrl_tensor_from(g, ret, 1, shape);
+    t_old_v = mrl_tensor_from(g, old_v, 1, shape);
+  }
+  logp_all = mrl_log_softmax(g, logits);
+  logp = mrl_categorical_log_prob(g, logp_all, a->mb_actions);
+  ent = mrl_mean(g, mrl_categorical_entropy(g, logp_all));
+  ratio = mrl_exp(g, mrl_sub(g, logp, t_old_logp));
+  /* policy loss: -mean(min(r A, clip(r) A)) */
+  pg = mrl_neg(
+      g, mrl_mean(g, mrl_minimum(g, mrl_mul(g, ratio, tadv),
+                                 mrl_mul(g, mrl_clamp(g, ratio, 1.0f - clip, 1.0f + clip), tadv))));
+  if (a->cfg.clip_vloss) {
+    mrl_tensor *unclipped = mrl_square(g, mrl_sub(g, values, t_ret));
+    mrl_tensor *vclip = mrl_add(g, t_old_v, mrl_clamp(g, mrl_sub(g, values, t_old_v), -clip, clip));
+    mrl_tensor *clipped_loss = mrl_square(g, mrl_sub(g, vclip, t_ret));
+    vl = mrl_scale(g, mrl_mean(g, mrl_maximum(g, unclipped, clipped_loss)), 0.5f);
+  } else {
+    vl = mrl_scale(g, mrl_mean(g, mrl_square(g, mrl_sub(g, values, t_ret))), 0.5f);
+  }
+  loss = mrl_add(g, mrl_sub(g, pg, mrl_scale(g, ent, a->cfg.ent_coef)),
+                 mrl_scale(g, vl, a->cfg.vf_coef));
+  if (!loss) return 0.0f; /* out of memory: skip (graph arena is heap-backed; not expected) */
+  for (i = 0; i < N; i++) {
+    double lr_i = (double)logp->data[i] - old_logp[i], r_i = exp(lr_i);
+    kl += (r_i - 1.0) - lr_i;
+    clipped += fabs(r_i - 1.0) > clip ? 1.0 : 0.0;
+  }
+  mrl_params_zero_grad(&a->params);
+  mrl_backward(g, loss);
+  mrl_params_clip_grad_norm(&a->params, a->cfg.max_grad_norm);
+  adam = mrl_adam_config_default();
+  adam.lr = lr;
+  adam.eps = a->cfg.adam_eps;
+  mrl_adam_step(&a->params, &adam);
+  st->policy_loss += pg->data[0];
+  st->value_loss += vl->data[0];
+  st->entropy += ent->data[0];
+  st->approx_kl += kl / N;
+  st->clip_fraction += clipped / N;
+  st->count++;
+  return (float)(kl / N);
+}
+
+static void mrl__ppo_update(mrl_ppo *a, float lr, mrl__ppo_stats *st) {
+  int T = a->cfg.num_steps, B = a->num_envs, M = a->cfg.num_minibatches, epoch, m, i, j;
+  int S = a->state_dim;
+  memset(st, 0, sizeof *st);
+  for (epoch = 0; epoch < a->cfg.update_epochs; epoch++) {
+    float kl = 0.0f;
+    if (a->recurrent) {
+      /* permute environments; each minibatch: B/M whole sequences */
+      int per = B / M, *envs = a->env_perm, *idx = a->mb_index;
+      for (i = 0; i < B; i++) envs[i] = i;
+      for (i = B - 1; i > 0; i--) {
+        int k = (int)mrl_rng_below(&a->rng, (uint32_t)(i + 1)), tmp = envs[i];
+        envs[i] = envs[k];
+        envs[k] = tmp;
+      }
+      for (m = 0; m < M; m++) {
+        const int *chosen = envs + (size_t)m * per;
+        for (i = 0; i < T; i++)
+          for (j = 0; j < per; j++) idx[i * per + j] = i * B + chosen[j];
+        for (j = 0; j < per; j++)
+          memcpy(a->mb_state + (size_t)j * S, a->rollout.initial_state + (size_t)chosen[j] * S,
+                 sizeof(float) * (size_t)S);
+        kl = mrl__ppo_minibatch(a, idx, T, per, lr, st);
+        if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
+      }
+    } else {
+      int N = T * B, mb = N / M;
+      for (i = 0; i < N; i++) a->mb_index[i] = i;
+      for (i = N - 1; i > 0; i--) {
+        int k = (int)mrl_rng_below(&a->rng, (uint32_t)(i + 1)), tmp = a->mb_index[i];
+        a->mb_index[i] = a->mb_index[k];
+        a->mb_index[k] = tmp;
+      }
+      for (m = 0; m < M; m++) {
+        kl = mrl__ppo_minibatch(a, a->mb_index + (size_t)m * mb, 1, mb, lr, st);
+        if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
+      }
+    }
+    if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
+  }
+}
+
+MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user) {
+  int batch = a->num_envs * a->cfg.num_steps, iters, it, i;
+  double t0 = mrl_wall_seconds();
+  long long steps0 = a->env_steps;
+  mrl_result r;
+  if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
+      env->num_actions != a->num_actions)
+    return MRL_ERR_INVALID_ARGUMENT;
+  iters = (int)(env_steps / batch);
+  if (iters < 1) iters = 1;
+  if (!a->env_ready || !env->ready) {
+    if ((r = mrl_vecenv_reset(env)) != MRL_OK) return r;
+    for (i = 0; i < a->num_envs; i++) a->env_starts[i] = 1.0f;
+    a->env_ready = 1;
+  }
+  for (it = 1; it <= iters; it++) {
+    float lr = a->cfg.learning_rate;
+    mrl__ppo_stats st;
+    mrl_train_progress p;
+    if (a->cfg.anneal_lr) lr *= 1.0f - (float)(it - 1) / (float)iters;
+    if ((r = mrl__ppo_collect(a, env)) != MRL_OK) return r;
+    mrl__ppo_update(a, lr, &st);
+    if (progress) {
+      double y_var = 0.0, d_var = 0.0, y_mean = 0.0, d_mean = 0.0;
+      int n = batch;
+      memset(&p, 0, sizeof p);
+      for (i = 0; i < n; i++) {
+        y_mean += a->rollout.returns[i];
+        d_mean += a->rollout.returns[i] - a->rollout.values[i];
+      }
+      y_mean /= n;
+      d_mean /= n;
+      for (i = 0; i < n; i++) {
+        double y = a->rollout.returns[i] - y_mean;
+        double d = a->rollout.returns[i] - a->rollout.values[i] - d_mean;
+        y_var += y * y;
+        d_var += d * d;
+      }
+      p.algo = "ppo";
+      p.env_id = env->num_envs > 0 ? mrl_env_id(env->envs[0]) : "";
+      p.iteration = it;
+      p.num_iterations = iters;
+      p.env_steps = a->env_steps;
+      p.seconds = mrl_wall_seconds() - t0;
+      p.steps_per_second = p.seconds > 0.0 ? (double)(a->env_steps - steps0) / p.seconds : 0.0;
+      p.episodes = a->stats.total_episodes;
+      p.mean_return = mrl_episode_stats_mean_return(&a->stats);
+      p.mean_length = mrl_episode_stats_mean_length(&a->stats);
+      p.success_rate = mrl_episode_stats_success_rate(&a->stats);
+      p.learning_rate = lr;
+      if (st.count) {
+        p.policy_loss = (float)(st.policy_loss / st.count);
+        p.value_loss = (float)(st.value_loss / st.count);
+        p.entropy = (float)(st.entropy / st.count);
+        p.approx_kl = (float)(st.approx_kl / st.count);
+        p.clip_fraction = (float)(st.clip_fraction / st.count);
+      }
+      p.explained_variance = y_var > 0.0 ? (float)(1.0 - d_var / y_var) : 0.0f;
+      if (progress(&p, user)) break;
+    }
+  }
+  return MRL_OK;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMRL_ALGOS_IMPLEMENTATION */

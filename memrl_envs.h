@@ -1,0 +1,1092 @@
+/* memrl_envs.h - reinforcement-learning environments, vector env, registry.
+ * Part of memrl (single-header C libraries for reinforcement learning with
+ * memory). Stands alone: needs only libc and libm.
+ *
+ * ==== What it is ====================================================
+ *
+ * Gymnasium-style environments for C and C++: reset(seed) and step(action)
+ * returning reward, terminated and truncated separately; a synchronous
+ * vector environment with same-step auto-reset; a small registry of
+ * reference partially observable tasks; and an interface (a table of
+ * function pointers) through which any simulator or game plugs in.
+ *
+ * ==== How to use ====================================================
+ *
+ * In exactly one C or C++ file write
+ *
+ *     #define MEMRL_ENVS_IMPLEMENTATION   (or MEMRL_IMPLEMENTATION for all
+ *     #include "memrl_envs.h"              memrl headers at once)
+ *
+ * and include the header without the macro everywhere else. Options, to be
+ * defined before the include:
+ *
+ *     MRL_STATIC        make every function static (private to one file)
+ *     MRL_MALLOC(sz), MRL_REALLOC(p, sz), MRL_FREE(p)
+ *                       replace the allocator (all three or none)
+ *     MRL_ASSERT(c)     replace assert()
+ *
+ * Memory is allocated only in mrl_env_make / mrl_env_create /
+ * mrl_vecenv_init*. Reset and step never allocate. There is no global
+ * state: one object belongs to one thread at a time.
+ *
+ * ==== Quick start ===================================================
+ *
+ *     mrl_vecenv v;
+ *     mrl_episode_stats st;
+ *     float actions[8];
+ *     int t, i;
+ *     if (mrl_vecenv_init(&v, "TMaze-10", 8, 42) != MRL_OK) return 1;
+ *     mrl_episode_stats_init(&st);
+ *     mrl_vecenv_reset(&v);
+ *     for (t = 0; t < 10000; t++) {
+ *       for (i = 0; i < v.num_envs; i++)
+ *         actions[i] = (float)my_policy(v.obs + i * v.obs_dim);
+ *       mrl_vecenv_step(&v, actions);   (auto-resets finished envs)
+ *       mrl_episode_stats_add_vecenv(&st, &v);
+ *     }
+ *     printf("return %.2f success %.2f\n", mrl_episode_stats_mean_return(&st),
+ *            mrl_episode_stats_success_rate(&st));
+ *     mrl_vecenv_free(&v);
+ *
+ * A single environment:
+ *
+ *     mrl_env *env = mrl_env_make("CartPole-v1");
+ *     float obs[4], a = 1.0f, r;
+ *     int term, trunc;
+ *     mrl_env_reset(env, 7, obs);
+ *     do mrl_env_step(env, &a, obs, &r, &term, &trunc); while (!term && !trunc);
+ *     mrl_env_free(env);
+ *
+ * ==== The interface =================================================
+ *
+ * - Actions are float arrays. A discrete action is its index in action[0]
+ *   and must be finite, integral and in [0, n): otherwise step returns
+ *   MRL_ERR_INVALID_ACTION and nothing changes. A box action must be
+ *   finite (else MRL_ERR_INVALID_ACTION, nothing changes); components
+ *   outside [action_low, action_high] are clipped to the bounds.
+ * - step before the first reset, or after an episode ended (terminated or
+ *   truncated) without a new reset, returns MRL_ERR_NOT_RESET and changes
+ *   nothing.
+ * - The time limit (Gymnasium's TimeLimit): when the step count of the
+ *   episode reaches max_episode_steps and the step did not terminate,
+ *   truncated is 1. Unlike Gymnasium's wrapper, terminated and truncated are
+ *   never both 1 because of the limit: a terminal step is terminal.
+ * - obs, reward, terminated and truncated may be NULL when not wanted.
+ * - A user environment fills an mrl_env_vtable and calls mrl_env_create; the
+ *   built-in ones go through the same wrapper, which does the action checks,
+ *   the reset/done bookkeeping, the time limit and the episode statistics.
+ *   If the user's own reset or step callback returns an error, that error
+ *   is passed on and the environment needs a new reset.
+ *
+ * ==== Environments ==================================================
+ *
+ * CartPole-v1
+ *   Gymnasium's CartPole (gymnasium/envs/classic_control/cartpole.py),
+ *   same constants, same equations, same order of floating-point
+ *   operations, state kept in double as Gymnasium keeps it in float64.
+ *   gravity 9.8, masscart 1.0, masspole 0.1, length 0.5 (half the pole),
+ *   force_mag 10.0, tau 0.02 s, explicit Euler integration:
+ *     temp     = (force + polemass_length * theta_dot^2 * sin) / total_mass
+ *     thetaacc = (gravity * sin - cos * temp)
+ *                / (length * (4/3 - masspole * cos^2 / total_mass))
+ *     xacc     = temp - polemass_length * thetaacc * cos / total_mass
+ *     x += tau * x_dot; x_dot += tau * xacc;
+ *     theta += tau * theta_dot; theta_dot += tau * thetaacc
+ *   with total_mass = masspole + masscart, polemass_length = masspole *
+ *   length. Actions: 2 (0 push left, force -10; 1 push right, force +10).
+ *   Observation (4 floats): [x, x_dot, theta, theta_dot], the double state
+ *   rounded to float. Reward 1.0 on every step, the terminating one
+ *   included. Terminated when x < -2.4 or x > 2.4 or |theta| > 12 * 2 * pi
+ *   / 360 (12 degrees). Truncated at 500 steps. Reset: the four state
+ *   variables, in the order above, are -0.05 + 0.1 * u with u =
+ *   (double)mrl_rng_uniform(&r) and r = mrl_rng_make(seed), so uniform in
+ *   [-0.05, 0.05) like Gymnasium (whose numpy generator gives other
+ *   numbers for the same seed). Success: none (-1).
+ *
+ * StatelessCartPole-v1
+ *   CartPole-v1 with the velocities hidden: observation [x, theta] (2
+ *   floats) of exactly the same trajectory (POPGym's position-only
+ *   CartPole, SB3's CartPoleNoVel). Everything else as CartPole-v1.
+ *
+ * TMaze-<L>, TMaze-<L>-<max_steps>
+ *   The long-term-dependency T-maze of B. Bakker, "Reinforcement Learning
+ *   with Long Short-Term Memory", NIPS 14 (2001), section 4.1. L is an
+ *   integer in [1, 100000] (decimal digits only); max_steps an integer in
+ *   [0, 1000000000], 0 meaning no time limit.
+ *   - Layout: the start S at x = 0, corridor cells x = 1 .. L-1, the
+ *     T-junction at x = L (L steps east of the start), and two arms, North
+ *     and South of the junction. The goal is in one arm, drawn uniformly
+ *     (mrl_rng_below(&r, 2) with r = mrl_rng_make(seed); 0 North, 1 South)
+ *     at every reset.
+ *   - Actions: 4 (0 North, 1 East, 2 South, 3 West).
+ *   - Observation: 3 bits. At the start the cue ("road sign"): 0,1,1 when
+ *     the goal is North, 1,1,0 when it is South. In the corridor 1,0,1. At
+ *     the junction 0,1,0. The observation returned with the terminal step
+ *     (in an arm) is 0,0,0 (the paper does not define one; our choice).
+ *   - Rewards: moving North or South from the junction enters that arm and
+ *     ends the episode (terminated): +4 for the goal arm, -0.1 for the
+ *     other. Any action that leaves the position unchanged (bumping a
+ *     wall: North or South anywhere in the corridor or at the start, West
+ *     at the start, East at the junction) gives -0.1 ("a reward of -.1 when
+ *     it stands still"). Every other move gives 0.
+ *   - Success (mrl_env_episode_success): 1 when the episode ended in the
+ *     goal arm, else 0 (wrong arm or truncated).
+ *   - Time limit: the paper ends an episode only in an arm; we found no
+ *     per-episode step limit in it. Our default, TMaze-<L>, truncates after 10 * (L + 1)
+ *     steps (our choice: ten times the shortest path); TMaze-<L>-<m> sets
+ *     it to m.
+ *   The optimal return is 4 (L + 1 steps); it needs the cue remembered for
+ *   L steps. The paper gives the start observations only as "011 or 110";
+ *   which one means North is the common reading of its implementations.
+ *
+ * ==== Vector environment ============================================
+ *
+ * mrl_vecenv steps num_envs environments in lock step and keeps every
+ * result as a structure of arrays. Gymnasium's "same-step" auto-reset: when
+ * an environment's episode ends in a step, it is reset inside that step;
+ * obs then holds the first observation of the new episode, final_obs the
+ * last observation of the old one, and episode_return / episode_length /
+ * episode_success describe the episode that ended. Where the episode goes
+ * on those three are 0, 0 and -1 and final_obs is stale: the observation
+ * that followed the action is obs where the episode goes on and final_obs
+ * where it ended. Episode k (counting from 0) of environment i is reset
+ * with the seed mrl_vecenv_episode_seed(seed, i, k), a splitmix64 mix of
+ * the three, so a run is reproducible from its seed and episodes get
+ * distinct seeds (up to 64-bit collisions). All actions are checked before
+ * any environment steps: one invalid action leaves every environment
+ * untouched.
+ *
+ * ==== Version history ===============================================
+ *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
+ *
+ * License: see the repository.
+ */
+#ifndef MEMRL_ENVS_H
+#define MEMRL_ENVS_H
+
+#define MEMRL_ENVS_VERSION_MAJOR 0
+#define MEMRL_ENVS_VERSION_MINOR 1
+#define MEMRL_ENVS_VERSION_PATCH 0
+
+/* clang-format off */
+/* ---- memrl common block -------------------------------------------------
+ * The same text stands in memrl_tensor.h and memrl_envs.h so each header can
+ * stand alone; the guard makes the second copy a no-op. Everything here is
+ * either a macro, a type or a static inline function, so including several
+ * memrl headers (with or without their implementations, in any number of
+ * translation units) never defines a symbol twice. */
+#ifndef MRL_COMMON_INCLUDED
+#define MRL_COMMON_INCLUDED
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef MRL_DEF
+#if defined(MRL_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define MRL_DEF static __attribute__((unused)) /* no warning for functions a program skips */
+#elif defined(MRL_STATIC)
+#define MRL_DEF static
+#else
+#define MRL_DEF extern
+#endif
+#endif
+
+#if defined(MRL_MALLOC) && defined(MRL_FREE) && defined(MRL_REALLOC)
+/* all three overridden: fine */
+#elif !defined(MRL_MALLOC) && !defined(MRL_FREE) && !defined(MRL_REALLOC)
+#define MRL_MALLOC(sz) malloc(sz)
+#define MRL_REALLOC(p, sz) realloc(p, sz)
+#define MRL_FREE(p) free(p)
+#else
+#error "memrl: define all of MRL_MALLOC, MRL_REALLOC and MRL_FREE, or none"
+#endif
+
+#ifndef MRL_ASSERT
+#include <assert.h>
+#define MRL_ASSERT(c) assert(c)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Recoverable failures. Programmer errors (wrong shapes) stop instead. */
+typedef enum mrl_result {
+  MRL_OK = 0,
+  MRL_ERR_INVALID_ARGUMENT = -1,
+  MRL_ERR_OUT_OF_MEMORY = -2,
+  MRL_ERR_IO = -3,
+  MRL_ERR_CORRUPT = -4,
+  MRL_ERR_UNKNOWN_ENV = -5,
+  MRL_ERR_INVALID_ACTION = -6,
+  MRL_ERR_NOT_RESET = -7
+} mrl_result;
+
+static inline const char *mrl_result_string(mrl_result r) {
+  switch (r) {
+  case MRL_OK:
+    return "ok";
+  case MRL_ERR_INVALID_ARGUMENT:
+    return "invalid argument";
+  case MRL_ERR_OUT_OF_MEMORY:
+    return "out of memory";
+  case MRL_ERR_IO:
+    return "file input/output failed";
+  case MRL_ERR_CORRUPT:
+    return "corrupt or truncated data";
+  case MRL_ERR_UNKNOWN_ENV:
+    return "unknown environment id";
+  case MRL_ERR_INVALID_ACTION:
+    return "invalid action (out of range or not finite)";
+  case MRL_ERR_NOT_RESET:
+    return "step called before reset (or after the episode ended)";
+  }
+  return "unknown error";
+}
+
+/* PCG32 (O'Neill 2014, pcg-random.org): 64-bit state, 32-bit output.
+ * Small, fast, statistically strong; one per object, never global. */
+typedef struct mrl_rng {
+  uint64_t state;
+  uint64_t inc; /* stream selector, always odd */
+} mrl_rng;
+
+static inline uint32_t mrl_rng_u32(mrl_rng *r) {
+  uint64_t old = r->state;
+  uint32_t xorshifted, rot;
+  r->state = old * 6364136223846793005ULL + r->inc;
+  xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
+  rot = (uint32_t)(old >> 59u);
+  return (xorshifted >> rot) | (xorshifted << ((32u - rot) & 31u));
+}
+
+/* Seeds with the reference PCG32 initialisation sequence. */
+static inline void mrl_rng_seed(mrl_rng *r, uint64_t seed, uint64_t stream) {
+  r->state = 0u;
+  r->inc = (stream << 1u) | 1u;
+  (void)mrl_rng_u32(r);
+  r->state += seed;
+  (void)mrl_rng_u32(r);
+}
+
+static inline mrl_rng mrl_rng_make(uint64_t seed) {
+  mrl_rng r;
+  mrl_rng_seed(&r, seed, 0xda3e39cb94b95bdbULL);
+  return r;
+}
+
+/* Uniform float in [0, 1) with 24 random bits (every value exact in float). */
+static inline float mrl_rng_uniform(mrl_rng *r) {
+  return (float)(mrl_rng_u32(r) >> 8) * (1.0f / 16777216.0f);
+}
+
+/* Uniform float in [lo, hi). */
+static inline float mrl_rng_uniform_range(mrl_rng *r, float lo, float hi) {
+  return lo + (hi - lo) * mrl_rng_uniform(r);
+}
+
+/* Uniform integer in [0, n), unbiased (Lemire's rejection method). */
+static inline uint32_t mrl_rng_below(mrl_rng *r, uint32_t n) {
+  uint64_t m = (uint64_t)mrl_rng_u32(r) * n;
+  uint32_t low = (uint32_t)m;
+  if (low < n) {
+    uint32_t threshold = (uint32_t)(-n) % n;
+    while (low < threshold) {
+      m = (uint64_t)mrl_rng_u32(r) * n;
+      low = (uint32_t)m;
+    }
+  }
+  return (uint32_t)(m >> 32);
+}
+
+/* Standard normal by Box-Muller (one value per call; simple and exact). */
+static inline float mrl_rng_normal(mrl_rng *r) {
+  double u1 = ((double)(mrl_rng_u32(r) >> 8) + 1.0) * (1.0 / 16777217.0);
+  double u2 = (double)(mrl_rng_u32(r) >> 8) * (1.0 / 16777216.0);
+  return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* Index drawn from unnormalised non-negative weights p[0..n). */
+static inline int mrl_rng_categorical(mrl_rng *r, const float *p, int n) {
+  double total = 0.0, u, acc = 0.0;
+  int i;
+  for (i = 0; i < n; i++)
+    total += p[i];
+  u = (double)mrl_rng_uniform(r) * total;
+  for (i = 0; i < n; i++) {
+    acc += p[i];
+    if (u < acc)
+      return i;
+  }
+  for (i = n - 1; i > 0 && p[i] <= 0.0f; i--) {
+  }
+  return i; /* rounding fell off the end: last index with mass */
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MRL_COMMON_INCLUDED */
+/* ---- end of memrl common block ------------------------------------------ */
+/* clang-format on */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- single environments ------------------------------------------------ */
+
+typedef struct mrl_env mrl_env;
+
+/* Makes a built-in environment ("CartPole-v1", "StatelessCartPole-v1",
+ * "TMaze-<L>", "TMaze-<L>-<max_steps>"). NULL for an unknown or malformed id
+ * (or NULL), or when out of memory. */
+MRL_DEF mrl_env *mrl_env_make(const char *id);
+MRL_DEF void mrl_env_free(mrl_env *env); /* NULL is fine */
+
+MRL_DEF const char *mrl_env_id(const mrl_env *env);
+MRL_DEF int mrl_env_obs_dim(const mrl_env *env);
+MRL_DEF int mrl_env_num_actions(const mrl_env *env);       /* discrete: n, box: 0 */
+MRL_DEF int mrl_env_action_dim(const mrl_env *env);        /* box: length, discrete: 1 */
+MRL_DEF int mrl_env_max_episode_steps(const mrl_env *env); /* 0: no time limit */
+
+/* Starts an episode. obs: [obs_dim], may be NULL. */
+MRL_DEF mrl_result mrl_env_reset(mrl_env *env, uint64_t seed, float *obs);
+
+/* One step. action: [action_dim]. Outputs may be NULL. On an error nothing
+ * changes (MRL_ERR_INVALID_ACTION, MRL_ERR_NOT_RESET). */
+MRL_DEF mrl_result mrl_env_step(mrl_env *env, const float *action, float *obs, float *reward,
+                                int *terminated, int *truncated);
+
+/* -1 where the environment has no notion of success; else 1 or 0 for the
+ * last finished episode (0 before any episode finished). */
+MRL_DEF int mrl_env_episode_success(const mrl_env *env);
+
+/* Return and length of the running episode, or of the one that just ended
+ * until the next reset. */
+MRL_DEF float mrl_env_episode_return(const mrl_env *env);
+MRL_DEF int mrl_env_episode_length(const mrl_env *env);
+
+/* User environments: fill a table and wrap the object in an mrl_env. */
+typedef struct mrl_env_vtable {
+  const char *id;                        /* copied; may be NULL ("custom") */
+  int obs_dim;                           /* >= 1 */
+  int num_actions;                       /* discrete: number of actions (>= 1); box: 0 */
+  int action_dim;                        /* discrete: 1; box: >= 1 */
+  const float *action_low, *action_high; /* box only, [action_dim] each, copied; may be NULL */
+  mrl_result (*reset)(void *self, uint64_t seed, float *obs);
+  /* Receives a checked action (discrete: an integral value in [0, n); box:
+   * finite and clipped). obs, reward, terminated, truncated never NULL. */
+  mrl_result (*step)(void *self, const float *action, float *obs, float *reward, int *terminated,
+                     int *truncated);
+  void (*destroy)(void *self);              /* may be NULL; called by mrl_env_free */
+  int (*episode_success)(const void *self); /* may be NULL -> -1; asked when an episode ends */
+  int max_episode_steps; /* 0: none; otherwise the wrapper truncates (Gymnasium TimeLimit) */
+} mrl_env_vtable;
+
+/* Generic wrapper: validation, step-before-reset, time limit, episode
+ * statistics. The table is copied. NULL when the table is malformed (no
+ * reset or step, bad dimensions) or out of memory; then destroy is NOT
+ * called and self stays the caller's. On success mrl_env_free destroys self. */
+MRL_DEF mrl_env *mrl_env_create(const mrl_env_vtable *vt, void *self);
+
+/* The self pointer given to mrl_env_create. */
+MRL_DEF void *mrl_env_self(const mrl_env *env);
+
+/* ---- vector environment ------------------------------------------------- */
+
+typedef struct mrl_vecenv {
+  int num_envs, obs_dim, num_actions, action_dim;
+  mrl_env **envs;
+  float *obs;       /* [num_envs*obs_dim]: observation to act on (first obs of the new episode
+                       after an auto-reset) */
+  float *final_obs; /* [num_envs*obs_dim]: last observation of an episode that ended this step
+                       (valid where terminated || truncated; elsewhere stale) */
+  float *rewards;   /* [num_envs] */
+  int *terminated, *truncated; /* [num_envs] */
+  float *episode_return;       /* [num_envs]: of the episode that ended this step, else 0 */
+  int *episode_length;         /* [num_envs]: of the episode that ended this step, else 0 */
+  int *episode_success;       /* [num_envs]: -1/0/1 for the episode that ended this step, else -1 */
+  uint64_t seed;              /* base seed of every episode seed */
+  uint64_t *episodes_started; /* [num_envs]: episodes begun so far by each env */
+  long long total_steps;      /* vector steps taken (times num_envs = env steps) */
+  int ready;                  /* 1 after mrl_vecenv_reset, 0 before or after a failed step */
+} mrl_vecenv;
+
+/* num_envs copies of a built-in environment. MRL_ERR_UNKNOWN_ENV for a bad
+ * id. The vector is not reset yet: call mrl_vecenv_reset. */
+MRL_DEF mrl_result mrl_vecenv_init(mrl_vecenv *v, const char *id, int num_envs, uint64_t seed);
+
+/* A vector over the given environments (all must share obs_dim,
+ * num_actions and action_dim). envs (the array) stays the caller's; the
+ * environments it points to belong to the vector on success, and stay the
+ * caller's on failure. */
+MRL_DEF mrl_result mrl_vecenv_init_envs(mrl_vecenv *v, mrl_env **envs, int num_envs, uint64_t seed);
+MRL_DEF void mrl_vecenv_free(mrl_vecenv *v); /* also fine on a zeroed or failed vector */
+
+/* Starts a new episode in every environment (the next episode index of
+ * each, so a second reset gives new episodes). */
+MRL_DEF mrl_result mrl_vecenv_reset(mrl_vecenv *v);
+
+/* Sets a new base seed and restarts the episode counters: the next
+ * mrl_vecenv_reset replays the episodes of a fresh vector with this seed. */
+MRL_DEF void mrl_vecenv_reseed(mrl_vecenv *v, uint64_t seed);
+
+/* One step of every environment, auto-resetting the ones that end.
+ * actions: [num_envs*action_dim]. All actions are checked first; an invalid
+ * one returns MRL_ERR_INVALID_ACTION with every environment untouched. */
+MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions);
+
+/* Seed of episode `episode` of environment `env_index` (splitmix64 mix). */
+MRL_DEF uint64_t mrl_vecenv_episode_seed(uint64_t seed, int env_index, uint64_t episode);
+
+/* ---- episode statistics ------------------------------------------------- */
+
+#define MRL_EPISODE_STATS_WINDOW 100
+
+/* Caller-owned ring over the last 100 finished episodes. */
+typedef struct mrl_episode_stats {
+  float returns[MRL_EPISODE_STATS_WINDOW];
+  float lengths[MRL_EPISODE_STATS_WINDOW];
+  int success[MRL_EPISODE_STATS_WINDOW]; /* -1: no success information */
+  int count;                             /* entries in the window (<= 100) */
+  int next;                              /* slot the next episode goes to */
+  long long total_episodes;
+} mrl_episode_stats;
+
+MRL_DEF void mrl_episode_stats_init(mrl_episode_stats *s);
+MRL_DEF void mrl_episode_stats_add(mrl_episode_stats *s, float ret, int len, int success);
+/* Adds every episode that ended in the last mrl_vecenv_step. */
+MRL_DEF void mrl_episode_stats_add_vecenv(mrl_episode_stats *s, const mrl_vecenv *v);
+MRL_DEF float mrl_episode_stats_mean_return(const mrl_episode_stats *s); /* 0 when empty */
+MRL_DEF float mrl_episode_stats_mean_length(const mrl_episode_stats *s); /* 0 when empty */
+/* Fraction of successes among the episodes in the window that report
+ * success (0 or 1); -1 when none does. */
+MRL_DEF float mrl_episode_stats_success_rate(const mrl_episode_stats *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMRL_ENVS_H */
+
+/* ======================================================================== */
+/*                              IMPLEMENTATION                              */
+/* ======================================================================== */
+#if (defined(MEMRL_ENVS_IMPLEMENTATION) || defined(MEMRL_IMPLEMENTATION)) &&                       \
+    !defined(MEMRL_ENVS_IMPLEMENTATION_DONE)
+#define MEMRL_ENVS_IMPLEMENTATION_DONE
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the generic wrapper ------------------------------------------------ */
+
+struct mrl_env {
+  mrl_env_vtable vt; /* copy; vt.id and the bounds point into this allocation */
+  void *self;
+  float *act_buf; /* [action_dim]: the clipped box action */
+  float *obs_buf; /* [obs_dim]: where obs goes when the caller passes NULL */
+  int running;    /* 1 between a reset and the end of its episode */
+  int ep_length;  /* steps of the running (or just finished) episode */
+  double ep_return;
+  int last_success; /* of the last finished episode */
+};
+
+static size_t mrl__align8(size_t n) {
+  return (n + 7u) & ~(size_t)7u;
+}
+
+MRL_DEF mrl_env *mrl_env_create(const mrl_env_vtable *vt, void *self) {
+  size_t head, nfl, idlen, total;
+  const char *id;
+  mrl_env *env;
+  float *fl;
+  int box, i;
+  if (!vt || !vt->reset || !vt->step || vt->obs_dim < 1 || vt->num_actions < 0 ||
+      vt->max_episode_steps < 0)
+    return NULL;
+  box = vt->num_actions == 0;
+  if (box ? vt->action_dim < 1 : vt->action_dim != 1) return NULL;
+  id = vt->id ? vt->id : "custom";
+  idlen = strlen(id) + 1;
+  head = mrl__align8(sizeof(mrl_env));
+  /* floats: low, high, act_buf (box only), obs_buf */
+  nfl = (size_t)(box ? 3 * vt->action_dim : 0) + (size_t)vt->obs_dim;
+  total = head + nfl * sizeof(float) + idlen;
+  env = (mrl_env *)MRL_MALLOC(total);
+  if (!env) return NULL;
+  memset(env, 0, total);
+  env->vt = *vt;
+  env->self = self;
+  fl = (float *)(void *)((char *)env + head);
+  if (box) {
+    float *lo = fl, *hi = fl + vt->action_dim;
+    for (i = 0; i < vt->action_dim; i++) {
+      lo[i] = vt->action_low ? vt->action_low[i] : -HUGE_VALF;
+      hi[i] = vt->action_high ? vt->action_high[i] : HUGE_VALF;
+    }
+    env->vt.action_low = lo;
+    env->vt.action_high = hi;
+    env->act_buf = fl + 2 * vt->action_dim;
+    fl += 3 * vt->action_dim;
+  } else {
+    env->vt.action_low = env->vt.action_high = NULL;
+  }
+  env->obs_buf = fl;
+  fl += vt->obs_dim;
+  memcpy((char *)fl, id, idlen);
+  env->vt.id = (const char *)fl;
+  env->last_success = vt->episode_success ? 0 : -1;
+  return env;
+}
+
+MRL_DEF void mrl_env_free(mrl_env *env) {
+  if (!env) return;
+  if (env->vt.destroy) env->vt.destroy(env->self);
+  MRL_FREE(env);
+}
+
+MRL_DEF const char *mrl_env_id(const mrl_env *env) {
+  return env->vt.id;
+}
+MRL_DEF int mrl_env_obs_dim(const mrl_env *env) {
+  return env->vt.obs_dim;
+}
+MRL_DEF int mrl_env_num_actions(const mrl_env *env) {
+  return env->vt.num_actions;
+}
+MRL_DEF int mrl_env_action_dim(const mrl_env *env) {
+  return env->vt.action_dim;
+}
+MRL_DEF int mrl_env_max_episode_steps(const mrl_env *env) {
+  return env->vt.max_episode_steps;
+}
+MRL_DEF int mrl_env_episode_success(const mrl_env *env) {
+  return env->last_success;
+}
+MRL_DEF float mrl_env_episode_return(const mrl_env *env) {
+  return (float)env->ep_return;
+}
+MRL_DEF int mrl_env_episode_length(const mrl_env *env) {
+  return env->ep_length;
+}
+MRL_DEF void *mrl_env_self(const mrl_env *env) {
+  return env->self;
+}
+
+MRL_DEF mrl_result mrl_env_reset(mrl_env *env, uint64_t seed, float *obs) {
+  mrl_result r;
+  if (!env) return MRL_ERR_INVALID_ARGUMENT;
+  r = env->vt.reset(env->self, seed, obs ? obs : env->obs_buf);
+  env->running = r == MRL_OK;
+  env->ep_length = 0;
+  env->ep_return = 0.0;
+  return r;
+}
+
+/* Checks an action without touching the environment. For a box action the
+ * clipped copy goes to env->act_buf; *use is what the step callback gets. */
+static mrl_result mrl__env_check(mrl_env *env, const float *action, const float **use) {
+  int n = env->vt.num_actions, i;
+  if (!action) return MRL_ERR_INVALID_ACTION;
+  if (n > 0) {
+    float a = action[0];
+    /* false for NaN; infinities fail the range test */
+    if (!(a >= 0.0f && a < (float)n)) return MRL_ERR_INVALID_ACTION;
+    if ((float)(int)a != a) return MRL_ERR_INVALID_ACTION;
+    *use = action;
+    return MRL_OK;
+  }
+  for (i = 0; i < env->vt.action_dim; i++) {
+    float a = action[i];
+    if (a - a != 0.0f) return MRL_ERR_INVALID_ACTION; /* NaN or infinite */
+  }
+  for (i = 0; i < env->vt.action_dim; i++) {
+    float a = action[i];
+    if (a < env->vt.action_low[i]) a = env->vt.action_low[i];
+    if (a > env->vt.action_high[i]) a = env->vt.action_high[i];
+    env->act_buf[i] = a;
+  }
+  *use = env->act_buf;
+  return MRL_OK;
+}
+
+/* Steps with an already checked action. */
+static mrl_result mrl__env_step_checked(mrl_env *env, const float *use, float *obs, float *reward,
+                                        int *terminated, int *truncated) {
+  float rew = 0.0f;
+  int term = 0, trunc = 0;
+  mrl_result r = env->vt.step(env->self, use, obs ? obs : env->obs_buf, &rew, &term, &trunc);
+  if (r != MRL_OK) {
+    env->running = 0;
+    return r;
+  }
+  term = term != 0;
+  trunc = trunc != 0;
+  env->ep_length++;
+  env->ep_return += (double)rew;
+  if (term)
+    trunc = 0;
+  else if (env->vt.max_episode_steps > 0 && env->ep_length >= env->vt.max_episode_steps)
+    trunc = 1;
+  if (term || trunc) {
+    env->running = 0;
+    env->last_success = env->vt.episode_success ? env->vt.episode_success(env->self) : -1;
+  }
+  if (reward) *reward = rew;
+  if (terminated) *terminated = term;
+  if (truncated) *truncated = trunc;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_env_step(mrl_env *env, const float *action, float *obs, float *reward,
+                                int *terminated, int *truncated) {
+  const float *use = NULL;
+  mrl_result r;
+  if (!env) return MRL_ERR_INVALID_ARGUMENT;
+  if (!env->running) return MRL_ERR_NOT_RESET;
+  r = mrl__env_check(env, action, &use);
+  if (r != MRL_OK) return r;
+  return mrl__env_step_checked(env, use, obs, reward, terminated, truncated);
+}
+
+/* ---- CartPole-v1 / StatelessCartPole-v1 --------------------------------- */
+/* Constants and operation order as in Gymnasium's cartpole.py. */
+#define MRL__CP_GRAVITY 9.8
+#define MRL__CP_MASSCART 1.0
+#define MRL__CP_MASSPOLE 0.1
+#define MRL__CP_TOTAL_MASS (MRL__CP_MASSPOLE + MRL__CP_MASSCART)
+#define MRL__CP_LENGTH 0.5
+#define MRL__CP_POLEMASS_LENGTH (MRL__CP_MASSPOLE * MRL__CP_LENGTH)
+#define MRL__CP_FORCE_MAG 10.0
+#define MRL__CP_TAU 0.02
+#define MRL__CP_THETA_THRESHOLD (12.0 * 2.0 * 3.141592653589793 / 360.0)
+#define MRL__CP_X_THRESHOLD 2.4
+
+typedef struct mrl__cartpole {
+  double x, x_dot, theta, theta_dot;
+  int stateless;
+} mrl__cartpole;
+
+static void mrl__cartpole_obs(const mrl__cartpole *c, float *obs) {
+  if (c->stateless) {
+    obs[0] = (float)c->x;
+    obs[1] = (float)c->theta;
+  } else {
+    obs[0] = (float)c->x;
+    obs[1] = (float)c->x_dot;
+    obs[2] = (float)c->theta;
+    obs[3] = (float)c->theta_dot;
+  }
+}
+
+static mrl_result mrl__cartpole_reset(void *self, uint64_t seed, float *obs) {
+  mrl__cartpole *c = (mrl__cartpole *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  c->x = -0.05 + 0.1 * (double)mrl_rng_uniform(&r);
+  c->x_dot = -0.05 + 0.1 * (double)mrl_rng_uniform(&r);
+  c->theta = -0.05 + 0.1 * (double)mrl_rng_uniform(&r);
+  c->theta_dot = -0.05 + 0.1 * (double)mrl_rng_uniform(&r);
+  mrl__cartpole_obs(c, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__cartpole_step(void *self, const float *action, float *obs, float *reward,
+                                     int *terminated, int *truncated) {
+  mrl__cartpole *c = (mrl__cartpole *)self;
+  double force = action[0] == 1.0f ? MRL__CP_FORCE_MAG : -MRL__CP_FORCE_MAG;
+  double costheta = cos(c->theta), sintheta = sin(c->theta);
+  double temp, thetaacc, xacc;
+  temp = (force + MRL__CP_POLEMASS_LENGTH * (c->theta_dot * c->theta_dot) * sintheta) /
+         MRL__CP_TOTAL_MASS;
+  thetaacc = (MRL__CP_GRAVITY * sintheta - costheta * temp) /
+             (MRL__CP_LENGTH *
+              (4.0 / 3.0 - MRL__CP_MASSPOLE * (costheta * costheta) / MRL__CP_TOTAL_MASS));
+  xacc = temp - MRL__CP_POLEMASS_LENGTH * thetaacc * costheta / MRL__CP_TOTAL_MASS;
+  c->x = c->x + MRL__CP_TAU * c->x_dot;
+  c->x_dot = c->x_dot + MRL__CP_TAU * xacc;
+  c->theta = c->theta + MRL__CP_TAU * c->theta_dot;
+  c->theta_dot = c->theta_dot + MRL__CP_TAU * thetaacc;
+  mrl__cartpole_obs(c, obs);
+  *terminated = c->x < -MRL__CP_X_THRESHOLD || c->x > MRL__CP_X_THRESHOLD ||
+                c->theta < -MRL__CP_THETA_THRESHOLD || c->theta > MRL__CP_THETA_THRESHOLD;
+  *truncated = 0;
+  *reward = 1.0f;
+  return MRL_OK;
+}
+
+/* ---- TMaze-<L> (Bakker 2001) -------------------------------------------- */
+
+typedef struct mrl__tmaze {
+  int length; /* L: the junction is at x = L */
+  int x;      /* 0 .. L */
+  int goal;   /* 0 North, 1 South */
+  int success;
+} mrl__tmaze;
+
+static void mrl__tmaze_obs(const mrl__tmaze *t, float *obs) {
+  if (t->x == 0) {
+    obs[0] = t->goal ? 1.0f : 0.0f; /* North: 0,1,1   South: 1,1,0 */
+    obs[1] = 1.0f;
+    obs[2] = t->goal ? 0.0f : 1.0f;
+  } else if (t->x < t->length) {
+    obs[0] = 1.0f;
+    obs[1] = 0.0f;
+    obs[2] = 1.0f;
+  } else {
+    obs[0] = 0.0f;
+    obs[1] = 1.0f;
+    obs[2] = 0.0f;
+  }
+}
+
+static mrl_result mrl__tmaze_reset(void *self, uint64_t seed, float *obs) {
+  mrl__tmaze *t = (mrl__tmaze *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  t->goal = (int)mrl_rng_below(&r, 2u);
+  t->x = 0;
+  t->success = 0;
+  mrl__tmaze_obs(t, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__tmaze_step(void *self, const float *action, float *obs, float *reward,
+                                  int *terminated, int *truncated) {
+  mrl__tmaze *t = (mrl__tmaze *)self;
+  int a = (int)action[0]; /* 0 N, 1 E, 2 S, 3 W */
+  *truncated = 0;
+  *terminated = 0;
+  *reward = 0.0f;
+  if (t->x == t->length && (a == 0 || a == 2)) {
+    t->success = (a == 0) == (t->goal == 0);
+    *reward = t->success ? 4.0f : -0.1f;
+    *terminated = 1;
+    obs[0] = obs[1] = obs[2] = 0.0f;
+    return MRL_OK;
+  }
+  if (a == 1 && t->x < t->length)
+    t->x++;
+  else if (a == 3 && t->x > 0)
+    t->x--;
+  else
+    *reward = -0.1f; /* stood still: bumped into a wall */
+  mrl__tmaze_obs(t, obs);
+  return MRL_OK;
+}
+
+static int mrl__tmaze_success(const void *self) {
+  return ((const mrl__tmaze *)self)->success;
+}
+
+static void mrl__free_self(void *self) {
+  MRL_FREE(self);
+}
+
+/* Parses decimal digits at *s into *out (at most cap). 0 on no digits or
+ * a value above cap. */
+static int mrl__parse_uint(const char **s, long *out, long cap) {
+  const char *p = *s;
+  long v = 0;
+  if (*p < '0' || *p > '9') return 0;
+  while (*p >= '0' && *p <= '9') {
+    long d = *p - '0';
+    if (v > (cap - d) / 10) return 0; /* v * 10 + d would pass cap (no overflow) */
+    v = v * 10 + d;
+    p++;
+  }
+  *s = p;
+  *out = v;
+  return 1;
+}
+
+MRL_DEF mrl_env *mrl_env_make(const char *id) {
+  mrl_env_vtable vt;
+  mrl_env *env;
+  void *self;
+  if (!id) return NULL;
+  memset(&vt, 0, sizeof vt);
+  vt.id = id;
+  vt.action_dim = 1;
+  vt.destroy = mrl__free_self;
+  if (strcmp(id, "CartPole-v1") == 0 || strcmp(id, "StatelessCartPole-v1") == 0) {
+    mrl__cartpole *c = (mrl__cartpole *)MRL_MALLOC(sizeof(mrl__cartpole));
+    if (!c) return NULL;
+    memset(c, 0, sizeof *c);
+    c->stateless = id[0] == 'S';
+    vt.obs_dim = c->stateless ? 2 : 4;
+    vt.num_actions = 2;
+    vt.reset = mrl__cartpole_reset;
+    vt.step = mrl__cartpole_step;
+    vt.max_episode_steps = 500;
+    self = c;
+  } else if (strncmp(id, "TMaze-", 6) == 0) {
+    const char *p = id + 6;
+    long len, max_steps;
+    mrl__tmaze *t;
+    if (!mrl__parse_uint(&p, &len, 100000L) || len < 1) return NULL;
+    max_steps = 10 * (len + 1);
+    if (*p == '-') {
+      p++;
+      if (!mrl__parse_uint(&p, &max_steps, 1000000000L)) return NULL;
+    }
+    if (*p != '\0') return NULL;
+    t = (mrl__tmaze *)MRL_MALLOC(sizeof(mrl__tmaze));
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    t->length = (int)len;
+    vt.obs_dim = 3;
+    vt.num_actions = 4;
+    vt.reset = mrl__tmaze_reset;
+    vt.step = mrl__tmaze_step;
+    vt.episode_success = mrl__tmaze_success;
+    vt.max_episode_steps = (int)max_steps;
+    self = t;
+  } else {
+    return NULL;
+  }
+  env = mrl_env_create(&vt, self);
+  if (!env) MRL_FREE(self);
+  return env;
+}
+
+/* ---- vector environment ------------------------------------------------- */
+
+static uint64_t mrl__mix64(uint64_t z) { /* splitmix64 finaliser (Steele et al. 2014) */
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+MRL_DEF uint64_t mrl_vecenv_episode_seed(uint64_t seed, int env_index, uint64_t episode) {
+  uint64_t h = mrl__mix64(seed);
+  h = mrl__mix64(h ^ (uint64_t)(uint32_t)env_index);
+  return mrl__mix64(h ^ episode);
+}
+
+MRL_DEF mrl_result mrl_vecenv_init_envs(mrl_vecenv *v, mrl_env **envs, int num_envs,
+                                        uint64_t seed) {
+  size_t n, od, sz;
+  char *p;
+  int i;
+  if (!v) return MRL_ERR_INVALID_ARGUMENT;
+  memset(v, 0, sizeof *v);
+  if (!envs || num_envs < 1) return MRL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < num_envs; i++) {
+    if (!envs[i]) return MRL_ERR_INVALID_ARGUMENT;
+    if (envs[i]->vt.obs_dim != envs[0]->vt.obs_dim ||
+        envs[i]->vt.num_actions != envs[0]->vt.num_actions ||
+        envs[i]->vt.action_dim != envs[0]->vt.action_dim)
+      return MRL_ERR_INVALID_ARGUMENT;
+  }
+  n = (size_t)num_envs;
+  od = (size_t)envs[0]->vt.obs_dim;
+  /* one block, widest members first so every array is aligned */
+  sz = n * sizeof(uint64_t) + n * sizeof(mrl_env *) + (2 * n * od + 2 * n) * sizeof(float) +
+       4 * n * sizeof(int);
+  p = (char *)MRL_MALLOC(sz);
+  if (!p) return MRL_ERR_OUT_OF_MEMORY;
+  memset(p, 0, sz);
+  v->episodes_started = (uint64_t *)(void *)p;
+  p += n * sizeof(uint64_t);
+  v->envs = (mrl_env **)(void *)p;
+  p += n * sizeof(mrl_env *);
+  v->obs = (float *)(void *)p;
+  v->final_obs = v->obs + n * od;
+  v->rewards = v->final_obs + n * od;
+  v->episode_return = v->rewards + n;
+  p = (char *)(v->episode_return + n);
+  v->terminated = (int *)(void *)p;
+  v->truncated = v->terminated + n;
+  v->episode_length = v->truncated + n;
+  v->episode_success = v->episode_length + n;
+  for (i = 0; i < num_envs; i++) {
+    v->envs[i] = envs[i];
+    v->episode_success[i] = -1;
+  }
+  v->num_envs = num_envs;
+  v->obs_dim = envs[0]->vt.obs_dim;
+  v->num_actions = envs[0]->vt.num_actions;
+  v->action_dim = envs[0]->vt.action_dim;
+  v->seed = seed;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_vecenv_init(mrl_vecenv *v, const char *id, int num_envs, uint64_t seed) {
+  mrl_env *stack_envs[16];
+  mrl_env **envs = stack_envs;
+  mrl_result r = MRL_OK;
+  int i, made = 0;
+  if (!v) return MRL_ERR_INVALID_ARGUMENT;
+  memset(v, 0, sizeof *v);
+  if (num_envs < 1) return MRL_ERR_INVALID_ARGUMENT;
+  if (num_envs > 16) {
+    envs = (mrl_env **)MRL_MALLOC((size_t)num_envs * sizeof(mrl_env *));
+    if (!envs) return MRL_ERR_OUT_OF_MEMORY;
+  }
+  for (i = 0; i < num_envs; i++) {
+    envs[i] = mrl_env_make(id);
+    if (!envs[i]) {
+      /* an id that works once and fails later is memory running out */
+      r = i == 0 ? MRL_ERR_UNKNOWN_ENV : MRL_ERR_OUT_OF_MEMORY;
+      break;
+    }
+    made++;
+  }
+  if (r == MRL_OK) r = mrl_vecenv_init_envs(v, envs, num_envs, seed);
+  if (r != MRL_OK)
+    for (i = 0; i < made; i++) mrl_env_free(envs[i]);
+  if (envs != stack_envs) MRL_FREE(envs);
+  return r;
+}
+
+MRL_DEF void mrl_vecenv_free(mrl_vecenv *v) {
+  int i;
+  if (!v) return;
+  if (v->envs) {
+    for (i = 0; i < v->num_envs; i++) mrl_env_free(v->envs[i]);
+    MRL_FREE(v->episodes_started); /* the start of the one block */
+  }
+  memset(v, 0, sizeof *v);
+}
+
+static mrl_result mrl__vecenv_reset_one(mrl_vecenv *v, int i) {
+  uint64_t s = mrl_vecenv_episode_seed(v->seed, i, v->episodes_started[i]++);
+  return mrl_env_reset(v->envs[i], s, v->obs + (size_t)i * (size_t)v->obs_dim);
+}
+
+MRL_DEF mrl_result mrl_vecenv_reset(mrl_vecenv *v) {
+  int i;
+  if (!v || !v->envs) return MRL_ERR_INVALID_ARGUMENT;
+  v->ready = 0;
+  for (i = 0; i < v->num_envs; i++) {
+    mrl_result r = mrl__vecenv_reset_one(v, i);
+    if (r != MRL_OK) return r;
+    v->rewards[i] = 0.0f;
+    v->terminated[i] = v->truncated[i] = 0;
+    v->episode_return[i] = 0.0f;
+    v->episode_length[i] = 0;
+    v->episode_success[i] = -1;
+  }
+  v->ready = 1;
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_vecenv_reseed(mrl_vecenv *v, uint64_t seed) {
+  int i;
+  v->seed = seed;
+  for (i = 0; i < v->num_envs; i++) v->episodes_started[i] = 0;
+  v->ready = 0;
+}
+
+MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
+  const size_t od = (size_t)v->obs_dim, ad = (size_t)v->action_dim;
+  int i;
+  if (!v->envs) return MRL_ERR_INVALID_ARGUMENT;
+  if (!v->ready) return MRL_ERR_NOT_RESET;
+  if (!actions) return MRL_ERR_INVALID_ACTION;
+  /* check everything before anything moves */
+  if (v->num_actions > 0) { /* discrete: one tight pass over the actions */
+    const float n = (float)v->num_actions;
+    for (i = 0; i < v->num_envs; i++) {
+      float a = actions[i];
+      if (!(a >= 0.0f && a < n) || (float)(int)a != a) return MRL_ERR_INVALID_ACTION;
+    }
+    for (i = 0; i < v->num_envs; i++)
+      if (!v->envs[i]->running) return MRL_ERR_NOT_RESET;
+  } else {
+    for (i = 0; i < v->num_envs; i++) {
+      const float *use;
+      mrl_result r;
+      if (!v->envs[i]->running) return MRL_ERR_NOT_RESET;
+      r = mrl__env_check(v->envs[i], actions + (size_t)i * ad, &use);
+      if (r != MRL_OK) return r;
+    }
+  }
+  for (i = 0; i < v->num_envs; i++) {
+    mrl_env *e = v->envs[i];
+    float *o = v->obs + (size_t)i * od;
+    const float *use = e->vt.num_actions > 0 ? actions + (size_t)i * ad : e->act_buf;
+    mrl_result r =
+        mrl__env_step_checked(e, use, o, v->rewards + i, v->terminated + i, v->truncated + i);
+    if (r != MRL_OK) {
+      v->ready = 0;
+      return r;
+    }
+    if (v->terminated[i] | v->truncated[i]) {
+      memcpy(v->final_obs + (size_t)i * od, o, od * sizeof(float));
+      v->episode_return[i] = (float)e->ep_return;
+      v->episode_length[i] = e->ep_length;
+      v->episode_success[i] = e->last_success;
+      r = mrl__vecenv_reset_one(v, i);
+      if (r != MRL_OK) {
+        v->ready = 0;
+        return r;
+      }
+    } else {
+      v->episode_return[i] = 0.0f;
+      v->episode_length[i] = 0;
+      v->episode_success[i] = -1;
+    }
+  }
+  v->total_steps++;
+  return MRL_OK;
+}
+
+/* ---- episode statistics ------------------------------------------------- */
+
+MRL_DEF void mrl_episode_stats_init(mrl_episode_stats *s) {
+  memset(s, 0, sizeof *s);
+}
+
+MRL_DEF void mrl_episode_stats_add(mrl_episode_stats *s, float ret, int len, int success) {
+  s->returns[s->next] = ret;
+  s->lengths[s->next] = (float)len;
+  s->success[s->next] = success < 0 ? -1 : success != 0;
+  s->next = (s->next + 1) % MRL_EPISODE_STATS_WINDOW;
+  if (s->count < MRL_EPISODE_STATS_WINDOW) s->count++;
+  s->total_episodes++;
+}
+
+MRL_DEF void mrl_episode_stats_add_vecenv(mrl_episode_stats *s, const mrl_vecenv *v) {
+  int i;
+  for (i = 0; i < v->num_envs; i++)
+    if (v->terminated[i] || v->truncated[i])
+      mrl_episode_stats_add(s, v->episode_return[i], v->episode_length[i], v->episode_success[i]);
+}
+
+/* Sums run over the ring in slot order: the same episodes give the same mean. */
+MRL_DEF float mrl_episode_stats_mean_return(const mrl_episode_stats *s) {
+  double sum = 0.0;
+  int i;
+  if (s->count == 0) return 0.0f;
+  for (i = 0; i < s->count; i++) sum += (double)s->returns[i];
+  return (float)(sum / s->count);
+}
+
+MRL_DEF float mrl_episode_stats_mean_length(const mrl_episode_stats *s) {
+  double sum = 0.0;
+  int i;
+  if (s->count == 0) return 0.0f;
+  for (i = 0; i < s->count; i++) sum += (double)s->lengths[i];
+  return (float)(sum / s->count);
+}
+
+MRL_DEF float mrl_episode_stats_success_rate(const mrl_episode_stats *s) {
+  int i, n = 0, k = 0;
+  for (i = 0; i < s->count; i++) {
+    if (s->success[i] < 0) continue;
+    n++;
+    k += s->success[i];
+  }
+  return n ? (float)k / (float)n : -1.0f;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMRL_ENVS_IMPLEMENTATION */

@@ -1,0 +1,722 @@
+/* memrl_nn.h - parameters, layers, initialisers, optimisers and distributions.
+ *
+ * Part of memrl. Needs memrl_tensor.h (included here). libc and libm only.
+ *
+ * ENABLING
+ *   In exactly one file: #define MEMRL_IMPLEMENTATION before including (emits
+ *   every memrl header's implementation), or MEMRL_NN_IMPLEMENTATION together
+ *   with MEMRL_TENSOR_IMPLEMENTATION.
+ *
+ * OPTIONS: as memrl_tensor.h (MRL_STATIC, MRL_MALLOC/REALLOC/FREE, MRL_ASSERT).
+ *
+ * PARAMETERS (llm.c layout)
+ *   mrl_params keeps every parameter of a model in one contiguous buffer, and
+ *   its gradients and Adam moments in three more. Layers declare their tensors
+ *   (name, shape, initialiser) with mrl_params_add; mrl_params_finalize()
+ *   allocates the buffers and runs every initialiser in declaration order from
+ *   one seed. A target network is one memcpy of `values`; zeroing gradients is
+ *   one memset.
+ *
+ * CONVENTIONS (PyTorch's, so weights and tests carry over)
+ *   linear weight [out,in], bias [out]; default init: weight
+ *   kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(in)), bias U(+-1/sqrt(in)).
+ *   LSTM: gate order i, f, g, o; weight_ih [4H,in], weight_hh [4H,H], separate
+ *   bias_ih and bias_hh; default init U(+-1/sqrt(H)) for all four.
+ *   Orthogonal init as torch.nn.init.orthogonal_ (QR of a normal matrix, signs
+ *   fixed by diag(R)), biases zero (CleanRL's layer_init).
+ *   Adam: torch.optim.Adam (L2 weight decay added to the gradient, eps added
+ *   after the bias-corrected square root). Clipping: clip_grad_norm_ (norm of
+ *   the per-tensor 2-norms, coefficient max_norm / (norm + 1e-6), capped at 1).
+ *
+ * QUICK START
+ *   mrl_params p;  mrl_mlp net;  mrl_graph g;
+ *   int sizes[] = {4, 64, 64, 2};
+ *   mrl_params_init(&p);
+ *   mrl_mlp_init(&net, &p, "pi", 4, sizes, MRL_ACT_TANH, mrl_init_default(), mrl_init_default());
+ *   mrl_params_finalize(&p, 42);                       // allocate + initialise
+ *   mrl_graph_init(&g, 1 << 20);
+ *   mrl_tensor *x = mrl_tensor_from2(&g, obs, batch, 4);
+ *   mrl_tensor *logp = mrl_log_softmax(&g, mrl_mlp_forward(&net, &g, x));
+ *   ... loss ...; mrl_params_zero_grad(&p); mrl_backward(&g, loss);
+ *   mrl_params_clip_grad_norm(&p, 0.5f);  mrl_adam_step(&p, &adam_cfg);
+ */
+#ifndef MEMRL_NN_H
+#define MEMRL_NN_H
+
+#define MEMRL_NN_VERSION_MAJOR 0
+#define MEMRL_NN_VERSION_MINOR 1
+#define MEMRL_NN_VERSION_PATCH 0
+
+#include "memrl_tensor.h"
+#if MEMRL_TENSOR_VERSION_MAJOR != MEMRL_NN_VERSION_MAJOR ||                                        \
+    MEMRL_TENSOR_VERSION_MINOR != MEMRL_NN_VERSION_MINOR
+#error "memrl_nn.h needs the memrl_tensor.h of the same version"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- initialisers ---- */
+typedef enum mrl_init_kind {
+  MRL_INIT_DEFAULT,    /* the layer's PyTorch default */
+  MRL_INIT_ORTHOGONAL, /* weights orthogonal * gain, biases zero */
+  MRL_INIT_ZEROS,
+  MRL_INIT_CONSTANT, /* every element = a */
+  MRL_INIT_UNIFORM,  /* U(-a, a) */
+  MRL_INIT_NORMAL,   /* N(0, a^2) */
+  MRL_INIT_LSTM_BIAS /* an LSTM bias [4H]: U(-a, a), then b added to the forget quarter */
+} mrl_init_kind;
+
+typedef struct mrl_init {
+  mrl_init_kind kind;
+  float a; /* gain, bound, std or value, by kind */
+  float b; /* MRL_INIT_LSTM_BIAS: forget-gate bias */
+} mrl_init;
+
+MRL_DEF mrl_init mrl_init_default(void);
+MRL_DEF mrl_init mrl_init_orthogonal(float gain);
+MRL_DEF mrl_init mrl_init_make(mrl_init_kind kind, float a);
+
+/* ---- parameter store ---- */
+typedef struct mrl_param {
+  char name[64];
+  mrl_init init;
+  size_t offset; /* into every buffer of the store */
+  mrl_tensor tensor;
+} mrl_param;
+
+typedef struct mrl_params {
+  mrl_param *items;
+  int count, capacity;
+  size_t total;             /* number of floats */
+  float *values, *grads;    /* [total] each */
+  float *moment1, *moment2; /* Adam's m and v, [total] each */
+  long long adam_steps;
+  int finalized;
+} mrl_params;
+
+MRL_DEF void mrl_params_init(mrl_params *p);
+/* Declares a tensor; returns its index, or -1 when out of memory or after finalize. */
+MRL_DEF int mrl_params_add(mrl_params *p, const char *name, int ndim, const int *shape,
+                           mrl_init init);
+/* Allocates the four buffers and initialises every tensor from the seed. */
+MRL_DEF mrl_result mrl_params_finalize(mrl_params *p, uint64_t seed);
+MRL_DEF mrl_tensor *mrl_params_tensor(mrl_params *p, int index);
+MRL_DEF int mrl_params_find(const mrl_params *p, const char *name); /* -1 when absent */
+MRL_DEF void mrl_params_zero_grad(mrl_params *p);
+/* clip_grad_norm_: returns the total norm before clipping. */
+MRL_DEF float mrl_params_clip_grad_norm(mrl_params *p, float max_norm);
+/* dst = src (same layout), and dst = tau * src + (1 - tau) * dst. */
+MRL_DEF void mrl_params_copy(mrl_params *dst, const mrl_params *src);
+MRL_DEF void mrl_params_polyak(mrl_params *dst, const mrl_params *src, float tau);
+MRL_DEF void mrl_params_free(mrl_params *p);
+/* Fills t with an orthogonal matrix (rows = shape[0], cols = size / rows) times gain. */
+MRL_DEF void mrl_init_orthogonal_fill(float *data, int rows, int cols, float gain, mrl_rng *rng);
+
+/* ---- Adam (torch.optim.Adam) ---- */
+typedef struct mrl_adam_config {
+  float lr, beta1, beta2, eps, weight_decay;
+} mrl_adam_config;
+MRL_DEF mrl_adam_config mrl_adam_config_default(void); /* 1e-3, 0.9, 0.999, 1e-8, 0 */
+MRL_DEF void mrl_adam_step(mrl_params *p, const mrl_adam_config *cfg);
+
+/* ---- activations ---- */
+typedef enum mrl_activation { MRL_ACT_NONE, MRL_ACT_TANH, MRL_ACT_RELU } mrl_activation;
+MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act);
+
+/* ---- linear layer ---- */
+typedef struct mrl_linear_layer {
+  mrl_params *params;
+  int weight, bias; /* indices in params */
+  int in_features, out_features;
+} mrl_linear_layer;
+MRL_DEF void mrl_linear_layer_init(mrl_linear_layer *l, mrl_params *p, const char *name, int in,
+                                   int out, mrl_init init);
+MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_graph *g,
+                                             mrl_tensor *x);
+
+/* ---- MLP: linear layers with an activation between them ---- */
+#define MRL_MLP_MAX_LAYERS 8
+typedef struct mrl_mlp {
+  mrl_linear_layer layers[MRL_MLP_MAX_LAYERS];
+  int num_layers;
+  mrl_activation activation;
+  int activate_output; /* also apply the activation after the last layer */
+} mrl_mlp;
+/* sizes[0] inputs, sizes[num_sizes-1] outputs. hidden_init for all but the
+ * last layer, output_init for the last (e.g. orthogonal(0.01) for a policy). */
+MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_sizes,
+                          const int *sizes, mrl_activation act, mrl_init hidden_init,
+                          mrl_init output_init);
+MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *x);
+
+/* ---- LSTM (torch.nn.LSTM, one layer) ---- */
+typedef struct mrl_lstm_layer {
+  mrl_params *params;
+  int weight_ih, weight_hh, bias_ih, bias_hh;
+  int input_size, hidden_size;
+} mrl_lstm_layer;
+/* forget_bias is added to bias_ih's forget-gate quarter (0: PyTorch; 1: the
+ * common memory-friendly choice of Gers et al. 2000 / Jozefowicz et al. 2015). */
+MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
+                                 int hidden, mrl_init init, float forget_bias);
+/* One fused step. x [B,in], h and c [B,H]; keep (may be NULL) [B] multiplies
+ * h and c before the step: 0 where an episode starts. Writes h' and c'. */
+MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
+                           mrl_tensor *c, const float *keep, mrl_tensor **h_out,
+                           mrl_tensor **c_out);
+/* Over a time-major sequence: x [T*B, in] (row t*B+b), keep NULL or [T*B].
+ * Returns y [T*B, H]; final state in *h_out, *c_out (either may be NULL). */
+MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                      int B, mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                      mrl_tensor **h_out, mrl_tensor **c_out);
+
+/* ---- categorical distribution over rows of normalised log-probabilities ----
+ * (log_probs = mrl_log_softmax(logits)) */
+MRL_DEF mrl_tensor *mrl_categorical_log_prob(mrl_graph *g, mrl_tensor *log_probs,
+                                             const int *actions);
+MRL_DEF mrl_tensor *mrl_categorical_entropy(mrl_graph *g, mrl_tensor *log_probs); /* [B] */
+/* Sampling and the mode from one row of logits (no graph, no allocation). */
+MRL_DEF int mrl_categorical_sample(const float *logits, int n, mrl_rng *rng);
+MRL_DEF int mrl_categorical_mode(const float *logits, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMRL_NN_H */
+
+/* ======================================================================== */
+#if (defined(MEMRL_NN_IMPLEMENTATION) || defined(MEMRL_IMPLEMENTATION)) &&                         \
+    !defined(MEMRL_NN_IMPLEMENTED)
+#define MEMRL_NN_IMPLEMENTED
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+MRL_DEF mrl_init mrl_init_make(mrl_init_kind kind, float a) {
+  mrl_init i;
+  i.kind = kind;
+  i.a = a;
+  i.b = 0.0f;
+  return i;
+}
+MRL_DEF mrl_init mrl_init_default(void) {
+  return mrl_init_make(MRL_INIT_DEFAULT, 0.0f);
+}
+MRL_DEF mrl_init mrl_init_orthogonal(float gain) {
+  return mrl_init_make(MRL_INIT_ORTHOGONAL, gain);
+}
+
+MRL_DEF void mrl_params_init(mrl_params *p) {
+  memset(p, 0, sizeof *p);
+}
+
+MRL_DEF int mrl_params_add(mrl_params *p, const char *name, int ndim, const int *shape,
+                           mrl_init init) {
+  mrl_param *it;
+  if (p->finalized) return -1;
+  if (p->count == p->capacity) {
+    int cap = p->capacity ? 2 * p->capacity : 16;
+    mrl_param *items = (mrl_param *)MRL_REALLOC(p->items, sizeof(mrl_param) * (size_t)cap);
+    if (!items) return -1;
+    p->items = items;
+    p->capacity = cap;
+  }
+  it = &p->items[p->count];
+  memset(it, 0, sizeof *it);
+  snprintf(it->name, sizeof it->name, "%s", name);
+  it->init = init;
+  it->tensor = mrl_tensor_make(NULL, NULL, ndim, shape);
+  it->offset = p->total;
+  /* keep every tensor 16-float aligned inside the buffers */
+  p->total += ((size_t)it->tensor.size + 15u) & ~(size_t)15u;
+  return p->count++;
+}
+
+MRL_DEF void mrl_init_orthogonal_fill(float *data, int rows, int cols, float gain, mrl_rng *rng) {
+  /* Modified Gram-Schmidt on the columns of the tall orientation of a normal
+   * matrix: the Q of its QR with diag(R) > 0, i.e. orthogonal_'s sign fix. */
+  int tall = rows >= cols, n = tall ? rows : cols, k = tall ? cols : rows, i, j, r;
+  double *q = (double *)MRL_MALLOC(sizeof(double) * (size_t)n * (size_t)k);
+  if (!q) return;
+  /* Fill in the flattened row-major order of the [rows, cols] matrix. */
+  for (i = 0; i < rows; i++)
+    for (j = 0; j < cols; j++) {
+      double v = mrl_rng_normal(rng);
+      if (tall)
+        q[(size_t)j * n + i] = v; /* column j of the tall matrix */
+      else
+        q[(size_t)i * n + j] = v; /* transposed: row i becomes column i */
+    }
+  for (j = 0; j < k; j++) {
+    double *cj = q + (size_t)j * n, norm = 0.0;
+    for (r = 0; r < j; r++) {
+      double *cr = q + (size_t)r * n, dot = 0.0;
+      for (i = 0; i < n; i++) dot += cr[i] * cj[i];
+      for (i = 0; i < n; i++) cj[i] -= dot * cr[i];
+    }
+    for (i = 0; i < n; i++) norm += cj[i] * cj[i];
+    norm = sqrt(norm);
+    for (i = 0; i < n; i++) cj[i] = norm > 0.0 ? cj[i] / norm : 0.0;
+  }
+  for (i = 0; i < rows; i++)
+    for (j = 0; j < cols; j++)
+      data[(size_t)i * cols + j] =
+          (float)(gain * (tall ? q[(size_t)j * n + i] : q[(size_t)i * n + j]));
+  MRL_FREE(q);
+}
+
+static void mrl__param_initialise(mrl_param *it, mrl_rng *rng) {
+  float *d = it->tensor.data, a = it->init.a;
+  int n = it->tensor.size, i;
+  switch (it->init.kind) {
+  case MRL_INIT_DEFAULT: /* layers resolve DEFAULT before adding; treat as zeros */
+  case MRL_INIT_ZEROS: memset(d, 0, sizeof(float) * (size_t)n); break;
+  case MRL_INIT_CONSTANT:
+    for (i = 0; i < n; i++) d[i] = a;
+    break;
+  case MRL_INIT_UNIFORM:
+    for (i = 0; i < n; i++) d[i] = mrl_rng_uniform_range(rng, -a, a);
+    break;
+  case MRL_INIT_NORMAL:
+    for (i = 0; i < n; i++) d[i] = a * mrl_rng_normal(rng);
+    break;
+  case MRL_INIT_LSTM_BIAS:
+    for (i = 0; i < n; i++) d[i] = a > 0.0f ? mrl_rng_uniform_range(rng, -a, a) : 0.0f;
+    for (i = n / 4; i < n / 2; i++) d[i] += it->init.b;
+    break;
+  case MRL_INIT_ORTHOGONAL:
+    mrl_init_orthogonal_fill(d, it->tensor.shape[0], n / it->tensor.shape[0], a, rng);
+    break;
+  }
+}
+
+MRL_DEF mrl_result mrl_params_finalize(mrl_params *p, uint64_t seed) {
+  size_t bytes = sizeof(float) * (p->total ? p->total : 1);
+  mrl_rng rng = mrl_rng_make(seed);
+  int i;
+  if (p->finalized) return MRL_ERR_INVALID_ARGUMENT;
+  p->values = (float *)MRL_MALLOC(bytes);
+  p->grads = (float *)MRL_MALLOC(bytes);
+  p->moment1 = (float *)MRL_MALLOC(bytes);
+  p->moment2 = (float *)MRL_MALLOC(bytes);
+  if (!p->values || !p->grads || !p->moment1 || !p->moment2) return MRL_ERR_OUT_OF_MEMORY;
+  memset(p->values, 0, bytes);
+  memset(p->grads, 0, bytes);
+  memset(p->moment1, 0, bytes);
+  memset(p->moment2, 0, bytes);
+  for (i = 0; i < p->count; i++) {
+    mrl_param *it = &p->items[i];
+    it->tensor.data = p->values + it->offset;
+    it->tensor.grad = p->grads + it->offset;
+    mrl__param_initialise(it, &rng);
+  }
+  p->finalized = 1;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_tensor *mrl_params_tensor(mrl_params *p, int index) {
+  MRL_ASSERT(p->finalized && index >= 0 && index < p->count);
+  return &p->items[index].tensor;
+}
+
+MRL_DEF int mrl_params_find(const mrl_params *p, const char *name) {
+  int i;
+  for (i = 0; i < p->count; i++)
+    if (strcmp(p->items[i].name, name) == 0) return i;
+  return -1;
+}
+
+MRL_DEF void mrl_params_zero_grad(mrl_params *p) {
+  if (p->grads) memset(p->grads, 0, sizeof(float) * p->total);
+}
+
+MRL_DEF float mrl_params_clip_grad_norm(mrl_params *p, float max_norm) {
+  double sq = 0.0;
+  float total, coef;
+  int i;
+  size_t j;
+  for (i = 0; i < p->count; i++) {
+    const mrl_tensor *t = &p->items[i].tensor;
+    double s = 0.0;
+    int k;
+    for (k = 0; k < t->size; k++) s += (double)t->grad[k] * t->grad[k];
+    /* torch: norm of the per-tensor norms, each rounded to float */
+    {
+      float tn = (float)sqrt(s);
+      sq += (double)tn * tn;
+    }
+  }
+  total = (float)sqrt(sq);
+  coef = max_norm / (total + 1e-6f);
+  if (coef < 1.0f)
+    for (j = 0; j < p->total; j++) p->grads[j] *= coef;
+  return total;
+}
+
+MRL_DEF void mrl_params_copy(mrl_params *dst, const mrl_params *src) {
+  MRL_ASSERT(dst->total == src->total);
+  memcpy(dst->values, src->values, sizeof(float) * src->total);
+}
+
+MRL_DEF void mrl_params_polyak(mrl_params *dst, const mrl_params *src, float tau) {
+  size_t j;
+  MRL_ASSERT(dst->total == src->total);
+  for (j = 0; j < src->total; j++) dst->values[j] += tau * (src->values[j] - dst->values[j]);
+}
+
+MRL_DEF void mrl_params_free(mrl_params *p) {
+  MRL_FREE(p->items);
+  MRL_FREE(p->values);
+  MRL_FREE(p->grads);
+  MRL_FREE(p->moment1);
+  MRL_FREE(p->moment2);
+  memset(p, 0, sizeof *p);
+}
+
+MRL_DEF mrl_adam_config mrl_adam_config_default(void) {
+  mrl_adam_config c;
+  c.lr = 1e-3f;
+  c.beta1 = 0.9f;
+  c.beta2 = 0.999f;
+  c.eps = 1e-8f;
+  c.weight_decay = 0.0f;
+  return c;
+}
+
+MRL_DEF void mrl_adam_step(mrl_params *p, const mrl_adam_config *cfg) {
+  /* torch.optim.Adam, single-tensor path; scalars in double as Python has them */
+  double bc1, bc2;
+  float step_size, bc2_sqrt, b1 = cfg->beta1, b2 = cfg->beta2, wd = cfg->weight_decay;
+  float one_b1 = (float)(1.0 - (double)b1), one_b2 = (float)(1.0 - (double)b2);
+  size_t j;
+  p->adam_steps++;
+  bc1 = 1.0 - pow((double)b1, (double)p->adam_steps);
+  bc2 = 1.0 - pow((double)b2, (double)p->adam_steps);
+  step_size = (float)((double)cfg->lr / bc1);
+  bc2_sqrt = (float)sqrt(bc2);
+  for (j = 0; j < p->total; j++) {
+    float grad = p->grads[j], m, v, denom;
+    if (wd != 0.0f) grad += wd * p->values[j];
+    m = p->moment1[j] * b1 + one_b1 * grad;
+    v = p->moment2[j] * b2 + one_b2 * grad * grad;
+    p->moment1[j] = m;
+    p->moment2[j] = v;
+    denom = sqrtf(v) / bc2_sqrt + cfg->eps;
+    p->values[j] -= step_size * (m / denom);
+  }
+}
+
+MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act) {
+  switch (act) {
+  case MRL_ACT_TANH: return mrl_tanh(g, x);
+  case MRL_ACT_RELU: return mrl_relu(g, x);
+  case MRL_ACT_NONE: break;
+  }
+  return x;
+}
+
+MRL_DEF void mrl_linear_layer_init(mrl_linear_layer *l, mrl_params *p, const char *name, int in,
+                                   int out, mrl_init init) {
+  char buf[80];
+  int wshape[2], bshape[1];
+  mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
+  wshape[0] = out;
+  wshape[1] = in;
+  bshape[0] = out;
+  if (init.kind == MRL_INIT_DEFAULT) {
+    float bound = 1.0f / sqrtf((float)in);
+    wi = mrl_init_make(MRL_INIT_UNIFORM, bound);
+    bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
+  }
+  l->params = p;
+  l->in_features = in;
+  l->out_features = out;
+  snprintf(buf, sizeof buf, "%s.weight", name);
+  l->weight = mrl_params_add(p, buf, 2, wshape, wi);
+  snprintf(buf, sizeof buf, "%s.bias", name);
+  l->bias = mrl_params_add(p, buf, 1, bshape, bi);
+}
+
+MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_graph *g,
+                                             mrl_tensor *x) {
+  return mrl_linear(g, x, mrl_params_tensor(l->params, l->weight),
+                    mrl_params_tensor(l->params, l->bias));
+}
+
+MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_sizes,
+                          const int *sizes, mrl_activation act, mrl_init hidden_init,
+                          mrl_init output_init) {
+  int i;
+  char buf[72];
+  MRL_ASSERT(num_sizes >= 2 && num_sizes - 1 <= MRL_MLP_MAX_LAYERS);
+  memset(m, 0, sizeof *m);
+  m->num_layers = num_sizes - 1;
+  m->activation = act;
+  for (i = 0; i < m->num_layers; i++) {
+    snprintf(buf, sizeof buf, "%s.%d", name, i);
+    mrl_linear_layer_init(&m->layers[i], p, buf, sizes[i], sizes[i + 1],
+                          i == m->num_layers - 1 ? output_init : hidden_init);
+  }
+}
+
+MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *x) {
+  int i;
+  for (i = 0; i < m->num_layers; i++) {
+    x = mrl_linear_layer_forward(&m->layers[i], g, x);
+    if (i < m->num_layers - 1 || m->activate_output) x = mrl_activate(g, x, m->activation);
+  }
+  return x;
+}
+
+/* ---- LSTM ---- */
+
+MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
+                                 int hidden, mrl_init init, float forget_bias) {
+  char buf[80];
+  int sih[2], shh[2], sb[1];
+  mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
+  sih[0] = shh[0] = sb[0] = 4 * hidden;
+  sih[1] = input;
+  shh[1] = hidden;
+  if (init.kind == MRL_INIT_DEFAULT) {
+    float bound = 1.0f / sqrtf((float)hidden);
+    wi = bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
+  }
+  l->params = p;
+  l->input_size = input;
+  l->hidden_size = hidden;
+  snprintf(buf, sizeof buf, "%s.weight_ih_l0", name);
+  l->weight_ih = mrl_params_add(p, buf, 2, sih, wi);
+  snprintf(buf, sizeof buf, "%s.weight_hh_l0", name);
+  l->weight_hh = mrl_params_add(p, buf, 2, shh, wi);
+  snprintf(buf, sizeof buf, "%s.bias_ih_l0", name);
+  {
+    mrl_init bf = mrl_init_make(MRL_INIT_LSTM_BIAS, bi.kind == MRL_INIT_UNIFORM ? bi.a : 0.0f);
+    bf.b = forget_bias;
+    l->bias_ih = mrl_params_add(p, buf, 1, sb, bf);
+  }
+  snprintf(buf, sizeof buf, "%s.bias_hh_l0", name);
+  l->bias_hh = mrl_params_add(p, buf, 1, sb, bi);
+}
+
+/* The LSTM over a sequence is one fused node: the input projection of every
+ * step is one large matmul, the recurrence runs step by step, and backward
+ * does the weight and input gradients as large matmuls after the reverse
+ * recurrence. Saved per step: activated gates (i, f, g, o), the masked
+ * previous h and c, and tanh(c). */
+typedef struct mrl__lstm_saved {
+  mrl_tensor *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh, *c_last;
+  const float *keep;
+  float *gates;           /* [T*B, 4H] */
+  float *h_prev, *c_prev; /* [T*B, H]: keep * h_{t-1}, keep * c_{t-1} */
+  float *c_all, *tanh_c;  /* [T*B, H]: c_t and tanh(c_t) */
+  float *dpre;            /* [T*B, 4H] backward scratch */
+  float *dc, *dh_prev;    /* [B, H] backward scratch */
+  int T, B;
+} mrl__lstm_saved;
+
+static void mrl__lstm_backward(mrl_node *nd) {
+  mrl__lstm_saved *s = (mrl__lstm_saved *)(void *)nd->extra[0];
+  mrl_tensor *y = nd->out;
+  int T = s->T, B = s->B, H = y->shape[1], I = s->x->shape[1], G = 4 * H, t, b, j;
+  size_t BH = (size_t)B * H, k;
+  /* y's last block is h_T, so its gradient arrives through y; c_T's own */
+  memset(s->dh_prev, 0, sizeof(float) * BH);
+  if (s->c_last->grad)
+    memcpy(s->dc, s->c_last->grad, sizeof(float) * BH);
+  else
+    memset(s->dc, 0, sizeof(float) * BH);
+  for (t = T - 1; t >= 0; t--) {
+    const float *gt = s->gates + (size_t)t * B * G, *tc = s->tanh_c + (size_t)t * BH;
+    const float *cp = s->c_prev + (size_t)t * BH, *gy = y->grad + (size_t)t * BH;
+    float *dp = s->dpre + (size_t)t * B * G;
+    for (b = 0; b < B; b++) {
+      const float *gb = gt + (size_t)b * G;
+      float *db = dp + (size_t)b * G, keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
+      for (j = 0; j < H; j++) {
+        float ig = gb[j], fg = gb[H + j], gg = gb[2 * H + j], og = gb[3 * H + j];
+        float dh, dc;
+        k = (size_t)b * H + j;
+        dh = gy[k] + s->dh_prev[k];
+        dc = s->dc[k] + dh * og * (1.0f - tc[k] * tc[k]);
+        db[j] = dc * gg * ig * (1.0f - ig);
+        db[H + j] = dc * cp[k] * fg * (1.0f - fg);
+        db[2 * H + j] = dc * ig * (1.0f - gg * gg);
+        db[3 * H + j] = dh * tc[k] * og * (1.0f - og);
+        s->dc[k] = dc * fg * keep; /* gradient of c_{t-1} */
+      }
+    }
+    /* gradient of h_{t-1}: (dpre_t W_hh) * keep */
+    mrl_gemm(0, 0, B, H, G, dp, G, s->w_hh->data, H, 0.0f, s->dh_prev, H);
+    for (b = 0; b < B; b++) {
+      float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
+      for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= keep;
+    }
+  }
+  if (s->h0->grad)
+    for (k = 0; k < BH; k++) s->h0->grad[k] += s->dh_prev[k];
+  if (s->c0->grad)
+    for (k = 0; k < BH; k++) s->c0->grad[k] += s->dc[k];
+  if (s->x->grad) mrl_gemm(0, 0, T * B, I, G, s->dpre, G, s->w_ih->data, I, 1.0f, s->x->grad, I);
+  if (s->w_ih->grad) mrl_gemm(1, 0, G, I, T * B, s->dpre, G, s->x->data, I, 1.0f, s->w_ih->grad, I);
+  if (s->w_hh->grad) mrl_gemm(1, 0, G, H, T * B, s->dpre, G, s->h_prev, H, 1.0f, s->w_hh->grad, H);
+  for (k = 0; k < (size_t)T * B; k++)
+    for (j = 0; j < G; j++) {
+      float d = s->dpre[k * G + j];
+      if (s->b_ih->grad) s->b_ih->grad[j] += d;
+      if (s->b_hh->grad) s->b_hh->grad[j] += d;
+    }
+}
+
+MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                      int B, mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                      mrl_tensor **h_out, mrl_tensor **c_out) {
+  mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *c_last, *h_last;
+  mrl__lstm_saved *s;
+  mrl_node *nd;
+  int H = l->hidden_size, I = l->input_size, G = 4 * H, t, b, j, wants;
+  size_t BH = (size_t)B * H, N = (size_t)T * B;
+  if (h_out) *h_out = NULL;
+  if (c_out) *c_out = NULL;
+  if (!x || !h0 || !c0) return NULL;
+  w_ih = mrl_params_tensor(l->params, l->weight_ih);
+  w_hh = mrl_params_tensor(l->params, l->weight_hh);
+  b_ih = mrl_params_tensor(l->params, l->bias_ih);
+  b_hh = mrl_params_tensor(l->params, l->bias_hh);
+  MRL_SHAPE_CHECK(x->ndim == 2 && x->shape[0] == T * B && x->shape[1] == I, "lstm",
+                  "x must be [T*B, input_size]", x, w_ih);
+  MRL_SHAPE_CHECK(h0->ndim == 2 && h0->shape[0] == B && h0->shape[1] == H, "lstm",
+                  "h0 must be [B, hidden_size]", h0, x);
+  MRL_SHAPE_CHECK(mrl_tensor_same_shape(h0, c0), "lstm", "h0 and c0 differ", h0, c0);
+  wants = mrl_graph_wants_grad(g, x, h0) || mrl_graph_wants_grad(g, c0, w_ih) ||
+          mrl_graph_wants_grad(g, w_hh, b_ih) || mrl_graph_wants_grad(g, b_hh, NULL);
+  y = mrl_tensor_new2(g, T * B, H, wants);
+  c_last = mrl_tensor_new2(g, B, H, wants);
+  h_last = (mrl_tensor *)mrl_graph_alloc(g, sizeof(mrl_tensor));
+  s = (mrl__lstm_saved *)mrl_graph_alloc(g, sizeof(mrl__lstm_saved));
+  if (!y || !c_last || !h_last || !s) return NULL;
+  memset(s, 0, sizeof *s);
+  s->gates = (float *)mrl_graph_alloc(g, sizeof(float) * N * G);
+  s->h_prev = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
+  s->c_prev = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
+  s->c_all = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
+  s->tanh_c = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
+  if (!s->gates || !s->h_prev || !s->c_prev || !s->c_all || !s->tanh_c) return NULL;
+  /* input projection of every step at once, plus both biases */
+  for (t = 0; t < T * B; t++)
+    for (j = 0; j < G; j++) s->gates[(size_t)t * G + j] = b_ih->data[j] + b_hh->data[j];
+  mrl_gemm(0, 1, T * B, G, I, x->data, I, w_ih->data, I, 1.0f, s->gates, G);
+  for (t = 0; t < T; t++) {
+    const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
+    const float *cp = t ? s->c_all + (size_t)(t - 1) * BH : c0->data;
+    float *hk = s->h_prev + (size_t)t * BH, *ck = s->c_prev + (size_t)t * BH;
+    float *gt = s->gates + (size_t)t * B * G, *tc = s->tanh_c + (size_t)t * BH;
+    float *ct = s->c_all + (size_t)t * BH, *yt = y->data + (size_t)t * BH;
+    for (b = 0; b < B; b++) {
+      float kb = keep ? keep[(size_t)t * B + b] : 1.0f;
+      for (j = 0; j < H; j++) {
+        hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
+        ck[(size_t)b * H + j] = cp[(size_t)b * H + j] * kb;
+      }
+    }
+    mrl_gemm(0, 1, B, G, H, hk, H, w_hh->data, H, 1.0f, gt, G);
+    for (b = 0; b < B; b++) {
+      float *gb = gt + (size_t)b * G;
+      for (j = 0; j < H; j++) {
+        size_t k = (size_t)b * H + j;
+        float ig, fg, gg, og;
+        gb[j] = ig = mrl_sigmoidf(gb[j]);
+        gb[H + j] = fg = mrl_sigmoidf(gb[H + j]);
+        gb[2 * H + j] = gg = tanhf(gb[2 * H + j]);
+        gb[3 * H + j] = og = mrl_sigmoidf(gb[3 * H + j]);
+        ct[k] = fg * ck[k] + ig * gg;
+        tc[k] = tanhf(ct[k]);
+        yt[k] = og * tc[k];
+      }
+    }
+  }
+  memcpy(c_last->data, s->c_all + (size_t)(T - 1) * BH, sizeof(float) * BH);
+  /* h_T is a view of y's last block: its gradient lands in y's */
+  *h_last = mrl_tensor_make2(y->data + (size_t)(T - 1) * BH,
+                             y->grad ? y->grad + (size_t)(T - 1) * BH : NULL, B, H);
+  MRL__FINITE("lstm", y, x, h0);
+  if (h_out) *h_out = h_last;
+  if (c_out) *c_out = c_last;
+  if (!wants) return y;
+  if ((nd = mrl_graph_record(g, "lstm", mrl__lstm_backward, y)) != NULL) {
+    s->dpre = (float *)mrl_graph_alloc(g, sizeof(float) * N * G);
+    s->dc = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
+    s->dh_prev = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
+    if (!s->dpre || !s->dc || !s->dh_prev) {
+      g->tape = nd->prev;
+      if (h_out) *h_out = NULL;
+      if (c_out) *c_out = NULL;
+      return NULL;
+    }
+    s->x = x;
+    s->h0 = h0;
+    s->c0 = c0;
+    s->w_ih = w_ih;
+    s->w_hh = w_hh;
+    s->b_ih = b_ih;
+    s->b_hh = b_hh;
+    s->c_last = c_last;
+    s->keep = keep;
+    s->T = T;
+    s->B = B;
+    nd->extra[0] = (mrl_tensor *)(void *)s;
+  }
+  return y;
+}
+
+MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
+                           mrl_tensor *c, const float *keep, mrl_tensor **h_out,
+                           mrl_tensor **c_out) {
+  /* one step is a sequence of length one */
+  int B = x ? x->shape[0] : 0;
+  mrl_tensor *y = mrl_lstm_sequence(l, g, x, 1, B, h, c, keep, NULL, c_out);
+  *h_out = y;
+  if (!y && c_out) *c_out = NULL;
+}
+
+/* ---- categorical ---- */
+
+MRL_DEF mrl_tensor *mrl_categorical_log_prob(mrl_graph *g, mrl_tensor *log_probs,
+                                             const int *actions) {
+  return mrl_gather_rows(g, log_probs, actions);
+}
+
+MRL_DEF mrl_tensor *mrl_categorical_entropy(mrl_graph *g, mrl_tensor *log_probs) {
+  return mrl_neg(g, mrl_sum_rows(g, mrl_mul(g, mrl_exp(g, log_probs), log_probs)));
+}
+
+MRL_DEF int mrl_categorical_sample(const float *logits, int n, mrl_rng *rng) {
+  /* inverse CDF over exp(logit - max), accumulated in double */
+  float mx = logits[0];
+  double total = 0.0, u, acc = 0.0;
+  int i;
+  for (i = 1; i < n; i++)
+    if (logits[i] > mx) mx = logits[i];
+  for (i = 0; i < n; i++) total += exp((double)(logits[i] - mx));
+  u = (double)mrl_rng_uniform(rng) * total;
+  for (i = 0; i < n; i++) {
+    acc += exp((double)(logits[i] - mx));
+    if (u < acc) return i;
+  }
+  return mrl_categorical_mode(logits, n);
+}
+
+MRL_DEF int mrl_categorical_mode(const float *logits, int n) {
+  int i, best = 0;
+  for (i = 1; i < n; i++)
+    if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEMRL_NN_IMPLEMENTATION */

@@ -1,0 +1,757 @@
+/* Tests for memrl_nn.h: the LSTM, Adam and gradient clipping against PyTorch
+ * (tests/ref/lstm.txt, adam.txt, clip.txt), initialisers, the parameter
+ * store's layout, the MLP, the categorical distribution and target-network
+ * updates.
+ *
+ * Run from the repository root:  cc -std=c99 -O2 tests/test_nn.c -lm && ./a.out */
+#define MEMRL_IMPLEMENTATION
+#include "../memrl_nn.h"
+#include "test.h"
+#include "ref_loader.h"
+
+/* Gradient checks: central differences in float32 with eps = 1e-2, each
+ * element within 1e-3 + 1e-2 * |numeric| (see tests/test_tensor.c for why). */
+#define GC_EPS 1e-2f
+#define GC_ATOL 1e-3
+#define GC_RTOL 1e-2
+
+/* Loss used by the gradient checks: sum over outputs of sum(out * R). */
+#define MAX_R 256
+
+static void fill_uniform(float *d, int n, mrl_rng *rng, float lo, float hi) {
+  int i;
+  for (i = 0; i < n; i++) d[i] = mrl_rng_uniform_range(rng, lo, hi);
+}
+
+static mrl_tensor *weighted_sum(mrl_graph *g, mrl_tensor *y, const float *r) {
+  if (!y) return NULL;
+  MRL_ASSERT(y->size <= MAX_R);
+  return mrl_sum(g, mrl_mul(g, y, mrl_tensor_from(g, r, y->ndim, y->shape)));
+}
+
+/* ------------------------------------------------------------------------ */
+/* LSTM against torch.nn.LSTM                                               */
+/* ------------------------------------------------------------------------ */
+
+/* LSTM fixture tolerances (float32 on both sides). */
+#define LSTM_ATOL 1e-5
+#define LSTM_RTOL 1e-4
+
+static void lstm_reference_case(const mrl_ref_file *f, int masked) {
+  const char *pre = masked ? "mask_" : "";
+  char name[64];
+  float xd[30], xg[30], h0d[8], h0g[8], c0d[8], c0g[8], gy[40], gh[8], gc[8], keep[10];
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 10, 3), h0 = mrl_tensor_make2(h0d, h0g, 2, 4);
+  mrl_tensor c0 = mrl_tensor_make2(c0d, c0g, 2, 4);
+  mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *hT = NULL, *cT = NULL, *loss;
+  mrl_params p;
+  mrl_lstm_layer l;
+  mrl_graph g;
+  int ok;
+  mrl_params_init(&p);
+  mrl_lstm_layer_init(&l, &p, "lstm", 3, 4, mrl_init_default(), 0.0f);
+  MRL_CHECK(mrl_params_finalize(&p, 1) == MRL_OK, "lstm: finalize failed");
+  w_ih = mrl_params_tensor(&p, l.weight_ih);
+  w_hh = mrl_params_tensor(&p, l.weight_hh);
+  b_ih = mrl_params_tensor(&p, l.bias_ih);
+  b_hh = mrl_params_tensor(&p, l.bias_hh);
+  MRL_CHECK(w_ih->shape[0] == 16 && w_ih->shape[1] == 3 && w_hh->shape[0] == 16 &&
+                w_hh->shape[1] == 4 && b_ih->size == 16 && b_hh->size == 16,
+            "lstm: parameter shapes differ from torch.nn.LSTM(3, 4)");
+  ok = mrl_ref_fill(f, "weight_ih", w_ih->data, 48) &&
+       mrl_ref_fill(f, "weight_hh", w_hh->data, 64) && mrl_ref_fill(f, "bias_ih", b_ih->data, 16) &&
+       mrl_ref_fill(f, "bias_hh", b_hh->data, 16) && mrl_ref_fill(f, "x", xd, 30) &&
+       mrl_ref_fill(f, "h0", h0d, 8) && mrl_ref_fill(f, "c0", c0d, 8) &&
+       mrl_ref_fill(f, "gy", gy, 40) && mrl_ref_fill(f, "gh", gh, 8) &&
+       mrl_ref_fill(f, "gc", gc, 8) && (!masked || mrl_ref_fill(f, "mask_m", keep, 10));
+  if (!ok) {
+    mrl_params_free(&p);
+    return;
+  }
+  memset(xg, 0, sizeof xg);
+  memset(h0g, 0, sizeof h0g);
+  memset(c0g, 0, sizeof c0g);
+  mrl_params_zero_grad(&p);
+  mrl_graph_init(&g, 1 << 16);
+  y = mrl_lstm_sequence(&l, &g, &x, 5, 2, &h0, &c0, masked ? keep : NULL, &hT, &cT);
+  MRL_CHECK(y && hT && cT, "lstm%s: sequence returned NULL", pre);
+  if (y && hT && cT) {
+    MRL_CHECK(y->ndim == 2 && y->shape[0] == 10 && y->shape[1] == 4, "lstm: y must be [T*B, H]");
+    loss = mrl_add(&g, mrl_add(&g, weighted_sum(&g, y, gy), weighted_sum(&g, hT, gh)),
+                   weighted_sum(&g, cT, gc));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "lstm%s: backward failed", pre);
+#define EXPECT(fixture, ptr, n)                                                                    \
+  do {                                                                                             \
+    snprintf(name, sizeof name, "%s%s", pre, fixture);                                             \
+    mrl_ref_expect(f, name, ptr, n, LSTM_ATOL, LSTM_RTOL);                                         \
+  } while (0)
+    EXPECT("y", y->data, 40);
+    EXPECT("hT", hT->data, 8);
+    EXPECT("cT", cT->data, 8);
+    EXPECT("d_weight_ih", w_ih->grad, 48);
+    EXPECT("d_weight_hh", w_hh->grad, 64);
+    EXPECT("d_bias_ih", b_ih->grad, 16);
+    EXPECT("d_bias_hh", b_hh->grad, 16);
+    EXPECT("d_x", xg, 30);
+    EXPECT("d_h0", h0g, 8);
+    EXPECT("d_c0", c0g, 8);
+#undef EXPECT
+  }
+  mrl_graph_free(&g);
+  mrl_params_free(&p);
+}
+
+static void test_lstm_reference(void) {
+  mrl_ref_file f;
+  if (!mrl_ref_open(&f, "tests/ref/lstm.txt")) return;
+  lstm_reference_case(&f, 0);
+  lstm_reference_case(&f, 1);
+  mrl_ref_close(&f);
+}
+
+typedef struct lstm_ctx {
+  const mrl_lstm_layer *layer;
+  const float *keep;
+  int T, B;
+  float r_h[MAX_R], r_c[MAX_R], r_y[MAX_R];
+} lstm_ctx;
+
+/* in: x, h, c, then the four parameter tensors (checked, not read here). */
+static mrl_tensor *lstm_cell_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  const lstm_ctx *c = (const lstm_ctx *)ctx;
+  mrl_tensor *h, *cc;
+  mrl_lstm_cell(c->layer, g, in[0], in[1], in[2], c->keep, &h, &cc);
+  if (!h || !cc) return NULL;
+  return mrl_add(g, weighted_sum(g, h, c->r_h), weighted_sum(g, cc, c->r_c));
+}
+
+static mrl_tensor *lstm_seq_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  const lstm_ctx *c = (const lstm_ctx *)ctx;
+  mrl_tensor *h = NULL, *cc = NULL, *y;
+  y = mrl_lstm_sequence(c->layer, g, in[0], c->T, c->B, in[1], in[2], c->keep, &h, &cc);
+  if (!y) return NULL;
+  return mrl_add(g, mrl_add(g, weighted_sum(g, y, c->r_y), weighted_sum(g, h, c->r_h)),
+                 weighted_sum(g, cc, c->r_c));
+}
+
+static void test_lstm_gradcheck(void) {
+  static const float keep_cell[3] = {1.0f, 0.5f, 0.0f};
+  static const float keep_seq[6] = {1.0f, 1.0f, 0.5f, 0.0f, 1.0f, 0.5f}; /* [T=3, B=2] */
+  float xd[18], xg[18], hd[12], hg[12], cd[12], cg[12];
+  mrl_tensor x, h, c, *in[7];
+  mrl_params p;
+  mrl_lstm_layer l;
+  mrl_graph g;
+  lstm_ctx ctx;
+  mrl_rng rng = mrl_rng_make(31);
+  double worst;
+  int k;
+  mrl_params_init(&p);
+  mrl_lstm_layer_init(&l, &p, "lstm", 3, 4, mrl_init_make(MRL_INIT_UNIFORM, 0.6f), 0.0f);
+  mrl_params_finalize(&p, 3);
+  /* non-zero biases, so their gradients are checked at a generic point */
+  fill_uniform(mrl_params_tensor(&p, l.bias_ih)->data, 16, &rng, -0.5f, 0.5f);
+  fill_uniform(mrl_params_tensor(&p, l.bias_hh)->data, 16, &rng, -0.5f, 0.5f);
+  fill_uniform(xd, 18, &rng, -1, 1);
+  fill_uniform(hd, 12, &rng, -1, 1);
+  fill_uniform(cd, 12, &rng, -1.5f, 1.5f);
+  fill_uniform(ctx.r_h, MAX_R, &rng, -1, 1);
+  fill_uniform(ctx.r_c, MAX_R, &rng, -1, 1);
+  fill_uniform(ctx.r_y, MAX_R, &rng, -1, 1);
+  ctx.layer = &l;
+  mrl_graph_init(&g, 1 << 16);
+
+  /* one cell, B = 3, keep = {1, 0.5, 0} */
+  x = mrl_tensor_make2(xd, xg, 3, 3);
+  h = mrl_tensor_make2(hd, hg, 3, 4);
+  c = mrl_tensor_make2(cd, cg, 3, 4);
+  in[0] = &x;
+  in[1] = &h;
+  in[2] = &c;
+  in[3] = mrl_params_tensor(&p, l.weight_ih);
+  in[4] = mrl_params_tensor(&p, l.weight_hh);
+  in[5] = mrl_params_tensor(&p, l.bias_ih);
+  in[6] = mrl_params_tensor(&p, l.bias_hh);
+  ctx.keep = keep_cell;
+  worst = mrl_gradcheck(&g, lstm_cell_build, in, 7, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck lstm_cell with keep {1, 0.5, 0}: ratio %.3g", worst);
+  for (k = 0; k < 4; k++) { /* keep = 0 cuts the gradient to that row's state */
+    MRL_CHECK(hg[8 + k] == 0.0f && cg[8 + k] == 0.0f, "lstm_cell: keep = 0 must cut dh, dc");
+    MRL_CHECK(hg[4 + k] != 0.0f && cg[4 + k] != 0.0f, "lstm_cell: keep = 0.5 must pass dh, dc");
+  }
+  ctx.keep = NULL;
+  worst = mrl_gradcheck(&g, lstm_cell_build, in, 7, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck lstm_cell without keep: ratio %.3g", worst);
+
+  /* a sequence, T = 3, B = 2: the state's gradient crosses steps */
+  x = mrl_tensor_make2(xd, xg, 6, 3);
+  h = mrl_tensor_make2(hd, hg, 2, 4);
+  c = mrl_tensor_make2(cd, cg, 2, 4);
+  ctx.keep = keep_seq;
+  ctx.T = 3;
+  ctx.B = 2;
+  worst = mrl_gradcheck(&g, lstm_seq_build, in, 7, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck lstm_sequence T=3 B=2 with keep: ratio %.3g", worst);
+  mrl_graph_free(&g);
+  mrl_params_free(&p);
+}
+
+/* The LSTM over fixed graph buffers of every size from 0 up: when memory runs
+ * out, y is NULL and so are both final states (or the status says out of
+ * memory and backward refuses); nothing outside the buffer is written; once
+ * it fits, results equal a heap graph's bit for bit. */
+static mrl_tensor *lstm_sweep_forward(mrl_graph *g, const mrl_lstm_layer *l, mrl_tensor *x,
+                                      mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                      int *inconsistent) {
+  mrl_tensor *h = NULL, *c = NULL, *y = mrl_lstm_sequence(l, g, x, 3, 2, h0, c0, keep, &h, &c);
+  if (!y && (h || c)) (*inconsistent)++;
+  if (!y || !h || !c) return NULL;
+  return mrl_add(g, mrl_sum(g, mrl_square(g, y)), mrl_sum(g, mrl_mul(g, h, c)));
+}
+
+static void test_lstm_out_of_memory(void) {
+  static unsigned char buf[16384 + 256];
+  static const float keep[6] = {1, 1, 0, 1, 1, 0};
+  float xd[18], xg[18], hd[8], hg[8], cd[8], cg[8], ref_loss = 0.0f, *ref_grads;
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 6, 3), h0 = mrl_tensor_make2(hd, hg, 2, 4);
+  mrl_tensor c0 = mrl_tensor_make2(cd, cg, 2, 4), *loss;
+  mrl_params p;
+  mrl_lstm_layer l;
+  mrl_graph g;
+  mrl_rng rng = mrl_rng_make(64);
+  int inconsistent = 0, bad_status = 0, bad_backward = 0, touched = 0, canaries = 1, mismatch = 0;
+  int fails = 0, successes = 0;
+  size_t size, k;
+  mrl_params_init(&p);
+  mrl_lstm_layer_init(&l, &p, "lstm", 3, 4, mrl_init_default(), 0.0f);
+  mrl_params_finalize(&p, 12);
+  fill_uniform(xd, 18, &rng, -1, 1);
+  fill_uniform(hd, 8, &rng, -1, 1);
+  fill_uniform(cd, 8, &rng, -1, 1);
+  ref_grads = (float *)malloc(sizeof(float) * p.total);
+  mrl_graph_init(&g, 1 << 14);
+  loss = lstm_sweep_forward(&g, &l, &x, &h0, &c0, keep, &inconsistent);
+  MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "lstm oom sweep: heap reference failed");
+  if (loss) ref_loss = loss->data[0];
+  memcpy(ref_grads, p.grads, sizeof(float) * p.total);
+  mrl_graph_free(&g);
+  for (size = 0; size <= 16384; size += 64) {
+    unsigned char *region = buf + 128;
+    mrl_result r;
+    memset(buf, 0xA5, sizeof buf);
+    mrl_params_zero_grad(&p);
+    mrl_graph_init_buffer(&g, region, size);
+    loss = lstm_sweep_forward(&g, &l, &x, &h0, &c0, keep, &inconsistent);
+    if (!loss && mrl_graph_status(&g) != MRL_ERR_OUT_OF_MEMORY) bad_status++;
+    r = mrl_backward(&g, loss);
+    if (mrl_graph_status(&g) != MRL_OK) {
+      fails++;
+      if (r != MRL_ERR_OUT_OF_MEMORY) bad_backward++;
+      for (k = 0; k < p.total; k++) touched |= p.grads[k] != 0.0f;
+    } else {
+      successes++;
+      if (r != MRL_OK || !loss)
+        bad_backward++;
+      else
+        mismatch |=
+            loss->data[0] != ref_loss || memcmp(p.grads, ref_grads, sizeof(float) * p.total) != 0;
+    }
+    for (k = 0; k < sizeof buf; k++)
+      if ((buf + k < region || buf + k >= region + size) && buf[k] != 0xA5) canaries = 0;
+  }
+  MRL_CHECK(fails > 10 && successes > 10, "lstm oom sweep: %d failing and %d fitting sizes", fails,
+            successes);
+  MRL_CHECK(!inconsistent, "lstm_sequence: returned NULL but left %d final states set",
+            inconsistent);
+  MRL_CHECK(!bad_status, "lstm oom sweep: %d NULL results without the out-of-memory status",
+            bad_status);
+  MRL_CHECK(!bad_backward, "lstm oom sweep: backward disagreed with the status %d times",
+            bad_backward);
+  MRL_CHECK(!touched, "lstm oom sweep: backward changed gradients on a broken tape");
+  MRL_CHECK(canaries, "lstm oom sweep: bytes outside the caller's buffer were written");
+  MRL_CHECK(!mismatch, "lstm oom sweep: fixed-buffer results differ from the heap graph's");
+  free(ref_grads);
+  mrl_params_free(&p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Adam and clip_grad_norm_ against PyTorch                                 */
+/* ------------------------------------------------------------------------ */
+
+static void adam_case(const mrl_ref_file *f, float weight_decay, const char *prefix) {
+  mrl_params p;
+  mrl_adam_config cfg = mrl_adam_config_default();
+  int shape[1] = {6}, idx, k;
+  char name[32];
+  mrl_tensor *t;
+  mrl_params_init(&p);
+  idx = mrl_params_add(&p, "p", 1, shape, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+  MRL_CHECK(idx == 0 && mrl_params_finalize(&p, 0) == MRL_OK, "adam: parameter setup failed");
+  t = mrl_params_tensor(&p, idx);
+  cfg.lr = 0.01f;
+  cfg.beta1 = 0.9f;
+  cfg.beta2 = 0.999f;
+  cfg.eps = 1e-8f;
+  cfg.weight_decay = weight_decay;
+  if (mrl_ref_fill(f, "p0", t->data, 6)) {
+    for (k = 1; k <= 5; k++) {
+      snprintf(name, sizeof name, "g%d", k);
+      if (!mrl_ref_fill(f, name, t->grad, 6)) break;
+      mrl_adam_step(&p, &cfg);
+      snprintf(name, sizeof name, "%sp%d", prefix, k);
+      mrl_ref_expect(f, name, t->data, 6, 1e-6, 1e-5);
+    }
+  }
+  mrl_params_free(&p);
+}
+
+static void test_adam_reference(void) {
+  mrl_ref_file f;
+  mrl_adam_config d = mrl_adam_config_default();
+  MRL_CHECK(d.lr == 1e-3f && d.beta1 == 0.9f && d.beta2 == 0.999f && d.eps == 1e-8f &&
+                d.weight_decay == 0.0f,
+            "adam: defaults must be torch.optim.Adam's");
+  { /* eps sits after the bias-corrected square root: one step with g = eps
+     * moves by lr * g / (|g| + eps) = lr / 2, and a zero gradient not at all */
+    mrl_params p;
+    int shape[1] = {2};
+    mrl_tensor *t;
+    mrl_params_init(&p);
+    mrl_params_add(&p, "p", 1, shape, mrl_init_make(MRL_INIT_CONSTANT, 1.0f));
+    mrl_params_finalize(&p, 0);
+    t = mrl_params_tensor(&p, 0);
+    t->grad[0] = 1e-8f;
+    t->grad[1] = 0.0f;
+    d.lr = 0.1f;
+    mrl_adam_step(&p, &d);
+    MRL_CHECK_NEAR(t->data[0], 1.0 - 0.05, 1e-6, 0, "adam: one step with g = eps");
+    MRL_CHECK(t->data[1] == 1.0f, "adam: a zero gradient must not move the parameter");
+    MRL_CHECK(p.adam_steps == 1, "adam: step count %lld, want 1", p.adam_steps);
+    mrl_params_free(&p);
+  }
+  if (!mrl_ref_open(&f, "tests/ref/adam.txt")) return;
+  adam_case(&f, 0.0f, "");
+  adam_case(&f, 0.1f, "wd_");
+  mrl_ref_close(&f);
+}
+
+static void test_clip_reference(void) {
+  mrl_ref_file f;
+  mrl_params p;
+  int sa[2] = {3, 4}, sb[1] = {5}, ia, ib;
+  mrl_tensor *a, *b;
+  float total;
+  if (!mrl_ref_open(&f, "tests/ref/clip.txt")) return;
+  mrl_params_init(&p);
+  ia = mrl_params_add(&p, "a", 2, sa, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+  ib = mrl_params_add(&p, "b", 1, sb, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+  mrl_params_finalize(&p, 0);
+  a = mrl_params_tensor(&p, ia);
+  b = mrl_params_tensor(&p, ib);
+  if (mrl_ref_fill(&f, "ga", a->grad, 12) && mrl_ref_fill(&f, "gb", b->grad, 5)) {
+    total = mrl_params_clip_grad_norm(&p, 0.5f);
+    mrl_ref_expect(&f, "total_norm", &total, 1, 1e-6, 1e-5);
+    mrl_ref_expect(&f, "ca", a->grad, 12, 1e-6, 1e-5);
+    mrl_ref_expect(&f, "cb", b->grad, 5, 1e-6, 1e-5);
+  }
+  mrl_params_zero_grad(&p);
+  if (mrl_ref_fill(&f, "ga", a->grad, 12) && mrl_ref_fill(&f, "gb", b->grad, 5)) {
+    total = mrl_params_clip_grad_norm(&p, 100.0f);
+    mrl_ref_expect(&f, "total_norm2", &total, 1, 1e-6, 1e-5);
+    mrl_ref_expect(&f, "ca2", a->grad, 12, 1e-6, 1e-5);
+    mrl_ref_expect(&f, "cb2", b->grad, 5, 1e-6, 1e-5);
+  }
+  mrl_params_free(&p);
+  mrl_ref_close(&f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Initialisers and the parameter store                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Worst |G - gain² I| where G = W Wᵀ (row_gram) or Wᵀ W, W [rows, cols]. */
+static double gram_error(const float *w, int rows, int cols, float gain, int row_gram) {
+  int wide = row_gram, n = wide ? rows : cols, len = wide ? cols : rows, i, j, k;
+  double worst = 0.0;
+  for (i = 0; i < n; i++)
+    for (j = 0; j < n; j++) {
+      double s = 0.0, want = i == j ? (double)gain * gain : 0.0;
+      for (k = 0; k < len; k++)
+        s += wide ? (double)w[i * cols + k] * w[j * cols + k]
+                  : (double)w[k * cols + i] * w[k * cols + j];
+      if (fabs(s - want) > worst) worst = fabs(s - want);
+    }
+  return worst;
+}
+
+static void test_orthogonal(void) {
+  static const int dims[5][2] = {{3, 7}, {7, 3}, {5, 5}, {1, 9}, {16, 4}};
+  static const float gains[3] = {1.0f, 1.41421356f, 0.01f};
+  float w[256];
+  int d, k;
+  for (d = 0; d < 5; d++)
+    for (k = 0; k < 3; k++) {
+      mrl_rng rng = mrl_rng_make(100u + (uint64_t)d);
+      int rows = dims[d][0], cols = dims[d][1];
+      double err;
+      mrl_init_orthogonal_fill(w, rows, cols, gains[k], &rng);
+      err = gram_error(w, rows, cols, gains[k], rows <= cols);
+      MRL_CHECK(err <= 1e-5, "orthogonal [%d,%d] gain %g: %s off gain^2 I by %.3g", rows, cols,
+                gains[k], rows <= cols ? "W W^T" : "W^T W", err);
+      if (rows == cols) {
+        err = gram_error(w, rows, cols, gains[k], 0); /* and Wᵀ W */
+        MRL_CHECK(err <= 1e-5, "orthogonal square: both products must be gain^2 I (%.3g)", err);
+      }
+    }
+  { /* through the parameter store: orthogonal weight, zero bias */
+    mrl_params p;
+    mrl_linear_layer l;
+    mrl_tensor *wt, *bt;
+    int i, zero = 1;
+    mrl_params_init(&p);
+    mrl_linear_layer_init(&l, &p, "fc", 6, 10, mrl_init_orthogonal(1.41421356f));
+    mrl_params_finalize(&p, 9);
+    wt = mrl_params_tensor(&p, l.weight);
+    bt = mrl_params_tensor(&p, l.bias);
+    MRL_CHECK(gram_error(wt->data, 10, 6, 1.41421356f, 0) <= 1e-5,
+              "orthogonal init of a linear layer: W^T W != 2 I");
+    for (i = 0; i < bt->size; i++) zero &= bt->data[i] == 0.0f;
+    MRL_CHECK(zero, "orthogonal init: bias must be zero");
+    mrl_params_free(&p);
+  }
+}
+
+static void test_default_init(void) {
+  mrl_params p;
+  mrl_linear_layer l;
+  mrl_lstm_layer lstm;
+  mrl_tensor *w, *b;
+  float bound = 1.0f / sqrtf(50.0f), lbound = 1.0f / sqrtf(8.0f);
+  double s = 0.0, s2 = 0.0, mean, sd, largest = 0.0;
+  int i, k, inside = 1;
+  mrl_params_init(&p);
+  mrl_linear_layer_init(&l, &p, "fc", 50, 200, mrl_init_default());
+  mrl_lstm_layer_init(&lstm, &p, "rnn", 5, 8, mrl_init_default(), 0.0f);
+  MRL_CHECK(mrl_params_finalize(&p, 11) == MRL_OK, "default init: finalize failed");
+  w = mrl_params_tensor(&p, l.weight);
+  b = mrl_params_tensor(&p, l.bias);
+  for (i = 0; i < w->size; i++) {
+    inside &= fabsf(w->data[i]) <= bound;
+    if (fabsf(w->data[i]) > largest) largest = fabsf(w->data[i]);
+    s += w->data[i];
+    s2 += (double)w->data[i] * w->data[i];
+  }
+  for (i = 0; i < b->size; i++) inside &= fabsf(b->data[i]) <= bound;
+  MRL_CHECK(inside, "default linear init: value outside +-1/sqrt(in)");
+  /* 10000 draws of U(-bound, bound) reach 0.999 bound except with probability e^-10 */
+  MRL_CHECK(largest >= 0.999 * bound, "default linear init: largest |w| %.5f, bound %.5f", largest,
+            bound);
+  mean = s / w->size;
+  sd = sqrt(s2 / w->size - mean * mean);
+  MRL_CHECK(fabs(sd - bound / sqrt(3.0)) <= 0.03 * bound / sqrt(3.0),
+            "default linear init: std %.5f, want bound/sqrt(3) = %.5f", sd, bound / sqrt(3.0));
+  MRL_CHECK(fabs(mean) < 0.05 * bound, "default linear init: mean %.5f, want ~0", mean);
+  inside = 1;
+  {
+    int ids[4];
+    ids[0] = lstm.weight_ih;
+    ids[1] = lstm.weight_hh;
+    ids[2] = lstm.bias_ih;
+    ids[3] = lstm.bias_hh;
+    for (k = 0; k < 4; k++) {
+      mrl_tensor *t = mrl_params_tensor(&p, ids[k]);
+      int nonzero = 0;
+      for (i = 0; i < t->size; i++) {
+        inside &= fabsf(t->data[i]) <= lbound;
+        nonzero |= t->data[i] != 0.0f;
+      }
+      MRL_CHECK(nonzero, "default LSTM init: tensor %d is all zero", k);
+    }
+  }
+  MRL_CHECK(inside, "default LSTM init: value outside +-1/sqrt(hidden)");
+  mrl_params_free(&p);
+}
+
+static void test_forget_bias(void) {
+  mrl_params p;
+  mrl_lstm_layer a, b;
+  mrl_tensor *ba, *bb, *hh;
+  float bound = 1.0f / sqrtf(4.0f);
+  int i, ok_a = 1, ok_b = 1, ok_hh = 1;
+  mrl_params_init(&p);
+  mrl_lstm_layer_init(&a, &p, "a", 3, 4, mrl_init_orthogonal(1.0f), 1.0f);
+  mrl_lstm_layer_init(&b, &p, "b", 3, 4, mrl_init_default(), 1.0f);
+  mrl_params_finalize(&p, 8);
+  ba = mrl_params_tensor(&p, a.bias_ih);
+  bb = mrl_params_tensor(&p, b.bias_ih);
+  hh = mrl_params_tensor(&p, b.bias_hh);
+  for (i = 0; i < 16; i++) {
+    int forget = i >= 4 && i < 8; /* gate order i, f, g, o */
+    ok_a &= ba->data[i] == (forget ? 1.0f : 0.0f);
+    ok_b &= forget ? fabsf(bb->data[i] - 1.0f) <= bound : fabsf(bb->data[i]) <= bound;
+    ok_hh &= fabsf(hh->data[i]) <= bound;
+  }
+  MRL_CHECK(ok_a,
+            "lstm forget_bias 1 with orthogonal init: bias_ih must be 1 on the f gate, else 0");
+  MRL_CHECK(ok_b,
+            "lstm forget_bias 1 with default init: bias_ih f gate must be 1 + U(+-1/sqrt(H))");
+  MRL_CHECK(ok_hh, "lstm forget_bias: bias_hh must be untouched");
+  mrl_params_free(&p);
+}
+
+static void build_model(mrl_params *p, mrl_mlp *m, mrl_lstm_layer *l, uint64_t seed) {
+  int sizes[3] = {4, 8, 3};
+  mrl_params_init(p);
+  mrl_mlp_init(m, p, "pi", 3, sizes, MRL_ACT_TANH, mrl_init_default(), mrl_init_orthogonal(0.01f));
+  mrl_lstm_layer_init(l, p, "core", 4, 5, mrl_init_default(), 1.0f);
+  MRL_CHECK(mrl_params_finalize(p, seed) == MRL_OK, "params: finalize failed");
+}
+
+static void test_params_store(void) {
+  mrl_params a, b, c;
+  mrl_mlp ma, mb, mc;
+  mrl_lstm_layer la, lb, lc;
+  int i, inside = 1, disjoint = 1, shape[1] = {3};
+  build_model(&a, &ma, &la, 42);
+  build_model(&b, &mb, &lb, 42);
+  build_model(&c, &mc, &lc, 43);
+  MRL_CHECK(a.total == b.total && memcmp(a.values, b.values, sizeof(float) * a.total) == 0,
+            "params: same seed must give identical parameters");
+  MRL_CHECK(memcmp(a.values, c.values, sizeof(float) * a.total) != 0,
+            "params: another seed gave the same parameters");
+  MRL_CHECK(a.count == 8, "params: an MLP of 2 layers and an LSTM declare 8 tensors, got %d",
+            a.count);
+  for (i = 0; i < a.count; i++) {
+    mrl_tensor *t = mrl_params_tensor(&a, i);
+    inside &= t->data >= a.values && t->data + t->size <= a.values + a.total;
+    inside &= t->grad >= a.grads && t->grad + t->size <= a.grads + a.total;
+    inside &= t->data - a.values == t->grad - a.grads; /* same offset in every buffer */
+    if (i + 1 < a.count) disjoint &= t->data + t->size <= mrl_params_tensor(&a, i + 1)->data;
+  }
+  MRL_CHECK(inside, "params: a tensor lies outside the one contiguous buffer");
+  MRL_CHECK(disjoint, "params: tensors overlap");
+  MRL_CHECK(mrl_params_find(&a, "pi.1.weight") == ma.layers[1].weight,
+            "params: find(pi.1.weight) failed");
+  MRL_CHECK(mrl_params_find(&a, "core.weight_hh_l0") == la.weight_hh,
+            "params: find(core.weight_hh_l0) failed");
+  MRL_CHECK(mrl_params_find(&a, "nope") == -1, "params: find of an absent name must be -1");
+  MRL_CHECK(mrl_params_add(&a, "late", 1, shape, mrl_init_default()) == -1,
+            "params: add after finalize must return -1");
+  for (i = 0; i < (int)a.total; i++) a.grads[i] = 1.0f;
+  mrl_params_zero_grad(&a);
+  inside = 1;
+  for (i = 0; i < (int)a.total; i++) inside &= a.grads[i] == 0.0f;
+  MRL_CHECK(inside, "params: zero_grad must clear every gradient");
+  mrl_params_free(&a);
+  mrl_params_free(&b);
+  mrl_params_free(&c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* MLP                                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mlp_ctx {
+  const mrl_mlp *mlp;
+  float r[MAX_R];
+} mlp_ctx;
+
+static mrl_tensor *mlp_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  const mlp_ctx *c = (const mlp_ctx *)ctx;
+  return weighted_sum(g, mrl_mlp_forward(c->mlp, g, in[0]), c->r);
+}
+
+static void test_mlp(void) {
+  int sizes[3] = {3, 4, 2}, i, j, k, b, pass;
+  float xd[6], xg[6];
+  mrl_params p;
+  mrl_mlp m;
+  mrl_graph g;
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 2, 3), *in[5], *w0, *b0, *w1, *b1;
+  mrl_rng rng = mrl_rng_make(77);
+  mlp_ctx ctx;
+  double worst;
+  mrl_params_init(&p);
+  mrl_mlp_init(&m, &p, "net", 3, sizes, MRL_ACT_TANH, mrl_init_default(), mrl_init_default());
+  mrl_params_finalize(&p, 5);
+  w0 = mrl_params_tensor(&p, m.layers[0].weight);
+  b0 = mrl_params_tensor(&p, m.layers[0].bias);
+  w1 = mrl_params_tensor(&p, m.layers[1].weight);
+  b1 = mrl_params_tensor(&p, m.layers[1].bias);
+  MRL_CHECK(w0->shape[0] == 4 && w0->shape[1] == 3 && w1->shape[0] == 2 && w1->shape[1] == 4,
+            "mlp: weights must be [out, in]");
+  fill_uniform(xd, 6, &rng, -1, 1);
+  fill_uniform(b0->data, 4, &rng, -0.5f, 0.5f);
+  fill_uniform(b1->data, 2, &rng, -0.5f, 0.5f);
+  mrl_graph_init(&g, 1 << 14);
+  for (pass = 0; pass < 2; pass++) { /* pass 1: also activate the output */
+    mrl_tensor *y;
+    int ok = 1;
+    m.activate_output = pass;
+    mrl_graph_reset(&g);
+    y = mrl_mlp_forward(&m, &g, &x);
+    MRL_CHECK(y && y->ndim == 2 && y->shape[0] == 2 && y->shape[1] == 2, "mlp: output shape");
+    if (!y) continue;
+    for (b = 0; b < 2; b++) {
+      double hid[4];
+      for (j = 0; j < 4; j++) {
+        double s = b0->data[j];
+        for (k = 0; k < 3; k++) s += (double)w0->data[j * 3 + k] * xd[b * 3 + k];
+        hid[j] = tanh(s);
+      }
+      for (i = 0; i < 2; i++) {
+        double s = b1->data[i];
+        for (j = 0; j < 4; j++) s += (double)w1->data[i * 4 + j] * hid[j];
+        if (pass) s = tanh(s);
+        ok &= fabs(y->data[b * 2 + i] - s) <= 1e-6;
+      }
+    }
+    MRL_CHECK(ok, "mlp: forward differs from the hand computation (activate_output %d)", pass);
+  }
+  m.activate_output = 0;
+  fill_uniform(ctx.r, MAX_R, &rng, -1, 1);
+  ctx.mlp = &m;
+  in[0] = &x;
+  in[1] = w0;
+  in[2] = b0;
+  in[3] = w1;
+  in[4] = b1;
+  worst = mrl_gradcheck(&g, mlp_build, in, 5, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck mlp (x and every parameter): ratio %.3g", worst);
+  mrl_graph_free(&g);
+  mrl_params_free(&p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Categorical distribution                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ent_ctx {
+  float r[MAX_R];
+  const int *actions;
+} ent_ctx;
+
+static mrl_tensor *entropy_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  const ent_ctx *c = (const ent_ctx *)ctx;
+  return weighted_sum(g, mrl_categorical_entropy(g, mrl_log_softmax(g, in[0])), c->r);
+}
+
+static mrl_tensor *log_prob_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  const ent_ctx *c = (const ent_ctx *)ctx;
+  return weighted_sum(g, mrl_categorical_log_prob(g, mrl_log_softmax(g, in[0]), c->actions), c->r);
+}
+
+static void test_categorical(void) {
+  static const float logits[8] = {0.5f, -1.0f, 2.0f, 0.0f, 1.0f, 1.0f, 1.0f, 1.0f};
+  static const int actions[3] = {2, 3, 0};
+  const int draws = 200000;
+  float xd[15], xg[15];
+  double lse = log(exp(0.5) + exp(-1.0) + exp(2.0) + exp(0.0)), ent0 = 0.0, prob[4];
+  int i, counts[4] = {0}, only = 1;
+  mrl_graph g;
+  mrl_tensor *lp, *logp, *ent, x, *in[1];
+  mrl_rng rng = mrl_rng_make(2718);
+  ent_ctx ctx;
+  double worst;
+  for (i = 0; i < 4; i++) {
+    prob[i] = exp((double)logits[i] - lse);
+    ent0 -= prob[i] * ((double)logits[i] - lse);
+  }
+  mrl_graph_init(&g, 1 << 14);
+  lp = mrl_log_softmax(&g, mrl_tensor_from2(&g, logits, 2, 4));
+  logp = mrl_categorical_log_prob(&g, lp, actions);
+  ent = mrl_categorical_entropy(&g, lp);
+  MRL_CHECK(logp && logp->size == 2 && ent && ent->size == 2, "categorical: outputs must be [B]");
+  if (logp && ent) {
+    MRL_CHECK_NEAR(logp->data[0], 2.0 - lse, 1e-6, 1e-6, "log_prob(row 0, action 2)");
+    MRL_CHECK_NEAR(logp->data[1], -log(4.0), 1e-6, 1e-6, "log_prob(uniform row, action 3)");
+    MRL_CHECK_NEAR(ent->data[0], ent0, 1e-6, 1e-6, "entropy(row 0)");
+    MRL_CHECK_NEAR(ent->data[1], log(4.0), 1e-6, 1e-6, "entropy(uniform row)");
+  }
+
+  fill_uniform(xd, 15, &rng, -2, 2);
+  fill_uniform(ctx.r, MAX_R, &rng, -1, 1);
+  ctx.actions = actions;
+  x = mrl_tensor_make2(xd, xg, 3, 5);
+  in[0] = &x;
+  worst = mrl_gradcheck(&g, entropy_build, in, 1, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck categorical entropy: ratio %.3g", worst);
+  worst = mrl_gradcheck(&g, log_prob_build, in, 1, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck categorical log_prob: ratio %.3g", worst);
+  mrl_graph_free(&g);
+
+  for (i = 0; i < draws; i++) {
+    int k = mrl_categorical_sample(logits, 4, &rng);
+    if (k < 0 || k >= 4) {
+      only = 0;
+      break;
+    }
+    counts[k]++;
+  }
+  MRL_CHECK(only, "categorical_sample: index out of range");
+  for (i = 0; i < 4; i++)
+    MRL_CHECK(fabs((double)counts[i] / draws - prob[i]) < 0.01,
+              "categorical_sample: action %d drawn %.4f of the time, softmax gives %.4f", i,
+              (double)counts[i] / draws, prob[i]);
+  {
+    const float masked[3] = {-1e30f, 0.0f, -1e30f};
+    only = 1;
+    for (i = 0; i < 1000; i++) only &= mrl_categorical_sample(masked, 3, &rng) == 1;
+    MRL_CHECK(only, "categorical_sample: drew an action of probability 0");
+  }
+  {
+    const float l2[5] = {-3.0f, 0.25f, -0.5f, 4.0f, 3.5f};
+    MRL_CHECK(mrl_categorical_mode(logits, 4) == 2, "categorical_mode: want 2");
+    MRL_CHECK(mrl_categorical_mode(l2, 5) == 3, "categorical_mode: want 3");
+    MRL_CHECK(mrl_categorical_mode(l2, 1) == 0, "categorical_mode: one action");
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Target networks: copy and Polyak averaging                               */
+/* ------------------------------------------------------------------------ */
+
+static void make_small(mrl_params *p, const float *v) {
+  int shape[1] = {4}, idx;
+  mrl_params_init(p);
+  idx = mrl_params_add(p, "w", 1, shape, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+  mrl_params_finalize(p, 0);
+  memcpy(mrl_params_tensor(p, idx)->data, v, sizeof(float) * 4);
+}
+
+static void test_copy_polyak(void) {
+  static const float vs[4] = {5.0f, -2.0f, 4.5f, 0.0f}, vd[4] = {1.0f, 2.0f, 0.5f, 8.0f};
+  static const float want[4] = {2.0f, 1.0f, 1.5f, 6.0f}; /* vd + 0.25 (vs - vd), exact */
+  mrl_params src, dst;
+  float *d;
+  int i, ok = 1;
+  make_small(&src, vs);
+  make_small(&dst, vd);
+  d = mrl_params_tensor(&dst, 0)->data;
+  mrl_params_polyak(&dst, &src, 0.25f);
+  for (i = 0; i < 4; i++) ok &= d[i] == want[i];
+  MRL_CHECK(ok, "polyak(0.25): got %g %g %g %g, want 2 1 1.5 6", d[0], d[1], d[2], d[3]);
+  for (i = 0; i < 4; i++) ok &= mrl_params_tensor(&src, 0)->data[i] == vs[i];
+  MRL_CHECK(ok, "polyak: the source must not change");
+  mrl_params_copy(&dst, &src);
+  ok = memcmp(dst.values, src.values, sizeof(float) * src.total) == 0;
+  MRL_CHECK(ok, "copy: destination must equal the source exactly");
+  mrl_params_free(&src);
+  mrl_params_free(&dst);
+}
+
+int main(void) {
+  test_lstm_reference();
+  test_lstm_gradcheck();
+  test_lstm_out_of_memory();
+  test_adam_reference();
+  test_clip_reference();
+  test_orthogonal();
+  test_default_init();
+  test_forget_bias();
+  test_params_store();
+  test_mlp();
+  test_categorical();
+  test_copy_polyak();
+  return mrl_test_summary("test_nn");
+}

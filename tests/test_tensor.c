@@ -1,0 +1,1118 @@
+/* Tests for memrl_tensor.h: the gradient of every op against central finite
+ * differences, forward values and gradients against PyTorch (tests/ref/ops.txt),
+ * the arena (fixed and heap), shape errors, no-grad mode, gradient
+ * accumulation, determinism and the RNG.
+ *
+ * Run from the repository root:  cc -std=c99 -O2 tests/test_tensor.c -lm && ./a.out */
+#define MEMRL_IMPLEMENTATION
+#define _POSIX_C_SOURCE 200809L
+#include "../memrl_tensor.h"
+#include "test.h"
+#include "ref_loader.h"
+#if defined(__unix__)
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+/* Gradient-check tolerances. The loss is sum(op(x) * R) with a fixed random R,
+ * evaluated in float32 by mrl_gradcheck. With eps = 1e-2 the truncation error
+ * of the central difference is about eps^2/6 * |f'''| (< 3e-4 for the inputs
+ * used here) and float rounding of a loss of magnitude ~10 contributes about
+ * 1e-6 / (2 eps) = 5e-5; so every element must satisfy
+ * |analytic - numeric| <= 1e-3 + 1e-2 * |numeric| (gradcheck's ratio <= 1). */
+#define GC_EPS 1e-2f
+#define GC_ATOL 1e-3
+#define GC_RTOL 1e-2
+
+/* Fixture comparisons against PyTorch (float32 on both sides). */
+#define REF_ATOL 1e-5
+#define REF_RTOL 1e-4
+
+static int is_aligned64(const void *p) {
+  return ((uintptr_t)p & 63u) == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Gradient checks of every op                                              */
+/* ------------------------------------------------------------------------ */
+
+enum {
+  OP_MATMUL,
+  OP_MATMUL_NT,
+  OP_MATMUL_TN,
+  OP_LINEAR,
+  OP_LINEAR_NOBIAS,
+  OP_ADD,
+  OP_SUB,
+  OP_MUL,
+  OP_SCALE,
+  OP_ADD_SCALAR,
+  OP_NEG,
+  OP_SQUARE,
+  OP_EXP,
+  OP_LOG,
+  OP_TANH,
+  OP_SIGMOID,
+  OP_RELU,
+  OP_CLAMP,
+  OP_MINIMUM,
+  OP_MAXIMUM,
+  OP_SUM,
+  OP_MEAN,
+  OP_SUM_ROWS,
+  OP_MEAN_ROWS,
+  OP_LOG_SOFTMAX,
+  OP_GATHER,
+  OP_CONCAT,
+  OP_RESHAPE,
+  OP_COMPOSITE,
+  OP_FAKE_RIGHT, /* a user-defined op with a correct backward */
+  OP_FAKE_WRONG  /* the same op with a backward that doubles the gradient */
+};
+
+#define GC_MAX_IN 4
+#define GC_MAX_SIZE 256
+
+typedef struct gc_ctx {
+  int op, n_in;
+  float p0, p1;
+  const int *index;
+  float r[GC_MAX_SIZE]; /* the fixed random weights R of the loss sum(op(x) * R) */
+} gc_ctx;
+
+/* A user-defined op recorded through mrl_op_output / mrl_graph_record: y = x,
+ * with a backward that passes the gradient through scaled by node->f[0]. */
+static void fake_copy_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int i;
+  if (!x->grad) return;
+  for (i = 0; i < y->size; i++) x->grad[i] += nd->f[0] * y->grad[i];
+}
+
+static mrl_tensor *fake_copy(mrl_graph *g, mrl_tensor *x, float backward_factor) {
+  mrl_tensor *y;
+  mrl_node *nd;
+  if (!x) return NULL;
+  y = mrl_op_output(g, x->ndim, x->shape, mrl_graph_wants_grad(g, x, NULL));
+  if (!y) return NULL;
+  memcpy(y->data, x->data, sizeof(float) * (size_t)x->size);
+  if ((nd = mrl_graph_record(g, "fake_copy", fake_copy_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->f[0] = backward_factor;
+  }
+  return y;
+}
+
+static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
+  int shape[2];
+  switch (c->op) {
+  case OP_MATMUL: return mrl_matmul(g, in[0], in[1]);
+  case OP_MATMUL_NT: return mrl_matmul_nt(g, in[0], in[1]);
+  case OP_MATMUL_TN: return mrl_matmul_tn(g, in[0], in[1]);
+  case OP_LINEAR: return mrl_linear(g, in[0], in[1], in[2]);
+  case OP_LINEAR_NOBIAS: return mrl_linear(g, in[0], in[1], NULL);
+  case OP_ADD: return mrl_add(g, in[0], in[1]);
+  case OP_SUB: return mrl_sub(g, in[0], in[1]);
+  case OP_MUL: return mrl_mul(g, in[0], in[1]);
+  case OP_SCALE: return mrl_scale(g, in[0], c->p0);
+  case OP_ADD_SCALAR: return mrl_add_scalar(g, in[0], c->p0);
+  case OP_NEG: return mrl_neg(g, in[0]);
+  case OP_SQUARE: return mrl_square(g, in[0]);
+  case OP_EXP: return mrl_exp(g, in[0]);
+  case OP_LOG: return mrl_log(g, in[0]);
+  case OP_TANH: return mrl_tanh(g, in[0]);
+  case OP_SIGMOID: return mrl_sigmoid(g, in[0]);
+  case OP_RELU: return mrl_relu(g, in[0]);
+  case OP_CLAMP: return mrl_clamp(g, in[0], c->p0, c->p1);
+  case OP_MINIMUM: return mrl_minimum(g, in[0], in[1]);
+  case OP_MAXIMUM: return mrl_maximum(g, in[0], in[1]);
+  case OP_SUM: return mrl_sum(g, in[0]);
+  case OP_MEAN: return mrl_mean(g, in[0]);
+  case OP_SUM_ROWS: return mrl_sum_rows(g, in[0]);
+  case OP_MEAN_ROWS: return mrl_mean_rows(g, in[0]);
+  case OP_LOG_SOFTMAX: return mrl_log_softmax(g, in[0]);
+  case OP_GATHER: return mrl_gather_rows(g, in[0], c->index);
+  case OP_CONCAT: return mrl_concat_rows(g, in, c->n_in);
+  case OP_RESHAPE: /* a view: the gradient reaches the input through the shared buffer */
+    shape[0] = 3;
+    shape[1] = 4;
+    return mrl_reshape(g, in[0], 2, shape);
+  case OP_COMPOSITE:
+    return mrl_mean(
+        g, mrl_gather_rows(g, mrl_log_softmax(g, mrl_tanh(g, mrl_linear(g, in[0], in[1], in[2]))),
+                           c->index));
+  case OP_FAKE_RIGHT: return fake_copy(g, in[0], 1.0f);
+  case OP_FAKE_WRONG: return fake_copy(g, in[0], 2.0f);
+  }
+  return NULL;
+}
+
+static mrl_tensor *gc_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  const gc_ctx *c = (const gc_ctx *)ctx;
+  mrl_tensor *y = gc_apply(g, c, in), *r;
+  if (!y) return NULL;
+  MRL_ASSERT(y->size <= GC_MAX_SIZE);
+  r = mrl_tensor_from(g, c->r, y->ndim, y->shape);
+  return mrl_sum(g, mrl_mul(g, y, r));
+}
+
+/* Parses "3x4 4x5" into shapes; returns the number of tensors. */
+static int parse_shapes(const char *spec, int ndim[GC_MAX_IN], int shape[GC_MAX_IN][4]) {
+  int n = 0;
+  const char *p = spec;
+  while (*p && n < GC_MAX_IN) {
+    char *end;
+    ndim[n] = 0;
+    while (*p == ' ') p++;
+    if (!*p) break;
+    for (;;) {
+      shape[n][ndim[n]++] = (int)strtol(p, &end, 10);
+      p = end;
+      if (*p != 'x') break;
+      p++;
+    }
+    n++;
+  }
+  return n;
+}
+
+static float uniform_away(mrl_rng *rng, float lo, float hi, const float *avoid, int n_avoid) {
+  for (;;) {
+    float v = mrl_rng_uniform_range(rng, lo, hi);
+    int k, ok = 1;
+    for (k = 0; k < n_avoid; k++)
+      if (fabsf(v - avoid[k]) < 0.1f) ok = 0;
+    if (ok) return v;
+  }
+}
+
+/* Checks one op: inputs of the given shapes drawn from U(lo, hi) (kept away
+ * from the op's kinks), the loss sum(op(x) * R); returns gradcheck's ratio. */
+static double gc_run(const char *name, int op, const char *shapes, float lo, float hi, float p0,
+                     float p1, int expect_pass) {
+  static const int index[4] = {1, 0, 4, 2};
+  float data[GC_MAX_IN][GC_MAX_SIZE], grad[GC_MAX_IN][GC_MAX_SIZE], avoid[2];
+  int ndim[GC_MAX_IN], shape[GC_MAX_IN][4], n_in, t, i, n_avoid = 0;
+  mrl_tensor tens[GC_MAX_IN], *ptrs[GC_MAX_IN];
+  mrl_rng rng = mrl_rng_make(1234u + (uint64_t)op);
+  mrl_graph g;
+  gc_ctx ctx;
+  double worst;
+  memset(&ctx, 0, sizeof ctx);
+  n_in = parse_shapes(shapes, ndim, shape);
+  ctx.op = op;
+  ctx.n_in = n_in;
+  ctx.p0 = p0;
+  ctx.p1 = p1;
+  ctx.index = index;
+  if (op == OP_RELU) avoid[n_avoid++] = 0.0f;
+  if (op == OP_CLAMP) {
+    avoid[n_avoid++] = p0;
+    avoid[n_avoid++] = p1;
+  }
+  for (t = 0; t < n_in; t++) {
+    tens[t] = mrl_tensor_make(data[t], grad[t], ndim[t], shape[t]);
+    MRL_ASSERT(tens[t].size <= GC_MAX_SIZE);
+    ptrs[t] = &tens[t];
+    for (i = 0; i < tens[t].size; i++) {
+      if (t == 1 && (op == OP_MINIMUM || op == OP_MAXIMUM)) {
+        /* no ties: b differs from a by 0.1 .. 1 either way */
+        float d = mrl_rng_uniform_range(&rng, 0.1f, 1.0f);
+        data[t][i] = data[0][i] + (mrl_rng_uniform(&rng) < 0.5f ? -d : d);
+      } else {
+        data[t][i] = uniform_away(&rng, lo, hi, avoid, n_avoid);
+      }
+      grad[t][i] = 0.0f;
+    }
+  }
+  for (i = 0; i < GC_MAX_SIZE; i++) ctx.r[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
+  mrl_graph_init(&g, 1 << 16);
+  worst = mrl_gradcheck(&g, gc_build, ptrs, n_in, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  if (expect_pass) {
+    MRL_CHECK(worst <= 1.0, "gradcheck %s: worst error ratio %.3g (> 1)", name, worst);
+    /* the check means something only if gradient reached every input */
+    for (t = 0; t < n_in; t++) {
+      int nonzero = 0;
+      for (i = 0; i < tens[t].size; i++) nonzero |= grad[t][i] != 0.0f;
+      MRL_CHECK(nonzero, "gradcheck %s: input %d received no gradient at all", name, t);
+    }
+    /* Backward accumulates: a second pass over the same inputs, without
+     * zeroing, adds the same gradient again on top of the first. */
+    {
+      float first[GC_MAX_IN][GC_MAX_SIZE];
+      int twice = 1;
+      memcpy(first, grad, sizeof first);
+      mrl_graph_reset(&g);
+      MRL_CHECK(mrl_backward(&g, gc_build(&g, ptrs, &ctx)) == MRL_OK, "%s: backward failed", name);
+      for (t = 0; t < n_in; t++)
+        for (i = 0; i < tens[t].size; i++)
+          twice &= fabsf(grad[t][i] - 2.0f * first[t][i]) <= 1e-5f * (1.0f + fabsf(first[t][i]));
+      MRL_CHECK(twice, "%s: backward must accumulate (+=) into existing gradients", name);
+    }
+  }
+  mrl_graph_free(&g);
+  return worst;
+}
+
+static void test_gradcheck_ops(void) {
+  double worst;
+  gc_run("matmul", OP_MATMUL, "3x4 4x5", -1, 1, 0, 0, 1);
+  gc_run("matmul_nt", OP_MATMUL_NT, "3x4 5x4", -1, 1, 0, 0, 1);
+  gc_run("matmul_tn", OP_MATMUL_TN, "4x3 4x5", -1, 1, 0, 0, 1);
+  gc_run("matmul 1x1 edge", OP_MATMUL, "1x7 7x1", -1, 1, 0, 0, 1);
+  gc_run("matmul k=17 (blocked path)", OP_MATMUL_NT, "2x17 3x17", -1, 1, 0, 0, 1);
+  gc_run("linear", OP_LINEAR, "3x4 5x4 5", -1, 1, 0, 0, 1);
+  gc_run("linear 3-D x", OP_LINEAR, "2x3x4 5x4 5", -1, 1, 0, 0, 1);
+  gc_run("linear without bias", OP_LINEAR_NOBIAS, "3x4 5x4", -1, 1, 0, 0, 1);
+  gc_run("add", OP_ADD, "3x4 3x4", -1, 1, 0, 0, 1);
+  gc_run("add [M,N]+[N]", OP_ADD, "3x4 4", -1, 1, 0, 0, 1);
+  gc_run("add [2,3,4]+[3,4]", OP_ADD, "2x3x4 3x4", -1, 1, 0, 0, 1);
+  gc_run("sub", OP_SUB, "3x4 3x4", -1, 1, 0, 0, 1);
+  gc_run("sub [M,N]-[N]", OP_SUB, "3x4 4", -1, 1, 0, 0, 1);
+  gc_run("sub [2,3,4]-[3,4]", OP_SUB, "2x3x4 3x4", -1, 1, 0, 0, 1);
+  gc_run("mul", OP_MUL, "3x4 3x4", -1, 1, 0, 0, 1);
+  gc_run("mul [M,N]*[N]", OP_MUL, "3x4 4", -1, 1, 0, 0, 1);
+  gc_run("mul [2,3,4]*[3,4]", OP_MUL, "2x3x4 3x4", -1, 1, 0, 0, 1);
+  gc_run("scale", OP_SCALE, "3x4", -1, 1, -1.75f, 0, 1);
+  gc_run("add_scalar", OP_ADD_SCALAR, "3x4", -1, 1, 0.3f, 0, 1);
+  gc_run("neg", OP_NEG, "3x4", -1, 1, 0, 0, 1);
+  gc_run("square", OP_SQUARE, "3x4", -1, 1, 0, 0, 1);
+  gc_run("exp", OP_EXP, "3x4", -1, 1, 0, 0, 1);
+  gc_run("log", OP_LOG, "3x4", 0.3f, 2.0f, 0, 0, 1);
+  gc_run("tanh", OP_TANH, "3x4", -2, 2, 0, 0, 1);
+  gc_run("sigmoid", OP_SIGMOID, "3x4", -3, 3, 0, 0, 1);
+  gc_run("relu", OP_RELU, "3x4", -1, 1, 0, 0, 1);
+  /* inputs in [-1.5, 1.5]: both inside and outside [-0.5, 0.5], never within 0.1 of a bound */
+  gc_run("clamp", OP_CLAMP, "4x5", -1.5f, 1.5f, -0.5f, 0.5f, 1);
+  gc_run("minimum", OP_MINIMUM, "3x4 3x4", -1, 1, 0, 0, 1);
+  gc_run("maximum", OP_MAXIMUM, "3x4 3x4", -1, 1, 0, 0, 1);
+  gc_run("sum", OP_SUM, "3x4", -1, 1, 0, 0, 1);
+  gc_run("mean", OP_MEAN, "3x4", -1, 1, 0, 0, 1);
+  gc_run("sum_rows", OP_SUM_ROWS, "3x4", -1, 1, 0, 0, 1);
+  gc_run("sum_rows 3-D", OP_SUM_ROWS, "2x3x4", -1, 1, 0, 0, 1);
+  gc_run("mean_rows", OP_MEAN_ROWS, "3x4", -1, 1, 0, 0, 1);
+  gc_run("log_softmax", OP_LOG_SOFTMAX, "3x5", -2, 2, 0, 0, 1);
+  gc_run("gather_rows", OP_GATHER, "4x5", -1, 1, 0, 0, 1);
+  gc_run("concat_rows", OP_CONCAT, "2x3 1x3 3x3", -1, 1, 0, 0, 1);
+  gc_run("reshape", OP_RESHAPE, "2x6", -1, 1, 0, 0, 1);
+  gc_run("composite tanh(linear)->log_softmax->gather->mean", OP_COMPOSITE, "4x3 5x3 5", -1, 1, 0,
+         0, 1);
+
+  /* Controls for the checker itself: a user-defined op recorded through
+   * mrl_graph_record passes with a correct backward and fails when its
+   * backward doubles the gradient (ratio ~ 1 / rtol = 100). */
+  gc_run("user op, correct backward", OP_FAKE_RIGHT, "3x4", -1, 1, 0, 0, 1);
+  worst = gc_run("user op, doubled backward", OP_FAKE_WRONG, "3x4", -1, 1, 0, 0, 0);
+  MRL_CHECK(worst > 1.0, "gradcheck accepted a backward that doubles the gradient (ratio %.3g)",
+            worst);
+  MRL_CHECK(worst > 10.0, "gradcheck ratio for a doubled gradient is only %.3g", worst);
+}
+
+/* detach: loss = sum(R * (square(x) + exp(detach(x)))). The gradient reaching
+ * x is exactly the square branch's, 2 x R, bit for bit. */
+typedef struct detach_ctx {
+  float r[12];
+} detach_ctx;
+
+static mrl_tensor *detach_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  const detach_ctx *c = (const detach_ctx *)ctx;
+  mrl_tensor *x = in[0], *d = mrl_detach(g, x);
+  mrl_tensor *s = mrl_add(g, mrl_square(g, x), mrl_exp(g, d));
+  return mrl_sum(g, mrl_mul(g, s, mrl_tensor_from(g, c->r, x->ndim, x->shape)));
+}
+
+static void test_detach(void) {
+  float xd[12], xg[12];
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 3, 4), *in[1], *d, *loss;
+  mrl_rng rng = mrl_rng_make(99);
+  detach_ctx ctx;
+  mrl_graph g;
+  int i, exact = 1, same = 1;
+  double worst;
+  for (i = 0; i < 12; i++) {
+    xd[i] = mrl_rng_uniform_range(&rng, -1, 1);
+    xg[i] = 0.0f;
+    ctx.r[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  }
+  in[0] = &x;
+  mrl_graph_init(&g, 1 << 14);
+  d = mrl_detach(&g, &x);
+  MRL_CHECK(d && d->grad == NULL, "detach: the result must have no gradient buffer");
+  for (i = 0; d && i < 12; i++) same &= d->data[i] == xd[i];
+  MRL_CHECK(same, "detach: values must be unchanged");
+  mrl_graph_reset(&g);
+  loss = detach_build(&g, in, &ctx);
+  MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "detach: backward failed");
+  for (i = 0; i < 12; i++) {
+    float want = ctx.r[i] * 2.0f * xd[i];
+    if (xg[i] != want) {
+      exact = 0;
+      printf("  detach: grad[%d] = %.9g, square branch alone gives %.9g\n", i, xg[i], want);
+    }
+  }
+  MRL_CHECK(exact, "detach: gradient must be exactly the non-detached branch's");
+  /* Finite differences see both branches, so the check must now fail. */
+  worst = mrl_gradcheck(&g, detach_build, in, 1, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst > 1.0, "detach: gradient appears to flow through the detached branch");
+  mrl_graph_free(&g);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forward values against direct computation in double                      */
+/* ------------------------------------------------------------------------ */
+
+/* One check per op: |got - want| <= tol * (1 + |want|) for every element. */
+static void expect_values(const char *what, const mrl_tensor *y, const double *want, int n,
+                          double tol) {
+  int i, worst_i = 0;
+  double worst = 0.0;
+  MRL_CHECK(y != NULL && y->size == n, "%s: output missing or of size %d, want %d", what,
+            y ? y->size : -1, n);
+  if (!y || y->size != n) return;
+  for (i = 0; i < n; i++) {
+    double d = fabs((double)y->data[i] - want[i]) / (1.0 + fabs(want[i]));
+    if (d != d) d = 1e300;
+    if (d > worst) {
+      worst = d;
+      worst_i = i;
+    }
+  }
+  MRL_CHECK(worst <= tol, "%s: element %d is %.9g, want %.9g", what, worst_i,
+            (double)y->data[worst_i], want[worst_i]);
+}
+
+static void test_forward_values(void) {
+  static const int idx[6] = {3, 0, 2, 1, 1, 3};
+  float a[24], b[12], m1[12], m2[20], pos[24];
+  double want[64];
+  int s3[3] = {2, 3, 4}, s2[2] = {3, 4}, s1[1] = {4}, s45[2] = {4, 5}, s34[2] = {3, 4};
+  int s64[2] = {6, 4}, i, j, k;
+  mrl_rng rng = mrl_rng_make(555);
+  mrl_tensor A, B, Bv, P, M1, M2, A2, *parts[2], *y;
+  mrl_graph g;
+  for (i = 0; i < 24; i++) {
+    a[i] = mrl_rng_uniform_range(&rng, -2, 2);
+    pos[i] = mrl_rng_uniform_range(&rng, 0.1f, 3);
+  }
+  for (i = 0; i < 12; i++) {
+    b[i] = mrl_rng_uniform_range(&rng, -2, 2);
+    m1[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  }
+  for (i = 0; i < 20; i++) m2[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  A = mrl_tensor_make(a, NULL, 3, s3);    /* [2,3,4] */
+  A2 = mrl_tensor_make(a, NULL, 2, s64);  /* the same values as [6,4] */
+  B = mrl_tensor_make(b, NULL, 2, s2);    /* [3,4] */
+  Bv = mrl_tensor_make(b, NULL, 1, s1);   /* [4] */
+  P = mrl_tensor_make(pos, NULL, 3, s3);  /* positive [2,3,4] */
+  M1 = mrl_tensor_make(m1, NULL, 2, s34); /* [3,4] */
+  M2 = mrl_tensor_make(m2, NULL, 2, s45); /* [4,5] */
+  mrl_graph_init(&g, 1 << 16);
+
+  for (i = 0; i < 24; i++) want[i] = (double)a[i] + b[i % 12];
+  expect_values("add [2,3,4]+[3,4]", mrl_add(&g, &A, &B), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = (double)a[i] - b[i % 4];
+  expect_values("sub [2,3,4]-[4]", mrl_sub(&g, &A, &Bv), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = (double)(a[i] * b[i % 12]);
+  expect_values("mul [2,3,4]*[3,4]", mrl_mul(&g, &A, &B), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = (double)(a[i] * -1.75f);
+  expect_values("scale", mrl_scale(&g, &A, -1.75f), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = (double)(a[i] + 0.3f);
+  expect_values("add_scalar", mrl_add_scalar(&g, &A, 0.3f), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = -(double)a[i];
+  expect_values("neg", mrl_neg(&g, &A), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = (double)a[i] * a[i];
+  expect_values("square", mrl_square(&g, &A), want, 24, 1e-7);
+  for (i = 0; i < 24; i++) want[i] = exp((double)a[i]);
+  expect_values("exp", mrl_exp(&g, &A), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = log((double)pos[i]);
+  expect_values("log", mrl_log(&g, &P), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = tanh((double)a[i]);
+  expect_values("tanh", mrl_tanh(&g, &A), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = 1.0 / (1.0 + exp(-(double)a[i] * 8.0));
+  expect_values("sigmoid (large |x|)", mrl_sigmoid(&g, mrl_scale(&g, &A, 8.0f)), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = a[i] > 0 ? a[i] : 0.0;
+  expect_values("relu", mrl_relu(&g, &A), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = a[i] < -0.5f ? -0.5 : (a[i] > 0.5f ? 0.5 : a[i]);
+  expect_values("clamp", mrl_clamp(&g, &A, -0.5f, 0.5f), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = a[i] < pos[i] ? a[i] : pos[i];
+  expect_values("minimum", mrl_minimum(&g, &A, &P), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = a[i] > pos[i] ? a[i] : pos[i];
+  expect_values("maximum", mrl_maximum(&g, &A, &P), want, 24, 0.0);
+
+  want[0] = 0.0;
+  for (i = 0; i < 24; i++) want[0] += a[i];
+  expect_values("sum", mrl_sum(&g, &A), want, 1, 1e-6);
+  want[0] /= 24.0;
+  expect_values("mean", mrl_mean(&g, &A), want, 1, 1e-6);
+  for (i = 0; i < 6; i++) {
+    want[i] = 0.0;
+    for (j = 0; j < 4; j++) want[i] += a[i * 4 + j];
+  }
+  y = mrl_sum_rows(&g, &A);
+  expect_values("sum_rows [2,3,4]", y, want, 6, 1e-6);
+  MRL_CHECK(y && y->ndim == 2 && y->shape[0] == 2 && y->shape[1] == 3,
+            "sum_rows [2,3,4] must give [2,3]");
+  for (i = 0; i < 6; i++) want[i] /= 4.0;
+  expect_values("mean_rows [2,3,4]", mrl_mean_rows(&g, &A), want, 6, 1e-6);
+  for (i = 0; i < 6; i++) {
+    double lse = 0.0;
+    for (j = 0; j < 4; j++) lse += exp((double)a[i * 4 + j]);
+    for (j = 0; j < 4; j++) want[i * 4 + j] = a[i * 4 + j] - log(lse);
+  }
+  expect_values("log_softmax [6,4]", mrl_log_softmax(&g, &A2), want, 24, 1e-6);
+  for (i = 0; i < 6; i++) want[i] = a[i * 4 + idx[i]];
+  expect_values("gather_rows", mrl_gather_rows(&g, &A2, idx), want, 6, 0.0);
+  parts[0] = &B;
+  parts[1] = &M1;
+  for (i = 0; i < 12; i++) {
+    want[i] = b[i];
+    want[12 + i] = m1[i];
+  }
+  y = mrl_concat_rows(&g, parts, 2);
+  expect_values("concat_rows", y, want, 24, 0.0);
+  MRL_CHECK(y && y->shape[0] == 6 && y->shape[1] == 4, "concat_rows [3,4],[3,4] must give [6,4]");
+
+  for (i = 0; i < 3; i++) /* [3,4] x [4,5] */
+    for (j = 0; j < 5; j++) {
+      want[i * 5 + j] = 0.0;
+      for (k = 0; k < 4; k++) want[i * 5 + j] += (double)m1[i * 4 + k] * m2[k * 5 + j];
+    }
+  expect_values("matmul", mrl_matmul(&g, &M1, &M2), want, 15, 1e-6);
+  for (i = 0; i < 3; i++) /* [3,4] x [3,4]^T */
+    for (j = 0; j < 3; j++) {
+      want[i * 3 + j] = 0.0;
+      for (k = 0; k < 4; k++) want[i * 3 + j] += (double)m1[i * 4 + k] * b[j * 4 + k];
+    }
+  expect_values("matmul_nt", mrl_matmul_nt(&g, &M1, &B), want, 9, 1e-6);
+  for (i = 0; i < 4; i++) /* [3,4]^T x [3,4] */
+    for (j = 0; j < 4; j++) {
+      want[i * 4 + j] = 0.0;
+      for (k = 0; k < 3; k++) want[i * 4 + j] += (double)m1[k * 4 + i] * b[k * 4 + j];
+    }
+  expect_values("matmul_tn", mrl_matmul_tn(&g, &M1, &B), want, 16, 1e-6);
+  for (i = 0; i < 6; i++) /* x [6,4], W [3,4], bias = first 3 of a */
+    for (j = 0; j < 3; j++) {
+      want[i * 3 + j] = a[j];
+      for (k = 0; k < 4; k++) want[i * 3 + j] += (double)a[i * 4 + k] * m1[j * 4 + k];
+    }
+  {
+    int s3b[1] = {3};
+    mrl_tensor bias = mrl_tensor_make(a, NULL, 1, s3b);
+    expect_values("linear", mrl_linear(&g, &A2, &M1, &bias), want, 18, 1e-6);
+  }
+  y = mrl_reshape(&g, &A, 2, s64);
+  MRL_CHECK(y && y->data == a && y->ndim == 2 && y->shape[0] == 6 && y->shape[1] == 4,
+            "reshape must be a view with the new shape");
+  MRL_CHECK(mrl_graph_status(&g) == MRL_OK, "forward values: graph status %d", (int)g.status);
+  mrl_graph_free(&g);
+}
+
+/* mrl_gemm, the kernel under matmul, linear and the fused layers: every
+ * transpose combination, beta 0 / 1 / 0.5, row strides wider than the
+ * matrices, and shapes that cross the kernel's blocking (k > 256, partial
+ * row and column blocks). The padding between rows must stay untouched. */
+static void test_gemm(void) {
+  static const int shapes[4][3] = {{37, 21, 300}, {1, 1, 1}, {5, 16, 7}, {4, 33, 260}};
+  static const float betas[3] = {0.0f, 1.0f, 0.5f};
+  const int pad = 3;
+  mrl_rng rng = mrl_rng_make(4242);
+  int si, ta, tb, bi, i, j, p;
+  for (si = 0; si < 4; si++) {
+    int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2];
+    int ldc = n + pad;
+    float *a = (float *)malloc(sizeof(float) * (size_t)(m + pad) * (size_t)(k + pad));
+    float *b = (float *)malloc(sizeof(float) * (size_t)(k + pad) * (size_t)(n + pad));
+    float *c = (float *)malloc(sizeof(float) * (size_t)m * (size_t)ldc);
+    float *c0 = (float *)malloc(sizeof(float) * (size_t)m * (size_t)ldc);
+    for (i = 0; i < (m + pad) * (k + pad); i++) a[i] = mrl_rng_uniform_range(&rng, -1, 1);
+    for (i = 0; i < (k + pad) * (n + pad); i++) b[i] = mrl_rng_uniform_range(&rng, -1, 1);
+    for (i = 0; i < m * ldc; i++) c0[i] = mrl_rng_uniform_range(&rng, -1, 1);
+    for (ta = 0; ta < 2; ta++)
+      for (tb = 0; tb < 2; tb++)
+        for (bi = 0; bi < 3; bi++) {
+          /* stored A: [m, k] (lda = k + pad) or, transposed, [k, m] (lda = m + pad) */
+          int lda = ta ? m + pad : k + pad, ldb = tb ? k + pad : n + pad, ok = 1, pad_ok = 1;
+          double worst = 0.0;
+          memcpy(c, c0, sizeof(float) * (size_t)m * (size_t)ldc);
+          mrl_gemm(ta, tb, m, n, k, a, lda, b, ldb, betas[bi], c, ldc);
+          for (i = 0; i < m; i++) {
+            for (j = 0; j < n; j++) {
+              double s = betas[bi] == 0.0f ? 0.0 : (double)betas[bi] * c0[i * ldc + j];
+              double mag = fabs(s) + 1e-3, err;
+              for (p = 0; p < k; p++) {
+                double av = ta ? a[p * lda + i] : a[i * lda + p];
+                double bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+                s += av * bv;
+                mag += fabs(av * bv);
+              }
+              err = fabs((double)c[i * ldc + j] - s) / mag;
+              if (err > worst) worst = err;
+            }
+            for (j = n; j < ldc; j++) pad_ok &= c[i * ldc + j] == c0[i * ldc + j];
+          }
+          ok = worst <= 1e-5; /* relative to the sum of |terms|: float accumulation */
+          MRL_CHECK(ok, "gemm ta=%d tb=%d beta=%g [%d,%d,%d]: relative error %.3g", ta, tb,
+                    (double)betas[bi], m, n, k, worst);
+          MRL_CHECK(pad_ok, "gemm ta=%d tb=%d [%d,%d,%d]: wrote outside the ldc rows", ta, tb, m, n,
+                    k);
+        }
+    free(a);
+    free(b);
+    free(c);
+    free(c0);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forward values and gradients against PyTorch                             */
+/* ------------------------------------------------------------------------ */
+
+static void test_reference_ops(void) {
+  mrl_ref_file f;
+  mrl_graph g;
+  float lsx[15], lsx_g[15], lsgy[15], ma[12], ma_g[12], mb[15], mb_g[15], mgc[20];
+  int ok;
+  if (!mrl_ref_open(&f, "tests/ref/ops.txt")) return;
+  ok = mrl_ref_fill(&f, "ls_x", lsx, 15) && mrl_ref_fill(&f, "ls_gy", lsgy, 15) &&
+       mrl_ref_fill(&f, "mm_a", ma, 12) && mrl_ref_fill(&f, "mm_b", mb, 15) &&
+       mrl_ref_fill(&f, "mm_gc", mgc, 20);
+  if (ok) {
+    mrl_tensor x = mrl_tensor_make2(lsx, lsx_g, 3, 5), a = mrl_tensor_make2(ma, ma_g, 4, 3);
+    mrl_tensor b = mrl_tensor_make2(mb, mb_g, 3, 5), *y, *c, *loss;
+    memset(lsx_g, 0, sizeof lsx_g);
+    memset(ma_g, 0, sizeof ma_g);
+    memset(mb_g, 0, sizeof mb_g);
+    mrl_graph_init(&g, 1 << 14);
+
+    y = mrl_log_softmax(&g, &x);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, lsgy, 3, 5)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "log_softmax reference: backward failed");
+    mrl_ref_expect(&f, "ls_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "ls_dx", lsx_g, 15, REF_ATOL, REF_RTOL);
+
+    mrl_graph_reset(&g);
+    c = mrl_matmul(&g, &a, &b);
+    loss = mrl_sum(&g, mrl_mul(&g, c, mrl_tensor_from2(&g, mgc, 4, 5)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "matmul reference: backward failed");
+    mrl_ref_expect(&f, "mm_c", c->data, c->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "mm_da", ma_g, 12, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "mm_db", mb_g, 15, REF_ATOL, REF_RTOL);
+    mrl_graph_free(&g);
+  }
+  mrl_ref_close(&f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arena                                                                    */
+/* ------------------------------------------------------------------------ */
+
+#define CANARY 0xA5
+
+static void test_arena_fixed(void) {
+  static unsigned char buf[8192];
+  unsigned char *region = buf + 1024 + 3; /* deliberately misaligned */
+  size_t region_size = 2000, i;
+  mrl_arena a;
+  int n = 0, in_bounds = 1, aligned = 1, canaries = 1, got_null = 0;
+  memset(buf, CANARY, sizeof buf);
+  mrl_arena_init_buffer(&a, region, region_size);
+  while (n < 1000) {
+    unsigned char *p = (unsigned char *)mrl_arena_alloc(&a, 100);
+    if (!p) {
+      got_null = 1;
+      break;
+    }
+    aligned &= is_aligned64(p);
+    in_bounds &= p >= region && p + 100 <= region + region_size;
+    memset(p, 0, 100); /* writes exactly what was handed out */
+    n++;
+  }
+  MRL_CHECK(got_null, "fixed arena: never returned NULL");
+  MRL_CHECK(n >= 10 && n <= 20, "fixed arena: %d allocations of 100 bytes from 2000", n);
+  MRL_CHECK(aligned, "fixed arena: allocation not 64-byte aligned");
+  MRL_CHECK(in_bounds, "fixed arena: allocation outside the caller's buffer");
+  MRL_CHECK(a.used <= a.capacity, "fixed arena: used %lu past capacity %lu", (unsigned long)a.used,
+            (unsigned long)a.capacity);
+  MRL_CHECK(mrl_arena_alloc(&a, 100000) == NULL, "fixed arena: huge allocation must fail");
+  for (i = 0; i < sizeof buf; i++) {
+    unsigned char *p = buf + i;
+    int inside = p >= region && p < region + region_size;
+    if (!inside && *p != CANARY) canaries = 0;
+  }
+  MRL_CHECK(canaries, "fixed arena: bytes outside the caller's buffer were written");
+  MRL_CHECK(mrl_arena_high_water(&a) <= region_size, "fixed arena: high water beyond the buffer");
+  mrl_arena_reset(&a);
+  MRL_CHECK(mrl_arena_alloc(&a, 100) != NULL, "fixed arena: reset must make room again");
+  mrl_arena_free(&a); /* must not free the caller's buffer */
+  canaries = 1;
+  for (i = 0; i < 1024; i++) canaries &= buf[i] == CANARY;
+  MRL_CHECK(canaries, "fixed arena: free touched memory before the buffer");
+}
+
+static void test_graph_out_of_memory(void) {
+  static unsigned char buf[4096];
+  unsigned char *region = buf + 512;
+  size_t region_size = 2048, i;
+  float xd[64], xg[64];
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 8, 8), *y, *z;
+  mrl_graph g;
+  int steps = 0, canaries = 1;
+  for (i = 0; i < 64; i++) {
+    xd[i] = 0.01f * (float)i;
+    xg[i] = 0.0f;
+  }
+  memset(buf, CANARY, sizeof buf);
+  mrl_graph_init_buffer(&g, region, region_size);
+  y = &x;
+  while (y && steps < 100) { /* each op needs ~700 bytes: fails within a few steps */
+    y = mrl_matmul(&g, y, &x);
+    steps++;
+  }
+  MRL_CHECK(y == NULL, "tiny graph: ops never returned NULL");
+  MRL_CHECK(steps >= 2 && steps < 100, "tiny graph: %d ops before running out", steps);
+  MRL_CHECK(mrl_graph_status(&g) == MRL_ERR_OUT_OF_MEMORY, "tiny graph: status %d, want %d",
+            (int)mrl_graph_status(&g), (int)MRL_ERR_OUT_OF_MEMORY);
+  z = mrl_tanh(&g, y);
+  MRL_CHECK(z == NULL, "tiny graph: tanh(NULL) must return NULL");
+  z = mrl_sum(&g, mrl_add(&g, z, &x));
+  MRL_CHECK(z == NULL, "tiny graph: ops given NULL must return NULL");
+  MRL_CHECK(mrl_linear(&g, NULL, &x, NULL) == NULL, "tiny graph: linear(NULL) must return NULL");
+  MRL_CHECK(mrl_backward(&g, z) == MRL_ERR_OUT_OF_MEMORY,
+            "tiny graph: backward must report out of memory");
+  MRL_CHECK(mrl_backward(&g, &x) == MRL_ERR_OUT_OF_MEMORY,
+            "tiny graph: backward must refuse to run on a broken tape");
+  for (i = 0; i < sizeof buf; i++) {
+    unsigned char *p = buf + i;
+    if ((p < region || p >= region + region_size) && *p != CANARY) canaries = 0;
+  }
+  MRL_CHECK(canaries, "tiny graph: bytes outside the caller's buffer were written");
+  mrl_graph_reset(&g);
+  MRL_CHECK(mrl_graph_status(&g) == MRL_OK, "tiny graph: reset must clear the status");
+  y = mrl_matmul(&g, &x, &x);
+  MRL_CHECK(y != NULL, "tiny graph: after reset an op must fit again");
+  mrl_graph_free(&g);
+}
+
+/* A small model over fixed buffers of every size from 0 up: whenever the
+ * buffer is too small, the loss is NULL or the status says out of memory,
+ * backward refuses to run (gradients untouched) and nothing outside the
+ * buffer is written; once it fits, results equal a heap graph's bit for bit. */
+static mrl_tensor *sweep_forward(mrl_graph *g, const float *xd, mrl_tensor *w, mrl_tensor *b,
+                                 const int *idx) {
+  mrl_tensor *h = mrl_tanh(g, mrl_linear(g, mrl_tensor_from2(g, xd, 3, 4), w, b)), *parts[2];
+  parts[0] = h;
+  parts[1] = mrl_square(g, h);
+  if (!parts[0] || !parts[1]) return NULL;
+  return mrl_neg(
+      g, mrl_mean(g, mrl_gather_rows(g, mrl_log_softmax(g, mrl_concat_rows(g, parts, 2)), idx)));
+}
+
+static void test_oom_sweep(void) {
+  static unsigned char buf[8192 + 256];
+  static const int idx[6] = {0, 4, 2, 1, 3, 0};
+  float xd[12], wd[20], wg[20], bd[5], bg[5], ref_wg[20], ref_bg[5], ref_loss = 0.0f;
+  int s5[1] = {5}, i, fails = 0, successes = 0, bad_status = 0, bad_backward = 0;
+  int touched = 0, canaries = 1, mismatch = 0;
+  mrl_tensor w = mrl_tensor_make2(wd, wg, 5, 4), b = mrl_tensor_make(bd, bg, 1, s5), *loss;
+  mrl_rng rng = mrl_rng_make(8);
+  mrl_graph g;
+  size_t size, k;
+  for (i = 0; i < 12; i++) xd[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  for (i = 0; i < 20; i++) wd[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  for (i = 0; i < 5; i++) bd[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  memset(wg, 0, sizeof wg);
+  memset(bg, 0, sizeof bg);
+  mrl_graph_init(&g, 1 << 14);
+  loss = sweep_forward(&g, xd, &w, &b, idx);
+  MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "oom sweep: heap reference failed");
+  if (loss) ref_loss = loss->data[0];
+  memcpy(ref_wg, wg, sizeof wg);
+  memcpy(ref_bg, bg, sizeof bg);
+  mrl_graph_free(&g);
+  for (size = 0; size <= 8192; size += 32) {
+    unsigned char *region = buf + 128;
+    mrl_result r;
+    memset(buf, CANARY, sizeof buf);
+    memset(wg, 0, sizeof wg);
+    memset(bg, 0, sizeof bg);
+    mrl_graph_init_buffer(&g, region, size);
+    loss = sweep_forward(&g, xd, &w, &b, idx);
+    if (!loss && mrl_graph_status(&g) != MRL_ERR_OUT_OF_MEMORY) bad_status++;
+    r = mrl_backward(&g, loss);
+    if (mrl_graph_status(&g) != MRL_OK) {
+      fails++;
+      if (r != MRL_ERR_OUT_OF_MEMORY) bad_backward++;
+      for (i = 0; i < 20; i++) touched |= wg[i] != 0.0f;
+    } else {
+      successes++;
+      if (r != MRL_OK || !loss) {
+        bad_backward++;
+      } else {
+        mismatch |= loss->data[0] != ref_loss;
+        mismatch |= memcmp(wg, ref_wg, sizeof wg) != 0 || memcmp(bg, ref_bg, sizeof bg) != 0;
+      }
+    }
+    for (k = 0; k < sizeof buf; k++)
+      if ((buf + k < region || buf + k >= region + size) && buf[k] != CANARY) canaries = 0;
+  }
+  MRL_CHECK(fails > 10 && successes > 10, "oom sweep: %d failing and %d fitting sizes", fails,
+            successes);
+  MRL_CHECK(!bad_status, "oom sweep: %d times a NULL loss without the out-of-memory status",
+            bad_status);
+  MRL_CHECK(!bad_backward, "oom sweep: backward's result disagreed with the status %d times",
+            bad_backward);
+  MRL_CHECK(!touched, "oom sweep: backward changed gradients on a broken tape");
+  MRL_CHECK(canaries, "oom sweep: bytes outside the caller's buffer were written");
+  MRL_CHECK(!mismatch, "oom sweep: a fixed-buffer graph gave other results than the heap graph");
+}
+
+static void test_arena_heap(void) {
+  mrl_arena a;
+  unsigned char *ptrs[16];
+  int i, j, intact = 1, aligned = 1;
+  size_t cap_after_reset, hw;
+  unsigned char *base_after_reset;
+  MRL_CHECK(mrl_arena_init(&a, 4096) == MRL_OK, "heap arena: init failed");
+  for (i = 0; i < 16; i++) { /* 16 KiB from a 4 KiB arena: grows by overflow blocks */
+    ptrs[i] = (unsigned char *)mrl_arena_alloc(&a, 1000);
+    MRL_CHECK(ptrs[i] != NULL, "heap arena: allocation %d failed", i);
+    if (!ptrs[i]) return;
+    aligned &= is_aligned64(ptrs[i]);
+    memset(ptrs[i], i + 1, 1000);
+  }
+  MRL_CHECK(a.overflow != NULL, "heap arena: did not grow past its initial size");
+  for (i = 0; i < 16; i++)
+    for (j = 0; j < 1000; j++) intact &= ptrs[i][j] == (unsigned char)(i + 1);
+  MRL_CHECK(intact, "heap arena: earlier allocations changed when the arena grew");
+  MRL_CHECK(aligned, "heap arena: allocation not 64-byte aligned");
+  for (i = 0; i < 16; i++)
+    for (j = i + 1; j < 16; j++)
+      if (ptrs[i] < ptrs[j] + 1000 && ptrs[j] < ptrs[i] + 1000) intact = 0;
+  MRL_CHECK(intact, "heap arena: allocations overlap");
+  hw = mrl_arena_high_water(&a);
+  MRL_CHECK(hw >= 16 * 1000, "heap arena: high water %lu below 16000", (unsigned long)hw);
+
+  mrl_arena_reset(&a);
+  MRL_CHECK(a.overflow == NULL, "heap arena: reset must fold the overflow blocks");
+  MRL_CHECK(a.capacity >= hw, "heap arena: capacity %lu after reset below high water %lu",
+            (unsigned long)a.capacity, (unsigned long)hw);
+  cap_after_reset = a.capacity;
+  base_after_reset = a.base;
+  /* The same workload again: fits in the one block, so no malloc happens
+   * (no overflow block, and the next reset keeps the same block). */
+  for (i = 0; i < 16; i++) {
+    ptrs[i] = (unsigned char *)mrl_arena_alloc(&a, 1000);
+    aligned &= ptrs[i] && is_aligned64(ptrs[i]);
+  }
+  MRL_CHECK(a.overflow == NULL, "heap arena: same workload after reset allocated a new block");
+  MRL_CHECK(aligned, "heap arena: allocation after reset not 64-byte aligned");
+  mrl_arena_reset(&a);
+  MRL_CHECK(a.capacity == cap_after_reset && a.base == base_after_reset,
+            "heap arena: steady-state reset reallocated");
+  MRL_CHECK(mrl_arena_high_water(&a) == hw, "heap arena: high water moved on the same workload");
+  mrl_arena_free(&a);
+}
+
+static void test_tensor_alignment(void) {
+  mrl_graph g;
+  int shape[3] = {3, 5, 7}, aligned = 1, k;
+  mrl_graph_init(&g, 4096);
+  for (k = 0; k < 40; k++) { /* enough to spill into overflow blocks */
+    mrl_tensor *t = mrl_tensor_new(&g, 3, shape, 1);
+    aligned &= t && is_aligned64(t) && is_aligned64(t->data) && is_aligned64(t->grad);
+  }
+  MRL_CHECK(aligned, "tensor_new: data and grad must be 64-byte aligned");
+  mrl_graph_free(&g);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shape errors stop with the op and both shapes                            */
+/* ------------------------------------------------------------------------ */
+
+#if defined(__unix__)
+static void bad_matmul(void) {
+  static unsigned char buf[4096];
+  float a[6] = {0}, b[20] = {0};
+  mrl_graph g;
+  mrl_tensor ta = mrl_tensor_make2(a, NULL, 2, 3), tb = mrl_tensor_make2(b, NULL, 4, 5);
+  mrl_graph_init_buffer(&g, buf, sizeof buf);
+  (void)mrl_matmul(&g, &ta, &tb);
+}
+
+static void bad_add(void) {
+  static unsigned char buf[4096];
+  float a[6] = {0}, b[4] = {0};
+  int s1[1] = {4};
+  mrl_graph g;
+  mrl_tensor ta = mrl_tensor_make2(a, NULL, 2, 3), tb = mrl_tensor_make(b, NULL, 1, s1);
+  mrl_graph_init_buffer(&g, buf, sizeof buf);
+  (void)mrl_add(&g, &ta, &tb);
+}
+
+/* Runs fn in a child with stderr captured into out; returns the wait status,
+ * or -1 when the child could not be started. */
+static int run_captured(void (*fn)(void), char *out, size_t cap) {
+  int fds[2], status = 0;
+  size_t len = 0;
+  pid_t pid;
+  out[0] = '\0';
+  if (pipe(fds) != 0) return -1;
+  fflush(stdout);
+  fflush(stderr);
+  pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    struct rlimit no_core;
+    no_core.rlim_cur = no_core.rlim_max = 0;
+    setrlimit(RLIMIT_CORE, &no_core); /* no core file in the source tree */
+    close(fds[0]);
+    dup2(fds[1], 2);
+    close(fds[1]);
+    fn();
+    _exit(0); /* reached only if the op did not stop */
+  }
+  close(fds[1]);
+  for (;;) {
+    char chunk[512];
+    ssize_t r = read(fds[0], chunk, sizeof chunk);
+    if (r > 0) {
+      size_t k = (size_t)r < cap - 1 - len ? (size_t)r : cap - 1 - len;
+      memcpy(out + len, chunk, k);
+      len += k;
+    } else if (r == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  out[len] = '\0';
+  close(fds[0]);
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return -1;
+  return status;
+}
+
+static void expect_shape_failure(const char *what, void (*fn)(void), const char *op,
+                                 const char *shape_a, const char *shape_b) {
+  char msg[4096];
+  int status = run_captured(fn, msg, sizeof msg);
+  MRL_CHECK(status != -1, "%s: could not fork", what);
+  if (status == -1) return;
+  MRL_CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),
+            "%s: the process did not stop (exit status %d)", what,
+            WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  MRL_CHECK(strstr(msg, op) != NULL, "%s: message does not name the op %s: \"%s\"", what, op, msg);
+  MRL_CHECK(strstr(msg, shape_a) != NULL, "%s: message lacks %s: \"%s\"", what, shape_a, msg);
+  MRL_CHECK(strstr(msg, shape_b) != NULL, "%s: message lacks %s: \"%s\"", what, shape_b, msg);
+  MRL_CHECK(strstr(msg, "memrl_tensor.h:") != NULL, "%s: message lacks file:line: \"%s\"", what,
+            msg);
+}
+
+static void test_shape_errors(void) {
+  expect_shape_failure("matmul [2,3]x[4,5]", bad_matmul, "matmul", "[2,3]", "[4,5]");
+  expect_shape_failure("add [2,3]+[4]", bad_add, "add", "[2,3]", "[4]");
+}
+#else
+static void test_shape_errors(void) {
+  printf("shape-error tests skipped: no fork()\n");
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* No-grad mode, accumulation, determinism                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_no_grad(void) {
+  float xd[6] = {0.1f, -0.2f, 0.3f, 0.4f, -0.5f, 0.6f}, xg[6] = {0}, wd[6] = {1, 2, 3, -1, 0.5f, 2};
+  float wg[6] = {0};
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 2, 3), w = mrl_tensor_make2(wd, wg, 2, 3), *y, *t, *loss;
+  mrl_graph g;
+  int i, untouched = 1;
+  mrl_graph_init(&g, 1 << 14);
+  MRL_CHECK(mrl_graph_set_no_grad(&g, 1) == 0, "no_grad: old mode must be 0");
+  y = mrl_log_softmax(&g, mrl_tanh(&g, mrl_linear(&g, &x, &w, NULL)));
+  loss = mrl_mean(&g, y);
+  t = mrl_tensor_new2(&g, 2, 2, 1);
+  MRL_CHECK(g.num_nodes == 0 && g.tape == NULL, "no_grad: %d nodes recorded", g.num_nodes);
+  MRL_CHECK(y && y->grad == NULL && loss && loss->grad == NULL,
+            "no_grad: outputs must have no gradient buffer");
+  MRL_CHECK(t && t->grad == NULL, "no_grad: tensor_new(requires_grad) must not allocate a grad");
+  MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "no_grad: backward on a constant must be a no-op");
+  for (i = 0; i < 6; i++) untouched &= xg[i] == 0.0f && wg[i] == 0.0f;
+  MRL_CHECK(untouched, "no_grad: gradients changed");
+  MRL_CHECK(mrl_graph_set_no_grad(&g, 0) == 1, "no_grad: old mode must be 1");
+  mrl_graph_reset(&g);
+  y = mrl_linear(&g, &x, &w, NULL);
+  MRL_CHECK(g.num_nodes == 1 && y->grad != NULL, "grad mode: linear must record one node");
+  mrl_graph_free(&g);
+}
+
+static void test_accumulation(void) {
+  float xd[6] = {0.1f, -0.2f, 0.3f, 0.4f, -0.5f, 0.6f}, xg[6] = {0}, wd[6] = {1, 2, 3, -1, 0.5f, 2};
+  float wg[6] = {0}, bd[2] = {0.25f, -0.5f}, bg[2] = {0}, xg1[6], wg1[6], bg1[2];
+  int bshape[1] = {2}, pass, i, ok = 1;
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 2, 3), w = mrl_tensor_make2(wd, wg, 2, 3);
+  mrl_tensor b = mrl_tensor_make(bd, bg, 1, bshape);
+  mrl_graph g;
+  mrl_graph_init(&g, 1 << 14);
+  for (pass = 0; pass < 2; pass++) {
+    mrl_tensor *loss;
+    mrl_graph_reset(&g);
+    loss = mrl_sum(&g, mrl_square(&g, mrl_tanh(&g, mrl_linear(&g, &x, &w, &b))));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "accumulation: backward failed");
+    if (pass == 0) {
+      memcpy(xg1, xg, sizeof xg);
+      memcpy(wg1, wg, sizeof wg);
+      memcpy(bg1, bg, sizeof bg);
+    }
+  }
+  for (i = 0; i < 6; i++) {
+    ok &= fabsf(xg[i] - 2.0f * xg1[i]) <= 1e-6f * (1.0f + fabsf(xg1[i]));
+    ok &= fabsf(wg[i] - 2.0f * wg1[i]) <= 1e-6f * (1.0f + fabsf(wg1[i]));
+  }
+  for (i = 0; i < 2; i++) ok &= fabsf(bg[i] - 2.0f * bg1[i]) <= 1e-6f * (1.0f + fabsf(bg1[i]));
+  MRL_CHECK(ok, "accumulation: two backward passes must give twice the gradient (+=)");
+  MRL_CHECK(wg1[0] != 0.0f && bg1[0] != 0.0f, "accumulation: first pass gave no gradient");
+  mrl_graph_free(&g);
+}
+
+/* A small forward/backward; writes outputs and gradients into out[0..n). */
+static int deterministic_run(uint64_t seed, float *out) {
+  float xd[5 * 7], wd[6 * 7], wg[6 * 7], bd[6], bg[6];
+  int idx[5], i, n = 0, bshape[1] = {6};
+  mrl_rng rng = mrl_rng_make(seed);
+  mrl_tensor x, w, b, *y, *loss;
+  mrl_graph g;
+  for (i = 0; i < 35; i++) xd[i] = mrl_rng_normal(&rng);
+  for (i = 0; i < 42; i++) {
+    wd[i] = mrl_rng_uniform_range(&rng, -0.5f, 0.5f);
+    wg[i] = 0.0f;
+  }
+  for (i = 0; i < 6; i++) {
+    bd[i] = mrl_rng_uniform_range(&rng, -0.5f, 0.5f);
+    bg[i] = 0.0f;
+  }
+  for (i = 0; i < 5; i++) idx[i] = (int)mrl_rng_below(&rng, 6);
+  x = mrl_tensor_make2(xd, NULL, 5, 7);
+  w = mrl_tensor_make2(wd, wg, 6, 7);
+  b = mrl_tensor_make(bd, bg, 1, bshape);
+  mrl_graph_init(&g, 1 << 12);
+  y = mrl_log_softmax(&g, mrl_relu(&g, mrl_linear(&g, &x, &w, &b)));
+  loss = mrl_neg(&g, mrl_mean(&g, mrl_gather_rows(&g, y, idx)));
+  (void)mrl_backward(&g, loss);
+  for (i = 0; i < y->size; i++) out[n++] = y->data[i];
+  out[n++] = loss->data[0];
+  for (i = 0; i < 42; i++) out[n++] = wg[i];
+  for (i = 0; i < 6; i++) out[n++] = bg[i];
+  mrl_graph_free(&g);
+  return n;
+}
+
+static void test_determinism(void) {
+  float a[128], b[128], c[128];
+  int na = deterministic_run(2024, a), nb = deterministic_run(2024, b);
+  int nc = deterministic_run(2025, c);
+  MRL_CHECK(na == nb && memcmp(a, b, sizeof(float) * (size_t)na) == 0,
+            "determinism: same seed gave different bits");
+  MRL_CHECK(na == nc && memcmp(a, c, sizeof(float) * (size_t)na) != 0,
+            "determinism: a different seed gave the same results");
+}
+
+/* ------------------------------------------------------------------------ */
+/* RNG                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void test_rng(void) {
+  mrl_rng r = mrl_rng_make(7), r2;
+  const int n = 100000;
+  double sum = 0.0, sum2 = 0.0, mean, var, chi2;
+  int i, in_range = 1, counts[7] = {0}, below_ok = 1, cat[5] = {0}, cat_ok = 1, same = 1;
+  int differ = 0;
+  const float w[5] = {1.0f, 2.0f, 0.0f, 3.0f, 4.0f};
+  for (i = 0; i < n; i++) {
+    float u = mrl_rng_uniform(&r);
+    in_range &= u >= 0.0f && u < 1.0f;
+    sum += u;
+  }
+  MRL_CHECK(in_range, "rng_uniform: value outside [0,1)");
+  MRL_CHECK(fabs(sum / n - 0.5) < 0.005, "rng_uniform: mean %.5f, want 0.5", sum / n);
+
+  sum = 0.0;
+  for (i = 0; i < n; i++) {
+    double v = mrl_rng_normal(&r);
+    sum += v;
+    sum2 += v * v;
+  }
+  mean = sum / n;
+  var = sum2 / n - mean * mean;
+  MRL_CHECK(fabs(mean) < 0.02, "rng_normal: mean %.5f, want 0", mean);
+  MRL_CHECK(fabs(var - 1.0) < 0.03, "rng_normal: variance %.5f, want 1", var);
+
+  for (i = 0; i < 70000; i++) {
+    uint32_t k = mrl_rng_below(&r, 7);
+    if (k >= 7) {
+      below_ok = 0;
+      break;
+    }
+    counts[k]++;
+  }
+  MRL_CHECK(below_ok, "rng_below(7): returned a value >= 7");
+  chi2 = 0.0;
+  for (i = 0; i < 7; i++) chi2 += (counts[i] - 10000.0) * (counts[i] - 10000.0) / 10000.0;
+  MRL_CHECK(chi2 < 30.0, "rng_below(7): chi-square %.2f over 6 dof (counts not uniform)", chi2);
+  for (i = 0; i < 10000; i++) {
+    below_ok &= mrl_rng_below(&r, 1) == 0;
+    below_ok &= mrl_rng_below(&r, 3000000000u) < 3000000000u;
+  }
+  MRL_CHECK(below_ok, "rng_below: out of range for n = 1 or n = 3e9");
+
+  for (i = 0; i < n; i++) {
+    int k = mrl_rng_categorical(&r, w, 5);
+    if (k < 0 || k >= 5) {
+      cat_ok = 0;
+      break;
+    }
+    cat[k]++;
+  }
+  MRL_CHECK(cat_ok, "rng_categorical: index out of range");
+  MRL_CHECK(cat[2] == 0, "rng_categorical: drew index 2, whose weight is 0");
+  chi2 = 0.0;
+  for (i = 0; i < 5; i++) {
+    double expect = n * w[i] / 10.0;
+    if (expect > 0) chi2 += (cat[i] - expect) * (cat[i] - expect) / expect;
+  }
+  MRL_CHECK(chi2 < 25.0, "rng_categorical: chi-square %.2f over 3 dof (not following weights)",
+            chi2);
+
+  r = mrl_rng_make(12345);
+  r2 = mrl_rng_make(12345);
+  for (i = 0; i < 1000; i++) same &= mrl_rng_u32(&r) == mrl_rng_u32(&r2);
+  MRL_CHECK(same, "rng: same seed must give the same stream");
+  r2 = mrl_rng_make(12346);
+  for (i = 0; i < 100; i++) differ |= mrl_rng_u32(&r) != mrl_rng_u32(&r2);
+  MRL_CHECK(differ, "rng: different seeds gave the same stream");
+}
+
+int main(void) {
+  test_gradcheck_ops();
+  test_detach();
+  test_forward_values();
+  test_gemm();
+  test_reference_ops();
+  test_arena_fixed();
+  test_graph_out_of_memory();
+  test_oom_sweep();
+  test_arena_heap();
+  test_tensor_alignment();
+  test_shape_errors();
+  test_no_grad();
+  test_accumulation();
+  test_determinism();
+  test_rng();
+  return mrl_test_summary("test_tensor");
+}

@@ -1,0 +1,72 @@
+#!/bin/sh
+# Runs every test program of `make test` and adds up their counts.
+# Usage: run_tests.sh UNIT_TEST... -- LEARNING_TEST...
+# Unit tests run twice (plain -O2 and under address/undefined sanitizers);
+# learning tests run at -O2 only (sanitizers make them minutes long; the unit
+# tests already train every agent a few iterations under the sanitizers).
+# Each header is also compiled as C99 -pedantic and as C++ by gcc and clang
+# with -Werror, and the sources must match .clang-format.
+passed=0
+failed=0
+log=build/test.log
+: > "$log"
+
+count() { # program label: runs it, adds its "N passed, N failed" line
+  out=$("$1" 2>&1)
+  status=$?
+  echo "$out" >> "$log"
+  line=$(echo "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+  p=$(echo "$line" | sed -E 's/.* ([0-9]+) passed, ([0-9]+) failed.*/\1/')
+  f=$(echo "$line" | sed -E 's/.* ([0-9]+) passed, ([0-9]+) failed.*/\2/')
+  if [ -z "$line" ]; then p=0; f=1; fi
+  if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p))
+  failed=$((failed + f))
+  echo "$out" | grep -E '^FAIL|^final:' | head -20
+  echo "$2: $p passed, $f failed"
+}
+
+check() { # label command...: one pass or one failure
+  label=$1
+  shift
+  if "$@" >> "$log" 2>&1; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL $label"
+  fi
+}
+
+unit=""
+learning=""
+mode=unit
+for t in "$@"; do
+  if [ "$t" = "--" ]; then mode=learning; continue; fi
+  if [ $mode = unit ]; then unit="$unit $t"; else learning="$learning $t"; fi
+done
+
+for t in $unit; do count "./build/$t" "$t (-O2)"; done
+for t in $unit; do count "./build/san_$t" "$t (sanitizers)"; done
+for t in $learning; do count "./build/$t" "$t (-O2)"; done
+
+# Headers as C99 and C++, gcc and clang, warnings as errors.
+printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/all_headers.c
+printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_envs.h"\nint main(void) { return 0; }\n' > build/envs_alone.c
+printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_tensor.h"\nint main(void) { return 0; }\n' > build/tensor_alone.c
+printf '#define MRL_STATIC\n#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/static_headers.c
+for cc in gcc clang; do
+  for src in all_headers envs_alone tensor_alone static_headers; do
+    check "$cc C99 $src" $cc -std=c99 -pedantic -Wall -Wextra -Werror -c build/$src.c -o build/$src.$cc.o
+  done
+done
+for cxx in g++ clang++; do
+  for src in all_headers envs_alone tensor_alone static_headers; do
+    check "$cxx C++ $src" $cxx -x c++ -std=c++11 -pedantic -Wall -Wextra -Werror -c build/$src.c -o build/$src.$cxx.o
+  done
+done
+# No mutable global state: no writable data symbols in an implementation object.
+check "no writable globals" sh -c '! nm build/all_headers.gcc.o | grep -E " [BbDd] "'
+check "clang-format" make -s format-check
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
