@@ -11,7 +11,7 @@ WARN = -Wall -Wextra
 SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
-UNIT_TESTS = test_tensor test_nn test_mem test_algos test_envs
+UNIT_TESTS = test_tensor test_nn test_envs
 LEARNING_TESTS = test_learning
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
@@ -23,11 +23,11 @@ build/%: examples/%.c $(HEADERS)
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< -lm
 
-build/test_%: tests/test_%.c $(HEADERS) tests/test.h
+build/test_%: tests/test_%.c $(HEADERS) tests/test.h tests/ref_loader.h
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< -lm
 
-build/san_%: tests/%.c $(HEADERS) tests/test.h
+build/san_%: tests/%.c $(HEADERS) tests/test.h tests/ref_loader.h
 	@mkdir -p build
 	$(CC) $(SAN) $(WARN) -o $@ $< -lm
 

@@ -123,6 +123,7 @@ typedef struct mrl_ppo_config {
   int update_epochs;   /* 4 */
   int norm_adv;        /* 1 */
   float clip_coef;     /* 0.2 */
+  int anneal_clip;     /* 0; 1: clip_coef decays linearly like the learning rate (SB3 lin_) */
   int clip_vloss;      /* 1 */
   float ent_coef;      /* 0.01 */
   float vf_coef;       /* 0.5 */
@@ -662,13 +663,12 @@ typedef struct mrl__ppo_stats {
 /* One minibatch: entries idx[0..T*B) are rollout indices t*num_envs+env laid
  * out time-major (row t*B + k); the recurrent state of column k comes from
  * mb_state. Returns the minibatch's approx_kl. */
-static float mrl__ppo_minibatch(mrl_ppo *a, const int *idx, int T, int B, float lr,
+static float mrl__ppo_minibatch(mrl_ppo *a, const int *idx, int T, int B, float lr, float clip,
                                 mrl__ppo_stats *st) {
   mrl_rollout *ro = &a->rollout;
   mrl_graph *g = &a->graph;
   int N = T * B, O = a->obs_dim, i;
   float *old_logp = a->mb_scalars, *adv = old_logp + N, *ret = adv + N, *old_v = ret + N;
-  float clip = a->cfg.clip_coef;
   double mean = 0.0, var = 0.0, kl = 0.0, clipped = 0.0;
   mrl_tensor *x, *logits = NULL, *values = NULL, *logp_all, *logp, *ratio, *tadv, *pg, *ent, *vl;
   mrl_tensor *loss, *t_old_logp, *t_ret, *t_old_v;
@@ -745,7 +745,7 @@ static float mrl__ppo_minibatch(mrl_ppo *a, const int *idx, int T, int B, float 
   return (float)(kl / N);
 }
 
-static void mrl__ppo_update(mrl_ppo *a, float lr, mrl__ppo_stats *st) {
+static void mrl__ppo_update(mrl_ppo *a, float lr, float clip, mrl__ppo_stats *st) {
   int T = a->cfg.num_steps, B = a->num_envs, M = a->cfg.num_minibatches, epoch, m, i, j;
   int S = a->state_dim;
   memset(st, 0, sizeof *st);
@@ -767,7 +767,7 @@ static void mrl__ppo_update(mrl_ppo *a, float lr, mrl__ppo_stats *st) {
         for (j = 0; j < per; j++)
           memcpy(a->mb_state + (size_t)j * S, a->rollout.initial_state + (size_t)chosen[j] * S,
                  sizeof(float) * (size_t)S);
-        kl = mrl__ppo_minibatch(a, idx, T, per, lr, st);
+        kl = mrl__ppo_minibatch(a, idx, T, per, lr, clip, st);
         if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
       }
     } else {
@@ -779,7 +779,7 @@ static void mrl__ppo_update(mrl_ppo *a, float lr, mrl__ppo_stats *st) {
         a->mb_index[k] = tmp;
       }
       for (m = 0; m < M; m++) {
-        kl = mrl__ppo_minibatch(a, a->mb_index + (size_t)m * mb, 1, mb, lr, st);
+        kl = mrl__ppo_minibatch(a, a->mb_index + (size_t)m * mb, 1, mb, lr, clip, st);
         if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
       }
     }
@@ -804,12 +804,14 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
     a->env_ready = 1;
   }
   for (it = 1; it <= iters; it++) {
-    float lr = a->cfg.learning_rate;
+    float lr = a->cfg.learning_rate, clip = a->cfg.clip_coef;
+    float remaining = 1.0f - (float)(it - 1) / (float)iters;
     mrl__ppo_stats st;
     mrl_train_progress p;
-    if (a->cfg.anneal_lr) lr *= 1.0f - (float)(it - 1) / (float)iters;
+    if (a->cfg.anneal_lr) lr *= remaining;
+    if (a->cfg.anneal_clip) clip *= remaining;
     if ((r = mrl__ppo_collect(a, env)) != MRL_OK) return r;
-    mrl__ppo_update(a, lr, &st);
+    mrl__ppo_update(a, lr, clip, &st);
     if (progress) {
       double y_var = 0.0, d_var = 0.0, y_mean = 0.0, d_mean = 0.0;
       int n = batch;

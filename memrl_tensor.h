@@ -297,6 +297,7 @@ typedef struct mrl_graph {
   mrl_node *tape; /* last node recorded; nodes link backwards */
   int num_nodes;
   int no_grad;
+  int backward_done; /* the tape has been replayed: a second pass would double-count */
   mrl_result status;
 } mrl_graph;
 
@@ -334,7 +335,9 @@ MRL_DEF void mrl_shape_fail(const char *op, const char *what, const mrl_tensor *
   } while (0)
 
 /* Seeds loss->grad with 1 (loss must have one element) and runs the tape
- * backwards. Gradients accumulate; zero parameter gradients yourself. */
+ * backwards. Gradients accumulate; zero parameter gradients yourself. A tape
+ * is replayed once: a second call before mrl_graph_reset returns
+ * MRL_ERR_INVALID_ARGUMENT. */
 MRL_DEF mrl_result mrl_backward(mrl_graph *g, mrl_tensor *loss);
 
 /* ---- ops ---- */
@@ -608,6 +611,7 @@ MRL_DEF void mrl_graph_reset(mrl_graph *g) {
   mrl_arena_reset(&g->arena);
   g->tape = NULL;
   g->num_nodes = 0;
+  g->backward_done = 0;
   g->status = MRL_OK;
 }
 
@@ -704,6 +708,9 @@ MRL_DEF mrl_result mrl_backward(mrl_graph *g, mrl_tensor *loss) {
   if (!loss) return MRL_ERR_INVALID_ARGUMENT;
   MRL_SHAPE_CHECK(loss->size == 1, "backward", "loss must have one element", loss, NULL);
   if (!loss->grad) return MRL_OK; /* nothing requires a gradient */
+  /* Intermediate gradients still hold the first pass: refuse, don't double-count. */
+  if (g->backward_done) return MRL_ERR_INVALID_ARGUMENT;
+  g->backward_done = 1;
   loss->grad[0] += 1.0f;
   for (n = g->tape; n; n = n->prev) n->backward(n);
   return MRL_OK;
@@ -1423,12 +1430,20 @@ MRL_DEF double mrl_gradcheck(mrl_graph *g, mrl_loss_fn build, mrl_tensor **input
       float keep = x->data[i], fp, fm;
       double numeric, err;
       int old = mrl_graph_set_no_grad(g, 1);
+      mrl_tensor *lp, *lm;
       x->data[i] = keep + eps;
       mrl_graph_reset(g);
-      fp = build(g, inputs, ctx)->data[0];
+      lp = build(g, inputs, ctx);
+      fp = lp ? lp->data[0] : 0.0f;
       x->data[i] = keep - eps;
       mrl_graph_reset(g);
-      fm = build(g, inputs, ctx)->data[0];
+      lm = build(g, inputs, ctx);
+      fm = lm ? lm->data[0] : 0.0f;
+      if (!lp || !lm) {
+        x->data[i] = keep;
+        mrl_graph_set_no_grad(g, old);
+        return 1e30; /* out of memory: report failure, never read NULL */
+      }
       x->data[i] = keep;
       mrl_graph_set_no_grad(g, old);
       numeric = ((double)fp - (double)fm) / (2.0 * (double)eps);
