@@ -534,7 +534,7 @@ MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *a, const float *obs, int n, float *state
                                const float *episode_start, int greedy, mrl_rng *rng,
                                float *actions) {
   mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *logits = NULL;
+  mrl_tensor *x, *logits = NULL, *v = NULL;
   const float *xo;
   int i;
   if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
@@ -542,14 +542,20 @@ MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *a, const float *obs, int n, float *state
   mrl_graph_set_no_grad(g, 1);
   xo = mrl__ppo_prepare_obs(a, g, obs, n);
   x = xo ? mrl_tensor_from2(g, xo, n, a->obs_dim) : NULL;
-  if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, state, a->state_dim, &logits, NULL);
-  if (!logits) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  /* a critic with its own recurrent state runs too, so that state advances */
+  if (x)
+    mrl__ppo_forward(a, g, x, 1, n, episode_start, state, state, a->state_dim, &logits,
+                     a->critic_state_dim ? &v : NULL);
+  if (!logits || (a->critic_state_dim && !v))
+    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
   if (!rng) rng = &a->rng;
   for (i = 0; i < n; i++) {
     const float *row = logits->data + (size_t)i * a->num_actions;
     actions[i] = (float)(greedy ? mrl_categorical_mode(row, a->num_actions)
                                 : mrl_categorical_sample(row, a->num_actions, rng));
   }
+  /* fold an overflow into the arena now: later calls of this size allocate nothing */
+  mrl_graph_reset(g);
   return MRL_OK;
 }
 
@@ -566,6 +572,8 @@ MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const floa
   if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, NULL, a->state_dim, NULL, &v);
   if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
   memcpy(values, v->data, sizeof(float) * (size_t)n);
+  /* fold an overflow into the arena now: later calls of this size allocate nothing */
+  mrl_graph_reset(g);
   return MRL_OK;
 }
 

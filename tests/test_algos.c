@@ -147,8 +147,7 @@ typedef struct progress_log {
   float lr0, last_success;
 } progress_log;
 
-static void progress_log_start(progress_log *l, const mrl_ppo *a, int num_iterations,
-                               int stop_at) {
+static void progress_log_start(progress_log *l, const mrl_ppo *a, int num_iterations, int stop_at) {
   l->calls = 0;
   l->stop_at = stop_at;
   l->num_iterations = num_iterations;
@@ -179,8 +178,8 @@ static int progress_check(const mrl_train_progress *p, void *user) {
             "%s: losses pi %g v %g", l->label, p->policy_loss, p->value_loss);
   MRL_CHECK(is_finite(p->approx_kl) && p->approx_kl > -1e-6f, "%s: approx_kl %g", l->label,
             p->approx_kl);
-  MRL_CHECK(p->clip_fraction >= 0.0f && p->clip_fraction <= 1.0f, "%s: clip_fraction %g",
-            l->label, p->clip_fraction);
+  MRL_CHECK(p->clip_fraction >= 0.0f && p->clip_fraction <= 1.0f, "%s: clip_fraction %g", l->label,
+            p->clip_fraction);
   MRL_CHECK(is_finite(p->explained_variance) && p->explained_variance <= 1.0f,
             "%s: explained_variance %g", l->label, p->explained_variance);
   MRL_CHECK_NEAR(p->learning_rate, l->lr0 * remaining, 0.0, 1e-6, "annealed learning rate");
@@ -225,10 +224,10 @@ static void smoke(const char *label, const char *id, mrl_ppo_config cfg, int num
     mrl_vecenv_free(&env);
     return;
   }
-  MRL_CHECK(mrl_ppo_state_dim(&a) == (cfg.core.kind == MRL_CORE_LSTM
-                                          ? (cfg.shared_torso ? 2 : 4) * cfg.core.hidden_size
-                                          : 0),
-            "%s: state_dim %d", label, mrl_ppo_state_dim(&a));
+  MRL_CHECK(
+      mrl_ppo_state_dim(&a) ==
+          (cfg.core.kind == MRL_CORE_LSTM ? (cfg.shared_torso ? 2 : 4) * cfg.core.hidden_size : 0),
+      "%s: state_dim %d", label, mrl_ppo_state_dim(&a));
 
   progress_log_start(&l, &a, 3, 0);
   r = mrl_ppo_train(&a, &env, 3 * batch + batch / 2, progress_check, &l);
@@ -370,8 +369,8 @@ static void determinism_case(const char *label, const char *id, mrl_ppo_config c
                 memcmp(x.env.obs, y.env.obs, sizeof(float) * 4 * x.env.obs_dim) == 0,
             "%s: same seed, different rollouts", label);
   if (x.agent.state_dim)
-    MRL_CHECK(memcmp(x.agent.env_state, y.agent.env_state,
-                     sizeof(float) * 4 * x.agent.state_dim) == 0,
+    MRL_CHECK(memcmp(x.agent.env_state, y.agent.env_state, sizeof(float) * 4 * x.agent.state_dim) ==
+                  0,
               "%s: same seed, different recurrent states", label);
   MRL_CHECK(memcmp(x.agent.params.values, z.agent.params.values, bytes) != 0,
             "%s: a different seed gave the same parameters", label);
@@ -464,8 +463,7 @@ static void act_consistency(const char *label, mrl_ppo *a) {
               "%s: actor state of env %d after act differs from the actor's own step", label, i);
   if (a->critic_state_dim) {
     /* the critic's state advances too (mrl_ppo_value reads it later) */
-    if (tower_step(a, &a->critic, &a->critic, obs, n, starts, mine + a->actor_state_dim,
-                   values)) {
+    if (tower_step(a, &a->critic, &a->critic, obs, n, starts, mine + a->actor_state_dim, values)) {
       for (i = 0; i < n; i++)
         MRL_CHECK(memcmp(s1 + i * S + a->actor_state_dim, mine + i * S + a->actor_state_dim,
                          sizeof(float) * (size_t)a->critic_state_dim) == 0,
@@ -833,8 +831,8 @@ static void test_csv_logger(void) {
     }
     MRL_CHECK(header_commas == 15, "csv: %d columns, want 16", header_commas + 1);
     line = strchr(buf, '\n');
-    MRL_CHECK(line && strncmp(line + 1, "ppo,CartPole-v1,1,512,", 22) == 0, "csv: first row '%.30s'",
-              line ? line + 1 : "");
+    MRL_CHECK(line && strncmp(line + 1, "ppo,CartPole-v1,1,512,", 22) == 0,
+              "csv: first row '%.30s'", line ? line + 1 : "");
   }
   remove(path);
 
