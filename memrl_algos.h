@@ -193,6 +193,12 @@ MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *agent, const float *obs, int n, float *s
                                const float *episode_start, int greedy, mrl_rng *rng,
                                float *actions);
 /* Value estimates for deployment-side diagnostics (same conventions, state not advanced). */
+/* Runs the policy (greedy or sampled) on env, a vector env of its own (not
+ * the training one), until `episodes` episodes (at most 100) have finished,
+ * spread evenly over its environments as Stable-Baselines3's evaluate_policy
+ * does; their returns, lengths and successes go into *stats. No learning. */
+MRL_DEF mrl_result mrl_ppo_evaluate(mrl_ppo *agent, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats);
 MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *agent, const float *obs, int n, const float *state,
                                  const float *episode_start, float *values);
 
@@ -575,6 +581,55 @@ MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const floa
   /* fold an overflow into the arena now: later calls of this size allocate nothing */
   mrl_graph_reset(g);
   return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_ppo_evaluate(mrl_ppo *a, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats) {
+  int n, i, done = 0, *count, *target;
+  float *state, *starts, *actions;
+  mrl_result r;
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || !stats || episodes < 1 || episodes > MRL_EPISODE_STATS_WINDOW ||
+      env->obs_dim != a->obs_dim || env->num_actions != a->num_actions)
+    return MRL_ERR_INVALID_ARGUMENT;
+  n = env->num_envs;
+  state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)n * a->state_dim + 1));
+  starts = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
+  actions = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
+  count = (int *)MRL_MALLOC(sizeof(int) * (size_t)n * 2);
+  if (!state || !starts || !actions || !count) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto out;
+  }
+  target = count + n;
+  memset(state, 0, sizeof(float) * ((size_t)n * a->state_dim + 1));
+  for (i = 0; i < n; i++) {
+    starts[i] = 1.0f;
+    count[i] = 0;
+    target[i] = (episodes + i) / n;
+  }
+  mrl_episode_stats_init(stats);
+  if ((r = mrl_vecenv_reset(env)) != MRL_OK) goto out;
+  while (done < episodes) {
+    if ((r = mrl_ppo_act(a, env->obs, n, state, starts, greedy, &rng, actions)) != MRL_OK) goto out;
+    if ((r = mrl_vecenv_step(env, actions)) != MRL_OK) goto out;
+    for (i = 0; i < n; i++) {
+      starts[i] = (float)(env->terminated[i] || env->truncated[i]);
+      if (starts[i] != 0.0f && count[i] < target[i]) {
+        mrl_episode_stats_add(stats, env->episode_return[i], env->episode_length[i],
+                              env->episode_success[i]);
+        count[i]++;
+        done++;
+      }
+    }
+  }
+  r = MRL_OK;
+out:
+  MRL_FREE(state);
+  MRL_FREE(starts);
+  MRL_FREE(actions);
+  MRL_FREE(count);
+  return r;
 }
 
 /* One rollout of num_steps vector steps into a->rollout. */

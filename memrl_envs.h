@@ -340,9 +340,9 @@ extern "C" {
 
 typedef struct mrl_env mrl_env;
 
-/* Makes a built-in environment ("CartPole-v1", "StatelessCartPole-v1",
- * "TMaze-<L>", "TMaze-<L>-<max_steps>"). NULL for an unknown or malformed id
- * (or NULL), or when out of memory. */
+/* Makes a built-in environment (any id of a family in mrl_env_list, e.g.
+ * "CartPole-v1", "TMaze-20"). NULL for an unknown or malformed id (or NULL),
+ * or when out of memory. */
 MRL_DEF mrl_env *mrl_env_make(const char *id);
 MRL_DEF void mrl_env_free(mrl_env *env); /* NULL is fine */
 
@@ -384,6 +384,13 @@ typedef struct mrl_env_vtable {
   void (*destroy)(void *self);              /* may be NULL; called by mrl_env_free */
   int (*episode_success)(const void *self); /* may be NULL -> -1; asked when an episode ends */
   int max_episode_steps; /* 0: none; otherwise the wrapper truncates (Gymnasium TimeLimit) */
+  /* may be NULL: writes a text picture of the state (snprintf semantics:
+   * returns the length it needed, writes at most size bytes with the NUL) */
+  int (*render)(const void *self, char *buf, size_t size);
+  /* may be NULL (task_dim 0): privileged task description (meta-RL arm
+   * probabilities, hidden goal, ...), never part of the observation */
+  int task_dim;
+  void (*task)(const void *self, float *out); /* out: [task_dim] */
 } mrl_env_vtable;
 
 /* Generic wrapper: validation, step-before-reset, time limit, episode
@@ -394,6 +401,28 @@ MRL_DEF mrl_env *mrl_env_create(const mrl_env_vtable *vt, void *self);
 
 /* The self pointer given to mrl_env_create. */
 MRL_DEF void *mrl_env_self(const mrl_env *env);
+
+/* Text picture of the current state for a terminal (snprintf semantics:
+ * returns the length needed, writes at most size bytes including the NUL;
+ * buf may be NULL when size is 0). -1 when the environment has no renderer. */
+MRL_DEF int mrl_env_render(const mrl_env *env, char *buf, size_t size);
+
+/* Privileged task description (meta-RL: what a belief network learns to
+ * infer), [mrl_env_task_dim] floats of the current episode. 0 / nothing
+ * for environments without one. */
+MRL_DEF int mrl_env_task_dim(const mrl_env *env);
+MRL_DEF void mrl_env_task(const mrl_env *env, float *out);
+
+/* ---- registry ------------------------------------------------------------ */
+
+typedef struct mrl_env_info {
+  const char *pattern;              /* e.g. "TMaze-<L>[-<max_steps>]" */
+  const char *description;          /* one line */
+  mrl_env *(*make)(const char *id); /* NULL when id is not of this family or malformed */
+} mrl_env_info;
+
+/* Every built-in family of ids, in a fixed order; *count gets the length. */
+MRL_DEF const mrl_env_info *mrl_env_list(int *count);
 
 /* ---- vector environment ------------------------------------------------- */
 
@@ -507,7 +536,7 @@ MRL_DEF mrl_env *mrl_env_create(const mrl_env_vtable *vt, void *self) {
   float *fl;
   int box, i;
   if (!vt || !vt->reset || !vt->step || vt->obs_dim < 1 || vt->num_actions < 0 ||
-      vt->max_episode_steps < 0)
+      vt->max_episode_steps < 0 || vt->task_dim < 0 || (vt->task_dim > 0) != (vt->task != NULL))
     return NULL;
   box = vt->num_actions == 0;
   if (box ? vt->action_dim < 1 : vt->action_dim != 1) return NULL;
@@ -576,6 +605,16 @@ MRL_DEF int mrl_env_episode_length(const mrl_env *env) {
 }
 MRL_DEF void *mrl_env_self(const mrl_env *env) {
   return env->self;
+}
+MRL_DEF int mrl_env_render(const mrl_env *env, char *buf, size_t size) {
+  if (!env || !env->vt.render) return -1;
+  return env->vt.render(env->self, buf, size);
+}
+MRL_DEF int mrl_env_task_dim(const mrl_env *env) {
+  return env && env->vt.task ? env->vt.task_dim : 0;
+}
+MRL_DEF void mrl_env_task(const mrl_env *env, float *out) {
+  if (env && env->vt.task) env->vt.task(env->self, out);
 }
 
 MRL_DEF mrl_result mrl_env_reset(mrl_env *env, uint64_t seed, float *obs) {
@@ -803,54 +842,139 @@ static int mrl__parse_uint(const char **s, long *out, long cap) {
   return 1;
 }
 
-MRL_DEF mrl_env *mrl_env_make(const char *id) {
+/* Allocates a zeroed environment state; NULL when out of memory. */
+static void *mrl__env_state(size_t bytes) {
+  void *self = MRL_MALLOC(bytes);
+  if (self) memset(self, 0, bytes);
+  return self;
+}
+
+/* A vtable for a built-in environment: id, discrete action, state freed by
+ * mrl_env_free. */
+static mrl_env_vtable mrl__env_vtable(const char *id, int obs_dim, int num_actions) {
   mrl_env_vtable vt;
-  mrl_env *env;
-  void *self;
-  if (!id) return NULL;
   memset(&vt, 0, sizeof vt);
   vt.id = id;
+  vt.obs_dim = obs_dim;
+  vt.num_actions = num_actions;
   vt.action_dim = 1;
   vt.destroy = mrl__free_self;
-  if (strcmp(id, "CartPole-v1") == 0 || strcmp(id, "StatelessCartPole-v1") == 0) {
-    mrl__cartpole *c = (mrl__cartpole *)MRL_MALLOC(sizeof(mrl__cartpole));
-    if (!c) return NULL;
-    memset(c, 0, sizeof *c);
-    c->stateless = id[0] == 'S';
-    vt.obs_dim = c->stateless ? 2 : 4;
-    vt.num_actions = 2;
-    vt.reset = mrl__cartpole_reset;
-    vt.step = mrl__cartpole_step;
-    vt.max_episode_steps = 500;
-    self = c;
-  } else if (strncmp(id, "TMaze-", 6) == 0) {
-    const char *p = id + 6;
-    long len, max_steps;
-    mrl__tmaze *t;
-    if (!mrl__parse_uint(&p, &len, 100000L) || len < 1) return NULL;
-    max_steps = 10 * (len + 1);
-    if (*p == '-') {
-      p++;
-      if (!mrl__parse_uint(&p, &max_steps, 1000000000L)) return NULL;
-    }
-    if (*p != '\0') return NULL;
-    t = (mrl__tmaze *)MRL_MALLOC(sizeof(mrl__tmaze));
-    if (!t) return NULL;
-    memset(t, 0, sizeof *t);
-    t->length = (int)len;
-    vt.obs_dim = 3;
-    vt.num_actions = 4;
-    vt.reset = mrl__tmaze_reset;
-    vt.step = mrl__tmaze_step;
-    vt.episode_success = mrl__tmaze_success;
-    vt.max_episode_steps = (int)max_steps;
-    self = t;
-  } else {
-    return NULL;
-  }
-  env = mrl_env_create(&vt, self);
+  return vt;
+}
+
+/* Wraps a built-in state; frees it when the wrapper cannot be made. */
+static mrl_env *mrl__env_finish(const mrl_env_vtable *vt, void *self) {
+  mrl_env *env;
+  if (!self) return NULL;
+  env = mrl_env_create(vt, self);
   if (!env) MRL_FREE(self);
   return env;
+}
+
+static int mrl__cartpole_render(const void *self, char *buf, size_t size) {
+  const mrl__cartpole *c = (const mrl__cartpole *)self;
+  char track[41];
+  int i, pos = (int)floor((c->x + MRL__CP_X_THRESHOLD) / (2.0 * MRL__CP_X_THRESHOLD) * 40.0);
+  for (i = 0; i < 40; i++) track[i] = '-';
+  track[40] = '\0';
+  if (pos >= 0 && pos < 40) track[pos] = c->theta < -0.05 ? '\\' : c->theta > 0.05 ? '/' : '|';
+  return snprintf(buf, size, "[%s] x=%+.3f theta=%+.1f deg\n", track, c->x,
+                  c->theta * 180.0 / 3.141592653589793);
+}
+
+static mrl_env *mrl__cartpole_make(const char *id) {
+  int stateless = strcmp(id, "StatelessCartPole-v1") == 0;
+  mrl_env_vtable vt;
+  mrl__cartpole *c;
+  if (!stateless && strcmp(id, "CartPole-v1") != 0) return NULL;
+  vt = mrl__env_vtable(id, stateless ? 2 : 4, 2);
+  vt.reset = mrl__cartpole_reset;
+  vt.step = mrl__cartpole_step;
+  vt.render = mrl__cartpole_render;
+  vt.max_episode_steps = 500;
+  c = (mrl__cartpole *)mrl__env_state(sizeof(mrl__cartpole));
+  if (c) c->stateless = stateless;
+  return mrl__env_finish(&vt, c);
+}
+
+static int mrl__tmaze_render(const void *self, char *buf, size_t size) {
+  const mrl__tmaze *t = (const mrl__tmaze *)self;
+  /* three rows: North arm, corridor, South arm; G marks the goal arm */
+  size_t at = 0;
+  int row, x;
+  for (row = 0; row < 3; row++) {
+    for (x = 0; x <= t->length; x++) {
+      char ch = ' ';
+      if (row == 1)
+        ch = x == t->x ? 'A' : x == 0 ? (t->goal ? 'v' : '^') : '.';
+      else if (x == t->length)
+        ch = (row == 0) == (t->goal == 0) ? 'G' : 'o';
+      if (at + 1 < size) buf[at] = ch;
+      at++;
+    }
+    if (at + 1 < size) buf[at] = '\n';
+    at++;
+  }
+  if (size > 0) buf[at < size ? at : size - 1] = '\0';
+  return (int)at;
+}
+
+static mrl_env *mrl__tmaze_make(const char *id) {
+  const char *p = id + 6;
+  long len, max_steps;
+  mrl_env_vtable vt;
+  mrl__tmaze *t;
+  if (strncmp(id, "TMaze-", 6) != 0) return NULL;
+  if (!mrl__parse_uint(&p, &len, 100000L) || len < 1) return NULL;
+  max_steps = 10 * (len + 1);
+  if (*p == '-') {
+    p++;
+    if (!mrl__parse_uint(&p, &max_steps, 1000000000L)) return NULL;
+  }
+  if (*p != '\0') return NULL;
+  vt = mrl__env_vtable(id, 3, 4);
+  vt.reset = mrl__tmaze_reset;
+  vt.step = mrl__tmaze_step;
+  vt.render = mrl__tmaze_render;
+  vt.episode_success = mrl__tmaze_success;
+  vt.max_episode_steps = (int)max_steps;
+  t = (mrl__tmaze *)mrl__env_state(sizeof(mrl__tmaze));
+  if (t) t->length = (int)len;
+  return mrl__env_finish(&vt, t);
+}
+
+/* ---- registry ------------------------------------------------------------ */
+/* One line per family; mrl_env_make asks each in order. */
+static const mrl_env_info mrl__env_registry[] = {
+    /* classic control */
+    {"CartPole-v1", "Gymnasium CartPole: balance a pole on a cart (4 floats, 2 actions)",
+     mrl__cartpole_make},
+    {"StatelessCartPole-v1", "CartPole-v1 with positions only [x, theta] (POPGym, SB3 NoVel)",
+     mrl__cartpole_make},
+
+    /* corridors and memory tasks */
+    {"TMaze-<L>[-<max_steps>]",
+     "Bakker's T-maze: a cue at the start names the goal arm L cells away", mrl__tmaze_make},
+
+    /* POPGym */
+
+    /* meta-RL, episodic control, successor features, pixels */
+};
+
+MRL_DEF const mrl_env_info *mrl_env_list(int *count) {
+  if (count) *count = (int)(sizeof mrl__env_registry / sizeof mrl__env_registry[0]);
+  return mrl__env_registry;
+}
+
+MRL_DEF mrl_env *mrl_env_make(const char *id) {
+  int i, n;
+  const mrl_env_info *list = mrl_env_list(&n);
+  if (!id) return NULL;
+  for (i = 0; i < n; i++) {
+    mrl_env *env = list[i].make(id);
+    if (env) return env;
+  }
+  return NULL;
 }
 
 /* ---- vector environment ------------------------------------------------- */
