@@ -140,6 +140,9 @@ typedef struct mrl_ppo_config {
   int orthogonal_init;                   /* 1: CleanRL's layer_init; 0: PyTorch defaults */
   int shared_torso;  /* 0: separate actor and critic networks (CleanRL ppo.py) */
   int normalize_obs; /* 0 */
+  /* 0; 1: rewards divided by the running std of each environment's discounted
+   * return (gamma) and clipped to +-10 (SB3 VecNormalize's norm_reward) */
+  int normalize_reward;
 } mrl_ppo_config;
 
 MRL_DEF mrl_ppo_config mrl_ppo_config_default(void);
@@ -161,12 +164,14 @@ typedef struct mrl_ppo {
   mrl_graph act_graph; /* acting */
   mrl_rollout rollout;
   mrl_obs_normalizer obs_norm;
+  mrl_obs_normalizer return_norm; /* dim 1: statistics of discounted returns */
   mrl_episode_stats stats;
   mrl_rng rng;
   float *env_state;   /* [num_envs, state_dim]: state of every training environment */
   float *env_starts;  /* [num_envs]: the current observation begins an episode */
   float *step_obs;    /* [num_envs, obs_dim] scratch */
   float *step_values; /* [num_envs] scratch */
+  double *env_returns; /* [num_envs]: discounted return so far (reward normalisation) */
   int *mb_index;      /* [num_steps * num_envs] minibatch permutation */
   int *env_perm;      /* [num_envs] recurrent minibatches: environment permutation */
   float *mb_obs, *mb_starts, *mb_state, *mb_scalars; /* minibatch scratch */
@@ -364,6 +369,7 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
   c.orthogonal_init = 1;
   c.shared_torso = 0;
   c.normalize_obs = 0;
+  c.normalize_reward = 0;
   return c;
 }
 
@@ -477,6 +483,7 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   if ((r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK) goto fail;
   if ((r = mrl_rollout_init(&a->rollout, T, n, a->obs_dim, 1, a->state_dim)) != MRL_OK) goto fail;
   if ((r = mrl_obs_normalizer_init(&a->obs_norm, a->obs_dim)) != MRL_OK) goto fail;
+  if ((r = mrl_obs_normalizer_init(&a->return_norm, 1)) != MRL_OK) goto fail;
   mrl_episode_stats_init(&a->stats);
   a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
   tb = (size_t)n * T;
@@ -484,6 +491,7 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   a->env_starts = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
   a->step_obs = (float *)MRL_MALLOC(sizeof(float) * (size_t)n * a->obs_dim);
   a->step_values = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
+  a->env_returns = (double *)MRL_MALLOC(sizeof(double) * (size_t)n);
   a->mb_index = (int *)MRL_MALLOC(sizeof(int) * tb);
   a->mb_actions = (int *)MRL_MALLOC(sizeof(int) * tb);
   a->env_perm = (int *)MRL_MALLOC(sizeof(int) * (size_t)n);
@@ -491,13 +499,15 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   a->mb_starts = (float *)MRL_MALLOC(sizeof(float) * tb);
   a->mb_state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)n * a->state_dim + 1));
   a->mb_scalars = (float *)MRL_MALLOC(sizeof(float) * tb * 4);
-  if (!a->env_state || !a->env_starts || !a->step_obs || !a->step_values || !a->mb_index ||
+  if (!a->env_state || !a->env_starts || !a->step_obs || !a->step_values || !a->env_returns ||
+      !a->mb_index ||
       !a->env_perm || !a->mb_actions || !a->mb_obs || !a->mb_starts || !a->mb_state ||
       !a->mb_scalars) {
     r = MRL_ERR_OUT_OF_MEMORY;
     goto fail;
   }
   memset(a->env_state, 0, sizeof(float) * ((size_t)n * a->state_dim + 1));
+  memset(a->env_returns, 0, sizeof(double) * (size_t)n);
   return MRL_OK;
 fail:
   mrl_ppo_free(a);
@@ -510,10 +520,12 @@ MRL_DEF void mrl_ppo_free(mrl_ppo *a) {
   mrl_graph_free(&a->act_graph);
   mrl_rollout_free(&a->rollout);
   mrl_obs_normalizer_free(&a->obs_norm);
+  mrl_obs_normalizer_free(&a->return_norm);
   MRL_FREE(a->env_state);
   MRL_FREE(a->env_starts);
   MRL_FREE(a->step_obs);
   MRL_FREE(a->step_values);
+  MRL_FREE(a->env_returns);
   MRL_FREE(a->mb_index);
   MRL_FREE(a->mb_actions);
   MRL_FREE(a->env_perm);
@@ -632,6 +644,26 @@ out:
   return r;
 }
 
+/* SB3 VecNormalize's reward scaling: each environment's discounted return
+ * feeds running statistics, and rewards are divided by their std (no mean
+ * subtraction), clipped to +-10; the return restarts when an episode ends. */
+static void mrl__ppo_normalize_rewards(mrl_ppo *a, const mrl_vecenv *env, float *out) {
+  mrl_obs_normalizer *n = &a->return_norm;
+  int B = a->num_envs, b;
+  double scale;
+  for (b = 0; b < B; b++) {
+    a->env_returns[b] = a->env_returns[b] * a->cfg.gamma + env->rewards[b];
+    out[b] = (float)a->env_returns[b]; /* staging for the statistics update */
+  }
+  mrl_obs_normalizer_update(n, out, B);
+  scale = 1.0 / sqrt(n->var[0] + 1e-8);
+  for (b = 0; b < B; b++) {
+    float v = (float)(env->rewards[b] * scale);
+    out[b] = v < -n->clip ? -n->clip : (v > n->clip ? n->clip : v);
+    if (env->terminated[b] || env->truncated[b]) a->env_returns[b] = 0.0;
+  }
+}
+
 /* One rollout of num_steps vector steps into a->rollout. */
 static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
   mrl_rollout *ro = &a->rollout;
@@ -671,8 +703,9 @@ static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
     }
     if ((r = mrl_vecenv_step(env, ro->actions + base)) != MRL_OK) return r;
     mrl_episode_stats_add_vecenv(&a->stats, env);
+    if (a->cfg.normalize_reward) mrl__ppo_normalize_rewards(a, env, ro->rewards + base);
     for (b = 0; b < B; b++) {
-      ro->rewards[base + b] = env->rewards[b];
+      if (!a->cfg.normalize_reward) ro->rewards[base + b] = env->rewards[b];
       ro->terminated[base + b] = (float)(env->terminated[b] != 0);
       ro->truncated[base + b] = (float)(env->truncated[b] != 0 && !env->terminated[b]);
       ro->final_values[base + b] = 0.0f;

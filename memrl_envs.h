@@ -421,8 +421,9 @@ typedef struct mrl_env_info {
   mrl_env *(*make)(const char *id); /* NULL when id is not of this family or malformed */
 } mrl_env_info;
 
-/* Every built-in family of ids, in a fixed order; *count gets the length. */
-MRL_DEF const mrl_env_info *mrl_env_list(int *count);
+/* The built-in families of ids, in a fixed order: returns how many there
+ * are and, when 0 <= index < that count, writes family `index` to *out. */
+MRL_DEF int mrl_env_list(int index, mrl_env_info *out);
 
 /* ---- vector environment ------------------------------------------------- */
 
@@ -944,34 +945,36 @@ static mrl_env *mrl__tmaze_make(const char *id) {
 }
 
 /* ---- registry ------------------------------------------------------------ */
-/* One line per family; mrl_env_make asks each in order. */
-static const mrl_env_info mrl__env_registry[] = {
-    /* classic control */
-    {"CartPole-v1", "Gymnasium CartPole: balance a pole on a cart (4 floats, 2 actions)",
-     mrl__cartpole_make},
-    {"StatelessCartPole-v1", "CartPole-v1 with positions only [x, theta] (POPGym, SB3 NoVel)",
-     mrl__cartpole_make},
+/* One line per family; mrl_env_make asks each in order. The table is built
+ * on the stack at each call: a static table of function pointers would land
+ * in relocated, writable data, and the library keeps no writable globals. */
+MRL_DEF int mrl_env_list(int index, mrl_env_info *out) {
+  const mrl_env_info registry[] = {
+      /* classic control */
+      {"CartPole-v1", "Gymnasium CartPole: balance a pole on a cart (4 floats, 2 actions)",
+       mrl__cartpole_make},
+      {"StatelessCartPole-v1", "CartPole-v1 with positions only [x, theta] (POPGym, SB3 NoVel)",
+       mrl__cartpole_make},
 
-    /* corridors and memory tasks */
-    {"TMaze-<L>[-<max_steps>]",
-     "Bakker's T-maze: a cue at the start names the goal arm L cells away", mrl__tmaze_make},
+      /* corridors and memory tasks */
+      {"TMaze-<L>[-<max_steps>]",
+       "Bakker's T-maze: a cue at the start names the goal arm L cells away", mrl__tmaze_make},
 
-    /* POPGym */
+      /* POPGym */
 
-    /* meta-RL, episodic control, successor features, pixels */
-};
-
-MRL_DEF const mrl_env_info *mrl_env_list(int *count) {
-  if (count) *count = (int)(sizeof mrl__env_registry / sizeof mrl__env_registry[0]);
-  return mrl__env_registry;
+      /* meta-RL, episodic control, successor features, pixels */
+  };
+  int count = (int)(sizeof registry / sizeof registry[0]);
+  if (out && index >= 0 && index < count) *out = registry[index];
+  return count;
 }
 
 MRL_DEF mrl_env *mrl_env_make(const char *id) {
-  int i, n;
-  const mrl_env_info *list = mrl_env_list(&n);
+  mrl_env_info info;
+  int i;
   if (!id) return NULL;
-  for (i = 0; i < n; i++) {
-    mrl_env *env = list[i].make(id);
+  for (i = 0; i < mrl_env_list(i, &info); i++) {
+    mrl_env *env = info.make(id);
     if (env) return env;
   }
   return NULL;
