@@ -454,7 +454,9 @@ MRL_DEF mrl_tensor *mrl_bce_with_logits(mrl_graph *g, mrl_tensor *logits, mrl_te
  * log_std_q - log_std_p + (sigma_p^2 + (mu_p - mu_q)^2) / (2 sigma_q^2) - 1/2,
  * SUMMED over the last dimension (one KL per row, like
  * kl_divergence(Independent(Normal, 1), ...)), then reduced over rows.
- * mu_q and log_std_q may both be NULL: q is the standard normal (VAE prior). */
+ * mu_q and log_std_q may both be NULL: q is the standard normal (VAE prior).
+ * mu_q, log_std_p and log_std_q may each be mu_p's shape or [D] (one value per
+ * dimension shared by all rows: a state-independent log-std, as CleanRL's PPO). */
 MRL_DEF mrl_tensor *mrl_kl_normal(mrl_graph *g, mrl_tensor *mu_p, mrl_tensor *log_std_p,
                                   mrl_tensor *mu_q, mrl_tensor *log_std_q,
                                   mrl_loss_reduction reduction);
@@ -2107,18 +2109,27 @@ MRL_DEF mrl_tensor *mrl_cross_entropy(mrl_graph *g, mrl_tensor *logits, const in
 
 /* ---- KL between diagonal Gaussians (mean, log-std) ---- */
 
+/* Element i of an input that is either full-size or one [D] row shared by all rows. */
+#define MRL__KL_AT(t, i) ((size_t)(i) % (size_t)(t)->size)
+
 static void mrl__kl_normal_backward(mrl_node *nd) {
   mrl_tensor *mp = nd->in[0], *sp = nd->in[1], *mq = nd->in[2], *sq = nd->in[3];
   int d = mrl_tensor_cols(mp), i;
   for (i = 0; i < mp->size; i++) {
+    size_t ip = MRL__KL_AT(sp, i), jm = mq ? MRL__KL_AT(mq, i) : 0, js = sq ? MRL__KL_AT(sq, i) : 0;
     float gl = mrl__loss_grad(nd, i / d);
-    float dm = mp->data[i] - (mq ? mq->data[i] : 0.0f), lq = sq ? sq->data[i] : 0.0f;
-    float iq = expf(-2.0f * lq), ratio = expf(2.0f * (sp->data[i] - lq));
+    float dm = mp->data[i] - (mq ? mq->data[jm] : 0.0f), lq = sq ? sq->data[js] : 0.0f;
+    float iq = expf(-2.0f * lq), ratio = expf(2.0f * (sp->data[ip] - lq));
     if (mp->grad) mp->grad[i] += gl * dm * iq;
-    if (mq && mq->grad) mq->grad[i] -= gl * dm * iq;
-    if (sp->grad) sp->grad[i] += gl * (ratio - 1.0f);
-    if (sq && sq->grad) sq->grad[i] += gl * (1.0f - ratio - dm * dm * iq);
+    if (mq && mq->grad) mq->grad[jm] -= gl * dm * iq;
+    if (sp->grad) sp->grad[ip] += gl * (ratio - 1.0f);
+    if (sq && sq->grad) sq->grad[js] += gl * (1.0f - ratio - dm * dm * iq);
   }
+}
+
+/* Full shape, or [D] with D = mu_p's last dimension. */
+static int mrl__kl_shape_ok(const mrl_tensor *mu_p, const mrl_tensor *t) {
+  return mrl_tensor_same_shape(mu_p, t) || (t->ndim == 1 && t->size == mrl_tensor_cols(mu_p));
 }
 
 MRL_DEF mrl_tensor *mrl_kl_normal(mrl_graph *g, mrl_tensor *mu_p, mrl_tensor *log_std_p,
@@ -2136,13 +2147,13 @@ MRL_DEF mrl_tensor *mrl_kl_normal(mrl_graph *g, mrl_tensor *mu_p, mrl_tensor *lo
     MRL_SHAPE_CHECK(0, "kl_normal", "mu_q and log_std_q must be both given or both NULL", mu_q,
                     log_std_q);
   }
-  MRL_SHAPE_CHECK(mrl_tensor_same_shape(mu_p, log_std_p), "kl_normal",
-                  "mu_p and log_std_p shapes must be equal", mu_p, log_std_p);
+  MRL_SHAPE_CHECK(mrl__kl_shape_ok(mu_p, log_std_p), "kl_normal",
+                  "log_std_p must have mu_p's shape or be [D]", mu_p, log_std_p);
   if (mu_q) {
-    MRL_SHAPE_CHECK(mrl_tensor_same_shape(mu_p, mu_q), "kl_normal",
-                    "p's and q's shapes must be equal", mu_p, mu_q);
-    MRL_SHAPE_CHECK(mrl_tensor_same_shape(mu_p, log_std_q), "kl_normal",
-                    "p's and q's shapes must be equal", mu_p, log_std_q);
+    MRL_SHAPE_CHECK(mrl__kl_shape_ok(mu_p, mu_q), "kl_normal",
+                    "mu_q must have mu_p's shape or be [D]", mu_p, mu_q);
+    MRL_SHAPE_CHECK(mrl__kl_shape_ok(mu_p, log_std_q), "kl_normal",
+                    "log_std_q must have mu_p's shape or be [D]", mu_p, log_std_q);
   }
   mrl__check_reduction(reduction, "kl_normal", mu_p);
   d = mrl_tensor_cols(mu_p);
@@ -2154,8 +2165,9 @@ MRL_DEF mrl_tensor *mrl_kl_normal(mrl_graph *g, mrl_tensor *mu_p, mrl_tensor *lo
   y = mrl__loss_output(g, mu_p, 1, reduction, mrl__any_grad(g, ins, 4));
   if (!y) return NULL;
   for (i = 0; i < mu_p->size; i++) {
-    double sp = log_std_p->data[i], sq = log_std_q ? log_std_q->data[i] : 0.0;
-    double dm = (double)mu_p->data[i] - (mu_q ? mu_q->data[i] : 0.0);
+    double sp = log_std_p->data[MRL__KL_AT(log_std_p, i)];
+    double sq = log_std_q ? log_std_q->data[MRL__KL_AT(log_std_q, i)] : 0.0;
+    double dm = (double)mu_p->data[i] - (mu_q ? mu_q->data[MRL__KL_AT(mu_q, i)] : 0.0);
     row += sq - sp + 0.5 * (exp(2.0 * (sp - sq)) + dm * dm * exp(-2.0 * sq)) - 0.5;
     if ((i + 1) % d == 0) {
       if (reduction == MRL_LOSS_NONE)

@@ -293,6 +293,8 @@ static void test_gradcheck(void) {
   c = ctx_for(OP_KL_NORMAL);
   c->red = MRL_LOSS_NONE;
   gc_run("kl_normal none", c, "2x3x2 2x3x2 2x3x2 2x3x2", -1, 1);
+  c = ctx_for(OP_KL_NORMAL);
+  gc_run("kl_normal, log-stds and mu_q shared [D]", c, "3x4 4 4 4", -1, 1);
   c = ctx_for(OP_KL_NORMAL_STD);
   c->red = MRL_LOSS_SUM;
   gc_run("kl_normal against N(0,1), sum", c, "3x4 3x4", -1, 1);
@@ -797,6 +799,17 @@ static void test_loss_values(void) {
     MRL_CHECK(ym && ys && ym->size == 6 && ys->size == 6, "kl_normal none gives one per row");
     for (i = 0; ym && ys && i < 6; i++)
       MRL_CHECK_NEAR(ym->data[i], ys->data[i], 1e-6, 1e-6, "kl_normal N(0,1)");
+    {
+      /* a [D] log-std equals the same row repeated */
+      float rep[24];
+      int d4[1] = {4};
+      mrl_tensor Row = mrl_tensor_make(t, NULL, 1, d4), Rep = mrl_tensor_make(rep, NULL, 3, s);
+      for (i = 0; i < 24; i++) rep[i] = t[i % 4];
+      ym = mrl_kl_normal(&g, &A, &Row, &T, &Row, MRL_LOSS_NONE);
+      ys = mrl_kl_normal(&g, &A, &Rep, &T, &Rep, MRL_LOSS_NONE);
+      for (i = 0; ym && ys && i < 6; i++)
+        MRL_CHECK(ym->data[i] == ys->data[i], "kl_normal: a [D] log-std must broadcast over rows");
+    }
     ym = mrl_kl_normal(&g, &A, &T, &A, &T, MRL_LOSS_SUM);
     MRL_CHECK(ym && fabsf(ym->data[0]) < 1e-5f, "kl_normal(p, p) must be 0");
     ym = mrl_kl_categorical(&g, &A, &A, MRL_LOSS_SUM);
@@ -910,7 +923,7 @@ static void test_straight_through(void) {
 static void test_no_grad_and_oom(void) {
   static unsigned char small[24576];
   float x[2 * 2 * 6 * 6], gxd[2 * 2 * 6 * 6], w[3 * 2 * 3 * 3], gw[3 * 2 * 3 * 3], b[3], gb[3];
-  int xs[4] = {2, 2, 6, 6}, ws[4] = {3, 2, 3, 3}, bs[1] = {3};
+  int xs[4] = {2, 2, 6, 6}, ws[4] = {3, 2, 3, 3}, bs[1] = {3}, flat[2] = {2, 27};
   static const int tg[2] = {1, 2};
   mrl_rng rng = mrl_rng_make(3);
   mrl_tensor X = mrl_tensor_make(x, gxd, 4, xs), W = mrl_tensor_make(w, gw, 4, ws);
@@ -932,7 +945,7 @@ static void test_no_grad_and_oom(void) {
     mrl_graph_init_buffer(&g, small, (size_t)size);
     y = mrl_conv2d(&g, &X, &W, &B, 1, 1);                            /* [2,3,6,6] */
     y = mrl_avg_pool2d(&g, mrl_max_pool2d(&g, y, 2, 2, 0), 3, 1, 1); /* [2,3,3,3] */
-    y = mrl_reshape(&g, y, 2, (int[]){2, 27});
+    y = mrl_reshape(&g, y, 2, flat);
     y = mrl_layernorm(&g, y, NULL, NULL, 1e-5f);
     l = mrl_cross_entropy(&g, y, tg, MRL_LOSS_MEAN);
     if (!l) {
