@@ -1636,6 +1636,9 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
 }
 
 /* ---- conv2d: im2col + gemm ---- */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* cols[(c*kh + i)*kw + j][oh*ow_n + ow] = x[c][oh*s - p + i][ow*s - p + j] (0 outside) */
 static void mrl__im2col(const float *x, int c, int h, int w, int kh, int kw, int s, int p, int oh,
@@ -1682,12 +1685,24 @@ static void mrl__col2im_add(const float *cols, int c, int h, int w, int kh, int 
       }
 }
 
+/* Images are independent in the forward pass and in the input gradient, so
+ * with OpenMP they are spread over threads, each with its own im2col buffer;
+ * every image's arithmetic is the same whatever the thread count, so results
+ * stay bitwise identical. The weight and bias gradients sum over images in
+ * a fixed serial order. */
+#ifdef _OPENMP
+#define MRL__CONV_THREAD omp_get_thread_num()
+#else
+#define MRL__CONV_THREAD 0
+#endif
+
 static void mrl__conv2d_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *wt = nd->in[1], *b = nd->in[2], *y = nd->out;
   float *cols = nd->extra[0] ? nd->extra[0]->data : NULL; /* NULL: 1x1, stride 1, no padding */
   int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
   int o = wt->shape[0], kh = wt->shape[2], kw = wt->shape[3], s = nd->i[0], p = nd->i[1];
-  int oh = y->shape[2], ow = y->shape[3], ohw = oh * ow, ckk = c * kh * kw, im, q, r;
+  int nbuf = nd->i[2], oh = y->shape[2], ow = y->shape[3], ohw = oh * ow, ckk = c * kh * kw;
+  int im, q, r;
   for (im = 0; im < n; im++) {
     const float *xn = x->data + (size_t)im * c * h * w;
     const float *gy = y->grad + (size_t)im * o * ohw;
@@ -1705,23 +1720,30 @@ static void mrl__conv2d_backward(mrl_node *nd) {
       }
       mrl_gemm(0, 1, o, ckk, ohw, gy, ohw, cn, ohw, 1.0f, wt->grad, ckk);
     }
-    if (x->grad) { /* dcols = W^T dY, then back onto the image */
-      float *gx = x->grad + (size_t)im * c * h * w;
-      if (cols) {
-        mrl_gemm(1, 0, ckk, ohw, o, wt->data, ckk, gy, ohw, 0.0f, cols, ohw);
-        mrl__col2im_add(cols, c, h, w, kh, kw, s, p, oh, ow, gx);
-      } else {
-        mrl_gemm(1, 0, ckk, ohw, o, wt->data, ckk, gy, ohw, 1.0f, gx, ohw);
-      }
+  }
+  if (!x->grad) return;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nbuf) schedule(static) if (nbuf > 1)
+#endif
+  for (im = 0; im < n; im++) { /* dcols = W^T dY, then back onto the image */
+    const float *gy = y->grad + (size_t)im * o * ohw;
+    float *gx = x->grad + (size_t)im * c * h * w;
+    if (cols) {
+      float *buf = cols + (size_t)MRL__CONV_THREAD * ckk * ohw;
+      mrl_gemm(1, 0, ckk, ohw, o, wt->data, ckk, gy, ohw, 0.0f, buf, ohw);
+      mrl__col2im_add(buf, c, h, w, kh, kw, s, p, oh, ow, gx);
+    } else {
+      mrl_gemm(1, 0, ckk, ohw, o, wt->data, ckk, gy, ohw, 1.0f, gx, ohw);
     }
   }
+  (void)nbuf;
 }
 
 MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
                                int stride, int pad) {
   mrl_tensor *y, *cols = NULL, *ins[3];
   mrl_node *nd;
-  int n, c, h, wd, o, kh, kw, oh, ow, ohw, ckk, shape[4], im, q, r, direct;
+  int n, c, h, wd, o, kh, kw, oh, ow, ohw, ckk, shape[4], im, direct, nbuf = 1;
   if (!x || !w) return NULL;
   MRL_SHAPE_CHECK(x->ndim == 4 && w->ndim == 4, "conv2d",
                   "x must be [N,C,H,W] and the weight [O,C,KH,KW]", x, w);
@@ -1751,19 +1773,29 @@ MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
   ins[2] = b;
   y = mrl_op_output(g, 4, shape, mrl__any_grad(g, ins, 3));
   if (!y) return NULL;
+#ifdef _OPENMP
+  /* one thread per image when the batch is worth splitting */
+  if ((double)n * o * ohw * ckk > 2e6) nbuf = omp_get_max_threads() < n ? omp_get_max_threads() : n;
+  if (nbuf < 1) nbuf = 1;
+#endif
   /* A 1x1 kernel with stride 1 and no padding reads the image as it is. */
   direct = kh == 1 && kw == 1 && stride == 1 && pad == 0;
   if (!direct) {
-    int sz = ckk * ohw;
+    int sz = ckk * ohw * nbuf;
     cols = mrl_tensor_new(g, 1, &sz, 0);
     if (!cols) return NULL;
   }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nbuf) schedule(static) if (nbuf > 1)
+#endif
   for (im = 0; im < n; im++) {
     const float *xn = x->data + (size_t)im * c * h * wd, *cn = xn;
     float *yn = y->data + (size_t)im * o * ohw;
+    int q, r;
     if (cols) {
-      mrl__im2col(xn, c, h, wd, kh, kw, stride, pad, oh, ow, cols->data);
-      cn = cols->data;
+      float *buf = cols->data + (size_t)MRL__CONV_THREAD * ckk * ohw;
+      mrl__im2col(xn, c, h, wd, kh, kw, stride, pad, oh, ow, buf);
+      cn = buf;
     }
     if (b)
       for (q = 0; q < o; q++)
@@ -1778,6 +1810,7 @@ MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
     nd->extra[0] = cols;
     nd->i[0] = stride;
     nd->i[1] = pad;
+    nd->i[2] = nbuf;
   }
   return y;
 }

@@ -19,6 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Gradient-check tolerances, as in test_tensor.c. The loss is sum(op(x) * R)
  * with a fixed random R, evaluated in float32 by mrl_gradcheck. With
@@ -646,6 +649,43 @@ static void test_conv_direct(void) {
   mrl_graph_free(&g);
 }
 
+/* conv2d forward and gradients are bitwise identical run to run and, when
+ * built with -fopenmp, for 1 and 2 threads (images are split over threads). */
+static void conv_run(float *out, float *gx, float *gw, int threads) {
+  static float x[8 * 4 * 32 * 32], w[16 * 4 * 5 * 5], gyd[8 * 16 * 32 * 32];
+  int xs[4] = {8, 4, 32, 32}, ws[4] = {16, 4, 5, 5}, i;
+  mrl_rng rng = mrl_rng_make(17);
+  mrl_tensor X = mrl_tensor_make(x, gx, 4, xs), W = mrl_tensor_make(w, gw, 4, ws), *y, *gy;
+  mrl_graph g;
+#ifdef _OPENMP
+  omp_set_num_threads(threads);
+#else
+  (void)threads;
+#endif
+  fill(&rng, x, 8 * 4 * 32 * 32, -1, 1);
+  fill(&rng, w, 16 * 4 * 5 * 5, -0.3f, 0.3f);
+  fill(&rng, gyd, 8 * 16 * 32 * 32, -1, 1);
+  memset(gx, 0, sizeof(float) * 8 * 4 * 32 * 32);
+  memset(gw, 0, sizeof(float) * 16 * 4 * 5 * 5);
+  mrl_graph_init(&g, 1 << 22);
+  y = mrl_conv2d(&g, &X, &W, NULL, 1, 2);
+  gy = mrl_tensor_from(&g, gyd, 4, y ? y->shape : xs);
+  MRL_CHECK(y && mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, y, gy))) == MRL_OK,
+            "conv2d determinism: backward failed");
+  for (i = 0; y && i < y->size; i++) out[i] = y->data[i];
+  mrl_graph_free(&g);
+}
+
+static void test_conv_determinism(void) {
+  static float y1[8 * 16 * 32 * 32], y2[8 * 16 * 32 * 32];
+  static float gx1[8 * 4 * 32 * 32], gx2[8 * 4 * 32 * 32], gw1[1600], gw2[1600];
+  conv_run(y1, gx1, gw1, 1);
+  conv_run(y2, gx2, gw2, 2);
+  MRL_CHECK(memcmp(y1, y2, sizeof y1) == 0 && memcmp(gx1, gx2, sizeof gx1) == 0 &&
+                memcmp(gw1, gw2, sizeof gw1) == 0,
+            "conv2d: results must be bitwise identical across runs and thread counts");
+}
+
 static void test_pool_values(void) {
   /* a 1x1x4x4 image with a tie: the gradient goes to the first maximum */
   float x[16] = {1, 5, 5, 0, 2, 3, 4, 4, -1, -2, 7, 7, 0, 0, 7, 6}, gx[16] = {0};
@@ -1087,6 +1127,7 @@ int main(void) {
   test_gradcheck();
   test_reference();
   test_conv_direct();
+  test_conv_determinism();
   test_pool_values();
   test_dropout();
   test_loss_values();
