@@ -60,7 +60,8 @@ enum {
   OP_KL_CAT,
   OP_COSINE,
   OP_SQDIST,
-  OP_STRAIGHT
+  OP_STRAIGHT,
+  OP_COMPOSITE /* conv2d -> avg_pool2d -> reshape -> layernorm -> cross_entropy */
 };
 
 #define GC_MAX_IN 4
@@ -101,6 +102,12 @@ static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
   case OP_COSINE: return mrl_cosine_similarity(g, in[0], in[1], c->p0);
   case OP_SQDIST: return mrl_sq_distances(g, in[0], in[1]);
   case OP_STRAIGHT: return mrl_straight_through_fn(g, in[0], identity_f);
+  case OP_COMPOSITE: {
+    int flat[2] = {2, 27};
+    mrl_tensor *h = mrl_avg_pool2d(g, mrl_conv2d(g, in[0], in[1], in[2], 1, 1), 2, 2, 0);
+    h = mrl_layernorm(g, mrl_reshape(g, h, 2, flat), NULL, NULL, 1e-5f);
+    return mrl_cross_entropy(g, h, c->targets, MRL_LOSS_MEAN);
+  }
   }
   return NULL;
 }
@@ -317,6 +324,10 @@ static void test_gradcheck(void) {
   gc_run("sq_distances [3,5]x[4,5]", c, "3x5 4x5", -1, 1);
   c = ctx_for(OP_STRAIGHT);
   gc_run("straight_through_fn identity", c, "3x4", -1, 1);
+  c = ctx_for(OP_COMPOSITE);
+  c->targets = targets + 2; /* classes 4 and 1 of 27 */
+  gc_run("composite conv2d -> avg_pool2d -> layernorm -> cross_entropy", c, "2x2x6x6 3x2x3x3 3", -1,
+         1);
 }
 
 /* ------------------------------------------------------------------------ */
