@@ -462,8 +462,9 @@ MRL_DEF mrl_tensor *mrl_kl_normal(mrl_graph *g, mrl_tensor *mu_p, mrl_tensor *lo
                                   mrl_loss_reduction reduction);
 /* KL(p || q) = sum_c p_c (log p_c - log q_c) per row of [..., C], with p and q
  * given as LOGITS (normalised here by log-softmax). Log-probabilities are valid
- * logits too (log-softmax leaves them unchanged). MEAN averages over rows
- * (PyTorch's kl_div reduction='batchmean'). */
+ * logits too (log-softmax leaves them unchanged). A class with p = 0 (logit
+ * -INFINITY: a masked action) adds nothing, as in torch.distributions. MEAN
+ * averages over rows (PyTorch's kl_div reduction='batchmean'). */
 MRL_DEF mrl_tensor *mrl_kl_categorical(mrl_graph *g, mrl_tensor *p_logits, mrl_tensor *q_logits,
                                        mrl_loss_reduction reduction);
 
@@ -2236,7 +2237,7 @@ static void mrl__kl_categorical_backward(mrl_node *nd) {
     float la = st[3 * r], lb = st[3 * r + 1], kl = st[3 * r + 2], gl = mrl__loss_grad(nd, r);
     for (j = 0; j < c; j++) {
       float lp = ar[j] - la, lq = br[j] - lb, p = expf(lp);
-      if (a->grad) a->grad[(size_t)r * c + j] += gl * p * (lp - lq - kl);
+      if (a->grad && p > 0.0f) a->grad[(size_t)r * c + j] += gl * p * (lp - lq - kl);
       if (b->grad) b->grad[(size_t)r * c + j] += gl * (expf(lq) - p);
     }
   }
@@ -2268,8 +2269,8 @@ MRL_DEF mrl_tensor *mrl_kl_categorical(mrl_graph *g, mrl_tensor *p_logits, mrl_t
     float la = mrl__row_logsumexp(ar, c), lb = mrl__row_logsumexp(br, c);
     double kl = 0.0;
     for (j = 0; j < c; j++) {
-      float lp = ar[j] - la, lq = br[j] - lb;
-      kl += (double)expf(lp) * ((double)lp - lq);
+      float lp = ar[j] - la, lq = br[j] - lb, pj = expf(lp);
+      if (pj > 0.0f) kl += (double)pj * ((double)lp - lq); /* 0 log 0 = 0: masked classes */
     }
     if (st) {
       st->data[3 * r] = la;

@@ -866,6 +866,26 @@ static void test_loss_values(void) {
     ym = mrl_kl_categorical(&g, &A, &A, MRL_LOSS_SUM);
     MRL_CHECK(ym && fabsf(ym->data[0]) < 1e-5f, "kl_categorical(p, p) must be 0");
   }
+  /* KL categorical with a masked class (p's logit -inf) equals the KL over
+   * the other classes; its gradients stay finite */
+  {
+    float pl[4] = {0.3f, -INFINITY, 1.2f, -0.5f}, ql[4] = {0.1f, 0.4f, -0.2f, 0.8f}, gp[4] = {0};
+    float gq[4] = {0}, p3[3] = {0.3f, 1.2f, -0.5f}, q3[3] = {0.1f, -0.2f, 0.8f};
+    int s4[2] = {1, 4}, s3b[2] = {1, 3}, finite = 1;
+    mrl_tensor P = mrl_tensor_make(pl, gp, 2, s4), Q = mrl_tensor_make(ql, gq, 2, s4);
+    mrl_tensor P3 = mrl_tensor_make(p3, NULL, 2, s3b), Q3 = mrl_tensor_make(q3, NULL, 2, s3b);
+    double lse3 = log(exp(0.1) + exp(-0.2) + exp(0.8)), lse4 = log(exp(lse3) + exp(0.4));
+    ym = mrl_kl_categorical(&g, &P, &Q, MRL_LOSS_SUM);
+    ys = mrl_kl_categorical(&g, &P3, &Q3, MRL_LOSS_SUM);
+    /* q renormalised over 4 classes: KL_4 = KL_3 + (lse4 - lse3) */
+    MRL_CHECK(ym && ys && fabs(ym->data[0] - (ys->data[0] + (lse4 - lse3))) < 1e-5,
+              "kl_categorical with a -inf logit: %g, want %g", ym ? ym->data[0] : 0.0,
+              ys ? ys->data[0] + (lse4 - lse3) : 0.0);
+    MRL_CHECK(ym && mrl_backward(&g, ym) == MRL_OK, "kl_categorical masked: backward failed");
+    for (i = 0; i < 4; i++) finite &= isfinite(gp[i]) && isfinite(gq[i]);
+    MRL_CHECK(finite && gp[1] == 0.0f, "kl_categorical masked: gradients must be finite");
+    mrl_graph_reset(&g);
+  }
   /* KL categorical: logits and their log-softmax give the same value */
   {
     mrl_tensor *la = mrl_log_softmax(&g, &A), *lb = mrl_log_softmax(&g, &T);
