@@ -2351,11 +2351,15 @@ static void mrl__cosine_backward(mrl_node *nd) {
   }
 }
 
-static float mrl__row_norm(const float *r, int d) {
+static double mrl__row_sqnorm(const float *r, int d) {
   double s = 0.0;
   int k;
   for (k = 0; k < d; k++) s += (double)r[k] * r[k];
-  return (float)sqrt(s);
+  return s;
+}
+
+static float mrl__row_norm(const float *r, int d) {
+  return (float)sqrt(mrl__row_sqnorm(r, d));
 }
 
 MRL_DEF mrl_tensor *mrl_cosine_similarity(mrl_graph *g, mrl_tensor *keys, mrl_tensor *memory,
@@ -2433,14 +2437,8 @@ MRL_DEF mrl_tensor *mrl_sq_distances(mrl_graph *g, mrl_tensor *a, mrl_tensor *b)
   mn = m + n;
   sq = mrl_tensor_new(g, 1, &mn, 0); /* squared norms; only the forward needs them */
   if (!sq) return NULL;
-  for (i = 0; i < m; i++) {
-    float v = mrl__row_norm(a->data + (size_t)i * d, d);
-    sq->data[i] = v * v;
-  }
-  for (j = 0; j < n; j++) {
-    float v = mrl__row_norm(b->data + (size_t)j * d, d);
-    sq->data[m + j] = v * v;
-  }
+  for (i = 0; i < m; i++) sq->data[i] = (float)mrl__row_sqnorm(a->data + (size_t)i * d, d);
+  for (j = 0; j < n; j++) sq->data[m + j] = (float)mrl__row_sqnorm(b->data + (size_t)j * d, d);
   mrl_gemm(0, 1, m, n, d, a->data, d, b->data, d, 0.0f, y->data, n);
   for (i = 0; i < m; i++)
     for (j = 0; j < n; j++) {
