@@ -407,7 +407,9 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
 /* 2-D convolution (cross-correlation, as torch.nn.functional.conv2d):
  * x[N,C,H,W], w[O,C,KH,KW], b[O] or NULL -> [N,O,OH,OW] with
  * OH = (H + 2 pad - KH) / stride + 1 (likewise OW). Zero padding on all sides.
- * Runs as im2col + mrl_gemm per image; needs one [C*KH*KW, OH*OW] scratch buffer. */
+ * Runs as im2col + mrl_gemm per image, with one [C*KH*KW, OH*OW] scratch buffer
+ * from the arena (one per thread when built with -fopenmp and the batch is
+ * large: images are then split over threads, results bitwise unchanged). */
 MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
                                int stride, int pad);
 /* Max pooling over k x k windows of x[N,C,H,W] -> [N,C,OH,OW],
@@ -1527,8 +1529,8 @@ MRL_DEF mrl_tensor *mrl_detach(mrl_graph *g, mrl_tensor *a) {
 
 /* ---- fused layers, losses, memory ops ---- */
 
-/* Output of a loss: [1] when reduced; otherwise `keep` (the input's shape, or
- * for per-row losses all but its last dimension, [1] for a 1-D input). */
+/* Output of a loss: [1] when reduced; with MRL_LOSS_NONE the input's shape,
+ * or for per-row losses all but its last dimension ([1] for a 1-D input). */
 static mrl_tensor *mrl__loss_output(mrl_graph *g, const mrl_tensor *x, int per_row,
                                     mrl_loss_reduction reduction, int wants) {
   int shape[MRL_MAX_DIMS], nd = 1, i;
@@ -1641,7 +1643,7 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
 #include <omp.h>
 #endif
 
-/* cols[(c*kh + i)*kw + j][oh*ow_n + ow] = x[c][oh*s - p + i][ow*s - p + j] (0 outside) */
+/* cols[(c*kh + i)*kw + j][yo*ow + xo] = x[c][yo*s - p + i][xo*s - p + j] (0 outside) */
 static void mrl__im2col(const float *x, int c, int h, int w, int kh, int kw, int s, int p, int oh,
                         int ow, float *cols) {
   int ci, i, j, yo, xo;
