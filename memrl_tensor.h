@@ -59,6 +59,15 @@
  *   shape       mrl_concat_rows (stack along the first dimension), mrl_reshape (view),
  *               mrl_detach
  *   checking    mrl_gradcheck (central finite differences against mrl_backward)
+ *   layers      mrl_layernorm (last dim), mrl_conv2d (NCHW, stride, padding), mrl_max_pool2d,
+ *               mrl_avg_pool2d, mrl_dropout (explicit mrl_rng, inverted scaling)   (fused)
+ *   losses      mrl_mse_loss, mrl_huber_loss (delta), mrl_smooth_l1_loss (beta),
+ *               mrl_cross_entropy (logits, int targets), mrl_bce_with_logits,
+ *               mrl_kl_normal (mean, log-std), mrl_kl_categorical (logits); reduction
+ *               MRL_LOSS_MEAN / MRL_LOSS_SUM / MRL_LOSS_NONE
+ *   memory      mrl_cosine_similarity [B,D]x[N,D] -> [B,N], mrl_sq_distances (kNN),
+ *               mrl_straight_through / mrl_straight_through_fn (backward identity),
+ *               mrl_stop_gradient (= mrl_detach)
  */
 #ifndef MEMRL_TENSOR_H
 #define MEMRL_TENSOR_H
@@ -376,6 +385,113 @@ MRL_DEF mrl_tensor *mrl_concat_rows(mrl_graph *g, mrl_tensor *const *parts, int 
 MRL_DEF mrl_tensor *mrl_reshape(mrl_graph *g, mrl_tensor *a, int ndim, const int *shape);
 /* The same values with no gradient path (cuts the tape: truncated BPTT). */
 MRL_DEF mrl_tensor *mrl_detach(mrl_graph *g, mrl_tensor *a);
+
+/* ---- fused layers, losses, memory ops ----
+ * Each op has a hand-written backward. Shapes follow PyTorch: images are
+ * NCHW, conv weights [out, in, kh, kw]. Losses reduce as `reduction` says. */
+
+/* How a loss reduces its per-element (or per-row) values. MEAN and SUM give a
+ * [1] tensor, NONE keeps them (the input's shape, or its rows for per-row losses). */
+typedef enum mrl_loss_reduction {
+  MRL_LOSS_MEAN = 0,
+  MRL_LOSS_SUM = 1,
+  MRL_LOSS_NONE = 2
+} mrl_loss_reduction;
+
+/* Layer normalisation over the last dimension D of x[..., D] (PyTorch's
+ * layer_norm with normalized_shape = [D]): y = (x - mean) / sqrt(var + eps) * w + b,
+ * var biased (divides by D). w[D] and b[D] may each be NULL (no affine part).
+ * PyTorch's default eps is 1e-5. */
+MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                                  float eps);
+/* 2-D convolution (cross-correlation, as torch.nn.functional.conv2d):
+ * x[N,C,H,W], w[O,C,KH,KW], b[O] or NULL -> [N,O,OH,OW] with
+ * OH = (H + 2 pad - KH) / stride + 1 (likewise OW). Zero padding on all sides.
+ * Runs as im2col + mrl_gemm per image, with one [C*KH*KW, OH*OW] scratch buffer
+ * from the arena (one per thread when built with -fopenmp and the batch is
+ * large: images are then split over threads, results bitwise unchanged). */
+MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                               int stride, int pad);
+/* Max pooling over k x k windows of x[N,C,H,W] -> [N,C,OH,OW],
+ * OH = (H + 2 pad - k) / stride + 1 (floor, PyTorch's ceil_mode=False).
+ * stride <= 0 means stride = k (PyTorch's default). As in PyTorch, pad <= k/2;
+ * padded cells never win. The gradient goes to the first maximum of a window. */
+MRL_DEF mrl_tensor *mrl_max_pool2d(mrl_graph *g, mrl_tensor *x, int k, int stride, int pad);
+/* Average pooling, same windows as mrl_max_pool2d. Padded zeros count in the
+ * divisor k*k (PyTorch's default count_include_pad=True). */
+MRL_DEF mrl_tensor *mrl_avg_pool2d(mrl_graph *g, mrl_tensor *x, int k, int stride, int pad);
+/* Inverted dropout: in training, each element is zeroed with probability p
+ * (drawn from rng, one draw per element in order) and survivors are scaled by
+ * 1/(1-p), so evaluation needs no rescaling. Returns x itself (no copy, no
+ * node, no draw) when p == 0 or training == 0; p == 1 gives zeros. p outside
+ * [0, 1] stops through the shape-check path. */
+MRL_DEF mrl_tensor *mrl_dropout(mrl_graph *g, mrl_tensor *x, float p, mrl_rng *rng, int training);
+
+/* Mean squared error (pred - target)^2 elementwise; equal shapes. target may
+ * carry a gradient too (it receives the negated one). */
+MRL_DEF mrl_tensor *mrl_mse_loss(mrl_graph *g, mrl_tensor *pred, mrl_tensor *target,
+                                 mrl_loss_reduction reduction);
+/* Huber loss with PyTorch's HuberLoss(delta) semantics, d = pred - target:
+ * 0.5 d^2 if |d| < delta, else delta (|d| - 0.5 delta). delta > 0. */
+MRL_DEF mrl_tensor *mrl_huber_loss(mrl_graph *g, mrl_tensor *pred, mrl_tensor *target, float delta,
+                                   mrl_loss_reduction reduction);
+/* Smooth L1 with PyTorch's SmoothL1Loss(beta) semantics: 0.5 d^2 / beta if
+ * |d| < beta, else |d| - 0.5 beta; beta == 0 is plain L1. It equals
+ * huber(delta = beta) / beta; with beta = delta = 1 (DQN's choice) both agree. */
+MRL_DEF mrl_tensor *mrl_smooth_l1_loss(mrl_graph *g, mrl_tensor *pred, mrl_tensor *target,
+                                       float beta, mrl_loss_reduction reduction);
+/* Cross-entropy from unnormalised logits[..., C] and integer class targets,
+ * one per row (rows = all but the last dimension): -log_softmax(logits)[target].
+ * MEAN averages over rows (PyTorch's default), NONE gives [rows...]. targets
+ * must stay valid until backward has run; an index outside [0, C) stops. */
+MRL_DEF mrl_tensor *mrl_cross_entropy(mrl_graph *g, mrl_tensor *logits, const int *targets,
+                                      mrl_loss_reduction reduction);
+/* Binary cross-entropy on logits x with targets y in [0, 1] (equal shapes), in
+ * the stable form max(x, 0) - x y + log(1 + exp(-|x|))
+ * (binary_cross_entropy_with_logits without weights). */
+MRL_DEF mrl_tensor *mrl_bce_with_logits(mrl_graph *g, mrl_tensor *logits, mrl_tensor *targets,
+                                        mrl_loss_reduction reduction);
+/* KL(p || q) between diagonal Gaussians given by MEAN and LOG-STANDARD-DEVIATION
+ * (log sigma; for a log-variance v pass 0.5 v): per element
+ * log_std_q - log_std_p + (sigma_p^2 + (mu_p - mu_q)^2) / (2 sigma_q^2) - 1/2,
+ * SUMMED over the last dimension (one KL per row, like
+ * kl_divergence(Independent(Normal, 1), ...)), then reduced over rows.
+ * mu_q and log_std_q may both be NULL: q is the standard normal (VAE prior).
+ * mu_q, log_std_p and log_std_q may each be mu_p's shape or [D] (one value per
+ * dimension shared by all rows: a state-independent log-std, as CleanRL's PPO). */
+MRL_DEF mrl_tensor *mrl_kl_normal(mrl_graph *g, mrl_tensor *mu_p, mrl_tensor *log_std_p,
+                                  mrl_tensor *mu_q, mrl_tensor *log_std_q,
+                                  mrl_loss_reduction reduction);
+/* KL(p || q) = sum_c p_c (log p_c - log q_c) per row of [..., C], with p and q
+ * given as LOGITS (normalised here by log-softmax). Log-probabilities are valid
+ * logits too (log-softmax leaves them unchanged). A class with p = 0 (logit
+ * -INFINITY: a masked action) adds nothing, as in torch.distributions. MEAN
+ * averages over rows (PyTorch's kl_div reduction='batchmean'). */
+MRL_DEF mrl_tensor *mrl_kl_categorical(mrl_graph *g, mrl_tensor *p_logits, mrl_tensor *q_logits,
+                                       mrl_loss_reduction reduction);
+
+/* Cosine similarity of every key with every memory row: keys[B,D], memory[N,D]
+ * -> [B,N], k.m / (max(|k|, eps) max(|m|, eps)) as torch's cosine_similarity
+ * (default eps 1e-8). */
+MRL_DEF mrl_tensor *mrl_cosine_similarity(mrl_graph *g, mrl_tensor *keys, mrl_tensor *memory,
+                                          float eps);
+/* Squared Euclidean distances a[B,D], b[N,D] -> [B,N] (kNN lookups, DND).
+ * Computed as |a|^2 + |b|^2 - 2 a.b with one gemm (as torch.cdist does for
+ * large inputs) and clamped at 0; the gradient is that of |a - b|^2. */
+MRL_DEF mrl_tensor *mrl_sq_distances(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
+/* Straight-through estimator (AMRL, Bengio et al. 2013): forward returns a
+ * copy of `value` (already computed, same shape as x, any gradient ignored);
+ * backward passes the output gradient to x unchanged. */
+MRL_DEF mrl_tensor *mrl_straight_through(mrl_graph *g, mrl_tensor *x, mrl_tensor *value);
+/* The same with value = f(x) elementwise, e.g. f = mrl_signf or roundf. */
+MRL_DEF mrl_tensor *mrl_straight_through_fn(mrl_graph *g, mrl_tensor *x, float (*f)(float));
+/* Stop-gradient is mrl_detach; this alias only names it as the papers do. */
+#define mrl_stop_gradient(g, a) mrl_detach(g, a)
+
+/* Sign: -1, 0 or 1 (for mrl_straight_through_fn). */
+static inline float mrl_signf(float x) {
+  return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);
+}
 
 /* ---- gradient check ----
  * build(g, inputs, ctx) must return a one-element loss built from inputs.
@@ -1409,6 +1525,974 @@ MRL_DEF mrl_tensor *mrl_detach(mrl_graph *g, mrl_tensor *a) {
   *t = *a;
   t->grad = NULL;
   return t;
+}
+
+/* ---- fused layers, losses, memory ops ---- */
+
+/* Output of a loss: [1] when reduced; with MRL_LOSS_NONE the input's shape,
+ * or for per-row losses all but its last dimension ([1] for a 1-D input). */
+static mrl_tensor *mrl__loss_output(mrl_graph *g, const mrl_tensor *x, int per_row,
+                                    mrl_loss_reduction reduction, int wants) {
+  int shape[MRL_MAX_DIMS], nd = 1, i;
+  shape[0] = 1;
+  if (reduction == MRL_LOSS_NONE && (!per_row || x->ndim > 1)) {
+    nd = per_row ? x->ndim - 1 : x->ndim;
+    for (i = 0; i < nd; i++) shape[i] = x->shape[i];
+  }
+  return mrl_op_output(g, nd, shape, wants);
+}
+
+static void mrl__check_reduction(mrl_loss_reduction r, const char *op, const mrl_tensor *x) {
+  MRL_SHAPE_CHECK(r == MRL_LOSS_MEAN || r == MRL_LOSS_SUM || r == MRL_LOSS_NONE, op,
+                  "reduction must be MRL_LOSS_MEAN, MRL_LOSS_SUM or MRL_LOSS_NONE", x, NULL);
+}
+
+/* Gradient reaching element (or row) i of a loss: i[3] holds the reduction,
+ * f[3] the scale of a reduced loss (1/count for a mean, 1 for a sum). */
+static float mrl__loss_grad(const mrl_node *nd, int i) {
+  return nd->i[3] == MRL_LOSS_NONE ? nd->out->grad[i] : nd->out->grad[0] * nd->f[3];
+}
+
+static int mrl__any_grad(const mrl_graph *g, mrl_tensor *const *t, int n) {
+  int i, any = 0;
+  for (i = 0; i < n; i++) any |= t[i] && t[i]->grad;
+  return !g->no_grad && any;
+}
+
+/* ---- layernorm over the last dimension ---- */
+
+static void mrl__layernorm_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
+  const float *mean = nd->extra[0]->data, *rstd = nd->extra[1]->data;
+  int rows = mrl_tensor_rows(x), d = mrl_tensor_cols(x), r, j;
+  for (r = 0; r < rows; r++) {
+    const float *xr = x->data + (size_t)r * d, *gr = y->grad + (size_t)r * d;
+    float m = mean[r], s = rstd[r];
+    double s1 = 0.0, s2 = 0.0;
+    for (j = 0; j < d; j++) {
+      float xh = (xr[j] - m) * s, dxh = gr[j] * (w ? w->data[j] : 1.0f);
+      s1 += dxh;
+      s2 += (double)dxh * xh;
+      if (w && w->grad) w->grad[j] += gr[j] * xh;
+      if (b && b->grad) b->grad[j] += gr[j];
+    }
+    if (x->grad) {
+      float *gx = x->grad + (size_t)r * d, a1 = (float)(s1 / d), a2 = (float)(s2 / d);
+      for (j = 0; j < d; j++) {
+        float xh = (xr[j] - m) * s, dxh = gr[j] * (w ? w->data[j] : 1.0f);
+        gx[j] += s * (dxh - a1 - xh * a2);
+      }
+    }
+  }
+}
+
+MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                                  float eps) {
+  mrl_tensor *y, *mean = NULL, *rstd = NULL, *ins[3];
+  mrl_node *nd;
+  int rows, d, r, j;
+  if (!x) return NULL;
+  d = mrl_tensor_cols(x);
+  rows = mrl_tensor_rows(x);
+  if (w)
+    MRL_SHAPE_CHECK(w->size == d, "layernorm", "weight length must equal x's last dimension", x, w);
+  if (b)
+    MRL_SHAPE_CHECK(b->size == d, "layernorm", "bias length must equal x's last dimension", x, b);
+  ins[0] = x;
+  ins[1] = w;
+  ins[2] = b;
+  y = mrl_op_output(g, x->ndim, x->shape, mrl__any_grad(g, ins, 3));
+  if (!y) return NULL;
+  if (y->grad) {
+    mean = mrl_tensor_new(g, 1, &rows, 0);
+    rstd = mrl_tensor_new(g, 1, &rows, 0);
+    if (!mean || !rstd) return NULL;
+  }
+  for (r = 0; r < rows; r++) {
+    const float *xr = x->data + (size_t)r * d;
+    float *yr = y->data + (size_t)r * d, m, s;
+    double acc = 0.0, var = 0.0;
+    for (j = 0; j < d; j++) acc += xr[j];
+    m = (float)(acc / (d ? d : 1));
+    for (j = 0; j < d; j++) var += ((double)xr[j] - m) * ((double)xr[j] - m);
+    s = (float)(1.0 / sqrt(var / (d ? d : 1) + (double)eps));
+    for (j = 0; j < d; j++) {
+      float v = (xr[j] - m) * s;
+      if (w) v *= w->data[j];
+      if (b) v += b->data[j];
+      yr[j] = v;
+    }
+    if (mean) {
+      mean->data[r] = m;
+      rstd->data[r] = s;
+    }
+  }
+  MRL__FINITE("layernorm", y, x, w);
+  if ((nd = mrl_graph_record(g, "layernorm", mrl__layernorm_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->in[1] = w;
+    nd->in[2] = b;
+    nd->extra[0] = mean;
+    nd->extra[1] = rstd;
+  }
+  return y;
+}
+
+/* ---- conv2d: im2col + gemm ---- */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* cols[(c*kh + i)*kw + j][yo*ow + xo] = x[c][yo*s - p + i][xo*s - p + j] (0 outside) */
+static void mrl__im2col(const float *x, int c, int h, int w, int kh, int kw, int s, int p, int oh,
+                        int ow, float *cols) {
+  int ci, i, j, yo, xo;
+  for (ci = 0; ci < c; ci++)
+    for (i = 0; i < kh; i++)
+      for (j = 0; j < kw; j++) {
+        float *row = cols + ((size_t)(ci * kh + i) * kw + j) * (size_t)oh * ow;
+        const float *plane = x + (size_t)ci * h * w;
+        for (yo = 0; yo < oh; yo++) {
+          int yi = yo * s - p + i;
+          float *dst = row + (size_t)yo * ow;
+          if (yi < 0 || yi >= h) {
+            memset(dst, 0, sizeof(float) * (size_t)ow);
+            continue;
+          }
+          for (xo = 0; xo < ow; xo++) {
+            int xi = xo * s - p + j;
+            dst[xo] = (xi >= 0 && xi < w) ? plane[(size_t)yi * w + xi] : 0.0f;
+          }
+        }
+      }
+}
+
+/* The adjoint of im2col: adds every column entry back onto its input cell. */
+static void mrl__col2im_add(const float *cols, int c, int h, int w, int kh, int kw, int s, int p,
+                            int oh, int ow, float *x) {
+  int ci, i, j, yo, xo;
+  for (ci = 0; ci < c; ci++)
+    for (i = 0; i < kh; i++)
+      for (j = 0; j < kw; j++) {
+        const float *row = cols + ((size_t)(ci * kh + i) * kw + j) * (size_t)oh * ow;
+        float *plane = x + (size_t)ci * h * w;
+        for (yo = 0; yo < oh; yo++) {
+          int yi = yo * s - p + i;
+          const float *src = row + (size_t)yo * ow;
+          if (yi < 0 || yi >= h) continue;
+          for (xo = 0; xo < ow; xo++) {
+            int xi = xo * s - p + j;
+            if (xi >= 0 && xi < w) plane[(size_t)yi * w + xi] += src[xo];
+          }
+        }
+      }
+}
+
+/* Images are independent in the forward pass and in the input gradient, so
+ * with OpenMP they are spread over threads, each with its own im2col buffer;
+ * every image's arithmetic is the same whatever the thread count, so results
+ * stay bitwise identical. The weight and bias gradients sum over images in
+ * a fixed serial order. */
+#ifdef _OPENMP
+#define MRL__CONV_THREAD omp_get_thread_num()
+#else
+#define MRL__CONV_THREAD 0
+#endif
+
+static void mrl__conv2d_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *wt = nd->in[1], *b = nd->in[2], *y = nd->out;
+  float *cols = nd->extra[0] ? nd->extra[0]->data : NULL; /* NULL: 1x1, stride 1, no padding */
+  int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
+  int o = wt->shape[0], kh = wt->shape[2], kw = wt->shape[3], s = nd->i[0], p = nd->i[1];
+  int nbuf = nd->i[2], oh = y->shape[2], ow = y->shape[3], ohw = oh * ow, ckk = c * kh * kw;
+  int im, q, r;
+  for (im = 0; im < n; im++) {
+    const float *xn = x->data + (size_t)im * c * h * w;
+    const float *gy = y->grad + (size_t)im * o * ohw;
+    if (b && b->grad)
+      for (q = 0; q < o; q++) {
+        float acc = 0.0f;
+        for (r = 0; r < ohw; r++) acc += gy[(size_t)q * ohw + r];
+        b->grad[q] += acc;
+      }
+    if (wt->grad) { /* dW += dY cols^T */
+      const float *cn = xn;
+      if (cols) {
+        mrl__im2col(xn, c, h, w, kh, kw, s, p, oh, ow, cols);
+        cn = cols;
+      }
+      mrl_gemm(0, 1, o, ckk, ohw, gy, ohw, cn, ohw, 1.0f, wt->grad, ckk);
+    }
+  }
+  if (!x->grad) return;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nbuf) schedule(static) if (nbuf > 1)
+#endif
+  for (im = 0; im < n; im++) { /* dcols = W^T dY, then back onto the image */
+    const float *gy = y->grad + (size_t)im * o * ohw;
+    float *gx = x->grad + (size_t)im * c * h * w;
+    if (cols) {
+      float *buf = cols + (size_t)MRL__CONV_THREAD * ckk * ohw;
+      mrl_gemm(1, 0, ckk, ohw, o, wt->data, ckk, gy, ohw, 0.0f, buf, ohw);
+      mrl__col2im_add(buf, c, h, w, kh, kw, s, p, oh, ow, gx);
+    } else {
+      mrl_gemm(1, 0, ckk, ohw, o, wt->data, ckk, gy, ohw, 1.0f, gx, ohw);
+    }
+  }
+  (void)nbuf;
+}
+
+MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                               int stride, int pad) {
+  mrl_tensor *y, *cols = NULL, *ins[3];
+  mrl_node *nd;
+  int n, c, h, wd, o, kh, kw, oh, ow, ohw, ckk, shape[4], im, direct, nbuf = 1;
+  if (!x || !w) return NULL;
+  MRL_SHAPE_CHECK(x->ndim == 4 && w->ndim == 4, "conv2d",
+                  "x must be [N,C,H,W] and the weight [O,C,KH,KW]", x, w);
+  MRL_SHAPE_CHECK(x->shape[1] == w->shape[1], "conv2d",
+                  "x's channels must equal the weight's input channels", x, w);
+  MRL_SHAPE_CHECK(stride >= 1 && pad >= 0, "conv2d", "stride must be >= 1 and padding >= 0", x, w);
+  n = x->shape[0];
+  c = x->shape[1];
+  h = x->shape[2];
+  wd = x->shape[3];
+  o = w->shape[0];
+  kh = w->shape[2];
+  kw = w->shape[3];
+  MRL_SHAPE_CHECK(h + 2 * pad >= kh && wd + 2 * pad >= kw && kh >= 1 && kw >= 1, "conv2d",
+                  "the kernel is larger than the padded input", x, w);
+  if (b) MRL_SHAPE_CHECK(b->size == o, "conv2d", "bias length must equal output channels", b, w);
+  oh = (h + 2 * pad - kh) / stride + 1;
+  ow = (wd + 2 * pad - kw) / stride + 1;
+  ohw = oh * ow;
+  ckk = c * kh * kw;
+  shape[0] = n;
+  shape[1] = o;
+  shape[2] = oh;
+  shape[3] = ow;
+  ins[0] = x;
+  ins[1] = w;
+  ins[2] = b;
+  y = mrl_op_output(g, 4, shape, mrl__any_grad(g, ins, 3));
+  if (!y) return NULL;
+#ifdef _OPENMP
+  /* one thread per image when the batch is worth splitting */
+  if ((double)n * o * ohw * ckk > 2e6) nbuf = omp_get_max_threads() < n ? omp_get_max_threads() : n;
+  if (nbuf < 1) nbuf = 1;
+#endif
+  /* A 1x1 kernel with stride 1 and no padding reads the image as it is. */
+  direct = kh == 1 && kw == 1 && stride == 1 && pad == 0;
+  if (!direct) {
+    int sz = ckk * ohw * nbuf;
+    cols = mrl_tensor_new(g, 1, &sz, 0);
+    if (!cols) return NULL;
+  }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nbuf) schedule(static) if (nbuf > 1)
+#endif
+  for (im = 0; im < n; im++) {
+    const float *xn = x->data + (size_t)im * c * h * wd, *cn = xn;
+    float *yn = y->data + (size_t)im * o * ohw;
+    int q, r;
+    if (cols) {
+      float *buf = cols->data + (size_t)MRL__CONV_THREAD * ckk * ohw;
+      mrl__im2col(xn, c, h, wd, kh, kw, stride, pad, oh, ow, buf);
+      cn = buf;
+    }
+    if (b)
+      for (q = 0; q < o; q++)
+        for (r = 0; r < ohw; r++) yn[(size_t)q * ohw + r] = b->data[q];
+    mrl_gemm(0, 0, o, ohw, ckk, w->data, ckk, cn, ohw, b ? 1.0f : 0.0f, yn, ohw);
+  }
+  MRL__FINITE("conv2d", y, x, w);
+  if ((nd = mrl_graph_record(g, "conv2d", mrl__conv2d_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->in[1] = w;
+    nd->in[2] = b;
+    nd->extra[0] = cols;
+    nd->i[0] = stride;
+    nd->i[1] = pad;
+    nd->i[2] = nbuf;
+  }
+  return y;
+}
+
+/* ---- max / avg pooling ---- */
+
+/* Checks the geometry and makes the [N,C,OH,OW] output; *stride gets its default. */
+static mrl_tensor *mrl__pool_output(mrl_graph *g, mrl_tensor *x, int k, int *stride, int pad,
+                                    const char *op) {
+  char what[160];
+  int shape[4];
+  if (*stride <= 0) *stride = k;
+  MRL_SHAPE_CHECK(x->ndim == 4, op, "x must be [N,C,H,W]", x, NULL);
+  snprintf(what, sizeof what,
+           "kernel %d, stride %d, padding %d: need k >= 1, padding <= k/2 and k <= H,W + 2 padding",
+           k, *stride, pad);
+  MRL_SHAPE_CHECK(k >= 1 && pad >= 0 && 2 * pad <= k && x->shape[2] + 2 * pad >= k &&
+                      x->shape[3] + 2 * pad >= k,
+                  op, what, x, NULL);
+  shape[0] = x->shape[0];
+  shape[1] = x->shape[1];
+  shape[2] = (x->shape[2] + 2 * pad - k) / *stride + 1;
+  shape[3] = (x->shape[3] + 2 * pad - k) / *stride + 1;
+  return mrl_op_output(g, 4, shape, mrl_graph_wants_grad(g, x, NULL));
+}
+
+static void mrl__max_pool_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int planes = y->shape[0] * y->shape[1], per = y->shape[2] * y->shape[3];
+  int hw = x->shape[2] * x->shape[3], pl, i;
+  if (!x->grad) return;
+  for (pl = 0; pl < planes; pl++)
+    for (i = 0; i < per; i++)
+      x->grad[(size_t)pl * hw + nd->index[(size_t)pl * per + i]] += y->grad[(size_t)pl * per + i];
+}
+
+static void mrl__avg_pool_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int k = nd->i[0], s = nd->i[1], p = nd->i[2], h = x->shape[2], w = x->shape[3];
+  int oh = y->shape[2], ow = y->shape[3], planes = y->shape[0] * y->shape[1], pl, yo, xo, i, j;
+  float inv = 1.0f / (float)(k * k);
+  if (!x->grad) return;
+  for (pl = 0; pl < planes; pl++) {
+    float *gx = x->grad + (size_t)pl * h * w;
+    const float *gy = y->grad + (size_t)pl * oh * ow;
+    for (yo = 0; yo < oh; yo++)
+      for (xo = 0; xo < ow; xo++) {
+        float gv = gy[yo * ow + xo] * inv;
+        for (i = 0; i < k; i++) {
+          int yi = yo * s - p + i;
+          if (yi < 0 || yi >= h) continue;
+          for (j = 0; j < k; j++) {
+            int xi = xo * s - p + j;
+            if (xi >= 0 && xi < w) gx[(size_t)yi * w + xi] += gv;
+          }
+        }
+      }
+  }
+}
+
+static mrl_tensor *mrl__pool(mrl_graph *g, mrl_tensor *x, int k, int stride, int pad, int is_max,
+                             const char *op) {
+  mrl_tensor *y;
+  mrl_node *nd;
+  int *arg = NULL, planes, h, w, oh, ow, pl, yo, xo, i, j;
+  if (!x) return NULL;
+  y = mrl__pool_output(g, x, k, &stride, pad, op);
+  if (!y) return NULL;
+  planes = x->shape[0] * x->shape[1];
+  h = x->shape[2];
+  w = x->shape[3];
+  oh = y->shape[2];
+  ow = y->shape[3];
+  if (is_max && y->grad) {
+    arg = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)y->size);
+    if (!arg) return NULL;
+  }
+  for (pl = 0; pl < planes; pl++) {
+    const float *xp = x->data + (size_t)pl * h * w;
+    float *yp = y->data + (size_t)pl * oh * ow;
+    for (yo = 0; yo < oh; yo++)
+      for (xo = 0; xo < ow; xo++) {
+        float best = -HUGE_VALF;
+        double acc = 0.0;
+        int at = -1;
+        for (i = 0; i < k; i++) {
+          int yi = yo * stride - pad + i;
+          if (yi < 0 || yi >= h) continue;
+          for (j = 0; j < k; j++) {
+            int xi = xo * stride - pad + j;
+            float v;
+            if (xi < 0 || xi >= w) continue;
+            v = xp[(size_t)yi * w + xi];
+            acc += v;
+            if (at < 0 || v > best) { /* strict: the first maximum wins */
+              best = v;
+              at = yi * w + xi;
+            }
+          }
+        }
+        yp[yo * ow + xo] = is_max ? best : (float)(acc / (k * k));
+        if (arg) arg[((size_t)pl * oh + yo) * ow + xo] = at;
+      }
+  }
+  MRL__FINITE(op, y, x, NULL);
+  if ((nd = mrl_graph_record(g, op, is_max ? mrl__max_pool_backward : mrl__avg_pool_backward, y)) !=
+      NULL) {
+    nd->in[0] = x;
+    nd->index = arg;
+    nd->i[0] = k;
+    nd->i[1] = stride;
+    nd->i[2] = pad;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_max_pool2d(mrl_graph *g, mrl_tensor *x, int k, int stride, int pad) {
+  return mrl__pool(g, x, k, stride, pad, 1, "max_pool2d");
+}
+MRL_DEF mrl_tensor *mrl_avg_pool2d(mrl_graph *g, mrl_tensor *x, int k, int stride, int pad) {
+  return mrl__pool(g, x, k, stride, pad, 0, "avg_pool2d");
+}
+
+/* ---- dropout ---- */
+
+static void mrl__dropout_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  const float *m = nd->extra[0]->data;
+  int i;
+  if (!x->grad) return;
+  for (i = 0; i < y->size; i++) x->grad[i] += y->grad[i] * m[i];
+}
+
+MRL_DEF mrl_tensor *mrl_dropout(mrl_graph *g, mrl_tensor *x, float p, mrl_rng *rng, int training) {
+  mrl_tensor *y, *mask = NULL;
+  mrl_node *nd;
+  float scale;
+  int i;
+  if (!x) return NULL;
+  MRL_SHAPE_CHECK(p >= 0.0f && p <= 1.0f, "dropout", "p must lie in [0, 1]", x, NULL);
+  if (p == 0.0f || !training) return x;
+  MRL_ASSERT(rng != NULL);
+  y = mrl_op_output(g, x->ndim, x->shape, mrl_graph_wants_grad(g, x, NULL));
+  if (!y) return NULL;
+  if (y->grad) {
+    mask = mrl_tensor_new(g, x->ndim, x->shape, 0);
+    if (!mask) return NULL;
+  }
+  scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  for (i = 0; i < x->size; i++) {
+    float m = mrl_rng_uniform(rng) >= p ? scale : 0.0f;
+    y->data[i] = x->data[i] * m;
+    if (mask) mask->data[i] = m;
+  }
+  MRL__FINITE("dropout", y, x, NULL);
+  if ((nd = mrl_graph_record(g, "dropout", mrl__dropout_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->extra[0] = mask;
+  }
+  return y;
+}
+
+/* ---- elementwise losses: mse, huber, smooth L1, BCE with logits ---- */
+
+enum { MRL__LOSS_MSE, MRL__LOSS_HUBER, MRL__LOSS_SMOOTH_L1, MRL__LOSS_BCE };
+
+/* Loss value at (x, t) and its derivative with respect to x (*dx) and t (*dt). */
+static double mrl__pointwise_loss(int kind, float prm, float x, float t, float *dx, float *dt) {
+  float d = x - t, ad = fabsf(d), sg = d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : 0.0f);
+  switch (kind) {
+  case MRL__LOSS_MSE:
+    *dx = 2.0f * d;
+    *dt = -*dx;
+    return (double)d * d;
+  case MRL__LOSS_HUBER:
+    *dx = ad < prm ? d : prm * sg;
+    *dt = -*dx;
+    return ad < prm ? 0.5 * d * d : (double)prm * (ad - 0.5 * prm);
+  case MRL__LOSS_SMOOTH_L1:
+    *dx = ad < prm ? d / prm : sg;
+    *dt = -*dx;
+    return ad < prm ? 0.5 * d * d / prm : ad - 0.5 * prm;
+  default: /* BCE with logits: x logit, t target */
+    *dx = mrl_sigmoidf(x) - t;
+    *dt = -x;
+    return (x > 0.0f ? (double)x : 0.0) - (double)x * t + log1p(exp(-(double)fabsf(x)));
+  }
+}
+
+static void mrl__pointwise_loss_backward(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *t = nd->in[1];
+  int i;
+  for (i = 0; i < a->size; i++) {
+    float dx, dt, gl = mrl__loss_grad(nd, i);
+    (void)mrl__pointwise_loss(nd->i[0], nd->f[0], a->data[i], t->data[i], &dx, &dt);
+    if (a->grad) a->grad[i] += gl * dx;
+    if (t->grad) t->grad[i] += gl * dt;
+  }
+}
+
+static mrl_tensor *mrl__pointwise(mrl_graph *g, mrl_tensor *a, mrl_tensor *t, int kind, float prm,
+                                  mrl_loss_reduction reduction, const char *op) {
+  mrl_tensor *y;
+  mrl_node *nd;
+  double acc = 0.0;
+  float scale;
+  int i;
+  if (!a || !t) return NULL;
+  MRL_SHAPE_CHECK(mrl_tensor_same_shape(a, t), op, "input and target shapes must be equal", a, t);
+  mrl__check_reduction(reduction, op, a);
+  y = mrl__loss_output(g, a, 0, reduction, mrl_graph_wants_grad(g, a, t));
+  if (!y) return NULL;
+  for (i = 0; i < a->size; i++) {
+    float dx, dt;
+    double v = mrl__pointwise_loss(kind, prm, a->data[i], t->data[i], &dx, &dt);
+    if (reduction == MRL_LOSS_NONE)
+      y->data[i] = (float)v;
+    else
+      acc += v;
+  }
+  scale = reduction == MRL_LOSS_MEAN ? 1.0f / (float)(a->size ? a->size : 1) : 1.0f;
+  if (reduction != MRL_LOSS_NONE) y->data[0] = (float)(acc * scale);
+  MRL__FINITE(op, y, a, t);
+  if ((nd = mrl_graph_record(g, op, mrl__pointwise_loss_backward, y)) != NULL) {
+    nd->in[0] = a;
+    nd->in[1] = t;
+    nd->i[0] = kind;
+    nd->f[0] = prm;
+    nd->i[3] = (int)reduction;
+    nd->f[3] = scale;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_mse_loss(mrl_graph *g, mrl_tensor *pred, mrl_tensor *target,
+                                 mrl_loss_reduction reduction) {
+  return mrl__pointwise(g, pred, target, MRL__LOSS_MSE, 0.0f, reduction, "mse_loss");
+}
+
+MRL_DEF mrl_tensor *mrl_huber_loss(mrl_graph *g, mrl_tensor *pred, mrl_tensor *target, float delta,
+                                   mrl_loss_reduction reduction) {
+  if (pred) MRL_SHAPE_CHECK(delta > 0.0f, "huber_loss", "delta must be > 0", pred, target);
+  return mrl__pointwise(g, pred, target, MRL__LOSS_HUBER, delta, reduction, "huber_loss");
+}
+
+MRL_DEF mrl_tensor *mrl_smooth_l1_loss(mrl_graph *g, mrl_tensor *pred, mrl_tensor *target,
+                                       float beta, mrl_loss_reduction reduction) {
+  if (pred) MRL_SHAPE_CHECK(beta >= 0.0f, "smooth_l1_loss", "beta must be >= 0", pred, target);
+  return mrl__pointwise(g, pred, target, MRL__LOSS_SMOOTH_L1, beta, reduction, "smooth_l1_loss");
+}
+
+MRL_DEF mrl_tensor *mrl_bce_with_logits(mrl_graph *g, mrl_tensor *logits, mrl_tensor *targets,
+                                        mrl_loss_reduction reduction) {
+  return mrl__pointwise(g, logits, targets, MRL__LOSS_BCE, 0.0f, reduction, "bce_with_logits");
+}
+
+/* ---- cross-entropy with logits ---- */
+
+static float mrl__row_logsumexp(const float *r, int n) {
+  float mx = r[0];
+  double s = 0.0;
+  int j;
+  for (j = 1; j < n; j++)
+    if (r[j] > mx) mx = r[j];
+  for (j = 0; j < n; j++) s += exp((double)r[j] - mx);
+  return mx + (float)log(s);
+}
+
+static void mrl__cross_entropy_backward(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0];
+  const float *lse = nd->extra[0]->data;
+  int rows = mrl_tensor_rows(a), c = mrl_tensor_cols(a), r, j;
+  if (!a->grad) return;
+  for (r = 0; r < rows; r++) {
+    const float *xr = a->data + (size_t)r * c;
+    float *gr = a->grad + (size_t)r * c, gl = mrl__loss_grad(nd, r);
+    for (j = 0; j < c; j++) gr[j] += gl * expf(xr[j] - lse[r]);
+    gr[nd->index[r]] -= gl;
+  }
+}
+
+MRL_DEF mrl_tensor *mrl_cross_entropy(mrl_graph *g, mrl_tensor *logits, const int *targets,
+                                      mrl_loss_reduction reduction) {
+  mrl_tensor *y, *lse = NULL;
+  mrl_node *nd;
+  double acc = 0.0;
+  float scale;
+  int rows, c, r;
+  if (!logits) return NULL;
+  mrl__check_reduction(reduction, "cross_entropy", logits);
+  rows = mrl_tensor_rows(logits);
+  c = mrl_tensor_cols(logits);
+  MRL_SHAPE_CHECK(c >= 1, "cross_entropy", "needs at least one class", logits, NULL);
+  y = mrl__loss_output(g, logits, 1, reduction, mrl_graph_wants_grad(g, logits, NULL));
+  if (!y) return NULL;
+  if (y->grad) {
+    lse = mrl_tensor_new(g, 1, &rows, 0);
+    if (!lse) return NULL;
+  }
+  for (r = 0; r < rows; r++) {
+    const float *xr = logits->data + (size_t)r * c;
+    float l;
+    if (targets[r] < 0 || targets[r] >= c) {
+      char sx[64];
+      fprintf(stderr, "memrl: cross_entropy: target %d at row %d outside [0,%d) for logits %s\n",
+              targets[r], r, c, mrl_tensor_shape_string(logits, sx, sizeof sx));
+      MRL_ASSERT(0 && "memrl: cross_entropy target out of range");
+      abort();
+    }
+    l = mrl__row_logsumexp(xr, c);
+    if (lse) lse->data[r] = l;
+    if (reduction == MRL_LOSS_NONE)
+      y->data[r] = l - xr[targets[r]];
+    else
+      acc += (double)l - xr[targets[r]];
+  }
+  scale = reduction == MRL_LOSS_MEAN ? 1.0f / (float)(rows ? rows : 1) : 1.0f;
+  if (reduction != MRL_LOSS_NONE) y->data[0] = (float)(acc * scale);
+  MRL__FINITE("cross_entropy", y, logits, NULL);
+  if ((nd = mrl_graph_record(g, "cross_entropy", mrl__cross_entropy_backward, y)) != NULL) {
+    nd->in[0] = logits;
+    nd->index = targets;
+    nd->extra[0] = lse;
+    nd->i[3] = (int)reduction;
+    nd->f[3] = scale;
+  }
+  return y;
+}
+
+/* ---- KL between diagonal Gaussians (mean, log-std) ---- */
+
+/* Element i of an input that is either full-size or one [D] row shared by all rows. */
+#define MRL__KL_AT(t, i) ((size_t)(i) % (size_t)(t)->size)
+
+static void mrl__kl_normal_backward(mrl_node *nd) {
+  mrl_tensor *mp = nd->in[0], *sp = nd->in[1], *mq = nd->in[2], *sq = nd->in[3];
+  int d = mrl_tensor_cols(mp), i;
+  for (i = 0; i < mp->size; i++) {
+    size_t ip = MRL__KL_AT(sp, i), jm = mq ? MRL__KL_AT(mq, i) : 0, js = sq ? MRL__KL_AT(sq, i) : 0;
+    float gl = mrl__loss_grad(nd, i / d);
+    float dm = mp->data[i] - (mq ? mq->data[jm] : 0.0f), lq = sq ? sq->data[js] : 0.0f;
+    float iq = expf(-2.0f * lq), ratio = expf(2.0f * (sp->data[ip] - lq));
+    if (mp->grad) mp->grad[i] += gl * dm * iq;
+    if (mq && mq->grad) mq->grad[jm] -= gl * dm * iq;
+    if (sp->grad) sp->grad[ip] += gl * (ratio - 1.0f);
+    if (sq && sq->grad) sq->grad[js] += gl * (1.0f - ratio - dm * dm * iq);
+  }
+}
+
+/* Full shape, or [D] with D = mu_p's last dimension. */
+static int mrl__kl_shape_ok(const mrl_tensor *mu_p, const mrl_tensor *t) {
+  return mrl_tensor_same_shape(mu_p, t) || (t->ndim == 1 && t->size == mrl_tensor_cols(mu_p));
+}
+
+MRL_DEF mrl_tensor *mrl_kl_normal(mrl_graph *g, mrl_tensor *mu_p, mrl_tensor *log_std_p,
+                                  mrl_tensor *mu_q, mrl_tensor *log_std_q,
+                                  mrl_loss_reduction reduction) {
+  mrl_tensor *y, *ins[4];
+  mrl_node *nd;
+  double acc = 0.0, row = 0.0;
+  float scale;
+  int d, rows, i;
+  /* NULL inputs after a full arena propagate NULL; a NULL q alone means N(0, 1). */
+  if (!mu_p || !log_std_p || (!mu_q && g->status != MRL_OK)) return NULL;
+  if ((!mu_q) != (!log_std_q)) {
+    if (g->status != MRL_OK) return NULL;
+    MRL_SHAPE_CHECK(0, "kl_normal", "mu_q and log_std_q must be both given or both NULL", mu_q,
+                    log_std_q);
+  }
+  MRL_SHAPE_CHECK(mrl__kl_shape_ok(mu_p, log_std_p), "kl_normal",
+                  "log_std_p must have mu_p's shape or be [D]", mu_p, log_std_p);
+  if (mu_q) {
+    MRL_SHAPE_CHECK(mrl__kl_shape_ok(mu_p, mu_q), "kl_normal",
+                    "mu_q must have mu_p's shape or be [D]", mu_p, mu_q);
+    MRL_SHAPE_CHECK(mrl__kl_shape_ok(mu_p, log_std_q), "kl_normal",
+                    "log_std_q must have mu_p's shape or be [D]", mu_p, log_std_q);
+  }
+  mrl__check_reduction(reduction, "kl_normal", mu_p);
+  d = mrl_tensor_cols(mu_p);
+  rows = mrl_tensor_rows(mu_p);
+  ins[0] = mu_p;
+  ins[1] = log_std_p;
+  ins[2] = mu_q;
+  ins[3] = log_std_q;
+  y = mrl__loss_output(g, mu_p, 1, reduction, mrl__any_grad(g, ins, 4));
+  if (!y) return NULL;
+  for (i = 0; i < mu_p->size; i++) {
+    double sp = log_std_p->data[MRL__KL_AT(log_std_p, i)];
+    double sq = log_std_q ? log_std_q->data[MRL__KL_AT(log_std_q, i)] : 0.0;
+    double dm = (double)mu_p->data[i] - (mu_q ? mu_q->data[MRL__KL_AT(mu_q, i)] : 0.0);
+    row += sq - sp + 0.5 * (exp(2.0 * (sp - sq)) + dm * dm * exp(-2.0 * sq)) - 0.5;
+    if ((i + 1) % d == 0) {
+      if (reduction == MRL_LOSS_NONE)
+        y->data[i / d] = (float)row;
+      else
+        acc += row;
+      row = 0.0;
+    }
+  }
+  scale = reduction == MRL_LOSS_MEAN ? 1.0f / (float)(rows ? rows : 1) : 1.0f;
+  if (reduction != MRL_LOSS_NONE) y->data[0] = (float)(acc * scale);
+  MRL__FINITE("kl_normal", y, mu_p, mu_q);
+  if ((nd = mrl_graph_record(g, "kl_normal", mrl__kl_normal_backward, y)) != NULL) {
+    nd->in[0] = mu_p;
+    nd->in[1] = log_std_p;
+    nd->in[2] = mu_q;
+    nd->in[3] = log_std_q;
+    nd->i[3] = (int)reduction;
+    nd->f[3] = scale;
+  }
+  return y;
+}
+
+/* ---- KL between categoricals given by logits ---- */
+
+/* extra[0] holds, per row: logsumexp of p's logits, of q's logits, and the KL. */
+static void mrl__kl_categorical_backward(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *b = nd->in[1];
+  const float *st = nd->extra[0]->data;
+  int rows = mrl_tensor_rows(a), c = mrl_tensor_cols(a), r, j;
+  for (r = 0; r < rows; r++) {
+    const float *ar = a->data + (size_t)r * c, *br = b->data + (size_t)r * c;
+    float la = st[3 * r], lb = st[3 * r + 1], kl = st[3 * r + 2], gl = mrl__loss_grad(nd, r);
+    for (j = 0; j < c; j++) {
+      float lp = ar[j] - la, lq = br[j] - lb, p = expf(lp);
+      if (a->grad && p > 0.0f) a->grad[(size_t)r * c + j] += gl * p * (lp - lq - kl);
+      if (b->grad) b->grad[(size_t)r * c + j] += gl * (expf(lq) - p);
+    }
+  }
+}
+
+MRL_DEF mrl_tensor *mrl_kl_categorical(mrl_graph *g, mrl_tensor *p_logits, mrl_tensor *q_logits,
+                                       mrl_loss_reduction reduction) {
+  mrl_tensor *y, *st = NULL;
+  mrl_node *nd;
+  double acc = 0.0;
+  float scale;
+  int rows, c, r, j, n3;
+  if (!p_logits || !q_logits) return NULL;
+  MRL_SHAPE_CHECK(mrl_tensor_same_shape(p_logits, q_logits), "kl_categorical",
+                  "p's and q's shapes must be equal", p_logits, q_logits);
+  mrl__check_reduction(reduction, "kl_categorical", p_logits);
+  rows = mrl_tensor_rows(p_logits);
+  c = mrl_tensor_cols(p_logits);
+  MRL_SHAPE_CHECK(c >= 1, "kl_categorical", "needs at least one class", p_logits, q_logits);
+  y = mrl__loss_output(g, p_logits, 1, reduction, mrl_graph_wants_grad(g, p_logits, q_logits));
+  if (!y) return NULL;
+  if (y->grad) {
+    n3 = 3 * rows;
+    st = mrl_tensor_new(g, 1, &n3, 0);
+    if (!st) return NULL;
+  }
+  for (r = 0; r < rows; r++) {
+    const float *ar = p_logits->data + (size_t)r * c, *br = q_logits->data + (size_t)r * c;
+    float la = mrl__row_logsumexp(ar, c), lb = mrl__row_logsumexp(br, c);
+    double kl = 0.0;
+    for (j = 0; j < c; j++) {
+      float lp = ar[j] - la, lq = br[j] - lb, pj = expf(lp);
+      if (pj > 0.0f) kl += (double)pj * ((double)lp - lq); /* 0 log 0 = 0: masked classes */
+    }
+    if (st) {
+      st->data[3 * r] = la;
+      st->data[3 * r + 1] = lb;
+      st->data[3 * r + 2] = (float)kl;
+    }
+    if (reduction == MRL_LOSS_NONE)
+      y->data[r] = (float)kl;
+    else
+      acc += kl;
+  }
+  scale = reduction == MRL_LOSS_MEAN ? 1.0f / (float)(rows ? rows : 1) : 1.0f;
+  if (reduction != MRL_LOSS_NONE) y->data[0] = (float)(acc * scale);
+  MRL__FINITE("kl_categorical", y, p_logits, q_logits);
+  if ((nd = mrl_graph_record(g, "kl_categorical", mrl__kl_categorical_backward, y)) != NULL) {
+    nd->in[0] = p_logits;
+    nd->in[1] = q_logits;
+    nd->extra[0] = st;
+    nd->i[3] = (int)reduction;
+    nd->f[3] = scale;
+  }
+  return y;
+}
+
+/* ---- cosine similarity and squared distances, [B,D] x [N,D] -> [B,N] ---- */
+
+/* Checks a[B,D], b[N,D]; makes the [B,N] output and, when recording, a [B,N]
+ * scratch tensor for backward (returned through *scratch). */
+static mrl_tensor *mrl__pairwise_output(mrl_graph *g, mrl_tensor *a, mrl_tensor *b, const char *op,
+                                        mrl_tensor **scratch) {
+  mrl_tensor *y;
+  int shape[2];
+  MRL_SHAPE_CHECK(a->ndim == 2 && b->ndim == 2 && a->shape[1] == b->shape[1], op,
+                  "need [B,D] and [N,D] with the same D", a, b);
+  shape[0] = a->shape[0];
+  shape[1] = b->shape[0];
+  y = mrl_op_output(g, 2, shape, mrl_graph_wants_grad(g, a, b));
+  *scratch = NULL;
+  if (y && y->grad) {
+    *scratch = mrl_tensor_new(g, 2, shape, 0);
+    if (!*scratch) return NULL;
+  }
+  return y;
+}
+
+static void mrl__cosine_backward(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
+  float *gs = nd->extra[0]->data, eps = nd->f[0];
+  const float *na = nd->extra[1]->data, *nb = na + a->shape[0];
+  int m = a->shape[0], n = b->shape[0], d = a->shape[1], i, j, k;
+  /* dy/da_i = b_j / (|a_i|' |b_j|') - y_ij a_i / |a_i|^2 (second term only where
+   * |a_i| > eps; |.|' is the norm clamped to eps); likewise for b_j. */
+  for (i = 0; i < m; i++)
+    for (j = 0; j < n; j++)
+      gs[(size_t)i * n + j] =
+          y->grad[(size_t)i * n + j] / ((na[i] > eps ? na[i] : eps) * (nb[j] > eps ? nb[j] : eps));
+  if (a->grad) {
+    mrl_gemm(0, 0, m, d, n, gs, n, b->data, d, 1.0f, a->grad, d);
+    for (i = 0; i < m; i++) {
+      double t = 0.0;
+      float c;
+      if (!(na[i] > eps)) continue;
+      for (j = 0; j < n; j++) t += (double)y->grad[(size_t)i * n + j] * y->data[(size_t)i * n + j];
+      c = (float)(t / ((double)na[i] * na[i]));
+      for (k = 0; k < d; k++) a->grad[(size_t)i * d + k] -= c * a->data[(size_t)i * d + k];
+    }
+  }
+  if (b->grad) {
+    mrl_gemm(1, 0, n, d, m, gs, n, a->data, d, 1.0f, b->grad, d);
+    for (j = 0; j < n; j++) {
+      double t = 0.0;
+      float c;
+      if (!(nb[j] > eps)) continue;
+      for (i = 0; i < m; i++) t += (double)y->grad[(size_t)i * n + j] * y->data[(size_t)i * n + j];
+      c = (float)(t / ((double)nb[j] * nb[j]));
+      for (k = 0; k < d; k++) b->grad[(size_t)j * d + k] -= c * b->data[(size_t)j * d + k];
+    }
+  }
+}
+
+static double mrl__row_sqnorm(const float *r, int d) {
+  double s = 0.0;
+  int k;
+  for (k = 0; k < d; k++) s += (double)r[k] * r[k];
+  return s;
+}
+
+static float mrl__row_norm(const float *r, int d) {
+  return (float)sqrt(mrl__row_sqnorm(r, d));
+}
+
+MRL_DEF mrl_tensor *mrl_cosine_similarity(mrl_graph *g, mrl_tensor *keys, mrl_tensor *memory,
+                                          float eps) {
+  mrl_tensor *y, *gs, *norms;
+  mrl_node *nd;
+  int m, n, d, i, j, mn;
+  if (!keys || !memory) return NULL;
+  y = mrl__pairwise_output(g, keys, memory, "cosine_similarity", &gs);
+  if (!y) return NULL;
+  m = keys->shape[0];
+  n = memory->shape[0];
+  d = keys->shape[1];
+  mn = m + n;
+  norms = mrl_tensor_new(g, 1, &mn, 0);
+  if (!norms) return NULL;
+  for (i = 0; i < m; i++) norms->data[i] = mrl__row_norm(keys->data + (size_t)i * d, d);
+  for (j = 0; j < n; j++) norms->data[m + j] = mrl__row_norm(memory->data + (size_t)j * d, d);
+  mrl_gemm(0, 1, m, n, d, keys->data, d, memory->data, d, 0.0f, y->data, n);
+  for (i = 0; i < m; i++) {
+    float na = norms->data[i] > eps ? norms->data[i] : eps;
+    for (j = 0; j < n; j++) {
+      float nb = norms->data[m + j] > eps ? norms->data[m + j] : eps;
+      y->data[(size_t)i * n + j] /= na * nb;
+    }
+  }
+  MRL__FINITE("cosine_similarity", y, keys, memory);
+  if ((nd = mrl_graph_record(g, "cosine_similarity", mrl__cosine_backward, y)) != NULL) {
+    nd->in[0] = keys;
+    nd->in[1] = memory;
+    nd->extra[0] = gs;
+    nd->extra[1] = norms;
+    nd->f[0] = eps;
+  }
+  return y;
+}
+
+static void mrl__sq_distances_backward(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
+  float *s = nd->extra[0]->data;
+  int m = a->shape[0], n = b->shape[0], d = a->shape[1], i, j, k;
+  /* d/da_i = 2 sum_j g_ij (a_i - b_j), d/db_j = 2 sum_i g_ij (b_j - a_i):
+   * the cross terms are one gemm each with S = -2 G. */
+  for (i = 0; i < m * n; i++) s[i] = -2.0f * y->grad[i];
+  if (a->grad) {
+    mrl_gemm(0, 0, m, d, n, s, n, b->data, d, 1.0f, a->grad, d);
+    for (i = 0; i < m; i++) {
+      double t = 0.0;
+      for (j = 0; j < n; j++) t += y->grad[(size_t)i * n + j];
+      for (k = 0; k < d; k++)
+        a->grad[(size_t)i * d + k] += 2.0f * (float)t * a->data[(size_t)i * d + k];
+    }
+  }
+  if (b->grad) {
+    mrl_gemm(1, 0, n, d, m, s, n, a->data, d, 1.0f, b->grad, d);
+    for (j = 0; j < n; j++) {
+      double t = 0.0;
+      for (i = 0; i < m; i++) t += y->grad[(size_t)i * n + j];
+      for (k = 0; k < d; k++)
+        b->grad[(size_t)j * d + k] += 2.0f * (float)t * b->data[(size_t)j * d + k];
+    }
+  }
+}
+
+MRL_DEF mrl_tensor *mrl_sq_distances(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
+  mrl_tensor *y, *s, *sq;
+  mrl_node *nd;
+  int m, n, d, i, j, mn;
+  if (!a || !b) return NULL;
+  y = mrl__pairwise_output(g, a, b, "sq_distances", &s);
+  if (!y) return NULL;
+  m = a->shape[0];
+  n = b->shape[0];
+  d = a->shape[1];
+  mn = m + n;
+  sq = mrl_tensor_new(g, 1, &mn, 0); /* squared norms; only the forward needs them */
+  if (!sq) return NULL;
+  for (i = 0; i < m; i++) sq->data[i] = (float)mrl__row_sqnorm(a->data + (size_t)i * d, d);
+  for (j = 0; j < n; j++) sq->data[m + j] = (float)mrl__row_sqnorm(b->data + (size_t)j * d, d);
+  mrl_gemm(0, 1, m, n, d, a->data, d, b->data, d, 0.0f, y->data, n);
+  for (i = 0; i < m; i++)
+    for (j = 0; j < n; j++) {
+      float v = sq->data[i] + sq->data[m + j] - 2.0f * y->data[(size_t)i * n + j];
+      y->data[(size_t)i * n + j] = v > 0.0f ? v : 0.0f;
+    }
+  MRL__FINITE("sq_distances", y, a, b);
+  if ((nd = mrl_graph_record(g, "sq_distances", mrl__sq_distances_backward, y)) != NULL) {
+    nd->in[0] = a;
+    nd->in[1] = b;
+    nd->extra[0] = s;
+  }
+  return y;
+}
+
+/* ---- straight-through ---- */
+
+static void mrl__straight_through_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int i;
+  if (!x->grad) return;
+  for (i = 0; i < y->size; i++) x->grad[i] += y->grad[i];
+}
+
+static mrl_tensor *mrl__straight_through(mrl_graph *g, mrl_tensor *x, const mrl_tensor *value,
+                                         float (*f)(float)) {
+  mrl_tensor *y;
+  mrl_node *nd;
+  int i;
+  y = mrl_op_output(g, x->ndim, x->shape, mrl_graph_wants_grad(g, x, NULL));
+  if (!y) return NULL;
+  if (value)
+    memcpy(y->data, value->data, sizeof(float) * (size_t)y->size);
+  else
+    for (i = 0; i < y->size; i++) y->data[i] = f(x->data[i]);
+  MRL__FINITE("straight_through", y, x, value);
+  if ((nd = mrl_graph_record(g, "straight_through", mrl__straight_through_backward, y)) != NULL)
+    nd->in[0] = x;
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_straight_through(mrl_graph *g, mrl_tensor *x, mrl_tensor *value) {
+  if (!x || !value) return NULL;
+  MRL_SHAPE_CHECK(mrl_tensor_same_shape(x, value), "straight_through",
+                  "x and value shapes must be equal", x, value);
+  return mrl__straight_through(g, x, value, NULL);
+}
+
+MRL_DEF mrl_tensor *mrl_straight_through_fn(mrl_graph *g, mrl_tensor *x, float (*f)(float)) {
+  if (!x) return NULL;
+  MRL_ASSERT(f != NULL);
+  return mrl__straight_through(g, x, NULL, f);
 }
 
 /* ---- gradient check ---- */

@@ -299,8 +299,137 @@ def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT_DIR, exist_ok=True)
-    for make in (make_lstm, make_adam, make_clip, make_ops):
+    for make in (make_lstm, make_adam, make_clip, make_ops, make_tensor_fused):
         print("wrote", make())
+
+
+# ---------------------------------------------------------------------------
+# Fused layers, losses and memory ops (tests/test_tensor_fused.c)
+# ---------------------------------------------------------------------------
+
+def make_tensor_fused():
+    """Fused ops of memrl_tensor.h: values and gradients.
+
+    Every op's output y is checked with the gradients of L = sum(y * <name>_gy)
+    (for one-element losses, of L = y). Prefixes: ln_ layernorm (affine),
+    ln2_ layernorm without affine, cv_ conv2d stride 2 padding 1 with bias,
+    cv2_ conv2d stride 1 padding 2 without bias, mp_/ap_ max/avg pooling k=3
+    stride 2 padding 1, ce_ cross-entropy (mean, sum, none), mse_, hub_
+    (HuberLoss delta 0.7), sl1_ (SmoothL1Loss beta 0.5), bce_ (with logits),
+    kln_ KL of diagonal Gaussians (mean, log-std; summed over the last dim,
+    mean over rows), klc_ KL of categoricals from logits (batchmean), cos_
+    cosine similarity keys x memory, sqd_ squared distances.
+    """
+    torch.manual_seed(SEED)
+    F = torch.nn.functional
+    D = torch.distributions
+    out = []
+
+    def leaf(*shape, scale=1.0):
+        return (torch.randn(*shape) * scale).requires_grad_()
+
+    def grads_of(y, gy, *leaves):
+        for t in leaves:
+            t.grad = None
+        (y * gy).sum().backward()
+        return [t.grad.clone() for t in leaves]
+
+    # layernorm with and without the affine part
+    x, w, b = leaf(2, 3, 6), leaf(6), leaf(6)
+    y = F.layer_norm(x * 2.0 + 0.5, (6,), w, b, eps=1e-5)
+    gy = torch.randn(2, 3, 6)
+    dx, dw, db = grads_of(y, gy, x, w, b)
+    out += [("ln_x", x * 2.0 + 0.5), ("ln_w", w), ("ln_b", b), ("ln_gy", gy),
+            ("ln_y", y), ("ln_dx", dx / 2.0), ("ln_dw", dw), ("ln_db", db)]
+    x = leaf(4, 5)
+    y = F.layer_norm(x, (5,), None, None, eps=1e-5)
+    gy = torch.randn(4, 5)
+    (dx,) = grads_of(y, gy, x)
+    out += [("ln2_x", x), ("ln2_gy", gy), ("ln2_y", y), ("ln2_dx", dx)]
+
+    # conv2d
+    x, w, b = leaf(2, 3, 7, 6), leaf(4, 3, 3, 2, scale=0.5), leaf(4)
+    y = F.conv2d(x, w, b, stride=2, padding=1)
+    gy = torch.randn(*y.shape)
+    dx, dw, db = grads_of(y, gy, x, w, b)
+    out += [("cv_x", x), ("cv_w", w), ("cv_b", b), ("cv_gy", gy), ("cv_y", y),
+            ("cv_dx", dx), ("cv_dw", dw), ("cv_db", db)]
+    x, w = leaf(1, 2, 5, 5), leaf(3, 2, 3, 3, scale=0.5)
+    y = F.conv2d(x, w, None, stride=1, padding=2)
+    gy = torch.randn(*y.shape)
+    dx, dw = grads_of(y, gy, x, w)
+    out += [("cv2_x", x), ("cv2_w", w), ("cv2_gy", gy), ("cv2_y", y),
+            ("cv2_dx", dx), ("cv2_dw", dw)]
+
+    # pooling
+    x = leaf(2, 2, 7, 7)
+    y = F.max_pool2d(x, 3, stride=2, padding=1)
+    gy = torch.randn(*y.shape)
+    (dx,) = grads_of(y, gy, x)
+    out += [("mp_x", x), ("mp_gy", gy), ("mp_y", y), ("mp_dx", dx)]
+    y = F.avg_pool2d(x, 3, stride=2, padding=1)
+    (dx,) = grads_of(y, gy, x)
+    out += [("ap_x", x), ("ap_gy", gy), ("ap_y", y), ("ap_dx", dx)]
+
+    # cross-entropy
+    x = leaf(5, 4, scale=1.5)
+    t = torch.tensor([2, 0, 3, 3, 1])
+    y = F.cross_entropy(x, t)
+    (dx,) = grads_of(y, torch.ones(()), x)
+    out += [("ce_x", x), ("ce_t", t.float()), ("ce_mean", y), ("ce_dx_mean", dx)]
+    y = F.cross_entropy(x, t, reduction="sum")
+    (dx,) = grads_of(y, torch.ones(()), x)
+    out += [("ce_sum", y), ("ce_dx_sum", dx)]
+    y = F.cross_entropy(x, t, reduction="none")
+    gy = torch.randn(5)
+    (dx,) = grads_of(y, gy, x)
+    out += [("ce_gy", gy), ("ce_none", y), ("ce_dx_none", dx)]
+
+    # elementwise losses (mean), gradients for both arguments
+    p, q = leaf(3, 4), leaf(3, 4)
+    for name, fn in (("mse", lambda a, c: F.mse_loss(a, c)),
+                     ("hub", lambda a, c: F.huber_loss(a, c, delta=0.7)),
+                     ("sl1", lambda a, c: F.smooth_l1_loss(a, c, beta=0.5))):
+        y = fn(p, q)
+        dp, dq = grads_of(y, torch.ones(()), p, q)
+        out += [(name + "_y", y), (name + "_dp", dp), (name + "_dq", dq)]
+    out = [("el_p", p), ("el_q", q)] + out
+    x, t = leaf(3, 4, scale=3.0), torch.rand(3, 4).requires_grad_()
+    y = F.binary_cross_entropy_with_logits(x, t)
+    dx, dt = grads_of(y, torch.ones(()), x, t)
+    out += [("bce_x", x), ("bce_t", t), ("bce_y", y), ("bce_dx", dx), ("bce_dt", dt)]
+
+    # KL between diagonal Gaussians (mean, log-std), summed over the last dim
+    mp, sp, mq, sq = leaf(3, 4), leaf(3, 4, scale=0.5), leaf(3, 4), leaf(3, 4, scale=0.5)
+    y = D.kl_divergence(D.Normal(mp, sp.exp()), D.Normal(mq, sq.exp())).sum(-1).mean()
+    g = grads_of(y, torch.ones(()), mp, sp, mq, sq)
+    out += [("kln_mp", mp), ("kln_sp", sp), ("kln_mq", mq), ("kln_sq", sq), ("kln_y", y)]
+    out += [("kln_d" + n, v) for n, v in zip(("mp", "sp", "mq", "sq"), g)]
+    # KL between categoricals from logits, batchmean
+    a, c = leaf(3, 5), leaf(3, 5)
+    y = D.kl_divergence(D.Categorical(logits=a), D.Categorical(logits=c)).mean()
+    da, dc = grads_of(y, torch.ones(()), a, c)
+    out += [("klc_p", a), ("klc_q", c), ("klc_y", y), ("klc_dp", da), ("klc_dq", dc)]
+
+    # memory ops
+    k, m = leaf(3, 5), leaf(4, 5)
+    y = F.cosine_similarity(k[:, None, :], m[None, :, :], dim=-1, eps=1e-8)
+    gy = torch.randn(3, 4)
+    dk, dm = grads_of(y, gy, k, m)
+    out += [("cos_k", k), ("cos_m", m), ("cos_gy", gy), ("cos_y", y),
+            ("cos_dk", dk), ("cos_dm", dm)]
+    y = ((k[:, None, :] - m[None, :, :]) ** 2).sum(-1)
+    dk, dm = grads_of(y, gy, k, m)
+    out += [("sqd_y", y), ("sqd_dk", dk), ("sqd_dm", dm)]
+
+    f, path = open_fixture(
+        "tensor_fused.txt",
+        "fused layers, losses, memory ops; gradients of sum(y * <prefix>_gy) "
+        "(or of y for one-element losses); see make_tensor_fused()")
+    with f:
+        for name, t in out:
+            dump(f, name, t)
+    return path
 
 
 if __name__ == "__main__":
