@@ -22,6 +22,10 @@
  *   kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(in)), bias U(+-1/sqrt(in)).
  *   LSTM: gate order i, f, g, o; weight_ih [4H,in], weight_hh [4H,H], separate
  *   bias_ih and bias_hh; default init U(+-1/sqrt(H)) for all four.
+ *   GRU: gate order r, z, n, reset gate applied after the hidden matmul;
+ *   Elman RNN: tanh or relu. Same layouts ([3H,...], [H,...]) and defaults.
+ *   Stacks (mrl_lstm, mrl_gru, mrl_elman) follow num_layers: names
+ *   weight_ih_l0, weight_ih_l1, ...; states [num_layers*B, H].
  *   Orthogonal init as torch.nn.init.orthogonal_ (QR of a normal matrix, signs
  *   fixed by diag(R)), biases zero (CleanRL's layer_init).
  *   Adam: torch.optim.Adam (L2 weight decay added to the gradient, eps added
@@ -171,6 +175,82 @@ MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x,
 MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
                                       int B, mrl_tensor *h0, mrl_tensor *c0, const float *keep,
                                       mrl_tensor **h_out, mrl_tensor **c_out);
+
+/* ---- GRU (torch.nn.GRU, one layer) ----
+ * Gate order r, z, n; weight_ih [3H,in], weight_hh [3H,H], separate bias_ih
+ * and bias_hh [3H]; the reset gate multiplies the hidden projection after
+ * the matmul: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),
+ * h' = (1 - z) * n + z * h. Default init U(+-1/sqrt(H)) for all four. */
+typedef struct mrl_gru_layer {
+  mrl_params *params;
+  int weight_ih, weight_hh, bias_ih, bias_hh;
+  int input_size, hidden_size;
+} mrl_gru_layer;
+MRL_DEF void mrl_gru_layer_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
+                                int hidden, mrl_init init);
+/* Over a time-major sequence: x [T*B, in], h0 [B,H], keep NULL or [T*B]
+ * (multiplies h before step t: 0 where an episode starts). One fused node.
+ * Returns y [T*B, H]; *h_out (may be NULL) is h_T, a view of y's last block. */
+MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                     int B, mrl_tensor *h0, const float *keep, mrl_tensor **h_out);
+/* One step: x [B,in], h [B,H], keep NULL or [B]. Returns h' [B,H]. */
+MRL_DEF mrl_tensor *mrl_gru_cell(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
+                                 const float *keep);
+
+/* ---- Elman RNN (torch.nn.RNN, one layer) ----
+ * h' = act(W_ih x + b_ih + W_hh h + b_hh), act tanh or relu (torch's
+ * nonlinearity='tanh' / 'relu'); weight_ih [H,in], weight_hh [H,H], biases
+ * [H]; default init U(+-1/sqrt(H)). */
+typedef struct mrl_elman_layer {
+  mrl_params *params;
+  int weight_ih, weight_hh, bias_ih, bias_hh;
+  int input_size, hidden_size;
+  mrl_activation nonlinearity; /* MRL_ACT_TANH or MRL_ACT_RELU */
+} mrl_elman_layer;
+MRL_DEF void mrl_elman_layer_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
+                                  int hidden, mrl_activation nonlinearity, mrl_init init);
+/* As mrl_gru_sequence / mrl_gru_cell. */
+MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                       int B, mrl_tensor *h0, const float *keep,
+                                       mrl_tensor **h_out);
+MRL_DEF mrl_tensor *mrl_elman_cell(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x,
+                                   mrl_tensor *h, const float *keep);
+
+/* ---- multi-layer stacks (torch's num_layers) ----
+ * Layer k reads layer k-1's outputs; its tensors are named
+ * <name>.weight_ih_l<k>, .weight_hh_l<k>, .bias_ih_l<k>, .bias_hh_l<k> as in
+ * torch's state_dict, declared layer by layer. States are stacked by layer:
+ * h0, c0 and the final states are [L*B, H] (torch's [L, B, H] flattened).
+ * keep (NULL or [T*B]) resets every layer's state. No inter-layer dropout
+ * (torch's default dropout = 0). */
+#define MRL_RNN_MAX_LAYERS 8
+typedef struct mrl_lstm {
+  mrl_lstm_layer layers[MRL_RNN_MAX_LAYERS];
+  int num_layers, input_size, hidden_size;
+} mrl_lstm;
+typedef struct mrl_gru {
+  mrl_gru_layer layers[MRL_RNN_MAX_LAYERS];
+  int num_layers, input_size, hidden_size;
+} mrl_gru;
+typedef struct mrl_elman {
+  mrl_elman_layer layers[MRL_RNN_MAX_LAYERS];
+  int num_layers, input_size, hidden_size;
+} mrl_elman;
+MRL_DEF void mrl_lstm_init(mrl_lstm *m, mrl_params *p, const char *name, int input, int hidden,
+                           int num_layers, mrl_init init, float forget_bias);
+MRL_DEF void mrl_gru_init(mrl_gru *m, mrl_params *p, const char *name, int input, int hidden,
+                          int num_layers, mrl_init init);
+MRL_DEF void mrl_elman_init(mrl_elman *m, mrl_params *p, const char *name, int input, int hidden,
+                            int num_layers, mrl_activation nonlinearity, mrl_init init);
+/* x [T*B, in] time-major; returns the last layer's y [T*B, H]. For a single
+ * step (acting) call with T = 1. */
+MRL_DEF mrl_tensor *mrl_lstm_forward(const mrl_lstm *m, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                     mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                     mrl_tensor **h_out, mrl_tensor **c_out);
+MRL_DEF mrl_tensor *mrl_gru_forward(const mrl_gru *m, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                    mrl_tensor *h0, const float *keep, mrl_tensor **h_out);
+MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                      mrl_tensor *h0, const float *keep, mrl_tensor **h_out);
 
 /* ---- categorical distribution over rows of normalised log-probabilities ----
  * (log_probs = mrl_log_softmax(logits)) */
@@ -473,33 +553,50 @@ MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *
 
 /* ---- LSTM ---- */
 
-MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
-                                 int hidden, mrl_init init, float forget_bias) {
-  char buf[80];
+/* Declares the four tensors of recurrent layer k (torch's _l<k> suffix):
+ * weight_ih [gates*H, in], weight_hh [gates*H, H], bias_ih, bias_hh. DEFAULT
+ * resolves to U(+-1/sqrt(H)) for all four, as torch's RNN, LSTM and GRU do;
+ * another init applies to the weights with zero biases. */
+static void mrl__rnn_declare(mrl_params *p, const char *name, int k, int gates, int input,
+                             int hidden, mrl_init init, mrl_init bias_ih_init, int *ids) {
+  char buf[96];
   int sih[2], shh[2], sb[1];
   mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
-  sih[0] = shh[0] = sb[0] = 4 * hidden;
+  sih[0] = shh[0] = sb[0] = gates * hidden;
   sih[1] = input;
   shh[1] = hidden;
-  if (init.kind == MRL_INIT_DEFAULT) {
-    float bound = 1.0f / sqrtf((float)hidden);
-    wi = bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
-  }
+  if (init.kind == MRL_INIT_DEFAULT)
+    wi = bi = mrl_init_make(MRL_INIT_UNIFORM, 1.0f / sqrtf((float)hidden));
+  if (bias_ih_init.kind == MRL_INIT_DEFAULT) bias_ih_init = bi;
+  snprintf(buf, sizeof buf, "%s.weight_ih_l%d", name, k);
+  ids[0] = mrl_params_add(p, buf, 2, sih, wi);
+  snprintf(buf, sizeof buf, "%s.weight_hh_l%d", name, k);
+  ids[1] = mrl_params_add(p, buf, 2, shh, wi);
+  snprintf(buf, sizeof buf, "%s.bias_ih_l%d", name, k);
+  ids[2] = mrl_params_add(p, buf, 1, sb, bias_ih_init);
+  snprintf(buf, sizeof buf, "%s.bias_hh_l%d", name, k);
+  ids[3] = mrl_params_add(p, buf, 1, sb, bi);
+}
+
+static void mrl__lstm_layer_init_k(mrl_lstm_layer *l, mrl_params *p, const char *name, int k,
+                                   int input, int hidden, mrl_init init, float forget_bias) {
+  int ids[4];
+  mrl_init bf = mrl_init_make(MRL_INIT_LSTM_BIAS,
+                              init.kind == MRL_INIT_DEFAULT ? 1.0f / sqrtf((float)hidden) : 0.0f);
+  bf.b = forget_bias;
   l->params = p;
   l->input_size = input;
   l->hidden_size = hidden;
-  snprintf(buf, sizeof buf, "%s.weight_ih_l0", name);
-  l->weight_ih = mrl_params_add(p, buf, 2, sih, wi);
-  snprintf(buf, sizeof buf, "%s.weight_hh_l0", name);
-  l->weight_hh = mrl_params_add(p, buf, 2, shh, wi);
-  snprintf(buf, sizeof buf, "%s.bias_ih_l0", name);
-  {
-    mrl_init bf = mrl_init_make(MRL_INIT_LSTM_BIAS, bi.kind == MRL_INIT_UNIFORM ? bi.a : 0.0f);
-    bf.b = forget_bias;
-    l->bias_ih = mrl_params_add(p, buf, 1, sb, bf);
-  }
-  snprintf(buf, sizeof buf, "%s.bias_hh_l0", name);
-  l->bias_hh = mrl_params_add(p, buf, 1, sb, bi);
+  mrl__rnn_declare(p, name, k, 4, input, hidden, init, bf, ids);
+  l->weight_ih = ids[0];
+  l->weight_hh = ids[1];
+  l->bias_ih = ids[2];
+  l->bias_hh = ids[3];
+}
+
+MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
+                                 int hidden, mrl_init init, float forget_bias) {
+  mrl__lstm_layer_init_k(l, p, name, 0, input, hidden, init, forget_bias);
 }
 
 /* The LSTM over a sequence is one fused node: the input projection of every
@@ -680,6 +777,438 @@ MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x,
   mrl_tensor *y = mrl_lstm_sequence(l, g, x, 1, B, h, c, keep, NULL, c_out);
   *h_out = y;
   if (!y && c_out) *c_out = NULL;
+}
+
+/* ---- GRU ---- */
+
+static void mrl__gru_layer_init_k(mrl_gru_layer *l, mrl_params *p, const char *name, int k,
+                                  int input, int hidden, mrl_init init) {
+  int ids[4];
+  l->params = p;
+  l->input_size = input;
+  l->hidden_size = hidden;
+  mrl__rnn_declare(p, name, k, 3, input, hidden, init, mrl_init_default(), ids);
+  l->weight_ih = ids[0];
+  l->weight_hh = ids[1];
+  l->bias_ih = ids[2];
+  l->bias_hh = ids[3];
+}
+
+MRL_DEF void mrl_gru_layer_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
+                                int hidden, mrl_init init) {
+  mrl__gru_layer_init_k(l, p, name, 0, input, hidden, init);
+}
+
+/* One fused node per sequence, as the LSTM. Saved per step: activated gates
+ * (r, z, n), the hidden projection of the n gate (W_hn h + b_hn, which the
+ * reset gate multiplies) and the masked previous state. Backward keeps two
+ * pre-activation gradients, for the input side and the hidden side, since
+ * they differ in the n gate (r * dn on the hidden side). */
+typedef struct mrl__gru_saved {
+  mrl_tensor *x, *h0, *w_ih, *w_hh, *b_ih, *b_hh;
+  const float *keep;
+  float *gates;         /* [T*B, 3H] */
+  float *hn;            /* [T*B, H] */
+  float *h_prev;        /* [T*B, H]: keep * h_{t-1} */
+  float *dxp, *dhh;     /* [T*B, 3H] backward scratch */
+  float *dh_prev, *dhz; /* [B, H] backward scratch */
+  int T, B;
+} mrl__gru_saved;
+
+static void mrl__gru_backward(mrl_node *nd) {
+  mrl__gru_saved *s = (mrl__gru_saved *)(void *)nd->extra[0];
+  mrl_tensor *y = nd->out;
+  int T = s->T, B = s->B, H = y->shape[1], I = s->x->shape[1], G = 3 * H, t, b, j;
+  size_t BH = (size_t)B * H, k, N = (size_t)T * B;
+  memset(s->dh_prev, 0, sizeof(float) * BH);
+  for (t = T - 1; t >= 0; t--) {
+    const float *gt = s->gates + (size_t)t * B * G, *hk = s->h_prev + (size_t)t * BH;
+    const float *hn = s->hn + (size_t)t * BH, *gy = y->grad + (size_t)t * BH;
+    float *dx = s->dxp + (size_t)t * B * G, *dh = s->dhh + (size_t)t * B * G;
+    for (b = 0; b < B; b++) {
+      const float *gb = gt + (size_t)b * G;
+      float *dxb = dx + (size_t)b * G, *dhb = dh + (size_t)b * G;
+      for (j = 0; j < H; j++) {
+        float r = gb[j], z = gb[H + j], n = gb[2 * H + j], d, dn;
+        k = (size_t)b * H + j;
+        d = gy[k] + s->dh_prev[k];
+        dn = d * (1.0f - z) * (1.0f - n * n);
+        dxb[j] = dn * hn[k] * r * (1.0f - r);
+        dxb[H + j] = d * (hk[k] - n) * z * (1.0f - z);
+        dxb[2 * H + j] = dn;
+        dhb[j] = dxb[j];
+        dhb[H + j] = dxb[H + j];
+        dhb[2 * H + j] = dn * r;
+        s->dhz[k] = d * z;
+      }
+    }
+    mrl_gemm(0, 0, B, H, G, dh, G, s->w_hh->data, H, 0.0f, s->dh_prev, H);
+    for (b = 0; b < B; b++) {
+      float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
+      for (j = 0; j < H; j++) {
+        k = (size_t)b * H + j;
+        s->dh_prev[k] = (s->dh_prev[k] + s->dhz[k]) * keep;
+      }
+    }
+  }
+  if (s->h0->grad)
+    for (k = 0; k < BH; k++) s->h0->grad[k] += s->dh_prev[k];
+  if (s->x->grad) mrl_gemm(0, 0, T * B, I, G, s->dxp, G, s->w_ih->data, I, 1.0f, s->x->grad, I);
+  if (s->w_ih->grad) mrl_gemm(1, 0, G, I, T * B, s->dxp, G, s->x->data, I, 1.0f, s->w_ih->grad, I);
+  if (s->w_hh->grad) mrl_gemm(1, 0, G, H, T * B, s->dhh, G, s->h_prev, H, 1.0f, s->w_hh->grad, H);
+  for (k = 0; k < N; k++)
+    for (j = 0; j < G; j++) {
+      if (s->b_ih->grad) s->b_ih->grad[j] += s->dxp[k * G + j];
+      if (s->b_hh->grad) s->b_hh->grad[j] += s->dhh[k * G + j];
+    }
+}
+
+/* y's last block as a [B, H] tensor sharing y's data and gradient. */
+static mrl_tensor *mrl__last_block(mrl_graph *g, mrl_tensor *y, int T, int B) {
+  mrl_tensor *v = (mrl_tensor *)mrl_graph_alloc(g, sizeof(mrl_tensor));
+  size_t off = (size_t)(T - 1) * B * y->shape[1];
+  if (!v) return NULL;
+  *v = mrl_tensor_make2(y->data + off, y->grad ? y->grad + off : NULL, B, y->shape[1]);
+  return v;
+}
+
+MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                     int B, mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
+  mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *h_last;
+  mrl__gru_saved *s;
+  mrl_node *nd;
+  float *hh;
+  int H = l->hidden_size, I = l->input_size, G = 3 * H, t, b, j, wants;
+  size_t BH = (size_t)B * H, N = (size_t)T * B;
+  if (h_out) *h_out = NULL;
+  if (!x || !h0) return NULL;
+  w_ih = mrl_params_tensor(l->params, l->weight_ih);
+  w_hh = mrl_params_tensor(l->params, l->weight_hh);
+  b_ih = mrl_params_tensor(l->params, l->bias_ih);
+  b_hh = mrl_params_tensor(l->params, l->bias_hh);
+  MRL_SHAPE_CHECK(T >= 1 && B >= 1, "gru", "T and B must be positive", x, h0);
+  MRL_SHAPE_CHECK(x->ndim == 2 && x->shape[0] == T * B && x->shape[1] == I, "gru",
+                  "x must be [T*B, input_size]", x, w_ih);
+  MRL_SHAPE_CHECK(h0->ndim == 2 && h0->shape[0] == B && h0->shape[1] == H, "gru",
+                  "h0 must be [B, hidden_size]", h0, x);
+  wants = mrl_graph_wants_grad(g, x, h0) || mrl_graph_wants_grad(g, w_ih, w_hh) ||
+          mrl_graph_wants_grad(g, b_ih, b_hh);
+  y = mrl_tensor_new2(g, T * B, H, wants);
+  s = (mrl__gru_saved *)mrl_graph_alloc(g, sizeof(mrl__gru_saved));
+  hh = (float *)mrl_graph_alloc(g, sizeof(float) * BH * 3);
+  if (!y || !s || !hh) return NULL;
+  memset(s, 0, sizeof *s);
+  s->gates = (float *)mrl_graph_alloc(g, sizeof(float) * N * G);
+  s->hn = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
+  s->h_prev = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
+  h_last = mrl__last_block(g, y, T, B);
+  if (!s->gates || !s->hn || !s->h_prev || !h_last) return NULL;
+  /* input projections of every step at once */
+  for (t = 0; t < T * B; t++) memcpy(s->gates + (size_t)t * G, b_ih->data, sizeof(float) * G);
+  mrl_gemm(0, 1, T * B, G, I, x->data, I, w_ih->data, I, 1.0f, s->gates, G);
+  for (t = 0; t < T; t++) {
+    const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
+    float *hk = s->h_prev + (size_t)t * BH, *gt = s->gates + (size_t)t * B * G;
+    float *hn = s->hn + (size_t)t * BH, *yt = y->data + (size_t)t * BH;
+    for (b = 0; b < B; b++) {
+      float kb = keep ? keep[(size_t)t * B + b] : 1.0f;
+      for (j = 0; j < H; j++) hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
+      memcpy(hh + (size_t)b * G, b_hh->data, sizeof(float) * G);
+    }
+    mrl_gemm(0, 1, B, G, H, hk, H, w_hh->data, H, 1.0f, hh, G);
+    for (b = 0; b < B; b++) {
+      float *gb = gt + (size_t)b * G, *hb = hh + (size_t)b * G;
+      for (j = 0; j < H; j++) {
+        size_t k = (size_t)b * H + j;
+        float r, z, n;
+        gb[j] = r = mrl_sigmoidf(gb[j] + hb[j]);
+        gb[H + j] = z = mrl_sigmoidf(gb[H + j] + hb[H + j]);
+        hn[k] = hb[2 * H + j];
+        gb[2 * H + j] = n = tanhf(gb[2 * H + j] + r * hn[k]);
+        yt[k] = (hk[k] - n) * z + n; /* torch's form of (1 - z) n + z h */
+      }
+    }
+  }
+  MRL__FINITE("gru", y, x, h0);
+  if (h_out) *h_out = h_last;
+  if (!wants) return y;
+  if ((nd = mrl_graph_record(g, "gru", mrl__gru_backward, y)) != NULL) {
+    s->dxp = (float *)mrl_graph_alloc(g, sizeof(float) * N * G);
+    s->dhh = (float *)mrl_graph_alloc(g, sizeof(float) * N * G);
+    s->dh_prev = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
+    s->dhz = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
+    if (!s->dxp || !s->dhh || !s->dh_prev || !s->dhz) {
+      g->tape = nd->prev;
+      if (h_out) *h_out = NULL;
+      return NULL;
+    }
+    s->x = x;
+    s->h0 = h0;
+    s->w_ih = w_ih;
+    s->w_hh = w_hh;
+    s->b_ih = b_ih;
+    s->b_hh = b_hh;
+    s->keep = keep;
+    s->T = T;
+    s->B = B;
+    nd->extra[0] = (mrl_tensor *)(void *)s;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_gru_cell(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
+                                 const float *keep) {
+  return x ? mrl_gru_sequence(l, g, x, 1, x->shape[0], h, keep, NULL) : NULL;
+}
+
+/* ---- Elman RNN ---- */
+
+static void mrl__elman_layer_init_k(mrl_elman_layer *l, mrl_params *p, const char *name, int k,
+                                    int input, int hidden, mrl_activation nonlinearity,
+                                    mrl_init init) {
+  int ids[4];
+  MRL_ASSERT(nonlinearity == MRL_ACT_TANH || nonlinearity == MRL_ACT_RELU);
+  l->params = p;
+  l->input_size = input;
+  l->hidden_size = hidden;
+  l->nonlinearity = nonlinearity;
+  mrl__rnn_declare(p, name, k, 1, input, hidden, init, mrl_init_default(), ids);
+  l->weight_ih = ids[0];
+  l->weight_hh = ids[1];
+  l->bias_ih = ids[2];
+  l->bias_hh = ids[3];
+}
+
+MRL_DEF void mrl_elman_layer_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
+                                  int hidden, mrl_activation nonlinearity, mrl_init init) {
+  mrl__elman_layer_init_k(l, p, name, 0, input, hidden, nonlinearity, init);
+}
+
+/* Saved: the masked previous states; the outputs themselves give the
+ * activation's derivative (1 - h^2 for tanh, h > 0 for relu). */
+typedef struct mrl__elman_saved {
+  mrl_tensor *x, *h0, *w_ih, *w_hh, *b_ih, *b_hh;
+  const float *keep;
+  float *h_prev;  /* [T*B, H] */
+  float *dpre;    /* [T*B, H] backward scratch */
+  float *dh_prev; /* [B, H] */
+  int T, B, relu;
+} mrl__elman_saved;
+
+static void mrl__elman_backward(mrl_node *nd) {
+  mrl__elman_saved *s = (mrl__elman_saved *)(void *)nd->extra[0];
+  mrl_tensor *y = nd->out;
+  int T = s->T, B = s->B, H = y->shape[1], I = s->x->shape[1], t, b, j;
+  size_t BH = (size_t)B * H, k, N = (size_t)T * B;
+  memset(s->dh_prev, 0, sizeof(float) * BH);
+  for (t = T - 1; t >= 0; t--) {
+    const float *yt = y->data + (size_t)t * BH, *gy = y->grad + (size_t)t * BH;
+    float *dp = s->dpre + (size_t)t * BH;
+    for (k = 0; k < BH; k++) {
+      float d = gy[k] + s->dh_prev[k];
+      dp[k] = s->relu ? (yt[k] > 0.0f ? d : 0.0f) : d * (1.0f - yt[k] * yt[k]);
+    }
+    mrl_gemm(0, 0, B, H, H, dp, H, s->w_hh->data, H, 0.0f, s->dh_prev, H);
+    if (s->keep)
+      for (b = 0; b < B; b++)
+        for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= s->keep[(size_t)t * B + b];
+  }
+  if (s->h0->grad)
+    for (k = 0; k < BH; k++) s->h0->grad[k] += s->dh_prev[k];
+  if (s->x->grad) mrl_gemm(0, 0, T * B, I, H, s->dpre, H, s->w_ih->data, I, 1.0f, s->x->grad, I);
+  if (s->w_ih->grad) mrl_gemm(1, 0, H, I, T * B, s->dpre, H, s->x->data, I, 1.0f, s->w_ih->grad, I);
+  if (s->w_hh->grad) mrl_gemm(1, 0, H, H, T * B, s->dpre, H, s->h_prev, H, 1.0f, s->w_hh->grad, H);
+  for (k = 0; k < N; k++)
+    for (j = 0; j < H; j++) {
+      float d = s->dpre[k * H + j];
+      if (s->b_ih->grad) s->b_ih->grad[j] += d;
+      if (s->b_hh->grad) s->b_hh->grad[j] += d;
+    }
+}
+
+MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                       int B, mrl_tensor *h0, const float *keep,
+                                       mrl_tensor **h_out) {
+  mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *h_last;
+  mrl__elman_saved *s;
+  mrl_node *nd;
+  int H = l->hidden_size, I = l->input_size, t, b, j, wants, relu = l->nonlinearity == MRL_ACT_RELU;
+  size_t BH = (size_t)B * H, N = (size_t)T * B, k;
+  if (h_out) *h_out = NULL;
+  if (!x || !h0) return NULL;
+  w_ih = mrl_params_tensor(l->params, l->weight_ih);
+  w_hh = mrl_params_tensor(l->params, l->weight_hh);
+  b_ih = mrl_params_tensor(l->params, l->bias_ih);
+  b_hh = mrl_params_tensor(l->params, l->bias_hh);
+  MRL_SHAPE_CHECK(T >= 1 && B >= 1, "elman", "T and B must be positive", x, h0);
+  MRL_SHAPE_CHECK(x->ndim == 2 && x->shape[0] == T * B && x->shape[1] == I, "elman",
+                  "x must be [T*B, input_size]", x, w_ih);
+  MRL_SHAPE_CHECK(h0->ndim == 2 && h0->shape[0] == B && h0->shape[1] == H, "elman",
+                  "h0 must be [B, hidden_size]", h0, x);
+  wants = mrl_graph_wants_grad(g, x, h0) || mrl_graph_wants_grad(g, w_ih, w_hh) ||
+          mrl_graph_wants_grad(g, b_ih, b_hh);
+  y = mrl_tensor_new2(g, T * B, H, wants);
+  s = (mrl__elman_saved *)mrl_graph_alloc(g, sizeof(mrl__elman_saved));
+  if (!y || !s) return NULL;
+  memset(s, 0, sizeof *s);
+  s->h_prev = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
+  h_last = mrl__last_block(g, y, T, B);
+  if (!s->h_prev || !h_last) return NULL;
+  /* y first holds the pre-activations' input side, b_ih + b_hh + W_ih x */
+  for (k = 0; k < N; k++)
+    for (j = 0; j < H; j++) y->data[k * H + j] = b_ih->data[j] + b_hh->data[j];
+  mrl_gemm(0, 1, T * B, H, I, x->data, I, w_ih->data, I, 1.0f, y->data, H);
+  for (t = 0; t < T; t++) {
+    const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
+    float *hk = s->h_prev + (size_t)t * BH, *yt = y->data + (size_t)t * BH;
+    for (b = 0; b < B; b++) {
+      float kb = keep ? keep[(size_t)t * B + b] : 1.0f;
+      for (j = 0; j < H; j++) hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
+    }
+    mrl_gemm(0, 1, B, H, H, hk, H, w_hh->data, H, 1.0f, yt, H);
+    for (k = 0; k < BH; k++) yt[k] = relu ? (yt[k] > 0.0f ? yt[k] : 0.0f) : tanhf(yt[k]);
+  }
+  MRL__FINITE("elman", y, x, h0);
+  if (h_out) *h_out = h_last;
+  if (!wants) return y;
+  if ((nd = mrl_graph_record(g, "elman", mrl__elman_backward, y)) != NULL) {
+    s->dpre = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
+    s->dh_prev = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
+    if (!s->dpre || !s->dh_prev) {
+      g->tape = nd->prev;
+      if (h_out) *h_out = NULL;
+      return NULL;
+    }
+    s->x = x;
+    s->h0 = h0;
+    s->w_ih = w_ih;
+    s->w_hh = w_hh;
+    s->b_ih = b_ih;
+    s->b_hh = b_hh;
+    s->keep = keep;
+    s->T = T;
+    s->B = B;
+    s->relu = relu;
+    nd->extra[0] = (mrl_tensor *)(void *)s;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_elman_cell(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x,
+                                   mrl_tensor *h, const float *keep) {
+  return x ? mrl_elman_sequence(l, g, x, 1, x->shape[0], h, keep, NULL) : NULL;
+}
+
+/* ---- multi-layer stacks ---- */
+
+/* Rows [layer*B, (layer+1)*B) of a stacked state, sharing data and gradient. */
+static mrl_tensor *mrl__state_rows(mrl_graph *g, mrl_tensor *t, int layer, int B) {
+  mrl_tensor *v = (mrl_tensor *)mrl_graph_alloc(g, sizeof(mrl_tensor));
+  size_t off = (size_t)layer * B * t->shape[1];
+  if (!v) return NULL;
+  *v = mrl_tensor_make2(t->data + off, t->grad ? t->grad + off : NULL, B, t->shape[1]);
+  return v;
+}
+
+/* The per-layer final states stacked into [L*B, H] (the tensor itself when L = 1). */
+static mrl_tensor *mrl__stack_states(mrl_graph *g, mrl_tensor **parts, int L) {
+  int i;
+  for (i = 0; i < L; i++)
+    if (!parts[i]) return NULL;
+  return L == 1 ? parts[0] : mrl_concat_rows(g, parts, L);
+}
+
+static void mrl__stack_check(const char *op, mrl_tensor *h0, int L, int B, int H) {
+  MRL_SHAPE_CHECK(h0->ndim == 2 && h0->shape[0] == L * B && h0->shape[1] == H, op,
+                  "initial state must be [num_layers*B, hidden_size]", h0, NULL);
+}
+
+MRL_DEF void mrl_lstm_init(mrl_lstm *m, mrl_params *p, const char *name, int input, int hidden,
+                           int num_layers, mrl_init init, float forget_bias) {
+  int k;
+  MRL_ASSERT(num_layers >= 1 && num_layers <= MRL_RNN_MAX_LAYERS);
+  memset(m, 0, sizeof *m);
+  m->num_layers = num_layers;
+  m->input_size = input;
+  m->hidden_size = hidden;
+  for (k = 0; k < num_layers; k++)
+    mrl__lstm_layer_init_k(&m->layers[k], p, name, k, k ? hidden : input, hidden, init,
+                           forget_bias);
+}
+
+MRL_DEF void mrl_gru_init(mrl_gru *m, mrl_params *p, const char *name, int input, int hidden,
+                          int num_layers, mrl_init init) {
+  int k;
+  MRL_ASSERT(num_layers >= 1 && num_layers <= MRL_RNN_MAX_LAYERS);
+  memset(m, 0, sizeof *m);
+  m->num_layers = num_layers;
+  m->input_size = input;
+  m->hidden_size = hidden;
+  for (k = 0; k < num_layers; k++)
+    mrl__gru_layer_init_k(&m->layers[k], p, name, k, k ? hidden : input, hidden, init);
+}
+
+MRL_DEF void mrl_elman_init(mrl_elman *m, mrl_params *p, const char *name, int input, int hidden,
+                            int num_layers, mrl_activation nonlinearity, mrl_init init) {
+  int k;
+  MRL_ASSERT(num_layers >= 1 && num_layers <= MRL_RNN_MAX_LAYERS);
+  memset(m, 0, sizeof *m);
+  m->num_layers = num_layers;
+  m->input_size = input;
+  m->hidden_size = hidden;
+  for (k = 0; k < num_layers; k++)
+    mrl__elman_layer_init_k(&m->layers[k], p, name, k, k ? hidden : input, hidden, nonlinearity,
+                            init);
+}
+
+MRL_DEF mrl_tensor *mrl_lstm_forward(const mrl_lstm *m, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                     mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                     mrl_tensor **h_out, mrl_tensor **c_out) {
+  mrl_tensor *hs[MRL_RNN_MAX_LAYERS], *cs[MRL_RNN_MAX_LAYERS];
+  int k, L = m->num_layers;
+  if (h_out) *h_out = NULL;
+  if (c_out) *c_out = NULL;
+  if (!x || !h0 || !c0) return NULL;
+  mrl__stack_check("lstm_forward", h0, L, B, m->hidden_size);
+  mrl__stack_check("lstm_forward", c0, L, B, m->hidden_size);
+  for (k = 0; k < L && x; k++)
+    x = mrl_lstm_sequence(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B),
+                          mrl__state_rows(g, c0, k, B), keep, &hs[k], &cs[k]);
+  if (!x) return NULL;
+  if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
+  if (c_out && !(*c_out = mrl__stack_states(g, cs, L))) {
+    if (h_out) *h_out = NULL;
+    return NULL;
+  }
+  return x;
+}
+
+MRL_DEF mrl_tensor *mrl_gru_forward(const mrl_gru *m, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                    mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
+  mrl_tensor *hs[MRL_RNN_MAX_LAYERS];
+  int k, L = m->num_layers;
+  if (h_out) *h_out = NULL;
+  if (!x || !h0) return NULL;
+  mrl__stack_check("gru_forward", h0, L, B, m->hidden_size);
+  for (k = 0; k < L && x; k++)
+    x = mrl_gru_sequence(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
+  if (!x) return NULL;
+  if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
+  return x;
+}
+
+MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                      mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
+  mrl_tensor *hs[MRL_RNN_MAX_LAYERS];
+  int k, L = m->num_layers;
+  if (h_out) *h_out = NULL;
+  if (!x || !h0) return NULL;
+  mrl__stack_check("elman_forward", h0, L, B, m->hidden_size);
+  for (k = 0; k < L && x; k++)
+    x = mrl_elman_sequence(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
+  if (!x) return NULL;
+  if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
+  return x;
 }
 
 /* ---- categorical ---- */

@@ -275,6 +275,284 @@ static void test_lstm_out_of_memory(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* GRU, Elman and multi-layer stacks against torch.nn.GRU / RNN / LSTM      */
+/* ------------------------------------------------------------------------ */
+
+enum { RNN_LSTM, RNN_GRU, RNN_TANH, RNN_RELU };
+
+typedef struct rnn_any {
+  int kind, L, layer_api; /* layer_api: the single-layer functions (L = 1) */
+  mrl_lstm lstm;
+  mrl_gru gru;
+  mrl_elman elman;
+  mrl_gru_layer gru1;
+  mrl_elman_layer elman1;
+} rnn_any;
+
+static void rnn_any_init(rnn_any *r, mrl_params *p, int kind, int I, int H, int L, int layer_api,
+                         mrl_init init) {
+  memset(r, 0, sizeof *r);
+  r->kind = kind;
+  r->L = L;
+  r->layer_api = layer_api;
+  if (kind == RNN_LSTM)
+    mrl_lstm_init(&r->lstm, p, "rnn", I, H, L, init, 0.0f);
+  else if (kind == RNN_GRU && layer_api)
+    mrl_gru_layer_init(&r->gru1, p, "rnn", I, H, init);
+  else if (kind == RNN_GRU)
+    mrl_gru_init(&r->gru, p, "rnn", I, H, L, init);
+  else if (layer_api)
+    mrl_elman_layer_init(&r->elman1, p, "rnn", I, H, kind == RNN_TANH ? MRL_ACT_TANH : MRL_ACT_RELU,
+                         init);
+  else
+    mrl_elman_init(&r->elman, p, "rnn", I, H, L, kind == RNN_TANH ? MRL_ACT_TANH : MRL_ACT_RELU,
+                   init);
+}
+
+static mrl_tensor *rnn_any_forward(const rnn_any *r, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                   mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                   mrl_tensor **hT, mrl_tensor **cT) {
+  if (cT) *cT = NULL;
+  if (r->kind == RNN_LSTM) return mrl_lstm_forward(&r->lstm, g, x, T, B, h0, c0, keep, hT, cT);
+  if (r->kind == RNN_GRU && r->layer_api)
+    return mrl_gru_sequence(&r->gru1, g, x, T, B, h0, keep, hT);
+  if (r->kind == RNN_GRU) return mrl_gru_forward(&r->gru, g, x, T, B, h0, keep, hT);
+  if (r->layer_api) return mrl_elman_sequence(&r->elman1, g, x, T, B, h0, keep, hT);
+  return mrl_elman_forward(&r->elman, g, x, T, B, h0, keep, hT);
+}
+
+static void rnn_reference_case(const mrl_ref_file *f, const char *case_prefix, int kind, int L,
+                               int layer_api, int masked) {
+  enum { T = 5, B = 2, I = 3, H = 4 };
+  static const char *const pnames[4] = {"weight_ih_l%d", "weight_hh_l%d", "bias_ih_l%d",
+                                        "bias_hh_l%d"};
+  int gates = kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1, k, q, ok = 1, lstm = kind == RNN_LSTM;
+  char pre[32], name[96], pname[32], dname[40];
+  float xd[T * B * I], xg[T * B * I], h0d[2 * B * H], h0g[2 * B * H], c0d[2 * B * H],
+      c0g[2 * B * H], gy[T * B * H], gh[2 * B * H], gc[2 * B * H], keep[T * B];
+  mrl_tensor x = mrl_tensor_make2(xd, xg, T * B, I), h0 = mrl_tensor_make2(h0d, h0g, L * B, H);
+  mrl_tensor c0 = mrl_tensor_make2(c0d, c0g, L * B, H), *y, *hT = NULL, *cT = NULL, *loss;
+  mrl_params p;
+  mrl_graph g;
+  rnn_any r;
+  snprintf(pre, sizeof pre, "%s%s", case_prefix, masked ? "mask_" : "");
+  mrl_params_init(&p);
+  rnn_any_init(&r, &p, kind, I, H, L, layer_api, mrl_init_default());
+  MRL_CHECK(mrl_params_finalize(&p, 5) == MRL_OK, "%s: finalize failed", case_prefix);
+  MRL_CHECK(p.count == 4 * L, "%s: %d tensors, torch has %d", case_prefix, p.count, 4 * L);
+  for (k = 0; k < L; k++)
+    for (q = 0; q < 4; q++) {
+      int idx, n;
+      mrl_tensor *t;
+      snprintf(pname, sizeof pname, pnames[q], k);
+      snprintf(name, sizeof name, "rnn.%s", pname);
+      idx = mrl_params_find(&p, name);
+      MRL_CHECK(idx >= 0, "%s: no tensor named %s", case_prefix, name);
+      if (idx < 0) {
+        ok = 0;
+        continue;
+      }
+      t = mrl_params_tensor(&p, idx);
+      n = gates * H * (q == 0 ? (k ? H : I) : q == 1 ? H : 1);
+      MRL_CHECK(t->size == n && t->shape[0] == gates * H, "%s: %s has %d values, torch %d",
+                case_prefix, name, t->size, n);
+      snprintf(name, sizeof name, "%s%s", case_prefix, pname);
+      ok &= t->size == n && mrl_ref_fill(f, name, t->data, n);
+    }
+#define FILL(field, dst, n)                                                                        \
+  (snprintf(name, sizeof name, "%s%s", case_prefix, field), mrl_ref_fill(f, name, dst, n))
+  ok = ok && FILL("x", xd, T * B * I) && FILL("h0", h0d, L * B * H) && FILL("gy", gy, T * B * H) &&
+       FILL("gh", gh, L * B * H) &&
+       (!lstm || (FILL("c0", c0d, L * B * H) && FILL("gc", gc, L * B * H))) &&
+       (!masked || FILL("mask_m", keep, T * B));
+#undef FILL
+  if (!ok) {
+    mrl_params_free(&p);
+    return;
+  }
+  memset(xg, 0, sizeof xg);
+  memset(h0g, 0, sizeof h0g);
+  memset(c0g, 0, sizeof c0g);
+  mrl_params_zero_grad(&p);
+  mrl_graph_init(&g, 1 << 16);
+  y = rnn_any_forward(&r, &g, &x, T, B, &h0, lstm ? &c0 : NULL, masked ? keep : NULL, &hT,
+                      lstm ? &cT : NULL);
+  MRL_CHECK(y && hT && (!lstm || cT), "%s: forward returned NULL", pre);
+  if (y && hT && (!lstm || cT)) {
+    MRL_CHECK(hT->shape[0] == L * B && hT->shape[1] == H, "%s: hT must be [L*B, H]", pre);
+    loss = mrl_add(&g, weighted_sum(&g, y, gy), weighted_sum(&g, hT, gh));
+    if (lstm) loss = mrl_add(&g, loss, weighted_sum(&g, cT, gc));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "%s: backward failed", pre);
+#define EXPECT(field, ptr, n)                                                                      \
+  do {                                                                                             \
+    snprintf(name, sizeof name, "%s%s", pre, field);                                               \
+    mrl_ref_expect(f, name, ptr, n, LSTM_ATOL, LSTM_RTOL);                                         \
+  } while (0)
+    EXPECT("y", y->data, T * B * H);
+    EXPECT("hT", hT->data, L * B * H);
+    if (lstm) EXPECT("cT", cT->data, L * B * H);
+    for (k = 0; k < L; k++)
+      for (q = 0; q < 4; q++) {
+        mrl_tensor *t;
+        snprintf(pname, sizeof pname, pnames[q], k);
+        snprintf(name, sizeof name, "rnn.%s", pname);
+        t = mrl_params_tensor(&p, mrl_params_find(&p, name));
+        snprintf(dname, sizeof dname, "d_%s", pname);
+        EXPECT(dname, t->grad, t->size);
+      }
+    EXPECT("d_x", xg, T * B * I);
+    EXPECT("d_h0", h0g, L * B * H);
+    if (lstm) EXPECT("d_c0", c0g, L * B * H);
+#undef EXPECT
+  }
+  mrl_graph_free(&g);
+  mrl_params_free(&p);
+}
+
+static void test_rnn_reference(void) {
+  mrl_ref_file f;
+  int masked;
+  if (!mrl_ref_open(&f, "tests/ref/rnn.txt")) return;
+  for (masked = 0; masked < 2; masked++) {
+    rnn_reference_case(&f, "gru_", RNN_GRU, 1, 1, masked);
+    rnn_reference_case(&f, "gru_", RNN_GRU, 1, 0, masked); /* a stack of one layer */
+    rnn_reference_case(&f, "tanh_", RNN_TANH, 1, 1, masked);
+    rnn_reference_case(&f, "relu_", RNN_RELU, 1, 1, masked);
+    rnn_reference_case(&f, "lstm2_", RNN_LSTM, 2, 0, masked);
+    rnn_reference_case(&f, "gru2_", RNN_GRU, 2, 0, masked);
+    rnn_reference_case(&f, "tanh2_", RNN_TANH, 2, 0, masked);
+    rnn_reference_case(&f, "relu2_", RNN_RELU, 2, 0, masked);
+  }
+  mrl_ref_close(&f);
+}
+
+typedef struct rnn_ctx {
+  const rnn_any *r;
+  const float *keep;
+  int T, B, cell;
+  float r_h[MAX_R], r_c[MAX_R], r_y[MAX_R];
+} rnn_ctx;
+
+/* in: x, h0, c0 (LSTM only; otherwise a dummy), then the parameters. */
+static mrl_tensor *rnn_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  const rnn_ctx *c = (const rnn_ctx *)ctx;
+  mrl_tensor *h = NULL, *cc = NULL, *y, *loss;
+  int lstm = c->r->kind == RNN_LSTM;
+  if (c->cell && c->r->kind == RNN_GRU) {
+    y = h = mrl_gru_cell(&c->r->gru1, g, in[0], in[1], c->keep);
+  } else if (c->cell) {
+    y = h = mrl_elman_cell(&c->r->elman1, g, in[0], in[1], c->keep);
+  } else {
+    y = rnn_any_forward(c->r, g, in[0], c->T, c->B, in[1], lstm ? in[2] : NULL, c->keep, &h,
+                        lstm ? &cc : NULL);
+  }
+  if (!y || !h) return NULL;
+  loss = mrl_add(g, weighted_sum(g, y, c->r_y), weighted_sum(g, h, c->r_h));
+  return lstm ? mrl_add(g, loss, weighted_sum(g, cc, c->r_c)) : loss;
+}
+
+static void rnn_gradcheck_case(int kind, int L, int layer_api, int cell, const char *what) {
+  static const float keep_cell[3] = {1.0f, 0.5f, 0.0f};
+  static const float keep_seq[6] = {1.0f, 1.0f, 0.5f, 0.0f, 1.0f, 0.5f}; /* [T=3, B=2] */
+  float xd[18], xg[18], hd[24], hg[24], cd[24], cg[24];
+  mrl_tensor x, h, c, *in[3 + 4 * 2];
+  mrl_params p;
+  mrl_graph g;
+  rnn_any r;
+  rnn_ctx ctx;
+  mrl_rng rng = mrl_rng_make(77 + (uint64_t)kind);
+  double worst;
+  int i, B = cell ? 3 : 2, rows = cell ? 3 : 6;
+  mrl_params_init(&p);
+  rnn_any_init(&r, &p, kind, 3, 4, L, layer_api, mrl_init_make(MRL_INIT_UNIFORM, 0.6f));
+  mrl_params_finalize(&p, 3);
+  for (i = 0; i < p.count; i++) { /* non-zero biases: a generic point */
+    mrl_tensor *t = mrl_params_tensor(&p, i);
+    if (t->ndim == 1) fill_uniform(t->data, t->size, &rng, -0.5f, 0.5f);
+  }
+  fill_uniform(xd, 18, &rng, -1, 1);
+  fill_uniform(hd, 24, &rng, -1, 1);
+  fill_uniform(cd, 24, &rng, -1.5f, 1.5f);
+  fill_uniform(ctx.r_h, MAX_R, &rng, -1, 1);
+  fill_uniform(ctx.r_c, MAX_R, &rng, -1, 1);
+  fill_uniform(ctx.r_y, MAX_R, &rng, -1, 1);
+  ctx.r = &r;
+  ctx.cell = cell;
+  ctx.T = cell ? 1 : 3;
+  ctx.B = B;
+  x = mrl_tensor_make2(xd, xg, rows, 3);
+  h = mrl_tensor_make2(hd, hg, L * B, 4);
+  c = mrl_tensor_make2(cd, cg, L * B, 4);
+  in[0] = &x;
+  in[1] = &h;
+  in[2] = &c;
+  for (i = 0; i < p.count; i++) in[3 + i] = mrl_params_tensor(&p, i);
+  mrl_graph_init(&g, 1 << 16);
+  ctx.keep = cell ? keep_cell : keep_seq;
+  worst = mrl_gradcheck(&g, rnn_build, in, 3 + p.count, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck %s with keep: ratio %.3g", what, worst);
+  if (cell)
+    for (i = 0; i < 4; i++) { /* keep = 0 cuts the gradient to that row's state */
+      MRL_CHECK(hg[8 + i] == 0.0f, "%s: keep = 0 must cut dh", what);
+      MRL_CHECK(hg[4 + i] != 0.0f, "%s: keep = 0.5 must pass dh", what);
+    }
+  ctx.keep = NULL;
+  worst = mrl_gradcheck(&g, rnn_build, in, 3 + p.count, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck %s without keep: ratio %.3g", what, worst);
+  mrl_graph_free(&g);
+  mrl_params_free(&p);
+}
+
+static void test_rnn_gradcheck(void) {
+  rnn_gradcheck_case(RNN_GRU, 1, 1, 1, "gru_cell");
+  rnn_gradcheck_case(RNN_GRU, 1, 1, 0, "gru_sequence T=3 B=2");
+  rnn_gradcheck_case(RNN_TANH, 1, 1, 1, "elman_cell tanh");
+  rnn_gradcheck_case(RNN_TANH, 1, 1, 0, "elman_sequence tanh");
+  rnn_gradcheck_case(RNN_RELU, 1, 1, 0, "elman_sequence relu");
+  rnn_gradcheck_case(RNN_LSTM, 2, 0, 0, "lstm_forward 2 layers");
+  rnn_gradcheck_case(RNN_GRU, 2, 0, 0, "gru_forward 2 layers");
+  rnn_gradcheck_case(RNN_TANH, 2, 0, 0, "elman_forward 2 layers");
+}
+
+/* Acting one step at a time through the cells gives the sequence's outputs
+ * bit for bit, and no-grad mode records nothing. */
+static void test_rnn_steps_match_sequence(void) {
+  enum { T = 4, B = 3, I = 3, H = 5 };
+  static const float keep[T * B] = {1, 1, 1, 1, 0, 1, 0, 1, 1, 1, 1, 0};
+  float xd[T * B * I], hd[B * H];
+  mrl_params p;
+  mrl_gru_layer gl;
+  mrl_elman_layer el;
+  mrl_graph g;
+  mrl_rng rng = mrl_rng_make(5);
+  int t, which, same = 1;
+  mrl_params_init(&p);
+  mrl_gru_layer_init(&gl, &p, "g", I, H, mrl_init_default());
+  mrl_elman_layer_init(&el, &p, "e", I, H, MRL_ACT_TANH, mrl_init_default());
+  mrl_params_finalize(&p, 21);
+  fill_uniform(xd, T * B * I, &rng, -1, 1);
+  fill_uniform(hd, B * H, &rng, -1, 1);
+  mrl_graph_init(&g, 1 << 16);
+  mrl_graph_set_no_grad(&g, 1);
+  for (which = 0; which < 2; which++) {
+    mrl_tensor *x = mrl_tensor_from2(&g, xd, T * B, I), *h0 = mrl_tensor_from2(&g, hd, B, H);
+    mrl_tensor *y = which ? mrl_elman_sequence(&el, &g, x, T, B, h0, keep, NULL)
+                          : mrl_gru_sequence(&gl, &g, x, T, B, h0, keep, NULL);
+    mrl_tensor *h = h0;
+    for (t = 0; t < T && y; t++) {
+      mrl_tensor *xt = mrl_tensor_from2(&g, xd + t * B * I, B, I);
+      h = which ? mrl_elman_cell(&el, &g, xt, h, keep + t * B)
+                : mrl_gru_cell(&gl, &g, xt, h, keep + t * B);
+      same &= h && memcmp(h->data, y->data + t * B * H, sizeof(float) * B * H) == 0;
+    }
+    MRL_CHECK(y && same, "%s: cell steps differ from the sequence", which ? "elman" : "gru");
+  }
+  MRL_CHECK(g.num_nodes == 0, "no-grad recurrent layers recorded %d nodes", g.num_nodes);
+  mrl_graph_free(&g);
+  mrl_params_free(&p);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Adam and clip_grad_norm_ against PyTorch                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -744,6 +1022,9 @@ int main(void) {
   test_lstm_reference();
   test_lstm_gradcheck();
   test_lstm_out_of_memory();
+  test_rnn_reference();
+  test_rnn_gradcheck();
+  test_rnn_steps_match_sequence();
   test_adam_reference();
   test_clip_reference();
   test_orthogonal();

@@ -295,11 +295,149 @@ def make_ops():
     return path
 
 
+# ---------------------------------------------------------------------------
+# Recurrent stacks: GRU, Elman (tanh, relu) and multi-layer LSTM/GRU/Elman
+# ---------------------------------------------------------------------------
+
+def make_rnn_module(kind, I, H, L):
+    if kind == "lstm":
+        return torch.nn.LSTM(I, H, num_layers=L)
+    if kind == "gru":
+        return torch.nn.GRU(I, H, num_layers=L)
+    return torch.nn.RNN(I, H, num_layers=L, nonlinearity=kind)
+
+
+def masked_stack(mod, kind, x, h0, c0, m):
+    """Step-by-step run of a torch RNN/LSTM/GRU stack with nn.*Cell objects
+    sharing its parameters; before step t every layer's state of row b is
+    multiplied by m[t, b]."""
+    L, H = mod.num_layers, mod.hidden_size
+    cells = []
+    for k in range(L):
+        n_in = mod.input_size if k == 0 else H
+        if kind == "lstm":
+            cell = torch.nn.LSTMCell(n_in, H)
+        elif kind == "gru":
+            cell = torch.nn.GRUCell(n_in, H)
+        else:
+            cell = torch.nn.RNNCell(n_in, H, nonlinearity=kind)
+        cell.weight_ih = getattr(mod, "weight_ih_l%d" % k)
+        cell.weight_hh = getattr(mod, "weight_hh_l%d" % k)
+        cell.bias_ih = getattr(mod, "bias_ih_l%d" % k)
+        cell.bias_hh = getattr(mod, "bias_hh_l%d" % k)
+        cells.append(cell)
+    hs = [h0[k] for k in range(L)]
+    cs = [c0[k] for k in range(L)] if kind == "lstm" else None
+    ys = []
+    for t in range(x.shape[0]):
+        mt = m[t].unsqueeze(1)
+        inp = x[t]
+        for k in range(L):
+            if kind == "lstm":
+                hs[k], cs[k] = cells[k](inp, (hs[k] * mt, cs[k] * mt))
+            else:
+                hs[k] = cells[k](inp, hs[k] * mt)
+            inp = hs[k]
+        ys.append(inp)
+    hT = torch.stack(hs)
+    cT = torch.stack(cs) if kind == "lstm" else None
+    return torch.stack(ys), hT, cT
+
+
+def rnn_case(f, prefix, kind, L):
+    T, B, I, H = 5, 2, 3, 4
+    mod = make_rnn_module(kind, I, H, L)
+    names = []
+    for k in range(L):
+        names += ["weight_ih_l%d" % k, "weight_hh_l%d" % k,
+                  "bias_ih_l%d" % k, "bias_hh_l%d" % k]
+    params = [getattr(mod, n) for n in names]
+    x = (torch.randn(T, B, I) * 0.8).requires_grad_()
+    h0 = (torch.randn(L, B, H) * 0.5).requires_grad_()
+    c0 = (torch.randn(L, B, H) * 0.5).requires_grad_()
+    gy, gh, gc = torch.randn(T, B, H), torch.randn(L, B, H), torch.randn(L, B, H)
+    leaves = params + [x, h0, c0]
+    lstm = kind == "lstm"
+
+    def loss_of(y, hT, cT):
+        loss = (y * gy).sum() + (hT * gh).sum()
+        return loss + (cT * gc).sum() if lstm else loss
+
+    def grads():
+        out = [("d_" + n, p.grad.clone()) for n, p in zip(names, params)]
+        out += [("d_x", x.grad.clone()), ("d_h0", h0.grad.clone())]
+        if lstm:
+            out.append(("d_c0", c0.grad.clone()))
+        return out
+
+    if lstm:
+        y, (hT, cT) = mod(x, (h0, c0))
+    else:
+        y, hT = mod(x, h0)
+        cT = None
+    clear_grads(*leaves)
+    loss_of(y, hT, cT).backward()
+    plain = [("y", y), ("hT", hT)] + ([("cT", cT)] if lstm else [])
+    plain_grads = grads()
+
+    # self-check: the step-by-step loop with an all-ones mask is the module
+    y1, h1, c1 = masked_stack(mod, kind, x, h0, c0, torch.ones(T, B))
+    clear_grads(*leaves)
+    loss_of(y1, h1, c1).backward()
+    for (n, a), b in zip(plain, [y1, h1, c1]):
+        assert torch.allclose(a, b, atol=1e-6), "self-check failed: " + n
+    for (n, a), (_, b) in zip(plain_grads, grads()):
+        assert torch.allclose(a, b, atol=1e-6), "self-check failed: " + n
+
+    m = torch.tensor([[1, 1], [1, 0], [0, 1], [1, 1], [1, 0]],
+                     dtype=torch.float32)
+    ym, hm, cm = masked_stack(mod, kind, x, h0, c0, m)
+    clear_grads(*leaves)
+    loss_of(ym, hm, cm).backward()
+    masked = [("y", ym), ("hT", hm)] + ([("cT", cm)] if lstm else [])
+    mask_grads = grads()
+
+    for n, p in zip(names, params):
+        dump(f, prefix + n, p)
+    dump(f, prefix + "x", x)
+    dump(f, prefix + "h0", h0)
+    dump(f, prefix + "gy", gy)
+    dump(f, prefix + "gh", gh)
+    if lstm:
+        dump(f, prefix + "c0", c0)
+        dump(f, prefix + "gc", gc)
+    for n, t in plain + plain_grads:
+        dump(f, prefix + n, t)
+    dump(f, prefix + "mask_m", m)
+    for n, t in masked + mask_grads:
+        dump(f, prefix + "mask_" + n, t)
+
+
+def make_rnn():
+    torch.manual_seed(SEED)
+    f, path = open_fixture(
+        "rnn.txt",
+        "T=5, B=2, input 3, hidden 4, time-major; per case <prefix>: torch "
+        "module parameters, x, h0 [L,B,H] (c0), y, hT (cT) and gradients of "
+        "L = sum(y*gy) + sum(hT*gh) (+ sum(cT*gc)); <prefix>mask_*: the same "
+        "with every layer's state multiplied by mask_m[t, b] before step t")
+    with f:
+        for prefix, kind, L in (("gru_", "gru", 1), ("tanh_", "tanh", 1),
+                                ("relu_", "relu", 1), ("lstm2_", "lstm", 2),
+                                ("gru2_", "gru", 2), ("tanh2_", "tanh", 2),
+                                ("relu2_", "relu", 2)):
+            f.write("# case %s: %s, num_layers=%d\n" % (prefix, kind, L))
+            rnn_case(f, prefix, kind, L)
+    return path
+
+
 def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT_DIR, exist_ok=True)
     for make in (make_lstm, make_adam, make_clip, make_ops):
+        print("wrote", make())
+    for make in (make_rnn,):
         print("wrote", make())
 
 
