@@ -95,9 +95,10 @@ typedef struct mrl_params {
   int count, capacity;
   size_t total;             /* number of floats */
   float *values, *grads;    /* [total] each */
-  float *moment1, *moment2; /* Adam's m and v, [total] each */
-  long long adam_steps;
+  float *moment1, *moment2; /* optimiser moments, [total] each (see OPTIMISERS) */
+  long long adam_steps;     /* steps taken by the optimiser (whichever it is) */
   int finalized;
+  float *moment3; /* centred RMSProp's mean gradient: allocated by its first step */
 } mrl_params;
 
 MRL_DEF void mrl_params_init(mrl_params *p);
@@ -124,6 +125,62 @@ typedef struct mrl_adam_config {
 } mrl_adam_config;
 MRL_DEF mrl_adam_config mrl_adam_config_default(void); /* 1e-3, 0.9, 0.999, 1e-8, 0 */
 MRL_DEF void mrl_adam_step(mrl_params *p, const mrl_adam_config *cfg);
+/* AdamW (torch.optim.AdamW, Loshchilov & Hutter 2019): decoupled decay,
+ * p *= 1 - lr * weight_decay before the Adam step (which then has no L2
+ * term). Same moments as Adam. */
+MRL_DEF mrl_adam_config mrl_adamw_config_default(void); /* 1e-3, 0.9, 0.999, 1e-8, 0.01 */
+MRL_DEF void mrl_adamw_step(mrl_params *p, const mrl_adam_config *cfg);
+
+/* ---- SGD (torch.optim.SGD) ----
+ * g = grad + weight_decay * p; with momentum: buf = g on the first step, then
+ * buf = momentum * buf + (1 - dampening) * g, and g = buf (or, Nesterov,
+ * g + momentum * buf); p -= lr * g. The momentum buffer is moment1. */
+typedef struct mrl_sgd_config {
+  float lr, momentum, dampening, weight_decay;
+  int nesterov; /* needs momentum > 0 and dampening 0, as torch requires */
+} mrl_sgd_config;
+MRL_DEF mrl_sgd_config mrl_sgd_config_default(void); /* 0.01, 0, 0, 0, 0 */
+MRL_DEF void mrl_sgd_step(mrl_params *p, const mrl_sgd_config *cfg);
+
+/* ---- RMSProp ----
+ * torch.optim.RMSprop (eps_inside_sqrt = 0):
+ *   g = grad + weight_decay * p;  v = alpha v + (1 - alpha) g^2
+ *   centred: m = alpha m + (1 - alpha) g,  d = sqrt(v - m^2) + eps;  else d = sqrt(v) + eps
+ *   momentum > 0: buf = momentum buf + g / d,  p -= lr buf;  else p -= lr g / d
+ * TensorFlow form (eps_inside_sqrt = 1; tf.compat.v1.train.RMSPropOptimizer,
+ * used by A3C and IMPALA):
+ *   v = v + (1 - alpha)(g^2 - v);  d = sqrt(v + eps)  (centred: sqrt(v - m^2 + eps))
+ *   buf = momentum buf + lr g / d;  p -= buf   (lr inside the buffer)
+ * and TF starts v at 1 (square_avg_init), torch at 0. Buffers: v in moment2,
+ * the momentum buffer in moment1, the centred mean gradient m in moment3
+ * (allocated on the first centred step: the only call that can fail). */
+typedef struct mrl_rmsprop_config {
+  float lr, alpha, eps, weight_decay, momentum;
+  int centered;
+  int eps_inside_sqrt;   /* 1: the TensorFlow form above */
+  float square_avg_init; /* v before the first step: 0 (torch) or 1 (TF) */
+} mrl_rmsprop_config;
+/* torch's defaults: lr 0.01, alpha 0.99, eps 1e-8, no decay, no momentum, not centred. */
+MRL_DEF mrl_rmsprop_config mrl_rmsprop_config_default(void);
+/* TF1's defaults: lr 0.001 (TF has no default; this is the common choice),
+ * decay (alpha) 0.9, eps 1e-10 inside the root, v starts at 1. IMPALA used
+ * lr 0.00048, alpha 0.99, eps 0.1; A3C alpha 0.99, eps 0.1. */
+MRL_DEF mrl_rmsprop_config mrl_rmsprop_config_tf(void);
+MRL_DEF mrl_result mrl_rmsprop_step(mrl_params *p, const mrl_rmsprop_config *cfg);
+/* Zeros every optimiser buffer and the step count (e.g. after surgery or
+ * when switching optimiser). */
+MRL_DEF void mrl_params_reset_optimizer(mrl_params *p);
+
+/* ---- learning-rate schedules: pure functions of the step ----
+ * linear: lr_start -> lr_end over total_steps, then lr_end (torch's LinearLR
+ *   with start/end factors folded in: lr_start = base * start_factor).
+ * cosine: lr_min + (lr_max - lr_min) (1 + cos(pi step / period)) / 2, torch's
+ *   CosineAnnealingLR closed form (T_max = period, eta_min = lr_min; like torch
+ *   it keeps oscillating past the period).
+ * step: lr0 * gamma^floor(step / step_size) (torch's StepLR). */
+MRL_DEF float mrl_lr_linear(float lr_start, float lr_end, long long step, long long total_steps);
+MRL_DEF float mrl_lr_cosine(float lr_max, float lr_min, long long step, long long period);
+MRL_DEF float mrl_lr_step(float lr0, float gamma, long long step, long long step_size);
 
 /* ---- activations ---- */
 typedef enum mrl_activation { MRL_ACT_NONE, MRL_ACT_TANH, MRL_ACT_RELU } mrl_activation;
@@ -453,6 +510,7 @@ MRL_DEF void mrl_params_free(mrl_params *p) {
   MRL_FREE(p->grads);
   MRL_FREE(p->moment1);
   MRL_FREE(p->moment2);
+  MRL_FREE(p->moment3);
   memset(p, 0, sizeof *p);
 }
 
@@ -487,6 +545,149 @@ MRL_DEF void mrl_adam_step(mrl_params *p, const mrl_adam_config *cfg) {
     denom = sqrtf(v) / bc2_sqrt + cfg->eps;
     p->values[j] -= step_size * (m / denom);
   }
+}
+
+MRL_DEF mrl_adam_config mrl_adamw_config_default(void) {
+  mrl_adam_config c = mrl_adam_config_default();
+  c.weight_decay = 1e-2f;
+  return c;
+}
+
+MRL_DEF void mrl_adamw_step(mrl_params *p, const mrl_adam_config *cfg) {
+  mrl_adam_config plain = *cfg;
+  float keep = (float)(1.0 - (double)cfg->lr * (double)cfg->weight_decay);
+  size_t j;
+  if (cfg->weight_decay != 0.0f)
+    for (j = 0; j < p->total; j++) p->values[j] *= keep;
+  plain.weight_decay = 0.0f;
+  mrl_adam_step(p, &plain);
+}
+
+MRL_DEF mrl_sgd_config mrl_sgd_config_default(void) {
+  mrl_sgd_config c;
+  c.lr = 1e-2f;
+  c.momentum = 0.0f;
+  c.dampening = 0.0f;
+  c.weight_decay = 0.0f;
+  c.nesterov = 0;
+  return c;
+}
+
+MRL_DEF void mrl_sgd_step(mrl_params *p, const mrl_sgd_config *cfg) {
+  float mom = cfg->momentum, damp = (float)(1.0 - (double)cfg->dampening), wd = cfg->weight_decay;
+  int first = p->adam_steps == 0;
+  size_t j;
+  MRL_ASSERT(!cfg->nesterov || (mom > 0.0f && cfg->dampening == 0.0f));
+  p->adam_steps++;
+  for (j = 0; j < p->total; j++) {
+    float g = p->grads[j];
+    if (wd != 0.0f) g += wd * p->values[j];
+    if (mom != 0.0f) {
+      float buf = first ? g : p->moment1[j] * mom + damp * g;
+      p->moment1[j] = buf;
+      g = cfg->nesterov ? g + mom * buf : buf;
+    }
+    p->values[j] -= cfg->lr * g;
+  }
+}
+
+MRL_DEF mrl_rmsprop_config mrl_rmsprop_config_default(void) {
+  mrl_rmsprop_config c;
+  c.lr = 1e-2f;
+  c.alpha = 0.99f;
+  c.eps = 1e-8f;
+  c.weight_decay = 0.0f;
+  c.momentum = 0.0f;
+  c.centered = 0;
+  c.eps_inside_sqrt = 0;
+  c.square_avg_init = 0.0f;
+  return c;
+}
+
+MRL_DEF mrl_rmsprop_config mrl_rmsprop_config_tf(void) {
+  mrl_rmsprop_config c = mrl_rmsprop_config_default();
+  c.lr = 1e-3f;
+  c.alpha = 0.9f;
+  c.eps = 1e-10f;
+  c.eps_inside_sqrt = 1;
+  c.square_avg_init = 1.0f;
+  return c;
+}
+
+MRL_DEF mrl_result mrl_rmsprop_step(mrl_params *p, const mrl_rmsprop_config *cfg) {
+  float a = cfg->alpha, one_a = (float)(1.0 - (double)cfg->alpha), mom = cfg->momentum;
+  float wd = cfg->weight_decay, lr = cfg->lr, eps = cfg->eps;
+  size_t j;
+  if (cfg->centered && !p->moment3) {
+    p->moment3 = (float *)MRL_MALLOC(sizeof(float) * (p->total ? p->total : 1));
+    if (!p->moment3) return MRL_ERR_OUT_OF_MEMORY;
+    memset(p->moment3, 0, sizeof(float) * p->total);
+  }
+  if (p->adam_steps == 0)
+    for (j = 0; j < p->total; j++) p->moment2[j] = cfg->square_avg_init;
+  p->adam_steps++;
+  for (j = 0; j < p->total; j++) {
+    float g = p->grads[j], v, d;
+    if (wd != 0.0f) g += wd * p->values[j];
+    if (cfg->eps_inside_sqrt) {
+      /* TF's kernel: ms += (g^2 - ms) (1 - rho); mom = mom * momentum + lr g / sqrt(.) */
+      v = p->moment2[j] + (g * g - p->moment2[j]) * one_a;
+      p->moment2[j] = v;
+      if (cfg->centered) {
+        float m = p->moment3[j] + (g - p->moment3[j]) * one_a;
+        p->moment3[j] = m;
+        d = sqrtf(v - m * m + eps);
+      } else {
+        d = sqrtf(v + eps);
+      }
+      p->moment1[j] = p->moment1[j] * mom + lr * g / d;
+      p->values[j] -= p->moment1[j];
+      continue;
+    }
+    v = p->moment2[j] * a + one_a * (g * g);
+    p->moment2[j] = v;
+    if (cfg->centered) {
+      float m = p->moment3[j] * a + one_a * g;
+      p->moment3[j] = m;
+      d = sqrtf(v - m * m) + eps;
+    } else {
+      d = sqrtf(v) + eps;
+    }
+    if (mom > 0.0f) {
+      p->moment1[j] = p->moment1[j] * mom + g / d;
+      p->values[j] -= lr * p->moment1[j];
+    } else {
+      p->values[j] -= lr * (g / d);
+    }
+  }
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_params_reset_optimizer(mrl_params *p) {
+  if (p->moment1) memset(p->moment1, 0, sizeof(float) * p->total);
+  if (p->moment2) memset(p->moment2, 0, sizeof(float) * p->total);
+  if (p->moment3) memset(p->moment3, 0, sizeof(float) * p->total);
+  p->adam_steps = 0;
+}
+
+MRL_DEF float mrl_lr_linear(float lr_start, float lr_end, long long step, long long total_steps) {
+  double frac;
+  if (total_steps <= 0 || step >= total_steps) return lr_end;
+  if (step <= 0) return lr_start;
+  frac = (double)step / (double)total_steps;
+  return (float)((double)lr_start + ((double)lr_end - (double)lr_start) * frac);
+}
+
+MRL_DEF float mrl_lr_cosine(float lr_max, float lr_min, long long step, long long period) {
+  const double pi = 3.14159265358979323846;
+  if (period <= 0) return lr_min;
+  return (float)((double)lr_min + ((double)lr_max - (double)lr_min) *
+                                      (1.0 + cos(pi * (double)step / (double)period)) / 2.0);
+}
+
+MRL_DEF float mrl_lr_step(float lr0, float gamma, long long step, long long step_size) {
+  long long k = step_size > 0 && step > 0 ? step / step_size : 0;
+  return (float)((double)lr0 * pow((double)gamma, (double)k));
 }
 
 MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act) {

@@ -613,6 +613,149 @@ static void test_adam_reference(void) {
   mrl_ref_close(&f);
 }
 
+/* ------------------------------------------------------------------------ */
+/* SGD, AdamW, RMSProp (torch and TF forms) and LR schedules                */
+/* ------------------------------------------------------------------------ */
+
+enum { OPT_SGD, OPT_ADAMW, OPT_RMS };
+
+typedef struct opt_case {
+  const char *prefix;
+  int kind;
+  mrl_sgd_config sgd;
+  mrl_adam_config adam;
+  mrl_rmsprop_config rms;
+} opt_case;
+
+static void optim_run(const mrl_ref_file *f, const opt_case *c) {
+  mrl_params p;
+  int shape[1] = {6}, k;
+  char name[32];
+  mrl_tensor *t;
+  mrl_params_init(&p);
+  mrl_params_add(&p, "p", 1, shape, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+  mrl_params_finalize(&p, 0);
+  t = mrl_params_tensor(&p, 0);
+  if (mrl_ref_fill(f, "p0", t->data, 6)) {
+    for (k = 1; k <= 6; k++) {
+      snprintf(name, sizeof name, "g%d", k);
+      if (!mrl_ref_fill(f, name, t->grad, 6)) break;
+      if (c->kind == OPT_SGD)
+        mrl_sgd_step(&p, &c->sgd);
+      else if (c->kind == OPT_ADAMW)
+        mrl_adamw_step(&p, &c->adam);
+      else
+        MRL_CHECK(mrl_rmsprop_step(&p, &c->rms) == MRL_OK, "%s: rmsprop step failed", c->prefix);
+      snprintf(name, sizeof name, "%sp%d", c->prefix, k);
+      mrl_ref_expect(f, name, t->data, 6, 1e-6, 2e-5);
+    }
+  }
+  mrl_params_free(&p);
+}
+
+static void test_optim_reference(void) {
+  mrl_ref_file f;
+  opt_case c[12];
+  int n = 0, i;
+  mrl_sgd_config sd = mrl_sgd_config_default();
+  mrl_adam_config aw = mrl_adamw_config_default();
+  mrl_rmsprop_config rd = mrl_rmsprop_config_default(), tf = mrl_rmsprop_config_tf();
+  MRL_CHECK(sd.lr == 0.01f && sd.momentum == 0.0f && sd.dampening == 0.0f &&
+                sd.weight_decay == 0.0f && !sd.nesterov,
+            "sgd defaults");
+  MRL_CHECK(aw.lr == 1e-3f && aw.beta1 == 0.9f && aw.beta2 == 0.999f && aw.eps == 1e-8f &&
+                aw.weight_decay == 0.01f,
+            "adamw: defaults must be torch.optim.AdamW's");
+  MRL_CHECK(rd.lr == 0.01f && rd.alpha == 0.99f && rd.eps == 1e-8f && rd.momentum == 0.0f &&
+                !rd.centered && !rd.eps_inside_sqrt && rd.square_avg_init == 0.0f,
+            "rmsprop: defaults must be torch.optim.RMSprop's");
+  MRL_CHECK(tf.alpha == 0.9f && tf.eps == 1e-10f && tf.eps_inside_sqrt &&
+                tf.square_avg_init == 1.0f,
+            "rmsprop tf: defaults must be tf.compat.v1.train.RMSPropOptimizer's");
+  memset(c, 0, sizeof c);
+  for (i = 0; i < 12; i++) {
+    c[i].sgd = sd;
+    c[i].adam = aw;
+    c[i].rms = rd;
+  }
+  c[n].prefix = "sgd_", c[n].kind = OPT_SGD, c[n++].sgd.lr = 0.1f;
+  c[n].prefix = "sgdm_", c[n].kind = OPT_SGD, c[n].sgd.lr = 0.1f, c[n++].sgd.momentum = 0.9f;
+  c[n].prefix = "sgdmd_", c[n].kind = OPT_SGD, c[n].sgd.lr = 0.05f, c[n].sgd.momentum = 0.8f;
+  c[n].sgd.dampening = 0.3f, c[n++].sgd.weight_decay = 0.05f;
+  c[n].prefix = "sgdn_", c[n].kind = OPT_SGD, c[n].sgd.lr = 0.1f, c[n].sgd.momentum = 0.9f;
+  c[n].sgd.nesterov = 1, c[n++].sgd.weight_decay = 0.01f;
+  c[n].prefix = "adamw_", c[n].kind = OPT_ADAMW, c[n].adam.lr = 0.01f,
+  c[n++].adam.weight_decay = 0.1f;
+  c[n].prefix = "adamwd_", c[n++].kind = OPT_ADAMW;
+  c[n].prefix = "rms_", c[n++].kind = OPT_RMS;
+  c[n].prefix = "rmsm_", c[n].kind = OPT_RMS, c[n].rms.momentum = 0.9f,
+  c[n++].rms.weight_decay = 0.1f;
+  c[n].prefix = "rmsc_", c[n].kind = OPT_RMS, c[n].rms.alpha = 0.9f, c[n++].rms.centered = 1;
+  c[n].prefix = "rmscm_", c[n].kind = OPT_RMS, c[n].rms.alpha = 0.95f, c[n].rms.eps = 1e-6f;
+  c[n].rms.centered = 1, c[n++].rms.momentum = 0.5f;
+  c[n].prefix = "tf_", c[n].kind = OPT_RMS, c[n].rms = tf, c[n].rms.lr = 0.01f;
+  c[n++].rms.eps = 1e-3f;
+  c[n].prefix = "tfc_", c[n].kind = OPT_RMS, c[n].rms = tf, c[n].rms.lr = 0.01f,
+  c[n].rms.eps = 1e-3f;
+  c[n].rms.centered = 1, c[n++].rms.momentum = 0.9f;
+  if (!mrl_ref_open(&f, "tests/ref/optim.txt")) return;
+  for (i = 0; i < n; i++) optim_run(&f, &c[i]);
+  { /* schedules, from lr 0.1 as torch's schedulers ran them */
+    float lrs[21];
+    long long s;
+    for (s = 0; s < 21; s++) lrs[s] = mrl_lr_cosine(0.1f, 0.001f, s, 10);
+    mrl_ref_expect(&f, "cos_lr", lrs, 21, 1e-7, 1e-5);
+    for (s = 0; s < 12; s++) lrs[s] = mrl_lr_step(0.1f, 0.5f, s, 3);
+    mrl_ref_expect(&f, "steplr_lr", lrs, 12, 1e-9, 1e-6);
+    for (s = 0; s < 12; s++) lrs[s] = mrl_lr_linear(0.1f, 0.01f, s, 8);
+    mrl_ref_expect(&f, "linlr_lr", lrs, 12, 1e-8, 1e-5);
+  }
+  mrl_ref_close(&f);
+}
+
+/* Optimiser state lives in the store's buffers: SGD momentum in moment1,
+ * RMSProp's mean square in moment2 and its centred mean in moment3; a reset
+ * zeros them all. */
+static void test_optim_buffers(void) {
+  mrl_params p;
+  mrl_sgd_config sc = mrl_sgd_config_default();
+  mrl_rmsprop_config rc = mrl_rmsprop_config_default();
+  int shape[1] = {3}, i, ok = 1;
+  float *g;
+  mrl_params_init(&p);
+  mrl_params_add(&p, "w", 1, shape, mrl_init_make(MRL_INIT_CONSTANT, 1.0f));
+  mrl_params_finalize(&p, 0);
+  g = mrl_params_tensor(&p, 0)->grad;
+  g[0] = 1.0f, g[1] = -2.0f, g[2] = 0.5f;
+  sc.momentum = 0.9f;
+  mrl_sgd_step(&p, &sc);
+  mrl_sgd_step(&p, &sc);
+  for (i = 0; i < 3; i++) ok &= fabsf(p.moment1[i] - 1.9f * g[i]) < 1e-6f;
+  MRL_CHECK(ok && p.adam_steps == 2,
+            "sgd: momentum buffer must be moment1 (= 1.9 g after 2 steps)");
+  mrl_params_reset_optimizer(&p);
+  rc.centered = 1;
+  MRL_CHECK(mrl_rmsprop_step(&p, &rc) == MRL_OK && p.moment3, "rmsprop centred: allocates moment3");
+  ok = 1;
+  for (i = 0; i < 3; i++) {
+    ok &= fabsf(p.moment2[i] - 0.01f * g[i] * g[i]) < 1e-7f;
+    ok &= fabsf(p.moment3[i] - 0.01f * g[i]) < 1e-7f;
+    ok &= p.moment1[i] == 0.0f; /* the reset cleared SGD's buffer; no momentum here */
+  }
+  MRL_CHECK(ok, "rmsprop centred: v in moment2, mean gradient in moment3");
+  mrl_params_reset_optimizer(&p);
+  ok = p.adam_steps == 0;
+  for (i = 0; i < 3; i++)
+    ok &= p.moment1[i] == 0.0f && p.moment2[i] == 0.0f && p.moment3[i] == 0.0f;
+  MRL_CHECK(ok, "reset_optimizer must zero every buffer and the step count");
+  MRL_CHECK(
+      mrl_lr_linear(1.0f, 0.0f, -3, 10) == 1.0f && mrl_lr_linear(1.0f, 0.0f, 50, 10) == 0.0f &&
+          mrl_lr_linear(1.0f, 0.5f, 5, 10) == 0.75f && mrl_lr_linear(2.0f, 1.0f, 0, 0) == 1.0f,
+      "lr_linear: clamps before 0 and after total_steps");
+  MRL_CHECK(mrl_lr_step(1.0f, 0.1f, 0, 0) == 1.0f, "lr_step: step_size 0 keeps lr0");
+  mrl_params_free(&p);
+}
+
 static void test_clip_reference(void) {
   mrl_ref_file f;
   mrl_params p;
@@ -1027,6 +1170,8 @@ int main(void) {
   test_rnn_steps_match_sequence();
   test_adam_reference();
   test_clip_reference();
+  test_optim_reference();
+  test_optim_buffers();
   test_orthogonal();
   test_default_init();
   test_forget_bias();

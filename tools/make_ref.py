@@ -431,13 +431,118 @@ def make_rnn():
     return path
 
 
+# ---------------------------------------------------------------------------
+# Optimisers (SGD, AdamW, RMSprop, TF-form RMSProp) and LR schedules
+# ---------------------------------------------------------------------------
+
+def run_torch_opt(make_opt, p0, grads):
+    p = torch.nn.Parameter(p0.clone())
+    opt = make_opt([p])
+    history = []
+    for g in grads:
+        opt.zero_grad()
+        p.grad = g.clone()
+        opt.step()
+        history.append(p.detach().clone())
+    return history
+
+
+def run_tf_rmsprop(p0, grads, lr, rho, eps, momentum, centered):
+    """tf.compat.v1.train.RMSPropOptimizer's dense update in float32 NumPy:
+    ms starts at 1, ms += (g^2 - ms)(1 - rho), mg += (g - mg)(1 - rho),
+    mom = momentum mom + lr g / sqrt(ms [- mg^2] + eps), p -= mom."""
+    import numpy as np
+    f32 = np.float32
+    p = p0.numpy().astype(f32).copy()
+    ms = np.ones_like(p)
+    mg = np.zeros_like(p)
+    mom = np.zeros_like(p)
+    one_rho = f32(1.0 - f32(rho))
+    history = []
+    for g in grads:
+        g = g.numpy().astype(f32)
+        ms = ms + (g * g - ms) * one_rho
+        if centered:
+            mg = mg + (g - mg) * one_rho
+            d = np.sqrt(ms - mg * mg + f32(eps))
+        else:
+            d = np.sqrt(ms + f32(eps))
+        mom = mom * f32(momentum) + f32(lr) * g / d
+        p = p - mom
+        history.append(torch.from_numpy(p.copy()))
+    return history
+
+
+def make_optim():
+    torch.manual_seed(SEED)
+    p0 = torch.randn(6)
+    grads = [torch.randn(6) for _ in range(6)]
+    O = torch.optim
+    cases = [
+        ("sgd_", lambda ps: O.SGD(ps, lr=0.1)),
+        ("sgdm_", lambda ps: O.SGD(ps, lr=0.1, momentum=0.9)),
+        ("sgdmd_", lambda ps: O.SGD(ps, lr=0.05, momentum=0.8, dampening=0.3,
+                                    weight_decay=0.05)),
+        ("sgdn_", lambda ps: O.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
+                                   weight_decay=0.01)),
+        ("adamw_", lambda ps: O.AdamW(ps, lr=0.01, weight_decay=0.1)),
+        ("adamwd_", lambda ps: O.AdamW(ps)),
+        ("rms_", lambda ps: O.RMSprop(ps, lr=0.01)),
+        ("rmsm_", lambda ps: O.RMSprop(ps, lr=0.01, momentum=0.9,
+                                       weight_decay=0.1)),
+        ("rmsc_", lambda ps: O.RMSprop(ps, lr=0.01, alpha=0.9, centered=True)),
+        ("rmscm_", lambda ps: O.RMSprop(ps, lr=0.01, alpha=0.95, eps=1e-6,
+                                        centered=True, momentum=0.5)),
+    ]
+    f, path = open_fixture(
+        "optim.txt",
+        "p0 and gradients g1..g6; <case>p1..p6 after each step of: sgd_ "
+        "SGD(lr=.1); sgdm_ +momentum .9; sgdmd_ SGD(.05, momentum .8, "
+        "dampening .3, wd .05); sgdn_ SGD(.1, momentum .9, nesterov, wd .01); "
+        "adamw_ AdamW(.01, wd .1); adamwd_ AdamW() defaults; rms_ "
+        "RMSprop(.01); rmsm_ RMSprop(.01, momentum .9, wd .1); rmsc_ "
+        "RMSprop(.01, alpha .9, centered); rmscm_ RMSprop(.01, alpha .95, "
+        "eps 1e-6, centered, momentum .5); tf_ / tfc_: TF1 RMSPropOptimizer "
+        "form in float32 NumPy (lr .01, rho .9, eps 1e-3 [tf_: momentum 0; "
+        "tfc_: centered, momentum .9]); schedules: cos_ CosineAnnealingLR("
+        "T_max=10, eta_min=.001) from lr .1 over 21 epochs, steplr_ StepLR("
+        "3, .5), linlr_ LinearLR(start_factor 1, end_factor .1, "
+        "total_iters 8) over 12 epochs")
+    with f:
+        dump(f, "p0", p0)
+        for k, g in enumerate(grads, start=1):
+            dump(f, "g%d" % k, g)
+        for prefix, make_opt in cases:
+            for k, p in enumerate(run_torch_opt(make_opt, p0, grads), 1):
+                dump(f, "%sp%d" % (prefix, k), p)
+        for prefix, mom, centered in (("tf_", 0.0, False), ("tfc_", 0.9, True)):
+            hist = run_tf_rmsprop(p0, grads, 0.01, 0.9, 1e-3, mom, centered)
+            for k, p in enumerate(hist, 1):
+                dump(f, "%sp%d" % (prefix, k), p)
+        for prefix, make_sched, epochs in (
+                ("cos_", lambda o: O.lr_scheduler.CosineAnnealingLR(
+                    o, T_max=10, eta_min=0.001), 21),
+                ("steplr_", lambda o: O.lr_scheduler.StepLR(o, 3, 0.5), 12),
+                ("linlr_", lambda o: O.lr_scheduler.LinearLR(
+                    o, start_factor=1.0, end_factor=0.1, total_iters=8), 12)):
+            opt = O.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+            sched = make_sched(opt)
+            lrs = []
+            for _ in range(epochs):
+                lrs.append(opt.param_groups[0]["lr"])
+                opt.step()
+                sched.step()
+            dump(f, prefix + "lr", torch.tensor(lrs, dtype=torch.float64))
+    return path
+
+
 def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT_DIR, exist_ok=True)
     for make in (make_lstm, make_adam, make_clip, make_ops):
         print("wrote", make())
-    for make in (make_rnn,):
+    for make in (make_rnn, make_optim):
         print("wrote", make())
 
 
