@@ -66,10 +66,16 @@ typedef enum mrl_init_kind {
   MRL_INIT_DEFAULT,    /* the layer's PyTorch default */
   MRL_INIT_ORTHOGONAL, /* weights orthogonal * gain, biases zero */
   MRL_INIT_ZEROS,
-  MRL_INIT_CONSTANT, /* every element = a */
-  MRL_INIT_UNIFORM,  /* U(-a, a) */
-  MRL_INIT_NORMAL,   /* N(0, a^2) */
-  MRL_INIT_LSTM_BIAS /* an LSTM bias [4H]: U(-a, a), then b added to the forget quarter */
+  MRL_INIT_CONSTANT,  /* every element = a */
+  MRL_INIT_UNIFORM,   /* U(-a, a) */
+  MRL_INIT_NORMAL,    /* N(0, a^2) */
+  MRL_INIT_LSTM_BIAS, /* an LSTM bias [4H]: U(-a, a), then b added to the forget quarter */
+  /* torch.nn.init's fan-based schemes; fans as torch computes them (see
+   * mrl_init_fans). a = gain; for Kaiming b = 1 selects fan_out. */
+  MRL_INIT_XAVIER_UNIFORM,  /* U(-s, s), s = gain sqrt(6 / (fan_in + fan_out)) */
+  MRL_INIT_XAVIER_NORMAL,   /* N(0, gain^2 2 / (fan_in + fan_out)) */
+  MRL_INIT_KAIMING_UNIFORM, /* U(-s, s), s = gain sqrt(3 / fan) */
+  MRL_INIT_KAIMING_NORMAL   /* N(0, gain^2 / fan) */
 } mrl_init_kind;
 
 typedef struct mrl_init {
@@ -81,6 +87,32 @@ typedef struct mrl_init {
 MRL_DEF mrl_init mrl_init_default(void);
 MRL_DEF mrl_init mrl_init_orthogonal(float gain);
 MRL_DEF mrl_init mrl_init_make(mrl_init_kind kind, float a);
+
+/* torch.nn.init.calculate_gain: linear and sigmoid 1, tanh 5/3, relu sqrt(2),
+ * leaky_relu sqrt(2 / (1 + slope^2)) (param = slope; torch's default 0.01
+ * is for calculate_gain itself, Kaiming passes its own a), selu 3/4. */
+typedef enum mrl_nonlinearity {
+  MRL_NL_LINEAR,
+  MRL_NL_SIGMOID,
+  MRL_NL_TANH,
+  MRL_NL_RELU,
+  MRL_NL_LEAKY_RELU,
+  MRL_NL_SELU
+} mrl_nonlinearity;
+typedef enum mrl_fan_mode { MRL_FAN_IN, MRL_FAN_OUT } mrl_fan_mode;
+MRL_DEF float mrl_init_gain(mrl_nonlinearity nl, float param);
+/* torch's _calculate_fan_in_and_fan_out: fan_in = shape[1] * receptive field,
+ * fan_out = shape[0] * receptive field (receptive field = product of
+ * shape[2..]); a 1-D tensor (torch refuses one) gets fan_in = fan_out = size. */
+MRL_DEF void mrl_init_fans(int ndim, const int *shape, int *fan_in, int *fan_out);
+/* xavier_uniform_ / xavier_normal_ (Glorot & Bengio 2010) with the given gain. */
+MRL_DEF mrl_init mrl_init_xavier_uniform(float gain);
+MRL_DEF mrl_init mrl_init_xavier_normal(float gain);
+/* kaiming_uniform_ / kaiming_normal_ (He et al. 2015): a is the leaky-relu
+ * slope (used only with MRL_NL_LEAKY_RELU); torch's defaults are a = 0,
+ * MRL_FAN_IN, MRL_NL_LEAKY_RELU (gain sqrt(2)). */
+MRL_DEF mrl_init mrl_init_kaiming_uniform(float a, mrl_fan_mode mode, mrl_nonlinearity nl);
+MRL_DEF mrl_init mrl_init_kaiming_normal(float a, mrl_fan_mode mode, mrl_nonlinearity nl);
 
 /* ---- parameter store ---- */
 typedef struct mrl_param {
@@ -346,6 +378,46 @@ MRL_DEF mrl_init mrl_init_orthogonal(float gain) {
   return mrl_init_make(MRL_INIT_ORTHOGONAL, gain);
 }
 
+MRL_DEF float mrl_init_gain(mrl_nonlinearity nl, float param) {
+  switch (nl) {
+  case MRL_NL_LINEAR:
+  case MRL_NL_SIGMOID: return 1.0f;
+  case MRL_NL_TANH: return 5.0f / 3.0f;
+  case MRL_NL_RELU: return (float)sqrt(2.0);
+  case MRL_NL_LEAKY_RELU: return (float)sqrt(2.0 / (1.0 + (double)param * param));
+  case MRL_NL_SELU: return 0.75f;
+  }
+  return 1.0f;
+}
+
+MRL_DEF void mrl_init_fans(int ndim, const int *shape, int *fan_in, int *fan_out) {
+  int receptive = 1, i;
+  if (ndim < 2) {
+    *fan_in = *fan_out = ndim == 1 ? shape[0] : 1;
+    return;
+  }
+  for (i = 2; i < ndim; i++) receptive *= shape[i];
+  *fan_in = shape[1] * receptive;
+  *fan_out = shape[0] * receptive;
+}
+
+MRL_DEF mrl_init mrl_init_xavier_uniform(float gain) {
+  return mrl_init_make(MRL_INIT_XAVIER_UNIFORM, gain);
+}
+MRL_DEF mrl_init mrl_init_xavier_normal(float gain) {
+  return mrl_init_make(MRL_INIT_XAVIER_NORMAL, gain);
+}
+MRL_DEF mrl_init mrl_init_kaiming_uniform(float a, mrl_fan_mode mode, mrl_nonlinearity nl) {
+  mrl_init i = mrl_init_make(MRL_INIT_KAIMING_UNIFORM, mrl_init_gain(nl, a));
+  i.b = mode == MRL_FAN_OUT ? 1.0f : 0.0f;
+  return i;
+}
+MRL_DEF mrl_init mrl_init_kaiming_normal(float a, mrl_fan_mode mode, mrl_nonlinearity nl) {
+  mrl_init i = mrl_init_make(MRL_INIT_KAIMING_NORMAL, mrl_init_gain(nl, a));
+  i.b = mode == MRL_FAN_OUT ? 1.0f : 0.0f;
+  return i;
+}
+
 MRL_DEF void mrl_params_init(mrl_params *p) {
   memset(p, 0, sizeof *p);
 }
@@ -427,6 +499,26 @@ static void mrl__param_initialise(mrl_param *it, mrl_rng *rng) {
   case MRL_INIT_ORTHOGONAL:
     mrl_init_orthogonal_fill(d, it->tensor.shape[0], n / it->tensor.shape[0], a, rng);
     break;
+  case MRL_INIT_XAVIER_UNIFORM:
+  case MRL_INIT_XAVIER_NORMAL:
+  case MRL_INIT_KAIMING_UNIFORM:
+  case MRL_INIT_KAIMING_NORMAL: {
+    int fan_in, fan_out, uniform;
+    double std;
+    mrl_init_fans(it->tensor.ndim, it->tensor.shape, &fan_in, &fan_out);
+    if (it->init.kind == MRL_INIT_XAVIER_UNIFORM || it->init.kind == MRL_INIT_XAVIER_NORMAL)
+      std = (double)a * sqrt(2.0 / (double)(fan_in + fan_out));
+    else
+      std = (double)a / sqrt((double)(it->init.b != 0.0f ? fan_out : fan_in));
+    uniform = it->init.kind == MRL_INIT_XAVIER_UNIFORM || it->init.kind == MRL_INIT_KAIMING_UNIFORM;
+    if (uniform) {
+      float bound = (float)(sqrt(3.0) * std);
+      for (i = 0; i < n; i++) d[i] = mrl_rng_uniform_range(rng, -bound, bound);
+    } else {
+      for (i = 0; i < n; i++) d[i] = (float)std * mrl_rng_normal(rng);
+    }
+    break;
+  }
   }
 }
 

@@ -842,6 +842,80 @@ static void test_orthogonal(void) {
   }
 }
 
+/* Xavier and Kaiming: the gains and fans are torch's exactly; the draws use
+ * our RNG, so one draw of each is compared with one of torch's by its
+ * statistics (mean, std within 1.5%, and for uniform inits the largest
+ * |w|, which sits within 0.5% of the bound for 100k draws). */
+static void test_fan_inits(void) {
+  static const int big[2] = {400, 250}, conv[4] = {64, 16, 3, 3};
+  static const char *const names[7] = {"xu", "xn", "kuin", "kuout", "knleaky", "knconv", "xuconv"};
+  mrl_init inits[7];
+  const int uniform[7] = {1, 0, 1, 1, 0, 0, 1};
+  mrl_ref_file f;
+  mrl_params p;
+  float gains[6], fans[2], want[3];
+  int i, fi, fo;
+  if (!mrl_ref_open(&f, "tests/ref/init.txt")) return;
+  gains[0] = mrl_init_gain(MRL_NL_LINEAR, 0.0f);
+  gains[1] = mrl_init_gain(MRL_NL_SIGMOID, 0.0f);
+  gains[2] = mrl_init_gain(MRL_NL_TANH, 0.0f);
+  gains[3] = mrl_init_gain(MRL_NL_RELU, 0.0f);
+  gains[4] = mrl_init_gain(MRL_NL_LEAKY_RELU, 0.2f);
+  gains[5] = mrl_init_gain(MRL_NL_SELU, 0.0f);
+  mrl_ref_expect(&f, "gains", gains, 6, 1e-9, 1e-7);
+  mrl_init_fans(4, conv, &fi, &fo);
+  fans[0] = (float)fi;
+  fans[1] = (float)fo;
+  mrl_ref_expect(&f, "conv_fans", fans, 2, 1e-9, 0);
+  inits[0] = mrl_init_xavier_uniform(1.0f);
+  inits[1] = mrl_init_xavier_normal(5.0f / 3.0f);
+  inits[2] = mrl_init_kaiming_uniform(0.0f, MRL_FAN_IN, MRL_NL_LEAKY_RELU);
+  inits[3] = mrl_init_kaiming_uniform(0.0f, MRL_FAN_OUT, MRL_NL_RELU);
+  inits[4] = mrl_init_kaiming_normal(0.2f, MRL_FAN_IN, MRL_NL_LEAKY_RELU);
+  inits[5] = mrl_init_kaiming_normal(0.0f, MRL_FAN_OUT, MRL_NL_TANH);
+  inits[6] = mrl_init_xavier_uniform(mrl_init_gain(MRL_NL_RELU, 0.0f));
+  mrl_params_init(&p);
+  for (i = 0; i < 7; i++) mrl_params_add(&p, names[i], i < 5 ? 2 : 4, i < 5 ? big : conv, inits[i]);
+  MRL_CHECK(mrl_params_finalize(&p, 99) == MRL_OK, "fan inits: finalize failed");
+  for (i = 0; i < 7; i++) {
+    const mrl_tensor *t = mrl_params_tensor(&p, i);
+    double s = 0.0, s2 = 0.0, mx = 0.0, mean, sd;
+    char name[32];
+    int k;
+    for (k = 0; k < t->size; k++) {
+      s += t->data[k];
+      s2 += (double)t->data[k] * t->data[k];
+      if (fabs(t->data[k]) > mx) mx = fabs(t->data[k]);
+    }
+    mean = s / t->size;
+    sd = sqrt(s2 / t->size - mean * mean);
+    snprintf(name, sizeof name, "%s_stats", names[i]);
+    if (!mrl_ref_fill(&f, name, want, 3)) continue;
+    MRL_CHECK(fabs(sd - want[1]) <= 0.015 * want[1], "%s: std %.6f, torch's draw %.6f", names[i],
+              sd, want[1]);
+    MRL_CHECK(fabs(mean) <= 0.02 * want[1], "%s: mean %.6f, want ~0", names[i], mean);
+    if (uniform[i])
+      MRL_CHECK(fabs(mx - want[2]) <= 0.005 * want[2], "%s: max |w| %.6f, torch's %.6f", names[i],
+                mx, want[2]);
+  }
+  { /* a linear layer given a fan init: weight by the scheme, bias zero */
+    mrl_params q;
+    mrl_linear_layer l;
+    int zero = 1;
+    mrl_params_init(&q);
+    mrl_linear_layer_init(&l, &q, "fc", 30, 20,
+                          mrl_init_kaiming_uniform(0.0f, MRL_FAN_IN, MRL_NL_RELU));
+    mrl_params_finalize(&q, 4);
+    for (i = 0; i < 20; i++) zero &= mrl_params_tensor(&q, l.bias)->data[i] == 0.0f;
+    for (i = 0; i < 600; i++)
+      zero &= fabsf(mrl_params_tensor(&q, l.weight)->data[i]) <= sqrtf(6.0f / 30.0f);
+    MRL_CHECK(zero, "kaiming linear: weights within sqrt(6/fan_in), zero bias");
+    mrl_params_free(&q);
+  }
+  mrl_params_free(&p);
+  mrl_ref_close(&f);
+}
+
 static void test_default_init(void) {
   mrl_params p;
   mrl_linear_layer l;
@@ -1174,6 +1248,7 @@ int main(void) {
   test_optim_buffers();
   test_orthogonal();
   test_default_init();
+  test_fan_inits();
   test_forget_bias();
   test_params_store();
   test_mlp();

@@ -536,13 +536,57 @@ def make_optim():
     return path
 
 
+# ---------------------------------------------------------------------------
+# Initialisers: gains, fans and the distribution torch.nn.init draws from
+# ---------------------------------------------------------------------------
+
+INIT_CASES = (
+    # name, shape, call
+    ("xu", (400, 250), lambda w: torch.nn.init.xavier_uniform_(w)),
+    ("xn", (400, 250), lambda w: torch.nn.init.xavier_normal_(w, gain=5.0 / 3)),
+    ("kuin", (400, 250), lambda w: torch.nn.init.kaiming_uniform_(w)),
+    ("kuout", (400, 250), lambda w: torch.nn.init.kaiming_uniform_(
+        w, mode="fan_out", nonlinearity="relu")),
+    ("knleaky", (400, 250), lambda w: torch.nn.init.kaiming_normal_(
+        w, a=0.2, nonlinearity="leaky_relu")),
+    ("knconv", (64, 16, 3, 3), lambda w: torch.nn.init.kaiming_normal_(
+        w, mode="fan_out", nonlinearity="tanh")),
+    ("xuconv", (64, 16, 3, 3), lambda w: torch.nn.init.xavier_uniform_(
+        w, gain=torch.nn.init.calculate_gain("relu"))),
+)
+
+
+def make_init():
+    torch.manual_seed(SEED)
+    f, path = open_fixture(
+        "init.txt",
+        "gains: calculate_gain(linear, sigmoid, tanh, relu, leaky_relu(0.2), "
+        "selu); fans of [64,16,3,3]; per case <name>_stats = (mean, std, "
+        "max |w|) of one torch.nn.init draw (cases listed in make_ref.py)")
+    with f:
+        g = torch.nn.init.calculate_gain
+        dump(f, "gains", torch.tensor(
+            [g("linear"), g("sigmoid"), g("tanh"), g("relu"),
+             g("leaky_relu", 0.2), g("selu")], dtype=torch.float64))
+        w = torch.empty(64, 16, 3, 3)
+        fi, fo = torch.nn.init._calculate_fan_in_and_fan_out(w)
+        dump(f, "conv_fans", torch.tensor([fi, fo], dtype=torch.float64))
+        for name, shape, call in INIT_CASES:
+            w = torch.empty(*shape)
+            call(w)
+            w64 = w.to(torch.float64)
+            dump(f, name + "_stats", torch.stack(
+                [w64.mean(), w64.std(unbiased=False), w64.abs().max()]))
+    return path
+
+
 def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT_DIR, exist_ok=True)
     for make in (make_lstm, make_adam, make_clip, make_ops):
         print("wrote", make())
-    for make in (make_rnn, make_optim):
+    for make in (make_rnn, make_optim, make_init):
         print("wrote", make())
 
 
