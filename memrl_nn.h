@@ -350,6 +350,57 @@ MRL_DEF mrl_tensor *mrl_categorical_entropy(mrl_graph *g, mrl_tensor *log_probs)
 MRL_DEF int mrl_categorical_sample(const float *logits, int n, mrl_rng *rng);
 MRL_DEF int mrl_categorical_mode(const float *logits, int n);
 
+/* KL(p || q) per row, from rows of normalised log-probabilities: [B]. */
+MRL_DEF mrl_tensor *mrl_categorical_kl(mrl_graph *g, mrl_tensor *log_p, mrl_tensor *log_q);
+
+/* ---- diagonal Gaussian (torch.distributions.Independent(Normal, 1)) ----
+ * mean [B,D]; log_std [B,D], or [D] for a state-independent std (CleanRL's
+ * continuous PPO). Results are per row: [B]. */
+/* Reparameterised sample mean + exp(log_std) * eps, eps ~ N(0, I) from rng:
+ * gradients reach mean and log_std. [B,D]. */
+MRL_DEF mrl_tensor *mrl_gaussian_sample(mrl_graph *g, mrl_tensor *mean, mrl_tensor *log_std,
+                                        mrl_rng *rng);
+/* sum_d -((x - mean) / std)^2 / 2 - log_std - log(2 pi) / 2. x [B,D]. */
+MRL_DEF mrl_tensor *mrl_gaussian_log_prob(mrl_graph *g, mrl_tensor *mean, mrl_tensor *log_std,
+                                          mrl_tensor *x);
+/* sum_d log_std + (1 + log(2 pi)) / 2: [B] (or [1] for a [D] log_std). */
+MRL_DEF mrl_tensor *mrl_gaussian_entropy(mrl_graph *g, mrl_tensor *log_std);
+/* KL(p || q) = sum_d log(sq/sp) + (sp^2 + (mp - mq)^2) / (2 sq^2) - 1/2. log_std_q
+ * must broadcast against log_std_p (same shape, or [D]). [B]. */
+MRL_DEF mrl_tensor *mrl_gaussian_kl(mrl_graph *g, mrl_tensor *mean_p, mrl_tensor *log_std_p,
+                                    mrl_tensor *mean_q, mrl_tensor *log_std_q);
+
+/* ---- tanh-squashed Gaussian (SAC, Haarnoja et al. 2018) ----
+ * a = tanh(u), u ~ N(mean, std). log p(a) = log N(u) - sum_d log(1 - tanh(u)^2),
+ * with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for any u
+ * (torch's TanhTransform). */
+/* Elementwise 2 (log 2 - u - softplus(-2u)), a fused node (derivative -2 tanh u). */
+MRL_DEF mrl_tensor *mrl_tanh_log_det(mrl_graph *g, mrl_tensor *u);
+/* log p(tanh(u)) from the pre-squash u [B,D] (no atanh of a saturated action): [B]. */
+MRL_DEF mrl_tensor *mrl_tanh_gaussian_log_prob(mrl_graph *g, mrl_tensor *mean, mrl_tensor *log_std,
+                                               mrl_tensor *u);
+/* Reparameterised a = tanh(mean + std eps) [B,D]; *log_prob (may be NULL)
+ * gets its log-probability [B]. */
+MRL_DEF mrl_tensor *mrl_tanh_gaussian_sample(mrl_graph *g, mrl_tensor *mean, mrl_tensor *log_std,
+                                             mrl_rng *rng, mrl_tensor **log_prob);
+
+/* ---- mixture of diagonal Gaussians (MDN; torch's MixtureSameFamily) ----
+ * logits [N,K]; mean and log_std [N, K*D], component k in columns k*D..k*D+D-1;
+ * x [N,D]. World Models' MDN-RNN mixes each output dimension separately: use
+ * N = B*D rows with D = 1. */
+/* log p(x) [N] = logsumexp_k(log_softmax(logits)_k + log N(x; mean_k, std_k)),
+ * the logsumexp as a_j - log_softmax(a)_j with j the row's largest a. */
+MRL_DEF mrl_tensor *mrl_mixture_log_prob(mrl_graph *g, mrl_tensor *logits, mrl_tensor *mean,
+                                         mrl_tensor *log_std, mrl_tensor *x);
+/* The per-component log-densities [N,K] (one fused node). */
+MRL_DEF mrl_tensor *mrl_mixture_component_log_prob(mrl_graph *g, mrl_tensor *mean,
+                                                   mrl_tensor *log_std, mrl_tensor *x);
+/* One draw from one row (no graph, no allocation): picks k from
+ * softmax(logits / temperature), then out[d] = mean_kd + std_kd sqrt(temperature)
+ * eps (World Models' temperature; 1 samples the mixture itself). Returns k. */
+MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const float *log_std, int K,
+                               int D, float temperature, mrl_rng *rng, float *out);
+
 #ifdef __cplusplus
 }
 #endif
@@ -1536,6 +1587,206 @@ MRL_DEF int mrl_categorical_mode(const float *logits, int n) {
   for (i = 1; i < n; i++)
     if (logits[i] > logits[best]) best = i;
   return best;
+}
+
+MRL_DEF mrl_tensor *mrl_categorical_kl(mrl_graph *g, mrl_tensor *log_p, mrl_tensor *log_q) {
+  if (!log_p || !log_q) return NULL;
+  MRL_SHAPE_CHECK(mrl_tensor_same_shape(log_p, log_q), "categorical_kl", "shapes differ", log_p,
+                  log_q);
+  return mrl_sum_rows(g, mrl_mul(g, mrl_exp(g, log_p), mrl_sub(g, log_p, log_q)));
+}
+
+/* ---- diagonal Gaussian ---- */
+
+#define MRL__LOG_2PI 1.8378770664093453
+
+MRL_DEF mrl_tensor *mrl_gaussian_sample(mrl_graph *g, mrl_tensor *mean, mrl_tensor *log_std,
+                                        mrl_rng *rng) {
+  mrl_tensor *eps;
+  int i;
+  if (!mean || !log_std) return NULL;
+  eps = mrl_tensor_new(g, mean->ndim, mean->shape, 0);
+  if (!eps) return NULL;
+  for (i = 0; i < eps->size; i++) eps->data[i] = mrl_rng_normal(rng);
+  return mrl_add(g, mean, mrl_mul(g, eps, mrl_exp(g, log_std)));
+}
+
+MRL_DEF mrl_tensor *mrl_gaussian_log_prob(mrl_graph *g, mrl_tensor *mean, mrl_tensor *log_std,
+                                          mrl_tensor *x) {
+  mrl_tensor *z;
+  int D;
+  if (!mean || !log_std || !x) return NULL;
+  MRL_SHAPE_CHECK(mrl_tensor_same_shape(x, mean), "gaussian_log_prob", "x and mean differ", x,
+                  mean);
+  D = mrl_tensor_cols(mean);
+  z = mrl_mul(g, mrl_sub(g, x, mean), mrl_exp(g, mrl_neg(g, log_std)));
+  return mrl_add_scalar(g,
+                        mrl_sum_rows(g, mrl_sub(g, mrl_scale(g, mrl_square(g, z), -0.5f), log_std)),
+                        (float)(-0.5 * MRL__LOG_2PI * D));
+}
+
+MRL_DEF mrl_tensor *mrl_gaussian_entropy(mrl_graph *g, mrl_tensor *log_std) {
+  if (!log_std) return NULL;
+  return mrl_add_scalar(g, log_std->ndim == 1 ? mrl_sum(g, log_std) : mrl_sum_rows(g, log_std),
+                        (float)(0.5 * (1.0 + MRL__LOG_2PI) * mrl_tensor_cols(log_std)));
+}
+
+MRL_DEF mrl_tensor *mrl_gaussian_kl(mrl_graph *g, mrl_tensor *mean_p, mrl_tensor *log_std_p,
+                                    mrl_tensor *mean_q, mrl_tensor *log_std_q) {
+  mrl_tensor *d, *t1, *vr;
+  if (!mean_p || !log_std_p || !mean_q || !log_std_q) return NULL;
+  MRL_SHAPE_CHECK(mrl_tensor_same_shape(mean_p, mean_q), "gaussian_kl", "means differ", mean_p,
+                  mean_q);
+  d = mrl_sub(g, log_std_p, log_std_q); /* log(sp/sq) */
+  t1 = mrl_square(g, mrl_mul(g, mrl_sub(g, mean_p, mean_q), mrl_exp(g, mrl_neg(g, log_std_q))));
+  vr = mrl_exp(g, mrl_scale(g, d, 2.0f)); /* (sp/sq)^2 */
+  return mrl_sum_rows(
+      g, mrl_sub(g, mrl_scale(g, mrl_add_scalar(g, mrl_add(g, t1, vr), -1.0f), 0.5f), d));
+}
+
+/* ---- tanh-squashed Gaussian ---- */
+
+static void mrl__tanh_log_det_backward(mrl_node *nd) {
+  mrl_tensor *u = nd->in[0], *y = nd->out;
+  int i;
+  if (!u->grad) return;
+  for (i = 0; i < y->size; i++) u->grad[i] += -2.0f * tanhf(u->data[i]) * y->grad[i];
+}
+
+MRL_DEF mrl_tensor *mrl_tanh_log_det(mrl_graph *g, mrl_tensor *u) {
+  mrl_tensor *y;
+  mrl_node *nd;
+  int i;
+  if (!u) return NULL;
+  y = mrl_op_output(g, u->ndim, u->shape, mrl_graph_wants_grad(g, u, NULL));
+  if (!y) return NULL;
+  for (i = 0; i < u->size; i++) {
+    float v = -2.0f * u->data[i];
+    /* softplus(v) = max(v, 0) + log1p(exp(-|v|)) never overflows */
+    float sp = (v > 0.0f ? v : 0.0f) + log1pf(expf(-fabsf(v)));
+    y->data[i] = 2.0f * (0.69314718055994531f - u->data[i] - sp);
+  }
+  MRL__FINITE("tanh_log_det", y, u, NULL);
+  if ((nd = mrl_graph_record(g, "tanh_log_det", mrl__tanh_log_det_backward, y)) != NULL)
+    nd->in[0] = u;
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_tanh_gaussian_log_prob(mrl_graph *g, mrl_tensor *mean, mrl_tensor *log_std,
+                                               mrl_tensor *u) {
+  return mrl_sub(g, mrl_gaussian_log_prob(g, mean, log_std, u),
+                 mrl_sum_rows(g, mrl_tanh_log_det(g, u)));
+}
+
+MRL_DEF mrl_tensor *mrl_tanh_gaussian_sample(mrl_graph *g, mrl_tensor *mean, mrl_tensor *log_std,
+                                             mrl_rng *rng, mrl_tensor **log_prob) {
+  mrl_tensor *u = mrl_gaussian_sample(g, mean, log_std, rng), *a = mrl_tanh(g, u);
+  if (log_prob) *log_prob = a ? mrl_tanh_gaussian_log_prob(g, mean, log_std, u) : NULL;
+  return a;
+}
+
+/* ---- mixture of Gaussians ---- */
+
+static void mrl__mixture_comp_backward(mrl_node *nd) {
+  mrl_tensor *mean = nd->in[0], *ls = nd->in[1], *x = nd->in[2], *y = nd->out;
+  int N = y->shape[0], K = y->shape[1], D = x->shape[1], n, k, d;
+  for (n = 0; n < N; n++)
+    for (k = 0; k < K; k++) {
+      float gk = y->grad[(size_t)n * K + k];
+      for (d = 0; d < D; d++) {
+        size_t m = ((size_t)n * K + k) * D + d;
+        float inv = expf(-ls->data[m]), z = (x->data[(size_t)n * D + d] - mean->data[m]) * inv;
+        if (mean->grad) mean->grad[m] += gk * z * inv;
+        if (ls->grad) ls->grad[m] += gk * (z * z - 1.0f);
+        if (x->grad) x->grad[(size_t)n * D + d] -= gk * z * inv;
+      }
+    }
+}
+
+MRL_DEF mrl_tensor *mrl_mixture_component_log_prob(mrl_graph *g, mrl_tensor *mean,
+                                                   mrl_tensor *log_std, mrl_tensor *x) {
+  mrl_tensor *y;
+  mrl_node *nd;
+  int N, K, D, n, k, d, wants;
+  if (!mean || !log_std || !x) return NULL;
+  MRL_SHAPE_CHECK(x->ndim == 2 && mean->ndim == 2 && mean->shape[0] == x->shape[0] &&
+                      mean->shape[1] % x->shape[1] == 0,
+                  "mixture_log_prob", "mean must be [N, K*D] for x [N, D]", mean, x);
+  MRL_SHAPE_CHECK(mrl_tensor_same_shape(mean, log_std), "mixture_log_prob",
+                  "mean and log_std differ", mean, log_std);
+  N = x->shape[0];
+  D = x->shape[1];
+  K = mean->shape[1] / D;
+  wants = mrl_graph_wants_grad(g, mean, log_std) || mrl_graph_wants_grad(g, x, NULL);
+  y = mrl_tensor_new2(g, N, K, wants);
+  if (!y) return NULL;
+  for (n = 0; n < N; n++)
+    for (k = 0; k < K; k++) {
+      float acc = (float)(-0.5 * MRL__LOG_2PI * D);
+      for (d = 0; d < D; d++) {
+        size_t m = ((size_t)n * K + k) * D + d;
+        float z = (x->data[(size_t)n * D + d] - mean->data[m]) * expf(-log_std->data[m]);
+        acc += -0.5f * z * z - log_std->data[m];
+      }
+      y->data[(size_t)n * K + k] = acc;
+    }
+  MRL__FINITE("mixture_component_log_prob", y, mean, x);
+  if ((nd = mrl_graph_record(g, "mixture_component_log_prob", mrl__mixture_comp_backward, y)) !=
+      NULL) {
+    nd->in[0] = mean;
+    nd->in[1] = log_std;
+    nd->in[2] = x;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_mixture_log_prob(mrl_graph *g, mrl_tensor *logits, mrl_tensor *mean,
+                                         mrl_tensor *log_std, mrl_tensor *x) {
+  mrl_tensor *a;
+  int *best, N, K, n, k;
+  if (!logits || !mean || !x) return NULL;
+  MRL_SHAPE_CHECK(logits->ndim == 2 && x->ndim == 2 && mean->ndim == 2 &&
+                      logits->shape[0] == x->shape[0] &&
+                      logits->shape[1] * x->shape[1] == mean->shape[1],
+                  "mixture_log_prob", "logits must be [N, K] for mean [N, K*D]", logits, mean);
+  a = mrl_add(g, mrl_log_softmax(g, logits), mrl_mixture_component_log_prob(g, mean, log_std, x));
+  if (!a) return NULL;
+  N = a->shape[0];
+  K = a->shape[1];
+  best = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)N);
+  if (!best) return NULL;
+  for (n = 0; n < N; n++) {
+    best[n] = 0;
+    for (k = 1; k < K; k++)
+      if (a->data[(size_t)n * K + k] > a->data[(size_t)n * K + best[n]]) best[n] = k;
+  }
+  /* logsumexp(a) = a_j - log_softmax(a)_j, exact for any j; the largest
+   * keeps a_j - max = 0 in log_softmax, so nothing cancels */
+  return mrl_sub(g, mrl_gather_rows(g, a, best), mrl_gather_rows(g, mrl_log_softmax(g, a), best));
+}
+
+MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const float *log_std, int K,
+                               int D, float temperature, mrl_rng *rng, float *out) {
+  float mx = logits[0], scale = sqrtf(temperature);
+  double total = 0.0, u, acc = 0.0;
+  int k, d, pick = K - 1;
+  MRL_ASSERT(K >= 1 && D >= 1 && temperature > 0.0f);
+  for (k = 1; k < K; k++)
+    if (logits[k] > mx) mx = logits[k];
+  for (k = 0; k < K; k++) total += exp((double)(logits[k] - mx) / temperature);
+  u = (double)mrl_rng_uniform(rng) * total;
+  for (k = 0; k < K; k++) {
+    acc += exp((double)(logits[k] - mx) / temperature);
+    if (u < acc) {
+      pick = k;
+      break;
+    }
+  }
+  for (d = 0; d < D; d++) {
+    size_t m = (size_t)pick * D + d;
+    out[d] = mean[m] + expf(log_std[m]) * scale * mrl_rng_normal(rng);
+  }
+  return pick;
 }
 
 #ifdef __cplusplus

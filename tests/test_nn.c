@@ -1203,6 +1203,223 @@ static void test_categorical(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Distributions against torch.distributions (tests/ref/dist.txt)          */
+/* ------------------------------------------------------------------------ */
+
+#define DIST_ATOL 1e-5
+#define DIST_RTOL 1e-4
+
+/* A fixture tensor copied into a graph tensor with a zeroed gradient. */
+static mrl_tensor *ref_leaf(mrl_graph *g, const mrl_ref_file *f, const char *name, int rows,
+                            int cols) {
+  mrl_tensor *t = mrl_tensor_new2(g, rows, cols, 1);
+  if (!t || !mrl_ref_fill(f, name, t->data, rows * cols)) return NULL;
+  return t;
+}
+
+static mrl_tensor *ref_weights(mrl_graph *g, const mrl_ref_file *f, const char *name, int n) {
+  mrl_tensor *t = mrl_tensor_new2(g, 1, n, 0);
+  if (!t || !mrl_ref_fill(f, name, t->data, n)) return NULL;
+  return mrl_reshape(g, t, 1, &n);
+}
+
+static void test_dist_reference(void) {
+  mrl_ref_file f;
+  mrl_graph g;
+  mrl_tensor *a, *b, *c, *d, *e, *w1, *w2, *w3, *v1, *v2, *v3, *loss;
+  if (!mrl_ref_open(&f, "tests/ref/dist.txt")) return;
+  mrl_graph_init(&g, 1 << 16);
+  /* categorical KL */
+  a = ref_leaf(&g, &f, "cat_logits_p", 3, 5);
+  b = ref_leaf(&g, &f, "cat_logits_q", 3, 5);
+  w1 = ref_weights(&g, &f, "cat_w", 3);
+  v1 = mrl_categorical_kl(&g, mrl_log_softmax(&g, a), mrl_log_softmax(&g, b));
+  MRL_CHECK(v1 && v1->size == 3, "categorical_kl: want [3]");
+  if (v1 && w1 && mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, v1, w1))) == MRL_OK) {
+    mrl_ref_expect(&f, "cat_kl", v1->data, 3, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "cat_d_logits_p", a->grad, 15, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "cat_d_logits_q", b->grad, 15, DIST_ATOL, DIST_RTOL);
+  }
+  /* diagonal Gaussian */
+  mrl_graph_reset(&g);
+  a = ref_leaf(&g, &f, "gauss_mean", 4, 3);
+  b = ref_leaf(&g, &f, "gauss_log_std", 4, 3);
+  c = ref_leaf(&g, &f, "gauss_x", 4, 3);
+  d = ref_leaf(&g, &f, "gauss_mean_q", 4, 3);
+  e = ref_leaf(&g, &f, "gauss_log_std_q", 4, 3);
+  w1 = ref_weights(&g, &f, "gauss_w1", 4);
+  w2 = ref_weights(&g, &f, "gauss_w2", 4);
+  w3 = ref_weights(&g, &f, "gauss_w3", 4);
+  v1 = mrl_gaussian_log_prob(&g, a, b, c);
+  v2 = mrl_gaussian_entropy(&g, b);
+  v3 = mrl_gaussian_kl(&g, a, b, d, e);
+  loss =
+      mrl_add(&g, mrl_add(&g, mrl_sum(&g, mrl_mul(&g, v1, w1)), mrl_sum(&g, mrl_mul(&g, v2, w2))),
+              mrl_sum(&g, mrl_mul(&g, v3, w3)));
+  MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "gaussian: forward/backward failed");
+  if (loss) {
+    mrl_ref_expect(&f, "gauss_logp", v1->data, 4, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "gauss_ent", v2->data, 4, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "gauss_kl", v3->data, 4, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "gauss_d_mean", a->grad, 12, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "gauss_d_log_std", b->grad, 12, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "gauss_d_x", c->grad, 12, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "gauss_d_mean_q", d->grad, 12, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "gauss_d_log_std_q", e->grad, 12, DIST_ATOL, DIST_RTOL);
+  }
+  /* tanh-squashed Gaussian, including saturated tanh(u) = +-1 */
+  mrl_graph_reset(&g);
+  a = ref_leaf(&g, &f, "tanh_mean", 4, 3);
+  b = ref_leaf(&g, &f, "tanh_log_std", 4, 3);
+  c = ref_leaf(&g, &f, "tanh_u", 4, 3);
+  w1 = ref_weights(&g, &f, "tanh_w", 4);
+  v1 = mrl_tanh_gaussian_log_prob(&g, a, b, c);
+  MRL_CHECK(v1 && mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, v1, w1))) == MRL_OK,
+            "tanh_gaussian: forward/backward failed");
+  if (v1) {
+    mrl_ref_expect(&f, "tanh_logp", v1->data, 4, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "tanh_d_mean", a->grad, 12, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "tanh_d_log_std", b->grad, 12, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "tanh_d_u", c->grad, 12, DIST_ATOL, DIST_RTOL);
+  }
+  /* mixture, with a near-empty component and a far-away point */
+  mrl_graph_reset(&g);
+  a = ref_leaf(&g, &f, "mix_logits", 4, 3);
+  b = ref_leaf(&g, &f, "mix_mean", 4, 6);
+  c = ref_leaf(&g, &f, "mix_log_std", 4, 6);
+  d = ref_leaf(&g, &f, "mix_x", 4, 2);
+  w1 = ref_weights(&g, &f, "mix_w", 4);
+  v1 = mrl_mixture_log_prob(&g, a, b, c, d);
+  MRL_CHECK(v1 && mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, v1, w1))) == MRL_OK,
+            "mixture: forward/backward failed");
+  if (v1) {
+    mrl_ref_expect(&f, "mix_logp", v1->data, 4, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "mix_d_logits", a->grad, 12, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "mix_d_mean", b->grad, 24, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "mix_d_log_std", c->grad, 24, DIST_ATOL, DIST_RTOL);
+    mrl_ref_expect(&f, "mix_d_x", d->grad, 8, DIST_ATOL, DIST_RTOL);
+  }
+  mrl_graph_free(&g);
+  mrl_ref_close(&f);
+}
+
+typedef struct dist_ctx {
+  int which;
+  uint64_t seed;
+  float r[MAX_R];
+} dist_ctx;
+
+/* in: mean [3,2], log_std [2] (state-independent), x [3,2], logits [3,2],
+ * and a mixture target [3,1] (the mixture uses K = 2, D = 1, log_std = x). */
+static mrl_tensor *dist_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  const dist_ctx *c = (const dist_ctx *)ctx;
+  mrl_rng rng = mrl_rng_make(c->seed); /* the same eps at every evaluation */
+  mrl_tensor *lp = NULL, *y;
+  switch (c->which) {
+  case 0: return weighted_sum(g, mrl_gaussian_log_prob(g, in[0], in[1], in[2]), c->r);
+  case 1: return weighted_sum(g, mrl_gaussian_kl(g, in[0], in[1], in[2], in[1]), c->r);
+  case 2:
+    y = mrl_tanh_gaussian_sample(g, in[0], in[1], &rng, &lp);
+    return y && lp ? mrl_add(g, weighted_sum(g, y, c->r), weighted_sum(g, lp, c->r + 8)) : NULL;
+  case 3: return weighted_sum(g, mrl_gaussian_entropy(g, in[1]), c->r);
+  default: /* mixture with K = 2, D = 1: mean and log_std as [3, 2] */
+    return weighted_sum(g, mrl_mixture_log_prob(g, in[3], in[0], in[2], in[4]), c->r);
+  }
+}
+
+static void test_dist_gradcheck(void) {
+  static const char *const what[5] = {"gaussian_log_prob", "gaussian_kl", "tanh_gaussian_sample",
+                                      "gaussian_entropy", "mixture_log_prob"};
+  float md[6], mg[6], sd[2], sg[2], xd[6], xg[6], ld[6], lg[6], td[3], tg[3];
+  mrl_tensor m = mrl_tensor_make2(md, mg, 3, 2), x = mrl_tensor_make2(xd, xg, 3, 2);
+  mrl_tensor l = mrl_tensor_make2(ld, lg, 3, 2), t = mrl_tensor_make2(td, tg, 3, 1), s, *in[5];
+  int shape1[1] = {2}, k;
+  mrl_graph g;
+  dist_ctx ctx;
+  mrl_rng rng = mrl_rng_make(404);
+  s = mrl_tensor_make(sd, sg, 1, shape1);
+  fill_uniform(md, 6, &rng, -1, 1);
+  fill_uniform(sd, 2, &rng, -0.7f, 0.3f);
+  fill_uniform(xd, 6, &rng, -1, 1);
+  fill_uniform(ld, 6, &rng, -1, 1);
+  fill_uniform(td, 3, &rng, -1.5f, 1.5f);
+  fill_uniform(ctx.r, MAX_R, &rng, -1, 1);
+  ctx.seed = 8;
+  in[0] = &m;
+  in[1] = &s;
+  in[2] = &x;
+  in[3] = &l;
+  in[4] = &t;
+  mrl_graph_init(&g, 1 << 16);
+  for (k = 0; k < 5; k++) {
+    double worst;
+    ctx.which = k;
+    worst = mrl_gradcheck(&g, dist_build, in, 5, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+    MRL_CHECK(worst <= 1.0, "gradcheck %s (shared [D] log_std): ratio %.3g", what[k], worst);
+  }
+  mrl_graph_free(&g);
+}
+
+/* Samples: the reparameterised Gaussian has the requested mean and std, the
+ * tanh-Gaussian stays in (-1, 1) and reports the log-prob of its own draw,
+ * the mixture picks components with softmax weights. */
+static void test_dist_sampling(void) {
+  enum { N = 20000 };
+  static const int two[1] = {2};
+  static const float mean[2] = {0.5f, -2.0f}, log_std[2] = {-1.0f, 0.3f};
+  static const float logits[3] = {0.0f, 1.0f, -1.0f}, mmean[6] = {-5, 0, 0, 0, 5, 1};
+  static const float mls[6] = {-2, -2, -1, -1, -3, -3};
+  mrl_graph g;
+  mrl_rng rng = mrl_rng_make(123);
+  double s[2] = {0, 0}, s2[2] = {0, 0}, total = 0.0, p[3];
+  int i, k, counts[3] = {0, 0, 0}, inside = 1;
+  mrl_graph_init(&g, 1 << 20);
+  mrl_graph_set_no_grad(&g, 1);
+  {
+    mrl_tensor *mu = mrl_tensor_new2(&g, N, 2, 0), *ls = mrl_tensor_from(&g, log_std, 1, two);
+    mrl_tensor *y, *a, *lp = NULL, *lp2;
+    for (i = 0; i < N; i++) memcpy(mu->data + 2 * i, mean, sizeof mean);
+    y = mrl_gaussian_sample(&g, mu, ls, &rng);
+    for (i = 0; i < N; i++)
+      for (k = 0; k < 2; k++) {
+        s[k] += y->data[2 * i + k];
+        s2[k] += (double)y->data[2 * i + k] * y->data[2 * i + k];
+      }
+    for (k = 0; k < 2; k++) {
+      double m = s[k] / N, sd = sqrt(s2[k] / N - m * m), want = exp(log_std[k]);
+      MRL_CHECK(fabs(m - mean[k]) < 4.0 * want / sqrt((double)N),
+                "gaussian_sample: mean %.4f, want %.4f", m, mean[k]);
+      MRL_CHECK(fabs(sd - want) < 0.02 * want, "gaussian_sample: std %.4f, want %.4f", sd, want);
+    }
+    a = mrl_tanh_gaussian_sample(&g, mrl_tensor_new2(&g, 4, 2, 0), ls, &rng, &lp);
+    for (i = 0; i < 8; i++) inside &= fabsf(a->data[i]) < 1.0f;
+    MRL_CHECK(inside, "tanh_gaussian_sample: actions must stay in (-1, 1)");
+    /* its log-prob equals the density of the same draw: u = atanh(a) */
+    {
+      mrl_tensor *u = mrl_tensor_new2(&g, 4, 2, 0);
+      for (i = 0; i < 8; i++) u->data[i] = 0.5f * logf((1.0f + a->data[i]) / (1.0f - a->data[i]));
+      lp2 = mrl_tanh_gaussian_log_prob(&g, mrl_tensor_new2(&g, 4, 2, 0), ls, u);
+      for (i = 0; i < 4; i++)
+        MRL_CHECK_NEAR(lp->data[i], lp2->data[i], 1e-3, 1e-3, "tanh_gaussian_sample log_prob");
+    }
+  }
+  for (k = 0; k < 3; k++) total += exp(logits[k]);
+  for (k = 0; k < 3; k++) p[k] = exp(logits[k]) / total;
+  for (i = 0; i < N; i++) {
+    float out[2];
+    int c = mrl_mixture_sample(logits, mmean, mls, 3, 2, 1.0f, &rng, out);
+    counts[c]++;
+    inside &= fabsf(out[0] - mmean[2 * c]) < 6.0f * expf(mls[2 * c]) &&
+              fabsf(out[1] - mmean[2 * c + 1]) < 6.0f * expf(mls[2 * c + 1]);
+  }
+  for (k = 0; k < 3; k++)
+    MRL_CHECK(fabs((double)counts[k] / N - p[k]) < 0.015,
+              "mixture_sample: component %d drawn %.4f, want %.4f", k, (double)counts[k] / N, p[k]);
+  MRL_CHECK(inside, "mixture_sample: a draw lies far from its component");
+  mrl_graph_free(&g);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Target networks: copy and Polyak averaging                               */
 /* ------------------------------------------------------------------------ */
 
@@ -1253,6 +1470,9 @@ int main(void) {
   test_params_store();
   test_mlp();
   test_categorical();
+  test_dist_reference();
+  test_dist_gradcheck();
+  test_dist_sampling();
   test_copy_polyak();
   return mrl_test_summary("test_nn");
 }

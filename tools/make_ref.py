@@ -580,13 +580,100 @@ def make_init():
     return path
 
 
+# ---------------------------------------------------------------------------
+# Distributions: categorical KL, diagonal Gaussian, tanh-Gaussian, mixture
+# ---------------------------------------------------------------------------
+
+def make_dist():
+    torch.manual_seed(SEED)
+    D = torch.distributions
+    f, path = open_fixture(
+        "dist.txt",
+        "torch.distributions values and gradients of sum(value * w): "
+        "cat_ kl(Categorical(logits=p) || Categorical(logits=q)); gauss_ "
+        "Independent(Normal(mean, exp(log_std)), 1): logp of x, entropy, kl "
+        "to (mean_q, log_std_q), L = sum(logp*w1)+sum(ent*w2)+sum(kl*w3); "
+        "tanh_ log-prob of tanh(u) = Normal.log_prob(u) - TanhTransform "
+        "log|det J|(u), with u large enough to saturate tanh; mix_ "
+        "MixtureSameFamily(Categorical(logits), Independent(Normal(mean "
+        "[N,K,D], exp(log_std)), 1)).log_prob(x), N=4, K=3, D=2")
+    with f:
+        p = torch.randn(3, 5).requires_grad_()
+        q = torch.randn(3, 5).requires_grad_()
+        w = torch.randn(3)
+        kl = D.kl_divergence(D.Categorical(logits=p), D.Categorical(logits=q))
+        (kl * w).sum().backward()
+        for n, t in (("logits_p", p), ("logits_q", q), ("w", w), ("kl", kl),
+                     ("d_logits_p", p.grad), ("d_logits_q", q.grad)):
+            dump(f, "cat_" + n, t)
+
+        B, Dm = 4, 3
+        mean = torch.randn(B, Dm).requires_grad_()
+        log_std = (torch.randn(B, Dm) * 0.5).requires_grad_()
+        x = torch.randn(B, Dm).requires_grad_()
+        mean_q = torch.randn(B, Dm).requires_grad_()
+        log_std_q = (torch.randn(B, Dm) * 0.5).requires_grad_()
+        w1, w2, w3 = torch.randn(B), torch.randn(B), torch.randn(B)
+
+        def normal(m, ls):
+            return D.Independent(D.Normal(m, ls.exp()), 1)
+        pd, qd = normal(mean, log_std), normal(mean_q, log_std_q)
+        logp, ent = pd.log_prob(x), pd.entropy()
+        kl = D.kl_divergence(pd, qd)
+        ((logp * w1).sum() + (ent * w2).sum() + (kl * w3).sum()).backward()
+        for n, t in (("mean", mean), ("log_std", log_std), ("x", x),
+                     ("mean_q", mean_q), ("log_std_q", log_std_q),
+                     ("w1", w1), ("w2", w2), ("w3", w3), ("logp", logp),
+                     ("ent", ent), ("kl", kl), ("d_mean", mean.grad),
+                     ("d_log_std", log_std.grad), ("d_x", x.grad),
+                     ("d_mean_q", mean_q.grad),
+                     ("d_log_std_q", log_std_q.grad)):
+            dump(f, "gauss_" + n, t)
+
+        mean = torch.randn(B, Dm).requires_grad_()
+        log_std = (torch.randn(B, Dm) * 0.5).requires_grad_()
+        u = (torch.randn(B, Dm) * 3.0)
+        u[0, 0], u[1, 1] = 12.0, -15.0  # tanh(u) rounds to +-1 in float32
+        u.requires_grad_()
+        w = torch.randn(B)
+        tt = D.transforms.TanhTransform()
+        logp = (D.Normal(mean, log_std.exp()).log_prob(u)
+                - tt.log_abs_det_jacobian(u, torch.tanh(u))).sum(-1)
+        (logp * w).sum().backward()
+        for n, t in (("mean", mean), ("log_std", log_std), ("u", u), ("w", w),
+                     ("logp", logp), ("d_mean", mean.grad),
+                     ("d_log_std", log_std.grad), ("d_u", u.grad)):
+            dump(f, "tanh_" + n, t)
+
+        N, K, Dm = 4, 3, 2
+        logits = torch.randn(N, K)
+        logits[3] = torch.tensor([-40.0, 0.0, 3.0])  # a near-empty component
+        logits.requires_grad_()
+        mean = torch.randn(N, K, Dm).requires_grad_()
+        log_std = (torch.randn(N, K, Dm) * 0.5).requires_grad_()
+        x = torch.randn(N, Dm)
+        x[2] = torch.tensor([8.0, -9.0])  # far from every component
+        x.requires_grad_()
+        w = torch.randn(N)
+        mix = D.MixtureSameFamily(D.Categorical(logits=logits),
+                                  normal(mean, log_std))
+        logp = mix.log_prob(x)
+        (logp * w).sum().backward()
+        for n, t in (("logits", logits), ("mean", mean), ("log_std", log_std),
+                     ("x", x), ("w", w), ("logp", logp),
+                     ("d_logits", logits.grad), ("d_mean", mean.grad),
+                     ("d_log_std", log_std.grad), ("d_x", x.grad)):
+            dump(f, "mix_" + n, t)
+    return path
+
+
 def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT_DIR, exist_ok=True)
     for make in (make_lstm, make_adam, make_clip, make_ops):
         print("wrote", make())
-    for make in (make_rnn, make_optim, make_init):
+    for make in (make_rnn, make_optim, make_init, make_dist):
         print("wrote", make())
 
 
