@@ -401,6 +401,73 @@ MRL_DEF mrl_tensor *mrl_mixture_component_log_prob(mrl_graph *g, mrl_tensor *mea
 MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const float *log_std, int K,
                                int D, float temperature, mrl_rng *rng, float *out);
 
+/* ---- heads ---- */
+
+/* Dueling Q head (Wang et al. 2016): separate value and advantage streams,
+ * Q = V + A - mean_a(A). Each stream is an MLP over the features with
+ * hidden_size units (ReLU) when hidden_size > 0, else one linear layer.
+ * Tensors: <name>.value.{0,1}.*, <name>.advantage.{0,1}.*. */
+typedef struct mrl_dueling_head {
+  mrl_mlp value, advantage;
+  int num_actions;
+} mrl_dueling_head;
+MRL_DEF void mrl_dueling_head_init(mrl_dueling_head *h, mrl_params *p, const char *name,
+                                   int in_features, int hidden_size, int num_actions,
+                                   mrl_init init);
+/* x [B,F] -> Q [B,A]. */
+MRL_DEF mrl_tensor *mrl_dueling_head_forward(const mrl_dueling_head *h, mrl_graph *g,
+                                             mrl_tensor *x);
+/* The combination alone, one fused node: value [B,1], advantage [B,A] -> [B,A]. */
+MRL_DEF mrl_tensor *mrl_dueling_combine(mrl_graph *g, mrl_tensor *value, mrl_tensor *advantage);
+
+/* Categorical distributional head (C51, Bellemare et al. 2017): for each
+ * action a distribution over num_atoms atoms z_i = v_min + i dz,
+ * dz = (v_max - v_min) / (num_atoms - 1); the paper's values are 51 atoms
+ * on [-10, 10]. One linear layer <name> to A*N logits. */
+typedef struct mrl_c51_head {
+  mrl_linear_layer linear;
+  int num_actions, num_atoms;
+  float v_min, v_max;
+} mrl_c51_head;
+MRL_DEF void mrl_c51_head_init(mrl_c51_head *h, mrl_params *p, const char *name, int in_features,
+                               int num_actions, int num_atoms, float v_min, float v_max,
+                               mrl_init init);
+/* x [B,F] -> log-probabilities [B, A*N], normalised over the atoms of each
+ * action (action a's atoms in columns a*N..a*N+N-1). */
+MRL_DEF mrl_tensor *mrl_c51_head_forward(const mrl_c51_head *h, mrl_graph *g, mrl_tensor *x);
+/* q[b,a] = sum_i exp(log_probs[b, a*N+i]) z_i (no graph). */
+MRL_DEF void mrl_c51_q_values(const mrl_c51_head *h, const float *log_probs, int B, float *q);
+/* z_i for i < num_atoms. */
+MRL_DEF void mrl_c51_support(float v_min, float v_max, int num_atoms, float *z);
+/* Projection of the distributional Bellman target onto the support (the
+ * paper's Algorithm 1): each atom j of next_probs [B,N] moves to
+ * Tz = clamp(r + discount z_j, v_min, v_max) and its mass splits between the
+ * two neighbouring atoms in proportion to closeness (all of it to one atom
+ * when Tz hits it exactly). discounts [B] = gamma^n (0 at a terminal step).
+ * Writes target [B,N]; each row sums to the row of next_probs. */
+MRL_DEF void mrl_c51_project(const float *next_probs, const float *rewards, const float *discounts,
+                             int B, int num_atoms, float v_min, float v_max, float *target);
+/* Cross-entropy -sum_i target[b,i] log p_i(s_b, actions[b]): [B]. */
+MRL_DEF mrl_tensor *mrl_c51_loss(const mrl_c51_head *h, mrl_graph *g, mrl_tensor *log_probs,
+                                 const int *actions, const float *target);
+
+/* Mixture-density head (World Models' MDN-RNN, Ha & Schmidhuber 2018): for
+ * each of out_dim outputs a mixture of num_mixtures univariate Gaussians.
+ * Three linear layers <name>.pi, <name>.mu, <name>.log_sigma, each to
+ * out_dim*K, output d's components in columns d*K..d*K+K-1. */
+typedef struct mrl_mdn_head {
+  mrl_linear_layer pi, mu, log_sigma;
+  int out_dim, num_mixtures;
+} mrl_mdn_head;
+MRL_DEF void mrl_mdn_head_init(mrl_mdn_head *h, mrl_params *p, const char *name, int in_features,
+                               int out_dim, int num_mixtures, mrl_init init);
+/* x [B,F] -> logits, mean, log_std, each [B*out_dim, K] (row b*out_dim+d). */
+MRL_DEF void mrl_mdn_head_forward(const mrl_mdn_head *h, mrl_graph *g, mrl_tensor *x,
+                                  mrl_tensor **logits, mrl_tensor **mean, mrl_tensor **log_std);
+/* log p(y | x) [B] = sum_d log sum_k pi_dk N(y_d; mu_dk, sigma_dk); y [B, out_dim]. */
+MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, mrl_tensor *x,
+                                          mrl_tensor *y);
+
 #ifdef __cplusplus
 }
 #endif
@@ -1787,6 +1854,203 @@ MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const flo
     out[d] = mean[m] + expf(log_std[m]) * scale * mrl_rng_normal(rng);
   }
   return pick;
+}
+
+/* ---- heads ---- */
+
+MRL_DEF void mrl_dueling_head_init(mrl_dueling_head *h, mrl_params *p, const char *name,
+                                   int in_features, int hidden_size, int num_actions,
+                                   mrl_init init) {
+  char buf[72];
+  int sizes[3], n = hidden_size > 0 ? 3 : 2;
+  sizes[0] = in_features;
+  sizes[1] = hidden_size > 0 ? hidden_size : 1;
+  sizes[n - 1] = 1;
+  snprintf(buf, sizeof buf, "%s.value", name);
+  mrl_mlp_init(&h->value, p, buf, n, sizes, MRL_ACT_RELU, init, init);
+  sizes[n - 1] = num_actions;
+  snprintf(buf, sizeof buf, "%s.advantage", name);
+  mrl_mlp_init(&h->advantage, p, buf, n, sizes, MRL_ACT_RELU, init, init);
+  h->num_actions = num_actions;
+}
+
+static void mrl__dueling_backward(mrl_node *nd) {
+  mrl_tensor *v = nd->in[0], *a = nd->in[1], *q = nd->out;
+  int B = q->shape[0], A = q->shape[1], b, j;
+  for (b = 0; b < B; b++) {
+    const float *gq = q->grad + (size_t)b * A;
+    float s = 0.0f;
+    for (j = 0; j < A; j++) s += gq[j];
+    if (v->grad) v->grad[b] += s;
+    if (a->grad)
+      for (j = 0; j < A; j++) a->grad[(size_t)b * A + j] += gq[j] - s / (float)A;
+  }
+}
+
+MRL_DEF mrl_tensor *mrl_dueling_combine(mrl_graph *g, mrl_tensor *value, mrl_tensor *advantage) {
+  mrl_tensor *q;
+  mrl_node *nd;
+  int B, A, b, j;
+  if (!value || !advantage) return NULL;
+  MRL_SHAPE_CHECK(advantage->ndim == 2 && value->size == advantage->shape[0], "dueling_combine",
+                  "value must be [B,1] for advantage [B,A]", value, advantage);
+  B = advantage->shape[0];
+  A = advantage->shape[1];
+  q = mrl_op_output(g, 2, advantage->shape, mrl_graph_wants_grad(g, value, advantage));
+  if (!q) return NULL;
+  for (b = 0; b < B; b++) {
+    const float *ar = advantage->data + (size_t)b * A;
+    float mean = 0.0f;
+    for (j = 0; j < A; j++) mean += ar[j];
+    mean /= (float)A;
+    for (j = 0; j < A; j++) q->data[(size_t)b * A + j] = value->data[b] + (ar[j] - mean);
+  }
+  MRL__FINITE("dueling_combine", q, value, advantage);
+  if ((nd = mrl_graph_record(g, "dueling_combine", mrl__dueling_backward, q)) != NULL) {
+    nd->in[0] = value;
+    nd->in[1] = advantage;
+  }
+  return q;
+}
+
+MRL_DEF mrl_tensor *mrl_dueling_head_forward(const mrl_dueling_head *h, mrl_graph *g,
+                                             mrl_tensor *x) {
+  return mrl_dueling_combine(g, mrl_mlp_forward(&h->value, g, x),
+                             mrl_mlp_forward(&h->advantage, g, x));
+}
+
+MRL_DEF void mrl_c51_support(float v_min, float v_max, int num_atoms, float *z) {
+  double dz = num_atoms > 1 ? ((double)v_max - (double)v_min) / (num_atoms - 1) : 0.0;
+  int i;
+  for (i = 0; i < num_atoms; i++) z[i] = (float)((double)v_min + i * dz);
+}
+
+MRL_DEF void mrl_c51_head_init(mrl_c51_head *h, mrl_params *p, const char *name, int in_features,
+                               int num_actions, int num_atoms, float v_min, float v_max,
+                               mrl_init init) {
+  MRL_ASSERT(num_atoms >= 2 && v_max > v_min);
+  mrl_linear_layer_init(&h->linear, p, name, in_features, num_actions * num_atoms, init);
+  h->num_actions = num_actions;
+  h->num_atoms = num_atoms;
+  h->v_min = v_min;
+  h->v_max = v_max;
+}
+
+MRL_DEF mrl_tensor *mrl_c51_head_forward(const mrl_c51_head *h, mrl_graph *g, mrl_tensor *x) {
+  mrl_tensor *logits = mrl_linear_layer_forward(&h->linear, g, x), *lp;
+  int shape[2];
+  if (!logits) return NULL;
+  shape[0] = logits->shape[0] * h->num_actions;
+  shape[1] = h->num_atoms;
+  lp = mrl_log_softmax(g, mrl_reshape(g, logits, 2, shape));
+  if (!lp) return NULL;
+  shape[0] = logits->shape[0];
+  shape[1] = h->num_actions * h->num_atoms;
+  return mrl_reshape(g, lp, 2, shape);
+}
+
+MRL_DEF void mrl_c51_q_values(const mrl_c51_head *h, const float *log_probs, int B, float *q) {
+  int A = h->num_actions, N = h->num_atoms, b, a, i;
+  double dz = ((double)h->v_max - (double)h->v_min) / (N - 1);
+  for (b = 0; b < B; b++)
+    for (a = 0; a < A; a++) {
+      const float *lp = log_probs + ((size_t)b * A + a) * N;
+      double s = 0.0;
+      for (i = 0; i < N; i++) s += exp((double)lp[i]) * ((double)h->v_min + i * dz);
+      q[(size_t)b * A + a] = (float)s;
+    }
+}
+
+MRL_DEF void mrl_c51_project(const float *next_probs, const float *rewards, const float *discounts,
+                             int B, int num_atoms, float v_min, float v_max, float *target) {
+  int N = num_atoms, b, j;
+  double dz = ((double)v_max - (double)v_min) / (N - 1);
+  MRL_ASSERT(N >= 2 && v_max > v_min);
+  memset(target, 0, sizeof(float) * (size_t)B * N);
+  for (b = 0; b < B; b++) {
+    const float *p = next_probs + (size_t)b * N;
+    float *m = target + (size_t)b * N;
+    for (j = 0; j < N; j++) {
+      double tz = (double)rewards[b] + (double)discounts[b] * ((double)v_min + j * dz), pos;
+      int lo, hi;
+      if (tz < v_min) tz = v_min;
+      if (tz > v_max) tz = v_max;
+      pos = (tz - v_min) / dz;
+      lo = (int)floor(pos);
+      hi = (int)ceil(pos);
+      if (lo < 0) lo = 0; /* rounding at the ends */
+      if (hi > N - 1) hi = N - 1;
+      if (lo > hi) lo = hi;
+      if (lo == hi) {
+        m[lo] += p[j];
+      } else {
+        m[lo] += (float)(p[j] * ((double)hi - pos));
+        m[hi] += (float)(p[j] * (pos - (double)lo));
+      }
+    }
+  }
+}
+
+MRL_DEF mrl_tensor *mrl_c51_loss(const mrl_c51_head *h, mrl_graph *g, mrl_tensor *log_probs,
+                                 const int *actions, const float *target) {
+  mrl_tensor *w;
+  int A = h->num_actions, N = h->num_atoms, B, b;
+  if (!log_probs) return NULL;
+  MRL_SHAPE_CHECK(log_probs->ndim == 2 && log_probs->shape[1] == A * N, "c51_loss",
+                  "log_probs must be [B, num_actions*num_atoms]", log_probs, NULL);
+  B = log_probs->shape[0];
+  /* -target placed at the taken action's atoms, zero elsewhere: the loss is
+   * then one product and a row sum */
+  w = mrl_tensor_new2(g, B, A * N, 0);
+  if (!w) return NULL;
+  memset(w->data, 0, sizeof(float) * (size_t)B * A * N);
+  for (b = 0; b < B; b++) {
+    int i;
+    MRL_ASSERT(actions[b] >= 0 && actions[b] < A);
+    for (i = 0; i < N; i++)
+      w->data[(size_t)b * A * N + (size_t)actions[b] * N + i] = -target[(size_t)b * N + i];
+  }
+  return mrl_sum_rows(g, mrl_mul(g, log_probs, w));
+}
+
+MRL_DEF void mrl_mdn_head_init(mrl_mdn_head *h, mrl_params *p, const char *name, int in_features,
+                               int out_dim, int num_mixtures, mrl_init init) {
+  char buf[72];
+  snprintf(buf, sizeof buf, "%s.pi", name);
+  mrl_linear_layer_init(&h->pi, p, buf, in_features, out_dim * num_mixtures, init);
+  snprintf(buf, sizeof buf, "%s.mu", name);
+  mrl_linear_layer_init(&h->mu, p, buf, in_features, out_dim * num_mixtures, init);
+  snprintf(buf, sizeof buf, "%s.log_sigma", name);
+  mrl_linear_layer_init(&h->log_sigma, p, buf, in_features, out_dim * num_mixtures, init);
+  h->out_dim = out_dim;
+  h->num_mixtures = num_mixtures;
+}
+
+MRL_DEF void mrl_mdn_head_forward(const mrl_mdn_head *h, mrl_graph *g, mrl_tensor *x,
+                                  mrl_tensor **logits, mrl_tensor **mean, mrl_tensor **log_std) {
+  int shape[2];
+  shape[0] = x ? x->shape[0] * h->out_dim : 0;
+  shape[1] = h->num_mixtures;
+  *logits = mrl_reshape(g, mrl_linear_layer_forward(&h->pi, g, x), 2, shape);
+  *mean = mrl_reshape(g, mrl_linear_layer_forward(&h->mu, g, x), 2, shape);
+  *log_std = mrl_reshape(g, mrl_linear_layer_forward(&h->log_sigma, g, x), 2, shape);
+}
+
+MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, mrl_tensor *x,
+                                          mrl_tensor *y) {
+  mrl_tensor *logits, *mean, *log_std, *lp;
+  int shape[2];
+  if (!x || !y) return NULL;
+  MRL_SHAPE_CHECK(y->ndim == 2 && y->shape[0] == x->shape[0] && y->shape[1] == h->out_dim,
+                  "mdn_head_log_prob", "y must be [B, out_dim]", y, x);
+  mrl_mdn_head_forward(h, g, x, &logits, &mean, &log_std);
+  shape[0] = y->shape[0] * h->out_dim;
+  shape[1] = 1;
+  lp = mrl_mixture_log_prob(g, logits, mean, log_std, mrl_reshape(g, y, 2, shape));
+  if (!lp) return NULL;
+  shape[0] = y->shape[0];
+  shape[1] = h->out_dim;
+  return mrl_sum_rows(g, mrl_reshape(g, lp, 2, shape));
 }
 
 #ifdef __cplusplus

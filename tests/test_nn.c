@@ -1420,6 +1420,184 @@ static void test_dist_sampling(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Heads: dueling, C51 and MDN against PyTorch (tests/ref/heads.txt)        */
+/* ------------------------------------------------------------------------ */
+
+/* Loads every tensor of p from "<prefix><name without the first component>"
+ * (e.g. "duel_value.0.weight" for "q.value.0.weight"). */
+static int load_params(const mrl_ref_file *f, mrl_params *p, const char *prefix) {
+  int i, ok = 1;
+  char name[96];
+  for (i = 0; i < p->count; i++) {
+    const char *dot = strchr(p->items[i].name, '.');
+    mrl_tensor *t = mrl_params_tensor(p, i);
+    snprintf(name, sizeof name, "%s%s", prefix, dot ? dot + 1 : p->items[i].name);
+    ok &= mrl_ref_fill(f, name, t->data, t->size);
+  }
+  return ok;
+}
+
+static void expect_param_grads(const mrl_ref_file *f, mrl_params *p, const char *prefix) {
+  int i;
+  char name[96];
+  for (i = 0; i < p->count; i++) {
+    const char *dot = strchr(p->items[i].name, '.');
+    mrl_tensor *t = mrl_params_tensor(p, i);
+    snprintf(name, sizeof name, "%sd_%s", prefix, dot ? dot + 1 : p->items[i].name);
+    mrl_ref_expect(f, name, t->grad, t->size, DIST_ATOL, DIST_RTOL);
+  }
+}
+
+static void test_heads_reference(void) {
+  mrl_ref_file f;
+  mrl_graph g;
+  mrl_params p;
+  mrl_tensor *x, *w, *y, *out;
+  if (!mrl_ref_open(&f, "tests/ref/heads.txt")) return;
+  mrl_graph_init(&g, 1 << 16);
+  { /* dueling */
+    mrl_dueling_head h;
+    mrl_params_init(&p);
+    mrl_dueling_head_init(&h, &p, "q", 5, 8, 3, mrl_init_default());
+    mrl_params_finalize(&p, 1);
+    x = ref_leaf(&g, &f, "duel_x", 4, 5);
+    w = ref_leaf(&g, &f, "duel_w", 4, 3);
+    if (load_params(&f, &p, "duel_") && x && w) {
+      out = mrl_dueling_head_forward(&h, &g, x);
+      MRL_CHECK(out && out->shape[0] == 4 && out->shape[1] == 3, "dueling: Q must be [B, A]");
+      if (out && mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, out, w))) == MRL_OK) {
+        mrl_ref_expect(&f, "duel_q", out->data, 12, DIST_ATOL, DIST_RTOL);
+        mrl_ref_expect(&f, "duel_d_x", x->grad, 20, DIST_ATOL, DIST_RTOL);
+        expect_param_grads(&f, &p, "duel_");
+      }
+    }
+    mrl_params_free(&p);
+  }
+  { /* C51 projection against the NumPy reference */
+    float probs[66], rewards[6], discounts[6], target[66];
+    int b, j;
+    if (mrl_ref_fill(&f, "proj_next_probs", probs, 66) &&
+        mrl_ref_fill(&f, "proj_rewards", rewards, 6) &&
+        mrl_ref_fill(&f, "proj_discounts", discounts, 6)) {
+      mrl_c51_project(probs, rewards, discounts, 6, 11, -5.0f, 5.0f, target);
+      mrl_ref_expect(&f, "proj_target", target, 66, 1e-6, 1e-5);
+      for (b = 0; b < 6; b++) {
+        double s = 0.0, want = 0.0;
+        for (j = 0; j < 11; j++) s += target[b * 11 + j], want += probs[b * 11 + j];
+        MRL_CHECK(fabs(s - want) < 1e-6, "c51_project: row %d mass %.7f, want %.7f", b, s, want);
+      }
+    }
+  }
+  { /* C51 head and loss */
+    mrl_c51_head h;
+    float target[15], af[3], z[5], q[6];
+    int actions[3], i;
+    mrl_graph_reset(&g);
+    mrl_params_init(&p);
+    mrl_c51_head_init(&h, &p, "c51", 4, 2, 5, -2.0f, 2.0f, mrl_init_default());
+    mrl_params_finalize(&p, 1);
+    x = ref_leaf(&g, &f, "c51_x", 3, 4);
+    w = ref_leaf(&g, &f, "c51_w", 1, 3);
+    if (load_params(&f, &p, "c51_") && x && w && mrl_ref_fill(&f, "c51_target", target, 15) &&
+        mrl_ref_fill(&f, "c51_actions", af, 3)) {
+      mrl_tensor *lp, *ce;
+      for (i = 0; i < 3; i++) actions[i] = (int)af[i];
+      lp = mrl_c51_head_forward(&h, &g, x);
+      ce = mrl_c51_loss(&h, &g, lp, actions, target);
+      MRL_CHECK(lp && ce && ce->size == 3, "c51: log_probs [B, A*N] and loss [B]");
+      if (ce && mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, mrl_reshape(&g, ce, 2, w->shape), w))) ==
+                    MRL_OK) {
+        mrl_ref_expect(&f, "c51_log_probs", lp->data, 30, DIST_ATOL, DIST_RTOL);
+        mrl_ref_expect(&f, "c51_ce", ce->data, 3, DIST_ATOL, DIST_RTOL);
+        mrl_ref_expect(&f, "c51_d_x", x->grad, 12, DIST_ATOL, DIST_RTOL);
+        expect_param_grads(&f, &p, "c51_");
+        mrl_c51_support(-2.0f, 2.0f, 5, z);
+        mrl_c51_q_values(&h, lp->data, 3, q);
+        for (i = 0; i < 6; i++) {
+          double s = 0.0;
+          int k;
+          for (k = 0; k < 5; k++) s += exp(lp->data[i * 5 + k]) * z[k];
+          MRL_CHECK_NEAR(q[i], s, 1e-6, 1e-5, "c51_q_values: expectation over the support");
+        }
+        MRL_CHECK(z[0] == -2.0f && z[2] == 0.0f && z[4] == 2.0f,
+                  "c51_support: -2..2 in steps of 1");
+      }
+    }
+    mrl_params_free(&p);
+  }
+  { /* MDN head */
+    mrl_mdn_head h;
+    mrl_graph_reset(&g);
+    mrl_params_init(&p);
+    mrl_mdn_head_init(&h, &p, "mdn", 4, 2, 3, mrl_init_default());
+    mrl_params_finalize(&p, 1);
+    x = ref_leaf(&g, &f, "mdn_x", 3, 4);
+    y = ref_leaf(&g, &f, "mdn_y", 3, 2);
+    w = ref_leaf(&g, &f, "mdn_w", 1, 3);
+    if (load_params(&f, &p, "mdn_") && x && y && w) {
+      out = mrl_mdn_head_log_prob(&h, &g, x, y);
+      MRL_CHECK(out && out->size == 3, "mdn: log_prob must be [B]");
+      if (out && mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, mrl_reshape(&g, out, 2, w->shape), w))) ==
+                     MRL_OK) {
+        mrl_ref_expect(&f, "mdn_logp", out->data, 3, DIST_ATOL, DIST_RTOL);
+        mrl_ref_expect(&f, "mdn_d_x", x->grad, 12, DIST_ATOL, DIST_RTOL);
+        expect_param_grads(&f, &p, "mdn_");
+      }
+    }
+    mrl_params_free(&p);
+  }
+  mrl_graph_free(&g);
+  mrl_ref_close(&f);
+}
+
+typedef struct duel_ctx {
+  float r[MAX_R];
+} duel_ctx;
+
+static mrl_tensor *duel_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  return weighted_sum(g, mrl_dueling_combine(g, in[0], in[1]), ((duel_ctx *)ctx)->r);
+}
+
+static mrl_tensor *tanh_log_det_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
+  return weighted_sum(g, mrl_tanh_log_det(g, in[0]), ((duel_ctx *)ctx)->r);
+}
+
+static void test_heads_gradcheck(void) {
+  float vd[3], vg[3], ad[12], ag[12], ud[12], ug[12];
+  mrl_tensor v = mrl_tensor_make2(vd, vg, 3, 1), a = mrl_tensor_make2(ad, ag, 3, 4);
+  mrl_tensor u = mrl_tensor_make2(ud, ug, 3, 4), *in[2];
+  mrl_graph g;
+  duel_ctx ctx;
+  mrl_rng rng = mrl_rng_make(55);
+  double worst;
+  int i;
+  fill_uniform(vd, 3, &rng, -1, 1);
+  fill_uniform(ad, 12, &rng, -1, 1);
+  fill_uniform(ud, 12, &rng, -3, 3);
+  fill_uniform(ctx.r, MAX_R, &rng, -1, 1);
+  mrl_graph_init(&g, 1 << 14);
+  in[0] = &v;
+  in[1] = &a;
+  worst = mrl_gradcheck(&g, duel_build, in, 2, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck dueling_combine: ratio %.3g", worst);
+  in[0] = &u;
+  worst = mrl_gradcheck(&g, tanh_log_det_build, in, 1, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck tanh_log_det: ratio %.3g", worst);
+  { /* far in the tails the stable form stays finite and equals log(1 - tanh^2) */
+    static const float us[4] = {-40.0f, -0.3f, 0.7f, 45.0f};
+    mrl_tensor *t;
+    mrl_graph_reset(&g);
+    t = mrl_tanh_log_det(&g, mrl_tensor_from2(&g, us, 1, 4));
+    for (i = 0; i < 4; i++) {
+      double want = fabs(us[i]) < 5 ? log(1.0 - tanh(us[i]) * tanh(us[i]))
+                                    : 2.0 * (log(2.0) - fabs(us[i])); /* asymptote */
+      MRL_CHECK_NEAR(t->data[i], want, 1e-5, 1e-5, "tanh_log_det");
+    }
+  }
+  mrl_graph_free(&g);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Target networks: copy and Polyak averaging                               */
 /* ------------------------------------------------------------------------ */
 
@@ -1473,6 +1651,8 @@ int main(void) {
   test_dist_reference();
   test_dist_gradcheck();
   test_dist_sampling();
+  test_heads_reference();
+  test_heads_gradcheck();
   test_copy_polyak();
   return mrl_test_summary("test_nn");
 }

@@ -667,13 +667,117 @@ def make_dist():
     return path
 
 
+# ---------------------------------------------------------------------------
+# Heads: dueling Q, C51 (with a NumPy projection reference), MDN
+# ---------------------------------------------------------------------------
+
+def c51_project_numpy(next_probs, rewards, discounts, v_min, v_max):
+    """Categorical projection (Bellemare et al. 2017, Algorithm 1), written
+    the vectorised way: exact hits (l == u) are moved to a neighbouring pair
+    so the whole mass lands on the hit atom."""
+    import numpy as np
+    B, N = next_probs.shape
+    dz = (v_max - v_min) / (N - 1)
+    z = v_min + dz * np.arange(N, dtype=np.float64)
+    tz = np.clip(rewards[:, None] + discounts[:, None] * z[None, :], v_min, v_max)
+    b = (tz - v_min) / dz
+    lo, hi = np.floor(b).astype(np.int64), np.ceil(b).astype(np.int64)
+    lo[(hi > 0) & (lo == hi)] -= 1
+    hi[(lo < N - 1) & (lo == hi)] += 1
+    m = np.zeros((B, N))
+    for i in range(B):
+        np.add.at(m[i], lo[i], next_probs[i] * (hi[i] - b[i]))
+        np.add.at(m[i], hi[i], next_probs[i] * (b[i] - lo[i]))
+    return m
+
+
+def make_heads():
+    import numpy as np
+    torch.manual_seed(SEED)
+    f, path = open_fixture(
+        "heads.txt",
+        "duel_: dueling head over x [4,5], streams Linear(5,8)-ReLU-Linear(8,"
+        "{1,3}), Q = V + A - mean(A), grads of sum(Q*w); proj_: C51 "
+        "projection in NumPy, N=11 on [-5,5]; c51_: Linear(4, 2*5) logits, "
+        "log_softmax over 5 atoms per action, CE with target at actions, "
+        "grads of sum(ce*w); mdn_: pi/mu/log_sigma = Linear(4, 2*3), per "
+        "output a 3-component mixture, log p(y) summed over 2 outputs")
+    with f:
+        x = torch.randn(4, 5).requires_grad_()
+        v = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 1))
+        a = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 3))
+        adv = a(x)
+        q = v(x) + adv - adv.mean(1, keepdim=True)
+        w = torch.randn(4, 3)
+        (q * w).sum().backward()
+        tensors = [("x", x), ("w", w), ("q", q), ("d_x", x.grad)]
+        for sname, seq in (("value", v), ("advantage", a)):
+            for k, idx in ((0, 0), (1, 2)):
+                for pn in ("weight", "bias"):
+                    t = getattr(seq[idx], pn)
+                    tensors.append(("%s.%d.%s" % (sname, k, pn), t))
+                    tensors.append(("d_%s.%d.%s" % (sname, k, pn), t.grad))
+        for n, t in tensors:
+            dump(f, "duel_" + n, t)
+
+        B, N = 6, 11
+        rng = np.random.RandomState(SEED)
+        logits = rng.randn(B, N)
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        probs = probs.astype(np.float32).astype(np.float64)
+        rewards = np.array([1.0, 2.5, 100.0, -100.0, 0.37, -1.2])
+        discounts = np.array([1.0, 0.0, 0.99, 0.99, 0.9, 0.5])
+        m = c51_project_numpy(probs, rewards, discounts, -5.0, 5.0)
+        for n, t in (("next_probs", probs), ("rewards", rewards),
+                     ("discounts", discounts), ("target", m)):
+            dump(f, "proj_" + n, torch.from_numpy(t))
+
+        lin = torch.nn.Linear(4, 10)
+        x = torch.randn(3, 4).requires_grad_()
+        target = torch.softmax(torch.randn(3, 5), 1)
+        actions = torch.tensor([1, 0, 1])
+        w = torch.randn(3)
+        lp = torch.log_softmax(lin(x).view(3, 2, 5), 2)
+        ce = -(lp[torch.arange(3), actions] * target).sum(1)
+        (ce * w).sum().backward()
+        for n, t in (("weight", lin.weight), ("bias", lin.bias), ("x", x),
+                     ("target", target), ("actions", actions.float()),
+                     ("w", w), ("log_probs", lp.reshape(3, 10)), ("ce", ce),
+                     ("d_weight", lin.weight.grad), ("d_bias", lin.bias.grad),
+                     ("d_x", x.grad)):
+            dump(f, "c51_" + n, t)
+
+        Dm, K = 2, 3
+        pi, mu, ls = (torch.nn.Linear(4, Dm * K) for _ in range(3))
+        x = torch.randn(3, 4).requires_grad_()
+        y = torch.randn(3, Dm)
+        w = torch.randn(3)
+        D = torch.distributions
+        mix = D.MixtureSameFamily(
+            D.Categorical(logits=pi(x).view(3, Dm, K)),
+            D.Normal(mu(x).view(3, Dm, K), ls(x).view(3, Dm, K).exp()))
+        logp = mix.log_prob(y).sum(1)
+        (logp * w).sum().backward()
+        tensors = [("x", x), ("y", y), ("w", w), ("logp", logp),
+                   ("d_x", x.grad)]
+        for n, lyr in (("pi", pi), ("mu", mu), ("log_sigma", ls)):
+            for pn in ("weight", "bias"):
+                t = getattr(lyr, pn)
+                tensors += [(n + "." + pn, t), ("d_" + n + "." + pn, t.grad)]
+        for n, t in tensors:
+            dump(f, "mdn_" + n, t)
+    return path
+
+
 def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT_DIR, exist_ok=True)
     for make in (make_lstm, make_adam, make_clip, make_ops):
         print("wrote", make())
-    for make in (make_rnn, make_optim, make_init, make_dist):
+    for make in (make_rnn, make_optim, make_init, make_dist, make_heads):
         print("wrote", make())
 
 
