@@ -468,6 +468,42 @@ MRL_DEF void mrl_mdn_head_forward(const mrl_mdn_head *h, mrl_graph *g, mrl_tenso
 MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, mrl_tensor *x,
                                           mrl_tensor *y);
 
+/* ---- network surgery (Net2Net, Chen et al. 2016) ----
+ * Function-preserving growth: the bigger network computes the same outputs,
+ * so training continues from where it was (as OpenAI Five did across
+ * architecture changes). Declare the new model in a new parameter store
+ * (same layer names, new sizes), finalize it, then fill it from the old one:
+ * mrl_params_copy_matching for the tensors that did not change, and the
+ * functions below for those that did. A widened unit j copies unit
+ * mapping[j]; the weights reading a copied unit are divided by its number
+ * of copies. Copies stay symmetric under training until something breaks
+ * the tie (Net2Net adds small noise; add it yourself if you want it). */
+/* Copies every tensor of src into dst's tensor of the same name and shape;
+ * returns how many were copied. */
+MRL_DEF int mrl_params_copy_matching(mrl_params *dst, const mrl_params *src);
+/* mapping[j] = j for j < old_width, a uniformly drawn old unit for the rest. */
+MRL_DEF void mrl_net2net_mapping(int old_width, int new_width, mrl_rng *rng, int *mapping);
+/* dst[r, j] = src[r, mapping[j]] for r < rows: widens a recurrent state
+ * [rows, old_width] to [rows, new_width] so a widened LSTM continues from it. */
+MRL_DEF void mrl_net2net_widen_rows(const float *src, int rows, int old_width, const int *mapping,
+                                    int new_width, float *dst);
+/* dst is src's MLP with hidden layer `layer` (the output of layers[layer],
+ * 0 <= layer < num_layers - 1) widened to dst's width; mapping has that
+ * many entries. Fills every layer of dst. Any activation works. */
+MRL_DEF mrl_result mrl_mlp_widen(mrl_mlp *dst, const mrl_mlp *src, int layer, const int *mapping);
+/* Net2DeeperNet: dst is src with one more square layer at index `position`
+ * (1 <= position < src's num_layers: between two of src's layers, after an
+ * activation), set to the identity; src's layers fill the others. Preserving when act(act(z)) =
+ * act(z): ReLU or none; a tanh MLP returns MRL_ERR_INVALID_ARGUMENT. */
+MRL_DEF mrl_result mrl_mlp_insert_identity(mrl_mlp *dst, const mrl_mlp *src, int position);
+/* Widens an LSTM's hidden units (every gate, the recurrent weights' rows and
+ * columns) and the input columns of the linear layer that reads h (next and
+ * src_next may be NULL when nothing does). Widen the carried h and c with
+ * mrl_net2net_widen_rows. */
+MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src,
+                                  const int *mapping, mrl_linear_layer *next,
+                                  const mrl_linear_layer *src_next);
+
 #ifdef __cplusplus
 }
 #endif
@@ -710,8 +746,10 @@ MRL_DEF void mrl_params_copy(mrl_params *dst, const mrl_params *src) {
 
 MRL_DEF void mrl_params_polyak(mrl_params *dst, const mrl_params *src, float tau) {
   size_t j;
+  /* CleanRL's tau * src + (1 - tau) * dst: exact copy at tau = 1, no-op at 0 */
+  float keep = 1.0f - tau;
   MRL_ASSERT(dst->total == src->total);
-  for (j = 0; j < src->total; j++) dst->values[j] += tau * (src->values[j] - dst->values[j]);
+  for (j = 0; j < src->total; j++) dst->values[j] = tau * src->values[j] + keep * dst->values[j];
 }
 
 MRL_DEF void mrl_params_free(mrl_params *p) {
@@ -2051,6 +2089,179 @@ MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, m
   shape[0] = y->shape[0];
   shape[1] = h->out_dim;
   return mrl_sum_rows(g, mrl_reshape(g, lp, 2, shape));
+}
+
+/* ---- network surgery ---- */
+
+MRL_DEF int mrl_params_copy_matching(mrl_params *dst, const mrl_params *src) {
+  int i, j, n = 0;
+  for (i = 0; i < dst->count; i++) {
+    mrl_tensor *d = &dst->items[i].tensor;
+    j = mrl_params_find(src, dst->items[i].name);
+    if (j < 0 || !mrl_tensor_same_shape(d, &src->items[j].tensor)) continue;
+    memcpy(d->data, src->items[j].tensor.data, sizeof(float) * (size_t)d->size);
+    n++;
+  }
+  return n;
+}
+
+MRL_DEF void mrl_net2net_mapping(int old_width, int new_width, mrl_rng *rng, int *mapping) {
+  int j;
+  for (j = 0; j < new_width; j++)
+    mapping[j] = j < old_width ? j : (int)mrl_rng_below(rng, (uint32_t)old_width);
+}
+
+MRL_DEF void mrl_net2net_widen_rows(const float *src, int rows, int old_width, const int *mapping,
+                                    int new_width, float *dst) {
+  int r, j;
+  for (r = 0; r < rows; r++)
+    for (j = 0; j < new_width; j++)
+      dst[(size_t)r * new_width + j] = src[(size_t)r * old_width + mapping[j]];
+}
+
+/* Number of copies of each old unit, or NULL when the mapping is invalid. */
+static int *mrl__net2net_counts(const int *mapping, int old_width, int new_width) {
+  int *cnt, j;
+  if (new_width < old_width || old_width < 1) return NULL;
+  cnt = (int *)MRL_MALLOC(sizeof(int) * (size_t)old_width);
+  if (!cnt) return NULL;
+  memset(cnt, 0, sizeof(int) * (size_t)old_width);
+  for (j = 0; j < new_width; j++) {
+    if (mapping[j] < 0 || mapping[j] >= old_width || (j < old_width && mapping[j] != j)) {
+      MRL_FREE(cnt);
+      return NULL;
+    }
+    cnt[mapping[j]]++;
+  }
+  return cnt;
+}
+
+/* Copies a [blocks*old_rows, cols] matrix into [blocks*new_rows, cols],
+ * row j of each block from row mapping[j] (mapping NULL: same rows). Columns
+ * are remapped with col_map / col_cnt (NULL: unchanged): new column k reads
+ * old column col_map[k] divided by its count. */
+static void mrl__net2net_matrix(float *dst, const float *src, int blocks, int old_rows,
+                                int new_rows, const int *row_map, int old_cols, int new_cols,
+                                const int *col_map, const int *col_cnt) {
+  int bl, j, k;
+  for (bl = 0; bl < blocks; bl++)
+    for (j = 0; j < new_rows; j++) {
+      const float *sr = src + ((size_t)bl * old_rows + (row_map ? row_map[j] : j)) * old_cols;
+      float *dr = dst + ((size_t)bl * new_rows + j) * new_cols;
+      for (k = 0; k < new_cols; k++)
+        dr[k] = col_map ? sr[col_map[k]] / (float)col_cnt[col_map[k]] : sr[k];
+    }
+}
+
+static void mrl__linear_copy(mrl_linear_layer *dst, const mrl_linear_layer *src) {
+  mrl_tensor *dw = mrl_params_tensor(dst->params, dst->weight);
+  mrl_tensor *db = mrl_params_tensor(dst->params, dst->bias);
+  const mrl_tensor *sw = mrl_params_tensor(src->params, src->weight);
+  const mrl_tensor *sb = mrl_params_tensor(src->params, src->bias);
+  memcpy(dw->data, sw->data, sizeof(float) * (size_t)sw->size);
+  memcpy(db->data, sb->data, sizeof(float) * (size_t)sb->size);
+}
+
+MRL_DEF mrl_result mrl_mlp_widen(mrl_mlp *dst, const mrl_mlp *src, int layer, const int *mapping) {
+  int i, old_w, new_w, *cnt;
+  if (dst->num_layers != src->num_layers || layer < 0 || layer >= src->num_layers - 1)
+    return MRL_ERR_INVALID_ARGUMENT;
+  old_w = src->layers[layer].out_features;
+  new_w = dst->layers[layer].out_features;
+  for (i = 0; i < src->num_layers; i++) {
+    const mrl_linear_layer *a = &src->layers[i];
+    const mrl_linear_layer *b = &dst->layers[i];
+    int in_ok = i == layer + 1 ? b->in_features == new_w : b->in_features == a->in_features;
+    int out_ok = i == layer ? b->out_features == new_w : b->out_features == a->out_features;
+    if (!in_ok || !out_ok) return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (!(cnt = mrl__net2net_counts(mapping, old_w, new_w))) return MRL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < src->num_layers; i++) {
+    const mrl_linear_layer *a = &src->layers[i];
+    mrl_linear_layer *b = &dst->layers[i];
+    float *dw = mrl_params_tensor(b->params, b->weight)->data;
+    float *db = mrl_params_tensor(b->params, b->bias)->data;
+    const float *sw = mrl_params_tensor(a->params, a->weight)->data;
+    const float *sb = mrl_params_tensor(a->params, a->bias)->data;
+    if (i == layer) { /* copied units: rows and biases */
+      mrl__net2net_matrix(dw, sw, 1, old_w, new_w, mapping, a->in_features, a->in_features, NULL,
+                          NULL);
+      mrl__net2net_matrix(db, sb, 1, old_w, new_w, mapping, 1, 1, NULL, NULL);
+    } else if (i == layer + 1) { /* their readers: columns divided by the copies */
+      mrl__net2net_matrix(dw, sw, 1, a->out_features, a->out_features, NULL, old_w, new_w, mapping,
+                          cnt);
+      memcpy(db, sb, sizeof(float) * (size_t)a->out_features);
+    } else {
+      mrl__linear_copy(b, a);
+    }
+  }
+  dst->activation = src->activation;
+  dst->activate_output = src->activate_output;
+  MRL_FREE(cnt);
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_mlp_insert_identity(mrl_mlp *dst, const mrl_mlp *src, int position) {
+  int i, n;
+  mrl_linear_layer *id;
+  mrl_tensor *w, *b;
+  if (dst->num_layers != src->num_layers + 1 || position < 1 || position >= src->num_layers)
+    return MRL_ERR_INVALID_ARGUMENT;
+  if (src->activation != MRL_ACT_RELU && src->activation != MRL_ACT_NONE)
+    return MRL_ERR_INVALID_ARGUMENT; /* act(act(z)) != act(z): not function-preserving */
+  id = &dst->layers[position];
+  n = src->layers[position - 1].out_features;
+  if (id->in_features != n || id->out_features != n) return MRL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < src->num_layers; i++) {
+    const mrl_linear_layer *a = &src->layers[i];
+    const mrl_linear_layer *d = &dst->layers[i < position ? i : i + 1];
+    if (d->in_features != a->in_features || d->out_features != a->out_features)
+      return MRL_ERR_INVALID_ARGUMENT;
+  }
+  for (i = 0; i < src->num_layers; i++)
+    mrl__linear_copy(&dst->layers[i < position ? i : i + 1], &src->layers[i]);
+  w = mrl_params_tensor(id->params, id->weight);
+  b = mrl_params_tensor(id->params, id->bias);
+  memset(w->data, 0, sizeof(float) * (size_t)w->size);
+  memset(b->data, 0, sizeof(float) * (size_t)b->size);
+  for (i = 0; i < n; i++) w->data[(size_t)i * n + i] = 1.0f;
+  dst->activation = src->activation;
+  dst->activate_output = src->activate_output;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src,
+                                  const int *mapping, mrl_linear_layer *next,
+                                  const mrl_linear_layer *src_next) {
+  int H = src->hidden_size, H2 = dst->hidden_size, I = src->input_size, *cnt;
+  mrl_params *dp = dst->params, *sp = src->params;
+  if (dst->input_size != I || (!next) != (!src_next)) return MRL_ERR_INVALID_ARGUMENT;
+  if (next && (next->in_features != H2 || src_next->in_features != H ||
+               next->out_features != src_next->out_features))
+    return MRL_ERR_INVALID_ARGUMENT;
+  if (!(cnt = mrl__net2net_counts(mapping, H, H2))) return MRL_ERR_INVALID_ARGUMENT;
+  mrl__net2net_matrix(mrl_params_tensor(dp, dst->weight_ih)->data,
+                      mrl_params_tensor(sp, src->weight_ih)->data, 4, H, H2, mapping, I, I, NULL,
+                      NULL);
+  mrl__net2net_matrix(mrl_params_tensor(dp, dst->weight_hh)->data,
+                      mrl_params_tensor(sp, src->weight_hh)->data, 4, H, H2, mapping, H, H2,
+                      mapping, cnt);
+  mrl__net2net_matrix(mrl_params_tensor(dp, dst->bias_ih)->data,
+                      mrl_params_tensor(sp, src->bias_ih)->data, 4, H, H2, mapping, 1, 1, NULL,
+                      NULL);
+  mrl__net2net_matrix(mrl_params_tensor(dp, dst->bias_hh)->data,
+                      mrl_params_tensor(sp, src->bias_hh)->data, 4, H, H2, mapping, 1, 1, NULL,
+                      NULL);
+  if (next) {
+    int O = next->out_features;
+    mrl__net2net_matrix(mrl_params_tensor(next->params, next->weight)->data,
+                        mrl_params_tensor(src_next->params, src_next->weight)->data, 1, O, O, NULL,
+                        H, H2, mapping, cnt);
+    memcpy(mrl_params_tensor(next->params, next->bias)->data,
+           mrl_params_tensor(src_next->params, src_next->bias)->data, sizeof(float) * (size_t)O);
+  }
+  MRL_FREE(cnt);
+  return MRL_OK;
 }
 
 #ifdef __cplusplus

@@ -1598,6 +1598,202 @@ static void test_heads_gradcheck(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Net2Net surgery: the grown network computes the same function            */
+/* ------------------------------------------------------------------------ */
+
+static double max_abs_diff(const float *a, const float *b, int n) {
+  double w = 0.0;
+  int i;
+  for (i = 0; i < n; i++)
+    if (fabs((double)a[i] - b[i]) > w) w = fabs((double)a[i] - b[i]);
+  return w;
+}
+
+static void mlp_outputs(const mrl_mlp *m, const float *x, int B, int in, float *out) {
+  mrl_graph g;
+  mrl_tensor *y;
+  mrl_graph_init(&g, 1 << 14);
+  mrl_graph_set_no_grad(&g, 1);
+  y = mrl_mlp_forward(m, &g, mrl_tensor_from2(&g, x, B, in));
+  memcpy(out, y->data, sizeof(float) * (size_t)y->size);
+  mrl_graph_free(&g);
+}
+
+static void test_net2net_mlp(void) {
+  static const int s0[4] = {4, 6, 5, 3}, s1[4] = {4, 10, 5, 3}, s2[4] = {4, 10, 8, 3};
+  static const int s3[5] = {4, 10, 8, 8, 3};
+  mrl_params p0, p1, p2, p3, extra0, extra1;
+  mrl_mlp m0, m1, m2, m3;
+  mrl_rng rng = mrl_rng_make(2016);
+  float x[5 * 4], y0[15], y[15];
+  int map1[10], map2[8], act, copies, shape[1] = {7};
+  for (act = 0; act < 2; act++) {
+    mrl_activation a = act ? MRL_ACT_RELU : MRL_ACT_TANH;
+    fill_uniform(x, 20, &rng, -2, 2);
+    mrl_params_init(&p0);
+    mrl_mlp_init(&m0, &p0, "pi", 4, s0, a, mrl_init_default(), mrl_init_default());
+    mrl_params_finalize(&p0, 10 + (uint64_t)act);
+    mlp_outputs(&m0, x, 5, 4, y0);
+    /* widen the first hidden layer 6 -> 10 */
+    mrl_params_init(&p1);
+    mrl_mlp_init(&m1, &p1, "pi", 4, s1, a, mrl_init_default(), mrl_init_default());
+    mrl_params_finalize(&p1, 99);
+    mrl_net2net_mapping(6, 10, &rng, map1);
+    MRL_CHECK(mrl_mlp_widen(&m1, &m0, 0, map1) == MRL_OK, "mlp_widen layer 0 failed");
+    mlp_outputs(&m1, x, 5, 4, y);
+    MRL_CHECK(max_abs_diff(y, y0, 15) <= 1e-6, "mlp_widen 6->10 (%s): outputs moved by %.3g",
+              act ? "relu" : "tanh", max_abs_diff(y, y0, 15));
+    /* then the second 5 -> 8 */
+    mrl_params_init(&p2);
+    mrl_mlp_init(&m2, &p2, "pi", 4, s2, a, mrl_init_default(), mrl_init_default());
+    mrl_params_finalize(&p2, 98);
+    mrl_net2net_mapping(5, 8, &rng, map2);
+    MRL_CHECK(mrl_mlp_widen(&m2, &m1, 1, map2) == MRL_OK, "mlp_widen layer 1 failed");
+    mlp_outputs(&m2, x, 5, 4, y);
+    MRL_CHECK(max_abs_diff(y, y0, 15) <= 1e-6, "mlp_widen 5->8 (%s): outputs moved by %.3g",
+              act ? "relu" : "tanh", max_abs_diff(y, y0, 15));
+    /* deeper: an identity layer between the two hidden layers' successors */
+    mrl_params_init(&p3);
+    mrl_mlp_init(&m3, &p3, "pi", 5, s3, a, mrl_init_default(), mrl_init_default());
+    mrl_params_finalize(&p3, 97);
+    if (a == MRL_ACT_RELU) {
+      MRL_CHECK(mrl_mlp_insert_identity(&m3, &m2, 2) == MRL_OK, "insert_identity failed");
+      mlp_outputs(&m3, x, 5, 4, y);
+      MRL_CHECK(max_abs_diff(y, y0, 15) <= 1e-6, "insert_identity (relu): outputs moved by %.3g",
+                max_abs_diff(y, y0, 15));
+    } else {
+      MRL_CHECK(mrl_mlp_insert_identity(&m3, &m2, 2) == MRL_ERR_INVALID_ARGUMENT,
+                "insert_identity must refuse a tanh MLP (not function-preserving)");
+    }
+    MRL_CHECK(mrl_mlp_widen(&m2, &m0, 1, map2) == MRL_ERR_INVALID_ARGUMENT,
+              "mlp_widen: mismatched architectures must be refused");
+    MRL_CHECK(mrl_mlp_insert_identity(&m3, &m2, 0) == MRL_ERR_INVALID_ARGUMENT,
+              "insert_identity: position 0 must be refused");
+    mrl_params_free(&p0);
+    mrl_params_free(&p1);
+    mrl_params_free(&p2);
+    mrl_params_free(&p3);
+  }
+  { /* a bad mapping is refused */
+    int bad[10] = {0, 1, 2, 3, 4, 5, 6, 0, 0, 0};
+    mrl_params_init(&p0);
+    mrl_mlp_init(&m0, &p0, "pi", 4, s0, MRL_ACT_TANH, mrl_init_default(), mrl_init_default());
+    mrl_params_finalize(&p0, 1);
+    mrl_params_init(&p1);
+    mrl_mlp_init(&m1, &p1, "pi", 4, s1, MRL_ACT_TANH, mrl_init_default(), mrl_init_default());
+    mrl_params_finalize(&p1, 2);
+    MRL_CHECK(mrl_mlp_widen(&m1, &m0, 0, bad) == MRL_ERR_INVALID_ARGUMENT,
+              "mlp_widen: a mapping to a unit that does not exist must be refused");
+    /* copy_matching copies tensors of equal name and shape only */
+    mrl_params_init(&extra0);
+    mrl_params_add(&extra0, "pi.2.bias", 1, s0 + 3, mrl_init_make(MRL_INIT_CONSTANT, 3.0f));
+    mrl_params_add(&extra0, "pi.0.weight", 1, shape, mrl_init_make(MRL_INIT_CONSTANT, 4.0f));
+    mrl_params_finalize(&extra0, 0);
+    mrl_params_init(&extra1);
+    mrl_params_add(&extra1, "other", 1, shape, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+    mrl_params_finalize(&extra1, 0);
+    copies = mrl_params_copy_matching(&p1, &extra0);
+    MRL_CHECK(copies == 1 && mrl_params_tensor(&p1, m1.layers[2].bias)->data[2] == 3.0f,
+              "copy_matching: copied %d tensors, want 1 (same name and shape)", copies);
+    MRL_CHECK(mrl_params_copy_matching(&p1, &extra1) == 0, "copy_matching: no names in common");
+    mrl_params_free(&extra0);
+    mrl_params_free(&extra1);
+    mrl_params_free(&p0);
+    mrl_params_free(&p1);
+  }
+}
+
+static void lstm_head_outputs(const mrl_lstm_layer *l, const mrl_linear_layer *head, const float *x,
+                              int T, int B, const float *h0, const float *c0, const float *keep,
+                              float *out) {
+  mrl_graph g;
+  mrl_tensor *y, *hT = NULL, *cT = NULL;
+  int H = l->hidden_size;
+  mrl_graph_init(&g, 1 << 16);
+  mrl_graph_set_no_grad(&g, 1);
+  y = mrl_lstm_sequence(l, &g, mrl_tensor_from2(&g, x, T * B, l->input_size), T, B,
+                        mrl_tensor_from2(&g, h0, B, H), mrl_tensor_from2(&g, c0, B, H), keep, &hT,
+                        &cT);
+  y = mrl_linear_layer_forward(head, &g, y);
+  memcpy(out, y->data, sizeof(float) * (size_t)y->size);
+  mrl_graph_free(&g);
+}
+
+static void test_net2net_lstm(void) {
+  enum { T = 6, B = 2, I = 3, H = 4, H2 = 7, O = 5 };
+  static const float keep[T * B] = {1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1};
+  mrl_params p0, p1;
+  mrl_lstm_layer l0, l1;
+  mrl_linear_layer h0l, h1l;
+  mrl_rng rng = mrl_rng_make(7);
+  float x[T * B * I], hs[B * H], cs[B * H], hw[B * H2], cw[B * H2], y0[T * B * O], y1[T * B * O];
+  int map[H2];
+  fill_uniform(x, T * B * I, &rng, -1, 1);
+  fill_uniform(hs, B * H, &rng, -1, 1);
+  fill_uniform(cs, B * H, &rng, -1, 1);
+  mrl_params_init(&p0);
+  mrl_lstm_layer_init(&l0, &p0, "core", I, H, mrl_init_default(), 1.0f);
+  mrl_linear_layer_init(&h0l, &p0, "pi", H, O, mrl_init_default());
+  mrl_params_finalize(&p0, 3);
+  mrl_params_init(&p1);
+  mrl_lstm_layer_init(&l1, &p1, "core", I, H2, mrl_init_default(), 1.0f);
+  mrl_linear_layer_init(&h1l, &p1, "pi", H2, O, mrl_init_default());
+  mrl_params_finalize(&p1, 4);
+  mrl_net2net_mapping(H, H2, &rng, map);
+  MRL_CHECK(mrl_lstm_widen(&l1, &l0, map, &h1l, &h0l) == MRL_OK, "lstm_widen failed");
+  mrl_net2net_widen_rows(hs, B, H, map, H2, hw);
+  mrl_net2net_widen_rows(cs, B, H, map, H2, cw);
+  lstm_head_outputs(&l0, &h0l, x, T, B, hs, cs, keep, y0);
+  lstm_head_outputs(&l1, &h1l, x, T, B, hw, cw, keep, y1);
+  MRL_CHECK(max_abs_diff(y0, y1, T * B * O) <= 1e-6,
+            "lstm_widen 4->7: outputs through the head moved by %.3g",
+            max_abs_diff(y0, y1, T * B * O));
+  MRL_CHECK(mrl_lstm_widen(&l1, &l0, map, &h1l, NULL) == MRL_ERR_INVALID_ARGUMENT,
+            "lstm_widen: a head without its source must be refused");
+  mrl_params_free(&p0);
+  mrl_params_free(&p1);
+}
+
+/* Target networks: Polyak with tau = 1 is the copy, tau = 0 changes nothing,
+ * and neither touches gradients or optimiser moments. */
+static void test_target_updates(void) {
+  mrl_params a, b;
+  mrl_mlp ma, mb;
+  int sizes[3] = {3, 5, 2};
+  size_t j;
+  int ok;
+  float *saved;
+  mrl_params_init(&a);
+  mrl_mlp_init(&ma, &a, "q", 3, sizes, MRL_ACT_RELU, mrl_init_default(), mrl_init_default());
+  mrl_params_finalize(&a, 1);
+  mrl_params_init(&b);
+  mrl_mlp_init(&mb, &b, "q", 3, sizes, MRL_ACT_RELU, mrl_init_default(), mrl_init_default());
+  mrl_params_finalize(&b, 2);
+  for (j = 0; j < b.total; j++) b.grads[j] = 1.0f, b.moment1[j] = 2.0f, b.moment2[j] = 3.0f;
+  saved = (float *)malloc(sizeof(float) * b.total);
+  memcpy(saved, b.values, sizeof(float) * b.total);
+  mrl_params_polyak(&b, &a, 0.0f);
+  MRL_CHECK(memcmp(saved, b.values, sizeof(float) * b.total) == 0, "polyak(0) must change nothing");
+  mrl_params_polyak(&b, &a, 1.0f);
+  MRL_CHECK(memcmp(a.values, b.values, sizeof(float) * b.total) == 0,
+            "polyak(1) must equal the copy");
+  memcpy(b.values, saved, sizeof(float) * b.total);
+  mrl_params_polyak(&b, &a, 0.005f);
+  ok = 1;
+  for (j = 0; j < b.total; j++)
+    ok &= fabsf(b.values[j] - (0.005f * a.values[j] + 0.995f * saved[j])) <= 1e-7f;
+  MRL_CHECK(ok, "polyak(0.005): tau src + (1 - tau) dst");
+  mrl_params_copy(&b, &a);
+  ok = memcmp(a.values, b.values, sizeof(float) * b.total) == 0;
+  for (j = 0; j < b.total; j++)
+    ok &= b.grads[j] == 1.0f && b.moment1[j] == 2.0f && b.moment2[j] == 3.0f;
+  MRL_CHECK(ok, "copy: values equal, gradients and moments untouched");
+  free(saved);
+  mrl_params_free(&a);
+  mrl_params_free(&b);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Target networks: copy and Polyak averaging                               */
 /* ------------------------------------------------------------------------ */
 
@@ -1654,5 +1850,8 @@ int main(void) {
   test_heads_reference();
   test_heads_gradcheck();
   test_copy_polyak();
+  test_target_updates();
+  test_net2net_mlp();
+  test_net2net_lstm();
   return mrl_test_summary("test_nn");
 }
