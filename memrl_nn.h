@@ -11,7 +11,7 @@
  *
  * PARAMETERS (llm.c layout)
  *   mrl_params keeps every parameter of a model in one contiguous buffer, and
- *   its gradients and Adam moments in three more. Layers declare their tensors
+ *   its gradients and optimiser moments in more of the same layout. Layers declare their tensors
  *   (name, shape, initialiser) with mrl_params_add; mrl_params_finalize()
  *   allocates the buffers and runs every initialiser in declaration order from
  *   one seed. A target network is one memcpy of `values`; zeroing gradients is
@@ -28,9 +28,37 @@
  *   weight_ih_l0, weight_ih_l1, ...; states [num_layers*B, H].
  *   Orthogonal init as torch.nn.init.orthogonal_ (QR of a normal matrix, signs
  *   fixed by diag(R)), biases zero (CleanRL's layer_init).
+ *   Xavier and Kaiming inits as torch.nn.init (calculate_gain, fan modes).
  *   Adam: torch.optim.Adam (L2 weight decay added to the gradient, eps added
  *   after the bias-corrected square root). Clipping: clip_grad_norm_ (norm of
  *   the per-tensor 2-norms, coefficient max_norm / (norm + 1e-6), capped at 1).
+ *
+ * WHAT IS HERE
+ *   store        mrl_params_* (add, finalize, find, zero_grad, clip_grad_norm,
+ *                copy, polyak, copy_matching, reset_optimizer)
+ *   initialisers mrl_init_default / orthogonal / xavier_* / kaiming_*,
+ *                mrl_init_gain, mrl_init_fans
+ *   layers       mrl_linear_layer, mrl_mlp; recurrent layers with a fused
+ *                node per sequence, step-by-step cells and [T,B] sequences
+ *                with per-step reset masks: mrl_lstm_layer, mrl_gru_layer,
+ *                mrl_elman_layer; multi-layer stacks mrl_lstm, mrl_gru,
+ *                mrl_elman
+ *   optimisers   mrl_adam_step, mrl_adamw_step, mrl_sgd_step,
+ *                mrl_rmsprop_step (torch and TensorFlow forms, centred);
+ *                schedules mrl_lr_linear / mrl_lr_cosine / mrl_lr_step
+ *   distributions categorical (log-prob, entropy, KL, sample, mode), diagonal
+ *                Gaussian, tanh-squashed Gaussian, mixture of Gaussians
+ *   heads        mrl_dueling_head, mrl_c51_head (+ mrl_c51_project),
+ *                mrl_mdn_head
+ *   surgery      Net2Net: mrl_mlp_widen, mrl_mlp_insert_identity,
+ *                mrl_lstm_widen, mrl_net2net_mapping / widen_rows
+ *
+ * OPTIMISER STATE lives in the store's buffers, never in the optimiser:
+ *   moment1  Adam/AdamW first moment; SGD and RMSProp momentum buffer
+ *   moment2  Adam/AdamW second moment; RMSProp mean square
+ *   moment3  centred RMSProp's mean gradient (allocated on first use)
+ *   adam_steps  the step count of whichever optimiser runs.
+ *   Use one optimiser per store (mrl_params_reset_optimizer to switch).
  *
  * QUICK START
  *   mrl_params p;  mrl_mlp net;  mrl_graph g;

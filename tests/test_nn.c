@@ -1,7 +1,10 @@
-/* Tests for memrl_nn.h: the LSTM, Adam and gradient clipping against PyTorch
- * (tests/ref/lstm.txt, adam.txt, clip.txt), initialisers, the parameter
- * store's layout, the MLP, the categorical distribution and target-network
- * updates.
+/* Tests for memrl_nn.h against PyTorch fixtures (tests/ref/, written by
+ * tools/make_ref.py): the LSTM, GRU, Elman and multi-layer stacks (rnn.txt),
+ * Adam, SGD, AdamW, RMSProp and LR schedules (adam.txt, optim.txt), gradient
+ * clipping (clip.txt), Xavier/Kaiming statistics (init.txt), distributions
+ * (dist.txt) and heads (heads.txt); plus finite-difference gradient checks,
+ * the parameter store's layout, the MLP, sampling statistics, Net2Net
+ * function preservation and target-network updates.
  *
  * Run from the repository root:  cc -std=c99 -O2 tests/test_nn.c -lm && ./a.out */
 #define MEMRL_IMPLEMENTATION
