@@ -492,6 +492,11 @@ MRL_DEF void mrl_mdn_head_init(mrl_mdn_head *h, mrl_params *p, const char *name,
 /* x [B,F] -> logits, mean, log_std, each [B*out_dim, K] (row b*out_dim+d). */
 MRL_DEF void mrl_mdn_head_forward(const mrl_mdn_head *h, mrl_graph *g, mrl_tensor *x,
                                   mrl_tensor **logits, mrl_tensor **mean, mrl_tensor **log_std);
+/* One draw per output from the forward's tensors (World Models' temperature,
+ * see mrl_mixture_sample): out [B*out_dim], i.e. [B, out_dim]. No graph. */
+MRL_DEF void mrl_mdn_head_sample(const mrl_mdn_head *h, const mrl_tensor *logits,
+                                 const mrl_tensor *mean, const mrl_tensor *log_std,
+                                 float temperature, mrl_rng *rng, float *out);
 /* log p(y | x) [B] = sum_d log sum_k pi_dk N(y_d; mu_dk, sigma_dk); y [B, out_dim]. */
 MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, mrl_tensor *x,
                                           mrl_tensor *y);
@@ -2100,6 +2105,19 @@ MRL_DEF void mrl_mdn_head_forward(const mrl_mdn_head *h, mrl_graph *g, mrl_tenso
   *logits = mrl_reshape(g, mrl_linear_layer_forward(&h->pi, g, x), 2, shape);
   *mean = mrl_reshape(g, mrl_linear_layer_forward(&h->mu, g, x), 2, shape);
   *log_std = mrl_reshape(g, mrl_linear_layer_forward(&h->log_sigma, g, x), 2, shape);
+}
+
+MRL_DEF void mrl_mdn_head_sample(const mrl_mdn_head *h, const mrl_tensor *logits,
+                                 const mrl_tensor *mean, const mrl_tensor *log_std,
+                                 float temperature, mrl_rng *rng, float *out) {
+  int K = h->num_mixtures, rows = logits->shape[0], r;
+  MRL_SHAPE_CHECK(logits->shape[1] == K && mrl_tensor_same_shape(logits, mean) &&
+                      mrl_tensor_same_shape(mean, log_std),
+                  "mdn_head_sample", "logits, mean and log_std must be [B*out_dim, K]", logits,
+                  mean);
+  for (r = 0; r < rows; r++)
+    mrl_mixture_sample(logits->data + (size_t)r * K, mean->data + (size_t)r * K,
+                       log_std->data + (size_t)r * K, K, 1, temperature, rng, out + r);
 }
 
 MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, mrl_tensor *x,

@@ -616,6 +616,94 @@ static void test_adam_reference(void) {
   mrl_ref_close(&f);
 }
 
+/* GRU, Elman and the stacks over fixed graph buffers of every size: a NULL
+ * result comes with the out-of-memory status and no final state, nothing
+ * outside the buffer is written, a broken tape changes no gradient, and once
+ * it fits the results equal a heap graph's bit for bit. */
+static mrl_tensor *rnn_sweep_forward(mrl_graph *g, const rnn_any *r, mrl_tensor *x, mrl_tensor *h0,
+                                     mrl_tensor *c0, const float *keep, int *inconsistent) {
+  mrl_tensor *h = NULL, *c = NULL, *y;
+  int lstm = r->kind == RNN_LSTM;
+  y = rnn_any_forward(r, g, x, 3, 2, h0, lstm ? c0 : NULL, keep, &h, lstm ? &c : NULL);
+  if (!y && (h || c)) (*inconsistent)++;
+  if (!y || !h || (lstm && !c)) return NULL;
+  y = mrl_add(g, mrl_sum(g, mrl_square(g, y)), mrl_sum(g, mrl_square(g, h)));
+  return lstm ? mrl_add(g, y, mrl_sum(g, mrl_mul(g, c, c))) : y;
+}
+
+static void rnn_oom_case(int kind, int L, int layer_api, const char *what) {
+  enum { CAP = 32768 };
+  static unsigned char buf[CAP + 256];
+  static const float keep[6] = {1, 1, 0, 1, 1, 0};
+  float xd[18], xg[18], hd[16], hg[16], cd[16], cg[16], ref_loss = 0.0f, *ref_grads;
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 6, 3), h0 = mrl_tensor_make2(hd, hg, 2 * L, 4);
+  mrl_tensor c0 = mrl_tensor_make2(cd, cg, 2 * L, 4), *loss;
+  mrl_params p;
+  rnn_any r;
+  mrl_graph g;
+  mrl_rng rng = mrl_rng_make(65);
+  int inconsistent = 0, bad_status = 0, bad_backward = 0, touched = 0, canaries = 1, mismatch = 0;
+  int fails = 0, successes = 0;
+  size_t size, k;
+  mrl_params_init(&p);
+  rnn_any_init(&r, &p, kind, 3, 4, L, layer_api, mrl_init_default());
+  mrl_params_finalize(&p, 12);
+  fill_uniform(xd, 18, &rng, -1, 1);
+  fill_uniform(hd, 16, &rng, -1, 1);
+  fill_uniform(cd, 16, &rng, -1, 1);
+  ref_grads = (float *)malloc(sizeof(float) * p.total);
+  mrl_graph_init(&g, 1 << 14);
+  loss = rnn_sweep_forward(&g, &r, &x, &h0, &c0, keep, &inconsistent);
+  MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "%s oom sweep: heap reference failed", what);
+  if (loss) ref_loss = loss->data[0];
+  memcpy(ref_grads, p.grads, sizeof(float) * p.total);
+  mrl_graph_free(&g);
+  for (size = 0; size <= CAP; size += 128) {
+    unsigned char *region = buf + 128;
+    mrl_result res;
+    memset(buf, 0xA5, sizeof buf);
+    mrl_params_zero_grad(&p);
+    mrl_graph_init_buffer(&g, region, size);
+    loss = rnn_sweep_forward(&g, &r, &x, &h0, &c0, keep, &inconsistent);
+    if (!loss && mrl_graph_status(&g) != MRL_ERR_OUT_OF_MEMORY) bad_status++;
+    res = mrl_backward(&g, loss);
+    if (mrl_graph_status(&g) != MRL_OK) {
+      fails++;
+      if (res != MRL_ERR_OUT_OF_MEMORY) bad_backward++;
+      for (k = 0; k < p.total; k++) touched |= p.grads[k] != 0.0f;
+    } else {
+      successes++;
+      if (res != MRL_OK || !loss)
+        bad_backward++;
+      else
+        mismatch |=
+            loss->data[0] != ref_loss || memcmp(p.grads, ref_grads, sizeof(float) * p.total) != 0;
+    }
+    for (k = 0; k < sizeof buf; k++)
+      if ((buf + k < region || buf + k >= region + size) && buf[k] != 0xA5) canaries = 0;
+  }
+  MRL_CHECK(fails > 10 && successes > 10, "%s oom sweep: %d failing and %d fitting sizes", what,
+            fails, successes);
+  MRL_CHECK(!inconsistent, "%s: returned NULL but left %d final states set", what, inconsistent);
+  MRL_CHECK(!bad_status, "%s oom sweep: %d NULL results without the out-of-memory status", what,
+            bad_status);
+  MRL_CHECK(!bad_backward, "%s oom sweep: backward disagreed with the status %d times", what,
+            bad_backward);
+  MRL_CHECK(!touched, "%s oom sweep: backward changed gradients on a broken tape", what);
+  MRL_CHECK(canaries, "%s oom sweep: bytes outside the caller's buffer were written", what);
+  MRL_CHECK(!mismatch, "%s oom sweep: fixed-buffer results differ from the heap graph's", what);
+  free(ref_grads);
+  mrl_params_free(&p);
+}
+
+static void test_rnn_out_of_memory(void) {
+  rnn_oom_case(RNN_GRU, 1, 1, "gru_sequence");
+  rnn_oom_case(RNN_TANH, 1, 1, "elman_sequence");
+  rnn_oom_case(RNN_LSTM, 2, 0, "lstm_forward 2 layers");
+  rnn_oom_case(RNN_GRU, 2, 0, "gru_forward 2 layers");
+  rnn_oom_case(RNN_RELU, 2, 0, "elman_forward 2 layers");
+}
+
 /* ------------------------------------------------------------------------ */
 /* SGD, AdamW, RMSProp (torch and TF forms) and LR schedules                */
 /* ------------------------------------------------------------------------ */
@@ -1530,6 +1618,7 @@ static void test_heads_reference(void) {
   }
   { /* MDN head */
     mrl_mdn_head h;
+    mrl_rng rng = mrl_rng_make(31);
     mrl_graph_reset(&g);
     mrl_params_init(&p);
     mrl_mdn_head_init(&h, &p, "mdn", 4, 2, 3, mrl_init_default());
@@ -1545,6 +1634,23 @@ static void test_heads_reference(void) {
         mrl_ref_expect(&f, "mdn_logp", out->data, 3, DIST_ATOL, DIST_RTOL);
         mrl_ref_expect(&f, "mdn_d_x", x->grad, 12, DIST_ATOL, DIST_RTOL);
         expect_param_grads(&f, &p, "mdn_");
+      }
+      { /* sampling: sharp components, one dominant logit per output */
+        mrl_tensor *lg, *mu, *ls;
+        float out[6];
+        int i, ok = 1;
+        mrl_graph_reset(&g);
+        mrl_graph_set_no_grad(&g, 1);
+        x = ref_leaf(&g, &f, "mdn_x", 3, 4); /* the reset reclaimed the old one */
+        mrl_mdn_head_forward(&h, &g, x, &lg, &mu, &ls);
+        for (i = 0; i < 18; i++) {
+          lg->data[i] = i % 3 == 1 ? 30.0f : 0.0f; /* component 1 */
+          ls->data[i] = -12.0f;
+        }
+        mrl_mdn_head_sample(&h, lg, mu, ls, 1.0f, &rng, out);
+        for (i = 0; i < 6; i++) ok &= fabsf(out[i] - mu->data[i * 3 + 1]) < 1e-3f;
+        MRL_CHECK(ok, "mdn_head_sample: draws must sit on the dominant component's mean");
+        mrl_graph_set_no_grad(&g, 0);
       }
     }
     mrl_params_free(&p);
@@ -1836,6 +1942,7 @@ int main(void) {
   test_rnn_reference();
   test_rnn_gradcheck();
   test_rnn_steps_match_sequence();
+  test_rnn_out_of_memory();
   test_adam_reference();
   test_clip_reference();
   test_optim_reference();
