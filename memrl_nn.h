@@ -2153,6 +2153,7 @@ MRL_DEF int mrl_params_copy_matching(mrl_params *dst, const mrl_params *src) {
 
 MRL_DEF void mrl_net2net_mapping(int old_width, int new_width, mrl_rng *rng, int *mapping) {
   int j;
+  MRL_ASSERT(old_width >= 1 && new_width >= old_width);
   for (j = 0; j < new_width; j++)
     mapping[j] = j < old_width ? j : (int)mrl_rng_below(rng, (uint32_t)old_width);
 }
