@@ -295,11 +295,489 @@ def make_ops():
     return path
 
 
+# ---------------------------------------------------------------------------
+# Recurrent stacks: GRU, Elman (tanh, relu) and multi-layer LSTM/GRU/Elman
+# ---------------------------------------------------------------------------
+
+def make_rnn_module(kind, I, H, L):
+    if kind == "lstm":
+        return torch.nn.LSTM(I, H, num_layers=L)
+    if kind == "gru":
+        return torch.nn.GRU(I, H, num_layers=L)
+    return torch.nn.RNN(I, H, num_layers=L, nonlinearity=kind)
+
+
+def masked_stack(mod, kind, x, h0, c0, m):
+    """Step-by-step run of a torch RNN/LSTM/GRU stack with nn.*Cell objects
+    sharing its parameters; before step t every layer's state of row b is
+    multiplied by m[t, b]."""
+    L, H = mod.num_layers, mod.hidden_size
+    cells = []
+    for k in range(L):
+        n_in = mod.input_size if k == 0 else H
+        if kind == "lstm":
+            cell = torch.nn.LSTMCell(n_in, H)
+        elif kind == "gru":
+            cell = torch.nn.GRUCell(n_in, H)
+        else:
+            cell = torch.nn.RNNCell(n_in, H, nonlinearity=kind)
+        cell.weight_ih = getattr(mod, "weight_ih_l%d" % k)
+        cell.weight_hh = getattr(mod, "weight_hh_l%d" % k)
+        cell.bias_ih = getattr(mod, "bias_ih_l%d" % k)
+        cell.bias_hh = getattr(mod, "bias_hh_l%d" % k)
+        cells.append(cell)
+    hs = [h0[k] for k in range(L)]
+    cs = [c0[k] for k in range(L)] if kind == "lstm" else None
+    ys = []
+    for t in range(x.shape[0]):
+        mt = m[t].unsqueeze(1)
+        inp = x[t]
+        for k in range(L):
+            if kind == "lstm":
+                hs[k], cs[k] = cells[k](inp, (hs[k] * mt, cs[k] * mt))
+            else:
+                hs[k] = cells[k](inp, hs[k] * mt)
+            inp = hs[k]
+        ys.append(inp)
+    hT = torch.stack(hs)
+    cT = torch.stack(cs) if kind == "lstm" else None
+    return torch.stack(ys), hT, cT
+
+
+def rnn_case(f, prefix, kind, L):
+    T, B, I, H = 5, 2, 3, 4
+    mod = make_rnn_module(kind, I, H, L)
+    names = []
+    for k in range(L):
+        names += ["weight_ih_l%d" % k, "weight_hh_l%d" % k,
+                  "bias_ih_l%d" % k, "bias_hh_l%d" % k]
+    params = [getattr(mod, n) for n in names]
+    x = (torch.randn(T, B, I) * 0.8).requires_grad_()
+    h0 = (torch.randn(L, B, H) * 0.5).requires_grad_()
+    c0 = (torch.randn(L, B, H) * 0.5).requires_grad_()
+    gy, gh, gc = torch.randn(T, B, H), torch.randn(L, B, H), torch.randn(L, B, H)
+    leaves = params + [x, h0, c0]
+    lstm = kind == "lstm"
+
+    def loss_of(y, hT, cT):
+        loss = (y * gy).sum() + (hT * gh).sum()
+        return loss + (cT * gc).sum() if lstm else loss
+
+    def grads():
+        out = [("d_" + n, p.grad.clone()) for n, p in zip(names, params)]
+        out += [("d_x", x.grad.clone()), ("d_h0", h0.grad.clone())]
+        if lstm:
+            out.append(("d_c0", c0.grad.clone()))
+        return out
+
+    if lstm:
+        y, (hT, cT) = mod(x, (h0, c0))
+    else:
+        y, hT = mod(x, h0)
+        cT = None
+    clear_grads(*leaves)
+    loss_of(y, hT, cT).backward()
+    plain = [("y", y), ("hT", hT)] + ([("cT", cT)] if lstm else [])
+    plain_grads = grads()
+
+    # self-check: the step-by-step loop with an all-ones mask is the module
+    y1, h1, c1 = masked_stack(mod, kind, x, h0, c0, torch.ones(T, B))
+    clear_grads(*leaves)
+    loss_of(y1, h1, c1).backward()
+    for (n, a), b in zip(plain, [y1, h1, c1]):
+        assert torch.allclose(a, b, atol=1e-6), "self-check failed: " + n
+    for (n, a), (_, b) in zip(plain_grads, grads()):
+        assert torch.allclose(a, b, atol=1e-6), "self-check failed: " + n
+
+    m = torch.tensor([[1, 1], [1, 0], [0, 1], [1, 1], [1, 0]],
+                     dtype=torch.float32)
+    ym, hm, cm = masked_stack(mod, kind, x, h0, c0, m)
+    clear_grads(*leaves)
+    loss_of(ym, hm, cm).backward()
+    masked = [("y", ym), ("hT", hm)] + ([("cT", cm)] if lstm else [])
+    mask_grads = grads()
+
+    for n, p in zip(names, params):
+        dump(f, prefix + n, p)
+    dump(f, prefix + "x", x)
+    dump(f, prefix + "h0", h0)
+    dump(f, prefix + "gy", gy)
+    dump(f, prefix + "gh", gh)
+    if lstm:
+        dump(f, prefix + "c0", c0)
+        dump(f, prefix + "gc", gc)
+    for n, t in plain + plain_grads:
+        dump(f, prefix + n, t)
+    dump(f, prefix + "mask_m", m)
+    for n, t in masked + mask_grads:
+        dump(f, prefix + "mask_" + n, t)
+
+
+def make_rnn():
+    torch.manual_seed(SEED)
+    f, path = open_fixture(
+        "rnn.txt",
+        "T=5, B=2, input 3, hidden 4, time-major; per case <prefix>: torch "
+        "module parameters, x, h0 [L,B,H] (c0), y, hT (cT) and gradients of "
+        "L = sum(y*gy) + sum(hT*gh) (+ sum(cT*gc)); <prefix>mask_*: the same "
+        "with every layer's state multiplied by mask_m[t, b] before step t")
+    with f:
+        for prefix, kind, L in (("gru_", "gru", 1), ("tanh_", "tanh", 1),
+                                ("relu_", "relu", 1), ("lstm2_", "lstm", 2),
+                                ("gru2_", "gru", 2), ("tanh2_", "tanh", 2),
+                                ("relu2_", "relu", 2)):
+            f.write("# case %s: %s, num_layers=%d\n" % (prefix, kind, L))
+            rnn_case(f, prefix, kind, L)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Optimisers (SGD, AdamW, RMSprop, TF-form RMSProp) and LR schedules
+# ---------------------------------------------------------------------------
+
+def run_torch_opt(make_opt, p0, grads):
+    p = torch.nn.Parameter(p0.clone())
+    opt = make_opt([p])
+    history = []
+    for g in grads:
+        opt.zero_grad()
+        p.grad = g.clone()
+        opt.step()
+        history.append(p.detach().clone())
+    return history
+
+
+def run_tf_rmsprop(p0, grads, lr, rho, eps, momentum, centered):
+    """tf.compat.v1.train.RMSPropOptimizer's dense update in float32 NumPy:
+    ms starts at 1, ms += (g^2 - ms)(1 - rho), mg += (g - mg)(1 - rho),
+    mom = momentum mom + lr g / sqrt(ms [- mg^2] + eps), p -= mom."""
+    import numpy as np
+    f32 = np.float32
+    p = p0.numpy().astype(f32).copy()
+    ms = np.ones_like(p)
+    mg = np.zeros_like(p)
+    mom = np.zeros_like(p)
+    one_rho = f32(1.0 - f32(rho))
+    history = []
+    for g in grads:
+        g = g.numpy().astype(f32)
+        ms = ms + (g * g - ms) * one_rho
+        if centered:
+            mg = mg + (g - mg) * one_rho
+            d = np.sqrt(ms - mg * mg + f32(eps))
+        else:
+            d = np.sqrt(ms + f32(eps))
+        mom = mom * f32(momentum) + f32(lr) * g / d
+        p = p - mom
+        history.append(torch.from_numpy(p.copy()))
+    return history
+
+
+def make_optim():
+    torch.manual_seed(SEED)
+    p0 = torch.randn(6)
+    grads = [torch.randn(6) for _ in range(6)]
+    O = torch.optim
+    cases = [
+        ("sgd_", lambda ps: O.SGD(ps, lr=0.1)),
+        ("sgdm_", lambda ps: O.SGD(ps, lr=0.1, momentum=0.9)),
+        ("sgdmd_", lambda ps: O.SGD(ps, lr=0.05, momentum=0.8, dampening=0.3,
+                                    weight_decay=0.05)),
+        ("sgdn_", lambda ps: O.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
+                                   weight_decay=0.01)),
+        ("adamw_", lambda ps: O.AdamW(ps, lr=0.01, weight_decay=0.1)),
+        ("adamwd_", lambda ps: O.AdamW(ps)),
+        ("rms_", lambda ps: O.RMSprop(ps, lr=0.01)),
+        ("rmsm_", lambda ps: O.RMSprop(ps, lr=0.01, momentum=0.9,
+                                       weight_decay=0.1)),
+        ("rmsc_", lambda ps: O.RMSprop(ps, lr=0.01, alpha=0.9, centered=True)),
+        ("rmscm_", lambda ps: O.RMSprop(ps, lr=0.01, alpha=0.95, eps=1e-6,
+                                        centered=True, momentum=0.5)),
+    ]
+    f, path = open_fixture(
+        "optim.txt",
+        "p0 and gradients g1..g6; <case>p1..p6 after each step of: sgd_ "
+        "SGD(lr=.1); sgdm_ +momentum .9; sgdmd_ SGD(.05, momentum .8, "
+        "dampening .3, wd .05); sgdn_ SGD(.1, momentum .9, nesterov, wd .01); "
+        "adamw_ AdamW(.01, wd .1); adamwd_ AdamW() defaults; rms_ "
+        "RMSprop(.01); rmsm_ RMSprop(.01, momentum .9, wd .1); rmsc_ "
+        "RMSprop(.01, alpha .9, centered); rmscm_ RMSprop(.01, alpha .95, "
+        "eps 1e-6, centered, momentum .5); tf_ / tfc_: TF1 RMSPropOptimizer "
+        "form in float32 NumPy (lr .01, rho .9, eps 1e-3 [tf_: momentum 0; "
+        "tfc_: centered, momentum .9]); schedules: cos_ CosineAnnealingLR("
+        "T_max=10, eta_min=.001) from lr .1 over 21 epochs, steplr_ StepLR("
+        "3, .5), linlr_ LinearLR(start_factor 1, end_factor .1, "
+        "total_iters 8) over 12 epochs")
+    with f:
+        dump(f, "p0", p0)
+        for k, g in enumerate(grads, start=1):
+            dump(f, "g%d" % k, g)
+        for prefix, make_opt in cases:
+            for k, p in enumerate(run_torch_opt(make_opt, p0, grads), 1):
+                dump(f, "%sp%d" % (prefix, k), p)
+        for prefix, mom, centered in (("tf_", 0.0, False), ("tfc_", 0.9, True)):
+            hist = run_tf_rmsprop(p0, grads, 0.01, 0.9, 1e-3, mom, centered)
+            for k, p in enumerate(hist, 1):
+                dump(f, "%sp%d" % (prefix, k), p)
+        for prefix, make_sched, epochs in (
+                ("cos_", lambda o: O.lr_scheduler.CosineAnnealingLR(
+                    o, T_max=10, eta_min=0.001), 21),
+                ("steplr_", lambda o: O.lr_scheduler.StepLR(o, 3, 0.5), 12),
+                ("linlr_", lambda o: O.lr_scheduler.LinearLR(
+                    o, start_factor=1.0, end_factor=0.1, total_iters=8), 12)):
+            opt = O.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+            sched = make_sched(opt)
+            lrs = []
+            for _ in range(epochs):
+                lrs.append(opt.param_groups[0]["lr"])
+                opt.step()
+                sched.step()
+            dump(f, prefix + "lr", torch.tensor(lrs, dtype=torch.float64))
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Initialisers: gains, fans and the distribution torch.nn.init draws from
+# ---------------------------------------------------------------------------
+
+INIT_CASES = (
+    # name, shape, call
+    ("xu", (400, 250), lambda w: torch.nn.init.xavier_uniform_(w)),
+    ("xn", (400, 250), lambda w: torch.nn.init.xavier_normal_(w, gain=5.0 / 3)),
+    ("kuin", (400, 250), lambda w: torch.nn.init.kaiming_uniform_(w)),
+    ("kuout", (400, 250), lambda w: torch.nn.init.kaiming_uniform_(
+        w, mode="fan_out", nonlinearity="relu")),
+    ("knleaky", (400, 250), lambda w: torch.nn.init.kaiming_normal_(
+        w, a=0.2, nonlinearity="leaky_relu")),
+    ("knconv", (64, 16, 3, 3), lambda w: torch.nn.init.kaiming_normal_(
+        w, mode="fan_out", nonlinearity="tanh")),
+    ("xuconv", (64, 16, 3, 3), lambda w: torch.nn.init.xavier_uniform_(
+        w, gain=torch.nn.init.calculate_gain("relu"))),
+)
+
+
+def make_init():
+    torch.manual_seed(SEED)
+    f, path = open_fixture(
+        "init.txt",
+        "gains: calculate_gain(linear, sigmoid, tanh, relu, leaky_relu(0.2), "
+        "selu); fans of [64,16,3,3]; per case <name>_stats = (mean, std, "
+        "max |w|) of one torch.nn.init draw (cases listed in make_ref.py)")
+    with f:
+        g = torch.nn.init.calculate_gain
+        dump(f, "gains", torch.tensor(
+            [g("linear"), g("sigmoid"), g("tanh"), g("relu"),
+             g("leaky_relu", 0.2), g("selu")], dtype=torch.float64))
+        w = torch.empty(64, 16, 3, 3)
+        fi, fo = torch.nn.init._calculate_fan_in_and_fan_out(w)
+        dump(f, "conv_fans", torch.tensor([fi, fo], dtype=torch.float64))
+        for name, shape, call in INIT_CASES:
+            w = torch.empty(*shape)
+            call(w)
+            w64 = w.to(torch.float64)
+            dump(f, name + "_stats", torch.stack(
+                [w64.mean(), w64.std(unbiased=False), w64.abs().max()]))
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Distributions: categorical KL, diagonal Gaussian, tanh-Gaussian, mixture
+# ---------------------------------------------------------------------------
+
+def make_dist():
+    torch.manual_seed(SEED)
+    D = torch.distributions
+    f, path = open_fixture(
+        "dist.txt",
+        "torch.distributions values and gradients of sum(value * w): "
+        "cat_ kl(Categorical(logits=p) || Categorical(logits=q)); gauss_ "
+        "Independent(Normal(mean, exp(log_std)), 1): logp of x, entropy, kl "
+        "to (mean_q, log_std_q), L = sum(logp*w1)+sum(ent*w2)+sum(kl*w3); "
+        "tanh_ log-prob of tanh(u) = Normal.log_prob(u) - TanhTransform "
+        "log|det J|(u), with u large enough to saturate tanh; mix_ "
+        "MixtureSameFamily(Categorical(logits), Independent(Normal(mean "
+        "[N,K,D], exp(log_std)), 1)).log_prob(x), N=4, K=3, D=2")
+    with f:
+        p = torch.randn(3, 5).requires_grad_()
+        q = torch.randn(3, 5).requires_grad_()
+        w = torch.randn(3)
+        kl = D.kl_divergence(D.Categorical(logits=p), D.Categorical(logits=q))
+        (kl * w).sum().backward()
+        for n, t in (("logits_p", p), ("logits_q", q), ("w", w), ("kl", kl),
+                     ("d_logits_p", p.grad), ("d_logits_q", q.grad)):
+            dump(f, "cat_" + n, t)
+
+        B, Dm = 4, 3
+        mean = torch.randn(B, Dm).requires_grad_()
+        log_std = (torch.randn(B, Dm) * 0.5).requires_grad_()
+        x = torch.randn(B, Dm).requires_grad_()
+        mean_q = torch.randn(B, Dm).requires_grad_()
+        log_std_q = (torch.randn(B, Dm) * 0.5).requires_grad_()
+        w1, w2, w3 = torch.randn(B), torch.randn(B), torch.randn(B)
+
+        def normal(m, ls):
+            return D.Independent(D.Normal(m, ls.exp()), 1)
+        pd, qd = normal(mean, log_std), normal(mean_q, log_std_q)
+        logp, ent = pd.log_prob(x), pd.entropy()
+        kl = D.kl_divergence(pd, qd)
+        ((logp * w1).sum() + (ent * w2).sum() + (kl * w3).sum()).backward()
+        for n, t in (("mean", mean), ("log_std", log_std), ("x", x),
+                     ("mean_q", mean_q), ("log_std_q", log_std_q),
+                     ("w1", w1), ("w2", w2), ("w3", w3), ("logp", logp),
+                     ("ent", ent), ("kl", kl), ("d_mean", mean.grad),
+                     ("d_log_std", log_std.grad), ("d_x", x.grad),
+                     ("d_mean_q", mean_q.grad),
+                     ("d_log_std_q", log_std_q.grad)):
+            dump(f, "gauss_" + n, t)
+
+        mean = torch.randn(B, Dm).requires_grad_()
+        log_std = (torch.randn(B, Dm) * 0.5).requires_grad_()
+        u = (torch.randn(B, Dm) * 3.0)
+        u[0, 0], u[1, 1] = 12.0, -15.0  # tanh(u) rounds to +-1 in float32
+        u.requires_grad_()
+        w = torch.randn(B)
+        tt = D.transforms.TanhTransform()
+        logp = (D.Normal(mean, log_std.exp()).log_prob(u)
+                - tt.log_abs_det_jacobian(u, torch.tanh(u))).sum(-1)
+        (logp * w).sum().backward()
+        for n, t in (("mean", mean), ("log_std", log_std), ("u", u), ("w", w),
+                     ("logp", logp), ("d_mean", mean.grad),
+                     ("d_log_std", log_std.grad), ("d_u", u.grad)):
+            dump(f, "tanh_" + n, t)
+
+        N, K, Dm = 4, 3, 2
+        logits = torch.randn(N, K)
+        logits[3] = torch.tensor([-40.0, 0.0, 3.0])  # a near-empty component
+        logits.requires_grad_()
+        mean = torch.randn(N, K, Dm).requires_grad_()
+        log_std = (torch.randn(N, K, Dm) * 0.5).requires_grad_()
+        x = torch.randn(N, Dm)
+        x[2] = torch.tensor([8.0, -9.0])  # far from every component
+        x.requires_grad_()
+        w = torch.randn(N)
+        mix = D.MixtureSameFamily(D.Categorical(logits=logits),
+                                  normal(mean, log_std))
+        logp = mix.log_prob(x)
+        (logp * w).sum().backward()
+        for n, t in (("logits", logits), ("mean", mean), ("log_std", log_std),
+                     ("x", x), ("w", w), ("logp", logp),
+                     ("d_logits", logits.grad), ("d_mean", mean.grad),
+                     ("d_log_std", log_std.grad), ("d_x", x.grad)):
+            dump(f, "mix_" + n, t)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Heads: dueling Q, C51 (with a NumPy projection reference), MDN
+# ---------------------------------------------------------------------------
+
+def c51_project_numpy(next_probs, rewards, discounts, v_min, v_max):
+    """Categorical projection (Bellemare et al. 2017, Algorithm 1), written
+    the vectorised way: exact hits (l == u) are moved to a neighbouring pair
+    so the whole mass lands on the hit atom."""
+    import numpy as np
+    B, N = next_probs.shape
+    dz = (v_max - v_min) / (N - 1)
+    z = v_min + dz * np.arange(N, dtype=np.float64)
+    tz = np.clip(rewards[:, None] + discounts[:, None] * z[None, :], v_min, v_max)
+    b = (tz - v_min) / dz
+    lo, hi = np.floor(b).astype(np.int64), np.ceil(b).astype(np.int64)
+    lo[(hi > 0) & (lo == hi)] -= 1
+    hi[(lo < N - 1) & (lo == hi)] += 1
+    m = np.zeros((B, N))
+    for i in range(B):
+        np.add.at(m[i], lo[i], next_probs[i] * (hi[i] - b[i]))
+        np.add.at(m[i], hi[i], next_probs[i] * (b[i] - lo[i]))
+    return m
+
+
+def make_heads():
+    import numpy as np
+    torch.manual_seed(SEED)
+    f, path = open_fixture(
+        "heads.txt",
+        "duel_: dueling head over x [4,5], streams Linear(5,8)-ReLU-Linear(8,"
+        "{1,3}), Q = V + A - mean(A), grads of sum(Q*w); proj_: C51 "
+        "projection in NumPy, N=11 on [-5,5]; c51_: Linear(4, 2*5) logits, "
+        "log_softmax over 5 atoms per action, CE with target at actions, "
+        "grads of sum(ce*w); mdn_: pi/mu/log_sigma = Linear(4, 2*3), per "
+        "output a 3-component mixture, log p(y) summed over 2 outputs")
+    with f:
+        x = torch.randn(4, 5).requires_grad_()
+        v = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 1))
+        a = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(),
+                                torch.nn.Linear(8, 3))
+        adv = a(x)
+        q = v(x) + adv - adv.mean(1, keepdim=True)
+        w = torch.randn(4, 3)
+        (q * w).sum().backward()
+        tensors = [("x", x), ("w", w), ("q", q), ("d_x", x.grad)]
+        for sname, seq in (("value", v), ("advantage", a)):
+            for k, idx in ((0, 0), (1, 2)):
+                for pn in ("weight", "bias"):
+                    t = getattr(seq[idx], pn)
+                    tensors.append(("%s.%d.%s" % (sname, k, pn), t))
+                    tensors.append(("d_%s.%d.%s" % (sname, k, pn), t.grad))
+        for n, t in tensors:
+            dump(f, "duel_" + n, t)
+
+        B, N = 6, 11
+        rng = np.random.RandomState(SEED)
+        logits = rng.randn(B, N)
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        probs = probs.astype(np.float32).astype(np.float64)
+        rewards = np.array([1.0, 2.5, 100.0, -100.0, 0.37, -1.2])
+        discounts = np.array([1.0, 0.0, 0.99, 0.99, 0.9, 0.5])
+        m = c51_project_numpy(probs, rewards, discounts, -5.0, 5.0)
+        for n, t in (("next_probs", probs), ("rewards", rewards),
+                     ("discounts", discounts), ("target", m)):
+            dump(f, "proj_" + n, torch.from_numpy(t))
+
+        lin = torch.nn.Linear(4, 10)
+        x = torch.randn(3, 4).requires_grad_()
+        target = torch.softmax(torch.randn(3, 5), 1)
+        actions = torch.tensor([1, 0, 1])
+        w = torch.randn(3)
+        lp = torch.log_softmax(lin(x).view(3, 2, 5), 2)
+        ce = -(lp[torch.arange(3), actions] * target).sum(1)
+        (ce * w).sum().backward()
+        for n, t in (("weight", lin.weight), ("bias", lin.bias), ("x", x),
+                     ("target", target), ("actions", actions.float()),
+                     ("w", w), ("log_probs", lp.reshape(3, 10)), ("ce", ce),
+                     ("d_weight", lin.weight.grad), ("d_bias", lin.bias.grad),
+                     ("d_x", x.grad)):
+            dump(f, "c51_" + n, t)
+
+        Dm, K = 2, 3
+        pi, mu, ls = (torch.nn.Linear(4, Dm * K) for _ in range(3))
+        x = torch.randn(3, 4).requires_grad_()
+        y = torch.randn(3, Dm)
+        w = torch.randn(3)
+        D = torch.distributions
+        mix = D.MixtureSameFamily(
+            D.Categorical(logits=pi(x).view(3, Dm, K)),
+            D.Normal(mu(x).view(3, Dm, K), ls(x).view(3, Dm, K).exp()))
+        logp = mix.log_prob(y).sum(1)
+        (logp * w).sum().backward()
+        tensors = [("x", x), ("y", y), ("w", w), ("logp", logp),
+                   ("d_x", x.grad)]
+        for n, lyr in (("pi", pi), ("mu", mu), ("log_sigma", ls)):
+            for pn in ("weight", "bias"):
+                t = getattr(lyr, pn)
+                tensors += [(n + "." + pn, t), ("d_" + n + "." + pn, t.grad)]
+        for n, t in tensors:
+            dump(f, "mdn_" + n, t)
+    return path
+
+
 def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT_DIR, exist_ok=True)
     for make in (make_lstm, make_adam, make_clip, make_ops, make_tensor_fused):
+        print("wrote", make())
+    for make in (make_rnn, make_optim, make_init, make_dist, make_heads):
         print("wrote", make())
 
 
