@@ -108,6 +108,50 @@
  *   floats) of exactly the same trajectory (POPGym's position-only
  *   CartPole, SB3's CartPoleNoVel). Everything else as CartPole-v1.
  *
+ * Pendulum-v1
+ *   Gymnasium's Pendulum (gymnasium/envs/classic_control/pendulum.py), same
+ *   constants and equations, state in double: g = 10.0, m = 1, l = 1, dt =
+ *   0.05, max_speed 8, max_torque 2. One box action, the torque u, clipped
+ *   to [-2, 2] (the wrapper clips, as Gymnasium's np.clip does). Step:
+ *     costs    = angle_normalize(th)^2 + 0.1 * thdot^2 + 0.001 * u^2
+ *     newthdot = thdot + (3 g / (2 l) * sin(th) + 3 / (m l^2) * u) * dt,
+ *                then clipped to [-8, 8]
+ *     th      += newthdot * dt;  thdot = newthdot;  reward = -costs
+ *   with angle_normalize(x) = ((x + pi) mod 2 pi) - pi (floored modulo,
+ *   as Python's %; th itself is never wrapped). Observation (3 floats):
+ *   [cos th, sin th, thdot] rounded to float. Never terminates; truncated
+ *   at 200 steps. Reset: th = -pi + 2 pi u1, thdot = -1 + 2 u2 (uniform in
+ *   [-pi, pi) x [-1, 1) as Gymnasium), u = (double)mrl_rng_uniform(&r) in
+ *   that order, r = mrl_rng_make(seed). Deviation: Gymnasium computes u^2
+ *   of the float32 action in float32 (NumPy 2) or float64 (NumPy 1); we
+ *   use double, a difference in the last bits of the reward at most.
+ *
+ * StatelessPendulum-v1, NoisyStatelessPendulum-v1[-<sigma>]
+ *   Pendulum-v1 with the angular velocity hidden: observation [cos th, sin
+ *   th] (POPGym's PositionOnlyPendulum). The noisy one adds independent
+ *   N(0, sigma^2) noise to both components of every observation (the reset
+ *   one included) and clips them to [-1, 1], as POPGym's
+ *   NoisyPositionOnlyPendulum. sigma is a decimal "<digits>[.<digits>]" in
+ *   [0, 10], default 0.1 (POPGym Easy; Medium 0.2, Hard 0.3), e.g.
+ *   NoisyStatelessPendulum-v1-0.3. The noise comes from its own generator
+ *   (mrl_rng_seed(&n, seed, 0x6e6f697365)), so the dynamics, rewards and
+ *   reset state are those of Pendulum-v1 with the same seed. Deviation
+ *   from POPGym: its variants rescale the reward to [-1/T, 1/T] per step
+ *   and use T = 200/150/100 steps; we keep Gymnasium's reward and 200-step
+ *   limit (rescale the reward yourself if you compare with POPGym scores).
+ *
+ * VelocityOnlyCartPole-v1, NoisyStatelessCartPole-v1[-<sigma>]
+ *   CartPole-v1 (same dynamics, rewards, ends and 500-step limit) seen
+ *   through [x_dot, theta_dot] (POPGym's VelocityOnlyCartPole), or through
+ *   [x, theta] plus independent N(0, sigma^2) noise clipped to POPGym's
+ *   observation box [+-4.8, +-0.4189] (2 x the thresholds; POPGym's
+ *   NoisyPositionOnlyCartPole), sigma as for the pendulum (default 0.1).
+ *   NoisyStatelessCartPole-v1-0 equals StatelessCartPole-v1. Deviations
+ *   from POPGym: POPGym's VelocityOnlyCartPole returns the positions at
+ *   reset (a bug); we return the velocities at reset too. POPGym rescales
+ *   the reward to 1/T per step with T = 200/400/600; we keep CartPole-v1's
+ *   reward 1 and 500-step limit.
+ *
  * TMaze-<L>, TMaze-<L>-<max_steps>
  *   The long-term-dependency T-maze of B. Bakker, "Reinforcement Learning
  *   with Long Short-Term Memory", NIPS 14 (2001), section 4.1. L is an
@@ -943,6 +987,233 @@ static mrl_env *mrl__tmaze_make(const char *id) {
   return mrl__env_finish(&vt, t);
 }
 
+/* ---- shared helpers of the task sections below -------------------------- */
+
+/* Parses a decimal number "<digits>[.<digits>]" at *s into *out (at most
+ * cap, at most 9 fraction digits). 0 on a malformed number. */
+static int mrl__parse_decimal(const char **s, double *out, double cap) {
+  const char *p = *s;
+  long ip;
+  double v, scale = 0.1;
+  int nfrac = 0;
+  if (!mrl__parse_uint(&p, &ip, 1000000000L)) return 0;
+  v = (double)ip;
+  if (*p == '.') {
+    p++;
+    while (*p >= '0' && *p <= '9') {
+      if (++nfrac > 9) return 0;
+      v += scale * (double)(*p - '0');
+      scale *= 0.1;
+      p++;
+    }
+    if (nfrac == 0) return 0;
+  }
+  if (v > cap) return 0;
+  *s = p;
+  *out = v;
+  return 1;
+}
+
+/* Appends text to a render buffer with snprintf semantics (at counts the
+ * length needed so far). */
+static void mrl__put(char *buf, size_t size, size_t *at, const char *text) {
+  for (; *text; text++) {
+    if (*at + 1 < size) buf[*at] = *text;
+    (*at)++;
+  }
+  if (size > 0) buf[*at < size ? *at : size - 1] = '\0';
+}
+
+/* ---- Pendulum-v1 and the POPGym POMDP variants of CartPole / Pendulum ---- */
+/* Constants and operation order as in Gymnasium's pendulum.py. */
+#define MRL__PD_MAX_SPEED 8.0
+#define MRL__PD_MAX_TORQUE 2.0
+#define MRL__PD_DT 0.05
+#define MRL__PD_G 10.0
+#define MRL__PD_M 1.0
+#define MRL__PD_L 1.0
+#define MRL__PI 3.141592653589793
+
+typedef struct mrl__pendulum {
+  double th, thdot, last_u;
+  int position_only; /* observation [cos, sin] */
+  double sigma;      /* observation noise (0: none) */
+  mrl_rng noise;
+} mrl__pendulum;
+
+/* Gymnasium's angle_normalize: ((x + pi) mod 2 pi) - pi, with Python's
+ * floored modulo (result in [0, 2 pi)). */
+static double mrl__angle_normalize(double x) {
+  double m = fmod(x + MRL__PI, 2.0 * MRL__PI);
+  if (m < 0.0) m += 2.0 * MRL__PI;
+  return m - MRL__PI;
+}
+
+/* Adds N(0, sigma) to obs[0..n) and clips to [-hi, hi]. */
+static void mrl__obs_noise(mrl_rng *r, double sigma, float *obs, const float *hi, int n) {
+  int i;
+  if (sigma <= 0.0) return;
+  for (i = 0; i < n; i++) {
+    float v = obs[i] + (float)(sigma * (double)mrl_rng_normal(r));
+    obs[i] = v < -hi[i] ? -hi[i] : v > hi[i] ? hi[i] : v;
+  }
+}
+
+static void mrl__pendulum_obs(mrl__pendulum *p, float *obs) {
+  static const float hi[2] = {1.0f, 1.0f};
+  obs[0] = (float)cos(p->th);
+  obs[1] = (float)sin(p->th);
+  if (!p->position_only) obs[2] = (float)p->thdot;
+  mrl__obs_noise(&p->noise, p->sigma, obs, hi, 2);
+}
+
+static mrl_result mrl__pendulum_reset(void *self, uint64_t seed, float *obs) {
+  mrl__pendulum *p = (mrl__pendulum *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  p->th = -MRL__PI + 2.0 * MRL__PI * (double)mrl_rng_uniform(&r);
+  p->thdot = -1.0 + 2.0 * (double)mrl_rng_uniform(&r);
+  p->last_u = 0.0;
+  mrl_rng_seed(&p->noise, seed, 0x6e6f697365ULL); /* own stream: same start as noiseless */
+  mrl__pendulum_obs(p, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__pendulum_step(void *self, const float *action, float *obs, float *reward,
+                                     int *terminated, int *truncated) {
+  mrl__pendulum *p = (mrl__pendulum *)self;
+  double u = (double)action[0]; /* already clipped to [-2, 2] by the wrapper */
+  double costs, an = mrl__angle_normalize(p->th), newthdot;
+  costs = an * an + 0.1 * (p->thdot * p->thdot) + 0.001 * (u * u);
+  newthdot = p->thdot + (3.0 * MRL__PD_G / (2.0 * MRL__PD_L) * sin(p->th) +
+                         3.0 / (MRL__PD_M * (MRL__PD_L * MRL__PD_L)) * u) *
+                            MRL__PD_DT;
+  if (newthdot < -MRL__PD_MAX_SPEED) newthdot = -MRL__PD_MAX_SPEED;
+  if (newthdot > MRL__PD_MAX_SPEED) newthdot = MRL__PD_MAX_SPEED;
+  p->th = p->th + newthdot * MRL__PD_DT;
+  p->thdot = newthdot;
+  p->last_u = u;
+  mrl__pendulum_obs(p, obs);
+  *reward = (float)-costs;
+  *terminated = 0;
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static int mrl__pendulum_render(const void *self, char *buf, size_t size) {
+  const mrl__pendulum *p = (const mrl__pendulum *)self;
+  /* a 16-point compass of the pole: ^ upright, v hanging */
+  static const char dial[8] = {'^', '/', '>', '\\', 'v', '/', '<', '\\'};
+  double a = mrl__angle_normalize(p->th);
+  int k = (int)floor((a + MRL__PI) / (2.0 * MRL__PI) * 8.0 + 0.5 + 4.0) % 8;
+  return snprintf(buf, size, "pole %c theta=%+.1f deg thetadot=%+.3f torque=%+.3f\n", dial[k],
+                  a * 180.0 / MRL__PI, p->thdot, p->last_u);
+}
+
+/* Parses "<name>" or, where noisy, "<name>[-<sigma>]" (sigma in [0, 10],
+ * default 0.1). 1 when id matches. */
+static int mrl__parse_noisy_id(const char *id, const char *name, int noisy, double *sigma) {
+  size_t n = strlen(name);
+  const char *p = id + n;
+  double s = noisy ? 0.1 : 0.0;
+  if (strncmp(id, name, n) != 0) return 0;
+  if (*p == '-' && noisy) {
+    p++;
+    if (!mrl__parse_decimal(&p, &s, 10.0)) return 0;
+  }
+  if (*p != '\0') return 0;
+  *sigma = s;
+  return 1;
+}
+
+static mrl_env *mrl__pendulum_make(const char *id) {
+  static const float lo = -(float)MRL__PD_MAX_TORQUE, hi = (float)MRL__PD_MAX_TORQUE;
+  int position_only = 0;
+  double sigma = 0.0;
+  mrl_env_vtable vt;
+  mrl__pendulum *p;
+  if (strcmp(id, "StatelessPendulum-v1") == 0)
+    position_only = 1;
+  else if (mrl__parse_noisy_id(id, "NoisyStatelessPendulum-v1", 1, &sigma))
+    position_only = 1;
+  else if (strcmp(id, "Pendulum-v1") != 0)
+    return NULL;
+  vt = mrl__env_vtable(id, position_only ? 2 : 3, 0);
+  vt.action_low = &lo;
+  vt.action_high = &hi;
+  vt.reset = mrl__pendulum_reset;
+  vt.step = mrl__pendulum_step;
+  vt.render = mrl__pendulum_render;
+  vt.max_episode_steps = 200;
+  p = (mrl__pendulum *)mrl__env_state(sizeof(mrl__pendulum));
+  if (p) {
+    p->position_only = position_only;
+    p->sigma = sigma;
+  }
+  return mrl__env_finish(&vt, p);
+}
+
+/* CartPole POMDPs: the CartPole-v1 state and step above, observed through a
+ * projection and optional noise. */
+typedef struct mrl__cartpole_pomdp {
+  mrl__cartpole cp; /* stateless = 0: the full state goes to a scratch obs */
+  int velocity_only;
+  double sigma;
+  mrl_rng noise;
+} mrl__cartpole_pomdp;
+
+static void mrl__cartpole_pomdp_obs(mrl__cartpole_pomdp *c, const float *full, float *obs) {
+  /* POPGym's position-only observation space: +-2 x_threshold, +-2 theta_threshold */
+  static const float hi[2] = {(float)(2.0 * MRL__CP_X_THRESHOLD),
+                              (float)(2.0 * MRL__CP_THETA_THRESHOLD)};
+  obs[0] = c->velocity_only ? full[1] : full[0];
+  obs[1] = c->velocity_only ? full[3] : full[2];
+  mrl__obs_noise(&c->noise, c->sigma, obs, hi, 2);
+}
+
+static mrl_result mrl__cartpole_pomdp_reset(void *self, uint64_t seed, float *obs) {
+  mrl__cartpole_pomdp *c = (mrl__cartpole_pomdp *)self;
+  float full[4];
+  mrl__cartpole_reset(&c->cp, seed, full);
+  mrl_rng_seed(&c->noise, seed, 0x6e6f697365ULL);
+  mrl__cartpole_pomdp_obs(c, full, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__cartpole_pomdp_step(void *self, const float *action, float *obs,
+                                           float *reward, int *terminated, int *truncated) {
+  mrl__cartpole_pomdp *c = (mrl__cartpole_pomdp *)self;
+  float full[4];
+  mrl__cartpole_step(&c->cp, action, full, reward, terminated, truncated);
+  mrl__cartpole_pomdp_obs(c, full, obs);
+  return MRL_OK;
+}
+
+static int mrl__cartpole_pomdp_render(const void *self, char *buf, size_t size) {
+  return mrl__cartpole_render(&((const mrl__cartpole_pomdp *)self)->cp, buf, size);
+}
+
+static mrl_env *mrl__cartpole_pomdp_make(const char *id) {
+  int velocity_only = 0;
+  double sigma = 0.0;
+  mrl_env_vtable vt;
+  mrl__cartpole_pomdp *c;
+  if (strcmp(id, "VelocityOnlyCartPole-v1") == 0)
+    velocity_only = 1;
+  else if (!mrl__parse_noisy_id(id, "NoisyStatelessCartPole-v1", 1, &sigma))
+    return NULL;
+  vt = mrl__env_vtable(id, 2, 2);
+  vt.reset = mrl__cartpole_pomdp_reset;
+  vt.step = mrl__cartpole_pomdp_step;
+  vt.render = mrl__cartpole_pomdp_render;
+  vt.max_episode_steps = 500;
+  c = (mrl__cartpole_pomdp *)mrl__env_state(sizeof(mrl__cartpole_pomdp));
+  if (c) {
+    c->velocity_only = velocity_only;
+    c->sigma = sigma;
+  }
+  return mrl__env_finish(&vt, c);
+}
+
 /* ---- registry ------------------------------------------------------------ */
 /* One line per family; mrl_env_make asks each in order. */
 static const mrl_env_info mrl__env_registry[] = {
@@ -951,6 +1222,18 @@ static const mrl_env_info mrl__env_registry[] = {
      mrl__cartpole_make},
     {"StatelessCartPole-v1", "CartPole-v1 with positions only [x, theta] (POPGym, SB3 NoVel)",
      mrl__cartpole_make},
+    {"Pendulum-v1", "Gymnasium Pendulum: swing up and hold (3 floats, 1 torque in [-2, 2])",
+     mrl__pendulum_make},
+    {"StatelessPendulum-v1", "Pendulum-v1 with the angle only [cos, sin] (POPGym position-only)",
+     mrl__pendulum_make},
+    {"NoisyStatelessPendulum-v1[-<sigma>]",
+     "StatelessPendulum-v1 plus N(0, sigma) observation noise (default 0.1; POPGym)",
+     mrl__pendulum_make},
+    {"VelocityOnlyCartPole-v1", "CartPole-v1 with velocities only [x_dot, theta_dot] (POPGym)",
+     mrl__cartpole_pomdp_make},
+    {"NoisyStatelessCartPole-v1[-<sigma>]",
+     "StatelessCartPole-v1 plus N(0, sigma) observation noise (default 0.1; POPGym)",
+     mrl__cartpole_pomdp_make},
 
     /* corridors and memory tasks */
     {"TMaze-<L>[-<max_steps>]",

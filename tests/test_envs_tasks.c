@@ -1,0 +1,354 @@
+/* Tests of the task environments of memrl_envs.h (Pendulum and the POPGym
+ * POMDP variants, corridors, memory chain, sequence classification, meta-RL,
+ * episodic control, successor features, pixels): step-by-step rules,
+ * determinism, invalid actions, step before reset, render text.
+ * cc -std=c99 -Wall -Wextra -pedantic tests/test_envs_tasks.c -lm && ./a.out */
+#define MEMRL_ENVS_IMPLEMENTATION
+#include "../memrl_envs.h"
+#include "test.h"
+
+#include <string.h>
+
+#define MAX_OBS 4096
+
+static mrl_result step1(mrl_env *e, float a, float *o, float *r, int *te, int *tu) {
+  return mrl_env_step(e, &a, o, r, te, tu);
+}
+
+/* A valid random action of env (discrete index or box vector). */
+static void random_action(mrl_env *e, mrl_rng *r, float *a) {
+  int n = mrl_env_num_actions(e), i;
+  if (n > 0) {
+    a[0] = (float)mrl_rng_below(r, (uint32_t)n);
+  } else {
+    for (i = 0; i < mrl_env_action_dim(e); i++) a[i] = mrl_rng_uniform_range(r, -3.0f, 3.0f);
+  }
+}
+
+/* Checks every environment must pass: step before reset rejected, invalid
+ * actions rejected with everything untouched, same seed same episode, and
+ * (where differs_by_seed) some other seed another episode; a render text. */
+static void check_common(const char *id, int differs_by_seed) {
+  static float oa[MAX_OBS], ob[MAX_OBS], before[MAX_OBS];
+  mrl_env *a = mrl_env_make(id), *b = mrl_env_make(id);
+  int d, n, ad, t, k, same = 1, differs = 0;
+  float act[8], ra = 0.0f, rb = 0.0f;
+  int ta = 0, tb = 0, ua = 0, ub = 0;
+  uint64_t s;
+  char text[4096];
+  MRL_CHECK(a != NULL && b != NULL, "%s made", id);
+  if (!a || !b) {
+    mrl_env_free(a);
+    mrl_env_free(b);
+    return;
+  }
+  d = mrl_env_obs_dim(a);
+  n = mrl_env_num_actions(a);
+  ad = mrl_env_action_dim(a);
+  MRL_CHECK(d >= 1 && d <= MAX_OBS && ad >= 1 && ad <= 8, "%s dims", id);
+  MRL_CHECK(strcmp(mrl_env_id(a), id) == 0, "%s id kept", id);
+  memset(act, 0, sizeof act);
+  MRL_CHECK(mrl_env_step(a, act, oa, &ra, &ta, &ua) == MRL_ERR_NOT_RESET, "%s step before reset",
+            id);
+  /* invalid actions: nothing changes, the next step is as without them */
+  mrl_env_reset(a, 11, oa);
+  mrl_env_reset(b, 11, ob);
+  for (k = 0; k < 4; k++) {
+    float bad[8];
+    int len = mrl_env_episode_length(a);
+    memcpy(bad, act, sizeof bad);
+    bad[0] = k == 0 ? NAN : k == 1 ? INFINITY : n > 0 ? (k == 2 ? (float)n : -1.0f) : -INFINITY;
+    if (n > 0 && k == 3) bad[0] = 0.5f;
+    memcpy(before, oa, (size_t)d * sizeof(float));
+    ra = 123.0f;
+    MRL_CHECK(mrl_env_step(a, bad, oa, &ra, &ta, &ua) == MRL_ERR_INVALID_ACTION,
+              "%s bad action %d rejected", id, k);
+    MRL_CHECK(memcmp(before, oa, (size_t)d * sizeof(float)) == 0 && ra == 123.0f &&
+                  mrl_env_episode_length(a) == len,
+              "%s untouched by bad action %d", id, k);
+  }
+  {
+    mrl_rng r = mrl_rng_make(3);
+    for (t = 0; t < 30; t++) {
+      random_action(a, &r, act);
+      if (mrl_env_step(a, act, oa, &ra, &ta, &ua) != MRL_OK) same = 0;
+      if (mrl_env_step(b, act, ob, &rb, &tb, &ub) != MRL_OK) same = 0;
+      if (memcmp(oa, ob, (size_t)d * sizeof(float)) != 0 || ra != rb || ta != tb || ua != ub)
+        same = 0;
+      if (ta || ua) break;
+    }
+  }
+  MRL_CHECK(same, "%s: a rejected action changes nothing; same seed, same episode", id);
+  /* seeds */
+  for (s = 100; s < 120 && !differs; s++) {
+    mrl_rng r = mrl_rng_make(4), r2 = mrl_rng_make(4);
+    mrl_env_reset(a, 7, oa);
+    mrl_env_reset(b, s, ob);
+    differs = memcmp(oa, ob, (size_t)d * sizeof(float)) != 0;
+    for (t = 0; t < 40 && !differs; t++) {
+      random_action(a, &r, act);
+      random_action(b, &r2, act + 4 < act + 8 ? act : act);
+      if (mrl_env_step(a, act, oa, &ra, &ta, &ua) != MRL_OK) break;
+      if (mrl_env_step(b, act, ob, &rb, &tb, &ub) != MRL_OK) break;
+      differs = memcmp(oa, ob, (size_t)d * sizeof(float)) != 0 || ra != rb;
+      if (ta || ua || tb || ub) break;
+    }
+  }
+  if (differs_by_seed) MRL_CHECK(differs, "%s: other seeds, other episodes", id);
+  mrl_env_reset(a, 5, oa);
+  MRL_CHECK(mrl_env_render(a, text, sizeof text) > 0 && strlen(text) > 0, "%s renders", id);
+  MRL_CHECK(mrl_env_render(a, NULL, 0) == (int)strlen(text), "%s render length", id);
+  mrl_env_free(a);
+  mrl_env_free(b);
+}
+
+/* ---- Pendulum: an independent re-derivation of Gymnasium's pendulum.py --- */
+
+typedef struct ref_pendulum {
+  double th, thdot;
+} ref_pendulum;
+
+static void ref_pendulum_reset(ref_pendulum *s, uint64_t seed) {
+  mrl_rng r = mrl_rng_make(seed); /* the reset rule the header documents */
+  s->th = -3.141592653589793 + 2 * 3.141592653589793 * (double)mrl_rng_uniform(&r);
+  s->thdot = -1 + 2 * (double)mrl_rng_uniform(&r);
+}
+
+/* Python's % on floats: the result takes the sign of the divisor. */
+static double py_mod(double a, double b) {
+  double m = a - b * floor(a / b);
+  return m;
+}
+
+static double ref_pendulum_step(ref_pendulum *s, double u) {
+  const double max_speed = 8, max_torque = 2.0, dt = 0.05, g = 10.0, m = 1.0, l = 1.0;
+  const double pi = 3.141592653589793;
+  double th = s->th, thdot = s->thdot, norm, costs, newthdot, newth;
+  if (u < -max_torque) u = -max_torque;
+  if (u > max_torque) u = max_torque;
+  norm = py_mod(th + pi, 2 * pi) - pi;
+  costs = norm * norm + .1 * thdot * thdot + .001 * (u * u);
+  newthdot = thdot + (3 * g / (2 * l) * sin(th) + 3.0 / (m * l * l) * u) * dt;
+  newthdot = newthdot < -max_speed ? -max_speed : newthdot > max_speed ? max_speed : newthdot;
+  newth = th + newthdot * dt;
+  s->th = newth;
+  s->thdot = newthdot;
+  return -costs;
+}
+
+static void test_pendulum(void) {
+  mrl_env *env = mrl_env_make("Pendulum-v1");
+  ref_pendulum s;
+  float obs[3], rew;
+  int t, te = 0, tu = 0, same = 1, rew_ok = 1, wrapped = 0, clipped = 0;
+  uint64_t seed;
+  MRL_CHECK(env != NULL, "Pendulum-v1 made");
+  if (!env) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 3 && mrl_env_num_actions(env) == 0 &&
+                mrl_env_action_dim(env) == 1 && mrl_env_max_episode_steps(env) == 200,
+            "Pendulum dims, box action, 200 steps");
+  for (seed = 0; seed < 100; seed++) {
+    mrl_env_reset(env, seed, obs);
+    ref_pendulum_reset(&s, seed);
+    if (obs[0] != (float)cos(s.th) || obs[1] != (float)sin(s.th) || obs[2] != (float)s.thdot ||
+        !(s.th >= -3.1416 && s.th < 3.1416 && s.thdot >= -1 && s.thdot < 1))
+      same = 0;
+  }
+  MRL_CHECK(same, "reset: theta in [-pi, pi), thetadot in [-1, 1), obs [cos, sin, thetadot]");
+  /* a fixed action sequence, torques beyond the bounds included, long
+   * enough to spin past pi (the cost's angle normalisation) and to hit the
+   * speed limit */
+  mrl_env_reset(env, 42, obs);
+  ref_pendulum_reset(&s, 42);
+  for (t = 1; t <= 200; t++) {
+    float a = t < 120 ? 5.0f : (t % 3 == 0 ? -2.5f : 0.7f);
+    double want = ref_pendulum_step(&s, (double)a);
+    if (step1(env, a, obs, &rew, &te, &tu) != MRL_OK) same = 0;
+    if (obs[0] != (float)cos(s.th) || obs[1] != (float)sin(s.th) || obs[2] != (float)s.thdot)
+      same = 0;
+    if (rew != (float)want) rew_ok = 0;
+    if (fabs(s.th) > 3.2) wrapped = 1;
+    if (fabs(s.thdot) == 8.0) clipped = 1;
+    if (te || (tu != (t == 200))) same = 0;
+  }
+  MRL_CHECK(same, "trajectory equals the reference; truncated exactly at step 200");
+  MRL_CHECK(rew_ok, "reward -(normalised angle^2 + 0.1 thetadot^2 + 0.001 u^2)");
+  MRL_CHECK(wrapped && clipped, "test reaches |theta| > pi (%d) and the speed clip (%d)", wrapped,
+            clipped);
+  /* hand-computed first step from rest at the top with u = 2:
+   * newthdot = 0 + (15 sin 0 + 3 * 2) * 0.05 = 0.3, theta = 0.015 */
+  {
+    mrl__pendulum *p = (mrl__pendulum *)mrl_env_self(env);
+    mrl_env_reset(env, 1, obs);
+    p->th = 0.0;
+    p->thdot = 0.0;
+    step1(env, 2.0f, obs, &rew, &te, &tu);
+    MRL_CHECK_NEAR(obs[2], 0.3, 1e-7, 0, "thetadot after one step");
+    MRL_CHECK_NEAR(p->th, 0.015, 1e-12, 0, "theta after one step");
+    MRL_CHECK_NEAR(rew, -0.004, 1e-9, 0, "reward -0.001 u^2 at rest upright");
+    p->th = 3.0 * 3.141592653589793; /* normalises to pi (equivalently -pi) */
+    p->thdot = 0.0;
+    step1(env, 0.0f, obs, &rew, &te, &tu);
+    MRL_CHECK_NEAR(rew, -3.141592653589793 * 3.141592653589793, 1e-5, 0,
+                   "cost of an angle of 3 pi is pi^2");
+  }
+  mrl_env_free(env);
+}
+
+static void test_pendulum_pomdps(void) {
+  mrl_env *full = mrl_env_make("Pendulum-v1");
+  mrl_env *pos = mrl_env_make("StatelessPendulum-v1");
+  mrl_env *noisy = mrl_env_make("NoisyStatelessPendulum-v1-0.25");
+  mrl_env *n0 = mrl_env_make("NoisyStatelessPendulum-v1");
+  float of[3], op[2], on[2], rf, rp, rn;
+  double sum = 0, sum2 = 0;
+  int t, te, tu, same = 1, cnt = 0, inside = 1;
+  MRL_CHECK(full && pos && noisy && n0, "pendulum POMDPs made");
+  if (!full || !pos || !noisy || !n0) return;
+  MRL_CHECK(mrl_env_obs_dim(pos) == 2 && mrl_env_obs_dim(noisy) == 2, "obs_dim 2");
+  MRL_CHECK(((mrl__pendulum *)mrl_env_self(n0))->sigma == 0.1, "default sigma 0.1");
+  MRL_CHECK(((mrl__pendulum *)mrl_env_self(noisy))->sigma == 0.25, "sigma from the id");
+  mrl_env_reset(full, 9, of);
+  mrl_env_reset(pos, 9, op);
+  mrl_env_reset(noisy, 9, on);
+  for (t = 0; t < 200; t++) {
+    float a = (float)((t % 7) - 3) * 0.6f;
+    mrl_env_step(full, &a, of, &rf, &te, &tu);
+    mrl_env_step(pos, &a, op, &rp, &te, &tu);
+    mrl_env_step(noisy, &a, on, &rn, &te, &tu);
+    if (op[0] != of[0] || op[1] != of[1] || rp != rf || rn != rf) same = 0;
+    if (fabsf(on[0]) > 1.0f || fabsf(on[1]) > 1.0f) inside = 0;
+    if (fabsf(of[0]) < 0.7f) { /* away from the clip at +-1 */
+      double e = (double)on[0] - (double)of[0];
+      sum += e;
+      sum2 += e * e;
+      cnt++;
+    }
+  }
+  MRL_CHECK(same, "position-only = [cos, sin] of the same trajectory; noise leaves rewards");
+  MRL_CHECK(inside, "noisy observations clipped to [-1, 1]");
+  MRL_CHECK(cnt > 40 && fabs(sum / cnt) < 0.1 && fabs(sqrt(sum2 / cnt) - 0.25) < 0.06,
+            "noise mean %.3f std %.3f (want 0, 0.25) over %d", sum / cnt, sqrt(sum2 / cnt), cnt);
+  mrl_env_free(full);
+  mrl_env_free(pos);
+  mrl_env_free(noisy);
+  mrl_env_free(n0);
+}
+
+static void test_cartpole_pomdps(void) {
+  mrl_env *full = mrl_env_make("CartPole-v1");
+  mrl_env *vel = mrl_env_make("VelocityOnlyCartPole-v1");
+  mrl_env *noisy = mrl_env_make("NoisyStatelessCartPole-v1-0.3");
+  mrl_env *zero = mrl_env_make("NoisyStatelessCartPole-v1-0");
+  float of[4], ov[2], on[2], oz[2], r1, r2, r3, r4;
+  int t, te1 = 0, tu1 = 0, te2, tu2, te3, tu3, te4, tu4, same = 1, cnt = 0;
+  double sum2 = 0;
+  MRL_CHECK(full && vel && noisy && zero, "CartPole POMDPs made");
+  if (!full || !vel || !noisy || !zero) return;
+  MRL_CHECK(mrl_env_obs_dim(vel) == 2 && mrl_env_num_actions(vel) == 2 &&
+                mrl_env_max_episode_steps(vel) == 500,
+            "velocity-only dims");
+  mrl_env_reset(full, 4, of);
+  mrl_env_reset(vel, 4, ov);
+  mrl_env_reset(noisy, 4, on);
+  mrl_env_reset(zero, 4, oz);
+  if (ov[0] != of[1] || ov[1] != of[3] || oz[0] != of[0] || oz[1] != of[2]) same = 0;
+  for (t = 0; t < 500 && !te1 && !tu1; t++) {
+    float a = (float)((t / 2) % 2);
+    mrl_env_step(full, &a, of, &r1, &te1, &tu1);
+    mrl_env_step(vel, &a, ov, &r2, &te2, &tu2);
+    mrl_env_step(noisy, &a, on, &r3, &te3, &tu3);
+    mrl_env_step(zero, &a, oz, &r4, &te4, &tu4);
+    if (ov[0] != of[1] || ov[1] != of[3] || oz[0] != of[0] || oz[1] != of[2]) same = 0;
+    if (r2 != r1 || r3 != r1 || r4 != r1 || te2 != te1 || te3 != te1 || te4 != te1) same = 0;
+    sum2 += (double)(on[0] - of[0]) * (on[0] - of[0]);
+    cnt++;
+  }
+  MRL_CHECK(same,
+            "velocity-only [x_dot, theta_dot] (at reset too) and sigma 0 = [x, theta] of "
+            "the same trajectory, same rewards and ends (%d steps)",
+            cnt);
+  MRL_CHECK(cnt > 20 && fabs(sqrt(sum2 / cnt) - 0.3) < 0.1, "noise std %.3f, want 0.3",
+            sqrt(sum2 / cnt));
+  {
+    const char *bad[8] = {"NoisyStatelessCartPole-v1-",     "NoisyStatelessCartPole-v1-.5",
+                          "NoisyStatelessCartPole-v1-0.",   "NoisyStatelessCartPole-v1-11",
+                          "NoisyStatelessCartPole-v1-0.1x", "VelocityOnlyCartPole-v1-0.1",
+                          "StatelessPendulum-v1-0.1",       "Pendulum-v0"};
+    int i;
+    for (i = 0; i < 8; i++) {
+      mrl_env *e = mrl_env_make(bad[i]);
+      MRL_CHECK(e == NULL, "id %s rejected", bad[i]);
+      mrl_env_free(e);
+    }
+  }
+  mrl_env_free(full);
+  mrl_env_free(vel);
+  mrl_env_free(noisy);
+  mrl_env_free(zero);
+}
+
+static void test_classic_render(void) {
+  mrl_env *e = mrl_env_make("Pendulum-v1");
+  mrl__pendulum *p = (mrl__pendulum *)mrl_env_self(e);
+  float o[3];
+  char text[256];
+  mrl_env_reset(e, 1, o);
+  p->th = 0.0;
+  p->thdot = 0.5;
+  mrl_env_render(e, text, sizeof text);
+  MRL_CHECK(strcmp(text, "pole ^ theta=+0.0 deg thetadot=+0.500 torque=+0.000\n") == 0,
+            "pendulum render: %s", text);
+  p->th = 3.141592653589793;
+  mrl_env_render(e, text, sizeof text);
+  MRL_CHECK(text[5] == 'v', "hanging pole drawn as v: %s", text);
+  mrl_env_free(e);
+}
+
+static void test_all_common(void) {
+  const char *ids[] = {"Pendulum-v1", "StatelessPendulum-v1", "NoisyStatelessPendulum-v1-0.2",
+                       "VelocityOnlyCartPole-v1", "NoisyStatelessCartPole-v1"};
+  int i;
+  for (i = 0; i < (int)(sizeof ids / sizeof ids[0]); i++) check_common(ids[i], 1);
+}
+
+/* Every registry entry's example id (the pattern with its parameters
+ * filled in by the first example in its description) makes an env. */
+static void test_registry_examples(void) {
+  int n, i;
+  const mrl_env_info *list = mrl_env_list(&n);
+  for (i = 0; i < n; i++) {
+    char id[128];
+    const char *p = list[i].pattern;
+    size_t k = 0;
+    /* strip optional parts "[...]" and replace "<x>" by "4" */
+    while (*p && k + 2 < sizeof id) {
+      if (*p == '[') {
+        while (*p && *p != ']') p++;
+        if (*p) p++;
+      } else if (*p == '<') {
+        while (*p && *p != '>') p++;
+        if (*p) p++;
+        id[k++] = '4';
+      } else {
+        id[k++] = *p++;
+      }
+    }
+    id[k] = '\0';
+    {
+      mrl_env *e = mrl_env_make(id);
+      MRL_CHECK(e != NULL, "registry pattern %s: example id %s makes an env", list[i].pattern, id);
+      mrl_env_free(e);
+    }
+  }
+}
+
+int main(void) {
+  test_pendulum();
+  test_pendulum_pomdps();
+  test_cartpole_pomdps();
+  test_classic_render();
+  test_all_common();
+  test_registry_examples();
+  return mrl_test_summary("test_envs_tasks");
+}
