@@ -183,6 +183,69 @@
  *   L steps. The paper gives the start observations only as "011 or 110";
  *   which one means North is the common reading of its implementations.
  *
+ * PassiveTMaze-<L>
+ *   The passive T-maze of T. Ni, M. Ma, B. Eysenbach, P.-L. Bacon, "When
+ *   do transformers shine in RL? Decoupling memory from credit
+ *   assignment", NeurIPS 2023 (their TMazeClassicPassive with penalty
+ *   -1/L, distract_reward 0, github.com/twni2016/Memory-RL). L is an
+ *   integer in [1, 100000].
+ *   - Layout: corridor cells (x, 0) for x = 0 .. L, the junction at x = L,
+ *     arms (L, +1) and (L, -1). Start (0, 0). goal_y = +1 or -1, drawn
+ *     uniformly at reset (mrl_rng_below(&r, 2) with r = mrl_rng_make(seed):
+ *     1 gives +1).
+ *   - Actions: 4, moves (dx, dy): 0 (+1, 0), 1 (0, +1), 2 (-1, 0), 3
+ *     (0, -1); a move into a non-cell leaves the agent where it is.
+ *   - Observation: 2 floats. At the reset only: [0, goal_y]. After that
+ *     [0, 0] anywhere with x < L (the start included), [1, y] at x = L.
+ *   - Episode: exactly L + 1 steps, the last one terminated (a finite
+ *     horizon, as in the paper; no truncation). Reward on steps t = 1 .. L:
+ *     -1/L when x < t after the move (behind the ideal path), else 0. On
+ *     step L + 1: 1 when y = goal_y after the move, else 0 (no penalty).
+ *   - Success: 1 when the episode ended in the goal arm.
+ *   The optimal return is 1: L moves east, then into the goal arm. The
+ *   cue must be remembered for L steps while the credit assignment stays
+ *   short (the penalty teaches walking east).
+ *
+ * MemoryChain-<memory_length>[-<num_bits>]
+ *   bsuite's memory chain (I. Osband et al., "Behaviour Suite for
+ *   Reinforcement Learning", ICLR 2020; bsuite/environments/
+ *   memory_chain.py). memory_length in [1, 100000], num_bits in [1, 1000]
+ *   (default 1). bsuite's memory_len experiment is MemoryChain-<n>, n in
+ *   1..10, 12, 14, 17, 20, 25, 30..100 by 10; memory_size is
+ *   MemoryChain-2-<bits>, bits in 1..10, 12, 14, 17, 20, 25, 30, 40.
+ *   - Reset: context bit i = mrl_rng_below(&r, 2) for i = 0 .. num_bits-1,
+ *     then query = mrl_rng_below(&r, num_bits), r = mrl_rng_make(seed).
+ *   - Observation at timestep k (num_bits + 2 floats, bsuite's layout):
+ *     [1 - k / memory_length, query if k = memory_length - 1 else 0,
+ *     2 context - 1 (each +-1) if k = 0 else 0 ...].
+ *   - Actions 2. As in bsuite's code, reset returns the observation of
+ *     k = 0 and each step returns the observation of the timestep k
+ *     before its increment (so the context is seen at reset and after the
+ *     first step). Steps 1 .. memory_length give reward 0; step
+ *     memory_length + 1 is terminal with +1 when action = context[query],
+ *     else -1. The decision is taken after seeing the query.
+ *   - Success: 1 for a correct answer. The score rule is
+ *     mrl_memory_chain_score (bsuite's memory_len/analysis.py).
+ *
+ * NoisySequence-<T>[-<N>]
+ *   Noisy sequence classification with the signal and the noise on one
+ *   channel (the latch task of Y. Bengio, P. Simard, P. Frasconi 1994
+ *   and S. Hochreiter, J. Schmidhuber, "Long short-term memory", Neural
+ *   Computation 1997, experiment 3b, as used with recurrent policy
+ *   gradients), as an RL task. T in [2, 1000000] observations, N in
+ *   [1, T - 1] signal steps (default 3, as in experiment 3).
+ *   - Reset: r = mrl_rng_make(seed); class c = +1 if mrl_rng_below(&r, 2)
+ *     else -1; the noise comes from r after that.
+ *   - Observation k (k = 0 .. T-1; reset gives k = 0, step j gives k = j):
+ *     [x_k, q_k] with x_k = c + n_k for k < N and x_k = n_k after, n_k ~
+ *     N(0, 0.2) (variance 0.2, sigma = sqrt 0.2; sqrt(0.2) *
+ *     mrl_rng_normal(&r)); q_k = 1 only on the last observation (the
+ *     query), else 0.
+ *   - Actions 2: 0 names class -1, 1 names class +1. Actions 1 .. T-1 are
+ *     ignored (reward 0). Action T answers: reward +1 if right, -1 if
+ *     wrong, terminated, terminal observation [0, 0].
+ *   - Success: 1 for a right answer. T = 100 is hard for a plain LSTM.
+ *
  * ==== Vector environment ============================================
  *
  * mrl_vecenv steps num_envs environments in lock step and keeps every
@@ -467,6 +530,17 @@ typedef struct mrl_env_info {
 
 /* Every built-in family of ids, in a fixed order; *count gets the length. */
 MRL_DEF const mrl_env_info *mrl_env_list(int *count);
+
+/* ---- task helpers -------------------------------------------------------- */
+
+/* bsuite's score of the memory_len / memory_size experiments (see
+ * MemoryChain in the Environments section): setting i ran episodes[i]
+ * episodes (bsuite: 10000) of which perfect[i] were answered correctly; a
+ * setting counts as learned when its regret ratio 2 (episodes - perfect) /
+ * episodes is below 0.75 (accuracy above 62.5%). Returns the fraction of
+ * learned settings, 0 for no settings. */
+MRL_DEF float mrl_memory_chain_score(const long long *episodes, const long long *perfect,
+                                     int num_settings);
 
 /* ---- vector environment ------------------------------------------------- */
 
@@ -1024,6 +1098,13 @@ static void mrl__put(char *buf, size_t size, size_t *at, const char *text) {
   if (size > 0) buf[*at < size ? *at : size - 1] = '\0';
 }
 
+static void mrl__putc(char *buf, size_t size, size_t *at, char ch) {
+  char s[2];
+  s[0] = ch;
+  s[1] = '\0';
+  mrl__put(buf, size, at, s);
+}
+
 /* ---- Pendulum-v1 and the POPGym POMDP variants of CartPole / Pendulum ---- */
 /* Constants and operation order as in Gymnasium's pendulum.py. */
 #define MRL__PD_MAX_SPEED 8.0
@@ -1214,6 +1295,282 @@ static mrl_env *mrl__cartpole_pomdp_make(const char *id) {
   return mrl__env_finish(&vt, c);
 }
 
+/* ---- PassiveTMaze-<L> (Ni et al. 2023) ---------------------------------- */
+
+typedef struct mrl__ptmaze {
+  int length;  /* L: corridor cells x = 0 .. L, junction at x = L */
+  int x, y, t; /* y: +1 up arm, 0 corridor, -1 down arm */
+  int goal_y;  /* +1 or -1 */
+  int success;
+  float penalty; /* -1 / L */
+} mrl__ptmaze;
+
+static void mrl__ptmaze_obs(const mrl__ptmaze *m, float *obs) {
+  obs[0] = m->x == m->length ? 1.0f : 0.0f;
+  obs[1] = m->x == m->length ? (float)m->y : (m->t == 0 ? (float)m->goal_y : 0.0f);
+}
+
+static mrl_result mrl__ptmaze_reset(void *self, uint64_t seed, float *obs) {
+  mrl__ptmaze *m = (mrl__ptmaze *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  m->goal_y = mrl_rng_below(&r, 2u) ? 1 : -1;
+  m->x = m->y = m->t = 0;
+  m->success = 0;
+  mrl__ptmaze_obs(m, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__ptmaze_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  static const int dx[4] = {1, 0, -1, 0}, dy[4] = {0, 1, 0, -1};
+  mrl__ptmaze *m = (mrl__ptmaze *)self;
+  int a = (int)action[0], nx, ny;
+  m->t++;
+  nx = m->x + dx[a];
+  ny = m->y + dy[a];
+  /* free cells: the corridor (x, 0), 0 <= x <= L, and the arms (L, +-1) */
+  if (nx >= 0 && nx <= m->length && (ny == 0 || nx == m->length)) {
+    m->x = nx;
+    m->y = ny;
+  }
+  *truncated = 0;
+  *terminated = m->t >= m->length + 1;
+  if (*terminated) {
+    m->success = m->y == m->goal_y;
+    *reward = m->success ? 1.0f : 0.0f;
+  } else {
+    *reward = m->x < m->t ? m->penalty : 0.0f; /* behind the ideal x = t */
+  }
+  mrl__ptmaze_obs(m, obs);
+  return MRL_OK;
+}
+
+static int mrl__ptmaze_success(const void *self) {
+  return ((const mrl__ptmaze *)self)->success;
+}
+
+static int mrl__ptmaze_render(const void *self, char *buf, size_t size) {
+  const mrl__ptmaze *m = (const mrl__ptmaze *)self;
+  size_t at = 0;
+  int row, x;
+  if (size > 0) buf[0] = '\0';
+  for (row = 1; row >= -1; row--) {
+    for (x = 0; x <= m->length; x++) {
+      char ch = ' ';
+      if (x == m->x && row == m->y)
+        ch = 'A';
+      else if (row == 0)
+        ch = x == 0 ? 'S' : '.';
+      else if (x == m->length)
+        ch = row == m->goal_y ? 'G' : 'o';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__ptmaze_make(const char *id) {
+  const char *p = id + 13;
+  long len;
+  mrl_env_vtable vt;
+  mrl__ptmaze *m;
+  if (strncmp(id, "PassiveTMaze-", 13) != 0) return NULL;
+  if (!mrl__parse_uint(&p, &len, 100000L) || len < 1 || *p != '\0') return NULL;
+  vt = mrl__env_vtable(id, 2, 4);
+  vt.reset = mrl__ptmaze_reset;
+  vt.step = mrl__ptmaze_step;
+  vt.render = mrl__ptmaze_render;
+  vt.episode_success = mrl__ptmaze_success;
+  m = (mrl__ptmaze *)mrl__env_state(sizeof(mrl__ptmaze));
+  if (m) {
+    m->length = (int)len;
+    m->penalty = (float)(-1.0 / (double)len);
+  }
+  return mrl__env_finish(&vt, m);
+}
+
+/* ---- MemoryChain-<memory_length>[-<num_bits>] (bsuite) ------------------ */
+
+typedef struct mrl__mchain {
+  int length, bits, t, query, success;
+  unsigned char context[1]; /* [bits], allocated with the struct */
+} mrl__mchain;
+
+/* bsuite's _get_observation at timestep t: [time left, query, context]. */
+static void mrl__mchain_obs(const mrl__mchain *m, int t, float *obs) {
+  int i;
+  obs[0] = (float)(1.0 - (double)t / (double)m->length);
+  obs[1] = t == m->length - 1 ? (float)m->query : 0.0f;
+  for (i = 0; i < m->bits; i++) obs[2 + i] = t == 0 ? (m->context[i] ? 1.0f : -1.0f) : 0.0f;
+}
+
+static mrl_result mrl__mchain_reset(void *self, uint64_t seed, float *obs) {
+  mrl__mchain *m = (mrl__mchain *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  int i;
+  for (i = 0; i < m->bits; i++) m->context[i] = (unsigned char)mrl_rng_below(&r, 2u);
+  m->query = (int)mrl_rng_below(&r, (uint32_t)m->bits);
+  m->t = 0;
+  m->success = 0;
+  mrl__mchain_obs(m, 0, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__mchain_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  mrl__mchain *m = (mrl__mchain *)self;
+  /* as bsuite: the observation returned is that of the timestep before the
+   * increment; the action counts only on step memory_length + 1 */
+  mrl__mchain_obs(m, m->t, obs);
+  m->t++;
+  *truncated = 0;
+  *terminated = m->t > m->length;
+  *reward = 0.0f;
+  if (*terminated) {
+    m->success = (int)action[0] == (int)m->context[m->query];
+    *reward = m->success ? 1.0f : -1.0f;
+  }
+  return MRL_OK;
+}
+
+static int mrl__mchain_success(const void *self) {
+  return ((const mrl__mchain *)self)->success;
+}
+
+static int mrl__mchain_render(const void *self, char *buf, size_t size) {
+  const mrl__mchain *m = (const mrl__mchain *)self;
+  size_t at = 0;
+  int i;
+  char head[96];
+  if (size > 0) buf[0] = '\0';
+  snprintf(head, sizeof head, "t=%d/%d query=%d context=", m->t, m->length + 1, m->query);
+  mrl__put(buf, size, &at, head);
+  for (i = 0; i < m->bits; i++) mrl__putc(buf, size, &at, m->context[i] ? '+' : '-');
+  mrl__putc(buf, size, &at, '\n');
+  return (int)at;
+}
+
+static mrl_env *mrl__mchain_make(const char *id) {
+  const char *p = id + 12;
+  long len, bits = 1;
+  mrl_env_vtable vt;
+  mrl__mchain *m;
+  if (strncmp(id, "MemoryChain-", 12) != 0) return NULL;
+  if (!mrl__parse_uint(&p, &len, 100000L) || len < 1) return NULL;
+  if (*p == '-') {
+    p++;
+    if (!mrl__parse_uint(&p, &bits, 1000L) || bits < 1) return NULL;
+  }
+  if (*p != '\0') return NULL;
+  vt = mrl__env_vtable(id, (int)bits + 2, 2);
+  vt.reset = mrl__mchain_reset;
+  vt.step = mrl__mchain_step;
+  vt.render = mrl__mchain_render;
+  vt.episode_success = mrl__mchain_success;
+  m = (mrl__mchain *)mrl__env_state(sizeof(mrl__mchain) + (size_t)bits);
+  if (m) {
+    m->length = (int)len;
+    m->bits = (int)bits;
+  }
+  return mrl__env_finish(&vt, m);
+}
+
+MRL_DEF float mrl_memory_chain_score(const long long *episodes, const long long *perfect,
+                                     int num_settings) {
+  int i, learned = 0;
+  if (!episodes || !perfect || num_settings < 1) return 0.0f;
+  for (i = 0; i < num_settings; i++) {
+    /* regret ratio over the episodes, per episode: (1 - accuracy) / 0.5 */
+    double ratio =
+        episodes[i] > 0 ? 2.0 * (double)(episodes[i] - perfect[i]) / (double)episodes[i] : 2.0;
+    if (ratio < 0.75) learned++;
+  }
+  return (float)learned / (float)num_settings;
+}
+
+/* ---- NoisySequence-<T>[-<N>] ------------------------------------------- */
+
+typedef struct mrl__noisyseq {
+  int length, signal, t, cls, success; /* cls: -1 or +1 */
+  mrl_rng rng;
+} mrl__noisyseq;
+
+#define MRL__NS_SIGMA 0.44721359549995794 /* sqrt(0.2): noise variance 0.2 */
+
+/* Observation t (0-based) of the episode: [x_t, query flag]. */
+static void mrl__noisyseq_obs(mrl__noisyseq *s, float *obs) {
+  double x = MRL__NS_SIGMA * (double)mrl_rng_normal(&s->rng);
+  if (s->t < s->signal) x += (double)s->cls;
+  obs[0] = (float)x;
+  obs[1] = s->t == s->length - 1 ? 1.0f : 0.0f;
+}
+
+static mrl_result mrl__noisyseq_reset(void *self, uint64_t seed, float *obs) {
+  mrl__noisyseq *s = (mrl__noisyseq *)self;
+  s->rng = mrl_rng_make(seed);
+  s->cls = mrl_rng_below(&s->rng, 2u) ? 1 : -1;
+  s->t = 0;
+  s->success = 0;
+  mrl__noisyseq_obs(s, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__noisyseq_step(void *self, const float *action, float *obs, float *reward,
+                                     int *terminated, int *truncated) {
+  mrl__noisyseq *s = (mrl__noisyseq *)self;
+  *truncated = 0;
+  *reward = 0.0f;
+  *terminated = 0;
+  if (s->t == s->length - 1) { /* the query: action 0 names class -1, 1 class +1 */
+    s->success = ((int)action[0] == 1) == (s->cls == 1);
+    *reward = s->success ? 1.0f : -1.0f;
+    *terminated = 1;
+    obs[0] = obs[1] = 0.0f;
+    return MRL_OK;
+  }
+  s->t++;
+  mrl__noisyseq_obs(s, obs);
+  return MRL_OK;
+}
+
+static int mrl__noisyseq_success(const void *self) {
+  return ((const mrl__noisyseq *)self)->success;
+}
+
+static int mrl__noisyseq_render(const void *self, char *buf, size_t size) {
+  const mrl__noisyseq *s = (const mrl__noisyseq *)self;
+  return snprintf(buf, size, "t=%d/%d class=%+d %s\n", s->t + 1, s->length, s->cls,
+                  s->t == s->length - 1 ? "query: name the class"
+                  : s->t < s->signal    ? "signal + noise"
+                                        : "noise");
+}
+
+static mrl_env *mrl__noisyseq_make(const char *id) {
+  const char *p = id + 14;
+  long len, sig = 3;
+  mrl_env_vtable vt;
+  mrl__noisyseq *s;
+  if (strncmp(id, "NoisySequence-", 14) != 0) return NULL;
+  if (!mrl__parse_uint(&p, &len, 1000000L) || len < 2) return NULL;
+  if (*p == '-') {
+    p++;
+    if (!mrl__parse_uint(&p, &sig, 1000000L) || sig < 1) return NULL;
+  }
+  if (*p != '\0' || sig > len - 1) return NULL;
+  vt = mrl__env_vtable(id, 2, 2);
+  vt.reset = mrl__noisyseq_reset;
+  vt.step = mrl__noisyseq_step;
+  vt.render = mrl__noisyseq_render;
+  vt.episode_success = mrl__noisyseq_success;
+  s = (mrl__noisyseq *)mrl__env_state(sizeof(mrl__noisyseq));
+  if (s) {
+    s->length = (int)len;
+    s->signal = (int)sig;
+  }
+  return mrl__env_finish(&vt, s);
+}
+
 /* ---- registry ------------------------------------------------------------ */
 /* One line per family; mrl_env_make asks each in order. */
 static const mrl_env_info mrl__env_registry[] = {
@@ -1238,6 +1595,15 @@ static const mrl_env_info mrl__env_registry[] = {
     /* corridors and memory tasks */
     {"TMaze-<L>[-<max_steps>]",
      "Bakker's T-maze: a cue at the start names the goal arm L cells away", mrl__tmaze_make},
+    {"PassiveTMaze-<L>",
+     "Passive T-maze of Ni et al. 2023: cue at t=0, L steps of corridor, choose at t=L+1",
+     mrl__ptmaze_make},
+    {"MemoryChain-<memory_length>[-<num_bits>]",
+     "bsuite memory chain (memory_len: MemoryChain-<n>; memory_size: MemoryChain-2-<bits>)",
+     mrl__mchain_make},
+    {"NoisySequence-<T>[-<N>]",
+     "noisy sequence classification: class +-1 plus noise for N steps, answer at step T",
+     mrl__noisyseq_make},
 
     /* POPGym */
 

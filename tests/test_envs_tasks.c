@@ -288,6 +288,250 @@ static void test_cartpole_pomdps(void) {
   mrl_env_free(zero);
 }
 
+/* ---- corridors and memory tasks ----------------------------------------- */
+
+static void test_passive_tmaze(void) {
+  const int L = 6;
+  mrl_env *env = mrl_env_make("PassiveTMaze-6");
+  float o[2], r;
+  int te = 0, tu = 0, t, g, ok;
+  MRL_CHECK(env != NULL, "PassiveTMaze-6 made");
+  if (!env) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 2 && mrl_env_num_actions(env) == 4 &&
+                mrl_env_max_episode_steps(env) == 0,
+            "passive T-maze dims");
+  for (g = 0; g < 2; g++) {
+    uint64_t seed = 0;
+    mrl__ptmaze *m = (mrl__ptmaze *)mrl_env_self(env);
+    do mrl_env_reset(env, seed++, o);
+    while (o[1] != (g ? 1.0f : -1.0f) && seed < 100);
+    MRL_CHECK(o[0] == 0.0f && o[1] == (float)m->goal_y, "cue [0, goal_y] at reset");
+    /* the optimal walk: L steps right, then into the goal arm */
+    ok = 1;
+    for (t = 1; t <= L; t++) {
+      step1(env, 0.0f, o, &r, &te, &tu);
+      if (r != 0.0f || te || tu) ok = 0;
+      if (t < L && (o[0] != 0.0f || o[1] != 0.0f)) ok = 0;
+      if (t == L && (o[0] != 1.0f || o[1] != 0.0f)) ok = 0;
+    }
+    MRL_CHECK(ok, "corridor: [0, 0], junction [1, 0], no penalty on the ideal path");
+    step1(env, g ? 1.0f : 3.0f, o, &r, &te, &tu);
+    MRL_CHECK(r == 1.0f && te == 1 && tu == 0 && o[0] == 1.0f && o[1] == (g ? 1.0f : -1.0f),
+              "goal arm at step L+1: reward 1, terminated, obs [1, y]");
+    MRL_CHECK(mrl_env_episode_success(env) == 1 && mrl_env_episode_return(env) == 1.0f,
+              "success, return 1");
+    MRL_CHECK(step1(env, 0.0f, o, &r, &te, &tu) == MRL_ERR_NOT_RESET, "ended");
+    /* the wrong arm */
+    mrl_env_reset(env, seed - 1, o);
+    for (t = 1; t <= L; t++) step1(env, 0.0f, o, &r, &te, &tu);
+    step1(env, g ? 3.0f : 1.0f, o, &r, &te, &tu);
+    MRL_CHECK(r == 0.0f && te && mrl_env_episode_success(env) == 0, "wrong arm: 0, failure");
+  }
+  /* penalties and walls: left at the start stays at x = 0 (behind x = t:
+   * -1/L) and sees [0, 0], the cue being shown only at t = 0; up in the
+   * corridor is a wall */
+  mrl_env_reset(env, 3, o);
+  step1(env, 2.0f, o, &r, &te, &tu);
+  MRL_CHECK(r == (float)(-1.0 / L) && o[0] == 0.0f && o[1] == 0.0f, "left at start: -1/L, [0,0]");
+  step1(env, 0.0f, o, &r, &te, &tu);
+  MRL_CHECK(r == (float)(-1.0 / L), "x=1 at t=2: still behind, -1/L");
+  step1(env, 1.0f, o, &r, &te, &tu);
+  MRL_CHECK(r == (float)(-1.0 / L) && ((mrl__ptmaze *)mrl_env_self(env))->y == 0 &&
+                ((mrl__ptmaze *)mrl_env_self(env))->x == 1,
+            "up in the corridor: no move");
+  for (t = 4; t <= L + 1; t++) step1(env, 0.0f, o, &r, &te, &tu);
+  MRL_CHECK(te && r == 0.0f && mrl_env_episode_success(env) == 0,
+            "time runs out before the junction: terminated, 0");
+  /* behind the ideal path on each of the steps 1..L: -1 in all */
+  MRL_CHECK_NEAR(mrl_env_episode_return(env), -1.0, 1e-6, 0, "return L * (-1/L)");
+  /* from an arm back down to the junction, then east is a wall */
+  mrl_env_reset(env, 3, o);
+  {
+    mrl__ptmaze *m = (mrl__ptmaze *)mrl_env_self(env);
+    m->x = L;
+    m->y = 1;
+    step1(env, 0.0f, o, &r, &te, &tu);
+    MRL_CHECK(m->x == L && m->y == 1 && o[0] == 1.0f && o[1] == 1.0f, "east of an arm: wall");
+    step1(env, 3.0f, o, &r, &te, &tu);
+    MRL_CHECK(m->x == L && m->y == 0, "down from the up arm: the junction");
+  }
+  mrl_env_free(env);
+  /* L = 1000: the optimal walk still scores 1 in 1001 steps */
+  env = mrl_env_make("PassiveTMaze-1000");
+  MRL_CHECK(env != NULL, "PassiveTMaze-1000 made");
+  if (env) {
+    float cue;
+    mrl_env_reset(env, 77, o);
+    cue = o[1];
+    for (t = 1; t <= 1000; t++) step1(env, 0.0f, o, &r, &te, &tu);
+    step1(env, cue > 0 ? 1.0f : 3.0f, o, &r, &te, &tu);
+    MRL_CHECK(te && mrl_env_episode_length(env) == 1001 && mrl_env_episode_return(env) == 1.0f,
+              "L=1000: 1001 steps, return 1");
+    mrl_env_free(env);
+  }
+  {
+    const char *bad[4] = {"PassiveTMaze-0", "PassiveTMaze-", "PassiveTMaze-100001",
+                          "PassiveTMaze-5-5"};
+    for (t = 0; t < 4; t++) {
+      mrl_env *e = mrl_env_make(bad[t]);
+      MRL_CHECK(e == NULL, "id %s rejected", bad[t]);
+      mrl_env_free(e);
+    }
+  }
+  env = mrl_env_make("PassiveTMaze-3");
+  if (env) {
+    char text[64];
+    mrl__ptmaze *m = (mrl__ptmaze *)mrl_env_self(env);
+    mrl_env_reset(env, 1, o);
+    m->goal_y = 1;
+    step1(env, 0.0f, o, &r, &te, &tu);
+    mrl_env_render(env, text, sizeof text);
+    MRL_CHECK(strcmp(text, "   G\nSA..\n   o\n") == 0, "passive T-maze render:\n%s", text);
+    mrl_env_free(env);
+  }
+}
+
+static void test_memory_chain(void) {
+  mrl_env *env = mrl_env_make("MemoryChain-3");
+  float o[8], r;
+  int te, tu, a, ok = 1, balance[2] = {0, 0};
+  uint64_t seed;
+  MRL_CHECK(env != NULL, "MemoryChain-3 made");
+  if (!env) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 3 && mrl_env_num_actions(env) == 2, "dims [time, query, bit]");
+  for (seed = 0; seed < 40; seed++) {
+    mrl__mchain *m = (mrl__mchain *)mrl_env_self(env);
+    float c;
+    mrl_env_reset(env, seed, o);
+    c = m->context[0] ? 1.0f : -1.0f;
+    balance[m->context[0]]++;
+    if (o[0] != 1.0f || o[1] != 0.0f || o[2] != c || m->query != 0) ok = 0;
+    /* bsuite returns the observation of the timestep before the step */
+    step1(env, 1.0f, o, &r, &te, &tu);
+    if (o[0] != 1.0f || o[1] != 0.0f || o[2] != c || r != 0.0f || te) ok = 0;
+    step1(env, 0.0f, o, &r, &te, &tu);
+    if (o[0] != (float)(1.0 - 1.0 / 3.0) || o[1] != 0.0f || o[2] != 0.0f || r != 0.0f || te) ok = 0;
+    step1(env, 0.0f, o, &r, &te, &tu); /* t = 2 = memory_length - 1: the query (bit 0) */
+    if (o[0] != (float)(1.0 - 2.0 / 3.0) || o[1] != 0.0f || r != 0.0f || te) ok = 0;
+    a = (int)(seed % 2);
+    step1(env, (float)a, o, &r, &te, &tu);
+    if (o[0] != 0.0f || !te || tu || r != (a == m->context[0] ? 1.0f : -1.0f)) ok = 0;
+    if (mrl_env_episode_success(env) != (a == m->context[0])) ok = 0;
+    if (mrl_env_episode_length(env) != 4) ok = 0;
+  }
+  MRL_CHECK(ok, "memory chain: bsuite's observations, 0 until step memory_length+1, then +-1");
+  MRL_CHECK(balance[0] > 8 && balance[1] > 8, "context bits balanced (%d/%d)", balance[0],
+            balance[1]);
+  mrl_env_free(env);
+  env = mrl_env_make("MemoryChain-2-5");
+  MRL_CHECK(env != NULL && mrl_env_obs_dim(env) == 7, "MemoryChain-2-5: 7 floats");
+  if (env) {
+    mrl__mchain *m = (mrl__mchain *)mrl_env_self(env);
+    int i, qseen[5] = {0, 0, 0, 0, 0};
+    ok = 1;
+    for (seed = 0; seed < 60; seed++) {
+      mrl_env_reset(env, seed, o);
+      for (i = 0; i < 5; i++)
+        if (o[2 + i] != (m->context[i] ? 1.0f : -1.0f)) ok = 0;
+      if (o[1] != 0.0f) ok = 0;
+      step1(env, 0.0f, o, &r, &te, &tu); /* obs of t = 0 again */
+      step1(env, 0.0f, o, &r, &te, &tu); /* obs of t = 1 = memory_length - 1 */
+      if (o[1] != (float)m->query || o[0] != 0.5f || o[2] != 0.0f || te) ok = 0;
+      qseen[m->query]++;
+      step1(env, (float)m->context[m->query], o, &r, &te, &tu);
+      if (!te || r != 1.0f) ok = 0;
+    }
+    MRL_CHECK(ok, "memory_size layout: 5 context bits at t=0, query index at t=1");
+    MRL_CHECK(qseen[0] && qseen[1] && qseen[2] && qseen[3] && qseen[4], "every bit queried");
+    mrl_env_free(env);
+  }
+  {
+    long long eps[4] = {100, 100, 80, 0}, perf[4] = {100, 62, 51, 0};
+    /* ratios 0, 0.76, 0.725, none -> learned: 1, 0, 1, 0 */
+    MRL_CHECK(mrl_memory_chain_score(eps, perf, 4) == 0.5f, "bsuite score 2 of 4");
+    MRL_CHECK(mrl_memory_chain_score(eps, perf, 1) == 1.0f, "score 1 of 1");
+    MRL_CHECK(mrl_memory_chain_score(eps + 1, perf + 1, 1) == 0.0f, "62%% is not learned");
+    MRL_CHECK(mrl_memory_chain_score(eps, perf, 0) == 0.0f, "no settings");
+  }
+  env = mrl_env_make("MemoryChain-2-3");
+  if (env) {
+    char text[64];
+    mrl__mchain *m = (mrl__mchain *)mrl_env_self(env);
+    mrl_env_reset(env, 1, o);
+    m->context[0] = 1;
+    m->context[1] = 0;
+    m->context[2] = 1;
+    m->query = 2;
+    mrl_env_render(env, text, sizeof text);
+    MRL_CHECK(strcmp(text, "t=0/3 query=2 context=+-+\n") == 0, "memory chain render: %s", text);
+    mrl_env_free(env);
+  }
+}
+
+static void test_noisy_sequence(void) {
+  mrl_env *env = mrl_env_make("NoisySequence-6-2");
+  float o[2], r;
+  int te, tu, t, ok = 1, n = 0;
+  uint64_t seed;
+  double sig_sum = 0, noise_sum = 0, noise_sq = 0;
+  int sig_n = 0, noise_n = 0;
+  MRL_CHECK(env != NULL, "NoisySequence-6-2 made");
+  if (!env) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 2 && mrl_env_num_actions(env) == 2, "dims");
+  for (seed = 0; seed < 400; seed++) {
+    mrl__noisyseq *s = (mrl__noisyseq *)mrl_env_self(env);
+    int cls, a = (int)(seed % 2);
+    mrl_env_reset(env, seed, o);
+    cls = s->cls;
+    for (t = 0; t < 6; t++) {
+      /* o is observation t */
+      if (o[1] != (t == 5 ? 1.0f : 0.0f)) ok = 0;
+      if (t < 2) {
+        sig_sum += (double)o[0] * cls;
+        sig_n++;
+      } else {
+        noise_sum += o[0];
+        noise_sq += (double)o[0] * o[0];
+        noise_n++;
+      }
+      step1(env, t == 5 ? (float)a : (float)(t % 2), o, &r, &te, &tu);
+      if (t < 5 && (r != 0.0f || te || tu)) ok = 0;
+    }
+    if (!te || tu || r != ((a == 1) == (cls == 1) ? 1.0f : -1.0f)) ok = 0;
+    if (mrl_env_episode_success(env) != ((a == 1) == (cls == 1))) ok = 0;
+    if (mrl_env_episode_length(env) != 6) ok = 0;
+    n += cls == 1;
+  }
+  MRL_CHECK(ok, "6 observations, query flag on the last, reward +-1 on the 6th action only");
+  MRL_CHECK(n > 160 && n < 240, "classes balanced (%d of 400 +1)", n);
+  MRL_CHECK(fabs(sig_sum / sig_n - 1.0) < 0.05, "signal steps: class + noise (mean %.3f)",
+            sig_sum / sig_n);
+  MRL_CHECK(fabs(noise_sum / noise_n) < 0.05 && fabs(sqrt(noise_sq / noise_n) - sqrt(0.2)) < 0.03,
+            "later steps: noise of variance 0.2 (mean %.3f, std %.3f)", noise_sum / noise_n,
+            sqrt(noise_sq / noise_n));
+  mrl_env_free(env);
+  {
+    const char *bad[4] = {"NoisySequence-1", "NoisySequence-5-5", "NoisySequence-5-0",
+                          "NoisySequence-"};
+    for (t = 0; t < 4; t++) {
+      mrl_env *e = mrl_env_make(bad[t]);
+      MRL_CHECK(e == NULL, "id %s rejected", bad[t]);
+      mrl_env_free(e);
+    }
+  }
+  env = mrl_env_make("NoisySequence-100");
+  MRL_CHECK(env && ((mrl__noisyseq *)mrl_env_self(env))->signal == 3, "default N = 3");
+  if (env) {
+    char text[64];
+    mrl__noisyseq *s = (mrl__noisyseq *)mrl_env_self(env);
+    mrl_env_reset(env, 1, o);
+    s->cls = -1;
+    mrl_env_render(env, text, sizeof text);
+    MRL_CHECK(strcmp(text, "t=1/100 class=-1 signal + noise\n") == 0, "render: %s", text);
+    mrl_env_free(env);
+  }
+}
+
 static void test_classic_render(void) {
   mrl_env *e = mrl_env_make("Pendulum-v1");
   mrl__pendulum *p = (mrl__pendulum *)mrl_env_self(e);
@@ -348,6 +592,9 @@ int main(void) {
   test_pendulum_pomdps();
   test_cartpole_pomdps();
   test_classic_render();
+  test_passive_tmaze();
+  test_memory_chain();
+  test_noisy_sequence();
   test_all_common();
   test_registry_examples();
   return mrl_test_summary("test_envs_tasks");
