@@ -246,6 +246,51 @@
  *     wrong, terminated, terminal observation [0, 0].
  *   - Success: 1 for a right answer. T = 100 is hard for a plain LSTM.
  *
+ * ---- meta-RL as task inference ----
+ * J. Humplik, A. Galashov, L. Hasenclever, P. A. Ortega, Y. W. Teh, N.
+ * Heess, "Meta reinforcement learning as task inference", arXiv 1905.06424
+ * (2019). One episode is one task (a meta-RL trial): the task is drawn at
+ * reset from the seed and stays hidden from the observation; mrl_env_task
+ * returns it (the privileged information a belief network trains on). The
+ * episodes end by the time limit (truncated). Our versions are small and
+ * discrete where the paper's are MuJoCo bodies; the rules below are ours
+ * where the paper gives none.
+ *
+ * MetaBandit[-<arms>[-<horizon>]]
+ *   Bernoulli bandits: arms in [2, 10000] (default 20), horizon in [1,
+ *   1e8] pulls (default 100). Reset: r = mrl_rng_make(seed); p_i =
+ *   mrl_rng_uniform(&r) for each arm (uniform in [0, 1), as in RL^2 and
+ *   the paper's bandits). Action: the arm. Reward 1 with probability
+ *   p_arm (mrl_rng_uniform(&r) < p_arm, r continuing), else 0.
+ *   Observation (arms + 2 floats): [one-hot of the last arm pulled, last
+ *   reward, t / horizon], all zero at reset (RL^2's input, so the task can
+ *   be inferred from the history). Task: the arms' p (arms floats).
+ *
+ * Semicircle[-<horizon>]
+ *   A point mass in the plane (the semicircle task of the paper, after
+ *   Gupta et al. 2018 and Rakelly et al. 2019). Start (0, 0). Reset: r =
+ *   mrl_rng_make(seed), phi = pi * mrl_rng_uniform(&r), goal (cos phi,
+ *   sin phi) on the upper unit semicircle. Action: a box of 2 floats in
+ *   [-0.1, 0.1] (clipped), the displacement: position += action.
+ *   Observation: the position (2 floats). Reward 1 on every step that ends
+ *   within distance 0.2 of the goal (squared distance <= 0.04), else 0
+ *   (sparse). Horizon in [1, 1e8] steps, default 100. Task: the goal (2
+ *   floats).
+ *
+ * NumPad[-<n>[-<len>]]
+ *   A discrete NumPad: an n x n pad of tiles (n in [2, 5], default 3),
+ *   a hidden sequence of len distinct tiles (len in [1, n*n], default 3;
+ *   the first len entries of a Fisher-Yates shuffle with mrl_rng_below,
+ *   r = mrl_rng_make(seed)). Actions n*n: press tile a (row-major). The
+ *   paper's agent walks onto the tiles of a physical pad; here a press is
+ *   one action. Rules: pressing the next tile of the sequence lights it
+ *   and gives +1; after the last one the lights go off and the same
+ *   sequence can be pressed again; pressing a lit tile changes nothing
+ *   (reward 0); pressing any other tile turns every light off (reward 0)
+ *   and the sequence restarts from its first tile. Observation: the
+ *   lights (n*n floats, 1 lit). 100 steps. Task: the sequence (len floats,
+ *   tile indices).
+ *
  * ==== Vector environment ============================================
  *
  * mrl_vecenv steps num_envs environments in lock step and keeps every
@@ -951,7 +996,7 @@ static int mrl__parse_uint(const char **s, long *out, long cap) {
   if (*p < '0' || *p > '9') return 0;
   while (*p >= '0' && *p <= '9') {
     long d = *p - '0';
-    if (v > (cap - d) / 10) return 0; /* v * 10 + d would pass cap (no overflow) */
+    if (d > cap || v > (cap - d) / 10) return 0; /* v * 10 + d would pass cap (no overflow) */
     v = v * 10 + d;
     p++;
   }
@@ -1571,6 +1616,292 @@ static mrl_env *mrl__noisyseq_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
+/* ---- meta-RL as task inference (Humplik et al. 2019) -------------------- */
+
+/* Parses "<name>", "<name>-<a>" or "<name>-<a>-<b>" (each optional number
+ * keeps its default when absent). 1 when id matches. */
+static int mrl__parse_id2(const char *id, const char *name, long *a, long cap_a, long *b,
+                          long cap_b) {
+  size_t n = strlen(name);
+  const char *p = id + n;
+  long va = *a, vb = *b;
+  if (strncmp(id, name, n) != 0) return 0;
+  if (*p == '-') {
+    p++;
+    if (!mrl__parse_uint(&p, &va, cap_a)) return 0;
+    if (*p == '-') {
+      p++;
+      if (!mrl__parse_uint(&p, &vb, cap_b)) return 0;
+    }
+  }
+  if (*p != '\0') return 0;
+  *a = va;
+  *b = vb;
+  return 1;
+}
+
+typedef struct mrl__mbandit {
+  int arms, horizon, t, last_arm;
+  float last_reward;
+  mrl_rng rng;
+  float p[1]; /* [arms], allocated with the struct */
+} mrl__mbandit;
+
+static void mrl__mbandit_obs(const mrl__mbandit *b, float *obs) {
+  int i;
+  for (i = 0; i < b->arms; i++) obs[i] = i == b->last_arm ? 1.0f : 0.0f;
+  obs[b->arms] = b->last_reward;
+  obs[b->arms + 1] = (float)b->t / (float)b->horizon;
+}
+
+static mrl_result mrl__mbandit_reset(void *self, uint64_t seed, float *obs) {
+  mrl__mbandit *b = (mrl__mbandit *)self;
+  int i;
+  b->rng = mrl_rng_make(seed);
+  for (i = 0; i < b->arms; i++) b->p[i] = mrl_rng_uniform(&b->rng);
+  b->t = 0;
+  b->last_arm = -1;
+  b->last_reward = 0.0f;
+  mrl__mbandit_obs(b, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__mbandit_step(void *self, const float *action, float *obs, float *reward,
+                                    int *terminated, int *truncated) {
+  mrl__mbandit *b = (mrl__mbandit *)self;
+  int a = (int)action[0];
+  b->last_reward = mrl_rng_uniform(&b->rng) < b->p[a] ? 1.0f : 0.0f;
+  b->last_arm = a;
+  b->t++;
+  mrl__mbandit_obs(b, obs);
+  *reward = b->last_reward;
+  *terminated = 0;
+  *truncated = 0; /* the wrapper's time limit (horizon) ends the episode */
+  return MRL_OK;
+}
+
+static void mrl__mbandit_task(const void *self, float *out) {
+  const mrl__mbandit *b = (const mrl__mbandit *)self;
+  memcpy(out, b->p, (size_t)b->arms * sizeof(float));
+}
+
+static int mrl__mbandit_render(const void *self, char *buf, size_t size) {
+  const mrl__mbandit *b = (const mrl__mbandit *)self;
+  int i, best = 0;
+  for (i = 1; i < b->arms; i++)
+    if (b->p[i] > b->p[best]) best = i;
+  return snprintf(buf, size, "t=%d/%d last arm=%d reward=%g best arm=%d (p=%.3f)\n", b->t,
+                  b->horizon, b->last_arm, (double)b->last_reward, best, (double)b->p[best]);
+}
+
+static mrl_env *mrl__mbandit_make(const char *id) {
+  long arms = 20, horizon = 100;
+  mrl_env_vtable vt;
+  mrl__mbandit *b;
+  if (!mrl__parse_id2(id, "MetaBandit", &arms, 10000L, &horizon, 100000000L)) return NULL;
+  if (arms < 2 || horizon < 1) return NULL;
+  vt = mrl__env_vtable(id, (int)arms + 2, (int)arms);
+  vt.reset = mrl__mbandit_reset;
+  vt.step = mrl__mbandit_step;
+  vt.render = mrl__mbandit_render;
+  vt.task_dim = (int)arms;
+  vt.task = mrl__mbandit_task;
+  vt.max_episode_steps = (int)horizon;
+  b = (mrl__mbandit *)mrl__env_state(sizeof(mrl__mbandit) + (size_t)arms * sizeof(float));
+  if (b) {
+    b->arms = (int)arms;
+    b->horizon = (int)horizon;
+  }
+  return mrl__env_finish(&vt, b);
+}
+
+/* Semicircle: a point mass, a hidden goal on the unit upper semicircle. */
+#define MRL__SC_STEP 0.1
+#define MRL__SC_RADIUS 0.2
+
+typedef struct mrl__semicircle {
+  double x, y, gx, gy;
+  int inside; /* within the goal radius after the last step */
+} mrl__semicircle;
+
+static mrl_result mrl__semicircle_reset(void *self, uint64_t seed, float *obs) {
+  mrl__semicircle *s = (mrl__semicircle *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  double phi = MRL__PI * (double)mrl_rng_uniform(&r);
+  s->gx = cos(phi);
+  s->gy = sin(phi);
+  s->x = s->y = 0.0;
+  s->inside = 0;
+  obs[0] = obs[1] = 0.0f;
+  return MRL_OK;
+}
+
+static mrl_result mrl__semicircle_step(void *self, const float *action, float *obs, float *reward,
+                                       int *terminated, int *truncated) {
+  mrl__semicircle *s = (mrl__semicircle *)self;
+  double dx, dy;
+  s->x += (double)action[0]; /* clipped to [-0.1, 0.1] by the wrapper */
+  s->y += (double)action[1];
+  dx = s->x - s->gx;
+  dy = s->y - s->gy;
+  s->inside = dx * dx + dy * dy <= MRL__SC_RADIUS * MRL__SC_RADIUS;
+  obs[0] = (float)s->x;
+  obs[1] = (float)s->y;
+  *reward = s->inside ? 1.0f : 0.0f;
+  *terminated = 0;
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static void mrl__semicircle_task(const void *self, float *out) {
+  const mrl__semicircle *s = (const mrl__semicircle *)self;
+  out[0] = (float)s->gx;
+  out[1] = (float)s->gy;
+}
+
+static int mrl__semicircle_render(const void *self, char *buf, size_t size) {
+  const mrl__semicircle *s = (const mrl__semicircle *)self;
+  /* 21 x 11 picture of [-1.25, 1.25] x [-0.25, 1.25]: A agent, G goal */
+  size_t at = 0;
+  int row, col;
+  if (size > 0) buf[0] = '\0';
+  for (row = 0; row < 11; row++) {
+    for (col = 0; col < 21; col++) {
+      double cx = -1.25 + (col + 0.5) * (2.5 / 21.0), cy = 1.25 - (row + 0.5) * (1.5 / 11.0);
+      double hw = 1.25 / 21.0, hh = 0.75 / 11.0;
+      char ch = '.';
+      if (fabs(s->gx - cx) <= hw && fabs(s->gy - cy) <= hh) ch = 'G';
+      if (fabs(s->x - cx) <= hw && fabs(s->y - cy) <= hh) ch = 'A';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__semicircle_make(const char *id) {
+  static const float lo[2] = {-(float)MRL__SC_STEP, -(float)MRL__SC_STEP};
+  static const float hi[2] = {(float)MRL__SC_STEP, (float)MRL__SC_STEP};
+  long horizon = 100, unused = 0;
+  mrl_env_vtable vt;
+  if (!mrl__parse_id2(id, "Semicircle", &horizon, 100000000L, &unused, 0L)) return NULL;
+  if (horizon < 1 || (strlen(id) > 11 && strchr(id + 11, '-'))) return NULL; /* one number */
+  vt = mrl__env_vtable(id, 2, 0);
+  vt.action_dim = 2;
+  vt.action_low = lo;
+  vt.action_high = hi;
+  vt.reset = mrl__semicircle_reset;
+  vt.step = mrl__semicircle_step;
+  vt.render = mrl__semicircle_render;
+  vt.task_dim = 2;
+  vt.task = mrl__semicircle_task;
+  vt.max_episode_steps = (int)horizon;
+  return mrl__env_finish(&vt, mrl__env_state(sizeof(mrl__semicircle)));
+}
+
+/* NumPad: press the tiles of a hidden sequence in order. */
+#define MRL__NP_MAX 25 /* tiles of the largest pad, 5 x 5 */
+
+typedef struct mrl__numpad {
+  int n, len, k; /* pad side, sequence length, tiles pressed right so far */
+  int seq[MRL__NP_MAX];
+  int lit[MRL__NP_MAX];
+  int completed; /* sequences completed this episode */
+} mrl__numpad;
+
+static void mrl__numpad_obs(const mrl__numpad *p, float *obs) {
+  int i;
+  for (i = 0; i < p->n * p->n; i++) obs[i] = (float)p->lit[i];
+}
+
+static mrl_result mrl__numpad_reset(void *self, uint64_t seed, float *obs) {
+  mrl__numpad *p = (mrl__numpad *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  int order[MRL__NP_MAX], i, tiles = p->n * p->n;
+  /* a uniform sequence of distinct tiles: the first len of a Fisher-Yates
+   * shuffle */
+  for (i = 0; i < tiles; i++) order[i] = i;
+  for (i = 0; i < p->len; i++) {
+    int j = i + (int)mrl_rng_below(&r, (uint32_t)(tiles - i)), tmp = order[i];
+    order[i] = order[j];
+    order[j] = tmp;
+    p->seq[i] = order[i];
+  }
+  memset(p->lit, 0, sizeof p->lit);
+  p->k = 0;
+  p->completed = 0;
+  mrl__numpad_obs(p, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__numpad_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  mrl__numpad *p = (mrl__numpad *)self;
+  int a = (int)action[0];
+  *reward = 0.0f;
+  if (p->lit[a]) {
+    /* pressing a lit tile changes nothing */
+  } else if (a == p->seq[p->k]) {
+    p->lit[a] = 1;
+    p->k++;
+    *reward = 1.0f;
+    if (p->k == p->len) { /* done: lights off, the same sequence again */
+      p->completed++;
+      p->k = 0;
+      memset(p->lit, 0, sizeof p->lit);
+    }
+  } else { /* a wrong tile: the lights go off */
+    p->k = 0;
+    memset(p->lit, 0, sizeof p->lit);
+  }
+  mrl__numpad_obs(p, obs);
+  *terminated = 0;
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static void mrl__numpad_task(const void *self, float *out) {
+  const mrl__numpad *p = (const mrl__numpad *)self;
+  int i;
+  for (i = 0; i < p->len; i++) out[i] = (float)p->seq[i];
+}
+
+static int mrl__numpad_render(const void *self, char *buf, size_t size) {
+  const mrl__numpad *p = (const mrl__numpad *)self;
+  size_t at = 0;
+  int i;
+  char line[64];
+  if (size > 0) buf[0] = '\0';
+  for (i = 0; i < p->n * p->n; i++) {
+    mrl__putc(buf, size, &at, p->lit[i] ? '*' : 'o');
+    if (i % p->n == p->n - 1) mrl__putc(buf, size, &at, '\n');
+  }
+  snprintf(line, sizeof line, "pressed %d/%d, completed %d\n", p->k, p->len, p->completed);
+  mrl__put(buf, size, &at, line);
+  return (int)at;
+}
+
+static mrl_env *mrl__numpad_make(const char *id) {
+  long n = 3, len = 3;
+  mrl_env_vtable vt;
+  mrl__numpad *p;
+  if (!mrl__parse_id2(id, "NumPad", &n, 5L, &len, 25L)) return NULL;
+  if (n < 2 || len < 1 || len > n * n) return NULL;
+  vt = mrl__env_vtable(id, (int)(n * n), (int)(n * n));
+  vt.reset = mrl__numpad_reset;
+  vt.step = mrl__numpad_step;
+  vt.render = mrl__numpad_render;
+  vt.task_dim = (int)len;
+  vt.task = mrl__numpad_task;
+  vt.max_episode_steps = 100;
+  p = (mrl__numpad *)mrl__env_state(sizeof(mrl__numpad));
+  if (p) {
+    p->n = (int)n;
+    p->len = (int)len;
+  }
+  return mrl__env_finish(&vt, p);
+}
+
 /* ---- registry ------------------------------------------------------------ */
 /* One line per family; mrl_env_make asks each in order. */
 static const mrl_env_info mrl__env_registry[] = {
@@ -1608,6 +1939,15 @@ static const mrl_env_info mrl__env_registry[] = {
     /* POPGym */
 
     /* meta-RL, episodic control, successor features, pixels */
+    {"MetaBandit[-<arms>[-<horizon>]]",
+     "Bernoulli bandits, p ~ U[0,1] per arm hidden (task hook); default 20 arms, 100 pulls",
+     mrl__mbandit_make},
+    {"Semicircle[-<horizon>]",
+     "point mass, sparse reward near a hidden goal on the unit semicircle (task hook)",
+     mrl__semicircle_make},
+    {"NumPad[-<n>[-<len>]]",
+     "press a hidden sequence of len tiles of an n x n pad in order (task hook); 3x3, 3",
+     mrl__numpad_make},
 };
 
 MRL_DEF const mrl_env_info *mrl_env_list(int *count) {

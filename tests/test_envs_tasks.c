@@ -532,6 +532,186 @@ static void test_noisy_sequence(void) {
   }
 }
 
+/* ---- meta-RL ------------------------------------------------------------- */
+
+static void test_meta_bandit(void) {
+  mrl_env *env = mrl_env_make("MetaBandit");
+  float o[32], p[32], p2[32], r;
+  int te, tu, t, i, ok = 1;
+  MRL_CHECK(env != NULL, "MetaBandit made");
+  if (!env) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 22 && mrl_env_num_actions(env) == 20 &&
+                mrl_env_task_dim(env) == 20 && mrl_env_max_episode_steps(env) == 100,
+            "20 arms, horizon 100, obs [one-hot arm, reward, t/H], task 20 probabilities");
+  mrl_env_reset(env, 5, o);
+  mrl_env_task(env, p);
+  for (i = 0; i < 22; i++)
+    if (o[i] != 0.0f) ok = 0;
+  for (i = 0; i < 20; i++)
+    if (!(p[i] >= 0.0f && p[i] < 1.0f)) ok = 0;
+  MRL_CHECK(ok, "reset: zero observation (no task in it), p in [0, 1)");
+  ok = 1;
+  for (t = 1; t <= 100; t++) {
+    int a = t % 20;
+    step1(env, (float)a, o, &r, &te, &tu);
+    for (i = 0; i < 20; i++)
+      if (o[i] != (i == a ? 1.0f : 0.0f)) ok = 0;
+    if ((r != 0.0f && r != 1.0f) || o[20] != r || o[21] != (float)t / 100.0f) ok = 0;
+    if (te || tu != (t == 100)) ok = 0;
+  }
+  MRL_CHECK(ok, "observations, 0/1 rewards, truncated at the horizon");
+  mrl_env_reset(env, 6, o);
+  mrl_env_task(env, p2);
+  MRL_CHECK(memcmp(p, p2, 20 * sizeof(float)) != 0, "a new seed draws a new task");
+  mrl_env_free(env);
+  env = mrl_env_make("MetaBandit-3-6000");
+  MRL_CHECK(env && mrl_env_num_actions(env) == 3 && mrl_env_max_episode_steps(env) == 6000,
+            "MetaBandit-3-6000");
+  if (env) {
+    int wins[3] = {0, 0, 0};
+    mrl_env_reset(env, 8, o);
+    mrl_env_task(env, p);
+    for (t = 0; t < 6000; t++) {
+      step1(env, (float)(t % 3), o, &r, &te, &tu);
+      wins[t % 3] += r == 1.0f;
+    }
+    for (i = 0; i < 3; i++)
+      MRL_CHECK(fabs(wins[i] / 2000.0 - p[i]) < 0.04, "arm %d: rate %.3f, p %.3f", i,
+                wins[i] / 2000.0, (double)p[i]);
+    mrl_env_free(env);
+  }
+  {
+    const char *bad[4] = {"MetaBandit-1", "MetaBandit-", "MetaBandit-5-0", "MetaBandit-5-5-5"};
+    for (i = 0; i < 4; i++) {
+      mrl_env *e = mrl_env_make(bad[i]);
+      MRL_CHECK(e == NULL, "id %s rejected", bad[i]);
+      mrl_env_free(e);
+    }
+  }
+}
+
+static void test_semicircle(void) {
+  mrl_env *env = mrl_env_make("Semicircle");
+  float o[2], g[2], r, a[2];
+  int te, tu, t, ok = 1, inside_steps = 0, first_inside = 0;
+  uint64_t seed;
+  MRL_CHECK(env != NULL, "Semicircle made");
+  if (!env) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 2 && mrl_env_num_actions(env) == 0 &&
+                mrl_env_action_dim(env) == 2 && mrl_env_task_dim(env) == 2 &&
+                mrl_env_max_episode_steps(env) == 100,
+            "Semicircle dims");
+  for (seed = 0; seed < 100; seed++) {
+    mrl_env_reset(env, seed, o);
+    mrl_env_task(env, g);
+    if (o[0] != 0.0f || o[1] != 0.0f || fabs(g[0] * g[0] + g[1] * g[1] - 1.0) > 1e-6 || g[1] < 0)
+      ok = 0;
+  }
+  MRL_CHECK(ok, "start at the origin; goals on the unit upper semicircle");
+  /* actions are clipped to 0.1 per axis */
+  mrl_env_reset(env, 3, o);
+  mrl_env_task(env, g);
+  a[0] = 5.0f;
+  a[1] = -0.05f;
+  mrl_env_step(env, a, o, &r, &te, &tu);
+  MRL_CHECK(o[0] == 0.1f && o[1] == -0.05f && r == 0.0f, "clipped move, no reward far away");
+  /* head to the goal: the reward is 1 exactly while within 0.2 */
+  for (t = 2; t <= 100; t++) {
+    double dx = g[0] - o[0], dy = g[1] - o[1], d = sqrt(dx * dx + dy * dy), ex, ey;
+    double sc = d > 0.05 ? 0.05 / d : 1.0;
+    a[0] = (float)(dx * sc);
+    a[1] = (float)(dy * sc);
+    mrl_env_step(env, a, o, &r, &te, &tu);
+    ex = o[0] - g[0];
+    ey = o[1] - g[1];
+    if (r != (ex * ex + ey * ey <= 0.04 + 1e-9 ? 1.0f : 0.0f) &&
+        fabs(ex * ex + ey * ey - 0.04) > 1e-6)
+      ok = 0;
+    if (r == 1.0f && !first_inside) first_inside = t;
+    inside_steps += r == 1.0f;
+    if (te || tu != (t == 100)) ok = 0;
+  }
+  MRL_CHECK(ok, "reward 1 iff within 0.2 of the goal; truncated at 100");
+  MRL_CHECK(first_inside > 10 && first_inside < 25 && inside_steps > 70, "reached (%d, %d)",
+            first_inside, inside_steps);
+  mrl_env_free(env);
+  env = mrl_env_make("Semicircle-30");
+  MRL_CHECK(env && mrl_env_max_episode_steps(env) == 30, "Semicircle-30");
+  mrl_env_free(env);
+  env = mrl_env_make("Semicircle-30-2");
+  MRL_CHECK(env == NULL, "Semicircle-30-2 rejected");
+  mrl_env_free(env);
+}
+
+static void test_numpad(void) {
+  mrl_env *env = mrl_env_make("NumPad");
+  float o[25], seq[25], r;
+  int te, tu, i, k, ok = 1;
+  MRL_CHECK(env != NULL, "NumPad made");
+  if (!env) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 9 && mrl_env_num_actions(env) == 9 &&
+                mrl_env_task_dim(env) == 3 && mrl_env_max_episode_steps(env) == 100,
+            "NumPad dims");
+  mrl_env_reset(env, 12, o);
+  mrl_env_task(env, seq);
+  MRL_CHECK(seq[0] != seq[1] && seq[1] != seq[2] && seq[0] != seq[2], "distinct tiles");
+  for (i = 0; i < 9; i++)
+    if (o[i] != 0.0f) ok = 0;
+  MRL_CHECK(ok, "all dark at reset");
+  /* the right sequence: +1 each, lit tiles shown, then all dark again */
+  for (k = 0; k < 3; k++) {
+    step1(env, seq[k], o, &r, &te, &tu);
+    ok = r == 1.0f;
+    for (i = 0; i < 9; i++) {
+      int lit = k < 2 && (i == (int)seq[0] || (k >= 1 && i == (int)seq[1]));
+      if (o[i] != (float)lit) ok = 0;
+    }
+    MRL_CHECK(ok, "press %d of the sequence", k);
+  }
+  /* a lit tile again: nothing; a wrong tile: dark, 0 */
+  step1(env, seq[0], o, &r, &te, &tu);
+  MRL_CHECK(r == 1.0f && o[(int)seq[0]] == 1.0f, "a new round starts");
+  step1(env, seq[0], o, &r, &te, &tu);
+  MRL_CHECK(r == 0.0f && o[(int)seq[0]] == 1.0f, "pressing a lit tile changes nothing");
+  for (i = 0; i < 9; i++)
+    if (i != (int)seq[0] && i != (int)seq[1] && i != (int)seq[2]) break;
+  step1(env, (float)i, o, &r, &te, &tu);
+  MRL_CHECK(r == 0.0f && o[(int)seq[0]] == 0.0f, "a wrong tile turns the lights off");
+  step1(env, seq[1], o, &r, &te, &tu);
+  MRL_CHECK(r == 0.0f && o[(int)seq[1]] == 0.0f, "the sequence starts from the first tile again");
+  {
+    char text[128];
+    mrl_env_reset(env, 12, o);
+    step1(env, seq[0], o, &r, &te, &tu);
+    mrl_env_render(env, text, sizeof text);
+    MRL_CHECK(strstr(text, "pressed 1/3, completed 0\n") == text + 12 &&
+                  text[(int)seq[0] + (int)seq[0] / 3] == '*',
+              "numpad render:\n%s", text);
+  }
+  mrl_env_free(env);
+  env = mrl_env_make("NumPad-4-16");
+  MRL_CHECK(env && mrl_env_obs_dim(env) == 16 && mrl_env_task_dim(env) == 16, "NumPad-4-16");
+  if (env) {
+    int seen[16];
+    mrl_env_reset(env, 1, o);
+    mrl_env_task(env, seq);
+    memset(seen, 0, sizeof seen);
+    for (i = 0; i < 16; i++) seen[(int)seq[i]]++;
+    ok = 1;
+    for (i = 0; i < 16; i++) ok &= seen[i] == 1;
+    MRL_CHECK(ok, "a full-length sequence is a permutation");
+    mrl_env_free(env);
+  }
+  {
+    const char *bad[3] = {"NumPad-1", "NumPad-6", "NumPad-3-10"};
+    for (i = 0; i < 3; i++) {
+      mrl_env *e = mrl_env_make(bad[i]);
+      MRL_CHECK(e == NULL, "id %s rejected", bad[i]);
+      mrl_env_free(e);
+    }
+  }
+}
+
 static void test_classic_render(void) {
   mrl_env *e = mrl_env_make("Pendulum-v1");
   mrl__pendulum *p = (mrl__pendulum *)mrl_env_self(e);
@@ -567,9 +747,12 @@ static void test_registry_examples(void) {
     size_t k = 0;
     /* strip optional parts "[...]" and replace "<x>" by "4" */
     while (*p && k + 2 < sizeof id) {
-      if (*p == '[') {
-        while (*p && *p != ']') p++;
-        if (*p) p++;
+      if (*p == '[') { /* skip the optional part, nested ones included */
+        int depth = 0;
+        do {
+          depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
+          p++;
+        } while (*p && depth > 0);
       } else if (*p == '<') {
         while (*p && *p != '>') p++;
         if (*p) p++;
@@ -595,6 +778,9 @@ int main(void) {
   test_passive_tmaze();
   test_memory_chain();
   test_noisy_sequence();
+  test_meta_bandit();
+  test_semicircle();
+  test_numpad();
   test_all_common();
   test_registry_examples();
   return mrl_test_summary("test_envs_tasks");
