@@ -291,6 +291,45 @@
  *   lights (n*n floats, 1 lit). 100 steps. Task: the sequence (len floats,
  *   tile indices).
  *
+ * ---- episodic control, successor features ----
+ *
+ * TreeMDP-<B>-<D>[-<world>]
+ *   A deterministic tree MDP for episodic control (C. Blundell et al.,
+ *   "Model-Free Episodic Control", arXiv 1606.04460, 2016, after the
+ *   tree-structured tasks of Lengyel and Dayan 2008 where episodic control
+ *   beats slower learners). Branching B in [2, 64], depth D in [1, 62],
+ *   B^D <= 2^62 leaves; world in [0, 1e9] (default 0) fixes the leaf
+ *   rewards. Every episode starts at the root of the same tree (the reset
+ *   seed is unused). Actions B: the child to enter. Observation (D floats):
+ *   entry i is (a_i + 1) / B for the action a_i taken at depth i, 0 for
+ *   the levels not reached yet, so every node has its own observation.
+ *   Reward 0 inside; the step that reaches depth D is terminal with the
+ *   leaf's reward R = (mrl_vecenv_episode_seed(world, 0, leaf) >> 40) *
+ *   2^-24 in [0, 1), leaf = the actions read as a base-B number (first
+ *   action most significant). Our construction: the paper gives no exact
+ *   tree; one good leaf among B^D rewards remembering a single lucky
+ *   episode, which is what episodic control does. No time limit.
+ *
+ * SFGrid
+ *   A gridworld for successor features and generalised policy improvement
+ *   (A. Barreto et al., "Successor Features for Transfer in Reinforcement
+ *   Learning", NeurIPS 2017: four rooms, objects of three types, reward
+ *   phi . w). Our discrete, fixed layout (11 x 11, '#' wall, S start, G
+ *   goal, a/b/c objects, one of each type per room):
+ *       ###########   #a..#b...c#   #...#.....#   #.b......a#
+ *       #..c#.....#   ##.###.####   #b..#..c..#   #.......a.#
+ *       #.a.#....G#   #S.c#b....#   ###########   (rows 0 .. 10)
+ *   Actions 4: 0 north, 1 east, 2 south, 3 west; walls block. Entering a
+ *   cell with an object picks it up (it is gone until the next reset).
+ *   phi (4 floats) of a transition: [a picked, b picked, c picked, goal
+ *   reached]; reward = phi . w. Reaching G terminates (success 1).
+ *   Observation (14 floats): [row / 10, col / 10, present flag of each of
+ *   the 12 objects in row-major map order]. 200 steps. Default w = (1, -1,
+ *   0, 1); mrl_sfgrid_set_task changes w at run time (mrl_env_task reads
+ *   it back), mrl_sfgrid_features reads phi of the last transition. The
+ *   paper's version is continuous with objects that reappear; ours is the
+ *   tabular analogue. The reset seed is unused (one fixed world).
+ *
  * ==== Vector environment ============================================
  *
  * mrl_vecenv steps num_envs environments in lock step and keeps every
@@ -586,6 +625,17 @@ MRL_DEF const mrl_env_info *mrl_env_list(int *count);
  * learned settings, 0 for no settings. */
 MRL_DEF float mrl_memory_chain_score(const long long *episodes, const long long *perfect,
                                      int num_settings);
+
+/* Successor features (SFGrid): writes phi of the last transition (4
+ * floats: objects of type a, b, c picked up, goal reached; zeros after a
+ * reset) and returns 4; returns 0 and writes nothing when env is not an
+ * SFGrid. phi may be NULL to ask the dimension. */
+MRL_DEF int mrl_sfgrid_features(const mrl_env *env, float *phi);
+
+/* Sets the task vector w (4 finite floats) of an SFGrid: from the next step
+ * on, reward = phi . w. MRL_ERR_INVALID_ARGUMENT when env is not an SFGrid
+ * or w is NULL or not finite (nothing changes then). */
+MRL_DEF mrl_result mrl_sfgrid_set_task(mrl_env *env, const float *w);
 
 /* ---- vector environment ------------------------------------------------- */
 
@@ -1902,6 +1952,242 @@ static mrl_env *mrl__numpad_make(const char *id) {
   return mrl__env_finish(&vt, p);
 }
 
+/* ---- TreeMDP-<B>-<D>[-<world>] (episodic control) ----------------------- */
+
+typedef struct mrl__tree {
+  int branching, depth, d; /* d: depth of the current node */
+  uint64_t world, node;    /* node: index within its level, base-B digits = path */
+  int path[64];
+} mrl__tree;
+
+/* The documented leaf reward: 24 bits of a splitmix64 hash of (world,
+ * leaf), in [0, 1). */
+static float mrl__tree_leaf_reward(uint64_t world, uint64_t leaf) {
+  return (float)(mrl_vecenv_episode_seed(world, 0, leaf) >> 40) * (1.0f / 16777216.0f);
+}
+
+static void mrl__tree_obs(const mrl__tree *t, float *obs) {
+  int i;
+  for (i = 0; i < t->depth; i++)
+    obs[i] = i < t->d ? (float)(t->path[i] + 1) / (float)t->branching : 0.0f;
+}
+
+static mrl_result mrl__tree_reset(void *self, uint64_t seed, float *obs) {
+  mrl__tree *t = (mrl__tree *)self;
+  (void)seed; /* every episode starts at the root of the same tree */
+  t->d = 0;
+  t->node = 0;
+  mrl__tree_obs(t, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__tree_step(void *self, const float *action, float *obs, float *reward,
+                                 int *terminated, int *truncated) {
+  mrl__tree *t = (mrl__tree *)self;
+  int a = (int)action[0];
+  t->path[t->d++] = a;
+  t->node = t->node * (uint64_t)t->branching + (uint64_t)a;
+  *terminated = t->d == t->depth;
+  *reward = *terminated ? mrl__tree_leaf_reward(t->world, t->node) : 0.0f;
+  *truncated = 0;
+  mrl__tree_obs(t, obs);
+  return MRL_OK;
+}
+
+static int mrl__tree_render(const void *self, char *buf, size_t size) {
+  const mrl__tree *t = (const mrl__tree *)self;
+  size_t at = 0;
+  int i;
+  char num[32];
+  if (size > 0) buf[0] = '\0';
+  snprintf(num, sizeof num, "depth %d/%d path", t->d, t->depth);
+  mrl__put(buf, size, &at, num);
+  if (t->d == 0) mrl__put(buf, size, &at, " (root)");
+  for (i = 0; i < t->d; i++) {
+    snprintf(num, sizeof num, " %d", t->path[i]);
+    mrl__put(buf, size, &at, num);
+  }
+  if (t->d == t->depth) {
+    snprintf(num, sizeof num, " leaf reward %.4f",
+             (double)mrl__tree_leaf_reward(t->world, t->node));
+    mrl__put(buf, size, &at, num);
+  }
+  mrl__putc(buf, size, &at, '\n');
+  return (int)at;
+}
+
+static mrl_env *mrl__tree_make(const char *id) {
+  const char *p = id + 8;
+  long b, d, world = 0;
+  double leaves;
+  mrl_env_vtable vt;
+  mrl__tree *t;
+  if (strncmp(id, "TreeMDP-", 8) != 0) return NULL;
+  if (!mrl__parse_uint(&p, &b, 64L) || b < 2 || *p++ != '-') return NULL;
+  if (!mrl__parse_uint(&p, &d, 62L) || d < 1) return NULL;
+  if (*p == '-') {
+    p++;
+    if (!mrl__parse_uint(&p, &world, 1000000000L)) return NULL;
+  }
+  if (*p != '\0') return NULL;
+  leaves = pow((double)b, (double)d);
+  if (leaves > 4611686018427387904.0) return NULL; /* 2^62 leaves at most */
+  vt = mrl__env_vtable(id, (int)d, (int)b);
+  vt.reset = mrl__tree_reset;
+  vt.step = mrl__tree_step;
+  vt.render = mrl__tree_render;
+  t = (mrl__tree *)mrl__env_state(sizeof(mrl__tree));
+  if (t) {
+    t->branching = (int)b;
+    t->depth = (int)d;
+    t->world = (uint64_t)world;
+  }
+  return mrl__env_finish(&vt, t);
+}
+
+/* ---- SFGrid (successor features and GPI, Barreto et al. 2017) ------------ */
+
+#define MRL__SF_H 11
+#define MRL__SF_W 11
+#define MRL__SF_OBJECTS 12
+#define MRL__SF_FEATURES 4 /* object types a, b, c and the goal */
+
+/* Four rooms; a, b, c objects (one of each per room), S start, G goal. */
+static const char *const mrl__sf_map[MRL__SF_H] = {
+    "###########", "#a..#b...c#", "#...#.....#", "#.b......a#", "#..c#.....#", "##.###.####",
+    "#b..#..c..#", "#.......a.#", "#.a.#....G#", "#S.c#b....#", "###########"};
+
+typedef struct mrl__sfgrid {
+  int r, c, reached;
+  int obj_r[MRL__SF_OBJECTS], obj_c[MRL__SF_OBJECTS], obj_type[MRL__SF_OBJECTS];
+  int present[MRL__SF_OBJECTS];
+  float phi[MRL__SF_FEATURES]; /* features of the last transition */
+  float w[MRL__SF_FEATURES];
+} mrl__sfgrid;
+
+static void mrl__sfgrid_obs(const mrl__sfgrid *s, float *obs) {
+  int i;
+  obs[0] = (float)s->r / (float)(MRL__SF_H - 1);
+  obs[1] = (float)s->c / (float)(MRL__SF_W - 1);
+  for (i = 0; i < MRL__SF_OBJECTS; i++) obs[2 + i] = (float)s->present[i];
+}
+
+static mrl_result mrl__sfgrid_reset(void *self, uint64_t seed, float *obs) {
+  mrl__sfgrid *s = (mrl__sfgrid *)self;
+  int r, c, k = 0;
+  (void)seed; /* the layout is fixed; every episode is the same start */
+  for (r = 0; r < MRL__SF_H; r++)
+    for (c = 0; c < MRL__SF_W; c++) {
+      char ch = mrl__sf_map[r][c];
+      if (ch == 'S') {
+        s->r = r;
+        s->c = c;
+      } else if (ch >= 'a' && ch <= 'c') {
+        s->obj_r[k] = r;
+        s->obj_c[k] = c;
+        s->obj_type[k] = ch - 'a';
+        s->present[k++] = 1;
+      }
+    }
+  s->reached = 0;
+  memset(s->phi, 0, sizeof s->phi);
+  mrl__sfgrid_obs(s, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__sfgrid_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  static const int dr[4] = {-1, 0, 1, 0}, dc[4] = {0, 1, 0, -1};
+  mrl__sfgrid *s = (mrl__sfgrid *)self;
+  int a = (int)action[0], nr = s->r + dr[a], nc = s->c + dc[a], i;
+  float rew = 0.0f;
+  memset(s->phi, 0, sizeof s->phi);
+  if (mrl__sf_map[nr][nc] != '#') {
+    s->r = nr;
+    s->c = nc;
+  }
+  for (i = 0; i < MRL__SF_OBJECTS; i++)
+    if (s->present[i] && s->obj_r[i] == s->r && s->obj_c[i] == s->c) {
+      s->present[i] = 0;
+      s->phi[s->obj_type[i]] = 1.0f;
+    }
+  if (mrl__sf_map[s->r][s->c] == 'G') {
+    s->phi[3] = 1.0f;
+    s->reached = 1;
+  }
+  for (i = 0; i < MRL__SF_FEATURES; i++) rew += s->phi[i] * s->w[i];
+  *reward = rew;
+  *terminated = s->reached;
+  *truncated = 0;
+  mrl__sfgrid_obs(s, obs);
+  return MRL_OK;
+}
+
+static int mrl__sfgrid_success(const void *self) {
+  return ((const mrl__sfgrid *)self)->reached;
+}
+
+static void mrl__sfgrid_task(const void *self, float *out) {
+  memcpy(out, ((const mrl__sfgrid *)self)->w, sizeof(float) * MRL__SF_FEATURES);
+}
+
+static int mrl__sfgrid_render(const void *self, char *buf, size_t size) {
+  const mrl__sfgrid *s = (const mrl__sfgrid *)self;
+  size_t at = 0;
+  int r, c, i;
+  if (size > 0) buf[0] = '\0';
+  for (r = 0; r < MRL__SF_H; r++) {
+    for (c = 0; c < MRL__SF_W; c++) {
+      char ch = mrl__sf_map[r][c];
+      if (ch != '#' && ch != 'G') ch = '.';
+      for (i = 0; i < MRL__SF_OBJECTS; i++)
+        if (s->present[i] && s->obj_r[i] == r && s->obj_c[i] == c)
+          ch = (char)('a' + s->obj_type[i]);
+      if (r == s->r && c == s->c) ch = 'A';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__sfgrid_make(const char *id) {
+  mrl_env_vtable vt;
+  mrl__sfgrid *s;
+  if (strcmp(id, "SFGrid") != 0) return NULL;
+  vt = mrl__env_vtable(id, 2 + MRL__SF_OBJECTS, 4);
+  vt.reset = mrl__sfgrid_reset;
+  vt.step = mrl__sfgrid_step;
+  vt.render = mrl__sfgrid_render;
+  vt.episode_success = mrl__sfgrid_success;
+  vt.task_dim = MRL__SF_FEATURES;
+  vt.task = mrl__sfgrid_task;
+  vt.max_episode_steps = 200;
+  s = (mrl__sfgrid *)mrl__env_state(sizeof(mrl__sfgrid));
+  if (s) {
+    s->w[0] = 1.0f; /* default task w = (1, -1, 0, 1) */
+    s->w[1] = -1.0f;
+    s->w[2] = 0.0f;
+    s->w[3] = 1.0f;
+  }
+  return mrl__env_finish(&vt, s);
+}
+
+MRL_DEF int mrl_sfgrid_features(const mrl_env *env, float *phi) {
+  if (!env || env->vt.step != mrl__sfgrid_step) return 0;
+  if (phi) memcpy(phi, ((const mrl__sfgrid *)env->self)->phi, sizeof(float) * MRL__SF_FEATURES);
+  return MRL__SF_FEATURES;
+}
+
+MRL_DEF mrl_result mrl_sfgrid_set_task(mrl_env *env, const float *w) {
+  int i;
+  if (!env || env->vt.step != mrl__sfgrid_step || !w) return MRL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < MRL__SF_FEATURES; i++)
+    if (w[i] - w[i] != 0.0f) return MRL_ERR_INVALID_ARGUMENT; /* NaN or infinite */
+  memcpy(((mrl__sfgrid *)env->self)->w, w, sizeof(float) * MRL__SF_FEATURES);
+  return MRL_OK;
+}
+
 /* ---- registry ------------------------------------------------------------ */
 /* One line per family; mrl_env_make asks each in order. */
 static const mrl_env_info mrl__env_registry[] = {
@@ -1948,6 +2234,11 @@ static const mrl_env_info mrl__env_registry[] = {
     {"NumPad[-<n>[-<len>]]",
      "press a hidden sequence of len tiles of an n x n pad in order (task hook); 3x3, 3",
      mrl__numpad_make},
+    {"TreeMDP-<B>-<D>[-<world>]",
+     "episodic control: a depth-D tree of branching B, fixed hidden leaf rewards in [0, 1)",
+     mrl__tree_make},
+    {"SFGrid", "four rooms, 3 object types and a goal; reward phi . w with w settable",
+     mrl__sfgrid_make},
 };
 
 MRL_DEF const mrl_env_info *mrl_env_list(int *count) {

@@ -81,20 +81,22 @@ static void check_common(const char *id, int differs_by_seed) {
   MRL_CHECK(same, "%s: a rejected action changes nothing; same seed, same episode", id);
   /* seeds */
   for (s = 100; s < 120 && !differs; s++) {
-    mrl_rng r = mrl_rng_make(4), r2 = mrl_rng_make(4);
+    mrl_rng r = mrl_rng_make(4); /* the same actions in both */
     mrl_env_reset(a, 7, oa);
     mrl_env_reset(b, s, ob);
     differs = memcmp(oa, ob, (size_t)d * sizeof(float)) != 0;
     for (t = 0; t < 40 && !differs; t++) {
       random_action(a, &r, act);
-      random_action(b, &r2, act + 4 < act + 8 ? act : act);
       if (mrl_env_step(a, act, oa, &ra, &ta, &ua) != MRL_OK) break;
       if (mrl_env_step(b, act, ob, &rb, &tb, &ub) != MRL_OK) break;
       differs = memcmp(oa, ob, (size_t)d * sizeof(float)) != 0 || ra != rb;
       if (ta || ua || tb || ub) break;
     }
   }
-  if (differs_by_seed) MRL_CHECK(differs, "%s: other seeds, other episodes", id);
+  if (differs_by_seed)
+    MRL_CHECK(differs, "%s: other seeds, other episodes", id);
+  else
+    MRL_CHECK(!differs, "%s: the same world whatever the seed", id);
   mrl_env_reset(a, 5, oa);
   MRL_CHECK(mrl_env_render(a, text, sizeof text) > 0 && strlen(text) > 0, "%s renders", id);
   MRL_CHECK(mrl_env_render(a, NULL, 0) == (int)strlen(text), "%s render length", id);
@@ -712,6 +714,152 @@ static void test_numpad(void) {
   }
 }
 
+/* ---- episodic control, successor features -------------------------------- */
+
+static float ref_leaf_reward(uint64_t world, uint64_t leaf) {
+  /* the documented rule, written out again */
+  return (float)((double)(mrl_vecenv_episode_seed(world, 0, leaf) >> 40) / 16777216.0);
+}
+
+static void test_tree_mdp(void) {
+  mrl_env *env = mrl_env_make("TreeMDP-3-4"), *other = mrl_env_make("TreeMDP-3-4-7");
+  float o[4], r, best = -1.0f;
+  int te, tu, leaf, d, ok = 1, differs = 0;
+  MRL_CHECK(env != NULL && other != NULL, "TreeMDP made");
+  if (!env || !other) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 4 && mrl_env_num_actions(env) == 3 &&
+                mrl_env_max_episode_steps(env) == 0,
+            "TreeMDP-3-4 dims");
+  for (leaf = 0; leaf < 81; leaf++) {
+    int digits[4], rem = leaf;
+    float r2;
+    for (d = 3; d >= 0; d--) {
+      digits[d] = rem % 3;
+      rem /= 3;
+    }
+    mrl_env_reset(env, (uint64_t)leaf * 31u, o);
+    mrl_env_reset(other, 1, o);
+    for (d = 0; d < 4; d++) {
+      int i;
+      step1(env, (float)digits[d], o, &r, &te, &tu);
+      step1(other, (float)digits[d], o, &r2, &te, &tu);
+      for (i = 0; i < 4; i++)
+        if (o[i] != (i <= d ? (float)(digits[i] + 1) / 3.0f : 0.0f)) ok = 0;
+      if (d < 3 && (r != 0.0f || te || tu)) ok = 0;
+    }
+    if (!te || tu || r != ref_leaf_reward(0, (uint64_t)leaf) || !(r >= 0.0f && r < 1.0f)) ok = 0;
+    if (r2 != ref_leaf_reward(7, (uint64_t)leaf)) ok = 0;
+    differs |= r2 != r;
+    if (r > best) best = r;
+  }
+  MRL_CHECK(ok, "path observations, reward 0 inside, the documented leaf reward at depth D");
+  MRL_CHECK(differs, "another world, other leaf rewards");
+  MRL_CHECK(best > 0.9f, "best of 81 leaves %.3f", (double)best);
+  {
+    char text[128];
+    mrl_env_reset(env, 0, o);
+    step1(env, 1.0f, o, &r, &te, &tu);
+    step1(env, 0.0f, o, &r, &te, &tu);
+    mrl_env_render(env, text, sizeof text);
+    MRL_CHECK(strcmp(text, "depth 2/4 path 1 0\n") == 0, "tree render: %s", text);
+  }
+  mrl_env_free(env);
+  mrl_env_free(other);
+  {
+    const char *bad[7] = {"TreeMDP-1-3", "TreeMDP-2-0",  "TreeMDP-2-63", "TreeMDP-64-11",
+                          "TreeMDP-3",   "TreeMDP-3-4-", "TreeMDP-65-2"};
+    int i;
+    for (i = 0; i < 7; i++) {
+      mrl_env *e = mrl_env_make(bad[i]);
+      MRL_CHECK(e == NULL, "id %s rejected", bad[i]);
+      mrl_env_free(e);
+    }
+    env = mrl_env_make("TreeMDP-2-62");
+    MRL_CHECK(env != NULL, "TreeMDP-2-62 (2^62 leaves) made");
+    if (env) {
+      mrl_env_reset(env, 0, NULL);
+      for (i = 0; i < 62; i++) step1(env, 1.0f, NULL, &r, &te, &tu);
+      MRL_CHECK(te && r == ref_leaf_reward(0, (1ULL << 62) - 1u), "deepest leaf");
+    }
+    mrl_env_free(env);
+  }
+}
+
+static void test_sfgrid(void) {
+  mrl_env *env = mrl_env_make("SFGrid"), *cp = mrl_env_make("CartPole-v1");
+  float o[14], r, phi[4], w[4];
+  int te, tu, i, ok = 1;
+  MRL_CHECK(env != NULL, "SFGrid made");
+  if (!env || !cp) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 14 && mrl_env_num_actions(env) == 4 &&
+                mrl_env_task_dim(env) == 4 && mrl_env_max_episode_steps(env) == 200,
+            "SFGrid dims");
+  MRL_CHECK(mrl_sfgrid_features(env, NULL) == 4 && mrl_sfgrid_features(cp, phi) == 0,
+            "features: 4 for SFGrid, 0 for others");
+  mrl_env_task(env, w);
+  MRL_CHECK(w[0] == 1.0f && w[1] == -1.0f && w[2] == 0.0f && w[3] == 1.0f, "default w");
+  mrl_env_reset(env, 0, o);
+  MRL_CHECK(o[0] == 0.9f && o[1] == 0.1f, "start S at row 9, col 1");
+  for (i = 0; i < 12; i++) ok &= o[2 + i] == 1.0f;
+  MRL_CHECK(ok, "all 12 objects present");
+  step1(env, 3.0f, o, &r, &te, &tu); /* west: wall */
+  mrl_sfgrid_features(env, phi);
+  MRL_CHECK(o[0] == 0.9f && o[1] == 0.1f && r == 0.0f && phi[0] == 0 && phi[3] == 0, "wall");
+  step1(env, 0.0f, o, &r, &te, &tu); /* north to (8, 1) */
+  step1(env, 1.0f, o, &r, &te, &tu); /* east to (8, 2): an 'a' */
+  mrl_sfgrid_features(env, phi);
+  MRL_CHECK(r == 1.0f && phi[0] == 1.0f && phi[1] == 0.0f && phi[2] == 0.0f && phi[3] == 0.0f,
+            "object a: phi (1,0,0,0), reward w_a = 1");
+  MRL_CHECK(o[2 + 9] == 0.0f, "the picked-up object is gone (object 9 in map order)");
+  step1(env, 3.0f, o, &r, &te, &tu); /* back west, then east again: nothing left */
+  step1(env, 1.0f, o, &r, &te, &tu);
+  mrl_sfgrid_features(env, phi);
+  MRL_CHECK(r == 0.0f && phi[0] == 0.0f, "an object is picked up once");
+  /* a new task at run time: c objects now pay 2.5 */
+  w[0] = 0.0f;
+  w[1] = 0.0f;
+  w[2] = 2.5f;
+  w[3] = -1.0f;
+  MRL_CHECK(mrl_sfgrid_set_task(env, w) == MRL_OK, "set task");
+  step1(env, 2.0f, o, &r, &te, &tu); /* south to (9, 2) */
+  step1(env, 1.0f, o, &r, &te, &tu); /* east to (9, 3): a 'c' */
+  mrl_sfgrid_features(env, phi);
+  MRL_CHECK(r == 2.5f && phi[2] == 1.0f, "c with the new w: 2.5");
+  {
+    float bad[4] = {0.0f, NAN, 0.0f, 0.0f}, got[4];
+    MRL_CHECK(mrl_sfgrid_set_task(env, bad) == MRL_ERR_INVALID_ARGUMENT &&
+                  mrl_sfgrid_set_task(cp, w) == MRL_ERR_INVALID_ARGUMENT &&
+                  mrl_sfgrid_set_task(env, NULL) == MRL_ERR_INVALID_ARGUMENT,
+              "bad tasks rejected");
+    mrl_env_task(env, got);
+    MRL_CHECK(memcmp(got, w, sizeof got) == 0, "task unchanged by a rejected one");
+  }
+  /* to the goal: (9,3) -> (8,3) -> (7,3) .. (7,8) 'a' -> (8,8) -> (8,9) G */
+  {
+    const int path[9] = {0, 0, 1, 1, 1, 1, 1, 2, 1};
+    float total = 0.0f;
+    for (i = 0; i < 9; i++) {
+      step1(env, (float)path[i], o, &r, &te, &tu);
+      total += r;
+      if (i < 8 && te) ok = 0;
+    }
+    mrl_sfgrid_features(env, phi);
+    MRL_CHECK(te && !tu && phi[3] == 1.0f && r == -1.0f && total == -1.0f,
+              "goal: phi_goal = 1, reward w_goal, terminated (total %g)", (double)total);
+    MRL_CHECK(mrl_env_episode_success(env) == 1, "success");
+  }
+  {
+    char text[256];
+    mrl_env_reset(env, 0, o);
+    mrl_env_render(env, text, sizeof text);
+    MRL_CHECK(strncmp(text, "###########\n#a..#b...c#\n", 24) == 0 &&
+                  strstr(text, "#A.c#b....#\n") != NULL,
+              "SFGrid render:\n%s", text);
+  }
+  mrl_env_free(env);
+  mrl_env_free(cp);
+}
+
 static void test_classic_render(void) {
   mrl_env *e = mrl_env_make("Pendulum-v1");
   mrl__pendulum *p = (mrl__pendulum *)mrl_env_self(e);
@@ -730,10 +878,27 @@ static void test_classic_render(void) {
 }
 
 static void test_all_common(void) {
-  const char *ids[] = {"Pendulum-v1", "StatelessPendulum-v1", "NoisyStatelessPendulum-v1-0.2",
-                       "VelocityOnlyCartPole-v1", "NoisyStatelessCartPole-v1"};
+  /* id, whether other seeds give other episodes (the tree and the grid are
+   * the same world every episode) */
+  static const struct {
+    const char *id;
+    int differs;
+  } envs[] = {{"Pendulum-v1", 1},
+              {"StatelessPendulum-v1", 1},
+              {"NoisyStatelessPendulum-v1-0.2", 1},
+              {"VelocityOnlyCartPole-v1", 1},
+              {"NoisyStatelessCartPole-v1", 1},
+              {"PassiveTMaze-5", 1},
+              {"MemoryChain-5-3", 1},
+              {"NoisySequence-8", 1},
+              {"MetaBandit", 1},
+              {"Semicircle", 1},
+              {"NumPad", 1},
+              {"TreeMDP-3-5", 0},
+              {"SFGrid", 0}};
   int i;
-  for (i = 0; i < (int)(sizeof ids / sizeof ids[0]); i++) check_common(ids[i], 1);
+  for (i = 0; i < (int)(sizeof envs / sizeof envs[0]); i++)
+    check_common(envs[i].id, envs[i].differs);
 }
 
 /* Every registry entry's example id (the pattern with its parameters
@@ -781,6 +946,8 @@ int main(void) {
   test_meta_bandit();
   test_semicircle();
   test_numpad();
+  test_tree_mdp();
+  test_sfgrid();
   test_all_common();
   test_registry_examples();
   return mrl_test_summary("test_envs_tasks");
