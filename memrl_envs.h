@@ -330,6 +330,50 @@
  *   paper's version is continuous with objects that reappear; ours is the
  *   tabular analogue. The reset seed is unused (one fixed world).
  *
+ * ---- pixels ----
+ *
+ * Catch[-<rows>-<cols>]
+ *   bsuite's Catch (bsuite/environments/catch.py), default 10 rows x 5
+ *   columns (rows in [2, 1000], cols in [1, 1000], both or neither). Reset:
+ *   ball at row 0, column mrl_rng_below(&r, cols) (r = mrl_rng_make(seed));
+ *   paddle at row rows-1, column cols/2. Actions 3: 0 left, 1 stay, 2
+ *   right (bsuite's (-1, 0, 1)); the paddle is clipped to the board. Each
+ *   step moves the paddle, then the ball one row down; when the ball
+ *   reaches the paddle's row the step is terminal with +1 if the paddle is
+ *   under it, else -1 (rows - 1 steps an episode). Observation: the board,
+ *   rows x cols floats row-major, 1 at the ball and at the paddle, else 0.
+ *   Success: caught. A fully observable pixel baseline.
+ *
+ * PassiveVisualMatch[-<distractor_steps>]
+ *   A small pixel version of Passive Visual Match (C.-C. Hung et al.,
+ *   "Optimizing agent behavior over long time scales by transporting
+ *   value", Nature Communications 2019; the phase lengths and the reward
+ *   room of its pycolab version as used by Ni et al. 2023). Observation:
+ *   6 binary planes of 7 x 11 ([plane][row][col], 462 floats): walls,
+ *   agent, apples, colour 0, colour 1, colour 2. Actions 4: 0 up, 1 right,
+ *   2 down, 3 left (into a wall: no move). Reset: r = mrl_rng_make(seed);
+ *   target = mrl_rng_below(&r, 3); the three colours of the reward room
+ *   are a Fisher-Yates shuffle (j = mrl_rng_below(&r, i + 1), i = 2, 1);
+ *   apples are drawn from r when phase 2 starts.
+ *   - Phase 1 (15 steps): an open room framed by walls; the target colour
+ *     is a square at (2, 5) that blocks the way; the agent starts at
+ *     (4, 5). Reward 0. The passive version: seeing is enough.
+ *   - Phase 2 (distractor_steps, in [0, 1000000], default 30 as in the
+ *     pycolab code; Ni et al. use up to 1000): the same room, agent at
+ *     (3, 5), 10 apples on distinct free cells (not the start). Entering an
+ *     apple's cell eats it: +1 (Ni et al.'s apple reward); it reappears 20
+ *     steps later, or later while the agent stands on its cell.
+ *   - Phase 3 (15 steps at most): the pycolab reward room (rows
+ *     "###########", "#         #" x 3, "####   ####", "   #   #   ",
+ *     "   #####   "), agent at (5, 5), colour squares at (1, 2), (1, 5),
+ *     (1, 8). Moving into a colour square ends the episode (terminated):
+ *     +10 for the target colour (the paper's final reward; Ni et al. use
+ *     5), else 0. After 15 steps without touching one it ends with 0.
+ *   The step that ends a phase returns the first frame of the next.
+ *   Success: the target colour touched. Simplifications: a 7 x 11 board
+ *   instead of pycolab's cropped RGB views, one apple reward (the paper
+ *   draws it per episode), no 3D.
+ *
  * ==== Vector environment ============================================
  *
  * mrl_vecenv steps num_envs environments in lock step and keeps every
@@ -2188,6 +2232,269 @@ MRL_DEF mrl_result mrl_sfgrid_set_task(mrl_env *env, const float *w) {
   return MRL_OK;
 }
 
+/* ---- Catch (bsuite) ------------------------------------------------------ */
+
+typedef struct mrl__catch {
+  int rows, cols, ball_x, ball_y, paddle_x, success;
+} mrl__catch;
+
+static void mrl__catch_obs(const mrl__catch *c, float *obs) {
+  memset(obs, 0, (size_t)(c->rows * c->cols) * sizeof(float));
+  obs[c->ball_y * c->cols + c->ball_x] = 1.0f;
+  obs[(c->rows - 1) * c->cols + c->paddle_x] = 1.0f;
+}
+
+static mrl_result mrl__catch_reset(void *self, uint64_t seed, float *obs) {
+  mrl__catch *c = (mrl__catch *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  c->ball_x = (int)mrl_rng_below(&r, (uint32_t)c->cols);
+  c->ball_y = 0;
+  c->paddle_x = c->cols / 2;
+  c->success = 0;
+  mrl__catch_obs(c, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__catch_step(void *self, const float *action, float *obs, float *reward,
+                                  int *terminated, int *truncated) {
+  mrl__catch *c = (mrl__catch *)self;
+  int x = c->paddle_x + (int)action[0] - 1; /* 0 left, 1 stay, 2 right */
+  c->paddle_x = x < 0 ? 0 : x > c->cols - 1 ? c->cols - 1 : x;
+  c->ball_y++;
+  *terminated = c->ball_y == c->rows - 1;
+  *reward = 0.0f;
+  if (*terminated) {
+    c->success = c->paddle_x == c->ball_x;
+    *reward = c->success ? 1.0f : -1.0f;
+  }
+  *truncated = 0;
+  mrl__catch_obs(c, obs);
+  return MRL_OK;
+}
+
+static int mrl__catch_success(const void *self) {
+  return ((const mrl__catch *)self)->success;
+}
+
+static int mrl__catch_render(const void *self, char *buf, size_t size) {
+  const mrl__catch *c = (const mrl__catch *)self;
+  size_t at = 0;
+  int r, x;
+  if (size > 0) buf[0] = '\0';
+  for (r = 0; r < c->rows; r++) {
+    for (x = 0; x < c->cols; x++) {
+      char ch = '.';
+      if (r == c->rows - 1 && x == c->paddle_x) ch = '=';
+      if (r == c->ball_y && x == c->ball_x) ch = r == c->rows - 1 ? '*' : 'o';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__catch_make(const char *id) {
+  long rows = 10, cols = 5;
+  mrl_env_vtable vt;
+  mrl__catch *c;
+  if (!mrl__parse_id2(id, "Catch", &rows, 1000L, &cols, 1000L)) return NULL;
+  if (strcmp(id, "Catch") != 0 && strchr(id + 6, '-') == NULL) return NULL; /* both or none */
+  if (rows < 2 || cols < 1) return NULL;
+  vt = mrl__env_vtable(id, (int)(rows * cols), 3);
+  vt.reset = mrl__catch_reset;
+  vt.step = mrl__catch_step;
+  vt.render = mrl__catch_render;
+  vt.episode_success = mrl__catch_success;
+  c = (mrl__catch *)mrl__env_state(sizeof(mrl__catch));
+  if (c) {
+    c->rows = (int)rows;
+    c->cols = (int)cols;
+  }
+  return mrl__env_finish(&vt, c);
+}
+
+/* ---- PassiveVisualMatch[-<distractor_steps>] (Hung et al. 2019) ---------- */
+
+#define MRL__VM_H 7
+#define MRL__VM_W 11
+#define MRL__VM_C 6 /* planes: wall, agent, apple, colour 0, colour 1, colour 2 */
+#define MRL__VM_APPLES 10
+#define MRL__VM_EXPLORE 15
+#define MRL__VM_REWARD_STEPS 15
+#define MRL__VM_RESPAWN 20
+#define MRL__VM_FINAL_REWARD 10.0f
+
+/* The reward room of the paper's pycolab grid; the other phases use an
+ * open room with the same frame. */
+static const char *const mrl__vm_reward_room[MRL__VM_H] = {
+    "###########", "#         #", "#         #", "#         #",
+    "####   ####", "   #   #   ", "   #####   "};
+
+typedef struct mrl__vmatch {
+  int distractor;   /* steps of phase 2 */
+  int phase, t;     /* phase 0, 1, 2; t: steps taken in the phase */
+  int r, c, target; /* agent; target colour 0..2 */
+  int door_colour[3];
+  int apple_r[MRL__VM_APPLES], apple_c[MRL__VM_APPLES], apple_back[MRL__VM_APPLES];
+  int success;
+  mrl_rng rng;
+} mrl__vmatch;
+
+static int mrl__vm_wall(const mrl__vmatch *m, int r, int c) {
+  if (m->phase == 2) return mrl__vm_reward_room[r][c] != ' ';
+  return r == 0 || c == 0 || r == MRL__VM_H - 1 || c == MRL__VM_W - 1;
+}
+
+static void mrl__vmatch_obs(const mrl__vmatch *m, float *obs) {
+  const int plane = MRL__VM_H * MRL__VM_W;
+  int r, c, i;
+  memset(obs, 0, sizeof(float) * (size_t)(MRL__VM_C * plane));
+  for (r = 0; r < MRL__VM_H; r++)
+    for (c = 0; c < MRL__VM_W; c++)
+      if (m->phase == 2 ? mrl__vm_reward_room[r][c] == '#' : mrl__vm_wall(m, r, c))
+        obs[r * MRL__VM_W + c] = 1.0f;
+  obs[plane + m->r * MRL__VM_W + m->c] = 1.0f;
+  if (m->phase == 0) obs[(3 + m->target) * plane + 2 * MRL__VM_W + 5] = 1.0f;
+  if (m->phase == 1)
+    for (i = 0; i < MRL__VM_APPLES; i++)
+      if (m->apple_back[i] == 0) obs[2 * plane + m->apple_r[i] * MRL__VM_W + m->apple_c[i]] = 1.0f;
+  if (m->phase == 2)
+    for (i = 0; i < 3; i++) obs[(3 + m->door_colour[i]) * plane + MRL__VM_W + 2 + 3 * i] = 1.0f;
+}
+
+static void mrl__vmatch_enter(mrl__vmatch *m, int phase) {
+  int i, j;
+  m->phase = phase;
+  m->t = 0;
+  if (phase == 0) {
+    m->r = 4;
+    m->c = 5;
+  } else if (phase == 1) {
+    m->r = 3;
+    m->c = 5;
+    for (i = 0; i < MRL__VM_APPLES; i++) { /* distinct free cells, not the start */
+      int clash;
+      do {
+        m->apple_r[i] = 1 + (int)mrl_rng_below(&m->rng, MRL__VM_H - 2);
+        m->apple_c[i] = 1 + (int)mrl_rng_below(&m->rng, MRL__VM_W - 2);
+        clash = m->apple_r[i] == m->r && m->apple_c[i] == m->c;
+        for (j = 0; j < i; j++)
+          clash |= m->apple_r[j] == m->apple_r[i] && m->apple_c[j] == m->apple_c[i];
+      } while (clash);
+      m->apple_back[i] = 0;
+    }
+  } else {
+    m->r = 5;
+    m->c = 5;
+  }
+}
+
+static mrl_result mrl__vmatch_reset(void *self, uint64_t seed, float *obs) {
+  mrl__vmatch *m = (mrl__vmatch *)self;
+  int i;
+  m->rng = mrl_rng_make(seed);
+  m->target = (int)mrl_rng_below(&m->rng, 3u);
+  for (i = 0; i < 3; i++) m->door_colour[i] = i;
+  for (i = 2; i > 0; i--) { /* Fisher-Yates shuffle of the doors' colours */
+    int j = (int)mrl_rng_below(&m->rng, (uint32_t)(i + 1)), tmp = m->door_colour[i];
+    m->door_colour[i] = m->door_colour[j];
+    m->door_colour[j] = tmp;
+  }
+  m->success = 0;
+  mrl__vmatch_enter(m, 0);
+  mrl__vmatch_obs(m, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__vmatch_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  static const int dr[4] = {-1, 0, 1, 0}, dc[4] = {0, 1, 0, -1};
+  mrl__vmatch *m = (mrl__vmatch *)self;
+  int a = (int)action[0], nr = m->r + dr[a], nc = m->c + dc[a], i;
+  *reward = 0.0f;
+  *terminated = 0;
+  *truncated = 0;
+  m->t++;
+  if (m->phase == 2 && nr == 1 && (nc == 2 || nc == 5 || nc == 8)) {
+    m->success = m->door_colour[(nc - 2) / 3] == m->target; /* touched a colour: the end */
+    *reward = m->success ? MRL__VM_FINAL_REWARD : 0.0f;
+    *terminated = 1;
+    mrl__vmatch_obs(m, obs);
+    return MRL_OK;
+  }
+  if (!mrl__vm_wall(m, nr, nc) && !(m->phase == 0 && nr == 2 && nc == 5)) {
+    m->r = nr;
+    m->c = nc;
+  }
+  if (m->phase == 1) {
+    for (i = 0; i < MRL__VM_APPLES; i++) {
+      if (m->apple_back[i] > 0 && --m->apple_back[i] == 0 && m->apple_r[i] == m->r &&
+          m->apple_c[i] == m->c)
+        m->apple_back[i] = 1; /* the agent stands there: it comes back a step later */
+      else if (m->apple_back[i] == 0 && m->apple_r[i] == m->r && m->apple_c[i] == m->c) {
+        *reward += 1.0f;
+        m->apple_back[i] = MRL__VM_RESPAWN;
+      }
+    }
+  }
+  if (m->phase == 0 && m->t == MRL__VM_EXPLORE)
+    mrl__vmatch_enter(m, m->distractor > 0 ? 1 : 2);
+  else if (m->phase == 1 && m->t == m->distractor)
+    mrl__vmatch_enter(m, 2);
+  else if (m->phase == 2 && m->t == MRL__VM_REWARD_STEPS)
+    *terminated = 1; /* time is up in the reward room */
+  mrl__vmatch_obs(m, obs);
+  return MRL_OK;
+}
+
+static int mrl__vmatch_success(const void *self) {
+  return ((const mrl__vmatch *)self)->success;
+}
+
+static int mrl__vmatch_render(const void *self, char *buf, size_t size) {
+  static const char colour[3] = {'R', 'G', 'B'};
+  const mrl__vmatch *m = (const mrl__vmatch *)self;
+  const int len[3] = {MRL__VM_EXPLORE, m->distractor, MRL__VM_REWARD_STEPS};
+  size_t at = 0;
+  int r, c, i;
+  char head[64];
+  if (size > 0) buf[0] = '\0';
+  snprintf(head, sizeof head, "phase %d/3 step %d/%d\n", m->phase + 1, m->t, len[m->phase]);
+  mrl__put(buf, size, &at, head);
+  for (r = 0; r < MRL__VM_H; r++) {
+    for (c = 0; c < MRL__VM_W; c++) {
+      char ch = m->phase == 2 ? mrl__vm_reward_room[r][c] : mrl__vm_wall(m, r, c) ? '#' : ' ';
+      if (ch == ' ') ch = '.';
+      if (m->phase == 0 && r == 2 && c == 5) ch = colour[m->target];
+      if (m->phase == 1)
+        for (i = 0; i < MRL__VM_APPLES; i++)
+          if (m->apple_back[i] == 0 && m->apple_r[i] == r && m->apple_c[i] == c) ch = '@';
+      if (m->phase == 2 && r == 1 && (c == 2 || c == 5 || c == 8))
+        ch = colour[m->door_colour[(c - 2) / 3]];
+      if (r == m->r && c == m->c) ch = 'A';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__vmatch_make(const char *id) {
+  long d = 30, unused = 0;
+  mrl_env_vtable vt;
+  mrl__vmatch *m;
+  if (!mrl__parse_id2(id, "PassiveVisualMatch", &d, 1000000L, &unused, 0L)) return NULL;
+  if (strlen(id) > 19 && strchr(id + 19, '-')) return NULL; /* one number */
+  vt = mrl__env_vtable(id, MRL__VM_C * MRL__VM_H * MRL__VM_W, 4);
+  vt.reset = mrl__vmatch_reset;
+  vt.step = mrl__vmatch_step;
+  vt.render = mrl__vmatch_render;
+  vt.episode_success = mrl__vmatch_success;
+  m = (mrl__vmatch *)mrl__env_state(sizeof(mrl__vmatch));
+  if (m) m->distractor = (int)d;
+  return mrl__env_finish(&vt, m);
+}
+
 /* ---- registry ------------------------------------------------------------ */
 /* One line per family; mrl_env_make asks each in order. */
 static const mrl_env_info mrl__env_registry[] = {
@@ -2239,6 +2546,11 @@ static const mrl_env_info mrl__env_registry[] = {
      mrl__tree_make},
     {"SFGrid", "four rooms, 3 object types and a goal; reward phi . w with w settable",
      mrl__sfgrid_make},
+    {"Catch[-<rows>-<cols>]", "bsuite Catch: move the paddle under the falling ball (10x5 pixels)",
+     mrl__catch_make},
+    {"PassiveVisualMatch[-<distractor_steps>]",
+     "see a colour, eat apples, then touch the same colour (6x7x11 pixel planes)",
+     mrl__vmatch_make},
 };
 
 MRL_DEF const mrl_env_info *mrl_env_list(int *count) {

@@ -860,6 +860,186 @@ static void test_sfgrid(void) {
   mrl_env_free(cp);
 }
 
+/* ---- pixels -------------------------------------------------------------- */
+
+static void test_catch(void) {
+  mrl_env *env = mrl_env_make("Catch");
+  float o[50], r;
+  int te = 0, tu = 0, t, ok = 1, i;
+  uint64_t seed;
+  MRL_CHECK(env != NULL, "Catch made");
+  if (!env) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 50 && mrl_env_num_actions(env) == 3 &&
+                mrl_env_max_episode_steps(env) == 0,
+            "Catch: 10x5 board, 3 actions");
+  for (seed = 0; seed < 50; seed++) {
+    mrl_rng rr = mrl_rng_make(seed);
+    int bx = (int)mrl_rng_below(&rr, 5u), px = 2, ones = 0;
+    float sum = 0.0f;
+    mrl_env_reset(env, seed, o);
+    for (i = 0; i < 50; i++) ones += o[i] == 1.0f, sum += o[i];
+    if (ones != 2 || sum != 2.0f || o[bx] != 1.0f || o[45 + 2] != 1.0f) ok = 0;
+    /* chase the ball: always caught; the episode lasts 9 steps */
+    for (t = 1; t <= 9; t++) {
+      int a = bx < px ? 0 : bx > px ? 2 : 1;
+      px += a - 1;
+      step1(env, (float)a, o, &r, &te, &tu);
+      if (o[t * 5 + bx] != 1.0f || o[45 + px] != 1.0f) ok = 0;
+      if (te != (t == 9) || tu || r != (t == 9 ? 1.0f : 0.0f)) ok = 0;
+    }
+    if (mrl_env_episode_success(env) != 1) ok = 0;
+    /* push left all the way: caught only when the ball is in column 0 */
+    mrl_env_reset(env, seed, o);
+    for (t = 1; t <= 9; t++) step1(env, 0.0f, o, &r, &te, &tu);
+    if (!te || r != (bx == 0 ? 1.0f : -1.0f) || o[45] != 1.0f) ok = 0;
+  }
+  MRL_CHECK(ok, "bsuite Catch rules: ball falls one row a step, paddle clipped, +-1 at row 9");
+  {
+    char text[128];
+    mrl__catch *c = (mrl__catch *)mrl_env_self(env);
+    mrl_env_reset(env, 1, o);
+    c->ball_x = 4;
+    step1(env, 2.0f, o, &r, &te, &tu);
+    mrl_env_render(env, text, sizeof text);
+    MRL_CHECK(strcmp(text, ".....\n....o\n.....\n.....\n.....\n.....\n.....\n.....\n.....\n"
+                           "...=.\n") == 0,
+              "Catch render:\n%s", text);
+  }
+  mrl_env_free(env);
+  env = mrl_env_make("Catch-4-3");
+  MRL_CHECK(env && mrl_env_obs_dim(env) == 12, "Catch-4-3");
+  if (env) {
+    mrl_env_reset(env, 2, o);
+    for (t = 0; t < 3; t++) step1(env, 1.0f, o, &r, &te, &tu);
+    MRL_CHECK(te && mrl_env_episode_length(env) == 3, "3 steps on a 4-row board");
+  }
+  mrl_env_free(env);
+  env = mrl_env_make("Catch-10");
+  MRL_CHECK(env == NULL, "Catch-10 rejected (rows and columns come together)");
+  mrl_env_free(env);
+}
+
+/* Index of plane p, row r, column c of a PassiveVisualMatch observation. */
+static int vm_at(int p, int r, int c) {
+  return p * 77 + r * 11 + c;
+}
+
+static int vm_count(const float *o, int p) {
+  int i, n = 0;
+  for (i = 0; i < 77; i++) n += o[p * 77 + i] == 1.0f;
+  return n;
+}
+
+static void test_visual_match(void) {
+  mrl_env *env = mrl_env_make("PassiveVisualMatch-25");
+  static float o[462];
+  float r;
+  int te = 0, tu = 0, t, ok = 1, target, k;
+  MRL_CHECK(env != NULL, "PassiveVisualMatch-25 made");
+  if (!env) return;
+  MRL_CHECK(mrl_env_obs_dim(env) == 462 && mrl_env_num_actions(env) == 4, "6 x 7 x 11 planes");
+  mrl_env_reset(env, 3, o);
+  target = ((mrl__vmatch *)mrl_env_self(env))->target;
+  MRL_CHECK(vm_count(o, 0) == 32 && o[vm_at(0, 0, 0)] == 1.0f && o[vm_at(0, 3, 5)] == 0.0f,
+            "phase 1: the room's frame");
+  MRL_CHECK(o[vm_at(1, 4, 5)] == 1.0f && vm_count(o, 1) == 1, "agent at (4, 5)");
+  MRL_CHECK(o[vm_at(3 + target, 2, 5)] == 1.0f &&
+                vm_count(o, 3) + vm_count(o, 4) + vm_count(o, 5) == 1,
+            "the target colour shown once at (2, 5)");
+  /* the colour square blocks; phase 1 lasts 15 steps without reward */
+  step1(env, 0.0f, o, &r, &te, &tu);
+  step1(env, 0.0f, o, &r, &te, &tu);
+  MRL_CHECK(o[vm_at(1, 3, 5)] == 1.0f, "the colour square blocks the way");
+  for (t = 3; t <= 15; t++) {
+    step1(env, (float)(t % 4), o, &r, &te, &tu);
+    if (r != 0.0f || te || tu) ok = 0;
+    if (t < 15 && vm_count(o, 2) != 0) ok = 0;
+  }
+  MRL_CHECK(ok, "phase 1: no reward, 15 steps");
+  MRL_CHECK(vm_count(o, 2) == 10 && o[vm_at(1, 3, 5)] == 1.0f && o[vm_at(2, 3, 5)] == 0.0f &&
+                vm_count(o, 3) + vm_count(o, 4) + vm_count(o, 5) == 0,
+            "step 15 returns phase 2: 10 apples, agent at (3, 5), no colour");
+  {
+    mrl__vmatch *m = (mrl__vmatch *)mrl_env_self(env);
+    int ar = m->apple_r[0], ac = m->apple_c[0], a, i;
+    /* put the agent next to apple 0 (a free cell beside it) and eat it */
+    m->r = ar;
+    m->c = ac + (ac < 9 ? 1 : -1);
+    for (i = 1; i < 10; i++)
+      if (m->apple_r[i] == m->r && m->apple_c[i] == m->c) m->apple_back[i] = 100;
+    a = ac < 9 ? 3 : 1;
+    step1(env, (float)a, o, &r, &te, &tu);
+    MRL_CHECK(r == 1.0f && o[vm_at(2, ar, ac)] == 0.0f && o[vm_at(1, ar, ac)] == 1.0f,
+              "eating an apple: +1, it disappears");
+    /* step away and wait: it returns 20 steps after being eaten */
+    step1(env, (float)(a == 3 ? 1 : 3), o, &r, &te, &tu);
+    while (m->t < 20) step1(env, (float)(m->t % 2 ? 0 : 2), o, &r, &te, &tu);
+    MRL_CHECK(o[vm_at(2, ar, ac)] == 0.0f, "apple still gone 19 steps after");
+    step1(env, 0.0f, o, &r, &te, &tu);
+    MRL_CHECK(m->phase == 1 && m->t == 21, "still phase 2 (%d, %d)", m->phase, m->t);
+    MRL_CHECK(o[vm_at(2, ar, ac)] == 1.0f, "the apple is back 20 steps after");
+    for (t = 22; t <= 25; t++) step1(env, 0.0f, o, &r, &te, &tu);
+    MRL_CHECK(m->phase == 2 && o[vm_at(1, 5, 5)] == 1.0f && vm_count(o, 2) == 0,
+              "after 25 distractor steps: the reward room, agent at (5, 5)");
+    ok = 1;
+    for (k = 0; k < 3; k++)
+      if (o[vm_at(3 + m->door_colour[k], 1, 2 + 3 * k)] != 1.0f) ok = 0;
+    MRL_CHECK(ok && vm_count(o, 3) == 1 && vm_count(o, 4) == 1 && vm_count(o, 5) == 1,
+              "three colours at (1, 2), (1, 5), (1, 8)");
+    MRL_CHECK(o[vm_at(0, 4, 0)] == 1.0f && o[vm_at(0, 4, 4)] == 0.0f && o[vm_at(0, 5, 3)] == 1.0f,
+              "reward room walls");
+    /* walk to the target colour and touch it */
+    for (k = 0; k < 3; k++)
+      if (m->door_colour[k] == target) break;
+    step1(env, 0.0f, o, &r, &te, &tu);
+    step1(env, 0.0f, o, &r, &te, &tu);
+    step1(env, 0.0f, o, &r, &te, &tu); /* (2, 5) */
+    for (t = 0; t < (k == 0 ? 3 : k == 2 ? 3 : 0); t++)
+      step1(env, k == 0 ? 3.0f : 1.0f, o, &r, &te, &tu);
+    MRL_CHECK(!te && r == 0.0f, "not yet");
+    step1(env, 0.0f, o, &r, &te, &tu);
+    MRL_CHECK(te && r == 10.0f && mrl_env_episode_success(env) == 1, "the matching colour: +10");
+  }
+  /* the wrong colour, and time running out */
+  mrl_env_reset(env, 3, o);
+  {
+    mrl__vmatch *m = (mrl__vmatch *)mrl_env_self(env);
+    for (t = 0; t < 40; t++) step1(env, 2.0f, o, &r, &te, &tu);
+    MRL_CHECK(m->phase == 2 && !te, "reward room reached by steps");
+    for (k = 0; k < 3; k++)
+      if (m->door_colour[k] != target) break;
+    m->r = 2;
+    m->c = 2 + 3 * k;
+    step1(env, 0.0f, o, &r, &te, &tu);
+    MRL_CHECK(te && r == 0.0f && mrl_env_episode_success(env) == 0, "a wrong colour ends it, 0");
+    mrl_env_reset(env, 3, o);
+    for (t = 1; t <= 15 + 25 + 15; t++) {
+      step1(env, 2.0f, o, &r, &te, &tu);
+      if (te) break;
+    }
+    MRL_CHECK(te && t == 55 && mrl_env_episode_success(env) == 0,
+              "15 + 25 + 15 steps at most (ended at %d)", t);
+  }
+  {
+    char text[256];
+    mrl__vmatch *m = (mrl__vmatch *)mrl_env_self(env);
+    mrl_env_reset(env, 3, o);
+    m->target = 1;
+    mrl_env_render(env, text, sizeof text);
+    MRL_CHECK(strcmp(text, "phase 1/3 step 0/15\n###########\n#.........#\n#....G....#\n"
+                           "#.........#\n#....A....#\n#.........#\n###########\n") == 0,
+              "visual match render:\n%s", text);
+  }
+  mrl_env_free(env);
+  env = mrl_env_make("PassiveVisualMatch-0");
+  if (env) {
+    mrl_env_reset(env, 1, o);
+    for (t = 0; t < 15; t++) step1(env, 1.0f, o, &r, &te, &tu);
+    MRL_CHECK(((mrl__vmatch *)mrl_env_self(env))->phase == 2, "no distractor phase");
+  }
+  mrl_env_free(env);
+}
+
 static void test_classic_render(void) {
   mrl_env *e = mrl_env_make("Pendulum-v1");
   mrl__pendulum *p = (mrl__pendulum *)mrl_env_self(e);
@@ -895,7 +1075,9 @@ static void test_all_common(void) {
               {"Semicircle", 1},
               {"NumPad", 1},
               {"TreeMDP-3-5", 0},
-              {"SFGrid", 0}};
+              {"SFGrid", 0},
+              {"Catch", 1},
+              {"PassiveVisualMatch", 1}};
   int i;
   for (i = 0; i < (int)(sizeof envs / sizeof envs[0]); i++)
     check_common(envs[i].id, envs[i].differs);
@@ -948,6 +1130,8 @@ int main(void) {
   test_numpad();
   test_tree_mdp();
   test_sfgrid();
+  test_catch();
+  test_visual_match();
   test_all_common();
   test_registry_examples();
   return mrl_test_summary("test_envs_tasks");
