@@ -393,6 +393,11 @@
  *
  * ==== Version history ===============================================
  *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
+ *   next   Pendulum-v1 and the POPGym control POMDPs, PassiveTMaze,
+ *          MemoryChain (+ mrl_memory_chain_score), NoisySequence,
+ *          MetaBandit, Semicircle, NumPad, TreeMDP, SFGrid (+
+ *          mrl_sfgrid_features / mrl_sfgrid_set_task), Catch,
+ *          PassiveVisualMatch.
  *
  * License: see the repository.
  */
@@ -2097,7 +2102,7 @@ static mrl_env *mrl__tree_make(const char *id) {
 #define MRL__SF_FEATURES 4 /* object types a, b, c and the goal */
 
 /* Four rooms; a, b, c objects (one of each per room), S start, G goal. */
-static const char *const mrl__sf_map[MRL__SF_H] = {
+static const char mrl__sf_map[MRL__SF_H][MRL__SF_W + 1] = {
     "###########", "#a..#b...c#", "#...#.....#", "#.b......a#", "#..c#.....#", "##.###.####",
     "#b..#..c..#", "#.......a.#", "#.a.#....G#", "#S.c#b....#", "###########"};
 
@@ -2326,7 +2331,7 @@ static mrl_env *mrl__catch_make(const char *id) {
 
 /* The reward room of the paper's pycolab grid; the other phases use an
  * open room with the same frame. */
-static const char *const mrl__vm_reward_room[MRL__VM_H] = {
+static const char mrl__vm_reward_room[MRL__VM_H][MRL__VM_W + 1] = {
     "###########", "#         #", "#         #", "#         #",
     "####   ####", "   #   #   ", "   #####   "};
 
