@@ -1040,6 +1040,82 @@ static void test_visual_match(void) {
   mrl_env_free(env);
 }
 
+/* Every task env through the vector API: steps succeed, finished episodes
+ * report the return and length accumulated step by step. */
+static void test_vecenv_all(void) {
+  static const char *ids[] = {"Pendulum-v1",
+                              "NoisyStatelessPendulum-v1",
+                              "VelocityOnlyCartPole-v1",
+                              "NoisyStatelessCartPole-v1-0.2",
+                              "PassiveTMaze-4",
+                              "MemoryChain-3-2",
+                              "NoisySequence-5",
+                              "MetaBandit-4-7",
+                              "Semicircle-9",
+                              "NumPad-2-2",
+                              "TreeMDP-2-3",
+                              "SFGrid",
+                              "Catch",
+                              "PassiveVisualMatch-3"};
+  int k;
+  for (k = 0; k < (int)(sizeof ids / sizeof ids[0]); k++) {
+    mrl_vecenv v;
+    float acts[3 * 2], ret[3] = {0, 0, 0};
+    int len[3] = {0, 0, 0}, t, i, ok = 1, ended = 0;
+    mrl_rng r = mrl_rng_make(9);
+    if (mrl_vecenv_init(&v, ids[k], 3, 21) != MRL_OK) {
+      MRL_CHECK(0, "%s: vecenv", ids[k]);
+      continue;
+    }
+    mrl_vecenv_reset(&v);
+    for (t = 0; t < 300; t++) {
+      for (i = 0; i < 3; i++) random_action(v.envs[i], &r, acts + i * v.action_dim);
+      if (mrl_vecenv_step(&v, acts) != MRL_OK) ok = 0;
+      for (i = 0; i < 3; i++) {
+        ret[i] += v.rewards[i];
+        len[i]++;
+        if (v.terminated[i] || v.truncated[i]) {
+          if (v.episode_length[i] != len[i] || fabsf(v.episode_return[i] - ret[i]) > 1e-3f) ok = 0;
+          ret[i] = 0.0f;
+          len[i] = 0;
+          ended++;
+        }
+      }
+    }
+    MRL_CHECK(ok && ended > 0, "%s: vector steps, %d episodes with their returns", ids[k], ended);
+    mrl_vecenv_free(&v);
+  }
+}
+
+static void test_meta_render(void) {
+  char text[512];
+  float o[32], a[2] = {0.1f, 0.1f}, r;
+  int te, tu;
+  mrl_env *e = mrl_env_make("MetaBandit-3-10");
+  mrl__mbandit *b = (mrl__mbandit *)mrl_env_self(e);
+  mrl_env_reset(e, 1, o);
+  b->p[0] = 0.25f;
+  b->p[1] = 0.5f;
+  b->p[2] = 0.125f;
+  mrl_env_render(e, text, sizeof text);
+  MRL_CHECK(strcmp(text, "t=0/10 last arm=-1 reward=0 best arm=1 (p=0.500)\n") == 0,
+            "bandit render: %s", text);
+  mrl_env_free(e);
+  e = mrl_env_make("Semicircle");
+  mrl_env_reset(e, 1, o);
+  {
+    mrl__semicircle *s = (mrl__semicircle *)mrl_env_self(e);
+    s->gx = 0.0;
+    s->gy = 1.0;
+  }
+  mrl_env_step(e, a, o, &r, &te, &tu);
+  mrl_env_render(e, text, sizeof text);
+  /* goal (0, 1): row 1, column 10; agent (0.1, 0.1): row 8, column 11 */
+  MRL_CHECK(strlen(text) == 11 * 22 && text[1 * 22 + 10] == 'G' && text[8 * 22 + 11] == 'A',
+            "semicircle render:\n%s", text);
+  mrl_env_free(e);
+}
+
 static void test_classic_render(void) {
   mrl_env *e = mrl_env_make("Pendulum-v1");
   mrl__pendulum *p = (mrl__pendulum *)mrl_env_self(e);
@@ -1133,6 +1209,8 @@ int main(void) {
   test_catch();
   test_visual_match();
   test_all_common();
+  test_vecenv_all();
+  test_meta_render();
   test_registry_examples();
   return mrl_test_summary("test_envs_tasks");
 }
