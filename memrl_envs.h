@@ -274,8 +274,10 @@
  *   [-0.1, 0.1] (clipped), the displacement: position += action.
  *   Observation: the position (2 floats). Reward 1 on every step that ends
  *   within distance 0.2 of the goal (squared distance <= 0.04), else 0
- *   (sparse). Horizon in [1, 1e8] steps, default 100. Task: the goal (2
- *   floats).
+ *   (sparse; goal radius 1 and goal zone 0.2 as in PEARL's and variBAD's
+ *   sparse point robot, whose reward inside the zone is shaped by the
+ *   distance where ours is a flat 1). Horizon in [1, 1e8] steps, default
+ *   100. Task: the goal (2 floats).
  *
  * NumPad[-<n>[-<len>]]
  *   A discrete NumPad: an n x n pad of tiles (n in [2, 5], default 3),

@@ -5,6 +5,7 @@
  * cc -std=c99 -Wall -Wextra -pedantic tests/test_envs_tasks.c -lm && ./a.out */
 #define MEMRL_ENVS_IMPLEMENTATION
 #include "../memrl_envs.h"
+#include "ref_loader.h"
 #include "test.h"
 
 #include <string.h>
@@ -194,6 +195,49 @@ static void test_pendulum(void) {
     MRL_CHECK_NEAR(rew, -3.141592653589793 * 3.141592653589793, 1e-5, 0,
                    "cost of an angle of 3 pi is pi^2");
   }
+  mrl_env_free(env);
+}
+
+/* Against tests/ref/pendulum.txt: the same equations written in NumPy by
+ * tools/make_ref.py (Python's %, np.clip, float32 actions/observations). */
+static void test_pendulum_numpy_fixture(void) {
+  mrl_ref_file f;
+  mrl_env *env = mrl_env_make("Pendulum-v1");
+  int k;
+  if (!env) return;
+  if (!mrl_ref_open(&f, "tests/ref/pendulum.txt")) {
+    mrl_env_free(env);
+    return;
+  }
+  for (k = 0; k < 3; k++) {
+    char name[32];
+    float init[2], acts[200], want_obs[600], want_rew[200], o[3], r;
+    int t, te, tu, obs_ok = 1, rew_ok = 1, moved = 0;
+    mrl__pendulum *p = (mrl__pendulum *)mrl_env_self(env);
+    snprintf(name, sizeof name, "pd%d_init", k);
+    if (!mrl_ref_fill(&f, name, init, 2)) break;
+    snprintf(name, sizeof name, "pd%d_actions", k);
+    if (!mrl_ref_fill(&f, name, acts, 200)) break;
+    snprintf(name, sizeof name, "pd%d_obs", k);
+    if (!mrl_ref_fill(&f, name, want_obs, 600)) break;
+    snprintf(name, sizeof name, "pd%d_rew", k);
+    if (!mrl_ref_fill(&f, name, want_rew, 200)) break;
+    mrl_env_reset(env, 0, o);
+    p->th = (double)init[0];
+    p->thdot = (double)init[1];
+    for (t = 0; t < 200; t++) {
+      int i;
+      step1(env, acts[t], o, &r, &te, &tu);
+      for (i = 0; i < 3; i++)
+        if (fabsf(o[i] - want_obs[3 * t + i]) > 2e-6f) obs_ok = 0;
+      if (fabsf(r - want_rew[t]) > 1e-5f * (1.0f + fabsf(want_rew[t]))) rew_ok = 0;
+      if (fabsf(want_obs[3 * t + 2]) > 1.0f) moved = 1;
+    }
+    MRL_CHECK(obs_ok, "episode %d: observations equal the NumPy reference", k);
+    MRL_CHECK(rew_ok, "episode %d: rewards equal the NumPy reference", k);
+    MRL_CHECK(moved && te == 0 && tu == 1, "episode %d: swings, truncated at 200", k);
+  }
+  mrl_ref_close(&f);
   mrl_env_free(env);
 }
 
@@ -1195,6 +1239,7 @@ static void test_registry_examples(void) {
 
 int main(void) {
   test_pendulum();
+  test_pendulum_numpy_fixture();
   test_pendulum_pomdps();
   test_cartpole_pomdps();
   test_classic_render();
