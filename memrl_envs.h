@@ -272,12 +272,12 @@
  *   mrl_rng_make(seed), phi = pi * mrl_rng_uniform(&r), goal (cos phi,
  *   sin phi) on the upper unit semicircle. Action: a box of 2 floats in
  *   [-0.1, 0.1] (clipped), the displacement: position += action.
- *   Observation: the position (2 floats). Reward 1 on every step that ends
- *   within distance 0.2 of the goal (squared distance <= 0.04), else 0
- *   (sparse; goal radius 1 and goal zone 0.2 as in PEARL's and variBAD's
- *   sparse point robot, whose reward inside the zone is shaped by the
- *   distance where ours is a flat 1). Horizon in [1, 1e8] steps, default
- *   100. Task: the goal (2 floats).
+ *   Observation: the position (2 floats). Reward 1 - d on every step that
+ *   ends at distance d <= 0.2 from the goal (d^2 <= 0.04 decides), else 0
+ *   (sparse). Start, action bound, goal radius 1, zone 0.2, reward and the
+ *   default horizon 100 are those of the sparse point robot of PEARL
+ *   (Rakelly et al. 2019) and variBAD (Zintgraf et al. 2020). Horizon in
+ *   [1, 1e8] steps. Task: the goal (2 floats).
  *
  * NumPad[-<n>[-<len>]]
  *   A discrete NumPad: an n x n pad of tiles (n in [2, 5], default 3),
@@ -1848,7 +1848,7 @@ static mrl_result mrl__semicircle_step(void *self, const float *action, float *o
   s->inside = dx * dx + dy * dy <= MRL__SC_RADIUS * MRL__SC_RADIUS;
   obs[0] = (float)s->x;
   obs[1] = (float)s->y;
-  *reward = s->inside ? 1.0f : 0.0f;
+  *reward = s->inside ? (float)(1.0 - sqrt(dx * dx + dy * dy)) : 0.0f;
   *terminated = 0;
   *truncated = 0;
   return MRL_OK;

@@ -661,23 +661,24 @@ static void test_semicircle(void) {
   a[1] = -0.05f;
   mrl_env_step(env, a, o, &r, &te, &tu);
   MRL_CHECK(o[0] == 0.1f && o[1] == -0.05f && r == 0.0f, "clipped move, no reward far away");
-  /* head to the goal: the reward is 1 exactly while within 0.2 */
+  /* head to the goal: reward 1 - d while within d <= 0.2, else 0 */
   for (t = 2; t <= 100; t++) {
+    const mrl__semicircle *s = (const mrl__semicircle *)mrl_env_self(env);
     double dx = g[0] - o[0], dy = g[1] - o[1], d = sqrt(dx * dx + dy * dy), ex, ey;
     double sc = d > 0.05 ? 0.05 / d : 1.0;
     a[0] = (float)(dx * sc);
     a[1] = (float)(dy * sc);
     mrl_env_step(env, a, o, &r, &te, &tu);
-    ex = o[0] - g[0];
-    ey = o[1] - g[1];
-    if (r != (ex * ex + ey * ey <= 0.04 + 1e-9 ? 1.0f : 0.0f) &&
-        fabs(ex * ex + ey * ey - 0.04) > 1e-6)
-      ok = 0;
-    if (r == 1.0f && !first_inside) first_inside = t;
-    inside_steps += r == 1.0f;
+    ex = s->x - s->gx;
+    ey = s->y - s->gy;
+    if (r != (ex * ex + ey * ey <= 0.04 ? (float)(1.0 - sqrt(ex * ex + ey * ey)) : 0.0f)) ok = 0;
+    if (o[0] != (float)s->x || o[1] != (float)s->y) ok = 0;
+    if (r > 0.0f && !first_inside) first_inside = t;
+    inside_steps += r > 0.0f;
     if (te || tu != (t == 100)) ok = 0;
   }
-  MRL_CHECK(ok, "reward 1 iff within 0.2 of the goal; truncated at 100");
+  MRL_CHECK(r > 0.999f, "at the goal the reward is about 1 (%g)", (double)r);
+  MRL_CHECK(ok, "reward 1 - d within 0.2 of the goal, else 0; obs the position; truncated at 100");
   MRL_CHECK(first_inside > 10 && first_inside < 25 && inside_steps > 70, "reached (%d, %d)",
             first_inside, inside_steps);
   mrl_env_free(env);
