@@ -125,6 +125,8 @@
  *   that order, r = mrl_rng_make(seed). Deviation: Gymnasium computes u^2
  *   of the float32 action in float32 (NumPy 2) or float64 (NumPy 1); we
  *   use double, a difference in the last bits of the reward at most.
+ *   Render: "pole <c> theta=<deg> deg thetadot=<v> torque=<u>\n" with c
+ *   the normalised angle on an 8-point dial (^ upright, v hanging).
  *
  * StatelessPendulum-v1, NoisyStatelessPendulum-v1[-<sigma>]
  *   Pendulum-v1 with the angular velocity hidden: observation [cos th, sin
@@ -139,6 +141,7 @@
  *   from POPGym: its variants rescale the reward to [-1/T, 1/T] per step
  *   and use T = 200/150/100 steps; we keep Gymnasium's reward and 200-step
  *   limit (rescale the reward yourself if you compare with POPGym scores).
+ *   Render: as Pendulum-v1 (the true state).
  *
  * VelocityOnlyCartPole-v1, NoisyStatelessCartPole-v1[-<sigma>]
  *   CartPole-v1 (same dynamics, rewards, ends and 500-step limit) seen
@@ -151,6 +154,7 @@
  *   reset (a bug); we return the velocities at reset too. POPGym rescales
  *   the reward to 1/T per step with T = 200/400/600; we keep CartPole-v1's
  *   reward 1 and 500-step limit.
+ *   Render: as CartPole-v1 (the true state).
  *
  * TMaze-<L>, TMaze-<L>-<max_steps>
  *   The long-term-dependency T-maze of B. Bakker, "Reinforcement Learning
@@ -205,6 +209,8 @@
  *   The optimal return is 1: L moves east, then into the goal arm. The
  *   cue must be remembered for L steps while the credit assignment stays
  *   short (the penalty teaches walking east).
+ *   Render: three rows of L + 1 characters (arm y = +1, corridor, arm
+ *   y = -1): S start, . corridor, G goal arm, o other arm, A agent.
  *
  * MemoryChain-<memory_length>[-<num_bits>]
  *   bsuite's memory chain (I. Osband et al., "Behaviour Suite for
@@ -226,6 +232,8 @@
  *     else -1. The decision is taken after seeing the query.
  *   - Success: 1 for a correct answer. The score rule is
  *     mrl_memory_chain_score (bsuite's memory_len/analysis.py).
+ *   Render: "t=<steps taken>/<memory_length+1> query=<q> context=<+ or -
+ *   per bit>\n".
  *
  * NoisySequence-<T>[-<N>]
  *   Noisy sequence classification with the signal and the noise on one
@@ -245,6 +253,8 @@
  *     ignored (reward 0). Action T answers: reward +1 if right, -1 if
  *     wrong, terminated, terminal observation [0, 0].
  *   - Success: 1 for a right answer. T = 100 is hard for a plain LSTM.
+ *   Render: "t=<k+1>/<T> class=<+1|-1> <signal + noise | noise | query:
+ *   name the class>\n" for the current observation k.
  *
  * ---- meta-RL as task inference ----
  * J. Humplik, A. Galashov, L. Hasenclever, P. A. Ortega, Y. W. Teh, N.
@@ -259,12 +269,14 @@
  * MetaBandit[-<arms>[-<horizon>]]
  *   Bernoulli bandits: arms in [2, 10000] (default 20), horizon in [1,
  *   1e8] pulls (default 100). Reset: r = mrl_rng_make(seed); p_i =
- *   mrl_rng_uniform(&r) for each arm (uniform in [0, 1), as in RL^2 and
- *   the paper's bandits). Action: the arm. Reward 1 with probability
+ *   mrl_rng_uniform(&r) for each arm (uniform in [0, 1): the Bernoulli
+ *   bandits of RL^2, Duan et al. 2016). Action: the arm. Reward 1 with probability
  *   p_arm (mrl_rng_uniform(&r) < p_arm, r continuing), else 0.
  *   Observation (arms + 2 floats): [one-hot of the last arm pulled, last
  *   reward, t / horizon], all zero at reset (RL^2's input, so the task can
  *   be inferred from the history). Task: the arms' p (arms floats).
+ *   Render: "t=<t>/<horizon> last arm=<a> reward=<r> best arm=<i>
+ *   (p=<p_i>)\n".
  *
  * Semicircle[-<horizon>]
  *   A point mass in the plane (the semicircle task of the paper, after
@@ -278,6 +290,8 @@
  *   default horizon 100 are those of the sparse point robot of PEARL
  *   (Rakelly et al. 2019) and variBAD (Zintgraf et al. 2020). Horizon in
  *   [1, 1e8] steps. Task: the goal (2 floats).
+ *   Render: 11 rows of 21 cells over [-1.25, 1.25] x [-0.25, 1.25]: .
+ *   empty, G goal, A agent.
  *
  * NumPad[-<n>[-<len>]]
  *   A discrete NumPad: an n x n pad of tiles (n in [2, 5], default 3),
@@ -292,6 +306,8 @@
  *   and the sequence restarts from its first tile. Observation: the
  *   lights (n*n floats, 1 lit). 100 steps. Task: the sequence (len floats,
  *   tile indices).
+ *   Render: n rows of n tiles (* lit, o dark), then "pressed <k>/<len>,
+ *   completed <sequences done>\n".
  *
  * ---- episodic control, successor features ----
  *
@@ -311,6 +327,8 @@
  *   action most significant). Our construction: the paper gives no exact
  *   tree; one good leaf among B^D rewards remembering a single lucky
  *   episode, which is what episodic control does. No time limit.
+ *   Render: "depth <d>/<D> path <a_0> <a_1> ...\n" ("(root)" for an empty
+ *   path), ending in " leaf reward <R>" at a leaf.
  *
  * SFGrid
  *   A gridworld for successor features and generalised policy improvement
@@ -331,6 +349,8 @@
  *   it back), mrl_sfgrid_features reads phi of the last transition. The
  *   paper's version is continuous with objects that reappear; ours is the
  *   tabular analogue. The reset seed is unused (one fixed world).
+ *   Render: the 11 map rows with A agent, the objects still present, #,
+ *   G and . for floor.
  *
  * ---- pixels ----
  *
@@ -345,6 +365,8 @@
  *   under it, else -1 (rows - 1 steps an episode). Observation: the board,
  *   rows x cols floats row-major, 1 at the ball and at the paddle, else 0.
  *   Success: caught. A fully observable pixel baseline.
+ *   Render: rows of cols characters: . empty, o ball, = paddle, * ball on
+ *   the paddle's row.
  *
  * PassiveVisualMatch[-<distractor_steps>]
  *   A small pixel version of Passive Visual Match (C.-C. Hung et al.,
@@ -375,6 +397,8 @@
  *   Success: the target colour touched. Simplifications: a 7 x 11 board
  *   instead of pycolab's cropped RGB views, one apple reward (the paper
  *   draws it per episode), no 3D.
+ *   Render: "phase <p>/3 step <t>/<phase length>\n", then the 7 x 11 board:
+ *   # wall, . floor, A agent, @ apple, R G B colours 0 1 2.
  *
  * ==== Vector environment ============================================
  *
