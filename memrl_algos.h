@@ -167,13 +167,13 @@ typedef struct mrl_ppo {
   mrl_obs_normalizer return_norm; /* dim 1: statistics of discounted returns */
   mrl_episode_stats stats;
   mrl_rng rng;
-  float *env_state;   /* [num_envs, state_dim]: state of every training environment */
-  float *env_starts;  /* [num_envs]: the current observation begins an episode */
-  float *step_obs;    /* [num_envs, obs_dim] scratch */
-  float *step_values; /* [num_envs] scratch */
+  float *env_state;    /* [num_envs, state_dim]: state of every training environment */
+  float *env_starts;   /* [num_envs]: the current observation begins an episode */
+  float *step_obs;     /* [num_envs, obs_dim] scratch */
+  float *step_values;  /* [num_envs] scratch */
   double *env_returns; /* [num_envs]: discounted return so far (reward normalisation) */
-  int *mb_index;      /* [num_steps * num_envs] minibatch permutation */
-  int *env_perm;      /* [num_envs] recurrent minibatches: environment permutation */
+  int *mb_index;       /* [num_steps * num_envs] minibatch permutation */
+  int *env_perm;       /* [num_envs] recurrent minibatches: environment permutation */
   float *mb_obs, *mb_starts, *mb_state, *mb_scalars; /* minibatch scratch */
   int *mb_actions;
   long long env_steps;
@@ -500,9 +500,8 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   a->mb_state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)n * a->state_dim + 1));
   a->mb_scalars = (float *)MRL_MALLOC(sizeof(float) * tb * 4);
   if (!a->env_state || !a->env_starts || !a->step_obs || !a->step_values || !a->env_returns ||
-      !a->mb_index ||
-      !a->env_perm || !a->mb_actions || !a->mb_obs || !a->mb_starts || !a->mb_state ||
-      !a->mb_scalars) {
+      !a->mb_index || !a->env_perm || !a->mb_actions || !a->mb_obs || !a->mb_starts ||
+      !a->mb_state || !a->mb_scalars) {
     r = MRL_ERR_OUT_OF_MEMORY;
     goto fail;
   }

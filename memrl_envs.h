@@ -108,6 +108,54 @@
  *   floats) of exactly the same trajectory (POPGym's position-only
  *   CartPole, SB3's CartPoleNoVel). Everything else as CartPole-v1.
  *
+ * Pendulum-v1
+ *   Gymnasium's Pendulum (gymnasium/envs/classic_control/pendulum.py), same
+ *   constants and equations, state in double: g = 10.0, m = 1, l = 1, dt =
+ *   0.05, max_speed 8, max_torque 2. One box action, the torque u, clipped
+ *   to [-2, 2] (the wrapper clips, as Gymnasium's np.clip does). Step:
+ *     costs    = angle_normalize(th)^2 + 0.1 * thdot^2 + 0.001 * u^2
+ *     newthdot = thdot + (3 g / (2 l) * sin(th) + 3 / (m l^2) * u) * dt,
+ *                then clipped to [-8, 8]
+ *     th      += newthdot * dt;  thdot = newthdot;  reward = -costs
+ *   with angle_normalize(x) = ((x + pi) mod 2 pi) - pi (floored modulo,
+ *   as Python's %; th itself is never wrapped). Observation (3 floats):
+ *   [cos th, sin th, thdot] rounded to float. Never terminates; truncated
+ *   at 200 steps. Reset: th = -pi + 2 pi u1, thdot = -1 + 2 u2 (uniform in
+ *   [-pi, pi) x [-1, 1) as Gymnasium), u = (double)mrl_rng_uniform(&r) in
+ *   that order, r = mrl_rng_make(seed). Deviation: Gymnasium computes u^2
+ *   of the float32 action in float32 (NumPy 2) or float64 (NumPy 1); we
+ *   use double, a difference in the last bits of the reward at most.
+ *   Render: "pole <c> theta=<deg> deg thetadot=<v> torque=<u>\n" with c
+ *   the normalised angle on an 8-point dial (^ upright, v hanging).
+ *
+ * StatelessPendulum-v1, NoisyStatelessPendulum-v1[-<sigma>]
+ *   Pendulum-v1 with the angular velocity hidden: observation [cos th, sin
+ *   th] (POPGym's PositionOnlyPendulum). The noisy one adds independent
+ *   N(0, sigma^2) noise to both components of every observation (the reset
+ *   one included) and clips them to [-1, 1], as POPGym's
+ *   NoisyPositionOnlyPendulum. sigma is a decimal "<digits>[.<digits>]" in
+ *   [0, 10], default 0.1 (POPGym Easy; Medium 0.2, Hard 0.3), e.g.
+ *   NoisyStatelessPendulum-v1-0.3. The noise comes from its own generator
+ *   (mrl_rng_seed(&n, seed, 0x6e6f697365)), so the dynamics, rewards and
+ *   reset state are those of Pendulum-v1 with the same seed. Deviation
+ *   from POPGym: its variants rescale the reward to [-1/T, 1/T] per step
+ *   and use T = 200/150/100 steps; we keep Gymnasium's reward and 200-step
+ *   limit (rescale the reward yourself if you compare with POPGym scores).
+ *   Render: as Pendulum-v1 (the true state).
+ *
+ * VelocityOnlyCartPole-v1, NoisyStatelessCartPole-v1[-<sigma>]
+ *   CartPole-v1 (same dynamics, rewards, ends and 500-step limit) seen
+ *   through [x_dot, theta_dot] (POPGym's VelocityOnlyCartPole), or through
+ *   [x, theta] plus independent N(0, sigma^2) noise clipped to POPGym's
+ *   observation box [+-4.8, +-0.4189] (2 x the thresholds; POPGym's
+ *   NoisyPositionOnlyCartPole), sigma as for the pendulum (default 0.1).
+ *   NoisyStatelessCartPole-v1-0 equals StatelessCartPole-v1. Deviations
+ *   from POPGym: POPGym's VelocityOnlyCartPole returns the positions at
+ *   reset (a bug); we return the velocities at reset too. POPGym rescales
+ *   the reward to 1/T per step with T = 200/400/600; we keep CartPole-v1's
+ *   reward 1 and 500-step limit.
+ *   Render: as CartPole-v1 (the true state).
+ *
  * TMaze-<L>, TMaze-<L>-<max_steps>
  *   The long-term-dependency T-maze of B. Bakker, "Reinforcement Learning
  *   with Long Short-Term Memory", NIPS 14 (2001), section 4.1. L is an
@@ -139,6 +187,219 @@
  *   L steps. The paper gives the start observations only as "011 or 110";
  *   which one means North is the common reading of its implementations.
  *
+ * PassiveTMaze-<L>
+ *   The passive T-maze of T. Ni, M. Ma, B. Eysenbach, P.-L. Bacon, "When
+ *   do transformers shine in RL? Decoupling memory from credit
+ *   assignment", NeurIPS 2023 (their TMazeClassicPassive with penalty
+ *   -1/L, distract_reward 0, github.com/twni2016/Memory-RL). L is an
+ *   integer in [1, 100000].
+ *   - Layout: corridor cells (x, 0) for x = 0 .. L, the junction at x = L,
+ *     arms (L, +1) and (L, -1). Start (0, 0). goal_y = +1 or -1, drawn
+ *     uniformly at reset (mrl_rng_below(&r, 2) with r = mrl_rng_make(seed):
+ *     1 gives +1).
+ *   - Actions: 4, moves (dx, dy): 0 (+1, 0), 1 (0, +1), 2 (-1, 0), 3
+ *     (0, -1); a move into a non-cell leaves the agent where it is.
+ *   - Observation: 2 floats. At the reset only: [0, goal_y]. After that
+ *     [0, 0] anywhere with x < L (the start included), [1, y] at x = L.
+ *   - Episode: exactly L + 1 steps, the last one terminated (a finite
+ *     horizon, as in the paper; no truncation). Reward on steps t = 1 .. L:
+ *     -1/L when x < t after the move (behind the ideal path), else 0. On
+ *     step L + 1: 1 when y = goal_y after the move, else 0 (no penalty).
+ *   - Success: 1 when the episode ended in the goal arm.
+ *   The optimal return is 1: L moves east, then into the goal arm. The
+ *   cue must be remembered for L steps while the credit assignment stays
+ *   short (the penalty teaches walking east).
+ *   Render: three rows of L + 1 characters (arm y = +1, corridor, arm
+ *   y = -1): S start, . corridor, G goal arm, o other arm, A agent.
+ *
+ * MemoryChain-<memory_length>[-<num_bits>]
+ *   bsuite's memory chain (I. Osband et al., "Behaviour Suite for
+ *   Reinforcement Learning", ICLR 2020; bsuite/environments/
+ *   memory_chain.py). memory_length in [1, 100000], num_bits in [1, 1000]
+ *   (default 1). bsuite's memory_len experiment is MemoryChain-<n>, n in
+ *   1..10, 12, 14, 17, 20, 25, 30..100 by 10; memory_size is
+ *   MemoryChain-2-<bits>, bits in 1..10, 12, 14, 17, 20, 25, 30, 40.
+ *   - Reset: context bit i = mrl_rng_below(&r, 2) for i = 0 .. num_bits-1,
+ *     then query = mrl_rng_below(&r, num_bits), r = mrl_rng_make(seed).
+ *   - Observation at timestep k (num_bits + 2 floats, bsuite's layout):
+ *     [1 - k / memory_length, query if k = memory_length - 1 else 0,
+ *     2 context - 1 (each +-1) if k = 0 else 0 ...].
+ *   - Actions 2. As in bsuite's code, reset returns the observation of
+ *     k = 0 and each step returns the observation of the timestep k
+ *     before its increment (so the context is seen at reset and after the
+ *     first step). Steps 1 .. memory_length give reward 0; step
+ *     memory_length + 1 is terminal with +1 when action = context[query],
+ *     else -1. The decision is taken after seeing the query.
+ *   - Success: 1 for a correct answer. The score rule is
+ *     mrl_memory_chain_score (bsuite's memory_len/analysis.py).
+ *   Render: "t=<steps taken>/<memory_length+1> query=<q> context=<+ or -
+ *   per bit>\n".
+ *
+ * NoisySequence-<T>[-<N>]
+ *   Noisy sequence classification with the signal and the noise on one
+ *   channel (the latch task of Y. Bengio, P. Simard, P. Frasconi 1994
+ *   and S. Hochreiter, J. Schmidhuber, "Long short-term memory", Neural
+ *   Computation 1997, experiment 3b, as used with recurrent policy
+ *   gradients), as an RL task. T in [2, 1000000] observations, N in
+ *   [1, T - 1] signal steps (default 3, as in experiment 3).
+ *   - Reset: r = mrl_rng_make(seed); class c = +1 if mrl_rng_below(&r, 2)
+ *     else -1; the noise comes from r after that.
+ *   - Observation k (k = 0 .. T-1; reset gives k = 0, step j gives k = j):
+ *     [x_k, q_k] with x_k = c + n_k for k < N and x_k = n_k after, n_k ~
+ *     N(0, 0.2) (variance 0.2, sigma = sqrt 0.2; sqrt(0.2) *
+ *     mrl_rng_normal(&r)); q_k = 1 only on the last observation (the
+ *     query), else 0.
+ *   - Actions 2: 0 names class -1, 1 names class +1. Actions 1 .. T-1 are
+ *     ignored (reward 0). Action T answers: reward +1 if right, -1 if
+ *     wrong, terminated, terminal observation [0, 0].
+ *   - Success: 1 for a right answer. T = 100 is hard for a plain LSTM.
+ *   Render: "t=<k+1>/<T> class=<+1|-1> <signal + noise | noise | query:
+ *   name the class>\n" for the current observation k.
+ *
+ * ---- meta-RL as task inference ----
+ * J. Humplik, A. Galashov, L. Hasenclever, P. A. Ortega, Y. W. Teh, N.
+ * Heess, "Meta reinforcement learning as task inference", arXiv 1905.06424
+ * (2019). One episode is one task (a meta-RL trial): the task is drawn at
+ * reset from the seed and stays hidden from the observation; mrl_env_task
+ * returns it (the privileged information a belief network trains on). The
+ * episodes end by the time limit (truncated). Our versions are small and
+ * discrete where the paper's are MuJoCo bodies; the rules below are ours
+ * where the paper gives none.
+ *
+ * MetaBandit[-<arms>[-<horizon>]]
+ *   Bernoulli bandits: arms in [2, 10000] (default 20), horizon in [1,
+ *   1e8] pulls (default 100). Reset: r = mrl_rng_make(seed); p_i =
+ *   mrl_rng_uniform(&r) for each arm (uniform in [0, 1): the Bernoulli
+ *   bandits of RL^2, Duan et al. 2016). Action: the arm. Reward 1 with probability
+ *   p_arm (mrl_rng_uniform(&r) < p_arm, r continuing), else 0.
+ *   Observation (arms + 2 floats): [one-hot of the last arm pulled, last
+ *   reward, t / horizon], all zero at reset (RL^2's input, so the task can
+ *   be inferred from the history). Task: the arms' p (arms floats).
+ *   Render: "t=<t>/<horizon> last arm=<a> reward=<r> best arm=<i>
+ *   (p=<p_i>)\n".
+ *
+ * Semicircle[-<horizon>]
+ *   A point mass in the plane (the semicircle task of the paper, after
+ *   Gupta et al. 2018 and Rakelly et al. 2019). Start (0, 0). Reset: r =
+ *   mrl_rng_make(seed), phi = pi * mrl_rng_uniform(&r), goal (cos phi,
+ *   sin phi) on the upper unit semicircle. Action: a box of 2 floats in
+ *   [-0.1, 0.1] (clipped), the displacement: position += action.
+ *   Observation: the position (2 floats). Reward 1 - d on every step that
+ *   ends at distance d <= 0.2 from the goal (d^2 <= 0.04 decides), else 0
+ *   (sparse). Start, action bound, goal radius 1, zone 0.2, reward and the
+ *   default horizon 100 are those of the sparse point robot of PEARL
+ *   (Rakelly et al. 2019) and variBAD (Zintgraf et al. 2020). Horizon in
+ *   [1, 1e8] steps. Task: the goal (2 floats).
+ *   Render: 11 rows of 21 cells over [-1.25, 1.25] x [-0.25, 1.25]: .
+ *   empty, G goal, A agent.
+ *
+ * NumPad[-<n>[-<len>]]
+ *   A discrete NumPad: an n x n pad of tiles (n in [2, 5], default 3),
+ *   a hidden sequence of len distinct tiles (len in [1, n*n], default 3;
+ *   the first len entries of a Fisher-Yates shuffle with mrl_rng_below,
+ *   r = mrl_rng_make(seed)). Actions n*n: press tile a (row-major). The
+ *   paper's agent walks onto the tiles of a physical pad; here a press is
+ *   one action. Rules: pressing the next tile of the sequence lights it
+ *   and gives +1; after the last one the lights go off and the same
+ *   sequence can be pressed again; pressing a lit tile changes nothing
+ *   (reward 0); pressing any other tile turns every light off (reward 0)
+ *   and the sequence restarts from its first tile. Observation: the
+ *   lights (n*n floats, 1 lit). 100 steps. Task: the sequence (len floats,
+ *   tile indices).
+ *   Render: n rows of n tiles (* lit, o dark), then "pressed <k>/<len>,
+ *   completed <sequences done>\n".
+ *
+ * ---- episodic control, successor features ----
+ *
+ * TreeMDP-<B>-<D>[-<world>]
+ *   A deterministic tree MDP for episodic control (C. Blundell et al.,
+ *   "Model-Free Episodic Control", arXiv 1606.04460, 2016, after the
+ *   tree-structured tasks of Lengyel and Dayan 2008 where episodic control
+ *   beats slower learners). Branching B in [2, 64], depth D in [1, 62],
+ *   B^D <= 2^62 leaves; world in [0, 1e9] (default 0) fixes the leaf
+ *   rewards. Every episode starts at the root of the same tree (the reset
+ *   seed is unused). Actions B: the child to enter. Observation (D floats):
+ *   entry i is (a_i + 1) / B for the action a_i taken at depth i, 0 for
+ *   the levels not reached yet, so every node has its own observation.
+ *   Reward 0 inside; the step that reaches depth D is terminal with the
+ *   leaf's reward R = (mrl_vecenv_episode_seed(world, 0, leaf) >> 40) *
+ *   2^-24 in [0, 1), leaf = the actions read as a base-B number (first
+ *   action most significant). Our construction: the paper gives no exact
+ *   tree; one good leaf among B^D rewards remembering a single lucky
+ *   episode, which is what episodic control does. No time limit.
+ *   Render: "depth <d>/<D> path <a_0> <a_1> ...\n" ("(root)" for an empty
+ *   path), ending in " leaf reward <R>" at a leaf.
+ *
+ * SFGrid
+ *   A gridworld for successor features and generalised policy improvement
+ *   (A. Barreto et al., "Successor Features for Transfer in Reinforcement
+ *   Learning", NeurIPS 2017: four rooms, objects of three types, reward
+ *   phi . w). Our discrete, fixed layout (11 x 11, '#' wall, S start, G
+ *   goal, a/b/c objects, one of each type per room):
+ *       ###########   #a..#b...c#   #...#.....#   #.b......a#
+ *       #..c#.....#   ##.###.####   #b..#..c..#   #.......a.#
+ *       #.a.#....G#   #S.c#b....#   ###########   (rows 0 .. 10)
+ *   Actions 4: 0 north, 1 east, 2 south, 3 west; walls block. Entering a
+ *   cell with an object picks it up (it is gone until the next reset).
+ *   phi (4 floats) of a transition: [a picked, b picked, c picked, goal
+ *   reached]; reward = phi . w. Reaching G terminates (success 1).
+ *   Observation (14 floats): [row / 10, col / 10, present flag of each of
+ *   the 12 objects in row-major map order]. 200 steps. Default w = (1, -1,
+ *   0, 1); mrl_sfgrid_set_task changes w at run time (mrl_env_task reads
+ *   it back), mrl_sfgrid_features reads phi of the last transition. The
+ *   paper's version is continuous with objects that reappear; ours is the
+ *   tabular analogue. The reset seed is unused (one fixed world).
+ *   Render: the 11 map rows with A agent, the objects still present, #,
+ *   G and . for floor.
+ *
+ * ---- pixels ----
+ *
+ * Catch[-<rows>-<cols>]
+ *   bsuite's Catch (bsuite/environments/catch.py), default 10 rows x 5
+ *   columns (rows in [2, 1000], cols in [1, 1000], both or neither). Reset:
+ *   ball at row 0, column mrl_rng_below(&r, cols) (r = mrl_rng_make(seed));
+ *   paddle at row rows-1, column cols/2. Actions 3: 0 left, 1 stay, 2
+ *   right (bsuite's (-1, 0, 1)); the paddle is clipped to the board. Each
+ *   step moves the paddle, then the ball one row down; when the ball
+ *   reaches the paddle's row the step is terminal with +1 if the paddle is
+ *   under it, else -1 (rows - 1 steps an episode). Observation: the board,
+ *   rows x cols floats row-major, 1 at the ball and at the paddle, else 0.
+ *   Success: caught. A fully observable pixel baseline.
+ *   Render: rows of cols characters: . empty, o ball, = paddle, * ball on
+ *   the paddle's row.
+ *
+ * PassiveVisualMatch[-<distractor_steps>]
+ *   A small pixel version of Passive Visual Match (C.-C. Hung et al.,
+ *   "Optimizing agent behavior over long time scales by transporting
+ *   value", Nature Communications 2019; the phase lengths and the reward
+ *   room of its pycolab version as used by Ni et al. 2023). Observation:
+ *   6 binary planes of 7 x 11 ([plane][row][col], 462 floats): walls,
+ *   agent, apples, colour 0, colour 1, colour 2. Actions 4: 0 up, 1 right,
+ *   2 down, 3 left (into a wall: no move). Reset: r = mrl_rng_make(seed);
+ *   target = mrl_rng_below(&r, 3); the three colours of the reward room
+ *   are a Fisher-Yates shuffle (j = mrl_rng_below(&r, i + 1), i = 2, 1);
+ *   apples are drawn from r when phase 2 starts.
+ *   - Phase 1 (15 steps): an open room framed by walls; the target colour
+ *     is a square at (2, 5) that blocks the way; the agent starts at
+ *     (4, 5). Reward 0. The passive version: seeing is enough.
+ *   - Phase 2 (distractor_steps, in [0, 1000000], default 30 as in the
+ *     pycolab code; Ni et al. use up to 1000): the same room, agent at
+ *     (3, 5), 10 apples on distinct free cells (not the start). Entering an
+ *     apple's cell eats it: +1 (Ni et al.'s apple reward); it reappears 20
+ *     steps later, or later while the agent stands on its cell.
+ *   - Phase 3 (15 steps at most): the pycolab reward room (rows
+ *     "###########", "#         #" x 3, "####   ####", "   #   #   ",
+ *     "   #####   "), agent at (5, 5), colour squares at (1, 2), (1, 5),
+ *     (1, 8). Moving into a colour square ends the episode (terminated):
+ *     +10 for the target colour (the paper's final reward; Ni et al. use
+ *     5), else 0. After 15 steps without touching one it ends with 0.
+ *   The step that ends a phase returns the first frame of the next.
+ *   Success: the target colour touched. Simplifications: a 7 x 11 board
+ *   instead of pycolab's cropped RGB views, one apple reward (the paper
+ *   draws it per episode), no 3D.
+ *   Render: "phase <p>/3 step <t>/<phase length>\n", then the 7 x 11 board:
+ *   # wall, . floor, A agent, @ apple, R G B colours 0 1 2.
+ *
  * ==== Vector environment ============================================
  *
  * mrl_vecenv steps num_envs environments in lock step and keeps every
@@ -158,6 +419,11 @@
  *
  * ==== Version history ===============================================
  *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
+ *   next   Pendulum-v1 and the POPGym control POMDPs, PassiveTMaze,
+ *          MemoryChain (+ mrl_memory_chain_score), NoisySequence,
+ *          MetaBandit, Semicircle, NumPad, TreeMDP, SFGrid (+
+ *          mrl_sfgrid_features / mrl_sfgrid_set_task), Catch,
+ *          PassiveVisualMatch.
  *
  * License: see the repository.
  */
@@ -424,6 +690,28 @@ typedef struct mrl_env_info {
 /* The built-in families of ids, in a fixed order: returns how many there
  * are and, when 0 <= index < that count, writes family `index` to *out. */
 MRL_DEF int mrl_env_list(int index, mrl_env_info *out);
+
+/* ---- task helpers -------------------------------------------------------- */
+
+/* bsuite's score of the memory_len / memory_size experiments (see
+ * MemoryChain in the Environments section): setting i ran episodes[i]
+ * episodes (bsuite: 10000) of which perfect[i] were answered correctly; a
+ * setting counts as learned when its regret ratio 2 (episodes - perfect) /
+ * episodes is below 0.75 (accuracy above 62.5%). Returns the fraction of
+ * learned settings, 0 for no settings. */
+MRL_DEF float mrl_memory_chain_score(const long long *episodes, const long long *perfect,
+                                     int num_settings);
+
+/* Successor features (SFGrid): writes phi of the last transition (4
+ * floats: objects of type a, b, c picked up, goal reached; zeros after a
+ * reset) and returns 4; returns 0 and writes nothing when env is not an
+ * SFGrid. phi may be NULL to ask the dimension. */
+MRL_DEF int mrl_sfgrid_features(const mrl_env *env, float *phi);
+
+/* Sets the task vector w (4 finite floats) of an SFGrid: from the next step
+ * on, reward = phi . w. MRL_ERR_INVALID_ARGUMENT when env is not an SFGrid
+ * or w is NULL or not finite (nothing changes then). */
+MRL_DEF mrl_result mrl_sfgrid_set_task(mrl_env *env, const float *w);
 
 /* ---- vector environment ------------------------------------------------- */
 
@@ -834,7 +1122,7 @@ static int mrl__parse_uint(const char **s, long *out, long cap) {
   if (*p < '0' || *p > '9') return 0;
   while (*p >= '0' && *p <= '9') {
     long d = *p - '0';
-    if (v > (cap - d) / 10) return 0; /* v * 10 + d would pass cap (no overflow) */
+    if (d > cap || v > (cap - d) / 10) return 0; /* v * 10 + d would pass cap (no overflow) */
     v = v * 10 + d;
     p++;
   }
@@ -944,6 +1232,1301 @@ static mrl_env *mrl__tmaze_make(const char *id) {
   return mrl__env_finish(&vt, t);
 }
 
+/* ---- shared helpers of the task sections below -------------------------- */
+
+/* Parses a decimal number "<digits>[.<digits>]" at *s into *out (at most
+ * cap, at most 9 fraction digits). 0 on a malformed number. */
+static int mrl__parse_decimal(const char **s, double *out, double cap) {
+  const char *p = *s;
+  long ip;
+  double v, scale = 0.1;
+  int nfrac = 0;
+  if (!mrl__parse_uint(&p, &ip, 1000000000L)) return 0;
+  v = (double)ip;
+  if (*p == '.') {
+    p++;
+    while (*p >= '0' && *p <= '9') {
+      if (++nfrac > 9) return 0;
+      v += scale * (double)(*p - '0');
+      scale *= 0.1;
+      p++;
+    }
+    if (nfrac == 0) return 0;
+  }
+  if (v > cap) return 0;
+  *s = p;
+  *out = v;
+  return 1;
+}
+
+/* Appends text to a render buffer with snprintf semantics (at counts the
+ * length needed so far). */
+static void mrl__put(char *buf, size_t size, size_t *at, const char *text) {
+  for (; *text; text++) {
+    if (*at + 1 < size) buf[*at] = *text;
+    (*at)++;
+  }
+  if (size > 0) buf[*at < size ? *at : size - 1] = '\0';
+}
+
+static void mrl__putc(char *buf, size_t size, size_t *at, char ch) {
+  char s[2];
+  s[0] = ch;
+  s[1] = '\0';
+  mrl__put(buf, size, at, s);
+}
+
+/* ---- Pendulum-v1 and the POPGym POMDP variants of CartPole / Pendulum ---- */
+/* Constants and operation order as in Gymnasium's pendulum.py. */
+#define MRL__PD_MAX_SPEED 8.0
+#define MRL__PD_MAX_TORQUE 2.0
+#define MRL__PD_DT 0.05
+#define MRL__PD_G 10.0
+#define MRL__PD_M 1.0
+#define MRL__PD_L 1.0
+#define MRL__PI 3.141592653589793
+
+typedef struct mrl__pendulum {
+  double th, thdot, last_u;
+  int position_only; /* observation [cos, sin] */
+  double sigma;      /* observation noise (0: none) */
+  mrl_rng noise;
+} mrl__pendulum;
+
+/* Gymnasium's angle_normalize: ((x + pi) mod 2 pi) - pi, with Python's
+ * floored modulo (result in [0, 2 pi)). */
+static double mrl__angle_normalize(double x) {
+  double m = fmod(x + MRL__PI, 2.0 * MRL__PI);
+  if (m < 0.0) m += 2.0 * MRL__PI;
+  return m - MRL__PI;
+}
+
+/* Adds N(0, sigma) to obs[0..n) and clips to [-hi, hi]. */
+static void mrl__obs_noise(mrl_rng *r, double sigma, float *obs, const float *hi, int n) {
+  int i;
+  if (sigma <= 0.0) return;
+  for (i = 0; i < n; i++) {
+    float v = obs[i] + (float)(sigma * (double)mrl_rng_normal(r));
+    obs[i] = v < -hi[i] ? -hi[i] : v > hi[i] ? hi[i] : v;
+  }
+}
+
+static void mrl__pendulum_obs(mrl__pendulum *p, float *obs) {
+  static const float hi[2] = {1.0f, 1.0f};
+  obs[0] = (float)cos(p->th);
+  obs[1] = (float)sin(p->th);
+  if (!p->position_only) obs[2] = (float)p->thdot;
+  mrl__obs_noise(&p->noise, p->sigma, obs, hi, 2);
+}
+
+static mrl_result mrl__pendulum_reset(void *self, uint64_t seed, float *obs) {
+  mrl__pendulum *p = (mrl__pendulum *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  p->th = -MRL__PI + 2.0 * MRL__PI * (double)mrl_rng_uniform(&r);
+  p->thdot = -1.0 + 2.0 * (double)mrl_rng_uniform(&r);
+  p->last_u = 0.0;
+  mrl_rng_seed(&p->noise, seed, 0x6e6f697365ULL); /* own stream: same start as noiseless */
+  mrl__pendulum_obs(p, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__pendulum_step(void *self, const float *action, float *obs, float *reward,
+                                     int *terminated, int *truncated) {
+  mrl__pendulum *p = (mrl__pendulum *)self;
+  double u = (double)action[0]; /* already clipped to [-2, 2] by the wrapper */
+  double costs, an = mrl__angle_normalize(p->th), newthdot;
+  costs = an * an + 0.1 * (p->thdot * p->thdot) + 0.001 * (u * u);
+  newthdot = p->thdot + (3.0 * MRL__PD_G / (2.0 * MRL__PD_L) * sin(p->th) +
+                         3.0 / (MRL__PD_M * (MRL__PD_L * MRL__PD_L)) * u) *
+                            MRL__PD_DT;
+  if (newthdot < -MRL__PD_MAX_SPEED) newthdot = -MRL__PD_MAX_SPEED;
+  if (newthdot > MRL__PD_MAX_SPEED) newthdot = MRL__PD_MAX_SPEED;
+  p->th = p->th + newthdot * MRL__PD_DT;
+  p->thdot = newthdot;
+  p->last_u = u;
+  mrl__pendulum_obs(p, obs);
+  *reward = (float)-costs;
+  *terminated = 0;
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static int mrl__pendulum_render(const void *self, char *buf, size_t size) {
+  const mrl__pendulum *p = (const mrl__pendulum *)self;
+  /* a 16-point compass of the pole: ^ upright, v hanging */
+  static const char dial[8] = {'^', '/', '>', '\\', 'v', '/', '<', '\\'};
+  double a = mrl__angle_normalize(p->th);
+  int k = (int)floor((a + MRL__PI) / (2.0 * MRL__PI) * 8.0 + 0.5 + 4.0) % 8;
+  return snprintf(buf, size, "pole %c theta=%+.1f deg thetadot=%+.3f torque=%+.3f\n", dial[k],
+                  a * 180.0 / MRL__PI, p->thdot, p->last_u);
+}
+
+/* Parses "<name>" or, where noisy, "<name>[-<sigma>]" (sigma in [0, 10],
+ * default 0.1). 1 when id matches. */
+static int mrl__parse_noisy_id(const char *id, const char *name, int noisy, double *sigma) {
+  size_t n = strlen(name);
+  const char *p = id + n;
+  double s = noisy ? 0.1 : 0.0;
+  if (strncmp(id, name, n) != 0) return 0;
+  if (*p == '-' && noisy) {
+    p++;
+    if (!mrl__parse_decimal(&p, &s, 10.0)) return 0;
+  }
+  if (*p != '\0') return 0;
+  *sigma = s;
+  return 1;
+}
+
+static mrl_env *mrl__pendulum_make(const char *id) {
+  static const float lo = -(float)MRL__PD_MAX_TORQUE, hi = (float)MRL__PD_MAX_TORQUE;
+  int position_only = 0;
+  double sigma = 0.0;
+  mrl_env_vtable vt;
+  mrl__pendulum *p;
+  if (strcmp(id, "StatelessPendulum-v1") == 0)
+    position_only = 1;
+  else if (mrl__parse_noisy_id(id, "NoisyStatelessPendulum-v1", 1, &sigma))
+    position_only = 1;
+  else if (strcmp(id, "Pendulum-v1") != 0)
+    return NULL;
+  vt = mrl__env_vtable(id, position_only ? 2 : 3, 0);
+  vt.action_low = &lo;
+  vt.action_high = &hi;
+  vt.reset = mrl__pendulum_reset;
+  vt.step = mrl__pendulum_step;
+  vt.render = mrl__pendulum_render;
+  vt.max_episode_steps = 200;
+  p = (mrl__pendulum *)mrl__env_state(sizeof(mrl__pendulum));
+  if (p) {
+    p->position_only = position_only;
+    p->sigma = sigma;
+  }
+  return mrl__env_finish(&vt, p);
+}
+
+/* CartPole POMDPs: the CartPole-v1 state and step above, observed through a
+ * projection and optional noise. */
+typedef struct mrl__cartpole_pomdp {
+  mrl__cartpole cp; /* stateless = 0: the full state goes to a scratch obs */
+  int velocity_only;
+  double sigma;
+  mrl_rng noise;
+} mrl__cartpole_pomdp;
+
+static void mrl__cartpole_pomdp_obs(mrl__cartpole_pomdp *c, const float *full, float *obs) {
+  /* POPGym's position-only observation space: +-2 x_threshold, +-2 theta_threshold */
+  static const float hi[2] = {(float)(2.0 * MRL__CP_X_THRESHOLD),
+                              (float)(2.0 * MRL__CP_THETA_THRESHOLD)};
+  obs[0] = c->velocity_only ? full[1] : full[0];
+  obs[1] = c->velocity_only ? full[3] : full[2];
+  mrl__obs_noise(&c->noise, c->sigma, obs, hi, 2);
+}
+
+static mrl_result mrl__cartpole_pomdp_reset(void *self, uint64_t seed, float *obs) {
+  mrl__cartpole_pomdp *c = (mrl__cartpole_pomdp *)self;
+  float full[4];
+  mrl__cartpole_reset(&c->cp, seed, full);
+  mrl_rng_seed(&c->noise, seed, 0x6e6f697365ULL);
+  mrl__cartpole_pomdp_obs(c, full, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__cartpole_pomdp_step(void *self, const float *action, float *obs,
+                                           float *reward, int *terminated, int *truncated) {
+  mrl__cartpole_pomdp *c = (mrl__cartpole_pomdp *)self;
+  float full[4];
+  mrl__cartpole_step(&c->cp, action, full, reward, terminated, truncated);
+  mrl__cartpole_pomdp_obs(c, full, obs);
+  return MRL_OK;
+}
+
+static int mrl__cartpole_pomdp_render(const void *self, char *buf, size_t size) {
+  return mrl__cartpole_render(&((const mrl__cartpole_pomdp *)self)->cp, buf, size);
+}
+
+static mrl_env *mrl__cartpole_pomdp_make(const char *id) {
+  int velocity_only = 0;
+  double sigma = 0.0;
+  mrl_env_vtable vt;
+  mrl__cartpole_pomdp *c;
+  if (strcmp(id, "VelocityOnlyCartPole-v1") == 0)
+    velocity_only = 1;
+  else if (!mrl__parse_noisy_id(id, "NoisyStatelessCartPole-v1", 1, &sigma))
+    return NULL;
+  vt = mrl__env_vtable(id, 2, 2);
+  vt.reset = mrl__cartpole_pomdp_reset;
+  vt.step = mrl__cartpole_pomdp_step;
+  vt.render = mrl__cartpole_pomdp_render;
+  vt.max_episode_steps = 500;
+  c = (mrl__cartpole_pomdp *)mrl__env_state(sizeof(mrl__cartpole_pomdp));
+  if (c) {
+    c->velocity_only = velocity_only;
+    c->sigma = sigma;
+  }
+  return mrl__env_finish(&vt, c);
+}
+
+/* ---- PassiveTMaze-<L> (Ni et al. 2023) ---------------------------------- */
+
+typedef struct mrl__ptmaze {
+  int length;  /* L: corridor cells x = 0 .. L, junction at x = L */
+  int x, y, t; /* y: +1 up arm, 0 corridor, -1 down arm */
+  int goal_y;  /* +1 or -1 */
+  int success;
+  float penalty; /* -1 / L */
+} mrl__ptmaze;
+
+static void mrl__ptmaze_obs(const mrl__ptmaze *m, float *obs) {
+  obs[0] = m->x == m->length ? 1.0f : 0.0f;
+  obs[1] = m->x == m->length ? (float)m->y : (m->t == 0 ? (float)m->goal_y : 0.0f);
+}
+
+static mrl_result mrl__ptmaze_reset(void *self, uint64_t seed, float *obs) {
+  mrl__ptmaze *m = (mrl__ptmaze *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  m->goal_y = mrl_rng_below(&r, 2u) ? 1 : -1;
+  m->x = m->y = m->t = 0;
+  m->success = 0;
+  mrl__ptmaze_obs(m, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__ptmaze_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  static const int dx[4] = {1, 0, -1, 0}, dy[4] = {0, 1, 0, -1};
+  mrl__ptmaze *m = (mrl__ptmaze *)self;
+  int a = (int)action[0], nx, ny;
+  m->t++;
+  nx = m->x + dx[a];
+  ny = m->y + dy[a];
+  /* free cells: the corridor (x, 0), 0 <= x <= L, and the arms (L, +-1) */
+  if (nx >= 0 && nx <= m->length && (ny == 0 || nx == m->length)) {
+    m->x = nx;
+    m->y = ny;
+  }
+  *truncated = 0;
+  *terminated = m->t >= m->length + 1;
+  if (*terminated) {
+    m->success = m->y == m->goal_y;
+    *reward = m->success ? 1.0f : 0.0f;
+  } else {
+    *reward = m->x < m->t ? m->penalty : 0.0f; /* behind the ideal x = t */
+  }
+  mrl__ptmaze_obs(m, obs);
+  return MRL_OK;
+}
+
+static int mrl__ptmaze_success(const void *self) {
+  return ((const mrl__ptmaze *)self)->success;
+}
+
+static int mrl__ptmaze_render(const void *self, char *buf, size_t size) {
+  const mrl__ptmaze *m = (const mrl__ptmaze *)self;
+  size_t at = 0;
+  int row, x;
+  if (size > 0) buf[0] = '\0';
+  for (row = 1; row >= -1; row--) {
+    for (x = 0; x <= m->length; x++) {
+      char ch = ' ';
+      if (x == m->x && row == m->y)
+        ch = 'A';
+      else if (row == 0)
+        ch = x == 0 ? 'S' : '.';
+      else if (x == m->length)
+        ch = row == m->goal_y ? 'G' : 'o';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__ptmaze_make(const char *id) {
+  const char *p = id + 13;
+  long len;
+  mrl_env_vtable vt;
+  mrl__ptmaze *m;
+  if (strncmp(id, "PassiveTMaze-", 13) != 0) return NULL;
+  if (!mrl__parse_uint(&p, &len, 100000L) || len < 1 || *p != '\0') return NULL;
+  vt = mrl__env_vtable(id, 2, 4);
+  vt.reset = mrl__ptmaze_reset;
+  vt.step = mrl__ptmaze_step;
+  vt.render = mrl__ptmaze_render;
+  vt.episode_success = mrl__ptmaze_success;
+  m = (mrl__ptmaze *)mrl__env_state(sizeof(mrl__ptmaze));
+  if (m) {
+    m->length = (int)len;
+    m->penalty = (float)(-1.0 / (double)len);
+  }
+  return mrl__env_finish(&vt, m);
+}
+
+/* ---- MemoryChain-<memory_length>[-<num_bits>] (bsuite) ------------------ */
+
+typedef struct mrl__mchain {
+  int length, bits, t, query, success;
+  unsigned char context[1]; /* [bits], allocated with the struct */
+} mrl__mchain;
+
+/* bsuite's _get_observation at timestep t: [time left, query, context]. */
+static void mrl__mchain_obs(const mrl__mchain *m, int t, float *obs) {
+  int i;
+  obs[0] = (float)(1.0 - (double)t / (double)m->length);
+  obs[1] = t == m->length - 1 ? (float)m->query : 0.0f;
+  for (i = 0; i < m->bits; i++) obs[2 + i] = t == 0 ? (m->context[i] ? 1.0f : -1.0f) : 0.0f;
+}
+
+static mrl_result mrl__mchain_reset(void *self, uint64_t seed, float *obs) {
+  mrl__mchain *m = (mrl__mchain *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  int i;
+  for (i = 0; i < m->bits; i++) m->context[i] = (unsigned char)mrl_rng_below(&r, 2u);
+  m->query = (int)mrl_rng_below(&r, (uint32_t)m->bits);
+  m->t = 0;
+  m->success = 0;
+  mrl__mchain_obs(m, 0, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__mchain_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  mrl__mchain *m = (mrl__mchain *)self;
+  /* as bsuite: the observation returned is that of the timestep before the
+   * increment; the action counts only on step memory_length + 1 */
+  mrl__mchain_obs(m, m->t, obs);
+  m->t++;
+  *truncated = 0;
+  *terminated = m->t > m->length;
+  *reward = 0.0f;
+  if (*terminated) {
+    m->success = (int)action[0] == (int)m->context[m->query];
+    *reward = m->success ? 1.0f : -1.0f;
+  }
+  return MRL_OK;
+}
+
+static int mrl__mchain_success(const void *self) {
+  return ((const mrl__mchain *)self)->success;
+}
+
+static int mrl__mchain_render(const void *self, char *buf, size_t size) {
+  const mrl__mchain *m = (const mrl__mchain *)self;
+  size_t at = 0;
+  int i;
+  char head[96];
+  if (size > 0) buf[0] = '\0';
+  snprintf(head, sizeof head, "t=%d/%d query=%d context=", m->t, m->length + 1, m->query);
+  mrl__put(buf, size, &at, head);
+  for (i = 0; i < m->bits; i++) mrl__putc(buf, size, &at, m->context[i] ? '+' : '-');
+  mrl__putc(buf, size, &at, '\n');
+  return (int)at;
+}
+
+static mrl_env *mrl__mchain_make(const char *id) {
+  const char *p = id + 12;
+  long len, bits = 1;
+  mrl_env_vtable vt;
+  mrl__mchain *m;
+  if (strncmp(id, "MemoryChain-", 12) != 0) return NULL;
+  if (!mrl__parse_uint(&p, &len, 100000L) || len < 1) return NULL;
+  if (*p == '-') {
+    p++;
+    if (!mrl__parse_uint(&p, &bits, 1000L) || bits < 1) return NULL;
+  }
+  if (*p != '\0') return NULL;
+  vt = mrl__env_vtable(id, (int)bits + 2, 2);
+  vt.reset = mrl__mchain_reset;
+  vt.step = mrl__mchain_step;
+  vt.render = mrl__mchain_render;
+  vt.episode_success = mrl__mchain_success;
+  m = (mrl__mchain *)mrl__env_state(sizeof(mrl__mchain) + (size_t)bits);
+  if (m) {
+    m->length = (int)len;
+    m->bits = (int)bits;
+  }
+  return mrl__env_finish(&vt, m);
+}
+
+MRL_DEF float mrl_memory_chain_score(const long long *episodes, const long long *perfect,
+                                     int num_settings) {
+  int i, learned = 0;
+  if (!episodes || !perfect || num_settings < 1) return 0.0f;
+  for (i = 0; i < num_settings; i++) {
+    /* regret ratio over the episodes, per episode: (1 - accuracy) / 0.5 */
+    double ratio =
+        episodes[i] > 0 ? 2.0 * (double)(episodes[i] - perfect[i]) / (double)episodes[i] : 2.0;
+    if (ratio < 0.75) learned++;
+  }
+  return (float)learned / (float)num_settings;
+}
+
+/* ---- NoisySequence-<T>[-<N>] ------------------------------------------- */
+
+typedef struct mrl__noisyseq {
+  int length, signal, t, cls, success; /* cls: -1 or +1 */
+  mrl_rng rng;
+} mrl__noisyseq;
+
+#define MRL__NS_SIGMA 0.44721359549995794 /* sqrt(0.2): noise variance 0.2 */
+
+/* Observation t (0-based) of the episode: [x_t, query flag]. */
+static void mrl__noisyseq_obs(mrl__noisyseq *s, float *obs) {
+  double x = MRL__NS_SIGMA * (double)mrl_rng_normal(&s->rng);
+  if (s->t < s->signal) x += (double)s->cls;
+  obs[0] = (float)x;
+  obs[1] = s->t == s->length - 1 ? 1.0f : 0.0f;
+}
+
+static mrl_result mrl__noisyseq_reset(void *self, uint64_t seed, float *obs) {
+  mrl__noisyseq *s = (mrl__noisyseq *)self;
+  s->rng = mrl_rng_make(seed);
+  s->cls = mrl_rng_below(&s->rng, 2u) ? 1 : -1;
+  s->t = 0;
+  s->success = 0;
+  mrl__noisyseq_obs(s, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__noisyseq_step(void *self, const float *action, float *obs, float *reward,
+                                     int *terminated, int *truncated) {
+  mrl__noisyseq *s = (mrl__noisyseq *)self;
+  *truncated = 0;
+  *reward = 0.0f;
+  *terminated = 0;
+  if (s->t == s->length - 1) { /* the query: action 0 names class -1, 1 class +1 */
+    s->success = ((int)action[0] == 1) == (s->cls == 1);
+    *reward = s->success ? 1.0f : -1.0f;
+    *terminated = 1;
+    obs[0] = obs[1] = 0.0f;
+    return MRL_OK;
+  }
+  s->t++;
+  mrl__noisyseq_obs(s, obs);
+  return MRL_OK;
+}
+
+static int mrl__noisyseq_success(const void *self) {
+  return ((const mrl__noisyseq *)self)->success;
+}
+
+static int mrl__noisyseq_render(const void *self, char *buf, size_t size) {
+  const mrl__noisyseq *s = (const mrl__noisyseq *)self;
+  return snprintf(buf, size, "t=%d/%d class=%+d %s\n", s->t + 1, s->length, s->cls,
+                  s->t == s->length - 1 ? "query: name the class"
+                  : s->t < s->signal    ? "signal + noise"
+                                        : "noise");
+}
+
+static mrl_env *mrl__noisyseq_make(const char *id) {
+  const char *p = id + 14;
+  long len, sig = 3;
+  mrl_env_vtable vt;
+  mrl__noisyseq *s;
+  if (strncmp(id, "NoisySequence-", 14) != 0) return NULL;
+  if (!mrl__parse_uint(&p, &len, 1000000L) || len < 2) return NULL;
+  if (*p == '-') {
+    p++;
+    if (!mrl__parse_uint(&p, &sig, 1000000L) || sig < 1) return NULL;
+  }
+  if (*p != '\0' || sig > len - 1) return NULL;
+  vt = mrl__env_vtable(id, 2, 2);
+  vt.reset = mrl__noisyseq_reset;
+  vt.step = mrl__noisyseq_step;
+  vt.render = mrl__noisyseq_render;
+  vt.episode_success = mrl__noisyseq_success;
+  s = (mrl__noisyseq *)mrl__env_state(sizeof(mrl__noisyseq));
+  if (s) {
+    s->length = (int)len;
+    s->signal = (int)sig;
+  }
+  return mrl__env_finish(&vt, s);
+}
+
+/* ---- meta-RL as task inference (Humplik et al. 2019) -------------------- */
+
+/* Parses "<name>", "<name>-<a>" or "<name>-<a>-<b>" (each optional number
+ * keeps its default when absent). 1 when id matches. */
+static int mrl__parse_id2(const char *id, const char *name, long *a, long cap_a, long *b,
+                          long cap_b) {
+  size_t n = strlen(name);
+  const char *p = id + n;
+  long va = *a, vb = *b;
+  if (strncmp(id, name, n) != 0) return 0;
+  if (*p == '-') {
+    p++;
+    if (!mrl__parse_uint(&p, &va, cap_a)) return 0;
+    if (*p == '-') {
+      p++;
+      if (!mrl__parse_uint(&p, &vb, cap_b)) return 0;
+    }
+  }
+  if (*p != '\0') return 0;
+  *a = va;
+  *b = vb;
+  return 1;
+}
+
+typedef struct mrl__mbandit {
+  int arms, horizon, t, last_arm;
+  float last_reward;
+  mrl_rng rng;
+  float p[1]; /* [arms], allocated with the struct */
+} mrl__mbandit;
+
+static void mrl__mbandit_obs(const mrl__mbandit *b, float *obs) {
+  int i;
+  for (i = 0; i < b->arms; i++) obs[i] = i == b->last_arm ? 1.0f : 0.0f;
+  obs[b->arms] = b->last_reward;
+  obs[b->arms + 1] = (float)b->t / (float)b->horizon;
+}
+
+static mrl_result mrl__mbandit_reset(void *self, uint64_t seed, float *obs) {
+  mrl__mbandit *b = (mrl__mbandit *)self;
+  int i;
+  b->rng = mrl_rng_make(seed);
+  for (i = 0; i < b->arms; i++) b->p[i] = mrl_rng_uniform(&b->rng);
+  b->t = 0;
+  b->last_arm = -1;
+  b->last_reward = 0.0f;
+  mrl__mbandit_obs(b, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__mbandit_step(void *self, const float *action, float *obs, float *reward,
+                                    int *terminated, int *truncated) {
+  mrl__mbandit *b = (mrl__mbandit *)self;
+  int a = (int)action[0];
+  b->last_reward = mrl_rng_uniform(&b->rng) < b->p[a] ? 1.0f : 0.0f;
+  b->last_arm = a;
+  b->t++;
+  mrl__mbandit_obs(b, obs);
+  *reward = b->last_reward;
+  *terminated = 0;
+  *truncated = 0; /* the wrapper's time limit (horizon) ends the episode */
+  return MRL_OK;
+}
+
+static void mrl__mbandit_task(const void *self, float *out) {
+  const mrl__mbandit *b = (const mrl__mbandit *)self;
+  memcpy(out, b->p, (size_t)b->arms * sizeof(float));
+}
+
+static int mrl__mbandit_render(const void *self, char *buf, size_t size) {
+  const mrl__mbandit *b = (const mrl__mbandit *)self;
+  int i, best = 0;
+  for (i = 1; i < b->arms; i++)
+    if (b->p[i] > b->p[best]) best = i;
+  return snprintf(buf, size, "t=%d/%d last arm=%d reward=%g best arm=%d (p=%.3f)\n", b->t,
+                  b->horizon, b->last_arm, (double)b->last_reward, best, (double)b->p[best]);
+}
+
+static mrl_env *mrl__mbandit_make(const char *id) {
+  long arms = 20, horizon = 100;
+  mrl_env_vtable vt;
+  mrl__mbandit *b;
+  if (!mrl__parse_id2(id, "MetaBandit", &arms, 10000L, &horizon, 100000000L)) return NULL;
+  if (arms < 2 || horizon < 1) return NULL;
+  vt = mrl__env_vtable(id, (int)arms + 2, (int)arms);
+  vt.reset = mrl__mbandit_reset;
+  vt.step = mrl__mbandit_step;
+  vt.render = mrl__mbandit_render;
+  vt.task_dim = (int)arms;
+  vt.task = mrl__mbandit_task;
+  vt.max_episode_steps = (int)horizon;
+  b = (mrl__mbandit *)mrl__env_state(sizeof(mrl__mbandit) + (size_t)arms * sizeof(float));
+  if (b) {
+    b->arms = (int)arms;
+    b->horizon = (int)horizon;
+  }
+  return mrl__env_finish(&vt, b);
+}
+
+/* Semicircle: a point mass, a hidden goal on the unit upper semicircle. */
+#define MRL__SC_STEP 0.1
+#define MRL__SC_RADIUS 0.2
+
+typedef struct mrl__semicircle {
+  double x, y, gx, gy;
+  int inside; /* within the goal radius after the last step */
+} mrl__semicircle;
+
+static mrl_result mrl__semicircle_reset(void *self, uint64_t seed, float *obs) {
+  mrl__semicircle *s = (mrl__semicircle *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  double phi = MRL__PI * (double)mrl_rng_uniform(&r);
+  s->gx = cos(phi);
+  s->gy = sin(phi);
+  s->x = s->y = 0.0;
+  s->inside = 0;
+  obs[0] = obs[1] = 0.0f;
+  return MRL_OK;
+}
+
+static mrl_result mrl__semicircle_step(void *self, const float *action, float *obs, float *reward,
+                                       int *terminated, int *truncated) {
+  mrl__semicircle *s = (mrl__semicircle *)self;
+  double dx, dy;
+  s->x += (double)action[0]; /* clipped to [-0.1, 0.1] by the wrapper */
+  s->y += (double)action[1];
+  dx = s->x - s->gx;
+  dy = s->y - s->gy;
+  s->inside = dx * dx + dy * dy <= MRL__SC_RADIUS * MRL__SC_RADIUS;
+  obs[0] = (float)s->x;
+  obs[1] = (float)s->y;
+  *reward = s->inside ? (float)(1.0 - sqrt(dx * dx + dy * dy)) : 0.0f;
+  *terminated = 0;
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static void mrl__semicircle_task(const void *self, float *out) {
+  const mrl__semicircle *s = (const mrl__semicircle *)self;
+  out[0] = (float)s->gx;
+  out[1] = (float)s->gy;
+}
+
+static int mrl__semicircle_render(const void *self, char *buf, size_t size) {
+  const mrl__semicircle *s = (const mrl__semicircle *)self;
+  /* 21 x 11 picture of [-1.25, 1.25] x [-0.25, 1.25]: A agent, G goal */
+  size_t at = 0;
+  int row, col;
+  if (size > 0) buf[0] = '\0';
+  for (row = 0; row < 11; row++) {
+    for (col = 0; col < 21; col++) {
+      double cx = -1.25 + (col + 0.5) * (2.5 / 21.0), cy = 1.25 - (row + 0.5) * (1.5 / 11.0);
+      double hw = 1.25 / 21.0, hh = 0.75 / 11.0;
+      char ch = '.';
+      if (fabs(s->gx - cx) <= hw && fabs(s->gy - cy) <= hh) ch = 'G';
+      if (fabs(s->x - cx) <= hw && fabs(s->y - cy) <= hh) ch = 'A';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__semicircle_make(const char *id) {
+  static const float lo[2] = {-(float)MRL__SC_STEP, -(float)MRL__SC_STEP};
+  static const float hi[2] = {(float)MRL__SC_STEP, (float)MRL__SC_STEP};
+  long horizon = 100, unused = 0;
+  mrl_env_vtable vt;
+  if (!mrl__parse_id2(id, "Semicircle", &horizon, 100000000L, &unused, 0L)) return NULL;
+  if (horizon < 1 || (strlen(id) > 11 && strchr(id + 11, '-'))) return NULL; /* one number */
+  vt = mrl__env_vtable(id, 2, 0);
+  vt.action_dim = 2;
+  vt.action_low = lo;
+  vt.action_high = hi;
+  vt.reset = mrl__semicircle_reset;
+  vt.step = mrl__semicircle_step;
+  vt.render = mrl__semicircle_render;
+  vt.task_dim = 2;
+  vt.task = mrl__semicircle_task;
+  vt.max_episode_steps = (int)horizon;
+  return mrl__env_finish(&vt, mrl__env_state(sizeof(mrl__semicircle)));
+}
+
+/* NumPad: press the tiles of a hidden sequence in order. */
+#define MRL__NP_MAX 25 /* tiles of the largest pad, 5 x 5 */
+
+typedef struct mrl__numpad {
+  int n, len, k; /* pad side, sequence length, tiles pressed right so far */
+  int seq[MRL__NP_MAX];
+  int lit[MRL__NP_MAX];
+  int completed; /* sequences completed this episode */
+} mrl__numpad;
+
+static void mrl__numpad_obs(const mrl__numpad *p, float *obs) {
+  int i;
+  for (i = 0; i < p->n * p->n; i++) obs[i] = (float)p->lit[i];
+}
+
+static mrl_result mrl__numpad_reset(void *self, uint64_t seed, float *obs) {
+  mrl__numpad *p = (mrl__numpad *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  int order[MRL__NP_MAX], i, tiles = p->n * p->n;
+  /* a uniform sequence of distinct tiles: the first len of a Fisher-Yates
+   * shuffle */
+  for (i = 0; i < tiles; i++) order[i] = i;
+  for (i = 0; i < p->len; i++) {
+    int j = i + (int)mrl_rng_below(&r, (uint32_t)(tiles - i)), tmp = order[i];
+    order[i] = order[j];
+    order[j] = tmp;
+    p->seq[i] = order[i];
+  }
+  memset(p->lit, 0, sizeof p->lit);
+  p->k = 0;
+  p->completed = 0;
+  mrl__numpad_obs(p, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__numpad_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  mrl__numpad *p = (mrl__numpad *)self;
+  int a = (int)action[0];
+  *reward = 0.0f;
+  if (p->lit[a]) {
+    /* pressing a lit tile changes nothing */
+  } else if (a == p->seq[p->k]) {
+    p->lit[a] = 1;
+    p->k++;
+    *reward = 1.0f;
+    if (p->k == p->len) { /* done: lights off, the same sequence again */
+      p->completed++;
+      p->k = 0;
+      memset(p->lit, 0, sizeof p->lit);
+    }
+  } else { /* a wrong tile: the lights go off */
+    p->k = 0;
+    memset(p->lit, 0, sizeof p->lit);
+  }
+  mrl__numpad_obs(p, obs);
+  *terminated = 0;
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static void mrl__numpad_task(const void *self, float *out) {
+  const mrl__numpad *p = (const mrl__numpad *)self;
+  int i;
+  for (i = 0; i < p->len; i++) out[i] = (float)p->seq[i];
+}
+
+static int mrl__numpad_render(const void *self, char *buf, size_t size) {
+  const mrl__numpad *p = (const mrl__numpad *)self;
+  size_t at = 0;
+  int i;
+  char line[64];
+  if (size > 0) buf[0] = '\0';
+  for (i = 0; i < p->n * p->n; i++) {
+    mrl__putc(buf, size, &at, p->lit[i] ? '*' : 'o');
+    if (i % p->n == p->n - 1) mrl__putc(buf, size, &at, '\n');
+  }
+  snprintf(line, sizeof line, "pressed %d/%d, completed %d\n", p->k, p->len, p->completed);
+  mrl__put(buf, size, &at, line);
+  return (int)at;
+}
+
+static mrl_env *mrl__numpad_make(const char *id) {
+  long n = 3, len = 3;
+  mrl_env_vtable vt;
+  mrl__numpad *p;
+  if (!mrl__parse_id2(id, "NumPad", &n, 5L, &len, 25L)) return NULL;
+  if (n < 2 || len < 1 || len > n * n) return NULL;
+  vt = mrl__env_vtable(id, (int)(n * n), (int)(n * n));
+  vt.reset = mrl__numpad_reset;
+  vt.step = mrl__numpad_step;
+  vt.render = mrl__numpad_render;
+  vt.task_dim = (int)len;
+  vt.task = mrl__numpad_task;
+  vt.max_episode_steps = 100;
+  p = (mrl__numpad *)mrl__env_state(sizeof(mrl__numpad));
+  if (p) {
+    p->n = (int)n;
+    p->len = (int)len;
+  }
+  return mrl__env_finish(&vt, p);
+}
+
+/* ---- TreeMDP-<B>-<D>[-<world>] (episodic control) ----------------------- */
+
+typedef struct mrl__tree {
+  int branching, depth, d; /* d: depth of the current node */
+  uint64_t world, node;    /* node: index within its level, base-B digits = path */
+  int path[64];
+} mrl__tree;
+
+/* The documented leaf reward: 24 bits of a splitmix64 hash of (world,
+ * leaf), in [0, 1). */
+static float mrl__tree_leaf_reward(uint64_t world, uint64_t leaf) {
+  return (float)(mrl_vecenv_episode_seed(world, 0, leaf) >> 40) * (1.0f / 16777216.0f);
+}
+
+static void mrl__tree_obs(const mrl__tree *t, float *obs) {
+  int i;
+  for (i = 0; i < t->depth; i++)
+    obs[i] = i < t->d ? (float)(t->path[i] + 1) / (float)t->branching : 0.0f;
+}
+
+static mrl_result mrl__tree_reset(void *self, uint64_t seed, float *obs) {
+  mrl__tree *t = (mrl__tree *)self;
+  (void)seed; /* every episode starts at the root of the same tree */
+  t->d = 0;
+  t->node = 0;
+  mrl__tree_obs(t, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__tree_step(void *self, const float *action, float *obs, float *reward,
+                                 int *terminated, int *truncated) {
+  mrl__tree *t = (mrl__tree *)self;
+  int a = (int)action[0];
+  t->path[t->d++] = a;
+  t->node = t->node * (uint64_t)t->branching + (uint64_t)a;
+  *terminated = t->d == t->depth;
+  *reward = *terminated ? mrl__tree_leaf_reward(t->world, t->node) : 0.0f;
+  *truncated = 0;
+  mrl__tree_obs(t, obs);
+  return MRL_OK;
+}
+
+static int mrl__tree_render(const void *self, char *buf, size_t size) {
+  const mrl__tree *t = (const mrl__tree *)self;
+  size_t at = 0;
+  int i;
+  char num[32];
+  if (size > 0) buf[0] = '\0';
+  snprintf(num, sizeof num, "depth %d/%d path", t->d, t->depth);
+  mrl__put(buf, size, &at, num);
+  if (t->d == 0) mrl__put(buf, size, &at, " (root)");
+  for (i = 0; i < t->d; i++) {
+    snprintf(num, sizeof num, " %d", t->path[i]);
+    mrl__put(buf, size, &at, num);
+  }
+  if (t->d == t->depth) {
+    snprintf(num, sizeof num, " leaf reward %.4f",
+             (double)mrl__tree_leaf_reward(t->world, t->node));
+    mrl__put(buf, size, &at, num);
+  }
+  mrl__putc(buf, size, &at, '\n');
+  return (int)at;
+}
+
+static mrl_env *mrl__tree_make(const char *id) {
+  const char *p = id + 8;
+  long b, d, world = 0;
+  double leaves;
+  mrl_env_vtable vt;
+  mrl__tree *t;
+  if (strncmp(id, "TreeMDP-", 8) != 0) return NULL;
+  if (!mrl__parse_uint(&p, &b, 64L) || b < 2 || *p++ != '-') return NULL;
+  if (!mrl__parse_uint(&p, &d, 62L) || d < 1) return NULL;
+  if (*p == '-') {
+    p++;
+    if (!mrl__parse_uint(&p, &world, 1000000000L)) return NULL;
+  }
+  if (*p != '\0') return NULL;
+  leaves = pow((double)b, (double)d);
+  if (leaves > 4611686018427387904.0) return NULL; /* 2^62 leaves at most */
+  vt = mrl__env_vtable(id, (int)d, (int)b);
+  vt.reset = mrl__tree_reset;
+  vt.step = mrl__tree_step;
+  vt.render = mrl__tree_render;
+  t = (mrl__tree *)mrl__env_state(sizeof(mrl__tree));
+  if (t) {
+    t->branching = (int)b;
+    t->depth = (int)d;
+    t->world = (uint64_t)world;
+  }
+  return mrl__env_finish(&vt, t);
+}
+
+/* ---- SFGrid (successor features and GPI, Barreto et al. 2017) ------------ */
+
+#define MRL__SF_H 11
+#define MRL__SF_W 11
+#define MRL__SF_OBJECTS 12
+#define MRL__SF_FEATURES 4 /* object types a, b, c and the goal */
+
+/* Four rooms; a, b, c objects (one of each per room), S start, G goal. */
+static const char mrl__sf_map[MRL__SF_H][MRL__SF_W + 1] = {
+    "###########", "#a..#b...c#", "#...#.....#", "#.b......a#", "#..c#.....#", "##.###.####",
+    "#b..#..c..#", "#.......a.#", "#.a.#....G#", "#S.c#b....#", "###########"};
+
+typedef struct mrl__sfgrid {
+  int r, c, reached;
+  int obj_r[MRL__SF_OBJECTS], obj_c[MRL__SF_OBJECTS], obj_type[MRL__SF_OBJECTS];
+  int present[MRL__SF_OBJECTS];
+  float phi[MRL__SF_FEATURES]; /* features of the last transition */
+  float w[MRL__SF_FEATURES];
+} mrl__sfgrid;
+
+static void mrl__sfgrid_obs(const mrl__sfgrid *s, float *obs) {
+  int i;
+  obs[0] = (float)s->r / (float)(MRL__SF_H - 1);
+  obs[1] = (float)s->c / (float)(MRL__SF_W - 1);
+  for (i = 0; i < MRL__SF_OBJECTS; i++) obs[2 + i] = (float)s->present[i];
+}
+
+static mrl_result mrl__sfgrid_reset(void *self, uint64_t seed, float *obs) {
+  mrl__sfgrid *s = (mrl__sfgrid *)self;
+  int r, c, k = 0;
+  (void)seed; /* the layout is fixed; every episode is the same start */
+  for (r = 0; r < MRL__SF_H; r++)
+    for (c = 0; c < MRL__SF_W; c++) {
+      char ch = mrl__sf_map[r][c];
+      if (ch == 'S') {
+        s->r = r;
+        s->c = c;
+      } else if (ch >= 'a' && ch <= 'c') {
+        s->obj_r[k] = r;
+        s->obj_c[k] = c;
+        s->obj_type[k] = ch - 'a';
+        s->present[k++] = 1;
+      }
+    }
+  s->reached = 0;
+  memset(s->phi, 0, sizeof s->phi);
+  mrl__sfgrid_obs(s, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__sfgrid_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  static const int dr[4] = {-1, 0, 1, 0}, dc[4] = {0, 1, 0, -1};
+  mrl__sfgrid *s = (mrl__sfgrid *)self;
+  int a = (int)action[0], nr = s->r + dr[a], nc = s->c + dc[a], i;
+  float rew = 0.0f;
+  memset(s->phi, 0, sizeof s->phi);
+  if (mrl__sf_map[nr][nc] != '#') {
+    s->r = nr;
+    s->c = nc;
+  }
+  for (i = 0; i < MRL__SF_OBJECTS; i++)
+    if (s->present[i] && s->obj_r[i] == s->r && s->obj_c[i] == s->c) {
+      s->present[i] = 0;
+      s->phi[s->obj_type[i]] = 1.0f;
+    }
+  if (mrl__sf_map[s->r][s->c] == 'G') {
+    s->phi[3] = 1.0f;
+    s->reached = 1;
+  }
+  for (i = 0; i < MRL__SF_FEATURES; i++) rew += s->phi[i] * s->w[i];
+  *reward = rew;
+  *terminated = s->reached;
+  *truncated = 0;
+  mrl__sfgrid_obs(s, obs);
+  return MRL_OK;
+}
+
+static int mrl__sfgrid_success(const void *self) {
+  return ((const mrl__sfgrid *)self)->reached;
+}
+
+static void mrl__sfgrid_task(const void *self, float *out) {
+  memcpy(out, ((const mrl__sfgrid *)self)->w, sizeof(float) * MRL__SF_FEATURES);
+}
+
+static int mrl__sfgrid_render(const void *self, char *buf, size_t size) {
+  const mrl__sfgrid *s = (const mrl__sfgrid *)self;
+  size_t at = 0;
+  int r, c, i;
+  if (size > 0) buf[0] = '\0';
+  for (r = 0; r < MRL__SF_H; r++) {
+    for (c = 0; c < MRL__SF_W; c++) {
+      char ch = mrl__sf_map[r][c];
+      if (ch != '#' && ch != 'G') ch = '.';
+      for (i = 0; i < MRL__SF_OBJECTS; i++)
+        if (s->present[i] && s->obj_r[i] == r && s->obj_c[i] == c)
+          ch = (char)('a' + s->obj_type[i]);
+      if (r == s->r && c == s->c) ch = 'A';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__sfgrid_make(const char *id) {
+  mrl_env_vtable vt;
+  mrl__sfgrid *s;
+  if (strcmp(id, "SFGrid") != 0) return NULL;
+  vt = mrl__env_vtable(id, 2 + MRL__SF_OBJECTS, 4);
+  vt.reset = mrl__sfgrid_reset;
+  vt.step = mrl__sfgrid_step;
+  vt.render = mrl__sfgrid_render;
+  vt.episode_success = mrl__sfgrid_success;
+  vt.task_dim = MRL__SF_FEATURES;
+  vt.task = mrl__sfgrid_task;
+  vt.max_episode_steps = 200;
+  s = (mrl__sfgrid *)mrl__env_state(sizeof(mrl__sfgrid));
+  if (s) {
+    s->w[0] = 1.0f; /* default task w = (1, -1, 0, 1) */
+    s->w[1] = -1.0f;
+    s->w[2] = 0.0f;
+    s->w[3] = 1.0f;
+  }
+  return mrl__env_finish(&vt, s);
+}
+
+MRL_DEF int mrl_sfgrid_features(const mrl_env *env, float *phi) {
+  if (!env || env->vt.step != mrl__sfgrid_step) return 0;
+  if (phi) memcpy(phi, ((const mrl__sfgrid *)env->self)->phi, sizeof(float) * MRL__SF_FEATURES);
+  return MRL__SF_FEATURES;
+}
+
+MRL_DEF mrl_result mrl_sfgrid_set_task(mrl_env *env, const float *w) {
+  int i;
+  if (!env || env->vt.step != mrl__sfgrid_step || !w) return MRL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < MRL__SF_FEATURES; i++)
+    if (w[i] - w[i] != 0.0f) return MRL_ERR_INVALID_ARGUMENT; /* NaN or infinite */
+  memcpy(((mrl__sfgrid *)env->self)->w, w, sizeof(float) * MRL__SF_FEATURES);
+  return MRL_OK;
+}
+
+/* ---- Catch (bsuite) ------------------------------------------------------ */
+
+typedef struct mrl__catch {
+  int rows, cols, ball_x, ball_y, paddle_x, success;
+} mrl__catch;
+
+static void mrl__catch_obs(const mrl__catch *c, float *obs) {
+  memset(obs, 0, (size_t)(c->rows * c->cols) * sizeof(float));
+  obs[c->ball_y * c->cols + c->ball_x] = 1.0f;
+  obs[(c->rows - 1) * c->cols + c->paddle_x] = 1.0f;
+}
+
+static mrl_result mrl__catch_reset(void *self, uint64_t seed, float *obs) {
+  mrl__catch *c = (mrl__catch *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  c->ball_x = (int)mrl_rng_below(&r, (uint32_t)c->cols);
+  c->ball_y = 0;
+  c->paddle_x = c->cols / 2;
+  c->success = 0;
+  mrl__catch_obs(c, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__catch_step(void *self, const float *action, float *obs, float *reward,
+                                  int *terminated, int *truncated) {
+  mrl__catch *c = (mrl__catch *)self;
+  int x = c->paddle_x + (int)action[0] - 1; /* 0 left, 1 stay, 2 right */
+  c->paddle_x = x < 0 ? 0 : x > c->cols - 1 ? c->cols - 1 : x;
+  c->ball_y++;
+  *terminated = c->ball_y == c->rows - 1;
+  *reward = 0.0f;
+  if (*terminated) {
+    c->success = c->paddle_x == c->ball_x;
+    *reward = c->success ? 1.0f : -1.0f;
+  }
+  *truncated = 0;
+  mrl__catch_obs(c, obs);
+  return MRL_OK;
+}
+
+static int mrl__catch_success(const void *self) {
+  return ((const mrl__catch *)self)->success;
+}
+
+static int mrl__catch_render(const void *self, char *buf, size_t size) {
+  const mrl__catch *c = (const mrl__catch *)self;
+  size_t at = 0;
+  int r, x;
+  if (size > 0) buf[0] = '\0';
+  for (r = 0; r < c->rows; r++) {
+    for (x = 0; x < c->cols; x++) {
+      char ch = '.';
+      if (r == c->rows - 1 && x == c->paddle_x) ch = '=';
+      if (r == c->ball_y && x == c->ball_x) ch = r == c->rows - 1 ? '*' : 'o';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__catch_make(const char *id) {
+  long rows = 10, cols = 5;
+  mrl_env_vtable vt;
+  mrl__catch *c;
+  if (!mrl__parse_id2(id, "Catch", &rows, 1000L, &cols, 1000L)) return NULL;
+  if (strcmp(id, "Catch") != 0 && strchr(id + 6, '-') == NULL) return NULL; /* both or none */
+  if (rows < 2 || cols < 1) return NULL;
+  vt = mrl__env_vtable(id, (int)(rows * cols), 3);
+  vt.reset = mrl__catch_reset;
+  vt.step = mrl__catch_step;
+  vt.render = mrl__catch_render;
+  vt.episode_success = mrl__catch_success;
+  c = (mrl__catch *)mrl__env_state(sizeof(mrl__catch));
+  if (c) {
+    c->rows = (int)rows;
+    c->cols = (int)cols;
+  }
+  return mrl__env_finish(&vt, c);
+}
+
+/* ---- PassiveVisualMatch[-<distractor_steps>] (Hung et al. 2019) ---------- */
+
+#define MRL__VM_H 7
+#define MRL__VM_W 11
+#define MRL__VM_C 6 /* planes: wall, agent, apple, colour 0, colour 1, colour 2 */
+#define MRL__VM_APPLES 10
+#define MRL__VM_EXPLORE 15
+#define MRL__VM_REWARD_STEPS 15
+#define MRL__VM_RESPAWN 20
+#define MRL__VM_FINAL_REWARD 10.0f
+
+/* The reward room of the paper's pycolab grid; the other phases use an
+ * open room with the same frame. */
+static const char mrl__vm_reward_room[MRL__VM_H][MRL__VM_W + 1] = {
+    "###########", "#         #", "#         #", "#         #",
+    "####   ####", "   #   #   ", "   #####   "};
+
+typedef struct mrl__vmatch {
+  int distractor;   /* steps of phase 2 */
+  int phase, t;     /* phase 0, 1, 2; t: steps taken in the phase */
+  int r, c, target; /* agent; target colour 0..2 */
+  int door_colour[3];
+  int apple_r[MRL__VM_APPLES], apple_c[MRL__VM_APPLES], apple_back[MRL__VM_APPLES];
+  int success;
+  mrl_rng rng;
+} mrl__vmatch;
+
+static int mrl__vm_wall(const mrl__vmatch *m, int r, int c) {
+  if (m->phase == 2) return mrl__vm_reward_room[r][c] != ' ';
+  return r == 0 || c == 0 || r == MRL__VM_H - 1 || c == MRL__VM_W - 1;
+}
+
+static void mrl__vmatch_obs(const mrl__vmatch *m, float *obs) {
+  const int plane = MRL__VM_H * MRL__VM_W;
+  int r, c, i;
+  memset(obs, 0, sizeof(float) * (size_t)(MRL__VM_C * plane));
+  for (r = 0; r < MRL__VM_H; r++)
+    for (c = 0; c < MRL__VM_W; c++)
+      if (m->phase == 2 ? mrl__vm_reward_room[r][c] == '#' : mrl__vm_wall(m, r, c))
+        obs[r * MRL__VM_W + c] = 1.0f;
+  obs[plane + m->r * MRL__VM_W + m->c] = 1.0f;
+  if (m->phase == 0) obs[(3 + m->target) * plane + 2 * MRL__VM_W + 5] = 1.0f;
+  if (m->phase == 1)
+    for (i = 0; i < MRL__VM_APPLES; i++)
+      if (m->apple_back[i] == 0) obs[2 * plane + m->apple_r[i] * MRL__VM_W + m->apple_c[i]] = 1.0f;
+  if (m->phase == 2)
+    for (i = 0; i < 3; i++) obs[(3 + m->door_colour[i]) * plane + MRL__VM_W + 2 + 3 * i] = 1.0f;
+}
+
+static void mrl__vmatch_enter(mrl__vmatch *m, int phase) {
+  int i, j;
+  m->phase = phase;
+  m->t = 0;
+  if (phase == 0) {
+    m->r = 4;
+    m->c = 5;
+  } else if (phase == 1) {
+    m->r = 3;
+    m->c = 5;
+    for (i = 0; i < MRL__VM_APPLES; i++) { /* distinct free cells, not the start */
+      int clash;
+      do {
+        m->apple_r[i] = 1 + (int)mrl_rng_below(&m->rng, MRL__VM_H - 2);
+        m->apple_c[i] = 1 + (int)mrl_rng_below(&m->rng, MRL__VM_W - 2);
+        clash = m->apple_r[i] == m->r && m->apple_c[i] == m->c;
+        for (j = 0; j < i; j++)
+          clash |= m->apple_r[j] == m->apple_r[i] && m->apple_c[j] == m->apple_c[i];
+      } while (clash);
+      m->apple_back[i] = 0;
+    }
+  } else {
+    m->r = 5;
+    m->c = 5;
+  }
+}
+
+static mrl_result mrl__vmatch_reset(void *self, uint64_t seed, float *obs) {
+  mrl__vmatch *m = (mrl__vmatch *)self;
+  int i;
+  m->rng = mrl_rng_make(seed);
+  m->target = (int)mrl_rng_below(&m->rng, 3u);
+  for (i = 0; i < 3; i++) m->door_colour[i] = i;
+  for (i = 2; i > 0; i--) { /* Fisher-Yates shuffle of the doors' colours */
+    int j = (int)mrl_rng_below(&m->rng, (uint32_t)(i + 1)), tmp = m->door_colour[i];
+    m->door_colour[i] = m->door_colour[j];
+    m->door_colour[j] = tmp;
+  }
+  m->success = 0;
+  mrl__vmatch_enter(m, 0);
+  mrl__vmatch_obs(m, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__vmatch_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  static const int dr[4] = {-1, 0, 1, 0}, dc[4] = {0, 1, 0, -1};
+  mrl__vmatch *m = (mrl__vmatch *)self;
+  int a = (int)action[0], nr = m->r + dr[a], nc = m->c + dc[a], i;
+  *reward = 0.0f;
+  *terminated = 0;
+  *truncated = 0;
+  m->t++;
+  if (m->phase == 2 && nr == 1 && (nc == 2 || nc == 5 || nc == 8)) {
+    m->success = m->door_colour[(nc - 2) / 3] == m->target; /* touched a colour: the end */
+    *reward = m->success ? MRL__VM_FINAL_REWARD : 0.0f;
+    *terminated = 1;
+    mrl__vmatch_obs(m, obs);
+    return MRL_OK;
+  }
+  if (!mrl__vm_wall(m, nr, nc) && !(m->phase == 0 && nr == 2 && nc == 5)) {
+    m->r = nr;
+    m->c = nc;
+  }
+  if (m->phase == 1) {
+    for (i = 0; i < MRL__VM_APPLES; i++) {
+      if (m->apple_back[i] > 0 && --m->apple_back[i] == 0 && m->apple_r[i] == m->r &&
+          m->apple_c[i] == m->c)
+        m->apple_back[i] = 1; /* the agent stands there: it comes back a step later */
+      else if (m->apple_back[i] == 0 && m->apple_r[i] == m->r && m->apple_c[i] == m->c) {
+        *reward += 1.0f;
+        m->apple_back[i] = MRL__VM_RESPAWN;
+      }
+    }
+  }
+  if (m->phase == 0 && m->t == MRL__VM_EXPLORE)
+    mrl__vmatch_enter(m, m->distractor > 0 ? 1 : 2);
+  else if (m->phase == 1 && m->t == m->distractor)
+    mrl__vmatch_enter(m, 2);
+  else if (m->phase == 2 && m->t == MRL__VM_REWARD_STEPS)
+    *terminated = 1; /* time is up in the reward room */
+  mrl__vmatch_obs(m, obs);
+  return MRL_OK;
+}
+
+static int mrl__vmatch_success(const void *self) {
+  return ((const mrl__vmatch *)self)->success;
+}
+
+static int mrl__vmatch_render(const void *self, char *buf, size_t size) {
+  static const char colour[3] = {'R', 'G', 'B'};
+  const mrl__vmatch *m = (const mrl__vmatch *)self;
+  const int len[3] = {MRL__VM_EXPLORE, m->distractor, MRL__VM_REWARD_STEPS};
+  size_t at = 0;
+  int r, c, i;
+  char head[64];
+  if (size > 0) buf[0] = '\0';
+  snprintf(head, sizeof head, "phase %d/3 step %d/%d\n", m->phase + 1, m->t, len[m->phase]);
+  mrl__put(buf, size, &at, head);
+  for (r = 0; r < MRL__VM_H; r++) {
+    for (c = 0; c < MRL__VM_W; c++) {
+      char ch = m->phase == 2 ? mrl__vm_reward_room[r][c] : mrl__vm_wall(m, r, c) ? '#' : ' ';
+      if (ch == ' ') ch = '.';
+      if (m->phase == 0 && r == 2 && c == 5) ch = colour[m->target];
+      if (m->phase == 1)
+        for (i = 0; i < MRL__VM_APPLES; i++)
+          if (m->apple_back[i] == 0 && m->apple_r[i] == r && m->apple_c[i] == c) ch = '@';
+      if (m->phase == 2 && r == 1 && (c == 2 || c == 5 || c == 8))
+        ch = colour[m->door_colour[(c - 2) / 3]];
+      if (r == m->r && c == m->c) ch = 'A';
+      mrl__putc(buf, size, &at, ch);
+    }
+    mrl__putc(buf, size, &at, '\n');
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__vmatch_make(const char *id) {
+  long d = 30, unused = 0;
+  mrl_env_vtable vt;
+  mrl__vmatch *m;
+  if (!mrl__parse_id2(id, "PassiveVisualMatch", &d, 1000000L, &unused, 0L)) return NULL;
+  if (strlen(id) > 19 && strchr(id + 19, '-')) return NULL; /* one number */
+  vt = mrl__env_vtable(id, MRL__VM_C * MRL__VM_H * MRL__VM_W, 4);
+  vt.reset = mrl__vmatch_reset;
+  vt.step = mrl__vmatch_step;
+  vt.render = mrl__vmatch_render;
+  vt.episode_success = mrl__vmatch_success;
+  m = (mrl__vmatch *)mrl__env_state(sizeof(mrl__vmatch));
+  if (m) m->distractor = (int)d;
+  return mrl__env_finish(&vt, m);
+}
+
 /* ---- registry ------------------------------------------------------------ */
 /* One line per family; mrl_env_make asks each in order. The table is built
  * on the stack at each call: a static table of function pointers would land
@@ -955,14 +2538,54 @@ MRL_DEF int mrl_env_list(int index, mrl_env_info *out) {
        mrl__cartpole_make},
       {"StatelessCartPole-v1", "CartPole-v1 with positions only [x, theta] (POPGym, SB3 NoVel)",
        mrl__cartpole_make},
+      {"Pendulum-v1", "Gymnasium Pendulum: swing up and hold (3 floats, 1 torque in [-2, 2])",
+       mrl__pendulum_make},
+      {"StatelessPendulum-v1", "Pendulum-v1 with the angle only [cos, sin] (POPGym position-only)",
+       mrl__pendulum_make},
+      {"NoisyStatelessPendulum-v1[-<sigma>]",
+       "StatelessPendulum-v1 plus N(0, sigma) observation noise (default 0.1; POPGym)",
+       mrl__pendulum_make},
+      {"VelocityOnlyCartPole-v1", "CartPole-v1 with velocities only [x_dot, theta_dot] (POPGym)",
+       mrl__cartpole_pomdp_make},
+      {"NoisyStatelessCartPole-v1[-<sigma>]",
+       "StatelessCartPole-v1 plus N(0, sigma) observation noise (default 0.1; POPGym)",
+       mrl__cartpole_pomdp_make},
 
       /* corridors and memory tasks */
       {"TMaze-<L>[-<max_steps>]",
        "Bakker's T-maze: a cue at the start names the goal arm L cells away", mrl__tmaze_make},
+      {"PassiveTMaze-<L>",
+       "Passive T-maze of Ni et al. 2023: cue at t=0, L steps of corridor, choose at t=L+1",
+       mrl__ptmaze_make},
+      {"MemoryChain-<memory_length>[-<num_bits>]",
+       "bsuite memory chain (memory_len: MemoryChain-<n>; memory_size: MemoryChain-2-<bits>)",
+       mrl__mchain_make},
+      {"NoisySequence-<T>[-<N>]",
+       "noisy sequence classification: class +-1 plus noise for N steps, answer at step T",
+       mrl__noisyseq_make},
 
       /* POPGym */
 
       /* meta-RL, episodic control, successor features, pixels */
+      {"MetaBandit[-<arms>[-<horizon>]]",
+       "Bernoulli bandits, p ~ U[0,1] per arm hidden (task hook); default 20 arms, 100 pulls",
+       mrl__mbandit_make},
+      {"Semicircle[-<horizon>]",
+       "point mass, sparse reward near a hidden goal on the unit semicircle (task hook)",
+       mrl__semicircle_make},
+      {"NumPad[-<n>[-<len>]]",
+       "press a hidden sequence of len tiles of an n x n pad in order (task hook); 3x3, 3",
+       mrl__numpad_make},
+      {"TreeMDP-<B>-<D>[-<world>]",
+       "episodic control: a depth-D tree of branching B, fixed hidden leaf rewards in [0, 1)",
+       mrl__tree_make},
+      {"SFGrid", "four rooms, 3 object types and a goal; reward phi . w with w settable",
+       mrl__sfgrid_make},
+      {"Catch[-<rows>-<cols>]",
+       "bsuite Catch: move the paddle under the falling ball (10x5 pixels)", mrl__catch_make},
+      {"PassiveVisualMatch[-<distractor_steps>]",
+       "see a colour, eat apples, then touch the same colour (6x7x11 pixel planes)",
+       mrl__vmatch_make},
   };
   int count = (int)(sizeof registry / sizeof registry[0]);
   if (out && index >= 0 && index < count) *out = registry[index];

@@ -13,7 +13,9 @@
 #define NUM_ENVS 16
 #define ACTION_ROWS 4096 /* precomputed actions, reused cyclically */
 #define ROUNDS 5         /* alternating rounds per environment */
-#define SECONDS 0.08     /* per round and loop: 3 envs x 5 rounds x 2 loops = 2.4 s */
+#define SECONDS 0.08     /* per round and loop: 5 rounds x 2 loops = 0.8 s per env */
+#define MAX_AD 2         /* widest action of the benchmarked envs */
+#define MAX_OBS 512      /* widest observation of the benchmarked envs */
 #define CHUNK 256        /* vector steps between clock reads */
 
 static double now_s(void) {
@@ -25,7 +27,7 @@ static double now_s(void) {
 /* A sink the compiler cannot prove unused. */
 static volatile float bench_sink;
 
-static double bench_vector(const char *id, const float *actions) {
+static double bench_vector(const char *id, const float *actions, int ad) {
   mrl_vecenv v;
   double t0, t1;
   long long steps = 0;
@@ -36,7 +38,7 @@ static double bench_vector(const char *id, const float *actions) {
   t0 = now_s();
   do {
     for (k = 0; k < CHUNK; k++) {
-      mrl_vecenv_step(&v, actions + (size_t)row * NUM_ENVS);
+      mrl_vecenv_step(&v, actions + (size_t)row * NUM_ENVS * (size_t)ad);
       acc += v.rewards[0];
       row = (row + 1) % ACTION_ROWS;
     }
@@ -48,9 +50,9 @@ static double bench_vector(const char *id, const float *actions) {
   return (double)steps / (t1 - t0);
 }
 
-static double bench_naive(const char *id, const float *actions) {
+static double bench_naive(const char *id, const float *actions, int ad) {
   mrl_env *envs[NUM_ENVS];
-  float obs[NUM_ENVS][4];
+  static float obs[NUM_ENVS][MAX_OBS];
   uint64_t episodes = 0;
   double t0, t1;
   long long steps = 0;
@@ -67,7 +69,8 @@ static double bench_naive(const char *id, const float *actions) {
       for (i = 0; i < NUM_ENVS; i++) {
         float r;
         int te, tu;
-        mrl_env_step(envs[i], actions + (size_t)row * NUM_ENVS + i, obs[i], &r, &te, &tu);
+        mrl_env_step(envs[i], actions + ((size_t)row * NUM_ENVS + (size_t)i) * (size_t)ad, obs[i],
+                     &r, &te, &tu);
         acc += r;
         if (te || tu) mrl_env_reset(envs[i], episodes++, obs[i]);
       }
@@ -82,24 +85,54 @@ static double bench_naive(const char *id, const float *actions) {
 }
 
 int main(void) {
-  static float actions[ACTION_ROWS * NUM_ENVS];
-  const char *ids[3] = {"CartPole-v1", "StatelessCartPole-v1", "TMaze-20"};
+  static float actions[ACTION_ROWS * NUM_ENVS * MAX_AD];
+  const char *ids[] = {"CartPole-v1",
+                       "StatelessCartPole-v1",
+                       "TMaze-20",
+                       "Pendulum-v1",
+                       "StatelessPendulum-v1",
+                       "NoisyStatelessPendulum-v1",
+                       "VelocityOnlyCartPole-v1",
+                       "NoisyStatelessCartPole-v1",
+                       "PassiveTMaze-100",
+                       "MemoryChain-30",
+                       "NoisySequence-100",
+                       "MetaBandit",
+                       "Semicircle",
+                       "NumPad",
+                       "TreeMDP-4-6",
+                       "SFGrid",
+                       "Catch",
+                       "PassiveVisualMatch"};
+  const int num_ids = (int)(sizeof ids / sizeof ids[0]);
   int e, i;
-  for (e = 0; e < 3; e++) {
+  for (e = 0; e < num_ids; e++) {
     mrl_env *probe = mrl_env_make(ids[e]);
     mrl_rng rng = mrl_rng_make(12345);
-    uint32_t n = (uint32_t)mrl_env_num_actions(probe);
+    uint32_t n;
+    int ad;
     double vec, ref;
+    if (!probe || mrl_env_obs_dim(probe) > MAX_OBS || mrl_env_action_dim(probe) > MAX_AD) {
+      mrl_env_free(probe);
+      continue;
+    }
+    n = (uint32_t)mrl_env_num_actions(probe);
+    ad = mrl_env_action_dim(probe);
     mrl_env_free(probe);
-    for (i = 0; i < ACTION_ROWS * NUM_ENVS; i++) {
-      if (e == 2) /* mostly east so that episodes reach the junction */
-        actions[i] = mrl_rng_uniform(&rng) < 0.7f ? 1.0f : (float)mrl_rng_below(&rng, n);
+    for (i = 0; i < ACTION_ROWS * NUM_ENVS * ad; i++) {
+      if (n == 0) /* box: uniform over a range wider than the bounds */
+        actions[i] = mrl_rng_uniform_range(&rng, -2.5f, 2.5f);
+      else if (strncmp(ids[e], "TMaze", 5) == 0 || strncmp(ids[e], "PassiveTMaze", 12) == 0)
+        /* mostly east (T-maze action 1, passive T-maze action 0) so that
+         * episodes reach the junction */
+        actions[i] = mrl_rng_uniform(&rng) < 0.7f ? (ids[e][0] == 'T' ? 1.0f : 0.0f)
+                                                  : (float)mrl_rng_below(&rng, n);
       else
         actions[i] = (float)mrl_rng_below(&rng, n);
     }
     vec = ref = 0.0;
     for (i = 0; i < ROUNDS; i++) {
-      double r = bench_naive(ids[e], actions), x = bench_vector(ids[e], actions);
+      double r = bench_naive(ids[e], actions, ad), x = bench_vector(ids[e], actions, ad);
       if (r > ref) ref = r;
       if (x > vec) vec = x;
     }

@@ -779,6 +779,7 @@ def main():
         print("wrote", make())
     for make in (make_rnn, make_optim, make_init, make_dist, make_heads):
         print("wrote", make())
+    print("wrote", make_pendulum())
 
 
 # ---------------------------------------------------------------------------
@@ -908,6 +909,55 @@ def make_tensor_fused():
         for name, t in out:
             dump(f, name, t)
     return path
+
+
+# ---------------------------------------------------------------------------
+# Pendulum-v1 (Gymnasium's classic_control/pendulum.py equations, NumPy only)
+# ---------------------------------------------------------------------------
+
+
+def pendulum_step(th, thdot, action):
+    """One step as Gymnasium writes it: float64 state, float32 action."""
+    import numpy as np
+
+    g, m, l, dt, max_speed, max_torque = 10.0, 1.0, 1.0, 0.05, 8, 2.0
+    u = np.clip(np.array([action], dtype=np.float32), -max_torque, max_torque)[0]
+    norm = ((th + np.pi) % (2 * np.pi)) - np.pi
+    costs = norm**2 + 0.1 * thdot**2 + 0.001 * (u**2)
+    newthdot = thdot + (3 * g / (2 * l) * np.sin(th) + 3.0 / (m * l**2) * u) * dt
+    newthdot = np.clip(newthdot, -max_speed, max_speed)
+    newth = th + newthdot * dt
+    obs = np.array([np.cos(newth), np.sin(newth), newthdot], dtype=np.float32)
+    return float(newth), float(newthdot), obs, -costs
+
+
+def make_pendulum():
+    import numpy as np
+
+    rng = np.random.default_rng(SEED)
+    starts = [(2.5, -0.75), (-3.0, 0.5), (0.125, 0.875)]
+    f, path = open_fixture(
+        "pendulum.txt",
+        "Pendulum-v1 from pd<k>_init = [theta, thetadot] under pd<k>_actions: "
+        "pd<k>_obs [200, 3] and pd<k>_rew [200] after each step",
+    )
+    with f:
+        for k, (th, thdot) in enumerate(starts):
+            if k == 0:  # a constant push beyond the bound: spins past pi, hits max speed
+                actions = np.full(200, 3.5, dtype=np.float32)
+            else:
+                actions = rng.uniform(-3.0, 3.0, size=200).astype(np.float32)
+            obs, rew = [], []
+            for a in actions:
+                th, thdot, o, r = pendulum_step(th, thdot, a)
+                obs.append(o)
+                rew.append(r)
+            dump(f, "pd%d_init" % k, torch.tensor([starts[k][0], starts[k][1]]))
+            dump(f, "pd%d_actions" % k, torch.from_numpy(actions))
+            dump(f, "pd%d_obs" % k, torch.from_numpy(np.stack(obs)))
+            dump(f, "pd%d_rew" % k, torch.tensor(np.array(rew, dtype=np.float32)))
+    return path
+
 
 
 if __name__ == "__main__":
