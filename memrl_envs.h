@@ -265,7 +265,43 @@
  * the three, so a run is reproducible from its seed and episodes get
  * distinct seeds (up to 64-bit collisions). All actions are checked before
  * any environment steps: one invalid action leaves every environment
- * untouched.
+ * untouched. Built with -fopenmp, a vector of at least
+ * MRL_VECENV_OMP_MIN_ENVS (64) environments steps them in parallel with
+ * results identical to the serial loop, bit for bit (each environment only
+ * touches its own slots). Should a user environment's step fail, the serial
+ * loop stops there while the parallel one steps the others and returns the
+ * error of the lowest index; either way the vector needs a reset.
+ *
+ * ==== Wrappers ======================================================
+ *
+ * Each wrapper is an mrl_env around another (mrl_env_wrap_*), owns it, and
+ * forwards render, task (mrl_env_task) and success; the outer mrl_env does
+ * its own action checks, step-before-reset refusal, time limit and episode
+ * statistics (mrl_env_episode_return / _length / _success), so they hold
+ * at every level. mrl_env_inner(env) returns the wrapped environment.
+ *   prev_action_reward  [obs, previous action, previous reward]. Discrete:
+ *                       one-hot of the action; box: the clipped action the
+ *                       environment received. All zeros after a reset
+ *                       (POPGym's PreviousAction puts the one-hot of its
+ *                       null action 0 there and no reward; zeros keep "no
+ *                       action yet" apart from action 0, as RL^2 agents do).
+ *   frame_stack:k       the k latest observations, oldest first, zeros
+ *                       before the episode start.
+ *   obs_noise:sigma     Gaussian noise of deviation sigma on every component.
+ *   obs_mask:i,j,...    components i, j, ... always zero.
+ *   obs_dropout:p       each component zeroed with probability p per step.
+ *   time_limit:m        truncation after m steps (0: none), replacing the
+ *                       wrapped environment's own limit; rules that end an
+ *                       episode by themselves (a deck runs out) still do.
+ * The random wrappers draw from their own generator, seeded from the
+ * episode seed at every reset: same seed, same noise.
+ *
+ * Ids: mrl_env_make (and so mrl_vecenv_init) accepts a registered id
+ * followed by wrappers, innermost first, each "|name" or "|name:arg":
+ *     "BattleshipEasy-v0|prev_action_reward"
+ *     "CartPole-v1|obs_noise:0.1|frame_stack:4|time_limit:200"
+ * The wrapped environment's mrl_env_id is the id in this form (numbers
+ * printed back with %d or %.9g). A malformed part gives NULL.
  *
  * ==== Version history ===============================================
  *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
@@ -574,6 +610,13 @@ MRL_DEF mrl_result mrl_vecenv_reset(mrl_vecenv *v);
  * mrl_vecenv_reset replays the episodes of a fresh vector with this seed. */
 MRL_DEF void mrl_vecenv_reseed(mrl_vecenv *v, uint64_t seed);
 
+/* Built with -fopenmp, mrl_vecenv_step steps the environments of a vector
+ * of at least this many in parallel (same results, bit for bit). Define it
+ * before the implementation to change it. */
+#ifndef MRL_VECENV_OMP_MIN_ENVS
+#define MRL_VECENV_OMP_MIN_ENVS 64
+#endif
+
 /* One step of every environment, auto-resetting the ones that end.
  * actions: [num_envs*action_dim]. All actions are checked first; an invalid
  * one returns MRL_ERR_INVALID_ACTION with every environment untouched. */
@@ -581,6 +624,44 @@ MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions);
 
 /* Seed of episode `episode` of environment `env_index` (splitmix64 mix). */
 MRL_DEF uint64_t mrl_vecenv_episode_seed(uint64_t seed, int env_index, uint64_t episode);
+
+/* ---- wrappers ------------------------------------------------------------ */
+/* Each returns a new mrl_env around inner that owns inner from then on
+ * (mrl_env_free frees both), forwards render, task and success, and keeps
+ * inner's action space and time limit. On failure (bad argument, out of
+ * memory) they return NULL and inner stays the caller's, untouched.
+ * mrl_env_make builds them from an id too: "<id>|<wrapper>[:<arg>]|..."
+ * (see "Wrappers" at the top). */
+
+/* Observation [inner obs, previous action, previous reward]: the action as
+ * a one-hot of num_actions floats (discrete) or the action_dim floats the
+ * environment received, clipped (box); zeros (and reward 0) after reset.
+ * obs_dim: inner + num_actions (or action_dim) + 1. */
+MRL_DEF mrl_env *mrl_env_wrap_prev_action_reward(mrl_env *inner);
+
+/* The k >= 1 most recent inner observations, oldest first; slots before the
+ * episode start are zeros. obs_dim: k * inner. */
+MRL_DEF mrl_env *mrl_env_wrap_frame_stack(mrl_env *inner, int k);
+
+/* Adds sigma * N(0, 1) to every observation component (sigma >= 0, finite).
+ * The noise generator is seeded from the episode seed at every reset. */
+MRL_DEF mrl_env *mrl_env_wrap_obs_noise(mrl_env *inner, float sigma);
+
+/* Sets the observation components at indices[0 .. count) to zero (each in
+ * [0, obs_dim); repeats are fine). */
+MRL_DEF mrl_env *mrl_env_wrap_obs_mask(mrl_env *inner, const int *indices, int count);
+
+/* Sets each observation component to zero with probability p in [0, 1],
+ * independently at every step; seeded from the episode seed. */
+MRL_DEF mrl_env *mrl_env_wrap_obs_dropout(mrl_env *inner, float p);
+
+/* Replaces inner's time limit: truncated after max_episode_steps steps (0:
+ * no limit). An environment that ends by its own rules (a deck runs out)
+ * still ends there. */
+MRL_DEF mrl_env *mrl_env_wrap_time_limit(mrl_env *inner, int max_episode_steps);
+
+/* The environment a wrapper wraps; NULL when env is not a wrapper. */
+MRL_DEF mrl_env *mrl_env_inner(const mrl_env *env);
 
 /* ---- episode statistics ------------------------------------------------- */
 
@@ -1840,10 +1921,13 @@ MRL_DEF const mrl_env_info *mrl_env_list(int *count) {
   return mrl__env_registry;
 }
 
+static mrl_env *mrl__env_make_wrapped(const char *id); /* wrappers section */
+
 MRL_DEF mrl_env *mrl_env_make(const char *id) {
   int i, n;
   const mrl_env_info *list = mrl_env_list(&n);
   if (!id) return NULL;
+  if (strchr(id, '|')) return mrl__env_make_wrapped(id);
   for (i = 0; i < n; i++) {
     mrl_env *env = list[i].make(id);
     if (env) return env;
@@ -1981,8 +2065,30 @@ MRL_DEF void mrl_vecenv_reseed(mrl_vecenv *v, uint64_t seed) {
   v->ready = 0;
 }
 
-MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
+/* Steps environment i with its checked action, auto-resetting it. */
+static mrl_result mrl__vecenv_step_one(mrl_vecenv *v, const float *actions, int i) {
   const size_t od = (size_t)v->obs_dim, ad = (size_t)v->action_dim;
+  mrl_env *e = v->envs[i];
+  float *o = v->obs + (size_t)i * od;
+  const float *use = e->vt.num_actions > 0 ? actions + (size_t)i * ad : e->act_buf;
+  mrl_result r =
+      mrl__env_step_checked(e, use, o, v->rewards + i, v->terminated + i, v->truncated + i);
+  if (r != MRL_OK) return r;
+  if (v->terminated[i] | v->truncated[i]) {
+    memcpy(v->final_obs + (size_t)i * od, o, od * sizeof(float));
+    v->episode_return[i] = (float)e->ep_return;
+    v->episode_length[i] = e->ep_length;
+    v->episode_success[i] = e->last_success;
+    return mrl__vecenv_reset_one(v, i);
+  }
+  v->episode_return[i] = 0.0f;
+  v->episode_length[i] = 0;
+  v->episode_success[i] = -1;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
+  const size_t ad = (size_t)v->action_dim;
   int i;
   if (!v->envs) return MRL_ERR_INVALID_ARGUMENT;
   if (!v->ready) return MRL_ERR_NOT_RESET;
@@ -2005,34 +2111,334 @@ MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
       if (r != MRL_OK) return r;
     }
   }
+#ifdef _OPENMP
+  if (v->num_envs >= MRL_VECENV_OMP_MIN_ENVS) {
+    /* every environment touches only its own slots: the same results as the
+     * serial loop, bit for bit; on an error the lowest index's is returned */
+    mrl_result err = MRL_OK;
+    int err_at = v->num_envs;
+#pragma omp parallel for schedule(static)
+    for (i = 0; i < v->num_envs; i++) {
+      mrl_result r = mrl__vecenv_step_one(v, actions, i);
+      if (r != MRL_OK) {
+#pragma omp critical(mrl__vecenv_step_error)
+        {
+          if (i < err_at) {
+            err_at = i;
+            err = r;
+          }
+        }
+      }
+    }
+    if (err != MRL_OK) {
+      v->ready = 0;
+      return err;
+    }
+    v->total_steps++;
+    return MRL_OK;
+  }
+#endif
   for (i = 0; i < v->num_envs; i++) {
-    mrl_env *e = v->envs[i];
-    float *o = v->obs + (size_t)i * od;
-    const float *use = e->vt.num_actions > 0 ? actions + (size_t)i * ad : e->act_buf;
-    mrl_result r =
-        mrl__env_step_checked(e, use, o, v->rewards + i, v->terminated + i, v->truncated + i);
+    mrl_result r = mrl__vecenv_step_one(v, actions, i);
     if (r != MRL_OK) {
       v->ready = 0;
       return r;
     }
-    if (v->terminated[i] | v->truncated[i]) {
-      memcpy(v->final_obs + (size_t)i * od, o, od * sizeof(float));
-      v->episode_return[i] = (float)e->ep_return;
-      v->episode_length[i] = e->ep_length;
-      v->episode_success[i] = e->last_success;
-      r = mrl__vecenv_reset_one(v, i);
-      if (r != MRL_OK) {
-        v->ready = 0;
-        return r;
-      }
-    } else {
-      v->episode_return[i] = 0.0f;
-      v->episode_length[i] = 0;
-      v->episode_success[i] = -1;
-    }
   }
   v->total_steps++;
   return MRL_OK;
+}
+
+/* ---- wrappers ------------------------------------------------------------ */
+
+enum {
+  MRL__WRAP_PREV_ACTION_REWARD,
+  MRL__WRAP_FRAME_STACK,
+  MRL__WRAP_OBS_NOISE,
+  MRL__WRAP_OBS_MASK,
+  MRL__WRAP_OBS_DROPOUT,
+  MRL__WRAP_TIME_LIMIT
+};
+
+typedef struct mrl__wrap {
+  mrl_env *inner;
+  int kind;
+  int inner_dim; /* inner obs_dim */
+  int k;         /* frame stack depth */
+  float param;   /* sigma or p */
+  mrl_rng rng;
+  float *frames;   /* frame stack: [k * inner_dim], oldest first */
+  uint8_t *masked; /* obs mask: [inner_dim] */
+} mrl__wrap;
+
+static void mrl__wrap_obs(mrl__wrap *w, float *obs) {
+  int i;
+  if (w->kind == MRL__WRAP_OBS_NOISE) {
+    for (i = 0; i < w->inner_dim; i++) obs[i] += w->param * mrl_rng_normal(&w->rng);
+  } else if (w->kind == MRL__WRAP_OBS_MASK) {
+    for (i = 0; i < w->inner_dim; i++)
+      if (w->masked[i]) obs[i] = 0.0f;
+  } else if (w->kind == MRL__WRAP_OBS_DROPOUT) {
+    for (i = 0; i < w->inner_dim; i++)
+      if (mrl_rng_uniform(&w->rng) < w->param) obs[i] = 0.0f;
+  }
+}
+
+static mrl_result mrl__wrap_reset(void *self, uint64_t seed, float *obs) {
+  mrl__wrap *w = (mrl__wrap *)self;
+  mrl_env *in = w->inner;
+  size_t d = (size_t)w->inner_dim;
+  mrl_result r;
+  /* a stream of its own, not the one the environment draws from */
+  w->rng = mrl_rng_make(mrl__mix64(seed ^ 0x77726170706572ULL));
+  if (w->kind == MRL__WRAP_FRAME_STACK) {
+    memset(w->frames, 0, (size_t)(w->k - 1) * d * sizeof(float));
+    r = mrl_env_reset(in, seed, w->frames + (size_t)(w->k - 1) * d);
+    if (r == MRL_OK) memcpy(obs, w->frames, (size_t)w->k * d * sizeof(float));
+    return r;
+  }
+  r = mrl_env_reset(in, seed, obs);
+  if (r != MRL_OK) return r;
+  if (w->kind == MRL__WRAP_PREV_ACTION_REWARD) {
+    int extra = (in->vt.num_actions > 0 ? in->vt.num_actions : in->vt.action_dim) + 1;
+    memset(obs + d, 0, (size_t)extra * sizeof(float));
+  }
+  mrl__wrap_obs(w, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__wrap_step(void *self, const float *action, float *obs, float *reward,
+                                 int *terminated, int *truncated) {
+  mrl__wrap *w = (mrl__wrap *)self;
+  mrl_env *in = w->inner;
+  size_t d = (size_t)w->inner_dim;
+  mrl_result r;
+  if (w->kind == MRL__WRAP_FRAME_STACK) {
+    float *last = w->frames + (size_t)(w->k - 1) * d;
+    memmove(w->frames, w->frames + d, (size_t)(w->k - 1) * d * sizeof(float));
+    r = mrl_env_step(in, action, last, reward, terminated, truncated);
+    if (r == MRL_OK) memcpy(obs, w->frames, (size_t)w->k * d * sizeof(float));
+    return r;
+  }
+  r = mrl_env_step(in, action, obs, reward, terminated, truncated);
+  if (r != MRL_OK) return r;
+  if (w->kind == MRL__WRAP_PREV_ACTION_REWARD) {
+    float *a = obs + d;
+    int n = in->vt.num_actions, i;
+    if (n > 0) {
+      for (i = 0; i < n; i++) a[i] = 0.0f;
+      a[(int)action[0]] = 1.0f;
+      a[n] = *reward;
+    } else {
+      for (i = 0; i < in->vt.action_dim; i++) a[i] = action[i]; /* already clipped */
+      a[in->vt.action_dim] = *reward;
+    }
+  }
+  mrl__wrap_obs(w, obs);
+  return MRL_OK;
+}
+
+static void mrl__wrap_destroy(void *self) {
+  mrl__wrap *w = (mrl__wrap *)self;
+  mrl_env_free(w->inner);
+  MRL_FREE(w);
+}
+
+/* success as the wrapped environment sees its current episode (it may still
+ * be running when this wrapper's time limit ends the episode) */
+static int mrl__wrap_success(const void *self) {
+  const mrl_env *in = ((const mrl__wrap *)self)->inner;
+  return in->vt.episode_success(in->self);
+}
+static int mrl__wrap_render(const void *self, char *buf, size_t size) {
+  return mrl_env_render(((const mrl__wrap *)self)->inner, buf, size);
+}
+static void mrl__wrap_task(const void *self, float *out) {
+  mrl_env_task(((const mrl__wrap *)self)->inner, out);
+}
+
+/* Builds the wrapper: obs_dim and the id suffix given; extra_floats and
+ * extra_bytes of scratch after the struct. */
+static mrl_env *mrl__wrap_new(mrl_env *inner, int kind, int obs_dim, const char *suffix,
+                              size_t extra_floats, size_t extra_bytes, mrl__wrap **out) {
+  mrl_env_vtable vt;
+  mrl__wrap *w;
+  mrl_env *env;
+  size_t idlen, head = mrl__align8(sizeof(mrl__wrap));
+  char *id;
+  if (!inner || obs_dim < 1) return NULL;
+  idlen = strlen(inner->vt.id) + strlen(suffix) + 1;
+  w = (mrl__wrap *)MRL_MALLOC(head + extra_floats * sizeof(float) + extra_bytes);
+  id = (char *)MRL_MALLOC(idlen);
+  if (!w || !id) {
+    MRL_FREE(w);
+    MRL_FREE(id);
+    return NULL;
+  }
+  memset(w, 0, head + extra_floats * sizeof(float) + extra_bytes);
+  w->inner = inner;
+  w->kind = kind;
+  w->inner_dim = inner->vt.obs_dim;
+  w->frames = (float *)(void *)((char *)w + head);
+  w->masked = (uint8_t *)(w->frames + extra_floats);
+  memcpy(id, inner->vt.id, strlen(inner->vt.id));
+  memcpy(id + strlen(inner->vt.id), suffix, strlen(suffix) + 1);
+  vt = inner->vt; /* action space, bounds (copied by create), time limit */
+  vt.id = id;
+  vt.obs_dim = obs_dim;
+  vt.reset = mrl__wrap_reset;
+  vt.step = mrl__wrap_step;
+  vt.destroy = mrl__wrap_destroy;
+  vt.episode_success = inner->vt.episode_success ? mrl__wrap_success : NULL;
+  vt.render = inner->vt.render ? mrl__wrap_render : NULL;
+  vt.task = inner->vt.task ? mrl__wrap_task : NULL;
+  vt.task_dim = inner->vt.task ? inner->vt.task_dim : 0;
+  env = mrl_env_create(&vt, w);
+  MRL_FREE(id);
+  if (!env) {
+    MRL_FREE(w);
+    return NULL;
+  }
+  *out = w;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_inner(const mrl_env *env) {
+  return env && env->vt.destroy == mrl__wrap_destroy ? ((mrl__wrap *)env->self)->inner : NULL;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_prev_action_reward(mrl_env *inner) {
+  mrl__wrap *w;
+  int extra;
+  if (!inner) return NULL;
+  extra = (inner->vt.num_actions > 0 ? inner->vt.num_actions : inner->vt.action_dim) + 1;
+  return mrl__wrap_new(inner, MRL__WRAP_PREV_ACTION_REWARD, inner->vt.obs_dim + extra,
+                       "|prev_action_reward", 0, 0, &w);
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_frame_stack(mrl_env *inner, int k) {
+  char suffix[32];
+  mrl__wrap *w;
+  mrl_env *env;
+  if (!inner || k < 1 || k > 1000000 || inner->vt.obs_dim > 2147483647 / k) return NULL;
+  snprintf(suffix, sizeof suffix, "|frame_stack:%d", k);
+  env = mrl__wrap_new(inner, MRL__WRAP_FRAME_STACK, k * inner->vt.obs_dim, suffix,
+                      (size_t)k * (size_t)inner->vt.obs_dim, 0, &w);
+  if (env) w->k = k;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_obs_noise(mrl_env *inner, float sigma) {
+  char suffix[48];
+  mrl__wrap *w;
+  mrl_env *env;
+  if (!inner || !(sigma >= 0.0f && sigma <= 3.4e38f)) return NULL;
+  snprintf(suffix, sizeof suffix, "|obs_noise:%.9g", (double)sigma);
+  env = mrl__wrap_new(inner, MRL__WRAP_OBS_NOISE, inner->vt.obs_dim, suffix, 0, 0, &w);
+  if (env) w->param = sigma;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_obs_dropout(mrl_env *inner, float p) {
+  char suffix[48];
+  mrl__wrap *w;
+  mrl_env *env;
+  if (!inner || !(p >= 0.0f && p <= 1.0f)) return NULL;
+  snprintf(suffix, sizeof suffix, "|obs_dropout:%.9g", (double)p);
+  env = mrl__wrap_new(inner, MRL__WRAP_OBS_DROPOUT, inner->vt.obs_dim, suffix, 0, 0, &w);
+  if (env) w->param = p;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_obs_mask(mrl_env *inner, const int *indices, int count) {
+  char *suffix;
+  mrl__wrap *w;
+  mrl_env *env;
+  size_t at;
+  int i;
+  if (!inner || count < 0 || (count > 0 && !indices)) return NULL;
+  for (i = 0; i < count; i++)
+    if (indices[i] < 0 || indices[i] >= inner->vt.obs_dim) return NULL;
+  suffix = (char *)MRL_MALLOC((size_t)count * 12 + 16);
+  if (!suffix) return NULL;
+  at = (size_t)sprintf(suffix, "|obs_mask:");
+  for (i = 0; i < count; i++) at += (size_t)sprintf(suffix + at, i ? ",%d" : "%d", indices[i]);
+  env = mrl__wrap_new(inner, MRL__WRAP_OBS_MASK, inner->vt.obs_dim, suffix, 0,
+                      (size_t)inner->vt.obs_dim, &w);
+  MRL_FREE(suffix);
+  if (env)
+    for (i = 0; i < count; i++) w->masked[indices[i]] = 1;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_time_limit(mrl_env *inner, int max_episode_steps) {
+  char suffix[32];
+  mrl__wrap *w;
+  mrl_env *env;
+  if (!inner || max_episode_steps < 0) return NULL;
+  snprintf(suffix, sizeof suffix, "|time_limit:%d", max_episode_steps);
+  env = mrl__wrap_new(inner, MRL__WRAP_TIME_LIMIT, inner->vt.obs_dim, suffix, 0, 0, &w);
+  if (env) {
+    env->vt.max_episode_steps = max_episode_steps;
+    inner->vt.max_episode_steps = 0; /* the outer limit replaces it */
+  }
+  return env;
+}
+
+/* "<id>|<wrapper>[:<arg>]|...": the base from the registry, then each
+ * wrapper in order. NULL on any malformed part. */
+static mrl_env *mrl__env_make_wrapped(const char *id) {
+  const char *bar = strchr(id, '|');
+  size_t n = (size_t)(bar - id);
+  char base[256];
+  mrl_env *env;
+  if (n == 0 || n >= sizeof base) return NULL;
+  memcpy(base, id, n);
+  base[n] = '\0';
+  env = mrl_env_make(base);
+  while (env && *bar == '|') {
+    const char *name = bar + 1, *colon, *end;
+    mrl_env *next = NULL;
+    size_t len;
+    bar = strchr(name, '|');
+    if (!bar) bar = name + strlen(name);
+    colon = (const char *)memchr(name, ':', (size_t)(bar - name));
+    len = (size_t)((colon ? colon : bar) - name);
+    end = colon ? colon + 1 : bar;
+#define MRL__IS(s) (len == sizeof(s) - 1 && strncmp(name, s, len) == 0)
+    if (MRL__IS("prev_action_reward") && !colon) {
+      next = mrl_env_wrap_prev_action_reward(env);
+    } else if ((MRL__IS("frame_stack") || MRL__IS("time_limit")) && colon) {
+      long v;
+      const char *p = end;
+      if (mrl__parse_uint(&p, &v, 1000000000L) && p == bar)
+        next = MRL__IS("frame_stack") ? mrl_env_wrap_frame_stack(env, (int)v)
+                                      : mrl_env_wrap_time_limit(env, (int)v);
+    } else if ((MRL__IS("obs_noise") || MRL__IS("obs_dropout")) && colon) {
+      char *p;
+      double v = strtod(end, &p);
+      if (p == bar && p != end && v == v && v <= 3.4e38)
+        next = MRL__IS("obs_noise") ? mrl_env_wrap_obs_noise(env, (float)v)
+                                    : mrl_env_wrap_obs_dropout(env, (float)v);
+    } else if (MRL__IS("obs_mask") && colon) {
+      int idx[64], count = 0, ok = 1;
+      const char *p = end;
+      while (ok && p < bar) {
+        long v;
+        if (count == 64 || !mrl__parse_uint(&p, &v, 1000000000L))
+          ok = 0;
+        else
+          idx[count++] = (int)v;
+        if (ok && p < bar && *p++ != ',') ok = 0;
+        if (ok && p == bar && p[-1] == ',') ok = 0;
+      }
+      if (ok && count > 0) next = mrl_env_wrap_obs_mask(env, idx, count);
+    }
+#undef MRL__IS
+    if (!next) mrl_env_free(env);
+    env = next;
+  }
+  return env;
 }
 
 /* ---- episode statistics ------------------------------------------------- */

@@ -673,6 +673,391 @@ static void test_render_samples(void) {
   }
 }
 
+/* ---- wrappers ------------------------------------------------------------- */
+
+/* A box environment from user code: obs = [position], action in [-1, 1]^2,
+ * reward = a0 + a1, ten steps. */
+typedef struct box_env {
+  float pos;
+  int t;
+} box_env;
+
+static mrl_result box_reset(void *self, uint64_t seed, float *obs) {
+  box_env *b = (box_env *)self;
+  b->pos = (float)(seed % 7);
+  b->t = 0;
+  obs[0] = b->pos;
+  return MRL_OK;
+}
+
+static mrl_result box_step(void *self, const float *action, float *obs, float *reward,
+                           int *terminated, int *truncated) {
+  box_env *b = (box_env *)self;
+  b->pos += action[0];
+  obs[0] = b->pos;
+  *reward = action[0] + action[1];
+  *terminated = ++b->t == 10;
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static mrl_env *make_box(box_env *state) {
+  static const float lo[2] = {-1.0f, -1.0f}, hi[2] = {1.0f, 1.0f};
+  mrl_env_vtable vt;
+  memset(&vt, 0, sizeof vt);
+  vt.id = "Box";
+  vt.obs_dim = 1;
+  vt.action_dim = 2;
+  vt.action_low = lo;
+  vt.action_high = hi;
+  vt.reset = box_reset;
+  vt.step = box_step;
+  return mrl_env_create(&vt, state);
+}
+
+static void test_wrap_prev_action_reward(void) {
+  mrl_env *bare = mrl_env_make("RepeatFirstEasy-v0");
+  mrl_env *w = mrl_env_wrap_prev_action_reward(mrl_env_make("RepeatFirstEasy-v0"));
+  float ob[4], ow[9], rb, rw;
+  int t, ok = 1, te, tr;
+  MRL_CHECK(w && mrl_env_obs_dim(w) == 9 && mrl_env_num_actions(w) == 4, "prev action dims");
+  MRL_CHECK(w && strcmp(mrl_env_id(w), "RepeatFirstEasy-v0|prev_action_reward") == 0, "id %s",
+            w ? mrl_env_id(w) : "");
+  if (!w || !bare) return;
+  MRL_CHECK(mrl_env_max_episode_steps(w) == 51, "time limit kept");
+  mrl_env_reset(bare, 9, ob);
+  mrl_env_reset(w, 9, ow);
+  MRL_CHECK(memcmp(ob, ow, sizeof ob) == 0 && hot(ow + 4, 5) == -1, "reset: zeros appended");
+  for (t = 0; t < 60; t++) {
+    int a = (t * 3) % 4;
+    int sb = step_i(bare, a, ob, &rb, &te, &tr), sw = step_i(w, a, ow, &rw, &te, &tr);
+    if (sb != sw) ok = 0;
+    if (!sw) break;
+    if (memcmp(ob, ow, sizeof ob) != 0 || hot(ow + 4, 4) != a || ow[8] != rw || rw != rb) ok = 0;
+  }
+  MRL_CHECK(ok && t == 51, "one-hot previous action and reward appended (%d steps)", t);
+  MRL_CHECK(mrl_env_episode_return(w) == mrl_env_episode_return(bare), "episode return");
+  mrl_env_free(bare);
+  mrl_env_free(w);
+  { /* box actions: the clipped action */
+    box_env st;
+    mrl_env *inner = make_box(&st), *bw;
+    float obs[4], a[2] = {3.0f, -0.25f}, r;
+    bw = mrl_env_wrap_prev_action_reward(inner);
+    MRL_CHECK(bw && mrl_env_obs_dim(bw) == 4 && mrl_env_num_actions(bw) == 0 &&
+                  mrl_env_action_dim(bw) == 2,
+              "box prev action dims");
+    if (!bw) return;
+    mrl_env_reset(bw, 3, obs);
+    MRL_CHECK(obs[0] == 3.0f && obs[1] == 0.0f && obs[2] == 0.0f && obs[3] == 0.0f, "box reset");
+    mrl_env_step(bw, a, obs, &r, NULL, NULL);
+    MRL_CHECK(obs[0] == 4.0f && obs[1] == 1.0f && obs[2] == -0.25f && obs[3] == 0.75f && r == 0.75f,
+              "box: clipped action and reward appended (%g %g %g %g)", obs[0], obs[1], obs[2],
+              obs[3]);
+    a[0] = NAN;
+    MRL_CHECK(mrl_env_step(bw, a, obs, &r, NULL, NULL) == MRL_ERR_INVALID_ACTION && st.t == 1,
+              "non-finite box action rejected, inner untouched");
+    mrl_env_free(bw);
+  }
+}
+
+static void test_wrap_frame_stack(void) {
+  mrl_env *bare = mrl_env_make("TMaze-4");
+  mrl_env *w = mrl_env_wrap_frame_stack(mrl_env_make("TMaze-4"), 3);
+  float hist[64][3], ow[9], r;
+  int t, j, ok = 1, te, tr, n = 0;
+  MRL_CHECK(w && mrl_env_obs_dim(w) == 9 && mrl_env_num_actions(w) == 4, "frame stack dims");
+  if (!w || !bare) return;
+  MRL_CHECK(strcmp(mrl_env_id(w), "TMaze-4|frame_stack:3") == 0, "frame stack id");
+  MRL_CHECK(mrl_env_wrap_frame_stack(bare, 0) == NULL, "k = 0 refused");
+  mrl_env_reset(bare, 5, hist[n++]);
+  mrl_env_reset(w, 5, ow);
+  for (t = 0; t < 20; t++) {
+    int a = t < 4 ? 1 : 3 - (t % 2) * 2; /* east 4 times, then west/east */
+    float want[9];
+    if (t > 0) {
+      step_i(bare, a, hist[n++], &r, &te, &tr);
+      step_i(w, a, ow, &r, &te, &tr);
+    }
+    for (j = 0; j < 3; j++) {
+      int src = n - 3 + j;
+      want[3 * j] = src >= 0 ? hist[src][0] : 0.0f;
+      want[3 * j + 1] = src >= 0 ? hist[src][1] : 0.0f;
+      want[3 * j + 2] = src >= 0 ? hist[src][2] : 0.0f;
+    }
+    if (memcmp(want, ow, sizeof want) != 0) ok = 0;
+  }
+  MRL_CHECK(ok, "frame stack: the 3 latest observations, zeros before the start");
+  mrl_env_reset(w, 6, ow);
+  MRL_CHECK(ow[0] == 0.0f && ow[3] == 0.0f && ow[5] == 0.0f && ow[7] == 1.0f,
+            "a reset clears the stack");
+  mrl_env_free(bare);
+  mrl_env_free(w);
+}
+
+static void test_wrap_noise_mask_dropout(void) {
+  static float ob[156], ow[156], ow2[156];
+  mrl_env *bare = mrl_env_make("ConcentrationEasy-v0");
+  mrl_env *w = mrl_env_wrap_obs_noise(mrl_env_make("ConcentrationEasy-v0"), 0.5f);
+  mrl_env *w2 = mrl_env_make("ConcentrationEasy-v0|obs_noise:0.5");
+  double sum = 0.0, sq = 0.0;
+  long cnt = 0;
+  int t, i, same = 1;
+  float a;
+  MRL_CHECK(w && w2 && bare, "noise wrappers made");
+  if (!w || !w2 || !bare) return;
+  MRL_CHECK(strcmp(mrl_env_id(w), "ConcentrationEasy-v0|obs_noise:0.5") == 0, "noise id %s",
+            mrl_env_id(w));
+  mrl_env_reset(bare, 3, ob);
+  mrl_env_reset(w, 3, ow);
+  mrl_env_reset(w2, 3, ow2);
+  for (t = 0; t < 50; t++) {
+    for (i = 0; i < 156; i++) {
+      double e = (double)ow[i] - (double)ob[i];
+      sum += e;
+      sq += e * e;
+      cnt++;
+    }
+    if (memcmp(ow, ow2, sizeof ow) != 0) same = 0;
+    a = (float)(t % 52);
+    mrl_env_step(bare, &a, ob, NULL, NULL, NULL);
+    mrl_env_step(w, &a, ow, NULL, NULL, NULL);
+    mrl_env_step(w2, &a, ow2, NULL, NULL, NULL);
+  }
+  MRL_CHECK(fabs(sum / cnt) < 0.02 && fabs(sqrt(sq / cnt) - 0.5) < 0.02,
+            "noise mean %g, deviation %g (want 0, 0.5)", sum / cnt, sqrt(sq / cnt));
+  MRL_CHECK(same, "noise: same seed, same noise (made by id or by function)");
+  mrl_env_reset(w, 4, ow);
+  mrl_env_reset(w2, 5, ow2);
+  MRL_CHECK(memcmp(ow, ow2, sizeof ow) != 0, "another seed, other noise");
+  mrl_env_free(w);
+  mrl_env_free(w2);
+  { /* mask */
+    int idx[3] = {0, 2, 2};
+    mrl_env *m = mrl_env_wrap_obs_mask(mrl_env_make("ConcentrationEasy-v0"), idx, 3), *inner;
+    int bad[1] = {156}, ok = 1;
+    MRL_CHECK(m && strcmp(mrl_env_id(m), "ConcentrationEasy-v0|obs_mask:0,2,2") == 0, "mask id");
+    inner = mrl_env_make("ConcentrationEasy-v0");
+    MRL_CHECK(mrl_env_wrap_obs_mask(inner, bad, 1) == NULL, "mask index out of range refused");
+    MRL_CHECK(mrl_env_reset(inner, 1, NULL) == MRL_OK, "inner still the caller's after a refusal");
+    mrl_env_free(inner);
+    mrl_env_reset(bare, 8, ob);
+    mrl_env_reset(m, 8, ow);
+    for (t = 0; t < 30; t++) {
+      for (i = 0; i < 156; i++)
+        if (ow[i] != (i == 0 || i == 2 ? 0.0f : ob[i])) ok = 0;
+      a = 0.0f; /* card 0 face up on odd steps: index 0 or 1 hot */
+      mrl_env_step(bare, &a, ob, NULL, NULL, NULL);
+      mrl_env_step(m, &a, ow, NULL, NULL, NULL);
+    }
+    MRL_CHECK(ok, "masked components are zero, the rest untouched");
+    mrl_env_free(m);
+  }
+  { /* dropout */
+    mrl_env *d = mrl_env_wrap_obs_dropout(mrl_env_make("ConcentrationEasy-v0"), 0.25f);
+    mrl_env *d0 = mrl_env_make("ConcentrationEasy-v0|obs_dropout:0");
+    long ones = 0, dropped = 0;
+    int ok = 1;
+    MRL_CHECK(d && d0, "dropout made");
+    if (!d || !d0) return;
+    MRL_CHECK(mrl_env_wrap_obs_dropout(bare, 1.5f) == NULL, "p > 1 refused");
+    mrl_env_reset(bare, 2, ob);
+    mrl_env_reset(d, 2, ow);
+    mrl_env_reset(d0, 2, ow2);
+    for (t = 0; t < 100; t++) {
+      for (i = 0; i < 156; i++) {
+        if (ow[i] != 0.0f && ow[i] != ob[i]) ok = 0;
+        if (ob[i] != 0.0f) {
+          ones++;
+          dropped += ow[i] == 0.0f;
+        }
+      }
+      if (memcmp(ob, ow2, sizeof ob) != 0) ok = 0;
+      a = (float)((t * 11) % 52);
+      mrl_env_step(bare, &a, ob, NULL, NULL, NULL);
+      mrl_env_step(d, &a, ow, NULL, NULL, NULL);
+      mrl_env_step(d0, &a, ow2, NULL, NULL, NULL);
+    }
+    MRL_CHECK(ok, "dropout only zeroes; p = 0 changes nothing");
+    MRL_CHECK(fabs((double)dropped / ones - 0.25) < 0.03, "dropped %ld of %ld", dropped, ones);
+    mrl_env_free(d);
+    mrl_env_free(d0);
+  }
+  mrl_env_free(bare);
+}
+
+static void test_wrap_time_limit(void) {
+  float obs[64], r, a = 0.0f; /* North in the corridor: bump, stay */
+  int t, te, tr, ok = 1;
+  mrl_env *w = mrl_env_wrap_time_limit(mrl_env_make("TMaze-5"), 7);
+  mrl_env *longer = mrl_env_make("TMaze-5|time_limit:100");
+  mrl_env *none = mrl_env_make("TMaze-5|time_limit:0");
+  mrl_env *deck = mrl_env_make("RepeatFirstEasy-v0|time_limit:100");
+  MRL_CHECK(w && longer && none && deck, "time limits made");
+  if (!w || !longer || !none || !deck) return;
+  MRL_CHECK(mrl_env_max_episode_steps(w) == 7 && mrl_env_max_episode_steps(longer) == 100 &&
+                mrl_env_max_episode_steps(none) == 0,
+            "limits reported");
+  mrl_env_reset(w, 1, obs);
+  for (t = 1; t <= 7; t++) {
+    mrl_env_step(w, &a, obs, &r, &te, &tr);
+    if (te || tr != (t == 7)) ok = 0;
+  }
+  MRL_CHECK(ok && mrl_env_episode_success(w) == 0, "truncated at 7, no success");
+  MRL_CHECK(mrl_env_step(w, &a, obs, &r, &te, &tr) == MRL_ERR_NOT_RESET, "no step after the end");
+  mrl_env_reset(longer, 1, obs);
+  for (t = 1; t <= 100; t++) {
+    mrl_env_step(longer, &a, obs, &r, &te, &tr);
+    if (te || tr != (t == 100)) ok = 0;
+  }
+  MRL_CHECK(ok, "a longer limit replaces TMaze's 60");
+  mrl_env_reset(none, 1, obs);
+  for (t = 1; t <= 1000; t++) {
+    mrl_env_step(none, &a, obs, &r, &te, &tr);
+    if (te || tr) ok = 0;
+  }
+  MRL_CHECK(ok, "time_limit:0 removes the limit");
+  mrl_env_reset(deck, 1, obs);
+  for (t = 1; t <= 51; t++) {
+    mrl_env_step(deck, &a, obs, &r, &te, &tr);
+    if (te || tr != (t == 51)) ok = 0;
+  }
+  MRL_CHECK(ok, "a deck still runs out at 51");
+  /* success forwarded through wrappers: walk to the goal */
+  {
+    mrl_env *s = mrl_env_make("TMaze-3|frame_stack:2|prev_action_reward|time_limit:50");
+    float o[32], act;
+    int goal_north;
+    MRL_CHECK(s && mrl_env_obs_dim(s) == 6 + 4 + 1, "stacked id made");
+    if (s) {
+      MRL_CHECK(strcmp(mrl_env_id(s), "TMaze-3|frame_stack:2|prev_action_reward|time_limit:50") ==
+                    0,
+                "round-trip id");
+      MRL_CHECK(mrl_env_episode_success(s) == 0, "success known before the first episode");
+      mrl_env_reset(s, 10, o);
+      goal_north = o[3] == 0.0f; /* the cue in the newest frame: 0,1,1 North */
+      act = 1.0f;
+      for (t = 0; t < 3; t++) mrl_env_step(s, &act, o, &r, &te, &tr);
+      act = goal_north ? 0.0f : 2.0f;
+      mrl_env_step(s, &act, o, &r, &te, &tr);
+      MRL_CHECK(te && r == 4.0f && mrl_env_episode_success(s) == 1 &&
+                    mrl_env_episode_return(s) == 4.0f,
+                "goal reached through three wrappers: success 1");
+      MRL_CHECK(mrl_env_inner(s) != NULL && mrl_env_inner(mrl_env_inner(mrl_env_inner(s))) &&
+                    mrl_env_inner(mrl_env_inner(mrl_env_inner(mrl_env_inner(s)))) == NULL,
+                "mrl_env_inner walks down to the T-maze");
+      mrl_env_free(s);
+    }
+  }
+  mrl_env_free(w);
+  mrl_env_free(longer);
+  mrl_env_free(none);
+  mrl_env_free(deck);
+}
+
+static void test_wrap_forwarding(void) {
+  mrl_env *bare = mrl_env_make("MultiarmedBanditMedium-v0");
+  mrl_env *w = mrl_env_make("MultiarmedBanditMedium-v0|prev_action_reward|frame_stack:2");
+  float pb[20], pw[20], obs[64], bad = 20.0f;
+  char rb[2048], rw[2048];
+  MRL_CHECK(w && mrl_env_task_dim(w) == 20 && mrl_env_obs_dim(w) == 2 * (2 + 20 + 1),
+            "forwarded task dim");
+  if (!w || !bare) return;
+  MRL_CHECK(mrl_env_step(w, &bad, obs, NULL, NULL, NULL) == MRL_ERR_NOT_RESET,
+            "wrapper: step before reset");
+  mrl_env_reset(bare, 17, NULL);
+  mrl_env_reset(w, 17, obs);
+  mrl_env_task(bare, pb);
+  mrl_env_task(w, pw);
+  MRL_CHECK(memcmp(pb, pw, sizeof pb) == 0, "task forwarded");
+  MRL_CHECK(mrl_env_step(w, &bad, obs, NULL, NULL, NULL) == MRL_ERR_INVALID_ACTION,
+            "wrapper: invalid action rejected");
+  MRL_CHECK(mrl_env_render(bare, rb, sizeof rb) == mrl_env_render(w, rw, sizeof rw) &&
+                strcmp(rb, rw) == 0,
+            "render forwarded");
+  MRL_CHECK(mrl_env_episode_success(w) == -1, "no success notion forwarded as -1");
+  mrl_env_free(bare);
+  mrl_env_free(w);
+  /* malformed ids */
+  {
+    const char *bad_ids[] = {"TMaze-5|",
+                             "|frame_stack:2",
+                             "TMaze-5|frame_stack:0",
+                             "TMaze-5|frame_stack",
+                             "TMaze-5|frame_stack:2x",
+                             "TMaze-5|bogus",
+                             "TMaze-5|prev_action_reward:1",
+                             "TMaze-5|obs_noise:-1",
+                             "TMaze-5|obs_noise:nan",
+                             "TMaze-5|obs_noise:",
+                             "TMaze-5|obs_dropout:2",
+                             "TMaze-5|obs_mask:3",
+                             "TMaze-5|obs_mask:0,",
+                             "TMaze-5|obs_mask:,0",
+                             "TMaze-5|time_limit:-3",
+                             "NoSuchEnv|frame_stack:2"};
+    int i;
+    for (i = 0; i < (int)(sizeof bad_ids / sizeof bad_ids[0]); i++) {
+      mrl_env *e = mrl_env_make(bad_ids[i]);
+      MRL_CHECK(e == NULL, "malformed id \"%s\" refused", bad_ids[i]);
+      mrl_env_free(e);
+    }
+  }
+  MRL_CHECK(mrl_env_wrap_frame_stack(NULL, 2) == NULL &&
+                mrl_env_wrap_prev_action_reward(NULL) == NULL,
+            "NULL inner refused");
+}
+
+/* ---- vector env over wrapped ids; parallel == serial ---------------------- */
+
+static void test_vecenv(void) {
+  const char *ids[3] = {"ConcentrationHard-v0|prev_action_reward", "BattleshipMedium-v0",
+                        "TMaze-6|obs_noise:0.1|frame_stack:2"};
+  int e;
+  for (e = 0; e < 3; e++) {
+    mrl_vecenv v1, v2;
+    mrl_env *envs[70];
+    mrl_rng rng = mrl_rng_make(3);
+    static float actions[70];
+    int i, t, same = 1, ends = 0;
+    /* v1 through mrl_vecenv_init (parallel when built with -fopenmp: 70 >= 64);
+     * v2 the same envs stepped one by one by hand */
+    MRL_CHECK(mrl_vecenv_init(&v1, ids[e], 70, 99) == MRL_OK, "vecenv %s", ids[e]);
+    for (i = 0; i < 70; i++) envs[i] = mrl_env_make(ids[e]);
+    MRL_CHECK(mrl_vecenv_init_envs(&v2, envs, 70, 99) == MRL_OK, "vecenv of envs");
+    mrl_vecenv_reset(&v1);
+    mrl_vecenv_reset(&v2);
+    for (t = 0; t < 300; t++) {
+      for (i = 0; i < 70; i++) actions[i] = (float)mrl_rng_below(&rng, (uint32_t)v1.num_actions);
+      mrl_vecenv_step(&v1, actions);
+      for (i = 0; i < 70; i++) { /* serial by hand through a one-env step each */
+        mrl_env *en = v2.envs[i];
+        float *o = v2.obs + (size_t)i * v2.obs_dim;
+        mrl_env_step(en, actions + i, o, v2.rewards + i, v2.terminated + i, v2.truncated + i);
+        if (v2.terminated[i] || v2.truncated[i]) {
+          memcpy(v2.final_obs + (size_t)i * v2.obs_dim, o, (size_t)v2.obs_dim * sizeof(float));
+          mrl_env_reset(en, mrl_vecenv_episode_seed(99, i, v2.episodes_started[i]++), o);
+          ends++;
+        }
+      }
+      if (memcmp(v1.obs, v2.obs, (size_t)(70 * v1.obs_dim) * sizeof(float)) != 0 ||
+          memcmp(v1.rewards, v2.rewards, 70 * sizeof(float)) != 0 ||
+          memcmp(v1.terminated, v2.terminated, 70 * sizeof(int)) != 0 ||
+          memcmp(v1.truncated, v2.truncated, 70 * sizeof(int)) != 0)
+        same = 0;
+      for (i = 0; i < 70; i++)
+        if ((v1.terminated[i] || v1.truncated[i]) &&
+            memcmp(v1.final_obs + (size_t)i * v1.obs_dim, v2.final_obs + (size_t)i * v1.obs_dim,
+                   (size_t)v1.obs_dim * sizeof(float)) != 0)
+          same = 0;
+    }
+    MRL_CHECK(same && ends > 0, "%s: vector step equals stepping one by one (%d episodes ended)",
+              ids[e], ends);
+    mrl_vecenv_free(&v1);
+    mrl_vecenv_free(&v2);
+  }
+}
+
 int main(void) {
   test_repeat_first();
   test_repeat_previous();
@@ -685,5 +1070,14 @@ int main(void) {
   test_bandit();
   test_popgym_common();
   test_render_samples();
+  test_wrap_prev_action_reward();
+  test_wrap_frame_stack();
+  test_wrap_noise_mask_dropout();
+  test_wrap_time_limit();
+  test_wrap_forwarding();
+  test_vecenv();
+#ifdef _OPENMP
+  printf("(built with OpenMP: the vector steps ran in parallel)\n");
+#endif
   return mrl_test_summary("test_envs_popgym");
 }
