@@ -1183,7 +1183,7 @@ static void mrl__one_hot(float *out, int n, int index) {
 /* Difficulty of a POPGym id "[popgym-]<name><Easy|Medium|Hard>-v0": 0, 1, 2,
  * or -1 when id is not of this family. */
 static int mrl__popgym_level(const char *id, const char *name) {
-  static const char *const levels[3] = {"Easy", "Medium", "Hard"};
+  static const char levels[3][8] = {"Easy", "Medium", "Hard"};
   size_t n = strlen(name);
   int k;
   if (strncmp(id, "popgym-", 7) == 0) id += 7;
@@ -1413,7 +1413,7 @@ static mrl_result mrl__count_recall_step(void *self, const float *action, float 
 }
 
 static int mrl__count_recall_render(const void *self, char *buf, size_t size) {
-  static const char *const kinds[3] = {"colour", "suit", "rank"};
+  static const char kinds[3][8] = {"colour", "suit", "rank"};
   const mrl__count_recall *s = (const mrl__count_recall *)self;
   size_t at = 0;
   int i;
