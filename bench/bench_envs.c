@@ -2,6 +2,9 @@
  * that steps the same environments one mrl_env_step call at a time (and
  * resets them by hand), measured in the same run. The two alternate in short
  * rounds and each keeps its best round, so a busy machine skews both alike.
+ * Then every POPGym task at every level, beside the steps per second that
+ * POPGym's README reports for its Python version (MacBook Air 2020): the
+ * reference is another machine and language, so the ratio is indicative.
  * cc -std=c99 -O2 bench/bench_envs.c -o bench_envs -lm && ./bench_envs */
 #define _POSIX_C_SOURCE 199309L
 #define MEMRL_ENVS_IMPLEMENTATION
@@ -15,6 +18,7 @@
 #define ROUNDS 5         /* alternating rounds per environment */
 #define SECONDS 0.08     /* per round and loop: 3 envs x 5 rounds x 2 loops = 2.4 s */
 #define CHUNK 256        /* vector steps between clock reads */
+#define POPGYM_ROUNDS 3  /* per POPGym task and level: 27 x 3 x 0.08 s = 6.5 s */
 
 static double now_s(void) {
   struct timespec ts;
@@ -81,6 +85,44 @@ static double bench_naive(const char *id, const float *actions) {
   return (double)steps / (t1 - t0);
 }
 
+/* POPGym's README table ("Macbook Air (2020) FPS", its Python environments,
+ * one difficulty per task): the reference each POPGym task is quoted beside. */
+static const struct {
+  const char *name;
+  double python_fps;
+} popgym_ref[9] = {
+    {"RepeatFirst", 155201}, {"RepeatPrevious", 136392}, {"Autoencode", 251997},
+    {"CountRecall", 50311},  {"HigherLower", 76903},     {"Concentration", 157217},
+    {"Battleship", 235402},  {"MineSweeper", 32003},     {"MultiarmedBandit", 469325}};
+
+/* Every POPGym task at every level through the vector API, uniform random
+ * actions (auto-resets, and so shuffles, included). */
+static void bench_popgym(float *actions) {
+  static const char *const levels[3] = {"Easy", "Medium", "Hard"};
+  int t, l, i, k;
+  for (t = 0; t < 9; t++)
+    for (l = 0; l < 3; l++) {
+      char id[64];
+      mrl_env *probe;
+      mrl_rng rng = mrl_rng_make(777);
+      uint32_t n;
+      double best = 0.0;
+      snprintf(id, sizeof id, "%s%s-v0", popgym_ref[t].name, levels[l]);
+      probe = mrl_env_make(id);
+      if (!probe) continue;
+      n = (uint32_t)mrl_env_num_actions(probe);
+      mrl_env_free(probe);
+      for (i = 0; i < ACTION_ROWS * NUM_ENVS; i++) actions[i] = (float)mrl_rng_below(&rng, n);
+      for (k = 0; k < POPGYM_ROUNDS; k++) {
+        double x = bench_vector(id, actions);
+        if (x > best) best = x;
+      }
+      printf("BENCH name=env_steps_%s value=%.4g unit=steps/s ref=popgym-python-readme "
+             "ref_value=%.6g speedup=%.1f\n",
+             id, best, popgym_ref[t].python_fps, best / popgym_ref[t].python_fps);
+    }
+}
+
 int main(void) {
   static float actions[ACTION_ROWS * NUM_ENVS];
   const char *ids[3] = {"CartPole-v1", "StatelessCartPole-v1", "TMaze-20"};
@@ -107,5 +149,6 @@ int main(void) {
            "ref_value=%.4g speedup=%.3f\n",
            ids[e], vec, ref, ref > 0.0 ? vec / ref : 0.0);
   }
+  bench_popgym(actions);
   return 0;
 }
