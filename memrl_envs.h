@@ -26,7 +26,7 @@
  *     MRL_ASSERT(c)     replace assert()
  *
  * Memory is allocated only in mrl_env_make / mrl_env_create /
- * mrl_vecenv_init*. Reset and step never allocate. There is no global
+ * mrl_env_wrap_* / mrl_vecenv_init*. Reset and step never allocate. There is no global
  * state: one object belongs to one thread at a time.
  *
  * ==== Quick start ===================================================
@@ -1512,32 +1512,35 @@ typedef struct mrl__concentration {
   int episode_length;   /* ceil(2n - n / (2n - 1)) */
   int face_up_count;    /* cards matched so far */
   int in_play[2], n_in_play;
+  int shown[2], n_shown;   /* flipped in the last step: face down again once the turn is over */
   uint16_t cards[2 * 52];  /* card at each table position */
+  uint8_t value[2 * 52];   /* its colour or rank */
   uint8_t face_up[2 * 52]; /* 1: matched, stays up */
+  float view[52 * 14];     /* the observation, kept up to date flip by flip */
 } mrl__concentration;
 
-static int mrl__concentration_value(const mrl__concentration *s, int pos) {
-  return s->ranks ? mrl__card_rank(s->cards[pos]) : mrl__card_color(s->cards[pos]);
-}
-
-static void mrl__concentration_obs(const mrl__concentration *s, float *obs) {
-  int p, w = s->distinct + 1;
-  memset(obs, 0, (size_t)(s->num_cards * w) * sizeof(float));
-  for (p = 0; p < s->num_cards; p++) {
-    int up = s->face_up[p] || (s->n_in_play > 0 && s->in_play[0] == p) ||
-             (s->n_in_play > 1 && s->in_play[1] == p);
-    obs[p * w + (up ? mrl__concentration_value(s, p) : s->distinct)] = 1.0f;
-  }
+static void mrl__concentration_show(mrl__concentration *s, int p, int up) {
+  float *cell = s->view + p * (s->distinct + 1);
+  cell[s->value[p]] = up ? 1.0f : 0.0f;
+  cell[s->distinct] = up ? 0.0f : 1.0f;
 }
 
 static mrl_result mrl__concentration_reset(void *self, uint64_t seed, float *obs) {
   mrl__concentration *s = (mrl__concentration *)self;
   mrl_rng r = mrl_rng_make(seed);
+  int p, w = s->distinct + 1;
   mrl__deck_shuffle(s->cards, s->num_cards, &r);
   memset(s->face_up, 0, sizeof s->face_up);
+  memset(s->view, 0, (size_t)(s->num_cards * w) * sizeof(float));
+  for (p = 0; p < s->num_cards; p++) {
+    int c = s->cards[p];
+    s->value[p] = (uint8_t)(s->ranks ? mrl__card_rank(c) : mrl__card_color(c));
+    s->view[p * w + s->distinct] = 1.0f; /* face down */
+  }
   s->face_up_count = 0;
   s->n_in_play = 0;
-  mrl__concentration_obs(s, obs);
+  s->n_shown = 0;
+  memcpy(obs, s->view, (size_t)(s->num_cards * w) * sizeof(float));
   return MRL_OK;
 }
 
@@ -1545,9 +1548,18 @@ static mrl_result mrl__concentration_step(void *self, const float *action, float
                                           float *reward, int *terminated, int *truncated) {
   mrl__concentration *s = (mrl__concentration *)self;
   float fail = -1.0f / (float)s->episode_length;
-  int a = (int)action[0];
+  int a = (int)action[0], i;
+  for (i = 0; i < s->n_shown; i++) { /* the last turn's cards go face down */
+    int p = s->shown[i];
+    if (!s->face_up[p] && !(s->n_in_play == 1 && s->in_play[0] == p))
+      mrl__concentration_show(s, p, 0);
+  }
   s->in_play[s->n_in_play++] = a;
-  mrl__concentration_obs(s, obs); /* the flipped card(s) face up */
+  mrl__concentration_show(s, a, 1); /* the flipped card(s) face up in this observation */
+  s->n_shown = s->n_in_play;
+  s->shown[0] = s->in_play[0];
+  s->shown[1] = s->in_play[s->n_in_play - 1];
+  memcpy(obs, s->view, (size_t)(s->num_cards * (s->distinct + 1)) * sizeof(float));
   *reward = 0.0f;
   *terminated = 0;
   *truncated = 0;
@@ -1556,7 +1568,7 @@ static mrl_result mrl__concentration_step(void *self, const float *action, float
     s->n_in_play = 0;
   } else if (s->n_in_play == 2) {
     int p = s->in_play[0], q = s->in_play[1];
-    if (p != q && mrl__concentration_value(s, p) == mrl__concentration_value(s, q)) {
+    if (p != q && s->value[p] == s->value[q]) {
       *reward = 2.0f / (float)s->num_cards;
       s->face_up[p] = s->face_up[q] = 1;
       s->face_up_count += 2;
@@ -1574,8 +1586,8 @@ static int mrl__concentration_render(const void *self, char *buf, size_t size) {
   size_t at = 0;
   int p;
   if (size > 0) buf[0] = '\0';
-  /* rows of 13; matched cards in lower case show their value, face-down '?',
-   * the card flipped this turn in brackets */
+  /* rows of 13: matched cards show their value (rank, or b / r), face-down
+   * ones '?', the card flipped this turn in brackets */
   for (p = 0; p < s->num_cards; p++) {
     int c = s->cards[p], flipped = s->n_in_play > 0 && s->in_play[0] == p;
     char v = s->ranks ? mrl__card_rank_char(c) : (mrl__card_color(c) ? 'r' : 'b');
@@ -1717,25 +1729,25 @@ typedef struct mrl__minesweeper {
 static mrl_result mrl__minesweeper_reset(void *self, uint64_t seed, float *obs) {
   mrl__minesweeper *s = (mrl__minesweeper *)self;
   mrl_rng r = mrl_rng_make(seed);
-  int n = s->side * s->side, cells[64], i, j, di, dj;
+  int n = s->side * s->side, cells[64], i, y, x;
   for (i = 0; i < n; i++) cells[i] = i;
   memset(s->grid, 0, sizeof s->grid);
+  memset(s->neighbor, 0, sizeof s->neighbor);
   for (i = 0; i < s->mines; i++) { /* partial Fisher-Yates: mines distinct cells */
-    int k = i + (int)mrl_rng_below(&r, (uint32_t)(n - i)), t = cells[i];
+    int k = i + (int)mrl_rng_below(&r, (uint32_t)(n - i)), t = cells[i], m;
+    int y0, y1, x0, x1;
     cells[i] = cells[k];
     cells[k] = t;
-    s->grid[cells[i]] = 1;
+    m = cells[i];
+    s->grid[m] = 1;
+    /* count it in the 3x3 block around it (its own cell included) */
+    y0 = m / s->side - 1 < 0 ? 0 : m / s->side - 1;
+    y1 = m / s->side + 1 >= s->side ? s->side - 1 : m / s->side + 1;
+    x0 = m % s->side - 1 < 0 ? 0 : m % s->side - 1;
+    x1 = m % s->side + 1 >= s->side ? s->side - 1 : m % s->side + 1;
+    for (y = y0; y <= y1; y++)
+      for (x = x0; x <= x1; x++) s->neighbor[y * s->side + x]++;
   }
-  for (i = 0; i < s->side; i++)
-    for (j = 0; j < s->side; j++) {
-      int count = 0;
-      for (di = -1; di <= 1; di++)
-        for (dj = -1; dj <= 1; dj++) {
-          int y = i + di, x = j + dj;
-          if (y >= 0 && y < s->side && x >= 0 && x < s->side) count += s->grid[y * s->side + x];
-        }
-      s->neighbor[i * s->side + j] = (uint8_t)count;
-    }
   s->clear_left = n - s->mines;
   s->last_action = -1;
   mrl__one_hot(obs, s->obs_dim, 0);
@@ -1827,14 +1839,13 @@ static mrl_result mrl__bandit_step(void *self, const float *action, float *obs, 
                                    int *terminated, int *truncated) {
   mrl__bandit *s = (mrl__bandit *)self;
   int a = (int)action[0], pay = mrl_rng_uniform(&s->rng) < s->p[a];
-  float scale = 1.0f / (float)s->length;
   s->last_action = a;
   s->last_payout = pay;
-  *reward = pay ? scale : -scale;
+  *reward = (float)(2 * pay - 1) / (float)s->length; /* +-1/T, without a branch */
   *terminated = 0;
   *truncated = 0; /* the wrapper's limit: length steps */
-  obs[0] = pay ? 0.0f : 1.0f;
-  obs[1] = pay ? 1.0f : 0.0f;
+  obs[0] = (float)(1 - pay);
+  obs[1] = (float)pay;
   return MRL_OK;
 }
 

@@ -356,6 +356,56 @@ static void test_concentration(void) {
               "truncated after %d steps, return %g >= -1", L, mrl_env_episode_return(env));
     mrl_env_free(env);
   }
+  /* random play against a reference of the visible set: matched cards plus
+   * the cards flipped this turn, every cell of every observation checked */
+  for (level = 0; level < 3; level++) {
+    mrl_env *env = make_level("Concentration", level);
+    int n = 52 * decks[level], d = distinct[level], w = d + 1, L = mrl_env_max_episode_steps(env);
+    int matched[104], turn[2], nturn = 0, p, t, ok = 1, rewards_ok = 1, episodes = 0;
+    mrl_rng rng = mrl_rng_make(5);
+    mrl_env_reset(env, 50, obs);
+    memset(matched, 0, sizeof matched);
+    for (t = 0; t < 3000; t++) {
+      /* mostly fresh cards, sometimes matched ones or the same one twice */
+      int a = (int)mrl_rng_below(&rng, (uint32_t)n);
+      float want;
+      if (t % 17 == 0 && nturn == 1) a = turn[0];
+      step_i(env, a, obs, &r, &te, &tr);
+      turn[nturn++] = a;
+      for (p = 0; p < n; p++) {
+        int vis = matched[p] || turn[0] == p || (nturn == 2 && turn[1] == p),
+            h = hot(obs + p * w, w);
+        if (h < 0 || (vis ? h == d : h != d)) ok = 0;
+      }
+      if (matched[turn[0]] || (nturn == 2 && matched[turn[1]])) {
+        want = -(float)nturn / (float)L;
+        nturn = 0;
+      } else if (nturn == 2) {
+        int same = turn[0] != turn[1] && hot(obs + turn[0] * w, w) == hot(obs + turn[1] * w, w);
+        want = same ? 2.0f / (float)n : -2.0f / (float)L;
+        if (same) matched[turn[0]] = matched[turn[1]] = 1;
+        nturn = 0;
+      } else {
+        want = 0.0f;
+      }
+      if (r != want) rewards_ok = 0;
+      if (te || tr) {
+        episodes++;
+        mrl_env_reset(env, 60 + (uint64_t)t, obs);
+        memset(matched, 0, sizeof matched);
+        nturn = 0;
+      }
+    }
+    MRL_CHECK(ok,
+              "Concentration level %d: every observation shows exactly the matched cards and "
+              "this turn's",
+              level);
+    MRL_CHECK(rewards_ok && episodes > 5,
+              "Concentration level %d: rewards of random play (%d "
+              "episodes)",
+              level, episodes);
+    mrl_env_free(env);
+  }
   {
     mrl_env *env = mrl_env_make("ConcentrationEasy-v0");
     char buf[2048];
