@@ -2390,8 +2390,9 @@ MRL_DEF mrl_env *mrl_env_wrap_time_limit(mrl_env *inner, int max_episode_steps) 
   snprintf(suffix, sizeof suffix, "|time_limit:%d", max_episode_steps);
   env = mrl__wrap_new(inner, MRL__WRAP_TIME_LIMIT, inner->vt.obs_dim, suffix, 0, 0, &w);
   if (env) {
+    mrl_env *e;
     env->vt.max_episode_steps = max_episode_steps;
-    inner->vt.max_episode_steps = 0; /* the outer limit replaces it */
+    for (e = inner; e; e = mrl_env_inner(e)) e->vt.max_episode_steps = 0; /* replaced, all levels */
   }
   return env;
 }

@@ -961,6 +961,19 @@ static void test_wrap_time_limit(void) {
     if (te || tr != (t == 100)) ok = 0;
   }
   MRL_CHECK(ok, "a longer limit replaces TMaze's 60");
+  {
+    mrl_env *deep = mrl_env_make("TMaze-5|frame_stack:2|obs_dropout:0|time_limit:100");
+    MRL_CHECK(deep != NULL, "deep time limit made");
+    if (deep) {
+      mrl_env_reset(deep, 1, obs);
+      for (t = 1; t <= 100; t++) {
+        mrl_env_step(deep, &a, obs, &r, &te, &tr);
+        if (te || tr != (t == 100)) ok = 0;
+      }
+      MRL_CHECK(ok, "the limit replaces every level's below it");
+      mrl_env_free(deep);
+    }
+  }
   mrl_env_reset(none, 1, obs);
   for (t = 1; t <= 1000; t++) {
     mrl_env_step(none, &a, obs, &r, &te, &tr);
