@@ -24,10 +24,12 @@
  *     MRL_MALLOC(sz), MRL_REALLOC(p, sz), MRL_FREE(p)
  *                       replace the allocator (all three or none)
  *     MRL_ASSERT(c)     replace assert()
+ *     MRL_VECENV_OMP_MIN_ENVS  with -fopenmp, vectors of at least this many
+ *                       environments (default 64) step them in parallel
  *
  * Memory is allocated only in mrl_env_make / mrl_env_create /
- * mrl_env_wrap_* / mrl_vecenv_init*. Reset and step never allocate. There is no global
- * state: one object belongs to one thread at a time.
+ * mrl_env_wrap_* / mrl_vecenv_init*. Reset and step never allocate. There
+ * is no global state: one object belongs to one thread at a time.
  *
  * ==== Quick start ===================================================
  *
@@ -176,9 +178,9 @@
  *   the one after step j, step t (from 1) is scored when t >= k: +1/(n-k)
  *   when the action is the suit in o_{t-k}, else -1/(n-k); steps t < k
  *   give 0. So the answer is the suit shown k-1 observations before the
- *   latest one (POPGym's hand[-k]; its docstring's "k = 0 is the current
- *   step" is off by one from its code, which we follow). Truncated at step
- *   n-1. Optimal return 1.
+ *   latest one, as POPGym's code has it (hand[-k]: k = 1 would be the
+ *   latest card; its docstring reads k = 0 as the latest, one off, and we
+ *   follow the code). Truncated at step n-1. Optimal return 1.
  *
  * Autoencode<Easy|Medium|Hard>-v0 (1, 2, 3 decks)
  *   Obs (6): [play, watch] mode flags, then the suit (4). Actions: 4 suits.
@@ -199,8 +201,9 @@
  *   with the value of the current query have been dealt so far (the one in
  *   the current observation included), else -1/(n-1); then the next pair
  *   is dealt. Terminated at step n-1 (value deck empty). POPGym before its
- *   fix (proroklab/popgym PR #41) had n/d actions, so the full count could
- *   not be answered; we have the fixed n/d + 1.
+ *   fix (proroklab/popgym issue #40, PR #41) had n/d actions, so the full
+ *   count could not be answered; we have the fixed n/d + 1. POPGym's
+ *   error_clamp argument is unused by its reward; so here.
  *
  * HigherLower<Easy|Medium|Hard>-v0 (1, 2, 3 decks)
  *   Obs: rank of the current card (13). Actions: 0 "the next card ranks
