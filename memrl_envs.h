@@ -491,8 +491,10 @@ extern "C" {
 typedef struct mrl_env mrl_env;
 
 /* Makes a built-in environment (any id of a family in mrl_env_list, e.g.
- * "CartPole-v1", "TMaze-20"). NULL for an unknown or malformed id (or NULL),
- * or when out of memory. */
+ * "CartPole-v1", "TMaze-20"), optionally wrapped: "<id>|<wrapper>[:<arg>]..."
+ * such as "BattleshipEasy-v0|prev_action_reward|frame_stack:4" (see
+ * "Wrappers" at the top). NULL for an unknown or malformed id (or NULL), or
+ * when out of memory. */
 MRL_DEF mrl_env *mrl_env_make(const char *id);
 MRL_DEF void mrl_env_free(mrl_env *env); /* NULL is fine */
 
