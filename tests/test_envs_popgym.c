@@ -1121,6 +1121,64 @@ static void test_vecenv(void) {
   }
 }
 
+/* A user environment that fails (MRL_ERR_IO) at step `fail_at` when its
+ * seed is odd; the vector must pass the error on and ask for a reset. */
+typedef struct failing_env {
+  int t, odd;
+} failing_env;
+
+static mrl_result failing_reset(void *self, uint64_t seed, float *obs) {
+  failing_env *f = (failing_env *)self;
+  f->t = 0;
+  f->odd = (int)(seed & 1u);
+  obs[0] = 0.0f;
+  return MRL_OK;
+}
+
+static mrl_result failing_step(void *self, const float *action, float *obs, float *reward,
+                               int *terminated, int *truncated) {
+  failing_env *f = (failing_env *)self;
+  (void)action;
+  if (++f->t == 3 && f->odd) return MRL_ERR_IO;
+  obs[0] = (float)f->t;
+  *reward = 1.0f;
+  *terminated = *truncated = 0;
+  return MRL_OK;
+}
+
+static void test_vecenv_error(void) {
+  static failing_env states[70];
+  mrl_env *envs[70];
+  mrl_vecenv v;
+  float actions[70];
+  int i, made = 1, odd = 0;
+  mrl_result r = MRL_OK;
+  for (i = 0; i < 70; i++) {
+    mrl_env_vtable vt;
+    memset(&vt, 0, sizeof vt);
+    vt.obs_dim = 1;
+    vt.num_actions = 2;
+    vt.action_dim = 1;
+    vt.reset = failing_reset;
+    vt.step = failing_step;
+    envs[i] = mrl_env_create(&vt, &states[i]);
+    if (!envs[i]) made = 0;
+    actions[i] = 1.0f;
+  }
+  MRL_CHECK(made && mrl_vecenv_init_envs(&v, envs, 70, 4) == MRL_OK, "failing vector made");
+  if (!made) return;
+  mrl_vecenv_reset(&v);
+  for (i = 0; i < 70; i++) odd += states[i].odd;
+  MRL_CHECK(odd > 0, "some environments fail");
+  for (i = 0; i < 3 && r == MRL_OK; i++) r = mrl_vecenv_step(&v, actions);
+  MRL_CHECK(r == MRL_ERR_IO && i == 3 && v.ready == 0, "the user's error comes back (%d at %d)",
+            (int)r, i);
+  MRL_CHECK(mrl_vecenv_step(&v, actions) == MRL_ERR_NOT_RESET, "then the vector needs a reset");
+  MRL_CHECK(mrl_vecenv_reset(&v) == MRL_OK && mrl_vecenv_step(&v, actions) == MRL_OK,
+            "and works again after one");
+  mrl_vecenv_free(&v);
+}
+
 int main(void) {
   test_repeat_first();
   test_repeat_previous();
@@ -1139,6 +1197,7 @@ int main(void) {
   test_wrap_time_limit();
   test_wrap_forwarding();
   test_vecenv();
+  test_vecenv_error();
 #ifdef _OPENMP
   printf("(built with OpenMP: the vector steps ran in parallel)\n");
 #endif
