@@ -24,10 +24,12 @@
  *     MRL_MALLOC(sz), MRL_REALLOC(p, sz), MRL_FREE(p)
  *                       replace the allocator (all three or none)
  *     MRL_ASSERT(c)     replace assert()
+ *     MRL_VECENV_OMP_MIN_ENVS  with -fopenmp, vectors of at least this many
+ *                       environments (default 64) step them in parallel
  *
  * Memory is allocated only in mrl_env_make / mrl_env_create /
- * mrl_vecenv_init*. Reset and step never allocate. There is no global
- * state: one object belongs to one thread at a time.
+ * mrl_env_wrap_* / mrl_vecenv_init*. Reset and step never allocate. There
+ * is no global state: one object belongs to one thread at a time.
  *
  * ==== Quick start ===================================================
  *
@@ -399,6 +401,117 @@
  *   draws it per episode), no 3D.
  *   Render: "phase <p>/3 step <t>/<phase length>\n", then the 7 x 11 board:
  *   # wall, . floor, A agent, @ apple, R G B colours 0 1 2.
+ * ---- POPGym card and game tasks --------------------------------------------
+ *
+ * From S. Morad et al., "POPGym: Benchmarking Partially Observable
+ * Reinforcement Learning", ICLR 2023, with the rules of its reference code
+ * (github.com/proroklab/popgym, popgym/envs/<task>.py and popgym/core/deck.py).
+ * Ids: <Name><Easy|Medium|Hard>-v0, e.g. RepeatFirstEasy-v0; POPGym's own
+ * spelling popgym-RepeatFirstEasy-v0 is accepted too. Common to all:
+ *   - Discrete observations are one-hot float vectors; a tuple of discrete
+ *     values is the concatenation of their one-hot blocks, in the order
+ *     listed. Multi-discrete actions (a board cell) are flattened to one
+ *     index, row * width + column.
+ *   - Decks: num_decks * 52 cards; card c has suit c % 4 (0 s, 1 d, 2 c, 3
+ *     h), rank (c % 52) / 4 (0 ace .. 12 king) and colour c % 2, as POPGym's
+ *     Deck lays them out. A reset with seed s shuffles with mrl_rng_make(s)
+ *     (Fisher-Yates, mrl_rng_below) and deals in order; POPGym's numpy
+ *     generator gives other decks for the same seed, the same distribution.
+ *   - Rewards are scaled as POPGym scales them, so that an episode's return
+ *     lies in [-1, 1] (Battleship excepted, see there).
+ *   - Success: none (-1). MultiarmedBandit exposes its arm probabilities
+ *     through mrl_env_task (privileged, never in the observation).
+ *   - POPGym marks Battleship, MineSweeper, MultiarmedBandit and
+ *     Concentration "obs_requires_prev_action": their observation alone
+ *     does not say what was done. Wrap them with
+ *     mrl_env_wrap_prev_action_reward (id suffix "|prev_action_reward"), as
+ *     POPGym's PreviousAction wrapper does.
+ *
+ * RepeatFirst<Easy|Medium|Hard>-v0 (1, 8, 16 decks; n = 52 * decks)
+ *   Obs: suit of the card just dealt (4). Actions: 4 suits. The first card
+ *   comes with reset; every step deals the next one. Reward at every step:
+ *   +1/(n-1) when the action is the suit of the FIRST card, else -1/(n-1).
+ *   Truncated at step n-1 (the deck is empty). Optimal return 1.
+ *
+ * RepeatPrevious<Easy|Medium|Hard>-v0 (1, 2, 3 decks; k = 4, 32, 64)
+ *   Obs and actions as RepeatFirst. With o_0 the reset observation and o_j
+ *   the one after step j, step t (from 1) is scored when t >= k: +1/(n-k)
+ *   when the action is the suit in o_{t-k}, else -1/(n-k); steps t < k
+ *   give 0. So the answer is the suit shown k-1 observations before the
+ *   latest one, as POPGym's code has it (hand[-k]: k = 1 would be the
+ *   latest card; its docstring reads k = 0 as the latest, one off, and we
+ *   follow the code). Truncated at step n-1. Optimal return 1.
+ *
+ * Autoencode<Easy|Medium|Hard>-v0 (1, 2, 3 decks)
+ *   Obs (6): [play, watch] mode flags, then the suit (4). Actions: 4 suits.
+ *   Watch phase: the reset and the next n-1 steps show the n cards, in
+ *   order, with the watch flag (actions ignored, reward 0); the last card
+ *   comes with the play flag already set. Play phase: the next n steps must
+ *   name the suits in REVERSE order: +1/n when right, else -1/n;
+ *   terminated after the n-th answer (2n-1 steps in all). During play the
+ *   suit block is all zeros (POPGym shows the constant suit of card 0: no
+ *   information either way).
+ *
+ * CountRecall<Easy|Medium|Hard>-v0 (colours of 1 deck, suits of 2 decks,
+ *   ranks of 4 decks: d = 2, 4, 13 values, n = 52, 104, 208 cards)
+ *   Two decks shuffled independently: a value deck and a query deck. Obs
+ *   (2d): the value card just dealt, then the query card just dealt (one
+ *   card of each per step, one of each at reset). Actions: n/d + 1 counts
+ *   0 .. n/d. Step: +1/(n-1) when the action equals how many value cards
+ *   with the value of the current query have been dealt so far (the one in
+ *   the current observation included), else -1/(n-1); then the next pair
+ *   is dealt. Terminated at step n-1 (value deck empty). POPGym before its
+ *   fix (proroklab/popgym issue #40, PR #41) had n/d actions, so the full
+ *   count could not be answered; we have the fixed n/d + 1. POPGym's
+ *   error_clamp argument is unused by its reward; so here.
+ *
+ * HigherLower<Easy|Medium|Hard>-v0 (1, 2, 3 decks)
+ *   Obs: rank of the current card (13). Actions: 0 "the next card ranks
+ *   higher", 1 "lower". Step: the next card is dealt and shown; equal
+ *   ranks give 0, a right guess +1/n, a wrong one -1/n. Terminated at step
+ *   n-1 (deck empty). Card counting beats chance.
+ *
+ * Concentration<Easy|Medium|Hard>-v0 (Easy: colours of 1 deck, Medium:
+ *   colours of 2 decks, Hard: ranks of 1 deck; d = 2, 2, 13 values)
+ *   n cards lie face down. Obs (n * (d+1)): per table position a one-hot
+ *   of d+1 symbols, the card's value when face up, symbol d when face
+ *   down. Actions: n positions. A turn is two flips; the flipped cards show
+ *   in the observation of the step that flips them. After the second flip:
+ *   equal values at two different positions stay face up, reward 2/n;
+ *   otherwise (the same position twice included) both turn face down,
+ *   reward -2/L. Flipping a card that is already matched voids the turn:
+ *   reward -(cards flipped this turn)/L (POPGym's fix of its PR #1).
+ *   Terminated when all cards are face up; truncated after L = ceil(2n -
+ *   n/(2n-1)) steps (104 or 208), the expected length of a perfect player.
+ *
+ * Battleship<Easy|Medium|Hard>-v0 (board b = 8, 10, 12)
+ *   Ships of 2, 3, 3 and 4 cells, placed one after another by POPGym's
+ *   rejection rule: start cell uniform, axis and direction uniform, rejected
+ *   when off the board or overlapping (ships may touch). Obs: [miss, hit]
+ *   (2); the reset observation is "miss" as in POPGym. Actions: b*b cells.
+ *   A shot at an unshot ship cell hits: +1/12; anything else (water, or a
+ *   cell shot before) is a miss: -1/(b*b - 12). Terminated at the 12th
+ *   hit, truncated after b*b shots. Best return 1; POPGym's scale puts the
+ *   worst (all misses) at -b*b/(b*b-12), below -1; we keep its scale.
+ *
+ * MineSweeper<Easy|Medium|Hard>-v0 (4x4 with 2 mines, 6x6 with 6, 8x8
+ *   with 10; L = cells - mines)
+ *   Mines at distinct uniform cells. Obs: one-hot of min(mines+1, 10)
+ *   values (3, 7, 10): the number of mines in the 3x3 block around the
+ *   clicked cell, the cell itself included (so a mine shows at least 1);
+ *   0 at reset. Actions: the cells. A click on a mine: reward -0.5 - 1/L,
+ *   terminated. On a cell viewed before: -0.5/(L-2). On a new clear cell:
+ *   +1/L, and terminated when it was the last one. Truncated after L steps.
+ *   POPGym's check (timestep == L before counting the step) lets an episode
+ *   run L+1 steps; we stop at L, the length its reward scale is computed
+ *   for, so the worst return is exactly -1.
+ *
+ * MultiarmedBandit<Easy|Medium|Hard>-v0 (10, 20, 30 arms; T = 200, 400,
+ *   600 steps)
+ *   At reset each arm gets a payout probability uniform in [0, 1). Obs:
+ *   [no payout, payout] (2), "no payout" at reset. Actions: the arms. Step:
+ *   the pulled arm pays with its probability: +1/T, else -1/T. Truncated
+ *   after T steps. mrl_env_task: the arm probabilities (task_dim = arms).
  *
  * ==== Vector environment ============================================
  *
@@ -415,7 +528,43 @@
  * the three, so a run is reproducible from its seed and episodes get
  * distinct seeds (up to 64-bit collisions). All actions are checked before
  * any environment steps: one invalid action leaves every environment
- * untouched.
+ * untouched. Built with -fopenmp, a vector of at least
+ * MRL_VECENV_OMP_MIN_ENVS (64) environments steps them in parallel with
+ * results identical to the serial loop, bit for bit (each environment only
+ * touches its own slots). Should a user environment's step fail, the serial
+ * loop stops there while the parallel one steps the others and returns the
+ * error of the lowest index; either way the vector needs a reset.
+ *
+ * ==== Wrappers ======================================================
+ *
+ * Each wrapper is an mrl_env around another (mrl_env_wrap_*), owns it, and
+ * forwards render, task (mrl_env_task) and success; the outer mrl_env does
+ * its own action checks, step-before-reset refusal, time limit and episode
+ * statistics (mrl_env_episode_return / _length / _success), so they hold
+ * at every level. mrl_env_inner(env) returns the wrapped environment.
+ *   prev_action_reward  [obs, previous action, previous reward]. Discrete:
+ *                       one-hot of the action; box: the clipped action the
+ *                       environment received. All zeros after a reset
+ *                       (POPGym's PreviousAction puts the one-hot of its
+ *                       null action 0 there and no reward; zeros keep "no
+ *                       action yet" apart from action 0, as RL^2 agents do).
+ *   frame_stack:k       the k latest observations, oldest first, zeros
+ *                       before the episode start.
+ *   obs_noise:sigma     Gaussian noise of deviation sigma on every component.
+ *   obs_mask:i,j,...    components i, j, ... always zero.
+ *   obs_dropout:p       each component zeroed with probability p per step.
+ *   time_limit:m        truncation after m steps (0: none), replacing the
+ *                       wrapped environment's own limit; rules that end an
+ *                       episode by themselves (a deck runs out) still do.
+ * The random wrappers draw from their own generator, seeded from the
+ * episode seed at every reset: same seed, same noise.
+ *
+ * Ids: mrl_env_make (and so mrl_vecenv_init) accepts a registered id
+ * followed by wrappers, innermost first, each "|name" or "|name:arg":
+ *     "BattleshipEasy-v0|prev_action_reward"
+ *     "CartPole-v1|obs_noise:0.1|frame_stack:4|time_limit:200"
+ * The wrapped environment's mrl_env_id is the id in this form (numbers
+ * printed back with %d or %.9g). A malformed part gives NULL.
  *
  * ==== Version history ===============================================
  *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
@@ -607,8 +756,10 @@ extern "C" {
 typedef struct mrl_env mrl_env;
 
 /* Makes a built-in environment (any id of a family in mrl_env_list, e.g.
- * "CartPole-v1", "TMaze-20"). NULL for an unknown or malformed id (or NULL),
- * or when out of memory. */
+ * "CartPole-v1", "TMaze-20"), optionally wrapped: "<id>|<wrapper>[:<arg>]..."
+ * such as "BattleshipEasy-v0|prev_action_reward|frame_stack:4" (see
+ * "Wrappers" at the top). NULL for an unknown or malformed id (or NULL), or
+ * when out of memory. */
 MRL_DEF mrl_env *mrl_env_make(const char *id);
 MRL_DEF void mrl_env_free(mrl_env *env); /* NULL is fine */
 
@@ -752,6 +903,13 @@ MRL_DEF mrl_result mrl_vecenv_reset(mrl_vecenv *v);
  * mrl_vecenv_reset replays the episodes of a fresh vector with this seed. */
 MRL_DEF void mrl_vecenv_reseed(mrl_vecenv *v, uint64_t seed);
 
+/* Built with -fopenmp, mrl_vecenv_step steps the environments of a vector
+ * of at least this many in parallel (same results, bit for bit). Define it
+ * before the implementation to change it. */
+#ifndef MRL_VECENV_OMP_MIN_ENVS
+#define MRL_VECENV_OMP_MIN_ENVS 64
+#endif
+
 /* One step of every environment, auto-resetting the ones that end.
  * actions: [num_envs*action_dim]. All actions are checked first; an invalid
  * one returns MRL_ERR_INVALID_ACTION with every environment untouched. */
@@ -759,6 +917,44 @@ MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions);
 
 /* Seed of episode `episode` of environment `env_index` (splitmix64 mix). */
 MRL_DEF uint64_t mrl_vecenv_episode_seed(uint64_t seed, int env_index, uint64_t episode);
+
+/* ---- wrappers ------------------------------------------------------------ */
+/* Each returns a new mrl_env around inner that owns inner from then on
+ * (mrl_env_free frees both), forwards render, task and success, and keeps
+ * inner's action space and time limit. On failure (bad argument, out of
+ * memory) they return NULL and inner stays the caller's, untouched.
+ * mrl_env_make builds them from an id too: "<id>|<wrapper>[:<arg>]|..."
+ * (see "Wrappers" at the top). */
+
+/* Observation [inner obs, previous action, previous reward]: the action as
+ * a one-hot of num_actions floats (discrete) or the action_dim floats the
+ * environment received, clipped (box); zeros (and reward 0) after reset.
+ * obs_dim: inner + num_actions (or action_dim) + 1. */
+MRL_DEF mrl_env *mrl_env_wrap_prev_action_reward(mrl_env *inner);
+
+/* The k >= 1 most recent inner observations, oldest first; slots before the
+ * episode start are zeros. obs_dim: k * inner. */
+MRL_DEF mrl_env *mrl_env_wrap_frame_stack(mrl_env *inner, int k);
+
+/* Adds sigma * N(0, 1) to every observation component (sigma >= 0, finite).
+ * The noise generator is seeded from the episode seed at every reset. */
+MRL_DEF mrl_env *mrl_env_wrap_obs_noise(mrl_env *inner, float sigma);
+
+/* Sets the observation components at indices[0 .. count) to zero (each in
+ * [0, obs_dim); repeats are fine). */
+MRL_DEF mrl_env *mrl_env_wrap_obs_mask(mrl_env *inner, const int *indices, int count);
+
+/* Sets each observation component to zero with probability p in [0, 1],
+ * independently at every step; seeded from the episode seed. */
+MRL_DEF mrl_env *mrl_env_wrap_obs_dropout(mrl_env *inner, float p);
+
+/* Replaces inner's time limit: truncated after max_episode_steps steps (0:
+ * no limit). An environment that ends by its own rules (a deck runs out)
+ * still ends there. */
+MRL_DEF mrl_env *mrl_env_wrap_time_limit(mrl_env *inner, int max_episode_steps);
+
+/* The environment a wrapper wraps; NULL when env is not a wrapper. */
+MRL_DEF mrl_env *mrl_env_inner(const mrl_env *env);
 
 /* ---- episode statistics ------------------------------------------------- */
 
@@ -795,6 +991,7 @@ MRL_DEF float mrl_episode_stats_success_rate(const mrl_episode_stats *s);
 #if (defined(MEMRL_ENVS_IMPLEMENTATION) || defined(MEMRL_IMPLEMENTATION)) &&                       \
     !defined(MEMRL_ENVS_IMPLEMENTATION_DONE)
 #define MEMRL_ENVS_IMPLEMENTATION_DONE
+#include <stdarg.h>
 #include <string.h>
 
 #ifdef __cplusplus
@@ -2511,6 +2708,470 @@ static int mrl__vmatch_render(const void *self, char *buf, size_t size) {
   return (int)at;
 }
 
+/* ---- POPGym (Morad et al. 2023): shared pieces ---------------------------- */
+/* Facts follow POPGym's source (github.com/proroklab/popgym, popgym/envs and
+ * popgym/core/deck.py); the rules and every deviation are in the doc block. */
+
+#define MRL__POPGYM_MAX_CARDS (16 * 52) /* RepeatFirstHard */
+
+/* Card c of a POPGym deck of num_decks * 52 cards, laid out as POPGym's Deck
+ * lays them out: suit c % 4 (s, d, c, h), rank (c % 52) / 4 (A .. K), colour
+ * c % 2. */
+static int mrl__card_suit(int c) {
+  return c & 3;
+}
+static int mrl__card_rank(int c) {
+  return (c % 52) >> 2;
+}
+static int mrl__card_color(int c) {
+  return c & 1;
+}
+static char mrl__card_suit_char(int c) {
+  return "sdch"[c & 3];
+}
+static char mrl__card_rank_char(int c) {
+  return "A23456789TJQK"[(c % 52) >> 2];
+}
+
+/* cards[0..n) = a uniform permutation of 0..n-1 (Fisher-Yates); dealt in
+ * index order. */
+static void mrl__deck_shuffle(uint16_t *cards, int n, mrl_rng *r) {
+  int i;
+  for (i = 0; i < n; i++) cards[i] = (uint16_t)i;
+  for (i = n - 1; i > 0; i--) {
+    int j = (int)mrl_rng_below(r, (uint32_t)(i + 1));
+    uint16_t t = cards[i];
+    cards[i] = cards[j];
+    cards[j] = t;
+  }
+}
+
+static void mrl__one_hot(float *out, int n, int index) {
+  int i;
+  for (i = 0; i < n; i++) out[i] = 0.0f;
+  if (index >= 0 && index < n) out[index] = 1.0f;
+}
+
+/* Difficulty of a POPGym id "[popgym-]<name><Easy|Medium|Hard>-v0": 0, 1, 2,
+ * or -1 when id is not of this family. */
+static int mrl__popgym_level(const char *id, const char *name) {
+  static const char levels[3][8] = {"Easy", "Medium", "Hard"};
+  size_t n = strlen(name);
+  int k;
+  if (strncmp(id, "popgym-", 7) == 0) id += 7;
+  if (strncmp(id, name, n) != 0) return -1;
+  id += n;
+  for (k = 0; k < 3; k++) {
+    size_t m = strlen(levels[k]);
+    if (strncmp(id, levels[k], m) == 0 && strcmp(id + m, "-v0") == 0) return k;
+  }
+  return -1;
+}
+
+/* Appends printf output to buf at *at (snprintf semantics over the whole). */
+static void mrl__render_put(char *buf, size_t size, size_t *at, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vsnprintf(*at < size ? buf + *at : NULL, *at < size ? size - *at : 0, fmt, ap);
+  va_end(ap);
+  if (n > 0) *at += (size_t)n;
+}
+
+/* ---- POPGym RepeatFirst / RepeatPrevious ---------------------------------- */
+
+typedef struct mrl__repeat {
+  int num_cards; /* 52 * decks */
+  int k;         /* RepeatPrevious: the target is the k-th most recent card; 0: RepeatFirst */
+  int t;         /* steps taken; cards dealt = t + 1 */
+  uint16_t cards[MRL__POPGYM_MAX_CARDS];
+} mrl__repeat;
+
+static mrl_result mrl__repeat_reset(void *self, uint64_t seed, float *obs) {
+  mrl__repeat *s = (mrl__repeat *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  mrl__deck_shuffle(s->cards, s->num_cards, &r);
+  s->t = 0;
+  mrl__one_hot(obs, 4, mrl__card_suit(s->cards[0]));
+  return MRL_OK;
+}
+
+static mrl_result mrl__repeat_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  mrl__repeat *s = (mrl__repeat *)self;
+  int a = (int)action[0], t = ++s->t; /* hand before this deal: cards[0 .. t-1] */
+  *reward = 0.0f;
+  if (s->k == 0) {
+    float scale = 1.0f / (float)(s->num_cards - 1);
+    *reward = a == mrl__card_suit(s->cards[0]) ? scale : -scale;
+  } else if (t >= s->k) {
+    float scale = 1.0f / (float)(s->num_cards - s->k);
+    *reward = a == mrl__card_suit(s->cards[t - s->k]) ? scale : -scale;
+  }
+  mrl__one_hot(obs, 4, mrl__card_suit(s->cards[t]));
+  *terminated = 0;
+  *truncated = t >= s->num_cards - 1; /* the deck is empty */
+  return MRL_OK;
+}
+
+static int mrl__repeat_render(const void *self, char *buf, size_t size) {
+  const mrl__repeat *s = (const mrl__repeat *)self;
+  size_t at = 0;
+  int i, from = s->t - 7 < 0 ? 0 : s->t - 7;
+  if (size > 0) buf[0] = '\0';
+  mrl__render_put(buf, size, &at, "card %d/%d  seen:", s->t + 1, s->num_cards);
+  if (from > 0) mrl__render_put(buf, size, &at, " ...");
+  for (i = from; i <= s->t; i++)
+    mrl__render_put(buf, size, &at, " %c%c", mrl__card_rank_char(s->cards[i]),
+                    mrl__card_suit_char(s->cards[i]));
+  if (s->k == 0)
+    mrl__render_put(buf, size, &at, "  answer: suit of the first card (%c)\n",
+                    mrl__card_suit_char(s->cards[0]));
+  else if (s->t + 1 >= s->k)
+    mrl__render_put(buf, size, &at, "  answer next: suit of card %d (%c)\n", s->t + 2 - s->k,
+                    mrl__card_suit_char(s->cards[s->t + 1 - s->k]));
+  else
+    mrl__render_put(buf, size, &at, "  answer next: any (not scored)\n");
+  return (int)at;
+}
+
+static mrl_env *mrl__repeat_make(const char *id) {
+  static const int first_decks[3] = {1, 8, 16};
+  static const int prev_decks[3] = {1, 2, 3}, prev_k[3] = {4, 32, 64};
+  int level = mrl__popgym_level(id, "RepeatFirst"), k = 0, decks;
+  mrl_env_vtable vt;
+  mrl__repeat *s;
+  if (level >= 0) {
+    decks = first_decks[level];
+  } else {
+    level = mrl__popgym_level(id, "RepeatPrevious");
+    if (level < 0) return NULL;
+    decks = prev_decks[level];
+    k = prev_k[level];
+  }
+  vt = mrl__env_vtable(id, 4, 4);
+  vt.reset = mrl__repeat_reset;
+  vt.step = mrl__repeat_step;
+  vt.render = mrl__repeat_render;
+  vt.max_episode_steps = 52 * decks - 1;
+  s = (mrl__repeat *)mrl__env_state(sizeof(mrl__repeat));
+  if (s) {
+    s->num_cards = 52 * decks;
+    s->k = k;
+  }
+  return mrl__env_finish(&vt, s);
+}
+
+/* ---- POPGym Autoencode ---------------------------------------------------- */
+
+typedef struct mrl__autoencode {
+  int num_cards;
+  int dealt;   /* cards shown so far (watch phase) */
+  int recited; /* answers given so far (play phase) */
+  uint16_t cards[3 * 52];
+} mrl__autoencode;
+
+static mrl_result mrl__autoencode_reset(void *self, uint64_t seed, float *obs) {
+  mrl__autoencode *s = (mrl__autoencode *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  mrl__deck_shuffle(s->cards, s->num_cards, &r);
+  s->dealt = 1;
+  s->recited = 0;
+  obs[0] = 0.0f; /* play */
+  obs[1] = 1.0f; /* watch */
+  mrl__one_hot(obs + 2, 4, mrl__card_suit(s->cards[0]));
+  return MRL_OK;
+}
+
+static mrl_result mrl__autoencode_step(void *self, const float *action, float *obs, float *reward,
+                                       int *terminated, int *truncated) {
+  mrl__autoencode *s = (mrl__autoencode *)self;
+  *truncated = 0;
+  *terminated = 0;
+  *reward = 0.0f;
+  if (s->dealt < s->num_cards) { /* watch: the action is ignored */
+    int c = s->cards[s->dealt++];
+    int play = s->dealt == s->num_cards; /* the last card comes with the play flag */
+    obs[0] = play ? 1.0f : 0.0f;
+    obs[1] = play ? 0.0f : 1.0f;
+    mrl__one_hot(obs + 2, 4, mrl__card_suit(c));
+  } else { /* play: recite in reverse order */
+    float scale = 1.0f / (float)s->num_cards;
+    int c = s->cards[s->num_cards - 1 - s->recited++];
+    *reward = (int)action[0] == mrl__card_suit(c) ? scale : -scale;
+    *terminated = s->recited == s->num_cards;
+    obs[0] = 1.0f;
+    obs[1] = 0.0f;
+    mrl__one_hot(obs + 2, 4, -1);
+  }
+  return MRL_OK;
+}
+
+static int mrl__autoencode_render(const void *self, char *buf, size_t size) {
+  const mrl__autoencode *s = (const mrl__autoencode *)self;
+  size_t at = 0;
+  if (size > 0) buf[0] = '\0';
+  if (s->dealt < s->num_cards)
+    mrl__render_put(buf, size, &at, "watch: card %d/%d is %c%c\n", s->dealt, s->num_cards,
+                    mrl__card_rank_char(s->cards[s->dealt - 1]),
+                    mrl__card_suit_char(s->cards[s->dealt - 1]));
+  else if (s->recited < s->num_cards)
+    mrl__render_put(buf, size, &at, "play: %d/%d recited, next answer: suit %c\n", s->recited,
+                    s->num_cards, mrl__card_suit_char(s->cards[s->num_cards - 1 - s->recited]));
+  else
+    mrl__render_put(buf, size, &at, "play: all %d cards recited\n", s->num_cards);
+  return (int)at;
+}
+
+static mrl_env *mrl__autoencode_make(const char *id) {
+  int level = mrl__popgym_level(id, "Autoencode");
+  mrl_env_vtable vt;
+  mrl__autoencode *s;
+  if (level < 0) return NULL;
+  vt = mrl__env_vtable(id, 6, 4);
+  vt.reset = mrl__autoencode_reset;
+  vt.step = mrl__autoencode_step;
+  vt.render = mrl__autoencode_render;
+  vt.max_episode_steps = 2 * 52 * (level + 1) - 1;
+  s = (mrl__autoencode *)mrl__env_state(sizeof(mrl__autoencode));
+  if (s) s->num_cards = 52 * (level + 1);
+  return mrl__env_finish(&vt, s);
+}
+
+/* ---- POPGym CountRecall --------------------------------------------------- */
+
+typedef struct mrl__count_recall {
+  int num_cards, kind, distinct; /* kind 0 colours (2), 1 suits (4), 2 ranks (13) */
+  int t;                         /* steps taken; cards dealt from each deck = t + 1 */
+  int value, query;              /* of the current observation */
+  int counts[13];                /* values dealt so far, per value */
+  uint16_t values[4 * 52], queries[4 * 52];
+} mrl__count_recall;
+
+static int mrl__count_recall_of(const mrl__count_recall *s, int c) {
+  return s->kind == 0 ? mrl__card_color(c) : s->kind == 1 ? mrl__card_suit(c) : mrl__card_rank(c);
+}
+
+static void mrl__count_recall_deal(mrl__count_recall *s, float *obs) {
+  s->value = mrl__count_recall_of(s, s->values[s->t]);
+  s->query = mrl__count_recall_of(s, s->queries[s->t]);
+  s->counts[s->value]++;
+  mrl__one_hot(obs, s->distinct, s->value);
+  mrl__one_hot(obs + s->distinct, s->distinct, s->query);
+}
+
+static mrl_result mrl__count_recall_reset(void *self, uint64_t seed, float *obs) {
+  mrl__count_recall *s = (mrl__count_recall *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  mrl__deck_shuffle(s->values, s->num_cards, &r);
+  mrl__deck_shuffle(s->queries, s->num_cards, &r);
+  memset(s->counts, 0, sizeof s->counts);
+  s->t = 0;
+  mrl__count_recall_deal(s, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__count_recall_step(void *self, const float *action, float *obs, float *reward,
+                                         int *terminated, int *truncated) {
+  mrl__count_recall *s = (mrl__count_recall *)self;
+  float scale = 1.0f / (float)(s->num_cards - 1);
+  int answer = s->counts[s->query]; /* before the next card is counted */
+  *reward = (int)action[0] == answer ? scale : -scale;
+  s->t++;
+  mrl__count_recall_deal(s, obs);
+  *terminated = s->t == s->num_cards - 1; /* the value deck is empty */
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static int mrl__count_recall_render(const void *self, char *buf, size_t size) {
+  static const char kinds[3][8] = {"colour", "suit", "rank"};
+  const mrl__count_recall *s = (const mrl__count_recall *)self;
+  size_t at = 0;
+  int i;
+  if (size > 0) buf[0] = '\0';
+  mrl__render_put(
+      buf, size, &at, "card %d/%d: dealt %s %d, query %s %d (answer %d)  counts:", s->t + 1,
+      s->num_cards, kinds[s->kind], s->value, kinds[s->kind], s->query, s->counts[s->query]);
+  for (i = 0; i < s->distinct; i++) mrl__render_put(buf, size, &at, " %d", s->counts[i]);
+  mrl__render_put(buf, size, &at, "\n");
+  return (int)at;
+}
+
+static mrl_env *mrl__count_recall_make(const char *id) {
+  static const int decks[3] = {1, 2, 4}, distinct[3] = {2, 4, 13};
+  int level = mrl__popgym_level(id, "CountRecall"), n;
+  mrl_env_vtable vt;
+  mrl__count_recall *s;
+  if (level < 0) return NULL;
+  n = 52 * decks[level];
+  /* counts run from 0 to n / distinct: one action more than POPGym before its fix (PR #41) */
+  vt = mrl__env_vtable(id, 2 * distinct[level], n / distinct[level] + 1);
+  vt.reset = mrl__count_recall_reset;
+  vt.step = mrl__count_recall_step;
+  vt.render = mrl__count_recall_render;
+  vt.max_episode_steps = n - 1;
+  s = (mrl__count_recall *)mrl__env_state(sizeof(mrl__count_recall));
+  if (s) {
+    s->num_cards = n;
+    s->kind = level;
+    s->distinct = distinct[level];
+  }
+  return mrl__env_finish(&vt, s);
+}
+
+/* ---- POPGym HigherLower --------------------------------------------------- */
+
+typedef struct mrl__higher_lower {
+  int num_cards;
+  int t; /* steps taken; the current card is cards[t] */
+  uint16_t cards[3 * 52];
+} mrl__higher_lower;
+
+static mrl_result mrl__higher_lower_reset(void *self, uint64_t seed, float *obs) {
+  mrl__higher_lower *s = (mrl__higher_lower *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  mrl__deck_shuffle(s->cards, s->num_cards, &r);
+  s->t = 0;
+  mrl__one_hot(obs, 13, mrl__card_rank(s->cards[0]));
+  return MRL_OK;
+}
+
+static mrl_result mrl__higher_lower_step(void *self, const float *action, float *obs, float *reward,
+                                         int *terminated, int *truncated) {
+  mrl__higher_lower *s = (mrl__higher_lower *)self;
+  int cur = mrl__card_rank(s->cards[s->t]), next = mrl__card_rank(s->cards[s->t + 1]);
+  int higher = (int)action[0] == 0;
+  float scale = 1.0f / (float)s->num_cards;
+  s->t++;
+  *reward = next == cur ? 0.0f : (next > cur) == higher ? scale : -scale;
+  mrl__one_hot(obs, 13, next);
+  *terminated = s->t == s->num_cards - 1; /* the deck is empty */
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static int mrl__higher_lower_render(const void *self, char *buf, size_t size) {
+  const mrl__higher_lower *s = (const mrl__higher_lower *)self;
+  size_t at = 0;
+  int c = s->cards[s->t];
+  if (size > 0) buf[0] = '\0';
+  mrl__render_put(buf, size, &at, "card %d/%d: %c%c  higher (0) or lower (1)?\n", s->t + 1,
+                  s->num_cards, mrl__card_rank_char(c), mrl__card_suit_char(c));
+  return (int)at;
+}
+
+static mrl_env *mrl__higher_lower_make(const char *id) {
+  int level = mrl__popgym_level(id, "HigherLower");
+  mrl_env_vtable vt;
+  mrl__higher_lower *s;
+  if (level < 0) return NULL;
+  vt = mrl__env_vtable(id, 13, 2);
+  vt.reset = mrl__higher_lower_reset;
+  vt.step = mrl__higher_lower_step;
+  vt.render = mrl__higher_lower_render;
+  vt.max_episode_steps = 52 * (level + 1) - 1;
+  s = (mrl__higher_lower *)mrl__env_state(sizeof(mrl__higher_lower));
+  if (s) s->num_cards = 52 * (level + 1);
+  return mrl__env_finish(&vt, s);
+}
+
+/* ---- POPGym Concentration ------------------------------------------------- */
+
+typedef struct mrl__concentration {
+  int num_cards, ranks; /* ranks: match ranks (13 values), else colours (2) */
+  int distinct;         /* values; the face-down symbol is `distinct` */
+  int episode_length;   /* ceil(2n - n / (2n - 1)) */
+  int face_up_count;    /* cards matched so far */
+  int in_play[2], n_in_play;
+  int shown[2], n_shown;   /* flipped in the last step: face down again once the turn is over */
+  uint16_t cards[2 * 52];  /* card at each table position */
+  uint8_t value[2 * 52];   /* its colour or rank */
+  uint8_t face_up[2 * 52]; /* 1: matched, stays up */
+  float view[52 * 14];     /* the observation, kept up to date flip by flip */
+} mrl__concentration;
+
+static void mrl__concentration_show(mrl__concentration *s, int p, int up) {
+  float *cell = s->view + p * (s->distinct + 1);
+  cell[s->value[p]] = up ? 1.0f : 0.0f;
+  cell[s->distinct] = up ? 0.0f : 1.0f;
+}
+
+static mrl_result mrl__concentration_reset(void *self, uint64_t seed, float *obs) {
+  mrl__concentration *s = (mrl__concentration *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  int p, w = s->distinct + 1;
+  mrl__deck_shuffle(s->cards, s->num_cards, &r);
+  memset(s->face_up, 0, sizeof s->face_up);
+  memset(s->view, 0, (size_t)(s->num_cards * w) * sizeof(float));
+  for (p = 0; p < s->num_cards; p++) {
+    int c = s->cards[p];
+    s->value[p] = (uint8_t)(s->ranks ? mrl__card_rank(c) : mrl__card_color(c));
+    s->view[p * w + s->distinct] = 1.0f; /* face down */
+  }
+  s->face_up_count = 0;
+  s->n_in_play = 0;
+  s->n_shown = 0;
+  memcpy(obs, s->view, (size_t)(s->num_cards * w) * sizeof(float));
+  return MRL_OK;
+}
+
+static mrl_result mrl__concentration_step(void *self, const float *action, float *obs,
+                                          float *reward, int *terminated, int *truncated) {
+  mrl__concentration *s = (mrl__concentration *)self;
+  float fail = -1.0f / (float)s->episode_length;
+  int a = (int)action[0], i;
+  for (i = 0; i < s->n_shown; i++) { /* the last turn's cards go face down */
+    int p = s->shown[i];
+    if (!s->face_up[p] && !(s->n_in_play == 1 && s->in_play[0] == p))
+      mrl__concentration_show(s, p, 0);
+  }
+  s->in_play[s->n_in_play++] = a;
+  mrl__concentration_show(s, a, 1); /* the flipped card(s) face up in this observation */
+  s->n_shown = s->n_in_play;
+  s->shown[0] = s->in_play[0];
+  s->shown[1] = s->in_play[s->n_in_play - 1];
+  memcpy(obs, s->view, (size_t)(s->num_cards * (s->distinct + 1)) * sizeof(float));
+  *reward = 0.0f;
+  *terminated = 0;
+  *truncated = 0;
+  if (s->face_up[s->in_play[0]] || (s->n_in_play == 2 && s->face_up[s->in_play[1]])) {
+    *reward = fail * (float)s->n_in_play; /* flipped a matched card: the turn is void */
+    s->n_in_play = 0;
+  } else if (s->n_in_play == 2) {
+    int p = s->in_play[0], q = s->in_play[1];
+    if (p != q && s->value[p] == s->value[q]) {
+      *reward = 2.0f / (float)s->num_cards;
+      s->face_up[p] = s->face_up[q] = 1;
+      s->face_up_count += 2;
+      *terminated = s->face_up_count == s->num_cards;
+    } else {
+      *reward = 2.0f * fail;
+    }
+    s->n_in_play = 0;
+  }
+  return MRL_OK;
+}
+
+static int mrl__concentration_render(const void *self, char *buf, size_t size) {
+  const mrl__concentration *s = (const mrl__concentration *)self;
+  size_t at = 0;
+  int p;
+  if (size > 0) buf[0] = '\0';
+  /* rows of 13: matched cards show their value (rank, or b / r), face-down
+   * ones '?', the card flipped this turn in brackets */
+  for (p = 0; p < s->num_cards; p++) {
+    int c = s->cards[p], flipped = s->n_in_play > 0 && s->in_play[0] == p;
+    char v = s->ranks ? mrl__card_rank_char(c) : (mrl__card_color(c) ? 'r' : 'b');
+    if (flipped)
+      mrl__render_put(buf, size, &at, "[%c]", v);
+    else
+      mrl__render_put(buf, size, &at, " %c ", s->face_up[p] ? v : '?');
+    if (p % 13 == 12) mrl__render_put(buf, size, &at, "\n");
+  }
+  return (int)at;
+}
+
 static mrl_env *mrl__vmatch_make(const char *id) {
   long d = 30, unused = 0;
   mrl_env_vtable vt;
@@ -2525,6 +3186,295 @@ static mrl_env *mrl__vmatch_make(const char *id) {
   m = (mrl__vmatch *)mrl__env_state(sizeof(mrl__vmatch));
   if (m) m->distractor = (int)d;
   return mrl__env_finish(&vt, m);
+}
+
+static mrl_env *mrl__concentration_make(const char *id) {
+  static const int decks[3] = {1, 2, 1}, ranks[3] = {0, 0, 1};
+  int level = mrl__popgym_level(id, "Concentration"), n;
+  mrl_env_vtable vt;
+  mrl__concentration *s;
+  if (level < 0) return NULL;
+  n = 52 * decks[level];
+  vt = mrl__env_vtable(id, n * (ranks[level] ? 14 : 3), n);
+  vt.reset = mrl__concentration_reset;
+  vt.step = mrl__concentration_step;
+  vt.render = mrl__concentration_render;
+  vt.max_episode_steps = (int)ceil(2.0 * n - (double)n / (2.0 * n - 1.0));
+  s = (mrl__concentration *)mrl__env_state(sizeof(mrl__concentration));
+  if (s) {
+    s->num_cards = n;
+    s->ranks = ranks[level];
+    s->distinct = ranks[level] ? 13 : 2;
+    s->episode_length = vt.max_episode_steps;
+  }
+  return mrl__env_finish(&vt, s);
+}
+
+/* ---- POPGym Battleship ---------------------------------------------------- */
+
+#define MRL__BATTLESHIP_HITS 12 /* ships of 2, 3, 3 and 4 cells */
+
+typedef struct mrl__battleship {
+  int size; /* board side: 8, 10, 12 */
+  int hits, last_hit, last_action;
+  uint8_t ship[12 * 12], guessed[12 * 12];
+} mrl__battleship;
+
+static mrl_result mrl__battleship_reset(void *self, uint64_t seed, float *obs) {
+  static const int ships[4] = {2, 3, 3, 4};
+  mrl__battleship *s = (mrl__battleship *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  int b = s->size, k;
+  memset(s->ship, 0, sizeof s->ship);
+  memset(s->guessed, 0, sizeof s->guessed);
+  for (k = 0; k < 4; k++) {
+    for (;;) { /* POPGym's rejection sampling: random start, axis and sign */
+      int start[2], end[2], axis, lo0, lo1, hi0, hi1, i, j, free_cells = 1;
+      start[0] = end[0] = (int)mrl_rng_below(&r, (uint32_t)b);
+      start[1] = end[1] = (int)mrl_rng_below(&r, (uint32_t)b);
+      axis = (int)mrl_rng_below(&r, 2u);
+      end[axis] += mrl_rng_below(&r, 2u) ? -(ships[k] - 1) : ships[k] - 1;
+      if (end[axis] < 0 || end[axis] >= b) continue;
+      lo0 = start[0] < end[0] ? start[0] : end[0];
+      hi0 = start[0] < end[0] ? end[0] : start[0];
+      lo1 = start[1] < end[1] ? start[1] : end[1];
+      hi1 = start[1] < end[1] ? end[1] : start[1];
+      for (i = lo0; i <= hi0; i++)
+        for (j = lo1; j <= hi1; j++)
+          if (s->ship[i * b + j]) free_cells = 0;
+      if (!free_cells) continue;
+      for (i = lo0; i <= hi0; i++)
+        for (j = lo1; j <= hi1; j++) s->ship[i * b + j] = 1;
+      break;
+    }
+  }
+  s->hits = 0;
+  s->last_hit = 0;
+  s->last_action = -1;
+  obs[0] = 1.0f; /* POPGym's first observation is 0: "miss" */
+  obs[1] = 0.0f;
+  return MRL_OK;
+}
+
+static mrl_result mrl__battleship_step(void *self, const float *action, float *obs, float *reward,
+                                       int *terminated, int *truncated) {
+  mrl__battleship *s = (mrl__battleship *)self;
+  int a = (int)action[0], cells = s->size * s->size;
+  int hit = s->ship[a] && !s->guessed[a];
+  s->guessed[a] = 1;
+  s->hits += hit;
+  s->last_hit = hit;
+  s->last_action = a;
+  *reward = hit ? 1.0f / MRL__BATTLESHIP_HITS : -1.0f / (float)(cells - MRL__BATTLESHIP_HITS);
+  *terminated = s->hits == MRL__BATTLESHIP_HITS;
+  *truncated = 0; /* the wrapper's limit: size * size steps */
+  obs[0] = hit ? 0.0f : 1.0f;
+  obs[1] = hit ? 1.0f : 0.0f;
+  return MRL_OK;
+}
+
+static int mrl__battleship_render(const void *self, char *buf, size_t size) {
+  const mrl__battleship *s = (const mrl__battleship *)self;
+  size_t at = 0;
+  int i, b = s->size;
+  if (size > 0) buf[0] = '\0';
+  /* X hit ship, o missed shot, # ship not hit yet, . water; last shot in brackets */
+  for (i = 0; i < b * b; i++) {
+    char ch = s->guessed[i] ? (s->ship[i] ? 'X' : 'o') : (s->ship[i] ? '#' : '.');
+    mrl__render_put(buf, size, &at, i == s->last_action ? "[%c]" : " %c ", ch);
+    if (i % b == b - 1) mrl__render_put(buf, size, &at, "\n");
+  }
+  mrl__render_put(buf, size, &at, "hits %d/%d\n", s->hits, MRL__BATTLESHIP_HITS);
+  return (int)at;
+}
+
+static mrl_env *mrl__battleship_make(const char *id) {
+  int level = mrl__popgym_level(id, "Battleship"), b;
+  mrl_env_vtable vt;
+  mrl__battleship *s;
+  if (level < 0) return NULL;
+  b = 8 + 2 * level;
+  vt = mrl__env_vtable(id, 2, b * b);
+  vt.reset = mrl__battleship_reset;
+  vt.step = mrl__battleship_step;
+  vt.render = mrl__battleship_render;
+  vt.max_episode_steps = b * b;
+  s = (mrl__battleship *)mrl__env_state(sizeof(mrl__battleship));
+  if (s) s->size = b;
+  return mrl__env_finish(&vt, s);
+}
+
+/* ---- POPGym MineSweeper --------------------------------------------------- */
+
+typedef struct mrl__minesweeper {
+  int side, mines, obs_dim; /* obs_dim = min(mines + 1, 10) */
+  int clear_left;           /* clear cells not viewed yet */
+  int last_action;
+  uint8_t grid[8 * 8];     /* 0 clear, 1 mine, 2 viewed (POPGym's HiddenSquare) */
+  uint8_t neighbor[8 * 8]; /* mines in the 3 x 3 block around the cell, itself included */
+} mrl__minesweeper;
+
+static mrl_result mrl__minesweeper_reset(void *self, uint64_t seed, float *obs) {
+  mrl__minesweeper *s = (mrl__minesweeper *)self;
+  mrl_rng r = mrl_rng_make(seed);
+  int n = s->side * s->side, cells[64], i, y, x;
+  for (i = 0; i < n; i++) cells[i] = i;
+  memset(s->grid, 0, sizeof s->grid);
+  memset(s->neighbor, 0, sizeof s->neighbor);
+  for (i = 0; i < s->mines; i++) { /* partial Fisher-Yates: mines distinct cells */
+    int k = i + (int)mrl_rng_below(&r, (uint32_t)(n - i)), t = cells[i], m;
+    int y0, y1, x0, x1;
+    cells[i] = cells[k];
+    cells[k] = t;
+    m = cells[i];
+    s->grid[m] = 1;
+    /* count it in the 3x3 block around it (its own cell included) */
+    y0 = m / s->side - 1 < 0 ? 0 : m / s->side - 1;
+    y1 = m / s->side + 1 >= s->side ? s->side - 1 : m / s->side + 1;
+    x0 = m % s->side - 1 < 0 ? 0 : m % s->side - 1;
+    x1 = m % s->side + 1 >= s->side ? s->side - 1 : m % s->side + 1;
+    for (y = y0; y <= y1; y++)
+      for (x = x0; x <= x1; x++) s->neighbor[y * s->side + x]++;
+  }
+  s->clear_left = n - s->mines;
+  s->last_action = -1;
+  mrl__one_hot(obs, s->obs_dim, 0);
+  return MRL_OK;
+}
+
+static mrl_result mrl__minesweeper_step(void *self, const float *action, float *obs, float *reward,
+                                        int *terminated, int *truncated) {
+  mrl__minesweeper *s = (mrl__minesweeper *)self;
+  int a = (int)action[0], length = s->side * s->side - s->mines;
+  float success = 1.0f / (float)length;
+  *terminated = 0;
+  *truncated = 0; /* the wrapper's limit: length steps */
+  if (s->grid[a] == 1) {
+    *terminated = 1;
+    *reward = -0.5f - success;
+  } else if (s->grid[a] == 2) {
+    *reward = -0.5f / (float)(length - 2);
+  } else {
+    s->grid[a] = 2;
+    s->clear_left--;
+    *reward = success;
+  }
+  if (s->clear_left == 0) *terminated = 1;
+  s->last_action = a;
+  mrl__one_hot(obs, s->obs_dim, s->neighbor[a]);
+  return MRL_OK;
+}
+
+static int mrl__minesweeper_render(const void *self, char *buf, size_t size) {
+  const mrl__minesweeper *s = (const mrl__minesweeper *)self;
+  size_t at = 0;
+  int i, n = s->side * s->side;
+  if (size > 0) buf[0] = '\0';
+  /* viewed cells show their count, hidden ones '.', mines '*' (the player
+   * never sees them); the last click in brackets */
+  for (i = 0; i < n; i++) {
+    char ch = s->grid[i] == 2 ? (char)('0' + s->neighbor[i]) : s->grid[i] == 1 ? '*' : '.';
+    mrl__render_put(buf, size, &at, i == s->last_action ? "[%c]" : " %c ", ch);
+    if (i % s->side == s->side - 1) mrl__render_put(buf, size, &at, "\n");
+  }
+  mrl__render_put(buf, size, &at, "clear cells left %d\n", s->clear_left);
+  return (int)at;
+}
+
+static mrl_env *mrl__minesweeper_make(const char *id) {
+  static const int sides[3] = {4, 6, 8}, mines[3] = {2, 6, 10};
+  int level = mrl__popgym_level(id, "MineSweeper"), obs_dim;
+  mrl_env_vtable vt;
+  mrl__minesweeper *s;
+  if (level < 0) return NULL;
+  obs_dim = mines[level] + 1 < 10 ? mines[level] + 1 : 10;
+  vt = mrl__env_vtable(id, obs_dim, sides[level] * sides[level]);
+  vt.reset = mrl__minesweeper_reset;
+  vt.step = mrl__minesweeper_step;
+  vt.render = mrl__minesweeper_render;
+  vt.max_episode_steps = sides[level] * sides[level] - mines[level];
+  s = (mrl__minesweeper *)mrl__env_state(sizeof(mrl__minesweeper));
+  if (s) {
+    s->side = sides[level];
+    s->mines = mines[level];
+    s->obs_dim = obs_dim;
+  }
+  return mrl__env_finish(&vt, s);
+}
+
+/* ---- POPGym MultiarmedBandit ---------------------------------------------- */
+
+typedef struct mrl__bandit {
+  int arms, length;
+  int last_action, last_payout;
+  mrl_rng rng; /* payouts, seeded at reset */
+  float p[30]; /* payout probability of each arm */
+} mrl__bandit;
+
+static mrl_result mrl__bandit_reset(void *self, uint64_t seed, float *obs) {
+  mrl__bandit *s = (mrl__bandit *)self;
+  int i;
+  s->rng = mrl_rng_make(seed);
+  for (i = 0; i < s->arms; i++) s->p[i] = mrl_rng_uniform(&s->rng);
+  s->last_action = -1;
+  s->last_payout = 0;
+  obs[0] = 1.0f; /* POPGym's first observation is 0: "no payout" */
+  obs[1] = 0.0f;
+  return MRL_OK;
+}
+
+static mrl_result mrl__bandit_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  mrl__bandit *s = (mrl__bandit *)self;
+  int a = (int)action[0], pay = mrl_rng_uniform(&s->rng) < s->p[a];
+  s->last_action = a;
+  s->last_payout = pay;
+  *reward = (float)(2 * pay - 1) / (float)s->length; /* +-1/T, without a branch */
+  *terminated = 0;
+  *truncated = 0; /* the wrapper's limit: length steps */
+  obs[0] = (float)(1 - pay);
+  obs[1] = (float)pay;
+  return MRL_OK;
+}
+
+static void mrl__bandit_task(const void *self, float *out) {
+  const mrl__bandit *s = (const mrl__bandit *)self;
+  memcpy(out, s->p, (size_t)s->arms * sizeof(float));
+}
+
+static int mrl__bandit_render(const void *self, char *buf, size_t size) {
+  const mrl__bandit *s = (const mrl__bandit *)self;
+  size_t at = 0;
+  int i;
+  if (size > 0) buf[0] = '\0';
+  for (i = 0; i < s->arms; i++) {
+    int bar = (int)(s->p[i] * 20.0f), j;
+    mrl__render_put(buf, size, &at, "%c%2d %.2f ", i == s->last_action ? '>' : ' ', i, s->p[i]);
+    for (j = 0; j < bar; j++) mrl__render_put(buf, size, &at, "#");
+    if (i == s->last_action) mrl__render_put(buf, size, &at, s->last_payout ? "  paid" : "  no");
+    mrl__render_put(buf, size, &at, "\n");
+  }
+  return (int)at;
+}
+
+static mrl_env *mrl__bandit_make(const char *id) {
+  int level = mrl__popgym_level(id, "MultiarmedBandit");
+  mrl_env_vtable vt;
+  mrl__bandit *s;
+  if (level < 0) return NULL;
+  vt = mrl__env_vtable(id, 2, 10 * (level + 1));
+  vt.reset = mrl__bandit_reset;
+  vt.step = mrl__bandit_step;
+  vt.render = mrl__bandit_render;
+  vt.task_dim = 10 * (level + 1);
+  vt.task = mrl__bandit_task;
+  vt.max_episode_steps = 200 * (level + 1);
+  s = (mrl__bandit *)mrl__env_state(sizeof(mrl__bandit));
+  if (s) {
+    s->arms = 10 * (level + 1);
+    s->length = 200 * (level + 1);
+  }
+  return mrl__env_finish(&vt, s);
 }
 
 /* ---- registry ------------------------------------------------------------ */
@@ -2565,6 +3515,29 @@ MRL_DEF int mrl_env_list(int index, mrl_env_info *out) {
        mrl__noisyseq_make},
 
       /* POPGym */
+      {"RepeatFirst<Easy|Medium|Hard>-v0",
+       "POPGym: name the suit of the first card of a 1/8/16-deck stream", mrl__repeat_make},
+      {"RepeatPrevious<Easy|Medium|Hard>-v0",
+       "POPGym: name the suit of the card seen k = 4/32/64 cards ago", mrl__repeat_make},
+      {"Autoencode<Easy|Medium|Hard>-v0",
+       "POPGym: watch 1/2/3 decks of suits, then recite them in reverse", mrl__autoencode_make},
+      {"CountRecall<Easy|Medium|Hard>-v0",
+       "POPGym: answer how often the queried colour/suit/rank has been dealt",
+       mrl__count_recall_make},
+      {"HigherLower<Easy|Medium|Hard>-v0",
+       "POPGym: guess whether the next card ranks higher or lower (card counting)",
+       mrl__higher_lower_make},
+      {"Concentration<Easy|Medium|Hard>-v0",
+       "POPGym: flip face-down cards two at a time to find matching pairs",
+       mrl__concentration_make},
+      {"Battleship<Easy|Medium|Hard>-v0",
+       "POPGym: sink 4 ships on an unseen 8/10/12 board from hit/miss replies",
+       mrl__battleship_make},
+      {"MineSweeper<Easy|Medium|Hard>-v0",
+       "POPGym: clear a hidden 4x4/6x6/8x8 minefield from neighbour counts", mrl__minesweeper_make},
+      {"MultiarmedBandit<Easy|Medium|Hard>-v0",
+       "POPGym: 10/20/30 Bernoulli arms over 200/400/600 pulls (obs: payout only)",
+       mrl__bandit_make},
 
       /* meta-RL, episodic control, successor features, pixels */
       {"MetaBandit[-<arms>[-<horizon>]]",
@@ -2592,10 +3565,13 @@ MRL_DEF int mrl_env_list(int index, mrl_env_info *out) {
   return count;
 }
 
+static mrl_env *mrl__env_make_wrapped(const char *id); /* wrappers section */
+
 MRL_DEF mrl_env *mrl_env_make(const char *id) {
   mrl_env_info info;
   int i;
   if (!id) return NULL;
+  if (strchr(id, '|')) return mrl__env_make_wrapped(id);
   for (i = 0; i < mrl_env_list(i, &info); i++) {
     mrl_env *env = info.make(id);
     if (env) return env;
@@ -2733,8 +3709,30 @@ MRL_DEF void mrl_vecenv_reseed(mrl_vecenv *v, uint64_t seed) {
   v->ready = 0;
 }
 
-MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
+/* Steps environment i with its checked action, auto-resetting it. */
+static mrl_result mrl__vecenv_step_one(mrl_vecenv *v, const float *actions, int i) {
   const size_t od = (size_t)v->obs_dim, ad = (size_t)v->action_dim;
+  mrl_env *e = v->envs[i];
+  float *o = v->obs + (size_t)i * od;
+  const float *use = e->vt.num_actions > 0 ? actions + (size_t)i * ad : e->act_buf;
+  mrl_result r =
+      mrl__env_step_checked(e, use, o, v->rewards + i, v->terminated + i, v->truncated + i);
+  if (r != MRL_OK) return r;
+  if (v->terminated[i] | v->truncated[i]) {
+    memcpy(v->final_obs + (size_t)i * od, o, od * sizeof(float));
+    v->episode_return[i] = (float)e->ep_return;
+    v->episode_length[i] = e->ep_length;
+    v->episode_success[i] = e->last_success;
+    return mrl__vecenv_reset_one(v, i);
+  }
+  v->episode_return[i] = 0.0f;
+  v->episode_length[i] = 0;
+  v->episode_success[i] = -1;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
+  const size_t ad = (size_t)v->action_dim;
   int i;
   if (!v->envs) return MRL_ERR_INVALID_ARGUMENT;
   if (!v->ready) return MRL_ERR_NOT_RESET;
@@ -2757,34 +3755,335 @@ MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
       if (r != MRL_OK) return r;
     }
   }
+#ifdef _OPENMP
+  if (v->num_envs >= MRL_VECENV_OMP_MIN_ENVS) {
+    /* every environment touches only its own slots: the same results as the
+     * serial loop, bit for bit; on an error the lowest index's is returned */
+    mrl_result err = MRL_OK;
+    int err_at = v->num_envs;
+#pragma omp parallel for schedule(static)
+    for (i = 0; i < v->num_envs; i++) {
+      mrl_result r = mrl__vecenv_step_one(v, actions, i);
+      if (r != MRL_OK) {
+#pragma omp critical(mrl__vecenv_step_error)
+        {
+          if (i < err_at) {
+            err_at = i;
+            err = r;
+          }
+        }
+      }
+    }
+    if (err != MRL_OK) {
+      v->ready = 0;
+      return err;
+    }
+    v->total_steps++;
+    return MRL_OK;
+  }
+#endif
   for (i = 0; i < v->num_envs; i++) {
-    mrl_env *e = v->envs[i];
-    float *o = v->obs + (size_t)i * od;
-    const float *use = e->vt.num_actions > 0 ? actions + (size_t)i * ad : e->act_buf;
-    mrl_result r =
-        mrl__env_step_checked(e, use, o, v->rewards + i, v->terminated + i, v->truncated + i);
+    mrl_result r = mrl__vecenv_step_one(v, actions, i);
     if (r != MRL_OK) {
       v->ready = 0;
       return r;
     }
-    if (v->terminated[i] | v->truncated[i]) {
-      memcpy(v->final_obs + (size_t)i * od, o, od * sizeof(float));
-      v->episode_return[i] = (float)e->ep_return;
-      v->episode_length[i] = e->ep_length;
-      v->episode_success[i] = e->last_success;
-      r = mrl__vecenv_reset_one(v, i);
-      if (r != MRL_OK) {
-        v->ready = 0;
-        return r;
-      }
-    } else {
-      v->episode_return[i] = 0.0f;
-      v->episode_length[i] = 0;
-      v->episode_success[i] = -1;
-    }
   }
   v->total_steps++;
   return MRL_OK;
+}
+
+/* ---- wrappers ------------------------------------------------------------ */
+
+enum {
+  MRL__WRAP_PREV_ACTION_REWARD,
+  MRL__WRAP_FRAME_STACK,
+  MRL__WRAP_OBS_NOISE,
+  MRL__WRAP_OBS_MASK,
+  MRL__WRAP_OBS_DROPOUT,
+  MRL__WRAP_TIME_LIMIT
+};
+
+typedef struct mrl__wrap {
+  mrl_env *inner;
+  int kind;
+  int inner_dim; /* inner obs_dim */
+  int k;         /* frame stack depth */
+  float param;   /* sigma or p */
+  mrl_rng rng;
+  float *frames;   /* frame stack: [k * inner_dim], oldest first */
+  uint8_t *masked; /* obs mask: [inner_dim] */
+} mrl__wrap;
+
+static void mrl__wrap_obs(mrl__wrap *w, float *obs) {
+  int i;
+  if (w->kind == MRL__WRAP_OBS_NOISE) {
+    for (i = 0; i < w->inner_dim; i++) obs[i] += w->param * mrl_rng_normal(&w->rng);
+  } else if (w->kind == MRL__WRAP_OBS_MASK) {
+    for (i = 0; i < w->inner_dim; i++)
+      if (w->masked[i]) obs[i] = 0.0f;
+  } else if (w->kind == MRL__WRAP_OBS_DROPOUT) {
+    for (i = 0; i < w->inner_dim; i++)
+      if (mrl_rng_uniform(&w->rng) < w->param) obs[i] = 0.0f;
+  }
+}
+
+static mrl_result mrl__wrap_reset(void *self, uint64_t seed, float *obs) {
+  mrl__wrap *w = (mrl__wrap *)self;
+  mrl_env *in = w->inner;
+  size_t d = (size_t)w->inner_dim;
+  mrl_result r;
+  /* a stream of its own, not the one the environment draws from */
+  w->rng = mrl_rng_make(mrl__mix64(seed ^ 0x77726170706572ULL));
+  if (w->kind == MRL__WRAP_FRAME_STACK) {
+    memset(w->frames, 0, (size_t)(w->k - 1) * d * sizeof(float));
+    r = mrl_env_reset(in, seed, w->frames + (size_t)(w->k - 1) * d);
+    if (r == MRL_OK) memcpy(obs, w->frames, (size_t)w->k * d * sizeof(float));
+    return r;
+  }
+  r = mrl_env_reset(in, seed, obs);
+  if (r != MRL_OK) return r;
+  if (w->kind == MRL__WRAP_PREV_ACTION_REWARD) {
+    int extra = (in->vt.num_actions > 0 ? in->vt.num_actions : in->vt.action_dim) + 1;
+    memset(obs + d, 0, (size_t)extra * sizeof(float));
+  }
+  mrl__wrap_obs(w, obs);
+  return MRL_OK;
+}
+
+static mrl_result mrl__wrap_step(void *self, const float *action, float *obs, float *reward,
+                                 int *terminated, int *truncated) {
+  mrl__wrap *w = (mrl__wrap *)self;
+  mrl_env *in = w->inner;
+  size_t d = (size_t)w->inner_dim;
+  mrl_result r;
+  if (w->kind == MRL__WRAP_FRAME_STACK) {
+    float *last = w->frames + (size_t)(w->k - 1) * d;
+    memmove(w->frames, w->frames + d, (size_t)(w->k - 1) * d * sizeof(float));
+    r = mrl_env_step(in, action, last, reward, terminated, truncated);
+    if (r == MRL_OK) memcpy(obs, w->frames, (size_t)w->k * d * sizeof(float));
+    return r;
+  }
+  r = mrl_env_step(in, action, obs, reward, terminated, truncated);
+  if (r != MRL_OK) return r;
+  if (w->kind == MRL__WRAP_PREV_ACTION_REWARD) {
+    float *a = obs + d;
+    int n = in->vt.num_actions, i;
+    if (n > 0) {
+      for (i = 0; i < n; i++) a[i] = 0.0f;
+      a[(int)action[0]] = 1.0f;
+      a[n] = *reward;
+    } else {
+      for (i = 0; i < in->vt.action_dim; i++) a[i] = action[i]; /* already clipped */
+      a[in->vt.action_dim] = *reward;
+    }
+  }
+  mrl__wrap_obs(w, obs);
+  return MRL_OK;
+}
+
+static void mrl__wrap_destroy(void *self) {
+  mrl__wrap *w = (mrl__wrap *)self;
+  mrl_env_free(w->inner);
+  MRL_FREE(w);
+}
+
+/* success as the wrapped environment sees its current episode (it may still
+ * be running when this wrapper's time limit ends the episode) */
+static int mrl__wrap_success(const void *self) {
+  const mrl_env *in = ((const mrl__wrap *)self)->inner;
+  return in->vt.episode_success(in->self);
+}
+static int mrl__wrap_render(const void *self, char *buf, size_t size) {
+  return mrl_env_render(((const mrl__wrap *)self)->inner, buf, size);
+}
+static void mrl__wrap_task(const void *self, float *out) {
+  mrl_env_task(((const mrl__wrap *)self)->inner, out);
+}
+
+/* Builds the wrapper: obs_dim and the id suffix given; extra_floats and
+ * extra_bytes of scratch after the struct. */
+static mrl_env *mrl__wrap_new(mrl_env *inner, int kind, int obs_dim, const char *suffix,
+                              size_t extra_floats, size_t extra_bytes, mrl__wrap **out) {
+  mrl_env_vtable vt;
+  mrl__wrap *w;
+  mrl_env *env;
+  size_t idlen, head = mrl__align8(sizeof(mrl__wrap));
+  char *id;
+  if (!inner || obs_dim < 1) return NULL;
+  idlen = strlen(inner->vt.id) + strlen(suffix) + 1;
+  w = (mrl__wrap *)MRL_MALLOC(head + extra_floats * sizeof(float) + extra_bytes);
+  id = (char *)MRL_MALLOC(idlen);
+  if (!w || !id) {
+    MRL_FREE(w);
+    MRL_FREE(id);
+    return NULL;
+  }
+  memset(w, 0, head + extra_floats * sizeof(float) + extra_bytes);
+  w->inner = inner;
+  w->kind = kind;
+  w->inner_dim = inner->vt.obs_dim;
+  w->frames = (float *)(void *)((char *)w + head);
+  w->masked = (uint8_t *)(w->frames + extra_floats);
+  memcpy(id, inner->vt.id, strlen(inner->vt.id));
+  memcpy(id + strlen(inner->vt.id), suffix, strlen(suffix) + 1);
+  vt = inner->vt; /* action space, bounds (copied by create), time limit */
+  vt.id = id;
+  vt.obs_dim = obs_dim;
+  vt.reset = mrl__wrap_reset;
+  vt.step = mrl__wrap_step;
+  vt.destroy = mrl__wrap_destroy;
+  vt.episode_success = inner->vt.episode_success ? mrl__wrap_success : NULL;
+  vt.render = inner->vt.render ? mrl__wrap_render : NULL;
+  vt.task = inner->vt.task ? mrl__wrap_task : NULL;
+  vt.task_dim = inner->vt.task ? inner->vt.task_dim : 0;
+  env = mrl_env_create(&vt, w);
+  MRL_FREE(id);
+  if (!env) {
+    MRL_FREE(w);
+    return NULL;
+  }
+  *out = w;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_inner(const mrl_env *env) {
+  return env && env->vt.destroy == mrl__wrap_destroy ? ((mrl__wrap *)env->self)->inner : NULL;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_prev_action_reward(mrl_env *inner) {
+  mrl__wrap *w;
+  int extra;
+  if (!inner) return NULL;
+  extra = (inner->vt.num_actions > 0 ? inner->vt.num_actions : inner->vt.action_dim) + 1;
+  return mrl__wrap_new(inner, MRL__WRAP_PREV_ACTION_REWARD, inner->vt.obs_dim + extra,
+                       "|prev_action_reward", 0, 0, &w);
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_frame_stack(mrl_env *inner, int k) {
+  char suffix[32];
+  mrl__wrap *w;
+  mrl_env *env;
+  if (!inner || k < 1 || k > 1000000 || inner->vt.obs_dim > 2147483647 / k) return NULL;
+  snprintf(suffix, sizeof suffix, "|frame_stack:%d", k);
+  env = mrl__wrap_new(inner, MRL__WRAP_FRAME_STACK, k * inner->vt.obs_dim, suffix,
+                      (size_t)k * (size_t)inner->vt.obs_dim, 0, &w);
+  if (env) w->k = k;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_obs_noise(mrl_env *inner, float sigma) {
+  char suffix[48];
+  mrl__wrap *w;
+  mrl_env *env;
+  if (!inner || !(sigma >= 0.0f && sigma <= 3.4e38f)) return NULL;
+  snprintf(suffix, sizeof suffix, "|obs_noise:%.9g", (double)sigma);
+  env = mrl__wrap_new(inner, MRL__WRAP_OBS_NOISE, inner->vt.obs_dim, suffix, 0, 0, &w);
+  if (env) w->param = sigma;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_obs_dropout(mrl_env *inner, float p) {
+  char suffix[48];
+  mrl__wrap *w;
+  mrl_env *env;
+  if (!inner || !(p >= 0.0f && p <= 1.0f)) return NULL;
+  snprintf(suffix, sizeof suffix, "|obs_dropout:%.9g", (double)p);
+  env = mrl__wrap_new(inner, MRL__WRAP_OBS_DROPOUT, inner->vt.obs_dim, suffix, 0, 0, &w);
+  if (env) w->param = p;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_obs_mask(mrl_env *inner, const int *indices, int count) {
+  char *suffix;
+  mrl__wrap *w;
+  mrl_env *env;
+  size_t at;
+  int i;
+  if (!inner || count < 0 || (count > 0 && !indices)) return NULL;
+  for (i = 0; i < count; i++)
+    if (indices[i] < 0 || indices[i] >= inner->vt.obs_dim) return NULL;
+  suffix = (char *)MRL_MALLOC((size_t)count * 12 + 16);
+  if (!suffix) return NULL;
+  at = (size_t)sprintf(suffix, "|obs_mask:");
+  for (i = 0; i < count; i++) at += (size_t)sprintf(suffix + at, i ? ",%d" : "%d", indices[i]);
+  env = mrl__wrap_new(inner, MRL__WRAP_OBS_MASK, inner->vt.obs_dim, suffix, 0,
+                      (size_t)inner->vt.obs_dim, &w);
+  MRL_FREE(suffix);
+  if (env)
+    for (i = 0; i < count; i++) w->masked[indices[i]] = 1;
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_time_limit(mrl_env *inner, int max_episode_steps) {
+  char suffix[32];
+  mrl__wrap *w;
+  mrl_env *env;
+  if (!inner || max_episode_steps < 0) return NULL;
+  snprintf(suffix, sizeof suffix, "|time_limit:%d", max_episode_steps);
+  env = mrl__wrap_new(inner, MRL__WRAP_TIME_LIMIT, inner->vt.obs_dim, suffix, 0, 0, &w);
+  if (env) {
+    mrl_env *e;
+    env->vt.max_episode_steps = max_episode_steps;
+    for (e = inner; e; e = mrl_env_inner(e)) e->vt.max_episode_steps = 0; /* replaced, all levels */
+  }
+  return env;
+}
+
+/* "<id>|<wrapper>[:<arg>]|...": the base from the registry, then each
+ * wrapper in order. NULL on any malformed part. */
+static mrl_env *mrl__env_make_wrapped(const char *id) {
+  const char *bar = strchr(id, '|');
+  size_t n = (size_t)(bar - id);
+  char base[256];
+  mrl_env *env;
+  if (n == 0 || n >= sizeof base) return NULL;
+  memcpy(base, id, n);
+  base[n] = '\0';
+  env = mrl_env_make(base);
+  while (env && *bar == '|') {
+    const char *name = bar + 1, *colon, *end;
+    mrl_env *next = NULL;
+    size_t len;
+    bar = strchr(name, '|');
+    if (!bar) bar = name + strlen(name);
+    colon = (const char *)memchr(name, ':', (size_t)(bar - name));
+    len = (size_t)((colon ? colon : bar) - name);
+    end = colon ? colon + 1 : bar;
+#define MRL__IS(s) (len == sizeof(s) - 1 && strncmp(name, s, len) == 0)
+    if (MRL__IS("prev_action_reward") && !colon) {
+      next = mrl_env_wrap_prev_action_reward(env);
+    } else if ((MRL__IS("frame_stack") || MRL__IS("time_limit")) && colon) {
+      long v;
+      const char *p = end;
+      if (mrl__parse_uint(&p, &v, 1000000000L) && p == bar)
+        next = MRL__IS("frame_stack") ? mrl_env_wrap_frame_stack(env, (int)v)
+                                      : mrl_env_wrap_time_limit(env, (int)v);
+    } else if ((MRL__IS("obs_noise") || MRL__IS("obs_dropout")) && colon) {
+      char *p;
+      double v = strtod(end, &p);
+      if (p == bar && p != end && v == v && v <= 3.4e38)
+        next = MRL__IS("obs_noise") ? mrl_env_wrap_obs_noise(env, (float)v)
+                                    : mrl_env_wrap_obs_dropout(env, (float)v);
+    } else if (MRL__IS("obs_mask") && colon) {
+      int idx[64], count = 0, ok = 1;
+      const char *p = end;
+      while (ok && p < bar) {
+        long v;
+        if (count == 64 || !mrl__parse_uint(&p, &v, 1000000000L))
+          ok = 0;
+        else
+          idx[count++] = (int)v;
+        if (ok && p < bar && *p++ != ',') ok = 0;
+        if (ok && p == bar && p[-1] == ',') ok = 0;
+      }
+      if (ok && count > 0) next = mrl_env_wrap_obs_mask(env, idx, count);
+    }
+#undef MRL__IS
+    if (!next) mrl_env_free(env);
+    env = next;
+  }
+  return env;
 }
 
 /* ---- episode statistics ------------------------------------------------- */

@@ -1216,7 +1216,7 @@ static void test_registry_examples(void) {
     MRL_CHECK(mrl_env_list(i, &info) == n && info.make && info.description, "registry entry %d", i);
     p = info.pattern;
     size_t k = 0;
-    /* strip optional parts "[...]" and replace "<x>" by "4" */
+    /* strip optional parts "[...]", replace "<x>" by "4" and "<a|b>" by "a" */
     while (*p && k + 2 < sizeof id) {
       if (*p == '[') { /* skip the optional part, nested ones included */
         int depth = 0;
@@ -1224,10 +1224,15 @@ static void test_registry_examples(void) {
           depth += *p == '[' ? 1 : *p == ']' ? -1 : 0;
           p++;
         } while (*p && depth > 0);
-      } else if (*p == '<') {
+      } else if (*p == '<') { /* <a|b|c>: the first choice; <n>: 4 */
+        const char *q = ++p;
+        while (*q && *q != '>' && *q != '|') q++;
+        if (*q == '|')
+          while (p < q && k + 2 < sizeof id) id[k++] = *p++;
+        else
+          id[k++] = '4';
         while (*p && *p != '>') p++;
         if (*p) p++;
-        id[k++] = '4';
       } else {
         id[k++] = *p++;
       }
