@@ -70,16 +70,61 @@ enum {
   OP_RESHAPE,
   OP_COMPOSITE,
   OP_FAKE_RIGHT, /* a user-defined op with a correct backward */
-  OP_FAKE_WRONG  /* the same op with a backward that doubles the gradient */
+  OP_FAKE_WRONG, /* the same op with a backward that doubles the gradient */
+  /* general ops */
+  OP_DIV,
+  OP_WHERE,
+  OP_WHERE_INT,
+  OP_SQRT,
+  OP_POW,
+  OP_ABS,
+  OP_LEAKY_RELU,
+  OP_ELU,
+  OP_GELU,
+  OP_SOFTPLUS,
+  OP_SILU,
+  OP_SUM_AXIS,
+  OP_MEAN_AXIS,
+  OP_MAX_AXIS,
+  OP_LSE_AXIS,
+  OP_VAR_AXIS,
+  OP_MAX_ALL,
+  OP_LSE_ALL,
+  OP_VAR_ALL,
+  OP_SOFTMAX,
+  OP_LOG_SOFTMAX_AXIS,
+  OP_PERMUTE,
+  OP_TRANSPOSE,
+  OP_SLICE,
+  OP_CONCAT_AXIS,
+  OP_STACK,
+  OP_BROADCAST_TO,
+  OP_GATHER_AXIS,
+  OP_INDEX_SELECT,
+  OP_SCATTER_ADD,
+  OP_TOPK,
+  OP_BROADCAST_TO_SUM /* broadcast_to then reduce: the composite of two new ops */
 };
 
 #define GC_MAX_IN 4
 #define GC_MAX_SIZE 256
 
+/* Extra arguments of the general ops: an axis, keepdim / correction / k,
+ * an int array (indices, permutation or int mask) and a float mask of the
+ * given shape. Set in gc_next before gc_run, which consumes them. */
+typedef struct gc_args {
+  int axis, flag, k, n_ints, mask_ndim, mask_shape[4];
+  const int *ints;
+  const float *mask;
+} gc_args;
+
+static gc_args gc_next; /* test program only */
+
 typedef struct gc_ctx {
   int op, n_in;
   float p0, p1;
   const int *index;
+  gc_args x;
   float r[GC_MAX_SIZE]; /* the fixed random weights R of the loss sum(op(x) * R) */
 } gc_ctx;
 
@@ -104,6 +149,57 @@ static mrl_tensor *fake_copy(mrl_graph *g, mrl_tensor *x, float backward_factor)
     nd->f[0] = backward_factor;
   }
   return y;
+}
+
+static mrl_tensor *gc_mask(mrl_graph *g, const gc_ctx *c) {
+  return mrl_tensor_from(g, c->x.mask, c->x.mask_ndim, c->x.mask_shape);
+}
+
+static mrl_tensor *gc_apply_general(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
+  const gc_args *x = &c->x;
+  int bshape[3];
+  switch (c->op) {
+  case OP_DIV: return mrl_div(g, in[0], in[1]);
+  case OP_WHERE: return mrl_where(g, gc_mask(g, c), in[0], in[1]);
+  case OP_WHERE_INT: return mrl_where_int(g, x->ints, in[0], in[1]);
+  case OP_SQRT: return mrl_sqrt(g, in[0]);
+  case OP_POW: return mrl_pow(g, in[0], c->p0);
+  case OP_ABS: return mrl_abs(g, in[0]);
+  case OP_LEAKY_RELU: return mrl_leaky_relu(g, in[0], c->p0);
+  case OP_ELU: return mrl_elu(g, in[0], c->p0);
+  case OP_GELU: return mrl_gelu(g, in[0]);
+  case OP_SOFTPLUS: return mrl_softplus(g, in[0]);
+  case OP_SILU: return mrl_silu(g, in[0]);
+  case OP_SUM_AXIS: return mrl_sum_axis(g, in[0], x->axis, x->flag);
+  case OP_MEAN_AXIS: return mrl_mean_axis(g, in[0], x->axis, x->flag);
+  case OP_MAX_AXIS: return mrl_max_axis(g, in[0], x->axis, x->flag, NULL);
+  case OP_LSE_AXIS: return mrl_logsumexp_axis(g, in[0], x->axis, x->flag);
+  case OP_VAR_AXIS: return mrl_var_axis(g, in[0], x->axis, 0, x->flag);
+  case OP_MAX_ALL: return mrl_max(g, in[0], NULL);
+  case OP_LSE_ALL: return mrl_logsumexp(g, in[0]);
+  case OP_VAR_ALL: return mrl_var(g, in[0], x->flag);
+  case OP_SOFTMAX: return mrl_softmax(g, in[0], x->axis, x->mask ? gc_mask(g, c) : NULL);
+  case OP_LOG_SOFTMAX_AXIS:
+    if (!x->mask) return mrl_log_softmax_axis(g, in[0], x->axis, NULL);
+    /* masked entries hold -1e8: zero them so the loss keeps float precision */
+    return mrl_mul(g, mrl_log_softmax_axis(g, in[0], x->axis, gc_mask(g, c)), gc_mask(g, c));
+  case OP_PERMUTE: return mrl_permute(g, in[0], x->ints);
+  case OP_TRANSPOSE: return mrl_transpose(g, in[0], x->axis, x->k);
+  case OP_SLICE: return mrl_slice(g, in[0], x->axis, x->flag, x->k);
+  case OP_CONCAT_AXIS: return mrl_concat(g, in, c->n_in, x->axis);
+  case OP_STACK: return mrl_stack(g, in, c->n_in, x->axis);
+  case OP_BROADCAST_TO: return mrl_broadcast_to(g, in[0], x->mask_ndim, x->mask_shape);
+  case OP_GATHER_AXIS: return mrl_gather(g, in[0], x->axis, x->ints, x->k);
+  case OP_INDEX_SELECT: return mrl_index_select(g, in[0], x->ints, x->n_ints);
+  case OP_SCATTER_ADD: return mrl_scatter_add(g, in[0], x->axis, x->ints, in[1]);
+  case OP_TOPK: return mrl_topk(g, in[0], x->k, NULL);
+  case OP_BROADCAST_TO_SUM:
+    bshape[0] = 2;
+    bshape[1] = 3;
+    bshape[2] = 4;
+    return mrl_var_axis(g, mrl_mul(g, mrl_broadcast_to(g, in[0], 3, bshape), in[1]), 1, 1, 1);
+  }
+  return NULL;
 }
 
 static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
@@ -146,8 +242,8 @@ static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
                            c->index));
   case OP_FAKE_RIGHT: return fake_copy(g, in[0], 1.0f);
   case OP_FAKE_WRONG: return fake_copy(g, in[0], 2.0f);
+  default: return gc_apply_general(g, c, in);
   }
-  return NULL;
 }
 
 static mrl_tensor *gc_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
@@ -208,7 +304,9 @@ static double gc_run(const char *name, int op, const char *shapes, float lo, flo
   ctx.p0 = p0;
   ctx.p1 = p1;
   ctx.index = index;
-  if (op == OP_RELU) avoid[n_avoid++] = 0.0f;
+  ctx.x = gc_next;
+  memset(&gc_next, 0, sizeof gc_next);
+  if (op == OP_RELU || op == OP_ABS || op == OP_LEAKY_RELU || op == OP_ELU) avoid[n_avoid++] = 0.0f;
   if (op == OP_CLAMP) {
     avoid[n_avoid++] = p0;
     avoid[n_avoid++] = p1;
@@ -218,7 +316,7 @@ static double gc_run(const char *name, int op, const char *shapes, float lo, flo
     MRL_ASSERT(tens[t].size <= GC_MAX_SIZE);
     ptrs[t] = &tens[t];
     for (i = 0; i < tens[t].size; i++) {
-      if (t == 1 && (op == OP_MINIMUM || op == OP_MAXIMUM)) {
+      if (t == 1 && (op == OP_MINIMUM || op == OP_MAXIMUM) && tens[1].size == tens[0].size) {
         /* no ties: b differs from a by 0.1 .. 1 either way */
         float d = mrl_rng_uniform_range(&rng, 0.1f, 1.0f);
         data[t][i] = data[0][i] + (mrl_rng_uniform(&rng) < 0.5f ? -d : d);
@@ -227,6 +325,24 @@ static double gc_run(const char *name, int op, const char *shapes, float lo, flo
       }
       grad[t][i] = 0.0f;
     }
+  }
+  if (op == OP_MAX_AXIS || op == OP_MAX_ALL || op == OP_TOPK) {
+    /* distinct values 0.05 apart (a random permutation of a grid): no two
+     * within eps of each other, so no ranking changes under the differences */
+    int perm[GC_MAX_SIZE];
+    for (i = 0; i < tens[0].size; i++) perm[i] = i;
+    for (i = tens[0].size - 1; i > 0; i--) {
+      int j = (int)mrl_rng_below(&rng, (uint32_t)i + 1), tmp = perm[i];
+      perm[i] = perm[j];
+      perm[j] = tmp;
+    }
+    for (i = 0; i < tens[0].size; i++) data[0][i] = 0.05f * (float)(perm[i] - tens[0].size / 2);
+  }
+  if ((op == OP_MINIMUM || op == OP_MAXIMUM) && tens[1].size != tens[0].size) {
+    /* broadcast operands: a on a grid of step 0.13, b halfway between */
+    for (t = 0; t < 2; t++)
+      for (i = 0; i < tens[t].size; i++)
+        data[t][i] = 0.13f * (float)mrl_rng_below(&rng, 16) - 1.0f + (t ? 0.065f : 0.0f);
   }
   for (i = 0; i < GC_MAX_SIZE; i++) ctx.r[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
   mrl_graph_init(&g, 1 << 16);
@@ -309,6 +425,179 @@ static void test_gradcheck_ops(void) {
   MRL_CHECK(worst > 1.0, "gradcheck accepted a backward that doubles the gradient (ratio %.3g)",
             worst);
   MRL_CHECK(worst > 10.0, "gradcheck ratio for a doubled gradient is only %.3g", worst);
+}
+
+/* Extra-argument setters for gc_run (consumed by the next call). */
+static void gc_axis(int axis, int flag, int k) {
+  gc_next.axis = axis;
+  gc_next.flag = flag;
+  gc_next.k = k;
+}
+static void gc_ints(const int *v, int n) {
+  gc_next.ints = v;
+  gc_next.n_ints = n;
+}
+static void gc_shape_arg(const float *mask, int ndim, int d0, int d1, int d2) {
+  gc_next.mask = mask;
+  gc_next.mask_ndim = ndim;
+  gc_next.mask_shape[0] = d0;
+  gc_next.mask_shape[1] = d1;
+  gc_next.mask_shape[2] = d2;
+}
+
+/* The general ops, with the same loss and tolerances as above (GC_*). Every
+ * input is drawn away from the op's kinks: 0 for abs / leaky relu / elu,
+ * distinct values 0.05 apart for max and top-k, broadcast min/max operands
+ * on interleaved grids, positive inputs for sqrt, pow and div. */
+static void test_gradcheck_general(void) {
+  static const float mask4[4] = {1, 0, 0, 1};
+  static const float mask34[12] = {1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1};
+  static const float mask35[15] = {1, 1, 0, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+  static const float mask_row_out[12] = {1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1};
+  static const int where_int[12] = {0, 1, 1, 0, 2, 0, 1, 0, 0, 0, 1, -1};
+  static const int perm3[3] = {2, 0, 1}, perm4[4] = {3, 1, 0, 2}, perm_neg[3] = {-1, 0, 1};
+  static const int gather0[6] = {3, 0, 1, 3, 2, 0};                    /* [2,3] into [4,3] axis 0 */
+  static const int gather1[12] = {4, 0, 1, 1, 3, 2, 0, 0, 4, 2, 1, 3}; /* [2,2,3] into [2,5,3] */
+  static const int gather_last[9] = {4, 4, 0, 2, 1, 3, 0, 0, 0};       /* [3,3] into [3,5] */
+  static const int rows[4] = {4, 0, 4, 2}, rows3[2] = {3, 1};
+  static const int scatter0[6] = {1, 3, 1, 0, 3, 3}, scatter1[6] = {4, 0, 4, 2, 2, 1};
+
+  /* broadcasting: either operand repeated, along leading and inner dimensions */
+  gc_run("add [3,1,4]+[2,1]", OP_ADD, "3x1x4 2x1", -1, 1, 0, 0, 1);
+  gc_run("add [4]+[2,3,4] (first operand broadcast)", OP_ADD, "4 2x3x4", -1, 1, 0, 0, 1);
+  gc_run("add 4-D [2,1,3,1]+[1,4,1,5]", OP_ADD, "2x1x3x1 1x4x1x5", -1, 1, 0, 0, 1);
+  gc_run("sub [3,1]-[1,4]", OP_SUB, "3x1 1x4", -1, 1, 0, 0, 1);
+  gc_run("mul [2,3,1]*[3,4]", OP_MUL, "2x3x1 3x4", -1, 1, 0, 0, 1);
+  gc_run("div", OP_DIV, "3x4 3x4", 0.5f, 2.0f, 0, 0, 1);
+  gc_run("div [2,3,4]/[3,1]", OP_DIV, "2x3x4 3x1", 0.5f, 2.0f, 0, 0, 1);
+  gc_run("minimum [3,4] vs [4]", OP_MINIMUM, "3x4 4", -1, 1, 0, 0, 1);
+  gc_run("maximum [3,1] vs [1,4]", OP_MAXIMUM, "3x1 1x4", -1, 1, 0, 0, 1);
+  gc_shape_arg(mask4, 1, 4, 0, 0);
+  gc_run("where mask [4] over [3,4]", OP_WHERE, "3x4 3x4", -1, 1, 0, 0, 1);
+  gc_shape_arg(mask34, 2, 3, 4, 0);
+  gc_run("where [3,4] ? [3,4] : [4]", OP_WHERE, "3x4 4", -1, 1, 0, 0, 1);
+  gc_ints(where_int, 12);
+  gc_run("where_int [3,4] ? [1,4] : [3,1]", OP_WHERE_INT, "1x4 3x1", -1, 1, 0, 0, 1);
+
+  /* unary ops and activations */
+  gc_run("sqrt", OP_SQRT, "3x4", 0.3f, 2.0f, 0, 0, 1);
+  gc_run("pow 2.5", OP_POW, "3x4", 0.3f, 2.0f, 2.5f, 0, 1);
+  gc_run("pow -1.5", OP_POW, "3x4", 0.5f, 2.0f, -1.5f, 0, 1);
+  gc_run("abs", OP_ABS, "3x4", -1, 1, 0, 0, 1);
+  gc_run("leaky_relu 0.01", OP_LEAKY_RELU, "3x4", -1, 1, 0.01f, 0, 1);
+  gc_run("leaky_relu 0.2", OP_LEAKY_RELU, "3x4", -1, 1, 0.2f, 0, 1);
+  gc_run("elu", OP_ELU, "3x4", -2, 2, 1.0f, 0, 1);
+  gc_run("gelu", OP_GELU, "3x4", -3, 3, 0, 0, 1);
+  gc_run("softplus", OP_SOFTPLUS, "3x4", -3, 3, 0, 0, 1);
+  gc_run("softplus around its threshold 20", OP_SOFTPLUS, "2x2", 18, 22, 0, 0, 1);
+  gc_run("silu", OP_SILU, "3x4", -3, 3, 0, 0, 1);
+
+  /* reductions */
+  gc_axis(0, 0, 0);
+  gc_run("sum_axis 0", OP_SUM_AXIS, "3x4x5", -1, 1, 0, 0, 1);
+  gc_axis(1, 1, 0);
+  gc_run("sum_axis 1 keepdim", OP_SUM_AXIS, "3x4x5", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("sum_axis -1 4-D", OP_SUM_AXIS, "2x2x3x4", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("mean_axis 1", OP_MEAN_AXIS, "2x3x4", -1, 1, 0, 0, 1);
+  gc_axis(0, 1, 0);
+  gc_run("max_axis 0 keepdim", OP_MAX_AXIS, "4x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("max_axis -1", OP_MAX_AXIS, "2x3x5", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("logsumexp_axis 1", OP_LSE_AXIS, "2x4x3", -3, 3, 0, 0, 1);
+  gc_axis(0, 1, 0);
+  gc_run("var_axis 0 unbiased", OP_VAR_AXIS, "5x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("var_axis -1 biased", OP_VAR_AXIS, "2x3x4", -1, 1, 0, 0, 1);
+  gc_run("max (all)", OP_MAX_ALL, "3x4", -1, 1, 0, 0, 1);
+  gc_run("logsumexp (all)", OP_LSE_ALL, "3x4", -3, 3, 0, 0, 1);
+  gc_axis(0, 1, 0);
+  gc_run("var (all) unbiased", OP_VAR_ALL, "3x4", -1, 1, 0, 0, 1);
+
+  /* softmax and log-softmax: any axis, masks broadcast, a fully masked row */
+  gc_axis(-1, 0, 0);
+  gc_run("softmax -1", OP_SOFTMAX, "3x5", -2, 2, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("softmax 1 of [2,4,3]", OP_SOFTMAX, "2x4x3", -2, 2, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_shape_arg(mask35, 2, 3, 5, 0);
+  gc_run("softmax -1, mask [3,5] over [2,3,5]", OP_SOFTMAX, "2x3x5", -2, 2, 0, 0, 1);
+  gc_axis(0, 0, 0);
+  gc_run("log_softmax_axis 0", OP_LOG_SOFTMAX_AXIS, "4x3", -2, 2, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_shape_arg(mask_row_out, 2, 3, 4, 0);
+  gc_run("log_softmax_axis -1, mask with a fully masked row", OP_LOG_SOFTMAX_AXIS, "2x3x4", -2, 2,
+         0, 0, 1);
+
+  /* batched matmul (mrl_matmul with more than 2 dimensions) */
+  gc_run("matmul [2,3,4]x[4,5]", OP_MATMUL, "2x3x4 4x5", -1, 1, 0, 0, 1);
+  gc_run("matmul [2,3,4]x[2,4,5]", OP_MATMUL, "2x3x4 2x4x5", -1, 1, 0, 0, 1);
+  gc_run("matmul [4,3]x[2,3,5] (a shared)", OP_MATMUL, "4x3 2x3x5", -1, 1, 0, 0, 1);
+  gc_run("matmul [2,1,3,4]x[3,4,2] (batch broadcast)", OP_MATMUL, "2x1x3x4 3x4x2", -1, 1, 0, 0, 1);
+  gc_run("matmul_nt [2,3,4]x[2,5,4]^T", OP_MATMUL_NT, "2x3x4 2x5x4", -1, 1, 0, 0, 1);
+  gc_run("matmul_tn [2,4,3]^T x[4,5]", OP_MATMUL_TN, "2x4x3 4x5", -1, 1, 0, 0, 1);
+
+  /* shape ops */
+  gc_ints(perm3, 3);
+  gc_run("permute [2,3,4] (2,0,1)", OP_PERMUTE, "2x3x4", -1, 1, 0, 0, 1);
+  gc_ints(perm4, 4);
+  gc_run("permute 4-D (3,1,0,2)", OP_PERMUTE, "2x3x2x2", -1, 1, 0, 0, 1);
+  gc_ints(perm_neg, 3);
+  gc_run("permute (-1,0,1)", OP_PERMUTE, "2x3x4", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 1);
+  gc_run("transpose 2-D", OP_TRANSPOSE, "3x4", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("transpose (-1,0) of [2,3,4]", OP_TRANSPOSE, "2x3x4", -1, 1, 0, 0, 1);
+  gc_axis(1, 1, 3);
+  gc_run("slice axis 1 [1,3)", OP_SLICE, "3x4x2", -1, 1, 0, 0, 1);
+  gc_axis(-1, -3, -1);
+  gc_run("slice axis -1 [-3,-1)", OP_SLICE, "4x5", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("concat axis 1", OP_CONCAT_AXIS, "2x3 2x1 2x2", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("concat axis -1 3-D", OP_CONCAT_AXIS, "2x2x3 2x2x1", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 0);
+  gc_run("concat axis 0", OP_CONCAT_AXIS, "1x3 2x3", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 0);
+  gc_run("stack axis 0", OP_STACK, "2x3 2x3 2x3", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("stack axis 1", OP_STACK, "2x3 2x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("stack axis -1 (new last)", OP_STACK, "2x3 2x3", -1, 1, 0, 0, 1);
+  gc_shape_arg(NULL, 3, 2, 3, 4);
+  gc_run("broadcast_to [3,1] -> [2,3,4]", OP_BROADCAST_TO, "3x1", -1, 1, 0, 0, 1);
+  gc_shape_arg(NULL, 2, 3, 4, 0);
+  gc_run("broadcast_to [4] -> [3,4]", OP_BROADCAST_TO, "4", -1, 1, 0, 0, 1);
+  gc_run("broadcast_to, mul, var_axis keepdim", OP_BROADCAST_TO_SUM, "3x1 2x3x4", -1, 1, 0, 0, 1);
+
+  /* indexing (repeated indices accumulate) */
+  gc_axis(0, 0, 2);
+  gc_ints(gather0, 6);
+  gc_run("gather axis 0", OP_GATHER_AXIS, "4x3", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 2);
+  gc_ints(gather1, 12);
+  gc_run("gather axis 1 of [2,5,3]", OP_GATHER_AXIS, "2x5x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 3);
+  gc_ints(gather_last, 9);
+  gc_run("gather axis -1, repeats", OP_GATHER_AXIS, "3x5", -1, 1, 0, 0, 1);
+  gc_ints(rows, 4);
+  gc_run("index_select rows, repeats", OP_INDEX_SELECT, "5x3", -1, 1, 0, 0, 1);
+  gc_ints(rows3, 2);
+  gc_run("index_select 3-D", OP_INDEX_SELECT, "4x2x3", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 0);
+  gc_ints(scatter0, 6);
+  gc_run("scatter_add axis 0", OP_SCATTER_ADD, "4x3 2x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_ints(scatter1, 6);
+  gc_run("scatter_add axis -1", OP_SCATTER_ADD, "2x5 2x3", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 3);
+  gc_run("topk 3 of [3,6]", OP_TOPK, "3x6", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 2);
+  gc_run("topk 2 of [2,2,5]", OP_TOPK, "2x2x5", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 4);
+  gc_run("topk k = n (full sort)", OP_TOPK, "2x4", -1, 1, 0, 0, 1);
 }
 
 /* detach: loss = sum(R * (square(x) + exp(detach(x)))). The gradient reaching
@@ -1100,6 +1389,7 @@ static void test_rng(void) {
 
 int main(void) {
   test_gradcheck_ops();
+  test_gradcheck_general();
   test_detach();
   test_forward_values();
   test_gemm();
