@@ -894,6 +894,149 @@ static void test_reference_ops(void) {
   mrl_ref_close(&f);
 }
 
+/* The general ops against PyTorch (tests/ref/tensor_ops.txt): values and the
+ * gradients of sum(y * gy). */
+static void ref_ints(const float *v, int *out, int n) {
+  int i;
+  for (i = 0; i < n; i++) out[i] = (int)v[i];
+}
+
+static void test_reference_tensor_ops(void) {
+  static const char *act_names[5] = {"gelu", "softplus", "elu", "silu", "leaky"};
+  mrl_ref_file f;
+  mrl_graph g;
+  float ba[24], bag[24], bb[3], bbg[3], bgy[24];
+  float smx[30], smxg[30], smm[15], smgy[30];
+  float lx[24], lxg[24], lgy[24];
+  float ex[60], exg[60], egy[15];
+  float vx[15], vxg[15], vgy[3];
+  float gx[15], gxg[15], gif[6], ggy[6];
+  float tx[18], txg[18], tgy[9], tif[9];
+  float ax[16], agy[16];
+  int s234[3] = {2, 3, 4}, s31[2] = {3, 1}, s235[3] = {2, 3, 5}, s35[2] = {3, 5};
+  int s243[3] = {2, 4, 3}, s345[3] = {3, 4, 5}, s53[2] = {5, 3}, s36[2] = {3, 6};
+  int gidx[6], tidx[9], want_idx[9], i, ok, same;
+  mrl_tensor *y, *loss;
+  if (!mrl_ref_open(&f, "tests/ref/tensor_ops.txt")) return;
+  ok = mrl_ref_fill(&f, "badd_a", ba, 24) && mrl_ref_fill(&f, "badd_b", bb, 3) &&
+       mrl_ref_fill(&f, "badd_gy", bgy, 24) && mrl_ref_fill(&f, "sm_x", smx, 30) &&
+       mrl_ref_fill(&f, "sm_mask", smm, 15) && mrl_ref_fill(&f, "sm_gy", smgy, 30) &&
+       mrl_ref_fill(&f, "lsm_x", lx, 24) && mrl_ref_fill(&f, "lsm_gy", lgy, 24) &&
+       mrl_ref_fill(&f, "lse_x", ex, 60) && mrl_ref_fill(&f, "lse_gy", egy, 15) &&
+       mrl_ref_fill(&f, "var_x", vx, 15) && mrl_ref_fill(&f, "var_gy", vgy, 3) &&
+       mrl_ref_fill(&f, "gat_x", gx, 15) && mrl_ref_fill(&f, "gat_index", gif, 6) &&
+       mrl_ref_fill(&f, "gat_gy", ggy, 6) && mrl_ref_fill(&f, "topk_x", tx, 18) &&
+       mrl_ref_fill(&f, "topk_gy", tgy, 9) && mrl_ref_fill(&f, "topk_index", tif, 9) &&
+       mrl_ref_fill(&f, "act_x", ax, 16) && mrl_ref_fill(&f, "act_gy", agy, 16);
+  if (!ok) {
+    mrl_ref_close(&f);
+    return;
+  }
+  mrl_graph_init(&g, 1 << 16);
+  memset(bag, 0, sizeof bag);
+  memset(bbg, 0, sizeof bbg);
+  memset(smxg, 0, sizeof smxg);
+  memset(lxg, 0, sizeof lxg);
+  memset(exg, 0, sizeof exg);
+  memset(vxg, 0, sizeof vxg);
+  memset(gxg, 0, sizeof gxg);
+  memset(txg, 0, sizeof txg);
+  {
+    mrl_tensor a = mrl_tensor_make(ba, bag, 3, s234), b = mrl_tensor_make(bb, bbg, 2, s31);
+    y = mrl_add(&g, &a, &b);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, bgy, 3, s234)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "broadcast add reference: backward failed");
+    mrl_ref_expect(&f, "badd_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "badd_da", bag, 24, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "badd_db", bbg, 3, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(smx, smxg, 3, s235), m = mrl_tensor_make(smm, NULL, 2, s35);
+    y = mrl_softmax(&g, &x, -1, &m);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, smgy, 3, s235)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "masked softmax reference: backward failed");
+    mrl_ref_expect(&f, "sm_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "sm_dx", smxg, 30, REF_ATOL, REF_RTOL);
+    same = 1;
+    for (i = 0; i < 30; i++) same &= smm[i % 15] != 0.0f || (y->data[i] == 0.0f && smxg[i] == 0.0f);
+    MRL_CHECK(same, "masked softmax: masked entries must be exactly 0 with no gradient");
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(lx, lxg, 3, s243);
+    y = mrl_log_softmax_axis(&g, &x, 1, NULL);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, lgy, 3, s243)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "log_softmax axis 1 reference: backward failed");
+    mrl_ref_expect(&f, "lsm_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "lsm_dx", lxg, 24, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(ex, exg, 3, s345);
+    y = mrl_logsumexp_axis(&g, &x, 1, 0);
+    MRL_CHECK(y && y->ndim == 2 && y->shape[0] == 3 && y->shape[1] == 5,
+              "logsumexp_axis [3,4,5] axis 1 must give [3,5]");
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, egy, 3, 5)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "logsumexp reference: backward failed");
+    mrl_ref_expect(&f, "lse_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "lse_dx", exg, 60, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(vx, vxg, 2, s53);
+    int s3[1] = {3};
+    y = mrl_var_axis(&g, &x, 0, 0, 1);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, vgy, 1, s3)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "var reference: backward failed");
+    mrl_ref_expect(&f, "var_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "var_dx", vxg, 15, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(gx, gxg, 2, s35);
+    ref_ints(gif, gidx, 6);
+    y = mrl_gather(&g, &x, 1, gidx, 2);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, ggy, 3, 2)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "gather reference: backward failed");
+    mrl_ref_expect(&f, "gat_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "gat_dx", gxg, 15, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(tx, txg, 2, s36);
+    ref_ints(tif, want_idx, 9);
+    y = mrl_topk(&g, &x, 3, tidx);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, tgy, 3, 3)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "topk reference: backward failed");
+    mrl_ref_expect(&f, "topk_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "topk_dx", txg, 18, REF_ATOL, REF_RTOL);
+    MRL_CHECK(memcmp(tidx, want_idx, sizeof tidx) == 0, "topk: indices differ from torch.topk's");
+  }
+  for (i = 0; i < 5; i++) {
+    float axg[16];
+    char name[32];
+    mrl_tensor x = mrl_tensor_make2(ax, axg, 2, 8);
+    memset(axg, 0, sizeof axg);
+    mrl_graph_reset(&g);
+    switch (i) {
+    case 0: y = mrl_gelu(&g, &x); break;
+    case 1: y = mrl_softplus(&g, &x); break;
+    case 2: y = mrl_elu(&g, &x, 1.0f); break;
+    case 3: y = mrl_silu(&g, &x); break;
+    default: y = mrl_leaky_relu(&g, &x, 0.01f); break;
+    }
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, agy, 2, 8)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "%s reference: backward failed", act_names[i]);
+    snprintf(name, sizeof name, "act_%s_y", act_names[i]);
+    mrl_ref_expect(&f, name, y->data, y->size, REF_ATOL, REF_RTOL);
+    snprintf(name, sizeof name, "act_%s_dx", act_names[i]);
+    mrl_ref_expect(&f, name, axg, 16, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_free(&g);
+  mrl_ref_close(&f);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Arena                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -1394,6 +1537,7 @@ int main(void) {
   test_forward_values();
   test_gemm();
   test_reference_ops();
+  test_reference_tensor_ops();
   test_arena_fixed();
   test_graph_out_of_memory();
   test_oom_sweep();
