@@ -799,6 +799,305 @@ static void test_forward_values(void) {
   mrl_graph_free(&g);
 }
 
+/* Forward values of the general ops against direct loops in double (the
+ * gradient checks only prove backward consistent with forward). */
+static int shape_is(const mrl_tensor *y, int ndim, int d0, int d1, int d2, int d3) {
+  int want[4], i;
+  want[0] = d0;
+  want[1] = d1;
+  want[2] = d2;
+  want[3] = d3;
+  if (!y || y->ndim != ndim) return 0;
+  for (i = 0; i < ndim; i++)
+    if (y->shape[i] != want[i]) return 0;
+  return 1;
+}
+
+static void test_general_values(void) {
+  float a[60], b[60], c[60], pos[60];
+  double want[128];
+  int s314[3] = {3, 1, 4}, s21[2] = {2, 1}, s234[3] = {2, 3, 4}, s34[2] = {3, 4}, s45[2] = {4, 5};
+  int s2134[4] = {2, 1, 3, 4}, s342[3] = {3, 4, 2}, s4[1] = {4}, s23[2] = {2, 3};
+  int i, j, k, l, p, argmax[12], idx[12], ok;
+  mrl_rng rng = mrl_rng_make(777);
+  mrl_tensor A, B, P, *y, *parts[3];
+  mrl_graph g;
+  for (i = 0; i < 60; i++) {
+    a[i] = mrl_rng_uniform_range(&rng, -2, 2);
+    b[i] = mrl_rng_uniform_range(&rng, -2, 2);
+    c[i] = mrl_rng_uniform_range(&rng, -2, 2);
+    pos[i] = mrl_rng_uniform_range(&rng, 0.2f, 3);
+  }
+  mrl_graph_init(&g, 1 << 16);
+
+  /* broadcasting: [3,1,4] op [2,1] -> [3,2,4] */
+  A = mrl_tensor_make(a, NULL, 3, s314);
+  B = mrl_tensor_make(b, NULL, 2, s21);
+  P = mrl_tensor_make(pos, NULL, 2, s21);
+  for (i = 0; i < 3; i++)
+    for (j = 0; j < 2; j++)
+      for (k = 0; k < 4; k++) want[(i * 2 + j) * 4 + k] = (double)a[i * 4 + k] + b[j];
+  y = mrl_add(&g, &A, &B);
+  MRL_CHECK(shape_is(y, 3, 3, 2, 4, 0), "add [3,1,4]+[2,1] must give [3,2,4]");
+  expect_values("add [3,1,4]+[2,1]", y, want, 24, 0.0);
+  for (i = 0; i < 3; i++)
+    for (j = 0; j < 2; j++)
+      for (k = 0; k < 4; k++) want[(i * 2 + j) * 4 + k] = (double)(a[i * 4 + k] / pos[j]);
+  expect_values("div [3,1,4]/[2,1]", mrl_div(&g, &A, &P), want, 24, 0.0);
+  for (i = 0; i < 3; i++)
+    for (j = 0; j < 2; j++)
+      for (k = 0; k < 4; k++) want[(i * 2 + j) * 4 + k] = a[i * 4 + k] > b[j] ? a[i * 4 + k] : b[j];
+  expect_values("maximum [3,1,4],[2,1]", mrl_maximum(&g, &A, &B), want, 24, 0.0);
+  {
+    float m4[4] = {1, 0, 0, 2};
+    int mi[12] = {0, 1, 1, 0, 5, 0, 1, 0, 0, 0, 1, -3};
+    mrl_tensor M = mrl_tensor_make(m4, NULL, 1, s4), A34 = mrl_tensor_make(a, NULL, 2, s34);
+    mrl_tensor B4 = mrl_tensor_make(b, NULL, 1, s4);
+    for (i = 0; i < 12; i++) want[i] = m4[i % 4] != 0.0f ? a[i] : b[i % 4];
+    expect_values("where mask [4], [3,4] : [4]", mrl_where(&g, &M, &A34, &B4), want, 12, 0.0);
+    for (i = 0; i < 12; i++) want[i] = mi[i] != 0 ? a[i] : b[i % 4];
+    expect_values("where_int", mrl_where_int(&g, mi, &A34, &B4), want, 12, 0.0);
+  }
+
+  /* unary ops and activations against their double formulas */
+  A = mrl_tensor_make(a, NULL, 3, s234);
+  P = mrl_tensor_make(pos, NULL, 3, s234);
+  for (i = 0; i < 24; i++) want[i] = sqrt((double)pos[i]);
+  expect_values("sqrt", mrl_sqrt(&g, &P), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = pow((double)pos[i], -1.5);
+  expect_values("pow -1.5", mrl_pow(&g, &P, -1.5f), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = fabs((double)a[i]);
+  expect_values("abs", mrl_abs(&g, &A), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = a[i] > 0 ? a[i] : 0.1 * a[i];
+  expect_values("leaky_relu 0.1", mrl_leaky_relu(&g, &A, 0.1f), want, 24, 1e-7);
+  for (i = 0; i < 24; i++) want[i] = a[i] > 0 ? a[i] : 1.5 * (exp((double)a[i]) - 1.0);
+  expect_values("elu 1.5", mrl_elu(&g, &A, 1.5f), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = 0.5 * a[i] * (1.0 + erf(a[i] / sqrt(2.0)));
+  expect_values("gelu (erf)", mrl_gelu(&g, &A), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = log1p(exp((double)a[i]));
+  expect_values("softplus", mrl_softplus(&g, &A), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = a[i] / (1.0 + exp(-(double)a[i]));
+  expect_values("silu", mrl_silu(&g, &A), want, 24, 1e-6);
+
+  /* reductions along axis 1 of [2,3,4] */
+  for (i = 0; i < 2; i++)
+    for (k = 0; k < 4; k++) {
+      double s = 0.0, mx = -1e30, lse = 0.0, var = 0.0;
+      int am = 0;
+      for (j = 0; j < 3; j++) {
+        double v = a[(i * 3 + j) * 4 + k];
+        s += v;
+        if (v > mx) {
+          mx = v;
+          am = j;
+        }
+      }
+      for (j = 0; j < 3; j++) {
+        double v = a[(i * 3 + j) * 4 + k];
+        lse += exp(v - mx);
+        var += (v - s / 3) * (v - s / 3);
+      }
+      want[i * 4 + k] = s;
+      want[8 + i * 4 + k] = s / 3;
+      want[16 + i * 4 + k] = mx;
+      want[24 + i * 4 + k] = mx + log(lse);
+      want[32 + i * 4 + k] = var / 2; /* unbiased */
+      want[40 + i * 4 + k] = var / 3; /* biased */
+      idx[i * 4 + k] = am;
+    }
+  y = mrl_sum_axis(&g, &A, 1, 0);
+  MRL_CHECK(shape_is(y, 2, 2, 4, 0, 0), "sum_axis 1 of [2,3,4] must give [2,4]");
+  expect_values("sum_axis 1", y, want, 8, 1e-6);
+  y = mrl_mean_axis(&g, &A, -2, 1);
+  MRL_CHECK(shape_is(y, 3, 2, 1, 4, 0), "mean_axis -2 keepdim of [2,3,4] must give [2,1,4]");
+  expect_values("mean_axis -2 keepdim", y, want + 8, 8, 1e-6);
+  memset(argmax, -1, sizeof argmax);
+  expect_values("max_axis 1", mrl_max_axis(&g, &A, 1, 0, argmax), want + 16, 8, 0.0);
+  MRL_CHECK(memcmp(argmax, idx, 8 * sizeof(int)) == 0, "max_axis: argmax differs");
+  expect_values("logsumexp_axis 1", mrl_logsumexp_axis(&g, &A, 1, 0), want + 24, 8, 1e-6);
+  expect_values("var_axis 1 unbiased", mrl_var_axis(&g, &A, 1, 0, 1), want + 32, 8, 1e-6);
+  expect_values("var_axis 1 biased", mrl_var_axis(&g, &A, 1, 0, 0), want + 40, 8, 1e-6);
+  y = mrl_sum_axis(&g, mrl_reshape(&g, &A, 1, &A.size), 0, 0);
+  MRL_CHECK(shape_is(y, 1, 1, 0, 0, 0), "sum_axis of a 1-D tensor must give [1]");
+  {
+    double mx = -1e30, s = 0.0, lse = 0.0, var = 0.0;
+    int am = -1, got = -2;
+    for (i = 0; i < 24; i++) {
+      s += a[i];
+      if (a[i] > mx) {
+        mx = a[i];
+        am = i;
+      }
+    }
+    for (i = 0; i < 24; i++) {
+      lse += exp(a[i] - mx);
+      var += (a[i] - s / 24) * (a[i] - s / 24);
+    }
+    want[0] = mx;
+    expect_values("max (all)", mrl_max(&g, &A, &got), want, 1, 0.0);
+    MRL_CHECK(got == am, "max (all): argmax %d, want %d", got, am);
+    want[0] = mx + log(lse);
+    expect_values("logsumexp (all)", mrl_logsumexp(&g, &A), want, 1, 1e-6);
+    want[0] = var / 23;
+    expect_values("var (all)", mrl_var(&g, &A, 1), want, 1, 1e-6);
+  }
+
+  /* softmax along axis 0, and a masked one over the last axis */
+  for (j = 0; j < 12; j++) {
+    double mx = -1e30, s = 0.0;
+    for (i = 0; i < 2; i++) mx = a[i * 12 + j] > mx ? a[i * 12 + j] : mx;
+    for (i = 0; i < 2; i++) s += exp(a[i * 12 + j] - mx);
+    for (i = 0; i < 2; i++) want[i * 12 + j] = exp(a[i * 12 + j] - mx) / s;
+  }
+  expect_values("softmax axis 0", mrl_softmax(&g, &A, 0, NULL), want, 24, 1e-6);
+  {
+    float m4[4] = {0, 1, 1, 0};
+    mrl_tensor M = mrl_tensor_make(m4, NULL, 1, s4);
+    for (i = 0; i < 6; i++) {
+      double mx = a[i * 4 + 1] > a[i * 4 + 2] ? a[i * 4 + 1] : a[i * 4 + 2];
+      double s = exp(a[i * 4 + 1] - mx) + exp(a[i * 4 + 2] - mx);
+      for (k = 0; k < 4; k++) want[i * 4 + k] = m4[k] != 0.0f ? exp(a[i * 4 + k] - mx) / s : 0.0;
+      for (k = 0; k < 4; k++)
+        want[24 + i * 4 + k] = m4[k] != 0.0f ? a[i * 4 + k] - mx - log(s) : -1e8;
+    }
+    expect_values("softmax -1 masked", mrl_softmax(&g, &A, -1, &M), want, 24, 1e-6);
+    expect_values("log_softmax_axis -1 masked", mrl_log_softmax_axis(&g, &A, -1, &M), want + 24, 24,
+                  1e-6);
+  }
+
+  /* batched matmul */
+  A = mrl_tensor_make(a, NULL, 3, s234);
+  B = mrl_tensor_make(b, NULL, 2, s45);
+  for (p = 0; p < 2; p++)
+    for (i = 0; i < 3; i++)
+      for (j = 0; j < 5; j++) {
+        double s = 0.0;
+        for (k = 0; k < 4; k++) s += (double)a[(p * 3 + i) * 4 + k] * b[k * 5 + j];
+        want[(p * 3 + i) * 5 + j] = s;
+      }
+  y = mrl_matmul(&g, &A, &B);
+  MRL_CHECK(shape_is(y, 3, 2, 3, 5, 0), "matmul [2,3,4]x[4,5] must give [2,3,5]");
+  expect_values("matmul [2,3,4]x[4,5]", y, want, 30, 1e-6);
+  A = mrl_tensor_make(a, NULL, 4, s2134);
+  B = mrl_tensor_make(b, NULL, 3, s342);
+  for (p = 0; p < 2; p++)
+    for (l = 0; l < 3; l++)
+      for (i = 0; i < 3; i++)
+        for (j = 0; j < 2; j++) {
+          double s = 0.0;
+          for (k = 0; k < 4; k++) s += (double)a[(p * 3 + i) * 4 + k] * b[(l * 4 + k) * 2 + j];
+          want[((p * 3 + l) * 3 + i) * 2 + j] = s;
+        }
+  y = mrl_matmul(&g, &A, &B);
+  MRL_CHECK(shape_is(y, 4, 2, 3, 3, 2), "matmul [2,1,3,4]x[3,4,2] must give [2,3,3,2]");
+  expect_values("matmul [2,1,3,4]x[3,4,2]", y, want, 36, 1e-6);
+
+  /* shape ops */
+  A = mrl_tensor_make(a, NULL, 3, s234);
+  {
+    int perm[3] = {2, 0, 1};
+    for (k = 0; k < 4; k++)
+      for (i = 0; i < 2; i++)
+        for (j = 0; j < 3; j++) want[(k * 2 + i) * 3 + j] = a[(i * 3 + j) * 4 + k];
+    y = mrl_permute(&g, &A, perm);
+    MRL_CHECK(shape_is(y, 3, 4, 2, 3, 0), "permute (2,0,1) of [2,3,4] must give [4,2,3]");
+    expect_values("permute (2,0,1)", y, want, 24, 0.0);
+    for (i = 0; i < 2; i++)
+      for (k = 0; k < 4; k++)
+        for (j = 0; j < 3; j++) want[(i * 4 + k) * 3 + j] = a[(i * 3 + j) * 4 + k];
+    expect_values("transpose (1,2)", mrl_transpose(&g, &A, 1, -1), want, 24, 0.0);
+  }
+  for (i = 0; i < 2; i++)
+    for (j = 0; j < 3; j++)
+      for (k = 0; k < 2; k++) want[(i * 3 + j) * 2 + k] = a[(i * 3 + j) * 4 + 1 + k];
+  y = mrl_slice(&g, &A, -1, 1, -1);
+  MRL_CHECK(shape_is(y, 3, 2, 3, 2, 0), "slice [1,-1) of the last axis of [2,3,4] gives [2,3,2]");
+  expect_values("slice", y, want, 12, 0.0);
+  {
+    mrl_tensor X = mrl_tensor_make(a, NULL, 2, s23), Y = mrl_tensor_make(b, NULL, 2, s23);
+    mrl_tensor Z = mrl_tensor_make(c, NULL, 2, s21);
+    parts[0] = &X;
+    parts[1] = &Z;
+    parts[2] = &Y;
+    for (i = 0; i < 2; i++) {
+      for (j = 0; j < 3; j++) want[i * 7 + j] = a[i * 3 + j];
+      want[i * 7 + 3] = c[i];
+      for (j = 0; j < 3; j++) want[i * 7 + 4 + j] = b[i * 3 + j];
+    }
+    y = mrl_concat(&g, parts, 3, 1);
+    MRL_CHECK(shape_is(y, 2, 2, 7, 0, 0), "concat [2,3],[2,1],[2,3] axis 1 must give [2,7]");
+    expect_values("concat axis 1", y, want, 14, 0.0);
+    parts[1] = &Y;
+    for (i = 0; i < 2; i++)
+      for (j = 0; j < 3; j++) {
+        want[(i * 2 + 0) * 3 + j] = a[i * 3 + j];
+        want[(i * 2 + 1) * 3 + j] = b[i * 3 + j];
+      }
+    y = mrl_stack(&g, parts, 2, 1);
+    MRL_CHECK(shape_is(y, 3, 2, 2, 3, 0), "stack of two [2,3] on axis 1 must give [2,2,3]");
+    expect_values("stack axis 1", y, want, 12, 0.0);
+    for (i = 0; i < 2; i++)
+      for (j = 0; j < 3; j++) {
+        want[(i * 3 + j) * 2 + 0] = a[i * 3 + j];
+        want[(i * 3 + j) * 2 + 1] = b[i * 3 + j];
+      }
+    expect_values("stack axis -1", mrl_stack(&g, parts, 2, -1), want, 12, 0.0);
+    for (p = 0; p < 4; p++)
+      for (i = 0; i < 2; i++)
+        for (j = 0; j < 3; j++) want[(p * 2 + i) * 3 + j] = c[i];
+    {
+      int s423[3] = {4, 2, 3};
+      expect_values("broadcast_to [2,1] -> [4,2,3]", mrl_broadcast_to(&g, &Z, 3, s423), want, 24,
+                    0.0);
+    }
+  }
+
+  /* indexing */
+  {
+    int gi[6] = {2, 0, 1, 0, 2, 2}, rows[3] = {2, 2, 0}, oh[3] = {2, 0, 3};
+    int g0[8] = {2, 0, 1, 1, 0, 0, 2, 2}, si[8] = {1, 1, 0, 2, 0, 2, 0, 1};
+    mrl_tensor X = mrl_tensor_make(a, NULL, 2, s34), S = mrl_tensor_make2(b, NULL, 2, 4);
+    for (i = 0; i < 2; i++)
+      for (k = 0; k < 4; k++) want[i * 4 + k] = a[g0[i * 4 + k] * 4 + k];
+    expect_values("gather axis 0", mrl_gather(&g, &X, 0, g0, 2), want, 8, 0.0);
+    for (i = 0; i < 3; i++)
+      for (k = 0; k < 2; k++) want[i * 2 + k] = a[i * 4 + gi[i * 2 + k]];
+    expect_values("gather axis 1", mrl_gather(&g, &X, 1, gi, 2), want, 6, 0.0);
+    for (i = 0; i < 3; i++)
+      for (k = 0; k < 4; k++) want[i * 4 + k] = a[rows[i] * 4 + k];
+    expect_values("index_select", mrl_index_select(&g, &X, rows, 3), want, 12, 0.0);
+    for (i = 0; i < 12; i++) want[i] = a[i];
+    for (i = 0; i < 2; i++)
+      for (k = 0; k < 4; k++) want[si[i * 4 + k] * 4 + k] += b[i * 4 + k];
+    expect_values("scatter_add axis 0 of [3,4] from [2,4]", mrl_scatter_add(&g, &X, 0, si, &S),
+                  want, 12, 1e-7);
+    for (i = 0; i < 12; i++) want[i] = 0.0;
+    for (i = 0; i < 3; i++) want[i * 4 + oh[i]] = 1.0;
+    y = mrl_one_hot(&g, oh, 3, 4);
+    MRL_CHECK(y && y->grad == NULL, "one_hot: must be a constant");
+    expect_values("one_hot", y, want, 12, 0.0);
+  }
+  {
+    float tv[10] = {0.5f, 2.0f, -1.0f, 2.0f, 7.0f, 3.0f, 3.0f, -2.0f, 9.0f, 0.0f};
+    int want_i[6] = {4, 1, 3, 3, 0, 1}, got_i[6];
+    mrl_tensor T = mrl_tensor_make2(tv, NULL, 2, 5);
+    want[0] = 7;
+    want[1] = 2;
+    want[2] = 2;
+    want[3] = 9;
+    want[4] = 3;
+    want[5] = 3;
+    y = mrl_topk(&g, &T, 3, got_i);
+    MRL_CHECK(shape_is(y, 2, 2, 3, 0, 0), "topk 3 of [2,5] must give [2,3]");
+    expect_values("topk values (ties: lower position first)", y, want, 6, 0.0);
+    MRL_CHECK(memcmp(got_i, want_i, sizeof got_i) == 0, "topk: indices %d %d %d / %d %d %d",
+              got_i[0], got_i[1], got_i[2], got_i[3], got_i[4], got_i[5]);
+  }
+  ok = mrl_graph_status(&g) == MRL_OK;
+  MRL_CHECK(ok, "general values: graph status %d", (int)g.status);
+  mrl_graph_free(&g);
+}
+
 /* mrl_gemm, the kernel under matmul, linear and the fused layers: every
  * transpose combination, beta 0 / 1 / 0.5, row strides wider than the
  * matrices, and shapes that cross the kernel's blocking (k > 256, partial
@@ -1535,6 +1834,7 @@ int main(void) {
   test_gradcheck_general();
   test_detach();
   test_forward_values();
+  test_general_values();
   test_gemm();
   test_reference_ops();
   test_reference_tensor_ops();
