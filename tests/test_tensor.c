@@ -1644,9 +1644,90 @@ static void expect_shape_failure(const char *what, void (*fn)(void), const char 
             msg);
 }
 
+/* One bad call of a general op per case; the child process runs it. */
+static int bad_case;
+
+static void bad_general(void) {
+  static unsigned char buf[16384];
+  static float z[64];
+  int s23[2] = {2, 3}, s32[2] = {3, 2}, s234[3] = {2, 3, 4}, s345[3] = {3, 4, 5}, s35[2] = {3, 5};
+  int s33[2] = {3, 3}, s45[2] = {4, 5}, s31[2] = {3, 1}, s3[1] = {3}, s24[2] = {2, 4};
+  int s4[1] = {4}, s22[2] = {2, 2}, s2222[4] = {2, 2, 2, 2};
+  int bad_perm[3] = {0, 0, 1}, idx[6] = {0, 5, 1, 2, 3, 4}, neg[2] = {1, -1}, oh[2] = {1, 4};
+  mrl_tensor t23 = mrl_tensor_make(z, NULL, 2, s23), t32 = mrl_tensor_make(z, NULL, 2, s32);
+  mrl_tensor t234 = mrl_tensor_make(z, NULL, 3, s234), t345 = mrl_tensor_make(z, NULL, 3, s345);
+  mrl_tensor t35 = mrl_tensor_make(z, NULL, 2, s35), t33 = mrl_tensor_make(z, NULL, 2, s33);
+  mrl_tensor t45 = mrl_tensor_make(z, NULL, 2, s45), t31 = mrl_tensor_make(z, NULL, 2, s31);
+  mrl_tensor t3 = mrl_tensor_make(z, NULL, 1, s3), t24 = mrl_tensor_make(z, NULL, 2, s24);
+  mrl_tensor t4 = mrl_tensor_make(z, NULL, 1, s4), t22 = mrl_tensor_make(z, NULL, 2, s22);
+  mrl_tensor t2222 = mrl_tensor_make(z, NULL, 4, s2222), *parts[2];
+  mrl_graph g;
+  mrl_graph_init_buffer(&g, buf, sizeof buf);
+  switch (bad_case) {
+  case 0: (void)mrl_add(&g, &t23, &t32); break;
+  case 1: (void)mrl_matmul(&g, &t234, &t345); break;
+  case 2: (void)mrl_softmax(&g, &t23, 2, NULL); break;
+  case 3: (void)mrl_gather(&g, &t35, 1, idx, 2); break;
+  case 4:
+    parts[0] = &t23;
+    parts[1] = &t33;
+    (void)mrl_concat(&g, parts, 2, 1);
+    break;
+  case 5: (void)mrl_permute(&g, &t234, bad_perm); break;
+  case 6: (void)mrl_slice(&g, &t45, 1, 2, 7); break;
+  case 7: (void)mrl_topk(&g, &t35, 6, NULL); break;
+  case 8: (void)mrl_var_axis(&g, &t31, 1, 0, 1); break;
+  case 9: (void)mrl_broadcast_to(&g, &t3, 2, s24); break;
+  case 10: (void)mrl_softmax(&g, &t23, -1, &t4); break;
+  case 11:
+    parts[0] = &t23;
+    parts[1] = &t24;
+    (void)mrl_stack(&g, parts, 2, 0);
+    break;
+  case 12: (void)mrl_index_select(&g, &t35, neg, 2); break;
+  case 13: (void)mrl_scatter_add(&g, &t33, 0, idx, &t24); break;
+  case 14: (void)mrl_where(&g, &t3, &t22, &t22); break;
+  case 15: (void)mrl_one_hot(&g, oh, 2, 4); break;
+  case 16:
+    parts[0] = &t2222;
+    parts[1] = &t2222;
+    (void)mrl_stack(&g, parts, 2, 0);
+    break;
+  default: (void)mrl_matmul_nt(&g, &t234, &t45); break;
+  }
+}
+
+static void test_general_shape_errors(void) {
+  static const char *cases[][4] = {
+      {"add [2,3]+[3,2]", "add", "[2,3]", "[3,2]"},
+      {"matmul batch [2]x[3]", "matmul", "[2,3,4]", "[3,4,5]"},
+      {"softmax axis 2 of 2-D", "softmax", "axis 2", "[2,3]"},
+      {"gather index 5 of 5", "gather", "index 5", "[3,5]"},
+      {"concat axis 1 rows differ", "concat", "[2,3]", "[3,3]"},
+      {"permute (0,0,1)", "permute", "not a permutation", "[2,3,4]"},
+      {"slice [2,7) of 5", "slice", "[2,7)", "[4,5]"},
+      {"topk 6 of 5", "topk", "k = 6", "[3,5]"},
+      {"var of one element, unbiased", "var_axis", "correction", "[3,1]"},
+      {"broadcast_to [3] -> [2,4]", "broadcast_to", "[3]", "[2,4]"},
+      {"softmax mask [4] over [2,3]", "softmax", "[4]", "[2,3]"},
+      {"stack [2,3],[2,4]", "stack", "[2,3]", "[2,4]"},
+      {"index_select -1", "index_select", "index -1", "[3,5]"},
+      {"scatter_add src [2,4] into [3,3]", "scatter_add", "[3,3]", "[2,4]"},
+      {"where mask [3] over [2,2]", "where", "[3]", "[2,2]"},
+      {"one_hot 4 of 4 classes", "one_hot", "index 4", "[2,4]"},
+      {"stack of 4-D parts", "stack", "more than 4 dimensions", "[2,2,2,2]"},
+      {"matmul_nt [2,3,4]x[4,5]^T", "matmul_nt", "inner dimensions", "[4,5]"}};
+  int i;
+  for (i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+    bad_case = i;
+    expect_shape_failure(cases[i][0], bad_general, cases[i][1], cases[i][2], cases[i][3]);
+  }
+}
+
 static void test_shape_errors(void) {
   expect_shape_failure("matmul [2,3]x[4,5]", bad_matmul, "matmul", "[2,3]", "[4,5]");
   expect_shape_failure("add [2,3]+[4]", bad_add, "add", "[2,3]", "[4]");
+  test_general_shape_errors();
 }
 #else
 static void test_shape_errors(void) {
