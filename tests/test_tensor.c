@@ -1500,6 +1500,144 @@ static void test_oom_sweep(void) {
   MRL_CHECK(!mismatch, "oom sweep: a fixed-buffer graph gave other results than the heap graph");
 }
 
+/* A forward through most general ops (every one that allocates scratch:
+ * masks, argmax, index copies, copy plans, saved parts). Used by the
+ * out-of-memory sweep and the determinism test. */
+static mrl_tensor *general_forward(mrl_graph *g, const float *xd, mrl_tensor *w, mrl_tensor *e) {
+  static const int perm[3] = {0, 2, 1}, rows[2] = {3, 1}, gi[4] = {2, 0, 3, 3};
+  static const int si[4] = {1, 0, 1, 1};
+  static const int wi[32] = {1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1, 1, 0, 1, 0,
+                             0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 0, 0};
+  static const float maskd[3] = {1, 0, 1};
+  int s234[3] = {2, 3, 4}, s3[1] = {3}, s24[2] = {2, 4}, s14[2] = {1, 4}, argmax[8];
+  mrl_tensor *x = mrl_tensor_from(g, xd, 3, s234), *m = mrl_tensor_from(g, maskd, 1, s3);
+  mrl_tensor *h, *p, *mm, *emb, *parts[2], *cat, *tk, *lse, *v, *gs, *sc, *mx, *wsel;
+  h = mrl_gelu(g, mrl_add(g, x, w));                  /* [2,3,4] */
+  p = mrl_softmax(g, mrl_permute(g, h, perm), -1, m); /* [2,4,3] */
+  mm = mrl_matmul(g, p, h);                           /* [2,4,4] */
+  emb = mrl_index_select(g, e, rows, 2);              /* [2,4] */
+  parts[0] = emb;
+  parts[1] = mrl_broadcast_to(g, mrl_slice(g, emb, 0, 1, 2), 2, s24);
+  parts[0] = mrl_stack(g, parts, 2, 1);                      /* [2,2,4] */
+  parts[1] = mrl_slice(g, mm, 1, 0, 2);                      /* [2,2,4] */
+  cat = mrl_concat(g, parts, 2, 1);                          /* [2,4,4] */
+  tk = mrl_topk(g, cat, 2, NULL);                            /* [2,4,2] */
+  lse = mrl_logsumexp_axis(g, tk, -1, 0);                    /* [2,4] */
+  v = mrl_var_axis(g, mrl_transpose(g, cat, 0, 2), 2, 0, 1); /* [4,4] */
+  gs = mrl_gather(g, v, 1, gi, 1);                           /* [4,1] */
+  sc = mrl_scatter_add(g, lse, 0, si, mrl_reshape(g, mrl_sqrt(g, mrl_abs(g, gs)), 2, s14));
+  mx = mrl_max_axis(g, mrl_where_int(g, wi, cat, mrl_neg(g, cat)), 1, 1, argmax);
+  wsel = mrl_log_softmax_axis(g, mx, -1, NULL); /* [2,1,4] */
+  if (!sc || !wsel) return NULL;
+  return mrl_add(g, mrl_mean(g, sc), mrl_var(g, wsel, 0));
+}
+
+static void general_inputs(uint64_t seed, float *xd, float *wd, float *ed) {
+  mrl_rng rng = mrl_rng_make(seed);
+  int i;
+  for (i = 0; i < 24; i++) xd[i] = mrl_rng_normal(&rng);
+  for (i = 0; i < 4; i++) wd[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  for (i = 0; i < 20; i++) ed[i] = mrl_rng_normal(&rng);
+}
+
+/* Every fixed buffer size from 0 up past what the forward needs: a NULL
+ * loss always comes with MRL_ERR_OUT_OF_MEMORY, backward then refuses and
+ * leaves gradients alone, no byte outside the buffer changes (the sanitizer
+ * build also watches every access), and once the graph fits the results
+ * equal the heap graph's bit for bit. */
+static void test_general_oom_sweep(void) {
+  static unsigned char buf[65536 + 256];
+  float xd[24], wd[4], wg[4], ed[20], eg[20], ref_wg[4], ref_eg[20], ref_loss = 0.0f;
+  int s4[1] = {4}, i, fails = 0, successes = 0, bad_status = 0, bad_backward = 0, touched = 0;
+  int canaries = 1, mismatch = 0;
+  mrl_tensor w = mrl_tensor_make(wd, wg, 1, s4), e = mrl_tensor_make2(ed, eg, 5, 4), *loss;
+  mrl_graph g;
+  size_t size, k, need;
+  general_inputs(31, xd, wd, ed);
+  memset(wg, 0, sizeof wg);
+  memset(eg, 0, sizeof eg);
+  mrl_graph_init(&g, 1 << 16);
+  loss = general_forward(&g, xd, &w, &e);
+  MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "general oom sweep: heap reference failed");
+  if (loss) ref_loss = loss->data[0];
+  need = mrl_arena_high_water(&g.arena);
+  memcpy(ref_wg, wg, sizeof wg);
+  memcpy(ref_eg, eg, sizeof eg);
+  mrl_graph_free(&g);
+  MRL_CHECK(need + 1024 <= 65536, "general oom sweep: the forward needs %lu bytes",
+            (unsigned long)need);
+  for (size = 0; size <= need + 1024 && size <= 65536; size += 40) {
+    unsigned char *region = buf + 128;
+    mrl_result r;
+    memset(buf, CANARY, sizeof buf);
+    memset(wg, 0, sizeof wg);
+    memset(eg, 0, sizeof eg);
+    mrl_graph_init_buffer(&g, region, size);
+    loss = general_forward(&g, xd, &w, &e);
+    if (!loss && mrl_graph_status(&g) != MRL_ERR_OUT_OF_MEMORY) bad_status++;
+    r = mrl_backward(&g, loss);
+    if (mrl_graph_status(&g) != MRL_OK) {
+      fails++;
+      if (r != MRL_ERR_OUT_OF_MEMORY) bad_backward++;
+      for (i = 0; i < 4; i++) touched |= wg[i] != 0.0f;
+      for (i = 0; i < 20; i++) touched |= eg[i] != 0.0f;
+    } else {
+      successes++;
+      if (r != MRL_OK || !loss) {
+        bad_backward++;
+      } else {
+        mismatch |= loss->data[0] != ref_loss;
+        mismatch |= memcmp(wg, ref_wg, sizeof wg) != 0 || memcmp(eg, ref_eg, sizeof eg) != 0;
+      }
+    }
+    for (k = 0; k < sizeof buf; k++)
+      if ((buf + k < region || buf + k >= region + size) && buf[k] != CANARY) canaries = 0;
+  }
+  MRL_CHECK(fails > 50 && successes > 10, "general oom sweep: %d failing and %d fitting sizes",
+            fails, successes);
+  MRL_CHECK(!bad_status, "general oom sweep: %d NULL losses without the out-of-memory status",
+            bad_status);
+  MRL_CHECK(!bad_backward, "general oom sweep: backward disagreed with the status %d times",
+            bad_backward);
+  MRL_CHECK(!touched, "general oom sweep: backward changed gradients on a broken tape");
+  MRL_CHECK(canaries, "general oom sweep: bytes outside the caller's buffer were written");
+  MRL_CHECK(!mismatch, "general oom sweep: a fixed-buffer graph differs from the heap graph");
+}
+
+/* Same seed, same bits: the general forward and backward run twice from
+ * fresh graphs give identical loss and gradients; another seed differs. */
+static int general_run(uint64_t seed, float *out) {
+  float xd[24], wd[4], wg[4], ed[20], eg[20];
+  int s4[1] = {4}, n = 0, i;
+  mrl_tensor w = mrl_tensor_make(wd, wg, 1, s4), e = mrl_tensor_make2(ed, eg, 5, 4), *loss;
+  mrl_graph g;
+  general_inputs(seed, xd, wd, ed);
+  memset(wg, 0, sizeof wg);
+  memset(eg, 0, sizeof eg);
+  mrl_graph_init(&g, 1 << 12); /* small: grows through overflow blocks on the way */
+  loss = general_forward(&g, xd, &w, &e);
+  if (!loss || mrl_backward(&g, loss) != MRL_OK) {
+    mrl_graph_free(&g);
+    return 0;
+  }
+  out[n++] = loss->data[0];
+  for (i = 0; i < 4; i++) out[n++] = wg[i];
+  for (i = 0; i < 20; i++) out[n++] = eg[i];
+  mrl_graph_free(&g);
+  return n;
+}
+
+static void test_general_determinism(void) {
+  float a[32], b[32], c[32];
+  int na = general_run(2024, a), nb = general_run(2024, b), nc = general_run(2025, c), i, nz = 0;
+  MRL_CHECK(na == 25 && nb == na && memcmp(a, b, sizeof(float) * (size_t)na) == 0,
+            "general determinism: same seed gave different bits");
+  MRL_CHECK(nc == na && memcmp(a, c, sizeof(float) * (size_t)na) != 0,
+            "general determinism: a different seed gave the same results");
+  for (i = 1; i < na; i++) nz += a[i] != 0.0f;
+  MRL_CHECK(nz >= 8, "general determinism: only %d nonzero gradients", nz);
+}
+
 static void test_arena_heap(void) {
   mrl_arena a;
   unsigned char *ptrs[16];
@@ -1922,12 +2060,14 @@ int main(void) {
   test_arena_fixed();
   test_graph_out_of_memory();
   test_oom_sweep();
+  test_general_oom_sweep();
   test_arena_heap();
   test_tensor_alignment();
   test_shape_errors();
   test_no_grad();
   test_accumulation();
   test_determinism();
+  test_general_determinism();
   test_rng();
   return mrl_test_summary("test_tensor");
 }
