@@ -2123,6 +2123,7 @@ static mrl_tensor *mrl__concat(mrl_graph *g, mrl_tensor *const *parts, int n, in
     mrl__strided_copy(b4, parts[p]->data, bs, y->data + at * ys[off + axis], ys, 0);
     at += (size_t)b4[off + axis];
   }
+  MRL__FINITE(op, y, parts[0], n > 1 ? parts[1] : NULL);
   if ((nd = mrl_graph_record(g, op, mrl__concat_backward, y)) != NULL) {
     nd->extra[0] = (mrl_tensor *)(void *)saved;
     nd->in[0] = p0;
