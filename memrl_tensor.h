@@ -48,16 +48,27 @@
  *   mrl_graph_reset(&g);               // next step
  *   mrl_graph_free(&g);
  *
- * OPS (all take the graph first; shapes in brackets)
+ * OPS (all take the graph first; shapes in brackets; axes may be negative)
  *   matmul      mrl_matmul [M,K]x[K,N], mrl_matmul_nt [M,K]x[N,K]^T, mrl_matmul_tn [K,M]^T x[K,N]
  *   linear      mrl_linear x[M,K], W[N,K], b[N] or NULL -> x W^T + b   (fused)
- *   elementwise mrl_add, mrl_sub, mrl_mul (b's shape a suffix of a's: row broadcast),
- *               mrl_scale, mrl_add_scalar, mrl_neg, mrl_square, mrl_exp, mrl_log,
- *               mrl_tanh, mrl_sigmoid, mrl_relu, mrl_clamp, mrl_minimum, mrl_maximum
- *   reductions  mrl_sum, mrl_mean (all -> [1]), mrl_sum_rows, mrl_mean_rows ([M,N] -> [M])
- *   rows        mrl_log_softmax ([M,N] per row), mrl_gather_rows (x[M,N], idx[M] -> [M])
- *   shape       mrl_concat_rows (stack along the first dimension), mrl_reshape (view),
- *               mrl_detach
+ *   elementwise mrl_add, mrl_sub, mrl_mul, mrl_div, mrl_minimum, mrl_maximum (NumPy
+ *               broadcasting; gradients summed over repeated dimensions), mrl_where (float
+ *               mask), mrl_where_int, mrl_scale, mrl_add_scalar, mrl_neg, mrl_square,
+ *               mrl_sqrt, mrl_pow (tensor ** scalar), mrl_exp, mrl_log, mrl_abs, mrl_clamp
+ *   activations mrl_relu, mrl_leaky_relu, mrl_elu, mrl_gelu (erf), mrl_tanh, mrl_sigmoid,
+ *               mrl_softplus (beta 1, threshold 20), mrl_silu
+ *   reductions  over all -> [1]: mrl_sum, mrl_mean, mrl_max (+argmax), mrl_logsumexp, mrl_var;
+ *               along an axis (keepdim or not): mrl_sum_axis, mrl_mean_axis, mrl_max_axis
+ *               (+argmax), mrl_logsumexp_axis, mrl_var_axis (correction 1 = torch default);
+ *               last axis: mrl_sum_rows, mrl_mean_rows ([M,N] -> [M])
+ *   softmax     mrl_softmax, mrl_log_softmax_axis (any axis, optional 0/1 mask that
+ *               broadcasts); mrl_log_softmax (last axis, no mask)
+ *   batched     the three matmuls over up to 2 leading dimensions that broadcast
+ *               ([B,M,K]x[K,N], [B,M,K]x[B,K,N], [B,1,M,K]x[H,K,N] ...)
+ *   shape       mrl_reshape (view), mrl_permute, mrl_transpose, mrl_slice, mrl_concat,
+ *               mrl_stack, mrl_broadcast_to, mrl_concat_rows (axis 0), mrl_detach
+ *   indexing    mrl_gather (torch.gather), mrl_gather_rows (one per row), mrl_index_select
+ *               (embedding rows), mrl_scatter_add, mrl_one_hot, mrl_topk (+indices)
  *   checking    mrl_gradcheck (central finite differences against mrl_backward)
  */
 #ifndef MEMRL_TENSOR_H
@@ -1403,6 +1414,16 @@ enum { MRL__ADD, MRL__SUB, MRL__MUL, MRL__DIV, MRL__MIN, MRL__MAX, MRL__WHERE };
 static void mrl__bin_row(int kind, int n, const float *a, int sa, const float *b, int sb,
                          const float *m, int sm, float *y) {
   int j;
+  if (sa == 1 && sb == 1 &&
+      kind <= MRL__MUL) { /* contiguous: plain loops the compiler vectorises */
+    if (kind == MRL__ADD)
+      for (j = 0; j < n; j++) y[j] = a[j] + b[j];
+    else if (kind == MRL__SUB)
+      for (j = 0; j < n; j++) y[j] = a[j] - b[j];
+    else
+      for (j = 0; j < n; j++) y[j] = a[j] * b[j];
+    return;
+  }
   switch (kind) {
   case MRL__ADD:
     for (j = 0; j < n; j++) y[j] = a[(size_t)j * sa] + b[(size_t)j * sb];
@@ -1481,6 +1502,15 @@ static void mrl__bin_row_back(int kind, int n, const float *a, int sa, const flo
 static void mrl__bin_loop(int kind, const mrl_tensor *a, const mrl_tensor *b, const mrl_tensor *m,
                           const mrl_tensor *y, int backward) {
   int o4[MRL_MAX_DIMS], sa[MRL_MAX_DIMS], sb[MRL_MAX_DIMS], sm[MRL_MAX_DIMS], i0, i1, i2;
+  if (a->size == y->size && b->size == y->size && (!m || m->size == y->size)) {
+    /* no broadcasting: one contiguous row (the common case, vectorisable) */
+    const float *mp = m ? m->data : NULL;
+    if (!backward)
+      mrl__bin_row(kind, y->size, a->data, 1, b->data, 1, mp, 1, y->data);
+    else
+      mrl__bin_row_back(kind, y->size, a->data, 1, b->data, 1, mp, 1, y->grad, a->grad, b->grad);
+    return;
+  }
   mrl__pad4(y->shape, y->ndim, o4);
   mrl__bstrides(a, sa);
   mrl__bstrides(b, sb);
