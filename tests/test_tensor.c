@@ -1831,7 +1831,15 @@ static void bad_general(void) {
     parts[1] = &t2222;
     (void)mrl_stack(&g, parts, 2, 0);
     break;
-  default: (void)mrl_matmul_nt(&g, &t234, &t45); break;
+  case 17: (void)mrl_matmul_nt(&g, &t234, &t45); break;
+  case 18: (void)mrl_sum_axis(&g, &t234, -4, 0); break;
+  case 19: (void)mrl_transpose(&g, &t23, 0, 2); break;
+  case 20: (void)mrl_div(&g, &t234, &t32); break;
+  case 21: (void)mrl_where_int(&g, idx, &t23, &t24); break;
+  case 22: (void)mrl_matmul(&g, &t3, &t33); break;
+  case 23: (void)mrl_gather(&g, &t35, 2, idx, 1); break;
+  case 24: (void)mrl_max_axis(&g, &t234, 3, 1, NULL); break;
+  default: (void)mrl_log_softmax_axis(&g, &t23, 0, &t32); break;
   }
 }
 
@@ -1854,7 +1862,15 @@ static void test_general_shape_errors(void) {
       {"where mask [3] over [2,2]", "where", "[3]", "[2,2]"},
       {"one_hot 4 of 4 classes", "one_hot", "index 4", "[2,4]"},
       {"stack of 4-D parts", "stack", "more than 4 dimensions", "[2,2,2,2]"},
-      {"matmul_nt [2,3,4]x[4,5]^T", "matmul_nt", "inner dimensions", "[4,5]"}};
+      {"matmul_nt [2,3,4]x[4,5]^T", "matmul_nt", "inner dimensions", "[4,5]"},
+      {"sum_axis -4 of 3-D", "sum_axis", "axis -4", "[2,3,4]"},
+      {"transpose axis 2 of 2-D", "transpose", "axis 2", "[2,3]"},
+      {"div [2,3,4]/[3,2]", "div", "[2,3,4]", "[3,2]"},
+      {"where_int [2,3] vs [2,4]", "where_int", "[2,3]", "[2,4]"},
+      {"matmul of a 1-D operand", "matmul", "at least 2 dimensions", "[3]"},
+      {"gather axis 2 of 2-D", "gather", "axis 2", "[3,5]"},
+      {"max_axis 3 of 3-D", "max_axis", "axis 3", "[2,3,4]"},
+      {"log_softmax mask [3,2] over [2,3]", "log_softmax", "[3,2]", "[2,3]"}};
   int i;
   for (i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
     bad_case = i;
