@@ -1461,6 +1461,20 @@ static void mrl__bin_row(int kind, int n, const float *a, int sa, const float *b
 static void mrl__bin_row_back(int kind, int n, const float *a, int sa, const float *b, int sb,
                               const float *m, int sm, const float *gy, float *ga, float *gb) {
   int j;
+  if (sa == 1 && sb == 1 &&
+      kind <= MRL__MUL) { /* contiguous: plain loops the compiler vectorises */
+    if (ga && kind == MRL__MUL)
+      for (j = 0; j < n; j++) ga[j] += gy[j] * b[j];
+    else if (ga)
+      for (j = 0; j < n; j++) ga[j] += gy[j];
+    if (gb && kind == MRL__MUL)
+      for (j = 0; j < n; j++) gb[j] += gy[j] * a[j];
+    else if (gb && kind == MRL__SUB)
+      for (j = 0; j < n; j++) gb[j] -= gy[j];
+    else if (gb)
+      for (j = 0; j < n; j++) gb[j] += gy[j];
+    return;
+  }
   for (j = 0; j < n; j++) {
     size_t ia = (size_t)j * sa, ib = (size_t)j * sb;
     float gv = gy[j], da, db;
@@ -1788,6 +1802,20 @@ static void mrl__softmax_backward(mrl_node *nd) {
   const unsigned char *keep = (const unsigned char *)(void *)nd->extra[0];
   int is_log = nd->i[0], outer = nd->i[1], n = nd->i[2], inner = nd->i[3], o, j, k;
   if (!x->grad) return;
+  if (!keep && inner == 1) { /* rows along the last axis: contiguous loops */
+    for (o = 0; o < outer; o++) {
+      const float *yr = y->data + (size_t)o * n, *gr = y->grad + (size_t)o * n;
+      float *gx = x->grad + (size_t)o * n, acc = 0.0f;
+      if (is_log) {
+        for (k = 0; k < n; k++) acc += gr[k];
+        for (k = 0; k < n; k++) gx[k] += gr[k] - expf(yr[k]) * acc;
+      } else {
+        for (k = 0; k < n; k++) acc += gr[k] * yr[k];
+        for (k = 0; k < n; k++) gx[k] += yr[k] * (gr[k] - acc);
+      }
+    }
+    return;
+  }
   for (o = 0; o < outer; o++)
     for (j = 0; j < inner; j++) {
       size_t base = (size_t)o * n * inner + j;
@@ -1837,7 +1865,20 @@ static mrl_tensor *mrl__softmax(mrl_graph *g, mrl_tensor *x, int axis, mrl_tenso
   }
   y = mrl_op_output(g, x->ndim, x->shape, mrl_graph_wants_grad(g, x, NULL));
   if (!y) return NULL;
-  for (o = 0; o < outer; o++)
+  for (o = 0; !keep && inner == 1 && n > 0 && o < outer;
+       o++) { /* last axis, no mask: contiguous rows */
+    const float *xr = x->data + (size_t)o * n;
+    float *yr = y->data + (size_t)o * n, mx = xr[0], s = 0.0f, lse;
+    for (k = 1; k < n; k++)
+      if (xr[k] > mx) mx = xr[k];
+    for (k = 0; k < n; k++) s += expf(xr[k] - mx);
+    lse = mx + logf(s);
+    if (is_log)
+      for (k = 0; k < n; k++) yr[k] = xr[k] - lse;
+    else
+      for (k = 0; k < n; k++) yr[k] = expf(xr[k] - mx) / s;
+  }
+  for (o = 0; (keep || inner != 1 || n == 0) && o < outer; o++)
     for (j = 0; j < inner; j++) {
       size_t base = (size_t)o * n * inner + j;
       const float *xr = x->data + base;
