@@ -1098,6 +1098,30 @@ static void test_general_values(void) {
   mrl_graph_free(&g);
 }
 
+/* Integer indices are copied at the call: changing the caller's arrays before
+ * backward (a reused action buffer) must not move the gradient. */
+static void test_index_copied(void) {
+  float xd[16] = {0}, xg[16] = {0};
+  int idx[4] = {1, 3, 0, 2}, rows[2] = {1, 3}, i, ok = 1;
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 4, 4), *y, *z;
+  mrl_graph g;
+  mrl_graph_init(&g, 1 << 14);
+  y = mrl_gather_rows(&g, &x, idx);
+  z = mrl_index_select(&g, &x, rows, 2);
+  for (i = 0; i < 4; i++) idx[i] = 0;
+  rows[0] = rows[1] = 0;
+  MRL_CHECK(mrl_backward(&g, mrl_add(&g, mrl_sum(&g, y), mrl_sum(&g, z))) == MRL_OK,
+            "index copy: backward failed");
+  for (i = 0; i < 16; i++) {
+    int r = i / 4, c = i % 4;
+    float want = (c == (r == 0 ? 1 : r == 1 ? 3 : r == 2 ? 0 : 2)) ? 1.0f : 0.0f;
+    want += (r == 1 || r == 3) ? 1.0f : 0.0f;
+    ok &= xg[i] == want;
+  }
+  MRL_CHECK(ok, "index copy: the gradient followed the caller's later index values");
+  mrl_graph_free(&g);
+}
+
 /* mrl_gemm, the kernel under matmul, linear and the fused layers: every
  * transpose combination, beta 0 / 1 / 0.5, row strides wider than the
  * matrices, and shapes that cross the kernel's blocking (k > 256, partial
@@ -1311,6 +1335,23 @@ static void test_reference_tensor_ops(void) {
     mrl_ref_expect(&f, "topk_y", y->data, y->size, REF_ATOL, REF_RTOL);
     mrl_ref_expect(&f, "topk_dx", txg, 18, REF_ATOL, REF_RTOL);
     MRL_CHECK(memcmp(tidx, want_idx, sizeof tidx) == 0, "topk: indices differ from torch.topk's");
+  }
+  {
+    float ma[24], mag[24], mb[24], mbg[24], mgy[36];
+    int s2134[4] = {2, 1, 3, 4}, s342[3] = {3, 4, 2}, s2332[4] = {2, 3, 3, 2};
+    if (mrl_ref_fill(&f, "bmm_a", ma, 24) && mrl_ref_fill(&f, "bmm_b", mb, 24) &&
+        mrl_ref_fill(&f, "bmm_gy", mgy, 36)) {
+      mrl_tensor a = mrl_tensor_make(ma, mag, 4, s2134), b = mrl_tensor_make(mb, mbg, 3, s342);
+      memset(mag, 0, sizeof mag);
+      memset(mbg, 0, sizeof mbg);
+      mrl_graph_reset(&g);
+      y = mrl_matmul(&g, &a, &b);
+      loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, mgy, 4, s2332)));
+      MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "batched matmul reference: backward failed");
+      mrl_ref_expect(&f, "bmm_y", y->data, y->size, REF_ATOL, REF_RTOL);
+      mrl_ref_expect(&f, "bmm_da", mag, 24, REF_ATOL, REF_RTOL);
+      mrl_ref_expect(&f, "bmm_db", mbg, 24, REF_ATOL, REF_RTOL);
+    }
   }
   for (i = 0; i < 5; i++) {
     float axg[16];
@@ -2070,6 +2111,7 @@ int main(void) {
   test_detach();
   test_forward_values();
   test_general_values();
+  test_index_copied();
   test_gemm();
   test_reference_ops();
   test_reference_tensor_ops();

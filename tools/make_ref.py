@@ -15,8 +15,8 @@ It (re)writes these files under tests/ref/:
               without clipping.
     ops.txt   log_softmax and matmul forward values and gradients.
     tensor_ops.txt  broadcasting add, masked softmax, log_softmax over a
-              middle axis, logsumexp, variance, gather, top-k and the
-              activations (gelu, softplus, elu, silu, leaky relu).
+              middle axis, logsumexp, variance, gather, top-k, batched
+              matmul and the activations (gelu, softplus, elu, silu, leaky relu).
 
 File format (one tensor per line, single spaces):
 
@@ -312,7 +312,7 @@ def make_tensor_ops():
     f, path = open_fixture(
         "tensor_ops.txt",
         "broadcast add, masked softmax, log_softmax(dim=1), logsumexp, var, "
-        "gather, topk, activations; grads of sum(y*gy)")
+        "gather, topk, batched matmul, activations; grads of sum(y*gy)")
     with f:
         # Broadcasting add: [2,3,4] + [3,1] -> [2,3,4].
         a = torch.randn(2, 3, 4, requires_grad=True)
@@ -383,6 +383,16 @@ def make_tensor_ops():
         (values * gy).sum().backward()
         for name, t in (("topk_x", x), ("topk_gy", gy), ("topk_y", values),
                         ("topk_index", indices.float()), ("topk_dx", x.grad)):
+            dump(f, name, t)
+
+        # Batched matmul: [2,1,3,4] @ [3,4,2] -> [2,3,3,2] (batch broadcast).
+        a = torch.randn(2, 1, 3, 4, requires_grad=True)
+        b = torch.randn(3, 4, 2, requires_grad=True)
+        gy = torch.randn(2, 3, 3, 2)
+        y = a @ b
+        (y * gy).sum().backward()
+        for name, t in (("bmm_a", a), ("bmm_b", b), ("bmm_gy", gy),
+                        ("bmm_y", y), ("bmm_da", a.grad), ("bmm_db", b.grad)):
             dump(f, name, t)
 
         # Activations with PyTorch's defaults on the same input, spread over
