@@ -2008,9 +2008,8 @@ static mrl_tensor *mrl__matmul_batched(mrl_graph *g, mrl_tensor *a, mrl_tensor *
 
 /* ---- shape ops: permute, slice, broadcast_to, concat, stack ----
  * Each is one strided copy forward and the same copy reversed (+=) backward.
- * The node keeps the copy's geometry: i[] the padded shape of the moved
- * block, f[] unused; extra[1] points at an int[12] (shape, src and dst
- * strides) in the arena. */
+ * permute, slice and broadcast_to keep the copy's geometry (an
+ * mrl__copy_plan in the arena) in the node's extra[1]. */
 
 typedef struct mrl__copy_plan {
   int n4[MRL_MAX_DIMS], src[MRL_MAX_DIMS], dst[MRL_MAX_DIMS];
