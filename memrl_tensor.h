@@ -48,16 +48,27 @@
  *   mrl_graph_reset(&g);               // next step
  *   mrl_graph_free(&g);
  *
- * OPS (all take the graph first; shapes in brackets)
+ * OPS (all take the graph first; shapes in brackets; axes may be negative)
  *   matmul      mrl_matmul [M,K]x[K,N], mrl_matmul_nt [M,K]x[N,K]^T, mrl_matmul_tn [K,M]^T x[K,N]
  *   linear      mrl_linear x[M,K], W[N,K], b[N] or NULL -> x W^T + b   (fused)
- *   elementwise mrl_add, mrl_sub, mrl_mul (b's shape a suffix of a's: row broadcast),
- *               mrl_scale, mrl_add_scalar, mrl_neg, mrl_square, mrl_exp, mrl_log,
- *               mrl_tanh, mrl_sigmoid, mrl_relu, mrl_clamp, mrl_minimum, mrl_maximum
- *   reductions  mrl_sum, mrl_mean (all -> [1]), mrl_sum_rows, mrl_mean_rows ([M,N] -> [M])
- *   rows        mrl_log_softmax ([M,N] per row), mrl_gather_rows (x[M,N], idx[M] -> [M])
- *   shape       mrl_concat_rows (stack along the first dimension), mrl_reshape (view),
- *               mrl_detach
+ *   elementwise mrl_add, mrl_sub, mrl_mul, mrl_div, mrl_minimum, mrl_maximum (NumPy
+ *               broadcasting; gradients summed over repeated dimensions), mrl_where (float
+ *               mask), mrl_where_int, mrl_scale, mrl_add_scalar, mrl_neg, mrl_square,
+ *               mrl_sqrt, mrl_pow (tensor ** scalar), mrl_exp, mrl_log, mrl_abs, mrl_clamp
+ *   activations mrl_relu, mrl_leaky_relu, mrl_elu, mrl_gelu (erf), mrl_tanh, mrl_sigmoid,
+ *               mrl_softplus (beta 1, threshold 20), mrl_silu
+ *   reductions  over all -> [1]: mrl_sum, mrl_mean, mrl_max (+argmax), mrl_logsumexp, mrl_var;
+ *               along an axis (keepdim or not): mrl_sum_axis, mrl_mean_axis, mrl_max_axis
+ *               (+argmax), mrl_logsumexp_axis, mrl_var_axis (correction 1 = torch default);
+ *               last axis: mrl_sum_rows, mrl_mean_rows ([M,N] -> [M])
+ *   softmax     mrl_softmax, mrl_log_softmax_axis (any axis, optional 0/1 mask that
+ *               broadcasts); mrl_log_softmax (last axis, no mask)
+ *   batched     the three matmuls over up to 2 leading dimensions that broadcast
+ *               ([B,M,K]x[K,N], [B,M,K]x[B,K,N], [B,1,M,K]x[H,K,N] ...)
+ *   shape       mrl_reshape (view), mrl_permute, mrl_transpose, mrl_slice, mrl_concat,
+ *               mrl_stack, mrl_broadcast_to, mrl_concat_rows (axis 0), mrl_detach
+ *   indexing    mrl_gather (torch.gather), mrl_gather_rows (one per row), mrl_index_select
+ *               (embedding rows), mrl_scatter_add, mrl_one_hot, mrl_topk (+indices)
  *   checking    mrl_gradcheck (central finite differences against mrl_backward)
  *   layers      mrl_layernorm (last dim), mrl_conv2d (NCHW, stride, padding), mrl_max_pool2d,
  *               mrl_avg_pool2d, mrl_dropout (explicit mrl_rng, inverted scaling)   (fused)
@@ -350,6 +361,8 @@ MRL_DEF void mrl_shape_fail(const char *op, const char *what, const mrl_tensor *
 MRL_DEF mrl_result mrl_backward(mrl_graph *g, mrl_tensor *loss);
 
 /* ---- ops ---- */
+/* Matmul of 2-D operands, or batched over leading dimensions that broadcast
+ * (a [B,M,K] x b [K,N] or [B,K,N] -> [B,M,N], up to 2 batch dimensions). */
 MRL_DEF mrl_tensor *mrl_matmul(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_matmul_nt(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_matmul_tn(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
@@ -368,7 +381,7 @@ MRL_DEF mrl_tensor *mrl_sigmoid(mrl_graph *g, mrl_tensor *a);
 MRL_DEF mrl_tensor *mrl_relu(mrl_graph *g, mrl_tensor *a);
 /* Gradient passes where lo <= a <= hi (PyTorch's clamp). */
 MRL_DEF mrl_tensor *mrl_clamp(mrl_graph *g, mrl_tensor *a, float lo, float hi);
-/* Same shapes. At ties the gradient is split evenly (PyTorch >= 1.7). */
+/* Broadcasting. At ties the gradient is split evenly (PyTorch >= 1.7). */
 MRL_DEF mrl_tensor *mrl_minimum(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_maximum(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_sum(mrl_graph *g, mrl_tensor *a);
@@ -376,15 +389,105 @@ MRL_DEF mrl_tensor *mrl_mean(mrl_graph *g, mrl_tensor *a);
 MRL_DEF mrl_tensor *mrl_sum_rows(mrl_graph *g, mrl_tensor *a);
 MRL_DEF mrl_tensor *mrl_mean_rows(mrl_graph *g, mrl_tensor *a);
 MRL_DEF mrl_tensor *mrl_log_softmax(mrl_graph *g, mrl_tensor *a);
-/* out[i] = a[i, index[i]]; index must stay valid until backward has run. */
+/* out[i] = a[i, index[i]] over the last dimension (mrl_gather with k = 1,
+ * the trailing 1 dropped). */
 MRL_DEF mrl_tensor *mrl_gather_rows(mrl_graph *g, mrl_tensor *a, const int *index);
-/* Stacks n tensors of equal trailing shape along the first dimension. */
+/* Joins n tensors of equal trailing shape along the first dimension
+ * (mrl_concat with axis 0). */
 MRL_DEF mrl_tensor *mrl_concat_rows(mrl_graph *g, mrl_tensor *const *parts, int n);
 /* A view with another shape of the same size: shares data and gradient, so
  * it needs no node. */
 MRL_DEF mrl_tensor *mrl_reshape(mrl_graph *g, mrl_tensor *a, int ndim, const int *shape);
 /* The same values with no gradient path (cuts the tape: truncated BPTT). */
 MRL_DEF mrl_tensor *mrl_detach(mrl_graph *g, mrl_tensor *a);
+
+/* ---- general ops ----
+ * Broadcasting follows NumPy: shapes are aligned at the right and each pair
+ * of dimensions must be equal or 1 (a missing leading dimension counts as 1).
+ * mrl_add, mrl_sub, mrl_mul, mrl_div, mrl_minimum, mrl_maximum and mrl_where
+ * broadcast; the gradient of a broadcast operand is summed over the
+ * dimensions it was repeated along. Axes may be negative (-1 = last). Integer
+ * index arrays are copied into the arena, so the caller's array may change
+ * right after the call. An index out of range stops like a wrong shape. */
+MRL_DEF mrl_tensor *mrl_div(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
+/* Elementwise mask ? a : b. mask: float tensor, nonzero selects a; it must
+ * broadcast to the shape of a op b and gets no gradient. */
+MRL_DEF mrl_tensor *mrl_where(mrl_graph *g, mrl_tensor *mask, mrl_tensor *a, mrl_tensor *b);
+/* The same with an int mask holding one entry per element of the result. */
+MRL_DEF mrl_tensor *mrl_where_int(mrl_graph *g, const int *mask, mrl_tensor *a, mrl_tensor *b);
+MRL_DEF mrl_tensor *mrl_sqrt(mrl_graph *g, mrl_tensor *a);
+MRL_DEF mrl_tensor *mrl_pow(mrl_graph *g, mrl_tensor *a, float p); /* a ** p, p a scalar */
+/* Gradient sign(a), 0 at 0 (PyTorch). */
+MRL_DEF mrl_tensor *mrl_abs(mrl_graph *g, mrl_tensor *a);
+/* Activations, PyTorch's definitions: leaky_relu (slope below 0; PyTorch's
+ * default 0.01), elu (alpha (e^x - 1) below 0; default 1), gelu (exact erf
+ * form, approximate='none'), softplus (beta 1, linear above threshold 20),
+ * silu (x sigmoid(x)). */
+MRL_DEF mrl_tensor *mrl_leaky_relu(mrl_graph *g, mrl_tensor *a, float negative_slope);
+MRL_DEF mrl_tensor *mrl_elu(mrl_graph *g, mrl_tensor *a, float alpha);
+MRL_DEF mrl_tensor *mrl_gelu(mrl_graph *g, mrl_tensor *a);
+MRL_DEF mrl_tensor *mrl_softplus(mrl_graph *g, mrl_tensor *a);
+MRL_DEF mrl_tensor *mrl_silu(mrl_graph *g, mrl_tensor *a);
+
+/* Reductions over everything -> [1]. max: the gradient goes to the first
+ * maximal element, whose flat index is written to *argmax unless NULL.
+ * var: divides by (count - correction); correction 1 is torch.var's
+ * default (unbiased), 0 the population variance. */
+MRL_DEF mrl_tensor *mrl_max(mrl_graph *g, mrl_tensor *a, int *argmax);
+MRL_DEF mrl_tensor *mrl_logsumexp(mrl_graph *g, mrl_tensor *a);
+MRL_DEF mrl_tensor *mrl_var(mrl_graph *g, mrl_tensor *a, int correction);
+/* Reductions along one axis. keepdim 1 keeps it with size 1 (PyTorch's
+ * keepdim=True); 0 drops it, except that a 1-D input gives [1]. argmax (may
+ * be NULL) receives, per output element, the position along the axis of the
+ * first maximum (torch.max(x, dim) semantics; gradient flows there only). */
+MRL_DEF mrl_tensor *mrl_sum_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim);
+MRL_DEF mrl_tensor *mrl_mean_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim);
+MRL_DEF mrl_tensor *mrl_max_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim, int *argmax);
+MRL_DEF mrl_tensor *mrl_logsumexp_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim);
+MRL_DEF mrl_tensor *mrl_var_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim,
+                                 int correction);
+
+/* Softmax and log-softmax along an axis. mask (NULL: none) is a float
+ * tensor that broadcasts to x's shape; entries where it is 0 are excluded:
+ * probability exactly 0, no gradient (causal attention, invalid actions).
+ * log_softmax writes -1e8 there rather than -inf, so that p * log p is 0 and
+ * MRL_CHECK_FINITE stays quiet. A slice with every entry masked gives all 0
+ * (softmax) or all -1e8 (log_softmax). mrl_log_softmax(g, x) is
+ * mrl_log_softmax_axis(g, x, -1, NULL). */
+MRL_DEF mrl_tensor *mrl_softmax(mrl_graph *g, mrl_tensor *x, int axis, mrl_tensor *mask);
+MRL_DEF mrl_tensor *mrl_log_softmax_axis(mrl_graph *g, mrl_tensor *x, int axis, mrl_tensor *mask);
+
+/* Shape ops (each copies; reshape is the only view). permute: output
+ * dimension d is input dimension perm[d]. slice: [start, end) along axis,
+ * negative bounds count from the end. concat joins along an existing axis
+ * (other dimensions equal); stack inserts a new axis of length n (equal
+ * shapes). broadcast_to repeats x to a shape it broadcasts to; backward sums. */
+MRL_DEF mrl_tensor *mrl_permute(mrl_graph *g, mrl_tensor *x, const int *perm);
+MRL_DEF mrl_tensor *mrl_transpose(mrl_graph *g, mrl_tensor *x, int dim0, int dim1);
+MRL_DEF mrl_tensor *mrl_slice(mrl_graph *g, mrl_tensor *x, int axis, int start, int end);
+MRL_DEF mrl_tensor *mrl_concat(mrl_graph *g, mrl_tensor *const *parts, int n, int axis);
+MRL_DEF mrl_tensor *mrl_stack(mrl_graph *g, mrl_tensor *const *parts, int n, int axis);
+MRL_DEF mrl_tensor *mrl_broadcast_to(mrl_graph *g, mrl_tensor *x, int ndim, const int *shape);
+
+/* Indexing.
+ * gather (torch.gather): the output is x's shape with the axis replaced by
+ *   k; index holds one int per output element (row-major) and
+ *   out[.., q, ..] = x[.., index[.., q, ..], ..].
+ * index_select: rows of x along its first dimension (embedding lookup):
+ *   x [V, ...], index[n] -> [n, ...]; backward adds into the picked rows.
+ * scatter_add (torch.scatter_add): out = base with src[.., q, ..] added at
+ *   position index[.., q, ..] along axis; src matches base except along axis,
+ *   index holds one int per element of src.
+ * one_hot: [n, num_classes] constant (no gradient).
+ * topk: the k largest entries along the last axis, in descending order
+ *   (ties: lower position first); out_index (may be NULL) receives their
+ *   positions, rows * k ints. The gradient flows to the selected entries. */
+MRL_DEF mrl_tensor *mrl_gather(mrl_graph *g, mrl_tensor *x, int axis, const int *index, int k);
+MRL_DEF mrl_tensor *mrl_index_select(mrl_graph *g, mrl_tensor *x, const int *index, int n);
+MRL_DEF mrl_tensor *mrl_scatter_add(mrl_graph *g, mrl_tensor *base, int axis, const int *index,
+                                    mrl_tensor *src);
+MRL_DEF mrl_tensor *mrl_one_hot(mrl_graph *g, const int *index, int n, int num_classes);
+MRL_DEF mrl_tensor *mrl_topk(mrl_graph *g, mrl_tensor *x, int k, int *out_index);
 
 /* ---- fused layers, losses, memory ops ----
  * Each op has a hand-written backward. Shapes follow PyTorch: images are
@@ -535,6 +638,10 @@ extern "C" {
 
 #define MRL__ALIGN 64
 
+/* Batched matmul over leading dimensions (defined with the general ops). */
+static mrl_tensor *mrl__matmul_batched(mrl_graph *g, mrl_tensor *a, mrl_tensor *b, int layout,
+                                       const char *op);
+
 /* ---- tensor headers ---- */
 
 MRL_DEF mrl_tensor mrl_tensor_make(float *data, float *grad, int ndim, const int *shape) {
@@ -596,9 +703,13 @@ MRL_DEF const char *mrl_tensor_shape_string(const mrl_tensor *t, char *buf, size
 MRL_DEF void mrl_shape_fail(const char *op, const char *what, const mrl_tensor *a,
                             const mrl_tensor *b, const char *file, int line) {
   char sa[64], sb[64];
-  fprintf(stderr, "memrl: %s: %s: %s and %s (%s:%d)\n", op, what,
-          mrl_tensor_shape_string(a, sa, sizeof sa), mrl_tensor_shape_string(b, sb, sizeof sb),
-          file, line);
+  if (b)
+    fprintf(stderr, "memrl: %s: %s: %s and %s (%s:%d)\n", op, what,
+            mrl_tensor_shape_string(a, sa, sizeof sa), mrl_tensor_shape_string(b, sb, sizeof sb),
+            file, line);
+  else
+    fprintf(stderr, "memrl: %s: %s: %s (%s:%d)\n", op, what,
+            mrl_tensor_shape_string(a, sa, sizeof sa), file, line);
   MRL_ASSERT(0 && "memrl: shape mismatch (see message above)");
   abort(); /* never continue with wrong shapes, even under NDEBUG */
 }
@@ -987,7 +1098,7 @@ static mrl_tensor *mrl__matmul(mrl_graph *g, mrl_tensor *a, mrl_tensor *b, int l
   mrl_tensor *c;
   mrl_node *nd;
   if (!a || !b) return NULL;
-  MRL_SHAPE_CHECK(a->ndim == 2 && b->ndim == 2, op, "operands must be 2-D", a, b);
+  if (a->ndim != 2 || b->ndim != 2) return mrl__matmul_batched(g, a, b, layout, op);
   m = layout == 2 ? a->shape[1] : a->shape[0];
   k = layout == 2 ? a->shape[0] : a->shape[1];
   n = layout == 1 ? b->shape[0] : b->shape[1];
@@ -1063,89 +1174,6 @@ MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
   return y;
 }
 
-/* ---- broadcasting binary ops ----
- * b broadcasts over a when b's shape is a suffix of a's (leading 1s ignored):
- * element i of a pairs with element i % b->size of b. */
-
-static int mrl__suffix_broadcastable(const mrl_tensor *a, const mrl_tensor *b) {
-  int ia = a->ndim - 1, ib = b->ndim - 1;
-  for (; ib >= 0; ib--, ia--) {
-    if (ia < 0) {
-      if (b->shape[ib] != 1) return 0;
-    } else if (b->shape[ib] != a->shape[ia]) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
-enum { MRL__ADD, MRL__SUB, MRL__MUL };
-
-static void mrl__binary_backward(mrl_node *nd) {
-  mrl_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
-  int kind = nd->i[0], n = y->size, nb = b->size, i;
-  float sb = kind == MRL__SUB ? -1.0f : 1.0f;
-  if (a->grad) {
-    if (kind == MRL__MUL)
-      for (i = 0; i < n; i++) a->grad[i] += y->grad[i] * b->data[i % nb];
-    else
-      for (i = 0; i < n; i++) a->grad[i] += y->grad[i];
-  }
-  if (b->grad) {
-    int r, j;
-    for (r = 0; r < n / nb; r++) {
-      const float *gy = y->grad + (size_t)r * nb;
-      if (kind == MRL__MUL) {
-        const float *ar = a->data + (size_t)r * nb;
-        for (j = 0; j < nb; j++) b->grad[j] += gy[j] * ar[j];
-      } else {
-        for (j = 0; j < nb; j++) b->grad[j] += sb * gy[j];
-      }
-    }
-  }
-}
-
-static mrl_tensor *mrl__binary(mrl_graph *g, mrl_tensor *a, mrl_tensor *b, int kind,
-                               const char *op) {
-  mrl_tensor *y;
-  mrl_node *nd;
-  int n, nb, r, j;
-  if (!a || !b) return NULL;
-  MRL_SHAPE_CHECK(mrl__suffix_broadcastable(a, b), op,
-                  "shapes do not broadcast (b's shape must be a suffix of a's)", a, b);
-  y = mrl_op_output(g, a->ndim, a->shape, mrl_graph_wants_grad(g, a, b));
-  if (!y) return NULL;
-  n = a->size;
-  nb = b->size;
-  for (r = 0; r < (nb ? n / nb : 0); r++) {
-    const float *ar = a->data + (size_t)r * nb;
-    float *yr = y->data + (size_t)r * nb;
-    if (kind == MRL__ADD)
-      for (j = 0; j < nb; j++) yr[j] = ar[j] + b->data[j];
-    else if (kind == MRL__SUB)
-      for (j = 0; j < nb; j++) yr[j] = ar[j] - b->data[j];
-    else
-      for (j = 0; j < nb; j++) yr[j] = ar[j] * b->data[j];
-  }
-  MRL__FINITE(op, y, a, b);
-  if ((nd = mrl_graph_record(g, op, mrl__binary_backward, y)) != NULL) {
-    nd->in[0] = a;
-    nd->in[1] = b;
-    nd->i[0] = kind;
-  }
-  return y;
-}
-
-MRL_DEF mrl_tensor *mrl_add(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
-  return mrl__binary(g, a, b, MRL__ADD, "add");
-}
-MRL_DEF mrl_tensor *mrl_sub(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
-  return mrl__binary(g, a, b, MRL__SUB, "sub");
-}
-MRL_DEF mrl_tensor *mrl_mul(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
-  return mrl__binary(g, a, b, MRL__MUL, "mul");
-}
-
 /* ---- unary ops: one table entry each, forward and derivative side by side ---- */
 
 enum {
@@ -1157,8 +1185,21 @@ enum {
   MRL__TANH,
   MRL__SIGMOID,
   MRL__RELU,
-  MRL__CLAMP
+  MRL__CLAMP,
+  MRL__SQRT,
+  MRL__POW,
+  MRL__ABS,
+  MRL__LEAKY_RELU,
+  MRL__ELU,
+  MRL__GELU,
+  MRL__SOFTPLUS,
+  MRL__SILU
 };
+
+/* Exact GELU (PyTorch's default, approximate='none'): x * Phi(x). */
+static float mrl__gelu_cdf(float x) {
+  return 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+}
 
 static void mrl__unary_backward(mrl_node *nd) {
   mrl_tensor *a = nd->in[0], *y = nd->out;
@@ -1193,6 +1234,35 @@ static void mrl__unary_backward(mrl_node *nd) {
     break;
   case MRL__CLAMP:
     for (i = 0; i < n; i++) ga[i] += (x[i] >= lo && x[i] <= hi) ? gy[i] : 0.0f;
+    break;
+  case MRL__SQRT:
+    for (i = 0; i < n; i++) ga[i] += gy[i] * 0.5f / o[i];
+    break;
+  case MRL__POW:
+    for (i = 0; i < n; i++) ga[i] += gy[i] * s * powf(x[i], s - 1.0f);
+    break;
+  case MRL__ABS: /* PyTorch: sign(x), 0 at 0 */
+    for (i = 0; i < n; i++) ga[i] += x[i] > 0.0f ? gy[i] : (x[i] < 0.0f ? -gy[i] : 0.0f);
+    break;
+  case MRL__LEAKY_RELU:
+    for (i = 0; i < n; i++) ga[i] += x[i] > 0.0f ? gy[i] : gy[i] * s;
+    break;
+  case MRL__ELU: /* below 0: d/dx alpha (e^x - 1) = y + alpha */
+    for (i = 0; i < n; i++) ga[i] += x[i] > 0.0f ? gy[i] : gy[i] * (o[i] + s);
+    break;
+  case MRL__GELU:
+    for (i = 0; i < n; i++)
+      ga[i] +=
+          gy[i] * (mrl__gelu_cdf(x[i]) + x[i] * 0.39894228040143268f * expf(-0.5f * x[i] * x[i]));
+    break;
+  case MRL__SOFTPLUS: /* linear above the threshold 20, as PyTorch */
+    for (i = 0; i < n; i++) ga[i] += x[i] > 20.0f ? gy[i] : gy[i] * mrl_sigmoidf(x[i]);
+    break;
+  case MRL__SILU:
+    for (i = 0; i < n; i++) {
+      float sg = mrl_sigmoidf(x[i]);
+      ga[i] += gy[i] * sg * (1.0f + x[i] * (1.0f - sg));
+    }
     break;
   }
 }
@@ -1238,6 +1308,30 @@ static mrl_tensor *mrl__unary(mrl_graph *g, mrl_tensor *a, int kind, float p0, f
   case MRL__CLAMP:
     for (i = 0; i < n; i++) o[i] = x[i] < p0 ? p0 : (x[i] > p1 ? p1 : x[i]);
     break;
+  case MRL__SQRT:
+    for (i = 0; i < n; i++) o[i] = sqrtf(x[i]);
+    break;
+  case MRL__POW:
+    for (i = 0; i < n; i++) o[i] = powf(x[i], p0);
+    break;
+  case MRL__ABS:
+    for (i = 0; i < n; i++) o[i] = fabsf(x[i]);
+    break;
+  case MRL__LEAKY_RELU:
+    for (i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : x[i] * p0;
+    break;
+  case MRL__ELU:
+    for (i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : p0 * expm1f(x[i]);
+    break;
+  case MRL__GELU:
+    for (i = 0; i < n; i++) o[i] = x[i] * mrl__gelu_cdf(x[i]);
+    break;
+  case MRL__SOFTPLUS:
+    for (i = 0; i < n; i++) o[i] = x[i] > 20.0f ? x[i] : log1pf(expf(x[i]));
+    break;
+  case MRL__SILU:
+    for (i = 0; i < n; i++) o[i] = x[i] * mrl_sigmoidf(x[i]);
+    break;
   }
   MRL__FINITE(op, y, a, NULL);
   if ((nd = mrl_graph_record(g, op, mrl__unary_backward, y)) != NULL) {
@@ -1279,232 +1373,29 @@ MRL_DEF mrl_tensor *mrl_relu(mrl_graph *g, mrl_tensor *a) {
 MRL_DEF mrl_tensor *mrl_clamp(mrl_graph *g, mrl_tensor *a, float lo, float hi) {
   return mrl__unary(g, a, MRL__CLAMP, lo, hi, "clamp");
 }
-
-/* ---- minimum / maximum ---- */
-
-static void mrl__minmax_backward(mrl_node *nd) {
-  mrl_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
-  int is_max = nd->i[0], n = y->size, i;
-  for (i = 0; i < n; i++) {
-    float av = a->data[i], bv = b->data[i], gy = y->grad[i];
-    float wa = av == bv ? 0.5f : ((is_max ? av > bv : av < bv) ? 1.0f : 0.0f);
-    if (a->grad) a->grad[i] += gy * wa;
-    if (b->grad) b->grad[i] += gy * (1.0f - wa);
-  }
+MRL_DEF mrl_tensor *mrl_sqrt(mrl_graph *g, mrl_tensor *a) {
+  return mrl__unary(g, a, MRL__SQRT, 0.0f, 0.0f, "sqrt");
 }
-
-static mrl_tensor *mrl__minmax(mrl_graph *g, mrl_tensor *a, mrl_tensor *b, int is_max,
-                               const char *op) {
-  mrl_tensor *y;
-  mrl_node *nd;
-  int i;
-  if (!a || !b) return NULL;
-  MRL_SHAPE_CHECK(mrl_tensor_same_shape(a, b), op, "shapes must be equal", a, b);
-  y = mrl_op_output(g, a->ndim, a->shape, mrl_graph_wants_grad(g, a, b));
-  if (!y) return NULL;
-  for (i = 0; i < a->size; i++) {
-    float av = a->data[i], bv = b->data[i];
-    y->data[i] = is_max ? (av > bv ? av : bv) : (av < bv ? av : bv);
-  }
-  if ((nd = mrl_graph_record(g, op, mrl__minmax_backward, y)) != NULL) {
-    nd->in[0] = a;
-    nd->in[1] = b;
-    nd->i[0] = is_max;
-  }
-  return y;
+MRL_DEF mrl_tensor *mrl_pow(mrl_graph *g, mrl_tensor *a, float p) {
+  return mrl__unary(g, a, MRL__POW, p, 0.0f, "pow");
 }
-
-MRL_DEF mrl_tensor *mrl_minimum(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
-  return mrl__minmax(g, a, b, 0, "minimum");
+MRL_DEF mrl_tensor *mrl_abs(mrl_graph *g, mrl_tensor *a) {
+  return mrl__unary(g, a, MRL__ABS, 0.0f, 0.0f, "abs");
 }
-MRL_DEF mrl_tensor *mrl_maximum(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
-  return mrl__minmax(g, a, b, 1, "maximum");
+MRL_DEF mrl_tensor *mrl_leaky_relu(mrl_graph *g, mrl_tensor *a, float negative_slope) {
+  return mrl__unary(g, a, MRL__LEAKY_RELU, negative_slope, 0.0f, "leaky_relu");
 }
-
-/* ---- reductions ---- */
-
-/* i[0]: 1 = per row; f[0]: scale (1 for sum, 1/count for mean) */
-static void mrl__reduce_backward(mrl_node *nd) {
-  mrl_tensor *a = nd->in[0], *y = nd->out;
-  int per_row = nd->i[0], n = a->size, i;
-  float s = nd->f[0];
-  if (!a->grad) return;
-  if (per_row) {
-    int cols = mrl_tensor_cols(a);
-    for (i = 0; i < n; i++) a->grad[i] += y->grad[i / cols] * s;
-  } else {
-    float gy = y->grad[0] * s;
-    for (i = 0; i < n; i++) a->grad[i] += gy;
-  }
+MRL_DEF mrl_tensor *mrl_elu(mrl_graph *g, mrl_tensor *a, float alpha) {
+  return mrl__unary(g, a, MRL__ELU, alpha, 0.0f, "elu");
 }
-
-static mrl_tensor *mrl__reduce(mrl_graph *g, mrl_tensor *a, int per_row, int mean, const char *op) {
-  mrl_tensor *y;
-  mrl_node *nd;
-  int shape[MRL_MAX_DIMS], i, j, rows, cols;
-  float s;
-  if (!a) return NULL;
-  if (per_row) {
-    MRL_SHAPE_CHECK(a->ndim >= 2, op, "needs at least 2 dimensions", a, NULL);
-    for (i = 0; i < a->ndim - 1; i++) shape[i] = a->shape[i];
-    y = mrl_op_output(g, a->ndim - 1, shape, mrl_graph_wants_grad(g, a, NULL));
-    rows = mrl_tensor_rows(a);
-    cols = mrl_tensor_cols(a);
-  } else {
-    shape[0] = 1;
-    y = mrl_op_output(g, 1, shape, mrl_graph_wants_grad(g, a, NULL));
-    rows = 1;
-    cols = a->size;
-  }
-  if (!y) return NULL;
-  s = mean ? 1.0f / (float)(cols ? cols : 1) : 1.0f;
-  for (i = 0; i < rows; i++) {
-    const float *r = a->data + (size_t)i * cols;
-    double acc = 0.0; /* double: sums of thousands of losses stay exact enough */
-    for (j = 0; j < cols; j++) acc += r[j];
-    y->data[i] = (float)acc * s;
-  }
-  if ((nd = mrl_graph_record(g, op, mrl__reduce_backward, y)) != NULL) {
-    nd->in[0] = a;
-    nd->i[0] = per_row;
-    nd->f[0] = s;
-  }
-  return y;
+MRL_DEF mrl_tensor *mrl_gelu(mrl_graph *g, mrl_tensor *a) {
+  return mrl__unary(g, a, MRL__GELU, 0.0f, 0.0f, "gelu");
 }
-
-MRL_DEF mrl_tensor *mrl_sum(mrl_graph *g, mrl_tensor *a) {
-  return mrl__reduce(g, a, 0, 0, "sum");
+MRL_DEF mrl_tensor *mrl_softplus(mrl_graph *g, mrl_tensor *a) {
+  return mrl__unary(g, a, MRL__SOFTPLUS, 0.0f, 0.0f, "softplus");
 }
-MRL_DEF mrl_tensor *mrl_mean(mrl_graph *g, mrl_tensor *a) {
-  return mrl__reduce(g, a, 0, 1, "mean");
-}
-MRL_DEF mrl_tensor *mrl_sum_rows(mrl_graph *g, mrl_tensor *a) {
-  return mrl__reduce(g, a, 1, 0, "sum_rows");
-}
-MRL_DEF mrl_tensor *mrl_mean_rows(mrl_graph *g, mrl_tensor *a) {
-  return mrl__reduce(g, a, 1, 1, "mean_rows");
-}
-
-/* ---- log-softmax per row ---- */
-
-static void mrl__log_softmax_backward(mrl_node *nd) {
-  mrl_tensor *a = nd->in[0], *y = nd->out;
-  int rows = mrl_tensor_rows(a), cols = mrl_tensor_cols(a), i, j;
-  if (!a->grad) return;
-  for (i = 0; i < rows; i++) {
-    const float *yr = y->data + (size_t)i * cols, *gr = y->grad + (size_t)i * cols;
-    float *ga = a->grad + (size_t)i * cols, gsum = 0.0f;
-    for (j = 0; j < cols; j++) gsum += gr[j];
-    for (j = 0; j < cols; j++) ga[j] += gr[j] - expf(yr[j]) * gsum;
-  }
-}
-
-MRL_DEF mrl_tensor *mrl_log_softmax(mrl_graph *g, mrl_tensor *a) {
-  mrl_tensor *y;
-  mrl_node *nd;
-  int rows, cols, i, j;
-  if (!a) return NULL;
-  y = mrl_op_output(g, a->ndim, a->shape, mrl_graph_wants_grad(g, a, NULL));
-  if (!y) return NULL;
-  rows = mrl_tensor_rows(a);
-  cols = mrl_tensor_cols(a);
-  for (i = 0; i < rows; i++) {
-    const float *r = a->data + (size_t)i * cols;
-    float *o = y->data + (size_t)i * cols, mx = r[0], s = 0.0f, lse;
-    for (j = 1; j < cols; j++)
-      if (r[j] > mx) mx = r[j];
-    for (j = 0; j < cols; j++) s += expf(r[j] - mx);
-    lse = mx + logf(s);
-    for (j = 0; j < cols; j++) o[j] = r[j] - lse;
-  }
-  MRL__FINITE("log_softmax", y, a, NULL);
-  if ((nd = mrl_graph_record(g, "log_softmax", mrl__log_softmax_backward, y)) != NULL)
-    nd->in[0] = a;
-  return y;
-}
-
-/* ---- gather one element per row ---- */
-
-static void mrl__gather_backward(mrl_node *nd) {
-  mrl_tensor *a = nd->in[0], *y = nd->out;
-  int rows = y->size, cols = mrl_tensor_cols(a), i;
-  if (!a->grad) return;
-  for (i = 0; i < rows; i++) a->grad[(size_t)i * cols + nd->index[i]] += y->grad[i];
-}
-
-MRL_DEF mrl_tensor *mrl_gather_rows(mrl_graph *g, mrl_tensor *a, const int *index) {
-  mrl_tensor *y;
-  mrl_node *nd;
-  int rows, cols, i, shape[MRL_MAX_DIMS];
-  if (!a) return NULL;
-  rows = mrl_tensor_rows(a);
-  cols = mrl_tensor_cols(a);
-  MRL_SHAPE_CHECK(a->ndim >= 2, "gather_rows", "needs at least 2 dimensions", a, NULL);
-  for (i = 0; i < a->ndim - 1; i++) shape[i] = a->shape[i];
-  y = mrl_op_output(g, a->ndim - 1, shape, mrl_graph_wants_grad(g, a, NULL));
-  if (!y) return NULL;
-  for (i = 0; i < rows; i++) {
-    if (index[i] < 0 || index[i] >= cols) {
-      fprintf(stderr, "memrl: gather_rows: index %d at row %d outside [0,%d)\n", index[i], i, cols);
-      MRL_ASSERT(0 && "memrl: gather_rows index out of range");
-      abort();
-    }
-    y->data[i] = a->data[(size_t)i * cols + index[i]];
-  }
-  if ((nd = mrl_graph_record(g, "gather_rows", mrl__gather_backward, y)) != NULL) {
-    nd->in[0] = a;
-    nd->index = index;
-  }
-  return y;
-}
-
-/* ---- concat along the first dimension ---- */
-
-static void mrl__concat_backward(mrl_node *nd) {
-  mrl_tensor *const *parts = (mrl_tensor *const *)nd->extra[0];
-  int n = nd->i[0], p, off = 0, j;
-  for (p = 0; p < n; p++) {
-    mrl_tensor *t = parts[p];
-    if (t->grad)
-      for (j = 0; j < t->size; j++) t->grad[j] += nd->out->grad[off + j];
-    off += t->size;
-  }
-}
-
-MRL_DEF mrl_tensor *mrl_concat_rows(mrl_graph *g, mrl_tensor *const *parts, int n) {
-  mrl_tensor *y, **saved;
-  mrl_node *nd;
-  int p, rows = 0, wants = 0, off = 0, shape[MRL_MAX_DIMS], i;
-  MRL_ASSERT(n >= 1);
-  for (p = 0; p < n; p++) {
-    if (!parts[p]) return NULL;
-    MRL_SHAPE_CHECK(parts[p]->ndim == parts[0]->ndim, "concat_rows", "ranks differ", parts[0],
-                    parts[p]);
-    for (i = 1; i < parts[0]->ndim; i++)
-      MRL_SHAPE_CHECK(parts[p]->shape[i] == parts[0]->shape[i], "concat_rows",
-                      "trailing dimensions differ", parts[0], parts[p]);
-    rows += parts[p]->shape[0];
-    wants |= mrl_graph_wants_grad(g, parts[p], NULL);
-  }
-  for (i = 0; i < parts[0]->ndim; i++) shape[i] = parts[0]->shape[i];
-  shape[0] = rows;
-  y = mrl_op_output(g, parts[0]->ndim, shape, wants);
-  if (!y) return NULL;
-  for (p = 0; p < n; p++) {
-    memcpy(y->data + off, parts[p]->data, sizeof(float) * (size_t)parts[p]->size);
-    off += parts[p]->size;
-  }
-  if ((nd = mrl_graph_record(g, "concat_rows", mrl__concat_backward, y)) != NULL) {
-    saved = (mrl_tensor **)mrl_graph_alloc(g, sizeof(mrl_tensor *) * (size_t)n);
-    if (!saved) {
-      g->tape = nd->prev; /* drop the node; status already says out of memory */
-      return NULL;
-    }
-    memcpy(saved, parts, sizeof(mrl_tensor *) * (size_t)n);
-    nd->extra[0] = (mrl_tensor *)(void *)saved;
-    nd->i[0] = n;
-  }
-  return y;
+MRL_DEF mrl_tensor *mrl_silu(mrl_graph *g, mrl_tensor *a) {
+  return mrl__unary(g, a, MRL__SILU, 0.0f, 0.0f, "silu");
 }
 
 MRL_DEF mrl_tensor *mrl_reshape(mrl_graph *g, mrl_tensor *a, int ndim, const int *shape) {
@@ -1525,6 +1416,1147 @@ MRL_DEF mrl_tensor *mrl_detach(mrl_graph *g, mrl_tensor *a) {
   *t = *a;
   t->grad = NULL;
   return t;
+}
+
+/* ======================================================================
+ * General ops: broadcasting, axes, shapes, indexing.
+ * Shapes are handled as MRL_MAX_DIMS-D, left-padded with 1s, so one set of
+ * four nested loops with per-operand element strides covers every rank.
+ * ====================================================================== */
+
+/* Left-pads a shape to MRL_MAX_DIMS dimensions with 1s. */
+static void mrl__pad4(const int *shape, int ndim, int o4[MRL_MAX_DIMS]) {
+  int d, off = MRL_MAX_DIMS - ndim;
+  for (d = 0; d < MRL_MAX_DIMS; d++) o4[d] = d >= off ? shape[d - off] : 1;
+}
+
+/* Row-major element strides of a padded shape. */
+static void mrl__cstrides(const int o4[MRL_MAX_DIMS], int st[MRL_MAX_DIMS]) {
+  int d, s = 1;
+  for (d = MRL_MAX_DIMS - 1; d >= 0; d--) {
+    st[d] = s;
+    s *= o4[d];
+  }
+}
+
+/* Strides of t inside a broadcast result: 0 along its size-1 dimensions. */
+static void mrl__bstrides(const mrl_tensor *t, int st[MRL_MAX_DIMS]) {
+  int t4[MRL_MAX_DIMS], d;
+  mrl__pad4(t->shape, t->ndim, t4);
+  mrl__cstrides(t4, st);
+  for (d = 0; d < MRL_MAX_DIMS; d++)
+    if (t4[d] == 1) st[d] = 0;
+}
+
+/* NumPy broadcasting of two shapes (aligned at the right; each pair of
+ * dimensions equal or one of them 1). Returns 0 when they do not broadcast. */
+static int mrl__broadcast_shape(const int *sa, int na, const int *sb, int nb, int *out, int *nout) {
+  int n = na > nb ? na : nb, d;
+  for (d = 0; d < n; d++) {
+    int ia = na - n + d, ib = nb - n + d;
+    int da = ia >= 0 ? sa[ia] : 1, db = ib >= 0 ? sb[ib] : 1;
+    if (da != db && da != 1 && db != 1) return 0;
+    out[d] = da == 1 ? db : da;
+  }
+  *nout = n;
+  return 1;
+}
+
+/* dst = src (add = 0) or dst += src (add = 1) over the padded shape n4, each
+ * side with its own element strides. Fixed loop order: deterministic sums. */
+static void mrl__strided_copy(const int n4[MRL_MAX_DIMS], const float *src,
+                              const int ss[MRL_MAX_DIMS], float *dst, const int ds[MRL_MAX_DIMS],
+                              int add) {
+  int i0, i1, i2, i3;
+  for (i0 = 0; i0 < n4[0]; i0++)
+    for (i1 = 0; i1 < n4[1]; i1++)
+      for (i2 = 0; i2 < n4[2]; i2++) {
+        const float *s = src + (size_t)i0 * ss[0] + (size_t)i1 * ss[1] + (size_t)i2 * ss[2];
+        float *d = dst + (size_t)i0 * ds[0] + (size_t)i1 * ds[1] + (size_t)i2 * ds[2];
+        if (add)
+          for (i3 = 0; i3 < n4[3]; i3++) d[(size_t)i3 * ds[3]] += s[(size_t)i3 * ss[3]];
+        else
+          for (i3 = 0; i3 < n4[3]; i3++) d[(size_t)i3 * ds[3]] = s[(size_t)i3 * ss[3]];
+      }
+}
+
+/* Normalises a Python-style axis (-1 = last) for a tensor of ndim dimensions. */
+static int mrl__axis(const char *op, const mrl_tensor *x, int axis, int ndim, const char *file,
+                     int line) {
+  int a = axis < 0 ? axis + ndim : axis;
+  if (a < 0 || a >= ndim) {
+    char what[80];
+    snprintf(what, sizeof what, "axis %d out of range for %d dimensions", axis, ndim);
+    mrl_shape_fail(op, what, x, NULL, file, line);
+  }
+  return a;
+}
+#define MRL__AXIS(op, x, axis, ndim) mrl__axis(op, x, axis, ndim, __FILE__, __LINE__)
+
+/* An index outside [0, limit) is a programmer error like a wrong shape. */
+static void mrl__index_check(const char *op, const mrl_tensor *x, int index, int pos, int limit,
+                             const char *file, int line) {
+  if (index < 0 || index >= limit) {
+    char what[96];
+    snprintf(what, sizeof what, "index %d at position %d outside [0,%d)", index, pos, limit);
+    mrl_shape_fail(op, what, x, NULL, file, line);
+  }
+}
+#define MRL__INDEX_CHECK(op, x, index, pos, limit)                                                 \
+  mrl__index_check(op, x, index, pos, limit, __FILE__, __LINE__)
+
+/* x viewed as [outer, n, inner] around axis. */
+static void mrl__split(const mrl_tensor *x, int axis, int *outer, int *n, int *inner) {
+  int d;
+  *outer = 1;
+  *inner = 1;
+  for (d = 0; d < axis; d++) *outer *= x->shape[d];
+  *n = x->shape[axis];
+  for (d = axis + 1; d < x->ndim; d++) *inner *= x->shape[d];
+}
+
+/* Integer array copied into the arena (kept for backward). NULL when full. */
+static int *mrl__copy_ints(mrl_graph *g, const int *src, int n) {
+  int *p = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)(n > 0 ? n : 1));
+  if (p && n > 0) memcpy(p, src, sizeof(int) * (size_t)n);
+  return p;
+}
+
+/* ---- elementwise binary ops with broadcasting ---- */
+
+enum { MRL__ADD, MRL__SUB, MRL__MUL, MRL__DIV, MRL__MIN, MRL__MAX, MRL__WHERE };
+
+/* One output row: y[j] = f(a[j*sa], b[j*sb]) (m: the where-mask). */
+static void mrl__bin_row(int kind, int n, const float *a, int sa, const float *b, int sb,
+                         const float *m, int sm, float *y) {
+  int j;
+  if (sa == 1 && sb == 1 &&
+      kind <= MRL__MUL) { /* contiguous: plain loops the compiler vectorises */
+    if (kind == MRL__ADD)
+      for (j = 0; j < n; j++) y[j] = a[j] + b[j];
+    else if (kind == MRL__SUB)
+      for (j = 0; j < n; j++) y[j] = a[j] - b[j];
+    else
+      for (j = 0; j < n; j++) y[j] = a[j] * b[j];
+    return;
+  }
+  switch (kind) {
+  case MRL__ADD:
+    for (j = 0; j < n; j++) y[j] = a[(size_t)j * sa] + b[(size_t)j * sb];
+    break;
+  case MRL__SUB:
+    for (j = 0; j < n; j++) y[j] = a[(size_t)j * sa] - b[(size_t)j * sb];
+    break;
+  case MRL__MUL:
+    for (j = 0; j < n; j++) y[j] = a[(size_t)j * sa] * b[(size_t)j * sb];
+    break;
+  case MRL__DIV:
+    for (j = 0; j < n; j++) y[j] = a[(size_t)j * sa] / b[(size_t)j * sb];
+    break;
+  case MRL__MIN:
+    for (j = 0; j < n; j++) {
+      float av = a[(size_t)j * sa], bv = b[(size_t)j * sb];
+      y[j] = av < bv ? av : bv;
+    }
+    break;
+  case MRL__MAX:
+    for (j = 0; j < n; j++) {
+      float av = a[(size_t)j * sa], bv = b[(size_t)j * sb];
+      y[j] = av > bv ? av : bv;
+    }
+    break;
+  default:
+    for (j = 0; j < n; j++)
+      y[j] = m[(size_t)j * sm] != 0.0f ? a[(size_t)j * sa] : b[(size_t)j * sb];
+    break;
+  }
+}
+
+/* One output row of the backward pass; ga/gb NULL when not wanted. A
+ * broadcast operand (stride 0) accumulates the row in order. */
+static void mrl__bin_row_back(int kind, int n, const float *a, int sa, const float *b, int sb,
+                              const float *m, int sm, const float *gy, float *ga, float *gb) {
+  int j;
+  if (sa == 1 && sb == 1 &&
+      kind <= MRL__MUL) { /* contiguous: plain loops the compiler vectorises */
+    if (ga && kind == MRL__MUL)
+      for (j = 0; j < n; j++) ga[j] += gy[j] * b[j];
+    else if (ga)
+      for (j = 0; j < n; j++) ga[j] += gy[j];
+    if (gb && kind == MRL__MUL)
+      for (j = 0; j < n; j++) gb[j] += gy[j] * a[j];
+    else if (gb && kind == MRL__SUB)
+      for (j = 0; j < n; j++) gb[j] -= gy[j];
+    else if (gb)
+      for (j = 0; j < n; j++) gb[j] += gy[j];
+    return;
+  }
+  for (j = 0; j < n; j++) {
+    size_t ia = (size_t)j * sa, ib = (size_t)j * sb;
+    float gv = gy[j], da, db;
+    switch (kind) {
+    case MRL__ADD:
+      da = gv;
+      db = gv;
+      break;
+    case MRL__SUB:
+      da = gv;
+      db = -gv;
+      break;
+    case MRL__MUL:
+      da = gv * b[ib];
+      db = gv * a[ia];
+      break;
+    case MRL__DIV:
+      da = gv / b[ib];
+      db = -gv * a[ia] / (b[ib] * b[ib]);
+      break;
+    case MRL__MIN:
+    case MRL__MAX: { /* ties split the gradient evenly (PyTorch >= 1.7) */
+      float av = a[ia], bv = b[ib];
+      float w = av == bv ? 0.5f : ((kind == MRL__MAX ? av > bv : av < bv) ? 1.0f : 0.0f);
+      da = gv * w;
+      db = gv * (1.0f - w);
+      break;
+    }
+    default:
+      da = m[(size_t)j * sm] != 0.0f ? gv : 0.0f;
+      db = gv - da;
+      break;
+    }
+    if (ga) ga[ia] += da;
+    if (gb) gb[ib] += db;
+  }
+}
+
+static void mrl__bin_loop(int kind, const mrl_tensor *a, const mrl_tensor *b, const mrl_tensor *m,
+                          const mrl_tensor *y, int backward) {
+  int o4[MRL_MAX_DIMS], sa[MRL_MAX_DIMS], sb[MRL_MAX_DIMS], sm[MRL_MAX_DIMS], i0, i1, i2;
+  if (a->size == y->size && b->size == y->size && (!m || m->size == y->size)) {
+    /* no broadcasting: one contiguous row (the common case, vectorisable) */
+    const float *mp = m ? m->data : NULL;
+    if (!backward)
+      mrl__bin_row(kind, y->size, a->data, 1, b->data, 1, mp, 1, y->data);
+    else
+      mrl__bin_row_back(kind, y->size, a->data, 1, b->data, 1, mp, 1, y->grad, a->grad, b->grad);
+    return;
+  }
+  mrl__pad4(y->shape, y->ndim, o4);
+  mrl__bstrides(a, sa);
+  mrl__bstrides(b, sb);
+  if (m)
+    mrl__bstrides(m, sm);
+  else
+    memset(sm, 0, sizeof sm);
+  for (i0 = 0; i0 < o4[0]; i0++)
+    for (i1 = 0; i1 < o4[1]; i1++)
+      for (i2 = 0; i2 < o4[2]; i2++) {
+        size_t oa = (size_t)i0 * sa[0] + (size_t)i1 * sa[1] + (size_t)i2 * sa[2];
+        size_t ob = (size_t)i0 * sb[0] + (size_t)i1 * sb[1] + (size_t)i2 * sb[2];
+        size_t om = (size_t)i0 * sm[0] + (size_t)i1 * sm[1] + (size_t)i2 * sm[2];
+        size_t oy = (((size_t)i0 * o4[1] + i1) * o4[2] + i2) * o4[3];
+        const float *mp = m ? m->data + om : NULL;
+        if (!backward)
+          mrl__bin_row(kind, o4[3], a->data + oa, sa[3], b->data + ob, sb[3], mp, sm[3],
+                       y->data + oy);
+        else
+          mrl__bin_row_back(kind, o4[3], a->data + oa, sa[3], b->data + ob, sb[3], mp, sm[3],
+                            y->grad + oy, a->grad ? a->grad + oa : NULL,
+                            b->grad ? b->grad + ob : NULL);
+      }
+}
+
+static void mrl__binary_backward(mrl_node *nd) {
+  mrl__bin_loop(nd->i[0], nd->in[0], nd->in[1], nd->in[2], nd->out, 1);
+}
+
+/* m: the mask of where (NULL otherwise); it must broadcast to a op b's shape. */
+static mrl_tensor *mrl__binary(mrl_graph *g, mrl_tensor *a, mrl_tensor *b, mrl_tensor *m, int kind,
+                               const char *op) {
+  int shape[MRL_MAX_DIMS], ndim;
+  mrl_tensor *y;
+  mrl_node *nd;
+  if (!a || !b || (kind == MRL__WHERE && !m)) return NULL;
+  MRL_SHAPE_CHECK(mrl__broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &ndim), op,
+                  "shapes do not broadcast (NumPy rules)", a, b);
+  if (m) {
+    int s2[MRL_MAX_DIMS], n2, d, same;
+    same = mrl__broadcast_shape(shape, ndim, m->shape, m->ndim, s2, &n2) && n2 == ndim;
+    for (d = 0; same && d < ndim; d++) same = s2[d] == shape[d];
+    MRL_SHAPE_CHECK(same, op, "mask does not broadcast to the shape of the values", m, a);
+  }
+  y = mrl_op_output(g, ndim, shape, mrl_graph_wants_grad(g, a, b));
+  if (!y) return NULL;
+  mrl__bin_loop(kind, a, b, m, y, 0);
+  MRL__FINITE(op, y, a, b);
+  if ((nd = mrl_graph_record(g, op, mrl__binary_backward, y)) != NULL) {
+    nd->in[0] = a;
+    nd->in[1] = b;
+    nd->in[2] = m;
+    nd->i[0] = kind;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_add(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
+  return mrl__binary(g, a, b, NULL, MRL__ADD, "add");
+}
+MRL_DEF mrl_tensor *mrl_sub(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
+  return mrl__binary(g, a, b, NULL, MRL__SUB, "sub");
+}
+MRL_DEF mrl_tensor *mrl_mul(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
+  return mrl__binary(g, a, b, NULL, MRL__MUL, "mul");
+}
+MRL_DEF mrl_tensor *mrl_div(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
+  return mrl__binary(g, a, b, NULL, MRL__DIV, "div");
+}
+MRL_DEF mrl_tensor *mrl_minimum(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
+  return mrl__binary(g, a, b, NULL, MRL__MIN, "minimum");
+}
+MRL_DEF mrl_tensor *mrl_maximum(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
+  return mrl__binary(g, a, b, NULL, MRL__MAX, "maximum");
+}
+MRL_DEF mrl_tensor *mrl_where(mrl_graph *g, mrl_tensor *mask, mrl_tensor *a, mrl_tensor *b) {
+  return mrl__binary(g, a, b, mask, MRL__WHERE, "where");
+}
+
+MRL_DEF mrl_tensor *mrl_where_int(mrl_graph *g, const int *mask, mrl_tensor *a, mrl_tensor *b) {
+  int shape[MRL_MAX_DIMS], ndim, i;
+  mrl_tensor *m;
+  if (!a || !b) return NULL;
+  MRL_SHAPE_CHECK(mrl__broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &ndim),
+                  "where_int", "shapes do not broadcast (NumPy rules)", a, b);
+  m = mrl_tensor_new(g, ndim, shape, 0);
+  if (!m) return NULL;
+  for (i = 0; i < m->size; i++) m->data[i] = mask[i] != 0 ? 1.0f : 0.0f;
+  return mrl__binary(g, a, b, m, MRL__WHERE, "where_int");
+}
+
+/* ---- reductions along an axis ---- */
+
+enum { MRL__R_SUM, MRL__R_MEAN, MRL__R_MAX, MRL__R_LSE, MRL__R_VAR };
+
+/* i[0] kind, i[1] outer, i[2] n, i[3] inner; f[0] scale (1/n, 1/(n - correction));
+ * index: argmax for max. */
+static void mrl__reduce_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int kind = nd->i[0], outer = nd->i[1], n = nd->i[2], inner = nd->i[3], o, j, k;
+  float s = nd->f[0];
+  if (!x->grad) return;
+  for (o = 0; o < outer; o++)
+    for (j = 0; j < inner; j++) {
+      size_t r = (size_t)o * inner + j, base = (size_t)o * n * inner + j;
+      const float *xr = x->data + base;
+      float *gx = x->grad + base, gy = y->grad[r], yv = y->data[r];
+      double mean = 0.0;
+      switch (kind) {
+      case MRL__R_SUM:
+      case MRL__R_MEAN:
+        for (k = 0; k < n; k++) gx[(size_t)k * inner] += gy * s;
+        break;
+      case MRL__R_MAX: gx[(size_t)nd->index[r] * inner] += gy; break;
+      case MRL__R_LSE:
+        for (k = 0; k < n; k++) gx[(size_t)k * inner] += gy * expf(xr[(size_t)k * inner] - yv);
+        break;
+      default: /* variance: 2 (x - mean) / (n - correction) */
+        for (k = 0; k < n; k++) mean += xr[(size_t)k * inner];
+        mean /= n;
+        for (k = 0; k < n; k++)
+          gx[(size_t)k * inner] += gy * 2.0f * s * (float)(xr[(size_t)k * inner] - mean);
+        break;
+      }
+    }
+}
+
+static mrl_tensor *mrl__reduce(mrl_graph *g, mrl_tensor *x, int axis, int keepdim, int all,
+                               int kind, int correction, int *argmax_out, const char *op) {
+  int shape[MRL_MAX_DIMS], ndim, outer, n, inner, o, j, k, d, *arg = NULL;
+  mrl_tensor *y;
+  mrl_node *nd;
+  float s = 1.0f;
+  if (!x) return NULL;
+  if (all) {
+    outer = 1;
+    n = x->size;
+    inner = 1;
+    ndim = 1;
+    shape[0] = 1;
+  } else {
+    axis = MRL__AXIS(op, x, axis, x->ndim);
+    mrl__split(x, axis, &outer, &n, &inner);
+    ndim = 0;
+    for (d = 0; d < x->ndim; d++) {
+      if (d != axis)
+        shape[ndim++] = x->shape[d];
+      else if (keepdim)
+        shape[ndim++] = 1;
+    }
+    if (ndim == 0) shape[ndim++] = 1; /* a 1-D tensor reduces to [1] */
+  }
+  if (kind == MRL__R_MAX || kind == MRL__R_LSE)
+    MRL_SHAPE_CHECK(n >= 1, op, "cannot reduce an empty dimension", x, NULL);
+  if (kind == MRL__R_VAR)
+    MRL_SHAPE_CHECK(n > correction && correction >= 0, op,
+                    "variance needs more elements than the correction", x, NULL);
+  if (kind == MRL__R_MEAN) s = 1.0f / (float)(n ? n : 1);
+  if (kind == MRL__R_VAR) s = 1.0f / (float)(n - correction);
+  if (kind == MRL__R_MAX) {
+    arg = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)(outer * inner > 0 ? outer * inner : 1));
+    if (!arg) return NULL;
+  }
+  y = mrl_op_output(g, ndim, shape, mrl_graph_wants_grad(g, x, NULL));
+  if (!y) return NULL;
+  for (o = 0; o < outer; o++)
+    for (j = 0; j < inner; j++) {
+      size_t r = (size_t)o * inner + j;
+      const float *xr = x->data + (size_t)o * n * inner + j;
+      double acc = 0.0, mean = 0.0; /* double: long sums stay exact enough */
+      float mx;
+      int am = 0;
+      switch (kind) {
+      case MRL__R_SUM:
+      case MRL__R_MEAN:
+        for (k = 0; k < n; k++) acc += xr[(size_t)k * inner];
+        y->data[r] = (float)acc * s;
+        break;
+      case MRL__R_MAX: /* first index of the maximum, as torch.max(dim) */
+        mx = xr[0];
+        for (k = 1; k < n; k++)
+          if (xr[(size_t)k * inner] > mx) {
+            mx = xr[(size_t)k * inner];
+            am = k;
+          }
+        y->data[r] = mx;
+        arg[r] = am;
+        break;
+      case MRL__R_LSE:
+        mx = xr[0];
+        for (k = 1; k < n; k++)
+          if (xr[(size_t)k * inner] > mx) mx = xr[(size_t)k * inner];
+        if (isinf(mx)) {
+          y->data[r] = mx; /* all -inf (or some +inf): the limit, not NaN */
+          break;
+        }
+        for (k = 0; k < n; k++) acc += expf(xr[(size_t)k * inner] - mx);
+        y->data[r] = mx + (float)log(acc);
+        break;
+      default:
+        for (k = 0; k < n; k++) mean += xr[(size_t)k * inner];
+        mean /= n;
+        for (k = 0; k < n; k++) {
+          double dv = xr[(size_t)k * inner] - mean;
+          acc += dv * dv;
+        }
+        y->data[r] = (float)(acc / (double)(n - correction));
+        break;
+      }
+    }
+  if (argmax_out && arg) memcpy(argmax_out, arg, sizeof(int) * (size_t)(outer * inner));
+  MRL__FINITE(op, y, x, NULL);
+  if ((nd = mrl_graph_record(g, op, mrl__reduce_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->i[0] = kind;
+    nd->i[1] = outer;
+    nd->i[2] = n;
+    nd->i[3] = inner;
+    nd->f[0] = s;
+    nd->index = arg;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_sum(mrl_graph *g, mrl_tensor *a) {
+  return mrl__reduce(g, a, 0, 0, 1, MRL__R_SUM, 0, NULL, "sum");
+}
+MRL_DEF mrl_tensor *mrl_mean(mrl_graph *g, mrl_tensor *a) {
+  return mrl__reduce(g, a, 0, 0, 1, MRL__R_MEAN, 0, NULL, "mean");
+}
+MRL_DEF mrl_tensor *mrl_max(mrl_graph *g, mrl_tensor *a, int *argmax) {
+  return mrl__reduce(g, a, 0, 0, 1, MRL__R_MAX, 0, argmax, "max");
+}
+MRL_DEF mrl_tensor *mrl_logsumexp(mrl_graph *g, mrl_tensor *a) {
+  return mrl__reduce(g, a, 0, 0, 1, MRL__R_LSE, 0, NULL, "logsumexp");
+}
+MRL_DEF mrl_tensor *mrl_var(mrl_graph *g, mrl_tensor *a, int correction) {
+  return mrl__reduce(g, a, 0, 0, 1, MRL__R_VAR, correction, NULL, "var");
+}
+MRL_DEF mrl_tensor *mrl_sum_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim) {
+  return mrl__reduce(g, x, axis, keepdim, 0, MRL__R_SUM, 0, NULL, "sum_axis");
+}
+MRL_DEF mrl_tensor *mrl_mean_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim) {
+  return mrl__reduce(g, x, axis, keepdim, 0, MRL__R_MEAN, 0, NULL, "mean_axis");
+}
+MRL_DEF mrl_tensor *mrl_max_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim, int *argmax) {
+  return mrl__reduce(g, x, axis, keepdim, 0, MRL__R_MAX, 0, argmax, "max_axis");
+}
+MRL_DEF mrl_tensor *mrl_logsumexp_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim) {
+  return mrl__reduce(g, x, axis, keepdim, 0, MRL__R_LSE, 0, NULL, "logsumexp_axis");
+}
+MRL_DEF mrl_tensor *mrl_var_axis(mrl_graph *g, mrl_tensor *x, int axis, int keepdim,
+                                 int correction) {
+  return mrl__reduce(g, x, axis, keepdim, 0, MRL__R_VAR, correction, NULL, "var_axis");
+}
+MRL_DEF mrl_tensor *mrl_sum_rows(mrl_graph *g, mrl_tensor *a) {
+  if (a) MRL_SHAPE_CHECK(a->ndim >= 2, "sum_rows", "needs at least 2 dimensions", a, NULL);
+  return mrl__reduce(g, a, -1, 0, 0, MRL__R_SUM, 0, NULL, "sum_rows");
+}
+MRL_DEF mrl_tensor *mrl_mean_rows(mrl_graph *g, mrl_tensor *a) {
+  if (a) MRL_SHAPE_CHECK(a->ndim >= 2, "mean_rows", "needs at least 2 dimensions", a, NULL);
+  return mrl__reduce(g, a, -1, 0, 0, MRL__R_MEAN, 0, NULL, "mean_rows");
+}
+
+/* ---- softmax / log-softmax along an axis, with an optional mask ---- */
+
+/* What log_softmax writes at masked entries: finite, so p * log p stays 0
+ * and MRL_CHECK_FINITE does not fire; exp() of it is exactly 0. */
+#define MRL__MASKED_LOGP (-1e8f)
+
+/* i[0] is_log, i[1] outer, i[2] n, i[3] inner; extra[0]: the keep-mask
+ * expanded to x's shape (unsigned char), or NULL. */
+static void mrl__softmax_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  const unsigned char *keep = (const unsigned char *)(void *)nd->extra[0];
+  int is_log = nd->i[0], outer = nd->i[1], n = nd->i[2], inner = nd->i[3], o, j, k;
+  if (!x->grad) return;
+  if (!keep && inner == 1) { /* rows along the last axis: contiguous loops */
+    for (o = 0; o < outer; o++) {
+      const float *yr = y->data + (size_t)o * n, *gr = y->grad + (size_t)o * n;
+      float *gx = x->grad + (size_t)o * n, acc = 0.0f;
+      if (is_log) {
+        for (k = 0; k < n; k++) acc += gr[k];
+        for (k = 0; k < n; k++) gx[k] += gr[k] - expf(yr[k]) * acc;
+      } else {
+        for (k = 0; k < n; k++) acc += gr[k] * yr[k];
+        for (k = 0; k < n; k++) gx[k] += yr[k] * (gr[k] - acc);
+      }
+    }
+    return;
+  }
+  for (o = 0; o < outer; o++)
+    for (j = 0; j < inner; j++) {
+      size_t base = (size_t)o * n * inner + j;
+      const float *yr = y->data + base, *gr = y->grad + base;
+      const unsigned char *kr = keep ? keep + base : NULL;
+      float *gx = x->grad + base, acc = 0.0f;
+      if (is_log) { /* dx = gy - softmax * sum(gy) over kept entries */
+        for (k = 0; k < n; k++)
+          if (!kr || kr[(size_t)k * inner]) acc += gr[(size_t)k * inner];
+        for (k = 0; k < n; k++)
+          if (!kr || kr[(size_t)k * inner])
+            gx[(size_t)k * inner] += gr[(size_t)k * inner] - expf(yr[(size_t)k * inner]) * acc;
+      } else { /* dx = y (gy - sum(gy y)); masked y are 0 */
+        for (k = 0; k < n; k++) acc += gr[(size_t)k * inner] * yr[(size_t)k * inner];
+        for (k = 0; k < n; k++)
+          gx[(size_t)k * inner] += yr[(size_t)k * inner] * (gr[(size_t)k * inner] - acc);
+      }
+    }
+}
+
+static mrl_tensor *mrl__softmax(mrl_graph *g, mrl_tensor *x, int axis, mrl_tensor *mask, int is_log,
+                                const char *op) {
+  int outer, n, inner, o, j, k;
+  unsigned char *keep = NULL;
+  mrl_tensor *y;
+  mrl_node *nd;
+  if (!x) return NULL;
+  axis = MRL__AXIS(op, x, axis, x->ndim);
+  mrl__split(x, axis, &outer, &n, &inner);
+  if (mask) {
+    int s2[MRL_MAX_DIMS], n2, d, same, x4[MRL_MAX_DIMS], ms[MRL_MAX_DIMS], i0, i1, i2, i3;
+    same =
+        mrl__broadcast_shape(x->shape, x->ndim, mask->shape, mask->ndim, s2, &n2) && n2 == x->ndim;
+    for (d = 0; same && d < n2; d++) same = s2[d] == x->shape[d];
+    MRL_SHAPE_CHECK(same, op, "mask does not broadcast to the input's shape", mask, x);
+    keep = (unsigned char *)mrl_graph_alloc(g, (size_t)(x->size > 0 ? x->size : 1));
+    if (!keep) return NULL;
+    mrl__pad4(x->shape, x->ndim, x4);
+    mrl__bstrides(mask, ms);
+    k = 0;
+    for (i0 = 0; i0 < x4[0]; i0++)
+      for (i1 = 0; i1 < x4[1]; i1++)
+        for (i2 = 0; i2 < x4[2]; i2++)
+          for (i3 = 0; i3 < x4[3]; i3++)
+            keep[k++] = mask->data[(size_t)i0 * ms[0] + (size_t)i1 * ms[1] + (size_t)i2 * ms[2] +
+                                   (size_t)i3 * ms[3]] != 0.0f;
+  }
+  y = mrl_op_output(g, x->ndim, x->shape, mrl_graph_wants_grad(g, x, NULL));
+  if (!y) return NULL;
+  for (o = 0; !keep && inner == 1 && n > 0 && o < outer;
+       o++) { /* last axis, no mask: contiguous rows */
+    const float *xr = x->data + (size_t)o * n;
+    float *yr = y->data + (size_t)o * n, mx = xr[0], s = 0.0f, lse;
+    for (k = 1; k < n; k++)
+      if (xr[k] > mx) mx = xr[k];
+    for (k = 0; k < n; k++) s += expf(xr[k] - mx);
+    lse = mx + logf(s);
+    if (is_log)
+      for (k = 0; k < n; k++) yr[k] = xr[k] - lse;
+    else
+      for (k = 0; k < n; k++) yr[k] = expf(xr[k] - mx) / s;
+  }
+  for (o = 0; (keep || inner != 1 || n == 0) && o < outer; o++)
+    for (j = 0; j < inner; j++) {
+      size_t base = (size_t)o * n * inner + j;
+      const float *xr = x->data + base;
+      const unsigned char *kr = keep ? keep + base : NULL;
+      float *yr = y->data + base, mx = -INFINITY, s = 0.0f, lse;
+      int any = 0;
+      for (k = 0; k < n; k++)
+        if (!kr || kr[(size_t)k * inner]) {
+          float v = xr[(size_t)k * inner];
+          if (!any || v > mx) mx = v;
+          any = 1;
+        }
+      if (!any) { /* everything masked: probability 0 everywhere */
+        for (k = 0; k < n; k++) yr[(size_t)k * inner] = is_log ? MRL__MASKED_LOGP : 0.0f;
+        continue;
+      }
+      for (k = 0; k < n; k++)
+        if (!kr || kr[(size_t)k * inner]) s += expf(xr[(size_t)k * inner] - mx);
+      lse = mx + logf(s);
+      for (k = 0; k < n; k++) {
+        float v = xr[(size_t)k * inner];
+        if (kr && !kr[(size_t)k * inner])
+          yr[(size_t)k * inner] = is_log ? MRL__MASKED_LOGP : 0.0f;
+        else
+          yr[(size_t)k * inner] = is_log ? v - lse : expf(v - mx) / s;
+      }
+    }
+  MRL__FINITE(op, y, x, mask);
+  if ((nd = mrl_graph_record(g, op, mrl__softmax_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->extra[0] = (mrl_tensor *)(void *)keep;
+    nd->i[0] = is_log;
+    nd->i[1] = outer;
+    nd->i[2] = n;
+    nd->i[3] = inner;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_softmax(mrl_graph *g, mrl_tensor *x, int axis, mrl_tensor *mask) {
+  return mrl__softmax(g, x, axis, mask, 0, "softmax");
+}
+MRL_DEF mrl_tensor *mrl_log_softmax_axis(mrl_graph *g, mrl_tensor *x, int axis, mrl_tensor *mask) {
+  return mrl__softmax(g, x, axis, mask, 1, "log_softmax");
+}
+MRL_DEF mrl_tensor *mrl_log_softmax(mrl_graph *g, mrl_tensor *a) {
+  return mrl__softmax(g, a, -1, NULL, 1, "log_softmax");
+}
+
+/* ---- batched matmul: leading dimensions broadcast, mrl_gemm per matrix ---- */
+
+/* i[0] layout, i[1] k; matrices of a and b found through the batch strides
+ * recomputed from the shapes. */
+static void mrl__bmm_offsets(const mrl_tensor *a, const mrl_tensor *b, const mrl_tensor *c,
+                             int nb4[2], int sa[2], int sb[2]) {
+  int ab[2] = {1, 1}, bb[2] = {1, 1}, d, stride_a, stride_b;
+  for (d = 0; d < a->ndim - 2; d++) ab[2 - (a->ndim - 2) + d] = a->shape[d];
+  for (d = 0; d < b->ndim - 2; d++) bb[2 - (b->ndim - 2) + d] = b->shape[d];
+  for (d = 0; d < 2; d++) nb4[d] = 1;
+  for (d = 0; d < c->ndim - 2; d++) nb4[2 - (c->ndim - 2) + d] = c->shape[d];
+  stride_a = a->shape[a->ndim - 2] * a->shape[a->ndim - 1];
+  stride_b = b->shape[b->ndim - 2] * b->shape[b->ndim - 1];
+  sa[1] = ab[1] == 1 ? 0 : stride_a;
+  sa[0] = ab[0] == 1 ? 0 : stride_a * ab[1];
+  sb[1] = bb[1] == 1 ? 0 : stride_b;
+  sb[0] = bb[0] == 1 ? 0 : stride_b * bb[1];
+}
+
+static void mrl__bmm_backward(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
+  int layout = nd->i[0], k = nd->i[1], m = c->shape[c->ndim - 2], n = c->shape[c->ndim - 1];
+  int nb[2], sa[2], sb[2], i0, i1;
+  mrl__bmm_offsets(a, b, c, nb, sa, sb);
+  for (i0 = 0; i0 < nb[0]; i0++)
+    for (i1 = 0; i1 < nb[1]; i1++) {
+      size_t oa = (size_t)i0 * sa[0] + (size_t)i1 * sa[1];
+      size_t ob = (size_t)i0 * sb[0] + (size_t)i1 * sb[1];
+      const float *gc = c->grad + ((size_t)i0 * nb[1] + i1) * (size_t)m * n;
+      const float *ad = a->data + oa, *bd = b->data + ob;
+      if (layout == 0) { /* C = A B: dA = dC Bᵀ, dB = Aᵀ dC */
+        if (a->grad) mrl_gemm(0, 1, m, k, n, gc, n, bd, n, 1.0f, a->grad + oa, k);
+        if (b->grad) mrl_gemm(1, 0, k, n, m, ad, k, gc, n, 1.0f, b->grad + ob, n);
+      } else if (layout == 1) { /* C = A Bᵀ: dA = dC B, dB = dCᵀ A */
+        if (a->grad) mrl_gemm(0, 0, m, k, n, gc, n, bd, k, 1.0f, a->grad + oa, k);
+        if (b->grad) mrl_gemm(1, 0, n, k, m, gc, n, ad, k, 1.0f, b->grad + ob, k);
+      } else { /* C = Aᵀ B: dA = B dCᵀ, dB = A dC */
+        if (a->grad) mrl_gemm(0, 1, k, m, n, bd, n, gc, n, 1.0f, a->grad + oa, m);
+        if (b->grad) mrl_gemm(0, 0, k, n, m, ad, m, gc, n, 1.0f, b->grad + ob, n);
+      }
+    }
+}
+
+static mrl_tensor *mrl__matmul_batched(mrl_graph *g, mrl_tensor *a, mrl_tensor *b, int layout,
+                                       const char *op) {
+  int m, n, k, kb, shape[MRL_MAX_DIMS], ndim, nb[2], sa[2], sb[2], i0, i1, ra, rb;
+  mrl_tensor *c;
+  mrl_node *nd;
+  MRL_SHAPE_CHECK(a->ndim >= 2 && b->ndim >= 2, op, "operands need at least 2 dimensions", a, b);
+  ra = a->ndim;
+  rb = b->ndim;
+  m = layout == 2 ? a->shape[ra - 1] : a->shape[ra - 2];
+  k = layout == 2 ? a->shape[ra - 2] : a->shape[ra - 1];
+  n = layout == 1 ? b->shape[rb - 2] : b->shape[rb - 1];
+  kb = layout == 1 ? b->shape[rb - 1] : b->shape[rb - 2];
+  MRL_SHAPE_CHECK(k == kb, op, "inner dimensions differ", a, b);
+  MRL_SHAPE_CHECK(mrl__broadcast_shape(a->shape, ra - 2, b->shape, rb - 2, shape, &ndim), op,
+                  "batch dimensions do not broadcast", a, b);
+  shape[ndim++] = m;
+  shape[ndim++] = n;
+  c = mrl_op_output(g, ndim, shape, mrl_graph_wants_grad(g, a, b));
+  if (!c) return NULL;
+  mrl__bmm_offsets(a, b, c, nb, sa, sb);
+  for (i0 = 0; i0 < nb[0]; i0++)
+    for (i1 = 0; i1 < nb[1]; i1++)
+      mrl_gemm(layout == 2, layout == 1, m, n, k, a->data + (size_t)i0 * sa[0] + (size_t)i1 * sa[1],
+               a->shape[ra - 1], b->data + (size_t)i0 * sb[0] + (size_t)i1 * sb[1],
+               b->shape[rb - 1], 0.0f, c->data + ((size_t)i0 * nb[1] + i1) * (size_t)m * n, n);
+  MRL__FINITE(op, c, a, b);
+  if ((nd = mrl_graph_record(g, op, mrl__bmm_backward, c)) != NULL) {
+    nd->in[0] = a;
+    nd->in[1] = b;
+    nd->i[0] = layout;
+    nd->i[1] = k;
+  }
+  return c;
+}
+
+/* ---- shape ops: permute, slice, broadcast_to, concat, stack ----
+ * Each is one strided copy forward and the same copy reversed (+=) backward.
+ * permute, slice and broadcast_to keep the copy's geometry (an
+ * mrl__copy_plan in the arena) in the node's extra[1]. */
+
+typedef struct mrl__copy_plan {
+  int n4[MRL_MAX_DIMS], src[MRL_MAX_DIMS], dst[MRL_MAX_DIMS];
+  size_t src_off; /* element offset into the input */
+} mrl__copy_plan;
+
+static void mrl__copy_backward(mrl_node *nd) {
+  const mrl__copy_plan *p = (const mrl__copy_plan *)(void *)nd->extra[1];
+  mrl_tensor *x = nd->in[0];
+  if (!x->grad) return;
+  mrl__strided_copy(p->n4, nd->out->grad, p->dst, x->grad + p->src_off, p->src, 1);
+}
+
+/* Output of the given shape filled by one strided copy from x; records the
+ * reverse for backward. */
+static mrl_tensor *mrl__copy_op(mrl_graph *g, mrl_tensor *x, int ndim, const int *shape,
+                                const mrl__copy_plan *plan, const char *op) {
+  mrl__copy_plan *saved = NULL;
+  mrl_tensor *y;
+  mrl_node *nd;
+  int wants = mrl_graph_wants_grad(g, x, NULL);
+  if (wants) {
+    saved = (mrl__copy_plan *)mrl_graph_alloc(g, sizeof(mrl__copy_plan));
+    if (!saved) return NULL;
+    *saved = *plan;
+  }
+  y = mrl_op_output(g, ndim, shape, wants);
+  if (!y) return NULL;
+  mrl__strided_copy(plan->n4, x->data + plan->src_off, plan->src, y->data, plan->dst, 0);
+  MRL__FINITE(op, y, x, NULL);
+  if ((nd = mrl_graph_record(g, op, mrl__copy_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->extra[1] = (mrl_tensor *)(void *)saved;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_permute(mrl_graph *g, mrl_tensor *x, const int *perm) {
+  int shape[MRL_MAX_DIMS], x4[MRL_MAX_DIMS], xs[MRL_MAX_DIMS], used[MRL_MAX_DIMS] = {0, 0, 0, 0};
+  int d, off, ok = 1;
+  mrl__copy_plan plan;
+  if (!x) return NULL;
+  off = MRL_MAX_DIMS - x->ndim;
+  for (d = 0; d < x->ndim; d++) {
+    int p = perm[d] < 0 ? perm[d] + x->ndim : perm[d];
+    if (p < 0 || p >= x->ndim || used[p]) {
+      ok = 0;
+      break;
+    }
+    used[p] = 1;
+    shape[d] = x->shape[p];
+  }
+  MRL_SHAPE_CHECK(ok, "permute", "perm is not a permutation of the dimensions", x, NULL);
+  mrl__pad4(x->shape, x->ndim, x4);
+  mrl__cstrides(x4, xs);
+  mrl__pad4(shape, x->ndim, plan.n4);
+  mrl__cstrides(plan.n4, plan.dst);
+  for (d = 0; d < MRL_MAX_DIMS; d++)
+    plan.src[d] =
+        d < off ? 0 : xs[off + (perm[d - off] < 0 ? perm[d - off] + x->ndim : perm[d - off])];
+  plan.src_off = 0;
+  return mrl__copy_op(g, x, x->ndim, shape, &plan, "permute");
+}
+
+MRL_DEF mrl_tensor *mrl_transpose(mrl_graph *g, mrl_tensor *x, int dim0, int dim1) {
+  int perm[MRL_MAX_DIMS], d;
+  if (!x) return NULL;
+  dim0 = MRL__AXIS("transpose", x, dim0, x->ndim);
+  dim1 = MRL__AXIS("transpose", x, dim1, x->ndim);
+  for (d = 0; d < x->ndim; d++) perm[d] = d;
+  perm[dim0] = dim1;
+  perm[dim1] = dim0;
+  return mrl_permute(g, x, perm);
+}
+
+MRL_DEF mrl_tensor *mrl_slice(mrl_graph *g, mrl_tensor *x, int axis, int start, int end) {
+  int shape[MRL_MAX_DIMS], x4[MRL_MAX_DIMS], d, off, len;
+  mrl__copy_plan plan;
+  if (!x) return NULL;
+  axis = MRL__AXIS("slice", x, axis, x->ndim);
+  len = x->shape[axis];
+  if (start < 0) start += len;
+  if (end < 0) end += len;
+  if (start < 0 || end > len || start > end) {
+    char what[96];
+    snprintf(what, sizeof what, "range [%d,%d) outside axis %d of length %d", start, end, axis,
+             len);
+    mrl_shape_fail("slice", what, x, NULL, __FILE__, __LINE__);
+  }
+  for (d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+  shape[axis] = end - start;
+  off = MRL_MAX_DIMS - x->ndim;
+  mrl__pad4(x->shape, x->ndim, x4);
+  mrl__cstrides(x4, plan.src);
+  mrl__pad4(shape, x->ndim, plan.n4);
+  mrl__cstrides(plan.n4, plan.dst);
+  plan.src_off = (size_t)start * plan.src[off + axis];
+  return mrl__copy_op(g, x, x->ndim, shape, &plan, "slice");
+}
+
+MRL_DEF mrl_tensor *mrl_broadcast_to(mrl_graph *g, mrl_tensor *x, int ndim, const int *shape) {
+  int s2[MRL_MAX_DIMS], n2, d, same;
+  mrl_tensor target;
+  mrl__copy_plan plan;
+  if (!x) return NULL;
+  target = mrl_tensor_make(NULL, NULL, ndim, shape);
+  same = mrl__broadcast_shape(x->shape, x->ndim, shape, ndim, s2, &n2) && n2 == ndim;
+  for (d = 0; same && d < ndim; d++) same = s2[d] == shape[d];
+  MRL_SHAPE_CHECK(same, "broadcast_to", "shape does not broadcast to the target", x, &target);
+  mrl__pad4(shape, ndim, plan.n4);
+  mrl__cstrides(plan.n4, plan.dst);
+  mrl__bstrides(x, plan.src);
+  plan.src_off = 0;
+  return mrl__copy_op(g, x, ndim, shape, &plan, "broadcast_to");
+}
+
+/* concat / stack: part p is copied into its block of the output. i[0] n,
+ * i[1] axis of the output, i[2] stack; extra[0] the saved parts array. */
+static void mrl__concat_backward(mrl_node *nd) {
+  mrl_tensor *const *parts = (mrl_tensor *const *)(void *)nd->extra[0];
+  mrl_tensor *y = nd->out;
+  int n = nd->i[0], axis = nd->i[1], stack = nd->i[2], p, y4[MRL_MAX_DIMS], ys[MRL_MAX_DIMS];
+  int off = MRL_MAX_DIMS - y->ndim;
+  size_t at = 0;
+  mrl__pad4(y->shape, y->ndim, y4);
+  mrl__cstrides(y4, ys);
+  for (p = 0; p < n; p++) {
+    mrl_tensor *t = parts[p];
+    int b4[MRL_MAX_DIMS], bs[MRL_MAX_DIMS];
+    memcpy(b4, y4, sizeof b4);
+    b4[off + axis] = stack ? 1 : t->shape[axis];
+    mrl__cstrides(b4, bs);
+    if (t->grad) mrl__strided_copy(b4, y->grad + at * ys[off + axis], ys, t->grad, bs, 1);
+    at += (size_t)b4[off + axis];
+  }
+}
+
+static mrl_tensor *mrl__concat(mrl_graph *g, mrl_tensor *const *parts, int n, int axis, int stack,
+                               const char *op) {
+  mrl_tensor *y, **saved = NULL, *p0;
+  mrl_node *nd;
+  int p, d, wants = 0, shape[MRL_MAX_DIMS], ndim, y4[MRL_MAX_DIMS], ys[MRL_MAX_DIMS], off;
+  size_t at = 0;
+  MRL_ASSERT(n >= 1);
+  for (p = 0; p < n; p++)
+    if (!parts[p]) return NULL;
+  p0 = parts[0];
+  ndim = p0->ndim + (stack ? 1 : 0);
+  MRL_SHAPE_CHECK(ndim <= MRL_MAX_DIMS, op, "result would have more than 4 dimensions", p0, NULL);
+  axis = MRL__AXIS(op, p0, axis, ndim);
+  for (p = 0; p < n; p++) {
+    mrl_tensor *t = parts[p];
+    int ok = t->ndim == p0->ndim;
+    for (d = 0; ok && d < p0->ndim; d++) ok = t->shape[d] == p0->shape[d] || (!stack && d == axis);
+    MRL_SHAPE_CHECK(ok, op,
+                    stack ? "parts must have equal shapes"
+                          : "parts must agree in every dimension but the axis",
+                    p0, t);
+    wants |= mrl_graph_wants_grad(g, t, NULL);
+  }
+  for (d = 0, p = 0; d < ndim; d++) shape[d] = (stack && d == axis) ? n : p0->shape[p++];
+  if (!stack) {
+    shape[axis] = 0;
+    for (p = 0; p < n; p++) shape[axis] += parts[p]->shape[axis];
+  }
+  if (wants && !g->no_grad) {
+    saved = (mrl_tensor **)mrl_graph_alloc(g, sizeof(mrl_tensor *) * (size_t)n);
+    if (!saved) return NULL;
+    memcpy(saved, parts, sizeof(mrl_tensor *) * (size_t)n);
+  }
+  y = mrl_op_output(g, ndim, shape, wants);
+  if (!y) return NULL;
+  off = MRL_MAX_DIMS - ndim;
+  mrl__pad4(shape, ndim, y4);
+  mrl__cstrides(y4, ys);
+  for (p = 0; p < n; p++) {
+    int b4[MRL_MAX_DIMS], bs[MRL_MAX_DIMS];
+    memcpy(b4, y4, sizeof b4);
+    b4[off + axis] = stack ? 1 : parts[p]->shape[axis];
+    mrl__cstrides(b4, bs);
+    mrl__strided_copy(b4, parts[p]->data, bs, y->data + at * ys[off + axis], ys, 0);
+    at += (size_t)b4[off + axis];
+  }
+  MRL__FINITE(op, y, parts[0], n > 1 ? parts[1] : NULL);
+  if ((nd = mrl_graph_record(g, op, mrl__concat_backward, y)) != NULL) {
+    nd->extra[0] = (mrl_tensor *)(void *)saved;
+    nd->in[0] = p0;
+    nd->i[0] = n;
+    nd->i[1] = axis;
+    nd->i[2] = stack;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_concat(mrl_graph *g, mrl_tensor *const *parts, int n, int axis) {
+  return mrl__concat(g, parts, n, axis, 0, "concat");
+}
+MRL_DEF mrl_tensor *mrl_stack(mrl_graph *g, mrl_tensor *const *parts, int n, int axis) {
+  return mrl__concat(g, parts, n, axis, 1, "stack");
+}
+MRL_DEF mrl_tensor *mrl_concat_rows(mrl_graph *g, mrl_tensor *const *parts, int n) {
+  return mrl__concat(g, parts, n, 0, 0, "concat_rows");
+}
+
+/* ---- indexing: gather, index_select, scatter_add, one_hot, top-k ---- */
+
+/* gather: i[0] outer, i[1] n (x's axis length), i[2] k, i[3] inner; index in the arena. */
+static void mrl__gather_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int outer = nd->i[0], n = nd->i[1], k = nd->i[2], inner = nd->i[3], o, q, j;
+  if (!x->grad) return;
+  for (o = 0; o < outer; o++)
+    for (q = 0; q < k; q++)
+      for (j = 0; j < inner; j++) {
+        size_t r = ((size_t)o * k + q) * inner + j;
+        x->grad[((size_t)o * n + nd->index[r]) * inner + j] += y->grad[r];
+      }
+}
+
+static mrl_tensor *mrl__gather(mrl_graph *g, mrl_tensor *x, int axis, const int *index, int k,
+                               const char *op) {
+  int outer, n, inner, o, q, j, shape[MRL_MAX_DIMS], d, *idx;
+  mrl_tensor *y;
+  mrl_node *nd;
+  if (!x) return NULL;
+  axis = MRL__AXIS(op, x, axis, x->ndim);
+  mrl__split(x, axis, &outer, &n, &inner);
+  MRL_SHAPE_CHECK(k >= 0, op, "negative number of indices", x, NULL);
+  for (o = 0; o < outer * k * inner; o++) MRL__INDEX_CHECK(op, x, index[o], o, n);
+  idx = mrl__copy_ints(g, index, outer * k * inner);
+  if (!idx) return NULL;
+  for (d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+  shape[axis] = k;
+  y = mrl_op_output(g, x->ndim, shape, mrl_graph_wants_grad(g, x, NULL));
+  if (!y) return NULL;
+  for (o = 0; o < outer; o++)
+    for (q = 0; q < k; q++)
+      for (j = 0; j < inner; j++) {
+        size_t r = ((size_t)o * k + q) * inner + j;
+        y->data[r] = x->data[((size_t)o * n + idx[r]) * inner + j];
+      }
+  MRL__FINITE(op, y, x, NULL);
+  if ((nd = mrl_graph_record(g, op, mrl__gather_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->index = idx;
+    nd->i[0] = outer;
+    nd->i[1] = n;
+    nd->i[2] = k;
+    nd->i[3] = inner;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_gather(mrl_graph *g, mrl_tensor *x, int axis, const int *index, int k) {
+  return mrl__gather(g, x, axis, index, k, "gather");
+}
+
+MRL_DEF mrl_tensor *mrl_gather_rows(mrl_graph *g, mrl_tensor *a, const int *index) {
+  mrl_tensor *y;
+  if (!a) return NULL;
+  MRL_SHAPE_CHECK(a->ndim >= 2, "gather_rows", "needs at least 2 dimensions", a, NULL);
+  y = mrl__gather(g, a, -1, index, 1, "gather_rows");
+  return mrl_reshape(g, y, a->ndim - 1, a->shape); /* drop the trailing 1 */
+}
+
+/* index_select rows: i[0] rows taken, i[1] row length. */
+static void mrl__index_select_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int n = nd->i[0], row = nd->i[1], r, j;
+  if (!x->grad) return;
+  for (r = 0; r < n; r++) {
+    float *gx = x->grad + (size_t)nd->index[r] * row;
+    const float *gy = y->grad + (size_t)r * row;
+    for (j = 0; j < row; j++) gx[j] += gy[j];
+  }
+}
+
+MRL_DEF mrl_tensor *mrl_index_select(mrl_graph *g, mrl_tensor *x, const int *index, int n) {
+  int shape[MRL_MAX_DIMS], row, r, d, *idx;
+  mrl_tensor *y;
+  mrl_node *nd;
+  if (!x) return NULL;
+  MRL_SHAPE_CHECK(n >= 0, "index_select", "negative number of indices", x, NULL);
+  for (r = 0; r < n; r++) MRL__INDEX_CHECK("index_select", x, index[r], r, x->shape[0]);
+  idx = mrl__copy_ints(g, index, n);
+  if (!idx) return NULL;
+  row = x->shape[0] ? x->size / x->shape[0] : 0;
+  for (d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+  shape[0] = n;
+  y = mrl_op_output(g, x->ndim, shape, mrl_graph_wants_grad(g, x, NULL));
+  if (!y) return NULL;
+  for (r = 0; r < n; r++)
+    memcpy(y->data + (size_t)r * row, x->data + (size_t)idx[r] * row, sizeof(float) * (size_t)row);
+  MRL__FINITE("index_select", y, x, NULL);
+  if ((nd = mrl_graph_record(g, "index_select", mrl__index_select_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->index = idx;
+    nd->i[0] = n;
+    nd->i[1] = row;
+  }
+  return y;
+}
+
+/* scatter_add: i[0] outer, i[1] n (base's axis), i[2] k (src's axis), i[3] inner. */
+static void mrl__scatter_add_backward(mrl_node *nd) {
+  mrl_tensor *base = nd->in[0], *src = nd->in[1], *y = nd->out;
+  int outer = nd->i[0], n = nd->i[1], k = nd->i[2], inner = nd->i[3], o, q, j, i;
+  if (base->grad)
+    for (i = 0; i < y->size; i++) base->grad[i] += y->grad[i];
+  if (src->grad)
+    for (o = 0; o < outer; o++)
+      for (q = 0; q < k; q++)
+        for (j = 0; j < inner; j++) {
+          size_t r = ((size_t)o * k + q) * inner + j;
+          src->grad[r] += y->grad[((size_t)o * n + nd->index[r]) * inner + j];
+        }
+}
+
+MRL_DEF mrl_tensor *mrl_scatter_add(mrl_graph *g, mrl_tensor *base, int axis, const int *index,
+                                    mrl_tensor *src) {
+  int outer, n, inner, k, o, q, j, d, ok, *idx;
+  mrl_tensor *y;
+  mrl_node *nd;
+  if (!base || !src) return NULL;
+  axis = MRL__AXIS("scatter_add", base, axis, base->ndim);
+  ok = src->ndim == base->ndim;
+  for (d = 0; ok && d < base->ndim; d++) ok = d == axis || src->shape[d] == base->shape[d];
+  MRL_SHAPE_CHECK(ok, "scatter_add", "src must match base in every dimension but the axis", base,
+                  src);
+  mrl__split(base, axis, &outer, &n, &inner);
+  k = src->shape[axis];
+  for (o = 0; o < src->size; o++) MRL__INDEX_CHECK("scatter_add", base, index[o], o, n);
+  idx = mrl__copy_ints(g, index, src->size);
+  if (!idx) return NULL;
+  y = mrl_op_output(g, base->ndim, base->shape, mrl_graph_wants_grad(g, base, src));
+  if (!y) return NULL;
+  memcpy(y->data, base->data, sizeof(float) * (size_t)base->size);
+  for (o = 0; o < outer; o++)
+    for (q = 0; q < k; q++)
+      for (j = 0; j < inner; j++) {
+        size_t r = ((size_t)o * k + q) * inner + j;
+        y->data[((size_t)o * n + idx[r]) * inner + j] += src->data[r];
+      }
+  MRL__FINITE("scatter_add", y, base, src);
+  if ((nd = mrl_graph_record(g, "scatter_add", mrl__scatter_add_backward, y)) != NULL) {
+    nd->in[0] = base;
+    nd->in[1] = src;
+    nd->index = idx;
+    nd->i[0] = outer;
+    nd->i[1] = n;
+    nd->i[2] = k;
+    nd->i[3] = inner;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_one_hot(mrl_graph *g, const int *index, int n, int num_classes) {
+  int shape[2], i;
+  mrl_tensor *y;
+  shape[0] = n;
+  shape[1] = num_classes;
+  for (i = 0; i < n; i++) {
+    if (index[i] < 0 || index[i] >= num_classes) {
+      mrl_tensor t = mrl_tensor_make(NULL, NULL, 2, shape);
+      mrl__index_check("one_hot", &t, index[i], i, num_classes, __FILE__, __LINE__);
+    }
+  }
+  y = mrl_tensor_new(g, 2, shape, 0);
+  if (!y) return NULL;
+  memset(y->data, 0, sizeof(float) * (size_t)y->size);
+  for (i = 0; i < n; i++) y->data[(size_t)i * num_classes + index[i]] = 1.0f;
+  return y;
+}
+
+/* top-k along the last axis: i[0] rows, i[1] n, i[2] k; index: positions. */
+static void mrl__topk_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int rows = nd->i[0], n = nd->i[1], k = nd->i[2], r, q;
+  if (!x->grad) return;
+  for (r = 0; r < rows; r++)
+    for (q = 0; q < k; q++)
+      x->grad[(size_t)r * n + nd->index[(size_t)r * k + q]] += y->grad[(size_t)r * k + q];
+}
+
+MRL_DEF mrl_tensor *mrl_topk(mrl_graph *g, mrl_tensor *x, int k, int *out_index) {
+  int rows, n, r, q, j, shape[MRL_MAX_DIMS], d, *idx;
+  mrl_tensor *y;
+  mrl_node *nd;
+  if (!x) return NULL;
+  n = mrl_tensor_cols(x);
+  rows = mrl_tensor_rows(x);
+  if (k < 1 || k > n) {
+    char what[80];
+    snprintf(what, sizeof what, "k = %d outside [1,%d] (the last dimension)", k, n);
+    mrl_shape_fail("topk", what, x, NULL, __FILE__, __LINE__);
+  }
+  idx = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)rows * (size_t)k);
+  if (!idx) return NULL;
+  for (d = 0; d < x->ndim; d++) shape[d] = x->shape[d];
+  shape[x->ndim - 1] = k;
+  y = mrl_op_output(g, x->ndim, shape, mrl_graph_wants_grad(g, x, NULL));
+  if (!y) return NULL;
+  for (r = 0; r < rows; r++) {
+    /* Insertion into a sorted list of k: O(n k), fine for the small k of
+     * RL (kNN lookups, beams). Ties keep the lower index first. */
+    const float *xr = x->data + (size_t)r * n;
+    float *vr = y->data + (size_t)r * k;
+    int *ir = idx + (size_t)r * k, len = 0;
+    for (j = 0; j < n; j++) {
+      float v = xr[j];
+      if (len == k && !(v > vr[k - 1])) continue;
+      q = len < k ? len++ : k - 1;
+      while (q > 0 && v > vr[q - 1]) {
+        vr[q] = vr[q - 1];
+        ir[q] = ir[q - 1];
+        q--;
+      }
+      vr[q] = v;
+      ir[q] = j;
+    }
+  }
+  if (out_index) memcpy(out_index, idx, sizeof(int) * (size_t)rows * (size_t)k);
+  MRL__FINITE("topk", y, x, NULL);
+  if ((nd = mrl_graph_record(g, "topk", mrl__topk_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->index = idx;
+    nd->i[0] = rows;
+    nd->i[1] = n;
+    nd->i[2] = k;
+  }
+  return y;
 }
 
 /* ---- fused layers, losses, memory ops ---- */

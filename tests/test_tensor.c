@@ -70,16 +70,61 @@ enum {
   OP_RESHAPE,
   OP_COMPOSITE,
   OP_FAKE_RIGHT, /* a user-defined op with a correct backward */
-  OP_FAKE_WRONG  /* the same op with a backward that doubles the gradient */
+  OP_FAKE_WRONG, /* the same op with a backward that doubles the gradient */
+  /* general ops */
+  OP_DIV,
+  OP_WHERE,
+  OP_WHERE_INT,
+  OP_SQRT,
+  OP_POW,
+  OP_ABS,
+  OP_LEAKY_RELU,
+  OP_ELU,
+  OP_GELU,
+  OP_SOFTPLUS,
+  OP_SILU,
+  OP_SUM_AXIS,
+  OP_MEAN_AXIS,
+  OP_MAX_AXIS,
+  OP_LSE_AXIS,
+  OP_VAR_AXIS,
+  OP_MAX_ALL,
+  OP_LSE_ALL,
+  OP_VAR_ALL,
+  OP_SOFTMAX,
+  OP_LOG_SOFTMAX_AXIS,
+  OP_PERMUTE,
+  OP_TRANSPOSE,
+  OP_SLICE,
+  OP_CONCAT_AXIS,
+  OP_STACK,
+  OP_BROADCAST_TO,
+  OP_GATHER_AXIS,
+  OP_INDEX_SELECT,
+  OP_SCATTER_ADD,
+  OP_TOPK,
+  OP_BROADCAST_TO_SUM /* broadcast_to then reduce: the composite of two new ops */
 };
 
 #define GC_MAX_IN 4
 #define GC_MAX_SIZE 256
 
+/* Extra arguments of the general ops: an axis, keepdim / correction / k,
+ * an int array (indices, permutation or int mask) and a float mask of the
+ * given shape. Set in gc_next before gc_run, which consumes them. */
+typedef struct gc_args {
+  int axis, flag, k, n_ints, mask_ndim, mask_shape[4];
+  const int *ints;
+  const float *mask;
+} gc_args;
+
+static gc_args gc_next; /* test program only */
+
 typedef struct gc_ctx {
   int op, n_in;
   float p0, p1;
   const int *index;
+  gc_args x;
   float r[GC_MAX_SIZE]; /* the fixed random weights R of the loss sum(op(x) * R) */
 } gc_ctx;
 
@@ -104,6 +149,57 @@ static mrl_tensor *fake_copy(mrl_graph *g, mrl_tensor *x, float backward_factor)
     nd->f[0] = backward_factor;
   }
   return y;
+}
+
+static mrl_tensor *gc_mask(mrl_graph *g, const gc_ctx *c) {
+  return mrl_tensor_from(g, c->x.mask, c->x.mask_ndim, c->x.mask_shape);
+}
+
+static mrl_tensor *gc_apply_general(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
+  const gc_args *x = &c->x;
+  int bshape[3];
+  switch (c->op) {
+  case OP_DIV: return mrl_div(g, in[0], in[1]);
+  case OP_WHERE: return mrl_where(g, gc_mask(g, c), in[0], in[1]);
+  case OP_WHERE_INT: return mrl_where_int(g, x->ints, in[0], in[1]);
+  case OP_SQRT: return mrl_sqrt(g, in[0]);
+  case OP_POW: return mrl_pow(g, in[0], c->p0);
+  case OP_ABS: return mrl_abs(g, in[0]);
+  case OP_LEAKY_RELU: return mrl_leaky_relu(g, in[0], c->p0);
+  case OP_ELU: return mrl_elu(g, in[0], c->p0);
+  case OP_GELU: return mrl_gelu(g, in[0]);
+  case OP_SOFTPLUS: return mrl_softplus(g, in[0]);
+  case OP_SILU: return mrl_silu(g, in[0]);
+  case OP_SUM_AXIS: return mrl_sum_axis(g, in[0], x->axis, x->flag);
+  case OP_MEAN_AXIS: return mrl_mean_axis(g, in[0], x->axis, x->flag);
+  case OP_MAX_AXIS: return mrl_max_axis(g, in[0], x->axis, x->flag, NULL);
+  case OP_LSE_AXIS: return mrl_logsumexp_axis(g, in[0], x->axis, x->flag);
+  case OP_VAR_AXIS: return mrl_var_axis(g, in[0], x->axis, 0, x->flag);
+  case OP_MAX_ALL: return mrl_max(g, in[0], NULL);
+  case OP_LSE_ALL: return mrl_logsumexp(g, in[0]);
+  case OP_VAR_ALL: return mrl_var(g, in[0], x->flag);
+  case OP_SOFTMAX: return mrl_softmax(g, in[0], x->axis, x->mask ? gc_mask(g, c) : NULL);
+  case OP_LOG_SOFTMAX_AXIS:
+    if (!x->mask) return mrl_log_softmax_axis(g, in[0], x->axis, NULL);
+    /* masked entries hold -1e8: zero them so the loss keeps float precision */
+    return mrl_mul(g, mrl_log_softmax_axis(g, in[0], x->axis, gc_mask(g, c)), gc_mask(g, c));
+  case OP_PERMUTE: return mrl_permute(g, in[0], x->ints);
+  case OP_TRANSPOSE: return mrl_transpose(g, in[0], x->axis, x->k);
+  case OP_SLICE: return mrl_slice(g, in[0], x->axis, x->flag, x->k);
+  case OP_CONCAT_AXIS: return mrl_concat(g, in, c->n_in, x->axis);
+  case OP_STACK: return mrl_stack(g, in, c->n_in, x->axis);
+  case OP_BROADCAST_TO: return mrl_broadcast_to(g, in[0], x->mask_ndim, x->mask_shape);
+  case OP_GATHER_AXIS: return mrl_gather(g, in[0], x->axis, x->ints, x->k);
+  case OP_INDEX_SELECT: return mrl_index_select(g, in[0], x->ints, x->n_ints);
+  case OP_SCATTER_ADD: return mrl_scatter_add(g, in[0], x->axis, x->ints, in[1]);
+  case OP_TOPK: return mrl_topk(g, in[0], x->k, NULL);
+  case OP_BROADCAST_TO_SUM:
+    bshape[0] = 2;
+    bshape[1] = 3;
+    bshape[2] = 4;
+    return mrl_var_axis(g, mrl_mul(g, mrl_broadcast_to(g, in[0], 3, bshape), in[1]), 1, 1, 1);
+  }
+  return NULL;
 }
 
 static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
@@ -146,8 +242,8 @@ static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
                            c->index));
   case OP_FAKE_RIGHT: return fake_copy(g, in[0], 1.0f);
   case OP_FAKE_WRONG: return fake_copy(g, in[0], 2.0f);
+  default: return gc_apply_general(g, c, in);
   }
-  return NULL;
 }
 
 static mrl_tensor *gc_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
@@ -208,7 +304,9 @@ static double gc_run(const char *name, int op, const char *shapes, float lo, flo
   ctx.p0 = p0;
   ctx.p1 = p1;
   ctx.index = index;
-  if (op == OP_RELU) avoid[n_avoid++] = 0.0f;
+  ctx.x = gc_next;
+  memset(&gc_next, 0, sizeof gc_next);
+  if (op == OP_RELU || op == OP_ABS || op == OP_LEAKY_RELU || op == OP_ELU) avoid[n_avoid++] = 0.0f;
   if (op == OP_CLAMP) {
     avoid[n_avoid++] = p0;
     avoid[n_avoid++] = p1;
@@ -218,7 +316,7 @@ static double gc_run(const char *name, int op, const char *shapes, float lo, flo
     MRL_ASSERT(tens[t].size <= GC_MAX_SIZE);
     ptrs[t] = &tens[t];
     for (i = 0; i < tens[t].size; i++) {
-      if (t == 1 && (op == OP_MINIMUM || op == OP_MAXIMUM)) {
+      if (t == 1 && (op == OP_MINIMUM || op == OP_MAXIMUM) && tens[1].size == tens[0].size) {
         /* no ties: b differs from a by 0.1 .. 1 either way */
         float d = mrl_rng_uniform_range(&rng, 0.1f, 1.0f);
         data[t][i] = data[0][i] + (mrl_rng_uniform(&rng) < 0.5f ? -d : d);
@@ -227,6 +325,24 @@ static double gc_run(const char *name, int op, const char *shapes, float lo, flo
       }
       grad[t][i] = 0.0f;
     }
+  }
+  if (op == OP_MAX_AXIS || op == OP_MAX_ALL || op == OP_TOPK) {
+    /* distinct values 0.05 apart (a random permutation of a grid): no two
+     * within eps of each other, so no ranking changes under the differences */
+    int perm[GC_MAX_SIZE];
+    for (i = 0; i < tens[0].size; i++) perm[i] = i;
+    for (i = tens[0].size - 1; i > 0; i--) {
+      int j = (int)mrl_rng_below(&rng, (uint32_t)i + 1), tmp = perm[i];
+      perm[i] = perm[j];
+      perm[j] = tmp;
+    }
+    for (i = 0; i < tens[0].size; i++) data[0][i] = 0.05f * (float)(perm[i] - tens[0].size / 2);
+  }
+  if ((op == OP_MINIMUM || op == OP_MAXIMUM) && tens[1].size != tens[0].size) {
+    /* broadcast operands: a on a grid of step 0.13, b halfway between */
+    for (t = 0; t < 2; t++)
+      for (i = 0; i < tens[t].size; i++)
+        data[t][i] = 0.13f * (float)mrl_rng_below(&rng, 16) - 1.0f + (t ? 0.065f : 0.0f);
   }
   for (i = 0; i < GC_MAX_SIZE; i++) ctx.r[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
   mrl_graph_init(&g, 1 << 16);
@@ -309,6 +425,179 @@ static void test_gradcheck_ops(void) {
   MRL_CHECK(worst > 1.0, "gradcheck accepted a backward that doubles the gradient (ratio %.3g)",
             worst);
   MRL_CHECK(worst > 10.0, "gradcheck ratio for a doubled gradient is only %.3g", worst);
+}
+
+/* Extra-argument setters for gc_run (consumed by the next call). */
+static void gc_axis(int axis, int flag, int k) {
+  gc_next.axis = axis;
+  gc_next.flag = flag;
+  gc_next.k = k;
+}
+static void gc_ints(const int *v, int n) {
+  gc_next.ints = v;
+  gc_next.n_ints = n;
+}
+static void gc_shape_arg(const float *mask, int ndim, int d0, int d1, int d2) {
+  gc_next.mask = mask;
+  gc_next.mask_ndim = ndim;
+  gc_next.mask_shape[0] = d0;
+  gc_next.mask_shape[1] = d1;
+  gc_next.mask_shape[2] = d2;
+}
+
+/* The general ops, with the same loss and tolerances as above (GC_*). Every
+ * input is drawn away from the op's kinks: 0 for abs / leaky relu / elu,
+ * distinct values 0.05 apart for max and top-k, broadcast min/max operands
+ * on interleaved grids, positive inputs for sqrt, pow and div. */
+static void test_gradcheck_general(void) {
+  static const float mask4[4] = {1, 0, 0, 1};
+  static const float mask34[12] = {1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1};
+  static const float mask35[15] = {1, 1, 0, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+  static const float mask_row_out[12] = {1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1};
+  static const int where_int[12] = {0, 1, 1, 0, 2, 0, 1, 0, 0, 0, 1, -1};
+  static const int perm3[3] = {2, 0, 1}, perm4[4] = {3, 1, 0, 2}, perm_neg[3] = {-1, 0, 1};
+  static const int gather0[6] = {3, 0, 1, 3, 2, 0};                    /* [2,3] into [4,3] axis 0 */
+  static const int gather1[12] = {4, 0, 1, 1, 3, 2, 0, 0, 4, 2, 1, 3}; /* [2,2,3] into [2,5,3] */
+  static const int gather_last[9] = {4, 4, 0, 2, 1, 3, 0, 0, 0};       /* [3,3] into [3,5] */
+  static const int rows[4] = {4, 0, 4, 2}, rows3[2] = {3, 1};
+  static const int scatter0[6] = {1, 3, 1, 0, 3, 3}, scatter1[6] = {4, 0, 4, 2, 2, 1};
+
+  /* broadcasting: either operand repeated, along leading and inner dimensions */
+  gc_run("add [3,1,4]+[2,1]", OP_ADD, "3x1x4 2x1", -1, 1, 0, 0, 1);
+  gc_run("add [4]+[2,3,4] (first operand broadcast)", OP_ADD, "4 2x3x4", -1, 1, 0, 0, 1);
+  gc_run("add 4-D [2,1,3,1]+[1,4,1,5]", OP_ADD, "2x1x3x1 1x4x1x5", -1, 1, 0, 0, 1);
+  gc_run("sub [3,1]-[1,4]", OP_SUB, "3x1 1x4", -1, 1, 0, 0, 1);
+  gc_run("mul [2,3,1]*[3,4]", OP_MUL, "2x3x1 3x4", -1, 1, 0, 0, 1);
+  gc_run("div", OP_DIV, "3x4 3x4", 0.5f, 2.0f, 0, 0, 1);
+  gc_run("div [2,3,4]/[3,1]", OP_DIV, "2x3x4 3x1", 0.5f, 2.0f, 0, 0, 1);
+  gc_run("minimum [3,4] vs [4]", OP_MINIMUM, "3x4 4", -1, 1, 0, 0, 1);
+  gc_run("maximum [3,1] vs [1,4]", OP_MAXIMUM, "3x1 1x4", -1, 1, 0, 0, 1);
+  gc_shape_arg(mask4, 1, 4, 0, 0);
+  gc_run("where mask [4] over [3,4]", OP_WHERE, "3x4 3x4", -1, 1, 0, 0, 1);
+  gc_shape_arg(mask34, 2, 3, 4, 0);
+  gc_run("where [3,4] ? [3,4] : [4]", OP_WHERE, "3x4 4", -1, 1, 0, 0, 1);
+  gc_ints(where_int, 12);
+  gc_run("where_int [3,4] ? [1,4] : [3,1]", OP_WHERE_INT, "1x4 3x1", -1, 1, 0, 0, 1);
+
+  /* unary ops and activations */
+  gc_run("sqrt", OP_SQRT, "3x4", 0.3f, 2.0f, 0, 0, 1);
+  gc_run("pow 2.5", OP_POW, "3x4", 0.3f, 2.0f, 2.5f, 0, 1);
+  gc_run("pow -1.5", OP_POW, "3x4", 0.5f, 2.0f, -1.5f, 0, 1);
+  gc_run("abs", OP_ABS, "3x4", -1, 1, 0, 0, 1);
+  gc_run("leaky_relu 0.01", OP_LEAKY_RELU, "3x4", -1, 1, 0.01f, 0, 1);
+  gc_run("leaky_relu 0.2", OP_LEAKY_RELU, "3x4", -1, 1, 0.2f, 0, 1);
+  gc_run("elu", OP_ELU, "3x4", -2, 2, 1.0f, 0, 1);
+  gc_run("gelu", OP_GELU, "3x4", -3, 3, 0, 0, 1);
+  gc_run("softplus", OP_SOFTPLUS, "3x4", -3, 3, 0, 0, 1);
+  gc_run("softplus around its threshold 20", OP_SOFTPLUS, "2x2", 18, 22, 0, 0, 1);
+  gc_run("silu", OP_SILU, "3x4", -3, 3, 0, 0, 1);
+
+  /* reductions */
+  gc_axis(0, 0, 0);
+  gc_run("sum_axis 0", OP_SUM_AXIS, "3x4x5", -1, 1, 0, 0, 1);
+  gc_axis(1, 1, 0);
+  gc_run("sum_axis 1 keepdim", OP_SUM_AXIS, "3x4x5", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("sum_axis -1 4-D", OP_SUM_AXIS, "2x2x3x4", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("mean_axis 1", OP_MEAN_AXIS, "2x3x4", -1, 1, 0, 0, 1);
+  gc_axis(0, 1, 0);
+  gc_run("max_axis 0 keepdim", OP_MAX_AXIS, "4x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("max_axis -1", OP_MAX_AXIS, "2x3x5", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("logsumexp_axis 1", OP_LSE_AXIS, "2x4x3", -3, 3, 0, 0, 1);
+  gc_axis(0, 1, 0);
+  gc_run("var_axis 0 unbiased", OP_VAR_AXIS, "5x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("var_axis -1 biased", OP_VAR_AXIS, "2x3x4", -1, 1, 0, 0, 1);
+  gc_run("max (all)", OP_MAX_ALL, "3x4", -1, 1, 0, 0, 1);
+  gc_run("logsumexp (all)", OP_LSE_ALL, "3x4", -3, 3, 0, 0, 1);
+  gc_axis(0, 1, 0);
+  gc_run("var (all) unbiased", OP_VAR_ALL, "3x4", -1, 1, 0, 0, 1);
+
+  /* softmax and log-softmax: any axis, masks broadcast, a fully masked row */
+  gc_axis(-1, 0, 0);
+  gc_run("softmax -1", OP_SOFTMAX, "3x5", -2, 2, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("softmax 1 of [2,4,3]", OP_SOFTMAX, "2x4x3", -2, 2, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_shape_arg(mask35, 2, 3, 5, 0);
+  gc_run("softmax -1, mask [3,5] over [2,3,5]", OP_SOFTMAX, "2x3x5", -2, 2, 0, 0, 1);
+  gc_axis(0, 0, 0);
+  gc_run("log_softmax_axis 0", OP_LOG_SOFTMAX_AXIS, "4x3", -2, 2, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_shape_arg(mask_row_out, 2, 3, 4, 0);
+  gc_run("log_softmax_axis -1, mask with a fully masked row", OP_LOG_SOFTMAX_AXIS, "2x3x4", -2, 2,
+         0, 0, 1);
+
+  /* batched matmul (mrl_matmul with more than 2 dimensions) */
+  gc_run("matmul [2,3,4]x[4,5]", OP_MATMUL, "2x3x4 4x5", -1, 1, 0, 0, 1);
+  gc_run("matmul [2,3,4]x[2,4,5]", OP_MATMUL, "2x3x4 2x4x5", -1, 1, 0, 0, 1);
+  gc_run("matmul [4,3]x[2,3,5] (a shared)", OP_MATMUL, "4x3 2x3x5", -1, 1, 0, 0, 1);
+  gc_run("matmul [2,1,3,4]x[3,4,2] (batch broadcast)", OP_MATMUL, "2x1x3x4 3x4x2", -1, 1, 0, 0, 1);
+  gc_run("matmul_nt [2,3,4]x[2,5,4]^T", OP_MATMUL_NT, "2x3x4 2x5x4", -1, 1, 0, 0, 1);
+  gc_run("matmul_tn [2,4,3]^T x[4,5]", OP_MATMUL_TN, "2x4x3 4x5", -1, 1, 0, 0, 1);
+
+  /* shape ops */
+  gc_ints(perm3, 3);
+  gc_run("permute [2,3,4] (2,0,1)", OP_PERMUTE, "2x3x4", -1, 1, 0, 0, 1);
+  gc_ints(perm4, 4);
+  gc_run("permute 4-D (3,1,0,2)", OP_PERMUTE, "2x3x2x2", -1, 1, 0, 0, 1);
+  gc_ints(perm_neg, 3);
+  gc_run("permute (-1,0,1)", OP_PERMUTE, "2x3x4", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 1);
+  gc_run("transpose 2-D", OP_TRANSPOSE, "3x4", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("transpose (-1,0) of [2,3,4]", OP_TRANSPOSE, "2x3x4", -1, 1, 0, 0, 1);
+  gc_axis(1, 1, 3);
+  gc_run("slice axis 1 [1,3)", OP_SLICE, "3x4x2", -1, 1, 0, 0, 1);
+  gc_axis(-1, -3, -1);
+  gc_run("slice axis -1 [-3,-1)", OP_SLICE, "4x5", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("concat axis 1", OP_CONCAT_AXIS, "2x3 2x1 2x2", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("concat axis -1 3-D", OP_CONCAT_AXIS, "2x2x3 2x2x1", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 0);
+  gc_run("concat axis 0", OP_CONCAT_AXIS, "1x3 2x3", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 0);
+  gc_run("stack axis 0", OP_STACK, "2x3 2x3 2x3", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 0);
+  gc_run("stack axis 1", OP_STACK, "2x3 2x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_run("stack axis -1 (new last)", OP_STACK, "2x3 2x3", -1, 1, 0, 0, 1);
+  gc_shape_arg(NULL, 3, 2, 3, 4);
+  gc_run("broadcast_to [3,1] -> [2,3,4]", OP_BROADCAST_TO, "3x1", -1, 1, 0, 0, 1);
+  gc_shape_arg(NULL, 2, 3, 4, 0);
+  gc_run("broadcast_to [4] -> [3,4]", OP_BROADCAST_TO, "4", -1, 1, 0, 0, 1);
+  gc_run("broadcast_to, mul, var_axis keepdim", OP_BROADCAST_TO_SUM, "3x1 2x3x4", -1, 1, 0, 0, 1);
+
+  /* indexing (repeated indices accumulate) */
+  gc_axis(0, 0, 2);
+  gc_ints(gather0, 6);
+  gc_run("gather axis 0", OP_GATHER_AXIS, "4x3", -1, 1, 0, 0, 1);
+  gc_axis(1, 0, 2);
+  gc_ints(gather1, 12);
+  gc_run("gather axis 1 of [2,5,3]", OP_GATHER_AXIS, "2x5x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 3);
+  gc_ints(gather_last, 9);
+  gc_run("gather axis -1, repeats", OP_GATHER_AXIS, "3x5", -1, 1, 0, 0, 1);
+  gc_ints(rows, 4);
+  gc_run("index_select rows, repeats", OP_INDEX_SELECT, "5x3", -1, 1, 0, 0, 1);
+  gc_ints(rows3, 2);
+  gc_run("index_select 3-D", OP_INDEX_SELECT, "4x2x3", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 0);
+  gc_ints(scatter0, 6);
+  gc_run("scatter_add axis 0", OP_SCATTER_ADD, "4x3 2x3", -1, 1, 0, 0, 1);
+  gc_axis(-1, 0, 0);
+  gc_ints(scatter1, 6);
+  gc_run("scatter_add axis -1", OP_SCATTER_ADD, "2x5 2x3", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 3);
+  gc_run("topk 3 of [3,6]", OP_TOPK, "3x6", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 2);
+  gc_run("topk 2 of [2,2,5]", OP_TOPK, "2x2x5", -1, 1, 0, 0, 1);
+  gc_axis(0, 0, 4);
+  gc_run("topk k = n (full sort)", OP_TOPK, "2x4", -1, 1, 0, 0, 1);
 }
 
 /* detach: loss = sum(R * (square(x) + exp(detach(x)))). The gradient reaching
@@ -510,6 +799,329 @@ static void test_forward_values(void) {
   mrl_graph_free(&g);
 }
 
+/* Forward values of the general ops against direct loops in double (the
+ * gradient checks only prove backward consistent with forward). */
+static int shape_is(const mrl_tensor *y, int ndim, int d0, int d1, int d2, int d3) {
+  int want[4], i;
+  want[0] = d0;
+  want[1] = d1;
+  want[2] = d2;
+  want[3] = d3;
+  if (!y || y->ndim != ndim) return 0;
+  for (i = 0; i < ndim; i++)
+    if (y->shape[i] != want[i]) return 0;
+  return 1;
+}
+
+static void test_general_values(void) {
+  float a[60], b[60], c[60], pos[60];
+  double want[128];
+  int s314[3] = {3, 1, 4}, s21[2] = {2, 1}, s234[3] = {2, 3, 4}, s34[2] = {3, 4}, s45[2] = {4, 5};
+  int s2134[4] = {2, 1, 3, 4}, s342[3] = {3, 4, 2}, s4[1] = {4}, s23[2] = {2, 3};
+  int i, j, k, l, p, argmax[12], idx[12], ok;
+  mrl_rng rng = mrl_rng_make(777);
+  mrl_tensor A, B, P, *y, *parts[3];
+  mrl_graph g;
+  for (i = 0; i < 60; i++) {
+    a[i] = mrl_rng_uniform_range(&rng, -2, 2);
+    b[i] = mrl_rng_uniform_range(&rng, -2, 2);
+    c[i] = mrl_rng_uniform_range(&rng, -2, 2);
+    pos[i] = mrl_rng_uniform_range(&rng, 0.2f, 3);
+  }
+  mrl_graph_init(&g, 1 << 16);
+
+  /* broadcasting: [3,1,4] op [2,1] -> [3,2,4] */
+  A = mrl_tensor_make(a, NULL, 3, s314);
+  B = mrl_tensor_make(b, NULL, 2, s21);
+  P = mrl_tensor_make(pos, NULL, 2, s21);
+  for (i = 0; i < 3; i++)
+    for (j = 0; j < 2; j++)
+      for (k = 0; k < 4; k++) want[(i * 2 + j) * 4 + k] = (double)a[i * 4 + k] + b[j];
+  y = mrl_add(&g, &A, &B);
+  MRL_CHECK(shape_is(y, 3, 3, 2, 4, 0), "add [3,1,4]+[2,1] must give [3,2,4]");
+  expect_values("add [3,1,4]+[2,1]", y, want, 24, 0.0);
+  for (i = 0; i < 3; i++)
+    for (j = 0; j < 2; j++)
+      for (k = 0; k < 4; k++) want[(i * 2 + j) * 4 + k] = (double)(a[i * 4 + k] / pos[j]);
+  expect_values("div [3,1,4]/[2,1]", mrl_div(&g, &A, &P), want, 24, 0.0);
+  for (i = 0; i < 3; i++)
+    for (j = 0; j < 2; j++)
+      for (k = 0; k < 4; k++) want[(i * 2 + j) * 4 + k] = a[i * 4 + k] > b[j] ? a[i * 4 + k] : b[j];
+  expect_values("maximum [3,1,4],[2,1]", mrl_maximum(&g, &A, &B), want, 24, 0.0);
+  {
+    float m4[4] = {1, 0, 0, 2};
+    int mi[12] = {0, 1, 1, 0, 5, 0, 1, 0, 0, 0, 1, -3};
+    mrl_tensor M = mrl_tensor_make(m4, NULL, 1, s4), A34 = mrl_tensor_make(a, NULL, 2, s34);
+    mrl_tensor B4 = mrl_tensor_make(b, NULL, 1, s4);
+    for (i = 0; i < 12; i++) want[i] = m4[i % 4] != 0.0f ? a[i] : b[i % 4];
+    expect_values("where mask [4], [3,4] : [4]", mrl_where(&g, &M, &A34, &B4), want, 12, 0.0);
+    for (i = 0; i < 12; i++) want[i] = mi[i] != 0 ? a[i] : b[i % 4];
+    expect_values("where_int", mrl_where_int(&g, mi, &A34, &B4), want, 12, 0.0);
+  }
+
+  /* unary ops and activations against their double formulas */
+  A = mrl_tensor_make(a, NULL, 3, s234);
+  P = mrl_tensor_make(pos, NULL, 3, s234);
+  for (i = 0; i < 24; i++) want[i] = sqrt((double)pos[i]);
+  expect_values("sqrt", mrl_sqrt(&g, &P), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = pow((double)pos[i], -1.5);
+  expect_values("pow -1.5", mrl_pow(&g, &P, -1.5f), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = fabs((double)a[i]);
+  expect_values("abs", mrl_abs(&g, &A), want, 24, 0.0);
+  for (i = 0; i < 24; i++) want[i] = a[i] > 0 ? a[i] : 0.1 * a[i];
+  expect_values("leaky_relu 0.1", mrl_leaky_relu(&g, &A, 0.1f), want, 24, 1e-7);
+  for (i = 0; i < 24; i++) want[i] = a[i] > 0 ? a[i] : 1.5 * (exp((double)a[i]) - 1.0);
+  expect_values("elu 1.5", mrl_elu(&g, &A, 1.5f), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = 0.5 * a[i] * (1.0 + erf(a[i] / sqrt(2.0)));
+  expect_values("gelu (erf)", mrl_gelu(&g, &A), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = log1p(exp((double)a[i]));
+  expect_values("softplus", mrl_softplus(&g, &A), want, 24, 1e-6);
+  for (i = 0; i < 24; i++) want[i] = a[i] / (1.0 + exp(-(double)a[i]));
+  expect_values("silu", mrl_silu(&g, &A), want, 24, 1e-6);
+
+  /* reductions along axis 1 of [2,3,4] */
+  for (i = 0; i < 2; i++)
+    for (k = 0; k < 4; k++) {
+      double s = 0.0, mx = -1e30, lse = 0.0, var = 0.0;
+      int am = 0;
+      for (j = 0; j < 3; j++) {
+        double v = a[(i * 3 + j) * 4 + k];
+        s += v;
+        if (v > mx) {
+          mx = v;
+          am = j;
+        }
+      }
+      for (j = 0; j < 3; j++) {
+        double v = a[(i * 3 + j) * 4 + k];
+        lse += exp(v - mx);
+        var += (v - s / 3) * (v - s / 3);
+      }
+      want[i * 4 + k] = s;
+      want[8 + i * 4 + k] = s / 3;
+      want[16 + i * 4 + k] = mx;
+      want[24 + i * 4 + k] = mx + log(lse);
+      want[32 + i * 4 + k] = var / 2; /* unbiased */
+      want[40 + i * 4 + k] = var / 3; /* biased */
+      idx[i * 4 + k] = am;
+    }
+  y = mrl_sum_axis(&g, &A, 1, 0);
+  MRL_CHECK(shape_is(y, 2, 2, 4, 0, 0), "sum_axis 1 of [2,3,4] must give [2,4]");
+  expect_values("sum_axis 1", y, want, 8, 1e-6);
+  y = mrl_mean_axis(&g, &A, -2, 1);
+  MRL_CHECK(shape_is(y, 3, 2, 1, 4, 0), "mean_axis -2 keepdim of [2,3,4] must give [2,1,4]");
+  expect_values("mean_axis -2 keepdim", y, want + 8, 8, 1e-6);
+  memset(argmax, -1, sizeof argmax);
+  expect_values("max_axis 1", mrl_max_axis(&g, &A, 1, 0, argmax), want + 16, 8, 0.0);
+  MRL_CHECK(memcmp(argmax, idx, 8 * sizeof(int)) == 0, "max_axis: argmax differs");
+  expect_values("logsumexp_axis 1", mrl_logsumexp_axis(&g, &A, 1, 0), want + 24, 8, 1e-6);
+  expect_values("var_axis 1 unbiased", mrl_var_axis(&g, &A, 1, 0, 1), want + 32, 8, 1e-6);
+  expect_values("var_axis 1 biased", mrl_var_axis(&g, &A, 1, 0, 0), want + 40, 8, 1e-6);
+  y = mrl_sum_axis(&g, mrl_reshape(&g, &A, 1, &A.size), 0, 0);
+  MRL_CHECK(shape_is(y, 1, 1, 0, 0, 0), "sum_axis of a 1-D tensor must give [1]");
+  {
+    double mx = -1e30, s = 0.0, lse = 0.0, var = 0.0;
+    int am = -1, got = -2;
+    for (i = 0; i < 24; i++) {
+      s += a[i];
+      if (a[i] > mx) {
+        mx = a[i];
+        am = i;
+      }
+    }
+    for (i = 0; i < 24; i++) {
+      lse += exp(a[i] - mx);
+      var += (a[i] - s / 24) * (a[i] - s / 24);
+    }
+    want[0] = mx;
+    expect_values("max (all)", mrl_max(&g, &A, &got), want, 1, 0.0);
+    MRL_CHECK(got == am, "max (all): argmax %d, want %d", got, am);
+    want[0] = mx + log(lse);
+    expect_values("logsumexp (all)", mrl_logsumexp(&g, &A), want, 1, 1e-6);
+    want[0] = var / 23;
+    expect_values("var (all)", mrl_var(&g, &A, 1), want, 1, 1e-6);
+  }
+
+  /* softmax along axis 0, and a masked one over the last axis */
+  for (j = 0; j < 12; j++) {
+    double mx = -1e30, s = 0.0;
+    for (i = 0; i < 2; i++) mx = a[i * 12 + j] > mx ? a[i * 12 + j] : mx;
+    for (i = 0; i < 2; i++) s += exp(a[i * 12 + j] - mx);
+    for (i = 0; i < 2; i++) want[i * 12 + j] = exp(a[i * 12 + j] - mx) / s;
+  }
+  expect_values("softmax axis 0", mrl_softmax(&g, &A, 0, NULL), want, 24, 1e-6);
+  {
+    float m4[4] = {0, 1, 1, 0};
+    mrl_tensor M = mrl_tensor_make(m4, NULL, 1, s4);
+    for (i = 0; i < 6; i++) {
+      double mx = a[i * 4 + 1] > a[i * 4 + 2] ? a[i * 4 + 1] : a[i * 4 + 2];
+      double s = exp(a[i * 4 + 1] - mx) + exp(a[i * 4 + 2] - mx);
+      for (k = 0; k < 4; k++) want[i * 4 + k] = m4[k] != 0.0f ? exp(a[i * 4 + k] - mx) / s : 0.0;
+      for (k = 0; k < 4; k++)
+        want[24 + i * 4 + k] = m4[k] != 0.0f ? a[i * 4 + k] - mx - log(s) : -1e8;
+    }
+    expect_values("softmax -1 masked", mrl_softmax(&g, &A, -1, &M), want, 24, 1e-6);
+    expect_values("log_softmax_axis -1 masked", mrl_log_softmax_axis(&g, &A, -1, &M), want + 24, 24,
+                  1e-6);
+  }
+
+  /* batched matmul */
+  A = mrl_tensor_make(a, NULL, 3, s234);
+  B = mrl_tensor_make(b, NULL, 2, s45);
+  for (p = 0; p < 2; p++)
+    for (i = 0; i < 3; i++)
+      for (j = 0; j < 5; j++) {
+        double s = 0.0;
+        for (k = 0; k < 4; k++) s += (double)a[(p * 3 + i) * 4 + k] * b[k * 5 + j];
+        want[(p * 3 + i) * 5 + j] = s;
+      }
+  y = mrl_matmul(&g, &A, &B);
+  MRL_CHECK(shape_is(y, 3, 2, 3, 5, 0), "matmul [2,3,4]x[4,5] must give [2,3,5]");
+  expect_values("matmul [2,3,4]x[4,5]", y, want, 30, 1e-6);
+  A = mrl_tensor_make(a, NULL, 4, s2134);
+  B = mrl_tensor_make(b, NULL, 3, s342);
+  for (p = 0; p < 2; p++)
+    for (l = 0; l < 3; l++)
+      for (i = 0; i < 3; i++)
+        for (j = 0; j < 2; j++) {
+          double s = 0.0;
+          for (k = 0; k < 4; k++) s += (double)a[(p * 3 + i) * 4 + k] * b[(l * 4 + k) * 2 + j];
+          want[((p * 3 + l) * 3 + i) * 2 + j] = s;
+        }
+  y = mrl_matmul(&g, &A, &B);
+  MRL_CHECK(shape_is(y, 4, 2, 3, 3, 2), "matmul [2,1,3,4]x[3,4,2] must give [2,3,3,2]");
+  expect_values("matmul [2,1,3,4]x[3,4,2]", y, want, 36, 1e-6);
+
+  /* shape ops */
+  A = mrl_tensor_make(a, NULL, 3, s234);
+  {
+    int perm[3] = {2, 0, 1};
+    for (k = 0; k < 4; k++)
+      for (i = 0; i < 2; i++)
+        for (j = 0; j < 3; j++) want[(k * 2 + i) * 3 + j] = a[(i * 3 + j) * 4 + k];
+    y = mrl_permute(&g, &A, perm);
+    MRL_CHECK(shape_is(y, 3, 4, 2, 3, 0), "permute (2,0,1) of [2,3,4] must give [4,2,3]");
+    expect_values("permute (2,0,1)", y, want, 24, 0.0);
+    for (i = 0; i < 2; i++)
+      for (k = 0; k < 4; k++)
+        for (j = 0; j < 3; j++) want[(i * 4 + k) * 3 + j] = a[(i * 3 + j) * 4 + k];
+    expect_values("transpose (1,2)", mrl_transpose(&g, &A, 1, -1), want, 24, 0.0);
+  }
+  for (i = 0; i < 2; i++)
+    for (j = 0; j < 3; j++)
+      for (k = 0; k < 2; k++) want[(i * 3 + j) * 2 + k] = a[(i * 3 + j) * 4 + 1 + k];
+  y = mrl_slice(&g, &A, -1, 1, -1);
+  MRL_CHECK(shape_is(y, 3, 2, 3, 2, 0), "slice [1,-1) of the last axis of [2,3,4] gives [2,3,2]");
+  expect_values("slice", y, want, 12, 0.0);
+  {
+    mrl_tensor X = mrl_tensor_make(a, NULL, 2, s23), Y = mrl_tensor_make(b, NULL, 2, s23);
+    mrl_tensor Z = mrl_tensor_make(c, NULL, 2, s21);
+    parts[0] = &X;
+    parts[1] = &Z;
+    parts[2] = &Y;
+    for (i = 0; i < 2; i++) {
+      for (j = 0; j < 3; j++) want[i * 7 + j] = a[i * 3 + j];
+      want[i * 7 + 3] = c[i];
+      for (j = 0; j < 3; j++) want[i * 7 + 4 + j] = b[i * 3 + j];
+    }
+    y = mrl_concat(&g, parts, 3, 1);
+    MRL_CHECK(shape_is(y, 2, 2, 7, 0, 0), "concat [2,3],[2,1],[2,3] axis 1 must give [2,7]");
+    expect_values("concat axis 1", y, want, 14, 0.0);
+    parts[1] = &Y;
+    for (i = 0; i < 2; i++)
+      for (j = 0; j < 3; j++) {
+        want[(i * 2 + 0) * 3 + j] = a[i * 3 + j];
+        want[(i * 2 + 1) * 3 + j] = b[i * 3 + j];
+      }
+    y = mrl_stack(&g, parts, 2, 1);
+    MRL_CHECK(shape_is(y, 3, 2, 2, 3, 0), "stack of two [2,3] on axis 1 must give [2,2,3]");
+    expect_values("stack axis 1", y, want, 12, 0.0);
+    for (i = 0; i < 2; i++)
+      for (j = 0; j < 3; j++) {
+        want[(i * 3 + j) * 2 + 0] = a[i * 3 + j];
+        want[(i * 3 + j) * 2 + 1] = b[i * 3 + j];
+      }
+    expect_values("stack axis -1", mrl_stack(&g, parts, 2, -1), want, 12, 0.0);
+    for (p = 0; p < 4; p++)
+      for (i = 0; i < 2; i++)
+        for (j = 0; j < 3; j++) want[(p * 2 + i) * 3 + j] = c[i];
+    {
+      int s423[3] = {4, 2, 3};
+      expect_values("broadcast_to [2,1] -> [4,2,3]", mrl_broadcast_to(&g, &Z, 3, s423), want, 24,
+                    0.0);
+    }
+  }
+
+  /* indexing */
+  {
+    int gi[6] = {2, 0, 1, 0, 2, 2}, rows[3] = {2, 2, 0}, oh[3] = {2, 0, 3};
+    int g0[8] = {2, 0, 1, 1, 0, 0, 2, 2}, si[8] = {1, 1, 0, 2, 0, 2, 0, 1};
+    mrl_tensor X = mrl_tensor_make(a, NULL, 2, s34), S = mrl_tensor_make2(b, NULL, 2, 4);
+    for (i = 0; i < 2; i++)
+      for (k = 0; k < 4; k++) want[i * 4 + k] = a[g0[i * 4 + k] * 4 + k];
+    expect_values("gather axis 0", mrl_gather(&g, &X, 0, g0, 2), want, 8, 0.0);
+    for (i = 0; i < 3; i++)
+      for (k = 0; k < 2; k++) want[i * 2 + k] = a[i * 4 + gi[i * 2 + k]];
+    expect_values("gather axis 1", mrl_gather(&g, &X, 1, gi, 2), want, 6, 0.0);
+    for (i = 0; i < 3; i++)
+      for (k = 0; k < 4; k++) want[i * 4 + k] = a[rows[i] * 4 + k];
+    expect_values("index_select", mrl_index_select(&g, &X, rows, 3), want, 12, 0.0);
+    for (i = 0; i < 12; i++) want[i] = a[i];
+    for (i = 0; i < 2; i++)
+      for (k = 0; k < 4; k++) want[si[i * 4 + k] * 4 + k] += b[i * 4 + k];
+    expect_values("scatter_add axis 0 of [3,4] from [2,4]", mrl_scatter_add(&g, &X, 0, si, &S),
+                  want, 12, 1e-7);
+    for (i = 0; i < 12; i++) want[i] = 0.0;
+    for (i = 0; i < 3; i++) want[i * 4 + oh[i]] = 1.0;
+    y = mrl_one_hot(&g, oh, 3, 4);
+    MRL_CHECK(y && y->grad == NULL, "one_hot: must be a constant");
+    expect_values("one_hot", y, want, 12, 0.0);
+  }
+  {
+    float tv[10] = {0.5f, 2.0f, -1.0f, 2.0f, 7.0f, 3.0f, 3.0f, -2.0f, 9.0f, 0.0f};
+    int want_i[6] = {4, 1, 3, 3, 0, 1}, got_i[6];
+    mrl_tensor T = mrl_tensor_make2(tv, NULL, 2, 5);
+    want[0] = 7;
+    want[1] = 2;
+    want[2] = 2;
+    want[3] = 9;
+    want[4] = 3;
+    want[5] = 3;
+    y = mrl_topk(&g, &T, 3, got_i);
+    MRL_CHECK(shape_is(y, 2, 2, 3, 0, 0), "topk 3 of [2,5] must give [2,3]");
+    expect_values("topk values (ties: lower position first)", y, want, 6, 0.0);
+    MRL_CHECK(memcmp(got_i, want_i, sizeof got_i) == 0, "topk: indices %d %d %d / %d %d %d",
+              got_i[0], got_i[1], got_i[2], got_i[3], got_i[4], got_i[5]);
+  }
+  ok = mrl_graph_status(&g) == MRL_OK;
+  MRL_CHECK(ok, "general values: graph status %d", (int)g.status);
+  mrl_graph_free(&g);
+}
+
+/* Integer indices are copied at the call: changing the caller's arrays before
+ * backward (a reused action buffer) must not move the gradient. */
+static void test_index_copied(void) {
+  float xd[16] = {0}, xg[16] = {0};
+  int idx[4] = {1, 3, 0, 2}, rows[2] = {1, 3}, i, ok = 1;
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 4, 4), *y, *z;
+  mrl_graph g;
+  mrl_graph_init(&g, 1 << 14);
+  y = mrl_gather_rows(&g, &x, idx);
+  z = mrl_index_select(&g, &x, rows, 2);
+  for (i = 0; i < 4; i++) idx[i] = 0;
+  rows[0] = rows[1] = 0;
+  MRL_CHECK(mrl_backward(&g, mrl_add(&g, mrl_sum(&g, y), mrl_sum(&g, z))) == MRL_OK,
+            "index copy: backward failed");
+  for (i = 0; i < 16; i++) {
+    int r = i / 4, c = i % 4;
+    float want = (c == (r == 0 ? 1 : r == 1 ? 3 : r == 2 ? 0 : 2)) ? 1.0f : 0.0f;
+    want += (r == 1 || r == 3) ? 1.0f : 0.0f;
+    ok &= xg[i] == want;
+  }
+  MRL_CHECK(ok, "index copy: the gradient followed the caller's later index values");
+  mrl_graph_free(&g);
+}
+
 /* mrl_gemm, the kernel under matmul, linear and the fused layers: every
  * transpose combination, beta 0 / 1 / 0.5, row strides wider than the
  * matrices, and shapes that cross the kernel's blocking (k > 256, partial
@@ -602,6 +1214,166 @@ static void test_reference_ops(void) {
     mrl_ref_expect(&f, "mm_db", mb_g, 15, REF_ATOL, REF_RTOL);
     mrl_graph_free(&g);
   }
+  mrl_ref_close(&f);
+}
+
+/* The general ops against PyTorch (tests/ref/tensor_ops.txt): values and the
+ * gradients of sum(y * gy). */
+static void ref_ints(const float *v, int *out, int n) {
+  int i;
+  for (i = 0; i < n; i++) out[i] = (int)v[i];
+}
+
+static void test_reference_tensor_ops(void) {
+  static const char *act_names[5] = {"gelu", "softplus", "elu", "silu", "leaky"};
+  mrl_ref_file f;
+  mrl_graph g;
+  float ba[24], bag[24], bb[3], bbg[3], bgy[24];
+  float smx[30], smxg[30], smm[15], smgy[30];
+  float lx[24], lxg[24], lgy[24];
+  float ex[60], exg[60], egy[15];
+  float vx[15], vxg[15], vgy[3];
+  float gx[15], gxg[15], gif[6], ggy[6];
+  float tx[18], txg[18], tgy[9], tif[9];
+  float ax[16], agy[16];
+  int s234[3] = {2, 3, 4}, s31[2] = {3, 1}, s235[3] = {2, 3, 5}, s35[2] = {3, 5};
+  int s243[3] = {2, 4, 3}, s345[3] = {3, 4, 5}, s53[2] = {5, 3}, s36[2] = {3, 6};
+  int gidx[6], tidx[9], want_idx[9], i, ok, same;
+  mrl_tensor *y, *loss;
+  if (!mrl_ref_open(&f, "tests/ref/tensor_ops.txt")) return;
+  ok = mrl_ref_fill(&f, "badd_a", ba, 24) && mrl_ref_fill(&f, "badd_b", bb, 3) &&
+       mrl_ref_fill(&f, "badd_gy", bgy, 24) && mrl_ref_fill(&f, "sm_x", smx, 30) &&
+       mrl_ref_fill(&f, "sm_mask", smm, 15) && mrl_ref_fill(&f, "sm_gy", smgy, 30) &&
+       mrl_ref_fill(&f, "lsm_x", lx, 24) && mrl_ref_fill(&f, "lsm_gy", lgy, 24) &&
+       mrl_ref_fill(&f, "lse_x", ex, 60) && mrl_ref_fill(&f, "lse_gy", egy, 15) &&
+       mrl_ref_fill(&f, "var_x", vx, 15) && mrl_ref_fill(&f, "var_gy", vgy, 3) &&
+       mrl_ref_fill(&f, "gat_x", gx, 15) && mrl_ref_fill(&f, "gat_index", gif, 6) &&
+       mrl_ref_fill(&f, "gat_gy", ggy, 6) && mrl_ref_fill(&f, "topk_x", tx, 18) &&
+       mrl_ref_fill(&f, "topk_gy", tgy, 9) && mrl_ref_fill(&f, "topk_index", tif, 9) &&
+       mrl_ref_fill(&f, "act_x", ax, 16) && mrl_ref_fill(&f, "act_gy", agy, 16);
+  if (!ok) {
+    mrl_ref_close(&f);
+    return;
+  }
+  mrl_graph_init(&g, 1 << 16);
+  memset(bag, 0, sizeof bag);
+  memset(bbg, 0, sizeof bbg);
+  memset(smxg, 0, sizeof smxg);
+  memset(lxg, 0, sizeof lxg);
+  memset(exg, 0, sizeof exg);
+  memset(vxg, 0, sizeof vxg);
+  memset(gxg, 0, sizeof gxg);
+  memset(txg, 0, sizeof txg);
+  {
+    mrl_tensor a = mrl_tensor_make(ba, bag, 3, s234), b = mrl_tensor_make(bb, bbg, 2, s31);
+    y = mrl_add(&g, &a, &b);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, bgy, 3, s234)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "broadcast add reference: backward failed");
+    mrl_ref_expect(&f, "badd_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "badd_da", bag, 24, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "badd_db", bbg, 3, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(smx, smxg, 3, s235), m = mrl_tensor_make(smm, NULL, 2, s35);
+    y = mrl_softmax(&g, &x, -1, &m);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, smgy, 3, s235)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "masked softmax reference: backward failed");
+    mrl_ref_expect(&f, "sm_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "sm_dx", smxg, 30, REF_ATOL, REF_RTOL);
+    same = 1;
+    for (i = 0; i < 30; i++) same &= smm[i % 15] != 0.0f || (y->data[i] == 0.0f && smxg[i] == 0.0f);
+    MRL_CHECK(same, "masked softmax: masked entries must be exactly 0 with no gradient");
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(lx, lxg, 3, s243);
+    y = mrl_log_softmax_axis(&g, &x, 1, NULL);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, lgy, 3, s243)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "log_softmax axis 1 reference: backward failed");
+    mrl_ref_expect(&f, "lsm_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "lsm_dx", lxg, 24, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(ex, exg, 3, s345);
+    y = mrl_logsumexp_axis(&g, &x, 1, 0);
+    MRL_CHECK(y && y->ndim == 2 && y->shape[0] == 3 && y->shape[1] == 5,
+              "logsumexp_axis [3,4,5] axis 1 must give [3,5]");
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, egy, 3, 5)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "logsumexp reference: backward failed");
+    mrl_ref_expect(&f, "lse_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "lse_dx", exg, 60, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(vx, vxg, 2, s53);
+    int s3[1] = {3};
+    y = mrl_var_axis(&g, &x, 0, 0, 1);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, vgy, 1, s3)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "var reference: backward failed");
+    mrl_ref_expect(&f, "var_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "var_dx", vxg, 15, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(gx, gxg, 2, s35);
+    ref_ints(gif, gidx, 6);
+    y = mrl_gather(&g, &x, 1, gidx, 2);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, ggy, 3, 2)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "gather reference: backward failed");
+    mrl_ref_expect(&f, "gat_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "gat_dx", gxg, 15, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_reset(&g);
+  {
+    mrl_tensor x = mrl_tensor_make(tx, txg, 2, s36);
+    ref_ints(tif, want_idx, 9);
+    y = mrl_topk(&g, &x, 3, tidx);
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, tgy, 3, 3)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "topk reference: backward failed");
+    mrl_ref_expect(&f, "topk_y", y->data, y->size, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(&f, "topk_dx", txg, 18, REF_ATOL, REF_RTOL);
+    MRL_CHECK(memcmp(tidx, want_idx, sizeof tidx) == 0, "topk: indices differ from torch.topk's");
+  }
+  {
+    float ma[24], mag[24], mb[24], mbg[24], mgy[36];
+    int s2134[4] = {2, 1, 3, 4}, s342[3] = {3, 4, 2}, s2332[4] = {2, 3, 3, 2};
+    if (mrl_ref_fill(&f, "bmm_a", ma, 24) && mrl_ref_fill(&f, "bmm_b", mb, 24) &&
+        mrl_ref_fill(&f, "bmm_gy", mgy, 36)) {
+      mrl_tensor a = mrl_tensor_make(ma, mag, 4, s2134), b = mrl_tensor_make(mb, mbg, 3, s342);
+      memset(mag, 0, sizeof mag);
+      memset(mbg, 0, sizeof mbg);
+      mrl_graph_reset(&g);
+      y = mrl_matmul(&g, &a, &b);
+      loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from(&g, mgy, 4, s2332)));
+      MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "batched matmul reference: backward failed");
+      mrl_ref_expect(&f, "bmm_y", y->data, y->size, REF_ATOL, REF_RTOL);
+      mrl_ref_expect(&f, "bmm_da", mag, 24, REF_ATOL, REF_RTOL);
+      mrl_ref_expect(&f, "bmm_db", mbg, 24, REF_ATOL, REF_RTOL);
+    }
+  }
+  for (i = 0; i < 5; i++) {
+    float axg[16];
+    char name[32];
+    mrl_tensor x = mrl_tensor_make2(ax, axg, 2, 8);
+    memset(axg, 0, sizeof axg);
+    mrl_graph_reset(&g);
+    switch (i) {
+    case 0: y = mrl_gelu(&g, &x); break;
+    case 1: y = mrl_softplus(&g, &x); break;
+    case 2: y = mrl_elu(&g, &x, 1.0f); break;
+    case 3: y = mrl_silu(&g, &x); break;
+    default: y = mrl_leaky_relu(&g, &x, 0.01f); break;
+    }
+    loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, agy, 2, 8)));
+    MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "%s reference: backward failed", act_names[i]);
+    snprintf(name, sizeof name, "act_%s_y", act_names[i]);
+    mrl_ref_expect(&f, name, y->data, y->size, REF_ATOL, REF_RTOL);
+    snprintf(name, sizeof name, "act_%s_dx", act_names[i]);
+    mrl_ref_expect(&f, name, axg, 16, REF_ATOL, REF_RTOL);
+  }
+  mrl_graph_free(&g);
   mrl_ref_close(&f);
 }
 
@@ -769,6 +1541,144 @@ static void test_oom_sweep(void) {
   MRL_CHECK(!mismatch, "oom sweep: a fixed-buffer graph gave other results than the heap graph");
 }
 
+/* A forward through most general ops (every one that allocates scratch:
+ * masks, argmax, index copies, copy plans, saved parts). Used by the
+ * out-of-memory sweep and the determinism test. */
+static mrl_tensor *general_forward(mrl_graph *g, const float *xd, mrl_tensor *w, mrl_tensor *e) {
+  static const int perm[3] = {0, 2, 1}, rows[2] = {3, 1}, gi[4] = {2, 0, 3, 3};
+  static const int si[4] = {1, 0, 1, 1};
+  static const int wi[32] = {1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1, 1, 0, 1, 0,
+                             0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 0, 0};
+  static const float maskd[3] = {1, 0, 1};
+  int s234[3] = {2, 3, 4}, s3[1] = {3}, s24[2] = {2, 4}, s14[2] = {1, 4}, argmax[8];
+  mrl_tensor *x = mrl_tensor_from(g, xd, 3, s234), *m = mrl_tensor_from(g, maskd, 1, s3);
+  mrl_tensor *h, *p, *mm, *emb, *parts[2], *cat, *tk, *lse, *v, *gs, *sc, *mx, *wsel;
+  h = mrl_gelu(g, mrl_add(g, x, w));                  /* [2,3,4] */
+  p = mrl_softmax(g, mrl_permute(g, h, perm), -1, m); /* [2,4,3] */
+  mm = mrl_matmul(g, p, h);                           /* [2,4,4] */
+  emb = mrl_index_select(g, e, rows, 2);              /* [2,4] */
+  parts[0] = emb;
+  parts[1] = mrl_broadcast_to(g, mrl_slice(g, emb, 0, 1, 2), 2, s24);
+  parts[0] = mrl_stack(g, parts, 2, 1);                      /* [2,2,4] */
+  parts[1] = mrl_slice(g, mm, 1, 0, 2);                      /* [2,2,4] */
+  cat = mrl_concat(g, parts, 2, 1);                          /* [2,4,4] */
+  tk = mrl_topk(g, cat, 2, NULL);                            /* [2,4,2] */
+  lse = mrl_logsumexp_axis(g, tk, -1, 0);                    /* [2,4] */
+  v = mrl_var_axis(g, mrl_transpose(g, cat, 0, 2), 2, 0, 1); /* [4,4] */
+  gs = mrl_gather(g, v, 1, gi, 1);                           /* [4,1] */
+  sc = mrl_scatter_add(g, lse, 0, si, mrl_reshape(g, mrl_sqrt(g, mrl_abs(g, gs)), 2, s14));
+  mx = mrl_max_axis(g, mrl_where_int(g, wi, cat, mrl_neg(g, cat)), 1, 1, argmax);
+  wsel = mrl_log_softmax_axis(g, mx, -1, NULL); /* [2,1,4] */
+  if (!sc || !wsel) return NULL;
+  return mrl_add(g, mrl_mean(g, sc), mrl_var(g, wsel, 0));
+}
+
+static void general_inputs(uint64_t seed, float *xd, float *wd, float *ed) {
+  mrl_rng rng = mrl_rng_make(seed);
+  int i;
+  for (i = 0; i < 24; i++) xd[i] = mrl_rng_normal(&rng);
+  for (i = 0; i < 4; i++) wd[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  for (i = 0; i < 20; i++) ed[i] = mrl_rng_normal(&rng);
+}
+
+/* Every fixed buffer size from 0 up past what the forward needs: a NULL
+ * loss always comes with MRL_ERR_OUT_OF_MEMORY, backward then refuses and
+ * leaves gradients alone, no byte outside the buffer changes (the sanitizer
+ * build also watches every access), and once the graph fits the results
+ * equal the heap graph's bit for bit. */
+static void test_general_oom_sweep(void) {
+  static unsigned char buf[65536 + 256];
+  float xd[24], wd[4], wg[4], ed[20], eg[20], ref_wg[4], ref_eg[20], ref_loss = 0.0f;
+  int s4[1] = {4}, i, fails = 0, successes = 0, bad_status = 0, bad_backward = 0, touched = 0;
+  int canaries = 1, mismatch = 0;
+  mrl_tensor w = mrl_tensor_make(wd, wg, 1, s4), e = mrl_tensor_make2(ed, eg, 5, 4), *loss;
+  mrl_graph g;
+  size_t size, k, need;
+  general_inputs(31, xd, wd, ed);
+  memset(wg, 0, sizeof wg);
+  memset(eg, 0, sizeof eg);
+  mrl_graph_init(&g, 1 << 16);
+  loss = general_forward(&g, xd, &w, &e);
+  MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "general oom sweep: heap reference failed");
+  if (loss) ref_loss = loss->data[0];
+  need = mrl_arena_high_water(&g.arena);
+  memcpy(ref_wg, wg, sizeof wg);
+  memcpy(ref_eg, eg, sizeof eg);
+  mrl_graph_free(&g);
+  MRL_CHECK(need + 1024 <= 65536, "general oom sweep: the forward needs %lu bytes",
+            (unsigned long)need);
+  for (size = 0; size <= need + 1024 && size <= 65536; size += 40) {
+    unsigned char *region = buf + 128;
+    mrl_result r;
+    memset(buf, CANARY, sizeof buf);
+    memset(wg, 0, sizeof wg);
+    memset(eg, 0, sizeof eg);
+    mrl_graph_init_buffer(&g, region, size);
+    loss = general_forward(&g, xd, &w, &e);
+    if (!loss && mrl_graph_status(&g) != MRL_ERR_OUT_OF_MEMORY) bad_status++;
+    r = mrl_backward(&g, loss);
+    if (mrl_graph_status(&g) != MRL_OK) {
+      fails++;
+      if (r != MRL_ERR_OUT_OF_MEMORY) bad_backward++;
+      for (i = 0; i < 4; i++) touched |= wg[i] != 0.0f;
+      for (i = 0; i < 20; i++) touched |= eg[i] != 0.0f;
+    } else {
+      successes++;
+      if (r != MRL_OK || !loss) {
+        bad_backward++;
+      } else {
+        mismatch |= loss->data[0] != ref_loss;
+        mismatch |= memcmp(wg, ref_wg, sizeof wg) != 0 || memcmp(eg, ref_eg, sizeof eg) != 0;
+      }
+    }
+    for (k = 0; k < sizeof buf; k++)
+      if ((buf + k < region || buf + k >= region + size) && buf[k] != CANARY) canaries = 0;
+  }
+  MRL_CHECK(fails > 50 && successes > 10, "general oom sweep: %d failing and %d fitting sizes",
+            fails, successes);
+  MRL_CHECK(!bad_status, "general oom sweep: %d NULL losses without the out-of-memory status",
+            bad_status);
+  MRL_CHECK(!bad_backward, "general oom sweep: backward disagreed with the status %d times",
+            bad_backward);
+  MRL_CHECK(!touched, "general oom sweep: backward changed gradients on a broken tape");
+  MRL_CHECK(canaries, "general oom sweep: bytes outside the caller's buffer were written");
+  MRL_CHECK(!mismatch, "general oom sweep: a fixed-buffer graph differs from the heap graph");
+}
+
+/* Same seed, same bits: the general forward and backward run twice from
+ * fresh graphs give identical loss and gradients; another seed differs. */
+static int general_run(uint64_t seed, float *out) {
+  float xd[24], wd[4], wg[4], ed[20], eg[20];
+  int s4[1] = {4}, n = 0, i;
+  mrl_tensor w = mrl_tensor_make(wd, wg, 1, s4), e = mrl_tensor_make2(ed, eg, 5, 4), *loss;
+  mrl_graph g;
+  general_inputs(seed, xd, wd, ed);
+  memset(wg, 0, sizeof wg);
+  memset(eg, 0, sizeof eg);
+  mrl_graph_init(&g, 1 << 12); /* small: grows through overflow blocks on the way */
+  loss = general_forward(&g, xd, &w, &e);
+  if (!loss || mrl_backward(&g, loss) != MRL_OK) {
+    mrl_graph_free(&g);
+    return 0;
+  }
+  out[n++] = loss->data[0];
+  for (i = 0; i < 4; i++) out[n++] = wg[i];
+  for (i = 0; i < 20; i++) out[n++] = eg[i];
+  mrl_graph_free(&g);
+  return n;
+}
+
+static void test_general_determinism(void) {
+  float a[32], b[32], c[32];
+  int na = general_run(2024, a), nb = general_run(2024, b), nc = general_run(2025, c), i, nz = 0;
+  MRL_CHECK(na == 25 && nb == na && memcmp(a, b, sizeof(float) * (size_t)na) == 0,
+            "general determinism: same seed gave different bits");
+  MRL_CHECK(nc == na && memcmp(a, c, sizeof(float) * (size_t)na) != 0,
+            "general determinism: a different seed gave the same results");
+  for (i = 1; i < na; i++) nz += a[i] != 0.0f;
+  MRL_CHECK(nz >= 8, "general determinism: only %d nonzero gradients", nz);
+}
+
 static void test_arena_heap(void) {
   mrl_arena a;
   unsigned char *ptrs[16];
@@ -913,9 +1823,106 @@ static void expect_shape_failure(const char *what, void (*fn)(void), const char 
             msg);
 }
 
+/* One bad call of a general op per case; the child process runs it. */
+static int bad_case;
+
+static void bad_general(void) {
+  static unsigned char buf[16384];
+  static float z[64];
+  int s23[2] = {2, 3}, s32[2] = {3, 2}, s234[3] = {2, 3, 4}, s345[3] = {3, 4, 5}, s35[2] = {3, 5};
+  int s33[2] = {3, 3}, s45[2] = {4, 5}, s31[2] = {3, 1}, s3[1] = {3}, s24[2] = {2, 4};
+  int s4[1] = {4}, s22[2] = {2, 2}, s2222[4] = {2, 2, 2, 2};
+  int bad_perm[3] = {0, 0, 1}, idx[6] = {0, 5, 1, 2, 3, 4}, neg[2] = {1, -1}, oh[2] = {1, 4};
+  mrl_tensor t23 = mrl_tensor_make(z, NULL, 2, s23), t32 = mrl_tensor_make(z, NULL, 2, s32);
+  mrl_tensor t234 = mrl_tensor_make(z, NULL, 3, s234), t345 = mrl_tensor_make(z, NULL, 3, s345);
+  mrl_tensor t35 = mrl_tensor_make(z, NULL, 2, s35), t33 = mrl_tensor_make(z, NULL, 2, s33);
+  mrl_tensor t45 = mrl_tensor_make(z, NULL, 2, s45), t31 = mrl_tensor_make(z, NULL, 2, s31);
+  mrl_tensor t3 = mrl_tensor_make(z, NULL, 1, s3), t24 = mrl_tensor_make(z, NULL, 2, s24);
+  mrl_tensor t4 = mrl_tensor_make(z, NULL, 1, s4), t22 = mrl_tensor_make(z, NULL, 2, s22);
+  mrl_tensor t2222 = mrl_tensor_make(z, NULL, 4, s2222), *parts[2];
+  mrl_graph g;
+  mrl_graph_init_buffer(&g, buf, sizeof buf);
+  switch (bad_case) {
+  case 0: (void)mrl_add(&g, &t23, &t32); break;
+  case 1: (void)mrl_matmul(&g, &t234, &t345); break;
+  case 2: (void)mrl_softmax(&g, &t23, 2, NULL); break;
+  case 3: (void)mrl_gather(&g, &t35, 1, idx, 2); break;
+  case 4:
+    parts[0] = &t23;
+    parts[1] = &t33;
+    (void)mrl_concat(&g, parts, 2, 1);
+    break;
+  case 5: (void)mrl_permute(&g, &t234, bad_perm); break;
+  case 6: (void)mrl_slice(&g, &t45, 1, 2, 7); break;
+  case 7: (void)mrl_topk(&g, &t35, 6, NULL); break;
+  case 8: (void)mrl_var_axis(&g, &t31, 1, 0, 1); break;
+  case 9: (void)mrl_broadcast_to(&g, &t3, 2, s24); break;
+  case 10: (void)mrl_softmax(&g, &t23, -1, &t4); break;
+  case 11:
+    parts[0] = &t23;
+    parts[1] = &t24;
+    (void)mrl_stack(&g, parts, 2, 0);
+    break;
+  case 12: (void)mrl_index_select(&g, &t35, neg, 2); break;
+  case 13: (void)mrl_scatter_add(&g, &t33, 0, idx, &t24); break;
+  case 14: (void)mrl_where(&g, &t3, &t22, &t22); break;
+  case 15: (void)mrl_one_hot(&g, oh, 2, 4); break;
+  case 16:
+    parts[0] = &t2222;
+    parts[1] = &t2222;
+    (void)mrl_stack(&g, parts, 2, 0);
+    break;
+  case 17: (void)mrl_matmul_nt(&g, &t234, &t45); break;
+  case 18: (void)mrl_sum_axis(&g, &t234, -4, 0); break;
+  case 19: (void)mrl_transpose(&g, &t23, 0, 2); break;
+  case 20: (void)mrl_div(&g, &t234, &t32); break;
+  case 21: (void)mrl_where_int(&g, idx, &t23, &t24); break;
+  case 22: (void)mrl_matmul(&g, &t3, &t33); break;
+  case 23: (void)mrl_gather(&g, &t35, 2, idx, 1); break;
+  case 24: (void)mrl_max_axis(&g, &t234, 3, 1, NULL); break;
+  default: (void)mrl_log_softmax_axis(&g, &t23, 0, &t32); break;
+  }
+}
+
+static void test_general_shape_errors(void) {
+  static const char *cases[][4] = {
+      {"add [2,3]+[3,2]", "add", "[2,3]", "[3,2]"},
+      {"matmul batch [2]x[3]", "matmul", "[2,3,4]", "[3,4,5]"},
+      {"softmax axis 2 of 2-D", "softmax", "axis 2", "[2,3]"},
+      {"gather index 5 of 5", "gather", "index 5", "[3,5]"},
+      {"concat axis 1 rows differ", "concat", "[2,3]", "[3,3]"},
+      {"permute (0,0,1)", "permute", "not a permutation", "[2,3,4]"},
+      {"slice [2,7) of 5", "slice", "[2,7)", "[4,5]"},
+      {"topk 6 of 5", "topk", "k = 6", "[3,5]"},
+      {"var of one element, unbiased", "var_axis", "correction", "[3,1]"},
+      {"broadcast_to [3] -> [2,4]", "broadcast_to", "[3]", "[2,4]"},
+      {"softmax mask [4] over [2,3]", "softmax", "[4]", "[2,3]"},
+      {"stack [2,3],[2,4]", "stack", "[2,3]", "[2,4]"},
+      {"index_select -1", "index_select", "index -1", "[3,5]"},
+      {"scatter_add src [2,4] into [3,3]", "scatter_add", "[3,3]", "[2,4]"},
+      {"where mask [3] over [2,2]", "where", "[3]", "[2,2]"},
+      {"one_hot 4 of 4 classes", "one_hot", "index 4", "[2,4]"},
+      {"stack of 4-D parts", "stack", "more than 4 dimensions", "[2,2,2,2]"},
+      {"matmul_nt [2,3,4]x[4,5]^T", "matmul_nt", "inner dimensions", "[4,5]"},
+      {"sum_axis -4 of 3-D", "sum_axis", "axis -4", "[2,3,4]"},
+      {"transpose axis 2 of 2-D", "transpose", "axis 2", "[2,3]"},
+      {"div [2,3,4]/[3,2]", "div", "[2,3,4]", "[3,2]"},
+      {"where_int [2,3] vs [2,4]", "where_int", "[2,3]", "[2,4]"},
+      {"matmul of a 1-D operand", "matmul", "at least 2 dimensions", "[3]"},
+      {"gather axis 2 of 2-D", "gather", "axis 2", "[3,5]"},
+      {"max_axis 3 of 3-D", "max_axis", "axis 3", "[2,3,4]"},
+      {"log_softmax mask [3,2] over [2,3]", "log_softmax", "[3,2]", "[2,3]"}};
+  int i;
+  for (i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+    bad_case = i;
+    expect_shape_failure(cases[i][0], bad_general, cases[i][1], cases[i][2], cases[i][3]);
+  }
+}
+
 static void test_shape_errors(void) {
   expect_shape_failure("matmul [2,3]x[4,5]", bad_matmul, "matmul", "[2,3]", "[4,5]");
   expect_shape_failure("add [2,3]+[4]", bad_add, "add", "[2,3]", "[4]");
+  test_general_shape_errors();
 }
 #else
 static void test_shape_errors(void) {
@@ -1100,19 +2107,25 @@ static void test_rng(void) {
 
 int main(void) {
   test_gradcheck_ops();
+  test_gradcheck_general();
   test_detach();
   test_forward_values();
+  test_general_values();
+  test_index_copied();
   test_gemm();
   test_reference_ops();
+  test_reference_tensor_ops();
   test_arena_fixed();
   test_graph_out_of_memory();
   test_oom_sweep();
+  test_general_oom_sweep();
   test_arena_heap();
   test_tensor_alignment();
   test_shape_errors();
   test_no_grad();
   test_accumulation();
   test_determinism();
+  test_general_determinism();
   test_rng();
   return mrl_test_summary("test_tensor");
 }

@@ -780,6 +780,7 @@ def main():
     for make in (make_rnn, make_optim, make_init, make_dist, make_heads):
         print("wrote", make())
     print("wrote", make_pendulum())
+    print("wrote", make_tensor_ops())
 
 
 # ---------------------------------------------------------------------------
@@ -958,6 +959,124 @@ def make_pendulum():
             dump(f, "pd%d_rew" % k, torch.tensor(np.array(rew, dtype=np.float32)))
     return path
 
+
+
+# ---------------------------------------------------------------------------
+# General tensor ops (broadcasting, masked softmax, reductions, indexing)
+# ---------------------------------------------------------------------------
+
+def make_tensor_ops():
+    """tensor_ops.txt: values and gradients of the general ops.
+
+    Every loss is sum(y * gy) with a fixed random gy, so d loss / d input is
+    the vector-Jacobian product the C tests compare with.
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture(
+        "tensor_ops.txt",
+        "broadcast add, masked softmax, log_softmax(dim=1), logsumexp, var, "
+        "gather, topk, batched matmul, activations; grads of sum(y*gy)")
+    with f:
+        # Broadcasting add: [2,3,4] + [3,1] -> [2,3,4].
+        a = torch.randn(2, 3, 4, requires_grad=True)
+        b = torch.randn(3, 1, requires_grad=True)
+        gy = torch.randn(2, 3, 4)
+        y = a + b
+        (y * gy).sum().backward()
+        for name, t in (("badd_a", a), ("badd_b", b), ("badd_gy", gy),
+                        ("badd_y", y), ("badd_da", a.grad),
+                        ("badd_db", b.grad)):
+            dump(f, name, t)
+
+        # Softmax over the last dim of [2,3,5] with a [3,5] mask broadcast
+        # over the first dim (1 = keep; every row keeps at least one entry).
+        x = torch.randn(2, 3, 5, requires_grad=True)
+        mask = torch.tensor([[1, 1, 0, 1, 0],
+                             [0, 1, 1, 1, 1],
+                             [1, 0, 0, 0, 0]], dtype=torch.float32)
+        gy = torch.randn(2, 3, 5)
+        y = torch.softmax(x.masked_fill(mask == 0, float("-inf")), dim=-1)
+        (y * gy).sum().backward()
+        for name, t in (("sm_x", x), ("sm_mask", mask), ("sm_gy", gy),
+                        ("sm_y", y), ("sm_dx", x.grad)):
+            dump(f, name, t)
+
+        # log_softmax over the middle dim of [2,4,3].
+        x = torch.randn(2, 4, 3, requires_grad=True)
+        gy = torch.randn(2, 4, 3)
+        y = torch.log_softmax(x, dim=1)
+        (y * gy).sum().backward()
+        for name, t in (("lsm_x", x), ("lsm_gy", gy), ("lsm_y", y),
+                        ("lsm_dx", x.grad)):
+            dump(f, name, t)
+
+        # logsumexp over dim 1 of [3,4,5] -> [3,5], with a large offset so
+        # the max-subtraction matters.
+        x = (torch.randn(3, 4, 5) * 3 + 50).requires_grad_()
+        gy = torch.randn(3, 5)
+        y = torch.logsumexp(x, dim=1)
+        (y * gy).sum().backward()
+        for name, t in (("lse_x", x), ("lse_gy", gy), ("lse_y", y),
+                        ("lse_dx", x.grad)):
+            dump(f, name, t)
+
+        # Variance over dim 0 of [5,3], torch's default correction (unbiased).
+        x = torch.randn(5, 3, requires_grad=True)
+        gy = torch.randn(3)
+        y = torch.var(x, dim=0)
+        (y * gy).sum().backward()
+        for name, t in (("var_x", x), ("var_gy", gy), ("var_y", y),
+                        ("var_dx", x.grad)):
+            dump(f, name, t)
+
+        # gather along dim 1: x [3,5], index [3,2] (a repeated index in row 2).
+        x = torch.randn(3, 5, requires_grad=True)
+        index = torch.tensor([[4, 0], [2, 2], [1, 3]])
+        gy = torch.randn(3, 2)
+        y = torch.gather(x, 1, index)
+        (y * gy).sum().backward()
+        for name, t in (("gat_x", x), ("gat_index", index.float()),
+                        ("gat_gy", gy), ("gat_y", y), ("gat_dx", x.grad)):
+            dump(f, name, t)
+
+        # top-3 over the last dim of [3,6] (random values: no ties).
+        x = torch.randn(3, 6, requires_grad=True)
+        gy = torch.randn(3, 3)
+        values, indices = torch.topk(x, 3, dim=-1)
+        (values * gy).sum().backward()
+        for name, t in (("topk_x", x), ("topk_gy", gy), ("topk_y", values),
+                        ("topk_index", indices.float()), ("topk_dx", x.grad)):
+            dump(f, name, t)
+
+        # Batched matmul: [2,1,3,4] @ [3,4,2] -> [2,3,3,2] (batch broadcast).
+        a = torch.randn(2, 1, 3, 4, requires_grad=True)
+        b = torch.randn(3, 4, 2, requires_grad=True)
+        gy = torch.randn(2, 3, 3, 2)
+        y = a @ b
+        (y * gy).sum().backward()
+        for name, t in (("bmm_a", a), ("bmm_b", b), ("bmm_gy", gy),
+                        ("bmm_y", y), ("bmm_da", a.grad), ("bmm_db", b.grad)):
+            dump(f, name, t)
+
+        # Activations with PyTorch's defaults on the same input, spread over
+        # [-4, 4] plus two points above softplus's threshold of 20.
+        x = torch.cat([torch.linspace(-4, 4, 14), torch.tensor([20.5, 23.0])])
+        x = x.reshape(2, 8)
+        gy = torch.randn(2, 8)
+        dump(f, "act_x", x)
+        dump(f, "act_gy", gy)
+        acts = (("gelu", torch.nn.functional.gelu),
+                ("softplus", torch.nn.functional.softplus),
+                ("elu", torch.nn.functional.elu),
+                ("silu", torch.nn.functional.silu),
+                ("leaky", lambda t: torch.nn.functional.leaky_relu(t, 0.01)))
+        for name, fn in acts:
+            xa = x.clone().requires_grad_()
+            y = fn(xa)
+            (y * gy).sum().backward()
+            dump(f, "act_%s_y" % name, y)
+            dump(f, "act_%s_dx" % name, xa.grad)
+    return path
 
 
 if __name__ == "__main__":
