@@ -95,7 +95,8 @@ static void test_config_default(void) {
   MRL_CHECK(c.activation == MRL_ACT_TANH, "ppo default activation %d", (int)c.activation);
   MRL_CHECK(c.orthogonal_init == 1, "ppo default orthogonal_init %d", c.orthogonal_init);
   MRL_CHECK(c.core.kind == MRL_CORE_NONE, "ppo default core %d", (int)c.core.kind);
-  MRL_CHECK(c.shared_torso == 0 && c.normalize_obs == 0 && c.anneal_clip == 0,
+  MRL_CHECK(c.shared_torso == 0 && c.normalize_obs == 0 && c.anneal_clip == 0 &&
+                c.normalize_reward == 0,
             "ppo default shared_torso %d normalize_obs %d anneal_clip %d", c.shared_torso,
             c.normalize_obs, c.anneal_clip);
 }
@@ -889,6 +890,56 @@ static void test_progress_print(void) {
   fclose(f);
 }
 
+/* Reward normalisation (SB3 VecNormalize's norm_reward), checked against an
+ * independent computation: each environment's discounted return, pooled
+ * moments of every return so far (with the running statistics' prior: mean
+ * 0, variance 1, count 1e-4), reward / sqrt(var + 1e-8) clipped to +-10. */
+static void test_reward_normalization(void) {
+  enum { B = 4, T = 64 };
+  mrl_ppo_config cfg = small_config(0, 0);
+  mrl_vecenv env;
+  mrl_ppo agent;
+  double ret[B] = {0}, sum = 0.0, sumsq = 0.0, n = 1e-4, worst = 0.0;
+  int t, b, ends = 0;
+  cfg.num_steps = T;
+  cfg.normalize_reward = 1;
+  cfg.gamma = 0.9f;
+  if (mrl_vecenv_init(&env, "CartPole-v1", B, 3) != MRL_OK) return;
+  if (mrl_ppo_init(&agent, &cfg, &env) != MRL_OK) {
+    MRL_CHECK(0, "reward normalisation: init failed");
+    mrl_vecenv_free(&env);
+    return;
+  }
+  MRL_CHECK(mrl_ppo_train(&agent, &env, (long long)T * B, NULL, NULL) == MRL_OK,
+            "reward normalisation: train failed");
+  sumsq = 1e-4; /* the prior's second moment: count 1e-4 x (variance 1 + mean 0^2) */
+  for (t = 0; t < T; t++) {
+    double mean, var;
+    for (b = 0; b < B; b++) {
+      ret[b] = ret[b] * 0.9 + 1.0; /* CartPole pays 1 every step */
+      sum += ret[b];
+      sumsq += ret[b] * ret[b];
+      n += 1.0;
+    }
+    mean = sum / n;
+    var = sumsq / n - mean * mean;
+    for (b = 0; b < B; b++) {
+      double want = 1.0 / sqrt(var + 1e-8), got = agent.rollout.rewards[t * B + b];
+      if (want > 10.0) want = 10.0;
+      if (fabs(got - want) > worst) worst = fabs(got - want);
+      if (agent.rollout.terminated[t * B + b] != 0.0f ||
+          agent.rollout.truncated[t * B + b] != 0.0f) {
+        ret[b] = 0.0;
+        ends++;
+      }
+    }
+  }
+  MRL_CHECK(worst < 1e-4, "reward normalisation: largest difference %g", worst);
+  MRL_CHECK(ends > 0, "reward normalisation: no episode ended, the reset is untested");
+  mrl_ppo_free(&agent);
+  mrl_vecenv_free(&env);
+}
+
 int main(void) {
   test_config_default();
   test_init_rejects();
@@ -896,6 +947,7 @@ int main(void) {
   test_determinism();
   test_act();
   test_obs_normalizer();
+  test_reward_normalization();
   test_csv_logger();
   test_progress_print();
   return mrl_test_summary("test_algos");
