@@ -1,4 +1,4 @@
-/* memrl_nn.h - parameters, layers, initialisers, optimisers and distributions.
+/* memrl_nn.h - parameters, layers, initialisers, optimisers, distributions, checkpoints.
  *
  * Part of memrl. Needs memrl_tensor.h (included here). libc and libm only.
  *
@@ -39,6 +39,15 @@
  *   mrl_tensor *logp = mrl_log_softmax(&g, mrl_mlp_forward(&net, &g, x));
  *   ... loss ...; mrl_params_zero_grad(&p); mrl_backward(&g, loss);
  *   mrl_params_clip_grad_norm(&p, 0.5f);  mrl_adam_step(&p, &adam_cfg);
+ *
+ * CHECKPOINTS (safetensors; details in their section below)
+ *   mrl_checkpoint_options o = mrl_checkpoint_options_default();
+ *   o.save_optimizer = 1;  o.config = "{\"hidden\": 64}";     // optional
+ *   mrl_checkpoint_save(&p, "run/model.safetensors", &o);    // atomic
+ *   mrl_checkpoint_load(&p, "run/model.safetensors", MRL_CHECKPOINT_OPTIMIZER);
+ *   Also: mrl_checkpoint_save_buffer / _load_buffer (memory), and
+ *   mrl_checkpoint_open / _meta / _find / _read_f32 / _apply / _close to read
+ *   the metadata (e.g. the config to build the model from) before loading.
  */
 #ifndef MEMRL_NN_H
 #define MEMRL_NN_H
@@ -1804,7 +1813,21 @@ MRL_DEF mrl_result mrl_checkpoint_open(mrl_checkpoint *c, const char *path) {
   if (!c) return MRL_ERR_INVALID_ARGUMENT;
   memset(c, 0, sizeof *c);
   if (!path || (f = fopen(path, "rb")) == NULL) return MRL_ERR_IO;
-  for (;;) { /* read to the end, growing the buffer: no ftell size limits */
+  { /* one allocation when the size is known; the loop below still reads to the end */
+    long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (fseek(f, 0, SEEK_SET) != 0) {
+      fclose(f);
+      return MRL_ERR_IO;
+    }
+    if (end > 0 && (unsigned long)end < (unsigned long)((size_t)-1 - 1)) {
+      cap = (size_t)end + 1; /* + 1: reaching the end needs no regrowth */
+      if ((buf = (unsigned char *)MRL_MALLOC(cap)) == NULL) {
+        fclose(f);
+        return MRL_ERR_OUT_OF_MEMORY;
+      }
+    }
+  }
+  for (;;) { /* read to the end, growing the buffer (files whose size ftell cannot tell) */
     size_t got;
     if (len == cap) {
       size_t ncap = cap ? cap * 2 : 65536;

@@ -1241,7 +1241,6 @@ static int write_corpus(const char *dir) {
   mrl_checkpoint_options o = mrl_checkpoint_options_default();
   const char *kv[2] = {"k", "v"};
   char path[512];
-  void *buf;
   size_t n;
   int ok = 1;
   model_init(&m, 1, 8);
@@ -1271,7 +1270,6 @@ static int write_corpus(const char *dir) {
       free(b);
     }
   }
-  (void)buf;
   return ok;
 }
 
