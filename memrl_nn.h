@@ -859,26 +859,27 @@ MRL_DEF int mrl_categorical_mode(const float *logits, int n) {
 #include <limits.h>
 #include <string.h>
 #if defined(_WIN32)
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <io.h>
-#include <windows.h>
+#include <io.h> /* _commit */
 #define MRL__CKPT_WINDOWS 1
 #elif defined(__unix__) || defined(__unix) || (defined(__APPLE__) && defined(__MACH__))
 #include <fcntl.h>
 #include <unistd.h>
 #define MRL__CKPT_POSIX 1
-#ifndef __cplusplus
-/* POSIX; glibc's <stdio.h> hides it under a strict -std=c99. */
-extern int fileno(FILE *stream);
-#endif
 #endif
 #ifdef __cplusplus
 extern "C" {
+#endif
+#if defined(MRL__CKPT_WINDOWS)
+/* Two kernel32 functions, declared as <windows.h> does (without including it
+ * and its macros, as stb_image does for its UTF-8 helpers). */
+__declspec(dllimport) int __stdcall MoveFileExA(const char *from, const char *to,
+                                                unsigned long flags);
+__declspec(dllimport) unsigned long __stdcall GetCurrentProcessId(void);
+#define MRL__CKPT_MOVEFILE_REPLACE 0x1u /* MOVEFILE_REPLACE_EXISTING */
+#define MRL__CKPT_MOVEFILE_THROUGH 0x8u /* MOVEFILE_WRITE_THROUGH */
+#elif defined(MRL__CKPT_POSIX) && !defined(__cplusplus) && !defined(fileno)
+/* POSIX; glibc's <stdio.h> hides it under a strict -std=c99. */
+extern int fileno(FILE *stream);
 #endif
 
 /* ..... byte order: the file is little-endian whatever the host ..... */
@@ -1311,7 +1312,7 @@ static FILE *mrl__ckpt_create_temp(const char *path, char *tmp, size_t cap) {
 /* rename over an existing file, atomically where the platform allows. */
 static int mrl__ckpt_replace(const char *tmp, const char *path) {
 #if defined(MRL__CKPT_WINDOWS)
-  return MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
+  return MoveFileExA(tmp, path, MRL__CKPT_MOVEFILE_REPLACE | MRL__CKPT_MOVEFILE_THROUGH) != 0;
 #else
   return rename(tmp, path) == 0;
 #endif
@@ -1819,13 +1820,11 @@ MRL_DEF mrl_result mrl_checkpoint_open(mrl_checkpoint *c, const char *path) {
       fclose(f);
       return MRL_ERR_IO;
     }
-    if (end > 0 && (unsigned long)end < (unsigned long)((size_t)-1 - 1)) {
-      cap = (size_t)end + 1; /* + 1: reaching the end needs no regrowth */
-      if ((buf = (unsigned char *)MRL_MALLOC(cap)) == NULL) {
-        fclose(f);
-        return MRL_ERR_OUT_OF_MEMORY;
-      }
-    }
+    /* + 1: reaching the end needs no regrowth. A failed allocation (a
+     * directory may report an absurd size) just falls back to growing. */
+    if (end > 0 && (unsigned long)end < (unsigned long)((size_t)-1 - 1) &&
+        (buf = (unsigned char *)MRL_MALLOC((size_t)end + 1)) != NULL)
+      cap = (size_t)end + 1;
   }
   for (;;) { /* read to the end, growing the buffer (files whose size ftell cannot tell) */
     size_t got;

@@ -710,6 +710,13 @@ static void test_mismatch(void) {
               "unknown flag accepted");
     MRL_CHECK(mrl_checkpoint_load(&m.p, CKPT_DIR "/no_such_file.safetensors", 0) == MRL_ERR_IO,
               "missing file is not an I/O error");
+#ifdef HAVE_POSIX
+    MRL_CHECK(mrl_checkpoint_load(&m.p, CKPT_DIR, 0) == MRL_ERR_IO,
+              "reading a directory is not an I/O error");
+#endif
+    write_all(CKPT_DIR "/empty.safetensors", "", 0);
+    MRL_CHECK(mrl_checkpoint_load(&m.p, CKPT_DIR "/empty.safetensors", 0) == MRL_ERR_CORRUPT,
+              "an empty file is not corrupt");
     MRL_CHECK(mrl_checkpoint_save(&m.p, CKPT_DIR "/no_such_dir/x.safetensors", NULL) == MRL_ERR_IO,
               "saving into a missing directory is not an I/O error");
     MRL_CHECK(snap_same(&s, &m.p), "failed calls changed the model");
