@@ -863,6 +863,7 @@ MRL_DEF int mrl_categorical_mode(const float *logits, int n) {
 #define MRL__CKPT_WINDOWS 1
 #elif defined(__unix__) || defined(__unix) || (defined(__APPLE__) && defined(__MACH__))
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #define MRL__CKPT_POSIX 1
 #endif
@@ -1806,6 +1807,22 @@ MRL_DEF mrl_result mrl_checkpoint_open_buffer(mrl_checkpoint *c, const void *dat
   return r;
 }
 
+/* The size of a regular file (0: unknown); 0 when the stream is unusable. */
+static int mrl__ckpt_size_hint(FILE *f, size_t *size) {
+#if defined(MRL__CKPT_POSIX)
+  struct stat st; /* not ftell: a directory may report an absurd size */
+  *size = 0;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+      (uint64_t)st.st_size < (uint64_t)((size_t)-1))
+    *size = (size_t)st.st_size;
+  return 1;
+#else
+  long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+  *size = end > 0 && (unsigned long)end < (unsigned long)((size_t)-1) ? (size_t)end : 0;
+  return fseek(f, 0, SEEK_SET) == 0;
+#endif
+}
+
 MRL_DEF mrl_result mrl_checkpoint_open(mrl_checkpoint *c, const char *path) {
   FILE *f;
   unsigned char *buf = NULL;
@@ -1815,16 +1832,15 @@ MRL_DEF mrl_result mrl_checkpoint_open(mrl_checkpoint *c, const char *path) {
   memset(c, 0, sizeof *c);
   if (!path || (f = fopen(path, "rb")) == NULL) return MRL_ERR_IO;
   { /* one allocation when the size is known; the loop below still reads to the end */
-    long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (fseek(f, 0, SEEK_SET) != 0) {
+    size_t hint = 0;
+    if (!mrl__ckpt_size_hint(f, &hint)) {
       fclose(f);
       return MRL_ERR_IO;
     }
-    /* + 1: reaching the end needs no regrowth. A failed allocation (a
-     * directory may report an absurd size) just falls back to growing. */
-    if (end > 0 && (unsigned long)end < (unsigned long)((size_t)-1 - 1) &&
-        (buf = (unsigned char *)MRL_MALLOC((size_t)end + 1)) != NULL)
-      cap = (size_t)end + 1;
+    /* + 1: reaching the end needs no regrowth; a failed allocation just
+     * falls back to growing */
+    if (hint > 0 && hint < (size_t)-1 && (buf = (unsigned char *)MRL_MALLOC(hint + 1)) != NULL)
+      cap = hint + 1;
   }
   for (;;) { /* read to the end, growing the buffer (files whose size ftell cannot tell) */
     size_t got;
