@@ -1067,36 +1067,32 @@ static int mrl__ckpt_cmp_cstr(const void *a, const void *b) {
 
 /* Every tensor name the save would write: unique, valid UTF-8. */
 static mrl_result mrl__ckpt_check_names(const mrl_params *p, int moments) {
-  int n = p->count * (moments ? 3 : 1), i, k;
-  char **names;
+  int kinds = moments ? 3 : 1, n = p->count * kinds, i, k;
+  size_t bytes = 0, at = 0;
+  char **names, *text;
   mrl_result r = MRL_OK;
   if (n == 0) return MRL_OK;
-  names = (char **)MRL_MALLOC(sizeof(char *) * (size_t)n);
-  if (!names) return MRL_ERR_OUT_OF_MEMORY;
-  for (i = 0; i < n; i++) names[i] = NULL;
-  for (i = 0; i < p->count && r == MRL_OK; i++) {
+  for (i = 0; i < p->count; i++) {
     const char *nm = p->items[i].name;
-    size_t len = strlen(nm);
-    if (!mrl__ckpt_utf8_valid((const unsigned char *)nm, len) || strcmp(nm, "__metadata__") == 0)
-      r = MRL_ERR_INVALID_ARGUMENT;
-    for (k = 0; k < (moments ? 3 : 1) && r == MRL_OK; k++) {
-      const char *suffix = k ? mrl__ckpt_moment_suffix[k - 1] : "";
-      char *s = (char *)MRL_MALLOC(len + strlen(suffix) + 1);
-      if (!s) {
-        r = MRL_ERR_OUT_OF_MEMORY;
-        break;
-      }
-      memcpy(s, nm, len);
-      strcpy(s + len, suffix);
-      names[k * p->count + i] = s;
-    }
+    if (!mrl__ckpt_utf8_valid((const unsigned char *)nm, strlen(nm)) ||
+        strcmp(nm, "__metadata__") == 0)
+      return MRL_ERR_INVALID_ARGUMENT;
+    bytes += (size_t)kinds * (strlen(nm) + 8);
   }
-  if (r == MRL_OK && n > 1) {
+  names = (char **)MRL_MALLOC(sizeof(char *) * (size_t)n + bytes);
+  if (!names) return MRL_ERR_OUT_OF_MEMORY;
+  text = (char *)(names + n); /* the strings follow the pointers */
+  for (k = 0; k < kinds; k++)
+    for (i = 0; i < p->count; i++) {
+      names[k * p->count + i] = text + at;
+      sprintf(text + at, "%s%s", p->items[i].name, k ? mrl__ckpt_moment_suffix[k - 1] : "");
+      at += strlen(text + at) + 1;
+    }
+  if (n > 1) {
     qsort(names, (size_t)n, sizeof(char *), mrl__ckpt_cmp_cstr);
     for (i = 1; i < n; i++)
       if (strcmp(names[i - 1], names[i]) == 0) r = MRL_ERR_INVALID_ARGUMENT;
   }
-  for (i = 0; i < n; i++) MRL_FREE(names[i]);
   MRL_FREE(names);
   return r;
 }

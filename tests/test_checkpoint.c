@@ -17,6 +17,25 @@
 #if !defined(_WIN32)
 #define _POSIX_C_SOURCE 200809L /* fork, kill, setrlimit, opendir for the atomicity tests */
 #endif
+#include <stdlib.h>
+
+/* An allocator that fails once its budget is spent (-1: never), to show that
+ * every allocation failure is an MRL_ERR_OUT_OF_MEMORY, never a crash, a leak
+ * (the sanitizer build checks leaks) or a half-loaded model. */
+static long test_alloc_budget = -1;
+static void *test_malloc(size_t n) {
+  if (test_alloc_budget == 0) return NULL;
+  if (test_alloc_budget > 0) test_alloc_budget--;
+  return malloc(n);
+}
+static void *test_realloc(void *p, size_t n) {
+  if (test_alloc_budget == 0) return NULL;
+  if (test_alloc_budget > 0) test_alloc_budget--;
+  return realloc(p, n);
+}
+#define MRL_MALLOC(n) test_malloc(n)
+#define MRL_REALLOC(p, n) test_realloc(p, n)
+#define MRL_FREE(p) free(p)
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_nn.h"
 #include "test.h"
@@ -1104,6 +1123,79 @@ static void test_mutations(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* allocation failures                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void test_out_of_memory(void) {
+  model m, src;
+  snapshot s;
+  mrl_checkpoint_options o = mrl_checkpoint_options_default();
+  const char *kv[4] = {"a", "1", "b", "2"};
+  const char *path = CKPT_DIR "/oom.safetensors";
+  unsigned char *before;
+  void *buf = NULL;
+  size_t n = 0, before_n;
+  long budget;
+  int load_ok_at = -1, save_ok_at = -1, file_ok_at = -1, bad = 0;
+  model_init(&m, 1, 8);
+  model_init(&src, 2, 8);
+  model_train(&src, 1, 1);
+  snap_take(&s, &m.p);
+  o.save_optimizer = 1;
+  o.config = "cfg";
+  o.metadata = kv;
+  o.num_metadata = 2;
+  mrl_checkpoint_save(&m.p, path, &o);
+  before = read_all(path, &before_n);
+  MRL_CHECK(mrl_checkpoint_save_buffer(&src.p, &o, &buf, &n) == MRL_OK, "save_buffer");
+  for (budget = 0; budget < 64; budget++) {
+    mrl_result r;
+    void *b2 = NULL;
+    size_t n2 = 0;
+    /* serialise into memory */
+    test_alloc_budget = budget;
+    r = mrl_checkpoint_save_buffer(&src.p, &o, &b2, &n2);
+    test_alloc_budget = -1;
+    if (r == MRL_OK && save_ok_at < 0) save_ok_at = (int)budget;
+    bad += r != MRL_OK && (r != MRL_ERR_OUT_OF_MEMORY || b2 != NULL);
+    bad += r == MRL_OK && (n2 != n || memcmp(b2, buf, n) != 0);
+    MRL_FREE(b2);
+    /* save to a file: the old file stays */
+    test_alloc_budget = budget;
+    r = mrl_checkpoint_save(&src.p, path, &o);
+    test_alloc_budget = -1;
+    if (r == MRL_OK && file_ok_at < 0) file_ok_at = (int)budget;
+    if (r != MRL_OK)
+      bad += r != MRL_ERR_OUT_OF_MEMORY || !file_equals(path, before, before_n);
+    else
+      write_all(path, before, before_n);
+    /* load from memory: nothing changes unless it all succeeds */
+    if (buf) {
+      test_alloc_budget = budget;
+      r = mrl_checkpoint_load_buffer(&m.p, buf, n, MRL_CHECKPOINT_OPTIMIZER);
+      test_alloc_budget = -1;
+      if (r == MRL_OK && load_ok_at < 0) load_ok_at = (int)budget;
+      if (r != MRL_OK) bad += r != MRL_ERR_OUT_OF_MEMORY || !snap_same(&s, &m.p);
+    }
+  }
+  printf("allocations needed: save_buffer %d, save %d, load_buffer %d\n", save_ok_at, file_ok_at,
+         load_ok_at);
+  MRL_CHECK(bad == 0, "%d allocation failures were not clean MRL_ERR_OUT_OF_MEMORY", bad);
+  MRL_CHECK(save_ok_at > 0 && file_ok_at > 0 && load_ok_at > 0,
+            "no allocation failure was exercised, or the operations never succeeded");
+  MRL_CHECK(same_tensors(&m.p, &src.p, 0) && m.p.adam_steps == 1, "final load incomplete");
+#ifdef HAVE_POSIX
+  MRL_CHECK(count_prefixed(CKPT_DIR, "oom.safetensors.tmp") == 0,
+            "failed saves left temporary files");
+#endif
+  MRL_FREE(buf);
+  free(before);
+  snap_free(&s);
+  mrl_params_free(&m.p);
+  mrl_params_free(&src.p);
+}
+
+/* ------------------------------------------------------------------------ */
 /* PyTorch-written checkpoint                                               */
 /* ------------------------------------------------------------------------ */
 
@@ -1300,6 +1392,7 @@ int main(int argc, char **argv) {
   test_atomic();
   test_byte_order();
   test_mutations();
+  test_out_of_memory();
   test_torch_written();
   write_for_python();
   return mrl_test_summary("test_checkpoint");
