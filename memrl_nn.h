@@ -224,9 +224,14 @@ MRL_DEF int mrl_categorical_mode(const float *logits, int n);
  * MRL_CHECKPOINT_MAX_DIMS non-negative integers, exactly two offsets, no
  * duplicate names or fields, metadata values strings), element counts and byte
  * sizes without overflow, offsets contiguous from 0 to the end of the file.
- * Then, against the model: every tensor present with dtype F32 and the same
- * shape. Only when all of that holds is anything written into the model: a
- * failed load leaves it untouched. Results: MRL_ERR_IO (cannot open, read,
+ * Tensors may come in any order (the loader sorts them by offset, as the
+ * reference does), so files written by other tools load too. Then, against
+ * the model: every parameter present with dtype F32 and the same shape (so
+ * rank <= 4), and no tensor the model lacks unless MRL_CHECKPOINT_ALLOW_UNKNOWN
+ * (the moments "<name>.adam_m/v" of its parameters always count as known).
+ * Only when all of that holds is anything written into the model: a failed
+ * load leaves it untouched. A load holds the whole file in memory while it
+ * checks it. Results: MRL_ERR_IO (cannot open, read,
  * write or rename), MRL_ERR_CORRUPT (not a valid safetensors file),
  * MRL_ERR_INVALID_ARGUMENT (valid, but not this model: a missing, unexpected,
  * differently shaped or non-F32 tensor; or a bad argument),
