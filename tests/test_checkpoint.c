@@ -494,6 +494,23 @@ static void test_corrupt_headers(void) {
     mrl_result r = open_text(good[i], good_data[i]);
     MRL_CHECK(r == MRL_OK, "valid case %zu rejected (%s): %s", i, mrl_result_string(r), good[i]);
   }
+  /* a name holding \u0000: valid, kept whole (name_len), never matched by a shorter name */
+  {
+    size_t n;
+    unsigned char *b = make_file("{\"__metadata__\":{\"m\\u0000k\":\"v\"},\"a\\u0000b\":{\"dtype\":"
+                                 "\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                                 4, (uint64_t)-1, &n);
+    mrl_checkpoint c;
+    if (mrl_checkpoint_open_buffer(&c, b, n) == MRL_OK) {
+      MRL_CHECK(c.num_tensors == 1 && c.tensors[0].name_len == 3 &&
+                    memcmp(c.tensors[0].name, "a\0b", 3) == 0 &&
+                    mrl_checkpoint_find(&c, "a") == NULL && mrl_checkpoint_meta(&c, "m") == NULL,
+                "a name holding \\u0000");
+      mrl_checkpoint_close(&c);
+    } else
+      MRL_CHECK(0, "a name holding \\u0000 rejected");
+    free(b);
+  }
   /* decoded names: the escaped name reads back as UTF-8 */
   {
     size_t n;
@@ -1358,15 +1375,17 @@ static int write_corpus(const char *dir) {
   ok &= mrl_checkpoint_save(&m.p, path, &o) == MRL_OK;
   mrl_params_free(&m.p);
   {
-    static const char *const texts[3] = {
+    static const char *const texts[4] = {
         "{}      ",
         "{\"__metadata__\":{\"x\":\"\\u00e9\\ud83d\\ude00\"},\"t\":{\"dtype\":\"BF16\","
         "\"shape\":[2],\"data_offsets\":[0,4],\"u\":{\"k\":[1,-0.5e+2]}}}",
         "{\"e\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]},\"s\":{\"dtype\":"
-        "\"I64\",\"shape\":[],\"data_offsets\":[0,8]}}"};
-    static const size_t data[3] = {0, 4, 8};
+        "\"I64\",\"shape\":[],\"data_offsets\":[0,8]}}",
+        "{\"__metadata__\":{\"m\\u0000k\":\"v\"},\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[1],"
+        "\"data_offsets\":[0,4]}}"};
+    static const size_t data[4] = {0, 4, 8, 4};
     int i;
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
       unsigned char *b = make_file(texts[i], data[i], (uint64_t)-1, &n);
       snprintf(path, sizeof path, "%s/edge%d.safetensors", dir, i);
       ok &= write_all(path, b, n);
