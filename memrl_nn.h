@@ -253,7 +253,8 @@ typedef struct mrl_checkpoint_options {
   const char *config;          /* stored as memrl.config; NULL: none */
   const char *const *metadata; /* num_metadata pairs: key0, value0, key1, value1, ... */
   int num_metadata;
-  mrl_checkpoint_write_fn write; /* file saves write through this; NULL: fwrite */
+  mrl_checkpoint_write_fn write; /* file saves write through this (to count bytes, throttle,
+                                    inject failures); NULL: fwrite */
   void *write_user;
 } mrl_checkpoint_options;
 
