@@ -4,6 +4,7 @@
 #   make test       every test: -O2, sanitizers, C99/C++ builds, formatting
 #   make bench      benchmarks (BENCH lines)
 #   make format / make format-check
+#   make fuzz       libFuzzer on the checkpoint loader for FUZZ_TIME seconds (clang)
 CC ?= cc
 CXX ?= c++
 CFLAGS ?= -O2
@@ -11,11 +12,11 @@ WARN = -Wall -Wextra
 SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
-UNIT_TESTS = test_tensor test_tensor_finite test_tensor_fused test_nn test_mem test_envs test_envs_tasks test_envs_popgym test_algos
+UNIT_TESTS = test_tensor test_tensor_finite test_tensor_fused test_nn test_checkpoint test_mem test_envs test_envs_tasks test_envs_popgym test_algos
 LEARNING_TESTS = test_learning
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
-.PHONY: all demo test unit learning bench format format-check clean
+.PHONY: all demo test unit learning bench format format-check clean fuzz
 
 all: $(EXAMPLES)
 
@@ -45,6 +46,19 @@ test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_
 bench: build/bench_envs build/bench_train
 	@./build/bench_envs
 	@./build/bench_train
+
+# libFuzzer (clang's runtime) on the checkpoint loader, for a bounded time.
+# New inputs go to build/fuzz_corpus; tests/fuzz_corpus holds the seeds.
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 60
+build/fuzz_checkpoint: tests/fuzz_checkpoint.c $(HEADERS)
+	@mkdir -p build
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(WARN) -o $@ $< -lm
+
+fuzz: build/fuzz_checkpoint
+	@mkdir -p build/fuzz_corpus
+	./build/fuzz_checkpoint -max_total_time=$(FUZZ_TIME) -max_len=16384 -timeout=10 \
+		-dict=tests/fuzz_checkpoint.dict build/fuzz_corpus tests/fuzz_corpus
 
 format:
 	clang-format -i --style=file $(SOURCES)

@@ -1,4 +1,4 @@
-/* memrl_nn.h - parameters, layers, initialisers, optimisers and distributions.
+/* memrl_nn.h - parameters, layers, initialisers, optimisers, distributions, checkpoints.
  *
  * Part of memrl. Needs memrl_tensor.h (included here). libc and libm only.
  *
@@ -71,6 +71,15 @@
  *   mrl_tensor *logp = mrl_log_softmax(&g, mrl_mlp_forward(&net, &g, x));
  *   ... loss ...; mrl_params_zero_grad(&p); mrl_backward(&g, loss);
  *   mrl_params_clip_grad_norm(&p, 0.5f);  mrl_adam_step(&p, &adam_cfg);
+ *
+ * CHECKPOINTS (safetensors; details in their section below)
+ *   mrl_checkpoint_options o = mrl_checkpoint_options_default();
+ *   o.save_optimizer = 1;  o.config = "{\"hidden\": 64}";     // optional
+ *   mrl_checkpoint_save(&p, "run/model.safetensors", &o);    // atomic
+ *   mrl_checkpoint_load(&p, "run/model.safetensors", MRL_CHECKPOINT_OPTIMIZER);
+ *   Also: mrl_checkpoint_save_buffer / _load_buffer (memory), and
+ *   mrl_checkpoint_open / _meta / _find / _read_f32 / _apply / _close to read
+ *   the metadata (e.g. the config to build the model from) before loading.
  */
 #ifndef MEMRL_NN_H
 #define MEMRL_NN_H
@@ -536,6 +545,139 @@ MRL_DEF mrl_result mrl_mlp_insert_identity(mrl_mlp *dst, const mrl_mlp *src, int
 MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src,
                                   const int *mapping, mrl_linear_layer *next,
                                   const mrl_linear_layer *src_next);
+
+/* ---- checkpoints (safetensors) ----
+ * A checkpoint is a safetensors file (huggingface/safetensors), so Python's
+ * safetensors.torch.load_file and tools/safetensors_io.py read it unchanged:
+ *   8 bytes   N, the header length, unsigned 64-bit little-endian
+ *   N bytes   UTF-8 JSON, starting with '{' and padded with spaces so that the
+ *             data starts at a multiple of 8 bytes:
+ *             {"__metadata__":{"memrl.version":"0.1.0",...},
+ *              "pi.0.weight":{"dtype":"F32","shape":[64,4],"data_offsets":[0,1024]},...}
+ *   the rest  the tensors' raw little-endian bytes; data_offsets count from the
+ *             first byte after the header; tensors are contiguous, with no gap
+ *             and no overlap, and the last one ends at the end of the file.
+ * Tensors: every parameter of the mrl_params under its own name (shape and
+ * float32 values as in the store), in declaration order. With optimiser state,
+ * each parameter's Adam moments follow as "<name>.adam_m" and "<name>.adam_v"
+ * (torch.optim.Adam's exp_avg and exp_avg_sq), same shape.
+ * Metadata (__metadata__, strings only):
+ *   memrl.version     writer's library version, "MAJOR.MINOR.PATCH"
+ *   memrl.config      the caller's config string (any text, e.g. JSON), if given
+ *   memrl.adam_steps  Adam's step count in decimal, with optimiser state
+ *   plus any key/value strings of the caller (keys other than these three).
+ *
+ * Saving is atomic: the file is written as "<path>.tmp.<unique>", flushed,
+ * fsync'ed (POSIX; _commit on Windows), closed and renamed over <path> (on
+ * POSIX the directory is fsync'ed too). A failed or interrupted save leaves
+ * the previous checkpoint as it was; a process killed mid-save may leave its
+ * temporary file behind, never a damaged <path>.
+ *
+ * Loading trusts nothing: the header length (at least 2, at most
+ * MRL_CHECKPOINT_MAX_HEADER, inside the file), UTF-8, strict JSON (escapes,
+ * numbers, nesting at most MRL_CHECKPOINT_MAX_DEPTH deep, trailing
+ * whitespace only), the schema (dtype names, shapes of at most
+ * MRL_CHECKPOINT_MAX_DIMS non-negative integers, exactly two offsets, no
+ * duplicate names or fields, metadata values strings), element counts and byte
+ * sizes without overflow, offsets contiguous from 0 to the end of the file.
+ * Tensors may come in any order (the loader sorts them by offset, as the
+ * reference does), so files written by other tools load too. Then, against
+ * the model: every parameter present with dtype F32 and the same shape (so
+ * rank <= 4), and no tensor the model lacks unless MRL_CHECKPOINT_ALLOW_UNKNOWN
+ * (the moments "<name>.adam_m/v" of its parameters always count as known).
+ * Only when all of that holds is anything written into the model: a failed
+ * load leaves it untouched. A load holds the whole file in memory while it
+ * checks it. Results: MRL_ERR_IO (cannot open, read,
+ * write or rename), MRL_ERR_CORRUPT (not a valid safetensors file),
+ * MRL_ERR_INVALID_ARGUMENT (valid, but not this model: a missing, unexpected,
+ * differently shaped or non-F32 tensor; or a bad argument),
+ * MRL_ERR_OUT_OF_MEMORY. Files are always little-endian: big-endian hosts
+ * swap bytes on save and load. */
+#define MRL_CHECKPOINT_MAX_HEADER 100000000u /* the reference parser's limit */
+#define MRL_CHECKPOINT_MAX_DIMS 8
+#define MRL_CHECKPOINT_MAX_DEPTH 64
+
+/* Flags for loading. */
+#define MRL_CHECKPOINT_OPTIMIZER 1     /* also load Adam moments and step count (required) */
+#define MRL_CHECKPOINT_ALLOW_UNKNOWN 2 /* ignore tensors the model lacks (default: mismatch) */
+
+/* Writes `bytes` bytes to f; returns how many it wrote (fewer: failure). */
+typedef size_t (*mrl_checkpoint_write_fn)(const void *data, size_t bytes, FILE *f, void *user);
+
+typedef struct mrl_checkpoint_options {
+  int save_optimizer;          /* also save Adam moments and step count */
+  const char *config;          /* stored as memrl.config; NULL: none */
+  const char *const *metadata; /* num_metadata pairs: key0, value0, key1, value1, ... */
+  int num_metadata;
+  mrl_checkpoint_write_fn write; /* file saves write through this (to count bytes, throttle,
+                                    inject failures); NULL: fwrite */
+  void *write_user;
+} mrl_checkpoint_options;
+
+/* No optimiser state, no config, no extra metadata, fwrite. */
+MRL_DEF mrl_checkpoint_options mrl_checkpoint_options_default(void);
+/* Saves a finalized store atomically to path. opt may be NULL (defaults).
+ * Names and strings must be valid UTF-8 and names unique
+ * (MRL_ERR_INVALID_ARGUMENT otherwise, and nothing is written). */
+MRL_DEF mrl_result mrl_checkpoint_save(const mrl_params *p, const char *path,
+                                       const mrl_checkpoint_options *opt);
+/* The same bytes into a new buffer (*data, *size); free it with MRL_FREE. */
+MRL_DEF mrl_result mrl_checkpoint_save_buffer(const mrl_params *p,
+                                              const mrl_checkpoint_options *opt, void **data,
+                                              size_t *size);
+
+/* Load in one call: read, validate, apply (flags: MRL_CHECKPOINT_*). */
+MRL_DEF mrl_result mrl_checkpoint_load(mrl_params *p, const char *path, int flags);
+MRL_DEF mrl_result mrl_checkpoint_load_buffer(mrl_params *p, const void *data, size_t size,
+                                              int flags);
+
+/* An opened, fully validated checkpoint, to read its metadata (e.g. the config
+ * to build the model from) before applying it. Read-only for the caller. */
+typedef struct mrl_checkpoint_tensor {
+  const char *name; /* NUL-terminated; name_len counts bytes (a \u0000 escape stops name early) */
+  size_t name_len;
+  const char *dtype; /* "F32", "F16", "BF16", "I64", ... */
+  int ndim;
+  uint64_t shape[MRL_CHECKPOINT_MAX_DIMS];
+  uint64_t numel;
+  uint64_t offsets[2];        /* data_offsets as in the header */
+  const unsigned char *bytes; /* the raw little-endian data, nbytes long */
+  size_t nbytes;
+} mrl_checkpoint_tensor;
+
+typedef struct mrl_checkpoint_meta_entry {
+  const char *key, *value; /* NUL-terminated */
+  size_t key_len, value_len;
+} mrl_checkpoint_meta_entry;
+
+typedef struct mrl_checkpoint {
+  const unsigned char *bytes; /* the whole file */
+  size_t size;
+  unsigned char *owned;           /* the file's bytes when opened from a path */
+  char *strings;                  /* decoded names, keys and values */
+  mrl_checkpoint_tensor *tensors; /* sorted by name */
+  int num_tensors;
+  mrl_checkpoint_meta_entry *meta; /* in file order */
+  int num_meta;
+  uint64_t header_len;
+} mrl_checkpoint;
+
+/* Reads and validates a file, or validates a buffer (borrowed: it must outlive
+ * c). On failure c is left empty (closing it is harmless). */
+MRL_DEF mrl_result mrl_checkpoint_open(mrl_checkpoint *c, const char *path);
+MRL_DEF mrl_result mrl_checkpoint_open_buffer(mrl_checkpoint *c, const void *data, size_t size);
+MRL_DEF void mrl_checkpoint_close(mrl_checkpoint *c);
+/* The tensor of that name, or NULL. */
+MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c, const char *name);
+/* Copies an F32 tensor of exactly count elements into out (host byte order). */
+MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float *out,
+                                           size_t count);
+/* The metadata value of key, or NULL. */
+MRL_DEF const char *mrl_checkpoint_meta(const mrl_checkpoint *c, const char *key);
+/* Checks the checkpoint against the model, then copies its values (and with
+ * MRL_CHECKPOINT_OPTIMIZER its Adam moments and step count) into p. Without
+ * that flag the model's moments and step count are left as they are. */
+MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, int flags);
 
 #ifdef __cplusplus
 }
@@ -2309,6 +2451,1143 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
   }
   MRL_FREE(cnt);
   return MRL_OK;
+}
+
+/* ---- checkpoints (safetensors) ---- */
+#ifdef __cplusplus
+}
+#endif
+#include <limits.h>
+#include <string.h>
+#if defined(_WIN32)
+#include <io.h> /* _commit */
+#define MRL__CKPT_WINDOWS 1
+#elif defined(__unix__) || defined(__unix) || (defined(__APPLE__) && defined(__MACH__))
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define MRL__CKPT_POSIX 1
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+#if defined(MRL__CKPT_WINDOWS)
+/* Two kernel32 functions, declared as <windows.h> does (without including it
+ * and its macros, as stb_image does for its UTF-8 helpers). */
+__declspec(dllimport) int __stdcall MoveFileExA(const char *from, const char *to,
+                                                unsigned long flags);
+__declspec(dllimport) unsigned long __stdcall GetCurrentProcessId(void);
+#define MRL__CKPT_MOVEFILE_REPLACE 0x1u /* MOVEFILE_REPLACE_EXISTING */
+#define MRL__CKPT_MOVEFILE_THROUGH 0x8u /* MOVEFILE_WRITE_THROUGH */
+#elif defined(MRL__CKPT_POSIX) && !defined(__cplusplus) && !defined(fileno)
+/* POSIX; glibc's <stdio.h> hides it under a strict -std=c99. */
+extern int fileno(FILE *stream);
+#endif
+
+/* ..... byte order: the file is little-endian whatever the host ..... */
+
+static int mrl__ckpt_host_le(void) {
+  const uint32_t one = 1u;
+  unsigned char b;
+  memcpy(&b, &one, 1);
+  return b == 1u;
+}
+
+/* n floats to little-endian bytes; `native` says the host is little-endian
+ * (a plain copy), otherwise each word is split by shifts (works on any host). */
+static void mrl__ckpt_f32_to_le(unsigned char *dst, const float *src, size_t n, int native) {
+  size_t i;
+  if (n == 0) return;
+  if (native) {
+    memcpy(dst, src, n * 4u);
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, &src[i], 4);
+    dst[4 * i] = (unsigned char)(u & 0xffu);
+    dst[4 * i + 1] = (unsigned char)((u >> 8) & 0xffu);
+    dst[4 * i + 2] = (unsigned char)((u >> 16) & 0xffu);
+    dst[4 * i + 3] = (unsigned char)((u >> 24) & 0xffu);
+  }
+}
+
+static void mrl__ckpt_f32_from_le(float *dst, const unsigned char *src, size_t n, int native) {
+  size_t i;
+  if (n == 0) return;
+  if (native) {
+    memcpy(dst, src, n * 4u);
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    uint32_t u = (uint32_t)src[4 * i] | ((uint32_t)src[4 * i + 1] << 8) |
+                 ((uint32_t)src[4 * i + 2] << 16) | ((uint32_t)src[4 * i + 3] << 24);
+    memcpy(&dst[i], &u, 4);
+  }
+}
+
+/* ..... UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF) ..... */
+
+static int mrl__ckpt_utf8_valid(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    size_t k, len;
+    unsigned lo = 0x80u, hi = 0xbfu; /* range of the first continuation byte */
+    if (c < 0x80u) {
+      i++;
+      continue;
+    }
+    if (c >= 0xc2u && c <= 0xdfu)
+      len = 2;
+    else if (c >= 0xe0u && c <= 0xefu) {
+      len = 3;
+      if (c == 0xe0u) lo = 0xa0u;
+      if (c == 0xedu) hi = 0x9fu;
+    } else if (c >= 0xf0u && c <= 0xf4u) {
+      len = 4;
+      if (c == 0xf0u) lo = 0x90u;
+      if (c == 0xf4u) hi = 0x8fu;
+    } else
+      return 0;
+    if (n - i < len) return 0;
+    if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+    for (k = 2; k < len; k++)
+      if (s[i + k] < 0x80u || s[i + k] > 0xbfu) return 0;
+    i += len;
+  }
+  return 1;
+}
+
+/* ..... safetensors dtypes and their sizes in bits ..... */
+
+typedef struct mrl__ckpt_dtype { /* arrays, not pointers: the table stays read-only */
+  char name[8];
+  unsigned bits;
+} mrl__ckpt_dtype;
+
+static const mrl__ckpt_dtype mrl__ckpt_dtypes[] = {
+    {"BOOL", 8}, {"F4", 4},      {"F6_E2M3", 6}, {"F6_E3M2", 6}, {"U8", 8},
+    {"I8", 8},   {"F8_E5M2", 8}, {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"I16", 16},
+    {"U16", 16}, {"F16", 16},    {"BF16", 16},   {"I32", 32},    {"U32", 32},
+    {"F32", 32}, {"C64", 64},    {"F64", 64},    {"I64", 64},    {"U64", 64}};
+
+static const mrl__ckpt_dtype *mrl__ckpt_dtype_find(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < sizeof mrl__ckpt_dtypes / sizeof mrl__ckpt_dtypes[0]; i++)
+    if (strlen(mrl__ckpt_dtypes[i].name) == len && memcmp(mrl__ckpt_dtypes[i].name, s, len) == 0)
+      return &mrl__ckpt_dtypes[i];
+  return NULL;
+}
+
+/* ..... writing ..... */
+
+typedef struct mrl__ckpt_text { /* growable string */
+  char *buf;
+  size_t len, cap;
+  int oom;
+} mrl__ckpt_text;
+
+static void mrl__ckpt_text_add(mrl__ckpt_text *t, const char *s, size_t n) {
+  if (t->oom) return;
+  if (n + 1 > t->cap - t->len) {
+    size_t cap = t->cap ? t->cap : 256;
+    char *b;
+    while (n + 1 > cap - t->len) {
+      if (cap > ((size_t)-1) / 2) {
+        t->oom = 1;
+        return;
+      }
+      cap *= 2;
+    }
+    b = (char *)MRL_REALLOC(t->buf, cap);
+    if (!b) {
+      t->oom = 1;
+      return;
+    }
+    t->buf = b;
+    t->cap = cap;
+  }
+  memcpy(t->buf + t->len, s, n);
+  t->len += n;
+  t->buf[t->len] = '\0';
+}
+
+static void mrl__ckpt_text_str(mrl__ckpt_text *t, const char *s) {
+  mrl__ckpt_text_add(t, s, strlen(s));
+}
+
+/* A JSON string literal (serde_json's escapes: \" \\ \b \f \n \r \t, \u00XX). */
+static void mrl__ckpt_text_json(mrl__ckpt_text *t, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  mrl__ckpt_text_add(t, "\"", 1);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    char esc[7];
+    if (c == '"' || c == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)c;
+      mrl__ckpt_text_add(t, esc, 2);
+    } else if (c < 0x20u) {
+      const char *named = c == '\b'   ? "\\b"
+                          : c == '\f' ? "\\f"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t"
+                                      : NULL;
+      if (named)
+        mrl__ckpt_text_add(t, named, 2);
+      else {
+        memcpy(esc, "\\u00", 4);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15u];
+        mrl__ckpt_text_add(t, esc, 6);
+      }
+    } else
+      mrl__ckpt_text_add(t, (const char *)&c, 1);
+  }
+  mrl__ckpt_text_add(t, "\"", 1);
+}
+
+static void mrl__ckpt_text_u64(mrl__ckpt_text *t, uint64_t v) {
+  char buf[24];
+  int i = 23;
+  buf[i] = '\0';
+  do {
+    buf[--i] = (char)('0' + (int)(v % 10u));
+    v /= 10u;
+  } while (v);
+  mrl__ckpt_text_str(t, buf + i);
+}
+
+static const char mrl__ckpt_moment_suffix[2][8] = {".adam_m", ".adam_v"};
+
+static int mrl__ckpt_cmp_cstr(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Every tensor name the save would write: unique, valid UTF-8. */
+static mrl_result mrl__ckpt_check_names(const mrl_params *p, int moments) {
+  int kinds = moments ? 3 : 1, n = p->count * kinds, i, k;
+  size_t bytes = 0, at = 0;
+  char **names, *text;
+  mrl_result r = MRL_OK;
+  if (n == 0) return MRL_OK;
+  for (i = 0; i < p->count; i++) {
+    const char *nm = p->items[i].name;
+    if (!mrl__ckpt_utf8_valid((const unsigned char *)nm, strlen(nm)) ||
+        strcmp(nm, "__metadata__") == 0)
+      return MRL_ERR_INVALID_ARGUMENT;
+    bytes += (size_t)kinds * (strlen(nm) + 8);
+  }
+  names = (char **)MRL_MALLOC(sizeof(char *) * (size_t)n + bytes);
+  if (!names) return MRL_ERR_OUT_OF_MEMORY;
+  text = (char *)(names + n); /* the strings follow the pointers */
+  for (k = 0; k < kinds; k++)
+    for (i = 0; i < p->count; i++) {
+      names[k * p->count + i] = text + at;
+      sprintf(text + at, "%s%s", p->items[i].name, k ? mrl__ckpt_moment_suffix[k - 1] : "");
+      at += strlen(text + at) + 1;
+    }
+  if (n > 1) {
+    qsort(names, (size_t)n, sizeof(char *), mrl__ckpt_cmp_cstr);
+    for (i = 1; i < n; i++)
+      if (strcmp(names[i - 1], names[i]) == 0) r = MRL_ERR_INVALID_ARGUMENT;
+  }
+  MRL_FREE(names);
+  return r;
+}
+
+/* Builds the padded JSON header; *data_bytes gets the size of the data. */
+static mrl_result mrl__ckpt_header(const mrl_params *p, const mrl_checkpoint_options *o,
+                                   mrl__ckpt_text *t, uint64_t *data_bytes) {
+  char version[48], suffixed[96];
+  int i, k, d, m, passes = o->save_optimizer ? 3 : 1;
+  uint64_t off = 0;
+  mrl_result r;
+  if (!p->finalized || o->num_metadata < 0 || (o->num_metadata > 0 && !o->metadata))
+    return MRL_ERR_INVALID_ARGUMENT;
+  if (o->config && !mrl__ckpt_utf8_valid((const unsigned char *)o->config, strlen(o->config)))
+    return MRL_ERR_INVALID_ARGUMENT;
+  for (m = 0; m < o->num_metadata; m++) {
+    const char *key = o->metadata[2 * m], *value = o->metadata[2 * m + 1];
+    if (!key || !value || strncmp(key, "memrl.", 6) == 0 ||
+        !mrl__ckpt_utf8_valid((const unsigned char *)key, strlen(key)) ||
+        !mrl__ckpt_utf8_valid((const unsigned char *)value, strlen(value)))
+      return MRL_ERR_INVALID_ARGUMENT;
+    for (k = 0; k < m; k++)
+      if (strcmp(o->metadata[2 * k], key) == 0) return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if ((r = mrl__ckpt_check_names(p, o->save_optimizer)) != MRL_OK) return r;
+  snprintf(version, sizeof version, "%d.%d.%d", MEMRL_NN_VERSION_MAJOR, MEMRL_NN_VERSION_MINOR,
+           MEMRL_NN_VERSION_PATCH);
+  mrl__ckpt_text_str(t, "{\"__metadata__\":{\"memrl.version\":");
+  mrl__ckpt_text_json(t, version);
+  if (o->config) {
+    mrl__ckpt_text_str(t, ",\"memrl.config\":");
+    mrl__ckpt_text_json(t, o->config);
+  }
+  if (o->save_optimizer) {
+    char steps[32];
+    snprintf(steps, sizeof steps, "%lld", p->adam_steps < 0 ? 0LL : p->adam_steps);
+    mrl__ckpt_text_str(t, ",\"memrl.adam_steps\":");
+    mrl__ckpt_text_json(t, steps);
+  }
+  for (m = 0; m < o->num_metadata; m++) {
+    mrl__ckpt_text_str(t, ",");
+    mrl__ckpt_text_json(t, o->metadata[2 * m]);
+    mrl__ckpt_text_str(t, ":");
+    mrl__ckpt_text_json(t, o->metadata[2 * m + 1]);
+  }
+  mrl__ckpt_text_str(t, "}");
+  for (k = 0; k < passes; k++)
+    for (i = 0; i < p->count; i++) {
+      const mrl_param *it = &p->items[i];
+      uint64_t bytes = (uint64_t)(it->tensor.size > 0 ? it->tensor.size : 0) * 4u;
+      snprintf(suffixed, sizeof suffixed, "%s%s", it->name,
+               k ? mrl__ckpt_moment_suffix[k - 1] : "");
+      mrl__ckpt_text_str(t, ",");
+      mrl__ckpt_text_json(t, suffixed);
+      mrl__ckpt_text_str(t, ":{\"dtype\":\"F32\",\"shape\":[");
+      for (d = 0; d < it->tensor.ndim; d++) {
+        if (d) mrl__ckpt_text_str(t, ",");
+        mrl__ckpt_text_u64(t, (uint64_t)it->tensor.shape[d]);
+      }
+      mrl__ckpt_text_str(t, "],\"data_offsets\":[");
+      mrl__ckpt_text_u64(t, off);
+      mrl__ckpt_text_str(t, ",");
+      mrl__ckpt_text_u64(t, off + bytes);
+      mrl__ckpt_text_str(t, "]}");
+      off += bytes;
+    }
+  mrl__ckpt_text_str(t, "}");
+  while (!t->oom && t->len % 8u) mrl__ckpt_text_str(t, " "); /* data 8-byte aligned */
+  *data_bytes = off;
+  return t->oom ? MRL_ERR_OUT_OF_MEMORY : MRL_OK;
+}
+
+typedef struct mrl__ckpt_sink {
+  FILE *f; /* file, through write (or fwrite) ... */
+  mrl_checkpoint_write_fn write;
+  void *user;
+  unsigned char *mem; /* ... or memory */
+  size_t pos, cap;
+  int failed;
+} mrl__ckpt_sink;
+
+static void mrl__ckpt_put(mrl__ckpt_sink *s, const void *d, size_t n) {
+  if (s->failed || n == 0) return;
+  if (s->mem) {
+    if (n > s->cap - s->pos) {
+      s->failed = 1;
+      return;
+    }
+    memcpy(s->mem + s->pos, d, n);
+    s->pos += n;
+    return;
+  }
+  if ((s->write ? s->write(d, n, s->f, s->user) : fwrite(d, 1, n, s->f)) != n) s->failed = 1;
+}
+
+static void mrl__ckpt_emit(const mrl_params *p, int moments, const mrl__ckpt_text *hdr,
+                           mrl__ckpt_sink *s) {
+  unsigned char len8[8], chunk[4096];
+  uint64_t n = (uint64_t)hdr->len;
+  int i, k, b, native = mrl__ckpt_host_le();
+  for (b = 0; b < 8; b++) len8[b] = (unsigned char)((n >> (8 * b)) & 0xffu);
+  mrl__ckpt_put(s, len8, 8);
+  mrl__ckpt_put(s, hdr->buf, hdr->len);
+  for (k = 0; k < (moments ? 3 : 1); k++) {
+    const float *base = k == 0 ? p->values : k == 1 ? p->moment1 : p->moment2;
+    for (i = 0; i < p->count; i++) {
+      const float *src = base + p->items[i].offset;
+      size_t left = p->items[i].tensor.size > 0 ? (size_t)p->items[i].tensor.size : 0;
+      if (native) {
+        mrl__ckpt_put(s, src, left * 4u);
+        continue;
+      }
+      while (left) {
+        size_t c = left < sizeof chunk / 4u ? left : sizeof chunk / 4u;
+        mrl__ckpt_f32_to_le(chunk, src, c, 0);
+        mrl__ckpt_put(s, chunk, c * 4u);
+        src += c;
+        left -= c;
+      }
+    }
+  }
+}
+
+MRL_DEF mrl_checkpoint_options mrl_checkpoint_options_default(void) {
+  mrl_checkpoint_options o;
+  memset(&o, 0, sizeof o);
+  return o;
+}
+
+MRL_DEF mrl_result mrl_checkpoint_save_buffer(const mrl_params *p,
+                                              const mrl_checkpoint_options *opt, void **data,
+                                              size_t *size) {
+  mrl_checkpoint_options o = opt ? *opt : mrl_checkpoint_options_default();
+  mrl__ckpt_text hdr;
+  mrl__ckpt_sink s;
+  uint64_t data_bytes = 0, total;
+  mrl_result r;
+  if (data) *data = NULL;
+  if (size) *size = 0;
+  if (!p || !data || !size) return MRL_ERR_INVALID_ARGUMENT;
+  memset(&hdr, 0, sizeof hdr);
+  if ((r = mrl__ckpt_header(p, &o, &hdr, &data_bytes)) != MRL_OK) {
+    MRL_FREE(hdr.buf);
+    return r;
+  }
+  total = 8u + (uint64_t)hdr.len + data_bytes;
+  if (total > (uint64_t)((size_t)-1)) {
+    MRL_FREE(hdr.buf);
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  memset(&s, 0, sizeof s);
+  s.cap = (size_t)total;
+  s.mem = (unsigned char *)MRL_MALLOC(s.cap);
+  if (!s.mem) {
+    MRL_FREE(hdr.buf);
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  mrl__ckpt_emit(p, o.save_optimizer, &hdr, &s);
+  MRL_FREE(hdr.buf);
+  if (s.failed || s.pos != s.cap) {
+    MRL_FREE(s.mem);
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  *data = s.mem;
+  *size = s.cap;
+  return MRL_OK;
+}
+
+/* Flushes the file's data to the disk where the platform can. */
+static int mrl__ckpt_sync(FILE *f) {
+#if defined(MRL__CKPT_POSIX)
+  return fsync(fileno(f)) == 0;
+#elif defined(MRL__CKPT_WINDOWS)
+  return _commit(_fileno(f)) == 0;
+#else
+  (void)f;
+  return 1;
+#endif
+}
+
+/* Creates the temporary file under a name no one else uses. */
+static FILE *mrl__ckpt_create_temp(const char *path, char *tmp, size_t cap) {
+  int attempt;
+  unsigned long pid = 0, addr = (unsigned long)(uintptr_t)(const void *)&attempt;
+#if defined(MRL__CKPT_POSIX)
+  pid = (unsigned long)getpid();
+#elif defined(MRL__CKPT_WINDOWS)
+  pid = (unsigned long)GetCurrentProcessId();
+#endif
+  for (attempt = 0; attempt < 100; attempt++) {
+    FILE *f;
+    if (snprintf(tmp, cap, "%s.tmp.%lu.%lx.%d", path, pid, addr, attempt) >= (int)cap) return NULL;
+#if defined(MRL__CKPT_POSIX)
+    {
+      int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* reserves the name */
+      if (fd < 0) continue;
+      close(fd);
+    }
+#else
+    if ((f = fopen(tmp, "rb")) != NULL) { /* taken */
+      fclose(f);
+      continue;
+    }
+#endif
+    if ((f = fopen(tmp, "wb")) != NULL) return f;
+#if defined(MRL__CKPT_POSIX)
+    remove(tmp);
+#endif
+    return NULL;
+  }
+  return NULL;
+}
+
+/* rename over an existing file, atomically where the platform allows. */
+static int mrl__ckpt_replace(const char *tmp, const char *path) {
+#if defined(MRL__CKPT_WINDOWS)
+  return MoveFileExA(tmp, path, MRL__CKPT_MOVEFILE_REPLACE | MRL__CKPT_MOVEFILE_THROUGH) != 0;
+#else
+  return rename(tmp, path) == 0;
+#endif
+}
+
+/* Makes the rename itself durable: fsync the directory holding path. */
+static void mrl__ckpt_sync_dir(const char *path) {
+#if defined(MRL__CKPT_POSIX)
+  size_t n = strlen(path);
+  char *dir = (char *)MRL_MALLOC(n + 2);
+  int fd;
+  if (!dir) return;
+  memcpy(dir, path, n + 1);
+  while (n > 0 && dir[n - 1] != '/') n--;
+  if (n == 0)
+    strcpy(dir, ".");
+  else
+    dir[n > 1 ? n - 1 : 1] = '\0'; /* keep "/" for a file in the root */
+  fd = open(dir, O_RDONLY);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+  MRL_FREE(dir);
+#else
+  (void)path;
+#endif
+}
+
+MRL_DEF mrl_result mrl_checkpoint_save(const mrl_params *p, const char *path,
+                                       const mrl_checkpoint_options *opt) {
+  mrl_checkpoint_options o = opt ? *opt : mrl_checkpoint_options_default();
+  mrl__ckpt_text hdr;
+  mrl__ckpt_sink s;
+  uint64_t data_bytes = 0;
+  size_t cap;
+  char *tmp;
+  mrl_result r;
+  int ok;
+  if (!p || !path || !*path) return MRL_ERR_INVALID_ARGUMENT;
+  memset(&hdr, 0, sizeof hdr);
+  if ((r = mrl__ckpt_header(p, &o, &hdr, &data_bytes)) != MRL_OK) {
+    MRL_FREE(hdr.buf);
+    return r;
+  }
+  cap = strlen(path) + 64;
+  tmp = (char *)MRL_MALLOC(cap);
+  if (!tmp) {
+    MRL_FREE(hdr.buf);
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  memset(&s, 0, sizeof s);
+  s.f = mrl__ckpt_create_temp(path, tmp, cap);
+  if (!s.f) {
+    MRL_FREE(hdr.buf);
+    MRL_FREE(tmp);
+    return MRL_ERR_IO;
+  }
+  s.write = o.write;
+  s.user = o.write_user;
+  mrl__ckpt_emit(p, o.save_optimizer, &hdr, &s);
+  MRL_FREE(hdr.buf);
+  ok = !s.failed && fflush(s.f) == 0 && !ferror(s.f) && mrl__ckpt_sync(s.f);
+  ok = (fclose(s.f) == 0) && ok;
+  ok = ok && mrl__ckpt_replace(tmp, path);
+  if (!ok)
+    remove(tmp);
+  else
+    mrl__ckpt_sync_dir(path);
+  MRL_FREE(tmp);
+  return ok ? MRL_OK : MRL_ERR_IO;
+}
+
+/* ..... reading: a strict JSON parser for the header ..... */
+
+typedef struct mrl__ckpt_json {
+  const unsigned char *s;
+  size_t pos, end;
+  char *out; /* decoded strings; never longer than their JSON text */
+  size_t used;
+  int depth;
+} mrl__ckpt_json;
+
+static void mrl__ckpt_ws(mrl__ckpt_json *j) {
+  while (j->pos < j->end && (j->s[j->pos] == ' ' || j->s[j->pos] == '\t' || j->s[j->pos] == '\n' ||
+                             j->s[j->pos] == '\r'))
+    j->pos++;
+}
+
+static int mrl__ckpt_eat(mrl__ckpt_json *j, char c) {
+  mrl__ckpt_ws(j);
+  if (j->pos < j->end && j->s[j->pos] == (unsigned char)c) {
+    j->pos++;
+    return 1;
+  }
+  return 0;
+}
+
+static int mrl__ckpt_hex4(mrl__ckpt_json *j, unsigned *v) {
+  int i;
+  *v = 0;
+  if (j->end - j->pos < 4) return 0;
+  for (i = 0; i < 4; i++) {
+    unsigned char c = j->s[j->pos++];
+    unsigned d;
+    if (c >= '0' && c <= '9')
+      d = (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      d = (unsigned)(c - 'A' + 10);
+    else
+      return 0;
+    *v = *v * 16u + d;
+  }
+  return 1;
+}
+
+/* A string at the cursor, decoded NUL-terminated into j->out. */
+static int mrl__ckpt_string(mrl__ckpt_json *j, const char **str, size_t *len) {
+  char *o = j->out + j->used;
+  size_t n = 0;
+  mrl__ckpt_ws(j);
+  if (j->pos >= j->end || j->s[j->pos] != '"') return 0;
+  j->pos++;
+  for (;;) {
+    unsigned char c;
+    if (j->pos >= j->end) return 0;
+    c = j->s[j->pos++];
+    if (c == '"') break;
+    if (c < 0x20u) return 0; /* control characters must be escaped */
+    if (c != '\\') {
+      o[n++] = (char)c; /* raw UTF-8, validated beforehand */
+      continue;
+    }
+    if (j->pos >= j->end) return 0;
+    c = j->s[j->pos++];
+    switch (c) {
+    case '"': o[n++] = '"'; break;
+    case '\\': o[n++] = '\\'; break;
+    case '/': o[n++] = '/'; break;
+    case 'b': o[n++] = '\b'; break;
+    case 'f': o[n++] = '\f'; break;
+    case 'n': o[n++] = '\n'; break;
+    case 'r': o[n++] = '\r'; break;
+    case 't': o[n++] = '\t'; break;
+    case 'u': {
+      unsigned cp, lo;
+      if (!mrl__ckpt_hex4(j, &cp)) return 0;
+      if (cp >= 0xdc00u && cp <= 0xdfffu) return 0; /* lone trailing surrogate */
+      if (cp >= 0xd800u && cp <= 0xdbffu) {
+        if (j->end - j->pos < 2 || j->s[j->pos] != '\\' || j->s[j->pos + 1] != 'u') return 0;
+        j->pos += 2;
+        if (!mrl__ckpt_hex4(j, &lo) || lo < 0xdc00u || lo > 0xdfffu) return 0;
+        cp = 0x10000u + ((cp - 0xd800u) << 10) + (lo - 0xdc00u);
+      }
+      if (cp < 0x80u)
+        o[n++] = (char)cp;
+      else if (cp < 0x800u) {
+        o[n++] = (char)(0xc0u | (cp >> 6));
+        o[n++] = (char)(0x80u | (cp & 0x3fu));
+      } else if (cp < 0x10000u) {
+        o[n++] = (char)(0xe0u | (cp >> 12));
+        o[n++] = (char)(0x80u | ((cp >> 6) & 0x3fu));
+        o[n++] = (char)(0x80u | (cp & 0x3fu));
+      } else {
+        o[n++] = (char)(0xf0u | (cp >> 18));
+        o[n++] = (char)(0x80u | ((cp >> 12) & 0x3fu));
+        o[n++] = (char)(0x80u | ((cp >> 6) & 0x3fu));
+        o[n++] = (char)(0x80u | (cp & 0x3fu));
+      }
+      break;
+    }
+    default: return 0;
+    }
+  }
+  o[n] = '\0';
+  j->used += n + 1;
+  *str = o;
+  *len = n;
+  return 1;
+}
+
+/* A non-negative integer that fits in 64 bits (serde's usize). A sign, a
+ * fraction, an exponent or a leading zero is rejected. */
+static int mrl__ckpt_u64(mrl__ckpt_json *j, uint64_t *v) {
+  size_t start;
+  mrl__ckpt_ws(j);
+  start = j->pos;
+  *v = 0;
+  while (j->pos < j->end && j->s[j->pos] >= '0' && j->s[j->pos] <= '9') {
+    unsigned d = (unsigned)(j->s[j->pos] - '0');
+    if (*v > (~(uint64_t)0 - d) / 10u) return 0;
+    *v = *v * 10u + d;
+    j->pos++;
+  }
+  if (j->pos == start) return 0;
+  if (j->s[start] == '0' && j->pos - start > 1) return 0;
+  if (j->pos < j->end && (j->s[j->pos] == '.' || j->s[j->pos] == 'e' || j->s[j->pos] == 'E'))
+    return 0;
+  return 1;
+}
+
+/* Any JSON value, checked and skipped (unknown fields of a tensor entry). */
+static int mrl__ckpt_skip(mrl__ckpt_json *j) {
+  unsigned char c;
+  mrl__ckpt_ws(j);
+  if (j->pos >= j->end) return 0;
+  c = j->s[j->pos];
+  if (c == '"') {
+    const char *s;
+    size_t n, used = j->used;
+    int ok = mrl__ckpt_string(j, &s, &n);
+    j->used = used;
+    return ok;
+  }
+  if (c == '{' || c == '[') {
+    char close = c == '{' ? '}' : ']';
+    if (++j->depth > MRL_CHECKPOINT_MAX_DEPTH) return 0;
+    j->pos++;
+    if (!mrl__ckpt_eat(j, close)) {
+      do {
+        if (c == '{') {
+          const char *s;
+          size_t n, used = j->used;
+          int ok = mrl__ckpt_string(j, &s, &n) && mrl__ckpt_eat(j, ':');
+          j->used = used;
+          if (!ok) return 0;
+        }
+        if (!mrl__ckpt_skip(j)) return 0;
+      } while (mrl__ckpt_eat(j, ','));
+      if (!mrl__ckpt_eat(j, close)) return 0;
+    }
+    j->depth--;
+    return 1;
+  }
+  if (c == '-' || (c >= '0' && c <= '9')) { /* -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)? */
+    if (c == '-') j->pos++;
+    if (j->pos >= j->end || j->s[j->pos] < '0' || j->s[j->pos] > '9') return 0;
+    if (j->s[j->pos] == '0')
+      j->pos++;
+    else
+      while (j->pos < j->end && j->s[j->pos] >= '0' && j->s[j->pos] <= '9') j->pos++;
+    if (j->pos < j->end && j->s[j->pos] == '.') {
+      size_t d = ++j->pos;
+      while (j->pos < j->end && j->s[j->pos] >= '0' && j->s[j->pos] <= '9') j->pos++;
+      if (j->pos == d) return 0;
+    }
+    if (j->pos < j->end && (j->s[j->pos] == 'e' || j->s[j->pos] == 'E')) {
+      size_t d;
+      j->pos++;
+      if (j->pos < j->end && (j->s[j->pos] == '+' || j->s[j->pos] == '-')) j->pos++;
+      d = j->pos;
+      while (j->pos < j->end && j->s[j->pos] >= '0' && j->s[j->pos] <= '9') j->pos++;
+      if (j->pos == d) return 0;
+    }
+    return 1;
+  }
+  {
+    static const char words[3][6] = {"true", "false", "null"};
+    int w;
+    for (w = 0; w < 3; w++) {
+      size_t n = strlen(words[w]);
+      if (j->end - j->pos >= n && memcmp(j->s + j->pos, words[w], n) == 0) {
+        j->pos += n;
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+/* One tensor entry: {"dtype": .., "shape": [..], "data_offsets": [b, e]}. */
+static int mrl__ckpt_entry(mrl__ckpt_json *j, mrl_checkpoint_tensor *t) {
+  int seen = 0;
+  if (!mrl__ckpt_eat(j, '{')) return 0;
+  do {
+    const char *key;
+    size_t klen, used = j->used;
+    if (!mrl__ckpt_string(j, &key, &klen) || !mrl__ckpt_eat(j, ':')) return 0;
+    j->used = used; /* the key is not kept */
+    if (klen == 5 && memcmp(key, "dtype", 5) == 0) {
+      const char *s;
+      size_t n;
+      const mrl__ckpt_dtype *dt;
+      if (seen & 1) return 0; /* duplicate field */
+      seen |= 1;
+      if (!mrl__ckpt_string(j, &s, &n)) return 0;
+      j->used = used;
+      if ((dt = mrl__ckpt_dtype_find(s, n)) == NULL) return 0;
+      t->dtype = dt->name;
+    } else if (klen == 5 && memcmp(key, "shape", 5) == 0) {
+      if (seen & 2) return 0;
+      seen |= 2;
+      if (!mrl__ckpt_eat(j, '[')) return 0;
+      t->ndim = 0;
+      if (!mrl__ckpt_eat(j, ']')) {
+        do {
+          if (t->ndim == MRL_CHECKPOINT_MAX_DIMS) return 0;
+          if (!mrl__ckpt_u64(j, &t->shape[t->ndim++])) return 0;
+        } while (mrl__ckpt_eat(j, ','));
+        if (!mrl__ckpt_eat(j, ']')) return 0;
+      }
+    } else if (klen == 12 && memcmp(key, "data_offsets", 12) == 0) {
+      if (seen & 4) return 0;
+      seen |= 4;
+      if (!mrl__ckpt_eat(j, '[') || !mrl__ckpt_u64(j, &t->offsets[0]) || !mrl__ckpt_eat(j, ',') ||
+          !mrl__ckpt_u64(j, &t->offsets[1]) || !mrl__ckpt_eat(j, ']'))
+        return 0;
+    } else { /* unknown fields are skipped, as the reference parser does */
+      int ok;
+      j->depth++;
+      ok = mrl__ckpt_skip(j);
+      j->depth--;
+      if (!ok) return 0;
+    }
+  } while (mrl__ckpt_eat(j, ','));
+  return seen == 7 && mrl__ckpt_eat(j, '}');
+}
+
+static int mrl__ckpt_cmp_name(const void *a, const void *b) {
+  const mrl_checkpoint_tensor *x = (const mrl_checkpoint_tensor *)a;
+  const mrl_checkpoint_tensor *y = (const mrl_checkpoint_tensor *)b;
+  size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+  int c = n ? memcmp(x->name, y->name, n) : 0;
+  if (c) return c;
+  return x->name_len < y->name_len ? -1 : x->name_len > y->name_len ? 1 : 0;
+}
+
+static int mrl__ckpt_cmp_offsets(const void *a, const void *b) {
+  const mrl_checkpoint_tensor *x = (const mrl_checkpoint_tensor *)a;
+  const mrl_checkpoint_tensor *y = (const mrl_checkpoint_tensor *)b;
+  if (x->offsets[0] != y->offsets[0]) return x->offsets[0] < y->offsets[0] ? -1 : 1;
+  if (x->offsets[1] != y->offsets[1]) return x->offsets[1] < y->offsets[1] ? -1 : 1;
+  return 0;
+}
+
+static int mrl__ckpt_cmp_meta(const void *a, const void *b) {
+  const mrl_checkpoint_meta_entry *x = *(const mrl_checkpoint_meta_entry *const *)a;
+  const mrl_checkpoint_meta_entry *y = *(const mrl_checkpoint_meta_entry *const *)b;
+  size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+  int c = n ? memcmp(x->key, y->key, n) : 0;
+  if (c) return c;
+  return x->key_len < y->key_len ? -1 : x->key_len > y->key_len ? 1 : 0;
+}
+
+/* Appends one element to a growable array; 0 when out of memory. */
+static int mrl__ckpt_grow(void **items, int *count, int *cap, size_t item) {
+  if (*count == *cap) {
+    int ncap = *cap ? *cap * 2 : 16;
+    void *p;
+    if (*cap > INT_MAX / 2 || (size_t)ncap > ((size_t)-1) / item) return 0;
+    p = MRL_REALLOC(*items, item * (size_t)ncap);
+    if (!p) return 0;
+    *items = p;
+    *cap = ncap;
+  }
+  (*count)++;
+  return 1;
+}
+
+MRL_DEF void mrl_checkpoint_close(mrl_checkpoint *c) {
+  if (!c) return;
+  MRL_FREE(c->owned);
+  MRL_FREE(c->strings);
+  MRL_FREE(c->tensors);
+  MRL_FREE(c->meta);
+  memset(c, 0, sizeof *c);
+}
+
+/* Parses the header and checks it against the data; c->bytes/size are set. */
+static mrl_result mrl__ckpt_parse(mrl_checkpoint *c) {
+  const unsigned char *b = c->bytes;
+  uint64_t n = 0, end = 0, data_size;
+  mrl__ckpt_json j;
+  int i, tcap = 0, mcap = 0, have_meta = 0;
+  if (c->size < 8) return MRL_ERR_CORRUPT;
+  for (i = 7; i >= 0; i--) n = (n << 8) | b[i];
+  if (n > MRL_CHECKPOINT_MAX_HEADER || n > (uint64_t)(c->size - 8) || n < 2) return MRL_ERR_CORRUPT;
+  c->header_len = n;
+  data_size = (uint64_t)(c->size - 8) - n;
+  if (b[8] != '{' || !mrl__ckpt_utf8_valid(b + 8, (size_t)n)) return MRL_ERR_CORRUPT;
+  c->strings = (char *)MRL_MALLOC((size_t)n + 1);
+  if (!c->strings) return MRL_ERR_OUT_OF_MEMORY;
+  memset(&j, 0, sizeof j);
+  j.s = b + 8;
+  j.end = (size_t)n;
+  j.out = c->strings;
+  j.pos = 1;
+  j.depth = 1;
+  if (!mrl__ckpt_eat(&j, '}')) {
+    do {
+      const char *key;
+      size_t klen;
+      if (!mrl__ckpt_string(&j, &key, &klen) || !mrl__ckpt_eat(&j, ':')) return MRL_ERR_CORRUPT;
+      if (klen == 12 && memcmp(key, "__metadata__", 12) == 0) {
+        if (have_meta) return MRL_ERR_CORRUPT; /* duplicate key */
+        have_meta = 1;
+        mrl__ckpt_ws(&j);
+        if (j.end - j.pos >= 4 && memcmp(j.s + j.pos, "null", 4) == 0) {
+          j.pos += 4;
+          continue;
+        }
+        if (!mrl__ckpt_eat(&j, '{')) return MRL_ERR_CORRUPT;
+        if (mrl__ckpt_eat(&j, '}')) continue;
+        do { /* string -> string */
+          mrl_checkpoint_meta_entry *e;
+          if (!mrl__ckpt_grow((void **)&c->meta, &c->num_meta, &mcap, sizeof *c->meta))
+            return MRL_ERR_OUT_OF_MEMORY;
+          e = &c->meta[c->num_meta - 1];
+          if (!mrl__ckpt_string(&j, &e->key, &e->key_len) || !mrl__ckpt_eat(&j, ':') ||
+              !mrl__ckpt_string(&j, &e->value, &e->value_len))
+            return MRL_ERR_CORRUPT;
+        } while (mrl__ckpt_eat(&j, ','));
+        if (!mrl__ckpt_eat(&j, '}')) return MRL_ERR_CORRUPT;
+      } else {
+        mrl_checkpoint_tensor *t;
+        if (!mrl__ckpt_grow((void **)&c->tensors, &c->num_tensors, &tcap, sizeof *c->tensors))
+          return MRL_ERR_OUT_OF_MEMORY;
+        t = &c->tensors[c->num_tensors - 1];
+        memset(t, 0, sizeof *t);
+        t->name = key;
+        t->name_len = klen;
+        if (!mrl__ckpt_entry(&j, t)) return MRL_ERR_CORRUPT;
+      }
+    } while (mrl__ckpt_eat(&j, ','));
+    if (!mrl__ckpt_eat(&j, '}')) return MRL_ERR_CORRUPT;
+  }
+  mrl__ckpt_ws(&j);
+  if (j.pos != j.end) return MRL_ERR_CORRUPT; /* only whitespace may follow */
+  /* sizes: elements and bytes without overflow, whole bytes */
+  for (i = 0; i < c->num_tensors; i++) {
+    mrl_checkpoint_tensor *t = &c->tensors[i];
+    const mrl__ckpt_dtype *dt = mrl__ckpt_dtype_find(t->dtype, strlen(t->dtype));
+    uint64_t numel = 1, bits;
+    int d;
+    for (d = 0; d < t->ndim; d++) {
+      if (t->shape[d] != 0 && numel > ~(uint64_t)0 / t->shape[d]) return MRL_ERR_CORRUPT;
+      numel *= t->shape[d];
+    }
+    if (numel > ~(uint64_t)0 / dt->bits) return MRL_ERR_CORRUPT;
+    bits = numel * dt->bits;
+    if (bits % 8u) return MRL_ERR_CORRUPT;
+    t->numel = numel;
+    if (t->offsets[1] < t->offsets[0] || t->offsets[1] - t->offsets[0] != bits / 8u)
+      return MRL_ERR_CORRUPT;
+  }
+  /* offsets: sorted, they tile [0, data_size) exactly */
+  if (c->num_tensors > 1)
+    qsort(c->tensors, (size_t)c->num_tensors, sizeof *c->tensors, mrl__ckpt_cmp_offsets);
+  for (i = 0; i < c->num_tensors; i++) {
+    mrl_checkpoint_tensor *t = &c->tensors[i];
+    if (t->offsets[0] != end) return MRL_ERR_CORRUPT;
+    end = t->offsets[1];
+  }
+  if (end != data_size) return MRL_ERR_CORRUPT;
+  for (i = 0; i < c->num_tensors; i++) {
+    mrl_checkpoint_tensor *t = &c->tensors[i];
+    t->nbytes = (size_t)(t->offsets[1] - t->offsets[0]);
+    t->bytes = b + 8 + (size_t)n + (size_t)t->offsets[0];
+  }
+  /* no duplicate names, no duplicate metadata keys */
+  if (c->num_tensors > 1) {
+    qsort(c->tensors, (size_t)c->num_tensors, sizeof *c->tensors, mrl__ckpt_cmp_name);
+    for (i = 1; i < c->num_tensors; i++)
+      if (mrl__ckpt_cmp_name(&c->tensors[i - 1], &c->tensors[i]) == 0) return MRL_ERR_CORRUPT;
+  }
+  if (c->num_meta > 1) {
+    const mrl_checkpoint_meta_entry **idx = (const mrl_checkpoint_meta_entry **)MRL_MALLOC(
+        sizeof(mrl_checkpoint_meta_entry *) * (size_t)c->num_meta);
+    int dup = 0;
+    if (!idx) return MRL_ERR_OUT_OF_MEMORY;
+    for (i = 0; i < c->num_meta; i++) idx[i] = &c->meta[i];
+    qsort((void *)idx, (size_t)c->num_meta, sizeof *idx, mrl__ckpt_cmp_meta);
+    for (i = 1; i < c->num_meta; i++)
+      if (mrl__ckpt_cmp_meta(&idx[i - 1], &idx[i]) == 0) dup = 1;
+    MRL_FREE((void *)idx);
+    if (dup) return MRL_ERR_CORRUPT;
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_checkpoint_open_buffer(mrl_checkpoint *c, const void *data, size_t size) {
+  mrl_result r;
+  if (!c) return MRL_ERR_INVALID_ARGUMENT;
+  memset(c, 0, sizeof *c);
+  if (!data && size) return MRL_ERR_INVALID_ARGUMENT;
+  c->bytes = (const unsigned char *)data;
+  c->size = size;
+  if ((r = mrl__ckpt_parse(c)) != MRL_OK) mrl_checkpoint_close(c);
+  return r;
+}
+
+/* The size of a regular file (0: unknown); 0 when the stream is unusable. */
+static int mrl__ckpt_size_hint(FILE *f, size_t *size) {
+#if defined(MRL__CKPT_POSIX)
+  struct stat st; /* not ftell: a directory may report an absurd size */
+  *size = 0;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+      (uint64_t)st.st_size < (uint64_t)((size_t)-1))
+    *size = (size_t)st.st_size;
+  return 1;
+#else
+  long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+  *size = end > 0 && (unsigned long)end < (unsigned long)((size_t)-1) ? (size_t)end : 0;
+  return fseek(f, 0, SEEK_SET) == 0;
+#endif
+}
+
+MRL_DEF mrl_result mrl_checkpoint_open(mrl_checkpoint *c, const char *path) {
+  FILE *f;
+  unsigned char *buf = NULL;
+  size_t len = 0, cap = 0;
+  mrl_result r;
+  if (!c) return MRL_ERR_INVALID_ARGUMENT;
+  memset(c, 0, sizeof *c);
+  if (!path || (f = fopen(path, "rb")) == NULL) return MRL_ERR_IO;
+  { /* one allocation when the size is known; the loop below still reads to the end */
+    size_t hint = 0;
+    if (!mrl__ckpt_size_hint(f, &hint)) {
+      fclose(f);
+      return MRL_ERR_IO;
+    }
+    /* + 1: reaching the end needs no regrowth; a failed allocation just
+     * falls back to growing */
+    if (hint > 0 && hint < (size_t)-1 && (buf = (unsigned char *)MRL_MALLOC(hint + 1)) != NULL)
+      cap = hint + 1;
+  }
+  for (;;) { /* read to the end, growing the buffer (files whose size ftell cannot tell) */
+    size_t got;
+    if (len == cap) {
+      size_t ncap = cap ? cap * 2 : 65536;
+      unsigned char *nb;
+      if (ncap < cap || (nb = (unsigned char *)MRL_REALLOC(buf, ncap)) == NULL) {
+        MRL_FREE(buf);
+        fclose(f);
+        return MRL_ERR_OUT_OF_MEMORY;
+      }
+      buf = nb;
+      cap = ncap;
+    }
+    got = fread(buf + len, 1, cap - len, f);
+    len += got;
+    if (got == 0) break;
+  }
+  if (ferror(f)) {
+    MRL_FREE(buf);
+    fclose(f);
+    return MRL_ERR_IO;
+  }
+  fclose(f);
+  c->owned = buf;
+  c->bytes = buf;
+  c->size = len;
+  if ((r = mrl__ckpt_parse(c)) != MRL_OK) mrl_checkpoint_close(c);
+  return r;
+}
+
+MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c,
+                                                         const char *name) {
+  mrl_checkpoint_tensor key;
+  int lo = 0, hi;
+  if (!c || !name) return NULL;
+  memset(&key, 0, sizeof key);
+  key.name = name;
+  key.name_len = strlen(name);
+  hi = c->num_tensors - 1;
+  while (lo <= hi) { /* tensors are sorted by name */
+    int mid = lo + (hi - lo) / 2, cmp = mrl__ckpt_cmp_name(&key, &c->tensors[mid]);
+    if (cmp == 0) return &c->tensors[mid];
+    if (cmp < 0)
+      hi = mid - 1;
+    else
+      lo = mid + 1;
+  }
+  return NULL;
+}
+
+MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float *out,
+                                           size_t count) {
+  if (!t || (!out && count) || strcmp(t->dtype, "F32") != 0 || t->numel != (uint64_t)count)
+    return MRL_ERR_INVALID_ARGUMENT;
+  mrl__ckpt_f32_from_le(out, t->bytes, count, mrl__ckpt_host_le());
+  return MRL_OK;
+}
+
+MRL_DEF const char *mrl_checkpoint_meta(const mrl_checkpoint *c, const char *key) {
+  size_t n;
+  int i;
+  if (!c || !key) return NULL;
+  n = strlen(key);
+  for (i = 0; i < c->num_meta; i++)
+    if (c->meta[i].key_len == n && memcmp(c->meta[i].key, key, n) == 0) return c->meta[i].value;
+  return NULL;
+}
+
+/* The file tensor for model tensor m (name + suffix), checked: F32, same shape. */
+static mrl_result mrl__ckpt_match(const mrl_checkpoint *c, const mrl_param *m, const char *suffix,
+                                  const mrl_checkpoint_tensor **out) {
+  char name[96];
+  const mrl_checkpoint_tensor *t;
+  int d;
+  *out = NULL;
+  snprintf(name, sizeof name, "%s%s", m->name, suffix);
+  if ((t = mrl_checkpoint_find(c, name)) == NULL) return MRL_ERR_INVALID_ARGUMENT;
+  if (strcmp(t->dtype, "F32") != 0 || t->ndim != m->tensor.ndim) return MRL_ERR_INVALID_ARGUMENT;
+  for (d = 0; d < t->ndim; d++)
+    if (t->shape[d] != (uint64_t)m->tensor.shape[d]) return MRL_ERR_INVALID_ARGUMENT;
+  *out = t;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, int flags) {
+  int opt = (flags & MRL_CHECKPOINT_OPTIMIZER) != 0, i, k, native = mrl__ckpt_host_le();
+  long long steps = 0;
+  unsigned char *used;
+  mrl_result r = MRL_OK;
+  if (!c || !p || !p->finalized || (flags & ~3)) return MRL_ERR_INVALID_ARGUMENT;
+  if (opt) { /* memrl.adam_steps: decimal digits, fits in long long */
+    const char *s = mrl_checkpoint_meta(c, "memrl.adam_steps");
+    if (!s) return MRL_ERR_INVALID_ARGUMENT;
+    if (!*s) return MRL_ERR_CORRUPT;
+    for (; *s; s++) {
+      if (*s < '0' || *s > '9' || steps > (LLONG_MAX - (*s - '0')) / 10) return MRL_ERR_CORRUPT;
+      steps = steps * 10 + (*s - '0');
+    }
+  }
+  used = (unsigned char *)MRL_MALLOC((size_t)c->num_tensors + 1);
+  if (!used) return MRL_ERR_OUT_OF_MEMORY;
+  memset(used, 0, (size_t)c->num_tensors + 1);
+  /* 1. check everything */
+  for (i = 0; i < p->count && r == MRL_OK; i++)
+    for (k = 0; k < (opt ? 3 : 1) && r == MRL_OK; k++) {
+      const mrl_checkpoint_tensor *t;
+      r = mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t);
+      if (r == MRL_OK) used[t - c->tensors] = 1;
+    }
+  if (r == MRL_OK && !(flags & MRL_CHECKPOINT_ALLOW_UNKNOWN)) {
+    /* moments are known tensors even when not loaded */
+    for (i = 0; i < p->count; i++)
+      for (k = 1; k < 3; k++) {
+        const mrl_checkpoint_tensor *t;
+        if (mrl__ckpt_match(c, &p->items[i], mrl__ckpt_moment_suffix[k - 1], &t) == MRL_OK)
+          used[t - c->tensors] = 1;
+      }
+    for (i = 0; i < c->num_tensors; i++)
+      if (!used[i]) r = MRL_ERR_INVALID_ARGUMENT;
+  }
+  MRL_FREE(used);
+  if (r != MRL_OK) return r;
+  /* 2. write */
+  for (k = 0; k < (opt ? 3 : 1); k++)
+    for (i = 0; i < p->count; i++) {
+      const mrl_checkpoint_tensor *t;
+      float *dst = (k == 0 ? p->values : k == 1 ? p->moment1 : p->moment2) + p->items[i].offset;
+      mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t);
+      mrl__ckpt_f32_from_le(dst, t->bytes, (size_t)t->numel, native);
+    }
+  if (opt) p->adam_steps = steps;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_checkpoint_load_buffer(mrl_params *p, const void *data, size_t size,
+                                              int flags) {
+  mrl_checkpoint c;
+  mrl_result r = mrl_checkpoint_open_buffer(&c, data, size);
+  if (r == MRL_OK) r = mrl_checkpoint_apply(&c, p, flags);
+  mrl_checkpoint_close(&c);
+  return r;
+}
+
+MRL_DEF mrl_result mrl_checkpoint_load(mrl_params *p, const char *path, int flags) {
+  mrl_checkpoint c;
+  mrl_result r = mrl_checkpoint_open(&c, path);
+  if (r == MRL_OK) r = mrl_checkpoint_apply(&c, p, flags);
+  mrl_checkpoint_close(&c);
+  return r;
 }
 
 #ifdef __cplusplus

@@ -14,6 +14,8 @@ It (re)writes these files under tests/ref/:
     clip.txt  torch.nn.utils.clip_grad_norm_ over two tensors, with and
               without clipping.
     ops.txt   log_softmax and matmul forward values and gradients.
+    torch_written.safetensors / .txt  a checkpoint written from PyTorch
+              tensors by tools/safetensors_io.py (see make_torch_checkpoint).
 
 File format (one tensor per line, single spaces):
 
@@ -771,11 +773,80 @@ def make_heads():
     return path
 
 
+# ---------------------------------------------------------------------------
+# A checkpoint written from PyTorch tensors (memrl loads it: tests/test_checkpoint.c)
+# ---------------------------------------------------------------------------
+
+def make_torch_checkpoint():
+    """tests/ref/torch_written.safetensors: an MLP 4-8-3 (tanh) named "pi" and
+    an LSTM 3->5 named "core", after 3 steps of Adam(lr=1e-2) on
+    loss = mean(pi(x)^2) + mean(core(xs)^2), with memrl's names, the Adam
+    moments as <name>.adam_m / <name>.adam_v, memrl.adam_steps = "3", and two
+    tensors memrl's model lacks (an I64 and an F16 one). Written by
+    tools/safetensors_io.py (standard library only). tests/ref/torch_written.txt
+    holds the values, the outputs before the 4th step and the parameters after it."""
+    import safetensors_io
+
+    torch.manual_seed(SEED)
+    mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    lstm = torch.nn.LSTM(3, 5)
+    named = [("pi.0.weight", mlp[0].weight), ("pi.0.bias", mlp[0].bias),
+             ("pi.1.weight", mlp[2].weight), ("pi.1.bias", mlp[2].bias),
+             ("core.weight_ih_l0", lstm.weight_ih_l0), ("core.weight_hh_l0", lstm.weight_hh_l0),
+             ("core.bias_ih_l0", lstm.bias_ih_l0), ("core.bias_hh_l0", lstm.bias_hh_l0)]
+    opt = torch.optim.Adam([p for _, p in named], lr=1e-2)
+    x = torch.randn(6, 4)
+    xs = torch.randn(3, 2, 3)  # [T, B, in], time-major
+
+    def loss_fn():
+        y = mlp(x)
+        ys, _ = lstm(xs)
+        return y, ys, (y ** 2).mean() + (ys ** 2).mean()
+
+    for _ in range(3):
+        opt.zero_grad()
+        loss_fn()[2].backward()
+        opt.step()
+    state = {}
+    for name, p in named:
+        st = opt.state[p]
+        state[name] = p.detach().clone()
+        state[name + ".adam_m"] = st["exp_avg"].clone()
+        state[name + ".adam_v"] = st["exp_avg_sq"].clone()
+    state["extra.counter"] = torch.tensor([7, -3], dtype=torch.int64)
+    state["extra.half"] = torch.tensor([0.5, -2.0], dtype=torch.float16)
+    path = os.path.join(OUT_DIR, "torch_written.safetensors")
+    safetensors_io.write_torch(path, state, {"memrl.adam_steps": "3",
+                                             "memrl.config": '{"written_by": "torch"}',
+                                             "format": "pt"})
+    # the 4th step, for memrl to reproduce after loading
+    opt.zero_grad()
+    y, ys, loss = loss_fn()
+    loss.backward()
+    opt.step()
+    f, txt = open_fixture("torch_written.txt",
+                          "values of torch_written.safetensors; y = pi(x), ys = core(xs) and "
+                          "loss before the 4th Adam step, next_<name> after it")
+    with f:
+        for name, p in named:
+            dump(f, name, state[name])
+            dump(f, name + ".adam_m", state[name + ".adam_m"])
+            dump(f, name + ".adam_v", state[name + ".adam_v"])
+        dump(f, "x", x)
+        dump(f, "xs", xs)
+        dump(f, "y", y)
+        dump(f, "ys", ys)
+        dump(f, "loss", loss)
+        for name, p in named:
+            dump(f, "next_" + name, p)
+    return path + " and " + txt
+
+
 def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT_DIR, exist_ok=True)
-    for make in (make_lstm, make_adam, make_clip, make_ops, make_tensor_fused):
+    for make in (make_lstm, make_adam, make_clip, make_ops, make_tensor_fused, make_torch_checkpoint):
         print("wrote", make())
     for make in (make_rnn, make_optim, make_init, make_dist, make_heads):
         print("wrote", make())

@@ -49,6 +49,13 @@ for t in $unit; do count "./build/$t" "$t (-O2)"; done
 for t in $unit; do count "./build/san_$t" "$t (sanitizers)"; done
 for t in $learning; do count "./build/$t" "$t (-O2)"; done
 
+# A checkpoint written by memrl (test_checkpoint leaves it in build/) read by
+# Python's standard library, when python3 is installed.
+if command -v python3 >/dev/null 2>&1; then
+  check "python reads a memrl checkpoint" python3 tools/safetensors_io.py check \
+    build/memrl_written.safetensors build/memrl_written.expect
+fi
+
 # Headers as C99 and C++, gcc and clang, warnings as errors.
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/all_headers.c
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_envs.h"\nint main(void) { return 0; }\n' > build/envs_alone.c
