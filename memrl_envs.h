@@ -595,7 +595,7 @@
  * "|domain_randomization:gravity=8:12,length=0.4:0.6") draws each listed
  * parameter uniformly from [lo, hi] at every reset, before resetting
  * inner: parameter i gets lo + (hi - lo) * u_i with u_i in [0, 1) (53 bits)
- * from mrl_rng_make(mix64(seed ^ "domain") ^ i), a stream of its own, so
+ * from mrl_rng_make(mix64(mix64(seed ^ "domain") + i)), a stream of its own, so
  * the initial state and the rest of the episode are those of inner with
  * the same seed, the same seed gives the same physics, and a seed keeps
  * its quantile u_i when a range changes. Automatic domain randomisation
@@ -4067,7 +4067,7 @@ typedef struct mrl__wrap {
 /* u_i of the domain randomisation: uniform in [0, 1) with 53 bits, from the
  * episode seed and the parameter index only. */
 static double mrl__dr_uniform(uint64_t seed, int index) {
-  mrl_rng r = mrl_rng_make(mrl__mix64(seed ^ 0x646f6d61696eULL) ^ (uint64_t)index);
+  mrl_rng r = mrl_rng_make(mrl__mix64(mrl__mix64(seed ^ 0x646f6d61696eULL) + (uint64_t)index));
   uint32_t a = mrl_rng_u32(&r) >> 5, b = mrl_rng_u32(&r) >> 6;
   return ((double)a * 67108864.0 + (double)b) * (1.0 / 9007199254740992.0);
 }
