@@ -103,18 +103,24 @@
  *   variables, in the order above, are -0.05 + 0.1 * u with u =
  *   (double)mrl_rng_uniform(&r) and r = mrl_rng_make(seed), so uniform in
  *   [-0.05, 0.05) like Gymnasium (whose numpy generator gives other
- *   numbers for the same seed). Success: none (-1).
+ *   numbers for the same seed). Success: none (-1). The physics constants
+ *   are parameters (see "Parameters and domain randomisation").
+ *   Render: "[<track>] x=<x> theta=<deg> deg\n": a 40-character track of
+ *   '-' over [-2.4, 2.4] with the cart drawn as its pole, | upright (|theta|
+ *   <= 0.05 rad), / leaning right, \ leaning left.
  *
  * StatelessCartPole-v1
  *   CartPole-v1 with the velocities hidden: observation [x, theta] (2
  *   floats) of exactly the same trajectory (POPGym's position-only
- *   CartPole, SB3's CartPoleNoVel). Everything else as CartPole-v1.
+ *   CartPole, SB3's CartPoleNoVel). Everything else as CartPole-v1, render
+ *   included.
  *
  * Pendulum-v1
  *   Gymnasium's Pendulum (gymnasium/envs/classic_control/pendulum.py), same
  *   constants and equations, state in double: g = 10.0, m = 1, l = 1, dt =
- *   0.05, max_speed 8, max_torque 2. One box action, the torque u, clipped
- *   to [-2, 2] (the wrapper clips, as Gymnasium's np.clip does). Step:
+ *   0.05, max_speed 8, max_torque 2 (parameters, see "Parameters and
+ *   domain randomisation"). One box action, the torque u, clipped to
+ *   [-2, 2] (the wrapper clips, as Gymnasium's np.clip does). Step:
  *     costs    = angle_normalize(th)^2 + 0.1 * thdot^2 + 0.001 * u^2
  *     newthdot = thdot + (3 g / (2 l) * sin(th) + 3 / (m l^2) * u) * dt,
  *                then clipped to [-8, 8]
@@ -188,6 +194,9 @@
  *   The optimal return is 4 (L + 1 steps); it needs the cue remembered for
  *   L steps. The paper gives the start observations only as "011 or 110";
  *   which one means North is the common reading of its implementations.
+ *   Render: three rows of L + 1 characters (North arm, corridor, South
+ *   arm): A agent, else at x = 0 the cue (^ goal North, v goal South),
+ *   . corridor, G goal arm, o other arm.
  *
  * PassiveTMaze-<L>
  *   The passive T-maze of T. Ni, M. Ma, B. Eysenbach, P.-L. Bacon, "When
@@ -401,7 +410,8 @@
  *   draws it per episode), no 3D.
  *   Render: "phase <p>/3 step <t>/<phase length>\n", then the 7 x 11 board:
  *   # wall, . floor, A agent, @ apple, R G B colours 0 1 2.
- * ---- POPGym card and game tasks --------------------------------------------
+ *
+ * ---- POPGym card and game tasks ----
  *
  * From S. Morad et al., "POPGym: Benchmarking Partially Observable
  * Reinforcement Learning", ICLR 2023, with the rules of its reference code
@@ -432,6 +442,8 @@
  *   comes with reset; every step deals the next one. Reward at every step:
  *   +1/(n-1) when the action is the suit of the FIRST card, else -1/(n-1).
  *   Truncated at step n-1 (the deck is empty). Optimal return 1.
+ *   Render (RepeatPrevious too): "card <i>/<n>  seen: ... <the last 8
+ *   cards, rank and suit>  answer...: <suit>\n", the suit to name next.
  *
  * RepeatPrevious<Easy|Medium|Hard>-v0 (1, 2, 3 decks; k = 4, 32, 64)
  *   Obs and actions as RepeatFirst. With o_0 the reset observation and o_j
@@ -440,7 +452,8 @@
  *   give 0. So the answer is the suit shown k-1 observations before the
  *   latest one, as POPGym's code has it (hand[-k]: k = 1 would be the
  *   latest card; its docstring reads k = 0 as the latest, one off, and we
- *   follow the code). Truncated at step n-1. Optimal return 1.
+ *   follow the code). Truncated at step n-1. Optimal return 1. Render: as
+ *   RepeatFirst.
  *
  * Autoencode<Easy|Medium|Hard>-v0 (1, 2, 3 decks)
  *   Obs (6): [play, watch] mode flags, then the suit (4). Actions: 4 suits.
@@ -451,6 +464,8 @@
  *   terminated after the n-th answer (2n-1 steps in all). During play the
  *   suit block is all zeros (POPGym shows the constant suit of card 0: no
  *   information either way).
+ *   Render: "watch: card <i>/<n> is <card>\n" or "play: <k>/<n> recited,
+ *   next answer: suit <s>\n".
  *
  * CountRecall<Easy|Medium|Hard>-v0 (colours of 1 deck, suits of 2 decks,
  *   ranks of 4 decks: d = 2, 4, 13 values, n = 52, 104, 208 cards)
@@ -464,12 +479,15 @@
  *   fix (proroklab/popgym issue #40, PR #41) had n/d actions, so the full
  *   count could not be answered; we have the fixed n/d + 1. POPGym's
  *   error_clamp argument is unused by its reward; so here.
+ *   Render: "card <i>/<n>: dealt <kind> <v>, query <kind> <q> (answer <c>)
+ *   counts: <count of each value>\n".
  *
  * HigherLower<Easy|Medium|Hard>-v0 (1, 2, 3 decks)
  *   Obs: rank of the current card (13). Actions: 0 "the next card ranks
  *   higher", 1 "lower". Step: the next card is dealt and shown; equal
  *   ranks give 0, a right guess +1/n, a wrong one -1/n. Terminated at step
  *   n-1 (deck empty). Card counting beats chance.
+ *   Render: "card <i>/<n>: <card>  higher (0) or lower (1)?\n".
  *
  * Concentration<Easy|Medium|Hard>-v0 (Easy: colours of 1 deck, Medium:
  *   colours of 2 decks, Hard: ranks of 1 deck; d = 2, 2, 13 values)
@@ -483,6 +501,9 @@
  *   reward -(cards flipped this turn)/L (POPGym's fix of its PR #1).
  *   Terminated when all cards are face up; truncated after L = ceil(2n -
  *   n/(2n-1)) steps (104 or 208), the expected length of a perfect player.
+ *   Render: rows of 13 positions: ? face down, the value (rank, or b / r
+ *   for black / red) when matched, the card flipped in the open turn in
+ *   brackets.
  *
  * Battleship<Easy|Medium|Hard>-v0 (board b = 8, 10, 12)
  *   Ships of 2, 3, 3 and 4 cells, placed one after another by POPGym's
@@ -493,6 +514,8 @@
  *   cell shot before) is a miss: -1/(b*b - 12). Terminated at the 12th
  *   hit, truncated after b*b shots. Best return 1; POPGym's scale puts the
  *   worst (all misses) at -b*b/(b*b-12), below -1; we keep its scale.
+ *   Render: the board (X hit, o miss, # ship not hit yet, . water; the
+ *   last shot in brackets), then "hits <h>/12\n".
  *
  * MineSweeper<Easy|Medium|Hard>-v0 (4x4 with 2 mines, 6x6 with 6, 8x8
  *   with 10; L = cells - mines)
@@ -505,6 +528,8 @@
  *   POPGym's check (timestep == L before counting the step) lets an episode
  *   run L+1 steps; we stop at L, the length its reward scale is computed
  *   for, so the worst return is exactly -1.
+ *   Render: the board (a viewed cell shows its count, . hidden, * mine;
+ *   the last click in brackets), then "clear cells left <k>\n".
  *
  * MultiarmedBandit<Easy|Medium|Hard>-v0 (10, 20, 30 arms; T = 200, 400,
  *   600 steps)
@@ -512,6 +537,8 @@
  *   [no payout, payout] (2), "no payout" at reset. Actions: the arms. Step:
  *   the pulled arm pays with its probability: +1/T, else -1/T. Truncated
  *   after T steps. mrl_env_task: the arm probabilities (task_dim = arms).
+ *   Render: one line per arm, its probability and a bar of # (20 for 1),
+ *   > marking the last pull with "paid" or "no".
  *
  * ==== Vector environment ============================================
  *
@@ -538,7 +565,7 @@
  * ==== Wrappers ======================================================
  *
  * Each wrapper is an mrl_env around another (mrl_env_wrap_*), owns it, and
- * forwards render, task (mrl_env_task) and success; the outer mrl_env does
+ * forwards render, task (mrl_env_task), success and parameters; the outer mrl_env does
  * its own action checks, step-before-reset refusal, time limit and episode
  * statistics (mrl_env_episode_return / _length / _success), so they hold
  * at every level. mrl_env_inner(env) returns the wrapped environment.
@@ -1757,7 +1784,7 @@ static mrl_result mrl__pendulum_step(void *self, const float *action, float *obs
 
 static int mrl__pendulum_render(const void *self, char *buf, size_t size) {
   const mrl__pendulum *p = (const mrl__pendulum *)self;
-  /* a 16-point compass of the pole: ^ upright, v hanging */
+  /* an 8-point dial of the pole: ^ upright, v hanging */
   static const char dial[8] = {'^', '/', '>', '\\', 'v', '/', '<', '\\'};
   double a = mrl__angle_normalize(p->th);
   int k = (int)floor((a + MRL__PI) / (2.0 * MRL__PI) * 8.0 + 0.5 + 4.0) % 8;
@@ -3770,7 +3797,8 @@ MRL_DEF int mrl_env_list(int index, mrl_env_info *out) {
       {"RepeatFirst<Easy|Medium|Hard>-v0",
        "POPGym: name the suit of the first card of a 1/8/16-deck stream", mrl__repeat_make},
       {"RepeatPrevious<Easy|Medium|Hard>-v0",
-       "POPGym: name the suit of the card seen k = 4/32/64 cards ago", mrl__repeat_make},
+       "POPGym: name the suit of the card k = 4/32/64 back (the latest is 1 back)",
+       mrl__repeat_make},
       {"Autoencode<Easy|Medium|Hard>-v0",
        "POPGym: watch 1/2/3 decks of suits, then recite them in reverse", mrl__autoencode_make},
       {"CountRecall<Easy|Medium|Hard>-v0",
