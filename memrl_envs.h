@@ -78,7 +78,9 @@
  *   built-in ones go through the same wrapper, which does the action checks,
  *   the reset/done bookkeeping, the time limit and the episode statistics.
  *   If the user's own reset or step callback returns an error, that error
- *   is passed on and the environment needs a new reset.
+ *   is passed on and the environment needs a new reset. A user environment
+ *   with physics can list its constants (num_params, param_name,
+ *   get_param, set_param) and so be domain-randomised like CartPole.
  *
  * ==== Environments ==================================================
  *
