@@ -637,7 +637,14 @@
  * The physics of the episode is privileged information: mrl_env_task of
  * the wrapper (and of wrappers around it) is inner's task followed by
  * every parameter's current value, in index order. mrl_env_id keeps the
- * ranges the wrapper was made with.
+ * ranges the wrapper was made with. A sketch of ADR with one range:
+ *
+ *     double lo = 9.8, hi = 9.8;
+ *     mrl_vecenv_init(&v, "CartPole-v1|domain_randomization:gravity=9.8:9.8",
+ *                     64, seed);
+ *     ... train; every K steps, when the mean return is high enough:
+ *     lo = lo > 1.0 ? lo - 0.5 : lo;  hi += 0.5;
+ *     mrl_vecenv_domain_randomization_set_range(&v, "gravity", lo, hi);
  *
  * ==== Version history ===============================================
  *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
