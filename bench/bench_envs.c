@@ -141,6 +141,7 @@ static void bench_popgym(float *actions) {
 int main(void) {
   static float actions[ACTION_ROWS * NUM_ENVS * MAX_AD];
   const char *ids[] = {"CartPole-v1",
+                       "CartPole-v1|domain_randomization:gravity=4.9:19.6,length=0.25:1",
                        "StatelessCartPole-v1",
                        "TMaze-20",
                        "Pendulum-v1",

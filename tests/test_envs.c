@@ -916,6 +916,91 @@ static void test_episode_stats(void) {
   MRL_CHECK(mrl_episode_stats_success_rate(&s) == 0.5f, "only reporting episodes count");
 }
 
+/* ---- every registered family: a well-formed pattern and a renderer ------- */
+
+/* An example id from a registry pattern: "<A|B|C>" becomes A; the other
+ * placeholders take 5, 3, 2 in turn (valid for every family); optional
+ * "[...]" parts are kept when full, else dropped. */
+static void example_id(const char *pattern, int full, char *out, size_t size) {
+  static const char *const fill[3] = {"5", "3", "2"};
+  size_t at = 0;
+  int depth = 0, next = 0;
+  const char *p;
+  for (p = pattern; *p && at + 2 < size; p++) {
+    if (*p == '[') {
+      depth++;
+      continue;
+    }
+    if (*p == ']') {
+      depth--;
+      continue;
+    }
+    if (depth > 0 && !full) {
+      if (*p == '<') next++; /* a skipped placeholder still uses its number */
+      if (*p == '<') p = strchr(p, '>');
+      continue;
+    }
+    if (*p == '<') {
+      const char *end = strchr(p, '>'), *bar = strchr(p, '|');
+      if (bar && bar < end) { /* alternatives: the first */
+        memcpy(out + at, p + 1, (size_t)(bar - p - 1));
+        at += (size_t)(bar - p - 1);
+      } else {
+        const char *f = fill[next < 3 ? next : 2];
+        next++;
+        memcpy(out + at, f, strlen(f));
+        at += strlen(f);
+      }
+      p = end;
+      continue;
+    }
+    out[at++] = *p;
+  }
+  out[at] = '\0';
+}
+
+static void test_registry_render(void) {
+  mrl_env_info info;
+  int i, n = mrl_env_list(0, NULL), full;
+  MRL_CHECK(n >= 27, "registry has every family (%d)", n);
+  for (i = 0; i < n; i++) {
+    MRL_CHECK(mrl_env_list(i, &info) == n && info.pattern && info.description && info.make,
+              "entry %d complete", i);
+    for (full = 0; full < 2; full++) {
+      char id[128], text[4096], small[8];
+      float obs[1024], act[2] = {0.0f, 0.0f}, r;
+      int te, tu, len, len0, len_small;
+      mrl_env *env;
+      example_id(info.pattern, full, id, sizeof id);
+      env = mrl_env_make(id);
+      MRL_CHECK(env != NULL, "example id %s of %s made", id, info.pattern);
+      if (!env) continue;
+      {
+        mrl_env *direct = info.make(id);
+        MRL_CHECK(direct != NULL, "its own family makes %s", id);
+        mrl_env_free(direct);
+      }
+      if (mrl_env_obs_dim(env) > 1024) {
+        mrl_env_free(env);
+        continue;
+      }
+      mrl_env_reset(env, 1, obs);
+      len = mrl_env_render(env, text, sizeof text);
+      MRL_CHECK(len > 0 && (size_t)len < sizeof text && strlen(text) == (size_t)len,
+                "%s renders (%d chars)", id, len);
+      len0 = mrl_env_render(env, NULL, 0);
+      len_small = mrl_env_render(env, small, sizeof small);
+      MRL_CHECK(len0 == len && len_small == len && strlen(small) == (len < 7 ? (size_t)len : 7u),
+                "%s: snprintf semantics", id);
+      if (mrl_env_num_actions(env) == 0) act[0] = act[1] = 0.05f;
+      mrl_env_step(env, act, obs, &r, &te, &tu);
+      len = mrl_env_render(env, text, sizeof text);
+      MRL_CHECK(len > 0 && strlen(text) == (size_t)len, "%s renders after a step", id);
+      mrl_env_free(env);
+    }
+  }
+}
+
 int main(void) {
   test_cartpole_reset();
   test_cartpole_trajectory();
@@ -937,5 +1022,6 @@ int main(void) {
   test_vecenv_init_errors();
   test_tmaze_vecenv_success();
   test_episode_stats();
+  test_registry_render();
   return mrl_test_summary("test_envs");
 }

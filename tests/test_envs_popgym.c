@@ -1074,10 +1074,11 @@ static void test_wrap_forwarding(void) {
 /* ---- vector env over wrapped ids; parallel == serial ---------------------- */
 
 static void test_vecenv(void) {
-  const char *ids[3] = {"ConcentrationHard-v0|prev_action_reward", "BattleshipMedium-v0",
-                        "TMaze-6|obs_noise:0.1|frame_stack:2"};
+  const char *ids[4] = {"ConcentrationHard-v0|prev_action_reward", "BattleshipMedium-v0",
+                        "TMaze-6|obs_noise:0.1|frame_stack:2",
+                        "CartPole-v1|domain_randomization:gravity=5:15,length=0.3:0.7"};
   int e;
-  for (e = 0; e < 3; e++) {
+  for (e = 0; e < 4; e++) {
     mrl_vecenv v1, v2;
     mrl_env *envs[70];
     mrl_rng rng = mrl_rng_make(3);

@@ -71,6 +71,8 @@ for cxx in g++ clang++; do
     check "$cxx C++ $src" $cxx -x c++ -std=c++11 -pedantic -Wall -Wextra -Werror -c build/$src.c -o build/$src.$cxx.o
   done
 done
+# The vector env's OpenMP path steps environments in parallel bit for bit like the serial loop.
+check "vecenv OpenMP equals serial" sh -c "${CC:-cc} -std=c99 -O2 -fopenmp -o build/omp_test_envs_popgym tests/test_envs_popgym.c -lm && OMP_NUM_THREADS=4 ./build/omp_test_envs_popgym"
 # No mutable global state: no writable data symbols in an implementation object.
 check "no writable globals" sh -c '! nm build/all_headers.gcc.o | grep -E " [BbDd] "'
 check "clang-format" make -s format-check
