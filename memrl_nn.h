@@ -388,6 +388,8 @@ MRL_DEF int mrl_categorical_sample(const float *logits, int n, mrl_rng *rng);
 MRL_DEF int mrl_categorical_mode(const float *logits, int n);
 
 /* KL(p || q) per row, from rows of normalised log-probabilities: [B]. */
+/* KL(p || q) per row [B] from log-probabilities: mrl_kl_categorical with
+ * MRL_LOSS_NONE (memrl_tensor.h), named for the distributions API. */
 MRL_DEF mrl_tensor *mrl_categorical_kl(mrl_graph *g, mrl_tensor *log_p, mrl_tensor *log_q);
 
 /* ---- diagonal Gaussian (torch.distributions.Independent(Normal, 1)) ----
@@ -404,6 +406,7 @@ MRL_DEF mrl_tensor *mrl_gaussian_log_prob(mrl_graph *g, mrl_tensor *mean, mrl_te
 MRL_DEF mrl_tensor *mrl_gaussian_entropy(mrl_graph *g, mrl_tensor *log_std);
 /* KL(p || q) = sum_d log(sq/sp) + (sp^2 + (mp - mq)^2) / (2 sq^2) - 1/2. log_std_q
  * must broadcast against log_std_p (same shape, or [D]). [B]. */
+/* (mrl_kl_normal with MRL_LOSS_NONE.) */
 MRL_DEF mrl_tensor *mrl_gaussian_kl(mrl_graph *g, mrl_tensor *mean_p, mrl_tensor *log_std_p,
                                     mrl_tensor *mean_q, mrl_tensor *log_std_q);
 
@@ -1870,10 +1873,8 @@ MRL_DEF int mrl_categorical_mode(const float *logits, int n) {
 }
 
 MRL_DEF mrl_tensor *mrl_categorical_kl(mrl_graph *g, mrl_tensor *log_p, mrl_tensor *log_q) {
-  if (!log_p || !log_q) return NULL;
-  MRL_SHAPE_CHECK(mrl_tensor_same_shape(log_p, log_q), "categorical_kl", "shapes differ", log_p,
-                  log_q);
-  return mrl_sum_rows(g, mrl_mul(g, mrl_exp(g, log_p), mrl_sub(g, log_p, log_q)));
+  /* the tensor op takes logits; normalised log-probabilities are logits too */
+  return mrl_kl_categorical(g, log_p, log_q, MRL_LOSS_NONE);
 }
 
 /* ---- diagonal Gaussian ---- */
@@ -1913,15 +1914,7 @@ MRL_DEF mrl_tensor *mrl_gaussian_entropy(mrl_graph *g, mrl_tensor *log_std) {
 
 MRL_DEF mrl_tensor *mrl_gaussian_kl(mrl_graph *g, mrl_tensor *mean_p, mrl_tensor *log_std_p,
                                     mrl_tensor *mean_q, mrl_tensor *log_std_q) {
-  mrl_tensor *d, *t1, *vr;
-  if (!mean_p || !log_std_p || !mean_q || !log_std_q) return NULL;
-  MRL_SHAPE_CHECK(mrl_tensor_same_shape(mean_p, mean_q), "gaussian_kl", "means differ", mean_p,
-                  mean_q);
-  d = mrl_sub(g, log_std_p, log_std_q); /* log(sp/sq) */
-  t1 = mrl_square(g, mrl_mul(g, mrl_sub(g, mean_p, mean_q), mrl_exp(g, mrl_neg(g, log_std_q))));
-  vr = mrl_exp(g, mrl_scale(g, d, 2.0f)); /* (sp/sq)^2 */
-  return mrl_sum_rows(
-      g, mrl_sub(g, mrl_scale(g, mrl_add_scalar(g, mrl_add(g, t1, vr), -1.0f), 0.5f), d));
+  return mrl_kl_normal(g, mean_p, log_std_p, mean_q, log_std_q, MRL_LOSS_NONE);
 }
 
 /* ---- tanh-squashed Gaussian ---- */
