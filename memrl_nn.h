@@ -60,7 +60,10 @@
  *                + mrl_conv2d_out_size), mrl_conv_encoder (Nature-DQN stack
  *                by default, or any conv stack + optional linear), mrl_vae
  *                (MLP or conv encoder, diagonal Gaussian with log-variance,
- *                reparameterised sample, MLP decoder, ELBO with beta)
+ *                reparameterised sample, MLP or deconv decoder, ELBO with
+ *                beta and free nats; World Models' V config),
+ *                mrl_conv_transpose2d (fused op) + mrl_conv_transpose2d_layer
+ *                (torch.nn.ConvTranspose2d), mrl_deconv_decoder
  *
  * OPTIMISER STATE lives in the store's buffers, never in the optimiser:
  *   moment1  Adam/AdamW first moment; SGD and RMSProp momentum buffer
@@ -644,6 +647,77 @@ MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, con
 MRL_DEF mrl_tensor *mrl_conv_encoder_forward(const mrl_conv_encoder *e, mrl_graph *g,
                                              mrl_tensor *x);
 
+/* Transposed 2-D convolution (torch.nn.functional.conv_transpose2d, groups
+ * 1, dilation 1), a fused node: x [N, C, H, W], w [C, O, KH, KW] (torch's
+ * layout: input channels first), b [O] or NULL -> [N, O, OH, OW] with
+ * OH = (H - 1) stride - 2 pad + KH + output_padding (likewise OW). It is the
+ * gradient of mrl_conv2d with respect to its input: each input pixel adds
+ * w[c] times itself into a KHxKW window of the output. Runs as one gemm per
+ * image into a [O*KH*KW, H*W] scratch buffer from the arena, then col2im.
+ * output_padding < stride (as torch requires). */
+MRL_DEF mrl_tensor *mrl_conv_transpose2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                                         int stride, int pad, int output_padding);
+/* Output length along one axis: (in - 1) stride - 2 padding + kernel +
+ * output_padding, or 0 when that is below 1 or the arguments are invalid. */
+MRL_DEF int mrl_conv_transpose2d_out_size(int in, int kernel_size, int stride, int padding,
+                                          int output_padding);
+/* Layer (torch.nn.ConvTranspose2d, square kernel, bias=True):
+ * <name>.weight [in, out, k, k], <name>.bias [out]. Default init as torch:
+ * both U(+-1/sqrt(fan_in)) with torch's fan_in for this layout, out k k
+ * (the weight's second dimension times the kernel area). Another init sets
+ * the weight and zeros the bias. */
+typedef struct mrl_conv_transpose2d_layer {
+  mrl_params *params;
+  int weight, bias; /* indices in params */
+  int in_channels, out_channels, kernel_size, stride, padding, output_padding;
+} mrl_conv_transpose2d_layer;
+MRL_DEF void mrl_conv_transpose2d_layer_init(mrl_conv_transpose2d_layer *l, mrl_params *p,
+                                             const char *name, int in_channels, int out_channels,
+                                             int kernel_size, int stride, int padding,
+                                             int output_padding, mrl_init init);
+MRL_DEF mrl_tensor *mrl_conv_transpose2d_layer_forward(const mrl_conv_transpose2d_layer *l,
+                                                       mrl_graph *g, mrl_tensor *x);
+
+/* Deconvolutional decoder (World Models' V decoder): a linear layer from
+ * in_features to in_channels*in_height*in_width (optionally followed by the
+ * activation), viewed as [in_channels, in_height, in_width] (nn.Unflatten),
+ * then transposed convolutions with the activation between them and none
+ * after the last (its outputs are logits or means). Names follow the
+ * torch.nn.Sequential of Linear, [act], Unflatten, [ConvTranspose2d, act]...:
+ * the linear is <name>.0; the first transposed conv is <name>.2 (<name>.3
+ * when activate_linear), the next ones every 2 (every 1 without an
+ * activation). mrl_deconv_decoder_config_default() is World Models' decoder
+ * (Ha & Schmidhuber 2018): z 32 -> dense 1024 = [1024, 1, 1], then 128 5x5,
+ * 64 5x5, 32 6x6, 3 6x6, all stride 2, ReLU: [3, 64, 64]. The original code's
+ * dense layer has no activation (activate_linear 0). */
+typedef struct mrl_deconv_decoder_config {
+  int in_features;
+  int in_channels, in_height, in_width;
+  int activate_linear;
+  int num_layers; /* 1 .. MRL_CONV_MAX_LAYERS */
+  int channels[MRL_CONV_MAX_LAYERS], kernels[MRL_CONV_MAX_LAYERS];
+  int strides[MRL_CONV_MAX_LAYERS], paddings[MRL_CONV_MAX_LAYERS];
+  int output_paddings[MRL_CONV_MAX_LAYERS];
+  mrl_activation activation;
+  mrl_init init;
+} mrl_deconv_decoder_config;
+MRL_DEF mrl_deconv_decoder_config mrl_deconv_decoder_config_default(void);
+typedef struct mrl_deconv_decoder {
+  mrl_linear_layer linear;
+  mrl_conv_transpose2d_layer layers[MRL_CONV_MAX_LAYERS];
+  int num_layers, activate_linear;
+  mrl_activation activation;
+  int in_features, in_channels, in_height, in_width;
+  int out_channels, out_height, out_width; /* the last layer's output */
+  int out_features;                        /* out_channels * out_height * out_width */
+} mrl_deconv_decoder;
+/* MRL_ERR_INVALID_ARGUMENT (nothing declared) when the config does not fit. */
+MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p, const char *name,
+                                           const mrl_deconv_decoder_config *cfg);
+/* z [B, in_features] -> [B, out_channels, out_height, out_width]. */
+MRL_DEF mrl_tensor *mrl_deconv_decoder_forward(const mrl_deconv_decoder *d, mrl_graph *g,
+                                               mrl_tensor *z);
+
 /* Variational autoencoder (Kingma & Welling 2014; World Models' V, Ha &
  * Schmidhuber 2018). The encoder (an MLP, or a conv encoder as above) maps x
  * to features, two linear layers to the diagonal Gaussian q(z|x) given by its
@@ -653,13 +727,18 @@ MRL_DEF mrl_tensor *mrl_conv_encoder_forward(const mrl_conv_encoder *e, mrl_grap
  * likelihood (reconstruction = squared error) or the logits of a Bernoulli
  * one (BCE with logits). Per batch:
  *   recon = (1/B) sum_b sum_d l(x_bd, out_bd)      (l = squared error or BCE)
- *   kl    = (1/B) sum_b KL(q(z|x_b) || N(0, I))    (mrl_kl_normal)
- *   loss  = recon + beta kl                        (the negative ELBO at beta = 1;
+ *   kl    = (1/B) sum_b max(KL(q(z|x_b) || N(0, I)), kl_free_nats)   (mrl_kl_normal)
+ *   loss  = recon + beta kl                        (the negative ELBO at beta = 1
+ *                                                   and kl_free_nats = 0;
  *                                                   beta-VAE, Higgins et al. 2017)
+ * kl_free_nats is World Models' KL tolerance (0.5 per latent dimension:
+ * 16 nats for 32): a per-example floor below which the KL gets no gradient.
+ * sigmoid_output squashes the decoder's output into (0, 1) before the
+ * Gaussian likelihood's squared error, as World Models does (ignored for the
+ * Bernoulli likelihood, whose decoder outputs logits).
  * Names: <name>.encoder.* (an MLP: .0, .1, ...; conv: as mrl_conv_encoder),
- * <name>.fc_mu, <name>.fc_logvar, <name>.decoder.0, .1, ... The MLP decoder
- * mirrors the hidden sizes. A transposed-convolution decoder (World Models'
- * deconv stack) is not offered: memrl_tensor.h has no conv_transpose2d. */
+ * <name>.fc_mu, <name>.fc_logvar, <name>.decoder.* (an MLP mirroring the
+ * hidden sizes: .0, .1, ...; deconv: as mrl_deconv_decoder). */
 typedef enum mrl_vae_likelihood {
   MRL_VAE_BERNOULLI, /* decoder outputs logits; BCE with logits */
   MRL_VAE_GAUSSIAN   /* decoder outputs the mean; squared error (unit variance up to constants) */
@@ -671,20 +750,32 @@ typedef struct mrl_vae_config {
   int num_hidden; /* 0 .. MRL_VAE_MAX_HIDDEN hidden layers in encoder and decoder MLPs */
   int hidden[MRL_VAE_MAX_HIDDEN];
   mrl_activation activation;
-  int use_conv;                 /* 1: encoder = mrl_conv_encoder over conv (its features) */
-  mrl_conv_encoder_config conv; /* the decoder then outputs C*H*W values */
+  int use_conv;                     /* 1: encoder = mrl_conv_encoder over conv (its features) */
+  mrl_conv_encoder_config conv;     /* the decoder then outputs C*H*W values */
+  int use_deconv;                   /* 1: decoder = mrl_deconv_decoder over deconv */
+  mrl_deconv_decoder_config deconv; /* in_features is set to latent_dim; its output
+                                       size must equal input_dim (C*H*W) */
   mrl_vae_likelihood likelihood;
-  float beta; /* KL weight */
+  int sigmoid_output; /* Gaussian likelihood only: compare sigmoid(decoder output) */
+  float beta;         /* KL weight */
+  float kl_free_nats; /* per-example KL floor (0: off) */
   mrl_init init;
 } mrl_vae_config;
 /* torch's VAE example (MNIST): 784 - 400 - 20, ReLU, Bernoulli, beta 1,
- * default init; no conv. World Models' V used latent 32 on 64x64x3 frames. */
+ * default init; no conv. */
 MRL_DEF mrl_vae_config mrl_vae_config_default(void);
+/* World Models' V (Ha & Schmidhuber 2018) on [3, 64, 64] frames: conv
+ * encoder 32, 64, 128, 256 filters 4x4 stride 2, ReLU, flatten 256x2x2 =
+ * 1024 (no linear); latent 32; the decoder of mrl_deconv_decoder_config_default;
+ * Gaussian likelihood on sigmoid outputs (sum of squares), beta 1, KL
+ * tolerance 16 nats. 4.3M parameters. */
+MRL_DEF mrl_vae_config mrl_vae_config_world_models(void);
 typedef struct mrl_vae {
   mrl_mlp encoder_mlp;
   mrl_conv_encoder encoder_conv;
   mrl_linear_layer fc_mu, fc_logvar;
   mrl_mlp decoder;
+  mrl_deconv_decoder decoder_deconv;
   mrl_vae_config cfg;
   int feature_dim; /* the encoder's output width */
 } mrl_vae;
@@ -697,7 +788,8 @@ MRL_DEF void mrl_vae_encode(const mrl_vae *v, mrl_graph *g, mrl_tensor *x, mrl_t
 /* z = mean + exp(logvar / 2) * eps, eps [B, latent] given (no gradient). */
 MRL_DEF mrl_tensor *mrl_vae_reparameterize(mrl_graph *g, mrl_tensor *mean, mrl_tensor *logvar,
                                            mrl_tensor *eps);
-/* z [B, latent] -> [B, input_dim] (logits or mean, by likelihood). */
+/* z [B, latent] -> [B, input_dim] (MLP) or [B, C, H, W] (deconv): logits or
+ * the mean, by likelihood (before sigmoid_output's squashing). */
 MRL_DEF mrl_tensor *mrl_vae_decode(const mrl_vae *v, mrl_graph *g, mrl_tensor *z);
 typedef struct mrl_vae_output {
   mrl_tensor *mean, *logvar, *z, *recon; /* recon: the decoder's output for z */
@@ -2667,6 +2759,260 @@ MRL_DEF mrl_tensor *mrl_conv_encoder_forward(const mrl_conv_encoder *e, mrl_grap
   return x;
 }
 
+/* conv_transpose2d. Node: in x, w, b; extra[0] the [O*KH*KW, H*W] scratch;
+ * i[] stride, pad. Shapes are read from the tensors. */
+static void mrl__convt_col2im(const float *cols, int o, int kh, int kw, int h, int w, int stride,
+                              int pad, int oh, int ow, float *y) {
+  /* y[o, i s - pad + ki, j s - pad + kj] += cols[(o, ki, kj), (i, j)] */
+  int c, ki, kj, i, j;
+  for (c = 0; c < o; c++)
+    for (ki = 0; ki < kh; ki++)
+      for (kj = 0; kj < kw; kj++) {
+        const float *row = cols + ((size_t)(c * kh + ki) * kw + kj) * (size_t)h * w;
+        float *yc = y + (size_t)c * oh * ow;
+        for (i = 0; i < h; i++) {
+          int yi = i * stride - pad + ki;
+          if (yi < 0 || yi >= oh) continue;
+          for (j = 0; j < w; j++) {
+            int yj = j * stride - pad + kj;
+            if (yj >= 0 && yj < ow) yc[(size_t)yi * ow + yj] += row[(size_t)i * w + j];
+          }
+        }
+      }
+}
+
+static void mrl__convt_im2col(const float *y, int o, int kh, int kw, int h, int w, int stride,
+                              int pad, int oh, int ow, float *cols) {
+  /* the adjoint of col2im: cols[(o, ki, kj), (i, j)] = y[o, i s - pad + ki, j s - pad + kj] or 0 */
+  int c, ki, kj, i, j;
+  for (c = 0; c < o; c++)
+    for (ki = 0; ki < kh; ki++)
+      for (kj = 0; kj < kw; kj++) {
+        float *row = cols + ((size_t)(c * kh + ki) * kw + kj) * (size_t)h * w;
+        const float *yc = y + (size_t)c * oh * ow;
+        for (i = 0; i < h; i++) {
+          int yi = i * stride - pad + ki;
+          for (j = 0; j < w; j++) {
+            int yj = j * stride - pad + kj;
+            row[(size_t)i * w + j] =
+                yi >= 0 && yi < oh && yj >= 0 && yj < ow ? yc[(size_t)yi * ow + yj] : 0.0f;
+          }
+        }
+      }
+}
+
+static void mrl__convt_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *wt = nd->in[1], *b = nd->in[2], *y = nd->out;
+  float *cols = nd->extra[0]->data;
+  int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
+  int o = wt->shape[1], kh = wt->shape[2], kw = wt->shape[3], oh = y->shape[2], ow = y->shape[3];
+  int okk = o * kh * kw, hw = h * w, im, k, q;
+  for (im = 0; im < n; im++) {
+    const float *gy = y->grad + (size_t)im * o * oh * ow;
+    mrl__convt_im2col(gy, o, kh, kw, h, w, nd->i[0], nd->i[1], oh, ow, cols);
+    /* dx [C, HW] += W [C, OKK] . dcols [OKK, HW] */
+    if (x->grad)
+      mrl_gemm(0, 0, c, hw, okk, wt->data, okk, cols, hw, 1.0f, x->grad + (size_t)im * c * hw, hw);
+    /* dW [C, OKK] += x [C, HW] . dcols^T */
+    if (wt->grad)
+      mrl_gemm(0, 1, c, okk, hw, x->data + (size_t)im * c * hw, hw, cols, hw, 1.0f, wt->grad, okk);
+    if (b && b->grad)
+      for (k = 0; k < o; k++) {
+        float s = 0.0f;
+        for (q = 0; q < oh * ow; q++) s += gy[(size_t)k * oh * ow + q];
+        b->grad[k] += s;
+      }
+  }
+}
+
+MRL_DEF int mrl_conv_transpose2d_out_size(int in, int kernel_size, int stride, int padding,
+                                          int output_padding) {
+  int out;
+  if (in < 1 || kernel_size < 1 || stride < 1 || padding < 0 || output_padding < 0 ||
+      output_padding >= stride)
+    return 0;
+  out = (in - 1) * stride - 2 * padding + kernel_size + output_padding;
+  return out >= 1 ? out : 0;
+}
+
+MRL_DEF mrl_tensor *mrl_conv_transpose2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                                         int stride, int pad, int output_padding) {
+  mrl_tensor *y, *cols;
+  mrl_node *nd;
+  int n, c, h, wd, o, kh, kw, oh, ow, hw, okk, shape[4], im, k, q, wants;
+  if (!x || !w) return NULL;
+  MRL_SHAPE_CHECK(x->ndim == 4 && w->ndim == 4, "conv_transpose2d",
+                  "x must be [N,C,H,W] and the weight [C,O,KH,KW]", x, w);
+  MRL_SHAPE_CHECK(x->shape[1] == w->shape[0], "conv_transpose2d",
+                  "x's channels must equal the weight's first dimension", x, w);
+  MRL_SHAPE_CHECK(stride >= 1 && pad >= 0 && output_padding >= 0 && output_padding < stride,
+                  "conv_transpose2d", "need stride >= 1, pad >= 0, 0 <= output_padding < stride", x,
+                  w);
+  n = x->shape[0];
+  c = x->shape[1];
+  h = x->shape[2];
+  wd = x->shape[3];
+  o = w->shape[1];
+  kh = w->shape[2];
+  kw = w->shape[3];
+  if (b) MRL_SHAPE_CHECK(b->size == o, "conv_transpose2d", "bias length must equal O", b, w);
+  oh = (h - 1) * stride - 2 * pad + kh + output_padding;
+  ow = (wd - 1) * stride - 2 * pad + kw + output_padding;
+  MRL_SHAPE_CHECK(oh >= 1 && ow >= 1, "conv_transpose2d", "the padding leaves no output", x, w);
+  hw = h * wd;
+  okk = o * kh * kw;
+  shape[0] = n;
+  shape[1] = o;
+  shape[2] = oh;
+  shape[3] = ow;
+  wants = mrl_graph_wants_grad(g, x, w) || (b && mrl_graph_wants_grad(g, b, NULL));
+  y = mrl_op_output(g, 4, shape, wants);
+  if (!y) return NULL;
+  shape[0] = okk;
+  shape[1] = hw;
+  cols = mrl_tensor_new(g, 2, shape, 0);
+  if (!cols) return NULL;
+  memset(y->data, 0, sizeof(float) * (size_t)y->size);
+  for (im = 0; im < n; im++) {
+    float *yi = y->data + (size_t)im * o * oh * ow;
+    /* cols [OKK, HW] = W^T [OKK, C] . x [C, HW] */
+    mrl_gemm(1, 0, okk, hw, c, w->data, okk, x->data + (size_t)im * c * hw, hw, 0.0f, cols->data,
+             hw);
+    mrl__convt_col2im(cols->data, o, kh, kw, h, wd, stride, pad, oh, ow, yi);
+    if (b)
+      for (k = 0; k < o; k++)
+        for (q = 0; q < oh * ow; q++) yi[(size_t)k * oh * ow + q] += b->data[k];
+  }
+  MRL__FINITE("conv_transpose2d", y, x, w);
+  if ((nd = mrl_graph_record(g, "conv_transpose2d", mrl__convt_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->in[1] = w;
+    nd->in[2] = b;
+    nd->extra[0] = cols; /* reused as the backward's scratch */
+    nd->i[0] = stride;
+    nd->i[1] = pad;
+  }
+  return y;
+}
+
+MRL_DEF void mrl_conv_transpose2d_layer_init(mrl_conv_transpose2d_layer *l, mrl_params *p,
+                                             const char *name, int in_channels, int out_channels,
+                                             int kernel_size, int stride, int padding,
+                                             int output_padding, mrl_init init) {
+  char buf[80];
+  int wshape[4];
+  mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
+  wshape[0] = in_channels;
+  wshape[1] = out_channels;
+  wshape[2] = wshape[3] = kernel_size;
+  if (init.kind == MRL_INIT_DEFAULT) {
+    /* torch's fan_in of a [in, out, k, k] weight is out k k */
+    float bound = 1.0f / sqrtf((float)(out_channels * kernel_size * kernel_size));
+    wi = mrl_init_make(MRL_INIT_UNIFORM, bound);
+    bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
+  }
+  l->params = p;
+  l->in_channels = in_channels;
+  l->out_channels = out_channels;
+  l->kernel_size = kernel_size;
+  l->stride = stride;
+  l->padding = padding;
+  l->output_padding = output_padding;
+  snprintf(buf, sizeof buf, "%s.weight", name);
+  l->weight = mrl_params_add(p, buf, 4, wshape, wi);
+  snprintf(buf, sizeof buf, "%s.bias", name);
+  l->bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+}
+
+MRL_DEF mrl_tensor *mrl_conv_transpose2d_layer_forward(const mrl_conv_transpose2d_layer *l,
+                                                       mrl_graph *g, mrl_tensor *x) {
+  return mrl_conv_transpose2d(g, x, mrl_params_tensor(l->params, l->weight),
+                              mrl_params_tensor(l->params, l->bias), l->stride, l->padding,
+                              l->output_padding);
+}
+
+MRL_DEF mrl_deconv_decoder_config mrl_deconv_decoder_config_default(void) {
+  mrl_deconv_decoder_config c;
+  static const int ch[4] = {128, 64, 32, 3}, k[4] = {5, 5, 6, 6};
+  int i;
+  memset(&c, 0, sizeof c);
+  c.in_features = 32;
+  c.in_channels = 1024;
+  c.in_height = c.in_width = 1;
+  c.activate_linear = 0;
+  c.num_layers = 4;
+  for (i = 0; i < 4; i++) {
+    c.channels[i] = ch[i];
+    c.kernels[i] = k[i];
+    c.strides[i] = 2;
+  }
+  c.activation = MRL_ACT_RELU;
+  c.init = mrl_init_default();
+  return c;
+}
+
+MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p, const char *name,
+                                           const mrl_deconv_decoder_config *cfg) {
+  char buf[80];
+  int i, c, h, w, step = cfg->activation == MRL_ACT_NONE ? 1 : 2;
+  int first = cfg->activate_linear && cfg->activation != MRL_ACT_NONE ? 3 : 2;
+  memset(d, 0, sizeof *d);
+  if (cfg->num_layers < 1 || cfg->num_layers > MRL_CONV_MAX_LAYERS || cfg->in_features < 1 ||
+      cfg->in_channels < 1 || cfg->in_height < 1 || cfg->in_width < 1)
+    return MRL_ERR_INVALID_ARGUMENT;
+  h = cfg->in_height;
+  w = cfg->in_width;
+  for (i = 0; i < cfg->num_layers; i++) {
+    if (cfg->channels[i] < 1) return MRL_ERR_INVALID_ARGUMENT;
+    h = mrl_conv_transpose2d_out_size(h, cfg->kernels[i], cfg->strides[i], cfg->paddings[i],
+                                      cfg->output_paddings[i]);
+    w = mrl_conv_transpose2d_out_size(w, cfg->kernels[i], cfg->strides[i], cfg->paddings[i],
+                                      cfg->output_paddings[i]);
+    if (h < 1 || w < 1) return MRL_ERR_INVALID_ARGUMENT;
+  }
+  d->num_layers = cfg->num_layers;
+  d->activate_linear = cfg->activate_linear;
+  d->activation = cfg->activation;
+  d->in_features = cfg->in_features;
+  d->in_channels = cfg->in_channels;
+  d->in_height = cfg->in_height;
+  d->in_width = cfg->in_width;
+  snprintf(buf, sizeof buf, "%s.0", name);
+  mrl_linear_layer_init(&d->linear, p, buf, cfg->in_features,
+                        cfg->in_channels * cfg->in_height * cfg->in_width, cfg->init);
+  c = cfg->in_channels;
+  for (i = 0; i < cfg->num_layers; i++) {
+    snprintf(buf, sizeof buf, "%s.%d", name, first + step * i);
+    mrl_conv_transpose2d_layer_init(&d->layers[i], p, buf, c, cfg->channels[i], cfg->kernels[i],
+                                    cfg->strides[i], cfg->paddings[i], cfg->output_paddings[i],
+                                    cfg->init);
+    c = cfg->channels[i];
+  }
+  d->out_channels = c;
+  d->out_height = h;
+  d->out_width = w;
+  d->out_features = c * h * w;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_tensor *mrl_deconv_decoder_forward(const mrl_deconv_decoder *d, mrl_graph *g,
+                                               mrl_tensor *z) {
+  int i, shape[4];
+  mrl_tensor *x = mrl_linear_layer_forward(&d->linear, g, z);
+  if (!x) return NULL;
+  if (d->activate_linear) x = mrl_activate(g, x, d->activation);
+  shape[0] = x->shape[0];
+  shape[1] = d->in_channels;
+  shape[2] = d->in_height;
+  shape[3] = d->in_width;
+  x = mrl_reshape(g, x, 4, shape); /* nn.Unflatten */
+  for (i = 0; i < d->num_layers; i++) {
+    x = mrl_conv_transpose2d_layer_forward(&d->layers[i], g, x);
+    if (i < d->num_layers - 1) x = mrl_activate(g, x, d->activation);
+  }
+  return x;
+}
+
 MRL_DEF mrl_vae_config mrl_vae_config_default(void) {
   mrl_vae_config c;
   memset(&c, 0, sizeof c);
@@ -2677,9 +3023,38 @@ MRL_DEF mrl_vae_config mrl_vae_config_default(void) {
   c.activation = MRL_ACT_RELU;
   c.use_conv = 0;
   c.conv = mrl_conv_encoder_config_default();
+  c.use_deconv = 0;
+  c.deconv = mrl_deconv_decoder_config_default();
   c.likelihood = MRL_VAE_BERNOULLI;
+  c.sigmoid_output = 0;
   c.beta = 1.0f;
+  c.kl_free_nats = 0.0f;
   c.init = mrl_init_default();
+  return c;
+}
+
+MRL_DEF mrl_vae_config mrl_vae_config_world_models(void) {
+  mrl_vae_config c = mrl_vae_config_default();
+  int i;
+  c.input_dim = 3 * 64 * 64;
+  c.latent_dim = 32;
+  c.num_hidden = 0;
+  c.use_conv = 1;
+  c.conv.in_channels = 3;
+  c.conv.in_height = c.conv.in_width = 64;
+  c.conv.num_layers = 4;
+  for (i = 0; i < 4; i++) {
+    c.conv.channels[i] = 32 << i;
+    c.conv.kernels[i] = 4;
+    c.conv.strides[i] = 2;
+    c.conv.paddings[i] = 0;
+  }
+  c.conv.linear_out = 0;
+  c.use_deconv = 1;
+  c.deconv = mrl_deconv_decoder_config_default();
+  c.likelihood = MRL_VAE_GAUSSIAN;
+  c.sigmoid_output = 1;
+  c.kl_free_nats = 0.5f * 32.0f;
   return c;
 }
 
@@ -2714,11 +3089,18 @@ MRL_DEF mrl_result mrl_vae_init(mrl_vae *v, mrl_params *p, const char *name,
   mrl_linear_layer_init(&v->fc_mu, p, buf, v->feature_dim, cfg->latent_dim, cfg->init);
   snprintf(buf, sizeof buf, "%s.fc_logvar", name);
   mrl_linear_layer_init(&v->fc_logvar, p, buf, v->feature_dim, cfg->latent_dim, cfg->init);
-  /* decoder: latent, hidden sizes in reverse, input_dim */
+  snprintf(buf, sizeof buf, "%s.decoder", name);
+  if (cfg->use_deconv) {
+    v->cfg.deconv.in_features = cfg->latent_dim;
+    r = mrl_deconv_decoder_init(&v->decoder_deconv, p, buf, &v->cfg.deconv);
+    if (r != MRL_OK) return r;
+    if (v->decoder_deconv.out_features != v->cfg.input_dim) return MRL_ERR_INVALID_ARGUMENT;
+    return MRL_OK;
+  }
+  /* MLP decoder: latent, hidden sizes in reverse, input_dim */
   sizes[0] = cfg->latent_dim;
   for (i = 0; i < nh; i++) sizes[i + 1] = cfg->hidden[nh - 1 - i];
   sizes[nh + 1] = v->cfg.input_dim;
-  snprintf(buf, sizeof buf, "%s.decoder", name);
   mrl_mlp_init(&v->decoder, p, buf, nh + 2, sizes, cfg->activation, cfg->init, cfg->init);
   return MRL_OK;
 }
@@ -2741,6 +3123,7 @@ MRL_DEF mrl_tensor *mrl_vae_reparameterize(mrl_graph *g, mrl_tensor *mean, mrl_t
 }
 
 MRL_DEF mrl_tensor *mrl_vae_decode(const mrl_vae *v, mrl_graph *g, mrl_tensor *z) {
+  if (v->cfg.use_deconv) return mrl_deconv_decoder_forward(&v->decoder_deconv, g, z);
   return mrl_mlp_forward(&v->decoder, g, z);
 }
 
@@ -2753,12 +3136,21 @@ MRL_DEF void mrl_vae_loss(const mrl_vae_config *cfg, mrl_graph *g, mrl_tensor *r
                   recon);
   flat = mrl_reshape(g, x, recon->ndim, recon->shape);
   /* sum over features and batch, then / B: the per-example sum of the ELBO */
-  per_batch = cfg->likelihood == MRL_VAE_GAUSSIAN
-                  ? mrl_mse_loss(g, recon, flat, MRL_LOSS_SUM)
-                  : mrl_bce_with_logits(g, recon, flat, MRL_LOSS_SUM);
+  if (cfg->likelihood == MRL_VAE_GAUSSIAN)
+    per_batch =
+        mrl_mse_loss(g, cfg->sigmoid_output ? mrl_sigmoid(g, recon) : recon, flat, MRL_LOSS_SUM);
+  else
+    per_batch = mrl_bce_with_logits(g, recon, flat, MRL_LOSS_SUM);
   out->recon_loss = mrl_scale(g, per_batch, 1.0f / (float)recon->shape[0]);
   /* KL to N(0, I); kl_normal wants log sigma = logvar / 2; MEAN averages rows */
-  kl = mrl_kl_normal(g, mean, mrl_scale(g, logvar, 0.5f), NULL, NULL, MRL_LOSS_MEAN);
+  if (cfg->kl_free_nats > 0.0f) {
+    float floor_value = cfg->kl_free_nats;
+    int one = 1;
+    kl = mrl_kl_normal(g, mean, mrl_scale(g, logvar, 0.5f), NULL, NULL, MRL_LOSS_NONE);
+    kl = mrl_mean(g, mrl_maximum(g, kl, mrl_tensor_from(g, &floor_value, 1, &one)));
+  } else {
+    kl = mrl_kl_normal(g, mean, mrl_scale(g, logvar, 0.5f), NULL, NULL, MRL_LOSS_MEAN);
+  }
   out->kl = kl;
   out->loss = mrl_add(g, out->recon_loss, mrl_scale(g, kl, cfg->beta));
 }

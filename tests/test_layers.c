@@ -370,8 +370,11 @@ static void test_conv_encoder_reference(const mrl_ref_file *f) {
   mrl_params_free(&p);
 }
 
-/* The fixture's stand-in weights (tools/make_ref.py's nature_formula). */
-static void nature_fill(mrl_params *p) {
+/* The fixture's stand-in weights (tools/make_ref.py's nature_formula):
+ * tensor k, element i: bound sin(0.7 i + 1.3 k + 0.1), bound = 1/sqrt(fan_in)
+ * of the layer's weight (size / shape[0], torch's fan_in for Conv2d, Linear
+ * and ConvTranspose2d alike). */
+static void formula_fill(mrl_params *p) {
   int k, i;
   for (k = 0; k < p->count; k++) {
     mrl_tensor *t = &p->items[k].tensor;
@@ -398,7 +401,7 @@ static void test_nature_reference(const mrl_ref_file *f) {
   MRL_CHECK(mrl_conv_encoder_init(&e, &p, "nat", &cfg) == MRL_OK && e.flat_features == 64,
             "nature 36x36: init");
   mrl_params_finalize(&p, 1);
-  nature_fill(&p);
+  formula_fill(&p);
   for (i = 0; i < x.size; i++) xd[i] = (float)(0.5 + 0.5 * sin(0.37 * i));
   for (i = 0; i < 512; i++) gy[i] = (float)cos(0.11 * i);
   memset(xg, 0, sizeof xg);
@@ -467,7 +470,7 @@ static void test_conv_encoder_gradcheck(void) {
     MRL_CHECK(lin || (p.count == 4 && strcmp(p.items[2].name, "enc.2.weight") == 0),
               "encoder without linear: tensors enc.0, enc.2 only");
     mrl_params_finalize(&p, 2);
-    fill_uniform(xd, 84, &rng, -1, 1);
+    fill_uniform(xd, 168, &rng, -1, 1);
     fill_uniform(gy, 64, &rng, -1, 1);
     {
       mrl_tensor x4 = mrl_tensor_make(xd, xg, 4, shape), x2 = mrl_tensor_make2(xd, xg, 2, 84);
@@ -721,6 +724,273 @@ static void test_vae_training(void) {
   mrl_params_free(&p);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Transposed convolution and the deconv decoder                            */
+/* ------------------------------------------------------------------------ */
+
+static void test_conv_transpose_reference(const mrl_ref_file *f) {
+  mrl_params p;
+  mrl_conv_transpose2d_layer l;
+  mrl_graph g;
+  mrl_tensor *y, *w;
+  float xd[120], xg[120], gy[2 * 4 * 8 * 10], wd[36], wg[36], gy2[2 * 2 * 5 * 7];
+  int shape[4] = {2, 3, 4, 5}, wshape[4] = {3, 2, 2, 3};
+  mrl_tensor x = mrl_tensor_make(xd, xg, 4, shape), w2 = mrl_tensor_make(wd, wg, 4, wshape);
+  mrl_params_init(&p);
+  mrl_conv_transpose2d_layer_init(&l, &p, "ct", 3, 4, 3, 2, 1, 1, mrl_init_default());
+  mrl_params_finalize(&p, 1);
+  w = mrl_params_tensor(&p, l.weight);
+  MRL_CHECK(w->shape[0] == 3 && w->shape[1] == 4 && w->shape[2] == 3 &&
+                strcmp(p.items[l.weight].name, "ct.weight") == 0 &&
+                mrl_params_tensor(&p, l.bias)->size == 4,
+            "conv_transpose2d layer: ct.weight [3,4,3,3] (in, out, k, k), ct.bias [4]");
+  MRL_CHECK(mrl_conv_transpose2d_out_size(4, 3, 2, 1, 1) == 8 &&
+                mrl_conv_transpose2d_out_size(5, 3, 2, 1, 1) == 10 &&
+                mrl_conv_transpose2d_out_size(1, 5, 2, 0, 0) == 5 &&
+                mrl_conv_transpose2d_out_size(30, 6, 2, 0, 0) == 64 &&
+                mrl_conv_transpose2d_out_size(4, 3, 2, 1, 2) == 0 &&
+                mrl_conv_transpose2d_out_size(1, 1, 1, 1, 0) == 0,
+            "mrl_conv_transpose2d_out_size: (in - 1) s - 2 p + k + output_padding");
+  if (load_params(f, &p, "ct_") && mrl_ref_fill(f, "ct_x", xd, 120) &&
+      mrl_ref_fill(f, "ct_gy", gy, 640)) {
+    memset(xg, 0, sizeof xg);
+    mrl_params_zero_grad(&p);
+    mrl_graph_init(&g, 1 << 16);
+    y = mrl_conv_transpose2d_layer_forward(&l, &g, &x);
+    MRL_CHECK(y && y->shape[1] == 4 && y->shape[2] == 8 && y->shape[3] == 10,
+              "conv_transpose2d: y [2,4,8,10]");
+    if (y) {
+      mrl_ref_expect(f, "ct_y", y->data, y->size, REF_ATOL, REF_RTOL);
+      mrl_backward(&g, dot_loss(&g, y, gy));
+      mrl_ref_expect(f, "ct_dx", xg, 120, REF_ATOL, REF_RTOL);
+      expect_param_grads(f, &p, "ct_grad_");
+    }
+    mrl_graph_free(&g);
+  }
+  /* non-square kernel, no bias, stride 1 */
+  if (mrl_ref_fill(f, "ct2_x", xd, 120) && mrl_ref_fill(f, "ct2_w", wd, 36) &&
+      mrl_ref_fill(f, "ct2_gy", gy2, 140)) {
+    memset(xg, 0, sizeof xg);
+    memset(wg, 0, sizeof wg);
+    mrl_graph_init(&g, 1 << 16);
+    y = mrl_conv_transpose2d(&g, &x, &w2, NULL, 1, 0, 0);
+    MRL_CHECK(y && y->shape[1] == 2 && y->shape[2] == 5 && y->shape[3] == 7,
+              "conv_transpose2d 2x3 kernel: y [2,2,5,7]");
+    if (y) {
+      mrl_ref_expect(f, "ct2_y", y->data, y->size, REF_ATOL, REF_RTOL);
+      mrl_backward(&g, dot_loss(&g, y, gy2));
+      mrl_ref_expect(f, "ct2_dx", xg, 120, REF_ATOL, REF_RTOL);
+      mrl_ref_expect(f, "ct2_dw", wg, 36, REF_ATOL, REF_RTOL);
+    }
+    mrl_graph_free(&g);
+  }
+  mrl_params_free(&p);
+}
+
+typedef struct ct_ctx {
+  const float *gy;
+  int stride, pad, output_padding, bias;
+} ct_ctx;
+
+static mrl_tensor *ct_build(mrl_graph *g, mrl_tensor **in, void *vctx) {
+  ct_ctx *c = (ct_ctx *)vctx;
+  return dot_loss(g,
+                  mrl_conv_transpose2d(g, in[0], in[1], c->bias ? in[2] : NULL, c->stride, c->pad,
+                                       c->output_padding),
+                  c->gy);
+}
+
+static void test_conv_transpose_gradcheck(void) {
+  mrl_rng rng = mrl_rng_make(31);
+  float xd[2 * 3 * 3 * 4], xg[2 * 3 * 3 * 4], wd[3 * 2 * 3 * 2], wg[3 * 2 * 3 * 2], bd[2], bg[2];
+  float gy[2 * 2 * 12 * 12]; /* the largest case below is [2,2,9,11] */
+  int xs[4] = {2, 3, 3, 4}, ws[4] = {3, 2, 3, 2}, two = 2, k;
+  mrl_tensor x = mrl_tensor_make(xd, xg, 4, xs), w = mrl_tensor_make(wd, wg, 4, ws);
+  mrl_tensor b = mrl_tensor_make(bd, bg, 1, &two), *in[3];
+  mrl_graph g;
+  double worst;
+  ct_ctx ctx;
+  fill_uniform(xd, 72, &rng, -1, 1);
+  fill_uniform(wd, 36, &rng, -1, 1);
+  fill_uniform(bd, 2, &rng, -1, 1);
+  fill_uniform(gy, 576, &rng, -1, 1);
+  in[0] = &x;
+  in[1] = &w;
+  in[2] = &b;
+  ctx.gy = gy;
+  mrl_graph_init(&g, 1 << 16);
+  for (k = 0; k < 3; k++) { /* (stride, pad, output_padding, bias) cases */
+    ctx.stride = k == 0 ? 1 : (k == 1 ? 2 : 3);
+    ctx.pad = k == 0 ? 0 : 1;
+    ctx.output_padding = k == 2 ? 2 : (k == 1 ? 1 : 0);
+    ctx.bias = k != 0;
+    worst = mrl_gradcheck(&g, ct_build, in, ctx.bias ? 3 : 2, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+    MRL_CHECK(worst <= 1.0, "gradcheck conv_transpose2d stride %d pad %d output_padding %d: %.3g",
+              ctx.stride, ctx.pad, ctx.output_padding, worst);
+  }
+  mrl_graph_free(&g);
+}
+
+static void test_deconv_decoder_reference(const mrl_ref_file *f) {
+  static const char *names[6] = {"dec.0.weight", "dec.0.bias",   "dec.2.weight",
+                                 "dec.2.bias",   "dec.4.weight", "dec.4.bias"};
+  mrl_deconv_decoder_config cfg;
+  mrl_deconv_decoder d;
+  mrl_params p;
+  mrl_graph g;
+  mrl_tensor *y;
+  float zd[10], zg[10], gy[400];
+  mrl_tensor z = mrl_tensor_make2(zd, zg, 2, 5);
+  int i, ok = 1;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.in_features = 5;
+  cfg.in_channels = 4;
+  cfg.in_height = cfg.in_width = 2;
+  cfg.num_layers = 2;
+  cfg.channels[0] = 3;
+  cfg.kernels[0] = 3;
+  cfg.strides[0] = 2;
+  cfg.channels[1] = 2;
+  cfg.kernels[1] = 4;
+  cfg.strides[1] = 2;
+  cfg.paddings[1] = 1;
+  cfg.activation = MRL_ACT_RELU;
+  cfg.init = mrl_init_default();
+  mrl_params_init(&p);
+  MRL_CHECK(mrl_deconv_decoder_init(&d, &p, "dec", &cfg) == MRL_OK && d.out_channels == 2 &&
+                d.out_height == 10 && d.out_width == 10 && d.out_features == 200,
+            "deconv decoder: [4,2,2] -> 5x5 -> 10x10");
+  for (i = 0; i < 6 && i < p.count; i++) ok = ok && strcmp(p.items[i].name, names[i]) == 0;
+  MRL_CHECK(ok && p.count == 6, "deconv decoder: Sequential names dec.0, dec.2, dec.4");
+  mrl_params_finalize(&p, 1);
+  if (load_params(f, &p, "dec_") && mrl_ref_fill(f, "dec_z", zd, 10) &&
+      mrl_ref_fill(f, "dec_gy", gy, 400)) {
+    memset(zg, 0, sizeof zg);
+    mrl_params_zero_grad(&p);
+    mrl_graph_init(&g, 1 << 16);
+    y = mrl_deconv_decoder_forward(&d, &g, &z);
+    MRL_CHECK(y && y->ndim == 4 && y->shape[1] == 2 && y->shape[2] == 10,
+              "deconv decoder: y [2,2,10,10]");
+    if (y) {
+      mrl_ref_expect(f, "dec_y", y->data, y->size, REF_ATOL, REF_RTOL);
+      mrl_backward(&g, dot_loss(&g, y, gy));
+      mrl_ref_expect(f, "dec_dz", zg, 10, REF_ATOL, REF_RTOL);
+      expect_param_grads(f, &p, "dec_grad_");
+    }
+    mrl_graph_free(&g);
+  }
+  /* a config whose padding leaves nothing declares nothing */
+  cfg.paddings[1] = 9;
+  i = p.count;
+  MRL_CHECK(mrl_deconv_decoder_init(&d, &p, "bad", &cfg) == MRL_ERR_INVALID_ARGUMENT &&
+                p.count == i,
+            "deconv decoder: an impossible config is rejected");
+  mrl_params_free(&p);
+}
+
+/* The tiny VAE with World Models' loss form: Gaussian on sigmoid outputs and
+ * a per-example KL floor (the fixture puts it between the examples' KLs). */
+static void test_vae_free_nats_reference(const mrl_ref_file *f) {
+  mrl_vae_config cfg = tiny_vae_config(MRL_VAE_GAUSSIAN, 1.0f);
+  mrl_vae v;
+  mrl_params p;
+  mrl_graph g;
+  mrl_vae_output o;
+  float xd[24], xg[24], eps[12];
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 4, 6);
+  cfg.sigmoid_output = 1;
+  if (!mrl_ref_fill(f, "vae_f_floor", &cfg.kl_free_nats, 1)) return;
+  mrl_params_init(&p);
+  mrl_vae_init(&v, &p, "vae", &cfg);
+  mrl_params_finalize(&p, 1);
+  if (load_params(f, &p, "vae_") && mrl_ref_fill(f, "vae_x", xd, 24) &&
+      mrl_ref_fill(f, "vae_eps", eps, 12)) {
+    memset(xg, 0, sizeof xg);
+    mrl_params_zero_grad(&p);
+    mrl_graph_init(&g, 1 << 16);
+    o = mrl_vae_forward(&v, &g, &x, eps, NULL);
+    MRL_CHECK(o.loss != NULL, "vae free nats: forward");
+    if (o.loss) {
+      mrl_ref_expect(f, "vae_f_recon_loss", o.recon_loss->data, 1, REF_ATOL, REF_RTOL);
+      mrl_ref_expect(f, "vae_f_kl", o.kl->data, 1, REF_ATOL, REF_RTOL);
+      mrl_ref_expect(f, "vae_f_loss", o.loss->data, 1, REF_ATOL, REF_RTOL);
+      mrl_backward(&g, o.loss);
+      mrl_ref_expect(f, "vae_f_dx", xg, 24, REF_ATOL, REF_RTOL);
+      expect_param_grads(f, &p, "vae_f_grad_");
+    }
+    mrl_graph_free(&g);
+  }
+  mrl_params_free(&p);
+}
+
+/* |got - want| <= 1e-4 max|want| + 1e-3 |want| for every element: for
+ * gradients whose scale varies over orders of magnitude between layers. */
+static void expect_scaled(const mrl_ref_file *f, const char *name, const float *got, int n) {
+  float *want;
+  double m = 0.0;
+  int count = mrl_ref_get(f, name, &want, NULL, NULL), i;
+  if (count < 0) return;
+  for (i = 0; i < count; i++)
+    if (fabs(want[i]) > m) m = fabs(want[i]);
+  free(want);
+  mrl_ref_expect(f, name, got, n, 1e-4 * m + 1e-30, 1e-3);
+}
+
+/* World Models' V: the paper's parameter count, names, and the whole loss
+ * and every bias gradient against PyTorch on formula weights. */
+static void test_world_models_vae(const mrl_ref_file *f) {
+  mrl_vae_config cfg = mrl_vae_config_world_models();
+  mrl_vae v;
+  mrl_params p;
+  mrl_graph g;
+  mrl_vae_output o;
+  mrl_tensor *x;
+  float count, eps[64];
+  size_t total = 0;
+  int i, shape[4] = {2, 3, 64, 64};
+  char buf[80];
+  mrl_params_init(&p);
+  MRL_CHECK(mrl_vae_init(&v, &p, "wm", &cfg) == MRL_OK, "world models vae: init");
+  for (i = 0; i < p.count; i++) total += (size_t)p.items[i].tensor.size;
+  MRL_CHECK(total == 4348547, "world models vae: %zu parameters, the paper's 4,348,547", total);
+  if (mrl_ref_fill(f, "wm_param_count", &count, 1))
+    MRL_CHECK((size_t)count == total, "world models vae: PyTorch counts %.0f", count);
+  MRL_CHECK(mrl_params_find(&p, "wm.encoder.6.weight") >= 0 &&
+                mrl_params_find(&p, "wm.decoder.0.weight") >= 0 &&
+                mrl_params_find(&p, "wm.decoder.8.weight") >= 0 && v.feature_dim == 1024 &&
+                v.decoder_deconv.out_height == 64,
+            "world models vae: names encoder.0-6, decoder.0, .2-.8; 1024 features; 64x64 out");
+  if (mrl_params_finalize(&p, 1) != MRL_OK) {
+    mrl_params_free(&p);
+    return;
+  }
+  formula_fill(&p);
+  for (i = 0; i < 64; i++) eps[i] = (float)sin(1.7 * i);
+  mrl_params_zero_grad(&p);
+  mrl_graph_init(&g, 1 << 24);
+  x = mrl_tensor_new(&g, 4, shape, 0);
+  if (x)
+    for (i = 0; i < x->size; i++) x->data[i] = (float)(0.5 + 0.5 * sin(0.37 * i));
+  o = mrl_vae_forward(&v, &g, x, eps, NULL);
+  MRL_CHECK(o.loss && o.recon && o.recon->ndim == 4 && o.recon->shape[1] == 3 &&
+                o.recon->shape[3] == 64,
+            "world models vae: recon [2,3,64,64]");
+  if (o.loss) {
+    mrl_ref_expect(f, "wm_mean", o.mean->data, 64, REF_ATOL, 1e-3);
+    mrl_ref_expect(f, "wm_logvar", o.logvar->data, 64, REF_ATOL, 1e-3);
+    mrl_ref_expect(f, "wm_recon_loss", o.recon_loss->data, 1, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(f, "wm_kl", o.kl->data, 1, REF_ATOL, REF_RTOL);
+    mrl_ref_expect(f, "wm_loss", o.loss->data, 1, REF_ATOL, REF_RTOL);
+    mrl_backward(&g, o.loss);
+    for (i = 1; i < p.count; i += 2) {
+      snprintf(buf, sizeof buf, "wm_grad_%s", strchr(p.items[i].name, '.') + 1);
+      expect_scaled(f, buf, p.items[i].tensor.grad, p.items[i].tensor.size);
+    }
+  }
+  mrl_graph_free(&g);
+  mrl_params_free(&p);
+}
+
 int main(void) {
   mrl_ref_file f;
   int have = mrl_ref_open(&f, "tests/ref/layers.txt");
@@ -730,11 +1000,16 @@ int main(void) {
     test_conv_encoder_reference(&f);
     test_nature_reference(&f);
     test_vae_reference(&f);
+    test_vae_free_nats_reference(&f);
+    test_conv_transpose_reference(&f);
+    test_deconv_decoder_reference(&f);
+    test_world_models_vae(&f);
     mrl_ref_close(&f);
   }
   test_conv2d_layer_init();
   test_nature_shapes();
   test_conv_encoder_gradcheck();
+  test_conv_transpose_gradcheck();
   test_vae_gradcheck();
   test_vae_sampling();
   test_vae_training();

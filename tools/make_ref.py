@@ -1233,4 +1233,125 @@ def make_layers():
                     dump(f, "vae_" + name, t)
             for name, t in vae.named_parameters():
                 dump(f, "vae_%s_grad_%s" % (tag, name), t.grad)
+
+        # The same VAE, Gaussian on sigmoid outputs with a per-example KL
+        # floor (World Models' tolerance) between the examples' KLs.
+        with torch.no_grad():
+            h = torch.relu(vae.encoder[0](x0))
+            mu, logvar = vae.fc_mu(h), vae.fc_logvar(h)
+            kls = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+            srt = kls.sort().values  # a floor strictly between two KLs: no tie
+            floor = float(0.5 * (srt[1] + srt[2]))
+        vae.zero_grad()
+        x = x0.clone().requires_grad_()
+        h = torch.relu(vae.encoder[0](x))
+        mu, logvar = vae.fc_mu(h), vae.fc_logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        out = vae.decoder[1](torch.relu(vae.decoder[0](z)))
+        rec = ((torch.sigmoid(out) - x) ** 2).sum() / 4
+        kls = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+        kl = torch.clamp(kls, min=floor).mean()
+        loss = rec + kl
+        loss.backward()
+        dump(f, "vae_f_floor", torch.tensor([floor]))
+        for name, t in (("recon_loss", rec), ("kl", kl), ("loss", loss),
+                        ("dx", x.grad)):
+            dump(f, "vae_f_" + name, t)
+        for name, t in vae.named_parameters():
+            dump(f, "vae_f_grad_" + name, t.grad)
+
+        # ConvTranspose2d(3, 4, 3, stride 2, padding 1, output_padding 1) on
+        # [2,3,4,5] -> [2,4,8,10]; and the functional form with a non-square
+        # [3,2,2,3] kernel, stride 1, no padding, no bias -> [2,2,5,7].
+        ct = torch.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1,
+                                      output_padding=1)
+        x = torch.randn(2, 3, 4, 5, requires_grad=True)
+        y = ct(x)
+        gy = torch.randn(y.shape)
+        (y * gy).sum().backward()
+        for name, t in (("ct_x", x), ("ct_gy", gy), ("ct_y", y),
+                        ("ct_dx", x.grad)):
+            dump(f, name, t)
+        dump_module("ct_", ct)
+        x = torch.randn(2, 3, 4, 5, requires_grad=True)
+        w = torch.randn(3, 2, 2, 3, requires_grad=True)
+        y = torch.nn.functional.conv_transpose2d(x, w)
+        gy = torch.randn(y.shape)
+        (y * gy).sum().backward()
+        for name, t in (("ct2_x", x), ("ct2_w", w), ("ct2_gy", gy),
+                        ("ct2_y", y), ("ct2_dx", x.grad), ("ct2_dw", w.grad)):
+            dump(f, name, t)
+
+        # Deconv decoder: Linear(5, 16) -> Unflatten [4,2,2] -> ConvT(4,3,3,s2)
+        # -> ReLU -> ConvT(3,2,4,s2,p1): z [2,5] -> [2,2,10,10].
+        dec = torch.nn.Sequential(
+            torch.nn.Linear(5, 16), torch.nn.Unflatten(1, (4, 2, 2)),
+            torch.nn.ConvTranspose2d(4, 3, 3, stride=2), torch.nn.ReLU(),
+            torch.nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1))
+        z = torch.randn(2, 5, requires_grad=True)
+        y = dec(z)
+        gy = torch.randn(y.shape)
+        (y * gy).sum().backward()
+        for name, t in (("dec_z", z), ("dec_gy", gy), ("dec_y", y),
+                        ("dec_dz", z.grad)):
+            dump(f, name, t)
+        dump_module("dec_", dec)
+
+        # World Models' V (conv encoder 32-64-128-256 k4 s2, latent 32, dense
+        # 1024, deconv 128 k5, 64 k5, 32 k6, 3 k6, stride 2; sigmoid outputs,
+        # sum of squares, KL tolerance 16) on two [3,64,64] frames with
+        # nature_formula weights: mean, logvar, losses, bias gradients.
+        class WMVAE(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder = torch.nn.Sequential(
+                    torch.nn.Conv2d(3, 32, 4, stride=2), torch.nn.ReLU(),
+                    torch.nn.Conv2d(32, 64, 4, stride=2), torch.nn.ReLU(),
+                    torch.nn.Conv2d(64, 128, 4, stride=2), torch.nn.ReLU(),
+                    torch.nn.Conv2d(128, 256, 4, stride=2), torch.nn.ReLU(),
+                    torch.nn.Flatten())
+                self.fc_mu = torch.nn.Linear(1024, 32)
+                self.fc_logvar = torch.nn.Linear(1024, 32)
+                self.decoder = torch.nn.Sequential(
+                    torch.nn.Linear(32, 1024),
+                    torch.nn.Unflatten(1, (1024, 1, 1)),
+                    torch.nn.ConvTranspose2d(1024, 128, 5, stride=2),
+                    torch.nn.ReLU(),
+                    torch.nn.ConvTranspose2d(128, 64, 5, stride=2),
+                    torch.nn.ReLU(),
+                    torch.nn.ConvTranspose2d(64, 32, 6, stride=2),
+                    torch.nn.ReLU(),
+                    torch.nn.ConvTranspose2d(32, 3, 6, stride=2))
+
+        wm = WMVAE()
+        count = sum(t.numel() for t in wm.parameters())
+        dump(f, "wm_param_count", torch.tensor([float(count)]))
+        with torch.no_grad():
+            params = list(wm.named_parameters())
+            for k, (name, t) in enumerate(params):
+                wt = params[k - 1][1] if name.endswith("bias") else t
+                bound = 1.0 / math.sqrt(wt.numel() / wt.shape[0])
+                vals = [nature_formula(k, i, bound) for i in range(t.numel())]
+                t.copy_(torch.tensor(vals, dtype=torch.float64)
+                        .to(torch.float32).reshape(t.shape))
+        xs = [0.5 + 0.5 * math.sin(0.37 * i) for i in range(2 * 3 * 64 * 64)]
+        x = torch.tensor(xs, dtype=torch.float64).to(torch.float32)
+        x = x.reshape(2, 3, 64, 64)
+        eps = torch.tensor([math.sin(1.7 * i) for i in range(64)],
+                           dtype=torch.float64).to(torch.float32).reshape(2, 32)
+        h = wm.encoder(x)
+        mu, logvar = wm.fc_mu(h), wm.fc_logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        out = wm.decoder(z)
+        rec = ((torch.sigmoid(out) - x) ** 2).sum() / 2
+        kls = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+        kl = torch.clamp(kls, min=16.0).mean()
+        loss = rec + kl
+        loss.backward()
+        for name, t in (("mean", mu), ("logvar", logvar), ("recon_loss", rec),
+                        ("kl", kl), ("loss", loss)):
+            dump(f, "wm_" + name, t)
+        for name, t in wm.named_parameters():
+            if name.endswith("bias"):
+                dump(f, "wm_grad_" + name, t.grad)
     return path
