@@ -653,7 +653,8 @@ MRL_DEF mrl_tensor *mrl_conv_encoder_forward(const mrl_conv_encoder *e, mrl_grap
  * OH = (H - 1) stride - 2 pad + KH + output_padding (likewise OW). It is the
  * gradient of mrl_conv2d with respect to its input: each input pixel adds
  * w[c] times itself into a KHxKW window of the output. Runs as one gemm per
- * image into a [O*KH*KW, H*W] scratch buffer from the arena, then col2im.
+ * chunk of images (as many as make about 512 output columns, at least one)
+ * into a [O*KH*KW, chunk*H*W] scratch buffer from the arena, then col2im.
  * output_padding < stride (as torch requires). */
 MRL_DEF mrl_tensor *mrl_conv_transpose2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
                                          int stride, int pad, int output_padding);
@@ -2759,16 +2760,22 @@ MRL_DEF mrl_tensor *mrl_conv_encoder_forward(const mrl_conv_encoder *e, mrl_grap
   return x;
 }
 
-/* conv_transpose2d. Node: in x, w, b; extra[0] the [O*KH*KW, H*W] scratch;
- * i[] stride, pad. Shapes are read from the tensors. */
-static void mrl__convt_col2im(const float *cols, int o, int kh, int kw, int h, int w, int stride,
-                              int pad, int oh, int ow, float *y) {
-  /* y[o, i s - pad + ki, j s - pad + kj] += cols[(o, ki, kj), (i, j)] */
+/* conv_transpose2d. The gemm runs over a chunk of images at once (their
+ * pixels side by side as columns), so that small feature maps (World Models'
+ * 1x1 and 5x5 inputs) still give the gemm wide matrices: a chunk holds
+ * max(1, 512 / (H W)) images. Node: in x, w, b; extra[0] cols
+ * [O*KH*KW, chunk*H*W], extra[1] xt [C, chunk*H*W] (scratch reused by the
+ * backward); i[] stride, pad, chunk. */
+#define MRL__CONVT_COLUMNS 512
+
+/* y[o, i s - pad + ki, j s - pad + kj] += cols[(o, ki, kj), (i, j)]; cols has row stride ld. */
+static void mrl__convt_col2im(const float *cols, size_t ld, int o, int kh, int kw, int h, int w,
+                              int stride, int pad, int oh, int ow, float *y) {
   int c, ki, kj, i, j;
   for (c = 0; c < o; c++)
     for (ki = 0; ki < kh; ki++)
       for (kj = 0; kj < kw; kj++) {
-        const float *row = cols + ((size_t)(c * kh + ki) * kw + kj) * (size_t)h * w;
+        const float *row = cols + (size_t)((c * kh + ki) * kw + kj) * ld;
         float *yc = y + (size_t)c * oh * ow;
         for (i = 0; i < h; i++) {
           int yi = i * stride - pad + ki;
@@ -2781,14 +2788,14 @@ static void mrl__convt_col2im(const float *cols, int o, int kh, int kw, int h, i
       }
 }
 
+/* The adjoint of col2im: cols[(o, ki, kj), (i, j)] = y[o, i s - pad + ki, j s - pad + kj] or 0. */
 static void mrl__convt_im2col(const float *y, int o, int kh, int kw, int h, int w, int stride,
-                              int pad, int oh, int ow, float *cols) {
-  /* the adjoint of col2im: cols[(o, ki, kj), (i, j)] = y[o, i s - pad + ki, j s - pad + kj] or 0 */
+                              int pad, int oh, int ow, float *cols, size_t ld) {
   int c, ki, kj, i, j;
   for (c = 0; c < o; c++)
     for (ki = 0; ki < kh; ki++)
       for (kj = 0; kj < kw; kj++) {
-        float *row = cols + ((size_t)(c * kh + ki) * kw + kj) * (size_t)h * w;
+        float *row = cols + (size_t)((c * kh + ki) * kw + kj) * ld;
         const float *yc = y + (size_t)c * oh * ow;
         for (i = 0; i < h; i++) {
           int yi = i * stride - pad + ki;
@@ -2801,28 +2808,51 @@ static void mrl__convt_im2col(const float *y, int o, int kh, int kw, int h, int 
       }
 }
 
+/* xt[c, j hw + q] = x[n0 + j, c, q] for j < m: images side by side. */
+static void mrl__convt_pack(const float *x, int n0, int m, int c, int hw, float *xt) {
+  int j, k;
+  size_t ld = (size_t)m * hw;
+  for (j = 0; j < m; j++)
+    for (k = 0; k < c; k++)
+      memcpy(xt + (size_t)k * ld + (size_t)j * hw, x + ((size_t)(n0 + j) * c + k) * hw,
+             sizeof(float) * (size_t)hw);
+}
+
 static void mrl__convt_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *wt = nd->in[1], *b = nd->in[2], *y = nd->out;
-  float *cols = nd->extra[0]->data;
-  int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
+  float *cols = nd->extra[0]->data, *xt = nd->extra[1]->data;
+  int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3], chunk = nd->i[2];
   int o = wt->shape[1], kh = wt->shape[2], kw = wt->shape[3], oh = y->shape[2], ow = y->shape[3];
-  int okk = o * kh * kw, hw = h * w, im, k, q;
-  for (im = 0; im < n; im++) {
-    const float *gy = y->grad + (size_t)im * o * oh * ow;
-    mrl__convt_im2col(gy, o, kh, kw, h, w, nd->i[0], nd->i[1], oh, ow, cols);
-    /* dx [C, HW] += W [C, OKK] . dcols [OKK, HW] */
-    if (x->grad)
-      mrl_gemm(0, 0, c, hw, okk, wt->data, okk, cols, hw, 1.0f, x->grad + (size_t)im * c * hw, hw);
-    /* dW [C, OKK] += x [C, HW] . dcols^T */
-    if (wt->grad)
-      mrl_gemm(0, 1, c, okk, hw, x->data + (size_t)im * c * hw, hw, cols, hw, 1.0f, wt->grad, okk);
-    if (b && b->grad)
+  int okk = o * kh * kw, hw = h * w, n0, j, k, q;
+  for (n0 = 0; n0 < n; n0 += chunk) {
+    int m = n - n0 < chunk ? n - n0 : chunk, cols_n = m * hw;
+    for (j = 0; j < m; j++)
+      mrl__convt_im2col(y->grad + (size_t)(n0 + j) * o * oh * ow, o, kh, kw, h, w, nd->i[0],
+                        nd->i[1], oh, ow, cols + (size_t)j * hw, (size_t)cols_n);
+    /* dW [C, OKK] += x [C, m HW] . dcols^T */
+    if (wt->grad) {
+      mrl__convt_pack(x->data, n0, m, c, hw, xt);
+      mrl_gemm(0, 1, c, okk, cols_n, xt, cols_n, cols, cols_n, 1.0f, wt->grad, okk);
+    }
+    /* dx [C, m HW] = W [C, OKK] . dcols, then back to [m, C, HW] */
+    if (x->grad) {
+      mrl_gemm(0, 0, c, cols_n, okk, wt->data, okk, cols, cols_n, 0.0f, xt, cols_n);
+      for (j = 0; j < m; j++)
+        for (k = 0; k < c; k++) {
+          float *gx = x->grad + ((size_t)(n0 + j) * c + k) * hw;
+          const float *src = xt + (size_t)k * cols_n + (size_t)j * hw;
+          for (q = 0; q < hw; q++) gx[q] += src[q];
+        }
+    }
+  }
+  if (b && b->grad)
+    for (j = 0; j < n; j++)
       for (k = 0; k < o; k++) {
+        const float *gy = y->grad + ((size_t)j * o + k) * oh * ow;
         float s = 0.0f;
-        for (q = 0; q < oh * ow; q++) s += gy[(size_t)k * oh * ow + q];
+        for (q = 0; q < oh * ow; q++) s += gy[q];
         b->grad[k] += s;
       }
-  }
 }
 
 MRL_DEF int mrl_conv_transpose2d_out_size(int in, int kernel_size, int stride, int padding,
@@ -2837,9 +2867,9 @@ MRL_DEF int mrl_conv_transpose2d_out_size(int in, int kernel_size, int stride, i
 
 MRL_DEF mrl_tensor *mrl_conv_transpose2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
                                          int stride, int pad, int output_padding) {
-  mrl_tensor *y, *cols;
+  mrl_tensor *y, *cols, *xt;
   mrl_node *nd;
-  int n, c, h, wd, o, kh, kw, oh, ow, hw, okk, shape[4], im, k, q, wants;
+  int n, c, h, wd, o, kh, kw, oh, ow, hw, okk, shape[4], n0, j, k, q, wants, chunk;
   if (!x || !w) return NULL;
   MRL_SHAPE_CHECK(x->ndim == 4 && w->ndim == 4, "conv_transpose2d",
                   "x must be [N,C,H,W] and the weight [C,O,KH,KW]", x, w);
@@ -2861,6 +2891,8 @@ MRL_DEF mrl_tensor *mrl_conv_transpose2d(mrl_graph *g, mrl_tensor *x, mrl_tensor
   MRL_SHAPE_CHECK(oh >= 1 && ow >= 1, "conv_transpose2d", "the padding leaves no output", x, w);
   hw = h * wd;
   okk = o * kh * kw;
+  chunk = hw >= MRL__CONVT_COLUMNS ? 1 : MRL__CONVT_COLUMNS / hw;
+  if (chunk > n) chunk = n > 0 ? n : 1;
   shape[0] = n;
   shape[1] = o;
   shape[2] = oh;
@@ -2869,19 +2901,25 @@ MRL_DEF mrl_tensor *mrl_conv_transpose2d(mrl_graph *g, mrl_tensor *x, mrl_tensor
   y = mrl_op_output(g, 4, shape, wants);
   if (!y) return NULL;
   shape[0] = okk;
-  shape[1] = hw;
+  shape[1] = chunk * hw;
   cols = mrl_tensor_new(g, 2, shape, 0);
-  if (!cols) return NULL;
+  shape[0] = c;
+  xt = mrl_tensor_new(g, 2, shape, 0);
+  if (!cols || !xt) return NULL;
   memset(y->data, 0, sizeof(float) * (size_t)y->size);
-  for (im = 0; im < n; im++) {
-    float *yi = y->data + (size_t)im * o * oh * ow;
-    /* cols [OKK, HW] = W^T [OKK, C] . x [C, HW] */
-    mrl_gemm(1, 0, okk, hw, c, w->data, okk, x->data + (size_t)im * c * hw, hw, 0.0f, cols->data,
-             hw);
-    mrl__convt_col2im(cols->data, o, kh, kw, h, wd, stride, pad, oh, ow, yi);
-    if (b)
-      for (k = 0; k < o; k++)
-        for (q = 0; q < oh * ow; q++) yi[(size_t)k * oh * ow + q] += b->data[k];
+  for (n0 = 0; n0 < n; n0 += chunk) {
+    int m = n - n0 < chunk ? n - n0 : chunk, cols_n = m * hw;
+    /* cols [OKK, m HW] = W^T [OKK, C] . x [C, m HW] */
+    mrl__convt_pack(x->data, n0, m, c, hw, xt->data);
+    mrl_gemm(1, 0, okk, cols_n, c, w->data, okk, xt->data, cols_n, 0.0f, cols->data, cols_n);
+    for (j = 0; j < m; j++) {
+      float *yi = y->data + (size_t)(n0 + j) * o * oh * ow;
+      mrl__convt_col2im(cols->data + (size_t)j * hw, (size_t)cols_n, o, kh, kw, h, wd, stride, pad,
+                        oh, ow, yi);
+      if (b)
+        for (k = 0; k < o; k++)
+          for (q = 0; q < oh * ow; q++) yi[(size_t)k * oh * ow + q] += b->data[k];
+    }
   }
   MRL__FINITE("conv_transpose2d", y, x, w);
   if ((nd = mrl_graph_record(g, "conv_transpose2d", mrl__convt_backward, y)) != NULL) {
@@ -2889,8 +2927,10 @@ MRL_DEF mrl_tensor *mrl_conv_transpose2d(mrl_graph *g, mrl_tensor *x, mrl_tensor
     nd->in[1] = w;
     nd->in[2] = b;
     nd->extra[0] = cols; /* reused as the backward's scratch */
+    nd->extra[1] = xt;
     nd->i[0] = stride;
     nd->i[1] = pad;
+    nd->i[2] = chunk;
   }
   return y;
 }

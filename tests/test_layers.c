@@ -831,6 +831,48 @@ static void test_conv_transpose_gradcheck(void) {
   mrl_graph_free(&g);
 }
 
+/* Images are batched into one gemm in chunks of 512 / (H W): with 16x16
+ * inputs a chunk holds 2 images, so a batch of 3 runs as 2 + 1. The batch
+ * must equal the images run one by one, and its gradient must check. */
+static void test_conv_transpose_chunks(void) {
+  static float xd[3 * 256], xg[3 * 256], gy[3 * 2 * 18 * 18];
+  float wd[18], wg[18], bd[2], bg[2];
+  int xs[4] = {3, 1, 16, 16}, ws[4] = {1, 2, 3, 3}, one[4] = {1, 1, 16, 16}, two = 2, j, i;
+  mrl_tensor x = mrl_tensor_make(xd, xg, 4, xs), w = mrl_tensor_make(wd, wg, 4, ws);
+  mrl_tensor b = mrl_tensor_make(bd, bg, 1, &two), *in[3], *y, *yj;
+  mrl_rng rng = mrl_rng_make(41);
+  mrl_graph g;
+  double worst = 0.0;
+  ct_ctx ctx;
+  fill_uniform(xd, 768, &rng, -1, 1);
+  fill_uniform(wd, 18, &rng, -1, 1);
+  fill_uniform(bd, 2, &rng, -1, 1);
+  fill_uniform(gy, 1944, &rng, -1, 1);
+  mrl_graph_init(&g, 1 << 18);
+  y = mrl_conv_transpose2d(&g, &x, &w, &b, 1, 0, 0);
+  for (j = 0; j < 3 && y; j++) {
+    mrl_tensor xj = mrl_tensor_make(xd + 256 * j, NULL, 4, one);
+    yj = mrl_conv_transpose2d(&g, &xj, &w, &b, 1, 0, 0);
+    for (i = 0; yj && i < yj->size; i++) {
+      double d = fabs((double)yj->data[i] - y->data[648 * j + i]);
+      if (d > worst) worst = d;
+    }
+  }
+  MRL_CHECK(y && worst < 1e-5, "conv_transpose2d: batch of 3 in chunks of 2 vs one by one: %g",
+            worst);
+  in[0] = &x;
+  in[1] = &w;
+  in[2] = &b;
+  ctx.gy = gy;
+  ctx.stride = 1;
+  ctx.pad = 0;
+  ctx.output_padding = 0;
+  ctx.bias = 1;
+  worst = mrl_gradcheck(&g, ct_build, in, 3, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
+  MRL_CHECK(worst <= 1.0, "gradcheck conv_transpose2d, chunks 2 + 1: ratio %.3g", worst);
+  mrl_graph_free(&g);
+}
+
 static void test_deconv_decoder_reference(const mrl_ref_file *f) {
   static const char *names[6] = {"dec.0.weight", "dec.0.bias",   "dec.2.weight",
                                  "dec.2.bias",   "dec.4.weight", "dec.4.bias"};
@@ -1010,6 +1052,7 @@ int main(void) {
   test_nature_shapes();
   test_conv_encoder_gradcheck();
   test_conv_transpose_gradcheck();
+  test_conv_transpose_chunks();
   test_vae_gradcheck();
   test_vae_sampling();
   test_vae_training();
