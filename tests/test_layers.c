@@ -8,6 +8,20 @@
  *
  * Run from the repository root:
  *   cc -std=c99 -O2 tests/test_layers.c -lm && ./a.out */
+#include <stdlib.h>
+/* A counting allocator: acting must not touch the heap once warmed up. */
+static long heap_calls;
+static void *count_malloc(size_t n) {
+  heap_calls++;
+  return malloc(n);
+}
+static void *count_realloc(void *p, size_t n) {
+  heap_calls++;
+  return realloc(p, n);
+}
+#define MRL_MALLOC(sz) count_malloc(sz)
+#define MRL_REALLOC(p, sz) count_realloc(p, sz)
+#define MRL_FREE(p) free(p)
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_nn.h"
 #include "test.h"
@@ -306,6 +320,45 @@ static void test_nature_shapes(void) {
   MRL_CHECK(mrl_conv_encoder_init(&e, &p, "bad", &cfg) == MRL_ERR_INVALID_ARGUMENT,
             "conv encoder: stride 0");
   MRL_CHECK(p.count == before, "conv encoder: a rejected config declares nothing");
+  mrl_params_free(&p);
+}
+
+/* Acting with the Nature encoder and sampling from the World Models VAE
+ * (no-grad, graph rewound each step) allocate nothing once the arena has
+ * reached its size (after the first step and the reset that follows it). */
+static void test_no_heap_when_acting(void) {
+  mrl_conv_encoder_config cfg = mrl_conv_encoder_config_default();
+  mrl_vae_config vcfg = mrl_vae_config_world_models();
+  mrl_conv_encoder e;
+  mrl_vae v;
+  mrl_params p;
+  mrl_graph g;
+  mrl_rng rng = mrl_rng_make(3);
+  static float obs[4 * 84 * 84];
+  int step, shape[4] = {1, 4, 84, 84}, ok = 1;
+  long before = 0;
+  mrl_params_init(&p);
+  mrl_conv_encoder_init(&e, &p, "network", &cfg);
+  mrl_vae_init(&v, &p, "wm", &vcfg);
+  mrl_params_finalize(&p, 1);
+  fill_uniform(obs, 4 * 84 * 84, &rng, 0.0f, 1.0f);
+  mrl_graph_init(&g, 1 << 16); /* too small on purpose: the first step grows it */
+  mrl_graph_set_no_grad(&g, 1);
+  for (step = 0; step < 5; step++) { /* step 1's reset folds the grown arena into one block */
+    mrl_tensor *y, *frame;
+    mrl_vae_output o;
+    int fshape[4] = {1, 3, 64, 64};
+    if (step == 2) before = heap_calls;
+    mrl_graph_reset(&g);
+    y = mrl_conv_encoder_forward(&e, &g, mrl_tensor_from(&g, obs, 4, shape));
+    frame = mrl_tensor_from(&g, obs, 4, fshape);
+    o = mrl_vae_forward(&v, &g, frame, NULL, &rng);
+    ok = ok && y && o.z && o.recon;
+  }
+  MRL_CHECK(ok && heap_calls == before,
+            "acting (Nature encoder + World Models VAE, no-grad): %ld heap calls after warm-up",
+            heap_calls - before);
+  mrl_graph_free(&g);
   mrl_params_free(&p);
 }
 
@@ -1050,6 +1103,7 @@ int main(void) {
   }
   test_conv2d_layer_init();
   test_nature_shapes();
+  test_no_heap_when_acting();
   test_conv_encoder_gradcheck();
   test_conv_transpose_gradcheck();
   test_conv_transpose_chunks();
