@@ -26,6 +26,9 @@
  *   Elman RNN: tanh or relu. Same layouts ([3H,...], [H,...]) and defaults.
  *   Stacks (mrl_lstm, mrl_gru, mrl_elman) follow num_layers: names
  *   weight_ih_l0, weight_ih_l1, ...; states [num_layers*B, H].
+ *   Embedding weight [num, dim], N(0,1). LayerNorm weight ones, bias zeros,
+ *   eps 1e-5. Conv2d weight [out,in,k,k] and bias [out], both
+ *   U(+-1/sqrt(in k k)) by default (kaiming_uniform(a=sqrt(5)) and torch's bias rule).
  *   Orthogonal init as torch.nn.init.orthogonal_ (QR of a normal matrix, signs
  *   fixed by diag(R)), biases zero (CleanRL's layer_init).
  *   Xavier and Kaiming inits as torch.nn.init (calculate_gain, fan modes).
@@ -52,6 +55,15 @@
  *                mrl_mdn_head
  *   surgery      Net2Net: mrl_mlp_widen, mrl_mlp_insert_identity,
  *                mrl_lstm_widen, mrl_net2net_mapping / widen_rows
+ *   more layers  mrl_embedding (torch.nn.Embedding), mrl_layernorm_layer
+ *                (torch.nn.LayerNorm), mrl_conv2d_layer (torch.nn.Conv2d,
+ *                + mrl_conv2d_out_size), mrl_conv_encoder (Nature-DQN stack
+ *                by default, or any conv stack + optional linear), mrl_vae
+ *                (MLP or conv encoder, diagonal Gaussian with log-variance,
+ *                reparameterised sample, MLP or deconv decoder, ELBO with
+ *                beta and free nats; World Models' V config),
+ *                mrl_conv_transpose2d (fused op) + mrl_conv_transpose2d_layer
+ *                (torch.nn.ConvTranspose2d), mrl_deconv_decoder
  *
  * OPTIMISER STATE lives in the store's buffers, never in the optimiser:
  *   moment1  Adam/AdamW first moment; SGD and RMSProp momentum buffer
@@ -681,6 +693,264 @@ MRL_DEF const char *mrl_checkpoint_meta(const mrl_checkpoint *c, const char *key
  * MRL_CHECKPOINT_OPTIMIZER its Adam moments and step count) into p. Without
  * that flag the model's moments and step count are left as they are. */
 MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, int flags);
+
+/* ---- embedding, layernorm, conv encoders, VAE ---- */
+
+/* Embedding (torch.nn.Embedding): a table <name>.weight [num_embeddings, dim],
+ * default init N(0, 1). No padding_idx or max_norm. */
+typedef struct mrl_embedding {
+  mrl_params *params;
+  int weight; /* index in params */
+  int num_embeddings, embedding_dim;
+} mrl_embedding;
+MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *name,
+                                int num_embeddings, int embedding_dim, mrl_init init);
+/* ids[n] (each in [0, num_embeddings), else it stops like a wrong shape) ->
+ * [n, dim]; backward adds into the picked rows (mrl_index_select). The ids
+ * are copied, so the array may change after the call. */
+MRL_DEF mrl_tensor *mrl_embedding_forward(const mrl_embedding *e, mrl_graph *g, const int *ids,
+                                          int n);
+
+/* Layer normalisation layer (torch.nn.LayerNorm(dim), over the last
+ * dimension): <name>.weight ones and <name>.bias zeros, eps 1e-5 by default.
+ * elementwise_affine 0 declares no tensors (weight = bias = -1). */
+typedef struct mrl_layernorm_layer {
+  mrl_params *params;
+  int weight, bias; /* indices in params, -1 without the affine part */
+  int dim;
+  float eps;
+} mrl_layernorm_layer;
+MRL_DEF void mrl_layernorm_layer_init(mrl_layernorm_layer *l, mrl_params *p, const char *name,
+                                      int dim, float eps, int elementwise_affine);
+/* x [..., dim] -> the same shape (mrl_layernorm). */
+MRL_DEF mrl_tensor *mrl_layernorm_layer_forward(const mrl_layernorm_layer *l, mrl_graph *g,
+                                                mrl_tensor *x);
+
+/* 2-D convolution layer (torch.nn.Conv2d with a square kernel, bias=True):
+ * <name>.weight [out, in, k, k], <name>.bias [out]. Default init as torch:
+ * weight kaiming_uniform(a = sqrt(5)) = U(+-1/sqrt(fan_in)), bias
+ * U(+-1/sqrt(fan_in)), fan_in = in k k. Any other init sets the weight (e.g.
+ * orthogonal(sqrt 2), CleanRL's Atari layer_init, on the [out, in k k]
+ * flattening) and zeros the bias. */
+typedef struct mrl_conv2d_layer {
+  mrl_params *params;
+  int weight, bias; /* indices in params */
+  int in_channels, out_channels, kernel_size, stride, padding;
+} mrl_conv2d_layer;
+MRL_DEF void mrl_conv2d_layer_init(mrl_conv2d_layer *l, mrl_params *p, const char *name,
+                                   int in_channels, int out_channels, int kernel_size, int stride,
+                                   int padding, mrl_init init);
+/* x [N, in, H, W] -> [N, out, OH, OW] (mrl_conv2d). */
+MRL_DEF mrl_tensor *mrl_conv2d_layer_forward(const mrl_conv2d_layer *l, mrl_graph *g,
+                                             mrl_tensor *x);
+/* Output length along one axis: (in + 2 padding - kernel) / stride + 1 (floor,
+ * as torch), or 0 when the kernel does not fit the padded input. */
+MRL_DEF int mrl_conv2d_out_size(int in, int kernel_size, int stride, int padding);
+
+/* Convolutional encoder for pixel observations: conv layers each followed by
+ * the activation, flatten (C, H, W order, torch's nn.Flatten), then an
+ * optional linear layer (followed by the activation when activate_linear).
+ * Tensor names are those of the obvious torch.nn.Sequential of
+ * [Conv2d, act] * L, Flatten, Linear, act: with an activation the convs are
+ * <name>.0, <name>.2, ... <name>.(2L-2) and the linear <name>.(2L+1);
+ * without one, <name>.0 ... <name>.(L-1) and <name>.(L+1). The Nature-DQN
+ * encoder (Mnih et al. 2015) is mrl_conv_encoder_config_default(): on 4
+ * stacked 84x84 frames, 32 8x8 stride 4, 64 4x4 stride 2, 64 3x3 stride 1,
+ * ReLU, flatten (64 x 7 x 7 = 3136), linear 512, ReLU; CleanRL's
+ * QNetwork/Agent trunk has the same names (network.0 ... network.7). Inputs
+ * are used as given: divide pixels by 255 yourself. */
+#define MRL_CONV_MAX_LAYERS 8
+typedef struct mrl_conv_encoder_config {
+  int in_channels, in_height, in_width;
+  int num_layers; /* 1 .. MRL_CONV_MAX_LAYERS */
+  int channels[MRL_CONV_MAX_LAYERS], kernels[MRL_CONV_MAX_LAYERS];
+  int strides[MRL_CONV_MAX_LAYERS], paddings[MRL_CONV_MAX_LAYERS];
+  mrl_activation activation;
+  int linear_out;      /* 0: no final linear, the output is the flattened features */
+  int activate_linear; /* apply the activation after the final linear (Nature: 1) */
+  mrl_init init;       /* for every conv and the linear (default: torch's) */
+} mrl_conv_encoder_config;
+/* Nature DQN on [4, 84, 84] with torch's default init. */
+MRL_DEF mrl_conv_encoder_config mrl_conv_encoder_config_default(void);
+typedef struct mrl_conv_encoder {
+  mrl_conv2d_layer convs[MRL_CONV_MAX_LAYERS];
+  mrl_linear_layer linear;
+  int num_layers, has_linear, activate_linear;
+  mrl_activation activation;
+  int in_channels, in_height, in_width;
+  int conv_channels, conv_height, conv_width; /* the last conv's output */
+  int flat_features;                          /* conv_channels * conv_height * conv_width */
+  int out_features;                           /* linear_out, or flat_features */
+} mrl_conv_encoder;
+/* Declares the layers; computes every output size from the input HxW.
+ * MRL_ERR_INVALID_ARGUMENT (nothing declared) when the config does not fit:
+ * a size or count out of range, or a kernel larger than its padded input. */
+MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, const char *name,
+                                         const mrl_conv_encoder_config *cfg);
+/* x [N, C, H, W], or [N, C*H*W] (flat observations, viewed as images) ->
+ * [N, out_features]. */
+MRL_DEF mrl_tensor *mrl_conv_encoder_forward(const mrl_conv_encoder *e, mrl_graph *g,
+                                             mrl_tensor *x);
+
+/* Transposed 2-D convolution (torch.nn.functional.conv_transpose2d, groups
+ * 1, dilation 1), a fused node: x [N, C, H, W], w [C, O, KH, KW] (torch's
+ * layout: input channels first), b [O] or NULL -> [N, O, OH, OW] with
+ * OH = (H - 1) stride - 2 pad + KH + output_padding (likewise OW). It is the
+ * gradient of mrl_conv2d with respect to its input: each input pixel adds
+ * w[c] times itself into a KHxKW window of the output. Runs as one gemm per
+ * chunk of images (as many as make about 512 output columns, at least one)
+ * into a [O*KH*KW, chunk*H*W] scratch buffer from the arena, then col2im.
+ * output_padding < stride (as torch requires). */
+MRL_DEF mrl_tensor *mrl_conv_transpose2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                                         int stride, int pad, int output_padding);
+/* Output length along one axis: (in - 1) stride - 2 padding + kernel +
+ * output_padding, or 0 when that is below 1 or the arguments are invalid. */
+MRL_DEF int mrl_conv_transpose2d_out_size(int in, int kernel_size, int stride, int padding,
+                                          int output_padding);
+/* Layer (torch.nn.ConvTranspose2d, square kernel, bias=True):
+ * <name>.weight [in, out, k, k], <name>.bias [out]. Default init as torch:
+ * both U(+-1/sqrt(fan_in)) with torch's fan_in for this layout, out k k
+ * (the weight's second dimension times the kernel area). Another init sets
+ * the weight and zeros the bias. */
+typedef struct mrl_conv_transpose2d_layer {
+  mrl_params *params;
+  int weight, bias; /* indices in params */
+  int in_channels, out_channels, kernel_size, stride, padding, output_padding;
+} mrl_conv_transpose2d_layer;
+MRL_DEF void mrl_conv_transpose2d_layer_init(mrl_conv_transpose2d_layer *l, mrl_params *p,
+                                             const char *name, int in_channels, int out_channels,
+                                             int kernel_size, int stride, int padding,
+                                             int output_padding, mrl_init init);
+MRL_DEF mrl_tensor *mrl_conv_transpose2d_layer_forward(const mrl_conv_transpose2d_layer *l,
+                                                       mrl_graph *g, mrl_tensor *x);
+
+/* Deconvolutional decoder (World Models' V decoder): a linear layer from
+ * in_features to in_channels*in_height*in_width (optionally followed by the
+ * activation), viewed as [in_channels, in_height, in_width] (nn.Unflatten),
+ * then transposed convolutions with the activation between them and none
+ * after the last (its outputs are logits or means). Names follow the
+ * torch.nn.Sequential of Linear, [act], Unflatten, [ConvTranspose2d, act]...:
+ * the linear is <name>.0; the first transposed conv is <name>.2 (<name>.3
+ * when activate_linear), the next ones every 2 (every 1 without an
+ * activation). mrl_deconv_decoder_config_default() is World Models' decoder
+ * (Ha & Schmidhuber 2018): z 32 -> dense 1024 = [1024, 1, 1], then 128 5x5,
+ * 64 5x5, 32 6x6, 3 6x6, all stride 2, ReLU: [3, 64, 64]. The original code's
+ * dense layer has no activation (activate_linear 0). */
+typedef struct mrl_deconv_decoder_config {
+  int in_features;
+  int in_channels, in_height, in_width;
+  int activate_linear;
+  int num_layers; /* 1 .. MRL_CONV_MAX_LAYERS */
+  int channels[MRL_CONV_MAX_LAYERS], kernels[MRL_CONV_MAX_LAYERS];
+  int strides[MRL_CONV_MAX_LAYERS], paddings[MRL_CONV_MAX_LAYERS];
+  int output_paddings[MRL_CONV_MAX_LAYERS];
+  mrl_activation activation;
+  mrl_init init;
+} mrl_deconv_decoder_config;
+MRL_DEF mrl_deconv_decoder_config mrl_deconv_decoder_config_default(void);
+typedef struct mrl_deconv_decoder {
+  mrl_linear_layer linear;
+  mrl_conv_transpose2d_layer layers[MRL_CONV_MAX_LAYERS];
+  int num_layers, activate_linear;
+  mrl_activation activation;
+  int in_features, in_channels, in_height, in_width;
+  int out_channels, out_height, out_width; /* the last layer's output */
+  int out_features;                        /* out_channels * out_height * out_width */
+} mrl_deconv_decoder;
+/* MRL_ERR_INVALID_ARGUMENT (nothing declared) when the config does not fit. */
+MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p, const char *name,
+                                           const mrl_deconv_decoder_config *cfg);
+/* z [B, in_features] -> [B, out_channels, out_height, out_width]. */
+MRL_DEF mrl_tensor *mrl_deconv_decoder_forward(const mrl_deconv_decoder *d, mrl_graph *g,
+                                               mrl_tensor *z);
+
+/* Variational autoencoder (Kingma & Welling 2014; World Models' V, Ha &
+ * Schmidhuber 2018). The encoder (an MLP, or a conv encoder as above) maps x
+ * to features, two linear layers to the diagonal Gaussian q(z|x) given by its
+ * MEAN and LOG-VARIANCE (logvar = log sigma^2, as the papers and torch's VAE
+ * example), z = mean + exp(logvar / 2) eps with eps ~ N(0, I), and an MLP
+ * decoder maps z back to input_dim outputs: the mean of a Gaussian
+ * likelihood (reconstruction = squared error) or the logits of a Bernoulli
+ * one (BCE with logits). Per batch:
+ *   recon = (1/B) sum_b sum_d l(x_bd, out_bd)      (l = squared error or BCE)
+ *   kl    = (1/B) sum_b max(KL(q(z|x_b) || N(0, I)), kl_free_nats)   (mrl_kl_normal)
+ *   loss  = recon + beta kl                        (the negative ELBO at beta = 1
+ *                                                   and kl_free_nats = 0;
+ *                                                   beta-VAE, Higgins et al. 2017)
+ * kl_free_nats is World Models' KL tolerance (0.5 per latent dimension:
+ * 16 nats for 32): a per-example floor below which the KL gets no gradient.
+ * sigmoid_output squashes the decoder's output into (0, 1) before the
+ * Gaussian likelihood's squared error, as World Models does (ignored for the
+ * Bernoulli likelihood, whose decoder outputs logits).
+ * Names: <name>.encoder.* (an MLP: .0, .1, ...; conv: as mrl_conv_encoder),
+ * <name>.fc_mu, <name>.fc_logvar, <name>.decoder.* (an MLP mirroring the
+ * hidden sizes: .0, .1, ...; deconv: as mrl_deconv_decoder). */
+typedef enum mrl_vae_likelihood {
+  MRL_VAE_BERNOULLI, /* decoder outputs logits; BCE with logits */
+  MRL_VAE_GAUSSIAN   /* decoder outputs the mean; squared error (unit variance up to constants) */
+} mrl_vae_likelihood;
+#define MRL_VAE_MAX_HIDDEN 6
+typedef struct mrl_vae_config {
+  int input_dim; /* MLP encoder input; set from the conv config when use_conv */
+  int latent_dim;
+  int num_hidden; /* 0 .. MRL_VAE_MAX_HIDDEN hidden layers in encoder and decoder MLPs */
+  int hidden[MRL_VAE_MAX_HIDDEN];
+  mrl_activation activation;
+  int use_conv;                     /* 1: encoder = mrl_conv_encoder over conv (its features) */
+  mrl_conv_encoder_config conv;     /* the decoder then outputs C*H*W values */
+  int use_deconv;                   /* 1: decoder = mrl_deconv_decoder over deconv */
+  mrl_deconv_decoder_config deconv; /* in_features is set to latent_dim; its output
+                                       size must equal input_dim (C*H*W) */
+  mrl_vae_likelihood likelihood;
+  int sigmoid_output; /* Gaussian likelihood only: compare sigmoid(decoder output) */
+  float beta;         /* KL weight */
+  float kl_free_nats; /* per-example KL floor (0: off) */
+  mrl_init init;
+} mrl_vae_config;
+/* torch's VAE example (MNIST): 784 - 400 - 20, ReLU, Bernoulli, beta 1,
+ * default init; no conv. */
+MRL_DEF mrl_vae_config mrl_vae_config_default(void);
+/* World Models' V (Ha & Schmidhuber 2018) on [3, 64, 64] frames: conv
+ * encoder 32, 64, 128, 256 filters 4x4 stride 2, ReLU, flatten 256x2x2 =
+ * 1024 (no linear); latent 32; the decoder of mrl_deconv_decoder_config_default;
+ * Gaussian likelihood on sigmoid outputs (sum of squares), beta 1, KL
+ * tolerance 16 nats. 4.3M parameters. */
+MRL_DEF mrl_vae_config mrl_vae_config_world_models(void);
+typedef struct mrl_vae {
+  mrl_mlp encoder_mlp;
+  mrl_conv_encoder encoder_conv;
+  mrl_linear_layer fc_mu, fc_logvar;
+  mrl_mlp decoder;
+  mrl_deconv_decoder decoder_deconv;
+  mrl_vae_config cfg;
+  int feature_dim; /* the encoder's output width */
+} mrl_vae;
+/* MRL_ERR_INVALID_ARGUMENT when the config does not fit (nothing declared). */
+MRL_DEF mrl_result mrl_vae_init(mrl_vae *v, mrl_params *p, const char *name,
+                                const mrl_vae_config *cfg);
+/* x [B, input_dim] (or [B,C,H,W] with a conv encoder) -> mean, logvar [B, latent]. */
+MRL_DEF void mrl_vae_encode(const mrl_vae *v, mrl_graph *g, mrl_tensor *x, mrl_tensor **mean,
+                            mrl_tensor **logvar);
+/* z = mean + exp(logvar / 2) * eps, eps [B, latent] given (no gradient). */
+MRL_DEF mrl_tensor *mrl_vae_reparameterize(mrl_graph *g, mrl_tensor *mean, mrl_tensor *logvar,
+                                           mrl_tensor *eps);
+/* z [B, latent] -> [B, input_dim] (MLP) or [B, C, H, W] (deconv): logits or
+ * the mean, by likelihood (before sigmoid_output's squashing). */
+MRL_DEF mrl_tensor *mrl_vae_decode(const mrl_vae *v, mrl_graph *g, mrl_tensor *z);
+typedef struct mrl_vae_output {
+  mrl_tensor *mean, *logvar, *z, *recon; /* recon: the decoder's output for z */
+  mrl_tensor *recon_loss, *kl, *loss;    /* [1] each, as defined above */
+} mrl_vae_output;
+/* The whole pass and the ELBO terms. eps: B*latent standard-normal draws;
+ * NULL draws them from rng (B*latent calls of mrl_rng_normal, row-major);
+ * both NULL: z = mean (deterministic, for evaluation). The loss terms
+ * compare with x itself (flattened). Any tensor is NULL when the arena is full. */
+MRL_DEF mrl_vae_output mrl_vae_forward(const mrl_vae *v, mrl_graph *g, mrl_tensor *x,
+                                       const float *eps, mrl_rng *rng);
+/* The ELBO terms alone, from the decoder's output recon [B, D], the target x
+ * (same size) and the posterior: fills recon_loss, kl and loss of *out. */
+MRL_DEF void mrl_vae_loss(const mrl_vae_config *cfg, mrl_graph *g, mrl_tensor *recon, mrl_tensor *x,
+                          mrl_tensor *mean, mrl_tensor *logvar, mrl_vae_output *out);
 
 #ifdef __cplusplus
 }
@@ -3581,6 +3851,642 @@ MRL_DEF mrl_result mrl_checkpoint_load(mrl_params *p, const char *path, int flag
   if (r == MRL_OK) r = mrl_checkpoint_apply(&c, p, flags);
   mrl_checkpoint_close(&c);
   return r;
+}
+
+/* ---- embedding, layernorm, conv encoders, VAE ---- */
+
+MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *name,
+                                int num_embeddings, int embedding_dim, mrl_init init) {
+  char buf[80];
+  int shape[2];
+  shape[0] = num_embeddings;
+  shape[1] = embedding_dim;
+  if (init.kind == MRL_INIT_DEFAULT) init = mrl_init_make(MRL_INIT_NORMAL, 1.0f);
+  e->params = p;
+  e->num_embeddings = num_embeddings;
+  e->embedding_dim = embedding_dim;
+  snprintf(buf, sizeof buf, "%s.weight", name);
+  e->weight = mrl_params_add(p, buf, 2, shape, init);
+}
+
+MRL_DEF mrl_tensor *mrl_embedding_forward(const mrl_embedding *e, mrl_graph *g, const int *ids,
+                                          int n) {
+  return mrl_index_select(g, mrl_params_tensor(e->params, e->weight), ids, n);
+}
+
+MRL_DEF void mrl_layernorm_layer_init(mrl_layernorm_layer *l, mrl_params *p, const char *name,
+                                      int dim, float eps, int elementwise_affine) {
+  char buf[80];
+  l->params = p;
+  l->dim = dim;
+  l->eps = eps;
+  l->weight = l->bias = -1;
+  if (!elementwise_affine) return;
+  snprintf(buf, sizeof buf, "%s.weight", name);
+  l->weight = mrl_params_add(p, buf, 1, &dim, mrl_init_make(MRL_INIT_CONSTANT, 1.0f));
+  snprintf(buf, sizeof buf, "%s.bias", name);
+  l->bias = mrl_params_add(p, buf, 1, &dim, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+}
+
+MRL_DEF mrl_tensor *mrl_layernorm_layer_forward(const mrl_layernorm_layer *l, mrl_graph *g,
+                                                mrl_tensor *x) {
+  mrl_tensor *w = l->weight >= 0 ? mrl_params_tensor(l->params, l->weight) : NULL;
+  mrl_tensor *b = l->bias >= 0 ? mrl_params_tensor(l->params, l->bias) : NULL;
+  if (x)
+    MRL_SHAPE_CHECK(mrl_tensor_cols(x) == l->dim, "layernorm_layer",
+                    "x's last dimension must equal the layer's dim", x, w);
+  return mrl_layernorm(g, x, w, b, l->eps);
+}
+
+MRL_DEF void mrl_conv2d_layer_init(mrl_conv2d_layer *l, mrl_params *p, const char *name,
+                                   int in_channels, int out_channels, int kernel_size, int stride,
+                                   int padding, mrl_init init) {
+  char buf[80];
+  int wshape[4];
+  mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
+  wshape[0] = out_channels;
+  wshape[1] = in_channels;
+  wshape[2] = wshape[3] = kernel_size;
+  if (init.kind == MRL_INIT_DEFAULT) {
+    /* kaiming_uniform(a = sqrt 5): gain sqrt(1/3), bound gain sqrt(3 / fan_in) */
+    float bound = 1.0f / sqrtf((float)(in_channels * kernel_size * kernel_size));
+    wi = mrl_init_make(MRL_INIT_UNIFORM, bound);
+    bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
+  }
+  l->params = p;
+  l->in_channels = in_channels;
+  l->out_channels = out_channels;
+  l->kernel_size = kernel_size;
+  l->stride = stride;
+  l->padding = padding;
+  snprintf(buf, sizeof buf, "%s.weight", name);
+  l->weight = mrl_params_add(p, buf, 4, wshape, wi);
+  snprintf(buf, sizeof buf, "%s.bias", name);
+  l->bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+}
+
+MRL_DEF mrl_tensor *mrl_conv2d_layer_forward(const mrl_conv2d_layer *l, mrl_graph *g,
+                                             mrl_tensor *x) {
+  return mrl_conv2d(g, x, mrl_params_tensor(l->params, l->weight),
+                    mrl_params_tensor(l->params, l->bias), l->stride, l->padding);
+}
+
+MRL_DEF int mrl_conv2d_out_size(int in, int kernel_size, int stride, int padding) {
+  if (in < 1 || kernel_size < 1 || stride < 1 || padding < 0 || in + 2 * padding < kernel_size)
+    return 0;
+  return (in + 2 * padding - kernel_size) / stride + 1;
+}
+
+MRL_DEF mrl_conv_encoder_config mrl_conv_encoder_config_default(void) {
+  mrl_conv_encoder_config c;
+  static const int ch[3] = {32, 64, 64}, k[3] = {8, 4, 3}, s[3] = {4, 2, 1};
+  int i;
+  memset(&c, 0, sizeof c);
+  c.in_channels = 4;
+  c.in_height = c.in_width = 84;
+  c.num_layers = 3;
+  for (i = 0; i < 3; i++) {
+    c.channels[i] = ch[i];
+    c.kernels[i] = k[i];
+    c.strides[i] = s[i];
+    c.paddings[i] = 0;
+  }
+  c.activation = MRL_ACT_RELU;
+  c.linear_out = 512;
+  c.activate_linear = 1;
+  c.init = mrl_init_default();
+  return c;
+}
+
+MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, const char *name,
+                                         const mrl_conv_encoder_config *cfg) {
+  char buf[80];
+  int i, c, h, w, step = cfg->activation == MRL_ACT_NONE ? 1 : 2;
+  memset(e, 0, sizeof *e);
+  if (cfg->num_layers < 1 || cfg->num_layers > MRL_CONV_MAX_LAYERS || cfg->in_channels < 1 ||
+      cfg->linear_out < 0)
+    return MRL_ERR_INVALID_ARGUMENT;
+  /* check every size before declaring anything */
+  h = cfg->in_height;
+  w = cfg->in_width;
+  for (i = 0; i < cfg->num_layers; i++) {
+    if (cfg->channels[i] < 1) return MRL_ERR_INVALID_ARGUMENT;
+    h = mrl_conv2d_out_size(h, cfg->kernels[i], cfg->strides[i], cfg->paddings[i]);
+    w = mrl_conv2d_out_size(w, cfg->kernels[i], cfg->strides[i], cfg->paddings[i]);
+    if (h < 1 || w < 1) return MRL_ERR_INVALID_ARGUMENT;
+  }
+  e->num_layers = cfg->num_layers;
+  e->activation = cfg->activation;
+  e->in_channels = cfg->in_channels;
+  e->in_height = cfg->in_height;
+  e->in_width = cfg->in_width;
+  c = cfg->in_channels;
+  for (i = 0; i < cfg->num_layers; i++) {
+    snprintf(buf, sizeof buf, "%s.%d", name, step * i);
+    mrl_conv2d_layer_init(&e->convs[i], p, buf, c, cfg->channels[i], cfg->kernels[i],
+                          cfg->strides[i], cfg->paddings[i], cfg->init);
+    c = cfg->channels[i];
+  }
+  e->conv_channels = c;
+  e->conv_height = h;
+  e->conv_width = w;
+  e->flat_features = c * h * w;
+  e->out_features = e->flat_features;
+  if (cfg->linear_out > 0) {
+    /* Sequential index after the convs (and their activations) and Flatten */
+    snprintf(buf, sizeof buf, "%s.%d", name, step * cfg->num_layers + 1);
+    mrl_linear_layer_init(&e->linear, p, buf, e->flat_features, cfg->linear_out, cfg->init);
+    e->has_linear = 1;
+    e->activate_linear = cfg->activate_linear;
+    e->out_features = cfg->linear_out;
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_tensor *mrl_conv_encoder_forward(const mrl_conv_encoder *e, mrl_graph *g,
+                                             mrl_tensor *x) {
+  int i, shape[4], n;
+  if (!x) return NULL;
+  n = x->shape[0];
+  shape[0] = n;
+  shape[1] = e->in_channels;
+  shape[2] = e->in_height;
+  shape[3] = e->in_width;
+  if (x->ndim == 2) {
+    MRL_SHAPE_CHECK(x->shape[1] == e->in_channels * e->in_height * e->in_width, "conv_encoder",
+                    "a flat x must have C*H*W columns", x, NULL);
+    x = mrl_reshape(g, x, 4, shape);
+  } else {
+    MRL_SHAPE_CHECK(x->ndim == 4 && x->shape[1] == shape[1] && x->shape[2] == shape[2] &&
+                        x->shape[3] == shape[3],
+                    "conv_encoder", "x must be [N,C,H,W] with the encoder's C, H and W", x, NULL);
+  }
+  for (i = 0; i < e->num_layers; i++)
+    x = mrl_activate(g, mrl_conv2d_layer_forward(&e->convs[i], g, x), e->activation);
+  shape[1] = e->flat_features;
+  x = mrl_reshape(g, x, 2, shape); /* nn.Flatten: C, H, W order is already row-major */
+  if (e->has_linear) {
+    x = mrl_linear_layer_forward(&e->linear, g, x);
+    if (e->activate_linear) x = mrl_activate(g, x, e->activation);
+  }
+  return x;
+}
+
+/* conv_transpose2d. The gemm runs over a chunk of images at once (their
+ * pixels side by side as columns), so that small feature maps (World Models'
+ * 1x1 and 5x5 inputs) still give the gemm wide matrices: a chunk holds
+ * max(1, 512 / (H W)) images. Node: in x, w, b; extra[0] cols
+ * [O*KH*KW, chunk*H*W], extra[1] xt [C, chunk*H*W] (scratch reused by the
+ * backward); i[] stride, pad, chunk. */
+#define MRL__CONVT_COLUMNS 512
+
+/* y[o, i s - pad + ki, j s - pad + kj] += cols[(o, ki, kj), (i, j)]; cols has row stride ld. */
+static void mrl__convt_col2im(const float *cols, size_t ld, int o, int kh, int kw, int h, int w,
+                              int stride, int pad, int oh, int ow, float *y) {
+  int c, ki, kj, i, j;
+  for (c = 0; c < o; c++)
+    for (ki = 0; ki < kh; ki++)
+      for (kj = 0; kj < kw; kj++) {
+        const float *row = cols + (size_t)((c * kh + ki) * kw + kj) * ld;
+        float *yc = y + (size_t)c * oh * ow;
+        for (i = 0; i < h; i++) {
+          int yi = i * stride - pad + ki;
+          if (yi < 0 || yi >= oh) continue;
+          for (j = 0; j < w; j++) {
+            int yj = j * stride - pad + kj;
+            if (yj >= 0 && yj < ow) yc[(size_t)yi * ow + yj] += row[(size_t)i * w + j];
+          }
+        }
+      }
+}
+
+/* The adjoint of col2im: cols[(o, ki, kj), (i, j)] = y[o, i s - pad + ki, j s - pad + kj] or 0. */
+static void mrl__convt_im2col(const float *y, int o, int kh, int kw, int h, int w, int stride,
+                              int pad, int oh, int ow, float *cols, size_t ld) {
+  int c, ki, kj, i, j;
+  for (c = 0; c < o; c++)
+    for (ki = 0; ki < kh; ki++)
+      for (kj = 0; kj < kw; kj++) {
+        float *row = cols + (size_t)((c * kh + ki) * kw + kj) * ld;
+        const float *yc = y + (size_t)c * oh * ow;
+        for (i = 0; i < h; i++) {
+          int yi = i * stride - pad + ki;
+          for (j = 0; j < w; j++) {
+            int yj = j * stride - pad + kj;
+            row[(size_t)i * w + j] =
+                yi >= 0 && yi < oh && yj >= 0 && yj < ow ? yc[(size_t)yi * ow + yj] : 0.0f;
+          }
+        }
+      }
+}
+
+/* xt[c, j hw + q] = x[n0 + j, c, q] for j < m: images side by side. */
+static void mrl__convt_pack(const float *x, int n0, int m, int c, int hw, float *xt) {
+  int j, k;
+  size_t ld = (size_t)m * hw;
+  for (j = 0; j < m; j++)
+    for (k = 0; k < c; k++)
+      memcpy(xt + (size_t)k * ld + (size_t)j * hw, x + ((size_t)(n0 + j) * c + k) * hw,
+             sizeof(float) * (size_t)hw);
+}
+
+static void mrl__convt_backward(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *wt = nd->in[1], *b = nd->in[2], *y = nd->out;
+  float *cols = nd->extra[0]->data, *xt = nd->extra[1]->data;
+  int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3], chunk = nd->i[2];
+  int o = wt->shape[1], kh = wt->shape[2], kw = wt->shape[3], oh = y->shape[2], ow = y->shape[3];
+  int okk = o * kh * kw, hw = h * w, n0, j, k, q;
+  for (n0 = 0; n0 < n; n0 += chunk) {
+    int m = n - n0 < chunk ? n - n0 : chunk, cols_n = m * hw;
+    for (j = 0; j < m; j++)
+      mrl__convt_im2col(y->grad + (size_t)(n0 + j) * o * oh * ow, o, kh, kw, h, w, nd->i[0],
+                        nd->i[1], oh, ow, cols + (size_t)j * hw, (size_t)cols_n);
+    /* dW [C, OKK] += x [C, m HW] . dcols^T */
+    if (wt->grad) {
+      mrl__convt_pack(x->data, n0, m, c, hw, xt);
+      mrl_gemm(0, 1, c, okk, cols_n, xt, cols_n, cols, cols_n, 1.0f, wt->grad, okk);
+    }
+    /* dx [C, m HW] = W [C, OKK] . dcols, then back to [m, C, HW] */
+    if (x->grad) {
+      mrl_gemm(0, 0, c, cols_n, okk, wt->data, okk, cols, cols_n, 0.0f, xt, cols_n);
+      for (j = 0; j < m; j++)
+        for (k = 0; k < c; k++) {
+          float *gx = x->grad + ((size_t)(n0 + j) * c + k) * hw;
+          const float *src = xt + (size_t)k * cols_n + (size_t)j * hw;
+          for (q = 0; q < hw; q++) gx[q] += src[q];
+        }
+    }
+  }
+  if (b && b->grad)
+    for (j = 0; j < n; j++)
+      for (k = 0; k < o; k++) {
+        const float *gy = y->grad + ((size_t)j * o + k) * oh * ow;
+        float s = 0.0f;
+        for (q = 0; q < oh * ow; q++) s += gy[q];
+        b->grad[k] += s;
+      }
+}
+
+MRL_DEF int mrl_conv_transpose2d_out_size(int in, int kernel_size, int stride, int padding,
+                                          int output_padding) {
+  int out;
+  if (in < 1 || kernel_size < 1 || stride < 1 || padding < 0 || output_padding < 0 ||
+      output_padding >= stride)
+    return 0;
+  out = (in - 1) * stride - 2 * padding + kernel_size + output_padding;
+  return out >= 1 ? out : 0;
+}
+
+MRL_DEF mrl_tensor *mrl_conv_transpose2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                                         int stride, int pad, int output_padding) {
+  mrl_tensor *y, *cols, *xt;
+  mrl_node *nd;
+  int n, c, h, wd, o, kh, kw, oh, ow, hw, okk, shape[4], n0, j, k, q, wants, chunk;
+  if (!x || !w) return NULL;
+  MRL_SHAPE_CHECK(x->ndim == 4 && w->ndim == 4, "conv_transpose2d",
+                  "x must be [N,C,H,W] and the weight [C,O,KH,KW]", x, w);
+  MRL_SHAPE_CHECK(x->shape[1] == w->shape[0], "conv_transpose2d",
+                  "x's channels must equal the weight's first dimension", x, w);
+  MRL_SHAPE_CHECK(stride >= 1 && pad >= 0 && output_padding >= 0 && output_padding < stride,
+                  "conv_transpose2d", "need stride >= 1, pad >= 0, 0 <= output_padding < stride", x,
+                  w);
+  n = x->shape[0];
+  c = x->shape[1];
+  h = x->shape[2];
+  wd = x->shape[3];
+  o = w->shape[1];
+  kh = w->shape[2];
+  kw = w->shape[3];
+  if (b) MRL_SHAPE_CHECK(b->size == o, "conv_transpose2d", "bias length must equal O", b, w);
+  oh = (h - 1) * stride - 2 * pad + kh + output_padding;
+  ow = (wd - 1) * stride - 2 * pad + kw + output_padding;
+  MRL_SHAPE_CHECK(oh >= 1 && ow >= 1, "conv_transpose2d", "the padding leaves no output", x, w);
+  hw = h * wd;
+  okk = o * kh * kw;
+  chunk = hw >= MRL__CONVT_COLUMNS ? 1 : MRL__CONVT_COLUMNS / hw;
+  if (chunk > n) chunk = n > 0 ? n : 1;
+  shape[0] = n;
+  shape[1] = o;
+  shape[2] = oh;
+  shape[3] = ow;
+  wants = mrl_graph_wants_grad(g, x, w) || (b && mrl_graph_wants_grad(g, b, NULL));
+  y = mrl_op_output(g, 4, shape, wants);
+  if (!y) return NULL;
+  shape[0] = okk;
+  shape[1] = chunk * hw;
+  cols = mrl_tensor_new(g, 2, shape, 0);
+  shape[0] = c;
+  xt = mrl_tensor_new(g, 2, shape, 0);
+  if (!cols || !xt) return NULL;
+  memset(y->data, 0, sizeof(float) * (size_t)y->size);
+  for (n0 = 0; n0 < n; n0 += chunk) {
+    int m = n - n0 < chunk ? n - n0 : chunk, cols_n = m * hw;
+    /* cols [OKK, m HW] = W^T [OKK, C] . x [C, m HW] */
+    mrl__convt_pack(x->data, n0, m, c, hw, xt->data);
+    mrl_gemm(1, 0, okk, cols_n, c, w->data, okk, xt->data, cols_n, 0.0f, cols->data, cols_n);
+    for (j = 0; j < m; j++) {
+      float *yi = y->data + (size_t)(n0 + j) * o * oh * ow;
+      mrl__convt_col2im(cols->data + (size_t)j * hw, (size_t)cols_n, o, kh, kw, h, wd, stride, pad,
+                        oh, ow, yi);
+      if (b)
+        for (k = 0; k < o; k++)
+          for (q = 0; q < oh * ow; q++) yi[(size_t)k * oh * ow + q] += b->data[k];
+    }
+  }
+  MRL__FINITE("conv_transpose2d", y, x, w);
+  if ((nd = mrl_graph_record(g, "conv_transpose2d", mrl__convt_backward, y)) != NULL) {
+    nd->in[0] = x;
+    nd->in[1] = w;
+    nd->in[2] = b;
+    nd->extra[0] = cols; /* reused as the backward's scratch */
+    nd->extra[1] = xt;
+    nd->i[0] = stride;
+    nd->i[1] = pad;
+    nd->i[2] = chunk;
+  }
+  return y;
+}
+
+MRL_DEF void mrl_conv_transpose2d_layer_init(mrl_conv_transpose2d_layer *l, mrl_params *p,
+                                             const char *name, int in_channels, int out_channels,
+                                             int kernel_size, int stride, int padding,
+                                             int output_padding, mrl_init init) {
+  char buf[80];
+  int wshape[4];
+  mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
+  wshape[0] = in_channels;
+  wshape[1] = out_channels;
+  wshape[2] = wshape[3] = kernel_size;
+  if (init.kind == MRL_INIT_DEFAULT) {
+    /* torch's fan_in of a [in, out, k, k] weight is out k k */
+    float bound = 1.0f / sqrtf((float)(out_channels * kernel_size * kernel_size));
+    wi = mrl_init_make(MRL_INIT_UNIFORM, bound);
+    bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
+  }
+  l->params = p;
+  l->in_channels = in_channels;
+  l->out_channels = out_channels;
+  l->kernel_size = kernel_size;
+  l->stride = stride;
+  l->padding = padding;
+  l->output_padding = output_padding;
+  snprintf(buf, sizeof buf, "%s.weight", name);
+  l->weight = mrl_params_add(p, buf, 4, wshape, wi);
+  snprintf(buf, sizeof buf, "%s.bias", name);
+  l->bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+}
+
+MRL_DEF mrl_tensor *mrl_conv_transpose2d_layer_forward(const mrl_conv_transpose2d_layer *l,
+                                                       mrl_graph *g, mrl_tensor *x) {
+  return mrl_conv_transpose2d(g, x, mrl_params_tensor(l->params, l->weight),
+                              mrl_params_tensor(l->params, l->bias), l->stride, l->padding,
+                              l->output_padding);
+}
+
+MRL_DEF mrl_deconv_decoder_config mrl_deconv_decoder_config_default(void) {
+  mrl_deconv_decoder_config c;
+  static const int ch[4] = {128, 64, 32, 3}, k[4] = {5, 5, 6, 6};
+  int i;
+  memset(&c, 0, sizeof c);
+  c.in_features = 32;
+  c.in_channels = 1024;
+  c.in_height = c.in_width = 1;
+  c.activate_linear = 0;
+  c.num_layers = 4;
+  for (i = 0; i < 4; i++) {
+    c.channels[i] = ch[i];
+    c.kernels[i] = k[i];
+    c.strides[i] = 2;
+  }
+  c.activation = MRL_ACT_RELU;
+  c.init = mrl_init_default();
+  return c;
+}
+
+MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p, const char *name,
+                                           const mrl_deconv_decoder_config *cfg) {
+  char buf[80];
+  int i, c, h, w, step = cfg->activation == MRL_ACT_NONE ? 1 : 2;
+  int first = cfg->activate_linear && cfg->activation != MRL_ACT_NONE ? 3 : 2;
+  memset(d, 0, sizeof *d);
+  if (cfg->num_layers < 1 || cfg->num_layers > MRL_CONV_MAX_LAYERS || cfg->in_features < 1 ||
+      cfg->in_channels < 1 || cfg->in_height < 1 || cfg->in_width < 1)
+    return MRL_ERR_INVALID_ARGUMENT;
+  h = cfg->in_height;
+  w = cfg->in_width;
+  for (i = 0; i < cfg->num_layers; i++) {
+    if (cfg->channels[i] < 1) return MRL_ERR_INVALID_ARGUMENT;
+    h = mrl_conv_transpose2d_out_size(h, cfg->kernels[i], cfg->strides[i], cfg->paddings[i],
+                                      cfg->output_paddings[i]);
+    w = mrl_conv_transpose2d_out_size(w, cfg->kernels[i], cfg->strides[i], cfg->paddings[i],
+                                      cfg->output_paddings[i]);
+    if (h < 1 || w < 1) return MRL_ERR_INVALID_ARGUMENT;
+  }
+  d->num_layers = cfg->num_layers;
+  d->activate_linear = cfg->activate_linear;
+  d->activation = cfg->activation;
+  d->in_features = cfg->in_features;
+  d->in_channels = cfg->in_channels;
+  d->in_height = cfg->in_height;
+  d->in_width = cfg->in_width;
+  snprintf(buf, sizeof buf, "%s.0", name);
+  mrl_linear_layer_init(&d->linear, p, buf, cfg->in_features,
+                        cfg->in_channels * cfg->in_height * cfg->in_width, cfg->init);
+  c = cfg->in_channels;
+  for (i = 0; i < cfg->num_layers; i++) {
+    snprintf(buf, sizeof buf, "%s.%d", name, first + step * i);
+    mrl_conv_transpose2d_layer_init(&d->layers[i], p, buf, c, cfg->channels[i], cfg->kernels[i],
+                                    cfg->strides[i], cfg->paddings[i], cfg->output_paddings[i],
+                                    cfg->init);
+    c = cfg->channels[i];
+  }
+  d->out_channels = c;
+  d->out_height = h;
+  d->out_width = w;
+  d->out_features = c * h * w;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_tensor *mrl_deconv_decoder_forward(const mrl_deconv_decoder *d, mrl_graph *g,
+                                               mrl_tensor *z) {
+  int i, shape[4];
+  mrl_tensor *x = mrl_linear_layer_forward(&d->linear, g, z);
+  if (!x) return NULL;
+  if (d->activate_linear) x = mrl_activate(g, x, d->activation);
+  shape[0] = x->shape[0];
+  shape[1] = d->in_channels;
+  shape[2] = d->in_height;
+  shape[3] = d->in_width;
+  x = mrl_reshape(g, x, 4, shape); /* nn.Unflatten */
+  for (i = 0; i < d->num_layers; i++) {
+    x = mrl_conv_transpose2d_layer_forward(&d->layers[i], g, x);
+    if (i < d->num_layers - 1) x = mrl_activate(g, x, d->activation);
+  }
+  return x;
+}
+
+MRL_DEF mrl_vae_config mrl_vae_config_default(void) {
+  mrl_vae_config c;
+  memset(&c, 0, sizeof c);
+  c.input_dim = 784;
+  c.latent_dim = 20;
+  c.num_hidden = 1;
+  c.hidden[0] = 400;
+  c.activation = MRL_ACT_RELU;
+  c.use_conv = 0;
+  c.conv = mrl_conv_encoder_config_default();
+  c.use_deconv = 0;
+  c.deconv = mrl_deconv_decoder_config_default();
+  c.likelihood = MRL_VAE_BERNOULLI;
+  c.sigmoid_output = 0;
+  c.beta = 1.0f;
+  c.kl_free_nats = 0.0f;
+  c.init = mrl_init_default();
+  return c;
+}
+
+MRL_DEF mrl_vae_config mrl_vae_config_world_models(void) {
+  mrl_vae_config c = mrl_vae_config_default();
+  int i;
+  c.input_dim = 3 * 64 * 64;
+  c.latent_dim = 32;
+  c.num_hidden = 0;
+  c.use_conv = 1;
+  c.conv.in_channels = 3;
+  c.conv.in_height = c.conv.in_width = 64;
+  c.conv.num_layers = 4;
+  for (i = 0; i < 4; i++) {
+    c.conv.channels[i] = 32 << i;
+    c.conv.kernels[i] = 4;
+    c.conv.strides[i] = 2;
+    c.conv.paddings[i] = 0;
+  }
+  c.conv.linear_out = 0;
+  c.use_deconv = 1;
+  c.deconv = mrl_deconv_decoder_config_default();
+  c.likelihood = MRL_VAE_GAUSSIAN;
+  c.sigmoid_output = 1;
+  c.kl_free_nats = 0.5f * 32.0f;
+  return c;
+}
+
+MRL_DEF mrl_result mrl_vae_init(mrl_vae *v, mrl_params *p, const char *name,
+                                const mrl_vae_config *cfg) {
+  char buf[80];
+  int sizes[MRL_VAE_MAX_HIDDEN + 2], i, nh = cfg->num_hidden;
+  mrl_result r;
+  memset(v, 0, sizeof *v);
+  if (nh < 0 || nh > MRL_VAE_MAX_HIDDEN || cfg->latent_dim < 1) return MRL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < nh; i++)
+    if (cfg->hidden[i] < 1) return MRL_ERR_INVALID_ARGUMENT;
+  v->cfg = *cfg;
+  snprintf(buf, sizeof buf, "%s.encoder", name);
+  if (cfg->use_conv) {
+    r = mrl_conv_encoder_init(&v->encoder_conv, p, buf, &cfg->conv);
+    if (r != MRL_OK) return r;
+    v->cfg.input_dim = cfg->conv.in_channels * cfg->conv.in_height * cfg->conv.in_width;
+    v->feature_dim = v->encoder_conv.out_features;
+  } else {
+    if (cfg->input_dim < 1) return MRL_ERR_INVALID_ARGUMENT;
+    v->feature_dim = cfg->input_dim;
+    if (nh > 0) {
+      sizes[0] = cfg->input_dim;
+      for (i = 0; i < nh; i++) sizes[i + 1] = cfg->hidden[i];
+      mrl_mlp_init(&v->encoder_mlp, p, buf, nh + 1, sizes, cfg->activation, cfg->init, cfg->init);
+      v->encoder_mlp.activate_output = 1;
+      v->feature_dim = cfg->hidden[nh - 1];
+    }
+  }
+  snprintf(buf, sizeof buf, "%s.fc_mu", name);
+  mrl_linear_layer_init(&v->fc_mu, p, buf, v->feature_dim, cfg->latent_dim, cfg->init);
+  snprintf(buf, sizeof buf, "%s.fc_logvar", name);
+  mrl_linear_layer_init(&v->fc_logvar, p, buf, v->feature_dim, cfg->latent_dim, cfg->init);
+  snprintf(buf, sizeof buf, "%s.decoder", name);
+  if (cfg->use_deconv) {
+    v->cfg.deconv.in_features = cfg->latent_dim;
+    r = mrl_deconv_decoder_init(&v->decoder_deconv, p, buf, &v->cfg.deconv);
+    if (r != MRL_OK) return r;
+    if (v->decoder_deconv.out_features != v->cfg.input_dim) return MRL_ERR_INVALID_ARGUMENT;
+    return MRL_OK;
+  }
+  /* MLP decoder: latent, hidden sizes in reverse, input_dim */
+  sizes[0] = cfg->latent_dim;
+  for (i = 0; i < nh; i++) sizes[i + 1] = cfg->hidden[nh - 1 - i];
+  sizes[nh + 1] = v->cfg.input_dim;
+  mrl_mlp_init(&v->decoder, p, buf, nh + 2, sizes, cfg->activation, cfg->init, cfg->init);
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_vae_encode(const mrl_vae *v, mrl_graph *g, mrl_tensor *x, mrl_tensor **mean,
+                            mrl_tensor **logvar) {
+  mrl_tensor *h = x;
+  if (v->cfg.use_conv)
+    h = mrl_conv_encoder_forward(&v->encoder_conv, g, x);
+  else if (v->cfg.num_hidden > 0)
+    h = mrl_mlp_forward(&v->encoder_mlp, g, x);
+  *mean = mrl_linear_layer_forward(&v->fc_mu, g, h);
+  *logvar = mrl_linear_layer_forward(&v->fc_logvar, g, h);
+}
+
+MRL_DEF mrl_tensor *mrl_vae_reparameterize(mrl_graph *g, mrl_tensor *mean, mrl_tensor *logvar,
+                                           mrl_tensor *eps) {
+  mrl_tensor *std = mrl_exp(g, mrl_scale(g, logvar, 0.5f));
+  return mrl_add(g, mean, mrl_mul(g, std, eps));
+}
+
+MRL_DEF mrl_tensor *mrl_vae_decode(const mrl_vae *v, mrl_graph *g, mrl_tensor *z) {
+  if (v->cfg.use_deconv) return mrl_deconv_decoder_forward(&v->decoder_deconv, g, z);
+  return mrl_mlp_forward(&v->decoder, g, z);
+}
+
+MRL_DEF void mrl_vae_loss(const mrl_vae_config *cfg, mrl_graph *g, mrl_tensor *recon, mrl_tensor *x,
+                          mrl_tensor *mean, mrl_tensor *logvar, mrl_vae_output *out) {
+  mrl_tensor *per_batch, *kl, *flat = NULL;
+  out->recon_loss = out->kl = out->loss = NULL;
+  if (!recon || !x || !mean || !logvar) return;
+  MRL_SHAPE_CHECK(x->size == recon->size, "vae_loss", "x and the reconstruction differ in size", x,
+                  recon);
+  flat = mrl_reshape(g, x, recon->ndim, recon->shape);
+  /* sum over features and batch, then / B: the per-example sum of the ELBO */
+  if (cfg->likelihood == MRL_VAE_GAUSSIAN)
+    per_batch =
+        mrl_mse_loss(g, cfg->sigmoid_output ? mrl_sigmoid(g, recon) : recon, flat, MRL_LOSS_SUM);
+  else
+    per_batch = mrl_bce_with_logits(g, recon, flat, MRL_LOSS_SUM);
+  out->recon_loss = mrl_scale(g, per_batch, 1.0f / (float)recon->shape[0]);
+  /* KL to N(0, I); kl_normal wants log sigma = logvar / 2; MEAN averages rows */
+  if (cfg->kl_free_nats > 0.0f) {
+    float floor_value = cfg->kl_free_nats;
+    int one = 1;
+    kl = mrl_kl_normal(g, mean, mrl_scale(g, logvar, 0.5f), NULL, NULL, MRL_LOSS_NONE);
+    kl = mrl_mean(g, mrl_maximum(g, kl, mrl_tensor_from(g, &floor_value, 1, &one)));
+  } else {
+    kl = mrl_kl_normal(g, mean, mrl_scale(g, logvar, 0.5f), NULL, NULL, MRL_LOSS_MEAN);
+  }
+  out->kl = kl;
+  out->loss = mrl_add(g, out->recon_loss, mrl_scale(g, kl, cfg->beta));
+}
+
+MRL_DEF mrl_vae_output mrl_vae_forward(const mrl_vae *v, mrl_graph *g, mrl_tensor *x,
+                                       const float *eps, mrl_rng *rng) {
+  mrl_vae_output o;
+  memset(&o, 0, sizeof o);
+  mrl_vae_encode(v, g, x, &o.mean, &o.logvar);
+  if (!o.mean || !o.logvar) return o;
+  if (eps || rng) {
+    mrl_tensor *e = eps ? mrl_tensor_from(g, eps, o.mean->ndim, o.mean->shape)
+                        : mrl_tensor_new(g, o.mean->ndim, o.mean->shape, 0);
+    int i;
+    if (!e) return o;
+    if (!eps)
+      for (i = 0; i < e->size; i++) e->data[i] = mrl_rng_normal(rng);
+    o.z = mrl_vae_reparameterize(g, o.mean, o.logvar, e);
+  } else {
+    o.z = o.mean;
+  }
+  o.recon = mrl_vae_decode(v, g, o.z);
+  mrl_vae_loss(&v->cfg, g, o.recon, x, o.mean, o.logvar, &o);
+  return o;
 }
 
 #ifdef __cplusplus

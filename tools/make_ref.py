@@ -29,6 +29,7 @@ torch.manual_seed(1234) at the start of each file, so the output is
 deterministic. The C tests only read the files and need no Python.
 """
 
+import math
 import os
 
 import torch
@@ -852,6 +853,7 @@ def main():
         print("wrote", make())
     print("wrote", make_pendulum())
     print("wrote", make_tensor_ops())
+    print("wrote", make_layers())
 
 
 # ---------------------------------------------------------------------------
@@ -1152,3 +1154,275 @@ def make_tensor_ops():
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------------------
+# Embedding, LayerNorm, Conv2d encoders, VAE (tests/test_layers.c)
+# ---------------------------------------------------------------------------
+
+def nature_formula(k, i, bound):
+    """Deterministic stand-in weights for the Nature-DQN fixture, computed the
+    same way in tests/test_layers.c (double sin, rounded to float32), so the
+    1.7M-value network needs no stored weights."""
+    return bound * math.sin(0.7 * i + 1.3 * k + 0.1)
+
+
+def make_layers():
+    """layers.txt: torch.nn.Embedding, LayerNorm, a small Conv2d encoder, the
+    Nature-DQN encoder and an MLP VAE: values and gradients.
+
+    Every module's loss is sum(y * gy) with a fixed random gy (VAE: its own
+    loss). Parameters are written under their state_dict names with a prefix
+    (emb_, ln_, cnn_, vae_b_/vae_g_), so the test loads them by name.
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture(
+        "layers.txt",
+        "Embedding, LayerNorm, Conv2d encoder (small and Nature DQN), MLP VAE; "
+        "grads of sum(y*gy)")
+
+    def dump_module(prefix, module, grads=True):
+        for name, t in module.state_dict().items():
+            dump(f, prefix + name, t)
+        if grads:
+            for name, t in module.named_parameters():
+                dump(f, prefix + "grad_" + name, t.grad)
+
+    with f:
+        # Embedding(10, 4); ids with a repeat, so gradients accumulate.
+        emb = torch.nn.Embedding(10, 4)
+        ids = torch.tensor([3, 0, 9, 3, 7, 3])
+        gy = torch.randn(6, 4)
+        y = emb(ids)
+        (y * gy).sum().backward()
+        dump(f, "emb_ids", ids.float())
+        dump(f, "emb_gy", gy)
+        dump(f, "emb_y", y)
+        dump_module("emb_", emb)
+
+        # LayerNorm(5) with non-trivial affine parameters, x [2,3,5].
+        ln = torch.nn.LayerNorm(5)
+        with torch.no_grad():
+            ln.weight.copy_(torch.randn(5))
+            ln.bias.copy_(torch.randn(5))
+        x = torch.randn(2, 3, 5, requires_grad=True)
+        gy = torch.randn(2, 3, 5)
+        y = ln(x)
+        (y * gy).sum().backward()
+        for name, t in (("ln_x", x), ("ln_gy", gy), ("ln_y", y), ("ln_dx", x.grad)):
+            dump(f, name, t)
+        dump_module("ln_", ln)
+
+        # Small encoder: [2,3,11,13] -> conv 4 k3 s2 p1 -> ReLU -> conv 6 k3
+        # s1 p0 -> ReLU -> Flatten -> Linear(6*4*5, 16) -> ReLU.
+        cnn = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(4, 6, 3, stride=1, padding=0), torch.nn.ReLU(),
+            torch.nn.Flatten(), torch.nn.Linear(6 * 4 * 5, 16), torch.nn.ReLU())
+        x = torch.randn(2, 3, 11, 13, requires_grad=True)
+        gy = torch.randn(2, 16)
+        y = cnn(x)
+        (y * gy).sum().backward()
+        for name, t in (("cnn_x", x), ("cnn_gy", gy), ("cnn_y", y),
+                        ("cnn_dx", x.grad)):
+            dump(f, name, t)
+        dump_module("cnn_", cnn)
+
+        # Nature DQN (Mnih et al. 2015) on one [4,36,36] input (the smallest
+        # square input the stack accepts: 36 -> 8 -> 3 -> 1), weights from
+        # nature_formula. Only outputs, the bias gradients and dx are stored.
+        nat = torch.nn.Sequential(
+            torch.nn.Conv2d(4, 32, 8, stride=4), torch.nn.ReLU(),
+            torch.nn.Conv2d(32, 64, 4, stride=2), torch.nn.ReLU(),
+            torch.nn.Conv2d(64, 64, 3, stride=1), torch.nn.ReLU(),
+            torch.nn.Flatten(), torch.nn.Linear(64, 512), torch.nn.ReLU())
+        with torch.no_grad():
+            for k, (name, t) in enumerate(nat.named_parameters()):
+                fan_in = t[0].numel() if name.endswith("weight") else t.numel()
+                if name.endswith("bias"):
+                    fan_in = dict(nat.named_parameters())[
+                        name[:-4] + "weight"][0].numel()
+                bound = 1.0 / math.sqrt(fan_in)
+                vals = [nature_formula(k, i, bound) for i in range(t.numel())]
+                t.copy_(torch.tensor(vals, dtype=torch.float64)
+                        .to(torch.float32).reshape(t.shape))
+        xs = [0.5 + 0.5 * math.sin(0.37 * i) for i in range(4 * 36 * 36)]
+        x = torch.tensor(xs, dtype=torch.float64).to(torch.float32)
+        x = x.reshape(1, 4, 36, 36).requires_grad_()
+        gy = torch.tensor([math.cos(0.11 * i) for i in range(512)],
+                          dtype=torch.float64).to(torch.float32).reshape(1, 512)
+        y = nat(x)
+        (y * gy).sum().backward()
+        dump(f, "nat_y", y)
+        dump(f, "nat_dx", x.grad)
+        for name, t in nat.named_parameters():
+            if name.endswith("bias"):
+                dump(f, "nat_grad_" + name, t.grad)
+
+        # MLP VAE: 6 -> 8 (ReLU) -> mu, logvar [3]; decoder 3 -> 8 (ReLU) -> 6.
+        # Bernoulli (BCE with logits, beta 1) and Gaussian (squared error,
+        # beta 0.5) likelihoods on the same x in [0, 1] and fixed noise.
+        class VAE(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder = torch.nn.ModuleList([torch.nn.Linear(6, 8)])
+                self.fc_mu = torch.nn.Linear(8, 3)
+                self.fc_logvar = torch.nn.Linear(8, 3)
+                self.decoder = torch.nn.ModuleList(
+                    [torch.nn.Linear(3, 8), torch.nn.Linear(8, 6)])
+
+            def forward(self, x, eps, bernoulli, beta):
+                h = torch.relu(self.encoder[0](x))
+                mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+                z = mu + torch.exp(0.5 * logvar) * eps
+                out = self.decoder[1](torch.relu(self.decoder[0](z)))
+                B = x.shape[0]
+                if bernoulli:
+                    rec = torch.nn.functional.binary_cross_entropy_with_logits(
+                        out, x, reduction="sum") / B
+                else:
+                    rec = ((out - x) ** 2).sum() / B
+                kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum() / B
+                return mu, logvar, z, out, rec, kl, rec + beta * kl
+
+        vae = VAE()
+        x0 = torch.rand(4, 6)
+        eps = torch.randn(4, 3)
+        dump(f, "vae_x", x0)
+        dump(f, "vae_eps", eps)
+        for tag, bern, beta in (("b", True, 1.0), ("g", False, 0.5)):
+            vae.zero_grad()
+            x = x0.clone().requires_grad_()
+            outs = vae(x, eps, bern, beta)
+            outs[-1].backward()
+            names = ("mean", "logvar", "z", "recon", "recon_loss", "kl", "loss")
+            for name, t in zip(names, outs):
+                dump(f, "vae_%s_%s" % (tag, name), t)
+            dump(f, "vae_%s_dx" % tag, x.grad)
+            if tag == "b":
+                for name, t in vae.state_dict().items():
+                    dump(f, "vae_" + name, t)
+            for name, t in vae.named_parameters():
+                dump(f, "vae_%s_grad_%s" % (tag, name), t.grad)
+
+        # The same VAE, Gaussian on sigmoid outputs with a per-example KL
+        # floor (World Models' tolerance) between the examples' KLs.
+        with torch.no_grad():
+            h = torch.relu(vae.encoder[0](x0))
+            mu, logvar = vae.fc_mu(h), vae.fc_logvar(h)
+            kls = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+            srt = kls.sort().values  # a floor strictly between two KLs: no tie
+            floor = float(0.5 * (srt[1] + srt[2]))
+        vae.zero_grad()
+        x = x0.clone().requires_grad_()
+        h = torch.relu(vae.encoder[0](x))
+        mu, logvar = vae.fc_mu(h), vae.fc_logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        out = vae.decoder[1](torch.relu(vae.decoder[0](z)))
+        rec = ((torch.sigmoid(out) - x) ** 2).sum() / 4
+        kls = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+        kl = torch.clamp(kls, min=floor).mean()
+        loss = rec + kl
+        loss.backward()
+        dump(f, "vae_f_floor", torch.tensor([floor]))
+        for name, t in (("recon_loss", rec), ("kl", kl), ("loss", loss),
+                        ("dx", x.grad)):
+            dump(f, "vae_f_" + name, t)
+        for name, t in vae.named_parameters():
+            dump(f, "vae_f_grad_" + name, t.grad)
+
+        # ConvTranspose2d(3, 4, 3, stride 2, padding 1, output_padding 1) on
+        # [2,3,4,5] -> [2,4,8,10]; and the functional form with a non-square
+        # [3,2,2,3] kernel, stride 1, no padding, no bias -> [2,2,5,7].
+        ct = torch.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1,
+                                      output_padding=1)
+        x = torch.randn(2, 3, 4, 5, requires_grad=True)
+        y = ct(x)
+        gy = torch.randn(y.shape)
+        (y * gy).sum().backward()
+        for name, t in (("ct_x", x), ("ct_gy", gy), ("ct_y", y),
+                        ("ct_dx", x.grad)):
+            dump(f, name, t)
+        dump_module("ct_", ct)
+        x = torch.randn(2, 3, 4, 5, requires_grad=True)
+        w = torch.randn(3, 2, 2, 3, requires_grad=True)
+        y = torch.nn.functional.conv_transpose2d(x, w)
+        gy = torch.randn(y.shape)
+        (y * gy).sum().backward()
+        for name, t in (("ct2_x", x), ("ct2_w", w), ("ct2_gy", gy),
+                        ("ct2_y", y), ("ct2_dx", x.grad), ("ct2_dw", w.grad)):
+            dump(f, name, t)
+
+        # Deconv decoder: Linear(5, 16) -> Unflatten [4,2,2] -> ConvT(4,3,3,s2)
+        # -> ReLU -> ConvT(3,2,4,s2,p1): z [2,5] -> [2,2,10,10].
+        dec = torch.nn.Sequential(
+            torch.nn.Linear(5, 16), torch.nn.Unflatten(1, (4, 2, 2)),
+            torch.nn.ConvTranspose2d(4, 3, 3, stride=2), torch.nn.ReLU(),
+            torch.nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1))
+        z = torch.randn(2, 5, requires_grad=True)
+        y = dec(z)
+        gy = torch.randn(y.shape)
+        (y * gy).sum().backward()
+        for name, t in (("dec_z", z), ("dec_gy", gy), ("dec_y", y),
+                        ("dec_dz", z.grad)):
+            dump(f, name, t)
+        dump_module("dec_", dec)
+
+        # World Models' V (conv encoder 32-64-128-256 k4 s2, latent 32, dense
+        # 1024, deconv 128 k5, 64 k5, 32 k6, 3 k6, stride 2; sigmoid outputs,
+        # sum of squares, KL tolerance 16) on two [3,64,64] frames with
+        # nature_formula weights: mean, logvar, losses, bias gradients.
+        class WMVAE(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder = torch.nn.Sequential(
+                    torch.nn.Conv2d(3, 32, 4, stride=2), torch.nn.ReLU(),
+                    torch.nn.Conv2d(32, 64, 4, stride=2), torch.nn.ReLU(),
+                    torch.nn.Conv2d(64, 128, 4, stride=2), torch.nn.ReLU(),
+                    torch.nn.Conv2d(128, 256, 4, stride=2), torch.nn.ReLU(),
+                    torch.nn.Flatten())
+                self.fc_mu = torch.nn.Linear(1024, 32)
+                self.fc_logvar = torch.nn.Linear(1024, 32)
+                self.decoder = torch.nn.Sequential(
+                    torch.nn.Linear(32, 1024),
+                    torch.nn.Unflatten(1, (1024, 1, 1)),
+                    torch.nn.ConvTranspose2d(1024, 128, 5, stride=2),
+                    torch.nn.ReLU(),
+                    torch.nn.ConvTranspose2d(128, 64, 5, stride=2),
+                    torch.nn.ReLU(),
+                    torch.nn.ConvTranspose2d(64, 32, 6, stride=2),
+                    torch.nn.ReLU(),
+                    torch.nn.ConvTranspose2d(32, 3, 6, stride=2))
+
+        wm = WMVAE()
+        count = sum(t.numel() for t in wm.parameters())
+        dump(f, "wm_param_count", torch.tensor([float(count)]))
+        with torch.no_grad():
+            params = list(wm.named_parameters())
+            for k, (name, t) in enumerate(params):
+                wt = params[k - 1][1] if name.endswith("bias") else t
+                bound = 1.0 / math.sqrt(wt.numel() / wt.shape[0])
+                vals = [nature_formula(k, i, bound) for i in range(t.numel())]
+                t.copy_(torch.tensor(vals, dtype=torch.float64)
+                        .to(torch.float32).reshape(t.shape))
+        xs = [0.5 + 0.5 * math.sin(0.37 * i) for i in range(2 * 3 * 64 * 64)]
+        x = torch.tensor(xs, dtype=torch.float64).to(torch.float32)
+        x = x.reshape(2, 3, 64, 64)
+        eps = torch.tensor([math.sin(1.7 * i) for i in range(64)],
+                           dtype=torch.float64).to(torch.float32).reshape(2, 32)
+        h = wm.encoder(x)
+        mu, logvar = wm.fc_mu(h), wm.fc_logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        out = wm.decoder(z)
+        rec = ((torch.sigmoid(out) - x) ** 2).sum() / 2
+        kls = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
+        kl = torch.clamp(kls, min=16.0).mean()
+        loss = rec + kl
+        loss.backward()
+        for name, t in (("mean", mu), ("logvar", logvar), ("recon_loss", rec),
+                        ("kl", kl), ("loss", loss)):
+            dump(f, "wm_" + name, t)
+        for name, t in wm.named_parameters():
+            if name.endswith("bias"):
+                dump(f, "wm_grad_" + name, t.grad)
+    return path
