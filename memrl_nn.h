@@ -2972,9 +2972,15 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
       s3[2] = E;
       mem = mrl_tensor_new(g, 3, s3, 0);
       if (!mem) return NULL;
-      for (b = 0; b < B; b++)
-        memcpy(mem->data + (size_t)b * M * E, state_in + (size_t)b * S + 1 + (size_t)l * M * E,
-               sizeof(float) * (size_t)M * E);
+      /* only the valid tail is read; older slots enter as zeros, so even a
+       * non-finite value left there cannot reach the output (0 * inf) */
+      for (b = 0; b < B; b++) {
+        size_t skip = (size_t)(M - valid[b]) * E;
+        float *dst = mem->data + (size_t)b * M * E;
+        memset(dst, 0, sizeof(float) * skip);
+        memcpy(dst + skip, state_in + (size_t)b * S + 1 + (size_t)l * M * E + skip,
+               sizeof(float) * ((size_t)M * E - skip));
+      }
       /* the new window: the last M rows of [memory ; this layer's inputs] */
       for (b = 0; b < B; b++)
         for (i = 0; i < M; i++) {
@@ -2992,7 +2998,12 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
     if (starts_bm)
       for (t = 0; t < T; t++)
         if (starts_bm[(size_t)b * T + t] != 0.0f) v = T - t;
-    next[(size_t)b * S] = (float)(v < M ? v : M);
+    v = v < M ? v : M;
+    next[(size_t)b * S] = (float)v;
+    /* slots older than the episode are zeroed: one canonical state whatever
+     * the segmentation, nothing stale kept in replay buffers */
+    for (l = 0; l < L; l++)
+      memset(next + (size_t)b * S + 1 + (size_t)l * M * E, 0, sizeof(float) * (size_t)(M - v) * E);
   }
   if (state_out) memcpy(state_out, next, sizeof(float) * (size_t)B * S);
   h = mrl_permute(g, h, perm); /* [T, B, E] */
