@@ -2574,7 +2574,7 @@ static int mrl__attn_qkv(const mrl_mha *m, mrl_graph *g, mrl_tensor *x, mrl_tens
                          int detach_mem, const char *op, mrl_tensor **q, mrl_tensor **k,
                          mrl_tensor **v, int *Bp, int *Tp, int *Mp) {
   int E = m->embed_dim, H = m->num_heads, D = m->head_dim, B, T, M, K;
-  mrl_tensor *w, *b = NULL, *h = x, *qkv, *parts[2];
+  mrl_tensor *w, *b = NULL, *h = x, *qkv, *kv, *parts[2];
   MRL_SHAPE_CHECK(x->ndim == 3 && x->shape[2] == E, op, "x must be [B, T, embed_dim]", x, NULL);
   B = x->shape[0];
   T = x->shape[1];
@@ -2585,23 +2585,30 @@ static int mrl__attn_qkv(const mrl_mha *m, mrl_graph *g, mrl_tensor *x, mrl_tens
     M = mem->shape[1];
   }
   K = M + T;
-  w = mrl_params_tensor(m->params, m->in_proj_weight);
-  if (m->in_proj_bias >= 0) b = mrl_params_tensor(m->params, m->in_proj_bias);
-  if (mem && M > 0) {
-    /* Transformer-XL's stop-gradient on the cache; the blocks detach it
-     * before their layernorm instead, so the norm's parameters still learn
-     * from the memory rows (LN([StopGrad(M) ; E]) in GTrXL) */
-    parts[0] = detach_mem ? mrl_detach(g, mem) : mem;
-    parts[1] = x;
-    h = mrl_concat(g, parts, 2, 1);
-  }
-  qkv = mrl_linear(g, h, w, b); /* [B, K, 3E] */
-  *q = mrl__split_heads(g, mrl_slice(g, mrl_slice(g, qkv, 1, M, K), 2, 0, E), B, T, H, D);
-  *k = mrl__split_heads(g, mrl_slice(g, qkv, 2, E, 2 * E), B, K, H, D);
-  *v = mrl__split_heads(g, mrl_slice(g, qkv, 2, 2 * E, 3 * E), B, K, H, D);
   *Bp = B;
   *Tp = T;
   *Mp = M;
+  w = mrl_params_tensor(m->params, m->in_proj_weight);
+  if (m->in_proj_bias >= 0) b = mrl_params_tensor(m->params, m->in_proj_bias);
+  if (M == 0) { /* one projection [B, T, 3E] */
+    qkv = mrl_linear(g, x, w, b);
+    *q = mrl__split_heads(g, mrl_slice(g, qkv, 2, 0, E), B, T, H, D);
+    *k = mrl__split_heads(g, mrl_slice(g, qkv, 2, E, 2 * E), B, K, H, D);
+    *v = mrl__split_heads(g, mrl_slice(g, qkv, 2, 2 * E, 3 * E), B, K, H, D);
+    return *q && *k && *v;
+  }
+  /* Transformer-XL's stop-gradient on the cache; the blocks detach it
+   * before their layernorm instead, so the norm's parameters still learn
+   * from the memory rows (LN([StopGrad(M) ; E]) in GTrXL). */
+  parts[0] = detach_mem ? mrl_detach(g, mem) : mem;
+  parts[1] = x;
+  h = mrl_concat(g, parts, 2, 1);
+  /* queries for the T new rows only, keys and values for all M + T */
+  qkv = mrl_linear(g, x, mrl_slice(g, w, 0, 0, E), b ? mrl_slice(g, b, 0, 0, E) : NULL);
+  kv = mrl_linear(g, h, mrl_slice(g, w, 0, E, 3 * E), b ? mrl_slice(g, b, 0, E, 3 * E) : NULL);
+  *q = mrl__split_heads(g, qkv, B, T, H, D);
+  *k = mrl__split_heads(g, mrl_slice(g, kv, 2, 0, E), B, K, H, D);
+  *v = mrl__split_heads(g, mrl_slice(g, kv, 2, E, 2 * E), B, K, H, D);
   return *q && *k && *v;
 }
 
@@ -2637,12 +2644,23 @@ static mrl_tensor *mrl__txl_relative_table(mrl_graph *g, int K, int E) {
   mrl_tensor *r = mrl_tensor_new2(g, K, E, 0);
   int row, i, half = E / 2;
   if (!r) return NULL;
-  for (row = 0; row < K; row++) {
-    double d = (double)(K - 1 - row);
-    for (i = 0; i < half; i++) {
-      double f = pow(10000.0, -(2.0 * i) / (double)E);
-      r->data[(size_t)row * E + i] = (float)sin(d * f);
-      r->data[(size_t)row * E + half + i] = (float)cos(d * f);
+  for (i = 0; i < half; i++) {
+    /* distance d = 0, 1, ... by angle addition in double (reseeded every 32
+     * steps, error far below float's), instead of a sin and cos per entry */
+    double f = pow(10000.0, -(2.0 * i) / (double)E), cf = cos(f), sf = sin(f), sd = 0.0, cd = 1.0;
+    int d;
+    for (d = 0; d < K; d++) {
+      double t;
+      row = K - 1 - d;
+      if (d % 32 == 0) {
+        sd = sin((double)d * f);
+        cd = cos((double)d * f);
+      }
+      r->data[(size_t)row * E + i] = (float)sd;
+      r->data[(size_t)row * E + half + i] = (float)cd;
+      t = sd * cf + cd * sf;
+      cd = cd * cf - sd * sf;
+      sd = t;
     }
   }
   return r;

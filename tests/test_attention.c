@@ -9,6 +9,20 @@
  *
  * Run from the repository root:
  *   cc -std=c99 -O2 tests/test_attention.c -lm && ./a.out */
+#include <stdlib.h>
+/* Counting allocator: steady-state acting and training must allocate nothing. */
+static long test_allocs;
+static void *test_malloc(size_t n) {
+  test_allocs++;
+  return malloc(n);
+}
+static void *test_realloc(void *q, size_t n) {
+  test_allocs++;
+  return realloc(q, n);
+}
+#define MRL_MALLOC(sz) test_malloc(sz)
+#define MRL_REALLOC(p, sz) test_realloc(p, sz)
+#define MRL_FREE(p) free(p)
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_nn.h"
 #include "test.h"
@@ -674,6 +688,47 @@ static void test_gtrxl_invalid_memory(void) {
   mrl_params_free(&p);
 }
 
+/* After a first step has sized the arena, stepping (no-grad acting) and
+ * training segments (forward + backward) make no heap allocation. */
+static void test_gtrxl_no_allocation(void) {
+  mrl_gtrxl_config cfg = mrl_gtrxl_config_default();
+  mrl_gtrxl m;
+  mrl_params p;
+  mrl_graph g;
+  float x[4 * 2 * 16], *st;
+  int it;
+  long before = 0;
+  mrl_rng rng = mrl_rng_make(6);
+  cfg.embed_dim = 16;
+  cfg.num_heads = 2;
+  cfg.ff_dim = 32;
+  cfg.mem_len = 8;
+  mrl_params_init(&p);
+  mrl_gtrxl_init(&m, &p, "g", &cfg);
+  mrl_params_finalize(&p, 6);
+  st = (float *)calloc((size_t)mrl_gtrxl_state_size(&m) * 2, sizeof(float));
+  fill_uniform(x, 4 * 2 * 16, &rng, -1, 1);
+  mrl_graph_init(&g, 1 << 10); /* small: the first steps grow it */
+  for (it = 0; it < 12; it++) {
+    int training = it % 2, T = training ? 4 : 1;
+    mrl_tensor *xt, *y;
+    if (it == 2) before = test_allocs;
+    mrl_graph_set_no_grad(&g, !training);
+    xt = mrl_tensor_from2(&g, x, T * 2, 16);
+    y = mrl_gtrxl_forward(&m, &g, xt, T, 2, NULL, st, training ? NULL : st);
+    if (training) {
+      mrl_params_zero_grad(&p);
+      mrl_backward(&g, mrl_mean(&g, mrl_square(&g, y)));
+    }
+    mrl_graph_reset(&g);
+  }
+  MRL_CHECK(test_allocs == before, "gtrxl: %ld heap allocations in steady state",
+            test_allocs - before);
+  mrl_graph_free(&g);
+  free(st);
+  mrl_params_free(&p);
+}
+
 /* Rows whose keys are all masked give zeros, not NaN. */
 static void test_fully_masked(void) {
   mrl_params p;
@@ -714,5 +769,6 @@ int main(void) {
   test_gtrxl_window_and_gradient();
   test_gtrxl_invalid_memory();
   test_fully_masked();
+  test_gtrxl_no_allocation();
   return mrl_test_summary("test_attention");
 }
