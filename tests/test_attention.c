@@ -289,6 +289,92 @@ static void test_gtrxl_layer_reference(const mrl_ref_file *f) {
   mrl_params_free(&p);
 }
 
+/* The block with memory: keys and values norm1([mem ; x]). */
+static void test_block_memory_reference(const mrl_ref_file *f) {
+  mrl_params p;
+  mrl_transformer_block blk;
+  mrl_graph g;
+  mrl_tensor *x, *mem, *gy, *y;
+  mrl_params_init(&p);
+  mrl_transformer_block_init(&blk, &p, "blkmem", E_, H_, 16, MRL_FFN_RELU);
+  mrl_params_finalize(&p, 5);
+  load_params(f, &p);
+  mrl_graph_init(&g, 1 << 20);
+  x = fixture_tensor(&g, f, "blkmem_x", B_, T_, E_, 1);
+  mem = fixture_tensor(&g, f, "blkmem_mem", B_, M_, E_, 1);
+  gy = fixture_tensor(&g, f, "blkmem_gy", B_, T_, E_, 0);
+  y = mrl_transformer_block_forward(&blk, &g, x, mem, fixture_mask(&g, f));
+  mrl_backward(&g, dot_loss(&g, y, gy));
+  mrl_ref_expect(f, "blkmem_y", y->data, y->size, REF_ATOL, REF_RTOL);
+  mrl_ref_expect(f, "blkmem_gx", x->grad, x->size, REF_ATOL, REF_RTOL);
+  expect_grads(f, &p, "g2.");
+  MRL_CHECK(all_zero(mem->grad, mem->size), "block: memory must be detached");
+  mrl_graph_free(&g);
+  mrl_params_free(&p);
+}
+
+/* A 2-layer GTrXL over a time-major segment: the state plumbing (per-layer
+ * memories, valid counts, episode starts, the next window) against the
+ * generator's own stack of the layer equations. */
+static void test_gtrxl_stack_reference(const mrl_ref_file *f) {
+  mrl_gtrxl_config cfg = mrl_gtrxl_config_default();
+  mrl_gtrxl m;
+  mrl_params p;
+  mrl_graph g;
+  float starts_bm[B_ * T_], starts[T_ * B_], mv[B_], mem[B_ * M_ * E_], *st, *next, nv[B_];
+  float next_mem[B_ * M_ * E_];
+  mrl_tensor *x, *gy, *y;
+  int S, b, t, k;
+  cfg.embed_dim = E_;
+  cfg.num_heads = H_;
+  cfg.num_layers = 2;
+  cfg.ff_dim = 16;
+  cfg.mem_len = M_;
+  mrl_params_init(&p);
+  mrl_gtrxl_init(&m, &p, "stk", &cfg);
+  mrl_params_finalize(&p, 5);
+  load_params(f, &p);
+  S = mrl_gtrxl_state_size(&m);
+  st = (float *)calloc((size_t)S * B_, sizeof(float));
+  next = (float *)calloc((size_t)S * B_, sizeof(float));
+  mrl_ref_fill(f, "starts", starts_bm, B_ * T_);
+  mrl_ref_fill(f, "mem_valid", mv, B_);
+  for (b = 0; b < B_; b++)
+    for (t = 0; t < T_; t++) starts[t * B_ + b] = starts_bm[b * T_ + t];
+  for (k = 0; k < 2; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "stk_mem%d", k);
+    mrl_ref_fill(f, name, mem, B_ * M_ * E_);
+    for (b = 0; b < B_; b++) {
+      st[b * S] = mv[b];
+      memcpy(st + b * S + 1 + k * M_ * E_, mem + b * M_ * E_, sizeof(float) * M_ * E_);
+    }
+  }
+  mrl_graph_init(&g, 1 << 20);
+  x = mrl_tensor_new2(&g, T_ * B_, E_, 1);
+  mrl_ref_fill(f, "stk_x", x->data, x->size);
+  gy = mrl_tensor_new2(&g, T_ * B_, E_, 0);
+  mrl_ref_fill(f, "stk_gy", gy->data, gy->size);
+  y = mrl_gtrxl_forward(&m, &g, x, T_, B_, starts, st, next);
+  mrl_backward(&g, dot_loss(&g, y, gy));
+  mrl_ref_expect(f, "stk_y", y->data, y->size, REF_ATOL, REF_RTOL);
+  mrl_ref_expect(f, "stk_gx", x->grad, x->size, REF_ATOL, REF_RTOL);
+  expect_grads(f, &p, "g.");
+  for (k = 0; k < 2; k++) {
+    char name[32];
+    for (b = 0; b < B_; b++)
+      memcpy(next_mem + b * M_ * E_, next + b * S + 1 + k * M_ * E_, sizeof(float) * M_ * E_);
+    snprintf(name, sizeof name, "stk_next_mem%d", k);
+    mrl_ref_expect(f, name, next_mem, B_ * M_ * E_, 1e-6, 1e-5);
+  }
+  for (b = 0; b < B_; b++) nv[b] = next[b * S];
+  mrl_ref_expect(f, "stk_next_valid", nv, B_, 1e-9, 0.0);
+  mrl_graph_free(&g);
+  free(st);
+  free(next);
+  mrl_params_free(&p);
+}
+
 /* ---- gradient checks ---- */
 typedef struct gc_ctx {
   int kind; /* 0 mha, 1 rel mha, 2 block, 3 gtrxl layer, 4 gate */
@@ -761,6 +847,8 @@ int main(void) {
     test_block_reference(&f);
     test_rel_reference(&f);
     test_gtrxl_layer_reference(&f);
+    test_block_memory_reference(&f);
+    test_gtrxl_stack_reference(&f);
     mrl_ref_close(&f);
   }
   test_gradchecks();

@@ -1169,6 +1169,32 @@ def gtrxl_layer_eq(x, mem, P, pre, H, allowed):
     return gru_gate_eq(y, torch.relu(f), P, pre + "gate2.")
 
 
+def gtrxl_layer_params(pre, E, H, F):
+    """Random values (not the inits) so every term of the layer matters."""
+    P = {
+        "attn.in_proj_weight": torch.randn(3 * E, E) * 0.4,
+        "attn.r_net.weight": torch.randn(E, E) * 0.4,
+        "attn.r_w_bias": torch.randn(H, E // H) * 0.5,
+        "attn.r_r_bias": torch.randn(H, E // H) * 0.5,
+        "attn.out_proj.weight": torch.randn(E, E) * 0.4,
+        "norm1.weight": 1 + 0.2 * torch.randn(E),
+        "norm1.bias": 0.2 * torch.randn(E),
+        "gate1.W": torch.randn(3 * E, E) * 0.3,
+        "gate1.U": torch.randn(3 * E, E) * 0.3,
+        "gate1.bg": 1 + 0.5 * torch.randn(E),
+        "norm2.weight": 1 + 0.2 * torch.randn(E),
+        "norm2.bias": 0.2 * torch.randn(E),
+        "linear1.weight": torch.randn(F, E) * 0.3,
+        "linear1.bias": torch.randn(F) * 0.3,
+        "linear2.weight": torch.randn(E, F) * 0.3,
+        "linear2.bias": torch.randn(E) * 0.3,
+        "gate2.W": torch.randn(3 * E, E) * 0.3,
+        "gate2.U": torch.randn(3 * E, E) * 0.3,
+        "gate2.bg": 1 + 0.5 * torch.randn(E),
+    }
+    return {pre + n: t.requires_grad_(True) for n, t in P.items()}
+
+
 def dump_params(f, P, grads=True):
     for n, t in P.items():
         dump(f, "p." + n, t)
@@ -1274,29 +1300,7 @@ def make_attention():
 
     # 5. one GTrXL layer (Parisotto et al. 2019) with memory and the episode mask
     F = 16
-    P = {
-        "gtl.attn.in_proj_weight": torch.randn(3 * E, E) * 0.4,
-        "gtl.attn.r_net.weight": torch.randn(E, E) * 0.4,
-        "gtl.attn.r_w_bias": torch.randn(H, E // H) * 0.5,
-        "gtl.attn.r_r_bias": torch.randn(H, E // H) * 0.5,
-        "gtl.attn.out_proj.weight": torch.randn(E, E) * 0.4,
-        "gtl.norm1.weight": 1 + 0.2 * torch.randn(E),
-        "gtl.norm1.bias": 0.2 * torch.randn(E),
-        "gtl.gate1.W": torch.randn(3 * E, E) * 0.3,
-        "gtl.gate1.U": torch.randn(3 * E, E) * 0.3,
-        "gtl.gate1.bg": 1 + 0.5 * torch.randn(E),
-        "gtl.norm2.weight": 1 + 0.2 * torch.randn(E),
-        "gtl.norm2.bias": 0.2 * torch.randn(E),
-        "gtl.linear1.weight": torch.randn(F, E) * 0.3,
-        "gtl.linear1.bias": torch.randn(F) * 0.3,
-        "gtl.linear2.weight": torch.randn(E, F) * 0.3,
-        "gtl.linear2.bias": torch.randn(E) * 0.3,
-        "gtl.gate2.W": torch.randn(3 * E, E) * 0.3,
-        "gtl.gate2.U": torch.randn(3 * E, E) * 0.3,
-        "gtl.gate2.bg": 1 + 0.5 * torch.randn(E),
-    }
-    for t in P.values():
-        t.requires_grad_(True)
+    P = gtrxl_layer_params("gtl.", E, H, F)
     xg = torch.randn(B, T, E, requires_grad=True)
     memg = torch.randn(B, M, E)
     yg = gtrxl_layer_eq(xg, memg, P, "gtl.", H, allowed)
@@ -1305,5 +1309,66 @@ def make_attention():
     dump_params(f, P)
     for n, t in (("x", xg), ("mem", memg), ("gy", gyg), ("y", yg), ("gx", xg.grad)):
         dump(f, "gtl_" + n, t)
+
+    # 6. the pre-LN block with memory: keys and values norm1([mem ; x]),
+    #    from the relu block's modules (gradients g2.*)
+    blk = torch.nn.TransformerEncoderLayer(E, H, dim_feedforward=16, dropout=0.0,
+                                           activation="relu", batch_first=True,
+                                           norm_first=True)
+    with torch.no_grad():
+        for n, t in blk.named_parameters():
+            t.add_(0.3 * torch.randn_like(t))
+    xm = torch.randn(B, T, E, requires_grad=True)
+    memm = torch.randn(B, M, E)
+    h = blk.norm1(xm)
+    kvm = torch.cat([blk.norm1(memm), h], 1)
+    a, _ = blk.self_attn(h, kvm, kvm, attn_mask=am, need_weights=False)
+    x1 = xm + a
+    ym = x1 + blk.linear2(torch.relu(blk.linear1(blk.norm2(x1))))
+    gym = torch.randn(B, T, E)
+    (ym * gym).sum().backward()
+    for n, t in blk.named_parameters():
+        dump(f, "p.blkmem." + n, t)
+        dump(f, "g2.blkmem." + n, t.grad)
+    for n, t in (("x", xm), ("mem", memm), ("gy", gym), ("y", ym), ("gx", xm.grad)):
+        dump(f, "blkmem_" + n, t)
+
+    # 7. a 2-layer GTrXL stack over a time-major [T, B] segment with per-layer
+    #    memories, valid counts and an episode start; also the next memory
+    L = 2
+    P = {}
+    for k in range(L):
+        P.update(gtrxl_layer_params("stk.layers.%d." % k, E, H, F))
+    xs = torch.randn(T, B, E, requires_grad=True)
+    mems = [torch.randn(B, M, E) for _ in range(L)]
+    for mm in mems:
+        for b in range(B):
+            mm[b, :M - int(mem_valid[b])] = 0.0  # slots before the episode hold zeros
+    h = xs.permute(1, 0, 2)
+    new_mems = []
+    for k in range(L):
+        cat = torch.cat([mems[k], h.detach()], 1)[:, -M:].clone()
+        new_mems.append(cat)
+        h = gtrxl_layer_eq(h, mems[k], P, "stk.layers.%d." % k, H, allowed)
+    ys = h.permute(1, 0, 2)
+    gys = torch.randn(T, B, E)
+    (ys * gys).sum().backward()
+    new_valid = []
+    for b in range(B):
+        v = int(mem_valid[b]) + T
+        for t in range(T):
+            if starts[b, t] != 0:
+                v = T - t
+        v = min(v, M)
+        new_valid.append(float(v))
+        for nm in new_mems:
+            nm[b, :M - v] = 0.0
+    dump_params(f, P)
+    for k in range(L):
+        dump(f, "stk_mem%d" % k, mems[k])
+        dump(f, "stk_next_mem%d" % k, new_mems[k])
+    dump(f, "stk_next_valid", torch.tensor(new_valid))
+    for n, t in (("x", xs), ("gy", gys), ("y", ys), ("gx", xs.grad)):
+        dump(f, "stk_" + n, t)
     f.close()
     return path
