@@ -1081,8 +1081,6 @@ def make_tensor_ops():
     return path
 
 
-if __name__ == "__main__":
-    main()
 
 
 # ---------------------------------------------------------------------------
@@ -1372,3 +1370,7 @@ def make_attention():
         dump(f, "stk_" + n, t)
     f.close()
     return path
+
+
+if __name__ == "__main__":
+    main()
