@@ -554,7 +554,8 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
  * shape that broadcasts to the scores [B, H, T, K], K = M + T keys: [T, K]
  * for one mask shared by the batch, [B, 1, T, K] per sequence, [B, 1, 1, K]
  * for key padding. Combine masks with mrl_mul. A query with every key masked
- * outputs zeros (mrl_softmax's rule) instead of torch's NaN.
+ * gets a zero context (mrl_softmax's rule; its output is out_proj's bias)
+ * where torch gives NaN.
  * Memory (Transformer-XL, Dai et al. 2019): mem [B, M, E] holds cached past
  * steps; the keys and values are built from [mem ; x] (M + T rows, memory
  * first, oldest first), the queries from x only, and the memory is detached
@@ -675,7 +676,7 @@ MRL_DEF mrl_tensor *mrl_gru_gate_forward(const mrl_gru_gate *gt, mrl_graph *g, m
  *   out  = gate2(Y, ReLU(Ebar))
  * The ReLU sits on each submodule's output, before its gate, as in the
  * paper. Names: name.attn.* (mrl_rel_mha), name.norm1/norm2.weight/.bias,
- * name.linear1/linear2.weight/.bias, name.gate1/gate2.{W,U,bg}.
+ * name.linear1/linear2.weight/.bias, name.gate1/gate2.{W,U,bg}; layernorm eps 1e-5.
  * x [B,T,E], mem [B,M,E] or NULL, mask as mrl_rel_mha_forward. */
 typedef struct mrl_gtrxl_layer {
   mrl_params *params;
@@ -2813,8 +2814,8 @@ static void mrl__norm_params(mrl_params *p, const char *name, const char *which,
   *b = mrl_params_add(p, buf, 1, s1, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
 }
 
-static mrl_tensor *mrl__norm(mrl_params *p, mrl_graph *g, mrl_tensor *x, int w, int b) {
-  return mrl_layernorm(g, x, mrl_params_tensor(p, w), mrl_params_tensor(p, b), 1e-5f);
+static mrl_tensor *mrl__norm(mrl_params *p, mrl_graph *g, mrl_tensor *x, int w, int b, float eps) {
+  return mrl_layernorm(g, x, mrl_params_tensor(p, w), mrl_params_tensor(p, b), eps);
 }
 
 MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p, const char *name,
@@ -2844,10 +2845,11 @@ MRL_DEF mrl_tensor *mrl_transformer_block_forward(const mrl_transformer_block *b
   mrl_params *p = b->params;
   mrl_tensor *h, *hm = NULL;
   if (!x) return NULL;
-  h = mrl__norm(p, g, x, b->norm1_weight, b->norm1_bias);
-  if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), b->norm1_weight, b->norm1_bias);
+  h = mrl__norm(p, g, x, b->norm1_weight, b->norm1_bias, b->eps);
+  if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), b->norm1_weight, b->norm1_bias, b->eps);
   x = mrl_add(g, x, mrl__mha_forward(&b->self_attn, g, h, hm, mask, 0));
-  h = mrl_linear_layer_forward(&b->linear1, g, mrl__norm(p, g, x, b->norm2_weight, b->norm2_bias));
+  h = mrl_linear_layer_forward(&b->linear1, g,
+                               mrl__norm(p, g, x, b->norm2_weight, b->norm2_bias, b->eps));
   h = b->activation == MRL_FFN_GELU ? mrl_gelu(g, h) : mrl_relu(g, h);
   return mrl_add(g, x, mrl_linear_layer_forward(&b->linear2, g, h));
 }
@@ -2912,12 +2914,12 @@ MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph 
   mrl_params *p = l->params;
   mrl_tensor *h, *hm = NULL, *y, *f;
   if (!x) return NULL;
-  h = mrl__norm(p, g, x, l->norm1_weight, l->norm1_bias);
-  if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), l->norm1_weight, l->norm1_bias);
+  h = mrl__norm(p, g, x, l->norm1_weight, l->norm1_bias, 1e-5f);
+  if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), l->norm1_weight, l->norm1_bias, 1e-5f);
   y = mrl_gru_gate_forward(&l->gate1, g, x,
                            mrl_relu(g, mrl__rel_mha_forward(&l->attn, g, h, hm, mask, 0)));
-  f = mrl_relu(g, mrl_linear_layer_forward(&l->linear1, g,
-                                           mrl__norm(p, g, y, l->norm2_weight, l->norm2_bias)));
+  f = mrl_relu(g, mrl_linear_layer_forward(
+                      &l->linear1, g, mrl__norm(p, g, y, l->norm2_weight, l->norm2_bias, 1e-5f)));
   f = mrl_linear_layer_forward(&l->linear2, g, f);
   return mrl_gru_gate_forward(&l->gate2, g, y, mrl_relu(g, f));
 }
