@@ -603,7 +603,8 @@ MRL_DEF mrl_tensor *mrl_rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tens
  *   1 where step t begins an episode; NULL: none); mem_valid [B] (NULL: all
  *   M) counts how many of the newest memory slots belong to the episode
  *   running when the segment starts (older slots are masked).
- * key padding [B, 1, 1, K]: valid [B*K], 1 for a real key, 0 for padding. */
+ * key padding [B, 1, 1, K]: valid [B*K], 1 for a real key, 0 for padding
+ *   (NULL: all real). */
 MRL_DEF mrl_tensor *mrl_attn_causal_mask(mrl_graph *g, int T, int M);
 MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M, const float *starts,
                                           const int *mem_valid);
@@ -718,8 +719,8 @@ MRL_DEF int mrl_gtrxl_state_size(const mrl_gtrxl *m);
 MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B);
 /* x [T*B, E] time-major (row t*B+b, as mrl_lstm_sequence), starts NULL or
  * [T*B] (1 where step t of env b begins an episode: it and later steps see
- * nothing older), state_in [B * state_size] (read), state_out (written;
- * NULL or the same array as state_in is fine). Returns [T*B, E]. Memory
+ * nothing older), state_in [B * state_size] (read; NULL: empty memories),
+ * state_out (written; NULL or the same array as state_in is fine). Returns [T*B, E]. Memory
  * enters detached (stop-gradient): gradients stay inside the segment. */
 MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
                                       const float *starts, const float *state_in, float *state_out);
@@ -2760,7 +2761,7 @@ MRL_DEF mrl_tensor *mrl_attn_key_padding_mask(mrl_graph *g, int B, int K, const 
   shape[3] = K;
   t = mrl_tensor_new(g, 4, shape, 0);
   if (!t) return NULL;
-  for (i = 0; i < B * K; i++) t->data[i] = valid[i] != 0.0f ? 1.0f : 0.0f;
+  for (i = 0; i < B * K; i++) t->data[i] = !valid || valid[i] != 0.0f ? 1.0f : 0.0f;
   return t;
 }
 
@@ -2973,7 +2974,7 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
   if (starts) starts_bm = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)T);
   if (!valid || !next || (starts && !starts_bm)) return NULL;
   for (b = 0; b < B; b++) {
-    float v = state_in[(size_t)b * S];
+    float v = state_in ? state_in[(size_t)b * S] : 0.0f;
     valid[b] = v > 0.0f ? (v < (float)M ? (int)v : M) : 0;
     if (starts)
       for (t = 0; t < T; t++) starts_bm[(size_t)b * T + t] = starts[(size_t)t * B + b];
@@ -2998,8 +2999,9 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
         size_t skip = (size_t)(M - valid[b]) * E;
         float *dst = mem->data + (size_t)b * M * E;
         memset(dst, 0, sizeof(float) * skip);
-        memcpy(dst + skip, state_in + (size_t)b * S + 1 + (size_t)l * M * E + skip,
-               sizeof(float) * ((size_t)M * E - skip));
+        if (skip < (size_t)M * E) /* valid[b] > 0 implies state_in */
+          memcpy(dst + skip, state_in + (size_t)b * S + 1 + (size_t)l * M * E + skip,
+                 sizeof(float) * ((size_t)M * E - skip));
       }
       /* the new window: the last M rows of [memory ; this layer's inputs] */
       for (b = 0; b < B; b++)

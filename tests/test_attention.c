@@ -759,6 +759,19 @@ static void test_gtrxl_invalid_memory(void) {
   xt = mrl_tensor_from2(&g, x, 2, 8);
   y = mrl_gtrxl_forward(&m, &g, xt, 1, 2, NULL, st, NULL);
   MRL_CHECK(max_diff(y0, y->data, 8) > 0.0f, "gtrxl: valid memory is read");
+  /* state_in NULL: the same as an empty (zeroed) memory */
+  {
+    float y1[16];
+    mrl_gtrxl_state_reset(&m, st, 2);
+    mrl_graph_reset(&g);
+    xt = mrl_tensor_from2(&g, x, 2, 8);
+    y = mrl_gtrxl_forward(&m, &g, xt, 1, 2, NULL, st, NULL);
+    memcpy(y1, y->data, sizeof y1);
+    mrl_graph_reset(&g);
+    xt = mrl_tensor_from2(&g, x, 2, 8);
+    y = mrl_gtrxl_forward(&m, &g, xt, 1, 2, NULL, NULL, NULL);
+    MRL_CHECK(max_diff(y1, y->data, 16) == 0.0f, "gtrxl: NULL state is an empty memory");
+  }
   /* out of memory: NULL and a status, never a crash */
   {
     static unsigned char small[4096];
