@@ -699,7 +699,9 @@ MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph 
  * The state of one environment is a flat vector of mrl_gtrxl_state_size()
  * floats: [0] the number of valid memory slots (steps since the episode
  * started, capped at mem_len), then for each layer mem_len rows of E, oldest
- * first. A zeroed state is an empty memory (mrl_gtrxl_state_reset). */
+ * first: that layer's inputs at past steps (Transformer-XL's cached hidden
+ * states; slots older than the episode hold zeros). A zeroed state is an
+ * empty memory (mrl_gtrxl_state_reset). */
 #define MRL_GTRXL_MAX_LAYERS 16
 typedef struct mrl_gtrxl_config {
   int embed_dim, num_heads, num_layers, ff_dim, mem_len;
