@@ -53,6 +53,16 @@
  *                Gaussian, tanh-squashed Gaussian, mixture of Gaussians
  *   heads        mrl_dueling_head, mrl_c51_head (+ mrl_c51_project),
  *                mrl_mdn_head
+ *   attention    mrl_mha (torch.nn.MultiheadAttention, batch first, with a
+ *                detached key/value memory of past steps), mrl_rel_mha
+ *                (Transformer-XL relative positions), masks
+ *                mrl_attn_causal_mask / _episode_mask / _key_padding_mask;
+ *                positions mrl_sinusoid_fill / mrl_sinusoidal_positions,
+ *                mrl_learned_positions
+ *   transformer  mrl_transformer_block (pre-LN, = TransformerEncoderLayer
+ *                norm_first), mrl_gru_gate, mrl_gtrxl_layer, and the GTrXL
+ *                stack mrl_gtrxl with a per-layer memory window stepped one
+ *                step at a time or run over [T,B] segments with episode starts
  *   surgery      Net2Net: mrl_mlp_widen, mrl_mlp_insert_identity,
  *                mrl_lstm_widen, mrl_net2net_mapping / widen_rows
  *   more layers  mrl_embedding (torch.nn.Embedding), mrl_layernorm_layer
@@ -951,6 +961,186 @@ MRL_DEF mrl_vae_output mrl_vae_forward(const mrl_vae *v, mrl_graph *g, mrl_tenso
  * (same size) and the posterior: fills recon_loss, kl and loss of *out. */
 MRL_DEF void mrl_vae_loss(const mrl_vae_config *cfg, mrl_graph *g, mrl_tensor *recon, mrl_tensor *x,
                           mrl_tensor *mean, mrl_tensor *logvar, mrl_vae_output *out);
+
+/* ---- attention, transformer, GTrXL ----
+ * Layout: batch first, x [B, T, E] (torch's batch_first=True); B*T rows of E.
+ * Masks are float tensors, 1 = may attend, 0 = may not (the opposite of
+ * torch's boolean attn_mask / key_padding_mask, where True blocks), of any
+ * shape that broadcasts to the scores [B, H, T, K], K = M + T keys: [T, K]
+ * for one mask shared by the batch, [B, 1, T, K] per sequence, [B, 1, 1, K]
+ * for key padding. Combine masks with mrl_mul. A query with every key masked
+ * gets a zero context (mrl_softmax's rule; its output is out_proj's bias)
+ * where torch gives NaN.
+ * Memory (Transformer-XL, Dai et al. 2019): mem [B, M, E] holds cached past
+ * steps; the keys and values are built from [mem ; x] (M + T rows, memory
+ * first, oldest first), the queries from x only, and the memory is detached
+ * (no gradient reaches it). Query i sits at position M + i. */
+
+/* Multi-head attention, torch.nn.MultiheadAttention (kdim = vdim = E):
+ * name.in_proj_weight [3E, E] (rows q, k, v), name.in_proj_bias [3E],
+ * name.out_proj.weight [E, E], name.out_proj.bias [E]; scores scaled by
+ * 1/sqrt(E/H). Init as torch: xavier_uniform in_proj, zero biases,
+ * out_proj.weight U(+-1/sqrt(E)). bias = 0 declares no biases (torch's
+ * bias=False; the index fields are then -1). */
+typedef struct mrl_mha {
+  mrl_params *params;
+  int in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias;
+  int r_net_weight, r_w_bias, r_r_bias; /* relative attention only, else -1 */
+  int embed_dim, num_heads, head_dim, relative;
+} mrl_mha;
+MRL_DEF void mrl_mha_init(mrl_mha *m, mrl_params *p, const char *name, int embed_dim, int num_heads,
+                          int bias);
+/* x [B,T,E], mem [B,M,E] or NULL, mask or NULL -> [B,T,E]. */
+MRL_DEF mrl_tensor *mrl_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x, mrl_tensor *mem,
+                                    mrl_tensor *mask);
+
+/* Transformer-XL relative multi-head attention (Dai et al. 2019, eq. in
+ * section 3.3), no projection biases as in the paper's code:
+ *   score(i, j) = [(q_i + u) . k_j  +  (q_i + v) . (W_R R_{i-j})] / sqrt(d_head)
+ * (terms a + c and b + d), with R the sinusoid of the distance i - j in
+ * Transformer-XL's layout [sin(d f) | cos(d f)], f_k = 10000^(-2k/E) (E even).
+ * The b + d term is computed for every distance once and then indexed by
+ * i - j, which is exactly the paper's "relative shift". Parameters:
+ * name.in_proj_weight [3E, E] (xavier_uniform), name.r_net.weight [E, E]
+ * (W_R, xavier_uniform), name.r_w_bias (u) and name.r_r_bias (v) [H, E/H]
+ * (N(0, 0.02^2), the paper code's init_std), name.out_proj.weight [E, E]
+ * (U(+-1/sqrt(E))). Always causal: the causal mask is applied inside and
+ * multiplied by `mask` when given. */
+MRL_DEF void mrl_rel_mha_init(mrl_mha *m, mrl_params *p, const char *name, int embed_dim,
+                              int num_heads);
+MRL_DEF mrl_tensor *mrl_rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x,
+                                        mrl_tensor *mem, mrl_tensor *mask);
+
+/* Masks (constants in the arena, no gradient).
+ * causal [T, M+T]: query i sees keys j <= M + i.
+ * episode [B, 1, T, M+T]: causal, and query t of sequence b sees no key
+ *   before the latest episode start at or before t: starts [B*T] (row b*T+t,
+ *   1 where step t begins an episode; NULL: none); mem_valid [B] (NULL: all
+ *   M) counts how many of the newest memory slots belong to the episode
+ *   running when the segment starts (older slots are masked).
+ * key padding [B, 1, 1, K]: valid [B*K], 1 for a real key, 0 for padding
+ *   (NULL: all real). */
+MRL_DEF mrl_tensor *mrl_attn_causal_mask(mrl_graph *g, int T, int M);
+MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M, const float *starts,
+                                          const int *mem_valid);
+MRL_DEF mrl_tensor *mrl_attn_key_padding_mask(mrl_graph *g, int B, int K, const float *valid);
+
+/* Positions.
+ * Sinusoidal (Vaswani et al. 2017): PE[p, 2i] = sin(p / 10000^(2i/E)),
+ *   PE[p, 2i+1] = cos(p / 10000^(2i/E)), for p = start .. start+T-1.
+ *   mrl_sinusoid_fill writes [T, E] floats; mrl_sinusoidal_positions returns
+ *   them as a constant [T, E] tensor (add it to x [B,T,E] with mrl_add).
+ * Learned absolute: name.weight [max_len, E] initialised N(0, 1) like
+ *   nn.Embedding; forward returns x + weight[start : start+T] for x [.., T, E]. */
+MRL_DEF void mrl_sinusoid_fill(float *out, int T, int E, int start);
+MRL_DEF mrl_tensor *mrl_sinusoidal_positions(mrl_graph *g, int T, int E, int start);
+typedef struct mrl_learned_positions {
+  mrl_params *params;
+  int weight;
+  int max_len, embed_dim;
+} mrl_learned_positions;
+MRL_DEF void mrl_learned_positions_init(mrl_learned_positions *l, mrl_params *p, const char *name,
+                                        int max_len, int embed_dim);
+MRL_DEF mrl_tensor *mrl_learned_positions_forward(const mrl_learned_positions *l, mrl_graph *g,
+                                                  mrl_tensor *x, int start);
+
+/* Pre-layernorm transformer block (Xiong et al. 2020), the structure of
+ * torch.nn.TransformerEncoderLayer(norm_first=True, batch_first=True,
+ * dropout=0) with the same state_dict names under `name`:
+ *   x = x + self_attn(norm1(x));  x = x + linear2(act(linear1(norm2(x))))
+ * self_attn.*, linear1 [F, E], linear2 [E, F], norm1/norm2 .weight/.bias (ones,
+ * zeros; eps 1e-5). act: ReLU or GELU (erf). With mem [B,M,E] the keys and
+ * values are norm1([mem ; x]) (Transformer-XL's cached layer inputs). */
+typedef enum mrl_ffn_activation { MRL_FFN_RELU, MRL_FFN_GELU } mrl_ffn_activation;
+typedef struct mrl_transformer_block {
+  mrl_params *params;
+  mrl_mha self_attn;
+  mrl_linear_layer linear1, linear2;
+  int norm1_weight, norm1_bias, norm2_weight, norm2_bias;
+  int embed_dim, ff_dim;
+  mrl_ffn_activation activation;
+  float eps;
+} mrl_transformer_block;
+MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p, const char *name,
+                                        int embed_dim, int num_heads, int ff_dim,
+                                        mrl_ffn_activation act);
+MRL_DEF mrl_tensor *mrl_transformer_block_forward(const mrl_transformer_block *b, mrl_graph *g,
+                                                  mrl_tensor *x, mrl_tensor *mem, mrl_tensor *mask);
+
+/* GRU-type gating layer of GTrXL (Parisotto et al. 2019, eq. for g^(l)):
+ *   r = s(W_r y + U_r x),  z = s(W_z y + U_z x - b_g),
+ *   h = tanh(W_g y + U_g (r * x)),  out = (1 - z) * x + z * h
+ * x: the residual stream, y: the submodule's output. name.W [3E, E] stacks
+ * W_r, W_z, W_g; name.U [3E, E] stacks U_r, U_z, U_g (no other biases, as in
+ * the paper); both U(+-1/sqrt(E)) (torch's Linear default). name.bg [E] starts
+ * at gate_bias: b_g > 0 makes z small, so the layer starts near the identity
+ * (the paper's point; 2 is the usual setting, e.g. RLlib's init_gru_gate_bias). */
+typedef struct mrl_gru_gate {
+  mrl_params *params;
+  int W, U, bg;
+  int dim;
+} mrl_gru_gate;
+MRL_DEF void mrl_gru_gate_init(mrl_gru_gate *gt, mrl_params *p, const char *name, int dim,
+                               float gate_bias);
+MRL_DEF mrl_tensor *mrl_gru_gate_forward(const mrl_gru_gate *gt, mrl_graph *g, mrl_tensor *x,
+                                         mrl_tensor *y);
+
+/* One GTrXL layer (Parisotto et al. 2019, section 3 equations):
+ *   Ybar = RelMHA(LN1([StopGrad(mem) ; x]))    (queries from LN1(x))
+ *   Y    = gate1(x, ReLU(Ybar))
+ *   Ebar = linear2(ReLU(linear1(LN2(Y))))      (position-wise MLP)
+ *   out  = gate2(Y, ReLU(Ebar))
+ * The ReLU sits on each submodule's output, before its gate, as in the
+ * paper. Names: name.attn.* (mrl_rel_mha), name.norm1/norm2.weight/.bias,
+ * name.linear1/linear2.weight/.bias, name.gate1/gate2.{W,U,bg}; layernorm eps 1e-5.
+ * x [B,T,E], mem [B,M,E] or NULL, mask as mrl_rel_mha_forward. */
+typedef struct mrl_gtrxl_layer {
+  mrl_params *params;
+  mrl_mha attn;
+  mrl_gru_gate gate1, gate2;
+  mrl_linear_layer linear1, linear2;
+  int norm1_weight, norm1_bias, norm2_weight, norm2_bias;
+  int embed_dim, ff_dim;
+} mrl_gtrxl_layer;
+MRL_DEF void mrl_gtrxl_layer_init(mrl_gtrxl_layer *l, mrl_params *p, const char *name,
+                                  int embed_dim, int num_heads, int ff_dim, float gate_bias);
+MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph *g, mrl_tensor *x,
+                                            mrl_tensor *mem, mrl_tensor *mask);
+
+/* A stack of GTrXL layers with a per-layer memory of the last mem_len layer
+ * inputs (a shifting window), stepped one step at a time for acting (T = 1)
+ * or run over a [T, B] segment for training; both give the same outputs
+ * when the window covers the same past.
+ * The state of one environment is a flat vector of mrl_gtrxl_state_size()
+ * floats: [0] the number of valid memory slots (steps since the episode
+ * started, capped at mem_len), then for each layer mem_len rows of E, oldest
+ * first: that layer's inputs at past steps (Transformer-XL's cached hidden
+ * states; slots older than the episode hold zeros). A zeroed state is an
+ * empty memory (mrl_gtrxl_state_reset). */
+#define MRL_GTRXL_MAX_LAYERS 16
+typedef struct mrl_gtrxl_config {
+  int embed_dim, num_heads, num_layers, ff_dim, mem_len;
+  float gate_bias;
+} mrl_gtrxl_config;
+/* embed 64, heads 4, layers 2, ff 256, mem_len 64, gate_bias 2 (a small RL
+ * size; the paper's DMLab agent is 12 layers of 256). */
+MRL_DEF mrl_gtrxl_config mrl_gtrxl_config_default(void);
+typedef struct mrl_gtrxl {
+  mrl_gtrxl_config cfg;
+  mrl_gtrxl_layer layers[MRL_GTRXL_MAX_LAYERS];
+} mrl_gtrxl;
+/* Layer k is named name.layers.k.* */
+MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
+                            const mrl_gtrxl_config *cfg);
+MRL_DEF int mrl_gtrxl_state_size(const mrl_gtrxl *m);
+MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B);
+/* x [T*B, E] time-major (row t*B+b, as mrl_lstm_sequence), starts NULL or
+ * [T*B] (1 where step t of env b begins an episode: it and later steps see
+ * nothing older), state_in [B * state_size] (read; NULL: empty memories),
+ * state_out (written; NULL or the same array as state_in is fine). Returns [T*B, E]. Memory
+ * enters detached (stop-gradient): gradients stay inside the segment. */
+MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                      const float *starts, const float *state_in, float *state_out);
 
 #ifdef __cplusplus
 }
@@ -4487,6 +4677,541 @@ MRL_DEF mrl_vae_output mrl_vae_forward(const mrl_vae *v, mrl_graph *g, mrl_tenso
   o.recon = mrl_vae_decode(v, g, o.z);
   mrl_vae_loss(&v->cfg, g, o.recon, x, o.mean, o.logvar, &o);
   return o;
+}
+
+/* ---- attention, transformer, GTrXL ---- */
+
+static int mrl__param_or_none(mrl_params *p, const char *name, const char *suffix, int ndim,
+                              const int *shape, mrl_init init) {
+  char buf[96];
+  snprintf(buf, sizeof buf, "%s.%s", name, suffix);
+  return mrl_params_add(p, buf, ndim, shape, init);
+}
+
+static void mrl__mha_common(mrl_mha *m, mrl_params *p, const char *name, int E, int H, int bias) {
+  int s2[2], s1[1];
+  MRL_ASSERT(E > 0 && H > 0 && E % H == 0);
+  memset(m, 0, sizeof *m);
+  m->params = p;
+  m->embed_dim = E;
+  m->num_heads = H;
+  m->head_dim = E / H;
+  m->in_proj_bias = m->out_proj_bias = -1;
+  m->r_net_weight = m->r_w_bias = m->r_r_bias = -1;
+  s2[0] = 3 * E;
+  s2[1] = E;
+  m->in_proj_weight =
+      mrl__param_or_none(p, name, "in_proj_weight", 2, s2, mrl_init_xavier_uniform(1.0f));
+  if (bias) {
+    s1[0] = 3 * E;
+    m->in_proj_bias =
+        mrl__param_or_none(p, name, "in_proj_bias", 1, s1, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+  }
+  s2[0] = E;
+  /* torch's NonDynamicallyQuantizableLinear: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(E)) */
+  m->out_proj_weight = mrl__param_or_none(p, name, "out_proj.weight", 2, s2,
+                                          mrl_init_make(MRL_INIT_UNIFORM, 1.0f / sqrtf((float)E)));
+  if (bias) {
+    s1[0] = E;
+    m->out_proj_bias =
+        mrl__param_or_none(p, name, "out_proj.bias", 1, s1, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+  }
+}
+
+MRL_DEF void mrl_mha_init(mrl_mha *m, mrl_params *p, const char *name, int embed_dim, int num_heads,
+                          int bias) {
+  mrl__mha_common(m, p, name, embed_dim, num_heads, bias);
+}
+
+MRL_DEF void mrl_rel_mha_init(mrl_mha *m, mrl_params *p, const char *name, int embed_dim,
+                              int num_heads) {
+  int s2[2];
+  MRL_ASSERT(embed_dim % 2 == 0);
+  mrl__mha_common(m, p, name, embed_dim, num_heads, 0);
+  m->relative = 1;
+  s2[0] = s2[1] = embed_dim;
+  m->r_net_weight =
+      mrl__param_or_none(p, name, "r_net.weight", 2, s2, mrl_init_xavier_uniform(1.0f));
+  s2[0] = num_heads;
+  s2[1] = embed_dim / num_heads;
+  m->r_w_bias =
+      mrl__param_or_none(p, name, "r_w_bias", 2, s2, mrl_init_make(MRL_INIT_NORMAL, 0.02f));
+  m->r_r_bias =
+      mrl__param_or_none(p, name, "r_r_bias", 2, s2, mrl_init_make(MRL_INIT_NORMAL, 0.02f));
+}
+
+/* [B, n, E] -> [B, H, n, D] */
+static mrl_tensor *mrl__split_heads(mrl_graph *g, mrl_tensor *x, int B, int n, int H, int D) {
+  int s[4], perm[4] = {0, 2, 1, 3};
+  s[0] = B;
+  s[1] = n;
+  s[2] = H;
+  s[3] = D;
+  return mrl_permute(g, mrl_reshape(g, x, 4, s), perm);
+}
+
+/* Shared front of both attentions: checks shapes, returns q [B,H,T,D],
+ * k and v [B,H,K,D] from in_proj over [detach(mem) ; x]. */
+static int mrl__attn_qkv(const mrl_mha *m, mrl_graph *g, mrl_tensor *x, mrl_tensor *mem,
+                         int detach_mem, const char *op, mrl_tensor **q, mrl_tensor **k,
+                         mrl_tensor **v, int *Bp, int *Tp, int *Mp) {
+  int E = m->embed_dim, H = m->num_heads, D = m->head_dim, B, T, M, K;
+  mrl_tensor *w, *b = NULL, *h = x, *qkv, *kv, *parts[2];
+  MRL_SHAPE_CHECK(x->ndim == 3 && x->shape[2] == E, op, "x must be [B, T, embed_dim]", x, NULL);
+  B = x->shape[0];
+  T = x->shape[1];
+  M = 0;
+  if (mem) {
+    MRL_SHAPE_CHECK(mem->ndim == 3 && mem->shape[0] == B && mem->shape[2] == E, op,
+                    "mem must be [B, M, embed_dim] with x's B", x, mem);
+    M = mem->shape[1];
+  }
+  K = M + T;
+  *Bp = B;
+  *Tp = T;
+  *Mp = M;
+  w = mrl_params_tensor(m->params, m->in_proj_weight);
+  if (m->in_proj_bias >= 0) b = mrl_params_tensor(m->params, m->in_proj_bias);
+  if (M == 0) { /* one projection [B, T, 3E] */
+    qkv = mrl_linear(g, x, w, b);
+    *q = mrl__split_heads(g, mrl_slice(g, qkv, 2, 0, E), B, T, H, D);
+    *k = mrl__split_heads(g, mrl_slice(g, qkv, 2, E, 2 * E), B, K, H, D);
+    *v = mrl__split_heads(g, mrl_slice(g, qkv, 2, 2 * E, 3 * E), B, K, H, D);
+    return *q && *k && *v;
+  }
+  /* Transformer-XL's stop-gradient on the cache; the blocks detach it
+   * before their layernorm instead, so the norm's parameters still learn
+   * from the memory rows (LN([StopGrad(M) ; E]) in GTrXL). */
+  parts[0] = detach_mem ? mrl_detach(g, mem) : mem;
+  parts[1] = x;
+  h = mrl_concat(g, parts, 2, 1);
+  /* queries for the T new rows only, keys and values for all M + T */
+  qkv = mrl_linear(g, x, mrl_slice(g, w, 0, 0, E), b ? mrl_slice(g, b, 0, 0, E) : NULL);
+  kv = mrl_linear(g, h, mrl_slice(g, w, 0, E, 3 * E), b ? mrl_slice(g, b, 0, E, 3 * E) : NULL);
+  *q = mrl__split_heads(g, qkv, B, T, H, D);
+  *k = mrl__split_heads(g, mrl_slice(g, kv, 2, 0, E), B, K, H, D);
+  *v = mrl__split_heads(g, mrl_slice(g, kv, 2, E, 2 * E), B, K, H, D);
+  return *q && *k && *v;
+}
+
+/* softmax(scores) v, heads merged, out_proj. */
+static mrl_tensor *mrl__attn_out(const mrl_mha *m, mrl_graph *g, mrl_tensor *scores, mrl_tensor *v,
+                                 mrl_tensor *mask, int B, int T) {
+  int perm[4] = {0, 2, 1, 3}, s[3];
+  mrl_tensor *a = mrl_softmax(g, scores, -1, mask), *c, *bo = NULL;
+  c = mrl_permute(g, mrl_matmul(g, a, v), perm); /* [B, T, H, D] */
+  s[0] = B;
+  s[1] = T;
+  s[2] = m->embed_dim;
+  c = mrl_reshape(g, c, 3, s);
+  if (m->out_proj_bias >= 0) bo = mrl_params_tensor(m->params, m->out_proj_bias);
+  return mrl_linear(g, c, mrl_params_tensor(m->params, m->out_proj_weight), bo);
+}
+
+static mrl_tensor *mrl__mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x, mrl_tensor *mem,
+                                    mrl_tensor *mask, int detach_mem) {
+  mrl_tensor *q, *k, *v, *s;
+  int B, T, M;
+  if (!x) return NULL;
+  MRL_SHAPE_CHECK(!m->relative, "mha_forward", "relative attention: call mrl_rel_mha_forward", x,
+                  NULL);
+  if (!mrl__attn_qkv(m, g, x, mem, detach_mem, "mha_forward", &q, &k, &v, &B, &T, &M)) return NULL;
+  s = mrl_scale(g, mrl_matmul_nt(g, q, k), 1.0f / sqrtf((float)m->head_dim)); /* [B,H,T,K] */
+  return mrl__attn_out(m, g, s, v, mask, B, T);
+}
+
+/* Transformer-XL's R: row r holds the sinusoid of distance K-1-r, laid out
+ * [sin(d f_0) .. sin(d f_{E/2-1}) | cos(d f_0) .. cos(d f_{E/2-1})]. */
+static mrl_tensor *mrl__txl_relative_table(mrl_graph *g, int K, int E) {
+  mrl_tensor *r = mrl_tensor_new2(g, K, E, 0);
+  int row, i, half = E / 2;
+  if (!r) return NULL;
+  for (i = 0; i < half; i++) {
+    /* distance d = 0, 1, ... by angle addition in double (reseeded every 32
+     * steps, error far below float's), instead of a sin and cos per entry */
+    double f = pow(10000.0, -(2.0 * i) / (double)E), cf = cos(f), sf = sin(f), sd = 0.0, cd = 1.0;
+    int d;
+    for (d = 0; d < K; d++) {
+      double t;
+      row = K - 1 - d;
+      if (d % 32 == 0) {
+        sd = sin((double)d * f);
+        cd = cos((double)d * f);
+      }
+      r->data[(size_t)row * E + i] = (float)sd;
+      r->data[(size_t)row * E + half + i] = (float)cd;
+      t = sd * cf + cd * sf;
+      cd = cd * cf - sd * sf;
+      sd = t;
+    }
+  }
+  return r;
+}
+
+MRL_DEF mrl_tensor *mrl_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x, mrl_tensor *mem,
+                                    mrl_tensor *mask) {
+  return mrl__mha_forward(m, g, x, mem, mask, 1);
+}
+
+static mrl_tensor *mrl__rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x,
+                                        mrl_tensor *mem, mrl_tensor *mask, int detach_mem) {
+  mrl_tensor *q, *k, *v, *u, *vb, *R, *rk, *ac, *bd, *s, *cm;
+  int B, T, M, K, H = m->num_heads, D = m->head_dim, E = m->embed_dim, s4[4], s3[3], i, j, n;
+  int perm3[3] = {1, 0, 2}, *idx;
+  if (!x) return NULL;
+  MRL_SHAPE_CHECK(m->relative, "rel_mha_forward", "layer was not made by mrl_rel_mha_init", x,
+                  NULL);
+  if (!mrl__attn_qkv(m, g, x, mem, detach_mem, "rel_mha_forward", &q, &k, &v, &B, &T, &M))
+    return NULL;
+  K = M + T;
+  s4[0] = 1;
+  s4[1] = H;
+  s4[2] = 1;
+  s4[3] = D;
+  u = mrl_reshape(g, mrl_params_tensor(m->params, m->r_w_bias), 4, s4);
+  vb = mrl_reshape(g, mrl_params_tensor(m->params, m->r_r_bias), 4, s4);
+  ac = mrl_matmul_nt(g, mrl_add(g, q, u), k); /* terms (a) + (c): [B,H,T,K] */
+  R = mrl__txl_relative_table(g, K, E);
+  rk = mrl_linear(g, R, mrl_params_tensor(m->params, m->r_net_weight), NULL); /* [K, E] */
+  s3[0] = K;
+  s3[1] = H;
+  s3[2] = D;
+  rk = mrl_permute(g, mrl_reshape(g, rk, 3, s3), perm3); /* [H, K, D] */
+  bd = mrl_matmul_nt(g, mrl_add(g, q, vb), rk);          /* (b) + (d) by row of R */
+  idx = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B * H * T * K);
+  if (!bd || !idx) return NULL;
+  /* relative shift: key j of query i is at distance M + i - j, row T-1-i+j of
+   * R; future keys (masked below) borrow the last row. */
+  for (n = 0; n < B * H; n++)
+    for (i = 0; i < T; i++)
+      for (j = 0; j < K; j++) {
+        int r = T - 1 - i + j;
+        idx[((size_t)n * T + i) * K + j] = r < K ? r : K - 1;
+      }
+  bd = mrl_gather(g, bd, -1, idx, K);
+  s = mrl_scale(g, mrl_add(g, ac, bd), 1.0f / sqrtf((float)D));
+  cm = mrl_attn_causal_mask(g, T, M);
+  if (mask) cm = mrl_mul(g, mask, cm);
+  return mrl__attn_out(m, g, s, v, cm, B, T);
+}
+
+MRL_DEF mrl_tensor *mrl_rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x,
+                                        mrl_tensor *mem, mrl_tensor *mask) {
+  return mrl__rel_mha_forward(m, g, x, mem, mask, 1);
+}
+
+MRL_DEF mrl_tensor *mrl_attn_causal_mask(mrl_graph *g, int T, int M) {
+  mrl_tensor *t = mrl_tensor_new2(g, T, M + T, 0);
+  int i, j;
+  if (!t) return NULL;
+  for (i = 0; i < T; i++)
+    for (j = 0; j < M + T; j++) t->data[(size_t)i * (M + T) + j] = j <= M + i ? 1.0f : 0.0f;
+  return t;
+}
+
+MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M, const float *starts,
+                                          const int *mem_valid) {
+  int shape[4], b, i, j, K = M + T;
+  mrl_tensor *t;
+  shape[0] = B;
+  shape[1] = 1;
+  shape[2] = T;
+  shape[3] = K;
+  t = mrl_tensor_new(g, 4, shape, 0);
+  if (!t) return NULL;
+  for (b = 0; b < B; b++) {
+    int valid = mem_valid ? mem_valid[b] : M, lo;
+    valid = valid < 0 ? 0 : (valid > M ? M : valid);
+    lo = M - valid;
+    for (i = 0; i < T; i++) {
+      float *row = t->data + ((size_t)b * T + i) * K;
+      if (starts && starts[(size_t)b * T + i] != 0.0f) lo = M + i;
+      for (j = 0; j < K; j++) row[j] = j >= lo && j <= M + i ? 1.0f : 0.0f;
+    }
+  }
+  return t;
+}
+
+MRL_DEF mrl_tensor *mrl_attn_key_padding_mask(mrl_graph *g, int B, int K, const float *valid) {
+  int shape[4], i;
+  mrl_tensor *t;
+  shape[0] = B;
+  shape[1] = 1;
+  shape[2] = 1;
+  shape[3] = K;
+  t = mrl_tensor_new(g, 4, shape, 0);
+  if (!t) return NULL;
+  for (i = 0; i < B * K; i++) t->data[i] = !valid || valid[i] != 0.0f ? 1.0f : 0.0f;
+  return t;
+}
+
+MRL_DEF void mrl_sinusoid_fill(float *out, int T, int E, int start) {
+  int p, c;
+  for (p = 0; p < T; p++)
+    for (c = 0; c < E; c++) {
+      double angle = (double)(start + p) * pow(10000.0, -(double)(c - c % 2) / (double)E);
+      out[(size_t)p * E + c] = (float)(c % 2 ? cos(angle) : sin(angle));
+    }
+}
+
+MRL_DEF mrl_tensor *mrl_sinusoidal_positions(mrl_graph *g, int T, int E, int start) {
+  mrl_tensor *t = mrl_tensor_new2(g, T, E, 0);
+  if (t) mrl_sinusoid_fill(t->data, T, E, start);
+  return t;
+}
+
+MRL_DEF void mrl_learned_positions_init(mrl_learned_positions *l, mrl_params *p, const char *name,
+                                        int max_len, int embed_dim) {
+  int s2[2];
+  s2[0] = max_len;
+  s2[1] = embed_dim;
+  l->params = p;
+  l->max_len = max_len;
+  l->embed_dim = embed_dim;
+  l->weight = mrl__param_or_none(p, name, "weight", 2, s2, mrl_init_make(MRL_INIT_NORMAL, 1.0f));
+}
+
+MRL_DEF mrl_tensor *mrl_learned_positions_forward(const mrl_learned_positions *l, mrl_graph *g,
+                                                  mrl_tensor *x, int start) {
+  mrl_tensor *w = mrl_params_tensor(l->params, l->weight);
+  int T;
+  if (!x) return NULL;
+  MRL_SHAPE_CHECK(x->ndim >= 2 && x->shape[x->ndim - 1] == l->embed_dim, "learned_positions",
+                  "x must be [..., T, embed_dim]", x, w);
+  T = x->shape[x->ndim - 2];
+  MRL_SHAPE_CHECK(start >= 0 && start + T <= l->max_len, "learned_positions",
+                  "positions start..start+T-1 must lie below max_len", x, w);
+  return mrl_add(g, x, mrl_slice(g, w, 0, start, start + T));
+}
+
+static void mrl__norm_params(mrl_params *p, const char *name, const char *which, int E, int *w,
+                             int *b) {
+  char buf[96];
+  int s1[1];
+  s1[0] = E;
+  snprintf(buf, sizeof buf, "%s.%s.weight", name, which);
+  *w = mrl_params_add(p, buf, 1, s1, mrl_init_make(MRL_INIT_CONSTANT, 1.0f));
+  snprintf(buf, sizeof buf, "%s.%s.bias", name, which);
+  *b = mrl_params_add(p, buf, 1, s1, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+}
+
+static mrl_tensor *mrl__norm(mrl_params *p, mrl_graph *g, mrl_tensor *x, int w, int b, float eps) {
+  return mrl_layernorm(g, x, mrl_params_tensor(p, w), mrl_params_tensor(p, b), eps);
+}
+
+MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p, const char *name,
+                                        int embed_dim, int num_heads, int ff_dim,
+                                        mrl_ffn_activation act) {
+  char buf[96];
+  memset(b, 0, sizeof *b);
+  b->params = p;
+  b->embed_dim = embed_dim;
+  b->ff_dim = ff_dim;
+  b->activation = act;
+  b->eps = 1e-5f;
+  /* declaration order = torch's state_dict order */
+  snprintf(buf, sizeof buf, "%s.self_attn", name);
+  mrl_mha_init(&b->self_attn, p, buf, embed_dim, num_heads, 1);
+  snprintf(buf, sizeof buf, "%s.linear1", name);
+  mrl_linear_layer_init(&b->linear1, p, buf, embed_dim, ff_dim, mrl_init_default());
+  snprintf(buf, sizeof buf, "%s.linear2", name);
+  mrl_linear_layer_init(&b->linear2, p, buf, ff_dim, embed_dim, mrl_init_default());
+  mrl__norm_params(p, name, "norm1", embed_dim, &b->norm1_weight, &b->norm1_bias);
+  mrl__norm_params(p, name, "norm2", embed_dim, &b->norm2_weight, &b->norm2_bias);
+}
+
+MRL_DEF mrl_tensor *mrl_transformer_block_forward(const mrl_transformer_block *b, mrl_graph *g,
+                                                  mrl_tensor *x, mrl_tensor *mem,
+                                                  mrl_tensor *mask) {
+  mrl_params *p = b->params;
+  mrl_tensor *h, *hm = NULL;
+  if (!x) return NULL;
+  h = mrl__norm(p, g, x, b->norm1_weight, b->norm1_bias, b->eps);
+  if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), b->norm1_weight, b->norm1_bias, b->eps);
+  x = mrl_add(g, x, mrl__mha_forward(&b->self_attn, g, h, hm, mask, 0));
+  h = mrl_linear_layer_forward(&b->linear1, g,
+                               mrl__norm(p, g, x, b->norm2_weight, b->norm2_bias, b->eps));
+  h = b->activation == MRL_FFN_GELU ? mrl_gelu(g, h) : mrl_relu(g, h);
+  return mrl_add(g, x, mrl_linear_layer_forward(&b->linear2, g, h));
+}
+
+MRL_DEF void mrl_gru_gate_init(mrl_gru_gate *gt, mrl_params *p, const char *name, int dim,
+                               float gate_bias) {
+  int s2[2], s1[1];
+  mrl_init wi = mrl_init_make(MRL_INIT_UNIFORM, 1.0f / sqrtf((float)dim));
+  gt->params = p;
+  gt->dim = dim;
+  s2[0] = 3 * dim;
+  s2[1] = dim;
+  s1[0] = dim;
+  gt->W = mrl__param_or_none(p, name, "W", 2, s2, wi);
+  gt->U = mrl__param_or_none(p, name, "U", 2, s2, wi);
+  gt->bg = mrl__param_or_none(p, name, "bg", 1, s1, mrl_init_make(MRL_INIT_CONSTANT, gate_bias));
+}
+
+MRL_DEF mrl_tensor *mrl_gru_gate_forward(const mrl_gru_gate *gt, mrl_graph *g, mrl_tensor *x,
+                                         mrl_tensor *y) {
+  int E = gt->dim;
+  mrl_tensor *W = mrl_params_tensor(gt->params, gt->W), *U = mrl_params_tensor(gt->params, gt->U);
+  mrl_tensor *wy, *ux, *r, *z, *hh;
+  if (!x || !y) return NULL;
+  MRL_SHAPE_CHECK(mrl_tensor_same_shape(x, y) && mrl_tensor_cols(x) == E, "gru_gate",
+                  "x and y must have the same shape [..., dim]", x, y);
+  wy = mrl_linear(g, y, W, NULL);                            /* [..., 3E]: W_r y, W_z y, W_g y */
+  ux = mrl_linear(g, x, mrl_slice(g, U, 0, 0, 2 * E), NULL); /* [..., 2E]: U_r x, U_z x */
+  r = mrl_sigmoid(g, mrl_add(g, mrl_slice(g, wy, -1, 0, E), mrl_slice(g, ux, -1, 0, E)));
+  z = mrl_sigmoid(
+      g, mrl_sub(g, mrl_add(g, mrl_slice(g, wy, -1, E, 2 * E), mrl_slice(g, ux, -1, E, 2 * E)),
+                 mrl_params_tensor(gt->params, gt->bg)));
+  hh =
+      mrl_tanh(g, mrl_add(g, mrl_slice(g, wy, -1, 2 * E, 3 * E),
+                          mrl_linear(g, mrl_mul(g, r, x), mrl_slice(g, U, 0, 2 * E, 3 * E), NULL)));
+  return mrl_add(g, x, mrl_mul(g, z, mrl_sub(g, hh, x))); /* (1 - z) x + z h */
+}
+
+MRL_DEF void mrl_gtrxl_layer_init(mrl_gtrxl_layer *l, mrl_params *p, const char *name,
+                                  int embed_dim, int num_heads, int ff_dim, float gate_bias) {
+  char buf[96];
+  memset(l, 0, sizeof *l);
+  l->params = p;
+  l->embed_dim = embed_dim;
+  l->ff_dim = ff_dim;
+  snprintf(buf, sizeof buf, "%s.attn", name);
+  mrl_rel_mha_init(&l->attn, p, buf, embed_dim, num_heads);
+  mrl__norm_params(p, name, "norm1", embed_dim, &l->norm1_weight, &l->norm1_bias);
+  snprintf(buf, sizeof buf, "%s.gate1", name);
+  mrl_gru_gate_init(&l->gate1, p, buf, embed_dim, gate_bias);
+  mrl__norm_params(p, name, "norm2", embed_dim, &l->norm2_weight, &l->norm2_bias);
+  snprintf(buf, sizeof buf, "%s.linear1", name);
+  mrl_linear_layer_init(&l->linear1, p, buf, embed_dim, ff_dim, mrl_init_default());
+  snprintf(buf, sizeof buf, "%s.linear2", name);
+  mrl_linear_layer_init(&l->linear2, p, buf, ff_dim, embed_dim, mrl_init_default());
+  snprintf(buf, sizeof buf, "%s.gate2", name);
+  mrl_gru_gate_init(&l->gate2, p, buf, embed_dim, gate_bias);
+}
+
+MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph *g, mrl_tensor *x,
+                                            mrl_tensor *mem, mrl_tensor *mask) {
+  mrl_params *p = l->params;
+  mrl_tensor *h, *hm = NULL, *y, *f;
+  if (!x) return NULL;
+  h = mrl__norm(p, g, x, l->norm1_weight, l->norm1_bias, 1e-5f);
+  if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), l->norm1_weight, l->norm1_bias, 1e-5f);
+  y = mrl_gru_gate_forward(&l->gate1, g, x,
+                           mrl_relu(g, mrl__rel_mha_forward(&l->attn, g, h, hm, mask, 0)));
+  f = mrl_relu(g, mrl_linear_layer_forward(
+                      &l->linear1, g, mrl__norm(p, g, y, l->norm2_weight, l->norm2_bias, 1e-5f)));
+  f = mrl_linear_layer_forward(&l->linear2, g, f);
+  return mrl_gru_gate_forward(&l->gate2, g, y, mrl_relu(g, f));
+}
+
+MRL_DEF mrl_gtrxl_config mrl_gtrxl_config_default(void) {
+  mrl_gtrxl_config c;
+  c.embed_dim = 64;
+  c.num_heads = 4;
+  c.num_layers = 2;
+  c.ff_dim = 256;
+  c.mem_len = 64;
+  c.gate_bias = 2.0f;
+  return c;
+}
+
+MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
+                            const mrl_gtrxl_config *cfg) {
+  char buf[96];
+  int k;
+  MRL_ASSERT(cfg->num_layers >= 1 && cfg->num_layers <= MRL_GTRXL_MAX_LAYERS && cfg->mem_len >= 0);
+  memset(m, 0, sizeof *m);
+  m->cfg = *cfg;
+  for (k = 0; k < cfg->num_layers; k++) {
+    snprintf(buf, sizeof buf, "%s.layers.%d", name, k);
+    mrl_gtrxl_layer_init(&m->layers[k], p, buf, cfg->embed_dim, cfg->num_heads, cfg->ff_dim,
+                         cfg->gate_bias);
+  }
+}
+
+MRL_DEF int mrl_gtrxl_state_size(const mrl_gtrxl *m) {
+  return 1 + m->cfg.num_layers * m->cfg.mem_len * m->cfg.embed_dim;
+}
+
+MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B) {
+  memset(state, 0, sizeof(float) * (size_t)B * (size_t)mrl_gtrxl_state_size(m));
+}
+
+MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                      const float *starts, const float *state_in,
+                                      float *state_out) {
+  int E = m->cfg.embed_dim, M = m->cfg.mem_len, L = m->cfg.num_layers, S, b, t, l, i;
+  int s3[3], perm[3] = {1, 0, 2}, *valid;
+  float *starts_bm = NULL, *next;
+  mrl_tensor *h, *mask;
+  if (!x) return NULL;
+  MRL_SHAPE_CHECK(x->ndim == 2 && x->shape[0] == T * B && x->shape[1] == E, "gtrxl_forward",
+                  "x must be [T*B, embed_dim]", x, NULL);
+  S = mrl_gtrxl_state_size(m);
+  valid = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B);
+  next = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)S);
+  if (starts) starts_bm = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)T);
+  if (!valid || !next || (starts && !starts_bm)) return NULL;
+  for (b = 0; b < B; b++) {
+    float v = state_in ? state_in[(size_t)b * S] : 0.0f;
+    valid[b] = v > 0.0f ? (v < (float)M ? (int)v : M) : 0;
+    if (starts)
+      for (t = 0; t < T; t++) starts_bm[(size_t)b * T + t] = starts[(size_t)t * B + b];
+  }
+  mask = mrl_attn_episode_mask(g, B, T, M, starts_bm, valid);
+  s3[0] = T;
+  s3[1] = B;
+  s3[2] = E;
+  h = mrl_permute(g, mrl_reshape(g, x, 3, s3), perm); /* [B, T, E] */
+  for (l = 0; l < L; l++) {
+    mrl_tensor *mem = NULL;
+    if (!h) return NULL;
+    if (M > 0) {
+      s3[0] = B;
+      s3[1] = M;
+      s3[2] = E;
+      mem = mrl_tensor_new(g, 3, s3, 0);
+      if (!mem) return NULL;
+      /* only the valid tail is read; older slots enter as zeros, so even a
+       * non-finite value left there cannot reach the output (0 * inf) */
+      for (b = 0; b < B; b++) {
+        size_t skip = (size_t)(M - valid[b]) * E;
+        float *dst = mem->data + (size_t)b * M * E;
+        memset(dst, 0, sizeof(float) * skip);
+        if (skip < (size_t)M * E) /* valid[b] > 0 implies state_in */
+          memcpy(dst + skip, state_in + (size_t)b * S + 1 + (size_t)l * M * E + skip,
+                 sizeof(float) * ((size_t)M * E - skip));
+      }
+      /* the new window: the last M rows of [memory ; this layer's inputs] */
+      for (b = 0; b < B; b++)
+        for (i = 0; i < M; i++) {
+          int src = i + T; /* row in [memory ; inputs] of length M + T */
+          const float *row = src < M ? mem->data + ((size_t)b * M + src) * E
+                                     : h->data + ((size_t)b * T + (src - M)) * E;
+          memcpy(next + (size_t)b * S + 1 + ((size_t)l * M + i) * E, row, sizeof(float) * E);
+        }
+    }
+    h = mrl_gtrxl_layer_forward(&m->layers[l], g, h, mem, mask);
+  }
+  if (!h) return NULL;
+  for (b = 0; b < B; b++) {
+    int v = valid[b] + T;
+    if (starts_bm)
+      for (t = 0; t < T; t++)
+        if (starts_bm[(size_t)b * T + t] != 0.0f) v = T - t;
+    v = v < M ? v : M;
+    next[(size_t)b * S] = (float)v;
+    /* slots older than the episode are zeroed: one canonical state whatever
+     * the segmentation, nothing stale kept in replay buffers */
+    for (l = 0; l < L; l++)
+      memset(next + (size_t)b * S + 1 + (size_t)l * M * E, 0, sizeof(float) * (size_t)(M - v) * E);
+  }
+  if (state_out) memcpy(state_out, next, sizeof(float) * (size_t)B * S);
+  h = mrl_permute(g, h, perm); /* [T, B, E] */
+  s3[0] = T * B;
+  s3[1] = E;
+  return mrl_reshape(g, h, 2, s3);
 }
 
 #ifdef __cplusplus

@@ -854,6 +854,7 @@ def main():
     print("wrote", make_pendulum())
     print("wrote", make_tensor_ops())
     print("wrote", make_layers())
+    print("wrote", make_attention())
 
 
 # ---------------------------------------------------------------------------
@@ -1152,8 +1153,297 @@ def make_tensor_ops():
     return path
 
 
-if __name__ == "__main__":
-    main()
+
+
+# ---------------------------------------------------------------------------
+# Attention, positions, transformer block, GTrXL (tests/test_attention.c)
+# ---------------------------------------------------------------------------
+
+def attn_allowed(B, T, M, starts, mem_valid):
+    """[B, T, M+T] bool: causal, and nothing before the latest episode start
+    (starts [B, T]) or before the valid tail of the memory (mem_valid [B])."""
+    K = M + T
+    allowed = torch.zeros(B, T, K, dtype=torch.bool)
+    for b in range(B):
+        lo = M - min(max(int(mem_valid[b]), 0), M)
+        for i in range(T):
+            if starts[b, i] != 0:
+                lo = M + i
+            for j in range(K):
+                allowed[b, i, j] = lo <= j <= M + i
+    return allowed
+
+
+def txl_rel_shift(x):
+    """Transformer-XL's relative shift (the official code's _rel_shift) on the
+    last two dimensions [.., qlen, klen]: pad a zero column, reinterpret."""
+    *lead, q, k = x.shape
+    pad = torch.zeros(*lead, q, 1, dtype=x.dtype)
+    xp = torch.cat([pad, x], dim=-1).view(*lead, k + 1, q)
+    return xp[..., 1:, :].reshape(*lead, q, k)
+
+
+def txl_rel_attention(x, mem, P, pre, H, allowed, detach_mem=True):
+    """Relative multi-head attention written from Dai et al. 2019, sec. 3.3:
+    A = (q + u) k^T + (q + v) (W_R R)^T with the relative shift, / sqrt(d)."""
+    B, T, E = x.shape
+    D = E // H
+    if mem is not None and detach_mem:
+        mem = mem.detach()
+    cat = torch.cat([mem, x], 1) if mem is not None else x
+    K = cat.shape[1]
+    qkv = cat @ P[pre + "in_proj_weight"].t()
+    q = qkv[:, K - T:, :E].reshape(B, T, H, D)
+    k = qkv[:, :, E:2 * E].reshape(B, K, H, D)
+    v = qkv[:, :, 2 * E:].reshape(B, K, H, D)
+    pos_seq = torch.arange(K - 1, -1, -1.0)
+    inv_freq = 1.0 / (10000 ** (torch.arange(0.0, E, 2.0) / E))
+    sinusoid = torch.outer(pos_seq, inv_freq)
+    R = torch.cat([sinusoid.sin(), sinusoid.cos()], dim=-1)
+    rk = (R @ P[pre + "r_net.weight"].t()).reshape(K, H, D)
+    AC = torch.einsum("bihd,bjhd->bhij", q + P[pre + "r_w_bias"], k)
+    BD = torch.einsum("bihd,jhd->bhij", q + P[pre + "r_r_bias"], rk)
+    BD = txl_rel_shift(BD)
+    score = (AC + BD) / math.sqrt(D)
+    score = score.masked_fill(~allowed[:, None], float("-inf"))
+    prob = torch.softmax(score, dim=-1)
+    ctx = torch.einsum("bhij,bjhd->bihd", prob, v).reshape(B, T, E)
+    return ctx @ P[pre + "out_proj.weight"].t()
+
+
+def gru_gate_eq(x, y, P, pre):
+    """GTrXL's GRU-type gate (Parisotto et al. 2019, section 3.2)."""
+    E = x.shape[-1]
+    W, U, bg = P[pre + "W"], P[pre + "U"], P[pre + "bg"]
+    Wr, Wz, Wg = W[:E], W[E:2 * E], W[2 * E:]
+    Ur, Uz, Ug = U[:E], U[E:2 * E], U[2 * E:]
+    r = torch.sigmoid(y @ Wr.t() + x @ Ur.t())
+    z = torch.sigmoid(y @ Wz.t() + x @ Uz.t() - bg)
+    h = torch.tanh(y @ Wg.t() + (r * x) @ Ug.t())
+    return (1 - z) * x + z * h
+
+
+def gtrxl_layer_eq(x, mem, P, pre, H, allowed):
+    E = x.shape[-1]
+
+    def ln(t, n):
+        return torch.nn.functional.layer_norm(t, (E,), P[pre + n + ".weight"],
+                                              P[pre + n + ".bias"], 1e-5)
+    h = ln(x, "norm1")
+    hm = ln(mem.detach(), "norm1") if mem is not None else None
+    # LN([StopGrad(M) ; E]): the norm still learns from the memory rows
+    a = txl_rel_attention(h, hm, P, pre + "attn.", H, allowed, detach_mem=False)
+    y = gru_gate_eq(x, torch.relu(a), P, pre + "gate1.")
+    f = torch.relu(ln(y, "norm2") @ P[pre + "linear1.weight"].t() + P[pre + "linear1.bias"])
+    f = f @ P[pre + "linear2.weight"].t() + P[pre + "linear2.bias"]
+    return gru_gate_eq(y, torch.relu(f), P, pre + "gate2.")
+
+
+def gtrxl_layer_params(pre, E, H, F):
+    """Random values (not the inits) so every term of the layer matters."""
+    P = {
+        "attn.in_proj_weight": torch.randn(3 * E, E) * 0.4,
+        "attn.r_net.weight": torch.randn(E, E) * 0.4,
+        "attn.r_w_bias": torch.randn(H, E // H) * 0.5,
+        "attn.r_r_bias": torch.randn(H, E // H) * 0.5,
+        "attn.out_proj.weight": torch.randn(E, E) * 0.4,
+        "norm1.weight": 1 + 0.2 * torch.randn(E),
+        "norm1.bias": 0.2 * torch.randn(E),
+        "gate1.W": torch.randn(3 * E, E) * 0.3,
+        "gate1.U": torch.randn(3 * E, E) * 0.3,
+        "gate1.bg": 1 + 0.5 * torch.randn(E),
+        "norm2.weight": 1 + 0.2 * torch.randn(E),
+        "norm2.bias": 0.2 * torch.randn(E),
+        "linear1.weight": torch.randn(F, E) * 0.3,
+        "linear1.bias": torch.randn(F) * 0.3,
+        "linear2.weight": torch.randn(E, F) * 0.3,
+        "linear2.bias": torch.randn(E) * 0.3,
+        "gate2.W": torch.randn(3 * E, E) * 0.3,
+        "gate2.U": torch.randn(3 * E, E) * 0.3,
+        "gate2.bg": 1 + 0.5 * torch.randn(E),
+    }
+    return {pre + n: t.requires_grad_(True) for n, t in P.items()}
+
+
+def dump_params(f, P, grads=True):
+    for n, t in P.items():
+        dump(f, "p." + n, t)
+        if grads:
+            dump(f, "g." + n, t.grad if t.grad is not None else torch.zeros_like(t))
+
+
+def make_attention():
+    torch.manual_seed(SEED)
+    f, path = open_fixture(
+        "attention.txt",
+        "attention: nn.MultiheadAttention with memory and masks, sinusoids, "
+        "TransformerEncoderLayer(norm_first), Transformer-XL relative attention "
+        "and one GTrXL layer from the papers' equations; p.<name> parameter, "
+        "g.<name> its gradient of sum(y * gy)")
+    B, T, M, E, H = 2, 4, 3, 8, 2
+    K = M + T
+    starts = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    mem_valid = torch.tensor([3.0, 1.0])
+    allowed = attn_allowed(B, T, M, starts, mem_valid)
+    dump(f, "starts", starts)
+    dump(f, "mem_valid", mem_valid)
+    dump(f, "allowed", allowed.float())
+
+    # 1. nn.MultiheadAttention over [memory ; x] with the episode mask
+    mha = torch.nn.MultiheadAttention(E, H, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_bias.uniform_(-0.5, 0.5)
+        mha.out_proj.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(B, T, E, requires_grad=True)
+    mem = torch.randn(B, M, E)
+    kv = torch.cat([mem, x], 1)
+    am = (~allowed).repeat_interleave(H, dim=0)  # [B*H, T, K], True blocks
+    y, _ = mha(x, kv, kv, attn_mask=am, need_weights=False)
+    gy = torch.randn(B, T, E)
+    (y * gy).sum().backward()
+    P = {"mha." + n: t for n, t in mha.named_parameters()}
+    dump_params(f, P)
+    for n, t in (("mha_x", x), ("mha_mem", mem), ("mha_gy", gy), ("mha_y", y),
+                 ("mha_gx", x.grad)):
+        dump(f, n, t)
+
+    # 1b. no memory: causal mask and key padding (last key of sequence 1)
+    for t in mha.parameters():
+        t.grad = None
+    x2 = torch.randn(B, T, E, requires_grad=True)
+    valid = torch.ones(B, T)
+    valid[1, T - 1] = 0.0
+    causal = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+    y2, _ = mha(x2, x2, x2, attn_mask=causal, key_padding_mask=valid == 0, need_weights=False)
+    gy2 = torch.randn(B, T, E)
+    (y2 * gy2).sum().backward()
+    for n, t in (("pad_x", x2), ("pad_valid", valid), ("pad_gy", gy2), ("pad_y", y2),
+                 ("pad_gx", x2.grad)):
+        dump(f, n, t)
+    for n, t in mha.named_parameters():
+        dump(f, "gpad.mha." + n, t.grad)
+
+    # 2. sinusoidal positions (Vaswani et al. 2017), T=5, E=7, start=2
+    pos = torch.arange(2, 7, dtype=torch.float64)[:, None]
+    c = torch.arange(7)
+    div = torch.pow(torch.tensor(10000.0, dtype=torch.float64), -(c - c % 2).double() / 7)
+    ang = pos * div
+    dump(f, "sinusoid", torch.where(c % 2 == 0, ang.sin(), ang.cos()).float())
+
+    # 3. pre-LN block = TransformerEncoderLayer(norm_first=True), relu and gelu
+    for act in ("relu", "gelu"):
+        blk = torch.nn.TransformerEncoderLayer(E, H, dim_feedforward=16, dropout=0.0,
+                                               activation=act, batch_first=True,
+                                               norm_first=True)
+        with torch.no_grad():
+            for n, t in blk.named_parameters():
+                if "norm" in n or "bias" in n:
+                    t.add_(0.3 * torch.randn_like(t))
+        xb = torch.randn(B, 5, E, requires_grad=True)
+        causal5 = torch.triu(torch.full((5, 5), float("-inf")), 1)
+        yb = blk(xb, src_mask=causal5)
+        gyb = torch.randn(B, 5, E)
+        (yb * gyb).sum().backward()
+        P = {"blk.%s.%s" % (act, n): t for n, t in blk.named_parameters()}
+        dump_params(f, P)
+        for n, t in (("x", xb), ("gy", gyb), ("y", yb), ("gx", xb.grad)):
+            dump(f, "blk_%s_%s" % (act, n), t)
+
+    # 4. Transformer-XL relative attention with memory and the episode mask
+    P = {
+        "rel.in_proj_weight": torch.randn(3 * E, E) * 0.4,
+        "rel.r_net.weight": torch.randn(E, E) * 0.4,
+        "rel.r_w_bias": torch.randn(H, E // H) * 0.5,
+        "rel.r_r_bias": torch.randn(H, E // H) * 0.5,
+        "rel.out_proj.weight": torch.randn(E, E) * 0.4,
+    }
+    for t in P.values():
+        t.requires_grad_(True)
+    xr = torch.randn(B, T, E, requires_grad=True)
+    memr = torch.randn(B, M, E)
+    yr = txl_rel_attention(xr, memr, P, "rel.", H, allowed)
+    gyr = torch.randn(B, T, E)
+    (yr * gyr).sum().backward()
+    dump_params(f, P)
+    for n, t in (("x", xr), ("mem", memr), ("gy", gyr), ("y", yr), ("gx", xr.grad)):
+        dump(f, "rel_" + n, t)
+
+    # 5. one GTrXL layer (Parisotto et al. 2019) with memory and the episode mask
+    F = 16
+    P = gtrxl_layer_params("gtl.", E, H, F)
+    xg = torch.randn(B, T, E, requires_grad=True)
+    memg = torch.randn(B, M, E)
+    yg = gtrxl_layer_eq(xg, memg, P, "gtl.", H, allowed)
+    gyg = torch.randn(B, T, E)
+    (yg * gyg).sum().backward()
+    dump_params(f, P)
+    for n, t in (("x", xg), ("mem", memg), ("gy", gyg), ("y", yg), ("gx", xg.grad)):
+        dump(f, "gtl_" + n, t)
+
+    # 6. the pre-LN block with memory: keys and values norm1([mem ; x]),
+    #    from the relu block's modules (gradients g2.*)
+    blk = torch.nn.TransformerEncoderLayer(E, H, dim_feedforward=16, dropout=0.0,
+                                           activation="relu", batch_first=True,
+                                           norm_first=True)
+    with torch.no_grad():
+        for n, t in blk.named_parameters():
+            t.add_(0.3 * torch.randn_like(t))
+    xm = torch.randn(B, T, E, requires_grad=True)
+    memm = torch.randn(B, M, E)
+    h = blk.norm1(xm)
+    kvm = torch.cat([blk.norm1(memm), h], 1)
+    a, _ = blk.self_attn(h, kvm, kvm, attn_mask=am, need_weights=False)
+    x1 = xm + a
+    ym = x1 + blk.linear2(torch.relu(blk.linear1(blk.norm2(x1))))
+    gym = torch.randn(B, T, E)
+    (ym * gym).sum().backward()
+    for n, t in blk.named_parameters():
+        dump(f, "p.blkmem." + n, t)
+        dump(f, "g2.blkmem." + n, t.grad)
+    for n, t in (("x", xm), ("mem", memm), ("gy", gym), ("y", ym), ("gx", xm.grad)):
+        dump(f, "blkmem_" + n, t)
+
+    # 7. a 2-layer GTrXL stack over a time-major [T, B] segment with per-layer
+    #    memories, valid counts and an episode start; also the next memory
+    L = 2
+    P = {}
+    for k in range(L):
+        P.update(gtrxl_layer_params("stk.layers.%d." % k, E, H, F))
+    xs = torch.randn(T, B, E, requires_grad=True)
+    mems = [torch.randn(B, M, E) for _ in range(L)]
+    for mm in mems:
+        for b in range(B):
+            mm[b, :M - int(mem_valid[b])] = 0.0  # slots before the episode hold zeros
+    h = xs.permute(1, 0, 2)
+    new_mems = []
+    for k in range(L):
+        cat = torch.cat([mems[k], h.detach()], 1)[:, -M:].clone()
+        new_mems.append(cat)
+        h = gtrxl_layer_eq(h, mems[k], P, "stk.layers.%d." % k, H, allowed)
+    ys = h.permute(1, 0, 2)
+    gys = torch.randn(T, B, E)
+    (ys * gys).sum().backward()
+    new_valid = []
+    for b in range(B):
+        v = int(mem_valid[b]) + T
+        for t in range(T):
+            if starts[b, t] != 0:
+                v = T - t
+        v = min(v, M)
+        new_valid.append(float(v))
+        for nm in new_mems:
+            nm[b, :M - v] = 0.0
+    dump_params(f, P)
+    for k in range(L):
+        dump(f, "stk_mem%d" % k, mems[k])
+        dump(f, "stk_next_mem%d" % k, new_mems[k])
+    dump(f, "stk_next_valid", torch.tensor(new_valid))
+    for n, t in (("x", xs), ("gy", gys), ("y", ys), ("gx", xs.grad)):
+        dump(f, "stk_" + n, t)
+    f.close()
+    return path
+
+
 
 
 # ---------------------------------------------------------------------------
@@ -1426,3 +1716,7 @@ def make_layers():
             if name.endswith("bias"):
                 dump(f, "wm_grad_" + name, t.grad)
     return path
+
+
+if __name__ == "__main__":
+    main()
