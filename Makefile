@@ -11,7 +11,7 @@ WARN = -Wall -Wextra
 SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
-UNIT_TESTS = test_tensor test_nn test_mem test_envs test_algos
+UNIT_TESTS = test_tensor test_nn test_mem test_envs test_algos test_gemm
 LEARNING_TESTS = test_learning
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
@@ -35,6 +35,11 @@ build/bench_%: bench/bench_%.c $(HEADERS)
 	@mkdir -p build
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< -lm
 
+# The matmul bench loads OpenBLAS (if installed) at run time: -ldl, no link to it.
+build/bench_matmul: bench/bench_matmul.c $(HEADERS)
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(WARN) -o $@ $< -lm -ldl
+
 demo: build/ppo_tmaze
 	./build/ppo_tmaze
 
@@ -42,9 +47,12 @@ demo: build/ppo_tmaze
 test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_,$(UNIT_TESTS))
 	@CC="$(CC)" sh tools/run_tests.sh $(UNIT_TESTS) -- $(LEARNING_TESTS)
 
-bench: build/bench_envs build/bench_train
+bench: build/bench_envs build/bench_train build/bench_matmul
 	@./build/bench_envs
 	@./build/bench_train
+	@./build/bench_matmul
+	@if $(CC) $(CFLAGS) $(WARN) -fopenmp -o build/bench_matmul_omp bench/bench_matmul.c -lm -ldl \
+	    2>/dev/null; then ./build/bench_matmul_omp; else echo "no OpenMP: 2-thread figures skipped"; fi
 
 format:
 	clang-format -i --style=file $(SOURCES)

@@ -738,112 +738,453 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
 #endif
 
 /* ---- gemm ----
- * Blocked kernel: op(B) is packed, panel by panel (KC rows x 8 columns,
- * zero-padded), into a stack buffer, and a 4x8 block of C is accumulated in
- * registers over the panel. With GCC or Clang the 8-wide rows use 4-wide vector
- * extensions (SSE on x86-64, NEON on ARM), which -O2 turns into SIMD code without
- * -ffast-math; other compilers get the same arithmetic in scalar loops. The
- * summation order depends only on the shapes, never on threads, so results
- * are bitwise reproducible. */
-#define MRL__MR 4
-#define MRL__NR 8
+ * C = beta*C + op(A) op(B), GotoBLAS-style: op(B) is packed block by block
+ * (KC x NC, in NR-wide column panels) and op(A) (MC x KC, in MR-tall row
+ * panels) into stack buffers, zero-padded at the edges, and an MR x NR
+ * register-blocked micro-kernel runs over the packed panels. Three kernels:
+ * AVX-512F (12x32) and AVX2+FMA (6x16) with intrinsics, chosen at run time
+ * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 4x8
+ * kernel in GCC/Clang vector extensions (plain scalar loops elsewhere). Define
+ * MRL_NO_SIMD to use only the portable kernel. Tiny and few-row products skip
+ * packing (mrl__gemm_direct).
+ *
+ * Numerics: every element of C is one chain over k in increasing order,
+ * starting from beta*C: c = c + a_ip*b_pj. The SIMD kernels round each step
+ * once (fused multiply-add); the portable kernel rounds the product and the
+ * sum separately. Packing, blocking, edges and the thread count never change
+ * the chain, so the result depends only on the kernel, never on how many
+ * OpenMP threads ran (threads share out column blocks of C, never K). The one
+ * other order: with op(B) = B^T and at most MRL__DOT_M rows, each element is
+ * a dot product summed in 8 (or 16) interleaved lanes, reduced in a fixed
+ * tree, then added to C.
+ *
+ * Stack: one call (or one OpenMP thread) uses about
+ * 4*(KC*NC + MC*KC) bytes = 144 KiB of stack for the packed panels. */
 #define MRL__KC 256
+#define MRL__MC 96   /* multiple of every MR */
+#define MRL__NC 96   /* multiple of every NR */
+#define MRL__DOT_M 4 /* op(B)=B^T with at most this many rows: dot products */
+#define MRL__ISA_C 0
+#define MRL__ISA_AVX2 1
+#define MRL__ISA_AVX512 2
 
+#if !defined(MRL_NO_SIMD) && defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 5)
+#define MRL__X86_SIMD 1
+#include <immintrin.h>
+#endif
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(MRL_NO_VECTOR_EXTENSIONS)
 typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
 #define MRL__HAVE_V4 1
 #endif
 
-/* C[0..mb)[0..nb) += A-rows x panel, where element p of row r of A is at
- * a[r*ars + p*aps]. Full 4-row blocks take the register kernel; edges the
- * plain loop (same products, same order per element). */
-static void mrl__gemm_block(int mb, int nb, int kb, const float *a, size_t ars, size_t aps,
-                            const float *panel, float *c, int ldc) {
-  int r, p, q;
+/* Portable micro-kernel: C[4,8] (row stride ldc) += Ap Bp over kc steps,
+ * where Ap holds 4 floats per step and Bp 8. */
+static void mrl__kern_c(int kc, const float *ap, const float *bp, float *c, size_t ldc) {
+  int p, r;
 #ifdef MRL__HAVE_V4
-  if (mb == MRL__MR) {
-    mrl__v4 c00, c01, c10, c11, c20, c21, c30, c31, b0, b1;
-    float out[MRL__MR][MRL__NR];
-    const float *a0 = a, *a1 = a + ars, *a2 = a + 2 * ars, *a3 = a + 3 * ars;
-    memset(&c00, 0, sizeof c00);
-    c01 = c10 = c11 = c20 = c21 = c30 = c31 = c00;
-    for (p = 0; p < kb; p++) {
-      size_t o = (size_t)p * aps;
-      memcpy(&b0, panel + (size_t)p * MRL__NR, sizeof b0);
-      memcpy(&b1, panel + (size_t)p * MRL__NR + 4, sizeof b1);
-      c00 += a0[o] * b0;
-      c01 += a0[o] * b1;
-      c10 += a1[o] * b0;
-      c11 += a1[o] * b1;
-      c20 += a2[o] * b0;
-      c21 += a2[o] * b1;
-      c30 += a3[o] * b0;
-      c31 += a3[o] * b1;
-    }
-    memcpy(out[0], &c00, sizeof c00);
-    memcpy(out[0] + 4, &c01, sizeof c01);
-    memcpy(out[1], &c10, sizeof c10);
-    memcpy(out[1] + 4, &c11, sizeof c11);
-    memcpy(out[2], &c20, sizeof c20);
-    memcpy(out[2] + 4, &c21, sizeof c21);
-    memcpy(out[3], &c30, sizeof c30);
-    memcpy(out[3] + 4, &c31, sizeof c31);
-    for (r = 0; r < MRL__MR; r++)
-      for (q = 0; q < nb; q++) c[(size_t)r * ldc + q] += out[r][q];
+  mrl__v4 c0[4], c1[4], b0, b1;
+  for (r = 0; r < 4; r++) {
+    memcpy(&c0[r], c + r * ldc, sizeof b0);
+    memcpy(&c1[r], c + r * ldc + 4, sizeof b0);
+  }
+  for (p = 0; p < kc; p++, ap += 4, bp += 8) {
+    memcpy(&b0, bp, sizeof b0);
+    memcpy(&b1, bp + 4, sizeof b1);
+    c0[0] += ap[0] * b0;
+    c1[0] += ap[0] * b1;
+    c0[1] += ap[1] * b0;
+    c1[1] += ap[1] * b1;
+    c0[2] += ap[2] * b0;
+    c1[2] += ap[2] * b1;
+    c0[3] += ap[3] * b0;
+    c1[3] += ap[3] * b1;
+  }
+  for (r = 0; r < 4; r++) {
+    memcpy(c + r * ldc, &c0[r], sizeof b0);
+    memcpy(c + r * ldc + 4, &c1[r], sizeof b0);
+  }
+#else
+  float acc[4][8];
+  int q;
+  for (r = 0; r < 4; r++)
+    for (q = 0; q < 8; q++) acc[r][q] = c[r * ldc + q];
+  for (p = 0; p < kc; p++, ap += 4, bp += 8)
+    for (r = 0; r < 4; r++)
+      for (q = 0; q < 8; q++) acc[r][q] = acc[r][q] + ap[r] * bp[q];
+  for (r = 0; r < 4; r++)
+    for (q = 0; q < 8; q++) c[r * ldc + q] = acc[r][q];
+#endif
+}
+
+#ifdef MRL__X86_SIMD
+#define MRL__TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define MRL__TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+/* AVX2+FMA micro-kernel: C[6,16] += Ap Bp (6 and 16 floats per step). */
+MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float *bp, float *c,
+                                            size_t ldc) {
+  __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
+  __m256 c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
+  __m256 c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
+  __m256 c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
+  __m256 c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
+  __m256 c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
+  int p;
+  for (p = 0; p < kc; p++, ap += 6, bp += 16) {
+    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), a;
+    a = _mm256_broadcast_ss(ap);
+    c00 = _mm256_fmadd_ps(a, b0, c00);
+    c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(ap + 1);
+    c10 = _mm256_fmadd_ps(a, b0, c10);
+    c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(ap + 2);
+    c20 = _mm256_fmadd_ps(a, b0, c20);
+    c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(ap + 3);
+    c30 = _mm256_fmadd_ps(a, b0, c30);
+    c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(ap + 4);
+    c40 = _mm256_fmadd_ps(a, b0, c40);
+    c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(ap + 5);
+    c50 = _mm256_fmadd_ps(a, b0, c50);
+    c51 = _mm256_fmadd_ps(a, b1, c51);
+  }
+  _mm256_storeu_ps(c, c00);
+  _mm256_storeu_ps(c + 8, c01);
+  _mm256_storeu_ps(c + ldc, c10);
+  _mm256_storeu_ps(c + ldc + 8, c11);
+  _mm256_storeu_ps(c + 2 * ldc, c20);
+  _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+  _mm256_storeu_ps(c + 3 * ldc, c30);
+  _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+  _mm256_storeu_ps(c + 4 * ldc, c40);
+  _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+  _mm256_storeu_ps(c + 5 * ldc, c50);
+  _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+}
+
+/* AVX-512F micro-kernel: C[12,32] += Ap Bp (12 and 32 floats per step). The
+ * rows are written out so that the 24 accumulators stay in registers. */
+#define MRL__K512_LOAD(r)                                                                          \
+  __m512 c##r##a = _mm512_loadu_ps(c + r * ldc), c##r##b = _mm512_loadu_ps(c + r * ldc + 16)
+#define MRL__K512_STEP(r)                                                                          \
+  a = _mm512_set1_ps(ap[r]);                                                                       \
+  c##r##a = _mm512_fmadd_ps(a, b0, c##r##a);                                                       \
+  c##r##b = _mm512_fmadd_ps(a, b1, c##r##b)
+#define MRL__K512_STORE(r)                                                                         \
+  _mm512_storeu_ps(c + r * ldc, c##r##a);                                                          \
+  _mm512_storeu_ps(c + r * ldc + 16, c##r##b)
+MRL__TARGET_AVX512 static void mrl__kern_avx512(int kc, const float *ap, const float *bp, float *c,
+                                                size_t ldc) {
+  MRL__K512_LOAD(0);
+  MRL__K512_LOAD(1);
+  MRL__K512_LOAD(2);
+  MRL__K512_LOAD(3);
+  MRL__K512_LOAD(4);
+  MRL__K512_LOAD(5);
+  MRL__K512_LOAD(6);
+  MRL__K512_LOAD(7);
+  MRL__K512_LOAD(8);
+  MRL__K512_LOAD(9);
+  MRL__K512_LOAD(10);
+  MRL__K512_LOAD(11);
+  int p;
+  for (p = 0; p < kc; p++, ap += 12, bp += 32) {
+    __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;
+    MRL__K512_STEP(0);
+    MRL__K512_STEP(1);
+    MRL__K512_STEP(2);
+    MRL__K512_STEP(3);
+    MRL__K512_STEP(4);
+    MRL__K512_STEP(5);
+    MRL__K512_STEP(6);
+    MRL__K512_STEP(7);
+    MRL__K512_STEP(8);
+    MRL__K512_STEP(9);
+    MRL__K512_STEP(10);
+    MRL__K512_STEP(11);
+  }
+  MRL__K512_STORE(0);
+  MRL__K512_STORE(1);
+  MRL__K512_STORE(2);
+  MRL__K512_STORE(3);
+  MRL__K512_STORE(4);
+  MRL__K512_STORE(5);
+  MRL__K512_STORE(6);
+  MRL__K512_STORE(7);
+  MRL__K512_STORE(8);
+  MRL__K512_STORE(9);
+  MRL__K512_STORE(10);
+  MRL__K512_STORE(11);
+}
+#endif /* MRL__X86_SIMD */
+
+/* Which kernel this CPU runs (no state is kept: the check is a few loads). */
+static int mrl__gemm_isa(void) {
+#ifdef MRL__X86_SIMD
+  if (__builtin_cpu_supports("avx512f")) return MRL__ISA_AVX512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MRL__ISA_AVX2;
+#endif
+  return MRL__ISA_C;
+}
+
+static void mrl__gemm_kernel(int isa, int kc, const float *ap, const float *bp, float *c,
+                             size_t ldc) {
+#ifdef MRL__X86_SIMD
+  if (isa == MRL__ISA_AVX512) {
+    mrl__kern_avx512(kc, ap, bp, c, ldc);
+    return;
+  }
+  if (isa == MRL__ISA_AVX2) {
+    mrl__kern_avx2(kc, ap, bp, c, ldc);
     return;
   }
 #endif
-  for (r = 0; r < mb; r++) {
-    float acc[MRL__NR];
-    memset(acc, 0, sizeof acc);
-    for (p = 0; p < kb; p++) {
-      const float *bp = panel + (size_t)p * MRL__NR;
-      float av = a[(size_t)r * ars + (size_t)p * aps];
-      for (q = 0; q < MRL__NR; q++) acc[q] += av * bp[q];
+  (void)isa;
+  mrl__kern_c(kc, ap, bp, c, ldc);
+}
+
+/* Rounds the aligned start of a stack buffer up to 64 bytes. */
+static float *mrl__align64(float *p) {
+  return p + ((16 - ((size_t)(uintptr_t)p / sizeof(float)) % 16) % 16);
+}
+
+/* Packed path over C's column block [j0, j0+nc): for each KC slice, pack
+ * op(B) once, then op(A) in MC-row blocks, and run the micro-kernel on every
+ * MR x NR tile (edge tiles through a padded copy, same arithmetic). */
+static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int nc, int k,
+                                   const float *a, int lda, const float *b, int ldb, float *c,
+                                   int ldc) {
+  float bbuf[MRL__KC * MRL__NC + 16], abuf[MRL__MC * MRL__KC + 16], tbuf[12 * 32 + 16];
+  float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
+  int mr = isa == MRL__ISA_AVX512 ? 12 : isa == MRL__ISA_AVX2 ? 6 : 4;
+  int nr = isa == MRL__ISA_AVX512 ? 32 : isa == MRL__ISA_AVX2 ? 16 : 8;
+  int p0, i0, jr, ir, p, q, r;
+  for (p0 = 0; p0 < k; p0 += MRL__KC) {
+    int kc = k - p0 < MRL__KC ? k - p0 : MRL__KC;
+    /* pack op(B)[p0.., j0..] as panels of kc rows x nr columns */
+    for (jr = 0; jr < nc; jr += nr) {
+      float *dst = bp + (size_t)jr * kc;
+      int nb = nc - jr < nr ? nc - jr : nr;
+      if (tb) {
+        for (q = 0; q < nb; q++) {
+          const float *src = b + (size_t)(j0 + jr + q) * ldb + p0;
+          for (p = 0; p < kc; p++) dst[(size_t)p * nr + q] = src[p];
+        }
+        for (; q < nr; q++)
+          for (p = 0; p < kc; p++) dst[(size_t)p * nr + q] = 0.0f;
+      } else {
+        for (p = 0; p < kc; p++) {
+          const float *src = b + (size_t)(p0 + p) * ldb + j0 + jr;
+          float *d = dst + (size_t)p * nr;
+          for (q = 0; q < nb; q++) d[q] = src[q];
+          for (; q < nr; q++) d[q] = 0.0f;
+        }
+      }
     }
-    for (q = 0; q < nb; q++) c[(size_t)r * ldc + q] += acc[q];
+    for (i0 = 0; i0 < m; i0 += MRL__MC) {
+      int mc = m - i0 < MRL__MC ? m - i0 : MRL__MC;
+      /* pack op(A)[i0.., p0..] as panels of mr rows x kc */
+      for (ir = 0; ir < mc; ir += mr) {
+        float *dst = ap + (size_t)ir * kc;
+        int mb = mc - ir < mr ? mc - ir : mr;
+        if (ta) {
+          for (p = 0; p < kc; p++) {
+            const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
+            float *d = dst + (size_t)p * mr;
+            for (r = 0; r < mb; r++) d[r] = src[r];
+            for (; r < mr; r++) d[r] = 0.0f;
+          }
+        } else {
+          for (r = 0; r < mb; r++) {
+            const float *src = a + (size_t)(i0 + ir + r) * lda + p0;
+            for (p = 0; p < kc; p++) dst[(size_t)p * mr + r] = src[p];
+          }
+          for (; r < mr; r++)
+            for (p = 0; p < kc; p++) dst[(size_t)p * mr + r] = 0.0f;
+        }
+      }
+      for (jr = 0; jr < nc; jr += nr) {
+        int nb = nc - jr < nr ? nc - jr : nr;
+        for (ir = 0; ir < mc; ir += mr) {
+          int mb = mc - ir < mr ? mc - ir : mr;
+          float *ct = c + (size_t)(i0 + ir) * ldc + j0 + jr;
+          if (mb == mr && nb == nr) {
+            mrl__gemm_kernel(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, ct, (size_t)ldc);
+          } else {
+            for (r = 0; r < mr; r++)
+              for (q = 0; q < nr; q++)
+                tile[r * nr + q] = r < mb && q < nb ? ct[(size_t)r * ldc + q] : 0.0f;
+            mrl__gemm_kernel(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile, (size_t)nr);
+            for (r = 0; r < mb; r++)
+              for (q = 0; q < nb; q++) ct[(size_t)r * ldc + q] = tile[r * nr + q];
+          }
+        }
+      }
+    }
   }
 }
 
-MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
-                      const float *b, int ldb, float beta, float *c, int ldc) {
-  int i, j, p, j0;
+/* Direct (unpacked) paths for few rows. op(B) = B: each row of C is a chain
+ * of axpys over B's rows, the same per-element chain as the packed path.
+ * op(B) = B^T: dot products with lane-interleaved partial sums. */
+static void mrl__axpy_rows_c(int n, int k, const float *a, size_t aps, const float *b, int ldb,
+                             float *c) {
+  int p, j;
+  for (p = 0; p < k; p++) {
+    const float av = a[(size_t)p * aps], *bp = b + (size_t)p * ldb;
+    for (j = 0; j < n; j++) c[j] = c[j] + av * bp[j];
+  }
+}
+
+static float mrl__dot_c(int k, const float *x, const float *y) {
+  int p;
+#ifdef MRL__HAVE_V4
+  mrl__v4 s0, s1, x0, x1, y0, y1;
+  float lane[4], sum;
+  memset(&s0, 0, sizeof s0);
+  s1 = s0;
+  for (p = 0; p + 8 <= k; p += 8) {
+    memcpy(&x0, x + p, sizeof x0);
+    memcpy(&x1, x + p + 4, sizeof x1);
+    memcpy(&y0, y + p, sizeof y0);
+    memcpy(&y1, y + p + 4, sizeof y1);
+    s0 += x0 * y0;
+    s1 += x1 * y1;
+  }
+  s0 += s1;
+  memcpy(lane, &s0, sizeof lane);
+  sum = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+#else
+  float sum = 0.0f;
+  p = 0;
+#endif
+  for (; p < k; p++) sum += x[p] * y[p];
+  return sum;
+}
+
+#ifdef MRL__X86_SIMD
+MRL__TARGET_AVX2 static void mrl__axpy_rows_avx2(int n, int k, const float *a, size_t aps,
+                                                 const float *b, int ldb, float *c) {
+  int p, j = 0;
+  /* 64 columns of C stay in registers across the whole k chain */
+  for (; j + 32 <= n; j += 32) {
+    __m256 c0 = _mm256_loadu_ps(c + j), c1 = _mm256_loadu_ps(c + j + 8);
+    __m256 c2 = _mm256_loadu_ps(c + j + 16), c3 = _mm256_loadu_ps(c + j + 24);
+    for (p = 0; p < k; p++) {
+      const float *bp = b + (size_t)p * ldb + j;
+      __m256 av = _mm256_set1_ps(a[(size_t)p * aps]);
+      c0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp), c0);
+      c1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + 8), c1);
+      c2 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + 16), c2);
+      c3 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + 24), c3);
+    }
+    _mm256_storeu_ps(c + j, c0);
+    _mm256_storeu_ps(c + j + 8, c1);
+    _mm256_storeu_ps(c + j + 16, c2);
+    _mm256_storeu_ps(c + j + 24, c3);
+  }
+  for (; j + 8 <= n; j += 8) {
+    __m256 c0 = _mm256_loadu_ps(c + j);
+    for (p = 0; p < k; p++)
+      c0 = _mm256_fmadd_ps(_mm256_set1_ps(a[(size_t)p * aps]),
+                           _mm256_loadu_ps(b + (size_t)p * ldb + j), c0);
+    _mm256_storeu_ps(c + j, c0);
+  }
+  for (; j < n; j++) {
+    float s = c[j];
+    for (p = 0; p < k; p++) s = fmaf(a[(size_t)p * aps], b[(size_t)p * ldb + j], s);
+    c[j] = s;
+  }
+}
+
+MRL__TARGET_AVX2 static float mrl__dot_avx2(int k, const float *x, const float *y) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  __m128 h;
+  float sum;
+  int p;
+  for (p = 0; p + 16 <= k; p += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 8), _mm256_loadu_ps(y + p + 8), s1);
+  }
+  s0 = _mm256_add_ps(s0, s1);
+  h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  sum = _mm_cvtss_f32(h);
+  for (; p < k; p++) sum = fmaf(x[p], y[p], sum);
+  return sum;
+}
+#endif
+
+static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const float *a, int lda,
+                             const float *b, int ldb, float *c, int ldc) {
+  int i, j;
+  (void)isa;
+  for (i = 0; i < m; i++) {
+    const float *ai = ta ? a + i : a + (size_t)i * lda;
+    size_t aps = ta ? (size_t)lda : 1;
+    float *ci = c + (size_t)i * ldc;
+    if (tb) { /* a row of A is contiguous only when !ta */
+      for (j = 0; j < n; j++) {
+        const float *bj = b + (size_t)j * ldb;
+        float s;
+        if (ta) {
+          int p;
+          s = 0.0f;
+          for (p = 0; p < k; p++) s += ai[(size_t)p * aps] * bj[p];
+        }
+#ifdef MRL__X86_SIMD
+        else if (isa != MRL__ISA_C)
+          s = mrl__dot_avx2(k, ai, bj);
+#endif
+        else
+          s = mrl__dot_c(k, ai, bj);
+        ci[j] += s;
+      }
+    } else {
+#ifdef MRL__X86_SIMD
+      if (isa != MRL__ISA_C) {
+        mrl__axpy_rows_avx2(n, k, ai, aps, b, ldb, ci);
+        continue;
+      }
+#endif
+      mrl__axpy_rows_c(n, k, ai, aps, b, ldb, ci);
+    }
+  }
+}
+
+/* mrl_gemm with the kernel chosen by the caller (tests run every kernel the
+ * CPU has). */
+static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
+                              const float *a, int lda, const float *b, int ldb, float beta,
+                              float *c, int ldc) {
+  int i, j, j0;
+  if (m <= 0 || n <= 0) return;
   if (beta == 0.0f) {
     for (i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
   } else if (beta != 1.0f) {
     for (i = 0; i < m; i++)
       for (j = 0; j < n; j++) c[(size_t)i * ldc + j] *= beta;
   }
-  if (m <= 0 || n <= 0 || k <= 0) return;
-#ifdef _OPENMP
-#pragma omp parallel for private(i, p) if ((double)m * n * k > 4e6)
-#endif
-  for (j0 = 0; j0 < n; j0 += MRL__NR) {
-    float panel[MRL__KC * MRL__NR];
-    int nb = n - j0 < MRL__NR ? n - j0 : MRL__NR, p0;
-    for (p0 = 0; p0 < k; p0 += MRL__KC) {
-      int kb = k - p0 < MRL__KC ? k - p0 : MRL__KC, q;
-      /* pack op(B)[p0 .. p0+kb, j0 .. j0+nb) */
-      for (p = 0; p < kb; p++) {
-        float *dst = panel + (size_t)p * MRL__NR;
-        if (trans_b)
-          for (q = 0; q < nb; q++) dst[q] = b[(size_t)(j0 + q) * ldb + p0 + p];
-        else
-          memcpy(dst, b + (size_t)(p0 + p) * ldb + j0, sizeof(float) * (size_t)nb);
-        for (q = nb; q < MRL__NR; q++) dst[q] = 0.0f;
-      }
-      for (i = 0; i < m; i += MRL__MR) {
-        int mb = m - i < MRL__MR ? m - i : MRL__MR;
-        /* element (i+r, p0+p) of op(A) */
-        if (trans_a)
-          mrl__gemm_block(mb, nb, kb, a + (size_t)p0 * lda + i, 1, (size_t)lda, panel,
-                          c + (size_t)i * ldc + j0, ldc);
-        else
-          mrl__gemm_block(mb, nb, kb, a + (size_t)i * lda + p0, (size_t)lda, 1, panel,
-                          c + (size_t)i * ldc + j0, ldc);
-      }
-    }
+  if (k <= 0) return;
+  if ((trans_b && m <= MRL__DOT_M) || (!trans_b && m <= 16) || (double)m * n * k <= 4096.0) {
+    mrl__gemm_direct(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+    return;
   }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((double)m * n * k > 4e6)
+#endif
+  for (j0 = 0; j0 < n; j0 += MRL__NC)
+    mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, n - j0 < MRL__NC ? n - j0 : MRL__NC, k, a,
+                           lda, b, ldb, c, ldc);
+}
+
+MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
+                      const float *b, int ldb, float beta, float *c, int ldc) {
+  mrl__gemm_isa_run(mrl__gemm_isa(), trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* ---- matmul ---- */

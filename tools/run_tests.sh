@@ -49,6 +49,13 @@ for t in $unit; do count "./build/$t" "$t (-O2)"; done
 for t in $unit; do count "./build/san_$t" "$t (sanitizers)"; done
 for t in $learning; do count "./build/$t" "$t (-O2)"; done
 
+# mrl_gemm bitwise identical whatever the OpenMP thread count: a -fopenmp
+# build prints checksums of large products under 1 and 2 threads.
+check "gemm bitwise across OpenMP threads" sh -c '"${CC:-cc}" -O2 -fopenmp -o build/test_gemm_omp tests/test_gemm.c -lm &&
+  one=$(OMP_NUM_THREADS=1 ./build/test_gemm_omp --checksum) &&
+  two=$(OMP_NUM_THREADS=2 ./build/test_gemm_omp --checksum) &&
+  echo "gemm checksums: 1 thread $one, 2 threads $two" && [ -n "$one" ] && [ "$one" = "$two" ]'
+
 # Headers as C99 and C++, gcc and clang, warnings as errors.
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/all_headers.c
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_envs.h"\nint main(void) { return 0; }\n' > build/envs_alone.c
