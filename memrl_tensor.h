@@ -758,12 +758,18 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * a dot product summed in 8 (or 16) interleaved lanes, reduced in a fixed
  * tree, then added to C.
  *
- * Stack: one call (or one OpenMP thread) uses about
- * 4*(KC*NC + MC*KC) bytes = 144 KiB of stack for the packed panels. */
+ * Stack: one call (or each OpenMP thread) keeps its packed panels on the
+ * stack, 4*(KC*NC + MC*KC) bytes, about 240 KiB with the defaults; define
+ * MRL_GEMM_NC (a multiple of 32) smaller before the implementation for
+ * threads with small stacks (96 gives 144 KiB, a few percent slower). */
+#ifndef MRL_GEMM_NC
+#define MRL_GEMM_NC 192
+#endif
 #define MRL__KC 256
-#define MRL__MC 96   /* multiple of every MR */
-#define MRL__NC 96   /* multiple of every NR */
-#define MRL__DOT_M 4 /* op(B)=B^T with at most this many rows: dot products */
+#define MRL__MC 48          /* multiple of every MR (12, 6, 4) */
+#define MRL__NC MRL_GEMM_NC /* multiple of every NR (32, 16, 8) */
+typedef char mrl__gemm_nc_check[(MRL__NC % 32 == 0 && MRL__NC >= 32) ? 1 : -1];
+#define MRL__DOT_M 16 /* op(B)=B^T with at most this many rows: dot products */
 #define MRL__ISA_C 0
 #define MRL__ISA_AVX2 1
 #define MRL__ISA_AVX512 2
@@ -771,6 +777,9 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
 #if !defined(MRL_NO_SIMD) && defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 5)
 #define MRL__X86_SIMD 1
 #include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
 #endif
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(MRL_NO_VECTOR_EXTENSIONS)
 typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
@@ -919,6 +928,67 @@ MRL__TARGET_AVX512 static void mrl__kern_avx512(int kc, const float *ap, const f
   MRL__K512_STORE(10);
   MRL__K512_STORE(11);
 }
+
+/* Packs `rows` rows of src (row stride ld, contiguous along p) into w lanes
+ * per step p: dst[p*w + r] = src[r*ld + p], lanes rows..w-1 zero. This is the
+ * transposing pack (op(A) = A, op(B) = B^T): 8x8 and 4x4 blocks go through
+ * register transposes, the rest element by element. Pure data movement. */
+MRL__TARGET_AVX2 static void mrl__pack_rows_avx2(int w, int rows, int kc, const float *src,
+                                                 size_t ld, float *dst) {
+  int r0 = 0, p, r;
+  for (; r0 + 8 <= rows; r0 += 8) {
+    const float *s = src + (size_t)r0 * ld;
+    for (p = 0; p + 8 <= kc; p += 8) {
+      __m256 t0, t1, t2, t3, t4, t5, t6, t7, u0, u1, u2, u3, u4, u5, u6, u7;
+      t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + p), _mm256_loadu_ps(s + ld + p));
+      t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + p), _mm256_loadu_ps(s + ld + p));
+      t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 2 * ld + p), _mm256_loadu_ps(s + 3 * ld + p));
+      t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 2 * ld + p), _mm256_loadu_ps(s + 3 * ld + p));
+      t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 4 * ld + p), _mm256_loadu_ps(s + 5 * ld + p));
+      t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 4 * ld + p), _mm256_loadu_ps(s + 5 * ld + p));
+      t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 6 * ld + p), _mm256_loadu_ps(s + 7 * ld + p));
+      t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 6 * ld + p), _mm256_loadu_ps(s + 7 * ld + p));
+      u0 = _mm256_shuffle_ps(t0, t2, 0x44);
+      u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      u2 = _mm256_shuffle_ps(t1, t3, 0x44);
+      u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      u4 = _mm256_shuffle_ps(t4, t6, 0x44);
+      u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      u6 = _mm256_shuffle_ps(t5, t7, 0x44);
+      u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      _mm256_storeu_ps(dst + (size_t)p * w + r0, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(dst + (size_t)(p + 1) * w + r0, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(dst + (size_t)(p + 2) * w + r0, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(dst + (size_t)(p + 3) * w + r0, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(dst + (size_t)(p + 4) * w + r0, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(dst + (size_t)(p + 5) * w + r0, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(dst + (size_t)(p + 6) * w + r0, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(dst + (size_t)(p + 7) * w + r0, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; p < kc; p++)
+      for (r = 0; r < 8; r++) dst[(size_t)p * w + r0 + r] = s[(size_t)r * ld + p];
+  }
+  for (; r0 + 4 <= rows; r0 += 4) {
+    const float *s = src + (size_t)r0 * ld;
+    for (p = 0; p + 4 <= kc; p += 4) {
+      __m128 t0 = _mm_unpacklo_ps(_mm_loadu_ps(s + p), _mm_loadu_ps(s + ld + p));
+      __m128 t1 = _mm_unpackhi_ps(_mm_loadu_ps(s + p), _mm_loadu_ps(s + ld + p));
+      __m128 t2 = _mm_unpacklo_ps(_mm_loadu_ps(s + 2 * ld + p), _mm_loadu_ps(s + 3 * ld + p));
+      __m128 t3 = _mm_unpackhi_ps(_mm_loadu_ps(s + 2 * ld + p), _mm_loadu_ps(s + 3 * ld + p));
+      _mm_storeu_ps(dst + (size_t)p * w + r0, _mm_movelh_ps(t0, t2));
+      _mm_storeu_ps(dst + (size_t)(p + 1) * w + r0, _mm_movehl_ps(t2, t0));
+      _mm_storeu_ps(dst + (size_t)(p + 2) * w + r0, _mm_movelh_ps(t1, t3));
+      _mm_storeu_ps(dst + (size_t)(p + 3) * w + r0, _mm_movehl_ps(t3, t1));
+    }
+    for (; p < kc; p++)
+      for (r = 0; r < 4; r++) dst[(size_t)p * w + r0 + r] = s[(size_t)r * ld + p];
+  }
+  for (p = 0; p < kc; p++) {
+    float *d = dst + (size_t)p * w;
+    for (r = r0; r < rows; r++) d[r] = src[(size_t)r * ld + p];
+    for (; r < w; r++) d[r] = 0.0f;
+  }
+}
 #endif /* MRL__X86_SIMD */
 
 /* Which kernel this CPU runs (no state is kept: the check is a few loads). */
@@ -969,6 +1039,12 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
       float *dst = bp + (size_t)jr * kc;
       int nb = nc - jr < nr ? nc - jr : nr;
       if (tb) {
+#ifdef MRL__X86_SIMD
+        if (isa != MRL__ISA_C) {
+          mrl__pack_rows_avx2(nr, nb, kc, b + (size_t)(j0 + jr) * ldb + p0, (size_t)ldb, dst);
+          continue;
+        }
+#endif
         for (q = 0; q < nb; q++) {
           const float *src = b + (size_t)(j0 + jr + q) * ldb + p0;
           for (p = 0; p < kc; p++) dst[(size_t)p * nr + q] = src[p];
@@ -979,7 +1055,18 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
         for (p = 0; p < kc; p++) {
           const float *src = b + (size_t)(p0 + p) * ldb + j0 + jr;
           float *d = dst + (size_t)p * nr;
-          for (q = 0; q < nb; q++) d[q] = src[q];
+          q = 0;
+          if (nb == 32) { /* constant sizes: inline vector moves */
+            memcpy(d, src, 32 * sizeof(float));
+            q = 32;
+          } else if (nb == 16) {
+            memcpy(d, src, 16 * sizeof(float));
+            q = 16;
+          } else if (nb == 8) {
+            memcpy(d, src, 8 * sizeof(float));
+            q = 8;
+          }
+          for (; q < nb; q++) d[q] = src[q];
           for (; q < nr; q++) d[q] = 0.0f;
         }
       }
@@ -998,12 +1085,18 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
             for (; r < mr; r++) d[r] = 0.0f;
           }
         } else {
-          for (r = 0; r < mb; r++) {
-            const float *src = a + (size_t)(i0 + ir + r) * lda + p0;
-            for (p = 0; p < kc; p++) dst[(size_t)p * mr + r] = src[p];
+          const float *src = a + (size_t)(i0 + ir) * lda + p0;
+#ifdef MRL__X86_SIMD
+          if (isa != MRL__ISA_C) {
+            mrl__pack_rows_avx2(mr, mb, kc, src, (size_t)lda, dst);
+            continue;
           }
-          for (; r < mr; r++)
-            for (p = 0; p < kc; p++) dst[(size_t)p * mr + r] = 0.0f;
+#endif
+          for (p = 0; p < kc; p++) {
+            float *d = dst + (size_t)p * mr;
+            for (r = 0; r < mb; r++) d[r] = src[(size_t)r * lda + p];
+            for (; r < mr; r++) d[r] = 0.0f;
+          }
         }
       }
       for (jr = 0; jr < nc; jr += nr) {
@@ -1100,48 +1193,144 @@ MRL__TARGET_AVX2 static void mrl__axpy_rows_avx2(int n, int k, const float *a, s
   }
 }
 
-MRL__TARGET_AVX2 static float mrl__dot_avx2(int k, const float *x, const float *y) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  __m128 h;
-  float sum;
-  int p;
-  for (p = 0; p + 16 <= k; p += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(y + p), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 8), _mm256_loadu_ps(y + p + 8), s1);
-  }
-  s0 = _mm256_add_ps(s0, s1);
-  h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+/* Dot-product tiles for op(B) = B^T with few rows: C[r][j] += sum_p A[r][p]
+ * B[j][p] with both rows contiguous. Each element sums in its own vector of
+ * lanes (lane l takes p = l mod width; the last partial step loads zeros past
+ * k), then the lanes are added in a fixed tree, then the sum is added to C.
+ * Tiles of R rows x 4 columns share loads; a column past n reads column 0
+ * again and is not stored, so every element gets the same arithmetic. */
+MRL__TARGET_AVX2 static float mrl__hsum256(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   h = _mm_add_ps(h, _mm_movehl_ps(h, h));
   h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-  sum = _mm_cvtss_f32(h);
-  for (; p < k; p++) sum = fmaf(x[p], y[p], sum);
-  return sum;
+  return _mm_cvtss_f32(h);
+}
+MRL__TARGET_AVX512 static float mrl__hsum512(__m512 v) {
+  return mrl__hsum256(_mm256_add_ps(
+      _mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+#define MRL__DOT_ROW(r, FMA)                                                                       \
+  s##r##0 = FMA(x##r, y0, s##r##0);                                                                \
+  s##r##1 = FMA(x##r, y1, s##r##1);                                                                \
+  s##r##2 = FMA(x##r, y2, s##r##2);                                                                \
+  s##r##3 = FMA(x##r, y3, s##r##3)
+#define MRL__DOT_OUT(r, HSUM)                                                                      \
+  for (j = 0; j < cols; j++)                                                                       \
+  c[(size_t)(r)*ldc + j] += HSUM(j == 0 ? s##r##0 : j == 1 ? s##r##1 : j == 2 ? s##r##2 : s##r##3)
+
+/* AVX-512: 4 x 4 tiles (rows == 4) or 1 x 4 (rows == 1), 16 lanes. */
+MRL__TARGET_AVX512 static void mrl__dot_tile_avx512(int rows, int cols, int k, const float *a,
+                                                    size_t lda, const float *b, size_t ldb,
+                                                    float *c, size_t ldc) {
+  const float *b0 = b, *b1 = cols > 1 ? b + ldb : b, *b2 = cols > 2 ? b + 2 * ldb : b;
+  const float *b3 = cols > 3 ? b + 3 * ldb : b;
+  __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00;
+  __m512 s12 = s00, s13 = s00, s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00;
+  __m512 s32 = s00, s33 = s00;
+  int p, j;
+  for (p = 0; p < k; p += 16) {
+    __mmask16 mk = k - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - p)) - 1u);
+    __m512 y0 = _mm512_maskz_loadu_ps(mk, b0 + p), y1 = _mm512_maskz_loadu_ps(mk, b1 + p);
+    __m512 y2 = _mm512_maskz_loadu_ps(mk, b2 + p), y3 = _mm512_maskz_loadu_ps(mk, b3 + p);
+    __m512 x0 = _mm512_maskz_loadu_ps(mk, a + p);
+    MRL__DOT_ROW(0, _mm512_fmadd_ps);
+    if (rows == 4) {
+      __m512 x1 = _mm512_maskz_loadu_ps(mk, a + lda + p);
+      __m512 x2 = _mm512_maskz_loadu_ps(mk, a + 2 * lda + p);
+      __m512 x3 = _mm512_maskz_loadu_ps(mk, a + 3 * lda + p);
+      MRL__DOT_ROW(1, _mm512_fmadd_ps);
+      MRL__DOT_ROW(2, _mm512_fmadd_ps);
+      MRL__DOT_ROW(3, _mm512_fmadd_ps);
+    }
+  }
+  MRL__DOT_OUT(0, mrl__hsum512);
+  if (rows == 4) {
+    MRL__DOT_OUT(1, mrl__hsum512);
+    MRL__DOT_OUT(2, mrl__hsum512);
+    MRL__DOT_OUT(3, mrl__hsum512);
+  }
+}
+
+/* AVX2: 2 x 4 tiles (rows == 2) or 1 x 4 (rows == 1), 8 lanes. */
+MRL__TARGET_AVX2 static void mrl__dot_tile_avx2(int rows, int cols, int k, const float *a,
+                                                size_t lda, const float *b, size_t ldb, float *c,
+                                                size_t ldc) {
+  const float *b0 = b, *b1 = cols > 1 ? b + ldb : b, *b2 = cols > 2 ? b + 2 * ldb : b;
+  const float *b3 = cols > 3 ? b + 3 * ldb : b;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00;
+  __m256 s12 = s00, s13 = s00;
+  int p, j;
+  for (p = 0; p < k; p += 8) {
+    __m256 x0, x1, y0, y1, y2, y3;
+    if (k - p >= 8) {
+      y0 = _mm256_loadu_ps(b0 + p);
+      y1 = _mm256_loadu_ps(b1 + p);
+      y2 = _mm256_loadu_ps(b2 + p);
+      y3 = _mm256_loadu_ps(b3 + p);
+      x0 = _mm256_loadu_ps(a + p);
+      x1 = rows == 2 ? _mm256_loadu_ps(a + lda + p) : x0;
+    } else { /* lanes past k load zeros */
+      __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(k - p), lane);
+      y0 = _mm256_maskload_ps(b0 + p, mk);
+      y1 = _mm256_maskload_ps(b1 + p, mk);
+      y2 = _mm256_maskload_ps(b2 + p, mk);
+      y3 = _mm256_maskload_ps(b3 + p, mk);
+      x0 = _mm256_maskload_ps(a + p, mk);
+      x1 = rows == 2 ? _mm256_maskload_ps(a + lda + p, mk) : x0;
+    }
+    MRL__DOT_ROW(0, _mm256_fmadd_ps);
+    if (rows == 2) {
+      MRL__DOT_ROW(1, _mm256_fmadd_ps);
+    }
+  }
+  MRL__DOT_OUT(0, mrl__hsum256);
+  if (rows == 2) {
+    MRL__DOT_OUT(1, mrl__hsum256);
+  }
 }
 #endif
 
 static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const float *a, int lda,
                              const float *b, int ldb, float *c, int ldc) {
-  int i, j;
+  int i, j, p;
   (void)isa;
+  if (tb && !ta) { /* dot products: both operands contiguous along k */
+    for (j = 0; j < n; j += 4) {
+      int cols = n - j < 4 ? n - j : 4;
+      const float *bj = b + (size_t)j * ldb;
+      for (i = 0; i < m;) {
+        const float *ai = a + (size_t)i * lda;
+        float *ci = c + (size_t)i * ldc + j;
+#ifdef MRL__X86_SIMD
+        if (isa == MRL__ISA_AVX512) {
+          int rows = m - i >= 4 ? 4 : 1;
+          mrl__dot_tile_avx512(rows, cols, k, ai, (size_t)lda, bj, (size_t)ldb, ci, (size_t)ldc);
+          i += rows;
+          continue;
+        }
+        if (isa == MRL__ISA_AVX2) {
+          int rows = m - i >= 2 ? 2 : 1;
+          mrl__dot_tile_avx2(rows, cols, k, ai, (size_t)lda, bj, (size_t)ldb, ci, (size_t)ldc);
+          i += rows;
+          continue;
+        }
+#endif
+        for (p = 0; p < cols; p++) ci[p] += mrl__dot_c(k, ai, bj + (size_t)p * ldb);
+        i++;
+      }
+    }
+    return;
+  }
   for (i = 0; i < m; i++) {
     const float *ai = ta ? a + i : a + (size_t)i * lda;
     size_t aps = ta ? (size_t)lda : 1;
     float *ci = c + (size_t)i * ldc;
-    if (tb) { /* a row of A is contiguous only when !ta */
+    if (tb) { /* A^T B^T: a plain chain per element */
       for (j = 0; j < n; j++) {
         const float *bj = b + (size_t)j * ldb;
-        float s;
-        if (ta) {
-          int p;
-          s = 0.0f;
-          for (p = 0; p < k; p++) s += ai[(size_t)p * aps] * bj[p];
-        }
-#ifdef MRL__X86_SIMD
-        else if (isa != MRL__ISA_C)
-          s = mrl__dot_avx2(k, ai, bj);
-#endif
-        else
-          s = mrl__dot_c(k, ai, bj);
+        float s = 0.0f;
+        for (p = 0; p < k; p++) s += ai[(size_t)p * aps] * bj[p];
         ci[j] += s;
       }
     } else {
@@ -1161,7 +1350,7 @@ static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const
 static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
                               const float *a, int lda, const float *b, int ldb, float beta,
                               float *c, int ldc) {
-  int i, j, j0;
+  int i, j, j0, nc;
   if (m <= 0 || n <= 0) return;
   if (beta == 0.0f) {
     for (i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
@@ -1170,16 +1359,27 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
       for (j = 0; j < n; j++) c[(size_t)i * ldc + j] *= beta;
   }
   if (k <= 0) return;
-  if ((trans_b && m <= MRL__DOT_M) || (!trans_b && m <= 16) || (double)m * n * k <= 4096.0) {
+  if ((trans_b && m <= MRL__DOT_M) || (!trans_b && m <= 2) || (double)m * n * k <= 4096.0) {
     mrl__gemm_direct(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
     return;
   }
+  /* Column blocks of C, shared out between threads. Their width never
+   * changes a result (each element's chain is the same in any block), so
+   * with threads it is chosen to give every thread the same number. */
+  nc = MRL__NC;
 #ifdef _OPENMP
+  if ((double)m * n * k > 4e6) {
+    int threads = omp_get_max_threads(), blocks = (n + MRL__NC - 1) / MRL__NC;
+    if (threads > 1 && blocks % threads) {
+      blocks += threads - blocks % threads;
+      nc = ((n + blocks - 1) / blocks + 31) / 32 * 32;
+    }
+  }
 #pragma omp parallel for schedule(static) if ((double)m * n * k > 4e6)
 #endif
-  for (j0 = 0; j0 < n; j0 += MRL__NC)
-    mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, n - j0 < MRL__NC ? n - j0 : MRL__NC, k, a,
-                           lda, b, ldb, c, ldc);
+  for (j0 = 0; j0 < n; j0 += nc)
+    mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, n - j0 < nc ? n - j0 : nc, k, a, lda, b,
+                           ldb, c, ldc);
 }
 
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
