@@ -1326,12 +1326,15 @@ static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const
     const float *ai = ta ? a + i : a + (size_t)i * lda;
     size_t aps = ta ? (size_t)lda : 1;
     float *ci = c + (size_t)i * ldc;
-    if (tb) { /* A^T B^T: a plain chain per element */
+    if (tb) { /* A^T B^T: the packed kernels' chain, element by element */
       for (j = 0; j < n; j++) {
         const float *bj = b + (size_t)j * ldb;
-        float s = 0.0f;
-        for (p = 0; p < k; p++) s += ai[(size_t)p * aps] * bj[p];
-        ci[j] += s;
+        float s = ci[j];
+        if (isa != MRL__ISA_C)
+          for (p = 0; p < k; p++) s = fmaf(ai[(size_t)p * aps], bj[p], s);
+        else
+          for (p = 0; p < k; p++) s = s + ai[(size_t)p * aps] * bj[p];
+        ci[j] = s;
       }
     } else {
 #ifdef MRL__X86_SIMD
@@ -1363,6 +1366,9 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
     mrl__gemm_direct(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
     return;
   }
+  /* The AVX2 and AVX-512 kernels compute the same chains (bitwise equal
+   * results); with few rows the 6-row kernel pads less. */
+  if (isa == MRL__ISA_AVX512 && m < 48 && (m + 5) / 6 * 6 < (m + 11) / 12 * 12) isa = MRL__ISA_AVX2;
   /* Column blocks of C, shared out between threads. Their width never
    * changes a result (each element's chain is the same in any block), so
    * with threads it is chosen to give every thread the same number. */

@@ -94,6 +94,52 @@ static int isa_available(int isa) {
   return 0;
 }
 
+/* Path independence (see the gemm notes in memrl_tensor.h): in the layouts
+ * A B, A^T B and A^T B^T every element is the same chain whichever path runs,
+ * so rows computed alone (the direct path for one or two rows) equal the same
+ * rows of a large product (packed path), bitwise; and the AVX2 and AVX-512
+ * kernels, both fused multiply-add chains, agree bitwise in every layout once
+ * A B^T leaves its dot-product path (more than 16 rows). */
+static int check_paths(mrl_rng *rng, int ta, int tb, int m, int n, int k) {
+  int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, rows_a = ta ? k : m;
+  int rows_b = tb ? n : k, isa, i, ok = 1;
+  size_t na = (size_t)rows_a * lda, nb = (size_t)rows_b * ldb, nc = (size_t)m * n;
+  float *a = (float *)malloc(sizeof(float) * na), *b = (float *)malloc(sizeof(float) * nb);
+  float *c0 = (float *)malloc(sizeof(float) * nc), *c = (float *)malloc(sizeof(float) * nc);
+  float *prev = (float *)malloc(sizeof(float) * nc), *row = (float *)malloc(sizeof(float) * 2 * n);
+  fill(rng, a, na);
+  fill(rng, b, nb);
+  fill(rng, c0, nc);
+  for (isa = 0; isa <= MRL__ISA_AVX512; isa++) {
+    if (!isa_available(isa)) continue;
+    memcpy(c, c0, sizeof(float) * nc);
+    mrl__gemm_isa_run(isa, ta, tb, m, n, k, a, lda, b, ldb, 1.0f, c, n);
+    if (!(ta == 0 && tb == 1)) {
+      for (i = 0; i + 2 <= m; i += m / 3 + 1) { /* rows i and i+1 alone */
+        const float *ai = ta ? a + i : a + (size_t)i * lda;
+        memcpy(row, c0 + (size_t)i * n, sizeof(float) * 2 * n);
+        mrl__gemm_isa_run(isa, ta, tb, 2, n, k, ai, lda, b, ldb, 1.0f, row, n);
+        ok &= memcmp(row, c + (size_t)i * n, sizeof(float) * 2 * n) == 0;
+        memcpy(row, c0 + (size_t)i * n, sizeof(float) * n);
+        mrl__gemm_isa_run(isa, ta, tb, 1, n, k, ai, lda, b, ldb, 1.0f, row, n);
+        ok &= memcmp(row, c + (size_t)i * n, sizeof(float) * n) == 0;
+      }
+    }
+    if (isa == MRL__ISA_AVX512 && isa_available(MRL__ISA_AVX2) && (!(ta == 0 && tb == 1) || m > 16))
+      ok &= memcmp(prev, c, sizeof(float) * nc) == 0;
+    memcpy(prev, c, sizeof(float) * nc);
+  }
+  MRL_CHECK(ok, "ta %d tb %d %dx%dx%d: rows alone or another SIMD kernel differ bitwise", ta, tb, m,
+            n, k);
+  free(a);
+  free(b);
+  free(c0);
+  free(c);
+  free(prev);
+  free(row);
+  return ok;
+}
+
 /* Bitwise checksum (FNV-1a over the bytes) of several large products. */
 static int print_checksums(void) {
   static const int shapes[][3] = {{300, 200, 260}, {257, 511, 129}, {96, 1000, 300}};
@@ -156,6 +202,12 @@ int main(int argc, char **argv) {
         MRL_CHECK(ok, "isa %d ta %d tb %d: large shapes", isa, ta, tb);
       }
     }
+  }
+  for (t = 0; t < 4; t++) {
+    check_paths(&rng, t & 1, t >> 1, 50, 70, 300);
+    check_paths(&rng, t & 1, t >> 1, 13, 40, 600);
+    check_paths(&rng, t & 1, t >> 1, 100, 33, 17);
+    check_paths(&rng, t & 1, t >> 1, 30, 200, 64);
   }
   /* m, n or k zero: C only scaled by beta */
   {
