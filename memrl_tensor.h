@@ -15,6 +15,11 @@
  *   MRL_MALLOC / MRL_REALLOC / MRL_FREE   custom allocator (all three or none)
  *   MRL_ASSERT(c)                   where programmer errors stop (default: assert)
  *   MRL_CHECK_FINITE                stop at the first op whose output holds NaN/Inf
+ *   MRL_NO_SIMD                     mrl_gemm: portable C kernel only (no AVX2/AVX-512
+ *                                   intrinsics, no run-time CPU check)
+ *   MRL_NO_VECTOR_EXTENSIONS        portable kernel in plain scalar C (no GCC vectors)
+ *   MRL_GEMM_NC                     mrl_gemm column block (multiple of 32, default 192);
+ *                                   stack use is about 4*256*(NC+48) bytes per call
  *
  * CONCEPTS
  *   mrl_tensor  row-major float32 array of up to 4 dimensions, with an optional
@@ -397,7 +402,19 @@ static inline float mrl_sigmoidf(float x) {
 
 /* ---- kernels (no graph), used by layers and algorithms ---- */
 /* C[M,N] = beta*C + op(A) op(B), op = transpose when the flag is set.
- * lda/ldb/ldc are row strides of the matrices as stored. */
+ * lda/ldb/ldc are row strides of the matrices as stored. beta == 0 ignores
+ * C's old contents (NaN included); m, n or k <= 0 only applies beta.
+ * Packed, register-blocked kernels: AVX-512F or AVX2+FMA when the CPU has
+ * them (checked at run time, x86-64 with GCC/Clang), else portable C; with
+ * -fopenmp, column blocks of large products are shared between threads.
+ * Deterministic: each element is one chain over k in increasing order from
+ * beta*C, whatever the thread count, blocking or batch size (fused
+ * multiply-adds on the SIMD kernels, separate roundings in portable C, so the
+ * two differ in the last bits). Exception: A B^T with at most 16 rows (the
+ * batch-1 / small-batch linear layer) sums each element as a lane-split dot
+ * product, so its rows may differ in the last bits from a larger batch's
+ * (likewise any A B^T of at most 4096 multiply-adds).
+ * Uses about 240 KiB of stack (see MRL_GEMM_NC). */
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
                       const float *b, int ldb, float beta, float *c, int ldc);
 
@@ -746,17 +763,22 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 4x8
  * kernel in GCC/Clang vector extensions (plain scalar loops elsewhere). Define
  * MRL_NO_SIMD to use only the portable kernel. Tiny and few-row products skip
- * packing (mrl__gemm_direct).
+ * packing (mrl__gemm_direct): rows of axpys for A B and A^T B (one or two
+ * rows), dot-product tiles for A B^T (up to 16 rows).
  *
  * Numerics: every element of C is one chain over k in increasing order,
  * starting from beta*C: c = c + a_ip*b_pj. The SIMD kernels round each step
  * once (fused multiply-add); the portable kernel rounds the product and the
  * sum separately. Packing, blocking, edges and the thread count never change
  * the chain, so the result depends only on the kernel, never on how many
- * OpenMP threads ran (threads share out column blocks of C, never K). The one
- * other order: with op(B) = B^T and at most MRL__DOT_M rows, each element is
- * a dot product summed in 8 (or 16) interleaved lanes, reduced in a fixed
- * tree, then added to C.
+ * OpenMP threads ran (threads share out column blocks of C, never K), nor on
+ * which of the two SIMD kernels ran, nor on how many rows the call had. The
+ * one other order: A B^T with at most MRL__DOT_M rows or at most 4096
+ * multiply-adds (mrl__gemm_direct), where each element is a dot product
+ * summed in 8 (AVX2, portable) or 16 (AVX-512) interleaved lanes, reduced in a
+ * fixed tree, then added to C. (If a build lets the compiler contract a*b+c,
+ * e.g. -march=native with -ffp-contract=fast, the portable kernel may fuse
+ * too; it stays deterministic.)
  *
  * Stack: one call (or each OpenMP thread) keeps its packed panels on the
  * stack, 4*(KC*NC + MC*KC) bytes, about 240 KiB with the defaults; define
