@@ -810,13 +810,14 @@ typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
 
 /* Portable micro-kernel: C[4,8] (row stride ldc) += Ap Bp over kc steps,
  * where Ap holds 4 floats per step and Bp 8. */
-static void mrl__kern_c(int kc, const float *ap, const float *bp, float *c, size_t ldc) {
+static void mrl__kern_c(int kc, const float *ap, const float *bp, const float *ci, size_t ldi,
+                        float *c, size_t ldc) {
   int p, r;
 #ifdef MRL__HAVE_V4
   mrl__v4 c0[4], c1[4], b0, b1;
   for (r = 0; r < 4; r++) {
-    memcpy(&c0[r], c + r * ldc, sizeof b0);
-    memcpy(&c1[r], c + r * ldc + 4, sizeof b0);
+    memcpy(&c0[r], ci + r * ldi, sizeof b0);
+    memcpy(&c1[r], ci + r * ldi + 4, sizeof b0);
   }
   for (p = 0; p < kc; p++, ap += 4, bp += 8) {
     memcpy(&b0, bp, sizeof b0);
@@ -838,7 +839,7 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, float *c, size
   float acc[4][8];
   int q;
   for (r = 0; r < 4; r++)
-    for (q = 0; q < 8; q++) acc[r][q] = c[r * ldc + q];
+    for (q = 0; q < 8; q++) acc[r][q] = ci[r * ldi + q];
   for (p = 0; p < kc; p++, ap += 4, bp += 8)
     for (r = 0; r < 4; r++)
       for (q = 0; q < 8; q++) acc[r][q] = acc[r][q] + ap[r] * bp[q];
@@ -852,14 +853,14 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, float *c, size
 #define MRL__TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 
 /* AVX2+FMA micro-kernel: C[6,16] += Ap Bp (6 and 16 floats per step). */
-MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float *bp, float *c,
-                                            size_t ldc) {
-  __m256 c00 = _mm256_loadu_ps(c), c01 = _mm256_loadu_ps(c + 8);
-  __m256 c10 = _mm256_loadu_ps(c + ldc), c11 = _mm256_loadu_ps(c + ldc + 8);
-  __m256 c20 = _mm256_loadu_ps(c + 2 * ldc), c21 = _mm256_loadu_ps(c + 2 * ldc + 8);
-  __m256 c30 = _mm256_loadu_ps(c + 3 * ldc), c31 = _mm256_loadu_ps(c + 3 * ldc + 8);
-  __m256 c40 = _mm256_loadu_ps(c + 4 * ldc), c41 = _mm256_loadu_ps(c + 4 * ldc + 8);
-  __m256 c50 = _mm256_loadu_ps(c + 5 * ldc), c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
+MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float *bp,
+                                            const float *ci, size_t ldi, float *c, size_t ldc) {
+  __m256 c00 = _mm256_loadu_ps(ci), c01 = _mm256_loadu_ps(ci + 8);
+  __m256 c10 = _mm256_loadu_ps(ci + ldi), c11 = _mm256_loadu_ps(ci + ldi + 8);
+  __m256 c20 = _mm256_loadu_ps(ci + 2 * ldi), c21 = _mm256_loadu_ps(ci + 2 * ldi + 8);
+  __m256 c30 = _mm256_loadu_ps(ci + 3 * ldi), c31 = _mm256_loadu_ps(ci + 3 * ldi + 8);
+  __m256 c40 = _mm256_loadu_ps(ci + 4 * ldi), c41 = _mm256_loadu_ps(ci + 4 * ldi + 8);
+  __m256 c50 = _mm256_loadu_ps(ci + 5 * ldi), c51 = _mm256_loadu_ps(ci + 5 * ldi + 8);
   int p;
   for (p = 0; p < kc; p++, ap += 6, bp += 16) {
     __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), a;
@@ -899,7 +900,7 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
 /* AVX-512F micro-kernel: C[12,32] += Ap Bp (12 and 32 floats per step). The
  * rows are written out so that the 24 accumulators stay in registers. */
 #define MRL__K512_LOAD(r)                                                                          \
-  __m512 c##r##a = _mm512_loadu_ps(c + r * ldc), c##r##b = _mm512_loadu_ps(c + r * ldc + 16)
+  __m512 c##r##a = _mm512_loadu_ps(ci + r * ldi), c##r##b = _mm512_loadu_ps(ci + r * ldi + 16)
 #define MRL__K512_STEP(r)                                                                          \
   a = _mm512_set1_ps(ap[r]);                                                                       \
   c##r##a = _mm512_fmadd_ps(a, b0, c##r##a);                                                       \
@@ -907,8 +908,8 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
 #define MRL__K512_STORE(r)                                                                         \
   _mm512_storeu_ps(c + r * ldc, c##r##a);                                                          \
   _mm512_storeu_ps(c + r * ldc + 16, c##r##b)
-MRL__TARGET_AVX512 static void mrl__kern_avx512(int kc, const float *ap, const float *bp, float *c,
-                                                size_t ldc) {
+MRL__TARGET_AVX512 static void mrl__kern_avx512(int kc, const float *ap, const float *bp,
+                                                const float *ci, size_t ldi, float *c, size_t ldc) {
   MRL__K512_LOAD(0);
   MRL__K512_LOAD(1);
   MRL__K512_LOAD(2);
@@ -1022,20 +1023,23 @@ static int mrl__gemm_isa(void) {
   return MRL__ISA_C;
 }
 
-static void mrl__gemm_kernel(int isa, int kc, const float *ap, const float *bp, float *c,
-                             size_t ldc) {
+/* Runs the kernel: C tile = Cin tile + Ap Bp, Cin read from ci (row stride
+ * ldi; the zero table with ldi = 0 when beta == 0 on the first K slice, so
+ * C's old contents are never read and need no clearing). */
+static void mrl__gemm_kernel(int isa, int kc, const float *ap, const float *bp, const float *ci,
+                             size_t ldi, float *c, size_t ldc) {
 #ifdef MRL__X86_SIMD
   if (isa == MRL__ISA_AVX512) {
-    mrl__kern_avx512(kc, ap, bp, c, ldc);
+    mrl__kern_avx512(kc, ap, bp, ci, ldi, c, ldc);
     return;
   }
   if (isa == MRL__ISA_AVX2) {
-    mrl__kern_avx2(kc, ap, bp, c, ldc);
+    mrl__kern_avx2(kc, ap, bp, ci, ldi, c, ldc);
     return;
   }
 #endif
   (void)isa;
-  mrl__kern_c(kc, ap, bp, c, ldc);
+  mrl__kern_c(kc, ap, bp, ci, ldi, c, ldc);
 }
 
 /* Rounds the aligned start of a stack buffer up to 64 bytes. */
@@ -1046,9 +1050,11 @@ static float *mrl__align64(float *p) {
 /* Packed path over C's column block [j0, j0+nc): for each KC slice, pack
  * op(B) once, then op(A) in MC-row blocks, and run the micro-kernel on every
  * MR x NR tile (edge tiles through a padded copy, same arithmetic). */
+static const float mrl__zeros[32] = {0.0f};
+
 static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int nc, int k,
-                                   const float *a, int lda, const float *b, int ldb, float *c,
-                                   int ldc) {
+                                   const float *a, int lda, const float *b, int ldb, int zero,
+                                   float *c, int ldc) {
   float bbuf[MRL__KC * MRL__NC + 16], abuf[MRL__MC * MRL__KC + 16], tbuf[12 * 32 + 16];
   float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
   int mr = isa == MRL__ISA_AVX512 ? 12 : isa == MRL__ISA_AVX2 ? 6 : 4;
@@ -1126,13 +1132,16 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
         for (ir = 0; ir < mc; ir += mr) {
           int mb = mc - ir < mr ? mc - ir : mr;
           float *ct = c + (size_t)(i0 + ir) * ldc + j0 + jr;
+          int fresh = zero && p0 == 0; /* beta == 0: start from the zero table */
           if (mb == mr && nb == nr) {
-            mrl__gemm_kernel(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, ct, (size_t)ldc);
+            mrl__gemm_kernel(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
+                             fresh ? mrl__zeros : ct, fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
           } else {
             for (r = 0; r < mr; r++)
               for (q = 0; q < nr; q++)
-                tile[r * nr + q] = r < mb && q < nb ? ct[(size_t)r * ldc + q] : 0.0f;
-            mrl__gemm_kernel(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile, (size_t)nr);
+                tile[r * nr + q] = r < mb && q < nb && !fresh ? ct[(size_t)r * ldc + q] : 0.0f;
+            mrl__gemm_kernel(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile, (size_t)nr,
+                             tile, (size_t)nr);
             for (r = 0; r < mb; r++)
               for (q = 0; q < nb; q++) ct[(size_t)r * ldc + q] = tile[r * nr + q];
           }
@@ -1375,16 +1384,20 @@ static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const
 static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
                               const float *a, int lda, const float *b, int ldb, float beta,
                               float *c, int ldc) {
-  int i, j, j0, nc;
+  int i, j, j0, nc, packed;
   if (m <= 0 || n <= 0) return;
-  if (beta == 0.0f) {
+  packed = k > 0 && !((trans_b && !trans_a && m <= MRL__DOT_M) || (!trans_b && m <= 2) ||
+                      (double)m * n * k <= 4096.0);
+  if (beta == 0.0f && packed) {
+    /* the packed kernels start from zero themselves */
+  } else if (beta == 0.0f) {
     for (i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
   } else if (beta != 1.0f) {
     for (i = 0; i < m; i++)
       for (j = 0; j < n; j++) c[(size_t)i * ldc + j] *= beta;
   }
   if (k <= 0) return;
-  if ((trans_b && m <= MRL__DOT_M) || (!trans_b && m <= 2) || (double)m * n * k <= 4096.0) {
+  if (!packed) {
     mrl__gemm_direct(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
     return;
   }
@@ -1407,7 +1420,7 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
 #endif
   for (j0 = 0; j0 < n; j0 += nc)
     mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, n - j0 < nc ? n - j0 : nc, k, a, lda, b,
-                           ldb, c, ldc);
+                           ldb, beta == 0.0f, c, ldc);
 }
 
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
