@@ -1384,7 +1384,7 @@ static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const
 static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
                               const float *a, int lda, const float *b, int ldb, float beta,
                               float *c, int ldc) {
-  int i, j, j0, nc, packed;
+  int i, j, packed;
   if (m <= 0 || n <= 0) return;
   packed = k > 0 && !((trans_b && !trans_a && m <= MRL__DOT_M) || (!trans_b && m <= 2) ||
                       (double)m * n * k <= 4096.0);
@@ -1404,23 +1404,28 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
   /* The AVX2 and AVX-512 kernels compute the same chains (bitwise equal
    * results); with few rows the 6-row kernel pads less. */
   if (isa == MRL__ISA_AVX512 && m < 48 && (m + 5) / 6 * 6 < (m + 11) / 12 * 12) isa = MRL__ISA_AVX2;
-  /* Column blocks of C, shared out between threads. Their width never
-   * changes a result (each element's chain is the same in any block), so
-   * with threads it is chosen to give every thread the same number. */
-  nc = MRL__NC;
+  /* Column blocks of C. With OpenMP each thread takes one contiguous range
+   * of columns (split at multiples of 32) in blocks of at most NC; block
+   * widths never change a result (each element's chain is the same in any
+   * block), so the split can follow the thread count. */
+  {
 #ifdef _OPENMP
-  if ((double)m * n * k > 4e6) {
-    int threads = omp_get_max_threads(), blocks = (n + MRL__NC - 1) / MRL__NC;
-    if (threads > 1 && blocks % threads) {
-      blocks += threads - blocks % threads;
-      nc = ((n + blocks - 1) / blocks + 31) / 32 * 32;
+#pragma omp parallel if ((double)m * n * k > 4e6)
+#endif
+    {
+      int t = 0, nt = 1, lo, hi, j0;
+#ifdef _OPENMP
+      t = omp_get_thread_num();
+      nt = omp_get_num_threads();
+#endif
+      lo = (int)(((long long)n * t / nt + 31) / 32 * 32);
+      hi = t == nt - 1 ? n : (int)(((long long)n * (t + 1) / nt + 31) / 32 * 32);
+      if (hi > n) hi = n;
+      for (j0 = lo; j0 < hi; j0 += MRL__NC)
+        mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, hi - j0 < MRL__NC ? hi - j0 : MRL__NC,
+                               k, a, lda, b, ldb, beta == 0.0f, c, ldc);
     }
   }
-#pragma omp parallel for schedule(static) if ((double)m * n * k > 4e6)
-#endif
-  for (j0 = 0; j0 < n; j0 += nc)
-    mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, n - j0 < nc ? n - j0 : nc, k, a, lda, b,
-                           ldb, beta == 0.0f, c, ldc);
 }
 
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
