@@ -1230,24 +1230,41 @@ MRL__TARGET_AVX2 static void mrl__axpy_rows_avx2(int n, int k, const float *a, s
  * k), then the lanes are added in a fixed tree, then the sum is added to C.
  * Tiles of R rows x 4 columns share loads; a column past n reads column 0
  * again and is not stored, so every element gets the same arithmetic. */
-MRL__TARGET_AVX2 static float mrl__hsum256(__m256 v) {
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-  return _mm_cvtss_f32(h);
+/* Lane sums of four 8-lane vectors at once, [sum v0, sum v1, sum v2, sum v3],
+ * each in the fixed tree (l + l+4), then (l + l+2), then (0 + 1). */
+MRL__TARGET_AVX2 static __m128 mrl__hsum4x256(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+  __m128 b0 = _mm_add_ps(_mm256_castps256_ps128(v0), _mm256_extractf128_ps(v0, 1));
+  __m128 b1 = _mm_add_ps(_mm256_castps256_ps128(v1), _mm256_extractf128_ps(v1, 1));
+  __m128 b2 = _mm_add_ps(_mm256_castps256_ps128(v2), _mm256_extractf128_ps(v2, 1));
+  __m128 b3 = _mm_add_ps(_mm256_castps256_ps128(v3), _mm256_extractf128_ps(v3, 1));
+  __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(b0, b1), _mm_unpackhi_ps(b0, b1));
+  __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(b2, b3), _mm_unpackhi_ps(b2, b3));
+  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
 }
-MRL__TARGET_AVX512 static float mrl__hsum512(__m512 v) {
-  return mrl__hsum256(_mm256_add_ps(
-      _mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+/* The same for 16-lane vectors: first (l + l+8), then as above. */
+#define MRL__HALF512(v)                                                                            \
+  _mm256_add_ps(_mm512_castps512_ps256(v),                                                         \
+                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
+MRL__TARGET_AVX512 static __m128 mrl__hsum4x512(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
+  return mrl__hsum4x256(MRL__HALF512(v0), MRL__HALF512(v1), MRL__HALF512(v2), MRL__HALF512(v3));
 }
+/* C row r, columns 0..cols-1, += the four lane sums of row r's accumulators */
+#define MRL__DOT_OUT(r, HSUM4)                                                                     \
+  do {                                                                                             \
+    float *cr = c + (size_t)(r)*ldc, sums[4];                                                      \
+    __m128 h = HSUM4(s##r##0, s##r##1, s##r##2, s##r##3);                                          \
+    if (cols == 4) {                                                                               \
+      _mm_storeu_ps(cr, _mm_add_ps(_mm_loadu_ps(cr), h));                                          \
+    } else {                                                                                       \
+      _mm_storeu_ps(sums, h);                                                                      \
+      for (j = 0; j < cols; j++) cr[j] += sums[j];                                                 \
+    }                                                                                              \
+  } while (0)
 #define MRL__DOT_ROW(r, FMA)                                                                       \
   s##r##0 = FMA(x##r, y0, s##r##0);                                                                \
   s##r##1 = FMA(x##r, y1, s##r##1);                                                                \
   s##r##2 = FMA(x##r, y2, s##r##2);                                                                \
   s##r##3 = FMA(x##r, y3, s##r##3)
-#define MRL__DOT_OUT(r, HSUM)                                                                      \
-  for (j = 0; j < cols; j++)                                                                       \
-  c[(size_t)(r)*ldc + j] += HSUM(j == 0 ? s##r##0 : j == 1 ? s##r##1 : j == 2 ? s##r##2 : s##r##3)
 
 /* AVX-512: 4 x 4 tiles (rows == 4) or 1 x 4 (rows == 1), 16 lanes. */
 MRL__TARGET_AVX512 static void mrl__dot_tile_avx512(int rows, int cols, int k, const float *a,
@@ -1258,27 +1275,47 @@ MRL__TARGET_AVX512 static void mrl__dot_tile_avx512(int rows, int cols, int k, c
   __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00;
   __m512 s12 = s00, s13 = s00, s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00;
   __m512 s32 = s00, s33 = s00;
+  __m512 x0, x1, x2, x3, y0, y1, y2, y3;
+  __mmask16 mk = (__mmask16)((1u << (k % 16)) - 1u); /* the last partial step */
   int p, j;
-  for (p = 0; p < k; p += 16) {
-    __mmask16 mk = k - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - p)) - 1u);
-    __m512 y0 = _mm512_maskz_loadu_ps(mk, b0 + p), y1 = _mm512_maskz_loadu_ps(mk, b1 + p);
-    __m512 y2 = _mm512_maskz_loadu_ps(mk, b2 + p), y3 = _mm512_maskz_loadu_ps(mk, b3 + p);
-    __m512 x0 = _mm512_maskz_loadu_ps(mk, a + p);
-    MRL__DOT_ROW(0, _mm512_fmadd_ps);
-    if (rows == 4) {
-      __m512 x1 = _mm512_maskz_loadu_ps(mk, a + lda + p);
-      __m512 x2 = _mm512_maskz_loadu_ps(mk, a + 2 * lda + p);
-      __m512 x3 = _mm512_maskz_loadu_ps(mk, a + 3 * lda + p);
-      MRL__DOT_ROW(1, _mm512_fmadd_ps);
-      MRL__DOT_ROW(2, _mm512_fmadd_ps);
-      MRL__DOT_ROW(3, _mm512_fmadd_ps);
+#define MRL__LD512(q) _mm512_loadu_ps(q)
+#define MRL__LD512M(q) _mm512_maskz_loadu_ps(mk, q)
+#define MRL__D512_ROW0(LD)                                                                         \
+  y0 = LD(b0 + p);                                                                                 \
+  y1 = LD(b1 + p);                                                                                 \
+  y2 = LD(b2 + p);                                                                                 \
+  y3 = LD(b3 + p);                                                                                 \
+  x0 = LD(a + p);                                                                                  \
+  MRL__DOT_ROW(0, _mm512_fmadd_ps)
+#define MRL__D512_ROWS123(LD)                                                                      \
+  x1 = LD(a + lda + p);                                                                            \
+  x2 = LD(a + 2 * lda + p);                                                                        \
+  x3 = LD(a + 3 * lda + p);                                                                        \
+  MRL__DOT_ROW(1, _mm512_fmadd_ps);                                                                \
+  MRL__DOT_ROW(2, _mm512_fmadd_ps);                                                                \
+  MRL__DOT_ROW(3, _mm512_fmadd_ps)
+  if (rows == 4) {
+    for (p = 0; p + 16 <= k; p += 16) {
+      MRL__D512_ROW0(MRL__LD512);
+      MRL__D512_ROWS123(MRL__LD512);
+    }
+    if (p < k) {
+      MRL__D512_ROW0(MRL__LD512M);
+      MRL__D512_ROWS123(MRL__LD512M);
+    }
+  } else {
+    for (p = 0; p + 16 <= k; p += 16) {
+      MRL__D512_ROW0(MRL__LD512);
+    }
+    if (p < k) {
+      MRL__D512_ROW0(MRL__LD512M);
     }
   }
-  MRL__DOT_OUT(0, mrl__hsum512);
+  MRL__DOT_OUT(0, mrl__hsum4x512);
   if (rows == 4) {
-    MRL__DOT_OUT(1, mrl__hsum512);
-    MRL__DOT_OUT(2, mrl__hsum512);
-    MRL__DOT_OUT(3, mrl__hsum512);
+    MRL__DOT_OUT(1, mrl__hsum4x512);
+    MRL__DOT_OUT(2, mrl__hsum4x512);
+    MRL__DOT_OUT(3, mrl__hsum4x512);
   }
 }
 
@@ -1315,9 +1352,9 @@ MRL__TARGET_AVX2 static void mrl__dot_tile_avx2(int rows, int cols, int k, const
       MRL__DOT_ROW(1, _mm256_fmadd_ps);
     }
   }
-  MRL__DOT_OUT(0, mrl__hsum256);
+  MRL__DOT_OUT(0, mrl__hsum4x256);
   if (rows == 2) {
-    MRL__DOT_OUT(1, mrl__hsum256);
+    MRL__DOT_OUT(1, mrl__hsum4x256);
   }
 }
 #endif
