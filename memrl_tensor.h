@@ -898,7 +898,9 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
 }
 
 /* AVX-512F micro-kernel: C[12,32] += Ap Bp (12 and 32 floats per step). The
- * rows are written out so that the 24 accumulators stay in registers. */
+ * rows are written out so that the 24 accumulators stay in registers. The
+ * 8- and 4-row variants read the same 12-row panels (the last, partial panel
+ * of A), so every element still gets the same chain. */
 #define MRL__K512_LOAD(r)                                                                          \
   __m512 c##r##a = _mm512_loadu_ps(ci + r * ldi), c##r##b = _mm512_loadu_ps(ci + r * ldi + 16)
 #define MRL__K512_STEP(r)                                                                          \
@@ -908,49 +910,37 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
 #define MRL__K512_STORE(r)                                                                         \
   _mm512_storeu_ps(c + r * ldc, c##r##a);                                                          \
   _mm512_storeu_ps(c + r * ldc + 16, c##r##b)
-MRL__TARGET_AVX512 static void mrl__kern_avx512(int kc, const float *ap, const float *bp,
-                                                const float *ci, size_t ldi, float *c, size_t ldc) {
-  MRL__K512_LOAD(0);
-  MRL__K512_LOAD(1);
-  MRL__K512_LOAD(2);
-  MRL__K512_LOAD(3);
-  MRL__K512_LOAD(4);
-  MRL__K512_LOAD(5);
-  MRL__K512_LOAD(6);
-  MRL__K512_LOAD(7);
-  MRL__K512_LOAD(8);
-  MRL__K512_LOAD(9);
-  MRL__K512_LOAD(10);
-  MRL__K512_LOAD(11);
-  int p;
-  for (p = 0; p < kc; p++, ap += 12, bp += 32) {
-    __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;
-    MRL__K512_STEP(0);
-    MRL__K512_STEP(1);
-    MRL__K512_STEP(2);
-    MRL__K512_STEP(3);
-    MRL__K512_STEP(4);
-    MRL__K512_STEP(5);
-    MRL__K512_STEP(6);
-    MRL__K512_STEP(7);
-    MRL__K512_STEP(8);
-    MRL__K512_STEP(9);
-    MRL__K512_STEP(10);
-    MRL__K512_STEP(11);
+#define MRL__ROWS4(X)                                                                              \
+  X(0);                                                                                            \
+  X(1);                                                                                            \
+  X(2);                                                                                            \
+  X(3)
+#define MRL__ROWS8(X)                                                                              \
+  MRL__ROWS4(X);                                                                                   \
+  X(4);                                                                                            \
+  X(5);                                                                                            \
+  X(6);                                                                                            \
+  X(7)
+#define MRL__ROWS12(X)                                                                             \
+  MRL__ROWS8(X);                                                                                   \
+  X(8);                                                                                            \
+  X(9);                                                                                            \
+  X(10);                                                                                           \
+  X(11)
+#define MRL__K512_DEFINE(name, ROWS)                                                               \
+  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, const float *ci,   \
+                                      size_t ldi, float *c, size_t ldc) {                          \
+    ROWS(MRL__K512_LOAD);                                                                          \
+    int p;                                                                                         \
+    for (p = 0; p < kc; p++, ap += 12, bp += 32) {                                                 \
+      __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;                           \
+      ROWS(MRL__K512_STEP);                                                                        \
+    }                                                                                              \
+    ROWS(MRL__K512_STORE);                                                                         \
   }
-  MRL__K512_STORE(0);
-  MRL__K512_STORE(1);
-  MRL__K512_STORE(2);
-  MRL__K512_STORE(3);
-  MRL__K512_STORE(4);
-  MRL__K512_STORE(5);
-  MRL__K512_STORE(6);
-  MRL__K512_STORE(7);
-  MRL__K512_STORE(8);
-  MRL__K512_STORE(9);
-  MRL__K512_STORE(10);
-  MRL__K512_STORE(11);
-}
+MRL__K512_DEFINE(mrl__kern_avx512, MRL__ROWS12)
+MRL__K512_DEFINE(mrl__kern_avx512_r8, MRL__ROWS8)
+MRL__K512_DEFINE(mrl__kern_avx512_r4, MRL__ROWS4)
 
 /* Packs `rows` rows of src (row stride ld, contiguous along p) into w lanes
  * per step p: dst[p*w + r] = src[r*ld + p], lanes rows..w-1 zero. This is the
@@ -1026,11 +1016,16 @@ static int mrl__gemm_isa(void) {
 /* Runs the kernel: C tile = Cin tile + Ap Bp, Cin read from ci (row stride
  * ldi; the zero table with ldi = 0 when beta == 0 on the first K slice, so
  * C's old contents are never read and need no clearing). */
-static void mrl__gemm_kernel(int isa, int kc, const float *ap, const float *bp, const float *ci,
-                             size_t ldi, float *c, size_t ldc) {
+static void mrl__gemm_kernel(int isa, int rows, int kc, const float *ap, const float *bp,
+                             const float *ci, size_t ldi, float *c, size_t ldc) {
 #ifdef MRL__X86_SIMD
   if (isa == MRL__ISA_AVX512) {
-    mrl__kern_avx512(kc, ap, bp, ci, ldi, c, ldc);
+    if (rows == 4)
+      mrl__kern_avx512_r4(kc, ap, bp, ci, ldi, c, ldc);
+    else if (rows == 8)
+      mrl__kern_avx512_r8(kc, ap, bp, ci, ldi, c, ldc);
+    else
+      mrl__kern_avx512(kc, ap, bp, ci, ldi, c, ldc);
     return;
   }
   if (isa == MRL__ISA_AVX2) {
@@ -1039,6 +1034,7 @@ static void mrl__gemm_kernel(int isa, int kc, const float *ap, const float *bp, 
   }
 #endif
   (void)isa;
+  (void)rows;
   mrl__kern_c(kc, ap, bp, ci, ldi, c, ldc);
 }
 
@@ -1133,15 +1129,17 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           int mb = mc - ir < mr ? mc - ir : mr;
           float *ct = c + (size_t)(i0 + ir) * ldc + j0 + jr;
           int fresh = zero && p0 == 0; /* beta == 0: start from the zero table */
-          if (mb == mr && nb == nr) {
-            mrl__gemm_kernel(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
+          /* rows the kernel runs: mr, or on AVX-512 the last panel's 4 or 8 */
+          int kr = isa == MRL__ISA_AVX512 && mb <= 8 ? (mb <= 4 ? 4 : 8) : mr;
+          if (mb == kr && nb == nr) {
+            mrl__gemm_kernel(isa, kr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
                              fresh ? mrl__zeros : ct, fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
           } else {
-            for (r = 0; r < mr; r++)
+            for (r = 0; r < kr; r++)
               for (q = 0; q < nr; q++)
                 tile[r * nr + q] = r < mb && q < nb && !fresh ? ct[(size_t)r * ldc + q] : 0.0f;
-            mrl__gemm_kernel(isa, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile, (size_t)nr,
-                             tile, (size_t)nr);
+            mrl__gemm_kernel(isa, kr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile,
+                             (size_t)nr, tile, (size_t)nr);
             for (r = 0; r < mb; r++)
               for (q = 0; q < nb; q++) ct[(size_t)r * ldc + q] = tile[r * nr + q];
           }
@@ -1438,9 +1436,6 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
     mrl__gemm_direct(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
     return;
   }
-  /* The AVX2 and AVX-512 kernels compute the same chains (bitwise equal
-   * results); with few rows the 6-row kernel pads less. */
-  if (isa == MRL__ISA_AVX512 && m < 48 && (m + 5) / 6 * 6 < (m + 11) / 12 * 12) isa = MRL__ISA_AVX2;
   /* Column blocks of C. With OpenMP each thread takes one contiguous range
    * of columns (split at multiples of 32) in blocks of at most NC; block
    * widths never change a result (each element's chain is the same in any
