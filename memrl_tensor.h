@@ -941,6 +941,25 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
 MRL__K512_DEFINE(mrl__kern_avx512, MRL__ROWS12)
 MRL__K512_DEFINE(mrl__kern_avx512_r8, MRL__ROWS8)
 MRL__K512_DEFINE(mrl__kern_avx512_r4, MRL__ROWS4)
+/* The same over the first 16 columns of the panels (the last, narrow panel of
+ * B). */
+#define MRL__K512H_LOAD(r) __m512 c##r##a = _mm512_loadu_ps(ci + r * ldi)
+#define MRL__K512H_STEP(r) c##r##a = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), b0, c##r##a)
+#define MRL__K512H_STORE(r) _mm512_storeu_ps(c + r * ldc, c##r##a)
+#define MRL__K512H_DEFINE(name, ROWS)                                                              \
+  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, const float *ci,   \
+                                      size_t ldi, float *c, size_t ldc) {                          \
+    ROWS(MRL__K512H_LOAD);                                                                         \
+    int p;                                                                                         \
+    for (p = 0; p < kc; p++, ap += 12, bp += 32) {                                                 \
+      __m512 b0 = _mm512_loadu_ps(bp);                                                             \
+      ROWS(MRL__K512H_STEP);                                                                       \
+    }                                                                                              \
+    ROWS(MRL__K512H_STORE);                                                                        \
+  }
+MRL__K512H_DEFINE(mrl__kern_avx512_c16, MRL__ROWS12)
+MRL__K512H_DEFINE(mrl__kern_avx512_r8c16, MRL__ROWS8)
+MRL__K512H_DEFINE(mrl__kern_avx512_r4c16, MRL__ROWS4)
 
 /* Packs `rows` rows of src (row stride ld, contiguous along p) into w lanes
  * per step p: dst[p*w + r] = src[r*ld + p], lanes rows..w-1 zero. This is the
@@ -949,6 +968,7 @@ MRL__K512_DEFINE(mrl__kern_avx512_r4, MRL__ROWS4)
 MRL__TARGET_AVX2 static void mrl__pack_rows_avx2(int w, int rows, int kc, const float *src,
                                                  size_t ld, float *dst) {
   int r0 = 0, p, r;
+  if (rows < w) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)w); /* padding lanes */
   for (; r0 + 8 <= rows; r0 += 8) {
     const float *s = src + (size_t)r0 * ld;
     for (p = 0; p + 8 <= kc; p += 8) {
@@ -996,11 +1016,9 @@ MRL__TARGET_AVX2 static void mrl__pack_rows_avx2(int w, int rows, int kc, const 
     for (; p < kc; p++)
       for (r = 0; r < 4; r++) dst[(size_t)p * w + r0 + r] = s[(size_t)r * ld + p];
   }
-  for (p = 0; p < kc; p++) {
-    float *d = dst + (size_t)p * w;
-    for (r = r0; r < rows; r++) d[r] = src[(size_t)r * ld + p];
-    for (; r < w; r++) d[r] = 0.0f;
-  }
+  if (r0 < rows)
+    for (p = 0; p < kc; p++)
+      for (r = r0; r < rows; r++) dst[(size_t)p * w + r] = src[(size_t)r * ld + p];
 }
 #endif /* MRL__X86_SIMD */
 
@@ -1016,9 +1034,18 @@ static int mrl__gemm_isa(void) {
 /* Runs the kernel: C tile = Cin tile + Ap Bp, Cin read from ci (row stride
  * ldi; the zero table with ldi = 0 when beta == 0 on the first K slice, so
  * C's old contents are never read and need no clearing). */
-static void mrl__gemm_kernel(int isa, int rows, int kc, const float *ap, const float *bp,
+static void mrl__gemm_kernel(int isa, int rows, int cols, int kc, const float *ap, const float *bp,
                              const float *ci, size_t ldi, float *c, size_t ldc) {
 #ifdef MRL__X86_SIMD
+  if (isa == MRL__ISA_AVX512 && cols == 16) {
+    if (rows == 4)
+      mrl__kern_avx512_r4c16(kc, ap, bp, ci, ldi, c, ldc);
+    else if (rows == 8)
+      mrl__kern_avx512_r8c16(kc, ap, bp, ci, ldi, c, ldc);
+    else
+      mrl__kern_avx512_c16(kc, ap, bp, ci, ldi, c, ldc);
+    return;
+  }
   if (isa == MRL__ISA_AVX512) {
     if (rows == 4)
       mrl__kern_avx512_r4(kc, ap, bp, ci, ldi, c, ldc);
@@ -1035,6 +1062,7 @@ static void mrl__gemm_kernel(int isa, int rows, int kc, const float *ap, const f
 #endif
   (void)isa;
   (void)rows;
+  (void)cols;
   mrl__kern_c(kc, ap, bp, ci, ldi, c, ldc);
 }
 
@@ -1069,13 +1097,14 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           continue;
         }
 #endif
+        if (nb < nr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)nr);
         for (q = 0; q < nb; q++) {
           const float *src = b + (size_t)(j0 + jr + q) * ldb + p0;
           for (p = 0; p < kc; p++) dst[(size_t)p * nr + q] = src[p];
         }
-        for (; q < nr; q++)
-          for (p = 0; p < kc; p++) dst[(size_t)p * nr + q] = 0.0f;
       } else {
+        /* zero padding first (one memset, not one per row) */
+        if (nb < nr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)nr);
         for (p = 0; p < kc; p++) {
           const float *src = b + (size_t)(p0 + p) * ldb + j0 + jr;
           float *d = dst + (size_t)p * nr;
@@ -1091,7 +1120,6 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
             q = 8;
           }
           for (; q < nb; q++) d[q] = src[q];
-          for (; q < nr; q++) d[q] = 0.0f;
         }
       }
     }
@@ -1102,11 +1130,11 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
         float *dst = ap + (size_t)ir * kc;
         int mb = mc - ir < mr ? mc - ir : mr;
         if (ta) {
+          if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
           for (p = 0; p < kc; p++) {
             const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
             float *d = dst + (size_t)p * mr;
             for (r = 0; r < mb; r++) d[r] = src[r];
-            for (; r < mr; r++) d[r] = 0.0f;
           }
         } else {
           const float *src = a + (size_t)(i0 + ir) * lda + p0;
@@ -1116,10 +1144,10 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
             continue;
           }
 #endif
+          if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
           for (p = 0; p < kc; p++) {
             float *d = dst + (size_t)p * mr;
             for (r = 0; r < mb; r++) d[r] = src[(size_t)r * lda + p];
-            for (; r < mr; r++) d[r] = 0.0f;
           }
         }
       }
@@ -1131,17 +1159,19 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           int fresh = zero && p0 == 0; /* beta == 0: start from the zero table */
           /* rows the kernel runs: mr, or on AVX-512 the last panel's 4 or 8 */
           int kr = isa == MRL__ISA_AVX512 && mb <= 8 ? (mb <= 4 ? 4 : 8) : mr;
-          if (mb == kr && nb == nr) {
-            mrl__gemm_kernel(isa, kr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
+          int kn = isa == MRL__ISA_AVX512 && nb <= 16 ? 16 : nr; /* and columns */
+          if (mb == kr && nb == kn) {
+            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
                              fresh ? mrl__zeros : ct, fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
           } else {
-            for (r = 0; r < kr; r++)
-              for (q = 0; q < nr; q++)
-                tile[r * nr + q] = r < mb && q < nb && !fresh ? ct[(size_t)r * ldc + q] : 0.0f;
-            mrl__gemm_kernel(isa, kr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile,
+            memset(tile, 0, sizeof(float) * (size_t)(kr * nr));
+            if (!fresh)
+              for (r = 0; r < mb; r++)
+                memcpy(tile + r * nr, ct + (size_t)r * ldc, sizeof(float) * (size_t)nb);
+            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile,
                              (size_t)nr, tile, (size_t)nr);
             for (r = 0; r < mb; r++)
-              for (q = 0; q < nb; q++) ct[(size_t)r * ldc + q] = tile[r * nr + q];
+              memcpy(ct + (size_t)r * ldc, tile + r * nr, sizeof(float) * (size_t)nb);
           }
         }
       }
