@@ -759,7 +759,8 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * (KC x NC, in NR-wide column panels) and op(A) (MC x KC, in MR-tall row
  * panels) into stack buffers, zero-padded at the edges, and an MR x NR
  * register-blocked micro-kernel runs over the packed panels. Three kernels:
- * AVX-512F (12x32) and AVX2+FMA (6x16) with intrinsics, chosen at run time
+ * AVX-512F (12x32, with 8- and 4-row and 16-column variants for the last
+ * panels) and AVX2+FMA (6x16) with intrinsics, chosen at run time
  * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 4x8
  * kernel in GCC/Clang vector extensions (plain scalar loops elsewhere). Define
  * MRL_NO_SIMD to use only the portable kernel. Tiny and few-row products skip
