@@ -761,7 +761,7 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * register-blocked micro-kernel runs over the packed panels. Three kernels:
  * AVX-512F (12x32, with 8- and 4-row and 16-column variants for the last
  * panels) and AVX2+FMA (6x16) with intrinsics, chosen at run time
- * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 4x8
+ * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 6x8
  * kernel in GCC/Clang vector extensions (plain scalar loops elsewhere). Define
  * MRL_NO_SIMD to use only the portable kernel. Tiny and few-row products skip
  * packing (mrl__gemm_direct): rows of axpys for A B and A^T B (one or two
@@ -789,7 +789,7 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
 #define MRL_GEMM_NC 192
 #endif
 #define MRL__KC 256
-#define MRL__MC 48          /* multiple of every MR (12, 6, 4) */
+#define MRL__MC 48          /* multiple of every MR (12, 6) */
 #define MRL__NC MRL_GEMM_NC /* multiple of every NR (32, 16, 8) */
 typedef char mrl__gemm_nc_check[(MRL__NC % 32 == 0 && MRL__NC >= 32) ? 1 : -1];
 #define MRL__DOT_M 16 /* op(B)=B^T with at most this many rows: dot products */
@@ -809,42 +809,57 @@ typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
 #define MRL__HAVE_V4 1
 #endif
 
-/* Portable micro-kernel: C[4,8] (row stride ldc) += Ap Bp over kc steps,
- * where Ap holds 4 floats per step and Bp 8. */
+/* Portable micro-kernel: C[6,8] (row stride ldc) = Cin + Ap Bp over kc
+ * steps, where Ap holds 6 floats per step and Bp 8; Cin is read from ci (row
+ * stride ldi). Rows are written out so the accumulators stay in registers. */
+#ifdef MRL__HAVE_V4
+#define MRL__KC_LOAD(r)                                                                            \
+  mrl__v4 c##r##a, c##r##b;                                                                        \
+  memcpy(&c##r##a, ci + r * ldi, sizeof(mrl__v4));                                                 \
+  memcpy(&c##r##b, ci + r * ldi + 4, sizeof(mrl__v4))
+#define MRL__KC_STEP(r)                                                                            \
+  c##r##a += ap[r] * b0;                                                                           \
+  c##r##b += ap[r] * b1
+#define MRL__KC_STORE(r)                                                                           \
+  memcpy(c + r * ldc, &c##r##a, sizeof(mrl__v4));                                                  \
+  memcpy(c + r * ldc + 4, &c##r##b, sizeof(mrl__v4))
+#endif
 static void mrl__kern_c(int kc, const float *ap, const float *bp, const float *ci, size_t ldi,
                         float *c, size_t ldc) {
-  int p, r;
 #ifdef MRL__HAVE_V4
-  mrl__v4 c0[4], c1[4], b0, b1;
-  for (r = 0; r < 4; r++) {
-    memcpy(&c0[r], ci + r * ldi, sizeof b0);
-    memcpy(&c1[r], ci + r * ldi + 4, sizeof b0);
-  }
-  for (p = 0; p < kc; p++, ap += 4, bp += 8) {
+  mrl__v4 b0, b1;
+  int p;
+  MRL__KC_LOAD(0);
+  MRL__KC_LOAD(1);
+  MRL__KC_LOAD(2);
+  MRL__KC_LOAD(3);
+  MRL__KC_LOAD(4);
+  MRL__KC_LOAD(5);
+  for (p = 0; p < kc; p++, ap += 6, bp += 8) {
     memcpy(&b0, bp, sizeof b0);
     memcpy(&b1, bp + 4, sizeof b1);
-    c0[0] += ap[0] * b0;
-    c1[0] += ap[0] * b1;
-    c0[1] += ap[1] * b0;
-    c1[1] += ap[1] * b1;
-    c0[2] += ap[2] * b0;
-    c1[2] += ap[2] * b1;
-    c0[3] += ap[3] * b0;
-    c1[3] += ap[3] * b1;
+    MRL__KC_STEP(0);
+    MRL__KC_STEP(1);
+    MRL__KC_STEP(2);
+    MRL__KC_STEP(3);
+    MRL__KC_STEP(4);
+    MRL__KC_STEP(5);
   }
-  for (r = 0; r < 4; r++) {
-    memcpy(c + r * ldc, &c0[r], sizeof b0);
-    memcpy(c + r * ldc + 4, &c1[r], sizeof b0);
-  }
+  MRL__KC_STORE(0);
+  MRL__KC_STORE(1);
+  MRL__KC_STORE(2);
+  MRL__KC_STORE(3);
+  MRL__KC_STORE(4);
+  MRL__KC_STORE(5);
 #else
-  float acc[4][8];
-  int q;
-  for (r = 0; r < 4; r++)
+  float acc[6][8];
+  int p, r, q;
+  for (r = 0; r < 6; r++)
     for (q = 0; q < 8; q++) acc[r][q] = ci[r * ldi + q];
-  for (p = 0; p < kc; p++, ap += 4, bp += 8)
-    for (r = 0; r < 4; r++)
+  for (p = 0; p < kc; p++, ap += 6, bp += 8)
+    for (r = 0; r < 6; r++)
       for (q = 0; q < 8; q++) acc[r][q] = acc[r][q] + ap[r] * bp[q];
-  for (r = 0; r < 4; r++)
+  for (r = 0; r < 6; r++)
     for (q = 0; q < 8; q++) c[r * ldc + q] = acc[r][q];
 #endif
 }
@@ -1082,7 +1097,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
                                    float *c, int ldc) {
   float bbuf[MRL__KC * MRL__NC + 16], abuf[MRL__MC * MRL__KC + 16], tbuf[12 * 32 + 16];
   float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
-  int mr = isa == MRL__ISA_AVX512 ? 12 : isa == MRL__ISA_AVX2 ? 6 : 4;
+  int mr = isa == MRL__ISA_AVX512 ? 12 : 6;
   int nr = isa == MRL__ISA_AVX512 ? 32 : isa == MRL__ISA_AVX2 ? 16 : 8;
   int p0, i0, jr, ir, p, q, r;
   for (p0 = 0; p0 < k; p0 += MRL__KC) {
