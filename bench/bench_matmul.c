@@ -44,11 +44,13 @@ typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float a
                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
                          int ldc);
 typedef void (*set_threads_fn)(int);
+#ifndef BENCH_OPENBLAS
+#define BENCH_OPENBLAS "libopenblas.so.0" /* -DBENCH_OPENBLAS=\"x.so\" to try another */
+#endif
 static sgemm_fn blas_load(void) {
-  void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+  void *h = dlopen(BENCH_OPENBLAS, RTLD_NOW | RTLD_LOCAL);
   sgemm_fn f;
   set_threads_fn st;
-  if (!h) h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
   if (!h) return NULL;
   /* object-to-function pointer casts through memcpy keep -pedantic quiet */
   {
@@ -210,7 +212,7 @@ int main(void) {
     shapes[ns++] = s2;
     shapes[ns++] = s3;
   }
-  if (!blas) printf("OpenBLAS (libopenblas.so.0) not found: ref=none for that comparison\n");
+  if (!blas) printf("OpenBLAS (%s) not found: ref=none for that comparison\n", BENCH_OPENBLAS);
   for (i = 0; i < ns; i++) {
     const shape *s = &shapes[i];
     double v, nv, bv;
