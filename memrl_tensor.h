@@ -1288,13 +1288,17 @@ MRL__TARGET_AVX2 MRL__INLINE static __m128 mrl__hsum4x256(__m256 v0, __m256 v1, 
   __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(b2, b3), _mm_unpackhi_ps(b2, b3));
   return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
 }
-/* The same for 16-lane vectors: first (l + l+8), then as above. */
-#define MRL__HALF512(v)                                                                            \
-  _mm256_add_ps(_mm512_castps512_ps256(v),                                                         \
-                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
+/* The same for 16-lane vectors: first (l + l+8), then as above. The halves
+ * go through memory: GCC 12's C++ front end warns about the register casts
+ * (_mm512_castps512_ps256) at -O2. */
+MRL__TARGET_AVX512 MRL__INLINE static __m256 mrl__half512(__m512 v) {
+  float t[16];
+  _mm512_storeu_ps(t, v);
+  return _mm256_add_ps(_mm256_loadu_ps(t), _mm256_loadu_ps(t + 8));
+}
 MRL__TARGET_AVX512 MRL__INLINE static __m128 mrl__hsum4x512(__m512 v0, __m512 v1, __m512 v2,
                                                             __m512 v3) {
-  return mrl__hsum4x256(MRL__HALF512(v0), MRL__HALF512(v1), MRL__HALF512(v2), MRL__HALF512(v3));
+  return mrl__hsum4x256(mrl__half512(v0), mrl__half512(v1), mrl__half512(v2), mrl__half512(v3));
 }
 /* C row r, columns 0..cols-1, += the four lane sums of row r's accumulators */
 #define MRL__DOT_OUT(r, HSUM4)                                                                     \
