@@ -763,9 +763,10 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * panels) and AVX2+FMA (6x16) with intrinsics, chosen at run time
  * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 6x8
  * kernel in GCC/Clang vector extensions (plain scalar loops elsewhere). Define
- * MRL_NO_SIMD to use only the portable kernel. Tiny and few-row products skip
- * packing (mrl__gemm_direct): rows of axpys for A B and A^T B (one or two
- * rows), dot-product tiles for A B^T (up to 16 rows).
+ * MRL_NO_SIMD to use only the portable kernel. Few-row and tiny (at most
+ * 4096 multiply-adds) products skip packing (mrl__gemm_direct): rows of axpys
+ * for A B and A^T B, dot-product tiles for A B^T (up to 16 rows), and for
+ * A^T B^T the packed kernels' chain element by element.
  *
  * Numerics: every element of C is one chain over k in increasing order,
  * starting from beta*C: c = c + a_ip*b_pj. The SIMD kernels round each step
@@ -777,10 +778,10 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * one other order: A B^T with at most MRL__DOT_M rows or at most 4096
  * multiply-adds (mrl__gemm_direct), where each element is a dot product
  * summed in 8 (AVX2, portable, AVX-512 with 1-3 rows) or 16 (AVX-512 with 4
- * or more rows) interleaved lanes, reduced in a
- * fixed tree, then added to C. (If a build lets the compiler contract a*b+c,
- * e.g. -march=native with -ffp-contract=fast, the portable kernel may fuse
- * too; it stays deterministic.)
+ * or more rows) interleaved lanes, reduced in a fixed tree, then added to C.
+ * (If a build lets the compiler contract a*b+c, e.g. -march=native with
+ * -ffp-contract=fast, the portable kernel may fuse too; it stays
+ * deterministic.)
  *
  * Stack: one call (or each OpenMP thread) keeps its packed panels on the
  * stack, 4*(KC*NC + MC*KC) bytes, about 240 KiB with the defaults; define
