@@ -11,7 +11,9 @@
  * threads over 1 (same binary, omp_set_num_threads).
  * The last figure is the cost of recording one tiny op on the tape and
  * replaying it in mrl_backward, in nanoseconds per op.
- * cc -std=c99 -O2 bench/bench_matmul.c -o bench_matmul -lm -ldl && ./bench_matmul */
+ * cc -std=c99 -O2 bench/bench_matmul.c -o bench_matmul -lm -ldl && ./bench_matmul
+ * (add -DBENCH_ISA=1 to time the AVX2 kernel on an AVX-512 CPU, -DMRL_NO_SIMD
+ * for the portable one) */
 #define _POSIX_C_SOURCE 199309L
 #define MEMRL_TENSOR_IMPLEMENTATION
 #include "../memrl_tensor.h"
@@ -91,7 +93,11 @@ static double round_gflops(int which, const shape *s, const float *a, const floa
   do {
     for (i = 0; i < batch; i++) {
       if (which == 0)
+#ifdef BENCH_ISA /* force a kernel: 0 portable, 1 AVX2+FMA, 2 AVX-512 */
+        mrl__gemm_isa_run(BENCH_ISA, s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, 0.0f, c, s->n);
+#else
         mrl_gemm(s->ta, s->tb, s->m, s->n, s->k, a, lda, b, ldb, 0.0f, c, s->n);
+#endif
       else if (which == 1)
         naive(s, a, b, c);
       else
