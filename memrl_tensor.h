@@ -403,7 +403,8 @@ static inline float mrl_sigmoidf(float x) {
 /* ---- kernels (no graph), used by layers and algorithms ---- */
 /* C[M,N] = beta*C + op(A) op(B), op = transpose when the flag is set.
  * lda/ldb/ldc are row strides of the matrices as stored. beta == 0 ignores
- * C's old contents (NaN included); m, n or k <= 0 only applies beta.
+ * C's old contents (NaN included); m, n or k <= 0 only applies beta. A
+ * stride shorter than its matrix's row stops at MRL_ASSERT.
  * Packed, register-blocked kernels: AVX-512F or AVX2+FMA when the CPU has
  * them (checked at run time, x86-64 with GCC/Clang), else portable C; with
  * -fopenmp, column blocks of large products are shared between threads.
@@ -1480,6 +1481,7 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
                               float *c, int ldc) {
   int i, j, packed;
   if (m <= 0 || n <= 0) return;
+  MRL_ASSERT(ldc >= n && "mrl_gemm: ldc must be at least n");
   packed = k > 0 && !((trans_b && !trans_a && m <= MRL__DOT_M) || (!trans_b && m <= 2) ||
                       (double)m * n * k <= 4096.0);
   if (beta == 0.0f && packed) {
@@ -1491,6 +1493,8 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
       for (j = 0; j < n; j++) c[(size_t)i * ldc + j] *= beta;
   }
   if (k <= 0) return;
+  MRL_ASSERT(lda >= (trans_a ? m : k) && ldb >= (trans_b ? k : n) &&
+             "mrl_gemm: a row stride is shorter than its row");
   if (!packed) {
     mrl__gemm_direct(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
     return;
