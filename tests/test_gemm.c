@@ -32,12 +32,16 @@ static int check_one(mrl_rng *rng, int isa, int ta, int tb, int m, int n, int k,
                      float beta) {
   int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
   int rows_a = ta ? k : m, rows_b = tb ? n : k, i, j, p, bad = 0;
-  size_t na = (size_t)rows_a * lda + 1, nb = (size_t)rows_b * ldb + 1, nc = (size_t)m * ldc + 1;
-  float *a = (float *)malloc(sizeof(float) * na), *b = (float *)malloc(sizeof(float) * nb);
+  /* A and B allocated to the last element they hold (so the sanitizers see
+   * any read past it), starting off 16-byte alignment for odd shapes */
+  int off = (m + n + k) & 1;
+  size_t na = (size_t)(rows_a - 1) * lda + (ta ? m : k) + off;
+  size_t nb = (size_t)(rows_b - 1) * ldb + (tb ? k : n) + off, nc = (size_t)m * ldc + 1;
+  float *abuf = (float *)malloc(sizeof(float) * na), *bbuf = (float *)malloc(sizeof(float) * nb);
   float *c = (float *)malloc(sizeof(float) * nc), *c0 = (float *)malloc(sizeof(float) * nc);
-  float *c2 = (float *)malloc(sizeof(float) * nc);
-  fill(rng, a, na);
-  fill(rng, b, nb);
+  float *c2 = (float *)malloc(sizeof(float) * nc), *a = abuf + off, *b = bbuf + off;
+  fill(rng, abuf, na);
+  fill(rng, bbuf, nb);
   fill(rng, c0, nc);
   if (beta == 0.0f) /* beta = 0 must ignore C, even NaN */
     for (i = 0; i < m; i++) c0[(size_t)i * ldc] = NAN;
@@ -77,8 +81,8 @@ static int check_one(mrl_rng *rng, int isa, int ta, int tb, int m, int n, int k,
     bad++;
     MRL_CHECK(0, "isa %d ta %d tb %d %dx%dx%d: two runs differ", isa, ta, tb, m, n, k);
   }
-  free(a);
-  free(b);
+  free(abuf);
+  free(bbuf);
   free(c);
   free(c0);
   free(c2);
