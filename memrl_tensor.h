@@ -18,8 +18,9 @@
  *   MRL_NO_SIMD                     mrl_gemm: portable C kernel only (no AVX2/AVX-512
  *                                   intrinsics, no run-time CPU check)
  *   MRL_NO_VECTOR_EXTENSIONS        portable kernel in plain scalar C (no GCC vectors)
- *   MRL_GEMM_NC                     mrl_gemm column block (multiple of 32, default 192);
- *                                   stack use is about 4*256*(NC+48) bytes per call
+ *   MRL_GEMM_KC, MRL_GEMM_NC        mrl_gemm depth and column blocks (default 128 and
+ *                                   128; NC a multiple of 32): 4*KC*(NC+48) bytes of
+ *                                   stack per call (88 KiB)
  *
  * CONCEPTS
  *   mrl_tensor  row-major float32 array of up to 4 dimensions, with an optional
@@ -415,7 +416,7 @@ static inline float mrl_sigmoidf(float x) {
  * batch-1 / small-batch linear layer) sums each element as a lane-split dot
  * product, so its rows may differ in the last bits from a larger batch's
  * (likewise any A B^T of at most 4096 multiply-adds).
- * Uses about 240 KiB of stack (see MRL_GEMM_NC). */
+ * Uses about 88 KiB of stack (see MRL_GEMM_NC). */
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
                       const float *b, int ldb, float beta, float *c, int ldc);
 
@@ -785,16 +786,20 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * deterministic.)
  *
  * Stack: one call (or each OpenMP thread) keeps its packed panels on the
- * stack, 4*(KC*NC + MC*KC) bytes, about 240 KiB with the defaults; define
- * MRL_GEMM_NC (a multiple of 32) smaller before the implementation for
- * threads with small stacks (96 gives 144 KiB, a few percent slower). */
-#ifndef MRL_GEMM_NC
-#define MRL_GEMM_NC 192
+ * stack, 4*KC*(NC + MC) bytes: 88 KiB with the defaults (KC = NC = 128), so
+ * that threads with small stacks (musl's 128 KiB) can call it. Where stacks
+ * are large, -DMRL_GEMM_KC=256 -DMRL_GEMM_NC=192 (240 KiB) gains a few
+ * percent on products of 512 and more. */
+#ifndef MRL_GEMM_KC
+#define MRL_GEMM_KC 128
 #endif
-#define MRL__KC 256
+#ifndef MRL_GEMM_NC
+#define MRL_GEMM_NC 128
+#endif
+#define MRL__KC MRL_GEMM_KC
 #define MRL__MC 48          /* multiple of every MR (12, 6) */
 #define MRL__NC MRL_GEMM_NC /* multiple of every NR (32, 16, 8) */
-typedef char mrl__gemm_nc_check[(MRL__NC % 32 == 0 && MRL__NC >= 32) ? 1 : -1];
+typedef char mrl__gemm_block_check[(MRL__NC % 32 == 0 && MRL__NC >= 32 && MRL__KC >= 1) ? 1 : -1];
 #define MRL__DOT_M 16 /* op(B)=B^T with at most this many rows: dot products */
 #define MRL__ISA_C 0
 #define MRL__ISA_AVX2 1

@@ -50,12 +50,16 @@ for t in $unit; do count "./build/san_$t" "$t (sanitizers)"; done
 for t in $learning; do count "./build/$t" "$t (-O2)"; done
 
 # mrl_gemm with OpenMP: a -fopenmp build passes test_gemm on 2 threads and
-# prints the same bitwise checksums of large products on 1 and 2 threads.
-check "gemm bitwise across OpenMP threads" sh -c '"${CC:-cc}" -O2 -fopenmp -o build/test_gemm_omp tests/test_gemm.c -lm &&
+# prints the same bitwise checksums of large products on 1 and 2 threads, and
+# so does a build with tiny blocks (blocking never changes a result).
+check "gemm bitwise across OpenMP threads and blockings" sh -c '"${CC:-cc}" -O2 -fopenmp -o build/test_gemm_omp tests/test_gemm.c -lm &&
+  "${CC:-cc}" -O2 -DMRL_GEMM_KC=7 -DMRL_GEMM_NC=32 -o build/test_gemm_blocks tests/test_gemm.c -lm &&
   OMP_NUM_THREADS=2 ./build/test_gemm_omp &&
   one=$(OMP_NUM_THREADS=1 ./build/test_gemm_omp --checksum) &&
   two=$(OMP_NUM_THREADS=2 ./build/test_gemm_omp --checksum) &&
-  echo "gemm checksums: 1 thread $one, 2 threads $two" && [ -n "$one" ] && [ "$one" = "$two" ]'
+  blk=$(./build/test_gemm_blocks --checksum) &&
+  echo "gemm checksums: 1 thread $one, 2 threads $two, small blocks $blk" &&
+  [ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$blk" ]'
 
 # Headers as C99 and C++, gcc and clang, warnings as errors.
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/all_headers.c
