@@ -807,10 +807,20 @@ typedef char mrl__gemm_block_check[(MRL__NC % 32 == 0 && MRL__NC >= 32 && MRL__K
 
 #if !defined(MRL_NO_SIMD) && defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 5)
 #define MRL__X86_SIMD 1
+#endif
+#if defined(MRL__X86_SIMD) || defined(_OPENMP)
+#ifdef __cplusplus
+} /* system headers outside the extern "C" block */
+#endif
+#ifdef MRL__X86_SIMD
 #include <immintrin.h>
 #endif
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
 #endif
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(MRL_NO_VECTOR_EXTENSIONS)
 typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
