@@ -413,9 +413,10 @@ static inline float mrl_sigmoidf(float x) {
  * beta*C, whatever the thread count, blocking or batch size (fused
  * multiply-adds on the SIMD kernels, separate roundings in portable C, so the
  * two differ in the last bits). Exception: A B^T with at most 16 rows (the
- * batch-1 / small-batch linear layer) sums each element as a lane-split dot
- * product, so its rows may differ in the last bits from a larger batch's
- * (likewise any A B^T of at most 4096 multiply-adds).
+ * batch-1 / small-batch linear layer) or at most 4 columns (policy and value
+ * heads) sums each element as a lane-split dot product, so its rows may
+ * differ in the last bits from a larger batch's (likewise any A B^T of at
+ * most 4096 multiply-adds).
  * Uses about 88 KiB of stack (see MRL_GEMM_NC). */
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
                       const float *b, int ldb, float beta, float *c, int ldc);
@@ -767,8 +768,9 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * kernel in GCC/Clang vector extensions (plain scalar loops elsewhere). Define
  * MRL_NO_SIMD to use only the portable kernel. Few-row and tiny (at most
  * 4096 multiply-adds) products skip packing (mrl__gemm_direct): rows of axpys
- * for A B and A^T B, dot-product tiles for A B^T (up to 16 rows), and for
- * A^T B^T the packed kernels' chain element by element.
+ * for A B and A^T B, dot-product tiles for A B^T (up to 16 rows or 4
+ * columns), and for A^T B^T the packed kernels' chain element by element. A
+ * narrow C (under 16 columns, at least twice as many rows) is packed as C^T.
  *
  * Numerics: every element of C is one chain over k in increasing order,
  * starting from beta*C: c = c + a_ip*b_pj. The SIMD kernels round each step
@@ -777,10 +779,11 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * the chain, so the result depends only on the kernel, never on how many
  * OpenMP threads ran (threads share out column blocks of C, never K), nor on
  * which of the two SIMD kernels ran, nor on how many rows the call had. The
- * one other order: A B^T with at most MRL__DOT_M rows or at most 4096
- * multiply-adds (mrl__gemm_direct), where each element is a dot product
- * summed in 8 (AVX2, portable, AVX-512 with 1-3 rows) or 16 (AVX-512 with 4
- * or more rows) interleaved lanes, reduced in a fixed tree, then added to C.
+ * one other order: A B^T with at most MRL__DOT_M rows, at most 4 columns or
+ * at most 4096 multiply-adds (mrl__gemm_direct), where each element is a dot
+ * product summed in 8 (AVX2, portable, AVX-512 with 1-3 rows) or 16 (AVX-512
+ * with 4 or more rows) interleaved lanes, reduced in a fixed tree, then added
+ * to C.
  * (If a build lets the compiler contract a*b+c, e.g. -march=native with
  * -ffp-contract=fast, the portable kernel may fuse too; it stays
  * deterministic.)
@@ -800,7 +803,7 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
 #define MRL__MC 48          /* multiple of every MR (12, 6) */
 #define MRL__NC MRL_GEMM_NC /* multiple of every NR (32, 16, 8) */
 typedef char mrl__gemm_block_check[(MRL__NC % 32 == 0 && MRL__NC >= 32 && MRL__KC >= 1) ? 1 : -1];
-#define MRL__DOT_M 16 /* op(B)=B^T with at most this many rows: dot products */
+#define MRL__DOT_M 16 /* op(B)=B^T with at most this many rows (or 4 columns): dots */
 #define MRL__ISA_C 0
 #define MRL__ISA_AVX2 1
 #define MRL__ISA_AVX512 2
@@ -1113,7 +1116,7 @@ static const float mrl__zeros[32] = {0.0f};
 
 static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int nc, int k,
                                    const float *a, int lda, const float *b, int ldb, int zero,
-                                   float *c, int ldc) {
+                                   float *c, int ldc, int ctr) {
   float bbuf[MRL__KC * MRL__NC + 16], abuf[MRL__MC * MRL__KC + 16], tbuf[12 * 32 + 16];
   float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
   int mr = isa == MRL__ISA_AVX512 ? 12 : 6;
@@ -1190,23 +1193,33 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
         int nb = nc - jr < nr ? nc - jr : nr;
         for (ir = 0; ir < mc; ir += mr) {
           int mb = mc - ir < mr ? mc - ir : mr;
-          float *ct = c + (size_t)(i0 + ir) * ldc + j0 + jr;
+          /* ctr: this block computes C^T, element (r, q) of the tile is at
+           * ct[q*ldc + r] */
+          float *ct =
+              ctr ? c + (size_t)(j0 + jr) * ldc + i0 + ir : c + (size_t)(i0 + ir) * ldc + j0 + jr;
           int fresh = zero && p0 == 0; /* beta == 0: start from the zero table */
           /* rows the kernel runs: mr, or on AVX-512 the last panel's 4 or 8 */
           int kr = isa == MRL__ISA_AVX512 && mb <= 8 ? (mb <= 4 ? 4 : 8) : mr;
           int kn = isa == MRL__ISA_AVX512 && nb <= 16 ? 16 : nr; /* and columns */
-          if (mb == kr && nb == kn) {
+          if (mb == kr && nb == kn && !ctr) {
             mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
                              fresh ? mrl__zeros : ct, fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
           } else {
             memset(tile, 0, sizeof(float) * (size_t)(kr * nr));
-            if (!fresh)
+            if (!fresh && ctr)
+              for (r = 0; r < mb; r++)
+                for (q = 0; q < nb; q++) tile[r * nr + q] = ct[(size_t)q * ldc + r];
+            else if (!fresh)
               for (r = 0; r < mb; r++)
                 memcpy(tile + r * nr, ct + (size_t)r * ldc, sizeof(float) * (size_t)nb);
             mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile,
                              (size_t)nr, tile, (size_t)nr);
-            for (r = 0; r < mb; r++)
-              memcpy(ct + (size_t)r * ldc, tile + r * nr, sizeof(float) * (size_t)nb);
+            if (ctr)
+              for (r = 0; r < mb; r++)
+                for (q = 0; q < nb; q++) ct[(size_t)q * ldc + r] = tile[r * nr + q];
+            else
+              for (r = 0; r < mb; r++)
+                memcpy(ct + (size_t)r * ldc, tile + r * nr, sizeof(float) * (size_t)nb);
           }
         }
       }
@@ -1317,16 +1330,17 @@ MRL__TARGET_AVX512 MRL__INLINE static __m128 mrl__hsum4x512(__m512 v0, __m512 v1
                                                             __m512 v3) {
   return mrl__hsum4x256(mrl__half512(v0), mrl__half512(v1), mrl__half512(v2), mrl__half512(v3));
 }
-/* C row r, columns 0..cols-1, += the four lane sums of row r's accumulators */
+/* C row r, columns 0..cols-1 (column stride cs), += the four lane sums of row
+ * r's accumulators */
 #define MRL__DOT_OUT(r, HSUM4)                                                                     \
   do {                                                                                             \
     float *cr = c + (size_t)(r)*ldc, sums[4];                                                      \
     __m128 h = HSUM4(s##r##0, s##r##1, s##r##2, s##r##3);                                          \
-    if (cols == 4) {                                                                               \
+    if (cols == 4 && cs == 1) {                                                                    \
       _mm_storeu_ps(cr, _mm_add_ps(_mm_loadu_ps(cr), h));                                          \
     } else {                                                                                       \
       _mm_storeu_ps(sums, h);                                                                      \
-      for (j = 0; j < cols; j++) cr[j] += sums[j];                                                 \
+      for (j = 0; j < cols; j++) cr[(size_t)j * cs] += sums[j];                                    \
     }                                                                                              \
   } while (0)
 #define MRL__DOT_ROW(r, FMA)                                                                       \
@@ -1338,7 +1352,7 @@ MRL__TARGET_AVX512 MRL__INLINE static __m128 mrl__hsum4x512(__m512 v0, __m512 v1
 /* AVX-512: 4 x 4 tiles (rows == 4) or 1 x 4 (rows == 1), 16 lanes. */
 MRL__TARGET_AVX512 static void mrl__dot_tile_avx512(int rows, int cols, int k, const float *a,
                                                     size_t lda, const float *b, size_t ldb,
-                                                    float *c, size_t ldc) {
+                                                    float *c, size_t ldc, size_t cs) {
   const float *b0 = b, *b1 = cols > 1 ? b + ldb : b, *b2 = cols > 2 ? b + 2 * ldb : b;
   const float *b3 = cols > 3 ? b + 3 * ldb : b;
   __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00;
@@ -1391,7 +1405,7 @@ MRL__TARGET_AVX512 static void mrl__dot_tile_avx512(int rows, int cols, int k, c
 /* AVX2: 2 x 4 tiles (rows == 2) or 1 x 4 (rows == 1), 8 lanes. */
 MRL__TARGET_AVX2 static void mrl__dot_tile_avx2(int rows, int cols, int k, const float *a,
                                                 size_t lda, const float *b, size_t ldb, float *c,
-                                                size_t ldc) {
+                                                size_t ldc, size_t cs) {
   const float *b0 = b, *b1 = cols > 1 ? b + ldb : b, *b2 = cols > 2 ? b + 2 * ldb : b;
   const float *b3 = cols > 3 ? b + 3 * ldb : b;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -1437,6 +1451,30 @@ static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const
     /* single rows run faster in 8 lanes (measured on Zen 4) */
     if (isa == MRL__ISA_AVX512 && m < 4) isa = MRL__ISA_AVX2;
 #endif
+    if (n < 4 && m >= 4) {
+      /* fewer than 4 columns: a tile takes 4 rows of A as its columns and
+       * writes them down C's column (x*y = y*x, so the sums are the same) */
+      for (j = 0; j < n; j++) {
+        const float *bj = b + (size_t)j * ldb;
+        for (i = 0; i < m; i += 4) {
+          int cols = m - i < 4 ? m - i : 4;
+          const float *ai = a + (size_t)i * lda;
+          float *ci = c + (size_t)i * ldc + j;
+#ifdef MRL__X86_SIMD
+          if (isa == MRL__ISA_AVX512) {
+            mrl__dot_tile_avx512(1, cols, k, bj, 0, ai, (size_t)lda, ci, 0, (size_t)ldc);
+            continue;
+          }
+          if (isa == MRL__ISA_AVX2) {
+            mrl__dot_tile_avx2(1, cols, k, bj, 0, ai, (size_t)lda, ci, 0, (size_t)ldc);
+            continue;
+          }
+#endif
+          for (p = 0; p < cols; p++) ci[(size_t)p * ldc] += mrl__dot_c(k, bj, ai + (size_t)p * lda);
+        }
+      }
+      return;
+    }
     for (j = 0; j < n; j += 4) {
       int cols = n - j < 4 ? n - j : 4;
       const float *bj = b + (size_t)j * ldb;
@@ -1446,13 +1484,13 @@ static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const
 #ifdef MRL__X86_SIMD
         if (isa == MRL__ISA_AVX512) {
           int rows = m - i >= 4 ? 4 : 1;
-          mrl__dot_tile_avx512(rows, cols, k, ai, (size_t)lda, bj, (size_t)ldb, ci, (size_t)ldc);
+          mrl__dot_tile_avx512(rows, cols, k, ai, (size_t)lda, bj, (size_t)ldb, ci, (size_t)ldc, 1);
           i += rows;
           continue;
         }
         if (isa == MRL__ISA_AVX2) {
           int rows = m - i >= 2 ? 2 : 1;
-          mrl__dot_tile_avx2(rows, cols, k, ai, (size_t)lda, bj, (size_t)ldb, ci, (size_t)ldc);
+          mrl__dot_tile_avx2(rows, cols, k, ai, (size_t)lda, bj, (size_t)ldb, ci, (size_t)ldc, 1);
           i += rows;
           continue;
         }
@@ -1494,11 +1532,11 @@ static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const
 static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
                               const float *a, int lda, const float *b, int ldb, float beta,
                               float *c, int ldc) {
-  int i, j, packed;
+  int i, j, packed, ctr = 0;
   if (m <= 0 || n <= 0) return;
   MRL_ASSERT(ldc >= n && "mrl_gemm: ldc must be at least n");
-  packed = k > 0 && !((trans_b && !trans_a && m <= MRL__DOT_M) || (!trans_b && m <= 2) ||
-                      (double)m * n * k <= 4096.0);
+  packed = k > 0 && !((trans_b && !trans_a && (m <= MRL__DOT_M || n <= 4)) ||
+                      (!trans_b && m <= 2) || (double)m * n * k <= 4096.0);
   if (beta == 0.0f && packed) {
     /* the packed kernels start from zero themselves */
   } else if (beta == 0.0f) {
@@ -1513,6 +1551,23 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
   if (!packed) {
     mrl__gemm_direct(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
     return;
+  }
+  /* A narrow C (few columns, many rows) is computed as C^T = op(B)^T op(A)^T,
+   * so the kernels' rows, not their wide columns, cover the few columns; each
+   * element's chain is the same (a*b = b*a exactly), so is the result. */
+  if (n < 16 && m >= 2 * n) {
+    const float *t = a;
+    int ld = lda, ta = trans_a;
+    a = b;
+    lda = ldb;
+    trans_a = !trans_b;
+    b = t;
+    ldb = ld;
+    trans_b = !ta;
+    ld = m;
+    m = n;
+    n = ld;
+    ctr = 1;
   }
   /* Column blocks of C. With OpenMP each thread takes one contiguous range
    * of columns (split at multiples of 32) in blocks of at most NC; block
@@ -1533,7 +1588,7 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
       if (hi > n) hi = n;
       for (j0 = lo; j0 < hi; j0 += MRL__NC)
         mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, hi - j0 < MRL__NC ? hi - j0 : MRL__NC,
-                               k, a, lda, b, ldb, beta == 0.0f, c, ldc);
+                               k, a, lda, b, ldb, beta == 0.0f, c, ldc, ctr);
     }
   }
 }
