@@ -1536,7 +1536,7 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
   if (m <= 0 || n <= 0) return;
   MRL_ASSERT(ldc >= n && "mrl_gemm: ldc must be at least n");
   packed = k > 0 && !((trans_b && !trans_a && (m <= MRL__DOT_M || n <= 4)) ||
-                      (!trans_b && m <= 2) || (double)m * n * k <= 4096.0);
+                      (!trans_b && m <= 3) || (double)m * n * k <= 4096.0);
   if (beta == 0.0f && packed) {
     /* the packed kernels start from zero themselves */
   } else if (beta == 0.0f) {

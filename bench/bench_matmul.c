@@ -218,6 +218,13 @@ int main(void) {
     shapes[ns++] = s2;
     shapes[ns++] = s3;
   }
+  { /* policy (4 actions) and value heads on a batch of 128, and the policy
+     * head's weight gradient (dW = dY^T X) */
+    shape h1 = {128, 4, 128, 0, 1}, h2 = {128, 1, 128, 0, 1}, h3 = {4, 128, 128, 1, 0};
+    shapes[ns++] = h1;
+    shapes[ns++] = h2;
+    shapes[ns++] = h3;
+  }
   if (!blas) printf("OpenBLAS (%s) not found: ref=none for that comparison\n", BENCH_OPENBLAS);
   for (i = 0; i < ns; i++) {
     const shape *s = &shapes[i];
