@@ -845,8 +845,8 @@ typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
   memcpy(c + r * ldc, &c##r##a, sizeof(mrl__v4));                                                  \
   memcpy(c + r * ldc + 4, &c##r##b, sizeof(mrl__v4))
 #endif
-static void mrl__kern_c(int kc, const float *ap, const float *bp, const float *ci, size_t ldi,
-                        float *c, size_t ldc) {
+static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, const float *ci,
+                        size_t ldi, float *c, size_t ldc) {
 #ifdef MRL__HAVE_V4
   mrl__v4 b0, b1;
   int p;
@@ -856,7 +856,7 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, const float *c
   MRL__KC_LOAD(3);
   MRL__KC_LOAD(4);
   MRL__KC_LOAD(5);
-  for (p = 0; p < kc; p++, ap += 6, bp += 8) {
+  for (p = 0; p < kc; p++, ap += 6, bp += bs) {
     memcpy(&b0, bp, sizeof b0);
     memcpy(&b1, bp + 4, sizeof b1);
     MRL__KC_STEP(0);
@@ -877,7 +877,7 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, const float *c
   int p, r, q;
   for (r = 0; r < 6; r++)
     for (q = 0; q < 8; q++) acc[r][q] = ci[r * ldi + q];
-  for (p = 0; p < kc; p++, ap += 6, bp += 8)
+  for (p = 0; p < kc; p++, ap += 6, bp += bs)
     for (r = 0; r < 6; r++)
       for (q = 0; q < 8; q++) acc[r][q] = acc[r][q] + ap[r] * bp[q];
   for (r = 0; r < 6; r++)
@@ -891,7 +891,7 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, const float *c
 #define MRL__INLINE __attribute__((always_inline)) inline
 
 /* AVX2+FMA micro-kernel: C[6,16] += Ap Bp (6 and 16 floats per step). */
-MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float *bp,
+MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float *bp, size_t bs,
                                             const float *ci, size_t ldi, float *c, size_t ldc) {
   __m256 c00 = _mm256_loadu_ps(ci), c01 = _mm256_loadu_ps(ci + 8);
   __m256 c10 = _mm256_loadu_ps(ci + ldi), c11 = _mm256_loadu_ps(ci + ldi + 8);
@@ -900,7 +900,7 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
   __m256 c40 = _mm256_loadu_ps(ci + 4 * ldi), c41 = _mm256_loadu_ps(ci + 4 * ldi + 8);
   __m256 c50 = _mm256_loadu_ps(ci + 5 * ldi), c51 = _mm256_loadu_ps(ci + 5 * ldi + 8);
   int p;
-  for (p = 0; p < kc; p++, ap += 6, bp += 16) {
+  for (p = 0; p < kc; p++, ap += 6, bp += bs) {
     __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), a;
     a = _mm256_broadcast_ss(ap);
     c00 = _mm256_fmadd_ps(a, b0, c00);
@@ -966,11 +966,11 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
   X(10);                                                                                           \
   X(11)
 #define MRL__K512_DEFINE(name, ROWS)                                                               \
-  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, const float *ci,   \
-                                      size_t ldi, float *c, size_t ldc) {                          \
+  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, size_t bs,         \
+                                      const float *ci, size_t ldi, float *c, size_t ldc) {         \
     ROWS(MRL__K512_LOAD);                                                                          \
     int p;                                                                                         \
-    for (p = 0; p < kc; p++, ap += 12, bp += 32) {                                                 \
+    for (p = 0; p < kc; p++, ap += 12, bp += bs) {                                                 \
       __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;                           \
       ROWS(MRL__K512_STEP);                                                                        \
     }                                                                                              \
@@ -985,11 +985,11 @@ MRL__K512_DEFINE(mrl__kern_avx512_r4, MRL__ROWS4)
 #define MRL__K512H_STEP(r) c##r##a = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), b0, c##r##a)
 #define MRL__K512H_STORE(r) _mm512_storeu_ps(c + r * ldc, c##r##a)
 #define MRL__K512H_DEFINE(name, ROWS)                                                              \
-  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, const float *ci,   \
-                                      size_t ldi, float *c, size_t ldc) {                          \
+  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, size_t bs,         \
+                                      const float *ci, size_t ldi, float *c, size_t ldc) {         \
     ROWS(MRL__K512H_LOAD);                                                                         \
     int p;                                                                                         \
-    for (p = 0; p < kc; p++, ap += 12, bp += 32) {                                                 \
+    for (p = 0; p < kc; p++, ap += 12, bp += bs) {                                                 \
       __m512 b0 = _mm512_loadu_ps(bp);                                                             \
       ROWS(MRL__K512H_STEP);                                                                       \
     }                                                                                              \
@@ -1073,35 +1073,35 @@ static int mrl__gemm_isa(void) {
  * ldi; the zero table with ldi = 0 when beta == 0 on the first K slice, so
  * C's old contents are never read and need no clearing). */
 static void mrl__gemm_kernel(int isa, int rows, int cols, int kc, const float *ap, const float *bp,
-                             const float *ci, size_t ldi, float *c, size_t ldc) {
+                             size_t bs, const float *ci, size_t ldi, float *c, size_t ldc) {
 #ifdef MRL__X86_SIMD
   if (isa == MRL__ISA_AVX512 && cols == 16) {
     if (rows == 4)
-      mrl__kern_avx512_r4c16(kc, ap, bp, ci, ldi, c, ldc);
+      mrl__kern_avx512_r4c16(kc, ap, bp, bs, ci, ldi, c, ldc);
     else if (rows == 8)
-      mrl__kern_avx512_r8c16(kc, ap, bp, ci, ldi, c, ldc);
+      mrl__kern_avx512_r8c16(kc, ap, bp, bs, ci, ldi, c, ldc);
     else
-      mrl__kern_avx512_c16(kc, ap, bp, ci, ldi, c, ldc);
+      mrl__kern_avx512_c16(kc, ap, bp, bs, ci, ldi, c, ldc);
     return;
   }
   if (isa == MRL__ISA_AVX512) {
     if (rows == 4)
-      mrl__kern_avx512_r4(kc, ap, bp, ci, ldi, c, ldc);
+      mrl__kern_avx512_r4(kc, ap, bp, bs, ci, ldi, c, ldc);
     else if (rows == 8)
-      mrl__kern_avx512_r8(kc, ap, bp, ci, ldi, c, ldc);
+      mrl__kern_avx512_r8(kc, ap, bp, bs, ci, ldi, c, ldc);
     else
-      mrl__kern_avx512(kc, ap, bp, ci, ldi, c, ldc);
+      mrl__kern_avx512(kc, ap, bp, bs, ci, ldi, c, ldc);
     return;
   }
   if (isa == MRL__ISA_AVX2) {
-    mrl__kern_avx2(kc, ap, bp, ci, ldi, c, ldc);
+    mrl__kern_avx2(kc, ap, bp, bs, ci, ldi, c, ldc);
     return;
   }
 #endif
   (void)isa;
   (void)rows;
   (void)cols;
-  mrl__kern_c(kc, ap, bp, ci, ldi, c, ldc);
+  mrl__kern_c(kc, ap, bp, bs, ci, ldi, c, ldc);
 }
 
 /* Rounds the aligned start of a stack buffer up to 64 bytes. */
@@ -1121,6 +1121,9 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
   float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
   int mr = isa == MRL__ISA_AVX512 ? 12 : 6;
   int nr = isa == MRL__ISA_AVX512 ? 32 : isa == MRL__ISA_AVX2 ? 16 : 8;
+  /* With few rows (one MC block) and op(B) = B, full panels of B are read
+   * in place (row stride ldb) instead of packed: each is used only once. */
+  int inplace = !tb && m <= MRL__MC;
   int p0, i0, jr, ir, p, q, r;
   for (p0 = 0; p0 < k; p0 += MRL__KC) {
     int kc = k - p0 < MRL__KC ? k - p0 : MRL__KC;
@@ -1128,6 +1131,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
     for (jr = 0; jr < nc; jr += nr) {
       float *dst = bp + (size_t)jr * kc;
       int nb = nc - jr < nr ? nc - jr : nr;
+      if (inplace && nb == nr) continue;
       if (tb) {
 #ifdef MRL__X86_SIMD
         if (isa != MRL__ISA_C) {
@@ -1201,8 +1205,12 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           /* rows the kernel runs: mr, or on AVX-512 the last panel's 4 or 8 */
           int kr = isa == MRL__ISA_AVX512 && mb <= 8 ? (mb <= 4 ? 4 : 8) : mr;
           int kn = isa == MRL__ISA_AVX512 && nb <= 16 ? 16 : nr; /* and columns */
+          /* this panel of op(B): packed, or in place with row stride ldb */
+          const float *bpan =
+              inplace && nb == nr ? b + (size_t)p0 * ldb + j0 + jr : bp + (size_t)jr * kc;
+          size_t bs = inplace && nb == nr ? (size_t)ldb : (size_t)nr;
           if (mb == kr && nb == kn && !ctr) {
-            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
+            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bpan, bs,
                              fresh ? mrl__zeros : ct, fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
           } else {
             memset(tile, 0, sizeof(float) * (size_t)(kr * nr));
@@ -1212,8 +1220,8 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
             else if (!fresh)
               for (r = 0; r < mb; r++)
                 memcpy(tile + r * nr, ct + (size_t)r * ldc, sizeof(float) * (size_t)nb);
-            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile,
-                             (size_t)nr, tile, (size_t)nr);
+            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bpan, bs, tile, (size_t)nr,
+                             tile, (size_t)nr);
             if (ctr)
               for (r = 0; r < mb; r++)
                 for (q = 0; q < nb; q++) ct[(size_t)q * ldc + r] = tile[r * nr + q];
