@@ -761,7 +761,8 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * C = beta*C + op(A) op(B), GotoBLAS-style: op(B) is packed block by block
  * (KC x NC, in NR-wide column panels) and op(A) (MC x KC, in MR-tall row
  * panels) into stack buffers, zero-padded at the edges, and an MR x NR
- * register-blocked micro-kernel runs over the packed panels. Three kernels:
+ * register-blocked micro-kernel runs over the packed panels (op(B) = B is
+ * read in place when packing would not pay). Three kernels:
  * AVX-512F (12x32, with 8- and 4-row and 16-column variants for the last
  * panels) and AVX2+FMA (6x16) with intrinsics, chosen at run time
  * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 6x8
@@ -1121,9 +1122,11 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
   float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
   int mr = isa == MRL__ISA_AVX512 ? 12 : 6;
   int nr = isa == MRL__ISA_AVX512 ? 32 : isa == MRL__ISA_AVX2 ? 16 : 8;
-  /* With few rows (one MC block) and op(B) = B, full panels of B are read
-   * in place (row stride ldb) instead of packed: each is used only once. */
-  int inplace = !tb && m <= MRL__MC;
+  /* With op(B) = B, full panels of B are read in place (row stride ldb)
+   * instead of packed when that is cheaper: with few rows (one MC block, so
+   * each panel is used once) or short rows (ldb <= 256: the panel stays in
+   * cache without set conflicts). */
+  int inplace = !tb && (m <= MRL__MC || ldb <= 256);
   int p0, i0, jr, ir, p, q, r;
   for (p0 = 0; p0 < k; p0 += MRL__KC) {
     int kc = k - p0 < MRL__KC ? k - p0 : MRL__KC;
