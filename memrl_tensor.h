@@ -809,7 +809,10 @@ typedef char mrl__gemm_block_check[(MRL__NC % 32 == 0 && MRL__NC >= 32 && MRL__K
 #define MRL__ISA_AVX2 1
 #define MRL__ISA_AVX512 2
 
-#if !defined(MRL_NO_SIMD) && defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 5)
+/* Not with MinGW's GCC: it cannot align the stack for spilled AVX registers
+ * on Win64 (GCC bug 54412). */
+#if !defined(MRL_NO_SIMD) && defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 5) &&       \
+    !(defined(_WIN32) && !defined(__clang__))
 #define MRL__X86_SIMD 1
 #endif
 #if defined(MRL__X86_SIMD) || defined(_OPENMP)
