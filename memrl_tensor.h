@@ -15,6 +15,12 @@
  *   MRL_MALLOC / MRL_REALLOC / MRL_FREE   custom allocator (all three or none)
  *   MRL_ASSERT(c)                   where programmer errors stop (default: assert)
  *   MRL_CHECK_FINITE                stop at the first op whose output holds NaN/Inf
+ *   MRL_NO_SIMD                     mrl_gemm: portable C kernel only (no AVX2/AVX-512
+ *                                   intrinsics, no run-time CPU check)
+ *   MRL_NO_VECTOR_EXTENSIONS        portable kernel in plain scalar C (no GCC vectors)
+ *   MRL_GEMM_KC, MRL_GEMM_NC        mrl_gemm depth and column blocks (default 128 and
+ *                                   128; NC a multiple of 32): 4*KC*(NC+48) bytes of
+ *                                   stack per call (88 KiB)
  *
  * CONCEPTS
  *   mrl_tensor  row-major float32 array of up to 4 dimensions, with an optional
@@ -616,7 +622,21 @@ static inline float mrl_sigmoidf(float x) {
 
 /* ---- kernels (no graph), used by layers and algorithms ---- */
 /* C[M,N] = beta*C + op(A) op(B), op = transpose when the flag is set.
- * lda/ldb/ldc are row strides of the matrices as stored. */
+ * lda/ldb/ldc are row strides of the matrices as stored. beta == 0 ignores
+ * C's old contents (NaN included); m, n or k <= 0 only applies beta. A
+ * stride shorter than its matrix's row stops at MRL_ASSERT.
+ * Packed, register-blocked kernels: AVX-512F or AVX2+FMA when the CPU has
+ * them (checked at run time, x86-64 with GCC/Clang), else portable C; with
+ * -fopenmp, column blocks of large products are shared between threads.
+ * Deterministic: each element is one chain over k in increasing order from
+ * beta*C, whatever the thread count, blocking or batch size (fused
+ * multiply-adds on the SIMD kernels, separate roundings in portable C, so the
+ * two differ in the last bits). Exception: A B^T with at most 16 rows (the
+ * batch-1 / small-batch linear layer) or at most 4 columns (policy and value
+ * heads) sums each element as a lane-split dot product, so its rows may
+ * differ in the last bits from a larger batch's (likewise any A B^T of at
+ * most 4096 multiply-adds).
+ * Uses about 88 KiB of stack (see MRL_GEMM_NC). */
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
                       const float *b, int ldb, float beta, float *c, int ldc);
 
@@ -965,112 +985,859 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
 #endif
 
 /* ---- gemm ----
- * Blocked kernel: op(B) is packed, panel by panel (KC rows x 8 columns,
- * zero-padded), into a stack buffer, and a 4x8 block of C is accumulated in
- * registers over the panel. With GCC or Clang the 8-wide rows use 4-wide vector
- * extensions (SSE on x86-64, NEON on ARM), which -O2 turns into SIMD code without
- * -ffast-math; other compilers get the same arithmetic in scalar loops. The
- * summation order depends only on the shapes, never on threads, so results
- * are bitwise reproducible. */
-#define MRL__MR 4
-#define MRL__NR 8
-#define MRL__KC 256
+ * C = beta*C + op(A) op(B), GotoBLAS-style: op(B) is packed block by block
+ * (KC x NC, in NR-wide column panels) and op(A) (MC x KC, in MR-tall row
+ * panels) into stack buffers, zero-padded at the edges, and an MR x NR
+ * register-blocked micro-kernel runs over the packed panels (op(B) = B is
+ * read in place when packing would not pay). Three kernels:
+ * AVX-512F (12x32, with 8- and 4-row and 16-column variants for the last
+ * panels) and AVX2+FMA (6x16) with intrinsics, chosen at run time
+ * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 6x8
+ * kernel in GCC/Clang vector extensions (plain scalar loops elsewhere). Define
+ * MRL_NO_SIMD to use only the portable kernel. Few-row and tiny (at most
+ * 4096 multiply-adds) products skip packing (mrl__gemm_direct): rows of axpys
+ * for A B and A^T B, dot-product tiles for A B^T (up to 16 rows or 4
+ * columns), and for A^T B^T the packed kernels' chain element by element. A
+ * narrow C (under 16 columns, at least twice as many rows) is packed as C^T.
+ *
+ * Numerics: every element of C is one chain over k in increasing order,
+ * starting from beta*C: c = c + a_ip*b_pj. The SIMD kernels round each step
+ * once (fused multiply-add); the portable kernel rounds the product and the
+ * sum separately. Packing, blocking, edges and the thread count never change
+ * the chain, so the result depends only on the kernel, never on how many
+ * OpenMP threads ran (threads share out column blocks of C, never K), nor on
+ * which of the two SIMD kernels ran, nor on how many rows the call had. The
+ * one other order: A B^T with at most MRL__DOT_M rows, at most 4 columns or
+ * at most 4096 multiply-adds (mrl__gemm_direct), where each element is a dot
+ * product summed in 8 (AVX2, portable, AVX-512 with 1-3 rows) or 16 (AVX-512
+ * with 4 or more rows) interleaved lanes, reduced in a fixed tree, then added
+ * to C.
+ * (If a build lets the compiler contract a*b+c, e.g. -march=native with
+ * -ffp-contract=fast, the portable kernel may fuse too; it stays
+ * deterministic.)
+ *
+ * Stack: one call (or each OpenMP thread) keeps its packed panels on the
+ * stack, 4*KC*(NC + MC) bytes: 88 KiB with the defaults (KC = NC = 128), so
+ * that threads with small stacks (musl's 128 KiB) can call it. Where stacks
+ * are large, -DMRL_GEMM_KC=256 -DMRL_GEMM_NC=192 (240 KiB) gains a few
+ * percent on products of 512 and more. */
+#ifndef MRL_GEMM_KC
+#define MRL_GEMM_KC 128
+#endif
+#ifndef MRL_GEMM_NC
+#define MRL_GEMM_NC 128
+#endif
+#define MRL__KC MRL_GEMM_KC
+#define MRL__MC 48          /* multiple of every MR (12, 6) */
+#define MRL__NC MRL_GEMM_NC /* multiple of every NR (32, 16, 8) */
+typedef char mrl__gemm_block_check[(MRL__NC % 32 == 0 && MRL__NC >= 32 && MRL__KC >= 1) ? 1 : -1];
+#define MRL__DOT_M 16 /* op(B)=B^T with at most this many rows (or 4 columns): dots */
+#define MRL__ISA_C 0
+#define MRL__ISA_AVX2 1
+#define MRL__ISA_AVX512 2
 
+/* Not with MinGW's GCC: it cannot align the stack for spilled AVX registers
+ * on Win64 (GCC bug 54412). */
+#if !defined(MRL_NO_SIMD) && defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 5) &&       \
+    !(defined(_WIN32) && !defined(__clang__))
+#define MRL__X86_SIMD 1
+#endif
+#if defined(MRL__X86_SIMD) || defined(_OPENMP)
+#ifdef __cplusplus
+} /* system headers outside the extern "C" block */
+#endif
+#ifdef MRL__X86_SIMD
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+#endif
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(MRL_NO_VECTOR_EXTENSIONS)
 typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
 #define MRL__HAVE_V4 1
 #endif
 
-/* C[0..mb)[0..nb) += A-rows x panel, where element p of row r of A is at
- * a[r*ars + p*aps]. Full 4-row blocks take the register kernel; edges the
- * plain loop (same products, same order per element). */
-static void mrl__gemm_block(int mb, int nb, int kb, const float *a, size_t ars, size_t aps,
-                            const float *panel, float *c, int ldc) {
-  int r, p, q;
+/* Portable micro-kernel: C[6,8] (row stride ldc) = Cin + Ap Bp over kc
+ * steps, where Ap holds 6 floats per step and Bp 8; Cin is read from ci (row
+ * stride ldi). Rows are written out so the accumulators stay in registers. */
 #ifdef MRL__HAVE_V4
-  if (mb == MRL__MR) {
-    mrl__v4 c00, c01, c10, c11, c20, c21, c30, c31, b0, b1;
-    float out[MRL__MR][MRL__NR];
-    const float *a0 = a, *a1 = a + ars, *a2 = a + 2 * ars, *a3 = a + 3 * ars;
-    memset(&c00, 0, sizeof c00);
-    c01 = c10 = c11 = c20 = c21 = c30 = c31 = c00;
-    for (p = 0; p < kb; p++) {
-      size_t o = (size_t)p * aps;
-      memcpy(&b0, panel + (size_t)p * MRL__NR, sizeof b0);
-      memcpy(&b1, panel + (size_t)p * MRL__NR + 4, sizeof b1);
-      c00 += a0[o] * b0;
-      c01 += a0[o] * b1;
-      c10 += a1[o] * b0;
-      c11 += a1[o] * b1;
-      c20 += a2[o] * b0;
-      c21 += a2[o] * b1;
-      c30 += a3[o] * b0;
-      c31 += a3[o] * b1;
+#define MRL__KC_LOAD(r)                                                                            \
+  mrl__v4 c##r##a, c##r##b;                                                                        \
+  memcpy(&c##r##a, ci + r * ldi, sizeof(mrl__v4));                                                 \
+  memcpy(&c##r##b, ci + r * ldi + 4, sizeof(mrl__v4))
+#define MRL__KC_STEP(r)                                                                            \
+  c##r##a += ap[r] * b0;                                                                           \
+  c##r##b += ap[r] * b1
+#define MRL__KC_STORE(r)                                                                           \
+  memcpy(c + r * ldc, &c##r##a, sizeof(mrl__v4));                                                  \
+  memcpy(c + r * ldc + 4, &c##r##b, sizeof(mrl__v4))
+#endif
+static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, const float *ci,
+                        size_t ldi, float *c, size_t ldc) {
+#ifdef MRL__HAVE_V4
+  mrl__v4 b0, b1;
+  int p;
+  MRL__KC_LOAD(0);
+  MRL__KC_LOAD(1);
+  MRL__KC_LOAD(2);
+  MRL__KC_LOAD(3);
+  MRL__KC_LOAD(4);
+  MRL__KC_LOAD(5);
+  for (p = 0; p < kc; p++, ap += 6, bp += bs) {
+    memcpy(&b0, bp, sizeof b0);
+    memcpy(&b1, bp + 4, sizeof b1);
+    MRL__KC_STEP(0);
+    MRL__KC_STEP(1);
+    MRL__KC_STEP(2);
+    MRL__KC_STEP(3);
+    MRL__KC_STEP(4);
+    MRL__KC_STEP(5);
+  }
+  MRL__KC_STORE(0);
+  MRL__KC_STORE(1);
+  MRL__KC_STORE(2);
+  MRL__KC_STORE(3);
+  MRL__KC_STORE(4);
+  MRL__KC_STORE(5);
+#else
+  float acc[6][8];
+  int p, r, q;
+  for (r = 0; r < 6; r++)
+    for (q = 0; q < 8; q++) acc[r][q] = ci[r * ldi + q];
+  for (p = 0; p < kc; p++, ap += 6, bp += bs)
+    for (r = 0; r < 6; r++)
+      for (q = 0; q < 8; q++) acc[r][q] = acc[r][q] + ap[r] * bp[q];
+  for (r = 0; r < 6; r++)
+    for (q = 0; q < 8; q++) c[r * ldc + q] = acc[r][q];
+#endif
+}
+
+#ifdef MRL__X86_SIMD
+#define MRL__TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define MRL__TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define MRL__INLINE __attribute__((always_inline)) inline
+
+/* AVX2+FMA micro-kernel: C[6,16] += Ap Bp (6 and 16 floats per step). */
+MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float *bp, size_t bs,
+                                            const float *ci, size_t ldi, float *c, size_t ldc) {
+  __m256 c00 = _mm256_loadu_ps(ci), c01 = _mm256_loadu_ps(ci + 8);
+  __m256 c10 = _mm256_loadu_ps(ci + ldi), c11 = _mm256_loadu_ps(ci + ldi + 8);
+  __m256 c20 = _mm256_loadu_ps(ci + 2 * ldi), c21 = _mm256_loadu_ps(ci + 2 * ldi + 8);
+  __m256 c30 = _mm256_loadu_ps(ci + 3 * ldi), c31 = _mm256_loadu_ps(ci + 3 * ldi + 8);
+  __m256 c40 = _mm256_loadu_ps(ci + 4 * ldi), c41 = _mm256_loadu_ps(ci + 4 * ldi + 8);
+  __m256 c50 = _mm256_loadu_ps(ci + 5 * ldi), c51 = _mm256_loadu_ps(ci + 5 * ldi + 8);
+  int p;
+  for (p = 0; p < kc; p++, ap += 6, bp += bs) {
+    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), a;
+    a = _mm256_broadcast_ss(ap);
+    c00 = _mm256_fmadd_ps(a, b0, c00);
+    c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(ap + 1);
+    c10 = _mm256_fmadd_ps(a, b0, c10);
+    c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(ap + 2);
+    c20 = _mm256_fmadd_ps(a, b0, c20);
+    c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(ap + 3);
+    c30 = _mm256_fmadd_ps(a, b0, c30);
+    c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(ap + 4);
+    c40 = _mm256_fmadd_ps(a, b0, c40);
+    c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(ap + 5);
+    c50 = _mm256_fmadd_ps(a, b0, c50);
+    c51 = _mm256_fmadd_ps(a, b1, c51);
+  }
+  _mm256_storeu_ps(c, c00);
+  _mm256_storeu_ps(c + 8, c01);
+  _mm256_storeu_ps(c + ldc, c10);
+  _mm256_storeu_ps(c + ldc + 8, c11);
+  _mm256_storeu_ps(c + 2 * ldc, c20);
+  _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+  _mm256_storeu_ps(c + 3 * ldc, c30);
+  _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+  _mm256_storeu_ps(c + 4 * ldc, c40);
+  _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+  _mm256_storeu_ps(c + 5 * ldc, c50);
+  _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+}
+
+/* AVX-512F micro-kernel: C[12,32] += Ap Bp (12 and 32 floats per step). The
+ * rows are written out so that the 24 accumulators stay in registers. The
+ * 8- and 4-row variants read the same 12-row panels (the last, partial panel
+ * of A), so every element still gets the same chain. */
+#define MRL__K512_LOAD(r)                                                                          \
+  __m512 c##r##a = _mm512_loadu_ps(ci + r * ldi), c##r##b = _mm512_loadu_ps(ci + r * ldi + 16)
+#define MRL__K512_STEP(r)                                                                          \
+  a = _mm512_set1_ps(ap[r]);                                                                       \
+  c##r##a = _mm512_fmadd_ps(a, b0, c##r##a);                                                       \
+  c##r##b = _mm512_fmadd_ps(a, b1, c##r##b)
+#define MRL__K512_STORE(r)                                                                         \
+  _mm512_storeu_ps(c + r * ldc, c##r##a);                                                          \
+  _mm512_storeu_ps(c + r * ldc + 16, c##r##b)
+#define MRL__ROWS4(X)                                                                              \
+  X(0);                                                                                            \
+  X(1);                                                                                            \
+  X(2);                                                                                            \
+  X(3)
+#define MRL__ROWS8(X)                                                                              \
+  MRL__ROWS4(X);                                                                                   \
+  X(4);                                                                                            \
+  X(5);                                                                                            \
+  X(6);                                                                                            \
+  X(7)
+#define MRL__ROWS12(X)                                                                             \
+  MRL__ROWS8(X);                                                                                   \
+  X(8);                                                                                            \
+  X(9);                                                                                            \
+  X(10);                                                                                           \
+  X(11)
+#define MRL__K512_DEFINE(name, ROWS)                                                               \
+  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, size_t bs,         \
+                                      const float *ci, size_t ldi, float *c, size_t ldc) {         \
+    ROWS(MRL__K512_LOAD);                                                                          \
+    int p;                                                                                         \
+    for (p = 0; p < kc; p++, ap += 12, bp += bs) {                                                 \
+      __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;                           \
+      ROWS(MRL__K512_STEP);                                                                        \
+    }                                                                                              \
+    ROWS(MRL__K512_STORE);                                                                         \
+  }
+MRL__K512_DEFINE(mrl__kern_avx512, MRL__ROWS12)
+MRL__K512_DEFINE(mrl__kern_avx512_r8, MRL__ROWS8)
+MRL__K512_DEFINE(mrl__kern_avx512_r4, MRL__ROWS4)
+/* The same over the first 16 columns of the panels (the last, narrow panel of
+ * B). */
+#define MRL__K512H_LOAD(r) __m512 c##r##a = _mm512_loadu_ps(ci + r * ldi)
+#define MRL__K512H_STEP(r) c##r##a = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), b0, c##r##a)
+#define MRL__K512H_STORE(r) _mm512_storeu_ps(c + r * ldc, c##r##a)
+#define MRL__K512H_DEFINE(name, ROWS)                                                              \
+  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, size_t bs,         \
+                                      const float *ci, size_t ldi, float *c, size_t ldc) {         \
+    ROWS(MRL__K512H_LOAD);                                                                         \
+    int p;                                                                                         \
+    for (p = 0; p < kc; p++, ap += 12, bp += bs) {                                                 \
+      __m512 b0 = _mm512_loadu_ps(bp);                                                             \
+      ROWS(MRL__K512H_STEP);                                                                       \
+    }                                                                                              \
+    ROWS(MRL__K512H_STORE);                                                                        \
+  }
+MRL__K512H_DEFINE(mrl__kern_avx512_c16, MRL__ROWS12)
+MRL__K512H_DEFINE(mrl__kern_avx512_r8c16, MRL__ROWS8)
+MRL__K512H_DEFINE(mrl__kern_avx512_r4c16, MRL__ROWS4)
+
+/* Packs `rows` rows of src (row stride ld, contiguous along p) into w lanes
+ * per step p: dst[p*w + r] = src[r*ld + p], lanes rows..w-1 zero. This is the
+ * transposing pack (op(A) = A, op(B) = B^T): 8x8 and 4x4 blocks go through
+ * register transposes, the rest element by element. Pure data movement. */
+MRL__TARGET_AVX2 static void mrl__pack_rows_avx2(int w, int rows, int kc, const float *src,
+                                                 size_t ld, float *dst) {
+  int r0 = 0, p, r;
+  if (rows < w) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)w); /* padding lanes */
+  for (; r0 + 8 <= rows; r0 += 8) {
+    const float *s = src + (size_t)r0 * ld;
+    for (p = 0; p + 8 <= kc; p += 8) {
+      __m256 t0, t1, t2, t3, t4, t5, t6, t7, u0, u1, u2, u3, u4, u5, u6, u7;
+      t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + p), _mm256_loadu_ps(s + ld + p));
+      t1 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + p), _mm256_loadu_ps(s + ld + p));
+      t2 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 2 * ld + p), _mm256_loadu_ps(s + 3 * ld + p));
+      t3 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 2 * ld + p), _mm256_loadu_ps(s + 3 * ld + p));
+      t4 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 4 * ld + p), _mm256_loadu_ps(s + 5 * ld + p));
+      t5 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 4 * ld + p), _mm256_loadu_ps(s + 5 * ld + p));
+      t6 = _mm256_unpacklo_ps(_mm256_loadu_ps(s + 6 * ld + p), _mm256_loadu_ps(s + 7 * ld + p));
+      t7 = _mm256_unpackhi_ps(_mm256_loadu_ps(s + 6 * ld + p), _mm256_loadu_ps(s + 7 * ld + p));
+      u0 = _mm256_shuffle_ps(t0, t2, 0x44);
+      u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      u2 = _mm256_shuffle_ps(t1, t3, 0x44);
+      u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      u4 = _mm256_shuffle_ps(t4, t6, 0x44);
+      u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      u6 = _mm256_shuffle_ps(t5, t7, 0x44);
+      u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      _mm256_storeu_ps(dst + (size_t)p * w + r0, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(dst + (size_t)(p + 1) * w + r0, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(dst + (size_t)(p + 2) * w + r0, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(dst + (size_t)(p + 3) * w + r0, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(dst + (size_t)(p + 4) * w + r0, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(dst + (size_t)(p + 5) * w + r0, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(dst + (size_t)(p + 6) * w + r0, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(dst + (size_t)(p + 7) * w + r0, _mm256_permute2f128_ps(u3, u7, 0x31));
     }
-    memcpy(out[0], &c00, sizeof c00);
-    memcpy(out[0] + 4, &c01, sizeof c01);
-    memcpy(out[1], &c10, sizeof c10);
-    memcpy(out[1] + 4, &c11, sizeof c11);
-    memcpy(out[2], &c20, sizeof c20);
-    memcpy(out[2] + 4, &c21, sizeof c21);
-    memcpy(out[3], &c30, sizeof c30);
-    memcpy(out[3] + 4, &c31, sizeof c31);
-    for (r = 0; r < MRL__MR; r++)
-      for (q = 0; q < nb; q++) c[(size_t)r * ldc + q] += out[r][q];
+    for (; p < kc; p++)
+      for (r = 0; r < 8; r++) dst[(size_t)p * w + r0 + r] = s[(size_t)r * ld + p];
+  }
+  for (; r0 + 4 <= rows; r0 += 4) {
+    const float *s = src + (size_t)r0 * ld;
+    for (p = 0; p + 4 <= kc; p += 4) {
+      __m128 t0 = _mm_unpacklo_ps(_mm_loadu_ps(s + p), _mm_loadu_ps(s + ld + p));
+      __m128 t1 = _mm_unpackhi_ps(_mm_loadu_ps(s + p), _mm_loadu_ps(s + ld + p));
+      __m128 t2 = _mm_unpacklo_ps(_mm_loadu_ps(s + 2 * ld + p), _mm_loadu_ps(s + 3 * ld + p));
+      __m128 t3 = _mm_unpackhi_ps(_mm_loadu_ps(s + 2 * ld + p), _mm_loadu_ps(s + 3 * ld + p));
+      _mm_storeu_ps(dst + (size_t)p * w + r0, _mm_movelh_ps(t0, t2));
+      _mm_storeu_ps(dst + (size_t)(p + 1) * w + r0, _mm_movehl_ps(t2, t0));
+      _mm_storeu_ps(dst + (size_t)(p + 2) * w + r0, _mm_movelh_ps(t1, t3));
+      _mm_storeu_ps(dst + (size_t)(p + 3) * w + r0, _mm_movehl_ps(t3, t1));
+    }
+    for (; p < kc; p++)
+      for (r = 0; r < 4; r++) dst[(size_t)p * w + r0 + r] = s[(size_t)r * ld + p];
+  }
+  if (r0 < rows)
+    for (p = 0; p < kc; p++)
+      for (r = r0; r < rows; r++) dst[(size_t)p * w + r] = src[(size_t)r * ld + p];
+}
+#endif /* MRL__X86_SIMD */
+
+/* Which kernel this CPU runs (no state is kept: the check is a few loads). */
+static int mrl__gemm_isa(void) {
+#ifdef MRL__X86_SIMD
+  if (__builtin_cpu_supports("avx512f")) return MRL__ISA_AVX512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MRL__ISA_AVX2;
+#endif
+  return MRL__ISA_C;
+}
+
+/* Runs the kernel: C tile = Cin tile + Ap Bp, Cin read from ci (row stride
+ * ldi; the zero table with ldi = 0 when beta == 0 on the first K slice, so
+ * C's old contents are never read and need no clearing). */
+static void mrl__gemm_kernel(int isa, int rows, int cols, int kc, const float *ap, const float *bp,
+                             size_t bs, const float *ci, size_t ldi, float *c, size_t ldc) {
+#ifdef MRL__X86_SIMD
+  if (isa == MRL__ISA_AVX512 && cols == 16) {
+    if (rows == 4)
+      mrl__kern_avx512_r4c16(kc, ap, bp, bs, ci, ldi, c, ldc);
+    else if (rows == 8)
+      mrl__kern_avx512_r8c16(kc, ap, bp, bs, ci, ldi, c, ldc);
+    else
+      mrl__kern_avx512_c16(kc, ap, bp, bs, ci, ldi, c, ldc);
+    return;
+  }
+  if (isa == MRL__ISA_AVX512) {
+    if (rows == 4)
+      mrl__kern_avx512_r4(kc, ap, bp, bs, ci, ldi, c, ldc);
+    else if (rows == 8)
+      mrl__kern_avx512_r8(kc, ap, bp, bs, ci, ldi, c, ldc);
+    else
+      mrl__kern_avx512(kc, ap, bp, bs, ci, ldi, c, ldc);
+    return;
+  }
+  if (isa == MRL__ISA_AVX2) {
+    mrl__kern_avx2(kc, ap, bp, bs, ci, ldi, c, ldc);
     return;
   }
 #endif
-  for (r = 0; r < mb; r++) {
-    float acc[MRL__NR];
-    memset(acc, 0, sizeof acc);
-    for (p = 0; p < kb; p++) {
-      const float *bp = panel + (size_t)p * MRL__NR;
-      float av = a[(size_t)r * ars + (size_t)p * aps];
-      for (q = 0; q < MRL__NR; q++) acc[q] += av * bp[q];
+  (void)isa;
+  (void)rows;
+  (void)cols;
+  mrl__kern_c(kc, ap, bp, bs, ci, ldi, c, ldc);
+}
+
+/* Rounds the aligned start of a stack buffer up to 64 bytes. */
+static float *mrl__align64(float *p) {
+  return p + ((16 - ((size_t)(uintptr_t)p / sizeof(float)) % 16) % 16);
+}
+
+/* Packed path over C's column block [j0, j0+nc): for each KC slice, pack
+ * op(B) once, then op(A) in MC-row blocks, and run the micro-kernel on every
+ * MR x NR tile (edge tiles through a padded copy, same arithmetic). */
+static const float mrl__zeros[32] = {0.0f};
+
+static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int nc, int k,
+                                   const float *a, int lda, const float *b, int ldb, int zero,
+                                   float *c, int ldc, int ctr) {
+  float bbuf[MRL__KC * MRL__NC + 16], abuf[MRL__MC * MRL__KC + 16], tbuf[12 * 32 + 16];
+  float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
+  int mr = isa == MRL__ISA_AVX512 ? 12 : 6;
+  int nr = isa == MRL__ISA_AVX512 ? 32 : isa == MRL__ISA_AVX2 ? 16 : 8;
+  /* With op(B) = B, full panels of B are read in place (row stride ldb)
+   * instead of packed when that is cheaper: with few rows (one MC block, so
+   * each panel is used once) or, for the 32-wide AVX-512 panels, short rows
+   * (ldb <= 256: the panel stays in cache without set conflicts; measured
+   * slower with the 16-wide AVX2 panels). */
+  int inplace = !tb && (m <= MRL__MC || (ldb <= 256 && isa == MRL__ISA_AVX512));
+  int p0, i0, jr, ir, p, q, r;
+  for (p0 = 0; p0 < k; p0 += MRL__KC) {
+    int kc = k - p0 < MRL__KC ? k - p0 : MRL__KC;
+    /* pack op(B)[p0.., j0..] as panels of kc rows x nr columns */
+    for (jr = 0; jr < nc; jr += nr) {
+      float *dst = bp + (size_t)jr * kc;
+      int nb = nc - jr < nr ? nc - jr : nr;
+      if (inplace && nb == nr) continue;
+      if (tb) {
+#ifdef MRL__X86_SIMD
+        if (isa != MRL__ISA_C) {
+          mrl__pack_rows_avx2(nr, nb, kc, b + (size_t)(j0 + jr) * ldb + p0, (size_t)ldb, dst);
+          continue;
+        }
+#endif
+        if (nb < nr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)nr);
+        for (q = 0; q < nb; q++) {
+          const float *src = b + (size_t)(j0 + jr + q) * ldb + p0;
+          for (p = 0; p < kc; p++) dst[(size_t)p * nr + q] = src[p];
+        }
+      } else {
+        /* zero padding first (one memset, not one per row) */
+        if (nb < nr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)nr);
+        for (p = 0; p < kc; p++) {
+          const float *src = b + (size_t)(p0 + p) * ldb + j0 + jr;
+          float *d = dst + (size_t)p * nr;
+          q = 0;
+          if (nb == 32) { /* constant sizes: inline vector moves */
+            memcpy(d, src, 32 * sizeof(float));
+            q = 32;
+          } else if (nb == 16) {
+            memcpy(d, src, 16 * sizeof(float));
+            q = 16;
+          } else if (nb == 8) {
+            memcpy(d, src, 8 * sizeof(float));
+            q = 8;
+          }
+          for (; q < nb; q++) d[q] = src[q];
+        }
+      }
     }
-    for (q = 0; q < nb; q++) c[(size_t)r * ldc + q] += acc[q];
+    for (i0 = 0; i0 < m; i0 += MRL__MC) {
+      int mc = m - i0 < MRL__MC ? m - i0 : MRL__MC;
+      /* pack op(A)[i0.., p0..] as panels of mr rows x kc */
+      for (ir = 0; ir < mc; ir += mr) {
+        float *dst = ap + (size_t)ir * kc;
+        int mb = mc - ir < mr ? mc - ir : mr;
+        if (ta) {
+          if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
+          for (p = 0; p < kc; p++) {
+            const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
+            float *d = dst + (size_t)p * mr;
+            for (r = 0; r < mb; r++) d[r] = src[r];
+          }
+        } else {
+          const float *src = a + (size_t)(i0 + ir) * lda + p0;
+#ifdef MRL__X86_SIMD
+          if (isa != MRL__ISA_C) {
+            mrl__pack_rows_avx2(mr, mb, kc, src, (size_t)lda, dst);
+            continue;
+          }
+#endif
+          if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
+          for (p = 0; p < kc; p++) {
+            float *d = dst + (size_t)p * mr;
+            for (r = 0; r < mb; r++) d[r] = src[(size_t)r * lda + p];
+          }
+        }
+      }
+      for (jr = 0; jr < nc; jr += nr) {
+        int nb = nc - jr < nr ? nc - jr : nr;
+        for (ir = 0; ir < mc; ir += mr) {
+          int mb = mc - ir < mr ? mc - ir : mr;
+          /* ctr: this block computes C^T, element (r, q) of the tile is at
+           * ct[q*ldc + r] */
+          float *ct =
+              ctr ? c + (size_t)(j0 + jr) * ldc + i0 + ir : c + (size_t)(i0 + ir) * ldc + j0 + jr;
+          int fresh = zero && p0 == 0; /* beta == 0: start from the zero table */
+          /* rows the kernel runs: mr, or on AVX-512 the last panel's 4 or 8 */
+          int kr = isa == MRL__ISA_AVX512 && mb <= 8 ? (mb <= 4 ? 4 : 8) : mr;
+          int kn = isa == MRL__ISA_AVX512 && nb <= 16 ? 16 : nr; /* and columns */
+          /* this panel of op(B): packed, or in place with row stride ldb */
+          const float *bpan =
+              inplace && nb == nr ? b + (size_t)p0 * ldb + j0 + jr : bp + (size_t)jr * kc;
+          size_t bs = inplace && nb == nr ? (size_t)ldb : (size_t)nr;
+          if (mb == kr && nb == kn && !ctr) {
+            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bpan, bs,
+                             fresh ? mrl__zeros : ct, fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
+          } else {
+            memset(tile, 0, sizeof(float) * (size_t)(kr * nr));
+            if (!fresh && ctr)
+              for (r = 0; r < mb; r++)
+                for (q = 0; q < nb; q++) tile[r * nr + q] = ct[(size_t)q * ldc + r];
+            else if (!fresh)
+              for (r = 0; r < mb; r++)
+                memcpy(tile + r * nr, ct + (size_t)r * ldc, sizeof(float) * (size_t)nb);
+            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bpan, bs, tile, (size_t)nr,
+                             tile, (size_t)nr);
+            if (ctr)
+              for (r = 0; r < mb; r++)
+                for (q = 0; q < nb; q++) ct[(size_t)q * ldc + r] = tile[r * nr + q];
+            else
+              for (r = 0; r < mb; r++)
+                memcpy(ct + (size_t)r * ldc, tile + r * nr, sizeof(float) * (size_t)nb);
+          }
+        }
+      }
+    }
   }
 }
 
-MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
-                      const float *b, int ldb, float beta, float *c, int ldc) {
-  int i, j, p, j0;
-  if (beta == 0.0f) {
+/* Direct (unpacked) paths for few rows. op(B) = B: each row of C is a chain
+ * of axpys over B's rows, the same per-element chain as the packed path.
+ * op(B) = B^T: dot products with lane-interleaved partial sums. */
+static void mrl__axpy_rows_c(int n, int k, const float *a, size_t aps, const float *b, int ldb,
+                             float *c) {
+  int p, j;
+  for (p = 0; p < k; p++) {
+    const float av = a[(size_t)p * aps], *bp = b + (size_t)p * ldb;
+    for (j = 0; j < n; j++) c[j] = c[j] + av * bp[j];
+  }
+}
+
+static float mrl__dot_c(int k, const float *x, const float *y) {
+  int p;
+#ifdef MRL__HAVE_V4
+  mrl__v4 s0, s1, x0, x1, y0, y1;
+  float lane[4], sum;
+  memset(&s0, 0, sizeof s0);
+  s1 = s0;
+  for (p = 0; p + 8 <= k; p += 8) {
+    memcpy(&x0, x + p, sizeof x0);
+    memcpy(&x1, x + p + 4, sizeof x1);
+    memcpy(&y0, y + p, sizeof y0);
+    memcpy(&y1, y + p + 4, sizeof y1);
+    s0 += x0 * y0;
+    s1 += x1 * y1;
+  }
+  s0 += s1;
+  memcpy(lane, &s0, sizeof lane);
+  sum = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+#else
+  float sum = 0.0f;
+  p = 0;
+#endif
+  for (; p < k; p++) sum += x[p] * y[p];
+  return sum;
+}
+
+#ifdef MRL__X86_SIMD
+MRL__TARGET_AVX2 static void mrl__axpy_rows_avx2(int n, int k, const float *a, size_t aps,
+                                                 const float *b, int ldb, float *c) {
+  int p, j = 0;
+  /* 64 columns of C stay in registers across the whole k chain */
+  for (; j + 32 <= n; j += 32) {
+    __m256 c0 = _mm256_loadu_ps(c + j), c1 = _mm256_loadu_ps(c + j + 8);
+    __m256 c2 = _mm256_loadu_ps(c + j + 16), c3 = _mm256_loadu_ps(c + j + 24);
+    for (p = 0; p < k; p++) {
+      const float *bp = b + (size_t)p * ldb + j;
+      __m256 av = _mm256_set1_ps(a[(size_t)p * aps]);
+      c0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp), c0);
+      c1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + 8), c1);
+      c2 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + 16), c2);
+      c3 = _mm256_fmadd_ps(av, _mm256_loadu_ps(bp + 24), c3);
+    }
+    _mm256_storeu_ps(c + j, c0);
+    _mm256_storeu_ps(c + j + 8, c1);
+    _mm256_storeu_ps(c + j + 16, c2);
+    _mm256_storeu_ps(c + j + 24, c3);
+  }
+  for (; j + 8 <= n; j += 8) {
+    __m256 c0 = _mm256_loadu_ps(c + j);
+    for (p = 0; p < k; p++)
+      c0 = _mm256_fmadd_ps(_mm256_set1_ps(a[(size_t)p * aps]),
+                           _mm256_loadu_ps(b + (size_t)p * ldb + j), c0);
+    _mm256_storeu_ps(c + j, c0);
+  }
+  for (; j < n; j++) {
+    float s = c[j];
+    for (p = 0; p < k; p++) s = fmaf(a[(size_t)p * aps], b[(size_t)p * ldb + j], s);
+    c[j] = s;
+  }
+}
+
+/* Dot-product tiles for op(B) = B^T with few rows: C[r][j] += sum_p A[r][p]
+ * B[j][p] with both rows contiguous. Each element sums in its own vector of
+ * lanes (lane l takes p = l mod width; the last partial step loads zeros past
+ * k), then the lanes are added in a fixed tree, then the sum is added to C.
+ * Tiles of R rows x 4 columns share loads; a column past n reads column 0
+ * again and is not stored, so every element gets the same arithmetic. */
+/* Lane sums of four 8-lane vectors at once, [sum v0, sum v1, sum v2, sum v3],
+ * each in the fixed tree (l + l+4), then (l + l+2), then (0 + 1). */
+MRL__TARGET_AVX2 MRL__INLINE static __m128 mrl__hsum4x256(__m256 v0, __m256 v1, __m256 v2,
+                                                          __m256 v3) {
+  __m128 b0 = _mm_add_ps(_mm256_castps256_ps128(v0), _mm256_extractf128_ps(v0, 1));
+  __m128 b1 = _mm_add_ps(_mm256_castps256_ps128(v1), _mm256_extractf128_ps(v1, 1));
+  __m128 b2 = _mm_add_ps(_mm256_castps256_ps128(v2), _mm256_extractf128_ps(v2, 1));
+  __m128 b3 = _mm_add_ps(_mm256_castps256_ps128(v3), _mm256_extractf128_ps(v3, 1));
+  __m128 u01 = _mm_add_ps(_mm_unpacklo_ps(b0, b1), _mm_unpackhi_ps(b0, b1));
+  __m128 u23 = _mm_add_ps(_mm_unpacklo_ps(b2, b3), _mm_unpackhi_ps(b2, b3));
+  return _mm_add_ps(_mm_movelh_ps(u01, u23), _mm_movehl_ps(u23, u01));
+}
+/* The same for 16-lane vectors: first (l + l+8), then as above. The halves
+ * go through memory: GCC 12's C++ front end warns about the register casts
+ * (_mm512_castps512_ps256) at -O2. */
+MRL__TARGET_AVX512 MRL__INLINE static __m256 mrl__half512(__m512 v) {
+  float t[16];
+  _mm512_storeu_ps(t, v);
+  return _mm256_add_ps(_mm256_loadu_ps(t), _mm256_loadu_ps(t + 8));
+}
+MRL__TARGET_AVX512 MRL__INLINE static __m128 mrl__hsum4x512(__m512 v0, __m512 v1, __m512 v2,
+                                                            __m512 v3) {
+  return mrl__hsum4x256(mrl__half512(v0), mrl__half512(v1), mrl__half512(v2), mrl__half512(v3));
+}
+/* C row r, columns 0..cols-1 (column stride cs), += the four lane sums of row
+ * r's accumulators */
+#define MRL__DOT_OUT(r, HSUM4)                                                                     \
+  do {                                                                                             \
+    float *cr = c + (size_t)(r)*ldc, sums[4];                                                      \
+    __m128 h = HSUM4(s##r##0, s##r##1, s##r##2, s##r##3);                                          \
+    if (cols == 4 && cs == 1) {                                                                    \
+      _mm_storeu_ps(cr, _mm_add_ps(_mm_loadu_ps(cr), h));                                          \
+    } else {                                                                                       \
+      _mm_storeu_ps(sums, h);                                                                      \
+      for (j = 0; j < cols; j++) cr[(size_t)j * cs] += sums[j];                                    \
+    }                                                                                              \
+  } while (0)
+#define MRL__DOT_ROW(r, FMA)                                                                       \
+  s##r##0 = FMA(x##r, y0, s##r##0);                                                                \
+  s##r##1 = FMA(x##r, y1, s##r##1);                                                                \
+  s##r##2 = FMA(x##r, y2, s##r##2);                                                                \
+  s##r##3 = FMA(x##r, y3, s##r##3)
+
+/* AVX-512: 4 x 4 tiles (rows == 4) or 1 x 4 (rows == 1), 16 lanes. */
+MRL__TARGET_AVX512 static void mrl__dot_tile_avx512(int rows, int cols, int k, const float *a,
+                                                    size_t lda, const float *b, size_t ldb,
+                                                    float *c, size_t ldc, size_t cs) {
+  const float *b0 = b, *b1 = cols > 1 ? b + ldb : b, *b2 = cols > 2 ? b + 2 * ldb : b;
+  const float *b3 = cols > 3 ? b + 3 * ldb : b;
+  __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00;
+  __m512 s12 = s00, s13 = s00, s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00;
+  __m512 s32 = s00, s33 = s00;
+  __m512 x0, x1, x2, x3, y0, y1, y2, y3;
+  __mmask16 mk = (__mmask16)((1u << (k % 16)) - 1u); /* the last partial step */
+  int p, j;
+#define MRL__LD512(q) _mm512_loadu_ps(q)
+#define MRL__LD512M(q) _mm512_maskz_loadu_ps(mk, q)
+#define MRL__D512_ROW0(LD)                                                                         \
+  y0 = LD(b0 + p);                                                                                 \
+  y1 = LD(b1 + p);                                                                                 \
+  y2 = LD(b2 + p);                                                                                 \
+  y3 = LD(b3 + p);                                                                                 \
+  x0 = LD(a + p);                                                                                  \
+  MRL__DOT_ROW(0, _mm512_fmadd_ps)
+#define MRL__D512_ROWS123(LD)                                                                      \
+  x1 = LD(a + lda + p);                                                                            \
+  x2 = LD(a + 2 * lda + p);                                                                        \
+  x3 = LD(a + 3 * lda + p);                                                                        \
+  MRL__DOT_ROW(1, _mm512_fmadd_ps);                                                                \
+  MRL__DOT_ROW(2, _mm512_fmadd_ps);                                                                \
+  MRL__DOT_ROW(3, _mm512_fmadd_ps)
+  if (rows == 4) {
+    for (p = 0; p + 16 <= k; p += 16) {
+      MRL__D512_ROW0(MRL__LD512);
+      MRL__D512_ROWS123(MRL__LD512);
+    }
+    if (p < k) {
+      MRL__D512_ROW0(MRL__LD512M);
+      MRL__D512_ROWS123(MRL__LD512M);
+    }
+  } else {
+    for (p = 0; p + 16 <= k; p += 16) {
+      MRL__D512_ROW0(MRL__LD512);
+    }
+    if (p < k) {
+      MRL__D512_ROW0(MRL__LD512M);
+    }
+  }
+  MRL__DOT_OUT(0, mrl__hsum4x512);
+  if (rows == 4) {
+    MRL__DOT_OUT(1, mrl__hsum4x512);
+    MRL__DOT_OUT(2, mrl__hsum4x512);
+    MRL__DOT_OUT(3, mrl__hsum4x512);
+  }
+}
+
+/* AVX2: 2 x 4 tiles (rows == 2) or 1 x 4 (rows == 1), 8 lanes. */
+MRL__TARGET_AVX2 static void mrl__dot_tile_avx2(int rows, int cols, int k, const float *a,
+                                                size_t lda, const float *b, size_t ldb, float *c,
+                                                size_t ldc, size_t cs) {
+  const float *b0 = b, *b1 = cols > 1 ? b + ldb : b, *b2 = cols > 2 ? b + 2 * ldb : b;
+  const float *b3 = cols > 3 ? b + 3 * ldb : b;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00;
+  __m256 s12 = s00, s13 = s00;
+  int p, j;
+  for (p = 0; p < k; p += 8) {
+    __m256 x0, x1, y0, y1, y2, y3;
+    if (k - p >= 8) {
+      y0 = _mm256_loadu_ps(b0 + p);
+      y1 = _mm256_loadu_ps(b1 + p);
+      y2 = _mm256_loadu_ps(b2 + p);
+      y3 = _mm256_loadu_ps(b3 + p);
+      x0 = _mm256_loadu_ps(a + p);
+      x1 = rows == 2 ? _mm256_loadu_ps(a + lda + p) : x0;
+    } else { /* lanes past k load zeros */
+      __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(k - p), lane);
+      y0 = _mm256_maskload_ps(b0 + p, mk);
+      y1 = _mm256_maskload_ps(b1 + p, mk);
+      y2 = _mm256_maskload_ps(b2 + p, mk);
+      y3 = _mm256_maskload_ps(b3 + p, mk);
+      x0 = _mm256_maskload_ps(a + p, mk);
+      x1 = rows == 2 ? _mm256_maskload_ps(a + lda + p, mk) : x0;
+    }
+    MRL__DOT_ROW(0, _mm256_fmadd_ps);
+    if (rows == 2) {
+      MRL__DOT_ROW(1, _mm256_fmadd_ps);
+    }
+  }
+  MRL__DOT_OUT(0, mrl__hsum4x256);
+  if (rows == 2) {
+    MRL__DOT_OUT(1, mrl__hsum4x256);
+  }
+}
+#endif
+
+static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const float *a, int lda,
+                             const float *b, int ldb, float *c, int ldc) {
+  int i, j, p;
+  (void)isa;
+  if (tb && !ta) { /* dot products: both operands contiguous along k */
+#ifdef MRL__X86_SIMD
+    /* single rows run faster in 8 lanes (measured on Zen 4) */
+    if (isa == MRL__ISA_AVX512 && m < 4) isa = MRL__ISA_AVX2;
+#endif
+    if (n < 4 && m >= 4) {
+      /* fewer than 4 columns: a tile takes 4 rows of A as its columns and
+       * writes them down C's column (x*y = y*x, so the sums are the same) */
+      for (j = 0; j < n; j++) {
+        const float *bj = b + (size_t)j * ldb;
+        for (i = 0; i < m; i += 4) {
+          int cols = m - i < 4 ? m - i : 4;
+          const float *ai = a + (size_t)i * lda;
+          float *ci = c + (size_t)i * ldc + j;
+#ifdef MRL__X86_SIMD
+          if (isa == MRL__ISA_AVX512) {
+            mrl__dot_tile_avx512(1, cols, k, bj, 0, ai, (size_t)lda, ci, 0, (size_t)ldc);
+            continue;
+          }
+          if (isa == MRL__ISA_AVX2) {
+            mrl__dot_tile_avx2(1, cols, k, bj, 0, ai, (size_t)lda, ci, 0, (size_t)ldc);
+            continue;
+          }
+#endif
+          for (p = 0; p < cols; p++) ci[(size_t)p * ldc] += mrl__dot_c(k, bj, ai + (size_t)p * lda);
+        }
+      }
+      return;
+    }
+    for (j = 0; j < n; j += 4) {
+      int cols = n - j < 4 ? n - j : 4;
+      const float *bj = b + (size_t)j * ldb;
+      for (i = 0; i < m;) {
+        const float *ai = a + (size_t)i * lda;
+        float *ci = c + (size_t)i * ldc + j;
+#ifdef MRL__X86_SIMD
+        if (isa == MRL__ISA_AVX512) {
+          int rows = m - i >= 4 ? 4 : 1;
+          mrl__dot_tile_avx512(rows, cols, k, ai, (size_t)lda, bj, (size_t)ldb, ci, (size_t)ldc, 1);
+          i += rows;
+          continue;
+        }
+        if (isa == MRL__ISA_AVX2) {
+          int rows = m - i >= 2 ? 2 : 1;
+          mrl__dot_tile_avx2(rows, cols, k, ai, (size_t)lda, bj, (size_t)ldb, ci, (size_t)ldc, 1);
+          i += rows;
+          continue;
+        }
+#endif
+        for (p = 0; p < cols; p++) ci[p] += mrl__dot_c(k, ai, bj + (size_t)p * ldb);
+        i++;
+      }
+    }
+    return;
+  }
+  for (i = 0; i < m; i++) {
+    const float *ai = ta ? a + i : a + (size_t)i * lda;
+    size_t aps = ta ? (size_t)lda : 1;
+    float *ci = c + (size_t)i * ldc;
+    if (tb) { /* A^T B^T: the packed kernels' chain, element by element */
+      for (j = 0; j < n; j++) {
+        const float *bj = b + (size_t)j * ldb;
+        float s = ci[j];
+        if (isa != MRL__ISA_C)
+          for (p = 0; p < k; p++) s = fmaf(ai[(size_t)p * aps], bj[p], s);
+        else
+          for (p = 0; p < k; p++) s = s + ai[(size_t)p * aps] * bj[p];
+        ci[j] = s;
+      }
+    } else {
+#ifdef MRL__X86_SIMD
+      if (isa != MRL__ISA_C) {
+        mrl__axpy_rows_avx2(n, k, ai, aps, b, ldb, ci);
+        continue;
+      }
+#endif
+      mrl__axpy_rows_c(n, k, ai, aps, b, ldb, ci);
+    }
+  }
+}
+
+/* mrl_gemm with the kernel chosen by the caller (tests run every kernel the
+ * CPU has). */
+static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
+                              const float *a, int lda, const float *b, int ldb, float beta,
+                              float *c, int ldc) {
+  int i, j, packed, ctr = 0;
+  if (m <= 0 || n <= 0) return;
+  MRL_ASSERT(ldc >= n && "mrl_gemm: ldc must be at least n");
+  packed = k > 0 && !((trans_b && !trans_a && (m <= MRL__DOT_M || n <= 4)) ||
+                      (!trans_b && m <= 3) || (double)m * n * k <= 4096.0);
+  if (beta == 0.0f && packed) {
+    /* the packed kernels start from zero themselves */
+  } else if (beta == 0.0f) {
     for (i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
   } else if (beta != 1.0f) {
     for (i = 0; i < m; i++)
       for (j = 0; j < n; j++) c[(size_t)i * ldc + j] *= beta;
   }
-  if (m <= 0 || n <= 0 || k <= 0) return;
+  if (k <= 0) return;
+  MRL_ASSERT(lda >= (trans_a ? m : k) && ldb >= (trans_b ? k : n) &&
+             "mrl_gemm: a row stride is shorter than its row");
+  if (!packed) {
+    mrl__gemm_direct(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+    return;
+  }
+  /* A narrow C (few columns, many rows) is computed as C^T = op(B)^T op(A)^T,
+   * so the kernels' rows, not their wide columns, cover the few columns; each
+   * element's chain is the same (a*b = b*a exactly), so is the result. */
+  if (n < 16 && m >= 2 * n) {
+    const float *t = a;
+    int ld = lda, ta = trans_a;
+    a = b;
+    lda = ldb;
+    trans_a = !trans_b;
+    b = t;
+    ldb = ld;
+    trans_b = !ta;
+    ld = m;
+    m = n;
+    n = ld;
+    ctr = 1;
+  }
+  /* Column blocks of C. With OpenMP each thread takes one contiguous range
+   * of columns (split at multiples of 32) in blocks of at most NC; block
+   * widths never change a result (each element's chain is the same in any
+   * block), so the split can follow the thread count. */
+  {
 #ifdef _OPENMP
-#pragma omp parallel for private(i, p) if ((double)m * n * k > 4e6)
+#pragma omp parallel if ((double)m * n * k > 4e6)
 #endif
-  for (j0 = 0; j0 < n; j0 += MRL__NR) {
-    float panel[MRL__KC * MRL__NR];
-    int nb = n - j0 < MRL__NR ? n - j0 : MRL__NR, p0;
-    for (p0 = 0; p0 < k; p0 += MRL__KC) {
-      int kb = k - p0 < MRL__KC ? k - p0 : MRL__KC, q;
-      /* pack op(B)[p0 .. p0+kb, j0 .. j0+nb) */
-      for (p = 0; p < kb; p++) {
-        float *dst = panel + (size_t)p * MRL__NR;
-        if (trans_b)
-          for (q = 0; q < nb; q++) dst[q] = b[(size_t)(j0 + q) * ldb + p0 + p];
-        else
-          memcpy(dst, b + (size_t)(p0 + p) * ldb + j0, sizeof(float) * (size_t)nb);
-        for (q = nb; q < MRL__NR; q++) dst[q] = 0.0f;
-      }
-      for (i = 0; i < m; i += MRL__MR) {
-        int mb = m - i < MRL__MR ? m - i : MRL__MR;
-        /* element (i+r, p0+p) of op(A) */
-        if (trans_a)
-          mrl__gemm_block(mb, nb, kb, a + (size_t)p0 * lda + i, 1, (size_t)lda, panel,
-                          c + (size_t)i * ldc + j0, ldc);
-        else
-          mrl__gemm_block(mb, nb, kb, a + (size_t)i * lda + p0, (size_t)lda, 1, panel,
-                          c + (size_t)i * ldc + j0, ldc);
-      }
+    {
+      int t = 0, nt = 1, lo, hi, j0;
+#ifdef _OPENMP
+      t = omp_get_thread_num();
+      nt = omp_get_num_threads();
+#endif
+      lo = (int)(((long long)n * t / nt + 31) / 32 * 32);
+      hi = t == nt - 1 ? n : (int)(((long long)n * (t + 1) / nt + 31) / 32 * 32);
+      if (hi > n) hi = n;
+      for (j0 = lo; j0 < hi; j0 += MRL__NC)
+        mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, hi - j0 < MRL__NC ? hi - j0 : MRL__NC,
+                               k, a, lda, b, ldb, beta == 0.0f, c, ldc, ctr);
     }
   }
+}
+
+MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
+                      const float *b, int ldb, float beta, float *c, int ldc) {
+  mrl__gemm_isa_run(mrl__gemm_isa(), trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* ---- matmul ---- */

@@ -55,6 +55,17 @@ if command -v python3 >/dev/null 2>&1; then
   check "python reads a memrl checkpoint" python3 tools/safetensors_io.py check \
     build/memrl_written.safetensors build/memrl_written.expect
 fi
+# mrl_gemm with OpenMP: a -fopenmp build passes test_gemm on 2 threads and
+# prints the same bitwise checksums of large products on 1 and 2 threads, and
+# so does a build with tiny blocks (blocking never changes a result).
+check "gemm bitwise across OpenMP threads and blockings" sh -c '"${CC:-cc}" -O2 -fopenmp -o build/test_gemm_omp tests/test_gemm.c -lm &&
+  "${CC:-cc}" -O2 -DMRL_GEMM_KC=7 -DMRL_GEMM_NC=32 -o build/test_gemm_blocks tests/test_gemm.c -lm &&
+  OMP_NUM_THREADS=2 ./build/test_gemm_omp &&
+  one=$(OMP_NUM_THREADS=1 ./build/test_gemm_omp --checksum) &&
+  two=$(OMP_NUM_THREADS=2 ./build/test_gemm_omp --checksum) &&
+  blk=$(./build/test_gemm_blocks --checksum) &&
+  echo "gemm checksums: 1 thread $one, 2 threads $two, small blocks $blk" &&
+  [ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$blk" ]'
 
 # Headers as C99 and C++, gcc and clang, warnings as errors.
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/all_headers.c
@@ -71,6 +82,8 @@ for cxx in g++ clang++; do
     check "$cxx C++ $src" $cxx -x c++ -std=c++11 -pedantic -Wall -Wextra -Werror -c build/$src.c -o build/$src.$cxx.o
   done
 done
+# conv2d splits images over OpenMP threads: a -fopenmp build compares 1 and 2 threads bit for bit.
+check "conv2d OpenMP equals serial" sh -c "${CC:-cc} -std=c99 -O2 -fopenmp -o build/omp_test_tensor_fused tests/test_tensor_fused.c -lm && ./build/omp_test_tensor_fused"
 # The vector env's OpenMP path steps environments in parallel bit for bit like the serial loop.
 check "vecenv OpenMP equals serial" sh -c "${CC:-cc} -std=c99 -O2 -fopenmp -o build/omp_test_envs_popgym tests/test_envs_popgym.c -lm && OMP_NUM_THREADS=4 ./build/omp_test_envs_popgym"
 # No mutable global state: no writable data symbols in an implementation object.

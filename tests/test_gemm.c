@@ -1,0 +1,229 @@
+/* mrl_gemm against a double-precision naive loop: the three layouts (A B,
+ * A B^T, A^T B, and A^T B^T, which the contract also allows), many shapes
+ * (odd sizes, 1xN, Mx1, K=1, sizes that are not multiples of any blocking,
+ * leading dimensions wider than the matrix), beta = 0, 1 and other values,
+ * every kernel this CPU can run, bitwise run-to-run determinism, and that
+ * C's padding columns are never written.
+ *
+ * `test_gemm --checksum` prints one line of bitwise checksums of products
+ * large enough to take the OpenMP path; tools/run_tests.sh compares it for
+ * OMP_NUM_THREADS=1 and 2 with a -fopenmp build.
+ * cc -std=c99 -O2 tests/test_gemm.c -o build/test_gemm -lm && ./build/test_gemm */
+#define MEMRL_TENSOR_IMPLEMENTATION
+#include "../memrl_tensor.h"
+#include "test.h"
+
+#include <string.h>
+
+/* element (i, j) of op(X) for X stored with row stride ld */
+static float at(const float *x, int ld, int trans, int i, int j) {
+  return trans ? x[(size_t)j * ld + i] : x[(size_t)i * ld + j];
+}
+
+static void fill(mrl_rng *rng, float *x, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) x[i] = mrl_rng_uniform_range(rng, -1.0f, 1.0f);
+}
+
+/* One product checked against double precision. Tolerance: each element is
+ * a k-term float chain, so its error is at most about k * eps * sum|a||b|
+ * (plus beta*C's rounding); we allow 2 k eps sum|a b| + 1e-6. */
+static int check_one(mrl_rng *rng, int isa, int ta, int tb, int m, int n, int k, int pad,
+                     float beta) {
+  int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+  int rows_a = ta ? k : m, rows_b = tb ? n : k, i, j, p, bad = 0;
+  /* A and B allocated to the last element they hold (so the sanitizers see
+   * any read past it), starting off 16-byte alignment for odd shapes */
+  int off = (m + n + k) & 1;
+  size_t na = (size_t)(rows_a - 1) * lda + (ta ? m : k) + off;
+  size_t nb = (size_t)(rows_b - 1) * ldb + (tb ? k : n) + off, nc = (size_t)m * ldc + 1;
+  float *abuf = (float *)malloc(sizeof(float) * na), *bbuf = (float *)malloc(sizeof(float) * nb);
+  float *c = (float *)malloc(sizeof(float) * nc), *c0 = (float *)malloc(sizeof(float) * nc);
+  float *c2 = (float *)malloc(sizeof(float) * nc), *a = abuf + off, *b = bbuf + off;
+  fill(rng, abuf, na);
+  fill(rng, bbuf, nb);
+  fill(rng, c0, nc);
+  if (beta == 0.0f) /* beta = 0 must ignore C, even NaN */
+    for (i = 0; i < m; i++) c0[(size_t)i * ldc] = NAN;
+  memcpy(c, c0, sizeof(float) * nc);
+  mrl__gemm_isa_run(isa, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+  memcpy(c2, c0, sizeof(float) * nc);
+  mrl__gemm_isa_run(isa, ta, tb, m, n, k, a, lda, b, ldb, beta, c2, ldc);
+  for (i = 0; i < m && bad < 3; i++) {
+    for (j = 0; j < ldc && bad < 3; j++) {
+      size_t o = (size_t)i * ldc + j;
+      if (j >= n) { /* padding columns untouched */
+        if (memcmp(&c[o], &c0[o], sizeof(float)) != 0) {
+          bad++;
+          MRL_CHECK(0, "isa %d ta %d tb %d %dx%dx%d pad %d: wrote padding (%d,%d)", isa, ta, tb, m,
+                    n, k, pad, i, j);
+        }
+        continue;
+      }
+      {
+        double want = beta == 0.0f ? 0.0 : (double)beta * c0[o], mag = fabs(want);
+        double tol;
+        for (p = 0; p < k; p++) {
+          double t = (double)at(a, lda, ta, i, p) * at(b, ldb, tb, p, j);
+          want += t;
+          mag += fabs(t);
+        }
+        tol = 2.0 * (k + 2) * 1.2e-7 * mag + 1e-6;
+        if (!(fabs(c[o] - want) <= tol)) {
+          bad++;
+          MRL_CHECK(0, "isa %d ta %d tb %d %dx%dx%d pad %d beta %g: C(%d,%d) = %.9g, want %.9g",
+                    isa, ta, tb, m, n, k, pad, (double)beta, i, j, (double)c[o], want);
+        }
+      }
+    }
+  }
+  if (memcmp(c, c2, sizeof(float) * nc) != 0) {
+    bad++;
+    MRL_CHECK(0, "isa %d ta %d tb %d %dx%dx%d: two runs differ", isa, ta, tb, m, n, k);
+  }
+  free(abuf);
+  free(bbuf);
+  free(c);
+  free(c0);
+  free(c2);
+  return bad == 0;
+}
+
+static int isa_available(int isa) {
+  if (isa == MRL__ISA_C) return 1;
+#ifdef MRL__X86_SIMD
+  if (isa == MRL__ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (isa == MRL__ISA_AVX512) return __builtin_cpu_supports("avx512f");
+#endif
+  return 0;
+}
+
+/* Path independence (see the gemm notes in memrl_tensor.h): in the layouts
+ * A B, A^T B and A^T B^T every element is the same chain whichever path runs,
+ * so rows computed alone (the direct path for one or two rows) equal the same
+ * rows of a large product (packed path), bitwise; and the AVX2 and AVX-512
+ * kernels, both fused multiply-add chains, agree bitwise in every layout once
+ * A B^T leaves its dot-product path (more than 16 rows and 4 columns). */
+static int check_paths(mrl_rng *rng, int ta, int tb, int m, int n, int k) {
+  int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, rows_a = ta ? k : m;
+  int rows_b = tb ? n : k, isa, i, ok = 1;
+  size_t na = (size_t)rows_a * lda, nb = (size_t)rows_b * ldb, nc = (size_t)m * n;
+  float *a = (float *)malloc(sizeof(float) * na), *b = (float *)malloc(sizeof(float) * nb);
+  float *c0 = (float *)malloc(sizeof(float) * nc), *c = (float *)malloc(sizeof(float) * nc);
+  float *prev = (float *)malloc(sizeof(float) * nc), *row = (float *)malloc(sizeof(float) * 2 * n);
+  fill(rng, a, na);
+  fill(rng, b, nb);
+  fill(rng, c0, nc);
+  for (isa = 0; isa <= MRL__ISA_AVX512; isa++) {
+    if (!isa_available(isa)) continue;
+    memcpy(c, c0, sizeof(float) * nc);
+    mrl__gemm_isa_run(isa, ta, tb, m, n, k, a, lda, b, ldb, 1.0f, c, n);
+    if (!(ta == 0 && tb == 1)) {
+      for (i = 0; i + 2 <= m; i += m / 3 + 1) { /* rows i and i+1 alone */
+        const float *ai = ta ? a + i : a + (size_t)i * lda;
+        memcpy(row, c0 + (size_t)i * n, sizeof(float) * 2 * n);
+        mrl__gemm_isa_run(isa, ta, tb, 2, n, k, ai, lda, b, ldb, 1.0f, row, n);
+        ok &= memcmp(row, c + (size_t)i * n, sizeof(float) * 2 * n) == 0;
+        memcpy(row, c0 + (size_t)i * n, sizeof(float) * n);
+        mrl__gemm_isa_run(isa, ta, tb, 1, n, k, ai, lda, b, ldb, 1.0f, row, n);
+        ok &= memcmp(row, c + (size_t)i * n, sizeof(float) * n) == 0;
+      }
+    }
+    if (isa == MRL__ISA_AVX512 && isa_available(MRL__ISA_AVX2) &&
+        (!(ta == 0 && tb == 1) || (m > 16 && n > 4 && m * n * k > 4096)))
+      ok &= memcmp(prev, c, sizeof(float) * nc) == 0;
+    memcpy(prev, c, sizeof(float) * nc);
+  }
+  MRL_CHECK(ok, "ta %d tb %d %dx%dx%d: rows alone or another SIMD kernel differ bitwise", ta, tb, m,
+            n, k);
+  free(a);
+  free(b);
+  free(c0);
+  free(c);
+  free(prev);
+  free(row);
+  return ok;
+}
+
+/* Bitwise checksum (FNV-1a over the bytes) of several large products. */
+static int print_checksums(void) {
+  static const int shapes[][3] = {
+      {300, 200, 260}, {257, 511, 129}, {96, 1000, 300}, {3000, 6, 400}};
+  mrl_rng rng = mrl_rng_make(7);
+  int s, t;
+  for (s = 0; s < 4; s++) {
+    int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+    size_t big = (size_t)(m > n ? m : n) * (size_t)(k > n ? k : n), i;
+    float *a = (float *)malloc(sizeof(float) * big), *b = (float *)malloc(sizeof(float) * big);
+    float *c = (float *)malloc(sizeof(float) * (size_t)m * n);
+    fill(&rng, a, big);
+    fill(&rng, b, big);
+    for (t = 0; t < 3; t++) {
+      int ta = t == 2, tb = t == 1;
+      uint64_t h = 1469598103934665603ull;
+      const unsigned char *bytes = (const unsigned char *)c;
+      mrl_gemm(ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n);
+      for (i = 0; i < sizeof(float) * (size_t)m * n; i++) h = (h ^ bytes[i]) * 1099511628211ull;
+      printf("%016llx ", (unsigned long long)h);
+    }
+    free(a);
+    free(b);
+    free(c);
+  }
+  printf("\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static const int sizes[] = {1, 2, 3, 5, 7, 8, 13, 16, 17, 31, 33, 64, 97};
+  static const float betas[] = {0.0f, 1.0f, 0.5f};
+  mrl_rng rng = mrl_rng_make(1234);
+  int nsz = (int)(sizeof sizes / sizeof sizes[0]), isa, t, s, ok;
+  if (argc > 1 && strcmp(argv[1], "--checksum") == 0) return print_checksums();
+  for (isa = 0; isa <= MRL__ISA_AVX512; isa++) {
+    if (!isa_available(isa)) {
+      printf("kernel %d not available on this CPU, skipped\n", isa);
+      continue;
+    }
+    for (t = 0; t < 4; t++) {
+      int ta = t & 1, tb = t >> 1, i1, i2, i3;
+      /* all small combinations of m, n, k */
+      ok = 1;
+      for (i1 = 0; i1 < nsz; i1 += 2)
+        for (i2 = 0; i2 < nsz; i2 += 1)
+          for (i3 = 0; i3 < nsz; i3 += 3)
+            ok &= check_one(&rng, isa, ta, tb, sizes[i1], sizes[i2], sizes[i3], (i1 + i2) % 3,
+                            betas[(i1 + i2 + i3) % 3]);
+      MRL_CHECK(ok, "isa %d ta %d tb %d: small shapes", isa, ta, tb);
+      /* shapes across the blocking: edges of MC, NC, KC and the kernels' MR, NR */
+      {
+        static const int big[][3] = {
+            {1, 1, 1},     {1, 700, 300}, {700, 1, 300},   {300, 300, 1},  {200, 190, 257},
+            {97, 96, 255}, {96, 97, 256}, {193, 289, 513}, {16, 512, 512}, {17, 130, 64},
+            {4, 333, 65},  {5, 64, 512},  {12, 32, 40},    {13, 33, 1000}, {130, 70, 20}};
+        ok = 1;
+        for (s = 0; s < (int)(sizeof big / sizeof big[0]); s++)
+          ok &= check_one(&rng, isa, ta, tb, big[s][0], big[s][1], big[s][2], s % 2 ? 5 : 0,
+                          betas[s % 3]);
+        MRL_CHECK(ok, "isa %d ta %d tb %d: large shapes", isa, ta, tb);
+      }
+    }
+  }
+  for (t = 0; t < 4; t++) {
+    check_paths(&rng, t & 1, t >> 1, 50, 70, 300);
+    check_paths(&rng, t & 1, t >> 1, 13, 40, 600);
+    check_paths(&rng, t & 1, t >> 1, 100, 33, 17);
+    check_paths(&rng, t & 1, t >> 1, 30, 200, 64);
+    check_paths(&rng, t & 1, t >> 1, 200, 5, 150); /* narrow C: computed as C^T */
+    check_paths(&rng, t & 1, t >> 1, 64, 15, 40);
+  }
+  /* m, n or k zero: C only scaled by beta */
+  {
+    float a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4}, c[4] = {1, 2, 3, 4};
+    mrl_gemm(0, 0, 2, 2, 0, a, 1, b, 2, 0.5f, c, 2);
+    MRL_CHECK(c[0] == 0.5f && c[3] == 2.0f, "k = 0 scales C by beta");
+    mrl_gemm(0, 0, 0, 2, 2, a, 2, b, 2, 0.0f, c, 2);
+    MRL_CHECK(c[0] == 0.5f, "m = 0 leaves C alone");
+  }
+  return mrl_test_summary("test_gemm");
+}
