@@ -626,8 +626,9 @@ static inline float mrl_sigmoidf(float x) {
  * C's old contents (NaN included); m, n or k <= 0 only applies beta. A
  * stride shorter than its matrix's row stops at MRL_ASSERT.
  * Packed, register-blocked kernels: AVX-512F or AVX2+FMA when the CPU has
- * them (checked at run time, x86-64 with GCC/Clang), else portable C; with
- * -fopenmp, column blocks of large products are shared between threads.
+ * them (checked at run time; x86-64 with GCC or Clang, not MinGW GCC), else
+ * portable C; with -fopenmp, column blocks of large products are shared
+ * between threads.
  * Deterministic: each element is one chain over k in increasing order from
  * beta*C, whatever the thread count, blocking or batch size (fused
  * multiply-adds on the SIMD kernels, separate roundings in portable C, so the
@@ -636,7 +637,7 @@ static inline float mrl_sigmoidf(float x) {
  * heads) sums each element as a lane-split dot product, so its rows may
  * differ in the last bits from a larger batch's (likewise any A B^T of at
  * most 4096 multiply-adds).
- * Uses about 88 KiB of stack (see MRL_GEMM_NC). */
+ * Uses about 88 KiB of stack (see MRL_GEMM_KC / MRL_GEMM_NC). */
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
                       const float *b, int ldb, float beta, float *c, int ldc);
 
