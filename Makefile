@@ -11,7 +11,7 @@ WARN = -Wall -Wextra
 SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
-UNIT_TESTS = test_tensor test_tensor_finite test_tensor_fused test_nn test_mem test_envs test_envs_tasks test_envs_popgym test_algos
+UNIT_TESTS = test_tensor test_tensor_finite test_tensor_fused test_nn test_nn_alloc test_mem test_envs test_envs_tasks test_envs_popgym test_algos
 LEARNING_TESTS = test_learning
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
@@ -42,9 +42,18 @@ demo: build/ppo_tmaze
 test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_,$(UNIT_TESTS))
 	@CC="$(CC)" sh tools/run_tests.sh $(UNIT_TESTS) -- $(LEARNING_TESTS)
 
-bench: build/bench_envs build/bench_train
+# bench_nn compares with PyTorch measured in the same run: the first python
+# that imports torch (PYTHON, then Debian's) writes build/bench_torch.txt;
+# without one the file is removed and the figures say ref=none.
+PYTHON ?= python3
+bench: build/bench_envs build/bench_train build/bench_nn
 	@./build/bench_envs
 	@./build/bench_train
+	@rm -f build/bench_torch.txt; for py in $(PYTHON) /usr/bin/python3; do \
+	  if $$py -c 'import torch' 2>/dev/null; then \
+	    $$py tools/bench_torch.py > build/bench_torch.txt || rm -f build/bench_torch.txt; break; \
+	  fi; done
+	@./build/bench_nn build/bench_torch.txt
 
 format:
 	clang-format -i --style=file $(SOURCES)
