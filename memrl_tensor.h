@@ -1130,6 +1130,124 @@ MRL_DEF mrl_tensor *mrl_matmul_tn(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
   return mrl__matmul(g, a, b, 2, "matmul_tn");
 }
 
+/* ---- x Wᵀ for a W that fits in cache ----
+ * y[i][j] += dot(x_i, w_j), W row-major [n,k]. Linear layers and the
+ * recurrent layers' projections use it: each dot product reads two
+ * contiguous rows, so nothing is packed, and a batch of one (acting) costs no
+ * more per row than a large batch. A dot product sums four lanes over k in
+ * steps of four, then (l0 + l1) + (l2 + l3), then the k % 4 tail in order:
+ * the result depends on k only, never on m, n or the position in a block,
+ * with or without vector extensions. Larger W go to mrl_gemm, whose packing
+ * then pays for itself (mrl__xwt). */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(MRL_NO_VECTOR_EXTENSIONS)
+#define MRL__HAVE_F4 1
+typedef float mrl__f4 __attribute__((vector_size(16), aligned(4)));
+typedef uint32_t mrl__u4 __attribute__((vector_size(16), aligned(4)));
+typedef int32_t mrl__i4 __attribute__((vector_size(16), aligned(4)));
+#endif
+
+static float mrl__dot_finish(const float *lanes, const float *x, const float *w, int k) {
+  float s = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  int p;
+  for (p = k & ~3; p < k; p++) s += x[p] * w[p];
+  return s;
+}
+
+static float mrl__dot(const float *x, const float *w, int k) {
+  float lanes[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  int p, l;
+  for (p = 0; p + 4 <= k; p += 4)
+    for (l = 0; l < 4; l++) lanes[l] += x[p + l] * w[p + l];
+  return mrl__dot_finish(lanes, x, w, k);
+}
+
+#ifdef MRL__HAVE_F4
+/* rows x0 (and x1 unless NULL) against the four rows of W from w */
+static void mrl__dot_x4(const float *x0, const float *x1, const float *w, int ldw, int k, float *y0,
+                        float *y1) {
+  const float *w0 = w, *w1 = w + ldw, *w2 = w + 2 * (size_t)ldw, *w3 = w + 3 * (size_t)ldw;
+  mrl__f4 a00, a01, a02, a03, a10, a11, a12, a13, xv0, xv1, wv0, wv1, wv2, wv3;
+  float lanes[4];
+  int p;
+  memset(&a00, 0, sizeof a00);
+  a01 = a02 = a03 = a10 = a11 = a12 = a13 = a00;
+  if (x1) {
+    for (p = 0; p + 4 <= k; p += 4) {
+      memcpy(&xv0, x0 + p, sizeof xv0);
+      memcpy(&xv1, x1 + p, sizeof xv1);
+      memcpy(&wv0, w0 + p, sizeof wv0);
+      memcpy(&wv1, w1 + p, sizeof wv1);
+      memcpy(&wv2, w2 + p, sizeof wv2);
+      memcpy(&wv3, w3 + p, sizeof wv3);
+      a00 += xv0 * wv0;
+      a01 += xv0 * wv1;
+      a02 += xv0 * wv2;
+      a03 += xv0 * wv3;
+      a10 += xv1 * wv0;
+      a11 += xv1 * wv1;
+      a12 += xv1 * wv2;
+      a13 += xv1 * wv3;
+    }
+  } else {
+    for (p = 0; p + 4 <= k; p += 4) {
+      memcpy(&xv0, x0 + p, sizeof xv0);
+      memcpy(&wv0, w0 + p, sizeof wv0);
+      memcpy(&wv1, w1 + p, sizeof wv1);
+      memcpy(&wv2, w2 + p, sizeof wv2);
+      memcpy(&wv3, w3 + p, sizeof wv3);
+      a00 += xv0 * wv0;
+      a01 += xv0 * wv1;
+      a02 += xv0 * wv2;
+      a03 += xv0 * wv3;
+    }
+  }
+#define MRL__DOT_OUT(acc, x, wr, y)                                                                \
+  memcpy(lanes, &acc, sizeof lanes);                                                               \
+  y += mrl__dot_finish(lanes, x, wr, k)
+  MRL__DOT_OUT(a00, x0, w0, y0[0]);
+  MRL__DOT_OUT(a01, x0, w1, y0[1]);
+  MRL__DOT_OUT(a02, x0, w2, y0[2]);
+  MRL__DOT_OUT(a03, x0, w3, y0[3]);
+  if (x1) {
+    MRL__DOT_OUT(a10, x1, w0, y1[0]);
+    MRL__DOT_OUT(a11, x1, w1, y1[1]);
+    MRL__DOT_OUT(a12, x1, w2, y1[2]);
+    MRL__DOT_OUT(a13, x1, w3, y1[3]);
+  }
+#undef MRL__DOT_OUT
+}
+#endif
+
+static void mrl__dot_nt(int m, int n, int k, const float *x, int ldx, const float *w, int ldw,
+                        float *y, int ldy) {
+  int i, j;
+  for (i = 0; i < m; i += 2) {
+    const float *x0 = x + (size_t)i * ldx, *x1 = i + 1 < m ? x0 + ldx : NULL;
+    float *y0 = y + (size_t)i * ldy, *y1 = x1 ? y0 + ldy : NULL;
+    j = 0;
+#ifdef MRL__HAVE_F4
+    for (; j + 4 <= n; j += 4)
+      mrl__dot_x4(x0, x1, w + (size_t)j * ldw, ldw, k, y0 + j, y1 ? y1 + j : NULL);
+#endif
+    for (; j < n; j++) {
+      y0[j] += mrl__dot(x0, w + (size_t)j * ldw, k);
+      if (y1) y1[j] += mrl__dot(x1, w + (size_t)j * ldw, k);
+    }
+  }
+}
+
+/* y[m,n] += x[m,k] Wᵀ (W [n,k], row strides ldx, ldw, ldy). The kernel is
+ * chosen by W's size alone, so a row's result never depends on m. */
+#define MRL__XWT_MAX (64 * 1024) /* floats of W: 256 KB */
+static void mrl__xwt(int m, int n, int k, const float *x, int ldx, const float *w, int ldw,
+                     float *y, int ldy) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+  if ((size_t)n * (size_t)k <= MRL__XWT_MAX)
+    mrl__dot_nt(m, n, k, x, ldx, w, ldw, y, ldy);
+  else
+    mrl_gemm(0, 1, m, n, k, x, ldx, w, ldw, 1.0f, y, ldy);
+}
+
 /* ---- linear: y = x Wᵀ + b ---- */
 
 static void mrl__linear_backward(mrl_node *nd) {
@@ -1164,7 +1282,7 @@ MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
     else
       memset(y->data + (size_t)i * n, 0, sizeof(float) * (size_t)n);
   }
-  mrl_gemm(0, 1, m, n, k, x->data, k, w->data, k, 1.0f, y->data, n);
+  mrl__xwt(m, n, k, x->data, k, w->data, k, y->data, n);
   MRL__FINITE("linear", y, x, w);
   if ((nd = mrl_graph_record(g, "linear", mrl__linear_backward, y)) != NULL) {
     nd->in[0] = x;

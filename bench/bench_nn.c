@@ -10,17 +10,22 @@
  *   nn_gru_act     one GRU-cell step
  *
  * Each figure is the best of several rounds (after a warm-up) of the mean time
- * per iteration. The PyTorch figures are read from build/bench_torch.txt,
- * which `make bench` writes in the same run when python3 can import torch
+ * per iteration, in CPU time of the process (both here and in the PyTorch
+ * twin), so that other jobs on a shared machine do not count. The PyTorch figures are read from
+ * build/bench_torch.txt, which `make bench` writes in the same run when python3 can import torch
  * (ref=none when the file is absent); speedup = PyTorch time / memrl time.
  *
  *   make bench      or, by hand:
  *   python3 tools/bench_torch.py > build/bench_torch.txt
  *   cc -O2 bench/bench_nn.c -o build/bench_nn -lm && ./build/bench_nn [file] */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
+#endif
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
 
 #include <string.h>
+#include <time.h>
 
 #define ROUNDS 5
 #define T_STEPS 32
@@ -30,15 +35,25 @@
 
 static volatile float bench_sink;
 
+/* CPU time of this process in seconds (wall time where there is no such clock). */
+static double cpu_seconds(void) {
+#if defined(CLOCK_PROCESS_CPUTIME_ID)
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+  return mrl_wall_seconds();
+}
+
 /* Best of ROUNDS rounds of `iters` iterations, after a warm-up; milliseconds. */
 static double best_ms(void (*fn)(void *), void *ctx, int iters) {
   double best = 1e30;
   int r, i;
   for (i = 0; i < (iters / 10 > 3 ? iters / 10 : 3); i++) fn(ctx);
   for (r = 0; r < ROUNDS; r++) {
-    double t0 = mrl_wall_seconds(), dt;
+    double t0 = cpu_seconds(), dt;
     for (i = 0; i < iters; i++) fn(ctx);
-    dt = (mrl_wall_seconds() - t0) / iters;
+    dt = (cpu_seconds() - t0) / iters;
     if (dt < best) best = dt;
   }
   return best * 1e3;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch twin of bench/bench_nn.c: the same networks, shapes, losses and
 optimiser, single-threaded, timed the same way (warm-up, then the best of
-several rounds of the mean time per iteration).
+several rounds of the mean time per iteration, in CPU time of the process so
+that other jobs on a shared machine do not count).
 
 Prints one line per figure, "<name> <milliseconds>", which bench_nn reads from
 build/bench_torch.txt (written by `make bench`):
@@ -23,10 +24,10 @@ def best_ms(fn, iters):
         fn()
     best = float("inf")
     for _ in range(ROUNDS):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(iters):
             fn()
-        best = min(best, (time.perf_counter() - t0) / iters)
+        best = min(best, (time.process_time() - t0) / iters)
     return best * 1e3
 
 
