@@ -1035,6 +1035,21 @@ MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *
 
 /* ---- LSTM ---- */
 
+/* The reverse recurrences need dpre_t W_hh every step. W_hh is transposed
+ * once per backward pass into w_t [H, gates*H], so each step is a product of
+ * contiguous rows (mrl__xwt) rather than a repacking of W_hh. */
+static void mrl__rnn_transpose(const float *w, int rows, int cols, float *w_t) {
+  int r, c;
+  for (r = 0; r < rows; r++)
+    for (c = 0; c < cols; c++) w_t[(size_t)c * rows + r] = w[(size_t)r * cols + c];
+}
+
+/* dst [B, H] = src [B, G] w_t^T, w_t [H, G] */
+static void mrl__rnn_back_h(int B, int H, int G, const float *src, const float *w_t, float *dst) {
+  memset(dst, 0, sizeof(float) * (size_t)B * H);
+  mrl__xwt(B, H, G, src, G, w_t, G, dst, H);
+}
+
 /* Declares the four tensors of recurrent layer k (torch's _l<k> suffix):
  * weight_ih [gates*H, in], weight_hh [gates*H, H], bias_ih, bias_hh. DEFAULT
  * resolves to U(+-1/sqrt(H)) for all four, as torch's RNN, LSTM and GRU do;
@@ -1094,6 +1109,7 @@ typedef struct mrl__lstm_saved {
   float *c_all, *tanh_c;  /* [T*B, H]: c_t and tanh(c_t) */
   float *dpre;            /* [T*B, 4H] backward scratch */
   float *dc, *dh_prev;    /* [B, H] backward scratch */
+  float *w_t;             /* [H, 4H] backward scratch: W_hh transposed */
   int T, B;
 } mrl__lstm_saved;
 
@@ -1104,6 +1120,7 @@ static void mrl__lstm_backward(mrl_node *nd) {
   size_t BH = (size_t)B * H, k;
   /* y's last block is h_T, so its gradient arrives through y; c_T's own */
   memset(s->dh_prev, 0, sizeof(float) * BH);
+  mrl__rnn_transpose(s->w_hh->data, G, H, s->w_t);
   if (s->c_last->grad)
     memcpy(s->dc, s->c_last->grad, sizeof(float) * BH);
   else
@@ -1129,7 +1146,7 @@ static void mrl__lstm_backward(mrl_node *nd) {
       }
     }
     /* gradient of h_{t-1}: (dpre_t W_hh) * keep */
-    mrl_gemm(0, 0, B, H, G, dp, G, s->w_hh->data, H, 0.0f, s->dh_prev, H);
+    mrl__rnn_back_h(B, H, G, dp, s->w_t, s->dh_prev);
     for (b = 0; b < B; b++) {
       float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
       for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= keep;
@@ -1225,7 +1242,8 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
     s->dpre = (float *)mrl_graph_alloc(g, sizeof(float) * N * G);
     s->dc = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
     s->dh_prev = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
-    if (!s->dpre || !s->dc || !s->dh_prev) {
+    s->w_t = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)G * H);
+    if (!s->dpre || !s->dc || !s->dh_prev || !s->w_t) {
       g->tape = nd->prev;
       if (h_out) *h_out = NULL;
       if (c_out) *c_out = NULL;
@@ -1290,6 +1308,7 @@ typedef struct mrl__gru_saved {
   float *h_prev;        /* [T*B, H]: keep * h_{t-1} */
   float *dxp, *dhh;     /* [T*B, 3H] backward scratch */
   float *dh_prev, *dhz; /* [B, H] backward scratch */
+  float *w_t;           /* [H, 3H] backward scratch: W_hh transposed */
   int T, B;
 } mrl__gru_saved;
 
@@ -1299,6 +1318,7 @@ static void mrl__gru_backward(mrl_node *nd) {
   int T = s->T, B = s->B, H = y->shape[1], I = s->x->shape[1], G = 3 * H, t, b, j;
   size_t BH = (size_t)B * H, k, N = (size_t)T * B;
   memset(s->dh_prev, 0, sizeof(float) * BH);
+  mrl__rnn_transpose(s->w_hh->data, G, H, s->w_t);
   for (t = T - 1; t >= 0; t--) {
     const float *gt = s->gates + (size_t)t * B * G, *hk = s->h_prev + (size_t)t * BH;
     const float *hn = s->hn + (size_t)t * BH, *gy = y->grad + (size_t)t * BH;
@@ -1320,7 +1340,7 @@ static void mrl__gru_backward(mrl_node *nd) {
         s->dhz[k] = d * z;
       }
     }
-    mrl_gemm(0, 0, B, H, G, dh, G, s->w_hh->data, H, 0.0f, s->dh_prev, H);
+    mrl__rnn_back_h(B, H, G, dh, s->w_t, s->dh_prev);
     for (b = 0; b < B; b++) {
       float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
       for (j = 0; j < H; j++) {
@@ -1417,7 +1437,8 @@ MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_t
     s->dhh = (float *)mrl_graph_alloc(g, sizeof(float) * N * G);
     s->dh_prev = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
     s->dhz = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
-    if (!s->dxp || !s->dhh || !s->dh_prev || !s->dhz) {
+    s->w_t = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)G * H);
+    if (!s->dxp || !s->dhh || !s->dh_prev || !s->dhz || !s->w_t) {
       g->tape = nd->prev;
       if (h_out) *h_out = NULL;
       return NULL;
@@ -1472,6 +1493,7 @@ typedef struct mrl__elman_saved {
   float *h_prev;  /* [T*B, H] */
   float *dpre;    /* [T*B, H] backward scratch */
   float *dh_prev; /* [B, H] */
+  float *w_t;     /* [H, H] W_hh transposed */
   int T, B, relu;
 } mrl__elman_saved;
 
@@ -1481,6 +1503,7 @@ static void mrl__elman_backward(mrl_node *nd) {
   int T = s->T, B = s->B, H = y->shape[1], I = s->x->shape[1], t, b, j;
   size_t BH = (size_t)B * H, k, N = (size_t)T * B;
   memset(s->dh_prev, 0, sizeof(float) * BH);
+  mrl__rnn_transpose(s->w_hh->data, H, H, s->w_t);
   for (t = T - 1; t >= 0; t--) {
     const float *yt = y->data + (size_t)t * BH, *gy = y->grad + (size_t)t * BH;
     float *dp = s->dpre + (size_t)t * BH;
@@ -1488,7 +1511,7 @@ static void mrl__elman_backward(mrl_node *nd) {
       float d = gy[k] + s->dh_prev[k];
       dp[k] = s->relu ? (yt[k] > 0.0f ? d : 0.0f) : d * (1.0f - yt[k] * yt[k]);
     }
-    mrl_gemm(0, 0, B, H, H, dp, H, s->w_hh->data, H, 0.0f, s->dh_prev, H);
+    mrl__rnn_back_h(B, H, H, dp, s->w_t, s->dh_prev);
     if (s->keep)
       for (b = 0; b < B; b++)
         for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= s->keep[(size_t)t * B + b];
@@ -1557,7 +1580,8 @@ MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, m
   if ((nd = mrl_graph_record(g, "elman", mrl__elman_backward, y)) != NULL) {
     s->dpre = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
     s->dh_prev = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
-    if (!s->dpre || !s->dh_prev) {
+    s->w_t = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)H * H);
+    if (!s->dpre || !s->dh_prev || !s->w_t) {
       g->tape = nd->prev;
       if (h_out) *h_out = NULL;
       return NULL;
