@@ -1162,12 +1162,40 @@ static float mrl__dot(const float *x, const float *w, int k) {
 }
 
 #ifdef MRL__HAVE_F4
+#if defined(__clang__)
+#define MRL__SHUF(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+#define MRL__SHUF(a, b, i, j, k, l) __builtin_shuffle(a, b, (mrl__i4){i, j, k, l})
+#endif
+
+/* y[0..4) += the four dot products whose lane sums are in a, b, c, d (rows
+ * w, w + ldw, ...): a 4x4 transpose, then (l0 + l1) + (l2 + l3) for all four
+ * at once, then the k % 4 tail: mrl__dot_finish's operations, in its order. */
+static void mrl__dot_out4(mrl__f4 a, mrl__f4 b, mrl__f4 c, mrl__f4 d, const float *x,
+                          const float *w, int ldw, int k, float *y) {
+  mrl__f4 t0 = MRL__SHUF(a, b, 0, 4, 1, 5), t1 = MRL__SHUF(a, b, 2, 6, 3, 7);
+  mrl__f4 t2 = MRL__SHUF(c, d, 0, 4, 1, 5), t3 = MRL__SHUF(c, d, 2, 6, 3, 7);
+  mrl__f4 l0 = MRL__SHUF(t0, t2, 0, 1, 4, 5), l1 = MRL__SHUF(t0, t2, 2, 3, 6, 7);
+  mrl__f4 l2 = MRL__SHUF(t1, t3, 0, 1, 4, 5), l3 = MRL__SHUF(t1, t3, 2, 3, 6, 7);
+  mrl__f4 s = (l0 + l1) + (l2 + l3), yv;
+  if (k & 3) {
+    float r[4];
+    int q, p;
+    memcpy(r, &s, sizeof r);
+    for (q = 0; q < 4; q++)
+      for (p = k & ~3; p < k; p++) r[q] += x[p] * w[(size_t)q * ldw + p];
+    memcpy(&s, r, sizeof r);
+  }
+  memcpy(&yv, y, sizeof yv);
+  yv += s;
+  memcpy(y, &yv, sizeof yv);
+}
+
 /* rows x0 (and x1 unless NULL) against the four rows of W from w */
 static void mrl__dot_x4(const float *x0, const float *x1, const float *w, int ldw, int k, float *y0,
                         float *y1) {
   const float *w0 = w, *w1 = w + ldw, *w2 = w + 2 * (size_t)ldw, *w3 = w + 3 * (size_t)ldw;
   mrl__f4 a00, a01, a02, a03, a10, a11, a12, a13, xv0, xv1, wv0, wv1, wv2, wv3;
-  float lanes[4];
   int p;
   memset(&a00, 0, sizeof a00);
   a01 = a02 = a03 = a10 = a11 = a12 = a13 = a00;
@@ -1201,20 +1229,8 @@ static void mrl__dot_x4(const float *x0, const float *x1, const float *w, int ld
       a03 += xv0 * wv3;
     }
   }
-#define MRL__DOT_OUT(acc, x, wr, y)                                                                \
-  memcpy(lanes, &acc, sizeof lanes);                                                               \
-  y += mrl__dot_finish(lanes, x, wr, k)
-  MRL__DOT_OUT(a00, x0, w0, y0[0]);
-  MRL__DOT_OUT(a01, x0, w1, y0[1]);
-  MRL__DOT_OUT(a02, x0, w2, y0[2]);
-  MRL__DOT_OUT(a03, x0, w3, y0[3]);
-  if (x1) {
-    MRL__DOT_OUT(a10, x1, w0, y1[0]);
-    MRL__DOT_OUT(a11, x1, w1, y1[1]);
-    MRL__DOT_OUT(a12, x1, w2, y1[2]);
-    MRL__DOT_OUT(a13, x1, w3, y1[3]);
-  }
-#undef MRL__DOT_OUT
+  mrl__dot_out4(a00, a01, a02, a03, x0, w0, ldw, k, y0);
+  if (x1) mrl__dot_out4(a10, a11, a12, a13, x1, w0, ldw, k, y1);
 }
 #endif
 
