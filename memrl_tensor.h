@@ -1331,11 +1331,11 @@ static float mrl__tanh1(float x) {
 
 #ifdef MRL__HAVE_F4
 
-static mrl__f4 mrl__select4(mrl__i4 mask, mrl__f4 a, mrl__f4 b) { /* mask ? a : b */
+static inline mrl__f4 mrl__select4(mrl__i4 mask, mrl__f4 a, mrl__f4 b) { /* mask ? a : b */
   return (mrl__f4)(((mrl__i4)a & mask) | ((mrl__i4)b & ~mask));
 }
 
-static mrl__f4 mrl__exp_nonpos4(mrl__f4 z) {
+static inline mrl__f4 mrl__exp_nonpos4(mrl__f4 z) {
   const mrl__f4 lo = {MRL__EXP_LO, MRL__EXP_LO, MRL__EXP_LO, MRL__EXP_LO};
   const mrl__u4 mb = {0x4B400000u, 0x4B400000u, 0x4B400000u, 0x4B400000u};
   mrl__f4 n, r, p, k;
@@ -1356,17 +1356,17 @@ static mrl__f4 mrl__exp_nonpos4(mrl__f4 z) {
   return (mrl__f4)((mrl__i4)(p * (mrl__f4)eb) & ~under); /* flushed below the normal range */
 }
 
-static mrl__f4 mrl__abs4(mrl__f4 x) {
+static inline mrl__f4 mrl__abs4(mrl__f4 x) {
   return (mrl__f4)((mrl__u4)x & 0x7FFFFFFFu);
 }
 
-static mrl__f4 mrl__sigmoid4(mrl__f4 x) {
+static inline mrl__f4 mrl__sigmoid4(mrl__f4 x) {
   const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
   mrl__f4 e = mrl__exp_nonpos4(-mrl__abs4(x)), s = 1.0f / (1.0f + e);
   return mrl__select4(x >= zero, s, e * s);
 }
 
-static mrl__f4 mrl__tanh4(mrl__f4 x) {
+static inline mrl__f4 mrl__tanh4(mrl__f4 x) {
   const mrl__f4 small = {0.625f, 0.625f, 0.625f, 0.625f};
   mrl__f4 a = mrl__abs4(x), z = a * a, e = mrl__exp_nonpos4(-2.0f * a), t, p;
   t = (1.0f - e) / (1.0f + e);
