@@ -1044,6 +1044,27 @@ static void mrl__rnn_transpose(const float *w, int rows, int cols, float *w_t) {
     for (c = 0; c < cols; c++) w_t[(size_t)c * rows + r] = w[(size_t)r * cols + c];
 }
 
+/* acc[j] += rows[k][j] for k = 0..n-1 in order (bias gradients): four
+ * columns at a time, each column's sum in the same order as a plain loop. */
+static void mrl__add_col_sums(float *acc, const float *rows, size_t n, int cols) {
+  size_t k;
+  int j = 0;
+  if (!acc) return;
+#ifdef MRL__HAVE_F4
+  for (; j + 4 <= cols; j += 4) {
+    mrl__f4 a, r;
+    memcpy(&a, acc + j, sizeof a);
+    for (k = 0; k < n; k++) {
+      memcpy(&r, rows + k * cols + j, sizeof r);
+      a += r;
+    }
+    memcpy(acc + j, &a, sizeof a);
+  }
+#endif
+  for (; j < cols; j++)
+    for (k = 0; k < n; k++) acc[j] += rows[k * cols + j];
+}
+
 /* dst [B, H] = src [B, G] w_t^T, w_t [H, G] */
 static void mrl__rnn_back_h(int B, int H, int G, const float *src, const float *w_t, float *dst) {
   memset(dst, 0, sizeof(float) * (size_t)B * H);
@@ -1132,7 +1153,36 @@ static void mrl__lstm_backward(mrl_node *nd) {
     for (b = 0; b < B; b++) {
       const float *gb = gt + (size_t)b * G;
       float *db = dp + (size_t)b * G, keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
-      for (j = 0; j < H; j++) {
+      j = 0;
+#ifdef MRL__HAVE_F4
+      /* four units at a time: the scalar loop's expressions, lane by lane */
+      for (; j + 4 <= H; j += 4) {
+        mrl__f4 ig, fg, gg, og, tk, ck, gk, hk, ck2, dh, dc, o;
+        k = (size_t)b * H + j;
+        memcpy(&ig, gb + j, sizeof ig);
+        memcpy(&fg, gb + H + j, sizeof fg);
+        memcpy(&gg, gb + 2 * H + j, sizeof gg);
+        memcpy(&og, gb + 3 * H + j, sizeof og);
+        memcpy(&tk, tc + k, sizeof tk);
+        memcpy(&ck, cp + k, sizeof ck);
+        memcpy(&gk, gy + k, sizeof gk);
+        memcpy(&hk, s->dh_prev + k, sizeof hk);
+        memcpy(&ck2, s->dc + k, sizeof ck2);
+        dh = gk + hk;
+        dc = ck2 + dh * og * (1.0f - tk * tk);
+        o = dc * gg * ig * (1.0f - ig);
+        memcpy(db + j, &o, sizeof o);
+        o = dc * ck * fg * (1.0f - fg);
+        memcpy(db + H + j, &o, sizeof o);
+        o = dc * ig * (1.0f - gg * gg);
+        memcpy(db + 2 * H + j, &o, sizeof o);
+        o = dh * tk * og * (1.0f - og);
+        memcpy(db + 3 * H + j, &o, sizeof o);
+        o = dc * fg * keep;
+        memcpy(s->dc + k, &o, sizeof o);
+      }
+#endif
+      for (; j < H; j++) {
         float ig = gb[j], fg = gb[H + j], gg = gb[2 * H + j], og = gb[3 * H + j];
         float dh, dc;
         k = (size_t)b * H + j;
@@ -1159,12 +1209,8 @@ static void mrl__lstm_backward(mrl_node *nd) {
   if (s->x->grad) mrl_gemm(0, 0, T * B, I, G, s->dpre, G, s->w_ih->data, I, 1.0f, s->x->grad, I);
   if (s->w_ih->grad) mrl_gemm(1, 0, G, I, T * B, s->dpre, G, s->x->data, I, 1.0f, s->w_ih->grad, I);
   if (s->w_hh->grad) mrl_gemm(1, 0, G, H, T * B, s->dpre, G, s->h_prev, H, 1.0f, s->w_hh->grad, H);
-  for (k = 0; k < (size_t)T * B; k++)
-    for (j = 0; j < G; j++) {
-      float d = s->dpre[k * G + j];
-      if (s->b_ih->grad) s->b_ih->grad[j] += d;
-      if (s->b_hh->grad) s->b_hh->grad[j] += d;
-    }
+  mrl__add_col_sums(s->b_ih->grad, s->dpre, (size_t)T * B, G);
+  mrl__add_col_sums(s->b_hh->grad, s->dpre, (size_t)T * B, G);
 }
 
 MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
@@ -1354,11 +1400,8 @@ static void mrl__gru_backward(mrl_node *nd) {
   if (s->x->grad) mrl_gemm(0, 0, T * B, I, G, s->dxp, G, s->w_ih->data, I, 1.0f, s->x->grad, I);
   if (s->w_ih->grad) mrl_gemm(1, 0, G, I, T * B, s->dxp, G, s->x->data, I, 1.0f, s->w_ih->grad, I);
   if (s->w_hh->grad) mrl_gemm(1, 0, G, H, T * B, s->dhh, G, s->h_prev, H, 1.0f, s->w_hh->grad, H);
-  for (k = 0; k < N; k++)
-    for (j = 0; j < G; j++) {
-      if (s->b_ih->grad) s->b_ih->grad[j] += s->dxp[k * G + j];
-      if (s->b_hh->grad) s->b_hh->grad[j] += s->dhh[k * G + j];
-    }
+  mrl__add_col_sums(s->b_ih->grad, s->dxp, N, G);
+  mrl__add_col_sums(s->b_hh->grad, s->dhh, N, G);
 }
 
 /* y's last block as a [B, H] tensor sharing y's data and gradient. */
@@ -1521,12 +1564,8 @@ static void mrl__elman_backward(mrl_node *nd) {
   if (s->x->grad) mrl_gemm(0, 0, T * B, I, H, s->dpre, H, s->w_ih->data, I, 1.0f, s->x->grad, I);
   if (s->w_ih->grad) mrl_gemm(1, 0, H, I, T * B, s->dpre, H, s->x->data, I, 1.0f, s->w_ih->grad, I);
   if (s->w_hh->grad) mrl_gemm(1, 0, H, H, T * B, s->dpre, H, s->h_prev, H, 1.0f, s->w_hh->grad, H);
-  for (k = 0; k < N; k++)
-    for (j = 0; j < H; j++) {
-      float d = s->dpre[k * H + j];
-      if (s->b_ih->grad) s->b_ih->grad[j] += d;
-      if (s->b_hh->grad) s->b_hh->grad[j] += d;
-    }
+  mrl__add_col_sums(s->b_ih->grad, s->dpre, N, H);
+  mrl__add_col_sums(s->b_hh->grad, s->dpre, N, H);
 }
 
 MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
