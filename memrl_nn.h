@@ -547,6 +547,10 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
     !defined(MEMRL_NN_IMPLEMENTED)
 #define MEMRL_NN_IMPLEMENTED
 
+#if defined(MRL__HAVE_F4) && defined(__SSE__)
+#include <xmmintrin.h> /* _mm_sqrt_ps for Adam */
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -816,7 +820,31 @@ MRL_DEF void mrl_adam_step(mrl_params *p, const mrl_adam_config *cfg) {
   bc2 = 1.0 - pow((double)b2, (double)p->adam_steps);
   step_size = (float)((double)cfg->lr / bc1);
   bc2_sqrt = (float)sqrt(bc2);
-  for (j = 0; j < p->total; j++) {
+  j = 0;
+#if defined(MRL__HAVE_F4) && defined(__SSE__)
+  /* four at a time, the scalar loop's operations lane by lane (sqrtps is
+   * correctly rounded, as sqrtf) */
+  for (; j + 4 <= p->total; j += 4) {
+    mrl__f4 grad, val, m, v, denom;
+    __m128 root;
+    memcpy(&grad, p->grads + j, sizeof grad);
+    memcpy(&val, p->values + j, sizeof val);
+    memcpy(&m, p->moment1 + j, sizeof m);
+    memcpy(&v, p->moment2 + j, sizeof v);
+    if (wd != 0.0f) grad += wd * val;
+    m = m * b1 + one_b1 * grad;
+    v = v * b2 + one_b2 * grad * grad;
+    memcpy(p->moment1 + j, &m, sizeof m);
+    memcpy(p->moment2 + j, &v, sizeof v);
+    memcpy(&root, &v, sizeof root);
+    root = _mm_sqrt_ps(root);
+    memcpy(&denom, &root, sizeof denom);
+    denom = denom / bc2_sqrt + cfg->eps;
+    val -= step_size * (m / denom);
+    memcpy(p->values + j, &val, sizeof val);
+  }
+#endif
+  for (; j < p->total; j++) {
     float grad = p->grads[j], m, v, denom;
     if (wd != 0.0f) grad += wd * p->values[j];
     m = p->moment1[j] * b1 + one_b1 * grad;
