@@ -1162,10 +1162,12 @@ static float mrl__dot(const float *x, const float *w, int k) {
 }
 
 #ifdef MRL__HAVE_F4
+/* lanes i, j, k, l of a:b (0-3 from a, 4-7 from b); GCC takes the indices
+ * as the mask vector m holding them */
 #if defined(__clang__)
-#define MRL__SHUF(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#define MRL__SHUF(a, b, m, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
 #else
-#define MRL__SHUF(a, b, i, j, k, l) __builtin_shuffle(a, b, (mrl__i4){i, j, k, l})
+#define MRL__SHUF(a, b, m, i, j, k, l) __builtin_shuffle(a, b, m)
 #endif
 
 /* y[0..4) += the four dot products whose lane sums are in a, b, c, d (rows
@@ -1173,10 +1175,13 @@ static float mrl__dot(const float *x, const float *w, int k) {
  * at once, then the k % 4 tail: mrl__dot_finish's operations, in its order. */
 static void mrl__dot_out4(mrl__f4 a, mrl__f4 b, mrl__f4 c, mrl__f4 d, const float *x,
                           const float *w, int ldw, int k, float *y) {
-  mrl__f4 t0 = MRL__SHUF(a, b, 0, 4, 1, 5), t1 = MRL__SHUF(a, b, 2, 6, 3, 7);
-  mrl__f4 t2 = MRL__SHUF(c, d, 0, 4, 1, 5), t3 = MRL__SHUF(c, d, 2, 6, 3, 7);
-  mrl__f4 l0 = MRL__SHUF(t0, t2, 0, 1, 4, 5), l1 = MRL__SHUF(t0, t2, 2, 3, 6, 7);
-  mrl__f4 l2 = MRL__SHUF(t1, t3, 0, 1, 4, 5), l3 = MRL__SHUF(t1, t3, 2, 3, 6, 7);
+#if !defined(__clang__)
+  const mrl__i4 lo = {0, 4, 1, 5}, hi = {2, 6, 3, 7}, lo2 = {0, 1, 4, 5}, hi2 = {2, 3, 6, 7};
+#endif
+  mrl__f4 t0 = MRL__SHUF(a, b, lo, 0, 4, 1, 5), t1 = MRL__SHUF(a, b, hi, 2, 6, 3, 7);
+  mrl__f4 t2 = MRL__SHUF(c, d, lo, 0, 4, 1, 5), t3 = MRL__SHUF(c, d, hi, 2, 6, 3, 7);
+  mrl__f4 l0 = MRL__SHUF(t0, t2, lo2, 0, 1, 4, 5), l1 = MRL__SHUF(t0, t2, hi2, 2, 3, 6, 7);
+  mrl__f4 l2 = MRL__SHUF(t1, t3, lo2, 0, 1, 4, 5), l3 = MRL__SHUF(t1, t3, hi2, 2, 3, 6, 7);
   mrl__f4 s = (l0 + l1) + (l2 + l3), yv;
   if (k & 3) {
     float r[4];
