@@ -50,7 +50,9 @@
  *
  * OPS (all take the graph first; shapes in brackets; axes may be negative)
  *   matmul      mrl_matmul [M,K]x[K,N], mrl_matmul_nt [M,K]x[N,K]^T, mrl_matmul_tn [K,M]^T x[K,N]
- *   linear      mrl_linear x[M,K], W[N,K], b[N] or NULL -> x W^T + b   (fused)
+ *   linear      mrl_linear x[M,K], W[N,K], b[N] or NULL -> x W^T + b   (fused; a W of up
+ *               to 64K floats runs as cache-resident dot products, no packing, so a
+ *               batch of one is cheap and each row's bits are independent of M)
  *   elementwise mrl_add, mrl_sub, mrl_mul, mrl_div, mrl_minimum, mrl_maximum (NumPy
  *               broadcasting; gradients summed over repeated dimensions), mrl_where (float
  *               mask), mrl_where_int, mrl_scale, mrl_add_scalar, mrl_neg, mrl_square,
@@ -376,6 +378,9 @@ MRL_DEF mrl_tensor *mrl_neg(mrl_graph *g, mrl_tensor *a);
 MRL_DEF mrl_tensor *mrl_square(mrl_graph *g, mrl_tensor *a);
 MRL_DEF mrl_tensor *mrl_exp(mrl_graph *g, mrl_tensor *a);
 MRL_DEF mrl_tensor *mrl_log(mrl_graph *g, mrl_tensor *a);
+/* tanh and sigmoid are vectorised polynomial forms (Cephes), within 2 ulp of
+ * the exact value (not libm's bits); NaN propagates, exp below e^-87 flushes
+ * to zero (sigmoid(x < -87) = 0). The recurrent layers use the same code. */
 MRL_DEF mrl_tensor *mrl_tanh(mrl_graph *g, mrl_tensor *a);
 MRL_DEF mrl_tensor *mrl_sigmoid(mrl_graph *g, mrl_tensor *a);
 MRL_DEF mrl_tensor *mrl_relu(mrl_graph *g, mrl_tensor *a);

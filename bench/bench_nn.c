@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#define ROUNDS 5
+#define ROUNDS 7
 #define T_STEPS 32
 #define BATCH 16
 #define IN 8

@@ -16,7 +16,7 @@ import torch
 torch.set_num_threads(1)
 torch.manual_seed(0)
 
-ROUNDS = 5
+ROUNDS = 7
 
 
 def best_ms(fn, iters):
