@@ -1063,11 +1063,18 @@ MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *
 
 /* ---- LSTM ---- */
 
-/* The reverse recurrences need dpre_t W_hh every step. W_hh is transposed
- * once per backward pass into w_t [H, gates*H], so each step is a product of
- * contiguous rows (mrl__xwt) rather than a repacking of W_hh. */
+/* The reverse recurrences need dpre_t W_hh every step. A W_hh small enough
+ * for mrl__xwt's cache-resident kernel is transposed once per backward pass
+ * into w_t [H, gates*H], so each step is a product of contiguous rows rather
+ * than a repacking of W_hh; a larger one goes to mrl_gemm as it is (w_t is
+ * then not allocated: NULL). */
+static int mrl__rnn_small(int G, int H) {
+  return (size_t)G * (size_t)H <= MRL__XWT_MAX;
+}
+
 static void mrl__rnn_transpose(const float *w, int rows, int cols, float *w_t) {
   int r, c;
+  if (!w_t) return;
   for (r = 0; r < rows; r++)
     for (c = 0; c < cols; c++) w_t[(size_t)c * rows + r] = w[(size_t)r * cols + c];
 }
@@ -1093,8 +1100,13 @@ static void mrl__add_col_sums(float *acc, const float *rows, size_t n, int cols)
     for (k = 0; k < n; k++) acc[j] += rows[k * cols + j];
 }
 
-/* dst [B, H] = src [B, G] w_t^T, w_t [H, G] */
-static void mrl__rnn_back_h(int B, int H, int G, const float *src, const float *w_t, float *dst) {
+/* dst [B, H] = src [B, G] W_hh, W_hh [G, H] (w_t its transpose, or NULL) */
+static void mrl__rnn_back_h(int B, int H, int G, const float *src, const float *w_hh,
+                            const float *w_t, float *dst) {
+  if (!w_t) {
+    mrl_gemm(0, 0, B, H, G, src, G, w_hh, H, 0.0f, dst, H);
+    return;
+  }
   memset(dst, 0, sizeof(float) * (size_t)B * H);
   mrl__xwt(B, H, G, src, G, w_t, G, dst, H);
 }
@@ -1158,7 +1170,7 @@ typedef struct mrl__lstm_saved {
   float *c_all, *tanh_c;  /* [T*B, H]: c_t and tanh(c_t) */
   float *dpre;            /* [T*B, 4H] backward scratch */
   float *dc, *dh_prev;    /* [B, H] backward scratch */
-  float *w_t;             /* [H, 4H] backward scratch: W_hh transposed */
+  float *w_t;             /* [H, 4H] backward scratch: W_hh transposed (or NULL) */
   int T, B;
 } mrl__lstm_saved;
 
@@ -1224,7 +1236,7 @@ static void mrl__lstm_backward(mrl_node *nd) {
       }
     }
     /* gradient of h_{t-1}: (dpre_t W_hh) * keep */
-    mrl__rnn_back_h(B, H, G, dp, s->w_t, s->dh_prev);
+    mrl__rnn_back_h(B, H, G, dp, s->w_hh->data, s->w_t, s->dh_prev);
     for (b = 0; b < B; b++) {
       float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
       for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= keep;
@@ -1316,8 +1328,9 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
     s->dpre = (float *)mrl_graph_alloc(g, sizeof(float) * N * G);
     s->dc = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
     s->dh_prev = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
-    s->w_t = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)G * H);
-    if (!s->dpre || !s->dc || !s->dh_prev || !s->w_t) {
+    s->w_t =
+        mrl__rnn_small(G, H) ? (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)G * H) : NULL;
+    if (!s->dpre || !s->dc || !s->dh_prev || (mrl__rnn_small(G, H) && !s->w_t)) {
       g->tape = nd->prev;
       if (h_out) *h_out = NULL;
       if (c_out) *c_out = NULL;
@@ -1382,7 +1395,7 @@ typedef struct mrl__gru_saved {
   float *h_prev;        /* [T*B, H]: keep * h_{t-1} */
   float *dxp, *dhh;     /* [T*B, 3H] backward scratch */
   float *dh_prev, *dhz; /* [B, H] backward scratch */
-  float *w_t;           /* [H, 3H] backward scratch: W_hh transposed */
+  float *w_t;           /* [H, 3H] backward scratch: W_hh transposed (or NULL) */
   int T, B;
 } mrl__gru_saved;
 
@@ -1414,7 +1427,7 @@ static void mrl__gru_backward(mrl_node *nd) {
         s->dhz[k] = d * z;
       }
     }
-    mrl__rnn_back_h(B, H, G, dh, s->w_t, s->dh_prev);
+    mrl__rnn_back_h(B, H, G, dh, s->w_hh->data, s->w_t, s->dh_prev);
     for (b = 0; b < B; b++) {
       float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
       for (j = 0; j < H; j++) {
@@ -1508,8 +1521,9 @@ MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_t
     s->dhh = (float *)mrl_graph_alloc(g, sizeof(float) * N * G);
     s->dh_prev = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
     s->dhz = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
-    s->w_t = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)G * H);
-    if (!s->dxp || !s->dhh || !s->dh_prev || !s->dhz || !s->w_t) {
+    s->w_t =
+        mrl__rnn_small(G, H) ? (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)G * H) : NULL;
+    if (!s->dxp || !s->dhh || !s->dh_prev || !s->dhz || (mrl__rnn_small(G, H) && !s->w_t)) {
       g->tape = nd->prev;
       if (h_out) *h_out = NULL;
       return NULL;
@@ -1564,7 +1578,7 @@ typedef struct mrl__elman_saved {
   float *h_prev;  /* [T*B, H] */
   float *dpre;    /* [T*B, H] backward scratch */
   float *dh_prev; /* [B, H] */
-  float *w_t;     /* [H, H] W_hh transposed */
+  float *w_t;     /* [H, H] W_hh transposed (or NULL) */
   int T, B, relu;
 } mrl__elman_saved;
 
@@ -1582,7 +1596,7 @@ static void mrl__elman_backward(mrl_node *nd) {
       float d = gy[k] + s->dh_prev[k];
       dp[k] = s->relu ? (yt[k] > 0.0f ? d : 0.0f) : d * (1.0f - yt[k] * yt[k]);
     }
-    mrl__rnn_back_h(B, H, H, dp, s->w_t, s->dh_prev);
+    mrl__rnn_back_h(B, H, H, dp, s->w_hh->data, s->w_t, s->dh_prev);
     if (s->keep)
       for (b = 0; b < B; b++)
         for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= s->keep[(size_t)t * B + b];
@@ -1647,8 +1661,9 @@ MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, m
   if ((nd = mrl_graph_record(g, "elman", mrl__elman_backward, y)) != NULL) {
     s->dpre = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
     s->dh_prev = (float *)mrl_graph_alloc(g, sizeof(float) * BH);
-    s->w_t = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)H * H);
-    if (!s->dpre || !s->dh_prev || !s->w_t) {
+    s->w_t =
+        mrl__rnn_small(H, H) ? (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)H * H) : NULL;
+    if (!s->dpre || !s->dh_prev || (mrl__rnn_small(H, H) && !s->w_t)) {
       g->tape = nd->prev;
       if (h_out) *h_out = NULL;
       return NULL;
