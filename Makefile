@@ -12,7 +12,7 @@ WARN = -Wall -Wextra
 SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
-UNIT_TESTS = test_tensor test_tensor_finite test_tensor_fused test_gemm test_nn test_layers test_attention test_checkpoint test_mem test_envs test_envs_tasks test_envs_popgym test_envs_dr test_algos
+UNIT_TESTS = test_tensor test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_envs test_envs_tasks test_envs_popgym test_envs_dr test_algos
 LEARNING_TESTS = test_learning
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
@@ -48,12 +48,21 @@ demo: build/ppo_tmaze
 test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_,$(UNIT_TESTS))
 	@CC="$(CC)" sh tools/run_tests.sh $(UNIT_TESTS) -- $(LEARNING_TESTS)
 
-bench: build/bench_envs build/bench_train build/bench_matmul
+# bench_nn compares with PyTorch measured in the same run: the first python
+# that imports torch (PYTHON, then Debian's) writes build/bench_torch.txt;
+# without one the file is removed and the figures say ref=none.
+PYTHON ?= python3
+bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn
 	@./build/bench_envs
 	@./build/bench_train
 	@./build/bench_matmul
 	@if $(CC) $(CFLAGS) $(WARN) -fopenmp -o build/bench_matmul_omp bench/bench_matmul.c -lm -ldl \
 	    2>/dev/null; then ./build/bench_matmul_omp; else echo "no OpenMP: 2-thread figures skipped"; fi
+	@rm -f build/bench_torch.txt; for py in $(PYTHON) /usr/bin/python3; do \
+	  if $$py -c 'import torch' 2>/dev/null; then \
+	    $$py tools/bench_torch.py > build/bench_torch.txt || rm -f build/bench_torch.txt; break; \
+	  fi; done
+	@./build/bench_nn build/bench_torch.txt
 
 # libFuzzer (clang's runtime) on the checkpoint loader, for a bounded time.
 # New inputs go to build/fuzz_corpus; tests/fuzz_corpus holds the seeds.

@@ -1152,6 +1152,10 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
     !defined(MEMRL_NN_IMPLEMENTED)
 #define MEMRL_NN_IMPLEMENTED
 
+#if defined(MRL__HAVE_F4) && defined(__SSE__)
+#include <xmmintrin.h> /* _mm_sqrt_ps for Adam */
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -1421,7 +1425,31 @@ MRL_DEF void mrl_adam_step(mrl_params *p, const mrl_adam_config *cfg) {
   bc2 = 1.0 - pow((double)b2, (double)p->adam_steps);
   step_size = (float)((double)cfg->lr / bc1);
   bc2_sqrt = (float)sqrt(bc2);
-  for (j = 0; j < p->total; j++) {
+  j = 0;
+#if defined(MRL__HAVE_F4) && defined(__SSE__)
+  /* four at a time, the scalar loop's operations lane by lane (sqrtps is
+   * correctly rounded, as sqrtf) */
+  for (; j + 4 <= p->total; j += 4) {
+    mrl__f4 grad, val, m, v, denom;
+    __m128 root;
+    memcpy(&grad, p->grads + j, sizeof grad);
+    memcpy(&val, p->values + j, sizeof val);
+    memcpy(&m, p->moment1 + j, sizeof m);
+    memcpy(&v, p->moment2 + j, sizeof v);
+    if (wd != 0.0f) grad += wd * val;
+    m = m * b1 + one_b1 * grad;
+    v = v * b2 + one_b2 * grad * grad;
+    memcpy(p->moment1 + j, &m, sizeof m);
+    memcpy(p->moment2 + j, &v, sizeof v);
+    memcpy(&root, &v, sizeof root);
+    root = _mm_sqrt_ps(root);
+    memcpy(&denom, &root, sizeof denom);
+    denom = denom / bc2_sqrt + cfg->eps;
+    val -= step_size * (m / denom);
+    memcpy(p->values + j, &val, sizeof val);
+  }
+#endif
+  for (; j < p->total; j++) {
     float grad = p->grads[j], m, v, denom;
     if (wd != 0.0f) grad += wd * p->values[j];
     m = p->moment1[j] * b1 + one_b1 * grad;
@@ -1640,6 +1668,32 @@ MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *
 
 /* ---- LSTM ---- */
 
+/* acc[j] += rows[k][j] for k = 0..n-1 in order (bias gradients): four
+ * columns at a time, each column's sum in the same order as a plain loop. */
+static void mrl__add_col_sums(float *acc, const float *rows, size_t n, int cols) {
+  size_t k;
+  int j = 0;
+  if (!acc) return;
+#ifdef MRL__HAVE_F4
+  for (; j + 4 <= cols; j += 4) {
+    mrl__f4 a, r;
+    memcpy(&a, acc + j, sizeof a);
+    for (k = 0; k < n; k++) {
+      memcpy(&r, rows + k * cols + j, sizeof r);
+      a += r;
+    }
+    memcpy(acc + j, &a, sizeof a);
+  }
+#endif
+  for (; j < cols; j++)
+    for (k = 0; k < n; k++) acc[j] += rows[k * cols + j];
+}
+
+/* dst [B, H] = src [B, G] W_hh, W_hh [G, H]: the reverse recurrences' dpre_t W_hh */
+static void mrl__rnn_back_h(int B, int H, int G, const float *src, const float *w_hh, float *dst) {
+  mrl_gemm(0, 0, B, H, G, src, G, w_hh, H, 0.0f, dst, H);
+}
+
 /* Declares the four tensors of recurrent layer k (torch's _l<k> suffix):
  * weight_ih [gates*H, in], weight_hh [gates*H, H], bias_ih, bias_hh. DEFAULT
  * resolves to U(+-1/sqrt(H)) for all four, as torch's RNN, LSTM and GRU do;
@@ -1720,7 +1774,36 @@ static void mrl__lstm_backward(mrl_node *nd) {
     for (b = 0; b < B; b++) {
       const float *gb = gt + (size_t)b * G;
       float *db = dp + (size_t)b * G, keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
-      for (j = 0; j < H; j++) {
+      j = 0;
+#ifdef MRL__HAVE_F4
+      /* four units at a time: the scalar loop's expressions, lane by lane */
+      for (; j + 4 <= H; j += 4) {
+        mrl__f4 ig, fg, gg, og, tk, ck, gk, hk, ck2, dh, dc, o;
+        k = (size_t)b * H + j;
+        memcpy(&ig, gb + j, sizeof ig);
+        memcpy(&fg, gb + H + j, sizeof fg);
+        memcpy(&gg, gb + 2 * H + j, sizeof gg);
+        memcpy(&og, gb + 3 * H + j, sizeof og);
+        memcpy(&tk, tc + k, sizeof tk);
+        memcpy(&ck, cp + k, sizeof ck);
+        memcpy(&gk, gy + k, sizeof gk);
+        memcpy(&hk, s->dh_prev + k, sizeof hk);
+        memcpy(&ck2, s->dc + k, sizeof ck2);
+        dh = gk + hk;
+        dc = ck2 + dh * og * (1.0f - tk * tk);
+        o = dc * gg * ig * (1.0f - ig);
+        memcpy(db + j, &o, sizeof o);
+        o = dc * ck * fg * (1.0f - fg);
+        memcpy(db + H + j, &o, sizeof o);
+        o = dc * ig * (1.0f - gg * gg);
+        memcpy(db + 2 * H + j, &o, sizeof o);
+        o = dh * tk * og * (1.0f - og);
+        memcpy(db + 3 * H + j, &o, sizeof o);
+        o = dc * fg * keep;
+        memcpy(s->dc + k, &o, sizeof o);
+      }
+#endif
+      for (; j < H; j++) {
         float ig = gb[j], fg = gb[H + j], gg = gb[2 * H + j], og = gb[3 * H + j];
         float dh, dc;
         k = (size_t)b * H + j;
@@ -1734,7 +1817,7 @@ static void mrl__lstm_backward(mrl_node *nd) {
       }
     }
     /* gradient of h_{t-1}: (dpre_t W_hh) * keep */
-    mrl_gemm(0, 0, B, H, G, dp, G, s->w_hh->data, H, 0.0f, s->dh_prev, H);
+    mrl__rnn_back_h(B, H, G, dp, s->w_hh->data, s->dh_prev);
     for (b = 0; b < B; b++) {
       float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
       for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= keep;
@@ -1747,12 +1830,8 @@ static void mrl__lstm_backward(mrl_node *nd) {
   if (s->x->grad) mrl_gemm(0, 0, T * B, I, G, s->dpre, G, s->w_ih->data, I, 1.0f, s->x->grad, I);
   if (s->w_ih->grad) mrl_gemm(1, 0, G, I, T * B, s->dpre, G, s->x->data, I, 1.0f, s->w_ih->grad, I);
   if (s->w_hh->grad) mrl_gemm(1, 0, G, H, T * B, s->dpre, G, s->h_prev, H, 1.0f, s->w_hh->grad, H);
-  for (k = 0; k < (size_t)T * B; k++)
-    for (j = 0; j < G; j++) {
-      float d = s->dpre[k * G + j];
-      if (s->b_ih->grad) s->b_ih->grad[j] += d;
-      if (s->b_hh->grad) s->b_hh->grad[j] += d;
-    }
+  mrl__add_col_sums(s->b_ih->grad, s->dpre, (size_t)T * B, G);
+  mrl__add_col_sums(s->b_hh->grad, s->dpre, (size_t)T * B, G);
 }
 
 MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
@@ -1792,7 +1871,7 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
   /* input projection of every step at once, plus both biases */
   for (t = 0; t < T * B; t++)
     for (j = 0; j < G; j++) s->gates[(size_t)t * G + j] = b_ih->data[j] + b_hh->data[j];
-  mrl_gemm(0, 1, T * B, G, I, x->data, I, w_ih->data, I, 1.0f, s->gates, G);
+  mrl__xwt(T * B, G, I, x->data, I, w_ih->data, I, s->gates, G);
   for (t = 0; t < T; t++) {
     const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
     const float *cp = t ? s->c_all + (size_t)(t - 1) * BH : c0->data;
@@ -1806,20 +1885,16 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
         ck[(size_t)b * H + j] = cp[(size_t)b * H + j] * kb;
       }
     }
-    mrl_gemm(0, 1, B, G, H, hk, H, w_hh->data, H, 1.0f, gt, G);
+    mrl__xwt(B, G, H, hk, H, w_hh->data, H, gt, G);
     for (b = 0; b < B; b++) {
-      float *gb = gt + (size_t)b * G;
-      for (j = 0; j < H; j++) {
-        size_t k = (size_t)b * H + j;
-        float ig, fg, gg, og;
-        gb[j] = ig = mrl_sigmoidf(gb[j]);
-        gb[H + j] = fg = mrl_sigmoidf(gb[H + j]);
-        gb[2 * H + j] = gg = tanhf(gb[2 * H + j]);
-        gb[3 * H + j] = og = mrl_sigmoidf(gb[3 * H + j]);
-        ct[k] = fg * ck[k] + ig * gg;
-        tc[k] = tanhf(ct[k]);
-        yt[k] = og * tc[k];
-      }
+      float *gb = gt + (size_t)b * G, *cb = ct + (size_t)b * H, *tb = tc + (size_t)b * H;
+      const float *kb = ck + (size_t)b * H;
+      mrl__sigmoid_n(gb, gb, 2 * H);             /* i, f */
+      mrl__tanh_n(gb + 2 * H, gb + 2 * H, H);    /* g */
+      mrl__sigmoid_n(gb + 3 * H, gb + 3 * H, H); /* o */
+      for (j = 0; j < H; j++) cb[j] = gb[H + j] * kb[j] + gb[j] * gb[2 * H + j];
+      mrl__tanh_n(cb, tb, H);
+      for (j = 0; j < H; j++) yt[(size_t)b * H + j] = gb[3 * H + j] * tb[j];
     }
   }
   memcpy(c_last->data, s->c_all + (size_t)(T - 1) * BH, sizeof(float) * BH);
@@ -1929,7 +2004,7 @@ static void mrl__gru_backward(mrl_node *nd) {
         s->dhz[k] = d * z;
       }
     }
-    mrl_gemm(0, 0, B, H, G, dh, G, s->w_hh->data, H, 0.0f, s->dh_prev, H);
+    mrl__rnn_back_h(B, H, G, dh, s->w_hh->data, s->dh_prev);
     for (b = 0; b < B; b++) {
       float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
       for (j = 0; j < H; j++) {
@@ -1943,11 +2018,8 @@ static void mrl__gru_backward(mrl_node *nd) {
   if (s->x->grad) mrl_gemm(0, 0, T * B, I, G, s->dxp, G, s->w_ih->data, I, 1.0f, s->x->grad, I);
   if (s->w_ih->grad) mrl_gemm(1, 0, G, I, T * B, s->dxp, G, s->x->data, I, 1.0f, s->w_ih->grad, I);
   if (s->w_hh->grad) mrl_gemm(1, 0, G, H, T * B, s->dhh, G, s->h_prev, H, 1.0f, s->w_hh->grad, H);
-  for (k = 0; k < N; k++)
-    for (j = 0; j < G; j++) {
-      if (s->b_ih->grad) s->b_ih->grad[j] += s->dxp[k * G + j];
-      if (s->b_hh->grad) s->b_hh->grad[j] += s->dhh[k * G + j];
-    }
+  mrl__add_col_sums(s->b_ih->grad, s->dxp, N, G);
+  mrl__add_col_sums(s->b_hh->grad, s->dhh, N, G);
 }
 
 /* y's last block as a [B, H] tensor sharing y's data and gradient. */
@@ -1992,7 +2064,7 @@ MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_t
   if (!s->gates || !s->hn || !s->h_prev || !h_last) return NULL;
   /* input projections of every step at once */
   for (t = 0; t < T * B; t++) memcpy(s->gates + (size_t)t * G, b_ih->data, sizeof(float) * G);
-  mrl_gemm(0, 1, T * B, G, I, x->data, I, w_ih->data, I, 1.0f, s->gates, G);
+  mrl__xwt(T * B, G, I, x->data, I, w_ih->data, I, s->gates, G);
   for (t = 0; t < T; t++) {
     const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
     float *hk = s->h_prev + (size_t)t * BH, *gt = s->gates + (size_t)t * B * G;
@@ -2002,18 +2074,20 @@ MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_t
       for (j = 0; j < H; j++) hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
       memcpy(hh + (size_t)b * G, b_hh->data, sizeof(float) * G);
     }
-    mrl_gemm(0, 1, B, G, H, hk, H, w_hh->data, H, 1.0f, hh, G);
+    mrl__xwt(B, G, H, hk, H, w_hh->data, H, hh, G);
     for (b = 0; b < B; b++) {
-      float *gb = gt + (size_t)b * G, *hb = hh + (size_t)b * G;
+      float *gb = gt + (size_t)b * G, *hb = hh + (size_t)b * G, *nb = hn + (size_t)b * H;
+      const float *hkb = hk + (size_t)b * H;
+      float *yb = yt + (size_t)b * H;
+      for (j = 0; j < 2 * H; j++) gb[j] += hb[j];
+      mrl__sigmoid_n(gb, gb, 2 * H); /* r, z */
       for (j = 0; j < H; j++) {
-        size_t k = (size_t)b * H + j;
-        float r, z, n;
-        gb[j] = r = mrl_sigmoidf(gb[j] + hb[j]);
-        gb[H + j] = z = mrl_sigmoidf(gb[H + j] + hb[H + j]);
-        hn[k] = hb[2 * H + j];
-        gb[2 * H + j] = n = tanhf(gb[2 * H + j] + r * hn[k]);
-        yt[k] = (hk[k] - n) * z + n; /* torch's form of (1 - z) n + z h */
+        nb[j] = hb[2 * H + j];
+        gb[2 * H + j] += gb[j] * nb[j];
       }
+      mrl__tanh_n(gb + 2 * H, gb + 2 * H, H); /* n */
+      for (j = 0; j < H; j++)                 /* torch's form of (1 - z) n + z h */
+        yb[j] = (hkb[j] - gb[2 * H + j]) * gb[H + j] + gb[2 * H + j];
     }
   }
   MRL__FINITE("gru", y, x, h0);
@@ -2095,7 +2169,7 @@ static void mrl__elman_backward(mrl_node *nd) {
       float d = gy[k] + s->dh_prev[k];
       dp[k] = s->relu ? (yt[k] > 0.0f ? d : 0.0f) : d * (1.0f - yt[k] * yt[k]);
     }
-    mrl_gemm(0, 0, B, H, H, dp, H, s->w_hh->data, H, 0.0f, s->dh_prev, H);
+    mrl__rnn_back_h(B, H, H, dp, s->w_hh->data, s->dh_prev);
     if (s->keep)
       for (b = 0; b < B; b++)
         for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= s->keep[(size_t)t * B + b];
@@ -2105,12 +2179,8 @@ static void mrl__elman_backward(mrl_node *nd) {
   if (s->x->grad) mrl_gemm(0, 0, T * B, I, H, s->dpre, H, s->w_ih->data, I, 1.0f, s->x->grad, I);
   if (s->w_ih->grad) mrl_gemm(1, 0, H, I, T * B, s->dpre, H, s->x->data, I, 1.0f, s->w_ih->grad, I);
   if (s->w_hh->grad) mrl_gemm(1, 0, H, H, T * B, s->dpre, H, s->h_prev, H, 1.0f, s->w_hh->grad, H);
-  for (k = 0; k < N; k++)
-    for (j = 0; j < H; j++) {
-      float d = s->dpre[k * H + j];
-      if (s->b_ih->grad) s->b_ih->grad[j] += d;
-      if (s->b_hh->grad) s->b_hh->grad[j] += d;
-    }
+  mrl__add_col_sums(s->b_ih->grad, s->dpre, N, H);
+  mrl__add_col_sums(s->b_hh->grad, s->dpre, N, H);
 }
 
 MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
@@ -2144,7 +2214,7 @@ MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, m
   /* y first holds the pre-activations' input side, b_ih + b_hh + W_ih x */
   for (k = 0; k < N; k++)
     for (j = 0; j < H; j++) y->data[k * H + j] = b_ih->data[j] + b_hh->data[j];
-  mrl_gemm(0, 1, T * B, H, I, x->data, I, w_ih->data, I, 1.0f, y->data, H);
+  mrl__xwt(T * B, H, I, x->data, I, w_ih->data, I, y->data, H);
   for (t = 0; t < T; t++) {
     const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
     float *hk = s->h_prev + (size_t)t * BH, *yt = y->data + (size_t)t * BH;
@@ -2152,8 +2222,11 @@ MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, m
       float kb = keep ? keep[(size_t)t * B + b] : 1.0f;
       for (j = 0; j < H; j++) hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
     }
-    mrl_gemm(0, 1, B, H, H, hk, H, w_hh->data, H, 1.0f, yt, H);
-    for (k = 0; k < BH; k++) yt[k] = relu ? (yt[k] > 0.0f ? yt[k] : 0.0f) : tanhf(yt[k]);
+    mrl__xwt(B, H, H, hk, H, w_hh->data, H, yt, H);
+    if (relu)
+      for (k = 0; k < BH; k++) yt[k] = yt[k] > 0.0f ? yt[k] : 0.0f;
+    else
+      mrl__tanh_n(yt, yt, (int)BH);
   }
   MRL__FINITE("elman", y, x, h0);
   if (h_out) *h_out = h_last;

@@ -1,0 +1,241 @@
+/* Networks of memrl_nn.h against PyTorch 1.13 (tools/bench_torch.py, the same
+ * networks, shapes, losses and optimiser, single-threaded):
+ *
+ *   nn_lstm_train  LSTM input 8 -> hidden 64, T = 32, batch 16: forward over
+ *                  the sequence, loss mean(y^2), backward, Adam step
+ *   nn_gru_train   the same with a GRU
+ *   nn_mlp_train   MLP 4-64-64-3 (tanh), batch 128, MSE loss, backward, Adam
+ *   nn_mlp_act     one observation through that MLP, no-grad graph
+ *   nn_lstm_act    one LSTM-cell step (8 -> 64, batch 1), no-grad graph
+ *   nn_gru_act     one GRU-cell step
+ *
+ * Each figure is the best of several rounds (after a warm-up) of the mean time
+ * per iteration, in CPU time of the process (both here and in the PyTorch
+ * twin), so that other jobs on a shared machine do not count. The PyTorch figures are read from
+ * build/bench_torch.txt, which `make bench` writes in the same run when python3 can import torch
+ * (ref=none when the file is absent); speedup = PyTorch time / memrl time.
+ *
+ *   make bench      or, by hand:
+ *   python3 tools/bench_torch.py > build/bench_torch.txt
+ *   cc -O2 bench/bench_nn.c -o build/bench_nn -lm && ./build/bench_nn [file] */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
+#endif
+#define MEMRL_IMPLEMENTATION
+#include "../memrl_algos.h"
+
+#include <string.h>
+#include <time.h>
+
+#define ROUNDS 7
+#define T_STEPS 32
+#define BATCH 16
+#define IN 8
+#define HID 64
+
+static volatile float bench_sink;
+
+/* CPU time of this process in seconds (wall time where there is no such clock). */
+static double cpu_seconds(void) {
+#if defined(CLOCK_PROCESS_CPUTIME_ID)
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+  return mrl_wall_seconds();
+}
+
+/* Best of ROUNDS rounds of `iters` iterations, after a warm-up; milliseconds. */
+static double best_ms(void (*fn)(void *), void *ctx, int iters) {
+  double best = 1e30;
+  int r, i;
+  for (i = 0; i < (iters / 10 > 3 ? iters / 10 : 3); i++) fn(ctx);
+  for (r = 0; r < ROUNDS; r++) {
+    double t0 = cpu_seconds(), dt;
+    for (i = 0; i < iters; i++) fn(ctx);
+    dt = (cpu_seconds() - t0) / iters;
+    if (dt < best) best = dt;
+  }
+  return best * 1e3;
+}
+
+/* ---- the PyTorch reference figures ---- */
+
+#define MAX_REFS 16
+typedef struct refs {
+  char name[MAX_REFS][48];
+  double ms[MAX_REFS];
+  int n;
+} refs;
+
+static void refs_load(refs *r, const char *path) {
+  FILE *f = fopen(path, "r");
+  r->n = 0;
+  if (!f) return;
+  while (r->n < MAX_REFS && fscanf(f, "%47s %lf", r->name[r->n], &r->ms[r->n]) == 2) r->n++;
+  fclose(f);
+}
+
+static const char *only; /* argv[2]: run only the figures whose name contains it */
+
+static int wanted(const char *name) {
+  return !only || strstr(name, only) != NULL;
+}
+
+static void report(const refs *r, const char *name, double ms, int micro) {
+  double scale = micro ? 1e3 : 1.0;
+  const char *unit = micro ? "us" : "ms";
+  int i;
+  for (i = 0; i < r->n; i++)
+    if (strcmp(r->name[i], name) == 0 && r->ms[i] > 0) {
+      printf("BENCH name=%s value=%.3f unit=%s ref=pytorch-1.13 ref_value=%.3f speedup=%.2f\n",
+             name, ms * scale, unit, r->ms[i] * scale, r->ms[i] / ms);
+      return;
+    }
+  printf("BENCH name=%s value=%.3f unit=%s ref=none ref_value=0 speedup=0\n", name, ms * scale,
+         unit);
+}
+
+/* ---- recurrent training: forward over T steps, mean(y^2), backward, Adam ---- */
+
+typedef struct rnn_ctx {
+  int gru;
+  mrl_params p;
+  mrl_lstm_layer lstm;
+  mrl_gru_layer grucell;
+  mrl_graph g;
+  mrl_adam_config adam;
+  float x[T_STEPS * BATCH * IN], zeros[BATCH * HID], obs[IN];
+  float h[HID], c[HID]; /* acting state, batch 1 */
+} rnn_ctx;
+
+static void rnn_init(rnn_ctx *s, int gru) {
+  mrl_rng rng = mrl_rng_make(3);
+  int i;
+  memset(s, 0, sizeof *s);
+  s->gru = gru;
+  mrl_params_init(&s->p);
+  if (gru)
+    mrl_gru_layer_init(&s->grucell, &s->p, "gru", IN, HID, mrl_init_default());
+  else
+    mrl_lstm_layer_init(&s->lstm, &s->p, "lstm", IN, HID, mrl_init_default(), 0.0f);
+  mrl_params_finalize(&s->p, 1);
+  mrl_graph_init(&s->g, 1 << 20);
+  s->adam = mrl_adam_config_default();
+  for (i = 0; i < T_STEPS * BATCH * IN; i++) s->x[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
+  for (i = 0; i < IN; i++) s->obs[i] = mrl_rng_uniform(&rng);
+}
+
+static void rnn_train_step(void *ctx) {
+  rnn_ctx *s = (rnn_ctx *)ctx;
+  mrl_graph *g = &s->g;
+  mrl_tensor *x, *h0, *y;
+  mrl_graph_reset(g);
+  x = mrl_tensor_from2(g, s->x, T_STEPS * BATCH, IN);
+  h0 = mrl_tensor_from2(g, s->zeros, BATCH, HID);
+  if (s->gru)
+    y = mrl_gru_sequence(&s->grucell, g, x, T_STEPS, BATCH, h0, NULL, NULL);
+  else
+    y = mrl_lstm_sequence(&s->lstm, g, x, T_STEPS, BATCH, h0,
+                          mrl_tensor_from2(g, s->zeros, BATCH, HID), NULL, NULL, NULL);
+  y = mrl_mean(g, mrl_square(g, y));
+  mrl_params_zero_grad(&s->p);
+  mrl_backward(g, y);
+  mrl_adam_step(&s->p, &s->adam);
+  bench_sink = y->data[0];
+}
+
+/* one cell step, batch 1, no-grad graph; the state is carried in s->h, s->c */
+static void rnn_act_step(void *ctx) {
+  rnn_ctx *s = (rnn_ctx *)ctx;
+  mrl_graph *g = &s->g;
+  mrl_tensor *x, *h, *c, *h2, *c2;
+  mrl_graph_reset(g);
+  x = mrl_tensor_from2(g, s->obs, 1, IN);
+  h = mrl_tensor_from2(g, s->h, 1, HID);
+  if (s->gru) {
+    h2 = mrl_gru_cell(&s->grucell, g, x, h, NULL);
+  } else {
+    c = mrl_tensor_from2(g, s->c, 1, HID);
+    mrl_lstm_cell(&s->lstm, g, x, h, c, NULL, &h2, &c2);
+    memcpy(s->c, c2->data, sizeof s->c);
+  }
+  memcpy(s->h, h2->data, sizeof s->h);
+  bench_sink = s->h[0];
+}
+
+/* ---- MLP 4-64-64-3 ---- */
+
+typedef struct mlp_ctx {
+  mrl_params p;
+  mrl_mlp net;
+  mrl_graph g;
+  mrl_adam_config adam;
+  float x[128 * 4], target[128 * 3];
+} mlp_ctx;
+
+static void mlp_ctx_init(mlp_ctx *s) {
+  static const int sizes[4] = {4, 64, 64, 3};
+  mrl_rng rng = mrl_rng_make(5);
+  int i;
+  mrl_params_init(&s->p);
+  mrl_mlp_init(&s->net, &s->p, "mlp", 4, sizes, MRL_ACT_TANH, mrl_init_default(),
+               mrl_init_default());
+  mrl_params_finalize(&s->p, 2);
+  mrl_graph_init(&s->g, 1 << 20);
+  s->adam = mrl_adam_config_default();
+  for (i = 0; i < 128 * 4; i++) s->x[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
+  for (i = 0; i < 128 * 3; i++) s->target[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
+}
+
+static void mlp_train_step(void *ctx) {
+  mlp_ctx *s = (mlp_ctx *)ctx;
+  mrl_graph *g = &s->g;
+  mrl_tensor *out, *loss;
+  mrl_graph_reset(g);
+  out = mrl_mlp_forward(&s->net, g, mrl_tensor_from2(g, s->x, 128, 4));
+  loss = mrl_mse_loss(g, out, mrl_tensor_from2(g, s->target, 128, 3), MRL_LOSS_MEAN);
+  mrl_params_zero_grad(&s->p);
+  mrl_backward(g, loss);
+  mrl_adam_step(&s->p, &s->adam);
+  bench_sink = loss->data[0];
+}
+
+static void mlp_act_step(void *ctx) {
+  mlp_ctx *s = (mlp_ctx *)ctx;
+  mrl_graph *g = &s->g;
+  mrl_tensor *out;
+  mrl_graph_reset(g);
+  out = mrl_mlp_forward(&s->net, g, mrl_tensor_from2(g, s->x, 1, 4));
+  bench_sink = out->data[0];
+}
+
+int main(int argc, char **argv) {
+  static rnn_ctx rnn;
+  static mlp_ctx mlp;
+  refs r;
+  refs_load(&r, argc > 1 ? argv[1] : "build/bench_torch.txt");
+  only = argc > 2 ? argv[2] : NULL;
+
+  rnn_init(&rnn, 0);
+  if (wanted("nn_lstm_train")) report(&r, "nn_lstm_train", best_ms(rnn_train_step, &rnn, 100), 0);
+  mrl_graph_set_no_grad(&rnn.g, 1);
+  if (wanted("nn_lstm_act")) report(&r, "nn_lstm_act", best_ms(rnn_act_step, &rnn, 100000), 1);
+  mrl_graph_free(&rnn.g);
+  mrl_params_free(&rnn.p);
+
+  rnn_init(&rnn, 1);
+  if (wanted("nn_gru_train")) report(&r, "nn_gru_train", best_ms(rnn_train_step, &rnn, 100), 0);
+  mrl_graph_set_no_grad(&rnn.g, 1);
+  if (wanted("nn_gru_act")) report(&r, "nn_gru_act", best_ms(rnn_act_step, &rnn, 100000), 1);
+  mrl_graph_free(&rnn.g);
+  mrl_params_free(&rnn.p);
+
+  mlp_ctx_init(&mlp);
+  if (wanted("nn_mlp_train")) report(&r, "nn_mlp_train", best_ms(mlp_train_step, &mlp, 1000), 0);
+  mrl_graph_set_no_grad(&mlp.g, 1);
+  if (wanted("nn_mlp_act")) report(&r, "nn_mlp_act", best_ms(mlp_act_step, &mlp, 100000), 1);
+  mrl_graph_free(&mlp.g);
+  mrl_params_free(&mlp.p);
+  return 0;
+}

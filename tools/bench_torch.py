@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""PyTorch twin of bench/bench_nn.c: the same networks, shapes, losses and
+optimiser, single-threaded, timed the same way (warm-up, then the best of
+several rounds of the mean time per iteration, in CPU time of the process so
+that other jobs on a shared machine do not count).
+
+Prints one line per figure, "<name> <milliseconds>", which bench_nn reads from
+build/bench_torch.txt (written by `make bench`):
+
+    python3 tools/bench_torch.py > build/bench_torch.txt
+"""
+import os
+import time
+
+# One thread for real: Debian's torch runs its BLAS (OpenBLAS) on a thread
+# pool of its own that torch.set_num_threads does not reach.
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402 (after the environment it reads at import)
+
+torch.set_num_threads(1)
+torch.manual_seed(0)
+
+ROUNDS = 7
+
+
+def best_ms(fn, iters):
+    for _ in range(max(3, iters // 10)):  # warm-up
+        fn()
+    best = float("inf")
+    for _ in range(ROUNDS):
+        t0 = time.process_time()
+        for _ in range(iters):
+            fn()
+        best = min(best, (time.process_time() - t0) / iters)
+    return best * 1e3
+
+
+def rnn_train(kind):
+    # input 8 -> hidden 64, T = 32, batch 16; loss mean(y^2); Adam
+    T, B, I, H = 32, 16, 8, 64
+    net = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(I, H)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.rand(T, B, I) * 2 - 1
+    h0 = torch.zeros(1, B, H)
+    state = (h0, torch.zeros(1, B, H)) if kind == "lstm" else h0
+
+    def step():
+        opt.zero_grad()
+        y, _ = net(x, state)
+        loss = (y * y).mean()
+        loss.backward()
+        opt.step()
+
+    return best_ms(step, 40)
+
+
+def mlp():
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
+        torch.nn.Linear(64, 3))
+
+
+def mlp_train():
+    # MLP 4-64-64-3 (tanh), batch 128, MSE loss, Adam
+    net = mlp()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.rand(128, 4) * 2 - 1
+    target = torch.rand(128, 3) * 2 - 1
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(net(x), target)
+        loss.backward()
+        opt.step()
+
+    return best_ms(step, 400)
+
+
+def mlp_act():
+    net = mlp()
+    x = torch.rand(1, 4)
+
+    def act():
+        with torch.no_grad():
+            net(x)
+
+    return best_ms(act, 4000)
+
+
+def cell_act(kind):
+    I, H = 8, 64
+    x = torch.rand(1, I)
+    h = torch.zeros(1, H)
+    if kind == "lstm":
+        cell = torch.nn.LSTMCell(I, H)
+        state = [(h, torch.zeros(1, H))]
+
+        def act():
+            with torch.no_grad():
+                state[0] = cell(x, state[0])
+    else:
+        cell = torch.nn.GRUCell(I, H)
+        state = [h]
+
+        def act():
+            with torch.no_grad():
+                state[0] = cell(x, state[0])
+
+    return best_ms(act, 4000)
+
+
+def main():
+    figures = [
+        ("nn_lstm_train", rnn_train("lstm")),
+        ("nn_gru_train", rnn_train("gru")),
+        ("nn_mlp_train", mlp_train()),
+        ("nn_mlp_act", mlp_act()),
+        ("nn_lstm_act", cell_act("lstm")),
+        ("nn_gru_act", cell_act("gru")),
+    ]
+    for name, ms in figures:
+        print("%s %.6f" % (name, ms))
+
+
+if __name__ == "__main__":
+    main()
