@@ -52,7 +52,8 @@ test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_
 # that imports torch (PYTHON, then Debian's) writes build/bench_torch.txt;
 # without one the file is removed and the figures say ref=none.
 PYTHON ?= python3
-bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn
+bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn build/bench_attention \
+       build/bench_fused
 	@./build/bench_envs
 	@./build/bench_train
 	@./build/bench_matmul
@@ -63,6 +64,8 @@ bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn
 	    $$py tools/bench_torch.py > build/bench_torch.txt || rm -f build/bench_torch.txt; break; \
 	  fi; done
 	@./build/bench_nn build/bench_torch.txt
+	@./build/bench_attention
+	@./build/bench_fused
 
 # libFuzzer (clang's runtime) on the checkpoint loader, for a bounded time.
 # New inputs go to build/fuzz_corpus; tests/fuzz_corpus holds the seeds.

@@ -8,6 +8,8 @@
  *   nn_mlp_act     one observation through that MLP, no-grad graph
  *   nn_lstm_act    one LSTM-cell step (8 -> 64, batch 1), no-grad graph
  *   nn_gru_act     one GRU-cell step
+ *   nn_transformer2_train  two pre-LN transformer blocks (E 64, 4 heads, FF 256)
+ *                  over [B 16, T 32] with a causal mask, mean(y^2), backward, Adam
  *
  * Each figure is the best of several rounds (after a warm-up) of the mean time
  * per iteration, in CPU time of the process (both here and in the PyTorch
@@ -210,9 +212,51 @@ static void mlp_act_step(void *ctx) {
   bench_sink = out->data[0];
 }
 
+/* ---- two pre-LN transformer blocks (E 64, 4 heads, FF 256, ReLU) over
+ * [B 16, T 32] with a causal mask: forward, mean(y^2), backward, Adam ---- */
+
+enum { TF_T = 32, TF_B = 16, TF_E = 64 };
+typedef struct tf_ctx {
+  mrl_params p;
+  mrl_transformer_block blk[2];
+  mrl_graph g;
+  mrl_adam_config adam;
+  float x[TF_B * TF_T * TF_E];
+} tf_ctx;
+
+static void tf_ctx_init(tf_ctx *s) {
+  mrl_rng rng = mrl_rng_make(5);
+  int i;
+  mrl_params_init(&s->p);
+  mrl_transformer_block_init(&s->blk[0], &s->p, "layers.0", TF_E, 4, 256, MRL_FFN_RELU);
+  mrl_transformer_block_init(&s->blk[1], &s->p, "layers.1", TF_E, 4, 256, MRL_FFN_RELU);
+  mrl_params_finalize(&s->p, 4);
+  mrl_graph_init(&s->g, 1 << 22);
+  s->adam = mrl_adam_config_default();
+  for (i = 0; i < TF_B * TF_T * TF_E; i++) s->x[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
+}
+
+static void tf_train_step(void *ctx) {
+  tf_ctx *s = (tf_ctx *)ctx;
+  mrl_graph *g = &s->g;
+  int shape[3] = {TF_B, TF_T, TF_E};
+  mrl_tensor *h, *mask, *loss;
+  mrl_graph_reset(g);
+  h = mrl_tensor_from(g, s->x, 3, shape);
+  mask = mrl_attn_causal_mask(g, TF_T, 0);
+  h = mrl_transformer_block_forward(&s->blk[0], g, h, NULL, mask);
+  h = mrl_transformer_block_forward(&s->blk[1], g, h, NULL, mask);
+  loss = mrl_mean(g, mrl_square(g, h));
+  mrl_params_zero_grad(&s->p);
+  mrl_backward(g, loss);
+  mrl_adam_step(&s->p, &s->adam);
+  bench_sink = loss->data[0];
+}
+
 int main(int argc, char **argv) {
   static rnn_ctx rnn;
   static mlp_ctx mlp;
+  static tf_ctx tf;
   refs r;
   refs_load(&r, argc > 1 ? argv[1] : "build/bench_torch.txt");
   only = argc > 2 ? argv[2] : NULL;
@@ -237,5 +281,11 @@ int main(int argc, char **argv) {
   if (wanted("nn_mlp_act")) report(&r, "nn_mlp_act", best_ms(mlp_act_step, &mlp, 100000), 1);
   mrl_graph_free(&mlp.g);
   mrl_params_free(&mlp.p);
+
+  tf_ctx_init(&tf);
+  if (wanted("nn_transformer2_train"))
+    report(&r, "nn_transformer2_train", best_ms(tf_train_step, &tf, 20), 0);
+  mrl_graph_free(&tf.g);
+  mrl_params_free(&tf.p);
   return 0;
 }

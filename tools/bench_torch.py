@@ -111,6 +111,29 @@ def cell_act(kind):
     return best_ms(act, 4000)
 
 
+def transformer2_train():
+    # two pre-LN blocks (E 64, 4 heads, FF 256, ReLU, no dropout), batch-first
+    # [16, 32, 64], causal mask, loss mean(y^2), Adam
+    B, T, E = 16, 32, 64
+    layers = torch.nn.ModuleList([
+        torch.nn.TransformerEncoderLayer(E, 4, 256, dropout=0.0, activation="relu",
+                                         batch_first=True, norm_first=True) for _ in range(2)])
+    opt = torch.optim.Adam(layers.parameters(), lr=1e-3)
+    x = torch.rand(B, T, E) * 2 - 1
+    mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1)
+
+    def step():
+        opt.zero_grad()
+        h = x
+        for layer in layers:
+            h = layer(h, src_mask=mask)
+        loss = (h * h).mean()
+        loss.backward()
+        opt.step()
+
+    return best_ms(step, 20)
+
+
 def main():
     figures = [
         ("nn_lstm_train", rnn_train("lstm")),
@@ -119,6 +142,7 @@ def main():
         ("nn_mlp_act", mlp_act()),
         ("nn_lstm_act", cell_act("lstm")),
         ("nn_gru_act", cell_act("gru")),
+        ("nn_transformer2_train", transformer2_train()),
     ]
     for name, ms in figures:
         print("%s %.6f" % (name, ms))
