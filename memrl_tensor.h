@@ -2037,9 +2037,100 @@ static inline mrl__f4 mrl__tanh4(mrl__f4 x) {
 }
 #endif
 
+/* Eight- and sixteen-lane forms of the four-lane code above (AVX2 and
+ * AVX-512 CPUs, picked at run time like mrl_gemm's kernels). Each lane does
+ * the same operations in the same order as the portable code, and
+ * contraction into FMA is switched off (the AVX targets offer FMA), so results
+ * are bitwise those of the portable path. */
+#if defined(MRL__HAVE_F4) && defined(MRL__X86_SIMD)
+#define MRL__HAVE_WIDE_ACT 1
+#ifdef __clang__
+#define MRL__NOCONTRACT _Pragma("clang fp contract(off)")
+#define MRL__NOCONTRACT_ATTR
+#else
+#define MRL__NOCONTRACT
+#define MRL__NOCONTRACT_ATTR __attribute__((optimize("fp-contract=off")))
+#endif
+#define MRL__WIDE_ACT(W, TGT)                                                                      \
+  typedef float mrl__f##W __attribute__((vector_size(4 * W), aligned(4)));                         \
+  typedef uint32_t mrl__u##W __attribute__((vector_size(4 * W), aligned(4)));                      \
+  typedef int32_t mrl__i##W __attribute__((vector_size(4 * W), aligned(4)));                       \
+  TGT MRL__NOCONTRACT_ATTR static inline mrl__f##W mrl__select##W(mrl__i##W m, mrl__f##W a,        \
+                                                                  mrl__f##W b) {                   \
+    return (mrl__f##W)(((mrl__i##W)a & m) | ((mrl__i##W)b & ~m));                                  \
+  }                                                                                                \
+  TGT MRL__NOCONTRACT_ATTR static inline mrl__f##W mrl__exp_nonpos##W(mrl__f##W z) {               \
+    MRL__NOCONTRACT                                                                                \
+    mrl__f##W lo = (mrl__f##W)((mrl__u##W)z & 0u) + MRL__EXP_LO, n, r, p, k;                       \
+    mrl__u##W eb;                                                                                  \
+    mrl__i##W under = z < lo;                                                                      \
+    z = mrl__select##W(under, lo, z);                                                              \
+    k = z * 1.44269504088896341f + MRL__MAGIC;                                                     \
+    n = k - MRL__MAGIC;                                                                            \
+    r = z - n * 0.693359375f;                                                                      \
+    r = r - n * -2.12194440e-4f;                                                                   \
+    p = r * 1.9875691500e-4f + 1.3981999507e-3f;                                                   \
+    p = p * r + 8.3334519073e-3f;                                                                  \
+    p = p * r + 4.1665795894e-2f;                                                                  \
+    p = p * r + 1.6666665459e-1f;                                                                  \
+    p = p * r + 5.0000001201e-1f;                                                                  \
+    p = p * (r * r) + r + 1.0f;                                                                    \
+    eb = ((mrl__u##W)k - 0x4B400000u + 127u) << 23;                                                \
+    return (mrl__f##W)((mrl__i##W)(p * (mrl__f##W)eb) & ~under);                                   \
+  }                                                                                                \
+  /* Sigmoid of x[0..), W lanes at a time; returns how many were done. */                          \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__sigmoid_run##W(const float *x, float *y, int n) {       \
+    MRL__NOCONTRACT                                                                                \
+    int i = 0;                                                                                     \
+    for (; i + W <= n; i += W) {                                                                   \
+      mrl__f##W v, e, s, zero;                                                                     \
+      memcpy(&v, x + i, sizeof v);                                                                 \
+      zero = (mrl__f##W)((mrl__u##W)v & 0u);                                                       \
+      e = mrl__exp_nonpos##W(-(mrl__f##W)((mrl__u##W)v & 0x7FFFFFFFu));                            \
+      s = 1.0f / (1.0f + e);                                                                       \
+      v = mrl__select##W(v >= zero, s, e * s);                                                     \
+      memcpy(y + i, &v, sizeof v);                                                                 \
+    }                                                                                              \
+    return i;                                                                                      \
+  }                                                                                                \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__tanh_run##W(const float *x, float *y, int n) {          \
+    MRL__NOCONTRACT                                                                                \
+    int i = 0;                                                                                     \
+    for (; i + W <= n; i += W) {                                                                   \
+      mrl__f##W v, a, z, e, t, p, small;                                                           \
+      memcpy(&v, x + i, sizeof v);                                                                 \
+      small = (mrl__f##W)((mrl__u##W)v & 0u) + 0.625f;                                             \
+      a = (mrl__f##W)((mrl__u##W)v & 0x7FFFFFFFu);                                                 \
+      z = a * a;                                                                                   \
+      e = mrl__exp_nonpos##W(-2.0f * a);                                                           \
+      t = (1.0f - e) / (1.0f + e);                                                                 \
+      p = z * -5.70498872745e-3f + 2.06390887954e-2f;                                              \
+      p = p * z - 5.37397155531e-2f;                                                               \
+      p = p * z + 1.33314422036e-1f;                                                               \
+      p = p * z - 3.33332819422e-1f;                                                               \
+      p = p * z * a + a;                                                                           \
+      t = mrl__select##W(a < small, p, t);                                                         \
+      v = (mrl__f##W)((mrl__u##W)t | ((mrl__u##W)v & 0x80000000u));                                \
+      memcpy(y + i, &v, sizeof v);                                                                 \
+    }                                                                                              \
+    return i;                                                                                      \
+  }
+MRL__WIDE_ACT(8, MRL__TARGET_AVX2)
+MRL__WIDE_ACT(16, MRL__TARGET_AVX512)
+#endif
+
 /* y[i] = sigmoid(x[i]) / tanh(x[i]); y may be x. */
 static void mrl__sigmoid_n(const float *x, float *y, int n) {
   int i = 0;
+#ifdef MRL__HAVE_WIDE_ACT
+  if (n >= 8) {
+    int isa = mrl__gemm_isa();
+    if (isa == MRL__ISA_AVX512)
+      i = mrl__sigmoid_run16(x, y, n);
+    else if (isa == MRL__ISA_AVX2)
+      i = mrl__sigmoid_run8(x, y, n);
+  }
+#endif
 #ifdef MRL__HAVE_F4
   for (; i + 4 <= n; i += 4) {
     mrl__f4 v;
@@ -2053,6 +2144,15 @@ static void mrl__sigmoid_n(const float *x, float *y, int n) {
 
 static void mrl__tanh_n(const float *x, float *y, int n) {
   int i = 0;
+#ifdef MRL__HAVE_WIDE_ACT
+  if (n >= 8) {
+    int isa = mrl__gemm_isa();
+    if (isa == MRL__ISA_AVX512)
+      i = mrl__tanh_run16(x, y, n);
+    else if (isa == MRL__ISA_AVX2)
+      i = mrl__tanh_run8(x, y, n);
+  }
+#endif
 #ifdef MRL__HAVE_F4
   for (; i + 4 <= n; i += 4) {
     mrl__f4 v;
