@@ -1688,6 +1688,58 @@ MRL__TARGET_AVX2 static void mrl__dot_tile_avx2(int rows, int cols, int k, const
     MRL__DOT_OUT(1, mrl__hsum4x256);
   }
 }
+
+/* AVX2 one-row A B^T (acting: x W^T with a batch of one), 8 columns at a
+ * time: the 8 lane chains of each column as in mrl__dot_tile_avx2, and the
+ * same reduction tree (l + l+4, l + l+2, 0 + 1) done for the 8 columns
+ * together, so each C element is bitwise the tile path's. Returns how many
+ * columns it did (a multiple of 8). */
+MRL__TARGET_AVX2 static int mrl__gemv8_avx2(int n, int k, const float *a, const float *b,
+                                            size_t ldb, float *c) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int j, p;
+  for (j = 0; j + 8 <= n; j += 8) {
+    const float *w = b + (size_t)j * ldb;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    __m256 b04, b15, b26, b37, u, v;
+    for (p = 0; p < k; p += 8) {
+      __m256 x;
+      if (k - p >= 8) {
+#define MRL__GEMV_LD(q) _mm256_loadu_ps(q)
+#define MRL__GEMV_STEP(LD)                                                                         \
+  x = LD(a + p);                                                                                   \
+  s0 = _mm256_fmadd_ps(x, LD(w + p), s0);                                                          \
+  s1 = _mm256_fmadd_ps(x, LD(w + ldb + p), s1);                                                    \
+  s2 = _mm256_fmadd_ps(x, LD(w + 2 * ldb + p), s2);                                                \
+  s3 = _mm256_fmadd_ps(x, LD(w + 3 * ldb + p), s3);                                                \
+  s4 = _mm256_fmadd_ps(x, LD(w + 4 * ldb + p), s4);                                                \
+  s5 = _mm256_fmadd_ps(x, LD(w + 5 * ldb + p), s5);                                                \
+  s6 = _mm256_fmadd_ps(x, LD(w + 6 * ldb + p), s6);                                                \
+  s7 = _mm256_fmadd_ps(x, LD(w + 7 * ldb + p), s7)
+        MRL__GEMV_STEP(MRL__GEMV_LD);
+      } else { /* lanes past k load zeros */
+        __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(k - p), lane);
+#define MRL__GEMV_LDM(q) _mm256_maskload_ps(q, mk)
+        MRL__GEMV_STEP(MRL__GEMV_LDM);
+#undef MRL__GEMV_LDM
+      }
+#undef MRL__GEMV_LD
+#undef MRL__GEMV_STEP
+    }
+    /* l + l+4: [column 0 | column 4] and so on */
+    b04 = _mm256_add_ps(_mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s0, s4, 0x31));
+    b15 = _mm256_add_ps(_mm256_permute2f128_ps(s1, s5, 0x20), _mm256_permute2f128_ps(s1, s5, 0x31));
+    b26 = _mm256_add_ps(_mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s2, s6, 0x31));
+    b37 = _mm256_add_ps(_mm256_permute2f128_ps(s3, s7, 0x20), _mm256_permute2f128_ps(s3, s7, 0x31));
+    /* l + l+2: [0 (l=0,1), 1 (l=0,1), ...] per half */
+    u = _mm256_add_ps(_mm256_unpacklo_ps(b04, b15), _mm256_unpackhi_ps(b04, b15));
+    v = _mm256_add_ps(_mm256_unpacklo_ps(b26, b37), _mm256_unpackhi_ps(b26, b37));
+    /* 0 + 1: columns 0..7 in order */
+    u = _mm256_add_ps(_mm256_shuffle_ps(u, v, 0x44), _mm256_shuffle_ps(u, v, 0xEE));
+    _mm256_storeu_ps(c + j, _mm256_add_ps(_mm256_loadu_ps(c + j), u));
+  }
+  return j;
+}
 #endif
 
 static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const float *a, int lda,
@@ -1723,7 +1775,11 @@ static void mrl__gemm_direct(int isa, int ta, int tb, int m, int n, int k, const
       }
       return;
     }
-    for (j = 0; j < n; j += 4) {
+    j = 0;
+#ifdef MRL__X86_SIMD
+    if (m == 1 && isa == MRL__ISA_AVX2) j = mrl__gemv8_avx2(n, k, a, b, (size_t)ldb, c);
+#endif
+    for (; j < n; j += 4) {
       int cols = n - j < 4 ? n - j : 4;
       const float *bj = b + (size_t)j * ldb;
       for (i = 0; i < m;) {
