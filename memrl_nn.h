@@ -1668,13 +1668,32 @@ MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *
 
 /* ---- LSTM ---- */
 
-/* acc[j] += rows[k][j] for k = 0..n-1 in order (bias gradients): four
- * columns at a time, each column's sum in the same order as a plain loop. */
+/* acc[j] += rows[k][j] for k = 0..n-1 in order (bias gradients): 32, then
+ * four columns at a time, each column's sum in the same order as a plain
+ * loop. The 32-column blocks walk the rows in memory order. */
 static void mrl__add_col_sums(float *acc, const float *rows, size_t n, int cols) {
   size_t k;
   int j = 0;
   if (!acc) return;
 #ifdef MRL__HAVE_F4
+  for (; j + 32 <= cols; j += 32) {
+    mrl__f4 a0, a1, a2, a3, a4, a5, a6, a7, r;
+    const float *rk = rows + j;
+#define MRL__COLSUM_LD(q) memcpy(&a##q, acc + j + 4 * q, sizeof r)
+#define MRL__COLSUM_ADD(q) (memcpy(&r, rk + 4 * q, sizeof r), a##q += r)
+#define MRL__COLSUM_ST(q) memcpy(acc + j + 4 * q, &a##q, sizeof r)
+    MRL__COLSUM_LD(0), MRL__COLSUM_LD(1), MRL__COLSUM_LD(2), MRL__COLSUM_LD(3);
+    MRL__COLSUM_LD(4), MRL__COLSUM_LD(5), MRL__COLSUM_LD(6), MRL__COLSUM_LD(7);
+    for (k = 0; k < n; k++, rk += cols) {
+      MRL__COLSUM_ADD(0), MRL__COLSUM_ADD(1), MRL__COLSUM_ADD(2), MRL__COLSUM_ADD(3);
+      MRL__COLSUM_ADD(4), MRL__COLSUM_ADD(5), MRL__COLSUM_ADD(6), MRL__COLSUM_ADD(7);
+    }
+    MRL__COLSUM_ST(0), MRL__COLSUM_ST(1), MRL__COLSUM_ST(2), MRL__COLSUM_ST(3);
+    MRL__COLSUM_ST(4), MRL__COLSUM_ST(5), MRL__COLSUM_ST(6), MRL__COLSUM_ST(7);
+#undef MRL__COLSUM_LD
+#undef MRL__COLSUM_ADD
+#undef MRL__COLSUM_ST
+  }
   for (; j + 4 <= cols; j += 4) {
     mrl__f4 a, r;
     memcpy(&a, acc + j, sizeof a);
