@@ -1888,8 +1888,8 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
   s->tanh_c = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
   if (!s->gates || !s->h_prev || !s->c_prev || !s->c_all || !s->tanh_c) return NULL;
   /* input projection of every step at once, plus both biases */
-  for (t = 0; t < T * B; t++)
-    for (j = 0; j < G; j++) s->gates[(size_t)t * G + j] = b_ih->data[j] + b_hh->data[j];
+  for (j = 0; j < G; j++) s->gates[j] = b_ih->data[j] + b_hh->data[j];
+  for (t = 1; t < T * B; t++) memcpy(s->gates + (size_t)t * G, s->gates, sizeof(float) * G);
   mrl__xwt(T * B, G, I, x->data, I, w_ih->data, I, s->gates, G);
   for (t = 0; t < T; t++) {
     const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
@@ -1897,11 +1897,16 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
     float *hk = s->h_prev + (size_t)t * BH, *ck = s->c_prev + (size_t)t * BH;
     float *gt = s->gates + (size_t)t * B * G, *tc = s->tanh_c + (size_t)t * BH;
     float *ct = s->c_all + (size_t)t * BH, *yt = y->data + (size_t)t * BH;
-    for (b = 0; b < B; b++) {
-      float kb = keep ? keep[(size_t)t * B + b] : 1.0f;
-      for (j = 0; j < H; j++) {
-        hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
-        ck[(size_t)b * H + j] = cp[(size_t)b * H + j] * kb;
+    if (!keep) { /* x * 1 is x: plain copies */
+      memcpy(hk, hp, sizeof(float) * BH);
+      memcpy(ck, cp, sizeof(float) * BH);
+    } else {
+      for (b = 0; b < B; b++) {
+        float kb = keep[(size_t)t * B + b];
+        for (j = 0; j < H; j++) {
+          hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
+          ck[(size_t)b * H + j] = cp[(size_t)b * H + j] * kb;
+        }
       }
     }
     mrl__xwt(B, G, H, hk, H, w_hh->data, H, gt, G);
@@ -2231,16 +2236,19 @@ MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, m
   h_last = mrl__last_block(g, y, T, B);
   if (!s->h_prev || !h_last) return NULL;
   /* y first holds the pre-activations' input side, b_ih + b_hh + W_ih x */
-  for (k = 0; k < N; k++)
-    for (j = 0; j < H; j++) y->data[k * H + j] = b_ih->data[j] + b_hh->data[j];
+  for (j = 0; j < H; j++) y->data[j] = b_ih->data[j] + b_hh->data[j];
+  for (k = 1; k < N; k++) memcpy(y->data + k * H, y->data, sizeof(float) * H);
   mrl__xwt(T * B, H, I, x->data, I, w_ih->data, I, y->data, H);
   for (t = 0; t < T; t++) {
     const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
     float *hk = s->h_prev + (size_t)t * BH, *yt = y->data + (size_t)t * BH;
-    for (b = 0; b < B; b++) {
-      float kb = keep ? keep[(size_t)t * B + b] : 1.0f;
-      for (j = 0; j < H; j++) hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
-    }
+    if (!keep) /* x * 1 is x: a plain copy */
+      memcpy(hk, hp, sizeof(float) * BH);
+    else
+      for (b = 0; b < B; b++) {
+        float kb = keep[(size_t)t * B + b];
+        for (j = 0; j < H; j++) hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
+      }
     mrl__xwt(B, H, H, hk, H, w_hh->data, H, yt, H);
     if (relu)
       for (k = 0; k < BH; k++) yt[k] = yt[k] > 0.0f ? yt[k] : 0.0f;
