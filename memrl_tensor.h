@@ -2322,11 +2322,31 @@ static void mrl__unary_backward(mrl_node *nd) {
   case MRL__LOG:
     for (i = 0; i < n; i++) ga[i] += gy[i] / x[i];
     break;
-  case MRL__TANH:
-    for (i = 0; i < n; i++) ga[i] += gy[i] * (1.0f - o[i] * o[i]);
+  case MRL__TANH: i = 0;
+#ifdef MRL__HAVE_F4 /* four lanes by hand: -O2 does not vectorise with alias checks */
+    for (; i + 4 <= n; i += 4) {
+      mrl__f4 va, vg, vo;
+      memcpy(&va, ga + i, sizeof va);
+      memcpy(&vg, gy + i, sizeof vg);
+      memcpy(&vo, o + i, sizeof vo);
+      va += vg * (1.0f - vo * vo);
+      memcpy(ga + i, &va, sizeof va);
+    }
+#endif
+    for (; i < n; i++) ga[i] += gy[i] * (1.0f - o[i] * o[i]);
     break;
-  case MRL__SIGMOID:
-    for (i = 0; i < n; i++) ga[i] += gy[i] * o[i] * (1.0f - o[i]);
+  case MRL__SIGMOID: i = 0;
+#ifdef MRL__HAVE_F4
+    for (; i + 4 <= n; i += 4) {
+      mrl__f4 va, vg, vo;
+      memcpy(&va, ga + i, sizeof va);
+      memcpy(&vg, gy + i, sizeof vg);
+      memcpy(&vo, o + i, sizeof vo);
+      va += vg * vo * (1.0f - vo);
+      memcpy(ga + i, &va, sizeof va);
+    }
+#endif
+    for (; i < n; i++) ga[i] += gy[i] * o[i] * (1.0f - o[i]);
     break;
   case MRL__RELU:
     for (i = 0; i < n; i++) ga[i] += x[i] > 0.0f ? gy[i] : 0.0f;
