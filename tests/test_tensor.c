@@ -2123,6 +2123,35 @@ static void test_activation_paths(void) {
             "NaN must propagate");
 }
 
+/* tanh and sigmoid backward (four lanes, then a scalar tail): every element
+ * bitwise the scalar formula, gy * (1 - y^2) and gy * y * (1 - y). */
+static void test_activation_backward_lanes(void) {
+  float xd[13], xg[13], rd[13];
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 1, 13), r = mrl_tensor_make2(rd, NULL, 1, 13), *y;
+  mrl_graph g;
+  mrl_rng rng = mrl_rng_make(5);
+  int i, op, exact;
+  mrl_graph_init(&g, 1 << 14);
+  for (i = 0; i < 13; i++) {
+    xd[i] = mrl_rng_uniform_range(&rng, -3, 3);
+    rd[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  }
+  for (op = 0; op < 2; op++) {
+    mrl_graph_reset(&g);
+    memset(xg, 0, sizeof xg);
+    y = op ? mrl_sigmoid(&g, &x) : mrl_tanh(&g, &x);
+    MRL_CHECK(mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, y, &r))) == MRL_OK, "backward failed");
+    exact = 1;
+    for (i = 0; i < 13; i++) {
+      float o = y->data[i],
+            want = op ? 0.0f + rd[i] * o * (1.0f - o) : 0.0f + rd[i] * (1.0f - o * o);
+      exact &= memcmp(&want, xg + i, sizeof want) == 0;
+    }
+    MRL_CHECK(exact, "%s backward: four-lane and scalar elements differ", op ? "sigmoid" : "tanh");
+  }
+  mrl_graph_free(&g);
+}
+
 static void test_rng(void) {
   mrl_rng r = mrl_rng_make(7), r2;
   const int n = 100000;
@@ -2217,5 +2246,6 @@ int main(void) {
   test_general_determinism();
   test_rng();
   test_activation_paths();
+  test_activation_backward_lanes();
   return mrl_test_summary("test_tensor");
 }
