@@ -1668,13 +1668,32 @@ MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *
 
 /* ---- LSTM ---- */
 
-/* acc[j] += rows[k][j] for k = 0..n-1 in order (bias gradients): four
- * columns at a time, each column's sum in the same order as a plain loop. */
+/* acc[j] += rows[k][j] for k = 0..n-1 in order (bias gradients): 32, then
+ * four columns at a time, each column's sum in the same order as a plain
+ * loop. The 32-column blocks walk the rows in memory order. */
 static void mrl__add_col_sums(float *acc, const float *rows, size_t n, int cols) {
   size_t k;
   int j = 0;
   if (!acc) return;
 #ifdef MRL__HAVE_F4
+  for (; j + 32 <= cols; j += 32) {
+    mrl__f4 a0, a1, a2, a3, a4, a5, a6, a7, r;
+    const float *rk = rows + j;
+#define MRL__COLSUM_LD(q) memcpy(&a##q, acc + j + 4 * q, sizeof r)
+#define MRL__COLSUM_ADD(q) (memcpy(&r, rk + 4 * q, sizeof r), a##q += r)
+#define MRL__COLSUM_ST(q) memcpy(acc + j + 4 * q, &a##q, sizeof r)
+    MRL__COLSUM_LD(0), MRL__COLSUM_LD(1), MRL__COLSUM_LD(2), MRL__COLSUM_LD(3);
+    MRL__COLSUM_LD(4), MRL__COLSUM_LD(5), MRL__COLSUM_LD(6), MRL__COLSUM_LD(7);
+    for (k = 0; k < n; k++, rk += cols) {
+      MRL__COLSUM_ADD(0), MRL__COLSUM_ADD(1), MRL__COLSUM_ADD(2), MRL__COLSUM_ADD(3);
+      MRL__COLSUM_ADD(4), MRL__COLSUM_ADD(5), MRL__COLSUM_ADD(6), MRL__COLSUM_ADD(7);
+    }
+    MRL__COLSUM_ST(0), MRL__COLSUM_ST(1), MRL__COLSUM_ST(2), MRL__COLSUM_ST(3);
+    MRL__COLSUM_ST(4), MRL__COLSUM_ST(5), MRL__COLSUM_ST(6), MRL__COLSUM_ST(7);
+#undef MRL__COLSUM_LD
+#undef MRL__COLSUM_ADD
+#undef MRL__COLSUM_ST
+  }
   for (; j + 4 <= cols; j += 4) {
     mrl__f4 a, r;
     memcpy(&a, acc + j, sizeof a);
@@ -1869,8 +1888,8 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
   s->tanh_c = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
   if (!s->gates || !s->h_prev || !s->c_prev || !s->c_all || !s->tanh_c) return NULL;
   /* input projection of every step at once, plus both biases */
-  for (t = 0; t < T * B; t++)
-    for (j = 0; j < G; j++) s->gates[(size_t)t * G + j] = b_ih->data[j] + b_hh->data[j];
+  for (j = 0; j < G; j++) s->gates[j] = b_ih->data[j] + b_hh->data[j];
+  for (t = 1; t < T * B; t++) memcpy(s->gates + (size_t)t * G, s->gates, sizeof(float) * G);
   mrl__xwt(T * B, G, I, x->data, I, w_ih->data, I, s->gates, G);
   for (t = 0; t < T; t++) {
     const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
@@ -1878,11 +1897,16 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
     float *hk = s->h_prev + (size_t)t * BH, *ck = s->c_prev + (size_t)t * BH;
     float *gt = s->gates + (size_t)t * B * G, *tc = s->tanh_c + (size_t)t * BH;
     float *ct = s->c_all + (size_t)t * BH, *yt = y->data + (size_t)t * BH;
-    for (b = 0; b < B; b++) {
-      float kb = keep ? keep[(size_t)t * B + b] : 1.0f;
-      for (j = 0; j < H; j++) {
-        hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
-        ck[(size_t)b * H + j] = cp[(size_t)b * H + j] * kb;
+    if (!keep) { /* x * 1 is x: plain copies */
+      memcpy(hk, hp, sizeof(float) * BH);
+      memcpy(ck, cp, sizeof(float) * BH);
+    } else {
+      for (b = 0; b < B; b++) {
+        float kb = keep[(size_t)t * B + b];
+        for (j = 0; j < H; j++) {
+          hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
+          ck[(size_t)b * H + j] = cp[(size_t)b * H + j] * kb;
+        }
       }
     }
     mrl__xwt(B, G, H, hk, H, w_hh->data, H, gt, G);
@@ -2212,16 +2236,19 @@ MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, m
   h_last = mrl__last_block(g, y, T, B);
   if (!s->h_prev || !h_last) return NULL;
   /* y first holds the pre-activations' input side, b_ih + b_hh + W_ih x */
-  for (k = 0; k < N; k++)
-    for (j = 0; j < H; j++) y->data[k * H + j] = b_ih->data[j] + b_hh->data[j];
+  for (j = 0; j < H; j++) y->data[j] = b_ih->data[j] + b_hh->data[j];
+  for (k = 1; k < N; k++) memcpy(y->data + k * H, y->data, sizeof(float) * H);
   mrl__xwt(T * B, H, I, x->data, I, w_ih->data, I, y->data, H);
   for (t = 0; t < T; t++) {
     const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
     float *hk = s->h_prev + (size_t)t * BH, *yt = y->data + (size_t)t * BH;
-    for (b = 0; b < B; b++) {
-      float kb = keep ? keep[(size_t)t * B + b] : 1.0f;
-      for (j = 0; j < H; j++) hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
-    }
+    if (!keep) /* x * 1 is x: a plain copy */
+      memcpy(hk, hp, sizeof(float) * BH);
+    else
+      for (b = 0; b < B; b++) {
+        float kb = keep[(size_t)t * B + b];
+        for (j = 0; j < H; j++) hk[(size_t)b * H + j] = hp[(size_t)b * H + j] * kb;
+      }
     mrl__xwt(B, H, H, hk, H, w_hh->data, H, yt, H);
     if (relu)
       for (k = 0; k < BH; k++) yt[k] = yt[k] > 0.0f ? yt[k] : 0.0f;

@@ -145,6 +145,43 @@ static int check_paths(mrl_rng *rng, int ta, int tb, int m, int n, int k) {
   return ok;
 }
 
+/* One-row A B^T (acting): the 8-column path gives each element bitwise what
+ * the 4-column dot tiles give (C computed 4 columns at a time, n < 8). */
+static void check_one_row(mrl_rng *rng) {
+  static const int ns[] = {8, 9, 15, 16, 24, 31, 64, 67, 256};
+  static const int ks[] = {1, 3, 7, 8, 9, 15, 16, 17, 33, 64, 65};
+  int isa, in, ik, j, ok = 1;
+  for (isa = 0; isa <= MRL__ISA_AVX512; isa++) {
+    if (!isa_available(isa)) continue;
+    for (in = 0; in < (int)(sizeof ns / sizeof ns[0]); in++)
+      for (ik = 0; ik < (int)(sizeof ks / sizeof ks[0]); ik++) {
+        int n = ns[in], k = ks[ik], ldb = k + (ik % 3);
+        float *a = (float *)malloc(sizeof(float) * (size_t)k);
+        float *b = (float *)malloc(sizeof(float) * (size_t)n * ldb);
+        float *c = (float *)malloc(sizeof(float) * (size_t)n);
+        float *c4 = (float *)malloc(sizeof(float) * (size_t)n);
+        fill(rng, a, (size_t)k);
+        fill(rng, b, (size_t)n * ldb);
+        fill(rng, c, (size_t)n);
+        memcpy(c4, c, sizeof(float) * (size_t)n);
+        mrl__gemm_isa_run(isa, 0, 1, 1, n, k, a, k, b, ldb, 1.0f, c, n);
+        for (j = 0; j < n; j += 4)
+          mrl__gemm_isa_run(isa, 0, 1, 1, n - j < 4 ? n - j : 4, k, a, k, b + (size_t)j * ldb, ldb,
+                            1.0f, c4 + j, n - j < 4 ? n - j : 4);
+        if (memcmp(c, c4, sizeof(float) * (size_t)n) != 0) {
+          ok = 0;
+          MRL_CHECK(0, "isa %d one row 1x%dx%d: 8-column path differs from 4-column tiles", isa, n,
+                    k);
+        }
+        free(a);
+        free(b);
+        free(c);
+        free(c4);
+      }
+  }
+  MRL_CHECK(ok, "one-row A B^T paths agree bitwise");
+}
+
 /* Bitwise checksum (FNV-1a over the bytes) of several large products. */
 static int print_checksums(void) {
   static const int shapes[][3] = {
@@ -200,7 +237,8 @@ int main(int argc, char **argv) {
         static const int big[][3] = {
             {1, 1, 1},     {1, 700, 300}, {700, 1, 300},   {300, 300, 1},  {200, 190, 257},
             {97, 96, 255}, {96, 97, 256}, {193, 289, 513}, {16, 512, 512}, {17, 130, 64},
-            {4, 333, 65},  {5, 64, 512},  {12, 32, 40},    {13, 33, 1000}, {130, 70, 20}};
+            {4, 333, 65},  {5, 64, 512},  {12, 32, 40},    {13, 33, 1000}, {130, 70, 20},
+            {16, 256, 64}, {8, 40, 32},   {12, 9, 48},     {16, 7, 65}}; /* 8/12/16 rows, short k */
         ok = 1;
         for (s = 0; s < (int)(sizeof big / sizeof big[0]); s++)
           ok &= check_one(&rng, isa, ta, tb, big[s][0], big[s][1], big[s][2], s % 2 ? 5 : 0,
@@ -217,6 +255,7 @@ int main(int argc, char **argv) {
     check_paths(&rng, t & 1, t >> 1, 200, 5, 150); /* narrow C: computed as C^T */
     check_paths(&rng, t & 1, t >> 1, 64, 15, 40);
   }
+  check_one_row(&rng);
   /* m, n or k zero: C only scaled by beta */
   {
     float a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4}, c[4] = {1, 2, 3, 4};

@@ -2034,6 +2034,124 @@ static void test_determinism(void) {
 /* RNG                                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* The activation arrays: every path (portable four-lane and scalar, and the
+ * AVX2 / AVX-512 lanes where the CPU has them) gives bitwise the scalar
+ * result, for every length and offset (tails), and on the special values. */
+static int act_same(float a, float b) {
+  uint32_t ua, ub;
+  if (a != a || b != b) return a != a && b != b; /* NaN payloads may differ */
+  memcpy(&ua, &a, sizeof ua);
+  memcpy(&ub, &b, sizeof ub);
+  return ua == ub;
+}
+
+static void act_check(const char *what, int sig, const float *x, const float *y, int n) {
+  int i, bad = 0;
+  for (i = 0; i < n && !bad; i++) {
+    float want = sig ? mrl__sigmoid1(x[i]) : mrl__tanh1(x[i]);
+    if (!act_same(want, y[i])) {
+      bad = 1;
+      MRL_CHECK(0, "%s %s: x = %.9g gives %.9g, scalar %.9g (n = %d, i = %d)", what,
+                sig ? "sigmoid" : "tanh", (double)x[i], (double)y[i], (double)want, n, i);
+    }
+  }
+}
+
+static void test_activation_paths(void) {
+  enum { N = 4096 };
+  static float x[N], y[N];
+  const float special[] = {0.0f,    -0.0f,        INFINITY,    -INFINITY, NAN,     -NAN,
+                           0.625f,  -0.625f,      0.62499994f, 87.0f,     -87.0f,  43.5f,
+                           -43.5f,  87.5f,        -87.5f,      1e-38f,    -1e-38f, 1e-45f,
+                           -1e-45f, 3.4e38f,      -3.4e38f,    1.0f,      -1.0f,   20.0f,
+                           -20.0f,  -43.4999962f, 43.4999962f, 9.0f,      -9.0f};
+  mrl_rng rng = mrl_rng_make(77);
+  int i, n, off, sig;
+  for (i = 0; i < N; i++) {
+    float u = mrl_rng_uniform(&rng);
+    int kind = i % 4;
+    x[i] = kind == 0   ? (u - 0.5f) * 4.0f   /* the polynomial branch and near */
+           : kind == 1 ? (u - 0.5f) * 200.0f /* past the flush point */
+           : kind == 2 ? (u - 0.5f) * 30.0f  /* the usual range */
+                       : special[(i / 4) % (int)(sizeof special / sizeof special[0])];
+  }
+  for (sig = 0; sig < 2; sig++) {
+    /* the dispatching entry point over every length and start up to 40 */
+    for (off = 0; off < 17; off++)
+      for (n = 0; n <= 40; n++) {
+        for (i = 0; i < n; i++) y[i] = -1.0f;
+        if (sig)
+          mrl__sigmoid_n(x + off, y, n);
+        else
+          mrl__tanh_n(x + off, y, n);
+        act_check("dispatch", sig, x + off, y, n);
+      }
+    if (sig)
+      mrl__sigmoid_n(x, y, N);
+    else
+      mrl__tanh_n(x, y, N);
+    act_check("dispatch (long)", sig, x, y, N);
+    /* in place */
+    memcpy(y, x, sizeof x);
+    if (sig)
+      mrl__sigmoid_n(y + 3, y + 3, N - 3);
+    else
+      mrl__tanh_n(y + 3, y + 3, N - 3);
+    act_check("in place", sig, x + 3, y + 3, N - 3);
+#ifdef MRL__HAVE_WIDE_ACT
+    { /* each wide path on its own, where this CPU runs it */
+      int isa = mrl__gemm_isa(), done;
+      if (isa == MRL__ISA_AVX2 || isa == MRL__ISA_AVX512) {
+        done = sig ? mrl__sigmoid_run8(x + 1, y, N - 1) : mrl__tanh_run8(x + 1, y, N - 1);
+        MRL_CHECK(done == (N - 1) / 8 * 8, "eight-lane run covered %d of %d", done, N - 1);
+        act_check("avx2", sig, x + 1, y, done);
+      }
+      if (isa == MRL__ISA_AVX512) {
+        done = sig ? mrl__sigmoid_run16(x + 2, y, N - 2) : mrl__tanh_run16(x + 2, y, N - 2);
+        MRL_CHECK(done == (N - 2) / 16 * 16, "sixteen-lane run covered %d of %d", done, N - 2);
+        act_check("avx512", sig, x + 2, y, done);
+      }
+    }
+#endif
+  }
+  /* the scalar reference itself on the special values */
+  MRL_CHECK(mrl__sigmoid1(INFINITY) == 1.0f && mrl__sigmoid1(-INFINITY) == 0.0f,
+            "sigmoid(+-inf) must be 1 and 0");
+  MRL_CHECK(mrl__tanh1(INFINITY) == 1.0f && mrl__tanh1(-INFINITY) == -1.0f,
+            "tanh(+-inf) must be +-1");
+  MRL_CHECK(mrl__sigmoid1(NAN) != mrl__sigmoid1(NAN) && mrl__tanh1(NAN) != mrl__tanh1(NAN),
+            "NaN must propagate");
+}
+
+/* tanh and sigmoid backward (four lanes, then a scalar tail): every element
+ * bitwise the scalar formula, gy * (1 - y^2) and gy * y * (1 - y). */
+static void test_activation_backward_lanes(void) {
+  float xd[13], xg[13], rd[13];
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 1, 13), r = mrl_tensor_make2(rd, NULL, 1, 13), *y;
+  mrl_graph g;
+  mrl_rng rng = mrl_rng_make(5);
+  int i, op, exact;
+  mrl_graph_init(&g, 1 << 14);
+  for (i = 0; i < 13; i++) {
+    xd[i] = mrl_rng_uniform_range(&rng, -3, 3);
+    rd[i] = mrl_rng_uniform_range(&rng, -1, 1);
+  }
+  for (op = 0; op < 2; op++) {
+    mrl_graph_reset(&g);
+    memset(xg, 0, sizeof xg);
+    y = op ? mrl_sigmoid(&g, &x) : mrl_tanh(&g, &x);
+    MRL_CHECK(mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, y, &r))) == MRL_OK, "backward failed");
+    exact = 1;
+    for (i = 0; i < 13; i++) {
+      float o = y->data[i],
+            want = op ? 0.0f + rd[i] * o * (1.0f - o) : 0.0f + rd[i] * (1.0f - o * o);
+      exact &= memcmp(&want, xg + i, sizeof want) == 0;
+    }
+    MRL_CHECK(exact, "%s backward: four-lane and scalar elements differ", op ? "sigmoid" : "tanh");
+  }
+  mrl_graph_free(&g);
+}
+
 static void test_rng(void) {
   mrl_rng r = mrl_rng_make(7), r2;
   const int n = 100000;
@@ -2127,5 +2245,7 @@ int main(void) {
   test_determinism();
   test_general_determinism();
   test_rng();
+  test_activation_paths();
+  test_activation_backward_lanes();
   return mrl_test_summary("test_tensor");
 }
