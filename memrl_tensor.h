@@ -2184,49 +2184,37 @@ MRL__WIDE_ACT(8, MRL__TARGET_AVX2)
 MRL__WIDE_ACT(16, MRL__TARGET_AVX512)
 #endif
 
-/* y[i] = sigmoid(x[i]) / tanh(x[i]); y may be x. */
-static void mrl__sigmoid_n(const float *x, float *y, int n) {
+/* y[i] = sigmoid(x[i]) (is_tanh 0) or tanh(x[i]) (1); y may be x. The
+ * widest lanes the CPU has first, then four lanes, then one: every path
+ * computes the same bits. */
+static void mrl__act_n(int is_tanh, const float *x, float *y, int n) {
   int i = 0;
 #ifdef MRL__HAVE_WIDE_ACT
   if (n >= 8) {
     int isa = mrl__gemm_isa();
     if (isa == MRL__ISA_AVX512)
-      i = mrl__sigmoid_run16(x, y, n);
+      i = is_tanh ? mrl__tanh_run16(x, y, n) : mrl__sigmoid_run16(x, y, n);
     else if (isa == MRL__ISA_AVX2)
-      i = mrl__sigmoid_run8(x, y, n);
+      i = is_tanh ? mrl__tanh_run8(x, y, n) : mrl__sigmoid_run8(x, y, n);
   }
 #endif
 #ifdef MRL__HAVE_F4
   for (; i + 4 <= n; i += 4) {
     mrl__f4 v;
     memcpy(&v, x + i, sizeof v);
-    v = mrl__sigmoid4(v);
+    v = is_tanh ? mrl__tanh4(v) : mrl__sigmoid4(v);
     memcpy(y + i, &v, sizeof v);
   }
 #endif
-  for (; i < n; i++) y[i] = mrl__sigmoid1(x[i]);
+  for (; i < n; i++) y[i] = is_tanh ? mrl__tanh1(x[i]) : mrl__sigmoid1(x[i]);
+}
+
+static void mrl__sigmoid_n(const float *x, float *y, int n) {
+  mrl__act_n(0, x, y, n);
 }
 
 static void mrl__tanh_n(const float *x, float *y, int n) {
-  int i = 0;
-#ifdef MRL__HAVE_WIDE_ACT
-  if (n >= 8) {
-    int isa = mrl__gemm_isa();
-    if (isa == MRL__ISA_AVX512)
-      i = mrl__tanh_run16(x, y, n);
-    else if (isa == MRL__ISA_AVX2)
-      i = mrl__tanh_run8(x, y, n);
-  }
-#endif
-#ifdef MRL__HAVE_F4
-  for (; i + 4 <= n; i += 4) {
-    mrl__f4 v;
-    memcpy(&v, x + i, sizeof v);
-    v = mrl__tanh4(v);
-    memcpy(y + i, &v, sizeof v);
-  }
-#endif
-  for (; i < n; i++) y[i] = mrl__tanh1(x[i]);
+  mrl__act_n(1, x, y, n);
 }
 
 /* ---- linear: y = x Wᵀ + b ---- */
