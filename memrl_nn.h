@@ -4188,31 +4188,40 @@ MRL_DEF mrl_tensor *mrl_layernorm_layer_forward(const mrl_layernorm_layer *l, mr
   return mrl_layernorm(g, x, w, b, l->eps);
 }
 
-MRL_DEF void mrl_conv2d_layer_init(mrl_conv2d_layer *l, mrl_params *p, const char *name,
-                                   int in_channels, int out_channels, int kernel_size, int stride,
-                                   int padding, mrl_init init) {
+/* Declares <name>.weight [d0, d1, k, k] and <name>.bias [out_channels].
+ * DEFAULT is PyTorch's: kaiming_uniform(a = sqrt 5) on the weight, whose
+ * bound is 1 / sqrt(fan_in), and the bias U(+-1 / sqrt(fan_in)); another
+ * init applies to the weight with a zero bias. */
+static void mrl__conv_declare(mrl_params *p, const char *name, int d0, int d1, int k,
+                              int out_channels, int fan_in, mrl_init init, int *weight, int *bias) {
   char buf[80];
   int wshape[4];
   mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
-  wshape[0] = out_channels;
-  wshape[1] = in_channels;
-  wshape[2] = wshape[3] = kernel_size;
+  wshape[0] = d0;
+  wshape[1] = d1;
+  wshape[2] = wshape[3] = k;
   if (init.kind == MRL_INIT_DEFAULT) {
-    /* kaiming_uniform(a = sqrt 5): gain sqrt(1/3), bound gain sqrt(3 / fan_in) */
-    float bound = 1.0f / sqrtf((float)(in_channels * kernel_size * kernel_size));
+    float bound = 1.0f / sqrtf((float)fan_in);
     wi = mrl_init_make(MRL_INIT_UNIFORM, bound);
     bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
   }
+  snprintf(buf, sizeof buf, "%s.weight", name);
+  *weight = mrl_params_add(p, buf, 4, wshape, wi);
+  snprintf(buf, sizeof buf, "%s.bias", name);
+  *bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+}
+
+MRL_DEF void mrl_conv2d_layer_init(mrl_conv2d_layer *l, mrl_params *p, const char *name,
+                                   int in_channels, int out_channels, int kernel_size, int stride,
+                                   int padding, mrl_init init) {
   l->params = p;
   l->in_channels = in_channels;
   l->out_channels = out_channels;
   l->kernel_size = kernel_size;
   l->stride = stride;
   l->padding = padding;
-  snprintf(buf, sizeof buf, "%s.weight", name);
-  l->weight = mrl_params_add(p, buf, 4, wshape, wi);
-  snprintf(buf, sizeof buf, "%s.bias", name);
-  l->bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+  mrl__conv_declare(p, name, out_channels, in_channels, kernel_size, out_channels,
+                    in_channels * kernel_size * kernel_size, init, &l->weight, &l->bias);
 }
 
 MRL_DEF mrl_tensor *mrl_conv2d_layer_forward(const mrl_conv2d_layer *l, mrl_graph *g,
@@ -4501,18 +4510,6 @@ MRL_DEF void mrl_conv_transpose2d_layer_init(mrl_conv_transpose2d_layer *l, mrl_
                                              const char *name, int in_channels, int out_channels,
                                              int kernel_size, int stride, int padding,
                                              int output_padding, mrl_init init) {
-  char buf[80];
-  int wshape[4];
-  mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
-  wshape[0] = in_channels;
-  wshape[1] = out_channels;
-  wshape[2] = wshape[3] = kernel_size;
-  if (init.kind == MRL_INIT_DEFAULT) {
-    /* torch's fan_in of a [in, out, k, k] weight is out k k */
-    float bound = 1.0f / sqrtf((float)(out_channels * kernel_size * kernel_size));
-    wi = mrl_init_make(MRL_INIT_UNIFORM, bound);
-    bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
-  }
   l->params = p;
   l->in_channels = in_channels;
   l->out_channels = out_channels;
@@ -4520,10 +4517,9 @@ MRL_DEF void mrl_conv_transpose2d_layer_init(mrl_conv_transpose2d_layer *l, mrl_
   l->stride = stride;
   l->padding = padding;
   l->output_padding = output_padding;
-  snprintf(buf, sizeof buf, "%s.weight", name);
-  l->weight = mrl_params_add(p, buf, 4, wshape, wi);
-  snprintf(buf, sizeof buf, "%s.bias", name);
-  l->bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+  /* weight [in, out, k, k]: torch's fan_in of it is out k k */
+  mrl__conv_declare(p, name, in_channels, out_channels, kernel_size, out_channels,
+                    out_channels * kernel_size * kernel_size, init, &l->weight, &l->bias);
 }
 
 MRL_DEF mrl_tensor *mrl_conv_transpose2d_layer_forward(const mrl_conv_transpose2d_layer *l,
