@@ -503,6 +503,8 @@
  *   reward -(cards flipped this turn)/L (POPGym's fix of its PR #1).
  *   Terminated when all cards are face up; truncated after L = ceil(2n -
  *   n/(2n-1)) steps (104 or 208), the expected length of a perfect player.
+ *   In a vector env a step rewrites only the (at most 3) positions that
+ *   changed (step_delta).
  *   Render: rows of 13 positions: ? face down, the value (rank, or b / r
  *   for black / red) when matched, the card flipped in the open turn in
  *   brackets.
@@ -563,6 +565,12 @@
  * touches its own slots). Should a user environment's step fail, the serial
  * loop stops there while the parallel one steps the others and returns the
  * error of the lowest index; either way the vector needs a reset.
+ * obs is read-only to the user: an environment with a step_delta hook
+ * (Concentration) updates its row in place, writing only what changed since
+ * the observation it left there. The vector uses the hook only while the
+ * row holds that observation as far as it can tell (it was the last buffer
+ * the environment wrote to); a user who writes into obs sets
+ * obs_updates_in_place to 0 and every step writes the whole row.
  *
  * ==== Wrappers ======================================================
  *
@@ -899,6 +907,13 @@ typedef struct mrl_env_vtable {
   const char *(*param_name)(const void *self, int index);
   double (*get_param)(const void *self, int index);
   mrl_result (*set_param)(void *self, int index, double value);
+  /* may be NULL: step for a caller whose obs buffer still holds, untouched,
+   * the observation this environment wrote there last (by reset or step),
+   * so only the entries that change need writing. Vector envs call it; an
+   * environment with a large, mostly unchanging observation (a card table,
+   * a board) saves most of its step this way. */
+  mrl_result (*step_delta)(void *self, const float *action, float *obs, float *reward,
+                           int *terminated, int *truncated);
 } mrl_env_vtable;
 
 /* Generic wrapper: validation, step-before-reset, time limit, episode
@@ -993,6 +1008,10 @@ typedef struct mrl_vecenv {
   uint64_t *episodes_started; /* [num_envs]: episodes begun so far by each env */
   long long total_steps;      /* vector steps taken (times num_envs = env steps) */
   int ready;                  /* 1 after mrl_vecenv_reset, 0 before or after a failed step */
+  /* 1 (the default): an environment may update its row of obs in place,
+     writing only what changed since its last observation (step_delta), so
+     treat obs as read-only. Set 0 if you write into obs. */
+  int obs_updates_in_place;
 } mrl_vecenv;
 
 /* num_envs copies of a built-in environment. MRL_ERR_UNKNOWN_ENV for a bad
@@ -1158,6 +1177,9 @@ struct mrl_env {
   int ep_length;  /* steps of the running (or just finished) episode */
   double ep_return;
   int last_success; /* of the last finished episode */
+  /* the buffer the last observation went to (NULL after a failed call): a
+   * step into the same buffer may be a step_delta */
+  const float *obs_last;
 };
 
 static size_t mrl__align8(size_t n) {
@@ -1286,8 +1308,10 @@ MRL_DEF mrl_result mrl_env_set_param(mrl_env *env, const char *name, double valu
 MRL_DEF mrl_result mrl_env_reset(mrl_env *env, uint64_t seed, float *obs) {
   mrl_result r;
   if (!env) return MRL_ERR_INVALID_ARGUMENT;
-  r = env->vt.reset(env->self, seed, obs ? obs : env->obs_buf);
+  if (!obs) obs = env->obs_buf;
+  r = env->vt.reset(env->self, seed, obs);
   env->running = r == MRL_OK;
+  env->obs_last = r == MRL_OK ? obs : NULL;
   env->ep_length = 0;
   env->ep_return = 0.0;
   return r;
@@ -1321,15 +1345,23 @@ static mrl_result mrl__env_check(mrl_env *env, const float *action, const float 
 }
 
 /* Steps with an already checked action. */
+/* delta: the caller keeps obs untouched between calls (see step_delta). */
 static mrl_result mrl__env_step_checked(mrl_env *env, const float *use, float *obs, float *reward,
-                                        int *terminated, int *truncated) {
+                                        int *terminated, int *truncated, int delta) {
   float rew = 0.0f;
   int term = 0, trunc = 0;
-  mrl_result r = env->vt.step(env->self, use, obs ? obs : env->obs_buf, &rew, &term, &trunc);
+  mrl_result r;
+  if (!obs) obs = env->obs_buf;
+  if (delta && env->vt.step_delta && env->obs_last == obs)
+    r = env->vt.step_delta(env->self, use, obs, &rew, &term, &trunc);
+  else
+    r = env->vt.step(env->self, use, obs, &rew, &term, &trunc);
   if (r != MRL_OK) {
     env->running = 0;
+    env->obs_last = NULL;
     return r;
   }
+  env->obs_last = obs;
   term = term != 0;
   trunc = trunc != 0;
   env->ep_length++;
@@ -1356,7 +1388,7 @@ MRL_DEF mrl_result mrl_env_step(mrl_env *env, const float *action, float *obs, f
   if (!env->running) return MRL_ERR_NOT_RESET;
   r = mrl__env_check(env, action, &use);
   if (r != MRL_OK) return r;
-  return mrl__env_step_checked(env, use, obs, reward, terminated, truncated);
+  return mrl__env_step_checked(env, use, obs, reward, terminated, truncated, 0);
 }
 
 /* ---- CartPole-v1 / StatelessCartPole-v1 --------------------------------- */
@@ -3365,48 +3397,55 @@ typedef struct mrl__concentration {
   int episode_length;   /* ceil(2n - n / (2n - 1)) */
   int face_up_count;    /* cards matched so far */
   int in_play[2], n_in_play;
-  int shown[2], n_shown;   /* flipped in the last step: face down again once the turn is over */
-  uint16_t cards[2 * 52];  /* card at each table position */
-  uint8_t value[2 * 52];   /* its colour or rank */
-  uint8_t face_up[2 * 52]; /* 1: matched, stays up */
-  /* the observation, kept up to date flip by flip and copied out with one
-   * memcpy per step (most of the step's time on Hard: 2912 bytes); view
-   * points into view_store at a 64-byte boundary, which makes the copy
-   * about 10% faster than from an unaligned block */
-  float *view;
-  float view_store[52 * 14 + 16];
+  int shown[2], n_shown;     /* flipped in the last step: face down again once the turn is over */
+  int changed[4], n_changed; /* positions whose symbol the last step may have changed */
+  uint16_t cards[2 * 52];    /* card at each table position */
+  uint8_t value[2 * 52];     /* its colour or rank */
+  uint8_t face_up[2 * 52];   /* 1: matched, stays up */
+  uint8_t symbol[2 * 52];    /* what each position shows: its value, or `distinct` face down */
 } mrl__concentration;
 
+/* The one-hot of symbol k in a block of w <= 14 is the w floats starting at
+ * 13 - k: one copy per position. */
+static const float mrl__one_hot14[27] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static void mrl__concentration_cell(const mrl__concentration *s, int p, float *obs) {
+  if (s->ranks)
+    memcpy(obs + 14 * p, mrl__one_hot14 + 13 - s->symbol[p], 14 * sizeof(float));
+  else
+    memcpy(obs + 3 * p, mrl__one_hot14 + 13 - s->symbol[p], 3 * sizeof(float));
+}
+
 static void mrl__concentration_show(mrl__concentration *s, int p, int up) {
-  float *cell = s->view + p * (s->distinct + 1);
-  cell[s->value[p]] = up ? 1.0f : 0.0f;
-  cell[s->distinct] = up ? 0.0f : 1.0f;
+  s->symbol[p] = (uint8_t)(up ? s->value[p] : s->distinct);
+  s->changed[s->n_changed++] = p;
 }
 
 static mrl_result mrl__concentration_reset(void *self, uint64_t seed, float *obs) {
   mrl__concentration *s = (mrl__concentration *)self;
   mrl_rng r = mrl_rng_make(seed);
-  int p, w = s->distinct + 1;
+  int p;
   mrl__deck_shuffle(s->cards, s->num_cards, &r);
   memset(s->face_up, 0, sizeof s->face_up);
-  memset(s->view, 0, (size_t)(s->num_cards * w) * sizeof(float));
   for (p = 0; p < s->num_cards; p++) {
     int c = s->cards[p];
     s->value[p] = (uint8_t)(s->ranks ? mrl__card_rank(c) : mrl__card_color(c));
-    s->view[p * w + s->distinct] = 1.0f; /* face down */
+    s->symbol[p] = (uint8_t)s->distinct; /* face down */
+    mrl__concentration_cell(s, p, obs);
   }
   s->face_up_count = 0;
   s->n_in_play = 0;
   s->n_shown = 0;
-  memcpy(obs, s->view, (size_t)(s->num_cards * w) * sizeof(float));
   return MRL_OK;
 }
 
-static mrl_result mrl__concentration_step(void *self, const float *action, float *obs,
-                                          float *reward, int *terminated, int *truncated) {
-  mrl__concentration *s = (mrl__concentration *)self;
+/* One flip: the rules, without the observation. */
+static void mrl__concentration_flip(mrl__concentration *s, int a, float *reward, int *terminated,
+                                    int *truncated) {
   float fail = -1.0f / (float)s->episode_length;
-  int a = (int)action[0], i;
+  int i;
+  s->n_changed = 0;
   for (i = 0; i < s->n_shown; i++) { /* the last turn's cards go face down */
     int p = s->shown[i];
     if (!s->face_up[p] && !(s->n_in_play == 1 && s->in_play[0] == p))
@@ -3417,7 +3456,6 @@ static mrl_result mrl__concentration_step(void *self, const float *action, float
   s->n_shown = s->n_in_play;
   s->shown[0] = s->in_play[0];
   s->shown[1] = s->in_play[s->n_in_play - 1];
-  memcpy(obs, s->view, (size_t)(s->num_cards * (s->distinct + 1)) * sizeof(float));
   *reward = 0.0f;
   *terminated = 0;
   *truncated = 0;
@@ -3436,6 +3474,24 @@ static mrl_result mrl__concentration_step(void *self, const float *action, float
     }
     s->n_in_play = 0;
   }
+}
+
+static mrl_result mrl__concentration_step(void *self, const float *action, float *obs,
+                                          float *reward, int *terminated, int *truncated) {
+  mrl__concentration *s = (mrl__concentration *)self;
+  int p;
+  mrl__concentration_flip(s, (int)action[0], reward, terminated, truncated);
+  for (p = 0; p < s->num_cards; p++) mrl__concentration_cell(s, p, obs);
+  return MRL_OK;
+}
+
+/* The observation left in obs differs at most in the flipped positions. */
+static mrl_result mrl__concentration_step_delta(void *self, const float *action, float *obs,
+                                                float *reward, int *terminated, int *truncated) {
+  mrl__concentration *s = (mrl__concentration *)self;
+  int i;
+  mrl__concentration_flip(s, (int)action[0], reward, terminated, truncated);
+  for (i = 0; i < s->n_changed; i++) mrl__concentration_cell(s, s->changed[i], obs);
   return MRL_OK;
 }
 
@@ -3484,6 +3540,7 @@ static mrl_env *mrl__concentration_make(const char *id) {
   vt = mrl__env_vtable(id, n * (ranks[level] ? 14 : 3), n);
   vt.reset = mrl__concentration_reset;
   vt.step = mrl__concentration_step;
+  vt.step_delta = mrl__concentration_step_delta;
   vt.render = mrl__concentration_render;
   vt.max_episode_steps = (int)ceil(2.0 * n - (double)n / (2.0 * n - 1.0));
   s = (mrl__concentration *)mrl__env_state(sizeof(mrl__concentration));
@@ -3492,8 +3549,6 @@ static mrl_env *mrl__concentration_make(const char *id) {
     s->ranks = ranks[level];
     s->distinct = ranks[level] ? 13 : 2;
     s->episode_length = vt.max_episode_steps;
-    s->view =
-        (float *)(void *)((char *)s->view_store + ((64u - ((uintptr_t)s->view_store & 63u)) & 63u));
   }
   return mrl__env_finish(&vt, s);
 }
@@ -3928,6 +3983,7 @@ MRL_DEF mrl_result mrl_vecenv_init_envs(mrl_vecenv *v, mrl_env **envs, int num_e
   v->num_actions = envs[0]->vt.num_actions;
   v->action_dim = envs[0]->vt.action_dim;
   v->seed = seed;
+  v->obs_updates_in_place = 1;
   return MRL_OK;
 }
 
@@ -4004,8 +4060,8 @@ static mrl_result mrl__vecenv_step_one(mrl_vecenv *v, const float *actions, int 
   mrl_env *e = v->envs[i];
   float *o = v->obs + (size_t)i * od;
   const float *use = e->vt.num_actions > 0 ? actions + (size_t)i * ad : e->act_buf;
-  mrl_result r =
-      mrl__env_step_checked(e, use, o, v->rewards + i, v->terminated + i, v->truncated + i);
+  mrl_result r = mrl__env_step_checked(e, use, o, v->rewards + i, v->terminated + i,
+                                       v->truncated + i, v->obs_updates_in_place);
   if (r != MRL_OK) return r;
   if (v->terminated[i] | v->truncated[i]) {
     memcpy(v->final_obs + (size_t)i * od, o, od * sizeof(float));
@@ -4256,7 +4312,16 @@ static mrl_env *mrl__wrap_new(mrl_env *inner, int kind, int obs_dim, const char 
   w->masked = (uint8_t *)(w->frames + extra_floats);
   memcpy(id, inner->vt.id, strlen(inner->vt.id));
   memcpy(id + strlen(inner->vt.id), suffix, strlen(suffix) + 1);
-  vt = inner->vt; /* action space, bounds (copied by create), time limit */
+  /* from the inner table only what the wrapper keeps as it is: the action
+   * space, its bounds (copied by create) and the time limit; every hook is
+   * the wrapper's own or none (a hook added to the table later is NULL here
+   * until a wrapper learns to forward it) */
+  memset(&vt, 0, sizeof vt);
+  vt.num_actions = inner->vt.num_actions;
+  vt.action_dim = inner->vt.action_dim;
+  vt.action_low = inner->vt.action_low;
+  vt.action_high = inner->vt.action_high;
+  vt.max_episode_steps = inner->vt.max_episode_steps;
   vt.id = id;
   vt.obs_dim = obs_dim;
   vt.reset = mrl__wrap_reset;

@@ -918,10 +918,11 @@ static void test_episode_stats(void) {
 
 /* ---- every registered family: a well-formed pattern and a renderer ------- */
 
-/* An example id from a registry pattern: "<A|B|C>" becomes A; the other
- * placeholders take 5, 3, 2 in turn (valid for every family); optional
- * "[...]" parts are kept when full, else dropped. */
-static void example_id(const char *pattern, int full, char *out, size_t size) {
+/* An example id from a registry pattern: "<A|B|C>" becomes its alt-th
+ * alternative (the last when there are fewer); the other placeholders take
+ * 5, 3, 2 in turn (valid for every family); optional "[...]" parts are kept
+ * when full, else dropped. */
+static void example_id(const char *pattern, int full, int alt, char *out, size_t size) {
   static const char *const fill[3] = {"5", "3", "2"};
   size_t at = 0;
   int depth = 0, next = 0;
@@ -942,9 +943,16 @@ static void example_id(const char *pattern, int full, char *out, size_t size) {
     }
     if (*p == '<') {
       const char *end = strchr(p, '>'), *bar = strchr(p, '|');
-      if (bar && bar < end) { /* alternatives: the first */
-        memcpy(out + at, p + 1, (size_t)(bar - p - 1));
-        at += (size_t)(bar - p - 1);
+      if (bar && bar < end) { /* alternatives */
+        const char *from = p + 1;
+        int k;
+        for (k = 0; k < alt && bar && bar < end; k++) {
+          from = bar + 1;
+          bar = strchr(from, '|');
+        }
+        if (!bar || bar > end) bar = end;
+        memcpy(out + at, from, (size_t)(bar - from));
+        at += (size_t)(bar - from);
       } else {
         const char *f = fill[next < 3 ? next : 2];
         next++;
@@ -971,7 +979,7 @@ static void test_registry_render(void) {
       float obs[1024], act[2] = {0.0f, 0.0f}, r;
       int te, tu, len, len0, len_small;
       mrl_env *env;
-      example_id(info.pattern, full, id, sizeof id);
+      example_id(info.pattern, full, 0, id, sizeof id);
       env = mrl_env_make(id);
       MRL_CHECK(env != NULL, "example id %s of %s made", id, info.pattern);
       if (!env) continue;
@@ -1001,6 +1009,179 @@ static void test_registry_render(void) {
   }
 }
 
+/* ---- step_delta: the in-place observation update of vector envs ---------- */
+
+/* A ticker: obs = [ticks, 7]. step rewrites both entries; step_delta only
+ * the first, trusting the 7 to be still there. Counts which one ran. */
+typedef struct ticker_env {
+  int ticks, full_steps, delta_steps;
+} ticker_env;
+
+static mrl_result ticker_reset(void *self, uint64_t seed, float *obs) {
+  ticker_env *t = (ticker_env *)self;
+  (void)seed;
+  t->ticks = 0;
+  obs[0] = 0.0f;
+  obs[1] = 7.0f;
+  return MRL_OK;
+}
+
+static mrl_result ticker_step(void *self, const float *action, float *obs, float *reward,
+                              int *terminated, int *truncated) {
+  ticker_env *t = (ticker_env *)self;
+  (void)action;
+  t->full_steps++;
+  obs[0] = (float)++t->ticks;
+  obs[1] = 7.0f;
+  *reward = 0.0f;
+  *terminated = *truncated = 0;
+  return MRL_OK;
+}
+
+static mrl_result ticker_step_delta(void *self, const float *action, float *obs, float *reward,
+                                    int *terminated, int *truncated) {
+  ticker_env *t = (ticker_env *)self;
+  (void)action;
+  t->delta_steps++;
+  obs[0] = (float)++t->ticks;
+  *reward = 0.0f;
+  *terminated = *truncated = 0;
+  return MRL_OK;
+}
+
+static void test_vecenv_step_delta(void) {
+  ticker_env t = {0, 0, 0};
+  mrl_env_vtable vt;
+  mrl_env *env, *envs[1];
+  mrl_vecenv v;
+  float a = 0.0f, o[2], r;
+  int te, tu;
+  memset(&vt, 0, sizeof vt);
+  vt.obs_dim = 2;
+  vt.num_actions = 1;
+  vt.action_dim = 1;
+  vt.reset = ticker_reset;
+  vt.step = ticker_step;
+  vt.step_delta = ticker_step_delta;
+  env = mrl_env_create(&vt, &t);
+  MRL_CHECK(env != NULL, "ticker created");
+  if (!env) return;
+  /* the single-env API never assumes the caller's buffer is untouched */
+  mrl_env_reset(env, 0, o);
+  mrl_env_step(env, &a, o, &r, &te, &tu);
+  mrl_env_step(env, &a, o, &r, &te, &tu);
+  MRL_CHECK(t.full_steps == 2 && t.delta_steps == 0, "mrl_env_step steps in full");
+  envs[0] = env;
+  MRL_CHECK(mrl_vecenv_init_envs(&v, envs, 1, 0) == MRL_OK && v.obs_updates_in_place == 1,
+            "vector owns the ticker, in-place updates on by default");
+  mrl_vecenv_reset(&v);
+  mrl_vecenv_step(&v, &a);
+  mrl_vecenv_step(&v, &a);
+  MRL_CHECK(t.full_steps == 2 && t.delta_steps == 2 && v.obs[0] == 2.0f && v.obs[1] == 7.0f,
+            "the vector updates its row in place");
+  /* someone else's step into another buffer: the row no longer holds the
+   * environment's last observation, so the next vector step is in full */
+  mrl_env_step(v.envs[0], &a, o, &r, &te, &tu);
+  v.obs[1] = -1.0f;
+  mrl_vecenv_step(&v, &a);
+  MRL_CHECK(t.full_steps == 4 && t.delta_steps == 2 && v.obs[0] == 4.0f && v.obs[1] == 7.0f,
+            "a step elsewhere in between: the next vector step writes everything");
+  mrl_vecenv_step(&v, &a);
+  MRL_CHECK(t.delta_steps == 3, "then in place again");
+  v.obs_updates_in_place = 0; /* the user writes into obs */
+  v.obs[1] = -1.0f;
+  mrl_vecenv_step(&v, &a);
+  MRL_CHECK(t.full_steps == 5 && t.delta_steps == 3 && v.obs[0] == 6.0f && v.obs[1] == 7.0f,
+            "opted out: every step in full");
+  mrl_vecenv_free(&v);
+}
+
+/* A vector of three against three twins stepped one by one (the same
+ * episode seeds, random actions), for T steps. in_place 1: the vector may
+ * update obs in place (step_delta where the environment has one); 0: opted
+ * out, with the vector's obs overwritten by NaN before every step, so each
+ * step must write its whole observation. */
+static void check_vecenv_twins(const char *id, int in_place, uint64_t action_seed) {
+  enum { N = 3, T = 300 };
+  mrl_vecenv v;
+  mrl_env *twin[N];
+  uint64_t episode[N];
+  mrl_rng rng = mrl_rng_make(action_seed);
+  float *tobs, *actions;
+  int i, t, k, od, ad, na, ok = 1, made = 0;
+  if (mrl_vecenv_init(&v, id, N, 77) != MRL_OK) {
+    MRL_CHECK(0, "%s: vector made", id);
+    return;
+  }
+  od = v.obs_dim;
+  ad = v.action_dim;
+  na = v.num_actions;
+  v.obs_updates_in_place = in_place;
+  tobs = (float *)malloc(sizeof(float) * (size_t)(N * od));
+  actions = (float *)malloc(sizeof(float) * (size_t)(N * ad));
+  mrl_vecenv_reset(&v);
+  for (i = 0; i < N; i++) {
+    twin[i] = mrl_env_make(id);
+    made += twin[i] != NULL;
+    episode[i] = 0;
+    if (twin[i] && tobs)
+      mrl_env_reset(twin[i], mrl_vecenv_episode_seed(77, i, episode[i]++), tobs + i * od);
+  }
+  if (made < N || !tobs || !actions) ok = 0;
+  for (t = 0; ok && t < T; t++) {
+    for (k = 0; k < N * ad; k++)
+      actions[k] = na > 0 ? (float)mrl_rng_below(&rng, (uint32_t)na)
+                          : mrl_rng_uniform_range(&rng, -1.5f, 1.5f);
+    if (!in_place)
+      for (k = 0; k < N * od; k++) v.obs[k] = NAN;
+    if (mrl_vecenv_step(&v, actions) != MRL_OK) ok = 0;
+    for (i = 0; ok && i < N; i++) {
+      float r;
+      int te, tu;
+      mrl_env_step(twin[i], actions + i * ad, tobs + i * od, &r, &te, &tu);
+      if (v.rewards[i] != r || v.terminated[i] != te || v.truncated[i] != tu) ok = 0;
+      if (te || tu) {
+        if (memcmp(v.final_obs + i * od, tobs + i * od, sizeof(float) * (size_t)od)) ok = 0;
+        mrl_env_reset(twin[i], mrl_vecenv_episode_seed(77, i, episode[i]++), tobs + i * od);
+      }
+      if (memcmp(v.obs + i * od, tobs + i * od, sizeof(float) * (size_t)od)) ok = 0;
+    }
+  }
+  MRL_CHECK(ok, "%s: vector %s equals its twins for %d steps", id,
+            in_place ? "(updating in place)" : "(obs scribbled over)", T);
+  for (i = 0; i < N; i++) mrl_env_free(twin[i]);
+  free(tobs);
+  free(actions);
+  mrl_vecenv_free(&v);
+}
+
+/* Every registered environment, every alternative of its pattern (e.g. the
+ * three POPGym levels), with and without its optional parts; then wrapped
+ * environments, whose tables are built from the inner one's. */
+static void test_registry_vecenv_twins(void) {
+  static const char *const wrapped[3] = {"ConcentrationHard-v0|prev_action_reward",
+                                         "ConcentrationEasy-v0|obs_noise:0.1|frame_stack:2",
+                                         "ConcentrationMedium-v0|time_limit:50"};
+  mrl_env_info info;
+  int e, n = mrl_env_list(0, NULL), variant, j;
+  for (e = 0; e < n; e++) {
+    char ids[6][128];
+    for (variant = 0; variant < 6; variant++) {
+      int seen = 0;
+      mrl_env_list(e, &info);
+      example_id(info.pattern, variant & 1, variant >> 1, ids[variant], sizeof ids[variant]);
+      for (j = 0; j < variant; j++) seen |= strcmp(ids[j], ids[variant]) == 0;
+      if (seen) continue;
+      check_vecenv_twins(ids[variant], 1, 5 + (uint64_t)e);
+      check_vecenv_twins(ids[variant], 0, 5 + (uint64_t)e);
+    }
+  }
+  for (j = 0; j < 3; j++) {
+    check_vecenv_twins(wrapped[j], 1, 3);
+    check_vecenv_twins(wrapped[j], 0, 3);
+  }
+}
+
 int main(void) {
   test_cartpole_reset();
   test_cartpole_trajectory();
@@ -1023,5 +1204,7 @@ int main(void) {
   test_tmaze_vecenv_success();
   test_episode_stats();
   test_registry_render();
+  test_vecenv_step_delta();
+  test_registry_vecenv_twins();
   return mrl_test_summary("test_envs");
 }
