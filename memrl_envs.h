@@ -570,7 +570,9 @@
  * the observation it left there. The vector uses the hook only while the
  * row holds that observation as far as it can tell (it was the last buffer
  * the environment wrote to); a user who writes into obs sets
- * obs_updates_in_place to 0 and every step writes the whole row.
+ * obs_updates_in_place to 0 and every step writes the whole row. The
+ * prev_action_reward, time_limit and domain_randomization wrappers keep the
+ * hook of the environment they wrap; the others rewrite every entry.
  *
  * ==== Wrappers ======================================================
  *
@@ -1380,15 +1382,21 @@ static mrl_result mrl__env_step_checked(mrl_env *env, const float *use, float *o
   return MRL_OK;
 }
 
-MRL_DEF mrl_result mrl_env_step(mrl_env *env, const float *action, float *obs, float *reward,
-                                int *terminated, int *truncated) {
+/* mrl_env_step; delta as in mrl__env_step_checked. */
+static mrl_result mrl__env_step(mrl_env *env, const float *action, float *obs, float *reward,
+                                int *terminated, int *truncated, int delta) {
   const float *use = NULL;
   mrl_result r;
   if (!env) return MRL_ERR_INVALID_ARGUMENT;
   if (!env->running) return MRL_ERR_NOT_RESET;
   r = mrl__env_check(env, action, &use);
   if (r != MRL_OK) return r;
-  return mrl__env_step_checked(env, use, obs, reward, terminated, truncated, 0);
+  return mrl__env_step_checked(env, use, obs, reward, terminated, truncated, delta);
+}
+
+MRL_DEF mrl_result mrl_env_step(mrl_env *env, const float *action, float *obs, float *reward,
+                                int *terminated, int *truncated) {
+  return mrl__env_step(env, action, obs, reward, terminated, truncated, 0);
 }
 
 /* ---- CartPole-v1 / StatelessCartPole-v1 --------------------------------- */
@@ -4162,6 +4170,7 @@ typedef struct mrl__wrap {
   double *range;   /* domain randomisation: [2 * num_params], lo and hi of each parameter */
   int num_params;  /* of inner */
   int inner_task_dim;
+  int last_action; /* previous action: its discrete index, -1 after a reset */
 } mrl__wrap;
 
 /* u_i of the domain randomisation: uniform in [0, 1) with 53 bits, from the
@@ -4214,13 +4223,15 @@ static mrl_result mrl__wrap_reset(void *self, uint64_t seed, float *obs) {
   if (w->kind == MRL__WRAP_PREV_ACTION_REWARD) {
     int extra = (in->vt.num_actions > 0 ? in->vt.num_actions : in->vt.action_dim) + 1;
     memset(obs + d, 0, (size_t)extra * sizeof(float));
+    w->last_action = -1;
   }
   mrl__wrap_obs(w, obs);
   return MRL_OK;
 }
 
-static mrl_result mrl__wrap_step(void *self, const float *action, float *obs, float *reward,
-                                 int *terminated, int *truncated) {
+/* delta: obs still holds this wrapper's last observation (step_delta). */
+static mrl_result mrl__wrap_step_any(void *self, const float *action, float *obs, float *reward,
+                                     int *terminated, int *truncated, int delta) {
   mrl__wrap *w = (mrl__wrap *)self;
   mrl_env *in = w->inner;
   size_t d = (size_t)w->inner_dim;
@@ -4232,14 +4243,20 @@ static mrl_result mrl__wrap_step(void *self, const float *action, float *obs, fl
     if (r == MRL_OK) memcpy(obs, w->frames, (size_t)w->k * d * sizeof(float));
     return r;
   }
-  r = mrl_env_step(in, action, obs, reward, terminated, truncated);
+  /* the inner observation goes to obs[0 .. inner_dim): where this wrapper
+   * leaves it untouched, the inner environment may update it in place */
+  r = mrl__env_step(in, action, obs, reward, terminated, truncated, delta);
   if (r != MRL_OK) return r;
   if (w->kind == MRL__WRAP_PREV_ACTION_REWARD) {
     float *a = obs + d;
     int n = in->vt.num_actions, i;
     if (n > 0) {
-      for (i = 0; i < n; i++) a[i] = 0.0f;
-      a[(int)action[0]] = 1.0f;
+      if (!delta)
+        for (i = 0; i < n; i++) a[i] = 0.0f;
+      else if (w->last_action >= 0) /* the rest of the one-hot is still 0 */
+        a[w->last_action] = 0.0f;
+      w->last_action = (int)action[0];
+      a[w->last_action] = 1.0f;
       a[n] = *reward;
     } else {
       for (i = 0; i < in->vt.action_dim; i++) a[i] = action[i]; /* already clipped */
@@ -4248,6 +4265,18 @@ static mrl_result mrl__wrap_step(void *self, const float *action, float *obs, fl
   }
   mrl__wrap_obs(w, obs);
   return MRL_OK;
+}
+
+static mrl_result mrl__wrap_step(void *self, const float *action, float *obs, float *reward,
+                                 int *terminated, int *truncated) {
+  return mrl__wrap_step_any(self, action, obs, reward, terminated, truncated, 0);
+}
+
+/* Only for the wrappers that pass the inner observation through unchanged
+ * (and write their own entries in full). */
+static mrl_result mrl__wrap_step_delta(void *self, const float *action, float *obs, float *reward,
+                                       int *terminated, int *truncated) {
+  return mrl__wrap_step_any(self, action, obs, reward, terminated, truncated, 1);
 }
 
 static void mrl__wrap_destroy(void *self) {
@@ -4314,8 +4343,8 @@ static mrl_env *mrl__wrap_new(mrl_env *inner, int kind, int obs_dim, const char 
   memcpy(id + strlen(inner->vt.id), suffix, strlen(suffix) + 1);
   /* from the inner table only what the wrapper keeps as it is: the action
    * space, its bounds (copied by create) and the time limit; every hook is
-   * the wrapper's own or none (a hook added to the table later is NULL here
-   * until a wrapper learns to forward it) */
+   * the wrapper's own or none (never the inner one's, which takes the inner
+   * self) */
   memset(&vt, 0, sizeof vt);
   vt.num_actions = inner->vt.num_actions;
   vt.action_dim = inner->vt.action_dim;
@@ -4326,6 +4355,10 @@ static mrl_env *mrl__wrap_new(mrl_env *inner, int kind, int obs_dim, const char 
   vt.obs_dim = obs_dim;
   vt.reset = mrl__wrap_reset;
   vt.step = mrl__wrap_step;
+  if (inner->vt.step_delta &&
+      (kind == MRL__WRAP_PREV_ACTION_REWARD || kind == MRL__WRAP_TIME_LIMIT ||
+       kind == MRL__WRAP_DOMAIN_RANDOMIZATION))
+    vt.step_delta = mrl__wrap_step_delta;
   vt.destroy = mrl__wrap_destroy;
   vt.episode_success = inner->vt.episode_success ? mrl__wrap_success : NULL;
   vt.render = inner->vt.render ? mrl__wrap_render : NULL;

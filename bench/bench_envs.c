@@ -83,8 +83,8 @@ static double bench_naive(const char *id, const float *actions, int ad) {
   do {
     for (k = 0; k < CHUNK; k++) {
       for (i = 0; i < NUM_ENVS; i++) {
-        float r;
-        int te, tu;
+        float r = 0.0f;
+        int te = 0, tu = 0;
         mrl_env_step(envs[i], actions + ((size_t)row * NUM_ENVS + (size_t)i) * (size_t)ad, obs[i],
                      &r, &te, &tu);
         acc += r;
@@ -140,15 +140,30 @@ static void bench_popgym(float *actions) {
 
 int main(void) {
   static float actions[ACTION_ROWS * NUM_ENVS * MAX_AD];
-  const char *ids[] = {
-      "CartPole-v1", "CartPole-v1|domain_randomization:gravity=4.9:19.6,length=0.25:1",
-      "StatelessCartPole-v1", "TMaze-20", "Pendulum-v1", "StatelessPendulum-v1",
-      "NoisyStatelessPendulum-v1", "VelocityOnlyCartPole-v1", "NoisyStatelessCartPole-v1",
-      "PassiveTMaze-100", "MemoryChain-30", "NoisySequence-100", "MetaBandit", "Semicircle",
-      "NumPad", "TreeMDP-4-6", "SFGrid", "Catch", "PassiveVisualMatch",
-      /* the direct loop writes the whole card table every step, the
-       * vector only the cards that changed (step_delta) */
-      "ConcentrationHard-v0"};
+  /* ConcentrationHard-v0: the direct loop writes the whole card table every
+   * step, the vector only the cards that changed (step_delta); with
+   * prev_action_reward it is as POPGym trains it */
+  const char *ids[] = {"CartPole-v1",
+                       "CartPole-v1|domain_randomization:gravity=4.9:19.6,length=0.25:1",
+                       "StatelessCartPole-v1",
+                       "TMaze-20",
+                       "Pendulum-v1",
+                       "StatelessPendulum-v1",
+                       "NoisyStatelessPendulum-v1",
+                       "VelocityOnlyCartPole-v1",
+                       "NoisyStatelessCartPole-v1",
+                       "PassiveTMaze-100",
+                       "MemoryChain-30",
+                       "NoisySequence-100",
+                       "MetaBandit",
+                       "Semicircle",
+                       "NumPad",
+                       "TreeMDP-4-6",
+                       "SFGrid",
+                       "Catch",
+                       "PassiveVisualMatch",
+                       "ConcentrationHard-v0",
+                       "ConcentrationHard-v0|prev_action_reward"};
   const int num_ids = (int)(sizeof ids / sizeof ids[0]);
   int e, i;
   for (e = 0; e < num_ids; e++) {
