@@ -1026,16 +1026,22 @@ static mrl_result ticker_reset(void *self, uint64_t seed, float *obs) {
   return MRL_OK;
 }
 
+/* the entry that changes, and the step's outputs */
+static mrl_result ticker_tick(ticker_env *t, float *obs, float *reward, int *terminated,
+                              int *truncated) {
+  obs[0] = (float)++t->ticks;
+  *reward = 0.0f;
+  *terminated = *truncated = 0;
+  return MRL_OK;
+}
+
 static mrl_result ticker_step(void *self, const float *action, float *obs, float *reward,
                               int *terminated, int *truncated) {
   ticker_env *t = (ticker_env *)self;
   (void)action;
   t->full_steps++;
-  obs[0] = (float)++t->ticks;
   obs[1] = 7.0f;
-  *reward = 0.0f;
-  *terminated = *truncated = 0;
-  return MRL_OK;
+  return ticker_tick(t, obs, reward, terminated, truncated);
 }
 
 static mrl_result ticker_step_delta(void *self, const float *action, float *obs, float *reward,
@@ -1043,10 +1049,7 @@ static mrl_result ticker_step_delta(void *self, const float *action, float *obs,
   ticker_env *t = (ticker_env *)self;
   (void)action;
   t->delta_steps++;
-  obs[0] = (float)++t->ticks;
-  *reward = 0.0f;
-  *terminated = *truncated = 0;
-  return MRL_OK;
+  return ticker_tick(t, obs, reward, terminated, truncated);
 }
 
 static void test_vecenv_step_delta(void) {
