@@ -45,7 +45,8 @@ demo: build/ppo_tmaze
 	./build/ppo_tmaze
 
 # One command for everything; ends with "N passed, N failed".
-test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_,$(UNIT_TESTS))
+test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_,$(UNIT_TESTS)) \
+      $(EXAMPLES)
 	@CC="$(CC)" sh tools/run_tests.sh $(UNIT_TESTS) -- $(LEARNING_TESTS)
 
 # bench_nn compares with PyTorch measured in the same run: the first python

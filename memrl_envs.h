@@ -443,7 +443,8 @@
  *   Obs: suit of the card just dealt (4). Actions: 4 suits. The first card
  *   comes with reset; every step deals the next one. Reward at every step:
  *   +1/(n-1) when the action is the suit of the FIRST card, else -1/(n-1).
- *   Truncated at step n-1 (the deck is empty). Optimal return 1.
+ *   Terminated at step n-1 (the deck is empty), as POPGym's current code
+ *   has it (its first releases returned truncated). Optimal return 1.
  *   Render (RepeatPrevious too): "card <i>/<n>  seen: ... <the last 8
  *   cards, rank and suit>  answer...: <suit>\n", the suit to name next.
  *
@@ -454,8 +455,8 @@
  *   give 0. So the answer is the suit shown k-1 observations before the
  *   latest one, as POPGym's code has it (hand[-k]: k = 1 would be the
  *   latest card; its docstring reads k = 0 as the latest, one off, and we
- *   follow the code). Truncated at step n-1. Optimal return 1. Render: as
- *   RepeatFirst.
+ *   follow the code). Terminated at step n-1, as RepeatFirst. Optimal
+ *   return 1. Render: as RepeatFirst.
  *
  * Autoencode<Easy|Medium|Hard>-v0 (1, 2, 3 decks)
  *   Obs (6): [play, watch] mode flags, then the suit (4). Actions: 4 suits.
@@ -3130,8 +3131,8 @@ static mrl_result mrl__repeat_step(void *self, const float *action, float *obs, 
     *reward = a == mrl__card_suit(s->cards[t - s->k]) ? scale : -scale;
   }
   mrl__one_hot(obs, 4, mrl__card_suit(s->cards[t]));
-  *terminated = 0;
-  *truncated = t >= s->num_cards - 1; /* the deck is empty */
+  *terminated = t >= s->num_cards - 1; /* the deck is empty */
+  *truncated = 0;
   return MRL_OK;
 }
 

@@ -124,7 +124,10 @@ static void bench_popgym(float *actions) {
       double best = 0.0;
       snprintf(id, sizeof id, "%s%s-v0", popgym_ref[t].name, levels[l]);
       probe = mrl_env_make(id);
-      if (!probe) continue;
+      if (!probe) {
+        fprintf(stderr, "bench_envs: %s skipped (unknown id)\n", id);
+        continue;
+      }
       n = (uint32_t)mrl_env_num_actions(probe);
       mrl_env_free(probe);
       for (i = 0; i < ACTION_ROWS * NUM_ENVS; i++) actions[i] = (float)mrl_rng_below(&rng, n);
@@ -173,6 +176,8 @@ int main(void) {
     int ad;
     double vec, ref;
     if (!probe || mrl_env_obs_dim(probe) > MAX_OBS || mrl_env_action_dim(probe) > MAX_AD) {
+      fprintf(stderr, "bench_envs: %s skipped (%s)\n", ids[e],
+              probe ? "wider than MAX_OBS or MAX_AD" : "unknown id");
       mrl_env_free(probe);
       continue;
     }

@@ -63,14 +63,14 @@ static void test_repeat_first(void) {
       int a = t % 2 == 0 ? first : (first + 1) % 4;
       if (!step_i(env, a, obs, &r, &te, &tr)) ok = 0;
       if (r != (t % 2 == 0 ? 1.0f : -1.0f) / (float)(n - 1)) ok = 0;
-      if (te || tr != (t == n - 1)) ok = 0;
+      if (tr || te != (t == n - 1)) ok = 0;
       if (hot(obs, 4) < 0)
         ok = 0;
       else
         counts[hot(obs, 4)]++;
       ret += r;
     }
-    MRL_CHECK(ok, "RepeatFirst rewards +-1/(n-1), truncated at step n-1");
+    MRL_CHECK(ok, "RepeatFirst rewards +-1/(n-1), terminated at step n-1 (deck empty)");
     MRL_CHECK(counts[0] == 13 * decks[level] && counts[1] == 13 * decks[level] &&
                   counts[2] == 13 * decks[level] && counts[3] == 13 * decks[level],
               "every card of the deck seen once (%d %d %d %d)", counts[0], counts[1], counts[2],
@@ -111,11 +111,12 @@ static void test_repeat_previous(void) {
       float want = t < k ? 0.0f : (wrong ? -1.0f : 1.0f) / (float)(n - k);
       if (!step_i(env, wrong ? (target + 1) % 4 : target, obs, &r, &te, &tr)) ok = 0;
       if (r != want) ok = 0;
-      if (te || tr != (t == n - 1)) ok = 0;
+      if (tr || te != (t == n - 1)) ok = 0;
       seen[t] = hot(obs, 4);
       ret += r;
     }
-    MRL_CHECK(ok, "RepeatPrevious k=%d: reward from step k on, target o_{t-k}", k);
+    MRL_CHECK(ok, "RepeatPrevious k=%d: reward from step k on, target o_{t-k}, terminated at n-1",
+              k);
     {
       int scored = n - k, wrongs = 0;
       for (t = k; t <= n - 1; t++) wrongs += t % 5 == 0;
@@ -983,9 +984,9 @@ static void test_wrap_time_limit(void) {
   mrl_env_reset(deck, 1, obs);
   for (t = 1; t <= 51; t++) {
     mrl_env_step(deck, &a, obs, &r, &te, &tr);
-    if (te || tr != (t == 51)) ok = 0;
+    if (tr || te != (t == 51)) ok = 0;
   }
-  MRL_CHECK(ok, "a deck still runs out at 51");
+  MRL_CHECK(ok, "a deck still runs out at 51 (terminated)");
   /* success forwarded through wrappers: walk to the goal */
   {
     mrl_env *s = mrl_env_make("TMaze-3|frame_stack:2|prev_action_reward|time_limit:50");

@@ -241,6 +241,65 @@ static void test_pendulum_numpy_fixture(void) {
   mrl_env_free(env);
 }
 
+/* Against tests/ref/cartpole.txt: Gymnasium's step written in plain Python
+ * by tools/make_ref.py (Python floats, float32 observations), for a random
+ * episode, a constant push and a balancing rule that lasts until the time
+ * limit. */
+static void test_cartpole_python_fixture(void) {
+  mrl_ref_file f;
+  mrl_env *env = mrl_env_make("CartPole-v1");
+  int k;
+  if (!env) return;
+  if (!mrl_ref_open(&f, "tests/ref/cartpole.txt")) {
+    mrl_env_free(env);
+    return;
+  }
+  for (k = 0; k < 3; k++) {
+    char name[32];
+    float *init = NULL, *acts = NULL, *want_obs = NULL, *want_term = NULL, o[4], r;
+    int n, t, te = 0, tu = 0, obs_ok = 1, ends_ok = 1;
+    mrl__cartpole *c = (mrl__cartpole *)mrl_env_self(env);
+    snprintf(name, sizeof name, "cp%d_init", k);
+    if (mrl_ref_get(&f, name, &init, NULL, NULL) != 4) break;
+    snprintf(name, sizeof name, "cp%d_actions", k);
+    n = mrl_ref_get(&f, name, &acts, NULL, NULL);
+    snprintf(name, sizeof name, "cp%d_obs", k);
+    if (n < 1 || mrl_ref_get(&f, name, &want_obs, NULL, NULL) != 4 * n) n = -1;
+    snprintf(name, sizeof name, "cp%d_term", k);
+    if (n < 1 || mrl_ref_get(&f, name, &want_term, NULL, NULL) != n) n = -1;
+    if (n > 0) {
+      mrl_env_reset(env, 0, o);
+      c->x = (double)init[0];
+      c->x_dot = (double)init[1];
+      c->theta = (double)init[2];
+      c->theta_dot = (double)init[3];
+      for (t = 0; t < n; t++) {
+        int i, last = t == n - 1;
+        if (step1(env, acts[t], o, &r, &te, &tu) != MRL_OK || r != 1.0f) obs_ok = 0;
+        for (i = 0; i < 4; i++)
+          if (fabsf(o[i] - want_obs[4 * t + i]) > 1e-6f * (1.0f + fabsf(want_obs[4 * t + i])))
+            obs_ok = 0;
+        /* the reference ends with its termination or at 500 steps, where
+         * CartPole-v1's time limit truncates */
+        if (te != (want_term[t] != 0.0f)) ends_ok = 0;
+        if (tu != (last && want_term[t] == 0.0f && n == 500)) ends_ok = 0;
+        if (!last && (te || tu)) ends_ok = 0;
+      }
+      MRL_CHECK(obs_ok, "episode %d: %d observations equal the Python reference", k, n);
+      MRL_CHECK(ends_ok && (te || tu), "episode %d: ends where the reference does (step %d, %s)", k,
+                n, te ? "terminated" : "truncated");
+    } else {
+      MRL_CHECK(0, "episode %d of tests/ref/cartpole.txt is malformed", k);
+    }
+    free(init);
+    free(acts);
+    free(want_obs);
+    free(want_term);
+  }
+  mrl_ref_close(&f);
+  mrl_env_free(env);
+}
+
 static void test_pendulum_pomdps(void) {
   mrl_env *full = mrl_env_make("Pendulum-v1");
   mrl_env *pos = mrl_env_make("StatelessPendulum-v1");
@@ -316,6 +375,31 @@ static void test_cartpole_pomdps(void) {
             cnt);
   MRL_CHECK(cnt > 20 && fabs(sqrt(sum2 / cnt) - 0.3) < 0.1, "noise std %.3f, want 0.3",
             sqrt(sum2 / cnt));
+  { /* sigma 10: the noise is clipped to POPGym's observation box */
+    const float x_hi = 4.8f, th_hi = (float)(2.0 * 12.0 * 2.0 * 3.141592653589793 / 360.0);
+    mrl_env *wide = mrl_env_make("NoisyStatelessCartPole-v1-10");
+    float o[2], rw, a = 0.0f;
+    int tw, uw, inside = 1, at_bound[4] = {0, 0, 0, 0};
+    MRL_CHECK(wide != NULL, "sigma 10 made");
+    if (wide) {
+      mrl_env_reset(wide, 9, o);
+      for (t = 0; t < 400; t++) {
+        mrl_env_step(wide, &a, o, &rw, &tw, &uw);
+        if (tw || uw) mrl_env_reset(wide, 10 + (uint64_t)t, o);
+        if (!(fabsf(o[0]) <= x_hi && fabsf(o[1]) <= th_hi)) inside = 0;
+        at_bound[0] += o[0] == x_hi;
+        at_bound[1] += o[0] == -x_hi;
+        at_bound[2] += o[1] == th_hi;
+        at_bound[3] += o[1] == -th_hi;
+        a = 1.0f - a;
+      }
+      MRL_CHECK(inside && at_bound[0] && at_bound[1] && at_bound[2] && at_bound[3],
+                "sigma 10: every observation in [+-4.8] x [+-0.4189], each bound reached "
+                "(%d %d %d %d times)",
+                at_bound[0], at_bound[1], at_bound[2], at_bound[3]);
+      mrl_env_free(wide);
+    }
+  }
   {
     const char *bad[8] = {"NoisyStatelessCartPole-v1-",     "NoisyStatelessCartPole-v1-.5",
                           "NoisyStatelessCartPole-v1-0.",   "NoisyStatelessCartPole-v1-11",
@@ -1085,6 +1169,45 @@ static void test_visual_match(void) {
   mrl_env_free(env);
 }
 
+/* An eaten apple comes back 20 steps later, but not while the agent stands
+ * on its cell: then it shows in the step that leaves the cell. */
+static void test_visual_match_apple_return(void) {
+  mrl_env *env = mrl_env_make("PassiveVisualMatch-80");
+  static float o[462];
+  float r, total = 0.0f;
+  int te, tu, t, i, stayed_ok = 1;
+  mrl__vmatch *m;
+  if (!env) return;
+  mrl_env_reset(env, 5, o);
+  for (t = 0; t < 15; t++) step1(env, 0.0f, o, &r, &te, &tu);
+  m = (mrl__vmatch *)mrl_env_self(env);
+  MRL_CHECK(m->phase == 1, "apples phase");
+  /* apple 0 in the corner (1, 1), walls above and to the left; no other
+   * apple on (1, 1) or (1, 2) */
+  for (i = 1; i < 10; i++)
+    if (m->apple_r[i] == 1 && m->apple_c[i] <= 2) m->apple_back[i] = 1000;
+  m->apple_r[0] = 1;
+  m->apple_c[0] = 1;
+  m->apple_back[0] = 0;
+  m->r = 1;
+  m->c = 2;
+  step1(env, 3.0f, o, &r, &te, &tu); /* left: eat it */
+  MRL_CHECK(r == 1.0f && o[vm_at(1, 1, 1)] == 1.0f && o[vm_at(2, 1, 1)] == 0.0f, "eaten: +1");
+  for (t = 1; t <= 30; t++) { /* stand on the cell: up into the wall */
+    step1(env, 0.0f, o, &r, &te, &tu);
+    total += r;
+    if (o[vm_at(2, 1, 1)] != 0.0f || o[vm_at(1, 1, 1)] != 1.0f) stayed_ok = 0;
+  }
+  MRL_CHECK(stayed_ok && total == 0.0f,
+            "standing on its cell for 30 steps: the apple stays away, no reward");
+  step1(env, 1.0f, o, &r, &te, &tu); /* right: off the cell */
+  MRL_CHECK(r == 0.0f && o[vm_at(2, 1, 1)] == 1.0f && o[vm_at(1, 1, 2)] == 1.0f,
+            "it shows in the step that leaves the cell");
+  step1(env, 3.0f, o, &r, &te, &tu);
+  MRL_CHECK(r == 1.0f && o[vm_at(2, 1, 1)] == 0.0f, "and can be eaten again: +1");
+  mrl_env_free(env);
+}
+
 /* Every task env through the vector API: steps succeed, finished episodes
  * report the return and length accumulated step by step. */
 static void test_vecenv_all(void) {
@@ -1184,7 +1307,10 @@ static void test_all_common(void) {
   static const struct {
     const char *id;
     int differs;
-  } envs[] = {{"Pendulum-v1", 1},
+  } envs[] = {{"CartPole-v1", 1},
+              {"StatelessCartPole-v1", 1},
+              {"TMaze-5", 1},
+              {"Pendulum-v1", 1},
               {"StatelessPendulum-v1", 1},
               {"NoisyStatelessPendulum-v1-0.2", 1},
               {"VelocityOnlyCartPole-v1", 1},
@@ -1249,6 +1375,7 @@ static void test_registry_examples(void) {
 int main(void) {
   test_pendulum();
   test_pendulum_numpy_fixture();
+  test_cartpole_python_fixture();
   test_pendulum_pomdps();
   test_cartpole_pomdps();
   test_classic_render();
@@ -1262,6 +1389,7 @@ int main(void) {
   test_sfgrid();
   test_catch();
   test_visual_match();
+  test_visual_match_apple_return();
   test_all_common();
   test_vecenv_all();
   test_meta_render();

@@ -852,6 +852,7 @@ def main():
     for make in (make_rnn, make_optim, make_init, make_dist, make_heads):
         print("wrote", make())
     print("wrote", make_pendulum())
+    print("wrote", make_cartpole())
     print("wrote", make_tensor_ops())
     print("wrote", make_layers())
     print("wrote", make_attention())
@@ -1033,6 +1034,70 @@ def make_pendulum():
             dump(f, "pd%d_rew" % k, torch.tensor(np.array(rew, dtype=np.float32)))
     return path
 
+
+
+# ---------------------------------------------------------------------------
+# CartPole-v1 (Gymnasium's classic_control/cartpole.py equations, plain Python)
+# ---------------------------------------------------------------------------
+
+
+def cartpole_step(state, action):
+    """One step as Gymnasium writes it: Python floats, Euler integration.
+    Returns the new state and terminated."""
+    import math
+
+    gravity, masscart, masspole, length, force_mag, tau = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
+    total_mass = masspole + masscart
+    polemass_length = masspole * length
+    theta_threshold = 12 * 2 * math.pi / 360
+    x, x_dot, theta, theta_dot = state
+    force = force_mag if action == 1 else -force_mag
+    costheta, sintheta = math.cos(theta), math.sin(theta)
+    temp = (force + polemass_length * theta_dot**2 * sintheta) / total_mass
+    thetaacc = (gravity * sintheta - costheta * temp) / (
+        length * (4.0 / 3.0 - masspole * costheta**2 / total_mass)
+    )
+    xacc = temp - polemass_length * thetaacc * costheta / total_mass
+    x = x + tau * x_dot
+    x_dot = x_dot + tau * xacc
+    theta = theta + tau * theta_dot
+    theta_dot = theta_dot + tau * thetaacc
+    terminated = x < -2.4 or x > 2.4 or theta < -theta_threshold or theta > theta_threshold
+    return (x, x_dot, theta, theta_dot), terminated
+
+
+def make_cartpole():
+    import numpy as np
+
+    rng = np.random.default_rng(SEED)
+    f, path = open_fixture(
+        "cartpole.txt",
+        "CartPole-v1 from cp<k>_init = [x, x_dot, theta, theta_dot] under cp<k>_actions: "
+        "cp<k>_obs [T, 4] and cp<k>_term [T] after each step, until terminated or 500 steps "
+        "(episode 0 random, 1 a constant push, 2 a balancing rule that lasts 500)",
+    )
+    with f:
+        for k in range(3):
+            init = [float(np.float32(v)) for v in rng.uniform(-0.05, 0.05, size=4)]
+            state, actions, obs, term = tuple(init), [], [], []
+            for t in range(500):
+                if k == 0:
+                    a = int(rng.integers(0, 2))
+                elif k == 1:
+                    a = 1
+                else:  # push the way the pole is falling
+                    a = 1 if state[2] + 0.5 * state[3] > 0 else 0
+                state, done = cartpole_step(state, a)
+                actions.append(a)
+                obs.append(np.array(state, dtype=np.float32))
+                term.append(1.0 if done else 0.0)
+                if done:
+                    break
+            dump(f, "cp%d_init" % k, torch.tensor(init))
+            dump(f, "cp%d_actions" % k, torch.tensor(actions, dtype=torch.float32))
+            dump(f, "cp%d_obs" % k, torch.from_numpy(np.stack(obs)))
+            dump(f, "cp%d_term" % k, torch.tensor(term))
+    return path
 
 
 # ---------------------------------------------------------------------------

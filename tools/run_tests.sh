@@ -49,6 +49,13 @@ for t in $unit; do count "./build/$t" "$t (-O2)"; done
 for t in $unit; do count "./build/san_$t" "$t (sanitizers)"; done
 for t in $learning; do count "./build/$t" "$t (-O2)"; done
 
+# examples/custom_env.c (a game defined in user code, trained by PPO-LSTM)
+# learns it: success at least 0.9 (chance is 1/3) in 100k steps, seed 1.
+check "custom_env example learns (success >= 0.9)" sh -c 'out=$(./build/custom_env 100000 1) &&
+  final=$(echo "$out" | grep "^final:") && echo "$final" &&
+  echo "$final" | grep -Eq " success=(0[.]9[0-9]|1[.]00) "'
+grep "^final: env=Signal" "$log" | tail -n 1
+
 # A checkpoint written by memrl (test_checkpoint leaves it in build/) read by
 # Python's standard library, when python3 is installed.
 if command -v python3 >/dev/null 2>&1; then
