@@ -410,6 +410,8 @@
  *   Success: the target colour touched. Simplifications: a 7 x 11 board
  *   instead of pycolab's cropped RGB views, one apple reward (the paper
  *   draws it per episode), no 3D.
+ *   In a vector env a step within a phase rewrites only the agent's move
+ *   and the apples eaten or back (step_delta).
  *   Render: "phase <p>/3 step <t>/<phase length>\n", then the 7 x 11 board:
  *   # wall, . floor, A agent, @ apple, R G B colours 0 1 2.
  *
@@ -567,13 +569,14 @@
  * loop stops there while the parallel one steps the others and returns the
  * error of the lowest index; either way the vector needs a reset.
  * obs is read-only to the user: an environment with a step_delta hook
- * (Concentration) updates its row in place, writing only what changed since
- * the observation it left there. The vector uses the hook only while the
- * row holds that observation as far as it can tell (it was the last buffer
- * the environment wrote to); a user who writes into obs sets
- * obs_updates_in_place to 0 and every step writes the whole row. The
- * prev_action_reward, time_limit and domain_randomization wrappers keep the
- * hook of the environment they wrap; the others rewrite every entry.
+ * (Concentration, PassiveVisualMatch) updates its row in place, writing
+ * only what changed since the observation it left there. The vector uses
+ * the hook only while the row holds that observation as far as it can tell
+ * (it was the last buffer the environment wrote to); a user who writes
+ * into obs sets obs_updates_in_place to 0 and every step writes the whole
+ * row. The prev_action_reward, time_limit and domain_randomization
+ * wrappers keep the hook of the environment they wrap; the others rewrite
+ * every entry.
  *
  * ==== Wrappers ======================================================
  *
@@ -2957,11 +2960,17 @@ static mrl_result mrl__vmatch_reset(void *self, uint64_t seed, float *obs) {
   return MRL_OK;
 }
 
-static mrl_result mrl__vmatch_step(void *self, const float *action, float *obs, float *reward,
-                                   int *terminated, int *truncated) {
+/* delta: obs holds the observation of the previous step (step_delta); only
+ * the agent's move and the apples eaten or back are written then, unless
+ * the phase changed. */
+static mrl_result mrl__vmatch_step_any(void *self, const float *action, float *obs, float *reward,
+                                       int *terminated, int *truncated, int delta) {
   static const int dr[4] = {-1, 0, 1, 0}, dc[4] = {0, 1, 0, -1};
+  const int plane = MRL__VM_H * MRL__VM_W;
   mrl__vmatch *m = (mrl__vmatch *)self;
   int a = (int)action[0], nr = m->r + dr[a], nc = m->c + dc[a], i;
+  int phase = m->phase, r0 = m->r, c0 = m->c, shown[MRL__VM_APPLES];
+  for (i = 0; i < MRL__VM_APPLES; i++) shown[i] = m->apple_back[i] == 0;
   *reward = 0.0f;
   *terminated = 0;
   *truncated = 0;
@@ -2970,32 +2979,50 @@ static mrl_result mrl__vmatch_step(void *self, const float *action, float *obs, 
     m->success = m->door_colour[(nc - 2) / 3] == m->target; /* touched a colour: the end */
     *reward = m->success ? MRL__VM_FINAL_REWARD : 0.0f;
     *terminated = 1;
+  } else {
+    if (!mrl__vm_wall(m, nr, nc) && !(m->phase == 0 && nr == 2 && nc == 5)) {
+      m->r = nr;
+      m->c = nc;
+    }
+    if (m->phase == 1) {
+      for (i = 0; i < MRL__VM_APPLES; i++) {
+        if (m->apple_back[i] > 0 && --m->apple_back[i] == 0 && m->apple_r[i] == m->r &&
+            m->apple_c[i] == m->c)
+          m->apple_back[i] = 1; /* the agent stands there: it comes back a step later */
+        else if (m->apple_back[i] == 0 && m->apple_r[i] == m->r && m->apple_c[i] == m->c) {
+          *reward += 1.0f;
+          m->apple_back[i] = MRL__VM_RESPAWN;
+        }
+      }
+    }
+    if (m->phase == 0 && m->t == MRL__VM_EXPLORE)
+      mrl__vmatch_enter(m, m->distractor > 0 ? 1 : 2);
+    else if (m->phase == 1 && m->t == m->distractor)
+      mrl__vmatch_enter(m, 2);
+    else if (m->phase == 2 && m->t == MRL__VM_REWARD_STEPS)
+      *terminated = 1; /* time is up in the reward room */
+  }
+  if (!delta || m->phase != phase) {
     mrl__vmatch_obs(m, obs);
     return MRL_OK;
   }
-  if (!mrl__vm_wall(m, nr, nc) && !(m->phase == 0 && nr == 2 && nc == 5)) {
-    m->r = nr;
-    m->c = nc;
-  }
-  if (m->phase == 1) {
-    for (i = 0; i < MRL__VM_APPLES; i++) {
-      if (m->apple_back[i] > 0 && --m->apple_back[i] == 0 && m->apple_r[i] == m->r &&
-          m->apple_c[i] == m->c)
-        m->apple_back[i] = 1; /* the agent stands there: it comes back a step later */
-      else if (m->apple_back[i] == 0 && m->apple_r[i] == m->r && m->apple_c[i] == m->c) {
-        *reward += 1.0f;
-        m->apple_back[i] = MRL__VM_RESPAWN;
-      }
-    }
-  }
-  if (m->phase == 0 && m->t == MRL__VM_EXPLORE)
-    mrl__vmatch_enter(m, m->distractor > 0 ? 1 : 2);
-  else if (m->phase == 1 && m->t == m->distractor)
-    mrl__vmatch_enter(m, 2);
-  else if (m->phase == 2 && m->t == MRL__VM_REWARD_STEPS)
-    *terminated = 1; /* time is up in the reward room */
-  mrl__vmatch_obs(m, obs);
+  obs[plane + r0 * MRL__VM_W + c0] = 0.0f;
+  obs[plane + m->r * MRL__VM_W + m->c] = 1.0f;
+  if (m->phase == 1)
+    for (i = 0; i < MRL__VM_APPLES; i++)
+      if (shown[i] != (m->apple_back[i] == 0))
+        obs[2 * plane + m->apple_r[i] * MRL__VM_W + m->apple_c[i]] = shown[i] ? 0.0f : 1.0f;
   return MRL_OK;
+}
+
+static mrl_result mrl__vmatch_step(void *self, const float *action, float *obs, float *reward,
+                                   int *terminated, int *truncated) {
+  return mrl__vmatch_step_any(self, action, obs, reward, terminated, truncated, 0);
+}
+
+static mrl_result mrl__vmatch_step_delta(void *self, const float *action, float *obs, float *reward,
+                                         int *terminated, int *truncated) {
+  return mrl__vmatch_step_any(self, action, obs, reward, terminated, truncated, 1);
 }
 
 static int mrl__vmatch_success(const void *self) {
@@ -3532,6 +3559,7 @@ static mrl_env *mrl__vmatch_make(const char *id) {
   vt = mrl__env_vtable(id, MRL__VM_C * MRL__VM_H * MRL__VM_W, 4);
   vt.reset = mrl__vmatch_reset;
   vt.step = mrl__vmatch_step;
+  vt.step_delta = mrl__vmatch_step_delta;
   vt.render = mrl__vmatch_render;
   vt.episode_success = mrl__vmatch_success;
   m = (mrl__vmatch *)mrl__env_state(sizeof(mrl__vmatch));
