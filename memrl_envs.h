@@ -382,36 +382,47 @@
  *   the paddle's row.
  *
  * PassiveVisualMatch[-<distractor_steps>]
- *   A small pixel version of Passive Visual Match (C.-C. Hung et al.,
- *   "Optimizing agent behavior over long time scales by transporting
- *   value", Nature Communications 2019; the phase lengths and the reward
- *   room of its pycolab version as used by Ni et al. 2023). Observation:
- *   6 binary planes of 7 x 11 ([plane][row][col], 462 floats): walls,
- *   agent, apples, colour 0, colour 1, colour 2. Actions 4: 0 up, 1 right,
- *   2 down, 3 left (into a wall: no move). Reset: r = mrl_rng_make(seed);
- *   target = mrl_rng_below(&r, 3); the three colours of the reward room
- *   are a Fisher-Yates shuffle (j = mrl_rng_below(&r, i + 1), i = 2, 1);
- *   apples are drawn from r when phase 2 starts.
- *   - Phase 1 (15 steps): an open room framed by walls; the target colour
- *     is a square at (2, 5) that blocks the way; the agent starts at
- *     (4, 5). Reward 0. The passive version: seeing is enough.
- *   - Phase 2 (distractor_steps, in [0, 1000000], default 30 as in the
- *     pycolab code; Ni et al. use up to 1000): the same room, agent at
- *     (3, 5), 10 apples on distinct free cells (not the start). Entering an
- *     apple's cell eats it: +1 (Ni et al.'s apple reward); it reappears 20
- *     steps later, or later while the agent stands on its cell.
- *   - Phase 3 (15 steps at most): the pycolab reward room (rows
- *     "###########", "#         #" x 3, "####   ####", "   #   #   ",
- *     "   #####   "), agent at (5, 5), colour squares at (1, 2), (1, 5),
- *     (1, 8). Moving into a colour square ends the episode (terminated):
- *     +10 for the target colour (the paper's final reward; Ni et al. use
- *     5), else 0. After 15 steps without touching one it ends with 0.
- *   The step that ends a phase returns the first frame of the next.
- *   Success: the target colour touched. Simplifications: a 7 x 11 board
- *   instead of pycolab's cropped RGB views, one apple reward (the paper
- *   draws it per episode), no 3D.
- *   In a vector env a step within a phase rewrites only the agent's move
- *   and the apples eaten or back (step_delta).
+ *   Passive Visual Match (C.-C. Hung et al., "Optimizing agent behavior
+ *   over long time scales by transporting value", Nature Communications
+ *   2019) on the 7 x 11 pycolab boards of the port Ni et al. 2023 use
+ *   (github.com/twni2016/Memory-RL, envs/key_to_door: visual_match.py with
+ *   its passive explore grid, common.py, objects.py), whose rules this
+ *   follows step for step. Observation: 6 binary planes of 7 x 11
+ *   ([plane][row][col], 462 floats): walls, agent, apples, colour 0, colour
+ *   1, colour 2. Actions 4, pycolab's order: 0 north (up), 1 south (down),
+ *   2 west (left), 3 east (right); into a wall: no move. Reset: r =
+ *   mrl_rng_make(seed); target = mrl_rng_below(&r, 3); the colour's cell =
+ *   mrl_rng_below(&r, 8); apples are drawn from r when phase 2 starts. A
+ *   phase of n steps ends on its n-th step, which returns the first frame
+ *   of the next phase (pycolab's Story).
+ *   - Phase 1 (15 steps): the agent at (2, 5) in a box of its 8
+ *     neighbours: one of them (row-major, centre left out) shows the target
+ *     colour, the other 7 are walls; nothing else on the board. Colour and
+ *     walls block, so the agent cannot move: seeing is enough. Reward 0.
+ *   - Phase 2 (distractor_steps, in [0, 1000000], default 30 as in
+ *     visual_match.py): a room framed by walls, agent at (5, 5), 10 apples
+ *     on 10 of the 22 cells (r + c even, rows 1-5, columns 1-9, the start
+ *     left out) drawn by a partial Fisher-Yates shuffle (cell i swapped with
+ *     i + mrl_rng_below(&r, 22 - i), row-major list). Entering an apple's
+ *     cell eats it: +1 (the adapters' default apple reward). An apple eaten
+ *     on step f of the phase shows again from step f + 21 (the source's
+ *     respawn_every = 20 on frames), even under the agent, which eats it on
+ *     its next step if it stays (walks into a wall).
+ *   - Phase 3 (15 steps): the reward room (rows "###########",
+ *     "#         #" x 3, "####   ####", "   #   #   ", "   #####   "),
+ *     agent at (5, 5), colours 0, 1, 2 at (1, 2), (1, 5), (1, 8). Entering
+ *     a colour's cell gives +10 if it is the target (the source's
+ *     final_reward), else 0, and all three vanish; the phase runs its 15
+ *     steps either way, and its last step is terminal (15 + distractor_steps
+ *     + 15 steps an episode).
+ *   Success: the target colour entered. Differences from the source: the
+ *   observation is the whole board as planes, not pycolab's 5 x 5 RGB crop
+ *   around the agent; the source maps the three colours to the doors by a
+ *   shuffle drawn once per environment, here colour k is door k (the same
+ *   task up to naming the colours); the apple reward is fixed at 1 (the
+ *   source can draw it from a range); no 3D.
+ *   In a vector env a step within a phase rewrites only the agent's move,
+ *   the apples eaten or back and the vanishing colours (step_delta).
  *   Render: "phase <p>/3 step <t>/<phase length>\n", then the 7 x 11 board:
  *   # wall, . floor, A agent, @ apple, R G B colours 0 1 2.
  *
@@ -2868,150 +2879,166 @@ static mrl_env *mrl__catch_make(const char *id) {
 }
 
 /* ---- PassiveVisualMatch[-<distractor_steps>] (Hung et al. 2019) ---------- */
+/* Rules of the pycolab port of Ni et al. 2023 (visual_match.py with its
+ * passive explore grid, common.py, objects.py) on pycolab's frame counting:
+ * a phase starts at frame 0, each step is one frame, a phase of n steps
+ * ends on its frame n and the step returns the next phase's first frame. */
 
 #define MRL__VM_H 7
 #define MRL__VM_W 11
+#define MRL__VM_PLANE (MRL__VM_H * MRL__VM_W)
 #define MRL__VM_C 6 /* planes: wall, agent, apple, colour 0, colour 1, colour 2 */
 #define MRL__VM_APPLES 10
-#define MRL__VM_EXPLORE 15
+#define MRL__VM_APPLE_CELLS 22
+#define MRL__VM_EXPLORE_STEPS 15
 #define MRL__VM_REWARD_STEPS 15
-#define MRL__VM_RESPAWN 20
+#define MRL__VM_RESPAWN 20 /* an apple eaten on frame f is back on frame f + 21 */
 #define MRL__VM_FINAL_REWARD 10.0f
 
-/* The reward room of the paper's pycolab grid; the other phases use an
- * open room with the same frame. */
+enum { MRL__VM_EXPLORE, MRL__VM_DISTRACTOR, MRL__VM_REWARD };
+
+static const char mrl__vm_apple_room[MRL__VM_H][MRL__VM_W + 1] = {
+    "###########", "#         #", "#         #", "#         #",
+    "#         #", "#         #", "###########"};
 static const char mrl__vm_reward_room[MRL__VM_H][MRL__VM_W + 1] = {
     "###########", "#         #", "#         #", "#         #",
     "####   ####", "   #   #   ", "   #####   "};
 
 typedef struct mrl__vmatch {
-  int distractor;   /* steps of phase 2 */
-  int phase, t;     /* phase 0, 1, 2; t: steps taken in the phase */
-  int r, c, target; /* agent; target colour 0..2 */
-  int door_colour[3];
-  int apple_r[MRL__VM_APPLES], apple_c[MRL__VM_APPLES], apple_back[MRL__VM_APPLES];
-  int success;
+  int distractor;          /* steps of the distractor phase */
+  int phase, t;            /* MRL__VM_*; t: steps taken in the phase */
+  int r, c;                /* the agent */
+  int target, target_cell; /* colour 0..2; its cell of the box, 0..7 */
+  int apple_cell[MRL__VM_APPLES], eaten_at[MRL__VM_APPLES]; /* eaten_at -1: shown */
+  int doors_shown, success;
   mrl_rng rng;
 } mrl__vmatch;
 
-static int mrl__vm_wall(const mrl__vmatch *m, int r, int c) {
-  if (m->phase == 2) return mrl__vm_reward_room[r][c] != ' ';
-  return r == 0 || c == 0 || r == MRL__VM_H - 1 || c == MRL__VM_W - 1;
+/* What lies at (r, c) in the current phase, agent and apples aside: '#' a
+ * wall, ' ' floor, '0' + k colour k. */
+static char mrl__vm_cell(const mrl__vmatch *m, int r, int c) {
+  if (m->phase == MRL__VM_EXPLORE) {
+    int k;
+    if (r < 1 || r > 3 || c < 4 || c > 6 || (r == 2 && c == 5)) return ' ';
+    k = (r - 1) * 3 + (c - 4); /* the box's cells, row-major, centre left out */
+    if (k > 4) k--;
+    return k == m->target_cell ? (char)('0' + m->target) : '#';
+  }
+  if (m->phase == MRL__VM_DISTRACTOR) return mrl__vm_apple_room[r][c];
+  if (m->doors_shown && r == 1 && (c == 2 || c == 5 || c == 8)) return (char)('0' + (c - 2) / 3);
+  return mrl__vm_reward_room[r][c];
 }
 
 static void mrl__vmatch_obs(const mrl__vmatch *m, float *obs) {
-  const int plane = MRL__VM_H * MRL__VM_W;
   int r, c, i;
-  memset(obs, 0, sizeof(float) * (size_t)(MRL__VM_C * plane));
-  for (r = 0; r < MRL__VM_H; r++)
-    for (c = 0; c < MRL__VM_W; c++)
-      if (m->phase == 2 ? mrl__vm_reward_room[r][c] == '#' : mrl__vm_wall(m, r, c))
-        obs[r * MRL__VM_W + c] = 1.0f;
-  obs[plane + m->r * MRL__VM_W + m->c] = 1.0f;
-  if (m->phase == 0) obs[(3 + m->target) * plane + 2 * MRL__VM_W + 5] = 1.0f;
-  if (m->phase == 1)
+  memset(obs, 0, sizeof(float) * (size_t)(MRL__VM_C * MRL__VM_PLANE));
+  if (m->phase == MRL__VM_EXPLORE) {
+    for (r = 1; r <= 3; r++) /* the box; the rest of the board is floor */
+      for (c = 4; c <= 6; c++) {
+        char what = mrl__vm_cell(m, r, c);
+        if (what == '#') obs[r * MRL__VM_W + c] = 1.0f;
+        if (what >= '0' && what <= '2')
+          obs[(3 + what - '0') * MRL__VM_PLANE + r * MRL__VM_W + c] = 1.0f;
+      }
+  } else {
+    const char(*room)[MRL__VM_W + 1] =
+        m->phase == MRL__VM_DISTRACTOR ? mrl__vm_apple_room : mrl__vm_reward_room;
+    for (r = 0; r < MRL__VM_H; r++)
+      for (c = 0; c < MRL__VM_W; c++) obs[r * MRL__VM_W + c] = room[r][c] == '#' ? 1.0f : 0.0f;
+    if (m->doors_shown)
+      for (i = 0; i < 3; i++) obs[(3 + i) * MRL__VM_PLANE + MRL__VM_W + 2 + 3 * i] = 1.0f;
+  }
+  obs[MRL__VM_PLANE + m->r * MRL__VM_W + m->c] = 1.0f;
+  if (m->phase == MRL__VM_DISTRACTOR)
     for (i = 0; i < MRL__VM_APPLES; i++)
-      if (m->apple_back[i] == 0) obs[2 * plane + m->apple_r[i] * MRL__VM_W + m->apple_c[i]] = 1.0f;
-  if (m->phase == 2)
-    for (i = 0; i < 3; i++) obs[(3 + m->door_colour[i]) * plane + MRL__VM_W + 2 + 3 * i] = 1.0f;
+      if (m->eaten_at[i] < 0) obs[2 * MRL__VM_PLANE + m->apple_cell[i]] = 1.0f;
 }
 
 static void mrl__vmatch_enter(mrl__vmatch *m, int phase) {
-  int i, j;
   m->phase = phase;
   m->t = 0;
-  if (phase == 0) {
-    m->r = 4;
-    m->c = 5;
-  } else if (phase == 1) {
-    m->r = 3;
-    m->c = 5;
-    for (i = 0; i < MRL__VM_APPLES; i++) { /* distinct free cells, not the start */
-      int clash;
-      do {
-        m->apple_r[i] = 1 + (int)mrl_rng_below(&m->rng, MRL__VM_H - 2);
-        m->apple_c[i] = 1 + (int)mrl_rng_below(&m->rng, MRL__VM_W - 2);
-        clash = m->apple_r[i] == m->r && m->apple_c[i] == m->c;
-        for (j = 0; j < i; j++)
-          clash |= m->apple_r[j] == m->apple_r[i] && m->apple_c[j] == m->apple_c[i];
-      } while (clash);
-      m->apple_back[i] = 0;
+  m->r = phase == MRL__VM_EXPLORE ? 2 : 5;
+  m->c = 5;
+  if (phase == MRL__VM_DISTRACTOR) {
+    /* 10 of the 22 apple cells of the source's grid: the checkerboard cells
+     * (r + c even) of the room but the agent's start */
+    int cells[MRL__VM_APPLE_CELLS], n = 0, r, c, i;
+    for (r = 1; r <= 5; r++)
+      for (c = 1; c <= 9; c++)
+        if ((r + c) % 2 == 0 && !(r == 5 && c == 5)) cells[n++] = r * MRL__VM_W + c;
+    for (i = 0; i < MRL__VM_APPLES; i++) { /* a partial Fisher-Yates shuffle */
+      int j = i + (int)mrl_rng_below(&m->rng, (uint32_t)(n - i)), tmp = cells[i];
+      cells[i] = cells[j];
+      cells[j] = tmp;
+      m->apple_cell[i] = cells[i];
+      m->eaten_at[i] = -1;
     }
-  } else {
-    m->r = 5;
-    m->c = 5;
   }
+  m->doors_shown = phase == MRL__VM_REWARD;
 }
 
 static mrl_result mrl__vmatch_reset(void *self, uint64_t seed, float *obs) {
   mrl__vmatch *m = (mrl__vmatch *)self;
-  int i;
   m->rng = mrl_rng_make(seed);
   m->target = (int)mrl_rng_below(&m->rng, 3u);
-  for (i = 0; i < 3; i++) m->door_colour[i] = i;
-  for (i = 2; i > 0; i--) { /* Fisher-Yates shuffle of the doors' colours */
-    int j = (int)mrl_rng_below(&m->rng, (uint32_t)(i + 1)), tmp = m->door_colour[i];
-    m->door_colour[i] = m->door_colour[j];
-    m->door_colour[j] = tmp;
-  }
+  m->target_cell = (int)mrl_rng_below(&m->rng, 8u);
   m->success = 0;
-  mrl__vmatch_enter(m, 0);
+  mrl__vmatch_enter(m, MRL__VM_EXPLORE);
   mrl__vmatch_obs(m, obs);
   return MRL_OK;
 }
 
-/* delta: obs holds the observation of the previous step (step_delta); only
- * the agent's move and the apples eaten or back are written then, unless
- * the phase changed. */
+/* delta: obs holds the observation of the previous step (step_delta); within
+ * a phase only the agent's move, the apples eaten or back and the doors
+ * vanishing are written. */
 static mrl_result mrl__vmatch_step_any(void *self, const float *action, float *obs, float *reward,
                                        int *terminated, int *truncated, int delta) {
-  static const int dr[4] = {-1, 0, 1, 0}, dc[4] = {0, 1, 0, -1};
-  const int plane = MRL__VM_H * MRL__VM_W;
+  static const int dr[4] = {-1, 1, 0, 0}, dc[4] = {0, 0, -1, 1}; /* N S W E */
   mrl__vmatch *m = (mrl__vmatch *)self;
-  int a = (int)action[0], nr = m->r + dr[a], nc = m->c + dc[a], i;
-  int phase = m->phase, r0 = m->r, c0 = m->c, shown[MRL__VM_APPLES];
-  for (i = 0; i < MRL__VM_APPLES; i++) shown[i] = m->apple_back[i] == 0;
+  int a = (int)action[0], nr = m->r + dr[a], nc = m->c + dc[a], i, k;
+  int phase = m->phase, r0 = m->r, c0 = m->c, doors = m->doors_shown;
+  int shown[MRL__VM_APPLES];
+  char into;
+  for (i = 0; i < MRL__VM_APPLES; i++) shown[i] = m->eaten_at[i] < 0;
   *reward = 0.0f;
   *terminated = 0;
   *truncated = 0;
   m->t++;
-  if (m->phase == 2 && nr == 1 && (nc == 2 || nc == 5 || nc == 8)) {
-    m->success = m->door_colour[(nc - 2) / 3] == m->target; /* touched a colour: the end */
-    *reward = m->success ? MRL__VM_FINAL_REWARD : 0.0f;
-    *terminated = 1;
-  } else {
-    if (!mrl__vm_wall(m, nr, nc) && !(m->phase == 0 && nr == 2 && nc == 5)) {
-      m->r = nr;
-      m->c = nc;
-    }
-    if (m->phase == 1) {
-      for (i = 0; i < MRL__VM_APPLES; i++) {
-        if (m->apple_back[i] > 0 && --m->apple_back[i] == 0 && m->apple_r[i] == m->r &&
-            m->apple_c[i] == m->c)
-          m->apple_back[i] = 1; /* the agent stands there: it comes back a step later */
-        else if (m->apple_back[i] == 0 && m->apple_r[i] == m->r && m->apple_c[i] == m->c) {
-          *reward += 1.0f;
-          m->apple_back[i] = MRL__VM_RESPAWN;
-        }
-      }
-    }
-    if (m->phase == 0 && m->t == MRL__VM_EXPLORE)
-      mrl__vmatch_enter(m, m->distractor > 0 ? 1 : 2);
-    else if (m->phase == 1 && m->t == m->distractor)
-      mrl__vmatch_enter(m, 2);
-    else if (m->phase == 2 && m->t == MRL__VM_REWARD_STEPS)
-      *terminated = 1; /* time is up in the reward room */
+  into = nr < 0 || nr >= MRL__VM_H || nc < 0 || nc >= MRL__VM_W ? '#' : mrl__vm_cell(m, nr, nc);
+  if (into == ' ' || (into != '#' && m->phase == MRL__VM_REWARD)) { /* colours block the box */
+    m->r = nr;
+    m->c = nc;
   }
+  if (m->phase == MRL__VM_DISTRACTOR) {
+    for (i = 0; i < MRL__VM_APPLES; i++) /* eat, then the drape's respawn */
+      if (m->eaten_at[i] < 0 && m->apple_cell[i] == m->r * MRL__VM_W + m->c) {
+        *reward += 1.0f;
+        m->eaten_at[i] = m->t;
+      }
+    for (i = 0; i < MRL__VM_APPLES; i++)
+      if (m->eaten_at[i] >= 0 && m->t > m->eaten_at[i] + MRL__VM_RESPAWN) m->eaten_at[i] = -1;
+  } else if (m->phase == MRL__VM_REWARD && into >= '0' && into <= '2') {
+    m->success = into - '0' == m->target; /* touching any colour removes all three */
+    *reward = m->success ? MRL__VM_FINAL_REWARD : 0.0f;
+    m->doors_shown = 0;
+  }
+  if (m->phase == MRL__VM_EXPLORE && m->t == MRL__VM_EXPLORE_STEPS)
+    mrl__vmatch_enter(m, m->distractor > 0 ? MRL__VM_DISTRACTOR : MRL__VM_REWARD);
+  else if (m->phase == MRL__VM_DISTRACTOR && m->t == m->distractor)
+    mrl__vmatch_enter(m, MRL__VM_REWARD);
+  else if (m->phase == MRL__VM_REWARD && m->t == MRL__VM_REWARD_STEPS)
+    *terminated = 1;
   if (!delta || m->phase != phase) {
     mrl__vmatch_obs(m, obs);
     return MRL_OK;
   }
-  obs[plane + r0 * MRL__VM_W + c0] = 0.0f;
-  obs[plane + m->r * MRL__VM_W + m->c] = 1.0f;
-  if (m->phase == 1)
-    for (i = 0; i < MRL__VM_APPLES; i++)
-      if (shown[i] != (m->apple_back[i] == 0))
-        obs[2 * plane + m->apple_r[i] * MRL__VM_W + m->apple_c[i]] = shown[i] ? 0.0f : 1.0f;
+  obs[MRL__VM_PLANE + r0 * MRL__VM_W + c0] = 0.0f;
+  obs[MRL__VM_PLANE + m->r * MRL__VM_W + m->c] = 1.0f;
+  for (i = 0; i < MRL__VM_APPLES; i++)
+    if (shown[i] != (m->eaten_at[i] < 0))
+      obs[2 * MRL__VM_PLANE + m->apple_cell[i]] = shown[i] ? 0.0f : 1.0f;
+  if (doors && !m->doors_shown)
+    for (k = 0; k < 3; k++) obs[(3 + k) * MRL__VM_PLANE + MRL__VM_W + 2 + 3 * k] = 0.0f;
   return MRL_OK;
 }
 
@@ -3030,9 +3057,8 @@ static int mrl__vmatch_success(const void *self) {
 }
 
 static int mrl__vmatch_render(const void *self, char *buf, size_t size) {
-  static const char colour[3] = {'R', 'G', 'B'};
   const mrl__vmatch *m = (const mrl__vmatch *)self;
-  const int len[3] = {MRL__VM_EXPLORE, m->distractor, MRL__VM_REWARD_STEPS};
+  const int len[3] = {MRL__VM_EXPLORE_STEPS, m->distractor, MRL__VM_REWARD_STEPS};
   size_t at = 0;
   int r, c, i;
   char head[64];
@@ -3041,14 +3067,12 @@ static int mrl__vmatch_render(const void *self, char *buf, size_t size) {
   mrl__put(buf, size, &at, head);
   for (r = 0; r < MRL__VM_H; r++) {
     for (c = 0; c < MRL__VM_W; c++) {
-      char ch = m->phase == 2 ? mrl__vm_reward_room[r][c] : mrl__vm_wall(m, r, c) ? '#' : ' ';
-      if (ch == ' ') ch = '.';
-      if (m->phase == 0 && r == 2 && c == 5) ch = colour[m->target];
-      if (m->phase == 1)
+      char what = mrl__vm_cell(m, r, c), ch = what == ' '   ? '.'
+                                              : what == '#' ? '#'
+                                                            : "RGB"[what - '0'];
+      if (m->phase == MRL__VM_DISTRACTOR)
         for (i = 0; i < MRL__VM_APPLES; i++)
-          if (m->apple_back[i] == 0 && m->apple_r[i] == r && m->apple_c[i] == c) ch = '@';
-      if (m->phase == 2 && r == 1 && (c == 2 || c == 5 || c == 8))
-        ch = colour[m->door_colour[(c - 2) / 3]];
+          if (m->eaten_at[i] < 0 && m->apple_cell[i] == r * MRL__VM_W + c) ch = '@';
       if (r == m->r && c == m->c) ch = 'A';
       mrl__putc(buf, size, &at, ch);
     }

@@ -1059,104 +1059,75 @@ static int vm_count(const float *o, int p) {
   return n;
 }
 
-static void test_visual_match(void) {
+enum { VM_N, VM_S, VM_W, VM_E }; /* pycolab's action order */
+
+/* Phase 1: the agent boxed in at (2, 5), the target colour on one of the 8
+ * box cells, the rest walls; 15 steps without a move or a reward. */
+static void test_visual_match_explore(void) {
   mrl_env *env = mrl_env_make("PassiveVisualMatch-25");
-  static float o[462];
+  static float o[462], first[462];
   float r;
-  int te = 0, tu = 0, t, ok = 1, target, k;
+  int te = 0, tu = 0, t, seed, k, ok = 1, cells_seen = 0, targets_seen = 0;
   MRL_CHECK(env != NULL, "PassiveVisualMatch-25 made");
   if (!env) return;
   MRL_CHECK(mrl_env_obs_dim(env) == 462 && mrl_env_num_actions(env) == 4, "6 x 7 x 11 planes");
-  mrl_env_reset(env, 3, o);
-  target = ((mrl__vmatch *)mrl_env_self(env))->target;
-  MRL_CHECK(vm_count(o, 0) == 32 && o[vm_at(0, 0, 0)] == 1.0f && o[vm_at(0, 3, 5)] == 0.0f,
-            "phase 1: the room's frame");
-  MRL_CHECK(o[vm_at(1, 4, 5)] == 1.0f && vm_count(o, 1) == 1, "agent at (4, 5)");
-  MRL_CHECK(o[vm_at(3 + target, 2, 5)] == 1.0f &&
-                vm_count(o, 3) + vm_count(o, 4) + vm_count(o, 5) == 1,
-            "the target colour shown once at (2, 5)");
-  /* the colour square blocks; phase 1 lasts 15 steps without reward */
-  step1(env, 0.0f, o, &r, &te, &tu);
-  step1(env, 0.0f, o, &r, &te, &tu);
-  MRL_CHECK(o[vm_at(1, 3, 5)] == 1.0f, "the colour square blocks the way");
-  for (t = 3; t <= 15; t++) {
+  for (seed = 0; seed < 64; seed++) {
+    mrl__vmatch *m = (mrl__vmatch *)mrl_env_self(env);
+    int target, cell, dr, dc, colour_at = -1;
+    mrl_env_reset(env, (uint64_t)seed, o);
+    target = m->target;
+    cell = m->target_cell;
+    cells_seen |= 1 << cell;
+    targets_seen |= 1 << target;
+    if (vm_count(o, 0) != 7 || vm_count(o, 1) != 1 || o[vm_at(1, 2, 5)] != 1.0f ||
+        vm_count(o, 2) != 0 || vm_count(o, 3 + target) != 1 ||
+        vm_count(o, 3) + vm_count(o, 4) + vm_count(o, 5) != 1)
+      ok = 0;
+    for (k = 0, dr = -1; dr <= 1; dr++) /* the 8 box cells, row-major */
+      for (dc = -1; dc <= 1; dc++) {
+        if (dr == 0 && dc == 0) continue;
+        if (o[vm_at(3 + target, 2 + dr, 5 + dc)] == 1.0f)
+          colour_at = k;
+        else if (o[vm_at(0, 2 + dr, 5 + dc)] != 1.0f)
+          ok = 0;
+        k++;
+      }
+    if (colour_at != cell) ok = 0;
+  }
+  MRL_CHECK(ok, "phase 1: agent at (2, 5), 7 walls and the target colour around it, nothing else");
+  MRL_CHECK(cells_seen == 0xff && targets_seen == 7, "every box cell and colour drawn (%x, %x)",
+            cells_seen, targets_seen);
+  mrl_env_reset(env, 3, first);
+  memcpy(o, first, sizeof o);
+  for (t = 1; t <= 15; t++) {
     step1(env, (float)(t % 4), o, &r, &te, &tu);
     if (r != 0.0f || te || tu) ok = 0;
-    if (t < 15 && vm_count(o, 2) != 0) ok = 0;
+    if (t < 15 && memcmp(o, first, sizeof o) != 0) ok = 0;
   }
-  MRL_CHECK(ok, "phase 1: no reward, 15 steps");
-  MRL_CHECK(vm_count(o, 2) == 10 && o[vm_at(1, 3, 5)] == 1.0f && o[vm_at(2, 3, 5)] == 0.0f &&
-                vm_count(o, 3) + vm_count(o, 4) + vm_count(o, 5) == 0,
-            "step 15 returns phase 2: 10 apples, agent at (3, 5), no colour");
+  MRL_CHECK(ok, "phase 1: 15 steps, the agent cannot move, no reward");
   {
     mrl__vmatch *m = (mrl__vmatch *)mrl_env_self(env);
-    int ar = m->apple_r[0], ac = m->apple_c[0], a, i;
-    /* put the agent next to apple 0 (a free cell beside it) and eat it */
-    m->r = ar;
-    m->c = ac + (ac < 9 ? 1 : -1);
-    for (i = 1; i < 10; i++)
-      if (m->apple_r[i] == m->r && m->apple_c[i] == m->c) m->apple_back[i] = 100;
-    a = ac < 9 ? 3 : 1;
-    step1(env, (float)a, o, &r, &te, &tu);
-    MRL_CHECK(r == 1.0f && o[vm_at(2, ar, ac)] == 0.0f && o[vm_at(1, ar, ac)] == 1.0f,
-              "eating an apple: +1, it disappears");
-    /* step away and wait: it returns 20 steps after being eaten */
-    step1(env, (float)(a == 3 ? 1 : 3), o, &r, &te, &tu);
-    while (m->t < 20) step1(env, (float)(m->t % 2 ? 0 : 2), o, &r, &te, &tu);
-    MRL_CHECK(o[vm_at(2, ar, ac)] == 0.0f, "apple still gone 19 steps after");
-    step1(env, 0.0f, o, &r, &te, &tu);
-    MRL_CHECK(m->phase == 1 && m->t == 21, "still phase 2 (%d, %d)", m->phase, m->t);
-    MRL_CHECK(o[vm_at(2, ar, ac)] == 1.0f, "the apple is back 20 steps after");
-    for (t = 22; t <= 25; t++) step1(env, 0.0f, o, &r, &te, &tu);
-    MRL_CHECK(m->phase == 2 && o[vm_at(1, 5, 5)] == 1.0f && vm_count(o, 2) == 0,
-              "after 25 distractor steps: the reward room, agent at (5, 5)");
-    ok = 1;
-    for (k = 0; k < 3; k++)
-      if (o[vm_at(3 + m->door_colour[k], 1, 2 + 3 * k)] != 1.0f) ok = 0;
-    MRL_CHECK(ok && vm_count(o, 3) == 1 && vm_count(o, 4) == 1 && vm_count(o, 5) == 1,
-              "three colours at (1, 2), (1, 5), (1, 8)");
-    MRL_CHECK(o[vm_at(0, 4, 0)] == 1.0f && o[vm_at(0, 4, 4)] == 0.0f && o[vm_at(0, 5, 3)] == 1.0f,
-              "reward room walls");
-    /* walk to the target colour and touch it */
-    for (k = 0; k < 3; k++)
-      if (m->door_colour[k] == target) break;
-    step1(env, 0.0f, o, &r, &te, &tu);
-    step1(env, 0.0f, o, &r, &te, &tu);
-    step1(env, 0.0f, o, &r, &te, &tu); /* (2, 5) */
-    for (t = 0; t < (k == 0 ? 3 : k == 2 ? 3 : 0); t++)
-      step1(env, k == 0 ? 3.0f : 1.0f, o, &r, &te, &tu);
-    MRL_CHECK(!te && r == 0.0f, "not yet");
-    step1(env, 0.0f, o, &r, &te, &tu);
-    MRL_CHECK(te && r == 10.0f && mrl_env_episode_success(env) == 1, "the matching colour: +10");
-  }
-  /* the wrong colour, and time running out */
-  mrl_env_reset(env, 3, o);
-  {
-    mrl__vmatch *m = (mrl__vmatch *)mrl_env_self(env);
-    for (t = 0; t < 40; t++) step1(env, 2.0f, o, &r, &te, &tu);
-    MRL_CHECK(m->phase == 2 && !te, "reward room reached by steps");
-    for (k = 0; k < 3; k++)
-      if (m->door_colour[k] != target) break;
-    m->r = 2;
-    m->c = 2 + 3 * k;
-    step1(env, 0.0f, o, &r, &te, &tu);
-    MRL_CHECK(te && r == 0.0f && mrl_env_episode_success(env) == 0, "a wrong colour ends it, 0");
-    mrl_env_reset(env, 3, o);
-    for (t = 1; t <= 15 + 25 + 15; t++) {
-      step1(env, 2.0f, o, &r, &te, &tu);
-      if (te) break;
+    int i, j, apples_ok = 1;
+    MRL_CHECK(m->phase == 1 && vm_count(o, 0) == 32 && o[vm_at(1, 5, 5)] == 1.0f &&
+                  vm_count(o, 2) == 10 && vm_count(o, 3) + vm_count(o, 4) + vm_count(o, 5) == 0,
+              "step 15 returns phase 2: the framed room, agent at (5, 5), 10 apples, no colour");
+    for (i = 0; i < 10; i++) {
+      int ar = m->apple_cell[i] / 11, ac = m->apple_cell[i] % 11;
+      if (ar < 1 || ar > 5 || ac < 1 || ac > 9 || (ar + ac) % 2 || (ar == 5 && ac == 5))
+        apples_ok = 0;
+      for (j = 0; j < i; j++) apples_ok &= m->apple_cell[j] != m->apple_cell[i];
     }
-    MRL_CHECK(te && t == 55 && mrl_env_episode_success(env) == 0,
-              "15 + 25 + 15 steps at most (ended at %d)", t);
+    MRL_CHECK(apples_ok, "apples on distinct checkerboard cells of rows 1-5, columns 1-9");
   }
   {
     char text[256];
     mrl__vmatch *m = (mrl__vmatch *)mrl_env_self(env);
     mrl_env_reset(env, 3, o);
     m->target = 1;
+    m->target_cell = 0;
     mrl_env_render(env, text, sizeof text);
-    MRL_CHECK(strcmp(text, "phase 1/3 step 0/15\n###########\n#.........#\n#....G....#\n"
-                           "#.........#\n#....A....#\n#.........#\n###########\n") == 0,
+    MRL_CHECK(strcmp(text, "phase 1/3 step 0/15\n...........\n....G##....\n....#A#....\n"
+                           "....###....\n...........\n...........\n...........\n") == 0,
               "visual match render:\n%s", text);
   }
   mrl_env_free(env);
@@ -1164,47 +1135,122 @@ static void test_visual_match(void) {
   if (env) {
     mrl_env_reset(env, 1, o);
     for (t = 0; t < 15; t++) step1(env, 1.0f, o, &r, &te, &tu);
-    MRL_CHECK(((mrl__vmatch *)mrl_env_self(env))->phase == 2, "no distractor phase");
+    MRL_CHECK(((mrl__vmatch *)mrl_env_self(env))->phase == 2 && o[vm_at(1, 5, 5)] == 1.0f,
+              "no distractor phase: the reward room follows phase 1");
   }
   mrl_env_free(env);
 }
 
-/* An eaten apple comes back 20 steps later, but not while the agent stands
- * on its cell: then it shows in the step that leaves the cell. */
+/* Phase 2 and 3: an apple gone for 21 steps; the reward room, colours that
+ * vanish when one is entered, 15 steps however it goes. */
+static void test_visual_match(void) {
+  mrl_env *env = mrl_env_make("PassiveVisualMatch-25");
+  static float o[462];
+  float r, later = 0.0f;
+  int te = 0, tu = 0, t, k, target, wrong;
+  mrl__vmatch *m;
+  if (!env) return;
+  mrl_env_reset(env, 3, o);
+  m = (mrl__vmatch *)mrl_env_self(env);
+  target = m->target;
+  for (t = 0; t < 15; t++) step1(env, 0.0f, o, &r, &te, &tu);
+  {
+    int ar = m->apple_cell[0] / 11, ac = m->apple_cell[0] % 11, a, i;
+    /* put the agent beside apple 0, on an odd cell (never an apple), and
+     * eat it on the phase's step 1 */
+    m->r = ar;
+    m->c = ac + (ac < 9 ? 1 : -1);
+    a = ac < 9 ? VM_W : VM_E;
+    step1(env, (float)a, o, &r, &te, &tu);
+    MRL_CHECK(r == 1.0f && o[vm_at(2, ar, ac)] == 0.0f && o[vm_at(1, ar, ac)] == 1.0f,
+              "eating an apple: +1, it disappears");
+    step1(env, (float)(a == VM_W ? VM_E : VM_W), o, &r, &te, &tu); /* back to the odd cell */
+    for (i = 3; i <= 21; i++) step1(env, (float)(i % 2 ? VM_N : VM_S), o, &r, &te, &tu);
+    MRL_CHECK(m->t == 21 && o[vm_at(2, ar, ac)] == 0.0f, "apple still gone on step 21");
+    step1(env, (float)VM_S, o, &r, &te, &tu);
+    MRL_CHECK(m->phase == 1 && m->t == 22 && o[vm_at(2, ar, ac)] == 1.0f,
+              "eaten on step 1, back on step 22");
+  }
+  for (t = 23; t <= 25; t++) step1(env, (float)VM_E, o, &r, &te, &tu);
+  MRL_CHECK(m->phase == 2 && !te && o[vm_at(1, 5, 5)] == 1.0f && vm_count(o, 1) == 1 &&
+                vm_count(o, 2) == 0,
+            "after 25 distractor steps: the reward room, agent at (5, 5), no apples");
+  MRL_CHECK(o[vm_at(3, 1, 2)] == 1.0f && o[vm_at(4, 1, 5)] == 1.0f && o[vm_at(5, 1, 8)] == 1.0f &&
+                vm_count(o, 3) + vm_count(o, 4) + vm_count(o, 5) == 3,
+            "colours 0, 1, 2 at (1, 2), (1, 5), (1, 8)");
+  MRL_CHECK(o[vm_at(0, 4, 0)] == 1.0f && o[vm_at(0, 4, 4)] == 0.0f && o[vm_at(0, 5, 3)] == 1.0f &&
+                o[vm_at(0, 5, 0)] == 0.0f && vm_count(o, 0) == 11 + 2 * 3 + 8 + 2 + 5,
+            "reward room walls");
+  /* walk to the target colour: north to (2, 5), along row 2, north into it */
+  for (t = 0; t < 3; t++) step1(env, (float)VM_N, o, &r, &te, &tu);
+  for (t = 0; t < 3 && target != 1; t++) step1(env, target == 0 ? VM_W : VM_E, o, &r, &te, &tu);
+  MRL_CHECK(!te && r == 0.0f && m->r == 2 && m->c == 2 + 3 * target, "below the target colour");
+  step1(env, (float)VM_N, o, &r, &te, &tu);
+  MRL_CHECK(!te && r == 10.0f && m->success == 1 &&
+                vm_count(o, 3) + vm_count(o, 4) + vm_count(o, 5) == 0 &&
+                o[vm_at(1, 1, 2 + 3 * target)] == 1.0f,
+            "the matching colour: +10, the colours vanish, the episode goes on");
+  wrong = (target + 1) % 3;
+  m->c = 2 + 3 * wrong;
+  for (t = m->t + 1; t <= 15; t++) {
+    step1(env, (float)(t % 2 ? VM_S : VM_N), o, &r, &te, &tu);
+    later += r;
+    if (te) break;
+  }
+  MRL_CHECK(te && t == 15 && later == 0.0f && mrl_env_episode_success(env) == 1,
+            "the phase ends on its 15th step, no reward from the vanished colours");
+  /* the wrong colour: 0, the colours vanish, the target is gone too */
+  mrl_env_reset(env, 3, o);
+  for (t = 0; t < 40; t++) step1(env, (float)VM_S, o, &r, &te, &tu);
+  MRL_CHECK(m->phase == 2 && !te, "reward room reached");
+  m->r = 2;
+  m->c = 2 + 3 * wrong;
+  step1(env, (float)VM_N, o, &r, &te, &tu);
+  MRL_CHECK(!te && r == 0.0f && m->success == 0 &&
+                vm_count(o, 3) + vm_count(o, 4) + vm_count(o, 5) == 0,
+            "a wrong colour: 0, all three vanish");
+  m->r = 2;
+  m->c = 2 + 3 * target;
+  step1(env, (float)VM_N, o, &r, &te, &tu);
+  MRL_CHECK(r == 0.0f && m->success == 0, "the target's cell is empty now");
+  for (k = m->t + 1; k <= 15; k++) step1(env, (float)VM_S, o, &r, &te, &tu);
+  MRL_CHECK(te && mrl_env_episode_length(env) == 55 && mrl_env_episode_success(env) == 0,
+            "15 + 25 + 15 steps, failed (%d)", mrl_env_episode_length(env));
+  mrl_env_free(env);
+}
+
+/* An apple comes back even under the agent, which eats it on its next step
+ * if it stays there (walking into a wall), as pycolab's apple drape does. */
 static void test_visual_match_apple_return(void) {
   mrl_env *env = mrl_env_make("PassiveVisualMatch-80");
   static float o[462];
   float r, total = 0.0f;
-  int te, tu, t, i, stayed_ok = 1;
+  int te, tu, t, i, gone_ok = 1;
   mrl__vmatch *m;
   if (!env) return;
   mrl_env_reset(env, 5, o);
   for (t = 0; t < 15; t++) step1(env, 0.0f, o, &r, &te, &tu);
   m = (mrl__vmatch *)mrl_env_self(env);
   MRL_CHECK(m->phase == 1, "apples phase");
-  /* apple 0 in the corner (1, 1), walls above and to the left; no other
-   * apple on (1, 1) or (1, 2) */
+  /* apple 0 in the corner (1, 1), walls above and to the left */
   for (i = 1; i < 10; i++)
-    if (m->apple_r[i] == 1 && m->apple_c[i] <= 2) m->apple_back[i] = 1000;
-  m->apple_r[0] = 1;
-  m->apple_c[0] = 1;
-  m->apple_back[0] = 0;
+    if (m->apple_cell[i] == 12) m->apple_cell[i] = m->apple_cell[0];
+  m->apple_cell[0] = 12;
   m->r = 1;
   m->c = 2;
-  step1(env, 3.0f, o, &r, &te, &tu); /* left: eat it */
+  step1(env, (float)VM_W, o, &r, &te, &tu); /* step 1: eat it */
   MRL_CHECK(r == 1.0f && o[vm_at(1, 1, 1)] == 1.0f && o[vm_at(2, 1, 1)] == 0.0f, "eaten: +1");
-  for (t = 1; t <= 30; t++) { /* stand on the cell: up into the wall */
-    step1(env, 0.0f, o, &r, &te, &tu);
+  for (t = 2; t <= 21; t++) { /* stand on the cell: north into the wall */
+    step1(env, (float)VM_N, o, &r, &te, &tu);
     total += r;
-    if (o[vm_at(2, 1, 1)] != 0.0f || o[vm_at(1, 1, 1)] != 1.0f) stayed_ok = 0;
+    if (o[vm_at(2, 1, 1)] != 0.0f || o[vm_at(1, 1, 1)] != 1.0f) gone_ok = 0;
   }
-  MRL_CHECK(stayed_ok && total == 0.0f,
-            "standing on its cell for 30 steps: the apple stays away, no reward");
-  step1(env, 1.0f, o, &r, &te, &tu); /* right: off the cell */
-  MRL_CHECK(r == 0.0f && o[vm_at(2, 1, 1)] == 1.0f && o[vm_at(1, 1, 2)] == 1.0f,
-            "it shows in the step that leaves the cell");
-  step1(env, 3.0f, o, &r, &te, &tu);
-  MRL_CHECK(r == 1.0f && o[vm_at(2, 1, 1)] == 0.0f, "and can be eaten again: +1");
+  MRL_CHECK(gone_ok && total == 0.0f, "steps 2-21 on its cell: gone, no reward");
+  step1(env, (float)VM_N, o, &r, &te, &tu);
+  MRL_CHECK(r == 0.0f && o[vm_at(2, 1, 1)] == 1.0f && o[vm_at(1, 1, 1)] == 1.0f,
+            "step 22: back under the agent, no reward yet");
+  step1(env, (float)VM_W, o, &r, &te, &tu);
+  MRL_CHECK(r == 1.0f && o[vm_at(2, 1, 1)] == 0.0f, "step 23, still there: eaten again, +1");
   mrl_env_free(env);
 }
 
@@ -1388,6 +1434,7 @@ int main(void) {
   test_tree_mdp();
   test_sfgrid();
   test_catch();
+  test_visual_match_explore();
   test_visual_match();
   test_visual_match_apple_return();
   test_all_common();
