@@ -132,9 +132,11 @@
  *   [cos th, sin th, thdot] rounded to float. Never terminates; truncated
  *   at 200 steps. Reset: th = -pi + 2 pi u1, thdot = -1 + 2 u2 (uniform in
  *   [-pi, pi) x [-1, 1) as Gymnasium), u = (double)mrl_rng_uniform(&r) in
- *   that order, r = mrl_rng_make(seed). Deviation: Gymnasium computes u^2
- *   of the float32 action in float32 (NumPy 2) or float64 (NumPy 1); we
- *   use double, a difference in the last bits of the reward at most.
+ *   that order, r = mrl_rng_make(seed). Deviation: Gymnasium's clipped
+ *   torque is a float32 scalar, so under NumPy 2's promotion rules (NEP 50)
+ *   0.001 * u^2 and 3 / (m l^2) * u are float32 products (float64 under
+ *   NumPy 1); we compute in double, so reward and state may differ from
+ *   Gymnasium's in the last bits (float32 rounding of those two terms).
  *   Render: "pole <c> theta=<deg> deg thetadot=<v> torque=<u>\n" with c
  *   the normalised angle on an 8-point dial (^ upright, v hanging).
  *
@@ -148,9 +150,11 @@
  *   NoisyStatelessPendulum-v1-0.3. The noise comes from its own generator
  *   (mrl_rng_seed(&n, seed, 0x6e6f697365)), so the dynamics, rewards and
  *   reset state are those of Pendulum-v1 with the same seed. Deviation
- *   from POPGym: its variants rescale the reward to [-1/T, 1/T] per step
- *   and use T = 200/150/100 steps; we keep Gymnasium's reward and 200-step
- *   limit (rescale the reward yourself if you compare with POPGym scores).
+ *   from POPGym: its variants rescale the reward to [-1/T, 1/T] per step,
+ *   with T = 200, 150, 100 steps for PositionOnlyPendulum Easy, Medium,
+ *   Hard and T = 200 for every NoisyPositionOnlyPendulum (its levels differ
+ *   in sigma only); we keep Gymnasium's reward and 200-step limit (rescale
+ *   the reward yourself if you compare with POPGym scores).
  *   Render: as Pendulum-v1 (the true state).
  *
  * VelocityOnlyCartPole-v1, NoisyStatelessCartPole-v1[-<sigma>]
@@ -162,8 +166,10 @@
  *   NoisyStatelessCartPole-v1-0 equals StatelessCartPole-v1. Deviations
  *   from POPGym: POPGym's VelocityOnlyCartPole returns the positions at
  *   reset (a bug); we return the velocities at reset too. POPGym rescales
- *   the reward to 1/T per step with T = 200/400/600; we keep CartPole-v1's
- *   reward 1 and 500-step limit.
+ *   the reward to 1/T per step, with T = 200, 400, 600 steps for the
+ *   PositionOnly and VelocityOnly Easy, Medium, Hard and T = 200 for every
+ *   NoisyPositionOnlyCartPole (its levels differ in sigma only); we keep
+ *   CartPole-v1's reward 1 and 500-step limit.
  *   Render: as CartPole-v1 (the true state).
  *
  * TMaze-<L>, TMaze-<L>-<max_steps>
@@ -286,8 +292,11 @@
  *   bandits of RL^2, Duan et al. 2016). Action: the arm. Reward 1 with probability
  *   p_arm (mrl_rng_uniform(&r) < p_arm, r continuing), else 0.
  *   Observation (arms + 2 floats): [one-hot of the last arm pulled, last
- *   reward, t / horizon], all zero at reset (RL^2's input, so the task can
- *   be inferred from the history). Task: the arms' p (arms floats).
+ *   reward, t / horizon], all zero at reset: the previous action and
+ *   reward that RL^2 feeds its policy (beside the observation and a done
+ *   flag, neither of which a bandit has), so the task can be inferred from
+ *   the history, plus the elapsed fraction of the trial (our addition).
+ *   Task: the arms' p (arms floats).
  *   Render: "t=<t>/<horizon> last arm=<a> reward=<r> best arm=<i>
  *   (p=<p_i>)\n".
  *
@@ -299,10 +308,15 @@
  *   [-0.1, 0.1] (clipped), the displacement: position += action.
  *   Observation: the position (2 floats). Reward 1 - d on every step that
  *   ends at distance d <= 0.2 from the goal (d^2 <= 0.04 decides), else 0
- *   (sparse). Start, action bound, goal radius 1, zone 0.2, reward and the
- *   default horizon 100 are those of the sparse point robot of PEARL
- *   (Rakelly et al. 2019) and variBAD (Zintgraf et al. 2020). Horizon in
- *   [1, 1e8] steps. Task: the goal (2 floats).
+ *   (sparse). Horizon in [1, 1e8] steps. Task: the goal (2 floats). Start,
+ *   step bound, goals drawn uniformly on the unit semicircle, zone 0.2,
+ *   reward and the default horizon 100 are those of variBAD's
+ *   SparsePointEnv (Zintgraf et al. 2020), which takes actions in [-1, 1]
+ *   and moves by 0.1 x action: multiply our action by 10 to compare
+ *   policies. PEARL's sparse point robot (Rakelly et al. 2019), its
+ *   origin, differs: goals from a fixed set of angles (linspace(0, pi,
+ *   n_tasks)), unclipped actions, the dense reward -d returned by step
+ *   (the sparse one in info) and 20-step episodes.
  *   Render: 11 rows of 21 cells over [-1.25, 1.25] x [-0.25, 1.25]: .
  *   empty, G goal, A agent.
  *
@@ -457,7 +471,10 @@
  *   comes with reset; every step deals the next one. Reward at every step:
  *   +1/(n-1) when the action is the suit of the FIRST card, else -1/(n-1).
  *   Terminated at step n-1 (the deck is empty), as POPGym's current code
- *   has it (its first releases returned truncated). Optimal return 1.
+ *   has it (a Gymnasium-era release returned truncated there; the first,
+ *   gym-era releases ended with done). Older releases also added an
+ *   is-start flag to the observation; the current one has none. Optimal
+ *   return 1.
  *   Render (RepeatPrevious too): "card <i>/<n>  seen: ... <the last 8
  *   cards, rank and suit>  answer...: <suit>\n", the suit to name next.
  *
@@ -602,6 +619,10 @@
  *                       (POPGym's PreviousAction puts the one-hot of its
  *                       null action 0 there and no reward; zeros keep "no
  *                       action yet" apart from action 0, as RL^2 agents do).
+ *                       Battleship and MineSweeper act on a flattened cell,
+ *                       so their previous action is a one-hot of b * b
+ *                       cells where POPGym's flattened MultiDiscrete gives
+ *                       a row one-hot and a column one-hot (2b floats).
  *   frame_stack:k       the k latest observations, oldest first, zeros
  *                       before the episode start.
  *   obs_noise:sigma     Gaussian noise of deviation sigma on every component.
@@ -2033,7 +2054,7 @@ static mrl_result mrl__ptmaze_step(void *self, const float *action, float *obs, 
   nx = m->x + dx[a];
   ny = m->y + dy[a];
   /* free cells: the corridor (x, 0), 0 <= x <= L, and the arms (L, +-1) */
-  if (nx >= 0 && nx <= m->length && (ny == 0 || nx == m->length)) {
+  if (nx >= 0 && nx <= m->length && (ny == 0 || (nx == m->length && ny >= -1 && ny <= 1))) {
     m->x = nx;
     m->y = ny;
   }
