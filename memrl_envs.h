@@ -430,8 +430,9 @@
  *     steps either way, and its last step is terminal (15 + distractor_steps
  *     + 15 steps an episode).
  *   Success: the target colour entered. Differences from the source: the
- *   observation is the whole board as planes, not pycolab's 5 x 5 RGB crop
- *   around the agent; the source maps the three colours to the doors by a
+ *   observation is the whole board as planes, where the source shows a
+ *   5 x 5 RGB window around the agent (see PassiveVisualMatchCrop); the
+ *   source maps the three colours to the doors by a
  *   shuffle drawn once per environment, here colour k is door k (the same
  *   task up to naming the colours); the apple reward is fixed at 1 (the
  *   source can draw it from a range); no 3D.
@@ -439,6 +440,14 @@
  *   the apples eaten or back and the vanishing colours (step_delta).
  *   Render: "phase <p>/3 step <t>/<phase length>\n", then the 7 x 11 board:
  *   # wall, . floor, A agent, @ apple, R G B colours 0 1 2.
+ *
+ * PassiveVisualMatchCrop[-<distractor_steps>]
+ *   PassiveVisualMatch (same rules, seeds and render) seen as the source's
+ *   agents see it: the 5 x 5 window centred on the agent (pycolab's
+ *   ScrollingCropper with scroll margins 2 keeps it in the centre), cells
+ *   beyond the board empty. Observation: the same 6 planes over the window
+ *   ([plane][row][col], 150 floats). No step_delta: the window moves with
+ *   the agent.
  *
  * ---- POPGym card and game tasks ----
  *
@@ -2908,7 +2917,8 @@ static mrl_env *mrl__catch_make(const char *id) {
 #define MRL__VM_H 7
 #define MRL__VM_W 11
 #define MRL__VM_PLANE (MRL__VM_H * MRL__VM_W)
-#define MRL__VM_C 6 /* planes: wall, agent, apple, colour 0, colour 1, colour 2 */
+#define MRL__VM_VIEW 5 /* side of the cropped view */
+#define MRL__VM_C 6    /* planes: wall, agent, apple, colour 0, colour 1, colour 2 */
 #define MRL__VM_APPLES 10
 #define MRL__VM_APPLE_CELLS 22
 #define MRL__VM_EXPLORE_STEPS 15
@@ -2927,6 +2937,7 @@ static const char mrl__vm_reward_room[MRL__VM_H][MRL__VM_W + 1] = {
 
 typedef struct mrl__vmatch {
   int distractor;          /* steps of the distractor phase */
+  int crop;                /* observe the 5 x 5 window around the agent */
   int phase, t;            /* MRL__VM_*; t: steps taken in the phase */
   int r, c;                /* the agent */
   int target, target_cell; /* colour 0..2; its cell of the box, 0..7 */
@@ -2975,6 +2986,27 @@ static void mrl__vmatch_obs(const mrl__vmatch *m, float *obs) {
       if (m->eaten_at[i] < 0) obs[2 * MRL__VM_PLANE + m->apple_cell[i]] = 1.0f;
 }
 
+/* The observation: the whole board, or with crop the 5 x 5 window centred
+ * on the agent (pycolab's ScrollingCropper with scroll margins 2 keeps the
+ * agent in the centre), off-board cells empty. */
+static void mrl__vmatch_view(const mrl__vmatch *m, float *obs) {
+  float board[MRL__VM_C * MRL__VM_PLANE];
+  int p, r, c;
+  if (!m->crop) {
+    mrl__vmatch_obs(m, obs);
+    return;
+  }
+  mrl__vmatch_obs(m, board);
+  for (p = 0; p < MRL__VM_C; p++)
+    for (r = 0; r < MRL__VM_VIEW; r++)
+      for (c = 0; c < MRL__VM_VIEW; c++) {
+        int br = m->r - MRL__VM_VIEW / 2 + r, bc = m->c - MRL__VM_VIEW / 2 + c;
+        int inside = br >= 0 && br < MRL__VM_H && bc >= 0 && bc < MRL__VM_W;
+        obs[(p * MRL__VM_VIEW + r) * MRL__VM_VIEW + c] =
+            inside ? board[p * MRL__VM_PLANE + br * MRL__VM_W + bc] : 0.0f;
+      }
+}
+
 static void mrl__vmatch_enter(mrl__vmatch *m, int phase) {
   m->phase = phase;
   m->t = 0;
@@ -3005,7 +3037,7 @@ static mrl_result mrl__vmatch_reset(void *self, uint64_t seed, float *obs) {
   m->target_cell = (int)mrl_rng_below(&m->rng, 8u);
   m->success = 0;
   mrl__vmatch_enter(m, MRL__VM_EXPLORE);
-  mrl__vmatch_obs(m, obs);
+  mrl__vmatch_view(m, obs);
   return MRL_OK;
 }
 
@@ -3049,8 +3081,8 @@ static mrl_result mrl__vmatch_step_any(void *self, const float *action, float *o
     mrl__vmatch_enter(m, MRL__VM_REWARD);
   else if (m->phase == MRL__VM_REWARD && m->t == MRL__VM_REWARD_STEPS)
     *terminated = 1;
-  if (!delta || m->phase != phase) {
-    mrl__vmatch_obs(m, obs);
+  if (!delta || m->phase != phase) { /* crop has no step_delta */
+    mrl__vmatch_view(m, obs);
     return MRL_OK;
   }
   obs[MRL__VM_PLANE + r0 * MRL__VM_W + c0] = 0.0f;
@@ -3595,21 +3627,35 @@ static int mrl__concentration_render(const void *self, char *buf, size_t size) {
   return (int)at;
 }
 
-static mrl_env *mrl__vmatch_make(const char *id) {
+/* PassiveVisualMatch[-<d>] and PassiveVisualMatchCrop[-<d>]. */
+static mrl_env *mrl__vmatch_make_named(const char *id, const char *name, int crop) {
   long d = 30, unused = 0;
+  size_t n = strlen(name);
+  int view = crop ? MRL__VM_VIEW * MRL__VM_VIEW : MRL__VM_PLANE;
   mrl_env_vtable vt;
   mrl__vmatch *m;
-  if (!mrl__parse_id2(id, "PassiveVisualMatch", &d, 1000000L, &unused, 0L)) return NULL;
-  if (strlen(id) > 19 && strchr(id + 19, '-')) return NULL; /* one number */
-  vt = mrl__env_vtable(id, MRL__VM_C * MRL__VM_H * MRL__VM_W, 4);
+  if (!mrl__parse_id2(id, name, &d, 1000000L, &unused, 0L)) return NULL;
+  if (strlen(id) > n + 1 && strchr(id + n + 1, '-')) return NULL; /* one number */
+  vt = mrl__env_vtable(id, MRL__VM_C * view, 4);
   vt.reset = mrl__vmatch_reset;
   vt.step = mrl__vmatch_step;
-  vt.step_delta = mrl__vmatch_step_delta;
+  if (!crop) vt.step_delta = mrl__vmatch_step_delta; /* a cropped view shifts as the agent moves */
   vt.render = mrl__vmatch_render;
   vt.episode_success = mrl__vmatch_success;
   m = (mrl__vmatch *)mrl__env_state(sizeof(mrl__vmatch));
-  if (m) m->distractor = (int)d;
+  if (m) {
+    m->distractor = (int)d;
+    m->crop = crop;
+  }
   return mrl__env_finish(&vt, m);
+}
+
+static mrl_env *mrl__vmatch_make(const char *id) {
+  return mrl__vmatch_make_named(id, "PassiveVisualMatch", 0);
+}
+
+static mrl_env *mrl__vmatch_crop_make(const char *id) {
+  return mrl__vmatch_make_named(id, "PassiveVisualMatchCrop", 1);
 }
 
 static mrl_env *mrl__concentration_make(const char *id) {
@@ -3985,6 +4031,9 @@ MRL_DEF int mrl_env_list(int index, mrl_env_info *out) {
       {"PassiveVisualMatch[-<distractor_steps>]",
        "see a colour, eat apples, then touch the same colour (6x7x11 pixel planes)",
        mrl__vmatch_make},
+      {"PassiveVisualMatchCrop[-<distractor_steps>]",
+       "PassiveVisualMatch seen through the 5x5 window around the agent (6x5x5 planes)",
+       mrl__vmatch_crop_make},
   };
   int count = (int)(sizeof registry / sizeof registry[0]);
   if (out && index >= 0 && index < count) *out = registry[index];

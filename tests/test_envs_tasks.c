@@ -1254,6 +1254,54 @@ static void test_visual_match_apple_return(void) {
   mrl_env_free(env);
 }
 
+/* The cropped variant sees the 5 x 5 window of the full board centred on
+ * the agent, zeros beyond the board, on the same episode. */
+static void test_visual_match_crop(void) {
+  mrl_env *full = mrl_env_make("PassiveVisualMatch-12");
+  mrl_env *crop = mrl_env_make("PassiveVisualMatchCrop-12");
+  static float of[462], oc[150];
+  float rf, rc, a;
+  int tef = 0, tuf = 0, tec = 0, tuc = 0, seed, t, p, r, c, same = 1, centred = 1, off_board_ok = 1;
+  mrl_rng rng = mrl_rng_make(4);
+  MRL_CHECK(full && crop, "both made");
+  if (!full || !crop) {
+    mrl_env_free(full);
+    mrl_env_free(crop);
+    return;
+  }
+  MRL_CHECK(mrl_env_obs_dim(crop) == 150 && mrl_env_num_actions(crop) == 4, "6 x 5 x 5 planes");
+  MRL_CHECK(mrl_env_make("PassiveVisualMatchCrop-12-3") == NULL, "one number");
+  for (seed = 0; seed < 8; seed++) {
+    mrl_env_reset(full, (uint64_t)seed, of);
+    mrl_env_reset(crop, (uint64_t)seed, oc);
+    for (t = 0; t <= 42; t++) {
+      mrl__vmatch *m = (mrl__vmatch *)mrl_env_self(full);
+      for (p = 0; p < 6; p++)
+        for (r = 0; r < 5; r++)
+          for (c = 0; c < 5; c++) {
+            int br = m->r - 2 + r, bc = m->c - 2 + c;
+            float want = br >= 0 && br < 7 && bc >= 0 && bc < 11 ? of[vm_at(p, br, bc)] : 0.0f;
+            if (oc[p * 25 + r * 5 + c] != want) same = 0;
+            if ((br < 0 || br >= 7 || bc < 0 || bc >= 11) && oc[p * 25 + r * 5 + c] != 0.0f)
+              off_board_ok = 0;
+          }
+      for (r = 0, c = 0; r < 25; r++) c += oc[25 + r] == 1.0f; /* the agent plane */
+      if (oc[25 + 12] != 1.0f || c != 1) centred = 0;
+      if (t == 42) break;
+      a = (float)mrl_rng_below(&rng, 4);
+      mrl_env_step(full, &a, of, &rf, &tef, &tuf);
+      mrl_env_step(crop, &a, oc, &rc, &tec, &tuc);
+      if (rf != rc || tef != tec || tuf != tuc) same = 0;
+    }
+    if (!tef || !tec) same = 0;
+  }
+  MRL_CHECK(same, "the window of the full board, same rewards and ends, 42 steps");
+  MRL_CHECK(off_board_ok, "zeros beyond the board");
+  MRL_CHECK(centred, "the agent always in the centre");
+  mrl_env_free(full);
+  mrl_env_free(crop);
+}
+
 /* Every task env through the vector API: steps succeed, finished episodes
  * report the return and length accumulated step by step. */
 static void test_vecenv_all(void) {
@@ -1270,7 +1318,8 @@ static void test_vecenv_all(void) {
                               "TreeMDP-2-3",
                               "SFGrid",
                               "Catch",
-                              "PassiveVisualMatch-3"};
+                              "PassiveVisualMatch-3",
+                              "PassiveVisualMatchCrop-3"};
   int k;
   for (k = 0; k < (int)(sizeof ids / sizeof ids[0]); k++) {
     mrl_vecenv v;
@@ -1370,7 +1419,8 @@ static void test_all_common(void) {
               {"TreeMDP-3-5", 0},
               {"SFGrid", 0},
               {"Catch", 1},
-              {"PassiveVisualMatch", 1}};
+              {"PassiveVisualMatch", 1},
+              {"PassiveVisualMatchCrop", 1}};
   int i;
   for (i = 0; i < (int)(sizeof envs / sizeof envs[0]); i++)
     check_common(envs[i].id, envs[i].differs);
@@ -1437,6 +1487,7 @@ int main(void) {
   test_visual_match_explore();
   test_visual_match();
   test_visual_match_apple_return();
+  test_visual_match_crop();
   test_all_common();
   test_vecenv_all();
   test_meta_render();
