@@ -707,7 +707,7 @@
  *          MemoryChain (+ mrl_memory_chain_score), NoisySequence,
  *          MetaBandit, Semicircle, NumPad, TreeMDP, SFGrid (+
  *          mrl_sfgrid_features / mrl_sfgrid_set_task), Catch,
- *          PassiveVisualMatch, the nine POPGym card and game tasks at
+ *          PassiveVisualMatch(Crop), the nine POPGym card and game tasks at
  *          three levels, wrappers and ids with "|wrapper" parts, physics
  *          parameters (mrl_env_*_param) and domain randomisation.
  *

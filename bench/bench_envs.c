@@ -165,6 +165,7 @@ int main(void) {
                        "SFGrid",
                        "Catch",
                        "PassiveVisualMatch",
+                       "PassiveVisualMatchCrop",
                        "ConcentrationHard-v0",
                        "ConcentrationHard-v0|prev_action_reward"};
   const int num_ids = (int)(sizeof ids / sizeof ids[0]);
