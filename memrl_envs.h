@@ -2961,17 +2961,20 @@ static char mrl__vm_cell(const mrl__vmatch *m, int r, int c) {
   return mrl__vm_reward_room[r][c];
 }
 
+/* Sets the plane of what (mrl__vm_cell's code) at cell index at, for
+ * planes of plane floats. */
+static void mrl__vm_paint(float *obs, int plane, int at, char what) {
+  if (what == '#') obs[at] = 1.0f;
+  if (what >= '0' && what <= '2') obs[(3 + what - '0') * plane + at] = 1.0f;
+}
+
 static void mrl__vmatch_obs(const mrl__vmatch *m, float *obs) {
   int r, c, i;
   memset(obs, 0, sizeof(float) * (size_t)(MRL__VM_C * MRL__VM_PLANE));
   if (m->phase == MRL__VM_EXPLORE) {
     for (r = 1; r <= 3; r++) /* the box; the rest of the board is floor */
-      for (c = 4; c <= 6; c++) {
-        char what = mrl__vm_cell(m, r, c);
-        if (what == '#') obs[r * MRL__VM_W + c] = 1.0f;
-        if (what >= '0' && what <= '2')
-          obs[(3 + what - '0') * MRL__VM_PLANE + r * MRL__VM_W + c] = 1.0f;
-      }
+      for (c = 4; c <= 6; c++)
+        mrl__vm_paint(obs, MRL__VM_PLANE, r * MRL__VM_W + c, mrl__vm_cell(m, r, c));
   } else {
     const char(*room)[MRL__VM_W + 1] =
         m->phase == MRL__VM_DISTRACTOR ? mrl__vm_apple_room : mrl__vm_reward_room;
@@ -2990,21 +2993,26 @@ static void mrl__vmatch_obs(const mrl__vmatch *m, float *obs) {
  * on the agent (pycolab's ScrollingCropper with scroll margins 2 keeps the
  * agent in the centre), off-board cells empty. */
 static void mrl__vmatch_view(const mrl__vmatch *m, float *obs) {
-  float board[MRL__VM_C * MRL__VM_PLANE];
-  int p, r, c;
+  const int half = MRL__VM_VIEW / 2, plane = MRL__VM_VIEW * MRL__VM_VIEW;
+  int r, c, i;
   if (!m->crop) {
     mrl__vmatch_obs(m, obs);
     return;
   }
-  mrl__vmatch_obs(m, board);
-  for (p = 0; p < MRL__VM_C; p++)
-    for (r = 0; r < MRL__VM_VIEW; r++)
-      for (c = 0; c < MRL__VM_VIEW; c++) {
-        int br = m->r - MRL__VM_VIEW / 2 + r, bc = m->c - MRL__VM_VIEW / 2 + c;
-        int inside = br >= 0 && br < MRL__VM_H && bc >= 0 && bc < MRL__VM_W;
-        obs[(p * MRL__VM_VIEW + r) * MRL__VM_VIEW + c] =
-            inside ? board[p * MRL__VM_PLANE + br * MRL__VM_W + bc] : 0.0f;
-      }
+  memset(obs, 0, sizeof(float) * (size_t)(MRL__VM_C * plane));
+  for (r = 0; r < MRL__VM_VIEW; r++)
+    for (c = 0; c < MRL__VM_VIEW; c++) {
+      int br = m->r - half + r, bc = m->c - half + c;
+      if (br >= 0 && br < MRL__VM_H && bc >= 0 && bc < MRL__VM_W)
+        mrl__vm_paint(obs, plane, r * MRL__VM_VIEW + c, mrl__vm_cell(m, br, bc));
+    }
+  obs[plane + half * MRL__VM_VIEW + half] = 1.0f;
+  if (m->phase == MRL__VM_DISTRACTOR)
+    for (i = 0; i < MRL__VM_APPLES; i++) {
+      int dr = m->apple_cell[i] / MRL__VM_W - m->r, dc = m->apple_cell[i] % MRL__VM_W - m->c;
+      if (m->eaten_at[i] < 0 && dr >= -half && dr <= half && dc >= -half && dc <= half)
+        obs[2 * plane + (dr + half) * MRL__VM_VIEW + dc + half] = 1.0f;
+    }
 }
 
 static void mrl__vmatch_enter(mrl__vmatch *m, int phase) {
