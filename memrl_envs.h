@@ -2961,6 +2961,11 @@ static char mrl__vm_cell(const mrl__vmatch *m, int r, int c) {
   return mrl__vm_reward_room[r][c];
 }
 
+/* Cell index of colour k's door in the reward room: (1, 2 + 3k). */
+static int mrl__vm_door_at(int k) {
+  return MRL__VM_W + 2 + 3 * k;
+}
+
 /* Sets the plane of what (mrl__vm_cell's code) at cell index at, for
  * planes of plane floats. */
 static void mrl__vm_paint(float *obs, int plane, int at, char what) {
@@ -2981,7 +2986,7 @@ static void mrl__vmatch_obs(const mrl__vmatch *m, float *obs) {
     for (r = 0; r < MRL__VM_H; r++)
       for (c = 0; c < MRL__VM_W; c++) obs[r * MRL__VM_W + c] = room[r][c] == '#' ? 1.0f : 0.0f;
     if (m->doors_shown)
-      for (i = 0; i < 3; i++) obs[(3 + i) * MRL__VM_PLANE + MRL__VM_W + 2 + 3 * i] = 1.0f;
+      for (i = 0; i < 3; i++) obs[(3 + i) * MRL__VM_PLANE + mrl__vm_door_at(i)] = 1.0f;
   }
   obs[MRL__VM_PLANE + m->r * MRL__VM_W + m->c] = 1.0f;
   if (m->phase == MRL__VM_DISTRACTOR)
@@ -3099,7 +3104,7 @@ static mrl_result mrl__vmatch_step_any(void *self, const float *action, float *o
     if (shown[i] != (m->eaten_at[i] < 0))
       obs[2 * MRL__VM_PLANE + m->apple_cell[i]] = shown[i] ? 0.0f : 1.0f;
   if (doors && !m->doors_shown)
-    for (k = 0; k < 3; k++) obs[(3 + k) * MRL__VM_PLANE + MRL__VM_W + 2 + 3 * k] = 0.0f;
+    for (k = 0; k < 3; k++) obs[(3 + k) * MRL__VM_PLANE + mrl__vm_door_at(k)] = 0.0f;
   return MRL_OK;
 }
 
