@@ -1,6 +1,20 @@
 /* memrl_algos.h - reinforcement-learning agents with memory.
  *
- * Part of memrl. Needs memrl_mem.h and memrl_envs.h (included here).
+ * Part of memrl. Needs memrl_mem.h and memrl_envs.h (included here). Public
+ * domain / MIT, see the end of the file.
+ *
+ * CONTENTS
+ *   ENABLING               how to emit the implementation
+ *   SHAPE OF EVERY AGENT   the functions every algorithm has, argument order
+ *   QUICK START            PPO-LSTM on a T-maze in ten lines
+ *   ANATOMY OF AN ALGORITHM  which shared parts an algorithm uses (PPO as the example)
+ *   SHARED PARTS           >>shared: progress and logs, observation normaliser,
+ *                          runner, minibatches, update guard, evaluation,
+ *                          agent checkpoints, SVG plots, threads
+ *   PPO                    >>ppo: clipped-surrogate PPO, discrete or continuous
+ *                          actions, feedforward, recurrent or a user's core
+ *   Implementation sections carry one tag each: grep '>>shared', '>>progress',
+ *   '>>runner', '>>minibatch', '>>evaluate', '>>agent_checkpoint', '>>ppo'.
  *
  * ENABLING
  *   In exactly one file: #define MEMRL_IMPLEMENTATION before including (emits
@@ -9,24 +23,53 @@
  *
  * SHAPE OF EVERY AGENT
  *   mrl_<algo>_config_default()   the paper's / best-known implementation's defaults
- *   mrl_<algo>_init(&agent, &cfg, &vecenv)   caller-owned agent
- *   mrl_<algo>_train(&agent, &vecenv, env_steps, progress_callback, user)
- *   mrl_<algo>_act(...)           deployment: no gradients, no heap allocation
+ *   mrl_<algo>_init(&agent, &cfg, &vecenv)   caller-owned agent; a rejected
+ *                                 config returns MRL_ERR_INVALID_ARGUMENT and
+ *                                 agent.error names the field and value
+ *   mrl_<algo>_train(&agent, &vecenv, env_steps, progress_fn, user)
+ *   mrl_<algo>_act(&agent, obs, n, episode_start, state, greedy, rng, actions)
+ *                                 deployment: no gradients, no heap allocation
+ *   mrl_<algo>_state_dim(&agent)  floats of recurrent state per environment
+ *   mrl_<algo>_evaluate(&agent, &vecenv, episodes, greedy, &stats)
+ *   mrl_<algo>_save / _load       the whole agent in one safetensors file
  *   mrl_<algo>_free(&agent)
- *   Training reports through mrl_progress_fn once per iteration; the library
- *   ships mrl_progress_print (a terminal line) and mrl_csv_logger.
+ *   Training reports through mrl_progress_fn once per iteration (the common
+ *   figures plus the algorithm's named metrics); the library ships
+ *   mrl_progress_print (a terminal line), mrl_csv_logger (a CSV log) and
+ *   mrl_plot_csv_svg (a learning curve from that log). Every example ends
+ *   with mrl_print_final's `final:` line.
  *
- * QUICK START
+ * QUICK START (examples/quickstart.c is this program, built and run by make test)
  *   mrl_vecenv env;  mrl_ppo agent;
  *   mrl_ppo_config cfg = mrl_ppo_config_default();
- *   cfg.core = mrl_core_config_lstm(64);        // remember: PPO-LSTM
- *   mrl_vecenv_init(&env, "TMaze-20", 8, 1);
- *   mrl_ppo_init(&agent, &cfg, &env);
- *   mrl_ppo_train(&agent, &env, 1000000, mrl_progress_print, NULL);
+ *   cfg.net.core = mrl_core_config_lstm(32);        // remember: PPO-LSTM
+ *   mrl_vecenv_init(&env, "TMaze-20", 16, 1);
+ *   if (mrl_ppo_init(&agent, &cfg, &env) != MRL_OK) puts(agent.error);
+ *   mrl_ppo_train(&agent, &env, 400000, mrl_progress_print, NULL);
+ *   float *state = calloc(mrl_ppo_state_dim(&agent), sizeof(float)), start = 1, action;
+ *   mrl_ppo_act(&agent, obs, 1, &start, state, 1, NULL, &action);   // then start = 0
+ *   mrl_ppo_save(&agent, "tmaze.safetensors", &env);
  *   mrl_ppo_free(&agent);  mrl_vecenv_free(&env);
  *
- * ALGORITHMS
- *   PPO (clipped surrogate), feedforward or recurrent. See its section below.
+ * ANATOMY OF AN ALGORITHM
+ *   Each algorithm is one section that reads top to bottom like a CleanRL
+ *   file: paper and defaults, deviations, config, agent struct, init, train
+ *   (schedule, collect, targets, update, report), act. What more than one
+ *   algorithm needs lives once, in >>shared and the headers below:
+ *     networks     mrl_tower (memrl_mem.h): encoder -> core -> head, each tower
+ *                  owning a slice of the per-environment state record
+ *     policy       mrl_policy_head (memrl_nn.h): act (no graph) / evaluate
+ *                  (log-prob, entropy) / rsample for every action space
+ *     experience   mrl_runner: the vector env with core states, episode
+ *                  starts, normalisers, statistics and final observations;
+ *                  mrl_rollout (memrl_mem.h) and its GAE
+ *     updates      mrl_minibatches (rows or whole sequences), mrl_rng_shuffle,
+ *                  mrl_update_guard (clip + refuse non-finite), mrl_lr_linear
+ *     reporting    mrl_train_progress + named metrics, CSV, SVG, final line
+ *     deployment   mrl_evaluate over any act function
+ *     persistence  mrl_agent_save / mrl_agent_load: whole-agent checkpoints
+ *                  and bitwise resume
+ *   PPO's section uses every one of them and owns only its loss and loop.
  */
 #ifndef MEMRL_ALGOS_H
 #define MEMRL_ALGOS_H
@@ -48,33 +91,65 @@
 extern "C" {
 #endif
 
-/* ---- progress reporting (shared by every algorithm) ---- */
+/* ======================================================================
+ * SHARED PARTS
+ * ====================================================================== */
+
+/* ---- progress reporting ---- */
+#define MRL_MAX_METRICS 16
 typedef struct mrl_train_progress {
   const char *algo, *env_id;
-  int iteration, num_iterations;
-  long long env_steps; /* since the agent was created */
-  double seconds;      /* wall time of this train call so far */
+  int iteration, num_iterations; /* of this train call */
+  long long env_steps;           /* since the agent was created */
+  double seconds;                /* wall time of this train call so far */
   double steps_per_second;
   long long episodes; /* finished since the agent was created */
   float mean_return;  /* over the last 100 episodes */
   float mean_length;
   float success_rate; /* -1 when the environment reports no success */
   float learning_rate;
-  float policy_loss, value_loss, entropy, approx_kl, clip_fraction, explained_variance;
+  /* the algorithm's own figures, e.g. policy_loss, value_loss, td_error */
+  int num_metrics;
+  const char *metric_names[MRL_MAX_METRICS]; /* string literals */
+  float metrics[MRL_MAX_METRICS];
 } mrl_train_progress;
+
+/* Adds (or overwrites) a named metric; names beyond MRL_MAX_METRICS are dropped. */
+MRL_DEF void mrl_progress_set(mrl_train_progress *p, const char *name, float value);
+/* The named metric, or NaN when the algorithm does not report it. */
+MRL_DEF float mrl_progress_metric(const mrl_train_progress *p, const char *name);
 
 /* Called once per iteration; return nonzero to stop training early. */
 typedef int (*mrl_progress_fn)(const mrl_train_progress *p, void *user);
-/* Prints one line to stdout (user == NULL) or to the FILE* given as user. */
+/* Prints one line to stdout (user == NULL) or to the FILE* given as user:
+ * the common figures, then every metric as "name value". */
 MRL_DEF int mrl_progress_print(const mrl_train_progress *p, void *user);
 
+/* CSV log: the header row is the common columns followed by the metric
+ * names of the first row written; later rows follow that header. */
 typedef struct mrl_csv_logger {
   FILE *file;
   int wrote_header;
+  int num_metrics;
+  char metric_names[MRL_MAX_METRICS][32];
 } mrl_csv_logger;
 MRL_DEF mrl_result mrl_csv_logger_open(mrl_csv_logger *l, const char *path);
 MRL_DEF int mrl_csv_logger_write(const mrl_train_progress *p, void *logger); /* a progress fn */
 MRL_DEF void mrl_csv_logger_close(mrl_csv_logger *l);
+/* A progress fn that prints the line to stdout and, when logger (an open
+ * mrl_csv_logger) is not NULL, writes the CSV row: what the examples use. */
+MRL_DEF int mrl_progress_print_and_log(const mrl_train_progress *p, void *logger);
+
+/* The summary line every training example ends with:
+ * final: env=<id> algo=<name> return=<mean of last 100> success=<rate or -> steps=<n> seconds=<s> */
+MRL_DEF int mrl_progress_print_and_log(const mrl_train_progress *p, void *logger) {
+  mrl_progress_print(p, NULL);
+  if (logger) mrl_csv_logger_write(p, logger);
+  return 0;
+}
+
+MRL_DEF void mrl_print_final(FILE *f, const char *env_id, const char *algo,
+                             const mrl_episode_stats *stats, long long env_steps, double seconds);
 
 /* Monotonic-enough wall clock in seconds, for reports. */
 MRL_DEF double mrl_wall_seconds(void);
@@ -92,120 +167,258 @@ MRL_DEF void mrl_obs_normalizer_apply(const mrl_obs_normalizer *n, const float *
                                       float *out);
 MRL_DEF void mrl_obs_normalizer_free(mrl_obs_normalizer *n);
 
+/* ---- the runner: a vector env with everything an agent keeps per environment ----
+ * Owns, for every environment of a training vector env: the observation to
+ * act on (normalised when asked, as SB3's VecNormalize does), the flag that
+ * it begins an episode, the agent's flat core-state record, the last step's
+ * (normalised) rewards and terminated/truncated flags, the final observation
+ * of an episode that just ended (for bootstrapping a truncation), episode
+ * statistics and the step count. An algorithm acts on runner.obs with
+ * runner.state and runner.episode_start, then calls mrl_runner_step. */
+typedef struct mrl_runner_config {
+  int normalize_obs;    /* 0; 1: running mean/std of observations, clipped to +-clip_obs */
+  int normalize_reward; /* 0; 1: rewards divided by the running std of each environment's
+                           discounted return (gamma), clipped to +-clip_reward (SB3) */
+  float gamma;          /* 0.99 */
+  float clip_obs, clip_reward; /* 10, 10 */
+} mrl_runner_config;
+MRL_DEF mrl_runner_config mrl_runner_config_default(void);
+
+typedef struct mrl_runner {
+  mrl_runner_config cfg;
+  int num_envs, obs_dim, env_action_dim, state_dim;
+  float *obs;           /* [B, obs_dim] observation to act on */
+  float *final_obs;     /* [B, obs_dim] last observation of an episode that ended in the last
+                           step (valid where terminated or truncated) */
+  float *episode_start; /* [B] 1: obs begins an episode (reset the core before acting) */
+  float *state;         /* [B, state_dim] the agent's core state of every environment */
+  float *rewards;       /* [B] of the last step (normalised with normalize_reward) */
+  float *terminated;    /* [B] 0/1 */
+  float *truncated;     /* [B] 0/1, only where not terminated */
+  mrl_obs_normalizer obs_norm, return_norm;
+  double *returns; /* [B] discounted return so far (reward normalisation) */
+  mrl_episode_stats stats;
+  long long env_steps; /* environment steps taken (vector steps x B) */
+  int started;
+} mrl_runner;
+
+/* state_dim floats of core state per environment (0: feedforward). A bad
+ * argument or config fails with the reason in error (error_size > 0). */
+MRL_DEF mrl_result mrl_runner_init(mrl_runner *r, const mrl_vecenv *env, int state_dim,
+                                   const mrl_runner_config *cfg, char *error, size_t error_size);
+MRL_DEF void mrl_runner_free(mrl_runner *r);
+/* Resets env (new episodes everywhere, states zeroed) unless this runner is
+ * already running on it; afterwards obs and episode_start are ready. */
+MRL_DEF mrl_result mrl_runner_start(mrl_runner *r, mrl_vecenv *env);
+/* One vector step with env actions [B, env_action_dim]. */
+MRL_DEF mrl_result mrl_runner_step(mrl_runner *r, mrl_vecenv *env, const float *actions);
+/* The training normaliser applied to n raw observations, without updating it
+ * (a copy when observations are not normalised). */
+MRL_DEF void mrl_runner_normalize(const mrl_runner *r, const float *obs, int n, float *out);
+/* ---- minibatches ----
+ * Which rollout rows (t * B + b) each minibatch of an update holds: by rows
+ * (a shuffled permutation of all T*B rows cut into num_minibatches pieces,
+ * the remainder left out as CleanRL does) or by whole environment sequences
+ * (recurrent training: B / num_minibatches environments each, every one
+ * replayed over all T steps from its stored initial state). */
+typedef struct mrl_minibatches {
+  int T, B, num_minibatches, by_sequence;
+  int *order; /* [T*B] rows, or [B] environments */
+  int *rows;  /* [T*B] the rows of the current minibatch, time-major */
+} mrl_minibatches;
+MRL_DEF mrl_result mrl_minibatches_init(mrl_minibatches *m, int T, int B, int num_minibatches,
+                                        int by_sequence);
+MRL_DEF void mrl_minibatches_free(mrl_minibatches *m);
+/* A new order (call once per epoch). */
+MRL_DEF void mrl_minibatches_shuffle(mrl_minibatches *m, mrl_rng *rng);
+/* Rows of minibatch k as a time-major [*mb_T, *mb_B] block; *envs (may be
+ * NULL) gets the environment of each column when by_sequence. */
+MRL_DEF const int *mrl_minibatches_get(mrl_minibatches *m, int k, int *mb_T, int *mb_B,
+                                       const int **envs);
+/* dst[i] = src row rows[i] (width floats each), for n rows. */
+MRL_DEF void mrl_copy_rows(const float *src, int width, const int *rows, int n, float *dst);
+
+/* ---- the update guard ----
+ * Clips the gradients to max_grad_norm (<= 0: no clipping) and returns 1
+ * when the loss and every gradient are finite, 0 otherwise: an update that
+ * would write NaN or infinity into the parameters must not be applied. */
+MRL_DEF int mrl_update_guard(mrl_params *p, float loss, float max_grad_norm);
+
+/* ---- evaluation of any agent ----
+ * act follows every agent's acting convention. Runs it (greedy or sampled)
+ * on env, a vector env of its own (not the training one), until `episodes`
+ * episodes (at most 100) have finished, spread evenly over its environments
+ * as Stable-Baselines3's evaluate_policy does; their returns, lengths and
+ * successes go into *stats. rng seeds the sampling. */
+typedef mrl_result (*mrl_act_fn)(void *agent, const float *obs, int n, const float *episode_start,
+                                 float *state, int greedy, mrl_rng *rng, float *actions);
+MRL_DEF mrl_result mrl_evaluate(mrl_act_fn act, void *agent, int state_dim, mrl_vecenv *env,
+                                int episodes, int greedy, mrl_rng *rng,
+                                mrl_episode_stats *stats);
+
+/* ---- whole-agent checkpoints ----
+ * One safetensors file (memrl_nn.h's checkpoints) holding the parameters
+ * with their Adam moments and step count, metadata memrl.algo and
+ * memrl.config (the algorithm's config as JSON), the runner (observation and
+ * return normalisers, episode statistics, every environment's core state,
+ * observation, flags, step count) as "__runner.*" tensors, the vector env's
+ * snapshot ("__runner.vecenv", when env is given, running and every one of
+ * its environments supports snapshots), and the algorithm's own extras
+ * (RNG state, counters). */
+MRL_DEF mrl_result mrl_agent_save(const char *path, const mrl_params *p, const char *algo,
+                                  const char *config_json, const mrl_runner *r,
+                                  const mrl_vecenv *env, const mrl_checkpoint_extra *extras,
+                                  int num_extras);
+/* Loads into an agent built with the same config: algo and config_json must
+ * match the file's (error names the first config field that differs), every
+ * tensor must fit. The algorithm's extras are written through their data
+ * pointers. With env and a stored snapshot, the environments are restored
+ * and training continues their episodes; otherwise the next train call
+ * starts new ones. Nothing changes on failure. */
+MRL_DEF mrl_result mrl_agent_load(const char *path, mrl_params *p, const char *algo,
+                                  const char *config_json, mrl_runner *r, mrl_vecenv *env,
+                                  const mrl_checkpoint_extra *extras, int num_extras,
+                                  char *error, size_t error_size);
+
 /* ======================================================================
- * PPO: Schulman, Wolski, Dhariwal, Radford, Klimov (2017), "Proximal Policy
+ * PPO >>ppo
+ * Schulman, Wolski, Dhariwal, Radford, Klimov (2017), "Proximal Policy
  * Optimization Algorithms", clipped-surrogate objective. Defaults and details
  * follow CleanRL's ppo.py (Huang et al. 2022, "The 37 implementation details
  * of PPO"): orthogonal initialisation (sqrt 2 hidden, 0.01 policy, 1 value),
  * Adam eps 1e-5, linear learning-rate annealing, GAE, per-minibatch advantage
  * normalisation, clipped value loss, global gradient clipping at 0.5.
+ * Continuous (box) actions follow CleanRL's ppo_continuous_action.py: a
+ * diagonal Gaussian whose log-std is a state-independent parameter
+ * (initialised to log_std_init = 0), actions sampled unbounded, stored and
+ * scored as sampled, and clipped to the bounds only when sent to the
+ * environment (its ClipAction wrapper; SB3 does the same). Set
+ * squash_actions for a tanh-squashed Gaussian instead (the bounds are then
+ * reached smoothly; its log-std comes from the features, clamped to [-5, 2],
+ * and its entropy bonus is the one-sample estimate -log p, as SB3's).
+ * Use CleanRL's continuous hyperparameters by hand (see
+ * examples/ppo_pendulum.c): they differ from the discrete defaults.
  * Recurrent PPO follows CleanRL's ppo_atari_lstm.py: every minibatch holds
  * whole rollout sequences of a subset of the environments, replayed from the
  * core state stored at the start of the rollout, with the state zeroed where
  * an episode starts (truncated BPTT over the rollout length).
- * Deviations from CleanRL, both as in Stable-Baselines3: a time-limit
+ * Deviations from CleanRL, all as in Stable-Baselines3: a time-limit
  * truncation is bootstrapped from the value of the final observation instead
- * of being treated as a terminal state; and an optional running observation
- * normaliser (off by default).
- * Discrete actions only in this version.
+ * of being treated as a terminal state; optional running observation and
+ * reward normalisation (off by default; CleanRL's continuous script always
+ * normalises through Gymnasium wrappers); and an optional linear decay of
+ * clip_coef (anneal_clip). An update whose loss or gradient is not finite is
+ * not applied: training stops with MRL_ERR_NON_FINITE and says where.
  * ====================================================================== */
 
-#define MRL_PPO_MAX_LAYERS 4
-
 typedef struct mrl_ppo_config {
-  uint64_t seed;       /* 1 */
-  int num_steps;       /* 128: rollout length per environment */
-  float learning_rate; /* 2.5e-4 */
-  int anneal_lr;       /* 1: linear decay to 0 over the train call */
-  float gamma;         /* 0.99 */
-  float gae_lambda;    /* 0.95 */
-  int num_minibatches; /* 4 */
-  int update_epochs;   /* 4 */
-  int norm_adv;        /* 1 */
-  float clip_coef;     /* 0.2 */
-  int anneal_clip;     /* 0; 1: clip_coef decays linearly like the learning rate (SB3 lin_) */
-  int clip_vloss;      /* 1 */
-  float ent_coef;      /* 0.01 */
-  float vf_coef;       /* 0.5 */
-  float max_grad_norm; /* 0.5 */
-  float target_kl;     /* 0: off; else stop an update's epochs once approx_kl exceeds it */
-  float adam_eps;      /* 1e-5 */
-  /* network, per tower (actor and critic): encoder MLP -> core -> head MLP -> linear */
-  int encoder_sizes[MRL_PPO_MAX_LAYERS]; /* {64, 64} */
-  int num_encoder_layers;                /* 2 */
-  mrl_core_config core;                  /* none */
-  int head_sizes[MRL_PPO_MAX_LAYERS];    /* {} */
-  int num_head_layers;                   /* 0 */
-  mrl_activation activation;             /* tanh */
-  int orthogonal_init;                   /* 1: CleanRL's layer_init; 0: PyTorch defaults */
-  int shared_torso;  /* 0: separate actor and critic networks (CleanRL ppo.py) */
-  int normalize_obs; /* 0 */
-  /* 0; 1: rewards divided by the running std of each environment's discounted
-   * return (gamma) and clipped to +-10 (SB3 VecNormalize's norm_reward) */
-  int normalize_reward;
+  uint64_t seed;         /* 1 */
+  int num_steps;         /* 128: rollout length per environment */
+  float learning_rate;   /* 2.5e-4 */
+  int anneal_lr;         /* 1: linear decay to 0 */
+  long long total_steps; /* 0: each train call anneals over its own steps; > 0: the schedules
+                            span this many steps of the agent's life, so a run split over
+                            several calls (or saved and resumed) anneals like one call */
+  float gamma;           /* 0.99 */
+  float gae_lambda;      /* 0.95 */
+  int num_minibatches;   /* 4 */
+  int update_epochs;     /* 4 */
+  int norm_adv;          /* 1 */
+  float clip_coef;       /* 0.2 */
+  int anneal_clip;       /* 0; 1: clip_coef decays linearly like the learning rate (SB3 lin_) */
+  int clip_vloss;        /* 1 */
+  float ent_coef;        /* 0.01 */
+  float vf_coef;         /* 0.5 */
+  float max_grad_norm;   /* 0.5 */
+  float target_kl;       /* 0: off; else stop an update's epochs once approx_kl exceeds it */
+  float adam_eps;        /* 1e-5 */
+  /* network: actor and critic towers (encoder MLP -> core -> head MLP), then
+   * the policy head and a linear value layer */
+  mrl_tower_config net; /* encoder {64, 64} tanh, no core, no head */
+  int orthogonal_init;  /* 1: CleanRL's layer_init (and orthogonal LSTM weights, zero biases);
+                           0: PyTorch defaults */
+  int shared_torso;     /* 0: separate actor and critic networks (CleanRL ppo.py) */
+  int normalize_obs;    /* 0 */
+  int normalize_reward; /* 0 */
+  int squash_actions;   /* box actions: 0 Gaussian, clipped when sent; 1 tanh-squashed */
+  float log_std_init;   /* box actions: 0 */
 } mrl_ppo_config;
 
 MRL_DEF mrl_ppo_config mrl_ppo_config_default(void);
 
-typedef struct mrl__ppo_tower {
-  mrl_mlp encoder, head;
-  mrl_core core;
-  mrl_linear_layer out;
-} mrl__ppo_tower;
+typedef struct mrl_ppo_update_stats {
+  double policy_loss, value_loss, entropy, approx_kl, clip_fraction;
+  int count; /* minibatches the sums are over */
+} mrl_ppo_update_stats;
 
 typedef struct mrl_ppo {
   mrl_ppo_config cfg;
-  int obs_dim, num_actions, num_envs;
+  int obs_dim, num_envs;
+  int num_actions;    /* discrete: n; box: 0 */
+  int env_action_dim; /* floats per action sent to the environment */
+  int raw_dim;        /* floats per action stored in the rollout (mrl_policy_head_raw_dim) */
+  int state_dim;      /* recurrent floats per environment: actor's, then critic's */
   mrl_params params;
-  mrl__ppo_tower actor, critic;                     /* critic's torso unused when shared_torso */
-  int actor_state_dim, critic_state_dim, state_dim; /* recurrent floats per environment */
-  int recurrent;
+  mrl_tower actor, critic; /* the critic tower is empty with shared_torso */
+  mrl_policy_head policy;
+  mrl_linear_layer value;
   mrl_graph graph;     /* training */
   mrl_graph act_graph; /* acting */
+  mrl_runner runner;
   mrl_rollout rollout;
-  mrl_obs_normalizer obs_norm;
-  mrl_obs_normalizer return_norm; /* dim 1: statistics of discounted returns */
-  mrl_episode_stats stats;
+  mrl_minibatches minibatches;
   mrl_rng rng;
-  float *env_state;    /* [num_envs, state_dim]: state of every training environment */
-  float *env_starts;   /* [num_envs]: the current observation begins an episode */
-  float *step_obs;     /* [num_envs, obs_dim] scratch */
-  float *step_values;  /* [num_envs] scratch */
-  double *env_returns; /* [num_envs]: discounted return so far (reward normalisation) */
-  int *mb_index;       /* [num_steps * num_envs] minibatch permutation */
-  int *env_perm;       /* [num_envs] recurrent minibatches: environment permutation */
-  float *mb_obs, *mb_starts, *mb_state, *mb_scalars; /* minibatch scratch */
-  int *mb_actions;
-  long long env_steps;
-  int env_ready; /* the vector env has been reset for training */
+  long long iterations; /* updates since the agent was created */
+  float *step_raw, *step_actions, *step_values; /* [B * raw_dim], [B * env_action_dim], [B] */
+  float *mb_obs, *mb_actions, *mb_starts, *mb_state, *mb_scalars; /* minibatch scratch */
+  char error[MRL_ERROR_SIZE]; /* why the last call failed, when it says */
 } mrl_ppo;
 
+/* Builds the agent for env's observation and action spaces. A config that
+ * does not fit returns MRL_ERR_INVALID_ARGUMENT and error names the field. */
 MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *agent, const mrl_ppo_config *cfg, const mrl_vecenv *env);
 MRL_DEF void mrl_ppo_free(mrl_ppo *agent);
-/* Trains for (about) env_steps environment steps: whole iterations of
- * num_envs * num_steps. The vector env must be the one given to init (same
- * dimensions and count); training continues its episodes across calls. */
+/* Trains for env_steps environment steps, rounded down to whole iterations
+ * of num_envs * num_steps (0 trains nothing; negative is an error). The
+ * vector env must be the one given to init (same dimensions and count);
+ * training continues its episodes across calls. */
 MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *agent, mrl_vecenv *env, long long env_steps,
                                  mrl_progress_fn progress, void *user);
+/* One update (update_epochs over the minibatches) on what agent->rollout
+ * holds, advantages and returns included. train calls it once per
+ * iteration; tests call it on fixed data. stats may be NULL. */
+MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *agent, float learning_rate, float clip_coef,
+                                  mrl_ppo_update_stats *stats);
 /* Floats of recurrent state per environment for mrl_ppo_act (0: feedforward). */
 MRL_DEF int mrl_ppo_state_dim(const mrl_ppo *agent);
-/* Deployment: actions for n observations [n, obs_dim]. state [n, state_dim]
- * is read and updated; episode_start [n] (may be NULL) zeroes it first.
- * greedy = 1 takes the most probable action, else samples with rng (NULL: the
- * agent's own). No gradients, and no heap allocation once the acting arena
- * has grown to the largest n used. */
-MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *agent, const float *obs, int n, float *state,
-                               const float *episode_start, int greedy, mrl_rng *rng,
+/* Deployment: actions [n, env_action_dim] for n raw observations [n, obs_dim]
+ * (normalised here with the training statistics when normalize_obs).
+ * episode_start [n] (may be NULL) zeroes a row's state first; state
+ * [n, state_dim] is read and advanced. greedy = 1 takes the mode (argmax,
+ * the mean), else samples with rng (NULL: the agent's own). No gradients,
+ * and no heap allocation once the acting arena has grown to the largest n. */
+MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *agent, const float *obs, int n,
+                               const float *episode_start, float *state, int greedy, mrl_rng *rng,
                                float *actions);
-/* Value estimates for deployment-side diagnostics (same conventions, state not advanced). */
-/* Runs the policy (greedy or sampled) on env, a vector env of its own (not
- * the training one), until `episodes` episodes (at most 100) have finished,
- * spread evenly over its environments as Stable-Baselines3's evaluate_policy
- * does; their returns, lengths and successes go into *stats. No learning. */
+/* Value estimates [n], same conventions as act; the state is not advanced. */
+MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *agent, const float *obs, int n,
+                                 const float *episode_start, const float *state, float *values);
+/* mrl_evaluate with the agent's act (rng seeded from the agent's seed). */
 MRL_DEF mrl_result mrl_ppo_evaluate(mrl_ppo *agent, mrl_vecenv *env, int episodes, int greedy,
                                     mrl_episode_stats *stats);
-MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *agent, const float *obs, int n, const float *state,
-                                 const float *episode_start, float *values);
+/* The whole agent in one safetensors file, written atomically: parameters,
+ * Adam moments and step count, the runner (normalisers, episode statistics,
+ * every environment's core state, step counts), the RNG, the iteration count
+ * and the config (as JSON in memrl.config); with env, the training vector
+ * env's snapshot too, so a resumed run continues the same episodes bitwise. */
+MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *agent, const char *path, const mrl_vecenv *env);
+/* Loads into an agent initialised with the same config and env (the config
+ * stored in the file must match: error names the first field that differs).
+ * With env, restores the environments when the file holds their snapshot.
+ * Nothing changes on failure. */
+MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *agent, const char *path, mrl_vecenv *env);
+/* The config as one line of JSON (what save stores); snprintf semantics. */
+MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t size);
 
 #ifdef __cplusplus
 }
@@ -217,6 +430,8 @@ MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *agent, const float *obs, int n, const 
     !defined(MEMRL_ALGOS_IMPLEMENTED)
 #define MEMRL_ALGOS_IMPLEMENTED
 
+#include <limits.h>
+#include <stdarg.h>
 #if defined(_WIN32)
 #include <windows.h>
 #else
@@ -226,6 +441,8 @@ MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *agent, const float *obs, int n, const 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- shared parts >>shared ---- */
 
 MRL_DEF double mrl_wall_seconds(void) {
 #if defined(_WIN32)
@@ -237,44 +454,94 @@ MRL_DEF double mrl_wall_seconds(void) {
 #endif
 }
 
-/* ---- progress ---- */
+/* printf into an object's error buffer (size 0: no message wanted) */
+static void mrl__say(char *error, size_t size, const char *fmt, ...) {
+  va_list ap;
+  if (!error || size == 0) return;
+  va_start(ap, fmt);
+  vsnprintf(error, size, fmt, ap);
+  va_end(ap);
+}
+
+static int mrl__finite(double x) {
+  return x - x == 0.0;
+}
+
+/* ---- progress >>progress ---- */
+
+MRL_DEF void mrl_progress_set(mrl_train_progress *p, const char *name, float value) {
+  int i;
+  for (i = 0; i < p->num_metrics; i++)
+    if (strcmp(p->metric_names[i], name) == 0) {
+      p->metrics[i] = value;
+      return;
+    }
+  if (p->num_metrics >= MRL_MAX_METRICS) return;
+  p->metric_names[p->num_metrics] = name;
+  p->metrics[p->num_metrics++] = value;
+}
+
+MRL_DEF float mrl_progress_metric(const mrl_train_progress *p, const char *name) {
+  int i;
+  for (i = 0; i < p->num_metrics; i++)
+    if (strcmp(p->metric_names[i], name) == 0) return p->metrics[i];
+  return (float)NAN;
+}
+
+static void mrl__success_text(float rate, char *buf, size_t size) {
+  if (rate >= 0.0f)
+    snprintf(buf, size, "%.2f", rate);
+  else
+    snprintf(buf, size, "-");
+}
 
 MRL_DEF int mrl_progress_print(const mrl_train_progress *p, void *user) {
   FILE *f = user ? (FILE *)user : stdout;
   char success[16];
-  if (p->success_rate >= 0.0f)
-    snprintf(success, sizeof success, "%.2f", p->success_rate);
-  else
-    snprintf(success, sizeof success, "-");
-  fprintf(f,
-          "%s %s iter %d/%d steps %lld return %.2f success %s len %.1f episodes %lld "
-          "pi %.4f v %.4f ent %.3f kl %.4f sps %.0f\n",
+  int i;
+  mrl__success_text(p->success_rate, success, sizeof success);
+  fprintf(f, "%s %s iter %d/%d steps %lld return %.2f success %s len %.1f episodes %lld lr %.3g",
           p->algo, p->env_id, p->iteration, p->num_iterations, p->env_steps, p->mean_return,
-          success, p->mean_length, p->episodes, p->policy_loss, p->value_loss, p->entropy,
-          p->approx_kl, p->steps_per_second);
+          success, p->mean_length, p->episodes, p->learning_rate);
+  for (i = 0; i < p->num_metrics; i++) fprintf(f, " %s %.4g", p->metric_names[i], p->metrics[i]);
+  fprintf(f, " sps %.0f\n", p->steps_per_second);
   fflush(f);
   return 0;
 }
 
 MRL_DEF mrl_result mrl_csv_logger_open(mrl_csv_logger *l, const char *path) {
-  l->wrote_header = 0;
+  memset(l, 0, sizeof *l);
+  if (!path) return MRL_ERR_INVALID_ARGUMENT;
   l->file = fopen(path, "w");
   return l->file ? MRL_OK : MRL_ERR_IO;
 }
 
 MRL_DEF int mrl_csv_logger_write(const mrl_train_progress *p, void *logger) {
   mrl_csv_logger *l = (mrl_csv_logger *)logger;
+  int i;
   if (!l || !l->file) return 0;
   if (!l->wrote_header) {
-    fprintf(l->file, "algo,env,iteration,env_steps,seconds,episodes,mean_return,mean_length,"
-                     "success_rate,learning_rate,policy_loss,value_loss,entropy,approx_kl,"
-                     "clip_fraction,explained_variance\n");
+    fprintf(l->file, "algo,env,iteration,env_steps,seconds,steps_per_second,episodes,mean_return,"
+                     "mean_length,success_rate,learning_rate");
+    for (i = 0; i < p->num_metrics; i++) {
+      snprintf(l->metric_names[i], sizeof l->metric_names[i], "%s", p->metric_names[i]);
+      fprintf(l->file, ",%s", l->metric_names[i]);
+    }
+    l->num_metrics = p->num_metrics;
+    fprintf(l->file, "\n");
     l->wrote_header = 1;
   }
-  fprintf(l->file, "%s,%s,%d,%lld,%.3f,%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n",
-          p->algo, p->env_id, p->iteration, p->env_steps, p->seconds, p->episodes, p->mean_return,
-          p->mean_length, p->success_rate, p->learning_rate, p->policy_loss, p->value_loss,
-          p->entropy, p->approx_kl, p->clip_fraction, p->explained_variance);
+  fprintf(l->file, "%s,%s,%d,%lld,%.3f,%.1f,%lld,%.6g,%.6g,%.6g,%.6g", p->algo, p->env_id,
+          p->iteration, p->env_steps, p->seconds, p->steps_per_second, p->episodes,
+          p->mean_return, p->mean_length, p->success_rate, p->learning_rate);
+  for (i = 0; i < l->num_metrics; i++) { /* by name: a missing metric leaves its cell empty */
+    float v = mrl_progress_metric(p, l->metric_names[i]);
+    if (v == v)
+      fprintf(l->file, ",%.6g", v);
+    else
+      fprintf(l->file, ",");
+  }
+  fprintf(l->file, "\n");
   fflush(l->file);
   return 0;
 }
@@ -282,6 +549,14 @@ MRL_DEF int mrl_csv_logger_write(const mrl_train_progress *p, void *logger) {
 MRL_DEF void mrl_csv_logger_close(mrl_csv_logger *l) {
   if (l->file) fclose(l->file);
   l->file = NULL;
+}
+
+MRL_DEF void mrl_print_final(FILE *f, const char *env_id, const char *algo,
+                             const mrl_episode_stats *stats, long long env_steps, double seconds) {
+  char success[16];
+  mrl__success_text(mrl_episode_stats_success_rate(stats), success, sizeof success);
+  fprintf(f ? f : stdout, "final: env=%s algo=%s return=%.2f success=%s steps=%lld seconds=%.1f\n",
+          env_id, algo, mrl_episode_stats_mean_return(stats), success, env_steps, seconds);
 }
 
 /* ---- observation normaliser ---- */
@@ -339,281 +614,520 @@ MRL_DEF void mrl_obs_normalizer_free(mrl_obs_normalizer *n) {
   n->mean = n->var = NULL;
 }
 
-/* ---- PPO ---- */
 
-MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
-  mrl_ppo_config c;
-  memset(&c, 0, sizeof c);
-  c.seed = 1;
-  c.num_steps = 128;
-  c.learning_rate = 2.5e-4f;
-  c.anneal_lr = 1;
-  c.gamma = 0.99f;
-  c.gae_lambda = 0.95f;
-  c.num_minibatches = 4;
-  c.update_epochs = 4;
-  c.norm_adv = 1;
-  c.clip_coef = 0.2f;
-  c.clip_vloss = 1;
-  c.ent_coef = 0.01f;
-  c.vf_coef = 0.5f;
-  c.max_grad_norm = 0.5f;
-  c.target_kl = 0.0f;
-  c.adam_eps = 1e-5f;
-  c.encoder_sizes[0] = 64;
-  c.encoder_sizes[1] = 64;
-  c.num_encoder_layers = 2;
-  c.core = mrl_core_config_default();
-  c.num_head_layers = 0;
-  c.activation = MRL_ACT_TANH;
-  c.orthogonal_init = 1;
-  c.shared_torso = 0;
+/* ---- runner >>runner ---- */
+
+MRL_DEF mrl_runner_config mrl_runner_config_default(void) {
+  mrl_runner_config c;
   c.normalize_obs = 0;
   c.normalize_reward = 0;
+  c.gamma = 0.99f;
+  c.clip_obs = 10.0f;
+  c.clip_reward = 10.0f;
   return c;
 }
 
-/* Builds encoder -> core -> head -> linear(out_dim). torso = 0 builds only the
- * output layer (the critic of a shared torso). */
-static void mrl__ppo_tower_init(mrl__ppo_tower *t, mrl_params *p, const char *name,
-                                const mrl_ppo_config *c, int in_dim, int out_dim, float out_gain,
-                                int torso, int torso_out_dim) {
-  char buf[64];
-  int sizes[MRL_PPO_MAX_LAYERS + 1], i, dim = in_dim;
-  mrl_init hidden = c->orthogonal_init ? mrl_init_orthogonal(sqrtf(2.0f)) : mrl_init_default();
-  mrl_init out = c->orthogonal_init ? mrl_init_orthogonal(out_gain) : mrl_init_default();
-  memset(t, 0, sizeof *t);
-  if (torso) {
-    if (c->num_encoder_layers > 0) {
-      sizes[0] = dim;
-      for (i = 0; i < c->num_encoder_layers; i++) sizes[i + 1] = c->encoder_sizes[i];
-      snprintf(buf, sizeof buf, "%s.encoder", name);
-      mrl_mlp_init(&t->encoder, p, buf, c->num_encoder_layers + 1, sizes, c->activation, hidden,
-                   hidden);
-      t->encoder.activate_output = 1;
-      dim = sizes[c->num_encoder_layers];
-    }
-    {
-      mrl_core_config cc = c->core;
-      if (c->orthogonal_init && cc.init.kind == MRL_INIT_DEFAULT)
-        cc.init = mrl_init_orthogonal(1.0f); /* CleanRL's LSTM: orthogonal 1, biases 0 */
-      snprintf(buf, sizeof buf, "%s.core", name);
-      mrl_core_init(&t->core, p, buf, dim, &cc);
-      dim = t->core.output_dim;
-    }
-    if (c->num_head_layers > 0) {
-      sizes[0] = dim;
-      for (i = 0; i < c->num_head_layers; i++) sizes[i + 1] = c->head_sizes[i];
-      snprintf(buf, sizeof buf, "%s.head", name);
-      mrl_mlp_init(&t->head, p, buf, c->num_head_layers + 1, sizes, c->activation, hidden, hidden);
-      t->head.activate_output = 1;
-      dim = sizes[c->num_head_layers];
-    }
-  } else {
-    dim = torso_out_dim;
-  }
-  snprintf(buf, sizeof buf, "%s.out", name);
-  mrl_linear_layer_init(&t->out, p, buf, dim, out_dim, out);
-}
-
-static int mrl__ppo_torso_out_dim(const mrl__ppo_tower *t) {
-  return t->out.in_features;
-}
-
-/* x [T*B, obs] -> torso features [T*B, F] */
-static mrl_tensor *mrl__ppo_torso(const mrl__ppo_tower *t, mrl_graph *g, mrl_tensor *x, int T,
-                                  int B, const float *starts, const float *state_in,
-                                  float *state_out, int stride) {
-  if (t->encoder.num_layers) x = mrl_mlp_forward(&t->encoder, g, x);
-  x = mrl_core_forward(&t->core, g, x, T, B, starts, state_in, state_out, stride);
-  if (t->head.num_layers) x = mrl_mlp_forward(&t->head, g, x);
-  return x;
-}
-
-/* Logits [T*B, A] and values [T*B]. State for environment b: actor's at
- * state + b*stride, critic's right after it. state_out may be NULL. */
-static void mrl__ppo_forward(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
-                             const float *starts, const float *state_in, float *state_out,
-                             int stride, mrl_tensor **logits, mrl_tensor **values) {
-  mrl_tensor *fa, *fc, *v;
-  int shape[1];
-  fa = mrl__ppo_torso(&a->actor, g, x, T, B, starts, state_in, state_out, stride);
-  if (logits) *logits = mrl_linear_layer_forward(&a->actor.out, g, fa);
-  if (!values) return;
-  if (a->cfg.shared_torso) {
-    fc = fa;
-  } else {
-    fc = mrl__ppo_torso(&a->critic, g, x, T, B, starts,
-                        state_in ? state_in + a->actor_state_dim : NULL,
-                        state_out ? state_out + a->actor_state_dim : NULL, stride);
-  }
-  v = mrl_linear_layer_forward(&a->critic.out, g, fc);
-  shape[0] = T * B;
-  *values = mrl_reshape(g, v, 1, shape);
-}
-
-MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl_vecenv *env) {
-  mrl_result r;
-  int n, T, torso_dim;
-  size_t tb;
-  memset(a, 0, sizeof *a);
-  if (!cfg || !env || env->num_actions < 1 || cfg->num_steps < 1 || cfg->num_minibatches < 1 ||
-      cfg->update_epochs < 1 || cfg->num_encoder_layers < 0 ||
-      cfg->num_encoder_layers > MRL_PPO_MAX_LAYERS || cfg->num_head_layers < 0 ||
-      cfg->num_head_layers > MRL_PPO_MAX_LAYERS)
+MRL_DEF mrl_result mrl_runner_init(mrl_runner *r, const mrl_vecenv *env, int state_dim,
+                                   const mrl_runner_config *cfg, char *error, size_t error_size) {
+  size_t B, O;
+  mrl_result res;
+  memset(r, 0, sizeof *r);
+  if (!env || !cfg || env->num_envs < 1 || env->obs_dim < 1 || state_dim < 0) {
+    mrl__say(error, error_size, "runner: needs a vector env and state_dim >= 0 (got %d)",
+             state_dim);
     return MRL_ERR_INVALID_ARGUMENT;
-  a->cfg = *cfg;
-  a->obs_dim = env->obs_dim;
-  a->num_actions = env->num_actions;
-  a->num_envs = n = env->num_envs;
-  T = cfg->num_steps;
-  a->recurrent = cfg->core.kind != MRL_CORE_NONE;
-  if (a->recurrent && n % cfg->num_minibatches != 0) return MRL_ERR_INVALID_ARGUMENT;
-  if (!a->recurrent && (n * T) / cfg->num_minibatches < 1) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_params_init(&a->params);
-  mrl__ppo_tower_init(&a->actor, &a->params, "actor", cfg, a->obs_dim, a->num_actions, 0.01f, 1, 0);
-  torso_dim = mrl__ppo_torso_out_dim(&a->actor);
-  mrl__ppo_tower_init(&a->critic, &a->params, "critic", cfg, a->obs_dim, 1, 1.0f,
-                      !cfg->shared_torso, torso_dim);
-  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) goto fail;
-  a->actor_state_dim = mrl_core_state_dim(&a->actor.core);
-  a->critic_state_dim = cfg->shared_torso ? 0 : mrl_core_state_dim(&a->critic.core);
-  a->state_dim = a->actor_state_dim + a->critic_state_dim;
-  if ((r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK) goto fail;
-  if ((r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK) goto fail;
-  if ((r = mrl_rollout_init(&a->rollout, T, n, a->obs_dim, 1, a->state_dim)) != MRL_OK) goto fail;
-  if ((r = mrl_obs_normalizer_init(&a->obs_norm, a->obs_dim)) != MRL_OK) goto fail;
-  if ((r = mrl_obs_normalizer_init(&a->return_norm, 1)) != MRL_OK) goto fail;
-  mrl_episode_stats_init(&a->stats);
-  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
-  tb = (size_t)n * T;
-  a->env_state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)n * a->state_dim + 1));
-  a->env_starts = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
-  a->step_obs = (float *)MRL_MALLOC(sizeof(float) * (size_t)n * a->obs_dim);
-  a->step_values = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
-  a->env_returns = (double *)MRL_MALLOC(sizeof(double) * (size_t)n);
-  a->mb_index = (int *)MRL_MALLOC(sizeof(int) * tb);
-  a->mb_actions = (int *)MRL_MALLOC(sizeof(int) * tb);
-  a->env_perm = (int *)MRL_MALLOC(sizeof(int) * (size_t)n);
-  a->mb_obs = (float *)MRL_MALLOC(sizeof(float) * tb * a->obs_dim);
-  a->mb_starts = (float *)MRL_MALLOC(sizeof(float) * tb);
-  a->mb_state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)n * a->state_dim + 1));
-  a->mb_scalars = (float *)MRL_MALLOC(sizeof(float) * tb * 4);
-  if (!a->env_state || !a->env_starts || !a->step_obs || !a->step_values || !a->env_returns ||
-      !a->mb_index || !a->env_perm || !a->mb_actions || !a->mb_obs || !a->mb_starts ||
-      !a->mb_state || !a->mb_scalars) {
-    r = MRL_ERR_OUT_OF_MEMORY;
-    goto fail;
   }
-  memset(a->env_state, 0, sizeof(float) * ((size_t)n * a->state_dim + 1));
-  memset(a->env_returns, 0, sizeof(double) * (size_t)n);
+  if (!mrl__finite(cfg->gamma) || cfg->gamma < 0.0f || cfg->gamma > 1.0f ||
+      !mrl__finite(cfg->clip_obs) || cfg->clip_obs <= 0.0f || !mrl__finite(cfg->clip_reward) ||
+      cfg->clip_reward <= 0.0f) {
+    mrl__say(error, error_size, "runner: gamma %g must be in [0, 1], clips %g and %g > 0",
+             cfg->gamma, cfg->clip_obs, cfg->clip_reward);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  r->cfg = *cfg;
+  r->num_envs = env->num_envs;
+  r->obs_dim = env->obs_dim;
+  r->env_action_dim = env->action_dim;
+  r->state_dim = state_dim;
+  B = (size_t)r->num_envs;
+  O = (size_t)r->obs_dim;
+  r->obs = (float *)MRL_MALLOC(sizeof(float) * B * O);
+  r->final_obs = (float *)MRL_MALLOC(sizeof(float) * B * O);
+  r->episode_start = (float *)MRL_MALLOC(sizeof(float) * B);
+  r->state = (float *)MRL_MALLOC(sizeof(float) * (B * (size_t)state_dim + 1));
+  r->rewards = (float *)MRL_MALLOC(sizeof(float) * B);
+  r->terminated = (float *)MRL_MALLOC(sizeof(float) * B);
+  r->truncated = (float *)MRL_MALLOC(sizeof(float) * B);
+  r->returns = (double *)MRL_MALLOC(sizeof(double) * B);
+  if (!r->obs || !r->final_obs || !r->episode_start || !r->state || !r->rewards ||
+      !r->terminated || !r->truncated || !r->returns) {
+    mrl_runner_free(r);
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  if ((res = mrl_obs_normalizer_init(&r->obs_norm, r->obs_dim)) != MRL_OK ||
+      (res = mrl_obs_normalizer_init(&r->return_norm, 1)) != MRL_OK) {
+    mrl_runner_free(r);
+    return res;
+  }
+  r->obs_norm.clip = cfg->clip_obs;
+  r->return_norm.clip = cfg->clip_reward;
+  memset(r->obs, 0, sizeof(float) * B * O);
+  memset(r->final_obs, 0, sizeof(float) * B * O);
+  memset(r->state, 0, sizeof(float) * (B * (size_t)state_dim + 1));
+  memset(r->rewards, 0, sizeof(float) * B);
+  memset(r->terminated, 0, sizeof(float) * B);
+  memset(r->truncated, 0, sizeof(float) * B);
+  memset(r->returns, 0, sizeof(double) * B);
+  for (B = 0; B < (size_t)r->num_envs; B++) r->episode_start[B] = 1.0f;
+  mrl_episode_stats_init(&r->stats);
   return MRL_OK;
-fail:
-  mrl_ppo_free(a);
-  return r;
 }
 
-MRL_DEF void mrl_ppo_free(mrl_ppo *a) {
-  mrl_params_free(&a->params);
-  mrl_graph_free(&a->graph);
-  mrl_graph_free(&a->act_graph);
-  mrl_rollout_free(&a->rollout);
-  mrl_obs_normalizer_free(&a->obs_norm);
-  mrl_obs_normalizer_free(&a->return_norm);
-  MRL_FREE(a->env_state);
-  MRL_FREE(a->env_starts);
-  MRL_FREE(a->step_obs);
-  MRL_FREE(a->step_values);
-  MRL_FREE(a->env_returns);
-  MRL_FREE(a->mb_index);
-  MRL_FREE(a->mb_actions);
-  MRL_FREE(a->env_perm);
-  MRL_FREE(a->mb_obs);
-  MRL_FREE(a->mb_starts);
-  MRL_FREE(a->mb_state);
-  MRL_FREE(a->mb_scalars);
-  memset(a, 0, sizeof *a);
+MRL_DEF void mrl_runner_free(mrl_runner *r) {
+  MRL_FREE(r->obs);
+  MRL_FREE(r->final_obs);
+  MRL_FREE(r->episode_start);
+  MRL_FREE(r->state);
+  MRL_FREE(r->rewards);
+  MRL_FREE(r->terminated);
+  MRL_FREE(r->truncated);
+  MRL_FREE(r->returns);
+  mrl_obs_normalizer_free(&r->obs_norm);
+  mrl_obs_normalizer_free(&r->return_norm);
+  memset(r, 0, sizeof *r);
 }
 
-MRL_DEF int mrl_ppo_state_dim(const mrl_ppo *a) {
-  return a->state_dim;
+MRL_DEF void mrl_runner_normalize(const mrl_runner *r, const float *obs, int n, float *out) {
+  if (r->cfg.normalize_obs)
+    mrl_obs_normalizer_apply(&r->obs_norm, obs, n, out);
+  else if (out != obs)
+    memcpy(out, obs, sizeof(float) * (size_t)n * r->obs_dim);
 }
 
-static const float *mrl__ppo_prepare_obs(mrl_ppo *a, mrl_graph *g, const float *obs, int n) {
-  float *x;
-  if (!a->cfg.normalize_obs) return obs;
-  x = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
-  if (x) mrl_obs_normalizer_apply(&a->obs_norm, obs, n, x);
-  return x;
+/* The observation to act on: the environments' (the normaliser learns from
+ * it first, as VecNormalize does when a step returns). */
+static void mrl__runner_observe(mrl_runner *r, const mrl_vecenv *env) {
+  if (r->cfg.normalize_obs) mrl_obs_normalizer_update(&r->obs_norm, env->obs, r->num_envs);
+  mrl_runner_normalize(r, env->obs, r->num_envs, r->obs);
 }
 
-MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *a, const float *obs, int n, float *state,
-                               const float *episode_start, int greedy, mrl_rng *rng,
-                               float *actions) {
-  mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *logits = NULL, *v = NULL;
-  const float *xo;
+static int mrl__runner_matches(const mrl_runner *r, const mrl_vecenv *env) {
+  return env && env->num_envs == r->num_envs && env->obs_dim == r->obs_dim &&
+         env->action_dim == r->env_action_dim;
+}
+
+MRL_DEF mrl_result mrl_runner_start(mrl_runner *r, mrl_vecenv *env) {
+  mrl_result res;
+  int b;
+  if (!mrl__runner_matches(r, env)) return MRL_ERR_INVALID_ARGUMENT;
+  if (r->started && env->ready) return MRL_OK;
+  if ((res = mrl_vecenv_reset(env)) != MRL_OK) return res;
+  for (b = 0; b < r->num_envs; b++) {
+    r->episode_start[b] = 1.0f;
+    r->returns[b] = 0.0;
+  }
+  memset(r->state, 0, sizeof(float) * (size_t)r->num_envs * r->state_dim);
+  mrl__runner_observe(r, env);
+  r->started = 1;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_runner_step(mrl_runner *r, mrl_vecenv *env, const float *actions) {
+  int B = r->num_envs, b;
+  mrl_result res;
+  if (!mrl__runner_matches(r, env) || !actions) return MRL_ERR_INVALID_ARGUMENT;
+  if (!r->started) return MRL_ERR_NOT_RESET;
+  if ((res = mrl_vecenv_step(env, actions)) != MRL_OK) return res;
+  mrl_episode_stats_add_vecenv(&r->stats, env);
+  if (r->cfg.normalize_reward) {
+    /* SB3 VecNormalize: each environment's discounted return feeds running
+     * statistics; rewards are divided by their std (no mean subtracted) */
+    mrl_obs_normalizer *n = &r->return_norm;
+    double scale;
+    for (b = 0; b < B; b++) {
+      r->returns[b] = r->returns[b] * r->cfg.gamma + env->rewards[b];
+      r->rewards[b] = (float)r->returns[b]; /* staging for the statistics update */
+    }
+    mrl_obs_normalizer_update(n, r->rewards, B);
+    scale = 1.0 / sqrt(n->var[0] + 1e-8);
+    for (b = 0; b < B; b++) {
+      float v = (float)(env->rewards[b] * scale);
+      r->rewards[b] = v < -n->clip ? -n->clip : (v > n->clip ? n->clip : v);
+    }
+  } else {
+    memcpy(r->rewards, env->rewards, sizeof(float) * (size_t)B);
+  }
+  for (b = 0; b < B; b++) {
+    int done = env->terminated[b] || env->truncated[b];
+    r->terminated[b] = (float)(env->terminated[b] != 0);
+    r->truncated[b] = (float)(env->truncated[b] != 0 && !env->terminated[b]);
+    r->episode_start[b] = (float)done;
+    if (done) {
+      r->returns[b] = 0.0;
+      mrl_runner_normalize(r, env->final_obs + (size_t)b * r->obs_dim, 1,
+                           r->final_obs + (size_t)b * r->obs_dim);
+    }
+  }
+  mrl__runner_observe(r, env);
+  r->env_steps += B;
+  return MRL_OK;
+}
+
+/* ---- whole-agent checkpoints >>agent_checkpoint ---- */
+
+/* The runner's state as checkpoint extras pointing into r (r->state_dim,
+ * num_envs and obs_dim size them). Returns the count. */
+static int mrl__runner_extras(const mrl_runner *r, mrl_checkpoint_extra *x) {
+  static const char f32[] = "F32", f64[] = "F64", i64[] = "I64", u8[] = "U8";
+  size_t B = (size_t)r->num_envs, O = (size_t)r->obs_dim;
+  int n = 0;
+#define MRL__EXTRA(nm, ty, ptr, cnt)                                                               \
+  do {                                                                                             \
+    x[n].name = nm;                                                                                \
+    x[n].dtype = ty;                                                                               \
+    x[n].data = ptr;                                                                               \
+    x[n].count = (uint64_t)(cnt);                                                                  \
+    n++;                                                                                           \
+  } while (0)
+  MRL__EXTRA("__runner.obs", f32, r->obs, B * O);
+  MRL__EXTRA("__runner.final_obs", f32, r->final_obs, B * O);
+  MRL__EXTRA("__runner.episode_start", f32, r->episode_start, B);
+  MRL__EXTRA("__runner.state", f32, r->state, B * (size_t)r->state_dim);
+  MRL__EXTRA("__runner.rewards", f32, r->rewards, B);
+  MRL__EXTRA("__runner.terminated", f32, r->terminated, B);
+  MRL__EXTRA("__runner.truncated", f32, r->truncated, B);
+  MRL__EXTRA("__runner.returns", f64, r->returns, B);
+  MRL__EXTRA("__runner.obs_mean", f64, r->obs_norm.mean, O);
+  MRL__EXTRA("__runner.obs_var", f64, r->obs_norm.var, O);
+  MRL__EXTRA("__runner.obs_count", f64, &r->obs_norm.count, 1);
+  MRL__EXTRA("__runner.return_mean", f64, r->return_norm.mean, 1);
+  MRL__EXTRA("__runner.return_var", f64, r->return_norm.var, 1);
+  MRL__EXTRA("__runner.return_count", f64, &r->return_norm.count, 1);
+  /* the statistics ring is plain data of this build: kept as bytes */
+  MRL__EXTRA("__runner.episode_stats", u8, &r->stats, sizeof r->stats);
+  MRL__EXTRA("__runner.env_steps", i64, &r->env_steps, 1);
+#undef MRL__EXTRA
+  return n;
+}
+
+#define MRL__RUNNER_EXTRAS 16
+
+/* A runner whose arrays live in one scratch block (fl, db), to read into. */
+static mrl_result mrl__runner_scratch(const mrl_runner *r, mrl_runner *tmp, float **fl,
+                                      double **db) {
+  size_t B = (size_t)r->num_envs, O = (size_t)r->obs_dim, S = (size_t)r->state_dim;
+  *fl = (float *)MRL_MALLOC(sizeof(float) * (2 * B * O + B * S + 4 * B + 1));
+  *db = (double *)MRL_MALLOC(sizeof(double) * (B + 2 * O + 2));
+  if (!*fl || !*db) return MRL_ERR_OUT_OF_MEMORY;
+  *tmp = *r;
+  tmp->obs = *fl;
+  tmp->final_obs = tmp->obs + B * O;
+  tmp->episode_start = tmp->final_obs + B * O;
+  tmp->state = tmp->episode_start + B;
+  tmp->rewards = tmp->state + B * S;
+  tmp->terminated = tmp->rewards + B;
+  tmp->truncated = tmp->terminated + B;
+  tmp->returns = *db;
+  tmp->obs_norm.mean = tmp->returns + B;
+  tmp->obs_norm.var = tmp->obs_norm.mean + O;
+  tmp->return_norm.mean = tmp->obs_norm.var + O;
+  tmp->return_norm.var = tmp->return_norm.mean + 1;
+  return MRL_OK;
+}
+
+static void mrl__runner_copy(mrl_runner *dst, const mrl_runner *src) {
+  size_t B = (size_t)dst->num_envs, O = (size_t)dst->obs_dim, S = (size_t)dst->state_dim;
+  memcpy(dst->obs, src->obs, sizeof(float) * B * O);
+  memcpy(dst->final_obs, src->final_obs, sizeof(float) * B * O);
+  memcpy(dst->episode_start, src->episode_start, sizeof(float) * B);
+  memcpy(dst->state, src->state, sizeof(float) * B * S);
+  memcpy(dst->rewards, src->rewards, sizeof(float) * B);
+  memcpy(dst->terminated, src->terminated, sizeof(float) * B);
+  memcpy(dst->truncated, src->truncated, sizeof(float) * B);
+  memcpy(dst->returns, src->returns, sizeof(double) * B);
+  memcpy(dst->obs_norm.mean, src->obs_norm.mean, sizeof(double) * O);
+  memcpy(dst->obs_norm.var, src->obs_norm.var, sizeof(double) * O);
+  dst->obs_norm.count = src->obs_norm.count;
+  dst->return_norm.mean[0] = src->return_norm.mean[0];
+  dst->return_norm.var[0] = src->return_norm.var[0];
+  dst->return_norm.count = src->return_norm.count;
+  dst->stats = src->stats;
+  dst->env_steps = src->env_steps;
+}
+
+MRL_DEF mrl_result mrl_agent_save(const char *path, const mrl_params *p, const char *algo,
+                                  const char *config_json, const mrl_runner *r,
+                                  const mrl_vecenv *env, const mrl_checkpoint_extra *extras,
+                                  int num_extras) {
+  mrl_checkpoint_extra *x;
+  mrl_checkpoint_options o = mrl_checkpoint_options_default();
+  const char *meta[2];
+  void *snap = NULL;
+  int n, i;
+  mrl_result res;
+  if (!path || !p || !algo || !r || num_extras < 0 || (num_extras && !extras))
+    return MRL_ERR_INVALID_ARGUMENT;
+  x = (mrl_checkpoint_extra *)MRL_MALLOC(sizeof *x * (size_t)(MRL__RUNNER_EXTRAS + 1 + num_extras));
+  if (!x) return MRL_ERR_OUT_OF_MEMORY;
+  n = mrl__runner_extras(r, x);
+  for (i = 0; i < num_extras; i++) x[n++] = extras[i];
+  if (env && r->started && env->ready) { /* the environments too, when they can */
+    size_t bytes = mrl_vecenv_snapshot(env, NULL, 0);
+    if (bytes > 0) {
+      snap = MRL_MALLOC(bytes);
+      if (!snap) {
+        MRL_FREE(x);
+        return MRL_ERR_OUT_OF_MEMORY;
+      }
+      mrl_vecenv_snapshot(env, snap, bytes);
+      x[n].name = "__runner.vecenv";
+      x[n].dtype = "U8";
+      x[n].data = snap;
+      x[n].count = bytes;
+      n++;
+    }
+  }
+  meta[0] = "memrl.algo";
+  meta[1] = algo;
+  o.save_optimizer = 1;
+  o.config = config_json;
+  o.metadata = meta;
+  o.num_metadata = 1;
+  o.extras = x;
+  o.num_extras = n;
+  res = mrl_checkpoint_save(p, path, &o);
+  MRL_FREE(snap);
+  MRL_FREE(x);
+  return res;
+}
+
+/* The name of the JSON field that holds position at in text. */
+static void mrl__json_field_at(const char *text, size_t at, char *out, size_t size) {
+  size_t end, start;
+  while (at > 0 && !(text[at] == '"' && at + 1 < strlen(text) && text[at + 1] == ':')) at--;
+  end = at;
+  start = end > 0 ? end - 1 : 0;
+  while (start > 0 && text[start] != '"') start--;
+  if (end <= start + 1) {
+    snprintf(out, size, "?");
+    return;
+  }
+  snprintf(out, size, "%.*s", (int)(end - start - 1), text + start + 1);
+}
+
+/* The value after "field": in text, up to the next top-level comma. */
+static void mrl__json_value_of(const char *text, const char *field, char *out, size_t size) {
+  char key[80];
+  const char *s, *e;
+  int depth = 0;
+  snprintf(key, sizeof key, "\"%s\":", field);
+  s = strstr(text, key);
+  if (!s) {
+    snprintf(out, size, "(absent)");
+    return;
+  }
+  s += strlen(key);
+  for (e = s; *e && !(depth == 0 && (*e == ',' || *e == '}')); e++)
+    depth += *e == '[' ? 1 : *e == ']' ? -1 : 0;
+  snprintf(out, size, "%.*s", (int)(e - s), s);
+}
+
+MRL_DEF mrl_result mrl_agent_load(const char *path, mrl_params *p, const char *algo,
+                                  const char *config_json, mrl_runner *r, mrl_vecenv *env,
+                                  const mrl_checkpoint_extra *extras, int num_extras,
+                                  char *error, size_t error_size) {
+  mrl_checkpoint c;
+  mrl_checkpoint_extra x[MRL__RUNNER_EXTRAS];
+  mrl_runner tmp;
+  float *fl = NULL, *backup = NULL;
+  double *db = NULL;
+  long long steps = 0;
+  const char *s;
+  const mrl_checkpoint_tensor *snap;
+  int n, i;
+  mrl_result res;
+  if (!path || !p || !algo || !r || num_extras < 0 || (num_extras && !extras))
+    return MRL_ERR_INVALID_ARGUMENT;
+  if ((res = mrl_checkpoint_open(&c, path)) != MRL_OK) {
+    mrl__say(error, error_size, "%s: cannot load %s (%s)", algo, path, mrl_result_string(res));
+    return res;
+  }
+  s = mrl_checkpoint_meta(&c, "memrl.algo");
+  if (!s || strcmp(s, algo) != 0) {
+    mrl__say(error, error_size, "%s: %s holds a %s agent", algo, path, s ? s : "(not an)");
+    res = MRL_ERR_INVALID_ARGUMENT;
+    goto out;
+  }
+  s = mrl_checkpoint_meta(&c, "memrl.config");
+  if (config_json && (!s || strcmp(s, config_json) != 0)) {
+    size_t at = 0;
+    char field[64], have[96], want[96];
+    if (!s) s = "";
+    while (s[at] && s[at] == config_json[at]) at++;
+    mrl__json_field_at(config_json, at, field, sizeof field);
+    mrl__json_value_of(s, field, have, sizeof have);
+    mrl__json_value_of(config_json, field, want, sizeof want);
+    mrl__say(error, error_size, "%s: config.%s is %s in %s but %s in this agent", algo, field, have,
+             path, want);
+    res = MRL_ERR_INVALID_ARGUMENT;
+    goto out;
+  }
+  /* read everything that is not a parameter into scratch first */
+  if ((res = mrl__runner_scratch(r, &tmp, &fl, &db)) != MRL_OK) goto out;
+  n = mrl__runner_extras(&tmp, x);
+  for (i = 0; i < n + num_extras && res == MRL_OK; i++) {
+    const mrl_checkpoint_extra *e = i < n ? &x[i] : &extras[i - n];
+    const mrl_checkpoint_tensor *t = mrl_checkpoint_find(&c, e->name);
+    if (!t || strcmp(t->dtype, e->dtype) != 0 || t->numel != e->count) {
+      mrl__say(error, error_size, "%s: %s tensor %s (%s[%llu] expected)", algo,
+               t ? "mismatched" : "missing", e->name, e->dtype, (unsigned long long)e->count);
+      res = MRL_ERR_INVALID_ARGUMENT;
+    } else if (i < n) {
+      res = mrl_checkpoint_read(t, e->dtype, (void *)(uintptr_t)e->data, (size_t)e->count);
+    }
+  }
+  if (res != MRL_OK) goto out;
+  /* parameters and optimiser (checked whole before anything is written) */
+  backup = (float *)MRL_MALLOC(sizeof(float) * (3 * p->total + 1));
+  if (!backup) {
+    res = MRL_ERR_OUT_OF_MEMORY;
+    goto out;
+  }
+  memcpy(backup, p->values, sizeof(float) * p->total);
+  memcpy(backup + p->total, p->moment1, sizeof(float) * p->total);
+  memcpy(backup + 2 * p->total, p->moment2, sizeof(float) * p->total);
+  steps = p->adam_steps;
+  if ((res = mrl_checkpoint_apply(&c, p, MRL_CHECKPOINT_OPTIMIZER)) != MRL_OK) {
+    mrl__say(error, error_size, "%s: the parameters in %s do not fit this agent (%s)", algo, path,
+             mrl_result_string(res));
+    goto out;
+  }
+  snap = mrl_checkpoint_find(&c, "__runner.vecenv");
+  if (env && snap) {
+    res = strcmp(snap->dtype, "U8") == 0 && mrl__runner_matches(r, env)
+              ? mrl_vecenv_restore(env, snap->bytes, snap->nbytes)
+              : MRL_ERR_INVALID_ARGUMENT;
+    if (res != MRL_OK) {
+      mrl__say(error, error_size, "%s: the environments saved in %s do not fit this vector env",
+               algo, path);
+      memcpy(p->values, backup, sizeof(float) * p->total);
+      memcpy(p->moment1, backup + p->total, sizeof(float) * p->total);
+      memcpy(p->moment2, backup + 2 * p->total, sizeof(float) * p->total);
+      p->adam_steps = steps;
+      goto out;
+    }
+  }
+  mrl__runner_copy(r, &tmp);
+  /* with its environments restored the run goes on where it stopped; else
+   * training starts new episodes */
+  r->started = env && snap ? 1 : 0;
+  for (i = 0; i < num_extras; i++)
+    mrl_checkpoint_read(mrl_checkpoint_find(&c, extras[i].name), extras[i].dtype,
+                        (void *)(uintptr_t)extras[i].data, (size_t)extras[i].count);
+out:
+  MRL_FREE(backup);
+  MRL_FREE(fl);
+  MRL_FREE(db);
+  mrl_checkpoint_close(&c);
+  return res;
+}
+
+/* ---- minibatches >>minibatch ---- */
+
+MRL_DEF mrl_result mrl_minibatches_init(mrl_minibatches *m, int T, int B, int num_minibatches,
+                                        int by_sequence) {
+  size_t n;
   int i;
-  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_graph_reset(g);
-  mrl_graph_set_no_grad(g, 1);
-  xo = mrl__ppo_prepare_obs(a, g, obs, n);
-  x = xo ? mrl_tensor_from2(g, xo, n, a->obs_dim) : NULL;
-  /* a critic with its own recurrent state runs too, so that state advances */
-  if (x)
-    mrl__ppo_forward(a, g, x, 1, n, episode_start, state, state, a->state_dim, &logits,
-                     a->critic_state_dim ? &v : NULL);
-  if (!logits || (a->critic_state_dim && !v))
-    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  if (!rng) rng = &a->rng;
-  for (i = 0; i < n; i++) {
-    const float *row = logits->data + (size_t)i * a->num_actions;
-    actions[i] = (float)(greedy ? mrl_categorical_mode(row, a->num_actions)
-                                : mrl_categorical_sample(row, a->num_actions, rng));
+  memset(m, 0, sizeof *m);
+  if (T < 1 || B < 1 || num_minibatches < 1 || (long long)T * B > INT_MAX / 2)
+    return MRL_ERR_INVALID_ARGUMENT;
+  if (by_sequence ? B % num_minibatches != 0 : T * B < num_minibatches)
+    return MRL_ERR_INVALID_ARGUMENT;
+  n = (size_t)T * B;
+  m->order = (int *)MRL_MALLOC(sizeof(int) * n);
+  m->rows = (int *)MRL_MALLOC(sizeof(int) * n);
+  if (!m->order || !m->rows) {
+    mrl_minibatches_free(m);
+    return MRL_ERR_OUT_OF_MEMORY;
   }
-  /* fold an overflow into the arena now: later calls of this size allocate nothing */
-  mrl_graph_reset(g);
+  m->T = T;
+  m->B = B;
+  m->num_minibatches = num_minibatches;
+  m->by_sequence = by_sequence;
+  for (i = 0; i < (by_sequence ? B : T * B); i++) m->order[i] = i;
   return MRL_OK;
 }
 
-MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const float *state,
-                                 const float *episode_start, float *values) {
-  mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *v = NULL;
-  const float *xo;
-  if (n < 1 || !obs || !values || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_graph_reset(g);
-  mrl_graph_set_no_grad(g, 1);
-  xo = mrl__ppo_prepare_obs(a, g, obs, n);
-  x = xo ? mrl_tensor_from2(g, xo, n, a->obs_dim) : NULL;
-  if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, NULL, a->state_dim, NULL, &v);
-  if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  memcpy(values, v->data, sizeof(float) * (size_t)n);
-  /* fold an overflow into the arena now: later calls of this size allocate nothing */
-  mrl_graph_reset(g);
-  return MRL_OK;
+MRL_DEF void mrl_minibatches_free(mrl_minibatches *m) {
+  MRL_FREE(m->order);
+  MRL_FREE(m->rows);
+  memset(m, 0, sizeof *m);
 }
 
-MRL_DEF mrl_result mrl_ppo_evaluate(mrl_ppo *a, mrl_vecenv *env, int episodes, int greedy,
-                                    mrl_episode_stats *stats) {
-  int n, i, done = 0, *count, *target;
-  float *state, *starts, *actions;
+MRL_DEF void mrl_minibatches_shuffle(mrl_minibatches *m, mrl_rng *rng) {
+  int i, n = m->by_sequence ? m->B : m->T * m->B;
+  for (i = 0; i < n; i++) m->order[i] = i;
+  mrl_rng_shuffle(rng, m->order, n);
+}
+
+MRL_DEF const int *mrl_minibatches_get(mrl_minibatches *m, int k, int *mb_T, int *mb_B,
+                                       const int **envs) {
+  if (m->by_sequence) {
+    int per = m->B / m->num_minibatches, t, j;
+    const int *chosen = m->order + (size_t)k * per;
+    for (t = 0; t < m->T; t++)
+      for (j = 0; j < per; j++) m->rows[t * per + j] = t * m->B + chosen[j];
+    *mb_T = m->T;
+    *mb_B = per;
+    if (envs) *envs = chosen;
+    return m->rows;
+  }
+  *mb_T = 1;
+  *mb_B = m->T * m->B / m->num_minibatches;
+  if (envs) *envs = NULL;
+  return m->order + (size_t)k * *mb_B;
+}
+
+MRL_DEF void mrl_copy_rows(const float *src, int width, const int *rows, int n, float *dst) {
+  int i;
+  for (i = 0; i < n; i++)
+    memcpy(dst + (size_t)i * width, src + (size_t)rows[i] * width, sizeof(float) * (size_t)width);
+}
+
+/* ---- update guard ---- */
+
+MRL_DEF int mrl_update_guard(mrl_params *p, float loss, float max_grad_norm) {
+  double sq = 0.0;
+  size_t j;
+  if (!mrl__finite(loss)) return 0;
+  if (max_grad_norm > 0.0f) /* the norm is NaN or infinite when any gradient is */
+    return mrl__finite(mrl_params_clip_grad_norm(p, max_grad_norm));
+  for (j = 0; j < p->total; j++) sq += (double)p->grads[j] * p->grads[j];
+  return mrl__finite(sq);
+}
+
+/* ---- evaluation >>evaluate ---- */
+
+MRL_DEF mrl_result mrl_evaluate(mrl_act_fn act, void *agent, int state_dim, mrl_vecenv *env,
+                                int episodes, int greedy, mrl_rng *rng,
+                                mrl_episode_stats *stats) {
+  int n, i, done = 0, *count = NULL, *target;
+  float *state = NULL, *starts = NULL, *actions = NULL;
   mrl_result r;
-  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
-  if (!env || !stats || episodes < 1 || episodes > MRL_EPISODE_STATS_WINDOW ||
-      env->obs_dim != a->obs_dim || env->num_actions != a->num_actions)
+  if (!act || !env || !stats || state_dim < 0 || episodes < 1 ||
+      episodes > MRL_EPISODE_STATS_WINDOW)
     return MRL_ERR_INVALID_ARGUMENT;
   n = env->num_envs;
-  state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)n * a->state_dim + 1));
+  state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)n * state_dim + 1));
   starts = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
-  actions = (float *)MRL_MALLOC(sizeof(float) * (size_t)n);
+  actions = (float *)MRL_MALLOC(sizeof(float) * (size_t)n * env->action_dim);
   count = (int *)MRL_MALLOC(sizeof(int) * (size_t)n * 2);
   if (!state || !starts || !actions || !count) {
     r = MRL_ERR_OUT_OF_MEMORY;
     goto out;
   }
   target = count + n;
-  memset(state, 0, sizeof(float) * ((size_t)n * a->state_dim + 1));
+  memset(state, 0, sizeof(float) * ((size_t)n * state_dim + 1));
   for (i = 0; i < n; i++) {
     starts[i] = 1.0f;
     count[i] = 0;
@@ -622,7 +1136,7 @@ MRL_DEF mrl_result mrl_ppo_evaluate(mrl_ppo *a, mrl_vecenv *env, int episodes, i
   mrl_episode_stats_init(stats);
   if ((r = mrl_vecenv_reset(env)) != MRL_OK) goto out;
   while (done < episodes) {
-    if ((r = mrl_ppo_act(a, env->obs, n, state, starts, greedy, &rng, actions)) != MRL_OK) goto out;
+    if ((r = act(agent, env->obs, n, starts, state, greedy, rng, actions)) != MRL_OK) goto out;
     if ((r = mrl_vecenv_step(env, actions)) != MRL_OK) goto out;
     for (i = 0; i < n; i++) {
       starts[i] = (float)(env->terminated[i] || env->truncated[i]);
@@ -643,106 +1157,315 @@ out:
   return r;
 }
 
-/* SB3 VecNormalize's reward scaling: each environment's discounted return
- * feeds running statistics, and rewards are divided by their std (no mean
- * subtraction), clipped to +-10; the return restarts when an episode ends. */
-static void mrl__ppo_normalize_rewards(mrl_ppo *a, const mrl_vecenv *env, float *out) {
-  mrl_obs_normalizer *n = &a->return_norm;
-  int B = a->num_envs, b;
-  double scale;
-  for (b = 0; b < B; b++) {
-    a->env_returns[b] = a->env_returns[b] * a->cfg.gamma + env->rewards[b];
-    out[b] = (float)a->env_returns[b]; /* staging for the statistics update */
-  }
-  mrl_obs_normalizer_update(n, out, B);
-  scale = 1.0 / sqrt(n->var[0] + 1e-8);
-  for (b = 0; b < B; b++) {
-    float v = (float)(env->rewards[b] * scale);
-    out[b] = v < -n->clip ? -n->clip : (v > n->clip ? n->clip : v);
-    if (env->terminated[b] || env->truncated[b]) a->env_returns[b] = 0.0;
-  }
+/* ---- PPO >>ppo ---- */
+
+MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
+  mrl_ppo_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.num_steps = 128;
+  c.learning_rate = 2.5e-4f;
+  c.anneal_lr = 1;
+  c.total_steps = 0;
+  c.gamma = 0.99f;
+  c.gae_lambda = 0.95f;
+  c.num_minibatches = 4;
+  c.update_epochs = 4;
+  c.norm_adv = 1;
+  c.clip_coef = 0.2f;
+  c.anneal_clip = 0;
+  c.clip_vloss = 1;
+  c.ent_coef = 0.01f;
+  c.vf_coef = 0.5f;
+  c.max_grad_norm = 0.5f;
+  c.target_kl = 0.0f;
+  c.adam_eps = 1e-5f;
+  c.net = mrl_tower_config_default();
+  c.orthogonal_init = 1;
+  c.shared_torso = 0;
+  c.normalize_obs = 0;
+  c.normalize_reward = 0;
+  c.squash_actions = 0;
+  c.log_std_init = 0.0f;
+  return c;
 }
 
-/* One rollout of num_steps vector steps into a->rollout. */
+MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  char enc[96] = "", head[96] = "";
+  int i, k = 0;
+  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
+  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%.9g,\"anneal_lr\":%d,"
+      "\"total_steps\":%lld,\"gamma\":%.9g,\"gae_lambda\":%.9g,\"num_minibatches\":%d,"
+      "\"update_epochs\":%d,\"norm_adv\":%d,\"clip_coef\":%.9g,\"anneal_clip\":%d,"
+      "\"clip_vloss\":%d,\"ent_coef\":%.9g,\"vf_coef\":%.9g,\"max_grad_norm\":%.9g,"
+      "\"target_kl\":%.9g,\"adam_eps\":%.9g,\"encoder_sizes\":[%s],\"core\":%d,"
+      "\"core_hidden_size\":%d,\"core_forget_bias\":%.9g,\"core_type\":\"%s\",\"head_sizes\":[%s],"
+      "\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,\"shared_torso\":%d,"
+      "\"normalize_obs\":%d,\"normalize_reward\":%d,\"squash_actions\":%d,\"log_std_init\":%.9g}",
+      (unsigned long long)c->seed, c->num_steps, c->learning_rate, c->anneal_lr, c->total_steps,
+      c->gamma, c->gae_lambda, c->num_minibatches, c->update_epochs, c->norm_adv, c->clip_coef,
+      c->anneal_clip, c->clip_vloss, c->ent_coef, c->vf_coef, c->max_grad_norm, c->target_kl,
+      c->adam_eps, enc, (int)n->core.kind, n->core.hidden_size, n->core.forget_bias,
+      n->core.kind == MRL_CORE_USER && n->core.user_type && n->core.user_type->name
+          ? n->core.user_type->name
+          : "",
+      head, (int)n->activation, n->use_conv, c->orthogonal_init, c->shared_torso,
+      c->normalize_obs, c->normalize_reward, c->squash_actions, c->log_std_init);
+}
+
+/* Names the first field of a PPO config that cannot work (error), or 0. */
+static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env, char *err,
+                                 size_t n) {
+  long long batch = (long long)env->num_envs * c->num_steps;
+  const float *f[9];
+  static const char *const names[9] = {"learning_rate", "gamma",     "gae_lambda",
+                                       "clip_coef",     "ent_coef",  "vf_coef",
+                                       "max_grad_norm", "target_kl", "adam_eps"};
+  int i;
+  f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->gae_lambda, f[3] = &c->clip_coef;
+  f[4] = &c->ent_coef, f[5] = &c->vf_coef, f[6] = &c->max_grad_norm, f[7] = &c->target_kl;
+  f[8] = &c->adam_eps;
+  for (i = 0; i < 9; i++)
+    if (!mrl__finite(*f[i])) {
+      mrl__say(err, n, "mrl_ppo_config.%s %g must be finite", names[i], *f[i]);
+      return 1;
+    }
+#define MRL__REJECT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      mrl__say(err, n, __VA_ARGS__);                                                               \
+      return 1;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  MRL__REJECT(c->num_steps < 1, "mrl_ppo_config.num_steps %d must be >= 1", c->num_steps);
+  MRL__REJECT(batch > INT_MAX / 4, "mrl_ppo_config.num_steps %d x %d environments is too large",
+              c->num_steps, env->num_envs);
+  MRL__REJECT(c->num_minibatches < 1, "mrl_ppo_config.num_minibatches %d must be >= 1",
+              c->num_minibatches);
+  MRL__REJECT(c->update_epochs < 1, "mrl_ppo_config.update_epochs %d must be >= 1",
+              c->update_epochs);
+  MRL__REJECT(c->learning_rate < 0.0f, "mrl_ppo_config.learning_rate %g must be >= 0",
+              c->learning_rate);
+  MRL__REJECT(c->gamma < 0.0f || c->gamma > 1.0f, "mrl_ppo_config.gamma %g must be in [0, 1]",
+              c->gamma);
+  MRL__REJECT(c->gae_lambda < 0.0f || c->gae_lambda > 1.0f,
+              "mrl_ppo_config.gae_lambda %g must be in [0, 1]", c->gae_lambda);
+  MRL__REJECT(c->clip_coef < 0.0f, "mrl_ppo_config.clip_coef %g must be >= 0", c->clip_coef);
+  MRL__REJECT(c->adam_eps <= 0.0f, "mrl_ppo_config.adam_eps %g must be > 0", c->adam_eps);
+  MRL__REJECT(c->total_steps < 0, "mrl_ppo_config.total_steps %lld must be >= 0", c->total_steps);
+  MRL__REJECT(c->net.core.kind != MRL_CORE_NONE && env->num_envs % c->num_minibatches != 0,
+              "mrl_ppo_config.num_minibatches %d does not divide num_envs %d (a recurrent "
+              "core trains on whole environment sequences)",
+              c->num_minibatches, env->num_envs);
+  MRL__REJECT(batch < c->num_minibatches,
+              "mrl_ppo_config.num_minibatches %d exceeds the %lld steps of a rollout",
+              c->num_minibatches, batch);
+  MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
+#undef MRL__REJECT
+  return 0;
+}
+
+/* Policy head for the environment's action space: categorical for discrete
+ * actions, else a Gaussian (clipped when sent) or tanh-squashed Gaussian. */
+static mrl_result mrl__ppo_policy_init(mrl_ppo *a, const mrl_vecenv *env, int in_features) {
+  mrl_policy_head_config pc;
+  const mrl_env *e = env->envs[0];
+  if (env->num_actions > 0) {
+    pc = mrl_policy_head_config_default(MRL_POLICY_CATEGORICAL);
+    pc.num_actions = env->num_actions;
+  } else {
+    pc = mrl_policy_head_config_default(a->cfg.squash_actions ? MRL_POLICY_TANH_GAUSSIAN
+                                                              : MRL_POLICY_GAUSSIAN);
+    pc.action_dim = env->action_dim;
+    pc.action_low = mrl_env_action_low(e);
+    pc.action_high = mrl_env_action_high(e);
+    pc.log_std_init = a->cfg.log_std_init;
+  }
+  pc.init = a->cfg.orthogonal_init ? mrl_init_orthogonal(0.01f) : mrl_init_default();
+  return mrl_policy_head_init(&a->policy, &a->params, "actor.out", in_features, &pc);
+}
+
+MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl_vecenv *env) {
+  mrl_tower_config net;
+  mrl_runner_config rc;
+  mrl_result r;
+  size_t B, TB;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_ppo_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (mrl__ppo_check_config(cfg, env, a->error, sizeof a->error)) return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  a->obs_dim = env->obs_dim;
+  a->num_envs = env->num_envs;
+  a->num_actions = env->num_actions;
+  a->env_action_dim = env->action_dim;
+  B = (size_t)a->num_envs;
+  TB = B * (size_t)cfg->num_steps;
+  /* the network: CleanRL's layer_init is orthogonal(sqrt 2) with zero biases
+   * for hidden layers, orthogonal(1) for its LSTM */
+  net = cfg->net;
+  if (cfg->orthogonal_init) {
+    if (net.init.kind == MRL_INIT_DEFAULT) net.init = mrl_init_orthogonal(sqrtf(2.0f));
+    if (net.core.init.kind == MRL_INIT_DEFAULT) net.core.init = mrl_init_orthogonal(1.0f);
+  }
+  mrl_params_init(&a->params);
+  if ((r = mrl_tower_init(&a->actor, &a->params, "actor", a->obs_dim, &net, 0, a->error,
+                          sizeof a->error)) != MRL_OK)
+    goto fail;
+  if (!cfg->shared_torso &&
+      (r = mrl_tower_init(&a->critic, &a->params, "critic", a->obs_dim, &net, a->actor.state_dim,
+                          a->error, sizeof a->error)) != MRL_OK)
+    goto fail;
+  if ((r = mrl__ppo_policy_init(a, env, a->actor.output_dim)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_ppo_init: no policy head fits the action space "
+                                        "(%d actions of %d floats)",
+             env->num_actions, env->action_dim);
+    goto fail;
+  }
+  mrl_linear_layer_init(&a->value, &a->params, "critic.out",
+                        cfg->shared_torso ? a->actor.output_dim : a->critic.output_dim, 1,
+                        cfg->orthogonal_init ? mrl_init_orthogonal(1.0f) : mrl_init_default());
+  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) goto fail;
+  a->raw_dim = mrl_policy_head_raw_dim(&a->policy);
+  a->state_dim = a->actor.state_dim + (cfg->shared_torso ? 0 : a->critic.state_dim);
+  rc = mrl_runner_config_default();
+  rc.normalize_obs = cfg->normalize_obs;
+  rc.normalize_reward = cfg->normalize_reward;
+  rc.gamma = cfg->gamma;
+  if ((r = mrl_runner_init(&a->runner, env, a->state_dim, &rc, a->error, sizeof a->error)) !=
+          MRL_OK ||
+      (r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK ||
+      (r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK ||
+      (r = mrl_rollout_init(&a->rollout, cfg->num_steps, a->num_envs, a->obs_dim, a->raw_dim,
+                            a->state_dim)) != MRL_OK ||
+      (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs,
+                                cfg->num_minibatches, a->state_dim > 0)) != MRL_OK)
+    goto fail;
+  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
+  a->step_raw = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->raw_dim);
+  a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->env_action_dim);
+  a->step_values = (float *)MRL_MALLOC(sizeof(float) * B);
+  a->mb_obs = (float *)MRL_MALLOC(sizeof(float) * TB * (size_t)a->obs_dim);
+  a->mb_actions = (float *)MRL_MALLOC(sizeof(float) * TB * (size_t)a->raw_dim);
+  a->mb_starts = (float *)MRL_MALLOC(sizeof(float) * TB);
+  a->mb_state = (float *)MRL_MALLOC(sizeof(float) * (B * (size_t)a->state_dim + 1));
+  a->mb_scalars = (float *)MRL_MALLOC(sizeof(float) * TB * 4);
+  if (!a->step_raw || !a->step_actions || !a->step_values || !a->mb_obs || !a->mb_actions ||
+      !a->mb_starts || !a->mb_state || !a->mb_scalars) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  return MRL_OK;
+fail:
+  if (r == MRL_ERR_OUT_OF_MEMORY) mrl__say(a->error, sizeof a->error, "mrl_ppo_init: out of memory");
+  {
+    char keep[MRL_ERROR_SIZE];
+    memcpy(keep, a->error, sizeof keep);
+    mrl_ppo_free(a);
+    memcpy(a->error, keep, sizeof keep);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_ppo_free(mrl_ppo *a) {
+  mrl_tower_free(&a->actor);
+  mrl_tower_free(&a->critic);
+  mrl_params_free(&a->params);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  mrl_runner_free(&a->runner);
+  mrl_rollout_free(&a->rollout);
+  mrl_minibatches_free(&a->minibatches);
+  MRL_FREE(a->step_raw);
+  MRL_FREE(a->step_actions);
+  MRL_FREE(a->step_values);
+  MRL_FREE(a->mb_obs);
+  MRL_FREE(a->mb_actions);
+  MRL_FREE(a->mb_starts);
+  MRL_FREE(a->mb_state);
+  MRL_FREE(a->mb_scalars);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_ppo_state_dim(const mrl_ppo *a) {
+  return a->state_dim;
+}
+
+/* Distribution parameters [T*B, P] and values [T*B] of observations x
+ * [T*B, obs]. State records of a->state_dim floats: the actor's slice first,
+ * then the critic's. dist or values may be NULL (not computed; a critic with
+ * its own recurrent state still needs values to advance it). */
+static void mrl__ppo_forward(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
+                             const float *starts, const float *state_in, float *state_out,
+                             mrl_tensor **dist, mrl_tensor **values) {
+  int S = a->state_dim, shape[1];
+  mrl_tensor *fa = mrl_tower_forward(&a->actor, g, x, T, B, starts, state_in, state_out, S), *fc;
+  if (dist) *dist = mrl_policy_head_forward(&a->policy, g, fa);
+  if (!values) return;
+  fc = a->cfg.shared_torso ? fa
+                           : mrl_tower_forward(&a->critic, g, x, T, B, starts, state_in, state_out,
+                                               S);
+  shape[0] = T * B;
+  *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fc), 1, shape);
+}
+
+/* Rollout: num_steps vector steps into a->rollout, then GAE. */
 static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
+  mrl_runner *run = &a->runner;
   mrl_rollout *ro = &a->rollout;
   mrl_graph *g = &a->act_graph;
-  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, A = a->num_actions, t, b;
+  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, R = a->raw_dim, S = a->state_dim;
+  int t, b;
   mrl_result r;
-  memcpy(ro->initial_state, a->env_state, sizeof(float) * (size_t)B * a->state_dim);
+  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
   for (t = 0; t < T; t++) {
-    size_t base = (size_t)t * B;
-    mrl_tensor *x, *logits = NULL, *values = NULL;
-    if (a->cfg.normalize_obs) {
-      mrl_obs_normalizer_update(&a->obs_norm, env->obs, B);
-      mrl_obs_normalizer_apply(&a->obs_norm, env->obs, B, a->step_obs);
-    } else {
-      memcpy(a->step_obs, env->obs, sizeof(float) * (size_t)B * O);
-    }
+    size_t row = (size_t)t * B;
+    mrl_tensor *x, *dist = NULL, *values = NULL;
     mrl_graph_reset(g);
     mrl_graph_set_no_grad(g, 1);
-    x = mrl_tensor_from2(g, a->step_obs, B, O);
-    if (x)
-      mrl__ppo_forward(a, g, x, 1, B, a->env_starts, a->env_state, a->env_state, a->state_dim,
-                       &logits, &values);
-    if (!logits || !values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(ro->obs + base * O, a->step_obs, sizeof(float) * (size_t)B * O);
-    memcpy(ro->episode_starts + base, a->env_starts, sizeof(float) * (size_t)B);
-    memcpy(ro->values + base, values->data, sizeof(float) * (size_t)B);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x) mrl__ppo_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist,
+                            &values);
+    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
+    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
+    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
+    mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
+                        ro->log_probs + row);
+    mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
+    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) return r;
+    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
+    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
+    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
+    /* bootstrap a truncation from V(final observation), with the critic
+     * state that has seen the episode so far */
     for (b = 0; b < B; b++) {
-      const float *row = logits->data + (size_t)b * A;
-      int act = mrl_categorical_sample(row, A, &a->rng);
-      float mx = row[0], s = 0.0f;
-      int k;
-      for (k = 1; k < A; k++)
-        if (row[k] > mx) mx = row[k];
-      for (k = 0; k < A; k++) s += expf(row[k] - mx);
-      ro->actions[base + b] = (float)act;
-      ro->log_probs[base + b] = row[act] - mx - logf(s);
-    }
-    if ((r = mrl_vecenv_step(env, ro->actions + base)) != MRL_OK) return r;
-    mrl_episode_stats_add_vecenv(&a->stats, env);
-    if (a->cfg.normalize_reward) mrl__ppo_normalize_rewards(a, env, ro->rewards + base);
-    for (b = 0; b < B; b++) {
-      if (!a->cfg.normalize_reward) ro->rewards[base + b] = env->rewards[b];
-      ro->terminated[base + b] = (float)(env->terminated[b] != 0);
-      ro->truncated[base + b] = (float)(env->truncated[b] != 0 && !env->terminated[b]);
-      ro->final_values[base + b] = 0.0f;
-      a->env_starts[b] = (float)(env->terminated[b] || env->truncated[b]);
-    }
-    /* Bootstrap truncated episodes from V(final observation), evaluated with
-     * the critic state that has seen the episode so far. */
-    for (b = 0; b < B; b++) {
-      if (ro->truncated[base + b] != 0.0f) {
+      ro->final_values[row + b] = 0.0f;
+      if (run->truncated[b] != 0.0f) {
         mrl_tensor *xf, *vf = NULL;
         float zero = 0.0f;
         mrl_graph_reset(g);
-        if (a->cfg.normalize_obs)
-          mrl_obs_normalizer_apply(&a->obs_norm, env->final_obs + (size_t)b * O, 1, a->step_obs);
-        else
-          memcpy(a->step_obs, env->final_obs + (size_t)b * O, sizeof(float) * (size_t)O);
-        xf = mrl_tensor_from2(g, a->step_obs, 1, O);
-        if (xf)
-          mrl__ppo_forward(a, g, xf, 1, 1, &zero, a->env_state + (size_t)b * a->state_dim, NULL,
-                           a->state_dim, NULL, &vf);
+        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
+        if (xf) mrl__ppo_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL,
+                                 &vf);
         if (!vf) return MRL_ERR_OUT_OF_MEMORY;
-        ro->final_values[base + b] = vf->data[0];
+        ro->final_values[row + b] = vf->data[0];
       }
     }
-    a->env_steps += B;
   }
-  /* value of the observation after the last step, without advancing state */
-  {
+  { /* value of the observation after the last step, state not advanced */
     mrl_tensor *x, *values = NULL;
     mrl_graph_reset(g);
-    if (a->cfg.normalize_obs)
-      mrl_obs_normalizer_apply(&a->obs_norm, env->obs, B, a->step_obs);
-    else
-      memcpy(a->step_obs, env->obs, sizeof(float) * (size_t)B * O);
-    x = mrl_tensor_from2(g, a->step_obs, B, O);
-    if (x)
-      mrl__ppo_forward(a, g, x, 1, B, a->env_starts, a->env_state, NULL, a->state_dim, NULL,
-                       &values);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x) mrl__ppo_forward(a, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values);
     if (!values) return MRL_ERR_OUT_OF_MEMORY;
     memcpy(a->step_values, values->data, sizeof(float) * (size_t)B);
   }
@@ -750,37 +1473,27 @@ static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
   return MRL_OK;
 }
 
-typedef struct mrl__ppo_stats {
-  double policy_loss, value_loss, entropy, approx_kl, clip_fraction;
-  int count;
-} mrl__ppo_stats;
-
-/* One minibatch: entries idx[0..T*B) are rollout indices t*num_envs+env laid
- * out time-major (row t*B + k); the recurrent state of column k comes from
- * mb_state. Returns the minibatch's approx_kl. */
-static float mrl__ppo_minibatch(mrl_ppo *a, const int *idx, int T, int B, float lr, float clip,
-                                mrl__ppo_stats *st) {
+/* One minibatch of rollout rows (time-major [T, B]; recurrent state of
+ * column k in mb_state): the clipped-surrogate loss, one Adam step. */
+static mrl_result mrl__ppo_minibatch(mrl_ppo *a, const int *rows, int T, int B, float lr,
+                                     float clip, mrl_ppo_update_stats *st, float *approx_kl) {
   mrl_rollout *ro = &a->rollout;
   mrl_graph *g = &a->graph;
-  int N = T * B, O = a->obs_dim, i;
+  int N = T * B, i, shape[1];
   float *old_logp = a->mb_scalars, *adv = old_logp + N, *ret = adv + N, *old_v = ret + N;
   double mean = 0.0, var = 0.0, kl = 0.0, clipped = 0.0;
-  mrl_tensor *x, *logits = NULL, *values = NULL, *logp_all, *logp, *ratio, *tadv, *pg, *ent, *vl;
-  mrl_tensor *loss, *t_old_logp, *t_ret, *t_old_v;
+  mrl_tensor *x, *dist = NULL, *values = NULL, *logp = NULL, *ent_rows = NULL, *ratio, *pg, *ent;
+  mrl_tensor *vl, *loss, *t_old_logp, *t_adv, *t_ret, *t_old_v;
   mrl_adam_config adam;
-  for (i = 0; i < N; i++) {
-    int k = idx[i];
-    memcpy(a->mb_obs + (size_t)i * O, ro->obs + (size_t)k * O, sizeof(float) * (size_t)O);
-    a->mb_actions[i] = (int)ro->actions[k];
-    a->mb_starts[i] = ro->episode_starts[k];
-    old_logp[i] = ro->log_probs[k];
-    adv[i] = ro->advantages[k];
-    ret[i] = ro->returns[k];
-    old_v[i] = ro->values[k];
-    mean += adv[i];
-  }
-  if (a->cfg.norm_adv && N > 1) {
-    /* torch's adv.std() is the unbiased estimate */
+  mrl_copy_rows(ro->obs, a->obs_dim, rows, N, a->mb_obs);
+  mrl_copy_rows(ro->actions, a->raw_dim, rows, N, a->mb_actions);
+  mrl_copy_rows(ro->episode_starts, 1, rows, N, a->mb_starts);
+  mrl_copy_rows(ro->log_probs, 1, rows, N, old_logp);
+  mrl_copy_rows(ro->advantages, 1, rows, N, adv);
+  mrl_copy_rows(ro->returns, 1, rows, N, ret);
+  mrl_copy_rows(ro->values, 1, rows, N, old_v);
+  if (a->cfg.norm_adv && N > 1) { /* torch's adv.std() is the unbiased estimate */
+    for (i = 0; i < N; i++) mean += adv[i];
     mean /= N;
     for (i = 0; i < N; i++) var += (adv[i] - mean) * (adv[i] - mean);
     var /= (N - 1);
@@ -788,45 +1501,49 @@ static float mrl__ppo_minibatch(mrl_ppo *a, const int *idx, int T, int B, float 
   }
   mrl_graph_reset(g);
   mrl_graph_set_no_grad(g, 0);
-  x = mrl_tensor_from2(g, a->mb_obs, N, O);
-  if (x)
-    mrl__ppo_forward(a, g, x, T, B, a->mb_starts, a->recurrent ? a->mb_state : NULL, NULL,
-                     a->state_dim, &logits, &values);
-  {
-    int shape[1];
-    shape[0] = N;
-    t_old_logp = mrl_tensor_from(g, old_logp, 1, shape);
-    tadv = mrl_tensor_from(g, adv, 1, shape);
-    t_ret = mrl_tensor_from(g, ret, 1, shape);
-    t_old_v = mrl_tensor_from(g, old_v, 1, shape);
-  }
-  logp_all = mrl_log_softmax(g, logits);
-  logp = mrl_categorical_log_prob(g, logp_all, a->mb_actions);
-  ent = mrl_mean(g, mrl_categorical_entropy(g, logp_all));
+  x = mrl_tensor_from2(g, a->mb_obs, N, a->obs_dim);
+  if (x) mrl__ppo_forward(a, g, x, T, B, a->mb_starts, a->state_dim ? a->mb_state : NULL, NULL,
+                          &dist, &values);
+  if (dist) mrl_policy_head_evaluate(&a->policy, g, dist, a->mb_actions, &logp, &ent_rows);
+  shape[0] = N;
+  t_old_logp = mrl_tensor_from(g, old_logp, 1, shape);
+  t_adv = mrl_tensor_from(g, adv, 1, shape);
+  t_ret = mrl_tensor_from(g, ret, 1, shape);
+  t_old_v = mrl_tensor_from(g, old_v, 1, shape);
+  ent = mrl_mean(g, ent_rows);
   ratio = mrl_exp(g, mrl_sub(g, logp, t_old_logp));
-  /* policy loss: -mean(min(r A, clip(r) A)) */
-  pg = mrl_neg(
-      g, mrl_mean(g, mrl_minimum(g, mrl_mul(g, ratio, tadv),
-                                 mrl_mul(g, mrl_clamp(g, ratio, 1.0f - clip, 1.0f + clip), tadv))));
+  /* policy loss: -mean(min(r A, clip(r, 1 - c, 1 + c) A)) */
+  pg = mrl_neg(g, mrl_mean(g, mrl_minimum(g, mrl_mul(g, ratio, t_adv),
+                                          mrl_mul(g, mrl_clamp(g, ratio, 1.0f - clip, 1.0f + clip),
+                                                  t_adv))));
   if (a->cfg.clip_vloss) {
     mrl_tensor *unclipped = mrl_square(g, mrl_sub(g, values, t_ret));
-    mrl_tensor *vclip = mrl_add(g, t_old_v, mrl_clamp(g, mrl_sub(g, values, t_old_v), -clip, clip));
-    mrl_tensor *clipped_loss = mrl_square(g, mrl_sub(g, vclip, t_ret));
+    mrl_tensor *v_clip =
+        mrl_add(g, t_old_v, mrl_clamp(g, mrl_sub(g, values, t_old_v), -clip, clip));
+    mrl_tensor *clipped_loss = mrl_square(g, mrl_sub(g, v_clip, t_ret));
     vl = mrl_scale(g, mrl_mean(g, mrl_maximum(g, unclipped, clipped_loss)), 0.5f);
   } else {
     vl = mrl_scale(g, mrl_mean(g, mrl_square(g, mrl_sub(g, values, t_ret))), 0.5f);
   }
   loss = mrl_add(g, mrl_sub(g, pg, mrl_scale(g, ent, a->cfg.ent_coef)),
                  mrl_scale(g, vl, a->cfg.vf_coef));
-  if (!loss) return 0.0f; /* out of memory: skip (graph arena is heap-backed; not expected) */
-  for (i = 0; i < N; i++) {
-    double lr_i = (double)logp->data[i] - old_logp[i], r_i = exp(lr_i);
-    kl += (r_i - 1.0) - lr_i;
+  if (!loss) {
+    mrl__say(a->error, sizeof a->error, "ppo: out of memory in the update");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  for (i = 0; i < N; i++) { /* CleanRL's approx_kl ((r - 1) - log r) and clip fraction */
+    double log_ratio = (double)logp->data[i] - old_logp[i], r_i = exp(log_ratio);
+    kl += (r_i - 1.0) - log_ratio;
     clipped += fabs(r_i - 1.0) > clip ? 1.0 : 0.0;
   }
   mrl_params_zero_grad(&a->params);
   mrl_backward(g, loss);
-  mrl_params_clip_grad_norm(&a->params, a->cfg.max_grad_norm);
+  if (!mrl_update_guard(&a->params, loss->data[0], a->cfg.max_grad_norm)) {
+    mrl__say(a->error, sizeof a->error,
+             "ppo: non-finite loss (%g) or gradient at iteration %lld: update not applied",
+             loss->data[0], a->iterations + 1);
+    return MRL_ERR_NON_FINITE;
+  }
   adam = mrl_adam_config_default();
   adam.lr = lr;
   adam.eps = a->cfg.adam_eps;
@@ -837,116 +1554,199 @@ static float mrl__ppo_minibatch(mrl_ppo *a, const int *idx, int T, int B, float 
   st->approx_kl += kl / N;
   st->clip_fraction += clipped / N;
   st->count++;
-  return (float)(kl / N);
+  *approx_kl = (float)(kl / N);
+  return MRL_OK;
 }
 
-static void mrl__ppo_update(mrl_ppo *a, float lr, float clip, mrl__ppo_stats *st) {
-  int T = a->cfg.num_steps, B = a->num_envs, M = a->cfg.num_minibatches, epoch, m, i, j;
-  int S = a->state_dim;
-  memset(st, 0, sizeof *st);
+MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *a, float lr, float clip, mrl_ppo_update_stats *stats) {
+  mrl_minibatches *mb = &a->minibatches;
+  mrl_ppo_update_stats local;
+  int S = a->state_dim, epoch, k, j, T, B;
+  float kl = 0.0f;
+  mrl_result r;
+  if (!stats) stats = &local;
+  memset(stats, 0, sizeof *stats);
+  if (!mrl__finite(lr) || !mrl__finite(clip)) return MRL_ERR_INVALID_ARGUMENT;
   for (epoch = 0; epoch < a->cfg.update_epochs; epoch++) {
-    float kl = 0.0f;
-    if (a->recurrent) {
-      /* permute environments; each minibatch: B/M whole sequences */
-      int per = B / M, *envs = a->env_perm, *idx = a->mb_index;
-      for (i = 0; i < B; i++) envs[i] = i;
-      for (i = B - 1; i > 0; i--) {
-        int k = (int)mrl_rng_below(&a->rng, (uint32_t)(i + 1)), tmp = envs[i];
-        envs[i] = envs[k];
-        envs[k] = tmp;
-      }
-      for (m = 0; m < M; m++) {
-        const int *chosen = envs + (size_t)m * per;
-        for (i = 0; i < T; i++)
-          for (j = 0; j < per; j++) idx[i * per + j] = i * B + chosen[j];
-        for (j = 0; j < per; j++)
-          memcpy(a->mb_state + (size_t)j * S, a->rollout.initial_state + (size_t)chosen[j] * S,
-                 sizeof(float) * (size_t)S);
-        kl = mrl__ppo_minibatch(a, idx, T, per, lr, clip, st);
-        if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
-      }
-    } else {
-      int N = T * B, mb = N / M;
-      for (i = 0; i < N; i++) a->mb_index[i] = i;
-      for (i = N - 1; i > 0; i--) {
-        int k = (int)mrl_rng_below(&a->rng, (uint32_t)(i + 1)), tmp = a->mb_index[i];
-        a->mb_index[i] = a->mb_index[k];
-        a->mb_index[k] = tmp;
-      }
-      for (m = 0; m < M; m++) {
-        kl = mrl__ppo_minibatch(a, a->mb_index + (size_t)m * mb, 1, mb, lr, clip, st);
-        if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
-      }
+    mrl_minibatches_shuffle(mb, &a->rng);
+    for (k = 0; k < a->cfg.num_minibatches; k++) {
+      const int *envs;
+      const int *rows = mrl_minibatches_get(mb, k, &T, &B, &envs);
+      for (j = 0; envs && j < B; j++) /* each sequence replays from its stored state */
+        memcpy(a->mb_state + (size_t)j * S, a->rollout.initial_state + (size_t)envs[j] * S,
+               sizeof(float) * (size_t)S);
+      if ((r = mrl__ppo_minibatch(a, rows, T, B, lr, clip, stats, &kl)) != MRL_OK) return r;
+      if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
     }
     if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
   }
+  return MRL_OK;
+}
+
+/* 1 - explained variance of the returns by the values (CleanRL's figure). */
+static float mrl__explained_variance(const float *y_pred, const float *y, int n) {
+  double y_mean = 0.0, d_mean = 0.0, y_var = 0.0, d_var = 0.0;
+  int i;
+  for (i = 0; i < n; i++) {
+    y_mean += y[i];
+    d_mean += y[i] - y_pred[i];
+  }
+  y_mean /= n;
+  d_mean /= n;
+  for (i = 0; i < n; i++) {
+    double dy = y[i] - y_mean, dd = y[i] - y_pred[i] - d_mean;
+    y_var += dy * dy;
+    d_var += dd * dd;
+  }
+  return y_var > 0.0 ? (float)(1.0 - d_var / y_var) : 0.0f;
 }
 
 MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_steps,
                                  mrl_progress_fn progress, void *user) {
-  int batch = a->num_envs * a->cfg.num_steps, iters, it, i;
+  long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it, span, done;
+  long long steps0 = a->runner.env_steps;
   double t0 = mrl_wall_seconds();
-  long long steps0 = a->env_steps;
   mrl_result r;
   if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
-      env->num_actions != a->num_actions)
+      env->num_actions != a->num_actions || env->action_dim != a->env_action_dim) {
+    mrl__say(a->error, sizeof a->error, "mrl_ppo_train: not the vector env the agent was made for");
     return MRL_ERR_INVALID_ARGUMENT;
-  iters = (int)(env_steps / batch);
-  if (iters < 1) iters = 1;
-  if (!a->env_ready || !env->ready) {
-    if ((r = mrl_vecenv_reset(env)) != MRL_OK) return r;
-    for (i = 0; i < a->num_envs; i++) a->env_starts[i] = 1.0f;
-    a->env_ready = 1;
   }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_ppo_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  iters = env_steps / batch;
+  if (iters == 0) return MRL_OK;
+  /* schedules: over this call (CleanRL), or over the agent's life */
+  span = a->cfg.total_steps > 0 ? a->cfg.total_steps / batch : iters;
+  done = a->cfg.total_steps > 0 ? a->iterations : 0;
+  if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
   for (it = 1; it <= iters; it++) {
     float lr = a->cfg.learning_rate, clip = a->cfg.clip_coef;
-    float remaining = 1.0f - (float)(it - 1) / (float)iters;
-    mrl__ppo_stats st;
-    mrl_train_progress p;
-    if (a->cfg.anneal_lr) lr *= remaining;
-    if (a->cfg.anneal_clip) clip *= remaining;
+    mrl_ppo_update_stats st;
+    if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, done + it - 1, span);
+    if (a->cfg.anneal_clip) clip = mrl_lr_linear(clip, 0.0f, done + it - 1, span);
     if ((r = mrl__ppo_collect(a, env)) != MRL_OK) return r;
-    mrl__ppo_update(a, lr, clip, &st);
+    if ((r = mrl_ppo_update(a, lr, clip, &st)) != MRL_OK) return r;
+    a->iterations++;
     if (progress) {
-      double y_var = 0.0, d_var = 0.0, y_mean = 0.0, d_mean = 0.0;
-      int n = batch;
+      mrl_train_progress p;
+      double n = st.count ? (double)st.count : 1.0;
       memset(&p, 0, sizeof p);
-      for (i = 0; i < n; i++) {
-        y_mean += a->rollout.returns[i];
-        d_mean += a->rollout.returns[i] - a->rollout.values[i];
-      }
-      y_mean /= n;
-      d_mean /= n;
-      for (i = 0; i < n; i++) {
-        double y = a->rollout.returns[i] - y_mean;
-        double d = a->rollout.returns[i] - a->rollout.values[i] - d_mean;
-        y_var += y * y;
-        d_var += d * d;
-      }
       p.algo = "ppo";
-      p.env_id = env->num_envs > 0 ? mrl_env_id(env->envs[0]) : "";
-      p.iteration = it;
-      p.num_iterations = iters;
-      p.env_steps = a->env_steps;
+      p.env_id = mrl_env_id(env->envs[0]);
+      p.iteration = (int)it;
+      p.num_iterations = (int)iters;
+      p.env_steps = a->runner.env_steps;
       p.seconds = mrl_wall_seconds() - t0;
-      p.steps_per_second = p.seconds > 0.0 ? (double)(a->env_steps - steps0) / p.seconds : 0.0;
-      p.episodes = a->stats.total_episodes;
-      p.mean_return = mrl_episode_stats_mean_return(&a->stats);
-      p.mean_length = mrl_episode_stats_mean_length(&a->stats);
-      p.success_rate = mrl_episode_stats_success_rate(&a->stats);
+      p.steps_per_second =
+          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
+      p.episodes = a->runner.stats.total_episodes;
+      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
+      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
+      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
       p.learning_rate = lr;
-      if (st.count) {
-        p.policy_loss = (float)(st.policy_loss / st.count);
-        p.value_loss = (float)(st.value_loss / st.count);
-        p.entropy = (float)(st.entropy / st.count);
-        p.approx_kl = (float)(st.approx_kl / st.count);
-        p.clip_fraction = (float)(st.clip_fraction / st.count);
-      }
-      p.explained_variance = y_var > 0.0 ? (float)(1.0 - d_var / y_var) : 0.0f;
+      mrl_progress_set(&p, "policy_loss", (float)(st.policy_loss / n));
+      mrl_progress_set(&p, "value_loss", (float)(st.value_loss / n));
+      mrl_progress_set(&p, "entropy", (float)(st.entropy / n));
+      mrl_progress_set(&p, "approx_kl", (float)(st.approx_kl / n));
+      mrl_progress_set(&p, "clip_fraction", (float)(st.clip_fraction / n));
+      mrl_progress_set(&p, "explained_variance",
+                       mrl__explained_variance(a->rollout.values, a->rollout.returns,
+                                               (int)batch));
       if (progress(&p, user)) break;
     }
   }
   return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *a, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *x, *dist = NULL, *v = NULL;
+  float *xo, *raw;
+  int critic_state = !a->cfg.shared_torso && a->critic.state_dim > 0;
+  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  xo = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
+  raw = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->raw_dim);
+  if (!xo || !raw) return MRL_ERR_OUT_OF_MEMORY;
+  mrl_runner_normalize(&a->runner, obs, n, xo);
+  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
+  /* a critic with its own recurrent state runs too, so that state advances */
+  if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, state, &dist, critic_state ? &v : NULL);
+  if (!dist || (critic_state && !v))
+    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, raw, NULL);
+  mrl_policy_head_env_action(&a->policy, raw, n, actions);
+  /* fold an overflow into the arena now: later calls of this size allocate nothing */
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const float *episode_start,
+                                 const float *state, float *values) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *x, *v = NULL;
+  float *xo;
+  if (n < 1 || !obs || !values || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  xo = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
+  if (!xo) return MRL_ERR_OUT_OF_MEMORY;
+  mrl_runner_normalize(&a->runner, obs, n, xo);
+  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
+  if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, NULL, NULL, &v);
+  if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  memcpy(values, v->data, sizeof(float) * (size_t)n);
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+static mrl_result mrl__ppo_act_fn(void *agent, const float *obs, int n, const float *episode_start,
+                                  float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_ppo_act((mrl_ppo *)agent, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_ppo_evaluate(mrl_ppo *a, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats) {
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || env->obs_dim != a->obs_dim || env->num_actions != a->num_actions ||
+      env->action_dim != a->env_action_dim)
+    return MRL_ERR_INVALID_ARGUMENT;
+  return mrl_evaluate(mrl__ppo_act_fn, a, a->state_dim, env, episodes, greedy, &rng, stats);
+}
+
+/* PPO's own state beyond the runner: its RNG and iteration count. */
+static int mrl__ppo_extras(const mrl_ppo *a, mrl_checkpoint_extra *x) {
+  x[0].name = "__ppo.rng";
+  x[0].dtype = "U64";
+  x[0].data = &a->rng;
+  x[0].count = sizeof a->rng / sizeof(uint64_t);
+  x[1].name = "__ppo.iterations";
+  x[1].dtype = "I64";
+  x[1].data = &a->iterations;
+  x[1].count = 1;
+  return 2;
+}
+
+MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *a, const char *path, const mrl_vecenv *env) {
+  char config[2048];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__ppo_extras(a, x);
+  mrl_ppo_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->params, "ppo", config, &a->runner, env, x, n);
+}
+
+MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
+  char config[2048];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__ppo_extras(a, x);
+  mrl_ppo_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_load(path, &a->params, "ppo", config, &a->runner, env, x, n, a->error,
+                        sizeof a->error);
 }
 
 #ifdef __cplusplus

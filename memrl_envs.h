@@ -773,7 +773,8 @@ typedef enum mrl_result {
   MRL_ERR_CORRUPT = -4,
   MRL_ERR_UNKNOWN_ENV = -5,
   MRL_ERR_INVALID_ACTION = -6,
-  MRL_ERR_NOT_RESET = -7
+  MRL_ERR_NOT_RESET = -7,
+  MRL_ERR_NON_FINITE = -8
 } mrl_result;
 
 static inline const char *mrl_result_string(mrl_result r) {
@@ -794,6 +795,8 @@ static inline const char *mrl_result_string(mrl_result r) {
     return "invalid action (out of range or not finite)";
   case MRL_ERR_NOT_RESET:
     return "step called before reset (or after the episode ended)";
+  case MRL_ERR_NON_FINITE:
+    return "a value that must be finite was NaN or infinite";
   }
   return "unknown error";
 }
@@ -877,6 +880,17 @@ static inline int mrl_rng_categorical(mrl_rng *r, const float *p, int n) {
   return i; /* rounding fell off the end: last index with mass */
 }
 
+/* a[0..n) permuted uniformly in place (Fisher-Yates from the top, one
+ * mrl_rng_below(i + 1) per i = n-1 .. 1). */
+static inline void mrl_rng_shuffle(mrl_rng *r, int *a, int n) {
+  int i;
+  for (i = n - 1; i > 0; i--) {
+    int k = (int)mrl_rng_below(r, (uint32_t)(i + 1)), t = a[i];
+    a[i] = a[k];
+    a[k] = t;
+  }
+}
+
 #ifdef __cplusplus
 }
 #endif
@@ -905,6 +919,10 @@ MRL_DEF int mrl_env_obs_dim(const mrl_env *env);
 MRL_DEF int mrl_env_num_actions(const mrl_env *env);       /* discrete: n, box: 0 */
 MRL_DEF int mrl_env_action_dim(const mrl_env *env);        /* box: length, discrete: 1 */
 MRL_DEF int mrl_env_max_episode_steps(const mrl_env *env); /* 0: no time limit */
+/* Box actions: the bounds, [action_dim] each (-inf/+inf where unbounded);
+ * NULL for discrete actions. */
+MRL_DEF const float *mrl_env_action_low(const mrl_env *env);
+MRL_DEF const float *mrl_env_action_high(const mrl_env *env);
 
 /* Starts an episode. obs: [obs_dim], may be NULL. */
 MRL_DEF mrl_result mrl_env_reset(mrl_env *env, uint64_t seed, float *obs);
@@ -1297,6 +1315,12 @@ MRL_DEF int mrl_env_num_actions(const mrl_env *env) {
 }
 MRL_DEF int mrl_env_action_dim(const mrl_env *env) {
   return env->vt.action_dim;
+}
+MRL_DEF const float *mrl_env_action_low(const mrl_env *env) {
+  return env->vt.action_low;
+}
+MRL_DEF const float *mrl_env_action_high(const mrl_env *env) {
+  return env->vt.action_high;
 }
 MRL_DEF int mrl_env_max_episode_steps(const mrl_env *env) {
   return env->vt.max_episode_steps;

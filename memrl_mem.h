@@ -15,8 +15,17 @@
  *     training  a time-major [T, B] sequence from a stored initial state, with
  *               episode_start flags that reset the state to zero before the
  *               step where a new episode begins, and gradients through time.
- *   Cores: MRL_CORE_NONE (y = x, no state: a feedforward agent) and
- *   MRL_CORE_LSTM (torch.nn.LSTM; state = [h, c]).
+ *   Cores: MRL_CORE_NONE (y = x, no state: a feedforward agent),
+ *   MRL_CORE_LSTM (torch.nn.LSTM; state = [h, c]) and MRL_CORE_USER: a
+ *   user's own core through a function table (mrl_core_type), which every
+ *   agent then trains unchanged (tests/test_mem.c has a worked one).
+ *
+ * TOWERS
+ *   mrl_tower is the network most agents are built from: an observation
+ *   encoder (optional conv stack, then an MLP), an optional core, an optional
+ *   head MLP. An agent with several towers (actor and critic) gives each a
+ *   slice of one flat per-environment state record: a tower reads and writes
+ *   floats [state_offset, state_offset + state_dim) of it.
  *
  * ROLLOUT BUFFER
  *   mrl_rollout stores T steps of B environments (observations, actions,
@@ -43,26 +52,54 @@
 extern "C" {
 #endif
 
-typedef enum mrl_core_kind { MRL_CORE_NONE, MRL_CORE_LSTM } mrl_core_kind;
+/* Room for a readable error message on objects whose init can fail. */
+#define MRL_ERROR_SIZE 256
+
+typedef enum mrl_core_kind { MRL_CORE_NONE, MRL_CORE_LSTM, MRL_CORE_USER } mrl_core_kind;
+
+/* A user's core. init declares its parameters into p under `name` (the store
+ * is finalized later, so keep parameter indices, not pointers) and returns
+ * its instance; forward follows the contract of mrl_core_forward below
+ * exactly (state rows at state_in + b * stride, zeroed where episode_start is
+ * 1, output [T*B, output_dim], no heap allocation when T = 1 once the graph
+ * arena has grown). free may be NULL. */
+typedef struct mrl_core_type {
+  const char *name;
+  mrl_result (*init)(void **self, mrl_params *p, const char *name, int input_dim,
+                     const void *config, int *output_dim, int *state_dim);
+  mrl_tensor *(*forward)(void *self, mrl_graph *g, mrl_tensor *x, int T, int B,
+                         const float *episode_start, const float *state_in, float *state_out,
+                         int stride);
+  void (*free)(void *self);
+} mrl_core_type;
 
 typedef struct mrl_core_config {
   mrl_core_kind kind;
   int hidden_size;   /* LSTM: units */
   mrl_init init;     /* LSTM: default U(+-1/sqrt(H)), or orthogonal weights + zero biases */
   float forget_bias; /* LSTM: added to the forget gate's bias (0: PyTorch's init) */
+  const mrl_core_type *user_type; /* MRL_CORE_USER: the table (must outlive the core) */
+  const void *user_config;        /* MRL_CORE_USER: passed to user_type->init */
 } mrl_core_config;
 
 MRL_DEF mrl_core_config mrl_core_config_default(void); /* none */
 MRL_DEF mrl_core_config mrl_core_config_lstm(int hidden_size);
+MRL_DEF mrl_core_config mrl_core_config_user(const mrl_core_type *type, const void *config);
 
 typedef struct mrl_core {
   mrl_core_kind kind;
   int input_dim, output_dim, state_dim;
   mrl_lstm_layer lstm;
+  const mrl_core_type *user_type;
+  void *user; /* the user core's instance */
 } mrl_core;
 
-MRL_DEF void mrl_core_init(mrl_core *core, mrl_params *p, const char *name, int input_dim,
-                           const mrl_core_config *cfg);
+/* Declares the core's parameters. MRL_ERR_INVALID_ARGUMENT for a config that
+ * does not fit (the message, naming the field and value, goes to error when
+ * error_size > 0); nothing is declared then and the core is safe to free. */
+MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name, int input_dim,
+                                 const mrl_core_config *cfg, char *error, size_t error_size);
+MRL_DEF void mrl_core_free(mrl_core *core);
 MRL_DEF int mrl_core_state_dim(const mrl_core *core);
 /* x [T*B, input_dim], row t*B+b. episode_start: NULL or [T*B] flags (1: the
  * state is zeroed before this step). state_in: the state of environment b at
@@ -71,6 +108,43 @@ MRL_DEF int mrl_core_state_dim(const mrl_core *core);
 MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
                                      int B, const float *episode_start, const float *state_in,
                                      float *state_out, int stride);
+
+/* ---- towers: encoder -> core -> head ---- */
+#define MRL_TOWER_MAX_LAYERS 8
+typedef struct mrl_tower_config {
+  int use_conv;                 /* 0; 1: a conv stack first (observations viewed as images) */
+  mrl_conv_encoder_config conv; /* with use_conv */
+  int encoder_sizes[MRL_TOWER_MAX_LAYERS]; /* {64, 64} */
+  int num_encoder_layers;                  /* 2 */
+  mrl_core_config core;                    /* none */
+  int head_sizes[MRL_TOWER_MAX_LAYERS];    /* {} */
+  int num_head_layers;                     /* 0 */
+  mrl_activation activation;               /* tanh, after every encoder and head layer */
+  mrl_init init;                           /* encoder and head layers: PyTorch's default */
+} mrl_tower_config;
+MRL_DEF mrl_tower_config mrl_tower_config_default(void);
+
+typedef struct mrl_tower {
+  mrl_conv_encoder conv;
+  mrl_mlp encoder, head;
+  mrl_core core;
+  int use_conv, input_dim, output_dim;
+  int state_offset, state_dim; /* its slice of the per-environment state record */
+} mrl_tower;
+
+/* Declares <name>.conv.*, <name>.encoder.*, <name>.core.*, <name>.head.*.
+ * MRL_ERR_INVALID_ARGUMENT with a message naming the field for a config that
+ * does not fit; the tower is safe to free after any result. */
+MRL_DEF mrl_result mrl_tower_init(mrl_tower *t, mrl_params *p, const char *name, int input_dim,
+                                  const mrl_tower_config *cfg, int state_offset, char *error,
+                                  size_t error_size);
+MRL_DEF void mrl_tower_free(mrl_tower *t);
+/* x [T*B, input_dim] -> [T*B, output_dim]; state records of `stride` floats
+ * per environment (the tower uses its own slice); arguments as
+ * mrl_core_forward. */
+MRL_DEF mrl_tensor *mrl_tower_forward(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T,
+                                      int B, const float *episode_start, const float *state_in,
+                                      float *state_out, int stride);
 
 typedef struct mrl_rollout {
   int num_steps, num_envs, obs_dim, action_dim, state_dim;
@@ -105,17 +179,28 @@ MRL_DEF void mrl_rollout_compute_gae(mrl_rollout *r, const float *last_values, f
 #if (defined(MEMRL_MEM_IMPLEMENTATION) || defined(MEMRL_IMPLEMENTATION)) &&                        \
     !defined(MEMRL_MEM_IMPLEMENTED)
 #define MEMRL_MEM_IMPLEMENTED
+#include <stdarg.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* ---- memory cores >>core ---- */
+
+/* printf into a caller's error buffer (size 0: no message wanted) */
+static void mrl__error(char *error, size_t size, const char *fmt, ...) {
+  va_list ap;
+  if (!error || size == 0) return;
+  va_start(ap, fmt);
+  vsnprintf(error, size, fmt, ap);
+  va_end(ap);
+}
+
 MRL_DEF mrl_core_config mrl_core_config_default(void) {
   mrl_core_config c;
+  memset(&c, 0, sizeof c);
   c.kind = MRL_CORE_NONE;
-  c.hidden_size = 0;
   c.init = mrl_init_default();
-  c.forget_bias = 0.0f;
   return c;
 }
 
@@ -126,24 +211,75 @@ MRL_DEF mrl_core_config mrl_core_config_lstm(int hidden_size) {
   return c;
 }
 
-MRL_DEF void mrl_core_init(mrl_core *core, mrl_params *p, const char *name, int input_dim,
-                           const mrl_core_config *cfg) {
+MRL_DEF mrl_core_config mrl_core_config_user(const mrl_core_type *type, const void *config) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_USER;
+  c.user_type = type;
+  c.user_config = config;
+  return c;
+}
+
+MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name, int input_dim,
+                                 const mrl_core_config *cfg, char *error, size_t error_size) {
   memset(core, 0, sizeof *core);
-  core->kind = cfg->kind;
   core->input_dim = input_dim;
+  if (input_dim < 1) {
+    mrl__error(error, error_size, "core: input_dim %d must be >= 1", input_dim);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
   switch (cfg->kind) {
   case MRL_CORE_NONE:
     core->output_dim = input_dim;
     core->state_dim = 0;
     break;
   case MRL_CORE_LSTM:
-    MRL_ASSERT(cfg->hidden_size > 0);
+    if (cfg->hidden_size < 1) {
+      mrl__error(error, error_size, "core.hidden_size %d must be >= 1 for an LSTM",
+                 cfg->hidden_size);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    if (!(cfg->forget_bias - cfg->forget_bias == 0.0f)) {
+      mrl__error(error, error_size, "core.forget_bias %g must be finite", cfg->forget_bias);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
     mrl_lstm_layer_init(&core->lstm, p, name, input_dim, cfg->hidden_size, cfg->init,
                         cfg->forget_bias);
     core->output_dim = cfg->hidden_size;
     core->state_dim = 2 * cfg->hidden_size;
     break;
+  case MRL_CORE_USER: {
+    const mrl_core_type *ty = cfg->user_type;
+    mrl_result r;
+    int out = 0, st = -1;
+    if (!ty || !ty->init || !ty->forward) {
+      mrl__error(error, error_size, "core.user_type must be a table with init and forward");
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    r = ty->init(&core->user, p, name, input_dim, cfg->user_config, &out, &st);
+    if (r != MRL_OK || out < 1 || st < 0) {
+      if (r == MRL_OK && ty->free) ty->free(core->user);
+      core->user = NULL;
+      mrl__error(error, error_size, "core %s: init failed (%s; output_dim %d, state_dim %d)",
+                 ty->name ? ty->name : "(user)", mrl_result_string(r), out, st);
+      return r != MRL_OK ? r : MRL_ERR_INVALID_ARGUMENT;
+    }
+    core->user_type = ty;
+    core->output_dim = out;
+    core->state_dim = st;
+    break;
   }
+  default:
+    mrl__error(error, error_size, "core.kind %d is not an mrl_core_kind", (int)cfg->kind);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  core->kind = cfg->kind;
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_core_free(mrl_core *core) {
+  if (core->kind == MRL_CORE_USER && core->user_type && core->user_type->free && core->user)
+    core->user_type->free(core->user);
+  core->user = NULL;
 }
 
 MRL_DEF int mrl_core_state_dim(const mrl_core *core) {
@@ -158,6 +294,9 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
                   "core_forward", "x must be [T*B, input_dim]", x, NULL);
   switch (core->kind) {
   case MRL_CORE_NONE: return x;
+  case MRL_CORE_USER:
+    return core->user_type->forward(core->user, g, x, T, B, episode_start, state_in, state_out,
+                                    stride);
   case MRL_CORE_LSTM: {
     int H = core->output_dim, b, j, n = T * B;
     mrl_tensor *h0 = mrl_tensor_new2(g, B, H, 0), *c0 = mrl_tensor_new2(g, B, H, 0), *y, *hT, *cT;
@@ -186,6 +325,140 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
   }
   return NULL;
 }
+
+/* ---- towers >>tower ---- */
+
+MRL_DEF mrl_tower_config mrl_tower_config_default(void) {
+  mrl_tower_config c;
+  memset(&c, 0, sizeof c);
+  c.conv = mrl_conv_encoder_config_default();
+  c.encoder_sizes[0] = 64;
+  c.encoder_sizes[1] = 64;
+  c.num_encoder_layers = 2;
+  c.core = mrl_core_config_default();
+  c.activation = MRL_ACT_TANH;
+  c.init = mrl_init_default();
+  return c;
+}
+
+/* An MLP of n layers (sizes) after in_dim, activation after every layer. */
+static mrl_result mrl__tower_mlp(mrl_mlp *m, mrl_params *p, const char *name, const char *part,
+                                 int in_dim, const int *sizes, int n, const mrl_tower_config *c,
+                                 char *error, size_t error_size) {
+  char buf[64];
+  int dims[MRL_TOWER_MAX_LAYERS + 1], i;
+  dims[0] = in_dim;
+  for (i = 0; i < n; i++) {
+    if (sizes[i] < 1) {
+      mrl__error(error, error_size, "%s_sizes[%d] %d must be >= 1", part, i, sizes[i]);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    dims[i + 1] = sizes[i];
+  }
+  snprintf(buf, sizeof buf, "%s.%s", name, part);
+  mrl_mlp_init(m, p, buf, n + 1, dims, c->activation, c->init, c->init);
+  m->activate_output = 1;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_tower_init(mrl_tower *t, mrl_params *p, const char *name, int input_dim,
+                                  const mrl_tower_config *c, int state_offset, char *error,
+                                  size_t error_size) {
+  char buf[64];
+  int dim = input_dim, i;
+  mrl_result r;
+  memset(t, 0, sizeof *t);
+  t->input_dim = input_dim;
+  t->state_offset = state_offset;
+  if (c->num_encoder_layers < 0 || c->num_encoder_layers > MRL_TOWER_MAX_LAYERS ||
+      c->num_head_layers < 0 || c->num_head_layers > MRL_TOWER_MAX_LAYERS) {
+    mrl__error(error, error_size, "num_encoder_layers %d / num_head_layers %d must be in 0..%d",
+               c->num_encoder_layers, c->num_head_layers, MRL_TOWER_MAX_LAYERS);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->activation != MRL_ACT_NONE && c->activation != MRL_ACT_TANH &&
+      c->activation != MRL_ACT_RELU) {
+    mrl__error(error, error_size, "activation %d is not an mrl_activation", (int)c->activation);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (input_dim < 1) {
+    mrl__error(error, error_size, "observation size %d must be >= 1", input_dim);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  /* check every size before declaring anything */
+  for (i = 0; i < c->num_encoder_layers; i++)
+    if (c->encoder_sizes[i] < 1) {
+      mrl__error(error, error_size, "encoder_sizes[%d] %d must be >= 1", i, c->encoder_sizes[i]);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+  for (i = 0; i < c->num_head_layers; i++)
+    if (c->head_sizes[i] < 1) {
+      mrl__error(error, error_size, "head_sizes[%d] %d must be >= 1", i, c->head_sizes[i]);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+  if (c->core.kind == MRL_CORE_LSTM && c->core.hidden_size < 1) {
+    mrl__error(error, error_size, "core.hidden_size %d must be >= 1 for an LSTM",
+               c->core.hidden_size);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->core.kind != MRL_CORE_NONE && c->core.kind != MRL_CORE_LSTM &&
+      c->core.kind != MRL_CORE_USER) {
+    mrl__error(error, error_size, "core.kind %d is not an mrl_core_kind", (int)c->core.kind);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->use_conv) {
+    const mrl_conv_encoder_config *cc = &c->conv;
+    if ((long long)cc->in_channels * cc->in_height * cc->in_width != input_dim) {
+      mrl__error(error, error_size, "conv input %dx%dx%d does not match the observation size %d",
+                 cc->in_channels, cc->in_height, cc->in_width, input_dim);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    snprintf(buf, sizeof buf, "%s.conv", name);
+    if ((r = mrl_conv_encoder_init(&t->conv, p, buf, cc)) != MRL_OK) {
+      mrl__error(error, error_size, "conv: the stack does not fit a %dx%dx%d input",
+                 cc->in_channels, cc->in_height, cc->in_width);
+      return r;
+    }
+    t->use_conv = 1;
+    dim = t->conv.out_features;
+  }
+  if (c->num_encoder_layers > 0) {
+    r = mrl__tower_mlp(&t->encoder, p, name, "encoder", dim, c->encoder_sizes,
+                       c->num_encoder_layers, c, error, error_size);
+    if (r != MRL_OK) return r;
+    dim = c->encoder_sizes[c->num_encoder_layers - 1];
+  }
+  snprintf(buf, sizeof buf, "%s.core", name);
+  if ((r = mrl_core_init(&t->core, p, buf, dim, &c->core, error, error_size)) != MRL_OK) return r;
+  dim = t->core.output_dim;
+  t->state_dim = t->core.state_dim;
+  if (c->num_head_layers > 0) {
+    r = mrl__tower_mlp(&t->head, p, name, "head", dim, c->head_sizes, c->num_head_layers, c, error,
+                       error_size);
+    if (r != MRL_OK) return r;
+    dim = c->head_sizes[c->num_head_layers - 1];
+  }
+  t->output_dim = dim;
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_tower_free(mrl_tower *t) {
+  mrl_core_free(&t->core);
+}
+
+MRL_DEF mrl_tensor *mrl_tower_forward(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T,
+                                      int B, const float *episode_start, const float *state_in,
+                                      float *state_out, int stride) {
+  if (t->use_conv) x = mrl_conv_encoder_forward(&t->conv, g, x);
+  if (t->encoder.num_layers) x = mrl_mlp_forward(&t->encoder, g, x);
+  x = mrl_core_forward(&t->core, g, x, T, B, episode_start,
+                       state_in ? state_in + t->state_offset : NULL,
+                       state_out ? state_out + t->state_offset : NULL, stride);
+  if (t->head.num_layers) x = mrl_mlp_forward(&t->head, g, x);
+  return x;
+}
+
+/* ---- rollout buffer >>rollout ---- */
 
 /* count floats, zeroed (at least one, so a zero-sized field is still valid) */
 static float *mrl__floats_zeroed(size_t count) {

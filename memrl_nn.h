@@ -591,6 +591,10 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
  *   memrl.config      the caller's config string (any text, e.g. JSON), if given
  *   memrl.adam_steps  Adam's step count in decimal, with optimiser state
  *   plus any key/value strings of the caller (keys other than these three).
+ * Extra tensors (mrl_checkpoint_extra): state that is not a parameter (an
+ * agent's normaliser statistics, RNG, environment snapshot) follows the
+ * parameters as 1-D tensors whose names begin with "__"; loading into an
+ * mrl_params skips every "__" tensor, and mrl_checkpoint_read reads one.
  *
  * Saving is atomic: the file is written as "<path>.tmp.<unique>", flushed,
  * fsync'ed (POSIX; _commit on Windows), closed and renamed over <path> (on
@@ -629,6 +633,14 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
 /* Writes `bytes` bytes to f; returns how many it wrote (fewer: failure). */
 typedef size_t (*mrl_checkpoint_write_fn)(const void *data, size_t bytes, FILE *f, void *user);
 
+/* A 1-D non-parameter tensor to store: name begins with "__"; dtype "F32",
+ * "F64", "U8", "I64" or "U64"; count elements at data (host byte order). */
+typedef struct mrl_checkpoint_extra {
+  const char *name, *dtype;
+  const void *data;
+  uint64_t count;
+} mrl_checkpoint_extra;
+
 typedef struct mrl_checkpoint_options {
   int save_optimizer;          /* also save Adam moments and step count */
   const char *config;          /* stored as memrl.config; NULL: none */
@@ -637,6 +649,8 @@ typedef struct mrl_checkpoint_options {
   mrl_checkpoint_write_fn write; /* file saves write through this (to count bytes, throttle,
                                     inject failures); NULL: fwrite */
   void *write_user;
+  const mrl_checkpoint_extra *extras; /* num_extras tensors after the parameters */
+  int num_extras;
 } mrl_checkpoint_options;
 
 /* No optimiser state, no config, no extra metadata, fwrite. */
@@ -697,6 +711,11 @@ MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c
 /* Copies an F32 tensor of exactly count elements into out (host byte order). */
 MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float *out,
                                            size_t count);
+/* Copies a tensor of the given dtype (one of mrl_checkpoint_extra's) and
+ * exactly count elements into out, host byte order; MRL_ERR_INVALID_ARGUMENT
+ * when the dtype or count differ. */
+MRL_DEF mrl_result mrl_checkpoint_read(const mrl_checkpoint_tensor *t, const char *dtype,
+                                       void *out, size_t count);
 /* The metadata value of key, or NULL. */
 MRL_DEF const char *mrl_checkpoint_meta(const mrl_checkpoint *c, const char *key);
 /* Checks the checkpoint against the model, then copies its values (and with
@@ -3215,6 +3234,29 @@ static void mrl__ckpt_text_u64(mrl__ckpt_text *t, uint64_t v) {
 
 static const char mrl__ckpt_moment_suffix[2][8] = {".adam_m", ".adam_v"};
 
+/* Bytes per element of an extra tensor's dtype; 0 for one extras cannot use. */
+static size_t mrl__ckpt_extra_size(const char *dtype) {
+  if (!dtype) return 0;
+  if (strcmp(dtype, "U8") == 0) return 1;
+  if (strcmp(dtype, "F32") == 0) return 4;
+  if (strcmp(dtype, "F64") == 0 || strcmp(dtype, "I64") == 0 || strcmp(dtype, "U64") == 0)
+    return 8;
+  return 0;
+}
+
+/* Copies n elements of esize bytes, reversing each element's bytes on a
+ * big-endian host (files are little-endian). */
+static void mrl__ckpt_copy_le(unsigned char *dst, const unsigned char *src, size_t n,
+                              size_t esize, int native) {
+  size_t i, b;
+  if (native || esize == 1) {
+    memcpy(dst, src, n * esize);
+    return;
+  }
+  for (i = 0; i < n; i++)
+    for (b = 0; b < esize; b++) dst[i * esize + b] = src[i * esize + esize - 1 - b];
+}
+
 static int mrl__ckpt_cmp_cstr(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -3272,6 +3314,17 @@ static mrl_result mrl__ckpt_header(const mrl_params *p, const mrl_checkpoint_opt
       if (strcmp(o->metadata[2 * k], key) == 0) return MRL_ERR_INVALID_ARGUMENT;
   }
   if ((r = mrl__ckpt_check_names(p, o->save_optimizer)) != MRL_OK) return r;
+  if (o->num_extras < 0 || (o->num_extras > 0 && !o->extras)) return MRL_ERR_INVALID_ARGUMENT;
+  for (m = 0; m < o->num_extras; m++) {
+    const mrl_checkpoint_extra *e = &o->extras[m];
+    if (!e->name || strncmp(e->name, "__", 2) != 0 || strcmp(e->name, "__metadata__") == 0 ||
+        !mrl__ckpt_utf8_valid((const unsigned char *)e->name, strlen(e->name)) ||
+        !mrl__ckpt_extra_size(e->dtype) || (e->count && !e->data) ||
+        e->count > ((uint64_t)1 << 60))
+      return MRL_ERR_INVALID_ARGUMENT;
+    for (k = 0; k < m; k++)
+      if (strcmp(o->extras[k].name, e->name) == 0) return MRL_ERR_INVALID_ARGUMENT;
+  }
   snprintf(version, sizeof version, "%d.%d.%d", MEMRL_NN_VERSION_MAJOR, MEMRL_NN_VERSION_MINOR,
            MEMRL_NN_VERSION_PATCH);
   mrl__ckpt_text_str(t, "{\"__metadata__\":{\"memrl.version\":");
@@ -3313,6 +3366,22 @@ static mrl_result mrl__ckpt_header(const mrl_params *p, const mrl_checkpoint_opt
       mrl__ckpt_text_str(t, "]}");
       off += bytes;
     }
+  for (m = 0; m < o->num_extras; m++) {
+    const mrl_checkpoint_extra *e = &o->extras[m];
+    uint64_t bytes = e->count * mrl__ckpt_extra_size(e->dtype);
+    mrl__ckpt_text_str(t, ",");
+    mrl__ckpt_text_json(t, e->name);
+    mrl__ckpt_text_str(t, ":{\"dtype\":");
+    mrl__ckpt_text_json(t, e->dtype);
+    mrl__ckpt_text_str(t, ",\"shape\":[");
+    mrl__ckpt_text_u64(t, e->count);
+    mrl__ckpt_text_str(t, "],\"data_offsets\":[");
+    mrl__ckpt_text_u64(t, off);
+    mrl__ckpt_text_str(t, ",");
+    mrl__ckpt_text_u64(t, off + bytes);
+    mrl__ckpt_text_str(t, "]}");
+    off += bytes;
+  }
   mrl__ckpt_text_str(t, "}");
   while (!t->oom && t->len % 8u) mrl__ckpt_text_str(t, " "); /* data 8-byte aligned */
   *data_bytes = off;
@@ -3342,8 +3411,9 @@ static void mrl__ckpt_put(mrl__ckpt_sink *s, const void *d, size_t n) {
   if ((s->write ? s->write(d, n, s->f, s->user) : fwrite(d, 1, n, s->f)) != n) s->failed = 1;
 }
 
-static void mrl__ckpt_emit(const mrl_params *p, int moments, const mrl__ckpt_text *hdr,
-                           mrl__ckpt_sink *s) {
+static void mrl__ckpt_emit(const mrl_params *p, const mrl_checkpoint_options *o,
+                           const mrl__ckpt_text *hdr, mrl__ckpt_sink *s) {
+  int moments = o->save_optimizer;
   unsigned char len8[8], chunk[4096];
   uint64_t n = (uint64_t)hdr->len;
   int i, k, b, native = mrl__ckpt_host_le();
@@ -3366,6 +3436,18 @@ static void mrl__ckpt_emit(const mrl_params *p, int moments, const mrl__ckpt_tex
         src += c;
         left -= c;
       }
+    }
+  }
+  for (i = 0; i < o->num_extras; i++) {
+    const mrl_checkpoint_extra *e = &o->extras[i];
+    size_t esize = mrl__ckpt_extra_size(e->dtype), left = (size_t)e->count;
+    const unsigned char *src = (const unsigned char *)e->data;
+    while (left) {
+      size_t c = left < sizeof chunk / esize ? left : sizeof chunk / esize;
+      mrl__ckpt_copy_le(chunk, src, c, esize, native);
+      mrl__ckpt_put(s, chunk, c * esize);
+      src += c * esize;
+      left -= c;
     }
   }
 }
@@ -3404,7 +3486,7 @@ MRL_DEF mrl_result mrl_checkpoint_save_buffer(const mrl_params *p,
     MRL_FREE(hdr.buf);
     return MRL_ERR_OUT_OF_MEMORY;
   }
-  mrl__ckpt_emit(p, o.save_optimizer, &hdr, &s);
+  mrl__ckpt_emit(p, &o, &hdr, &s);
   MRL_FREE(hdr.buf);
   if (s.failed || s.pos != s.cap) {
     MRL_FREE(s.mem);
@@ -3524,7 +3606,7 @@ MRL_DEF mrl_result mrl_checkpoint_save(const mrl_params *p, const char *path,
   }
   s.write = o.write;
   s.user = o.write_user;
-  mrl__ckpt_emit(p, o.save_optimizer, &hdr, &s);
+  mrl__ckpt_emit(p, &o, &hdr, &s);
   MRL_FREE(hdr.buf);
   ok = !s.failed && fflush(s.f) == 0 && !ferror(s.f) && mrl__ckpt_sync(s.f);
   ok = (fclose(s.f) == 0) && ok;
@@ -4050,6 +4132,16 @@ MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float
   return MRL_OK;
 }
 
+MRL_DEF mrl_result mrl_checkpoint_read(const mrl_checkpoint_tensor *t, const char *dtype,
+                                       void *out, size_t count) {
+  size_t esize = mrl__ckpt_extra_size(dtype);
+  if (!t || !esize || (!out && count) || strcmp(t->dtype, dtype) != 0 ||
+      t->numel != (uint64_t)count)
+    return MRL_ERR_INVALID_ARGUMENT;
+  mrl__ckpt_copy_le((unsigned char *)out, t->bytes, count, esize, mrl__ckpt_host_le());
+  return MRL_OK;
+}
+
 MRL_DEF const char *mrl_checkpoint_meta(const mrl_checkpoint *c, const char *key) {
   size_t n;
   int i;
@@ -4109,8 +4201,8 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
         if (mrl__ckpt_match(c, &p->items[i], mrl__ckpt_moment_suffix[k - 1], &t) == MRL_OK)
           used[t - c->tensors] = 1;
       }
-    for (i = 0; i < c->num_tensors; i++)
-      if (!used[i]) r = MRL_ERR_INVALID_ARGUMENT;
+    for (i = 0; i < c->num_tensors; i++) /* "__" tensors are not parameters */
+      if (!used[i] && strncmp(c->tensors[i].name, "__", 2) != 0) r = MRL_ERR_INVALID_ARGUMENT;
   }
   MRL_FREE(used);
   if (r != MRL_OK) return r;

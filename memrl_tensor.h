@@ -148,7 +148,8 @@ typedef enum mrl_result {
   MRL_ERR_CORRUPT = -4,
   MRL_ERR_UNKNOWN_ENV = -5,
   MRL_ERR_INVALID_ACTION = -6,
-  MRL_ERR_NOT_RESET = -7
+  MRL_ERR_NOT_RESET = -7,
+  MRL_ERR_NON_FINITE = -8
 } mrl_result;
 
 static inline const char *mrl_result_string(mrl_result r) {
@@ -169,6 +170,8 @@ static inline const char *mrl_result_string(mrl_result r) {
     return "invalid action (out of range or not finite)";
   case MRL_ERR_NOT_RESET:
     return "step called before reset (or after the episode ended)";
+  case MRL_ERR_NON_FINITE:
+    return "a value that must be finite was NaN or infinite";
   }
   return "unknown error";
 }
@@ -250,6 +253,17 @@ static inline int mrl_rng_categorical(mrl_rng *r, const float *p, int n) {
   for (i = n - 1; i > 0 && p[i] <= 0.0f; i--) {
   }
   return i; /* rounding fell off the end: last index with mass */
+}
+
+/* a[0..n) permuted uniformly in place (Fisher-Yates from the top, one
+ * mrl_rng_below(i + 1) per i = n-1 .. 1). */
+static inline void mrl_rng_shuffle(mrl_rng *r, int *a, int n) {
+  int i;
+  for (i = n - 1; i > 0; i--) {
+    int k = (int)mrl_rng_below(r, (uint32_t)(i + 1)), t = a[i];
+    a[i] = a[k];
+    a[k] = t;
+  }
 }
 
 #ifdef __cplusplus

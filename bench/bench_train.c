@@ -26,7 +26,7 @@ static void bench_train(const char *name, const char *id, int num_envs, mrl_ppo_
     int i, n = 20000;
     t0 = mrl_wall_seconds();
     for (i = 0; i < n; i++) {
-      mrl_ppo_act(&agent, obs, 1, state, &start, 1, NULL, &action);
+      mrl_ppo_act(&agent, obs, 1, &start, state, 1, NULL, &action);
       start = 0.0f;
     }
     dt = mrl_wall_seconds() - t0;

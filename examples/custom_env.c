@@ -124,10 +124,10 @@ int main(int argc, char **argv) {
   }
   cfg.seed = seed;
   cfg.learning_rate = 1e-3f;
-  cfg.encoder_sizes[0] = 32;
-  cfg.num_encoder_layers = 1;
+  cfg.net.encoder_sizes[0] = 32;
+  cfg.net.num_encoder_layers = 1;
   cfg.shared_torso = 1;
-  cfg.core = mrl_core_config_lstm(32); /* the memory that holds the colour */
+  cfg.net.core = mrl_core_config_lstm(32); /* the memory that holds the colour */
   if ((r = mrl_ppo_init(&agent, &cfg, &venv)) != MRL_OK) {
     fprintf(stderr, "setup failed: %s\n", mrl_result_string(r));
     mrl_vecenv_free(&venv);
@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
       while (!term && !trunc) {
         mrl_env_render(game, line, sizeof line);
         fputs(line, stdout);
-        mrl_ppo_act(&agent, obs, 1, state, &start, 1, &rng, &act);
+        mrl_ppo_act(&agent, obs, 1, &start, state, 1, &rng, &act);
         start = 0.0f;
         mrl_env_step(game, &act, obs, &rew, &term, &trunc);
       }
@@ -160,8 +160,8 @@ int main(int argc, char **argv) {
     mrl_env_free(game);
   }
   printf("final: env=Signal-%d algo=ppo-lstm return=%.2f success=%.2f steps=%lld seconds=%.1f\n",
-         delay, mrl_episode_stats_mean_return(&agent.stats),
-         mrl_episode_stats_success_rate(&agent.stats), agent.env_steps, mrl_wall_seconds() - t0);
+         delay, mrl_episode_stats_mean_return(&agent.runner.stats),
+         mrl_episode_stats_success_rate(&agent.runner.stats), agent.runner.env_steps, mrl_wall_seconds() - t0);
   mrl_ppo_free(&agent);
   mrl_vecenv_free(&venv);
   return r == MRL_OK ? 0 : 1;

@@ -30,12 +30,12 @@ int main(int argc, char **argv) {
   cfg.gamma = 0.98f;
   cfg.gae_lambda = 0.8f;
   cfg.ent_coef = 0.0f;
-  cfg.activation = MRL_ACT_RELU;
+  cfg.net.activation = MRL_ACT_RELU;
   cfg.orthogonal_init = 0;
-  cfg.num_encoder_layers = 0;
-  cfg.core = mrl_core_config_lstm(64);
-  cfg.head_sizes[0] = 64;
-  cfg.num_head_layers = 1;
+  cfg.net.num_encoder_layers = 0;
+  cfg.net.core = mrl_core_config_lstm(64);
+  cfg.net.head_sizes[0] = 64;
+  cfg.net.num_head_layers = 1;
   cfg.normalize_obs = 1;    /* RL Zoo's normalize: true is VecNormalize: */
   cfg.normalize_reward = 1; /* observations and rewards */
   cfg.anneal_clip = 1;      /* clip_range lin_0.2 */
@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
   r = mrl_ppo_train(&agent, &env, steps, mrl_progress_print, NULL);
   if (r != MRL_OK) fprintf(stderr, "training failed: %s\n", mrl_result_string(r));
   printf("final: env=%s algo=ppo-lstm return=%.2f success=- steps=%lld seconds=%.1f\n", id,
-         mrl_episode_stats_mean_return(&agent.stats), agent.env_steps, mrl_wall_seconds() - t0);
+         mrl_episode_stats_mean_return(&agent.runner.stats), agent.runner.env_steps, mrl_wall_seconds() - t0);
   mrl_ppo_free(&agent);
   mrl_vecenv_free(&env);
   return r == MRL_OK ? 0 : 1;

@@ -29,10 +29,10 @@ int main(int argc, char **argv) {
   snprintf(id, sizeof id, "TMaze-%d", length);
   cfg.seed = seed;
   cfg.learning_rate = 1e-3f; /* CleanRL's other defaults: 128 steps, 4 minibatches, 4 epochs */
-  cfg.encoder_sizes[0] = 32;
-  cfg.num_encoder_layers = 1;
+  cfg.net.encoder_sizes[0] = 32;
+  cfg.net.num_encoder_layers = 1;
   cfg.shared_torso = 1; /* actor and critic share encoder and core (CleanRL's PPO-LSTM) */
-  if (use_lstm) cfg.core = mrl_core_config_lstm(32);
+  if (use_lstm) cfg.net.core = mrl_core_config_lstm(32);
   if ((r = mrl_vecenv_init(&env, id, 16, seed)) != MRL_OK ||
       (r = mrl_ppo_init(&agent, &cfg, &env)) != MRL_OK) {
     fprintf(stderr, "setup failed: %s\n", mrl_result_string(r));
@@ -42,8 +42,8 @@ int main(int argc, char **argv) {
   r = mrl_ppo_train(&agent, &env, steps, mrl_progress_print, NULL);
   if (r != MRL_OK) fprintf(stderr, "training failed: %s\n", mrl_result_string(r));
   printf("final: env=%s algo=ppo-%s return=%.2f success=%.2f steps=%lld seconds=%.1f\n", id,
-         use_lstm ? "lstm" : "mlp", mrl_episode_stats_mean_return(&agent.stats),
-         mrl_episode_stats_success_rate(&agent.stats), agent.env_steps, mrl_wall_seconds() - t0);
+         use_lstm ? "lstm" : "mlp", mrl_episode_stats_mean_return(&agent.runner.stats),
+         mrl_episode_stats_success_rate(&agent.runner.stats), agent.runner.env_steps, mrl_wall_seconds() - t0);
   mrl_ppo_free(&agent);
   mrl_vecenv_free(&env);
   return r == MRL_OK ? 0 : 1;

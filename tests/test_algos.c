@@ -59,9 +59,9 @@ static mrl_ppo_config small_config(int lstm, int shared_torso) {
   c.num_steps = 16;
   c.num_minibatches = 2;
   c.update_epochs = 2;
-  c.encoder_sizes[0] = 32;
-  c.encoder_sizes[1] = 32;
-  if (lstm) c.core = mrl_core_config_lstm(16);
+  c.net.encoder_sizes[0] = 32;
+  c.net.encoder_sizes[1] = 32;
+  if (lstm) c.net.core = mrl_core_config_lstm(16);
   c.shared_torso = shared_torso;
   return c;
 }
@@ -88,13 +88,13 @@ static void test_config_default(void) {
   MRL_CHECK(c.max_grad_norm == 0.5f, "ppo default max_grad_norm %g", c.max_grad_norm);
   MRL_CHECK(c.target_kl == 0.0f, "ppo default target_kl %g (CleanRL: None)", c.target_kl);
   MRL_CHECK(c.adam_eps == 1e-5f, "ppo default adam_eps %g", c.adam_eps);
-  MRL_CHECK(c.num_encoder_layers == 2 && c.encoder_sizes[0] == 64 && c.encoder_sizes[1] == 64,
-            "ppo default network: %d layers %d-%d, want 64-64", c.num_encoder_layers,
-            c.encoder_sizes[0], c.encoder_sizes[1]);
-  MRL_CHECK(c.num_head_layers == 0, "ppo default head layers %d", c.num_head_layers);
-  MRL_CHECK(c.activation == MRL_ACT_TANH, "ppo default activation %d", (int)c.activation);
+  MRL_CHECK(c.net.num_encoder_layers == 2 && c.net.encoder_sizes[0] == 64 && c.net.encoder_sizes[1] == 64,
+            "ppo default network: %d layers %d-%d, want 64-64", c.net.num_encoder_layers,
+            c.net.encoder_sizes[0], c.net.encoder_sizes[1]);
+  MRL_CHECK(c.net.num_head_layers == 0, "ppo default head layers %d", c.net.num_head_layers);
+  MRL_CHECK(c.net.activation == MRL_ACT_TANH, "ppo default activation %d", (int)c.net.activation);
   MRL_CHECK(c.orthogonal_init == 1, "ppo default orthogonal_init %d", c.orthogonal_init);
-  MRL_CHECK(c.core.kind == MRL_CORE_NONE, "ppo default core %d", (int)c.core.kind);
+  MRL_CHECK(c.net.core.kind == MRL_CORE_NONE, "ppo default core %d", (int)c.net.core.kind);
   MRL_CHECK(c.shared_torso == 0 && c.normalize_obs == 0 && c.anneal_clip == 0 &&
                 c.normalize_reward == 0,
             "ppo default shared_torso %d normalize_obs %d anneal_clip %d", c.shared_torso,
@@ -153,7 +153,7 @@ static void progress_log_start(progress_log *l, const mrl_ppo *a, int num_iterat
   l->stop_at = stop_at;
   l->num_iterations = num_iterations;
   l->num_actions = a->num_actions;
-  l->steps0 = a->env_steps;
+  l->steps0 = a->runner.env_steps;
   l->batch = (long long)a->num_envs * a->cfg.num_steps;
   l->lr0 = a->cfg.learning_rate;
   l->last_success = -2.0f;
@@ -173,16 +173,16 @@ static int progress_check(const mrl_train_progress *p, void *user) {
             p->num_iterations, l->num_iterations);
   MRL_CHECK(p->env_steps == l->steps0 + l->calls * l->batch, "%s: env_steps %lld, want %lld",
             l->label, p->env_steps, l->steps0 + l->calls * l->batch);
-  MRL_CHECK(p->entropy > 0.0f && p->entropy <= logf((float)l->num_actions) + 1e-4f,
-            "%s: entropy %g outside (0, log %d]", l->label, p->entropy, l->num_actions);
-  MRL_CHECK(is_finite(p->policy_loss) && is_finite(p->value_loss) && p->value_loss >= 0.0f,
-            "%s: losses pi %g v %g", l->label, p->policy_loss, p->value_loss);
-  MRL_CHECK(is_finite(p->approx_kl) && p->approx_kl > -1e-6f, "%s: approx_kl %g", l->label,
-            p->approx_kl);
-  MRL_CHECK(p->clip_fraction >= 0.0f && p->clip_fraction <= 1.0f, "%s: clip_fraction %g", l->label,
-            p->clip_fraction);
-  MRL_CHECK(is_finite(p->explained_variance) && p->explained_variance <= 1.0f,
-            "%s: explained_variance %g", l->label, p->explained_variance);
+  MRL_CHECK(mrl_progress_metric(p, "entropy") > 0.0f && mrl_progress_metric(p, "entropy") <= logf((float)l->num_actions) + 1e-4f,
+            "%s: entropy %g outside (0, log %d]", l->label, mrl_progress_metric(p, "entropy"), l->num_actions);
+  MRL_CHECK(is_finite(mrl_progress_metric(p, "policy_loss")) && is_finite(mrl_progress_metric(p, "value_loss")) && mrl_progress_metric(p, "value_loss") >= 0.0f,
+            "%s: losses pi %g v %g", l->label, mrl_progress_metric(p, "policy_loss"), mrl_progress_metric(p, "value_loss"));
+  MRL_CHECK(is_finite(mrl_progress_metric(p, "approx_kl")) && mrl_progress_metric(p, "approx_kl") > -1e-6f, "%s: approx_kl %g", l->label,
+            mrl_progress_metric(p, "approx_kl"));
+  MRL_CHECK(mrl_progress_metric(p, "clip_fraction") >= 0.0f && mrl_progress_metric(p, "clip_fraction") <= 1.0f, "%s: clip_fraction %g", l->label,
+            mrl_progress_metric(p, "clip_fraction"));
+  MRL_CHECK(is_finite(mrl_progress_metric(p, "explained_variance")) && mrl_progress_metric(p, "explained_variance") <= 1.0f,
+            "%s: explained_variance %g", l->label, mrl_progress_metric(p, "explained_variance"));
   MRL_CHECK_NEAR(p->learning_rate, l->lr0 * remaining, 0.0, 1e-6, "annealed learning rate");
   MRL_CHECK(p->seconds >= 0.0 && p->steps_per_second >= 0.0, "%s: seconds %g sps %g", l->label,
             p->seconds, p->steps_per_second);
@@ -227,61 +227,69 @@ static void smoke(const char *label, const char *id, mrl_ppo_config cfg, int num
   }
   MRL_CHECK(
       mrl_ppo_state_dim(&a) ==
-          (cfg.core.kind == MRL_CORE_LSTM ? (cfg.shared_torso ? 2 : 4) * cfg.core.hidden_size : 0),
+          (cfg.net.core.kind == MRL_CORE_LSTM ? (cfg.shared_torso ? 2 : 4) * cfg.net.core.hidden_size : 0),
       "%s: state_dim %d", label, mrl_ppo_state_dim(&a));
 
   progress_log_start(&l, &a, 3, 0);
   r = mrl_ppo_train(&a, &env, 3 * batch + batch / 2, progress_check, &l);
   MRL_CHECK(r == MRL_OK, "%s: train gave %d", label, (int)r);
   MRL_CHECK(l.calls == 3, "%s: %d progress calls, want 3", label, l.calls);
-  MRL_CHECK(a.env_steps == 3 * batch, "%s: env_steps %lld, want %lld", label, a.env_steps,
+  MRL_CHECK(a.runner.env_steps == 3 * batch, "%s: env_steps %lld, want %lld", label, a.runner.env_steps,
             3 * batch);
 
   progress_log_start(&l, &a, 2, 0);
   r = mrl_ppo_train(&a, &env, 2 * batch, progress_check, &l);
-  MRL_CHECK(r == MRL_OK && l.calls == 2 && a.env_steps == 5 * batch,
+  MRL_CHECK(r == MRL_OK && l.calls == 2 && a.runner.env_steps == 5 * batch,
             "%s: second train call: result %d, %d calls, env_steps %lld", label, (int)r, l.calls,
-            a.env_steps);
+            a.runner.env_steps);
   /* the vector env was reset once: each env has one running episode besides the finished ones */
   for (i = 0; i < num_envs; i++) started += (long long)env.episodes_started[i];
-  MRL_CHECK(started == a.stats.total_episodes + num_envs,
+  MRL_CHECK(started == a.runner.stats.total_episodes + num_envs,
             "%s: %lld episodes started, %lld finished: the env was reset again", label, started,
-            a.stats.total_episodes);
+            a.runner.stats.total_episodes);
   MRL_CHECK(env.total_steps == 5 * cfg.num_steps, "%s: vector steps %lld, want %d", label,
             env.total_steps, 5 * cfg.num_steps);
 
   progress_log_start(&l, &a, 4, 2);
   r = mrl_ppo_train(&a, &env, 4 * batch, progress_check, &l);
-  MRL_CHECK(r == MRL_OK && l.calls == 2 && a.env_steps == 7 * batch,
+  MRL_CHECK(r == MRL_OK && l.calls == 2 && a.runner.env_steps == 7 * batch,
             "%s: early stop: result %d, %d calls, env_steps %lld, want 2 calls and %lld", label,
-            (int)r, l.calls, a.env_steps, 7 * batch);
+            (int)r, l.calls, a.runner.env_steps, 7 * batch);
 
-  progress_log_start(&l, &a, 1, 0);
-  r = mrl_ppo_train(&a, &env, 1, progress_check, &l);
-  MRL_CHECK(r == MRL_OK && l.calls == 1 && a.env_steps == 8 * batch,
-            "%s: tiny budget: result %d, %d calls, env_steps %lld", label, (int)r, l.calls,
-            a.env_steps);
+  /* budgets are whole iterations, rounded down (CleanRL): less than one
+   * trains nothing, zero too, and a negative budget is an error */
+  r = mrl_ppo_train(&a, &env, batch - 1, progress_check, &l); /* l still counts 2 calls */
+  MRL_CHECK(r == MRL_OK && l.calls == 2 && a.runner.env_steps == 7 * batch,
+            "%s: a budget below one iteration: result %d, %d calls, env_steps %lld", label, (int)r,
+            l.calls, a.runner.env_steps);
+  r = mrl_ppo_train(&a, &env, 0, progress_check, &l);
+  MRL_CHECK(r == MRL_OK && l.calls == 2 && a.runner.env_steps == 7 * batch,
+            "%s: budget 0: result %d, %d calls", label, (int)r, l.calls);
+  r = mrl_ppo_train(&a, &env, -1000, progress_check, &l);
+  MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT && l.calls == 2 && a.runner.env_steps == 7 * batch &&
+                strstr(a.error, "env_steps -1000") != NULL,
+            "%s: budget -1000: result %d, error '%s'", label, (int)r, a.error);
   if (l.tmaze)
-    MRL_CHECK(a.stats.total_episodes > 0 && l.last_success >= 0.0f && l.last_success <= 1.0f,
+    MRL_CHECK(a.runner.stats.total_episodes > 0 && l.last_success >= 0.0f && l.last_success <= 1.0f,
               "%s: success_rate %g after %lld episodes", label, l.last_success,
-              a.stats.total_episodes);
+              a.runner.stats.total_episodes);
   else
     MRL_CHECK(l.last_success == -1.0f, "%s: success_rate %g, want -1", label, l.last_success);
-  if (cfg.normalize_obs) {
-    MRL_CHECK_NEAR(a.obs_norm.count, 1e-4 + (double)a.env_steps, 1e-9, 1e-12,
-                   "normaliser count = 1e-4 + observations seen");
-    MRL_CHECK(a.obs_norm.var[0] != 1.0 && a.obs_norm.mean[0] != 0.0,
+  if (cfg.normalize_obs) { /* every observation acted on: the first of each env, then one per step */
+    MRL_CHECK_NEAR(a.runner.obs_norm.count, 1e-4 + (double)(a.runner.env_steps + num_envs), 1e-9,
+                   1e-12, "normaliser count = 1e-4 + observations seen");
+    MRL_CHECK(a.runner.obs_norm.var[0] != 1.0 && a.runner.obs_norm.mean[0] != 0.0,
               "%s: the normaliser was not updated", label);
   }
   /* without a callback */
   r = mrl_ppo_train(&a, &env, batch, NULL, NULL);
-  MRL_CHECK(r == MRL_OK && a.env_steps == 9 * batch, "%s: train without callback", label);
+  MRL_CHECK(r == MRL_OK && a.runner.env_steps == 8 * batch, "%s: train without callback", label);
   /* a vector env of other dimensions is refused */
   {
     mrl_vecenv other;
     if (mrl_vecenv_init(&other, l.tmaze ? "CartPole-v1" : "TMaze-5", num_envs, 1) == MRL_OK) {
       r = mrl_ppo_train(&a, &other, batch, NULL, NULL);
-      MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT && a.env_steps == 9 * batch,
+      MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT && a.runner.env_steps == 8 * batch,
                 "%s: train on a different env gave %d", label, (int)r);
       mrl_vecenv_free(&other);
     }
@@ -299,8 +307,8 @@ static void test_smoke(void) {
   c.normalize_obs = 1;
   smoke("ppo-lstm normalize_obs StatelessCartPole-v1", "StatelessCartPole-v1", c, 4);
   c = small_config(0, 1);
-  c.num_head_layers = 1;
-  c.head_sizes[0] = 16;
+  c.net.num_head_layers = 1;
+  c.net.head_sizes[0] = 16;
   c.target_kl = 0.01f;
   c.anneal_clip = 1;
   c.clip_vloss = 0;
@@ -360,17 +368,17 @@ static void determinism_case(const char *label, const char *id, mrl_ppo_config c
   MRL_CHECK(x.agent.params.total == y.agent.params.total &&
                 memcmp(x.agent.params.values, y.agent.params.values, bytes) == 0,
             "%s: same seed, different parameters", label);
-  MRL_CHECK(memcmp(&x.agent.stats, &y.agent.stats, sizeof x.agent.stats) == 0,
+  MRL_CHECK(memcmp(&x.agent.runner.stats, &y.agent.runner.stats, sizeof x.agent.runner.stats) == 0,
             "%s: same seed, different episode statistics", label);
-  MRL_CHECK(x.agent.env_steps == y.agent.env_steps && x.agent.stats.total_episodes > 0,
-            "%s: env_steps %lld vs %lld, %lld episodes", label, x.agent.env_steps,
-            y.agent.env_steps, x.agent.stats.total_episodes);
+  MRL_CHECK(x.agent.runner.env_steps == y.agent.runner.env_steps && x.agent.runner.stats.total_episodes > 0,
+            "%s: env_steps %lld vs %lld, %lld episodes", label, x.agent.runner.env_steps,
+            y.agent.runner.env_steps, x.agent.runner.stats.total_episodes);
   MRL_CHECK(memcmp(x.agent.rollout.advantages, y.agent.rollout.advantages,
                    sizeof(float) * 4 * cfg.num_steps) == 0 &&
                 memcmp(x.env.obs, y.env.obs, sizeof(float) * 4 * x.env.obs_dim) == 0,
             "%s: same seed, different rollouts", label);
   if (x.agent.state_dim)
-    MRL_CHECK(memcmp(x.agent.env_state, y.agent.env_state, sizeof(float) * 4 * x.agent.state_dim) ==
+    MRL_CHECK(memcmp(x.agent.runner.state, y.agent.runner.state, sizeof(float) * 4 * x.agent.state_dim) ==
                   0,
               "%s: same seed, different recurrent states", label);
   MRL_CHECK(memcmp(x.agent.params.values, z.agent.params.values, bytes) != 0,
@@ -404,24 +412,26 @@ static void test_determinism(void) {
 /* acting                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Runs one tower's torso and output layer for one step through the public
- * layer functions, state (stride = the agent's state_dim) updated in place.
- * tower_state points at this tower's part of the first environment's state. */
-static int tower_step(const mrl_ppo *a, const mrl__ppo_tower *t, const mrl__ppo_tower *out,
-                      const float *obs, int n, const float *starts, float *tower_state,
-                      float *result) {
+/* Runs one tower and its output layer (the policy head's forward or the
+ * value layer) for one step through the public functions, state (stride =
+ * the agent's state_dim) updated in place. state points at the first
+ * environment's record. */
+static int tower_step(const mrl_ppo *a, const mrl_tower *t, int policy, const float *obs, int n,
+                      const float *starts, float *state, float *result) {
   mrl_graph g;
   mrl_tensor *x, *y;
   if (mrl_graph_init(&g, 1 << 16) != MRL_OK) return 0;
   mrl_graph_set_no_grad(&g, 1);
   x = mrl_tensor_from2(&g, obs, n, a->obs_dim);
-  if (t->encoder.num_layers) x = mrl_mlp_forward(&t->encoder, &g, x);
-  x = mrl_core_forward(&t->core, &g, x, 1, n, starts, tower_state, tower_state, a->state_dim);
-  if (t->head.num_layers) x = mrl_mlp_forward(&t->head, &g, x);
-  y = mrl_linear_layer_forward(&out->out, &g, x);
+  x = mrl_tower_forward(t, &g, x, 1, n, starts, state, state, a->state_dim);
+  y = policy ? mrl_policy_head_forward(&a->policy, &g, x) : mrl_linear_layer_forward(&a->value, &g, x);
   if (y) memcpy(result, y->data, sizeof(float) * (size_t)y->size);
   mrl_graph_free(&g);
   return y != NULL;
+}
+
+static int critic_state_dim(const mrl_ppo *a) {
+  return a->cfg.shared_torso ? 0 : a->critic.state_dim;
 }
 
 enum { ACT_N = 5, ACT_MAX_STATE = 128, ACT_MAX_OBS = 8, ACT_MAX_A = 8 };
@@ -443,12 +453,12 @@ static void act_consistency(const char *label, mrl_ppo *a) {
   memcpy(s1, state0, sizeof state0);
   memcpy(s2, state0, sizeof state0);
   memcpy(mine, state0, sizeof state0);
-  MRL_CHECK(mrl_ppo_act(a, obs, n, s1, starts, 1, NULL, act1) == MRL_OK, "%s: act failed", label);
-  MRL_CHECK(mrl_ppo_act(a, obs, n, s2, starts, 1, NULL, act2) == MRL_OK, "%s: act failed", label);
+  MRL_CHECK(mrl_ppo_act(a, obs, n, starts, s1, 1, NULL, act1) == MRL_OK, "%s: act failed", label);
+  MRL_CHECK(mrl_ppo_act(a, obs, n, starts, s2, 1, NULL, act2) == MRL_OK, "%s: act failed", label);
   MRL_CHECK(memcmp(act1, act2, sizeof act1) == 0 && memcmp(s1, s2, sizeof s1) == 0,
             "%s: greedy act from the same state is not repeatable", label);
   /* the actor computed through the public layer functions */
-  if (!tower_step(a, &a->actor, &a->actor, obs, n, starts, mine, logits)) {
+  if (!tower_step(a, &a->actor, 1, obs, n, starts, mine, logits)) {
     MRL_CHECK(0, "%s: actor forward failed", label);
     return;
   }
@@ -460,14 +470,14 @@ static void act_consistency(const char *label, mrl_ppo *a) {
               act1[i], i, best);
   }
   for (i = 0; i < n; i++)
-    MRL_CHECK(memcmp(s1 + i * S, mine + i * S, sizeof(float) * (size_t)a->actor_state_dim) == 0,
+    MRL_CHECK(memcmp(s1 + i * S, mine + i * S, sizeof(float) * (size_t)a->actor.state_dim) == 0,
               "%s: actor state of env %d after act differs from the actor's own step", label, i);
-  if (a->critic_state_dim) {
+  if (critic_state_dim(a)) {
     /* the critic's state advances too (mrl_ppo_value reads it later) */
-    if (tower_step(a, &a->critic, &a->critic, obs, n, starts, mine + a->actor_state_dim, values)) {
+    if (tower_step(a, &a->critic, 0, obs, n, starts, mine, values)) {
       for (i = 0; i < n; i++)
-        MRL_CHECK(memcmp(s1 + i * S + a->actor_state_dim, mine + i * S + a->actor_state_dim,
-                         sizeof(float) * (size_t)a->critic_state_dim) == 0,
+        MRL_CHECK(memcmp(s1 + i * S + a->actor.state_dim, mine + i * S + a->actor.state_dim,
+                         sizeof(float) * (size_t)critic_state_dim(a)) == 0,
                   "%s: critic state of env %d after act differs from the critic's own step", label,
                   i);
     }
@@ -480,11 +490,11 @@ static void act_consistency(const char *label, mrl_ppo *a) {
               n * S);
     changed = 0;
     for (i = 0; i < n; i++)
-      for (k = 0; k < a->critic_state_dim; k++)
-        changed += s1[i * S + a->actor_state_dim + k] != state0[i * S + a->actor_state_dim + k];
-    MRL_CHECK(changed == n * a->critic_state_dim,
+      for (k = 0; k < critic_state_dim(a); k++)
+        changed += s1[i * S + a->actor.state_dim + k] != state0[i * S + a->actor.state_dim + k];
+    MRL_CHECK(changed == n * critic_state_dim(a),
               "%s: %d of %d floats of the critic's state advanced", label, changed,
-              n * a->critic_state_dim);
+              n * critic_state_dim(a));
     MRL_CHECK(s1[n * S] == state0[n * S], "%s: act wrote past the state", label);
   }
 }
@@ -500,14 +510,14 @@ static void act_episode_start(const char *label, mrl_ppo *a) {
   fill_uniform(obs, n * O, &rng, -1.0f, 1.0f);
   for (i = 0; i < n * S + 1; i++) garbage[i] = 3.0f;
   memset(zero, 0, sizeof zero);
-  MRL_CHECK(mrl_ppo_value(a, obs, n, garbage, ones, val_g) == MRL_OK &&
-                mrl_ppo_value(a, obs, n, zero, NULL, val_z) == MRL_OK,
+  MRL_CHECK(mrl_ppo_value(a, obs, n, ones, garbage, val_g) == MRL_OK &&
+                mrl_ppo_value(a, obs, n, NULL, zero, val_z) == MRL_OK,
             "%s: value failed", label);
   MRL_CHECK(memcmp(val_g, val_z, sizeof val_g) == 0,
             "%s: value with episode_start=1 from a garbage state differs from zero state", label);
   MRL_CHECK(garbage[0] == 3.0f && zero[0] == 0.0f, "%s: mrl_ppo_value changed the state", label);
-  MRL_CHECK(mrl_ppo_act(a, obs, n, garbage, ones, 1, NULL, act_g) == MRL_OK &&
-                mrl_ppo_act(a, obs, n, zero, NULL, 1, NULL, act_z) == MRL_OK,
+  MRL_CHECK(mrl_ppo_act(a, obs, n, ones, garbage, 1, NULL, act_g) == MRL_OK &&
+                mrl_ppo_act(a, obs, n, NULL, zero, 1, NULL, act_z) == MRL_OK,
             "%s: act failed", label);
   MRL_CHECK(memcmp(act_g, act_z, sizeof act_g) == 0 &&
                 memcmp(garbage, zero, sizeof(float) * (size_t)(n * S)) == 0,
@@ -515,8 +525,8 @@ static void act_episode_start(const char *label, mrl_ppo *a) {
   /* only the flagged environments are reset */
   for (i = 0; i < n * S; i++) garbage[i] = 3.0f;
   memset(zero, 0, sizeof zero);
-  mrl_ppo_act(a, obs, n, garbage, some, 1, NULL, act_g);
-  mrl_ppo_act(a, obs, n, zero, NULL, 1, NULL, act_z);
+  mrl_ppo_act(a, obs, n, some, garbage, 1, NULL, act_g);
+  mrl_ppo_act(a, obs, n, NULL, zero, 1, NULL, act_z);
   for (i = 0; i < n; i++) {
     int same = memcmp(garbage + i * S, zero + i * S, sizeof(float) * (size_t)S) == 0;
     if (some[i] != 0.0f)
@@ -543,8 +553,8 @@ static void act_sampling(const char *label, mrl_ppo *a) {
     return;
   }
   for (i = 0; i < N * O; i++) obs[i] = 0.1f * (float)(i % 7) - 0.3f;
-  MRL_CHECK(mrl_ppo_act(a, obs, N, s1, NULL, 0, &r1, act1) == MRL_OK &&
-                mrl_ppo_act(a, obs, N, s2, NULL, 0, &r2, act2) == MRL_OK,
+  MRL_CHECK(mrl_ppo_act(a, obs, N, NULL, s1, 0, &r1, act1) == MRL_OK &&
+                mrl_ppo_act(a, obs, N, NULL, s2, 0, &r2, act2) == MRL_OK,
             "%s: sampling act failed", label);
   MRL_CHECK(memcmp(act1, act2, sizeof act1) == 0 && memcmp(&r1, &r2, sizeof r1) == 0,
             "%s: sampling with equally seeded rngs differs", label);
@@ -557,7 +567,7 @@ static void act_sampling(const char *label, mrl_ppo *a) {
   }
   for (i = 0; i < A; i++) used += counts[i] > 0;
   MRL_CHECK(used >= 2, "%s: %d sampled actions all the same", label, N);
-  MRL_CHECK(mrl_ppo_act(a, obs, N, s1, NULL, 0, NULL, act1) == MRL_OK &&
+  MRL_CHECK(mrl_ppo_act(a, obs, N, NULL, s1, 0, NULL, act1) == MRL_OK &&
                 memcmp(&own, &a->rng, sizeof own) != 0,
             "%s: sampling without an rng did not use the agent's", label);
   free(obs);
@@ -579,18 +589,18 @@ static void act_no_allocation(const char *label, mrl_ppo *a, int n, int calls) {
   } else {
     fill_uniform(obs, n * O, &rng, -1.0f, 1.0f);
     for (i = 0; i < n; i += 3) starts[i] = 1.0f;
-    ok &= mrl_ppo_act(a, obs, n, state, starts, 0, NULL, out) == MRL_OK; /* warm-up */
+    ok &= mrl_ppo_act(a, obs, n, starts, state, 0, NULL, out) == MRL_OK; /* warm-up */
     before = test_alloc_calls;
     for (i = 0; i < calls; i++)
-      ok &= mrl_ppo_act(a, obs, n, state, i % 5 ? NULL : starts, i & 1, (i & 2) ? &rng : NULL,
+      ok &= mrl_ppo_act(a, obs, n, i % 5 ? NULL : starts, state, i & 1, (i & 2) ? &rng : NULL,
                         out) == MRL_OK;
     MRL_CHECK(ok, "%s: act failed", label);
     MRL_CHECK(test_alloc_calls == before, "%s: %d act calls with n=%d made %ld heap allocations",
               label, calls, n, test_alloc_calls - before);
-    ok &= mrl_ppo_value(a, obs, n, state, starts, out) == MRL_OK; /* warm-up */
+    ok &= mrl_ppo_value(a, obs, n, starts, state, out) == MRL_OK; /* warm-up */
     before = test_alloc_calls;
     for (i = 0; i < calls; i++)
-      ok &= mrl_ppo_value(a, obs, n, state, i % 5 ? NULL : starts, out) == MRL_OK;
+      ok &= mrl_ppo_value(a, obs, n, i % 5 ? NULL : starts, state, out) == MRL_OK;
     MRL_CHECK(ok, "%s: value failed", label);
     MRL_CHECK(test_alloc_calls == before, "%s: %d value calls with n=%d made %ld heap allocations",
               label, calls, n, test_alloc_calls - before);
@@ -604,19 +614,19 @@ static void act_no_allocation(const char *label, mrl_ppo *a, int n, int calls) {
 static void act_bad_arguments(const char *label, mrl_ppo *a) {
   float obs[ACT_MAX_OBS] = {0}, state[ACT_MAX_STATE + 1] = {0}, out[1];
   mrl_result r;
-  r = mrl_ppo_act(a, obs, 0, state, NULL, 1, NULL, out);
+  r = mrl_ppo_act(a, obs, 0, NULL, state, 1, NULL, out);
   MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT, "%s: act n=0 gave %d", label, (int)r);
-  r = mrl_ppo_act(a, obs, -3, state, NULL, 1, NULL, out);
+  r = mrl_ppo_act(a, obs, -3, NULL, state, 1, NULL, out);
   MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT, "%s: act n=-3 gave %d", label, (int)r);
-  r = mrl_ppo_act(a, NULL, 1, state, NULL, 1, NULL, out);
+  r = mrl_ppo_act(a, NULL, 1, NULL, state, 1, NULL, out);
   MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT, "%s: act obs=NULL gave %d", label, (int)r);
-  r = mrl_ppo_act(a, obs, 1, state, NULL, 1, NULL, NULL);
+  r = mrl_ppo_act(a, obs, 1, NULL, state, 1, NULL, NULL);
   MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT, "%s: act actions=NULL gave %d", label, (int)r);
-  r = mrl_ppo_value(a, obs, 0, state, NULL, out);
+  r = mrl_ppo_value(a, obs, 0, NULL, state, out);
   MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT, "%s: value n=0 gave %d", label, (int)r);
-  r = mrl_ppo_value(a, NULL, 1, state, NULL, out);
+  r = mrl_ppo_value(a, NULL, 1, NULL, state, out);
   MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT, "%s: value obs=NULL gave %d", label, (int)r);
-  r = mrl_ppo_value(a, obs, 1, state, NULL, NULL);
+  r = mrl_ppo_value(a, obs, 1, NULL, state, NULL);
   MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT, "%s: value values=NULL gave %d", label, (int)r);
   r = mrl_ppo_act(a, obs, 1, NULL, NULL, 1, NULL, out);
   if (a->state_dim) {
@@ -765,12 +775,12 @@ static mrl_train_progress sample_progress(int iteration, float success) {
   p.mean_length = 21.5f;
   p.success_rate = success;
   p.learning_rate = 2.5e-4f;
-  p.policy_loss = -0.01f;
-  p.value_loss = 3.0f;
-  p.entropy = 0.69f;
-  p.approx_kl = 0.001f;
-  p.clip_fraction = 0.05f;
-  p.explained_variance = 0.3f;
+  mrl_progress_set(&p, "policy_loss", -0.01f);
+  mrl_progress_set(&p, "value_loss", 3.0f);
+  mrl_progress_set(&p, "entropy", 0.69f);
+  mrl_progress_set(&p, "approx_kl", 0.001f);
+  mrl_progress_set(&p, "clip_fraction", 0.05f);
+  mrl_progress_set(&p, "explained_variance", 0.3f);
   return p;
 }
 
@@ -830,7 +840,11 @@ static void test_csv_logger(void) {
       MRL_CHECK(commas == header_commas, "csv row %d: %d fields, header %d", i, commas + 1,
                 header_commas + 1);
     }
-    MRL_CHECK(header_commas == 15, "csv: %d columns, want 16", header_commas + 1);
+    /* 11 common columns and the 6 metrics */
+    MRL_CHECK(header_commas == 16, "csv: %d columns, want 17", header_commas + 1);
+    MRL_CHECK(strstr(buf, ",learning_rate,policy_loss,value_loss,entropy,approx_kl,clip_fraction,"
+                          "explained_variance\n") != NULL,
+              "csv: the header does not end with the metric names: '%.200s'", buf);
     line = strchr(buf, '\n');
     MRL_CHECK(line && strncmp(line + 1, "ppo,CartPole-v1,1,512,", 22) == 0,
               "csv: first row '%.30s'", line ? line + 1 : "");

@@ -28,9 +28,9 @@ static result train(const char *id, int num_envs, const mrl_ppo_config *cfg, lon
   if (mrl_vecenv_init(&env, id, num_envs, cfg->seed) != MRL_OK) return res;
   if (mrl_ppo_init(&agent, cfg, &env) == MRL_OK) {
     MRL_CHECK(mrl_ppo_train(&agent, &env, steps, NULL, NULL) == MRL_OK, "%s: train failed", id);
-    res.mean_return = mrl_episode_stats_mean_return(&agent.stats);
-    res.success = mrl_episode_stats_success_rate(&agent.stats);
-    res.steps = agent.env_steps;
+    res.mean_return = mrl_episode_stats_mean_return(&agent.runner.stats);
+    res.success = mrl_episode_stats_success_rate(&agent.runner.stats);
+    res.steps = agent.runner.env_steps;
     mrl_ppo_free(&agent);
   }
   mrl_vecenv_free(&env);
@@ -52,10 +52,10 @@ static mrl_ppo_config tmaze_config(int lstm) {
   mrl_ppo_config cfg = mrl_ppo_config_default();
   cfg.seed = 1;
   cfg.learning_rate = 1e-3f;
-  cfg.encoder_sizes[0] = 32;
-  cfg.num_encoder_layers = 1;
+  cfg.net.encoder_sizes[0] = 32;
+  cfg.net.num_encoder_layers = 1;
   cfg.shared_torso = 1;
-  if (lstm) cfg.core = mrl_core_config_lstm(32);
+  if (lstm) cfg.net.core = mrl_core_config_lstm(32);
   return cfg;
 }
 
@@ -78,12 +78,12 @@ int main(void) {
     cfg.gamma = 0.98f;
     cfg.gae_lambda = 0.8f;
     cfg.ent_coef = 0.0f;
-    cfg.activation = MRL_ACT_RELU;
+    cfg.net.activation = MRL_ACT_RELU;
     cfg.orthogonal_init = 0;
-    cfg.num_encoder_layers = 0;
-    cfg.core = mrl_core_config_lstm(64);
-    cfg.head_sizes[0] = 64;
-    cfg.num_head_layers = 1;
+    cfg.net.num_encoder_layers = 0;
+    cfg.net.core = mrl_core_config_lstm(64);
+    cfg.net.head_sizes[0] = 64;
+    cfg.net.num_head_layers = 1;
     cfg.normalize_obs = 1;    /* RL Zoo's normalize: true is VecNormalize: */
     cfg.normalize_reward = 1; /* observations and rewards */
     cfg.anneal_clip = 1;      /* clip_range lin_0.2 */

@@ -36,7 +36,7 @@ static int lstm_fixture_init(lstm_fixture *f, int input, int hidden, float forge
   mrl_core_config cfg = mrl_core_config_lstm(hidden);
   cfg.forget_bias = forget_bias;
   mrl_params_init(&f->params);
-  mrl_core_init(&f->core, &f->params, "core", input, &cfg);
+  mrl_core_init(&f->core, &f->params, "core", input, &cfg, NULL, 0);
   return mrl_params_finalize(&f->params, seed) == MRL_OK;
 }
 
@@ -240,7 +240,7 @@ static void test_none_core(void) {
   int i;
   mrl_params_init(&p);
   MRL_CHECK(cfg.kind == MRL_CORE_NONE, "core_config_default: kind %d, want none", (int)cfg.kind);
-  mrl_core_init(&core, &p, "core", 5, &cfg);
+  mrl_core_init(&core, &p, "core", 5, &cfg, NULL, 0);
   MRL_CHECK(mrl_params_finalize(&p, 1) == MRL_OK, "none core: finalize failed");
   MRL_CHECK(p.count == 0, "none core: declared %d parameters", p.count);
   MRL_CHECK(mrl_core_state_dim(&core) == 0 && core.output_dim == 5 && core.input_dim == 5,

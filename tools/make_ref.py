@@ -856,6 +856,7 @@ def main():
     print("wrote", make_tensor_ops())
     print("wrote", make_layers())
     print("wrote", make_attention())
+    print("wrote", make_ppo_update())
 
 
 # ---------------------------------------------------------------------------
@@ -1780,6 +1781,181 @@ def make_layers():
         for name, t in wm.named_parameters():
             if name.endswith("bias"):
                 dump(f, "wm_grad_" + name, t.grad)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# One PPO update on fixed data (tests/test_ppo_update.c)
+# ---------------------------------------------------------------------------
+
+def ppo_lstm_seq(x, h, c, starts, w_ih, w_hh, b_ih, b_hh):
+    """torch.nn.LSTM's cell over a time-major [T, B, in] sequence, the state
+    zeroed before every step whose episode starts (memrl's episode_start)."""
+    ys = []
+    for t in range(x.shape[0]):
+        keep = (1.0 - starts[t]).unsqueeze(1)
+        h, c = h * keep, c * keep
+        gates = x[t] @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh
+        i, f, g, o = gates.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        ys.append(h)
+    return torch.stack(ys)
+
+
+def make_ppo_update():
+    """One PPO update (CleanRL's ppo.py / ppo_continuous_action.py /
+    ppo_atari_lstm.py losses: normalised advantages, clipped surrogate,
+    clipped value loss, entropy bonus, clip_grad_norm_ 0.5, Adam eps 1e-5)
+    on a fixed rollout of T = 5 steps x B = 4 environments, one epoch, one
+    minibatch. Cases (prefixes): ff_ discrete actions, MLP towers; lstm_
+    discrete, LSTM cores with episode starts; cont_ box actions, Gaussian
+    with a state-independent log-std; cont_lstm_ both. Per case: p<k> the
+    parameters in memrl's declaration order (actor tower, critic tower,
+    policy head, value layer), the rollout (obs, actions, log_probs, values,
+    rewards, terminated, truncated, final_values, episode_starts,
+    initial_state, last_values), GAE's advantages and returns, the losses,
+    g<k> the clipped gradients and u<k> the parameters after Adam.
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture("ppo_update.txt", "one PPO update on fixed data")
+    T, B, O, E, H = 5, 4, 3, 8, 6
+    gamma, lam, clip, lr, ent_coef, vf_coef = 0.99, 0.95, 0.2, 2.5e-4, 0.01, 0.5
+    for case, lstm, cont in (("ff", False, False), ("lstm", True, False),
+                             ("cont", False, True), ("cont_lstm", True, True)):
+        A = 2 if cont else 3  # action floats (box) or actions (discrete)
+        F = H if lstm else E
+        params = []
+
+        def new(*shape, scale=0.5):
+            t = (torch.randn(*shape) * scale).requires_grad_()
+            params.append(t)
+            return t
+
+        towers = []
+        for _ in range(2):  # actor, then critic
+            tw = [new(E, O), new(E), new(E, E), new(E)]
+            if lstm:
+                tw += [new(4 * H, E), new(4 * H, H), new(4 * H, scale=0.1),
+                       new(4 * H, scale=0.1)]
+            towers.append(tw)
+        head = [new(A, F, scale=0.3), new(A, scale=0.1)]
+        if cont:
+            head.append(torch.tensor([-0.3, 0.2]).requires_grad_())
+            params.append(head[-1])
+        value = [new(1, F), new(1, scale=0.1)]
+        S = 4 * H if lstm else 0
+        obs = torch.randn(T, B, O)
+        starts = torch.zeros(T, B)
+        starts[0, :] = torch.tensor([1.0, 0.0, 1.0, 0.0])
+        starts[3, 1] = 1.0
+        starts[2, 2] = 1.0
+        state0 = torch.randn(B, S) * 0.3 * (0 if S == 0 else 1)
+
+        def torso(tw, k):
+            x = torch.tanh(obs.reshape(T * B, O) @ tw[0].t() + tw[1])
+            x = torch.tanh(x @ tw[2].t() + tw[3])
+            if lstm:
+                h0 = state0[:, 2 * H * k:2 * H * k + H]
+                c0 = state0[:, 2 * H * k + H:2 * H * k + 2 * H]
+                x = ppo_lstm_seq(x.reshape(T, B, E), h0, c0, starts,
+                                 *tw[4:8]).reshape(T * B, H)
+            return x
+
+        def forward():
+            fa, fc = torso(towers[0], 0), torso(towers[1], 1)
+            out = fa @ head[0].t() + head[1]
+            v = (fc @ value[0].t() + value[1]).reshape(T * B)
+            return out, v
+
+        def dist(out):
+            if cont:
+                std = torch.exp(head[2]).expand_as(out)
+                return torch.distributions.Normal(out, std)
+            return torch.distributions.Categorical(logits=out)
+
+        def log_prob(d, a):
+            return d.log_prob(a).sum(1) if cont else d.log_prob(a)
+
+        def entropy(d):
+            return d.entropy().sum(1) if cont else d.entropy()
+
+        with torch.no_grad():
+            out, v_now = forward()
+            d = dist(out)
+            actions = d.sample()
+            old_logp = log_prob(d, actions) + 0.1 * torch.randn(T * B)
+            old_values = v_now + 0.3 * torch.randn(T * B)
+        rewards = torch.randn(T, B)
+        terminated = torch.zeros(T, B)
+        truncated = torch.zeros(T, B)
+        terminated[1, 0] = terminated[4, 3] = 1.0
+        truncated[2, 1] = truncated[3, 2] = 1.0
+        final_values = torch.randn(T, B) * truncated
+        last_values = torch.randn(B)
+        # GAE(lambda); a truncation bootstraps from its final observation's value
+        ov = old_values.reshape(T, B)
+        adv = torch.zeros(T, B)
+        for b in range(B):
+            running = 0.0
+            for t in reversed(range(T)):
+                ended = terminated[t, b] + truncated[t, b] > 0
+                if terminated[t, b] > 0:
+                    nv = 0.0
+                elif truncated[t, b] > 0:
+                    nv = final_values[t, b]
+                else:
+                    nv = last_values[b] if t == T - 1 else ov[t + 1, b]
+                running = rewards[t, b] + gamma * nv - ov[t, b] + \
+                    (0.0 if ended else gamma * lam * running)
+                adv[t, b] = running
+        returns = adv + ov
+        for k, t in enumerate(params):
+            dump(f, "%s_p%d" % (case, k), t)
+        dump(f, case + "_obs", obs.reshape(T * B, O))
+        dump(f, case + "_actions", actions.reshape(T * B, -1).float())
+        dump(f, case + "_log_probs", old_logp)
+        dump(f, case + "_values", old_values)
+        for name, t in (("rewards", rewards), ("terminated", terminated),
+                        ("truncated", truncated), ("final_values", final_values),
+                        ("episode_starts", starts)):
+            dump(f, case + "_" + name, t.reshape(T * B))
+        dump(f, case + "_initial_state", state0.reshape(-1) if S else torch.zeros(1))
+        dump(f, case + "_last_values", last_values)
+        dump(f, case + "_advantages", adv.reshape(-1))
+        dump(f, case + "_returns", returns.reshape(-1))
+        # the update: one epoch, one minibatch of every row
+        mb_adv = adv.reshape(-1)
+        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+        out, new_v = forward()
+        d = dist(out)
+        new_logp = log_prob(d, actions)
+        log_ratio = new_logp - old_logp
+        ratio = log_ratio.exp()
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
+        pg_loss = torch.max(-mb_adv * ratio,
+                            -mb_adv * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
+        ret = returns.reshape(-1)
+        v_unclipped = (new_v - ret) ** 2
+        v_clipped = old_values + torch.clamp(new_v - old_values, -clip, clip)
+        v_loss = 0.5 * torch.max(v_unclipped, (v_clipped - ret) ** 2).mean()
+        ent = entropy(d).mean()
+        loss = pg_loss - ent_coef * ent + vf_coef * v_loss
+        opt = torch.optim.Adam(params, lr=lr, eps=1e-5)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        for name, t in (("policy_loss", pg_loss), ("value_loss", v_loss),
+                        ("entropy", ent), ("approx_kl", approx_kl),
+                        ("clip_fraction", clipfrac), ("loss", loss)):
+            dump(f, case + "_" + name, t)
+        for k, t in enumerate(params):
+            dump(f, "%s_g%d" % (case, k), t.grad)
+        opt.step()
+        for k, t in enumerate(params):
+            dump(f, "%s_u%d" % (case, k), t)
+    f.close()
     return path
 
 
