@@ -478,7 +478,7 @@ MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const flo
  *   raw  [N, R]      what act writes, a rollout stores and evaluate reads
  *                    (R = mrl_policy_head_raw_dim)
  *   env  [N, E]      what the environment receives (mrl_policy_head_env_action)
- * Kinds (defaults are CleanRL's, each file named):
+ * Kinds (the defaults are those of the CleanRL file named with each):
  *   CATEGORICAL     logits = Linear(F, A); raw = the index (a float).
  *   GAUSSIAN        mean = Linear(F, D), log_std a state-independent
  *                   parameter [D] initialised to log_std_init
@@ -522,12 +522,12 @@ typedef struct mrl_policy_head_config {
   int num_actions; /* categorical: A >= 1 (the default 0 must be set) */
   int action_dim;  /* continuous: D in 1..MRL_POLICY_MAX_ACTION_DIM (default 0: set it) */
   const float *action_low, *action_high; /* [D] each, copied at init; NULL: see Bounds */
-  mrl_init init;                         /* the output layer(s); default PyTorch's */
-  float log_std_init;                    /* MRL_POLICY_GAUSSIAN: 0 */
-  float log_std_min, log_std_max;        /* -5, 2 (CleanRL SAC) */
-  mrl_noise_kind noise;                  /* deterministic: Gaussian */
-  float noise_std;                       /* 0.1 (TD3's exploration_noise), times scale */
-  float ou_theta, ou_sigma, ou_dt;       /* 0.15, 0.2, 1e-2 (DDPG) */
+  mrl_init init;      /* the output layer(s): PyTorch's default; e.g. orthogonal(0.01) for PPO */
+  float log_std_init; /* MRL_POLICY_GAUSSIAN: 0 */
+  float log_std_min, log_std_max;  /* -5, 2 (CleanRL SAC) */
+  mrl_noise_kind noise;            /* deterministic: Gaussian */
+  float noise_std;                 /* 0.1 (TD3's exploration_noise), times scale */
+  float ou_theta, ou_sigma, ou_dt; /* 0.15, 0.2, 1e-2 (DDPG) */
 } mrl_policy_head_config;
 MRL_DEF mrl_policy_head_config mrl_policy_head_config_default(mrl_policy_kind kind);
 typedef struct mrl_policy_head {

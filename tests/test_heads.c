@@ -167,7 +167,7 @@ static void ref_case(const mrl_ref_file *f, mrl_policy_kind kind, const char *pr
   if (!dist) goto done;
   snprintf(name, sizeof name, "%sdist", pre);
   mrl_ref_expect(f, name, dist->data, dist->size, REF_ATOL, REF_RTOL);
-  lp = ent = (mrl_tensor *)&x; /* must be overwritten */
+  lp = ent = &x; /* must be overwritten */
   mrl_policy_head_evaluate(&h, &g, dist, raw, &lp, &ent);
   if (kind == MRL_POLICY_DETERMINISTIC) {
     MRL_CHECK(!lp && !ent, "%s: evaluate must give NULL log_prob and entropy", pre);
@@ -199,7 +199,7 @@ static void ref_case(const mrl_ref_file *f, mrl_policy_kind kind, const char *pr
     mrl_ref_expect(f, name, drawn, REF_N * REF_D, 1e-6, 1e-6);
   }
   dist = mrl_policy_head_forward(&h, &g, &x);
-  lp = (mrl_tensor *)&x;
+  lp = &x;
   a = mrl_policy_head_rsample(&h, &g, dist, &rng, &lp);
   MRL_CHECK(a && a->ndim == 2 && a->shape[0] == REF_N && a->shape[1] == REF_D,
             "%s: rsample: want [N, D]", pre);
@@ -472,7 +472,8 @@ static void act_gaussian_case(mrl_policy_kind kind) {
   for (i = 0; i < 4 * D; i++) greedy_ok &= raw[i] == mean[i % D];
   MRL_CHECK(greedy_ok && rng.state == rng2.state,
             "%s: greedy act must give the mean, drawing nothing", what);
-  expect_act_logp_is_evaluate(&h, dist, raw, logp, what); /* rows beyond 4: reuse */
+  /* rows 0-3 now greedy, the rest still the samples above */
+  expect_act_logp_is_evaluate(&h, dist, raw, logp, what);
   mrl_params_free(&p);
   free(dist);
   free(raw);

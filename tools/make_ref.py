@@ -839,8 +839,8 @@ def make_policy_heads():
             return torch.tensor([[r.normal() for _ in range(Dm)] for _ in range(N)],
                                 dtype=torch.float32)
 
-        def params_and_grads(pre, layers, logstd=None):
-            """dump parameters (and their .grad as d_ / rs_d_ by pre)."""
+        def head_params(layers, logstd=None):
+            """(name, tensor) of the head's parameters, named as the C head."""
             out = []
             for ln, lyr in layers:
                 for pn in ("weight", "bias"):
@@ -866,7 +866,7 @@ def make_policy_heads():
         act = cat.sample()
         logp, ent = cat.log_prob(act), cat.entropy()
         ((logp * w1).sum() + (ent * w2).sum()).backward()
-        named = params_and_grads("cat_", [("", lin)])
+        named = head_params([("", lin)])
         put("cat_", named + [("x", x), ("actions", act.float()), ("w1", w1), ("w2", w2),
                              ("dist", logits), ("logp", logp), ("ent", ent)])
         grads("cat_d_", named, x)
@@ -879,7 +879,7 @@ def make_policy_heads():
             x = torch.randn(N, F).requires_grad_()
             w1, w2, w4 = torch.randn(N), torch.randn(N), torch.randn(N)
             w3 = torch.randn(N, Dm)
-            named = params_and_grads(pre, layers, logstd_param)
+            named = head_params(layers, logstd_param)
             seed = 7
 
             def dist_of():
@@ -955,7 +955,7 @@ def make_policy_heads():
         pre_t = lin(x)
         a = torch.tanh(pre_t) * scale + bias
         (a * w3).sum().backward()
-        named = params_and_grads("det_", [("", lin)])
+        named = head_params([("", lin)])
         put("det_", named + [("x", x), ("low", low), ("high", high), ("w3", w3),
                              ("dist", pre_t), ("rs_a", a)])
         grads("det_rs_d_", named, x)
