@@ -51,6 +51,12 @@
  *                schedules mrl_lr_linear / mrl_lr_cosine / mrl_lr_step
  *   distributions categorical (log-prob, entropy, KL, sample, mode), diagonal
  *                Gaussian, tanh-squashed Gaussian, mixture of Gaussians
+ *   policy heads mrl_policy_head for every action space: categorical,
+ *                diagonal Gaussian (state-independent or state-dependent
+ *                log-std), tanh-squashed Gaussian (SAC), deterministic with
+ *                Gaussian or Ornstein-Uhlenbeck noise (DDPG/TD3); forward,
+ *                act (no graph, no allocation), env_action, evaluate
+ *                (log-prob, entropy), rsample
  *   heads        mrl_dueling_head, mrl_c51_head (+ mrl_c51_project),
  *                mrl_mdn_head
  *   attention    mrl_mha (torch.nn.MultiheadAttention, batch first, with a
@@ -462,6 +468,138 @@ MRL_DEF mrl_tensor *mrl_mixture_component_log_prob(mrl_graph *g, mrl_tensor *mea
  * eps (World Models' temperature; 1 samples the mixture itself). Returns k. */
 MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const float *log_std, int K,
                                int D, float temperature, mrl_rng *rng, float *out);
+
+/* ---- policy heads: one per action space ----
+ * The last layer(s) of an actor and the distribution they parameterise, for
+ * every on- and off-policy algorithm (PPO, A2C, IMPALA, REINFORCE: act +
+ * evaluate; SAC: rsample of the tanh head; DDPG/TD3: the deterministic
+ * head). Three float layouts travel between the calls:
+ *   dist [N, P]      forward's output (P = mrl_policy_head_param_dim)
+ *   raw  [N, R]      what act writes, a rollout stores and evaluate reads
+ *                    (R = mrl_policy_head_raw_dim)
+ *   env  [N, E]      what the environment receives (mrl_policy_head_env_action)
+ * Kinds (the defaults are those of the CleanRL file named with each):
+ *   CATEGORICAL     logits = Linear(F, A); raw = the index (a float).
+ *   GAUSSIAN        mean = Linear(F, D), log_std a state-independent
+ *                   parameter [D] initialised to log_std_init
+ *                   (ppo_continuous_action.py's actor_logstd); raw = the
+ *                   unclipped sample, env = raw clipped to [low, high].
+ *   GAUSSIAN_STATE  log_std = clamp(Linear(F, D), log_std_min, log_std_max).
+ *   TANH_GAUSSIAN   SAC (sac_continuous_action.py): log_std = log_std_min +
+ *                   (log_std_max - log_std_min) (tanh(Linear(F, D)) + 1) / 2;
+ *                   raw = the pre-squash u, env = tanh(u) scale + bias with
+ *                   scale = (high - low) / 2, bias = (high + low) / 2.
+ *                   log p = log N(u) - sum_d log(1 - tanh(u)^2) - sum_d log
+ *                   scale_d (torch's TransformedDistribution with TanhTransform
+ *                   and AffineTransform, evaluated at u so nothing saturates).
+ *                   Its entropy has no closed form: evaluate returns
+ *                   -log_prob, the one-sample estimate Stable-Baselines3 uses.
+ *   DETERMINISTIC   DDPG/TD3 (td3_continuous_action.py): env = tanh(Linear(F,
+ *                   D)) scale + bias plus exploration noise in env units:
+ *                   Gaussian N(0, (noise_std scale)^2), or scale * x with x
+ *                   Ornstein-Uhlenbeck, x += theta (-x) dt + sigma sqrt(dt)
+ *                   N(0, 1) per step (Lillicrap et al. 2016; the new x is
+ *                   used, as Stable-Baselines3 does), then clipped to [low,
+ *                   high] (TD3 stores the clipped action); raw = that action.
+ * Bounds: NULL means unbounded for the Gaussian kinds (an infinite bound,
+ * as mrl_env gives for an unbounded box, means the same), [-1, 1] for the
+ * tanh and deterministic kinds, which need finite low < high.
+ * Random draws, in a fixed order: act takes one uniform per row (categorical)
+ * or one normal per action element, row-major (every other kind); greedy
+ * draws nothing. rsample draws one normal per element, row-major, so act and
+ * rsample from equal rng states draw the same noise. */
+typedef enum mrl_policy_kind {
+  MRL_POLICY_CATEGORICAL,    /* discrete: logits from a linear layer */
+  MRL_POLICY_GAUSSIAN,       /* diagonal Gaussian, state-independent log-std [D] */
+  MRL_POLICY_GAUSSIAN_STATE, /* diagonal Gaussian, clamped log-std from a second linear layer */
+  MRL_POLICY_TANH_GAUSSIAN,  /* tanh-squashed Gaussian (SAC) */
+  MRL_POLICY_DETERMINISTIC   /* DDPG/TD3 actor with exploration noise */
+} mrl_policy_kind;
+typedef enum mrl_noise_kind { MRL_NOISE_GAUSSIAN, MRL_NOISE_OU } mrl_noise_kind;
+#define MRL_POLICY_MAX_ACTION_DIM 64
+typedef struct mrl_policy_head_config {
+  mrl_policy_kind kind;
+  int num_actions; /* categorical: A >= 1 (the default 0 must be set) */
+  int action_dim;  /* continuous: D in 1..MRL_POLICY_MAX_ACTION_DIM (default 0: set it) */
+  const float *action_low, *action_high; /* [D] each, copied at init; NULL: see Bounds */
+  mrl_init init;      /* the output layer(s): PyTorch's default; e.g. orthogonal(0.01) for PPO */
+  float log_std_init; /* MRL_POLICY_GAUSSIAN: 0 */
+  float log_std_min, log_std_max;  /* -5, 2 (CleanRL SAC) */
+  mrl_noise_kind noise;            /* deterministic: Gaussian */
+  float noise_std;                 /* 0.1 (TD3's exploration_noise), times scale */
+  float ou_theta, ou_sigma, ou_dt; /* 0.15, 0.2, 1e-2 (DDPG) */
+} mrl_policy_head_config;
+MRL_DEF mrl_policy_head_config mrl_policy_head_config_default(mrl_policy_kind kind);
+typedef struct mrl_policy_head {
+  mrl_policy_kind kind;
+  mrl_params *params;
+  mrl_linear_layer mean;    /* logits, mean, or the deterministic pre-tanh action */
+  mrl_linear_layer log_std; /* GAUSSIAN_STATE and TANH_GAUSSIAN */
+  int log_std_param;        /* GAUSSIAN: index of <name>.log_std [D]; else -1 */
+  int in_features, num_actions, action_dim;
+  int param_dim, raw_dim, env_dim;
+  float low[MRL_POLICY_MAX_ACTION_DIM], high[MRL_POLICY_MAX_ACTION_DIM];
+  float scale[MRL_POLICY_MAX_ACTION_DIM], bias[MRL_POLICY_MAX_ACTION_DIM];
+  float log_scale_sum; /* sum_d log scale_d (tanh head's log-prob) */
+  int unit_affine;     /* scale 1 and bias 0 everywhere: the affine step is skipped */
+  float log_std_min, log_std_max;
+  mrl_noise_kind noise;
+  float noise_std, ou_theta, ou_sigma, ou_dt;
+  char error[192]; /* why init rejected its config ("" after success) */
+} mrl_policy_head;
+/* Declares its tensors under name: categorical and deterministic
+ * "<name>.weight", "<name>.bias" (one linear); Gaussian kinds "<name>.mean.*"
+ * plus "<name>.log_std" [D] (GAUSSIAN) or "<name>.log_std.*" (a linear).
+ * MRL_ERR_INVALID_ARGUMENT, with the reason in h->error and nothing declared,
+ * for a bad config: a count or dimension out of range, low > high, NaN or
+ * (tanh, deterministic) infinite bounds, non-finite or inverted log-std or
+ * noise settings, an unknown kind or initialiser, a name too long for the
+ * store, or a finalized store. MRL_ERR_OUT_OF_MEMORY undoes its declarations. */
+MRL_DEF mrl_result mrl_policy_head_init(mrl_policy_head *h, mrl_params *p, const char *name,
+                                        int in_features, const mrl_policy_head_config *cfg);
+MRL_DEF int mrl_policy_head_param_dim(const mrl_policy_head *h); /* A, 2D or D */
+MRL_DEF int mrl_policy_head_raw_dim(const mrl_policy_head *h);   /* 1 (the index) or D */
+MRL_DEF int mrl_policy_head_env_dim(const mrl_policy_head *h);   /* 1 or D */
+/* features [N, in_features] -> dist [N, P]: logits (categorical), [mean |
+ * log_std] (Gaussian kinds; log_std already clamped or squashed, GAUSSIAN's
+ * parameter broadcast to every row with its gradient intact), or the pre-tanh
+ * action (deterministic). */
+MRL_DEF mrl_tensor *mrl_policy_head_forward(const mrl_policy_head *h, mrl_graph *g,
+                                            mrl_tensor *features);
+/* Acting, no graph, no heap allocation: dist [n, P] (forward's floats) ->
+ * raw_actions [n, raw_dim] and log_probs [n] (may be NULL; zeros for the
+ * deterministic head). greedy 1: argmax, the mean, u = mean (env action
+ * tanh(mean) scale + bias), no noise. noise_state [n, D]: each row's OU state
+ * (NULL unless the deterministic head with MRL_NOISE_OU acts non-greedily;
+ * zero it where an episode starts: mrl_policy_head_noise_reset). */
+MRL_DEF void mrl_policy_head_act(const mrl_policy_head *h, const float *dist, int n, int greedy,
+                                 mrl_rng *rng, float *noise_state, float *raw_actions,
+                                 float *log_probs);
+/* raw [n, raw_dim] -> env_actions [n, env_dim]: the index as a float;
+ * Gaussian kinds clipped to [low, high] (CleanRL and SB3 clip when sending);
+ * tanh: tanh(u) scale + bias (clipped too, against rounding past a bound);
+ * deterministic: clipped. */
+MRL_DEF void mrl_policy_head_env_action(const mrl_policy_head *h, const float *raw, int n,
+                                        float *env_actions);
+/* Zeros the OU state [n, D] of the rows whose episode_start is nonzero (every
+ * row when episode_start is NULL). Nothing for a NULL state or a categorical head. */
+MRL_DEF void mrl_policy_head_noise_reset(const mrl_policy_head *h, float *noise_state, int n,
+                                         const float *episode_start);
+/* Training: log_prob [N] and entropy [N] of raw_actions [N, raw_dim] under
+ * dist [N, P], recorded on g with gradients to dist (so to the layers and
+ * log_std). Either output pointer may be NULL. Tanh head: entropy = -log_prob
+ * (see above). Deterministic: both set to NULL. A categorical index outside
+ * 0..A-1 stops as a shape error does. */
+MRL_DEF void mrl_policy_head_evaluate(const mrl_policy_head *h, mrl_graph *g, mrl_tensor *dist,
+                                      const float *raw_actions, mrl_tensor **log_prob,
+                                      mrl_tensor **entropy);
+/* Reparameterised action with gradients (SAC's actor loss, DDPG's
+ * deterministic action): Gaussian kinds mean + std eps (unclipped, eps from
+ * rng), tanh: tanh(mean + std eps) scale + bias, deterministic: tanh(mean)
+ * scale + bias (rng unused, *log_prob NULL). *log_prob (may be NULL) [N].
+ * Returns [N, D]. A categorical head has none: it stops as a shape error. */
+MRL_DEF mrl_tensor *mrl_policy_head_rsample(const mrl_policy_head *h, mrl_graph *g,
+                                            mrl_tensor *dist, mrl_rng *rng, mrl_tensor **log_prob);
 
 /* ---- heads ---- */
 
@@ -2639,6 +2777,357 @@ MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const flo
     out[d] = mean[m] + expf(log_std[m]) * scale * mrl_rng_normal(rng);
   }
   return pick;
+}
+
+/* ---- policy heads ---- */
+
+MRL_DEF mrl_policy_head_config mrl_policy_head_config_default(mrl_policy_kind kind) {
+  mrl_policy_head_config c;
+  memset(&c, 0, sizeof c);
+  c.kind = kind;
+  c.init = mrl_init_default();
+  c.log_std_init = 0.0f;
+  c.log_std_min = -5.0f;
+  c.log_std_max = 2.0f;
+  c.noise = MRL_NOISE_GAUSSIAN;
+  c.noise_std = 0.1f;
+  c.ou_theta = 0.15f;
+  c.ou_sigma = 0.2f;
+  c.ou_dt = 1e-2f;
+  return c;
+}
+
+/* The config check: returns 0 with h->error set when cfg does not fit. */
+static int mrl__policy_head_check(mrl_policy_head *h, const mrl_params *p, const char *name,
+                                  int in_features, const mrl_policy_head_config *c) {
+  /* the longest suffix a head declares; longer names would be cut silently */
+  static const char longest[] = ".log_std.weight";
+  int k = (int)c->kind, cont = k != MRL_POLICY_CATEGORICAL, D = c->action_dim, d;
+  int squash = k == MRL_POLICY_TANH_GAUSSIAN || k == MRL_POLICY_DETERMINISTIC;
+#define MRL__PH_FAIL(...)                                                                          \
+  do {                                                                                             \
+    snprintf(h->error, sizeof h->error, __VA_ARGS__);                                              \
+    return 0;                                                                                      \
+  } while (0)
+  if (!p || !name || !c) MRL__PH_FAIL("mrl_policy_head_init: NULL store, name or config");
+  if (p->finalized) MRL__PH_FAIL("mrl_policy_head_init: the store is already finalized");
+  if (strlen(name) + sizeof longest > sizeof p->items[0].name)
+    MRL__PH_FAIL("mrl_policy_head_init: name \"%.40s...\" is too long for the store", name);
+  if (k < MRL_POLICY_CATEGORICAL || k > MRL_POLICY_DETERMINISTIC)
+    MRL__PH_FAIL("mrl_policy_head_config.kind %d is not a mrl_policy_kind", k);
+  if (in_features < 1) MRL__PH_FAIL("mrl_policy_head_init: in_features %d < 1", in_features);
+  if ((int)c->init.kind < MRL_INIT_DEFAULT || (int)c->init.kind > MRL_INIT_KAIMING_NORMAL ||
+      !isfinite(c->init.a) || !isfinite(c->init.b))
+    MRL__PH_FAIL("mrl_policy_head_config.init (kind %d, a %g) is not a valid initialiser",
+                 (int)c->init.kind, (double)c->init.a);
+  if (!cont) {
+    if (c->num_actions < 1)
+      MRL__PH_FAIL("mrl_policy_head_config.num_actions %d < 1", c->num_actions);
+    return 1;
+  }
+  if (D < 1 || D > MRL_POLICY_MAX_ACTION_DIM)
+    MRL__PH_FAIL("mrl_policy_head_config.action_dim %d is outside 1..%d", D,
+                 MRL_POLICY_MAX_ACTION_DIM);
+  if (!c->action_low != !c->action_high)
+    MRL__PH_FAIL("mrl_policy_head_config: action_low and action_high must both be given or "
+                 "both be NULL");
+  for (d = 0; c->action_low && d < D; d++) {
+    float lo = c->action_low[d], hi = c->action_high[d];
+    if (lo != lo || hi != hi) MRL__PH_FAIL("mrl_policy_head_config.action_low/high[%d] is NaN", d);
+    if (squash && (!isfinite(lo) || !isfinite(hi) || !(lo < hi)))
+      MRL__PH_FAIL("mrl_policy_head_config.action_low/high[%d] = %g, %g: a squashed head needs "
+                   "finite low < high",
+                   d, (double)lo, (double)hi);
+    if (lo > hi)
+      MRL__PH_FAIL("mrl_policy_head_config.action_low[%d] %g > action_high %g", d, (double)lo,
+                   (double)hi);
+  }
+  if (k == MRL_POLICY_GAUSSIAN && !isfinite(c->log_std_init))
+    MRL__PH_FAIL("mrl_policy_head_config.log_std_init %g is not finite", (double)c->log_std_init);
+  if ((k == MRL_POLICY_GAUSSIAN_STATE || k == MRL_POLICY_TANH_GAUSSIAN) &&
+      !(isfinite(c->log_std_min) && isfinite(c->log_std_max) && c->log_std_min < c->log_std_max))
+    MRL__PH_FAIL("mrl_policy_head_config.log_std_min %g, log_std_max %g: need finite min < max",
+                 (double)c->log_std_min, (double)c->log_std_max);
+  if (k == MRL_POLICY_DETERMINISTIC) {
+    if (c->noise != MRL_NOISE_GAUSSIAN && c->noise != MRL_NOISE_OU)
+      MRL__PH_FAIL("mrl_policy_head_config.noise %d is not a mrl_noise_kind", (int)c->noise);
+    if (!isfinite(c->noise_std) || c->noise_std < 0.0f)
+      MRL__PH_FAIL("mrl_policy_head_config.noise_std %g: need finite >= 0", (double)c->noise_std);
+    if (c->noise == MRL_NOISE_OU &&
+        !(isfinite(c->ou_theta) && isfinite(c->ou_sigma) && isfinite(c->ou_dt) &&
+          c->ou_theta >= 0.0f && c->ou_sigma >= 0.0f && c->ou_dt > 0.0f))
+      MRL__PH_FAIL("mrl_policy_head_config.ou_theta %g, ou_sigma %g, ou_dt %g: need finite, "
+                   "theta and sigma >= 0, dt > 0",
+                   (double)c->ou_theta, (double)c->ou_sigma, (double)c->ou_dt);
+  }
+#undef MRL__PH_FAIL
+  return 1;
+}
+
+MRL_DEF mrl_result mrl_policy_head_init(mrl_policy_head *h, mrl_params *p, const char *name,
+                                        int in_features, const mrl_policy_head_config *cfg) {
+  char buf[80];
+  int D, d, count0, shape[1], failed = 0;
+  size_t total0;
+  memset(h, 0, sizeof *h);
+  h->log_std_param = -1;
+  if (!mrl__policy_head_check(h, p, name, in_features, cfg)) return MRL_ERR_INVALID_ARGUMENT;
+  h->kind = cfg->kind;
+  h->params = p;
+  h->in_features = in_features;
+  h->log_std_min = cfg->log_std_min;
+  h->log_std_max = cfg->log_std_max;
+  h->noise = cfg->noise;
+  h->noise_std = cfg->noise_std;
+  h->ou_theta = cfg->ou_theta;
+  h->ou_sigma = cfg->ou_sigma;
+  h->ou_dt = cfg->ou_dt;
+  h->unit_affine = 1;
+  count0 = p->count;
+  total0 = p->total;
+  if (cfg->kind == MRL_POLICY_CATEGORICAL) {
+    h->num_actions = cfg->num_actions;
+    h->param_dim = cfg->num_actions;
+    h->raw_dim = h->env_dim = 1;
+    mrl_linear_layer_init(&h->mean, p, name, in_features, cfg->num_actions, cfg->init);
+  } else {
+    int squash = cfg->kind == MRL_POLICY_TANH_GAUSSIAN || cfg->kind == MRL_POLICY_DETERMINISTIC;
+    double log_scale = 0.0;
+    D = h->action_dim = h->raw_dim = h->env_dim = cfg->action_dim;
+    h->param_dim = cfg->kind == MRL_POLICY_DETERMINISTIC ? D : 2 * D;
+    for (d = 0; d < D; d++) {
+      h->low[d] = cfg->action_low ? cfg->action_low[d] : (squash ? -1.0f : -HUGE_VALF);
+      h->high[d] = cfg->action_high ? cfg->action_high[d] : (squash ? 1.0f : HUGE_VALF);
+      /* CleanRL's action_scale and action_bias */
+      h->scale[d] = squash ? (h->high[d] - h->low[d]) / 2.0f : 1.0f;
+      h->bias[d] = squash ? (h->high[d] + h->low[d]) / 2.0f : 0.0f;
+      if (h->scale[d] != 1.0f || h->bias[d] != 0.0f) h->unit_affine = 0;
+      log_scale += log((double)h->scale[d]);
+    }
+    h->log_scale_sum = (float)log_scale;
+    if (cfg->kind == MRL_POLICY_DETERMINISTIC) {
+      mrl_linear_layer_init(&h->mean, p, name, in_features, D, cfg->init);
+    } else {
+      snprintf(buf, sizeof buf, "%s.mean", name);
+      mrl_linear_layer_init(&h->mean, p, buf, in_features, D, cfg->init);
+      snprintf(buf, sizeof buf, "%s.log_std", name);
+      if (cfg->kind == MRL_POLICY_GAUSSIAN) {
+        shape[0] = D;
+        h->log_std_param =
+            mrl_params_add(p, buf, 1, shape, mrl_init_make(MRL_INIT_CONSTANT, cfg->log_std_init));
+        failed = h->log_std_param < 0;
+      } else {
+        mrl_linear_layer_init(&h->log_std, p, buf, in_features, D, cfg->init);
+        failed = h->log_std.weight < 0 || h->log_std.bias < 0;
+      }
+    }
+  }
+  if (failed || h->mean.weight < 0 || h->mean.bias < 0) {
+    /* out of memory part way: forget what was declared (declarations only append) */
+    p->count = count0;
+    p->total = total0;
+    snprintf(h->error, sizeof h->error, "mrl_policy_head_init: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  return MRL_OK;
+}
+
+MRL_DEF int mrl_policy_head_param_dim(const mrl_policy_head *h) {
+  return h->param_dim;
+}
+MRL_DEF int mrl_policy_head_raw_dim(const mrl_policy_head *h) {
+  return h->raw_dim;
+}
+MRL_DEF int mrl_policy_head_env_dim(const mrl_policy_head *h) {
+  return h->env_dim;
+}
+
+MRL_DEF mrl_tensor *mrl_policy_head_forward(const mrl_policy_head *h, mrl_graph *g,
+                                            mrl_tensor *features) {
+  mrl_tensor *mean, *ls, *parts[2];
+  int shape[2];
+  if (!features) return NULL;
+  mean = mrl_linear_layer_forward(&h->mean, g, features);
+  if (!mean) return NULL;
+  switch (h->kind) {
+  case MRL_POLICY_CATEGORICAL:
+  case MRL_POLICY_DETERMINISTIC: return mean;
+  case MRL_POLICY_GAUSSIAN:
+    shape[0] = mean->shape[0];
+    shape[1] = h->action_dim;
+    ls = mrl_broadcast_to(g, mrl_params_tensor(h->params, h->log_std_param), 2, shape);
+    break;
+  case MRL_POLICY_GAUSSIAN_STATE:
+    ls = mrl_clamp(g, mrl_linear_layer_forward(&h->log_std, g, features), h->log_std_min,
+                   h->log_std_max);
+    break;
+  default: { /* tanh: CleanRL SAC's squash of tanh's (-1, 1) onto [min, max] */
+    float half = 0.5f * (h->log_std_max - h->log_std_min);
+    ls = mrl_add_scalar(
+        g, mrl_scale(g, mrl_tanh(g, mrl_linear_layer_forward(&h->log_std, g, features)), half),
+        h->log_std_min + half);
+  }
+  }
+  parts[0] = mean;
+  parts[1] = ls;
+  return ls ? mrl_concat(g, parts, 2, 1) : NULL;
+}
+
+/* log(1 - tanh(u)^2), the stable form of mrl_tanh_log_det, for acting */
+static float mrl__tanh_log_det1(float u) {
+  float v = -2.0f * u, sp = (v > 0.0f ? v : 0.0f) + log1pf(expf(-fabsf(v)));
+  return 2.0f * (0.69314718055994531f - u - sp);
+}
+
+static float mrl__clipf(float x, float lo, float hi) {
+  return x < lo ? lo : (x > hi ? hi : x);
+}
+
+MRL_DEF void mrl_policy_head_act(const mrl_policy_head *h, const float *dist, int n, int greedy,
+                                 mrl_rng *rng, float *noise_state, float *raw_actions,
+                                 float *log_probs) {
+  int P = h->param_dim, D = h->action_dim, i, d;
+  MRL_ASSERT(greedy || rng);
+  for (i = 0; i < n; i++) {
+    const float *row = dist + (size_t)i * P;
+    float *raw = raw_actions + (size_t)i * h->raw_dim;
+    double lp = 0.0;
+    switch (h->kind) {
+    case MRL_POLICY_CATEGORICAL: {
+      int a = greedy ? mrl_categorical_mode(row, P) : mrl_categorical_sample(row, P, rng);
+      float mx = row[mrl_categorical_mode(row, P)];
+      double total = 0.0;
+      for (d = 0; d < P; d++) total += exp((double)(row[d] - mx));
+      raw[0] = (float)a;
+      lp = (double)(row[a] - mx) - log(total);
+      break;
+    }
+    case MRL_POLICY_DETERMINISTIC: {
+      float *x = noise_state ? noise_state + (size_t)i * D : NULL;
+      MRL_ASSERT(greedy || h->noise != MRL_NOISE_OU || x);
+      for (d = 0; d < D; d++) {
+        float a = tanhf(row[d]) * h->scale[d] + h->bias[d];
+        if (!greedy) {
+          float eps = mrl_rng_normal(rng);
+          if (h->noise == MRL_NOISE_OU) {
+            x[d] += h->ou_theta * (-x[d]) * h->ou_dt + h->ou_sigma * sqrtf(h->ou_dt) * eps;
+            a += h->scale[d] * x[d];
+          } else {
+            a += h->noise_std * h->scale[d] * eps;
+          }
+        }
+        raw[d] = mrl__clipf(a, h->low[d], h->high[d]);
+      }
+      break;
+    }
+    default: /* the Gaussian kinds: [mean | log_std] */
+      for (d = 0; d < D; d++) {
+        float ls = row[D + d], z = greedy ? 0.0f : mrl_rng_normal(rng);
+        float u = row[d] + expf(ls) * z;
+        raw[d] = u;
+        lp += -0.5 * (double)z * z - ls - 0.5 * MRL__LOG_2PI;
+        if (h->kind == MRL_POLICY_TANH_GAUSSIAN) lp -= mrl__tanh_log_det1(u);
+      }
+      if (h->kind == MRL_POLICY_TANH_GAUSSIAN) lp -= h->log_scale_sum;
+    }
+    if (log_probs) log_probs[i] = (float)lp;
+  }
+}
+
+MRL_DEF void mrl_policy_head_env_action(const mrl_policy_head *h, const float *raw, int n,
+                                        float *env_actions) {
+  int D = h->env_dim, i, d;
+  for (i = 0; i < n; i++)
+    for (d = 0; d < D; d++) {
+      size_t k = (size_t)i * D + d;
+      float a = raw[k];
+      if (h->kind == MRL_POLICY_CATEGORICAL) {
+        env_actions[k] = a;
+        continue;
+      }
+      if (h->kind == MRL_POLICY_TANH_GAUSSIAN) a = tanhf(a) * h->scale[d] + h->bias[d];
+      env_actions[k] = mrl__clipf(a, h->low[d], h->high[d]);
+    }
+}
+
+MRL_DEF void mrl_policy_head_noise_reset(const mrl_policy_head *h, float *noise_state, int n,
+                                         const float *episode_start) {
+  int i, D = h->action_dim;
+  if (!noise_state || h->kind == MRL_POLICY_CATEGORICAL) return;
+  for (i = 0; i < n; i++)
+    if (!episode_start || episode_start[i] != 0.0f)
+      memset(noise_state + (size_t)i * D, 0, sizeof(float) * (size_t)D);
+}
+
+static void mrl__policy_head_check_dist(const mrl_policy_head *h, mrl_tensor *dist,
+                                        const char *op) {
+  MRL_SHAPE_CHECK(dist->ndim == 2 && dist->shape[1] == h->param_dim, op,
+                  "dist must be [N, mrl_policy_head_param_dim]", dist, NULL);
+}
+
+/* scale * a + bias with scale and bias as constant [D] rows (broadcast). */
+static mrl_tensor *mrl__policy_head_affine(const mrl_policy_head *h, mrl_graph *g, mrl_tensor *a) {
+  int D = h->action_dim;
+  if (!a || h->unit_affine) return a;
+  return mrl_add(g, mrl_mul(g, a, mrl_tensor_from(g, h->scale, 1, &D)),
+                 mrl_tensor_from(g, h->bias, 1, &D));
+}
+
+MRL_DEF void mrl_policy_head_evaluate(const mrl_policy_head *h, mrl_graph *g, mrl_tensor *dist,
+                                      const float *raw_actions, mrl_tensor **log_prob,
+                                      mrl_tensor **entropy) {
+  mrl_tensor *lp = NULL, *ent = NULL, *mean, *ls, *x;
+  int N, D = h->action_dim, i;
+  if (log_prob) *log_prob = NULL;
+  if (entropy) *entropy = NULL;
+  if (!dist || h->kind == MRL_POLICY_DETERMINISTIC) return;
+  mrl__policy_head_check_dist(h, dist, "policy_head_evaluate");
+  N = dist->shape[0];
+  if (h->kind == MRL_POLICY_CATEGORICAL) {
+    int *idx = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)(N > 0 ? N : 1));
+    mrl_tensor *logp = mrl_log_softmax(g, dist);
+    if (!idx || !logp) return;
+    /* stored indices are exact small integers; a bad one stops in gather_rows */
+    for (i = 0; i < N; i++) idx[i] = (int)floorf(raw_actions[i] + 0.5f);
+    if (log_prob) lp = mrl_categorical_log_prob(g, logp, idx);
+    if (entropy) ent = mrl_categorical_entropy(g, logp);
+  } else {
+    mean = mrl_slice(g, dist, 1, 0, D);
+    ls = mrl_slice(g, dist, 1, D, 2 * D);
+    x = mrl_tensor_from2(g, raw_actions, N, D);
+    if (h->kind == MRL_POLICY_TANH_GAUSSIAN) {
+      lp = mrl_add_scalar(g, mrl_tanh_gaussian_log_prob(g, mean, ls, x), -h->log_scale_sum);
+      if (entropy) ent = mrl_neg(g, lp); /* one-sample estimate (SB3) */
+    } else {
+      lp = mrl_gaussian_log_prob(g, mean, ls, x);
+      if (entropy) ent = mrl_gaussian_entropy(g, ls);
+    }
+  }
+  if (log_prob) *log_prob = lp;
+  if (entropy) *entropy = ent;
+}
+
+MRL_DEF mrl_tensor *mrl_policy_head_rsample(const mrl_policy_head *h, mrl_graph *g,
+                                            mrl_tensor *dist, mrl_rng *rng, mrl_tensor **log_prob) {
+  mrl_tensor *mean, *ls, *u, *a;
+  int D = h->action_dim;
+  if (log_prob) *log_prob = NULL;
+  if (!dist) return NULL;
+  mrl__policy_head_check_dist(h, dist, "policy_head_rsample");
+  MRL_SHAPE_CHECK(h->kind != MRL_POLICY_CATEGORICAL, "policy_head_rsample",
+                  "a categorical head has no reparameterised sample", dist, NULL);
+  if (h->kind == MRL_POLICY_DETERMINISTIC) return mrl__policy_head_affine(h, g, mrl_tanh(g, dist));
+  mean = mrl_slice(g, dist, 1, 0, D);
+  ls = mrl_slice(g, dist, 1, D, 2 * D);
+  u = mrl_gaussian_sample(g, mean, ls, rng);
+  if (h->kind != MRL_POLICY_TANH_GAUSSIAN) {
+    if (log_prob && u) *log_prob = mrl_gaussian_log_prob(g, mean, ls, u);
+    return u;
+  }
+  a = mrl__policy_head_affine(h, g, mrl_tanh(g, u));
+  if (log_prob && a)
+    *log_prob = mrl_add_scalar(g, mrl_tanh_gaussian_log_prob(g, mean, ls, u), -h->log_scale_sum);
+  return a;
 }
 
 /* ---- heads ---- */

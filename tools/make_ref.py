@@ -14,6 +14,7 @@ It (re)writes these files under tests/ref/:
     clip.txt  torch.nn.utils.clip_grad_norm_ over two tensors, with and
               without clipping.
     ops.txt   log_softmax and matmul forward values and gradients.
+    policy_heads.txt  every kind of mrl_policy_head (make_policy_heads).
     torch_written.safetensors / .txt  a checkpoint written from PyTorch
               tensors by tools/safetensors_io.py (see make_torch_checkpoint).
 
@@ -775,6 +776,193 @@ def make_heads():
 
 
 # ---------------------------------------------------------------------------
+# Policy heads (tests/test_heads.c): every kind of mrl_policy_head
+# ---------------------------------------------------------------------------
+
+class Pcg32:
+    """memrl's mrl_rng (PCG32, mrl_rng_make's stream) and its Box-Muller
+    normal, so the twin draws the same eps as the C rsample."""
+    M64 = (1 << 64) - 1
+
+    def __init__(self, seed, stream=0xda3e39cb94b95bdb):
+        self.state = 0
+        self.inc = ((stream << 1) | 1) & self.M64
+        self.u32()
+        self.state = (self.state + seed) & self.M64
+        self.u32()
+
+    def u32(self):
+        old = self.state
+        self.state = (old * 6364136223846793005 + self.inc) & self.M64
+        xs = (((old >> 18) ^ old) >> 27) & 0xFFFFFFFF
+        rot = old >> 59
+        return ((xs >> rot) | (xs << ((32 - rot) & 31))) & 0xFFFFFFFF
+
+    def normal(self):
+        u1 = ((self.u32() >> 8) + 1.0) * (1.0 / 16777217.0)
+        u2 = (self.u32() >> 8) * (1.0 / 16777216.0)
+        return math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586 * u2)
+
+
+def make_policy_heads():
+    """Twins of mrl_policy_head: forward, evaluate and rsample per kind.
+
+    Features x [N, F] (N=5, F=4), D=3 action dims, A=4 actions. For each
+    kind (prefix cat_, gauss_, gstate_, tanh_, det_): the head's parameters
+    (named as the C head names them), x, the raw actions, forward's output
+    dist, evaluate's logp / ent and the gradients (d_<param>, d_x) of
+    L = sum(logp * w1) + sum(ent * w2); then rsample with eps drawn by
+    mrl_rng_make(rs_seed) in row-major order: rs_eps, rs_a, rs_logp and the
+    gradients (rs_d_<param>, rs_d_x) of L = sum(rs_a * w3) + sum(rs_logp * w4).
+    Distributions: Categorical(logits); Independent(Normal(mean,
+    exp(log_std)), 1) with log_std a parameter expanded to the rows
+    (CleanRL ppo_continuous_action), or clamp(Linear) (gstate_, bounds
+    gstate_log_std_min/max); Independent(TransformedDistribution(Normal,
+    [TanhTransform, AffineTransform(bias, scale)]), 1) with the log-std squash
+    of CleanRL sac_continuous_action (tanh_), evaluated at y = f(u) through the
+    transforms' caches, entropy = -logp; tanh(Linear) * scale + bias (det_)."""
+    torch.manual_seed(SEED)
+    D_ = torch.distributions
+    T_ = D_.transforms
+    N, F, A, Dm = 5, 4, 4, 3
+    f, path = open_fixture("policy_heads.txt", make_policy_heads.__doc__.split("\n")[0])
+    with f:
+        for line in make_policy_heads.__doc__.split("\n")[2:]:
+            f.write("# " + line.strip() + "\n")
+
+        def put(pre, named):
+            for n, t in named:
+                dump(f, pre + n, t)
+
+        def eps_of(seed):
+            r = Pcg32(seed)
+            return torch.tensor([[r.normal() for _ in range(Dm)] for _ in range(N)],
+                                dtype=torch.float32)
+
+        def head_params(layers, logstd=None):
+            """(name, tensor) of the head's parameters, named as the C head."""
+            out = []
+            for ln, lyr in layers:
+                for pn in ("weight", "bias"):
+                    out.append((ln + pn, getattr(lyr, pn)))
+            if logstd is not None:
+                out.append(("log_std", logstd))
+            return out
+
+        def grads(pre, named, x):
+            put(pre, [(n, t.grad) for n, t in named] + [("x", x.grad)])
+
+        def zero(named, x):
+            for _, t in named:
+                t.grad = None
+            x.grad = None
+
+        # categorical
+        lin = torch.nn.Linear(F, A)
+        x = torch.randn(N, F).requires_grad_()
+        w1, w2 = torch.randn(N), torch.randn(N)
+        logits = lin(x)
+        cat = D_.Categorical(logits=logits)
+        act = cat.sample()
+        logp, ent = cat.log_prob(act), cat.entropy()
+        ((logp * w1).sum() + (ent * w2).sum()).backward()
+        named = head_params([("", lin)])
+        put("cat_", named + [("x", x), ("actions", act.float()), ("w1", w1), ("w2", w2),
+                             ("dist", logits), ("logp", logp), ("ent", ent)])
+        grads("cat_d_", named, x)
+
+        low = torch.tensor([-2.0, 0.0, -1.0])
+        high = torch.tensor([2.0, 1.0, 3.0])
+        scale, bias = (high - low) / 2, (high + low) / 2
+
+        def gauss_kind(pre, log_std_fn, layers, logstd_param, tanh):
+            x = torch.randn(N, F).requires_grad_()
+            w1, w2, w4 = torch.randn(N), torch.randn(N), torch.randn(N)
+            w3 = torch.randn(N, Dm)
+            named = head_params(layers, logstd_param)
+            seed = 7
+
+            def dist_of():
+                mean = layers[0][1](x)
+                log_std = log_std_fn(x, mean)
+                return mean, log_std
+
+            def make(mean, log_std):
+                base = D_.Normal(mean, log_std.exp(), validate_args=False)
+                if not tanh:
+                    return D_.Independent(base, 1, validate_args=False), None
+                t1 = T_.TanhTransform(cache_size=1)
+                t2 = T_.AffineTransform(bias, scale, cache_size=1)
+                td = D_.TransformedDistribution(base, [t1, t2], validate_args=False)
+                return D_.Independent(td, 1, validate_args=False), (t1, t2)
+
+            mean, log_std = dist_of()
+            dist, ts = make(mean, log_std)
+            with torch.no_grad():
+                if tanh:
+                    raw = mean + log_std.exp() * torch.randn(N, Dm) * 3.0
+                    raw[0, 0], raw[1, 1] = 12.0, -15.0  # tanh rounds to +-1 in float32
+                else:
+                    raw = dist.sample()
+            if tanh:
+                logp = dist.log_prob(ts[1](ts[0](raw)))
+                ent = -logp
+            else:
+                logp, ent = dist.log_prob(raw), dist.entropy()
+            ((logp * w1).sum() + (ent * w2).sum()).backward()
+            put(pre, named + [("x", x), ("actions", raw), ("w1", w1), ("w2", w2),
+                              ("dist", torch.cat([mean, log_std], 1)), ("logp", logp),
+                              ("ent", ent), ("w3", w3), ("w4", w4),
+                              ("rs_seed", torch.tensor([float(seed)]))])
+            grads(pre + "d_", named, x)
+            zero(named, x)
+            eps = eps_of(seed)
+            mean, log_std = dist_of()
+            dist, ts = make(mean, log_std)
+            u = mean + log_std.exp() * eps  # Normal.rsample with this eps
+            a = ts[1](ts[0](u)) if tanh else u
+            lp = dist.log_prob(a)
+            ((a * w3).sum() + (lp * w4).sum()).backward()
+            put(pre, [("rs_eps", eps), ("rs_a", a), ("rs_logp", lp)])
+            grads(pre + "rs_d_", named, x)
+
+        mean_l = torch.nn.Linear(F, Dm)
+        logstd = (torch.randn(Dm) * 0.5).requires_grad_()
+        gauss_kind("gauss_", lambda x, m: logstd.expand_as(m), [("mean.", mean_l)], logstd, False)
+
+        mean_l, ls_l = torch.nn.Linear(F, Dm), torch.nn.Linear(F, Dm)
+        with torch.no_grad():
+            ls_l.weight.mul_(3.0)  # spread the log-stds past the clamp
+        lo_c, hi_c = -1.0, 0.5
+        dump(f, "gstate_log_std_min", torch.tensor([lo_c]))
+        dump(f, "gstate_log_std_max", torch.tensor([hi_c]))
+        gauss_kind("gstate_", lambda x, m: torch.clamp(ls_l(x), lo_c, hi_c),
+                   [("mean.", mean_l), ("log_std.", ls_l)], None, False)
+
+        mean_l, ls_l = torch.nn.Linear(F, Dm), torch.nn.Linear(F, Dm)
+        lo_t, hi_t = -5.0, 2.0  # CleanRL SAC's LOG_STD_MIN / LOG_STD_MAX
+
+        def sac_log_std(x, m):
+            t = torch.tanh(ls_l(x))
+            return lo_t + 0.5 * (hi_t - lo_t) * (t + 1)
+        dump(f, "tanh_low", low)
+        dump(f, "tanh_high", high)
+        gauss_kind("tanh_", sac_log_std, [("mean.", mean_l), ("log_std.", ls_l)], None, True)
+
+        lin = torch.nn.Linear(F, Dm)
+        x = torch.randn(N, F).requires_grad_()
+        w3 = torch.randn(N, Dm)
+        pre_t = lin(x)
+        a = torch.tanh(pre_t) * scale + bias
+        (a * w3).sum().backward()
+        named = head_params([("", lin)])
+        put("det_", named + [("x", x), ("low", low), ("high", high), ("w3", w3),
+                             ("dist", pre_t), ("rs_a", a)])
+        grads("det_rs_d_", named, x)
+    return path
+
+
+# ---------------------------------------------------------------------------
 # A checkpoint written from PyTorch tensors (memrl loads it: tests/test_checkpoint.c)
 # ---------------------------------------------------------------------------
 
@@ -851,6 +1039,7 @@ def main():
         print("wrote", make())
     for make in (make_rnn, make_optim, make_init, make_dist, make_heads):
         print("wrote", make())
+    print("wrote", make_policy_heads())
     print("wrote", make_pendulum())
     print("wrote", make_cartpole())
     print("wrote", make_tensor_ops())
