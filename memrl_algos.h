@@ -243,6 +243,18 @@ MRL_DEF void mrl_copy_rows(const float *src, int width, const int *rows, int n, 
  * when the loss and every gradient are finite, 0 otherwise: an update that
  * would write NaN or infinity into the parameters must not be applied. */
 MRL_DEF int mrl_update_guard(mrl_params *p, float loss, float max_grad_norm);
+/* A copy of a store's parameters, optimiser moments and step count taken
+ * before an update of several optimiser steps, so that a step refused by
+ * the guard can undo the whole update: the agent is then as it was. */
+typedef struct mrl_update_backup {
+  float *data; /* [3 * total]: values, moment1, moment2 */
+  size_t total;
+  long long adam_steps;
+} mrl_update_backup;
+MRL_DEF mrl_result mrl_update_backup_init(mrl_update_backup *b, const mrl_params *p);
+MRL_DEF void mrl_update_backup_save(mrl_update_backup *b, const mrl_params *p);
+MRL_DEF void mrl_update_backup_restore(const mrl_update_backup *b, mrl_params *p);
+MRL_DEF void mrl_update_backup_free(mrl_update_backup *b);
 
 /* ---- evaluation of any agent ----
  * act follows every agent's acting convention. Runs it (greedy or sampled)
@@ -258,7 +270,7 @@ MRL_DEF mrl_result mrl_evaluate(mrl_act_fn act, void *agent, int state_dim, mrl_
 
 /* ---- whole-agent checkpoints ----
  * One safetensors file (memrl_nn.h's checkpoints) holding the parameters
- * with their Adam moments and step count, metadata memrl.algo and
+ * with their Adam moments and step count, metadata agent.algo and
  * memrl.config (the algorithm's config as JSON), the runner (observation and
  * return normalisers, episode statistics, every environment's core state,
  * observation, flags, step count) as "__runner.*" tensors, the vector env's
@@ -367,6 +379,7 @@ typedef struct mrl_ppo {
   mrl_runner runner;
   mrl_rollout rollout;
   mrl_minibatches minibatches;
+  mrl_update_backup backup; /* the agent before the running update */
   mrl_rng rng;
   long long iterations; /* updates since the agent was created */
   float *step_raw, *step_actions, *step_values; /* [B * raw_dim], [B * env_action_dim], [B] */
@@ -386,7 +399,9 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *agent, mrl_vecenv *env, long long env_
                                  mrl_progress_fn progress, void *user);
 /* One update (update_epochs over the minibatches) on what agent->rollout
  * holds, advantages and returns included. train calls it once per
- * iteration; tests call it on fixed data. stats may be NULL. */
+ * iteration; tests call it on fixed data. stats may be NULL. An update in
+ * which any step's loss or gradient is not finite is undone whole
+ * (parameters, moments, RNG) and returns MRL_ERR_NON_FINITE. */
 MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *agent, float learning_rate, float clip_coef,
                                   mrl_ppo_update_stats *stats);
 /* Floats of recurrent state per environment for mrl_ppo_act (0: feedforward). */
@@ -887,7 +902,7 @@ MRL_DEF mrl_result mrl_agent_save(const char *path, const mrl_params *p, const c
       n++;
     }
   }
-  meta[0] = "memrl.algo";
+  meta[0] = "agent.algo";
   meta[1] = algo;
   o.save_optimizer = 1;
   o.config = config_json;
@@ -952,7 +967,7 @@ MRL_DEF mrl_result mrl_agent_load(const char *path, mrl_params *p, const char *a
     mrl__say(error, error_size, "%s: cannot load %s (%s)", algo, path, mrl_result_string(res));
     return res;
   }
-  s = mrl_checkpoint_meta(&c, "memrl.algo");
+  s = mrl_checkpoint_meta(&c, "agent.algo");
   if (!s || strcmp(s, algo) != 0) {
     mrl__say(error, error_size, "%s: %s holds a %s agent", algo, path, s ? s : "(not an)");
     res = MRL_ERR_INVALID_ARGUMENT;
@@ -1106,6 +1121,34 @@ MRL_DEF int mrl_update_guard(mrl_params *p, float loss, float max_grad_norm) {
   return mrl__finite(sq);
 }
 
+MRL_DEF mrl_result mrl_update_backup_init(mrl_update_backup *b, const mrl_params *p) {
+  b->total = p->total;
+  b->adam_steps = 0;
+  b->data = (float *)MRL_MALLOC(sizeof(float) * (3 * p->total + 1));
+  return b->data ? MRL_OK : MRL_ERR_OUT_OF_MEMORY;
+}
+
+MRL_DEF void mrl_update_backup_save(mrl_update_backup *b, const mrl_params *p) {
+  size_t n = b->total;
+  memcpy(b->data, p->values, sizeof(float) * n);
+  memcpy(b->data + n, p->moment1, sizeof(float) * n);
+  memcpy(b->data + 2 * n, p->moment2, sizeof(float) * n);
+  b->adam_steps = p->adam_steps;
+}
+
+MRL_DEF void mrl_update_backup_restore(const mrl_update_backup *b, mrl_params *p) {
+  size_t n = b->total;
+  memcpy(p->values, b->data, sizeof(float) * n);
+  memcpy(p->moment1, b->data + n, sizeof(float) * n);
+  memcpy(p->moment2, b->data + 2 * n, sizeof(float) * n);
+  p->adam_steps = b->adam_steps;
+}
+
+MRL_DEF void mrl_update_backup_free(mrl_update_backup *b) {
+  MRL_FREE(b->data);
+  b->data = NULL;
+}
+
 /* ---- evaluation >>evaluate ---- */
 
 MRL_DEF mrl_result mrl_evaluate(mrl_act_fn act, void *agent, int state_dim, mrl_vecenv *env,
@@ -1190,9 +1233,20 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
   return c;
 }
 
+/* The shortest decimal text that reads back as exactly v (for configs). */
+static const char *mrl__float_text(float v, char *buf, size_t size) {
+  int digits;
+  for (digits = 6; digits < 9; digits++) {
+    snprintf(buf, size, "%.*g", digits, v);
+    if (strtof(buf, NULL) == v) return buf;
+  }
+  snprintf(buf, size, "%.9g", v);
+  return buf;
+}
+
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96] = "", head[96] = "";
+  char enc[96] = "", head[96] = "", f[11][24];
   int i, k = 0;
   for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
     k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
@@ -1200,23 +1254,28 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
     k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
   return snprintf(
       buf, size,
-      "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%.9g,\"anneal_lr\":%d,"
-      "\"total_steps\":%lld,\"gamma\":%.9g,\"gae_lambda\":%.9g,\"num_minibatches\":%d,"
-      "\"update_epochs\":%d,\"norm_adv\":%d,\"clip_coef\":%.9g,\"anneal_clip\":%d,"
-      "\"clip_vloss\":%d,\"ent_coef\":%.9g,\"vf_coef\":%.9g,\"max_grad_norm\":%.9g,"
-      "\"target_kl\":%.9g,\"adam_eps\":%.9g,\"encoder_sizes\":[%s],\"core\":%d,"
-      "\"core_hidden_size\":%d,\"core_forget_bias\":%.9g,\"core_type\":\"%s\",\"head_sizes\":[%s],"
+      "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%s,\"anneal_lr\":%d,"
+      "\"total_steps\":%lld,\"gamma\":%s,\"gae_lambda\":%s,\"num_minibatches\":%d,"
+      "\"update_epochs\":%d,\"norm_adv\":%d,\"clip_coef\":%s,\"anneal_clip\":%d,"
+      "\"clip_vloss\":%d,\"ent_coef\":%s,\"vf_coef\":%s,\"max_grad_norm\":%s,"
+      "\"target_kl\":%s,\"adam_eps\":%s,\"encoder_sizes\":[%s],\"core\":%d,"
+      "\"core_hidden_size\":%d,\"core_forget_bias\":%s,\"core_type\":\"%s\",\"head_sizes\":[%s],"
       "\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,\"shared_torso\":%d,"
-      "\"normalize_obs\":%d,\"normalize_reward\":%d,\"squash_actions\":%d,\"log_std_init\":%.9g}",
-      (unsigned long long)c->seed, c->num_steps, c->learning_rate, c->anneal_lr, c->total_steps,
-      c->gamma, c->gae_lambda, c->num_minibatches, c->update_epochs, c->norm_adv, c->clip_coef,
-      c->anneal_clip, c->clip_vloss, c->ent_coef, c->vf_coef, c->max_grad_norm, c->target_kl,
-      c->adam_eps, enc, (int)n->core.kind, n->core.hidden_size, n->core.forget_bias,
+      "\"normalize_obs\":%d,\"normalize_reward\":%d,\"squash_actions\":%d,\"log_std_init\":%s}",
+      (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
+      c->anneal_lr, c->total_steps, mrl__float_text(c->gamma, f[1], 24),
+      mrl__float_text(c->gae_lambda, f[2], 24), c->num_minibatches, c->update_epochs, c->norm_adv,
+      mrl__float_text(c->clip_coef, f[3], 24), c->anneal_clip, c->clip_vloss,
+      mrl__float_text(c->ent_coef, f[4], 24), mrl__float_text(c->vf_coef, f[5], 24),
+      mrl__float_text(c->max_grad_norm, f[6], 24), mrl__float_text(c->target_kl, f[7], 24),
+      mrl__float_text(c->adam_eps, f[8], 24), enc, (int)n->core.kind, n->core.hidden_size,
+      mrl__float_text(n->core.forget_bias, f[9], 24),
       n->core.kind == MRL_CORE_USER && n->core.user_type && n->core.user_type->name
           ? n->core.user_type->name
           : "",
       head, (int)n->activation, n->use_conv, c->orthogonal_init, c->shared_torso,
-      c->normalize_obs, c->normalize_reward, c->squash_actions, c->log_std_init);
+      c->normalize_obs, c->normalize_reward, c->squash_actions,
+      mrl__float_text(c->log_std_init, f[10], 24));
 }
 
 /* Names the first field of a PPO config that cannot work (error), or 0. */
@@ -1347,7 +1406,8 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
       (r = mrl_rollout_init(&a->rollout, cfg->num_steps, a->num_envs, a->obs_dim, a->raw_dim,
                             a->state_dim)) != MRL_OK ||
       (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs,
-                                cfg->num_minibatches, a->state_dim > 0)) != MRL_OK)
+                                cfg->num_minibatches, a->state_dim > 0)) != MRL_OK ||
+      (r = mrl_update_backup_init(&a->backup, &a->params)) != MRL_OK)
     goto fail;
   a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
   a->step_raw = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->raw_dim);
@@ -1384,6 +1444,7 @@ MRL_DEF void mrl_ppo_free(mrl_ppo *a) {
   mrl_runner_free(&a->runner);
   mrl_rollout_free(&a->rollout);
   mrl_minibatches_free(&a->minibatches);
+  mrl_update_backup_free(&a->backup);
   MRL_FREE(a->step_raw);
   MRL_FREE(a->step_actions);
   MRL_FREE(a->step_values);
@@ -1564,9 +1625,11 @@ MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *a, float lr, float clip, mrl_ppo_upda
   int S = a->state_dim, epoch, k, j, T, B;
   float kl = 0.0f;
   mrl_result r;
+  mrl_rng rng0 = a->rng;
   if (!stats) stats = &local;
   memset(stats, 0, sizeof *stats);
   if (!mrl__finite(lr) || !mrl__finite(clip)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_update_backup_save(&a->backup, &a->params);
   for (epoch = 0; epoch < a->cfg.update_epochs; epoch++) {
     mrl_minibatches_shuffle(mb, &a->rng);
     for (k = 0; k < a->cfg.num_minibatches; k++) {
@@ -1575,7 +1638,11 @@ MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *a, float lr, float clip, mrl_ppo_upda
       for (j = 0; envs && j < B; j++) /* each sequence replays from its stored state */
         memcpy(a->mb_state + (size_t)j * S, a->rollout.initial_state + (size_t)envs[j] * S,
                sizeof(float) * (size_t)S);
-      if ((r = mrl__ppo_minibatch(a, rows, T, B, lr, clip, stats, &kl)) != MRL_OK) return r;
+      if ((r = mrl__ppo_minibatch(a, rows, T, B, lr, clip, stats, &kl)) != MRL_OK) {
+        mrl_update_backup_restore(&a->backup, &a->params); /* the whole update, undone */
+        a->rng = rng0;
+        return r;
+      }
       if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
     }
     if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
