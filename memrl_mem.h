@@ -159,22 +159,15 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
   switch (core->kind) {
   case MRL_CORE_NONE: return x;
   case MRL_CORE_LSTM: {
-    int H = core->output_dim, b, j, n = T * B;
+    int H = core->output_dim, b, j;
     mrl_tensor *h0 = mrl_tensor_new2(g, B, H, 0), *c0 = mrl_tensor_new2(g, B, H, 0), *y, *hT, *cT;
-    float *keep = NULL;
     if (!h0 || !c0) return NULL;
     for (b = 0; b < B; b++)
       for (j = 0; j < H; j++) {
         h0->data[b * H + j] = state_in ? state_in[(size_t)b * stride + j] : 0.0f;
         c0->data[b * H + j] = state_in ? state_in[(size_t)b * stride + H + j] : 0.0f;
       }
-    if (episode_start) {
-      /* lives in the arena until backward has used it */
-      keep = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n);
-      if (!keep) return NULL;
-      for (j = 0; j < n; j++) keep[j] = episode_start[j] != 0.0f ? 0.0f : 1.0f;
-    }
-    y = mrl_lstm_sequence(&core->lstm, g, x, T, B, h0, c0, keep, &hT, &cT);
+    y = mrl_lstm_sequence(&core->lstm, g, x, T, B, h0, c0, episode_start, &hT, &cT);
     if (y && state_out)
       for (b = 0; b < B; b++)
         for (j = 0; j < H; j++) {

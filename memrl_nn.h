@@ -313,16 +313,19 @@ typedef struct mrl_lstm_layer {
  * common memory-friendly choice of Gers et al. 2000 / Jozefowicz et al. 2015). */
 MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
                                  int hidden, mrl_init init, float forget_bias);
-/* One fused step. x [B,in], h and c [B,H]; keep (may be NULL) [B] multiplies
- * h and c before the step: 0 where an episode starts. Writes h' and c'. */
+/* One fused step. x [B,in], h and c [B,H]; episode_start NULL or [B]: where
+ * it is nonzero the row's h and c are zeroed before the step (that step
+ * begins a new episode). Writes h' and c'. */
 MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
-                           mrl_tensor *c, const float *keep, mrl_tensor **h_out,
+                           mrl_tensor *c, const float *episode_start, mrl_tensor **h_out,
                            mrl_tensor **c_out);
-/* Over a time-major sequence: x [T*B, in] (row t*B+b), keep NULL or [T*B].
+/* Over a time-major sequence: x [T*B, in] (row t*B+b), episode_start NULL or
+ * [T*B] (row t*B+b nonzero: the state of env b is zeroed before step t).
  * Returns y [T*B, H]; final state in *h_out, *c_out (either may be NULL). */
 MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                      int B, mrl_tensor *h0, mrl_tensor *c0, const float *keep,
-                                      mrl_tensor **h_out, mrl_tensor **c_out);
+                                      int B, mrl_tensor *h0, mrl_tensor *c0,
+                                      const float *episode_start, mrl_tensor **h_out,
+                                      mrl_tensor **c_out);
 
 /* ---- GRU (torch.nn.GRU, one layer) ----
  * Gate order r, z, n; weight_ih [3H,in], weight_hh [3H,H], separate bias_ih
@@ -336,14 +339,15 @@ typedef struct mrl_gru_layer {
 } mrl_gru_layer;
 MRL_DEF void mrl_gru_layer_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
                                 int hidden, mrl_init init);
-/* Over a time-major sequence: x [T*B, in], h0 [B,H], keep NULL or [T*B]
- * (multiplies h before step t: 0 where an episode starts). One fused node.
+/* Over a time-major sequence: x [T*B, in], h0 [B,H], episode_start NULL or
+ * [T*B] (nonzero: h is zeroed before step t). One fused node.
  * Returns y [T*B, H]; *h_out (may be NULL) is h_T, a view of y's last block. */
 MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                     int B, mrl_tensor *h0, const float *keep, mrl_tensor **h_out);
-/* One step: x [B,in], h [B,H], keep NULL or [B]. Returns h' [B,H]. */
+                                     int B, mrl_tensor *h0, const float *episode_start,
+                                     mrl_tensor **h_out);
+/* One step: x [B,in], h [B,H], episode_start NULL or [B]. Returns h' [B,H]. */
 MRL_DEF mrl_tensor *mrl_gru_cell(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
-                                 const float *keep);
+                                 const float *episode_start);
 
 /* ---- Elman RNN (torch.nn.RNN, one layer) ----
  * h' = act(W_ih x + b_ih + W_hh h + b_hh), act tanh or relu (torch's
@@ -359,17 +363,17 @@ MRL_DEF void mrl_elman_layer_init(mrl_elman_layer *l, mrl_params *p, const char 
                                   int hidden, mrl_activation nonlinearity, mrl_init init);
 /* As mrl_gru_sequence / mrl_gru_cell. */
 MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                       int B, mrl_tensor *h0, const float *keep,
+                                       int B, mrl_tensor *h0, const float *episode_start,
                                        mrl_tensor **h_out);
 MRL_DEF mrl_tensor *mrl_elman_cell(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x,
-                                   mrl_tensor *h, const float *keep);
+                                   mrl_tensor *h, const float *episode_start);
 
 /* ---- multi-layer stacks (torch's num_layers) ----
  * Layer k reads layer k-1's outputs; its tensors are named
  * <name>.weight_ih_l<k>, .weight_hh_l<k>, .bias_ih_l<k>, .bias_hh_l<k> as in
  * torch's state_dict, declared layer by layer. States are stacked by layer:
  * h0, c0 and the final states are [L*B, H] (torch's [L, B, H] flattened).
- * keep (NULL or [T*B]) resets every layer's state. No inter-layer dropout
+ * episode_start (NULL or [T*B]) resets every layer's state. No inter-layer dropout
  * (torch's default dropout = 0). */
 #define MRL_RNN_MAX_LAYERS 8
 typedef struct mrl_lstm {
@@ -393,12 +397,13 @@ MRL_DEF void mrl_elman_init(mrl_elman *m, mrl_params *p, const char *name, int i
 /* x [T*B, in] time-major; returns the last layer's y [T*B, H]. For a single
  * step (acting) call with T = 1. */
 MRL_DEF mrl_tensor *mrl_lstm_forward(const mrl_lstm *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                     mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                     mrl_tensor *h0, mrl_tensor *c0, const float *episode_start,
                                      mrl_tensor **h_out, mrl_tensor **c_out);
 MRL_DEF mrl_tensor *mrl_gru_forward(const mrl_gru *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                    mrl_tensor *h0, const float *keep, mrl_tensor **h_out);
+                                    mrl_tensor *h0, const float *episode_start, mrl_tensor **h_out);
 MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                      mrl_tensor *h0, const float *keep, mrl_tensor **h_out);
+                                      mrl_tensor *h0, const float *episode_start,
+                                      mrl_tensor **h_out);
 
 /* ---- categorical distribution over rows of normalised log-probabilities ----
  * (log_probs = mrl_log_softmax(logits)) */
@@ -1014,15 +1019,16 @@ MRL_DEF mrl_tensor *mrl_rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tens
 /* Masks (constants in the arena, no gradient).
  * causal [T, M+T]: query i sees keys j <= M + i.
  * episode [B, 1, T, M+T]: causal, and query t of sequence b sees no key
- *   before the latest episode start at or before t: starts [B*T] (row b*T+t,
- *   1 where step t begins an episode; NULL: none); mem_valid [B] (NULL: all
+ *   before the latest episode start at or before t: episode_start [B*T]
+ *   (batch-major here: row b*T+t, nonzero where step t begins an episode;
+ *   NULL: none); mem_valid [B] (NULL: all
  *   M) counts how many of the newest memory slots belong to the episode
  *   running when the segment starts (older slots are masked).
  * key padding [B, 1, 1, K]: valid [B*K], 1 for a real key, 0 for padding
  *   (NULL: all real). */
 MRL_DEF mrl_tensor *mrl_attn_causal_mask(mrl_graph *g, int T, int M);
-MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M, const float *starts,
-                                          const int *mem_valid);
+MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M,
+                                          const float *episode_start, const int *mem_valid);
 MRL_DEF mrl_tensor *mrl_attn_key_padding_mask(mrl_graph *g, int B, int K, const float *valid);
 
 /* Positions.
@@ -1134,13 +1140,14 @@ MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
                             const mrl_gtrxl_config *cfg);
 MRL_DEF int mrl_gtrxl_state_size(const mrl_gtrxl *m);
 MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B);
-/* x [T*B, E] time-major (row t*B+b, as mrl_lstm_sequence), starts NULL or
- * [T*B] (1 where step t of env b begins an episode: it and later steps see
+/* x [T*B, E] time-major (row t*B+b, as mrl_lstm_sequence), episode_start NULL
+ * or [T*B] (nonzero where step t of env b begins an episode: it and later steps see
  * nothing older), state_in [B * state_size] (read; NULL: empty memories),
  * state_out (written; NULL or the same array as state_in is fine). Returns [T*B, E]. Memory
  * enters detached (stop-gradient): gradients stay inside the segment. */
 MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                      const float *starts, const float *state_in, float *state_out);
+                                      const float *episode_start, const float *state_in,
+                                      float *state_out);
 
 #ifdef __cplusplus
 }
@@ -1853,9 +1860,29 @@ static void mrl__lstm_backward(mrl_node *nd) {
   mrl__add_col_sums(s->b_hh->grad, s->dpre, (size_t)T * B, G);
 }
 
-MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                      int B, mrl_tensor *h0, mrl_tensor *c0, const float *keep,
-                                      mrl_tensor **h_out, mrl_tensor **c_out) {
+/* The fused recurrences multiply the carried state by keep = 1 - (start != 0)
+ * (exactly 0 or 1, so the state is zeroed or passed bit for bit). It is built
+ * once per call in the arena, so backward can read it after the caller's
+ * episode_start array is gone; *keep stays NULL when nothing starts. Returns
+ * 0 when the arena is full. */
+static int mrl__keep_from_start(mrl_graph *g, const float *episode_start, int T, int B,
+                                const float **keep) {
+  size_t n = T > 0 && B > 0 ? (size_t)T * B : 0, i;
+  float *k;
+  *keep = NULL;
+  if (!episode_start) return 1;
+  for (i = 0; i < n; i++)
+    if (episode_start[i] != 0.0f) break;
+  if (i == n) return 1; /* no start: the same as none (x * 1 is x) */
+  if (!(k = (float *)mrl_graph_alloc(g, sizeof(float) * n))) return 0;
+  for (i = 0; i < n; i++) k[i] = episode_start[i] != 0.0f ? 0.0f : 1.0f;
+  *keep = k;
+  return 1;
+}
+
+static mrl_tensor *mrl__lstm_run(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                 mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                 mrl_tensor **h_out, mrl_tensor **c_out) {
   mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *c_last, *h_last;
   mrl__lstm_saved *s;
   mrl_node *nd;
@@ -1955,12 +1982,23 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
   return y;
 }
 
+MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                      int B, mrl_tensor *h0, mrl_tensor *c0,
+                                      const float *episode_start, mrl_tensor **h_out,
+                                      mrl_tensor **c_out) {
+  const float *keep;
+  if (h_out) *h_out = NULL;
+  if (c_out) *c_out = NULL;
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
+  return mrl__lstm_run(l, g, x, T, B, h0, c0, keep, h_out, c_out);
+}
+
 MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
-                           mrl_tensor *c, const float *keep, mrl_tensor **h_out,
+                           mrl_tensor *c, const float *episode_start, mrl_tensor **h_out,
                            mrl_tensor **c_out) {
   /* one step is a sequence of length one */
   int B = x ? x->shape[0] : 0;
-  mrl_tensor *y = mrl_lstm_sequence(l, g, x, 1, B, h, c, keep, NULL, c_out);
+  mrl_tensor *y = mrl_lstm_sequence(l, g, x, 1, B, h, c, episode_start, NULL, c_out);
   *h_out = y;
   if (!y && c_out) *c_out = NULL;
 }
@@ -2055,8 +2093,8 @@ static mrl_tensor *mrl__last_block(mrl_graph *g, mrl_tensor *y, int T, int B) {
   return v;
 }
 
-MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                     int B, mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
+static mrl_tensor *mrl__gru_run(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
   mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *h_last;
   mrl__gru_saved *s;
   mrl_node *nd;
@@ -2141,9 +2179,18 @@ MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_t
   return y;
 }
 
+MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                     int B, mrl_tensor *h0, const float *episode_start,
+                                     mrl_tensor **h_out) {
+  const float *keep;
+  if (h_out) *h_out = NULL;
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
+  return mrl__gru_run(l, g, x, T, B, h0, keep, h_out);
+}
+
 MRL_DEF mrl_tensor *mrl_gru_cell(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
-                                 const float *keep) {
-  return x ? mrl_gru_sequence(l, g, x, 1, x->shape[0], h, keep, NULL) : NULL;
+                                 const float *episode_start) {
+  return x ? mrl_gru_sequence(l, g, x, 1, x->shape[0], h, episode_start, NULL) : NULL;
 }
 
 /* ---- Elman RNN ---- */
@@ -2207,9 +2254,8 @@ static void mrl__elman_backward(mrl_node *nd) {
   mrl__add_col_sums(s->b_hh->grad, s->dpre, N, H);
 }
 
-MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                       int B, mrl_tensor *h0, const float *keep,
-                                       mrl_tensor **h_out) {
+static mrl_tensor *mrl__elman_run(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                  int B, mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
   mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *h_last;
   mrl__elman_saved *s;
   mrl_node *nd;
@@ -2281,9 +2327,18 @@ MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, m
   return y;
 }
 
+MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                       int B, mrl_tensor *h0, const float *episode_start,
+                                       mrl_tensor **h_out) {
+  const float *keep;
+  if (h_out) *h_out = NULL;
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
+  return mrl__elman_run(l, g, x, T, B, h0, keep, h_out);
+}
+
 MRL_DEF mrl_tensor *mrl_elman_cell(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x,
-                                   mrl_tensor *h, const float *keep) {
-  return x ? mrl_elman_sequence(l, g, x, 1, x->shape[0], h, keep, NULL) : NULL;
+                                   mrl_tensor *h, const float *episode_start) {
+  return x ? mrl_elman_sequence(l, g, x, 1, x->shape[0], h, episode_start, NULL) : NULL;
 }
 
 /* ---- multi-layer stacks ---- */
@@ -2348,19 +2403,22 @@ MRL_DEF void mrl_elman_init(mrl_elman *m, mrl_params *p, const char *name, int i
                             init);
 }
 
+/* The stacks build the keep mask once and share it between their layers. */
 MRL_DEF mrl_tensor *mrl_lstm_forward(const mrl_lstm *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                     mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                     mrl_tensor *h0, mrl_tensor *c0, const float *episode_start,
                                      mrl_tensor **h_out, mrl_tensor **c_out) {
   mrl_tensor *hs[MRL_RNN_MAX_LAYERS], *cs[MRL_RNN_MAX_LAYERS];
+  const float *keep;
   int k, L = m->num_layers;
   if (h_out) *h_out = NULL;
   if (c_out) *c_out = NULL;
   if (!x || !h0 || !c0) return NULL;
   mrl__stack_check("lstm_forward", h0, L, B, m->hidden_size);
   mrl__stack_check("lstm_forward", c0, L, B, m->hidden_size);
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
   for (k = 0; k < L && x; k++)
-    x = mrl_lstm_sequence(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B),
-                          mrl__state_rows(g, c0, k, B), keep, &hs[k], &cs[k]);
+    x = mrl__lstm_run(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B),
+                      mrl__state_rows(g, c0, k, B), keep, &hs[k], &cs[k]);
   if (!x) return NULL;
   if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
   if (c_out && !(*c_out = mrl__stack_states(g, cs, L))) {
@@ -2371,28 +2429,34 @@ MRL_DEF mrl_tensor *mrl_lstm_forward(const mrl_lstm *m, mrl_graph *g, mrl_tensor
 }
 
 MRL_DEF mrl_tensor *mrl_gru_forward(const mrl_gru *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                    mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
+                                    mrl_tensor *h0, const float *episode_start,
+                                    mrl_tensor **h_out) {
   mrl_tensor *hs[MRL_RNN_MAX_LAYERS];
+  const float *keep;
   int k, L = m->num_layers;
   if (h_out) *h_out = NULL;
   if (!x || !h0) return NULL;
   mrl__stack_check("gru_forward", h0, L, B, m->hidden_size);
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
   for (k = 0; k < L && x; k++)
-    x = mrl_gru_sequence(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
+    x = mrl__gru_run(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
   if (!x) return NULL;
   if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
   return x;
 }
 
 MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                      mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
+                                      mrl_tensor *h0, const float *episode_start,
+                                      mrl_tensor **h_out) {
   mrl_tensor *hs[MRL_RNN_MAX_LAYERS];
+  const float *keep;
   int k, L = m->num_layers;
   if (h_out) *h_out = NULL;
   if (!x || !h0) return NULL;
   mrl__stack_check("elman_forward", h0, L, B, m->hidden_size);
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
   for (k = 0; k < L && x; k++)
-    x = mrl_elman_sequence(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
+    x = mrl__elman_run(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
   if (!x) return NULL;
   if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
   return x;
@@ -5005,8 +5069,8 @@ MRL_DEF mrl_tensor *mrl_attn_causal_mask(mrl_graph *g, int T, int M) {
   return t;
 }
 
-MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M, const float *starts,
-                                          const int *mem_valid) {
+MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M,
+                                          const float *episode_start, const int *mem_valid) {
   int shape[4], b, i, j, K = M + T;
   mrl_tensor *t;
   shape[0] = B;
@@ -5021,7 +5085,7 @@ MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M, con
     lo = M - valid;
     for (i = 0; i < T; i++) {
       float *row = t->data + ((size_t)b * T + i) * K;
-      if (starts && starts[(size_t)b * T + i] != 0.0f) lo = M + i;
+      if (episode_start && episode_start[(size_t)b * T + i] != 0.0f) lo = M + i;
       for (j = 0; j < K; j++) row[j] = j >= lo && j <= M + i ? 1.0f : 0.0f;
     }
   }
@@ -5235,7 +5299,7 @@ MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B) {
 }
 
 MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                      const float *starts, const float *state_in,
+                                      const float *episode_start, const float *state_in,
                                       float *state_out) {
   int E = m->cfg.embed_dim, M = m->cfg.mem_len, L = m->cfg.num_layers, S, b, t, l, i;
   int s3[3], perm[3] = {1, 0, 2}, *valid;
@@ -5247,13 +5311,13 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
   S = mrl_gtrxl_state_size(m);
   valid = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B);
   next = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)S);
-  if (starts) starts_bm = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)T);
-  if (!valid || !next || (starts && !starts_bm)) return NULL;
+  if (episode_start) starts_bm = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)T);
+  if (!valid || !next || (episode_start && !starts_bm)) return NULL;
   for (b = 0; b < B; b++) {
     float v = state_in ? state_in[(size_t)b * S] : 0.0f;
     valid[b] = v > 0.0f ? (v < (float)M ? (int)v : M) : 0;
-    if (starts)
-      for (t = 0; t < T; t++) starts_bm[(size_t)b * T + t] = starts[(size_t)t * B + b];
+    if (episode_start)
+      for (t = 0; t < T; t++) starts_bm[(size_t)b * T + t] = episode_start[(size_t)t * B + b];
   }
   mask = mrl_attn_episode_mask(g, B, T, M, starts_bm, valid);
   s3[0] = T;
