@@ -1117,7 +1117,7 @@ MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph 
  * inputs (a shifting window), stepped one step at a time for acting (T = 1)
  * or run over a [T, B] segment for training; both give the same outputs
  * when the window covers the same past.
- * The state of one environment is a flat vector of mrl_gtrxl_state_size()
+ * The state of one environment is a flat vector of mrl_gtrxl_state_dim()
  * floats: [0] the number of valid memory slots (steps since the episode
  * started, capped at mem_len), then for each layer mem_len rows of E, oldest
  * first: that layer's inputs at past steps (Transformer-XL's cached hidden
@@ -1138,11 +1138,11 @@ typedef struct mrl_gtrxl {
 /* Layer k is named name.layers.k.* */
 MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
                             const mrl_gtrxl_config *cfg);
-MRL_DEF int mrl_gtrxl_state_size(const mrl_gtrxl *m);
+MRL_DEF int mrl_gtrxl_state_dim(const mrl_gtrxl *m);
 MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B);
 /* x [T*B, E] time-major (row t*B+b, as mrl_lstm_sequence), episode_start NULL
  * or [T*B] (nonzero where step t of env b begins an episode: it and later steps see
- * nothing older), state_in [B * state_size] (read; NULL: empty memories),
+ * nothing older), state_in [B * state_dim] (read; NULL: empty memories),
  * state_out (written; NULL or the same array as state_in is fine). Returns [T*B, E]. Memory
  * enters detached (stop-gradient): gradients stay inside the segment. */
 MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
@@ -5290,12 +5290,12 @@ MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
   }
 }
 
-MRL_DEF int mrl_gtrxl_state_size(const mrl_gtrxl *m) {
+MRL_DEF int mrl_gtrxl_state_dim(const mrl_gtrxl *m) {
   return 1 + m->cfg.num_layers * m->cfg.mem_len * m->cfg.embed_dim;
 }
 
 MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B) {
-  memset(state, 0, sizeof(float) * (size_t)B * (size_t)mrl_gtrxl_state_size(m));
+  memset(state, 0, sizeof(float) * (size_t)B * (size_t)mrl_gtrxl_state_dim(m));
 }
 
 MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
@@ -5308,7 +5308,7 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
   if (!x) return NULL;
   MRL_SHAPE_CHECK(x->ndim == 2 && x->shape[0] == T * B && x->shape[1] == E, "gtrxl_forward",
                   "x must be [T*B, embed_dim]", x, NULL);
-  S = mrl_gtrxl_state_size(m);
+  S = mrl_gtrxl_state_dim(m);
   valid = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B);
   next = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)S);
   if (episode_start) starts_bm = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)T);
