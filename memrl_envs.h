@@ -1,6 +1,7 @@
 /* memrl_envs.h - reinforcement-learning environments, vector env, registry.
  * Part of memrl (single-header C libraries for reinforcement learning with
- * memory). Stands alone: needs only libc and libm.
+ * memory). Stands alone: needs only libc and libm. Public domain / MIT, see
+ * the end of the file.
  *
  * ==== What it is ====================================================
  *
@@ -723,7 +724,8 @@
 /* clang-format off */
 /* ---- memrl common block -------------------------------------------------
  * The same text stands in memrl_tensor.h and memrl_envs.h so each header can
- * stand alone; the guard makes the second copy a no-op. Everything here is
+ * stand alone (tools/run_tests.sh checks that both copies are byte-identical,
+ * from this line to the end marker); the guard makes the second copy a no-op. Everything here is
  * either a macro, a type or a static inline function, so including several
  * memrl headers (with or without their implementations, in any number of
  * translation units) never defines a symbol twice. */
@@ -4856,3 +4858,40 @@ MRL_DEF float mrl_episode_stats_success_rate(const mrl_episode_stats *s) {
 }
 #endif
 #endif /* MEMRL_ENVS_IMPLEMENTATION */
+
+/*
+---- memrl licence: the text of LICENSE (tools/run_tests.sh checks every copy) ----
+This software is available under two licences; choose whichever you prefer.
+
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+
+Copyright (c) 2026 the memrl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+---- end of memrl licence ----
+*/
