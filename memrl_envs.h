@@ -3,7 +3,20 @@
  * memory). Stands alone: needs only libc and libm. Public domain / MIT, see
  * the end of the file.
  *
- * ==== What it is ====================================================
+ * CONTENTS
+ *   WHAT IT IS                            environments, vector env, registry
+ *   INDEX OF ENVIRONMENTS                 every id with its observation and actions
+ *   HOW TO USE                            the implementation macro and options
+ *   QUICK START                           a vector env and a single env
+ *   THE INTERFACE                         actions, errors, the time limit, user envs
+ *   ENVIRONMENTS                          each environment's rules, in full
+ *   VECTOR ENVIRONMENT                    lock-step stepping and same-step auto-reset
+ *   WRAPPERS                              mrl_env_wrap_* and "|wrapper" ids
+ *   PARAMETERS AND DOMAIN RANDOMISATION   physics constants as parameters
+ *   VERSION HISTORY
+ *   LICENCE                               at the end of the file: public domain or MIT
+ *
+ * WHAT IT IS
  *
  * Gymnasium-style environments for C and C++: reset(seed) and step(action)
  * returning reward, terminated and truncated separately; a synchronous
@@ -11,7 +24,75 @@
  * reference partially observable tasks; and an interface (a table of
  * function pointers) through which any simulator or game plugs in.
  *
- * ==== How to use ====================================================
+ * INDEX OF ENVIRONMENTS
+ *
+ * Observations are float vectors; "one-hot k" is k floats with one 1.
+ * Actions are discrete (an index in action[0]) or a box of floats. Each
+ * family's rules are under ENVIRONMENTS; mrl_env_list enumerates them.
+ *
+ *   id                                          observation             actions
+ *   classic control
+ *   CartPole-v1                                 4 floats (full state)   discrete 2
+ *       balance a pole on a cart (Gymnasium's physics)
+ *   StatelessCartPole-v1                        2 floats [x, theta]     discrete 2
+ *       CartPole-v1 with the velocities hidden (POPGym, SB3 NoVel)
+ *   VelocityOnlyCartPole-v1                     2 floats                discrete 2
+ *       CartPole-v1 with the positions hidden (POPGym)
+ *   NoisyStatelessCartPole-v1[-<sigma>]         2 floats + noise        discrete 2
+ *       StatelessCartPole-v1 plus N(0, sigma^2) observation noise (POPGym)
+ *   Pendulum-v1                                 3 floats                box 1 in [-2, 2]
+ *       swing a pendulum up and hold it (Gymnasium's physics)
+ *   StatelessPendulum-v1                        2 floats [cos, sin]     box 1 in [-2, 2]
+ *       Pendulum-v1 with the angular velocity hidden (POPGym)
+ *   NoisyStatelessPendulum-v1[-<sigma>]         2 floats + noise        box 1 in [-2, 2]
+ *       StatelessPendulum-v1 plus N(0, sigma^2) observation noise (POPGym)
+ *   corridors and memory tasks
+ *   TMaze-<L>[-<max_steps>]                     3 bits                  discrete 4
+ *       Bakker's T-maze: a cue at the start names the goal arm L cells away
+ *   PassiveTMaze-<L>                            2 floats                discrete 4
+ *       Ni et al. 2023: the cue at t = 0, L corridor steps, then choose an arm
+ *   MemoryChain-<memory_length>[-<num_bits>]    num_bits + 2 floats     discrete 2
+ *       bsuite memory chain: recall the queried context bit at the end
+ *   NoisySequence-<T>[-<N>]                     2 floats                discrete 2
+ *       classify the sign of a noisy signal seen for N steps, answer at step T
+ *   POPGym (Morad et al. 2023), each <Easy|Medium|Hard>-v0
+ *   RepeatFirst                                 one-hot 4 (suit)        discrete 4
+ *       name the suit of the first card of the stream
+ *   RepeatPrevious                              one-hot 4 (suit)        discrete 4
+ *       name the suit of the card k = 4/32/64 back
+ *   Autoencode                                  2 flags + one-hot 4     discrete 4
+ *       watch 1/2/3 decks of suits, then recite them in reverse
+ *   CountRecall                                 two one-hots            discrete counts
+ *       how often has the queried colour/suit/rank been dealt so far
+ *   HigherLower                                 one-hot 13 (rank)       discrete 2
+ *       will the next card rank higher or lower
+ *   Concentration                               one-hot per card        discrete n cards
+ *       flip face-down cards two at a time to find the pairs
+ *   Battleship                                  2 floats [miss, hit]    discrete b*b
+ *       sink 4 ships on an unseen 8/10/12 board from hit/miss replies
+ *   MineSweeper                                 one-hot 3/7/10          discrete cells
+ *       clear a hidden 4x4/6x6/8x8 minefield from neighbour counts
+ *   MultiarmedBandit                            2 floats (payout)       discrete 10/20/30
+ *       Bernoulli arms, the payout the only observation
+ *   meta-RL, episodic control, successor features, pixels
+ *   MetaBandit[-<arms>[-<horizon>]]             arms + 2 floats         discrete arms
+ *       Bernoulli bandit with hidden p per arm (task hook); RL^2's inputs
+ *   Semicircle[-<horizon>]                      2 floats (position)     box 2 in [-0.1, 0.1]
+ *       point mass, sparse reward near a hidden goal on a semicircle (task hook)
+ *   NumPad[-<n>[-<len>]]                        n*n floats (lights)     discrete n*n
+ *       press a hidden sequence of tiles in order (task hook)
+ *   TreeMDP-<B>-<D>[-<world>]                   D floats (the path)     discrete B
+ *       episodic control: a depth-D tree, fixed hidden leaf rewards
+ *   SFGrid                                      14 floats               discrete 4
+ *       four rooms with objects; reward phi . w, w settable (successor features)
+ *   Catch[-<rows>-<cols>]                       rows*cols pixels        discrete 3
+ *       bsuite Catch: move the paddle under the falling ball (fully observed)
+ *   PassiveVisualMatch[-<distractor_steps>]     6 planes of 7x11        discrete 4
+ *       see a colour, eat apples, then touch the same colour (Hung et al. 2019)
+ *   PassiveVisualMatchCrop[-<distractor_steps>] 6 planes of 5x5         discrete 4
+ *       PassiveVisualMatch seen through the 5x5 window around the agent
+ *
+ * HOW TO USE
  *
  * In exactly one C or C++ file write
  *
@@ -32,7 +113,7 @@
  * mrl_env_wrap_* / mrl_vecenv_init*. Reset and step never allocate. There
  * is no global state: one object belongs to one thread at a time.
  *
- * ==== Quick start ===================================================
+ * QUICK START
  *
  *     mrl_vecenv v;
  *     mrl_episode_stats st;
@@ -60,7 +141,7 @@
  *     do mrl_env_step(env, &a, obs, &r, &term, &trunc); while (!term && !trunc);
  *     mrl_env_free(env);
  *
- * ==== The interface =================================================
+ * THE INTERFACE
  *
  * - Actions are float arrays. A discrete action is its index in action[0]
  *   and must be finite, integral and in [0, n): otherwise step returns
@@ -83,7 +164,7 @@
  *   with physics can list its constants (num_params, param_name,
  *   get_param, set_param) and so be domain-randomised like CartPole.
  *
- * ==== Environments ==================================================
+ * ENVIRONMENTS
  *
  * CartPole-v1
  *   Gymnasium's CartPole (gymnasium/envs/classic_control/cartpole.py),
@@ -107,7 +188,7 @@
  *   (double)mrl_rng_uniform(&r) and r = mrl_rng_make(seed), so uniform in
  *   [-0.05, 0.05) like Gymnasium (whose numpy generator gives other
  *   numbers for the same seed). Success: none (-1). The physics constants
- *   are parameters (see "Parameters and domain randomisation").
+ *   are parameters (see PARAMETERS AND DOMAIN RANDOMISATION).
  *   Render: "[<track>] x=<x> theta=<deg> deg\n": a 40-character track of
  *   '-' over [-2.4, 2.4] with the cart drawn as its pole, | upright (|theta|
  *   <= 0.05 rad), / leaning right, \ leaning left.
@@ -121,8 +202,8 @@
  * Pendulum-v1
  *   Gymnasium's Pendulum (gymnasium/envs/classic_control/pendulum.py), same
  *   constants and equations, state in double: g = 10.0, m = 1, l = 1, dt =
- *   0.05, max_speed 8, max_torque 2 (parameters, see "Parameters and
- *   domain randomisation"). One box action, the torque u, clipped to
+ *   0.05, max_speed 8, max_torque 2 (parameters, see PARAMETERS AND
+ *   DOMAIN RANDOMISATION). One box action, the torque u, clipped to
  *   [-2, 2] (the wrapper clips, as Gymnasium's np.clip does). Step:
  *     costs    = angle_normalize(th)^2 + 0.1 * thdot^2 + 0.001 * u^2
  *     newthdot = thdot + (3 g / (2 l) * sin(th) + 3 / (m l^2) * u) * dt,
@@ -585,7 +666,7 @@
  *   Render: one line per arm, its probability and a bar of # (20 for 1),
  *   > marking the last pull with "paid" or "no".
  *
- * ==== Vector environment ============================================
+ * VECTOR ENVIRONMENT
  *
  * mrl_vecenv steps num_envs environments in lock step and keeps every
  * result as a structure of arrays. Gymnasium's "same-step" auto-reset: when
@@ -616,7 +697,7 @@
  * wrappers keep the hook of the environment they wrap; the others rewrite
  * every entry.
  *
- * ==== Wrappers ======================================================
+ * WRAPPERS
  *
  * Each wrapper is an mrl_env around another (mrl_env_wrap_*), owns it, and
  * forwards render, task (mrl_env_task), success and parameters; the outer mrl_env does
@@ -654,7 +735,7 @@
  * printed back with %d or %.9g; domain_randomization bounds with the fewest
  * digits that read back exactly). A malformed part gives NULL.
  *
- * ==== Parameters and domain randomisation ===========================
+ * PARAMETERS AND DOMAIN RANDOMISATION
  *
  * Environments with physics expose their constants as named double
  * parameters (vtable hooks num_params / param_name / get_param /
@@ -702,7 +783,7 @@
  *     lo = lo > 1.0 ? lo - 0.5 : lo;  hi += 0.5;
  *     mrl_vecenv_domain_randomization_set_range(&v, "gravity", lo, hi);
  *
- * ==== Version history ===============================================
+ * VERSION HISTORY
  *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
  *   next   Pendulum-v1 and the POPGym control POMDPs, PassiveTMaze,
  *          MemoryChain (+ mrl_memory_chain_score), NoisySequence,
@@ -712,7 +793,8 @@
  *          three levels, wrappers and ids with "|wrapper" parts, physics
  *          parameters (mrl_env_*_param) and domain randomisation.
  *
- * License: see the repository.
+ * LICENCE: public domain or MIT (choose either), the text at the end of
+ * this file.
  */
 #ifndef MEMRL_ENVS_H
 #define MEMRL_ENVS_H
@@ -897,7 +979,7 @@ typedef struct mrl_env mrl_env;
 /* Makes a built-in environment (any id of a family in mrl_env_list, e.g.
  * "CartPole-v1", "TMaze-20"), optionally wrapped: "<id>|<wrapper>[:<arg>]..."
  * such as "BattleshipEasy-v0|prev_action_reward|frame_stack:4" (see
- * "Wrappers" at the top). NULL for an unknown or malformed id (or NULL), or
+ * WRAPPERS at the top). NULL for an unknown or malformed id (or NULL), or
  * when out of memory. */
 MRL_DEF mrl_env *mrl_env_make(const char *id);
 MRL_DEF void mrl_env_free(mrl_env *env); /* NULL is fine */
@@ -1103,7 +1185,7 @@ MRL_DEF uint64_t mrl_vecenv_episode_seed(uint64_t seed, int env_index, uint64_t 
  * inner's action space and time limit. On failure (bad argument, out of
  * memory) they return NULL and inner stays the caller's, untouched.
  * mrl_env_make builds them from an id too: "<id>|<wrapper>[:<arg>]|..."
- * (see "Wrappers" at the top). */
+ * (see WRAPPERS at the top). */
 
 /* Observation [inner obs, previous action, previous reward]: the action as
  * a one-hot of num_actions floats (discrete) or the action_dim floats the

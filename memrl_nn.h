@@ -3,6 +3,17 @@
  * Part of memrl. Needs memrl_tensor.h (included here). libc and libm only.
  * Public domain / MIT, see the end of the file.
  *
+ * CONTENTS
+ *   ENABLING         the one file that defines the implementation
+ *   OPTIONS          as memrl_tensor.h
+ *   PARAMETERS       one contiguous buffer per model (llm.c layout)
+ *   CONVENTIONS      PyTorch's layouts and default initialisations
+ *   WHAT IS HERE     layers, optimisers, distributions, heads, attention
+ *   OPTIMISER STATE  where the moments live
+ *   QUICK START      an MLP trained by Adam
+ *   CHECKPOINTS      safetensors files
+ *   LICENCE          at the end of the file: public domain or MIT
+ *
  * ENABLING
  *   In exactly one file: #define MEMRL_IMPLEMENTATION before including (emits
  *   every memrl header's implementation), or MEMRL_NN_IMPLEMENTATION together

@@ -4,6 +4,15 @@
  * memory). No dependencies beyond libc and libm. Public domain / MIT, see the
  * end of the file.
  *
+ * CONTENTS
+ *   ENABLING       the one file that defines the implementation
+ *   OPTIONS        macros to define before including
+ *   CONCEPTS       tensor, arena, graph and tape
+ *   ERRORS         wrong shapes stop; a full arena returns NULL
+ *   QUICK START    a forward and backward pass
+ *   OPS            every op by group, with its shapes
+ *   LICENCE        at the end of the file: public domain or MIT
+ *
  * ENABLING
  *   In exactly one C or C++ file:
  *       #define MEMRL_TENSOR_IMPLEMENTATION   (or MEMRL_IMPLEMENTATION for all headers)
