@@ -15,6 +15,14 @@
  *   PARAMETERS AND DOMAIN RANDOMISATION   physics constants as parameters
  *   VERSION HISTORY
  *   LICENCE                               at the end of the file: public domain or MIT
+ *   TAGS: each implementation section carries one tag, written >> and the
+ *   name; `grep -n '[>]>vecenv' memrl_envs.h` finds that section and nothing else.
+ *   The tags in file order:
+ *     env cartpole tmaze task_helpers pendulum passive_tmaze memory_chain
+ *     noisy_sequence meta_rl tree_mdp sfgrid catch visual_match popgym_common
+ *     popgym_repeat popgym_autoencode popgym_count_recall popgym_higher_lower
+ *     popgym_concentration popgym_battleship popgym_minesweeper popgym_bandit
+ *     registry vecenv wrappers episode_stats
  *
  * WHAT IT IS
  *
@@ -1297,7 +1305,7 @@ MRL_DEF float mrl_episode_stats_success_rate(const mrl_episode_stats *s);
 extern "C" {
 #endif
 
-/* ---- the generic wrapper ------------------------------------------------ */
+/* ---- the generic wrapper ------------------------------------------------ >>env */
 
 struct mrl_env {
   mrl_env_vtable vt; /* copy; vt.id and the bounds point into this allocation */
@@ -1528,7 +1536,7 @@ MRL_DEF mrl_result mrl_env_step(mrl_env *env, const float *action, float *obs, f
   return mrl__env_step(env, action, obs, reward, terminated, truncated, 0);
 }
 
-/* ---- CartPole-v1 / StatelessCartPole-v1 --------------------------------- */
+/* ---- CartPole-v1 / StatelessCartPole-v1 --------------------------------- >>cartpole */
 /* Constants and operation order as in Gymnasium's cartpole.py. The physics
  * constants are parameters (mrl_env_set_param); these are their defaults. */
 #define MRL__CP_GRAVITY 9.8
@@ -1609,7 +1617,7 @@ static mrl_result mrl__cartpole_step(void *self, const float *action, float *obs
   return MRL_OK;
 }
 
-/* ---- TMaze-<L> (Bakker 2001) -------------------------------------------- */
+/* ---- TMaze-<L> (Bakker 2001) -------------------------------------------- >>tmaze */
 
 typedef struct mrl__tmaze {
   int length; /* L: the junction is at x = L */
@@ -1837,7 +1845,7 @@ static mrl_env *mrl__tmaze_make(const char *id) {
   return mrl__env_finish(&vt, t);
 }
 
-/* ---- shared helpers of the task sections below -------------------------- */
+/* ---- shared helpers of the task sections below -------------------------- >>task_helpers */
 
 /* Parses a decimal number "<digits>[.<digits>]" at *s into *out (at most
  * cap, at most 9 fraction digits). 0 on a malformed number. */
@@ -1881,7 +1889,7 @@ static void mrl__putc(char *buf, size_t size, size_t *at, char ch) {
   mrl__put(buf, size, at, s);
 }
 
-/* ---- Pendulum-v1 and the POPGym POMDP variants of CartPole / Pendulum ---- */
+/* ---- Pendulum-v1 and the POPGym POMDP variants of CartPole / Pendulum ---- >>pendulum */
 /* Constants and operation order as in Gymnasium's pendulum.py. */
 #define MRL__PD_MAX_SPEED 8.0
 #define MRL__PD_MAX_TORQUE 2.0
@@ -2113,7 +2121,7 @@ static mrl_env *mrl__cartpole_pomdp_make(const char *id) {
   return mrl__env_finish(&vt, c);
 }
 
-/* ---- PassiveTMaze-<L> (Ni et al. 2023) ---------------------------------- */
+/* ---- PassiveTMaze-<L> (Ni et al. 2023) ---------------------------------- >>passive_tmaze */
 
 typedef struct mrl__ptmaze {
   int length;  /* L: corridor cells x = 0 .. L, junction at x = L */
@@ -2208,7 +2216,7 @@ static mrl_env *mrl__ptmaze_make(const char *id) {
   return mrl__env_finish(&vt, m);
 }
 
-/* ---- MemoryChain-<memory_length>[-<num_bits>] (bsuite) ------------------ */
+/* ---- MemoryChain-<memory_length>[-<num_bits>] (bsuite) ------------------ >>memory_chain */
 
 typedef struct mrl__mchain {
   int length, bits, t, query, success;
@@ -2307,7 +2315,7 @@ MRL_DEF float mrl_memory_chain_score(const long long *episodes, const long long 
   return (float)learned / (float)num_settings;
 }
 
-/* ---- NoisySequence-<T>[-<N>] ------------------------------------------- */
+/* ---- NoisySequence-<T>[-<N>] ------------------------------------------- >>noisy_sequence */
 
 typedef struct mrl__noisyseq {
   int length, signal, t, cls, success; /* cls: -1 or +1 */
@@ -2389,7 +2397,7 @@ static mrl_env *mrl__noisyseq_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- meta-RL as task inference (Humplik et al. 2019) -------------------- */
+/* ---- meta-RL as task inference (Humplik et al. 2019) -------------------- >>meta_rl */
 
 /* Parses "<name>", "<name>-<a>" or "<name>-<a>-<b>" (each optional number
  * keeps its default when absent). 1 when id matches. */
@@ -2675,7 +2683,7 @@ static mrl_env *mrl__numpad_make(const char *id) {
   return mrl__env_finish(&vt, p);
 }
 
-/* ---- TreeMDP-<B>-<D>[-<world>] (episodic control) ----------------------- */
+/* ---- TreeMDP-<B>-<D>[-<world>] (episodic control) ----------------------- >>tree_mdp */
 
 typedef struct mrl__tree {
   int branching, depth, d; /* d: depth of the current node */
@@ -2768,7 +2776,7 @@ static mrl_env *mrl__tree_make(const char *id) {
   return mrl__env_finish(&vt, t);
 }
 
-/* ---- SFGrid (successor features and GPI, Barreto et al. 2017) ------------ */
+/* ---- SFGrid (successor features and GPI, Barreto et al. 2017) ------------ >>sfgrid */
 
 #define MRL__SF_H 11
 #define MRL__SF_W 11
@@ -2911,7 +2919,7 @@ MRL_DEF mrl_result mrl_sfgrid_set_task(mrl_env *env, const float *w) {
   return MRL_OK;
 }
 
-/* ---- Catch (bsuite) ------------------------------------------------------ */
+/* ---- Catch (bsuite) ------------------------------------------------------ >>catch */
 
 typedef struct mrl__catch {
   int rows, cols, ball_x, ball_y, paddle_x, success;
@@ -2992,7 +3000,7 @@ static mrl_env *mrl__catch_make(const char *id) {
   return mrl__env_finish(&vt, c);
 }
 
-/* ---- PassiveVisualMatch[-<distractor_steps>] (Hung et al. 2019) ---------- */
+/* ---- PassiveVisualMatch[-<distractor_steps>] (Hung et al. 2019) ---------- >>visual_match */
 /* Rules of the pycolab port of Ni et al. 2023 (visual_match.py with its
  * passive explore grid, common.py, objects.py) on pycolab's frame counting:
  * a phase starts at frame 0, each step is one frame, a phase of n steps
@@ -3231,7 +3239,7 @@ static int mrl__vmatch_render(const void *self, char *buf, size_t size) {
   return (int)at;
 }
 
-/* ---- POPGym (Morad et al. 2023): shared pieces ---------------------------- */
+/* ---- POPGym (Morad et al. 2023): shared pieces ---------------------------- >>popgym_common */
 /* Facts follow POPGym's source (github.com/proroklab/popgym, popgym/envs and
  * popgym/core/deck.py); the rules and every deviation are in the doc block. */
 
@@ -3301,7 +3309,7 @@ static void mrl__render_put(char *buf, size_t size, size_t *at, const char *fmt,
   if (n > 0) *at += (size_t)n;
 }
 
-/* ---- POPGym RepeatFirst / RepeatPrevious ---------------------------------- */
+/* ---- POPGym RepeatFirst / RepeatPrevious ---------------------------------- >>popgym_repeat */
 
 typedef struct mrl__repeat {
   int num_cards; /* 52 * decks */
@@ -3385,7 +3393,7 @@ static mrl_env *mrl__repeat_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym Autoencode ---------------------------------------------------- */
+/* ---- POPGym Autoencode --------------------------------------------------- >>popgym_autoencode */
 
 typedef struct mrl__autoencode {
   int num_cards;
@@ -3461,7 +3469,7 @@ static mrl_env *mrl__autoencode_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym CountRecall --------------------------------------------------- */
+/* ---- POPGym CountRecall ------------------------------------------------ >>popgym_count_recall */
 
 typedef struct mrl__count_recall {
   int num_cards, kind, distinct; /* kind 0 colours (2), 1 suits (4), 2 ranks (13) */
@@ -3543,7 +3551,7 @@ static mrl_env *mrl__count_recall_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym HigherLower --------------------------------------------------- */
+/* ---- POPGym HigherLower ------------------------------------------------ >>popgym_higher_lower */
 
 typedef struct mrl__higher_lower {
   int num_cards;
@@ -3599,7 +3607,7 @@ static mrl_env *mrl__higher_lower_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym Concentration ------------------------------------------------- */
+/* ---- POPGym Concentration --------------------------------------------- >>popgym_concentration */
 
 typedef struct mrl__concentration {
   int num_cards, ranks; /* ranks: match ranks (13 values), else colours (2) */
@@ -3778,7 +3786,7 @@ static mrl_env *mrl__concentration_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym Battleship ---------------------------------------------------- */
+/* ---- POPGym Battleship --------------------------------------------------- >>popgym_battleship */
 
 #define MRL__BATTLESHIP_HITS 12 /* ships of 2, 3, 3 and 4 cells */
 
@@ -3872,7 +3880,7 @@ static mrl_env *mrl__battleship_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym MineSweeper --------------------------------------------------- */
+/* ---- POPGym MineSweeper ------------------------------------------------- >>popgym_minesweeper */
 
 typedef struct mrl__minesweeper {
   int side, mines, obs_dim; /* obs_dim = min(mines + 1, 10) */
@@ -3970,7 +3978,7 @@ static mrl_env *mrl__minesweeper_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym MultiarmedBandit ---------------------------------------------- */
+/* ---- POPGym MultiarmedBandit ---------------------------------------------- >>popgym_bandit */
 
 typedef struct mrl__bandit {
   int arms, length;
@@ -4045,7 +4053,7 @@ static mrl_env *mrl__bandit_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- registry ------------------------------------------------------------ */
+/* ---- registry ------------------------------------------------------------ >>registry */
 /* One line per family; mrl_env_make asks each in order. The table is built
  * on the stack at each call: a static table of function pointers would land
  * in relocated, writable data, and the library keeps no writable globals. */
@@ -4151,7 +4159,7 @@ MRL_DEF mrl_env *mrl_env_make(const char *id) {
   return NULL;
 }
 
-/* ---- vector environment ------------------------------------------------- */
+/* ---- vector environment ------------------------------------------------- >>vecenv */
 
 static uint64_t mrl__mix64(uint64_t z) { /* splitmix64 finaliser (Steele et al. 2014) */
   z += 0x9e3779b97f4a7c15ULL;
@@ -4366,7 +4374,7 @@ MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
   return MRL_OK;
 }
 
-/* ---- wrappers ------------------------------------------------------------ */
+/* ---- wrappers ------------------------------------------------------------ >>wrappers */
 
 enum {
   MRL__WRAP_PREV_ACTION_REWARD,
@@ -4887,7 +4895,7 @@ static mrl_env *mrl__env_make_wrapped(const char *id) {
   return env;
 }
 
-/* ---- episode statistics ------------------------------------------------- */
+/* ---- episode statistics ------------------------------------------------- >>episode_stats */
 
 MRL_DEF void mrl_episode_stats_init(mrl_episode_stats *s) {
   memset(s, 0, sizeof *s);

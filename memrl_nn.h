@@ -13,6 +13,12 @@
  *   QUICK START      an MLP trained by Adam
  *   CHECKPOINTS      safetensors files
  *   LICENCE          at the end of the file: public domain or MIT
+ *   TAGS: each implementation section carries one tag, written >> and the
+ *   name; `grep -n '[>]>lstm' memrl_nn.h` finds that section and nothing else.
+ *   The tags in file order:
+ *     init params optim lr_schedule linear_layer mlp lstm gru elman rnn_stack
+ *     categorical gaussian tanh_gaussian mixture heads net2net safetensors
+ *     encoders attention
  *
  * ENABLING
  *   In exactly one file: #define MEMRL_IMPLEMENTATION before including (emits
@@ -1179,6 +1185,8 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
 extern "C" {
 #endif
 
+/* ---- initialisers ---- >>init */
+
 MRL_DEF mrl_init mrl_init_make(mrl_init_kind kind, float a) {
   mrl_init i;
   i.kind = kind;
@@ -1232,6 +1240,8 @@ MRL_DEF mrl_init mrl_init_kaiming_normal(float a, mrl_fan_mode mode, mrl_nonline
   i.b = mode == MRL_FAN_OUT ? 1.0f : 0.0f;
   return i;
 }
+
+/* ---- parameter store ---- >>params */
 
 MRL_DEF void mrl_params_init(mrl_params *p) {
   memset(p, 0, sizeof *p);
@@ -1423,6 +1433,8 @@ MRL_DEF void mrl_params_free(mrl_params *p) {
   memset(p, 0, sizeof *p);
 }
 
+/* ---- optimisers: Adam, AdamW, SGD, RMSProp ---- >>optim */
+
 MRL_DEF mrl_adam_config mrl_adam_config_default(void) {
   mrl_adam_config c;
   c.lr = 1e-3f;
@@ -1603,6 +1615,8 @@ MRL_DEF void mrl_params_reset_optimizer(mrl_params *p) {
   p->adam_steps = 0;
 }
 
+/* ---- learning-rate schedules ---- >>lr_schedule */
+
 MRL_DEF float mrl_lr_linear(float lr_start, float lr_end, long long step, long long total_steps) {
   double frac;
   if (total_steps <= 0 || step >= total_steps) return lr_end;
@@ -1622,6 +1636,8 @@ MRL_DEF float mrl_lr_step(float lr0, float gamma, long long step, long long step
   long long k = step_size > 0 && step > 0 ? step / step_size : 0;
   return (float)((double)lr0 * pow((double)gamma, (double)k));
 }
+
+/* ---- activations and the linear layer ---- >>linear_layer */
 
 MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act) {
   switch (act) {
@@ -1660,6 +1676,8 @@ MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_grap
                     mrl_params_tensor(l->params, l->bias));
 }
 
+/* ---- MLP ---- >>mlp */
+
 MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_sizes,
                           const int *sizes, mrl_activation act, mrl_init hidden_init,
                           mrl_init output_init) {
@@ -1685,7 +1703,7 @@ MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *
   return x;
 }
 
-/* ---- LSTM ---- */
+/* ---- LSTM ---- >>lstm */
 
 /* acc[j] += rows[k][j] for k = 0..n-1 in order (bias gradients): 32, then
  * four columns at a time, each column's sum in the same order as a plain
@@ -2015,7 +2033,7 @@ MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x,
   if (!y && c_out) *c_out = NULL;
 }
 
-/* ---- GRU ---- */
+/* ---- GRU ---- >>gru */
 
 static void mrl__gru_layer_init_k(mrl_gru_layer *l, mrl_params *p, const char *name, int k,
                                   int input, int hidden, mrl_init init) {
@@ -2205,7 +2223,7 @@ MRL_DEF mrl_tensor *mrl_gru_cell(const mrl_gru_layer *l, mrl_graph *g, mrl_tenso
   return x ? mrl_gru_sequence(l, g, x, 1, x->shape[0], h, episode_start, NULL) : NULL;
 }
 
-/* ---- Elman RNN ---- */
+/* ---- Elman RNN ---- >>elman */
 
 static void mrl__elman_layer_init_k(mrl_elman_layer *l, mrl_params *p, const char *name, int k,
                                     int input, int hidden, mrl_activation nonlinearity,
@@ -2353,7 +2371,7 @@ MRL_DEF mrl_tensor *mrl_elman_cell(const mrl_elman_layer *l, mrl_graph *g, mrl_t
   return x ? mrl_elman_sequence(l, g, x, 1, x->shape[0], h, episode_start, NULL) : NULL;
 }
 
-/* ---- multi-layer stacks ---- */
+/* ---- multi-layer stacks ---- >>rnn_stack */
 
 /* Rows [layer*B, (layer+1)*B) of a stacked state, sharing data and gradient. */
 static mrl_tensor *mrl__state_rows(mrl_graph *g, mrl_tensor *t, int layer, int B) {
@@ -2474,7 +2492,7 @@ MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tens
   return x;
 }
 
-/* ---- categorical ---- */
+/* ---- categorical ---- >>categorical */
 
 MRL_DEF mrl_tensor *mrl_categorical_log_prob(mrl_graph *g, mrl_tensor *log_probs,
                                              const int *actions) {
@@ -2513,7 +2531,7 @@ MRL_DEF mrl_tensor *mrl_categorical_kl(mrl_graph *g, mrl_tensor *log_p, mrl_tens
   return mrl_kl_categorical(g, log_p, log_q, MRL_LOSS_NONE);
 }
 
-/* ---- diagonal Gaussian ---- */
+/* ---- diagonal Gaussian ---- >>gaussian */
 
 #define MRL__LOG_2PI 1.8378770664093453
 
@@ -2553,7 +2571,7 @@ MRL_DEF mrl_tensor *mrl_gaussian_kl(mrl_graph *g, mrl_tensor *mean_p, mrl_tensor
   return mrl_kl_normal(g, mean_p, log_std_p, mean_q, log_std_q, MRL_LOSS_NONE);
 }
 
-/* ---- tanh-squashed Gaussian ---- */
+/* ---- tanh-squashed Gaussian ---- >>tanh_gaussian */
 
 static void mrl__tanh_log_det_backward(mrl_node *nd) {
   mrl_tensor *u = nd->in[0], *y = nd->out;
@@ -2594,7 +2612,7 @@ MRL_DEF mrl_tensor *mrl_tanh_gaussian_sample(mrl_graph *g, mrl_tensor *mean, mrl
   return a;
 }
 
-/* ---- mixture of Gaussians ---- */
+/* ---- mixture of Gaussians ---- >>mixture */
 
 static void mrl__mixture_comp_backward(mrl_node *nd) {
   mrl_tensor *mean = nd->in[0], *ls = nd->in[1], *x = nd->in[2], *y = nd->out;
@@ -2698,7 +2716,7 @@ MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const flo
   return pick;
 }
 
-/* ---- heads ---- */
+/* ---- heads ---- >>heads */
 
 MRL_DEF void mrl_dueling_head_init(mrl_dueling_head *h, mrl_params *p, const char *name,
                                    int in_features, int hidden_size, int num_actions,
@@ -2908,7 +2926,7 @@ MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, m
   return mrl_sum_rows(g, mrl_reshape(g, lp, 2, shape));
 }
 
-/* ---- network surgery ---- */
+/* ---- network surgery ---- >>net2net */
 
 MRL_DEF int mrl_params_copy_matching(mrl_params *dst, const mrl_params *src) {
   int i, j, n = 0;
@@ -3082,7 +3100,7 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
   return MRL_OK;
 }
 
-/* ---- checkpoints (safetensors) ---- */
+/* ---- checkpoints (safetensors) ---- >>safetensors */
 #ifdef __cplusplus
 }
 #endif
@@ -4219,7 +4237,7 @@ MRL_DEF mrl_result mrl_checkpoint_load(mrl_params *p, const char *path, int flag
   return r;
 }
 
-/* ---- embedding, layernorm, conv encoders, VAE ---- */
+/* ---- embedding, layernorm, conv encoders, VAE ---- >>encoders */
 
 MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *name,
                                 int num_embeddings, int embedding_dim, mrl_init init) {
@@ -4851,7 +4869,7 @@ MRL_DEF mrl_vae_output mrl_vae_forward(const mrl_vae *v, mrl_graph *g, mrl_tenso
   return o;
 }
 
-/* ---- attention, transformer, GTrXL ---- */
+/* ---- attention, transformer, GTrXL ---- >>attention */
 
 static int mrl__param_or_none(mrl_params *p, const char *name, const char *suffix, int ndim,
                               const int *shape, mrl_init init) {

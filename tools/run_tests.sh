@@ -102,6 +102,21 @@ licence_at_end() { # header...
 }
 check "licence block of LICENSE at the end of every header" licence_at_end memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 
+# Section tags (sokol's greppable >>name) are unique across the headers, and a
+# header whose contents list them ("The tags in file order:") lists exactly its own.
+section_tags() { grep -o '>>[a-z][a-z_0-9]*' "$1" | sed 's/^>>//'; }
+tags_consistent() { # header...
+  for h in "$@"; do section_tags "$h"; done | sort | uniq -d > build/tags_twice.txt
+  [ ! -s build/tags_twice.txt ] || { echo "tags used twice:"; cat build/tags_twice.txt; return 1; }
+  for h in "$@"; do
+    grep -q '^ \*   The tags in file order:$' "$h" || continue
+    sed -n '/^ \*   The tags in file order:$/,/^ \*$/p' "$h" | sed '1d;$d;s/^ \*//' | tr -s ' ' '\n' |
+      grep . > build/tags_listed.txt
+    section_tags "$h" | cmp build/tags_listed.txt - || { echo "$h: contents list other tags"; return 1; }
+  done
+}
+check "section tags unique and listed" tags_consistent memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
+
 # Headers as C99 and C++, gcc and clang, warnings as errors.
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/all_headers.c
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_envs.h"\nint main(void) { return 0; }\n' > build/envs_alone.c
