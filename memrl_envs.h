@@ -1483,8 +1483,8 @@ static mrl_result mrl__env_check(mrl_env *env, const float *action, const float 
   return MRL_OK;
 }
 
-/* Steps with an already checked action. */
-/* delta: the caller keeps obs untouched between calls (see step_delta). */
+/* Steps with an already checked action. delta: the caller keeps obs
+ * untouched between calls (see step_delta). */
 static mrl_result mrl__env_step_checked(mrl_env *env, const float *use, float *obs, float *reward,
                                         int *terminated, int *truncated, int delta) {
   float rew = 0.0f;

@@ -61,7 +61,7 @@
  *                mrl_init_gain, mrl_init_fans
  *   layers       mrl_linear_layer, mrl_mlp; recurrent layers with a fused
  *                node per sequence, step-by-step cells and [T,B] sequences
- *                with per-step reset masks: mrl_lstm_layer, mrl_gru_layer,
+ *                with per-step episode_start resets: mrl_lstm_layer, mrl_gru_layer,
  *                mrl_elman_layer; multi-layer stacks mrl_lstm, mrl_gru,
  *                mrl_elman
  *   optimisers   mrl_adam_step, mrl_adamw_step, mrl_sgd_step,
@@ -72,8 +72,9 @@
  *   heads        mrl_dueling_head, mrl_c51_head (+ mrl_c51_project),
  *                mrl_mdn_head
  *   attention    mrl_mha (torch.nn.MultiheadAttention, batch first, with a
- *                detached key/value memory of past steps), mrl_rel_mha
- *                (Transformer-XL relative positions), masks
+ *                detached key/value memory of past steps),
+ *                mrl_rel_mha_init / _forward (Transformer-XL relative
+ *                positions), masks
  *                mrl_attn_causal_mask / _episode_mask / _key_padding_mask;
  *                positions mrl_sinusoid_fill / mrl_sinusoidal_positions,
  *                mrl_learned_positions
@@ -432,9 +433,9 @@ MRL_DEF mrl_tensor *mrl_categorical_entropy(mrl_graph *g, mrl_tensor *log_probs)
 MRL_DEF int mrl_categorical_sample(const float *logits, int n, mrl_rng *rng);
 MRL_DEF int mrl_categorical_mode(const float *logits, int n);
 
-/* KL(p || q) per row, from rows of normalised log-probabilities: [B]. */
-/* KL(p || q) per row [B] from log-probabilities: mrl_kl_categorical with
- * MRL_LOSS_NONE (memrl_tensor.h), named for the distributions API. */
+/* KL(p || q) per row [B] from rows of normalised log-probabilities:
+ * mrl_kl_categorical with MRL_LOSS_NONE (memrl_tensor.h), named for the
+ * distributions API. */
 MRL_DEF mrl_tensor *mrl_categorical_kl(mrl_graph *g, mrl_tensor *log_p, mrl_tensor *log_q);
 
 /* ---- diagonal Gaussian (torch.distributions.Independent(Normal, 1)) ----
@@ -450,8 +451,8 @@ MRL_DEF mrl_tensor *mrl_gaussian_log_prob(mrl_graph *g, mrl_tensor *mean, mrl_te
 /* sum_d log_std + (1 + log(2 pi)) / 2: [B] (or [1] for a [D] log_std). */
 MRL_DEF mrl_tensor *mrl_gaussian_entropy(mrl_graph *g, mrl_tensor *log_std);
 /* KL(p || q) = sum_d log(sq/sp) + (sp^2 + (mp - mq)^2) / (2 sq^2) - 1/2. log_std_q
- * must broadcast against log_std_p (same shape, or [D]). [B]. */
-/* (mrl_kl_normal with MRL_LOSS_NONE.) */
+ * must broadcast against log_std_p (same shape, or [D]). [B] (mrl_kl_normal
+ * with MRL_LOSS_NONE). */
 MRL_DEF mrl_tensor *mrl_gaussian_kl(mrl_graph *g, mrl_tensor *mean_p, mrl_tensor *log_std_p,
                                     mrl_tensor *mean_q, mrl_tensor *log_std_q);
 
@@ -1115,7 +1116,7 @@ MRL_DEF mrl_tensor *mrl_gru_gate_forward(const mrl_gru_gate *gt, mrl_graph *g, m
  *   Ebar = linear2(ReLU(linear1(LN2(Y))))      (position-wise MLP)
  *   out  = gate2(Y, ReLU(Ebar))
  * The ReLU sits on each submodule's output, before its gate, as in the
- * paper. Names: name.attn.* (mrl_rel_mha), name.norm1/norm2.weight/.bias,
+ * paper. Names: name.attn.* (mrl_rel_mha_init), name.norm1/norm2.weight/.bias,
  * name.linear1/linear2.weight/.bias, name.gate1/gate2.{W,U,bg}; layernorm eps 1e-5.
  * x [B,T,E], mem [B,M,E] or NULL, mask as mrl_rel_mha_forward. */
 typedef struct mrl_gtrxl_layer {

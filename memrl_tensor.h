@@ -1572,6 +1572,7 @@ MRL__TARGET_AVX2 static void mrl__axpy_rows_avx2(int n, int k, const float *a, s
  * k), then the lanes are added in a fixed tree, then the sum is added to C.
  * Tiles of R rows x 4 columns share loads; a column past n reads column 0
  * again and is not stored, so every element gets the same arithmetic. */
+
 /* Lane sums of four 8-lane vectors at once, [sum v0, sum v1, sum v2, sum v3],
  * each in the fixed tree (l + l+4), then (l + l+2), then (0 + 1). */
 MRL__TARGET_AVX2 MRL__INLINE static __m128 mrl__hsum4x256(__m256 v0, __m256 v1, __m256 v2,
@@ -2278,7 +2279,9 @@ MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
   return y;
 }
 
-/* ---- unary ops: one table entry each, forward and derivative side by side ---- >>unary */
+/* ---- unary ops ---- >>unary
+ * One enum value per op; its forward is a case of mrl__unary and its
+ * derivative a case of mrl__unary_backward, in the same order. */
 
 enum {
   MRL__SCALE,
