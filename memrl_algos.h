@@ -8,13 +8,17 @@
  *   SHAPE OF EVERY AGENT   the functions every algorithm has, argument order
  *   QUICK START            PPO-LSTM on a T-maze in ten lines
  *   ANATOMY OF AN ALGORITHM  which shared parts an algorithm uses (PPO as the example)
- *   SHARED PARTS           >>shared: progress and logs, observation normaliser,
- *                          runner, minibatches, update guard, evaluation,
- *                          agent checkpoints, SVG plots, threads
- *   PPO                    >>ppo: clipped-surrogate PPO, discrete or continuous
+ *   SHARED PARTS           progress and logs, observation normaliser, runner,
+ *                          minibatches, update guard, evaluation, agent
+ *                          checkpoints, SVG plots, threads
+ *   PPO                    clipped-surrogate PPO, discrete or continuous
  *                          actions, feedforward, recurrent or a user's core
- *   Implementation sections carry one tag each: grep '>>shared', '>>progress',
- *   '>>runner', '>>minibatch', '>>evaluate', '>>agent_checkpoint', '>>ppo'.
+ *   LICENCE                at the end of the file: public domain or MIT
+ *   TAGS: each implementation section carries one tag, written >> and the
+ *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
+ *   The tags in file order:
+ *     shared progress runner agent_checkpoint minibatch evaluate ppo
+ *
  *
  * ENABLING
  *   In exactly one file: #define MEMRL_IMPLEMENTATION before including (emits
@@ -55,7 +59,7 @@
  *   Each algorithm is one section that reads top to bottom like a CleanRL
  *   file: paper and defaults, deviations, config, agent struct, init, train
  *   (schedule, collect, targets, update, report), act. What more than one
- *   algorithm needs lives once, in >>shared and the headers below:
+ *   algorithm needs lives once, in the shared parts and the headers below:
  *     networks     mrl_tower (memrl_mem.h): encoder -> core -> head, each tower
  *                  owning a slice of the per-environment state record
  *     policy       mrl_policy_head (memrl_nn.h): act (no graph) / evaluate
@@ -293,7 +297,7 @@ MRL_DEF mrl_result mrl_agent_load(const char *path, mrl_params *p, const char *a
                                   char *error, size_t error_size);
 
 /* ======================================================================
- * PPO >>ppo
+ * PPO
  * Schulman, Wolski, Dhariwal, Radford, Klimov (2017), "Proximal Policy
  * Optimization Algorithms", clipped-surrogate objective. Defaults and details
  * follow CleanRL's ppo.py (Huang et al. 2022, "The 37 implementation details
@@ -1820,3 +1824,40 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
 }
 #endif
 #endif /* MEMRL_ALGOS_IMPLEMENTATION */
+
+/*
+---- memrl licence: the text of LICENSE (tools/run_tests.sh checks every copy) ----
+This software is available under two licences; choose whichever you prefer.
+
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+
+Copyright (c) 2026 the memrl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+---- end of memrl licence ----
+*/

@@ -1,8 +1,30 @@
 /* memrl_envs.h - reinforcement-learning environments, vector env, registry.
  * Part of memrl (single-header C libraries for reinforcement learning with
- * memory). Stands alone: needs only libc and libm.
+ * memory). Stands alone: needs only libc and libm. Public domain / MIT, see
+ * the end of the file.
  *
- * ==== What it is ====================================================
+ * CONTENTS
+ *   WHAT IT IS                            environments, vector env, registry
+ *   INDEX OF ENVIRONMENTS                 every id with its observation and actions
+ *   HOW TO USE                            the implementation macro and options
+ *   QUICK START                           a vector env and a single env
+ *   THE INTERFACE                         actions, errors, the time limit, user envs
+ *   ENVIRONMENTS                          each environment's rules, in full
+ *   VECTOR ENVIRONMENT                    lock-step stepping and same-step auto-reset
+ *   WRAPPERS                              mrl_env_wrap_* and "|wrapper" ids
+ *   PARAMETERS AND DOMAIN RANDOMISATION   physics constants as parameters
+ *   VERSION HISTORY
+ *   LICENCE                               at the end of the file: public domain or MIT
+ *   TAGS: each implementation section carries one tag, written >> and the
+ *   name; `grep -n '[>]>vecenv' memrl_envs.h` finds that section and nothing else.
+ *   The tags in file order:
+ *     env cartpole tmaze task_helpers pendulum passive_tmaze memory_chain
+ *     noisy_sequence meta_rl tree_mdp sfgrid catch visual_match popgym_common
+ *     popgym_repeat popgym_autoencode popgym_count_recall popgym_higher_lower
+ *     popgym_concentration popgym_battleship popgym_minesweeper popgym_bandit
+ *     registry vecenv wrappers episode_stats
+ *
+ * WHAT IT IS
  *
  * Gymnasium-style environments for C and C++: reset(seed) and step(action)
  * returning reward, terminated and truncated separately; a synchronous
@@ -10,7 +32,75 @@
  * reference partially observable tasks; and an interface (a table of
  * function pointers) through which any simulator or game plugs in.
  *
- * ==== How to use ====================================================
+ * INDEX OF ENVIRONMENTS
+ *
+ * Observations are float vectors; "one-hot k" is k floats with one 1.
+ * Actions are discrete (an index in action[0]) or a box of floats. Each
+ * family's rules are under ENVIRONMENTS; mrl_env_list enumerates them.
+ *
+ *   id                                          observation             actions
+ *   classic control
+ *   CartPole-v1                                 4 floats (full state)   discrete 2
+ *       balance a pole on a cart (Gymnasium's physics)
+ *   StatelessCartPole-v1                        2 floats [x, theta]     discrete 2
+ *       CartPole-v1 with the velocities hidden (POPGym, SB3 NoVel)
+ *   VelocityOnlyCartPole-v1                     2 floats                discrete 2
+ *       CartPole-v1 with the positions hidden (POPGym)
+ *   NoisyStatelessCartPole-v1[-<sigma>]         2 floats + noise        discrete 2
+ *       StatelessCartPole-v1 plus N(0, sigma^2) observation noise (POPGym)
+ *   Pendulum-v1                                 3 floats                box 1 in [-2, 2]
+ *       swing a pendulum up and hold it (Gymnasium's physics)
+ *   StatelessPendulum-v1                        2 floats [cos, sin]     box 1 in [-2, 2]
+ *       Pendulum-v1 with the angular velocity hidden (POPGym)
+ *   NoisyStatelessPendulum-v1[-<sigma>]         2 floats + noise        box 1 in [-2, 2]
+ *       StatelessPendulum-v1 plus N(0, sigma^2) observation noise (POPGym)
+ *   corridors and memory tasks
+ *   TMaze-<L>[-<max_steps>]                     3 bits                  discrete 4
+ *       Bakker's T-maze: a cue at the start names the goal arm L cells away
+ *   PassiveTMaze-<L>                            2 floats                discrete 4
+ *       Ni et al. 2023: the cue at t = 0, L corridor steps, then choose an arm
+ *   MemoryChain-<memory_length>[-<num_bits>]    num_bits + 2 floats     discrete 2
+ *       bsuite memory chain: recall the queried context bit at the end
+ *   NoisySequence-<T>[-<N>]                     2 floats                discrete 2
+ *       classify the sign of a noisy signal seen for N steps, answer at step T
+ *   POPGym (Morad et al. 2023), each <Easy|Medium|Hard>-v0
+ *   RepeatFirst                                 one-hot 4 (suit)        discrete 4
+ *       name the suit of the first card of the stream
+ *   RepeatPrevious                              one-hot 4 (suit)        discrete 4
+ *       name the suit of the card k = 4/32/64 back
+ *   Autoencode                                  2 flags + one-hot 4     discrete 4
+ *       watch 1/2/3 decks of suits, then recite them in reverse
+ *   CountRecall                                 two one-hots            discrete counts
+ *       how often has the queried colour/suit/rank been dealt so far
+ *   HigherLower                                 one-hot 13 (rank)       discrete 2
+ *       will the next card rank higher or lower
+ *   Concentration                               one-hot per card        discrete n cards
+ *       flip face-down cards two at a time to find the pairs
+ *   Battleship                                  2 floats [miss, hit]    discrete b*b
+ *       sink 4 ships on an unseen 8/10/12 board from hit/miss replies
+ *   MineSweeper                                 one-hot 3/7/10          discrete cells
+ *       clear a hidden 4x4/6x6/8x8 minefield from neighbour counts
+ *   MultiarmedBandit                            2 floats (payout)       discrete 10/20/30
+ *       Bernoulli arms, the payout the only observation
+ *   meta-RL, episodic control, successor features, pixels
+ *   MetaBandit[-<arms>[-<horizon>]]             arms + 2 floats         discrete arms
+ *       Bernoulli bandit with hidden p per arm (task hook); RL^2's inputs
+ *   Semicircle[-<horizon>]                      2 floats (position)     box 2 in [-0.1, 0.1]
+ *       point mass, sparse reward near a hidden goal on a semicircle (task hook)
+ *   NumPad[-<n>[-<len>]]                        n*n floats (lights)     discrete n*n
+ *       press a hidden sequence of tiles in order (task hook)
+ *   TreeMDP-<B>-<D>[-<world>]                   D floats (the path)     discrete B
+ *       episodic control: a depth-D tree, fixed hidden leaf rewards
+ *   SFGrid                                      14 floats               discrete 4
+ *       four rooms with objects; reward phi . w, w settable (successor features)
+ *   Catch[-<rows>-<cols>]                       rows*cols pixels        discrete 3
+ *       bsuite Catch: move the paddle under the falling ball (fully observed)
+ *   PassiveVisualMatch[-<distractor_steps>]     6 planes of 7x11        discrete 4
+ *       see a colour, eat apples, then touch the same colour (Hung et al. 2019)
+ *   PassiveVisualMatchCrop[-<distractor_steps>] 6 planes of 5x5         discrete 4
+ *       PassiveVisualMatch seen through the 5x5 window around the agent
+ *
+ * HOW TO USE
  *
  * In exactly one C or C++ file write
  *
@@ -31,7 +121,7 @@
  * mrl_env_wrap_* / mrl_vecenv_init*. Reset and step never allocate. There
  * is no global state: one object belongs to one thread at a time.
  *
- * ==== Quick start ===================================================
+ * QUICK START
  *
  *     mrl_vecenv v;
  *     mrl_episode_stats st;
@@ -59,7 +149,7 @@
  *     do mrl_env_step(env, &a, obs, &r, &term, &trunc); while (!term && !trunc);
  *     mrl_env_free(env);
  *
- * ==== The interface =================================================
+ * THE INTERFACE
  *
  * - Actions are float arrays. A discrete action is its index in action[0]
  *   and must be finite, integral and in [0, n): otherwise step returns
@@ -82,7 +172,7 @@
  *   with physics can list its constants (num_params, param_name,
  *   get_param, set_param) and so be domain-randomised like CartPole.
  *
- * ==== Environments ==================================================
+ * ENVIRONMENTS
  *
  * CartPole-v1
  *   Gymnasium's CartPole (gymnasium/envs/classic_control/cartpole.py),
@@ -106,7 +196,7 @@
  *   (double)mrl_rng_uniform(&r) and r = mrl_rng_make(seed), so uniform in
  *   [-0.05, 0.05) like Gymnasium (whose numpy generator gives other
  *   numbers for the same seed). Success: none (-1). The physics constants
- *   are parameters (see "Parameters and domain randomisation").
+ *   are parameters (see PARAMETERS AND DOMAIN RANDOMISATION).
  *   Render: "[<track>] x=<x> theta=<deg> deg\n": a 40-character track of
  *   '-' over [-2.4, 2.4] with the cart drawn as its pole, | upright (|theta|
  *   <= 0.05 rad), / leaning right, \ leaning left.
@@ -120,8 +210,8 @@
  * Pendulum-v1
  *   Gymnasium's Pendulum (gymnasium/envs/classic_control/pendulum.py), same
  *   constants and equations, state in double: g = 10.0, m = 1, l = 1, dt =
- *   0.05, max_speed 8, max_torque 2 (parameters, see "Parameters and
- *   domain randomisation"). One box action, the torque u, clipped to
+ *   0.05, max_speed 8, max_torque 2 (parameters, see PARAMETERS AND
+ *   DOMAIN RANDOMISATION). One box action, the torque u, clipped to
  *   [-2, 2] (the wrapper clips, as Gymnasium's np.clip does). Step:
  *     costs    = angle_normalize(th)^2 + 0.1 * thdot^2 + 0.001 * u^2
  *     newthdot = thdot + (3 g / (2 l) * sin(th) + 3 / (m l^2) * u) * dt,
@@ -584,7 +674,7 @@
  *   Render: one line per arm, its probability and a bar of # (20 for 1),
  *   > marking the last pull with "paid" or "no".
  *
- * ==== Vector environment ============================================
+ * VECTOR ENVIRONMENT
  *
  * mrl_vecenv steps num_envs environments in lock step and keeps every
  * result as a structure of arrays. Gymnasium's "same-step" auto-reset: when
@@ -615,7 +705,7 @@
  * wrappers keep the hook of the environment they wrap; the others rewrite
  * every entry.
  *
- * ==== Wrappers ======================================================
+ * WRAPPERS
  *
  * Each wrapper is an mrl_env around another (mrl_env_wrap_*), owns it, and
  * forwards render, task (mrl_env_task), success and parameters; the outer mrl_env does
@@ -653,7 +743,7 @@
  * printed back with %d or %.9g; domain_randomization bounds with the fewest
  * digits that read back exactly). A malformed part gives NULL.
  *
- * ==== Parameters and domain randomisation ===========================
+ * PARAMETERS AND DOMAIN RANDOMISATION
  *
  * Environments with physics expose their constants as named double
  * parameters (vtable hooks num_params / param_name / get_param /
@@ -701,7 +791,7 @@
  *     lo = lo > 1.0 ? lo - 0.5 : lo;  hi += 0.5;
  *     mrl_vecenv_domain_randomization_set_range(&v, "gravity", lo, hi);
  *
- * ==== Version history ===============================================
+ * VERSION HISTORY
  *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
  *   next   Pendulum-v1 and the POPGym control POMDPs, PassiveTMaze,
  *          MemoryChain (+ mrl_memory_chain_score), NoisySequence,
@@ -711,7 +801,8 @@
  *          three levels, wrappers and ids with "|wrapper" parts, physics
  *          parameters (mrl_env_*_param) and domain randomisation.
  *
- * License: see the repository.
+ * LICENCE: public domain or MIT (choose either), the text at the end of
+ * this file.
  */
 #ifndef MEMRL_ENVS_H
 #define MEMRL_ENVS_H
@@ -723,7 +814,8 @@
 /* clang-format off */
 /* ---- memrl common block -------------------------------------------------
  * The same text stands in memrl_tensor.h and memrl_envs.h so each header can
- * stand alone; the guard makes the second copy a no-op. Everything here is
+ * stand alone (tools/run_tests.sh checks that both copies are byte-identical,
+ * from this line to the end marker); the guard makes the second copy a no-op. Everything here is
  * either a macro, a type or a static inline function, so including several
  * memrl headers (with or without their implementations, in any number of
  * translation units) never defines a symbol twice. */
@@ -909,7 +1001,7 @@ typedef struct mrl_env mrl_env;
 /* Makes a built-in environment (any id of a family in mrl_env_list, e.g.
  * "CartPole-v1", "TMaze-20"), optionally wrapped: "<id>|<wrapper>[:<arg>]..."
  * such as "BattleshipEasy-v0|prev_action_reward|frame_stack:4" (see
- * "Wrappers" at the top). NULL for an unknown or malformed id (or NULL), or
+ * WRAPPERS at the top). NULL for an unknown or malformed id (or NULL), or
  * when out of memory. */
 MRL_DEF mrl_env *mrl_env_make(const char *id);
 MRL_DEF void mrl_env_free(mrl_env *env); /* NULL is fine */
@@ -1119,7 +1211,7 @@ MRL_DEF uint64_t mrl_vecenv_episode_seed(uint64_t seed, int env_index, uint64_t 
  * inner's action space and time limit. On failure (bad argument, out of
  * memory) they return NULL and inner stays the caller's, untouched.
  * mrl_env_make builds them from an id too: "<id>|<wrapper>[:<arg>]|..."
- * (see "Wrappers" at the top). */
+ * (see WRAPPERS at the top). */
 
 /* Observation [inner obs, previous action, previous reward]: the action as
  * a one-hot of num_actions floats (discrete) or the action_dim floats the
@@ -1231,7 +1323,7 @@ MRL_DEF float mrl_episode_stats_success_rate(const mrl_episode_stats *s);
 extern "C" {
 #endif
 
-/* ---- the generic wrapper ------------------------------------------------ */
+/* ---- the generic wrapper ------------------------------------------------ >>env */
 
 struct mrl_env {
   mrl_env_vtable vt; /* copy; vt.id and the bounds point into this allocation */
@@ -1415,8 +1507,8 @@ static mrl_result mrl__env_check(mrl_env *env, const float *action, const float 
   return MRL_OK;
 }
 
-/* Steps with an already checked action. */
-/* delta: the caller keeps obs untouched between calls (see step_delta). */
+/* Steps with an already checked action. delta: the caller keeps obs
+ * untouched between calls (see step_delta). */
 static mrl_result mrl__env_step_checked(mrl_env *env, const float *use, float *obs, float *reward,
                                         int *terminated, int *truncated, int delta) {
   float rew = 0.0f;
@@ -1468,7 +1560,7 @@ MRL_DEF mrl_result mrl_env_step(mrl_env *env, const float *action, float *obs, f
   return mrl__env_step(env, action, obs, reward, terminated, truncated, 0);
 }
 
-/* ---- CartPole-v1 / StatelessCartPole-v1 --------------------------------- */
+/* ---- CartPole-v1 / StatelessCartPole-v1 --------------------------------- >>cartpole */
 /* Constants and operation order as in Gymnasium's cartpole.py. The physics
  * constants are parameters (mrl_env_set_param); these are their defaults. */
 #define MRL__CP_GRAVITY 9.8
@@ -1549,7 +1641,7 @@ static mrl_result mrl__cartpole_step(void *self, const float *action, float *obs
   return MRL_OK;
 }
 
-/* ---- TMaze-<L> (Bakker 2001) -------------------------------------------- */
+/* ---- TMaze-<L> (Bakker 2001) -------------------------------------------- >>tmaze */
 
 typedef struct mrl__tmaze {
   int length; /* L: the junction is at x = L */
@@ -1777,7 +1869,7 @@ static mrl_env *mrl__tmaze_make(const char *id) {
   return mrl__env_finish(&vt, t);
 }
 
-/* ---- shared helpers of the task sections below -------------------------- */
+/* ---- shared helpers of the task sections below -------------------------- >>task_helpers */
 
 /* Parses a decimal number "<digits>[.<digits>]" at *s into *out (at most
  * cap, at most 9 fraction digits). 0 on a malformed number. */
@@ -1821,7 +1913,7 @@ static void mrl__putc(char *buf, size_t size, size_t *at, char ch) {
   mrl__put(buf, size, at, s);
 }
 
-/* ---- Pendulum-v1 and the POPGym POMDP variants of CartPole / Pendulum ---- */
+/* ---- Pendulum-v1 and the POPGym POMDP variants of CartPole / Pendulum ---- >>pendulum */
 /* Constants and operation order as in Gymnasium's pendulum.py. */
 #define MRL__PD_MAX_SPEED 8.0
 #define MRL__PD_MAX_TORQUE 2.0
@@ -2053,7 +2145,7 @@ static mrl_env *mrl__cartpole_pomdp_make(const char *id) {
   return mrl__env_finish(&vt, c);
 }
 
-/* ---- PassiveTMaze-<L> (Ni et al. 2023) ---------------------------------- */
+/* ---- PassiveTMaze-<L> (Ni et al. 2023) ---------------------------------- >>passive_tmaze */
 
 typedef struct mrl__ptmaze {
   int length;  /* L: corridor cells x = 0 .. L, junction at x = L */
@@ -2148,7 +2240,7 @@ static mrl_env *mrl__ptmaze_make(const char *id) {
   return mrl__env_finish(&vt, m);
 }
 
-/* ---- MemoryChain-<memory_length>[-<num_bits>] (bsuite) ------------------ */
+/* ---- MemoryChain-<memory_length>[-<num_bits>] (bsuite) ------------------ >>memory_chain */
 
 typedef struct mrl__mchain {
   int length, bits, t, query, success;
@@ -2247,7 +2339,7 @@ MRL_DEF float mrl_memory_chain_score(const long long *episodes, const long long 
   return (float)learned / (float)num_settings;
 }
 
-/* ---- NoisySequence-<T>[-<N>] ------------------------------------------- */
+/* ---- NoisySequence-<T>[-<N>] ------------------------------------------- >>noisy_sequence */
 
 typedef struct mrl__noisyseq {
   int length, signal, t, cls, success; /* cls: -1 or +1 */
@@ -2329,7 +2421,7 @@ static mrl_env *mrl__noisyseq_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- meta-RL as task inference (Humplik et al. 2019) -------------------- */
+/* ---- meta-RL as task inference (Humplik et al. 2019) -------------------- >>meta_rl */
 
 /* Parses "<name>", "<name>-<a>" or "<name>-<a>-<b>" (each optional number
  * keeps its default when absent). 1 when id matches. */
@@ -2615,7 +2707,7 @@ static mrl_env *mrl__numpad_make(const char *id) {
   return mrl__env_finish(&vt, p);
 }
 
-/* ---- TreeMDP-<B>-<D>[-<world>] (episodic control) ----------------------- */
+/* ---- TreeMDP-<B>-<D>[-<world>] (episodic control) ----------------------- >>tree_mdp */
 
 typedef struct mrl__tree {
   int branching, depth, d; /* d: depth of the current node */
@@ -2708,7 +2800,7 @@ static mrl_env *mrl__tree_make(const char *id) {
   return mrl__env_finish(&vt, t);
 }
 
-/* ---- SFGrid (successor features and GPI, Barreto et al. 2017) ------------ */
+/* ---- SFGrid (successor features and GPI, Barreto et al. 2017) ------------ >>sfgrid */
 
 #define MRL__SF_H 11
 #define MRL__SF_W 11
@@ -2851,7 +2943,7 @@ MRL_DEF mrl_result mrl_sfgrid_set_task(mrl_env *env, const float *w) {
   return MRL_OK;
 }
 
-/* ---- Catch (bsuite) ------------------------------------------------------ */
+/* ---- Catch (bsuite) ------------------------------------------------------ >>catch */
 
 typedef struct mrl__catch {
   int rows, cols, ball_x, ball_y, paddle_x, success;
@@ -2932,7 +3024,7 @@ static mrl_env *mrl__catch_make(const char *id) {
   return mrl__env_finish(&vt, c);
 }
 
-/* ---- PassiveVisualMatch[-<distractor_steps>] (Hung et al. 2019) ---------- */
+/* ---- PassiveVisualMatch[-<distractor_steps>] (Hung et al. 2019) ---------- >>visual_match */
 /* Rules of the pycolab port of Ni et al. 2023 (visual_match.py with its
  * passive explore grid, common.py, objects.py) on pycolab's frame counting:
  * a phase starts at frame 0, each step is one frame, a phase of n steps
@@ -3171,7 +3263,7 @@ static int mrl__vmatch_render(const void *self, char *buf, size_t size) {
   return (int)at;
 }
 
-/* ---- POPGym (Morad et al. 2023): shared pieces ---------------------------- */
+/* ---- POPGym (Morad et al. 2023): shared pieces ---------------------------- >>popgym_common */
 /* Facts follow POPGym's source (github.com/proroklab/popgym, popgym/envs and
  * popgym/core/deck.py); the rules and every deviation are in the doc block. */
 
@@ -3241,7 +3333,7 @@ static void mrl__render_put(char *buf, size_t size, size_t *at, const char *fmt,
   if (n > 0) *at += (size_t)n;
 }
 
-/* ---- POPGym RepeatFirst / RepeatPrevious ---------------------------------- */
+/* ---- POPGym RepeatFirst / RepeatPrevious ---------------------------------- >>popgym_repeat */
 
 typedef struct mrl__repeat {
   int num_cards; /* 52 * decks */
@@ -3325,7 +3417,7 @@ static mrl_env *mrl__repeat_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym Autoencode ---------------------------------------------------- */
+/* ---- POPGym Autoencode --------------------------------------------------- >>popgym_autoencode */
 
 typedef struct mrl__autoencode {
   int num_cards;
@@ -3401,7 +3493,7 @@ static mrl_env *mrl__autoencode_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym CountRecall --------------------------------------------------- */
+/* ---- POPGym CountRecall ------------------------------------------------ >>popgym_count_recall */
 
 typedef struct mrl__count_recall {
   int num_cards, kind, distinct; /* kind 0 colours (2), 1 suits (4), 2 ranks (13) */
@@ -3483,7 +3575,7 @@ static mrl_env *mrl__count_recall_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym HigherLower --------------------------------------------------- */
+/* ---- POPGym HigherLower ------------------------------------------------ >>popgym_higher_lower */
 
 typedef struct mrl__higher_lower {
   int num_cards;
@@ -3539,7 +3631,7 @@ static mrl_env *mrl__higher_lower_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym Concentration ------------------------------------------------- */
+/* ---- POPGym Concentration --------------------------------------------- >>popgym_concentration */
 
 typedef struct mrl__concentration {
   int num_cards, ranks; /* ranks: match ranks (13 values), else colours (2) */
@@ -3718,7 +3810,7 @@ static mrl_env *mrl__concentration_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym Battleship ---------------------------------------------------- */
+/* ---- POPGym Battleship --------------------------------------------------- >>popgym_battleship */
 
 #define MRL__BATTLESHIP_HITS 12 /* ships of 2, 3, 3 and 4 cells */
 
@@ -3812,7 +3904,7 @@ static mrl_env *mrl__battleship_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym MineSweeper --------------------------------------------------- */
+/* ---- POPGym MineSweeper ------------------------------------------------- >>popgym_minesweeper */
 
 typedef struct mrl__minesweeper {
   int side, mines, obs_dim; /* obs_dim = min(mines + 1, 10) */
@@ -3910,7 +4002,7 @@ static mrl_env *mrl__minesweeper_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- POPGym MultiarmedBandit ---------------------------------------------- */
+/* ---- POPGym MultiarmedBandit ---------------------------------------------- >>popgym_bandit */
 
 typedef struct mrl__bandit {
   int arms, length;
@@ -3985,7 +4077,7 @@ static mrl_env *mrl__bandit_make(const char *id) {
   return mrl__env_finish(&vt, s);
 }
 
-/* ---- registry ------------------------------------------------------------ */
+/* ---- registry ------------------------------------------------------------ >>registry */
 /* One line per family; mrl_env_make asks each in order. The table is built
  * on the stack at each call: a static table of function pointers would land
  * in relocated, writable data, and the library keeps no writable globals. */
@@ -4091,7 +4183,7 @@ MRL_DEF mrl_env *mrl_env_make(const char *id) {
   return NULL;
 }
 
-/* ---- vector environment ------------------------------------------------- */
+/* ---- vector environment ------------------------------------------------- >>vecenv */
 
 static uint64_t mrl__mix64(uint64_t z) { /* splitmix64 finaliser (Steele et al. 2014) */
   z += 0x9e3779b97f4a7c15ULL;
@@ -4306,7 +4398,7 @@ MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
   return MRL_OK;
 }
 
-/* ---- wrappers ------------------------------------------------------------ */
+/* ---- wrappers ------------------------------------------------------------ >>wrappers */
 
 enum {
   MRL__WRAP_PREV_ACTION_REWARD,
@@ -4827,7 +4919,7 @@ static mrl_env *mrl__env_make_wrapped(const char *id) {
   return env;
 }
 
-/* ---- episode statistics ------------------------------------------------- */
+/* ---- episode statistics ------------------------------------------------- >>episode_stats */
 
 MRL_DEF void mrl_episode_stats_init(mrl_episode_stats *s) {
   memset(s, 0, sizeof *s);
@@ -4880,3 +4972,40 @@ MRL_DEF float mrl_episode_stats_success_rate(const mrl_episode_stats *s) {
 }
 #endif
 #endif /* MEMRL_ENVS_IMPLEMENTATION */
+
+/*
+---- memrl licence: the text of LICENSE (tools/run_tests.sh checks every copy) ----
+This software is available under two licences; choose whichever you prefer.
+
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+
+Copyright (c) 2026 the memrl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+---- end of memrl licence ----
+*/

@@ -1,6 +1,15 @@
 /* memrl_mem.h - memory cores and rollout storage for agents that remember.
  *
  * Part of memrl. Needs memrl_nn.h (included here). libc and libm only.
+ * Public domain / MIT, see the end of the file.
+ *
+ * CONTENTS
+ *   ENABLING        the one file that defines the implementation
+ *   MEMORY CORES    one interface for every core; user cores by function table
+ *   TOWERS          encoder -> core -> head, each with a slice of the state record
+ *   ROLLOUT BUFFER  on-policy steps with the initial core state, GAE
+ *   LICENCE         at the end of the file: public domain or MIT
+ *   TAGS            listed at the end of this block
  *
  * ENABLING
  *   In exactly one file: #define MEMRL_IMPLEMENTATION before including, or
@@ -34,6 +43,13 @@
  *   computes GAE(lambda) advantages and returns (Schulman et al. 2016). A
  *   truncated episode is bootstrapped from the value of its final observation
  *   (stored in final_values); a terminated one from zero.
+ *
+ * LICENCE at the end of the file: public domain or MIT.
+ * TAGS: each implementation section carries one tag, written >> and the
+ * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
+ *   The tags in file order:
+ *     core tower rollout
+ *
  */
 #ifndef MEMRL_MEM_H
 #define MEMRL_MEM_H
@@ -298,22 +314,15 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
     return core->user_type->forward(core->user, g, x, T, B, episode_start, state_in, state_out,
                                     stride);
   case MRL_CORE_LSTM: {
-    int H = core->output_dim, b, j, n = T * B;
+    int H = core->output_dim, b, j;
     mrl_tensor *h0 = mrl_tensor_new2(g, B, H, 0), *c0 = mrl_tensor_new2(g, B, H, 0), *y, *hT, *cT;
-    float *keep = NULL;
     if (!h0 || !c0) return NULL;
     for (b = 0; b < B; b++)
       for (j = 0; j < H; j++) {
         h0->data[b * H + j] = state_in ? state_in[(size_t)b * stride + j] : 0.0f;
         c0->data[b * H + j] = state_in ? state_in[(size_t)b * stride + H + j] : 0.0f;
       }
-    if (episode_start) {
-      /* lives in the arena until backward has used it */
-      keep = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n);
-      if (!keep) return NULL;
-      for (j = 0; j < n; j++) keep[j] = episode_start[j] != 0.0f ? 0.0f : 1.0f;
-    }
-    y = mrl_lstm_sequence(&core->lstm, g, x, T, B, h0, c0, keep, &hT, &cT);
+    y = mrl_lstm_sequence(&core->lstm, g, x, T, B, h0, c0, episode_start, &hT, &cT);
     if (y && state_out)
       for (b = 0; b < B; b++)
         for (j = 0; j < H; j++) {
@@ -543,3 +552,40 @@ MRL_DEF void mrl_rollout_compute_gae(mrl_rollout *r, const float *last_values, f
 }
 #endif
 #endif /* MEMRL_MEM_IMPLEMENTATION */
+
+/*
+---- memrl licence: the text of LICENSE (tools/run_tests.sh checks every copy) ----
+This software is available under two licences; choose whichever you prefer.
+
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+
+Copyright (c) 2026 the memrl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+---- end of memrl licence ----
+*/

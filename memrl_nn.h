@@ -1,6 +1,24 @@
 /* memrl_nn.h - parameters, layers, initialisers, optimisers, distributions, checkpoints.
  *
  * Part of memrl. Needs memrl_tensor.h (included here). libc and libm only.
+ * Public domain / MIT, see the end of the file.
+ *
+ * CONTENTS
+ *   ENABLING         the one file that defines the implementation
+ *   OPTIONS          as memrl_tensor.h
+ *   PARAMETERS       one contiguous buffer per model (llm.c layout)
+ *   CONVENTIONS      PyTorch's layouts and default initialisations
+ *   WHAT IS HERE     layers, optimisers, distributions, heads, attention
+ *   OPTIMISER STATE  where the moments live
+ *   QUICK START      an MLP trained by Adam
+ *   CHECKPOINTS      safetensors files
+ *   LICENCE          at the end of the file: public domain or MIT
+ *   TAGS: each implementation section carries one tag, written >> and the
+ *   name; `grep -n '[>]>lstm' memrl_nn.h` finds that section and nothing else.
+ *   The tags in file order:
+ *     init params optim lr_schedule linear_layer mlp lstm gru elman rnn_stack
+ *     categorical gaussian tanh_gaussian mixture policy_head heads net2net safetensors
+ *     encoders attention
  *
  * ENABLING
  *   In exactly one file: #define MEMRL_IMPLEMENTATION before including (emits
@@ -43,7 +61,7 @@
  *                mrl_init_gain, mrl_init_fans
  *   layers       mrl_linear_layer, mrl_mlp; recurrent layers with a fused
  *                node per sequence, step-by-step cells and [T,B] sequences
- *                with per-step reset masks: mrl_lstm_layer, mrl_gru_layer,
+ *                with per-step episode_start resets: mrl_lstm_layer, mrl_gru_layer,
  *                mrl_elman_layer; multi-layer stacks mrl_lstm, mrl_gru,
  *                mrl_elman
  *   optimisers   mrl_adam_step, mrl_adamw_step, mrl_sgd_step,
@@ -60,8 +78,9 @@
  *   heads        mrl_dueling_head, mrl_c51_head (+ mrl_c51_project),
  *                mrl_mdn_head
  *   attention    mrl_mha (torch.nn.MultiheadAttention, batch first, with a
- *                detached key/value memory of past steps), mrl_rel_mha
- *                (Transformer-XL relative positions), masks
+ *                detached key/value memory of past steps),
+ *                mrl_rel_mha_init / _forward (Transformer-XL relative
+ *                positions), masks
  *                mrl_attn_causal_mask / _episode_mask / _key_padding_mask;
  *                positions mrl_sinusoid_fill / mrl_sinusoidal_positions,
  *                mrl_learned_positions
@@ -319,16 +338,19 @@ typedef struct mrl_lstm_layer {
  * common memory-friendly choice of Gers et al. 2000 / Jozefowicz et al. 2015). */
 MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
                                  int hidden, mrl_init init, float forget_bias);
-/* One fused step. x [B,in], h and c [B,H]; keep (may be NULL) [B] multiplies
- * h and c before the step: 0 where an episode starts. Writes h' and c'. */
+/* One fused step. x [B,in], h and c [B,H]; episode_start NULL or [B]: where
+ * it is nonzero the row's h and c are zeroed before the step (that step
+ * begins a new episode). Writes h' and c'. */
 MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
-                           mrl_tensor *c, const float *keep, mrl_tensor **h_out,
+                           mrl_tensor *c, const float *episode_start, mrl_tensor **h_out,
                            mrl_tensor **c_out);
-/* Over a time-major sequence: x [T*B, in] (row t*B+b), keep NULL or [T*B].
+/* Over a time-major sequence: x [T*B, in] (row t*B+b), episode_start NULL or
+ * [T*B] (row t*B+b nonzero: the state of env b is zeroed before step t).
  * Returns y [T*B, H]; final state in *h_out, *c_out (either may be NULL). */
 MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                      int B, mrl_tensor *h0, mrl_tensor *c0, const float *keep,
-                                      mrl_tensor **h_out, mrl_tensor **c_out);
+                                      int B, mrl_tensor *h0, mrl_tensor *c0,
+                                      const float *episode_start, mrl_tensor **h_out,
+                                      mrl_tensor **c_out);
 
 /* ---- GRU (torch.nn.GRU, one layer) ----
  * Gate order r, z, n; weight_ih [3H,in], weight_hh [3H,H], separate bias_ih
@@ -342,14 +364,15 @@ typedef struct mrl_gru_layer {
 } mrl_gru_layer;
 MRL_DEF void mrl_gru_layer_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
                                 int hidden, mrl_init init);
-/* Over a time-major sequence: x [T*B, in], h0 [B,H], keep NULL or [T*B]
- * (multiplies h before step t: 0 where an episode starts). One fused node.
+/* Over a time-major sequence: x [T*B, in], h0 [B,H], episode_start NULL or
+ * [T*B] (nonzero: h is zeroed before step t). One fused node.
  * Returns y [T*B, H]; *h_out (may be NULL) is h_T, a view of y's last block. */
 MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                     int B, mrl_tensor *h0, const float *keep, mrl_tensor **h_out);
-/* One step: x [B,in], h [B,H], keep NULL or [B]. Returns h' [B,H]. */
+                                     int B, mrl_tensor *h0, const float *episode_start,
+                                     mrl_tensor **h_out);
+/* One step: x [B,in], h [B,H], episode_start NULL or [B]. Returns h' [B,H]. */
 MRL_DEF mrl_tensor *mrl_gru_cell(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
-                                 const float *keep);
+                                 const float *episode_start);
 
 /* ---- Elman RNN (torch.nn.RNN, one layer) ----
  * h' = act(W_ih x + b_ih + W_hh h + b_hh), act tanh or relu (torch's
@@ -365,17 +388,17 @@ MRL_DEF void mrl_elman_layer_init(mrl_elman_layer *l, mrl_params *p, const char 
                                   int hidden, mrl_activation nonlinearity, mrl_init init);
 /* As mrl_gru_sequence / mrl_gru_cell. */
 MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                       int B, mrl_tensor *h0, const float *keep,
+                                       int B, mrl_tensor *h0, const float *episode_start,
                                        mrl_tensor **h_out);
 MRL_DEF mrl_tensor *mrl_elman_cell(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x,
-                                   mrl_tensor *h, const float *keep);
+                                   mrl_tensor *h, const float *episode_start);
 
 /* ---- multi-layer stacks (torch's num_layers) ----
  * Layer k reads layer k-1's outputs; its tensors are named
  * <name>.weight_ih_l<k>, .weight_hh_l<k>, .bias_ih_l<k>, .bias_hh_l<k> as in
  * torch's state_dict, declared layer by layer. States are stacked by layer:
  * h0, c0 and the final states are [L*B, H] (torch's [L, B, H] flattened).
- * keep (NULL or [T*B]) resets every layer's state. No inter-layer dropout
+ * episode_start (NULL or [T*B]) resets every layer's state. No inter-layer dropout
  * (torch's default dropout = 0). */
 #define MRL_RNN_MAX_LAYERS 8
 typedef struct mrl_lstm {
@@ -399,12 +422,13 @@ MRL_DEF void mrl_elman_init(mrl_elman *m, mrl_params *p, const char *name, int i
 /* x [T*B, in] time-major; returns the last layer's y [T*B, H]. For a single
  * step (acting) call with T = 1. */
 MRL_DEF mrl_tensor *mrl_lstm_forward(const mrl_lstm *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                     mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                     mrl_tensor *h0, mrl_tensor *c0, const float *episode_start,
                                      mrl_tensor **h_out, mrl_tensor **c_out);
 MRL_DEF mrl_tensor *mrl_gru_forward(const mrl_gru *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                    mrl_tensor *h0, const float *keep, mrl_tensor **h_out);
+                                    mrl_tensor *h0, const float *episode_start, mrl_tensor **h_out);
 MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                      mrl_tensor *h0, const float *keep, mrl_tensor **h_out);
+                                      mrl_tensor *h0, const float *episode_start,
+                                      mrl_tensor **h_out);
 
 /* ---- categorical distribution over rows of normalised log-probabilities ----
  * (log_probs = mrl_log_softmax(logits)) */
@@ -415,9 +439,9 @@ MRL_DEF mrl_tensor *mrl_categorical_entropy(mrl_graph *g, mrl_tensor *log_probs)
 MRL_DEF int mrl_categorical_sample(const float *logits, int n, mrl_rng *rng);
 MRL_DEF int mrl_categorical_mode(const float *logits, int n);
 
-/* KL(p || q) per row, from rows of normalised log-probabilities: [B]. */
-/* KL(p || q) per row [B] from log-probabilities: mrl_kl_categorical with
- * MRL_LOSS_NONE (memrl_tensor.h), named for the distributions API. */
+/* KL(p || q) per row [B] from rows of normalised log-probabilities:
+ * mrl_kl_categorical with MRL_LOSS_NONE (memrl_tensor.h), named for the
+ * distributions API. */
 MRL_DEF mrl_tensor *mrl_categorical_kl(mrl_graph *g, mrl_tensor *log_p, mrl_tensor *log_q);
 
 /* ---- diagonal Gaussian (torch.distributions.Independent(Normal, 1)) ----
@@ -433,8 +457,8 @@ MRL_DEF mrl_tensor *mrl_gaussian_log_prob(mrl_graph *g, mrl_tensor *mean, mrl_te
 /* sum_d log_std + (1 + log(2 pi)) / 2: [B] (or [1] for a [D] log_std). */
 MRL_DEF mrl_tensor *mrl_gaussian_entropy(mrl_graph *g, mrl_tensor *log_std);
 /* KL(p || q) = sum_d log(sq/sp) + (sp^2 + (mp - mq)^2) / (2 sq^2) - 1/2. log_std_q
- * must broadcast against log_std_p (same shape, or [D]). [B]. */
-/* (mrl_kl_normal with MRL_LOSS_NONE.) */
+ * must broadcast against log_std_p (same shape, or [D]). [B] (mrl_kl_normal
+ * with MRL_LOSS_NONE). */
 MRL_DEF mrl_tensor *mrl_gaussian_kl(mrl_graph *g, mrl_tensor *mean_p, mrl_tensor *log_std_p,
                                     mrl_tensor *mean_q, mrl_tensor *log_std_q);
 
@@ -1171,15 +1195,16 @@ MRL_DEF mrl_tensor *mrl_rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tens
 /* Masks (constants in the arena, no gradient).
  * causal [T, M+T]: query i sees keys j <= M + i.
  * episode [B, 1, T, M+T]: causal, and query t of sequence b sees no key
- *   before the latest episode start at or before t: starts [B*T] (row b*T+t,
- *   1 where step t begins an episode; NULL: none); mem_valid [B] (NULL: all
+ *   before the latest episode start at or before t: episode_start [B*T]
+ *   (batch-major here: row b*T+t, nonzero where step t begins an episode;
+ *   NULL: none); mem_valid [B] (NULL: all
  *   M) counts how many of the newest memory slots belong to the episode
  *   running when the segment starts (older slots are masked).
  * key padding [B, 1, 1, K]: valid [B*K], 1 for a real key, 0 for padding
  *   (NULL: all real). */
 MRL_DEF mrl_tensor *mrl_attn_causal_mask(mrl_graph *g, int T, int M);
-MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M, const float *starts,
-                                          const int *mem_valid);
+MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M,
+                                          const float *episode_start, const int *mem_valid);
 MRL_DEF mrl_tensor *mrl_attn_key_padding_mask(mrl_graph *g, int B, int K, const float *valid);
 
 /* Positions.
@@ -1248,7 +1273,7 @@ MRL_DEF mrl_tensor *mrl_gru_gate_forward(const mrl_gru_gate *gt, mrl_graph *g, m
  *   Ebar = linear2(ReLU(linear1(LN2(Y))))      (position-wise MLP)
  *   out  = gate2(Y, ReLU(Ebar))
  * The ReLU sits on each submodule's output, before its gate, as in the
- * paper. Names: name.attn.* (mrl_rel_mha), name.norm1/norm2.weight/.bias,
+ * paper. Names: name.attn.* (mrl_rel_mha_init), name.norm1/norm2.weight/.bias,
  * name.linear1/linear2.weight/.bias, name.gate1/gate2.{W,U,bg}; layernorm eps 1e-5.
  * x [B,T,E], mem [B,M,E] or NULL, mask as mrl_rel_mha_forward. */
 typedef struct mrl_gtrxl_layer {
@@ -1268,7 +1293,7 @@ MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph 
  * inputs (a shifting window), stepped one step at a time for acting (T = 1)
  * or run over a [T, B] segment for training; both give the same outputs
  * when the window covers the same past.
- * The state of one environment is a flat vector of mrl_gtrxl_state_size()
+ * The state of one environment is a flat vector of mrl_gtrxl_state_dim()
  * floats: [0] the number of valid memory slots (steps since the episode
  * started, capped at mem_len), then for each layer mem_len rows of E, oldest
  * first: that layer's inputs at past steps (Transformer-XL's cached hidden
@@ -1289,15 +1314,16 @@ typedef struct mrl_gtrxl {
 /* Layer k is named name.layers.k.* */
 MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
                             const mrl_gtrxl_config *cfg);
-MRL_DEF int mrl_gtrxl_state_size(const mrl_gtrxl *m);
+MRL_DEF int mrl_gtrxl_state_dim(const mrl_gtrxl *m);
 MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B);
-/* x [T*B, E] time-major (row t*B+b, as mrl_lstm_sequence), starts NULL or
- * [T*B] (1 where step t of env b begins an episode: it and later steps see
- * nothing older), state_in [B * state_size] (read; NULL: empty memories),
+/* x [T*B, E] time-major (row t*B+b, as mrl_lstm_sequence), episode_start NULL
+ * or [T*B] (nonzero where step t of env b begins an episode: it and later steps see
+ * nothing older), state_in [B * state_dim] (read; NULL: empty memories),
  * state_out (written; NULL or the same array as state_in is fine). Returns [T*B, E]. Memory
  * enters detached (stop-gradient): gradients stay inside the segment. */
 MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                      const float *starts, const float *state_in, float *state_out);
+                                      const float *episode_start, const float *state_in,
+                                      float *state_out);
 
 #ifdef __cplusplus
 }
@@ -1316,6 +1342,8 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- initialisers ---- >>init */
 
 MRL_DEF mrl_init mrl_init_make(mrl_init_kind kind, float a) {
   mrl_init i;
@@ -1370,6 +1398,8 @@ MRL_DEF mrl_init mrl_init_kaiming_normal(float a, mrl_fan_mode mode, mrl_nonline
   i.b = mode == MRL_FAN_OUT ? 1.0f : 0.0f;
   return i;
 }
+
+/* ---- parameter store ---- >>params */
 
 MRL_DEF void mrl_params_init(mrl_params *p) {
   memset(p, 0, sizeof *p);
@@ -1561,6 +1591,8 @@ MRL_DEF void mrl_params_free(mrl_params *p) {
   memset(p, 0, sizeof *p);
 }
 
+/* ---- optimisers: Adam, AdamW, SGD, RMSProp ---- >>optim */
+
 MRL_DEF mrl_adam_config mrl_adam_config_default(void) {
   mrl_adam_config c;
   c.lr = 1e-3f;
@@ -1741,6 +1773,8 @@ MRL_DEF void mrl_params_reset_optimizer(mrl_params *p) {
   p->adam_steps = 0;
 }
 
+/* ---- learning-rate schedules ---- >>lr_schedule */
+
 MRL_DEF float mrl_lr_linear(float lr_start, float lr_end, long long step, long long total_steps) {
   double frac;
   if (total_steps <= 0 || step >= total_steps) return lr_end;
@@ -1760,6 +1794,8 @@ MRL_DEF float mrl_lr_step(float lr0, float gamma, long long step, long long step
   long long k = step_size > 0 && step > 0 ? step / step_size : 0;
   return (float)((double)lr0 * pow((double)gamma, (double)k));
 }
+
+/* ---- activations and the linear layer ---- >>linear_layer */
 
 MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act) {
   switch (act) {
@@ -1798,6 +1834,8 @@ MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_grap
                     mrl_params_tensor(l->params, l->bias));
 }
 
+/* ---- MLP ---- >>mlp */
+
 MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_sizes,
                           const int *sizes, mrl_activation act, mrl_init hidden_init,
                           mrl_init output_init) {
@@ -1823,7 +1861,7 @@ MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *
   return x;
 }
 
-/* ---- LSTM ---- */
+/* ---- LSTM ---- >>lstm */
 
 /* acc[j] += rows[k][j] for k = 0..n-1 in order (bias gradients): 32, then
  * four columns at a time, each column's sum in the same order as a plain
@@ -2010,9 +2048,29 @@ static void mrl__lstm_backward(mrl_node *nd) {
   mrl__add_col_sums(s->b_hh->grad, s->dpre, (size_t)T * B, G);
 }
 
-MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                      int B, mrl_tensor *h0, mrl_tensor *c0, const float *keep,
-                                      mrl_tensor **h_out, mrl_tensor **c_out) {
+/* The fused recurrences multiply the carried state by keep = 1 - (start != 0)
+ * (exactly 0 or 1, so the state is zeroed or passed bit for bit). It is built
+ * once per call in the arena, so backward can read it after the caller's
+ * episode_start array is gone; *keep stays NULL when nothing starts. Returns
+ * 0 when the arena is full. */
+static int mrl__keep_from_start(mrl_graph *g, const float *episode_start, int T, int B,
+                                const float **keep) {
+  size_t n = T > 0 && B > 0 ? (size_t)T * B : 0, i;
+  float *k;
+  *keep = NULL;
+  if (!episode_start) return 1;
+  for (i = 0; i < n; i++)
+    if (episode_start[i] != 0.0f) break;
+  if (i == n) return 1; /* no start: the same as none (x * 1 is x) */
+  if (!(k = (float *)mrl_graph_alloc(g, sizeof(float) * n))) return 0;
+  for (i = 0; i < n; i++) k[i] = episode_start[i] != 0.0f ? 0.0f : 1.0f;
+  *keep = k;
+  return 1;
+}
+
+static mrl_tensor *mrl__lstm_run(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                 mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                 mrl_tensor **h_out, mrl_tensor **c_out) {
   mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *c_last, *h_last;
   mrl__lstm_saved *s;
   mrl_node *nd;
@@ -2112,17 +2170,28 @@ MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl
   return y;
 }
 
+MRL_DEF mrl_tensor *mrl_lstm_sequence(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                      int B, mrl_tensor *h0, mrl_tensor *c0,
+                                      const float *episode_start, mrl_tensor **h_out,
+                                      mrl_tensor **c_out) {
+  const float *keep;
+  if (h_out) *h_out = NULL;
+  if (c_out) *c_out = NULL;
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
+  return mrl__lstm_run(l, g, x, T, B, h0, c0, keep, h_out, c_out);
+}
+
 MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
-                           mrl_tensor *c, const float *keep, mrl_tensor **h_out,
+                           mrl_tensor *c, const float *episode_start, mrl_tensor **h_out,
                            mrl_tensor **c_out) {
   /* one step is a sequence of length one */
   int B = x ? x->shape[0] : 0;
-  mrl_tensor *y = mrl_lstm_sequence(l, g, x, 1, B, h, c, keep, NULL, c_out);
+  mrl_tensor *y = mrl_lstm_sequence(l, g, x, 1, B, h, c, episode_start, NULL, c_out);
   *h_out = y;
   if (!y && c_out) *c_out = NULL;
 }
 
-/* ---- GRU ---- */
+/* ---- GRU ---- >>gru */
 
 static void mrl__gru_layer_init_k(mrl_gru_layer *l, mrl_params *p, const char *name, int k,
                                   int input, int hidden, mrl_init init) {
@@ -2212,8 +2281,8 @@ static mrl_tensor *mrl__last_block(mrl_graph *g, mrl_tensor *y, int T, int B) {
   return v;
 }
 
-MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                     int B, mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
+static mrl_tensor *mrl__gru_run(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
   mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *h_last;
   mrl__gru_saved *s;
   mrl_node *nd;
@@ -2298,12 +2367,21 @@ MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_t
   return y;
 }
 
-MRL_DEF mrl_tensor *mrl_gru_cell(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
-                                 const float *keep) {
-  return x ? mrl_gru_sequence(l, g, x, 1, x->shape[0], h, keep, NULL) : NULL;
+MRL_DEF mrl_tensor *mrl_gru_sequence(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                     int B, mrl_tensor *h0, const float *episode_start,
+                                     mrl_tensor **h_out) {
+  const float *keep;
+  if (h_out) *h_out = NULL;
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
+  return mrl__gru_run(l, g, x, T, B, h0, keep, h_out);
 }
 
-/* ---- Elman RNN ---- */
+MRL_DEF mrl_tensor *mrl_gru_cell(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
+                                 const float *episode_start) {
+  return x ? mrl_gru_sequence(l, g, x, 1, x->shape[0], h, episode_start, NULL) : NULL;
+}
+
+/* ---- Elman RNN ---- >>elman */
 
 static void mrl__elman_layer_init_k(mrl_elman_layer *l, mrl_params *p, const char *name, int k,
                                     int input, int hidden, mrl_activation nonlinearity,
@@ -2364,9 +2442,8 @@ static void mrl__elman_backward(mrl_node *nd) {
   mrl__add_col_sums(s->b_hh->grad, s->dpre, N, H);
 }
 
-MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
-                                       int B, mrl_tensor *h0, const float *keep,
-                                       mrl_tensor **h_out) {
+static mrl_tensor *mrl__elman_run(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                  int B, mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
   mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *h_last;
   mrl__elman_saved *s;
   mrl_node *nd;
@@ -2438,12 +2515,21 @@ MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, m
   return y;
 }
 
-MRL_DEF mrl_tensor *mrl_elman_cell(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x,
-                                   mrl_tensor *h, const float *keep) {
-  return x ? mrl_elman_sequence(l, g, x, 1, x->shape[0], h, keep, NULL) : NULL;
+MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
+                                       int B, mrl_tensor *h0, const float *episode_start,
+                                       mrl_tensor **h_out) {
+  const float *keep;
+  if (h_out) *h_out = NULL;
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
+  return mrl__elman_run(l, g, x, T, B, h0, keep, h_out);
 }
 
-/* ---- multi-layer stacks ---- */
+MRL_DEF mrl_tensor *mrl_elman_cell(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x,
+                                   mrl_tensor *h, const float *episode_start) {
+  return x ? mrl_elman_sequence(l, g, x, 1, x->shape[0], h, episode_start, NULL) : NULL;
+}
+
+/* ---- multi-layer stacks ---- >>rnn_stack */
 
 /* Rows [layer*B, (layer+1)*B) of a stacked state, sharing data and gradient. */
 static mrl_tensor *mrl__state_rows(mrl_graph *g, mrl_tensor *t, int layer, int B) {
@@ -2505,19 +2591,22 @@ MRL_DEF void mrl_elman_init(mrl_elman *m, mrl_params *p, const char *name, int i
                             init);
 }
 
+/* The stacks build the keep mask once and share it between their layers. */
 MRL_DEF mrl_tensor *mrl_lstm_forward(const mrl_lstm *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                     mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                     mrl_tensor *h0, mrl_tensor *c0, const float *episode_start,
                                      mrl_tensor **h_out, mrl_tensor **c_out) {
   mrl_tensor *hs[MRL_RNN_MAX_LAYERS], *cs[MRL_RNN_MAX_LAYERS];
+  const float *keep;
   int k, L = m->num_layers;
   if (h_out) *h_out = NULL;
   if (c_out) *c_out = NULL;
   if (!x || !h0 || !c0) return NULL;
   mrl__stack_check("lstm_forward", h0, L, B, m->hidden_size);
   mrl__stack_check("lstm_forward", c0, L, B, m->hidden_size);
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
   for (k = 0; k < L && x; k++)
-    x = mrl_lstm_sequence(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B),
-                          mrl__state_rows(g, c0, k, B), keep, &hs[k], &cs[k]);
+    x = mrl__lstm_run(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B),
+                      mrl__state_rows(g, c0, k, B), keep, &hs[k], &cs[k]);
   if (!x) return NULL;
   if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
   if (c_out && !(*c_out = mrl__stack_states(g, cs, L))) {
@@ -2528,34 +2617,40 @@ MRL_DEF mrl_tensor *mrl_lstm_forward(const mrl_lstm *m, mrl_graph *g, mrl_tensor
 }
 
 MRL_DEF mrl_tensor *mrl_gru_forward(const mrl_gru *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                    mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
+                                    mrl_tensor *h0, const float *episode_start,
+                                    mrl_tensor **h_out) {
   mrl_tensor *hs[MRL_RNN_MAX_LAYERS];
+  const float *keep;
   int k, L = m->num_layers;
   if (h_out) *h_out = NULL;
   if (!x || !h0) return NULL;
   mrl__stack_check("gru_forward", h0, L, B, m->hidden_size);
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
   for (k = 0; k < L && x; k++)
-    x = mrl_gru_sequence(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
+    x = mrl__gru_run(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
   if (!x) return NULL;
   if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
   return x;
 }
 
 MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                      mrl_tensor *h0, const float *keep, mrl_tensor **h_out) {
+                                      mrl_tensor *h0, const float *episode_start,
+                                      mrl_tensor **h_out) {
   mrl_tensor *hs[MRL_RNN_MAX_LAYERS];
+  const float *keep;
   int k, L = m->num_layers;
   if (h_out) *h_out = NULL;
   if (!x || !h0) return NULL;
   mrl__stack_check("elman_forward", h0, L, B, m->hidden_size);
+  if (!mrl__keep_from_start(g, episode_start, T, B, &keep)) return NULL;
   for (k = 0; k < L && x; k++)
-    x = mrl_elman_sequence(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
+    x = mrl__elman_run(&m->layers[k], g, x, T, B, mrl__state_rows(g, h0, k, B), keep, &hs[k]);
   if (!x) return NULL;
   if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
   return x;
 }
 
-/* ---- categorical ---- */
+/* ---- categorical ---- >>categorical */
 
 MRL_DEF mrl_tensor *mrl_categorical_log_prob(mrl_graph *g, mrl_tensor *log_probs,
                                              const int *actions) {
@@ -2594,7 +2689,7 @@ MRL_DEF mrl_tensor *mrl_categorical_kl(mrl_graph *g, mrl_tensor *log_p, mrl_tens
   return mrl_kl_categorical(g, log_p, log_q, MRL_LOSS_NONE);
 }
 
-/* ---- diagonal Gaussian ---- */
+/* ---- diagonal Gaussian ---- >>gaussian */
 
 #define MRL__LOG_2PI 1.8378770664093453
 
@@ -2634,7 +2729,7 @@ MRL_DEF mrl_tensor *mrl_gaussian_kl(mrl_graph *g, mrl_tensor *mean_p, mrl_tensor
   return mrl_kl_normal(g, mean_p, log_std_p, mean_q, log_std_q, MRL_LOSS_NONE);
 }
 
-/* ---- tanh-squashed Gaussian ---- */
+/* ---- tanh-squashed Gaussian ---- >>tanh_gaussian */
 
 static void mrl__tanh_log_det_backward(mrl_node *nd) {
   mrl_tensor *u = nd->in[0], *y = nd->out;
@@ -2675,7 +2770,7 @@ MRL_DEF mrl_tensor *mrl_tanh_gaussian_sample(mrl_graph *g, mrl_tensor *mean, mrl
   return a;
 }
 
-/* ---- mixture of Gaussians ---- */
+/* ---- mixture of Gaussians ---- >>mixture */
 
 static void mrl__mixture_comp_backward(mrl_node *nd) {
   mrl_tensor *mean = nd->in[0], *ls = nd->in[1], *x = nd->in[2], *y = nd->out;
@@ -2779,7 +2874,7 @@ MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const flo
   return pick;
 }
 
-/* ---- policy heads ---- */
+/* ---- policy heads ---- >>policy_head */
 
 MRL_DEF mrl_policy_head_config mrl_policy_head_config_default(mrl_policy_kind kind) {
   mrl_policy_head_config c;
@@ -3130,7 +3225,7 @@ MRL_DEF mrl_tensor *mrl_policy_head_rsample(const mrl_policy_head *h, mrl_graph 
   return a;
 }
 
-/* ---- heads ---- */
+/* ---- heads ---- >>heads */
 
 MRL_DEF void mrl_dueling_head_init(mrl_dueling_head *h, mrl_params *p, const char *name,
                                    int in_features, int hidden_size, int num_actions,
@@ -3340,7 +3435,7 @@ MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, m
   return mrl_sum_rows(g, mrl_reshape(g, lp, 2, shape));
 }
 
-/* ---- network surgery ---- */
+/* ---- network surgery ---- >>net2net */
 
 MRL_DEF int mrl_params_copy_matching(mrl_params *dst, const mrl_params *src) {
   int i, j, n = 0;
@@ -3514,7 +3609,7 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
   return MRL_OK;
 }
 
-/* ---- checkpoints (safetensors) ---- */
+/* ---- checkpoints (safetensors) ---- >>safetensors */
 #ifdef __cplusplus
 }
 #endif
@@ -4724,7 +4819,7 @@ MRL_DEF mrl_result mrl_checkpoint_load(mrl_params *p, const char *path, int flag
   return r;
 }
 
-/* ---- embedding, layernorm, conv encoders, VAE ---- */
+/* ---- embedding, layernorm, conv encoders, VAE ---- >>encoders */
 
 MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *name,
                                 int num_embeddings, int embedding_dim, mrl_init init) {
@@ -5356,7 +5451,7 @@ MRL_DEF mrl_vae_output mrl_vae_forward(const mrl_vae *v, mrl_graph *g, mrl_tenso
   return o;
 }
 
-/* ---- attention, transformer, GTrXL ---- */
+/* ---- attention, transformer, GTrXL ---- >>attention */
 
 static int mrl__param_or_none(mrl_params *p, const char *name, const char *suffix, int ndim,
                               const int *shape, mrl_init init) {
@@ -5586,8 +5681,8 @@ MRL_DEF mrl_tensor *mrl_attn_causal_mask(mrl_graph *g, int T, int M) {
   return t;
 }
 
-MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M, const float *starts,
-                                          const int *mem_valid) {
+MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M,
+                                          const float *episode_start, const int *mem_valid) {
   int shape[4], b, i, j, K = M + T;
   mrl_tensor *t;
   shape[0] = B;
@@ -5602,7 +5697,7 @@ MRL_DEF mrl_tensor *mrl_attn_episode_mask(mrl_graph *g, int B, int T, int M, con
     lo = M - valid;
     for (i = 0; i < T; i++) {
       float *row = t->data + ((size_t)b * T + i) * K;
-      if (starts && starts[(size_t)b * T + i] != 0.0f) lo = M + i;
+      if (episode_start && episode_start[(size_t)b * T + i] != 0.0f) lo = M + i;
       for (j = 0; j < K; j++) row[j] = j >= lo && j <= M + i ? 1.0f : 0.0f;
     }
   }
@@ -5807,16 +5902,16 @@ MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
   }
 }
 
-MRL_DEF int mrl_gtrxl_state_size(const mrl_gtrxl *m) {
+MRL_DEF int mrl_gtrxl_state_dim(const mrl_gtrxl *m) {
   return 1 + m->cfg.num_layers * m->cfg.mem_len * m->cfg.embed_dim;
 }
 
 MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B) {
-  memset(state, 0, sizeof(float) * (size_t)B * (size_t)mrl_gtrxl_state_size(m));
+  memset(state, 0, sizeof(float) * (size_t)B * (size_t)mrl_gtrxl_state_dim(m));
 }
 
 MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                      const float *starts, const float *state_in,
+                                      const float *episode_start, const float *state_in,
                                       float *state_out) {
   int E = m->cfg.embed_dim, M = m->cfg.mem_len, L = m->cfg.num_layers, S, b, t, l, i;
   int s3[3], perm[3] = {1, 0, 2}, *valid;
@@ -5825,16 +5920,16 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
   if (!x) return NULL;
   MRL_SHAPE_CHECK(x->ndim == 2 && x->shape[0] == T * B && x->shape[1] == E, "gtrxl_forward",
                   "x must be [T*B, embed_dim]", x, NULL);
-  S = mrl_gtrxl_state_size(m);
+  S = mrl_gtrxl_state_dim(m);
   valid = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B);
   next = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)S);
-  if (starts) starts_bm = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)T);
-  if (!valid || !next || (starts && !starts_bm)) return NULL;
+  if (episode_start) starts_bm = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)T);
+  if (!valid || !next || (episode_start && !starts_bm)) return NULL;
   for (b = 0; b < B; b++) {
     float v = state_in ? state_in[(size_t)b * S] : 0.0f;
     valid[b] = v > 0.0f ? (v < (float)M ? (int)v : M) : 0;
-    if (starts)
-      for (t = 0; t < T; t++) starts_bm[(size_t)b * T + t] = starts[(size_t)t * B + b];
+    if (episode_start)
+      for (t = 0; t < T; t++) starts_bm[(size_t)b * T + t] = episode_start[(size_t)t * B + b];
   }
   mask = mrl_attn_episode_mask(g, B, T, M, starts_bm, valid);
   s3[0] = T;
@@ -5895,3 +5990,40 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
 }
 #endif
 #endif /* MEMRL_NN_IMPLEMENTATION */
+
+/*
+---- memrl licence: the text of LICENSE (tools/run_tests.sh checks every copy) ----
+This software is available under two licences; choose whichever you prefer.
+
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+
+Copyright (c) 2026 the memrl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+---- end of memrl licence ----
+*/

@@ -4,6 +4,22 @@
  * memory). No dependencies beyond libc and libm. Public domain / MIT, see the
  * end of the file.
  *
+ * CONTENTS
+ *   ENABLING       the one file that defines the implementation
+ *   OPTIONS        macros to define before including
+ *   CONCEPTS       tensor, arena, graph and tape
+ *   ERRORS         wrong shapes stop; a full arena returns NULL
+ *   QUICK START    a forward and backward pass
+ *   OPS            every op by group, with its shapes
+ *   LICENCE        at the end of the file: public domain or MIT
+ *   TAGS: each implementation section carries one tag, written >> and the
+ *   name; `grep -n '[>]>gemm' memrl_tensor.h` finds that section and nothing else.
+ *   The tags in file order:
+ *     tensors arena graph gemm matmul xwt fast_act linear_op unary general
+ *     binary reductions softmax batched_matmul shape indexing fused layernorm
+ *     conv2d pooling dropout losses cross_entropy kl_normal kl_categorical
+ *     similarity straight_through gradcheck
+ *
  * ENABLING
  *   In exactly one C or C++ file:
  *       #define MEMRL_TENSOR_IMPLEMENTATION   (or MEMRL_IMPLEMENTATION for all headers)
@@ -98,7 +114,8 @@
 /* clang-format off */
 /* ---- memrl common block -------------------------------------------------
  * The same text stands in memrl_tensor.h and memrl_envs.h so each header can
- * stand alone; the guard makes the second copy a no-op. Everything here is
+ * stand alone (tools/run_tests.sh checks that both copies are byte-identical,
+ * from this line to the end marker); the guard makes the second copy a no-op. Everything here is
  * either a macro, a type or a static inline function, so including several
  * memrl headers (with or without their implementations, in any number of
  * translation units) never defines a symbol twice. */
@@ -682,7 +699,7 @@ extern "C" {
 static mrl_tensor *mrl__matmul_batched(mrl_graph *g, mrl_tensor *a, mrl_tensor *b, int layout,
                                        const char *op);
 
-/* ---- tensor headers ---- */
+/* ---- tensor headers ---- >>tensors */
 
 MRL_DEF mrl_tensor mrl_tensor_make(float *data, float *grad, int ndim, const int *shape) {
   mrl_tensor t;
@@ -754,7 +771,7 @@ MRL_DEF void mrl_shape_fail(const char *op, const char *what, const mrl_tensor *
   abort(); /* never continue with wrong shapes, even under NDEBUG */
 }
 
-/* ---- arena ---- */
+/* ---- arena ---- >>arena */
 
 struct mrl__arena_block {
   mrl__arena_block *next;
@@ -862,7 +879,7 @@ MRL_DEF size_t mrl_arena_high_water(const mrl_arena *a) {
   return a->high_water;
 }
 
-/* ---- graph ---- */
+/* ---- graph ---- >>graph */
 
 MRL_DEF mrl_result mrl_graph_init(mrl_graph *g, size_t initial_bytes) {
   memset(g, 0, sizeof *g);
@@ -1004,7 +1021,7 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
 #define MRL__FINITE(op, out, a, b) ((void)0)
 #endif
 
-/* ---- gemm ----
+/* ---- gemm ---- >>gemm
  * C = beta*C + op(A) op(B), GotoBLAS-style: op(B) is packed block by block
  * (KC x NC, in NR-wide column panels) and op(A) (MC x KC, in MR-tall row
  * panels) into stack buffers, zero-padded at the edges, and an MR x NR
@@ -1569,6 +1586,7 @@ MRL__TARGET_AVX2 static void mrl__axpy_rows_avx2(int n, int k, const float *a, s
  * k), then the lanes are added in a fixed tree, then the sum is added to C.
  * Tiles of R rows x 4 columns share loads; a column past n reads column 0
  * again and is not stored, so every element gets the same arithmetic. */
+
 /* Lane sums of four 8-lane vectors at once, [sum v0, sum v1, sum v2, sum v3],
  * each in the fixed tree (l + l+4), then (l + l+2), then (0 + 1). */
 MRL__TARGET_AVX2 MRL__INLINE static __m128 mrl__hsum4x256(__m256 v0, __m256 v1, __m256 v2,
@@ -1925,7 +1943,7 @@ MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float
   mrl__gemm_isa_run(mrl__gemm_isa(), trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
-/* ---- matmul ---- */
+/* ---- matmul ---- >>matmul */
 
 /* layout: 0 = A·B, 1 = A·Bᵀ, 2 = Aᵀ·B */
 static void mrl__matmul_backward(mrl_node *nd) {
@@ -1982,7 +2000,7 @@ MRL_DEF mrl_tensor *mrl_matmul_tn(mrl_graph *g, mrl_tensor *a, mrl_tensor *b) {
   return mrl__matmul(g, a, b, 2, "matmul_tn");
 }
 
-/* ---- y += x Wᵀ (linear layers, recurrent projections) ----
+/* ---- y += x Wᵀ (linear layers, recurrent projections) ---- >>xwt
  * W row-major [n,k], row strides ldx, ldw, ldy. One entry point for the
  * library's x Wᵀ products: mrl_gemm picks a dot-product path for the small
  * batches of acting and packed kernels for training batches. */
@@ -2000,7 +2018,7 @@ typedef uint32_t mrl__u4 __attribute__((vector_size(16), aligned(4)));
 typedef int32_t mrl__i4 __attribute__((vector_size(16), aligned(4)));
 #endif
 
-/* ---- fast activations (tanh and sigmoid ops, recurrent layers) ----
+/* ---- fast activations (tanh and sigmoid ops, recurrent layers) ---- >>fast_act
  * sigmoid and tanh over arrays, both from one exp of a non-positive argument:
  * Cephes' expf (range reduction by ln 2 in two parts, a degree-6 polynomial,
  * 2^n built in the exponent bits) and, for |x| < 0.625, Cephes' tanhf
@@ -2231,7 +2249,7 @@ static void mrl__tanh_n(const float *x, float *y, int n) {
   mrl__act_n(1, x, y, n);
 }
 
-/* ---- linear: y = x Wᵀ + b ---- */
+/* ---- linear: y = x Wᵀ + b ---- >>linear_op */
 
 static void mrl__linear_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
@@ -2275,7 +2293,9 @@ MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
   return y;
 }
 
-/* ---- unary ops: one table entry each, forward and derivative side by side ---- */
+/* ---- unary ops ---- >>unary
+ * One enum value per op; its forward is a case of mrl__unary and its
+ * derivative a case of mrl__unary_backward, in the same order. */
 
 enum {
   MRL__SCALE,
@@ -2536,7 +2556,7 @@ MRL_DEF mrl_tensor *mrl_detach(mrl_graph *g, mrl_tensor *a) {
 }
 
 /* ======================================================================
- * General ops: broadcasting, axes, shapes, indexing.
+ * General ops: broadcasting, axes, shapes, indexing. >>general
  * Shapes are handled as MRL_MAX_DIMS-D, left-padded with 1s, so one set of
  * four nested loops with per-operand element strides covers every rank.
  * ====================================================================== */
@@ -2639,7 +2659,7 @@ static int *mrl__copy_ints(mrl_graph *g, const int *src, int n) {
   return p;
 }
 
-/* ---- elementwise binary ops with broadcasting ---- */
+/* ---- elementwise binary ops with broadcasting ---- >>binary */
 
 enum { MRL__ADD, MRL__SUB, MRL__MUL, MRL__DIV, MRL__MIN, MRL__MAX, MRL__WHERE };
 
@@ -2849,7 +2869,7 @@ MRL_DEF mrl_tensor *mrl_where_int(mrl_graph *g, const int *mask, mrl_tensor *a, 
   return mrl__binary(g, a, b, m, MRL__WHERE, "where_int");
 }
 
-/* ---- reductions along an axis ---- */
+/* ---- reductions along an axis ---- >>reductions */
 
 enum { MRL__R_SUM, MRL__R_MEAN, MRL__R_MAX, MRL__R_LSE, MRL__R_VAR };
 
@@ -3022,7 +3042,7 @@ MRL_DEF mrl_tensor *mrl_mean_rows(mrl_graph *g, mrl_tensor *a) {
   return mrl__reduce(g, a, -1, 0, 0, MRL__R_MEAN, 0, NULL, "mean_rows");
 }
 
-/* ---- softmax / log-softmax along an axis, with an optional mask ---- */
+/* ---- softmax / log-softmax along an axis, with an optional mask ---- >>softmax */
 
 /* What log_softmax writes at masked entries: finite, so p * log p stays 0
  * and MRL_CHECK_FINITE does not fire; exp() of it is exactly 0. */
@@ -3161,7 +3181,7 @@ MRL_DEF mrl_tensor *mrl_log_softmax(mrl_graph *g, mrl_tensor *a) {
   return mrl__softmax(g, a, -1, NULL, 1, "log_softmax");
 }
 
-/* ---- batched matmul: leading dimensions broadcast, mrl_gemm per matrix ---- */
+/* ---- batched matmul: leading dimensions broadcast, mrl_gemm per matrix ---- >>batched_matmul */
 
 /* i[0] layout, i[1] k; matrices of a and b found through the batch strides
  * recomputed from the shapes. */
@@ -3239,7 +3259,7 @@ static mrl_tensor *mrl__matmul_batched(mrl_graph *g, mrl_tensor *a, mrl_tensor *
   return c;
 }
 
-/* ---- shape ops: permute, slice, broadcast_to, concat, stack ----
+/* ---- shape ops: permute, slice, broadcast_to, concat, stack ---- >>shape
  * Each is one strided copy forward and the same copy reversed (+=) backward.
  * permute, slice and broadcast_to keep the copy's geometry (an
  * mrl__copy_plan in the arena) in the node's extra[1]. */
@@ -3447,7 +3467,7 @@ MRL_DEF mrl_tensor *mrl_concat_rows(mrl_graph *g, mrl_tensor *const *parts, int 
   return mrl__concat(g, parts, n, 0, 0, "concat_rows");
 }
 
-/* ---- indexing: gather, index_select, scatter_add, one_hot, top-k ---- */
+/* ---- indexing: gather, index_select, scatter_add, one_hot, top-k ---- >>indexing */
 
 /* gather: i[0] outer, i[1] n (x's axis length), i[2] k, i[3] inner; index in the arena. */
 static void mrl__gather_backward(mrl_node *nd) {
@@ -3676,7 +3696,7 @@ MRL_DEF mrl_tensor *mrl_topk(mrl_graph *g, mrl_tensor *x, int k, int *out_index)
   return y;
 }
 
-/* ---- fused layers, losses, memory ops ---- */
+/* ---- fused layers, losses, memory ops ---- >>fused */
 
 /* Output of a loss: [1] when reduced; with MRL_LOSS_NONE the input's shape,
  * or for per-row losses all but its last dimension ([1] for a 1-D input). */
@@ -3708,7 +3728,7 @@ static int mrl__any_grad(const mrl_graph *g, mrl_tensor *const *t, int n) {
   return !g->no_grad && any;
 }
 
-/* ---- layernorm over the last dimension ---- */
+/* ---- layernorm over the last dimension ---- >>layernorm */
 
 static void mrl__layernorm_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
@@ -3787,7 +3807,7 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
   return y;
 }
 
-/* ---- conv2d: im2col + gemm ---- */
+/* ---- conv2d: im2col + gemm ---- >>conv2d */
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -3967,7 +3987,7 @@ MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
   return y;
 }
 
-/* ---- max / avg pooling ---- */
+/* ---- max / avg pooling ---- >>pooling */
 
 /* Checks the geometry and makes the [N,C,OH,OW] output; *stride gets its default. */
 static mrl_tensor *mrl__pool_output(mrl_graph *g, mrl_tensor *x, int k, int *stride, int pad,
@@ -4086,7 +4106,7 @@ MRL_DEF mrl_tensor *mrl_avg_pool2d(mrl_graph *g, mrl_tensor *x, int k, int strid
   return mrl__pool(g, x, k, stride, pad, 0, "avg_pool2d");
 }
 
-/* ---- dropout ---- */
+/* ---- dropout ---- >>dropout */
 
 static void mrl__dropout_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *y = nd->out;
@@ -4125,7 +4145,7 @@ MRL_DEF mrl_tensor *mrl_dropout(mrl_graph *g, mrl_tensor *x, float p, mrl_rng *r
   return y;
 }
 
-/* ---- elementwise losses: mse, huber, smooth L1, BCE with logits ---- */
+/* ---- elementwise losses: mse, huber, smooth L1, BCE with logits ---- >>losses */
 
 enum { MRL__LOSS_MSE, MRL__LOSS_HUBER, MRL__LOSS_SMOOTH_L1, MRL__LOSS_BCE };
 
@@ -4219,7 +4239,7 @@ MRL_DEF mrl_tensor *mrl_bce_with_logits(mrl_graph *g, mrl_tensor *logits, mrl_te
   return mrl__pointwise(g, logits, targets, MRL__LOSS_BCE, 0.0f, reduction, "bce_with_logits");
 }
 
-/* ---- cross-entropy with logits ---- */
+/* ---- cross-entropy with logits ---- >>cross_entropy */
 
 static float mrl__row_logsumexp(const float *r, int n) {
   float mx = r[0];
@@ -4292,7 +4312,7 @@ MRL_DEF mrl_tensor *mrl_cross_entropy(mrl_graph *g, mrl_tensor *logits, const in
   return y;
 }
 
-/* ---- KL between diagonal Gaussians (mean, log-std) ---- */
+/* ---- KL between diagonal Gaussians (mean, log-std) ---- >>kl_normal */
 
 /* Element i of an input that is either full-size or one [D] row shared by all rows. */
 #define MRL__KL_AT(t, i) ((size_t)(i) % (size_t)(t)->size)
@@ -4376,7 +4396,7 @@ MRL_DEF mrl_tensor *mrl_kl_normal(mrl_graph *g, mrl_tensor *mu_p, mrl_tensor *lo
   return y;
 }
 
-/* ---- KL between categoricals given by logits ---- */
+/* ---- KL between categoricals given by logits ---- >>kl_categorical */
 
 /* extra[0] holds, per row: logsumexp of p's logits, of q's logits, and the KL. */
 static void mrl__kl_categorical_backward(mrl_node *nd) {
@@ -4446,7 +4466,7 @@ MRL_DEF mrl_tensor *mrl_kl_categorical(mrl_graph *g, mrl_tensor *p_logits, mrl_t
   return y;
 }
 
-/* ---- cosine similarity and squared distances, [B,D] x [N,D] -> [B,N] ---- */
+/* ---- cosine similarity and squared distances, [B,D] x [N,D] -> [B,N] ---- >>similarity */
 
 /* Checks a[B,D], b[N,D]; makes the [B,N] output and, when recording, a [B,N]
  * scratch tensor for backward (returned through *scratch). */
@@ -4605,7 +4625,7 @@ MRL_DEF mrl_tensor *mrl_sq_distances(mrl_graph *g, mrl_tensor *a, mrl_tensor *b)
   return y;
 }
 
-/* ---- straight-through ---- */
+/* ---- straight-through ---- >>straight_through */
 
 static void mrl__straight_through_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *y = nd->out;
@@ -4644,7 +4664,7 @@ MRL_DEF mrl_tensor *mrl_straight_through_fn(mrl_graph *g, mrl_tensor *x, float (
   return mrl__straight_through(g, x, NULL, f);
 }
 
-/* ---- gradient check ---- */
+/* ---- gradient check ---- >>gradcheck */
 
 MRL_DEF double mrl_gradcheck(mrl_graph *g, mrl_loss_fn build, mrl_tensor **inputs, int n, void *ctx,
                              float eps, double atol, double rtol) {
@@ -4692,3 +4712,40 @@ MRL_DEF double mrl_gradcheck(mrl_graph *g, mrl_loss_fn build, mrl_tensor **input
 }
 #endif
 #endif /* MEMRL_TENSOR_IMPLEMENTATION */
+
+/*
+---- memrl licence: the text of LICENSE (tools/run_tests.sh checks every copy) ----
+This software is available under two licences; choose whichever you prefer.
+
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+
+Copyright (c) 2026 the memrl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+---- end of memrl licence ----
+*/

@@ -21,7 +21,7 @@ static void bench_gtrxl(int mem_len) {
   mrl_params_init(&p);
   mrl_gtrxl_init(&m, &p, "gtrxl", &cfg);
   mrl_params_finalize(&p, 1);
-  st = (float *)calloc((size_t)mrl_gtrxl_state_size(&m) * B, sizeof(float));
+  st = (float *)calloc((size_t)mrl_gtrxl_state_dim(&m) * B, sizeof(float));
   mrl_graph_init(&g, 1 << 20);
   /* acting: one environment, one step at a time, memory carried */
   mrl_graph_set_no_grad(&g, 1);

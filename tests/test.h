@@ -1,8 +1,9 @@
 /* Minimal test harness shared by every test program.
  *
  * Each check prints one line on failure; mrl_test_summary() prints
- * "<program>: N passed, N failed" and returns the exit status. tools/sum.sh
- * adds the counts of all programs into the one closing line of `make test`. */
+ * "<program>: N passed, N failed" and returns the exit status.
+ * tools/run_tests.sh adds the counts of all programs into the one closing
+ * line of `make test`. */
 #ifndef MRL_TEST_H
 #define MRL_TEST_H
 #include <math.h>

@@ -334,7 +334,7 @@ static void test_gtrxl_stack_reference(const mrl_ref_file *f) {
   mrl_gtrxl_init(&m, &p, "stk", &cfg);
   mrl_params_finalize(&p, 5);
   load_params(f, &p);
-  S = mrl_gtrxl_state_size(&m);
+  S = mrl_gtrxl_state_dim(&m);
   st = (float *)calloc((size_t)S * B_, sizeof(float));
   next = (float *)calloc((size_t)S * B_, sizeof(float));
   mrl_ref_fill(f, "starts", starts_bm, B_ * T_);
@@ -602,7 +602,7 @@ static void test_gtrxl_stepping(void) {
   mrl_gtrxl_init(&m, &p, "gtrxl", &cfg);
   mrl_params_finalize(&p, 13);
   MRL_CHECK(mrl_params_find(&p, "gtrxl.layers.1.gate2.bg") >= 0, "gtrxl: layer names");
-  S = mrl_gtrxl_state_size(&m);
+  S = mrl_gtrxl_state_dim(&m);
   MRL_CHECK(S == 1 + 2 * T * E, "gtrxl: state size %d", S);
   s1 = (float *)malloc(sizeof(float) * (size_t)S * B);
   s2 = (float *)malloc(sizeof(float) * (size_t)S * B);
@@ -693,7 +693,7 @@ static void test_gtrxl_window_and_gradient(void) {
   mrl_params_init(&p);
   mrl_gtrxl_init(&m, &p, "gtrxl", &cfg);
   mrl_params_finalize(&p, 17);
-  S = mrl_gtrxl_state_size(&m);
+  S = mrl_gtrxl_state_dim(&m);
   st = (float *)malloc(sizeof(float) * (size_t)S * B);
   fill_uniform(x, T * B * E, &rng, -1, 1);
   gtrxl_run(&m, x, NULL, T, B, 2, st, out);
@@ -734,7 +734,7 @@ static void test_gtrxl_invalid_memory(void) {
   mrl_params_init(&p);
   mrl_gtrxl_init(&m, &p, "g", &cfg);
   mrl_params_finalize(&p, 2);
-  S = mrl_gtrxl_state_size(&m);
+  S = mrl_gtrxl_state_dim(&m);
   st = (float *)malloc(sizeof(float) * (size_t)S * 2);
   fill_uniform(st, S * 2, &rng, -1, 1);
   st[0] = 2.0f; /* env 0: the newest 2 slots are valid */
@@ -805,7 +805,7 @@ static void test_gtrxl_no_allocation(void) {
   mrl_params_init(&p);
   mrl_gtrxl_init(&m, &p, "g", &cfg);
   mrl_params_finalize(&p, 6);
-  st = (float *)calloc((size_t)mrl_gtrxl_state_size(&m) * 2, sizeof(float));
+  st = (float *)calloc((size_t)mrl_gtrxl_state_dim(&m) * 2, sizeof(float));
   fill_uniform(x, 4 * 2 * 16, &rng, -1, 1);
   mrl_graph_init(&g, 1 << 10); /* small: the first steps grow it */
   for (it = 0; it < 12; it++) {

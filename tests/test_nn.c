@@ -43,14 +43,14 @@ static mrl_tensor *weighted_sum(mrl_graph *g, mrl_tensor *y, const float *r) {
 static void lstm_reference_case(const mrl_ref_file *f, int masked) {
   const char *pre = masked ? "mask_" : "";
   char name[64];
-  float xd[30], xg[30], h0d[8], h0g[8], c0d[8], c0g[8], gy[40], gh[8], gc[8], keep[10];
+  float xd[30], xg[30], h0d[8], h0g[8], c0d[8], c0g[8], gy[40], gh[8], gc[8], keep[10], start[10];
   mrl_tensor x = mrl_tensor_make2(xd, xg, 10, 3), h0 = mrl_tensor_make2(h0d, h0g, 2, 4);
   mrl_tensor c0 = mrl_tensor_make2(c0d, c0g, 2, 4);
   mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *hT = NULL, *cT = NULL, *loss;
   mrl_params p;
   mrl_lstm_layer l;
   mrl_graph g;
-  int ok;
+  int ok, i;
   mrl_params_init(&p);
   mrl_lstm_layer_init(&l, &p, "lstm", 3, 4, mrl_init_default(), 0.0f);
   MRL_CHECK(mrl_params_finalize(&p, 1) == MRL_OK, "lstm: finalize failed");
@@ -71,12 +71,15 @@ static void lstm_reference_case(const mrl_ref_file *f, int masked) {
     mrl_params_free(&p);
     return;
   }
+  /* the fixture's 0/1 keep mask is the complement of episode_start */
+  if (masked)
+    for (i = 0; i < 10; i++) start[i] = keep[i] == 0.0f ? 1.0f : 0.0f;
   memset(xg, 0, sizeof xg);
   memset(h0g, 0, sizeof h0g);
   memset(c0g, 0, sizeof c0g);
   mrl_params_zero_grad(&p);
   mrl_graph_init(&g, 1 << 16);
-  y = mrl_lstm_sequence(&l, &g, &x, 5, 2, &h0, &c0, masked ? keep : NULL, &hT, &cT);
+  y = mrl_lstm_sequence(&l, &g, &x, 5, 2, &h0, &c0, masked ? start : NULL, &hT, &cT);
   MRL_CHECK(y && hT && cT, "lstm%s: sequence returned NULL", pre);
   if (y && hT && cT) {
     MRL_CHECK(y->ndim == 2 && y->shape[0] == 10 && y->shape[1] == 4, "lstm: y must be [T*B, H]");
@@ -114,7 +117,7 @@ static void test_lstm_reference(void) {
 
 typedef struct lstm_ctx {
   const mrl_lstm_layer *layer;
-  const float *keep;
+  const float *episode_start;
   int T, B;
   float r_h[MAX_R], r_c[MAX_R], r_y[MAX_R];
 } lstm_ctx;
@@ -123,7 +126,7 @@ typedef struct lstm_ctx {
 static mrl_tensor *lstm_cell_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
   const lstm_ctx *c = (const lstm_ctx *)ctx;
   mrl_tensor *h, *cc;
-  mrl_lstm_cell(c->layer, g, in[0], in[1], in[2], c->keep, &h, &cc);
+  mrl_lstm_cell(c->layer, g, in[0], in[1], in[2], c->episode_start, &h, &cc);
   if (!h || !cc) return NULL;
   return mrl_add(g, weighted_sum(g, h, c->r_h), weighted_sum(g, cc, c->r_c));
 }
@@ -131,15 +134,15 @@ static mrl_tensor *lstm_cell_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
 static mrl_tensor *lstm_seq_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
   const lstm_ctx *c = (const lstm_ctx *)ctx;
   mrl_tensor *h = NULL, *cc = NULL, *y;
-  y = mrl_lstm_sequence(c->layer, g, in[0], c->T, c->B, in[1], in[2], c->keep, &h, &cc);
+  y = mrl_lstm_sequence(c->layer, g, in[0], c->T, c->B, in[1], in[2], c->episode_start, &h, &cc);
   if (!y) return NULL;
   return mrl_add(g, mrl_add(g, weighted_sum(g, y, c->r_y), weighted_sum(g, h, c->r_h)),
                  weighted_sum(g, cc, c->r_c));
 }
 
 static void test_lstm_gradcheck(void) {
-  static const float keep_cell[3] = {1.0f, 0.5f, 0.0f};
-  static const float keep_seq[6] = {1.0f, 1.0f, 0.5f, 0.0f, 1.0f, 0.5f}; /* [T=3, B=2] */
+  static const float start_cell[3] = {0.0f, 0.0f, 1.0f};
+  static const float start_seq[6] = {0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 0.0f}; /* [T=3, B=2] */
   float xd[18], xg[18], hd[12], hg[12], cd[12], cg[12];
   mrl_tensor x, h, c, *in[7];
   mrl_params p;
@@ -164,7 +167,7 @@ static void test_lstm_gradcheck(void) {
   ctx.layer = &l;
   mrl_graph_init(&g, 1 << 16);
 
-  /* one cell, B = 3, keep = {1, 0.5, 0} */
+  /* one cell, B = 3, episode_start = {0, 0, 1} */
   x = mrl_tensor_make2(xd, xg, 3, 3);
   h = mrl_tensor_make2(hd, hg, 3, 4);
   c = mrl_tensor_make2(cd, cg, 3, 4);
@@ -175,26 +178,26 @@ static void test_lstm_gradcheck(void) {
   in[4] = mrl_params_tensor(&p, l.weight_hh);
   in[5] = mrl_params_tensor(&p, l.bias_ih);
   in[6] = mrl_params_tensor(&p, l.bias_hh);
-  ctx.keep = keep_cell;
+  ctx.episode_start = start_cell;
   worst = mrl_gradcheck(&g, lstm_cell_build, in, 7, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
-  MRL_CHECK(worst <= 1.0, "gradcheck lstm_cell with keep {1, 0.5, 0}: ratio %.3g", worst);
-  for (k = 0; k < 4; k++) { /* keep = 0 cuts the gradient to that row's state */
-    MRL_CHECK(hg[8 + k] == 0.0f && cg[8 + k] == 0.0f, "lstm_cell: keep = 0 must cut dh, dc");
-    MRL_CHECK(hg[4 + k] != 0.0f && cg[4 + k] != 0.0f, "lstm_cell: keep = 0.5 must pass dh, dc");
+  MRL_CHECK(worst <= 1.0, "gradcheck lstm_cell with episode_start {0, 0, 1}: ratio %.3g", worst);
+  for (k = 0; k < 4; k++) { /* a start cuts the gradient to that row's state */
+    MRL_CHECK(hg[8 + k] == 0.0f && cg[8 + k] == 0.0f, "lstm_cell: a start must cut dh, dc");
+    MRL_CHECK(hg[4 + k] != 0.0f && cg[4 + k] != 0.0f, "lstm_cell: no start must pass dh, dc");
   }
-  ctx.keep = NULL;
+  ctx.episode_start = NULL;
   worst = mrl_gradcheck(&g, lstm_cell_build, in, 7, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
-  MRL_CHECK(worst <= 1.0, "gradcheck lstm_cell without keep: ratio %.3g", worst);
+  MRL_CHECK(worst <= 1.0, "gradcheck lstm_cell without episode_start: ratio %.3g", worst);
 
   /* a sequence, T = 3, B = 2: the state's gradient crosses steps */
   x = mrl_tensor_make2(xd, xg, 6, 3);
   h = mrl_tensor_make2(hd, hg, 2, 4);
   c = mrl_tensor_make2(cd, cg, 2, 4);
-  ctx.keep = keep_seq;
+  ctx.episode_start = start_seq;
   ctx.T = 3;
   ctx.B = 2;
   worst = mrl_gradcheck(&g, lstm_seq_build, in, 7, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
-  MRL_CHECK(worst <= 1.0, "gradcheck lstm_sequence T=3 B=2 with keep: ratio %.3g", worst);
+  MRL_CHECK(worst <= 1.0, "gradcheck lstm_sequence T=3 B=2 with episode_start: ratio %.3g", worst);
   mrl_graph_free(&g);
   mrl_params_free(&p);
 }
@@ -204,9 +207,10 @@ static void test_lstm_gradcheck(void) {
  * memory and backward refuses); nothing outside the buffer is written; once
  * it fits, results equal a heap graph's bit for bit. */
 static mrl_tensor *lstm_sweep_forward(mrl_graph *g, const mrl_lstm_layer *l, mrl_tensor *x,
-                                      mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                      mrl_tensor *h0, mrl_tensor *c0, const float *episode_start,
                                       int *inconsistent) {
-  mrl_tensor *h = NULL, *c = NULL, *y = mrl_lstm_sequence(l, g, x, 3, 2, h0, c0, keep, &h, &c);
+  mrl_tensor *h = NULL, *c = NULL;
+  mrl_tensor *y = mrl_lstm_sequence(l, g, x, 3, 2, h0, c0, episode_start, &h, &c);
   if (!y && (h || c)) (*inconsistent)++;
   if (!y || !h || !c) return NULL;
   return mrl_add(g, mrl_sum(g, mrl_square(g, y)), mrl_sum(g, mrl_mul(g, h, c)));
@@ -214,7 +218,7 @@ static mrl_tensor *lstm_sweep_forward(mrl_graph *g, const mrl_lstm_layer *l, mrl
 
 static void test_lstm_out_of_memory(void) {
   static unsigned char buf[16384 + 256];
-  static const float keep[6] = {1, 1, 0, 1, 1, 0};
+  static const float start[6] = {0, 0, 1, 0, 0, 1};
   float xd[18], xg[18], hd[8], hg[8], cd[8], cg[8], ref_loss = 0.0f, *ref_grads;
   mrl_tensor x = mrl_tensor_make2(xd, xg, 6, 3), h0 = mrl_tensor_make2(hd, hg, 2, 4);
   mrl_tensor c0 = mrl_tensor_make2(cd, cg, 2, 4), *loss;
@@ -233,7 +237,7 @@ static void test_lstm_out_of_memory(void) {
   fill_uniform(cd, 8, &rng, -1, 1);
   ref_grads = (float *)malloc(sizeof(float) * p.total);
   mrl_graph_init(&g, 1 << 14);
-  loss = lstm_sweep_forward(&g, &l, &x, &h0, &c0, keep, &inconsistent);
+  loss = lstm_sweep_forward(&g, &l, &x, &h0, &c0, start, &inconsistent);
   MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "lstm oom sweep: heap reference failed");
   if (loss) ref_loss = loss->data[0];
   memcpy(ref_grads, p.grads, sizeof(float) * p.total);
@@ -244,7 +248,7 @@ static void test_lstm_out_of_memory(void) {
     memset(buf, 0xA5, sizeof buf);
     mrl_params_zero_grad(&p);
     mrl_graph_init_buffer(&g, region, size);
-    loss = lstm_sweep_forward(&g, &l, &x, &h0, &c0, keep, &inconsistent);
+    loss = lstm_sweep_forward(&g, &l, &x, &h0, &c0, start, &inconsistent);
     if (!loss && mrl_graph_status(&g) != MRL_ERR_OUT_OF_MEMORY) bad_status++;
     r = mrl_backward(&g, loss);
     if (mrl_graph_status(&g) != MRL_OK) {
@@ -313,15 +317,15 @@ static void rnn_any_init(rnn_any *r, mrl_params *p, int kind, int I, int H, int 
 }
 
 static mrl_tensor *rnn_any_forward(const rnn_any *r, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                   mrl_tensor *h0, mrl_tensor *c0, const float *keep,
+                                   mrl_tensor *h0, mrl_tensor *c0, const float *start,
                                    mrl_tensor **hT, mrl_tensor **cT) {
   if (cT) *cT = NULL;
-  if (r->kind == RNN_LSTM) return mrl_lstm_forward(&r->lstm, g, x, T, B, h0, c0, keep, hT, cT);
+  if (r->kind == RNN_LSTM) return mrl_lstm_forward(&r->lstm, g, x, T, B, h0, c0, start, hT, cT);
   if (r->kind == RNN_GRU && r->layer_api)
-    return mrl_gru_sequence(&r->gru1, g, x, T, B, h0, keep, hT);
-  if (r->kind == RNN_GRU) return mrl_gru_forward(&r->gru, g, x, T, B, h0, keep, hT);
-  if (r->layer_api) return mrl_elman_sequence(&r->elman1, g, x, T, B, h0, keep, hT);
-  return mrl_elman_forward(&r->elman, g, x, T, B, h0, keep, hT);
+    return mrl_gru_sequence(&r->gru1, g, x, T, B, h0, start, hT);
+  if (r->kind == RNN_GRU) return mrl_gru_forward(&r->gru, g, x, T, B, h0, start, hT);
+  if (r->layer_api) return mrl_elman_sequence(&r->elman1, g, x, T, B, h0, start, hT);
+  return mrl_elman_forward(&r->elman, g, x, T, B, h0, start, hT);
 }
 
 static void rnn_reference_case(const mrl_ref_file *f, const char *case_prefix, int kind, int L,
@@ -332,7 +336,7 @@ static void rnn_reference_case(const mrl_ref_file *f, const char *case_prefix, i
   int gates = kind == RNN_LSTM ? 4 : kind == RNN_GRU ? 3 : 1, k, q, ok = 1, lstm = kind == RNN_LSTM;
   char pre[32], name[96], pname[32], dname[40];
   float xd[T * B * I], xg[T * B * I], h0d[2 * B * H], h0g[2 * B * H], c0d[2 * B * H],
-      c0g[2 * B * H], gy[T * B * H], gh[2 * B * H], gc[2 * B * H], keep[T * B];
+      c0g[2 * B * H], gy[T * B * H], gh[2 * B * H], gc[2 * B * H], keep[T * B], start[T * B];
   mrl_tensor x = mrl_tensor_make2(xd, xg, T * B, I), h0 = mrl_tensor_make2(h0d, h0g, L * B, H);
   mrl_tensor c0 = mrl_tensor_make2(c0d, c0g, L * B, H), *y, *hT = NULL, *cT = NULL, *loss;
   mrl_params p;
@@ -373,12 +377,15 @@ static void rnn_reference_case(const mrl_ref_file *f, const char *case_prefix, i
     mrl_params_free(&p);
     return;
   }
+  /* the fixture's 0/1 keep mask is the complement of episode_start */
+  if (masked)
+    for (k = 0; k < T * B; k++) start[k] = keep[k] == 0.0f ? 1.0f : 0.0f;
   memset(xg, 0, sizeof xg);
   memset(h0g, 0, sizeof h0g);
   memset(c0g, 0, sizeof c0g);
   mrl_params_zero_grad(&p);
   mrl_graph_init(&g, 1 << 16);
-  y = rnn_any_forward(&r, &g, &x, T, B, &h0, lstm ? &c0 : NULL, masked ? keep : NULL, &hT,
+  y = rnn_any_forward(&r, &g, &x, T, B, &h0, lstm ? &c0 : NULL, masked ? start : NULL, &hT,
                       lstm ? &cT : NULL);
   MRL_CHECK(y && hT && (!lstm || cT), "%s: forward returned NULL", pre);
   if (y && hT && (!lstm || cT)) {
@@ -431,7 +438,7 @@ static void test_rnn_reference(void) {
 
 typedef struct rnn_ctx {
   const rnn_any *r;
-  const float *keep;
+  const float *episode_start;
   int T, B, cell;
   float r_h[MAX_R], r_c[MAX_R], r_y[MAX_R];
 } rnn_ctx;
@@ -442,12 +449,12 @@ static mrl_tensor *rnn_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
   mrl_tensor *h = NULL, *cc = NULL, *y, *loss;
   int lstm = c->r->kind == RNN_LSTM;
   if (c->cell && c->r->kind == RNN_GRU) {
-    y = h = mrl_gru_cell(&c->r->gru1, g, in[0], in[1], c->keep);
+    y = h = mrl_gru_cell(&c->r->gru1, g, in[0], in[1], c->episode_start);
   } else if (c->cell) {
-    y = h = mrl_elman_cell(&c->r->elman1, g, in[0], in[1], c->keep);
+    y = h = mrl_elman_cell(&c->r->elman1, g, in[0], in[1], c->episode_start);
   } else {
-    y = rnn_any_forward(c->r, g, in[0], c->T, c->B, in[1], lstm ? in[2] : NULL, c->keep, &h,
-                        lstm ? &cc : NULL);
+    y = rnn_any_forward(c->r, g, in[0], c->T, c->B, in[1], lstm ? in[2] : NULL, c->episode_start,
+                        &h, lstm ? &cc : NULL);
   }
   if (!y || !h) return NULL;
   loss = mrl_add(g, weighted_sum(g, y, c->r_y), weighted_sum(g, h, c->r_h));
@@ -455,8 +462,10 @@ static mrl_tensor *rnn_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
 }
 
 static void rnn_gradcheck_case(int kind, int L, int layer_api, int cell, const char *what) {
-  static const float keep_cell[3] = {1.0f, 0.5f, 0.0f};
-  static const float keep_seq[6] = {1.0f, 1.0f, 0.5f, 0.0f, 1.0f, 0.5f}; /* [T=3, B=2] */
+  static const float start_cell[3] = {0.0f, 0.0f, 1.0f};
+  /* [T=3, B=2]; here no relu pre-activation lies within the finite-difference
+   * step of its kink (with env 1 running on through step 2, one does) */
+  static const float start_seq[6] = {0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 1.0f};
   float xd[18], xg[18], hd[24], hg[24], cd[24], cg[24];
   mrl_tensor x, h, c, *in[3 + 4 * 2];
   mrl_params p;
@@ -491,17 +500,17 @@ static void rnn_gradcheck_case(int kind, int L, int layer_api, int cell, const c
   in[2] = &c;
   for (i = 0; i < p.count; i++) in[3 + i] = mrl_params_tensor(&p, i);
   mrl_graph_init(&g, 1 << 16);
-  ctx.keep = cell ? keep_cell : keep_seq;
+  ctx.episode_start = cell ? start_cell : start_seq;
   worst = mrl_gradcheck(&g, rnn_build, in, 3 + p.count, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
-  MRL_CHECK(worst <= 1.0, "gradcheck %s with keep: ratio %.3g", what, worst);
+  MRL_CHECK(worst <= 1.0, "gradcheck %s with episode_start: ratio %.3g", what, worst);
   if (cell)
-    for (i = 0; i < 4; i++) { /* keep = 0 cuts the gradient to that row's state */
-      MRL_CHECK(hg[8 + i] == 0.0f, "%s: keep = 0 must cut dh", what);
-      MRL_CHECK(hg[4 + i] != 0.0f, "%s: keep = 0.5 must pass dh", what);
+    for (i = 0; i < 4; i++) { /* a start cuts the gradient to that row's state */
+      MRL_CHECK(hg[8 + i] == 0.0f, "%s: a start must cut dh", what);
+      MRL_CHECK(hg[4 + i] != 0.0f, "%s: no start must pass dh", what);
     }
-  ctx.keep = NULL;
+  ctx.episode_start = NULL;
   worst = mrl_gradcheck(&g, rnn_build, in, 3 + p.count, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
-  MRL_CHECK(worst <= 1.0, "gradcheck %s without keep: ratio %.3g", what, worst);
+  MRL_CHECK(worst <= 1.0, "gradcheck %s without episode_start: ratio %.3g", what, worst);
   mrl_graph_free(&g);
   mrl_params_free(&p);
 }
@@ -521,7 +530,7 @@ static void test_rnn_gradcheck(void) {
  * bit for bit, and no-grad mode records nothing. */
 static void test_rnn_steps_match_sequence(void) {
   enum { T = 4, B = 3, I = 3, H = 5 };
-  static const float keep[T * B] = {1, 1, 1, 1, 0, 1, 0, 1, 1, 1, 1, 0};
+  static const float start[T * B] = {0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1};
   float xd[T * B * I], hd[B * H];
   mrl_params p;
   mrl_gru_layer gl;
@@ -539,13 +548,13 @@ static void test_rnn_steps_match_sequence(void) {
   mrl_graph_set_no_grad(&g, 1);
   for (which = 0; which < 2; which++) {
     mrl_tensor *x = mrl_tensor_from2(&g, xd, T * B, I), *h0 = mrl_tensor_from2(&g, hd, B, H);
-    mrl_tensor *y = which ? mrl_elman_sequence(&el, &g, x, T, B, h0, keep, NULL)
-                          : mrl_gru_sequence(&gl, &g, x, T, B, h0, keep, NULL);
+    mrl_tensor *y = which ? mrl_elman_sequence(&el, &g, x, T, B, h0, start, NULL)
+                          : mrl_gru_sequence(&gl, &g, x, T, B, h0, start, NULL);
     mrl_tensor *h = h0;
     for (t = 0; t < T && y; t++) {
       mrl_tensor *xt = mrl_tensor_from2(&g, xd + t * B * I, B, I);
-      h = which ? mrl_elman_cell(&el, &g, xt, h, keep + t * B)
-                : mrl_gru_cell(&gl, &g, xt, h, keep + t * B);
+      h = which ? mrl_elman_cell(&el, &g, xt, h, start + t * B)
+                : mrl_gru_cell(&gl, &g, xt, h, start + t * B);
       same &= h && memcmp(h->data, y->data + t * B * H, sizeof(float) * B * H) == 0;
     }
     MRL_CHECK(y && same, "%s: cell steps differ from the sequence", which ? "elman" : "gru");
@@ -621,10 +630,10 @@ static void test_adam_reference(void) {
  * outside the buffer is written, a broken tape changes no gradient, and once
  * it fits the results equal a heap graph's bit for bit. */
 static mrl_tensor *rnn_sweep_forward(mrl_graph *g, const rnn_any *r, mrl_tensor *x, mrl_tensor *h0,
-                                     mrl_tensor *c0, const float *keep, int *inconsistent) {
+                                     mrl_tensor *c0, const float *start, int *inconsistent) {
   mrl_tensor *h = NULL, *c = NULL, *y;
   int lstm = r->kind == RNN_LSTM;
-  y = rnn_any_forward(r, g, x, 3, 2, h0, lstm ? c0 : NULL, keep, &h, lstm ? &c : NULL);
+  y = rnn_any_forward(r, g, x, 3, 2, h0, lstm ? c0 : NULL, start, &h, lstm ? &c : NULL);
   if (!y && (h || c)) (*inconsistent)++;
   if (!y || !h || (lstm && !c)) return NULL;
   y = mrl_add(g, mrl_sum(g, mrl_square(g, y)), mrl_sum(g, mrl_square(g, h)));
@@ -634,7 +643,7 @@ static mrl_tensor *rnn_sweep_forward(mrl_graph *g, const rnn_any *r, mrl_tensor 
 static void rnn_oom_case(int kind, int L, int layer_api, const char *what) {
   enum { CAP = 32768 };
   static unsigned char buf[CAP + 256];
-  static const float keep[6] = {1, 1, 0, 1, 1, 0};
+  static const float start[6] = {0, 0, 1, 0, 0, 1};
   float xd[18], xg[18], hd[16], hg[16], cd[16], cg[16], ref_loss = 0.0f, *ref_grads;
   mrl_tensor x = mrl_tensor_make2(xd, xg, 6, 3), h0 = mrl_tensor_make2(hd, hg, 2 * L, 4);
   mrl_tensor c0 = mrl_tensor_make2(cd, cg, 2 * L, 4), *loss;
@@ -653,7 +662,7 @@ static void rnn_oom_case(int kind, int L, int layer_api, const char *what) {
   fill_uniform(cd, 16, &rng, -1, 1);
   ref_grads = (float *)malloc(sizeof(float) * p.total);
   mrl_graph_init(&g, 1 << 14);
-  loss = rnn_sweep_forward(&g, &r, &x, &h0, &c0, keep, &inconsistent);
+  loss = rnn_sweep_forward(&g, &r, &x, &h0, &c0, start, &inconsistent);
   MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "%s oom sweep: heap reference failed", what);
   if (loss) ref_loss = loss->data[0];
   memcpy(ref_grads, p.grads, sizeof(float) * p.total);
@@ -664,7 +673,7 @@ static void rnn_oom_case(int kind, int L, int layer_api, const char *what) {
     memset(buf, 0xA5, sizeof buf);
     mrl_params_zero_grad(&p);
     mrl_graph_init_buffer(&g, region, size);
-    loss = rnn_sweep_forward(&g, &r, &x, &h0, &c0, keep, &inconsistent);
+    loss = rnn_sweep_forward(&g, &r, &x, &h0, &c0, start, &inconsistent);
     if (!loss && mrl_graph_status(&g) != MRL_ERR_OUT_OF_MEMORY) bad_status++;
     res = mrl_backward(&g, loss);
     if (mrl_graph_status(&g) != MRL_OK) {
@@ -1813,7 +1822,7 @@ static void test_net2net_mlp(void) {
 }
 
 static void lstm_head_outputs(const mrl_lstm_layer *l, const mrl_linear_layer *head, const float *x,
-                              int T, int B, const float *h0, const float *c0, const float *keep,
+                              int T, int B, const float *h0, const float *c0, const float *start,
                               float *out) {
   mrl_graph g;
   mrl_tensor *y, *hT = NULL, *cT = NULL;
@@ -1821,7 +1830,7 @@ static void lstm_head_outputs(const mrl_lstm_layer *l, const mrl_linear_layer *h
   mrl_graph_init(&g, 1 << 16);
   mrl_graph_set_no_grad(&g, 1);
   y = mrl_lstm_sequence(l, &g, mrl_tensor_from2(&g, x, T * B, l->input_size), T, B,
-                        mrl_tensor_from2(&g, h0, B, H), mrl_tensor_from2(&g, c0, B, H), keep, &hT,
+                        mrl_tensor_from2(&g, h0, B, H), mrl_tensor_from2(&g, c0, B, H), start, &hT,
                         &cT);
   y = mrl_linear_layer_forward(head, &g, y);
   memcpy(out, y->data, sizeof(float) * (size_t)y->size);
@@ -1830,7 +1839,7 @@ static void lstm_head_outputs(const mrl_lstm_layer *l, const mrl_linear_layer *h
 
 static void test_net2net_lstm(void) {
   enum { T = 6, B = 2, I = 3, H = 4, H2 = 7, O = 5 };
-  static const float keep[T * B] = {1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1};
+  static const float start[T * B] = {0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0};
   mrl_params p0, p1;
   mrl_lstm_layer l0, l1;
   mrl_linear_layer h0l, h1l;
@@ -1852,8 +1861,8 @@ static void test_net2net_lstm(void) {
   MRL_CHECK(mrl_lstm_widen(&l1, &l0, map, &h1l, &h0l) == MRL_OK, "lstm_widen failed");
   mrl_net2net_widen_rows(hs, B, H, map, H2, hw);
   mrl_net2net_widen_rows(cs, B, H, map, H2, cw);
-  lstm_head_outputs(&l0, &h0l, x, T, B, hs, cs, keep, y0);
-  lstm_head_outputs(&l1, &h1l, x, T, B, hw, cw, keep, y1);
+  lstm_head_outputs(&l0, &h0l, x, T, B, hs, cs, start, y0);
+  lstm_head_outputs(&l1, &h1l, x, T, B, hw, cw, start, y1);
   MRL_CHECK(max_abs_diff(y0, y1, T * B * O) <= 1e-6,
             "lstm_widen 4->7: outputs through the head moved by %.3g",
             max_abs_diff(y0, y1, T * B * O));

@@ -161,11 +161,12 @@ static void test_acting(void) {
 #define BATCH 8
 
 typedef struct train_data {
-  float x[T_STEPS * BATCH * IN], target[T_STEPS * BATCH], zeros[BATCH * HID], keep[T_STEPS * BATCH];
+  float x[T_STEPS * BATCH * IN], target[T_STEPS * BATCH], zeros[BATCH * HID],
+      start[T_STEPS * BATCH];
   float mx[128 * IN], mt[128 * 3];
 } train_data;
 
-/* LSTM + GRU over the sequence (episode starts in keep), linear head, MSE, backward,
+/* LSTM + GRU over the sequence (episode starts in start), linear head, MSE, backward,
  * clipping, Adam; then an MLP step. Returns the sum of the two losses. */
 static float train_step(nets *n, mrl_graph *g, const train_data *d, const mrl_adam_config *adam) {
   mrl_tensor *x, *y, *loss, *loss2;
@@ -173,10 +174,10 @@ static float train_step(nets *n, mrl_graph *g, const train_data *d, const mrl_ad
   mrl_graph_reset(g);
   x = mrl_tensor_from2(g, d->x, T_STEPS * BATCH, IN);
   y = mrl_lstm_sequence(&n->lstm, g, x, T_STEPS, BATCH, mrl_tensor_from2(g, d->zeros, BATCH, HID),
-                        mrl_tensor_from2(g, d->zeros, BATCH, HID), d->keep, NULL, NULL);
+                        mrl_tensor_from2(g, d->zeros, BATCH, HID), d->start, NULL, NULL);
   y = mrl_add(g, y,
               mrl_gru_sequence(&n->gru, g, x, T_STEPS, BATCH,
-                               mrl_tensor_from2(g, d->zeros, BATCH, HID), d->keep, NULL));
+                               mrl_tensor_from2(g, d->zeros, BATCH, HID), d->start, NULL));
   y = mrl_linear_layer_forward(&n->head, g, y);
   loss = mrl_mse_loss(g, y, mrl_tensor_from2(g, d->target, T_STEPS * BATCH, 1), MRL_LOSS_MEAN);
   loss2 = mrl_mse_loss(g, mrl_mlp_forward(&n->mlp, g, mrl_tensor_from2(g, d->mx, 128, IN)),
@@ -204,7 +205,7 @@ static void test_training(void) {
   for (i = 0; i < T_STEPS * BATCH * IN; i++) d.x[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
   for (i = 0; i < T_STEPS * BATCH; i++) {
     d.target[i] = mrl_rng_uniform_range(&rng, -0.5f, 0.5f);
-    d.keep[i] = i % 37 == 5 ? 0.0f : 1.0f;
+    d.start[i] = i % 37 == 5 ? 1.0f : 0.0f;
   }
   for (i = 0; i < 128 * IN; i++) d.mx[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
   for (i = 0; i < 128 * 3; i++) d.mt[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);

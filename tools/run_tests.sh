@@ -5,7 +5,8 @@
 # learning tests run at -O2 only (sanitizers make them minutes long; the unit
 # tests already train every agent a few iterations under the sanitizers).
 # Each header is also compiled as C99 -pedantic and as C++ by gcc and clang
-# with -Werror, and the sources must match .clang-format.
+# with -Werror, the sources must match .clang-format, and the text shared by
+# headers (the common block, the licence at each end) must not drift apart.
 passed=0
 failed=0
 log=build/test.log
@@ -73,6 +74,48 @@ check "gemm bitwise across OpenMP threads and blockings" sh -c '"${CC:-cc}" -O2 
   blk=$(./build/test_gemm_blocks --checksum) &&
   echo "gemm checksums: 1 thread $one, 2 threads $two, small blocks $blk" &&
   [ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$blk" ]'
+
+# Text the headers share must not drift apart. The common block stands in
+# memrl_tensor.h and memrl_envs.h (both stand alone): once in each, between its
+# begin and end marker comments, byte for byte the same.
+common_block() { sed -n '/^\/\* ---- memrl common block /,/^\/\* ---- end of memrl common block /p' "$1"; }
+same_common_block() { # header header
+  for h in "$1" "$2"; do
+    [ "$(grep -c '^#ifndef MRL_COMMON_INCLUDED$' "$h")" -eq 1 ] || { echo "$h: not one common block"; return 1; }
+  done
+  common_block "$1" > build/common_block_1.txt && common_block "$2" > build/common_block_2.txt &&
+    tail -n 1 build/common_block_1.txt | grep -q 'end of memrl common block' &&
+    grep -q '^#endif /\* MRL_COMMON_INCLUDED \*/$' build/common_block_1.txt &&
+    cmp build/common_block_1.txt build/common_block_2.txt
+}
+check "common block identical in memrl_tensor.h and memrl_envs.h" same_common_block memrl_tensor.h memrl_envs.h
+# Every header ends with the licence block: LICENSE's text, byte for byte,
+# between two marker lines, as the last bytes of the file (so all are equal).
+licence_at_end() { # header...
+  { printf '/*\n---- memrl licence: the text of LICENSE (tools/run_tests.sh checks every copy) ----\n'
+    cat LICENSE; printf -- '---- end of memrl licence ----\n*/\n'; } > build/licence_block.txt
+  n=$(wc -c < build/licence_block.txt)
+  for h in "$@"; do
+    [ "$(grep -c '^---- memrl licence: ' "$h")" -eq 1 ] || { echo "$h: not one licence block"; return 1; }
+    tail -c "$n" "$h" | cmp build/licence_block.txt - || { echo "$h: licence block differs from LICENSE"; return 1; }
+  done
+}
+check "licence block of LICENSE at the end of every header" licence_at_end memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
+
+# Section tags (sokol's greppable >>name) are unique across the headers, and a
+# header whose contents list them ("The tags in file order:") lists exactly its own.
+section_tags() { grep -o '>>[a-z][a-z_0-9]*' "$1" | sed 's/^>>//'; }
+tags_consistent() { # header...
+  for h in "$@"; do section_tags "$h"; done | sort | uniq -d > build/tags_twice.txt
+  [ ! -s build/tags_twice.txt ] || { echo "tags used twice:"; cat build/tags_twice.txt; return 1; }
+  for h in "$@"; do
+    grep -q '^ \*   The tags in file order:$' "$h" || continue
+    sed -n '/^ \*   The tags in file order:$/,/^ \*$/p' "$h" | sed '1d;$d;s/^ \*//' | tr -s ' ' '\n' |
+      grep . > build/tags_listed.txt
+    section_tags "$h" | cmp build/tags_listed.txt - || { echo "$h: contents list other tags"; return 1; }
+  done
+}
+check "section tags unique and listed" tags_consistent memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 
 # Headers as C99 and C++, gcc and clang, warnings as errors.
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/all_headers.c
