@@ -288,52 +288,6 @@ static void test_tower(void) {
 /* a user's core through the function table                                 */
 /* ------------------------------------------------------------------------ */
 
-/* A GRU core written the way a user would: its own state layout (h), its own
- * parameters under the given name, the core contract of mrl_core_forward. */
-typedef struct user_gru {
-  mrl_gru_layer layer;
-  int hidden;
-} user_gru;
-
-static mrl_result user_gru_init(void **self, mrl_params *p, const char *name, int input_dim,
-                                const void *config, int *output_dim, int *state_dim) {
-  user_gru *u = (user_gru *)malloc(sizeof *u);
-  if (!u) return MRL_ERR_OUT_OF_MEMORY;
-  u->hidden = *(const int *)config;
-  mrl_gru_layer_init(&u->layer, p, name, input_dim, u->hidden, mrl_init_default());
-  *self = u;
-  *output_dim = u->hidden;
-  *state_dim = u->hidden;
-  return MRL_OK;
-}
-
-static mrl_tensor *user_gru_forward(void *self, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                    const float *episode_start, const float *state_in,
-                                    float *state_out, int stride) {
-  user_gru *u = (user_gru *)self;
-  int H = u->hidden, b;
-  mrl_tensor *h0 = mrl_tensor_new2(g, B, H, 0), *hT = NULL, *y;
-  if (!h0) return NULL;
-  for (b = 0; b < B; b++) {
-    if (state_in)
-      memcpy(h0->data + b * H, state_in + (size_t)b * stride, sizeof(float) * (size_t)H);
-    else
-      memset(h0->data + b * H, 0, sizeof(float) * (size_t)H);
-  }
-  y = mrl_gru_sequence(&u->layer, g, x, T, B, h0, episode_start, &hT);
-  if (y && state_out)
-    for (b = 0; b < B; b++)
-      memcpy(state_out + (size_t)b * stride, hT->data + b * H, sizeof(float) * (size_t)H);
-  return y;
-}
-
-static void user_gru_free(void *self) {
-  free(self);
-}
-
-static const mrl_core_type user_gru_type = {"user_gru", user_gru_init, user_gru_forward,
-                                            user_gru_free};
-
 static void test_user_core(void) {
   static const int hidden = 16;
   mrl_vecenv env;
@@ -345,7 +299,7 @@ static void test_user_core(void) {
   c.num_minibatches = 2;
   c.net.num_encoder_layers = 1;
   c.net.encoder_sizes[0] = 16;
-  c.net.core = mrl_core_config_user(&user_gru_type, &hidden);
+  c.net.core = mrl_core_config_user(&test_user_gru_type, &hidden);
   if (mrl_vecenv_init(&env, "TMaze-5", 4, 1) != MRL_OK) return;
   if (mrl_ppo_init(&a, &c, &env) != MRL_OK) {
     MRL_CHECK(0, "user core: init failed: %s", a.error);

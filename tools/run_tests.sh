@@ -56,6 +56,13 @@ check "custom_env example learns (success >= 0.9)" sh -c 'out=$(./build/custom_e
   final=$(echo "$out" | grep "^final:") && echo "$final" &&
   echo "$final" | grep -Eq " success=(0[.]9[0-9]|1[.]00) "'
 grep "^final: env=Signal" "$log" | tail -n 1
+# examples/quickstart.c (the README's quick start, complete): PPO-LSTM learns
+# TMaze-20, is saved, loaded into a fresh agent and deployed step by step.
+check "quickstart example learns, saves, loads and deploys (success >= 0.95)" sh -c 'out=$(./build/quickstart) &&
+  echo "$out" | tail -n 2 &&
+  echo "$out" | grep -Eq "^deployed: success (0[.]9[5-9]|1[.]00) " &&
+  echo "$out" | grep -Eq "^final: .* success=(0[.]9[5-9]|1[.]00) "'
+grep "^deployed: " "$log" | tail -n 1
 
 # A checkpoint written by memrl (test_checkpoint leaves it in build/) read by
 # Python's standard library, when python3 is installed.
