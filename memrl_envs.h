@@ -701,6 +701,62 @@
  *     lo = lo > 1.0 ? lo - 0.5 : lo;  hi += 0.5;
  *     mrl_vecenv_domain_randomization_set_range(&v, "gravity", lo, hi);
  *
+ * ==== Snapshots =====================================================
+ *
+ * A checkpoint that resumes training bit for bit needs the environments
+ * too. mrl_env_snapshot(env, buf, size) writes the complete state of an
+ * environment as bytes and mrl_env_restore(env, buf, size) puts it back,
+ * into the same object or into a freshly made one of the same id, in this
+ * process or another; mrl_vecenv_snapshot / mrl_vecenv_restore do the same
+ * for a vector. After a restore the run goes on exactly as it would have:
+ * the same episodes, generators, positions, counters, statistics and
+ * observations.
+ *
+ *     size_t n = mrl_vecenv_snapshot(&v, NULL, 0);   (0: not supported)
+ *     unsigned char *b = malloc(n);
+ *     mrl_vecenv_snapshot(&v, b, n);                 ... save b ...
+ *     in the new process, a vector of the same id and size (any seed):
+ *     mrl_vecenv_init(&v, id, num_envs, 0);
+ *     if (mrl_vecenv_restore(&v, b, n) != MRL_OK) ...  (no reset after it)
+ *
+ * What a snapshot holds:
+ *   - An environment: its id (a snapshot restores only into an environment
+ *     with the same id, wrappers and their arguments included), the
+ *     generic layer's episode state (running, steps, return, success of
+ *     the last episode) and the environment's own state through its
+ *     snapshot hook. Every built-in environment's state is plain data,
+ *     copied as it is: positions, generators, decks, the hidden task, and
+ *     also the physics parameters and SFGrid's task vector w, which are
+ *     state because they change while a run goes on (domain randomisation
+ *     draws the physics every episode; a user may set them): a restore
+ *     brings back the values at the snapshot. A wrapper adds its own state
+ *     (the generator of obs_noise / obs_dropout, the previous action, the
+ *     stacked frames, domain randomisation's ranges, which ADR moves), then
+ *     the wrapped environment's snapshot. What the id fixes (TMaze's
+ *     length, a noise sigma, an obs mask, a time limit) is the same in both
+ *     environments and stays.
+ *   - A vector: every environment's snapshot, obs, final_obs, rewards,
+ *     terminated, truncated, episode_return, episode_length,
+ *     episode_success, seed, episodes_started, total_steps and ready.
+ *     obs_updates_in_place is the caller's setting and stays.
+ * The bytes start with a head (magic, version, length) and a 64-bit
+ * FNV-1a checksum. Truncated or damaged bytes give MRL_ERR_CORRUPT, a
+ * snapshot of another environment (another id, other dimensions, another
+ * number of environments) MRL_ERR_INVALID_ARGUMENT, and nothing changes:
+ * everything is checked before anything is written (a vector whose
+ * environment's hook refuses its bytes puts back the environments it
+ * restored already). The bytes are native (byte order, struct layout) and
+ * hold no pointers: they are for the same build of the library on the same
+ * kind of machine, which is what resuming a run needs.
+ * After a restore the next step writes the whole observation (a
+ * step_delta environment updates its row in place again from the step
+ * after), with the same values as without the snapshot.
+ * A user environment supports snapshots by filling the snapshot and
+ * restore hooks of its table (both or neither); without them
+ * mrl_env_snapshot returns 0, as do a wrapper around it and
+ * mrl_vecenv_snapshot of a vector holding it, and restores return
+ * MRL_ERR_INVALID_ARGUMENT.
+ *
  * ==== Version history ===============================================
  *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
  *   next   Pendulum-v1 and the POPGym control POMDPs, PassiveTMaze,

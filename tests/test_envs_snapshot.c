@@ -497,30 +497,38 @@ static void test_user_envs(void) {
 
 /* ---- vector environments -------------------------------------------------- */
 
-static void run_vec(mrl_vecenv *v, driver *d, int steps, tlog *l) {
+/* Everything the vector shows, before the first step too (so what a restore
+ * wrote is compared before a step overwrites it). */
+static void log_vec_state(tlog *l, const mrl_vecenv *v) {
   const size_t n = (size_t)v->num_envs, od = (size_t)v->obs_dim;
+  int i;
+  tlog_put(l, v->obs, n * od * sizeof(float));
+  for (i = 0; i < v->num_envs; i++)
+    if (v->terminated[i] || v->truncated[i])
+      tlog_put(l, v->final_obs + (size_t)i * od, od * sizeof(float));
+  tlog_put(l, v->rewards, n * sizeof(float));
+  tlog_put(l, v->terminated, n * sizeof(int));
+  tlog_put(l, v->truncated, n * sizeof(int));
+  tlog_put(l, v->episode_return, n * sizeof(float));
+  tlog_put(l, v->episode_length, n * sizeof(int));
+  tlog_put(l, v->episode_success, n * sizeof(int));
+  tlog_put(l, v->episodes_started, n * sizeof(uint64_t));
+  tlog_put(l, &v->total_steps, sizeof v->total_steps);
+  tlog_put(l, &v->ready, sizeof v->ready);
+  for (i = 0; i < v->num_envs; i++) log_env_state(l, v->envs[i]);
+}
+
+static void run_vec(mrl_vecenv *v, driver *d, int steps, tlog *l) {
   float acts[3 * 8];
   int t, i;
+  log_vec_state(l, v);
   for (t = 0; t < steps; t++) {
     mrl_result r;
     for (i = 0; i < v->num_envs; i++)
       random_action(d, v->num_actions, v->action_dim, acts + (size_t)i * (size_t)v->action_dim);
     r = mrl_vecenv_step(v, acts);
     tlog_put(l, &r, sizeof r);
-    tlog_put(l, v->obs, n * od * sizeof(float));
-    for (i = 0; i < v->num_envs; i++)
-      if (v->terminated[i] || v->truncated[i])
-        tlog_put(l, v->final_obs + (size_t)i * od, od * sizeof(float));
-    tlog_put(l, v->rewards, n * sizeof(float));
-    tlog_put(l, v->terminated, n * sizeof(int));
-    tlog_put(l, v->truncated, n * sizeof(int));
-    tlog_put(l, v->episode_return, n * sizeof(float));
-    tlog_put(l, v->episode_length, n * sizeof(int));
-    tlog_put(l, v->episode_success, n * sizeof(int));
-    tlog_put(l, v->episodes_started, n * sizeof(uint64_t));
-    tlog_put(l, &v->total_steps, sizeof v->total_steps);
-    tlog_put(l, &v->ready, sizeof v->ready);
-    for (i = 0; i < v->num_envs; i++) log_env_state(l, v->envs[i]);
+    log_vec_state(l, v);
   }
 }
 
@@ -658,6 +666,77 @@ static void test_vec_keeps_user_setting(void) {
   mrl_vecenv_free(&v);
 }
 
+/* Ranges that ADR moved after the id was made come back with a restore. */
+static void test_dr_ranges(void) {
+  const char *id = "CartPole-v1|domain_randomization:gravity=9:10";
+  mrl_env *env = mrl_env_make(id), *fresh = mrl_env_make(id);
+  driver d, saved;
+  tlog a = {NULL, 0, 0}, b = {NULL, 0, 0};
+  unsigned char *snap;
+  size_t len;
+  double lo = 0.0, hi = 0.0;
+  d.rng = mrl_rng_make(8);
+  d.episode = 0;
+  mrl_env_reset(env, 1, NULL);
+  MRL_CHECK(mrl_env_domain_randomization_set_range(env, "gravity", 4.0, 16.0) == MRL_OK &&
+                mrl_env_domain_randomization_set_range(env, "masscart", 0.5, 2.0) == MRL_OK,
+            "ADR moves the ranges");
+  run_env(env, &d, 20, &a);
+  snap = take_snapshot(env, &len);
+  saved = d;
+  a.n = 0;
+  run_env(env, &d, 120, &a);
+  MRL_CHECK(mrl_env_restore(fresh, snap, len) == MRL_OK, "restore into a fresh DR env");
+  MRL_CHECK(mrl_env_domain_randomization_get_range(fresh, "gravity", &lo, &hi) == MRL_OK &&
+                lo == 4.0 && hi == 16.0,
+            "gravity range restored: %g %g", lo, hi);
+  MRL_CHECK(mrl_env_domain_randomization_get_range(fresh, "masscart", &lo, &hi) == MRL_OK &&
+                lo == 0.5 && hi == 2.0,
+            "masscart range restored (added by ADR)");
+  d = saved;
+  run_env(fresh, &d, 120, &b);
+  MRL_CHECK(tlog_same(&a, &b), "DR with moved ranges replays bitwise");
+  free(snap);
+  free(a.p);
+  free(b.p);
+  mrl_env_free(env);
+  mrl_env_free(fresh);
+}
+
+/* An environment of a vector restored on its own: its row of obs no longer
+ * holds its last observation, so the next step must write the whole row. */
+static void test_vec_env_restored_alone(void) {
+  const char *ids[2] = {"ConcentrationEasy-v0", "ConcentrationEasy-v0|prev_action_reward"};
+  int k;
+  for (k = 0; k < 2; k++) {
+    mrl_vecenv v;
+    mrl_env *single = mrl_env_make(ids[k]);
+    unsigned char *snap;
+    size_t len, od;
+    float acts[3] = {0.0f, 1.0f, 2.0f}, obs[1024], r;
+    int t, same, term, trunc;
+    mrl_vecenv_init(&v, ids[k], 3, 6);
+    mrl_vecenv_reset(&v);
+    od = (size_t)v.obs_dim;
+    snap = take_snapshot(v.envs[0], &len);
+    for (t = 0; t < 9; t++) {
+      acts[0] = (float)((t * 7) % 52);
+      mrl_vecenv_step(&v, acts);
+    }
+    MRL_CHECK(mrl_env_restore(v.envs[0], snap, len) == MRL_OK, "%s: env 0 restored alone", ids[k]);
+    MRL_CHECK(mrl_env_restore(single, snap, len) == MRL_OK, "%s: a single env restored", ids[k]);
+    acts[0] = 5.0f;
+    mrl_vecenv_step(&v, acts);
+    memset(obs, 0, sizeof obs);
+    mrl_env_step(single, acts, obs, &r, &term, &trunc);
+    same = memcmp(obs, v.obs, od * sizeof(float)) == 0;
+    MRL_CHECK(same && r == v.rewards[0], "%s: the row is written whole after a restore", ids[k]);
+    free(snap);
+    mrl_env_free(single);
+    mrl_vecenv_free(&v);
+  }
+}
+
 int main(void) {
   test_coverage();
   test_env_replay();
@@ -665,5 +744,7 @@ int main(void) {
   test_user_envs();
   test_vec_replay();
   test_vec_keeps_user_setting();
+  test_dr_ranges();
+  test_vec_env_restored_alone();
   return mrl_test_summary("test_envs_snapshot");
 }
