@@ -28,7 +28,8 @@
  *                       environments (default 64) step them in parallel
  *
  * Memory is allocated only in mrl_env_make / mrl_env_create /
- * mrl_env_wrap_* / mrl_vecenv_init*. Reset and step never allocate. There
+ * mrl_env_wrap_* / mrl_vecenv_init* (and, for a moment, in
+ * mrl_vecenv_restore). Reset and step never allocate. There
  * is no global state: one object belongs to one thread at a time.
  *
  * ==== Quick start ===================================================

@@ -579,6 +579,15 @@ static void check_vec_refuses(const char *id, mrl_vecenv *v, const unsigned char
   MRL_CHECK(r == MRL_ERR_CORRUPT && vec_is(v, before, before_len), "vec %s: truncated", id);
   r = mrl_vecenv_restore(v, snap, 20);
   MRL_CHECK(r == MRL_ERR_CORRUPT && vec_is(v, before, before_len), "vec %s: head only", id);
+  /* an environment's snapshot is not a vector's, nor the other way round */
+  foreign = take_snapshot(v->envs[1], &foreign_len);
+  r = mrl_vecenv_restore(v, foreign, foreign_len);
+  MRL_CHECK(r == MRL_ERR_CORRUPT && vec_is(v, before, before_len),
+            "vec %s: an env snapshot refused (%d)", id, (int)r);
+  r = mrl_env_restore(v->envs[1], snap, len);
+  MRL_CHECK(r == MRL_ERR_CORRUPT && vec_is(v, before, before_len),
+            "vec %s: a vector snapshot refused by an env (%d)", id, (int)r);
+  free(foreign);
   /* the same id, two envs instead of three */
   mrl_vecenv_init(&other, id, 2, 1);
   mrl_vecenv_reset(&other);
@@ -621,6 +630,14 @@ static void check_vec_replay(const char *id, int n_before, int m_after) {
   snap = take_vec_snapshot(&v, &len);
   MRL_CHECK(snap != NULL, "vec %s: snapshot", id);
   if (!snap) return;
+  {
+    unsigned char *guard = (unsigned char *)malloc(len);
+    memset(guard, 0xab, len);
+    MRL_CHECK(mrl_vecenv_snapshot(&v, guard, len - 1) == len && guard[0] == 0xab &&
+                  guard[len - 2] == 0xab,
+              "vec %s: a short buffer gets the length and no bytes", id);
+    free(guard);
+  }
   saved = d;
   run_vec(&v, &d, m_after, &uninterrupted);
   MRL_CHECK(mrl_vecenv_restore(&v, snap, len) == MRL_OK, "vec %s: restore into the same", id);
