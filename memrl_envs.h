@@ -13,6 +13,7 @@
  *   VECTOR ENVIRONMENT                    lock-step stepping and same-step auto-reset
  *   WRAPPERS                              mrl_env_wrap_* and "|wrapper" ids
  *   PARAMETERS AND DOMAIN RANDOMISATION   physics constants as parameters
+ *   SNAPSHOTS                             every env's state as bytes, for bitwise resume
  *   VERSION HISTORY
  *   LICENCE                               at the end of the file: public domain or MIT
  *   TAGS: each implementation section carries one tag, written >> and the
@@ -22,7 +23,7 @@
  *     noisy_sequence meta_rl tree_mdp sfgrid catch visual_match popgym_common
  *     popgym_repeat popgym_autoencode popgym_count_recall popgym_higher_lower
  *     popgym_concentration popgym_battleship popgym_minesweeper popgym_bandit
- *     registry vecenv wrappers episode_stats
+ *     registry vecenv snapshot wrappers episode_stats
  *
  * WHAT IT IS
  *
@@ -118,7 +119,8 @@
  *                       environments (default 64) step them in parallel
  *
  * Memory is allocated only in mrl_env_make / mrl_env_create /
- * mrl_env_wrap_* / mrl_vecenv_init*. Reset and step never allocate. There
+ * mrl_env_wrap_* / mrl_vecenv_init* (and, for a moment, in
+ * mrl_vecenv_restore). Reset and step never allocate. There
  * is no global state: one object belongs to one thread at a time.
  *
  * QUICK START
@@ -791,6 +793,62 @@
  *     lo = lo > 1.0 ? lo - 0.5 : lo;  hi += 0.5;
  *     mrl_vecenv_domain_randomization_set_range(&v, "gravity", lo, hi);
  *
+ * SNAPSHOTS
+ *
+ * A checkpoint that resumes training bit for bit needs the environments
+ * too. mrl_env_snapshot(env, buf, size) writes the complete state of an
+ * environment as bytes and mrl_env_restore(env, buf, size) puts it back,
+ * into the same object or into a freshly made one of the same id, in this
+ * process or another; mrl_vecenv_snapshot / mrl_vecenv_restore do the same
+ * for a vector. After a restore the run goes on exactly as it would have:
+ * the same episodes, generators, positions, counters, statistics and
+ * observations.
+ *
+ *     size_t n = mrl_vecenv_snapshot(&v, NULL, 0);   (0: not supported)
+ *     unsigned char *b = malloc(n);
+ *     mrl_vecenv_snapshot(&v, b, n);                 ... save b ...
+ *     in the new process, a vector of the same id and size (any seed):
+ *     mrl_vecenv_init(&v, id, num_envs, 0);
+ *     if (mrl_vecenv_restore(&v, b, n) != MRL_OK) ...  (no reset after it)
+ *
+ * What a snapshot holds:
+ *   - An environment: its id (a snapshot restores only into an environment
+ *     with the same id, wrappers and their arguments included), the
+ *     generic layer's episode state (running, steps, return, success of
+ *     the last episode) and the environment's own state through its
+ *     snapshot hook. Every built-in environment's state is plain data,
+ *     copied as it is: positions, generators, decks, the hidden task, and
+ *     also the physics parameters and SFGrid's task vector w, which are
+ *     state because they change while a run goes on (domain randomisation
+ *     draws the physics every episode; a user may set them): a restore
+ *     brings back the values at the snapshot. A wrapper adds its own state
+ *     (the generator of obs_noise / obs_dropout, the previous action, the
+ *     stacked frames, domain randomisation's ranges, which ADR moves), then
+ *     the wrapped environment's snapshot. What the id fixes (TMaze's
+ *     length, a noise sigma, an obs mask, a time limit) is the same in both
+ *     environments and stays.
+ *   - A vector: every environment's snapshot, obs, final_obs, rewards,
+ *     terminated, truncated, episode_return, episode_length,
+ *     episode_success, seed, episodes_started, total_steps and ready.
+ *     obs_updates_in_place is the caller's setting and stays.
+ * The bytes start with a head (magic, version, length) and a 64-bit
+ * FNV-1a checksum. Truncated or damaged bytes give MRL_ERR_CORRUPT, a
+ * snapshot of another environment (another id, other dimensions, another
+ * number of environments) MRL_ERR_INVALID_ARGUMENT, and nothing changes:
+ * everything is checked before anything is written (a vector whose
+ * environment's hook refuses its bytes puts back the environments it
+ * restored already). The bytes are native (byte order, struct layout) and
+ * hold no pointers: they are for the same build of the library on the same
+ * kind of machine, which is what resuming a run needs.
+ * After a restore the next step writes the whole observation (a
+ * step_delta environment updates its row in place again from the step
+ * after), with the same values as without the snapshot.
+ * A user environment supports snapshots by filling the snapshot and
+ * restore hooks of its table (both or neither); without them
+ * mrl_env_snapshot returns 0, as do a wrapper around it and
+ * mrl_vecenv_snapshot of a vector holding it, and restores return
+ * MRL_ERR_INVALID_ARGUMENT.
+ *
  * VERSION HISTORY
  *   0.1.0  first version: CartPole-v1, StatelessCartPole-v1, TMaze-<L>.
  *   next   Pendulum-v1 and the POPGym control POMDPs, PassiveTMaze,
@@ -1071,6 +1129,15 @@ typedef struct mrl_env_vtable {
    * a board) saves most of its step this way. */
   mrl_result (*step_delta)(void *self, const float *action, float *obs, float *reward,
                            int *terminated, int *truncated);
+  /* may be NULL (both or neither; NULL: mrl_env_snapshot returns 0): the
+   * complete state of self as bytes, for checkpoints that resume a run
+   * bitwise (see "Snapshots" at the top). snapshot returns the bytes it
+   * needs (> 0) and writes them only when size >= that (buf may be NULL
+   * with size 0). restore gets exactly what a snapshot of an environment of
+   * the same id wrote and returns MRL_ERR_CORRUPT (or another error) for
+   * anything else, changing nothing. Never write pointers. */
+  size_t (*snapshot)(const void *self, void *buf, size_t size);
+  mrl_result (*restore)(void *self, const void *buf, size_t size);
 } mrl_env_vtable;
 
 /* Generic wrapper: validation, step-before-reset, time limit, episode
@@ -1204,6 +1271,37 @@ MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions);
 
 /* Seed of episode `episode` of environment `env_index` (splitmix64 mix). */
 MRL_DEF uint64_t mrl_vecenv_episode_seed(uint64_t seed, int env_index, uint64_t episode);
+
+/* ---- snapshots ----------------------------------------------------------- */
+/* The complete state of an environment (or of a vector) as bytes, so that
+ * a run saved, loaded into a fresh process and continued reproduces the
+ * uninterrupted run bit for bit (see "Snapshots" at the top). The bytes are
+ * for the same build of the library on the same kind of machine; they hold
+ * no pointers. */
+
+/* Writes env's state to buf when size is at least the snapshot's length and
+ * returns that length (snprintf-like: buf may be NULL with size 0 to ask).
+ * 0 when env is NULL or does not support snapshots (a user environment
+ * without the snapshot / restore hooks, or a wrapper around one). */
+MRL_DEF size_t mrl_env_snapshot(const mrl_env *env, void *buf, size_t size);
+
+/* Restores a snapshot of an environment made with the same id (the same
+ * wrappers included). MRL_ERR_CORRUPT for truncated or damaged bytes,
+ * MRL_ERR_INVALID_ARGUMENT for a snapshot of another environment (or when
+ * env does not support snapshots); then nothing changes. The next step
+ * writes the whole observation (no step_delta until then). */
+MRL_DEF mrl_result mrl_env_restore(mrl_env *env, const void *buf, size_t size);
+
+/* The same for a vector: every environment's snapshot and the vector's own
+ * arrays and counters (obs, final_obs, rewards, flags, episode results,
+ * seed, episodes_started, total_steps, ready); obs_updates_in_place stays
+ * the caller's. 0 when v is NULL or any environment does not support
+ * snapshots. */
+MRL_DEF size_t mrl_vecenv_snapshot(const mrl_vecenv *v, void *buf, size_t size);
+/* Errors as mrl_env_restore, MRL_ERR_OUT_OF_MEMORY when it cannot allocate
+ * its temporary copy of the current state (it restores every environment
+ * or none). */
+MRL_DEF mrl_result mrl_vecenv_restore(mrl_vecenv *v, const void *buf, size_t size);
 
 /* ---- wrappers ------------------------------------------------------------ */
 /* Each returns a new mrl_env around inner that owns inner from then on
@@ -1355,6 +1453,7 @@ MRL_DEF mrl_env *mrl_env_create(const mrl_env_vtable *vt, void *self) {
   if (vt->num_params < 0 ||
       (vt->num_params > 0 && (!vt->param_name || !vt->get_param || !vt->set_param)))
     return NULL;
+  if ((vt->snapshot != NULL) != (vt->restore != NULL)) return NULL;
   box = vt->num_actions == 0;
   if (box ? vt->action_dim < 1 : vt->action_dim != 1) return NULL;
   id = vt->id ? vt->id : "custom";
@@ -1704,8 +1803,13 @@ static int mrl__tmaze_success(const void *self) {
   return ((const mrl__tmaze *)self)->success;
 }
 
+/* Built-in states are one zeroed block of plain data (no pointers) behind a
+ * hidden header that holds its size, so one pair of snapshot hooks serves
+ * them all (mrl__env_state, mrl__plain_snapshot). */
+#define MRL__STATE_HEAD 16 /* keeps the block as aligned as malloc's */
+
 static void mrl__free_self(void *self) {
-  MRL_FREE(self);
+  if (self) MRL_FREE((char *)self - MRL__STATE_HEAD);
 }
 
 /* Parses decimal digits at *s into *out (at most cap). 0 on no digits or
@@ -1725,11 +1829,36 @@ static int mrl__parse_uint(const char **s, long *out, long cap) {
   return 1;
 }
 
-/* Allocates a zeroed environment state; NULL when out of memory. */
+/* Allocates a zeroed environment state (free it with mrl__free_self); NULL
+ * when out of memory. */
 static void *mrl__env_state(size_t bytes) {
-  void *self = MRL_MALLOC(bytes);
-  if (self) memset(self, 0, bytes);
-  return self;
+  char *p = (char *)MRL_MALLOC(MRL__STATE_HEAD + bytes);
+  if (!p) return NULL;
+  memset(p, 0, MRL__STATE_HEAD + bytes);
+  memcpy(p, &bytes, sizeof bytes);
+  return p + MRL__STATE_HEAD;
+}
+
+static size_t mrl__state_bytes(const void *self) {
+  size_t bytes;
+  memcpy(&bytes, (const char *)self - MRL__STATE_HEAD, sizeof bytes);
+  return bytes;
+}
+
+/* Snapshot hooks of every built-in environment: the state block as it is.
+ * It includes the physics parameters and SFGrid's task w (state that
+ * domain randomisation or the user changes while a run goes on) and the
+ * values the id fixes (the same in any environment of that id). */
+static size_t mrl__plain_snapshot(const void *self, void *buf, size_t size) {
+  size_t n = mrl__state_bytes(self);
+  if (buf && size >= n) memcpy(buf, self, n);
+  return n;
+}
+
+static mrl_result mrl__plain_restore(void *self, const void *buf, size_t size) {
+  if (!buf || size != mrl__state_bytes(self)) return MRL_ERR_CORRUPT;
+  memcpy(self, buf, size);
+  return MRL_OK;
 }
 
 /* A vtable for a built-in environment: id, discrete action, state freed by
@@ -1742,6 +1871,8 @@ static mrl_env_vtable mrl__env_vtable(const char *id, int obs_dim, int num_actio
   vt.num_actions = num_actions;
   vt.action_dim = 1;
   vt.destroy = mrl__free_self;
+  vt.snapshot = mrl__plain_snapshot;
+  vt.restore = mrl__plain_restore;
   return vt;
 }
 
@@ -1750,7 +1881,7 @@ static mrl_env *mrl__env_finish(const mrl_env_vtable *vt, void *self) {
   mrl_env *env;
   if (!self) return NULL;
   env = mrl_env_create(vt, self);
-  if (!env) MRL_FREE(self);
+  if (!env) mrl__free_self(self);
   return env;
 }
 
@@ -4398,6 +4529,354 @@ MRL_DEF mrl_result mrl_vecenv_step(mrl_vecenv *v, const float *actions) {
   return MRL_OK;
 }
 
+/* ---- snapshots ----------------------------------------------------------- >>snapshot */
+/* Layout (native byte order, no padding, every field copied with memcpy):
+ *   environment: "MRLENV01", u32 version, u32 id length, u64 total bytes,
+ *     u64 checksum of the bytes after this 32-byte head, the id, i32
+ *     obs_dim, num_actions, action_dim, running, ep_length, last_success,
+ *     f64 ep_return, u64 payload length, the payload (the snapshot hook's
+ *     bytes; a wrapper's hold the wrapped environment's snapshot).
+ *   vector: "MRLVEC01", u32 version, u32 num_envs, u64 total, u64 checksum,
+ *     i32 obs_dim, num_actions, action_dim, ready, u64 seed, i64
+ *     total_steps, the arrays episodes_started, obs, final_obs, rewards,
+ *     episode_return, terminated, truncated, episode_length,
+ *     episode_success, then per environment u64 length and its snapshot.
+ * The checksum (FNV-1a, 64 bits) catches damaged bytes; a buffer crafted to
+ * pass it is trusted, as a checkpoint is. */
+
+#define MRL__SNAP_VERSION 1u
+#define MRL__SNAP_HEAD 32u
+
+typedef struct mrl__snap_w { /* writer; counts only while buf is NULL */
+  unsigned char *buf;
+  size_t at;
+} mrl__snap_w;
+
+static void mrl__snap_put(mrl__snap_w *w, const void *p, size_t n) {
+  if (w->buf && n) memcpy(w->buf + w->at, p, n);
+  w->at += n;
+}
+static void mrl__snap_i32(mrl__snap_w *w, int v) {
+  int32_t x = (int32_t)v;
+  mrl__snap_put(w, &x, sizeof x);
+}
+static void mrl__snap_u64(mrl__snap_w *w, uint64_t v) {
+  mrl__snap_put(w, &v, sizeof v);
+}
+
+typedef struct mrl__snap_r { /* reader; bad once it would read past the end */
+  const unsigned char *buf;
+  size_t size, at;
+  int bad;
+} mrl__snap_r;
+
+static const unsigned char *mrl__snap_take(mrl__snap_r *r, size_t n) {
+  const unsigned char *p = r->buf + r->at;
+  if (r->bad || n > r->size - r->at) {
+    r->bad = 1;
+    return NULL;
+  }
+  r->at += n;
+  return p;
+}
+static void mrl__snap_get(mrl__snap_r *r, void *p, size_t n) {
+  const unsigned char *q = mrl__snap_take(r, n);
+  if (q)
+    memcpy(p, q, n);
+  else
+    memset(p, 0, n);
+}
+static int mrl__snap_get_i32(mrl__snap_r *r) {
+  int32_t x;
+  mrl__snap_get(r, &x, sizeof x);
+  return (int)x;
+}
+static uint64_t mrl__snap_get_u64(mrl__snap_r *r) {
+  uint64_t x;
+  mrl__snap_get(r, &x, sizeof x);
+  return x;
+}
+
+static uint64_t mrl__fnv1a(const unsigned char *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  size_t i;
+  for (i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+/* The 32-byte head: magic, version, count, total and the checksum of what
+ * follows (the body must be written already). */
+static void mrl__snap_head(unsigned char *buf, const char *magic, uint32_t count, size_t total) {
+  uint32_t version = MRL__SNAP_VERSION;
+  uint64_t t = (uint64_t)total, sum = mrl__fnv1a(buf + MRL__SNAP_HEAD, total - MRL__SNAP_HEAD);
+  memcpy(buf, magic, 8);
+  memcpy(buf + 8, &version, 4);
+  memcpy(buf + 12, &count, 4);
+  memcpy(buf + 16, &t, 8);
+  memcpy(buf + 24, &sum, 8);
+}
+
+/* Checks a head: MRL_ERR_CORRUPT for a wrong magic or version, a total
+ * beyond size, or a checksum that does not match. */
+static mrl_result mrl__snap_check_head(const void *buf, size_t size, const char *magic,
+                                       uint32_t *count, size_t *total) {
+  const unsigned char *b = (const unsigned char *)buf;
+  uint32_t version;
+  uint64_t t, sum;
+  if (!buf || size < MRL__SNAP_HEAD || memcmp(b, magic, 8) != 0) return MRL_ERR_CORRUPT;
+  memcpy(&version, b + 8, 4);
+  memcpy(count, b + 12, 4);
+  memcpy(&t, b + 16, 8);
+  memcpy(&sum, b + 24, 8);
+  if (version != MRL__SNAP_VERSION || t < MRL__SNAP_HEAD || t > (uint64_t)size)
+    return MRL_ERR_CORRUPT;
+  if (mrl__fnv1a(b + MRL__SNAP_HEAD, (size_t)t - MRL__SNAP_HEAD) != sum) return MRL_ERR_CORRUPT;
+  *total = (size_t)t;
+  return MRL_OK;
+}
+
+static int mrl__env_can_snapshot(const mrl_env *env) {
+  return env && env->vt.snapshot && env->vt.restore;
+}
+
+MRL_DEF size_t mrl_env_snapshot(const mrl_env *env, void *buf, size_t size) {
+  size_t idlen, payload, total;
+  mrl__snap_w w;
+  if (!mrl__env_can_snapshot(env)) return 0;
+  payload = env->vt.snapshot(env->self, NULL, 0);
+  if (payload == 0) return 0; /* a hook that cannot now (a wrapper around a user env) */
+  idlen = strlen(env->vt.id);
+  total = MRL__SNAP_HEAD + idlen + 6 * 4 + 8 + 8 + payload;
+  if (!buf || size < total) return total;
+  w.buf = (unsigned char *)buf;
+  w.at = MRL__SNAP_HEAD;
+  mrl__snap_put(&w, env->vt.id, idlen);
+  mrl__snap_i32(&w, env->vt.obs_dim);
+  mrl__snap_i32(&w, env->vt.num_actions);
+  mrl__snap_i32(&w, env->vt.action_dim);
+  mrl__snap_i32(&w, env->running);
+  mrl__snap_i32(&w, env->ep_length);
+  mrl__snap_i32(&w, env->last_success);
+  mrl__snap_put(&w, &env->ep_return, sizeof env->ep_return);
+  mrl__snap_u64(&w, (uint64_t)payload);
+  if (env->vt.snapshot(env->self, w.buf + w.at, payload) != payload) {
+    /* a hook whose size changed between the calls: write nothing usable */
+    memset(buf, 0, MRL__SNAP_HEAD);
+    return total;
+  }
+  mrl__snap_head(w.buf, "MRLENV01", (uint32_t)idlen, total);
+  return total;
+}
+
+/* What a snapshot of env holds beside the hook's payload. */
+typedef struct mrl__env_snap {
+  int running, ep_length, last_success;
+  double ep_return;
+  const unsigned char *payload;
+  size_t payload_len, total;
+} mrl__env_snap;
+
+/* Checks everything of an environment snapshot but the hook's payload. */
+static mrl_result mrl__env_snap_read(const mrl_env *env, const void *buf, size_t size,
+                                     mrl__env_snap *s) {
+  mrl__snap_r r;
+  const unsigned char *id;
+  uint32_t idlen;
+  uint64_t payload;
+  int dims[3];
+  mrl_result res = mrl__snap_check_head(buf, size, "MRLENV01", &idlen, &s->total);
+  if (res != MRL_OK) return res;
+  r.buf = (const unsigned char *)buf;
+  r.size = s->total;
+  r.at = MRL__SNAP_HEAD;
+  r.bad = 0;
+  id = mrl__snap_take(&r, idlen);
+  dims[0] = mrl__snap_get_i32(&r);
+  dims[1] = mrl__snap_get_i32(&r);
+  dims[2] = mrl__snap_get_i32(&r);
+  s->running = mrl__snap_get_i32(&r);
+  s->ep_length = mrl__snap_get_i32(&r);
+  s->last_success = mrl__snap_get_i32(&r);
+  mrl__snap_get(&r, &s->ep_return, sizeof s->ep_return);
+  payload = mrl__snap_get_u64(&r);
+  if (r.bad || payload != (uint64_t)(r.size - r.at)) return MRL_ERR_CORRUPT;
+  if (idlen != strlen(env->vt.id) || memcmp(id, env->vt.id, idlen) != 0 ||
+      dims[0] != env->vt.obs_dim || dims[1] != env->vt.num_actions || dims[2] != env->vt.action_dim)
+    return MRL_ERR_INVALID_ARGUMENT; /* another environment's */
+  if ((s->running != 0 && s->running != 1) || s->ep_length < 0 || s->last_success < -1 ||
+      s->last_success > 1)
+    return MRL_ERR_CORRUPT;
+  s->payload = r.buf + r.at;
+  s->payload_len = (size_t)payload;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_env_restore(mrl_env *env, const void *buf, size_t size) {
+  mrl__env_snap s;
+  mrl_result r;
+  if (!mrl__env_can_snapshot(env)) return MRL_ERR_INVALID_ARGUMENT;
+  r = mrl__env_snap_read(env, buf, size, &s);
+  if (r != MRL_OK) return r;
+  r = env->vt.restore(env->self, s.payload, s.payload_len);
+  if (r != MRL_OK) return r;
+  env->running = s.running;
+  env->ep_length = s.ep_length;
+  env->ep_return = s.ep_return;
+  env->last_success = s.last_success;
+  env->obs_last = NULL; /* the caller's buffer is unknown: the next step writes it all */
+  return MRL_OK;
+}
+
+/* Bytes of the vector's arrays in a snapshot. */
+static size_t mrl__vecenv_arrays_bytes(size_t n, size_t od) {
+  return n * sizeof(uint64_t) + (2 * n * od + 2 * n) * sizeof(float) + 4 * n * sizeof(int);
+}
+
+MRL_DEF size_t mrl_vecenv_snapshot(const mrl_vecenv *v, void *buf, size_t size) {
+  size_t n, od, total, i;
+  mrl__snap_w w;
+  if (!v || !v->envs) return 0;
+  n = (size_t)v->num_envs;
+  od = (size_t)v->obs_dim;
+  total = MRL__SNAP_HEAD + 4 * 4 + 8 + sizeof(long long) + mrl__vecenv_arrays_bytes(n, od);
+  for (i = 0; i < n; i++) {
+    size_t e = mrl_env_snapshot(v->envs[i], NULL, 0);
+    if (e == 0) return 0;
+    total += 8 + e;
+  }
+  if (!buf || size < total) return total;
+  w.buf = (unsigned char *)buf;
+  w.at = MRL__SNAP_HEAD;
+  mrl__snap_i32(&w, v->obs_dim);
+  mrl__snap_i32(&w, v->num_actions);
+  mrl__snap_i32(&w, v->action_dim);
+  mrl__snap_i32(&w, v->ready);
+  mrl__snap_u64(&w, v->seed);
+  mrl__snap_put(&w, &v->total_steps, sizeof(long long));
+  mrl__snap_put(&w, v->episodes_started, n * sizeof(uint64_t));
+  mrl__snap_put(&w, v->obs, n * od * sizeof(float));
+  mrl__snap_put(&w, v->final_obs, n * od * sizeof(float));
+  mrl__snap_put(&w, v->rewards, n * sizeof(float));
+  mrl__snap_put(&w, v->episode_return, n * sizeof(float));
+  mrl__snap_put(&w, v->terminated, n * sizeof(int));
+  mrl__snap_put(&w, v->truncated, n * sizeof(int));
+  mrl__snap_put(&w, v->episode_length, n * sizeof(int));
+  mrl__snap_put(&w, v->episode_success, n * sizeof(int));
+  for (i = 0; i < n; i++) {
+    size_t e = mrl_env_snapshot(v->envs[i], NULL, 0);
+    mrl__snap_u64(&w, (uint64_t)e);
+    if (w.at + e > total || mrl_env_snapshot(v->envs[i], w.buf + w.at, e) != e) {
+      memset(buf, 0, MRL__SNAP_HEAD); /* a hook whose size changed: nothing usable */
+      return total;
+    }
+    w.at += e;
+  }
+  mrl__snap_head(w.buf, "MRLVEC01", (uint32_t)n, total);
+  return total;
+}
+
+MRL_DEF mrl_result mrl_vecenv_restore(mrl_vecenv *v, const void *buf, size_t size) {
+  mrl__snap_r r;
+  size_t n, od, total, i, backup_len = 0, at;
+  const unsigned char *arrays, *envs_at;
+  unsigned char *backup;
+  uint32_t count;
+  int dims[4], k;
+  uint64_t seed;
+  long long total_steps;
+  mrl_result res;
+  if (!v || !v->envs) return MRL_ERR_INVALID_ARGUMENT;
+  for (k = 0; k < v->num_envs; k++)
+    if (!mrl__env_can_snapshot(v->envs[k])) return MRL_ERR_INVALID_ARGUMENT;
+  res = mrl__snap_check_head(buf, size, "MRLVEC01", &count, &total);
+  if (res != MRL_OK) return res;
+  n = (size_t)v->num_envs;
+  od = (size_t)v->obs_dim;
+  r.buf = (const unsigned char *)buf;
+  r.size = total;
+  r.at = MRL__SNAP_HEAD;
+  r.bad = 0;
+  for (k = 0; k < 4; k++) dims[k] = mrl__snap_get_i32(&r);
+  seed = mrl__snap_get_u64(&r);
+  mrl__snap_get(&r, &total_steps, sizeof total_steps);
+  if (r.bad) return MRL_ERR_CORRUPT;
+  if (count != (uint32_t)n || dims[0] != v->obs_dim || dims[1] != v->num_actions ||
+      dims[2] != v->action_dim)
+    return MRL_ERR_INVALID_ARGUMENT;
+  if ((dims[3] != 0 && dims[3] != 1) || total_steps < 0) return MRL_ERR_CORRUPT;
+  arrays = mrl__snap_take(&r, mrl__vecenv_arrays_bytes(n, od));
+  if (!arrays) return MRL_ERR_CORRUPT;
+  { /* flags 0/1, success -1/0/1, lengths >= 0 */
+    const unsigned char *ints = arrays + mrl__vecenv_arrays_bytes(n, od) - 4 * n * sizeof(int);
+    for (i = 0; i < n; i++) {
+      int term, trunc, len, succ;
+      memcpy(&term, ints + sizeof(int) * i, sizeof(int));
+      memcpy(&trunc, ints + sizeof(int) * (n + i), sizeof(int));
+      memcpy(&len, ints + sizeof(int) * (2 * n + i), sizeof(int));
+      memcpy(&succ, ints + sizeof(int) * (3 * n + i), sizeof(int));
+      if ((term != 0 && term != 1) || (trunc != 0 && trunc != 1) || len < 0 || succ < -1 ||
+          succ > 1)
+        return MRL_ERR_CORRUPT;
+    }
+  }
+  /* every environment's snapshot checked before any changes */
+  envs_at = r.buf + r.at;
+  for (i = 0; i < n; i++) {
+    mrl__env_snap s;
+    uint64_t e = mrl__snap_get_u64(&r);
+    const unsigned char *p =
+        r.bad || e > (uint64_t)(r.size - r.at) ? NULL : mrl__snap_take(&r, (size_t)e);
+    if (!p) return MRL_ERR_CORRUPT;
+    res = mrl__env_snap_read(v->envs[i], p, (size_t)e, &s);
+    if (res != MRL_OK) return res;
+    if (s.total != (size_t)e) return MRL_ERR_CORRUPT;
+  }
+  if (r.at != r.size) return MRL_ERR_CORRUPT;
+  /* a hook may still refuse its payload: keep the current state to go back to */
+  for (i = 0; i < n; i++) backup_len += 8 + mrl_env_snapshot(v->envs[i], NULL, 0);
+  backup = (unsigned char *)MRL_MALLOC(backup_len);
+  if (!backup) return MRL_ERR_OUT_OF_MEMORY;
+  for (i = 0, at = 0; i < n; i++) {
+    size_t e = mrl_env_snapshot(v->envs[i], NULL, 0);
+    memcpy(backup + at, &e, sizeof e);
+    (void)mrl_env_snapshot(v->envs[i], backup + at + 8, e);
+    at += 8 + e;
+  }
+  r.at = (size_t)(envs_at - r.buf);
+  for (i = 0; i < n; i++) {
+    size_t e = (size_t)mrl__snap_get_u64(&r);
+    res = mrl_env_restore(v->envs[i], mrl__snap_take(&r, e), e);
+    if (res != MRL_OK) {
+      size_t j;
+      for (j = 0, at = 0; j < i; j++) {
+        size_t b;
+        memcpy(&b, backup + at, sizeof b);
+        (void)mrl_env_restore(v->envs[j], backup + at + 8, b);
+        at += 8 + b;
+      }
+      MRL_FREE(backup);
+      return res;
+    }
+  }
+  MRL_FREE(backup);
+  v->ready = dims[3];
+  v->seed = seed;
+  v->total_steps = total_steps;
+  r.buf = arrays; /* the arrays again, in the order written */
+  r.size = mrl__vecenv_arrays_bytes(n, od);
+  r.at = 0;
+  mrl__snap_get(&r, v->episodes_started, n * sizeof(uint64_t));
+  mrl__snap_get(&r, v->obs, n * od * sizeof(float));
+  mrl__snap_get(&r, v->final_obs, n * od * sizeof(float));
+  mrl__snap_get(&r, v->rewards, n * sizeof(float));
+  mrl__snap_get(&r, v->episode_return, n * sizeof(float));
+  mrl__snap_get(&r, v->terminated, n * sizeof(int));
+  mrl__snap_get(&r, v->truncated, n * sizeof(int));
+  mrl__snap_get(&r, v->episode_length, n * sizeof(int));
+  mrl__snap_get(&r, v->episode_success, n * sizeof(int));
+  return MRL_OK;
+}
+
 /* ---- wrappers ------------------------------------------------------------ >>wrappers */
 
 enum {
@@ -4567,6 +5046,94 @@ static mrl_result mrl__wrap_set_param(void *self, int index, double value) {
   return in->vt.set_param(in->self, index, value);
 }
 
+/* Snapshot of a wrapper: its own state (generator, previous action, stacked
+ * frames, randomised ranges), then the wrapped environment's snapshot. The
+ * mask, sigma and p are fixed by the id and not written. */
+static size_t mrl__wrap_own_bytes(const mrl__wrap *w) {
+  size_t n = 5 * sizeof(int32_t) + sizeof(mrl_rng);
+  if (w->kind == MRL__WRAP_FRAME_STACK) n += (size_t)w->k * (size_t)w->inner_dim * sizeof(float);
+  if (w->kind == MRL__WRAP_DOMAIN_RANDOMIZATION)
+    n += (size_t)w->num_params * (2 * sizeof(double) + 1);
+  return n;
+}
+
+static size_t mrl__wrap_snapshot(const void *self, void *buf, size_t size) {
+  const mrl__wrap *w = (const mrl__wrap *)self;
+  size_t own = mrl__wrap_own_bytes(w), inner = mrl_env_snapshot(w->inner, NULL, 0), total;
+  mrl__snap_w s;
+  if (inner == 0) return 0;
+  total = own + 8 + inner;
+  if (!buf || size < total) return total;
+  s.buf = (unsigned char *)buf;
+  s.at = 0;
+  mrl__snap_i32(&s, w->kind);
+  mrl__snap_i32(&s, w->inner_dim);
+  mrl__snap_i32(&s, w->k);
+  mrl__snap_i32(&s, w->num_params);
+  mrl__snap_i32(&s, w->last_action);
+  mrl__snap_put(&s, &w->rng, sizeof w->rng);
+  if (w->kind == MRL__WRAP_FRAME_STACK)
+    mrl__snap_put(&s, w->frames, (size_t)w->k * (size_t)w->inner_dim * sizeof(float));
+  if (w->kind == MRL__WRAP_DOMAIN_RANDOMIZATION) {
+    mrl__snap_put(&s, w->range, (size_t)w->num_params * 2 * sizeof(double));
+    mrl__snap_put(&s, w->masked, (size_t)w->num_params);
+  }
+  mrl__snap_u64(&s, (uint64_t)inner);
+  if (mrl_env_snapshot(w->inner, s.buf + s.at, inner) != inner) return 0;
+  return total;
+}
+
+static mrl_result mrl__wrap_restore(void *self, const void *buf, size_t size) {
+  mrl__wrap *w = (mrl__wrap *)self;
+  mrl__snap_r r;
+  const unsigned char *frames = NULL, *range = NULL, *masked = NULL, *inner;
+  int kind, inner_dim, k, np, last_action, i, n = w->inner->vt.num_actions;
+  uint64_t inner_len;
+  mrl_rng rng;
+  mrl_result res;
+  if (!buf) return MRL_ERR_CORRUPT;
+  r.buf = (const unsigned char *)buf;
+  r.size = size;
+  r.at = 0;
+  r.bad = 0;
+  kind = mrl__snap_get_i32(&r);
+  inner_dim = mrl__snap_get_i32(&r);
+  k = mrl__snap_get_i32(&r);
+  np = mrl__snap_get_i32(&r);
+  last_action = mrl__snap_get_i32(&r);
+  mrl__snap_get(&r, &rng, sizeof rng);
+  if (r.bad) return MRL_ERR_CORRUPT;
+  if (kind != w->kind || inner_dim != w->inner_dim || k != w->k || np != w->num_params)
+    return MRL_ERR_INVALID_ARGUMENT;
+  if (last_action < -1 || last_action >= (n > 0 ? n : 1)) return MRL_ERR_CORRUPT;
+  if (kind == MRL__WRAP_FRAME_STACK)
+    frames = mrl__snap_take(&r, (size_t)k * (size_t)inner_dim * sizeof(float));
+  if (kind == MRL__WRAP_DOMAIN_RANDOMIZATION) {
+    range = mrl__snap_take(&r, (size_t)np * 2 * sizeof(double));
+    masked = mrl__snap_take(&r, (size_t)np);
+  }
+  inner_len = mrl__snap_get_u64(&r);
+  if (r.bad || inner_len != (uint64_t)(r.size - r.at)) return MRL_ERR_CORRUPT;
+  inner = r.buf + r.at;
+  for (i = 0; masked && i < np; i++) { /* ranges as set_range accepts them */
+    double lo, hi;
+    memcpy(&lo, range + 2 * sizeof(double) * (size_t)i, sizeof lo);
+    memcpy(&hi, range + 2 * sizeof(double) * (size_t)i + sizeof lo, sizeof hi);
+    if (masked[i] > 1 || (masked[i] && !(lo - lo == 0.0 && hi - hi == 0.0 && lo <= hi)))
+      return MRL_ERR_CORRUPT;
+  }
+  res = mrl_env_restore(w->inner, inner, (size_t)inner_len);
+  if (res != MRL_OK) return res;
+  w->last_action = last_action;
+  w->rng = rng;
+  if (frames) memcpy(w->frames, frames, (size_t)k * (size_t)inner_dim * sizeof(float));
+  if (range) {
+    memcpy(w->range, range, (size_t)np * 2 * sizeof(double));
+    memcpy(w->masked, masked, (size_t)np);
+  }
+  return MRL_OK;
+}
+
 /* Builds the wrapper: obs_dim and the id suffix given; extra_floats and
  * extra_bytes of scratch after the struct. */
 static mrl_env *mrl__wrap_new(mrl_env *inner, int kind, int obs_dim, const char *suffix,
@@ -4625,6 +5192,10 @@ static mrl_env *mrl__wrap_new(mrl_env *inner, int kind, int obs_dim, const char 
   if (kind == MRL__WRAP_DOMAIN_RANDOMIZATION) { /* the physics of the episode */
     vt.task = mrl__wrap_task;
     vt.task_dim += w->num_params;
+  }
+  if (mrl__env_can_snapshot(inner)) {
+    vt.snapshot = mrl__wrap_snapshot;
+    vt.restore = mrl__wrap_restore;
   }
   env = mrl_env_create(&vt, w);
   MRL_FREE(id);
