@@ -174,8 +174,12 @@ MRL_DEF mrl_init mrl_init_kaiming_uniform(float a, mrl_fan_mode mode, mrl_nonlin
 MRL_DEF mrl_init mrl_init_kaiming_normal(float a, mrl_fan_mode mode, mrl_nonlinearity nl);
 
 /* ---- parameter store ---- */
+/* Tensor names (see NAMES above) are at most MRL_NAME_MAX - 1 bytes long. */
+#define MRL_NAME_MAX 1024
+/* Size of mrl_params.message, the reason for the last failure. */
+#define MRL_MESSAGE_MAX 512
 typedef struct mrl_param {
-  char name[64];
+  const char *name; /* NUL-terminated; in the store's name pool (valid until mrl_params_free) */
   mrl_init init;
   size_t offset; /* into every buffer of the store */
   mrl_tensor tensor;
@@ -190,10 +194,18 @@ typedef struct mrl_params {
   long long adam_steps;     /* steps taken by the optimiser (whichever it is) */
   int finalized;
   float *moment3; /* centred RMSProp's mean gradient: allocated by its first step */
+  char *names;    /* the name pool: every name, NUL-terminated, in declaration order */
+  size_t names_size, names_cap;
+  mrl_result status;             /* the first declaration failure (finalize returns it) */
+  char message[MRL_MESSAGE_MAX]; /* why the last failing call failed ("" until one does) */
 } mrl_params;
 
 MRL_DEF void mrl_params_init(mrl_params *p);
-/* Declares a tensor; returns its index, or -1 when out of memory or after finalize. */
+/* Declares a tensor; returns its index, or -1 (with a message) when the name
+ * is empty, longer than MRL_NAME_MAX - 1 bytes or already declared, when out
+ * of memory, or after finalize. A failed declaration before finalize is
+ * remembered: mrl_params_finalize then returns it (status) and allocates
+ * nothing, so a layer whose init could not report it cannot be used. */
 MRL_DEF int mrl_params_add(mrl_params *p, const char *name, int ndim, const int *shape,
                            mrl_init init);
 /* Allocates the four buffers and initialises every tensor from the seed. */
@@ -285,10 +297,16 @@ typedef struct mrl_linear_layer {
 } mrl_linear_layer;
 MRL_DEF void mrl_linear_layer_init(mrl_linear_layer *l, mrl_params *p, const char *name, int in,
                                    int out, mrl_init init);
+/* bias 0: no <name>.bias (torch's bias=False; the index is -1). */
+MRL_DEF void mrl_linear_layer_init_bias(mrl_linear_layer *l, mrl_params *p, const char *name,
+                                        int in, int out, int bias, mrl_init init);
 MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_graph *g,
                                              mrl_tensor *x);
 
-/* ---- MLP: linear layers with an activation between them ---- */
+/* ---- MLP: linear layers with an activation between them ----
+ * Named as the nn.Sequential(Linear, act, Linear, act, ..., Linear): with an
+ * activation the linear layers are <name>.0, <name>.2, <name>.4, ... (the
+ * activations take the odd slots); with MRL_ACT_NONE, <name>.0, .1, .2. */
 #define MRL_MLP_MAX_LAYERS 8
 typedef struct mrl_mlp {
   mrl_linear_layer layers[MRL_MLP_MAX_LAYERS];
@@ -313,6 +331,12 @@ typedef struct mrl_lstm_layer {
  * common memory-friendly choice of Gers et al. 2000 / Jozefowicz et al. 2015). */
 MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
                                  int hidden, mrl_init init, float forget_bias);
+/* The same layer named as torch.nn.LSTMCell: <name>.weight_ih, .weight_hh,
+ * .bias_ih, .bias_hh (no _l0; mrl_lstm_layer_init names it as a one-layer
+ * nn.LSTM). Likewise mrl_gru_cell_init (nn.GRUCell), mrl_elman_cell_init
+ * (nn.RNNCell). */
+MRL_DEF void mrl_lstm_cell_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
+                                int hidden, mrl_init init, float forget_bias);
 /* One fused step. x [B,in], h and c [B,H]; keep (may be NULL) [B] multiplies
  * h and c before the step: 0 where an episode starts. Writes h' and c'. */
 MRL_DEF void mrl_lstm_cell(const mrl_lstm_layer *l, mrl_graph *g, mrl_tensor *x, mrl_tensor *h,
@@ -336,6 +360,8 @@ typedef struct mrl_gru_layer {
 } mrl_gru_layer;
 MRL_DEF void mrl_gru_layer_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
                                 int hidden, mrl_init init);
+MRL_DEF void mrl_gru_cell_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
+                               int hidden, mrl_init init);
 /* Over a time-major sequence: x [T*B, in], h0 [B,H], keep NULL or [T*B]
  * (multiplies h before step t: 0 where an episode starts). One fused node.
  * Returns y [T*B, H]; *h_out (may be NULL) is h_T, a view of y's last block. */
@@ -357,6 +383,8 @@ typedef struct mrl_elman_layer {
 } mrl_elman_layer;
 MRL_DEF void mrl_elman_layer_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
                                   int hidden, mrl_activation nonlinearity, mrl_init init);
+MRL_DEF void mrl_elman_cell_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
+                                 int hidden, mrl_activation nonlinearity, mrl_init init);
 /* As mrl_gru_sequence / mrl_gru_cell. */
 MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
                                        int B, mrl_tensor *h0, const float *keep,
@@ -1152,6 +1180,7 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
     !defined(MEMRL_NN_IMPLEMENTED)
 #define MEMRL_NN_IMPLEMENTED
 
+#include <stdarg.h> /* the name and message helpers */
 #if defined(MRL__HAVE_F4) && defined(__SSE__)
 #include <xmmintrin.h> /* _mm_sqrt_ps for Adam */
 #endif
@@ -1218,20 +1247,107 @@ MRL_DEF void mrl_params_init(mrl_params *p) {
   memset(p, 0, sizeof *p);
 }
 
+/* Writes the message of a failure into p->message (printf-style). */
+static void mrl__params_say(mrl_params *p, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->message, sizeof p->message, fmt, ap);
+  va_end(ap);
+}
+
+/* Records a declaration failure: the first one is kept in status and message. */
+static void mrl__params_fail(mrl_params *p, mrl_result r, const char *what, const char *name) {
+  if (p->status != MRL_OK && !p->finalized) return;
+  if (!p->finalized) p->status = r;
+  if (name)
+    mrl__params_say(p, "mrl_params_add: %s: \"%.*s%s\"", what, 200, name,
+                    strlen(name) > 200 ? "..." : "");
+  else
+    mrl__params_say(p, "mrl_params_add: %s", what);
+}
+
+/* "<prefix>.<fmt...>", or just "<fmt...>" when prefix is NULL or "" (a module
+ * declared at the top level, as a bare nn.LSTM's state_dict). buf holds
+ * MRL_NAME_MAX bytes. A name that does not fit is a declaration failure of
+ * p; buf then gets "" so that the layer's mrl_params_add fails too. */
+static const char *mrl__name(mrl_params *p, char *buf, const char *prefix, const char *fmt, ...) {
+  va_list ap;
+  size_t n = prefix && *prefix ? strlen(prefix) + 1 : 0;
+  int m;
+  buf[0] = '\0';
+  if (n >= MRL_NAME_MAX) {
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "name longer than MRL_NAME_MAX - 1 bytes",
+                     prefix);
+    return buf;
+  }
+  if (n) {
+    memcpy(buf, prefix, n - 1);
+    buf[n - 1] = '.';
+  }
+  va_start(ap, fmt);
+  m = vsnprintf(buf + n, MRL_NAME_MAX - n, fmt, ap);
+  va_end(ap);
+  if (m < 0 || (size_t)m >= MRL_NAME_MAX - n) {
+    buf[MRL_NAME_MAX - 1] = '\0';
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "name longer than MRL_NAME_MAX - 1 bytes", buf);
+    buf[0] = '\0';
+  }
+  return buf;
+}
+
 MRL_DEF int mrl_params_add(mrl_params *p, const char *name, int ndim, const int *shape,
                            mrl_init init) {
   mrl_param *it;
-  if (p->finalized) return -1;
+  size_t len;
+  int i;
+  if (p->finalized) {
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "the store is already finalized", name);
+    return -1;
+  }
+  if (p->status != MRL_OK) return -1; /* keep the first failure's message */
+  if (!name || !*name) {
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "empty name", NULL);
+    return -1;
+  }
+  if ((len = strlen(name)) >= MRL_NAME_MAX) {
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "name longer than MRL_NAME_MAX - 1 bytes", name);
+    return -1;
+  }
+  for (i = 0; i < p->count; i++)
+    if (strcmp(p->items[i].name, name) == 0) {
+      mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "name declared twice", name);
+      return -1;
+    }
   if (p->count == p->capacity) {
     int cap = p->capacity ? 2 * p->capacity : 16;
     mrl_param *items = (mrl_param *)MRL_REALLOC(p->items, sizeof(mrl_param) * (size_t)cap);
-    if (!items) return -1;
+    if (!items) {
+      mrl__params_fail(p, MRL_ERR_OUT_OF_MEMORY, "out of memory", name);
+      return -1;
+    }
     p->items = items;
     p->capacity = cap;
   }
+  if (len + 1 > p->names_cap - p->names_size) { /* grow the pool; names move with it */
+    size_t cap = p->names_cap ? p->names_cap : 1024, at = 0;
+    char *pool;
+    while (len + 1 > cap - p->names_size) cap *= 2;
+    if ((pool = (char *)MRL_REALLOC(p->names, cap)) == NULL) {
+      mrl__params_fail(p, MRL_ERR_OUT_OF_MEMORY, "out of memory", name);
+      return -1;
+    }
+    p->names = pool;
+    p->names_cap = cap;
+    for (i = 0; i < p->count; i++) { /* names sit in declaration order */
+      p->items[i].name = pool + at;
+      at += strlen(pool + at) + 1;
+    }
+  }
   it = &p->items[p->count];
   memset(it, 0, sizeof *it);
-  snprintf(it->name, sizeof it->name, "%s", name);
+  memcpy(p->names + p->names_size, name, len + 1);
+  it->name = p->names + p->names_size;
+  p->names_size += len + 1;
   it->init = init;
   it->tensor = mrl_tensor_make(NULL, NULL, ndim, shape);
   it->offset = p->total;
@@ -1323,6 +1439,7 @@ MRL_DEF mrl_result mrl_params_finalize(mrl_params *p, uint64_t seed) {
   mrl_rng rng = mrl_rng_make(seed);
   int i;
   if (p->finalized) return MRL_ERR_INVALID_ARGUMENT;
+  if (p->status != MRL_OK) return p->status; /* a declaration failed: message says which */
   p->values = (float *)MRL_MALLOC(bytes);
   p->grads = (float *)MRL_MALLOC(bytes);
   p->moment1 = (float *)MRL_MALLOC(bytes);
@@ -1396,6 +1513,7 @@ MRL_DEF void mrl_params_polyak(mrl_params *dst, const mrl_params *src, float tau
 
 MRL_DEF void mrl_params_free(mrl_params *p) {
   MRL_FREE(p->items);
+  MRL_FREE(p->names);
   MRL_FREE(p->values);
   MRL_FREE(p->grads);
   MRL_FREE(p->moment1);
@@ -1615,7 +1733,12 @@ MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act
 
 MRL_DEF void mrl_linear_layer_init(mrl_linear_layer *l, mrl_params *p, const char *name, int in,
                                    int out, mrl_init init) {
-  char buf[80];
+  mrl_linear_layer_init_bias(l, p, name, in, out, 1, init);
+}
+
+MRL_DEF void mrl_linear_layer_init_bias(mrl_linear_layer *l, mrl_params *p, const char *name,
+                                        int in, int out, int bias, mrl_init init) {
+  char buf[MRL_NAME_MAX];
   int wshape[2], bshape[1];
   mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
   wshape[0] = out;
@@ -1629,29 +1752,32 @@ MRL_DEF void mrl_linear_layer_init(mrl_linear_layer *l, mrl_params *p, const cha
   l->params = p;
   l->in_features = in;
   l->out_features = out;
-  snprintf(buf, sizeof buf, "%s.weight", name);
+  mrl__name(p, buf, name, "weight");
   l->weight = mrl_params_add(p, buf, 2, wshape, wi);
-  snprintf(buf, sizeof buf, "%s.bias", name);
-  l->bias = mrl_params_add(p, buf, 1, bshape, bi);
+  l->bias = -1;
+  if (bias) {
+    mrl__name(p, buf, name, "bias");
+    l->bias = mrl_params_add(p, buf, 1, bshape, bi);
+  }
 }
 
 MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_graph *g,
                                              mrl_tensor *x) {
   return mrl_linear(g, x, mrl_params_tensor(l->params, l->weight),
-                    mrl_params_tensor(l->params, l->bias));
+                    l->bias >= 0 ? mrl_params_tensor(l->params, l->bias) : NULL);
 }
 
 MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_sizes,
                           const int *sizes, mrl_activation act, mrl_init hidden_init,
                           mrl_init output_init) {
   int i;
-  char buf[72];
+  char buf[MRL_NAME_MAX];
   MRL_ASSERT(num_sizes >= 2 && num_sizes - 1 <= MRL_MLP_MAX_LAYERS);
   memset(m, 0, sizeof *m);
   m->num_layers = num_sizes - 1;
   m->activation = act;
-  for (i = 0; i < m->num_layers; i++) {
-    snprintf(buf, sizeof buf, "%s.%d", name, i);
+  for (i = 0; i < m->num_layers; i++) { /* nn.Sequential counts the activations' slots */
+    mrl__name(p, buf, name, "%d", act == MRL_ACT_NONE ? i : 2 * i);
     mrl_linear_layer_init(&m->layers[i], p, buf, sizes[i], sizes[i + 1],
                           i == m->num_layers - 1 ? output_init : hidden_init);
   }
@@ -1713,13 +1839,14 @@ static void mrl__rnn_back_h(int B, int H, int G, const float *src, const float *
   mrl_gemm(0, 0, B, H, G, src, G, w_hh, H, 0.0f, dst, H);
 }
 
-/* Declares the four tensors of recurrent layer k (torch's _l<k> suffix):
+/* Declares the four tensors of recurrent layer k (torch's _l<k> suffix; k < 0:
+ * no suffix, as nn.LSTMCell / GRUCell / RNNCell name them):
  * weight_ih [gates*H, in], weight_hh [gates*H, H], bias_ih, bias_hh. DEFAULT
  * resolves to U(+-1/sqrt(H)) for all four, as torch's RNN, LSTM and GRU do;
  * another init applies to the weights with zero biases. */
 static void mrl__rnn_declare(mrl_params *p, const char *name, int k, int gates, int input,
                              int hidden, mrl_init init, mrl_init bias_ih_init, int *ids) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   int sih[2], shh[2], sb[1];
   mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
   sih[0] = shh[0] = sb[0] = gates * hidden;
@@ -1728,13 +1855,13 @@ static void mrl__rnn_declare(mrl_params *p, const char *name, int k, int gates, 
   if (init.kind == MRL_INIT_DEFAULT)
     wi = bi = mrl_init_make(MRL_INIT_UNIFORM, 1.0f / sqrtf((float)hidden));
   if (bias_ih_init.kind == MRL_INIT_DEFAULT) bias_ih_init = bi;
-  snprintf(buf, sizeof buf, "%s.weight_ih_l%d", name, k);
+  mrl__name(p, buf, name, k < 0 ? "weight_ih" : "weight_ih_l%d", k);
   ids[0] = mrl_params_add(p, buf, 2, sih, wi);
-  snprintf(buf, sizeof buf, "%s.weight_hh_l%d", name, k);
+  mrl__name(p, buf, name, k < 0 ? "weight_hh" : "weight_hh_l%d", k);
   ids[1] = mrl_params_add(p, buf, 2, shh, wi);
-  snprintf(buf, sizeof buf, "%s.bias_ih_l%d", name, k);
+  mrl__name(p, buf, name, k < 0 ? "bias_ih" : "bias_ih_l%d", k);
   ids[2] = mrl_params_add(p, buf, 1, sb, bias_ih_init);
-  snprintf(buf, sizeof buf, "%s.bias_hh_l%d", name, k);
+  mrl__name(p, buf, name, k < 0 ? "bias_hh" : "bias_hh_l%d", k);
   ids[3] = mrl_params_add(p, buf, 1, sb, bi);
 }
 
@@ -1757,6 +1884,11 @@ static void mrl__lstm_layer_init_k(mrl_lstm_layer *l, mrl_params *p, const char 
 MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
                                  int hidden, mrl_init init, float forget_bias) {
   mrl__lstm_layer_init_k(l, p, name, 0, input, hidden, init, forget_bias);
+}
+
+MRL_DEF void mrl_lstm_cell_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
+                                int hidden, mrl_init init, float forget_bias) {
+  mrl__lstm_layer_init_k(l, p, name, -1, input, hidden, init, forget_bias);
 }
 
 /* The LSTM over a sequence is one fused node: the input projection of every
@@ -1985,6 +2117,11 @@ MRL_DEF void mrl_gru_layer_init(mrl_gru_layer *l, mrl_params *p, const char *nam
   mrl__gru_layer_init_k(l, p, name, 0, input, hidden, init);
 }
 
+MRL_DEF void mrl_gru_cell_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
+                               int hidden, mrl_init init) {
+  mrl__gru_layer_init_k(l, p, name, -1, input, hidden, init);
+}
+
 /* One fused node per sequence, as the LSTM. Saved per step: activated gates
  * (r, z, n), the hidden projection of the n gate (W_hn h + b_hn, which the
  * reset gate multiplies) and the masked previous state. Backward keeps two
@@ -2167,6 +2304,11 @@ static void mrl__elman_layer_init_k(mrl_elman_layer *l, mrl_params *p, const cha
 MRL_DEF void mrl_elman_layer_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
                                   int hidden, mrl_activation nonlinearity, mrl_init init) {
   mrl__elman_layer_init_k(l, p, name, 0, input, hidden, nonlinearity, init);
+}
+
+MRL_DEF void mrl_elman_cell_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
+                                 int hidden, mrl_activation nonlinearity, mrl_init init) {
+  mrl__elman_layer_init_k(l, p, name, -1, input, hidden, nonlinearity, init);
 }
 
 /* Saved: the masked previous states; the outputs themselves give the
@@ -2627,15 +2769,15 @@ MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const flo
 MRL_DEF void mrl_dueling_head_init(mrl_dueling_head *h, mrl_params *p, const char *name,
                                    int in_features, int hidden_size, int num_actions,
                                    mrl_init init) {
-  char buf[72];
+  char buf[MRL_NAME_MAX];
   int sizes[3], n = hidden_size > 0 ? 3 : 2;
   sizes[0] = in_features;
   sizes[1] = hidden_size > 0 ? hidden_size : 1;
   sizes[n - 1] = 1;
-  snprintf(buf, sizeof buf, "%s.value", name);
+  mrl__name(p, buf, name, "value");
   mrl_mlp_init(&h->value, p, buf, n, sizes, MRL_ACT_RELU, init, init);
   sizes[n - 1] = num_actions;
-  snprintf(buf, sizeof buf, "%s.advantage", name);
+  mrl__name(p, buf, name, "advantage");
   mrl_mlp_init(&h->advantage, p, buf, n, sizes, MRL_ACT_RELU, init, init);
   h->num_actions = num_actions;
 }
@@ -2781,12 +2923,12 @@ MRL_DEF mrl_tensor *mrl_c51_loss(const mrl_c51_head *h, mrl_graph *g, mrl_tensor
 
 MRL_DEF void mrl_mdn_head_init(mrl_mdn_head *h, mrl_params *p, const char *name, int in_features,
                                int out_dim, int num_mixtures, mrl_init init) {
-  char buf[72];
-  snprintf(buf, sizeof buf, "%s.pi", name);
+  char buf[MRL_NAME_MAX];
+  mrl__name(p, buf, name, "pi");
   mrl_linear_layer_init(&h->pi, p, buf, in_features, out_dim * num_mixtures, init);
-  snprintf(buf, sizeof buf, "%s.mu", name);
+  mrl__name(p, buf, name, "mu");
   mrl_linear_layer_init(&h->mu, p, buf, in_features, out_dim * num_mixtures, init);
-  snprintf(buf, sizeof buf, "%s.log_sigma", name);
+  mrl__name(p, buf, name, "log_sigma");
   mrl_linear_layer_init(&h->log_sigma, p, buf, in_features, out_dim * num_mixtures, init);
   h->out_dim = out_dim;
   h->num_mixtures = num_mixtures;
@@ -3079,6 +3221,54 @@ static void mrl__ckpt_f32_from_le(float *dst, const unsigned char *src, size_t n
   }
 }
 
+/* IEEE binary16 -> float32, exact for every value (each is a float32):
+ * subnormals are m 2^-24, infinities and NaNs keep sign and payload. */
+static float mrl__ckpt_f16(unsigned h) {
+  uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31u, m = h & 1023u, u;
+  float f;
+  if (e == 0) { /* zero or subnormal: m * 2^-24, exact in float32 */
+    f = (float)m * (1.0f / 16777216.0f);
+    return sign ? -f : f;
+  }
+  u = sign | (e == 31u ? 0x7f800000u : (e + 112u) << 23) | (m << 13);
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* The floating dtypes a load converts to float32. */
+static int mrl__ckpt_float_dtype(const char *dtype) {
+  return strcmp(dtype, "F32") == 0 || strcmp(dtype, "F16") == 0 || strcmp(dtype, "BF16") == 0 ||
+         strcmp(dtype, "F64") == 0;
+}
+
+/* n values of t (little-endian F32, F16, BF16 or F64) as float32: F16 and
+ * BF16 exactly, F64 rounded to nearest (beyond the float range: +-inf), as
+ * torch's .float(). */
+static void mrl__ckpt_to_f32(float *dst, const mrl_checkpoint_tensor *t, size_t n, int native) {
+  const unsigned char *b = t->bytes;
+  size_t i;
+  if (strcmp(t->dtype, "F32") == 0) {
+    mrl__ckpt_f32_from_le(dst, b, n, native);
+  } else if (strcmp(t->dtype, "F16") == 0) {
+    for (i = 0; i < n; i++)
+      dst[i] = mrl__ckpt_f16((unsigned)b[2 * i] | ((unsigned)b[2 * i + 1] << 8));
+  } else if (strcmp(t->dtype, "BF16") == 0) { /* the top half of a float32 */
+    for (i = 0; i < n; i++) {
+      uint32_t u = ((uint32_t)b[2 * i] << 16) | ((uint32_t)b[2 * i + 1] << 24);
+      memcpy(&dst[i], &u, 4);
+    }
+  } else { /* F64 */
+    for (i = 0; i < n; i++) {
+      uint64_t u = 0;
+      double d;
+      int k;
+      for (k = 7; k >= 0; k--) u = (u << 8) | b[8 * i + (size_t)k];
+      memcpy(&d, &u, 8);
+      dst[i] = (float)d;
+    }
+  }
+}
+
 /* ..... UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF) ..... */
 
 static int mrl__ckpt_utf8_valid(const unsigned char *s, size_t n) {
@@ -3170,10 +3360,9 @@ static void mrl__ckpt_text_str(mrl__ckpt_text *t, const char *s) {
   mrl__ckpt_text_add(t, s, strlen(s));
 }
 
-/* A JSON string literal (serde_json's escapes: \" \\ \b \f \n \r \t, \u00XX). */
-static void mrl__ckpt_text_json(mrl__ckpt_text *t, const char *s) {
+/* s's characters escaped for JSON (serde_json's escapes: \" \\ \b \f \n \r \t, \u00XX). */
+static void mrl__ckpt_text_escaped(mrl__ckpt_text *t, const char *s) {
   static const char hex[] = "0123456789abcdef";
-  mrl__ckpt_text_add(t, "\"", 1);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
     char esc[7];
@@ -3199,7 +3388,18 @@ static void mrl__ckpt_text_json(mrl__ckpt_text *t, const char *s) {
     } else
       mrl__ckpt_text_add(t, (const char *)&c, 1);
   }
+}
+
+/* The JSON string literal of s followed by suffix (NULL: none). */
+static void mrl__ckpt_text_json2(mrl__ckpt_text *t, const char *s, const char *suffix) {
   mrl__ckpt_text_add(t, "\"", 1);
+  mrl__ckpt_text_escaped(t, s);
+  if (suffix) mrl__ckpt_text_escaped(t, suffix);
+  mrl__ckpt_text_add(t, "\"", 1);
+}
+
+static void mrl__ckpt_text_json(mrl__ckpt_text *t, const char *s) {
+  mrl__ckpt_text_json2(t, s, NULL);
 }
 
 static void mrl__ckpt_text_u64(mrl__ckpt_text *t, uint64_t v) {
@@ -3254,7 +3454,7 @@ static mrl_result mrl__ckpt_check_names(const mrl_params *p, int moments) {
 /* Builds the padded JSON header; *data_bytes gets the size of the data. */
 static mrl_result mrl__ckpt_header(const mrl_params *p, const mrl_checkpoint_options *o,
                                    mrl__ckpt_text *t, uint64_t *data_bytes) {
-  char version[48], suffixed[96];
+  char version[48];
   int i, k, d, m, passes = o->save_optimizer ? 3 : 1;
   uint64_t off = 0;
   mrl_result r;
@@ -3297,10 +3497,8 @@ static mrl_result mrl__ckpt_header(const mrl_params *p, const mrl_checkpoint_opt
     for (i = 0; i < p->count; i++) {
       const mrl_param *it = &p->items[i];
       uint64_t bytes = (uint64_t)(it->tensor.size > 0 ? it->tensor.size : 0) * 4u;
-      snprintf(suffixed, sizeof suffixed, "%s%s", it->name,
-               k ? mrl__ckpt_moment_suffix[k - 1] : "");
       mrl__ckpt_text_str(t, ",");
-      mrl__ckpt_text_json(t, suffixed);
+      mrl__ckpt_text_json2(t, it->name, k ? mrl__ckpt_moment_suffix[k - 1] : NULL);
       mrl__ckpt_text_str(t, ":{\"dtype\":\"F32\",\"shape\":[");
       for (d = 0; d < it->tensor.ndim; d++) {
         if (d) mrl__ckpt_text_str(t, ",");
@@ -4022,17 +4220,27 @@ MRL_DEF mrl_result mrl_checkpoint_open(mrl_checkpoint *c, const char *path) {
   return r;
 }
 
-MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c,
-                                                         const char *name) {
-  mrl_checkpoint_tensor key;
-  int lo = 0, hi;
-  if (!c || !name) return NULL;
-  memset(&key, 0, sizeof key);
-  key.name = name;
-  key.name_len = strlen(name);
-  hi = c->num_tensors - 1;
+/* The order of mrl__ckpt_cmp_name between the string a followed by b and t's name. */
+static int mrl__ckpt_cmp_parts(const char *a, size_t la, const char *b, size_t lb,
+                               const mrl_checkpoint_tensor *t) {
+  size_t n = la < t->name_len ? la : t->name_len, rest, m;
+  int c = n ? memcmp(a, t->name, n) : 0;
+  if (c) return c;
+  if (la > t->name_len) return 1;
+  rest = t->name_len - la;
+  m = lb < rest ? lb : rest;
+  c = m ? memcmp(b, t->name + la, m) : 0;
+  if (c) return c;
+  return lb < rest ? -1 : lb > rest ? 1 : 0;
+}
+
+/* The tensor named a followed by b (names of any length, nothing built). */
+static const mrl_checkpoint_tensor *mrl__ckpt_find2(const mrl_checkpoint *c, const char *a,
+                                                    const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  int lo = 0, hi = c->num_tensors - 1;
   while (lo <= hi) { /* tensors are sorted by name */
-    int mid = lo + (hi - lo) / 2, cmp = mrl__ckpt_cmp_name(&key, &c->tensors[mid]);
+    int mid = lo + (hi - lo) / 2, cmp = mrl__ckpt_cmp_parts(a, la, b, lb, &c->tensors[mid]);
     if (cmp == 0) return &c->tensors[mid];
     if (cmp < 0)
       hi = mid - 1;
@@ -4042,11 +4250,17 @@ MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c
   return NULL;
 }
 
+MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c,
+                                                         const char *name) {
+  if (!c || !name) return NULL;
+  return mrl__ckpt_find2(c, name, "");
+}
+
 MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float *out,
                                            size_t count) {
-  if (!t || (!out && count) || strcmp(t->dtype, "F32") != 0 || t->numel != (uint64_t)count)
+  if (!t || (!out && count) || !mrl__ckpt_float_dtype(t->dtype) || t->numel != (uint64_t)count)
     return MRL_ERR_INVALID_ARGUMENT;
-  mrl__ckpt_f32_from_le(out, t->bytes, count, mrl__ckpt_host_le());
+  mrl__ckpt_to_f32(out, t, count, mrl__ckpt_host_le());
   return MRL_OK;
 }
 
@@ -4060,18 +4274,61 @@ MRL_DEF const char *mrl_checkpoint_meta(const mrl_checkpoint *c, const char *key
   return NULL;
 }
 
-/* The file tensor for model tensor m (name + suffix), checked: F32, same shape. */
-static mrl_result mrl__ckpt_match(const mrl_checkpoint *c, const mrl_param *m, const char *suffix,
-                                  const mrl_checkpoint_tensor **out) {
-  char name[96];
-  const mrl_checkpoint_tensor *t;
+/* "[d0,d1,...]" into buf (at least 24 * MRL_CHECKPOINT_MAX_DIMS bytes). */
+static const char *mrl__ckpt_shape_str(char *buf, int ndim, const uint64_t *shape) {
+  size_t at = 0;
   int d;
+  buf[at++] = '[';
+  for (d = 0; d < ndim; d++) {
+    char digits[24];
+    int i = 23;
+    uint64_t v = shape[d];
+    digits[i] = '\0';
+    do {
+      digits[--i] = (char)('0' + (int)(v % 10u));
+      v /= 10u;
+    } while (v);
+    if (d) buf[at++] = ',';
+    memcpy(buf + at, digits + i, (size_t)(23 - i));
+    at += (size_t)(23 - i);
+  }
+  buf[at++] = ']';
+  buf[at] = '\0';
+  return buf;
+}
+
+/* The file tensor for model tensor m (name + suffix), checked: a floating
+ * dtype and the same shape. With p, a mismatch is explained in p->message. */
+static mrl_result mrl__ckpt_match(const mrl_checkpoint *c, const mrl_param *m, const char *suffix,
+                                  const mrl_checkpoint_tensor **out, mrl_params *p) {
+  char want[24 * MRL_CHECKPOINT_MAX_DIMS], got[24 * MRL_CHECKPOINT_MAX_DIMS];
+  uint64_t shape[MRL_MAX_DIMS];
+  const mrl_checkpoint_tensor *t;
+  int d, same;
   *out = NULL;
-  snprintf(name, sizeof name, "%s%s", m->name, suffix);
-  if ((t = mrl_checkpoint_find(c, name)) == NULL) return MRL_ERR_INVALID_ARGUMENT;
-  if (strcmp(t->dtype, "F32") != 0 || t->ndim != m->tensor.ndim) return MRL_ERR_INVALID_ARGUMENT;
-  for (d = 0; d < t->ndim; d++)
-    if (t->shape[d] != (uint64_t)m->tensor.shape[d]) return MRL_ERR_INVALID_ARGUMENT;
+  for (d = 0; d < m->tensor.ndim; d++) shape[d] = (uint64_t)m->tensor.shape[d];
+  if ((t = mrl__ckpt_find2(c, m->name, suffix)) == NULL) {
+    if (p)
+      mrl__params_say(p, "checkpoint: no tensor \"%.300s%s\" (the model's, shape %s)", m->name,
+                      suffix, mrl__ckpt_shape_str(want, m->tensor.ndim, shape));
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (!mrl__ckpt_float_dtype(t->dtype)) {
+    if (p)
+      mrl__params_say(p,
+                      "checkpoint: tensor \"%.300s%s\" has dtype %s (loads: F32, F16, BF16, F64)",
+                      m->name, suffix, t->dtype);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  same = t->ndim == m->tensor.ndim;
+  for (d = 0; same && d < t->ndim; d++) same = t->shape[d] == shape[d];
+  if (!same) {
+    if (p)
+      mrl__params_say(p, "checkpoint: tensor \"%.300s%s\" has shape %s, the model's is %s", m->name,
+                      suffix, mrl__ckpt_shape_str(got, t->ndim, t->shape),
+                      mrl__ckpt_shape_str(want, m->tensor.ndim, shape));
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
   *out = t;
   return MRL_OK;
 }
@@ -4081,13 +4338,27 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
   long long steps = 0;
   unsigned char *used;
   mrl_result r = MRL_OK;
-  if (!c || !p || !p->finalized || (flags & ~3)) return MRL_ERR_INVALID_ARGUMENT;
+  if (!p) return MRL_ERR_INVALID_ARGUMENT;
+  p->message[0] = '\0';
+  if (!c || !p->finalized || (flags & ~3)) {
+    mrl__params_say(p, "mrl_checkpoint_apply: %s",
+                    !c              ? "no checkpoint"
+                    : !p->finalized ? "the store is not finalized"
+                                    : "unknown flags");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
   if (opt) { /* memrl.adam_steps: decimal digits, fits in long long */
     const char *s = mrl_checkpoint_meta(c, "memrl.adam_steps");
-    if (!s) return MRL_ERR_INVALID_ARGUMENT;
+    if (!s) {
+      mrl__params_say(p, "checkpoint: no optimiser state (metadata memrl.adam_steps)");
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
     if (!*s) return MRL_ERR_CORRUPT;
     for (; *s; s++) {
-      if (*s < '0' || *s > '9' || steps > (LLONG_MAX - (*s - '0')) / 10) return MRL_ERR_CORRUPT;
+      if (*s < '0' || *s > '9' || steps > (LLONG_MAX - (*s - '0')) / 10) {
+        mrl__params_say(p, "checkpoint: memrl.adam_steps is not a step count");
+        return MRL_ERR_CORRUPT;
+      }
       steps = steps * 10 + (*s - '0');
     }
   }
@@ -4098,7 +4369,7 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
   for (i = 0; i < p->count && r == MRL_OK; i++)
     for (k = 0; k < (opt ? 3 : 1) && r == MRL_OK; k++) {
       const mrl_checkpoint_tensor *t;
-      r = mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t);
+      r = mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t, p);
       if (r == MRL_OK) used[t - c->tensors] = 1;
     }
   if (r == MRL_OK && !(flags & MRL_CHECKPOINT_ALLOW_UNKNOWN)) {
@@ -4106,11 +4377,20 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
     for (i = 0; i < p->count; i++)
       for (k = 1; k < 3; k++) {
         const mrl_checkpoint_tensor *t;
-        if (mrl__ckpt_match(c, &p->items[i], mrl__ckpt_moment_suffix[k - 1], &t) == MRL_OK)
+        if (mrl__ckpt_match(c, &p->items[i], mrl__ckpt_moment_suffix[k - 1], &t, NULL) == MRL_OK)
           used[t - c->tensors] = 1;
       }
-    for (i = 0; i < c->num_tensors; i++)
-      if (!used[i]) r = MRL_ERR_INVALID_ARGUMENT;
+    for (i = 0; i < c->num_tensors && r == MRL_OK; i++)
+      if (!used[i]) {
+        char got[24 * MRL_CHECKPOINT_MAX_DIMS];
+        const mrl_checkpoint_tensor *t = &c->tensors[i];
+        mrl__params_say(p,
+                        "checkpoint: tensor \"%.*s\" (%s %s) is not in the model "
+                        "(MRL_CHECKPOINT_ALLOW_UNKNOWN ignores it)",
+                        (int)(t->name_len < 300 ? t->name_len : 300), t->name, t->dtype,
+                        mrl__ckpt_shape_str(got, t->ndim, t->shape));
+        r = MRL_ERR_INVALID_ARGUMENT;
+      }
   }
   MRL_FREE(used);
   if (r != MRL_OK) return r;
@@ -4119,8 +4399,8 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
     for (i = 0; i < p->count; i++) {
       const mrl_checkpoint_tensor *t;
       float *dst = (k == 0 ? p->values : k == 1 ? p->moment1 : p->moment2) + p->items[i].offset;
-      mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t);
-      mrl__ckpt_f32_from_le(dst, t->bytes, (size_t)t->numel, native);
+      mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t, NULL);
+      mrl__ckpt_to_f32(dst, t, (size_t)t->numel, native);
     }
   if (opt) p->adam_steps = steps;
   return MRL_OK;
@@ -4130,7 +4410,10 @@ MRL_DEF mrl_result mrl_checkpoint_load_buffer(mrl_params *p, const void *data, s
                                               int flags) {
   mrl_checkpoint c;
   mrl_result r = mrl_checkpoint_open_buffer(&c, data, size);
-  if (r == MRL_OK) r = mrl_checkpoint_apply(&c, p, flags);
+  if (r == MRL_OK)
+    r = mrl_checkpoint_apply(&c, p, flags);
+  else if (p)
+    mrl__params_say(p, "checkpoint buffer: %s", mrl_result_string(r));
   mrl_checkpoint_close(&c);
   return r;
 }
@@ -4138,7 +4421,10 @@ MRL_DEF mrl_result mrl_checkpoint_load_buffer(mrl_params *p, const void *data, s
 MRL_DEF mrl_result mrl_checkpoint_load(mrl_params *p, const char *path, int flags) {
   mrl_checkpoint c;
   mrl_result r = mrl_checkpoint_open(&c, path);
-  if (r == MRL_OK) r = mrl_checkpoint_apply(&c, p, flags);
+  if (r == MRL_OK)
+    r = mrl_checkpoint_apply(&c, p, flags);
+  else if (p)
+    mrl__params_say(p, "checkpoint %.300s: %s", path ? path : "(null path)", mrl_result_string(r));
   mrl_checkpoint_close(&c);
   return r;
 }
@@ -4147,7 +4433,7 @@ MRL_DEF mrl_result mrl_checkpoint_load(mrl_params *p, const char *path, int flag
 
 MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *name,
                                 int num_embeddings, int embedding_dim, mrl_init init) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   int shape[2];
   shape[0] = num_embeddings;
   shape[1] = embedding_dim;
@@ -4155,7 +4441,7 @@ MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *nam
   e->params = p;
   e->num_embeddings = num_embeddings;
   e->embedding_dim = embedding_dim;
-  snprintf(buf, sizeof buf, "%s.weight", name);
+  mrl__name(p, buf, name, "weight");
   e->weight = mrl_params_add(p, buf, 2, shape, init);
 }
 
@@ -4166,15 +4452,15 @@ MRL_DEF mrl_tensor *mrl_embedding_forward(const mrl_embedding *e, mrl_graph *g, 
 
 MRL_DEF void mrl_layernorm_layer_init(mrl_layernorm_layer *l, mrl_params *p, const char *name,
                                       int dim, float eps, int elementwise_affine) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   l->params = p;
   l->dim = dim;
   l->eps = eps;
   l->weight = l->bias = -1;
   if (!elementwise_affine) return;
-  snprintf(buf, sizeof buf, "%s.weight", name);
+  mrl__name(p, buf, name, "weight");
   l->weight = mrl_params_add(p, buf, 1, &dim, mrl_init_make(MRL_INIT_CONSTANT, 1.0f));
-  snprintf(buf, sizeof buf, "%s.bias", name);
+  mrl__name(p, buf, name, "bias");
   l->bias = mrl_params_add(p, buf, 1, &dim, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
 }
 
@@ -4194,7 +4480,7 @@ MRL_DEF mrl_tensor *mrl_layernorm_layer_forward(const mrl_layernorm_layer *l, mr
  * init applies to the weight with a zero bias. */
 static void mrl__conv_declare(mrl_params *p, const char *name, int d0, int d1, int k,
                               int out_channels, int fan_in, mrl_init init, int *weight, int *bias) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   int wshape[4];
   mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
   wshape[0] = d0;
@@ -4205,9 +4491,9 @@ static void mrl__conv_declare(mrl_params *p, const char *name, int d0, int d1, i
     wi = mrl_init_make(MRL_INIT_UNIFORM, bound);
     bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
   }
-  snprintf(buf, sizeof buf, "%s.weight", name);
+  mrl__name(p, buf, name, "weight");
   *weight = mrl_params_add(p, buf, 4, wshape, wi);
-  snprintf(buf, sizeof buf, "%s.bias", name);
+  mrl__name(p, buf, name, "bias");
   *bias = mrl_params_add(p, buf, 1, &out_channels, bi);
 }
 
@@ -4259,7 +4545,7 @@ MRL_DEF mrl_conv_encoder_config mrl_conv_encoder_config_default(void) {
 
 MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, const char *name,
                                          const mrl_conv_encoder_config *cfg) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   int i, c, h, w, step = cfg->activation == MRL_ACT_NONE ? 1 : 2;
   memset(e, 0, sizeof *e);
   if (cfg->num_layers < 1 || cfg->num_layers > MRL_CONV_MAX_LAYERS || cfg->in_channels < 1 ||
@@ -4281,7 +4567,7 @@ MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, con
   e->in_width = cfg->in_width;
   c = cfg->in_channels;
   for (i = 0; i < cfg->num_layers; i++) {
-    snprintf(buf, sizeof buf, "%s.%d", name, step * i);
+    mrl__name(p, buf, name, "%d", step * i);
     mrl_conv2d_layer_init(&e->convs[i], p, buf, c, cfg->channels[i], cfg->kernels[i],
                           cfg->strides[i], cfg->paddings[i], cfg->init);
     c = cfg->channels[i];
@@ -4293,7 +4579,7 @@ MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, con
   e->out_features = e->flat_features;
   if (cfg->linear_out > 0) {
     /* Sequential index after the convs (and their activations) and Flatten */
-    snprintf(buf, sizeof buf, "%s.%d", name, step * cfg->num_layers + 1);
+    mrl__name(p, buf, name, "%d", step * cfg->num_layers + 1);
     mrl_linear_layer_init(&e->linear, p, buf, e->flat_features, cfg->linear_out, cfg->init);
     e->has_linear = 1;
     e->activate_linear = cfg->activate_linear;
@@ -4551,7 +4837,7 @@ MRL_DEF mrl_deconv_decoder_config mrl_deconv_decoder_config_default(void) {
 
 MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p, const char *name,
                                            const mrl_deconv_decoder_config *cfg) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   int i, c, h, w, step = cfg->activation == MRL_ACT_NONE ? 1 : 2;
   int first = cfg->activate_linear && cfg->activation != MRL_ACT_NONE ? 3 : 2;
   memset(d, 0, sizeof *d);
@@ -4575,12 +4861,12 @@ MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p,
   d->in_channels = cfg->in_channels;
   d->in_height = cfg->in_height;
   d->in_width = cfg->in_width;
-  snprintf(buf, sizeof buf, "%s.0", name);
+  mrl__name(p, buf, name, "0");
   mrl_linear_layer_init(&d->linear, p, buf, cfg->in_features,
                         cfg->in_channels * cfg->in_height * cfg->in_width, cfg->init);
   c = cfg->in_channels;
   for (i = 0; i < cfg->num_layers; i++) {
-    snprintf(buf, sizeof buf, "%s.%d", name, first + step * i);
+    mrl__name(p, buf, name, "%d", first + step * i);
     mrl_conv_transpose2d_layer_init(&d->layers[i], p, buf, c, cfg->channels[i], cfg->kernels[i],
                                     cfg->strides[i], cfg->paddings[i], cfg->output_paddings[i],
                                     cfg->init);
@@ -4658,7 +4944,7 @@ MRL_DEF mrl_vae_config mrl_vae_config_world_models(void) {
 
 MRL_DEF mrl_result mrl_vae_init(mrl_vae *v, mrl_params *p, const char *name,
                                 const mrl_vae_config *cfg) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   int sizes[MRL_VAE_MAX_HIDDEN + 2], i, nh = cfg->num_hidden;
   mrl_result r;
   memset(v, 0, sizeof *v);
@@ -4666,7 +4952,7 @@ MRL_DEF mrl_result mrl_vae_init(mrl_vae *v, mrl_params *p, const char *name,
   for (i = 0; i < nh; i++)
     if (cfg->hidden[i] < 1) return MRL_ERR_INVALID_ARGUMENT;
   v->cfg = *cfg;
-  snprintf(buf, sizeof buf, "%s.encoder", name);
+  mrl__name(p, buf, name, "encoder");
   if (cfg->use_conv) {
     r = mrl_conv_encoder_init(&v->encoder_conv, p, buf, &cfg->conv);
     if (r != MRL_OK) return r;
@@ -4683,11 +4969,11 @@ MRL_DEF mrl_result mrl_vae_init(mrl_vae *v, mrl_params *p, const char *name,
       v->feature_dim = cfg->hidden[nh - 1];
     }
   }
-  snprintf(buf, sizeof buf, "%s.fc_mu", name);
+  mrl__name(p, buf, name, "fc_mu");
   mrl_linear_layer_init(&v->fc_mu, p, buf, v->feature_dim, cfg->latent_dim, cfg->init);
-  snprintf(buf, sizeof buf, "%s.fc_logvar", name);
+  mrl__name(p, buf, name, "fc_logvar");
   mrl_linear_layer_init(&v->fc_logvar, p, buf, v->feature_dim, cfg->latent_dim, cfg->init);
-  snprintf(buf, sizeof buf, "%s.decoder", name);
+  mrl__name(p, buf, name, "decoder");
   if (cfg->use_deconv) {
     v->cfg.deconv.in_features = cfg->latent_dim;
     r = mrl_deconv_decoder_init(&v->decoder_deconv, p, buf, &v->cfg.deconv);
@@ -4779,8 +5065,8 @@ MRL_DEF mrl_vae_output mrl_vae_forward(const mrl_vae *v, mrl_graph *g, mrl_tenso
 
 static int mrl__param_or_none(mrl_params *p, const char *name, const char *suffix, int ndim,
                               const int *shape, mrl_init init) {
-  char buf[96];
-  snprintf(buf, sizeof buf, "%s.%s", name, suffix);
+  char buf[MRL_NAME_MAX];
+  mrl__name(p, buf, name, "%s", suffix);
   return mrl_params_add(p, buf, ndim, shape, init);
 }
 
@@ -5082,12 +5368,12 @@ MRL_DEF mrl_tensor *mrl_learned_positions_forward(const mrl_learned_positions *l
 
 static void mrl__norm_params(mrl_params *p, const char *name, const char *which, int E, int *w,
                              int *b) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   int s1[1];
   s1[0] = E;
-  snprintf(buf, sizeof buf, "%s.%s.weight", name, which);
+  mrl__name(p, buf, name, "%s.weight", which);
   *w = mrl_params_add(p, buf, 1, s1, mrl_init_make(MRL_INIT_CONSTANT, 1.0f));
-  snprintf(buf, sizeof buf, "%s.%s.bias", name, which);
+  mrl__name(p, buf, name, "%s.bias", which);
   *b = mrl_params_add(p, buf, 1, s1, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
 }
 
@@ -5098,7 +5384,7 @@ static mrl_tensor *mrl__norm(mrl_params *p, mrl_graph *g, mrl_tensor *x, int w, 
 MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p, const char *name,
                                         int embed_dim, int num_heads, int ff_dim,
                                         mrl_ffn_activation act) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   memset(b, 0, sizeof *b);
   b->params = p;
   b->embed_dim = embed_dim;
@@ -5106,11 +5392,11 @@ MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p,
   b->activation = act;
   b->eps = 1e-5f;
   /* declaration order = torch's state_dict order */
-  snprintf(buf, sizeof buf, "%s.self_attn", name);
+  mrl__name(p, buf, name, "self_attn");
   mrl_mha_init(&b->self_attn, p, buf, embed_dim, num_heads, 1);
-  snprintf(buf, sizeof buf, "%s.linear1", name);
+  mrl__name(p, buf, name, "linear1");
   mrl_linear_layer_init(&b->linear1, p, buf, embed_dim, ff_dim, mrl_init_default());
-  snprintf(buf, sizeof buf, "%s.linear2", name);
+  mrl__name(p, buf, name, "linear2");
   mrl_linear_layer_init(&b->linear2, p, buf, ff_dim, embed_dim, mrl_init_default());
   mrl__norm_params(p, name, "norm1", embed_dim, &b->norm1_weight, &b->norm1_bias);
   mrl__norm_params(p, name, "norm2", embed_dim, &b->norm2_weight, &b->norm2_bias);
@@ -5167,22 +5453,22 @@ MRL_DEF mrl_tensor *mrl_gru_gate_forward(const mrl_gru_gate *gt, mrl_graph *g, m
 
 MRL_DEF void mrl_gtrxl_layer_init(mrl_gtrxl_layer *l, mrl_params *p, const char *name,
                                   int embed_dim, int num_heads, int ff_dim, float gate_bias) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   memset(l, 0, sizeof *l);
   l->params = p;
   l->embed_dim = embed_dim;
   l->ff_dim = ff_dim;
-  snprintf(buf, sizeof buf, "%s.attn", name);
+  mrl__name(p, buf, name, "attn");
   mrl_rel_mha_init(&l->attn, p, buf, embed_dim, num_heads);
   mrl__norm_params(p, name, "norm1", embed_dim, &l->norm1_weight, &l->norm1_bias);
-  snprintf(buf, sizeof buf, "%s.gate1", name);
+  mrl__name(p, buf, name, "gate1");
   mrl_gru_gate_init(&l->gate1, p, buf, embed_dim, gate_bias);
   mrl__norm_params(p, name, "norm2", embed_dim, &l->norm2_weight, &l->norm2_bias);
-  snprintf(buf, sizeof buf, "%s.linear1", name);
+  mrl__name(p, buf, name, "linear1");
   mrl_linear_layer_init(&l->linear1, p, buf, embed_dim, ff_dim, mrl_init_default());
-  snprintf(buf, sizeof buf, "%s.linear2", name);
+  mrl__name(p, buf, name, "linear2");
   mrl_linear_layer_init(&l->linear2, p, buf, ff_dim, embed_dim, mrl_init_default());
-  snprintf(buf, sizeof buf, "%s.gate2", name);
+  mrl__name(p, buf, name, "gate2");
   mrl_gru_gate_init(&l->gate2, p, buf, embed_dim, gate_bias);
 }
 
@@ -5214,13 +5500,13 @@ MRL_DEF mrl_gtrxl_config mrl_gtrxl_config_default(void) {
 
 MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
                             const mrl_gtrxl_config *cfg) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   int k;
   MRL_ASSERT(cfg->num_layers >= 1 && cfg->num_layers <= MRL_GTRXL_MAX_LAYERS && cfg->mem_len >= 0);
   memset(m, 0, sizeof *m);
   m->cfg = *cfg;
   for (k = 0; k < cfg->num_layers; k++) {
-    snprintf(buf, sizeof buf, "%s.layers.%d", name, k);
+    mrl__name(p, buf, name, "layers.%d", k);
     mrl_gtrxl_layer_init(&m->layers[k], p, buf, cfg->embed_dim, cfg->num_heads, cfg->ff_dim,
                          cfg->gate_bias);
   }

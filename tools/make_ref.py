@@ -717,11 +717,11 @@ def make_heads():
         (q * w).sum().backward()
         tensors = [("x", x), ("w", w), ("q", q), ("d_x", x.grad)]
         for sname, seq in (("value", v), ("advantage", a)):
-            for k, idx in ((0, 0), (1, 2)):
+            for idx in (0, 2):  # nn.Sequential's names, as mrl_mlp's
                 for pn in ("weight", "bias"):
                     t = getattr(seq[idx], pn)
-                    tensors.append(("%s.%d.%s" % (sname, k, pn), t))
-                    tensors.append(("d_%s.%d.%s" % (sname, k, pn), t.grad))
+                    tensors.append(("%s.%d.%s" % (sname, idx, pn), t))
+                    tensors.append(("d_%s.%d.%s" % (sname, idx, pn), t.grad))
         for n, t in tensors:
             dump(f, "duel_" + n, t)
 
@@ -792,7 +792,7 @@ def make_torch_checkpoint():
     mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     lstm = torch.nn.LSTM(3, 5)
     named = [("pi.0.weight", mlp[0].weight), ("pi.0.bias", mlp[0].bias),
-             ("pi.1.weight", mlp[2].weight), ("pi.1.bias", mlp[2].bias),
+             ("pi.2.weight", mlp[2].weight), ("pi.2.bias", mlp[2].bias),
              ("core.weight_ih_l0", lstm.weight_ih_l0), ("core.weight_hh_l0", lstm.weight_hh_l0),
              ("core.bias_ih_l0", lstm.bias_ih_l0), ("core.bias_hh_l0", lstm.bias_hh_l0)]
     opt = torch.optim.Adam([p for _, p in named], lr=1e-2)
@@ -1623,14 +1623,15 @@ def make_layers():
                 self.encoder = torch.nn.ModuleList([torch.nn.Linear(6, 8)])
                 self.fc_mu = torch.nn.Linear(8, 3)
                 self.fc_logvar = torch.nn.Linear(8, 3)
-                self.decoder = torch.nn.ModuleList(
-                    [torch.nn.Linear(3, 8), torch.nn.Linear(8, 6)])
+                # nn.Sequential's names (decoder.0, decoder.2), as mrl_mlp's
+                self.decoder = torch.nn.Sequential(
+                    torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6))
 
             def forward(self, x, eps, bernoulli, beta):
                 h = torch.relu(self.encoder[0](x))
                 mu, logvar = self.fc_mu(h), self.fc_logvar(h)
                 z = mu + torch.exp(0.5 * logvar) * eps
-                out = self.decoder[1](torch.relu(self.decoder[0](z)))
+                out = self.decoder[2](torch.relu(self.decoder[0](z)))
                 B = x.shape[0]
                 if bernoulli:
                     rec = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -1673,7 +1674,7 @@ def make_layers():
         h = torch.relu(vae.encoder[0](x))
         mu, logvar = vae.fc_mu(h), vae.fc_logvar(h)
         z = mu + torch.exp(0.5 * logvar) * eps
-        out = vae.decoder[1](torch.relu(vae.decoder[0](z)))
+        out = vae.decoder[2](torch.relu(vae.decoder[0](z)))
         rec = ((torch.sigmoid(out) - x) ** 2).sum() / 4
         kls = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
         kl = torch.clamp(kls, min=floor).mean()
