@@ -181,6 +181,7 @@ MRL_DEF mrl_init mrl_init_kaiming_normal(float a, mrl_fan_mode mode, mrl_nonline
 typedef struct mrl_param {
   const char *name; /* NUL-terminated; in the store's name pool (valid until mrl_params_free) */
   mrl_init init;
+  int zero_row;  /* 1 + a row zeroed after the initialiser (nn.Embedding's padding_idx); 0: none */
   size_t offset; /* into every buffer of the store */
   mrl_tensor tensor;
 } mrl_param;
@@ -735,14 +736,22 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
 /* ---- embedding, layernorm, conv encoders, VAE ---- */
 
 /* Embedding (torch.nn.Embedding): a table <name>.weight [num_embeddings, dim],
- * default init N(0, 1). No padding_idx or max_norm. */
+ * default init N(0, 1). No max_norm. mrl_embedding_init_padding is torch's
+ * padding_idx (negative counts from the end, as torch): that row is zeroed
+ * after the initialiser and gets no gradient (a loaded value is used as is). */
 typedef struct mrl_embedding {
   mrl_params *params;
   int weight; /* index in params */
   int num_embeddings, embedding_dim;
+  int padding_idx; /* -1: none */
 } mrl_embedding;
 MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *name,
                                 int num_embeddings, int embedding_dim, mrl_init init);
+/* padding_idx outside [-num_embeddings, num_embeddings) is a declaration
+ * failure (mrl_params_finalize returns it, with the message). */
+MRL_DEF void mrl_embedding_init_padding(mrl_embedding *e, mrl_params *p, const char *name,
+                                        int num_embeddings, int embedding_dim, int padding_idx,
+                                        mrl_init init);
 /* ids[n] (each in [0, num_embeddings), else it stops like a wrong shape) ->
  * [n, dim]; backward adds into the picked rows (mrl_index_select). The ids
  * are copied, so the array may change after the call. */
@@ -764,20 +773,38 @@ MRL_DEF void mrl_layernorm_layer_init(mrl_layernorm_layer *l, mrl_params *p, con
 MRL_DEF mrl_tensor *mrl_layernorm_layer_forward(const mrl_layernorm_layer *l, mrl_graph *g,
                                                 mrl_tensor *x);
 
-/* 2-D convolution layer (torch.nn.Conv2d with a square kernel, bias=True):
- * <name>.weight [out, in, k, k], <name>.bias [out]. Default init as torch:
- * weight kaiming_uniform(a = sqrt(5)) = U(+-1/sqrt(fan_in)), bias
- * U(+-1/sqrt(fan_in)), fan_in = in k k. Any other init sets the weight (e.g.
- * orthogonal(sqrt 2), CleanRL's Atari layer_init, on the [out, in k k]
- * flattening) and zeros the bias. */
+/* 2-D convolution layer (torch.nn.Conv2d): <name>.weight [out, in, kh, kw],
+ * <name>.bias [out] (none with bias = 0, torch's bias=False; index -1).
+ * Default init as torch: weight kaiming_uniform(a = sqrt(5)) =
+ * U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)), fan_in = in kh kw. Any other
+ * init sets the weight (e.g. orthogonal(sqrt 2), CleanRL's Atari layer_init,
+ * on the [out, in kh kw] flattening) and zeros the bias.
+ * mrl_conv2d_layer_init: a square kernel, stride and padding, with bias;
+ * mrl_conv2d_layer_init_config: any of torch's kernel_size=(kh, kw),
+ * stride=(sh, sw), padding=(ph, pw), bias. */
 typedef struct mrl_conv2d_layer {
   mrl_params *params;
-  int weight, bias; /* indices in params */
-  int in_channels, out_channels, kernel_size, stride, padding;
+  int weight, bias; /* indices in params (bias -1: none) */
+  int in_channels, out_channels, kernel_size, stride, padding; /* kernel_h, stride_h, pad_h */
+  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
 } mrl_conv2d_layer;
 MRL_DEF void mrl_conv2d_layer_init(mrl_conv2d_layer *l, mrl_params *p, const char *name,
                                    int in_channels, int out_channels, int kernel_size, int stride,
                                    int padding, mrl_init init);
+typedef struct mrl_conv2d_config {
+  int in_channels, out_channels; /* required (> 0) */
+  int kernel_h, kernel_w;        /* required (> 0) */
+  int stride_h, stride_w;        /* 1 */
+  int pad_h, pad_w;              /* 0 */
+  int bias;                      /* 1 */
+  mrl_init init;                 /* torch's default */
+} mrl_conv2d_config;
+/* torch.nn.Conv2d's defaults; channels and kernel 0 (to be set). */
+MRL_DEF mrl_conv2d_config mrl_conv2d_config_default(void);
+/* MRL_ERR_INVALID_ARGUMENT (nothing declared; p->message names the field)
+ * when a size is out of range. */
+MRL_DEF mrl_result mrl_conv2d_layer_init_config(mrl_conv2d_layer *l, mrl_params *p,
+                                                const char *name, const mrl_conv2d_config *cfg);
 /* x [N, in, H, W] -> [N, out, OH, OW] (mrl_conv2d). */
 MRL_DEF mrl_tensor *mrl_conv2d_layer_forward(const mrl_conv2d_layer *l, mrl_graph *g,
                                              mrl_tensor *x);
@@ -1088,10 +1115,31 @@ typedef struct mrl_transformer_block {
   int embed_dim, ff_dim;
   mrl_ffn_activation activation;
   float eps;
+  int norm_first; /* 1: pre-LN (above); 0: post-LN (below) */
 } mrl_transformer_block;
+/* A pre-LN block (norm_first 1), eps 1e-5. */
 MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p, const char *name,
                                         int embed_dim, int num_heads, int ff_dim,
                                         mrl_ffn_activation act);
+/* Any block TransformerEncoderLayer builds (dropout 0, batch_first, bias):
+ * norm_first 0 is torch's default, the post-LN block of Vaswani et al. 2017:
+ *   x = norm1(x + self_attn(x));  x = norm2(x + linear2(act(linear1(x))))
+ * (with mem the keys and values come from [mem ; x], un-normalised). Same
+ * tensors and names as the pre-LN block. */
+typedef struct mrl_transformer_block_config {
+  int embed_dim, num_heads;      /* d_model, nhead: required (embed_dim % num_heads == 0) */
+  int ff_dim;                    /* dim_feedforward: 2048 */
+  mrl_ffn_activation activation; /* relu */
+  int norm_first;                /* 0 */
+  float layer_norm_eps;          /* 1e-5 */
+} mrl_transformer_block_config;
+/* torch.nn.TransformerEncoderLayer's defaults; embed_dim and num_heads 0 (to be set). */
+MRL_DEF mrl_transformer_block_config mrl_transformer_block_config_default(void);
+/* MRL_ERR_INVALID_ARGUMENT (nothing declared; p->message names the field)
+ * when the config does not fit. */
+MRL_DEF mrl_result mrl_transformer_block_init_config(mrl_transformer_block *b, mrl_params *p,
+                                                     const char *name,
+                                                     const mrl_transformer_block_config *cfg);
 MRL_DEF mrl_tensor *mrl_transformer_block_forward(const mrl_transformer_block *b, mrl_graph *g,
                                                   mrl_tensor *x, mrl_tensor *mem, mrl_tensor *mask);
 
@@ -1454,6 +1502,9 @@ MRL_DEF mrl_result mrl_params_finalize(mrl_params *p, uint64_t seed) {
     it->tensor.data = p->values + it->offset;
     it->tensor.grad = p->grads + it->offset;
     mrl__param_initialise(it, &rng);
+    if (it->zero_row > 0 && it->tensor.ndim == 2 && it->zero_row <= it->tensor.shape[0])
+      memset(it->tensor.data + (size_t)(it->zero_row - 1) * it->tensor.shape[1], 0,
+             sizeof(float) * (size_t)it->tensor.shape[1]);
   }
   p->finalized = 1;
   return MRL_OK;
@@ -4441,13 +4492,62 @@ MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *nam
   e->params = p;
   e->num_embeddings = num_embeddings;
   e->embedding_dim = embedding_dim;
+  e->padding_idx = -1;
   mrl__name(p, buf, name, "weight");
   e->weight = mrl_params_add(p, buf, 2, shape, init);
 }
 
+MRL_DEF void mrl_embedding_init_padding(mrl_embedding *e, mrl_params *p, const char *name,
+                                        int num_embeddings, int embedding_dim, int padding_idx,
+                                        mrl_init init) {
+  mrl_embedding_init(e, p, name, num_embeddings, embedding_dim, init);
+  if (padding_idx < -num_embeddings || padding_idx >= num_embeddings) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "embedding padding_idx %d outside [-%d, %d)", padding_idx,
+             num_embeddings, num_embeddings);
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, msg, NULL);
+    return;
+  }
+  e->padding_idx = padding_idx < 0 ? padding_idx + num_embeddings : padding_idx;
+  if (e->weight >= 0) p->items[e->weight].zero_row = e->padding_idx + 1;
+}
+
+/* index_select that gives the padding row no gradient: i[0] rows, i[1] dim, i[2] padding_idx. */
+static void mrl__embedding_backward(mrl_node *nd) {
+  mrl_tensor *w = nd->in[0], *y = nd->out;
+  int n = nd->i[0], dim = nd->i[1], r, j;
+  if (!w->grad) return;
+  for (r = 0; r < n; r++) {
+    float *gw = w->grad + (size_t)nd->index[r] * dim;
+    const float *gy = y->grad + (size_t)r * dim;
+    if (nd->index[r] == nd->i[2]) continue;
+    for (j = 0; j < dim; j++) gw[j] += gy[j];
+  }
+}
+
 MRL_DEF mrl_tensor *mrl_embedding_forward(const mrl_embedding *e, mrl_graph *g, const int *ids,
                                           int n) {
-  return mrl_index_select(g, mrl_params_tensor(e->params, e->weight), ids, n);
+  mrl_tensor *w = mrl_params_tensor(e->params, e->weight), *y;
+  mrl_node *nd;
+  int shape[2], r, *idx;
+  if (e->padding_idx < 0) return mrl_index_select(g, w, ids, n);
+  MRL_SHAPE_CHECK(n >= 0, "embedding", "negative number of indices", w, NULL);
+  for (r = 0; r < n; r++) MRL__INDEX_CHECK("embedding", w, ids[r], r, w->shape[0]);
+  if ((idx = mrl__copy_ints(g, ids, n)) == NULL) return NULL;
+  shape[0] = n;
+  shape[1] = w->shape[1];
+  if ((y = mrl_op_output(g, 2, shape, mrl_graph_wants_grad(g, w, NULL))) == NULL) return NULL;
+  for (r = 0; r < n; r++)
+    memcpy(y->data + (size_t)r * shape[1], w->data + (size_t)idx[r] * shape[1],
+           sizeof(float) * (size_t)shape[1]);
+  if ((nd = mrl_graph_record(g, "embedding", mrl__embedding_backward, y)) != NULL) {
+    nd->in[0] = w;
+    nd->index = idx;
+    nd->i[0] = n;
+    nd->i[1] = shape[1];
+    nd->i[2] = e->padding_idx;
+  }
+  return y;
 }
 
 MRL_DEF void mrl_layernorm_layer_init(mrl_layernorm_layer *l, mrl_params *p, const char *name,
@@ -4478,14 +4578,16 @@ MRL_DEF mrl_tensor *mrl_layernorm_layer_forward(const mrl_layernorm_layer *l, mr
  * DEFAULT is PyTorch's: kaiming_uniform(a = sqrt 5) on the weight, whose
  * bound is 1 / sqrt(fan_in), and the bias U(+-1 / sqrt(fan_in)); another
  * init applies to the weight with a zero bias. */
-static void mrl__conv_declare(mrl_params *p, const char *name, int d0, int d1, int k,
-                              int out_channels, int fan_in, mrl_init init, int *weight, int *bias) {
+static void mrl__conv_declare(mrl_params *p, const char *name, int d0, int d1, int kh, int kw,
+                              int out_channels, int fan_in, int has_bias, mrl_init init,
+                              int *weight, int *bias) {
   char buf[MRL_NAME_MAX];
   int wshape[4];
   mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
   wshape[0] = d0;
   wshape[1] = d1;
-  wshape[2] = wshape[3] = k;
+  wshape[2] = kh;
+  wshape[3] = kw;
   if (init.kind == MRL_INIT_DEFAULT) {
     float bound = 1.0f / sqrtf((float)fan_in);
     wi = mrl_init_make(MRL_INIT_UNIFORM, bound);
@@ -4493,27 +4595,81 @@ static void mrl__conv_declare(mrl_params *p, const char *name, int d0, int d1, i
   }
   mrl__name(p, buf, name, "weight");
   *weight = mrl_params_add(p, buf, 4, wshape, wi);
-  mrl__name(p, buf, name, "bias");
-  *bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+  *bias = -1;
+  if (has_bias) {
+    mrl__name(p, buf, name, "bias");
+    *bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+  }
 }
 
 MRL_DEF void mrl_conv2d_layer_init(mrl_conv2d_layer *l, mrl_params *p, const char *name,
                                    int in_channels, int out_channels, int kernel_size, int stride,
                                    int padding, mrl_init init) {
+  memset(l, 0, sizeof *l);
   l->params = p;
   l->in_channels = in_channels;
   l->out_channels = out_channels;
-  l->kernel_size = kernel_size;
-  l->stride = stride;
-  l->padding = padding;
-  mrl__conv_declare(p, name, out_channels, in_channels, kernel_size, out_channels,
-                    in_channels * kernel_size * kernel_size, init, &l->weight, &l->bias);
+  l->kernel_size = l->kernel_h = l->kernel_w = kernel_size;
+  l->stride = l->stride_h = l->stride_w = stride;
+  l->padding = l->pad_h = l->pad_w = padding;
+  mrl__conv_declare(p, name, out_channels, in_channels, kernel_size, kernel_size, out_channels,
+                    in_channels * kernel_size * kernel_size, 1, init, &l->weight, &l->bias);
+}
+
+MRL_DEF mrl_conv2d_config mrl_conv2d_config_default(void) {
+  mrl_conv2d_config c;
+  memset(&c, 0, sizeof c);
+  c.stride_h = c.stride_w = 1;
+  c.bias = 1;
+  c.init = mrl_init_default();
+  return c;
+}
+
+MRL_DEF mrl_result mrl_conv2d_layer_init_config(mrl_conv2d_layer *l, mrl_params *p,
+                                                const char *name, const mrl_conv2d_config *cfg) {
+  static const char *const fields[8] = {"in_channels", "out_channels", "kernel_h", "kernel_w",
+                                        "stride_h",    "stride_w",     "pad_h",    "pad_w"};
+  int v[8], k;
+  if (!l || !p || !cfg) return MRL_ERR_INVALID_ARGUMENT;
+  v[0] = cfg->in_channels;
+  v[1] = cfg->out_channels;
+  v[2] = cfg->kernel_h;
+  v[3] = cfg->kernel_w;
+  v[4] = cfg->stride_h;
+  v[5] = cfg->stride_w;
+  v[6] = cfg->pad_h;
+  v[7] = cfg->pad_w;
+  for (k = 0; k < 8; k++)
+    if (k < 6 ? v[k] < 1 : v[k] < 0) {
+      mrl__params_say(p, "mrl_conv2d_config.%s %d must be %s", fields[k], v[k],
+                      k < 6 ? ">= 1" : ">= 0");
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+  if (v[2] > INT_MAX / v[3] || v[0] > INT_MAX / (v[2] * v[3])) {
+    mrl__params_say(p, "mrl_conv2d_config: in_channels * kernel_h * kernel_w overflows int");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  memset(l, 0, sizeof *l);
+  l->params = p;
+  l->in_channels = cfg->in_channels;
+  l->out_channels = cfg->out_channels;
+  l->kernel_size = l->kernel_h = cfg->kernel_h;
+  l->kernel_w = cfg->kernel_w;
+  l->stride = l->stride_h = cfg->stride_h;
+  l->stride_w = cfg->stride_w;
+  l->padding = l->pad_h = cfg->pad_h;
+  l->pad_w = cfg->pad_w;
+  mrl__conv_declare(p, name, cfg->out_channels, cfg->in_channels, cfg->kernel_h, cfg->kernel_w,
+                    cfg->out_channels, cfg->in_channels * cfg->kernel_h * cfg->kernel_w,
+                    cfg->bias != 0, cfg->init, &l->weight, &l->bias);
+  return p->status;
 }
 
 MRL_DEF mrl_tensor *mrl_conv2d_layer_forward(const mrl_conv2d_layer *l, mrl_graph *g,
                                              mrl_tensor *x) {
-  return mrl_conv2d(g, x, mrl_params_tensor(l->params, l->weight),
-                    mrl_params_tensor(l->params, l->bias), l->stride, l->padding);
+  return mrl_conv2d_rect(g, x, mrl_params_tensor(l->params, l->weight),
+                         l->bias >= 0 ? mrl_params_tensor(l->params, l->bias) : NULL, l->stride_h,
+                         l->stride_w, l->pad_h, l->pad_w);
 }
 
 MRL_DEF int mrl_conv2d_out_size(int in, int kernel_size, int stride, int padding) {
@@ -4804,8 +4960,8 @@ MRL_DEF void mrl_conv_transpose2d_layer_init(mrl_conv_transpose2d_layer *l, mrl_
   l->padding = padding;
   l->output_padding = output_padding;
   /* weight [in, out, k, k]: torch's fan_in of it is out k k */
-  mrl__conv_declare(p, name, in_channels, out_channels, kernel_size, out_channels,
-                    out_channels * kernel_size * kernel_size, init, &l->weight, &l->bias);
+  mrl__conv_declare(p, name, in_channels, out_channels, kernel_size, kernel_size, out_channels,
+                    out_channels * kernel_size * kernel_size, 1, init, &l->weight, &l->bias);
 }
 
 MRL_DEF mrl_tensor *mrl_conv_transpose2d_layer_forward(const mrl_conv_transpose2d_layer *l,
@@ -5391,6 +5547,7 @@ MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p,
   b->ff_dim = ff_dim;
   b->activation = act;
   b->eps = 1e-5f;
+  b->norm_first = 1;
   /* declaration order = torch's state_dict order */
   mrl__name(p, buf, name, "self_attn");
   mrl_mha_init(&b->self_attn, p, buf, embed_dim, num_heads, 1);
@@ -5402,12 +5559,63 @@ MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p,
   mrl__norm_params(p, name, "norm2", embed_dim, &b->norm2_weight, &b->norm2_bias);
 }
 
+MRL_DEF mrl_transformer_block_config mrl_transformer_block_config_default(void) {
+  mrl_transformer_block_config c;
+  memset(&c, 0, sizeof c);
+  c.ff_dim = 2048;
+  c.activation = MRL_FFN_RELU;
+  c.norm_first = 0;
+  c.layer_norm_eps = 1e-5f;
+  return c;
+}
+
+MRL_DEF mrl_result mrl_transformer_block_init_config(mrl_transformer_block *b, mrl_params *p,
+                                                     const char *name,
+                                                     const mrl_transformer_block_config *cfg) {
+  const char *bad = NULL;
+  if (!b || !p || !cfg) return MRL_ERR_INVALID_ARGUMENT;
+  if (cfg->embed_dim < 1)
+    bad = "embed_dim";
+  else if (cfg->num_heads < 1 || cfg->embed_dim % cfg->num_heads != 0)
+    bad = "num_heads";
+  else if (cfg->ff_dim < 1)
+    bad = "ff_dim";
+  else if (cfg->activation != MRL_FFN_RELU && cfg->activation != MRL_FFN_GELU)
+    bad = "activation";
+  else if (cfg->norm_first != 0 && cfg->norm_first != 1)
+    bad = "norm_first";
+  else if (!(cfg->layer_norm_eps > 0.0f && cfg->layer_norm_eps < 1e30f))
+    bad = "layer_norm_eps";
+  if (bad) {
+    mrl__params_say(p,
+                    "mrl_transformer_block_config.%s is invalid (embed_dim %d, num_heads %d, "
+                    "ff_dim %d, activation %d, norm_first %d, layer_norm_eps %g)",
+                    bad, cfg->embed_dim, cfg->num_heads, cfg->ff_dim, (int)cfg->activation,
+                    cfg->norm_first, (double)cfg->layer_norm_eps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  mrl_transformer_block_init(b, p, name, cfg->embed_dim, cfg->num_heads, cfg->ff_dim,
+                             cfg->activation);
+  b->eps = cfg->layer_norm_eps;
+  b->norm_first = cfg->norm_first;
+  return p->status;
+}
+
 MRL_DEF mrl_tensor *mrl_transformer_block_forward(const mrl_transformer_block *b, mrl_graph *g,
                                                   mrl_tensor *x, mrl_tensor *mem,
                                                   mrl_tensor *mask) {
   mrl_params *p = b->params;
   mrl_tensor *h, *hm = NULL;
   if (!x) return NULL;
+  if (!b->norm_first) { /* post-LN */
+    x = mrl_add(g, x,
+                mrl__mha_forward(&b->self_attn, g, x, mem ? mrl_detach(g, mem) : NULL, mask, 0));
+    x = mrl__norm(p, g, x, b->norm1_weight, b->norm1_bias, b->eps);
+    h = mrl_linear_layer_forward(&b->linear1, g, x);
+    h = b->activation == MRL_FFN_GELU ? mrl_gelu(g, h) : mrl_relu(g, h);
+    x = mrl_add(g, x, mrl_linear_layer_forward(&b->linear2, g, h));
+    return mrl__norm(p, g, x, b->norm2_weight, b->norm2_bias, b->eps);
+  }
   h = mrl__norm(p, g, x, b->norm1_weight, b->norm1_bias, b->eps);
   if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), b->norm1_weight, b->norm1_bias, b->eps);
   x = mrl_add(g, x, mrl__mha_forward(&b->self_attn, g, h, hm, mask, 0));
