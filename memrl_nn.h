@@ -3273,7 +3273,9 @@ static void mrl__ckpt_f32_from_le(float *dst, const unsigned char *src, size_t n
 }
 
 /* IEEE binary16 -> float32, exact for every value (each is a float32):
- * subnormals are m 2^-24, infinities and NaNs keep sign and payload. */
+ * subnormals are m 2^-24, infinities keep their sign, NaNs their sign and
+ * payload and come out quiet (IEEE 754's conversion, as torch's .float() on
+ * x86 and ARM hardware). */
 static float mrl__ckpt_f16(unsigned h) {
   uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31u, m = h & 1023u, u;
   float f;
@@ -3281,7 +3283,7 @@ static float mrl__ckpt_f16(unsigned h) {
     f = (float)m * (1.0f / 16777216.0f);
     return sign ? -f : f;
   }
-  u = sign | (e == 31u ? 0x7f800000u : (e + 112u) << 23) | (m << 13);
+  u = sign | (e == 31u ? 0x7f800000u | (m ? 0x00400000u : 0u) : (e + 112u) << 23) | (m << 13);
   memcpy(&f, &u, 4);
   return f;
 }
