@@ -4629,8 +4629,8 @@ MRL_DEF mrl_conv2d_config mrl_conv2d_config_default(void) {
 
 MRL_DEF mrl_result mrl_conv2d_layer_init_config(mrl_conv2d_layer *l, mrl_params *p,
                                                 const char *name, const mrl_conv2d_config *cfg) {
-  static const char *const fields[8] = {"in_channels", "out_channels", "kernel_h", "kernel_w",
-                                        "stride_h",    "stride_w",     "pad_h",    "pad_w"};
+  static const char fields[8][16] = {"in_channels", "out_channels", "kernel_h", "kernel_w",
+                                     "stride_h",    "stride_w",     "pad_h",    "pad_w"};
   int v[8], k;
   if (!l || !p || !cfg) return MRL_ERR_INVALID_ARGUMENT;
   v[0] = cfg->in_channels;
