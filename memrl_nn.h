@@ -27,8 +27,8 @@
  *   Stacks (mrl_lstm, mrl_gru, mrl_elman) follow num_layers: names
  *   weight_ih_l0, weight_ih_l1, ...; states [num_layers*B, H].
  *   Embedding weight [num, dim], N(0,1). LayerNorm weight ones, bias zeros,
- *   eps 1e-5. Conv2d weight [out,in,k,k] and bias [out], both
- *   U(+-1/sqrt(in k k)) by default (kaiming_uniform(a=sqrt(5)) and torch's bias rule).
+ *   eps 1e-5. Conv2d weight [out,in,kh,kw] and bias [out], both
+ *   U(+-1/sqrt(in kh kw)) by default (kaiming_uniform(a=sqrt(5)) and torch's bias rule).
  *   Orthogonal init as torch.nn.init.orthogonal_ (QR of a normal matrix, signs
  *   fixed by diag(R)), biases zero (CleanRL's layer_init).
  *   Xavier and Kaiming inits as torch.nn.init (calculate_gain, fan modes).
@@ -36,16 +36,45 @@
  *   after the bias-corrected square root). Clipping: clip_grad_norm_ (norm of
  *   the per-tensor 2-norms, coefficient max_norm / (norm + 1e-6), capped at 1).
  *
+ * NAMES (a PyTorch state_dict loads without renaming a key)
+ *   Every tensor is named as the state_dict of the equivalent torch module
+ *   names it: declare each layer under the key prefix its torch module has
+ *   (the attribute path, "actor", "network", "encoder.layers.0").
+ *   - A layer's tensors are <prefix>.<torch's parameter name>; prefix NULL or
+ *     "" declares the layer at the top level ("weight_ih_l0" for a bare
+ *     nn.LSTM, "0.weight" for a bare nn.Sequential).
+ *   - mrl_mlp is nn.Sequential(Linear, act, Linear, act, ..., Linear): the
+ *     linear layers are <prefix>.0, .2, .4, ... (activations hold the odd
+ *     slots), or .0, .1, .2 with MRL_ACT_NONE; a Sequential that ends with
+ *     its activation is activate_output = 1 (same names). Conv encoders,
+ *     deconv decoders, the dueling head's streams and the VAE's MLPs count
+ *     slots the same way.
+ *   - Recurrent stacks (mrl_lstm/gru/elman, and mrl_*_layer_init) are
+ *     nn.LSTM/GRU/RNN: weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>,
+ *     bias_hh_l<k>. mrl_lstm_cell_init / mrl_gru_cell_init /
+ *     mrl_elman_cell_init declare one layer as nn.LSTMCell / GRUCell /
+ *     RNNCell: weight_ih, weight_hh, bias_ih, bias_hh.
+ *   - Names are kept whole, up to MRL_NAME_MAX - 1 = 1023 bytes (PyTorch's
+ *     nested keys are often 100+). A longer, empty or repeated name is
+ *     refused at declaration, never cut: mrl_params_add returns -1, the store
+ *     keeps the first such failure in status and message, and
+ *     mrl_params_finalize returns it (a layer's void init cannot be used by
+ *     mistake). Checkpoints read and write names of any length.
+ *   - bias=False: mrl_linear_layer_init_bias, mrl_conv2d_config.bias,
+ *     mrl_mha_init's bias (the index is then -1).
+ *   mrl_params.message says why the last failing declaration, finalize or
+ *   checkpoint load failed ("" until one does; a load clears it first).
+ *
  * WHAT IS HERE
  *   store        mrl_params_* (add, finalize, find, zero_grad, clip_grad_norm,
  *                copy, polyak, copy_matching, reset_optimizer)
  *   initialisers mrl_init_default / orthogonal / xavier_* / kaiming_*,
  *                mrl_init_gain, mrl_init_fans
- *   layers       mrl_linear_layer, mrl_mlp; recurrent layers with a fused
- *                node per sequence, step-by-step cells and [T,B] sequences
- *                with per-step reset masks: mrl_lstm_layer, mrl_gru_layer,
- *                mrl_elman_layer; multi-layer stacks mrl_lstm, mrl_gru,
- *                mrl_elman
+ *   layers       mrl_linear_layer (bias optional), mrl_mlp; recurrent layers
+ *                with a fused node per sequence, step-by-step cells and
+ *                [T,B] sequences with per-step reset masks: mrl_lstm_layer,
+ *                mrl_gru_layer, mrl_elman_layer (LSTM/GRU/RNN or *Cell
+ *                names); multi-layer stacks mrl_lstm, mrl_gru, mrl_elman
  *   optimisers   mrl_adam_step, mrl_adamw_step, mrl_sgd_step,
  *                mrl_rmsprop_step (torch and TensorFlow forms, centred);
  *                schedules mrl_lr_linear / mrl_lr_cosine / mrl_lr_step
@@ -59,14 +88,15 @@
  *                mrl_attn_causal_mask / _episode_mask / _key_padding_mask;
  *                positions mrl_sinusoid_fill / mrl_sinusoidal_positions,
  *                mrl_learned_positions
- *   transformer  mrl_transformer_block (pre-LN, = TransformerEncoderLayer
- *                norm_first), mrl_gru_gate, mrl_gtrxl_layer, and the GTrXL
+ *   transformer  mrl_transformer_block (= TransformerEncoderLayer, pre-LN
+ *                or torch's default post-LN), mrl_gru_gate, mrl_gtrxl_layer, and the GTrXL
  *                stack mrl_gtrxl with a per-layer memory window stepped one
  *                step at a time or run over [T,B] segments with episode starts
  *   surgery      Net2Net: mrl_mlp_widen, mrl_mlp_insert_identity,
  *                mrl_lstm_widen, mrl_net2net_mapping / widen_rows
- *   more layers  mrl_embedding (torch.nn.Embedding), mrl_layernorm_layer
- *                (torch.nn.LayerNorm), mrl_conv2d_layer (torch.nn.Conv2d,
+ *   more layers  mrl_embedding (torch.nn.Embedding, padding_idx),
+ *                mrl_layernorm_layer (torch.nn.LayerNorm), mrl_conv2d_layer
+ *                (torch.nn.Conv2d: rectangular, bias optional;
  *                + mrl_conv2d_out_size), mrl_conv_encoder (Nature-DQN stack
  *                by default, or any conv stack + optional linear), mrl_vae
  *                (MLP or conv encoder, diagonal Gaussian with log-variance,
@@ -497,7 +527,8 @@ MRL_DEF int mrl_mixture_sample(const float *logits, const float *mean, const flo
 /* Dueling Q head (Wang et al. 2016): separate value and advantage streams,
  * Q = V + A - mean_a(A). Each stream is an MLP over the features with
  * hidden_size units (ReLU) when hidden_size > 0, else one linear layer.
- * Tensors: <name>.value.{0,1}.*, <name>.advantage.{0,1}.*. */
+ * Tensors: <name>.value.{0,2}.*, <name>.advantage.{0,2}.* (nn.Sequential's
+ * indices; .0 alone without a hidden layer). */
 typedef struct mrl_dueling_head {
   mrl_mlp value, advantage;
   int num_actions;
@@ -636,15 +667,23 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
  * sizes without overflow, offsets contiguous from 0 to the end of the file.
  * Tensors may come in any order (the loader sorts them by offset, as the
  * reference does), so files written by other tools load too. Then, against
- * the model: every parameter present with dtype F32 and the same shape (so
+ * the model, name by name (a PyTorch state_dict saved as it is loads into
+ * a model declared under PyTorch's names, see NAMES; names of any length):
+ * every parameter present with a floating dtype and the same shape (so
  * rank <= 4), and no tensor the model lacks unless MRL_CHECKPOINT_ALLOW_UNKNOWN
  * (the moments "<name>.adam_m/v" of its parameters always count as known).
+ * F32 loads as it is; F16 and BF16 (most published checkpoints) convert to
+ * float32 exactly (F16 subnormals, infinities and NaNs included, NaNs
+ * quieted as IEEE 754 converts them), F64 rounds to nearest (beyond float32's
+ * range: +-inf), all as torch's .float(); integer and other dtypes are
+ * refused. mrl_params.message names the tensor that is missing, unknown, of
+ * another dtype or of another shape (with both shapes).
  * Only when all of that holds is anything written into the model: a failed
  * load leaves it untouched. A load holds the whole file in memory while it
  * checks it. Results: MRL_ERR_IO (cannot open, read,
  * write or rename), MRL_ERR_CORRUPT (not a valid safetensors file),
  * MRL_ERR_INVALID_ARGUMENT (valid, but not this model: a missing, unexpected,
- * differently shaped or non-F32 tensor; or a bad argument),
+ * differently shaped or non-floating tensor; or a bad argument),
  * MRL_ERR_OUT_OF_MEMORY. Files are always little-endian: big-endian hosts
  * swap bytes on save and load. */
 #define MRL_CHECKPOINT_MAX_HEADER 100000000u /* the reference parser's limit */
@@ -723,7 +762,8 @@ MRL_DEF mrl_result mrl_checkpoint_open_buffer(mrl_checkpoint *c, const void *dat
 MRL_DEF void mrl_checkpoint_close(mrl_checkpoint *c);
 /* The tensor of that name, or NULL. */
 MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c, const char *name);
-/* Copies an F32 tensor of exactly count elements into out (host byte order). */
+/* Copies a floating tensor (F32, F16, BF16 or F64, converted as a load
+ * converts) of exactly count elements into out as float32 (host byte order). */
 MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float *out,
                                            size_t count);
 /* The metadata value of key, or NULL. */
@@ -947,9 +987,9 @@ MRL_DEF mrl_tensor *mrl_deconv_decoder_forward(const mrl_deconv_decoder *d, mrl_
  * sigmoid_output squashes the decoder's output into (0, 1) before the
  * Gaussian likelihood's squared error, as World Models does (ignored for the
  * Bernoulli likelihood, whose decoder outputs logits).
- * Names: <name>.encoder.* (an MLP: .0, .1, ...; conv: as mrl_conv_encoder),
+ * Names: <name>.encoder.* (an MLP: .0, .2, ... as mrl_mlp; conv: as mrl_conv_encoder),
  * <name>.fc_mu, <name>.fc_logvar, <name>.decoder.* (an MLP mirroring the
- * hidden sizes: .0, .1, ...; deconv: as mrl_deconv_decoder). */
+ * hidden sizes: .0, .2, ... as mrl_mlp; deconv: as mrl_deconv_decoder). */
 typedef enum mrl_vae_likelihood {
   MRL_VAE_BERNOULLI, /* decoder outputs logits; BCE with logits */
   MRL_VAE_GAUSSIAN   /* decoder outputs the mean; squared error (unit variance up to constants) */
@@ -1099,7 +1139,8 @@ MRL_DEF void mrl_learned_positions_init(mrl_learned_positions *l, mrl_params *p,
 MRL_DEF mrl_tensor *mrl_learned_positions_forward(const mrl_learned_positions *l, mrl_graph *g,
                                                   mrl_tensor *x, int start);
 
-/* Pre-layernorm transformer block (Xiong et al. 2020), the structure of
+/* Transformer block. mrl_transformer_block_init: the pre-layernorm block
+ * (Xiong et al. 2020), the structure of
  * torch.nn.TransformerEncoderLayer(norm_first=True, batch_first=True,
  * dropout=0) with the same state_dict names under `name`:
  *   x = x + self_attn(norm1(x));  x = x + linear2(act(linear1(norm2(x))))
@@ -3192,8 +3233,9 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
     mrl__net2net_matrix(mrl_params_tensor(next->params, next->weight)->data,
                         mrl_params_tensor(src_next->params, src_next->weight)->data, 1, O, O, NULL,
                         H, H2, mapping, cnt);
-    memcpy(mrl_params_tensor(next->params, next->bias)->data,
-           mrl_params_tensor(src_next->params, src_next->bias)->data, sizeof(float) * (size_t)O);
+    if (next->bias >= 0 && src_next->bias >= 0) /* bias=False layers have none */
+      memcpy(mrl_params_tensor(next->params, next->bias)->data,
+             mrl_params_tensor(src_next->params, src_next->bias)->data, sizeof(float) * (size_t)O);
   }
   MRL_FREE(cnt);
   return MRL_OK;
