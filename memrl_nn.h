@@ -1349,10 +1349,10 @@ static void mrl__params_fail(mrl_params *p, mrl_result r, const char *what, cons
   if (p->status != MRL_OK && !p->finalized) return;
   if (!p->finalized) p->status = r;
   if (name)
-    mrl__params_say(p, "mrl_params_add: %s: \"%.*s%s\"", what, 200, name,
+    mrl__params_say(p, "declaring a tensor: %s: \"%.*s%s\"", what, 200, name,
                     strlen(name) > 200 ? "..." : "");
   else
-    mrl__params_say(p, "mrl_params_add: %s", what);
+    mrl__params_say(p, "declaring a tensor: %s", what);
 }
 
 /* "<prefix>.<fmt...>", or just "<fmt...>" when prefix is NULL or "" (a module
