@@ -45,8 +45,8 @@
  *   Stacks (mrl_lstm, mrl_gru, mrl_elman) follow num_layers: names
  *   weight_ih_l0, weight_ih_l1, ...; states [num_layers*B, H].
  *   Embedding weight [num, dim], N(0,1). LayerNorm weight ones, bias zeros,
- *   eps 1e-5. Conv2d weight [out,in,k,k] and bias [out], both
- *   U(+-1/sqrt(in k k)) by default (kaiming_uniform(a=sqrt(5)) and torch's bias rule).
+ *   eps 1e-5. Conv2d weight [out,in,kh,kw] and bias [out], both
+ *   U(+-1/sqrt(in kh kw)) by default (kaiming_uniform(a=sqrt(5)) and torch's bias rule).
  *   Orthogonal init as torch.nn.init.orthogonal_ (QR of a normal matrix, signs
  *   fixed by diag(R)), biases zero (CleanRL's layer_init).
  *   Xavier and Kaiming inits as torch.nn.init (calculate_gain, fan modes).
@@ -54,15 +54,45 @@
  *   after the bias-corrected square root). Clipping: clip_grad_norm_ (norm of
  *   the per-tensor 2-norms, coefficient max_norm / (norm + 1e-6), capped at 1).
  *
+ * NAMES (a PyTorch state_dict loads without renaming a key)
+ *   Every tensor is named as the state_dict of the equivalent torch module
+ *   names it: declare each layer under the key prefix its torch module has
+ *   (the attribute path, "actor", "network", "encoder.layers.0").
+ *   - A layer's tensors are <prefix>.<torch's parameter name>; prefix NULL or
+ *     "" declares the layer at the top level ("weight_ih_l0" for a bare
+ *     nn.LSTM, "0.weight" for a bare nn.Sequential).
+ *   - mrl_mlp is nn.Sequential(Linear, act, Linear, act, ..., Linear): the
+ *     linear layers are <prefix>.0, .2, .4, ... (activations hold the odd
+ *     slots), or .0, .1, .2 with MRL_ACT_NONE; a Sequential that ends with
+ *     its activation is activate_output = 1 (same names). Conv encoders,
+ *     deconv decoders, the dueling head's streams and the VAE's MLPs count
+ *     slots the same way.
+ *   - Recurrent stacks (mrl_lstm/gru/elman, and mrl_*_layer_init) are
+ *     nn.LSTM/GRU/RNN: weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>,
+ *     bias_hh_l<k>. mrl_lstm_cell_init / mrl_gru_cell_init /
+ *     mrl_elman_cell_init declare one layer as nn.LSTMCell / GRUCell /
+ *     RNNCell: weight_ih, weight_hh, bias_ih, bias_hh.
+ *   - Names are kept whole, up to MRL_NAME_MAX - 1 = 1023 bytes (PyTorch's
+ *     nested keys are often 100+). A longer, empty or repeated name is
+ *     refused at declaration, never cut: mrl_params_add returns -1, the store
+ *     keeps the first such failure in status and message, and
+ *     mrl_params_finalize returns it (a layer's void init cannot be used by
+ *     mistake). Checkpoints read and write names of any length.
+ *   - bias=False: mrl_linear_layer_init_bias, mrl_conv2d_config.bias,
+ *     mrl_mha_init's bias (the index is then -1).
+ *   mrl_params.message says why the last failing declaration, finalize or
+ *   checkpoint load failed ("" until one does; a load clears it first).
+ *
  * WHAT IS HERE
  *   store        mrl_params_* (add, finalize, find, zero_grad, clip_grad_norm,
  *                copy, polyak, copy_matching, reset_optimizer)
  *   initialisers mrl_init_default / orthogonal / xavier_* / kaiming_*,
  *                mrl_init_gain, mrl_init_fans
- *   layers       mrl_linear_layer, mrl_mlp; recurrent layers with a fused
- *                node per sequence, step-by-step cells and [T,B] sequences
- *                with per-step episode_start resets: mrl_lstm_layer, mrl_gru_layer,
- *                mrl_elman_layer; multi-layer stacks mrl_lstm, mrl_gru,
+ *   layers       mrl_linear_layer (bias optional), mrl_mlp; recurrent layers
+ *                with a fused node per sequence, step-by-step cells and
+ *                [T,B] sequences with per-step episode_start resets:
+ *                mrl_lstm_layer, mrl_gru_layer, mrl_elman_layer (LSTM/GRU/RNN
+ *                or *Cell names); multi-layer stacks mrl_lstm, mrl_gru,
  *                mrl_elman
  *   optimisers   mrl_adam_step, mrl_adamw_step, mrl_sgd_step,
  *                mrl_rmsprop_step (torch and TensorFlow forms, centred);
@@ -84,14 +114,15 @@
  *                mrl_attn_causal_mask / _episode_mask / _key_padding_mask;
  *                positions mrl_sinusoid_fill / mrl_sinusoidal_positions,
  *                mrl_learned_positions
- *   transformer  mrl_transformer_block (pre-LN, = TransformerEncoderLayer
- *                norm_first), mrl_gru_gate, mrl_gtrxl_layer, and the GTrXL
+ *   transformer  mrl_transformer_block (= TransformerEncoderLayer, pre-LN
+ *                or torch's default post-LN), mrl_gru_gate, mrl_gtrxl_layer, and the GTrXL
  *                stack mrl_gtrxl with a per-layer memory window stepped one
  *                step at a time or run over [T,B] segments with episode starts
  *   surgery      Net2Net: mrl_mlp_widen, mrl_mlp_insert_identity,
  *                mrl_lstm_widen, mrl_net2net_mapping / widen_rows
- *   more layers  mrl_embedding (torch.nn.Embedding), mrl_layernorm_layer
- *                (torch.nn.LayerNorm), mrl_conv2d_layer (torch.nn.Conv2d,
+ *   more layers  mrl_embedding (torch.nn.Embedding, padding_idx),
+ *                mrl_layernorm_layer (torch.nn.LayerNorm), mrl_conv2d_layer
+ *                (torch.nn.Conv2d: rectangular, bias optional;
  *                + mrl_conv2d_out_size), mrl_conv_encoder (Nature-DQN stack
  *                by default, or any conv stack + optional linear), mrl_vae
  *                (MLP or conv encoder, diagonal Gaussian with log-variance,
@@ -199,9 +230,14 @@ MRL_DEF mrl_init mrl_init_kaiming_uniform(float a, mrl_fan_mode mode, mrl_nonlin
 MRL_DEF mrl_init mrl_init_kaiming_normal(float a, mrl_fan_mode mode, mrl_nonlinearity nl);
 
 /* ---- parameter store ---- */
+/* Tensor names (see NAMES above) are at most MRL_NAME_MAX - 1 bytes long. */
+#define MRL_NAME_MAX 1024
+/* Size of mrl_params.message, the reason for the last failure. */
+#define MRL_MESSAGE_MAX 512
 typedef struct mrl_param {
-  char name[64];
+  const char *name; /* NUL-terminated; in the store's name pool (valid until mrl_params_free) */
   mrl_init init;
+  int zero_row;  /* 1 + a row zeroed after the initialiser (nn.Embedding's padding_idx); 0: none */
   size_t offset; /* into every buffer of the store */
   mrl_tensor tensor;
 } mrl_param;
@@ -215,10 +251,18 @@ typedef struct mrl_params {
   long long adam_steps;     /* steps taken by the optimiser (whichever it is) */
   int finalized;
   float *moment3; /* centred RMSProp's mean gradient: allocated by its first step */
+  char *names;    /* the name pool: every name, NUL-terminated, in declaration order */
+  size_t names_size, names_cap;
+  mrl_result status;             /* the first declaration failure (finalize returns it) */
+  char message[MRL_MESSAGE_MAX]; /* why the last failing call failed ("" until one does) */
 } mrl_params;
 
 MRL_DEF void mrl_params_init(mrl_params *p);
-/* Declares a tensor; returns its index, or -1 when out of memory or after finalize. */
+/* Declares a tensor; returns its index, or -1 (with a message) when the name
+ * is empty, longer than MRL_NAME_MAX - 1 bytes or already declared, when out
+ * of memory, or after finalize. A failed declaration before finalize is
+ * remembered: mrl_params_finalize then returns it (status) and allocates
+ * nothing, so a layer whose init could not report it cannot be used. */
 MRL_DEF int mrl_params_add(mrl_params *p, const char *name, int ndim, const int *shape,
                            mrl_init init);
 /* Allocates the four buffers and initialises every tensor from the seed. */
@@ -310,10 +354,16 @@ typedef struct mrl_linear_layer {
 } mrl_linear_layer;
 MRL_DEF void mrl_linear_layer_init(mrl_linear_layer *l, mrl_params *p, const char *name, int in,
                                    int out, mrl_init init);
+/* bias 0: no <name>.bias (torch's bias=False; the index is -1). */
+MRL_DEF void mrl_linear_layer_init_bias(mrl_linear_layer *l, mrl_params *p, const char *name,
+                                        int in, int out, int bias, mrl_init init);
 MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_graph *g,
                                              mrl_tensor *x);
 
-/* ---- MLP: linear layers with an activation between them ---- */
+/* ---- MLP: linear layers with an activation between them ----
+ * Named as the nn.Sequential(Linear, act, Linear, act, ..., Linear): with an
+ * activation the linear layers are <name>.0, <name>.2, <name>.4, ... (the
+ * activations take the odd slots); with MRL_ACT_NONE, <name>.0, .1, .2. */
 #define MRL_MLP_MAX_LAYERS 8
 typedef struct mrl_mlp {
   mrl_linear_layer layers[MRL_MLP_MAX_LAYERS];
@@ -338,6 +388,12 @@ typedef struct mrl_lstm_layer {
  * common memory-friendly choice of Gers et al. 2000 / Jozefowicz et al. 2015). */
 MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
                                  int hidden, mrl_init init, float forget_bias);
+/* The same layer named as torch.nn.LSTMCell: <name>.weight_ih, .weight_hh,
+ * .bias_ih, .bias_hh (no _l0; mrl_lstm_layer_init names it as a one-layer
+ * nn.LSTM). Likewise mrl_gru_cell_init (nn.GRUCell), mrl_elman_cell_init
+ * (nn.RNNCell). */
+MRL_DEF void mrl_lstm_cell_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
+                                int hidden, mrl_init init, float forget_bias);
 /* One fused step. x [B,in], h and c [B,H]; episode_start NULL or [B]: where
  * it is nonzero the row's h and c are zeroed before the step (that step
  * begins a new episode). Writes h' and c'. */
@@ -364,6 +420,8 @@ typedef struct mrl_gru_layer {
 } mrl_gru_layer;
 MRL_DEF void mrl_gru_layer_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
                                 int hidden, mrl_init init);
+MRL_DEF void mrl_gru_cell_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
+                               int hidden, mrl_init init);
 /* Over a time-major sequence: x [T*B, in], h0 [B,H], episode_start NULL or
  * [T*B] (nonzero: h is zeroed before step t). One fused node.
  * Returns y [T*B, H]; *h_out (may be NULL) is h_T, a view of y's last block. */
@@ -386,6 +444,8 @@ typedef struct mrl_elman_layer {
 } mrl_elman_layer;
 MRL_DEF void mrl_elman_layer_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
                                   int hidden, mrl_activation nonlinearity, mrl_init init);
+MRL_DEF void mrl_elman_cell_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
+                                 int hidden, mrl_activation nonlinearity, mrl_init init);
 /* As mrl_gru_sequence / mrl_gru_cell. */
 MRL_DEF mrl_tensor *mrl_elman_sequence(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,
                                        int B, mrl_tensor *h0, const float *episode_start,
@@ -630,7 +690,8 @@ MRL_DEF mrl_tensor *mrl_policy_head_rsample(const mrl_policy_head *h, mrl_graph 
 /* Dueling Q head (Wang et al. 2016): separate value and advantage streams,
  * Q = V + A - mean_a(A). Each stream is an MLP over the features with
  * hidden_size units (ReLU) when hidden_size > 0, else one linear layer.
- * Tensors: <name>.value.{0,1}.*, <name>.advantage.{0,1}.*. */
+ * Tensors: <name>.value.{0,2}.*, <name>.advantage.{0,2}.* (nn.Sequential's
+ * indices; .0 alone without a hidden layer). */
 typedef struct mrl_dueling_head {
   mrl_mlp value, advantage;
   int num_actions;
@@ -773,15 +834,23 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
  * sizes without overflow, offsets contiguous from 0 to the end of the file.
  * Tensors may come in any order (the loader sorts them by offset, as the
  * reference does), so files written by other tools load too. Then, against
- * the model: every parameter present with dtype F32 and the same shape (so
+ * the model, name by name (a PyTorch state_dict saved as it is loads into
+ * a model declared under PyTorch's names, see NAMES; names of any length):
+ * every parameter present with a floating dtype and the same shape (so
  * rank <= 4), and no tensor the model lacks unless MRL_CHECKPOINT_ALLOW_UNKNOWN
  * (the moments "<name>.adam_m/v" of its parameters always count as known).
+ * F32 loads as it is; F16 and BF16 (most published checkpoints) convert to
+ * float32 exactly (F16 subnormals, infinities and NaNs included, NaNs
+ * quieted as IEEE 754 converts them), F64 rounds to nearest (beyond float32's
+ * range: +-inf), all as torch's .float(); integer and other dtypes are
+ * refused. mrl_params.message names the tensor that is missing, unknown, of
+ * another dtype or of another shape (with both shapes).
  * Only when all of that holds is anything written into the model: a failed
  * load leaves it untouched. A load holds the whole file in memory while it
  * checks it. Results: MRL_ERR_IO (cannot open, read,
  * write or rename), MRL_ERR_CORRUPT (not a valid safetensors file),
  * MRL_ERR_INVALID_ARGUMENT (valid, but not this model: a missing, unexpected,
- * differently shaped or non-F32 tensor; or a bad argument),
+ * differently shaped or non-floating tensor; or a bad argument),
  * MRL_ERR_OUT_OF_MEMORY. Files are always little-endian: big-endian hosts
  * swap bytes on save and load. */
 #define MRL_CHECKPOINT_MAX_HEADER 100000000u /* the reference parser's limit */
@@ -870,7 +939,8 @@ MRL_DEF mrl_result mrl_checkpoint_open_buffer(mrl_checkpoint *c, const void *dat
 MRL_DEF void mrl_checkpoint_close(mrl_checkpoint *c);
 /* The tensor of that name, or NULL. */
 MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c, const char *name);
-/* Copies an F32 tensor of exactly count elements into out (host byte order). */
+/* Copies a floating tensor (F32, F16, BF16 or F64, converted as a load
+ * converts) of exactly count elements into out as float32 (host byte order). */
 MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float *out,
                                            size_t count);
 /* Copies a tensor of the given dtype (one of mrl_checkpoint_extra's) and
@@ -888,14 +958,22 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
 /* ---- embedding, layernorm, conv encoders, VAE ---- */
 
 /* Embedding (torch.nn.Embedding): a table <name>.weight [num_embeddings, dim],
- * default init N(0, 1). No padding_idx or max_norm. */
+ * default init N(0, 1). No max_norm. mrl_embedding_init_padding is torch's
+ * padding_idx (negative counts from the end, as torch): that row is zeroed
+ * after the initialiser and gets no gradient (a loaded value is used as is). */
 typedef struct mrl_embedding {
   mrl_params *params;
   int weight; /* index in params */
   int num_embeddings, embedding_dim;
+  int padding_idx; /* -1: none */
 } mrl_embedding;
 MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *name,
                                 int num_embeddings, int embedding_dim, mrl_init init);
+/* padding_idx outside [-num_embeddings, num_embeddings) is a declaration
+ * failure (mrl_params_finalize returns it, with the message). */
+MRL_DEF void mrl_embedding_init_padding(mrl_embedding *e, mrl_params *p, const char *name,
+                                        int num_embeddings, int embedding_dim, int padding_idx,
+                                        mrl_init init);
 /* ids[n] (each in [0, num_embeddings), else it stops like a wrong shape) ->
  * [n, dim]; backward adds into the picked rows (mrl_index_select). The ids
  * are copied, so the array may change after the call. */
@@ -917,20 +995,38 @@ MRL_DEF void mrl_layernorm_layer_init(mrl_layernorm_layer *l, mrl_params *p, con
 MRL_DEF mrl_tensor *mrl_layernorm_layer_forward(const mrl_layernorm_layer *l, mrl_graph *g,
                                                 mrl_tensor *x);
 
-/* 2-D convolution layer (torch.nn.Conv2d with a square kernel, bias=True):
- * <name>.weight [out, in, k, k], <name>.bias [out]. Default init as torch:
- * weight kaiming_uniform(a = sqrt(5)) = U(+-1/sqrt(fan_in)), bias
- * U(+-1/sqrt(fan_in)), fan_in = in k k. Any other init sets the weight (e.g.
- * orthogonal(sqrt 2), CleanRL's Atari layer_init, on the [out, in k k]
- * flattening) and zeros the bias. */
+/* 2-D convolution layer (torch.nn.Conv2d): <name>.weight [out, in, kh, kw],
+ * <name>.bias [out] (none with bias = 0, torch's bias=False; index -1).
+ * Default init as torch: weight kaiming_uniform(a = sqrt(5)) =
+ * U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)), fan_in = in kh kw. Any other
+ * init sets the weight (e.g. orthogonal(sqrt 2), CleanRL's Atari layer_init,
+ * on the [out, in kh kw] flattening) and zeros the bias.
+ * mrl_conv2d_layer_init: a square kernel, stride and padding, with bias;
+ * mrl_conv2d_layer_init_config: any of torch's kernel_size=(kh, kw),
+ * stride=(sh, sw), padding=(ph, pw), bias. */
 typedef struct mrl_conv2d_layer {
   mrl_params *params;
-  int weight, bias; /* indices in params */
-  int in_channels, out_channels, kernel_size, stride, padding;
+  int weight, bias; /* indices in params (bias -1: none) */
+  int in_channels, out_channels, kernel_size, stride, padding; /* kernel_h, stride_h, pad_h */
+  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
 } mrl_conv2d_layer;
 MRL_DEF void mrl_conv2d_layer_init(mrl_conv2d_layer *l, mrl_params *p, const char *name,
                                    int in_channels, int out_channels, int kernel_size, int stride,
                                    int padding, mrl_init init);
+typedef struct mrl_conv2d_config {
+  int in_channels, out_channels; /* required (> 0) */
+  int kernel_h, kernel_w;        /* required (> 0) */
+  int stride_h, stride_w;        /* 1 */
+  int pad_h, pad_w;              /* 0 */
+  int bias;                      /* 1 */
+  mrl_init init;                 /* torch's default */
+} mrl_conv2d_config;
+/* torch.nn.Conv2d's defaults; channels and kernel 0 (to be set). */
+MRL_DEF mrl_conv2d_config mrl_conv2d_config_default(void);
+/* MRL_ERR_INVALID_ARGUMENT (nothing declared; p->message names the field)
+ * when a size is out of range. */
+MRL_DEF mrl_result mrl_conv2d_layer_init_config(mrl_conv2d_layer *l, mrl_params *p,
+                                                const char *name, const mrl_conv2d_config *cfg);
 /* x [N, in, H, W] -> [N, out, OH, OW] (mrl_conv2d). */
 MRL_DEF mrl_tensor *mrl_conv2d_layer_forward(const mrl_conv2d_layer *l, mrl_graph *g,
                                              mrl_tensor *x);
@@ -1073,9 +1169,9 @@ MRL_DEF mrl_tensor *mrl_deconv_decoder_forward(const mrl_deconv_decoder *d, mrl_
  * sigmoid_output squashes the decoder's output into (0, 1) before the
  * Gaussian likelihood's squared error, as World Models does (ignored for the
  * Bernoulli likelihood, whose decoder outputs logits).
- * Names: <name>.encoder.* (an MLP: .0, .1, ...; conv: as mrl_conv_encoder),
+ * Names: <name>.encoder.* (an MLP: .0, .2, ... as mrl_mlp; conv: as mrl_conv_encoder),
  * <name>.fc_mu, <name>.fc_logvar, <name>.decoder.* (an MLP mirroring the
- * hidden sizes: .0, .1, ...; deconv: as mrl_deconv_decoder). */
+ * hidden sizes: .0, .2, ... as mrl_mlp; deconv: as mrl_deconv_decoder). */
 typedef enum mrl_vae_likelihood {
   MRL_VAE_BERNOULLI, /* decoder outputs logits; BCE with logits */
   MRL_VAE_GAUSSIAN   /* decoder outputs the mean; squared error (unit variance up to constants) */
@@ -1226,7 +1322,8 @@ MRL_DEF void mrl_learned_positions_init(mrl_learned_positions *l, mrl_params *p,
 MRL_DEF mrl_tensor *mrl_learned_positions_forward(const mrl_learned_positions *l, mrl_graph *g,
                                                   mrl_tensor *x, int start);
 
-/* Pre-layernorm transformer block (Xiong et al. 2020), the structure of
+/* Transformer block. mrl_transformer_block_init: the pre-layernorm block
+ * (Xiong et al. 2020), the structure of
  * torch.nn.TransformerEncoderLayer(norm_first=True, batch_first=True,
  * dropout=0) with the same state_dict names under `name`:
  *   x = x + self_attn(norm1(x));  x = x + linear2(act(linear1(norm2(x))))
@@ -1242,10 +1339,31 @@ typedef struct mrl_transformer_block {
   int embed_dim, ff_dim;
   mrl_ffn_activation activation;
   float eps;
+  int norm_first; /* 1: pre-LN (above); 0: post-LN (below) */
 } mrl_transformer_block;
+/* A pre-LN block (norm_first 1), eps 1e-5. */
 MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p, const char *name,
                                         int embed_dim, int num_heads, int ff_dim,
                                         mrl_ffn_activation act);
+/* Any block TransformerEncoderLayer builds (dropout 0, batch_first, bias):
+ * norm_first 0 is torch's default, the post-LN block of Vaswani et al. 2017:
+ *   x = norm1(x + self_attn(x));  x = norm2(x + linear2(act(linear1(x))))
+ * (with mem the keys and values come from [mem ; x], un-normalised). Same
+ * tensors and names as the pre-LN block. */
+typedef struct mrl_transformer_block_config {
+  int embed_dim, num_heads;      /* d_model, nhead: required (embed_dim % num_heads == 0) */
+  int ff_dim;                    /* dim_feedforward: 2048 */
+  mrl_ffn_activation activation; /* relu */
+  int norm_first;                /* 0 */
+  float layer_norm_eps;          /* 1e-5 */
+} mrl_transformer_block_config;
+/* torch.nn.TransformerEncoderLayer's defaults; embed_dim and num_heads 0 (to be set). */
+MRL_DEF mrl_transformer_block_config mrl_transformer_block_config_default(void);
+/* MRL_ERR_INVALID_ARGUMENT (nothing declared; p->message names the field)
+ * when the config does not fit. */
+MRL_DEF mrl_result mrl_transformer_block_init_config(mrl_transformer_block *b, mrl_params *p,
+                                                     const char *name,
+                                                     const mrl_transformer_block_config *cfg);
 MRL_DEF mrl_tensor *mrl_transformer_block_forward(const mrl_transformer_block *b, mrl_graph *g,
                                                   mrl_tensor *x, mrl_tensor *mem, mrl_tensor *mask);
 
@@ -1335,6 +1453,7 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
     !defined(MEMRL_NN_IMPLEMENTED)
 #define MEMRL_NN_IMPLEMENTED
 
+#include <stdarg.h> /* the name and message helpers */
 #if defined(MRL__HAVE_F4) && defined(__SSE__)
 #include <xmmintrin.h> /* _mm_sqrt_ps for Adam */
 #endif
@@ -1405,20 +1524,107 @@ MRL_DEF void mrl_params_init(mrl_params *p) {
   memset(p, 0, sizeof *p);
 }
 
+/* Writes the message of a failure into p->message (printf-style). */
+static void mrl__params_say(mrl_params *p, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->message, sizeof p->message, fmt, ap);
+  va_end(ap);
+}
+
+/* Records a declaration failure: the first one is kept in status and message. */
+static void mrl__params_fail(mrl_params *p, mrl_result r, const char *what, const char *name) {
+  if (p->status != MRL_OK && !p->finalized) return;
+  if (!p->finalized) p->status = r;
+  if (name)
+    mrl__params_say(p, "declaring a tensor: %s: \"%.*s%s\"", what, 200, name,
+                    strlen(name) > 200 ? "..." : "");
+  else
+    mrl__params_say(p, "declaring a tensor: %s", what);
+}
+
+/* "<prefix>.<fmt...>", or just "<fmt...>" when prefix is NULL or "" (a module
+ * declared at the top level, as a bare nn.LSTM's state_dict). buf holds
+ * MRL_NAME_MAX bytes. A name that does not fit is a declaration failure of
+ * p; buf then gets "" so that the layer's mrl_params_add fails too. */
+static const char *mrl__name(mrl_params *p, char *buf, const char *prefix, const char *fmt, ...) {
+  va_list ap;
+  size_t n = prefix && *prefix ? strlen(prefix) + 1 : 0;
+  int m;
+  buf[0] = '\0';
+  if (n >= MRL_NAME_MAX) {
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "name longer than MRL_NAME_MAX - 1 bytes",
+                     prefix);
+    return buf;
+  }
+  if (n) {
+    memcpy(buf, prefix, n - 1);
+    buf[n - 1] = '.';
+  }
+  va_start(ap, fmt);
+  m = vsnprintf(buf + n, MRL_NAME_MAX - n, fmt, ap);
+  va_end(ap);
+  if (m < 0 || (size_t)m >= MRL_NAME_MAX - n) {
+    buf[MRL_NAME_MAX - 1] = '\0';
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "name longer than MRL_NAME_MAX - 1 bytes", buf);
+    buf[0] = '\0';
+  }
+  return buf;
+}
+
 MRL_DEF int mrl_params_add(mrl_params *p, const char *name, int ndim, const int *shape,
                            mrl_init init) {
   mrl_param *it;
-  if (p->finalized) return -1;
+  size_t len;
+  int i;
+  if (p->finalized) {
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "the store is already finalized", name);
+    return -1;
+  }
+  if (p->status != MRL_OK) return -1; /* keep the first failure's message */
+  if (!name || !*name) {
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "empty name", NULL);
+    return -1;
+  }
+  if ((len = strlen(name)) >= MRL_NAME_MAX) {
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "name longer than MRL_NAME_MAX - 1 bytes", name);
+    return -1;
+  }
+  for (i = 0; i < p->count; i++)
+    if (strcmp(p->items[i].name, name) == 0) {
+      mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, "name declared twice", name);
+      return -1;
+    }
   if (p->count == p->capacity) {
     int cap = p->capacity ? 2 * p->capacity : 16;
     mrl_param *items = (mrl_param *)MRL_REALLOC(p->items, sizeof(mrl_param) * (size_t)cap);
-    if (!items) return -1;
+    if (!items) {
+      mrl__params_fail(p, MRL_ERR_OUT_OF_MEMORY, "out of memory", name);
+      return -1;
+    }
     p->items = items;
     p->capacity = cap;
   }
+  if (len + 1 > p->names_cap - p->names_size) { /* grow the pool; names move with it */
+    size_t cap = p->names_cap ? p->names_cap : 1024, at = 0;
+    char *pool;
+    while (len + 1 > cap - p->names_size) cap *= 2;
+    if ((pool = (char *)MRL_REALLOC(p->names, cap)) == NULL) {
+      mrl__params_fail(p, MRL_ERR_OUT_OF_MEMORY, "out of memory", name);
+      return -1;
+    }
+    p->names = pool;
+    p->names_cap = cap;
+    for (i = 0; i < p->count; i++) { /* names sit in declaration order */
+      p->items[i].name = pool + at;
+      at += strlen(pool + at) + 1;
+    }
+  }
   it = &p->items[p->count];
   memset(it, 0, sizeof *it);
-  snprintf(it->name, sizeof it->name, "%s", name);
+  memcpy(p->names + p->names_size, name, len + 1);
+  it->name = p->names + p->names_size;
+  p->names_size += len + 1;
   it->init = init;
   it->tensor = mrl_tensor_make(NULL, NULL, ndim, shape);
   it->offset = p->total;
@@ -1510,6 +1716,7 @@ MRL_DEF mrl_result mrl_params_finalize(mrl_params *p, uint64_t seed) {
   mrl_rng rng = mrl_rng_make(seed);
   int i;
   if (p->finalized) return MRL_ERR_INVALID_ARGUMENT;
+  if (p->status != MRL_OK) return p->status; /* a declaration failed: message says which */
   p->values = (float *)MRL_MALLOC(bytes);
   p->grads = (float *)MRL_MALLOC(bytes);
   p->moment1 = (float *)MRL_MALLOC(bytes);
@@ -1524,6 +1731,9 @@ MRL_DEF mrl_result mrl_params_finalize(mrl_params *p, uint64_t seed) {
     it->tensor.data = p->values + it->offset;
     it->tensor.grad = p->grads + it->offset;
     mrl__param_initialise(it, &rng);
+    if (it->zero_row > 0 && it->tensor.ndim == 2 && it->zero_row <= it->tensor.shape[0])
+      memset(it->tensor.data + (size_t)(it->zero_row - 1) * it->tensor.shape[1], 0,
+             sizeof(float) * (size_t)it->tensor.shape[1]);
   }
   p->finalized = 1;
   return MRL_OK;
@@ -1583,6 +1793,7 @@ MRL_DEF void mrl_params_polyak(mrl_params *dst, const mrl_params *src, float tau
 
 MRL_DEF void mrl_params_free(mrl_params *p) {
   MRL_FREE(p->items);
+  MRL_FREE(p->names);
   MRL_FREE(p->values);
   MRL_FREE(p->grads);
   MRL_FREE(p->moment1);
@@ -1808,7 +2019,12 @@ MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act
 
 MRL_DEF void mrl_linear_layer_init(mrl_linear_layer *l, mrl_params *p, const char *name, int in,
                                    int out, mrl_init init) {
-  char buf[80];
+  mrl_linear_layer_init_bias(l, p, name, in, out, 1, init);
+}
+
+MRL_DEF void mrl_linear_layer_init_bias(mrl_linear_layer *l, mrl_params *p, const char *name,
+                                        int in, int out, int bias, mrl_init init) {
+  char buf[MRL_NAME_MAX];
   int wshape[2], bshape[1];
   mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
   wshape[0] = out;
@@ -1822,16 +2038,19 @@ MRL_DEF void mrl_linear_layer_init(mrl_linear_layer *l, mrl_params *p, const cha
   l->params = p;
   l->in_features = in;
   l->out_features = out;
-  snprintf(buf, sizeof buf, "%s.weight", name);
+  mrl__name(p, buf, name, "weight");
   l->weight = mrl_params_add(p, buf, 2, wshape, wi);
-  snprintf(buf, sizeof buf, "%s.bias", name);
-  l->bias = mrl_params_add(p, buf, 1, bshape, bi);
+  l->bias = -1;
+  if (bias) {
+    mrl__name(p, buf, name, "bias");
+    l->bias = mrl_params_add(p, buf, 1, bshape, bi);
+  }
 }
 
 MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_graph *g,
                                              mrl_tensor *x) {
   return mrl_linear(g, x, mrl_params_tensor(l->params, l->weight),
-                    mrl_params_tensor(l->params, l->bias));
+                    l->bias >= 0 ? mrl_params_tensor(l->params, l->bias) : NULL);
 }
 
 /* ---- MLP ---- >>mlp */
@@ -1840,13 +2059,13 @@ MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_s
                           const int *sizes, mrl_activation act, mrl_init hidden_init,
                           mrl_init output_init) {
   int i;
-  char buf[72];
+  char buf[MRL_NAME_MAX];
   MRL_ASSERT(num_sizes >= 2 && num_sizes - 1 <= MRL_MLP_MAX_LAYERS);
   memset(m, 0, sizeof *m);
   m->num_layers = num_sizes - 1;
   m->activation = act;
-  for (i = 0; i < m->num_layers; i++) {
-    snprintf(buf, sizeof buf, "%s.%d", name, i);
+  for (i = 0; i < m->num_layers; i++) { /* nn.Sequential counts the activations' slots */
+    mrl__name(p, buf, name, "%d", act == MRL_ACT_NONE ? i : 2 * i);
     mrl_linear_layer_init(&m->layers[i], p, buf, sizes[i], sizes[i + 1],
                           i == m->num_layers - 1 ? output_init : hidden_init);
   }
@@ -1908,13 +2127,14 @@ static void mrl__rnn_back_h(int B, int H, int G, const float *src, const float *
   mrl_gemm(0, 0, B, H, G, src, G, w_hh, H, 0.0f, dst, H);
 }
 
-/* Declares the four tensors of recurrent layer k (torch's _l<k> suffix):
+/* Declares the four tensors of recurrent layer k (torch's _l<k> suffix; k < 0:
+ * no suffix, as nn.LSTMCell / GRUCell / RNNCell name them):
  * weight_ih [gates*H, in], weight_hh [gates*H, H], bias_ih, bias_hh. DEFAULT
  * resolves to U(+-1/sqrt(H)) for all four, as torch's RNN, LSTM and GRU do;
  * another init applies to the weights with zero biases. */
 static void mrl__rnn_declare(mrl_params *p, const char *name, int k, int gates, int input,
                              int hidden, mrl_init init, mrl_init bias_ih_init, int *ids) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   int sih[2], shh[2], sb[1];
   mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
   sih[0] = shh[0] = sb[0] = gates * hidden;
@@ -1923,13 +2143,13 @@ static void mrl__rnn_declare(mrl_params *p, const char *name, int k, int gates, 
   if (init.kind == MRL_INIT_DEFAULT)
     wi = bi = mrl_init_make(MRL_INIT_UNIFORM, 1.0f / sqrtf((float)hidden));
   if (bias_ih_init.kind == MRL_INIT_DEFAULT) bias_ih_init = bi;
-  snprintf(buf, sizeof buf, "%s.weight_ih_l%d", name, k);
+  mrl__name(p, buf, name, k < 0 ? "weight_ih" : "weight_ih_l%d", k);
   ids[0] = mrl_params_add(p, buf, 2, sih, wi);
-  snprintf(buf, sizeof buf, "%s.weight_hh_l%d", name, k);
+  mrl__name(p, buf, name, k < 0 ? "weight_hh" : "weight_hh_l%d", k);
   ids[1] = mrl_params_add(p, buf, 2, shh, wi);
-  snprintf(buf, sizeof buf, "%s.bias_ih_l%d", name, k);
+  mrl__name(p, buf, name, k < 0 ? "bias_ih" : "bias_ih_l%d", k);
   ids[2] = mrl_params_add(p, buf, 1, sb, bias_ih_init);
-  snprintf(buf, sizeof buf, "%s.bias_hh_l%d", name, k);
+  mrl__name(p, buf, name, k < 0 ? "bias_hh" : "bias_hh_l%d", k);
   ids[3] = mrl_params_add(p, buf, 1, sb, bi);
 }
 
@@ -1952,6 +2172,11 @@ static void mrl__lstm_layer_init_k(mrl_lstm_layer *l, mrl_params *p, const char 
 MRL_DEF void mrl_lstm_layer_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
                                  int hidden, mrl_init init, float forget_bias) {
   mrl__lstm_layer_init_k(l, p, name, 0, input, hidden, init, forget_bias);
+}
+
+MRL_DEF void mrl_lstm_cell_init(mrl_lstm_layer *l, mrl_params *p, const char *name, int input,
+                                int hidden, mrl_init init, float forget_bias) {
+  mrl__lstm_layer_init_k(l, p, name, -1, input, hidden, init, forget_bias);
 }
 
 /* The LSTM over a sequence is one fused node: the input projection of every
@@ -2211,6 +2436,11 @@ MRL_DEF void mrl_gru_layer_init(mrl_gru_layer *l, mrl_params *p, const char *nam
   mrl__gru_layer_init_k(l, p, name, 0, input, hidden, init);
 }
 
+MRL_DEF void mrl_gru_cell_init(mrl_gru_layer *l, mrl_params *p, const char *name, int input,
+                               int hidden, mrl_init init) {
+  mrl__gru_layer_init_k(l, p, name, -1, input, hidden, init);
+}
+
 /* One fused node per sequence, as the LSTM. Saved per step: activated gates
  * (r, z, n), the hidden projection of the n gate (W_hn h + b_hn, which the
  * reset gate multiplies) and the masked previous state. Backward keeps two
@@ -2402,6 +2632,11 @@ static void mrl__elman_layer_init_k(mrl_elman_layer *l, mrl_params *p, const cha
 MRL_DEF void mrl_elman_layer_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
                                   int hidden, mrl_activation nonlinearity, mrl_init init) {
   mrl__elman_layer_init_k(l, p, name, 0, input, hidden, nonlinearity, init);
+}
+
+MRL_DEF void mrl_elman_cell_init(mrl_elman_layer *l, mrl_params *p, const char *name, int input,
+                                 int hidden, mrl_activation nonlinearity, mrl_init init) {
+  mrl__elman_layer_init_k(l, p, name, -1, input, hidden, nonlinearity, init);
 }
 
 /* Saved: the masked previous states; the outputs themselves give the
@@ -3230,15 +3465,15 @@ MRL_DEF mrl_tensor *mrl_policy_head_rsample(const mrl_policy_head *h, mrl_graph 
 MRL_DEF void mrl_dueling_head_init(mrl_dueling_head *h, mrl_params *p, const char *name,
                                    int in_features, int hidden_size, int num_actions,
                                    mrl_init init) {
-  char buf[72];
+  char buf[MRL_NAME_MAX];
   int sizes[3], n = hidden_size > 0 ? 3 : 2;
   sizes[0] = in_features;
   sizes[1] = hidden_size > 0 ? hidden_size : 1;
   sizes[n - 1] = 1;
-  snprintf(buf, sizeof buf, "%s.value", name);
+  mrl__name(p, buf, name, "value");
   mrl_mlp_init(&h->value, p, buf, n, sizes, MRL_ACT_RELU, init, init);
   sizes[n - 1] = num_actions;
-  snprintf(buf, sizeof buf, "%s.advantage", name);
+  mrl__name(p, buf, name, "advantage");
   mrl_mlp_init(&h->advantage, p, buf, n, sizes, MRL_ACT_RELU, init, init);
   h->num_actions = num_actions;
 }
@@ -3384,12 +3619,12 @@ MRL_DEF mrl_tensor *mrl_c51_loss(const mrl_c51_head *h, mrl_graph *g, mrl_tensor
 
 MRL_DEF void mrl_mdn_head_init(mrl_mdn_head *h, mrl_params *p, const char *name, int in_features,
                                int out_dim, int num_mixtures, mrl_init init) {
-  char buf[72];
-  snprintf(buf, sizeof buf, "%s.pi", name);
+  char buf[MRL_NAME_MAX];
+  mrl__name(p, buf, name, "pi");
   mrl_linear_layer_init(&h->pi, p, buf, in_features, out_dim * num_mixtures, init);
-  snprintf(buf, sizeof buf, "%s.mu", name);
+  mrl__name(p, buf, name, "mu");
   mrl_linear_layer_init(&h->mu, p, buf, in_features, out_dim * num_mixtures, init);
-  snprintf(buf, sizeof buf, "%s.log_sigma", name);
+  mrl__name(p, buf, name, "log_sigma");
   mrl_linear_layer_init(&h->log_sigma, p, buf, in_features, out_dim * num_mixtures, init);
   h->out_dim = out_dim;
   h->num_mixtures = num_mixtures;
@@ -3602,8 +3837,9 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
     mrl__net2net_matrix(mrl_params_tensor(next->params, next->weight)->data,
                         mrl_params_tensor(src_next->params, src_next->weight)->data, 1, O, O, NULL,
                         H, H2, mapping, cnt);
-    memcpy(mrl_params_tensor(next->params, next->bias)->data,
-           mrl_params_tensor(src_next->params, src_next->bias)->data, sizeof(float) * (size_t)O);
+    if (next->bias >= 0 && src_next->bias >= 0) /* bias=False layers have none */
+      memcpy(mrl_params_tensor(next->params, next->bias)->data,
+             mrl_params_tensor(src_next->params, src_next->bias)->data, sizeof(float) * (size_t)O);
   }
   MRL_FREE(cnt);
   return MRL_OK;
@@ -3679,6 +3915,56 @@ static void mrl__ckpt_f32_from_le(float *dst, const unsigned char *src, size_t n
     uint32_t u = (uint32_t)src[4 * i] | ((uint32_t)src[4 * i + 1] << 8) |
                  ((uint32_t)src[4 * i + 2] << 16) | ((uint32_t)src[4 * i + 3] << 24);
     memcpy(&dst[i], &u, 4);
+  }
+}
+
+/* IEEE binary16 -> float32, exact for every value (each is a float32):
+ * subnormals are m 2^-24, infinities keep their sign, NaNs their sign and
+ * payload and come out quiet (IEEE 754's conversion, as torch's .float() on
+ * x86 and ARM hardware). */
+static float mrl__ckpt_f16(unsigned h) {
+  uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31u, m = h & 1023u, u;
+  float f;
+  if (e == 0) { /* zero or subnormal: m * 2^-24, exact in float32 */
+    f = (float)m * (1.0f / 16777216.0f);
+    return sign ? -f : f;
+  }
+  u = sign | (e == 31u ? 0x7f800000u | (m ? 0x00400000u : 0u) : (e + 112u) << 23) | (m << 13);
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* The floating dtypes a load converts to float32. */
+static int mrl__ckpt_float_dtype(const char *dtype) {
+  return strcmp(dtype, "F32") == 0 || strcmp(dtype, "F16") == 0 || strcmp(dtype, "BF16") == 0 ||
+         strcmp(dtype, "F64") == 0;
+}
+
+/* n values of t (little-endian F32, F16, BF16 or F64) as float32: F16 and
+ * BF16 exactly, F64 rounded to nearest (beyond the float range: +-inf), as
+ * torch's .float(). */
+static void mrl__ckpt_to_f32(float *dst, const mrl_checkpoint_tensor *t, size_t n, int native) {
+  const unsigned char *b = t->bytes;
+  size_t i;
+  if (strcmp(t->dtype, "F32") == 0) {
+    mrl__ckpt_f32_from_le(dst, b, n, native);
+  } else if (strcmp(t->dtype, "F16") == 0) {
+    for (i = 0; i < n; i++)
+      dst[i] = mrl__ckpt_f16((unsigned)b[2 * i] | ((unsigned)b[2 * i + 1] << 8));
+  } else if (strcmp(t->dtype, "BF16") == 0) { /* the top half of a float32 */
+    for (i = 0; i < n; i++) {
+      uint32_t u = ((uint32_t)b[2 * i] << 16) | ((uint32_t)b[2 * i + 1] << 24);
+      memcpy(&dst[i], &u, 4);
+    }
+  } else { /* F64 */
+    for (i = 0; i < n; i++) {
+      uint64_t u = 0;
+      double d;
+      int k;
+      for (k = 7; k >= 0; k--) u = (u << 8) | b[8 * i + (size_t)k];
+      memcpy(&d, &u, 8);
+      dst[i] = (float)d;
+    }
   }
 }
 
@@ -3773,10 +4059,9 @@ static void mrl__ckpt_text_str(mrl__ckpt_text *t, const char *s) {
   mrl__ckpt_text_add(t, s, strlen(s));
 }
 
-/* A JSON string literal (serde_json's escapes: \" \\ \b \f \n \r \t, \u00XX). */
-static void mrl__ckpt_text_json(mrl__ckpt_text *t, const char *s) {
+/* s's characters escaped for JSON (serde_json's escapes: \" \\ \b \f \n \r \t, \u00XX). */
+static void mrl__ckpt_text_escaped(mrl__ckpt_text *t, const char *s) {
   static const char hex[] = "0123456789abcdef";
-  mrl__ckpt_text_add(t, "\"", 1);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
     char esc[7];
@@ -3802,7 +4087,18 @@ static void mrl__ckpt_text_json(mrl__ckpt_text *t, const char *s) {
     } else
       mrl__ckpt_text_add(t, (const char *)&c, 1);
   }
+}
+
+/* The JSON string literal of s followed by suffix (NULL: none). */
+static void mrl__ckpt_text_json2(mrl__ckpt_text *t, const char *s, const char *suffix) {
   mrl__ckpt_text_add(t, "\"", 1);
+  mrl__ckpt_text_escaped(t, s);
+  if (suffix) mrl__ckpt_text_escaped(t, suffix);
+  mrl__ckpt_text_add(t, "\"", 1);
+}
+
+static void mrl__ckpt_text_json(mrl__ckpt_text *t, const char *s) {
+  mrl__ckpt_text_json2(t, s, NULL);
 }
 
 static void mrl__ckpt_text_u64(mrl__ckpt_text *t, uint64_t v) {
@@ -3880,7 +4176,7 @@ static mrl_result mrl__ckpt_check_names(const mrl_params *p, int moments) {
 /* Builds the padded JSON header; *data_bytes gets the size of the data. */
 static mrl_result mrl__ckpt_header(const mrl_params *p, const mrl_checkpoint_options *o,
                                    mrl__ckpt_text *t, uint64_t *data_bytes) {
-  char version[48], suffixed[96];
+  char version[48];
   int i, k, d, m, passes = o->save_optimizer ? 3 : 1;
   uint64_t off = 0;
   mrl_result r;
@@ -3934,10 +4230,8 @@ static mrl_result mrl__ckpt_header(const mrl_params *p, const mrl_checkpoint_opt
     for (i = 0; i < p->count; i++) {
       const mrl_param *it = &p->items[i];
       uint64_t bytes = (uint64_t)(it->tensor.size > 0 ? it->tensor.size : 0) * 4u;
-      snprintf(suffixed, sizeof suffixed, "%s%s", it->name,
-               k ? mrl__ckpt_moment_suffix[k - 1] : "");
       mrl__ckpt_text_str(t, ",");
-      mrl__ckpt_text_json(t, suffixed);
+      mrl__ckpt_text_json2(t, it->name, k ? mrl__ckpt_moment_suffix[k - 1] : NULL);
       mrl__ckpt_text_str(t, ":{\"dtype\":\"F32\",\"shape\":[");
       for (d = 0; d < it->tensor.ndim; d++) {
         if (d) mrl__ckpt_text_str(t, ",");
@@ -4688,17 +4982,27 @@ MRL_DEF mrl_result mrl_checkpoint_open(mrl_checkpoint *c, const char *path) {
   return r;
 }
 
-MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c,
-                                                         const char *name) {
-  mrl_checkpoint_tensor key;
-  int lo = 0, hi;
-  if (!c || !name) return NULL;
-  memset(&key, 0, sizeof key);
-  key.name = name;
-  key.name_len = strlen(name);
-  hi = c->num_tensors - 1;
+/* The order of mrl__ckpt_cmp_name between the string a followed by b and t's name. */
+static int mrl__ckpt_cmp_parts(const char *a, size_t la, const char *b, size_t lb,
+                               const mrl_checkpoint_tensor *t) {
+  size_t n = la < t->name_len ? la : t->name_len, rest, m;
+  int c = n ? memcmp(a, t->name, n) : 0;
+  if (c) return c;
+  if (la > t->name_len) return 1;
+  rest = t->name_len - la;
+  m = lb < rest ? lb : rest;
+  c = m ? memcmp(b, t->name + la, m) : 0;
+  if (c) return c;
+  return lb < rest ? -1 : lb > rest ? 1 : 0;
+}
+
+/* The tensor named a followed by b (names of any length, nothing built). */
+static const mrl_checkpoint_tensor *mrl__ckpt_find2(const mrl_checkpoint *c, const char *a,
+                                                    const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  int lo = 0, hi = c->num_tensors - 1;
   while (lo <= hi) { /* tensors are sorted by name */
-    int mid = lo + (hi - lo) / 2, cmp = mrl__ckpt_cmp_name(&key, &c->tensors[mid]);
+    int mid = lo + (hi - lo) / 2, cmp = mrl__ckpt_cmp_parts(a, la, b, lb, &c->tensors[mid]);
     if (cmp == 0) return &c->tensors[mid];
     if (cmp < 0)
       hi = mid - 1;
@@ -4708,11 +5012,17 @@ MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c
   return NULL;
 }
 
+MRL_DEF const mrl_checkpoint_tensor *mrl_checkpoint_find(const mrl_checkpoint *c,
+                                                         const char *name) {
+  if (!c || !name) return NULL;
+  return mrl__ckpt_find2(c, name, "");
+}
+
 MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float *out,
                                            size_t count) {
-  if (!t || (!out && count) || strcmp(t->dtype, "F32") != 0 || t->numel != (uint64_t)count)
+  if (!t || (!out && count) || !mrl__ckpt_float_dtype(t->dtype) || t->numel != (uint64_t)count)
     return MRL_ERR_INVALID_ARGUMENT;
-  mrl__ckpt_f32_from_le(out, t->bytes, count, mrl__ckpt_host_le());
+  mrl__ckpt_to_f32(out, t, count, mrl__ckpt_host_le());
   return MRL_OK;
 }
 
@@ -4736,18 +5046,61 @@ MRL_DEF const char *mrl_checkpoint_meta(const mrl_checkpoint *c, const char *key
   return NULL;
 }
 
-/* The file tensor for model tensor m (name + suffix), checked: F32, same shape. */
-static mrl_result mrl__ckpt_match(const mrl_checkpoint *c, const mrl_param *m, const char *suffix,
-                                  const mrl_checkpoint_tensor **out) {
-  char name[96];
-  const mrl_checkpoint_tensor *t;
+/* "[d0,d1,...]" into buf (at least 24 * MRL_CHECKPOINT_MAX_DIMS bytes). */
+static const char *mrl__ckpt_shape_str(char *buf, int ndim, const uint64_t *shape) {
+  size_t at = 0;
   int d;
+  buf[at++] = '[';
+  for (d = 0; d < ndim; d++) {
+    char digits[24];
+    int i = 23;
+    uint64_t v = shape[d];
+    digits[i] = '\0';
+    do {
+      digits[--i] = (char)('0' + (int)(v % 10u));
+      v /= 10u;
+    } while (v);
+    if (d) buf[at++] = ',';
+    memcpy(buf + at, digits + i, (size_t)(23 - i));
+    at += (size_t)(23 - i);
+  }
+  buf[at++] = ']';
+  buf[at] = '\0';
+  return buf;
+}
+
+/* The file tensor for model tensor m (name + suffix), checked: a floating
+ * dtype and the same shape. With p, a mismatch is explained in p->message. */
+static mrl_result mrl__ckpt_match(const mrl_checkpoint *c, const mrl_param *m, const char *suffix,
+                                  const mrl_checkpoint_tensor **out, mrl_params *p) {
+  char want[24 * MRL_CHECKPOINT_MAX_DIMS], got[24 * MRL_CHECKPOINT_MAX_DIMS];
+  uint64_t shape[MRL_MAX_DIMS];
+  const mrl_checkpoint_tensor *t;
+  int d, same;
   *out = NULL;
-  snprintf(name, sizeof name, "%s%s", m->name, suffix);
-  if ((t = mrl_checkpoint_find(c, name)) == NULL) return MRL_ERR_INVALID_ARGUMENT;
-  if (strcmp(t->dtype, "F32") != 0 || t->ndim != m->tensor.ndim) return MRL_ERR_INVALID_ARGUMENT;
-  for (d = 0; d < t->ndim; d++)
-    if (t->shape[d] != (uint64_t)m->tensor.shape[d]) return MRL_ERR_INVALID_ARGUMENT;
+  for (d = 0; d < m->tensor.ndim; d++) shape[d] = (uint64_t)m->tensor.shape[d];
+  if ((t = mrl__ckpt_find2(c, m->name, suffix)) == NULL) {
+    if (p)
+      mrl__params_say(p, "checkpoint: no tensor \"%.300s%s\" (the model's, shape %s)", m->name,
+                      suffix, mrl__ckpt_shape_str(want, m->tensor.ndim, shape));
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (!mrl__ckpt_float_dtype(t->dtype)) {
+    if (p)
+      mrl__params_say(p,
+                      "checkpoint: tensor \"%.300s%s\" has dtype %s (loads: F32, F16, BF16, F64)",
+                      m->name, suffix, t->dtype);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  same = t->ndim == m->tensor.ndim;
+  for (d = 0; same && d < t->ndim; d++) same = t->shape[d] == shape[d];
+  if (!same) {
+    if (p)
+      mrl__params_say(p, "checkpoint: tensor \"%.300s%s\" has shape %s, the model's is %s", m->name,
+                      suffix, mrl__ckpt_shape_str(got, t->ndim, t->shape),
+                      mrl__ckpt_shape_str(want, m->tensor.ndim, shape));
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
   *out = t;
   return MRL_OK;
 }
@@ -4757,13 +5110,27 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
   long long steps = 0;
   unsigned char *used;
   mrl_result r = MRL_OK;
-  if (!c || !p || !p->finalized || (flags & ~3)) return MRL_ERR_INVALID_ARGUMENT;
+  if (!p) return MRL_ERR_INVALID_ARGUMENT;
+  p->message[0] = '\0';
+  if (!c || !p->finalized || (flags & ~3)) {
+    mrl__params_say(p, "mrl_checkpoint_apply: %s",
+                    !c              ? "no checkpoint"
+                    : !p->finalized ? "the store is not finalized"
+                                    : "unknown flags");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
   if (opt) { /* memrl.adam_steps: decimal digits, fits in long long */
     const char *s = mrl_checkpoint_meta(c, "memrl.adam_steps");
-    if (!s) return MRL_ERR_INVALID_ARGUMENT;
+    if (!s) {
+      mrl__params_say(p, "checkpoint: no optimiser state (metadata memrl.adam_steps)");
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
     if (!*s) return MRL_ERR_CORRUPT;
     for (; *s; s++) {
-      if (*s < '0' || *s > '9' || steps > (LLONG_MAX - (*s - '0')) / 10) return MRL_ERR_CORRUPT;
+      if (*s < '0' || *s > '9' || steps > (LLONG_MAX - (*s - '0')) / 10) {
+        mrl__params_say(p, "checkpoint: memrl.adam_steps is not a step count");
+        return MRL_ERR_CORRUPT;
+      }
       steps = steps * 10 + (*s - '0');
     }
   }
@@ -4774,7 +5141,7 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
   for (i = 0; i < p->count && r == MRL_OK; i++)
     for (k = 0; k < (opt ? 3 : 1) && r == MRL_OK; k++) {
       const mrl_checkpoint_tensor *t;
-      r = mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t);
+      r = mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t, p);
       if (r == MRL_OK) used[t - c->tensors] = 1;
     }
   if (r == MRL_OK && !(flags & MRL_CHECKPOINT_ALLOW_UNKNOWN)) {
@@ -4782,11 +5149,20 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
     for (i = 0; i < p->count; i++)
       for (k = 1; k < 3; k++) {
         const mrl_checkpoint_tensor *t;
-        if (mrl__ckpt_match(c, &p->items[i], mrl__ckpt_moment_suffix[k - 1], &t) == MRL_OK)
+        if (mrl__ckpt_match(c, &p->items[i], mrl__ckpt_moment_suffix[k - 1], &t, NULL) == MRL_OK)
           used[t - c->tensors] = 1;
       }
-    for (i = 0; i < c->num_tensors; i++) /* "__" tensors are not parameters */
-      if (!used[i] && strncmp(c->tensors[i].name, "__", 2) != 0) r = MRL_ERR_INVALID_ARGUMENT;
+    for (i = 0; i < c->num_tensors && r == MRL_OK; i++) /* "__" tensors are not parameters */
+      if (!used[i] && strncmp(c->tensors[i].name, "__", 2) != 0) {
+        char got[24 * MRL_CHECKPOINT_MAX_DIMS];
+        const mrl_checkpoint_tensor *t = &c->tensors[i];
+        mrl__params_say(p,
+                        "checkpoint: tensor \"%.*s\" (%s %s) is not in the model "
+                        "(MRL_CHECKPOINT_ALLOW_UNKNOWN ignores it)",
+                        (int)(t->name_len < 300 ? t->name_len : 300), t->name, t->dtype,
+                        mrl__ckpt_shape_str(got, t->ndim, t->shape));
+        r = MRL_ERR_INVALID_ARGUMENT;
+      }
   }
   MRL_FREE(used);
   if (r != MRL_OK) return r;
@@ -4795,8 +5171,8 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
     for (i = 0; i < p->count; i++) {
       const mrl_checkpoint_tensor *t;
       float *dst = (k == 0 ? p->values : k == 1 ? p->moment1 : p->moment2) + p->items[i].offset;
-      mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t);
-      mrl__ckpt_f32_from_le(dst, t->bytes, (size_t)t->numel, native);
+      mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t, NULL);
+      mrl__ckpt_to_f32(dst, t, (size_t)t->numel, native);
     }
   if (opt) p->adam_steps = steps;
   return MRL_OK;
@@ -4806,7 +5182,10 @@ MRL_DEF mrl_result mrl_checkpoint_load_buffer(mrl_params *p, const void *data, s
                                               int flags) {
   mrl_checkpoint c;
   mrl_result r = mrl_checkpoint_open_buffer(&c, data, size);
-  if (r == MRL_OK) r = mrl_checkpoint_apply(&c, p, flags);
+  if (r == MRL_OK)
+    r = mrl_checkpoint_apply(&c, p, flags);
+  else if (p)
+    mrl__params_say(p, "checkpoint buffer: %s", mrl_result_string(r));
   mrl_checkpoint_close(&c);
   return r;
 }
@@ -4814,7 +5193,10 @@ MRL_DEF mrl_result mrl_checkpoint_load_buffer(mrl_params *p, const void *data, s
 MRL_DEF mrl_result mrl_checkpoint_load(mrl_params *p, const char *path, int flags) {
   mrl_checkpoint c;
   mrl_result r = mrl_checkpoint_open(&c, path);
-  if (r == MRL_OK) r = mrl_checkpoint_apply(&c, p, flags);
+  if (r == MRL_OK)
+    r = mrl_checkpoint_apply(&c, p, flags);
+  else if (p)
+    mrl__params_say(p, "checkpoint %.300s: %s", path ? path : "(null path)", mrl_result_string(r));
   mrl_checkpoint_close(&c);
   return r;
 }
@@ -4823,7 +5205,7 @@ MRL_DEF mrl_result mrl_checkpoint_load(mrl_params *p, const char *path, int flag
 
 MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *name,
                                 int num_embeddings, int embedding_dim, mrl_init init) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   int shape[2];
   shape[0] = num_embeddings;
   shape[1] = embedding_dim;
@@ -4831,26 +5213,75 @@ MRL_DEF void mrl_embedding_init(mrl_embedding *e, mrl_params *p, const char *nam
   e->params = p;
   e->num_embeddings = num_embeddings;
   e->embedding_dim = embedding_dim;
-  snprintf(buf, sizeof buf, "%s.weight", name);
+  e->padding_idx = -1;
+  mrl__name(p, buf, name, "weight");
   e->weight = mrl_params_add(p, buf, 2, shape, init);
+}
+
+MRL_DEF void mrl_embedding_init_padding(mrl_embedding *e, mrl_params *p, const char *name,
+                                        int num_embeddings, int embedding_dim, int padding_idx,
+                                        mrl_init init) {
+  mrl_embedding_init(e, p, name, num_embeddings, embedding_dim, init);
+  if (padding_idx < -num_embeddings || padding_idx >= num_embeddings) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "embedding padding_idx %d outside [-%d, %d)", padding_idx,
+             num_embeddings, num_embeddings);
+    mrl__params_fail(p, MRL_ERR_INVALID_ARGUMENT, msg, NULL);
+    return;
+  }
+  e->padding_idx = padding_idx < 0 ? padding_idx + num_embeddings : padding_idx;
+  if (e->weight >= 0) p->items[e->weight].zero_row = e->padding_idx + 1;
+}
+
+/* index_select that gives the padding row no gradient: i[0] rows, i[1] dim, i[2] padding_idx. */
+static void mrl__embedding_backward(mrl_node *nd) {
+  mrl_tensor *w = nd->in[0], *y = nd->out;
+  int n = nd->i[0], dim = nd->i[1], r, j;
+  if (!w->grad) return;
+  for (r = 0; r < n; r++) {
+    float *gw = w->grad + (size_t)nd->index[r] * dim;
+    const float *gy = y->grad + (size_t)r * dim;
+    if (nd->index[r] == nd->i[2]) continue;
+    for (j = 0; j < dim; j++) gw[j] += gy[j];
+  }
 }
 
 MRL_DEF mrl_tensor *mrl_embedding_forward(const mrl_embedding *e, mrl_graph *g, const int *ids,
                                           int n) {
-  return mrl_index_select(g, mrl_params_tensor(e->params, e->weight), ids, n);
+  mrl_tensor *w = mrl_params_tensor(e->params, e->weight), *y;
+  mrl_node *nd;
+  int shape[2], r, *idx;
+  if (e->padding_idx < 0) return mrl_index_select(g, w, ids, n);
+  MRL_SHAPE_CHECK(n >= 0, "embedding", "negative number of indices", w, NULL);
+  for (r = 0; r < n; r++) MRL__INDEX_CHECK("embedding", w, ids[r], r, w->shape[0]);
+  if ((idx = mrl__copy_ints(g, ids, n)) == NULL) return NULL;
+  shape[0] = n;
+  shape[1] = w->shape[1];
+  if ((y = mrl_op_output(g, 2, shape, mrl_graph_wants_grad(g, w, NULL))) == NULL) return NULL;
+  for (r = 0; r < n; r++)
+    memcpy(y->data + (size_t)r * shape[1], w->data + (size_t)idx[r] * shape[1],
+           sizeof(float) * (size_t)shape[1]);
+  if ((nd = mrl_graph_record(g, "embedding", mrl__embedding_backward, y)) != NULL) {
+    nd->in[0] = w;
+    nd->index = idx;
+    nd->i[0] = n;
+    nd->i[1] = shape[1];
+    nd->i[2] = e->padding_idx;
+  }
+  return y;
 }
 
 MRL_DEF void mrl_layernorm_layer_init(mrl_layernorm_layer *l, mrl_params *p, const char *name,
                                       int dim, float eps, int elementwise_affine) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   l->params = p;
   l->dim = dim;
   l->eps = eps;
   l->weight = l->bias = -1;
   if (!elementwise_affine) return;
-  snprintf(buf, sizeof buf, "%s.weight", name);
+  mrl__name(p, buf, name, "weight");
   l->weight = mrl_params_add(p, buf, 1, &dim, mrl_init_make(MRL_INIT_CONSTANT, 1.0f));
-  snprintf(buf, sizeof buf, "%s.bias", name);
+  mrl__name(p, buf, name, "bias");
   l->bias = mrl_params_add(p, buf, 1, &dim, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
 }
 
@@ -4868,42 +5299,98 @@ MRL_DEF mrl_tensor *mrl_layernorm_layer_forward(const mrl_layernorm_layer *l, mr
  * DEFAULT is PyTorch's: kaiming_uniform(a = sqrt 5) on the weight, whose
  * bound is 1 / sqrt(fan_in), and the bias U(+-1 / sqrt(fan_in)); another
  * init applies to the weight with a zero bias. */
-static void mrl__conv_declare(mrl_params *p, const char *name, int d0, int d1, int k,
-                              int out_channels, int fan_in, mrl_init init, int *weight, int *bias) {
-  char buf[80];
+static void mrl__conv_declare(mrl_params *p, const char *name, int d0, int d1, int kh, int kw,
+                              int out_channels, int fan_in, int has_bias, mrl_init init,
+                              int *weight, int *bias) {
+  char buf[MRL_NAME_MAX];
   int wshape[4];
   mrl_init wi = init, bi = mrl_init_make(MRL_INIT_ZEROS, 0.0f);
   wshape[0] = d0;
   wshape[1] = d1;
-  wshape[2] = wshape[3] = k;
+  wshape[2] = kh;
+  wshape[3] = kw;
   if (init.kind == MRL_INIT_DEFAULT) {
     float bound = 1.0f / sqrtf((float)fan_in);
     wi = mrl_init_make(MRL_INIT_UNIFORM, bound);
     bi = mrl_init_make(MRL_INIT_UNIFORM, bound);
   }
-  snprintf(buf, sizeof buf, "%s.weight", name);
+  mrl__name(p, buf, name, "weight");
   *weight = mrl_params_add(p, buf, 4, wshape, wi);
-  snprintf(buf, sizeof buf, "%s.bias", name);
-  *bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+  *bias = -1;
+  if (has_bias) {
+    mrl__name(p, buf, name, "bias");
+    *bias = mrl_params_add(p, buf, 1, &out_channels, bi);
+  }
 }
 
 MRL_DEF void mrl_conv2d_layer_init(mrl_conv2d_layer *l, mrl_params *p, const char *name,
                                    int in_channels, int out_channels, int kernel_size, int stride,
                                    int padding, mrl_init init) {
+  memset(l, 0, sizeof *l);
   l->params = p;
   l->in_channels = in_channels;
   l->out_channels = out_channels;
-  l->kernel_size = kernel_size;
-  l->stride = stride;
-  l->padding = padding;
-  mrl__conv_declare(p, name, out_channels, in_channels, kernel_size, out_channels,
-                    in_channels * kernel_size * kernel_size, init, &l->weight, &l->bias);
+  l->kernel_size = l->kernel_h = l->kernel_w = kernel_size;
+  l->stride = l->stride_h = l->stride_w = stride;
+  l->padding = l->pad_h = l->pad_w = padding;
+  mrl__conv_declare(p, name, out_channels, in_channels, kernel_size, kernel_size, out_channels,
+                    in_channels * kernel_size * kernel_size, 1, init, &l->weight, &l->bias);
+}
+
+MRL_DEF mrl_conv2d_config mrl_conv2d_config_default(void) {
+  mrl_conv2d_config c;
+  memset(&c, 0, sizeof c);
+  c.stride_h = c.stride_w = 1;
+  c.bias = 1;
+  c.init = mrl_init_default();
+  return c;
+}
+
+MRL_DEF mrl_result mrl_conv2d_layer_init_config(mrl_conv2d_layer *l, mrl_params *p,
+                                                const char *name, const mrl_conv2d_config *cfg) {
+  static const char fields[8][16] = {"in_channels", "out_channels", "kernel_h", "kernel_w",
+                                     "stride_h",    "stride_w",     "pad_h",    "pad_w"};
+  int v[8], k;
+  if (!l || !p || !cfg) return MRL_ERR_INVALID_ARGUMENT;
+  v[0] = cfg->in_channels;
+  v[1] = cfg->out_channels;
+  v[2] = cfg->kernel_h;
+  v[3] = cfg->kernel_w;
+  v[4] = cfg->stride_h;
+  v[5] = cfg->stride_w;
+  v[6] = cfg->pad_h;
+  v[7] = cfg->pad_w;
+  for (k = 0; k < 8; k++)
+    if (k < 6 ? v[k] < 1 : v[k] < 0) {
+      mrl__params_say(p, "mrl_conv2d_config.%s %d must be %s", fields[k], v[k],
+                      k < 6 ? ">= 1" : ">= 0");
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+  if (v[2] > INT_MAX / v[3] || v[0] > INT_MAX / (v[2] * v[3])) {
+    mrl__params_say(p, "mrl_conv2d_config: in_channels * kernel_h * kernel_w overflows int");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  memset(l, 0, sizeof *l);
+  l->params = p;
+  l->in_channels = cfg->in_channels;
+  l->out_channels = cfg->out_channels;
+  l->kernel_size = l->kernel_h = cfg->kernel_h;
+  l->kernel_w = cfg->kernel_w;
+  l->stride = l->stride_h = cfg->stride_h;
+  l->stride_w = cfg->stride_w;
+  l->padding = l->pad_h = cfg->pad_h;
+  l->pad_w = cfg->pad_w;
+  mrl__conv_declare(p, name, cfg->out_channels, cfg->in_channels, cfg->kernel_h, cfg->kernel_w,
+                    cfg->out_channels, cfg->in_channels * cfg->kernel_h * cfg->kernel_w,
+                    cfg->bias != 0, cfg->init, &l->weight, &l->bias);
+  return p->status;
 }
 
 MRL_DEF mrl_tensor *mrl_conv2d_layer_forward(const mrl_conv2d_layer *l, mrl_graph *g,
                                              mrl_tensor *x) {
-  return mrl_conv2d(g, x, mrl_params_tensor(l->params, l->weight),
-                    mrl_params_tensor(l->params, l->bias), l->stride, l->padding);
+  return mrl_conv2d_rect(g, x, mrl_params_tensor(l->params, l->weight),
+                         l->bias >= 0 ? mrl_params_tensor(l->params, l->bias) : NULL, l->stride_h,
+                         l->stride_w, l->pad_h, l->pad_w);
 }
 
 MRL_DEF int mrl_conv2d_out_size(int in, int kernel_size, int stride, int padding) {
@@ -4935,7 +5422,7 @@ MRL_DEF mrl_conv_encoder_config mrl_conv_encoder_config_default(void) {
 
 MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, const char *name,
                                          const mrl_conv_encoder_config *cfg) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   int i, c, h, w, step = cfg->activation == MRL_ACT_NONE ? 1 : 2;
   memset(e, 0, sizeof *e);
   if (cfg->num_layers < 1 || cfg->num_layers > MRL_CONV_MAX_LAYERS || cfg->in_channels < 1 ||
@@ -4957,7 +5444,7 @@ MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, con
   e->in_width = cfg->in_width;
   c = cfg->in_channels;
   for (i = 0; i < cfg->num_layers; i++) {
-    snprintf(buf, sizeof buf, "%s.%d", name, step * i);
+    mrl__name(p, buf, name, "%d", step * i);
     mrl_conv2d_layer_init(&e->convs[i], p, buf, c, cfg->channels[i], cfg->kernels[i],
                           cfg->strides[i], cfg->paddings[i], cfg->init);
     c = cfg->channels[i];
@@ -4969,7 +5456,7 @@ MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, con
   e->out_features = e->flat_features;
   if (cfg->linear_out > 0) {
     /* Sequential index after the convs (and their activations) and Flatten */
-    snprintf(buf, sizeof buf, "%s.%d", name, step * cfg->num_layers + 1);
+    mrl__name(p, buf, name, "%d", step * cfg->num_layers + 1);
     mrl_linear_layer_init(&e->linear, p, buf, e->flat_features, cfg->linear_out, cfg->init);
     e->has_linear = 1;
     e->activate_linear = cfg->activate_linear;
@@ -5194,8 +5681,8 @@ MRL_DEF void mrl_conv_transpose2d_layer_init(mrl_conv_transpose2d_layer *l, mrl_
   l->padding = padding;
   l->output_padding = output_padding;
   /* weight [in, out, k, k]: torch's fan_in of it is out k k */
-  mrl__conv_declare(p, name, in_channels, out_channels, kernel_size, out_channels,
-                    out_channels * kernel_size * kernel_size, init, &l->weight, &l->bias);
+  mrl__conv_declare(p, name, in_channels, out_channels, kernel_size, kernel_size, out_channels,
+                    out_channels * kernel_size * kernel_size, 1, init, &l->weight, &l->bias);
 }
 
 MRL_DEF mrl_tensor *mrl_conv_transpose2d_layer_forward(const mrl_conv_transpose2d_layer *l,
@@ -5227,7 +5714,7 @@ MRL_DEF mrl_deconv_decoder_config mrl_deconv_decoder_config_default(void) {
 
 MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p, const char *name,
                                            const mrl_deconv_decoder_config *cfg) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   int i, c, h, w, step = cfg->activation == MRL_ACT_NONE ? 1 : 2;
   int first = cfg->activate_linear && cfg->activation != MRL_ACT_NONE ? 3 : 2;
   memset(d, 0, sizeof *d);
@@ -5251,12 +5738,12 @@ MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p,
   d->in_channels = cfg->in_channels;
   d->in_height = cfg->in_height;
   d->in_width = cfg->in_width;
-  snprintf(buf, sizeof buf, "%s.0", name);
+  mrl__name(p, buf, name, "0");
   mrl_linear_layer_init(&d->linear, p, buf, cfg->in_features,
                         cfg->in_channels * cfg->in_height * cfg->in_width, cfg->init);
   c = cfg->in_channels;
   for (i = 0; i < cfg->num_layers; i++) {
-    snprintf(buf, sizeof buf, "%s.%d", name, first + step * i);
+    mrl__name(p, buf, name, "%d", first + step * i);
     mrl_conv_transpose2d_layer_init(&d->layers[i], p, buf, c, cfg->channels[i], cfg->kernels[i],
                                     cfg->strides[i], cfg->paddings[i], cfg->output_paddings[i],
                                     cfg->init);
@@ -5334,7 +5821,7 @@ MRL_DEF mrl_vae_config mrl_vae_config_world_models(void) {
 
 MRL_DEF mrl_result mrl_vae_init(mrl_vae *v, mrl_params *p, const char *name,
                                 const mrl_vae_config *cfg) {
-  char buf[80];
+  char buf[MRL_NAME_MAX];
   int sizes[MRL_VAE_MAX_HIDDEN + 2], i, nh = cfg->num_hidden;
   mrl_result r;
   memset(v, 0, sizeof *v);
@@ -5342,7 +5829,7 @@ MRL_DEF mrl_result mrl_vae_init(mrl_vae *v, mrl_params *p, const char *name,
   for (i = 0; i < nh; i++)
     if (cfg->hidden[i] < 1) return MRL_ERR_INVALID_ARGUMENT;
   v->cfg = *cfg;
-  snprintf(buf, sizeof buf, "%s.encoder", name);
+  mrl__name(p, buf, name, "encoder");
   if (cfg->use_conv) {
     r = mrl_conv_encoder_init(&v->encoder_conv, p, buf, &cfg->conv);
     if (r != MRL_OK) return r;
@@ -5359,11 +5846,11 @@ MRL_DEF mrl_result mrl_vae_init(mrl_vae *v, mrl_params *p, const char *name,
       v->feature_dim = cfg->hidden[nh - 1];
     }
   }
-  snprintf(buf, sizeof buf, "%s.fc_mu", name);
+  mrl__name(p, buf, name, "fc_mu");
   mrl_linear_layer_init(&v->fc_mu, p, buf, v->feature_dim, cfg->latent_dim, cfg->init);
-  snprintf(buf, sizeof buf, "%s.fc_logvar", name);
+  mrl__name(p, buf, name, "fc_logvar");
   mrl_linear_layer_init(&v->fc_logvar, p, buf, v->feature_dim, cfg->latent_dim, cfg->init);
-  snprintf(buf, sizeof buf, "%s.decoder", name);
+  mrl__name(p, buf, name, "decoder");
   if (cfg->use_deconv) {
     v->cfg.deconv.in_features = cfg->latent_dim;
     r = mrl_deconv_decoder_init(&v->decoder_deconv, p, buf, &v->cfg.deconv);
@@ -5455,8 +5942,8 @@ MRL_DEF mrl_vae_output mrl_vae_forward(const mrl_vae *v, mrl_graph *g, mrl_tenso
 
 static int mrl__param_or_none(mrl_params *p, const char *name, const char *suffix, int ndim,
                               const int *shape, mrl_init init) {
-  char buf[96];
-  snprintf(buf, sizeof buf, "%s.%s", name, suffix);
+  char buf[MRL_NAME_MAX];
+  mrl__name(p, buf, name, "%s", suffix);
   return mrl_params_add(p, buf, ndim, shape, init);
 }
 
@@ -5758,12 +6245,12 @@ MRL_DEF mrl_tensor *mrl_learned_positions_forward(const mrl_learned_positions *l
 
 static void mrl__norm_params(mrl_params *p, const char *name, const char *which, int E, int *w,
                              int *b) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   int s1[1];
   s1[0] = E;
-  snprintf(buf, sizeof buf, "%s.%s.weight", name, which);
+  mrl__name(p, buf, name, "%s.weight", which);
   *w = mrl_params_add(p, buf, 1, s1, mrl_init_make(MRL_INIT_CONSTANT, 1.0f));
-  snprintf(buf, sizeof buf, "%s.%s.bias", name, which);
+  mrl__name(p, buf, name, "%s.bias", which);
   *b = mrl_params_add(p, buf, 1, s1, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
 }
 
@@ -5774,22 +6261,65 @@ static mrl_tensor *mrl__norm(mrl_params *p, mrl_graph *g, mrl_tensor *x, int w, 
 MRL_DEF void mrl_transformer_block_init(mrl_transformer_block *b, mrl_params *p, const char *name,
                                         int embed_dim, int num_heads, int ff_dim,
                                         mrl_ffn_activation act) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   memset(b, 0, sizeof *b);
   b->params = p;
   b->embed_dim = embed_dim;
   b->ff_dim = ff_dim;
   b->activation = act;
   b->eps = 1e-5f;
+  b->norm_first = 1;
   /* declaration order = torch's state_dict order */
-  snprintf(buf, sizeof buf, "%s.self_attn", name);
+  mrl__name(p, buf, name, "self_attn");
   mrl_mha_init(&b->self_attn, p, buf, embed_dim, num_heads, 1);
-  snprintf(buf, sizeof buf, "%s.linear1", name);
+  mrl__name(p, buf, name, "linear1");
   mrl_linear_layer_init(&b->linear1, p, buf, embed_dim, ff_dim, mrl_init_default());
-  snprintf(buf, sizeof buf, "%s.linear2", name);
+  mrl__name(p, buf, name, "linear2");
   mrl_linear_layer_init(&b->linear2, p, buf, ff_dim, embed_dim, mrl_init_default());
   mrl__norm_params(p, name, "norm1", embed_dim, &b->norm1_weight, &b->norm1_bias);
   mrl__norm_params(p, name, "norm2", embed_dim, &b->norm2_weight, &b->norm2_bias);
+}
+
+MRL_DEF mrl_transformer_block_config mrl_transformer_block_config_default(void) {
+  mrl_transformer_block_config c;
+  memset(&c, 0, sizeof c);
+  c.ff_dim = 2048;
+  c.activation = MRL_FFN_RELU;
+  c.norm_first = 0;
+  c.layer_norm_eps = 1e-5f;
+  return c;
+}
+
+MRL_DEF mrl_result mrl_transformer_block_init_config(mrl_transformer_block *b, mrl_params *p,
+                                                     const char *name,
+                                                     const mrl_transformer_block_config *cfg) {
+  const char *bad = NULL;
+  if (!b || !p || !cfg) return MRL_ERR_INVALID_ARGUMENT;
+  if (cfg->embed_dim < 1)
+    bad = "embed_dim";
+  else if (cfg->num_heads < 1 || cfg->embed_dim % cfg->num_heads != 0)
+    bad = "num_heads";
+  else if (cfg->ff_dim < 1)
+    bad = "ff_dim";
+  else if (cfg->activation != MRL_FFN_RELU && cfg->activation != MRL_FFN_GELU)
+    bad = "activation";
+  else if (cfg->norm_first != 0 && cfg->norm_first != 1)
+    bad = "norm_first";
+  else if (!(cfg->layer_norm_eps > 0.0f && cfg->layer_norm_eps < 1e30f))
+    bad = "layer_norm_eps";
+  if (bad) {
+    mrl__params_say(p,
+                    "mrl_transformer_block_config.%s is invalid (embed_dim %d, num_heads %d, "
+                    "ff_dim %d, activation %d, norm_first %d, layer_norm_eps %g)",
+                    bad, cfg->embed_dim, cfg->num_heads, cfg->ff_dim, (int)cfg->activation,
+                    cfg->norm_first, (double)cfg->layer_norm_eps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  mrl_transformer_block_init(b, p, name, cfg->embed_dim, cfg->num_heads, cfg->ff_dim,
+                             cfg->activation);
+  b->eps = cfg->layer_norm_eps;
+  b->norm_first = cfg->norm_first;
+  return p->status;
 }
 
 MRL_DEF mrl_tensor *mrl_transformer_block_forward(const mrl_transformer_block *b, mrl_graph *g,
@@ -5798,6 +6328,15 @@ MRL_DEF mrl_tensor *mrl_transformer_block_forward(const mrl_transformer_block *b
   mrl_params *p = b->params;
   mrl_tensor *h, *hm = NULL;
   if (!x) return NULL;
+  if (!b->norm_first) { /* post-LN */
+    x = mrl_add(g, x,
+                mrl__mha_forward(&b->self_attn, g, x, mem ? mrl_detach(g, mem) : NULL, mask, 0));
+    x = mrl__norm(p, g, x, b->norm1_weight, b->norm1_bias, b->eps);
+    h = mrl_linear_layer_forward(&b->linear1, g, x);
+    h = b->activation == MRL_FFN_GELU ? mrl_gelu(g, h) : mrl_relu(g, h);
+    x = mrl_add(g, x, mrl_linear_layer_forward(&b->linear2, g, h));
+    return mrl__norm(p, g, x, b->norm2_weight, b->norm2_bias, b->eps);
+  }
   h = mrl__norm(p, g, x, b->norm1_weight, b->norm1_bias, b->eps);
   if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), b->norm1_weight, b->norm1_bias, b->eps);
   x = mrl_add(g, x, mrl__mha_forward(&b->self_attn, g, h, hm, mask, 0));
@@ -5843,22 +6382,22 @@ MRL_DEF mrl_tensor *mrl_gru_gate_forward(const mrl_gru_gate *gt, mrl_graph *g, m
 
 MRL_DEF void mrl_gtrxl_layer_init(mrl_gtrxl_layer *l, mrl_params *p, const char *name,
                                   int embed_dim, int num_heads, int ff_dim, float gate_bias) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   memset(l, 0, sizeof *l);
   l->params = p;
   l->embed_dim = embed_dim;
   l->ff_dim = ff_dim;
-  snprintf(buf, sizeof buf, "%s.attn", name);
+  mrl__name(p, buf, name, "attn");
   mrl_rel_mha_init(&l->attn, p, buf, embed_dim, num_heads);
   mrl__norm_params(p, name, "norm1", embed_dim, &l->norm1_weight, &l->norm1_bias);
-  snprintf(buf, sizeof buf, "%s.gate1", name);
+  mrl__name(p, buf, name, "gate1");
   mrl_gru_gate_init(&l->gate1, p, buf, embed_dim, gate_bias);
   mrl__norm_params(p, name, "norm2", embed_dim, &l->norm2_weight, &l->norm2_bias);
-  snprintf(buf, sizeof buf, "%s.linear1", name);
+  mrl__name(p, buf, name, "linear1");
   mrl_linear_layer_init(&l->linear1, p, buf, embed_dim, ff_dim, mrl_init_default());
-  snprintf(buf, sizeof buf, "%s.linear2", name);
+  mrl__name(p, buf, name, "linear2");
   mrl_linear_layer_init(&l->linear2, p, buf, ff_dim, embed_dim, mrl_init_default());
-  snprintf(buf, sizeof buf, "%s.gate2", name);
+  mrl__name(p, buf, name, "gate2");
   mrl_gru_gate_init(&l->gate2, p, buf, embed_dim, gate_bias);
 }
 
@@ -5890,13 +6429,13 @@ MRL_DEF mrl_gtrxl_config mrl_gtrxl_config_default(void) {
 
 MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
                             const mrl_gtrxl_config *cfg) {
-  char buf[96];
+  char buf[MRL_NAME_MAX];
   int k;
   MRL_ASSERT(cfg->num_layers >= 1 && cfg->num_layers <= MRL_GTRXL_MAX_LAYERS && cfg->mem_len >= 0);
   memset(m, 0, sizeof *m);
   m->cfg = *cfg;
   for (k = 0; k < cfg->num_layers; k++) {
-    snprintf(buf, sizeof buf, "%s.layers.%d", name, k);
+    mrl__name(p, buf, name, "layers.%d", k);
     mrl_gtrxl_layer_init(&m->layers[k], p, buf, cfg->embed_dim, cfg->num_heads, cfg->ff_dim,
                          cfg->gate_bias);
   }

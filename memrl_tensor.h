@@ -557,6 +557,10 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
  * large: images are then split over threads, results bitwise unchanged). */
 MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
                                int stride, int pad);
+/* The same with a stride and a padding per axis (torch's stride=(sh, sw),
+ * padding=(ph, pw)): OH = (H + 2 ph - KH) / sh + 1, OW = (W + 2 pw - KW) / sw + 1. */
+MRL_DEF mrl_tensor *mrl_conv2d_rect(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                                    int stride_h, int stride_w, int pad_h, int pad_w);
 /* Max pooling over k x k windows of x[N,C,H,W] -> [N,C,OH,OW],
  * OH = (H + 2 pad - k) / stride + 1 (floor, PyTorch's ceil_mode=False).
  * stride <= 0 means stride = k (PyTorch's default). As in PyTorch, pad <= k/2;
@@ -3812,8 +3816,9 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
 #include <omp.h>
 #endif
 
-/* cols[(c*kh + i)*kw + j][yo*ow + xo] = x[c][yo*s - p + i][xo*s - p + j] (0 outside) */
-static void mrl__im2col(const float *x, int c, int h, int w, int kh, int kw, int s, int p, int oh,
+/* cols[(c*kh + i)*kw + j][yo*ow + xo] = x[c][yo*sh - ph + i][xo*sw - pw + j] (0 outside);
+ * geo = {sh, sw, ph, pw} */
+static void mrl__im2col(const float *x, int c, int h, int w, int kh, int kw, const int *geo, int oh,
                         int ow, float *cols) {
   int ci, i, j, yo, xo;
   for (ci = 0; ci < c; ci++)
@@ -3822,14 +3827,14 @@ static void mrl__im2col(const float *x, int c, int h, int w, int kh, int kw, int
         float *row = cols + ((size_t)(ci * kh + i) * kw + j) * (size_t)oh * ow;
         const float *plane = x + (size_t)ci * h * w;
         for (yo = 0; yo < oh; yo++) {
-          int yi = yo * s - p + i;
+          int yi = yo * geo[0] - geo[2] + i;
           float *dst = row + (size_t)yo * ow;
           if (yi < 0 || yi >= h) {
             memset(dst, 0, sizeof(float) * (size_t)ow);
             continue;
           }
           for (xo = 0; xo < ow; xo++) {
-            int xi = xo * s - p + j;
+            int xi = xo * geo[1] - geo[3] + j;
             dst[xo] = (xi >= 0 && xi < w) ? plane[(size_t)yi * w + xi] : 0.0f;
           }
         }
@@ -3837,7 +3842,7 @@ static void mrl__im2col(const float *x, int c, int h, int w, int kh, int kw, int
 }
 
 /* The adjoint of im2col: adds every column entry back onto its input cell. */
-static void mrl__col2im_add(const float *cols, int c, int h, int w, int kh, int kw, int s, int p,
+static void mrl__col2im_add(const float *cols, int c, int h, int w, int kh, int kw, const int *geo,
                             int oh, int ow, float *x) {
   int ci, i, j, yo, xo;
   for (ci = 0; ci < c; ci++)
@@ -3846,11 +3851,11 @@ static void mrl__col2im_add(const float *cols, int c, int h, int w, int kh, int 
         const float *row = cols + ((size_t)(ci * kh + i) * kw + j) * (size_t)oh * ow;
         float *plane = x + (size_t)ci * h * w;
         for (yo = 0; yo < oh; yo++) {
-          int yi = yo * s - p + i;
+          int yi = yo * geo[0] - geo[2] + i;
           const float *src = row + (size_t)yo * ow;
           if (yi < 0 || yi >= h) continue;
           for (xo = 0; xo < ow; xo++) {
-            int xi = xo * s - p + j;
+            int xi = xo * geo[1] - geo[3] + j;
             if (xi >= 0 && xi < w) plane[(size_t)yi * w + xi] += src[xo];
           }
         }
@@ -3872,7 +3877,8 @@ static void mrl__conv2d_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *wt = nd->in[1], *b = nd->in[2], *y = nd->out;
   float *cols = nd->extra[0] ? nd->extra[0]->data : NULL; /* NULL: 1x1, stride 1, no padding */
   int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
-  int o = wt->shape[0], kh = wt->shape[2], kw = wt->shape[3], s = nd->i[0], p = nd->i[1];
+  int o = wt->shape[0], kh = wt->shape[2], kw = wt->shape[3];
+  const int *geo = nd->index; /* sh, sw, ph, pw */
   int nbuf = nd->i[2], oh = y->shape[2], ow = y->shape[3], ohw = oh * ow, ckk = c * kh * kw;
   int im, q, r;
   for (im = 0; im < n; im++) {
@@ -3887,7 +3893,7 @@ static void mrl__conv2d_backward(mrl_node *nd) {
     if (wt->grad) { /* dW += dY cols^T */
       const float *cn = xn;
       if (cols) {
-        mrl__im2col(xn, c, h, w, kh, kw, s, p, oh, ow, cols);
+        mrl__im2col(xn, c, h, w, kh, kw, geo, oh, ow, cols);
         cn = cols;
       }
       mrl_gemm(0, 1, o, ckk, ohw, gy, ohw, cn, ohw, 1.0f, wt->grad, ckk);
@@ -3903,7 +3909,7 @@ static void mrl__conv2d_backward(mrl_node *nd) {
     if (cols) {
       float *buf = cols + (size_t)MRL__CONV_THREAD * ckk * ohw;
       mrl_gemm(1, 0, ckk, ohw, o, wt->data, ckk, gy, ohw, 0.0f, buf, ohw);
-      mrl__col2im_add(buf, c, h, w, kh, kw, s, p, oh, ow, gx);
+      mrl__col2im_add(buf, c, h, w, kh, kw, geo, oh, ow, gx);
     } else {
       mrl_gemm(1, 0, ckk, ohw, o, wt->data, ckk, gy, ohw, 1.0f, gx, ohw);
     }
@@ -3913,15 +3919,21 @@ static void mrl__conv2d_backward(mrl_node *nd) {
 
 MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
                                int stride, int pad) {
+  return mrl_conv2d_rect(g, x, w, b, stride, stride, pad, pad);
+}
+
+MRL_DEF mrl_tensor *mrl_conv2d_rect(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                                    int stride_h, int stride_w, int pad_h, int pad_w) {
   mrl_tensor *y, *cols = NULL, *ins[3];
   mrl_node *nd;
-  int n, c, h, wd, o, kh, kw, oh, ow, ohw, ckk, shape[4], im, direct, nbuf = 1;
+  int n, c, h, wd, o, kh, kw, oh, ow, ohw, ckk, shape[4], im, direct, nbuf = 1, geo4[4], *geo;
   if (!x || !w) return NULL;
   MRL_SHAPE_CHECK(x->ndim == 4 && w->ndim == 4, "conv2d",
                   "x must be [N,C,H,W] and the weight [O,C,KH,KW]", x, w);
   MRL_SHAPE_CHECK(x->shape[1] == w->shape[1], "conv2d",
                   "x's channels must equal the weight's input channels", x, w);
-  MRL_SHAPE_CHECK(stride >= 1 && pad >= 0, "conv2d", "stride must be >= 1 and padding >= 0", x, w);
+  MRL_SHAPE_CHECK(stride_h >= 1 && stride_w >= 1 && pad_h >= 0 && pad_w >= 0, "conv2d",
+                  "stride must be >= 1 and padding >= 0", x, w);
   n = x->shape[0];
   c = x->shape[1];
   h = x->shape[2];
@@ -3929,11 +3941,16 @@ MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
   o = w->shape[0];
   kh = w->shape[2];
   kw = w->shape[3];
-  MRL_SHAPE_CHECK(h + 2 * pad >= kh && wd + 2 * pad >= kw && kh >= 1 && kw >= 1, "conv2d",
+  MRL_SHAPE_CHECK(h + 2 * pad_h >= kh && wd + 2 * pad_w >= kw && kh >= 1 && kw >= 1, "conv2d",
                   "the kernel is larger than the padded input", x, w);
   if (b) MRL_SHAPE_CHECK(b->size == o, "conv2d", "bias length must equal output channels", b, w);
-  oh = (h + 2 * pad - kh) / stride + 1;
-  ow = (wd + 2 * pad - kw) / stride + 1;
+  oh = (h + 2 * pad_h - kh) / stride_h + 1;
+  ow = (wd + 2 * pad_w - kw) / stride_w + 1;
+  geo4[0] = stride_h;
+  geo4[1] = stride_w;
+  geo4[2] = pad_h;
+  geo4[3] = pad_w;
+  if ((geo = mrl__copy_ints(g, geo4, 4)) == NULL) return NULL; /* backward needs it */
   ohw = oh * ow;
   ckk = c * kh * kw;
   shape[0] = n;
@@ -3951,7 +3968,7 @@ MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
   if (nbuf < 1) nbuf = 1;
 #endif
   /* A 1x1 kernel with stride 1 and no padding reads the image as it is. */
-  direct = kh == 1 && kw == 1 && stride == 1 && pad == 0;
+  direct = kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0;
   if (!direct) {
     int sz = ckk * ohw * nbuf;
     cols = mrl_tensor_new(g, 1, &sz, 0);
@@ -3966,7 +3983,7 @@ MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
     int q, r;
     if (cols) {
       float *buf = cols->data + (size_t)MRL__CONV_THREAD * ckk * ohw;
-      mrl__im2col(xn, c, h, wd, kh, kw, stride, pad, oh, ow, buf);
+      mrl__im2col(xn, c, h, wd, kh, kw, geo, oh, ow, buf);
       cn = buf;
     }
     if (b)
@@ -3980,8 +3997,7 @@ MRL_DEF mrl_tensor *mrl_conv2d(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
     nd->in[1] = w;
     nd->in[2] = b;
     nd->extra[0] = cols;
-    nd->i[0] = stride;
-    nd->i[1] = pad;
+    nd->index = geo;
     nd->i[2] = nbuf;
   }
   return y;

@@ -707,10 +707,11 @@ static void test_mismatch(void) {
     mrl_params_add(&one, "t", 1, sh, mrl_init_make(MRL_INIT_CONSTANT, 3.0f));
     mrl_params_finalize(&one, 0);
     snap_take(&s1, &one);
-    b = make_file("{\"t\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
+    /* an integer tensor where the model has a float one (F16/BF16/F64 convert) */
+    b = make_file("{\"t\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
                   (uint64_t)-1, &n);
     r = mrl_checkpoint_load_buffer(&one, b, n, 0);
-    MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT && snap_same(&s1, &one), "F16 tensor: %s",
+    MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT && snap_same(&s1, &one), "I32 tensor: %s",
               mrl_result_string(r));
     free(b);
     /* a malformed step count is corrupt */

@@ -1125,8 +1125,8 @@ static void test_params_store(void) {
   }
   MRL_CHECK(inside, "params: a tensor lies outside the one contiguous buffer");
   MRL_CHECK(disjoint, "params: tensors overlap");
-  MRL_CHECK(mrl_params_find(&a, "pi.1.weight") == ma.layers[1].weight,
-            "params: find(pi.1.weight) failed");
+  MRL_CHECK(mrl_params_find(&a, "pi.2.weight") == ma.layers[1].weight,
+            "params: find(pi.2.weight) failed (nn.Sequential's index of the second Linear)");
   MRL_CHECK(mrl_params_find(&a, "core.weight_hh_l0") == la.weight_hh,
             "params: find(core.weight_hh_l0) failed");
   MRL_CHECK(mrl_params_find(&a, "nope") == -1, "params: find of an absent name must be -1");
@@ -1804,7 +1804,7 @@ static void test_net2net_mlp(void) {
               "mlp_widen: a mapping to a unit that does not exist must be refused");
     /* copy_matching copies tensors of equal name and shape only */
     mrl_params_init(&extra0);
-    mrl_params_add(&extra0, "pi.2.bias", 1, s0 + 3, mrl_init_make(MRL_INIT_CONSTANT, 3.0f));
+    mrl_params_add(&extra0, "pi.4.bias", 1, s0 + 3, mrl_init_make(MRL_INIT_CONSTANT, 3.0f));
     mrl_params_add(&extra0, "pi.0.weight", 1, shape, mrl_init_make(MRL_INIT_CONSTANT, 4.0f));
     mrl_params_finalize(&extra0, 0);
     mrl_params_init(&extra1);

@@ -17,6 +17,10 @@ It (re)writes these files under tests/ref/:
     policy_heads.txt  every kind of mrl_policy_head (make_policy_heads).
     torch_written.safetensors / .txt  a checkpoint written from PyTorch
               tensors by tools/safetensors_io.py (see make_torch_checkpoint).
+    torch_names.txt, torch_names_*.safetensors  state_dicts saved straight
+              from PyTorch modules (a CleanRL-style LSTM agent, a bare LSTM,
+              cells, a post-LN encoder layer at a long path, dtypes; see
+              make_torch_names).
 
 File format (one tensor per line, single spaces):
 
@@ -718,11 +722,11 @@ def make_heads():
         (q * w).sum().backward()
         tensors = [("x", x), ("w", w), ("q", q), ("d_x", x.grad)]
         for sname, seq in (("value", v), ("advantage", a)):
-            for k, idx in ((0, 0), (1, 2)):
+            for idx in (0, 2):  # nn.Sequential's names, as mrl_mlp's
                 for pn in ("weight", "bias"):
                     t = getattr(seq[idx], pn)
-                    tensors.append(("%s.%d.%s" % (sname, k, pn), t))
-                    tensors.append(("d_%s.%d.%s" % (sname, k, pn), t.grad))
+                    tensors.append(("%s.%d.%s" % (sname, idx, pn), t))
+                    tensors.append(("d_%s.%d.%s" % (sname, idx, pn), t.grad))
         for n, t in tensors:
             dump(f, "duel_" + n, t)
 
@@ -980,7 +984,7 @@ def make_torch_checkpoint():
     mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     lstm = torch.nn.LSTM(3, 5)
     named = [("pi.0.weight", mlp[0].weight), ("pi.0.bias", mlp[0].bias),
-             ("pi.1.weight", mlp[2].weight), ("pi.1.bias", mlp[2].bias),
+             ("pi.2.weight", mlp[2].weight), ("pi.2.bias", mlp[2].bias),
              ("core.weight_ih_l0", lstm.weight_ih_l0), ("core.weight_hh_l0", lstm.weight_hh_l0),
              ("core.bias_ih_l0", lstm.bias_ih_l0), ("core.bias_hh_l0", lstm.bias_hh_l0)]
     opt = torch.optim.Adam([p for _, p in named], lr=1e-2)
@@ -1031,6 +1035,235 @@ def make_torch_checkpoint():
     return path + " and " + txt
 
 
+# ---------------------------------------------------------------------------
+# PyTorch's own state_dict names (tests/test_torch_names.c)
+# ---------------------------------------------------------------------------
+
+LONG_PREFIX = ("agent_memory_core_with_a_rather_long_descriptive_name."
+               "transformer_encoder_layers_stack.0")
+
+
+def _bits_hi_lo(t32):
+    """float32 tensor -> (hi, lo) 16-bit halves of its bit patterns, as floats (exact)."""
+    b = t32.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    return (b >> 16).float(), (b & 0xFFFF).float()
+
+
+def make_torch_names():
+    """tests/ref/torch_names.txt and tests/ref/torch_names_<part>.safetensors:
+    state_dicts saved straight from PyTorch modules with tools/safetensors_io.py,
+    which memrl loads under the same names (nothing renamed).
+
+    agent: a CleanRL-style recurrent agent (ppo_atari_lstm.py's structure on
+      flat observations): network = Sequential(Linear(6, 64), Tanh, Linear(64,
+      64), Tanh), lstm = LSTM(64, 32, num_layers=2), actor = Sequential(
+      Linear(32, 64), Tanh, Linear(64, 3)), critic = Sequential(Linear(32, 64),
+      Tanh, Linear(64, 1)); CleanRL's layer_init (orthogonal, zero biases; LSTM
+      weights orthogonal, biases 0), then every tensor plus N(0, 0.1^2) noise
+      (a trained agent has no zero biases). Saved with actor.* as float16,
+      critic.0.weight as bfloat16 and lstm.bias_*_l1 as float64; the reference
+      runs on those rounded values. agent_obs [T*B, 6] (T = 5, B = 2, row
+      t*B+b), agent_done [T*B], agent_h0 / agent_c0 [2*B, 32]; CleanRL's
+      get_states (before step t, env b's state times 1 - done); agent_logits
+      [T*B, 3], agent_values [T*B, 1], agent_hT / agent_cT [2*B, 32].
+    bare: nn.LSTM(3, 4, num_layers=2) saved alone (top-level keys
+      weight_ih_l0, ...); bare_x [T*B, 3] (T = 3, B = 2), zero state, bare_y.
+    cells: lstm_cell = LSTMCell(3, 4), gru_cell = GRUCell(3, 4), rnn_cell =
+      RNNCell(3, 4) (keys weight_ih, weight_hh, bias_ih, bias_hh); cell_x
+      [2, 3], cell_h0, cell_c0 [2, 4]; lstm_h1, lstm_c1, gru_h1, rnn_h1.
+    long: TransformerEncoderLayer(8, 2, 16, dropout=0, batch_first=True) (post-LN,
+      torch's default) at LONG_PREFIX (keys of 100+ bytes); long_x [2, 3, 8],
+      long_y, grads of sum(long_y * long_gy): long_dx and d_<key>.
+    dtypes (torch_names_dtypes.safetensors): f16, bf16, f64 tensors of special
+      values (signed zeros, subnormals, extremes, inf, NaN with payload, ties,
+      beyond float range); dt_<dtype>_hi / _lo: the 16-bit halves of the
+      float32 bit patterns torch's .float() gives.
+    conv_: Conv2d(3, 4, (3, 2), stride (2, 1), padding (1, 0), bias=False) and
+      convb_: Conv2d(3, 2, (2, 3), stride (1, 2), padding (0, 1)) on x [2, 3, 5, 4]:
+      weight (bias), y, grads of sum(y * gy) (dx, dweight, dbias).
+    emb_: Embedding(5, 3, padding_idx=1) with row 1 set non-zero (forward uses
+      it as is), ids, y, grads of sum(y * gy): dweight (row 1 zero).
+    lin_: Linear(4, 3, bias=False): weight, x, y, dweight, dx."""
+    import safetensors_io
+    nn = torch.nn
+    torch.manual_seed(SEED)
+    f, path = open_fixture("torch_names.txt", "PyTorch state_dicts loaded under PyTorch's "
+                           "names; see make_torch_names in tools/make_ref.py")
+
+    def layer_init(layer, std=math.sqrt(2), bias_const=0.0):
+        nn.init.orthogonal_(layer.weight, std)
+        nn.init.constant_(layer.bias, bias_const)
+        return layer
+
+    class Agent(nn.Module):
+        def __init__(self, obs, actions):
+            super().__init__()
+            self.network = nn.Sequential(layer_init(nn.Linear(obs, 64)), nn.Tanh(),
+                                         layer_init(nn.Linear(64, 64)), nn.Tanh())
+            self.lstm = nn.LSTM(64, 32, num_layers=2)
+            for name, param in self.lstm.named_parameters():
+                if "bias" in name:
+                    nn.init.constant_(param, 0)
+                elif "weight" in name:
+                    nn.init.orthogonal_(param, 1.0)
+            self.actor = nn.Sequential(layer_init(nn.Linear(32, 64)), nn.Tanh(),
+                                       layer_init(nn.Linear(64, actions), std=0.01))
+            self.critic = nn.Sequential(layer_init(nn.Linear(32, 64)), nn.Tanh(),
+                                        layer_init(nn.Linear(64, 1), std=1))
+
+        def get_states(self, x, lstm_state, done):
+            hidden = self.network(x)
+            batch_size = lstm_state[0].shape[1]
+            hidden = hidden.reshape((-1, batch_size, self.lstm.input_size))
+            done = done.reshape((-1, batch_size))
+            new_hidden = []
+            for h, d in zip(hidden, done):
+                h, lstm_state = self.lstm(
+                    h.unsqueeze(0),
+                    ((1.0 - d).view(1, -1, 1) * lstm_state[0],
+                     (1.0 - d).view(1, -1, 1) * lstm_state[1]))
+                new_hidden += [h]
+            return torch.flatten(torch.cat(new_hidden), 0, 1), lstm_state
+
+    T, B = 5, 2
+    agent = Agent(6, 3)
+    kinds = {}
+    with torch.no_grad():
+        for name, p in agent.named_parameters():
+            p.add_(0.1 * torch.randn_like(p))
+            if name.startswith("actor."):
+                kinds[name] = torch.float16
+            elif name == "critic.0.weight":
+                kinds[name] = torch.bfloat16
+            elif name in ("lstm.bias_ih_l1", "lstm.bias_hh_l1"):
+                kinds[name] = torch.float64
+            if name in kinds:  # the reference runs on what the file holds
+                p.copy_(p.to(kinds[name]).float())
+    state = {k: v.to(kinds.get(k, torch.float32)) for k, v in agent.state_dict().items()}
+    safetensors_io.write_torch(os.path.join(OUT_DIR, "torch_names_agent.safetensors"), state,
+                               {"format": "pt"})
+    obs = torch.randn(T * B, 6)
+    done = torch.tensor([0, 0, 0, 1, 1, 0, 0, 0, 0, 1], dtype=torch.float32)
+    h0, c0 = torch.randn(2, B, 32), torch.randn(2, B, 32)
+    with torch.no_grad():
+        hidden, (hT, cT) = agent.get_states(obs, (h0, c0), done)
+        logits, values = agent.actor(hidden), agent.critic(hidden)
+    with f:
+        for n, t in (("agent_obs", obs), ("agent_done", done),
+                     ("agent_h0", h0.reshape(2 * B, 32)), ("agent_c0", c0.reshape(2 * B, 32)),
+                     ("agent_logits", logits), ("agent_values", values),
+                     ("agent_hT", hT.reshape(2 * B, 32)), ("agent_cT", cT.reshape(2 * B, 32))):
+            dump(f, n, t)
+
+        bare = nn.LSTM(3, 4, num_layers=2)
+        safetensors_io.write_torch(os.path.join(OUT_DIR, "torch_names_bare.safetensors"),
+                                   bare.state_dict(), {"format": "pt"})
+        x = torch.randn(3, 2, 3)
+        with torch.no_grad():
+            y, _ = bare(x)
+        dump(f, "bare_x", x.reshape(6, 3))
+        dump(f, "bare_y", y.reshape(6, 4))
+
+        cells = nn.Module()
+        cells.lstm_cell = nn.LSTMCell(3, 4)
+        cells.gru_cell = nn.GRUCell(3, 4)
+        cells.rnn_cell = nn.RNNCell(3, 4)
+        safetensors_io.write_torch(os.path.join(OUT_DIR, "torch_names_cells.safetensors"),
+                                   cells.state_dict(), {"format": "pt"})
+        x, h0, c0 = torch.randn(2, 3), torch.randn(2, 4), torch.randn(2, 4)
+        with torch.no_grad():
+            h1, c1 = cells.lstm_cell(x, (h0, c0))
+            for n, t in (("cell_x", x), ("cell_h0", h0), ("cell_c0", c0), ("lstm_h1", h1),
+                         ("lstm_c1", c1), ("gru_h1", cells.gru_cell(x, h0)),
+                         ("rnn_h1", cells.rnn_cell(x, h0))):
+                dump(f, n, t)
+
+        root = nn.ModuleDict()
+        node = root
+        parts = LONG_PREFIX.split(".")
+        for part in parts[:-2]:
+            node[part] = nn.ModuleDict()
+            node = node[part]
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        node[parts[-2]] = nn.ModuleList([layer])
+        with torch.no_grad():  # non-zero biases and norms, so every tensor matters
+            for p in layer.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        assert all(k.startswith(LONG_PREFIX + ".") for k in root.state_dict())
+        safetensors_io.write_torch(os.path.join(OUT_DIR, "torch_names_long.safetensors"),
+                                   root.state_dict(), {"format": "pt"})
+        x = torch.randn(2, 3, 8).requires_grad_()
+        gy = torch.randn(2, 3, 8)
+        layer.eval()  # no dropout anyway; eval keeps the plain math path
+        layer.train(False)
+        y = layer(x)
+        (y * gy).sum().backward()
+        dump(f, "long_x", x)
+        dump(f, "long_gy", gy)
+        dump(f, "long_y", y)
+        dump(f, "long_dx", x.grad)
+        for k, p in root.named_parameters():
+            dump(f, "d_" + k, p.grad)
+
+        # dtype conversions
+        f16 = torch.tensor([0x0000, 0x8000, 0x0001, 0x8001, 0x03ff, 0x0400, 0x3c00, 0x3555,
+                            0xc000, 0x7bff, 0xfbff, 0x7c00, 0xfc00, 0x7e00, 0x7d01, 0xfe3f],
+                           dtype=torch.int32).to(torch.int16).view(torch.float16)
+        bf16 = torch.tensor([0x0000, 0x8000, 0x0001, 0x807f, 0x0080, 0x3f80, 0x4049, 0xc2f7,
+                             0x7f7f, 0x7f80, 0xff80, 0x7fc1, 0xffa5],
+                            dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+        f64 = torch.tensor([0.0, -0.0, 1.0, 1.0 / 3.0, -2.5e-7, 1e300, -1e300, 1e-50,
+                            3.4028235677973366e38, 3.4028235677973362e38, 2.0 ** -149,
+                            2.0 ** -150, 1.0 + 2.0 ** -24, 1.0 + 3 * 2.0 ** -24,
+                            float("inf"), float("-inf"), float("nan")], dtype=torch.float64)
+        safetensors_io.write_torch(os.path.join(OUT_DIR, "torch_names_dtypes.safetensors"),
+                                   {"f16": f16, "bf16": bf16, "f64": f64}, {"format": "pt"})
+        for n, t in (("f16", f16), ("bf16", bf16), ("f64", f64)):
+            hi, lo = _bits_hi_lo(t.float())
+            dump(f, "dt_%s_hi" % n, hi)
+            dump(f, "dt_%s_lo" % n, lo)
+
+        x = torch.randn(2, 3, 5, 4)
+        for tag, conv in (("conv_", nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0),
+                                             bias=False)),
+                          ("convb_", nn.Conv2d(3, 2, (2, 3), stride=(1, 2), padding=(0, 1)))):
+            xx = x.clone().requires_grad_()
+            y = conv(xx)
+            gy = torch.randn_like(y)
+            (y * gy).sum().backward()
+            dump(f, tag + "x", x)
+            dump(f, tag + "weight", conv.weight)
+            dump(f, tag + "y", y)
+            dump(f, tag + "gy", gy)
+            dump(f, tag + "dx", xx.grad)
+            dump(f, tag + "dweight", conv.weight.grad)
+            if conv.bias is not None:
+                dump(f, tag + "bias", conv.bias)
+                dump(f, tag + "dbias", conv.bias.grad)
+
+        emb = nn.Embedding(5, 3, padding_idx=1)
+        with torch.no_grad():
+            emb.weight[1] = torch.tensor([0.5, -1.0, 2.0])
+        ids = torch.tensor([1, 3, 1, 0, 4, 3])
+        y = emb(ids)
+        gy = torch.randn_like(y)
+        (y * gy).sum().backward()
+        for n, t in (("weight", emb.weight), ("ids", ids.float()), ("y", y), ("gy", gy),
+                     ("dweight", emb.weight.grad)):
+            dump(f, "emb_" + n, t)
+
+        lin = nn.Linear(4, 3, bias=False)
+        assert list(lin.state_dict()) == ["weight"]
+        x = torch.randn(2, 4).requires_grad_()
+        y = lin(x)
+        gy = torch.randn_like(y)
+        (y * gy).sum().backward()
+        for n, t in (("weight", lin.weight), ("x", x), ("y", y), ("gy", gy),
+                     ("dweight", lin.weight.grad), ("dx", x.grad)):
+            dump(f, "lin_" + n, t)
+    return path + " and tests/ref/torch_names_*.safetensors"
+
+
 def main():
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
@@ -1046,6 +1279,7 @@ def main():
     print("wrote", make_layers())
     print("wrote", make_attention())
     print("wrote", make_ppo_update())
+    print("wrote", make_torch_names())
 
 
 # ---------------------------------------------------------------------------
@@ -1813,14 +2047,15 @@ def make_layers():
                 self.encoder = torch.nn.ModuleList([torch.nn.Linear(6, 8)])
                 self.fc_mu = torch.nn.Linear(8, 3)
                 self.fc_logvar = torch.nn.Linear(8, 3)
-                self.decoder = torch.nn.ModuleList(
-                    [torch.nn.Linear(3, 8), torch.nn.Linear(8, 6)])
+                # nn.Sequential's names (decoder.0, decoder.2), as mrl_mlp's
+                self.decoder = torch.nn.Sequential(
+                    torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 6))
 
             def forward(self, x, eps, bernoulli, beta):
                 h = torch.relu(self.encoder[0](x))
                 mu, logvar = self.fc_mu(h), self.fc_logvar(h)
                 z = mu + torch.exp(0.5 * logvar) * eps
-                out = self.decoder[1](torch.relu(self.decoder[0](z)))
+                out = self.decoder[2](torch.relu(self.decoder[0](z)))
                 B = x.shape[0]
                 if bernoulli:
                     rec = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -1863,7 +2098,7 @@ def make_layers():
         h = torch.relu(vae.encoder[0](x))
         mu, logvar = vae.fc_mu(h), vae.fc_logvar(h)
         z = mu + torch.exp(0.5 * logvar) * eps
-        out = vae.decoder[1](torch.relu(vae.decoder[0](z)))
+        out = vae.decoder[2](torch.relu(vae.decoder[0](z)))
         rec = ((torch.sigmoid(out) - x) ** 2).sum() / 4
         kls = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)
         kl = torch.clamp(kls, min=floor).mean()

@@ -12,7 +12,7 @@ As a module (tools/make_ref.py uses it to write tests/ref/torch_written.*):
     header, metadata, tensors = read(path)      # tensors: name -> Tensor
     values(tensors["pi.0.weight"])              # F32/F64/F16/I64/... -> list
     write(path, [(name, dtype, shape, raw_bytes), ...], metadata)
-    write_torch(path, {name: torch_tensor}, metadata)   # needs torch
+    write_torch(path, {name: torch_tensor}, metadata)   # needs torch; F32/F64/F16/BF16/ints
 
 The reader applies the rules of the reference implementation
 (huggingface/safetensors): header length at most 100 000 000 bytes and inside
@@ -170,14 +170,20 @@ def write_torch(path, state, metadata=None):
     """Writes {name: torch.Tensor} (float32/64/16, int64/32/8, uint8, bool)."""
     import torch
     kinds = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16",
-             torch.int64: "I64", torch.int32: "I32", torch.int8: "I8", torch.uint8: "U8",
-             torch.bool: "BOOL"}
+             torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32", torch.int8: "I8",
+             torch.uint8: "U8", torch.bool: "BOOL"}
     out = []
     for name, t in state.items():
         t = t.detach().cpu().contiguous()
         dtype = kinds[t.dtype]
-        flat = t.reshape(-1).tolist()
-        raw = struct.pack("<%d%s" % (len(flat), DTYPES[dtype][1]), *flat)
+        bits = {"F16": (torch.int16, "h"), "BF16": (torch.int16, "h"),
+                "F32": (torch.int32, "i"), "F64": (torch.int64, "q")}.get(dtype)
+        if bits:  # floats by their bit patterns: NaN payloads survive, BF16 has no letter
+            flat = t.view(bits[0]).reshape(-1).tolist()
+            raw = struct.pack("<%d%s" % (len(flat), bits[1]), *flat)
+        else:
+            flat = t.reshape(-1).tolist()
+            raw = struct.pack("<%d%s" % (len(flat), DTYPES[dtype][1]), *flat)
         out.append((name, dtype, list(t.shape), raw))
     write(path, out, metadata)
 
