@@ -1396,7 +1396,10 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   mrl_linear_layer_init(&a->value, &a->params, "critic.out",
                         cfg->shared_torso ? a->actor.output_dim : a->critic.output_dim, 1,
                         cfg->orthogonal_init ? mrl_init_orthogonal(1.0f) : mrl_init_default());
-  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) goto fail;
+  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_ppo_init: %s", a->params.message);
+    goto fail;
+  }
   a->raw_dim = mrl_policy_head_raw_dim(&a->policy);
   a->state_dim = a->actor.state_dim + (cfg->shared_torso ? 0 : a->critic.state_dim);
   rc = mrl_runner_config_default();
@@ -1429,7 +1432,8 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   }
   return MRL_OK;
 fail:
-  if (r == MRL_ERR_OUT_OF_MEMORY) mrl__say(a->error, sizeof a->error, "mrl_ppo_init: out of memory");
+  if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
+    mrl__say(a->error, sizeof a->error, "mrl_ppo_init: out of memory");
   {
     char keep[MRL_ERROR_SIZE];
     memcpy(keep, a->error, sizeof keep);

@@ -354,7 +354,7 @@ MRL_DEF mrl_tower_config mrl_tower_config_default(void) {
 static mrl_result mrl__tower_mlp(mrl_mlp *m, mrl_params *p, const char *name, const char *part,
                                  int in_dim, const int *sizes, int n, const mrl_tower_config *c,
                                  char *error, size_t error_size) {
-  char buf[64];
+  char buf[MRL_NAME_MAX];
   int dims[MRL_TOWER_MAX_LAYERS + 1], i;
   dims[0] = in_dim;
   for (i = 0; i < n; i++) {
@@ -364,8 +364,8 @@ static mrl_result mrl__tower_mlp(mrl_mlp *m, mrl_params *p, const char *name, co
     }
     dims[i + 1] = sizes[i];
   }
-  snprintf(buf, sizeof buf, "%s.%s", name, part);
-  mrl_mlp_init(m, p, buf, n + 1, dims, c->activation, c->init, c->init);
+  mrl_mlp_init(m, p, mrl__name(p, buf, name, "%s", part), n + 1, dims, c->activation, c->init,
+               c->init);
   m->activate_output = 1;
   return MRL_OK;
 }
@@ -373,7 +373,7 @@ static mrl_result mrl__tower_mlp(mrl_mlp *m, mrl_params *p, const char *name, co
 MRL_DEF mrl_result mrl_tower_init(mrl_tower *t, mrl_params *p, const char *name, int input_dim,
                                   const mrl_tower_config *c, int state_offset, char *error,
                                   size_t error_size) {
-  char buf[64];
+  char buf[MRL_NAME_MAX];
   int dim = input_dim, i;
   mrl_result r;
   memset(t, 0, sizeof *t);
@@ -422,8 +422,7 @@ MRL_DEF mrl_result mrl_tower_init(mrl_tower *t, mrl_params *p, const char *name,
                  cc->in_channels, cc->in_height, cc->in_width, input_dim);
       return MRL_ERR_INVALID_ARGUMENT;
     }
-    snprintf(buf, sizeof buf, "%s.conv", name);
-    if ((r = mrl_conv_encoder_init(&t->conv, p, buf, cc)) != MRL_OK) {
+    if ((r = mrl_conv_encoder_init(&t->conv, p, mrl__name(p, buf, name, "conv"), cc)) != MRL_OK) {
       mrl__error(error, error_size, "conv: the stack does not fit a %dx%dx%d input",
                  cc->in_channels, cc->in_height, cc->in_width);
       return r;
@@ -437,8 +436,8 @@ MRL_DEF mrl_result mrl_tower_init(mrl_tower *t, mrl_params *p, const char *name,
     if (r != MRL_OK) return r;
     dim = c->encoder_sizes[c->num_encoder_layers - 1];
   }
-  snprintf(buf, sizeof buf, "%s.core", name);
-  if ((r = mrl_core_init(&t->core, p, buf, dim, &c->core, error, error_size)) != MRL_OK) return r;
+  r = mrl_core_init(&t->core, p, mrl__name(p, buf, name, "core"), dim, &c->core, error, error_size);
+  if (r != MRL_OK) return r;
   dim = t->core.output_dim;
   t->state_dim = t->core.state_dim;
   if (c->num_head_layers > 0) {

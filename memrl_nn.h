@@ -3141,7 +3141,7 @@ static int mrl__policy_head_check(mrl_policy_head *h, const mrl_params *p, const
   } while (0)
   if (!p || !name || !c) MRL__PH_FAIL("mrl_policy_head_init: NULL store, name or config");
   if (p->finalized) MRL__PH_FAIL("mrl_policy_head_init: the store is already finalized");
-  if (strlen(name) + sizeof longest > sizeof p->items[0].name)
+  if (strlen(name) + sizeof longest > MRL_NAME_MAX)
     MRL__PH_FAIL("mrl_policy_head_init: name \"%.40s...\" is too long for the store", name);
   if (k < MRL_POLICY_CATEGORICAL || k > MRL_POLICY_DETERMINISTIC)
     MRL__PH_FAIL("mrl_policy_head_config.kind %d is not a mrl_policy_kind", k);
@@ -3198,6 +3198,8 @@ MRL_DEF mrl_result mrl_policy_head_init(mrl_policy_head *h, mrl_params *p, const
                                         int in_features, const mrl_policy_head_config *cfg) {
   char buf[80];
   int D, d, count0, shape[1], failed = 0;
+  size_t names0;
+  mrl_result status0;
   size_t total0;
   memset(h, 0, sizeof *h);
   h->log_std_param = -1;
@@ -3215,6 +3217,8 @@ MRL_DEF mrl_result mrl_policy_head_init(mrl_policy_head *h, mrl_params *p, const
   h->unit_affine = 1;
   count0 = p->count;
   total0 = p->total;
+  names0 = p->names_size;
+  status0 = p->status;
   if (cfg->kind == MRL_POLICY_CATEGORICAL) {
     h->num_actions = cfg->num_actions;
     h->param_dim = cfg->num_actions;
@@ -3256,6 +3260,8 @@ MRL_DEF mrl_result mrl_policy_head_init(mrl_policy_head *h, mrl_params *p, const
     /* out of memory part way: forget what was declared (declarations only append) */
     p->count = count0;
     p->total = total0;
+    p->names_size = names0;
+    p->status = status0; /* the store is as it was: later declarations may succeed */
     snprintf(h->error, sizeof h->error, "mrl_policy_head_init: out of memory");
     return MRL_ERR_OUT_OF_MEMORY;
   }

@@ -744,7 +744,7 @@ static void test_init_rejects(void) {
                      ok_hi[2] = {1.0f, 1.0f};
   const float nan = (float)(0.0 * HUGE_VAL) /* NaN without NAN's C99 header quirks */;
   float nan_lo[2], inf_lo[2], eq_hi[2];
-  char long_name[80];
+  char long_name[MRL_NAME_MAX + 16];
   mrl_policy_head_config c;
   mrl_policy_head h;
   mrl_params p;
@@ -772,7 +772,7 @@ static void test_init_rejects(void) {
   memset(long_name, 'n', sizeof long_name - 1);
   long_name[sizeof long_name - 1] = '\0';
   expect_rejected(&c, 4, long_name, "a name too long for the store");
-  long_name[64 - 16] = '\0'; /* + ".log_std.weight" and NUL: exactly 64 */
+  long_name[MRL_NAME_MAX - 16] = '\0'; /* + ".log_std.weight" and NUL: MRL_NAME_MAX */
   mrl_params_init(&p);
   MRL_CHECK(mrl_policy_head_init(&h, &p, long_name, 4, &c) == MRL_OK,
             "init must accept a name that just fits: %s", h.error);

@@ -336,13 +336,12 @@ static void test_dtypes(const mrl_ref_file *f) {
 static void test_cleanrl_agent(const mrl_ref_file *f) {
   enum { T = 5, B = 2, OBS = 6, H = 32, L = 2 };
   int net_sizes[3] = {OBS, 64, 64}, actor_sizes[3] = {H, 64, 3}, critic_sizes[3] = {H, 64, 1};
-  float obs[T * B * OBS], done[T * B], keep[T * B], h0[L * B * H], c0[L * B * H];
+  float obs[T * B * OBS], done[T * B], h0[L * B * H], c0[L * B * H];
   mrl_params p;
   mrl_mlp network, actor, critic;
   mrl_lstm lstm;
   mrl_graph g;
   mrl_result r;
-  int i;
   mrl_params_init(&p);
   mrl_mlp_init(&network, &p, "network", 3, net_sizes, MRL_ACT_TANH, mrl_init_default(),
                mrl_init_default());
@@ -360,11 +359,10 @@ static void test_cleanrl_agent(const mrl_ref_file *f) {
       mrl_ref_fill(f, "agent_done", done, T * B) && mrl_ref_fill(f, "agent_h0", h0, L * B * H) &&
       mrl_ref_fill(f, "agent_c0", c0, L * B * H)) {
     mrl_tensor *x, *y, *hT = NULL, *cT = NULL, *logits, *values;
-    for (i = 0; i < T * B; i++) keep[i] = 1.0f - done[i];
     mrl_graph_init(&g, 1 << 20);
     x = mrl_mlp_forward(&network, &g, mrl_tensor_from2(&g, obs, T * B, OBS));
     y = mrl_lstm_forward(&lstm, &g, x, T, B, mrl_tensor_from2(&g, h0, L * B, H),
-                         mrl_tensor_from2(&g, c0, L * B, H), keep, &hT, &cT);
+                         mrl_tensor_from2(&g, c0, L * B, H), done, &hT, &cT); /* CleanRL's done = episode_start */
     logits = mrl_mlp_forward(&actor, &g, y);
     values = mrl_mlp_forward(&critic, &g, y);
     MRL_CHECK(logits && values && hT && cT, "CleanRL agent: forward");
