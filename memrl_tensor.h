@@ -148,7 +148,8 @@ typedef enum mrl_result {
   MRL_ERR_CORRUPT = -4,
   MRL_ERR_UNKNOWN_ENV = -5,
   MRL_ERR_INVALID_ACTION = -6,
-  MRL_ERR_NOT_RESET = -7
+  MRL_ERR_NOT_RESET = -7,
+  MRL_ERR_NON_FINITE = -8
 } mrl_result;
 
 static inline const char *mrl_result_string(mrl_result r) {
@@ -169,6 +170,8 @@ static inline const char *mrl_result_string(mrl_result r) {
     return "invalid action (out of range or not finite)";
   case MRL_ERR_NOT_RESET:
     return "step called before reset (or after the episode ended)";
+  case MRL_ERR_NON_FINITE:
+    return "a value that must be finite is NaN or infinite";
   }
   return "unknown error";
 }
