@@ -903,6 +903,8 @@ typedef struct mrl_env mrl_env;
 MRL_DEF mrl_env *mrl_env_make(const char *id);
 MRL_DEF void mrl_env_free(mrl_env *env); /* NULL is fine */
 
+/* Every getter answers a NULL env with "nothing": id NULL, dimensions and
+ * counts 0, episode_success -1, self NULL (no environment, no crash). */
 MRL_DEF const char *mrl_env_id(const mrl_env *env);
 MRL_DEF int mrl_env_obs_dim(const mrl_env *env);
 MRL_DEF int mrl_env_num_actions(const mrl_env *env);       /* discrete: n, box: 0 */
@@ -1309,31 +1311,31 @@ MRL_DEF void mrl_env_free(mrl_env *env) {
 }
 
 MRL_DEF const char *mrl_env_id(const mrl_env *env) {
-  return env->vt.id;
+  return env ? env->vt.id : NULL;
 }
 MRL_DEF int mrl_env_obs_dim(const mrl_env *env) {
-  return env->vt.obs_dim;
+  return env ? env->vt.obs_dim : 0;
 }
 MRL_DEF int mrl_env_num_actions(const mrl_env *env) {
-  return env->vt.num_actions;
+  return env ? env->vt.num_actions : 0;
 }
 MRL_DEF int mrl_env_action_dim(const mrl_env *env) {
-  return env->vt.action_dim;
+  return env ? env->vt.action_dim : 0;
 }
 MRL_DEF int mrl_env_max_episode_steps(const mrl_env *env) {
-  return env->vt.max_episode_steps;
+  return env ? env->vt.max_episode_steps : 0;
 }
 MRL_DEF int mrl_env_episode_success(const mrl_env *env) {
-  return env->last_success;
+  return env ? env->last_success : -1;
 }
 MRL_DEF float mrl_env_episode_return(const mrl_env *env) {
-  return (float)env->ep_return;
+  return env ? (float)env->ep_return : 0.0f;
 }
 MRL_DEF int mrl_env_episode_length(const mrl_env *env) {
-  return env->ep_length;
+  return env ? env->ep_length : 0;
 }
 MRL_DEF void *mrl_env_self(const mrl_env *env) {
-  return env->self;
+  return env ? env->self : NULL;
 }
 MRL_DEF int mrl_env_render(const mrl_env *env, char *buf, size_t size) {
   if (!env || !env->vt.render) return -1;

@@ -1331,6 +1331,34 @@ static void test_vecenv_duplicate_env(void) {
   mrl_env_free(envs[2]);
 }
 
+/* A NULL env gets the documented empty answers from every getter. */
+static void test_env_getters_null(void) {
+  char buf[8];
+  double x = 1.0;
+  float task[2] = {7.0f, 7.0f};
+  MRL_CHECK(mrl_env_id(NULL) == NULL, "id(NULL)");
+  MRL_CHECK(mrl_env_obs_dim(NULL) == 0 && mrl_env_num_actions(NULL) == 0 &&
+                mrl_env_action_dim(NULL) == 0 && mrl_env_max_episode_steps(NULL) == 0,
+            "dimensions of NULL are 0");
+  MRL_CHECK(mrl_env_episode_success(NULL) == -1 && mrl_env_episode_return(NULL) == 0.0f &&
+                mrl_env_episode_length(NULL) == 0,
+            "episode statistics of NULL");
+  MRL_CHECK(mrl_env_self(NULL) == NULL && mrl_env_inner(NULL) == NULL, "self/inner of NULL");
+  MRL_CHECK(mrl_env_render(NULL, buf, sizeof buf) == -1 && mrl_env_task_dim(NULL) == 0,
+            "render/task_dim of NULL");
+  mrl_env_task(NULL, task);
+  MRL_CHECK(task[0] == 7.0f, "task(NULL) writes nothing");
+  MRL_CHECK(mrl_env_num_params(NULL) == 0 && mrl_env_param_name(NULL, 0) == NULL &&
+                mrl_env_param_index(NULL, "gravity") == -1,
+            "parameters of NULL");
+  MRL_CHECK(mrl_env_get_param(NULL, "gravity", &x) == MRL_ERR_INVALID_ARGUMENT &&
+                mrl_env_set_param(NULL, "gravity", 1.0) == MRL_ERR_INVALID_ARGUMENT && x == 1.0,
+            "get/set_param of NULL");
+  MRL_CHECK(mrl_env_reset(NULL, 1, NULL) == MRL_ERR_INVALID_ARGUMENT &&
+                mrl_env_step(NULL, task, NULL, NULL, NULL, NULL) == MRL_ERR_INVALID_ARGUMENT,
+            "reset/step of NULL");
+}
+
 int main(void) {
   test_cartpole_reset();
   test_cartpole_trajectory();
@@ -1357,5 +1385,6 @@ int main(void) {
   test_registry_vecenv_twins();
   test_vecenv_non_finite();
   test_vecenv_duplicate_env();
+  test_env_getters_null();
   return mrl_test_summary("test_envs");
 }
