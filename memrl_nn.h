@@ -275,6 +275,9 @@ MRL_DEF float mrl_lr_step(float lr0, float gamma, long long step, long long step
 
 /* ---- activations ---- */
 typedef enum mrl_activation { MRL_ACT_NONE, MRL_ACT_TANH, MRL_ACT_RELU } mrl_activation;
+/* A value outside the enum is a programmer error (it stops with a message,
+ * here and in every layer init taking one; a config's field gives
+ * MRL_ERR_INVALID_ARGUMENT from its init), never a silent "none". */
 MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act);
 
 /* ---- linear layer ---- */
@@ -1604,11 +1607,28 @@ MRL_DEF float mrl_lr_step(float lr0, float gamma, long long step, long long step
   return (float)((double)lr0 * pow((double)gamma, (double)k));
 }
 
+/* An activation outside the enum (an uninitialised field, a cast integer)
+ * is a programmer error: it must not quietly mean "none". allow_none 0: a
+ * layer that needs a nonlinearity (Elman). */
+static void mrl__check_activation(const char *op, mrl_activation act, int allow_none,
+                                  const mrl_tensor *x) {
+  char what[96];
+  if (act == MRL_ACT_TANH || act == MRL_ACT_RELU || (allow_none && act == MRL_ACT_NONE)) return;
+  snprintf(what, sizeof what, "activation %d is not %sMRL_ACT_TANH or MRL_ACT_RELU", (int)act,
+           allow_none ? "MRL_ACT_NONE, " : "");
+  mrl_shape_fail(op, what, x, NULL, __FILE__, __LINE__);
+}
+
+static int mrl__activation_ok(mrl_activation act) {
+  return act == MRL_ACT_NONE || act == MRL_ACT_TANH || act == MRL_ACT_RELU;
+}
+
 MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act) {
   switch (act) {
   case MRL_ACT_TANH: return mrl_tanh(g, x);
   case MRL_ACT_RELU: return mrl_relu(g, x);
   case MRL_ACT_NONE: break;
+  default: mrl__check_activation("activate", act, 1, x);
   }
   return x;
 }
@@ -1647,6 +1667,7 @@ MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_s
   int i;
   char buf[72];
   MRL_ASSERT(num_sizes >= 2 && num_sizes - 1 <= MRL_MLP_MAX_LAYERS);
+  mrl__check_activation("mlp_init", act, 1, NULL);
   memset(m, 0, sizeof *m);
   m->num_layers = num_sizes - 1;
   m->activation = act;
@@ -2152,7 +2173,7 @@ static void mrl__elman_layer_init_k(mrl_elman_layer *l, mrl_params *p, const cha
                                     int input, int hidden, mrl_activation nonlinearity,
                                     mrl_init init) {
   int ids[4];
-  MRL_ASSERT(nonlinearity == MRL_ACT_TANH || nonlinearity == MRL_ACT_RELU);
+  mrl__check_activation("elman_layer_init", nonlinearity, 0, NULL);
   l->params = p;
   l->input_size = input;
   l->hidden_size = hidden;
@@ -4263,7 +4284,7 @@ MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, con
   int i, c, h, w, step = cfg->activation == MRL_ACT_NONE ? 1 : 2;
   memset(e, 0, sizeof *e);
   if (cfg->num_layers < 1 || cfg->num_layers > MRL_CONV_MAX_LAYERS || cfg->in_channels < 1 ||
-      cfg->linear_out < 0)
+      cfg->linear_out < 0 || !mrl__activation_ok(cfg->activation))
     return MRL_ERR_INVALID_ARGUMENT;
   /* check every size before declaring anything */
   h = cfg->in_height;
@@ -4556,7 +4577,8 @@ MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p,
   int first = cfg->activate_linear && cfg->activation != MRL_ACT_NONE ? 3 : 2;
   memset(d, 0, sizeof *d);
   if (cfg->num_layers < 1 || cfg->num_layers > MRL_CONV_MAX_LAYERS || cfg->in_features < 1 ||
-      cfg->in_channels < 1 || cfg->in_height < 1 || cfg->in_width < 1)
+      cfg->in_channels < 1 || cfg->in_height < 1 || cfg->in_width < 1 ||
+      !mrl__activation_ok(cfg->activation))
     return MRL_ERR_INVALID_ARGUMENT;
   h = cfg->in_height;
   w = cfg->in_width;

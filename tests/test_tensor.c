@@ -1801,55 +1801,10 @@ static void bad_add(void) {
   (void)mrl_add(&g, &ta, &tb);
 }
 
-/* Runs fn in a child with stderr captured into out; returns the wait status,
- * or -1 when the child could not be started. */
-static int run_captured(void (*fn)(void), char *out, size_t cap) {
-  int fds[2], status = 0;
-  size_t len = 0;
-  pid_t pid;
-  out[0] = '\0';
-  if (pipe(fds) != 0) return -1;
-  fflush(stdout);
-  fflush(stderr);
-  pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return -1;
-  }
-  if (pid == 0) {
-    struct rlimit no_core;
-    no_core.rlim_cur = no_core.rlim_max = 0;
-    setrlimit(RLIMIT_CORE, &no_core); /* no core file in the source tree */
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    fn();
-    _exit(0); /* reached only if the op did not stop */
-  }
-  close(fds[1]);
-  for (;;) {
-    char chunk[512];
-    ssize_t r = read(fds[0], chunk, sizeof chunk);
-    if (r > 0) {
-      size_t k = (size_t)r < cap - 1 - len ? (size_t)r : cap - 1 - len;
-      memcpy(out + len, chunk, k);
-      len += k;
-    } else if (r == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  out[len] = '\0';
-  close(fds[0]);
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return -1;
-  return status;
-}
-
 static void expect_shape_failure(const char *what, void (*fn)(void), const char *op,
                                  const char *shape_a, const char *shape_b) {
   char msg[4096];
-  int status = run_captured(fn, msg, sizeof msg);
+  int status = mrl_test_run_captured(fn, msg, sizeof msg);
   MRL_CHECK(status != -1, "%s: could not fork", what);
   if (status == -1) return;
   MRL_CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),
