@@ -38,9 +38,13 @@
  *
  * ERRORS
  *   A wrong shape is a programmer error: the op, both shapes and file:line are
- *   printed to stderr and MRL_ASSERT stops. A full fixed arena is recoverable:
+ *   printed to stderr and MRL_ASSERT stops (abort() after it, so also under
+ *   NDEBUG). So is an impossible shape: ndim outside 1..4, a negative
+ *   dimension, or more than INT_MAX elements (counted in size_t, never
+ *   wrapped). A full fixed arena is recoverable:
  *   the op returns NULL, every later op given NULL returns NULL, and
- *   mrl_graph_status() reports MRL_ERR_OUT_OF_MEMORY. Nothing is written out of
+ *   mrl_graph_status() reports MRL_ERR_OUT_OF_MEMORY; so does a request of
+ *   more than SIZE_MAX / 2 bytes, on any arena. Nothing is written out of
  *   bounds.
  *
  * QUICK START
