@@ -1221,7 +1221,7 @@ static mrl_result glitch_step(void *self, const float *action, float *obs, float
 
 /* Three glitch envs (index 0..2), env `which` misbehaving; runs up to 20
  * vector steps and returns the first failure (or MRL_OK) in *res. */
-static void glitch_run(glitch_env *gs, int which, int kind, int bad_step, mrl_vecenv *v,
+static void glitch_run(glitch_env *gs, int which, int kind, int bad_step, int delta, mrl_vecenv *v,
                        mrl_result *res, int *vector_steps) {
   mrl_env_vtable vt;
   mrl_env *envs[3];
@@ -1234,6 +1234,7 @@ static void glitch_run(glitch_env *gs, int which, int kind, int bad_step, mrl_ve
   vt.action_dim = 1;
   vt.reset = glitch_reset;
   vt.step = glitch_step;
+  vt.step_delta = delta ? glitch_step : NULL; /* rewrites the whole row: a valid delta */
   for (i = 0; i < 3; i++) {
     gs[i].kind = i == which ? kind : -1;
     gs[i].bad_step = bad_step;
@@ -1258,7 +1259,7 @@ static void test_vecenv_non_finite(void) {
   int steps, i, clean = 1;
   float actions[3] = {0, 0, 0};
   /* a NaN reward at env 2's step 6: episode 2 (4 steps each), its step 2 */
-  glitch_run(gs, 2, 0, 6, &v, &r, &steps);
+  glitch_run(gs, 2, 0, 6, 0, &v, &r, &steps);
   MRL_CHECK(r == MRL_ERR_NON_FINITE, "NaN reward: got %s", mrl_result_string(r));
   MRL_CHECK(steps == 5, "NaN reward: failed after %d good vector steps, want 5", steps);
   MRL_CHECK(strstr(v.error, "mrl_vecenv_step") && strstr(v.error, "environment 2 (Glitch-v0)") &&
@@ -1270,7 +1271,7 @@ static void test_vecenv_non_finite(void) {
   MRL_CHECK(mrl_vecenv_step(&v, actions) == MRL_OK, "and stepping goes on");
   mrl_vecenv_free(&v);
   /* an infinite obs[1] from env 1 at its step 3 */
-  glitch_run(gs, 1, 1, 3, &v, &r, &steps);
+  glitch_run(gs, 1, 1, 3, 0, &v, &r, &steps);
   MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 2, "inf obs: %s after %d steps",
             mrl_result_string(r), steps);
   MRL_CHECK(strstr(v.error, "environment 1 (Glitch-v0)") && strstr(v.error, "obs[1] = inf") &&
@@ -1278,7 +1279,7 @@ static void test_vecenv_non_finite(void) {
             "inf obs message: \"%s\"", v.error);
   mrl_vecenv_free(&v);
   /* a NaN observation at env 0's first reset (mrl_vecenv_reset) */
-  glitch_run(gs, 0, 2, 1, &v, &r, &steps);
+  glitch_run(gs, 0, 2, 1, 0, &v, &r, &steps);
   MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 0, "NaN reset obs: %s after %d steps",
             mrl_result_string(r), steps);
   MRL_CHECK(strstr(v.error, "mrl_vecenv_reset: environment 0") && strstr(v.error, "obs[0] = nan") &&
@@ -1287,15 +1288,28 @@ static void test_vecenv_non_finite(void) {
   MRL_CHECK(mrl_vecenv_step(&v, actions) == MRL_ERR_NOT_RESET, "not ready after a bad reset");
   mrl_vecenv_free(&v);
   /* ... and at its third reset: the auto-reset after episode 2 */
-  glitch_run(gs, 0, 2, 3, &v, &r, &steps);
+  glitch_run(gs, 0, 2, 3, 0, &v, &r, &steps);
   MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 7, "NaN auto-reset obs: %s after %d steps",
             mrl_result_string(r), steps);
   MRL_CHECK(strstr(v.error, "mrl_vecenv_step: environment 0") &&
                 strstr(v.error, "reset of its episode 2"),
             "NaN auto-reset message: \"%s\"", v.error);
   mrl_vecenv_free(&v);
+  /* an environment stepped in place (step_delta) still has its reward and
+   * its resets checked */
+  glitch_run(gs, 1, 0, 7, 1, &v, &r, &steps);
+  MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 6 && strstr(v.error, "environment 1") &&
+                strstr(v.error, "reward nan"),
+            "NaN reward of a step_delta env: %s after %d steps, \"%s\"", mrl_result_string(r),
+            steps, v.error);
+  mrl_vecenv_free(&v);
+  glitch_run(gs, 2, 2, 2, 1, &v, &r, &steps);
+  MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 3 && strstr(v.error, "reset of its episode 1"),
+            "NaN reset obs of a step_delta env: %s after %d steps, \"%s\"", mrl_result_string(r),
+            steps, v.error);
+  mrl_vecenv_free(&v);
   /* finite values pass, and the message stays empty */
-  glitch_run(gs, 0, -1, 1, &v, &r, &steps);
+  glitch_run(gs, 0, -1, 1, 0, &v, &r, &steps);
   MRL_CHECK(r == MRL_OK && steps == 20 && v.error[0] == '\0', "clean run: %s, \"%s\"",
             mrl_result_string(r), v.error);
   for (i = 0; i < 3 * 2; i++) clean &= v.obs[i] - v.obs[i] == 0.0f;
