@@ -242,6 +242,8 @@ typedef struct mrl_param {
   mrl_tensor tensor;
 } mrl_param;
 
+/* Size of mrl_params.message, the reason for the last failure. */
+#define MRL_MESSAGE_MAX 512
 typedef struct mrl_params {
   mrl_param *items;
   int count, capacity;
@@ -344,6 +346,9 @@ MRL_DEF float mrl_lr_step(float lr0, float gamma, long long step, long long step
 
 /* ---- activations ---- */
 typedef enum mrl_activation { MRL_ACT_NONE, MRL_ACT_TANH, MRL_ACT_RELU } mrl_activation;
+/* A value outside the enum is a programmer error (it stops with a message,
+ * here and in every layer init taking one; a config's field gives
+ * MRL_ERR_INVALID_ARGUMENT from its init), never a silent "none". */
 MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act);
 
 /* ---- linear layer ---- */
@@ -823,7 +828,13 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
  * fsync'ed (POSIX; _commit on Windows), closed and renamed over <path> (on
  * POSIX the directory is fsync'ed too). A failed or interrupted save leaves
  * the previous checkpoint as it was; a process killed mid-save may leave its
- * temporary file behind, never a damaged <path>.
+ * temporary file behind, never a damaged <path>. The next save to <path>
+ * (POSIX) removes such leftovers: files named exactly
+ * "<path>.tmp.<pid>.<hex>.<n>" whose process <pid> no longer exists
+ * (kill(pid, 0) fails with ESRCH; never this process's, nor a live or
+ * foreign one's) and that have not changed for MRL_CHECKPOINT_STALE_SECONDS
+ * (60; define it to change it), so a save running concurrently, here or on
+ * another machine sharing the directory, keeps its file.
  *
  * Loading trusts nothing: the header length (at least 2, at most
  * MRL_CHECKPOINT_MAX_HEADER, inside the file), UTF-8, strict JSON (escapes,
@@ -845,6 +856,13 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
  * range: +-inf), all as torch's .float(); integer and other dtypes are
  * refused. mrl_params.message names the tensor that is missing, unknown, of
  * another dtype or of another shape (with both shapes).
+ * The values themselves: a parameter that is NaN or infinite, an Adam
+ * moment that is, or a negative second moment (a mean of squares) is
+ * MRL_ERR_CORRUPT, since loading it would silently poison every later
+ * output and update; p->message names the tensor and the element. A
+ * diverged model can still be loaded for inspection with
+ * MRL_CHECKPOINT_ALLOW_NON_FINITE (parameter values only; moments are
+ * always checked). Saving writes whatever the model holds.
  * Only when all of that holds is anything written into the model: a failed
  * load leaves it untouched. A load holds the whole file in memory while it
  * checks it. Results: MRL_ERR_IO (cannot open, read,
@@ -856,10 +874,14 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
 #define MRL_CHECKPOINT_MAX_HEADER 100000000u /* the reference parser's limit */
 #define MRL_CHECKPOINT_MAX_DIMS 8
 #define MRL_CHECKPOINT_MAX_DEPTH 64
+#ifndef MRL_CHECKPOINT_STALE_SECONDS /* see "Saving" above */
+#define MRL_CHECKPOINT_STALE_SECONDS 60
+#endif
 
 /* Flags for loading. */
-#define MRL_CHECKPOINT_OPTIMIZER 1     /* also load Adam moments and step count (required) */
-#define MRL_CHECKPOINT_ALLOW_UNKNOWN 2 /* ignore tensors the model lacks (default: mismatch) */
+#define MRL_CHECKPOINT_OPTIMIZER 1        /* also load Adam moments and step count (required) */
+#define MRL_CHECKPOINT_ALLOW_UNKNOWN 2    /* ignore tensors the model lacks (default: mismatch) */
+#define MRL_CHECKPOINT_ALLOW_NON_FINITE 4 /* load NaN/Inf parameter values (default: corrupt) */
 
 /* Writes `bytes` bytes to f; returns how many it wrote (fewer: failure). */
 typedef size_t (*mrl_checkpoint_write_fn)(const void *data, size_t bytes, FILE *f, void *user);
@@ -2008,11 +2030,28 @@ MRL_DEF float mrl_lr_step(float lr0, float gamma, long long step, long long step
 
 /* ---- activations and the linear layer ---- >>linear_layer */
 
+/* An activation outside the enum (an uninitialised field, a cast integer)
+ * is a programmer error: it must not quietly mean "none". allow_none 0: a
+ * layer that needs a nonlinearity (Elman). */
+static void mrl__check_activation(const char *op, mrl_activation act, int allow_none,
+                                  const mrl_tensor *x) {
+  char what[96];
+  if (act == MRL_ACT_TANH || act == MRL_ACT_RELU || (allow_none && act == MRL_ACT_NONE)) return;
+  snprintf(what, sizeof what, "activation %d is not %sMRL_ACT_TANH or MRL_ACT_RELU", (int)act,
+           allow_none ? "MRL_ACT_NONE, " : "");
+  mrl_shape_fail(op, what, x, NULL, __FILE__, __LINE__);
+}
+
+static int mrl__activation_ok(mrl_activation act) {
+  return act == MRL_ACT_NONE || act == MRL_ACT_TANH || act == MRL_ACT_RELU;
+}
+
 MRL_DEF mrl_tensor *mrl_activate(mrl_graph *g, mrl_tensor *x, mrl_activation act) {
   switch (act) {
   case MRL_ACT_TANH: return mrl_tanh(g, x);
   case MRL_ACT_RELU: return mrl_relu(g, x);
   case MRL_ACT_NONE: break;
+  default: mrl__check_activation("activate", act, 1, x);
   }
   return x;
 }
@@ -2061,6 +2100,7 @@ MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_s
   int i;
   char buf[MRL_NAME_MAX];
   MRL_ASSERT(num_sizes >= 2 && num_sizes - 1 <= MRL_MLP_MAX_LAYERS);
+  mrl__check_activation("mlp_init", act, 1, NULL);
   memset(m, 0, sizeof *m);
   m->num_layers = num_sizes - 1;
   m->activation = act;
@@ -2617,7 +2657,7 @@ static void mrl__elman_layer_init_k(mrl_elman_layer *l, mrl_params *p, const cha
                                     int input, int hidden, mrl_activation nonlinearity,
                                     mrl_init init) {
   int ids[4];
-  MRL_ASSERT(nonlinearity == MRL_ACT_TANH || nonlinearity == MRL_ACT_RELU);
+  mrl__check_activation("elman_layer_init", nonlinearity, 0, NULL);
   l->params = p;
   l->input_size = input;
   l->hidden_size = hidden;
@@ -3861,8 +3901,12 @@ MRL_DEF mrl_result mrl_lstm_widen(mrl_lstm_layer *dst, const mrl_lstm_layer *src
 #include <io.h> /* _commit */
 #define MRL__CKPT_WINDOWS 1
 #elif defined(__unix__) || defined(__unix) || (defined(__APPLE__) && defined(__MACH__))
+#include <dirent.h> /* removing stale temporaries of killed saves */
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #define MRL__CKPT_POSIX 1
 #endif
@@ -3880,6 +3924,12 @@ __declspec(dllimport) unsigned long __stdcall GetCurrentProcessId(void);
 #elif defined(MRL__CKPT_POSIX) && !defined(__cplusplus) && !defined(fileno)
 /* POSIX; glibc's <stdio.h> hides it under a strict -std=c99. */
 extern int fileno(FILE *stream);
+#endif
+#if defined(MRL__CKPT_POSIX) && !defined(__cplusplus) && !defined(_POSIX_C_SOURCE) &&              \
+    !defined(_XOPEN_SOURCE) && !defined(_DEFAULT_SOURCE) && !defined(_GNU_SOURCE) &&               \
+    !defined(_BSD_SOURCE) && defined(__STRICT_ANSI__)
+/* POSIX too, hidden the same way by <signal.h> */
+extern int kill(pid_t pid, int sig);
 #endif
 
 /* ..... byte order: the file is little-endian whatever the host ..... */
@@ -4426,6 +4476,61 @@ static FILE *mrl__ckpt_create_temp(const char *path, char *tmp, size_t cap) {
   return NULL;
 }
 
+/* A killed save leaves its "<path>.tmp.<pid>.<hex>.<n>" behind. Before
+ * saving to path, remove those of path whose writer is surely gone: the
+ * name has exactly that form (nothing else in the directory is touched),
+ * <pid> is not this process, kill(<pid>, 0) says no such process (ESRCH),
+ * and the file has not changed for MRL_CHECKPOINT_STALE_SECONDS (another
+ * machine saving into a shared directory has pids this one cannot see,
+ * but its live save keeps its file fresh). POSIX only; best effort. */
+static void mrl__ckpt_remove_stale(const char *path) {
+#if defined(MRL__CKPT_POSIX)
+  size_t n = strlen(path), dlen = n, blen;
+  char *buf;
+  DIR *d;
+  struct dirent *e;
+  unsigned long self = (unsigned long)getpid();
+  time_t now = time(NULL);
+  while (dlen > 0 && path[dlen - 1] != '/') dlen--;
+  blen = n - dlen; /* the base name path[dlen..n) */
+  if (blen == 0) return;
+  buf = (char *)MRL_MALLOC(n + 256 + 2);
+  if (!buf) return;
+  if (dlen == 0) {
+    strcpy(buf, ".");
+  } else {
+    memcpy(buf, path, dlen);
+    buf[dlen > 1 ? dlen - 1 : 1] = '\0'; /* keep "/" for a file in the root */
+  }
+  d = opendir(buf);
+  while (d && (e = readdir(d)) != NULL) {
+    const char *q = e->d_name;
+    unsigned long pid = 0;
+    int digits = 0, hex = 0, tail = 0;
+    struct stat st;
+    if (strncmp(q, path + dlen, blen) != 0 || strncmp(q + blen, ".tmp.", 5) != 0) continue;
+    for (q += blen + 5; *q >= '0' && *q <= '9' && digits < 10; q++, digits++)
+      pid = pid * 10u + (unsigned long)(*q - '0');
+    if (!digits || *q++ != '.') continue;
+    for (; (*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f'); q++) hex++;
+    if (!hex || *q++ != '.') continue;
+    for (; *q >= '0' && *q <= '9'; q++) tail++;
+    if (!tail || *q || pid == 0 || pid == self || pid > (unsigned long)INT_MAX) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+    if (strlen(e->d_name) > 255) continue;
+    memcpy(buf, path, dlen); /* the directory's name is not needed again */
+    strcpy(buf + dlen, e->d_name);
+    if (stat(buf, &st) == 0 && S_ISREG(st.st_mode) &&
+        difftime(now, st.st_mtime) >= (double)MRL_CHECKPOINT_STALE_SECONDS)
+      remove(buf); /* a symbolic link of that name: the link, never its target */
+  }
+  if (d) closedir(d);
+  MRL_FREE(buf);
+#else
+  (void)path;
+#endif
+}
+
 /* rename over an existing file, atomically where the platform allows. */
 static int mrl__ckpt_replace(const char *tmp, const char *path) {
 #if defined(MRL__CKPT_WINDOWS)
@@ -4475,6 +4580,7 @@ MRL_DEF mrl_result mrl_checkpoint_save(const mrl_params *p, const char *path,
     MRL_FREE(hdr.buf);
     return r;
   }
+  mrl__ckpt_remove_stale(path);
   cap = strlen(path) + 64;
   tmp = (char *)MRL_MALLOC(cap);
   if (!tmp) {
@@ -4946,7 +5052,8 @@ MRL_DEF mrl_result mrl_checkpoint_open(mrl_checkpoint *c, const char *path) {
   mrl_result r;
   if (!c) return MRL_ERR_INVALID_ARGUMENT;
   memset(c, 0, sizeof *c);
-  if (!path || (f = fopen(path, "rb")) == NULL) return MRL_ERR_IO;
+  if (!path) return MRL_ERR_INVALID_ARGUMENT; /* as mrl_checkpoint_save answers */
+  if ((f = fopen(path, "rb")) == NULL) return MRL_ERR_IO;
   { /* one allocation when the size is known; the loop below still reads to the end */
     size_t hint = 0;
     if (!mrl__ckpt_size_hint(f, &hint)) {
@@ -5111,14 +5218,51 @@ static mrl_result mrl__ckpt_match(const mrl_checkpoint *c, const mrl_param *m, c
   return MRL_OK;
 }
 
+/* The values a model may take from file tensor t (any float dtype a load
+ * converts, judged after the conversion to float32, as they would land):
+ * parameters finite (unless allowed otherwise), Adam's moments finite and
+ * its second moment (a running mean of squares) never negative; -0 is
+ * fine. MRL_ERR_CORRUPT with p->message naming the tensor and the first
+ * offending element otherwise. kind: 0 values, 1 first, 2 second moment. */
+static mrl_result mrl__ckpt_check_values(const mrl_checkpoint_tensor *t, int kind,
+                                         int allow_non_finite, mrl_params *p) {
+  float chunk[256];
+  size_t i, j, n = (size_t)t->numel, esize = (size_t)(t->nbytes / (t->numel ? t->numel : 1));
+  int native = mrl__ckpt_host_le();
+  for (i = 0; i < n; i += 256) {
+    mrl_checkpoint_tensor part = *t;
+    size_t m = n - i < 256 ? n - i : 256;
+    part.bytes = t->bytes + i * esize;
+    mrl__ckpt_to_f32(chunk, &part, m, native);
+    for (j = 0; j < m; j++) {
+      uint32_t u;
+      int non_finite, negative;
+      memcpy(&u, &chunk[j], 4);
+      non_finite = (u & 0x7f800000u) == 0x7f800000u;
+      negative = (u & 0x80000000u) && (u & 0x7fffffffu);
+      if ((non_finite && !(kind == 0 && allow_non_finite)) || (kind == 2 && negative)) {
+        mrl__params_say(p, "checkpoint: tensor \"%.300s\" holds %s %g at element %lu%s", t->name,
+                        kind == 2 && !non_finite ? "a negative Adam second moment"
+                        : kind                   ? "a non-finite Adam moment"
+                                                 : "a non-finite parameter value",
+                        (double)chunk[j], (unsigned long)(i + j),
+                        kind == 0 ? " (MRL_CHECKPOINT_ALLOW_NON_FINITE loads it)" : "");
+        return MRL_ERR_CORRUPT;
+      }
+    }
+  }
+  return MRL_OK;
+}
+
 MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, int flags) {
   int opt = (flags & MRL_CHECKPOINT_OPTIMIZER) != 0, i, k, native = mrl__ckpt_host_le();
+  int allow_non_finite = (flags & MRL_CHECKPOINT_ALLOW_NON_FINITE) != 0;
   long long steps = 0;
   unsigned char *used;
   mrl_result r = MRL_OK;
   if (!p) return MRL_ERR_INVALID_ARGUMENT;
   p->message[0] = '\0';
-  if (!c || !p->finalized || (flags & ~3)) {
+  if (!c || !p->finalized || (flags & ~7)) {
     mrl__params_say(p, "mrl_checkpoint_apply: %s",
                     !c              ? "no checkpoint"
                     : !p->finalized ? "the store is not finalized"
@@ -5149,6 +5293,7 @@ MRL_DEF mrl_result mrl_checkpoint_apply(const mrl_checkpoint *c, mrl_params *p, 
       const mrl_checkpoint_tensor *t;
       r = mrl__ckpt_match(c, &p->items[i], k ? mrl__ckpt_moment_suffix[k - 1] : "", &t, p);
       if (r == MRL_OK) used[t - c->tensors] = 1;
+      if (r == MRL_OK) r = mrl__ckpt_check_values(t, k, allow_non_finite, p);
     }
   if (r == MRL_OK && !(flags & MRL_CHECKPOINT_ALLOW_UNKNOWN)) {
     /* moments are known tensors even when not loaded */
@@ -5432,7 +5577,7 @@ MRL_DEF mrl_result mrl_conv_encoder_init(mrl_conv_encoder *e, mrl_params *p, con
   int i, c, h, w, step = cfg->activation == MRL_ACT_NONE ? 1 : 2;
   memset(e, 0, sizeof *e);
   if (cfg->num_layers < 1 || cfg->num_layers > MRL_CONV_MAX_LAYERS || cfg->in_channels < 1 ||
-      cfg->linear_out < 0)
+      cfg->linear_out < 0 || !mrl__activation_ok(cfg->activation))
     return MRL_ERR_INVALID_ARGUMENT;
   /* check every size before declaring anything */
   h = cfg->in_height;
@@ -5725,7 +5870,8 @@ MRL_DEF mrl_result mrl_deconv_decoder_init(mrl_deconv_decoder *d, mrl_params *p,
   int first = cfg->activate_linear && cfg->activation != MRL_ACT_NONE ? 3 : 2;
   memset(d, 0, sizeof *d);
   if (cfg->num_layers < 1 || cfg->num_layers > MRL_CONV_MAX_LAYERS || cfg->in_features < 1 ||
-      cfg->in_channels < 1 || cfg->in_height < 1 || cfg->in_width < 1)
+      cfg->in_channels < 1 || cfg->in_height < 1 || cfg->in_width < 1 ||
+      !mrl__activation_ok(cfg->activation))
     return MRL_ERR_INVALID_ARGUMENT;
   h = cfg->in_height;
   w = cfg->in_width;

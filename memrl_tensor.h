@@ -54,9 +54,13 @@
  *
  * ERRORS
  *   A wrong shape is a programmer error: the op, both shapes and file:line are
- *   printed to stderr and MRL_ASSERT stops. A full fixed arena is recoverable:
+ *   printed to stderr and MRL_ASSERT stops (abort() after it, so also under
+ *   NDEBUG). So is an impossible shape: ndim outside 1..4, a negative
+ *   dimension, or more than INT_MAX elements (counted in size_t, never
+ *   wrapped). A full fixed arena is recoverable:
  *   the op returns NULL, every later op given NULL returns NULL, and
- *   mrl_graph_status() reports MRL_ERR_OUT_OF_MEMORY. Nothing is written out of
+ *   mrl_graph_status() reports MRL_ERR_OUT_OF_MEMORY; so does a request of
+ *   more than SIZE_MAX / 2 bytes, on any arena. Nothing is written out of
  *   bounds.
  *
  * QUICK START
@@ -188,7 +192,7 @@ static inline const char *mrl_result_string(mrl_result r) {
   case MRL_ERR_NOT_RESET:
     return "step called before reset (or after the episode ended)";
   case MRL_ERR_NON_FINITE:
-    return "a value that must be finite was NaN or infinite";
+    return "a value that must be finite is NaN or infinite";
   }
   return "unknown error";
 }
@@ -290,6 +294,7 @@ static inline void mrl_rng_shuffle(mrl_rng *r, int *a, int n) {
 /* ---- end of memrl common block ------------------------------------------ */
 /* clang-format on */
 
+#include <limits.h>
 #include <string.h>
 
 #ifdef __cplusplus
@@ -705,22 +710,64 @@ static mrl_tensor *mrl__matmul_batched(mrl_graph *g, mrl_tensor *a, mrl_tensor *
 
 /* ---- tensor headers ---- >>tensors */
 
-MRL_DEF mrl_tensor mrl_tensor_make(float *data, float *grad, int ndim, const int *shape) {
-  mrl_tensor t;
+/* The checked path for a shape given as numbers (no tensor exists yet):
+ * prints the op, the problem and the dimensions, then stops like
+ * mrl_shape_fail, also under NDEBUG. */
+static void mrl__dims_fail(const char *op, const char *what, int ndim, const int *shape,
+                           const char *file, int line) {
+  char buf[160];
+  size_t used = 0;
   int i;
-  MRL_ASSERT(ndim >= 1 && ndim <= MRL_MAX_DIMS);
+  if (ndim >= 1 && ndim <= 8 && shape) { /* the caller promised ndim entries */
+    used += (size_t)snprintf(buf, sizeof buf, "[");
+    for (i = 0; i < ndim && used < sizeof buf; i++)
+      used += (size_t)snprintf(buf + used, sizeof buf - used, i ? ",%d" : "%d", shape[i]);
+    if (used < sizeof buf) snprintf(buf + used, sizeof buf - used, "]");
+  } else {
+    snprintf(buf, sizeof buf, "ndim %d", ndim);
+  }
+  fprintf(stderr, "memrl: %s: %s: %s (%s:%d)\n", op, what, buf, file, line);
+  MRL_ASSERT(0 && "memrl: impossible shape (see message above)");
+  abort(); /* never continue with an impossible shape, even under NDEBUG */
+}
+
+/* Element count of a shape, checked: 1 <= ndim <= 4, every dimension >= 0
+ * and the product (in size_t, overflow-checked) at most INT_MAX, since
+ * sizes are int. Anything else is a programmer error naming op. */
+static int mrl__shape_numel(const char *op, int ndim, const int *shape) {
+  size_t n = 1;
+  int i;
+  if (ndim < 1 || ndim > MRL_MAX_DIMS)
+    mrl__dims_fail(op, "a tensor has 1 to 4 dimensions", ndim, shape, __FILE__, __LINE__);
+  for (i = 0; i < ndim; i++)
+    if (shape[i] < 0) mrl__dims_fail(op, "negative dimension", ndim, shape, __FILE__, __LINE__);
+  for (i = 0; i < ndim; i++) {
+    if (shape[i] != 0 && n > (size_t)INT_MAX / (size_t)shape[i]) {
+      for (i = 0; i < ndim; i++) /* a later 0 makes it empty, not too big */
+        if (shape[i] == 0) return 0;
+      mrl__dims_fail(op, "more than INT_MAX elements", ndim, shape, __FILE__, __LINE__);
+    }
+    n *= (size_t)shape[i];
+  }
+  return (int)n;
+}
+
+static mrl_tensor mrl__tensor_make(const char *op, float *data, float *grad, int ndim,
+                                   const int *shape) {
+  mrl_tensor t;
+  int i, size = mrl__shape_numel(op, ndim, shape);
   memset(&t, 0, sizeof t);
   t.data = data;
   t.grad = grad;
   t.ndim = ndim;
-  t.size = 1;
-  for (i = 0; i < ndim; i++) {
-    MRL_ASSERT(shape[i] >= 0);
-    t.shape[i] = shape[i];
-    t.size *= shape[i];
-  }
+  t.size = size;
+  for (i = 0; i < ndim; i++) t.shape[i] = shape[i];
   for (; i < MRL_MAX_DIMS; i++) t.shape[i] = 1;
   return t;
+}
+
+MRL_DEF mrl_tensor mrl_tensor_make(float *data, float *grad, int ndim, const int *shape) {
+  return mrl__tensor_make("tensor_make", data, grad, ndim, shape);
 }
 
 MRL_DEF mrl_tensor mrl_tensor_make2(float *data, float *grad, int rows, int cols) {
@@ -783,6 +830,11 @@ struct mrl__arena_block {
   unsigned char *data; /* aligned start inside this allocation */
 };
 
+/* The largest request an arena considers: with its alignment slack and a
+ * block header added it still fits in a size_t (half the address space is
+ * more than any allocator grants). */
+#define MRL__ARENA_MAX ((size_t)-1 / 2)
+
 static size_t mrl__align_up(size_t n) {
   return (n + (MRL__ALIGN - 1)) & ~(size_t)(MRL__ALIGN - 1);
 }
@@ -796,6 +848,7 @@ MRL_DEF mrl_result mrl_arena_init(mrl_arena *a, size_t initial_bytes) {
   memset(a, 0, sizeof *a);
   a->owns_memory = 1;
   if (initial_bytes < 4096) initial_bytes = 4096;
+  if (initial_bytes > MRL__ARENA_MAX) return MRL_ERR_OUT_OF_MEMORY;
   a->base = (unsigned char *)MRL_MALLOC(initial_bytes + MRL__ALIGN);
   if (!a->base) return MRL_ERR_OUT_OF_MEMORY;
   a->capacity = initial_bytes;
@@ -816,9 +869,13 @@ static unsigned char *mrl__arena_start(const mrl_arena *a) {
 }
 
 MRL_DEF void *mrl_arena_alloc(mrl_arena *a, size_t bytes) {
-  size_t need = mrl__align_up(bytes ? bytes : 1);
+  size_t need;
   void *p;
-  if (a->used + need <= a->capacity) {
+  /* every sum below stays far from SIZE_MAX: a request this large cannot
+   * be met anyway, and rounding it up would wrap around to a tiny one */
+  if (bytes > MRL__ARENA_MAX) return NULL;
+  need = mrl__align_up(bytes ? bytes : 1);
+  if (need <= a->capacity - a->used) { /* used <= capacity always */
     p = mrl__arena_start(a) + a->used;
     a->used += need;
   } else if (!a->owns_memory) {
@@ -826,7 +883,7 @@ MRL_DEF void *mrl_arena_alloc(mrl_arena *a, size_t bytes) {
   } else {
     /* Overflow: add a block; pointers already handed out stay valid. */
     mrl__arena_block *blk = a->overflow;
-    if (!blk || blk->used + need > blk->capacity) {
+    if (!blk || need > blk->capacity - blk->used) {
       size_t cap = need > a->capacity ? need : a->capacity;
       blk = (mrl__arena_block *)MRL_MALLOC(sizeof(mrl__arena_block) + cap + MRL__ALIGN);
       if (!blk) return NULL;
@@ -850,6 +907,7 @@ MRL_DEF void mrl_arena_reset(mrl_arena *a) {
      * workload next time allocates nothing. */
     mrl__arena_block *blk = a->overflow;
     size_t cap = a->high_water + a->high_water / 4;
+    if (cap < a->high_water || cap > MRL__ARENA_MAX) cap = a->high_water; /* never wraps */
     unsigned char *nb;
     while (blk) {
       mrl__arena_block *next = blk->next;
@@ -928,7 +986,7 @@ MRL_DEF mrl_tensor *mrl_tensor_new(mrl_graph *g, int ndim, const int *shape, int
   mrl_tensor *t = (mrl_tensor *)mrl_graph_alloc(g, sizeof(mrl_tensor));
   mrl_tensor hdr;
   if (!t) return NULL;
-  hdr = mrl_tensor_make(NULL, NULL, ndim, shape);
+  hdr = mrl__tensor_make("tensor_new", NULL, NULL, ndim, shape);
   hdr.data = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)hdr.size);
   if (!hdr.data) return NULL;
   if (requires_grad && !g->no_grad) {

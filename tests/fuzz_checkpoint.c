@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (mrl_checkpoint_meta(&c, c.meta[i].key) != c.meta[i].value &&
           c.meta[i].key_len == strlen(c.meta[i].key)) /* a \u0000 in a key hides it */
         abort();
-    for (flags = 0; flags < 4; flags++) {
+    for (flags = 0; flags < 8; flags++) {
       long long steps = m.p.adam_steps;
       mrl_result r;
       fuzz_snapshot(&m);

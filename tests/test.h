@@ -36,6 +36,63 @@ static mrl_test_state mrl_test_g; /* test programs only; the library has no glob
               what, mrl__a, mrl__b);                                                               \
   } while (0)
 
+/* Programmer errors stop the process: a test runs the offending call in a
+ * child (POSIX; the includer defines _POSIX_C_SOURCE 200809L before any
+ * #include) and inspects its status and message. */
+#if defined(__unix__) && defined(_POSIX_C_SOURCE)
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#define MRL_TEST_HAVE_FORK 1
+
+/* Runs fn in a child with stderr captured into out; returns the wait status,
+ * or -1 when the child could not be started. */
+static inline int mrl_test_run_captured(void (*fn)(void), char *out, size_t cap) {
+  int fds[2], status = 0;
+  size_t len = 0;
+  pid_t pid;
+  out[0] = '\0';
+  if (pipe(fds) != 0) return -1;
+  fflush(stdout);
+  fflush(stderr);
+  pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    struct rlimit no_core;
+    no_core.rlim_cur = no_core.rlim_max = 0;
+    setrlimit(RLIMIT_CORE, &no_core); /* no core file in the source tree */
+    close(fds[0]);
+    dup2(fds[1], 2);
+    close(fds[1]);
+    fn();
+    _exit(0); /* reached only if the op did not stop */
+  }
+  close(fds[1]);
+  for (;;) {
+    char chunk[512];
+    ssize_t r = read(fds[0], chunk, sizeof chunk);
+    if (r > 0) {
+      size_t k = (size_t)r < cap - 1 - len ? (size_t)r : cap - 1 - len;
+      memcpy(out + len, chunk, k);
+      len += k;
+    } else if (r == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  out[len] = '\0';
+  close(fds[0]);
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return -1;
+  return status;
+}
+#endif
+
 static int mrl_test_summary(const char *program) {
   printf("%s: %d passed, %d failed\n", program, mrl_test_g.passed, mrl_test_g.failed);
   return mrl_test_g.failed ? 1 : 0;

@@ -45,6 +45,7 @@ static void *test_realloc(void *p, size_t n) {
 #include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <fcntl.h> /* AT_FDCWD */
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -967,11 +968,27 @@ static void test_atomic(void) {
       }
     }
     MRL_CHECK(whole == 8, "after killing the writer, %d of 8 files were whole checkpoints", whole);
-    /* temporary files of killed writers may remain: remove them */
+    /* temporary files of killed writers may remain; once stale, the next
+     * save removes them (their mtime is set back past the threshold) */
     {
       DIR *d = opendir(CKPT_DIR);
       struct dirent *e;
       char name[512];
+      struct timespec old[2];
+      clock_gettime(CLOCK_REALTIME, &old[0]);
+      old[0].tv_sec -= MRL_CHECKPOINT_STALE_SECONDS + 1;
+      old[1] = old[0];
+      while (d && (e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "killed.safetensors.tmp", 22) == 0) {
+          snprintf(name, sizeof name, "%s/%s", CKPT_DIR, e->d_name);
+          utimensat(AT_FDCWD, name, old, 0);
+        }
+      if (d) closedir(d);
+      MRL_CHECK(mrl_checkpoint_save(&big_a.p, kpath, NULL) == MRL_OK, "save after the kills");
+      MRL_CHECK(count_prefixed(CKPT_DIR, "killed.safetensors.tmp") == 0,
+                "the save after the kills left %d stale temporaries",
+                count_prefixed(CKPT_DIR, "killed.safetensors.tmp"));
+      d = opendir(CKPT_DIR);
       while (d && (e = readdir(d)) != NULL)
         if (strncmp(e->d_name, "killed.safetensors.tmp", 22) == 0) {
           snprintf(name, sizeof name, "%s/%s", CKPT_DIR, e->d_name);
@@ -1396,6 +1413,170 @@ static int write_corpus(const char *dir) {
   return ok;
 }
 
+/* ------------------------------------------------------------------------ */
+/* values a model must never take silently                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Saves src into a buffer and loads it into dst with flags; returns the
+ * result and whether a failed load left dst untouched (1 when it loaded). */
+static mrl_result load_via_buffer(const model *src, model *dst, int save_optimizer, int flags,
+                                  int *untouched) {
+  mrl_checkpoint_options o = mrl_checkpoint_options_default();
+  snapshot before;
+  void *data = NULL;
+  size_t size = 0;
+  mrl_result r;
+  o.save_optimizer = save_optimizer;
+  if (mrl_checkpoint_save_buffer(&src->p, &o, &data, &size) != MRL_OK) return MRL_ERR_IO;
+  snap_take(&before, &dst->p);
+  r = mrl_checkpoint_load_buffer(&dst->p, data, size, flags);
+  *untouched = r == MRL_OK || snap_same(&before, &dst->p);
+  snap_free(&before);
+  free(data);
+  return r;
+}
+
+static void test_non_finite_values(void) {
+  model a, b;
+  const char *name;
+  size_t at;
+  int untouched;
+  mrl_result r;
+  model_init(&a, 1, 8);
+  model_train(&a, 3, 2);
+  model_init(&b, 3, 8);
+  name = a.p.items[1].name;
+  at = a.p.items[1].offset + 2;
+  /* a NaN parameter: corrupt, nothing changes, the message names it */
+  a.p.values[at] = (float)NAN;
+  r = load_via_buffer(&a, &b, 0, 0, &untouched);
+  MRL_CHECK(r == MRL_ERR_CORRUPT && untouched, "NaN parameter: %s, untouched %d",
+            mrl_result_string(r), untouched);
+  MRL_CHECK(strstr(b.p.message, name) && strstr(b.p.message, "nan") &&
+                strstr(b.p.message, "element 2") &&
+                strstr(b.p.message, "MRL_CHECKPOINT_ALLOW_NON_FINITE"),
+            "NaN parameter message: \"%s\"", b.p.message);
+  /* ... loads when allowed, bit for bit */
+  r = load_via_buffer(&a, &b, 0, MRL_CHECKPOINT_ALLOW_NON_FINITE, &untouched);
+  MRL_CHECK(r == MRL_OK && same_tensors(&a.p, &b.p, 0) && b.p.values[at] != b.p.values[at],
+            "NaN parameter with MRL_CHECKPOINT_ALLOW_NON_FINITE: %s", mrl_result_string(r));
+  MRL_CHECK(b.p.message[0] == '\0', "a load that works leaves no message: \"%s\"", b.p.message);
+  /* an infinity, in the last tensor's last element */
+  a.p.values[at] = 0.5f;
+  at = a.p.items[a.p.count - 1].offset + (size_t)a.p.items[a.p.count - 1].tensor.size - 1;
+  a.p.values[at] = -(float)INFINITY;
+  r = load_via_buffer(&a, &b, 0, MRL_CHECKPOINT_ALLOW_UNKNOWN, &untouched);
+  MRL_CHECK(r == MRL_ERR_CORRUPT && untouched && strstr(b.p.message, "-inf") &&
+                strstr(b.p.message, a.p.items[a.p.count - 1].name),
+            "-inf parameter: %s, \"%s\"", mrl_result_string(r), b.p.message);
+  a.p.values[at] = 0.25f;
+  /* a negative second moment: corrupt with the moments, ignored without */
+  at = a.p.items[0].offset + 1;
+  a.p.moment2[at] = -1e-3f;
+  r = load_via_buffer(&a, &b, 1, MRL_CHECKPOINT_OPTIMIZER, &untouched);
+  MRL_CHECK(r == MRL_ERR_CORRUPT && untouched && strstr(b.p.message, ".adam_v") &&
+                strstr(b.p.message, "negative"),
+            "negative Adam v: %s, \"%s\"", mrl_result_string(r), b.p.message);
+  r = load_via_buffer(&a, &b, 1, MRL_CHECKPOINT_OPTIMIZER | MRL_CHECKPOINT_ALLOW_NON_FINITE,
+                      &untouched);
+  MRL_CHECK(r == MRL_ERR_CORRUPT && untouched, "negative Adam v is never allowed: %s",
+            mrl_result_string(r));
+  r = load_via_buffer(&a, &b, 1, 0, &untouched);
+  MRL_CHECK(r == MRL_OK && same_tensors(&a.p, &b.p, 0), "values only, moments not read: %s",
+            mrl_result_string(r));
+  a.p.moment2[at] = -0.0f; /* the sign of a zero is no harm */
+  r = load_via_buffer(&a, &b, 1, MRL_CHECKPOINT_OPTIMIZER, &untouched);
+  MRL_CHECK(r == MRL_OK && same_tensors(&a.p, &b.p, 2), "-0 second moment: %s",
+            mrl_result_string(r));
+  /* a non-finite first moment */
+  a.p.moment1[at] = (float)INFINITY;
+  r = load_via_buffer(&a, &b, 1, MRL_CHECKPOINT_OPTIMIZER | MRL_CHECKPOINT_ALLOW_NON_FINITE,
+                      &untouched);
+  MRL_CHECK(r == MRL_ERR_CORRUPT && untouched && strstr(b.p.message, ".adam_m"),
+            "infinite Adam m: %s, \"%s\"", mrl_result_string(r), b.p.message);
+  /* flags beyond the known ones, and a NULL path, are invalid arguments */
+  MRL_CHECK(load_via_buffer(&a, &b, 0, 8, &untouched) == MRL_ERR_INVALID_ARGUMENT && untouched,
+            "unknown flag 8");
+  MRL_CHECK(mrl_checkpoint_load(&b.p, NULL, 0) == MRL_ERR_INVALID_ARGUMENT,
+            "load with a NULL path: %s", mrl_result_string(mrl_checkpoint_load(&b.p, NULL, 0)));
+  {
+    mrl_checkpoint c;
+    MRL_CHECK(mrl_checkpoint_open(&c, NULL) == MRL_ERR_INVALID_ARGUMENT, "open with a NULL path");
+    mrl_checkpoint_close(&c);
+  }
+  mrl_params_free(&a.p);
+  mrl_params_free(&b.p);
+}
+
+#ifdef HAVE_POSIX
+/* A file in CKPT_DIR with the given name, last modified age_s seconds ago. */
+static void make_temp_file(const char *name, long age_s) {
+  char full[1100];
+  struct timespec times[2];
+  FILE *f;
+  snprintf(full, sizeof full, "%s/%s", CKPT_DIR, name);
+  f = fopen(full, "wb");
+  if (f) {
+    fputs("partial", f);
+    fclose(f);
+  }
+  clock_gettime(CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= age_s;
+  times[1] = times[0];
+  utimensat(AT_FDCWD, full, times, 0);
+}
+
+static int temp_exists(const char *name) {
+  char full[1100];
+  struct stat st;
+  snprintf(full, sizeof full, "%s/%s", CKPT_DIR, name);
+  return stat(full, &st) == 0;
+}
+
+/* Killed saves leave "<path>.tmp.<pid>.<hex>.<n>"; the next save to path
+ * removes exactly those whose process is gone and that are stale. */
+static void test_stale_temporaries(void) {
+  static const char *const names[8] = {
+      "stale.safetensors.tmp.%d.7f00aa.0",     /* dead writer, old: removed */
+      "stale.safetensors.tmp.%d.7f00aa.3",     /* dead writer, old: removed */
+      "stale.safetensors.tmp.%d.7f00aa.1",     /* dead writer, fresh: kept */
+      "stale.safetensors.tmp.%d.7f00aa.2",     /* this process: kept */
+      "stale.safetensors.tmp.1.7f00aa.0",      /* a live process (init): kept */
+      "stale.safetensors.tmp.%d.7f00aa.0.bak", /* not the pattern: kept */
+      "other.safetensors.tmp.%d.7f00aa.0",     /* another path's: kept */
+      "stale.safetensors.tmp.%d.7F00AA.0"};    /* not the pattern (upper case): kept */
+  const long ages[8] = {3600, 120, 0, 3600, 3600, 3600, 3600, 3600};
+  const int removed[8] = {1, 1, 0, 0, 0, 0, 0, 0};
+  char name[8][128];
+  model a;
+  pid_t dead = fork();
+  int i, st = 0;
+  if (dead == 0) _exit(0);
+  if (dead < 0) return;
+  waitpid(dead, &st, 0); /* reaped: no process has this pid now */
+  model_init(&a, 1, 8);
+  for (i = 0; i < 8; i++) {
+    snprintf(name[i], sizeof name[i], names[i], i == 3 ? (int)getpid() : (int)dead);
+    make_temp_file(name[i], ages[i]);
+  }
+  MRL_CHECK(mrl_checkpoint_save(&a.p, CKPT_DIR "/stale.safetensors", NULL) == MRL_OK, "save");
+  for (i = 0; i < 8; i++) {
+    MRL_CHECK(temp_exists(name[i]) == !removed[i], "%s: %s", name[i],
+              removed[i] ? "left behind" : "removed");
+    if (temp_exists(name[i])) {
+      char full[1100];
+      snprintf(full, sizeof full, "%s/%s", CKPT_DIR, name[i]);
+      remove(full);
+    }
+  }
+  mrl_params_free(&a.p);
+}
+#else
+static void test_stale_temporaries(void) {
+  printf("stale temporary tests skipped: not POSIX\n");
+}
+#endif
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0) {
     int ok = write_corpus(argv[2]);
@@ -1418,6 +1599,8 @@ int main(int argc, char **argv) {
   test_mutations();
   test_out_of_memory();
   test_torch_written();
+  test_non_finite_values();
+  test_stale_temporaries();
   write_for_python();
   return mrl_test_summary("test_checkpoint");
 }

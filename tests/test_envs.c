@@ -1185,6 +1185,194 @@ static void test_registry_vecenv_twins(void) {
   }
 }
 
+/* ---- non-finite values from a user environment -------------------------- */
+
+/* Returns finite values except one bad value: kind 0 a NaN reward, 1 an
+ * infinite obs[1], 2 a NaN obs[0] at reset, at step `bad_step` (counting
+ * from 1, over the environment's whole life) or at reset number
+ * `bad_step` (kind 2). Episodes end after `len` steps. */
+typedef struct glitch_env {
+  int kind, bad_step, len, steps, resets, t;
+} glitch_env;
+
+static mrl_result glitch_reset(void *self, uint64_t seed, float *obs) {
+  glitch_env *g = (glitch_env *)self;
+  (void)seed;
+  g->t = 0;
+  g->resets++;
+  obs[0] = g->kind == 2 && g->resets == g->bad_step ? (float)NAN : 0.0f;
+  obs[1] = 1.0f;
+  return MRL_OK;
+}
+
+static mrl_result glitch_step(void *self, const float *action, float *obs, float *reward,
+                              int *terminated, int *truncated) {
+  glitch_env *g = (glitch_env *)self;
+  int bad = ++g->steps == g->bad_step;
+  (void)action;
+  g->t++;
+  obs[0] = (float)g->t;
+  obs[1] = g->kind == 1 && bad ? (float)INFINITY : 1.0f;
+  *reward = g->kind == 0 && bad ? (float)NAN : 1.0f;
+  *terminated = g->t >= g->len;
+  *truncated = 0;
+  return MRL_OK;
+}
+
+/* Three glitch envs (index 0..2), env `which` misbehaving; runs up to 20
+ * vector steps and returns the first failure (or MRL_OK) in *res. */
+static void glitch_run(glitch_env *gs, int which, int kind, int bad_step, int delta, mrl_vecenv *v,
+                       mrl_result *res, int *vector_steps) {
+  mrl_env_vtable vt;
+  mrl_env *envs[3];
+  float actions[3] = {0, 1, 0};
+  int i;
+  memset(&vt, 0, sizeof vt);
+  vt.id = "Glitch-v0";
+  vt.obs_dim = 2;
+  vt.num_actions = 2;
+  vt.action_dim = 1;
+  vt.reset = glitch_reset;
+  vt.step = glitch_step;
+  vt.step_delta = delta ? glitch_step : NULL; /* rewrites the whole row: a valid delta */
+  for (i = 0; i < 3; i++) {
+    gs[i].kind = i == which ? kind : -1;
+    gs[i].bad_step = bad_step;
+    gs[i].len = 4;
+    gs[i].steps = gs[i].resets = gs[i].t = 0;
+    envs[i] = mrl_env_create(&vt, &gs[i]);
+  }
+  *vector_steps = 0;
+  *res = mrl_vecenv_init_envs(v, envs, 3, 7);
+  if (*res != MRL_OK) return;
+  *res = mrl_vecenv_reset(v);
+  while (*res == MRL_OK && *vector_steps < 20) {
+    *res = mrl_vecenv_step(v, actions);
+    if (*res == MRL_OK) ++*vector_steps;
+  }
+}
+
+static void test_vecenv_non_finite(void) {
+  glitch_env gs[3];
+  mrl_vecenv v;
+  mrl_result r;
+  int steps, i, clean = 1;
+  float actions[3] = {0, 0, 0};
+  /* a NaN reward at env 2's step 6: episode 2 (4 steps each), its step 2 */
+  glitch_run(gs, 2, 0, 6, 0, &v, &r, &steps);
+  MRL_CHECK(r == MRL_ERR_NON_FINITE, "NaN reward: got %s", mrl_result_string(r));
+  MRL_CHECK(steps == 5, "NaN reward: failed after %d good vector steps, want 5", steps);
+  MRL_CHECK(strstr(v.error, "mrl_vecenv_step") && strstr(v.error, "environment 2 (Glitch-v0)") &&
+                strstr(v.error, "reward nan") && strstr(v.error, "step 2 of its episode") &&
+                strstr(v.error, "vector step 5"),
+            "NaN reward message: \"%s\"", v.error);
+  MRL_CHECK(mrl_vecenv_step(&v, actions) == MRL_ERR_NOT_RESET, "a reset is needed after it");
+  MRL_CHECK(mrl_vecenv_reset(&v) == MRL_OK, "the reset recovers");
+  MRL_CHECK(mrl_vecenv_step(&v, actions) == MRL_OK, "and stepping goes on");
+  mrl_vecenv_free(&v);
+  /* an infinite obs[1] from env 1 at its step 3 */
+  glitch_run(gs, 1, 1, 3, 0, &v, &r, &steps);
+  MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 2, "inf obs: %s after %d steps",
+            mrl_result_string(r), steps);
+  MRL_CHECK(strstr(v.error, "environment 1 (Glitch-v0)") && strstr(v.error, "obs[1] = inf") &&
+                strstr(v.error, "step 3 of its episode"),
+            "inf obs message: \"%s\"", v.error);
+  mrl_vecenv_free(&v);
+  /* a NaN observation at env 0's first reset (mrl_vecenv_reset) */
+  glitch_run(gs, 0, 2, 1, 0, &v, &r, &steps);
+  MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 0, "NaN reset obs: %s after %d steps",
+            mrl_result_string(r), steps);
+  MRL_CHECK(strstr(v.error, "mrl_vecenv_reset: environment 0") && strstr(v.error, "obs[0] = nan") &&
+                strstr(v.error, "reset of its episode 0"),
+            "NaN reset message: \"%s\"", v.error);
+  MRL_CHECK(mrl_vecenv_step(&v, actions) == MRL_ERR_NOT_RESET, "not ready after a bad reset");
+  mrl_vecenv_free(&v);
+  /* ... and at its third reset: the auto-reset after episode 2 */
+  glitch_run(gs, 0, 2, 3, 0, &v, &r, &steps);
+  MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 7, "NaN auto-reset obs: %s after %d steps",
+            mrl_result_string(r), steps);
+  MRL_CHECK(strstr(v.error, "mrl_vecenv_step: environment 0") &&
+                strstr(v.error, "reset of its episode 2"),
+            "NaN auto-reset message: \"%s\"", v.error);
+  mrl_vecenv_free(&v);
+  /* an environment stepped in place (step_delta) still has its reward and
+   * its resets checked */
+  glitch_run(gs, 1, 0, 7, 1, &v, &r, &steps);
+  MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 6 && strstr(v.error, "environment 1") &&
+                strstr(v.error, "reward nan"),
+            "NaN reward of a step_delta env: %s after %d steps, \"%s\"", mrl_result_string(r),
+            steps, v.error);
+  mrl_vecenv_free(&v);
+  glitch_run(gs, 2, 2, 2, 1, &v, &r, &steps);
+  MRL_CHECK(r == MRL_ERR_NON_FINITE && steps == 3 && strstr(v.error, "reset of its episode 1"),
+            "NaN reset obs of a step_delta env: %s after %d steps, \"%s\"", mrl_result_string(r),
+            steps, v.error);
+  mrl_vecenv_free(&v);
+  /* finite values pass, and the message stays empty */
+  glitch_run(gs, 0, -1, 1, 0, &v, &r, &steps);
+  MRL_CHECK(r == MRL_OK && steps == 20 && v.error[0] == '\0', "clean run: %s, \"%s\"",
+            mrl_result_string(r), v.error);
+  for (i = 0; i < 3 * 2; i++) clean &= v.obs[i] - v.obs[i] == 0.0f;
+  MRL_CHECK(clean, "clean run: obs finite");
+  mrl_vecenv_free(&v);
+}
+
+/* The same mrl_env twice would be stepped twice per vector step and freed
+ * twice by mrl_vecenv_free. */
+static void test_vecenv_duplicate_env(void) {
+  mrl_vecenv v;
+  mrl_env *envs[3], *inner;
+  envs[0] = mrl_env_make("CartPole-v1");
+  envs[1] = mrl_env_make("CartPole-v1");
+  envs[2] = envs[0];
+  MRL_CHECK(mrl_vecenv_init_envs(&v, envs, 3, 1) == MRL_ERR_INVALID_ARGUMENT,
+            "the same env twice is rejected");
+  MRL_CHECK(strstr(v.error, "envs[0] and envs[2]") && strstr(v.error, "CartPole-v1"),
+            "duplicate message: \"%s\"", v.error);
+  mrl_vecenv_free(&v);
+  /* an env and a wrapper around it */
+  inner = envs[0];
+  mrl_env_free(envs[1]);
+  envs[0] = mrl_env_make("CartPole-v1");
+  envs[1] = inner;
+  envs[2] = mrl_env_wrap_time_limit(inner, 50);
+  MRL_CHECK(mrl_vecenv_init_envs(&v, envs, 3, 1) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(v.error, "envs[1] and envs[2]"),
+            "an env and its wrapper: \"%s\"", v.error);
+  mrl_vecenv_free(&v);
+  /* the envs stayed ours: each freed once (envs[2] frees inner) */
+  mrl_env_free(envs[0]);
+  mrl_env_free(envs[2]);
+}
+
+/* A NULL env gets the documented empty answers from every getter. */
+static void test_env_getters_null(void) {
+  char buf[8];
+  double x = 1.0;
+  float task[2] = {7.0f, 7.0f};
+  MRL_CHECK(mrl_env_id(NULL) == NULL, "id(NULL)");
+  MRL_CHECK(mrl_env_obs_dim(NULL) == 0 && mrl_env_num_actions(NULL) == 0 &&
+                mrl_env_action_dim(NULL) == 0 && mrl_env_max_episode_steps(NULL) == 0,
+            "dimensions of NULL are 0");
+  MRL_CHECK(mrl_env_episode_success(NULL) == -1 && mrl_env_episode_return(NULL) == 0.0f &&
+                mrl_env_episode_length(NULL) == 0,
+            "episode statistics of NULL");
+  MRL_CHECK(mrl_env_self(NULL) == NULL && mrl_env_inner(NULL) == NULL, "self/inner of NULL");
+  MRL_CHECK(mrl_env_render(NULL, buf, sizeof buf) == -1 && mrl_env_task_dim(NULL) == 0,
+            "render/task_dim of NULL");
+  mrl_env_task(NULL, task);
+  MRL_CHECK(task[0] == 7.0f, "task(NULL) writes nothing");
+  MRL_CHECK(mrl_env_num_params(NULL) == 0 && mrl_env_param_name(NULL, 0) == NULL &&
+                mrl_env_param_index(NULL, "gravity") == -1,
+            "parameters of NULL");
+  MRL_CHECK(mrl_env_get_param(NULL, "gravity", &x) == MRL_ERR_INVALID_ARGUMENT &&
+                mrl_env_set_param(NULL, "gravity", 1.0) == MRL_ERR_INVALID_ARGUMENT && x == 1.0,
+            "get/set_param of NULL");
+  MRL_CHECK(mrl_env_reset(NULL, 1, NULL) == MRL_ERR_INVALID_ARGUMENT &&
+                mrl_env_step(NULL, task, NULL, NULL, NULL, NULL) == MRL_ERR_INVALID_ARGUMENT,
+            "reset/step of NULL");
+}
+
 int main(void) {
   test_cartpole_reset();
   test_cartpole_trajectory();
@@ -1209,5 +1397,8 @@ int main(void) {
   test_registry_render();
   test_vecenv_step_delta();
   test_registry_vecenv_twins();
+  test_vecenv_non_finite();
+  test_vecenv_duplicate_env();
+  test_env_getters_null();
   return mrl_test_summary("test_envs");
 }

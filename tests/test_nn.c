@@ -7,6 +7,7 @@
  * function preservation and target-network updates.
  *
  * Run from the repository root:  cc -std=c99 -O2 tests/test_nn.c -lm && ./a.out */
+#define _POSIX_C_SOURCE 200809L /* fork: the programmer-error tests */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_nn.h"
 #include "test.h"
@@ -1944,6 +1945,64 @@ static void test_copy_polyak(void) {
   mrl_params_free(&dst);
 }
 
+/* An mrl_activation outside the enum stops with the op and the value (it
+ * used to mean "none" without a word); a config's field is a recoverable
+ * MRL_ERR_INVALID_ARGUMENT. */
+#if defined(MRL_TEST_HAVE_FORK)
+static int bad_activation_case;
+
+static void bad_activation(void) {
+  static float xd[4];
+  mrl_tensor x = mrl_tensor_make2(xd, NULL, 2, 2);
+  mrl_graph g;
+  mrl_params p;
+  mrl_mlp m;
+  mrl_elman_layer e;
+  int sizes[2] = {2, 3};
+  mrl_graph_init(&g, 1 << 12);
+  mrl_params_init(&p);
+  switch (bad_activation_case) {
+  case 0: (void)mrl_activate(&g, &x, (mrl_activation)7); break;
+  case 1:
+    mrl_mlp_init(&m, &p, "pi", 2, sizes, (mrl_activation)-1, mrl_init_default(),
+                 mrl_init_default());
+    break;
+  default: mrl_elman_layer_init(&e, &p, "rnn", 2, 3, MRL_ACT_NONE, mrl_init_default()); break;
+  }
+}
+
+static void test_bad_activation(void) {
+  static const char *cases[3][3] = {{"activate", "activation 7 is not", "[2,2]"},
+                                    {"mlp_init", "activation -1 is not", "MRL_ACT_NONE"},
+                                    {"elman_layer_init", "activation 0 is not", "MRL_ACT_TANH"}};
+  mrl_conv_encoder_config cfg = mrl_conv_encoder_config_default();
+  mrl_conv_encoder enc;
+  mrl_params p;
+  char msg[2048];
+  int i, status;
+  for (i = 0; i < 3; i++) {
+    bad_activation_case = i;
+    status = mrl_test_run_captured(bad_activation, msg, sizeof msg);
+    MRL_CHECK(status != -1 && (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status))),
+              "%s: bad activation did not stop", cases[i][0]);
+    MRL_CHECK(strstr(msg, cases[i][0]) && strstr(msg, cases[i][1]) && strstr(msg, cases[i][2]),
+              "%s: message \"%s\"", cases[i][0], msg);
+  }
+  mrl_params_init(&p);
+  MRL_CHECK(mrl_conv_encoder_init(&enc, &p, "enc", &cfg) == MRL_OK, "default conv encoder");
+  mrl_params_free(&p);
+  mrl_params_init(&p);
+  cfg.activation = (mrl_activation)3;
+  MRL_CHECK(mrl_conv_encoder_init(&enc, &p, "enc", &cfg) == MRL_ERR_INVALID_ARGUMENT,
+            "conv encoder config with activation 3");
+  mrl_params_free(&p);
+}
+#else
+static void test_bad_activation(void) {
+  printf("activation tests skipped: no fork()\n");
+}
+#endif
+
 int main(void) {
   test_lstm_reference();
   test_lstm_gradcheck();
@@ -1972,5 +2031,6 @@ int main(void) {
   test_target_updates();
   test_net2net_mlp();
   test_net2net_lstm();
+  test_bad_activation();
   return mrl_test_summary("test_nn");
 }

@@ -6,6 +6,9 @@
  * Run from the repository root:  cc -std=c99 -O2 tests/test_tensor.c -lm && ./a.out */
 #define MEMRL_IMPLEMENTATION
 #define _POSIX_C_SOURCE 200809L
+#ifndef MRL_TEST_PROGRAM /* tests/test_tensor_ndebug.c builds this file again under NDEBUG */
+#define MRL_TEST_PROGRAM "test_tensor"
+#endif
 #include "../memrl_tensor.h"
 #include "test.h"
 #include "ref_loader.h"
@@ -1726,6 +1729,42 @@ static void test_arena_heap(void) {
   mrl_arena_free(&a);
 }
 
+/* Requests near SIZE_MAX used to wrap around when rounded up to the
+ * alignment (SIZE_MAX gave a pointer, SIZE_MAX - 39 the same address
+ * twice): they fail with NULL and the graph reports out of memory, on heap
+ * and fixed arenas alike, and the arena stays usable. */
+static void test_arena_huge_requests(void) {
+  static unsigned char region[4096];
+  static const size_t huge[4] = {(size_t)-1, (size_t)-1 - 39, (size_t)-1 - 63, (size_t)-1 / 2 + 1};
+  mrl_graph g;
+  int heap, k;
+  for (heap = 0; heap < 2; heap++) {
+    if (heap)
+      MRL_CHECK(mrl_graph_init(&g, 4096) == MRL_OK, "graph init");
+    else
+      mrl_graph_init_buffer(&g, region, sizeof region);
+    for (k = 0; k < 4; k++) {
+      void *p = mrl_graph_alloc(&g, huge[k]);
+      MRL_CHECK(p == NULL, "%s arena: alloc(SIZE_MAX - %lu) gave a pointer",
+                heap ? "heap" : "fixed", (unsigned long)((size_t)-1 - huge[k]));
+      MRL_CHECK(mrl_graph_status(&g) == MRL_ERR_OUT_OF_MEMORY,
+                "%s arena: status %s after a huge alloc", heap ? "heap" : "fixed",
+                mrl_result_string(mrl_graph_status(&g)));
+      mrl_graph_reset(&g);
+    }
+    MRL_CHECK(g.arena.used == 0 && g.arena.overflow == NULL, "huge requests took nothing");
+    MRL_CHECK(mrl_graph_alloc(&g, 100) != NULL, "%s arena usable after huge requests",
+              heap ? "heap" : "fixed");
+    if (heap) mrl_graph_free(&g);
+  }
+  {
+    mrl_arena a;
+    MRL_CHECK(mrl_arena_init(&a, (size_t)-1) == MRL_ERR_OUT_OF_MEMORY,
+              "heap arena: init with SIZE_MAX bytes");
+    mrl_arena_free(&a);
+  }
+}
+
 static void test_tensor_alignment(void) {
   mrl_graph g;
   int shape[3] = {3, 5, 7}, aligned = 1, k;
@@ -1762,55 +1801,10 @@ static void bad_add(void) {
   (void)mrl_add(&g, &ta, &tb);
 }
 
-/* Runs fn in a child with stderr captured into out; returns the wait status,
- * or -1 when the child could not be started. */
-static int run_captured(void (*fn)(void), char *out, size_t cap) {
-  int fds[2], status = 0;
-  size_t len = 0;
-  pid_t pid;
-  out[0] = '\0';
-  if (pipe(fds) != 0) return -1;
-  fflush(stdout);
-  fflush(stderr);
-  pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return -1;
-  }
-  if (pid == 0) {
-    struct rlimit no_core;
-    no_core.rlim_cur = no_core.rlim_max = 0;
-    setrlimit(RLIMIT_CORE, &no_core); /* no core file in the source tree */
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    fn();
-    _exit(0); /* reached only if the op did not stop */
-  }
-  close(fds[1]);
-  for (;;) {
-    char chunk[512];
-    ssize_t r = read(fds[0], chunk, sizeof chunk);
-    if (r > 0) {
-      size_t k = (size_t)r < cap - 1 - len ? (size_t)r : cap - 1 - len;
-      memcpy(out + len, chunk, k);
-      len += k;
-    } else if (r == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  out[len] = '\0';
-  close(fds[0]);
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return -1;
-  return status;
-}
-
 static void expect_shape_failure(const char *what, void (*fn)(void), const char *op,
                                  const char *shape_a, const char *shape_b) {
   char msg[4096];
-  int status = run_captured(fn, msg, sizeof msg);
+  int status = mrl_test_run_captured(fn, msg, sizeof msg);
   MRL_CHECK(status != -1, "%s: could not fork", what);
   if (status == -1) return;
   MRL_CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),
@@ -1919,7 +1913,54 @@ static void test_general_shape_errors(void) {
   }
 }
 
+/* Impossible shapes: element counts beyond int (computed in size_t, not
+ * wrapped), negative dimensions and ndim outside 1..4, for new tensors and
+ * for headers over caller memory. */
+static void bad_dims(void) {
+  static unsigned char buf[4096];
+  static float z[8];
+  int s5[5] = {1, 1, 1, 1, 2}, big[3] = {2048, 2048, 1024}, neg[2] = {2, -3};
+  mrl_graph g;
+  mrl_graph_init_buffer(&g, buf, sizeof buf);
+  switch (bad_case) {
+  case 0: (void)mrl_tensor_new2(&g, 65536, 65537, 0); break;
+  case 1: (void)mrl_tensor_new(&g, 3, big, 0); break;
+  case 2: (void)mrl_tensor_new(&g, 2, neg, 1); break;
+  case 3: (void)mrl_tensor_new(&g, 5, s5, 0); break;
+  case 4: (void)mrl_tensor_make(z, NULL, 0, s5); break;
+  case 5: (void)mrl_tensor_make2(z, NULL, 46341, 46341); break;
+  default: (void)mrl_tensor_from(&g, z, 5, s5); break;
+  }
+}
+
+static void test_impossible_shapes(void) {
+  static const char *cases[][4] = {
+      {"new2 65536 x 65537", "tensor_new", "more than INT_MAX elements", "[65536,65537]"},
+      {"new 2048 x 2048 x 1024", "tensor_new", "INT_MAX", "[2048,2048,1024]"},
+      {"new [2,-3]", "tensor_new", "negative dimension", "[2,-3]"},
+      {"new with ndim 5", "tensor_new", "1 to 4 dimensions", "[1,1,1,1,2]"},
+      {"make with ndim 0", "tensor_make", "1 to 4 dimensions", "ndim 0"},
+      {"make2 46341 x 46341", "tensor_make", "INT_MAX", "[46341,46341]"},
+      {"from with ndim 5", "tensor_new", "1 to 4 dimensions", "[1,1,1,1,2]"}};
+  static float z[1];
+  static unsigned char buf[4096];
+  int i, zero[3] = {65536, 65537, 0};
+  mrl_graph g;
+  mrl_tensor t;
+  for (i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+    bad_case = i;
+    expect_shape_failure(cases[i][0], bad_dims, cases[i][1], cases[i][2], cases[i][3]);
+  }
+  /* a zero anywhere makes an empty tensor, however big the others */
+  mrl_graph_init_buffer(&g, buf, sizeof buf);
+  t = mrl_tensor_make(z, NULL, 3, zero);
+  MRL_CHECK(t.size == 0, "[65536,65537,0] has %d elements, want 0", t.size);
+  MRL_CHECK(mrl_tensor_new2(&g, 46340, 46340, 0) == NULL && g.status == MRL_ERR_OUT_OF_MEMORY,
+            "a possible but too large tensor is out of memory");
+}
+
 static void test_shape_errors(void) {
+  test_impossible_shapes();
   expect_shape_failure("matmul [2,3]x[4,5]", bad_matmul, "matmul", "[2,3]", "[4,5]");
   expect_shape_failure("add [2,3]+[4]", bad_add, "add", "[2,3]", "[4]");
   test_general_shape_errors();
@@ -2238,6 +2279,7 @@ int main(void) {
   test_oom_sweep();
   test_general_oom_sweep();
   test_arena_heap();
+  test_arena_huge_requests();
   test_tensor_alignment();
   test_shape_errors();
   test_no_grad();
@@ -2247,5 +2289,5 @@ int main(void) {
   test_rng();
   test_activation_paths();
   test_activation_backward_lanes();
-  return mrl_test_summary("test_tensor");
+  return mrl_test_summary(MRL_TEST_PROGRAM);
 }

@@ -145,6 +145,12 @@ check "conv2d OpenMP equals serial" sh -c "${CC:-cc} -std=c99 -O2 -fopenmp -o bu
 check "vecenv OpenMP equals serial" sh -c "${CC:-cc} -std=c99 -O2 -fopenmp -o build/omp_test_envs_popgym tests/test_envs_popgym.c -lm && OMP_NUM_THREADS=4 ./build/omp_test_envs_popgym"
 # No mutable global state: no writable data symbols in an implementation object.
 check "no writable globals" sh -c '! nm build/all_headers.gcc.o | grep -E " [BbDd] "'
+# The common block (result codes, RNG) stands in two standalone headers: byte-identical.
+check "common block identical in memrl_tensor.h and memrl_envs.h" sh -c '
+  for h in memrl_tensor.h memrl_envs.h; do
+    sed -n "/^\/\* ---- memrl common block/,/^\/\* ---- end of memrl common block/p" $h > build/common.$h
+  done
+  [ -s build/common.memrl_tensor.h ] && cmp build/common.memrl_tensor.h build/common.memrl_envs.h'
 check "clang-format" make -s format-check
 
 echo "$passed passed, $failed failed"
