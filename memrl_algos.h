@@ -1510,7 +1510,11 @@ static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
     mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
                         ro->log_probs + row);
     mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
-    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) return r;
+    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
+      mrl__say(a->error, sizeof a->error, "ppo: %s",
+               env->error[0] ? env->error : mrl_result_string(r));
+      return r;
+    }
     memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
     memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
     memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);

@@ -228,6 +228,62 @@ static void test_non_finite_update(void) {
   mrl_vecenv_free(&env);
 }
 
+/* A user's game that returns a NaN reward once, at its 500th step: training
+ * stops with MRL_ERR_NON_FINITE naming the environment, every parameter
+ * stays finite (it used to turn thousands of them into NaN). */
+typedef struct glitch_game {
+  long long steps;
+} glitch_game;
+static mrl_result glitch_reset(void *self, uint64_t seed, float *obs) {
+  (void)self;
+  obs[0] = (float)(seed % 3);
+  return MRL_OK;
+}
+static mrl_result glitch_step(void *self, const float *action, float *obs, float *reward,
+                              int *terminated, int *truncated) {
+  glitch_game *g = (glitch_game *)self;
+  g->steps++;
+  obs[0] = action[0];
+  *reward = g->steps == 500 ? (float)NAN : 1.0f;
+  *terminated = g->steps % 20 == 0;
+  *truncated = 0;
+  return MRL_OK;
+}
+
+static void test_non_finite_env(void) {
+  glitch_game games[2] = {{0}, {0}};
+  mrl_env *envs[2];
+  mrl_env_vtable vt;
+  mrl_vecenv env;
+  mrl_ppo a;
+  mrl_ppo_config c = mrl_ppo_config_default();
+  mrl_result r;
+  size_t j;
+  int bad = 0;
+  memset(&vt, 0, sizeof vt);
+  vt.id = "Glitch";
+  vt.obs_dim = 1;
+  vt.num_actions = 2;
+  vt.action_dim = 1;
+  vt.reset = glitch_reset;
+  vt.step = glitch_step;
+  envs[0] = mrl_env_create(&vt, &games[0]);
+  envs[1] = mrl_env_create(&vt, &games[1]);
+  if (mrl_vecenv_init_envs(&env, envs, 2, 1) != MRL_OK) return;
+  c.num_steps = 64;
+  if (mrl_ppo_init(&a, &c, &env) == MRL_OK) {
+    r = mrl_ppo_train(&a, &env, 2 * 64 * 20, NULL, NULL);
+    MRL_CHECK(r == MRL_ERR_NON_FINITE && strstr(a.error, "non-finite reward"),
+              "glitch: train gave %d, error '%s'", (int)r, a.error);
+    for (j = 0; j < a.params.total; j++) bad += !(a.params.values[j] - a.params.values[j] == 0.0f);
+    MRL_CHECK(bad == 0, "glitch: %d parameters are not finite", bad);
+    MRL_CHECK(a.runner.env_steps < 2 * 500, "glitch: training went on (%lld steps)",
+              a.runner.env_steps);
+    mrl_ppo_free(&a);
+  }
+  mrl_vecenv_free(&env);
+}
+
 /* ------------------------------------------------------------------------ */
 /* towers                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -537,6 +593,7 @@ int main(void) {
   test_minibatches();
   test_update_guard();
   test_non_finite_update();
+  test_non_finite_env();
   test_tower();
   test_user_core();
   test_resume();

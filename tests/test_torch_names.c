@@ -323,7 +323,13 @@ static void test_dtypes(const mrl_ref_file *f) {
   mrl_params_init(&p);
   for (k = 0; k < 3; k++) ids[k] = mrl_params_add(&p, names[k], 1, &counts[k], mrl_init_default());
   mrl_params_finalize(&p, 1);
+  /* the file holds infinities and NaNs on purpose: refused unless allowed, and
+   * the check sees them after the conversion (F16/BF16/F64 too) */
   r = mrl_checkpoint_load(&p, path, 0);
+  MRL_CHECK(r == MRL_ERR_CORRUPT && strstr(p.message, "non-finite"),
+            "load %s with non-finite values, not allowed: %s (%s)", path, mrl_result_string(r),
+            p.message);
+  r = mrl_checkpoint_load(&p, path, MRL_CHECKPOINT_ALLOW_NON_FINITE);
   MRL_CHECK(r == MRL_OK, "load %s: %s (%s)", path, mrl_result_string(r), p.message);
   if (r == MRL_OK)
     for (k = 0; k < 3; k++)
