@@ -145,7 +145,8 @@ MRL_DEF void mrl_csv_logger_close(mrl_csv_logger *l);
 MRL_DEF int mrl_progress_print_and_log(const mrl_train_progress *p, void *logger);
 
 /* The summary line every training example ends with:
- * final: env=<id> algo=<name> return=<mean of last 100> success=<rate or -> steps=<n> seconds=<s> */
+ * final: env=<id> algo=<name> return=<mean of last 100> success=<rate or -> steps=<n> seconds=<s>
+ */
 MRL_DEF int mrl_progress_print_and_log(const mrl_train_progress *p, void *logger) {
   mrl_progress_print(p, NULL);
   if (logger) mrl_csv_logger_write(p, logger);
@@ -180,10 +181,10 @@ MRL_DEF void mrl_obs_normalizer_free(mrl_obs_normalizer *n);
  * statistics and the step count. An algorithm acts on runner.obs with
  * runner.state and runner.episode_start, then calls mrl_runner_step. */
 typedef struct mrl_runner_config {
-  int normalize_obs;    /* 0; 1: running mean/std of observations, clipped to +-clip_obs */
-  int normalize_reward; /* 0; 1: rewards divided by the running std of each environment's
-                           discounted return (gamma), clipped to +-clip_reward (SB3) */
-  float gamma;          /* 0.99 */
+  int normalize_obs;           /* 0; 1: running mean/std of observations, clipped to +-clip_obs */
+  int normalize_reward;        /* 0; 1: rewards divided by the running std of each environment's
+                                  discounted return (gamma), clipped to +-clip_reward (SB3) */
+  float gamma;                 /* 0.99 */
   float clip_obs, clip_reward; /* 10, 10 */
 } mrl_runner_config;
 MRL_DEF mrl_runner_config mrl_runner_config_default(void);
@@ -269,8 +270,7 @@ MRL_DEF void mrl_update_backup_free(mrl_update_backup *b);
 typedef mrl_result (*mrl_act_fn)(void *agent, const float *obs, int n, const float *episode_start,
                                  float *state, int greedy, mrl_rng *rng, float *actions);
 MRL_DEF mrl_result mrl_evaluate(mrl_act_fn act, void *agent, int state_dim, mrl_vecenv *env,
-                                int episodes, int greedy, mrl_rng *rng,
-                                mrl_episode_stats *stats);
+                                int episodes, int greedy, mrl_rng *rng, mrl_episode_stats *stats);
 
 /* ---- whole-agent checkpoints ----
  * One safetensors file (memrl_nn.h's checkpoints) holding the parameters
@@ -293,8 +293,8 @@ MRL_DEF mrl_result mrl_agent_save(const char *path, const mrl_params *p, const c
  * starts new ones. Nothing changes on failure. */
 MRL_DEF mrl_result mrl_agent_load(const char *path, mrl_params *p, const char *algo,
                                   const char *config_json, mrl_runner *r, mrl_vecenv *env,
-                                  const mrl_checkpoint_extra *extras, int num_extras,
-                                  char *error, size_t error_size);
+                                  const mrl_checkpoint_extra *extras, int num_extras, char *error,
+                                  size_t error_size);
 
 /* ======================================================================
  * PPO
@@ -385,7 +385,7 @@ typedef struct mrl_ppo {
   mrl_minibatches minibatches;
   mrl_update_backup backup; /* the agent before the running update */
   mrl_rng rng;
-  long long iterations; /* updates since the agent was created */
+  long long iterations;                         /* updates since the agent was created */
   float *step_raw, *step_actions, *step_values; /* [B * raw_dim], [B * env_action_dim], [B] */
   float *mb_obs, *mb_actions, *mb_starts, *mb_state, *mb_scalars; /* minibatch scratch */
   char error[MRL_ERROR_SIZE]; /* why the last call failed, when it says */
@@ -416,9 +416,8 @@ MRL_DEF int mrl_ppo_state_dim(const mrl_ppo *agent);
  * [n, state_dim] is read and advanced. greedy = 1 takes the mode (argmax,
  * the mean), else samples with rng (NULL: the agent's own). No gradients,
  * and no heap allocation once the acting arena has grown to the largest n. */
-MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *agent, const float *obs, int n,
-                               const float *episode_start, float *state, int greedy, mrl_rng *rng,
-                               float *actions);
+MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *agent, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions);
 /* Value estimates [n], same conventions as act; the state is not advanced. */
 MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *agent, const float *obs, int n,
                                  const float *episode_start, const float *state, float *values);
@@ -551,8 +550,8 @@ MRL_DEF int mrl_csv_logger_write(const mrl_train_progress *p, void *logger) {
     l->wrote_header = 1;
   }
   fprintf(l->file, "%s,%s,%d,%lld,%.3f,%.1f,%lld,%.6g,%.6g,%.6g,%.6g", p->algo, p->env_id,
-          p->iteration, p->env_steps, p->seconds, p->steps_per_second, p->episodes,
-          p->mean_return, p->mean_length, p->success_rate, p->learning_rate);
+          p->iteration, p->env_steps, p->seconds, p->steps_per_second, p->episodes, p->mean_return,
+          p->mean_length, p->success_rate, p->learning_rate);
   for (i = 0; i < l->num_metrics; i++) { /* by name: a missing metric leaves its cell empty */
     float v = mrl_progress_metric(p, l->metric_names[i]);
     if (v == v)
@@ -633,7 +632,6 @@ MRL_DEF void mrl_obs_normalizer_free(mrl_obs_normalizer *n) {
   n->mean = n->var = NULL;
 }
 
-
 /* ---- runner >>runner ---- */
 
 MRL_DEF mrl_runner_config mrl_runner_config_default(void) {
@@ -678,8 +676,8 @@ MRL_DEF mrl_result mrl_runner_init(mrl_runner *r, const mrl_vecenv *env, int sta
   r->terminated = (float *)MRL_MALLOC(sizeof(float) * B);
   r->truncated = (float *)MRL_MALLOC(sizeof(float) * B);
   r->returns = (double *)MRL_MALLOC(sizeof(double) * B);
-  if (!r->obs || !r->final_obs || !r->episode_start || !r->state || !r->rewards ||
-      !r->terminated || !r->truncated || !r->returns) {
+  if (!r->obs || !r->final_obs || !r->episode_start || !r->state || !r->rewards || !r->terminated ||
+      !r->truncated || !r->returns) {
     mrl_runner_free(r);
     return MRL_ERR_OUT_OF_MEMORY;
   }
@@ -953,8 +951,8 @@ static void mrl__json_value_of(const char *text, const char *field, char *out, s
 
 MRL_DEF mrl_result mrl_agent_load(const char *path, mrl_params *p, const char *algo,
                                   const char *config_json, mrl_runner *r, mrl_vecenv *env,
-                                  const mrl_checkpoint_extra *extras, int num_extras,
-                                  char *error, size_t error_size) {
+                                  const mrl_checkpoint_extra *extras, int num_extras, char *error,
+                                  size_t error_size) {
   mrl_checkpoint c;
   mrl_checkpoint_extra x[MRL__RUNNER_EXTRAS];
   mrl_runner tmp;
@@ -1156,8 +1154,7 @@ MRL_DEF void mrl_update_backup_free(mrl_update_backup *b) {
 /* ---- evaluation >>evaluate ---- */
 
 MRL_DEF mrl_result mrl_evaluate(mrl_act_fn act, void *agent, int state_dim, mrl_vecenv *env,
-                                int episodes, int greedy, mrl_rng *rng,
-                                mrl_episode_stats *stats) {
+                                int episodes, int greedy, mrl_rng *rng, mrl_episode_stats *stats) {
   int n, i, done = 0, *count = NULL, *target;
   float *state = NULL, *starts = NULL, *actions = NULL;
   mrl_result r;
@@ -1277,9 +1274,8 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       n->core.kind == MRL_CORE_USER && n->core.user_type && n->core.user_type->name
           ? n->core.user_type->name
           : "",
-      head, (int)n->activation, n->use_conv, c->orthogonal_init, c->shared_torso,
-      c->normalize_obs, c->normalize_reward, c->squash_actions,
-      mrl__float_text(c->log_std_init, f[10], 24));
+      head, (int)n->activation, n->use_conv, c->orthogonal_init, c->shared_torso, c->normalize_obs,
+      c->normalize_reward, c->squash_actions, mrl__float_text(c->log_std_init, f[10], 24));
 }
 
 /* Names the first field of a PPO config that cannot work (error), or 0. */
@@ -1388,8 +1384,9 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
                           a->error, sizeof a->error)) != MRL_OK)
     goto fail;
   if ((r = mrl__ppo_policy_init(a, env, a->actor.output_dim)) != MRL_OK) {
-    mrl__say(a->error, sizeof a->error, "mrl_ppo_init: no policy head fits the action space "
-                                        "(%d actions of %d floats)",
+    mrl__say(a->error, sizeof a->error,
+             "mrl_ppo_init: no policy head fits the action space "
+             "(%d actions of %d floats)",
              env->num_actions, env->action_dim);
     goto fail;
   }
@@ -1412,8 +1409,8 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
       (r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK ||
       (r = mrl_rollout_init(&a->rollout, cfg->num_steps, a->num_envs, a->obs_dim, a->raw_dim,
                             a->state_dim)) != MRL_OK ||
-      (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs,
-                                cfg->num_minibatches, a->state_dim > 0)) != MRL_OK ||
+      (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs, cfg->num_minibatches,
+                                a->state_dim > 0)) != MRL_OK ||
       (r = mrl_update_backup_init(&a->backup, &a->params)) != MRL_OK)
     goto fail;
   a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
@@ -1479,9 +1476,9 @@ static void mrl__ppo_forward(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int
   mrl_tensor *fa = mrl_tower_forward(&a->actor, g, x, T, B, starts, state_in, state_out, S), *fc;
   if (dist) *dist = mrl_policy_head_forward(&a->policy, g, fa);
   if (!values) return;
-  fc = a->cfg.shared_torso ? fa
-                           : mrl_tower_forward(&a->critic, g, x, T, B, starts, state_in, state_out,
-                                               S);
+  fc = a->cfg.shared_torso
+           ? fa
+           : mrl_tower_forward(&a->critic, g, x, T, B, starts, state_in, state_out, S);
   shape[0] = T * B;
   *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fc), 1, shape);
 }
@@ -1501,8 +1498,8 @@ static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
     mrl_graph_reset(g);
     mrl_graph_set_no_grad(g, 1);
     x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x) mrl__ppo_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist,
-                            &values);
+    if (x)
+      mrl__ppo_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist, &values);
     if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
     memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
     memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
@@ -1527,8 +1524,8 @@ static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
         float zero = 0.0f;
         mrl_graph_reset(g);
         xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
-        if (xf) mrl__ppo_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL,
-                                 &vf);
+        if (xf)
+          mrl__ppo_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL, &vf);
         if (!vf) return MRL_ERR_OUT_OF_MEMORY;
         ro->final_values[row + b] = vf->data[0];
       }
@@ -1575,8 +1572,9 @@ static mrl_result mrl__ppo_minibatch(mrl_ppo *a, const int *rows, int T, int B, 
   mrl_graph_reset(g);
   mrl_graph_set_no_grad(g, 0);
   x = mrl_tensor_from2(g, a->mb_obs, N, a->obs_dim);
-  if (x) mrl__ppo_forward(a, g, x, T, B, a->mb_starts, a->state_dim ? a->mb_state : NULL, NULL,
-                          &dist, &values);
+  if (x)
+    mrl__ppo_forward(a, g, x, T, B, a->mb_starts, a->state_dim ? a->mb_state : NULL, NULL, &dist,
+                     &values);
   if (dist) mrl_policy_head_evaluate(&a->policy, g, dist, a->mb_actions, &logp, &ent_rows);
   shape[0] = N;
   t_old_logp = mrl_tensor_from(g, old_logp, 1, shape);
@@ -1732,34 +1730,42 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
       mrl_progress_set(&p, "approx_kl", (float)(st.approx_kl / n));
       mrl_progress_set(&p, "clip_fraction", (float)(st.clip_fraction / n));
       mrl_progress_set(&p, "explained_variance",
-                       mrl__explained_variance(a->rollout.values, a->rollout.returns,
-                                               (int)batch));
+                       mrl__explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
       if (progress(&p, user)) break;
     }
   }
   return MRL_OK;
 }
 
+/* Deployment's observations: normalised with the training statistics into
+ * the arena when asked, else the caller's array itself. */
+static const float *mrl__ppo_obs(mrl_ppo *a, mrl_graph *g, const float *obs, int n) {
+  float *out;
+  if (!a->cfg.normalize_obs) return obs;
+  out = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
+  if (out) mrl_runner_normalize(&a->runner, obs, n, out);
+  return out;
+}
+
 MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *a, const float *obs, int n, const float *episode_start,
                                float *state, int greedy, mrl_rng *rng, float *actions) {
   mrl_graph *g = &a->act_graph;
   mrl_tensor *x, *dist = NULL, *v = NULL;
-  float *xo, *raw;
+  const float *xo;
   int critic_state = !a->cfg.shared_torso && a->critic.state_dim > 0;
   if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
   mrl_graph_reset(g);
   mrl_graph_set_no_grad(g, 1);
-  xo = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
-  raw = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->raw_dim);
-  if (!xo || !raw) return MRL_ERR_OUT_OF_MEMORY;
-  mrl_runner_normalize(&a->runner, obs, n, xo);
+  if (!(xo = mrl__ppo_obs(a, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
   x = mrl_tensor_from2(g, xo, n, a->obs_dim);
   /* a critic with its own recurrent state runs too, so that state advances */
-  if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, state, &dist, critic_state ? &v : NULL);
+  if (x)
+    mrl__ppo_forward(a, g, x, 1, n, episode_start, state, state, &dist, critic_state ? &v : NULL);
   if (!dist || (critic_state && !v))
     return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, raw, NULL);
-  mrl_policy_head_env_action(&a->policy, raw, n, actions);
+  /* raw actions straight into actions, then mapped in place to what is sent */
+  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, actions, NULL);
+  mrl_policy_head_env_action(&a->policy, actions, n, actions);
   /* fold an overflow into the arena now: later calls of this size allocate nothing */
   mrl_graph_reset(g);
   return MRL_OK;
@@ -1769,13 +1775,11 @@ MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const floa
                                  const float *state, float *values) {
   mrl_graph *g = &a->act_graph;
   mrl_tensor *x, *v = NULL;
-  float *xo;
+  const float *xo;
   if (n < 1 || !obs || !values || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
   mrl_graph_reset(g);
   mrl_graph_set_no_grad(g, 1);
-  xo = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
-  if (!xo) return MRL_ERR_OUT_OF_MEMORY;
-  mrl_runner_normalize(&a->runner, obs, n, xo);
+  if (!(xo = mrl__ppo_obs(a, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
   x = mrl_tensor_from2(g, xo, n, a->obs_dim);
   if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, NULL, NULL, &v);
   if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;

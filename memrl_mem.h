@@ -158,8 +158,8 @@ MRL_DEF void mrl_tower_free(mrl_tower *t);
 /* x [T*B, input_dim] -> [T*B, output_dim]; state records of `stride` floats
  * per environment (the tower uses its own slice); arguments as
  * mrl_core_forward. */
-MRL_DEF mrl_tensor *mrl_tower_forward(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T,
-                                      int B, const float *episode_start, const float *state_in,
+MRL_DEF mrl_tensor *mrl_tower_forward(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                      const float *episode_start, const float *state_in,
                                       float *state_out, int stride);
 
 typedef struct mrl_rollout {
@@ -454,8 +454,8 @@ MRL_DEF void mrl_tower_free(mrl_tower *t) {
   mrl_core_free(&t->core);
 }
 
-MRL_DEF mrl_tensor *mrl_tower_forward(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T,
-                                      int B, const float *episode_start, const float *state_in,
+MRL_DEF mrl_tensor *mrl_tower_forward(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                      const float *episode_start, const float *state_in,
                                       float *state_out, int stride) {
   if (t->use_conv) x = mrl_conv_encoder_forward(&t->conv, g, x);
   if (t->encoder.num_layers) x = mrl_mlp_forward(&t->encoder, g, x);

@@ -667,7 +667,8 @@ MRL_DEF void mrl_policy_head_act(const mrl_policy_head *h, const float *dist, in
 /* raw [n, raw_dim] -> env_actions [n, env_dim]: the index as a float;
  * Gaussian kinds clipped to [low, high] (CleanRL and SB3 clip when sending);
  * tanh: tanh(u) scale + bias (clipped too, against rounding past a bound);
- * deterministic: clipped. */
+ * deterministic: clipped. Element by element, so env_actions may be raw
+ * itself (raw_dim equals env_dim for every kind). */
 MRL_DEF void mrl_policy_head_env_action(const mrl_policy_head *h, const float *raw, int n,
                                         float *env_actions);
 /* Zeros the OU state [n, D] of the rows whose episode_start is nonzero (every
@@ -968,8 +969,8 @@ MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float
 /* Copies a tensor of the given dtype (one of mrl_checkpoint_extra's) and
  * exactly count elements into out, host byte order; MRL_ERR_INVALID_ARGUMENT
  * when the dtype or count differ. */
-MRL_DEF mrl_result mrl_checkpoint_read(const mrl_checkpoint_tensor *t, const char *dtype,
-                                       void *out, size_t count);
+MRL_DEF mrl_result mrl_checkpoint_read(const mrl_checkpoint_tensor *t, const char *dtype, void *out,
+                                       size_t count);
 /* The metadata value of key, or NULL. */
 MRL_DEF const char *mrl_checkpoint_meta(const mrl_checkpoint *c, const char *key);
 /* Checks the checkpoint against the model, then copies its values (and with
@@ -3371,11 +3372,13 @@ MRL_DEF void mrl_policy_head_act(const mrl_policy_head *h, const float *dist, in
     switch (h->kind) {
     case MRL_POLICY_CATEGORICAL: {
       int a = greedy ? mrl_categorical_mode(row, P) : mrl_categorical_sample(row, P, rng);
-      float mx = row[mrl_categorical_mode(row, P)];
-      double total = 0.0;
-      for (d = 0; d < P; d++) total += exp((double)(row[d] - mx));
       raw[0] = (float)a;
-      lp = (double)(row[a] - mx) - log(total);
+      if (log_probs) { /* deployment asks for none: spare the exps */
+        float mx = row[mrl_categorical_mode(row, P)];
+        double total = 0.0;
+        for (d = 0; d < P; d++) total += exp((double)(row[d] - mx));
+        lp = (double)(row[a] - mx) - log(total);
+      }
       break;
     }
     case MRL_POLICY_DETERMINISTIC: {
@@ -4175,15 +4178,14 @@ static size_t mrl__ckpt_extra_size(const char *dtype) {
   if (!dtype) return 0;
   if (strcmp(dtype, "U8") == 0) return 1;
   if (strcmp(dtype, "F32") == 0) return 4;
-  if (strcmp(dtype, "F64") == 0 || strcmp(dtype, "I64") == 0 || strcmp(dtype, "U64") == 0)
-    return 8;
+  if (strcmp(dtype, "F64") == 0 || strcmp(dtype, "I64") == 0 || strcmp(dtype, "U64") == 0) return 8;
   return 0;
 }
 
 /* Copies n elements of esize bytes, reversing each element's bytes on a
  * big-endian host (files are little-endian). */
-static void mrl__ckpt_copy_le(unsigned char *dst, const unsigned char *src, size_t n,
-                              size_t esize, int native) {
+static void mrl__ckpt_copy_le(unsigned char *dst, const unsigned char *src, size_t n, size_t esize,
+                              int native) {
   size_t i, b;
   if (native || esize == 1) {
     memcpy(dst, src, n * esize);
@@ -4255,8 +4257,7 @@ static mrl_result mrl__ckpt_header(const mrl_params *p, const mrl_checkpoint_opt
     const mrl_checkpoint_extra *e = &o->extras[m];
     if (!e->name || strncmp(e->name, "__", 2) != 0 || strcmp(e->name, "__metadata__") == 0 ||
         !mrl__ckpt_utf8_valid((const unsigned char *)e->name, strlen(e->name)) ||
-        !mrl__ckpt_extra_size(e->dtype) || (e->count && !e->data) ||
-        e->count > ((uint64_t)1 << 60))
+        !mrl__ckpt_extra_size(e->dtype) || (e->count && !e->data) || e->count > ((uint64_t)1 << 60))
       return MRL_ERR_INVALID_ARGUMENT;
     for (k = 0; k < m; k++)
       if (strcmp(o->extras[k].name, e->name) == 0) return MRL_ERR_INVALID_ARGUMENT;
@@ -5139,8 +5140,8 @@ MRL_DEF mrl_result mrl_checkpoint_read_f32(const mrl_checkpoint_tensor *t, float
   return MRL_OK;
 }
 
-MRL_DEF mrl_result mrl_checkpoint_read(const mrl_checkpoint_tensor *t, const char *dtype,
-                                       void *out, size_t count) {
+MRL_DEF mrl_result mrl_checkpoint_read(const mrl_checkpoint_tensor *t, const char *dtype, void *out,
+                                       size_t count) {
   size_t esize = mrl__ckpt_extra_size(dtype);
   if (!t || !esize || (!out && count) || strcmp(t->dtype, dtype) != 0 ||
       t->numel != (uint64_t)count)

@@ -41,10 +41,10 @@ int main(void) {
   mrl_ppo_config mlp = mrl_ppo_config_default(), lstm = mrl_ppo_config_default();
   bench_train("ppo_mlp_cartpole_train", "CartPole-v1", 4, mlp, 4 * 128 * 40);
   lstm.learning_rate = 1e-3f;
-  lstm.encoder_sizes[0] = 32;
-  lstm.num_encoder_layers = 1;
+  lstm.net.encoder_sizes[0] = 32;
+  lstm.net.num_encoder_layers = 1;
   lstm.shared_torso = 1;
-  lstm.core = mrl_core_config_lstm(32);
+  lstm.net.core = mrl_core_config_lstm(32);
   bench_train("ppo_lstm_tmaze_train", "TMaze-20", 16, lstm, 16 * 128 * 10);
   return 0;
 }

@@ -159,9 +159,12 @@ int main(int argc, char **argv) {
     free(state);
     mrl_env_free(game);
   }
-  printf("final: env=Signal-%d algo=ppo-lstm return=%.2f success=%.2f steps=%lld seconds=%.1f\n",
-         delay, mrl_episode_stats_mean_return(&agent.runner.stats),
-         mrl_episode_stats_success_rate(&agent.runner.stats), agent.runner.env_steps, mrl_wall_seconds() - t0);
+  {
+    char id[32];
+    snprintf(id, sizeof id, "Signal-%d", delay);
+    mrl_print_final(stdout, id, "ppo-lstm", &agent.runner.stats, agent.runner.env_steps,
+                    mrl_wall_seconds() - t0);
+  }
   mrl_ppo_free(&agent);
   mrl_vecenv_free(&venv);
   return r == MRL_OK ? 0 : 1;

@@ -24,8 +24,8 @@ int main(int argc, char **argv) {
   t0 = mrl_wall_seconds();
   r = mrl_ppo_train(&agent, &env, steps, mrl_progress_print, NULL);
   if (r != MRL_OK) fprintf(stderr, "training failed: %s\n", mrl_result_string(r));
-  printf("final: env=CartPole-v1 algo=ppo return=%.2f success=- steps=%lld seconds=%.1f\n",
-         mrl_episode_stats_mean_return(&agent.runner.stats), agent.runner.env_steps, mrl_wall_seconds() - t0);
+  mrl_print_final(stdout, "CartPole-v1", "ppo", &agent.runner.stats, agent.runner.env_steps,
+                  mrl_wall_seconds() - t0);
   mrl_ppo_free(&agent);
   mrl_vecenv_free(&env);
   return r == MRL_OK ? 0 : 1;

@@ -41,9 +41,8 @@ int main(int argc, char **argv) {
   t0 = mrl_wall_seconds();
   r = mrl_ppo_train(&agent, &env, steps, mrl_progress_print, NULL);
   if (r != MRL_OK) fprintf(stderr, "training failed: %s\n", mrl_result_string(r));
-  printf("final: env=%s algo=ppo-%s return=%.2f success=%.2f steps=%lld seconds=%.1f\n", id,
-         use_lstm ? "lstm" : "mlp", mrl_episode_stats_mean_return(&agent.runner.stats),
-         mrl_episode_stats_success_rate(&agent.runner.stats), agent.runner.env_steps, mrl_wall_seconds() - t0);
+  mrl_print_final(stdout, id, use_lstm ? "ppo-lstm" : "ppo-mlp", &agent.runner.stats,
+                  agent.runner.env_steps, mrl_wall_seconds() - t0);
   mrl_ppo_free(&agent);
   mrl_vecenv_free(&env);
   return r == MRL_OK ? 0 : 1;

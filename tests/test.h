@@ -109,7 +109,7 @@ typedef struct test_user_gru {
 } test_user_gru;
 
 static mrl_result test_user_gru_init(void **self, mrl_params *p, const char *name, int input_dim,
-                                const void *config, int *output_dim, int *state_dim) {
+                                     const void *config, int *output_dim, int *state_dim) {
   test_user_gru *u = (test_user_gru *)malloc(sizeof *u);
   if (!u) return MRL_ERR_OUT_OF_MEMORY;
   u->hidden = *(const int *)config;
@@ -121,8 +121,8 @@ static mrl_result test_user_gru_init(void **self, mrl_params *p, const char *nam
 }
 
 static mrl_tensor *test_user_gru_forward(void *self, mrl_graph *g, mrl_tensor *x, int T, int B,
-                                    const float *episode_start, const float *state_in,
-                                    float *state_out, int stride) {
+                                         const float *episode_start, const float *state_in,
+                                         float *state_out, int stride) {
   test_user_gru *u = (test_user_gru *)self;
   int H = u->hidden, b;
   mrl_tensor *h0 = mrl_tensor_new2(g, B, H, 0), *hT = NULL, *y;
@@ -144,8 +144,8 @@ static void test_user_gru_free(void *self) {
   free(self);
 }
 
-static const mrl_core_type test_user_gru_type = {"test_user_gru", test_user_gru_init, test_user_gru_forward,
-                                            test_user_gru_free};
+static const mrl_core_type test_user_gru_type = {"test_user_gru", test_user_gru_init,
+                                                 test_user_gru_forward, test_user_gru_free};
 
 #endif
 #endif

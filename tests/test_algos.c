@@ -88,7 +88,8 @@ static void test_config_default(void) {
   MRL_CHECK(c.max_grad_norm == 0.5f, "ppo default max_grad_norm %g", c.max_grad_norm);
   MRL_CHECK(c.target_kl == 0.0f, "ppo default target_kl %g (CleanRL: None)", c.target_kl);
   MRL_CHECK(c.adam_eps == 1e-5f, "ppo default adam_eps %g", c.adam_eps);
-  MRL_CHECK(c.net.num_encoder_layers == 2 && c.net.encoder_sizes[0] == 64 && c.net.encoder_sizes[1] == 64,
+  MRL_CHECK(c.net.num_encoder_layers == 2 && c.net.encoder_sizes[0] == 64 &&
+                c.net.encoder_sizes[1] == 64,
             "ppo default network: %d layers %d-%d, want 64-64", c.net.num_encoder_layers,
             c.net.encoder_sizes[0], c.net.encoder_sizes[1]);
   MRL_CHECK(c.net.num_head_layers == 0, "ppo default head layers %d", c.net.num_head_layers);
@@ -173,15 +174,23 @@ static int progress_check(const mrl_train_progress *p, void *user) {
             p->num_iterations, l->num_iterations);
   MRL_CHECK(p->env_steps == l->steps0 + l->calls * l->batch, "%s: env_steps %lld, want %lld",
             l->label, p->env_steps, l->steps0 + l->calls * l->batch);
-  MRL_CHECK(mrl_progress_metric(p, "entropy") > 0.0f && mrl_progress_metric(p, "entropy") <= logf((float)l->num_actions) + 1e-4f,
-            "%s: entropy %g outside (0, log %d]", l->label, mrl_progress_metric(p, "entropy"), l->num_actions);
-  MRL_CHECK(is_finite(mrl_progress_metric(p, "policy_loss")) && is_finite(mrl_progress_metric(p, "value_loss")) && mrl_progress_metric(p, "value_loss") >= 0.0f,
-            "%s: losses pi %g v %g", l->label, mrl_progress_metric(p, "policy_loss"), mrl_progress_metric(p, "value_loss"));
-  MRL_CHECK(is_finite(mrl_progress_metric(p, "approx_kl")) && mrl_progress_metric(p, "approx_kl") > -1e-6f, "%s: approx_kl %g", l->label,
-            mrl_progress_metric(p, "approx_kl"));
-  MRL_CHECK(mrl_progress_metric(p, "clip_fraction") >= 0.0f && mrl_progress_metric(p, "clip_fraction") <= 1.0f, "%s: clip_fraction %g", l->label,
-            mrl_progress_metric(p, "clip_fraction"));
-  MRL_CHECK(is_finite(mrl_progress_metric(p, "explained_variance")) && mrl_progress_metric(p, "explained_variance") <= 1.0f,
+  MRL_CHECK(mrl_progress_metric(p, "entropy") > 0.0f &&
+                mrl_progress_metric(p, "entropy") <= logf((float)l->num_actions) + 1e-4f,
+            "%s: entropy %g outside (0, log %d]", l->label, mrl_progress_metric(p, "entropy"),
+            l->num_actions);
+  MRL_CHECK(is_finite(mrl_progress_metric(p, "policy_loss")) &&
+                is_finite(mrl_progress_metric(p, "value_loss")) &&
+                mrl_progress_metric(p, "value_loss") >= 0.0f,
+            "%s: losses pi %g v %g", l->label, mrl_progress_metric(p, "policy_loss"),
+            mrl_progress_metric(p, "value_loss"));
+  MRL_CHECK(is_finite(mrl_progress_metric(p, "approx_kl")) &&
+                mrl_progress_metric(p, "approx_kl") > -1e-6f,
+            "%s: approx_kl %g", l->label, mrl_progress_metric(p, "approx_kl"));
+  MRL_CHECK(mrl_progress_metric(p, "clip_fraction") >= 0.0f &&
+                mrl_progress_metric(p, "clip_fraction") <= 1.0f,
+            "%s: clip_fraction %g", l->label, mrl_progress_metric(p, "clip_fraction"));
+  MRL_CHECK(is_finite(mrl_progress_metric(p, "explained_variance")) &&
+                mrl_progress_metric(p, "explained_variance") <= 1.0f,
             "%s: explained_variance %g", l->label, mrl_progress_metric(p, "explained_variance"));
   MRL_CHECK_NEAR(p->learning_rate, l->lr0 * remaining, 0.0, 1e-6, "annealed learning rate");
   MRL_CHECK(p->seconds >= 0.0 && p->steps_per_second >= 0.0, "%s: seconds %g sps %g", l->label,
@@ -225,17 +234,17 @@ static void smoke(const char *label, const char *id, mrl_ppo_config cfg, int num
     mrl_vecenv_free(&env);
     return;
   }
-  MRL_CHECK(
-      mrl_ppo_state_dim(&a) ==
-          (cfg.net.core.kind == MRL_CORE_LSTM ? (cfg.shared_torso ? 2 : 4) * cfg.net.core.hidden_size : 0),
-      "%s: state_dim %d", label, mrl_ppo_state_dim(&a));
+  MRL_CHECK(mrl_ppo_state_dim(&a) == (cfg.net.core.kind == MRL_CORE_LSTM
+                                          ? (cfg.shared_torso ? 2 : 4) * cfg.net.core.hidden_size
+                                          : 0),
+            "%s: state_dim %d", label, mrl_ppo_state_dim(&a));
 
   progress_log_start(&l, &a, 3, 0);
   r = mrl_ppo_train(&a, &env, 3 * batch + batch / 2, progress_check, &l);
   MRL_CHECK(r == MRL_OK, "%s: train gave %d", label, (int)r);
   MRL_CHECK(l.calls == 3, "%s: %d progress calls, want 3", label, l.calls);
-  MRL_CHECK(a.runner.env_steps == 3 * batch, "%s: env_steps %lld, want %lld", label, a.runner.env_steps,
-            3 * batch);
+  MRL_CHECK(a.runner.env_steps == 3 * batch, "%s: env_steps %lld, want %lld", label,
+            a.runner.env_steps, 3 * batch);
 
   progress_log_start(&l, &a, 2, 0);
   r = mrl_ppo_train(&a, &env, 2 * batch, progress_check, &l);
@@ -275,7 +284,8 @@ static void smoke(const char *label, const char *id, mrl_ppo_config cfg, int num
               a.runner.stats.total_episodes);
   else
     MRL_CHECK(l.last_success == -1.0f, "%s: success_rate %g, want -1", label, l.last_success);
-  if (cfg.normalize_obs) { /* every observation acted on: the first of each env, then one per step */
+  if (cfg.normalize_obs) { /* every observation acted on: the first of each env, then one per step
+                            */
     MRL_CHECK_NEAR(a.runner.obs_norm.count, 1e-4 + (double)(a.runner.env_steps + num_envs), 1e-9,
                    1e-12, "normaliser count = 1e-4 + observations seen");
     MRL_CHECK(a.runner.obs_norm.var[0] != 1.0 && a.runner.obs_norm.mean[0] != 0.0,
@@ -370,7 +380,8 @@ static void determinism_case(const char *label, const char *id, mrl_ppo_config c
             "%s: same seed, different parameters", label);
   MRL_CHECK(memcmp(&x.agent.runner.stats, &y.agent.runner.stats, sizeof x.agent.runner.stats) == 0,
             "%s: same seed, different episode statistics", label);
-  MRL_CHECK(x.agent.runner.env_steps == y.agent.runner.env_steps && x.agent.runner.stats.total_episodes > 0,
+  MRL_CHECK(x.agent.runner.env_steps == y.agent.runner.env_steps &&
+                x.agent.runner.stats.total_episodes > 0,
             "%s: env_steps %lld vs %lld, %lld episodes", label, x.agent.runner.env_steps,
             y.agent.runner.env_steps, x.agent.runner.stats.total_episodes);
   MRL_CHECK(memcmp(x.agent.rollout.advantages, y.agent.rollout.advantages,
@@ -378,8 +389,8 @@ static void determinism_case(const char *label, const char *id, mrl_ppo_config c
                 memcmp(x.env.obs, y.env.obs, sizeof(float) * 4 * x.env.obs_dim) == 0,
             "%s: same seed, different rollouts", label);
   if (x.agent.state_dim)
-    MRL_CHECK(memcmp(x.agent.runner.state, y.agent.runner.state, sizeof(float) * 4 * x.agent.state_dim) ==
-                  0,
+    MRL_CHECK(memcmp(x.agent.runner.state, y.agent.runner.state,
+                     sizeof(float) * 4 * x.agent.state_dim) == 0,
               "%s: same seed, different recurrent states", label);
   MRL_CHECK(memcmp(x.agent.params.values, z.agent.params.values, bytes) != 0,
             "%s: a different seed gave the same parameters", label);
@@ -424,7 +435,8 @@ static int tower_step(const mrl_ppo *a, const mrl_tower *t, int policy, const fl
   mrl_graph_set_no_grad(&g, 1);
   x = mrl_tensor_from2(&g, obs, n, a->obs_dim);
   x = mrl_tower_forward(t, &g, x, 1, n, starts, state, state, a->state_dim);
-  y = policy ? mrl_policy_head_forward(&a->policy, &g, x) : mrl_linear_layer_forward(&a->value, &g, x);
+  y = policy ? mrl_policy_head_forward(&a->policy, &g, x)
+             : mrl_linear_layer_forward(&a->value, &g, x);
   if (y) memcpy(result, y->data, sizeof(float) * (size_t)y->size);
   mrl_graph_free(&g);
   return y != NULL;

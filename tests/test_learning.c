@@ -8,7 +8,17 @@
  *      configuration for CartPoleNoVel-v1): >= 475.
  *   3. PPO-LSTM on TMaze-20: success rate of the last 100 episodes >= 0.95.
  *   4. The same PPO with the feedforward core on TMaze-20 stays near chance
- *      (success <= 0.65): the memory is what solves the task. */
+ *      (success <= 0.65): the memory is what solves the task.
+ *   5. PPO with continuous actions on Pendulum-v1 (examples/ppo_pendulum.c,
+ *      rl-baselines3-zoo's PPO config without gSDE, learning rate annealed):
+ *      after 100k steps (98,304) the greedy policy's mean return over 20
+ *      evaluation episodes >= -200 (the zoo: -172 +- 104 after 100k).
+ *   6. PPO-LSTM on StatelessPendulum-v1 (RecurrentPPO's PendulumNoVel
+ *      config without gSDE): after 300k steps (299,008) the greedy return
+ *      >= -250 (the zoo: -218 +- 140 after 100k, with gSDE).
+ *   7. The TMaze-20 agent of 3 with a user's core (a GRU written against the
+ *      mrl_core_type table, tests/test.h) instead of the LSTM: success >= 0.95,
+ *      so a user's own core trains under PPO with no other change. */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
 #include "test.h"
@@ -19,7 +29,17 @@ typedef struct result {
   double seconds;
 } result;
 
+/* Trains, then (eval_episodes > 0) evaluates the greedy policy on a vector
+ * env of its own: eval_return. */
+static result train_eval(const char *id, int num_envs, const mrl_ppo_config *cfg, long long steps,
+                         int eval_episodes, float *eval_return);
+
 static result train(const char *id, int num_envs, const mrl_ppo_config *cfg, long long steps) {
+  return train_eval(id, num_envs, cfg, steps, 0, NULL);
+}
+
+static result train_eval(const char *id, int num_envs, const mrl_ppo_config *cfg, long long steps,
+                         int eval_episodes, float *eval_return) {
   mrl_vecenv env;
   mrl_ppo agent;
   result res;
@@ -31,6 +51,16 @@ static result train(const char *id, int num_envs, const mrl_ppo_config *cfg, lon
     res.mean_return = mrl_episode_stats_mean_return(&agent.runner.stats);
     res.success = mrl_episode_stats_success_rate(&agent.runner.stats);
     res.steps = agent.runner.env_steps;
+    if (eval_episodes > 0) {
+      mrl_vecenv eval_env;
+      mrl_episode_stats st;
+      *eval_return = -1e9f;
+      if (mrl_vecenv_init(&eval_env, id, 4, cfg->seed + 1000) == MRL_OK &&
+          mrl_ppo_evaluate(&agent, &eval_env, eval_episodes, 1, &st) == MRL_OK)
+        *eval_return = mrl_episode_stats_mean_return(&st);
+      mrl_vecenv_free(&eval_env);
+      printf("eval: env=%s greedy return %.2f over %d episodes\n", id, *eval_return, eval_episodes);
+    }
     mrl_ppo_free(&agent);
   }
   mrl_vecenv_free(&env);
@@ -56,6 +86,33 @@ static mrl_ppo_config tmaze_config(int lstm) {
   cfg.net.num_encoder_layers = 1;
   cfg.shared_torso = 1;
   if (lstm) cfg.net.core = mrl_core_config_lstm(32);
+  return cfg;
+}
+
+/* examples/ppo_pendulum.c's configurations (lstm: its units, 0 for none) */
+static mrl_ppo_config pendulum_config(int lstm) {
+  mrl_ppo_config cfg = mrl_ppo_config_default();
+  cfg.seed = 1;
+  cfg.num_steps = 1024;
+  cfg.num_minibatches = 64;
+  cfg.update_epochs = 10;
+  cfg.learning_rate = 1e-3f;
+  cfg.gamma = 0.9f;
+  cfg.gae_lambda = 0.95f;
+  cfg.ent_coef = 0.0f;
+  cfg.clip_vloss = 0;
+  if (lstm > 0) {
+    cfg.net.num_encoder_layers = 0;
+    cfg.net.core = mrl_core_config_lstm(lstm);
+    cfg.net.head_sizes[0] = 64;
+    cfg.net.num_head_layers = 1;
+    cfg.net.activation = MRL_ACT_RELU;
+    cfg.orthogonal_init = 0;
+    cfg.normalize_obs = 1;
+    cfg.normalize_reward = 1;
+    cfg.num_minibatches = 4;
+    cfg.anneal_lr = 0;
+  }
   return cfg;
 }
 
@@ -105,6 +162,29 @@ int main(void) {
     report("TMaze-20", "ppo-mlp", r);
     MRL_CHECK(r.success <= 0.65f, "PPO-MLP TMaze-20: success %.2f is not near chance", r.success);
     MRL_CHECK(r.success >= 0.35f, "PPO-MLP TMaze-20: success %.2f below chance: broken?",
+              r.success);
+  }
+  {
+    mrl_ppo_config cfg = pendulum_config(0);
+    float eval = 0.0f;
+    r = train_eval("Pendulum-v1", 4, &cfg, 100000, 20, &eval);
+    report("Pendulum-v1", "ppo", r);
+    MRL_CHECK(eval >= -200.0f, "PPO Pendulum-v1: greedy return %.2f < -200", eval);
+  }
+  {
+    mrl_ppo_config cfg = pendulum_config(64);
+    float eval = 0.0f;
+    r = train_eval("StatelessPendulum-v1", 4, &cfg, 300000, 20, &eval);
+    report("StatelessPendulum-v1", "ppo-lstm", r);
+    MRL_CHECK(eval >= -250.0f, "PPO-LSTM StatelessPendulum-v1: greedy return %.2f < -250", eval);
+  }
+  {
+    static const int hidden = 32;
+    mrl_ppo_config cfg = tmaze_config(0);
+    cfg.net.core = mrl_core_config_user(&test_user_gru_type, &hidden);
+    r = train("TMaze-20", 16, &cfg, 400000);
+    report("TMaze-20", "ppo-user-gru", r);
+    MRL_CHECK(r.success >= 0.95f, "PPO with a user's GRU core, TMaze-20: success %.2f < 0.95",
               r.success);
   }
   return mrl_test_summary("test_learning");

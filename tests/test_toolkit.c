@@ -108,8 +108,8 @@ static void test_config_errors(void) {
     MRL_CHECK(mrl_ppo_init(&a, &c, NULL) == MRL_ERR_INVALID_ARGUMENT && a.error[0] != '\0',
               "init without a vector env: '%s'", a.error);
     mrl_ppo_free(&a);
-    MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_OK && a.error[0] == '\0',
-              "a valid config: '%s'", a.error);
+    MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_OK && a.error[0] == '\0', "a valid config: '%s'",
+              a.error);
     mrl_ppo_free(&a);
   }
   mrl_vecenv_free(&env);
@@ -362,8 +362,8 @@ static void test_user_core(void) {
     mrl_vecenv_free(&env);
     return;
   }
-  MRL_CHECK(mrl_ppo_state_dim(&a) == 2 * hidden, "user core: state_dim %d, want %d (actor + critic)",
-            mrl_ppo_state_dim(&a), 2 * hidden);
+  MRL_CHECK(mrl_ppo_state_dim(&a) == 2 * hidden,
+            "user core: state_dim %d, want %d (actor + critic)", mrl_ppo_state_dim(&a), 2 * hidden);
   MRL_CHECK(mrl_params_find(&a.params, "actor.core.weight_hh_l0") >= 0,
             "user core: its parameters are the agent's");
   MRL_CHECK(mrl_ppo_train(&a, &env, 4 * 16 * 3, NULL, NULL) == MRL_OK, "user core: train: %s",
@@ -371,8 +371,7 @@ static void test_user_core(void) {
   /* acting advances the user core's state and is repeatable */
   memset(state, 0, sizeof state);
   for (i = 0; i < 3 * env.obs_dim; i++) obs[i] = (float)(i % 2);
-  MRL_CHECK(mrl_ppo_act(&a, obs, 3, starts, state, 1, NULL, actions) == MRL_OK,
-            "user core: act");
+  MRL_CHECK(mrl_ppo_act(&a, obs, 3, starts, state, 1, NULL, actions) == MRL_OK, "user core: act");
   MRL_CHECK(state[0] != 0.0f && state[2 * hidden] != 0.0f, "user core: act did not advance state");
   mrl_ppo_free(&a);
   mrl_vecenv_free(&env);
@@ -384,14 +383,17 @@ static void test_user_core(void) {
 
 static int same_agent(const mrl_ppo *x, const mrl_ppo *y) {
   size_t bytes = sizeof(float) * x->params.total;
-  return x->params.total == y->params.total && memcmp(x->params.values, y->params.values, bytes) == 0 &&
+  return x->params.total == y->params.total &&
+         memcmp(x->params.values, y->params.values, bytes) == 0 &&
          memcmp(x->params.moment1, y->params.moment1, bytes) == 0 &&
          memcmp(x->params.moment2, y->params.moment2, bytes) == 0 &&
-         x->params.adam_steps == y->params.adam_steps && x->runner.env_steps == y->runner.env_steps &&
+         x->params.adam_steps == y->params.adam_steps &&
+         x->runner.env_steps == y->runner.env_steps &&
          memcmp(&x->runner.stats, &y->runner.stats, sizeof x->runner.stats) == 0 &&
          memcmp(x->runner.state, y->runner.state,
                 sizeof(float) * (size_t)x->num_envs * x->state_dim) == 0 &&
-         memcmp(x->runner.obs, y->runner.obs, sizeof(float) * (size_t)x->num_envs * x->obs_dim) == 0 &&
+         memcmp(x->runner.obs, y->runner.obs, sizeof(float) * (size_t)x->num_envs * x->obs_dim) ==
+             0 &&
          memcmp(x->rollout.advantages, y->rollout.advantages,
                 sizeof(float) * (size_t)x->num_envs * x->cfg.num_steps) == 0 &&
          memcmp(&x->rng, &y->rng, sizeof x->rng) == 0;
@@ -517,7 +519,8 @@ static void test_load_errors(void) {
   MRL_CHECK(mrl_ppo_load(&b, path, NULL) == MRL_ERR_INVALID_ARGUMENT &&
                 strstr(b.error, "ent_coef") && strstr(b.error, "0.01") && strstr(b.error, "0.02"),
             "errors: another config gave '%s'", b.error);
-  MRL_CHECK(memcmp(before, b.params.values, bytes) == 0, "errors: a refused load changed the agent");
+  MRL_CHECK(memcmp(before, b.params.values, bytes) == 0,
+            "errors: a refused load changed the agent");
   /* a damaged file: cut in half */
   f = fopen(path, "rb");
   if (f) {
@@ -570,8 +573,7 @@ static void test_box_actions(void) {
     }
     MRL_CHECK(a.num_actions == 0 && a.env_action_dim == 1 && a.raw_dim == 1,
               "box: actions %d, env floats %d, raw %d", a.num_actions, a.env_action_dim, a.raw_dim);
-    MRL_CHECK(mrl_ppo_train(&a, &env, 2 * 2 * 32, NULL, NULL) == MRL_OK, "box: train: %s",
-              a.error);
+    MRL_CHECK(mrl_ppo_train(&a, &env, 2 * 2 * 32, NULL, NULL) == MRL_OK, "box: train: %s", a.error);
     for (i = 0; i < 64 * 3; i++) obs[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
     for (k = 0; k < 10; k++) {
       mrl_ppo_act(&a, obs, 64, NULL, NULL, 0, NULL, actions);
@@ -580,7 +582,8 @@ static void test_box_actions(void) {
     MRL_CHECK(outside == 0, "box: %d actions outside [-2, 2] were sent", outside);
     if (!squashed) { /* and the stored ones were sampled unbounded (CleanRL) */
       int wide = 0;
-      for (i = 0; i < 2 * 32; i++) wide += a.rollout.actions[i] < -2.0f || a.rollout.actions[i] > 2.0f;
+      for (i = 0; i < 2 * 32; i++)
+        wide += a.rollout.actions[i] < -2.0f || a.rollout.actions[i] > 2.0f;
       MRL_CHECK(wide > 0, "box: no stored action beyond the bounds with log_std 1");
     }
     mrl_ppo_free(&a);

@@ -368,7 +368,8 @@ static void test_cleanrl_agent(const mrl_ref_file *f) {
     mrl_graph_init(&g, 1 << 20);
     x = mrl_mlp_forward(&network, &g, mrl_tensor_from2(&g, obs, T * B, OBS));
     y = mrl_lstm_forward(&lstm, &g, x, T, B, mrl_tensor_from2(&g, h0, L * B, H),
-                         mrl_tensor_from2(&g, c0, L * B, H), done, &hT, &cT); /* CleanRL's done = episode_start */
+                         mrl_tensor_from2(&g, c0, L * B, H), done, &hT,
+                         &cT); /* CleanRL's done = episode_start */
     logits = mrl_mlp_forward(&actor, &g, y);
     values = mrl_mlp_forward(&critic, &g, y);
     MRL_CHECK(logits && values && hT && cT, "CleanRL agent: forward");
