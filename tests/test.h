@@ -10,6 +10,29 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Counting allocator (define MRL_TEST_COUNT_ALLOCATIONS, then include this
+ * file before the memrl headers): every malloc and realloc the library makes
+ * is counted in test_alloc_calls, and the one numbered test_alloc_fail_at
+ * (when > 0) fails, to test out-of-memory paths. */
+#ifdef MRL_TEST_COUNT_ALLOCATIONS
+#include <stdlib.h>
+static long test_alloc_calls, test_alloc_fail_at;
+static void *test_malloc(size_t sz) {
+  if (++test_alloc_calls == test_alloc_fail_at) return NULL;
+  return malloc(sz);
+}
+static void *test_realloc(void *p, size_t sz) {
+  if (++test_alloc_calls == test_alloc_fail_at) return NULL;
+  return realloc(p, sz);
+}
+static void test_free(void *p) {
+  free(p);
+}
+#define MRL_MALLOC(sz) test_malloc(sz)
+#define MRL_REALLOC(p, sz) test_realloc(p, sz)
+#define MRL_FREE(p) test_free(p)
+#endif
+
 typedef struct mrl_test_state {
   int passed, failed;
 } mrl_test_state;

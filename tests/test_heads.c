@@ -16,26 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Counting allocator: every malloc and realloc the library makes; the call
- * numbered test_alloc_fail_at (when > 0) fails. */
-static long test_alloc_calls, test_alloc_fail_at;
-static void *test_malloc(size_t sz) {
-  if (++test_alloc_calls == test_alloc_fail_at) return NULL;
-  return malloc(sz);
-}
-static void *test_realloc(void *p, size_t sz) {
-  if (++test_alloc_calls == test_alloc_fail_at) return NULL;
-  return realloc(p, sz);
-}
-static void test_free(void *p) {
-  free(p);
-}
-#define MRL_MALLOC(sz) test_malloc(sz)
-#define MRL_REALLOC(p, sz) test_realloc(p, sz)
-#define MRL_FREE(p) test_free(p)
+#define MRL_TEST_COUNT_ALLOCATIONS
+#include "test.h"
 
 #include "../memrl_nn.h"
-#include "test.h"
 #include "ref_loader.h"
 
 /* Gradient checks as tests/test_nn.c: central differences in float32 with

@@ -23,27 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Counting allocator: every malloc and realloc the library makes. */
-static long test_alloc_calls;
-static void *test_malloc(size_t sz) {
-  test_alloc_calls++;
-  return malloc(sz);
-}
-static void *test_realloc(void *p, size_t sz) {
-  test_alloc_calls++;
-  return realloc(p, sz);
-}
-static void test_free(void *p) {
-  free(p);
-}
-#define MRL_MALLOC(sz) test_malloc(sz)
-#define MRL_REALLOC(p, sz) test_realloc(p, sz)
-#define MRL_FREE(p) test_free(p)
+#define MRL_TEST_COUNT_ALLOCATIONS
+#include "test.h"
 
 #define MEMRL_TENSOR_IMPLEMENTATION
 #define MEMRL_NN_IMPLEMENTATION
 #include "../memrl_nn.h"
-#include "test.h"
 
 #define IN 8
 #define HID 64

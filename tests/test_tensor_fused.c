@@ -12,13 +12,6 @@
 #include "../memrl_tensor.h"
 #include "test.h"
 #include "ref_loader.h"
-#if defined(__unix__)
-#include <errno.h>
-#include <sys/resource.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -1037,7 +1030,7 @@ static void test_no_grad_and_oom(void) {
 /* Shape errors                                                             */
 /* ------------------------------------------------------------------------ */
 
-#if defined(__unix__)
+#ifdef MRL_TEST_HAVE_FORK
 static int bad_case; /* which bad call the child makes (set before fork) */
 
 static void bad_call(void) {
@@ -1072,54 +1065,11 @@ static void bad_call(void) {
   }
 }
 
-static int run_captured(void (*fn)(void), char *out, size_t cap) {
-  int fds[2], status = 0;
-  size_t len = 0;
-  pid_t pid;
-  out[0] = '\0';
-  if (pipe(fds) != 0) return -1;
-  fflush(stdout);
-  fflush(stderr);
-  pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return -1;
-  }
-  if (pid == 0) {
-    struct rlimit no_core;
-    no_core.rlim_cur = no_core.rlim_max = 0;
-    setrlimit(RLIMIT_CORE, &no_core);
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    fn();
-    _exit(0); /* reached only if the op did not stop */
-  }
-  close(fds[1]);
-  for (;;) {
-    char chunk[512];
-    ssize_t r = read(fds[0], chunk, sizeof chunk);
-    if (r > 0) {
-      size_t k = (size_t)r < cap - 1 - len ? (size_t)r : cap - 1 - len;
-      memcpy(out + len, chunk, k);
-      len += k;
-    } else if (r == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  out[len] = '\0';
-  close(fds[0]);
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return -1;
-  return status;
-}
-
 static void expect_failure(int which, const char *op, const char *shape_a, const char *shape_b) {
   char msg[4096];
   int status;
   bad_case = which;
-  status = run_captured(bad_call, msg, sizeof msg);
+  status = mrl_test_run_captured(bad_call, msg, sizeof msg);
   MRL_CHECK(status != -1, "%s: could not fork", op);
   if (status == -1) return;
   MRL_CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0),
