@@ -1282,15 +1282,16 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
 static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env, char *err,
                                  size_t n) {
   long long batch = (long long)env->num_envs * c->num_steps;
-  const float *f[9];
-  static const char *const names[9] = {"learning_rate", "gamma",     "gae_lambda",
-                                       "clip_coef",     "ent_coef",  "vf_coef",
-                                       "max_grad_norm", "target_kl", "adam_eps"};
+  /* a table on the stack: a static table of pointers would be writable data */
+  const char *const names[10] = {"learning_rate", "gamma",       "gae_lambda",    "clip_coef",
+                                 "ent_coef",      "vf_coef",     "max_grad_norm", "target_kl",
+                                 "adam_eps",      "log_std_init"};
+  const float *f[10];
   int i;
   f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->gae_lambda, f[3] = &c->clip_coef;
   f[4] = &c->ent_coef, f[5] = &c->vf_coef, f[6] = &c->max_grad_norm, f[7] = &c->target_kl;
-  f[8] = &c->adam_eps;
-  for (i = 0; i < 9; i++)
+  f[8] = &c->adam_eps, f[9] = &c->log_std_init;
+  for (i = 0; i < 10; i++)
     if (!mrl__finite(*f[i])) {
       mrl__say(err, n, "mrl_ppo_config.%s %g must be finite", names[i], *f[i]);
       return 1;

@@ -63,6 +63,13 @@ check "quickstart example learns, saves, loads and deploys (success >= 0.95)" sh
   echo "$out" | grep -Eq "^deployed: success (0[.]9[5-9]|1[.]00) " &&
   echo "$out" | grep -Eq "^final: .* success=(0[.]9[5-9]|1[.]00) "'
 grep "^deployed: " "$log" | tail -n 1
+# The README's quick start is examples/quickstart.c, byte for byte.
+readme_quickstart() {
+  sed -n '/^```c$/,/^```$/p' README.md | sed '1d;$d' | awk '/^\/\* PPO with an LSTM memory/{p=1} p' |
+    awk 'p && /^}$/{print; exit} {p=1; print}' > build/readme_quickstart.c
+  cmp build/readme_quickstart.c examples/quickstart.c
+}
+check "README quick start is examples/quickstart.c" readme_quickstart
 
 # A checkpoint written by memrl (test_checkpoint leaves it in build/) read by
 # Python's standard library, when python3 is installed.
