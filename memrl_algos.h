@@ -17,7 +17,7 @@
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
- *     shared progress runner agent_checkpoint minibatch evaluate ppo
+ *     shared plot threads progress runner agent_checkpoint minibatch evaluate ppo
  *
  *
  * ENABLING
@@ -130,7 +130,8 @@ typedef int (*mrl_progress_fn)(const mrl_train_progress *p, void *user);
 MRL_DEF int mrl_progress_print(const mrl_train_progress *p, void *user);
 
 /* CSV log: the header row is the common columns followed by the metric
- * names of the first row written; later rows follow that header. */
+ * names of the first row written; later rows follow that header. A missing
+ * figure (no success notion, a metric a row lacks) is an empty cell. */
 typedef struct mrl_csv_logger {
   FILE *file;
   int wrote_header;
@@ -158,6 +159,57 @@ MRL_DEF void mrl_print_final(FILE *f, const char *env_id, const char *algo,
 
 /* Monotonic-enough wall clock in seconds, for reports. */
 MRL_DEF double mrl_wall_seconds(void);
+
+/* ---- learning-curve plot: CSV log -> SVG line chart ---- */
+/* Reads a CSV log written by mrl_csv_logger (a header row naming the columns, then one row per
+ * iteration) and writes an SVG line chart of column y against column x (e.g. "env_steps",
+ * "mean_return"), with axes, tick labels, a title and the y column's name. Several y columns may
+ * be given separated by commas ("mean_return,success_rate"): one chart panel each, stacked,
+ * sharing the x range. Columns are found by header name, in any order. Missing, empty or
+ * non-numeric cells ("nan", "inf", text) are skipped, and rows without a numeric x are dropped.
+ * Each axis spans its data exactly (a constant column or a single row is centred), with ticks
+ * at 1-2-5 multiples labelled compactly (1.5M, 200k, -0.25, 2e-5). Points that fall in the same
+ * pixel column are reduced to their first, lowest, highest and last, so a long log (1e5 rows)
+ * keeps its exact envelope in a small file; a short log keeps one point per row.
+ * Numbers are parsed and printed by the library itself, so the output does not depend on the
+ * C locale. Quoted cells may hold commas but not line breaks. title may be NULL (no title).
+ * Errors: MRL_ERR_IO (cannot read the CSV or write the SVG), MRL_ERR_INVALID_ARGUMENT (a NULL
+ * path or column list, an empty column name, or a named column absent from the header: the SVG
+ * is then not written), MRL_ERR_OUT_OF_MEMORY. */
+MRL_DEF mrl_result mrl_plot_csv_svg(const char *csv_path, const char *svg_path,
+                                    const char *x_column, const char *y_columns, const char *title);
+
+/* ---- threads (for actor/learner algorithms), only with MRL_THREADS ---- */
+/* Compiled only when MRL_THREADS is defined, so default builds need no thread library:
+ *   cc -DMRL_THREADS ... -pthread      (POSIX threads; Windows uses Win32 threads, no flag)
+ * The handles are opaque: the platform objects live on the heap (MRL_MALLOC in _start/_init),
+ * so no <pthread.h> or <windows.h> leaks into the user's translation units. Objects must not be
+ * copied after init. mrl_cond_wait may wake spuriously (as pthread_cond_wait and
+ * SleepConditionVariableCS do): wait in a loop that re-checks the condition. */
+#ifdef MRL_THREADS
+typedef struct mrl_thread {
+  void *impl;
+} mrl_thread;
+typedef struct mrl_mutex {
+  void *impl;
+} mrl_mutex;
+typedef struct mrl_cond {
+  void *impl;
+} mrl_cond;
+/* MRL_ERR_OUT_OF_MEMORY when the system cannot create the thread; t is then safe to discard. */
+MRL_DEF mrl_result mrl_thread_start(mrl_thread *t, void (*fn)(void *), void *arg);
+/* Waits for fn to return and releases the thread; MRL_ERR_INVALID_ARGUMENT if not started. */
+MRL_DEF mrl_result mrl_thread_join(mrl_thread *t);
+MRL_DEF mrl_result mrl_mutex_init(mrl_mutex *m);
+MRL_DEF void mrl_mutex_lock(mrl_mutex *m);
+MRL_DEF void mrl_mutex_unlock(mrl_mutex *m);
+MRL_DEF void mrl_mutex_free(mrl_mutex *m);
+MRL_DEF mrl_result mrl_cond_init(mrl_cond *c);
+MRL_DEF void mrl_cond_wait(mrl_cond *c, mrl_mutex *m); /* m locked by the caller */
+MRL_DEF void mrl_cond_signal(mrl_cond *c);
+MRL_DEF void mrl_cond_broadcast(mrl_cond *c);
+MRL_DEF void mrl_cond_free(mrl_cond *c);
+#endif
 
 /* ---- running observation normaliser (SB3's VecNormalize for observations) ---- */
 typedef struct mrl_obs_normalizer {
@@ -450,10 +502,16 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
 
 #include <limits.h>
 #include <stdarg.h>
+#if defined(_WIN32) && defined(MRL_THREADS) && !defined(_WIN32_WINNT)
+#define _WIN32_WINNT 0x0600 /* condition variables: Windows Vista and later */
+#endif
 #if defined(_WIN32)
 #include <windows.h>
 #else
 #include <sys/time.h>
+#endif
+#if defined(MRL_THREADS) && !defined(_WIN32)
+#include <pthread.h>
 #endif
 
 #ifdef __cplusplus
@@ -471,6 +529,527 @@ MRL_DEF double mrl_wall_seconds(void) {
   return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
 #endif
 }
+
+/* ---- learning-curve plot >>plot ---- */
+
+/* A whole cell as a finite decimal number, parsed here because strtod follows the C locale
+ * (under a decimal-comma locale it reads "0.5" as 0). Empty, text, nan and inf cells give 0. */
+static int mrl__plot_number(const char *s, const char *end, double *out) {
+  double mant = 0.0, v;
+  int exp10 = 0, digits = 0, neg = 0, e = 0, eneg = 0, edigits = 0;
+  if (s < end && (*s == '+' || *s == '-')) neg = *s++ == '-';
+  for (; s < end && *s >= '0' && *s <= '9'; s++, digits++) {
+    exp10 += mant >= 1e17; /* digits beyond double precision only scale */
+    if (mant < 1e17) mant = mant * 10.0 + (*s - '0');
+  }
+  if (s < end && *s == '.') {
+    for (s++; s < end && *s >= '0' && *s <= '9'; s++, digits++)
+      if (mant < 1e17) mant = mant * 10.0 + (*s - '0'), exp10--;
+  }
+  if (!digits) return 0;
+  if (s < end && (*s == 'e' || *s == 'E')) {
+    if (++s < end && (*s == '+' || *s == '-')) eneg = *s++ == '-';
+    for (; s < end && *s >= '0' && *s <= '9'; s++, edigits++)
+      if (e < 100000) e = e * 10 + (*s - '0');
+    if (!edigits) return 0;
+  }
+  if (s != end) return 0;
+  exp10 += eneg ? -e : e;
+  v = exp10 >= 0      ? mant * pow(10.0, exp10) /* two steps below 1e-300: 1e-310 is a double */
+      : exp10 >= -300 ? mant / pow(10.0, -exp10)
+                      : mant / 1e300 / pow(10.0, -exp10 - 300);
+  if (!isfinite(v)) return 0;
+  *out = neg ? -v : v;
+  return 1;
+}
+
+/* Next cell of the line [*p, end), trimmed, without its quotes (which may hide commas); *p
+ * becomes NULL after the last cell. Returns 0 when the line has no more cells. */
+static int mrl__plot_cell(const char **p, const char *end, const char **cs, const char **ce) {
+  const char *s = *p;
+  int quoted;
+  if (!s) return 0;
+  while (s < end && (*s == ' ' || *s == '\t')) s++;
+  quoted = s < end && *s == '"';
+  *cs = s + quoted;
+  if (quoted) {
+    for (s++; s < end && (*s != '"' || (s + 1 < end && s[1] == '"')); s += *s == '"' ? 2 : 1) {
+    }
+    *ce = s;
+  }
+  while (s < end && *s != ',') s++;
+  if (!quoted) *ce = s;
+  while (*ce > *cs && ((*ce)[-1] == ' ' || (*ce)[-1] == '\t' || (*ce)[-1] == '\r')) (*ce)--;
+  *p = s < end ? s + 1 : NULL;
+  return 1;
+}
+
+/* v rounded to dec (0..15) decimals, trailing zeros dropped, into buf[48]; integers only go
+ * through printf, so the decimal point never follows the C locale. */
+static char *mrl__plot_fixed(char *buf, double v, int dec) {
+  long long p = 1, r;
+  int i, n;
+  for (i = 0; i < dec; i++) p *= 10;
+  r = (long long)floor(fmin(fabs(v) * (double)p + 0.5, 9e18));
+  n = snprintf(buf, 48, "%s%lld", v < 0 && r ? "-" : "", r / p);
+  if (r % p) {
+    n += snprintf(buf + n, (size_t)(48 - n), ".%0*lld", dec, r % p);
+    while (buf[n - 1] == '0') buf[--n] = '\0';
+  }
+  return buf;
+}
+
+/* An axis spans [lo, hi]; its ticks are k0*step .. k1*step inside, 3 to 7 of a 1-2-5 step. */
+typedef struct mrl__plot_axis {
+  double lo, hi, step, k0, mag; /* mag: the largest |tick| */
+  int ticks;
+} mrl__plot_axis;
+
+/* The axis over the finite values among v[0..n); returns their number. */
+static int mrl__plot_axis_make(mrl__plot_axis *ax, const double *v, int n) {
+  double lo = 0.0, hi = 1.0, raw, base, f, k1, pad;
+  int i, count = 0;
+  for (i = 0; i < n; i++) {
+    if (!isfinite(v[i])) continue;
+    lo = count == 0 || v[i] < lo ? v[i] : lo;
+    hi = count++ == 0 || v[i] > hi ? v[i] : hi;
+  }
+  if (lo == hi) { /* a constant or a single value: centred (one-sided next to +-DBL_MAX) */
+    pad = lo != 0.0 ? fabs(lo) * 0.1 : 1.0;
+    lo -= isfinite(lo - pad) ? pad : 0.0;
+    hi += isfinite(hi + pad) ? pad : 0.0;
+  }
+  ax->lo = lo, ax->hi = hi, ax->ticks = 0;
+  raw = isfinite(hi - lo) ? (hi - lo) / 6.0 : hi / 6.0 - lo / 6.0;
+  base = pow(10.0, floor(log10(raw)));
+  f = raw / base;
+  ax->step = (f <= 1.000001 ? 1.0 : f <= 2.000001 ? 2.0 : f <= 5.000001 ? 5.0 : 10.0) * base;
+  ax->k0 = ceil(lo / ax->step - 1e-9);
+  k1 = floor(hi / ax->step + 1e-9);
+  if (!(ax->step > 0.0 && k1 - ax->k0 >= 0.0 && k1 - ax->k0 < 20.0)) return count; /* denormal */
+  ax->ticks = (int)(k1 - ax->k0) + 1;
+  ax->mag = fmax(fabs(ax->k0 * ax->step), fabs(k1 * ax->step));
+  return count;
+}
+
+/* Position of v on the axis in [0, 1], also when hi - lo overflows. */
+static double mrl__plot_frac(const mrl__plot_axis *ax, double v) {
+  if (isfinite(ax->hi - ax->lo)) return (v - ax->lo) / (ax->hi - ax->lo);
+  return (v * 0.5 - ax->lo * 0.5) / (ax->hi * 0.5 - ax->lo * 0.5);
+}
+
+/* Tick j's label: compact (1.5M, 200k, -0.25), or 2e-5 on an axis whose ticks are all below
+ * 1e-3 or reach 1e15, with as many decimals as the step needs. */
+static char *mrl__plot_label(char *buf, const mrl__plot_axis *ax, int j) {
+  double v = (ax->k0 + j) * ax->step, a = fabs(v), scale = 1.0;
+  int s = 0, e, dec, n;
+  if (a < ax->step * 1e-6) return strcpy(buf, "0");
+  if (ax->mag < 1e-3 || ax->mag >= 1e15) {
+    for (e = (int)floor(log10(a));; e++) { /* e + 1 when the mantissa rounds up to 10 */
+      dec = e - (int)floor(log10(ax->step) + 1e-9);
+      dec = dec < 0 ? 0 : dec > 15 ? 15 : dec;
+      if (floor(a / pow(10.0, e) * pow(10.0, dec) + 0.5) < 10.0 * pow(10.0, dec)) break;
+    }
+    mrl__plot_fixed(buf, v / pow(10.0, e), dec);
+    n = (int)strlen(buf);
+    snprintf(buf + n, (size_t)(48 - n), "e%d", e);
+    return buf;
+  }
+  while (s < 4 && a * (1.0 + 1e-9) >= scale * 1e3) s++, scale *= 1e3;
+  dec = -(int)floor(log10(ax->step / scale) + 1e-9);
+  mrl__plot_fixed(buf, v / scale, dec < 0 ? 0 : dec > 15 ? 15 : dec);
+  n = (int)strlen(buf);
+  if (s && n < 47) buf[n] = "kMGT"[s - 1], buf[n + 1] = '\0';
+  return buf;
+}
+
+/* XML text: markup characters escaped, control characters (not allowed in XML 1.0) dropped. */
+static void mrl__plot_text(FILE *f, const char *s, const char *e) {
+  for (; s < e; s++) {
+    switch (*s) {
+    case '&': fputs("&amp;", f); break;
+    case '<': fputs("&lt;", f); break;
+    case '>': fputs("&gt;", f); break;
+    case '"': fputs("&quot;", f); break;
+    default:
+      if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    }
+  }
+}
+
+static mrl_result mrl__plot_read(const char *path, char **text, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  size_t cap = 0, got = 1;
+  char *nb;
+  int err;
+  *text = NULL, *len = 0;
+  if (!f) return MRL_ERR_IO;
+  while (got) {
+    if (cap - *len < 4096) {
+      cap = cap ? cap * 2 : 65536;
+      nb = (char *)MRL_REALLOC(*text, cap + 1);
+      if (!nb) return fclose(f), MRL_ERR_OUT_OF_MEMORY;
+      *text = nb;
+    }
+    got = fread(*text + *len, 1, cap - *len, f);
+    *len += got;
+  }
+  (*text)[*len] = '\0';
+  err = ferror(f);
+  fclose(f);
+  return err ? MRL_ERR_IO : MRL_OK;
+}
+
+/* The polyline's points, in row order; points sharing a pixel column keep only their first,
+ * lowest, highest and last, which draws the same envelope. */
+static void mrl__plot_curve(FILE *f, const double *px, const double *py, const double *ys, int n) {
+  int i, j, k, m, run[4], pick[4], first = 1;
+  char bx[48], by[48];
+  for (i = 0; i < n; i = j) {
+    if (!isfinite(ys[i])) {
+      j = i + 1;
+      continue;
+    }
+    run[0] = run[1] = run[2] = run[3] = i;
+    for (j = i + 1; j < n && (!isfinite(ys[j]) || floor(px[j]) == floor(px[i])); j++) {
+      if (!isfinite(ys[j])) continue;
+      if (ys[j] < ys[run[1]]) run[1] = j;
+      if (ys[j] > ys[run[2]]) run[2] = j;
+      run[3] = j;
+    }
+    pick[0] = run[0], m = 1; /* run[0] <= min, max <= run[3]: ascending, each once */
+    k = run[1] < run[2] ? run[1] : run[2];
+    if (k != pick[m - 1]) pick[m++] = k;
+    k = run[1] < run[2] ? run[2] : run[1];
+    if (k != pick[m - 1]) pick[m++] = k;
+    if (run[3] != pick[m - 1]) pick[m++] = run[3];
+    for (k = 0; k < m; k++, first = 0)
+      fprintf(f, "%s%s,%s", first ? "" : " ", mrl__plot_fixed(bx, px[pick[k]], 2),
+              mrl__plot_fixed(by, py[pick[k]], 2));
+  }
+}
+
+/* Every tick of an axis: a grid line across the plot [x0, x0 + w] x [y0, y0 + h] and a label. */
+static void mrl__plot_ticks(FILE *f, const mrl__plot_axis *ax, int is_y, int x0, int y0, int w,
+                            int h) {
+  char at[48], label[48];
+  int j;
+  for (j = 0; j < ax->ticks; j++) {
+    double u = fmin(fmax(mrl__plot_frac(ax, (ax->k0 + j) * ax->step), 0.0), 1.0);
+    mrl__plot_label(label, ax, j);
+    if (is_y) {
+      mrl__plot_fixed(at, y0 + h - u * h, 2);
+      fprintf(f,
+              "<line x1=\"%d\" y1=\"%s\" x2=\"%d\" y2=\"%s\" stroke=\"#ddd\"/>\n<text "
+              "class=\"ytick\" x=\"%d\" y=\"%s\" dy=\"0.35em\" text-anchor=\"end\">%s</text>\n",
+              x0, at, x0 + w, at, x0 - 6, at, label);
+    } else {
+      mrl__plot_fixed(at, x0 + u * w, 2);
+      fprintf(f,
+              "<line x1=\"%s\" y1=\"%d\" x2=\"%s\" y2=\"%d\" stroke=\"#ddd\"/>\n<text "
+              "class=\"xtick\" x=\"%s\" y=\"%d\" text-anchor=\"middle\">%s</text>\n",
+              at, y0, at, y0 + h, at, y0 + h + 16, label);
+    }
+  }
+}
+
+typedef struct mrl__plot_panel {
+  const char *name, *name_end;
+  int col; /* in the CSV */
+} mrl__plot_panel;
+
+static int mrl__plot_same(const char *s, const char *e, const char *t, const char *te) {
+  return e - s == te - t && memcmp(s, t, (size_t)(e - s)) == 0;
+}
+
+MRL_DEF mrl_result mrl_plot_csv_svg(const char *csv_path, const char *svg_path,
+                                    const char *x_column, const char *y_columns,
+                                    const char *title) {
+  /* layout in pixels: image width, plot left edge and size, panel height (name, plot, ticks) */
+  const int width = 800, x0 = 72, pw = 700, ph = 220, panel_h = 278;
+  char *text = NULL, b1[48], b2[48];
+  const char *p, *line, *eol, *end, *cs, *ce, *xn, *xe;
+  mrl__plot_panel *pn;
+  mrl__plot_axis ax, ay;
+  double *xs = NULL, *ys, *px, *py;
+  size_t len = 0, cap = 1;
+  int np = 1, k, i, n, col, xcol = -1, rows = 0, header = 0, top, height;
+  FILE *f;
+  mrl_result r = MRL_OK;
+  if (!csv_path || !svg_path || !x_column || !y_columns) return MRL_ERR_INVALID_ARGUMENT;
+  for (p = y_columns; *p; p++) np += *p == ',';
+  if (!(pn = (mrl__plot_panel *)MRL_MALLOC(sizeof(mrl__plot_panel) * (size_t)np)))
+    return MRL_ERR_OUT_OF_MEMORY;
+  p = x_column;
+  mrl__plot_cell(&p, x_column + strlen(x_column), &xn, &xe);
+  p = y_columns;
+  for (k = 0; k < np && mrl__plot_cell(&p, y_columns + strlen(y_columns), &cs, &ce); k++) {
+    pn[k].name = cs, pn[k].name_end = ce, pn[k].col = -1;
+    if (cs == ce) r = MRL_ERR_INVALID_ARGUMENT; /* "a,,b" */
+  }
+  np = k; /* fewer when a quoted name holds a comma */
+  if (xn == xe || r || (r = mrl__plot_read(csv_path, &text, &len)) != MRL_OK) goto done;
+  end = text + len;
+  for (p = text; p < end; p++) cap += *p == '\n';
+  if (!(xs = (double *)MRL_MALLOC(sizeof(double) * cap * (size_t)(np + 3)))) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto done;
+  }
+  px = xs + cap, py = px + cap, ys = py + cap;                               /* ys: [np][cap] */
+  line = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? text + 3 : text; /* UTF-8 BOM */
+  for (; line < end; line = eol + 1) {
+    if (!(eol = (const char *)memchr(line, '\n', (size_t)(end - line)))) eol = end;
+    for (cs = line; cs < eol && (*cs == ' ' || *cs == '\t' || *cs == '\r'); cs++) {
+    }
+    if (cs == eol) continue; /* blank line */
+    if (!header) {           /* the first line names the columns */
+      for (p = line, col = 0; mrl__plot_cell(&p, eol, &cs, &ce); col++) {
+        if (xcol < 0 && mrl__plot_same(cs, ce, xn, xe)) xcol = col;
+        for (k = 0; k < np; k++)
+          if (pn[k].col < 0 && mrl__plot_same(cs, ce, pn[k].name, pn[k].name_end)) pn[k].col = col;
+      }
+      header = 1;
+      continue;
+    }
+    xs[rows] = NAN;
+    for (k = 0; k < np; k++) ys[(size_t)k * cap + (size_t)rows] = NAN;
+    for (p = line, col = 0; mrl__plot_cell(&p, eol, &cs, &ce); col++) {
+      if (col == xcol) mrl__plot_number(cs, ce, &xs[rows]);
+      for (k = 0; k < np; k++)
+        if (col == pn[k].col) mrl__plot_number(cs, ce, &ys[(size_t)k * cap + (size_t)rows]);
+    }
+    rows += isfinite(xs[rows]) != 0; /* a row without x has no place on the chart */
+  }
+  for (k = 0; k < np; k++) xcol = pn[k].col < 0 ? -1 : xcol;
+  if (xcol < 0 || !(f = fopen(svg_path, "wb"))) {
+    r = xcol < 0 ? MRL_ERR_INVALID_ARGUMENT : MRL_ERR_IO; /* a named column is not in the header */
+    goto done;
+  }
+  mrl__plot_axis_make(&ax, xs, rows);
+  top = title ? 40 : 8;
+  height = top + np * panel_h + 24;
+  fprintf(f,
+          "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+          "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" "
+          "font-size=\"12\">\n<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
+          width, height, width, height, width, height);
+  if (title) {
+    fprintf(f, "<text class=\"title\" x=\"%d\" y=\"26\" text-anchor=\"middle\" font-size=\"16\">",
+            width / 2);
+    mrl__plot_text(f, title, title + strlen(title));
+    fprintf(f, "</text>\n");
+  }
+  for (k = 0; k < np; k++) {
+    const double *y = ys + (size_t)k * cap;
+    int y0 = top + k * panel_h + 24;
+    n = mrl__plot_axis_make(&ay, y, rows);
+    fprintf(f, "<g class=\"panel\">\n<text class=\"name\" x=\"%d\" y=\"%d\" font-weight=\"bold\">",
+            x0, y0 - 8);
+    mrl__plot_text(f, pn[k].name, pn[k].name_end);
+    fprintf(f, "</text>\n");
+    mrl__plot_ticks(f, &ay, 1, x0, y0, pw, ph);
+    mrl__plot_ticks(f, &ax, 0, x0, y0, pw, ph);
+    fprintf(f,
+            "<rect class=\"plot\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" "
+            "stroke=\"#444\"/>\n",
+            x0, y0, pw, ph);
+    for (i = 0; i < rows; i++) {
+      px[i] = x0 + mrl__plot_frac(&ax, xs[i]) * pw;
+      py[i] = y0 + ph - mrl__plot_frac(&ay, y[i]) * ph;
+    }
+    if (n == 0) {
+      fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n",
+              x0 + pw / 2, y0 + ph / 2);
+    } else {
+      fprintf(f, "<polyline class=\"curve\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" "
+                 "stroke-linejoin=\"round\" points=\"");
+      mrl__plot_curve(f, px, py, y, rows);
+      fprintf(f, "\"/>\n");
+    }
+    for (i = 0; i < rows && n == 1; i++) /* a lone point draws no line: a dot */
+      if (isfinite(y[i]))
+        fprintf(f, "<circle cx=\"%s\" cy=\"%s\" r=\"3\" fill=\"#1f77b4\"/>\n",
+                mrl__plot_fixed(b1, px[i], 2), mrl__plot_fixed(b2, py[i], 2));
+    fprintf(f, "</g>\n");
+  }
+  fprintf(f, "<text class=\"xname\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">", x0 + pw / 2,
+          height - 8);
+  mrl__plot_text(f, xn, xe);
+  fprintf(f, "</text>\n</svg>\n");
+  if (ferror(f)) r = MRL_ERR_IO;
+  if (fclose(f) != 0) r = MRL_ERR_IO;
+done:
+  MRL_FREE(xs);
+  MRL_FREE(text);
+  MRL_FREE(pn);
+  return r;
+}
+
+/* ---- threads >>threads ---- */
+#ifdef MRL_THREADS
+/* fn and arg ride along because the platform entry points have other signatures. */
+typedef struct mrl__thread_impl {
+#if defined(_WIN32)
+  HANDLE handle;
+#else
+  pthread_t id;
+#endif
+  void (*fn)(void *);
+  void *arg;
+} mrl__thread_impl;
+
+#if defined(_WIN32)
+static DWORD WINAPI mrl__thread_main(LPVOID p) {
+  ((mrl__thread_impl *)p)->fn(((mrl__thread_impl *)p)->arg);
+  return 0;
+}
+#else
+static void *mrl__thread_main(void *p) {
+  ((mrl__thread_impl *)p)->fn(((mrl__thread_impl *)p)->arg);
+  return NULL;
+}
+#endif
+
+MRL_DEF mrl_result mrl_thread_start(mrl_thread *t, void (*fn)(void *), void *arg) {
+  mrl__thread_impl *p = (mrl__thread_impl *)MRL_MALLOC(sizeof(mrl__thread_impl));
+  int ok;
+  t->impl = NULL;
+  if (!p) return MRL_ERR_OUT_OF_MEMORY;
+  p->fn = fn, p->arg = arg;
+#if defined(_WIN32)
+  p->handle = CreateThread(NULL, 0, mrl__thread_main, p, 0, NULL);
+  ok = p->handle != NULL;
+#else
+  ok = pthread_create(&p->id, NULL, mrl__thread_main, p) == 0;
+#endif
+  if (!ok) {
+    MRL_FREE(p);
+    return MRL_ERR_OUT_OF_MEMORY; /* the system's thread or memory limit */
+  }
+  t->impl = p;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_thread_join(mrl_thread *t) {
+  mrl__thread_impl *p = (mrl__thread_impl *)t->impl;
+  if (!p) return MRL_ERR_INVALID_ARGUMENT;
+#if defined(_WIN32)
+  if (WaitForSingleObject(p->handle, INFINITE) != WAIT_OBJECT_0) return MRL_ERR_INVALID_ARGUMENT;
+  CloseHandle(p->handle);
+#else
+  if (pthread_join(p->id, NULL) != 0) return MRL_ERR_INVALID_ARGUMENT; /* e.g. joins itself */
+#endif
+  MRL_FREE(p);
+  t->impl = NULL;
+  return MRL_OK;
+}
+
+#if defined(_WIN32)
+typedef CRITICAL_SECTION mrl__mutex_impl;
+typedef CONDITION_VARIABLE mrl__cond_impl;
+#else
+typedef pthread_mutex_t mrl__mutex_impl;
+typedef pthread_cond_t mrl__cond_impl;
+#endif
+
+MRL_DEF mrl_result mrl_mutex_init(mrl_mutex *m) {
+  mrl__mutex_impl *p = (mrl__mutex_impl *)MRL_MALLOC(sizeof(mrl__mutex_impl));
+  m->impl = p;
+  if (!p) return MRL_ERR_OUT_OF_MEMORY;
+#if defined(_WIN32)
+  InitializeCriticalSection(p);
+#else
+  if (pthread_mutex_init(p, NULL) != 0) {
+    MRL_FREE(p);
+    m->impl = NULL;
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+#endif
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_mutex_lock(mrl_mutex *m) {
+#if defined(_WIN32)
+  EnterCriticalSection((mrl__mutex_impl *)m->impl);
+#else
+  int rc = pthread_mutex_lock((mrl__mutex_impl *)m->impl);
+  MRL_ASSERT(rc == 0);
+  (void)rc;
+#endif
+}
+
+MRL_DEF void mrl_mutex_unlock(mrl_mutex *m) {
+#if defined(_WIN32)
+  LeaveCriticalSection((mrl__mutex_impl *)m->impl);
+#else
+  int rc = pthread_mutex_unlock((mrl__mutex_impl *)m->impl);
+  MRL_ASSERT(rc == 0);
+  (void)rc;
+#endif
+}
+
+MRL_DEF void mrl_mutex_free(mrl_mutex *m) {
+  if (!m->impl) return;
+#if defined(_WIN32)
+  DeleteCriticalSection((mrl__mutex_impl *)m->impl);
+#else
+  pthread_mutex_destroy((mrl__mutex_impl *)m->impl);
+#endif
+  MRL_FREE(m->impl);
+  m->impl = NULL;
+}
+
+MRL_DEF mrl_result mrl_cond_init(mrl_cond *c) {
+  mrl__cond_impl *p = (mrl__cond_impl *)MRL_MALLOC(sizeof(mrl__cond_impl));
+  c->impl = p;
+  if (!p) return MRL_ERR_OUT_OF_MEMORY;
+#if defined(_WIN32)
+  InitializeConditionVariable(p);
+#else
+  if (pthread_cond_init(p, NULL) != 0) {
+    MRL_FREE(p);
+    c->impl = NULL;
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+#endif
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_cond_wait(mrl_cond *c, mrl_mutex *m) {
+#if defined(_WIN32)
+  SleepConditionVariableCS((mrl__cond_impl *)c->impl, (mrl__mutex_impl *)m->impl, INFINITE);
+#else
+  int rc = pthread_cond_wait((mrl__cond_impl *)c->impl, (mrl__mutex_impl *)m->impl);
+  MRL_ASSERT(rc == 0);
+  (void)rc;
+#endif
+}
+
+MRL_DEF void mrl_cond_signal(mrl_cond *c) {
+#if defined(_WIN32)
+  WakeConditionVariable((mrl__cond_impl *)c->impl);
+#else
+  pthread_cond_signal((mrl__cond_impl *)c->impl);
+#endif
+}
+
+MRL_DEF void mrl_cond_broadcast(mrl_cond *c) {
+#if defined(_WIN32)
+  WakeAllConditionVariable((mrl__cond_impl *)c->impl);
+#else
+  pthread_cond_broadcast((mrl__cond_impl *)c->impl);
+#endif
+}
+
+MRL_DEF void mrl_cond_free(mrl_cond *c) {
+  if (!c->impl) return;
+#if !defined(_WIN32)
+  pthread_cond_destroy((mrl__cond_impl *)c->impl);
+#endif
+  MRL_FREE(c->impl); /* a Windows condition variable needs no destruction */
+  c->impl = NULL;
+}
+#endif /* MRL_THREADS */
 
 /* printf into an object's error buffer (size 0: no message wanted) */
 static void mrl__say(char *error, size_t size, const char *fmt, ...) {
@@ -549,9 +1128,11 @@ MRL_DEF int mrl_csv_logger_write(const mrl_train_progress *p, void *logger) {
     fprintf(l->file, "\n");
     l->wrote_header = 1;
   }
-  fprintf(l->file, "%s,%s,%d,%lld,%.3f,%.1f,%lld,%.6g,%.6g,%.6g,%.6g", p->algo, p->env_id,
-          p->iteration, p->env_steps, p->seconds, p->steps_per_second, p->episodes, p->mean_return,
-          p->mean_length, p->success_rate, p->learning_rate);
+  fprintf(l->file, "%s,%s,%d,%lld,%.3f,%.1f,%lld,%.6g,%.6g,", p->algo, p->env_id, p->iteration,
+          p->env_steps, p->seconds, p->steps_per_second, p->episodes, p->mean_return,
+          p->mean_length);
+  if (p->success_rate >= 0.0f) fprintf(l->file, "%.6g", p->success_rate); /* else empty: none */
+  fprintf(l->file, ",%.6g", p->learning_rate);
   for (i = 0; i < l->num_metrics; i++) { /* by name: a missing metric leaves its cell empty */
     float v = mrl_progress_metric(p, l->metric_names[i]);
     if (v == v)

@@ -85,6 +85,8 @@ int main(int argc, char **argv) {
   mrl_print_final(stdout, id, lstm > 0 ? "ppo-lstm" : "ppo", &agent.runner.stats,
                   agent.runner.env_steps, mrl_wall_seconds() - t0);
   mrl_csv_logger_close(&log);
+  mrl_plot_csv_svg("ppo_pendulum.csv", "ppo_pendulum.svg", "env_steps",
+                   "mean_return,entropy,approx_kl", lstm > 0 ? "PPO-LSTM" : "PPO");
   mrl_ppo_free(&agent);
   mrl_vecenv_free(&env);
   return r == MRL_OK ? 0 : 1;

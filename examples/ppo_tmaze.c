@@ -24,6 +24,7 @@ int main(int argc, char **argv) {
   mrl_ppo_config cfg = mrl_ppo_config_default();
   mrl_vecenv env;
   mrl_ppo agent;
+  mrl_csv_logger log;
   mrl_result r;
   double t0;
   snprintf(id, sizeof id, "TMaze-%d", length);
@@ -39,8 +40,13 @@ int main(int argc, char **argv) {
     return 1;
   }
   t0 = mrl_wall_seconds();
-  r = mrl_ppo_train(&agent, &env, steps, mrl_progress_print, NULL);
-  if (r != MRL_OK) fprintf(stderr, "training failed: %s\n", mrl_result_string(r));
+  /* progress lines, a CSV log and, at the end, its learning curve as SVG */
+  r = mrl_ppo_train(&agent, &env, steps, mrl_progress_print_and_log,
+                    mrl_csv_logger_open(&log, "ppo_tmaze.csv") == MRL_OK ? &log : NULL);
+  if (r != MRL_OK) fprintf(stderr, "training failed: %s (%s)\n", mrl_result_string(r), agent.error);
+  mrl_csv_logger_close(&log);
+  mrl_plot_csv_svg("ppo_tmaze.csv", "ppo_tmaze.svg", "env_steps", "success_rate,mean_return",
+                   use_lstm ? "PPO-LSTM on TMaze-20" : "PPO without memory on TMaze-20");
   mrl_print_final(stdout, id, use_lstm ? "ppo-lstm" : "ppo-mlp", &agent.runner.stats,
                   agent.runner.env_steps, mrl_wall_seconds() - t0);
   mrl_ppo_free(&agent);

@@ -136,13 +136,14 @@ printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_envs.h"\nint main(void) { return 0; }\n' > build/envs_alone.c
 printf '#define MEMRL_IMPLEMENTATION\n#include "../memrl_tensor.h"\nint main(void) { return 0; }\n' > build/tensor_alone.c
 printf '#define MRL_STATIC\n#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/static_headers.c
+printf '#define MRL_THREADS\n#define MEMRL_IMPLEMENTATION\n#include "../memrl_algos.h"\nint main(void) { return 0; }\n' > build/threads_headers.c
 for cc in gcc clang; do
-  for src in all_headers envs_alone tensor_alone static_headers; do
+  for src in all_headers envs_alone tensor_alone static_headers threads_headers; do
     check "$cc C99 $src" $cc -std=c99 -pedantic -Wall -Wextra -Werror -c build/$src.c -o build/$src.$cc.o
   done
 done
 for cxx in g++ clang++; do
-  for src in all_headers envs_alone tensor_alone static_headers; do
+  for src in all_headers envs_alone tensor_alone static_headers threads_headers; do
     check "$cxx C++ $src" $cxx -x c++ -std=c++11 -pedantic -Wall -Wextra -Werror -c build/$src.c -o build/$src.$cxx.o
   done
 done
@@ -150,6 +151,10 @@ done
 check "conv2d OpenMP equals serial" sh -c "${CC:-cc} -std=c99 -O2 -fopenmp -o build/omp_test_tensor_fused tests/test_tensor_fused.c -lm && ./build/omp_test_tensor_fused"
 # The vector env's OpenMP path steps environments in parallel bit for bit like the serial loop.
 check "vecenv OpenMP equals serial" sh -c "${CC:-cc} -std=c99 -O2 -fopenmp -o build/omp_test_envs_popgym tests/test_envs_popgym.c -lm && OMP_NUM_THREADS=4 ./build/omp_test_envs_popgym"
+# The thread wrapper (MRL_THREADS only): 4 threads count under a mutex, 2 producers and 2
+# consumers share a bounded queue through condition variables; a deadlock fails after 120 s.
+check "threads (MRL_THREADS): mutex counter, producer/consumer" sh -c '"${CC:-cc}" -std=c99 -O2 -DMRL_THREADS -pthread -o build/threads_test_shared tests/test_shared.c -lm &&
+  if command -v timeout >/dev/null 2>&1; then timeout 120 ./build/threads_test_shared; else ./build/threads_test_shared; fi'
 # No mutable global state: no writable data symbols in an implementation object.
 check "no writable globals" sh -c '! nm build/all_headers.gcc.o | grep -E " [BbDd] "'
 # The common block (result codes, RNG) stands in two standalone headers: byte-identical.
