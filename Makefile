@@ -3,6 +3,8 @@
 #   make demo       train PPO-LSTM on the T-maze and watch it learn
 #   make test       every test: -O2, sanitizers, C99/C++ builds, formatting
 #   make bench      benchmarks (BENCH lines)
+#   make memory-bench        the memory benchmark (cores x tasks x seeds; hours)
+#   make memory-bench-smoke  its smoke subset (seconds; part of make test)
 #   make format / make format-check
 #   make fuzz       libFuzzer on the checkpoint loader for FUZZ_TIME seconds (clang)
 CC ?= cc
@@ -13,10 +15,11 @@ SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 UNIT_TESTS = test_tensor test_tensor_ndebug test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_envs test_envs_tasks test_envs_popgym test_envs_dr test_envs_snapshot test_algos test_heads test_ppo_update test_toolkit test_torch_names test_shared
-LEARNING_TESTS = test_learning
+LEARNING_TESTS = test_learning test_learning_memory
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
-.PHONY: all demo test unit learning bench format format-check clean fuzz
+.PHONY: all demo test unit learning bench format format-check clean fuzz memory-bench \
+        memory-bench-smoke
 
 all: $(EXAMPLES)
 
@@ -70,6 +73,19 @@ bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn buil
 	@./build/bench_nn build/bench_torch.txt
 	@./build/bench_attention
 	@./build/bench_fused
+
+# The memory benchmark (tools/memory_benchmark.sh): PPO with every core on
+# POPGym's tasks, PassiveTMaze and bsuite's memory_len sweep, same budget per
+# cell, a markdown table in MB_OUT. Runs outside CI; MB_STEPS, MB_SEEDS,
+# MB_CORES, MB_TASKS and MB_JOBS set the grid (see the script).
+MB_OUT ?= build/memory_bench.md
+memory-bench: build/memory_benchmark
+	sh tools/memory_benchmark.sh -o $(MB_OUT)
+
+# 2 cores x 2 tasks x 1 seed at 20k steps, then the table checked.
+memory-bench-smoke: build/memory_benchmark
+	sh tools/memory_benchmark.sh --smoke -o build/memory_bench_smoke.md
+	sh tools/memory_benchmark.sh --verify build/memory_bench_smoke.md 2 2
 
 # libFuzzer (clang's runtime) on the checkpoint loader, for a bounded time.
 # New inputs go to build/fuzz_corpus; tests/fuzz_corpus holds the seeds.

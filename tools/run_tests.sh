@@ -89,6 +89,11 @@ check "gemm bitwise across OpenMP threads and blockings" sh -c '"${CC:-cc}" -O2 
   echo "gemm checksums: 1 thread $one, 2 threads $two, small blocks $blk" &&
   [ -n "$one" ] && [ "$one" = "$two" ] && [ "$one" = "$blk" ]'
 
+# The memory benchmark's smoke subset (make memory-bench-smoke): 2 cores x 2
+# tasks x 1 seed; the table must have both task rows, every cell an MMER in [0, 1].
+check "memory benchmark smoke table (2 x 2 cells, MMER in [0, 1])" sh -c 'sh tools/memory_benchmark.sh --smoke -o build/memory_bench_smoke.md &&
+  sh tools/memory_benchmark.sh --verify build/memory_bench_smoke.md 2 2'
+
 # Text the headers share must not drift apart. The common block stands in
 # memrl_tensor.h and memrl_envs.h (both stand alone): once in each, between its
 # begin and end marker comments, byte for byte the same.

@@ -1,0 +1,151 @@
+/* Seeded learning tests in which the memory does the work: the same PPO
+ * agent solves a task with a recurrent core and stays at chance without one.
+ *
+ * The agent is examples/memory_benchmark.c's (16 environments, 64-unit tanh
+ * encoder, the core, shared actor-critic torso, learning rate 1e-3 annealed,
+ * CleanRL's other defaults) unless a test says otherwise; every budget below
+ * is the one the test trains for, with seed 1.
+ *   1. RepeatFirstEasy-v0 (POPGym): PPO-LSTM (64 units), 500k steps: mean
+ *      return of the last 100 episodes >= 0.9 (optimum 1); the feedforward
+ *      agent, same budget, <= -0.35 (chance, a quarter of the answers right,
+ *      is -0.5).
+ *   2. bsuite's memory chain, MemoryChain-n with n = 1, 2, 5, 10, 300k steps
+ *      each, scored by bsuite's rule (mrl_memory_chain_score: accuracy over
+ *      the whole run above 62.5%): PPO-LSTM (32 units) learns all four; the
+ *      feedforward agent learns only n = 1, the trivial setting where the
+ *      query comes with the context (a single bit: the answer is visible).
+ *   3. PassiveTMaze-20 (Ni et al. 2023): PPO-LSTM (32 units), 400k steps:
+ *      success rate of the last 100 episodes >= 0.95; the feedforward agent,
+ *      same budget, <= 0.65 (chance 0.5: it walks to the junction and guesses).
+ * Too long for CI, so in make memory-bench (tools/memory_benchmark.sh) and
+ * BENCHMARKS.md instead: bsuite's full memory_len sweep (23 settings) and
+ * PassiveTMaze-100 (BENCHMARKS.md gives the command and its budget). */
+#define MEMRL_IMPLEMENTATION
+#include "../memrl_algos.h"
+#include "test.h"
+
+/* What a training run leaves: the last 100 episodes' figures and, over the
+ * whole run, the episodes ended and the correct ones among them (success
+ * flag 1), counted per iteration from the runner's window (exact while an
+ * iteration ends at most 100 episodes, else estimated from the latest 100). */
+typedef struct run_result {
+  float mean_return, success;
+  long long episodes;
+  double perfect;
+  double seconds;
+} run_result;
+
+typedef struct run_tracker {
+  const mrl_ppo *agent;
+  long long seen;
+  double perfect;
+} run_tracker;
+
+static int track(const mrl_train_progress *p, void *user) {
+  run_tracker *t = (run_tracker *)user;
+  const mrl_episode_stats *s = &t->agent->runner.stats;
+  long long fresh = s->total_episodes - t->seen;
+  int k, n = fresh < s->count ? (int)fresh : s->count, right = 0;
+  (void)p;
+  for (k = 0; k < n; k++)
+    right +=
+        s->success[(s->next - 1 - k + 2 * MRL_EPISODE_STATS_WINDOW) % MRL_EPISODE_STATS_WINDOW] > 0;
+  if (n > 0) t->perfect += (double)right * (double)fresh / (double)n;
+  t->seen = s->total_episodes;
+  return 0;
+}
+
+static mrl_ppo_config bench_config(mrl_core_config core) {
+  mrl_ppo_config cfg = mrl_ppo_config_default();
+  cfg.seed = 1;
+  cfg.learning_rate = 1e-3f;
+  cfg.net.encoder_sizes[0] = 64;
+  cfg.net.num_encoder_layers = 1;
+  cfg.shared_torso = 1;
+  cfg.net.core = core;
+  return cfg;
+}
+
+static run_result run(const char *id, const char *name, const mrl_ppo_config *cfg,
+                      long long steps) {
+  mrl_vecenv env;
+  mrl_ppo agent;
+  run_tracker tracker;
+  run_result res;
+  double t0 = mrl_wall_seconds();
+  memset(&res, 0, sizeof res);
+  res.mean_return = -1e9f;
+  memset(&tracker, 0, sizeof tracker);
+  if (mrl_vecenv_init(&env, id, 16, cfg->seed) != MRL_OK) {
+    MRL_CHECK(0, "%s: no environment", id);
+    return res;
+  }
+  if (mrl_ppo_init(&agent, cfg, &env) == MRL_OK) {
+    tracker.agent = &agent;
+    MRL_CHECK(mrl_ppo_train(&agent, &env, steps, track, &tracker) == MRL_OK, "%s: train failed",
+              id);
+    res.mean_return = mrl_episode_stats_mean_return(&agent.runner.stats);
+    res.success = mrl_episode_stats_success_rate(&agent.runner.stats);
+    res.episodes = agent.runner.stats.total_episodes;
+    res.perfect = tracker.perfect;
+    res.seconds = mrl_wall_seconds() - t0;
+    mrl_print_final(stdout, id, name, &agent.runner.stats, agent.runner.env_steps, res.seconds);
+    mrl_ppo_free(&agent);
+  } else {
+    MRL_CHECK(0, "%s: init failed: %s", id, agent.error);
+  }
+  mrl_vecenv_free(&env);
+  return res;
+}
+
+/* bsuite's rule for one MemoryChain setting. */
+static int chain_learned(run_result r) {
+  long long episodes = r.episodes, perfect = (long long)(r.perfect + 0.5);
+  return mrl_memory_chain_score(&episodes, &perfect, 1) > 0.5f;
+}
+
+int main(void) {
+  double t0 = mrl_wall_seconds();
+  { /* 1. RepeatFirstEasy-v0: only a memory can name the first card's suit */
+    mrl_ppo_config lstm = bench_config(mrl_core_config_lstm(64));
+    mrl_ppo_config none = bench_config(mrl_core_config_default());
+    run_result r = run("RepeatFirstEasy-v0", "ppo-lstm", &lstm, 500000);
+    MRL_CHECK(r.mean_return >= 0.9f, "PPO-LSTM RepeatFirstEasy-v0: return %.3f < 0.9",
+              r.mean_return);
+    r = run("RepeatFirstEasy-v0", "ppo", &none, 500000);
+    MRL_CHECK(r.mean_return <= -0.35f,
+              "PPO without memory RepeatFirstEasy-v0: return %.3f > -0.35 (chance -0.5)",
+              r.mean_return);
+  }
+  { /* 2. bsuite memory chain: which settings are learned, by bsuite's rule */
+    static const int lengths[] = {1, 2, 5, 10};
+    mrl_ppo_config lstm = bench_config(mrl_core_config_lstm(32));
+    mrl_ppo_config none = bench_config(mrl_core_config_default());
+    int i;
+    for (i = 0; i < 4; i++) {
+      char id[32];
+      run_result r;
+      snprintf(id, sizeof id, "MemoryChain-%d", lengths[i]);
+      r = run(id, "ppo-lstm", &lstm, 300000);
+      printf("  %s ppo-lstm: %.0f of %lld answers right\n", id, r.perfect, r.episodes);
+      MRL_CHECK(chain_learned(r), "PPO-LSTM %s not learned (%.0f of %lld right)", id, r.perfect,
+                r.episodes);
+      r = run(id, "ppo", &none, 300000);
+      printf("  %s ppo: %.0f of %lld answers right\n", id, r.perfect, r.episodes);
+      MRL_CHECK(chain_learned(r) == (lengths[i] == 1),
+                "PPO without memory %s: learned %d, expected %d (%.0f of %lld right)", id,
+                chain_learned(r), lengths[i] == 1, r.perfect, r.episodes);
+    }
+  }
+  { /* 3. PassiveTMaze-20: the cue must be carried 20 steps */
+    mrl_ppo_config lstm = bench_config(mrl_core_config_lstm(32));
+    mrl_ppo_config none = bench_config(mrl_core_config_default());
+    run_result r = run("PassiveTMaze-20", "ppo-lstm", &lstm, 400000);
+    MRL_CHECK(r.success >= 0.95f, "PPO-LSTM PassiveTMaze-20: success %.2f < 0.95", r.success);
+    r = run("PassiveTMaze-20", "ppo", &none, 400000);
+    MRL_CHECK(r.success <= 0.65f, "PPO without memory PassiveTMaze-20: success %.2f > 0.65",
+              r.success);
+  }
+  printf("test_learning_memory: %.1f s\n", mrl_wall_seconds() - t0);
+  return mrl_test_summary("test_learning_memory");
+}
