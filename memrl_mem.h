@@ -140,6 +140,8 @@ typedef struct mrl_core {
   mrl_elman elman;
   const mrl_core_type *user_type;
   void *user; /* the user core's instance */
+  void *impl; /* a built-in core's own layers and settings (MRL_MALLOC'd by its init, freed by
+                 mrl_core_free), for cores whose parts do not fit the fields above */
 } mrl_core;
 
 /* Declares the core's parameters. MRL_ERR_INVALID_ARGUMENT for a config that
@@ -435,6 +437,8 @@ MRL_DEF void mrl_core_free(mrl_core *core) {
   if (core->kind == MRL_CORE_USER && core->user_type && core->user_type->free && core->user)
     core->user_type->free(core->user);
   core->user = NULL;
+  MRL_FREE(core->impl); /* plain data: a core that owns more frees it in its own case first */
+  core->impl = NULL;
 }
 
 MRL_DEF int mrl_core_state_dim(const mrl_core *core) {
