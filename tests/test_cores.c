@@ -85,8 +85,10 @@ static mrl_tensor *grad_loss(mrl_graph *g, mrl_tensor **inputs, void *user) {
 }
 
 /* Finite-difference step: 1e-2 in float32, smaller where a relu's kink could
- * fall inside the step (the central difference then measures the kink). */
+ * fall inside the step (the central difference then measures the kink):
+ * relu Elman, and GTrXL whose submodules end in relus. */
 static float gradcheck_eps(const mrl_core_config *cfg) {
+  if (cfg->kind == MRL_CORE_GTRXL) return 3e-4f; /* as tests/test_attention.c */
   return cfg->kind == MRL_CORE_ELMAN && cfg->nonlinearity == MRL_ACT_RELU ? 1e-3f : 1e-2f;
 }
 
@@ -103,8 +105,12 @@ static void conformance(const char *label, mrl_core_config cfg, int D) {
   ya = (float *)calloc((size_t)n, sizeof(float));
   yb = (float *)calloc((size_t)n, sizeof(float));
   w = (float *)calloc((size_t)n, sizeof(float));
+  /* a state the core itself reached: 5 steps from zero on other inputs */
+  for (t = 0; t < 5; t++) {
+    for (i = 0; i < B * D; i++) x[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
+    run(&f, x, 1, NULL, state0, state0, ya);
+  }
   for (i = 0; i < T * B * D; i++) x[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
-  for (i = 0; i < B * f.S; i++) state0[i] = mrl_rng_uniform_range(&rng, -0.5f, 0.5f);
   for (i = 0; i < n; i++) w[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
   starts[0 * B + 0] = 1.0f; /* env 0 starts at once, env 1 mid-sequence, env 2 twice */
   starts[3 * B + 1] = 1.0f;
@@ -291,6 +297,9 @@ static void test_parse(void) {
   MRL_CHECK(mrl_core_config_parse("frame_stack:4", &c, err, sizeof err) == MRL_OK &&
                 c.kind == MRL_CORE_FRAME_STACK && c.frame_stack == 4,
             "parse frame_stack:4");
+  MRL_CHECK(mrl_core_config_parse("gtrxl:32:3", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_GTRXL && c.gtrxl.embed_dim == 32 && c.gtrxl.num_layers == 3,
+            "parse gtrxl:32:3");
   MRL_CHECK(mrl_core_config_parse("none", &c, err, sizeof err) == MRL_OK && c.kind == MRL_CORE_NONE,
             "parse none");
   MRL_CHECK(mrl_core_config_parse("lstm", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT &&
@@ -343,6 +352,14 @@ int main(void) {
   conformance("frame stack 1", mrl_core_config_frame_stack(1), 3);
   conformance("none", mrl_core_config_default(), 3);
   conformance("user gru", mrl_core_config_user(&test_user_gru_type, &user_hidden), 4);
+  /* GTrXL: a sequence equals its steps while the window holds the whole history
+   * (5 warm-up steps + 6), as in Transformer-XL a segment otherwise sees further */
+  c = mrl_core_config_gtrxl(8, 12);
+  c.gtrxl.num_heads = 2;
+  c.gtrxl.ff_dim = 16;
+  conformance("gtrxl (input projected)", c, 3);
+  c.gtrxl.num_layers = 1;
+  conformance("gtrxl 1 layer, input of embed width", c, 8);
   c = mrl_core_config_lstm(4);
   c.num_layers = 2;
   matches_stack("lstm 2 layers = mrl_lstm", c, 3);
