@@ -603,7 +603,8 @@ static void test_gtrxl_stepping(void) {
   mrl_params_finalize(&p, 13);
   MRL_CHECK(mrl_params_find(&p, "gtrxl.layers.1.gate2.bg") >= 0, "gtrxl: layer names");
   S = mrl_gtrxl_state_dim(&m);
-  MRL_CHECK(S == 1 + 2 * T * E, "gtrxl: state size %d", S);
+  /* valid count, inputs 2 x [T, E], cache tag, keys, values, position keys */
+  MRL_CHECK(S == 1 + 2 * T * E + 4 + 2 * (2 * T * E + (T + 1) * E), "gtrxl: state size %d", S);
   s1 = (float *)malloc(sizeof(float) * (size_t)S * B);
   s2 = (float *)malloc(sizeof(float) * (size_t)S * B);
   s3 = (float *)malloc(sizeof(float) * (size_t)S * B);
@@ -658,7 +659,8 @@ static void test_gtrxl_stepping(void) {
  * (layer 0's inputs are x itself), and gradients flow through the whole stack. */
 static mrl_tensor *gtrxl_gc_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
   const mrl_gtrxl *m = (const mrl_gtrxl *)ctx;
-  float state[2 * (1 + 2 * 2 * 8)], starts[3 * 2] = {0, 0, 0, 1, 0, 0};
+  enum { S = 5 + 2 * 8 * (4 * 3 + 1) }; /* mem_len 3, E 8, 2 layers */
+  float state[2 * S], starts[3 * 2] = {0, 0, 0, 1, 0, 0};
   const float r[6 * 8] = {0.3f, -0.2f, 0.5f, 0.1f,  -0.4f, 0.7f, -0.6f, 0.2f, 0.9f,  -0.1f,
                           0.4f, -0.8f, 0.6f, 0.3f,  -0.5f, 0.2f, -0.7f, 0.1f, 0.8f,  -0.3f,
                           0.5f, -0.9f, 0.4f, 0.6f,  -0.2f, 0.7f, -0.4f, 0.3f, 0.1f,  -0.6f,
@@ -668,8 +670,9 @@ static mrl_tensor *gtrxl_gc_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
   int i;
   for (i = 0; i < (int)(sizeof state / sizeof state[0]); i++)
     state[i] = 0.1f * (float)((i * 7) % 11) - 0.5f;
-  state[0] = 1.0f;             /* env 0: one valid slot */
-  state[1 + 2 * 2 * 8] = 2.0f; /* env 1: both */
+  MRL_ASSERT(S == mrl_gtrxl_state_dim(m));
+  state[0] = 1.0f; /* env 0: one valid slot */
+  state[S] = 2.0f; /* env 1: both */
   y = mrl_gtrxl_forward(m, g, in[0], 3, 2, starts, state, NULL);
   return mrl_sum(g, mrl_mul(g, y, mrl_tensor_from2(g, r, 6, 8)));
 }
