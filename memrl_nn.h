@@ -1435,7 +1435,7 @@ MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph 
  * or run over a [T, B] segment for training; both give the same outputs
  * when the window covers the same past.
  * The state of one environment is a flat vector of mrl_gtrxl_state_dim()
- * = 5 + L*E*(4*M + 1) floats (L layers, E embed_dim, M mem_len):
+ * = 5 + L*E*(4*M + 3) floats (L layers, E embed_dim, M mem_len):
  *   [0]                the number of valid memory slots (steps since the
  *                      episode started, capped at M);
  *   [1, 1 + L*M*E)     for each layer M rows of E, oldest first: that layer's
@@ -1445,9 +1445,12 @@ MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph 
  *                      parameters: [C, C+4) a tag (a 64-bit hash of the
  *                      parameters it was built from, in four 16-bit chunks
  *                      plus one; 0 = no cache), then per layer the keys
- *                      W_k LN1(input) of the M slots transposed [E][M], then
- *                      per layer the values [M][E], then per layer the
- *                      position keys W_R R_{M-j} of slot j = 0..M [E][M+1].
+ *                      W_k LN1(input) of the M slots [M+1][E] (row M: room
+ *                      for the step's own key), then per layer the values
+ *                      W_v LN1(input) transposed [E][M+1], then per layer the
+ *                      position keys W_R R_{M-j} of slot j = 0..M [M+1][E]
+ *                      (data-independent: the distances of the slots to the
+ *                      new query are fixed in a shifting window).
  * The memory itself is the inputs: training segments read only them and
  * write state_out with no cache (tag 0). A no-grad step (T = 1 on a no-grad
  * graph: acting) uses the cache, projecting only the new row (O(1)
@@ -6615,7 +6618,7 @@ MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
 }
 
 MRL_DEF int mrl_gtrxl_state_dim(const mrl_gtrxl *m) {
-  return 5 + m->cfg.num_layers * m->cfg.embed_dim * (4 * m->cfg.mem_len + 1);
+  return 5 + m->cfg.num_layers * m->cfg.embed_dim * (4 * m->cfg.mem_len + 3);
 }
 
 /* ---- the acting cache (layout in the declaration's comment) ---- */
@@ -6635,8 +6638,29 @@ typedef struct mrl__hash64 {
 
 static void mrl__hash64_floats(mrl__hash64 *h, const float *d, size_t n) {
   uint32_t a = h->a, b = h->b, ca = h->ca, cb = h->cb;
-  size_t i;
-  for (i = 0; i < n; i++) {
+  size_t i = 0;
+#ifdef MRL__HAVE_F4
+  { /* lane k takes positions k mod 4: the same multipliers, the same sums */
+    mrl__u4 va = {0, 0, 0, 0}, vb = {0, 0, 0, 0},
+            sa = {0, 0x6A09E668u, 2u * 0x6A09E668u, 3u * 0x6A09E668u},
+            sb = {0, 0x3C6EF372u, 2u * 0x3C6EF372u, 3u * 0x3C6EF372u}, ma, mb;
+    ma = sa + ca;
+    mb = sb + cb;
+    for (; i + 4 <= n; i += 4) {
+      mrl__u4 w;
+      memcpy(&w, d + i, sizeof w);
+      va += w * ma;
+      vb += (w ^ (w >> 16)) * mb;
+      ma += 4u * 0x6A09E668u;
+      mb += 4u * 0x3C6EF372u;
+    }
+    a += va[0] + va[1] + va[2] + va[3];
+    b += vb[0] + vb[1] + vb[2] + vb[3];
+    ca = ma[0];
+    cb = mb[0];
+  }
+#endif
+  for (; i < n; i++) {
     uint32_t w;
     memcpy(&w, d + i, sizeof w);
     a += w * ca;
@@ -6692,18 +6716,18 @@ static void mrl__gtrxl_ln_rows(const float *x, int n, int E, const float *w, con
 
 /* Rebuilds one environment's cache from its n valid input rows: keys and
  * values of those slots (zeros elsewhere) and the position keys, which
- * `pos` holds for every layer ([L][E][M+1], computed once per call). */
+ * `pos` holds for every layer ([L][M+1][E], computed once per call). */
 static void mrl__gtrxl_rebuild(const mrl_gtrxl *m, float *s, int n, const float *tag,
                                const float *pos, float *ln, float *kv) {
   int E = m->cfg.embed_dim, M = m->cfg.mem_len, L = m->cfg.num_layers, l, r, e;
-  size_t c = mrl__gtrxl_cache_at(m);
-  float *K0 = s + c + 4, *V0 = K0 + (size_t)L * E * M, *P0 = V0 + (size_t)L * M * E;
+  size_t c = mrl__gtrxl_cache_at(m), blk = (size_t)(M + 1) * E;
+  float *K0 = s + c + 4, *V0 = K0 + (size_t)L * blk, *P0 = V0 + (size_t)L * blk;
   for (l = 0; l < L; l++) {
     const mrl_gtrxl_layer *ly = &m->layers[l];
     mrl_params *p = ly->params;
-    float *K = K0 + (size_t)l * E * M, *V = V0 + (size_t)l * M * E;
-    memset(K, 0, sizeof(float) * (size_t)E * M);
-    memset(V, 0, sizeof(float) * (size_t)M * E);
+    float *K = K0 + (size_t)l * blk, *V = V0 + (size_t)l * blk;
+    memset(K, 0, sizeof(float) * blk);
+    memset(V, 0, sizeof(float) * blk);
     if (n > 0) {
       mrl__gtrxl_ln_rows(s + 1 + ((size_t)l * M + (M - n)) * E, n, E,
                          mrl_params_tensor(p, ly->norm1_weight)->data,
@@ -6713,13 +6737,68 @@ static void mrl__gtrxl_rebuild(const mrl_gtrxl *m, float *s, int n, const float 
                mrl_params_tensor(p, ly->attn.in_proj_weight)->data + (size_t)E * E, E, kv, 2 * E);
       for (r = 0; r < n; r++) {
         int j = M - n + r;
-        for (e = 0; e < E; e++) K[(size_t)e * M + j] = kv[(size_t)r * 2 * E + e];
-        memcpy(V + (size_t)j * E, kv + (size_t)r * 2 * E + E, sizeof(float) * (size_t)E);
+        memcpy(K + (size_t)j * E, kv + (size_t)r * 2 * E, sizeof(float) * (size_t)E);
+        for (e = 0; e < E; e++) V[(size_t)e * (M + 1) + j] = kv[(size_t)r * 2 * E + E + e];
       }
     }
   }
-  memcpy(P0, pos, sizeof(float) * (size_t)L * E * (M + 1));
+  memcpy(P0, pos, sizeof(float) * (size_t)L * blk);
   memcpy(s + c, tag, sizeof(float) * 4);
+}
+
+/* In place: x[i] = exp(x[i] - mx) (arguments <= 0), returns their sum. */
+static float mrl__gtrxl_softmax_exp(float *x, int n, float mx) {
+  float sum = 0.0f;
+  int i = 0;
+#ifdef MRL__HAVE_F4
+  mrl__f4 acc = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (; i + 4 <= n; i += 4) {
+    mrl__f4 v;
+    memcpy(&v, x + i, sizeof v);
+    v = mrl__exp_nonpos4(v - mx);
+    memcpy(x + i, &v, sizeof v);
+    acc += v;
+  }
+  sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+#endif
+  for (; i < n; i++) {
+    x[i] = mrl__exp_nonpos(x[i] - mx);
+    sum += x[i];
+  }
+  return sum;
+}
+
+/* mrl_gru_gate_forward's arithmetic on B rows without a graph or slices:
+ * out = x + z * (h - x). tmp holds 6*B*E floats. */
+static void mrl__gtrxl_gate(const mrl_gru_gate *gt, int B, const float *x, const float *y,
+                            float *out, float *tmp) {
+  int E = gt->dim, i, b;
+  const float *W = mrl_params_tensor(gt->params, gt->W)->data;
+  const float *U = mrl_params_tensor(gt->params, gt->U)->data;
+  const float *bg = mrl_params_tensor(gt->params, gt->bg)->data;
+  float *wy = tmp, *ux = wy + (size_t)3 * B * E, *rz = ux + (size_t)2 * B * E;
+  memset(wy, 0, sizeof(float) * (size_t)5 * B * E);
+  mrl__xwt(B, 3 * E, E, y, E, W, E, wy, 3 * E);
+  mrl__xwt(B, 2 * E, E, x, E, U, E, ux, 2 * E);
+  for (b = 0; b < B; b++) {
+    float *w = wy + (size_t)b * 3 * E, *u = ux + (size_t)b * 2 * E;
+    for (i = 0; i < E; i++) {
+      u[i] = w[i] + u[i];                       /* r before the sigmoid */
+      u[E + i] = (w[E + i] + u[E + i]) - bg[i]; /* z */
+    }
+    mrl__sigmoid_n(u, u, 2 * E);
+    for (i = 0; i < E; i++) rz[(size_t)b * E + i] = u[i] * x[(size_t)b * E + i];
+  }
+  /* U_g (r * x) lands on W_g y */
+  for (b = 0; b < B; b++)
+    mrl__xwt(1, E, E, rz + (size_t)b * E, E, U + (size_t)2 * E * E, E,
+             wy + (size_t)b * 3 * E + 2 * E, 3 * E);
+  for (b = 0; b < B; b++) {
+    float *w = wy + (size_t)b * 3 * E + 2 * E, *z = ux + (size_t)b * 2 * E + E;
+    const float *xr = x + (size_t)b * E;
+    mrl__tanh_n(w, w, E);
+    for (i = 0; i < E; i++) out[(size_t)b * E + i] = xr[i] + z[i] * (w[i] - xr[i]);
+  }
 }
 
 /* The cached step: T = 1, no graph recorded. */
@@ -6729,13 +6808,15 @@ static mrl_tensor *mrl__gtrxl_step(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor 
   int E = m->cfg.embed_dim, M = m->cfg.mem_len, L = m->cfg.num_layers, H = m->cfg.num_heads;
   int D = E / H, S = mrl_gtrxl_state_dim(m), b, l, hh, d, j, *nv;
   size_t c = mrl__gtrxl_cache_at(m);
-  float tag[4], *st = state_out, *pos = NULL, *ln = NULL, *kv = NULL, *sc;
+  float tag[4], *st = state_out, *pos = NULL, *ln = NULL, *kv = NULL, *sc, *qs, *gtmp;
   float scale = 1.0f / sqrtf((float)D);
   mrl_tensor *h = x;
   if (!st) st = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * S);
   nv = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B);
   sc = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)(M + 1));
-  if (!st || !nv || !sc) return NULL;
+  qs = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)2 * E);
+  gtmp = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)6 * B * E);
+  if (!st || !nv || !sc || !qs || !gtmp) return NULL;
   if (!state_in)
     memset(st, 0, sizeof(float) * (size_t)B * S);
   else if (state_in != st)
@@ -6749,21 +6830,16 @@ static mrl_tensor *mrl__gtrxl_step(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor 
     if (memcmp(s + c, tag, sizeof tag) != 0) {
       if (!pos) { /* position keys of every layer, for every stale env of this call */
         mrl_tensor *R = mrl__txl_relative_table(g, M + 1, E);
-        float *rk = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)(M + 1) * E);
         pos = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)L * E * (M + 1));
         ln = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)(M > 0 ? M : 1) * E);
         kv = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)(M > 0 ? M : 1) * 2 * E);
-        if (!R || !rk || !pos || !ln || !kv) return NULL;
-        for (l = 0; l < L; l++) {
+        if (!R || !pos || !ln || !kv) return NULL;
+        for (l = 0; l < L; l++) { /* row j of R is distance M - j: slot j's */
           float *P = pos + (size_t)l * E * (M + 1);
-          int e;
-          memset(rk, 0, sizeof(float) * (size_t)(M + 1) * E);
-          /* row j of R is distance M - j: slot j's */
+          memset(P, 0, sizeof(float) * (size_t)(M + 1) * E);
           mrl__xwt(M + 1, E, E, R->data, E,
                    mrl_params_tensor(m->layers[l].params, m->layers[l].attn.r_net_weight)->data, E,
-                   rk, E);
-          for (j = 0; j <= M; j++)
-            for (e = 0; e < E; e++) P[(size_t)e * (M + 1) + j] = rk[(size_t)j * E + e];
+                   P, E);
         }
       }
       mrl__gtrxl_rebuild(m, s, n, tag, pos, ln, kv);
@@ -6774,73 +6850,71 @@ static mrl_tensor *mrl__gtrxl_step(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor 
     mrl_params *p = ly->params;
     const float *u = mrl_params_tensor(p, ly->attn.r_w_bias)->data;
     const float *rr = mrl_params_tensor(p, ly->attn.r_r_bias)->data;
-    mrl_tensor *n1, *qkv, *ctx, *y, *f, *bo = NULL;
+    size_t blk = (size_t)(M + 1) * E;
+    mrl_tensor *n1, *qkv, *ctx, *y, *f, *gated, *bo = NULL;
     n1 = mrl__norm(p, g, h, ly->norm1_weight, ly->norm1_bias, 1e-5f);
     qkv = mrl_linear(g, n1, mrl_params_tensor(p, ly->attn.in_proj_weight), NULL);
     ctx = mrl_tensor_new2(g, B, E, 0);
     if (!qkv || !ctx) return NULL;
     for (b = 0; b < B; b++) {
       float *s = st + (size_t)b * S, *X = s + 1 + (size_t)l * M * E;
-      float *K = s + c + 4 + (size_t)l * E * M, *V = s + c + 4 + (size_t)L * E * M + (size_t)l * M * E;
-      const float *P = s + c + 4 + (size_t)2 * L * E * M + (size_t)l * E * (M + 1);
+      float *K = s + c + 4 + (size_t)l * blk, *V = s + c + 4 + (size_t)(L + l) * blk;
+      const float *P = s + c + 4 + (size_t)(2 * L + l) * blk;
       const float *q = qkv->data + (size_t)b * 3 * E, *kn = q + E, *vn = q + 2 * E;
       float *cx = ctx->data + (size_t)b * E;
-      int n = nv[b], lo = M - n, no = n + 1 < M ? n + 1 : M;
-      for (hh = 0; hh < H; hh++) {
-        float mx, sum = 0.0f, *ch = cx + hh * D;
-        /* score(j) = (q + u) . k_j + (q + v) . W_R R_{M-j}, slots lo..M (M: this step) */
-        for (j = lo; j <= M; j++) sc[j] = 0.0f;
-        for (d = 0; d < D; d++) {
-          int e = hh * D + d;
-          float qu = q[e] + u[e], qr = q[e] + rr[e];
-          const float *kr = K + (size_t)e * M, *pr = P + (size_t)e * (M + 1);
-          for (j = lo; j < M; j++) sc[j] += qu * kr[j] + qr * pr[j];
-          sc[M] += qu * kn[e] + qr * pr[M];
-        }
-        mx = sc[M] * scale;
-        for (j = lo; j <= M; j++) {
-          sc[j] *= scale;
-          mx = sc[j] > mx ? sc[j] : mx;
-        }
-        for (j = lo; j <= M; j++) {
-          sc[j] = expf(sc[j] - mx);
-          sum += sc[j];
-        }
-        for (d = 0; d < D; d++) ch[d] = sc[M] * vn[hh * D + d];
-        for (j = lo; j < M; j++) {
-          const float *vr = V + (size_t)j * E + hh * D;
-          float a = sc[j];
-          for (d = 0; d < D; d++) ch[d] += a * vr[d];
-        }
-        for (d = 0; d < D; d++) ch[d] /= sum;
+      int n = nv[b], lo = M - n, no = n + 1 < M ? n + 1 : M, e;
+      /* this step's key and value join the window as slot M */
+      memcpy(K + (size_t)M * E, kn, sizeof(float) * (size_t)E);
+      for (e = 0; e < E; e++) V[(size_t)e * (M + 1) + M] = vn[e];
+      for (e = 0; e < E; e++) { /* (q + u) / sqrt(D) and (q + v) / sqrt(D) */
+        qs[e] = (q[e] + u[e]) * scale;
+        qs[E + e] = (q[e] + rr[e]) * scale;
       }
-      /* the window moves on: the valid rows shift one slot older, this
-       * step's input, key and value become the newest, older slots zero */
+      for (hh = 0; hh < H; hh++) {
+        float mx, sum;
+        /* score(j) = (q + u) . k_j + (q + v) . W_R R_{M-j}, slots lo..M */
+        mrl_gemm(0, 1, 1, n + 1, D, qs + hh * D, D, K + (size_t)lo * E + hh * D, E, 0.0f, sc + lo,
+                 n + 1);
+        mrl_gemm(0, 1, 1, n + 1, D, qs + E + hh * D, D, P + (size_t)lo * E + hh * D, E, 1.0f,
+                 sc + lo, n + 1);
+        mx = sc[M];
+        for (j = lo; j < M; j++) mx = sc[j] > mx ? sc[j] : mx;
+        sum = mrl__gtrxl_softmax_exp(sc + lo, n + 1, mx);
+        mrl_gemm(0, 1, 1, D, n + 1, sc + lo, n + 1, V + (size_t)hh * D * (M + 1) + lo, M + 1, 0.0f,
+                 cx + hh * D, D);
+        for (d = 0; d < D; d++) cx[hh * D + d] /= sum;
+      }
+      /* the window moves on: the valid rows and the new one shift one slot
+       * older, older slots (and the spare slot M) hold zeros */
       if (M > 0) {
-        int e;
-        size_t keep = (size_t)(no - 1), gone = (size_t)(M - no);
-        memmove(X + gone * E, X + (gone + 1) * E, sizeof(float) * keep * E);
+        size_t gone = (size_t)(M - no);
+        memmove(X + gone * E, X + (gone + 1) * E, sizeof(float) * (size_t)(no - 1) * E);
         memcpy(X + (size_t)(M - 1) * E, h->data + (size_t)b * E, sizeof(float) * (size_t)E);
         memset(X, 0, sizeof(float) * gone * E);
-        memmove(V + gone * E, V + (gone + 1) * E, sizeof(float) * keep * E);
-        memcpy(V + (size_t)(M - 1) * E, vn, sizeof(float) * (size_t)E);
-        memset(V, 0, sizeof(float) * gone * E);
+        memmove(K + gone * E, K + (gone + 1) * E, sizeof(float) * (size_t)no * E);
+        memset(K, 0, sizeof(float) * gone * E);
         for (e = 0; e < E; e++) {
-          float *kr = K + (size_t)e * M;
-          memmove(kr + gone, kr + gone + 1, sizeof(float) * keep);
-          kr[M - 1] = kn[e];
-          memset(kr, 0, sizeof(float) * gone);
+          float *vr = V + (size_t)e * (M + 1);
+          memmove(vr + gone, vr + gone + 1, sizeof(float) * (size_t)no);
+          memset(vr, 0, sizeof(float) * gone);
         }
       }
+      memset(K + (size_t)M * E, 0, sizeof(float) * (size_t)E);
+      for (e = 0; e < E; e++) V[(size_t)e * (M + 1) + M] = 0.0f;
     }
     if (ly->attn.out_proj_bias >= 0) bo = mrl_params_tensor(p, ly->attn.out_proj_bias);
-    y = mrl_linear(g, ctx, mrl_params_tensor(p, ly->attn.out_proj_weight), bo);
-    y = mrl_gru_gate_forward(&ly->gate1, g, h, mrl_relu(g, y));
-    f = mrl_relu(g, mrl_linear_layer_forward(
-                        &ly->linear1, g, mrl__norm(p, g, y, ly->norm2_weight, ly->norm2_bias, 1e-5f)));
-    f = mrl_linear_layer_forward(&ly->linear2, g, f);
-    h = mrl_gru_gate_forward(&ly->gate2, g, y, mrl_relu(g, f));
-    if (!h) return NULL;
+    y = mrl_relu(g, mrl_linear(g, ctx, mrl_params_tensor(p, ly->attn.out_proj_weight), bo));
+    gated = mrl_tensor_new2(g, B, E, 0);
+    if (!y || !gated) return NULL;
+    mrl__gtrxl_gate(&ly->gate1, B, h->data, y->data, gated->data, gtmp);
+    y = gated;
+    f = mrl_relu(
+        g, mrl_linear_layer_forward(&ly->linear1, g,
+                                    mrl__norm(p, g, y, ly->norm2_weight, ly->norm2_bias, 1e-5f)));
+    f = mrl_relu(g, mrl_linear_layer_forward(&ly->linear2, g, f));
+    h = mrl_tensor_new2(g, B, E, 0);
+    if (!f || !h) return NULL;
+    mrl__gtrxl_gate(&ly->gate2, B, y->data, f->data, h->data, gtmp);
   }
   for (b = 0; b < B; b++) st[(size_t)b * S] = (float)(nv[b] + 1 < M ? nv[b] + 1 : M);
   return h;
