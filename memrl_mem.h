@@ -24,10 +24,20 @@
  *     training  a time-major [T, B] sequence from a stored initial state, with
  *               episode_start flags that reset the state to zero before the
  *               step where a new episode begins, and gradients through time.
- *   Cores: MRL_CORE_NONE (y = x, no state: a feedforward agent),
- *   MRL_CORE_LSTM (torch.nn.LSTM; state = [h, c]) and MRL_CORE_USER: a
- *   user's own core through a function table (mrl_core_type), which every
- *   agent then trains unchanged (tests/test_mem.c has a worked one).
+ *   Cores: MRL_CORE_NONE (y = x, no state: a feedforward agent);
+ *   MRL_CORE_FRAME_STACK (the last k inputs concatenated); MRL_CORE_LSTM,
+ *   MRL_CORE_GRU and MRL_CORE_ELMAN (torch.nn.LSTM / GRU / RNN, multi-layer,
+ *   PyTorch-exact; state: every layer's h, then every layer's c for the
+ *   LSTM); MRL_CORE_GTRXL (Parisotto et al. 2019's gated Transformer-XL over
+ *   a window of past steps, memrl_nn.h's mrl_gtrxl); and MRL_CORE_USER: a
+ *   user's own core through a function table
+ *   (mrl_core_type), which every agent then trains unchanged (tests/test.h
+ *   has a worked one, a GRU). mrl_core_config_parse("gru:128:2") builds a
+ *   config from a short spec. Every core passes the conformance table of
+ *   tests/test_cores.c: a sequence equals the same steps one at a time, a
+ *   reset equals a fresh state, gradients through time check against finite
+ *   differences, the state round-trips through a rollout buffer and a
+ *   checkpoint, and acting allocates nothing.
  *
  * TOWERS
  *   mrl_tower is the network most agents are built from: an observation
@@ -48,7 +58,7 @@
  * TAGS: each implementation section carries one tag, written >> and the
  * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
  *   The tags in file order:
- *     core tower rollout
+ *     core frame_stack gtrxl_core tower rollout
  *
  */
 #ifndef MEMRL_MEM_H
@@ -71,7 +81,17 @@ extern "C" {
 /* Room for a readable error message on objects whose init can fail. */
 #define MRL_ERROR_SIZE 256
 
-typedef enum mrl_core_kind { MRL_CORE_NONE, MRL_CORE_LSTM, MRL_CORE_USER } mrl_core_kind;
+/* Built-in cores. Each has its own section below (paper, state layout,
+ * deviations); MRL_CORE_USER is a user's core through mrl_core_type. */
+typedef enum mrl_core_kind {
+  MRL_CORE_NONE,        /* y = x, no state: a feedforward agent */
+  MRL_CORE_LSTM,        /* torch.nn.LSTM, num_layers deep; state [h (L*H), c (L*H)] */
+  MRL_CORE_USER,        /* user_type */
+  MRL_CORE_GRU,         /* torch.nn.GRU, num_layers deep; state [h (L*H)] */
+  MRL_CORE_ELMAN,       /* torch.nn.RNN (tanh or relu), num_layers deep; state [h (L*H)] */
+  MRL_CORE_FRAME_STACK, /* the last frame_stack inputs concatenated, oldest first */
+  MRL_CORE_GTRXL        /* gated Transformer-XL over a window of past steps (memrl_nn.h) */
+} mrl_core_kind;
 
 /* A user's core. init declares its parameters into p under `name` (the store
  * is finalized later, so keep parameter indices, not pointers) and returns
@@ -91,23 +111,44 @@ typedef struct mrl_core_type {
 
 typedef struct mrl_core_config {
   mrl_core_kind kind;
-  int hidden_size;   /* LSTM: units */
-  mrl_init init;     /* LSTM: default U(+-1/sqrt(H)), or orthogonal weights + zero biases */
+  int hidden_size;   /* LSTM, GRU, Elman: units per layer */
+  int num_layers;    /* LSTM, GRU, Elman: stacked layers (1) */
+  mrl_init init;     /* recurrent layers: default U(+-1/sqrt(H)), or orthogonal + zero biases */
   float forget_bias; /* LSTM: added to the forget gate's bias (0: PyTorch's init) */
+  mrl_activation nonlinearity;    /* Elman: MRL_ACT_TANH (torch's default) or MRL_ACT_RELU */
+  int frame_stack;                /* FRAME_STACK: frames k (4; k = 1 is the feedforward agent) */
+  mrl_gtrxl_config gtrxl;         /* GTRXL: embed 64, heads 4, layers 2, ff 256, window 64 */
   const mrl_core_type *user_type; /* MRL_CORE_USER: the table (must outlive the core) */
   const void *user_config;        /* MRL_CORE_USER: passed to user_type->init */
 } mrl_core_config;
 
 MRL_DEF mrl_core_config mrl_core_config_default(void); /* none */
 MRL_DEF mrl_core_config mrl_core_config_lstm(int hidden_size);
+MRL_DEF mrl_core_config mrl_core_config_gru(int hidden_size);
+MRL_DEF mrl_core_config mrl_core_config_elman(int hidden_size);
+MRL_DEF mrl_core_config mrl_core_config_frame_stack(int frames);
+/* GTrXL of mrl_gtrxl_config_default() with this embedding width and window. */
+MRL_DEF mrl_core_config mrl_core_config_gtrxl(int embed_dim, int mem_len);
+/* A core from a short spec, for command lines and benchmark tables: "none",
+ * "lstm:<units>[:<layers>]", "gru:<units>[:<layers>]", "elman:<units>[:<layers>]"
+ * ("elman_relu:..." for relu), "frame_stack:<k>", "gtrxl:<embed>[:<layers>]" (4 heads,
+ * ff 4 x embed... as mrl_gtrxl_config_default otherwise). MRL_ERR_INVALID_ARGUMENT
+ * with the reason in error for anything else. */
+MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
+                                         size_t error_size);
 MRL_DEF mrl_core_config mrl_core_config_user(const mrl_core_type *type, const void *config);
 
 typedef struct mrl_core {
   mrl_core_kind kind;
   int input_dim, output_dim, state_dim;
-  mrl_lstm_layer lstm;
+  int hidden_size, num_layers, frames;
+  mrl_lstm lstm;
+  mrl_gru gru;
+  mrl_elman elman;
   const mrl_core_type *user_type;
   void *user; /* the user core's instance */
+  void *impl; /* a built-in core's own layers and settings (MRL_MALLOC'd by its init, freed by
+                 mrl_core_free), for cores whose parts do not fit the fields above */
 } mrl_core;
 
 /* Declares the core's parameters. MRL_ERR_INVALID_ARGUMENT for a config that
@@ -203,6 +244,13 @@ extern "C" {
 
 /* ---- memory cores >>core ---- */
 
+/* GTrXL's parts (core->impl) */
+typedef struct mrl__gtrxl_core {
+  mrl_gtrxl net;
+  mrl_linear_layer in; /* input embedding when input_dim != embed_dim */
+  int project;
+} mrl__gtrxl_core;
+
 /* printf into a caller's error buffer (size 0: no message wanted) */
 static void mrl__error(char *error, size_t size, const char *fmt, ...) {
   va_list ap;
@@ -216,7 +264,11 @@ MRL_DEF mrl_core_config mrl_core_config_default(void) {
   mrl_core_config c;
   memset(&c, 0, sizeof c);
   c.kind = MRL_CORE_NONE;
+  c.num_layers = 1;
   c.init = mrl_init_default();
+  c.nonlinearity = MRL_ACT_TANH;
+  c.frame_stack = 4;
+  c.gtrxl = mrl_gtrxl_config_default();
   return c;
 }
 
@@ -224,6 +276,91 @@ MRL_DEF mrl_core_config mrl_core_config_lstm(int hidden_size) {
   mrl_core_config c = mrl_core_config_default();
   c.kind = MRL_CORE_LSTM;
   c.hidden_size = hidden_size;
+  return c;
+}
+
+MRL_DEF mrl_core_config mrl_core_config_gru(int hidden_size) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_GRU;
+  c.hidden_size = hidden_size;
+  return c;
+}
+
+MRL_DEF mrl_core_config mrl_core_config_elman(int hidden_size) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_ELMAN;
+  c.hidden_size = hidden_size;
+  return c;
+}
+
+MRL_DEF mrl_core_config mrl_core_config_frame_stack(int frames) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_FRAME_STACK;
+  c.frame_stack = frames;
+  return c;
+}
+
+MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
+                                         size_t error_size) {
+  char name[32];
+  const char *colon;
+  long a = 0, b = 1;
+  char *end;
+  size_t n;
+  if (!spec || !out) {
+    mrl__error(error, error_size, "mrl_core_config_parse: NULL spec or output");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  colon = strchr(spec, ':');
+  n = colon ? (size_t)(colon - spec) : strlen(spec);
+  if (n == 0 || n >= sizeof name) goto bad;
+  memcpy(name, spec, n);
+  name[n] = '\0';
+  if (colon) {
+    a = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || a < 1 || a > 1000000) goto bad;
+    if (*end == ':') {
+      const char *s2 = end + 1;
+      b = strtol(s2, &end, 10);
+      if (end == s2 || b < 1 || b > MRL_RNN_MAX_LAYERS) goto bad;
+    }
+    if (*end) goto bad;
+  }
+  if (strcmp(name, "none") == 0 && !colon) {
+    *out = mrl_core_config_default();
+  } else if (colon && strcmp(name, "lstm") == 0) {
+    *out = mrl_core_config_lstm((int)a);
+  } else if (colon && strcmp(name, "gru") == 0) {
+    *out = mrl_core_config_gru((int)a);
+  } else if (colon && (strcmp(name, "elman") == 0 || strcmp(name, "elman_relu") == 0)) {
+    *out = mrl_core_config_elman((int)a);
+    if (name[5]) out->nonlinearity = MRL_ACT_RELU;
+  } else if (colon && strcmp(name, "gtrxl") == 0) { /* gtrxl:<embed>[:<layers>] */
+    *out = mrl_core_config_gtrxl((int)a, 64);
+    out->gtrxl.num_layers = (int)b;
+    return MRL_OK;
+  } else if (colon && strcmp(name, "frame_stack") == 0 && b == 1 &&
+             strchr(colon + 1, ':') == NULL) {
+    *out = mrl_core_config_frame_stack((int)a);
+    return MRL_OK;
+  } else {
+    goto bad;
+  }
+  out->num_layers = (int)b;
+  return MRL_OK;
+bad:
+  mrl__error(error, error_size,
+             "core spec \"%s\" is not none, lstm:H[:L], gru:H[:L], elman:H[:L], elman_relu:H[:L], "
+             "gtrxl:E[:L] or frame_stack:K",
+             spec);
+  return MRL_ERR_INVALID_ARGUMENT;
+}
+
+MRL_DEF mrl_core_config mrl_core_config_gtrxl(int embed_dim, int mem_len) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_GTRXL;
+  c.gtrxl.embed_dim = embed_dim;
+  c.gtrxl.mem_len = mem_len;
   return c;
 }
 
@@ -249,19 +386,78 @@ MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name
     core->state_dim = 0;
     break;
   case MRL_CORE_LSTM:
-    if (cfg->hidden_size < 1) {
-      mrl__error(error, error_size, "core.hidden_size %d must be >= 1 for an LSTM",
-                 cfg->hidden_size);
+  case MRL_CORE_GRU:
+  case MRL_CORE_ELMAN: {
+    int H = cfg->hidden_size, L = cfg->num_layers;
+    const char *what = cfg->kind == MRL_CORE_LSTM  ? "an LSTM"
+                       : cfg->kind == MRL_CORE_GRU ? "a GRU"
+                                                   : "an Elman RNN";
+    if (H < 1) {
+      mrl__error(error, error_size, "core.hidden_size %d must be >= 1 for %s", H, what);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    if (L < 1 || L > MRL_RNN_MAX_LAYERS) {
+      mrl__error(error, error_size, "core.num_layers %d must be in 1..%d", L, MRL_RNN_MAX_LAYERS);
       return MRL_ERR_INVALID_ARGUMENT;
     }
     if (!(cfg->forget_bias - cfg->forget_bias == 0.0f)) {
       mrl__error(error, error_size, "core.forget_bias %g must be finite", cfg->forget_bias);
       return MRL_ERR_INVALID_ARGUMENT;
     }
-    mrl_lstm_layer_init(&core->lstm, p, name, input_dim, cfg->hidden_size, cfg->init,
-                        cfg->forget_bias);
-    core->output_dim = cfg->hidden_size;
-    core->state_dim = 2 * cfg->hidden_size;
+    if (cfg->kind == MRL_CORE_ELMAN && cfg->nonlinearity != MRL_ACT_TANH &&
+        cfg->nonlinearity != MRL_ACT_RELU) {
+      mrl__error(error, error_size, "core.nonlinearity %d must be MRL_ACT_TANH or MRL_ACT_RELU",
+                 (int)cfg->nonlinearity);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    if (cfg->kind == MRL_CORE_LSTM)
+      mrl_lstm_init(&core->lstm, p, name, input_dim, H, L, cfg->init, cfg->forget_bias);
+    else if (cfg->kind == MRL_CORE_GRU)
+      mrl_gru_init(&core->gru, p, name, input_dim, H, L, cfg->init);
+    else
+      mrl_elman_init(&core->elman, p, name, input_dim, H, L, cfg->nonlinearity, cfg->init);
+    core->hidden_size = H;
+    core->num_layers = L;
+    core->output_dim = H;
+    core->state_dim = (cfg->kind == MRL_CORE_LSTM ? 2 : 1) * L * H;
+    break;
+  }
+  case MRL_CORE_GTRXL: {
+    const mrl_gtrxl_config *gc = &cfg->gtrxl;
+    mrl__gtrxl_core *m;
+    char buf[MRL_NAME_MAX];
+    if (gc->embed_dim < 1 || gc->num_heads < 1 || gc->embed_dim % gc->num_heads != 0 ||
+        gc->num_layers < 1 || gc->num_layers > MRL_GTRXL_MAX_LAYERS || gc->ff_dim < 1 ||
+        gc->mem_len < 1 || !(gc->gate_bias - gc->gate_bias == 0.0f)) {
+      mrl__error(error, error_size,
+                 "core.gtrxl: embed_dim %d (a multiple of num_heads %d), num_layers %d (1..%d), "
+                 "ff_dim %d, mem_len %d must be >= 1, gate_bias finite",
+                 gc->embed_dim, gc->num_heads, gc->num_layers, MRL_GTRXL_MAX_LAYERS, gc->ff_dim,
+                 gc->mem_len);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    m = (mrl__gtrxl_core *)MRL_MALLOC(sizeof *m);
+    if (!m) return MRL_ERR_OUT_OF_MEMORY;
+    memset(m, 0, sizeof *m);
+    core->impl = m;
+    if (input_dim != gc->embed_dim) { /* the paper's input embedding: a linear map to E */
+      m->project = 1;
+      mrl_linear_layer_init(&m->in, p, mrl__name(p, buf, name, "input"), input_dim, gc->embed_dim,
+                            mrl_init_default());
+    }
+    mrl_gtrxl_init(&m->net, p, name, gc);
+    core->output_dim = gc->embed_dim;
+    core->state_dim = mrl_gtrxl_state_dim(&m->net);
+    break;
+  }
+  case MRL_CORE_FRAME_STACK:
+    if (cfg->frame_stack < 1 || cfg->frame_stack > 4096) {
+      mrl__error(error, error_size, "core.frame_stack %d must be in 1..4096", cfg->frame_stack);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    core->frames = cfg->frame_stack;
+    core->output_dim = cfg->frame_stack * input_dim;
+    core->state_dim = (cfg->frame_stack - 1) * input_dim;
     break;
   case MRL_CORE_USER: {
     const mrl_core_type *ty = cfg->user_type;
@@ -296,10 +492,125 @@ MRL_DEF void mrl_core_free(mrl_core *core) {
   if (core->kind == MRL_CORE_USER && core->user_type && core->user_type->free && core->user)
     core->user_type->free(core->user);
   core->user = NULL;
+  MRL_FREE(core->impl); /* plain data: a core that owns more frees it in its own case first */
+  core->impl = NULL;
 }
 
 MRL_DEF int mrl_core_state_dim(const mrl_core *core) {
   return core->state_dim;
+}
+
+/* Layered recurrent states: environment b keeps L blocks of H floats at
+ * state + b * stride + offset (layer 0 first); the stacks take [L*B, H]
+ * (torch's [L, B, H]). NULL state: zeros. */
+static mrl_tensor *mrl__core_layers_in(mrl_graph *g, const float *state, int stride, int offset,
+                                       int L, int B, int H) {
+  mrl_tensor *t = mrl_tensor_new2(g, L * B, H, 0);
+  int l, b;
+  if (!t) return NULL;
+  for (l = 0; l < L; l++)
+    for (b = 0; b < B; b++) {
+      float *row = t->data + ((size_t)l * B + b) * H;
+      if (state)
+        memcpy(row, state + (size_t)b * stride + offset + (size_t)l * H, sizeof(float) * (size_t)H);
+      else
+        memset(row, 0, sizeof(float) * (size_t)H);
+    }
+  return t;
+}
+
+static void mrl__core_layers_out(const mrl_tensor *t, float *state, int stride, int offset, int L,
+                                 int B, int H) {
+  int l, b;
+  for (l = 0; l < L; l++)
+    for (b = 0; b < B; b++)
+      memcpy(state + (size_t)b * stride + offset + (size_t)l * H, t->data + ((size_t)l * B + b) * H,
+             sizeof(float) * (size_t)H);
+}
+
+/* ---- frame stack >>frame_stack ----
+ * The baseline every memory paper compares against (Mnih et al. 2015 stack
+ * 4 frames): y_t = [x_{t-k+1}, ..., x_t], oldest first, with zeros for steps
+ * before the episode began. State: the last k-1 inputs, oldest first
+ * ((k-1) * input_dim floats), zeros where the episode had not begun. The
+ * inputs inside a training sequence keep their gradients; those from the
+ * stored state enter as constants (truncated BPTT at the sequence start,
+ * like every core here). */
+static mrl_tensor *mrl__frame_stack_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x,
+                                            int T, int B, const float *episode_start,
+                                            const float *state_in, float *state_out, int stride) {
+  int k = core->frames, D = core->input_dim, P = k - 1, t, b, j, shape[2];
+  int zero_row = (P + T) * B, n = T * B * k;
+  mrl_tensor *parts[3], *z, *y;
+  int *index, *first;
+  if (k == 1) return x;
+  /* rows: P stored frames per environment (time-major: slot s of env b at
+   * row s*B + b), then x (row (P + t)*B + b), then one zero row */
+  parts[0] = mrl_tensor_new2(g, P * B, D, 0);
+  parts[2] = mrl_tensor_new2(g, 1, D, 0);
+  index = (int *)mrl_graph_alloc(g, sizeof(int) * ((size_t)n + (size_t)B));
+  if (!parts[0] || !parts[2] || !index) return NULL;
+  first = index + n; /* per environment: the first step of the running episode (-P: before all) */
+  for (b = 0; b < B; b++)
+    for (j = 0; j < P; j++)
+      if (state_in)
+        memcpy(parts[0]->data + ((size_t)j * B + b) * D,
+               state_in + (size_t)b * stride + (size_t)j * D, sizeof(float) * (size_t)D);
+      else
+        memset(parts[0]->data + ((size_t)j * B + b) * D, 0, sizeof(float) * (size_t)D);
+  memset(parts[2]->data, 0, sizeof(float) * (size_t)D);
+  parts[1] = x;
+  z = mrl_concat_rows(g, parts, 3);
+  if (!z) return NULL;
+  for (b = 0; b < B; b++) first[b] = -P;
+  for (t = 0; t < T; t++)
+    for (b = 0; b < B; b++) {
+      if (episode_start && episode_start[(size_t)t * B + b] != 0.0f) first[b] = t;
+      for (j = 0; j < k; j++) { /* slot j holds step t - (k-1) + j */
+        int s = t - P + j;
+        index[((size_t)t * B + b) * k + j] = s >= first[b] ? (s + P) * B + b : zero_row;
+      }
+    }
+  y = mrl_index_select(g, z, index, n);
+  if (y && state_out) /* the last P frames of the final step, as its stack held them */
+    for (b = 0; b < B; b++)
+      for (j = 0; j < P; j++)
+        memcpy(state_out + (size_t)b * stride + (size_t)j * D,
+               y->data + (((size_t)(T - 1) * B + b) * k + j + 1) * D, sizeof(float) * (size_t)D);
+  if (!y) return NULL;
+  shape[0] = T * B;
+  shape[1] = k * D;
+  return mrl_reshape(g, y, 2, shape);
+}
+
+/* ---- GTrXL core >>gtrxl_core ----
+ * Parisotto et al. 2019, "Stabilizing Transformers for Reinforcement
+ * Learning": memrl_nn.h's mrl_gtrxl (GRU-gated, identity-initialised layers
+ * over a Transformer-XL memory of each layer's last mem_len inputs, relative
+ * positions, masked at episode starts) behind the core interface. Input of
+ * another width than embed_dim is first mapped to it by a linear layer
+ * (<name>.input), the paper's input embedding. State: mrl_gtrxl's own flat
+ * record (see mrl_gtrxl_state_dim); the memory enters a training segment
+ * detached, as in Transformer-XL, so gradients stay inside the segment. */
+static mrl_tensor *mrl__gtrxl_core_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
+                                           int B, const float *episode_start, const float *state_in,
+                                           float *state_out, int stride) {
+  const mrl__gtrxl_core *m = (const mrl__gtrxl_core *)core->impl;
+  int S = core->state_dim, b;
+  float *in = NULL, *out;
+  mrl_tensor *y;
+  if (m->project) x = mrl_linear_layer_forward(&m->in, g, x);
+  if (!x) return NULL;
+  /* mrl_gtrxl keeps environments' records back to back: gather the strided ones */
+  out = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)B * S + 1));
+  if (state_in) in = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)B * S + 1));
+  if (!out || (state_in && !in)) return NULL;
+  for (b = 0; state_in && b < B; b++)
+    memcpy(in + (size_t)b * S, state_in + (size_t)b * stride, sizeof(float) * (size_t)S);
+  y = mrl_gtrxl_forward(&m->net, g, x, T, B, episode_start, in, out);
+  for (b = 0; y && state_out && b < B; b++)
+    memcpy(state_out + (size_t)b * stride, out + (size_t)b * S, sizeof(float) * (size_t)S);
+  return y;
 }
 
 MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
@@ -313,24 +624,30 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
   case MRL_CORE_USER:
     return core->user_type->forward(core->user, g, x, T, B, episode_start, state_in, state_out,
                                     stride);
-  case MRL_CORE_LSTM: {
-    int H = core->output_dim, b, j;
-    mrl_tensor *h0 = mrl_tensor_new2(g, B, H, 0), *c0 = mrl_tensor_new2(g, B, H, 0), *y, *hT, *cT;
-    if (!h0 || !c0) return NULL;
-    for (b = 0; b < B; b++)
-      for (j = 0; j < H; j++) {
-        h0->data[b * H + j] = state_in ? state_in[(size_t)b * stride + j] : 0.0f;
-        c0->data[b * H + j] = state_in ? state_in[(size_t)b * stride + H + j] : 0.0f;
-      }
-    y = mrl_lstm_sequence(&core->lstm, g, x, T, B, h0, c0, episode_start, &hT, &cT);
-    if (y && state_out)
-      for (b = 0; b < B; b++)
-        for (j = 0; j < H; j++) {
-          state_out[(size_t)b * stride + j] = hT->data[b * H + j];
-          state_out[(size_t)b * stride + H + j] = cT->data[b * H + j];
-        }
+  case MRL_CORE_LSTM:
+  case MRL_CORE_GRU:
+  case MRL_CORE_ELMAN: {
+    int H = core->hidden_size, L = core->num_layers;
+    mrl_tensor *h0 = mrl__core_layers_in(g, state_in, stride, 0, L, B, H), *c0 = NULL, *y,
+               *hT = NULL, *cT = NULL;
+    if (core->kind == MRL_CORE_LSTM) c0 = mrl__core_layers_in(g, state_in, stride, L * H, L, B, H);
+    if (!h0 || (core->kind == MRL_CORE_LSTM && !c0)) return NULL;
+    if (core->kind == MRL_CORE_LSTM)
+      y = mrl_lstm_forward(&core->lstm, g, x, T, B, h0, c0, episode_start, &hT, &cT);
+    else if (core->kind == MRL_CORE_GRU)
+      y = mrl_gru_forward(&core->gru, g, x, T, B, h0, episode_start, &hT);
+    else
+      y = mrl_elman_forward(&core->elman, g, x, T, B, h0, episode_start, &hT);
+    if (y && state_out) {
+      mrl__core_layers_out(hT, state_out, stride, 0, L, B, H);
+      if (cT) mrl__core_layers_out(cT, state_out, stride, L * H, L, B, H);
+    }
     return y;
   }
+  case MRL_CORE_FRAME_STACK:
+    return mrl__frame_stack_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  case MRL_CORE_GTRXL:
+    return mrl__gtrxl_core_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
   }
   return NULL;
 }

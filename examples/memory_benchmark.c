@@ -5,11 +5,12 @@
  *   ./memory_benchmark RepeatFirstEasy-v0 lstm:128 500000 1
  *   ./memory_benchmark "BattleshipEasy-v0|prev_action_reward" none 200000 2 --csv cell.csv
  *
- * core_spec: "none", "lstm:<H>" and every spec mrl_core_config_parse accepts
- * (memrl_mem.h). Options: --csv <file> (a CSV row per iteration), --quiet (no
- * progress lines), --bounds <lo>:<hi> (the return range of a task missing from
- * the table below), --num-envs <n> (16), --num-steps <n> (128, the rollout and
- * BPTT length), --lr <x> (1e-3), --ent-coef <x> (0.01), --norm-adv <0|1> (1),
+ * core_spec: every spec mrl_core_config_parse accepts (memrl_mem.h): "none",
+ * "lstm:<H>[:<layers>]", "gru:<H>[:<layers>]", "elman:<H>[:<layers>]",
+ * "frame_stack:<k>", "gtrxl:<embed>[:<layers>]", ... Options: --csv <file> (a CSV row per
+ * iteration), --quiet (no progress lines), --bounds <lo>:<hi> (the return range of a task missing
+ * from the table below), --num-envs <n> (16), --num-steps <n> (128, the rollout and BPTT length),
+ * --lr <x> (1e-3), --ent-coef <x> (0.01), --norm-adv <0|1> (1),
  * --gamma <x> (0.99).
  *
  * The agent (the same for every cell of tools/memory_benchmark.sh): 16
@@ -82,24 +83,6 @@ static int bench_lookup_bounds(const char *id, double *lo, double *hi) {
     }
   }
   return 0;
-}
-
-/* TEMPORARY until memrl_mem.h's mrl_core_config_parse lands: "none" and
- * "lstm:<H>" only, same signature. */
-static mrl_result bench_core_config_parse(const char *spec, mrl_core_config *out, char *error,
-                                          size_t error_size) {
-  int h = 0;
-  char tail = 0;
-  if (strcmp(spec, "none") == 0) {
-    *out = mrl_core_config_default();
-    return MRL_OK;
-  }
-  if (sscanf(spec, "lstm:%d%c", &h, &tail) == 1 && h > 0) {
-    *out = mrl_core_config_lstm(h);
-    return MRL_OK;
-  }
-  if (error && error_size) snprintf(error, error_size, "unknown core spec \"%s\"", spec);
-  return MRL_ERR_INVALID_ARGUMENT;
 }
 
 typedef struct bench_tracker {
@@ -206,7 +189,7 @@ int main(int argc, char **argv) {
   if (bench_arg(argc, argv, "--ent-coef", &opt)) cfg.ent_coef = (float)atof(opt);
   if (bench_arg(argc, argv, "--norm-adv", &opt)) cfg.norm_adv = atoi(opt);
   if (bench_arg(argc, argv, "--gamma", &opt)) cfg.gamma = (float)atof(opt);
-  if (bench_core_config_parse(spec, &cfg.net.core, error, sizeof error) != MRL_OK) {
+  if (mrl_core_config_parse(spec, &cfg.net.core, error, sizeof error) != MRL_OK) {
     fprintf(stderr, "%s\n", error);
     return 2;
   }

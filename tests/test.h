@@ -121,7 +121,12 @@ static int mrl_test_summary(const char *program) {
   return mrl_test_g.failed ? 1 : 0;
 }
 
-#ifdef MEMRL_MEM_H
+#endif /* MRL_TEST_H */
+
+/* Outside the guard: a file that includes test.h before memrl_mem.h (to
+ * count allocations) includes it again after to get this. */
+#if defined(MEMRL_MEM_H) && !defined(MRL_TEST_USER_CORE)
+#define MRL_TEST_USER_CORE
 /* A user's own memory core, written as a user would write one against the
  * mrl_core_type table: a GRU (its own state layout h, its own parameters
  * under the given name) honouring mrl_core_forward's contract. config points
@@ -170,5 +175,4 @@ static void test_user_gru_free(void *self) {
 static const mrl_core_type test_user_gru_type = {"test_user_gru", test_user_gru_init,
                                                  test_user_gru_forward, test_user_gru_free};
 
-#endif
 #endif

@@ -303,10 +303,10 @@ static void test_lstm_core_gradients(void) {
   ctx.state = state;
   ctx.r = r;
   inputs[0] = &x;
-  inputs[1] = mrl_params_tensor(&f.params, f.core.lstm.weight_ih);
-  inputs[2] = mrl_params_tensor(&f.params, f.core.lstm.weight_hh);
-  inputs[3] = mrl_params_tensor(&f.params, f.core.lstm.bias_ih);
-  inputs[4] = mrl_params_tensor(&f.params, f.core.lstm.bias_hh);
+  inputs[1] = mrl_params_tensor(&f.params, f.core.lstm.layers[0].weight_ih);
+  inputs[2] = mrl_params_tensor(&f.params, f.core.lstm.layers[0].weight_hh);
+  inputs[3] = mrl_params_tensor(&f.params, f.core.lstm.layers[0].bias_ih);
+  inputs[4] = mrl_params_tensor(&f.params, f.core.lstm.layers[0].bias_hh);
   for (i = 1; i < 5; i++)
     MRL_CHECK(inputs[i]->grad != NULL, "lstm gradcheck: parameter %d has no grad buffer", i);
   worst = mrl_gradcheck(&g, gc_build, inputs, 5, &ctx, GC_EPS, GC_ATOL, GC_RTOL);
