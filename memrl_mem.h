@@ -56,7 +56,7 @@
  * TAGS: each implementation section carries one tag, written >> and the
  * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
  *   The tags in file order:
- *     core frame_stack tower rollout
+ *     core frame_stack amrl fwp tower rollout
  *
  */
 #ifndef MEMRL_MEM_H
@@ -82,12 +82,14 @@ extern "C" {
 /* Built-in cores. Each has its own section below (paper, state layout,
  * deviations); MRL_CORE_USER is a user's core through mrl_core_type. */
 typedef enum mrl_core_kind {
-  MRL_CORE_NONE,       /* y = x, no state: a feedforward agent */
-  MRL_CORE_LSTM,       /* torch.nn.LSTM, num_layers deep; state [h (L*H), c (L*H)] */
-  MRL_CORE_USER,       /* user_type */
-  MRL_CORE_GRU,        /* torch.nn.GRU, num_layers deep; state [h (L*H)] */
-  MRL_CORE_ELMAN,      /* torch.nn.RNN (tanh or relu), num_layers deep; state [h (L*H)] */
-  MRL_CORE_FRAME_STACK /* the last frame_stack inputs concatenated, oldest first */
+  MRL_CORE_NONE,        /* y = x, no state: a feedforward agent */
+  MRL_CORE_LSTM,        /* torch.nn.LSTM, num_layers deep; state [h (L*H), c (L*H)] */
+  MRL_CORE_USER,        /* user_type */
+  MRL_CORE_GRU,         /* torch.nn.GRU, num_layers deep; state [h (L*H)] */
+  MRL_CORE_ELMAN,       /* torch.nn.RNN (tanh or relu), num_layers deep; state [h (L*H)] */
+  MRL_CORE_FRAME_STACK, /* the last frame_stack inputs concatenated, oldest first */
+  MRL_CORE_AMRL,        /* LSTM + order-invariant aggregator (Beck et al. 2020); see >>amrl */
+  MRL_CORE_FWP          /* fast weights, delta rule (Schlag et al. 2021); see >>fwp */
 } mrl_core_kind;
 
 /* A user's core. init declares its parameters into p under `name` (the store
@@ -106,6 +108,21 @@ typedef struct mrl_core_type {
   void (*free)(void *self);
 } mrl_core_type;
 
+/* AMRL's aggregator over the episode (>>amrl). */
+typedef enum mrl_amrl_aggregator { MRL_AMRL_AVG, MRL_AMRL_SUM, MRL_AMRL_MAX } mrl_amrl_aggregator;
+typedef struct mrl_amrl_config {
+  mrl_amrl_aggregator aggregator; /* MRL_AMRL_AVG (the authors' default; AMRL-Avg) */
+  int straight_through; /* 1: the paper's straight-through gradient (AMRL-Avg/-Max); 0: the
+                           exact gradient (the paper's AVG/MAX baselines) */
+} mrl_amrl_config;
+
+/* Fast weight programmer with the delta rule (>>fwp): heads matrices of
+ * head_dim x head_dim; the core's hidden_size is unused. */
+typedef struct mrl_fwp_config {
+  int head_dim; /* key/query/value size per head */
+  int heads;    /* 1 */
+} mrl_fwp_config;
+
 typedef struct mrl_core_config {
   mrl_core_kind kind;
   int hidden_size;   /* LSTM, GRU, Elman: units per layer */
@@ -116,6 +133,9 @@ typedef struct mrl_core_config {
   int frame_stack;                /* FRAME_STACK: frames k (4; k = 1 is the feedforward agent) */
   const mrl_core_type *user_type; /* MRL_CORE_USER: the table (must outlive the core) */
   const void *user_config;        /* MRL_CORE_USER: passed to user_type->init */
+  mrl_amrl_config amrl;           /* AMRL: the aggregator (with hidden_size, num_layers,
+                                     init, forget_bias of its LSTM) */
+  mrl_fwp_config fwp;             /* FWP: heads and their size */
 } mrl_core_config;
 
 MRL_DEF mrl_core_config mrl_core_config_default(void); /* none */
@@ -123,9 +143,13 @@ MRL_DEF mrl_core_config mrl_core_config_lstm(int hidden_size);
 MRL_DEF mrl_core_config mrl_core_config_gru(int hidden_size);
 MRL_DEF mrl_core_config mrl_core_config_elman(int hidden_size);
 MRL_DEF mrl_core_config mrl_core_config_frame_stack(int frames);
+/* AMRL over an LSTM of hidden_size units (even; forget_bias 1 as the authors') */
+MRL_DEF mrl_core_config mrl_core_config_amrl(int hidden_size, mrl_amrl_aggregator aggregator);
+MRL_DEF mrl_core_config mrl_core_config_fwp(int head_dim, int heads);
 /* A core from a short spec, for command lines and benchmark tables: "none",
  * "lstm:<units>[:<layers>]", "gru:<units>[:<layers>]", "elman:<units>[:<layers>]"
- * ("elman_relu:..." for relu), "frame_stack:<k>". MRL_ERR_INVALID_ARGUMENT
+ * ("elman_relu:..." for relu), "frame_stack:<k>", "amrl:<units>[:avg|sum|max]"
+ * (straight-through, one layer), "fwp:<head_dim>[:<heads>]". MRL_ERR_INVALID_ARGUMENT
  * with the reason in error for anything else. */
 MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
                                          size_t error_size);
@@ -254,6 +278,9 @@ MRL_DEF mrl_core_config mrl_core_config_default(void) {
   c.init = mrl_init_default();
   c.nonlinearity = MRL_ACT_TANH;
   c.frame_stack = 4;
+  c.amrl.aggregator = MRL_AMRL_AVG;
+  c.amrl.straight_through = 1;
+  c.fwp.heads = 1;
   return c;
 }
 
@@ -285,6 +312,23 @@ MRL_DEF mrl_core_config mrl_core_config_frame_stack(int frames) {
   return c;
 }
 
+MRL_DEF mrl_core_config mrl_core_config_amrl(int hidden_size, mrl_amrl_aggregator aggregator) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_AMRL;
+  c.hidden_size = hidden_size;
+  c.forget_bias = 1.0f; /* the authors' TF BasicLSTMCell default */
+  c.amrl.aggregator = aggregator;
+  return c;
+}
+
+MRL_DEF mrl_core_config mrl_core_config_fwp(int head_dim, int heads) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_FWP;
+  c.fwp.head_dim = head_dim;
+  c.fwp.heads = heads;
+  return c;
+}
+
 MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
                                          size_t error_size) {
   char name[32];
@@ -295,6 +339,20 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
   if (!spec || !out) {
     mrl__error(error, error_size, "mrl_core_config_parse: NULL spec or output");
     return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (strncmp(spec, "amrl:", 5) == 0) {                   /* amrl:<units>[:avg|sum|max] */
+    static const char aggs[3][4] = {"avg", "sum", "max"}; /* MRL_AMRL_AVG, _SUM, _MAX */
+    int k;
+    a = strtol(spec + 5, &end, 10);
+    if (end == spec + 5 || a < 2 || a > 1000000) goto bad;
+    *out = mrl_core_config_amrl((int)a, MRL_AMRL_AVG);
+    if (*end == '\0') return MRL_OK;
+    for (k = 0; k < 3; k++)
+      if (end[0] == ':' && strcmp(end + 1, aggs[k]) == 0) {
+        out->amrl.aggregator = (mrl_amrl_aggregator)k;
+        return MRL_OK;
+      }
+    goto bad;
   }
   colon = strchr(spec, ':');
   n = colon ? (size_t)(colon - spec) : strlen(spec);
@@ -324,6 +382,9 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
              strchr(colon + 1, ':') == NULL) {
     *out = mrl_core_config_frame_stack((int)a);
     return MRL_OK;
+  } else if (colon && strcmp(name, "fwp") == 0) {
+    *out = mrl_core_config_fwp((int)a, (int)b);
+    return MRL_OK;
   } else {
     goto bad;
   }
@@ -331,8 +392,8 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
   return MRL_OK;
 bad:
   mrl__error(error, error_size,
-             "core spec \"%s\" is not none, lstm:H[:L], gru:H[:L], elman:H[:L], elman_relu:H[:L] "
-             "or frame_stack:K",
+             "core spec \"%s\" is not none, lstm:H[:L], gru:H[:L], elman:H[:L], elman_relu:H[:L], "
+             "frame_stack:K, amrl:H[:avg|sum|max] or fwp:D[:HEADS]",
              spec);
   return MRL_ERR_INVALID_ARGUMENT;
 }
@@ -344,6 +405,12 @@ MRL_DEF mrl_core_config mrl_core_config_user(const mrl_core_type *type, const vo
   c.user_config = config;
   return c;
 }
+
+/* the built-in cores with sections of their own (below) */
+static mrl_result mrl__amrl_init(mrl_core *core, mrl_params *p, const char *name,
+                                 const mrl_core_config *cfg, char *error, size_t error_size);
+static mrl_result mrl__fwp_init(mrl_core *core, mrl_params *p, const char *name,
+                                const mrl_core_config *cfg, char *error, size_t error_size);
 
 MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name, int input_dim,
                                  const mrl_core_config *cfg, char *error, size_t error_size) {
@@ -404,6 +471,14 @@ MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name
     core->output_dim = cfg->frame_stack * input_dim;
     core->state_dim = (cfg->frame_stack - 1) * input_dim;
     break;
+  case MRL_CORE_AMRL:
+  case MRL_CORE_FWP: {
+    mrl_result r = cfg->kind == MRL_CORE_AMRL
+                       ? mrl__amrl_init(core, p, name, cfg, error, error_size)
+                       : mrl__fwp_init(core, p, name, cfg, error, error_size);
+    if (r != MRL_OK) return r;
+    break;
+  }
   case MRL_CORE_USER: {
     const mrl_core_type *ty = cfg->user_type;
     mrl_result r;
@@ -528,6 +603,389 @@ static mrl_tensor *mrl__frame_stack_forward(const mrl_core *core, mrl_graph *g, 
   return mrl_reshape(g, y, 2, shape);
 }
 
+/* ---- AMRL >>amrl ----
+ * AMRL (Beck, Ciosek, Devlin, Tschiatschek, Zhang, Hofmann 2020, "AMRL:
+ * Aggregated Memory for Reinforcement Learning", ICLR), wired as the authors'
+ * code (github.com/jacooba/AMRL-ICLR2020, models/lstm_diff and
+ * average_rnn.py: an LSTM in slot 1, the "avg" cell stacked on it):
+ *   h_t = LSTM(x_t)                     (torch.nn.LSTM, num_layers, H units)
+ *   a_t = h_t[0 : H/2],  s_t = h_t[H/2 : H]
+ *   avg: S_t = S_{t-1} + a_t, n_t = n_{t-1} + 1, m_t = S_t / n_t
+ *   sum: S_t = S_{t-1} + a_t,                    m_t = S_t
+ *   max: S_t = max(S_{t-1}, a_t) elementwise,    m_t = S_t
+ *   y_t = [s_t, m_t]                    (the skip half first, as the authors)
+ * with S and n zero at an episode's start (so max starts from 0, as the
+ * authors' zero initial state does). Straight-through (the paper's ST,
+ * straight_through = 1): the backward pass treats m_t = S_t / n_t as
+ * m_t = S_t and max(S_{t-1}, a_t) as S_{t-1} + a_t, so the gradient of a_t
+ * is the sum of the output gradients of m over the rest of the episode, for
+ * every aggregator; straight_through = 0 gives the exact gradient (the
+ * paper's AVG and MAX baselines; the authors' SUM has no ST).
+ * State: [h (L*H), c (L*H), S (H/2)] and, for avg, n (1 float): the LSTM's
+ * layout, then the aggregator. Output H floats.
+ * Deviations: the authors' average_rnn_eps (dividing by t^(1+eps)) and
+ * average_rnn_count (appending n_t to the output) are off, as in their
+ * configs; their final_hidden layer is the tower's head MLP here. */
+typedef struct mrl__amrl {
+  mrl_amrl_aggregator aggregator;
+  int straight_through;
+} mrl__amrl;
+
+static mrl_result mrl__amrl_init(mrl_core *core, mrl_params *p, const char *name,
+                                 const mrl_core_config *cfg, char *error, size_t error_size) {
+  int H = cfg->hidden_size, L = cfg->num_layers;
+  mrl__amrl *a;
+  if (H < 2 || H % 2) {
+    mrl__error(error, error_size, "core.hidden_size %d must be even and >= 2 for AMRL", H);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (L < 1 || L > MRL_RNN_MAX_LAYERS) {
+    mrl__error(error, error_size, "core.num_layers %d must be in 1..%d", L, MRL_RNN_MAX_LAYERS);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (!(cfg->forget_bias - cfg->forget_bias == 0.0f)) {
+    mrl__error(error, error_size, "core.forget_bias %g must be finite", cfg->forget_bias);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if ((int)cfg->amrl.aggregator < 0 || (int)cfg->amrl.aggregator > (int)MRL_AMRL_MAX) {
+    mrl__error(error, error_size, "core.amrl.aggregator %d is not an mrl_amrl_aggregator",
+               (int)cfg->amrl.aggregator);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  a = (mrl__amrl *)MRL_MALLOC(sizeof *a);
+  if (!a) {
+    mrl__error(error, error_size, "core: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  a->aggregator = cfg->amrl.aggregator;
+  a->straight_through = cfg->amrl.straight_through != 0;
+  core->impl = a;
+  mrl_lstm_init(&core->lstm, p, name, core->input_dim, H, L, cfg->init, cfg->forget_bias);
+  core->hidden_size = H;
+  core->num_layers = L;
+  core->output_dim = H;
+  core->state_dim = 2 * L * H + H / 2 + (a->aggregator == MRL_AMRL_AVG);
+  return MRL_OK;
+}
+
+/* The aggregator over a [T*B, K] sequence. i: T, B, K, mode (0 straight-
+ * through or sum: running sums of the gradient; 1 exact avg; 2 exact max);
+ * index: episode starts as ints (NULL: none); extra[0]: n_t per row (exact avg). */
+static void mrl__amrl_agg_backward(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *y = nd->out;
+  int T = nd->i[0], B = nd->i[1], K = nd->i[2], mode = nd->i[3], t, b, k;
+  const float *n = nd->extra[0] ? nd->extra[0]->data : NULL;
+  if (!a->grad) return;
+  for (b = 0; b < B; b++)
+    for (k = 0; k < K; k++) {
+      float gsum = 0.0f; /* dL/dS_t: what flows back into the aggregate */
+      for (t = T - 1; t >= 0; t--) {
+        size_t r = (size_t)t * B + b, e = r * K + k;
+        gsum += mode == 1 ? y->grad[e] / n[r] : y->grad[e];
+        if (mode == 2) { /* exact max: the winner takes it (a on ties) */
+          if (y->data[e] == a->data[e]) {
+            a->grad[e] += gsum;
+            gsum = 0.0f;
+          }
+        } else {
+          a->grad[e] += gsum;
+        }
+        if (nd->index && nd->index[r]) gsum = 0.0f; /* S_{t-1} was reset: not used */
+      }
+    }
+}
+
+static mrl_tensor *mrl__amrl_aggregate(const mrl_core *core, mrl_graph *g, mrl_tensor *a, int T,
+                                       int B, const float *episode_start, const float *state_in,
+                                       float *state_out, int stride) {
+  const mrl__amrl *c = (const mrl__amrl *)core->impl;
+  int K = core->hidden_size / 2, off = 2 * core->num_layers * core->hidden_size, t, b, k;
+  int avg = c->aggregator == MRL_AMRL_AVG, mx = c->aggregator == MRL_AMRL_MAX;
+  int mode = c->straight_through || c->aggregator == MRL_AMRL_SUM ? 0 : (avg ? 1 : 2);
+  int wants, *starts = NULL;
+  mrl_tensor *y, *counts = NULL;
+  float *S;
+  mrl_node *nd;
+  if (!a) return NULL;
+  wants = mrl_graph_wants_grad(g, a, NULL);
+  y = mrl_op_output(g, 2, a->shape, wants);
+  S = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)K);
+  if (!y || !S) return NULL;
+  if (wants && episode_start) {
+    starts = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)T * B);
+    if (!starts) return NULL;
+    for (t = 0; t < T * B; t++) starts[t] = episode_start[t] != 0.0f;
+  }
+  if (wants && mode == 1 && !(counts = mrl_tensor_new2(g, T * B, 1, 0))) return NULL;
+  for (b = 0; b < B; b++) {
+    const float *st = state_in ? state_in + (size_t)b * stride + off : NULL;
+    float n = st && avg ? st[K] : 0.0f;
+    for (k = 0; k < K; k++) S[k] = st ? st[k] : 0.0f;
+    for (t = 0; t < T; t++) {
+      size_t r = (size_t)t * B + b;
+      const float *x = a->data + r * K;
+      float *o = y->data + r * K;
+      if (episode_start && episode_start[r] != 0.0f) {
+        memset(S, 0, sizeof(float) * (size_t)K);
+        n = 0.0f;
+      }
+      n += 1.0f;
+      for (k = 0; k < K; k++) {
+        S[k] = mx ? (x[k] >= S[k] ? x[k] : S[k]) : S[k] + x[k];
+        o[k] = avg ? S[k] / n : S[k];
+      }
+      if (counts) counts->data[r] = n;
+    }
+    if (state_out) {
+      float *so = state_out + (size_t)b * stride + off;
+      memcpy(so, S, sizeof(float) * (size_t)K);
+      if (avg) so[K] = n;
+    }
+  }
+  MRL__FINITE("amrl_aggregate", y, a, NULL);
+  if ((nd = mrl_graph_record(g, "amrl_aggregate", mrl__amrl_agg_backward, y)) != NULL) {
+    nd->in[0] = a;
+    nd->extra[0] = counts;
+    nd->index = starts;
+    nd->i[0] = T;
+    nd->i[1] = B;
+    nd->i[2] = K;
+    nd->i[3] = mode;
+  }
+  return y;
+}
+
+static mrl_tensor *mrl__amrl_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
+                                     int B, const float *episode_start, const float *state_in,
+                                     float *state_out, int stride) {
+  int H = core->hidden_size, L = core->num_layers;
+  mrl_tensor *h0 = mrl__core_layers_in(g, state_in, stride, 0, L, B, H);
+  mrl_tensor *c0 = mrl__core_layers_in(g, state_in, stride, L * H, L, B, H);
+  mrl_tensor *h, *hT = NULL, *cT = NULL, *parts[2], *y;
+  if (!h0 || !c0) return NULL;
+  h = mrl_lstm_forward(&core->lstm, g, x, T, B, h0, c0, episode_start, &hT, &cT);
+  parts[0] = mrl_slice(g, h, 1, H / 2, H); /* s_t: around the aggregator */
+  parts[1] = mrl__amrl_aggregate(core, g, mrl_slice(g, h, 1, 0, H / 2), T, B, episode_start,
+                                 state_in, state_out, stride);
+  if (!parts[0] || !parts[1]) return NULL;
+  y = mrl_concat(g, parts, 2, 1);
+  if (y && state_out) { /* after the aggregator read state_in (state_out may alias it) */
+    mrl__core_layers_out(hT, state_out, stride, 0, L, B, H);
+    mrl__core_layers_out(cT, state_out, stride, L * H, L, B, H);
+  }
+  return y;
+}
+
+/* ---- fast weight programmer >>fwp ----
+ * Linear attention as a fast weight programmer with the delta rule (Schlag,
+ * Irie, Schmidhuber 2021, "Linear Transformers Are Secretly Fast Weight
+ * Programmers", ICML, eqs. 23-26), one matrix W^h (d x d) per head h:
+ *   [q, k, v, b] = x_t P                   (one linear map, no bias)
+ *   q_t = phi(q), k_t = phi(k)             phi(z) = sum-normalised ELU(z) + 1
+ *   beta_t = sigmoid(b)                    (one write strength per head)
+ *   vbar_t = W_{t-1} k_t                   (the value stored under k_t)
+ *   W_t = W_{t-1} + beta_t (v_t - vbar_t) k_t^T
+ *   y_t = W_t q_t                          (heads concatenated: heads*d floats)
+ * with W zero at an episode's start. phi: ELU + 1 (Katharopoulos et al. 2020,
+ * the map of POPGym's LinearAttention and one of those the paper evaluates),
+ * then the paper's sum normalisation phi(z) / sum_j phi(z)_j (section 4.2),
+ * which with the delta rule keeps W bounded. P's columns per row: q of every
+ * head, then k, v (heads*d each), then b (heads).
+ * State: the heads' W, row-major (W[i][j]: value i, key j), heads*d*d floats.
+ * Deviations: no DPFP feature map (the paper's own proposal); the block
+ * around the layer (POPGym's input LayerNorm, feed-forward and shortcut; the
+ * paper's output projection and residual) is left to the tower's encoder and
+ * head. POPGym's FWP model differs: ReLU keys, no delta rule (a plain sum of
+ * v k^T). */
+typedef struct mrl__fwp {
+  mrl_linear_layer proj;
+  int heads, dim;
+} mrl__fwp;
+
+static mrl_result mrl__fwp_init(mrl_core *core, mrl_params *p, const char *name,
+                                const mrl_core_config *cfg, char *error, size_t error_size) {
+  char buf[MRL_NAME_MAX];
+  int d = cfg->fwp.head_dim, heads = cfg->fwp.heads;
+  mrl__fwp *f;
+  if (d < 1 || d > 4096 || heads < 1 || heads > 4096 || (long long)heads * d * d > 1 << 26) {
+    mrl__error(
+        error, error_size,
+        "core.fwp.head_dim %d and core.fwp.heads %d must be >= 1 (at most 2^26 state floats)", d,
+        heads);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  f = (mrl__fwp *)MRL_MALLOC(sizeof *f);
+  if (!f) {
+    mrl__error(error, error_size, "core: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  f->heads = heads;
+  f->dim = d;
+  core->impl = f;
+  mrl_linear_layer_init_bias(&f->proj, p, mrl__name(p, buf, name, "proj"), core->input_dim,
+                             heads * (3 * d + 1), 0, cfg->init);
+  core->output_dim = heads * d;
+  core->state_dim = heads * d * d;
+  return MRL_OK;
+}
+
+/* The delta-rule scan. in: q, k [T*B*heads, d], v [T*B, heads*d], beta
+ * [T*B, heads]; extra: W_t after every step [T*B*heads, d*d], W before the
+ * first step [B*heads, d*d], scratch (d*d + 3d); i: T, B, heads, d; index:
+ * episode starts as ints (NULL: none). */
+static void mrl__fwp_scan_backward(mrl_node *nd) {
+  mrl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *beta = nd->in[3], *y = nd->out;
+  int T = nd->i[0], B = nd->i[1], NH = nd->i[2], d = nd->i[3], t, b, h, i, j;
+  size_t dd = (size_t)d * d;
+  float *dW = nd->extra[2]->data, *dq = dW + dd, *dk = dq + d, *dv = dk + d;
+  for (b = 0; b < B; b++)
+    for (h = 0; h < NH; h++) {
+      memset(dW, 0, sizeof(float) * dd);
+      for (t = T - 1; t >= 0; t--) {
+        size_t r = (size_t)t * B + b, e = r * NH + h;
+        int start = nd->index && nd->index[r];
+        const float *Wt = nd->extra[0]->data + e * dd, *qe = q->data + e * d, *ke = k->data + e * d,
+                    *ve = v->data + e * d, *dy = y->grad + e * d;
+        const float *Wp = start    ? NULL
+                          : t == 0 ? nd->extra[1]->data + ((size_t)b * NH + h) * dd
+                                   : nd->extra[0]->data + (e - (size_t)B * NH) * dd;
+        float be = beta->data[e], dbeta = 0.0f;
+        memset(dq, 0, sizeof(float) * 3 * (size_t)d);
+        for (i = 0; i < d; i++) { /* y = W_t q */
+          float *dWi = dW + (size_t)i * d;
+          const float *Wi = Wt + (size_t)i * d;
+          for (j = 0; j < d; j++) {
+            dWi[j] += dy[i] * qe[j];
+            dq[j] += Wi[j] * dy[i];
+          }
+        }
+        for (i = 0; i < d; i++) { /* W_t = W_{t-1} + beta (v - W_{t-1} k) k^T, row by row */
+          float *dWi = dW + (size_t)i * d, vbar = 0.0f, u, du = 0.0f, dvbar;
+          if (Wp)
+            for (j = 0; j < d; j++) vbar += Wp[(size_t)i * d + j] * ke[j];
+          u = be * (ve[i] - vbar);
+          for (j = 0; j < d; j++) {
+            du += dWi[j] * ke[j];
+            dk[j] += dWi[j] * u;
+          }
+          dbeta += du * (ve[i] - vbar);
+          dv[i] += be * du;
+          dvbar = -be * du;
+          for (j = 0; j < d; j++) dWi[j] += dvbar * ke[j]; /* now dL/dW_{t-1} */
+          if (Wp)
+            for (j = 0; j < d; j++) dk[j] += Wp[(size_t)i * d + j] * dvbar;
+        }
+        if (q->grad)
+          for (j = 0; j < d; j++) q->grad[e * d + j] += dq[j];
+        if (k->grad)
+          for (j = 0; j < d; j++) k->grad[e * d + j] += dk[j];
+        if (v->grad)
+          for (j = 0; j < d; j++) v->grad[e * d + j] += dv[j];
+        if (beta->grad) beta->grad[e] += dbeta;
+        if (start) memset(dW, 0, sizeof(float) * dd); /* W_{t-1} was not used */
+      }
+    }
+}
+
+static mrl_tensor *mrl__fwp_scan(const mrl__fwp *f, mrl_graph *g, mrl_tensor *q, mrl_tensor *k,
+                                 mrl_tensor *v, mrl_tensor *beta, int T, int B,
+                                 const float *episode_start, const float *state_in,
+                                 float *state_out, int stride) {
+  int NH = f->heads, d = f->dim, t, b, h, i, j, shape[2], *starts = NULL, wants;
+  size_t dd = (size_t)d * d, per_env = (size_t)NH * dd;
+  mrl_tensor *y, *hist = NULL, *w0 = NULL, *scratch = NULL;
+  float *W;
+  mrl_node *nd;
+  if (!q || !k || !v || !beta) return NULL;
+  wants = mrl_graph_wants_grad(g, q, k) || mrl_graph_wants_grad(g, v, beta);
+  shape[0] = T * B;
+  shape[1] = NH * d;
+  y = mrl_op_output(g, 2, shape, wants);
+  W = (float *)mrl_graph_alloc(g, sizeof(float) * per_env * (size_t)B);
+  if (!y || !W) return NULL;
+  for (b = 0; b < B; b++)
+    if (state_in)
+      memcpy(W + (size_t)b * per_env, state_in + (size_t)b * stride, sizeof(float) * per_env);
+    else
+      memset(W + (size_t)b * per_env, 0, sizeof(float) * per_env);
+  if (wants) {
+    hist = mrl_tensor_new2(g, T * B * NH, (int)dd, 0);
+    w0 = mrl_tensor_new2(g, B * NH, (int)dd, 0);
+    scratch = mrl_tensor_new2(g, 1, (int)dd + 3 * d, 0);
+    if (!hist || !w0 || !scratch) return NULL;
+    memcpy(w0->data, W, sizeof(float) * per_env * (size_t)B);
+    if (episode_start) {
+      starts = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)T * B);
+      if (!starts) return NULL;
+      for (t = 0; t < T * B; t++) starts[t] = episode_start[t] != 0.0f;
+    }
+  }
+  for (t = 0; t < T; t++)
+    for (b = 0; b < B; b++) {
+      size_t r = (size_t)t * B + b;
+      if (episode_start && episode_start[r] != 0.0f)
+        memset(W + (size_t)b * per_env, 0, sizeof(float) * per_env);
+      for (h = 0; h < NH; h++) {
+        size_t e = r * NH + h;
+        float *Wh = W + (size_t)b * per_env + (size_t)h * dd, be = beta->data[e];
+        const float *qe = q->data + e * d, *ke = k->data + e * d, *ve = v->data + e * d;
+        for (i = 0; i < d; i++) { /* each row of W updates on its own */
+          float *Wi = Wh + (size_t)i * d, vbar = 0.0f, u, out = 0.0f;
+          for (j = 0; j < d; j++) vbar += Wi[j] * ke[j];
+          u = be * (ve[i] - vbar);
+          for (j = 0; j < d; j++) {
+            Wi[j] += u * ke[j];
+            out += Wi[j] * qe[j];
+          }
+          y->data[e * d + i] = out;
+        }
+        if (hist) memcpy(hist->data + e * dd, Wh, sizeof(float) * dd);
+      }
+    }
+  if (state_out)
+    for (b = 0; b < B; b++)
+      memcpy(state_out + (size_t)b * stride, W + (size_t)b * per_env, sizeof(float) * per_env);
+  MRL__FINITE("fwp_scan", y, q, k);
+  if ((nd = mrl_graph_record(g, "fwp_scan", mrl__fwp_scan_backward, y)) != NULL) {
+    nd->in[0] = q;
+    nd->in[1] = k;
+    nd->in[2] = v;
+    nd->in[3] = beta;
+    nd->extra[0] = hist;
+    nd->extra[1] = w0;
+    nd->extra[2] = scratch;
+    nd->index = starts;
+    nd->i[0] = T;
+    nd->i[1] = B;
+    nd->i[2] = NH;
+    nd->i[3] = d;
+  }
+  return y;
+}
+
+/* phi: ELU + 1, normalised to sum 1 over each head's d features */
+static mrl_tensor *mrl__fwp_phi(mrl_graph *g, mrl_tensor *z, int rows, int d) {
+  int shape[2];
+  mrl_tensor *f;
+  shape[0] = rows;
+  shape[1] = d;
+  f = mrl_reshape(g, mrl_add_scalar(g, mrl_elu(g, z, 1.0f), 1.0f), 2, shape);
+  return mrl_div(g, f, mrl_sum_axis(g, f, 1, 1));
+}
+
+static mrl_tensor *mrl__fwp_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                    const float *episode_start, const float *state_in,
+                                    float *state_out, int stride) {
+  const mrl__fwp *f = (const mrl__fwp *)core->impl;
+  int NH = f->heads, d = f->dim, hd = NH * d;
+  mrl_tensor *z = mrl_linear_layer_forward(&f->proj, g, x);
+  mrl_tensor *q = mrl__fwp_phi(g, mrl_slice(g, z, 1, 0, hd), T * B * NH, d);
+  mrl_tensor *k = mrl__fwp_phi(g, mrl_slice(g, z, 1, hd, 2 * hd), T * B * NH, d);
+  mrl_tensor *v = mrl_slice(g, z, 1, 2 * hd, 3 * hd);
+  mrl_tensor *beta = mrl_sigmoid(g, mrl_slice(g, z, 1, 3 * hd, 3 * hd + NH));
+  return mrl__fwp_scan(f, g, q, k, v, beta, T, B, episode_start, state_in, state_out, stride);
+}
+
 MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
                                      int B, const float *episode_start, const float *state_in,
                                      float *state_out, int stride) {
@@ -561,6 +1019,10 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
   }
   case MRL_CORE_FRAME_STACK:
     return mrl__frame_stack_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  case MRL_CORE_AMRL:
+    return mrl__amrl_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  case MRL_CORE_FWP:
+    return mrl__fwp_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
   }
   return NULL;
 }
@@ -640,11 +1102,7 @@ MRL_DEF mrl_result mrl_tower_init(mrl_tower *t, mrl_params *p, const char *name,
                c->core.hidden_size);
     return MRL_ERR_INVALID_ARGUMENT;
   }
-  if (c->core.kind != MRL_CORE_NONE && c->core.kind != MRL_CORE_LSTM &&
-      c->core.kind != MRL_CORE_USER) {
-    mrl__error(error, error_size, "core.kind %d is not an mrl_core_kind", (int)c->core.kind);
-    return MRL_ERR_INVALID_ARGUMENT;
-  }
+  /* the core's kind and sizes are checked by mrl_core_init (every built-in kind) */
   if (c->use_conv) {
     const mrl_conv_encoder_config *cc = &c->conv;
     if ((long long)cc->in_channels * cc->in_height * cc->in_width != input_dim) {

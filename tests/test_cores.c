@@ -87,7 +87,16 @@ static mrl_tensor *grad_loss(mrl_graph *g, mrl_tensor **inputs, void *user) {
 /* Finite-difference step: 1e-2 in float32, smaller where a relu's kink could
  * fall inside the step (the central difference then measures the kink). */
 static float gradcheck_eps(const mrl_core_config *cfg) {
+  if (cfg->kind == MRL_CORE_AMRL && cfg->amrl.aggregator == MRL_AMRL_MAX) return 1e-3f;
   return cfg->kind == MRL_CORE_ELMAN && cfg->nonlinearity == MRL_ACT_RELU ? 1e-3f : 1e-2f;
+}
+
+/* AMRL's straight-through gradient is by design not the derivative of the
+ * forward (except for sum, where they agree): test_amrl_fwp_torch checks it
+ * against the paper's ST written in PyTorch instead. */
+static int exact_gradients(const mrl_core_config *cfg) {
+  return !(cfg->kind == MRL_CORE_AMRL && cfg->amrl.straight_through &&
+           cfg->amrl.aggregator != MRL_AMRL_SUM);
 }
 
 static void conformance(const char *label, mrl_core_config cfg, int D) {
@@ -135,7 +144,7 @@ static void conformance(const char *label, mrl_core_config cfg, int D) {
   }
 
   /* 3. gradients through time */
-  {
+  if (exact_gradients(&cfg)) {
     grad_ctx c;
     mrl_tensor *inputs[1];
     mrl_graph gi; /* the inputs live outside the graph mrl_gradcheck resets */
@@ -302,6 +311,43 @@ static void test_parse(void) {
             "parse gru:8:99 (too many layers)");
   MRL_CHECK(mrl_core_config_parse("tardis:8", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
             "parse an unknown core");
+  MRL_CHECK(mrl_core_config_parse("amrl:64", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_AMRL && c.hidden_size == 64 &&
+                c.amrl.aggregator == MRL_AMRL_AVG && c.amrl.straight_through == 1,
+            "parse amrl:64");
+  MRL_CHECK(mrl_core_config_parse("amrl:32:max", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_AMRL && c.hidden_size == 32 && c.amrl.aggregator == MRL_AMRL_MAX,
+            "parse amrl:32:max");
+  MRL_CHECK(mrl_core_config_parse("amrl:32:sum", &c, err, sizeof err) == MRL_OK &&
+                c.amrl.aggregator == MRL_AMRL_SUM,
+            "parse amrl:32:sum");
+  MRL_CHECK(mrl_core_config_parse("amrl:32:median", &c, err, sizeof err) ==
+                    MRL_ERR_INVALID_ARGUMENT &&
+                strstr(err, "amrl:H[:avg|sum|max]"),
+            "parse amrl:32:median: '%s'", err);
+  MRL_CHECK(mrl_core_config_parse("fwp:16:4", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_FWP && c.fwp.head_dim == 16 && c.fwp.heads == 4,
+            "parse fwp:16:4");
+  MRL_CHECK(mrl_core_config_parse("fwp:8", &c, err, sizeof err) == MRL_OK && c.fwp.heads == 1,
+            "parse fwp:8");
+  {
+    mrl_params p;
+    mrl_core core;
+    mrl_params_init(&p);
+    c = mrl_core_config_amrl(7, MRL_AMRL_MAX);
+    MRL_CHECK(mrl_core_init(&core, &p, "core", 3, &c, err, sizeof err) ==
+                      MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(err, "hidden_size 7") && p.count == 0,
+              "amrl with 7 units: '%s'", err);
+    mrl_core_free(&core);
+    c = mrl_core_config_fwp(0, 2);
+    MRL_CHECK(mrl_core_init(&core, &p, "core", 3, &c, err, sizeof err) ==
+                      MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(err, "head_dim 0") && p.count == 0,
+              "fwp of size 0: '%s'", err);
+    mrl_core_free(&core);
+    mrl_params_free(&p);
+  }
 }
 
 /* The frame stack by hand: k = 3 over one environment's inputs 1, 2, 3, ...
@@ -343,6 +389,18 @@ int main(void) {
   conformance("frame stack 1", mrl_core_config_frame_stack(1), 3);
   conformance("none", mrl_core_config_default(), 3);
   conformance("user gru", mrl_core_config_user(&test_user_gru_type, &user_hidden), 4);
+  conformance("amrl avg (straight-through)", mrl_core_config_amrl(6, MRL_AMRL_AVG), 4);
+  conformance("amrl max (straight-through)", mrl_core_config_amrl(6, MRL_AMRL_MAX), 4);
+  conformance("amrl sum", mrl_core_config_amrl(6, MRL_AMRL_SUM), 4);
+  c = mrl_core_config_amrl(6, MRL_AMRL_AVG);
+  c.amrl.straight_through = 0;
+  conformance("amrl avg (exact gradient)", c, 4);
+  c = mrl_core_config_amrl(4, MRL_AMRL_MAX);
+  c.amrl.straight_through = 0;
+  c.num_layers = 2;
+  conformance("amrl max 2 layers (exact gradient)", c, 3);
+  conformance("fwp", mrl_core_config_fwp(3, 1), 4);
+  conformance("fwp 2 heads", mrl_core_config_fwp(4, 2), 3);
   c = mrl_core_config_lstm(4);
   c.num_layers = 2;
   matches_stack("lstm 2 layers = mrl_lstm", c, 3);
