@@ -22,6 +22,7 @@
 #include "test.h"
 #include "../memrl_mem.h"
 #include "test.h" /* again: the user core of tests/test.h needs memrl_mem.h */
+#include "ref_loader.h"
 
 enum { T = 6, B = 3 };
 
@@ -369,6 +370,90 @@ static void test_frame_stack_values(void) {
   fixture_free(&f);
 }
 
+/* 7. AMRL and FWP against their equations written in PyTorch
+ * (tools/make_ref.py make_amrl_fwp -> tests/ref/amrl_fwp.txt): outputs, final
+ * state and gradients of sum(y * gy) for x and every parameter, on fixed
+ * weights, from a stored state, with resets; for AMRL the paper's
+ * straight-through gradient. */
+static void torch_case(mrl_ref_file *rf, const char *label, mrl_core_config cfg, int T_, int B_,
+                       int D, const char *pre, const char *wpre, const char *const *pnames,
+                       const char *const *fnames, int np) {
+  char name[128];
+  core_fixture f;
+  float *x = NULL, *starts = NULL, *state = NULL, *gy = NULL;
+  mrl_tensor *xt, *y, *loss;
+  int k, S;
+  (void)label;
+  if (!fixture_init(&f, &cfg, D, label)) return;
+  S = f.S;
+  for (k = 0; k < np; k++) { /* fixed weights */
+    int idx = mrl_params_find(&f.params, pnames[k]);
+    MRL_CHECK(idx >= 0, "%s: no parameter %s", label, pnames[k]);
+    if (idx < 0) goto done;
+    snprintf(name, sizeof name, "%s%s", wpre, fnames[k]);
+    if (!mrl_ref_fill(rf, name, mrl_params_tensor(&f.params, idx)->data,
+                      mrl_params_tensor(&f.params, idx)->size))
+      goto done;
+  }
+  x = (float *)malloc(sizeof(float) * (size_t)T_ * B_ * D);
+  starts = (float *)malloc(sizeof(float) * (size_t)T_ * B_);
+  state = (float *)malloc(sizeof(float) * (size_t)B_ * S);
+  gy = (float *)malloc(sizeof(float) * (size_t)T_ * B_ * f.O);
+  snprintf(name, sizeof name, "%sstate0", pre);
+  if (!mrl_ref_fill(rf, name, state, B_ * S)) goto done;
+  snprintf(name, sizeof name, "%sx", cfg.kind == MRL_CORE_AMRL ? "amrl_" : "fwp_");
+  if (!mrl_ref_fill(rf, name, x, T_ * B_ * D)) goto done;
+  snprintf(name, sizeof name, "%sstarts", cfg.kind == MRL_CORE_AMRL ? "amrl_" : "fwp_");
+  if (!mrl_ref_fill(rf, name, starts, T_ * B_)) goto done;
+  snprintf(name, sizeof name, "%sgy", cfg.kind == MRL_CORE_AMRL ? "amrl_" : "fwp_");
+  if (!mrl_ref_fill(rf, name, gy, T_ * B_ * f.O)) goto done;
+  mrl_graph_reset(&f.g);
+  mrl_graph_set_no_grad(&f.g, 0);
+  mrl_params_zero_grad(&f.params);
+  xt = mrl_tensor_new2(&f.g, T_ * B_, D, 1);
+  memcpy(xt->data, x, sizeof(float) * (size_t)T_ * B_ * D);
+  y = mrl_core_forward(&f.core, &f.g, xt, T_, B_, starts, state, state, S);
+  loss = y ? mrl_sum(&f.g, mrl_mul(&f.g, y, mrl_tensor_from2(&f.g, gy, T_ * B_, f.O))) : NULL;
+  MRL_CHECK(loss && mrl_backward(&f.g, loss) == MRL_OK, "%s: forward/backward", label);
+  if (!loss) goto done;
+  snprintf(name, sizeof name, "%sy", pre);
+  mrl_ref_expect(rf, name, y->data, y->size, 1e-5, 1e-4);
+  snprintf(name, sizeof name, "%sstate", pre);
+  mrl_ref_expect(rf, name, state, B_ * S, 1e-5, 1e-4);
+  snprintf(name, sizeof name, "%sgx", pre);
+  mrl_ref_expect(rf, name, xt->grad, xt->size, 1e-5, 1e-4);
+  for (k = 0; k < np; k++) {
+    mrl_tensor *pt = mrl_params_tensor(&f.params, mrl_params_find(&f.params, pnames[k]));
+    snprintf(name, sizeof name, "%sg_%s", pre, fnames[k]);
+    mrl_ref_expect(rf, name, pt->grad, pt->size, 1e-5, 1e-4);
+  }
+done:
+  free(x);
+  free(starts);
+  free(state);
+  free(gy);
+  fixture_free(&f);
+}
+
+static void test_amrl_fwp_torch(void) {
+  static const char *const lstm_p[4] = {"core.weight_ih_l0", "core.weight_hh_l0", "core.bias_ih_l0",
+                                        "core.bias_hh_l0"};
+  static const char *const lstm_f[4] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"};
+  static const char *const fwp_p[1] = {"core.proj.weight"};
+  static const char *const fwp_f[1] = {"weight"};
+  mrl_ref_file rf;
+  if (!mrl_ref_open(&rf, "tests/ref/amrl_fwp.txt")) return;
+  torch_case(&rf, "amrl avg vs torch", mrl_core_config_amrl(6, MRL_AMRL_AVG), 5, 2, 3, "amrl_avg_",
+             "amrl_w_", lstm_p, lstm_f, 4);
+  torch_case(&rf, "amrl max vs torch", mrl_core_config_amrl(6, MRL_AMRL_MAX), 5, 2, 3, "amrl_max_",
+             "amrl_w_", lstm_p, lstm_f, 4);
+  torch_case(&rf, "amrl sum vs torch", mrl_core_config_amrl(6, MRL_AMRL_SUM), 5, 2, 3, "amrl_sum_",
+             "amrl_w_", lstm_p, lstm_f, 4);
+  torch_case(&rf, "fwp vs torch", mrl_core_config_fwp(3, 2), 5, 2, 4, "fwp_", "fwp_", fwp_p, fwp_f,
+             1);
+  mrl_ref_close(&rf);
+}
+
 int main(void) {
   static const int user_hidden = 5;
   mrl_core_config c;
@@ -412,5 +497,6 @@ int main(void) {
   matches_stack("elman 2 layers = mrl_elman", c, 3);
   test_parse();
   test_frame_stack_values();
+  test_amrl_fwp_torch();
   return mrl_test_summary("test_cores");
 }

@@ -17,6 +17,9 @@ It (re)writes these files under tests/ref/:
     policy_heads.txt  every kind of mrl_policy_head (make_policy_heads).
     torch_written.safetensors / .txt  a checkpoint written from PyTorch
               tensors by tools/safetensors_io.py (see make_torch_checkpoint).
+    amrl_fwp.txt  the AMRL and fast-weight (delta rule) memory cores of
+              memrl_mem.h written from their papers' equations, on fixed
+              weights, with resets (make_amrl_fwp).
     torch_names.txt, torch_names_*.safetensors  state_dicts saved straight
               from PyTorch modules (a CleanRL-style LSTM agent, a bare LSTM,
               cells, a post-LN encoder layer at a long path, dtypes; see
@@ -1280,6 +1283,7 @@ def main():
     print("wrote", make_attention())
     print("wrote", make_ppo_update())
     print("wrote", make_torch_names())
+    print("wrote", make_amrl_fwp())
 
 
 # ---------------------------------------------------------------------------
@@ -2379,6 +2383,139 @@ def make_ppo_update():
         opt.step()
         for k, t in enumerate(params):
             dump(f, "%s_u%d" % (case, k), t)
+    f.close()
+    return path
+
+
+# ---------------------------------------------------------------------------
+# AMRL and fast weights (tests/test_cores.c)
+# ---------------------------------------------------------------------------
+
+class _MaxST(torch.autograd.Function):
+    """AMRL's straight-through max: forward max(prev, x), backward passes the
+    output gradient to both (the authors' maximum_grad_straight_through)."""
+
+    @staticmethod
+    def forward(ctx, prev, x):
+        return torch.maximum(prev, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+class _DivST(torch.autograd.Function):
+    """AMRL's straight-through average: forward S / n, backward passes the
+    output gradient to S unchanged (divide_grad_straight_through)."""
+
+    @staticmethod
+    def forward(ctx, s, n):
+        return s / n
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+def make_amrl_fwp():
+    """The AMRL and FWP cores (memrl_mem.h >>amrl, >>fwp) from their equations.
+
+    Time-major [T*B, .] rows (row t*B+b); starts [T*B] (1: the state is zeroed
+    before that step); the loss is sum(y * <p>_gy). AMRL (prefix amrl_<agg>_,
+    agg avg/max/sum, all straight-through; one LSTM shared, weights amrl_w_*
+    named as torch.nn.LSTM): h = LSTM(x), a = h[:, :H/2], y = [h[:, H/2:],
+    agg(a)], state per env [h, c, S, (n for avg)]. FWP (prefix fwp_): z = x P^T,
+    q, k = sum-normalised ELU+1 of their slices, v, beta = sigmoid(b), delta
+    rule per head; state per env: every head's W (d x d, row-major).
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture("amrl_fwp.txt", make_amrl_fwp.__doc__.splitlines()[0])
+    T, B, D, H = 5, 2, 3, 6
+    K = H // 2
+    starts = torch.zeros(T, B)
+    starts[3, 1] = 1.0
+    starts[1, 0] = 1.0
+    lstm = torch.nn.LSTM(D, H)
+    for name, t in lstm.named_parameters():
+        dump(f, "amrl_w_" + name, t)
+    dump(f, "amrl_starts", starts.reshape(-1))
+    x0 = torch.randn(T * B, D)
+    h0 = torch.rand(B, H) - 0.5
+    c0 = torch.rand(B, H) - 0.5
+    s0 = torch.rand(B, K) - 0.5
+    n0 = torch.tensor([3.0, 2.0])
+    gy = torch.rand(T * B, H) * 2 - 1
+    dump(f, "amrl_x", x0)
+    dump(f, "amrl_gy", gy)
+    for agg in ("avg", "max", "sum"):
+        pre = "amrl_%s_" % agg
+        state0 = torch.cat([h0, c0, s0] + ([n0[:, None]] if agg == "avg" else []), 1)
+        dump(f, pre + "state0", state0)
+        lstm.zero_grad()
+        x = x0.clone().requires_grad_(True)
+        w_ih, w_hh, b_ih, b_hh = (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0,
+                                  lstm.bias_hh_l0)
+        h, c, S, n = h0, c0, s0, n0[:, None]
+        ys = []
+        for t in range(T):
+            keep = (1.0 - starts[t])[:, None]
+            h, c, S, n = h * keep, c * keep, S * keep, n * keep
+            gates = x[t * B:(t + 1) * B] @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh
+            i, fg, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(fg) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            a = h[:, :K]
+            n = n + 1.0
+            if agg == "max":
+                S = _MaxST.apply(S, a)
+                m = S
+            else:
+                S = S + a
+                m = _DivST.apply(S, n) if agg == "avg" else S
+            ys.append(torch.cat([h[:, K:], m], 1))
+        y = torch.cat(ys, 0)
+        (y * gy).sum().backward()
+        dump(f, pre + "y", y)
+        dump(f, pre + "state", torch.cat([h, c, S] + ([n] if agg == "avg" else []), 1))
+        dump(f, pre + "gx", x.grad)
+        for name, t in lstm.named_parameters():
+            dump(f, pre + "g_" + name, t.grad)
+
+    # fast weights, delta rule
+    T, B, D, NH, d = 5, 2, 4, 2, 3
+    hd = NH * d
+    P = torch.nn.Linear(D, NH * (3 * d + 1), bias=False)
+    x = torch.randn(T * B, D, requires_grad=True)
+    W0 = (torch.rand(B, NH, d, d) - 0.5) * 0.6
+    gy = torch.rand(T * B, hd) * 2 - 1
+    dump(f, "fwp_weight", P.weight)
+    dump(f, "fwp_x", x)
+    dump(f, "fwp_starts", starts.reshape(-1))
+    dump(f, "fwp_state0", W0.reshape(B, -1))
+    dump(f, "fwp_gy", gy)
+
+    def phi(z):
+        e = torch.nn.functional.elu(z) + 1.0
+        return e / e.sum(-1, keepdim=True)
+
+    z = x @ P.weight.t()
+    q = phi(z[:, :hd].reshape(T, B, NH, d))
+    k = phi(z[:, hd:2 * hd].reshape(T, B, NH, d))
+    v = z[:, 2 * hd:3 * hd].reshape(T, B, NH, d)
+    beta = torch.sigmoid(z[:, 3 * hd:]).reshape(T, B, NH)
+    W = W0
+    ys = []
+    for t in range(T):
+        W = W * (1.0 - starts[t])[:, None, None, None]
+        vbar = torch.einsum("bhij,bhj->bhi", W, k[t])
+        W = W + (beta[t][..., None] * (v[t] - vbar))[..., :, None] * k[t][..., None, :]
+        ys.append(torch.einsum("bhij,bhj->bhi", W, q[t]).reshape(B, hd))
+    y = torch.cat(ys, 0)
+    (y * gy).sum().backward()
+    dump(f, "fwp_y", y)
+    dump(f, "fwp_state", W.reshape(B, -1))
+    dump(f, "fwp_gx", x.grad)
+    dump(f, "fwp_g_weight", P.weight.grad)
     f.close()
     return path
 
