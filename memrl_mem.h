@@ -28,7 +28,11 @@
  *   MRL_CORE_FRAME_STACK (the last k inputs concatenated); MRL_CORE_LSTM,
  *   MRL_CORE_GRU and MRL_CORE_ELMAN (torch.nn.LSTM / GRU / RNN, multi-layer,
  *   PyTorch-exact; state: every layer's h, then every layer's c for the
- *   LSTM); and MRL_CORE_USER: a user's own core through a function table
+ *   LSTM); MRL_CORE_AMRL (Beck et al. 2020: an LSTM whose outputs feed an
+ *   episode-long average, sum or max, with the paper's straight-through
+ *   gradient); MRL_CORE_FWP (Schlag et al. 2021: linear attention as fast
+ *   weights, heads of d x d matrices written by the delta rule); and
+ *   MRL_CORE_USER: a user's own core through a function table
  *   (mrl_core_type), which every agent then trains unchanged (tests/test.h
  *   has a worked one, a GRU). mrl_core_config_parse("gru:128:2") builds a
  *   config from a short spec. Every core passes the conformance table of
