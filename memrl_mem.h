@@ -92,8 +92,8 @@ typedef enum mrl_core_kind {
   MRL_CORE_GRU,         /* torch.nn.GRU, num_layers deep; state [h (L*H)] */
   MRL_CORE_ELMAN,       /* torch.nn.RNN (tanh or relu), num_layers deep; state [h (L*H)] */
   MRL_CORE_FRAME_STACK, /* the last frame_stack inputs concatenated, oldest first */
-  MRL_CORE_AMRL,        /* LSTM + order-invariant aggregator (Beck et al. 2020); see >>amrl */
-  MRL_CORE_FWP          /* fast weights, delta rule (Schlag et al. 2021); see >>fwp */
+  MRL_CORE_AMRL,        /* LSTM + order-invariant aggregator (Beck et al. 2020) */
+  MRL_CORE_FWP          /* fast weights, delta rule (Schlag et al. 2021) */
 } mrl_core_kind;
 
 /* A user's core. init declares its parameters into p under `name` (the store
@@ -112,7 +112,7 @@ typedef struct mrl_core_type {
   void (*free)(void *self);
 } mrl_core_type;
 
-/* AMRL's aggregator over the episode (>>amrl). */
+/* AMRL's aggregator over the episode (its section: the amrl tag). */
 typedef enum mrl_amrl_aggregator { MRL_AMRL_AVG, MRL_AMRL_SUM, MRL_AMRL_MAX } mrl_amrl_aggregator;
 typedef struct mrl_amrl_config {
   mrl_amrl_aggregator aggregator; /* MRL_AMRL_AVG (the authors' default; AMRL-Avg) */
@@ -120,7 +120,7 @@ typedef struct mrl_amrl_config {
                            exact gradient (the paper's AVG/MAX baselines) */
 } mrl_amrl_config;
 
-/* Fast weight programmer with the delta rule (>>fwp): heads matrices of
+/* Fast weight programmer with the delta rule (the fwp tag): heads matrices of
  * head_dim x head_dim; the core's hidden_size is unused. */
 typedef struct mrl_fwp_config {
   int head_dim; /* key/query/value size per head */
