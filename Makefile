@@ -68,7 +68,7 @@ bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn buil
 	    $$py tools/bench_torch.py > build/bench_torch.txt || rm -f build/bench_torch.txt; break; \
 	  fi; done
 	@./build/bench_nn build/bench_torch.txt
-	@./build/bench_attention
+	@./build/bench_attention build/bench_torch.txt
 	@./build/bench_fused
 
 # libFuzzer (clang's runtime) on the checkpoint loader, for a bounded time.

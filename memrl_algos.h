@@ -68,7 +68,10 @@
  *                  starts, normalisers, statistics and final observations;
  *                  mrl_rollout (memrl_mem.h) and its GAE
  *     updates      mrl_minibatches (rows or whole sequences), mrl_rng_shuffle,
- *                  mrl_update_guard (clip + refuse non-finite), mrl_lr_linear
+ *                  mrl_update_guard (clip + refuse non-finite), mrl_update_backup
+ *                  (undo a refused update whole), mrl_lr_linear (memrl_nn.h: the
+ *                  learning rate, the clip range, and exploration's epsilon as
+ *                  CleanRL's linear_schedule)
  *     reporting    mrl_train_progress + named metrics, CSV, SVG, final line
  *     deployment   mrl_evaluate over any act function
  *     persistence  mrl_agent_save / mrl_agent_load: whole-agent checkpoints
@@ -1596,8 +1599,8 @@ MRL_DEF mrl_result mrl_agent_load(const char *path, mrl_params *p, const char *a
   memcpy(backup + 2 * p->total, p->moment2, sizeof(float) * p->total);
   steps = p->adam_steps;
   if ((res = mrl_checkpoint_apply(&c, p, MRL_CHECKPOINT_OPTIMIZER)) != MRL_OK) {
-    mrl__say(error, error_size, "%s: the parameters in %s do not fit this agent (%s)", algo, path,
-             mrl_result_string(res));
+    mrl__say(error, error_size, "%s: the parameters in %s do not fit this agent: %s", algo, path,
+             p->message[0] ? p->message : mrl_result_string(res));
     goto out;
   }
   snap = mrl_checkpoint_find(&c, "__runner.vecenv");

@@ -28,11 +28,12 @@
  *   MRL_CORE_FRAME_STACK (the last k inputs concatenated); MRL_CORE_LSTM,
  *   MRL_CORE_GRU and MRL_CORE_ELMAN (torch.nn.LSTM / GRU / RNN, multi-layer,
  *   PyTorch-exact; state: every layer's h, then every layer's c for the
- *   LSTM); MRL_CORE_AMRL (Beck et al. 2020: an LSTM whose outputs feed an
- *   episode-long average, sum or max, with the paper's straight-through
- *   gradient); MRL_CORE_FWP (Schlag et al. 2021: linear attention as fast
- *   weights, heads of d x d matrices written by the delta rule); and
- *   MRL_CORE_USER: a user's own core through a function table
+ *   LSTM); MRL_CORE_GTRXL (Parisotto et al. 2019's gated Transformer-XL over
+ *   a window of past steps, memrl_nn.h's mrl_gtrxl); MRL_CORE_AMRL (Beck et
+ *   al. 2020: an LSTM whose outputs feed an episode-long average, sum or max,
+ *   with the paper's straight-through gradient); MRL_CORE_FWP (Schlag et al.
+ *   2021: linear attention as fast weights, heads of d x d matrices written by
+ *   the delta rule); and MRL_CORE_USER: a user's own core through a function table
  *   (mrl_core_type), which every agent then trains unchanged (tests/test.h
  *   has a worked one, a GRU). mrl_core_config_parse("gru:128:2") builds a
  *   config from a short spec. Every core passes the conformance table of
@@ -60,7 +61,7 @@
  * TAGS: each implementation section carries one tag, written >> and the
  * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
  *   The tags in file order:
- *     core frame_stack amrl fwp tower rollout
+ *     core frame_stack gtrxl_core amrl fwp tower rollout
  *
  */
 #ifndef MEMRL_MEM_H
@@ -92,6 +93,7 @@ typedef enum mrl_core_kind {
   MRL_CORE_GRU,         /* torch.nn.GRU, num_layers deep; state [h (L*H)] */
   MRL_CORE_ELMAN,       /* torch.nn.RNN (tanh or relu), num_layers deep; state [h (L*H)] */
   MRL_CORE_FRAME_STACK, /* the last frame_stack inputs concatenated, oldest first */
+  MRL_CORE_GTRXL,       /* gated Transformer-XL over a window of past steps (memrl_nn.h) */
   MRL_CORE_AMRL,        /* LSTM + order-invariant aggregator (Beck et al. 2020) */
   MRL_CORE_FWP          /* fast weights, delta rule (Schlag et al. 2021) */
 } mrl_core_kind;
@@ -135,6 +137,7 @@ typedef struct mrl_core_config {
   float forget_bias; /* LSTM: added to the forget gate's bias (0: PyTorch's init) */
   mrl_activation nonlinearity;    /* Elman: MRL_ACT_TANH (torch's default) or MRL_ACT_RELU */
   int frame_stack;                /* FRAME_STACK: frames k (4; k = 1 is the feedforward agent) */
+  mrl_gtrxl_config gtrxl;         /* GTRXL: embed 64, heads 4, layers 2, ff 256, window 64 */
   const mrl_core_type *user_type; /* MRL_CORE_USER: the table (must outlive the core) */
   const void *user_config;        /* MRL_CORE_USER: passed to user_type->init */
   mrl_amrl_config amrl;           /* AMRL: the aggregator (with hidden_size, num_layers,
@@ -147,12 +150,15 @@ MRL_DEF mrl_core_config mrl_core_config_lstm(int hidden_size);
 MRL_DEF mrl_core_config mrl_core_config_gru(int hidden_size);
 MRL_DEF mrl_core_config mrl_core_config_elman(int hidden_size);
 MRL_DEF mrl_core_config mrl_core_config_frame_stack(int frames);
+/* GTrXL of mrl_gtrxl_config_default() with this embedding width and window. */
+MRL_DEF mrl_core_config mrl_core_config_gtrxl(int embed_dim, int mem_len);
 /* AMRL over an LSTM of hidden_size units (even; forget_bias 1 as the authors') */
 MRL_DEF mrl_core_config mrl_core_config_amrl(int hidden_size, mrl_amrl_aggregator aggregator);
 MRL_DEF mrl_core_config mrl_core_config_fwp(int head_dim, int heads);
 /* A core from a short spec, for command lines and benchmark tables: "none",
  * "lstm:<units>[:<layers>]", "gru:<units>[:<layers>]", "elman:<units>[:<layers>]"
- * ("elman_relu:..." for relu), "frame_stack:<k>", "amrl:<units>[:avg|sum|max]"
+ * ("elman_relu:..." for relu), "frame_stack:<k>", "gtrxl:<embed>[:<layers>]" (4 heads,
+ * ff 4 x embed... as mrl_gtrxl_config_default otherwise), "amrl:<units>[:avg|sum|max]"
  * (straight-through, one layer), "fwp:<head_dim>[:<heads>]". MRL_ERR_INVALID_ARGUMENT
  * with the reason in error for anything else. */
 MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
@@ -265,6 +271,13 @@ extern "C" {
 
 /* ---- memory cores >>core ---- */
 
+/* GTrXL's parts (core->impl) */
+typedef struct mrl__gtrxl_core {
+  mrl_gtrxl net;
+  mrl_linear_layer in; /* input embedding when input_dim != embed_dim */
+  int project;
+} mrl__gtrxl_core;
+
 /* printf into a caller's error buffer (size 0: no message wanted) */
 static void mrl__error(char *error, size_t size, const char *fmt, ...) {
   va_list ap;
@@ -282,6 +295,7 @@ MRL_DEF mrl_core_config mrl_core_config_default(void) {
   c.init = mrl_init_default();
   c.nonlinearity = MRL_ACT_TANH;
   c.frame_stack = 4;
+  c.gtrxl = mrl_gtrxl_config_default();
   c.amrl.aggregator = MRL_AMRL_AVG;
   c.amrl.straight_through = 1;
   c.fwp.heads = 1;
@@ -382,6 +396,10 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
   } else if (colon && (strcmp(name, "elman") == 0 || strcmp(name, "elman_relu") == 0)) {
     *out = mrl_core_config_elman((int)a);
     if (name[5]) out->nonlinearity = MRL_ACT_RELU;
+  } else if (colon && strcmp(name, "gtrxl") == 0) { /* gtrxl:<embed>[:<layers>] */
+    *out = mrl_core_config_gtrxl((int)a, 64);
+    out->gtrxl.num_layers = (int)b;
+    return MRL_OK;
   } else if (colon && strcmp(name, "frame_stack") == 0 && b == 1 &&
              strchr(colon + 1, ':') == NULL) {
     *out = mrl_core_config_frame_stack((int)a);
@@ -397,9 +415,17 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
 bad:
   mrl__error(error, error_size,
              "core spec \"%s\" is not none, lstm:H[:L], gru:H[:L], elman:H[:L], elman_relu:H[:L], "
-             "frame_stack:K, amrl:H[:avg|sum|max] or fwp:D[:HEADS]",
+             "gtrxl:E[:L], frame_stack:K, amrl:H[:avg|sum|max] or fwp:D[:HEADS]",
              spec);
   return MRL_ERR_INVALID_ARGUMENT;
+}
+
+MRL_DEF mrl_core_config mrl_core_config_gtrxl(int embed_dim, int mem_len) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_GTRXL;
+  c.gtrxl.embed_dim = embed_dim;
+  c.gtrxl.mem_len = mem_len;
+  return c;
 }
 
 MRL_DEF mrl_core_config mrl_core_config_user(const mrl_core_type *type, const void *config) {
@@ -464,6 +490,34 @@ MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name
     core->num_layers = L;
     core->output_dim = H;
     core->state_dim = (cfg->kind == MRL_CORE_LSTM ? 2 : 1) * L * H;
+    break;
+  }
+  case MRL_CORE_GTRXL: {
+    const mrl_gtrxl_config *gc = &cfg->gtrxl;
+    mrl__gtrxl_core *m;
+    char buf[MRL_NAME_MAX];
+    if (gc->embed_dim < 1 || gc->num_heads < 1 || gc->embed_dim % gc->num_heads != 0 ||
+        gc->num_layers < 1 || gc->num_layers > MRL_GTRXL_MAX_LAYERS || gc->ff_dim < 1 ||
+        gc->mem_len < 1 || !(gc->gate_bias - gc->gate_bias == 0.0f)) {
+      mrl__error(error, error_size,
+                 "core.gtrxl: embed_dim %d (a multiple of num_heads %d), num_layers %d (1..%d), "
+                 "ff_dim %d, mem_len %d must be >= 1, gate_bias finite",
+                 gc->embed_dim, gc->num_heads, gc->num_layers, MRL_GTRXL_MAX_LAYERS, gc->ff_dim,
+                 gc->mem_len);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    m = (mrl__gtrxl_core *)MRL_MALLOC(sizeof *m);
+    if (!m) return MRL_ERR_OUT_OF_MEMORY;
+    memset(m, 0, sizeof *m);
+    core->impl = m;
+    if (input_dim != gc->embed_dim) { /* the paper's input embedding: a linear map to E */
+      m->project = 1;
+      mrl_linear_layer_init(&m->in, p, mrl__name(p, buf, name, "input"), input_dim, gc->embed_dim,
+                            mrl_init_default());
+    }
+    mrl_gtrxl_init(&m->net, p, name, gc);
+    core->output_dim = gc->embed_dim;
+    core->state_dim = mrl_gtrxl_state_dim(&m->net);
     break;
   }
   case MRL_CORE_FRAME_STACK:
@@ -605,6 +659,36 @@ static mrl_tensor *mrl__frame_stack_forward(const mrl_core *core, mrl_graph *g, 
   shape[0] = T * B;
   shape[1] = k * D;
   return mrl_reshape(g, y, 2, shape);
+}
+
+/* ---- GTrXL core >>gtrxl_core ----
+ * Parisotto et al. 2019, "Stabilizing Transformers for Reinforcement
+ * Learning": memrl_nn.h's mrl_gtrxl (GRU-gated, identity-initialised layers
+ * over a Transformer-XL memory of each layer's last mem_len inputs, relative
+ * positions, masked at episode starts) behind the core interface. Input of
+ * another width than embed_dim is first mapped to it by a linear layer
+ * (<name>.input), the paper's input embedding. State: mrl_gtrxl's own flat
+ * record (see mrl_gtrxl_state_dim); the memory enters a training segment
+ * detached, as in Transformer-XL, so gradients stay inside the segment. */
+static mrl_tensor *mrl__gtrxl_core_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
+                                           int B, const float *episode_start, const float *state_in,
+                                           float *state_out, int stride) {
+  const mrl__gtrxl_core *m = (const mrl__gtrxl_core *)core->impl;
+  int S = core->state_dim, b;
+  float *in = NULL, *out;
+  mrl_tensor *y;
+  if (m->project) x = mrl_linear_layer_forward(&m->in, g, x);
+  if (!x) return NULL;
+  /* mrl_gtrxl keeps environments' records back to back: gather the strided ones */
+  out = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)B * S + 1));
+  if (state_in) in = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)B * S + 1));
+  if (!out || (state_in && !in)) return NULL;
+  for (b = 0; state_in && b < B; b++)
+    memcpy(in + (size_t)b * S, state_in + (size_t)b * stride, sizeof(float) * (size_t)S);
+  y = mrl_gtrxl_forward(&m->net, g, x, T, B, episode_start, in, out);
+  for (b = 0; y && state_out && b < B; b++)
+    memcpy(state_out + (size_t)b * stride, out + (size_t)b * S, sizeof(float) * (size_t)S);
+  return y;
 }
 
 /* ---- AMRL >>amrl ----
@@ -1023,6 +1107,8 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
   }
   case MRL_CORE_FRAME_STACK:
     return mrl__frame_stack_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  case MRL_CORE_GTRXL:
+    return mrl__gtrxl_core_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
   case MRL_CORE_AMRL:
     return mrl__amrl_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
   case MRL_CORE_FWP:

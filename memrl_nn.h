@@ -1435,11 +1435,31 @@ MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph 
  * or run over a [T, B] segment for training; both give the same outputs
  * when the window covers the same past.
  * The state of one environment is a flat vector of mrl_gtrxl_state_dim()
- * floats: [0] the number of valid memory slots (steps since the episode
- * started, capped at mem_len), then for each layer mem_len rows of E, oldest
- * first: that layer's inputs at past steps (Transformer-XL's cached hidden
- * states; slots older than the episode hold zeros). A zeroed state is an
- * empty memory (mrl_gtrxl_state_reset). */
+ * = 5 + L*E*(4*M + 3) floats (L layers, E embed_dim, M mem_len):
+ *   [0]                the number of valid memory slots (steps since the
+ *                      episode started, capped at M);
+ *   [1, 1 + L*M*E)     for each layer M rows of E, oldest first: that layer's
+ *                      inputs at past steps (Transformer-XL's cached hidden
+ *                      states; slots older than the episode hold zeros);
+ *   C = 1 + L*M*E      the acting cache, derived from the above and the
+ *                      parameters: [C, C+4) a tag (a 64-bit hash of the
+ *                      parameters it was built from, in four 16-bit chunks
+ *                      plus one; 0 = no cache), then per layer the keys
+ *                      W_k LN1(input) of the M slots [M+1][E] (row M: room
+ *                      for the step's own key), then per layer the values
+ *                      W_v LN1(input) transposed [E][M+1], then per layer the
+ *                      position keys W_R R_{M-j} of slot j = 0..M [M+1][E]
+ *                      (data-independent: the distances of the slots to the
+ *                      new query are fixed in a shifting window).
+ * The memory itself is the inputs: training segments read only them and
+ * write state_out with no cache (tag 0). A no-grad step (T = 1 on a no-grad
+ * graph: acting) uses the cache, projecting only the new row (O(1)
+ * projections, O(M) attention), and first rebuilds an environment's cache
+ * from its inputs when the tag differs from the current parameters' (after
+ * any parameter change: optimiser step, load, copy, or a user's own write),
+ * so a stale cache is never used. Code that writes the inputs region itself
+ * must zero the tag (or reset the state). A zeroed state is an empty memory
+ * (mrl_gtrxl_state_reset). */
 #define MRL_GTRXL_MAX_LAYERS 16
 typedef struct mrl_gtrxl_config {
   int embed_dim, num_heads, num_layers, ff_dim, mem_len;
@@ -1461,7 +1481,10 @@ MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B);
  * or [T*B] (nonzero where step t of env b begins an episode: it and later steps see
  * nothing older), state_in [B * state_dim] (read; NULL: empty memories),
  * state_out (written; NULL or the same array as state_in is fine). Returns [T*B, E]. Memory
- * enters detached (stop-gradient): gradients stay inside the segment. */
+ * enters detached (stop-gradient): gradients stay inside the segment. With
+ * T = 1 on a no-grad graph the cached step runs (see above): the same
+ * outputs and memory within float rounding, nothing recorded; it allocates
+ * only from the graph's arena (a scratch state when state_out is NULL). */
 MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int T, int B,
                                       const float *episode_start, const float *state_in,
                                       float *state_out);
@@ -6595,7 +6618,306 @@ MRL_DEF void mrl_gtrxl_init(mrl_gtrxl *m, mrl_params *p, const char *name,
 }
 
 MRL_DEF int mrl_gtrxl_state_dim(const mrl_gtrxl *m) {
-  return 1 + m->cfg.num_layers * m->cfg.mem_len * m->cfg.embed_dim;
+  return 5 + m->cfg.num_layers * m->cfg.embed_dim * (4 * m->cfg.mem_len + 3);
+}
+
+/* ---- the acting cache (layout in the declaration's comment) ---- */
+
+/* Offset of the cache tag in one environment's state. */
+static size_t mrl__gtrxl_cache_at(const mrl_gtrxl *m) {
+  return 1 + (size_t)m->cfg.num_layers * m->cfg.mem_len * m->cfg.embed_dim;
+}
+
+/* Two 32-bit sums of every value's bits times a distinct odd multiplier per
+ * position (and a second, mixed, stream): a change of any one value always
+ * changes the first sum; independent changes collide with odds ~2^-64. No
+ * dependency chain between elements, so it runs at memory speed. */
+typedef struct mrl__hash64 {
+  uint32_t a, b, ca, cb;
+} mrl__hash64;
+
+static void mrl__hash64_floats(mrl__hash64 *h, const float *d, size_t n) {
+  uint32_t a = h->a, b = h->b, ca = h->ca, cb = h->cb;
+  size_t i = 0;
+#ifdef MRL__HAVE_F4
+  { /* lane k takes positions k mod 4: the same multipliers, the same sums */
+    mrl__u4 va = {0, 0, 0, 0}, vb = {0, 0, 0, 0},
+            sa = {0, 0x6A09E668u, 2u * 0x6A09E668u, 3u * 0x6A09E668u},
+            sb = {0, 0x3C6EF372u, 2u * 0x3C6EF372u, 3u * 0x3C6EF372u}, ma, mb;
+    ma = sa + ca;
+    mb = sb + cb;
+    for (; i + 4 <= n; i += 4) {
+      mrl__u4 w;
+      memcpy(&w, d + i, sizeof w);
+      va += w * ma;
+      vb += (w ^ (w >> 16)) * mb;
+      ma += 4u * 0x6A09E668u;
+      mb += 4u * 0x3C6EF372u;
+    }
+    a += va[0] + va[1] + va[2] + va[3];
+    b += vb[0] + vb[1] + vb[2] + vb[3];
+    ca = ma[0];
+    cb = mb[0];
+  }
+#endif
+  for (; i < n; i++) {
+    uint32_t w;
+    memcpy(&w, d + i, sizeof w);
+    a += w * ca;
+    b += (w ^ (w >> 16)) * cb;
+    ca += 0x6A09E668u; /* even steps keep the multipliers odd */
+    cb += 0x3C6EF372u;
+  }
+  h->a = a;
+  h->b = b;
+  h->ca = ca;
+  h->cb = cb;
+}
+
+/* The tag of the current parameters: everything the cache is built from
+ * (norm1, the key and value rows of in_proj, r_net) and the sizes. */
+static void mrl__gtrxl_tag(const mrl_gtrxl *m, float tag[4]) {
+  int E = m->cfg.embed_dim, l;
+  mrl__hash64 h;
+  h.a = 0x243F6A88u ^ (uint32_t)m->cfg.mem_len;
+  h.b = 0x85A308D3u ^ (uint32_t)E ^ ((uint32_t)m->cfg.num_heads << 16);
+  h.ca = 0x9E3779B1u;
+  h.cb = 0x85EBCA77u;
+  for (l = 0; l < m->cfg.num_layers; l++) {
+    const mrl_gtrxl_layer *ly = &m->layers[l];
+    mrl_params *p = ly->params;
+    mrl__hash64_floats(&h, mrl_params_tensor(p, ly->norm1_weight)->data, (size_t)E);
+    mrl__hash64_floats(&h, mrl_params_tensor(p, ly->norm1_bias)->data, (size_t)E);
+    mrl__hash64_floats(&h, mrl_params_tensor(p, ly->attn.in_proj_weight)->data + (size_t)E * E,
+                       (size_t)2 * E * E);
+    mrl__hash64_floats(&h, mrl_params_tensor(p, ly->attn.r_net_weight)->data, (size_t)E * E);
+  }
+  tag[0] = (float)(h.a >> 16) + 1.0f;
+  tag[1] = (float)(h.a & 0xFFFFu) + 1.0f;
+  tag[2] = (float)(h.b >> 16) + 1.0f;
+  tag[3] = (float)(h.b & 0xFFFFu) + 1.0f;
+}
+
+/* mrl_layernorm's arithmetic on n rows of E (the same bits), without a graph. */
+static void mrl__gtrxl_ln_rows(const float *x, int n, int E, const float *w, const float *b,
+                               float *y) {
+  int r, j;
+  for (r = 0; r < n; r++) {
+    const float *xr = x + (size_t)r * E;
+    float *yr = y + (size_t)r * E, mu, sd;
+    double acc = 0.0, var = 0.0;
+    for (j = 0; j < E; j++) acc += xr[j];
+    mu = (float)(acc / E);
+    for (j = 0; j < E; j++) var += ((double)xr[j] - mu) * ((double)xr[j] - mu);
+    sd = (float)(1.0 / sqrt(var / E + 1e-5));
+    for (j = 0; j < E; j++) yr[j] = (xr[j] - mu) * sd * w[j] + b[j];
+  }
+}
+
+/* Rebuilds one environment's cache from its n valid input rows: keys and
+ * values of those slots (zeros elsewhere) and the position keys, which
+ * `pos` holds for every layer ([L][M+1][E], computed once per call). */
+static void mrl__gtrxl_rebuild(const mrl_gtrxl *m, float *s, int n, const float *tag,
+                               const float *pos, float *ln, float *kv) {
+  int E = m->cfg.embed_dim, M = m->cfg.mem_len, L = m->cfg.num_layers, l, r, e;
+  size_t c = mrl__gtrxl_cache_at(m), blk = (size_t)(M + 1) * E;
+  float *K0 = s + c + 4, *V0 = K0 + (size_t)L * blk, *P0 = V0 + (size_t)L * blk;
+  for (l = 0; l < L; l++) {
+    const mrl_gtrxl_layer *ly = &m->layers[l];
+    mrl_params *p = ly->params;
+    float *K = K0 + (size_t)l * blk, *V = V0 + (size_t)l * blk;
+    memset(K, 0, sizeof(float) * blk);
+    memset(V, 0, sizeof(float) * blk);
+    if (n > 0) {
+      mrl__gtrxl_ln_rows(s + 1 + ((size_t)l * M + (M - n)) * E, n, E,
+                         mrl_params_tensor(p, ly->norm1_weight)->data,
+                         mrl_params_tensor(p, ly->norm1_bias)->data, ln);
+      memset(kv, 0, sizeof(float) * (size_t)n * 2 * E);
+      mrl__xwt(n, 2 * E, E, ln, E,
+               mrl_params_tensor(p, ly->attn.in_proj_weight)->data + (size_t)E * E, E, kv, 2 * E);
+      for (r = 0; r < n; r++) {
+        int j = M - n + r;
+        memcpy(K + (size_t)j * E, kv + (size_t)r * 2 * E, sizeof(float) * (size_t)E);
+        for (e = 0; e < E; e++) V[(size_t)e * (M + 1) + j] = kv[(size_t)r * 2 * E + E + e];
+      }
+    }
+  }
+  memcpy(P0, pos, sizeof(float) * (size_t)L * blk);
+  memcpy(s + c, tag, sizeof(float) * 4);
+}
+
+/* In place: x[i] = exp(x[i] - mx) (arguments <= 0), returns their sum. */
+static float mrl__gtrxl_softmax_exp(float *x, int n, float mx) {
+  float sum = 0.0f;
+  int i = 0;
+#ifdef MRL__HAVE_F4
+  mrl__f4 acc = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (; i + 4 <= n; i += 4) {
+    mrl__f4 v;
+    memcpy(&v, x + i, sizeof v);
+    v = mrl__exp_nonpos4(v - mx);
+    memcpy(x + i, &v, sizeof v);
+    acc += v;
+  }
+  sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+#endif
+  for (; i < n; i++) {
+    x[i] = mrl__exp_nonpos(x[i] - mx);
+    sum += x[i];
+  }
+  return sum;
+}
+
+/* mrl_gru_gate_forward's arithmetic on B rows without a graph or slices:
+ * out = x + z * (h - x). tmp holds 6*B*E floats. */
+static void mrl__gtrxl_gate(const mrl_gru_gate *gt, int B, const float *x, const float *y,
+                            float *out, float *tmp) {
+  int E = gt->dim, i, b;
+  const float *W = mrl_params_tensor(gt->params, gt->W)->data;
+  const float *U = mrl_params_tensor(gt->params, gt->U)->data;
+  const float *bg = mrl_params_tensor(gt->params, gt->bg)->data;
+  float *wy = tmp, *ux = wy + (size_t)3 * B * E, *rz = ux + (size_t)2 * B * E;
+  memset(wy, 0, sizeof(float) * (size_t)5 * B * E);
+  mrl__xwt(B, 3 * E, E, y, E, W, E, wy, 3 * E);
+  mrl__xwt(B, 2 * E, E, x, E, U, E, ux, 2 * E);
+  for (b = 0; b < B; b++) {
+    float *w = wy + (size_t)b * 3 * E, *u = ux + (size_t)b * 2 * E;
+    for (i = 0; i < E; i++) {
+      u[i] = w[i] + u[i];                       /* r before the sigmoid */
+      u[E + i] = (w[E + i] + u[E + i]) - bg[i]; /* z */
+    }
+    mrl__sigmoid_n(u, u, 2 * E);
+    for (i = 0; i < E; i++) rz[(size_t)b * E + i] = u[i] * x[(size_t)b * E + i];
+  }
+  /* U_g (r * x) lands on W_g y */
+  for (b = 0; b < B; b++)
+    mrl__xwt(1, E, E, rz + (size_t)b * E, E, U + (size_t)2 * E * E, E,
+             wy + (size_t)b * 3 * E + 2 * E, 3 * E);
+  for (b = 0; b < B; b++) {
+    float *w = wy + (size_t)b * 3 * E + 2 * E, *z = ux + (size_t)b * 2 * E + E;
+    const float *xr = x + (size_t)b * E;
+    mrl__tanh_n(w, w, E);
+    for (i = 0; i < E; i++) out[(size_t)b * E + i] = xr[i] + z[i] * (w[i] - xr[i]);
+  }
+}
+
+/* The cached step: T = 1, no graph recorded. */
+static mrl_tensor *mrl__gtrxl_step(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int B,
+                                   const float *episode_start, const float *state_in,
+                                   float *state_out) {
+  int E = m->cfg.embed_dim, M = m->cfg.mem_len, L = m->cfg.num_layers, H = m->cfg.num_heads;
+  int D = E / H, S = mrl_gtrxl_state_dim(m), b, l, hh, d, j, *nv;
+  size_t c = mrl__gtrxl_cache_at(m);
+  float tag[4], *st = state_out, *pos = NULL, *ln = NULL, *kv = NULL, *sc, *qs, *gtmp;
+  float scale = 1.0f / sqrtf((float)D);
+  mrl_tensor *h = x;
+  if (!st) st = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * S);
+  nv = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B);
+  sc = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)(M + 1));
+  qs = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)2 * E);
+  gtmp = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)6 * B * E);
+  if (!st || !nv || !sc || !qs || !gtmp) return NULL;
+  if (!state_in)
+    memset(st, 0, sizeof(float) * (size_t)B * S);
+  else if (state_in != st)
+    memcpy(st, state_in, sizeof(float) * (size_t)B * S);
+  mrl__gtrxl_tag(m, tag);
+  for (b = 0; b < B; b++) {
+    float *s = st + (size_t)b * S, v = s[0];
+    int n = v > 0.0f ? (v < (float)M ? (int)v : M) : 0;
+    if (episode_start && episode_start[b] != 0.0f) n = 0;
+    nv[b] = n;
+    if (memcmp(s + c, tag, sizeof tag) != 0) {
+      if (!pos) { /* position keys of every layer, for every stale env of this call */
+        mrl_tensor *R = mrl__txl_relative_table(g, M + 1, E);
+        pos = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)L * E * (M + 1));
+        ln = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)(M > 0 ? M : 1) * E);
+        kv = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)(M > 0 ? M : 1) * 2 * E);
+        if (!R || !pos || !ln || !kv) return NULL;
+        for (l = 0; l < L; l++) { /* row j of R is distance M - j: slot j's */
+          float *P = pos + (size_t)l * E * (M + 1);
+          memset(P, 0, sizeof(float) * (size_t)(M + 1) * E);
+          mrl__xwt(M + 1, E, E, R->data, E,
+                   mrl_params_tensor(m->layers[l].params, m->layers[l].attn.r_net_weight)->data, E,
+                   P, E);
+        }
+      }
+      mrl__gtrxl_rebuild(m, s, n, tag, pos, ln, kv);
+    }
+  }
+  for (l = 0; l < L; l++) {
+    const mrl_gtrxl_layer *ly = &m->layers[l];
+    mrl_params *p = ly->params;
+    const float *u = mrl_params_tensor(p, ly->attn.r_w_bias)->data;
+    const float *rr = mrl_params_tensor(p, ly->attn.r_r_bias)->data;
+    size_t blk = (size_t)(M + 1) * E;
+    mrl_tensor *n1, *qkv, *ctx, *y, *f, *gated, *bo = NULL;
+    n1 = mrl__norm(p, g, h, ly->norm1_weight, ly->norm1_bias, 1e-5f);
+    qkv = mrl_linear(g, n1, mrl_params_tensor(p, ly->attn.in_proj_weight), NULL);
+    ctx = mrl_tensor_new2(g, B, E, 0);
+    if (!qkv || !ctx) return NULL;
+    for (b = 0; b < B; b++) {
+      float *s = st + (size_t)b * S, *X = s + 1 + (size_t)l * M * E;
+      float *K = s + c + 4 + (size_t)l * blk, *V = s + c + 4 + (size_t)(L + l) * blk;
+      const float *P = s + c + 4 + (size_t)(2 * L + l) * blk;
+      const float *q = qkv->data + (size_t)b * 3 * E, *kn = q + E, *vn = q + 2 * E;
+      float *cx = ctx->data + (size_t)b * E;
+      int n = nv[b], lo = M - n, no = n + 1 < M ? n + 1 : M, e;
+      /* this step's key and value join the window as slot M */
+      memcpy(K + (size_t)M * E, kn, sizeof(float) * (size_t)E);
+      for (e = 0; e < E; e++) V[(size_t)e * (M + 1) + M] = vn[e];
+      for (e = 0; e < E; e++) { /* (q + u) / sqrt(D) and (q + v) / sqrt(D) */
+        qs[e] = (q[e] + u[e]) * scale;
+        qs[E + e] = (q[e] + rr[e]) * scale;
+      }
+      for (hh = 0; hh < H; hh++) {
+        float mx, sum;
+        /* score(j) = (q + u) . k_j + (q + v) . W_R R_{M-j}, slots lo..M */
+        mrl_gemm(0, 1, 1, n + 1, D, qs + hh * D, D, K + (size_t)lo * E + hh * D, E, 0.0f, sc + lo,
+                 n + 1);
+        mrl_gemm(0, 1, 1, n + 1, D, qs + E + hh * D, D, P + (size_t)lo * E + hh * D, E, 1.0f,
+                 sc + lo, n + 1);
+        mx = sc[M];
+        for (j = lo; j < M; j++) mx = sc[j] > mx ? sc[j] : mx;
+        sum = mrl__gtrxl_softmax_exp(sc + lo, n + 1, mx);
+        mrl_gemm(0, 1, 1, D, n + 1, sc + lo, n + 1, V + (size_t)hh * D * (M + 1) + lo, M + 1, 0.0f,
+                 cx + hh * D, D);
+        for (d = 0; d < D; d++) cx[hh * D + d] /= sum;
+      }
+      /* the window moves on: the valid rows and the new one shift one slot
+       * older, older slots (and the spare slot M) hold zeros */
+      if (M > 0) {
+        size_t gone = (size_t)(M - no);
+        memmove(X + gone * E, X + (gone + 1) * E, sizeof(float) * (size_t)(no - 1) * E);
+        memcpy(X + (size_t)(M - 1) * E, h->data + (size_t)b * E, sizeof(float) * (size_t)E);
+        memset(X, 0, sizeof(float) * gone * E);
+        memmove(K + gone * E, K + (gone + 1) * E, sizeof(float) * (size_t)no * E);
+        memset(K, 0, sizeof(float) * gone * E);
+        for (e = 0; e < E; e++) {
+          float *vr = V + (size_t)e * (M + 1);
+          memmove(vr + gone, vr + gone + 1, sizeof(float) * (size_t)no);
+          memset(vr, 0, sizeof(float) * gone);
+        }
+      }
+      memset(K + (size_t)M * E, 0, sizeof(float) * (size_t)E);
+      for (e = 0; e < E; e++) V[(size_t)e * (M + 1) + M] = 0.0f;
+    }
+    if (ly->attn.out_proj_bias >= 0) bo = mrl_params_tensor(p, ly->attn.out_proj_bias);
+    y = mrl_relu(g, mrl_linear(g, ctx, mrl_params_tensor(p, ly->attn.out_proj_weight), bo));
+    gated = mrl_tensor_new2(g, B, E, 0);
+    if (!y || !gated) return NULL;
+    mrl__gtrxl_gate(&ly->gate1, B, h->data, y->data, gated->data, gtmp);
+    y = gated;
+    f = mrl_relu(
+        g, mrl_linear_layer_forward(&ly->linear1, g,
+                                    mrl__norm(p, g, y, ly->norm2_weight, ly->norm2_bias, 1e-5f)));
+    f = mrl_relu(g, mrl_linear_layer_forward(&ly->linear2, g, f));
+    h = mrl_tensor_new2(g, B, E, 0);
+    if (!f || !h) return NULL;
+    mrl__gtrxl_gate(&ly->gate2, B, y->data, f->data, h->data, gtmp);
+  }
+  for (b = 0; b < B; b++) st[(size_t)b * S] = (float)(nv[b] + 1 < M ? nv[b] + 1 : M);
+  return h;
 }
 
 MRL_DEF void mrl_gtrxl_state_reset(const mrl_gtrxl *m, float *state, int B) {
@@ -6612,6 +6934,7 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
   if (!x) return NULL;
   MRL_SHAPE_CHECK(x->ndim == 2 && x->shape[0] == T * B && x->shape[1] == E, "gtrxl_forward",
                   "x must be [T*B, embed_dim]", x, NULL);
+  if (T == 1 && g->no_grad) return mrl__gtrxl_step(m, g, x, B, episode_start, state_in, state_out);
   S = mrl_gtrxl_state_dim(m);
   valid = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B);
   next = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)B * (size_t)S);
@@ -6670,6 +6993,9 @@ MRL_DEF mrl_tensor *mrl_gtrxl_forward(const mrl_gtrxl *m, mrl_graph *g, mrl_tens
      * the segmentation, nothing stale kept in replay buffers */
     for (l = 0; l < L; l++)
       memset(next + (size_t)b * S + 1 + (size_t)l * M * E, 0, sizeof(float) * (size_t)(M - v) * E);
+    /* no acting cache (tag 0): the next cached step builds it */
+    memset(next + (size_t)b * S + mrl__gtrxl_cache_at(m), 0,
+           sizeof(float) * ((size_t)S - mrl__gtrxl_cache_at(m)));
   }
   if (state_out) memcpy(state_out, next, sizeof(float) * (size_t)B * S);
   h = mrl_permute(g, h, perm); /* [T, B, E] */

@@ -603,7 +603,8 @@ static void test_gtrxl_stepping(void) {
   mrl_params_finalize(&p, 13);
   MRL_CHECK(mrl_params_find(&p, "gtrxl.layers.1.gate2.bg") >= 0, "gtrxl: layer names");
   S = mrl_gtrxl_state_dim(&m);
-  MRL_CHECK(S == 1 + 2 * T * E, "gtrxl: state size %d", S);
+  /* valid count, inputs 2 x [T, E], cache tag, keys, values, position keys */
+  MRL_CHECK(S == 1 + 2 * T * E + 4 + 2 * 3 * (T + 1) * E, "gtrxl: state size %d", S);
   s1 = (float *)malloc(sizeof(float) * (size_t)S * B);
   s2 = (float *)malloc(sizeof(float) * (size_t)S * B);
   s3 = (float *)malloc(sizeof(float) * (size_t)S * B);
@@ -658,7 +659,8 @@ static void test_gtrxl_stepping(void) {
  * (layer 0's inputs are x itself), and gradients flow through the whole stack. */
 static mrl_tensor *gtrxl_gc_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
   const mrl_gtrxl *m = (const mrl_gtrxl *)ctx;
-  float state[2 * (1 + 2 * 2 * 8)], starts[3 * 2] = {0, 0, 0, 1, 0, 0};
+  enum { S = 5 + 2 * 8 * (4 * 3 + 3) }; /* mem_len 3, E 8, 2 layers */
+  float state[2 * S], starts[3 * 2] = {0, 0, 0, 1, 0, 0};
   const float r[6 * 8] = {0.3f, -0.2f, 0.5f, 0.1f,  -0.4f, 0.7f, -0.6f, 0.2f, 0.9f,  -0.1f,
                           0.4f, -0.8f, 0.6f, 0.3f,  -0.5f, 0.2f, -0.7f, 0.1f, 0.8f,  -0.3f,
                           0.5f, -0.9f, 0.4f, 0.6f,  -0.2f, 0.7f, -0.4f, 0.3f, 0.1f,  -0.6f,
@@ -668,8 +670,9 @@ static mrl_tensor *gtrxl_gc_build(mrl_graph *g, mrl_tensor **in, void *ctx) {
   int i;
   for (i = 0; i < (int)(sizeof state / sizeof state[0]); i++)
     state[i] = 0.1f * (float)((i * 7) % 11) - 0.5f;
-  state[0] = 1.0f;             /* env 0: one valid slot */
-  state[1 + 2 * 2 * 8] = 2.0f; /* env 1: both */
+  MRL_ASSERT(S == mrl_gtrxl_state_dim(m));
+  state[0] = 1.0f; /* env 0: one valid slot */
+  state[S] = 2.0f; /* env 1: both */
   y = mrl_gtrxl_forward(m, g, in[0], 3, 2, starts, state, NULL);
   return mrl_sum(g, mrl_mul(g, y, mrl_tensor_from2(g, r, 6, 8)));
 }
@@ -787,8 +790,9 @@ static void test_gtrxl_invalid_memory(void) {
   mrl_params_free(&p);
 }
 
-/* After a first step has sized the arena, stepping (no-grad acting) and
- * training segments (forward + backward) make no heap allocation. */
+/* After a first step has sized the arena, stepping (no-grad acting, which
+ * rebuilds its cache after each update) and training segments (forward +
+ * backward) make no heap allocation. */
 static void test_gtrxl_no_allocation(void) {
   mrl_gtrxl_config cfg = mrl_gtrxl_config_default();
   mrl_gtrxl m;
@@ -816,8 +820,11 @@ static void test_gtrxl_no_allocation(void) {
     xt = mrl_tensor_from2(&g, x, T * 2, 16);
     y = mrl_gtrxl_forward(&m, &g, xt, T, 2, NULL, st, training ? NULL : st);
     if (training) {
+      size_t j;
       mrl_params_zero_grad(&p);
       mrl_backward(&g, mrl_mean(&g, mrl_square(&g, y)));
+      /* an update: the next acting step rebuilds its cache */
+      for (j = 0; j < p.total; j++) p.values[j] -= 1e-3f * p.grads[j];
     }
     mrl_graph_reset(&g);
   }
@@ -826,6 +833,117 @@ static void test_gtrxl_no_allocation(void) {
   mrl_graph_free(&g);
   free(st);
   mrl_params_free(&p);
+}
+
+/* Runs steps one at a time on a graph with gradients (the general path) or a
+ * no-grad one (acting: the cached step), from and into state. */
+static void gtrxl_steps(const mrl_gtrxl *m, const float *x, const float *starts, int T, int B,
+                        int no_grad, float *state, float *out) {
+  mrl_graph g;
+  int t, E = m->cfg.embed_dim;
+  mrl_graph_init(&g, 1 << 16);
+  mrl_graph_set_no_grad(&g, no_grad);
+  for (t = 0; t < T; t++) {
+    mrl_tensor *xt = mrl_tensor_from2(&g, x + (size_t)t * B * E, B, E), *y;
+    y = mrl_gtrxl_forward(m, &g, xt, 1, B, starts ? starts + (size_t)t * B : NULL, state, state);
+    MRL_CHECK(y != NULL, "gtrxl step");
+    if (y) memcpy(out + (size_t)t * B * E, y->data, sizeof(float) * (size_t)B * E);
+    mrl_graph_reset(&g);
+  }
+  mrl_graph_free(&g);
+}
+
+/* The acting path keeps keys, values and position keys in the state: it must
+ * equal the uncached computation, keep the same memory, rebuild a cache that
+ * was dropped, and never use a cache made with other parameters. */
+static void test_gtrxl_cached_step(void) {
+  enum { T = 11, B = 3, E = 8, STEP = 1 };
+  static const int mems[3] = {0, 3, 16};
+  int k;
+  for (k = 0; k < 3; k++) {
+    mrl_gtrxl_config cfg = mrl_gtrxl_config_default();
+    mrl_gtrxl m;
+    mrl_params p;
+    float x[(T + STEP) * B * E], starts[T * B], ya[T * B * E], yb[T * B * E], y1[B * E], y2[B * E];
+    float *sa, *sb, *sc, *sd;
+    int S, M = mems[k], b, i, ok;
+    size_t C;
+    mrl_rng rng = mrl_rng_make(40 + k);
+    static const char *const touched[4] = {
+        "g.layers.1.norm1.weight", "g.layers.0.attn.in_proj_weight",
+        "g.layers.0.attn.in_proj_weight", "g.layers.1.attn.r_net.weight"};
+    cfg.embed_dim = E;
+    cfg.num_heads = 2;
+    cfg.ff_dim = 16;
+    cfg.mem_len = M;
+    cfg.gate_bias = 0.5f;
+    mrl_params_init(&p);
+    mrl_gtrxl_init(&m, &p, "g", &cfg);
+    mrl_params_finalize(&p, 41 + k);
+    S = mrl_gtrxl_state_dim(&m);
+    C = 1 + (size_t)2 * M * E;
+    sa = (float *)calloc((size_t)S * B, sizeof(float));
+    sb = (float *)calloc((size_t)S * B, sizeof(float));
+    sc = (float *)calloc((size_t)S * B, sizeof(float));
+    sd = (float *)calloc((size_t)S * B, sizeof(float));
+    fill_uniform(x, (T + STEP) * B * E, &rng, -1, 1);
+    memset(starts, 0, sizeof starts);
+    starts[4 * B + 1] = 1.0f; /* env 1: a new episode at step 4 */
+    starts[9 * B + 2] = 1.0f; /* env 2: at step 9 */
+    gtrxl_steps(&m, x, starts, T, B, 0, sa, ya);
+    gtrxl_steps(&m, x, starts, T, B, 1, sb, yb);
+    MRL_CHECK(max_diff(ya, yb, T * B * E) < 1e-5f,
+              "gtrxl M %d: cached steps equal uncached steps (max diff %g)", M,
+              max_diff(ya, yb, T * B * E));
+    ok = 1;
+    for (b = 0; b < B; b++)
+      if (max_diff(sa + b * S, sb + b * S, (int)C) > 1e-5f) ok = 0;
+    MRL_CHECK(ok, "gtrxl M %d: cached steps keep the same memory", M);
+    for (b = 0, ok = 1; b < B; b++)
+      if (sa[b * S + C] != 0.0f || sb[b * S + C] < 1.0f) ok = 0;
+    MRL_CHECK(ok, "gtrxl M %d: a training step leaves no cache, acting one", M);
+
+    /* a dropped cache (tag zeroed) is rebuilt to the same cache */
+    memcpy(sc, sb, sizeof(float) * S * B);
+    for (b = 0; b < B; b++) memset(sc + b * S + C, 0, sizeof(float) * (S - C));
+    gtrxl_steps(&m, x + T * B * E, NULL, STEP, B, 1, sb, y1);
+    gtrxl_steps(&m, x + T * B * E, NULL, STEP, B, 1, sc, y2);
+    MRL_CHECK(max_diff(y1, y2, B * E) < 1e-6f && max_diff(sb, sc, S * B) < 1e-5f,
+              "gtrxl M %d: a rebuilt cache equals the carried one (%g, %g)", M,
+              max_diff(y1, y2, B * E), max_diff(sb, sc, S * B));
+
+    /* parameters the cache depends on change: the cached step must follow */
+    for (i = 0; i < 4; i++) {
+      mrl_tensor *w = mrl_params_tensor(&p, mrl_params_find(&p, touched[i]));
+      /* the whole tensor, or in_proj's key rows, or its value rows */
+      int lo = i == 1 ? E * E : (i == 2 ? 2 * E * E : 0), hi = i == 1 ? 2 * E * E : w->size, j;
+      for (j = lo; j < hi; j++) w->data[j] += 0.5f * (float)(j * 7 % 5 - 2); /* not uniform */
+      memcpy(sc, sb, sizeof(float) * S * B);
+      gtrxl_steps(&m, x + T * B * E, NULL, STEP, B, 0, sc, y1); /* uncached */
+      memcpy(sc, sb, sizeof(float) * S * B);
+      gtrxl_steps(&m, x + T * B * E, NULL, STEP, B, 1, sc, y2); /* cached, stale: rebuilt */
+      MRL_CHECK(max_diff(y1, y2, B * E) < 1e-5f,
+                "gtrxl M %d: after a change of %s the cached step follows (max diff %g)", M,
+                touched[i], max_diff(y1, y2, B * E));
+      /* the check can fail: the old cache under the new tag gives other outputs */
+      memcpy(sd, sb, sizeof(float) * S * B);
+      for (b = 0; b < B; b++) memcpy(sd + b * S + C, sc + b * S + C, sizeof(float) * 4);
+      gtrxl_steps(&m, x + T * B * E, NULL, STEP, B, 1, sd, y2);
+      if (M == 16) /* a full window (with one key attention ignores scores; with 3 this
+                    * seed's layer-0 scores barely move) */
+        MRL_CHECK(max_diff(y1, y2, B * E) > 1e-4f,
+                  "gtrxl M %d: a stale cache of %s (%d) would change the outputs (%g)", M,
+                  touched[i], i, max_diff(y1, y2, B * E));
+      memcpy(sb, sc, sizeof(float) * S * B); /* carry on from the rebuilt state */
+      for (j = lo; j < hi; j++) w->data[j] -= 0.5f * (float)(j * 7 % 5 - 2);
+      gtrxl_steps(&m, x + T * B * E, NULL, STEP, B, 1, sb, y2); /* changed back: rebuilt again */
+    }
+    free(sa);
+    free(sb);
+    free(sc);
+    free(sd);
+    mrl_params_free(&p);
+  }
 }
 
 /* Rows whose keys are all masked give zeros, not NaN. */
@@ -869,6 +987,7 @@ int main(void) {
   test_gtrxl_stepping();
   test_gtrxl_window_and_gradient();
   test_gtrxl_invalid_memory();
+  test_gtrxl_cached_step();
   test_fully_masked();
   test_gtrxl_no_allocation();
   return mrl_test_summary("test_attention");

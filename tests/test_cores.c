@@ -86,10 +86,21 @@ static mrl_tensor *grad_loss(mrl_graph *g, mrl_tensor **inputs, void *user) {
 }
 
 /* Finite-difference step: 1e-2 in float32, smaller where a relu's kink could
- * fall inside the step (the central difference then measures the kink). */
+ * fall inside the step (the central difference then measures the kink):
+ * relu Elman, and GTrXL whose submodules end in relus. */
 static float gradcheck_eps(const mrl_core_config *cfg) {
+  if (cfg->kind == MRL_CORE_GTRXL) return 3e-4f; /* as tests/test_attention.c */
   if (cfg->kind == MRL_CORE_AMRL && cfg->amrl.aggregator == MRL_AMRL_MAX) return 1e-3f;
   return cfg->kind == MRL_CORE_ELMAN && cfg->nonlinearity == MRL_ACT_RELU ? 1e-3f : 1e-2f;
+}
+
+/* Floats at the start of a state record that hold what the core remembers;
+ * the rest (GTrXL's key/value cache, derived from them and the parameters,
+ * present after acting steps, absent after a training segment) may differ. */
+static int remembered_floats(const mrl_core_config *cfg, int state_dim) {
+  const mrl_gtrxl_config *g = &cfg->gtrxl;
+  if (cfg->kind == MRL_CORE_GTRXL) return 1 + g->num_layers * g->mem_len * g->embed_dim;
+  return state_dim;
 }
 
 /* AMRL's straight-through gradient is by design not the derivative of the
@@ -113,8 +124,12 @@ static void conformance(const char *label, mrl_core_config cfg, int D) {
   ya = (float *)calloc((size_t)n, sizeof(float));
   yb = (float *)calloc((size_t)n, sizeof(float));
   w = (float *)calloc((size_t)n, sizeof(float));
+  /* a state the core itself reached: 5 steps from zero on other inputs */
+  for (t = 0; t < 5; t++) {
+    for (i = 0; i < B * D; i++) x[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
+    run(&f, x, 1, NULL, state0, state0, ya);
+  }
   for (i = 0; i < T * B * D; i++) x[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
-  for (i = 0; i < B * f.S; i++) state0[i] = mrl_rng_uniform_range(&rng, -0.5f, 0.5f);
   for (i = 0; i < n; i++) w[i] = mrl_rng_uniform_range(&rng, -1.0f, 1.0f);
   starts[0 * B + 0] = 1.0f; /* env 0 starts at once, env 1 mid-sequence, env 2 twice */
   starts[3 * B + 1] = 1.0f;
@@ -129,8 +144,15 @@ static void conformance(const char *label, mrl_core_config cfg, int D) {
               label, t);
   MRL_CHECK(max_diff(yb, ya, n, 1e-5, 1e-5) == 0, "%s: steps differ from the sequence (%d of %d)",
             label, max_diff(yb, ya, n, 1e-5, 1e-5), n);
-  MRL_CHECK(max_diff(sb, sa, B * f.S, 1e-5, 1e-5) == 0, "%s: final state of steps and sequence",
-            label);
+  { /* the final states: what they remember, and what one more step makes of them */
+    int b, k = remembered_floats(&cfg, f.S), bad = 0;
+    for (b = 0; b < B; b++) bad += max_diff(sb + b * f.S, sa + b * f.S, k, 1e-5, 1e-5);
+    MRL_CHECK(bad == 0, "%s: final state of steps and sequence (%d floats differ)", label, bad);
+    run(&f, x, 1, NULL, sa, sa, ya);
+    run(&f, x, 1, NULL, sb, sb, yb);
+    MRL_CHECK(max_diff(yb, ya, B * f.O, 1e-5, 1e-5) == 0,
+              "%s: a step after the sequence differs from one after the steps", label);
+  }
 
   /* 2. reset = fresh */
   {
@@ -301,6 +323,9 @@ static void test_parse(void) {
   MRL_CHECK(mrl_core_config_parse("frame_stack:4", &c, err, sizeof err) == MRL_OK &&
                 c.kind == MRL_CORE_FRAME_STACK && c.frame_stack == 4,
             "parse frame_stack:4");
+  MRL_CHECK(mrl_core_config_parse("gtrxl:32:3", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_GTRXL && c.gtrxl.embed_dim == 32 && c.gtrxl.num_layers == 3,
+            "parse gtrxl:32:3");
   MRL_CHECK(mrl_core_config_parse("none", &c, err, sizeof err) == MRL_OK && c.kind == MRL_CORE_NONE,
             "parse none");
   MRL_CHECK(mrl_core_config_parse("lstm", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT &&
@@ -474,6 +499,14 @@ int main(void) {
   conformance("frame stack 1", mrl_core_config_frame_stack(1), 3);
   conformance("none", mrl_core_config_default(), 3);
   conformance("user gru", mrl_core_config_user(&test_user_gru_type, &user_hidden), 4);
+  /* GTrXL: a sequence equals its steps while the window holds the whole history
+   * (5 warm-up steps + 6), as in Transformer-XL a segment otherwise sees further */
+  c = mrl_core_config_gtrxl(8, 12);
+  c.gtrxl.num_heads = 2;
+  c.gtrxl.ff_dim = 16;
+  conformance("gtrxl (input projected)", c, 3);
+  c.gtrxl.num_layers = 1;
+  conformance("gtrxl 1 layer, input of embed width", c, 8);
   conformance("amrl avg (straight-through)", mrl_core_config_amrl(6, MRL_AMRL_AVG), 4);
   conformance("amrl max (straight-through)", mrl_core_config_amrl(6, MRL_AMRL_MAX), 4);
   conformance("amrl sum", mrl_core_config_amrl(6, MRL_AMRL_SUM), 4);

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""PyTorch twin of bench/bench_nn.c: the same networks, shapes, losses and
+"""PyTorch twin of bench/bench_nn.c (and of bench_attention.c's GTrXL acting
+step): the same networks, shapes, losses and
 optimiser, single-threaded, timed the same way (warm-up, then the best of
 several rounds of the mean time per iteration, in CPU time of the process so
 that other jobs on a shared machine do not count).
 
-Prints one line per figure, "<name> <milliseconds>", which bench_nn reads from
+Prints one line per figure, "<name> <milliseconds>", which bench_nn and
+bench_attention read from
 build/bench_torch.txt (written by `make bench`):
 
     python3 tools/bench_torch.py > build/bench_torch.txt
@@ -134,6 +136,69 @@ def transformer2_train():
     return best_ms(step, 20)
 
 
+def gtrxl_act(M):
+    # One GTrXL acting step (E 64, 4 heads, 2 layers, FF 256, memory M, batch
+    # 1, no-grad), the way a cached-key/value PyTorch implementation steps:
+    # per layer the new row's q, k, v only, the keys and values of the last M
+    # steps kept in tensors (window shifted by cat), the position term
+    # W_R R_d for every distance computed once; Transformer-XL relative
+    # scores, GTrXL's gates and ReLUs as memrl_nn.h's mrl_gtrxl_forward.
+    E, H, F, L = 64, 4, 256, 2
+    D = E // H
+    lin = torch.nn.functional.linear
+    half = torch.arange(E // 2, dtype=torch.float64)
+    freq = torch.pow(10000.0, -2.0 * half / E)
+    dist = torch.arange(M, -1, -1, dtype=torch.float64)  # slot j: distance M - j
+    ang = dist[:, None] * freq[None, :]
+    R = torch.cat([torch.sin(ang), torch.cos(ang)], 1).float()  # [M+1, E]
+
+    def u(*shape):
+        return torch.rand(*shape) * 0.2 - 0.1
+
+    layers = []
+    for _ in range(L):
+        P = dict(w_in=u(3 * E, E), w_r=u(E, E), rw=u(H, D), rr=u(H, D), w_o=u(E, E),
+                 n1w=torch.ones(E), n1b=torch.zeros(E), n2w=torch.ones(E), n2b=torch.zeros(E),
+                 l1w=u(F, E), l1b=u(F), l2w=u(E, F), l2b=u(E),
+                 g1W=u(3 * E, E), g1U=u(3 * E, E), g1b=torch.full((E,), 2.0),
+                 g2W=u(3 * E, E), g2U=u(3 * E, E), g2b=torch.full((E,), 2.0))
+        P["rk"] = lin(R, P["w_r"]).view(M + 1, H, D).permute(1, 2, 0)  # [H, D, M+1]
+        P["k"] = torch.rand(H, M, D) - 0.5  # cached keys and values, a full window
+        P["v"] = torch.rand(H, M, D) - 0.5
+        layers.append(P)
+
+    def gate(P, pre, x, y):
+        wy = lin(y, P[pre + "W"])
+        ux = lin(x, P[pre + "U"][:2 * E])
+        r = torch.sigmoid(wy[:, :E] + ux[:, :E])
+        z = torch.sigmoid(wy[:, E:2 * E] + ux[:, E:] - P[pre + "b"])
+        h = torch.tanh(wy[:, 2 * E:] + lin(r * x, P[pre + "U"][2 * E:]))
+        return x + z * (h - x)
+
+    x0 = torch.rand(1, E) - 0.5
+
+    def act():
+        with torch.no_grad():
+            x = x0
+            for P in layers:
+                n1 = torch.nn.functional.layer_norm(x, (E,), P["n1w"], P["n1b"])
+                q, k, v = lin(n1, P["w_in"]).view(3, H, 1, D).unbind(0)
+                P["k"] = keys = torch.cat([P["k"], k], 1)  # [H, M+1, D]
+                P["v"] = vals = torch.cat([P["v"], v], 1)
+                s = torch.matmul(q + P["rw"][:, None], keys.transpose(1, 2))
+                s = s + torch.matmul(q + P["rr"][:, None], P["rk"])
+                a = torch.softmax(s * (1.0 / D ** 0.5), -1)
+                c = torch.matmul(a, vals).reshape(1, E)
+                P["k"], P["v"] = keys[:, 1:], vals[:, 1:]
+                y = gate(P, "g1", x, torch.relu(lin(c, P["w_o"])))
+                n2 = torch.nn.functional.layer_norm(y, (E,), P["n2w"], P["n2b"])
+                f = lin(torch.relu(lin(n2, P["l1w"], P["l1b"])), P["l2w"], P["l2b"])
+                x = gate(P, "g2", y, torch.relu(f))
+            return x
+
+    return best_ms(act, 2000)
+
+
 def main():
     figures = [
         ("nn_lstm_train", rnn_train("lstm")),
@@ -143,6 +208,8 @@ def main():
         ("nn_lstm_act", cell_act("lstm")),
         ("nn_gru_act", cell_act("gru")),
         ("nn_transformer2_train", transformer2_train()),
+        ("gtrxl_act_M64", gtrxl_act(64)),
+        ("gtrxl_act_M256", gtrxl_act(256)),
     ]
     for name, ms in figures:
         print("%s %.6f" % (name, ms))
