@@ -28,7 +28,12 @@
  *   MRL_CORE_FRAME_STACK (the last k inputs concatenated); MRL_CORE_LSTM,
  *   MRL_CORE_GRU and MRL_CORE_ELMAN (torch.nn.LSTM / GRU / RNN, multi-layer,
  *   PyTorch-exact; state: every layer's h, then every layer's c for the
- *   LSTM); and MRL_CORE_USER: a user's own core through a function table
+ *   LSTM); MRL_CORE_DNC (the DNC's external memory of Graves et al. 2016 as
+ *   MERLIN uses it: an LSTM controller, content-based read heads, a write
+ *   with usage-based allocation, optional temporal links; state: memory,
+ *   usage, weightings, read vectors and the controller's h and c, flat;
+ *   mrl_core_config_dnc, "dnc:<N>:<W>:<R>[:links]"); and MRL_CORE_USER: a
+ *   user's own core through a function table
  *   (mrl_core_type), which every agent then trains unchanged (tests/test.h
  *   has a worked one, a GRU). mrl_core_config_parse("gru:128:2") builds a
  *   config from a short spec. Every core passes the conformance table of
@@ -674,7 +679,8 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
  *    and x_t with the previous interface outputs of some variants).
  * Inside a training sequence every quantity keeps its gradient through time;
  * the stored state enters as constants (truncated BPTT at the sequence start,
- * like every core here). Each step records about 70 graph nodes. */
+ * like every core here). Each step records about 70 graph nodes (95 with
+ * links). */
 
 typedef struct mrl__dnc {
   mrl_lstm_layer controller;
@@ -1094,11 +1100,6 @@ MRL_DEF mrl_result mrl_tower_init(mrl_tower *t, mrl_params *p, const char *name,
   if (c->core.kind == MRL_CORE_LSTM && c->core.hidden_size < 1) {
     mrl__error(error, error_size, "core.hidden_size %d must be >= 1 for an LSTM",
                c->core.hidden_size);
-    return MRL_ERR_INVALID_ARGUMENT;
-  }
-  if (c->core.kind != MRL_CORE_NONE && c->core.kind != MRL_CORE_LSTM &&
-      c->core.kind != MRL_CORE_USER) {
-    mrl__error(error, error_size, "core.kind %d is not an mrl_core_kind", (int)c->core.kind);
     return MRL_ERR_INVALID_ARGUMENT;
   }
   if (c->use_conv) {
