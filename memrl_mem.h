@@ -673,7 +673,9 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
  *    is that of the forward function, which finite differences confirm.
  *  - D uses the smoothed norms of DeepMind's reference code (epsilon 1e-6
  *    inside the square root) rather than torch's max(|a|, eps), so a fresh
- *    all-zero memory row has a finite, bounded gradient.
+ *    all-zero memory row has a finite, bounded gradient. It is built from
+ *    batched graph ops (each environment has its own memory, which
+ *    mrl_cosine_similarity's single [N, D] memory does not cover).
  *  - One write head, as in the paper's experiments; the controller is one
  *    LSTM layer and reads x_t with the previous read vectors (not h_{t-1}
  *    and x_t with the previous interface outputs of some variants).
