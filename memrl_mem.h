@@ -372,7 +372,7 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
   return MRL_OK;
 bad:
   mrl__error(error, error_size,
-             "core spec \"%s\" is not none, lstm:H[:L], gru:H[:L], elman:H[:L], elman_relu:H[:L] "
+             "core spec \"%s\" is not none, lstm:H[:L], gru:H[:L], elman:H[:L], elman_relu:H[:L], "
              "frame_stack:K or dnc:N:W:R[:links]",
              spec);
   return MRL_ERR_INVALID_ARGUMENT;
