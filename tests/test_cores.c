@@ -13,7 +13,9 @@
  *   5. acting (T = 1, no gradients) allocates nothing once warm;
  *   6. where the core wraps a layer with a PyTorch twin (LSTM, GRU, Elman
  *      stacks, matched against PyTorch in tests/test_nn.c), the core equals
- *      that layer fed the state in torch's [L, B, H] layout.
+ *      that layer fed the state in torch's [L, B, H] layout;
+ *   7. where the core has its own PyTorch twin (the DNC: tools/make_ref.py
+ *      make_dnc), outputs, final state and gradients match it.
  * A new core adds one row to the table in main().
  *
  * Run from the repository root:  cc -std=c99 -O2 tests/test_cores.c -lm && ./a.out */
@@ -308,6 +310,86 @@ static void matches_stack(const char *label, mrl_core_config cfg, int D) {
   fixture_free(&f);
 }
 
+/* 7. the DNC core against tests/ref/dnc.txt (case "nl" without links, "lk" with) */
+static void dnc_reference(const char *pre, int links) {
+  static const char *const names[6][2] = {
+      {"w_ih", "core.controller.weight_ih"}, {"w_hh", "core.controller.weight_hh"},
+      {"b_ih", "core.controller.bias_ih"},   {"b_hh", "core.controller.bias_hh"},
+      {"w_if", "core.interface.weight"},     {"b_if", "core.interface.bias"}};
+  mrl_ref_file rf;
+  mrl_params params;
+  mrl_core core;
+  mrl_graph g;
+  mrl_core_config cfg;
+  char key[64], err[MRL_ERROR_SIZE];
+  float sizes[7], *x = NULL, *starts = NULL, *state0 = NULL, *gy = NULL, *final = NULL;
+  int D, N, W, R, H, Tn, Bn, S, i;
+  mrl_tensor *xt, *y;
+  if (!mrl_ref_open(&rf, "tests/ref/dnc.txt")) return;
+  snprintf(key, sizeof key, "%s_sizes", pre);
+  if (!mrl_ref_fill(&rf, key, sizes, 7)) {
+    mrl_ref_close(&rf);
+    return;
+  }
+  D = (int)sizes[0], N = (int)sizes[1], W = (int)sizes[2], R = (int)sizes[3], H = (int)sizes[4];
+  Tn = (int)sizes[5], Bn = (int)sizes[6];
+  cfg = mrl_core_config_dnc(N, W, R);
+  cfg.dnc.controller_size = H;
+  cfg.dnc.links = links;
+  mrl_params_init(&params);
+  MRL_CHECK(mrl_core_init(&core, &params, "core", D, &cfg, err, sizeof err) == MRL_OK &&
+                mrl_params_finalize(&params, 3) == MRL_OK && mrl_graph_init(&g, 1 << 20) == MRL_OK,
+            "dnc %s: init", pre);
+  S = mrl_core_state_dim(&core);
+  for (i = 0; i < 6; i++) {
+    mrl_tensor *pt = mrl_params_tensor(&params, mrl_params_find(&params, names[i][1]));
+    snprintf(key, sizeof key, "%s_%s", pre, names[i][0]);
+    mrl_ref_fill(&rf, key, pt->data, pt->size);
+  }
+  x = (float *)calloc((size_t)Tn * Bn * D, sizeof(float));
+  starts = (float *)calloc((size_t)Tn * Bn, sizeof(float));
+  state0 = (float *)calloc((size_t)Bn * S, sizeof(float));
+  final = (float *)calloc((size_t)Bn * S, sizeof(float));
+  gy = (float *)calloc((size_t)Tn * Bn * (H + R * W), sizeof(float));
+  snprintf(key, sizeof key, "%s_x", pre);
+  mrl_ref_fill(&rf, key, x, Tn * Bn * D);
+  snprintf(key, sizeof key, "%s_starts", pre);
+  mrl_ref_fill(&rf, key, starts, Tn * Bn);
+  snprintf(key, sizeof key, "%s_state0", pre);
+  mrl_ref_fill(&rf, key, state0, Bn * S);
+  snprintf(key, sizeof key, "%s_gy", pre);
+  mrl_ref_fill(&rf, key, gy, Tn * Bn * (H + R * W));
+  mrl_params_zero_grad(&params);
+  xt = mrl_tensor_new2(&g, Tn * Bn, D, 1);
+  memcpy(xt->data, x, sizeof(float) * (size_t)Tn * Bn * D);
+  y = mrl_core_forward(&core, &g, xt, Tn, Bn, starts, state0, final, S);
+  MRL_CHECK(y && y->shape[1] == H + R * W, "dnc %s: forward", pre);
+  if (y) {
+    mrl_tensor *loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, gy, Tn * Bn, H + R * W)));
+    MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "dnc %s: backward", pre);
+    snprintf(key, sizeof key, "%s_y", pre);
+    mrl_ref_expect(&rf, key, y->data, y->size, 1e-5, 1e-4);
+    snprintf(key, sizeof key, "%s_final", pre);
+    mrl_ref_expect(&rf, key, final, Bn * S, 1e-5, 1e-4);
+    snprintf(key, sizeof key, "%s_g_x", pre);
+    mrl_ref_expect(&rf, key, xt->grad, xt->size, 1e-4, 1e-3);
+    for (i = 0; i < 6; i++) {
+      mrl_tensor *pt = mrl_params_tensor(&params, mrl_params_find(&params, names[i][1]));
+      snprintf(key, sizeof key, "%s_g_%s", pre, names[i][0]);
+      mrl_ref_expect(&rf, key, pt->grad, pt->size, 1e-4, 1e-3);
+    }
+  }
+  free(x);
+  free(starts);
+  free(state0);
+  free(final);
+  free(gy);
+  mrl_ref_close(&rf);
+  mrl_core_free(&core);
+  mrl_params_free(&params);
+  mrl_graph_free(&g);
+}
+
 static void test_parse(void) {
   mrl_core_config c;
   char err[MRL_ERROR_SIZE];
@@ -374,6 +456,18 @@ static void test_parse(void) {
     mrl_core_free(&core);
     mrl_params_free(&p);
   }
+  MRL_CHECK(mrl_core_config_parse("dnc:32:8:2", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_DNC && c.dnc.memory_size == 32 && c.dnc.word_size == 8 &&
+                c.dnc.read_heads == 2 && c.dnc.links == 0 && c.dnc.controller_size == 64,
+            "parse dnc:32:8:2");
+  MRL_CHECK(mrl_core_config_parse("dnc:16:4:1:links", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_DNC && c.dnc.memory_size == 16 && c.dnc.links == 1,
+            "parse dnc:16:4:1:links");
+  MRL_CHECK(mrl_core_config_parse("dnc:16:4", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT &&
+                mrl_core_config_parse("dnc:16:4:1:link", &c, err, sizeof err) ==
+                    MRL_ERR_INVALID_ARGUMENT &&
+                mrl_core_config_parse("dnc:0:4:1", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
+            "parse bad dnc specs");
 }
 
 /* The frame stack by hand: k = 3 over one environment's inputs 1, 2, 3, ...
@@ -519,6 +613,19 @@ int main(void) {
   conformance("amrl max 2 layers (exact gradient)", c, 3);
   conformance("fwp", mrl_core_config_fwp(3, 1), 4);
   conformance("fwp 2 heads", mrl_core_config_fwp(4, 2), 3);
+  /* The DNC's allocation jumps where two usages swap order (the paper ignores
+   * those points): sizes are chosen so that no order changes inside the
+   * finite-difference step; dnc_reference checks gradients independently. */
+  c = mrl_core_config_dnc(5, 3, 2);
+  c.dnc.controller_size = 4;
+  conformance("dnc", c, 3);
+  c = mrl_core_config_dnc(6, 3, 2);
+  c.dnc.controller_size = 4;
+  c.dnc.links = 1;
+  conformance("dnc links", c, 3);
+  c = mrl_core_config_dnc(4, 3, 1);
+  c.dnc.controller_size = 3;
+  conformance("dnc one head", c, 2);
   c = mrl_core_config_lstm(4);
   c.num_layers = 2;
   matches_stack("lstm 2 layers = mrl_lstm", c, 3);
@@ -528,6 +635,8 @@ int main(void) {
   c = mrl_core_config_elman(4);
   c.num_layers = 2;
   matches_stack("elman 2 layers = mrl_elman", c, 3);
+  dnc_reference("nl", 0);
+  dnc_reference("lk", 1);
   test_parse();
   test_frame_stack_values();
   test_amrl_fwp_torch();

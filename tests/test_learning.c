@@ -21,7 +21,11 @@
  *      so a user's own core trains under PPO with no other change.
  *   8. The same with the built-in AMRL core (amrl:32, average, straight-
  *      through) and the fast-weight core (fwp:8:2, delta rule): success
- *      >= 0.95 each after 400k steps (about 10 s each on one core). */
+ *      >= 0.95 each after 400k steps (about 10 s each on one core).
+ *   9. The TMaze-20 agent of 3 with the DNC core (memrl_mem.h >>dnc: 8 rows
+ *      of 8 floats, one read head, a controller of 32 units) instead of the
+ *      LSTM, at a constant learning rate, after 250k steps (249,856; about
+ *      25 s on one core): success >= 0.95. */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
 #include "test.h"
@@ -204,6 +208,16 @@ int main(void) {
       MRL_CHECK(r.success >= 0.95f, "PPO with core %s, TMaze-20: success %.2f < 0.95", specs[k],
                 r.success);
     }
+  }
+  {
+    mrl_ppo_config cfg = tmaze_config(0);
+    cfg.net.core = mrl_core_config_dnc(8, 8, 1);
+    cfg.net.core.dnc.controller_size = 32;
+    cfg.anneal_lr = 0;
+    r = train("TMaze-20", 16, &cfg, 250000);
+    report("TMaze-20", "ppo-dnc", r);
+    MRL_CHECK(r.success >= 0.95f, "PPO with the DNC core, TMaze-20: success %.2f < 0.95",
+              r.success);
   }
   return mrl_test_summary("test_learning");
 }
