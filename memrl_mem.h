@@ -29,8 +29,16 @@
  *   MRL_CORE_GRU and MRL_CORE_ELMAN (torch.nn.LSTM / GRU / RNN, multi-layer,
  *   PyTorch-exact; state: every layer's h, then every layer's c for the
  *   LSTM); MRL_CORE_GTRXL (Parisotto et al. 2019's gated Transformer-XL over
- *   a window of past steps, memrl_nn.h's mrl_gtrxl); and MRL_CORE_USER: a
- *   user's own core through a function table
+ *   a window of past steps, memrl_nn.h's mrl_gtrxl); MRL_CORE_AMRL (Beck et
+ *   al. 2020: an LSTM whose outputs feed an episode-long average, sum or max,
+ *   with the paper's straight-through gradient); MRL_CORE_FWP (Schlag et al.
+ *   2021: linear attention as fast weights, heads of d x d matrices written by
+ *   the delta rule); MRL_CORE_DNC (the DNC's external memory of Graves et
+ *   al. 2016 as MERLIN uses it: an LSTM controller, content-based read heads,
+ *   a write with usage-based allocation, optional temporal links; state:
+ *   memory, usage, weightings, read vectors and the controller's h and c,
+ *   flat; mrl_core_config_dnc, "dnc:<N>:<W>:<R>[:links]"); and
+ *   MRL_CORE_USER: a user's own core through a function table
  *   (mrl_core_type), which every agent then trains unchanged (tests/test.h
  *   has a worked one, a GRU). mrl_core_config_parse("gru:128:2") builds a
  *   config from a short spec. Every core passes the conformance table of
@@ -58,7 +66,7 @@
  * TAGS: each implementation section carries one tag, written >> and the
  * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
  *   The tags in file order:
- *     core frame_stack gtrxl_core tower rollout
+ *     core frame_stack gtrxl_core amrl fwp dnc tower rollout
  *
  */
 #ifndef MEMRL_MEM_H
@@ -90,7 +98,10 @@ typedef enum mrl_core_kind {
   MRL_CORE_GRU,         /* torch.nn.GRU, num_layers deep; state [h (L*H)] */
   MRL_CORE_ELMAN,       /* torch.nn.RNN (tanh or relu), num_layers deep; state [h (L*H)] */
   MRL_CORE_FRAME_STACK, /* the last frame_stack inputs concatenated, oldest first */
-  MRL_CORE_GTRXL        /* gated Transformer-XL over a window of past steps (memrl_nn.h) */
+  MRL_CORE_GTRXL,       /* gated Transformer-XL over a window of past steps (memrl_nn.h) */
+  MRL_CORE_AMRL,        /* LSTM + order-invariant aggregator (Beck et al. 2020) */
+  MRL_CORE_FWP,         /* fast weights, delta rule (Schlag et al. 2021) */
+  MRL_CORE_DNC          /* DNC external memory (Graves et al. 2016) with an LSTM controller */
 } mrl_core_kind;
 
 /* A user's core. init declares its parameters into p under `name` (the store
@@ -109,6 +120,32 @@ typedef struct mrl_core_type {
   void (*free)(void *self);
 } mrl_core_type;
 
+/* AMRL's aggregator over the episode (its section: the amrl tag). */
+typedef enum mrl_amrl_aggregator { MRL_AMRL_AVG, MRL_AMRL_SUM, MRL_AMRL_MAX } mrl_amrl_aggregator;
+typedef struct mrl_amrl_config {
+  mrl_amrl_aggregator aggregator; /* MRL_AMRL_AVG (the authors' default; AMRL-Avg) */
+  int straight_through; /* 1: the paper's straight-through gradient (AMRL-Avg/-Max); 0: the
+                           exact gradient (the paper's AVG/MAX baselines) */
+} mrl_amrl_config;
+
+/* Fast weight programmer with the delta rule (the fwp tag): heads matrices of
+ * head_dim x head_dim; the core's hidden_size is unused. */
+typedef struct mrl_fwp_config {
+  int head_dim; /* key/query/value size per head */
+  int heads;    /* 1 */
+} mrl_fwp_config;
+/* MRL_CORE_DNC: memory of memory_size rows of word_size floats, read_heads
+ * content-based read heads, one write head with usage-based allocation, an
+ * LSTM controller of controller_size units; links 1 adds the temporal link
+ * matrix and forward/backward read modes (N*N more floats of state). */
+typedef struct mrl_dnc_config {
+  int memory_size;     /* N (16) */
+  int word_size;       /* W (16) */
+  int read_heads;      /* R (4) */
+  int controller_size; /* LSTM units (64) */
+  int links;           /* 0 (MERLIN's choice); 1: the DNC's temporal links */
+} mrl_dnc_config;
+
 typedef struct mrl_core_config {
   mrl_core_kind kind;
   int hidden_size;   /* LSTM, GRU, Elman: units per layer */
@@ -120,6 +157,10 @@ typedef struct mrl_core_config {
   mrl_gtrxl_config gtrxl;         /* GTRXL: embed 64, heads 4, layers 2, ff 256, window 64 */
   const mrl_core_type *user_type; /* MRL_CORE_USER: the table (must outlive the core) */
   const void *user_config;        /* MRL_CORE_USER: passed to user_type->init */
+  mrl_amrl_config amrl;           /* AMRL: the aggregator (with hidden_size, num_layers,
+                                     init, forget_bias of its LSTM) */
+  mrl_fwp_config fwp;             /* FWP: heads and their size */
+  mrl_dnc_config dnc;             /* MRL_CORE_DNC (the controller also uses init, forget_bias) */
 } mrl_core_config;
 
 MRL_DEF mrl_core_config mrl_core_config_default(void); /* none */
@@ -129,11 +170,18 @@ MRL_DEF mrl_core_config mrl_core_config_elman(int hidden_size);
 MRL_DEF mrl_core_config mrl_core_config_frame_stack(int frames);
 /* GTrXL of mrl_gtrxl_config_default() with this embedding width and window. */
 MRL_DEF mrl_core_config mrl_core_config_gtrxl(int embed_dim, int mem_len);
+/* AMRL over an LSTM of hidden_size units (even; forget_bias 1 as the authors') */
+MRL_DEF mrl_core_config mrl_core_config_amrl(int hidden_size, mrl_amrl_aggregator aggregator);
+MRL_DEF mrl_core_config mrl_core_config_fwp(int head_dim, int heads);
+/* A DNC of N rows of W floats and R read heads, the other fields default. */
+MRL_DEF mrl_core_config mrl_core_config_dnc(int memory_size, int word_size, int read_heads);
 /* A core from a short spec, for command lines and benchmark tables: "none",
  * "lstm:<units>[:<layers>]", "gru:<units>[:<layers>]", "elman:<units>[:<layers>]"
  * ("elman_relu:..." for relu), "frame_stack:<k>", "gtrxl:<embed>[:<layers>]" (4 heads,
- * ff 4 x embed... as mrl_gtrxl_config_default otherwise). MRL_ERR_INVALID_ARGUMENT
- * with the reason in error for anything else. */
+ * ff 4 x embed... as mrl_gtrxl_config_default otherwise), "amrl:<units>[:avg|sum|max]"
+ * (straight-through, one layer), "fwp:<head_dim>[:<heads>]", "dnc:<N>:<W>:<R>[:links]"
+ * (controller of 64 units). MRL_ERR_INVALID_ARGUMENT with the reason in error for
+ * anything else. */
 MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
                                          size_t error_size);
 MRL_DEF mrl_core_config mrl_core_config_user(const mrl_core_type *type, const void *config);
@@ -269,6 +317,13 @@ MRL_DEF mrl_core_config mrl_core_config_default(void) {
   c.nonlinearity = MRL_ACT_TANH;
   c.frame_stack = 4;
   c.gtrxl = mrl_gtrxl_config_default();
+  c.amrl.aggregator = MRL_AMRL_AVG;
+  c.amrl.straight_through = 1;
+  c.fwp.heads = 1;
+  c.dnc.memory_size = 16;
+  c.dnc.word_size = 16;
+  c.dnc.read_heads = 4;
+  c.dnc.controller_size = 64;
   return c;
 }
 
@@ -300,6 +355,33 @@ MRL_DEF mrl_core_config mrl_core_config_frame_stack(int frames) {
   return c;
 }
 
+MRL_DEF mrl_core_config mrl_core_config_amrl(int hidden_size, mrl_amrl_aggregator aggregator) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_AMRL;
+  c.hidden_size = hidden_size;
+  c.forget_bias = 1.0f; /* the authors' TF BasicLSTMCell default */
+  c.amrl.aggregator = aggregator;
+  return c;
+}
+
+MRL_DEF mrl_core_config mrl_core_config_fwp(int head_dim, int heads) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_FWP;
+  c.fwp.head_dim = head_dim;
+  c.fwp.heads = heads;
+  return c;
+}
+MRL_DEF mrl_core_config mrl_core_config_dnc(int memory_size, int word_size, int read_heads) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_DNC;
+  c.dnc.memory_size = memory_size;
+  c.dnc.word_size = word_size;
+  c.dnc.read_heads = read_heads;
+  return c;
+}
+
+static mrl_result mrl__dnc_parse(const char *args, mrl_core_config *out);
+
 MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
                                          size_t error_size) {
   char name[32];
@@ -311,11 +393,29 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
     mrl__error(error, error_size, "mrl_core_config_parse: NULL spec or output");
     return MRL_ERR_INVALID_ARGUMENT;
   }
+  if (strncmp(spec, "amrl:", 5) == 0) {                   /* amrl:<units>[:avg|sum|max] */
+    static const char aggs[3][4] = {"avg", "sum", "max"}; /* MRL_AMRL_AVG, _SUM, _MAX */
+    int k;
+    a = strtol(spec + 5, &end, 10);
+    if (end == spec + 5 || a < 2 || a > 1000000) goto bad;
+    *out = mrl_core_config_amrl((int)a, MRL_AMRL_AVG);
+    if (*end == '\0') return MRL_OK;
+    for (k = 0; k < 3; k++)
+      if (end[0] == ':' && strcmp(end + 1, aggs[k]) == 0) {
+        out->amrl.aggregator = (mrl_amrl_aggregator)k;
+        return MRL_OK;
+      }
+    goto bad;
+  }
   colon = strchr(spec, ':');
   n = colon ? (size_t)(colon - spec) : strlen(spec);
   if (n == 0 || n >= sizeof name) goto bad;
   memcpy(name, spec, n);
   name[n] = '\0';
+  if (colon && strcmp(name, "dnc") == 0) {
+    if (mrl__dnc_parse(colon + 1, out) == MRL_OK) return MRL_OK;
+    goto bad;
+  }
   if (colon) {
     a = strtol(colon + 1, &end, 10);
     if (end == colon + 1 || a < 1 || a > 1000000) goto bad;
@@ -343,6 +443,9 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
              strchr(colon + 1, ':') == NULL) {
     *out = mrl_core_config_frame_stack((int)a);
     return MRL_OK;
+  } else if (colon && strcmp(name, "fwp") == 0) {
+    *out = mrl_core_config_fwp((int)a, (int)b);
+    return MRL_OK;
   } else {
     goto bad;
   }
@@ -351,7 +454,8 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
 bad:
   mrl__error(error, error_size,
              "core spec \"%s\" is not none, lstm:H[:L], gru:H[:L], elman:H[:L], elman_relu:H[:L], "
-             "gtrxl:E[:L] or frame_stack:K",
+             "gtrxl:E[:L], frame_stack:K, amrl:H[:avg|sum|max], fwp:D[:HEADS] or "
+             "dnc:N:W:R[:links]",
              spec);
   return MRL_ERR_INVALID_ARGUMENT;
 }
@@ -371,6 +475,17 @@ MRL_DEF mrl_core_config mrl_core_config_user(const mrl_core_type *type, const vo
   c.user_config = config;
   return c;
 }
+
+/* the built-in cores with sections of their own (below) */
+static mrl_result mrl__amrl_init(mrl_core *core, mrl_params *p, const char *name,
+                                 const mrl_core_config *cfg, char *error, size_t error_size);
+static mrl_result mrl__fwp_init(mrl_core *core, mrl_params *p, const char *name,
+                                const mrl_core_config *cfg, char *error, size_t error_size);
+static mrl_result mrl__dnc_init(mrl_core *core, mrl_params *p, const char *name, int input_dim,
+                                const mrl_core_config *cfg, char *error, size_t error_size);
+static mrl_tensor *mrl__dnc_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                    const float *episode_start, const float *state_in,
+                                    float *state_out, int stride);
 
 MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name, int input_dim,
                                  const mrl_core_config *cfg, char *error, size_t error_size) {
@@ -459,6 +574,14 @@ MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name
     core->output_dim = cfg->frame_stack * input_dim;
     core->state_dim = (cfg->frame_stack - 1) * input_dim;
     break;
+  case MRL_CORE_AMRL:
+  case MRL_CORE_FWP: {
+    mrl_result r = cfg->kind == MRL_CORE_AMRL
+                       ? mrl__amrl_init(core, p, name, cfg, error, error_size)
+                       : mrl__fwp_init(core, p, name, cfg, error, error_size);
+    if (r != MRL_OK) return r;
+    break;
+  }
   case MRL_CORE_USER: {
     const mrl_core_type *ty = cfg->user_type;
     mrl_result r;
@@ -478,6 +601,11 @@ MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name
     core->user_type = ty;
     core->output_dim = out;
     core->state_dim = st;
+    break;
+  }
+  case MRL_CORE_DNC: {
+    mrl_result r = mrl__dnc_init(core, p, name, input_dim, cfg, error, error_size);
+    if (r != MRL_OK) return r;
     break;
   }
   default:
@@ -613,6 +741,389 @@ static mrl_tensor *mrl__gtrxl_core_forward(const mrl_core *core, mrl_graph *g, m
   return y;
 }
 
+/* ---- AMRL >>amrl ----
+ * AMRL (Beck, Ciosek, Devlin, Tschiatschek, Zhang, Hofmann 2020, "AMRL:
+ * Aggregated Memory for Reinforcement Learning", ICLR), wired as the authors'
+ * code (github.com/jacooba/AMRL-ICLR2020, models/lstm_diff and
+ * average_rnn.py: an LSTM in slot 1, the "avg" cell stacked on it):
+ *   h_t = LSTM(x_t)                     (torch.nn.LSTM, num_layers, H units)
+ *   a_t = h_t[0 : H/2],  s_t = h_t[H/2 : H]
+ *   avg: S_t = S_{t-1} + a_t, n_t = n_{t-1} + 1, m_t = S_t / n_t
+ *   sum: S_t = S_{t-1} + a_t,                    m_t = S_t
+ *   max: S_t = max(S_{t-1}, a_t) elementwise,    m_t = S_t
+ *   y_t = [s_t, m_t]                    (the skip half first, as the authors)
+ * with S and n zero at an episode's start (so max starts from 0, as the
+ * authors' zero initial state does). Straight-through (the paper's ST,
+ * straight_through = 1): the backward pass treats m_t = S_t / n_t as
+ * m_t = S_t and max(S_{t-1}, a_t) as S_{t-1} + a_t, so the gradient of a_t
+ * is the sum of the output gradients of m over the rest of the episode, for
+ * every aggregator; straight_through = 0 gives the exact gradient (the
+ * paper's AVG and MAX baselines; the authors' SUM has no ST).
+ * State: [h (L*H), c (L*H), S (H/2)] and, for avg, n (1 float): the LSTM's
+ * layout, then the aggregator. Output H floats.
+ * Deviations: the authors' average_rnn_eps (dividing by t^(1+eps)) and
+ * average_rnn_count (appending n_t to the output) are off, as in their
+ * configs; their final_hidden layer is the tower's head MLP here. */
+typedef struct mrl__amrl {
+  mrl_amrl_aggregator aggregator;
+  int straight_through;
+} mrl__amrl;
+
+static mrl_result mrl__amrl_init(mrl_core *core, mrl_params *p, const char *name,
+                                 const mrl_core_config *cfg, char *error, size_t error_size) {
+  int H = cfg->hidden_size, L = cfg->num_layers;
+  mrl__amrl *a;
+  if (H < 2 || H % 2) {
+    mrl__error(error, error_size, "core.hidden_size %d must be even and >= 2 for AMRL", H);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (L < 1 || L > MRL_RNN_MAX_LAYERS) {
+    mrl__error(error, error_size, "core.num_layers %d must be in 1..%d", L, MRL_RNN_MAX_LAYERS);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (!(cfg->forget_bias - cfg->forget_bias == 0.0f)) {
+    mrl__error(error, error_size, "core.forget_bias %g must be finite", cfg->forget_bias);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if ((int)cfg->amrl.aggregator < 0 || (int)cfg->amrl.aggregator > (int)MRL_AMRL_MAX) {
+    mrl__error(error, error_size, "core.amrl.aggregator %d is not an mrl_amrl_aggregator",
+               (int)cfg->amrl.aggregator);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  a = (mrl__amrl *)MRL_MALLOC(sizeof *a);
+  if (!a) {
+    mrl__error(error, error_size, "core: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  a->aggregator = cfg->amrl.aggregator;
+  a->straight_through = cfg->amrl.straight_through != 0;
+  core->impl = a;
+  mrl_lstm_init(&core->lstm, p, name, core->input_dim, H, L, cfg->init, cfg->forget_bias);
+  core->hidden_size = H;
+  core->num_layers = L;
+  core->output_dim = H;
+  core->state_dim = 2 * L * H + H / 2 + (a->aggregator == MRL_AMRL_AVG);
+  return MRL_OK;
+}
+
+/* The aggregator over a [T*B, K] sequence. i: T, B, K, mode (0 straight-
+ * through or sum: running sums of the gradient; 1 exact avg; 2 exact max);
+ * index: episode starts as ints (NULL: none); extra[0]: n_t per row (exact avg). */
+static void mrl__amrl_agg_backward(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *y = nd->out;
+  int T = nd->i[0], B = nd->i[1], K = nd->i[2], mode = nd->i[3], t, b, k;
+  const float *n = nd->extra[0] ? nd->extra[0]->data : NULL;
+  if (!a->grad) return;
+  for (b = 0; b < B; b++)
+    for (k = 0; k < K; k++) {
+      float gsum = 0.0f; /* dL/dS_t: what flows back into the aggregate */
+      for (t = T - 1; t >= 0; t--) {
+        size_t r = (size_t)t * B + b, e = r * K + k;
+        gsum += mode == 1 ? y->grad[e] / n[r] : y->grad[e];
+        if (mode == 2) { /* exact max: the winner takes it (a on ties) */
+          if (y->data[e] == a->data[e]) {
+            a->grad[e] += gsum;
+            gsum = 0.0f;
+          }
+        } else {
+          a->grad[e] += gsum;
+        }
+        if (nd->index && nd->index[r]) gsum = 0.0f; /* S_{t-1} was reset: not used */
+      }
+    }
+}
+
+static mrl_tensor *mrl__amrl_aggregate(const mrl_core *core, mrl_graph *g, mrl_tensor *a, int T,
+                                       int B, const float *episode_start, const float *state_in,
+                                       float *state_out, int stride) {
+  const mrl__amrl *c = (const mrl__amrl *)core->impl;
+  int K = core->hidden_size / 2, off = 2 * core->num_layers * core->hidden_size, t, b, k;
+  int avg = c->aggregator == MRL_AMRL_AVG, mx = c->aggregator == MRL_AMRL_MAX;
+  int mode = c->straight_through || c->aggregator == MRL_AMRL_SUM ? 0 : (avg ? 1 : 2);
+  int wants, *starts = NULL;
+  mrl_tensor *y, *counts = NULL;
+  float *S;
+  mrl_node *nd;
+  if (!a) return NULL;
+  wants = mrl_graph_wants_grad(g, a, NULL);
+  y = mrl_op_output(g, 2, a->shape, wants);
+  S = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)K);
+  if (!y || !S) return NULL;
+  if (wants && episode_start) {
+    starts = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)T * B);
+    if (!starts) return NULL;
+    for (t = 0; t < T * B; t++) starts[t] = episode_start[t] != 0.0f;
+  }
+  if (wants && mode == 1 && !(counts = mrl_tensor_new2(g, T * B, 1, 0))) return NULL;
+  for (b = 0; b < B; b++) {
+    const float *st = state_in ? state_in + (size_t)b * stride + off : NULL;
+    float n = st && avg ? st[K] : 0.0f;
+    for (k = 0; k < K; k++) S[k] = st ? st[k] : 0.0f;
+    for (t = 0; t < T; t++) {
+      size_t r = (size_t)t * B + b;
+      const float *x = a->data + r * K;
+      float *o = y->data + r * K;
+      if (episode_start && episode_start[r] != 0.0f) {
+        memset(S, 0, sizeof(float) * (size_t)K);
+        n = 0.0f;
+      }
+      n += 1.0f;
+      for (k = 0; k < K; k++) {
+        S[k] = mx ? (x[k] >= S[k] ? x[k] : S[k]) : S[k] + x[k];
+        o[k] = avg ? S[k] / n : S[k];
+      }
+      if (counts) counts->data[r] = n;
+    }
+    if (state_out) {
+      float *so = state_out + (size_t)b * stride + off;
+      memcpy(so, S, sizeof(float) * (size_t)K);
+      if (avg) so[K] = n;
+    }
+  }
+  MRL__FINITE("amrl_aggregate", y, a, NULL);
+  if ((nd = mrl_graph_record(g, "amrl_aggregate", mrl__amrl_agg_backward, y)) != NULL) {
+    nd->in[0] = a;
+    nd->extra[0] = counts;
+    nd->index = starts;
+    nd->i[0] = T;
+    nd->i[1] = B;
+    nd->i[2] = K;
+    nd->i[3] = mode;
+  }
+  return y;
+}
+
+static mrl_tensor *mrl__amrl_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
+                                     int B, const float *episode_start, const float *state_in,
+                                     float *state_out, int stride) {
+  int H = core->hidden_size, L = core->num_layers;
+  mrl_tensor *h0 = mrl__core_layers_in(g, state_in, stride, 0, L, B, H);
+  mrl_tensor *c0 = mrl__core_layers_in(g, state_in, stride, L * H, L, B, H);
+  mrl_tensor *h, *hT = NULL, *cT = NULL, *parts[2], *y;
+  if (!h0 || !c0) return NULL;
+  h = mrl_lstm_forward(&core->lstm, g, x, T, B, h0, c0, episode_start, &hT, &cT);
+  parts[0] = mrl_slice(g, h, 1, H / 2, H); /* s_t: around the aggregator */
+  parts[1] = mrl__amrl_aggregate(core, g, mrl_slice(g, h, 1, 0, H / 2), T, B, episode_start,
+                                 state_in, state_out, stride);
+  if (!parts[0] || !parts[1]) return NULL;
+  y = mrl_concat(g, parts, 2, 1);
+  if (y && state_out) { /* after the aggregator read state_in (state_out may alias it) */
+    mrl__core_layers_out(hT, state_out, stride, 0, L, B, H);
+    mrl__core_layers_out(cT, state_out, stride, L * H, L, B, H);
+  }
+  return y;
+}
+
+/* ---- fast weight programmer >>fwp ----
+ * Linear attention as a fast weight programmer with the delta rule (Schlag,
+ * Irie, Schmidhuber 2021, "Linear Transformers Are Secretly Fast Weight
+ * Programmers", ICML, eqs. 23-26), one matrix W^h (d x d) per head h:
+ *   [q, k, v, b] = x_t P                   (one linear map, no bias)
+ *   q_t = phi(q), k_t = phi(k)             phi(z) = sum-normalised ELU(z) + 1
+ *   beta_t = sigmoid(b)                    (one write strength per head)
+ *   vbar_t = W_{t-1} k_t                   (the value stored under k_t)
+ *   W_t = W_{t-1} + beta_t (v_t - vbar_t) k_t^T
+ *   y_t = W_t q_t                          (heads concatenated: heads*d floats)
+ * with W zero at an episode's start. phi: ELU + 1 (Katharopoulos et al. 2020,
+ * the map of POPGym's LinearAttention and one of those the paper evaluates),
+ * then the paper's sum normalisation phi(z) / sum_j phi(z)_j (section 4.2),
+ * which with the delta rule keeps W bounded. P's columns per row: q of every
+ * head, then k, v (heads*d each), then b (heads).
+ * State: the heads' W, row-major (W[i][j]: value i, key j), heads*d*d floats.
+ * Deviations: no DPFP feature map (the paper's own proposal); the block
+ * around the layer (POPGym's input LayerNorm, feed-forward and shortcut; the
+ * paper's output projection and residual) is left to the tower's encoder and
+ * head. POPGym's FWP model differs: ReLU keys, no delta rule (a plain sum of
+ * v k^T). */
+typedef struct mrl__fwp {
+  mrl_linear_layer proj;
+  int heads, dim;
+} mrl__fwp;
+
+static mrl_result mrl__fwp_init(mrl_core *core, mrl_params *p, const char *name,
+                                const mrl_core_config *cfg, char *error, size_t error_size) {
+  char buf[MRL_NAME_MAX];
+  int d = cfg->fwp.head_dim, heads = cfg->fwp.heads;
+  mrl__fwp *f;
+  if (d < 1 || d > 4096 || heads < 1 || heads > 4096 || (long long)heads * d * d > 1 << 26) {
+    mrl__error(
+        error, error_size,
+        "core.fwp.head_dim %d and core.fwp.heads %d must be >= 1 (at most 2^26 state floats)", d,
+        heads);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  f = (mrl__fwp *)MRL_MALLOC(sizeof *f);
+  if (!f) {
+    mrl__error(error, error_size, "core: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  f->heads = heads;
+  f->dim = d;
+  core->impl = f;
+  mrl_linear_layer_init_bias(&f->proj, p, mrl__name(p, buf, name, "proj"), core->input_dim,
+                             heads * (3 * d + 1), 0, cfg->init);
+  core->output_dim = heads * d;
+  core->state_dim = heads * d * d;
+  return MRL_OK;
+}
+
+/* The delta-rule scan. in: q, k [T*B*heads, d], v [T*B, heads*d], beta
+ * [T*B, heads]; extra: W_t after every step [T*B*heads, d*d], W before the
+ * first step [B*heads, d*d], scratch (d*d + 3d); i: T, B, heads, d; index:
+ * episode starts as ints (NULL: none). */
+static void mrl__fwp_scan_backward(mrl_node *nd) {
+  mrl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *beta = nd->in[3], *y = nd->out;
+  int T = nd->i[0], B = nd->i[1], NH = nd->i[2], d = nd->i[3], t, b, h, i, j;
+  size_t dd = (size_t)d * d;
+  float *dW = nd->extra[2]->data, *dq = dW + dd, *dk = dq + d, *dv = dk + d;
+  for (b = 0; b < B; b++)
+    for (h = 0; h < NH; h++) {
+      memset(dW, 0, sizeof(float) * dd);
+      for (t = T - 1; t >= 0; t--) {
+        size_t r = (size_t)t * B + b, e = r * NH + h;
+        int start = nd->index && nd->index[r];
+        const float *Wt = nd->extra[0]->data + e * dd, *qe = q->data + e * d, *ke = k->data + e * d,
+                    *ve = v->data + e * d, *dy = y->grad + e * d;
+        const float *Wp = start    ? NULL
+                          : t == 0 ? nd->extra[1]->data + ((size_t)b * NH + h) * dd
+                                   : nd->extra[0]->data + (e - (size_t)B * NH) * dd;
+        float be = beta->data[e], dbeta = 0.0f;
+        memset(dq, 0, sizeof(float) * 3 * (size_t)d);
+        for (i = 0; i < d; i++) { /* y = W_t q */
+          float *dWi = dW + (size_t)i * d;
+          const float *Wi = Wt + (size_t)i * d;
+          for (j = 0; j < d; j++) {
+            dWi[j] += dy[i] * qe[j];
+            dq[j] += Wi[j] * dy[i];
+          }
+        }
+        for (i = 0; i < d; i++) { /* W_t = W_{t-1} + beta (v - W_{t-1} k) k^T, row by row */
+          float *dWi = dW + (size_t)i * d, vbar = 0.0f, u, du = 0.0f, dvbar;
+          if (Wp)
+            for (j = 0; j < d; j++) vbar += Wp[(size_t)i * d + j] * ke[j];
+          u = be * (ve[i] - vbar);
+          for (j = 0; j < d; j++) {
+            du += dWi[j] * ke[j];
+            dk[j] += dWi[j] * u;
+          }
+          dbeta += du * (ve[i] - vbar);
+          dv[i] += be * du;
+          dvbar = -be * du;
+          for (j = 0; j < d; j++) dWi[j] += dvbar * ke[j]; /* now dL/dW_{t-1} */
+          if (Wp)
+            for (j = 0; j < d; j++) dk[j] += Wp[(size_t)i * d + j] * dvbar;
+        }
+        if (q->grad)
+          for (j = 0; j < d; j++) q->grad[e * d + j] += dq[j];
+        if (k->grad)
+          for (j = 0; j < d; j++) k->grad[e * d + j] += dk[j];
+        if (v->grad)
+          for (j = 0; j < d; j++) v->grad[e * d + j] += dv[j];
+        if (beta->grad) beta->grad[e] += dbeta;
+        if (start) memset(dW, 0, sizeof(float) * dd); /* W_{t-1} was not used */
+      }
+    }
+}
+
+static mrl_tensor *mrl__fwp_scan(const mrl__fwp *f, mrl_graph *g, mrl_tensor *q, mrl_tensor *k,
+                                 mrl_tensor *v, mrl_tensor *beta, int T, int B,
+                                 const float *episode_start, const float *state_in,
+                                 float *state_out, int stride) {
+  int NH = f->heads, d = f->dim, t, b, h, i, j, shape[2], *starts = NULL, wants;
+  size_t dd = (size_t)d * d, per_env = (size_t)NH * dd;
+  mrl_tensor *y, *hist = NULL, *w0 = NULL, *scratch = NULL;
+  float *W;
+  mrl_node *nd;
+  if (!q || !k || !v || !beta) return NULL;
+  wants = mrl_graph_wants_grad(g, q, k) || mrl_graph_wants_grad(g, v, beta);
+  shape[0] = T * B;
+  shape[1] = NH * d;
+  y = mrl_op_output(g, 2, shape, wants);
+  W = (float *)mrl_graph_alloc(g, sizeof(float) * per_env * (size_t)B);
+  if (!y || !W) return NULL;
+  for (b = 0; b < B; b++)
+    if (state_in)
+      memcpy(W + (size_t)b * per_env, state_in + (size_t)b * stride, sizeof(float) * per_env);
+    else
+      memset(W + (size_t)b * per_env, 0, sizeof(float) * per_env);
+  if (wants) {
+    hist = mrl_tensor_new2(g, T * B * NH, (int)dd, 0);
+    w0 = mrl_tensor_new2(g, B * NH, (int)dd, 0);
+    scratch = mrl_tensor_new2(g, 1, (int)dd + 3 * d, 0);
+    if (!hist || !w0 || !scratch) return NULL;
+    memcpy(w0->data, W, sizeof(float) * per_env * (size_t)B);
+    if (episode_start) {
+      starts = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)T * B);
+      if (!starts) return NULL;
+      for (t = 0; t < T * B; t++) starts[t] = episode_start[t] != 0.0f;
+    }
+  }
+  for (t = 0; t < T; t++)
+    for (b = 0; b < B; b++) {
+      size_t r = (size_t)t * B + b;
+      if (episode_start && episode_start[r] != 0.0f)
+        memset(W + (size_t)b * per_env, 0, sizeof(float) * per_env);
+      for (h = 0; h < NH; h++) {
+        size_t e = r * NH + h;
+        float *Wh = W + (size_t)b * per_env + (size_t)h * dd, be = beta->data[e];
+        const float *qe = q->data + e * d, *ke = k->data + e * d, *ve = v->data + e * d;
+        for (i = 0; i < d; i++) { /* each row of W updates on its own */
+          float *Wi = Wh + (size_t)i * d, vbar = 0.0f, u, out = 0.0f;
+          for (j = 0; j < d; j++) vbar += Wi[j] * ke[j];
+          u = be * (ve[i] - vbar);
+          for (j = 0; j < d; j++) {
+            Wi[j] += u * ke[j];
+            out += Wi[j] * qe[j];
+          }
+          y->data[e * d + i] = out;
+        }
+        if (hist) memcpy(hist->data + e * dd, Wh, sizeof(float) * dd);
+      }
+    }
+  if (state_out)
+    for (b = 0; b < B; b++)
+      memcpy(state_out + (size_t)b * stride, W + (size_t)b * per_env, sizeof(float) * per_env);
+  MRL__FINITE("fwp_scan", y, q, k);
+  if ((nd = mrl_graph_record(g, "fwp_scan", mrl__fwp_scan_backward, y)) != NULL) {
+    nd->in[0] = q;
+    nd->in[1] = k;
+    nd->in[2] = v;
+    nd->in[3] = beta;
+    nd->extra[0] = hist;
+    nd->extra[1] = w0;
+    nd->extra[2] = scratch;
+    nd->index = starts;
+    nd->i[0] = T;
+    nd->i[1] = B;
+    nd->i[2] = NH;
+    nd->i[3] = d;
+  }
+  return y;
+}
+
+/* phi: ELU + 1, normalised to sum 1 over each head's d features */
+static mrl_tensor *mrl__fwp_phi(mrl_graph *g, mrl_tensor *z, int rows, int d) {
+  int shape[2];
+  mrl_tensor *f;
+  shape[0] = rows;
+  shape[1] = d;
+  f = mrl_reshape(g, mrl_add_scalar(g, mrl_elu(g, z, 1.0f), 1.0f), 2, shape);
+  return mrl_div(g, f, mrl_sum_axis(g, f, 1, 1));
+}
+
+static mrl_tensor *mrl__fwp_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                    const float *episode_start, const float *state_in,
+                                    float *state_out, int stride) {
+  const mrl__fwp *f = (const mrl__fwp *)core->impl;
+  int NH = f->heads, d = f->dim, hd = NH * d;
+  mrl_tensor *z = mrl_linear_layer_forward(&f->proj, g, x);
+  mrl_tensor *q = mrl__fwp_phi(g, mrl_slice(g, z, 1, 0, hd), T * B * NH, d);
+  mrl_tensor *k = mrl__fwp_phi(g, mrl_slice(g, z, 1, hd, 2 * hd), T * B * NH, d);
+  mrl_tensor *v = mrl_slice(g, z, 1, 2 * hd, 3 * hd);
+  mrl_tensor *beta = mrl_sigmoid(g, mrl_slice(g, z, 1, 3 * hd, 3 * hd + NH));
+  return mrl__fwp_scan(f, g, q, k, v, beta, T, B, episode_start, state_in, state_out, stride);
+}
+
 MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
                                      int B, const float *episode_start, const float *state_in,
                                      float *state_out, int stride) {
@@ -648,8 +1159,424 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
     return mrl__frame_stack_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
   case MRL_CORE_GTRXL:
     return mrl__gtrxl_core_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  case MRL_CORE_AMRL:
+    return mrl__amrl_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  case MRL_CORE_FWP:
+    return mrl__fwp_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  case MRL_CORE_DNC:
+    return mrl__dnc_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
   }
   return NULL;
+}
+
+/* ---- DNC memory >>dnc ----
+ * The differentiable neural computer of Graves et al. 2016 ("Hybrid computing
+ * using a neural network with dynamic external memory", Nature 538; equations
+ * of its Methods), in the form MERLIN (Wayne et al. 2018) builds on: an LSTM
+ * controller, content-based reads, no temporal links unless asked for, and
+ * the read vectors handed straight to the agent.
+ *
+ * Per step, for each environment (M_{t-1} the N x W memory, w^r_{t-1} the R
+ * read weightings, r_{t-1} the R read vectors):
+ *   controller  (h_t, c_t) = LSTMCell([x_t, r_{t-1}], (h_{t-1}, c_{t-1}))
+ *   interface   xi_t = W_xi h_t + b_xi, split in this order: read keys k^r
+ *               (R*W), read strengths (R), write key k^w (W), write strength
+ *               (1), erase e (W), write vector v (W), free gates (R),
+ *               allocation gate (1), write gate (1), read modes (3R, links only);
+ *               strengths oneplus(z) = 1 + softplus(z), erase and gates
+ *               sigmoid, read modes softmax over (backward, content, forward)
+ *   content     C(M, k, beta)[i] = softmax_i(beta D(k, M[i])), with
+ *               D(a, b) = a.b / (sqrt(|a|^2 + 1e-6) sqrt(|b|^2 + 1e-6))
+ *   usage       psi = prod_i (1 - f^i w^{r,i}_{t-1}),
+ *               u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} w^w_{t-1}) psi
+ *   allocation  phi = the rows in ascending order of u_t (ties: lower row
+ *               first), a[phi_j] = (1 - u[phi_j]) prod_{i<j} u[phi_i]
+ *   write       w^w_t = g^w (g^a a + (1 - g^a) C(M_{t-1}, k^w, beta^w)),
+ *               M_t = M_{t-1} o (1 - w^w e^T) + w^w v^T
+ *   links       p_t = (1 - sum_i w^w_t[i]) p_{t-1} + w^w_t,
+ *   (optional)  L_t[i,j] = (1 - w^w_t[i] - w^w_t[j]) L_{t-1}[i,j] + w^w_t[i] p_{t-1}[j],
+ *               L_t[i,i] = 0; forward f^i = L_t w^{r,i}_{t-1}, backward
+ *               b^i = L_t^T w^{r,i}_{t-1}
+ *   read        w^{r,i}_t = C(M_t, k^{r,i}, beta^{r,i}) (without links), or
+ *               pi^i_1 b^i + pi^i_2 C(...) + pi^i_3 f^i (with links);
+ *               r^i_t = M_t^T w^{r,i}_t
+ *   output      y_t = [h_t, r^1_t, ..., r^R_t]   (H + R*W floats)
+ * State of one environment, flat, in this order: M (N*W, row-major), u (N),
+ * with links p (N) and L (N*N), w^r (R*N), w^w (N), r (R*W), h (H), c (H).
+ * An episode start zeroes all of it. Parameters: <name>.controller.weight_ih
+ * [4H, D+R*W], .weight_hh, .bias_ih, .bias_hh (torch.nn.LSTMCell), and
+ * <name>.interface.weight, .bias (nn.Linear).
+ *
+ * Deviations and choices:
+ *  - The output is the concatenation [h_t, r_t] rather than the paper's
+ *    W_y h_t + W_r r_t: the agent's next linear layer (a tower head or the
+ *    policy) computes exactly that sum from the concatenation, as MERLIN
+ *    passes the read vectors on to its policy.
+ *  - Links are off by default (MERLIN's memory has none); links = 1 gives the
+ *    DNC's with N*N floats of state per environment.
+ *  - The sort: the permutation phi is a constant of the forward pass (the
+ *    allocation is discontinuous where two usages tie, and the paper ignores
+ *    those points); the gradient flows through the sorted usage values in
+ *    the product, as through the values of torch.sort or tf.nn.top_k. Unlike
+ *    DeepMind's reference code, no stop-gradient is put on w^w_{t-1} inside
+ *    the usage and no epsilon is mixed into u before the sort: the gradient
+ *    is that of the forward function, which finite differences confirm.
+ *  - D uses the smoothed norms of DeepMind's reference code (epsilon 1e-6
+ *    inside the square root) rather than torch's max(|a|, eps), so a fresh
+ *    all-zero memory row has a finite, bounded gradient. It is built from
+ *    batched graph ops (each environment has its own memory, which
+ *    mrl_cosine_similarity's single [N, D] memory does not cover).
+ *  - One write head, as in the paper's experiments; the controller is one
+ *    LSTM layer and reads x_t with the previous read vectors (not h_{t-1}
+ *    and x_t with the previous interface outputs of some variants).
+ * Inside a training sequence every quantity keeps its gradient through time;
+ * the stored state enters as constants (truncated BPTT at the sequence start,
+ * like every core here). Each step records about 70 graph nodes (95 with
+ * links). */
+
+typedef struct mrl__dnc {
+  mrl_lstm_layer controller;
+  mrl_linear_layer interface;
+  int N, W, R, H, links, iface;
+} mrl__dnc;
+
+#define MRL__DNC_EPS 1e-6f
+
+/* "N:W:R" or "N:W:R:links" */
+static mrl_result mrl__dnc_parse(const char *args, mrl_core_config *out) {
+  long v[3];
+  int i;
+  char *end;
+  const char *s = args;
+  for (i = 0; i < 3; i++) {
+    v[i] = strtol(s, &end, 10);
+    if (end == s || v[i] < 1 || v[i] > 100000) return MRL_ERR_INVALID_ARGUMENT;
+    if (i < 2 && *end != ':') return MRL_ERR_INVALID_ARGUMENT;
+    s = end + 1;
+  }
+  if (*end != '\0' && strcmp(end, ":links") != 0) return MRL_ERR_INVALID_ARGUMENT;
+  *out = mrl_core_config_dnc((int)v[0], (int)v[1], (int)v[2]);
+  out->dnc.links = *end != '\0';
+  return MRL_OK;
+}
+
+static mrl_result mrl__dnc_init(mrl_core *core, mrl_params *p, const char *name, int input_dim,
+                                const mrl_core_config *cfg, char *error, size_t error_size) {
+  char buf[MRL_NAME_MAX];
+  const mrl_dnc_config *c = &cfg->dnc;
+  int N = c->memory_size, W = c->word_size, R = c->read_heads, H = c->controller_size;
+  long long state, in;
+  mrl__dnc *d;
+  if (N < 1 || N > 4096 || W < 1 || W > 4096 || R < 1 || R > 64 || H < 1 || H > 65536) {
+    mrl__error(error, error_size,
+               "core.dnc: memory_size %d, word_size %d (1..4096), read_heads %d (1..64), "
+               "controller_size %d (1..65536) out of range",
+               N, W, R, H);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->links != 0 && c->links != 1) {
+    mrl__error(error, error_size, "core.dnc.links %d must be 0 or 1", c->links);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (!(cfg->forget_bias - cfg->forget_bias == 0.0f)) {
+    mrl__error(error, error_size, "core.forget_bias %g must be finite", cfg->forget_bias);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  state = (long long)N * W + 2LL * N + (long long)R * N + (long long)R * W + 2LL * H +
+          (c->links ? (long long)N + (long long)N * N : 0);
+  in = (long long)input_dim + (long long)R * W;
+  if (state > INT_MAX / 4 || in > INT_MAX / 4 || (long long)R * N * W > INT_MAX / 4) {
+    mrl__error(error, error_size, "core.dnc: a state of %lld floats is too large", state);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  d = (mrl__dnc *)MRL_MALLOC(sizeof *d);
+  if (!d) {
+    mrl__error(error, error_size, "core.dnc: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  memset(d, 0, sizeof *d);
+  d->N = N;
+  d->W = W;
+  d->R = R;
+  d->H = H;
+  d->links = c->links;
+  d->iface = R * W + R + 3 * W + 1 + R + 2 + (c->links ? 3 * R : 0);
+  mrl_lstm_cell_init(&d->controller, p, mrl__name(p, buf, name, "controller"), (int)in, H,
+                     cfg->init, cfg->forget_bias);
+  mrl_linear_layer_init(&d->interface, p, mrl__name(p, buf, name, "interface"), H, d->iface,
+                        cfg->init);
+  core->impl = d;
+  core->hidden_size = H;
+  core->output_dim = H + R * W;
+  core->state_dim = (int)state;
+  return MRL_OK;
+}
+
+/* Allocation weighting a [B,N] from usage u [B,N] (see the section's doc).
+ * Backward, with s the sorted usage, P_j = prod_{i<j} s_i and g = dL/da in
+ * sorted order: dL/ds_k = P_k (Q_k - g_k), Q_{N-1} = 0,
+ * Q_{k-1} = g_k (1 - s_k) + s_k Q_k (no division, so zero usages are fine). */
+typedef struct mrl__dnc_key {
+  float u;
+  int row;
+} mrl__dnc_key;
+
+static int mrl__dnc_key_cmp(const void *pa, const void *pb) {
+  const mrl__dnc_key *a = (const mrl__dnc_key *)pa, *b = (const mrl__dnc_key *)pb;
+  if (a->u < b->u) return -1;
+  if (a->u > b->u) return 1;
+  return (a->row > b->row) - (a->row < b->row);
+}
+
+static void mrl__dnc_allocation_backward(mrl_node *nd) {
+  mrl_tensor *u = nd->in[0], *a = nd->out, *P = nd->extra[0];
+  int B = nd->i[0], N = nd->i[1], b, j;
+  if (!u->grad) return;
+  for (b = 0; b < B; b++) {
+    const int *order = nd->index + (size_t)b * N;
+    const float *ub = u->data + (size_t)b * N, *ga = a->grad + (size_t)b * N,
+                *pb = P->data + (size_t)b * N;
+    float *gu = u->grad + (size_t)b * N, q = 0.0f;
+    for (j = N - 1; j >= 0; j--) {
+      int row = order[j];
+      float s = ub[row];
+      gu[row] += pb[j] * (q - ga[row]);
+      q = ga[row] * (1.0f - s) + s * q;
+    }
+  }
+}
+
+static mrl_tensor *mrl__dnc_allocation(mrl_graph *g, mrl_tensor *u) {
+  int B, N, b, j, want;
+  mrl_tensor *a, *P = NULL;
+  mrl__dnc_key *keys;
+  int *order;
+  mrl_node *nd;
+  if (!u) return NULL;
+  B = u->shape[0];
+  N = u->shape[1];
+  want = mrl_graph_wants_grad(g, u, NULL);
+  a = mrl_op_output(g, 2, u->shape, want);
+  order = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B * N);
+  keys = (mrl__dnc_key *)mrl_graph_alloc(g, sizeof(mrl__dnc_key) * (size_t)N);
+  if (want) P = mrl_tensor_new2(g, B, N, 0);
+  if (!a || !order || !keys || (want && !P)) return NULL;
+  for (b = 0; b < B; b++) {
+    const float *ub = u->data + (size_t)b * N;
+    float *ab = a->data + (size_t)b * N, prod = 1.0f;
+    int *ob = order + (size_t)b * N;
+    for (j = 0; j < N; j++) {
+      keys[j].u = ub[j];
+      keys[j].row = j;
+    }
+    qsort(keys, (size_t)N, sizeof *keys, mrl__dnc_key_cmp);
+    for (j = 0; j < N; j++) {
+      int row = keys[j].row;
+      ob[j] = row;
+      if (P) P->data[(size_t)b * N + j] = prod;
+      ab[row] = (1.0f - keys[j].u) * prod;
+      prod *= keys[j].u;
+    }
+  }
+  if ((nd = mrl_graph_record(g, "dnc_allocation", mrl__dnc_allocation_backward, a)) != NULL) {
+    nd->in[0] = u;
+    nd->extra[0] = P;
+    nd->index = order;
+    nd->i[0] = B;
+    nd->i[1] = N;
+  }
+  return a;
+}
+
+/* softmax over rows of beta * D(key, row): keys [B,K,W], mem [B,N,W], beta [B,K,1] -> [B,K,N] */
+static mrl_tensor *mrl__dnc_content(mrl_graph *g, mrl_tensor *keys, mrl_tensor *mem,
+                                    mrl_tensor *beta) {
+  int shape[3];
+  mrl_tensor *dots, *kn, *mn;
+  if (!keys || !mem || !beta) return NULL;
+  shape[0] = mem->shape[0];
+  shape[1] = 1;
+  shape[2] = mem->shape[1];
+  dots = mrl_matmul_nt(g, keys, mem);
+  kn = mrl_sqrt(g, mrl_add_scalar(g, mrl_sum_axis(g, mrl_square(g, keys), -1, 1), MRL__DNC_EPS));
+  mn = mrl_sqrt(g, mrl_add_scalar(g, mrl_sum_axis(g, mrl_square(g, mem), -1, 1), MRL__DNC_EPS));
+  if (!mn) return NULL;
+  mn = mrl_reshape(g, mn, 3, shape);
+  return mrl_softmax(g, mrl_mul(g, mrl_div(g, dots, mrl_mul(g, kn, mn)), beta), -1, NULL);
+}
+
+static mrl_tensor *mrl__dnc_view(mrl_graph *g, mrl_tensor *t, int d0, int d1, int d2) {
+  int shape[3];
+  shape[0] = d0;
+  shape[1] = d1;
+  shape[2] = d2;
+  return t ? mrl_reshape(g, t, d2 > 0 ? 3 : 2, shape) : NULL;
+}
+
+/* columns [*o, *o + n) of xi, advancing *o */
+static mrl_tensor *mrl__dnc_take(mrl_graph *g, mrl_tensor *xi, int *o, int n) {
+  *o += n;
+  return mrl_slice(g, xi, 1, *o - n, *o);
+}
+
+/* 1 + softplus(t): the paper's strengths in [1, inf) */
+static mrl_tensor *mrl__dnc_oneplus(mrl_graph *g, mrl_tensor *t) {
+  return mrl_add_scalar(g, mrl_softplus(g, t), 1.0f);
+}
+
+/* 1 - t */
+static mrl_tensor *mrl__dnc_one_minus(mrl_graph *g, mrl_tensor *t) {
+  return mrl_add_scalar(g, mrl_neg(g, t), 1.0f);
+}
+
+/* A state part of `size` floats per environment at offset, as [B, d1(, d2)] constants. */
+static mrl_tensor *mrl__dnc_state_in(mrl_graph *g, const float *state, int stride, int offset,
+                                     int B, int d1, int d2) {
+  int shape[3], size = d1 * (d2 > 0 ? d2 : 1), b;
+  mrl_tensor *t;
+  shape[0] = B;
+  shape[1] = d1;
+  shape[2] = d2;
+  t = mrl_tensor_new(g, d2 > 0 ? 3 : 2, shape, 0);
+  if (!t) return NULL;
+  for (b = 0; b < B; b++)
+    if (state)
+      memcpy(t->data + (size_t)b * size, state + (size_t)b * stride + offset,
+             sizeof(float) * (size_t)size);
+    else
+      memset(t->data + (size_t)b * size, 0, sizeof(float) * (size_t)size);
+  return t;
+}
+
+static void mrl__dnc_state_out(const mrl_tensor *t, float *state, int stride, int offset, int B) {
+  int size = t->size / B, b;
+  for (b = 0; b < B; b++)
+    memcpy(state + (size_t)b * stride + offset, t->data + (size_t)b * size,
+           sizeof(float) * (size_t)size);
+}
+
+#define MRL__DNC_PARTS 9 /* M u p L wr ww r h c */
+
+static mrl_tensor *mrl__dnc_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                    const float *episode_start, const float *state_in,
+                                    float *state_out, int stride) {
+  const mrl__dnc *d = (const mrl__dnc *)core->impl;
+  int N = d->N, W = d->W, R = d->R, H = d->H, t, b, k, o;
+  int off[MRL__DNC_PARTS], d1[MRL__DNC_PARTS], d2[MRL__DNC_PARTS];
+  mrl_tensor *s[MRL__DNC_PARTS], **ys, *zero, *offdiag = NULL, *y;
+  /* parts in state order: M [B,N,W], u [B,N], p [B,N], L [B,N,N], wr [B,R,N], ww [B,N],
+   * r [B,R*W], h [B,H], c [B,H]; p and L only with links */
+  enum { M_, U_, P_, L_, WR_, WW_, RV_, H_, C_ };
+  d1[M_] = N, d2[M_] = W;
+  d1[U_] = N, d2[U_] = 0;
+  d1[P_] = N, d2[P_] = 0;
+  d1[L_] = N, d2[L_] = N;
+  d1[WR_] = R, d2[WR_] = N;
+  d1[WW_] = N, d2[WW_] = 0;
+  d1[RV_] = R * W, d2[RV_] = 0;
+  d1[H_] = H, d2[H_] = 0;
+  d1[C_] = H, d2[C_] = 0;
+  for (o = 0, k = 0; k < MRL__DNC_PARTS; k++) {
+    off[k] = o;
+    s[k] = NULL;
+    if ((k == P_ || k == L_) && !d->links) continue;
+    o += d1[k] * (d2[k] > 0 ? d2[k] : 1);
+    s[k] = mrl__dnc_state_in(g, state_in, stride, off[k], B, d1[k], d2[k]);
+    if (!s[k]) return NULL;
+  }
+  ys = (mrl_tensor **)mrl_graph_alloc(g, sizeof(mrl_tensor *) * (size_t)T);
+  zero = mrl_tensor_new2(g, 1, 1, 0);
+  if (!ys || !zero) return NULL;
+  zero->data[0] = 0.0f;
+  if (d->links) { /* L_t[i,i] = 0 */
+    int i, j;
+    if (!(offdiag = mrl_tensor_new2(g, N, N, 0))) return NULL;
+    for (i = 0; i < N; i++)
+      for (j = 0; j < N; j++) offdiag->data[i * N + j] = i != j ? 1.0f : 0.0f;
+  }
+  for (t = 0; t < T; t++) {
+    mrl_tensor *xt, *h, *c, *xi, *kr, *br, *kw, *bw, *e, *v, *f, *ga, *gw, *pi = NULL, *psi = NULL;
+    mrl_tensor *parts[2], *a, *cw, *ww, *ww3, *cr, *wr;
+    int any = 0, i;
+    if (episode_start)
+      for (b = 0; b < B; b++) any |= episode_start[(size_t)t * B + b] != 0.0f;
+    if (any) { /* zero the whole state of environments whose episode starts here */
+      mrl_tensor *keep2 = mrl_tensor_new2(g, B, 1, 0), *keep3;
+      if (!keep2) return NULL;
+      for (b = 0; b < B; b++)
+        keep2->data[b] = episode_start[(size_t)t * B + b] != 0.0f ? 0.0f : 1.0f;
+      keep3 = mrl__dnc_view(g, keep2, B, 1, 1);
+      for (k = 0; k < MRL__DNC_PARTS; k++)
+        if (s[k]) s[k] = mrl_where(g, s[k]->ndim == 3 ? keep3 : keep2, s[k], zero);
+    }
+    xt = T == 1 ? x : mrl_slice(g, x, 0, t * B, (t + 1) * B);
+    parts[0] = xt;
+    parts[1] = s[RV_];
+    h = c = NULL;
+    mrl_lstm_cell(&d->controller, g, mrl_concat(g, parts, 2, 1), s[H_], s[C_], NULL, &h, &c);
+    xi = mrl_linear_layer_forward(&d->interface, g, h);
+    if (!xi) return NULL;
+    o = 0; /* the interface vector's parts, in order */
+    kr = mrl__dnc_view(g, mrl__dnc_take(g, xi, &o, R * W), B, R, W);
+    br = mrl__dnc_view(g, mrl__dnc_oneplus(g, mrl__dnc_take(g, xi, &o, R)), B, R, 1);
+    kw = mrl__dnc_view(g, mrl__dnc_take(g, xi, &o, W), B, 1, W);
+    bw = mrl__dnc_view(g, mrl__dnc_oneplus(g, mrl__dnc_take(g, xi, &o, 1)), B, 1, 1);
+    e = mrl__dnc_view(g, mrl_sigmoid(g, mrl__dnc_take(g, xi, &o, W)), B, 1, W);
+    v = mrl__dnc_view(g, mrl__dnc_take(g, xi, &o, W), B, 1, W);
+    f = mrl__dnc_view(g, mrl_sigmoid(g, mrl__dnc_take(g, xi, &o, R)), B, R, 1);
+    ga = mrl_sigmoid(g, mrl__dnc_take(g, xi, &o, 1));
+    gw = mrl_sigmoid(g, mrl__dnc_take(g, xi, &o, 1));
+    if (d->links)
+      pi = mrl_softmax(g, mrl__dnc_view(g, mrl__dnc_take(g, xi, &o, 3 * R), B, R, 3), -1, NULL);
+    /* usage: retention over the read heads, then the previous write */
+    {
+      mrl_tensor *fw = mrl_mul(g, f, s[WR_]);
+      for (i = 0; i < R; i++) {
+        mrl_tensor *keep =
+            mrl__dnc_one_minus(g, mrl__dnc_view(g, mrl_slice(g, fw, 1, i, i + 1), B, N, 0));
+        psi = psi ? mrl_mul(g, psi, keep) : keep;
+      }
+    }
+    s[U_] = mrl_mul(g, mrl_sub(g, mrl_add(g, s[U_], s[WW_]), mrl_mul(g, s[U_], s[WW_])), psi);
+    a = mrl__dnc_allocation(g, s[U_]);
+    cw = mrl__dnc_view(g, mrl__dnc_content(g, kw, s[M_], bw), B, N, 0);
+    ww = mrl_mul(g, gw, mrl_add(g, mrl_mul(g, ga, a), mrl_mul(g, mrl__dnc_one_minus(g, ga), cw)));
+    ww3 = mrl__dnc_view(g, ww, B, N, 1);
+    s[M_] = mrl_add(g, mrl_mul(g, s[M_], mrl__dnc_one_minus(g, mrl_mul(g, ww3, e))),
+                    mrl_mul(g, ww3, v));
+    cr = mrl__dnc_content(g, kr, s[M_], br);
+    if (d->links) {
+      mrl_tensor *wwj = mrl__dnc_view(g, ww, B, 1, N), *fwd, *bwd, *Lt;
+      Lt = mrl_add(g, mrl_mul(g, mrl_sub(g, mrl__dnc_one_minus(g, ww3), wwj), s[L_]),
+                   mrl_mul(g, ww3, mrl__dnc_view(g, s[P_], B, 1, N)));
+      s[L_] = mrl_where(g, offdiag, Lt, zero);
+      s[P_] = mrl_add(g, mrl_mul(g, mrl__dnc_one_minus(g, mrl_sum_axis(g, ww, -1, 1)), s[P_]), ww);
+      fwd = mrl_matmul_nt(g, s[WR_], s[L_]);
+      bwd = mrl_matmul(g, s[WR_], s[L_]);
+      wr = mrl_add(g,
+                   mrl_add(g, mrl_mul(g, mrl_slice(g, pi, 2, 0, 1), bwd),
+                           mrl_mul(g, mrl_slice(g, pi, 2, 1, 2), cr)),
+                   mrl_mul(g, mrl_slice(g, pi, 2, 2, 3), fwd));
+    } else {
+      wr = cr;
+    }
+    s[WR_] = wr;
+    s[WW_] = ww;
+    s[RV_] = mrl__dnc_view(g, mrl_matmul(g, wr, s[M_]), B, R * W, 0);
+    s[H_] = h;
+    s[C_] = c;
+    for (k = 0; k < MRL__DNC_PARTS; k++)
+      if ((k != P_ && k != L_) || d->links)
+        if (!s[k]) return NULL;
+    parts[0] = h;
+    parts[1] = s[RV_];
+    if (!(ys[t] = mrl_concat(g, parts, 2, 1))) return NULL;
+  }
+  y = T == 1 ? ys[0] : mrl_concat_rows(g, ys, T);
+  if (y && state_out)
+    for (k = 0; k < MRL__DNC_PARTS; k++)
+      if (s[k]) mrl__dnc_state_out(s[k], state_out, stride, off[k], B);
+  return y;
 }
 
 /* ---- towers >>tower ---- */
@@ -727,11 +1654,7 @@ MRL_DEF mrl_result mrl_tower_init(mrl_tower *t, mrl_params *p, const char *name,
                c->core.hidden_size);
     return MRL_ERR_INVALID_ARGUMENT;
   }
-  if (c->core.kind != MRL_CORE_NONE && c->core.kind != MRL_CORE_LSTM &&
-      c->core.kind != MRL_CORE_USER) {
-    mrl__error(error, error_size, "core.kind %d is not an mrl_core_kind", (int)c->core.kind);
-    return MRL_ERR_INVALID_ARGUMENT;
-  }
+  /* the core's kind and sizes are checked by mrl_core_init (every built-in kind) */
   if (c->use_conv) {
     const mrl_conv_encoder_config *cc = &c->conv;
     if ((long long)cc->in_channels * cc->in_height * cc->in_width != input_dim) {

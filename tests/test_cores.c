@@ -13,7 +13,9 @@
  *   5. acting (T = 1, no gradients) allocates nothing once warm;
  *   6. where the core wraps a layer with a PyTorch twin (LSTM, GRU, Elman
  *      stacks, matched against PyTorch in tests/test_nn.c), the core equals
- *      that layer fed the state in torch's [L, B, H] layout.
+ *      that layer fed the state in torch's [L, B, H] layout;
+ *   7. where the core has its own PyTorch twin (the DNC: tools/make_ref.py
+ *      make_dnc), outputs, final state and gradients match it.
  * A new core adds one row to the table in main().
  *
  * Run from the repository root:  cc -std=c99 -O2 tests/test_cores.c -lm && ./a.out */
@@ -22,6 +24,7 @@
 #include "test.h"
 #include "../memrl_mem.h"
 #include "test.h" /* again: the user core of tests/test.h needs memrl_mem.h */
+#include "ref_loader.h"
 
 enum { T = 6, B = 3 };
 
@@ -89,6 +92,7 @@ static mrl_tensor *grad_loss(mrl_graph *g, mrl_tensor **inputs, void *user) {
  * relu Elman, and GTrXL whose submodules end in relus. */
 static float gradcheck_eps(const mrl_core_config *cfg) {
   if (cfg->kind == MRL_CORE_GTRXL) return 3e-4f; /* as tests/test_attention.c */
+  if (cfg->kind == MRL_CORE_AMRL && cfg->amrl.aggregator == MRL_AMRL_MAX) return 1e-3f;
   return cfg->kind == MRL_CORE_ELMAN && cfg->nonlinearity == MRL_ACT_RELU ? 1e-3f : 1e-2f;
 }
 
@@ -99,6 +103,14 @@ static int remembered_floats(const mrl_core_config *cfg, int state_dim) {
   const mrl_gtrxl_config *g = &cfg->gtrxl;
   if (cfg->kind == MRL_CORE_GTRXL) return 1 + g->num_layers * g->mem_len * g->embed_dim;
   return state_dim;
+}
+
+/* AMRL's straight-through gradient is by design not the derivative of the
+ * forward (except for sum, where they agree): test_amrl_fwp_torch checks it
+ * against the paper's ST written in PyTorch instead. */
+static int exact_gradients(const mrl_core_config *cfg) {
+  return !(cfg->kind == MRL_CORE_AMRL && cfg->amrl.straight_through &&
+           cfg->amrl.aggregator != MRL_AMRL_SUM);
 }
 
 static void conformance(const char *label, mrl_core_config cfg, int D) {
@@ -157,7 +169,7 @@ static void conformance(const char *label, mrl_core_config cfg, int D) {
   }
 
   /* 3. gradients through time */
-  {
+  if (exact_gradients(&cfg)) {
     grad_ctx c;
     mrl_tensor *inputs[1];
     mrl_graph gi; /* the inputs live outside the graph mrl_gradcheck resets */
@@ -298,6 +310,86 @@ static void matches_stack(const char *label, mrl_core_config cfg, int D) {
   fixture_free(&f);
 }
 
+/* 7. the DNC core against tests/ref/dnc.txt (case "nl" without links, "lk" with) */
+static void dnc_reference(const char *pre, int links) {
+  static const char *const names[6][2] = {
+      {"w_ih", "core.controller.weight_ih"}, {"w_hh", "core.controller.weight_hh"},
+      {"b_ih", "core.controller.bias_ih"},   {"b_hh", "core.controller.bias_hh"},
+      {"w_if", "core.interface.weight"},     {"b_if", "core.interface.bias"}};
+  mrl_ref_file rf;
+  mrl_params params;
+  mrl_core core;
+  mrl_graph g;
+  mrl_core_config cfg;
+  char key[64], err[MRL_ERROR_SIZE];
+  float sizes[7], *x = NULL, *starts = NULL, *state0 = NULL, *gy = NULL, *final = NULL;
+  int D, N, W, R, H, Tn, Bn, S, i;
+  mrl_tensor *xt, *y;
+  if (!mrl_ref_open(&rf, "tests/ref/dnc.txt")) return;
+  snprintf(key, sizeof key, "%s_sizes", pre);
+  if (!mrl_ref_fill(&rf, key, sizes, 7)) {
+    mrl_ref_close(&rf);
+    return;
+  }
+  D = (int)sizes[0], N = (int)sizes[1], W = (int)sizes[2], R = (int)sizes[3], H = (int)sizes[4];
+  Tn = (int)sizes[5], Bn = (int)sizes[6];
+  cfg = mrl_core_config_dnc(N, W, R);
+  cfg.dnc.controller_size = H;
+  cfg.dnc.links = links;
+  mrl_params_init(&params);
+  MRL_CHECK(mrl_core_init(&core, &params, "core", D, &cfg, err, sizeof err) == MRL_OK &&
+                mrl_params_finalize(&params, 3) == MRL_OK && mrl_graph_init(&g, 1 << 20) == MRL_OK,
+            "dnc %s: init", pre);
+  S = mrl_core_state_dim(&core);
+  for (i = 0; i < 6; i++) {
+    mrl_tensor *pt = mrl_params_tensor(&params, mrl_params_find(&params, names[i][1]));
+    snprintf(key, sizeof key, "%s_%s", pre, names[i][0]);
+    mrl_ref_fill(&rf, key, pt->data, pt->size);
+  }
+  x = (float *)calloc((size_t)Tn * Bn * D, sizeof(float));
+  starts = (float *)calloc((size_t)Tn * Bn, sizeof(float));
+  state0 = (float *)calloc((size_t)Bn * S, sizeof(float));
+  final = (float *)calloc((size_t)Bn * S, sizeof(float));
+  gy = (float *)calloc((size_t)Tn * Bn * (H + R * W), sizeof(float));
+  snprintf(key, sizeof key, "%s_x", pre);
+  mrl_ref_fill(&rf, key, x, Tn * Bn * D);
+  snprintf(key, sizeof key, "%s_starts", pre);
+  mrl_ref_fill(&rf, key, starts, Tn * Bn);
+  snprintf(key, sizeof key, "%s_state0", pre);
+  mrl_ref_fill(&rf, key, state0, Bn * S);
+  snprintf(key, sizeof key, "%s_gy", pre);
+  mrl_ref_fill(&rf, key, gy, Tn * Bn * (H + R * W));
+  mrl_params_zero_grad(&params);
+  xt = mrl_tensor_new2(&g, Tn * Bn, D, 1);
+  memcpy(xt->data, x, sizeof(float) * (size_t)Tn * Bn * D);
+  y = mrl_core_forward(&core, &g, xt, Tn, Bn, starts, state0, final, S);
+  MRL_CHECK(y && y->shape[1] == H + R * W, "dnc %s: forward", pre);
+  if (y) {
+    mrl_tensor *loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, gy, Tn * Bn, H + R * W)));
+    MRL_CHECK(loss && mrl_backward(&g, loss) == MRL_OK, "dnc %s: backward", pre);
+    snprintf(key, sizeof key, "%s_y", pre);
+    mrl_ref_expect(&rf, key, y->data, y->size, 1e-5, 1e-4);
+    snprintf(key, sizeof key, "%s_final", pre);
+    mrl_ref_expect(&rf, key, final, Bn * S, 1e-5, 1e-4);
+    snprintf(key, sizeof key, "%s_g_x", pre);
+    mrl_ref_expect(&rf, key, xt->grad, xt->size, 1e-4, 1e-3);
+    for (i = 0; i < 6; i++) {
+      mrl_tensor *pt = mrl_params_tensor(&params, mrl_params_find(&params, names[i][1]));
+      snprintf(key, sizeof key, "%s_g_%s", pre, names[i][0]);
+      mrl_ref_expect(&rf, key, pt->grad, pt->size, 1e-4, 1e-3);
+    }
+  }
+  free(x);
+  free(starts);
+  free(state0);
+  free(final);
+  free(gy);
+  mrl_ref_close(&rf);
+  mrl_core_free(&core);
+  mrl_params_free(&params);
+  mrl_graph_free(&g);
+}
+
 static void test_parse(void) {
   mrl_core_config c;
   char err[MRL_ERROR_SIZE];
@@ -327,6 +419,55 @@ static void test_parse(void) {
             "parse gru:8:99 (too many layers)");
   MRL_CHECK(mrl_core_config_parse("tardis:8", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
             "parse an unknown core");
+  MRL_CHECK(mrl_core_config_parse("amrl:64", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_AMRL && c.hidden_size == 64 &&
+                c.amrl.aggregator == MRL_AMRL_AVG && c.amrl.straight_through == 1,
+            "parse amrl:64");
+  MRL_CHECK(mrl_core_config_parse("amrl:32:max", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_AMRL && c.hidden_size == 32 && c.amrl.aggregator == MRL_AMRL_MAX,
+            "parse amrl:32:max");
+  MRL_CHECK(mrl_core_config_parse("amrl:32:sum", &c, err, sizeof err) == MRL_OK &&
+                c.amrl.aggregator == MRL_AMRL_SUM,
+            "parse amrl:32:sum");
+  MRL_CHECK(mrl_core_config_parse("amrl:32:median", &c, err, sizeof err) ==
+                    MRL_ERR_INVALID_ARGUMENT &&
+                strstr(err, "amrl:H[:avg|sum|max]"),
+            "parse amrl:32:median: '%s'", err);
+  MRL_CHECK(mrl_core_config_parse("fwp:16:4", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_FWP && c.fwp.head_dim == 16 && c.fwp.heads == 4,
+            "parse fwp:16:4");
+  MRL_CHECK(mrl_core_config_parse("fwp:8", &c, err, sizeof err) == MRL_OK && c.fwp.heads == 1,
+            "parse fwp:8");
+  {
+    mrl_params p;
+    mrl_core core;
+    mrl_params_init(&p);
+    c = mrl_core_config_amrl(7, MRL_AMRL_MAX);
+    MRL_CHECK(mrl_core_init(&core, &p, "core", 3, &c, err, sizeof err) ==
+                      MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(err, "hidden_size 7") && p.count == 0,
+              "amrl with 7 units: '%s'", err);
+    mrl_core_free(&core);
+    c = mrl_core_config_fwp(0, 2);
+    MRL_CHECK(mrl_core_init(&core, &p, "core", 3, &c, err, sizeof err) ==
+                      MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(err, "head_dim 0") && p.count == 0,
+              "fwp of size 0: '%s'", err);
+    mrl_core_free(&core);
+    mrl_params_free(&p);
+  }
+  MRL_CHECK(mrl_core_config_parse("dnc:32:8:2", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_DNC && c.dnc.memory_size == 32 && c.dnc.word_size == 8 &&
+                c.dnc.read_heads == 2 && c.dnc.links == 0 && c.dnc.controller_size == 64,
+            "parse dnc:32:8:2");
+  MRL_CHECK(mrl_core_config_parse("dnc:16:4:1:links", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_DNC && c.dnc.memory_size == 16 && c.dnc.links == 1,
+            "parse dnc:16:4:1:links");
+  MRL_CHECK(mrl_core_config_parse("dnc:16:4", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT &&
+                mrl_core_config_parse("dnc:16:4:1:link", &c, err, sizeof err) ==
+                    MRL_ERR_INVALID_ARGUMENT &&
+                mrl_core_config_parse("dnc:0:4:1", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
+            "parse bad dnc specs");
 }
 
 /* The frame stack by hand: k = 3 over one environment's inputs 1, 2, 3, ...
@@ -346,6 +487,90 @@ static void test_frame_stack_values(void) {
   MRL_CHECK(state[0] == 3.0f && state[1] == 4.0f, "frame stack: state %g %g, want 3 4", state[0],
             state[1]);
   fixture_free(&f);
+}
+
+/* 7. AMRL and FWP against their equations written in PyTorch
+ * (tools/make_ref.py make_amrl_fwp -> tests/ref/amrl_fwp.txt): outputs, final
+ * state and gradients of sum(y * gy) for x and every parameter, on fixed
+ * weights, from a stored state, with resets; for AMRL the paper's
+ * straight-through gradient. */
+static void torch_case(mrl_ref_file *rf, const char *label, mrl_core_config cfg, int T_, int B_,
+                       int D, const char *pre, const char *wpre, const char *const *pnames,
+                       const char *const *fnames, int np) {
+  char name[128];
+  core_fixture f;
+  float *x = NULL, *starts = NULL, *state = NULL, *gy = NULL;
+  mrl_tensor *xt, *y, *loss;
+  int k, S;
+  (void)label;
+  if (!fixture_init(&f, &cfg, D, label)) return;
+  S = f.S;
+  for (k = 0; k < np; k++) { /* fixed weights */
+    int idx = mrl_params_find(&f.params, pnames[k]);
+    MRL_CHECK(idx >= 0, "%s: no parameter %s", label, pnames[k]);
+    if (idx < 0) goto done;
+    snprintf(name, sizeof name, "%s%s", wpre, fnames[k]);
+    if (!mrl_ref_fill(rf, name, mrl_params_tensor(&f.params, idx)->data,
+                      mrl_params_tensor(&f.params, idx)->size))
+      goto done;
+  }
+  x = (float *)malloc(sizeof(float) * (size_t)T_ * B_ * D);
+  starts = (float *)malloc(sizeof(float) * (size_t)T_ * B_);
+  state = (float *)malloc(sizeof(float) * (size_t)B_ * S);
+  gy = (float *)malloc(sizeof(float) * (size_t)T_ * B_ * f.O);
+  snprintf(name, sizeof name, "%sstate0", pre);
+  if (!mrl_ref_fill(rf, name, state, B_ * S)) goto done;
+  snprintf(name, sizeof name, "%sx", cfg.kind == MRL_CORE_AMRL ? "amrl_" : "fwp_");
+  if (!mrl_ref_fill(rf, name, x, T_ * B_ * D)) goto done;
+  snprintf(name, sizeof name, "%sstarts", cfg.kind == MRL_CORE_AMRL ? "amrl_" : "fwp_");
+  if (!mrl_ref_fill(rf, name, starts, T_ * B_)) goto done;
+  snprintf(name, sizeof name, "%sgy", cfg.kind == MRL_CORE_AMRL ? "amrl_" : "fwp_");
+  if (!mrl_ref_fill(rf, name, gy, T_ * B_ * f.O)) goto done;
+  mrl_graph_reset(&f.g);
+  mrl_graph_set_no_grad(&f.g, 0);
+  mrl_params_zero_grad(&f.params);
+  xt = mrl_tensor_new2(&f.g, T_ * B_, D, 1);
+  memcpy(xt->data, x, sizeof(float) * (size_t)T_ * B_ * D);
+  y = mrl_core_forward(&f.core, &f.g, xt, T_, B_, starts, state, state, S);
+  loss = y ? mrl_sum(&f.g, mrl_mul(&f.g, y, mrl_tensor_from2(&f.g, gy, T_ * B_, f.O))) : NULL;
+  MRL_CHECK(loss && mrl_backward(&f.g, loss) == MRL_OK, "%s: forward/backward", label);
+  if (!loss) goto done;
+  snprintf(name, sizeof name, "%sy", pre);
+  mrl_ref_expect(rf, name, y->data, y->size, 1e-5, 1e-4);
+  snprintf(name, sizeof name, "%sstate", pre);
+  mrl_ref_expect(rf, name, state, B_ * S, 1e-5, 1e-4);
+  snprintf(name, sizeof name, "%sgx", pre);
+  mrl_ref_expect(rf, name, xt->grad, xt->size, 1e-5, 1e-4);
+  for (k = 0; k < np; k++) {
+    mrl_tensor *pt = mrl_params_tensor(&f.params, mrl_params_find(&f.params, pnames[k]));
+    snprintf(name, sizeof name, "%sg_%s", pre, fnames[k]);
+    mrl_ref_expect(rf, name, pt->grad, pt->size, 1e-5, 1e-4);
+  }
+done:
+  free(x);
+  free(starts);
+  free(state);
+  free(gy);
+  fixture_free(&f);
+}
+
+static void test_amrl_fwp_torch(void) {
+  static const char *const lstm_p[4] = {"core.weight_ih_l0", "core.weight_hh_l0", "core.bias_ih_l0",
+                                        "core.bias_hh_l0"};
+  static const char *const lstm_f[4] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"};
+  static const char *const fwp_p[1] = {"core.proj.weight"};
+  static const char *const fwp_f[1] = {"weight"};
+  mrl_ref_file rf;
+  if (!mrl_ref_open(&rf, "tests/ref/amrl_fwp.txt")) return;
+  torch_case(&rf, "amrl avg vs torch", mrl_core_config_amrl(6, MRL_AMRL_AVG), 5, 2, 3, "amrl_avg_",
+             "amrl_w_", lstm_p, lstm_f, 4);
+  torch_case(&rf, "amrl max vs torch", mrl_core_config_amrl(6, MRL_AMRL_MAX), 5, 2, 3, "amrl_max_",
+             "amrl_w_", lstm_p, lstm_f, 4);
+  torch_case(&rf, "amrl sum vs torch", mrl_core_config_amrl(6, MRL_AMRL_SUM), 5, 2, 3, "amrl_sum_",
+             "amrl_w_", lstm_p, lstm_f, 4);
+  torch_case(&rf, "fwp vs torch", mrl_core_config_fwp(3, 2), 5, 2, 4, "fwp_", "fwp_", fwp_p, fwp_f,
+             1);
+  mrl_ref_close(&rf);
 }
 
 int main(void) {
@@ -376,6 +601,31 @@ int main(void) {
   conformance("gtrxl (input projected)", c, 3);
   c.gtrxl.num_layers = 1;
   conformance("gtrxl 1 layer, input of embed width", c, 8);
+  conformance("amrl avg (straight-through)", mrl_core_config_amrl(6, MRL_AMRL_AVG), 4);
+  conformance("amrl max (straight-through)", mrl_core_config_amrl(6, MRL_AMRL_MAX), 4);
+  conformance("amrl sum", mrl_core_config_amrl(6, MRL_AMRL_SUM), 4);
+  c = mrl_core_config_amrl(6, MRL_AMRL_AVG);
+  c.amrl.straight_through = 0;
+  conformance("amrl avg (exact gradient)", c, 4);
+  c = mrl_core_config_amrl(4, MRL_AMRL_MAX);
+  c.amrl.straight_through = 0;
+  c.num_layers = 2;
+  conformance("amrl max 2 layers (exact gradient)", c, 3);
+  conformance("fwp", mrl_core_config_fwp(3, 1), 4);
+  conformance("fwp 2 heads", mrl_core_config_fwp(4, 2), 3);
+  /* The DNC's allocation jumps where two usages swap order (the paper ignores
+   * those points): sizes are chosen so that no order changes inside the
+   * finite-difference step; dnc_reference checks gradients independently. */
+  c = mrl_core_config_dnc(5, 3, 2);
+  c.dnc.controller_size = 4;
+  conformance("dnc", c, 3);
+  c = mrl_core_config_dnc(6, 3, 2);
+  c.dnc.controller_size = 4;
+  c.dnc.links = 1;
+  conformance("dnc links", c, 3);
+  c = mrl_core_config_dnc(4, 3, 1);
+  c.dnc.controller_size = 3;
+  conformance("dnc one head", c, 2);
   c = mrl_core_config_lstm(4);
   c.num_layers = 2;
   matches_stack("lstm 2 layers = mrl_lstm", c, 3);
@@ -385,7 +635,10 @@ int main(void) {
   c = mrl_core_config_elman(4);
   c.num_layers = 2;
   matches_stack("elman 2 layers = mrl_elman", c, 3);
+  dnc_reference("nl", 0);
+  dnc_reference("lk", 1);
   test_parse();
   test_frame_stack_values();
+  test_amrl_fwp_torch();
   return mrl_test_summary("test_cores");
 }

@@ -17,6 +17,12 @@ It (re)writes these files under tests/ref/:
     policy_heads.txt  every kind of mrl_policy_head (make_policy_heads).
     torch_written.safetensors / .txt  a checkpoint written from PyTorch
               tensors by tools/safetensors_io.py (see make_torch_checkpoint).
+    amrl_fwp.txt  the AMRL and fast-weight (delta rule) memory cores of
+              memrl_mem.h written from their papers' equations, on fixed
+              weights, with resets (make_amrl_fwp).
+    dnc.txt   the DNC memory core (make_dnc): one [T, B] sequence with
+              episode starts from a stored state, without and with temporal
+              links; outputs, final state and gradients in float64.
     torch_names.txt, torch_names_*.safetensors  state_dicts saved straight
               from PyTorch modules (a CleanRL-style LSTM agent, a bare LSTM,
               cells, a post-LN encoder layer at a long path, dtypes; see
@@ -1280,6 +1286,8 @@ def main():
     print("wrote", make_attention())
     print("wrote", make_ppo_update())
     print("wrote", make_torch_names())
+    print("wrote", make_amrl_fwp())
+    print("wrote", make_dnc())
 
 
 # ---------------------------------------------------------------------------
@@ -2379,6 +2387,287 @@ def make_ppo_update():
         opt.step()
         for k, t in enumerate(params):
             dump(f, "%s_u%d" % (case, k), t)
+    f.close()
+    return path
+
+
+# ---------------------------------------------------------------------------
+# AMRL and fast weights (tests/test_cores.c)
+# ---------------------------------------------------------------------------
+
+class _MaxST(torch.autograd.Function):
+    """AMRL's straight-through max: forward max(prev, x), backward passes the
+    output gradient to both (the authors' maximum_grad_straight_through)."""
+
+    @staticmethod
+    def forward(ctx, prev, x):
+        return torch.maximum(prev, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+class _DivST(torch.autograd.Function):
+    """AMRL's straight-through average: forward S / n, backward passes the
+    output gradient to S unchanged (divide_grad_straight_through)."""
+
+    @staticmethod
+    def forward(ctx, s, n):
+        return s / n
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+def make_amrl_fwp():
+    """The AMRL and FWP cores (memrl_mem.h >>amrl, >>fwp) from their equations.
+
+    Time-major [T*B, .] rows (row t*B+b); starts [T*B] (1: the state is zeroed
+    before that step); the loss is sum(y * <p>_gy). AMRL (prefix amrl_<agg>_,
+    agg avg/max/sum, all straight-through; one LSTM shared, weights amrl_w_*
+    named as torch.nn.LSTM): h = LSTM(x), a = h[:, :H/2], y = [h[:, H/2:],
+    agg(a)], state per env [h, c, S, (n for avg)]. FWP (prefix fwp_): z = x P^T,
+    q, k = sum-normalised ELU+1 of their slices, v, beta = sigmoid(b), delta
+    rule per head; state per env: every head's W (d x d, row-major).
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture("amrl_fwp.txt", make_amrl_fwp.__doc__.splitlines()[0])
+    T, B, D, H = 5, 2, 3, 6
+    K = H // 2
+    starts = torch.zeros(T, B)
+    starts[3, 1] = 1.0
+    starts[1, 0] = 1.0
+    lstm = torch.nn.LSTM(D, H)
+    for name, t in lstm.named_parameters():
+        dump(f, "amrl_w_" + name, t)
+    dump(f, "amrl_starts", starts.reshape(-1))
+    x0 = torch.randn(T * B, D)
+    h0 = torch.rand(B, H) - 0.5
+    c0 = torch.rand(B, H) - 0.5
+    s0 = torch.rand(B, K) - 0.5
+    n0 = torch.tensor([3.0, 2.0])
+    gy = torch.rand(T * B, H) * 2 - 1
+    dump(f, "amrl_x", x0)
+    dump(f, "amrl_gy", gy)
+    for agg in ("avg", "max", "sum"):
+        pre = "amrl_%s_" % agg
+        state0 = torch.cat([h0, c0, s0] + ([n0[:, None]] if agg == "avg" else []), 1)
+        dump(f, pre + "state0", state0)
+        lstm.zero_grad()
+        x = x0.clone().requires_grad_(True)
+        w_ih, w_hh, b_ih, b_hh = (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0,
+                                  lstm.bias_hh_l0)
+        h, c, S, n = h0, c0, s0, n0[:, None]
+        ys = []
+        for t in range(T):
+            keep = (1.0 - starts[t])[:, None]
+            h, c, S, n = h * keep, c * keep, S * keep, n * keep
+            gates = x[t * B:(t + 1) * B] @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh
+            i, fg, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(fg) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            a = h[:, :K]
+            n = n + 1.0
+            if agg == "max":
+                S = _MaxST.apply(S, a)
+                m = S
+            else:
+                S = S + a
+                m = _DivST.apply(S, n) if agg == "avg" else S
+            ys.append(torch.cat([h[:, K:], m], 1))
+        y = torch.cat(ys, 0)
+        (y * gy).sum().backward()
+        dump(f, pre + "y", y)
+        dump(f, pre + "state", torch.cat([h, c, S] + ([n] if agg == "avg" else []), 1))
+        dump(f, pre + "gx", x.grad)
+        for name, t in lstm.named_parameters():
+            dump(f, pre + "g_" + name, t.grad)
+
+    # fast weights, delta rule
+    T, B, D, NH, d = 5, 2, 4, 2, 3
+    hd = NH * d
+    P = torch.nn.Linear(D, NH * (3 * d + 1), bias=False)
+    x = torch.randn(T * B, D, requires_grad=True)
+    W0 = (torch.rand(B, NH, d, d) - 0.5) * 0.6
+    gy = torch.rand(T * B, hd) * 2 - 1
+    dump(f, "fwp_weight", P.weight)
+    dump(f, "fwp_x", x)
+    dump(f, "fwp_starts", starts.reshape(-1))
+    dump(f, "fwp_state0", W0.reshape(B, -1))
+    dump(f, "fwp_gy", gy)
+
+    def phi(z):
+        e = torch.nn.functional.elu(z) + 1.0
+        return e / e.sum(-1, keepdim=True)
+
+    z = x @ P.weight.t()
+    q = phi(z[:, :hd].reshape(T, B, NH, d))
+    k = phi(z[:, hd:2 * hd].reshape(T, B, NH, d))
+    v = z[:, 2 * hd:3 * hd].reshape(T, B, NH, d)
+    beta = torch.sigmoid(z[:, 3 * hd:]).reshape(T, B, NH)
+    W = W0
+    ys = []
+    for t in range(T):
+        W = W * (1.0 - starts[t])[:, None, None, None]
+        vbar = torch.einsum("bhij,bhj->bhi", W, k[t])
+        W = W + (beta[t][..., None] * (v[t] - vbar))[..., :, None] * k[t][..., None, :]
+        ys.append(torch.einsum("bhij,bhj->bhi", W, q[t]).reshape(B, hd))
+    y = torch.cat(ys, 0)
+    (y * gy).sum().backward()
+    dump(f, "fwp_y", y)
+    dump(f, "fwp_state", W.reshape(B, -1))
+    dump(f, "fwp_gx", x.grad)
+    dump(f, "fwp_g_weight", P.weight.grad)
+# DNC memory core (tests/test_cores.c, memrl_mem.h >>dnc)
+# ---------------------------------------------------------------------------
+
+def dnc_content(keys, mem, beta):
+    """softmax over rows of beta * D(key, row); D with the smoothed norms
+    sqrt(|.|^2 + 1e-6). keys [B,K,W], mem [B,N,W], beta [B,K,1] -> [B,K,N]."""
+    dots = keys @ mem.transpose(1, 2)
+    kn = (keys * keys).sum(-1, keepdim=True).add(1e-6).sqrt()
+    mn = (mem * mem).sum(-1, keepdim=True).add(1e-6).sqrt().transpose(1, 2)
+    return torch.softmax(dots / (kn * mn) * beta, dim=-1)
+
+
+def dnc_allocation(u):
+    """a[phi_j] = (1 - u[phi_j]) prod_{i<j} u[phi_i], phi ascending usage (stable);
+    the permutation carries no gradient, the sorted values do."""
+    s, idx = torch.sort(u, dim=1, stable=True)
+    ones = torch.ones_like(s[:, :1])
+    prod = torch.cumprod(torch.cat([ones, s[:, :-1]], 1), 1)
+    return torch.zeros_like(u).scatter(1, idx, (1 - s) * prod)
+
+
+def dnc_sequence(x, starts, state0, P, N, W, R, H, links):
+    """Graves et al. 2016 as memrl_mem.h's >>dnc section writes it, per step."""
+    T = starts.shape[0]
+    B = starts.shape[1]
+    sizes = [("M", N * W), ("u", N)]
+    if links:
+        sizes += [("p", N), ("L", N * N)]
+    sizes += [("wr", R * N), ("ww", N), ("r", R * W), ("h", H), ("c", H)]
+    st, o = {}, 0
+    for name, n in sizes:
+        st[name] = state0[:, o:o + n]
+        o += n
+    st["M"] = st["M"].reshape(B, N, W)
+    st["wr"] = st["wr"].reshape(B, R, N)
+    if links:
+        st["L"] = st["L"].reshape(B, N, N)
+    F = torch.nn.functional
+    oneplus = lambda z: 1 + F.softplus(z)
+    offdiag = 1 - torch.eye(N, dtype=x.dtype)
+    ys = []
+    for t in range(T):
+        keep = 1 - starts[t]
+        for k in st:
+            st[k] = st[k] * keep.reshape([B] + [1] * (st[k].dim() - 1))
+        xin = torch.cat([x[t], st["r"]], 1)
+        gates = xin @ P["w_ih"].T + P["b_ih"] + st["h"] @ P["w_hh"].T + P["b_hh"]
+        i, f, g, og = gates.chunk(4, 1)
+        c = torch.sigmoid(f) * st["c"] + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(og) * torch.tanh(c)
+        xi = h @ P["w_if"].T + P["b_if"]
+        o = [0]
+
+        def take(n):
+            o[0] += n
+            return xi[:, o[0] - n:o[0]]
+        kr = take(R * W).reshape(B, R, W)
+        br = oneplus(take(R)).reshape(B, R, 1)
+        kw = take(W).reshape(B, 1, W)
+        bw = oneplus(take(1)).reshape(B, 1, 1)
+        e = torch.sigmoid(take(W))
+        v = take(W)
+        fg = torch.sigmoid(take(R))
+        ga = torch.sigmoid(take(1))
+        gw = torch.sigmoid(take(1))
+        if links:
+            pi = torch.softmax(take(3 * R).reshape(B, R, 3), -1)
+        psi = 1 - fg[:, 0:1] * st["wr"][:, 0]
+        for j in range(1, R):
+            psi = psi * (1 - fg[:, j:j + 1] * st["wr"][:, j])
+        u = (st["u"] + st["ww"] - st["u"] * st["ww"]) * psi
+        a = dnc_allocation(u)
+        cw = dnc_content(kw, st["M"], bw)[:, 0]
+        ww = gw * (ga * a + (1 - ga) * cw)
+        M = st["M"] * (1 - ww[:, :, None] * e[:, None, :]) + ww[:, :, None] * v[:, None, :]
+        cr = dnc_content(kr, M, br)
+        if links:
+            L = ((1 - ww[:, :, None] - ww[:, None, :]) * st["L"]
+                 + ww[:, :, None] * st["p"][:, None, :]) * offdiag
+            st["p"] = (1 - ww.sum(1, keepdim=True)) * st["p"] + ww
+            fwd = st["wr"] @ L.transpose(1, 2)
+            bwd = st["wr"] @ L
+            wr = pi[:, :, 0:1] * bwd + pi[:, :, 1:2] * cr + pi[:, :, 2:3] * fwd
+            st["L"] = L
+        else:
+            wr = cr
+        st.update(M=M, u=u, wr=wr, ww=ww, h=h, c=c, r=(wr @ M).reshape(B, R * W))
+        ys.append(torch.cat([h, st["r"]], 1))
+    final = torch.cat([st[k].reshape(B, -1) for k, _ in sizes], 1)
+    return torch.cat(ys, 0), final
+
+
+def make_dnc():
+    """The DNC core of memrl_mem.h (Graves et al. 2016) on fixed weights.
+
+    Per case (prefix nl_ without links, lk_ with links): sizes (D, N, W, R, H,
+    T, B), parameters w_ih, w_hh, b_ih, b_hh (the controller, nn.LSTMCell
+    layout) and w_if, b_if (interface), inputs x [T*B, D], starts [T*B],
+    state0 [B, S]; outputs y [T*B, H + R*W], final state, and the gradients
+    of sum(y * gy) for x and every parameter (g_<name>). Computed in float64
+    from float32 values.
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture("dnc.txt", "DNC core: one sequence with resets, outputs and gradients")
+    D, N, W, R, H, T, B = 3, 6, 4, 2, 5, 7, 3
+    for case, links in (("nl", 0), ("lk", 1)):
+        I = R * W + R + 3 * W + 1 + R + 2 + (3 * R if links else 0)
+        k = 1 / math.sqrt(H)
+        P = {
+            "w_ih": torch.empty(4 * H, D + R * W).uniform_(-k, k),
+            "w_hh": torch.empty(4 * H, H).uniform_(-k, k),
+            "b_ih": torch.empty(4 * H).uniform_(-k, k),
+            "b_hh": torch.empty(4 * H).uniform_(-k, k),
+            "w_if": torch.empty(I, H).uniform_(-1.5, 1.5),
+            "b_if": torch.empty(I).uniform_(-1, 1),
+        }
+        x = torch.empty(T * B, D).uniform_(-1, 1)
+        starts = torch.zeros(T, B)
+        starts[0, 0] = 1
+        starts[3, 1] = 1
+        starts[2, 2] = starts[5, 2] = 1
+        # a plausible stored state: memory words, usage and weightings in [0, 1]
+        parts = [torch.randn(B, N * W) * 0.5, torch.rand(B, N)]
+        if links:
+            parts += [torch.rand(B, N) / N,
+                      (torch.rand(B, N, N) / N * (1 - torch.eye(N))).reshape(B, -1)]
+        parts += [torch.softmax(torch.randn(B, R, N), -1).reshape(B, -1),
+                  torch.rand(B, N) / N, torch.randn(B, R * W) * 0.5,
+                  torch.randn(B, H) * 0.3, torch.randn(B, H) * 0.3]
+        state0 = torch.cat(parts, 1)
+        gy = torch.empty(T * B, H + R * W).uniform_(-1, 1)
+        dump(f, case + "_sizes", torch.tensor([D, N, W, R, H, T, B], dtype=torch.float32))
+        for name, t in P.items():
+            dump(f, case + "_" + name, t)
+        dump(f, case + "_x", x)
+        dump(f, case + "_starts", starts.reshape(-1))
+        dump(f, case + "_state0", state0)
+        dump(f, case + "_gy", gy)
+        P64 = {n: t.double().requires_grad_() for n, t in P.items()}
+        x64 = x.double().requires_grad_()
+        y, final = dnc_sequence(x64.reshape(T, B, D), starts.double(), state0.double(), P64,
+                                N, W, R, H, links)
+        (y * gy.double()).sum().backward()
+        dump(f, case + "_y", y)
+        dump(f, case + "_final", final)
+        dump(f, case + "_g_x", x64.grad)
+        for name, t in P64.items():
+            dump(f, case + "_g_" + name, t.grad)
     f.close()
     return path
 
