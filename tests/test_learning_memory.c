@@ -17,6 +17,9 @@
  *   3. PassiveTMaze-20 (Ni et al. 2023): PPO-LSTM (32 units), 400k steps:
  *      success rate of the last 100 episodes >= 0.95; the feedforward agent,
  *      same budget, <= 0.65 (chance 0.5: it walks to the junction and guesses).
+ *   4. RepeatPreviousEasy-v0 (POPGym; name the suit of the card 4 back):
+ *      PPO-GRU (64 units), 1M steps: mean return of the last 100 episodes
+ *      >= 0.8, a normalised return (R + 1) / 2 >= 0.9.
  * Too long for CI, so in make memory-bench (tools/memory_benchmark.sh) and
  * BENCHMARKS.md instead: bsuite's full memory_len sweep (23 settings) and
  * PassiveTMaze-100 (BENCHMARKS.md gives the command and its budget). */
@@ -145,6 +148,13 @@ int main(void) {
     r = run("PassiveTMaze-20", "ppo", &none, 400000);
     MRL_CHECK(r.success <= 0.65f, "PPO without memory PassiveTMaze-20: success %.2f > 0.65",
               r.success);
+  }
+  { /* 4. RepeatPreviousEasy-v0 with a GRU */
+    mrl_ppo_config gru = bench_config(mrl_core_config_gru(64));
+    run_result r = run("RepeatPreviousEasy-v0", "ppo-gru", &gru, 1000000);
+    MRL_CHECK((r.mean_return + 1.0f) / 2.0f >= 0.9f,
+              "PPO-GRU RepeatPreviousEasy-v0: normalised return %.3f < 0.9 (return %.3f)",
+              (r.mean_return + 1.0f) / 2.0f, r.mean_return);
   }
   printf("test_learning_memory: %.1f s\n", mrl_wall_seconds() - t0);
   return mrl_test_summary("test_learning_memory");

@@ -35,14 +35,16 @@ bin=${MB_BIN:-./build/memory_benchmark}
 
 verify() { # table rows columns
   [ -f "$1" ] || { echo "verify: no table $1"; return 1; }
-  awk -F'|' -v rows="$2" -v cols="$3" '
+  awk -v rows="$2" -v cols="$3" '
     /^\| task / { header = 1; next }
     header && /^\|---/ { header = 0; body = 1; next }
     body && /^\| / {
       n++
-      if (NF - 3 != cols) { printf "verify: row %d has %d cells, not %d\n", n, NF - 3, cols; bad = 1 }
-      for (i = 3; i < NF; i++) {
-        cell = $i; sub(/^ +/, "", cell); split(cell, w, " ")
+      line = $0; gsub(/\\\|/, "/", line) # a task id'"'"'s escaped | is not a cell border
+      nf = split(line, f, "|")
+      if (nf - 3 != cols) { printf "verify: row %d has %d cells, not %d\n", n, nf - 3, cols; bad = 1 }
+      for (i = 3; i < nf; i++) {
+        cell = f[i]; sub(/^ +/, "", cell); split(cell, w, " ")
         v = w[1]
         if (v !~ /^[0-9]+([.][0-9]+)?$/ || v + 0 < 0 || v + 0 > 1) {
           printf "verify: row %d cell %d is \"%s\", not a number in [0, 1]\n", n, i - 2, cell; bad = 1
@@ -160,7 +162,8 @@ elapsed=$(($(date +%s) - start))
       printf "| task |"; for (j = 1; j <= nc; j++) printf " %s |", c[j]; printf "\n"
       printf "|---|"; for (j = 1; j <= nc; j++) printf "---|"; printf "\n"
       for (i = 1; i <= nt; i++) {
-        printf "| %s |", t[i]
+        id = t[i]; gsub(/\|/, "\\|", id) # wrappers: escaped for markdown
+        printf "| %s |", id
         for (j = 1; j <= nc; j++) {
           key = t[i] SUBSEP c[j]
           if (cnt[key] == 0) { printf " missing |"; continue }
