@@ -1818,21 +1818,11 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
   return c;
 }
 
-/* The shortest decimal text that reads back as exactly v (for configs). */
-static const char *mrl__float_text(float v, char *buf, size_t size) {
-  int digits;
-  for (digits = 6; digits < 9; digits++) {
-    snprintf(buf, size, "%.*g", digits, v);
-    if (strtof(buf, NULL) == v) return buf;
-  }
-  snprintf(buf, size, "%.9g", v);
-  return buf;
-}
-
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96] = "", head[96] = "", f[11][24];
+  char enc[96] = "", head[96] = "", f[10][24], core[1024];
   int i, k = 0;
+  mrl_core_config_json(&n->core, core, sizeof core);
   for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
     k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
   for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
@@ -1843,8 +1833,7 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       "\"total_steps\":%lld,\"gamma\":%s,\"gae_lambda\":%s,\"num_minibatches\":%d,"
       "\"update_epochs\":%d,\"norm_adv\":%d,\"clip_coef\":%s,\"anneal_clip\":%d,"
       "\"clip_vloss\":%d,\"ent_coef\":%s,\"vf_coef\":%s,\"max_grad_norm\":%s,"
-      "\"target_kl\":%s,\"adam_eps\":%s,\"encoder_sizes\":[%s],\"core\":%d,"
-      "\"core_hidden_size\":%d,\"core_forget_bias\":%s,\"core_type\":\"%s\",\"head_sizes\":[%s],"
+      "\"target_kl\":%s,\"adam_eps\":%s,\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],"
       "\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,\"shared_torso\":%d,"
       "\"normalize_obs\":%d,\"normalize_reward\":%d,\"squash_actions\":%d,\"log_std_init\":%s}",
       (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
@@ -1853,13 +1842,9 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       mrl__float_text(c->clip_coef, f[3], 24), c->anneal_clip, c->clip_vloss,
       mrl__float_text(c->ent_coef, f[4], 24), mrl__float_text(c->vf_coef, f[5], 24),
       mrl__float_text(c->max_grad_norm, f[6], 24), mrl__float_text(c->target_kl, f[7], 24),
-      mrl__float_text(c->adam_eps, f[8], 24), enc, (int)n->core.kind, n->core.hidden_size,
-      mrl__float_text(n->core.forget_bias, f[9], 24),
-      n->core.kind == MRL_CORE_USER && n->core.user_type && n->core.user_type->name
-          ? n->core.user_type->name
-          : "",
-      head, (int)n->activation, n->use_conv, c->orthogonal_init, c->shared_torso, c->normalize_obs,
-      c->normalize_reward, c->squash_actions, mrl__float_text(c->log_std_init, f[10], 24));
+      mrl__float_text(c->adam_eps, f[8], 24), enc, core, head, (int)n->activation, n->use_conv,
+      c->orthogonal_init, c->shared_torso, c->normalize_obs, c->normalize_reward, c->squash_actions,
+      mrl__float_text(c->log_std_init, f[9], 24));
 }
 
 /* Names the first field of a PPO config that cannot work (error), or 0. */
@@ -2401,7 +2386,7 @@ static int mrl__ppo_extras(const mrl_ppo *a, mrl_checkpoint_extra *x) {
 }
 
 MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *a, const char *path, const mrl_vecenv *env) {
-  char config[2048];
+  char config[4096];
   mrl_checkpoint_extra x[2];
   int n = mrl__ppo_extras(a, x);
   mrl_ppo_config_json(&a->cfg, config, sizeof config);
@@ -2409,7 +2394,7 @@ MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *a, const char *path, const mrl_ve
 }
 
 MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
-  char config[2048];
+  char config[4096];
   mrl_checkpoint_extra x[2];
   int n = mrl__ppo_extras(a, x);
   mrl_ppo_config_json(&a->cfg, config, sizeof config);

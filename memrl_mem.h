@@ -184,6 +184,10 @@ MRL_DEF mrl_core_config mrl_core_config_dnc(int memory_size, int word_size, int 
  * anything else. */
 MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
                                          size_t error_size);
+/* Every field of a core config as one JSON object (snprintf semantics): what
+ * an agent's checkpoint records, so that a checkpoint of another core is
+ * refused by name. A user core appears as its type's name. */
+MRL_DEF int mrl_core_config_json(const mrl_core_config *c, char *buf, size_t size);
 MRL_DEF mrl_core_config mrl_core_config_user(const mrl_core_type *type, const void *config);
 
 typedef struct mrl_core {
@@ -306,6 +310,35 @@ static void mrl__error(char *error, size_t size, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(error, size, fmt, ap);
   va_end(ap);
+}
+
+/* The shortest decimal text that reads back as exactly v (configs as JSON). */
+static const char *mrl__float_text(float v, char *buf, size_t size) {
+  int digits;
+  for (digits = 6; digits < 9; digits++) {
+    snprintf(buf, size, "%.*g", digits, v);
+    if (strtof(buf, NULL) == v) return buf;
+  }
+  snprintf(buf, size, "%.9g", v);
+  return buf;
+}
+
+MRL_DEF int mrl_core_config_json(const mrl_core_config *c, char *buf, size_t size) {
+  const mrl_gtrxl_config *g = &c->gtrxl;
+  char f[3][24];
+  return snprintf(
+      buf, size,
+      "{\"kind\":%d,\"hidden_size\":%d,\"num_layers\":%d,\"init\":[%d,%s],"
+      "\"forget_bias\":%s,\"nonlinearity\":%d,\"frame_stack\":%d,"
+      "\"gtrxl\":[%d,%d,%d,%d,%d,%s],\"amrl\":[%d,%d],\"fwp\":[%d,%d],"
+      "\"dnc\":[%d,%d,%d,%d,%d],\"user_type\":\"%s\"}",
+      (int)c->kind, c->hidden_size, c->num_layers, (int)c->init.kind,
+      mrl__float_text(c->init.a, f[0], 24), mrl__float_text(c->forget_bias, f[1], 24),
+      (int)c->nonlinearity, c->frame_stack, g->embed_dim, g->num_heads, g->num_layers, g->ff_dim,
+      g->mem_len, mrl__float_text(g->gate_bias, f[2], 24), (int)c->amrl.aggregator,
+      c->amrl.straight_through, c->fwp.head_dim, c->fwp.heads, c->dnc.memory_size, c->dnc.word_size,
+      c->dnc.read_heads, c->dnc.controller_size, c->dnc.links,
+      c->kind == MRL_CORE_USER && c->user_type && c->user_type->name ? c->user_type->name : "");
 }
 
 MRL_DEF mrl_core_config mrl_core_config_default(void) {

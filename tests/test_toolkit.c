@@ -521,6 +521,27 @@ static void test_load_errors(void) {
             "errors: another config gave '%s'", b.error);
   MRL_CHECK(memcmp(before, b.params.values, bytes) == 0,
             "errors: a refused load changed the agent");
+  { /* a core of the same sizes but another kind of memory is refused too */
+    char other[160];
+    mrl_ppo x, y;
+    mrl_ppo_config cx = mrl_ppo_config_default();
+    temp_path(other, sizeof other, "core");
+    cx.num_steps = 16;
+    cx.net.core = mrl_core_config_amrl(8, MRL_AMRL_AVG);
+    cx.num_minibatches = 2;
+    if (mrl_ppo_init(&x, &cx, &env) == MRL_OK) {
+      MRL_CHECK(mrl_ppo_save(&x, other, NULL) == MRL_OK, "errors: save amrl");
+      cx.net.core.amrl.aggregator = MRL_AMRL_MAX;
+      if (mrl_ppo_init(&y, &cx, &env) == MRL_OK) {
+        MRL_CHECK(mrl_ppo_load(&y, other, NULL) == MRL_ERR_INVALID_ARGUMENT &&
+                      strstr(y.error, "amrl"),
+                  "errors: an AMRL-avg checkpoint into an AMRL-max agent gave '%s'", y.error);
+        mrl_ppo_free(&y);
+      }
+      mrl_ppo_free(&x);
+    }
+    remove(other);
+  }
   /* a damaged file: cut in half */
   f = fopen(path, "rb");
   if (f) {
