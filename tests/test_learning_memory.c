@@ -22,9 +22,10 @@
  *   4. RepeatPreviousEasy-v0 (POPGym; name the suit of the card 4 back):
  *      PPO-GRU (64 units), 1M steps: mean return of the last 100 episodes
  *      >= 0.8, a normalised return (R + 1) / 2 >= 0.9.
- * Too long for CI, so in make memory-bench (tools/memory_benchmark.sh) and
- * BENCHMARKS.md instead: bsuite's full memory_len sweep (23 settings) and
- * PassiveTMaze-100 (BENCHMARKS.md gives the command and its budget). */
+ * The whole program: 170 s wall, 73 s of CPU, on the shared 2-core machine
+ * at load average about 7. Not shown here (BENCHMARKS.md, make memory-bench):
+ * PassiveTMaze-100 and longer, which PPO-LSTM does not solve yet (success 0.57
+ * after 8M steps with the command BENCHMARKS.md gives). */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
 #include "test.h"
@@ -128,7 +129,7 @@ int main(void) {
     mrl_ppo_config elman = bench_config(mrl_core_config_elman(64));
     mrl_ppo_config none = bench_config(mrl_core_config_default());
     long long episodes[2][23], perfect[2][23];
-    int i, k, learned_none = 0;
+    int i, k, none_trivial = 0, none_others = 0; /* settings the feedforward agent learns */
     for (i = 0; i < 23; i++) {
       char id[32];
       snprintf(id, sizeof id, "MemoryChain-%d", lengths[i]);
@@ -138,7 +139,12 @@ int main(void) {
         perfect[k][i] = (long long)(r.perfect + 0.5);
         printf("  %s %s: %lld of %lld answers right, learned %d\n", id, k ? "ppo" : "ppo-elman",
                perfect[k][i], episodes[k][i], chain_learned(r));
-        if (k == 1 && chain_learned(r)) learned_none += lengths[i] == 1 ? 1 : 100;
+        if (k == 1 && chain_learned(r)) {
+          if (lengths[i] == 1)
+            none_trivial = 1;
+          else
+            none_others++;
+        }
       }
     }
     printf("memory_len score: ppo-elman %.3f (of 23), ppo %.3f\n",
@@ -147,8 +153,9 @@ int main(void) {
     MRL_CHECK(mrl_memory_chain_score(episodes[0], perfect[0], 23) >= 21.0f / 23.0f - 1e-6f,
               "PPO-Elman learns %.0f of 23 memory_len settings, fewer than 21",
               mrl_memory_chain_score(episodes[0], perfect[0], 23) * 23.0f);
-    MRL_CHECK(learned_none == 1, "PPO without memory: learned settings other than n = 1 (%d)",
-              learned_none);
+    MRL_CHECK(none_trivial, "PPO without memory does not learn MemoryChain-1");
+    MRL_CHECK(none_others == 0, "PPO without memory learns %d settings beyond MemoryChain-1",
+              none_others);
   }
   { /* 3. PassiveTMaze-20: the cue must be carried 20 steps */
     mrl_ppo_config lstm = bench_config(mrl_core_config_lstm(32));
