@@ -302,6 +302,27 @@ static void test_parse(void) {
             "parse gru:8:99 (too many layers)");
   MRL_CHECK(mrl_core_config_parse("tardis:8", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
             "parse an unknown core");
+  MRL_CHECK(mrl_core_config_parse("hcam:32:4:3", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_HCAM && c.hcam.dim == 32 && c.hcam.chunk == 4 &&
+                c.hcam.topk == 3 && c.hcam.num_chunks == 16,
+            "parse hcam:32:4:3");
+  MRL_CHECK(mrl_core_config_parse("hcam:32:4:3:7", &c, err, sizeof err) == MRL_OK &&
+                c.hcam.num_chunks == 7,
+            "parse hcam:32:4:3:7");
+  MRL_CHECK(mrl_core_config_parse("ftw:64:32:8", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_FTW && c.ftw.fast_size == 64 && c.ftw.slow_size == 32 &&
+                c.ftw.period == 8 && c.ftw.latent_size == 0,
+            "parse ftw:64:32:8");
+  MRL_CHECK(mrl_core_config_parse("ftw:64:32:8:16", &c, err, sizeof err) == MRL_OK &&
+                c.ftw.latent_size == 16,
+            "parse ftw:64:32:8:16");
+  MRL_CHECK(mrl_core_config_parse("hcam:32:4", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
+            "parse hcam without topk");
+  MRL_CHECK(
+      mrl_core_config_parse("ftw:8:8:2:4:1", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT &&
+          mrl_core_config_parse("ftw:8:8:0", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT &&
+          mrl_core_config_parse("hcam:8:2:1:", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
+      "parse malformed hcam/ftw specs");
 }
 
 /* The frame stack by hand: k = 3 over one environment's inputs 1, 2, 3, ...
@@ -343,6 +364,19 @@ int main(void) {
   conformance("frame stack 1", mrl_core_config_frame_stack(1), 3);
   conformance("none", mrl_core_config_default(), 3);
   conformance("user gru", mrl_core_config_user(&test_user_gru_type, &user_hidden), 4);
+  /* HCAM: chunks of 2 in a ring of 2, so T = 6 commits, wraps and reads the
+   * partial chunk; top-2 of 3 candidates, 2 heads */
+  c = mrl_core_config_hcam(4, 2, 2);
+  c.hcam.num_chunks = 2;
+  c.hcam.num_heads = 2;
+  conformance("hcam", c, 3);
+  c = mrl_core_config_hcam(6, 3, 1);
+  c.hcam.num_chunks = 3;
+  conformance("hcam top-1", c, 4);
+  c = mrl_core_config_ftw(5, 4, 2); /* tau 2: the slow core ticks mid-sequence */
+  c.ftw.latent_size = 3;
+  conformance("ftw", c, 3);
+  conformance("ftw tau 1", mrl_core_config_ftw(4, 3, 1), 3);
   c = mrl_core_config_lstm(4);
   c.num_layers = 2;
   matches_stack("lstm 2 layers = mrl_lstm", c, 3);
