@@ -945,7 +945,7 @@ static mrl_tensor *mrl__hcam_forward(const mrl_core *core, mrl_graph *g, mrl_ten
           memset(s + o_part + (size_t)c * E, 0, sizeof(float) * (size_t)E);
       s[o_cnt] = (float)fill[b];
       s[o_cnt + 1] = (float)nvalid[b];
-      s[o_cnt + 2] = (float)(nvalid[b] < N ? 0 : next[b]);
+      s[o_cnt + 2] = (float)next[b];
     }
   return y;
 }

@@ -13,7 +13,9 @@
  *   5. acting (T = 1, no gradients) allocates nothing once warm;
  *   6. where the core wraps a layer with a PyTorch twin (LSTM, GRU, Elman
  *      stacks, matched against PyTorch in tests/test_nn.c), the core equals
- *      that layer fed the state in torch's [L, B, H] layout.
+ *      that layer fed the state in torch's [L, B, H] layout; HCAM and FTW
+ *      equal their PyTorch twins of tools/make_ref.py (tests/ref/hcam_ftw.txt:
+ *      outputs, final state, FTW's KL, gradients of x and every parameter).
  * A new core adds one row to the table in main().
  *
  * Run from the repository root:  cc -std=c99 -O2 tests/test_cores.c -lm && ./a.out */
@@ -22,6 +24,7 @@
 #include "test.h"
 #include "../memrl_mem.h"
 #include "test.h" /* again: the user core of tests/test.h needs memrl_mem.h */
+#include "ref_loader.h"
 
 enum { T = 6, B = 3 };
 
@@ -276,6 +279,84 @@ static void matches_stack(const char *label, mrl_core_config cfg, int D) {
   fixture_free(&f);
 }
 
+/* 6b. a core against its PyTorch twin: prefix "hcam" or "ftw" in
+ * tests/ref/hcam_ftw.txt (parameters by their C names, a stored initial state,
+ * episode starts; L = sum(y * gy) (+ sum(kl * gk) for FTW)). */
+static void matches_torch(const char *prefix, mrl_core_config cfg, int D, int T_, int B_) {
+  mrl_ref_file rf;
+  mrl_params params;
+  mrl_core core;
+  mrl_graph g;
+  char key[256], err[MRL_ERROR_SIZE];
+  float *x = NULL, *starts = NULL, *state = NULL;
+  int k, S, O, ok = 1;
+  mrl_tensor *xt, *y, *kl = NULL, *loss;
+  if (!mrl_ref_open(&rf, "tests/ref/hcam_ftw.txt")) return;
+  mrl_params_init(&params);
+  if (mrl_core_init(&core, &params, "core", D, &cfg, err, sizeof err) != MRL_OK ||
+      mrl_params_finalize(&params, 3) != MRL_OK || mrl_graph_init(&g, 1 << 20) != MRL_OK) {
+    MRL_CHECK(0, "%s: init: %s", prefix, err);
+    mrl_ref_close(&rf);
+    return;
+  }
+  S = mrl_core_state_dim(&core);
+  O = core.output_dim;
+  for (k = 0; k < params.count; k++) {
+    mrl_tensor *pt = mrl_params_tensor(&params, k);
+    snprintf(key, sizeof key, "%s_param.%s", prefix, params.items[k].name);
+    ok &= mrl_ref_fill(&rf, key, pt->data, pt->size);
+  }
+  snprintf(key, sizeof key, "%s_x", prefix);
+  ok &= mrl_ref_get(&rf, key, &x, NULL, NULL) == T_ * B_ * D;
+  snprintf(key, sizeof key, "%s_starts", prefix);
+  ok &= mrl_ref_get(&rf, key, &starts, NULL, NULL) == T_ * B_;
+  snprintf(key, sizeof key, "%s_state", prefix);
+  ok &= mrl_ref_get(&rf, key, &state, NULL, NULL) == B_ * S;
+  MRL_CHECK(ok, "%s: fixture does not fit the core (state_dim %d)", prefix, S);
+  if (ok) {
+    float *gy = NULL, *gk = NULL;
+    mrl_params_zero_grad(&params);
+    mrl_graph_set_no_grad(&g, 0);
+    xt = mrl_tensor_new2(&g, T_ * B_, D, 1);
+    memcpy(xt->data, x, sizeof(float) * (size_t)T_ * B_ * D);
+    y = mrl_core_forward_aux(&core, &g, xt, T_, B_, starts, state, state, S, &kl);
+    snprintf(key, sizeof key, "%s_gy", prefix);
+    mrl_ref_get(&rf, key, &gy, NULL, NULL);
+    if (kl) mrl_ref_get(&rf, "ftw_gk", &gk, NULL, NULL);
+    if (y && gy && (!kl || gk)) {
+      snprintf(key, sizeof key, "%s_y", prefix);
+      mrl_ref_expect(&rf, key, y->data, y->size, 1e-5, 1e-4);
+      if (kl) mrl_ref_expect(&rf, "ftw_kl", kl->data, kl->size, 1e-5, 1e-4);
+      snprintf(key, sizeof key, "%s_state_out", prefix);
+      mrl_ref_expect(&rf, key, state, B_ * S, 1e-5, 1e-4);
+      loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, gy, T_ * B_, O)));
+      if (kl)
+        loss = mrl_add(&g, loss,
+                       mrl_sum(&g, mrl_mul(&g, kl, mrl_tensor_from(&g, gk, 1, &kl->shape[0]))));
+      MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "%s: backward", prefix);
+      for (k = 0; k < params.count; k++) {
+        mrl_tensor *pt = mrl_params_tensor(&params, k);
+        snprintf(key, sizeof key, "%s_grad.%s", prefix, params.items[k].name);
+        mrl_ref_expect(&rf, key, pt->grad, pt->size, 1e-5, 1e-3);
+      }
+      snprintf(key, sizeof key, "%s_gx", prefix);
+      mrl_ref_expect(&rf, key, xt->grad, xt->size, 1e-5, 1e-3);
+    } else {
+      MRL_CHECK(0, "%s: forward or fixture gradients failed", prefix);
+    }
+    free(gy);
+    free(gk);
+  }
+  MRL_CHECK(cfg.kind != MRL_CORE_FTW || kl, "%s: mrl_core_forward_aux gave no KL", prefix);
+  free(x);
+  free(starts);
+  free(state);
+  mrl_graph_free(&g);
+  mrl_core_free(&core);
+  mrl_params_free(&params);
+  mrl_ref_close(&rf);
+}
+
 static void test_parse(void) {
   mrl_core_config c;
   char err[MRL_ERROR_SIZE];
@@ -386,6 +467,13 @@ int main(void) {
   c = mrl_core_config_elman(4);
   c.num_layers = 2;
   matches_stack("elman 2 layers = mrl_elman", c, 3);
+  c = mrl_core_config_hcam(8, 3, 2);
+  c.hcam.num_chunks = 3;
+  c.hcam.num_heads = 2;
+  matches_torch("hcam", c, 5, 9, 3);
+  c = mrl_core_config_ftw(6, 5, 3);
+  c.ftw.latent_size = 3;
+  matches_torch("ftw", c, 4, 8, 3);
   test_parse();
   test_frame_stack_values();
   return mrl_test_summary("test_cores");
