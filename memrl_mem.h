@@ -28,7 +28,12 @@
  *   MRL_CORE_FRAME_STACK (the last k inputs concatenated); MRL_CORE_LSTM,
  *   MRL_CORE_GRU and MRL_CORE_ELMAN (torch.nn.LSTM / GRU / RNN, multi-layer,
  *   PyTorch-exact; state: every layer's h, then every layer's c for the
- *   LSTM); and MRL_CORE_USER: a user's own core through a function table
+ *   LSTM); MRL_CORE_HCAM (hierarchical chunk attention memory, Lampinen et
+ *   al. 2021: steps stored in chunks with mean summaries, a query reads the
+ *   top-k chunks); MRL_CORE_FTW (FTW's slow and fast LSTMs with a Gaussian
+ *   prior and posterior, Jaderberg et al. 2019; mrl_core_forward_aux gives
+ *   the KL(posterior || prior) per step as an auxiliary loss); and
+ *   MRL_CORE_USER: a user's own core through a function table
  *   (mrl_core_type), which every agent then trains unchanged (tests/test.h
  *   has a worked one, a GRU). mrl_core_config_parse("gru:128:2") builds a
  *   config from a short spec. Every core passes the conformance table of
@@ -1246,7 +1251,8 @@ MRL_DEF mrl_result mrl_tower_init(mrl_tower *t, mrl_params *p, const char *name,
     return MRL_ERR_INVALID_ARGUMENT;
   }
   if (c->core.kind != MRL_CORE_NONE && c->core.kind != MRL_CORE_LSTM &&
-      c->core.kind != MRL_CORE_USER) {
+      c->core.kind != MRL_CORE_USER && c->core.kind != MRL_CORE_HCAM &&
+      c->core.kind != MRL_CORE_FTW) {
     mrl__error(error, error_size, "core.kind %d is not an mrl_core_kind", (int)c->core.kind);
     return MRL_ERR_INVALID_ARGUMENT;
   }
