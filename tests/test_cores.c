@@ -347,7 +347,8 @@ static void matches_torch(const char *prefix, mrl_core_config cfg, int D, int T_
     free(gy);
     free(gk);
   }
-  MRL_CHECK(cfg.kind != MRL_CORE_FTW || kl, "%s: mrl_core_forward_aux gave no KL", prefix);
+  MRL_CHECK(cfg.kind == MRL_CORE_FTW ? kl != NULL : kl == NULL,
+            "%s: mrl_core_forward_aux: a KL only for FTW", prefix);
   free(x);
   free(starts);
   free(state);
