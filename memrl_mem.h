@@ -113,7 +113,7 @@ typedef struct mrl_core_type {
   void (*free)(void *self);
 } mrl_core_type;
 
-/* HCAM (>>hcam): inputs are projected to dim, steps are stored in chunks of
+/* HCAM (its section below): inputs are projected to dim, steps are stored in chunks of
  * chunk steps, num_chunks of them in a ring; a query reads the topk chunks
  * whose summaries it matches best. */
 typedef struct mrl_hcam_config {
@@ -124,7 +124,7 @@ typedef struct mrl_hcam_config {
   int num_heads;  /* heads of the within-chunk attention (1; divides dim) */
 } mrl_hcam_config;
 
-/* FTW's two-timescale core (>>ftw): a slow LSTM that steps every period
+/* FTW's two-timescale core (its section below): a slow LSTM that steps every period
  * steps, a fast LSTM every step, a Gaussian latent with the slow core's prior
  * and the fast core's posterior. */
 typedef struct mrl_ftw_config {
