@@ -113,9 +113,9 @@ typedef struct mrl_core_type {
   void (*free)(void *self);
 } mrl_core_type;
 
-/* HCAM (its section below): inputs are projected to dim, steps are stored in chunks of
- * chunk steps, num_chunks of them in a ring; a query reads the topk chunks
- * whose summaries it matches best. */
+/* HCAM (its section below): inputs are projected to dim, steps are stored in
+ * chunks of `chunk` steps, num_chunks of them in a ring; a query reads the
+ * topk chunks whose summaries it matches best. */
 typedef struct mrl_hcam_config {
   int dim;        /* model width E (64; even: sinusoid positions) */
   int chunk;      /* steps per chunk C (8) */
@@ -124,9 +124,9 @@ typedef struct mrl_hcam_config {
   int num_heads;  /* heads of the within-chunk attention (1; divides dim) */
 } mrl_hcam_config;
 
-/* FTW's two-timescale core (its section below): a slow LSTM that steps every period
- * steps, a fast LSTM every step, a Gaussian latent with the slow core's prior
- * and the fast core's posterior. */
+/* FTW's two-timescale core (its section below): a slow LSTM that steps every
+ * period steps, a fast LSTM every step, a Gaussian latent with the slow
+ * core's prior and the fast core's posterior. */
 typedef struct mrl_ftw_config {
   int fast_size; /* fast LSTM units (64) */
   int slow_size; /* slow LSTM units (64) */
@@ -161,8 +161,7 @@ MRL_DEF mrl_core_config mrl_core_config_ftw(int fast_size, int slow_size, int pe
  * "lstm:<units>[:<layers>]", "gru:<units>[:<layers>]", "elman:<units>[:<layers>]"
  * ("elman_relu:..." for relu), "frame_stack:<k>",
  * "hcam:<dim>:<chunk>:<topk>[:<num_chunks>]", "ftw:<fast>:<slow>:<tau>[:<latent>]".
- * MRL_ERR_INVALID_ARGUMENT
- * with the reason in error for anything else. */
+ * MRL_ERR_INVALID_ARGUMENT with the reason in error for anything else. */
 MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
                                          size_t error_size);
 MRL_DEF mrl_core_config mrl_core_config_user(const mrl_core_type *type, const void *config);
