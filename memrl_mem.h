@@ -1051,7 +1051,7 @@ static mrl_tensor *mrl__ftw_forward(const mrl_core *core, mrl_graph *g, mrl_tens
                                     float *state_out, int stride, mrl_tensor **aux) {
   const mrl__ftw *m = (const mrl__ftw *)core->impl;
   const int S = m->S, F = m->F, Z = m->Z, o_hf = 2 * S, o_z = 2 * S + 2 * F, o_n = o_z + Z;
-  mrl_tensor *hs, *cs, *hf, *cf, *zp, **ys, **kls, *y;
+  mrl_tensor *hs, *cs, *hf, *cf, *zp, **ys, **kls, *y, *mu_q = NULL, *ls_q = NULL, *sg_q = NULL;
   int *phase, t, b;
   if (!x) return NULL;
   hs = mrl__core_layers_in(g, state_in, stride, 0, 1, B, S);
@@ -1068,7 +1068,7 @@ static mrl_tensor *mrl__ftw_forward(const mrl_core *core, mrl_graph *g, mrl_tens
   for (t = 0; t < T; t++) {
     const float *st = episode_start ? episode_start + (size_t)t * B : NULL;
     int any_start = 0, ticks = 0;
-    mrl_tensor *tick, *in[5], *mu_q, *ls_q, *sg_q, *mu_p, *ls_p, *sg_p, *h2, *c2;
+    mrl_tensor *tick, *in[5], *mu_p, *ls_p, *sg_p, *h2, *c2;
     for (b = 0; b < B; b++) any_start |= st && st[b] != 0.0f;
     if (any_start) { /* the new episode's memory is zero */
       mrl_tensor *keep = mrl_tensor_new2(g, B, 1, 0);
@@ -1094,7 +1094,8 @@ static mrl_tensor *mrl__ftw_forward(const mrl_core *core, mrl_graph *g, mrl_tens
       hs = ticks == B ? h2 : mrl_where(g, tick, h2, hs);
       cs = ticks == B ? c2 : mrl_where(g, tick, c2, cs);
     }
-    mrl__ftw_gauss(m, g, mrl_linear_layer_forward(&m->prior, g, hs), &mu_q, &ls_q, &sg_q);
+    if (!mu_q || ticks > 0 || any_start) /* else h^q and so the prior are unchanged */
+      mrl__ftw_gauss(m, g, mrl_linear_layer_forward(&m->prior, g, hs), &mu_q, &ls_q, &sg_q);
     in[0] = mrl_slice(g, x, 0, t * B, (t + 1) * B);
     in[1] = hs;
     in[2] = mu_q;
