@@ -53,7 +53,7 @@ static mrl_ppo_config mutate(int k) {
   case 4: c.net.head_sizes[0] = -3, c.net.num_head_layers = 1; break;
   case 5: c.net.core = mrl_core_config_lstm(0); break;
   case 6: c.net.core = mrl_core_config_lstm(-5); break;
-  case 7: c.net.core.kind = (mrl_core_kind)7; break;
+  case 7: c.net.core.kind = (mrl_core_kind)99; break; /* past every kind */
   case 8: c.net.core = mrl_core_config_lstm(8), c.num_minibatches = 4; break;
   case 9: c.net.activation = (mrl_activation)9; break;
   case 10: c.num_steps = 1 << 30; break;
@@ -78,7 +78,7 @@ static void test_config_errors(void) {
       {"head size -3", "head_sizes[0] -3"},
       {"LSTM of 0 units", "hidden_size 0"},
       {"LSTM of -5 units", "hidden_size -5"},
-      {"core kind 7", "core.kind 7"},
+      {"core kind 99", "core.kind 99"},
       {"6 envs, 4 minibatches of sequences", "num_minibatches 4 does not divide num_envs 6"},
       {"activation 9", "activation 9"},
       {"num_steps 2^30", "too large"},
