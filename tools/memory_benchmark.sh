@@ -11,7 +11,8 @@
 #   -s STEPS    env steps per cell (MB_STEPS, default 500000)
 #   -n SEEDS    seeds 1..SEEDS per cell (MB_SEEDS, default 3)
 #   -c CORES    core specs, space separated (MB_CORES, default: none frame_stack:4
-#               elman:128 lstm:128 gru:128 amrl:128 fwp:64 gtrxl:64 dnc:16:16:1)
+#               elman:128 lstm:128 gru:128 amrl:128 fwp:64 gtrxl:64 dnc:16:16:1
+#               hcam:64:8:2 ftw:64:64:4)
 #   -t TASKS    task ids, ';' separated (MB_TASKS, default the full grid below)
 #   -j JOBS     cells run at once (MB_JOBS, default 1)
 #   --medium    adds POPGym's nine tasks at Medium to the default grid
@@ -28,7 +29,7 @@ set -u
 out=${MB_OUT:-memory_bench.md}
 steps=${MB_STEPS:-500000}
 seeds=${MB_SEEDS:-3}
-cores=${MB_CORES:-"none frame_stack:4 elman:128 lstm:128 gru:128 amrl:128 fwp:64 gtrxl:64 dnc:16:16:1"}
+cores=${MB_CORES:-"none frame_stack:4 elman:128 lstm:128 gru:128 amrl:128 fwp:64 gtrxl:64 dnc:16:16:1 hcam:64:8:2 ftw:64:64:4"}
 jobs=${MB_JOBS:-1}
 medium=0
 tasks=${MB_TASKS:-}
