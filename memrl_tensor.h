@@ -2391,8 +2391,17 @@ static void mrl__unary_backward(mrl_node *nd) {
   int n = y->size, i;
   if (!ga) return;
   switch (nd->i[0]) {
-  case MRL__SCALE:
-    for (i = 0; i < n; i++) ga[i] += gy[i] * s;
+  case MRL__SCALE: i = 0;
+#ifdef MRL__HAVE_F4
+    for (; i + 4 <= n; i += 4) {
+      mrl__f4 va, vg;
+      memcpy(&va, ga + i, sizeof va);
+      memcpy(&vg, gy + i, sizeof vg);
+      va += vg * s;
+      memcpy(ga + i, &va, sizeof va);
+    }
+#endif
+    for (; i < n; i++) ga[i] += gy[i] * s;
     break;
   case MRL__ADD_SCALAR:
     for (i = 0; i < n; i++) ga[i] += gy[i];
@@ -2432,8 +2441,19 @@ static void mrl__unary_backward(mrl_node *nd) {
 #endif
     for (; i < n; i++) ga[i] += gy[i] * o[i] * (1.0f - o[i]);
     break;
-  case MRL__RELU:
-    for (i = 0; i < n; i++) ga[i] += x[i] > 0.0f ? gy[i] : 0.0f;
+  case MRL__RELU: i = 0;
+#ifdef MRL__HAVE_F4 /* branch-free lanes: the scalar branch mispredicts on mixed signs */
+    for (; i + 4 <= n; i += 4) {
+      const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+      mrl__f4 va, vg, vx;
+      memcpy(&va, ga + i, sizeof va);
+      memcpy(&vg, gy + i, sizeof vg);
+      memcpy(&vx, x + i, sizeof vx);
+      va += mrl__select4(vx > zero, vg, zero);
+      memcpy(ga + i, &va, sizeof va);
+    }
+#endif
+    for (; i < n; i++) ga[i] += x[i] > 0.0f ? gy[i] : 0.0f;
     break;
   case MRL__CLAMP:
     for (i = 0; i < n; i++) ga[i] += (x[i] >= lo && x[i] <= hi) ? gy[i] : 0.0f;
@@ -2484,8 +2504,16 @@ static mrl_tensor *mrl__unary(mrl_graph *g, mrl_tensor *a, int kind, float p0, f
   o = y->data;
   n = a->size;
   switch (kind) {
-  case MRL__SCALE:
-    for (i = 0; i < n; i++) o[i] = x[i] * p0;
+  case MRL__SCALE: i = 0;
+#ifdef MRL__HAVE_F4
+    for (; i + 4 <= n; i += 4) {
+      mrl__f4 v;
+      memcpy(&v, x + i, sizeof v);
+      v = v * p0;
+      memcpy(o + i, &v, sizeof v);
+    }
+#endif
+    for (; i < n; i++) o[i] = x[i] * p0;
     break;
   case MRL__ADD_SCALAR:
     for (i = 0; i < n; i++) o[i] = x[i] + p0;
@@ -2501,8 +2529,17 @@ static mrl_tensor *mrl__unary(mrl_graph *g, mrl_tensor *a, int kind, float p0, f
     break;
   case MRL__TANH: mrl__tanh_n(x, o, n); break;
   case MRL__SIGMOID: mrl__sigmoid_n(x, o, n); break;
-  case MRL__RELU:
-    for (i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  case MRL__RELU: i = 0;
+#ifdef MRL__HAVE_F4 /* branch-free lanes, same bits: -0 and NaN give +0 as below */
+    for (; i + 4 <= n; i += 4) {
+      const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+      mrl__f4 v;
+      memcpy(&v, x + i, sizeof v);
+      v = mrl__select4(v > zero, v, zero);
+      memcpy(o + i, &v, sizeof v);
+    }
+#endif
+    for (; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
     break;
   case MRL__CLAMP:
     for (i = 0; i < n; i++) o[i] = x[i] < p0 ? p0 : (x[i] > p1 ? p1 : x[i]);
