@@ -16,7 +16,7 @@
  *   name; `grep -n '[>]>gemm' memrl_tensor.h` finds that section and nothing else.
  *   The tags in file order:
  *     tensors arena graph gemm matmul xwt fast_act linear_op unary general
- *     binary reductions softmax batched_matmul shape indexing fused layernorm
+ *     binary reductions softmax attention batched_matmul shape indexing fused layernorm
  *     conv2d pooling dropout losses cross_entropy kl_normal kl_categorical
  *     similarity straight_through gradcheck
  *
@@ -91,6 +91,8 @@
  *               last axis: mrl_sum_rows, mrl_mean_rows ([M,N] -> [M])
  *   softmax     mrl_softmax, mrl_log_softmax_axis (any axis, optional 0/1 mask that
  *               broadcasts); mrl_log_softmax (last axis, no mask)
+ *   attention   mrl_attention, mrl_attention_cols (fused multi-head softmax(scale (Q Kᵀ +
+ *               bias)) V with an optional 0/1 mask, heads read and written in place)
  *   batched     the three matmuls over up to 2 leading dimensions that broadcast
  *               ([B,M,K]x[K,N], [B,M,K]x[B,K,N], [B,1,M,K]x[H,K,N] ...)
  *   shape       mrl_reshape (view), mrl_permute, mrl_transpose, mrl_slice, mrl_concat,
@@ -503,6 +505,24 @@ MRL_DEF mrl_tensor *mrl_var_axis(mrl_graph *g, mrl_tensor *x, int axis, int keep
  * mrl_log_softmax_axis(g, x, -1, NULL). */
 MRL_DEF mrl_tensor *mrl_softmax(mrl_graph *g, mrl_tensor *x, int axis, mrl_tensor *mask);
 MRL_DEF mrl_tensor *mrl_log_softmax_axis(mrl_graph *g, mrl_tensor *x, int axis, mrl_tensor *mask);
+
+/* Fused multi-head attention (one node instead of split-heads permutes, Q Kᵀ,
+ * scale, masked softmax, P V and the merge permute). q is [B, T, E], k and v
+ * [B, K, E], E = num_heads * D; head h is columns h*D .. h*D+D-1. Returns
+ * [B, T, E] with out[b, t, h*D+d] = sum_j P[b,h,t,j] v[b, j, h*D+d], where
+ * P[b,h,t,:] = softmax over the kept j of scale * (q_bht . k_bhj + bias[b,h,t,j]).
+ * bias (NULL: none) is [B, num_heads, T, K]; mask (NULL: none) is 0/1 and
+ * broadcasts to [B, num_heads, T, K], as in mrl_softmax (a row with nothing
+ * kept gives 0). Gradients reach q, k, v and bias. mrl_attention_cols reads
+ * the E columns starting at q_col, k_col, v_col of wider tensors ([B, T, Cq],
+ * [B, K, Ck], [B, K, Cv]; q, k and v may be one packed [B, T, 3E] tensor).
+ * Keeps B * num_heads * T * K floats of probabilities for the backward pass. */
+MRL_DEF mrl_tensor *mrl_attention(mrl_graph *g, mrl_tensor *q, mrl_tensor *k, mrl_tensor *v,
+                                  int num_heads, float scale, mrl_tensor *bias, mrl_tensor *mask);
+MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                       int k_col, mrl_tensor *v, int v_col, int embed_dim,
+                                       int num_heads, float scale, mrl_tensor *bias,
+                                       mrl_tensor *mask);
 
 /* Shape ops (each copies; reshape is the only view). permute: output
  * dimension d is input dimension perm[d]. slice: [start, end) along axis,
@@ -3278,6 +3298,168 @@ MRL_DEF mrl_tensor *mrl_log_softmax_axis(mrl_graph *g, mrl_tensor *x, int axis, 
 }
 MRL_DEF mrl_tensor *mrl_log_softmax(mrl_graph *g, mrl_tensor *a) {
   return mrl__softmax(g, a, -1, NULL, 1, "log_softmax");
+}
+
+/* ---- fused multi-head attention ---- >>attention
+ * One (batch, head) at a time: S = Q Kᵀ by mrl_gemm straight from the
+ * strided head columns, scaled and softmaxed in place (the same operations
+ * per element as mrl_scale, mrl_add and mrl_softmax), then O = P V written
+ * into the head's columns of the output. The backward pass is softmax's
+ * y (g - sum g y) with four more products; nothing is permuted or copied. */
+
+/* in[0..3] q k v bias; extra[0] P, extra[1] one [T, K] scratch; i[0] heads,
+ * i[1..3] the column offsets; f[0] scale */
+static void mrl__attention_backward(mrl_node *nd) {
+  mrl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *bias = nd->in[3], *y = nd->out;
+  const float *P = (const float *)(void *)nd->extra[0];
+  float *dS = (float *)(void *)nd->extra[1], scale = nd->f[0];
+  int H = nd->i[0], qc = nd->i[1], kc = nd->i[2], vc = nd->i[3];
+  int B = y->shape[0], T = y->shape[1], E = y->shape[2], K = k->shape[1], D = E / H;
+  int ldq = q->shape[2], ldk = k->shape[2], ldv = v->shape[2], b, h, t, j;
+  for (b = 0; b < B; b++)
+    for (h = 0; h < H; h++) {
+      size_t n = (size_t)b * H + h;
+      const float *Pn = P + n * T * K, *gO = y->grad + (size_t)b * T * E + h * D;
+      const float *qn = q->data + (size_t)b * T * ldq + qc + h * D;
+      const float *kn = k->data + (size_t)b * K * ldk + kc + h * D;
+      const float *vn = v->data + (size_t)b * K * ldv + vc + h * D;
+      if (v->grad)
+        mrl_gemm(1, 0, K, D, T, Pn, K, gO, E, 1.0f, v->grad + (size_t)b * K * ldv + vc + h * D,
+                 ldv);
+      if (!q->grad && !k->grad && !(bias && bias->grad)) continue;
+      mrl_gemm(0, 1, T, K, D, gO, E, vn, ldv, 0.0f, dS, K); /* dP */
+      for (t = 0; t < T; t++) {
+        const float *pr = Pn + (size_t)t * K;
+        float *dr = dS + (size_t)t * K, acc = 0.0f;
+        for (j = 0; j < K; j++) acc += dr[j] * pr[j];
+        for (j = 0; j < K; j++) dr[j] = pr[j] * (dr[j] - acc) * scale;
+        if (bias && bias->grad) {
+          float *gb = bias->grad + (n * T + t) * K;
+          for (j = 0; j < K; j++) gb[j] += dr[j];
+        }
+      }
+      if (q->grad)
+        mrl_gemm(0, 0, T, D, K, dS, K, kn, ldk, 1.0f, q->grad + (size_t)b * T * ldq + qc + h * D,
+                 ldq);
+      if (k->grad)
+        mrl_gemm(1, 0, K, D, T, dS, K, qn, ldq, 1.0f, k->grad + (size_t)b * K * ldk + kc + h * D,
+                 ldk);
+    }
+}
+
+MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                       int k_col, mrl_tensor *v, int v_col, int embed_dim,
+                                       int num_heads, float scale, mrl_tensor *bias,
+                                       mrl_tensor *mask) {
+  static const char *op = "attention";
+  int B, T, K, E = embed_dim, H = num_heads, D, b, h, t, j, shape[3], ms[MRL_MAX_DIMS];
+  int ldq, ldk, ldv, wants;
+  float *P, *dS = NULL;
+  mrl_tensor *y;
+  mrl_node *nd;
+  if (!q || !k || !v) return NULL;
+  MRL_SHAPE_CHECK(E > 0 && H > 0 && E % H == 0, op, "embed_dim must be a multiple of num_heads", q,
+                  NULL);
+  MRL_SHAPE_CHECK(q->ndim == 3 && q_col >= 0 && q_col + E <= q->shape[2], op,
+                  "q must be [B, T, C] with columns q_col .. q_col+embed_dim", q, NULL);
+  B = q->shape[0];
+  T = q->shape[1];
+  MRL_SHAPE_CHECK(k->ndim == 3 && k->shape[0] == B && k_col >= 0 && k_col + E <= k->shape[2], op,
+                  "k must be [B, K, C] with q's B and columns k_col .. k_col+embed_dim", q, k);
+  K = k->shape[1];
+  MRL_SHAPE_CHECK(v->ndim == 3 && v->shape[0] == B && v->shape[1] == K && v_col >= 0 &&
+                      v_col + E <= v->shape[2],
+                  op, "v must be [B, K, C] with k's B and K and columns v_col .. v_col+embed_dim",
+                  k, v);
+  if (bias)
+    MRL_SHAPE_CHECK(bias->ndim == 4 && bias->shape[0] == B && bias->shape[1] == H &&
+                        bias->shape[2] == T && bias->shape[3] == K,
+                    op, "bias must be [B, num_heads, T, K]", q, bias);
+  if (mask) {
+    int m4[MRL_MAX_DIMS], x4[MRL_MAX_DIMS], d, ok = mask->ndim <= MRL_MAX_DIMS;
+    x4[0] = B;
+    x4[1] = H;
+    x4[2] = T;
+    x4[3] = K;
+    if (ok) mrl__pad4(mask->shape, mask->ndim, m4);
+    for (d = 0; ok && d < MRL_MAX_DIMS; d++) ok = m4[d] == x4[d] || m4[d] == 1;
+    MRL_SHAPE_CHECK(ok, op, "mask must broadcast to [B, num_heads, T, K]", mask, q);
+    mrl__bstrides(mask, ms);
+  }
+  D = E / H;
+  ldq = q->shape[2];
+  ldk = k->shape[2];
+  ldv = v->shape[2];
+  shape[0] = B;
+  shape[1] = T;
+  shape[2] = E;
+  wants = mrl_graph_wants_grad(g, q, k) || mrl_graph_wants_grad(g, v, bias);
+  y = mrl_op_output(g, 3, shape, wants);
+  P = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)B * H * T * K + 1));
+  if (y && y->grad) dS = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)T * K + 1));
+  if (!y || !P || (y->grad && !dS)) return NULL;
+  for (b = 0; b < B; b++)
+    for (h = 0; h < H; h++) {
+      size_t n = (size_t)b * H + h;
+      float *Pn = P + n * T * K;
+      mrl_gemm(0, 1, T, K, D, q->data + (size_t)b * T * ldq + q_col + h * D, ldq,
+               k->data + (size_t)b * K * ldk + k_col + h * D, ldk, 0.0f, Pn, K);
+      for (t = 0; t < T; t++) {
+        float *row = Pn + (size_t)t * K, mx = 0.0f, s = 0.0f;
+        const float *mr =
+            mask ? mask->data + (size_t)b * ms[0] + (size_t)h * ms[1] + (size_t)t * ms[2] : NULL;
+        int any = 0;
+        if (bias) {
+          const float *br = bias->data + (n * T + t) * K;
+          for (j = 0; j < K; j++) row[j] = (row[j] + br[j]) * scale;
+        } else {
+          for (j = 0; j < K; j++) row[j] *= scale;
+        }
+        for (j = 0; j < K; j++)
+          if (!mr || mr[(size_t)j * ms[3]] != 0.0f) {
+            if (!any || row[j] > mx) mx = row[j];
+            any = 1;
+          }
+        if (!any) { /* everything masked: probability 0 everywhere */
+          memset(row, 0, sizeof(float) * (size_t)K);
+          continue;
+        }
+        for (j = 0; j < K; j++) {
+          float e = !mr || mr[(size_t)j * ms[3]] != 0.0f ? expf(row[j] - mx) : 0.0f;
+          row[j] = e;
+          s += e;
+        }
+        for (j = 0; j < K; j++) row[j] = row[j] / s;
+      }
+      mrl_gemm(0, 0, T, D, K, Pn, K, v->data + (size_t)b * K * ldv + v_col + h * D, ldv, 0.0f,
+               y->data + (size_t)b * T * E + h * D, E);
+    }
+  MRL__FINITE(op, y, q, k);
+  if ((nd = mrl_graph_record(g, op, mrl__attention_backward, y)) != NULL) {
+    nd->in[0] = q;
+    nd->in[1] = k;
+    nd->in[2] = v;
+    nd->in[3] = bias;
+    nd->extra[0] = (mrl_tensor *)(void *)P;
+    nd->extra[1] = (mrl_tensor *)(void *)dS;
+    nd->i[0] = H;
+    nd->i[1] = q_col;
+    nd->i[2] = k_col;
+    nd->i[3] = v_col;
+    nd->f[0] = scale;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_attention(mrl_graph *g, mrl_tensor *q, mrl_tensor *k, mrl_tensor *v,
+                                  int num_heads, float scale, mrl_tensor *bias, mrl_tensor *mask) {
+  if (!q) return NULL;
+  MRL_SHAPE_CHECK(q->ndim == 3, "attention", "q must be [B, T, E]", q, NULL);
+  if (k && v)
+    MRL_SHAPE_CHECK(k->ndim == 3 && v->ndim == 3 && k->shape[2] == q->shape[2] &&
+                        v->shape[2] == q->shape[2],
+                    "attention", "k and v must be [B, K, E] with q's E", k, v);
+  return mrl_attention_cols(g, q, 0, k, 0, v, 0, q->shape[2], num_heads, scale, bias, mask);
 }
 
 /* ---- batched matmul: leading dimensions broadcast, mrl_gemm per matrix ---- >>batched_matmul */
