@@ -3347,12 +3347,65 @@ static void mrl__attention_backward(mrl_node *nd) {
     }
 }
 
+/* row[j] <- softmax over the kept j of scale * (row[j] + br[j]) (br NULL: no
+ * bias; mr NULL: all kept, else entry j kept where mr[j * mst] != 0).
+ * Masked entries become -inf before the maximum, so exp gives exactly 0;
+ * a row with nothing kept is all 0. exp is Cephes' (mrl__exp_nonpos: the
+ * argument is never positive), four lanes at a time with the same bits as
+ * its scalar tail; the sum runs in four lanes, then across them. */
+static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, int mst, int K,
+                                  float scale) {
+  float mx = -INFINITY, s = 0.0f;
+  int j;
+  for (j = 0; j < K; j++) {
+    float v = (br ? row[j] + br[j] : row[j]) * scale;
+    row[j] = !mr || mr[(size_t)j * mst] != 0.0f ? v : -INFINITY;
+  }
+  j = 0;
+#ifdef MRL__HAVE_F4
+  if (K >= 4) {
+    mrl__f4 m4, v, sum = {0.0f, 0.0f, 0.0f, 0.0f};
+    memcpy(&m4, row, sizeof m4);
+    for (j = 4; j + 4 <= K; j += 4) {
+      memcpy(&v, row + j, sizeof v);
+      m4 = mrl__select4(v > m4, v, m4);
+    }
+    for (; j < K; j++) mx = row[j] > mx ? row[j] : mx;
+    for (j = 0; j < 4; j++) mx = m4[j] > mx ? m4[j] : mx;
+    if (mx == -INFINITY) { /* nothing kept: probability 0 everywhere */
+      memset(row, 0, sizeof(float) * (size_t)K);
+      return;
+    }
+    for (j = 0; j + 4 <= K; j += 4) {
+      memcpy(&v, row + j, sizeof v);
+      v = mrl__exp_nonpos4(v - mx);
+      sum += v;
+      memcpy(row + j, &v, sizeof v);
+    }
+    s = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+  }
+#endif
+  if (j == 0) { /* no lanes ran */
+    for (; j < K; j++) mx = row[j] > mx ? row[j] : mx;
+    if (mx == -INFINITY) {
+      memset(row, 0, sizeof(float) * (size_t)K);
+      return;
+    }
+    j = 0;
+  }
+  for (; j < K; j++) {
+    row[j] = mrl__exp_nonpos(row[j] - mx);
+    s += row[j];
+  }
+  for (j = 0; j < K; j++) row[j] = row[j] / s;
+}
+
 MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
                                        int k_col, mrl_tensor *v, int v_col, int embed_dim,
                                        int num_heads, float scale, mrl_tensor *bias,
                                        mrl_tensor *mask) {
   static const char *op = "attention";
-  int B, T, K, E = embed_dim, H = num_heads, D, b, h, t, j, shape[3], ms[MRL_MAX_DIMS];
+  int B, T, K, E = embed_dim, H = num_heads, D, b, h, t, shape[3], ms[MRL_MAX_DIMS];
   int ldq, ldk, ldv, wants;
   float *P, *dS = NULL;
   mrl_tensor *y;
@@ -3404,33 +3457,11 @@ MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, m
       float *Pn = P + n * T * K;
       mrl_gemm(0, 1, T, K, D, q->data + (size_t)b * T * ldq + q_col + h * D, ldq,
                k->data + (size_t)b * K * ldk + k_col + h * D, ldk, 0.0f, Pn, K);
-      for (t = 0; t < T; t++) {
-        float *row = Pn + (size_t)t * K, mx = 0.0f, s = 0.0f;
-        const float *mr =
-            mask ? mask->data + (size_t)b * ms[0] + (size_t)h * ms[1] + (size_t)t * ms[2] : NULL;
-        int any = 0;
-        if (bias) {
-          const float *br = bias->data + (n * T + t) * K;
-          for (j = 0; j < K; j++) row[j] = (row[j] + br[j]) * scale;
-        } else {
-          for (j = 0; j < K; j++) row[j] *= scale;
-        }
-        for (j = 0; j < K; j++)
-          if (!mr || mr[(size_t)j * ms[3]] != 0.0f) {
-            if (!any || row[j] > mx) mx = row[j];
-            any = 1;
-          }
-        if (!any) { /* everything masked: probability 0 everywhere */
-          memset(row, 0, sizeof(float) * (size_t)K);
-          continue;
-        }
-        for (j = 0; j < K; j++) {
-          float e = !mr || mr[(size_t)j * ms[3]] != 0.0f ? expf(row[j] - mx) : 0.0f;
-          row[j] = e;
-          s += e;
-        }
-        for (j = 0; j < K; j++) row[j] = row[j] / s;
-      }
+      for (t = 0; t < T; t++)
+        mrl__attn_softmax_row(
+            Pn + (size_t)t * K, bias ? bias->data + (n * T + t) * K : NULL,
+            mask ? mask->data + (size_t)b * ms[0] + (size_t)h * ms[1] + (size_t)t * ms[2] : NULL,
+            mask ? ms[3] : 0, K, scale);
       mrl_gemm(0, 0, T, D, K, Pn, K, v->data + (size_t)b * K * ldv + v_col + h * D, ldv, 0.0f,
                y->data + (size_t)b * T * E + h * D, E);
     }
