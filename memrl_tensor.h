@@ -2339,8 +2339,20 @@ static void mrl__linear_backward(mrl_node *nd) {
   if (x->grad) mrl_gemm(0, 0, m, k, n, y->grad, n, w->data, k, 1.0f, x->grad, k);
   if (w->grad) mrl_gemm(1, 0, n, k, m, y->grad, n, x->data, k, 1.0f, w->grad, k);
   if (b && b->grad)
-    for (i = 0; i < m; i++)
-      for (j = 0; j < n; j++) b->grad[j] += y->grad[(size_t)i * n + j];
+    for (i = 0; i < m; i++) {
+      const float *gr = y->grad + (size_t)i * n;
+      j = 0;
+#ifdef MRL__HAVE_F4 /* four columns at a time; each still sums its rows in order */
+      for (; j + 4 <= n; j += 4) {
+        mrl__f4 acc, r;
+        memcpy(&acc, b->grad + j, sizeof acc);
+        memcpy(&r, gr + j, sizeof r);
+        acc += r;
+        memcpy(b->grad + j, &acc, sizeof acc);
+      }
+#endif
+      for (; j < n; j++) b->grad[j] += gr[j];
+    }
 }
 
 MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b) {
@@ -4054,12 +4066,49 @@ static void mrl__layernorm_backward(mrl_node *nd) {
       float xh = (xr[j] - m) * s, dxh = gr[j] * (w ? w->data[j] : 1.0f);
       s1 += dxh;
       s2 += (double)dxh * xh;
-      if (w && w->grad) w->grad[j] += gr[j] * xh;
-      if (b && b->grad) b->grad[j] += gr[j];
     }
+    j = 0;
+#ifdef MRL__HAVE_F4 /* the parameter and input gradients four lanes at a time, same bits */
+    if (w && w->grad)
+      for (; j + 4 <= d; j += 4) {
+        mrl__f4 xv, gv, acc;
+        memcpy(&xv, xr + j, sizeof xv);
+        memcpy(&gv, gr + j, sizeof gv);
+        memcpy(&acc, w->grad + j, sizeof acc);
+        acc += gv * ((xv - m) * s);
+        memcpy(w->grad + j, &acc, sizeof acc);
+      }
+#endif
+    for (; w && w->grad && j < d; j++) w->grad[j] += gr[j] * ((xr[j] - m) * s);
+    j = 0;
+#ifdef MRL__HAVE_F4
+    if (b && b->grad)
+      for (; j + 4 <= d; j += 4) {
+        mrl__f4 gv, acc;
+        memcpy(&gv, gr + j, sizeof gv);
+        memcpy(&acc, b->grad + j, sizeof acc);
+        acc += gv;
+        memcpy(b->grad + j, &acc, sizeof acc);
+      }
+#endif
+    for (; b && b->grad && j < d; j++) b->grad[j] += gr[j];
     if (x->grad) {
       float *gx = x->grad + (size_t)r * d, a1 = (float)(s1 / d), a2 = (float)(s2 / d);
-      for (j = 0; j < d; j++) {
+      j = 0;
+#ifdef MRL__HAVE_F4
+      for (; j + 4 <= d; j += 4) {
+        mrl__f4 xv, gv, wv = {1.0f, 1.0f, 1.0f, 1.0f}, acc, xh, dxh;
+        memcpy(&xv, xr + j, sizeof xv);
+        memcpy(&gv, gr + j, sizeof gv);
+        if (w) memcpy(&wv, w->data + j, sizeof wv);
+        memcpy(&acc, gx + j, sizeof acc);
+        xh = (xv - m) * s;
+        dxh = gv * wv;
+        acc += s * (dxh - a1 - xh * a2);
+        memcpy(gx + j, &acc, sizeof acc);
+      }
+#endif
+      for (; j < d; j++) {
         float xh = (xr[j] - m) * s, dxh = gr[j] * (w ? w->data[j] : 1.0f);
         gx[j] += s * (dxh - a1 - xh * a2);
       }
@@ -4097,7 +4146,24 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
     m = (float)(acc / (d ? d : 1));
     for (j = 0; j < d; j++) var += ((double)xr[j] - m) * ((double)xr[j] - m);
     s = (float)(1.0 / sqrt(var / (d ? d : 1) + (double)eps));
-    for (j = 0; j < d; j++) {
+    j = 0;
+#ifdef MRL__HAVE_F4 /* four lanes, the same operations as the loop below */
+    for (; j + 4 <= d; j += 4) {
+      mrl__f4 v, p;
+      memcpy(&v, xr + j, sizeof v);
+      v = (v - m) * s;
+      if (w) {
+        memcpy(&p, w->data + j, sizeof p);
+        v *= p;
+      }
+      if (b) {
+        memcpy(&p, b->data + j, sizeof p);
+        v += p;
+      }
+      memcpy(yr + j, &v, sizeof v);
+    }
+#endif
+    for (; j < d; j++) {
       float v = (xr[j] - m) * s;
       if (w) v *= w->data[j];
       if (b) v += b->data[j];
