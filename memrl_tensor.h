@@ -3368,8 +3368,27 @@ static void mrl__attention_backward(mrl_node *nd) {
 static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, int mst, int K,
                                   float scale) {
   float mx = -INFINITY, s = 0.0f;
-  int j;
-  for (j = 0; j < K; j++) {
+  int j = 0;
+#ifdef MRL__HAVE_F4
+  if (!mr || mst == 1)
+    for (; j + 4 <= K; j += 4) {
+      const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+      const mrl__f4 ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+      mrl__f4 v, p;
+      memcpy(&v, row + j, sizeof v);
+      if (br) {
+        memcpy(&p, br + j, sizeof p);
+        v += p;
+      }
+      v *= scale;
+      if (mr) {
+        memcpy(&p, mr + j, sizeof p);
+        v = mrl__select4(p != zero, v, ninf);
+      }
+      memcpy(row + j, &v, sizeof v);
+    }
+#endif
+  for (; j < K; j++) {
     float v = (br ? row[j] + br[j] : row[j]) * scale;
     row[j] = !mr || mr[(size_t)j * mst] != 0.0f ? v : -INFINITY;
   }
@@ -3409,7 +3428,16 @@ static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, 
     row[j] = mrl__exp_nonpos(row[j] - mx);
     s += row[j];
   }
-  for (j = 0; j < K; j++) row[j] = row[j] / s;
+  j = 0;
+#ifdef MRL__HAVE_F4
+  for (; j + 4 <= K; j += 4) {
+    mrl__f4 v;
+    memcpy(&v, row + j, sizeof v);
+    v = v / s;
+    memcpy(row + j, &v, sizeof v);
+  }
+#endif
+  for (; j < K; j++) row[j] = row[j] / s;
 }
 
 MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
