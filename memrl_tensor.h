@@ -2741,7 +2741,23 @@ static void mrl__strided_copy(const int n4[MRL_MAX_DIMS], const float *src,
       for (i2 = 0; i2 < n4[2]; i2++) {
         const float *s = src + (size_t)i0 * ss[0] + (size_t)i1 * ss[1] + (size_t)i2 * ss[2];
         float *d = dst + (size_t)i0 * ds[0] + (size_t)i1 * ds[1] + (size_t)i2 * ds[2];
-        if (add)
+        if (ss[3] == 1 && ds[3] == 1) { /* contiguous rows (slices, concat): block copies */
+          i3 = 0;
+          if (!add) {
+            memcpy(d, s, sizeof(float) * (size_t)n4[3]);
+            continue;
+          }
+#ifdef MRL__HAVE_F4
+          for (; i3 + 4 <= n4[3]; i3 += 4) {
+            mrl__f4 a, b;
+            memcpy(&a, d + i3, sizeof a);
+            memcpy(&b, s + i3, sizeof b);
+            a += b;
+            memcpy(d + i3, &a, sizeof a);
+          }
+#endif
+          for (; i3 < n4[3]; i3++) d[i3] += s[i3];
+        } else if (add)
           for (i3 = 0; i3 < n4[3]; i3++) d[(size_t)i3 * ds[3]] += s[(size_t)i3 * ss[3]];
         else
           for (i3 = 0; i3 < n4[3]; i3++) d[(size_t)i3 * ds[3]] = s[(size_t)i3 * ss[3]];
