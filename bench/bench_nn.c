@@ -10,6 +10,10 @@
  *   nn_gru_act     one GRU-cell step
  *   nn_transformer2_train  two pre-LN transformer blocks (E 64, 4 heads, FF 256)
  *                  over [B 16, T 32] with a causal mask, mean(y^2), backward, Adam
+ *   nn_lstm_H<n>_fb_gflops  LSTM 64 -> H (256, 512), T 32, batch 16, forward +
+ *                  backward in GFLOP/s, beside mrl_gemm alone on the same products
+ *   nn_gtrxl_train GTrXL (2 layers, E 64, 4 heads, FF 256, memory 64), segment
+ *                  T 32 x B 16: forward, mean(y^2), backward
  *
  * Each figure is the best of several rounds (after a warm-up) of the mean time
  * per iteration, in CPU time of the process (both here and in the PyTorch
@@ -352,6 +356,45 @@ static void bench_lstm_wide(int H) {
   lstm_wide_free(&s);
 }
 
+/* ---- GTrXL training segment (issue 14): 2 layers, E 64, 4 heads, FF 256,
+ * memory 64 (full after the first call), T 32 x B 16: forward, mean(y^2),
+ * backward, no optimiser (the PyTorch twin is the layer written for the
+ * reference fixtures, tools/make_ref.py) ---- */
+
+enum { GX_T = 32, GX_B = 16 };
+typedef struct gtrxl_ctx {
+  mrl_params p;
+  mrl_gtrxl m;
+  mrl_graph g;
+  float *x, *state;
+} gtrxl_ctx;
+
+static void gtrxl_ctx_init(gtrxl_ctx *s) {
+  mrl_gtrxl_config cfg = mrl_gtrxl_config_default(); /* E 64, 4 heads, 2 layers, FF 256, M 64 */
+  mrl_rng rng = mrl_rng_make(1);
+  int i, n = GX_T * GX_B * cfg.embed_dim;
+  mrl_params_init(&s->p);
+  mrl_gtrxl_init(&s->m, &s->p, "gtrxl", &cfg);
+  mrl_params_finalize(&s->p, 1);
+  mrl_graph_init(&s->g, 1 << 24);
+  s->x = (float *)malloc(sizeof(float) * (size_t)n);
+  s->state = (float *)calloc((size_t)mrl_gtrxl_state_dim(&s->m) * GX_B, sizeof(float));
+  for (i = 0; i < n; i++) s->x[i] = mrl_rng_uniform(&rng) - 0.5f;
+}
+
+static void gtrxl_train_step(void *ctx) {
+  gtrxl_ctx *s = (gtrxl_ctx *)ctx;
+  mrl_graph *g = &s->g;
+  mrl_tensor *y;
+  mrl_graph_reset(g);
+  y = mrl_gtrxl_forward(&s->m, g, mrl_tensor_from2(g, s->x, GX_T * GX_B, s->m.cfg.embed_dim), GX_T,
+                        GX_B, NULL, s->state, s->state);
+  y = mrl_mean(g, mrl_square(g, y));
+  mrl_params_zero_grad(&s->p);
+  mrl_backward(g, y);
+  bench_sink = y->data[0];
+}
+
 int main(int argc, char **argv) {
   static rnn_ctx rnn;
   static mlp_ctx mlp;
@@ -389,5 +432,15 @@ int main(int argc, char **argv) {
     report(&r, "nn_transformer2_train", best_ms(tf_train_step, &tf, 20), 0);
   mrl_graph_free(&tf.g);
   mrl_params_free(&tf.p);
+
+  if (wanted("nn_gtrxl_train")) {
+    static gtrxl_ctx gx;
+    gtrxl_ctx_init(&gx);
+    report(&r, "nn_gtrxl_train", best_ms(gtrxl_train_step, &gx, 10), 0);
+    mrl_graph_free(&gx.g);
+    mrl_params_free(&gx.p);
+    free(gx.x);
+    free(gx.state);
+  }
   return 0;
 }

@@ -134,6 +134,36 @@ def transformer2_train():
     return best_ms(step, 20)
 
 
+def gtrxl_train():
+    # GTrXL (Parisotto et al. 2019) as bench_nn's nn_gtrxl_train: 2 layers,
+    # E 64, 4 heads, FF 256, memory 64 (all valid), segment T 32 x B 16;
+    # forward, mean(y^2), backward (no optimiser), with the layer written
+    # for the reference fixtures (tools/make_ref.py: gtrxl_layer_eq)
+    import make_ref
+    B, T, M, E, H, F = 16, 32, 64, 64, 4, 256
+    params = []
+    for k in range(2):
+        P = make_ref.gtrxl_layer_params("l%d." % k, E, H, F)
+        for t in P.values():
+            t.requires_grad_(True)
+        params.append(P)
+    x = torch.rand(B, T, E) - 0.5
+    mems = [torch.rand(B, M, E) - 0.5 for _ in range(2)]
+    allowed = make_ref.attn_allowed(B, T, M, torch.zeros(B, T), [M] * B)
+
+    def step():
+        for P in params:
+            for t in P.values():
+                t.grad = None
+        h = x
+        for k in range(2):
+            h = make_ref.gtrxl_layer_eq(h, mems[k], params[k], "l%d." % k, H, allowed)
+        loss = (h * h).mean()
+        loss.backward()
+
+    return best_ms(step, 10)
+
+
 def main():
     figures = [
         ("nn_lstm_train", rnn_train("lstm")),
@@ -143,6 +173,7 @@ def main():
         ("nn_lstm_act", cell_act("lstm")),
         ("nn_gru_act", cell_act("gru")),
         ("nn_transformer2_train", transformer2_train()),
+        ("nn_gtrxl_train", gtrxl_train()),
     ]
     for name, ms in figures:
         print("%s %.6f" % (name, ms))
