@@ -6227,7 +6227,7 @@ static mrl_tensor *mrl__mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *
     return NULL;
   return mrl__attn_out(m, g,
                        mrl_attention_cols(g, qt, 0, kvt, kc, kvt, vc, m->embed_dim, m->num_heads,
-                                          1.0f / sqrtf((float)m->head_dim), NULL, mask));
+                                          1.0f / sqrtf((float)m->head_dim), NULL, mask, 0));
 }
 
 /* Transformer-XL's R: row r holds the sinusoid of distance K-1-r, laid out
@@ -6266,9 +6266,8 @@ MRL_DEF mrl_tensor *mrl_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *
 static mrl_tensor *mrl__rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x,
                                         mrl_tensor *mem, mrl_tensor *mask, int detach_mem) {
   mrl_tensor *q, *kv, *u, *vb, *R, *rk, *bd, *cm;
-  int B, T, M, K, H = m->num_heads, D = m->head_dim, E = m->embed_dim, s3[3], s1[1], i, j, n, kc,
-                  vc;
-  int perm3[3] = {1, 0, 2}, *idx;
+  int B, T, M, K, H = m->num_heads, D = m->head_dim, E = m->embed_dim, s3[3], s1[1], kc, vc;
+  int perm3[3] = {1, 0, 2};
   if (!x) return NULL;
   MRL_SHAPE_CHECK(m->relative, "rel_mha_forward", "layer was not made by mrl_rel_mha_init", x,
                   NULL);
@@ -6286,23 +6285,16 @@ static mrl_tensor *mrl__rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tens
   rk = mrl_permute(g, mrl_reshape(g, rk, 3, s3), perm3); /* [H, K, D] */
   /* terms (b) + (d) by row of R: [B,H,T,K] */
   bd = mrl_matmul_nt(g, mrl__split_heads(g, mrl_add(g, q, vb), B, T, H, D), rk);
-  idx = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B * H * T * K);
-  if (!bd || !idx) return NULL;
-  /* relative shift: key j of query i is at distance M + i - j, row T-1-i+j of
-   * R; future keys (masked below) borrow the last row. */
-  for (n = 0; n < B * H; n++)
-    for (i = 0; i < T; i++)
-      for (j = 0; j < K; j++) {
-        int r = T - 1 - i + j;
-        idx[((size_t)n * T + i) * K + j] = r < K ? r : K - 1;
-      }
-  bd = mrl_gather(g, bd, -1, idx, K);
+  if (!bd) return NULL;
+  /* relative shift inside the attention (bias_shift): key j of query i is at
+   * distance M + i - j, row T-1-i+j of R; future keys (masked below) borrow
+   * the last row */
   cm = mrl_attn_causal_mask(g, T, M);
   if (mask) cm = mrl_mul(g, mask, cm);
   /* terms (a) + (c), (q + u) kᵀ, inside the fused attention with bd as its bias */
   return mrl__attn_out(m, g,
                        mrl_attention_cols(g, mrl_add(g, q, u), 0, kv, kc, kv, vc, E, H,
-                                          1.0f / sqrtf((float)D), bd, cm));
+                                          1.0f / sqrtf((float)D), bd, cm, 1));
 }
 
 MRL_DEF mrl_tensor *mrl_rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x,

@@ -516,13 +516,16 @@ MRL_DEF mrl_tensor *mrl_log_softmax_axis(mrl_graph *g, mrl_tensor *x, int axis, 
  * kept gives 0). Gradients reach q, k, v and bias. mrl_attention_cols reads
  * the E columns starting at q_col, k_col, v_col of wider tensors ([B, T, Cq],
  * [B, K, Ck], [B, K, Cv]; q, k and v may be one packed [B, T, 3E] tensor).
+ * bias_shift 1 (mrl_attention_cols only, K >= T): Transformer-XL's relative
+ * shift, entry (t, j) reads bias[b, h, t, min(T-1-t+j, K-1)] (bias row t
+ * indexed by relative distance, as mrl_rel_mha_forward builds it).
  * Keeps B * num_heads * T * K floats of probabilities for the backward pass. */
 MRL_DEF mrl_tensor *mrl_attention(mrl_graph *g, mrl_tensor *q, mrl_tensor *k, mrl_tensor *v,
                                   int num_heads, float scale, mrl_tensor *bias, mrl_tensor *mask);
 MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
                                        int k_col, mrl_tensor *v, int v_col, int embed_dim,
                                        int num_heads, float scale, mrl_tensor *bias,
-                                       mrl_tensor *mask);
+                                       mrl_tensor *mask, int bias_shift);
 
 /* Shape ops (each copies; reshape is the only view). permute: output
  * dimension d is input dimension perm[d]. slice: [start, end) along axis,
@@ -3363,7 +3366,10 @@ static void mrl__attention_backward(mrl_node *nd) {
         for (j = 0; j < K; j++) dr[j] = pr[j] * (dr[j] - acc) * scale;
         if (bias && bias->grad) {
           float *gb = bias->grad + (n * T + t) * K;
-          for (j = 0; j < K; j++) gb[j] += dr[j];
+          if (nd->f[1] != 0.0f) /* shifted: entry j came from column min(T-1-t+j, K-1) */
+            for (j = 0; j < K; j++) gb[T - 1 - t + j < K ? T - 1 - t + j : K - 1] += dr[j];
+          else
+            for (j = 0; j < K; j++) gb[j] += dr[j];
         }
       }
       if (q->grad)
@@ -3459,11 +3465,11 @@ static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, 
 MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
                                        int k_col, mrl_tensor *v, int v_col, int embed_dim,
                                        int num_heads, float scale, mrl_tensor *bias,
-                                       mrl_tensor *mask) {
+                                       mrl_tensor *mask, int bias_shift) {
   static const char *op = "attention";
   int B, T, K, E = embed_dim, H = num_heads, D, b, h, t, shape[3], ms[MRL_MAX_DIMS];
   int ldq, ldk, ldv, wants;
-  float *P, *dS = NULL;
+  float *P, *dS = NULL, *sb = NULL;
   mrl_tensor *y;
   mrl_node *nd;
   if (!q || !k || !v) return NULL;
@@ -3484,6 +3490,7 @@ MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, m
     MRL_SHAPE_CHECK(bias->ndim == 4 && bias->shape[0] == B && bias->shape[1] == H &&
                         bias->shape[2] == T && bias->shape[3] == K,
                     op, "bias must be [B, num_heads, T, K]", q, bias);
+  MRL_SHAPE_CHECK(!bias_shift || (bias && K >= T), op, "bias_shift needs a bias and K >= T", q, k);
   if (mask) {
     int m4[MRL_MAX_DIMS], x4[MRL_MAX_DIMS], d, ok = mask->ndim <= MRL_MAX_DIMS;
     x4[0] = B;
@@ -3506,18 +3513,27 @@ MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, m
   y = mrl_op_output(g, 3, shape, wants);
   P = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)B * H * T * K + 1));
   if (y && y->grad) dS = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)T * K + 1));
-  if (!y || !P || (y->grad && !dS)) return NULL;
+  if (bias_shift) sb = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)K);
+  if (!y || !P || (y->grad && !dS) || (bias_shift && !sb)) return NULL;
   for (b = 0; b < B; b++)
     for (h = 0; h < H; h++) {
       size_t n = (size_t)b * H + h;
       float *Pn = P + n * T * K;
       mrl_gemm(0, 1, T, K, D, q->data + (size_t)b * T * ldq + q_col + h * D, ldq,
                k->data + (size_t)b * K * ldk + k_col + h * D, ldk, 0.0f, Pn, K);
-      for (t = 0; t < T; t++)
+      for (t = 0; t < T; t++) {
+        const float *br = bias ? bias->data + (n * T + t) * K : NULL;
+        if (bias_shift) { /* relative distances: columns T-1-t .. K-1, then the last again */
+          int j, lim = K - (T - 1 - t);
+          memcpy(sb, br + (T - 1 - t), sizeof(float) * (size_t)lim);
+          for (j = lim; j < K; j++) sb[j] = br[K - 1];
+          br = sb;
+        }
         mrl__attn_softmax_row(
-            Pn + (size_t)t * K, bias ? bias->data + (n * T + t) * K : NULL,
+            Pn + (size_t)t * K, br,
             mask ? mask->data + (size_t)b * ms[0] + (size_t)h * ms[1] + (size_t)t * ms[2] : NULL,
             mask ? ms[3] : 0, K, scale);
+      }
       mrl_gemm(0, 0, T, D, K, Pn, K, v->data + (size_t)b * K * ldv + v_col + h * D, ldv, 0.0f,
                y->data + (size_t)b * T * E + h * D, E);
     }
@@ -3534,6 +3550,7 @@ MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, m
     nd->i[2] = k_col;
     nd->i[3] = v_col;
     nd->f[0] = scale;
+    nd->f[1] = bias_shift ? 1.0f : 0.0f;
   }
   return y;
 }
@@ -3546,7 +3563,7 @@ MRL_DEF mrl_tensor *mrl_attention(mrl_graph *g, mrl_tensor *q, mrl_tensor *k, mr
     MRL_SHAPE_CHECK(k->ndim == 3 && v->ndim == 3 && k->shape[2] == q->shape[2] &&
                         v->shape[2] == q->shape[2],
                     "attention", "k and v must be [B, K, E] with q's E", k, v);
-  return mrl_attention_cols(g, q, 0, k, 0, v, 0, q->shape[2], num_heads, scale, bias, mask);
+  return mrl_attention_cols(g, q, 0, k, 0, v, 0, q->shape[2], num_heads, scale, bias, mask, 0);
 }
 
 /* ---- batched matmul: leading dimensions broadcast, mrl_gemm per matrix ---- >>batched_matmul */

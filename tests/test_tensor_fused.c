@@ -54,9 +54,10 @@ enum {
   OP_COSINE,
   OP_SQDIST,
   OP_STRAIGHT,
-  OP_COMPOSITE,       /* conv2d -> avg_pool2d -> reshape -> layernorm -> cross_entropy */
-  OP_ATTENTION,       /* q k v bias, i0 heads, p0 scale, a [B,1,T,K] mask with one empty row */
-  OP_ATTENTION_PACKED /* one [B, T, 3E] input read as q, k, v columns, causal */
+  OP_COMPOSITE,        /* conv2d -> avg_pool2d -> reshape -> layernorm -> cross_entropy */
+  OP_ATTENTION,        /* q k v bias, i0 heads, p0 scale, a [B,1,T,K] mask with one empty row */
+  OP_ATTENTION_PACKED, /* one [B, T, 3E] input read as q, k, v columns, causal */
+  OP_ATTENTION_SHIFT   /* bias read through Transformer-XL's relative shift, no mask */
 };
 
 #define GC_MAX_IN 4
@@ -123,8 +124,11 @@ static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
   case OP_ATTENTION_PACKED: {
     int E = in[0]->shape[2] / 3;
     return mrl_attention_cols(g, in[0], 0, in[0], E, in[0], 2 * E, E, c->i0, c->p0, NULL,
-                              mrl_attn_causal_mask_t(g, in[0]->shape[1]));
+                              mrl_attn_causal_mask_t(g, in[0]->shape[1]), 0);
   }
+  case OP_ATTENTION_SHIFT: /* every entry kept: the clamped ones still read bias column K-1 */
+    return mrl_attention_cols(g, in[0], 0, in[1], 0, in[2], 0, in[0]->shape[2], c->i0, c->p0, in[3],
+                              NULL, 1);
   }
   return NULL;
 }
@@ -354,6 +358,10 @@ static void test_gradcheck(void) {
   c->i0 = 3;
   c->p0 = 0.5f;
   gc_run("attention, 3 heads from one packed qkv, causal", c, "2x4x18", -1, 1);
+  c = ctx_for(OP_ATTENTION_SHIFT);
+  c->i0 = 2;
+  c->p0 = 0.6f;
+  gc_run("attention, relative-shifted bias", c, "2x3x4 2x5x4 2x5x4 2x2x3x5", -1, 1);
 }
 
 /* ------------------------------------------------------------------------ */
