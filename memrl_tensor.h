@@ -2817,14 +2817,23 @@ enum { MRL__ADD, MRL__SUB, MRL__MUL, MRL__DIV, MRL__MIN, MRL__MAX, MRL__WHERE };
 static void mrl__bin_row(int kind, int n, const float *a, int sa, const float *b, int sb,
                          const float *m, int sm, float *y) {
   int j;
-  if (sa == 1 && sb == 1 &&
-      kind <= MRL__MUL) { /* contiguous: plain loops the compiler vectorises */
+  if (sa == 1 && sb == 1 && kind <= MRL__MUL) { /* contiguous: four lanes, then the tail */
+    j = 0;
+#ifdef MRL__HAVE_F4 /* by hand: -O2 does not vectorise loops that need alias checks */
+    for (; j + 4 <= n; j += 4) {
+      mrl__f4 va, vb;
+      memcpy(&va, a + j, sizeof va);
+      memcpy(&vb, b + j, sizeof vb);
+      va = kind == MRL__ADD ? va + vb : (kind == MRL__SUB ? va - vb : va * vb);
+      memcpy(y + j, &va, sizeof va);
+    }
+#endif
     if (kind == MRL__ADD)
-      for (j = 0; j < n; j++) y[j] = a[j] + b[j];
+      for (; j < n; j++) y[j] = a[j] + b[j];
     else if (kind == MRL__SUB)
-      for (j = 0; j < n; j++) y[j] = a[j] - b[j];
+      for (; j < n; j++) y[j] = a[j] - b[j];
     else
-      for (j = 0; j < n; j++) y[j] = a[j] * b[j];
+      for (; j < n; j++) y[j] = a[j] * b[j];
     return;
   }
   switch (kind) {
@@ -2864,18 +2873,48 @@ static void mrl__bin_row(int kind, int n, const float *a, int sa, const float *b
 static void mrl__bin_row_back(int kind, int n, const float *a, int sa, const float *b, int sb,
                               const float *m, int sm, const float *gy, float *ga, float *gb) {
   int j;
-  if (sa == 1 && sb == 1 &&
-      kind <= MRL__MUL) { /* contiguous: plain loops the compiler vectorises */
+  if (sa == 1 && sb == 1 && kind <= MRL__MUL) { /* contiguous: four lanes, then the tail */
+    j = 0;
+#ifdef MRL__HAVE_F4
+    for (; ga && j + 4 <= n; j += 4) {
+      mrl__f4 g, v, o;
+      memcpy(&g, ga + j, sizeof g);
+      memcpy(&v, gy + j, sizeof v);
+      if (kind == MRL__MUL) {
+        memcpy(&o, b + j, sizeof o);
+        v = v * o;
+      }
+      g += v;
+      memcpy(ga + j, &g, sizeof g);
+    }
+#endif
     if (ga && kind == MRL__MUL)
-      for (j = 0; j < n; j++) ga[j] += gy[j] * b[j];
+      for (; j < n; j++) ga[j] += gy[j] * b[j];
     else if (ga)
-      for (j = 0; j < n; j++) ga[j] += gy[j];
+      for (; j < n; j++) ga[j] += gy[j];
+    j = 0;
+#ifdef MRL__HAVE_F4
+    for (; gb && j + 4 <= n; j += 4) {
+      mrl__f4 g, v, o;
+      memcpy(&g, gb + j, sizeof g);
+      memcpy(&v, gy + j, sizeof v);
+      if (kind == MRL__MUL) {
+        memcpy(&o, a + j, sizeof o);
+        v = v * o;
+      }
+      if (kind == MRL__SUB)
+        g -= v;
+      else
+        g += v;
+      memcpy(gb + j, &g, sizeof g);
+    }
+#endif
     if (gb && kind == MRL__MUL)
-      for (j = 0; j < n; j++) gb[j] += gy[j] * a[j];
+      for (; j < n; j++) gb[j] += gy[j] * a[j];
     else if (gb && kind == MRL__SUB)
-      for (j = 0; j < n; j++) gb[j] -= gy[j];
+      for (; j < n; j++) gb[j] -= gy[j];
     else if (gb)
-      for (j = 0; j < n; j++) gb[j] += gy[j];
+      for (; j < n; j++) gb[j] += gy[j];
     return;
   }
   for (j = 0; j < n; j++) {

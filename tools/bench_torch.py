@@ -10,12 +10,46 @@ build/bench_torch.txt (written by `make bench`):
     python3 tools/bench_torch.py > build/bench_torch.txt
 """
 import os
+import subprocess
+import sys
 import time
 
 # One thread for real: Debian's torch runs its BLAS (OpenBLAS) on a thread
 # pool of its own that torch.set_num_threads does not reach.
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
+def openblas_core():
+    """The kernel set OpenBLAS picks here (asked in a child process: the choice
+    is made when the library loads), or None without OpenBLAS."""
+    code = ("import ctypes; f = ctypes.CDLL('libopenblas.so.0').openblas_get_corename; "
+            "f.restype = ctypes.c_char_p; print(f().decode())")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+# OpenBLAS 0.3.21 (Debian 12) does not know newer CPUs (e.g. Xeon model 207
+# under KVM) and falls back to its SSE3 "Prescott" kernels, a fifth of its
+# speed: give it the kernels the CPU's flags allow, so that PyTorch is
+# measured at its best. Known CPUs keep OpenBLAS's own choice.
+if "OPENBLAS_CORETYPE" not in os.environ and openblas_core() in ("Prescott", "Core2", "Nehalem"):
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        flags = ""
+    if " avx512f" in flags:
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+    elif " avx2" in flags:
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+    if "OPENBLAS_CORETYPE" in os.environ:
+        print("bench_torch: OpenBLAS falls back to generic kernels here; OPENBLAS_CORETYPE=%s"
+              % os.environ["OPENBLAS_CORETYPE"], file=sys.stderr)
 
 import torch  # noqa: E402 (after the environment it reads at import)
 
