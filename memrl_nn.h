@@ -6152,16 +6152,6 @@ MRL_DEF void mrl_rel_mha_init(mrl_mha *m, mrl_params *p, const char *name, int e
       mrl__param_or_none(p, name, "r_r_bias", 2, s2, mrl_init_make(MRL_INIT_NORMAL, 0.02f));
 }
 
-/* [B, n, E] -> [B, H, n, D] */
-static mrl_tensor *mrl__split_heads(mrl_graph *g, mrl_tensor *x, int B, int n, int H, int D) {
-  int s[4], perm[4] = {0, 2, 1, 3};
-  s[0] = B;
-  s[1] = n;
-  s[2] = H;
-  s[3] = D;
-  return mrl_permute(g, mrl_reshape(g, x, 4, s), perm);
-}
-
 /* Shared front of both attentions: checks shapes and projects through
  * in_proj over [detach(mem) ; x]. Queries are columns 0 .. E-1 of *qt, keys
  * and values columns *kc and *vc onward of *kvt (one packed [B, T, 3E]
@@ -6265,9 +6255,8 @@ MRL_DEF mrl_tensor *mrl_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *
 
 static mrl_tensor *mrl__rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x,
                                         mrl_tensor *mem, mrl_tensor *mask, int detach_mem) {
-  mrl_tensor *q, *kv, *u, *vb, *R, *rk, *bd, *cm;
-  int B, T, M, K, H = m->num_heads, D = m->head_dim, E = m->embed_dim, s3[3], s1[1], kc, vc;
-  int perm3[3] = {1, 0, 2};
+  mrl_tensor *q, *kv, *u, *vb, *R, *rk, *cm;
+  int B, T, M, K, H = m->num_heads, D = m->head_dim, E = m->embed_dim, s1[1], kc, vc;
   if (!x) return NULL;
   MRL_SHAPE_CHECK(m->relative, "rel_mha_forward", "layer was not made by mrl_rel_mha_init", x,
                   NULL);
@@ -6279,22 +6268,15 @@ static mrl_tensor *mrl__rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tens
   vb = mrl_reshape(g, mrl_params_tensor(m->params, m->r_r_bias), 1, s1);
   R = mrl__txl_relative_table(g, K, E);
   rk = mrl_linear(g, R, mrl_params_tensor(m->params, m->r_net_weight), NULL); /* [K, E] */
-  s3[0] = K;
-  s3[1] = H;
-  s3[2] = D;
-  rk = mrl_permute(g, mrl_reshape(g, rk, 3, s3), perm3); /* [H, K, D] */
-  /* terms (b) + (d) by row of R: [B,H,T,K] */
-  bd = mrl_matmul_nt(g, mrl__split_heads(g, mrl_add(g, q, vb), B, T, H, D), rk);
-  if (!bd) return NULL;
-  /* relative shift inside the attention (bias_shift): key j of query i is at
-   * distance M + i - j, row T-1-i+j of R; future keys (masked below) borrow
-   * the last row */
   cm = mrl_attn_causal_mask(g, T, M);
   if (mask) cm = mrl_mul(g, mask, cm);
-  /* terms (a) + (c), (q + u) kᵀ, inside the fused attention with bd as its bias */
+  /* one node: terms (a) + (c), (q + u) kᵀ, and (b) + (d), (q + v) rkᵀ by row
+   * of R with the relative shift (key j of query i is at distance M + i - j,
+   * row T-1-i+j of R; future keys, masked, borrow the last row) */
   return mrl__attn_out(m, g,
-                       mrl_attention_cols(g, mrl_add(g, q, u), 0, kv, kc, kv, vc, E, H,
-                                          1.0f / sqrtf((float)D), bd, cm, 1));
+                       mrl_rel_attention_cols(g, mrl_add(g, q, u), 0, kv, kc, kv, vc,
+                                              mrl_add(g, q, vb), rk, E, H, 1.0f / sqrtf((float)D),
+                                              cm));
 }
 
 MRL_DEF mrl_tensor *mrl_rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x,

@@ -92,7 +92,8 @@
  *   softmax     mrl_softmax, mrl_log_softmax_axis (any axis, optional 0/1 mask that
  *               broadcasts); mrl_log_softmax (last axis, no mask)
  *   attention   mrl_attention, mrl_attention_cols (fused multi-head softmax(scale (Q Kᵀ +
- *               bias)) V with an optional 0/1 mask, heads read and written in place)
+ *               bias)) V with an optional 0/1 mask, heads read and written in place),
+ *               mrl_rel_attention_cols (Transformer-XL's relative term inside)
  *   batched     the three matmuls over up to 2 leading dimensions that broadcast
  *               ([B,M,K]x[K,N], [B,M,K]x[B,K,N], [B,1,M,K]x[H,K,N] ...)
  *   shape       mrl_reshape (view), mrl_permute, mrl_transpose, mrl_slice, mrl_concat,
@@ -526,6 +527,14 @@ MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, m
                                        int k_col, mrl_tensor *v, int v_col, int embed_dim,
                                        int num_heads, float scale, mrl_tensor *bias,
                                        mrl_tensor *mask, int bias_shift);
+/* Transformer-XL's relative attention in one node: as mrl_attention_cols
+ * with bias_shift 1 and bias[b,h,t,r] = qr[b,t,head h] . rk[r,head h] (qr
+ * [B, T, E]: queries plus r_r_bias; rk [K, E]: the projected relative
+ * table, row r at distance K-1-r), computed head by head and never stored. */
+MRL_DEF mrl_tensor *mrl_rel_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                           int k_col, mrl_tensor *v, int v_col, mrl_tensor *qr,
+                                           mrl_tensor *rk, int embed_dim, int num_heads,
+                                           float scale, mrl_tensor *mask);
 
 /* Shape ops (each copies; reshape is the only view). permute: output
  * dimension d is input dimension perm[d]. slice: [start, end) along axis,
@@ -3383,9 +3392,12 @@ static void mrl__attention_backward(mrl_node *nd) {
   mrl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *bias = nd->in[3], *y = nd->out;
   const float *P = (const float *)(void *)nd->extra[0];
   float *dS = (float *)(void *)nd->extra[1], scale = nd->f[0];
+  mrl_tensor *qr = nd->extra[2], *rk = nd->extra[3]; /* relative bias terms, or NULL */
+  float *dbd = dS ? dS + (size_t)y->shape[1] * k->shape[1] : NULL;
   int H = nd->i[0], qc = nd->i[1], kc = nd->i[2], vc = nd->i[3];
   int B = y->shape[0], T = y->shape[1], E = y->shape[2], K = k->shape[1], D = E / H;
   int ldq = q->shape[2], ldk = k->shape[2], ldv = v->shape[2], b, h, t, j;
+  int rel_grad = qr && (qr->grad || rk->grad);
   for (b = 0; b < B; b++)
     for (h = 0; h < H; h++) {
       size_t n = (size_t)b * H + h;
@@ -3396,8 +3408,9 @@ static void mrl__attention_backward(mrl_node *nd) {
       if (v->grad)
         mrl_gemm(1, 0, K, D, T, Pn, K, gO, E, 1.0f, v->grad + (size_t)b * K * ldv + vc + h * D,
                  ldv);
-      if (!q->grad && !k->grad && !(bias && bias->grad)) continue;
+      if (!q->grad && !k->grad && !(bias && bias->grad) && !rel_grad) continue;
       mrl_gemm(0, 1, T, K, D, gO, E, vn, ldv, 0.0f, dS, K); /* dP */
+      if (rel_grad) memset(dbd, 0, sizeof(float) * (size_t)T * K);
       for (t = 0; t < T; t++) {
         const float *pr = Pn + (size_t)t * K;
         float *dr = dS + (size_t)t * K, acc = 0.0f;
@@ -3410,6 +3423,19 @@ static void mrl__attention_backward(mrl_node *nd) {
           else
             for (j = 0; j < K; j++) gb[j] += dr[j];
         }
+        if (rel_grad) {
+          float *gb = dbd + (size_t)t * K;
+          for (j = 0; j < K; j++) gb[T - 1 - t + j < K ? T - 1 - t + j : K - 1] += dr[j];
+        }
+      }
+      if (rel_grad) { /* bd = qr_h rk_hᵀ: its two gradients */
+        int ldr = rk->shape[1];
+        if (qr->grad)
+          mrl_gemm(0, 0, T, D, K, dbd, K, rk->data + h * D, ldr, 1.0f,
+                   qr->grad + (size_t)b * T * E + h * D, E);
+        if (rk->grad)
+          mrl_gemm(1, 0, K, D, T, dbd, K, qr->data + (size_t)b * T * E + h * D, E, 1.0f,
+                   rk->grad + h * D, ldr);
       }
       if (q->grad)
         mrl_gemm(0, 0, T, D, K, dS, K, kn, ldk, 1.0f, q->grad + (size_t)b * T * ldq + qc + h * D,
@@ -3501,14 +3527,16 @@ static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, 
   for (; j < K; j++) row[j] = row[j] / s;
 }
 
-MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+/* qr, rk (both or neither): the bias is Transformer-XL's shifted qr_h rk_hᵀ */
+static mrl_tensor *mrl__attention_impl(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
                                        int k_col, mrl_tensor *v, int v_col, int embed_dim,
                                        int num_heads, float scale, mrl_tensor *bias,
-                                       mrl_tensor *mask, int bias_shift) {
+                                       mrl_tensor *mask, int bias_shift, mrl_tensor *qr,
+                                       mrl_tensor *rk) {
   static const char *op = "attention";
   int B, T, K, E = embed_dim, H = num_heads, D, b, h, t, shape[3], ms[MRL_MAX_DIMS];
   int ldq, ldk, ldv, wants;
-  float *P, *dS = NULL, *sb = NULL;
+  float *P, *dS = NULL, *sb = NULL, *bdbuf = NULL;
   mrl_tensor *y;
   mrl_node *nd;
   if (!q || !k || !v) return NULL;
@@ -3529,7 +3557,14 @@ MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, m
     MRL_SHAPE_CHECK(bias->ndim == 4 && bias->shape[0] == B && bias->shape[1] == H &&
                         bias->shape[2] == T && bias->shape[3] == K,
                     op, "bias must be [B, num_heads, T, K]", q, bias);
-  MRL_SHAPE_CHECK(!bias_shift || (bias && K >= T), op, "bias_shift needs a bias and K >= T", q, k);
+  MRL_SHAPE_CHECK(!bias_shift || ((bias || qr) && K >= T), op, "bias_shift needs a bias and K >= T",
+                  q, k);
+  if (qr) {
+    MRL_SHAPE_CHECK(qr->ndim == 3 && qr->shape[0] == B && qr->shape[1] == T && qr->shape[2] == E,
+                    op, "qr must be [B, T, embed_dim]", q, qr);
+    MRL_SHAPE_CHECK(rk && rk->ndim == 2 && rk->shape[0] == K && rk->shape[1] == E, op,
+                    "rk must be [K, embed_dim]", k, rk);
+  }
   if (mask) {
     int m4[MRL_MAX_DIMS], x4[MRL_MAX_DIMS], d, ok = mask->ndim <= MRL_MAX_DIMS;
     x4[0] = B;
@@ -3548,20 +3583,26 @@ MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, m
   shape[0] = B;
   shape[1] = T;
   shape[2] = E;
-  wants = mrl_graph_wants_grad(g, q, k) || mrl_graph_wants_grad(g, v, bias);
+  wants = mrl_graph_wants_grad(g, q, k) || mrl_graph_wants_grad(g, v, bias) ||
+          mrl_graph_wants_grad(g, qr, rk);
   y = mrl_op_output(g, 3, shape, wants);
   P = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)B * H * T * K + 1));
-  if (y && y->grad) dS = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)T * K + 1));
+  if (y && y->grad) /* dP, and the relative term's gradient */
+    dS = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)(qr ? 2 : 1) * T * K + 1));
   if (bias_shift) sb = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)K);
-  if (!y || !P || (y->grad && !dS) || (bias_shift && !sb)) return NULL;
+  if (qr) bdbuf = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)T * K);
+  if (!y || !P || (y->grad && !dS) || (bias_shift && !sb) || (qr && !bdbuf)) return NULL;
   for (b = 0; b < B; b++)
     for (h = 0; h < H; h++) {
       size_t n = (size_t)b * H + h;
       float *Pn = P + n * T * K;
       mrl_gemm(0, 1, T, K, D, q->data + (size_t)b * T * ldq + q_col + h * D, ldq,
                k->data + (size_t)b * K * ldk + k_col + h * D, ldk, 0.0f, Pn, K);
+      if (qr) /* the relative term of this head, unshifted: row t by distance */
+        mrl_gemm(0, 1, T, K, D, qr->data + (size_t)b * T * E + h * D, E, rk->data + h * D, E, 0.0f,
+                 bdbuf, K);
       for (t = 0; t < T; t++) {
-        const float *br = bias ? bias->data + (n * T + t) * K : NULL;
+        const float *br = qr ? bdbuf + (size_t)t * K : (bias ? bias->data + (n * T + t) * K : NULL);
         if (bias_shift) { /* relative distances: columns T-1-t .. K-1, then the last again */
           int j, lim = K - (T - 1 - t);
           memcpy(sb, br + (T - 1 - t), sizeof(float) * (size_t)lim);
@@ -3590,8 +3631,27 @@ MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, m
     nd->i[3] = v_col;
     nd->f[0] = scale;
     nd->f[1] = bias_shift ? 1.0f : 0.0f;
+    nd->extra[2] = qr;
+    nd->extra[3] = rk;
   }
   return y;
+}
+
+MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                       int k_col, mrl_tensor *v, int v_col, int embed_dim,
+                                       int num_heads, float scale, mrl_tensor *bias,
+                                       mrl_tensor *mask, int bias_shift) {
+  return mrl__attention_impl(g, q, q_col, k, k_col, v, v_col, embed_dim, num_heads, scale, bias,
+                             mask, bias_shift, NULL, NULL);
+}
+
+MRL_DEF mrl_tensor *mrl_rel_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                           int k_col, mrl_tensor *v, int v_col, mrl_tensor *qr,
+                                           mrl_tensor *rk, int embed_dim, int num_heads,
+                                           float scale, mrl_tensor *mask) {
+  if (!qr || !rk) return NULL;
+  return mrl__attention_impl(g, q, q_col, k, k_col, v, v_col, embed_dim, num_heads, scale, NULL,
+                             mask, 1, qr, rk);
 }
 
 MRL_DEF mrl_tensor *mrl_attention(mrl_graph *g, mrl_tensor *q, mrl_tensor *k, mrl_tensor *v,

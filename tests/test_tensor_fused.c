@@ -57,7 +57,8 @@ enum {
   OP_COMPOSITE,        /* conv2d -> avg_pool2d -> reshape -> layernorm -> cross_entropy */
   OP_ATTENTION,        /* q k v bias, i0 heads, p0 scale, a [B,1,T,K] mask with one empty row */
   OP_ATTENTION_PACKED, /* one [B, T, 3E] input read as q, k, v columns, causal */
-  OP_ATTENTION_SHIFT   /* bias read through Transformer-XL's relative shift, no mask */
+  OP_ATTENTION_SHIFT,  /* bias read through Transformer-XL's relative shift, no mask */
+  OP_REL_ATTENTION     /* relative term from qr and rk inside, k and v packed, causal + memory */
 };
 
 #define GC_MAX_IN 4
@@ -129,6 +130,12 @@ static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
   case OP_ATTENTION_SHIFT: /* every entry kept: the clamped ones still read bias column K-1 */
     return mrl_attention_cols(g, in[0], 0, in[1], 0, in[2], 0, in[0]->shape[2], c->i0, c->p0, in[3],
                               NULL, 1);
+  case OP_REL_ATTENTION: { /* T 3, memory 2: query i sees keys j <= 2 + i */
+    static const float keep[15] = {1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1};
+    int ms[2] = {3, 5}, E = in[0]->shape[2];
+    return mrl_rel_attention_cols(g, in[0], 0, in[1], 0, in[1], E, in[2], in[3], E, c->i0, c->p0,
+                                  mrl_tensor_from(g, keep, 2, ms));
+  }
   }
   return NULL;
 }
@@ -362,6 +369,10 @@ static void test_gradcheck(void) {
   c->i0 = 2;
   c->p0 = 0.6f;
   gc_run("attention, relative-shifted bias", c, "2x3x4 2x5x4 2x5x4 2x2x3x5", -1, 1);
+  c = ctx_for(OP_REL_ATTENTION);
+  c->i0 = 2;
+  c->p0 = 0.6f;
+  gc_run("relative attention (qr, rk inside)", c, "2x3x4 2x5x8 2x3x4 5x4", -1, 1);
 }
 
 /* ------------------------------------------------------------------------ */
