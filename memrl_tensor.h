@@ -2305,6 +2305,18 @@ static inline mrl__f4 mrl__tanh4(mrl__f4 x) {
       memcpy(y + i, &v, sizeof v);                                                                 \
     }                                                                                              \
     return i;                                                                                      \
+  }                                                                                                \
+  /* x[i] = exp(x[i] - m) for x[i] <= m (softmax rows), W lanes at a time */                       \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__expsub_run##W(float *x, float m, int n) {               \
+    MRL__NOCONTRACT                                                                                \
+    int i = 0;                                                                                     \
+    for (; i + W <= n; i += W) {                                                                   \
+      mrl__f##W v;                                                                                 \
+      memcpy(&v, x + i, sizeof v);                                                                 \
+      v = mrl__exp_nonpos##W(v - m);                                                               \
+      memcpy(x + i, &v, sizeof v);                                                                 \
+    }                                                                                              \
+    return i;                                                                                      \
   }
 MRL__WIDE_ACT(8, MRL__TARGET_AVX2)
 MRL__WIDE_ACT(16, MRL__TARGET_AVX512)
@@ -2333,6 +2345,30 @@ static void mrl__act_n(int is_tanh, const float *x, float *y, int n) {
   }
 #endif
   for (; i < n; i++) y[i] = is_tanh ? mrl__tanh1(x[i]) : mrl__sigmoid1(x[i]);
+}
+
+/* x[i] = exp(x[i] - m), every x[i] <= m (or -inf: 0), in place; the same
+ * bits on every path, as mrl__act_n. */
+static void mrl__expsub_n(float *x, float m, int n) {
+  int i = 0;
+#ifdef MRL__HAVE_WIDE_ACT
+  if (n >= 8) {
+    int isa = mrl__gemm_isa();
+    if (isa == MRL__ISA_AVX512)
+      i = mrl__expsub_run16(x, m, n);
+    else if (isa == MRL__ISA_AVX2)
+      i = mrl__expsub_run8(x, m, n);
+  }
+#endif
+#ifdef MRL__HAVE_F4
+  for (; i + 4 <= n; i += 4) {
+    mrl__f4 v;
+    memcpy(&v, x + i, sizeof v);
+    v = mrl__exp_nonpos4(v - m);
+    memcpy(x + i, &v, sizeof v);
+  }
+#endif
+  for (; i < n; i++) x[i] = mrl__exp_nonpos(x[i] - m);
 }
 
 static void mrl__sigmoid_n(const float *x, float *y, int n) {
@@ -3494,13 +3530,13 @@ static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, 
       memset(row, 0, sizeof(float) * (size_t)K);
       return;
     }
+    mrl__expsub_n(row, mx, K);
     for (j = 0; j + 4 <= K; j += 4) {
       memcpy(&v, row + j, sizeof v);
-      v = mrl__exp_nonpos4(v - mx);
       sum += v;
-      memcpy(row + j, &v, sizeof v);
     }
     s = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+    for (; j < K; j++) s += row[j];
   }
 #endif
   if (j == 0) { /* no lanes ran */
