@@ -1539,11 +1539,24 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
         int mb = mc - ir < mr ? mc - ir : mr;
         if (ta) {
           if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
-          for (p = 0; p < kc; p++) {
-            const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
-            float *d = dst + (size_t)p * mr;
-            for (r = 0; r < mb; r++) d[r] = src[r];
-          }
+          /* full panels of the kernels' heights as fixed-size copies (inlined);
+           * the element loop below compiled to one scalar move per float */
+          if (mb == 12)
+            for (p = 0; p < kc; p++)
+              memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir,
+                     12 * sizeof(float));
+          else if (mb == 6)
+            for (p = 0; p < kc; p++)
+              memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir, 6 * sizeof(float));
+          else if (mb == 8)
+            for (p = 0; p < kc; p++)
+              memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir, 8 * sizeof(float));
+          else
+            for (p = 0; p < kc; p++) {
+              const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
+              float *d = dst + (size_t)p * mr;
+              for (r = 0; r < mb; r++) d[r] = src[r];
+            }
         } else {
           const float *src = a + (size_t)(i0 + ir) * lda + p0;
 #ifdef MRL__X86_SIMD
