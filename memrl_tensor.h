@@ -16,7 +16,7 @@
  *   name; `grep -n '[>]>gemm' memrl_tensor.h` finds that section and nothing else.
  *   The tags in file order:
  *     tensors arena graph gemm matmul xwt fast_act linear_op unary general
- *     binary reductions softmax attention batched_matmul shape indexing fused layernorm
+ *     binary reductions softmax fused_attention batched_matmul shape indexing fused layernorm
  *     conv2d pooling dropout losses cross_entropy kl_normal kl_categorical
  *     similarity straight_through gradcheck
  *
@@ -3428,7 +3428,7 @@ MRL_DEF mrl_tensor *mrl_log_softmax(mrl_graph *g, mrl_tensor *a) {
   return mrl__softmax(g, a, -1, NULL, 1, "log_softmax");
 }
 
-/* ---- fused multi-head attention ---- >>attention
+/* ---- fused multi-head attention ---- >>fused_attention
  * One (batch, head) at a time: S = Q Kᵀ by mrl_gemm straight from the
  * strided head columns, scaled and softmaxed in place (the same operations
  * per element as mrl_scale, mrl_add and mrl_softmax), then O = P V written
