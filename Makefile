@@ -57,7 +57,7 @@ test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_
 # without one the file is removed and the figures say ref=none.
 PYTHON ?= python3
 bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn build/bench_attention \
-       build/bench_fused
+       build/bench_fused build/bench_cores
 	@./build/bench_envs
 	@./build/bench_train
 	@./build/bench_matmul
@@ -70,6 +70,7 @@ bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn buil
 	@./build/bench_nn build/bench_torch.txt
 	@./build/bench_attention build/bench_torch.txt
 	@./build/bench_fused
+	@./build/bench_cores build/bench_torch.txt
 
 # libFuzzer (clang's runtime) on the checkpoint loader, for a bounded time.
 # New inputs go to build/fuzz_corpus; tests/fuzz_corpus holds the seeds.
