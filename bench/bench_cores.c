@@ -8,6 +8,10 @@
  *                      stored state with some episode starts: forward, loss
  *                      sum(y), backward (into the parameters and into x, as
  *                      behind an encoder), Adam step (milliseconds)
+ *   core_<spec>_train_vs_fused  the same training time against torch's fused
+ *                      sequence call without resets (LSTM, GRU, Elman: a lower
+ *                      bound of the twin's cost; the _train twin loops over the
+ *                      steps to apply the resets, as CleanRL's agents do)
  *
  * The stored state is what the core holds after one sequence from zeros; the
  * episode starts are the same fixed pattern in the twin. Each figure is the
@@ -79,8 +83,10 @@ static double torch_ms(const char *file, const char *name) {
   return found;
 }
 
-static void report(const char *file, const char *name, const char *twin, double ms, int micro) {
-  double scale = micro ? 1e3 : 1.0, ref = twin ? torch_ms(file, name) : 0.0;
+/* One BENCH line: memrl's time against the twin's figure `key` in the torch file. */
+static void report(const char *file, const char *name, const char *key, const char *twin, double ms,
+                   int micro) {
+  double scale = micro ? 1e3 : 1.0, ref = twin ? torch_ms(file, key) : 0.0;
   const char *unit = micro ? "us" : "ms";
   if (ref > 0)
     printf("BENCH name=%s value=%.3f unit=%s ref=%s ref_value=%.3f speedup=%.2f\n", name,
@@ -202,16 +208,27 @@ static const char *const specs[][2] = {
 static void bench_one(const char *file, const char *spec, const char *twin) {
   static core_ctx s;
   char name[96];
+  double ms;
   if (!core_ctx_init(&s, spec)) {
     printf("BENCH name=core_%s_act skipped: the spec did not build\n", spec);
     return;
   }
   mrl_graph_set_no_grad(&s.g, 1);
   snprintf(name, sizeof name, "core_%s_act", spec);
-  report(file, name, twin, best_ms(core_act_step, &s), 1);
+  report(file, name, name, twin, best_ms(core_act_step, &s), 1);
   mrl_graph_set_no_grad(&s.g, 0);
   snprintf(name, sizeof name, "core_%s_train", spec);
-  report(file, name, twin, best_ms(core_train_step, &s), 0);
+  ms = best_ms(core_train_step, &s);
+  report(file, name, name, twin, ms, 0);
+  if (twin && strstr(twin, "_loop")) {
+    /* the same time against torch's fused sequence call, which cannot reset
+     * inside the sequence: a lower bound of what the twin's work costs */
+    char key[96], fused[64];
+    snprintf(key, sizeof key, "core_%s_train_fused_noreset", spec);
+    snprintf(fused, sizeof fused, "%.*s_fused_noreset", (int)(strlen(twin) - 5), twin);
+    snprintf(name, sizeof name, "core_%s_train_vs_fused", spec);
+    report(file, name, key, fused, ms, 0);
+  }
   core_ctx_free(&s);
 }
 

@@ -12,6 +12,7 @@ build/bench_torch.txt (written by `make bench`):
     python3 tools/bench_torch.py > build/bench_torch.txt
 """
 import os
+import sys
 import time
 
 # One thread for real: Debian's torch runs its BLAS (OpenBLAS) on a thread
@@ -136,9 +137,9 @@ def transformer2_train():
     return best_ms(step, 20)
 
 
-def gtrxl_act(M):
+def gtrxl_act(M, B=1, iters=2000):
     # One GTrXL acting step (E 64, 4 heads, 2 layers, FF 256, memory M, batch
-    # 1, no-grad), the way a cached-key/value PyTorch implementation steps:
+    # B, no-grad), the way a cached-key/value PyTorch implementation steps:
     # per layer the new row's q, k, v only, the keys and values of the last M
     # steps kept in tensors (window shifted by cat), the position term
     # W_R R_d for every distance computed once; Transformer-XL relative
@@ -163,8 +164,8 @@ def gtrxl_act(M):
                  g1W=u(3 * E, E), g1U=u(3 * E, E), g1b=torch.full((E,), 2.0),
                  g2W=u(3 * E, E), g2U=u(3 * E, E), g2b=torch.full((E,), 2.0))
         P["rk"] = lin(R, P["w_r"]).view(M + 1, H, D).permute(1, 2, 0)  # [H, D, M+1]
-        P["k"] = torch.rand(H, M, D) - 0.5  # cached keys and values, a full window
-        P["v"] = torch.rand(H, M, D) - 0.5
+        P["k"] = torch.rand(B, H, M, D) - 0.5  # cached keys and values, a full window
+        P["v"] = torch.rand(B, H, M, D) - 0.5
         layers.append(P)
 
     def gate(P, pre, x, y):
@@ -175,32 +176,256 @@ def gtrxl_act(M):
         h = torch.tanh(wy[:, 2 * E:] + lin(r * x, P[pre + "U"][2 * E:]))
         return x + z * (h - x)
 
-    x0 = torch.rand(1, E) - 0.5
+    x0 = torch.rand(B, E) - 0.5
 
     def act():
         with torch.no_grad():
             x = x0
             for P in layers:
                 n1 = torch.nn.functional.layer_norm(x, (E,), P["n1w"], P["n1b"])
-                q, k, v = lin(n1, P["w_in"]).view(3, H, 1, D).unbind(0)
-                P["k"] = keys = torch.cat([P["k"], k], 1)  # [H, M+1, D]
-                P["v"] = vals = torch.cat([P["v"], v], 1)
-                s = torch.matmul(q + P["rw"][:, None], keys.transpose(1, 2))
+                q, k, v = lin(n1, P["w_in"]).view(B, 3, H, 1, D).unbind(1)
+                P["k"] = keys = torch.cat([P["k"], k], 2)  # [B, H, M+1, D]
+                P["v"] = vals = torch.cat([P["v"], v], 2)
+                s = torch.matmul(q + P["rw"][:, None], keys.transpose(2, 3))
                 s = s + torch.matmul(q + P["rr"][:, None], P["rk"])
                 a = torch.softmax(s * (1.0 / D ** 0.5), -1)
-                c = torch.matmul(a, vals).reshape(1, E)
-                P["k"], P["v"] = keys[:, 1:], vals[:, 1:]
+                c = torch.matmul(a, vals).reshape(B, E)
+                P["k"], P["v"] = keys[:, :, 1:], vals[:, :, 1:]
                 y = gate(P, "g1", x, torch.relu(lin(c, P["w_o"])))
                 n2 = torch.nn.functional.layer_norm(y, (E,), P["n2w"], P["n2b"])
                 f = lin(torch.relu(lin(n2, P["l1w"], P["l1b"])), P["l2w"], P["l2b"])
                 x = gate(P, "g2", y, torch.relu(f))
             return x
 
-    return best_ms(act, 2000)
+    return best_ms(act, iters)
+
+
+# ---- memory cores (bench/bench_cores.c): input 64, B = 16 environments ----
+# acting: one step T = 1, no-grad, the state carried; training: a [T 32, B 16]
+# sequence from a stored state (the state after one sequence from zeros) with
+# the episode starts of bench_cores.c, loss sum(y), backward into the
+# parameters and into x (as behind an encoder), Adam. The per-step resets are
+# a Python loop over steps, as CleanRL's recurrent agents write them.
+CT, CB, CIN = 32, 16, 64
+
+
+def core_best(fn):
+    """best_ms with the iterations set from a first timing (rounds of ~50 ms)."""
+    fn()
+    t0 = time.process_time()
+    fn()
+    fn()
+    one = (time.process_time() - t0) / 2
+    return best_ms(fn, max(1, int(0.05 / one)) if one > 0 else 1000)
+
+
+def core_starts():
+    s = torch.zeros(CT, CB)
+    for t in range(CT):
+        for b in range(CB):
+            s[t, b] = float((t * 7 + b * 5) % 24 == 3)
+    return s
+
+
+def core_input():
+    return (torch.rand(CT, CB, CIN) * 2 - 1).requires_grad_(True)
+
+
+def core_train_step(params, x, forward):
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        x.grad = None
+        loss = forward().sum()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def core_rnn(kind, H, L):
+    """torch.nn.LSTM / GRU / RNN (tanh), L layers; figures: act, train with the
+    resets as a loop over steps, and train as one fused call without resets."""
+    mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](CIN, H, L)
+    lstm = kind == "lstm"
+    x = core_input()
+    keep = (1 - core_starts())[:, None, :, None]  # [T, 1, B, 1] against [L, B, H]
+    z = torch.zeros(L, CB, H)
+    with torch.no_grad():
+        _, stored = mod(x, (z, z) if lstm else z)
+
+    def loop():
+        state, ys = stored, []
+        for t in range(CT):
+            k = keep[t]
+            state = (state[0] * k, state[1] * k) if lstm else state * k
+            y, state = mod(x[t:t + 1], state)
+            ys.append(y)
+        return torch.cat(ys)
+
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = mod(xa, carried[0])
+
+    return (core_best(act), core_best(core_train_step(mod.parameters(), x, loop)),
+            core_best(core_train_step(mod.parameters(), x, lambda: mod(x, stored)[0])))
+
+
+def core_amrl(H):
+    """AMRL-Avg (Beck et al. 2020) as memrl_mem.h >>amrl: an LSTM, its first
+    half averaged over the episode with the straight-through gradient
+    (S + (S/n - S).detach()), output [second half, average]."""
+    K = H // 2
+    lstm = torch.nn.LSTM(CIN, H)
+    x = core_input()
+    keep = (1 - core_starts())[:, :, None]  # [T, B, 1]
+    ones = torch.ones(CB, 1)
+
+    def seq(xs, state, keeps):
+        h, c, S, n = state
+        ys = []
+        for t in range(xs.shape[0]):
+            if keeps is not None:
+                k = keeps[t]
+                h, c, S, n = h * k, c * k, S * k, n * k
+            y, (h, c) = lstm(xs[t:t + 1], (h, c))
+            n = n + 1
+            S = S + y[0, :, :K]
+            ys.append(torch.cat([y[0, :, K:], S + (S / n - S).detach()], 1))
+        return torch.cat(ys), (h, c, S, n)
+
+    z = torch.zeros(1, CB, H)
+    with torch.no_grad():
+        _, stored = seq(x, (z, z, torch.zeros(CB, K), 0 * ones), None)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = seq(xa, carried[0], None)
+
+    return core_best(act), core_best(
+        core_train_step(lstm.parameters(), x, lambda: seq(x, stored, keep)[0]))
+
+
+def core_fwp(d, NH):
+    """The delta-rule fast weight programmer (Schlag et al. 2021) as memrl_mem.h
+    >>fwp: one bias-free projection to q, k, v, beta; phi = sum-normalised
+    ELU + 1; W += beta (v - W k) k^T per head; y = W q."""
+    hd = NH * d
+    P = torch.nn.Linear(CIN, NH * (3 * d + 1), bias=False)
+    x = core_input()
+    keep = (1 - core_starts())[:, :, None, None, None]  # [T, B, 1, 1, 1]
+
+    def phi(z):
+        e = torch.nn.functional.elu(z) + 1.0
+        return e / e.sum(-1, keepdim=True)
+
+    def seq(xs, W, keeps):
+        T = xs.shape[0]
+        z = P(xs)
+        q = phi(z[..., :hd].reshape(T, CB, NH, d, 1))
+        k = phi(z[..., hd:2 * hd].reshape(T, CB, NH, 1, d))
+        v = z[..., 2 * hd:3 * hd].reshape(T, CB, NH, d, 1)
+        beta = torch.sigmoid(z[..., 3 * hd:]).reshape(T, CB, NH, 1, 1)
+        ys = []
+        for t in range(T):
+            if keeps is not None:
+                W = W * keeps[t]
+            kt = k[t]
+            W = W + (beta[t] * (v[t] - torch.matmul(W, kt.transpose(2, 3)))) * kt
+            ys.append(torch.matmul(W, q[t]).reshape(CB, hd))
+        return torch.cat(ys), W
+
+    with torch.no_grad():
+        _, stored = seq(x, torch.zeros(CB, NH, d, d), None)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = seq(xa, carried[0], None)
+
+    return core_best(act), core_best(
+        core_train_step(P.parameters(), x, lambda: seq(x, stored, keep)[0]))
+
+
+def core_dnc(N, W, R, H=64):
+    """The DNC of memrl_mem.h >>dnc (no links): tools/make_ref.py's twin
+    dnc_sequence, which also multiplies the state by the keep mask every step."""
+    from make_ref import dnc_sequence
+    I = R * W + R + 3 * W + 1 + R + 2
+    k = 1 / H ** 0.5
+    P = {"w_ih": torch.empty(4 * H, CIN + R * W).uniform_(-k, k),
+         "w_hh": torch.empty(4 * H, H).uniform_(-k, k),
+         "b_ih": torch.empty(4 * H).uniform_(-k, k),
+         "b_hh": torch.empty(4 * H).uniform_(-k, k),
+         "w_if": torch.empty(I, H).uniform_(-k, k),
+         "b_if": torch.empty(I).uniform_(-k, k)}
+    for t in P.values():
+        t.requires_grad_(True)
+    S = N * W + N + R * N + N + R * W + 2 * H
+    x = core_input()
+    starts = core_starts()
+    with torch.no_grad():
+        _, stored = dnc_sequence(x, torch.zeros(CT, CB), torch.zeros(CB, S), P, N, W, R, H, 0)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    no_starts = torch.zeros(1, CB)
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = dnc_sequence(xa, no_starts, carried[0], P, N, W, R, H, 0)
+
+    return core_best(act), core_best(core_train_step(
+        list(P.values()), x, lambda: dnc_sequence(x, starts, stored, P, N, W, R, H, 0)[0]))
+
+
+def core_gtrxl_train(M=64, E=64, H=4, F=256, L=2):
+    """GTrXL training segment: tools/make_ref.py's gtrxl_layer_eq (Parisotto et
+    al. 2019 with Transformer-XL relative attention, as mrl_gtrxl), L layers,
+    each over a stored memory of M rows of its inputs, half of them valid,
+    masked at the episode starts (the mask built once, outside the timing)."""
+    from make_ref import attn_allowed, gtrxl_layer_eq, gtrxl_layer_params
+    layers = [gtrxl_layer_params("l%d." % l, E, H, F) for l in range(L)]
+    mems = [torch.rand(CB, M, E) - 0.5 for _ in range(L)]
+    allowed = attn_allowed(CB, CT, M, core_starts().t(), [CT] * CB)
+    x = core_input()
+
+    def forward():
+        h = x.transpose(0, 1)  # [B, T, E]
+        for l in range(L):
+            h = gtrxl_layer_eq(h, mems[l], layers[l], "l%d." % l, H, allowed)
+        return h.transpose(0, 1)
+
+    params = [t for P in layers for t in P.values()]
+    return core_best(core_train_step(params, x, forward))
+
+
+def core_figures():
+    figures = []
+    for spec, kind, H, L in (("lstm:128", "lstm", 128, 1), ("gru:128", "gru", 128, 1),
+                             ("elman:128", "rnn", 128, 1), ("elman:128:2", "rnn", 128, 2)):
+        act, train, fused = core_rnn(kind, H, L)
+        figures += [("core_%s_act" % spec, act), ("core_%s_train" % spec, train),
+                    ("core_%s_train_fused_noreset" % spec, fused)]
+    g_act = gtrxl_act(64, CB, 200)
+    figures += [("core_gtrxl:64_act", g_act), ("core_gtrxl:64_train", core_gtrxl_train())]
+    for spec, fn in (("amrl:128", lambda: core_amrl(128)), ("fwp:32:4", lambda: core_fwp(32, 4)),
+                     ("dnc:16:16:4", lambda: core_dnc(16, 16, 4))):
+        act, train = fn()
+        figures += [("core_%s_act" % spec, act), ("core_%s_train" % spec, train)]
+    return figures
 
 
 def main():
-    figures = [
+    # "python3 tools/bench_torch.py cores": only the memory cores' figures
+    only_cores = len(sys.argv) > 1 and sys.argv[1] == "cores"
+    figures = [] if only_cores else [
         ("nn_lstm_train", rnn_train("lstm")),
         ("nn_gru_train", rnn_train("gru")),
         ("nn_mlp_train", mlp_train()),
@@ -211,6 +436,7 @@ def main():
         ("gtrxl_act_M64", gtrxl_act(64)),
         ("gtrxl_act_M256", gtrxl_act(256)),
     ]
+    figures += core_figures()  # after the figures above: bench_nn reads the first 16 lines
     for name, ms in figures:
         print("%s %.6f" % (name, ms))
 
