@@ -37,15 +37,16 @@
  *   al. 2016 as MERLIN uses it: an LSTM controller, content-based read heads,
  *   a write with usage-based allocation, optional temporal links; state:
  *   memory, usage, weightings, read vectors and the controller's h and c,
- *   flat; mrl_core_config_dnc, "dnc:<N>:<W>:<R>[:links]"); and
- *   MRL_CORE_USER: a user's own core through a function table
- *   (mrl_core_type), which every agent then trains unchanged (tests/test.h
- *   has a worked one, a GRU). mrl_core_config_parse("gru:128:2") builds a
- *   config from a short spec. Every core passes the conformance table of
- *   tests/test_cores.c: a sequence equals the same steps one at a time, a
- *   reset equals a fresh state, gradients through time check against finite
- *   differences, the state round-trips through a rollout buffer and a
- *   checkpoint, and acting allocates nothing.
+ *   flat; mrl_core_config_dnc, "dnc:<N>:<W>:<R>[:links]"); MRL_CORE_HCAM (hierarchical chunk
+ * attention memory, Lampinen et al. 2021: steps stored in chunks with mean summaries, a query reads
+ * the top-k chunks); MRL_CORE_FTW (FTW's slow and fast LSTMs with a Gaussian prior and posterior,
+ * Jaderberg et al. 2019; mrl_core_forward_aux gives the KL(posterior || prior) per step as an
+ * auxiliary loss); and MRL_CORE_USER: a user's own core through a function table (mrl_core_type),
+ * which every agent then trains unchanged (tests/test.h has a worked one, a GRU).
+ * mrl_core_config_parse("gru:128:2") builds a config from a short spec. Every core passes the
+ * conformance table of tests/test_cores.c: a sequence equals the same steps one at a time, a reset
+ * equals a fresh state, gradients through time check against finite differences, the state
+ * round-trips through a rollout buffer and a checkpoint, and acting allocates nothing.
  *
  * TOWERS
  *   mrl_tower is the network most agents are built from: an observation
@@ -66,7 +67,7 @@
  * TAGS: each implementation section carries one tag, written >> and the
  * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
  *   The tags in file order:
- *     core frame_stack gtrxl_core amrl fwp dnc tower rollout
+ *     core frame_stack gtrxl_core amrl fwp hcam ftw dnc tower rollout
  *
  */
 #ifndef MEMRL_MEM_H
@@ -101,7 +102,9 @@ typedef enum mrl_core_kind {
   MRL_CORE_GTRXL,       /* gated Transformer-XL over a window of past steps (memrl_nn.h) */
   MRL_CORE_AMRL,        /* LSTM + order-invariant aggregator (Beck et al. 2020) */
   MRL_CORE_FWP,         /* fast weights, delta rule (Schlag et al. 2021) */
-  MRL_CORE_DNC          /* DNC external memory (Graves et al. 2016) with an LSTM controller */
+  MRL_CORE_DNC,         /* DNC external memory (Graves et al. 2016) with an LSTM controller */
+  MRL_CORE_HCAM,        /* hierarchical chunk attention memory (Lampinen et al. 2021) */
+  MRL_CORE_FTW /* FTW's two-timescale LSTMs with a prior/posterior (Jaderberg et al. 2019) */
 } mrl_core_kind;
 
 /* A user's core. init declares its parameters into p under `name` (the store
@@ -145,6 +148,28 @@ typedef struct mrl_dnc_config {
   int controller_size; /* LSTM units (64) */
   int links;           /* 0 (MERLIN's choice); 1: the DNC's temporal links */
 } mrl_dnc_config;
+/* HCAM (its section below): inputs are projected to dim, steps are stored in
+ * chunks of `chunk` steps, num_chunks of them in a ring; a query reads the
+ * topk chunks whose summaries it matches best. */
+typedef struct mrl_hcam_config {
+  int dim;        /* model width E (64; even: sinusoid positions) */
+  int chunk;      /* steps per chunk C (8) */
+  int topk;       /* chunks read per query k (2; at most num_chunks + 1) */
+  int num_chunks; /* stored chunks N (16) */
+  int num_heads;  /* heads of the within-chunk attention (1; divides dim) */
+} mrl_hcam_config;
+
+/* FTW's two-timescale core (its section below): a slow LSTM that steps every
+ * period steps, a fast LSTM every step, a Gaussian latent with the slow
+ * core's prior and the fast core's posterior. */
+typedef struct mrl_ftw_config {
+  int fast_size; /* fast LSTM units (64) */
+  int slow_size; /* slow LSTM units (64) */
+  int period;    /* tau: the slow core steps when (steps since the episode began) % tau == 0 (10) */
+  int latent_size;  /* latent z dimensions, the core's output (0: fast_size) */
+  float init_scale; /* standard deviation where the scale layer outputs 0 (0.1) */
+  float min_scale;  /* added to every standard deviation (1e-4) */
+} mrl_ftw_config;
 
 typedef struct mrl_core_config {
   mrl_core_kind kind;
@@ -161,6 +186,8 @@ typedef struct mrl_core_config {
                                      init, forget_bias of its LSTM) */
   mrl_fwp_config fwp;             /* FWP: heads and their size */
   mrl_dnc_config dnc;             /* MRL_CORE_DNC (the controller also uses init, forget_bias) */
+  mrl_hcam_config hcam;           /* MRL_CORE_HCAM */
+  mrl_ftw_config ftw;             /* MRL_CORE_FTW */
 } mrl_core_config;
 
 MRL_DEF mrl_core_config mrl_core_config_default(void); /* none */
@@ -175,13 +202,16 @@ MRL_DEF mrl_core_config mrl_core_config_amrl(int hidden_size, mrl_amrl_aggregato
 MRL_DEF mrl_core_config mrl_core_config_fwp(int head_dim, int heads);
 /* A DNC of N rows of W floats and R read heads, the other fields default. */
 MRL_DEF mrl_core_config mrl_core_config_dnc(int memory_size, int word_size, int read_heads);
+MRL_DEF mrl_core_config mrl_core_config_hcam(int dim, int chunk, int topk);
+MRL_DEF mrl_core_config mrl_core_config_ftw(int fast_size, int slow_size, int period);
 /* A core from a short spec, for command lines and benchmark tables: "none",
  * "lstm:<units>[:<layers>]", "gru:<units>[:<layers>]", "elman:<units>[:<layers>]"
  * ("elman_relu:..." for relu), "frame_stack:<k>", "gtrxl:<embed>[:<layers>]" (4 heads,
  * ff 4 x embed... as mrl_gtrxl_config_default otherwise), "amrl:<units>[:avg|sum|max]"
  * (straight-through, one layer), "fwp:<head_dim>[:<heads>]", "dnc:<N>:<W>:<R>[:links]"
- * (controller of 64 units). MRL_ERR_INVALID_ARGUMENT with the reason in error for
- * anything else. */
+ * (controller of 64 units), "hcam:<dim>:<chunk>:<topk>[:<num_chunks>]",
+ * "ftw:<fast>:<slow>:<tau>[:<latent>]". MRL_ERR_INVALID_ARGUMENT with the reason in
+ * error for anything else. */
 MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
                                          size_t error_size);
 /* Every field of a core config as one JSON object (snprintf semantics): what
@@ -217,6 +247,13 @@ MRL_DEF int mrl_core_state_dim(const mrl_core *core);
 MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
                                      int B, const float *episode_start, const float *state_in,
                                      float *state_out, int stride);
+/* mrl_core_forward that also returns the core's auxiliary loss per step in
+ * *aux ([T*B] on the graph, row t*B+b; NULL for a core without one). FTW:
+ * KL(posterior || prior) of step t; an algorithm adds
+ * cost * mrl_mean(g, *aux) to its loss (the paper's kld_prior_posterior_cost). */
+MRL_DEF mrl_tensor *mrl_core_forward_aux(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
+                                         int B, const float *episode_start, const float *state_in,
+                                         float *state_out, int stride, mrl_tensor **aux);
 
 /* ---- towers: encoder -> core -> head ---- */
 #define MRL_TOWER_MAX_LAYERS 8
@@ -325,19 +362,23 @@ static const char *mrl__float_text(float v, char *buf, size_t size) {
 
 MRL_DEF int mrl_core_config_json(const mrl_core_config *c, char *buf, size_t size) {
   const mrl_gtrxl_config *g = &c->gtrxl;
-  char f[3][24];
+  char f[5][24];
   return snprintf(
       buf, size,
       "{\"kind\":%d,\"hidden_size\":%d,\"num_layers\":%d,\"init\":[%d,%s],"
       "\"forget_bias\":%s,\"nonlinearity\":%d,\"frame_stack\":%d,"
       "\"gtrxl\":[%d,%d,%d,%d,%d,%s],\"amrl\":[%d,%d],\"fwp\":[%d,%d],"
-      "\"dnc\":[%d,%d,%d,%d,%d],\"user_type\":\"%s\"}",
+      "\"dnc\":[%d,%d,%d,%d,%d],\"hcam\":[%d,%d,%d,%d,%d],\"ftw\":[%d,%d,%d,%d,%s,%s],"
+      "\"user_type\":\"%s\"}",
       (int)c->kind, c->hidden_size, c->num_layers, (int)c->init.kind,
       mrl__float_text(c->init.a, f[0], 24), mrl__float_text(c->forget_bias, f[1], 24),
       (int)c->nonlinearity, c->frame_stack, g->embed_dim, g->num_heads, g->num_layers, g->ff_dim,
       g->mem_len, mrl__float_text(g->gate_bias, f[2], 24), (int)c->amrl.aggregator,
       c->amrl.straight_through, c->fwp.head_dim, c->fwp.heads, c->dnc.memory_size, c->dnc.word_size,
-      c->dnc.read_heads, c->dnc.controller_size, c->dnc.links,
+      c->dnc.read_heads, c->dnc.controller_size, c->dnc.links, c->hcam.dim, c->hcam.chunk,
+      c->hcam.topk, c->hcam.num_chunks, c->hcam.num_heads, c->ftw.fast_size, c->ftw.slow_size,
+      c->ftw.period, c->ftw.latent_size, mrl__float_text(c->ftw.init_scale, f[3], 24),
+      mrl__float_text(c->ftw.min_scale, f[4], 24),
       c->kind == MRL_CORE_USER && c->user_type && c->user_type->name ? c->user_type->name : "");
 }
 
@@ -357,6 +398,16 @@ MRL_DEF mrl_core_config mrl_core_config_default(void) {
   c.dnc.word_size = 16;
   c.dnc.read_heads = 4;
   c.dnc.controller_size = 64;
+  c.hcam.dim = 64;
+  c.hcam.chunk = 8;
+  c.hcam.topk = 2;
+  c.hcam.num_chunks = 16;
+  c.hcam.num_heads = 1;
+  c.ftw.fast_size = 64;
+  c.ftw.slow_size = 64;
+  c.ftw.period = 10;
+  c.ftw.init_scale = 0.1f;
+  c.ftw.min_scale = 1e-4f;
   return c;
 }
 
@@ -414,6 +465,43 @@ MRL_DEF mrl_core_config mrl_core_config_dnc(int memory_size, int word_size, int 
 }
 
 static mrl_result mrl__dnc_parse(const char *args, mrl_core_config *out);
+MRL_DEF mrl_core_config mrl_core_config_hcam(int dim, int chunk, int topk) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_HCAM;
+  c.hcam.dim = dim;
+  c.hcam.chunk = chunk;
+  c.hcam.topk = topk;
+  return c;
+}
+
+MRL_DEF mrl_core_config mrl_core_config_ftw(int fast_size, int slow_size, int period) {
+  mrl_core_config c = mrl_core_config_default();
+  c.kind = MRL_CORE_FTW;
+  c.ftw.fast_size = fast_size;
+  c.ftw.slow_size = slow_size;
+  c.ftw.period = period;
+  return c;
+}
+
+/* "<a>:<b>:..." after a core's name: up to max positive integers (each at
+ * most 1000000) into v; returns how many, or -1 when malformed. */
+static int mrl__parse_ints(const char *s, long *v, int max) {
+  int n = 0;
+  char *end;
+  while (*s) {
+    if (n == max) return -1;
+    v[n] = strtol(s, &end, 10);
+    if (end == s || v[n] < 1 || v[n] > 1000000) return -1;
+    n++;
+    if (*end == ':' && end[1])
+      s = end + 1;
+    else if (*end)
+      return -1;
+    else
+      s = end;
+  }
+  return n;
+}
 
 MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out, char *error,
                                          size_t error_size) {
@@ -448,6 +536,19 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
   if (colon && strcmp(name, "dnc") == 0) {
     if (mrl__dnc_parse(colon + 1, out) == MRL_OK) return MRL_OK;
     goto bad;
+  }
+  if (colon && (strcmp(name, "hcam") == 0 || strcmp(name, "ftw") == 0)) {
+    long v[4];
+    int count = mrl__parse_ints(colon + 1, v, 4);
+    if (count < 3) goto bad;
+    if (name[0] == 'h') {
+      *out = mrl_core_config_hcam((int)v[0], (int)v[1], (int)v[2]);
+      if (count == 4) out->hcam.num_chunks = (int)v[3];
+    } else {
+      *out = mrl_core_config_ftw((int)v[0], (int)v[1], (int)v[2]);
+      if (count == 4) out->ftw.latent_size = (int)v[3];
+    }
+    return MRL_OK;
   }
   if (colon) {
     a = strtol(colon + 1, &end, 10);
@@ -487,8 +588,8 @@ MRL_DEF mrl_result mrl_core_config_parse(const char *spec, mrl_core_config *out,
 bad:
   mrl__error(error, error_size,
              "core spec \"%s\" is not none, lstm:H[:L], gru:H[:L], elman:H[:L], elman_relu:H[:L], "
-             "gtrxl:E[:L], frame_stack:K, amrl:H[:avg|sum|max], fwp:D[:HEADS] or "
-             "dnc:N:W:R[:links]",
+             "gtrxl:E[:L], frame_stack:K, amrl:H[:avg|sum|max], fwp:D[:HEADS], "
+             "dnc:N:W:R[:links], hcam:D:C:K[:N] or ftw:F:S:TAU[:Z]",
              spec);
   return MRL_ERR_INVALID_ARGUMENT;
 }
@@ -519,6 +620,11 @@ static mrl_result mrl__dnc_init(mrl_core *core, mrl_params *p, const char *name,
 static mrl_tensor *mrl__dnc_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T, int B,
                                     const float *episode_start, const float *state_in,
                                     float *state_out, int stride);
+/* Built-in cores with their own sections below. */
+static mrl_result mrl__hcam_init(mrl_core *core, mrl_params *p, const char *name,
+                                 const mrl_hcam_config *c, char *error, size_t error_size);
+static mrl_result mrl__ftw_init(mrl_core *core, mrl_params *p, const char *name,
+                                const mrl_ftw_config *c, char *error, size_t error_size);
 
 MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name, int input_dim,
                                  const mrl_core_config *cfg, char *error, size_t error_size) {
@@ -612,6 +718,16 @@ MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name
     mrl_result r = cfg->kind == MRL_CORE_AMRL
                        ? mrl__amrl_init(core, p, name, cfg, error, error_size)
                        : mrl__fwp_init(core, p, name, cfg, error, error_size);
+    if (r != MRL_OK) return r;
+    break;
+  }
+  case MRL_CORE_HCAM: {
+    mrl_result r = mrl__hcam_init(core, p, name, &cfg->hcam, error, error_size);
+    if (r != MRL_OK) return r;
+    break;
+  }
+  case MRL_CORE_FTW: {
+    mrl_result r = mrl__ftw_init(core, p, name, &cfg->ftw, error, error_size);
     if (r != MRL_OK) return r;
     break;
   }
@@ -1134,6 +1250,482 @@ static mrl_tensor *mrl__fwp_scan(const mrl__fwp *f, mrl_graph *g, mrl_tensor *q,
   return y;
 }
 
+/* ---- hierarchical chunk attention memory >>hcam ----
+ * HCAM: Lampinen, Chan, Banino and Hill 2021, "Towards mental time travel: a
+ * hierarchical memory for reinforcement learning agents" (NeurIPS), with the
+ * read of DeepMind's reference module (deepmind-research,
+ * hierarchical_transformer_memory/hierarchical_attention/htm_attention.py).
+ * One block, per step t of environment b (E = dim, C = chunk, N = num_chunks,
+ * k = topk):
+ *   h_t = W_in x_t + b_in                          (input projection to E)
+ *   q_t = LayerNorm(h_t)                           (the block's pre-LN)
+ *   write: q_t is appended to the current chunk; a full chunk (C steps) goes
+ *          into the ring of N chunks with its summary s = mean of its C rows
+ *   read:  candidates are the N stored chunks and the current partial chunk
+ *          (summary: the mean of its rows so far; it holds q_t), invalid ones
+ *          (not yet written in this episode) masked with -1e6 as the reference;
+ *          l_j = (W_q q_t) . (W_k s_j) / sqrt(E)   (no biases, as the reference)
+ *          (l_1..l_k, j_1..j_k) = top-k(l); w = softmax(l_1..l_k) (over the k
+ *          selected only; the gradient reaches the selected logits)
+ *          r_i = MHA(query q_t, keys = values = rows of chunk j_i + P), P the
+ *          reference's sinusoid positions (position C-1-c for row c, [sin|cos])
+ *   y_t = h_t + sum_i w_i r_i                      (residual, the paper's Fig. 1c)
+ * MHA is torch.nn.MultiheadAttention (in_proj, out_proj with biases); the
+ * rows of a partially filled chunk beyond its fill are masked.
+ * State per environment ((N C + N + C) E + 3 floats): the N chunks [N, C, E]
+ * (a ring), their summaries [N, E], the current partial chunk [C, E], then
+ * three counters as floats: rows in the partial chunk, valid chunks, next ring
+ * slot. Unwritten rows are zero. An episode start clears it.
+ * Deviations: the reference stops gradients into the memory; here rows and
+ * summaries written inside a training sequence keep theirs (the core contract:
+ * gradients through time inside the sequence; rows from the stored state are
+ * constants, truncated BPTT as every core). The paper's agent puts HCAM beside
+ * local self-attention in each of 4 transformer layers with an MLP; this core
+ * is one HCAM block with no MLP and no separate local attention: the current
+ * partial chunk as an extra candidate gives access to the most recent steps.
+ * The summary is the plain mean (no learned pooling); the reference's
+ * VarianceScaling(2) inits are replaced by PyTorch's defaults. */
+typedef struct mrl__hcam {
+  mrl_linear_layer in_proj, q_head, k_head;
+  mrl_layernorm_layer norm;
+  mrl_mha attn;
+  int E, C, K, N;
+} mrl__hcam;
+
+static mrl_result mrl__hcam_init(mrl_core *core, mrl_params *p, const char *name,
+                                 const mrl_hcam_config *c, char *error, size_t error_size) {
+  char buf[MRL_NAME_MAX];
+  mrl__hcam *m;
+  int E = c->dim;
+  if (E < 2 || E % 2 != 0 || E > 65536) {
+    mrl__error(error, error_size, "core.hcam.dim %d must be even and in 2..65536", E);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->chunk < 1 || c->chunk > 4096 || c->num_chunks < 1 || c->num_chunks > 65536) {
+    mrl__error(error, error_size, "core.hcam.chunk %d and num_chunks %d must be >= 1", c->chunk,
+               c->num_chunks);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->topk < 1 || c->topk > c->num_chunks + 1) {
+    mrl__error(error, error_size, "core.hcam.topk %d must be in 1..num_chunks + 1 (%d)", c->topk,
+               c->num_chunks + 1);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->num_heads < 1 || E % c->num_heads != 0) {
+    mrl__error(error, error_size, "core.hcam.num_heads %d must divide dim %d", c->num_heads, E);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if ((double)(c->num_chunks + 1) * (c->chunk + 1) * E + 3 > 2e9) {
+    mrl__error(error, error_size, "core.hcam: a state of %d chunks of %d x %d is too large",
+               c->num_chunks, c->chunk, E);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  m = (mrl__hcam *)MRL_MALLOC(sizeof *m);
+  if (!m) {
+    mrl__error(error, error_size, "core.hcam: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  memset(m, 0, sizeof *m);
+  m->E = E;
+  m->C = c->chunk;
+  m->K = c->topk;
+  m->N = c->num_chunks;
+  mrl_linear_layer_init(&m->in_proj, p, mrl__name(p, buf, name, "in_proj"), core->input_dim, E,
+                        mrl_init_default());
+  mrl_layernorm_layer_init(&m->norm, p, mrl__name(p, buf, name, "norm"), E, 1e-5f, 1);
+  mrl_linear_layer_init_bias(&m->q_head, p, mrl__name(p, buf, name, "query"), E, E, 0,
+                             mrl_init_default());
+  mrl_linear_layer_init_bias(&m->k_head, p, mrl__name(p, buf, name, "key"), E, E, 0,
+                             mrl_init_default());
+  mrl_mha_init(&m->attn, p, mrl__name(p, buf, name, "attn"), E, c->num_heads, 1);
+  core->impl = m;
+  core->output_dim = E;
+  core->state_dim = (m->N * m->C + m->N + m->C) * E + 3;
+  return MRL_OK;
+}
+
+/* a counter stored as a float, clamped into [0, hi] (garbage reads as 0) */
+static int mrl__state_count(const float *s, int hi) {
+  float v = s ? *s : 0.0f;
+  int n = v >= 1.0f && v < 2e9f ? (int)v : 0;
+  return n > hi ? hi : n;
+}
+
+static mrl_tensor *mrl__hcam_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
+                                     int B, const float *episode_start, const float *state_in,
+                                     float *state_out, int stride) {
+  const mrl__hcam *m = (const mrl__hcam *)core->impl;
+  const int E = m->E, C = m->C, K = m->K, N = m->N, J = N + 1, TB = T * B;
+  const size_t o_sum = (size_t)N * C * E, o_part = o_sum + (size_t)N * E,
+               o_cnt = o_part + (size_t)C * E;
+  const int n_state_rows = B * N * C + B * C, q0 = n_state_rows, zero_row = n_state_rows + TB;
+  const int max_commits = B * ((T + C - 1) / C + 1);
+  int *slot_rows, *slot_sum, *part_rows, *fill, *nvalid, *next, *rec_rows, *rec_sum, *rec_valid;
+  int *commit_rows, *idx, *sel, n_commits = 0, t, b, j, c, i, shape[4];
+  mrl_tensor *h, *q, *zst, *zero, *sst, *parts[3], *zbank, *sbank, *psum, *inv, *ks, *qs, *logits;
+  mrl_tensor *bias, *top, *w, *cc, *pe, *qrep, *mask, *att, *y;
+  float *inv_data;
+  if (!x) return NULL;
+  h = mrl_linear_layer_forward(&m->in_proj, g, x);
+  q = mrl_layernorm_layer_forward(&m->norm, g, h);
+  zst = mrl_tensor_new2(g, n_state_rows, E, 0);
+  zero = mrl_tensor_new2(g, 1, E, 0);
+  sst = mrl_tensor_new2(g, B * N, E, 0);
+  slot_rows = (int *)mrl_graph_alloc(
+      g, sizeof(int) * ((size_t)B * N * C + (size_t)B * N + (size_t)B * C + 3 * (size_t)B +
+                        (size_t)TB * J * (C + 2) + (size_t)max_commits * C));
+  if (!h || !q || !zst || !zero || !sst || !slot_rows) return NULL;
+  slot_sum = slot_rows + (size_t)B * N * C;
+  part_rows = slot_sum + (size_t)B * N;
+  fill = part_rows + (size_t)B * C;
+  nvalid = fill + B;
+  next = nvalid + B;
+  rec_rows = next + B;                      /* [TB, J, C] rows of the bank */
+  rec_sum = rec_rows + (size_t)TB * J * C;  /* [TB, J] rows of the summary bank */
+  rec_valid = rec_sum + (size_t)TB * J;     /* [TB, J] valid rows of each candidate */
+  commit_rows = rec_valid + (size_t)TB * J; /* [max_commits, C] */
+  memset(zero->data, 0, sizeof(float) * (size_t)E);
+  /* the stored memory as constants: bank rows b*N*C + s*C + c (chunks), then
+   * B*N*C + b*C + c (partial chunks); summary bank rows b*N + s */
+  for (b = 0; b < B; b++) {
+    const float *s = state_in ? state_in + (size_t)b * stride : NULL;
+    float *zr = zst->data + (size_t)b * N * C * E,
+          *pr = zst->data + ((size_t)B * N * C + (size_t)b * C) * E;
+    if (s) {
+      memcpy(zr, s, sizeof(float) * (size_t)N * C * E);
+      memcpy(pr, s + o_part, sizeof(float) * (size_t)C * E);
+      memcpy(sst->data + (size_t)b * N * E, s + o_sum, sizeof(float) * (size_t)N * E);
+    } else {
+      memset(zr, 0, sizeof(float) * (size_t)N * C * E);
+      memset(pr, 0, sizeof(float) * (size_t)C * E);
+      memset(sst->data + (size_t)b * N * E, 0, sizeof(float) * (size_t)N * E);
+    }
+    fill[b] = mrl__state_count(s ? s + o_cnt : NULL, C - 1);
+    nvalid[b] = mrl__state_count(s ? s + o_cnt + 1 : NULL, N);
+    next[b] = nvalid[b] < N ? nvalid[b] : mrl__state_count(s ? s + o_cnt + 2 : NULL, N - 1);
+    for (j = 0; j < N; j++) {
+      slot_sum[b * N + j] = b * N + j;
+      for (c = 0; c < C; c++) slot_rows[((size_t)b * N + j) * C + c] = b * N * C + j * C + c;
+    }
+    for (c = 0; c < C; c++) part_rows[b * C + c] = B * N * C + b * C + c;
+  }
+  /* The writes depend on q alone, so where every row sits at every step is
+   * worked out first; the reads then run for all T*B steps at once.
+   * Summary bank: [B*N stored][T*B partial, row t*B+b][one per commit]. */
+  for (t = 0; t < T; t++)
+    for (b = 0; b < B; b++) {
+      int r = t * B + b, *rr = rec_rows + (size_t)r * J * C;
+      if (episode_start && episode_start[r] != 0.0f) fill[b] = nvalid[b] = next[b] = 0;
+      part_rows[b * C + fill[b]++] = q0 + r;
+      if (fill[b] == C) { /* commit: the chunk takes the ring slot, its summary a new bank row */
+        int s = next[b];
+        for (c = 0; c < C; c++) {
+          slot_rows[((size_t)b * N + s) * C + c] = part_rows[b * C + c];
+          commit_rows[(size_t)n_commits * C + c] = part_rows[b * C + c];
+        }
+        slot_sum[b * N + s] = B * N + TB + n_commits++;
+        next[b] = (s + 1) % N;
+        if (nvalid[b] < N) nvalid[b]++;
+        fill[b] = 0;
+      }
+      for (j = 0; j < J; j++) {
+        int valid = j < N ? (j < nvalid[b] ? C : 0) : fill[b];
+        rec_valid[(size_t)r * J + j] = valid;
+        rec_sum[(size_t)r * J + j] = valid ? (j < N ? slot_sum[b * N + j] : B * N + r) : B * N + r;
+        for (c = 0; c < C; c++)
+          rr[(size_t)j * C + c] =
+              c < valid ? (j < N ? slot_rows[((size_t)b * N + j) * C + c] : part_rows[b * C + c])
+                        : zero_row;
+      }
+    }
+  parts[0] = zst;
+  parts[1] = q;
+  parts[2] = zero;
+  zbank = mrl_concat_rows(g, parts, 3);
+  /* partial-chunk summaries: the mean of the rows so far (0 when empty) */
+  idx = (int *)mrl_graph_alloc(g,
+                               sizeof(int) * ((size_t)TB * J * (C + 1) + (size_t)TB * K * (C + 1)));
+  inv = mrl_tensor_new2(g, TB, 1, 0);
+  if (!zbank || !idx || !inv) return NULL;
+  inv_data = inv->data;
+  for (i = 0; i < TB; i++) {
+    int valid = rec_valid[(size_t)i * J + N];
+    for (c = 0; c < C; c++) idx[(size_t)i * C + c] = rec_rows[((size_t)i * J + N) * C + c];
+    inv_data[i] = valid ? 1.0f / (float)valid : 0.0f;
+  }
+  shape[0] = TB;
+  shape[1] = C;
+  shape[2] = E;
+  psum = mrl_mul(
+      g, mrl_sum_axis(g, mrl_reshape(g, mrl_index_select(g, zbank, idx, TB * C), 3, shape), 1, 0),
+      inv);
+  parts[0] = sst;
+  parts[1] = psum;
+  parts[2] = NULL;
+  if (n_commits > 0) {
+    shape[0] = n_commits;
+    parts[2] = mrl_mean_axis(
+        g, mrl_reshape(g, mrl_index_select(g, zbank, commit_rows, n_commits * C), 3, shape), 1, 0);
+  }
+  sbank = mrl_concat_rows(g, parts, n_commits > 0 ? 3 : 2);
+  /* chunk relevance: top-k of the summary logits */
+  ks = mrl_index_select(g, mrl_linear_layer_forward(&m->k_head, g, sbank), rec_sum, TB * J);
+  qs = mrl_linear_layer_forward(&m->q_head, g, q);
+  bias = mrl_tensor_new2(g, TB, J, 0);
+  sel = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)TB * K);
+  if (!ks || !qs || !bias || !sel) return NULL;
+  for (i = 0; i < TB * J; i++) bias->data[i] = rec_valid[i] ? 0.0f : -1e6f;
+  shape[0] = TB;
+  shape[1] = J;
+  shape[2] = E;
+  ks = mrl_reshape(g, ks, 3, shape);
+  shape[1] = 1;
+  logits = mrl_matmul_nt(g, mrl_reshape(g, qs, 3, shape), ks); /* [TB, 1, J] */
+  shape[2] = J;
+  logits = mrl_add(g, mrl_scale(g, logits, 1.0f / sqrtf((float)E)), mrl_reshape(g, bias, 3, shape));
+  top = mrl_topk(g, logits, K, sel);
+  w = mrl_softmax(g, top, -1, NULL); /* [TB, 1, K] */
+  /* within-chunk attention over the k selected chunks */
+  pe = mrl_tensor_new2(g, C, E, 0);
+  shape[0] = TB * K;
+  shape[1] = 1;
+  shape[2] = 1;
+  shape[3] = C + 1;
+  mask = mrl_tensor_new(g, 4, shape, 0);
+  if (!top || !w || !pe || !mask) return NULL;
+  for (c = 0; c < C; c++)
+    for (i = 0; i < E / 2; i++) { /* the reference's sinusoid: position C-1-c, [sin | cos] */
+      double ang = (double)(C - 1 - c) * pow(1e4, -(2.0 * i) / (double)E);
+      pe->data[(size_t)c * E + i] = (float)sin(ang);
+      pe->data[(size_t)c * E + E / 2 + i] = (float)cos(ang);
+    }
+  {
+    int *cidx = idx, *rep = idx + (size_t)TB * K * C;
+    for (i = 0; i < TB * K; i++) {
+      int r = i / K, jj = sel[i], valid = rec_valid[(size_t)r * J + jj];
+      for (c = 0; c < C; c++) {
+        cidx[(size_t)i * C + c] = rec_rows[((size_t)r * J + jj) * C + c];
+        mask->data[(size_t)i * (C + 1) + c] = c < valid ? 1.0f : 0.0f;
+      }
+      mask->data[(size_t)i * (C + 1) + C] = 0.0f; /* the query is not a key */
+      rep[i] = r;
+    }
+    shape[0] = TB * K;
+    shape[1] = C;
+    shape[2] = E;
+    cc = mrl_add(g, mrl_reshape(g, mrl_index_select(g, zbank, cidx, TB * K * C), 3, shape), pe);
+    shape[1] = 1;
+    qrep = mrl_reshape(g, mrl_index_select(g, q, rep, TB * K), 3, shape);
+  }
+  att = mrl__mha_forward(&m->attn, g, qrep, cc, mask, 0); /* [TB*K, 1, E] */
+  shape[0] = TB;
+  shape[1] = K;
+  shape[2] = E;
+  att = mrl_matmul(g, w, mrl_reshape(g, att, 3, shape)); /* [TB, 1, E] */
+  shape[1] = E;
+  y = mrl_add(g, h, mrl_reshape(g, att, 2, shape));
+  if (!y) return NULL;
+  if (state_out)
+    for (b = 0; b < B; b++) {
+      float *s = state_out + (size_t)b * stride;
+      for (j = 0; j < N; j++) {
+        int valid = j < nvalid[b];
+        for (c = 0; c < C; c++) {
+          float *dst = s + ((size_t)j * C + c) * E;
+          if (valid)
+            memcpy(dst, zbank->data + (size_t)slot_rows[((size_t)b * N + j) * C + c] * E,
+                   sizeof(float) * (size_t)E);
+          else
+            memset(dst, 0, sizeof(float) * (size_t)E);
+        }
+        if (valid)
+          memcpy(s + o_sum + (size_t)j * E, sbank->data + (size_t)slot_sum[b * N + j] * E,
+                 sizeof(float) * (size_t)E);
+        else
+          memset(s + o_sum + (size_t)j * E, 0, sizeof(float) * (size_t)E);
+      }
+      for (c = 0; c < C; c++)
+        if (c < fill[b])
+          memcpy(s + o_part + (size_t)c * E, zbank->data + (size_t)part_rows[b * C + c] * E,
+                 sizeof(float) * (size_t)E);
+        else
+          memset(s + o_part + (size_t)c * E, 0, sizeof(float) * (size_t)E);
+      s[o_cnt] = (float)fill[b];
+      s[o_cnt + 1] = (float)nvalid[b];
+      s[o_cnt + 2] = (float)next[b];
+    }
+  return y;
+}
+
+/* ---- FTW two-timescale core >>ftw ----
+ * The recurrent core of the FTW agent: Jaderberg et al. 2019, "Human-level
+ * performance in 3D multiplayer games with population-based reinforcement
+ * learning" (Science), supplementary material (Figure S11), as public
+ * reimplementations read it (slow cores see the fast core's state; the fast
+ * core sees the slow core's state, the prior and its own last z). Per step t
+ * of one environment (n = steps since the episode began, tau = period):
+ *   slow:  (h^q_t, c^q_t) = LSTM_q(h^p_{t-1}, (h^q_{t-1}, c^q_{t-1})) if n % tau == 0,
+ *          else (h^q_{t-1}, c^q_{t-1})
+ *   prior: P_t = N(mu^q_t, sigma^q_t), [mu^q_t, u^q_t] = W_P h^q_t + b_P
+ *   fast:  (h^p_t, c^p_t) = LSTM_p([x_t, h^q_t, mu^q_t, sigma^q_t, z_{t-1}], (h^p_{t-1},
+ * c^p_{t-1})) posterior: Q_t = N(mu^p_t, sigma^p_t), [mu^p_t, u^p_t] = W_Q h^p_t + b_Q sigma =
+ * softplus(u) * init_scale / log(2) + min_scale (Acme's Gaussian head) z_t = mu^p_t;  y_t = z_t;
+ * aux_t = KL(Q_t || P_t) (summed over dimensions) LSTMs are torch.nn.LSTMCell (<name>.slow.*,
+ * <name>.fast.*); the heads are <name>.prior.*, <name>.posterior.* ([2Z] rows: means, then scale
+ * inputs). The KL reaches the algorithm through mrl_core_forward_aux (per step, [T*B]);
+ * mrl_core_forward drops it.
+ * State per environment (2 S + 2 F + Z + 1 floats): h^q, c^q (S each), h^p,
+ * c^p (F each), z_{t-1} (Z), and n % tau as a float. The prior needs no
+ * storage: it is a function of h^q, which holds between ticks.
+ * Deviations: z_t is the posterior mean, not a sample (the core is then
+ * deterministic, so acting and training agree without a stored noise; the KL
+ * between the two Gaussians is still the paper's analytic term); no
+ * KL(prior || fixed Gaussian) term, no gradient scaling from the fast to the
+ * slow core, no DNC memory, tau is fixed (the paper evolves it by PBT); the
+ * paper's policy sees z_t, so does anything after this core. */
+typedef struct mrl__ftw {
+  mrl_lstm_layer slow, fast;
+  mrl_linear_layer prior, post;
+  int S, F, Z, tau;
+  float init_scale, min_scale;
+} mrl__ftw;
+
+static mrl_result mrl__ftw_init(mrl_core *core, mrl_params *p, const char *name,
+                                const mrl_ftw_config *c, char *error, size_t error_size) {
+  char buf[MRL_NAME_MAX];
+  mrl__ftw *m;
+  int Z = c->latent_size ? c->latent_size : c->fast_size;
+  if (c->fast_size < 1 || c->slow_size < 1 || c->fast_size > 65536 || c->slow_size > 65536 ||
+      Z < 1 || Z > 65536) {
+    mrl__error(error, error_size,
+               "core.ftw.fast_size %d, slow_size %d and latent_size %d must be in 1..65536",
+               c->fast_size, c->slow_size, Z);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->period < 1) {
+    mrl__error(error, error_size, "core.ftw.period %d must be >= 1", c->period);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (!(c->init_scale > 0.0f && c->init_scale < 1e30f) ||
+      !(c->min_scale >= 0.0f && c->min_scale < 1e30f)) {
+    mrl__error(error, error_size, "core.ftw.init_scale %g must be > 0, min_scale %g >= 0",
+               c->init_scale, c->min_scale);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  m = (mrl__ftw *)MRL_MALLOC(sizeof *m);
+  if (!m) {
+    mrl__error(error, error_size, "core.ftw: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  memset(m, 0, sizeof *m);
+  m->S = c->slow_size;
+  m->F = c->fast_size;
+  m->Z = Z;
+  m->tau = c->period;
+  m->init_scale = c->init_scale;
+  m->min_scale = c->min_scale;
+  mrl_lstm_cell_init(&m->slow, p, mrl__name(p, buf, name, "slow"), m->F, m->S, mrl_init_default(),
+                     0.0f);
+  mrl_linear_layer_init(&m->prior, p, mrl__name(p, buf, name, "prior"), m->S, 2 * Z,
+                        mrl_init_default());
+  mrl_lstm_cell_init(&m->fast, p, mrl__name(p, buf, name, "fast"), core->input_dim + m->S + 3 * Z,
+                     m->F, mrl_init_default(), 0.0f);
+  mrl_linear_layer_init(&m->post, p, mrl__name(p, buf, name, "posterior"), m->F, 2 * Z,
+                        mrl_init_default());
+  core->impl = m;
+  core->output_dim = Z;
+  core->state_dim = 2 * m->S + 2 * m->F + Z + 1;
+  return MRL_OK;
+}
+
+/* a Gaussian head: [mu, u] -> mu, log sigma with sigma = softplus(u) a + min */
+static void mrl__ftw_gauss(const mrl__ftw *m, mrl_graph *g, mrl_tensor *out, mrl_tensor **mu,
+                           mrl_tensor **log_sigma, mrl_tensor **sigma) {
+  *mu = mrl_slice(g, out, 1, 0, m->Z);
+  *sigma = mrl_add_scalar(g,
+                          mrl_scale(g, mrl_softplus(g, mrl_slice(g, out, 1, m->Z, 2 * m->Z)),
+                                    m->init_scale / 0.69314718055994531f),
+                          m->min_scale);
+  *log_sigma = mrl_log(g, *sigma);
+}
+
+static mrl_tensor *mrl__ftw_forward(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                    const float *episode_start, const float *state_in,
+                                    float *state_out, int stride, mrl_tensor **aux) {
+  const mrl__ftw *m = (const mrl__ftw *)core->impl;
+  const int S = m->S, F = m->F, Z = m->Z, o_hf = 2 * S, o_z = 2 * S + 2 * F, o_n = o_z + Z;
+  mrl_tensor *hs, *cs, *hf, *cf, *zp, **ys, **kls, *y, *mu_q = NULL, *ls_q = NULL, *sg_q = NULL;
+  int *phase, t, b;
+  if (!x) return NULL;
+  hs = mrl__core_layers_in(g, state_in, stride, 0, 1, B, S);
+  cs = mrl__core_layers_in(g, state_in, stride, S, 1, B, S);
+  hf = mrl__core_layers_in(g, state_in, stride, o_hf, 1, B, F);
+  cf = mrl__core_layers_in(g, state_in, stride, o_hf + F, 1, B, F);
+  zp = mrl__core_layers_in(g, state_in, stride, o_z, 1, B, Z);
+  ys = (mrl_tensor **)mrl_graph_alloc(g, sizeof(mrl_tensor *) * 2 * (size_t)T);
+  phase = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B);
+  if (!hs || !cs || !hf || !cf || !zp || !ys || !phase) return NULL;
+  kls = ys + T;
+  for (b = 0; b < B; b++)
+    phase[b] = mrl__state_count(state_in ? state_in + (size_t)b * stride + o_n : NULL, m->tau - 1);
+  for (t = 0; t < T; t++) {
+    const float *st = episode_start ? episode_start + (size_t)t * B : NULL;
+    int any_start = 0, ticks = 0;
+    mrl_tensor *tick, *in[5], *mu_p, *ls_p, *sg_p, *h2, *c2;
+    for (b = 0; b < B; b++) any_start |= st && st[b] != 0.0f;
+    if (any_start) { /* the new episode's memory is zero */
+      mrl_tensor *keep = mrl_tensor_new2(g, B, 1, 0);
+      if (!keep) return NULL;
+      for (b = 0; b < B; b++) {
+        keep->data[b] = st[b] != 0.0f ? 0.0f : 1.0f;
+        if (st[b] != 0.0f) phase[b] = 0;
+      }
+      hs = mrl_mul(g, hs, keep);
+      cs = mrl_mul(g, cs, keep);
+      hf = mrl_mul(g, hf, keep);
+      cf = mrl_mul(g, cf, keep);
+      zp = mrl_mul(g, zp, keep);
+    }
+    tick = mrl_tensor_new2(g, B, 1, 0);
+    if (!tick) return NULL;
+    for (b = 0; b < B; b++) {
+      tick->data[b] = phase[b] == 0 ? 1.0f : 0.0f;
+      ticks += phase[b] == 0;
+    }
+    if (ticks > 0) { /* the slow core steps where n % tau == 0 */
+      mrl_lstm_cell(&m->slow, g, hf, hs, cs, NULL, &h2, &c2);
+      hs = ticks == B ? h2 : mrl_where(g, tick, h2, hs);
+      cs = ticks == B ? c2 : mrl_where(g, tick, c2, cs);
+    }
+    if (!mu_q || ticks > 0 || any_start) /* else h^q and so the prior are unchanged */
+      mrl__ftw_gauss(m, g, mrl_linear_layer_forward(&m->prior, g, hs), &mu_q, &ls_q, &sg_q);
+    in[0] = mrl_slice(g, x, 0, t * B, (t + 1) * B);
+    in[1] = hs;
+    in[2] = mu_q;
+    in[3] = sg_q;
+    in[4] = zp;
+    mrl_lstm_cell(&m->fast, g, mrl_concat(g, in, 5, 1), hf, cf, NULL, &hf, &cf);
+    mrl__ftw_gauss(m, g, mrl_linear_layer_forward(&m->post, g, hf), &mu_p, &ls_p, &sg_p);
+    zp = mu_p;
+    ys[t] = zp;
+    kls[t] = aux ? mrl_kl_normal(g, mu_p, ls_p, mu_q, ls_q, MRL_LOSS_NONE) : NULL;
+    if (!zp || (aux && !kls[t])) return NULL;
+    for (b = 0; b < B; b++) phase[b] = (phase[b] + 1) % m->tau;
+  }
+  y = T == 1 ? ys[0] : mrl_concat_rows(g, ys, T);
+  if (aux) *aux = T == 1 ? kls[0] : mrl_concat_rows(g, kls, T);
+  if (!y || (aux && !*aux)) return NULL;
+  if (state_out) {
+    mrl__core_layers_out(hs, state_out, stride, 0, 1, B, S);
+    mrl__core_layers_out(cs, state_out, stride, S, 1, B, S);
+    mrl__core_layers_out(hf, state_out, stride, o_hf, 1, B, F);
+    mrl__core_layers_out(cf, state_out, stride, o_hf + F, 1, B, F);
+    mrl__core_layers_out(zp, state_out, stride, o_z, 1, B, Z);
+    for (b = 0; b < B; b++) state_out[(size_t)b * stride + o_n] = (float)phase[b];
+  }
+  return y;
+}
+
 /* phi: ELU + 1, normalised to sum 1 over each head's d features */
 static mrl_tensor *mrl__fwp_phi(mrl_graph *g, mrl_tensor *z, int rows, int d) {
   int shape[2];
@@ -1198,6 +1790,10 @@ MRL_DEF mrl_tensor *mrl_core_forward(const mrl_core *core, mrl_graph *g, mrl_ten
     return mrl__fwp_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
   case MRL_CORE_DNC:
     return mrl__dnc_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  case MRL_CORE_HCAM:
+    return mrl__hcam_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  case MRL_CORE_FTW:
+    return mrl__ftw_forward(core, g, x, T, B, episode_start, state_in, state_out, stride, NULL);
   }
   return NULL;
 }
@@ -1610,6 +2206,17 @@ static mrl_tensor *mrl__dnc_forward(const mrl_core *core, mrl_graph *g, mrl_tens
     for (k = 0; k < MRL__DNC_PARTS; k++)
       if (s[k]) mrl__dnc_state_out(s[k], state_out, stride, off[k], B);
   return y;
+}
+
+MRL_DEF mrl_tensor *mrl_core_forward_aux(const mrl_core *core, mrl_graph *g, mrl_tensor *x, int T,
+                                         int B, const float *episode_start, const float *state_in,
+                                         float *state_out, int stride, mrl_tensor **aux) {
+  if (aux) *aux = NULL;
+  if (core->kind != MRL_CORE_FTW || !x)
+    return mrl_core_forward(core, g, x, T, B, episode_start, state_in, state_out, stride);
+  MRL_SHAPE_CHECK(x->ndim == 2 && x->shape[0] == T * B && x->shape[1] == core->input_dim,
+                  "core_forward", "x must be [T*B, input_dim]", x, NULL);
+  return mrl__ftw_forward(core, g, x, T, B, episode_start, state_in, state_out, stride, aux);
 }
 
 /* ---- towers >>tower ---- */

@@ -14,8 +14,9 @@
  *   6. where the core wraps a layer with a PyTorch twin (LSTM, GRU, Elman
  *      stacks, matched against PyTorch in tests/test_nn.c), the core equals
  *      that layer fed the state in torch's [L, B, H] layout;
- *   7. where the core has its own PyTorch twin (the DNC: tools/make_ref.py
- *      make_dnc), outputs, final state and gradients match it.
+ *   7. where the core has its own PyTorch twin (tools/make_ref.py: the DNC,
+ *      AMRL and fast weights, HCAM and FTW), outputs, final state (FTW: its
+ *      KL) and the gradients of x and every parameter match it.
  * A new core adds one row to the table in main().
  *
  * Run from the repository root:  cc -std=c99 -O2 tests/test_cores.c -lm && ./a.out */
@@ -390,6 +391,85 @@ static void dnc_reference(const char *pre, int links) {
   mrl_graph_free(&g);
 }
 
+/* 6b. a core against its PyTorch twin: prefix "hcam" or "ftw" in
+ * tests/ref/hcam_ftw.txt (parameters by their C names, a stored initial state,
+ * episode starts; L = sum(y * gy) (+ sum(kl * gk) for FTW)). */
+static void matches_torch(const char *prefix, mrl_core_config cfg, int D, int T_, int B_) {
+  mrl_ref_file rf;
+  mrl_params params;
+  mrl_core core;
+  mrl_graph g;
+  char key[256], err[MRL_ERROR_SIZE];
+  float *x = NULL, *starts = NULL, *state = NULL;
+  int k, S, O, ok = 1;
+  mrl_tensor *xt, *y, *kl = NULL, *loss;
+  if (!mrl_ref_open(&rf, "tests/ref/hcam_ftw.txt")) return;
+  mrl_params_init(&params);
+  if (mrl_core_init(&core, &params, "core", D, &cfg, err, sizeof err) != MRL_OK ||
+      mrl_params_finalize(&params, 3) != MRL_OK || mrl_graph_init(&g, 1 << 20) != MRL_OK) {
+    MRL_CHECK(0, "%s: init: %s", prefix, err);
+    mrl_ref_close(&rf);
+    return;
+  }
+  S = mrl_core_state_dim(&core);
+  O = core.output_dim;
+  for (k = 0; k < params.count; k++) {
+    mrl_tensor *pt = mrl_params_tensor(&params, k);
+    snprintf(key, sizeof key, "%s_param.%s", prefix, params.items[k].name);
+    ok &= mrl_ref_fill(&rf, key, pt->data, pt->size);
+  }
+  snprintf(key, sizeof key, "%s_x", prefix);
+  ok &= mrl_ref_get(&rf, key, &x, NULL, NULL) == T_ * B_ * D;
+  snprintf(key, sizeof key, "%s_starts", prefix);
+  ok &= mrl_ref_get(&rf, key, &starts, NULL, NULL) == T_ * B_;
+  snprintf(key, sizeof key, "%s_state", prefix);
+  ok &= mrl_ref_get(&rf, key, &state, NULL, NULL) == B_ * S;
+  MRL_CHECK(ok, "%s: fixture does not fit the core (state_dim %d)", prefix, S);
+  if (ok) {
+    float *gy = NULL, *gk = NULL;
+    mrl_params_zero_grad(&params);
+    mrl_graph_set_no_grad(&g, 0);
+    xt = mrl_tensor_new2(&g, T_ * B_, D, 1);
+    memcpy(xt->data, x, sizeof(float) * (size_t)T_ * B_ * D);
+    y = mrl_core_forward_aux(&core, &g, xt, T_, B_, starts, state, state, S, &kl);
+    snprintf(key, sizeof key, "%s_gy", prefix);
+    mrl_ref_get(&rf, key, &gy, NULL, NULL);
+    if (kl) mrl_ref_get(&rf, "ftw_gk", &gk, NULL, NULL);
+    if (y && gy && (!kl || gk)) {
+      snprintf(key, sizeof key, "%s_y", prefix);
+      mrl_ref_expect(&rf, key, y->data, y->size, 1e-5, 1e-4);
+      if (kl) mrl_ref_expect(&rf, "ftw_kl", kl->data, kl->size, 1e-5, 1e-4);
+      snprintf(key, sizeof key, "%s_state_out", prefix);
+      mrl_ref_expect(&rf, key, state, B_ * S, 1e-5, 1e-4);
+      loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, gy, T_ * B_, O)));
+      if (kl)
+        loss = mrl_add(&g, loss,
+                       mrl_sum(&g, mrl_mul(&g, kl, mrl_tensor_from(&g, gk, 1, &kl->shape[0]))));
+      MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "%s: backward", prefix);
+      for (k = 0; k < params.count; k++) {
+        mrl_tensor *pt = mrl_params_tensor(&params, k);
+        snprintf(key, sizeof key, "%s_grad.%s", prefix, params.items[k].name);
+        mrl_ref_expect(&rf, key, pt->grad, pt->size, 1e-5, 1e-3);
+      }
+      snprintf(key, sizeof key, "%s_gx", prefix);
+      mrl_ref_expect(&rf, key, xt->grad, xt->size, 1e-5, 1e-3);
+    } else {
+      MRL_CHECK(0, "%s: forward or fixture gradients failed", prefix);
+    }
+    free(gy);
+    free(gk);
+  }
+  MRL_CHECK(cfg.kind == MRL_CORE_FTW ? kl != NULL : kl == NULL,
+            "%s: mrl_core_forward_aux: a KL only for FTW", prefix);
+  free(x);
+  free(starts);
+  free(state);
+  mrl_graph_free(&g);
+  mrl_core_free(&core);
+  mrl_params_free(&params);
+  mrl_ref_close(&rf);
+}
+
 static void test_parse(void) {
   mrl_core_config c;
   char err[MRL_ERROR_SIZE];
@@ -468,6 +548,27 @@ static void test_parse(void) {
                     MRL_ERR_INVALID_ARGUMENT &&
                 mrl_core_config_parse("dnc:0:4:1", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
             "parse bad dnc specs");
+  MRL_CHECK(mrl_core_config_parse("hcam:32:4:3", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_HCAM && c.hcam.dim == 32 && c.hcam.chunk == 4 &&
+                c.hcam.topk == 3 && c.hcam.num_chunks == 16,
+            "parse hcam:32:4:3");
+  MRL_CHECK(mrl_core_config_parse("hcam:32:4:3:7", &c, err, sizeof err) == MRL_OK &&
+                c.hcam.num_chunks == 7,
+            "parse hcam:32:4:3:7");
+  MRL_CHECK(mrl_core_config_parse("ftw:64:32:8", &c, err, sizeof err) == MRL_OK &&
+                c.kind == MRL_CORE_FTW && c.ftw.fast_size == 64 && c.ftw.slow_size == 32 &&
+                c.ftw.period == 8 && c.ftw.latent_size == 0,
+            "parse ftw:64:32:8");
+  MRL_CHECK(mrl_core_config_parse("ftw:64:32:8:16", &c, err, sizeof err) == MRL_OK &&
+                c.ftw.latent_size == 16,
+            "parse ftw:64:32:8:16");
+  MRL_CHECK(mrl_core_config_parse("hcam:32:4", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
+            "parse hcam without topk");
+  MRL_CHECK(
+      mrl_core_config_parse("ftw:8:8:2:4:1", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT &&
+          mrl_core_config_parse("ftw:8:8:0", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT &&
+          mrl_core_config_parse("hcam:8:2:1:", &c, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
+      "parse malformed hcam/ftw specs");
 }
 
 /* The frame stack by hand: k = 3 over one environment's inputs 1, 2, 3, ...
@@ -626,6 +727,19 @@ int main(void) {
   c = mrl_core_config_dnc(4, 3, 1);
   c.dnc.controller_size = 3;
   conformance("dnc one head", c, 2);
+  /* HCAM: chunks of 2 in a ring of 2, so T = 6 commits, wraps and reads the
+   * partial chunk; top-2 of 3 candidates, 2 heads */
+  c = mrl_core_config_hcam(4, 2, 2);
+  c.hcam.num_chunks = 2;
+  c.hcam.num_heads = 2;
+  conformance("hcam", c, 3);
+  c = mrl_core_config_hcam(6, 3, 1);
+  c.hcam.num_chunks = 3;
+  conformance("hcam top-1", c, 4);
+  c = mrl_core_config_ftw(5, 4, 2); /* tau 2: the slow core ticks mid-sequence */
+  c.ftw.latent_size = 3;
+  conformance("ftw", c, 3);
+  conformance("ftw tau 1", mrl_core_config_ftw(4, 3, 1), 3);
   c = mrl_core_config_lstm(4);
   c.num_layers = 2;
   matches_stack("lstm 2 layers = mrl_lstm", c, 3);
@@ -637,6 +751,13 @@ int main(void) {
   matches_stack("elman 2 layers = mrl_elman", c, 3);
   dnc_reference("nl", 0);
   dnc_reference("lk", 1);
+  c = mrl_core_config_hcam(8, 3, 2);
+  c.hcam.num_chunks = 3;
+  c.hcam.num_heads = 2;
+  matches_torch("hcam", c, 5, 9, 3);
+  c = mrl_core_config_ftw(6, 5, 3);
+  c.ftw.latent_size = 3;
+  matches_torch("ftw", c, 4, 8, 3);
   test_parse();
   test_frame_stack_values();
   test_amrl_fwp_torch();

@@ -25,7 +25,10 @@
  *   9. The TMaze-20 agent of 3 with the DNC core (memrl_mem.h >>dnc: 8 rows
  *      of 8 floats, one read head, a controller of 32 units) instead of the
  *      LSTM, at a constant learning rate, after 250k steps (249,856; about
- *      25 s on one core): success >= 0.95. */
+ *      25 s on one core): success >= 0.95.
+ *  10. The TMaze agent of 3 with FTW's two-timescale core ("ftw:32:32:4") on
+ *      TMaze-20 and with HCAM ("hcam:32:4:2:8", top-2 of 8 chunks of 4) on
+ *      TMaze-5: success >= 0.95 (about 25 s each on one core). */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
 #include "test.h"
@@ -218,6 +221,19 @@ int main(void) {
     report("TMaze-20", "ppo-dnc", r);
     MRL_CHECK(r.success >= 0.95f, "PPO with the DNC core, TMaze-20: success %.2f < 0.95",
               r.success);
+  }
+  {
+    static const char *const specs[2] = {"ftw:32:32:4", "hcam:32:4:2:8"};
+    static const char *const ids[2] = {"TMaze-20", "TMaze-5"};
+    int i;
+    for (i = 0; i < 2; i++) {
+      mrl_ppo_config cfg = tmaze_config(0);
+      MRL_CHECK(mrl_core_config_parse(specs[i], &cfg.net.core, NULL, 0) == MRL_OK, "%s", specs[i]);
+      r = train(ids[i], 16, &cfg, i == 0 ? 400000 : 300000);
+      report(ids[i], specs[i], r);
+      MRL_CHECK(r.success >= 0.95f, "PPO with the %s core, %s: success %.2f < 0.95", specs[i],
+                ids[i], r.success);
+    }
   }
   return mrl_test_summary("test_learning");
 }

@@ -53,7 +53,7 @@ static mrl_ppo_config mutate(int k) {
   case 4: c.net.head_sizes[0] = -3, c.net.num_head_layers = 1; break;
   case 5: c.net.core = mrl_core_config_lstm(0); break;
   case 6: c.net.core = mrl_core_config_lstm(-5); break;
-  case 7: c.net.core.kind = (mrl_core_kind)99; break;
+  case 7: c.net.core.kind = (mrl_core_kind)99; break; /* past every kind */
   case 8: c.net.core = mrl_core_config_lstm(8), c.num_minibatches = 4; break;
   case 9: c.net.activation = (mrl_activation)9; break;
   case 10: c.num_steps = 1 << 30; break;

@@ -27,6 +27,8 @@ It (re)writes these files under tests/ref/:
               from PyTorch modules (a CleanRL-style LSTM agent, a bare LSTM,
               cells, a post-LN encoder layer at a long path, dtypes; see
               make_torch_names).
+    hcam_ftw.txt  the HCAM and FTW memory cores of memrl_mem.h: outputs,
+              final states and gradients from a stored state (make_hcam_ftw).
 
 File format (one tensor per line, single spaces):
 
@@ -1288,6 +1290,7 @@ def main():
     print("wrote", make_torch_names())
     print("wrote", make_amrl_fwp())
     print("wrote", make_dnc())
+    print("wrote", make_hcam_ftw())
 
 
 # ---------------------------------------------------------------------------
@@ -2668,6 +2671,226 @@ def make_dnc():
         dump(f, case + "_g_x", x64.grad)
         for name, t in P64.items():
             dump(f, case + "_g_" + name, t.grad)
+# HCAM and FTW memory cores (tests/test_cores.c)
+# ---------------------------------------------------------------------------
+
+def hcam_sinusoid(C, E):
+    """DeepMind's reference positions: row c holds position C-1-c, [sin | cos]."""
+    inv = 1e4 ** (-torch.arange(0, E, 2, dtype=torch.float64) / E)
+    pos = torch.arange(C - 1, -1, -1.0, dtype=torch.float64)
+    ang = pos[:, None] * inv[None, :]
+    return torch.cat([ang.sin(), ang.cos()], dim=1).float()
+
+
+def hcam_eq(x, starts, state, P, mha, E, C, K, N):
+    """HCAM, one environment and one step at a time, from the paper's equations.
+
+    x [T, B, D]; starts [T, B]; state [B, S] (chunks [N, C, E], summaries [N, E],
+    partial chunk [C, E], fill, valid chunks, next slot). Rows written inside
+    the sequence keep their gradients; rows from the state are constants.
+    Returns y [T, B, E] and the final state [B, S]."""
+    F = torch.nn.functional
+    T, B, _ = x.shape
+    pe = hcam_sinusoid(C, E)
+    mems = []
+    for b in range(B):
+        s = state[b]
+        o_sum, o_part, o_cnt = N * C * E, N * C * E + N * E, N * C * E + N * E + C * E
+        fill, nvalid, nxt = int(s[o_cnt]), int(s[o_cnt + 1]), int(s[o_cnt + 2])
+        nxt = nxt if nvalid == N else nvalid  # the ring fills in order
+        chunks = [list(s[j * C * E:(j + 1) * C * E].view(C, E)) for j in range(N)]
+        sums = [s[o_sum + j * E:o_sum + (j + 1) * E] for j in range(N)]
+        part = list(s[o_part:o_part + fill * E].view(fill, E)) if fill else []
+        mems.append(dict(chunks=chunks, sums=sums, part=part, nvalid=nvalid, next=nxt))
+    ys = []
+    for t in range(T):
+        row = []
+        for b in range(B):
+            m = mems[b]
+            if starts[t, b] != 0:
+                m["part"], m["nvalid"], m["next"] = [], 0, 0
+            h = x[t, b] @ P["core.in_proj.weight"].T + P["core.in_proj.bias"]
+            q = F.layer_norm(h, (E,), P["core.norm.weight"], P["core.norm.bias"], eps=1e-5)
+            m["part"].append(q)
+            if len(m["part"]) == C:
+                m["chunks"][m["next"]] = m["part"]
+                m["sums"][m["next"]] = torch.stack(m["part"]).mean(0)
+                m["next"] = (m["next"] + 1) % N
+                m["nvalid"] = min(m["nvalid"] + 1, N)
+                m["part"] = []
+            cands = [(m["sums"][j], m["chunks"][j]) if j < m["nvalid"] else None for j in range(N)]
+            cands.append((torch.stack(m["part"]).mean(0), m["part"]) if m["part"] else None)
+            qs = q @ P["core.query.weight"].T
+            logits = torch.stack([
+                (qs @ (c[0] @ P["core.key.weight"].T)) / math.sqrt(E) if c is not None
+                else torch.tensor(-1e6) for c in cands])
+            vals, idx = torch.topk(logits, K)
+            w = torch.softmax(vals, 0)
+            r = torch.zeros(E)
+            for i in range(K):
+                c = cands[int(idx[i])]
+                if c is None:  # weight exactly 0
+                    continue
+                mem = torch.stack(c[1]) + pe[:len(c[1])]
+                out, _ = mha(q.view(1, 1, E), mem.view(1, -1, E), mem.view(1, -1, E))
+                r = r + w[i] * out.view(E)
+            row.append(h + r)
+        ys.append(torch.stack(row))
+    final = []
+    for b in range(B):
+        m = mems[b]
+        parts = [torch.stack(m["chunks"][j]) if j < m["nvalid"] else torch.zeros(C, E)
+                 for j in range(N)]
+        parts = [p.reshape(-1) for p in parts]
+        parts += [m["sums"][j] if j < m["nvalid"] else torch.zeros(E) for j in range(N)]
+        fill = len(m["part"])
+        parts.append(torch.cat([torch.stack(m["part"]).reshape(-1) if fill else torch.zeros(0),
+                                torch.zeros((C - fill) * E)]))
+        parts.append(torch.tensor([float(fill), float(m["nvalid"]), float(m["next"])]))
+        final.append(torch.cat(parts))
+    return torch.stack(ys), torch.stack(final)
+
+
+def ftw_eq(x, starts, state, P, S, Fh, Z, tau, init_scale, min_scale):
+    """FTW's two-timescale core with a Gaussian prior (slow) and posterior (fast),
+    one environment and one step at a time. Returns z [T, B, Z], the per-step
+    KL(posterior || prior) [T, B] and the final state [B, 2S + 2F + Z + 1]."""
+    Fn = torch.nn.functional
+    Dist = torch.distributions
+    T, B, _ = x.shape
+
+    def lstm(pre, inp, h, c):
+        g = (inp @ P[pre + ".weight_ih"].T + P[pre + ".bias_ih"]
+             + h @ P[pre + ".weight_hh"].T + P[pre + ".bias_hh"])
+        i, f, gg, o = g.chunk(4)
+        c2 = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+        return torch.sigmoid(o) * torch.tanh(c2), c2
+
+    def gauss(pre, h):
+        out = h @ P[pre + ".weight"].T + P[pre + ".bias"]
+        return out[:Z], Fn.softplus(out[Z:]) * init_scale / math.log(2.0) + min_scale
+
+    ys, kls, final = [], [], []
+    for b in range(B):
+        s = state[b]
+        hs, cs, hf, cf = s[:S], s[S:2 * S], s[2 * S:2 * S + Fh], s[2 * S + Fh:2 * S + 2 * Fh]
+        zp, n = s[2 * S + 2 * Fh:2 * S + 2 * Fh + Z], int(s[-1])
+        yb, kb = [], []
+        for t in range(T):
+            if starts[t, b] != 0:
+                hs, cs, hf, cf, zp, n = (torch.zeros(S), torch.zeros(S), torch.zeros(Fh),
+                                         torch.zeros(Fh), torch.zeros(Z), 0)
+            if n % tau == 0:
+                hs, cs = lstm("core.slow", hf, hs, cs)
+            mu_q, sg_q = gauss("core.prior", hs)
+            hf, cf = lstm("core.fast", torch.cat([x[t, b], hs, mu_q, sg_q, zp]), hf, cf)
+            mu_p, sg_p = gauss("core.posterior", hf)
+            kl = Dist.kl_divergence(Dist.Independent(Dist.Normal(mu_p, sg_p), 1),
+                                    Dist.Independent(Dist.Normal(mu_q, sg_q), 1))
+            zp = mu_p
+            yb.append(zp)
+            kb.append(kl)
+            n = (n + 1) % tau
+        ys.append(torch.stack(yb))
+        kls.append(torch.stack(kb))
+        final.append(torch.cat([hs, cs, hf, cf, zp, torch.tensor([float(n)])]))
+    return torch.stack(ys, 1), torch.stack(kls, 1), torch.stack(final)
+
+
+def make_hcam_ftw():
+    """tests/ref/hcam_ftw.txt: the HCAM and FTW cores of memrl_mem.h.
+
+    hcam_*: E 8, chunk 3, top-2 of 3 stored chunks + the partial one, 2 heads,
+    input 5, T 9, B 3. The initial state comes from 7 warm-up steps from zero
+    (chunks committed, the ring wrapped, a partial chunk). ftw_*: fast 6, slow 5,
+    latent 3, tau 3, input 4, T 8, B 3, after 4 warm-up steps (the phase is not
+    0). Parameters <p>_param.<name> (the C names), inputs <p>_x [T*B, D],
+    <p>_starts [T*B], <p>_state [B, S]; outputs <p>_y [T*B, O], <p>_state_out;
+    gradients of L = sum(y * <p>_gy) (+ sum(kl * ftw_gk) for FTW, whose
+    per-step KL is ftw_kl [T*B]) in <p>_grad.<name> and <p>_gx."""
+    torch.manual_seed(SEED)
+    f, path = open_fixture("hcam_ftw.txt", "HCAM and FTW cores (make_hcam_ftw)")
+
+    def params(shapes, scale=0.5):
+        return {k: (torch.rand(*v) * 2 - 1).mul(scale).requires_grad_() for k, v in shapes.items()}
+
+    # HCAM
+    E, C, K, N, H, D, T, B, T0 = 8, 3, 2, 3, 2, 5, 9, 3, 7
+    P = params({"core.in_proj.weight": (E, D), "core.in_proj.bias": (E,),
+                "core.norm.weight": (E,), "core.norm.bias": (E,),
+                "core.query.weight": (E, E), "core.key.weight": (E, E),
+                "core.attn.in_proj_weight": (3 * E, E), "core.attn.in_proj_bias": (3 * E,),
+                "core.attn.out_proj.weight": (E, E), "core.attn.out_proj.bias": (E,)})
+    with torch.no_grad():
+        P["core.norm.weight"].add_(1.0)
+    mha = torch.nn.MultiheadAttention(E, H, bias=True, batch_first=True)
+    mha.in_proj_weight = torch.nn.Parameter(P["core.attn.in_proj_weight"])
+    mha.in_proj_bias = torch.nn.Parameter(P["core.attn.in_proj_bias"])
+    mha.out_proj.weight = torch.nn.Parameter(P["core.attn.out_proj.weight"])
+    mha.out_proj.bias = torch.nn.Parameter(P["core.attn.out_proj.bias"])
+    P["core.attn.in_proj_weight"] = mha.in_proj_weight
+    P["core.attn.in_proj_bias"] = mha.in_proj_bias
+    P["core.attn.out_proj.weight"] = mha.out_proj.weight
+    P["core.attn.out_proj.bias"] = mha.out_proj.bias
+    Sd = (N * C + N + C) * E + 3
+    with torch.no_grad():
+        warm = torch.rand(T0, B, D) * 2 - 1
+        ws = torch.zeros(T0, B)
+        ws[3, 2] = 1
+        _, state = hcam_eq(warm, ws, torch.zeros(B, Sd), P, mha, E, C, K, N)
+    x = (torch.rand(T, B, D) * 2 - 1).requires_grad_()
+    starts = torch.zeros(T, B)
+    starts[4, 1] = 1
+    y, st = hcam_eq(x, starts, state, P, mha, E, C, K, N)
+    gy = torch.rand(T, B, E) * 2 - 1
+    (y * gy).sum().backward()
+    for k, v in P.items():
+        dump(f, "hcam_param." + k, v)
+    dump(f, "hcam_x", x.reshape(T * B, D))
+    dump(f, "hcam_starts", starts.reshape(-1))
+    dump(f, "hcam_state", state)
+    dump(f, "hcam_y", y.reshape(T * B, E))
+    dump(f, "hcam_state_out", st)
+    dump(f, "hcam_gy", gy.reshape(T * B, E))
+    for k, v in P.items():
+        dump(f, "hcam_grad." + k, v.grad)
+    dump(f, "hcam_gx", x.grad.reshape(T * B, D))
+
+    # FTW
+    Fh, S, Z, tau, D, T, B, T0 = 6, 5, 3, 3, 4, 8, 3, 4
+    P = params({"core.slow.weight_ih": (4 * S, Fh), "core.slow.weight_hh": (4 * S, S),
+                "core.slow.bias_ih": (4 * S,), "core.slow.bias_hh": (4 * S,),
+                "core.prior.weight": (2 * Z, S), "core.prior.bias": (2 * Z,),
+                "core.fast.weight_ih": (4 * Fh, D + S + 3 * Z), "core.fast.weight_hh": (4 * Fh, Fh),
+                "core.fast.bias_ih": (4 * Fh,), "core.fast.bias_hh": (4 * Fh,),
+                "core.posterior.weight": (2 * Z, Fh), "core.posterior.bias": (2 * Z,)})
+    Sd = 2 * S + 2 * Fh + Z + 1
+    with torch.no_grad():
+        warm = torch.rand(T0, B, D) * 2 - 1
+        ws = torch.zeros(T0, B)
+        ws[2, 1] = 1
+        _, _, state = ftw_eq(warm, ws, torch.zeros(B, Sd), P, S, Fh, Z, tau, 0.1, 1e-4)
+    x = (torch.rand(T, B, D) * 2 - 1).requires_grad_()
+    starts = torch.zeros(T, B)
+    starts[3, 0] = 1
+    starts[5, 2] = 1
+    y, kl, st = ftw_eq(x, starts, state, P, S, Fh, Z, tau, 0.1, 1e-4)
+    gy = torch.rand(T, B, Z) * 2 - 1
+    gk = torch.rand(T, B) * 2 - 1
+    ((y * gy).sum() + (kl * gk).sum()).backward()
+    for k, v in P.items():
+        dump(f, "ftw_param." + k, v)
+    dump(f, "ftw_x", x.reshape(T * B, D))
+    dump(f, "ftw_starts", starts.reshape(-1))
+    dump(f, "ftw_state", state)
+    dump(f, "ftw_y", y.reshape(T * B, Z))
+    dump(f, "ftw_kl", kl.reshape(-1))
+    dump(f, "ftw_state_out", st)
+    dump(f, "ftw_gy", gy.reshape(T * B, Z))
+    dump(f, "ftw_gk", gk.reshape(-1))
+    for k, v in P.items():
+        dump(f, "ftw_grad." + k, v.grad)
+    dump(f, "ftw_gx", x.grad.reshape(T * B, D))
     f.close()
     return path
 
