@@ -12,6 +12,7 @@ build/bench_torch.txt (written by `make bench`):
     python3 tools/bench_torch.py > build/bench_torch.txt
     python3 tools/bench_torch.py cores   (only the memory cores' figures)
 """
+import math
 import os
 import sys
 import time
@@ -407,6 +408,64 @@ def core_dnc(N, W, R, H=64):
         list(P.values()), x, lambda: dnc_sequence(x, starts, stored, P, N, W, R, H, 0)[0]))
 
 
+def core_ftw(Fh=64, S=64, tau=10, init_scale=0.1, min_scale=1e-4):
+    """FTW's two-timescale core as memrl_mem.h >>ftw (latent Z = Fh), batched
+    over the environments: slow LSTMCell (computed, with the prior, only at
+    steps where some environment ticks, then selected per environment), fast
+    LSTMCell on [x, h_slow, prior mean and scale, z_{t-1}], Gaussian heads with
+    softplus scales, z = posterior mean; the per-step KL(posterior || prior) is
+    computed (as the C core does) but, as mrl_core_forward's output, not in the
+    loss."""
+    Z = Fh
+    slow = torch.nn.LSTMCell(Fh, S)
+    fast = torch.nn.LSTMCell(CIN + S + 3 * Z, Fh)
+    prior = torch.nn.Linear(S, 2 * Z)
+    post = torch.nn.Linear(Fh, 2 * Z)
+    mods = torch.nn.ModuleList([slow, fast, prior, post])
+    x = core_input()
+    keep = (1 - core_starts())[:, :, None]
+    c = init_scale / math.log(2.0)
+
+    def gauss(lin, h):
+        out = lin(h)
+        return out[:, :Z], torch.nn.functional.softplus(out[:, Z:]) * c + min_scale
+
+    def seq(xs, state, keeps):
+        hs, cs, hf, cf, zp, n = state
+        mu_q, sg_q = gauss(prior, hs)
+        ys = []
+        for t in range(xs.shape[0]):
+            if keeps is not None:
+                k = keeps[t]
+                hs, cs, hf, cf, zp, n = hs * k, cs * k, hf * k, cf * k, zp * k, n * k
+            tick = n == 0
+            if bool(tick.any()):  # an episode start sets n = 0, so it ticks too
+                hs2, cs2 = slow(hf, (hs, cs))
+                hs, cs = torch.where(tick, hs2, hs), torch.where(tick, cs2, cs)
+                mu_q, sg_q = gauss(prior, hs)
+            hf, cf = fast(torch.cat([xs[t], hs, mu_q, sg_q, zp], 1), (hf, cf))
+            mu_p, sg_p = gauss(post, hf)
+            kl = (torch.log(sg_q / sg_p) + (sg_p * sg_p + (mu_p - mu_q) ** 2) / (2 * sg_q * sg_q)
+                  - 0.5).sum(1)
+            zp = mu_p
+            ys.append(zp)
+            n = torch.remainder(n + 1, tau)
+        return torch.cat(ys), (hs, cs, hf, cf, zp, n), kl
+
+    zs, zf = torch.zeros(CB, S), torch.zeros(CB, Fh)
+    with torch.no_grad():
+        _, stored, _ = seq(x, (zs, zs, zf, zf, torch.zeros(CB, Z), torch.zeros(CB, 1)), None)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0], _ = seq(xa, carried[0], None)
+
+    return core_best(act), core_best(
+        core_train_step(mods.parameters(), x, lambda: seq(x, stored, keep)[0]))
+
+
 def core_gtrxl_train(M=64, E=64, H=4, F=256, L=2):
     """GTrXL training segment: tools/make_ref.py's gtrxl_layer_eq (Parisotto et
     al. 2019 with Transformer-XL relative attention, as mrl_gtrxl), L layers,
@@ -438,7 +497,8 @@ def core_figures():
     g_act = gtrxl_act(64, CB, 200)
     figures += [("core_gtrxl:64_act", g_act), ("core_gtrxl:64_train", core_gtrxl_train())]
     for spec, fn in (("amrl:128", lambda: core_amrl(128)), ("fwp:32:4", lambda: core_fwp(32, 4)),
-                     ("dnc:16:16:4", lambda: core_dnc(16, 16, 4))):
+                     ("dnc:16:16:4", lambda: core_dnc(16, 16, 4)),
+                     ("ftw:64:64:10", lambda: core_ftw(64, 64, 10))):
         act, train = fn()
         figures += [("core_%s_act" % spec, act), ("core_%s_train" % spec, train)]
     return figures
