@@ -203,7 +203,7 @@ static const char *const specs[][2] = {
     {"amrl:128", "torch_amrl"},
     {"fwp:32:4", "torch_fwp"},
     {"dnc:16:16:4", "torch_dnc"},
-    {"hcam:64:8:2", NULL}, /* 16 chunks of 8, one head */
+    {"hcam:64:8:2", "torch_hcam"}, /* 16 chunks of 8, one head */
     {"ftw:64:64:10", "torch_ftw"},
 };
 

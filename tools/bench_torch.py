@@ -466,6 +466,93 @@ def core_ftw(Fh=64, S=64, tau=10, init_scale=0.1, min_scale=1e-4):
         core_train_step(mods.parameters(), x, lambda: seq(x, stored, keep)[0]))
 
 
+def hcam_twin(E, C, K, N, heads):
+    """HCAM (Lampinen et al. 2021) as memrl_mem.h >>hcam, batched over the
+    environments: h = W_in x + b, q = LayerNorm(h) appended to the partial
+    chunk (a full one goes into the ring of N chunks with its mean as summary),
+    logits (W_q q).(W_k s_j) / sqrt(E) over the N chunks and the partial one
+    (invalid ones -1e6), top-k, softmax over the k, one batched
+    torch.nn.MultiheadAttention over the k chunks' rows (+ sinusoid positions,
+    rows past a partial chunk's fill masked), y = h + sum_i w_i r_i. Returns
+    the modules and seq(x [T, B, CIN], state, starts or None) -> y, state."""
+    F = torch.nn.functional
+    inp = torch.nn.Linear(CIN, E)
+    norm = torch.nn.LayerNorm(E)
+    wq = torch.nn.Linear(E, E, bias=False)
+    wk = torch.nn.Linear(E, E, bias=False)
+    mha = torch.nn.MultiheadAttention(E, heads, batch_first=True)
+    mods = torch.nn.ModuleList([inp, norm, wq, wk, mha])
+    inv = 1e4 ** (-torch.arange(0, E, 2, dtype=torch.float64) / E)
+    ang = torch.arange(C - 1, -1, -1.0, dtype=torch.float64)[:, None] * inv[None, :]
+    pe = torch.cat([ang.sin(), ang.cos()], 1).float()  # [C, E]
+    rows = torch.arange(C)
+    slots = torch.arange(N)
+    bidx = torch.arange(CB)[:, None]
+
+    def seq(xs, state, st):
+        chunks, sums, part, fill, nvalid, nxt = state
+        hs = inp(xs)
+        ys = []
+        for t in range(xs.shape[0]):
+            if st is not None:
+                k = (1 - st[t])
+                part, fill = part * k[:, None, None], fill * k.long()
+                nvalid, nxt = nvalid * k.long(), nxt * k.long()
+            h = hs[t]
+            q = norm(h)
+            at = (rows[None, :] == fill[:, None]).float()[:, :, None]  # [B, C, 1]
+            part = part * (1 - at) + at * q[:, None, :]
+            fill = fill + 1
+            full = fill == C
+            if bool(full.any()):
+                put = (full[:, None] & (slots[None, :] == nxt[:, None])).float()  # [B, N]
+                chunks = chunks * (1 - put[:, :, None, None]) + put[:, :, None, None] * part[:, None]
+                sums = sums * (1 - put[:, :, None]) + put[:, :, None] * part.mean(1)[:, None]
+                nvalid = torch.where(full, torch.clamp(nvalid + 1, max=N), nvalid)
+                nxt = torch.where(full, (nxt + 1) % N, nxt)
+                part = part * (~full).float()[:, None, None]
+                fill = torch.where(full, torch.zeros_like(fill), fill)
+            fm = torch.clamp(fill, min=1).float()[:, None]
+            psum = (part * (rows[None, :] < fill[:, None]).float()[:, :, None]).sum(1) / fm
+            cand_s = torch.cat([sums, psum[:, None]], 1)  # [B, N+1, E]
+            valid = torch.cat([slots[None, :] < nvalid[:, None], (fill > 0)[:, None]], 1)
+            logits = (wk(cand_s) @ wq(q)[:, :, None])[:, :, 0] / E ** 0.5
+            logits = torch.where(valid, logits, torch.full_like(logits, -1e6))
+            vals, idx = torch.topk(logits, K, dim=1)
+            w = torch.softmax(vals, 1)
+            mem = torch.cat([chunks, part[:, None]], 1)[bidx, idx] + pe  # [B, K, C, E]
+            pad = (idx[:, :, None] == N) & (rows[None, None, :] >= fill[:, None, None]) & \
+                (fill[:, None, None] > 0)
+            r, _ = mha(q[:, None, None, :].expand(CB, K, 1, E).reshape(CB * K, 1, E),
+                       mem.reshape(CB * K, C, E), mem.reshape(CB * K, C, E),
+                       key_padding_mask=pad.reshape(CB * K, C), need_weights=False)
+            ys.append(h + (w[:, :, None] * r.reshape(CB, K, E)).sum(1))
+        return torch.stack(ys), (chunks, sums, part, fill, nvalid, nxt)
+
+    return mods, seq
+
+
+def core_hcam(E=64, C=8, K=2, N=16, heads=1):
+    """HCAM's figures (hcam_twin)."""
+    mods, seq = hcam_twin(E, C, K, N, heads)
+    x = core_input()
+    starts = core_starts()
+    zero = torch.zeros(CB, dtype=torch.long)
+    state0 = (torch.zeros(CB, N, C, E), torch.zeros(CB, N, E), torch.zeros(CB, C, E), zero, zero,
+              zero)
+    with torch.no_grad():
+        _, stored = seq(x, state0, None)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = seq(xa, carried[0], None)
+
+    return core_best(act), core_best(
+        core_train_step(mods.parameters(), x, lambda: seq(x, stored, starts)[0]))
+
+
 def core_gtrxl_train(M=64, E=64, H=4, F=256, L=2):
     """GTrXL training segment: tools/make_ref.py's gtrxl_layer_eq (Parisotto et
     al. 2019 with Transformer-XL relative attention, as mrl_gtrxl), L layers,
@@ -498,6 +585,7 @@ def core_figures():
     figures += [("core_gtrxl:64_act", g_act), ("core_gtrxl:64_train", core_gtrxl_train())]
     for spec, fn in (("amrl:128", lambda: core_amrl(128)), ("fwp:32:4", lambda: core_fwp(32, 4)),
                      ("dnc:16:16:4", lambda: core_dnc(16, 16, 4)),
+                     ("hcam:64:8:2", lambda: core_hcam(64, 8, 2, 16, 1)),
                      ("ftw:64:64:10", lambda: core_ftw(64, 64, 10))):
         act, train = fn()
         figures += [("core_%s_act" % spec, act), ("core_%s_train" % spec, train)]
