@@ -6175,23 +6175,17 @@ MRL_DEF void mrl_rel_mha_init(mrl_mha *m, mrl_params *p, const char *name, int e
       mrl__param_or_none(p, name, "r_r_bias", 2, s2, mrl_init_make(MRL_INIT_NORMAL, 0.02f));
 }
 
-/* [B, n, E] -> [B, H, n, D] */
-static mrl_tensor *mrl__split_heads(mrl_graph *g, mrl_tensor *x, int B, int n, int H, int D) {
-  int s[4], perm[4] = {0, 2, 1, 3};
-  s[0] = B;
-  s[1] = n;
-  s[2] = H;
-  s[3] = D;
-  return mrl_permute(g, mrl_reshape(g, x, 4, s), perm);
-}
-
-/* Shared front of both attentions: checks shapes, returns q [B,H,T,D],
- * k and v [B,H,K,D] from in_proj over [detach(mem) ; x]. */
+/* Shared front of both attentions: checks shapes and projects through
+ * in_proj over [detach(mem) ; x]. Queries are columns 0 .. E-1 of *qt, keys
+ * and values columns *kc and *vc onward of *kvt (one packed [B, T, 3E]
+ * tensor when there is no memory and sep_q is 0), for mrl_attention_cols,
+ * which reads the heads in place. sep_q: queries as their own [B, T, E]
+ * tensor (relative attention adds its biases to them). */
 static int mrl__attn_qkv(const mrl_mha *m, mrl_graph *g, mrl_tensor *x, mrl_tensor *mem,
-                         int detach_mem, const char *op, mrl_tensor **q, mrl_tensor **k,
-                         mrl_tensor **v, int *Bp, int *Tp, int *Mp) {
-  int E = m->embed_dim, H = m->num_heads, D = m->head_dim, B, T, M, K;
-  mrl_tensor *w, *b = NULL, *h = x, *qkv, *kv, *parts[2];
+                         int detach_mem, int sep_q, const char *op, mrl_tensor **qt,
+                         mrl_tensor **kvt, int *kc, int *vc, int *Bp, int *Tp, int *Mp) {
+  int E = m->embed_dim, B, T, M;
+  mrl_tensor *w, *b = NULL, *h = x, *parts[2];
   MRL_SHAPE_CHECK(x->ndim == 3 && x->shape[2] == E, op, "x must be [B, T, embed_dim]", x, NULL);
   B = x->shape[0];
   T = x->shape[1];
@@ -6201,58 +6195,52 @@ static int mrl__attn_qkv(const mrl_mha *m, mrl_graph *g, mrl_tensor *x, mrl_tens
                     "mem must be [B, M, embed_dim] with x's B", x, mem);
     M = mem->shape[1];
   }
-  K = M + T;
   *Bp = B;
   *Tp = T;
   *Mp = M;
   w = mrl_params_tensor(m->params, m->in_proj_weight);
   if (m->in_proj_bias >= 0) b = mrl_params_tensor(m->params, m->in_proj_bias);
-  if (M == 0) { /* one projection [B, T, 3E] */
-    qkv = mrl_linear(g, x, w, b);
-    *q = mrl__split_heads(g, mrl_slice(g, qkv, 2, 0, E), B, T, H, D);
-    *k = mrl__split_heads(g, mrl_slice(g, qkv, 2, E, 2 * E), B, K, H, D);
-    *v = mrl__split_heads(g, mrl_slice(g, qkv, 2, 2 * E, 3 * E), B, K, H, D);
-    return *q && *k && *v;
+  if (M == 0 && !sep_q) { /* one projection [B, T, 3E] */
+    *qt = *kvt = mrl_linear(g, x, w, b);
+    *kc = E;
+    *vc = 2 * E;
+    return *qt != NULL;
   }
   /* Transformer-XL's stop-gradient on the cache; the blocks detach it
    * before their layernorm instead, so the norm's parameters still learn
    * from the memory rows (LN([StopGrad(M) ; E]) in GTrXL). */
-  parts[0] = detach_mem ? mrl_detach(g, mem) : mem;
-  parts[1] = x;
-  h = mrl_concat(g, parts, 2, 1);
+  if (M > 0) {
+    parts[0] = detach_mem ? mrl_detach(g, mem) : mem;
+    parts[1] = x;
+    h = mrl_concat(g, parts, 2, 1);
+  }
   /* queries for the T new rows only, keys and values for all M + T */
-  qkv = mrl_linear(g, x, mrl_slice(g, w, 0, 0, E), b ? mrl_slice(g, b, 0, 0, E) : NULL);
-  kv = mrl_linear(g, h, mrl_slice(g, w, 0, E, 3 * E), b ? mrl_slice(g, b, 0, E, 3 * E) : NULL);
-  *q = mrl__split_heads(g, qkv, B, T, H, D);
-  *k = mrl__split_heads(g, mrl_slice(g, kv, 2, 0, E), B, K, H, D);
-  *v = mrl__split_heads(g, mrl_slice(g, kv, 2, E, 2 * E), B, K, H, D);
-  return *q && *k && *v;
+  *qt = mrl_linear(g, x, mrl_slice(g, w, 0, 0, E), b ? mrl_slice(g, b, 0, 0, E) : NULL);
+  *kvt = mrl_linear(g, h, mrl_slice(g, w, 0, E, 3 * E), b ? mrl_slice(g, b, 0, E, 3 * E) : NULL);
+  *kc = 0;
+  *vc = E;
+  return *qt && *kvt;
 }
 
-/* softmax(scores) v, heads merged, out_proj. */
-static mrl_tensor *mrl__attn_out(const mrl_mha *m, mrl_graph *g, mrl_tensor *scores, mrl_tensor *v,
-                                 mrl_tensor *mask, int B, int T) {
-  int perm[4] = {0, 2, 1, 3}, s[3];
-  mrl_tensor *a = mrl_softmax(g, scores, -1, mask), *c, *bo = NULL;
-  c = mrl_permute(g, mrl_matmul(g, a, v), perm); /* [B, T, H, D] */
-  s[0] = B;
-  s[1] = T;
-  s[2] = m->embed_dim;
-  c = mrl_reshape(g, c, 3, s);
+/* out_proj of the merged heads [B, T, E]. */
+static mrl_tensor *mrl__attn_out(const mrl_mha *m, mrl_graph *g, mrl_tensor *c) {
+  mrl_tensor *bo = NULL;
   if (m->out_proj_bias >= 0) bo = mrl_params_tensor(m->params, m->out_proj_bias);
   return mrl_linear(g, c, mrl_params_tensor(m->params, m->out_proj_weight), bo);
 }
 
 static mrl_tensor *mrl__mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x, mrl_tensor *mem,
                                     mrl_tensor *mask, int detach_mem) {
-  mrl_tensor *q, *k, *v, *s;
-  int B, T, M;
+  mrl_tensor *qt, *kvt;
+  int B, T, M, kc, vc;
   if (!x) return NULL;
   MRL_SHAPE_CHECK(!m->relative, "mha_forward", "relative attention: call mrl_rel_mha_forward", x,
                   NULL);
-  if (!mrl__attn_qkv(m, g, x, mem, detach_mem, "mha_forward", &q, &k, &v, &B, &T, &M)) return NULL;
-  s = mrl_scale(g, mrl_matmul_nt(g, q, k), 1.0f / sqrtf((float)m->head_dim)); /* [B,H,T,K] */
-  return mrl__attn_out(m, g, s, v, mask, B, T);
+  if (!mrl__attn_qkv(m, g, x, mem, detach_mem, 0, "mha_forward", &qt, &kvt, &kc, &vc, &B, &T, &M))
+    return NULL;
+  return mrl__attn_out(m, g,
+                       mrl_attention_cols(g, qt, 0, kvt, kc, kvt, vc, m->embed_dim, m->num_heads,
+                                          1.0f / sqrtf((float)m->head_dim), NULL, mask, 0));
 }
 
 /* Transformer-XL's R: row r holds the sinusoid of distance K-1-r, laid out
@@ -6290,44 +6278,28 @@ MRL_DEF mrl_tensor *mrl_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *
 
 static mrl_tensor *mrl__rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x,
                                         mrl_tensor *mem, mrl_tensor *mask, int detach_mem) {
-  mrl_tensor *q, *k, *v, *u, *vb, *R, *rk, *ac, *bd, *s, *cm;
-  int B, T, M, K, H = m->num_heads, D = m->head_dim, E = m->embed_dim, s4[4], s3[3], i, j, n;
-  int perm3[3] = {1, 0, 2}, *idx;
+  mrl_tensor *q, *kv, *u, *vb, *R, *rk, *cm;
+  int B, T, M, K, H = m->num_heads, D = m->head_dim, E = m->embed_dim, s1[1], kc, vc;
   if (!x) return NULL;
   MRL_SHAPE_CHECK(m->relative, "rel_mha_forward", "layer was not made by mrl_rel_mha_init", x,
                   NULL);
-  if (!mrl__attn_qkv(m, g, x, mem, detach_mem, "rel_mha_forward", &q, &k, &v, &B, &T, &M))
+  if (!mrl__attn_qkv(m, g, x, mem, detach_mem, 1, "rel_mha_forward", &q, &kv, &kc, &vc, &B, &T, &M))
     return NULL;
   K = M + T;
-  s4[0] = 1;
-  s4[1] = H;
-  s4[2] = 1;
-  s4[3] = D;
-  u = mrl_reshape(g, mrl_params_tensor(m->params, m->r_w_bias), 4, s4);
-  vb = mrl_reshape(g, mrl_params_tensor(m->params, m->r_r_bias), 4, s4);
-  ac = mrl_matmul_nt(g, mrl_add(g, q, u), k); /* terms (a) + (c): [B,H,T,K] */
+  s1[0] = E; /* r_w_bias, r_r_bias [H, D] as one row of E: head h at columns h*D */
+  u = mrl_reshape(g, mrl_params_tensor(m->params, m->r_w_bias), 1, s1);
+  vb = mrl_reshape(g, mrl_params_tensor(m->params, m->r_r_bias), 1, s1);
   R = mrl__txl_relative_table(g, K, E);
   rk = mrl_linear(g, R, mrl_params_tensor(m->params, m->r_net_weight), NULL); /* [K, E] */
-  s3[0] = K;
-  s3[1] = H;
-  s3[2] = D;
-  rk = mrl_permute(g, mrl_reshape(g, rk, 3, s3), perm3); /* [H, K, D] */
-  bd = mrl_matmul_nt(g, mrl_add(g, q, vb), rk);          /* (b) + (d) by row of R */
-  idx = (int *)mrl_graph_alloc(g, sizeof(int) * (size_t)B * H * T * K);
-  if (!bd || !idx) return NULL;
-  /* relative shift: key j of query i is at distance M + i - j, row T-1-i+j of
-   * R; future keys (masked below) borrow the last row. */
-  for (n = 0; n < B * H; n++)
-    for (i = 0; i < T; i++)
-      for (j = 0; j < K; j++) {
-        int r = T - 1 - i + j;
-        idx[((size_t)n * T + i) * K + j] = r < K ? r : K - 1;
-      }
-  bd = mrl_gather(g, bd, -1, idx, K);
-  s = mrl_scale(g, mrl_add(g, ac, bd), 1.0f / sqrtf((float)D));
   cm = mrl_attn_causal_mask(g, T, M);
   if (mask) cm = mrl_mul(g, mask, cm);
-  return mrl__attn_out(m, g, s, v, cm, B, T);
+  /* one node: terms (a) + (c), (q + u) kᵀ, and (b) + (d), (q + v) rkᵀ by row
+   * of R with the relative shift (key j of query i is at distance M + i - j,
+   * row T-1-i+j of R; future keys, masked, borrow the last row) */
+  return mrl__attn_out(m, g,
+                       mrl_rel_attention_cols(g, mrl_add(g, q, u), 0, kv, kc, kv, vc,
+                                              mrl_add(g, q, vb), rk, E, H, 1.0f / sqrtf((float)D),
+                                              cm));
 }
 
 MRL_DEF mrl_tensor *mrl_rel_mha_forward(const mrl_mha *m, mrl_graph *g, mrl_tensor *x,

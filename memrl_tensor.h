@@ -16,7 +16,7 @@
  *   name; `grep -n '[>]>gemm' memrl_tensor.h` finds that section and nothing else.
  *   The tags in file order:
  *     tensors arena graph gemm matmul xwt fast_act linear_op unary general
- *     binary reductions softmax batched_matmul shape indexing fused layernorm
+ *     binary reductions softmax fused_attention batched_matmul shape indexing fused layernorm
  *     conv2d pooling dropout losses cross_entropy kl_normal kl_categorical
  *     similarity straight_through gradcheck
  *
@@ -91,6 +91,9 @@
  *               last axis: mrl_sum_rows, mrl_mean_rows ([M,N] -> [M])
  *   softmax     mrl_softmax, mrl_log_softmax_axis (any axis, optional 0/1 mask that
  *               broadcasts); mrl_log_softmax (last axis, no mask)
+ *   attention   mrl_attention, mrl_attention_cols (fused multi-head softmax(scale (Q Kᵀ +
+ *               bias)) V with an optional 0/1 mask, heads read and written in place),
+ *               mrl_rel_attention_cols (Transformer-XL's relative term inside)
  *   batched     the three matmuls over up to 2 leading dimensions that broadcast
  *               ([B,M,K]x[K,N], [B,M,K]x[B,K,N], [B,1,M,K]x[H,K,N] ...)
  *   shape       mrl_reshape (view), mrl_permute, mrl_transpose, mrl_slice, mrl_concat,
@@ -503,6 +506,35 @@ MRL_DEF mrl_tensor *mrl_var_axis(mrl_graph *g, mrl_tensor *x, int axis, int keep
  * mrl_log_softmax_axis(g, x, -1, NULL). */
 MRL_DEF mrl_tensor *mrl_softmax(mrl_graph *g, mrl_tensor *x, int axis, mrl_tensor *mask);
 MRL_DEF mrl_tensor *mrl_log_softmax_axis(mrl_graph *g, mrl_tensor *x, int axis, mrl_tensor *mask);
+
+/* Fused multi-head attention (one node instead of split-heads permutes, Q Kᵀ,
+ * scale, masked softmax, P V and the merge permute). q is [B, T, E], k and v
+ * [B, K, E], E = num_heads * D; head h is columns h*D .. h*D+D-1. Returns
+ * [B, T, E] with out[b, t, h*D+d] = sum_j P[b,h,t,j] v[b, j, h*D+d], where
+ * P[b,h,t,:] = softmax over the kept j of scale * (q_bht . k_bhj + bias[b,h,t,j]).
+ * bias (NULL: none) is [B, num_heads, T, K]; mask (NULL: none) is 0/1 and
+ * broadcasts to [B, num_heads, T, K], as in mrl_softmax (a row with nothing
+ * kept gives 0). Gradients reach q, k, v and bias. mrl_attention_cols reads
+ * the E columns starting at q_col, k_col, v_col of wider tensors ([B, T, Cq],
+ * [B, K, Ck], [B, K, Cv]; q, k and v may be one packed [B, T, 3E] tensor).
+ * bias_shift 1 (mrl_attention_cols only, K >= T): Transformer-XL's relative
+ * shift, entry (t, j) reads bias[b, h, t, min(T-1-t+j, K-1)] (bias row t
+ * indexed by relative distance, as mrl_rel_mha_forward builds it).
+ * Keeps B * num_heads * T * K floats of probabilities for the backward pass. */
+MRL_DEF mrl_tensor *mrl_attention(mrl_graph *g, mrl_tensor *q, mrl_tensor *k, mrl_tensor *v,
+                                  int num_heads, float scale, mrl_tensor *bias, mrl_tensor *mask);
+MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                       int k_col, mrl_tensor *v, int v_col, int embed_dim,
+                                       int num_heads, float scale, mrl_tensor *bias,
+                                       mrl_tensor *mask, int bias_shift);
+/* Transformer-XL's relative attention in one node: as mrl_attention_cols
+ * with bias_shift 1 and bias[b,h,t,r] = qr[b,t,head h] . rk[r,head h] (qr
+ * [B, T, E]: queries plus r_r_bias; rk [K, E]: the projected relative
+ * table, row r at distance K-1-r), computed head by head and never stored. */
+MRL_DEF mrl_tensor *mrl_rel_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                           int k_col, mrl_tensor *v, int v_col, mrl_tensor *qr,
+                                           mrl_tensor *rk, int embed_dim, int num_heads,
+                                           float scale, mrl_tensor *mask);
 
 /* Shape ops (each copies; reshape is the only view). permute: output
  * dimension d is input dimension perm[d]. slice: [start, end) along axis,
@@ -1507,11 +1539,24 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
         int mb = mc - ir < mr ? mc - ir : mr;
         if (ta) {
           if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
-          for (p = 0; p < kc; p++) {
-            const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
-            float *d = dst + (size_t)p * mr;
-            for (r = 0; r < mb; r++) d[r] = src[r];
-          }
+          /* full panels of the kernels' heights as fixed-size copies (inlined);
+           * the element loop below compiled to one scalar move per float */
+          if (mb == 12)
+            for (p = 0; p < kc; p++)
+              memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir,
+                     12 * sizeof(float));
+          else if (mb == 6)
+            for (p = 0; p < kc; p++)
+              memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir, 6 * sizeof(float));
+          else if (mb == 8)
+            for (p = 0; p < kc; p++)
+              memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir, 8 * sizeof(float));
+          else
+            for (p = 0; p < kc; p++) {
+              const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
+              float *d = dst + (size_t)p * mr;
+              for (r = 0; r < mb; r++) d[r] = src[r];
+            }
         } else {
           const float *src = a + (size_t)(i0 + ir) * lda + p0;
 #ifdef MRL__X86_SIMD
@@ -2273,6 +2318,18 @@ static inline mrl__f4 mrl__tanh4(mrl__f4 x) {
       memcpy(y + i, &v, sizeof v);                                                                 \
     }                                                                                              \
     return i;                                                                                      \
+  }                                                                                                \
+  /* x[i] = exp(x[i] - m) for x[i] <= m (softmax rows), W lanes at a time */                       \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__expsub_run##W(float *x, float m, int n) {               \
+    MRL__NOCONTRACT                                                                                \
+    int i = 0;                                                                                     \
+    for (; i + W <= n; i += W) {                                                                   \
+      mrl__f##W v;                                                                                 \
+      memcpy(&v, x + i, sizeof v);                                                                 \
+      v = mrl__exp_nonpos##W(v - m);                                                               \
+      memcpy(x + i, &v, sizeof v);                                                                 \
+    }                                                                                              \
+    return i;                                                                                      \
   }
 MRL__WIDE_ACT(8, MRL__TARGET_AVX2)
 MRL__WIDE_ACT(16, MRL__TARGET_AVX512)
@@ -2303,6 +2360,30 @@ static void mrl__act_n(int is_tanh, const float *x, float *y, int n) {
   for (; i < n; i++) y[i] = is_tanh ? mrl__tanh1(x[i]) : mrl__sigmoid1(x[i]);
 }
 
+/* x[i] = exp(x[i] - m), every x[i] <= m (or -inf: 0), in place; the same
+ * bits on every path, as mrl__act_n. */
+static void mrl__expsub_n(float *x, float m, int n) {
+  int i = 0;
+#ifdef MRL__HAVE_WIDE_ACT
+  if (n >= 8) {
+    int isa = mrl__gemm_isa();
+    if (isa == MRL__ISA_AVX512)
+      i = mrl__expsub_run16(x, m, n);
+    else if (isa == MRL__ISA_AVX2)
+      i = mrl__expsub_run8(x, m, n);
+  }
+#endif
+#ifdef MRL__HAVE_F4
+  for (; i + 4 <= n; i += 4) {
+    mrl__f4 v;
+    memcpy(&v, x + i, sizeof v);
+    v = mrl__exp_nonpos4(v - m);
+    memcpy(x + i, &v, sizeof v);
+  }
+#endif
+  for (; i < n; i++) x[i] = mrl__exp_nonpos(x[i] - m);
+}
+
 static void mrl__sigmoid_n(const float *x, float *y, int n) {
   mrl__act_n(0, x, y, n);
 }
@@ -2319,8 +2400,20 @@ static void mrl__linear_backward(mrl_node *nd) {
   if (x->grad) mrl_gemm(0, 0, m, k, n, y->grad, n, w->data, k, 1.0f, x->grad, k);
   if (w->grad) mrl_gemm(1, 0, n, k, m, y->grad, n, x->data, k, 1.0f, w->grad, k);
   if (b && b->grad)
-    for (i = 0; i < m; i++)
-      for (j = 0; j < n; j++) b->grad[j] += y->grad[(size_t)i * n + j];
+    for (i = 0; i < m; i++) {
+      const float *gr = y->grad + (size_t)i * n;
+      j = 0;
+#ifdef MRL__HAVE_F4 /* four columns at a time; each still sums its rows in order */
+      for (; j + 4 <= n; j += 4) {
+        mrl__f4 acc, r;
+        memcpy(&acc, b->grad + j, sizeof acc);
+        memcpy(&r, gr + j, sizeof r);
+        acc += r;
+        memcpy(b->grad + j, &acc, sizeof acc);
+      }
+#endif
+      for (; j < n; j++) b->grad[j] += gr[j];
+    }
 }
 
 MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b) {
@@ -2391,8 +2484,17 @@ static void mrl__unary_backward(mrl_node *nd) {
   int n = y->size, i;
   if (!ga) return;
   switch (nd->i[0]) {
-  case MRL__SCALE:
-    for (i = 0; i < n; i++) ga[i] += gy[i] * s;
+  case MRL__SCALE: i = 0;
+#ifdef MRL__HAVE_F4
+    for (; i + 4 <= n; i += 4) {
+      mrl__f4 va, vg;
+      memcpy(&va, ga + i, sizeof va);
+      memcpy(&vg, gy + i, sizeof vg);
+      va += vg * s;
+      memcpy(ga + i, &va, sizeof va);
+    }
+#endif
+    for (; i < n; i++) ga[i] += gy[i] * s;
     break;
   case MRL__ADD_SCALAR:
     for (i = 0; i < n; i++) ga[i] += gy[i];
@@ -2432,8 +2534,19 @@ static void mrl__unary_backward(mrl_node *nd) {
 #endif
     for (; i < n; i++) ga[i] += gy[i] * o[i] * (1.0f - o[i]);
     break;
-  case MRL__RELU:
-    for (i = 0; i < n; i++) ga[i] += x[i] > 0.0f ? gy[i] : 0.0f;
+  case MRL__RELU: i = 0;
+#ifdef MRL__HAVE_F4 /* branch-free lanes: the scalar branch mispredicts on mixed signs */
+    for (; i + 4 <= n; i += 4) {
+      const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+      mrl__f4 va, vg, vx;
+      memcpy(&va, ga + i, sizeof va);
+      memcpy(&vg, gy + i, sizeof vg);
+      memcpy(&vx, x + i, sizeof vx);
+      va += mrl__select4(vx > zero, vg, zero);
+      memcpy(ga + i, &va, sizeof va);
+    }
+#endif
+    for (; i < n; i++) ga[i] += x[i] > 0.0f ? gy[i] : 0.0f;
     break;
   case MRL__CLAMP:
     for (i = 0; i < n; i++) ga[i] += (x[i] >= lo && x[i] <= hi) ? gy[i] : 0.0f;
@@ -2484,8 +2597,16 @@ static mrl_tensor *mrl__unary(mrl_graph *g, mrl_tensor *a, int kind, float p0, f
   o = y->data;
   n = a->size;
   switch (kind) {
-  case MRL__SCALE:
-    for (i = 0; i < n; i++) o[i] = x[i] * p0;
+  case MRL__SCALE: i = 0;
+#ifdef MRL__HAVE_F4
+    for (; i + 4 <= n; i += 4) {
+      mrl__f4 v;
+      memcpy(&v, x + i, sizeof v);
+      v = v * p0;
+      memcpy(o + i, &v, sizeof v);
+    }
+#endif
+    for (; i < n; i++) o[i] = x[i] * p0;
     break;
   case MRL__ADD_SCALAR:
     for (i = 0; i < n; i++) o[i] = x[i] + p0;
@@ -2501,8 +2622,17 @@ static mrl_tensor *mrl__unary(mrl_graph *g, mrl_tensor *a, int kind, float p0, f
     break;
   case MRL__TANH: mrl__tanh_n(x, o, n); break;
   case MRL__SIGMOID: mrl__sigmoid_n(x, o, n); break;
-  case MRL__RELU:
-    for (i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  case MRL__RELU: i = 0;
+#ifdef MRL__HAVE_F4 /* branch-free lanes, same bits: -0 and NaN give +0 as below */
+    for (; i + 4 <= n; i += 4) {
+      const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+      mrl__f4 v;
+      memcpy(&v, x + i, sizeof v);
+      v = mrl__select4(v > zero, v, zero);
+      memcpy(o + i, &v, sizeof v);
+    }
+#endif
+    for (; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
     break;
   case MRL__CLAMP:
     for (i = 0; i < n; i++) o[i] = x[i] < p0 ? p0 : (x[i] > p1 ? p1 : x[i]);
@@ -2672,7 +2802,23 @@ static void mrl__strided_copy(const int n4[MRL_MAX_DIMS], const float *src,
       for (i2 = 0; i2 < n4[2]; i2++) {
         const float *s = src + (size_t)i0 * ss[0] + (size_t)i1 * ss[1] + (size_t)i2 * ss[2];
         float *d = dst + (size_t)i0 * ds[0] + (size_t)i1 * ds[1] + (size_t)i2 * ds[2];
-        if (add)
+        if (ss[3] == 1 && ds[3] == 1) { /* contiguous rows (slices, concat): block copies */
+          i3 = 0;
+          if (!add) {
+            memcpy(d, s, sizeof(float) * (size_t)n4[3]);
+            continue;
+          }
+#ifdef MRL__HAVE_F4
+          for (; i3 + 4 <= n4[3]; i3 += 4) {
+            mrl__f4 a, b;
+            memcpy(&a, d + i3, sizeof a);
+            memcpy(&b, s + i3, sizeof b);
+            a += b;
+            memcpy(d + i3, &a, sizeof a);
+          }
+#endif
+          for (; i3 < n4[3]; i3++) d[i3] += s[i3];
+        } else if (add)
           for (i3 = 0; i3 < n4[3]; i3++) d[(size_t)i3 * ds[3]] += s[(size_t)i3 * ss[3]];
         else
           for (i3 = 0; i3 < n4[3]; i3++) d[(size_t)i3 * ds[3]] = s[(size_t)i3 * ss[3]];
@@ -2729,14 +2875,23 @@ enum { MRL__ADD, MRL__SUB, MRL__MUL, MRL__DIV, MRL__MIN, MRL__MAX, MRL__WHERE };
 static void mrl__bin_row(int kind, int n, const float *a, int sa, const float *b, int sb,
                          const float *m, int sm, float *y) {
   int j;
-  if (sa == 1 && sb == 1 &&
-      kind <= MRL__MUL) { /* contiguous: plain loops the compiler vectorises */
+  if (sa == 1 && sb == 1 && kind <= MRL__MUL) { /* contiguous: four lanes, then the tail */
+    j = 0;
+#ifdef MRL__HAVE_F4 /* by hand: -O2 does not vectorise loops that need alias checks */
+    for (; j + 4 <= n; j += 4) {
+      mrl__f4 va, vb;
+      memcpy(&va, a + j, sizeof va);
+      memcpy(&vb, b + j, sizeof vb);
+      va = kind == MRL__ADD ? va + vb : (kind == MRL__SUB ? va - vb : va * vb);
+      memcpy(y + j, &va, sizeof va);
+    }
+#endif
     if (kind == MRL__ADD)
-      for (j = 0; j < n; j++) y[j] = a[j] + b[j];
+      for (; j < n; j++) y[j] = a[j] + b[j];
     else if (kind == MRL__SUB)
-      for (j = 0; j < n; j++) y[j] = a[j] - b[j];
+      for (; j < n; j++) y[j] = a[j] - b[j];
     else
-      for (j = 0; j < n; j++) y[j] = a[j] * b[j];
+      for (; j < n; j++) y[j] = a[j] * b[j];
     return;
   }
   switch (kind) {
@@ -2776,18 +2931,48 @@ static void mrl__bin_row(int kind, int n, const float *a, int sa, const float *b
 static void mrl__bin_row_back(int kind, int n, const float *a, int sa, const float *b, int sb,
                               const float *m, int sm, const float *gy, float *ga, float *gb) {
   int j;
-  if (sa == 1 && sb == 1 &&
-      kind <= MRL__MUL) { /* contiguous: plain loops the compiler vectorises */
+  if (sa == 1 && sb == 1 && kind <= MRL__MUL) { /* contiguous: four lanes, then the tail */
+    j = 0;
+#ifdef MRL__HAVE_F4
+    for (; ga && j + 4 <= n; j += 4) {
+      mrl__f4 g, v, o;
+      memcpy(&g, ga + j, sizeof g);
+      memcpy(&v, gy + j, sizeof v);
+      if (kind == MRL__MUL) {
+        memcpy(&o, b + j, sizeof o);
+        v = v * o;
+      }
+      g += v;
+      memcpy(ga + j, &g, sizeof g);
+    }
+#endif
     if (ga && kind == MRL__MUL)
-      for (j = 0; j < n; j++) ga[j] += gy[j] * b[j];
+      for (; j < n; j++) ga[j] += gy[j] * b[j];
     else if (ga)
-      for (j = 0; j < n; j++) ga[j] += gy[j];
+      for (; j < n; j++) ga[j] += gy[j];
+    j = 0;
+#ifdef MRL__HAVE_F4
+    for (; gb && j + 4 <= n; j += 4) {
+      mrl__f4 g, v, o;
+      memcpy(&g, gb + j, sizeof g);
+      memcpy(&v, gy + j, sizeof v);
+      if (kind == MRL__MUL) {
+        memcpy(&o, a + j, sizeof o);
+        v = v * o;
+      }
+      if (kind == MRL__SUB)
+        g -= v;
+      else
+        g += v;
+      memcpy(gb + j, &g, sizeof g);
+    }
+#endif
     if (gb && kind == MRL__MUL)
-      for (j = 0; j < n; j++) gb[j] += gy[j] * a[j];
+      for (; j < n; j++) gb[j] += gy[j] * a[j];
     else if (gb && kind == MRL__SUB)
-      for (j = 0; j < n; j++) gb[j] -= gy[j];
+      for (; j < n; j++) gb[j] -= gy[j];
     else if (gb)
-      for (j = 0; j < n; j++) gb[j] += gy[j];
+      for (; j < n; j++) gb[j] += gy[j];
     return;
   }
   for (j = 0; j < n; j++) {
@@ -3241,6 +3426,292 @@ MRL_DEF mrl_tensor *mrl_log_softmax_axis(mrl_graph *g, mrl_tensor *x, int axis, 
 }
 MRL_DEF mrl_tensor *mrl_log_softmax(mrl_graph *g, mrl_tensor *a) {
   return mrl__softmax(g, a, -1, NULL, 1, "log_softmax");
+}
+
+/* ---- fused multi-head attention ---- >>fused_attention
+ * One (batch, head) at a time: S = Q Kᵀ by mrl_gemm straight from the
+ * strided head columns, scaled and softmaxed in place (the same operations
+ * per element as mrl_scale, mrl_add and mrl_softmax), then O = P V written
+ * into the head's columns of the output. The backward pass is softmax's
+ * y (g - sum g y) with four more products; nothing is permuted or copied. */
+
+/* in[0..3] q k v bias; extra[0] P, extra[1] one [T, K] scratch; i[0] heads,
+ * i[1..3] the column offsets; f[0] scale */
+static void mrl__attention_backward(mrl_node *nd) {
+  mrl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *bias = nd->in[3], *y = nd->out;
+  const float *P = (const float *)(void *)nd->extra[0];
+  float *dS = (float *)(void *)nd->extra[1], scale = nd->f[0];
+  mrl_tensor *qr = nd->extra[2], *rk = nd->extra[3]; /* relative bias terms, or NULL */
+  float *dbd = dS ? dS + (size_t)y->shape[1] * k->shape[1] : NULL;
+  int H = nd->i[0], qc = nd->i[1], kc = nd->i[2], vc = nd->i[3];
+  int B = y->shape[0], T = y->shape[1], E = y->shape[2], K = k->shape[1], D = E / H;
+  int ldq = q->shape[2], ldk = k->shape[2], ldv = v->shape[2], b, h, t, j;
+  int rel_grad = qr && (qr->grad || rk->grad);
+  for (b = 0; b < B; b++)
+    for (h = 0; h < H; h++) {
+      size_t n = (size_t)b * H + h;
+      const float *Pn = P + n * T * K, *gO = y->grad + (size_t)b * T * E + h * D;
+      const float *qn = q->data + (size_t)b * T * ldq + qc + h * D;
+      const float *kn = k->data + (size_t)b * K * ldk + kc + h * D;
+      const float *vn = v->data + (size_t)b * K * ldv + vc + h * D;
+      if (v->grad)
+        mrl_gemm(1, 0, K, D, T, Pn, K, gO, E, 1.0f, v->grad + (size_t)b * K * ldv + vc + h * D,
+                 ldv);
+      if (!q->grad && !k->grad && !(bias && bias->grad) && !rel_grad) continue;
+      mrl_gemm(0, 1, T, K, D, gO, E, vn, ldv, 0.0f, dS, K); /* dP */
+      if (rel_grad) memset(dbd, 0, sizeof(float) * (size_t)T * K);
+      for (t = 0; t < T; t++) {
+        const float *pr = Pn + (size_t)t * K;
+        float *dr = dS + (size_t)t * K, acc = 0.0f;
+        for (j = 0; j < K; j++) acc += dr[j] * pr[j];
+        for (j = 0; j < K; j++) dr[j] = pr[j] * (dr[j] - acc) * scale;
+        if (bias && bias->grad) {
+          float *gb = bias->grad + (n * T + t) * K;
+          if (nd->f[1] != 0.0f) /* shifted: entry j came from column min(T-1-t+j, K-1) */
+            for (j = 0; j < K; j++) gb[T - 1 - t + j < K ? T - 1 - t + j : K - 1] += dr[j];
+          else
+            for (j = 0; j < K; j++) gb[j] += dr[j];
+        }
+        if (rel_grad) {
+          float *gb = dbd + (size_t)t * K;
+          for (j = 0; j < K; j++) gb[T - 1 - t + j < K ? T - 1 - t + j : K - 1] += dr[j];
+        }
+      }
+      if (rel_grad) { /* bd = qr_h rk_hᵀ: its two gradients */
+        int ldr = rk->shape[1];
+        if (qr->grad)
+          mrl_gemm(0, 0, T, D, K, dbd, K, rk->data + h * D, ldr, 1.0f,
+                   qr->grad + (size_t)b * T * E + h * D, E);
+        if (rk->grad)
+          mrl_gemm(1, 0, K, D, T, dbd, K, qr->data + (size_t)b * T * E + h * D, E, 1.0f,
+                   rk->grad + h * D, ldr);
+      }
+      if (q->grad)
+        mrl_gemm(0, 0, T, D, K, dS, K, kn, ldk, 1.0f, q->grad + (size_t)b * T * ldq + qc + h * D,
+                 ldq);
+      if (k->grad)
+        mrl_gemm(1, 0, K, D, T, dS, K, qn, ldq, 1.0f, k->grad + (size_t)b * K * ldk + kc + h * D,
+                 ldk);
+    }
+}
+
+/* row[j] <- softmax over the kept j of scale * (row[j] + br[j]) (br NULL: no
+ * bias; mr NULL: all kept, else entry j kept where mr[j * mst] != 0).
+ * Masked entries become -inf before the maximum, so exp gives exactly 0;
+ * a row with nothing kept is all 0. exp is Cephes' (mrl__exp_nonpos: the
+ * argument is never positive), four lanes at a time with the same bits as
+ * its scalar tail; the sum runs in four lanes, then across them. */
+static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, int mst, int K,
+                                  float scale) {
+  float mx = -INFINITY, s = 0.0f;
+  int j = 0;
+#ifdef MRL__HAVE_F4
+  if (!mr || mst == 1)
+    for (; j + 4 <= K; j += 4) {
+      const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+      const mrl__f4 ninf = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+      mrl__f4 v, p;
+      memcpy(&v, row + j, sizeof v);
+      if (br) {
+        memcpy(&p, br + j, sizeof p);
+        v += p;
+      }
+      v *= scale;
+      if (mr) {
+        memcpy(&p, mr + j, sizeof p);
+        v = mrl__select4(p != zero, v, ninf);
+      }
+      memcpy(row + j, &v, sizeof v);
+    }
+#endif
+  for (; j < K; j++) {
+    float v = (br ? row[j] + br[j] : row[j]) * scale;
+    row[j] = !mr || mr[(size_t)j * mst] != 0.0f ? v : -INFINITY;
+  }
+  j = 0;
+#ifdef MRL__HAVE_F4
+  if (K >= 4) {
+    mrl__f4 m4, v, sum = {0.0f, 0.0f, 0.0f, 0.0f};
+    memcpy(&m4, row, sizeof m4);
+    for (j = 4; j + 4 <= K; j += 4) {
+      memcpy(&v, row + j, sizeof v);
+      m4 = mrl__select4(v > m4, v, m4);
+    }
+    for (; j < K; j++) mx = row[j] > mx ? row[j] : mx;
+    for (j = 0; j < 4; j++) mx = m4[j] > mx ? m4[j] : mx;
+    if (mx == -INFINITY) { /* nothing kept: probability 0 everywhere */
+      memset(row, 0, sizeof(float) * (size_t)K);
+      return;
+    }
+    mrl__expsub_n(row, mx, K);
+    for (j = 0; j + 4 <= K; j += 4) {
+      memcpy(&v, row + j, sizeof v);
+      sum += v;
+    }
+    s = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+    for (; j < K; j++) s += row[j];
+  }
+#endif
+  if (j == 0) { /* no lanes ran */
+    for (; j < K; j++) mx = row[j] > mx ? row[j] : mx;
+    if (mx == -INFINITY) {
+      memset(row, 0, sizeof(float) * (size_t)K);
+      return;
+    }
+    j = 0;
+  }
+  for (; j < K; j++) {
+    row[j] = mrl__exp_nonpos(row[j] - mx);
+    s += row[j];
+  }
+  j = 0;
+#ifdef MRL__HAVE_F4
+  for (; j + 4 <= K; j += 4) {
+    mrl__f4 v;
+    memcpy(&v, row + j, sizeof v);
+    v = v / s;
+    memcpy(row + j, &v, sizeof v);
+  }
+#endif
+  for (; j < K; j++) row[j] = row[j] / s;
+}
+
+/* qr, rk (both or neither): the bias is Transformer-XL's shifted qr_h rk_hᵀ */
+static mrl_tensor *mrl__attention_impl(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                       int k_col, mrl_tensor *v, int v_col, int embed_dim,
+                                       int num_heads, float scale, mrl_tensor *bias,
+                                       mrl_tensor *mask, int bias_shift, mrl_tensor *qr,
+                                       mrl_tensor *rk) {
+  static const char *op = "attention";
+  int B, T, K, E = embed_dim, H = num_heads, D, b, h, t, shape[3], ms[MRL_MAX_DIMS];
+  int ldq, ldk, ldv, wants;
+  float *P, *dS = NULL, *sb = NULL, *bdbuf = NULL;
+  mrl_tensor *y;
+  mrl_node *nd;
+  if (!q || !k || !v) return NULL;
+  MRL_SHAPE_CHECK(E > 0 && H > 0 && E % H == 0, op, "embed_dim must be a multiple of num_heads", q,
+                  NULL);
+  MRL_SHAPE_CHECK(q->ndim == 3 && q_col >= 0 && q_col + E <= q->shape[2], op,
+                  "q must be [B, T, C] with columns q_col .. q_col+embed_dim", q, NULL);
+  B = q->shape[0];
+  T = q->shape[1];
+  MRL_SHAPE_CHECK(k->ndim == 3 && k->shape[0] == B && k_col >= 0 && k_col + E <= k->shape[2], op,
+                  "k must be [B, K, C] with q's B and columns k_col .. k_col+embed_dim", q, k);
+  K = k->shape[1];
+  MRL_SHAPE_CHECK(v->ndim == 3 && v->shape[0] == B && v->shape[1] == K && v_col >= 0 &&
+                      v_col + E <= v->shape[2],
+                  op, "v must be [B, K, C] with k's B and K and columns v_col .. v_col+embed_dim",
+                  k, v);
+  if (bias)
+    MRL_SHAPE_CHECK(bias->ndim == 4 && bias->shape[0] == B && bias->shape[1] == H &&
+                        bias->shape[2] == T && bias->shape[3] == K,
+                    op, "bias must be [B, num_heads, T, K]", q, bias);
+  MRL_SHAPE_CHECK(!bias_shift || ((bias || qr) && K >= T), op, "bias_shift needs a bias and K >= T",
+                  q, k);
+  if (qr) {
+    MRL_SHAPE_CHECK(qr->ndim == 3 && qr->shape[0] == B && qr->shape[1] == T && qr->shape[2] == E,
+                    op, "qr must be [B, T, embed_dim]", q, qr);
+    MRL_SHAPE_CHECK(rk && rk->ndim == 2 && rk->shape[0] == K && rk->shape[1] == E, op,
+                    "rk must be [K, embed_dim]", k, rk);
+  }
+  if (mask) {
+    int m4[MRL_MAX_DIMS], x4[MRL_MAX_DIMS], d, ok = mask->ndim <= MRL_MAX_DIMS;
+    x4[0] = B;
+    x4[1] = H;
+    x4[2] = T;
+    x4[3] = K;
+    if (ok) mrl__pad4(mask->shape, mask->ndim, m4);
+    for (d = 0; ok && d < MRL_MAX_DIMS; d++) ok = m4[d] == x4[d] || m4[d] == 1;
+    MRL_SHAPE_CHECK(ok, op, "mask must broadcast to [B, num_heads, T, K]", mask, q);
+    mrl__bstrides(mask, ms);
+  }
+  D = E / H;
+  ldq = q->shape[2];
+  ldk = k->shape[2];
+  ldv = v->shape[2];
+  shape[0] = B;
+  shape[1] = T;
+  shape[2] = E;
+  wants = mrl_graph_wants_grad(g, q, k) || mrl_graph_wants_grad(g, v, bias) ||
+          mrl_graph_wants_grad(g, qr, rk);
+  y = mrl_op_output(g, 3, shape, wants);
+  P = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)B * H * T * K + 1));
+  if (y && y->grad) /* dP, and the relative term's gradient */
+    dS = (float *)mrl_graph_alloc(g, sizeof(float) * ((size_t)(qr ? 2 : 1) * T * K + 1));
+  if (bias_shift) sb = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)K);
+  if (qr) bdbuf = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)T * K);
+  if (!y || !P || (y->grad && !dS) || (bias_shift && !sb) || (qr && !bdbuf)) return NULL;
+  for (b = 0; b < B; b++)
+    for (h = 0; h < H; h++) {
+      size_t n = (size_t)b * H + h;
+      float *Pn = P + n * T * K;
+      mrl_gemm(0, 1, T, K, D, q->data + (size_t)b * T * ldq + q_col + h * D, ldq,
+               k->data + (size_t)b * K * ldk + k_col + h * D, ldk, 0.0f, Pn, K);
+      if (qr) /* the relative term of this head, unshifted: row t by distance */
+        mrl_gemm(0, 1, T, K, D, qr->data + (size_t)b * T * E + h * D, E, rk->data + h * D, E, 0.0f,
+                 bdbuf, K);
+      for (t = 0; t < T; t++) {
+        const float *br = qr ? bdbuf + (size_t)t * K : (bias ? bias->data + (n * T + t) * K : NULL);
+        if (bias_shift) { /* relative distances: columns T-1-t .. K-1, then the last again */
+          int j, lim = K - (T - 1 - t);
+          memcpy(sb, br + (T - 1 - t), sizeof(float) * (size_t)lim);
+          for (j = lim; j < K; j++) sb[j] = br[K - 1];
+          br = sb;
+        }
+        mrl__attn_softmax_row(
+            Pn + (size_t)t * K, br,
+            mask ? mask->data + (size_t)b * ms[0] + (size_t)h * ms[1] + (size_t)t * ms[2] : NULL,
+            mask ? ms[3] : 0, K, scale);
+      }
+      mrl_gemm(0, 0, T, D, K, Pn, K, v->data + (size_t)b * K * ldv + v_col + h * D, ldv, 0.0f,
+               y->data + (size_t)b * T * E + h * D, E);
+    }
+  MRL__FINITE(op, y, q, k);
+  if ((nd = mrl_graph_record(g, op, mrl__attention_backward, y)) != NULL) {
+    nd->in[0] = q;
+    nd->in[1] = k;
+    nd->in[2] = v;
+    nd->in[3] = bias;
+    nd->extra[0] = (mrl_tensor *)(void *)P;
+    nd->extra[1] = (mrl_tensor *)(void *)dS;
+    nd->i[0] = H;
+    nd->i[1] = q_col;
+    nd->i[2] = k_col;
+    nd->i[3] = v_col;
+    nd->f[0] = scale;
+    nd->f[1] = bias_shift ? 1.0f : 0.0f;
+    nd->extra[2] = qr;
+    nd->extra[3] = rk;
+  }
+  return y;
+}
+
+MRL_DEF mrl_tensor *mrl_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                       int k_col, mrl_tensor *v, int v_col, int embed_dim,
+                                       int num_heads, float scale, mrl_tensor *bias,
+                                       mrl_tensor *mask, int bias_shift) {
+  return mrl__attention_impl(g, q, q_col, k, k_col, v, v_col, embed_dim, num_heads, scale, bias,
+                             mask, bias_shift, NULL, NULL);
+}
+
+MRL_DEF mrl_tensor *mrl_rel_attention_cols(mrl_graph *g, mrl_tensor *q, int q_col, mrl_tensor *k,
+                                           int k_col, mrl_tensor *v, int v_col, mrl_tensor *qr,
+                                           mrl_tensor *rk, int embed_dim, int num_heads,
+                                           float scale, mrl_tensor *mask) {
+  if (!qr || !rk) return NULL;
+  return mrl__attention_impl(g, q, q_col, k, k_col, v, v_col, embed_dim, num_heads, scale, NULL,
+                             mask, 1, qr, rk);
+}
+
+MRL_DEF mrl_tensor *mrl_attention(mrl_graph *g, mrl_tensor *q, mrl_tensor *k, mrl_tensor *v,
+                                  int num_heads, float scale, mrl_tensor *bias, mrl_tensor *mask) {
+  if (!q) return NULL;
+  MRL_SHAPE_CHECK(q->ndim == 3, "attention", "q must be [B, T, E]", q, NULL);
+  if (k && v)
+    MRL_SHAPE_CHECK(k->ndim == 3 && v->ndim == 3 && k->shape[2] == q->shape[2] &&
+                        v->shape[2] == q->shape[2],
+                    "attention", "k and v must be [B, K, E] with q's E", k, v);
+  return mrl_attention_cols(g, q, 0, k, 0, v, 0, q->shape[2], num_heads, scale, bias, mask, 0);
 }
 
 /* ---- batched matmul: leading dimensions broadcast, mrl_gemm per matrix ---- >>batched_matmul */
@@ -3804,12 +4275,49 @@ static void mrl__layernorm_backward(mrl_node *nd) {
       float xh = (xr[j] - m) * s, dxh = gr[j] * (w ? w->data[j] : 1.0f);
       s1 += dxh;
       s2 += (double)dxh * xh;
-      if (w && w->grad) w->grad[j] += gr[j] * xh;
-      if (b && b->grad) b->grad[j] += gr[j];
     }
+    j = 0;
+#ifdef MRL__HAVE_F4 /* the parameter and input gradients four lanes at a time, same bits */
+    if (w && w->grad)
+      for (; j + 4 <= d; j += 4) {
+        mrl__f4 xv, gv, acc;
+        memcpy(&xv, xr + j, sizeof xv);
+        memcpy(&gv, gr + j, sizeof gv);
+        memcpy(&acc, w->grad + j, sizeof acc);
+        acc += gv * ((xv - m) * s);
+        memcpy(w->grad + j, &acc, sizeof acc);
+      }
+#endif
+    for (; w && w->grad && j < d; j++) w->grad[j] += gr[j] * ((xr[j] - m) * s);
+    j = 0;
+#ifdef MRL__HAVE_F4
+    if (b && b->grad)
+      for (; j + 4 <= d; j += 4) {
+        mrl__f4 gv, acc;
+        memcpy(&gv, gr + j, sizeof gv);
+        memcpy(&acc, b->grad + j, sizeof acc);
+        acc += gv;
+        memcpy(b->grad + j, &acc, sizeof acc);
+      }
+#endif
+    for (; b && b->grad && j < d; j++) b->grad[j] += gr[j];
     if (x->grad) {
       float *gx = x->grad + (size_t)r * d, a1 = (float)(s1 / d), a2 = (float)(s2 / d);
-      for (j = 0; j < d; j++) {
+      j = 0;
+#ifdef MRL__HAVE_F4
+      for (; j + 4 <= d; j += 4) {
+        mrl__f4 xv, gv, wv = {1.0f, 1.0f, 1.0f, 1.0f}, acc, xh, dxh;
+        memcpy(&xv, xr + j, sizeof xv);
+        memcpy(&gv, gr + j, sizeof gv);
+        if (w) memcpy(&wv, w->data + j, sizeof wv);
+        memcpy(&acc, gx + j, sizeof acc);
+        xh = (xv - m) * s;
+        dxh = gv * wv;
+        acc += s * (dxh - a1 - xh * a2);
+        memcpy(gx + j, &acc, sizeof acc);
+      }
+#endif
+      for (; j < d; j++) {
         float xh = (xr[j] - m) * s, dxh = gr[j] * (w ? w->data[j] : 1.0f);
         gx[j] += s * (dxh - a1 - xh * a2);
       }
@@ -3847,7 +4355,24 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
     m = (float)(acc / (d ? d : 1));
     for (j = 0; j < d; j++) var += ((double)xr[j] - m) * ((double)xr[j] - m);
     s = (float)(1.0 / sqrt(var / (d ? d : 1) + (double)eps));
-    for (j = 0; j < d; j++) {
+    j = 0;
+#ifdef MRL__HAVE_F4 /* four lanes, the same operations as the loop below */
+    for (; j + 4 <= d; j += 4) {
+      mrl__f4 v, p;
+      memcpy(&v, xr + j, sizeof v);
+      v = (v - m) * s;
+      if (w) {
+        memcpy(&p, w->data + j, sizeof p);
+        v *= p;
+      }
+      if (b) {
+        memcpy(&p, b->data + j, sizeof p);
+        v += p;
+      }
+      memcpy(yr + j, &v, sizeof v);
+    }
+#endif
+    for (; j < d; j++) {
       float v = (xr[j] - m) * s;
       if (w) v *= w->data[j];
       if (b) v += b->data[j];

@@ -10,6 +10,10 @@
  *   nn_gru_act     one GRU-cell step
  *   nn_transformer2_train  two pre-LN transformer blocks (E 64, 4 heads, FF 256)
  *                  over [B 16, T 32] with a causal mask, mean(y^2), backward, Adam
+ *   nn_lstm_H<n>_fb_gflops  LSTM 64 -> H (256, 512), T 32, batch 16, forward +
+ *                  backward in GFLOP/s, beside mrl_gemm alone on the same products
+ *   nn_gtrxl_train GTrXL (2 layers, E 64, 4 heads, FF 256, memory 64), segment
+ *                  T 32 x B 16: forward, mean(y^2), backward
  *
  * Each figure is the best of several rounds (after a warm-up) of the mean time
  * per iteration, in CPU time of the process (both here and in the PyTorch
@@ -253,6 +257,144 @@ static void tf_train_step(void *ctx) {
   bench_sink = loss->data[0];
 }
 
+/* ---- wide LSTM training (issue 14): forward + backward at hidden H, against
+ * mrl_gemm alone on the same products ---- */
+
+enum { LW_T = 32, LW_B = 16, LW_I = 64 };
+typedef struct lstm_wide_ctx {
+  int H;
+  mrl_params p;
+  mrl_lstm_layer lstm;
+  mrl_graph g;
+  mrl_adam_config adam;
+  float *x, *zeros;
+  /* the gemm-only twin: the same matrices, shapes and call sequence */
+  float *gates, *hbuf, *dpre, *dh, *dx, *dwih, *dwhh;
+} lstm_wide_ctx;
+
+static float *bench_floats(size_t n, mrl_rng *rng) {
+  float *v = (float *)calloc(n, sizeof(float));
+  size_t i;
+  for (i = 0; rng && i < n; i++) v[i] = mrl_rng_uniform_range(rng, -0.1f, 0.1f);
+  return v;
+}
+
+static void lstm_wide_init(lstm_wide_ctx *s, int H) {
+  mrl_rng rng = mrl_rng_make(11);
+  size_t N = (size_t)LW_T * LW_B, G = 4 * (size_t)H;
+  s->H = H;
+  mrl_params_init(&s->p);
+  mrl_lstm_layer_init(&s->lstm, &s->p, "lstm", LW_I, H, mrl_init_default(), 0.0f);
+  mrl_params_finalize(&s->p, 1);
+  mrl_graph_init(&s->g, 1 << 24);
+  s->adam = mrl_adam_config_default();
+  s->x = bench_floats(N * LW_I, &rng);
+  s->zeros = bench_floats((size_t)LW_B * H, NULL);
+  s->gates = bench_floats(N * G, &rng);
+  s->hbuf = bench_floats(N * H, &rng);
+  s->dpre = bench_floats(N * G, &rng);
+  s->dh = bench_floats((size_t)LW_B * H, NULL);
+  s->dx = bench_floats(N * LW_I, NULL);
+  s->dwih = bench_floats(G * LW_I, NULL);
+  s->dwhh = bench_floats(G * H, NULL);
+}
+
+static void lstm_wide_free(lstm_wide_ctx *s) {
+  mrl_graph_free(&s->g);
+  mrl_params_free(&s->p);
+  free(s->x), free(s->zeros), free(s->gates), free(s->hbuf), free(s->dpre), free(s->dh);
+  free(s->dx), free(s->dwih), free(s->dwhh);
+}
+
+/* forward over T steps, mean(y^2), backward (no optimiser: its cost is
+ * elementwise and the same in any implementation) */
+static void lstm_wide_step(void *ctx) {
+  lstm_wide_ctx *s = (lstm_wide_ctx *)ctx;
+  mrl_graph *g = &s->g;
+  mrl_tensor *y;
+  mrl_graph_reset(g);
+  y = mrl_lstm_sequence(&s->lstm, g, mrl_tensor_from2(g, s->x, LW_T * LW_B, LW_I), LW_T, LW_B,
+                        mrl_tensor_from2(g, s->zeros, LW_B, s->H),
+                        mrl_tensor_from2(g, s->zeros, LW_B, s->H), NULL, NULL, NULL);
+  y = mrl_mean(g, mrl_square(g, y));
+  mrl_params_zero_grad(&s->p);
+  mrl_backward(g, y);
+  bench_sink = y->data[0];
+}
+
+/* The products of lstm_wide_step alone, in the same order and shapes: the
+ * input projection, T recurrent steps h W_hhᵀ, T reverse steps dpre W_hh,
+ * then dx, dW_ih and dW_hh over all steps. */
+static void lstm_wide_gemms(void *ctx) {
+  lstm_wide_ctx *s = (lstm_wide_ctx *)ctx;
+  int H = s->H, G = 4 * H, N = LW_T * LW_B, t;
+  const float *w_ih = mrl_params_tensor(&s->p, s->lstm.weight_ih)->data;
+  const float *w_hh = mrl_params_tensor(&s->p, s->lstm.weight_hh)->data;
+  mrl_gemm(0, 1, N, G, LW_I, s->x, LW_I, w_ih, LW_I, 1.0f, s->gates, G);
+  for (t = 0; t < LW_T; t++)
+    mrl_gemm(0, 1, LW_B, G, H, s->hbuf + (size_t)t * LW_B * H, H, w_hh, H, 1.0f,
+             s->gates + (size_t)t * LW_B * G, G);
+  for (t = LW_T - 1; t >= 0; t--)
+    mrl_gemm(0, 0, LW_B, H, G, s->dpre + (size_t)t * LW_B * G, G, w_hh, H, 0.0f, s->dh, H);
+  mrl_gemm(0, 0, N, LW_I, G, s->dpre, G, w_ih, LW_I, 1.0f, s->dx, LW_I);
+  mrl_gemm(1, 0, G, LW_I, N, s->dpre, G, s->x, LW_I, 1.0f, s->dwih, LW_I);
+  mrl_gemm(1, 0, G, H, N, s->dpre, G, s->hbuf, H, 1.0f, s->dwhh, H);
+  bench_sink = s->dh[0];
+}
+
+static void bench_lstm_wide(int H) {
+  static lstm_wide_ctx s;
+  double flops = 2.0 * LW_T * LW_B * 4.0 * H * (3.0 * LW_I + 3.0 * H), ms, gms;
+  char name[64];
+  lstm_wide_init(&s, H);
+  ms = best_ms(lstm_wide_step, &s, 10);
+  gms = best_ms(lstm_wide_gemms, &s, 10);
+  snprintf(name, sizeof name, "nn_lstm_H%d_fb_gflops", H);
+  printf("BENCH name=%s value=%.1f unit=GFLOP/s ref=mrl_gemm_same_shapes ref_value=%.1f "
+         "speedup=%.2f\n",
+         name, flops / ms * 1e-6, flops / gms * 1e-6, gms / ms);
+  lstm_wide_free(&s);
+}
+
+/* ---- GTrXL training segment (issue 14): 2 layers, E 64, 4 heads, FF 256,
+ * memory 64 (full after the first call), T 32 x B 16: forward, mean(y^2),
+ * backward, no optimiser (the PyTorch twin is the layer written for the
+ * reference fixtures, tools/make_ref.py) ---- */
+
+enum { GX_T = 32, GX_B = 16 };
+typedef struct gtrxl_ctx {
+  mrl_params p;
+  mrl_gtrxl m;
+  mrl_graph g;
+  float *x, *state;
+} gtrxl_ctx;
+
+static void gtrxl_ctx_init(gtrxl_ctx *s) {
+  mrl_gtrxl_config cfg = mrl_gtrxl_config_default(); /* E 64, 4 heads, 2 layers, FF 256, M 64 */
+  mrl_rng rng = mrl_rng_make(1);
+  int i, n = GX_T * GX_B * cfg.embed_dim;
+  mrl_params_init(&s->p);
+  mrl_gtrxl_init(&s->m, &s->p, "gtrxl", &cfg);
+  mrl_params_finalize(&s->p, 1);
+  mrl_graph_init(&s->g, 1 << 24);
+  s->x = (float *)malloc(sizeof(float) * (size_t)n);
+  s->state = (float *)calloc((size_t)mrl_gtrxl_state_dim(&s->m) * GX_B, sizeof(float));
+  for (i = 0; i < n; i++) s->x[i] = mrl_rng_uniform(&rng) - 0.5f;
+}
+
+static void gtrxl_train_step(void *ctx) {
+  gtrxl_ctx *s = (gtrxl_ctx *)ctx;
+  mrl_graph *g = &s->g;
+  mrl_tensor *y;
+  mrl_graph_reset(g);
+  y = mrl_gtrxl_forward(&s->m, g, mrl_tensor_from2(g, s->x, GX_T * GX_B, s->m.cfg.embed_dim), GX_T,
+                        GX_B, NULL, s->state, s->state);
+  y = mrl_mean(g, mrl_square(g, y));
+  mrl_params_zero_grad(&s->p);
+  mrl_backward(g, y);
+  bench_sink = y->data[0];
+}
+
 int main(int argc, char **argv) {
   static rnn_ctx rnn;
   static mlp_ctx mlp;
@@ -282,10 +424,23 @@ int main(int argc, char **argv) {
   mrl_graph_free(&mlp.g);
   mrl_params_free(&mlp.p);
 
+  if (wanted("nn_lstm_H256")) bench_lstm_wide(256);
+  if (wanted("nn_lstm_H512")) bench_lstm_wide(512);
+
   tf_ctx_init(&tf);
   if (wanted("nn_transformer2_train"))
     report(&r, "nn_transformer2_train", best_ms(tf_train_step, &tf, 20), 0);
   mrl_graph_free(&tf.g);
   mrl_params_free(&tf.p);
+
+  if (wanted("nn_gtrxl_train")) {
+    static gtrxl_ctx gx;
+    gtrxl_ctx_init(&gx);
+    report(&r, "nn_gtrxl_train", best_ms(gtrxl_train_step, &gx, 10), 0);
+    mrl_graph_free(&gx.g);
+    mrl_params_free(&gx.p);
+    free(gx.x);
+    free(gx.state);
+  }
   return 0;
 }

@@ -2193,6 +2193,45 @@ static void test_activation_backward_lanes(void) {
   mrl_graph_free(&g);
 }
 
+/* ReLU and scale run four lanes at a time plus a scalar tail: every element,
+ * -0, +-inf and +-0 inputs and -0 accumulated gradients included, must equal
+ * the scalar formulas bit for bit (15 elements: three vectors and a tail). */
+static void test_relu_scale_lanes(void) {
+  float xd[15], xg[15], rd[15], g0[15];
+  mrl_tensor x = mrl_tensor_make2(xd, xg, 1, 15), r = mrl_tensor_make2(rd, NULL, 1, 15), *y;
+  mrl_graph g;
+  mrl_rng rng = mrl_rng_make(9);
+  int i, op, exact_f, exact_b;
+  mrl_graph_init(&g, 1 << 14);
+  for (i = 0; i < 15; i++) {
+    xd[i] = mrl_rng_uniform_range(&rng, -2, 2);
+    rd[i] = mrl_rng_uniform_range(&rng, -1, 1);
+    g0[i] = i % 3 ? mrl_rng_uniform_range(&rng, -1, 1) : -0.0f;
+  }
+  xd[1] = -0.0f;
+  xd[2] = 0.0f;
+  xd[5] = INFINITY;
+  xd[6] = -INFINITY;
+  xd[13] = -0.0f;
+  rd[3] = -0.0f;
+  for (op = 0; op < 2; op++) {
+    mrl_graph_reset(&g);
+    memcpy(xg, g0, sizeof xg);
+    y = op ? mrl_scale(&g, &x, -0.75f) : mrl_relu(&g, &x);
+    MRL_CHECK(mrl_backward(&g, mrl_sum(&g, mrl_mul(&g, y, &r))) == MRL_OK, "backward failed");
+    exact_f = exact_b = 1;
+    for (i = 0; i < 15; i++) {
+      float want = op ? xd[i] * -0.75f : (xd[i] > 0.0f ? xd[i] : 0.0f);
+      float gy = y->grad[i], gw = op ? g0[i] + gy * -0.75f : g0[i] + (xd[i] > 0.0f ? gy : 0.0f);
+      exact_f &= memcmp(&want, y->data + i, sizeof want) == 0;
+      exact_b &= memcmp(&gw, xg + i, sizeof gw) == 0;
+    }
+    MRL_CHECK(exact_f, "%s forward: four-lane and scalar elements differ", op ? "scale" : "relu");
+    MRL_CHECK(exact_b, "%s backward: four-lane and scalar elements differ", op ? "scale" : "relu");
+  }
+  mrl_graph_free(&g);
+}
+
 static void test_rng(void) {
   mrl_rng r = mrl_rng_make(7), r2;
   const int n = 100000;
@@ -2289,5 +2328,6 @@ int main(void) {
   test_rng();
   test_activation_paths();
   test_activation_backward_lanes();
+  test_relu_scale_lanes();
   return mrl_test_summary(MRL_TEST_PROGRAM);
 }

@@ -54,7 +54,11 @@ enum {
   OP_COSINE,
   OP_SQDIST,
   OP_STRAIGHT,
-  OP_COMPOSITE /* conv2d -> avg_pool2d -> reshape -> layernorm -> cross_entropy */
+  OP_COMPOSITE,        /* conv2d -> avg_pool2d -> reshape -> layernorm -> cross_entropy */
+  OP_ATTENTION,        /* q k v bias, i0 heads, p0 scale, a [B,1,T,K] mask with one empty row */
+  OP_ATTENTION_PACKED, /* one [B, T, 3E] input read as q, k, v columns, causal */
+  OP_ATTENTION_SHIFT,  /* bias read through Transformer-XL's relative shift, no mask */
+  OP_REL_ATTENTION     /* relative term from qr and rk inside, k and v packed, causal + memory */
 };
 
 #define GC_MAX_IN 4
@@ -70,6 +74,16 @@ typedef struct gc_ctx {
 
 static float identity_f(float x) {
   return x;
+}
+
+/* [T, T] 0/1 causal mask (memrl_nn.h's mrl_attn_causal_mask with no memory). */
+static mrl_tensor *mrl_attn_causal_mask_t(mrl_graph *g, int T) {
+  mrl_tensor *m = mrl_tensor_new2(g, T, T, 0);
+  int i, j;
+  if (m)
+    for (i = 0; i < T; i++)
+      for (j = 0; j < T; j++) m->data[i * T + j] = j <= i ? 1.0f : 0.0f;
+  return m;
 }
 
 static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
@@ -100,6 +114,27 @@ static mrl_tensor *gc_apply(mrl_graph *g, const gc_ctx *c, mrl_tensor **in) {
     mrl_tensor *h = mrl_avg_pool2d(g, mrl_conv2d(g, in[0], in[1], in[2], 1, 1), 2, 2, 0);
     h = mrl_layernorm(g, mrl_reshape(g, h, 2, flat), NULL, NULL, 1e-5f);
     return mrl_cross_entropy(g, h, c->targets, MRL_LOSS_MEAN);
+  }
+  case OP_ATTENTION: { /* B 2, T 3, K 4: b 1's row 0 keeps nothing, b 0 keeps a varied set */
+    static const float keep[24] = {1, 0, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0,
+                                   0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 1};
+    int ms[4] = {2, 1, 3, 4};
+    return mrl_attention(g, in[0], in[1], in[2], c->i0, c->p0, in[3],
+                         mrl_tensor_from(g, keep, 4, ms));
+  }
+  case OP_ATTENTION_PACKED: {
+    int E = in[0]->shape[2] / 3;
+    return mrl_attention_cols(g, in[0], 0, in[0], E, in[0], 2 * E, E, c->i0, c->p0, NULL,
+                              mrl_attn_causal_mask_t(g, in[0]->shape[1]), 0);
+  }
+  case OP_ATTENTION_SHIFT: /* every entry kept: the clamped ones still read bias column K-1 */
+    return mrl_attention_cols(g, in[0], 0, in[1], 0, in[2], 0, in[0]->shape[2], c->i0, c->p0, in[3],
+                              NULL, 1);
+  case OP_REL_ATTENTION: { /* T 3, memory 2: query i sees keys j <= 2 + i */
+    static const float keep[15] = {1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1};
+    int ms[2] = {3, 5}, E = in[0]->shape[2];
+    return mrl_rel_attention_cols(g, in[0], 0, in[1], 0, in[1], E, in[2], in[3], E, c->i0, c->p0,
+                                  mrl_tensor_from(g, keep, 2, ms));
   }
   }
   return NULL;
@@ -321,6 +356,23 @@ static void test_gradcheck(void) {
   c->targets = targets + 2; /* classes 4 and 1 of 27 */
   gc_run("composite conv2d -> avg_pool2d -> layernorm -> cross_entropy", c, "2x2x6x6 3x2x3x3 3", -1,
          1);
+
+  c = ctx_for(OP_ATTENTION);
+  c->i0 = 2;
+  c->p0 = 0.7f;
+  gc_run("attention, 2 heads, bias, mask with an empty row", c, "2x3x6 2x4x6 2x4x6 2x2x3x4", -1, 1);
+  c = ctx_for(OP_ATTENTION_PACKED);
+  c->i0 = 3;
+  c->p0 = 0.5f;
+  gc_run("attention, 3 heads from one packed qkv, causal", c, "2x4x18", -1, 1);
+  c = ctx_for(OP_ATTENTION_SHIFT);
+  c->i0 = 2;
+  c->p0 = 0.6f;
+  gc_run("attention, relative-shifted bias", c, "2x3x4 2x5x4 2x5x4 2x2x3x5", -1, 1);
+  c = ctx_for(OP_REL_ATTENTION);
+  c->i0 = 2;
+  c->p0 = 0.6f;
+  gc_run("relative attention (qr, rk inside)", c, "2x3x4 2x5x8 2x3x4 5x4", -1, 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1104,9 +1156,54 @@ static void test_shape_errors(void) {
 }
 #endif
 
+/* mrl_attention against PyTorch (tests/ref/attention_fused.txt). */
+static void test_attention_reference(void) {
+  static const char *pre[2] = {"at_", "at2_"};
+  mrl_ref_file f;
+  mrl_graph g;
+  int r;
+  if (!mrl_ref_open(&f, "tests/ref/attention_fused.txt")) return;
+  mrl_graph_init(&g, 1 << 16);
+  for (r = 0; r < 2; r++) {
+    char nm[9][16];
+    static const char *suf[9] = {"q", "k", "v", "mask", "gy", "bias", "y", "dq", "dk"};
+    mrl_tensor t[6], *y;
+    int i, have = 1;
+    for (i = 0; i < 9; i++) snprintf(nm[i], sizeof nm[i], "%s%s", pre[r], suf[i]);
+    for (i = 0; i < 6; i++) {
+      memset(&t[i], 0, sizeof t[i]);
+      if (i == 5 && r == 1) continue; /* at2_ has no bias */
+      t[i] = ref_tensor(&f, nm[i]);
+      have &= t[i].data != NULL;
+    }
+    if (have) {
+      y = mrl_attention(&g, &t[0], &t[1], &t[2], 2, 0.6f, r == 0 ? &t[5] : NULL, &t[3]);
+      expect_tensor(&f, nm[6], y);
+      MRL_CHECK(backward_weighted(&g, y, &t[4]), "attention: backward failed");
+      expect_grad(&f, nm[7], &t[0]);
+      expect_grad(&f, nm[8], &t[1]);
+      snprintf(nm[0], sizeof nm[0], "%sdv", pre[r]);
+      expect_grad(&f, nm[0], &t[2]);
+      if (r == 0) {
+        snprintf(nm[0], sizeof nm[0], "%sdbias", pre[r]);
+        expect_grad(&f, nm[0], &t[5]);
+      }
+      /* the row that keeps nothing: exactly 0 */
+      if (r == 0 && y)
+        for (i = 0; i < 8; i++)
+          MRL_CHECK(y->data[3 * 8 + i] == 0.0f, "attention: empty row gives %g", y->data[24 + i]);
+    }
+    for (i = 0; i < 6; i++) tensor_drop(&t[i]);
+    mrl_graph_reset(&g);
+  }
+  mrl_graph_free(&g);
+  mrl_ref_close(&f);
+}
+
 int main(void) {
   test_gradcheck();
   test_reference();
+  test_attention_reference();
   test_conv_direct();
   test_conv_determinism();
   test_pool_values();

@@ -14,6 +14,7 @@ build/bench_torch.txt (written by `make bench`):
 """
 import math
 import os
+import subprocess
 import sys
 import time
 
@@ -21,6 +22,38 @@ import time
 # pool of its own that torch.set_num_threads does not reach.
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
+def openblas_core():
+    """The kernel set OpenBLAS picks here (asked in a child process: the choice
+    is made when the library loads), or None without OpenBLAS."""
+    code = ("import ctypes; f = ctypes.CDLL('libopenblas.so.0').openblas_get_corename; "
+            "f.restype = ctypes.c_char_p; print(f().decode())")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+# OpenBLAS 0.3.21 (Debian 12) does not know newer CPUs (e.g. Xeon model 207
+# under KVM) and falls back to its SSE3 "Prescott" kernels, a fifth of its
+# speed: give it the kernels the CPU's flags allow, so that PyTorch is
+# measured at its best. Known CPUs keep OpenBLAS's own choice.
+if "OPENBLAS_CORETYPE" not in os.environ and openblas_core() in ("Prescott", "Core2", "Nehalem"):
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        flags = ""
+    if " avx512f" in flags:
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+    elif " avx2" in flags:
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+    if "OPENBLAS_CORETYPE" in os.environ:
+        print("bench_torch: OpenBLAS falls back to generic kernels here; OPENBLAS_CORETYPE=%s"
+              % os.environ["OPENBLAS_CORETYPE"], file=sys.stderr)
 
 import torch  # noqa: E402 (after the environment it reads at import)
 
@@ -592,6 +625,36 @@ def core_figures():
     return figures
 
 
+def gtrxl_train():
+    # GTrXL (Parisotto et al. 2019) as bench_nn's nn_gtrxl_train: 2 layers,
+    # E 64, 4 heads, FF 256, memory 64 (all valid), segment T 32 x B 16;
+    # forward, mean(y^2), backward (no optimiser), with the layer written
+    # for the reference fixtures (tools/make_ref.py: gtrxl_layer_eq)
+    import make_ref
+    B, T, M, E, H, F = 16, 32, 64, 64, 4, 256
+    params = []
+    for k in range(2):
+        P = make_ref.gtrxl_layer_params("l%d." % k, E, H, F)
+        for t in P.values():
+            t.requires_grad_(True)
+        params.append(P)
+    x = torch.rand(B, T, E) - 0.5
+    mems = [torch.rand(B, M, E) - 0.5 for _ in range(2)]
+    allowed = make_ref.attn_allowed(B, T, M, torch.zeros(B, T), [M] * B)
+
+    def step():
+        for P in params:
+            for t in P.values():
+                t.grad = None
+        h = x
+        for k in range(2):
+            h = make_ref.gtrxl_layer_eq(h, mems[k], params[k], "l%d." % k, H, allowed)
+        loss = (h * h).mean()
+        loss.backward()
+
+    return best_ms(step, 10)
+
+
 def main():
     # "python3 tools/bench_torch.py cores": only the memory cores' figures
     only_cores = len(sys.argv) > 1 and sys.argv[1] == "cores"
@@ -605,6 +668,7 @@ def main():
         ("nn_transformer2_train", transformer2_train()),
         ("gtrxl_act_M64", gtrxl_act(64)),
         ("gtrxl_act_M256", gtrxl_act(256)),
+        ("nn_gtrxl_train", gtrxl_train()),
     ]
     figures += core_figures()  # after the figures above: bench_nn reads the first 16 lines
     for name, ms in figures:

@@ -1291,6 +1291,7 @@ def main():
     print("wrote", make_amrl_fwp())
     print("wrote", make_dnc())
     print("wrote", make_hcam_ftw())
+    print("wrote", make_attention_fused())
 
 
 # ---------------------------------------------------------------------------
@@ -1416,6 +1417,65 @@ def make_tensor_fused():
         "tensor_fused.txt",
         "fused layers, losses, memory ops; gradients of sum(y * <prefix>_gy) "
         "(or of y for one-element losses); see make_tensor_fused()")
+    with f:
+        for name, t in out:
+            dump(f, name, t)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Fused multi-head attention (mrl_attention, tests/test_tensor_fused.c)
+# ---------------------------------------------------------------------------
+
+def make_attention_fused():
+    """mrl_attention against PyTorch's ops: values and gradients of
+    L = sum(y * <prefix>_gy). B 2, T 3, K 5, E 8, 2 heads, scale 0.6.
+    at_: bias [B, H, T, K] and a [B, 1, T, K] mask whose row (b 1, t 0) is
+    all zero (probabilities 0: output 0, no gradient); at2_: no bias, causal
+    [T, K] mask with 2 memory columns (as mrl_attn_causal_mask(3, 2))."""
+    torch.manual_seed(SEED)
+    B, T, K, E, H = 2, 3, 5, 8, 2
+    D = E // H
+    scale = 0.6
+
+    def heads(t):  # [B, n, E] -> [B, H, n, D]
+        return t.reshape(t.shape[0], t.shape[1], H, D).permute(0, 2, 1, 3)
+
+    def attention(q, k, v, bias, keep):
+        s = heads(q) @ heads(k).transpose(-1, -2)
+        if bias is not None:
+            s = s + bias
+        s = (s * scale).masked_fill(keep == 0, float("-inf"))
+        p = torch.softmax(s, -1)
+        p = torch.nan_to_num(p, nan=0.0)  # rows with nothing kept: 0
+        return (p @ heads(v)).permute(0, 2, 1, 3).reshape(q.shape[0], q.shape[1], E)
+
+    out = []
+    for prefix, with_bias in (("at_", True), ("at2_", False)):
+        q = torch.randn(B, T, E).requires_grad_()
+        k = torch.randn(B, K, E).requires_grad_()
+        v = torch.randn(B, K, E).requires_grad_()
+        bias = torch.randn(B, H, T, K).requires_grad_() if with_bias else None
+        if with_bias:
+            keep = (torch.rand(B, 1, T, K) > 0.3).float()
+            keep[0, 0, :, 0] = 1.0
+            keep[1, 0, 0, :] = 0.0
+        else:
+            keep = torch.tensor([[1.0 if j <= 2 + i else 0.0 for j in range(K)]
+                                 for i in range(T)])
+        y = attention(q, k, v, bias, keep)
+        gy = torch.randn(B, T, E)
+        (y * gy).sum().backward()
+        out += [(prefix + "q", q), (prefix + "k", k), (prefix + "v", v), (prefix + "mask", keep),
+                (prefix + "gy", gy), (prefix + "y", y), (prefix + "dq", q.grad),
+                (prefix + "dk", k.grad), (prefix + "dv", v.grad)]
+        if with_bias:
+            out += [(prefix + "bias", bias), (prefix + "dbias", bias.grad)]
+
+    f, path = open_fixture(
+        "attention_fused.txt",
+        "fused multi-head attention (mrl_attention); gradients of sum(y * <prefix>_gy); "
+        "see make_attention_fused()")
     with f:
         for name, t in out:
             dump(f, name, t)
