@@ -115,6 +115,17 @@ static int is_start(int t, int b) {
   return (t * 7 + b * 5) % 24 == 3;
 }
 
+static void core_ctx_free(core_ctx *s) {
+  mrl_graph_free(&s->g);
+  mrl_core_free(&s->core);
+  mrl_params_free(&s->p);
+  free(s->x);
+  free(s->starts);
+  free(s->stored);
+  free(s->act);
+  free(s->act_x);
+}
+
 static int core_ctx_init(core_ctx *s, const char *spec) {
   mrl_core_config cfg;
   char err[MRL_ERROR_SIZE];
@@ -149,21 +160,13 @@ static int core_ctx_init(core_ctx *s, const char *spec) {
   mrl_graph_set_no_grad(&s->g, 1);
   y = mrl_core_forward(&s->core, &s->g, mrl_tensor_from2(&s->g, s->x, T_STEPS * BATCH, IN), T_STEPS,
                        BATCH, NULL, NULL, s->stored, s->S);
-  if (!y) return 0;
+  if (!y) {
+    core_ctx_free(s);
+    return 0;
+  }
   memcpy(s->act, s->stored, sizeof(float) * (size_t)BATCH * s->S);
   mrl_graph_reset(&s->g);
   return 1;
-}
-
-static void core_ctx_free(core_ctx *s) {
-  mrl_graph_free(&s->g);
-  mrl_core_free(&s->core);
-  mrl_params_free(&s->p);
-  free(s->x);
-  free(s->starts);
-  free(s->stored);
-  free(s->act);
-  free(s->act_x);
 }
 
 static void core_act_step(void *ctx) {
@@ -212,7 +215,7 @@ static void bench_one(const char *file, const char *spec, const char *twin) {
   char name[96];
   double ms;
   if (!core_ctx_init(&s, spec)) {
-    printf("BENCH name=core_%s_act skipped: the spec did not build\n", spec);
+    printf("# core %s skipped: the spec did not build\n", spec);
     return;
   }
   mrl_graph_set_no_grad(&s.g, 1);
