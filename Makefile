@@ -60,7 +60,7 @@ test: $(addprefix build/,$(UNIT_TESTS) $(LEARNING_TESTS)) $(addprefix build/san_
 # without one the file is removed and the figures say ref=none.
 PYTHON ?= python3
 bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn build/bench_attention \
-       build/bench_fused
+       build/bench_fused build/bench_cores
 	@./build/bench_envs
 	@./build/bench_train
 	@./build/bench_matmul
@@ -73,6 +73,7 @@ bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn buil
 	@./build/bench_nn build/bench_torch.txt
 	@./build/bench_attention build/bench_torch.txt
 	@./build/bench_fused
+	@./build/bench_cores build/bench_torch.txt
 
 # The memory benchmark (tools/memory_benchmark.sh): PPO with every core on
 # POPGym's tasks, PassiveTMaze and bsuite's memory_len sweep, same budget per

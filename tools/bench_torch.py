@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch twin of bench/bench_nn.c (and of bench_attention.c's GTrXL acting
-step): the same networks, shapes, losses and
+"""PyTorch twin of bench/bench_nn.c, of bench_attention.c's GTrXL acting
+step and of bench_cores.c's memory cores: the same networks, shapes, losses and
 optimiser, single-threaded, timed the same way (warm-up, then the best of
 several rounds of the mean time per iteration, in CPU time of the process so
 that other jobs on a shared machine do not count).
@@ -10,7 +10,9 @@ bench_attention read from
 build/bench_torch.txt (written by `make bench`):
 
     python3 tools/bench_torch.py > build/bench_torch.txt
+    python3 tools/bench_torch.py cores   (only the memory cores' figures)
 """
+import math
 import os
 import subprocess
 import sys
@@ -170,9 +172,9 @@ def transformer2_train():
     return best_ms(step, 20)
 
 
-def gtrxl_act(M):
+def gtrxl_act(M, B=1, iters=2000):
     # One GTrXL acting step (E 64, 4 heads, 2 layers, FF 256, memory M, batch
-    # 1, no-grad), the way a cached-key/value PyTorch implementation steps:
+    # B, no-grad), the way a cached-key/value PyTorch implementation steps:
     # per layer the new row's q, k, v only, the keys and values of the last M
     # steps kept in tensors (window shifted by cat), the position term
     # W_R R_d for every distance computed once; Transformer-XL relative
@@ -197,8 +199,8 @@ def gtrxl_act(M):
                  g1W=u(3 * E, E), g1U=u(3 * E, E), g1b=torch.full((E,), 2.0),
                  g2W=u(3 * E, E), g2U=u(3 * E, E), g2b=torch.full((E,), 2.0))
         P["rk"] = lin(R, P["w_r"]).view(M + 1, H, D).permute(1, 2, 0)  # [H, D, M+1]
-        P["k"] = torch.rand(H, M, D) - 0.5  # cached keys and values, a full window
-        P["v"] = torch.rand(H, M, D) - 0.5
+        P["k"] = torch.rand(B, H, M, D) - 0.5  # cached keys and values, a full window
+        P["v"] = torch.rand(B, H, M, D) - 0.5
         layers.append(P)
 
     def gate(P, pre, x, y):
@@ -209,28 +211,418 @@ def gtrxl_act(M):
         h = torch.tanh(wy[:, 2 * E:] + lin(r * x, P[pre + "U"][2 * E:]))
         return x + z * (h - x)
 
-    x0 = torch.rand(1, E) - 0.5
+    x0 = torch.rand(B, E) - 0.5
 
     def act():
         with torch.no_grad():
             x = x0
             for P in layers:
                 n1 = torch.nn.functional.layer_norm(x, (E,), P["n1w"], P["n1b"])
-                q, k, v = lin(n1, P["w_in"]).view(3, H, 1, D).unbind(0)
-                P["k"] = keys = torch.cat([P["k"], k], 1)  # [H, M+1, D]
-                P["v"] = vals = torch.cat([P["v"], v], 1)
-                s = torch.matmul(q + P["rw"][:, None], keys.transpose(1, 2))
+                q, k, v = lin(n1, P["w_in"]).view(B, 3, H, 1, D).unbind(1)
+                P["k"] = keys = torch.cat([P["k"], k], 2)  # [B, H, M+1, D]
+                P["v"] = vals = torch.cat([P["v"], v], 2)
+                s = torch.matmul(q + P["rw"][:, None], keys.transpose(2, 3))
                 s = s + torch.matmul(q + P["rr"][:, None], P["rk"])
                 a = torch.softmax(s * (1.0 / D ** 0.5), -1)
-                c = torch.matmul(a, vals).reshape(1, E)
-                P["k"], P["v"] = keys[:, 1:], vals[:, 1:]
+                c = torch.matmul(a, vals).reshape(B, E)
+                P["k"], P["v"] = keys[:, :, 1:], vals[:, :, 1:]
                 y = gate(P, "g1", x, torch.relu(lin(c, P["w_o"])))
                 n2 = torch.nn.functional.layer_norm(y, (E,), P["n2w"], P["n2b"])
                 f = lin(torch.relu(lin(n2, P["l1w"], P["l1b"])), P["l2w"], P["l2b"])
                 x = gate(P, "g2", y, torch.relu(f))
             return x
 
-    return best_ms(act, 2000)
+    return best_ms(act, iters)
+
+
+# ---- memory cores (bench/bench_cores.c): input 64, B = 16 environments ----
+# acting: one step T = 1, no-grad, the state carried; training: a [T 32, B 16]
+# sequence from a stored state (the state after one sequence from zeros) with
+# the episode starts of bench_cores.c, loss sum(y), backward into the
+# parameters and into x (as behind an encoder), Adam. The per-step resets are
+# a Python loop over steps, as CleanRL's recurrent agents write them.
+CT, CB, CIN = 32, 16, 64
+
+
+def core_best(fn):
+    """best_ms with the iterations set from a first timing (rounds of ~50 ms)."""
+    fn()
+    t0 = time.process_time()
+    fn()
+    fn()
+    one = (time.process_time() - t0) / 2
+    return best_ms(fn, max(1, int(0.05 / one)) if one > 0 else 1000)
+
+
+def core_starts():
+    s = torch.zeros(CT, CB)
+    for t in range(CT):
+        for b in range(CB):
+            s[t, b] = float((t * 7 + b * 5) % 24 == 3)
+    return s
+
+
+def core_input():
+    return (torch.rand(CT, CB, CIN) * 2 - 1).requires_grad_(True)
+
+
+def core_train_step(params, x, forward):
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        x.grad = None
+        loss = forward().sum()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def core_rnn(kind, H, L):
+    """LSTM / GRU / Elman (tanh), L layers; figures: act and train as a loop of
+    torch.nn.LSTMCell / GRUCell / RNNCell over steps and layers (the resets
+    applied between steps; about 10% faster than calling torch.nn.LSTM once
+    per step), and train as one fused torch.nn.LSTM / GRU / RNN call without
+    resets."""
+    lstm = kind == "lstm"
+    Cell = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}[kind]
+    cells = torch.nn.ModuleList([Cell(CIN if l == 0 else H, H) for l in range(L)])
+    mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](CIN, H, L)
+    x = core_input()
+    keep = (1 - core_starts())[:, :, None]  # [T, B, 1]
+
+    def step(inp, state, k):
+        out = []
+        for l, cell in enumerate(cells):
+            s = state[l]
+            if k is not None:
+                s = (s[0] * k, s[1] * k) if lstm else s * k
+            s = cell(inp, s)
+            inp = s[0] if lstm else s
+            out.append(s)
+        return inp, out
+
+    z = torch.zeros(CB, H)
+    stored = [(z, z) if lstm else z for _ in range(L)]
+    with torch.no_grad():
+        for t in range(CT):
+            _, stored = step(x[t], stored, None)
+
+    def loop():
+        state, ys = stored, []
+        for t in range(CT):
+            y, state = step(x[t], state, keep[t])
+            ys.append(y)
+        return torch.stack(ys)
+
+    xa = torch.rand(CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = step(xa, carried[0], None)
+
+    zl = torch.zeros(L, CB, H)
+    with torch.no_grad():
+        _, fused_stored = mod(x, (zl, zl) if lstm else zl)
+    return (core_best(act), core_best(core_train_step(cells.parameters(), x, loop)),
+            core_best(core_train_step(mod.parameters(), x, lambda: mod(x, fused_stored)[0])))
+
+
+def core_amrl(H):
+    """AMRL-Avg (Beck et al. 2020) as memrl_mem.h >>amrl: an LSTM (a loop of
+    torch.nn.LSTMCell, as the LSTM twin), its first
+    half averaged over the episode with the straight-through gradient
+    (S + (S/n - S).detach()), output [second half, average]."""
+    K = H // 2
+    lstm = torch.nn.LSTMCell(CIN, H)
+    x = core_input()
+    keep = (1 - core_starts())[:, :, None]  # [T, B, 1]
+    ones = torch.ones(CB, 1)
+
+    def seq(xs, state, keeps):
+        h, c, S, n = state
+        ys = []
+        for t in range(xs.shape[0]):
+            if keeps is not None:
+                k = keeps[t]
+                h, c, S, n = h * k, c * k, S * k, n * k
+            h, c = lstm(xs[t], (h, c))
+            n = n + 1
+            S = S + h[:, :K]
+            ys.append(torch.cat([h[:, K:], S + (S / n - S).detach()], 1))
+        return torch.cat(ys), (h, c, S, n)
+
+    z = torch.zeros(CB, H)
+    with torch.no_grad():
+        _, stored = seq(x, (z, z, torch.zeros(CB, K), 0 * ones), None)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = seq(xa, carried[0], None)
+
+    return core_best(act), core_best(
+        core_train_step(lstm.parameters(), x, lambda: seq(x, stored, keep)[0]))
+
+
+def core_fwp(d, NH):
+    """The delta-rule fast weight programmer (Schlag et al. 2021) as memrl_mem.h
+    >>fwp: one bias-free projection to q, k, v, beta; phi = sum-normalised
+    ELU + 1; W += beta (v - W k) k^T per head; y = W q."""
+    hd = NH * d
+    P = torch.nn.Linear(CIN, NH * (3 * d + 1), bias=False)
+    x = core_input()
+    keep = (1 - core_starts())[:, :, None, None, None]  # [T, B, 1, 1, 1]
+
+    def phi(z):
+        e = torch.nn.functional.elu(z) + 1.0
+        return e / e.sum(-1, keepdim=True)
+
+    def seq(xs, W, keeps):
+        T = xs.shape[0]
+        z = P(xs)
+        q = phi(z[..., :hd].reshape(T, CB, NH, d, 1))
+        k = phi(z[..., hd:2 * hd].reshape(T, CB, NH, 1, d))
+        v = z[..., 2 * hd:3 * hd].reshape(T, CB, NH, d, 1)
+        beta = torch.sigmoid(z[..., 3 * hd:]).reshape(T, CB, NH, 1, 1)
+        ys = []
+        for t in range(T):
+            if keeps is not None:
+                W = W * keeps[t]
+            kt = k[t]
+            W = W + (beta[t] * (v[t] - torch.matmul(W, kt.transpose(2, 3)))) * kt
+            ys.append(torch.matmul(W, q[t]).reshape(CB, hd))
+        return torch.cat(ys), W
+
+    with torch.no_grad():
+        _, stored = seq(x, torch.zeros(CB, NH, d, d), None)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = seq(xa, carried[0], None)
+
+    return core_best(act), core_best(
+        core_train_step(P.parameters(), x, lambda: seq(x, stored, keep)[0]))
+
+
+def core_dnc(N, W, R, H=64):
+    """The DNC of memrl_mem.h >>dnc (no links): tools/make_ref.py's twin
+    dnc_sequence, which also multiplies the state by the keep mask every step."""
+    from make_ref import dnc_sequence
+    I = R * W + R + 3 * W + 1 + R + 2
+    k = 1 / H ** 0.5
+    P = {"w_ih": torch.empty(4 * H, CIN + R * W).uniform_(-k, k),
+         "w_hh": torch.empty(4 * H, H).uniform_(-k, k),
+         "b_ih": torch.empty(4 * H).uniform_(-k, k),
+         "b_hh": torch.empty(4 * H).uniform_(-k, k),
+         "w_if": torch.empty(I, H).uniform_(-k, k),
+         "b_if": torch.empty(I).uniform_(-k, k)}
+    for t in P.values():
+        t.requires_grad_(True)
+    S = N * W + N + R * N + N + R * W + 2 * H
+    x = core_input()
+    starts = core_starts()
+    with torch.no_grad():
+        _, stored = dnc_sequence(x, torch.zeros(CT, CB), torch.zeros(CB, S), P, N, W, R, H, 0)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    no_starts = torch.zeros(1, CB)
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = dnc_sequence(xa, no_starts, carried[0], P, N, W, R, H, 0)
+
+    return core_best(act), core_best(core_train_step(
+        list(P.values()), x, lambda: dnc_sequence(x, starts, stored, P, N, W, R, H, 0)[0]))
+
+
+def core_ftw(Fh=64, S=64, tau=10, init_scale=0.1, min_scale=1e-4):
+    """FTW's two-timescale core as memrl_mem.h >>ftw (latent Z = Fh), batched
+    over the environments: slow LSTMCell (computed, with the prior, only at
+    steps where some environment ticks, then selected per environment), fast
+    LSTMCell on [x, h_slow, prior mean and scale, z_{t-1}], Gaussian heads with
+    softplus scales, z = posterior mean; the per-step KL(posterior || prior) is
+    computed (as the C core does) but, as mrl_core_forward's output, not in the
+    loss."""
+    Z = Fh
+    slow = torch.nn.LSTMCell(Fh, S)
+    fast = torch.nn.LSTMCell(CIN + S + 3 * Z, Fh)
+    prior = torch.nn.Linear(S, 2 * Z)
+    post = torch.nn.Linear(Fh, 2 * Z)
+    mods = torch.nn.ModuleList([slow, fast, prior, post])
+    x = core_input()
+    keep = (1 - core_starts())[:, :, None]
+    c = init_scale / math.log(2.0)
+
+    def gauss(lin, h):
+        out = lin(h)
+        return out[:, :Z], torch.nn.functional.softplus(out[:, Z:]) * c + min_scale
+
+    def seq(xs, state, keeps):
+        hs, cs, hf, cf, zp, n = state
+        mu_q, sg_q = gauss(prior, hs)
+        ys = []
+        for t in range(xs.shape[0]):
+            if keeps is not None:
+                k = keeps[t]
+                hs, cs, hf, cf, zp, n = hs * k, cs * k, hf * k, cf * k, zp * k, n * k
+            tick = n == 0
+            if bool(tick.any()):  # an episode start sets n = 0, so it ticks too
+                hs2, cs2 = slow(hf, (hs, cs))
+                hs, cs = torch.where(tick, hs2, hs), torch.where(tick, cs2, cs)
+                mu_q, sg_q = gauss(prior, hs)
+            hf, cf = fast(torch.cat([xs[t], hs, mu_q, sg_q, zp], 1), (hf, cf))
+            mu_p, sg_p = gauss(post, hf)
+            kl = (torch.log(sg_q / sg_p) + (sg_p * sg_p + (mu_p - mu_q) ** 2) / (2 * sg_q * sg_q)
+                  - 0.5).sum(1)
+            zp = mu_p
+            ys.append(zp)
+            n = torch.remainder(n + 1, tau)
+        return torch.cat(ys), (hs, cs, hf, cf, zp, n), kl
+
+    zs, zf = torch.zeros(CB, S), torch.zeros(CB, Fh)
+    with torch.no_grad():
+        _, stored, _ = seq(x, (zs, zs, zf, zf, torch.zeros(CB, Z), torch.zeros(CB, 1)), None)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0], _ = seq(xa, carried[0], None)
+
+    return core_best(act), core_best(
+        core_train_step(mods.parameters(), x, lambda: seq(x, stored, keep)[0]))
+
+
+def hcam_twin(E, C, K, N, heads):
+    """HCAM (Lampinen et al. 2021) as memrl_mem.h >>hcam, batched over the
+    environments: h = W_in x + b, q = LayerNorm(h) appended to the partial
+    chunk (a full one goes into the ring of N chunks with its mean as summary),
+    logits (W_q q).(W_k s_j) / sqrt(E) over the N chunks and the partial one
+    (invalid ones -1e6), top-k, softmax over the k, one batched
+    torch.nn.MultiheadAttention over the k chunks' rows (+ sinusoid positions,
+    rows past a partial chunk's fill masked), y = h + sum_i w_i r_i. Returns
+    the modules and seq(x [T, B, CIN], state, starts or None) -> y, state."""
+    F = torch.nn.functional
+    inp = torch.nn.Linear(CIN, E)
+    norm = torch.nn.LayerNorm(E)
+    wq = torch.nn.Linear(E, E, bias=False)
+    wk = torch.nn.Linear(E, E, bias=False)
+    mha = torch.nn.MultiheadAttention(E, heads, batch_first=True)
+    mods = torch.nn.ModuleList([inp, norm, wq, wk, mha])
+    inv = 1e4 ** (-torch.arange(0, E, 2, dtype=torch.float64) / E)
+    ang = torch.arange(C - 1, -1, -1.0, dtype=torch.float64)[:, None] * inv[None, :]
+    pe = torch.cat([ang.sin(), ang.cos()], 1).float()  # [C, E]
+    rows = torch.arange(C)
+    slots = torch.arange(N)
+    bidx = torch.arange(CB)[:, None]
+
+    def seq(xs, state, st):
+        chunks, sums, part, fill, nvalid, nxt = state
+        hs = inp(xs)
+        ys = []
+        for t in range(xs.shape[0]):
+            if st is not None:
+                k = (1 - st[t])
+                part, fill = part * k[:, None, None], fill * k.long()
+                nvalid, nxt = nvalid * k.long(), nxt * k.long()
+            h = hs[t]
+            q = norm(h)
+            at = (rows[None, :] == fill[:, None]).float()[:, :, None]  # [B, C, 1]
+            part = part * (1 - at) + at * q[:, None, :]
+            fill = fill + 1
+            full = fill == C
+            if bool(full.any()):
+                put = (full[:, None] & (slots[None, :] == nxt[:, None])).float()  # [B, N]
+                chunks = chunks * (1 - put[:, :, None, None]) + put[:, :, None, None] * part[:, None]
+                sums = sums * (1 - put[:, :, None]) + put[:, :, None] * part.mean(1)[:, None]
+                nvalid = torch.where(full, torch.clamp(nvalid + 1, max=N), nvalid)
+                nxt = torch.where(full, (nxt + 1) % N, nxt)
+                part = part * (~full).float()[:, None, None]
+                fill = torch.where(full, torch.zeros_like(fill), fill)
+            fm = torch.clamp(fill, min=1).float()[:, None]
+            psum = (part * (rows[None, :] < fill[:, None]).float()[:, :, None]).sum(1) / fm
+            cand_s = torch.cat([sums, psum[:, None]], 1)  # [B, N+1, E]
+            valid = torch.cat([slots[None, :] < nvalid[:, None], (fill > 0)[:, None]], 1)
+            logits = (wk(cand_s) @ wq(q)[:, :, None])[:, :, 0] / E ** 0.5
+            logits = torch.where(valid, logits, torch.full_like(logits, -1e6))
+            vals, idx = torch.topk(logits, K, dim=1)
+            w = torch.softmax(vals, 1)
+            mem = torch.cat([chunks, part[:, None]], 1)[bidx, idx] + pe  # [B, K, C, E]
+            pad = (idx[:, :, None] == N) & (rows[None, None, :] >= fill[:, None, None]) & \
+                (fill[:, None, None] > 0)
+            r, _ = mha(q[:, None, None, :].expand(CB, K, 1, E).reshape(CB * K, 1, E),
+                       mem.reshape(CB * K, C, E), mem.reshape(CB * K, C, E),
+                       key_padding_mask=pad.reshape(CB * K, C), need_weights=False)
+            ys.append(h + (w[:, :, None] * r.reshape(CB, K, E)).sum(1))
+        return torch.stack(ys), (chunks, sums, part, fill, nvalid, nxt)
+
+    return mods, seq
+
+
+def core_hcam(E=64, C=8, K=2, N=16, heads=1):
+    """HCAM's figures (hcam_twin)."""
+    mods, seq = hcam_twin(E, C, K, N, heads)
+    x = core_input()
+    starts = core_starts()
+    zero = torch.zeros(CB, dtype=torch.long)
+    state0 = (torch.zeros(CB, N, C, E), torch.zeros(CB, N, E), torch.zeros(CB, C, E), zero, zero,
+              zero)
+    with torch.no_grad():
+        _, stored = seq(x, state0, None)
+    xa = torch.rand(1, CB, CIN) * 2 - 1
+    carried = [stored]
+
+    def act():
+        with torch.no_grad():
+            _, carried[0] = seq(xa, carried[0], None)
+
+    return core_best(act), core_best(
+        core_train_step(mods.parameters(), x, lambda: seq(x, stored, starts)[0]))
+
+
+def core_gtrxl_train(M=64, E=64, H=4, F=256, L=2):
+    """GTrXL training segment: tools/make_ref.py's gtrxl_layer_eq (Parisotto et
+    al. 2019 with Transformer-XL relative attention, as mrl_gtrxl), L layers,
+    each over a stored memory of M rows of its inputs, half of them valid,
+    masked at the episode starts (the mask built once, outside the timing)."""
+    from make_ref import attn_allowed, gtrxl_layer_eq, gtrxl_layer_params
+    layers = [gtrxl_layer_params("l%d." % l, E, H, F) for l in range(L)]
+    mems = [torch.rand(CB, M, E) - 0.5 for _ in range(L)]
+    allowed = attn_allowed(CB, CT, M, core_starts().t(), [CT] * CB)
+    x = core_input()
+
+    def forward():
+        h = x.transpose(0, 1)  # [B, T, E]
+        for l in range(L):
+            h = gtrxl_layer_eq(h, mems[l], layers[l], "l%d." % l, H, allowed)
+        return h.transpose(0, 1)
+
+    params = [t for P in layers for t in P.values()]
+    return core_best(core_train_step(params, x, forward))
+
+
+def core_figures():
+    figures = []
+    for spec, kind, H, L in (("lstm:128", "lstm", 128, 1), ("gru:128", "gru", 128, 1),
+                             ("elman:128", "rnn", 128, 1), ("elman:128:2", "rnn", 128, 2)):
+        act, train, fused = core_rnn(kind, H, L)
+        figures += [("core_%s_act" % spec, act), ("core_%s_train" % spec, train),
+                    ("core_%s_train_fused_noreset" % spec, fused)]
+    g_act = gtrxl_act(64, CB, 200)
+    figures += [("core_gtrxl:64_act", g_act), ("core_gtrxl:64_train", core_gtrxl_train())]
+    for spec, fn in (("amrl:128", lambda: core_amrl(128)), ("fwp:32:4", lambda: core_fwp(32, 4)),
+                     ("dnc:16:16:4", lambda: core_dnc(16, 16, 4)),
+                     ("hcam:64:8:2", lambda: core_hcam(64, 8, 2, 16, 1)),
+                     ("ftw:64:64:10", lambda: core_ftw(64, 64, 10))):
+        act, train = fn()
+        figures += [("core_%s_act" % spec, act), ("core_%s_train" % spec, train)]
+    return figures
 
 
 def gtrxl_train():
@@ -264,7 +656,9 @@ def gtrxl_train():
 
 
 def main():
-    figures = [
+    # "python3 tools/bench_torch.py cores": only the memory cores' figures
+    only_cores = len(sys.argv) > 1 and sys.argv[1] == "cores"
+    figures = [] if only_cores else [
         ("nn_lstm_train", rnn_train("lstm")),
         ("nn_gru_train", rnn_train("gru")),
         ("nn_mlp_train", mlp_train()),
@@ -276,6 +670,7 @@ def main():
         ("gtrxl_act_M256", gtrxl_act(256)),
         ("nn_gtrxl_train", gtrxl_train()),
     ]
+    figures += core_figures()  # after the figures above: bench_nn reads the first 16 lines
     for name, ms in figures:
         print("%s %.6f" % (name, ms))
 
