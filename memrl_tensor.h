@@ -3582,7 +3582,7 @@ static mrl_tensor *mrl__attention_impl(mrl_graph *g, mrl_tensor *q, int q_col, m
                                        int num_heads, float scale, mrl_tensor *bias,
                                        mrl_tensor *mask, int bias_shift, mrl_tensor *qr,
                                        mrl_tensor *rk) {
-  static const char *op = "attention";
+  static const char op[] = "attention"; /* an array: a static pointer would be writable data */
   int B, T, K, E = embed_dim, H = num_heads, D, b, h, t, shape[3], ms[MRL_MAX_DIMS];
   int ldq, ldk, ldv, wants;
   float *P, *dS = NULL, *sb = NULL, *bdbuf = NULL;
