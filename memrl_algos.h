@@ -413,6 +413,9 @@ typedef struct mrl_ppo_config {
   int normalize_reward; /* 0 */
   int squash_actions;   /* box actions: 0 Gaussian, clipped when sent; 1 tanh-squashed */
   float log_std_init;   /* box actions: 0 */
+  float core_aux_coef;  /* 0; > 0: the cores' auxiliary loss (FTW's KL(posterior || prior),
+                           mrl_core_forward_aux) joins the loss with this weight (FTW tunes it
+                           by population-based training) */
 } mrl_ppo_config;
 
 MRL_DEF mrl_ppo_config mrl_ppo_config_default(void);
@@ -1815,12 +1818,13 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
   c.normalize_reward = 0;
   c.squash_actions = 0;
   c.log_std_init = 0.0f;
+  c.core_aux_coef = 0.0f;
   return c;
 }
 
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96] = "", head[96] = "", f[10][24], core[1024];
+  char enc[96] = "", head[96] = "", f[11][24], core[1024];
   int i, k = 0;
   mrl_core_config_json(&n->core, core, sizeof core);
   for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
@@ -1835,7 +1839,8 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       "\"clip_vloss\":%d,\"ent_coef\":%s,\"vf_coef\":%s,\"max_grad_norm\":%s,"
       "\"target_kl\":%s,\"adam_eps\":%s,\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],"
       "\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,\"shared_torso\":%d,"
-      "\"normalize_obs\":%d,\"normalize_reward\":%d,\"squash_actions\":%d,\"log_std_init\":%s}",
+      "\"normalize_obs\":%d,\"normalize_reward\":%d,\"squash_actions\":%d,\"log_std_init\":%s,"
+      "\"core_aux_coef\":%s}",
       (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
       c->anneal_lr, c->total_steps, mrl__float_text(c->gamma, f[1], 24),
       mrl__float_text(c->gae_lambda, f[2], 24), c->num_minibatches, c->update_epochs, c->norm_adv,
@@ -1844,7 +1849,7 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       mrl__float_text(c->max_grad_norm, f[6], 24), mrl__float_text(c->target_kl, f[7], 24),
       mrl__float_text(c->adam_eps, f[8], 24), enc, core, head, (int)n->activation, n->use_conv,
       c->orthogonal_init, c->shared_torso, c->normalize_obs, c->normalize_reward, c->squash_actions,
-      mrl__float_text(c->log_std_init, f[9], 24));
+      mrl__float_text(c->log_std_init, f[9], 24), mrl__float_text(c->core_aux_coef, f[10], 24));
 }
 
 /* Names the first field of a PPO config that cannot work (error), or 0. */
@@ -1852,15 +1857,15 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
                                  size_t n) {
   long long batch = (long long)env->num_envs * c->num_steps;
   /* a table on the stack: a static table of pointers would be writable data */
-  const char *const names[10] = {"learning_rate", "gamma",       "gae_lambda",    "clip_coef",
-                                 "ent_coef",      "vf_coef",     "max_grad_norm", "target_kl",
-                                 "adam_eps",      "log_std_init"};
-  const float *f[10];
+  const char *const names[11] = {"learning_rate", "gamma",        "gae_lambda",    "clip_coef",
+                                 "ent_coef",      "vf_coef",      "max_grad_norm", "target_kl",
+                                 "adam_eps",      "log_std_init", "core_aux_coef"};
+  const float *f[11];
   int i;
   f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->gae_lambda, f[3] = &c->clip_coef;
   f[4] = &c->ent_coef, f[5] = &c->vf_coef, f[6] = &c->max_grad_norm, f[7] = &c->target_kl;
-  f[8] = &c->adam_eps, f[9] = &c->log_std_init;
-  for (i = 0; i < 10; i++)
+  f[8] = &c->adam_eps, f[9] = &c->log_std_init, f[10] = &c->core_aux_coef;
+  for (i = 0; i < 11; i++)
     if (!mrl__finite(*f[i])) {
       mrl__say(err, n, "mrl_ppo_config.%s %g must be finite", names[i], *f[i]);
       return 1;
@@ -1887,6 +1892,8 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
               "mrl_ppo_config.gae_lambda %g must be in [0, 1]", c->gae_lambda);
   MRL__REJECT(c->clip_coef < 0.0f, "mrl_ppo_config.clip_coef %g must be >= 0", c->clip_coef);
   MRL__REJECT(c->adam_eps <= 0.0f, "mrl_ppo_config.adam_eps %g must be > 0", c->adam_eps);
+  MRL__REJECT(c->core_aux_coef < 0.0f, "mrl_ppo_config.core_aux_coef %g must be >= 0",
+              c->core_aux_coef);
   MRL__REJECT(c->total_steps < 0, "mrl_ppo_config.total_steps %lld must be >= 0", c->total_steps);
   MRL__REJECT(c->net.core.kind != MRL_CORE_NONE && env->num_envs % c->num_minibatches != 0,
               "mrl_ppo_config.num_minibatches %d does not divide num_envs %d (a recurrent "
@@ -2039,18 +2046,32 @@ MRL_DEF int mrl_ppo_state_dim(const mrl_ppo *a) {
  * [T*B, obs]. State records of a->state_dim floats: the actor's slice first,
  * then the critic's. dist or values may be NULL (not computed; a critic with
  * its own recurrent state still needs values to advance it). */
+static void mrl__ppo_forward_aux(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                 const float *starts, const float *state_in, float *state_out,
+                                 mrl_tensor **dist, mrl_tensor **values, mrl_tensor **aux) {
+  int S = a->state_dim, shape[1];
+  mrl_tensor *aa = NULL, *ac = NULL, *fc;
+  mrl_tensor *fa = mrl_tower_forward_aux(&a->actor, g, x, T, B, starts, state_in, state_out, S,
+                                         aux ? &aa : NULL);
+  if (dist) *dist = mrl_policy_head_forward(&a->policy, g, fa);
+  if (values) {
+    fc = a->cfg.shared_torso ? fa
+                             : mrl_tower_forward_aux(&a->critic, g, x, T, B, starts, state_in,
+                                                     state_out, S, aux ? &ac : NULL);
+    shape[0] = T * B;
+    *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fc), 1, shape);
+  }
+  if (aux) /* the cores' auxiliary losses (FTW's KL), mean over steps, both towers */
+    *aux = aa && ac ? mrl_add(g, mrl_mean(g, aa), mrl_mean(g, ac))
+           : aa     ? mrl_mean(g, aa)
+           : ac     ? mrl_mean(g, ac)
+                    : NULL;
+}
+
 static void mrl__ppo_forward(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
                              const float *starts, const float *state_in, float *state_out,
                              mrl_tensor **dist, mrl_tensor **values) {
-  int S = a->state_dim, shape[1];
-  mrl_tensor *fa = mrl_tower_forward(&a->actor, g, x, T, B, starts, state_in, state_out, S), *fc;
-  if (dist) *dist = mrl_policy_head_forward(&a->policy, g, fa);
-  if (!values) return;
-  fc = a->cfg.shared_torso
-           ? fa
-           : mrl_tower_forward(&a->critic, g, x, T, B, starts, state_in, state_out, S);
-  shape[0] = T * B;
-  *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fc), 1, shape);
+  mrl__ppo_forward_aux(a, g, x, T, B, starts, state_in, state_out, dist, values, NULL);
 }
 
 /* Rollout: num_steps vector steps into a->rollout, then GAE. */
@@ -2123,6 +2144,7 @@ static mrl_result mrl__ppo_minibatch(mrl_ppo *a, const int *rows, int T, int B, 
   float *old_logp = a->mb_scalars, *adv = old_logp + N, *ret = adv + N, *old_v = ret + N;
   double mean = 0.0, var = 0.0, kl = 0.0, clipped = 0.0;
   mrl_tensor *x, *dist = NULL, *values = NULL, *logp = NULL, *ent_rows = NULL, *ratio, *pg, *ent;
+  mrl_tensor *aux = NULL;
   mrl_tensor *vl, *loss, *t_old_logp, *t_adv, *t_ret, *t_old_v;
   mrl_adam_config adam;
   mrl_copy_rows(ro->obs, a->obs_dim, rows, N, a->mb_obs);
@@ -2143,8 +2165,8 @@ static mrl_result mrl__ppo_minibatch(mrl_ppo *a, const int *rows, int T, int B, 
   mrl_graph_set_no_grad(g, 0);
   x = mrl_tensor_from2(g, a->mb_obs, N, a->obs_dim);
   if (x)
-    mrl__ppo_forward(a, g, x, T, B, a->mb_starts, a->state_dim ? a->mb_state : NULL, NULL, &dist,
-                     &values);
+    mrl__ppo_forward_aux(a, g, x, T, B, a->mb_starts, a->state_dim ? a->mb_state : NULL, NULL,
+                         &dist, &values, a->cfg.core_aux_coef != 0.0f ? &aux : NULL);
   if (dist) mrl_policy_head_evaluate(&a->policy, g, dist, a->mb_actions, &logp, &ent_rows);
   shape[0] = N;
   t_old_logp = mrl_tensor_from(g, old_logp, 1, shape);
@@ -2168,6 +2190,7 @@ static mrl_result mrl__ppo_minibatch(mrl_ppo *a, const int *rows, int T, int B, 
   }
   loss = mrl_add(g, mrl_sub(g, pg, mrl_scale(g, ent, a->cfg.ent_coef)),
                  mrl_scale(g, vl, a->cfg.vf_coef));
+  if (aux) loss = mrl_add(g, loss, mrl_scale(g, aux, a->cfg.core_aux_coef));
   if (!loss) {
     mrl__say(a->error, sizeof a->error, "ppo: out of memory in the update");
     return MRL_ERR_OUT_OF_MEMORY;

@@ -291,6 +291,11 @@ MRL_DEF void mrl_tower_free(mrl_tower *t);
 MRL_DEF mrl_tensor *mrl_tower_forward(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T, int B,
                                       const float *episode_start, const float *state_in,
                                       float *state_out, int stride);
+/* The same, and *aux (may be NULL) the core's auxiliary loss per step
+ * (mrl_core_forward_aux: FTW's KL; NULL for cores without one). */
+MRL_DEF mrl_tensor *mrl_tower_forward_aux(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T,
+                                          int B, const float *episode_start, const float *state_in,
+                                          float *state_out, int stride, mrl_tensor **aux);
 
 typedef struct mrl_rollout {
   int num_steps, num_envs, obs_dim, action_dim, state_dim;
@@ -2337,11 +2342,17 @@ MRL_DEF void mrl_tower_free(mrl_tower *t) {
 MRL_DEF mrl_tensor *mrl_tower_forward(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T, int B,
                                       const float *episode_start, const float *state_in,
                                       float *state_out, int stride) {
+  return mrl_tower_forward_aux(t, g, x, T, B, episode_start, state_in, state_out, stride, NULL);
+}
+
+MRL_DEF mrl_tensor *mrl_tower_forward_aux(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T,
+                                          int B, const float *episode_start, const float *state_in,
+                                          float *state_out, int stride, mrl_tensor **aux) {
   if (t->use_conv) x = mrl_conv_encoder_forward(&t->conv, g, x);
   if (t->encoder.num_layers) x = mrl_mlp_forward(&t->encoder, g, x);
-  x = mrl_core_forward(&t->core, g, x, T, B, episode_start,
-                       state_in ? state_in + t->state_offset : NULL,
-                       state_out ? state_out + t->state_offset : NULL, stride);
+  x = mrl_core_forward_aux(&t->core, g, x, T, B, episode_start,
+                           state_in ? state_in + t->state_offset : NULL,
+                           state_out ? state_out + t->state_offset : NULL, stride, aux);
   if (t->head.num_layers) x = mrl_mlp_forward(&t->head, g, x);
   return x;
 }

@@ -377,6 +377,52 @@ static void test_user_core(void) {
   mrl_vecenv_free(&env);
 }
 
+/* FTW's KL joins PPO's loss with core_aux_coef: the same seed and data give
+ * other parameters with the coefficient than without; a core without an
+ * auxiliary loss is untouched by it (bit for bit). */
+static void aux_case(const char *spec, int expect_change) {
+  mrl_vecenv e1, e2;
+  mrl_ppo a1, a2;
+  mrl_ppo_config c = mrl_ppo_config_default();
+  c.num_steps = 16;
+  c.num_minibatches = 2;
+  mrl_core_config_parse(spec, &c.net.core, NULL, 0);
+  if (mrl_vecenv_init(&e1, "TMaze-5", 4, 3) != MRL_OK ||
+      mrl_vecenv_init(&e2, "TMaze-5", 4, 3) != MRL_OK)
+    return;
+  if (mrl_ppo_init(&a1, &c, &e1) == MRL_OK) {
+    c.core_aux_coef = 1.0f;
+    if (mrl_ppo_init(&a2, &c, &e2) == MRL_OK) {
+      int differ;
+      mrl_ppo_train(&a1, &e1, 2 * 4 * 16, NULL, NULL);
+      mrl_ppo_train(&a2, &e2, 2 * 4 * 16, NULL, NULL);
+      differ = memcmp(a1.params.values, a2.params.values, sizeof(float) * a1.params.total) != 0;
+      MRL_CHECK(differ == expect_change, "core_aux_coef with %s: parameters %s", spec,
+                differ ? "changed" : "unchanged");
+      mrl_ppo_free(&a2);
+    }
+    mrl_ppo_free(&a1);
+  }
+  mrl_vecenv_free(&e1);
+  mrl_vecenv_free(&e2);
+}
+
+static void test_core_aux_loss(void) {
+  mrl_vecenv env;
+  mrl_ppo a;
+  mrl_ppo_config c = mrl_ppo_config_default();
+  aux_case("ftw:8:8:2", 1);
+  aux_case("lstm:8", 0);
+  c.core_aux_coef = -1.0f;
+  if (mrl_vecenv_init(&env, "TMaze-5", 2, 1) == MRL_OK) {
+    MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(a.error, "core_aux_coef -1"),
+              "core_aux_coef -1: '%s'", a.error);
+    mrl_ppo_free(&a);
+    mrl_vecenv_free(&env);
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 /* whole-agent checkpoints                                                  */
 /* ------------------------------------------------------------------------ */
@@ -620,6 +666,7 @@ int main(void) {
   test_non_finite_env();
   test_tower();
   test_user_core();
+  test_core_aux_loss();
   test_resume();
   test_save_keeps_normalizer();
   test_load_errors();
