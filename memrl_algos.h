@@ -10,14 +10,16 @@
  *   ANATOMY OF AN ALGORITHM  which shared parts an algorithm uses (PPO as the example)
  *   SHARED PARTS           progress and logs, observation normaliser, runner,
  *                          minibatches, update guard, evaluation, agent
- *                          checkpoints, SVG plots, threads
+ *                          checkpoints, SVG plots, threads, bounded queue
  *   PPO                    clipped-surrogate PPO, discrete or continuous
  *                          actions, feedforward, recurrent or a user's core
+ *   IMPALA                 actors and one learner, V-trace, RMSProp, optional
+ *                          PopArt; synchronous with one actor
  *   LICENCE                at the end of the file: public domain or MIT
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
- *     shared plot threads progress runner agent_checkpoint minibatch evaluate ppo
+ *     shared plot threads queue progress runner agent_checkpoint minibatch evaluate ppo impala
  *
  *
  * ENABLING
@@ -213,6 +215,27 @@ MRL_DEF void mrl_cond_signal(mrl_cond *c);
 MRL_DEF void mrl_cond_broadcast(mrl_cond *c);
 MRL_DEF void mrl_cond_free(mrl_cond *c);
 #endif
+
+/* ---- a bounded FIFO of ints, between actor threads and a learner ----
+ * Carries indices (of trajectory slots, say) from producers to consumers.
+ * Without MRL_THREADS it is a plain ring: push on a full queue and pop on an
+ * empty one fail at once (MRL_ERR_INVALID_ARGUMENT). With MRL_THREADS every
+ * call is thread-safe, push waits while the queue is full and pop while it
+ * is empty; mrl_queue_close wakes every waiter: from then on pop fails at
+ * once (the items stay, for after mrl_queue_reopen) and push fails on a full
+ * queue instead of waiting. */
+typedef struct mrl_queue {
+  int *items; /* [capacity] ring */
+  int capacity, head, count, closed;
+  void *sync; /* MRL_THREADS: its mutex and conditions */
+} mrl_queue;
+MRL_DEF mrl_result mrl_queue_init(mrl_queue *q, int capacity);
+MRL_DEF void mrl_queue_free(mrl_queue *q); /* fine on a zeroed queue; no thread may wait on it */
+MRL_DEF mrl_result mrl_queue_push(mrl_queue *q, int item);
+MRL_DEF mrl_result mrl_queue_pop(mrl_queue *q, int *item);
+MRL_DEF void mrl_queue_close(mrl_queue *q);
+MRL_DEF void mrl_queue_reopen(mrl_queue *q);
+MRL_DEF int mrl_queue_count(mrl_queue *q);
 
 /* ---- running observation normaliser (SB3's VecNormalize for observations) ---- */
 typedef struct mrl_obs_normalizer {
@@ -495,6 +518,190 @@ MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *agent, const char *path, const mr
 MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *agent, const char *path, mrl_vecenv *env);
 /* The config as one line of JSON (what save stores); snprintf semantics. */
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * IMPALA
+ * Espeholt, Soyer, Munos, Simonyan, Mnih, Ward, Doron, Firoiu, Harley,
+ * Dunning, Legg, Kavukcuoglu (2018), "IMPALA: Scalable Distributed Deep-RL
+ * with Importance Weighted Actor-Learner Architectures". Actors act with a
+ * lagging copy of the parameters (fetched before each unroll) and send
+ * trajectories (observations, actions, rewards, flags, behaviour
+ * log-probabilities and the core state before the first step) through a
+ * queue to one learner, which corrects for the lag with V-trace
+ * (mrl_vtrace, rho_bar = c_bar = 1) and takes one RMSProp step per batch.
+ * Loss as the authors' scalable_agent: sums over the batch's [T, B] steps of
+ *   -log pi(a_t) pg_adv_t + baseline_cost 0.5 (vs_t - V(x_t))^2 - entropy_cost H(pi(x_t))
+ * Defaults: the paper's Atari settings (Table G.1 of its appendix): unroll
+ * 20, entropy cost 0.01, baseline cost 0.5, discount 0.99, RMSProp (the
+ * TensorFlow form: eps inside the root, v starting at 1) with learning rate
+ * 6e-4 annealed linearly to 0, decay 0.99, momentum 0, epsilon 0.01, global
+ * gradient-norm clipping at 40. The agent is one network (encoder -> core
+ * -> head, any core through net.core: the paper's LSTM with
+ * mrl_core_config_lstm(256)) with a policy head and a linear baseline, as
+ * the paper's. Optional PopArt (cfg.popart; Hessel et al. 2019): the
+ * baseline has one normalised output per task (num_tasks), V-trace runs on
+ * denormalised values, the baseline loss on normalised targets and the
+ * policy-gradient advantages are divided by the task's sigma; after each
+ * learner step the statistics move towards the batch's vs and the layer is
+ * rescaled (mrl_popart_update), so outputs are preserved.
+ * Actors: num_actors, each owning num_envs / num_actors environments of the
+ * training vector env (a contiguous block; with one actor the vector env
+ * itself). A learner step takes batch_size trajectories (environment
+ * columns of one unroll; 0: num_envs, one unroll of every environment).
+ * One actor, or any number without MRL_THREADS: the actors take turns,
+ * each fetching the learner's current parameters before its unroll, so a
+ * run is synchronous and bitwise deterministic for a seed (the behaviour
+ * policy is then the learner's, rho = 1 up to rounding). With MRL_THREADS
+ * and num_actors > 1: one thread per actor, queue_capacity trajectory slots
+ * in flight; the learner consumes whatever unrolls arrive first. Such runs
+ * do not reproduce: which actor's unroll lands in which batch, and how many
+ * learner steps each actor's parameters lag, depend on thread timing (each
+ * unroll itself is still a deterministic function of its actor's
+ * environments, seed and the parameters it fetched). Unrolls still in the
+ * queue when a train call ends are learned from in the next call.
+ * Deviations: a time-limit truncation is bootstrapped from the behaviour
+ * network's value of the final observation (computed by the actor) instead
+ * of being treated as a terminal state; no reward clipping (the paper clips
+ * Atari rewards to [-1, 1]); the learning rate anneals over total_steps (or
+ * each train call) as PPO's. Save/load resumes bitwise with one actor; with
+ * several, the parameters, optimiser, PopArt statistics and counters resume
+ * while actor 0's environments and every other actor's start anew.
+ * ====================================================================== */
+
+typedef struct mrl_impala_config {
+  uint64_t seed;         /* 1 */
+  int unroll_length;     /* 20: T, steps per trajectory */
+  int num_actors;        /* 1 */
+  int batch_size;        /* 0: num_envs; else trajectories per learner step, a multiple of the
+                            environments of one actor (num_envs / num_actors) */
+  int queue_capacity;    /* 0: batch unrolls + num_actors; trajectory slots (threads only) */
+  float learning_rate;   /* 6e-4 */
+  int anneal_lr;         /* 1: linear decay to 0 */
+  long long total_steps; /* 0: each train call anneals over its own steps; > 0: over the agent's
+                            life (as mrl_ppo_config.total_steps) */
+  float gamma;           /* 0.99 */
+  float rho_bar, c_bar, pg_rho_bar; /* 1, 1, 1: V-trace's clipping thresholds */
+  float baseline_cost;              /* 0.5 */
+  float entropy_cost;               /* 0.01 */
+  float max_grad_norm;              /* 40 (<= 0: no clipping) */
+  float rms_alpha;                  /* 0.99: RMSProp decay */
+  float rms_eps;                    /* 0.01 */
+  float rms_momentum;               /* 0 */
+  int rms_tf;           /* 1: TensorFlow's RMSProp (the paper's); 0: torch.optim.RMSprop */
+  mrl_tower_config net; /* encoder {64, 64} tanh, no core, no head; PyTorch's default inits */
+  int popart;           /* 0; 1: PopArt-normalised baseline (Hessel et al. 2019) */
+  float popart_beta;    /* 3e-4 */
+  int num_tasks;        /* 1: outputs of the baseline; agent.env_task says each env's task */
+} mrl_impala_config;
+
+MRL_DEF mrl_impala_config mrl_impala_config_default(void);
+
+/* The network: tower, policy head, linear baseline of num_tasks outputs. The
+ * learner has one, every actor its own copy (the lagging parameters). */
+typedef struct mrl_impala_net {
+  mrl_params params;
+  mrl_tower tower;
+  mrl_policy_head policy;
+  mrl_linear_layer baseline;
+} mrl_impala_net;
+
+/* One unroll of one actor: what it sends the learner. */
+typedef struct mrl_impala_trajectory {
+  int actor;                  /* which actor filled it */
+  int num_envs;               /* b: its environments (columns) */
+  long long policy_version;   /* learner steps taken when its parameters were fetched */
+  mrl_result status;          /* not MRL_OK: the actor failed (its error says why) */
+  float *obs;                 /* [T+1, b, obs_dim]: row T is the observation after the last step */
+  float *starts;              /* [T+1, b] episode_start of each observation */
+  float *actions;             /* [T, b, raw_dim] as sampled */
+  float *behaviour_log_probs; /* [T, b] log mu(a_t | x_t) */
+  float *rewards, *terminated, *truncated; /* [T, b] */
+  float *final_values; /* [T, b] behaviour value of the final observation where truncated */
+  float *episode_return, *episode_length, *episode_success; /* [T, b]: the episode that ended at
+                                                               step t (-1 success: unknown) */
+  float *initial_state; /* [b, state_dim] core state before step 0 */
+} mrl_impala_trajectory;
+
+typedef struct mrl_impala_actor {
+  void *agent; /* the mrl_impala it belongs to */
+  int index, env_offset, num_envs;
+  mrl_impala_net net; /* its lagging copy of the parameters */
+  mrl_popart popart;  /* and of the PopArt statistics that go with them */
+  long long version;  /* learner steps behind net's parameters */
+  mrl_graph graph;
+  mrl_runner runner;
+  mrl_vecenv view; /* num_actors > 1: its block of the training vector env (borrowed) */
+  mrl_vecenv *env; /* what it steps: view, or the training vector env itself */
+  mrl_rng rng;
+  float *step_actions; /* [b, env_action_dim] */
+#ifdef MRL_THREADS
+  mrl_thread thread;
+#endif
+  char error[MRL_ERROR_SIZE];
+} mrl_impala_actor;
+
+typedef struct mrl_impala_update_stats {
+  double policy_loss, baseline_loss, entropy; /* per step (the sums over T*B divided by T*B) */
+  double mean_rho;                            /* of the clipped rho_t */
+  double policy_lag;                          /* learner steps behind, mean over trajectories */
+} mrl_impala_update_stats;
+
+typedef struct mrl_impala {
+  mrl_impala_config cfg;
+  int obs_dim, num_envs, num_actions, env_action_dim, raw_dim, state_dim;
+  int envs_per_actor, batch_envs, num_slots;
+  mrl_impala_net net; /* the learner's */
+  mrl_popart popart;  /* with cfg.popart */
+  mrl_graph graph, act_graph;
+  mrl_impala_actor *actors;     /* [num_actors] */
+  mrl_impala_trajectory *slots; /* [num_slots] */
+  mrl_queue free_slots, full_slots;
+  int *env_task; /* [num_envs]: the task of each environment, env b * num_tasks / num_envs at
+                    init; set it before training */
+  mrl_episode_stats stats;             /* episodes of every actor, as the learner received them */
+  long long iterations;                /* learner steps since the agent was created */
+  long long env_steps;                 /* environment steps the learner has received */
+  int next_actor;                      /* synchronous runs: whose turn it is */
+  float *published;                    /* threads: the parameters actors fetch, [params.total] */
+  double *published_mu, *published_nu; /* and the PopArt statistics with them */
+  long long published_version;
+  void *lock; /* threads: guards published* */
+  mrl_rng rng;
+  float *b_obs, *b_starts, *b_actions, *b_state, *b_scalars; /* learner batch scratch */
+  int *b_tasks;
+  char error[MRL_ERROR_SIZE];
+} mrl_impala;
+
+/* Builds the agent (and its actors) for env's spaces. With num_actors > 1 the
+ * actors borrow blocks of env's environments: env must outlive the agent and
+ * be the one given to train. A config that does not fit returns
+ * MRL_ERR_INVALID_ARGUMENT and error names the field. */
+MRL_DEF mrl_result mrl_impala_init(mrl_impala *agent, const mrl_impala_config *cfg,
+                                   const mrl_vecenv *env);
+MRL_DEF void mrl_impala_free(mrl_impala *agent);
+/* Trains until the learner has received env_steps more environment steps
+ * (whole learner steps of batch_size * unroll_length; 0 trains nothing). */
+MRL_DEF mrl_result mrl_impala_train(mrl_impala *agent, mrl_vecenv *env, long long env_steps,
+                                    mrl_progress_fn progress, void *user);
+/* One learner step on n trajectories (their columns side by side, at most
+ * batch_size of them): V-trace, the loss, one RMSProp step, PopArt. train
+ * calls it; tests call it on fixed data. stats may be NULL. A non-finite
+ * loss or gradient is not applied: MRL_ERR_NON_FINITE. */
+MRL_DEF mrl_result mrl_impala_update(mrl_impala *agent, mrl_impala_trajectory *const *items, int n,
+                                     float learning_rate, mrl_impala_update_stats *stats);
+MRL_DEF int mrl_impala_state_dim(const mrl_impala *agent);
+/* Deployment with the learner's parameters; conventions as mrl_ppo_act. */
+MRL_DEF mrl_result mrl_impala_act(mrl_impala *agent, const float *obs, int n,
+                                  const float *episode_start, float *state, int greedy,
+                                  mrl_rng *rng, float *actions);
+MRL_DEF mrl_result mrl_impala_evaluate(mrl_impala *agent, mrl_vecenv *env, int episodes, int greedy,
+                                       mrl_episode_stats *stats);
+/* The whole agent in one safetensors file (see the section's notes on
+ * several actors); env (may be NULL) adds the environments' snapshot. */
+MRL_DEF mrl_result mrl_impala_save(const mrl_impala *agent, const char *path,
+                                   const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_impala_load(mrl_impala *agent, const char *path, mrl_vecenv *env);
+MRL_DEF int mrl_impala_config_json(const mrl_impala_config *cfg, char *buf, size_t size);
 
 #ifdef __cplusplus
 }
@@ -1056,6 +1263,124 @@ MRL_DEF void mrl_cond_free(mrl_cond *c) {
   c->impl = NULL;
 }
 #endif /* MRL_THREADS */
+
+/* ---- bounded queue >>queue ---- */
+
+#ifdef MRL_THREADS
+typedef struct mrl__queue_sync {
+  mrl_mutex mutex;
+  mrl_cond not_empty, not_full;
+} mrl__queue_sync;
+#define MRL__QUEUE_LOCK(q) mrl_mutex_lock(&((mrl__queue_sync *)(q)->sync)->mutex)
+#define MRL__QUEUE_UNLOCK(q) mrl_mutex_unlock(&((mrl__queue_sync *)(q)->sync)->mutex)
+#else
+#define MRL__QUEUE_LOCK(q) ((void)0)
+#define MRL__QUEUE_UNLOCK(q) ((void)0)
+#endif
+
+MRL_DEF mrl_result mrl_queue_init(mrl_queue *q, int capacity) {
+  memset(q, 0, sizeof *q);
+  if (capacity < 1) return MRL_ERR_INVALID_ARGUMENT;
+  q->items = (int *)MRL_MALLOC(sizeof(int) * (size_t)capacity);
+  if (!q->items) return MRL_ERR_OUT_OF_MEMORY;
+  q->capacity = capacity;
+#ifdef MRL_THREADS
+  {
+    mrl__queue_sync *s = (mrl__queue_sync *)MRL_MALLOC(sizeof(mrl__queue_sync));
+    if (!s) {
+      mrl_queue_free(q);
+      return MRL_ERR_OUT_OF_MEMORY;
+    }
+    memset(s, 0, sizeof *s);
+    q->sync = s;
+    if (mrl_mutex_init(&s->mutex) != MRL_OK || mrl_cond_init(&s->not_empty) != MRL_OK ||
+        mrl_cond_init(&s->not_full) != MRL_OK) {
+      mrl_queue_free(q);
+      return MRL_ERR_OUT_OF_MEMORY;
+    }
+  }
+#endif
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_queue_free(mrl_queue *q) {
+#ifdef MRL_THREADS
+  mrl__queue_sync *s = (mrl__queue_sync *)q->sync;
+  if (s) {
+    mrl_mutex_free(&s->mutex);
+    mrl_cond_free(&s->not_empty);
+    mrl_cond_free(&s->not_full);
+    MRL_FREE(s);
+  }
+#endif
+  MRL_FREE(q->items);
+  memset(q, 0, sizeof *q);
+}
+
+MRL_DEF mrl_result mrl_queue_push(mrl_queue *q, int item) {
+  mrl_result r = MRL_OK;
+  MRL__QUEUE_LOCK(q);
+#ifdef MRL_THREADS
+  while (q->count == q->capacity && !q->closed)
+    mrl_cond_wait(&((mrl__queue_sync *)q->sync)->not_full, &((mrl__queue_sync *)q->sync)->mutex);
+#endif
+  if (q->count == q->capacity) {
+    r = MRL_ERR_INVALID_ARGUMENT;
+  } else {
+    q->items[(q->head + q->count) % q->capacity] = item;
+    q->count++;
+#ifdef MRL_THREADS
+    mrl_cond_signal(&((mrl__queue_sync *)q->sync)->not_empty);
+#endif
+  }
+  MRL__QUEUE_UNLOCK(q);
+  return r;
+}
+
+MRL_DEF mrl_result mrl_queue_pop(mrl_queue *q, int *item) {
+  mrl_result r = MRL_OK;
+  MRL__QUEUE_LOCK(q);
+#ifdef MRL_THREADS
+  while (q->count == 0 && !q->closed)
+    mrl_cond_wait(&((mrl__queue_sync *)q->sync)->not_empty, &((mrl__queue_sync *)q->sync)->mutex);
+#endif
+  if (q->count == 0 || q->closed) {
+    r = MRL_ERR_INVALID_ARGUMENT;
+  } else {
+    *item = q->items[q->head];
+    q->head = (q->head + 1) % q->capacity;
+    q->count--;
+#ifdef MRL_THREADS
+    mrl_cond_signal(&((mrl__queue_sync *)q->sync)->not_full);
+#endif
+  }
+  MRL__QUEUE_UNLOCK(q);
+  return r;
+}
+
+MRL_DEF void mrl_queue_close(mrl_queue *q) {
+  MRL__QUEUE_LOCK(q);
+  q->closed = 1;
+#ifdef MRL_THREADS
+  mrl_cond_broadcast(&((mrl__queue_sync *)q->sync)->not_empty);
+  mrl_cond_broadcast(&((mrl__queue_sync *)q->sync)->not_full);
+#endif
+  MRL__QUEUE_UNLOCK(q);
+}
+
+MRL_DEF void mrl_queue_reopen(mrl_queue *q) {
+  MRL__QUEUE_LOCK(q);
+  q->closed = 0;
+  MRL__QUEUE_UNLOCK(q);
+}
+
+MRL_DEF int mrl_queue_count(mrl_queue *q) {
+  int n;
+  MRL__QUEUE_LOCK(q);
+  n = q->count;
+  MRL__QUEUE_UNLOCK(q);
+  return n;
+}
 
 /* printf into an object's error buffer (size 0: no message wanted) */
 static void mrl__say(char *error, size_t size, const char *fmt, ...) {
@@ -2423,6 +2748,852 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
   mrl_ppo_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_load(path, &a->params, "ppo", config, &a->runner, env, x, n, a->error,
                         sizeof a->error);
+}
+
+/* ---- IMPALA >>impala ---- */
+
+MRL_DEF mrl_impala_config mrl_impala_config_default(void) {
+  mrl_impala_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.unroll_length = 20;
+  c.num_actors = 1;
+  c.batch_size = 0;
+  c.queue_capacity = 0;
+  c.learning_rate = 6e-4f;
+  c.anneal_lr = 1;
+  c.total_steps = 0;
+  c.gamma = 0.99f;
+  c.rho_bar = c.c_bar = c.pg_rho_bar = 1.0f;
+  c.baseline_cost = 0.5f;
+  c.entropy_cost = 0.01f;
+  c.max_grad_norm = 40.0f;
+  c.rms_alpha = 0.99f;
+  c.rms_eps = 0.01f;
+  c.rms_momentum = 0.0f;
+  c.rms_tf = 1;
+  c.net = mrl_tower_config_default();
+  c.popart = 0;
+  c.popart_beta = 3e-4f;
+  c.num_tasks = 1;
+  return c;
+}
+
+MRL_DEF int mrl_impala_config_json(const mrl_impala_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  char enc[96] = "", head[96] = "", f[13][24], core[1024];
+  int i, k = 0;
+  mrl_core_config_json(&n->core, core, sizeof core);
+  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
+  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"unroll_length\":%d,\"num_actors\":%d,\"batch_size\":%d,"
+      "\"queue_capacity\":%d,\"learning_rate\":%s,\"anneal_lr\":%d,\"total_steps\":%lld,"
+      "\"gamma\":%s,\"rho_bar\":%s,\"c_bar\":%s,\"pg_rho_bar\":%s,\"baseline_cost\":%s,"
+      "\"entropy_cost\":%s,\"max_grad_norm\":%s,\"rms_alpha\":%s,\"rms_eps\":%s,"
+      "\"rms_momentum\":%s,\"rms_tf\":%d,\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],"
+      "\"activation\":%d,\"use_conv\":%d,\"popart\":%d,\"popart_beta\":%s,\"num_tasks\":%d}",
+      (unsigned long long)c->seed, c->unroll_length, c->num_actors, c->batch_size,
+      c->queue_capacity, mrl__float_text(c->learning_rate, f[0], 24), c->anneal_lr, c->total_steps,
+      mrl__float_text(c->gamma, f[1], 24), mrl__float_text(c->rho_bar, f[2], 24),
+      mrl__float_text(c->c_bar, f[3], 24), mrl__float_text(c->pg_rho_bar, f[4], 24),
+      mrl__float_text(c->baseline_cost, f[5], 24), mrl__float_text(c->entropy_cost, f[6], 24),
+      mrl__float_text(c->max_grad_norm, f[7], 24), mrl__float_text(c->rms_alpha, f[8], 24),
+      mrl__float_text(c->rms_eps, f[9], 24), mrl__float_text(c->rms_momentum, f[10], 24), c->rms_tf,
+      enc, core, head, (int)n->activation, n->use_conv, c->popart,
+      mrl__float_text(c->popart_beta, f[11], 24), c->num_tasks);
+}
+
+/* Names the first field of an IMPALA config that cannot work (error), or 0. */
+static int mrl__impala_check_config(const mrl_impala_config *c, const mrl_vecenv *env, char *err,
+                                    size_t n) {
+  const char *const names[12] = {"learning_rate", "gamma",         "rho_bar",      "c_bar",
+                                 "pg_rho_bar",    "baseline_cost", "entropy_cost", "max_grad_norm",
+                                 "rms_alpha",     "rms_eps",       "rms_momentum", "popart_beta"};
+  const float *f[12];
+  int i, per;
+  f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->rho_bar, f[3] = &c->c_bar;
+  f[4] = &c->pg_rho_bar, f[5] = &c->baseline_cost, f[6] = &c->entropy_cost;
+  f[7] = &c->max_grad_norm, f[8] = &c->rms_alpha, f[9] = &c->rms_eps, f[10] = &c->rms_momentum;
+  f[11] = &c->popart_beta;
+  for (i = 0; i < 12; i++)
+    if (!mrl__finite(*f[i])) {
+      mrl__say(err, n, "mrl_impala_config.%s %g must be finite", names[i], *f[i]);
+      return 1;
+    }
+#define MRL__REJECT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      mrl__say(err, n, __VA_ARGS__);                                                               \
+      return 1;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  MRL__REJECT(c->unroll_length < 1, "mrl_impala_config.unroll_length %d must be >= 1",
+              c->unroll_length);
+  MRL__REJECT(c->num_actors < 1 || env->num_envs % c->num_actors != 0,
+              "mrl_impala_config.num_actors %d must be >= 1 and divide num_envs %d", c->num_actors,
+              env->num_envs);
+  per = env->num_envs / c->num_actors;
+  MRL__REJECT(c->batch_size < 0 || c->batch_size % per != 0,
+              "mrl_impala_config.batch_size %d must be a multiple of the %d environments of an "
+              "actor (0: num_envs)",
+              c->batch_size, per);
+  MRL__REJECT((long long)(c->batch_size ? c->batch_size : env->num_envs) * (c->unroll_length + 1) >
+                  INT_MAX / 8,
+              "mrl_impala_config.batch_size %d x unroll_length %d is too large", c->batch_size,
+              c->unroll_length);
+  MRL__REJECT(c->queue_capacity < 0, "mrl_impala_config.queue_capacity %d must be >= 0",
+              c->queue_capacity);
+  MRL__REJECT(c->learning_rate < 0.0f, "mrl_impala_config.learning_rate %g must be >= 0",
+              c->learning_rate);
+  MRL__REJECT(c->gamma < 0.0f || c->gamma > 1.0f, "mrl_impala_config.gamma %g must be in [0, 1]",
+              c->gamma);
+  MRL__REJECT(c->rho_bar <= 0.0f || c->c_bar <= 0.0f || c->pg_rho_bar <= 0.0f,
+              "mrl_impala_config.rho_bar %g, c_bar %g and pg_rho_bar %g must be > 0", c->rho_bar,
+              c->c_bar, c->pg_rho_bar);
+  MRL__REJECT(c->rms_alpha < 0.0f || c->rms_alpha >= 1.0f,
+              "mrl_impala_config.rms_alpha %g must be in [0, 1)", c->rms_alpha);
+  MRL__REJECT(c->rms_eps <= 0.0f, "mrl_impala_config.rms_eps %g must be > 0", c->rms_eps);
+  MRL__REJECT(c->rms_momentum < 0.0f, "mrl_impala_config.rms_momentum %g must be >= 0",
+              c->rms_momentum);
+  MRL__REJECT(c->num_tasks < 1 || c->num_tasks > env->num_envs,
+              "mrl_impala_config.num_tasks %d must be in 1..num_envs (%d)", c->num_tasks,
+              env->num_envs);
+  MRL__REJECT(c->popart && !(c->popart_beta > 0.0f && c->popart_beta <= 1.0f),
+              "mrl_impala_config.popart_beta %g must be in (0, 1]", c->popart_beta);
+  MRL__REJECT(c->total_steps < 0, "mrl_impala_config.total_steps %lld must be >= 0",
+              c->total_steps);
+  MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
+#undef MRL__REJECT
+  return 0;
+}
+
+/* The network, declared the same way for the learner and every actor, so
+ * one memcpy of params.values copies the parameters. */
+static mrl_result mrl__impala_net_init(mrl_impala_net *m, const mrl_impala_config *c,
+                                       const mrl_vecenv *env, char *err, size_t n) {
+  mrl_policy_head_config pc;
+  mrl_result r;
+  mrl_params_init(&m->params);
+  if ((r = mrl_tower_init(&m->tower, &m->params, "net", env->obs_dim, &c->net, 0, err, n)) !=
+      MRL_OK)
+    return r;
+  if (env->num_actions > 0) {
+    pc = mrl_policy_head_config_default(MRL_POLICY_CATEGORICAL);
+    pc.num_actions = env->num_actions;
+  } else {
+    pc = mrl_policy_head_config_default(MRL_POLICY_GAUSSIAN);
+    pc.action_dim = env->action_dim;
+    pc.action_low = mrl_env_action_low(env->envs[0]);
+    pc.action_high = mrl_env_action_high(env->envs[0]);
+  }
+  if ((r = mrl_policy_head_init(&m->policy, &m->params, "policy", m->tower.output_dim, &pc)) !=
+      MRL_OK) {
+    mrl__say(err, n, "mrl_impala_init: no policy head fits the action space");
+    return r;
+  }
+  mrl_linear_layer_init(&m->baseline, &m->params, "baseline", m->tower.output_dim, c->num_tasks,
+                        mrl_init_default());
+  if ((r = mrl_params_finalize(&m->params, c->seed)) != MRL_OK)
+    mrl__say(err, n, "mrl_impala_init: %s", m->params.message);
+  return r;
+}
+
+static void mrl__impala_net_free(mrl_impala_net *m) {
+  mrl_tower_free(&m->tower);
+  mrl_params_free(&m->params);
+}
+
+static mrl_result mrl__impala_traj_init(mrl_impala_trajectory *tr, int T, int b, int O, int R,
+                                        int S) {
+  size_t tb = (size_t)T * b, t1 = (size_t)(T + 1) * b;
+  memset(tr, 0, sizeof *tr);
+  tr->num_envs = b;
+  tr->obs = (float *)MRL_MALLOC(sizeof(float) * t1 * O);
+  tr->starts = (float *)MRL_MALLOC(sizeof(float) * t1);
+  tr->actions = (float *)MRL_MALLOC(sizeof(float) * tb * R);
+  /* the [T, b] arrays in one block */
+  tr->behaviour_log_probs = (float *)MRL_MALLOC(sizeof(float) * tb * 8);
+  tr->initial_state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)b * S + 1));
+  if (!tr->obs || !tr->starts || !tr->actions || !tr->behaviour_log_probs || !tr->initial_state)
+    return MRL_ERR_OUT_OF_MEMORY;
+  memset(tr->behaviour_log_probs, 0, sizeof(float) * tb * 8);
+  memset(tr->initial_state, 0, sizeof(float) * ((size_t)b * S + 1));
+  tr->rewards = tr->behaviour_log_probs + tb;
+  tr->terminated = tr->rewards + tb;
+  tr->truncated = tr->terminated + tb;
+  tr->final_values = tr->truncated + tb;
+  tr->episode_return = tr->final_values + tb;
+  tr->episode_length = tr->episode_return + tb;
+  tr->episode_success = tr->episode_length + tb;
+  return MRL_OK;
+}
+
+static void mrl__impala_traj_free(mrl_impala_trajectory *tr) {
+  MRL_FREE(tr->obs);
+  MRL_FREE(tr->starts);
+  MRL_FREE(tr->actions);
+  MRL_FREE(tr->behaviour_log_probs);
+  MRL_FREE(tr->initial_state);
+  memset(tr, 0, sizeof *tr);
+}
+
+MRL_DEF mrl_result mrl_impala_init(mrl_impala *a, const mrl_impala_config *cfg,
+                                   const mrl_vecenv *env) {
+  mrl_runner_config rc = mrl_runner_config_default();
+  mrl_result r = MRL_OK;
+  int A, k, b, i;
+  size_t N1;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_impala_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (mrl__impala_check_config(cfg, env, a->error, sizeof a->error))
+    return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  A = cfg->num_actors;
+  a->obs_dim = env->obs_dim;
+  a->num_envs = env->num_envs;
+  a->num_actions = env->num_actions;
+  a->env_action_dim = env->action_dim;
+  a->envs_per_actor = b = env->num_envs / A;
+  a->batch_envs = cfg->batch_size ? cfg->batch_size : env->num_envs;
+  a->num_slots = cfg->queue_capacity ? cfg->queue_capacity : a->batch_envs / b + A;
+  if (a->num_slots < a->batch_envs / b) a->num_slots = a->batch_envs / b;
+  if ((r = mrl__impala_net_init(&a->net, cfg, env, a->error, sizeof a->error)) != MRL_OK) goto fail;
+  a->raw_dim = mrl_policy_head_raw_dim(&a->net.policy);
+  a->state_dim = a->net.tower.state_dim;
+  if (cfg->popart && (r = mrl_popart_init(&a->popart, cfg->num_tasks, cfg->popart_beta)) != MRL_OK)
+    goto fail;
+  if ((r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK ||
+      (r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK)
+    goto fail;
+  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
+  mrl_episode_stats_init(&a->stats);
+  a->env_task = (int *)MRL_MALLOC(sizeof(int) * (size_t)a->num_envs);
+  a->actors = (mrl_impala_actor *)MRL_MALLOC(sizeof(mrl_impala_actor) * (size_t)A);
+  a->slots =
+      (mrl_impala_trajectory *)MRL_MALLOC(sizeof(mrl_impala_trajectory) * (size_t)a->num_slots);
+  if (!a->env_task || !a->actors || !a->slots) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  memset(a->actors, 0, sizeof(mrl_impala_actor) * (size_t)A);
+  memset(a->slots, 0, sizeof(mrl_impala_trajectory) * (size_t)a->num_slots);
+  for (i = 0; i < a->num_envs; i++)
+    a->env_task[i] = (int)((long long)i * cfg->num_tasks / a->num_envs);
+  for (i = 0; i < a->num_slots; i++)
+    if ((r = mrl__impala_traj_init(&a->slots[i], cfg->unroll_length, b, a->obs_dim, a->raw_dim,
+                                   a->state_dim)) != MRL_OK)
+      goto fail;
+  for (k = 0; k < A; k++) {
+    mrl_impala_actor *ac = &a->actors[k];
+    ac->agent = a;
+    ac->index = k;
+    ac->env_offset = k * b;
+    ac->num_envs = b;
+    if ((r = mrl__impala_net_init(&ac->net, cfg, env, a->error, sizeof a->error)) != MRL_OK)
+      goto fail;
+    if (cfg->popart &&
+        (r = mrl_popart_init(&ac->popart, cfg->num_tasks, cfg->popart_beta)) != MRL_OK)
+      goto fail;
+    if (A == 1) {
+      ac->env = (mrl_vecenv *)env; /* stepped only by train, which gets it non-const */
+    } else {
+      /* a view over the block: the environments stay the training vector's */
+      uint64_t seed = env->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(k + 1);
+      if ((r = mrl_vecenv_init_envs(&ac->view, env->envs + ac->env_offset, b, seed)) != MRL_OK) {
+        mrl__say(a->error, sizeof a->error, "mrl_impala_init: actor %d: %s", k, ac->view.error);
+        goto fail;
+      }
+      ac->env = &ac->view;
+    }
+    if ((r = mrl_runner_init(&ac->runner, ac->env, a->state_dim, &rc, a->error, sizeof a->error)) !=
+            MRL_OK ||
+        (r = mrl_graph_init(&ac->graph, (size_t)1 << 18)) != MRL_OK)
+      goto fail;
+    ac->rng = mrl_rng_make(cfg->seed * 0x2545f4914f6cdd1dULL + (uint64_t)k + 1);
+    ac->step_actions = (float *)MRL_MALLOC(sizeof(float) * (size_t)b * a->env_action_dim);
+    if (!ac->step_actions) {
+      r = MRL_ERR_OUT_OF_MEMORY;
+      goto fail;
+    }
+    ac->version = -1; /* fetches before its first unroll */
+  }
+  if ((r = mrl_queue_init(&a->free_slots, a->num_slots)) != MRL_OK ||
+      (r = mrl_queue_init(&a->full_slots, a->num_slots)) != MRL_OK)
+    goto fail;
+  for (i = 0; i < a->num_slots; i++) mrl_queue_push(&a->free_slots, i);
+  N1 = (size_t)(cfg->unroll_length + 1) * a->batch_envs;
+  a->b_obs = (float *)MRL_MALLOC(sizeof(float) * N1 * a->obs_dim);
+  a->b_starts = (float *)MRL_MALLOC(sizeof(float) * N1);
+  a->b_actions = (float *)MRL_MALLOC(sizeof(float) * N1 * a->raw_dim);
+  a->b_state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)a->batch_envs * a->state_dim + 1));
+  a->b_scalars = (float *)MRL_MALLOC(sizeof(float) * N1 * 12);
+  a->b_tasks = (int *)MRL_MALLOC(sizeof(int) * N1);
+  a->published = (float *)MRL_MALLOC(sizeof(float) * a->net.params.total);
+  a->published_mu = (double *)MRL_MALLOC(sizeof(double) * 2 * (size_t)cfg->num_tasks);
+  if (!a->b_obs || !a->b_starts || !a->b_actions || !a->b_state || !a->b_scalars || !a->b_tasks ||
+      !a->published || !a->published_mu) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  a->published_nu = a->published_mu + cfg->num_tasks;
+#ifdef MRL_THREADS
+  {
+    mrl_mutex *m = (mrl_mutex *)MRL_MALLOC(sizeof(mrl_mutex));
+    if (!m || mrl_mutex_init(m) != MRL_OK) {
+      MRL_FREE(m);
+      r = MRL_ERR_OUT_OF_MEMORY;
+      goto fail;
+    }
+    a->lock = m;
+  }
+#endif
+  return MRL_OK;
+fail:
+  if (r == MRL_OK) r = MRL_ERR_INVALID_ARGUMENT;
+  if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
+    mrl__say(a->error, sizeof a->error, "mrl_impala_init: out of memory");
+  {
+    char keep[MRL_ERROR_SIZE];
+    memcpy(keep, a->error, sizeof keep);
+    mrl_impala_free(a);
+    memcpy(a->error, keep, sizeof keep);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_impala_free(mrl_impala *a) {
+  int k, i;
+  mrl__impala_net_free(&a->net);
+  mrl_popart_free(&a->popart);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  for (k = 0; a->actors && k < a->cfg.num_actors; k++) {
+    mrl_impala_actor *ac = &a->actors[k];
+    mrl__impala_net_free(&ac->net);
+    mrl_popart_free(&ac->popart);
+    mrl_graph_free(&ac->graph);
+    mrl_runner_free(&ac->runner);
+    if (ac->view.envs) /* borrowed: the training vector frees them */
+      for (i = 0; i < ac->view.num_envs; i++) ac->view.envs[i] = NULL;
+    mrl_vecenv_free(&ac->view);
+    MRL_FREE(ac->step_actions);
+  }
+  for (i = 0; a->slots && i < a->num_slots; i++) mrl__impala_traj_free(&a->slots[i]);
+  mrl_queue_free(&a->free_slots);
+  mrl_queue_free(&a->full_slots);
+#ifdef MRL_THREADS
+  if (a->lock) mrl_mutex_free((mrl_mutex *)a->lock);
+#endif
+  MRL_FREE(a->lock);
+  MRL_FREE(a->actors);
+  MRL_FREE(a->slots);
+  MRL_FREE(a->env_task);
+  MRL_FREE(a->b_obs);
+  MRL_FREE(a->b_starts);
+  MRL_FREE(a->b_actions);
+  MRL_FREE(a->b_state);
+  MRL_FREE(a->b_scalars);
+  MRL_FREE(a->b_tasks);
+  MRL_FREE(a->published);
+  MRL_FREE(a->published_mu);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_impala_state_dim(const mrl_impala *a) {
+  return a->state_dim;
+}
+
+/* Distribution parameters [T*B, P] and the baseline's outputs [T*B, K] of
+ * observations x [T*B, obs] (either may be NULL). */
+static void mrl__impala_forward(const mrl_impala_net *m, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                const float *starts, const float *state_in, float *state_out, int S,
+                                mrl_tensor **dist, mrl_tensor **baseline) {
+  mrl_tensor *f = mrl_tower_forward(&m->tower, g, x, T, B, starts, state_in, state_out, S);
+  if (dist) *dist = mrl_policy_head_forward(&m->policy, g, f);
+  if (baseline) *baseline = mrl_linear_layer_forward(&m->baseline, g, f);
+}
+
+/* The actor's copy of the learner's parameters (and PopArt statistics). */
+static void mrl__impala_fetch(mrl_impala *a, mrl_impala_actor *ac) {
+  int K = a->cfg.num_tasks;
+  size_t bytes = sizeof(float) * a->net.params.total;
+  if (a->cfg.num_actors == 1 || !a->lock) { /* synchronous: the learner's current parameters */
+    if (ac->version == a->iterations) return;
+    memcpy(ac->net.params.values, a->net.params.values, bytes);
+    if (a->cfg.popart) {
+      memcpy(ac->popart.mu, a->popart.mu, sizeof(double) * K);
+      memcpy(ac->popart.nu, a->popart.nu, sizeof(double) * K);
+    }
+    ac->version = a->iterations;
+    return;
+  }
+#ifdef MRL_THREADS
+  mrl_mutex_lock((mrl_mutex *)a->lock);
+  if (ac->version != a->published_version) {
+    memcpy(ac->net.params.values, a->published, bytes);
+    if (a->cfg.popart) {
+      memcpy(ac->popart.mu, a->published_mu, sizeof(double) * K);
+      memcpy(ac->popart.nu, a->published_nu, sizeof(double) * K);
+    }
+    ac->version = a->published_version;
+  }
+  mrl_mutex_unlock((mrl_mutex *)a->lock);
+#endif
+}
+
+/* The learner's parameters, for actor threads to fetch. */
+static void mrl__impala_publish(mrl_impala *a) {
+#ifdef MRL_THREADS
+  int K = a->cfg.num_tasks;
+  if (!a->lock) return;
+  mrl_mutex_lock((mrl_mutex *)a->lock);
+  memcpy(a->published, a->net.params.values, sizeof(float) * a->net.params.total);
+  if (a->cfg.popart) {
+    memcpy(a->published_mu, a->popart.mu, sizeof(double) * K);
+    memcpy(a->published_nu, a->popart.nu, sizeof(double) * K);
+  }
+  a->published_version = a->iterations;
+  mrl_mutex_unlock((mrl_mutex *)a->lock);
+#else
+  (void)a;
+#endif
+}
+
+/* A (denormalised) value from the baseline's row of outputs for task k. */
+static float mrl__impala_value(const mrl_impala_config *c, const mrl_popart *p, const float *row,
+                               int k) {
+  float v = row[k];
+  if (c->popart) mrl_popart_denormalize(p, &v, &k, 1, &v);
+  return v;
+}
+
+/* One unroll of actor ac on its environments into tr. */
+static mrl_result mrl__impala_unroll(mrl_impala *a, mrl_impala_actor *ac,
+                                     mrl_impala_trajectory *tr) {
+  mrl_runner *run = &ac->runner;
+  mrl_vecenv *env = ac->env;
+  mrl_graph *g = &ac->graph;
+  int T = a->cfg.unroll_length, b = ac->num_envs, O = a->obs_dim, R = a->raw_dim;
+  int S = a->state_dim, t, j;
+  mrl_result r;
+  tr->actor = ac->index;
+  tr->policy_version = ac->version;
+  memcpy(tr->initial_state, run->state, sizeof(float) * (size_t)b * S);
+  for (t = 0; t < T; t++) {
+    size_t row = (size_t)t * b;
+    mrl_tensor *x, *dist = NULL;
+    mrl_graph_reset(g);
+    mrl_graph_set_no_grad(g, 1);
+    x = mrl_tensor_from2(g, run->obs, b, O);
+    if (x)
+      mrl__impala_forward(&ac->net, g, x, 1, b, run->episode_start, run->state, run->state, S,
+                          &dist, NULL);
+    if (!dist) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(tr->obs + row * O, run->obs, sizeof(float) * (size_t)b * O);
+    memcpy(tr->starts + row, run->episode_start, sizeof(float) * (size_t)b);
+    mrl_policy_head_act(&ac->net.policy, dist->data, b, 0, &ac->rng, NULL, tr->actions + row * R,
+                        tr->behaviour_log_probs + row);
+    mrl_policy_head_env_action(&ac->net.policy, tr->actions + row * R, b, ac->step_actions);
+    if ((r = mrl_runner_step(run, env, ac->step_actions)) != MRL_OK) {
+      mrl__say(ac->error, sizeof ac->error, "impala: actor %d: %s", ac->index,
+               env->error[0] ? env->error : mrl_result_string(r));
+      return r;
+    }
+    memcpy(tr->rewards + row, run->rewards, sizeof(float) * (size_t)b);
+    memcpy(tr->terminated + row, run->terminated, sizeof(float) * (size_t)b);
+    memcpy(tr->truncated + row, run->truncated, sizeof(float) * (size_t)b);
+    for (j = 0; j < b; j++) {
+      int ended = run->terminated[j] != 0.0f || run->truncated[j] != 0.0f;
+      tr->episode_return[row + j] = ended ? env->episode_return[j] : 0.0f;
+      tr->episode_length[row + j] = ended ? (float)env->episode_length[j] : 0.0f;
+      tr->episode_success[row + j] = ended ? (float)env->episode_success[j] : -1.0f;
+      tr->final_values[row + j] = 0.0f;
+      if (run->truncated[j] != 0.0f) { /* V(final observation), the state of its episode */
+        mrl_tensor *xf, *v = NULL;
+        float zero = 0.0f;
+        mrl_graph_reset(g);
+        xf = mrl_tensor_from2(g, run->final_obs + (size_t)j * O, 1, O);
+        if (xf)
+          mrl__impala_forward(&ac->net, g, xf, 1, 1, &zero, run->state + (size_t)j * S, NULL, S,
+                              NULL, &v);
+        if (!v) return MRL_ERR_OUT_OF_MEMORY;
+        tr->final_values[row + j] =
+            mrl__impala_value(&a->cfg, &ac->popart, v->data, a->env_task[ac->env_offset + j]);
+      }
+    }
+  }
+  memcpy(tr->obs + (size_t)T * b * O, run->obs, sizeof(float) * (size_t)b * O);
+  memcpy(tr->starts + (size_t)T * b, run->episode_start, sizeof(float) * (size_t)b);
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_impala_update(mrl_impala *a, mrl_impala_trajectory *const *items, int n,
+                                     float lr, mrl_impala_update_stats *st) {
+  mrl_graph *g = &a->graph;
+  const mrl_impala_config *c = &a->cfg;
+  int T = c->unroll_length, O = a->obs_dim, R = a->raw_dim, S = a->state_dim, K = c->num_tasks;
+  int Bt = 0, N, N1, i, t, j, col, shape[1];
+  float *log_rho, *disc, *rew, *values, *vs, *adv, *mask, *vtarget, *pg_w, *boot;
+  mrl_tensor *x, *dist = NULL, *base = NULL, *logp = NULL, *ent_rows = NULL, *v, *pg, *bl, *ent;
+  mrl_tensor *loss;
+  mrl_impala_update_stats local;
+  double rho_sum = 0.0, lag = 0.0;
+  if (!st) st = &local;
+  memset(st, 0, sizeof *st);
+  for (i = 0; i < n; i++) Bt += items[i]->num_envs;
+  if (n < 1 || Bt > a->batch_envs || !mrl__finite(lr)) return MRL_ERR_INVALID_ARGUMENT;
+  N = T * Bt;
+  N1 = N + Bt;
+  log_rho = a->b_scalars, disc = log_rho + N1, rew = disc + N1, values = rew + N1;
+  vs = values + N1, adv = vs + N1, mask = adv + N1, vtarget = mask + N1, pg_w = vtarget + N1;
+  boot = pg_w + N1;
+  /* the batch: each trajectory's columns side by side, time-major [T+1, Bt] */
+  for (i = 0, col = 0; i < n; col += items[i]->num_envs, i++) {
+    const mrl_impala_trajectory *tr = items[i];
+    int b = tr->num_envs, off = a->actors[tr->actor].env_offset;
+    for (t = 0; t <= T; t++) {
+      size_t dst = (size_t)t * Bt + col, src = (size_t)t * b;
+      memcpy(a->b_obs + dst * O, tr->obs + src * O, sizeof(float) * (size_t)b * O);
+      memcpy(a->b_starts + dst, tr->starts + src, sizeof(float) * (size_t)b);
+      for (j = 0; j < b; j++) a->b_tasks[dst + j] = a->env_task[off + j];
+      if (t == T) {
+        memset(a->b_actions + dst * R, 0, sizeof(float) * (size_t)b * R);
+        continue;
+      }
+      memcpy(a->b_actions + dst * R, tr->actions + src * R, sizeof(float) * (size_t)b * R);
+      for (j = 0; j < b; j++) {
+        float term = tr->terminated[src + j], trunc = tr->truncated[src + j];
+        log_rho[dst + j] = -tr->behaviour_log_probs[src + j]; /* + log pi below */
+        rew[dst + j] = tr->rewards[src + j];
+        disc[dst + j] = term != 0.0f || trunc != 0.0f ? 0.0f : c->gamma;
+        if (trunc != 0.0f && term == 0.0f) rew[dst + j] += c->gamma * tr->final_values[src + j];
+      }
+    }
+    memcpy(a->b_state + (size_t)col * S, tr->initial_state, sizeof(float) * (size_t)b * S);
+    lag += (double)(a->iterations - tr->policy_version);
+  }
+  /* the learner's network over all T+1 steps (the last gives the bootstrap value) */
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 0);
+  x = mrl_tensor_from2(g, a->b_obs, N1, O);
+  if (x)
+    mrl__impala_forward(&a->net, g, x, T + 1, Bt, a->b_starts, S ? a->b_state : NULL, NULL, S,
+                        &dist, &base);
+  if (dist) mrl_policy_head_evaluate(&a->net.policy, g, dist, a->b_actions, &logp, &ent_rows);
+  if (!logp || !ent_rows || !base) {
+    mrl__say(a->error, sizeof a->error, "impala: out of memory in the update");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  for (i = 0; i < N1; i++)
+    values[i] = mrl__impala_value(c, &a->popart, base->data + (size_t)i * K, a->b_tasks[i]);
+  for (i = 0; i < N; i++) log_rho[i] += logp->data[i];
+  memcpy(boot, values + N, sizeof(float) * (size_t)Bt);
+  mrl_vtrace(T, Bt, log_rho, disc, rew, values, boot, c->rho_bar, c->c_bar, c->pg_rho_bar, vs, adv);
+  for (i = 0; i < N1; i++) {
+    int k = a->b_tasks[i];
+    float sigma = c->popart ? mrl_popart_sigma(&a->popart, k) : 1.0f;
+    mask[i] = i < N ? 1.0f : 0.0f;
+    pg_w[i] = i < N ? adv[i] / sigma : 0.0f; /* PopArt: advantages in normalised units */
+    vtarget[i] = i < N ? vs[i] : 0.0f;
+    if (c->popart && i < N) mrl_popart_normalize(&a->popart, &vs[i], &k, 1, &vtarget[i]);
+    if (i < N) {
+      double r = exp((double)log_rho[i]);
+      rho_sum += r < c->rho_bar ? r : c->rho_bar;
+    }
+  }
+  /* the baseline's output for each row's task: a one-hot mask over the K outputs */
+  if (K == 1) {
+    shape[0] = N1;
+    v = mrl_reshape(g, base, 1, shape);
+  } else {
+    float *onehot = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)N1 * K);
+    mrl_tensor *oh;
+    if (!onehot) return MRL_ERR_OUT_OF_MEMORY;
+    memset(onehot, 0, sizeof(float) * (size_t)N1 * K);
+    for (i = 0; i < N1; i++) onehot[(size_t)i * K + a->b_tasks[i]] = 1.0f;
+    oh = mrl_tensor_from2(g, onehot, N1, K);
+    v = mrl_sum_rows(g, mrl_mul(g, base, oh));
+  }
+  shape[0] = N1;
+  /* pg = -sum log pi(a_t) pg_adv_t; baseline = 0.5 sum (vs_t - V(x_t))^2; entropy = sum H_t */
+  pg = mrl_neg(g, mrl_sum(g, mrl_mul(g, logp, mrl_tensor_from(g, pg_w, 1, shape))));
+  bl = mrl_scale(
+      g,
+      mrl_sum(g, mrl_mul(g, mrl_square(g, mrl_sub(g, mrl_tensor_from(g, vtarget, 1, shape), v)),
+                         mrl_tensor_from(g, mask, 1, shape))),
+      0.5f);
+  ent = mrl_sum(g, mrl_mul(g, ent_rows, mrl_tensor_from(g, mask, 1, shape)));
+  loss = mrl_sub(g, mrl_add(g, pg, mrl_scale(g, bl, c->baseline_cost)),
+                 mrl_scale(g, ent, c->entropy_cost));
+  if (!loss) {
+    mrl__say(a->error, sizeof a->error, "impala: out of memory in the update");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  mrl_params_zero_grad(&a->net.params);
+  mrl_backward(g, loss);
+  if (!mrl_update_guard(&a->net.params, loss->data[0], c->max_grad_norm)) {
+    mrl__say(a->error, sizeof a->error,
+             "impala: non-finite loss (%g) or gradient at learner step %lld: not applied",
+             loss->data[0], a->iterations + 1);
+    return MRL_ERR_NON_FINITE;
+  }
+  {
+    mrl_rmsprop_config rc = c->rms_tf ? mrl_rmsprop_config_tf() : mrl_rmsprop_config_default();
+    mrl_result r;
+    rc.lr = lr;
+    rc.alpha = c->rms_alpha;
+    rc.eps = c->rms_eps;
+    rc.momentum = c->rms_momentum;
+    if ((r = mrl_rmsprop_step(&a->net.params, &rc)) != MRL_OK) return r;
+  }
+  /* PopArt: the statistics move towards this batch's targets, the outputs stay */
+  if (c->popart) mrl_popart_update(&a->popart, &a->net.params, &a->net.baseline, vs, a->b_tasks, N);
+  a->iterations++;
+  st->policy_loss = pg->data[0] / N;
+  st->baseline_loss = bl->data[0] / N;
+  st->entropy = ent->data[0] / N;
+  st->mean_rho = rho_sum / N;
+  st->policy_lag = lag / n;
+  return MRL_OK;
+}
+
+/* Adds the episodes that ended inside trajectory tr to the agent's statistics. */
+static void mrl__impala_record(mrl_impala *a, const mrl_impala_trajectory *tr) {
+  int T = a->cfg.unroll_length, b = tr->num_envs, t, j;
+  for (t = 0; t < T; t++)
+    for (j = 0; j < b; j++) {
+      size_t i = (size_t)t * b + j;
+      if (tr->terminated[i] != 0.0f || tr->truncated[i] != 0.0f)
+        mrl_episode_stats_add(&a->stats, tr->episode_return[i], (int)tr->episode_length[i],
+                              (int)tr->episode_success[i]);
+    }
+  a->env_steps += (long long)T * b;
+}
+
+#ifdef MRL_THREADS
+static void mrl__impala_actor_main(void *arg) {
+  mrl_impala_actor *ac = (mrl_impala_actor *)arg;
+  mrl_impala *a = (mrl_impala *)ac->agent;
+  int slot;
+  while (mrl_queue_pop(&a->free_slots, &slot) == MRL_OK) {
+    mrl_impala_trajectory *tr = &a->slots[slot];
+    mrl__impala_fetch(a, ac);
+    tr->status = mrl__impala_unroll(a, ac, tr);
+    mrl_queue_push(&a->full_slots, slot); /* never full: there are as many slots as room */
+    if (tr->status != MRL_OK) break;
+  }
+}
+#endif
+
+/* The trajectories of one learner step into items: from the actor threads'
+ * queue, or (synchronous) unrolled here by the actors in turn. */
+static mrl_result mrl__impala_gather(mrl_impala *a, int threaded, mrl_impala_trajectory **items,
+                                     int *count) {
+  int n = 0, cols = 0, slot;
+  mrl_result r;
+  while (cols < a->batch_envs) {
+    mrl_impala_trajectory *tr;
+    if (threaded) {
+      if (mrl_queue_pop(&a->full_slots, &slot) != MRL_OK) return MRL_ERR_INVALID_ARGUMENT;
+    } else {
+      mrl_impala_actor *ac = &a->actors[a->next_actor];
+      mrl_queue_pop(&a->free_slots, &slot);
+      a->next_actor = (a->next_actor + 1) % a->cfg.num_actors;
+      mrl__impala_fetch(a, ac);
+      a->slots[slot].status = mrl__impala_unroll(a, ac, &a->slots[slot]);
+    }
+    tr = &a->slots[slot];
+    items[n++] = tr;
+    cols += tr->num_envs;
+    if (tr->status != MRL_OK) {
+      mrl__say(a->error, sizeof a->error, "%s", a->actors[tr->actor].error);
+      r = tr->status;
+      *count = n;
+      return r;
+    }
+  }
+  *count = n;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_impala_train(mrl_impala *a, mrl_vecenv *env, long long env_steps,
+                                    mrl_progress_fn progress, void *user) {
+  long long batch = (long long)a->batch_envs * a->cfg.unroll_length, iters, it, span, done;
+  long long steps0 = a->env_steps;
+  double t0 = mrl_wall_seconds();
+  int k, n = 0, i, threaded = 0, stop = 0;
+  mrl_impala_trajectory *items[64], **pitems = items;
+  mrl_result r = MRL_OK;
+  if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
+      env->num_actions != a->num_actions || env->action_dim != a->env_action_dim ||
+      (a->cfg.num_actors > 1 && a->actors[0].view.envs[0] != env->envs[0])) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_impala_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_impala_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  iters = env_steps / batch;
+  if (iters == 0) return MRL_OK;
+  if (a->num_slots > 64) {
+    pitems = (mrl_impala_trajectory **)MRL_MALLOC(sizeof(void *) * (size_t)a->num_slots);
+    if (!pitems) return MRL_ERR_OUT_OF_MEMORY;
+  }
+  span = a->cfg.total_steps > 0 ? a->cfg.total_steps / batch : iters;
+  done = a->cfg.total_steps > 0 ? a->iterations : 0;
+  if (a->cfg.num_actors == 1) a->actors[0].env = env;
+  for (k = 0; k < a->cfg.num_actors; k++)
+    if ((r = mrl_runner_start(&a->actors[k].runner, a->actors[k].env)) != MRL_OK) goto out;
+#ifdef MRL_THREADS
+  if (a->cfg.num_actors > 1) { /* the actor threads, acting on published parameters */
+    threaded = 1;
+    mrl__impala_publish(a);
+    mrl_queue_reopen(&a->free_slots);
+    for (k = 0; k < a->cfg.num_actors; k++)
+      if ((r = mrl_thread_start(&a->actors[k].thread, mrl__impala_actor_main, &a->actors[k])) !=
+          MRL_OK) {
+        mrl_queue_close(&a->free_slots);
+        while (--k >= 0) mrl_thread_join(&a->actors[k].thread);
+        goto out;
+      }
+  }
+#endif
+  for (it = 1; it <= iters && !stop; it++) {
+    float lr = a->cfg.learning_rate;
+    mrl_impala_update_stats st;
+    if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, done + it - 1, span);
+    /* collect */
+    r = mrl__impala_gather(a, threaded, pitems, &n);
+    /* targets and update */
+    if (r == MRL_OK) r = mrl_impala_update(a, pitems, n, lr, &st);
+    if (r == MRL_OK) mrl__impala_publish(a);
+    for (i = 0; i < n; i++) {
+      if (r == MRL_OK) mrl__impala_record(a, pitems[i]);
+      mrl_queue_push(&a->free_slots, (int)(pitems[i] - a->slots));
+    }
+    if (r != MRL_OK) break;
+    /* report */
+    if (progress) {
+      mrl_train_progress p;
+      memset(&p, 0, sizeof p);
+      p.algo = "impala";
+      p.env_id = mrl_env_id(env->envs[0]);
+      p.iteration = (int)it;
+      p.num_iterations = (int)iters;
+      p.env_steps = a->env_steps;
+      p.seconds = mrl_wall_seconds() - t0;
+      p.steps_per_second = p.seconds > 0.0 ? (double)(a->env_steps - steps0) / p.seconds : 0.0;
+      p.episodes = a->stats.total_episodes;
+      p.mean_return = mrl_episode_stats_mean_return(&a->stats);
+      p.mean_length = mrl_episode_stats_mean_length(&a->stats);
+      p.success_rate = mrl_episode_stats_success_rate(&a->stats);
+      p.learning_rate = lr;
+      mrl_progress_set(&p, "policy_loss", (float)st.policy_loss);
+      mrl_progress_set(&p, "baseline_loss", (float)st.baseline_loss);
+      mrl_progress_set(&p, "entropy", (float)st.entropy);
+      mrl_progress_set(&p, "mean_rho", (float)st.mean_rho);
+      mrl_progress_set(&p, "policy_lag", (float)st.policy_lag);
+      if (a->cfg.popart) mrl_progress_set(&p, "popart_sigma", mrl_popart_sigma(&a->popart, 0));
+      if (progress(&p, user)) stop = 1;
+    }
+  }
+#ifdef MRL_THREADS
+  if (threaded) { /* unrolls in flight land in full_slots and wait for the next call */
+    mrl_queue_close(&a->free_slots);
+    for (k = 0; k < a->cfg.num_actors; k++) mrl_thread_join(&a->actors[k].thread);
+  }
+#endif
+out:
+  if (pitems != items) MRL_FREE(pitems);
+  return r;
+}
+
+MRL_DEF mrl_result mrl_impala_act(mrl_impala *a, const float *obs, int n,
+                                  const float *episode_start, float *state, int greedy,
+                                  mrl_rng *rng, float *actions) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *x, *dist = NULL;
+  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  x = mrl_tensor_from2(g, obs, n, a->obs_dim);
+  if (x)
+    mrl__impala_forward(&a->net, g, x, 1, n, episode_start, state, state, a->state_dim, &dist,
+                        NULL);
+  if (!dist) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  mrl_policy_head_act(&a->net.policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, actions,
+                      NULL);
+  mrl_policy_head_env_action(&a->net.policy, actions, n, actions);
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+static mrl_result mrl__impala_act_fn(void *agent, const float *obs, int n,
+                                     const float *episode_start, float *state, int greedy,
+                                     mrl_rng *rng, float *actions) {
+  return mrl_impala_act((mrl_impala *)agent, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_impala_evaluate(mrl_impala *a, mrl_vecenv *env, int episodes, int greedy,
+                                       mrl_episode_stats *stats) {
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || env->obs_dim != a->obs_dim || env->num_actions != a->num_actions ||
+      env->action_dim != a->env_action_dim)
+    return MRL_ERR_INVALID_ARGUMENT;
+  return mrl_evaluate(mrl__impala_act_fn, a, a->state_dim, env, episodes, greedy, &rng, stats);
+}
+
+/* IMPALA's state beyond the parameters and actor 0's runner. */
+static int mrl__impala_extras(const mrl_impala *a, mrl_checkpoint_extra *x) {
+  int n = 0;
+  x[n].name = "__impala.rng", x[n].dtype = "U64", x[n].data = &a->rng;
+  x[n++].count = sizeof a->rng / sizeof(uint64_t);
+  x[n].name = "__impala.actor_rng", x[n].dtype = "U64", x[n].data = &a->actors[0].rng;
+  x[n++].count = sizeof a->rng / sizeof(uint64_t);
+  x[n].name = "__impala.iterations", x[n].dtype = "I64", x[n].data = &a->iterations;
+  x[n++].count = 1;
+  x[n].name = "__impala.env_steps", x[n].dtype = "I64", x[n].data = &a->env_steps;
+  x[n++].count = 1;
+  x[n].name = "__impala.stats", x[n].dtype = "U8", x[n].data = &a->stats;
+  x[n++].count = sizeof a->stats;
+  if (a->cfg.popart) {
+    x[n].name = "__impala.popart_mu", x[n].dtype = "F64", x[n].data = a->popart.mu;
+    x[n++].count = (uint64_t)a->cfg.num_tasks;
+    x[n].name = "__impala.popart_nu", x[n].dtype = "F64", x[n].data = a->popart.nu;
+    x[n++].count = (uint64_t)a->cfg.num_tasks;
+  }
+  return n;
+}
+
+MRL_DEF mrl_result mrl_impala_save(const mrl_impala *a, const char *path, const mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[8];
+  int n = mrl__impala_extras(a, x);
+  mrl_impala_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->net.params, "impala", config, &a->actors[0].runner,
+                        a->cfg.num_actors == 1 ? env : NULL, x, n);
+}
+
+MRL_DEF mrl_result mrl_impala_load(mrl_impala *a, const char *path, mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[8];
+  int n = mrl__impala_extras(a, x), k;
+  mrl_result r;
+  mrl_impala_config_json(&a->cfg, config, sizeof config);
+  r = mrl_agent_load(path, &a->net.params, "impala", config, &a->actors[0].runner,
+                     a->cfg.num_actors == 1 ? env : NULL, x, n, a->error, sizeof a->error);
+  if (r == MRL_OK)
+    for (k = 0; k < a->cfg.num_actors; k++) a->actors[k].version = -1; /* fetch again */
+  return r;
 }
 
 #ifdef __cplusplus

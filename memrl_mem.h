@@ -67,7 +67,7 @@
  * TAGS: each implementation section carries one tag, written >> and the
  * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
  *   The tags in file order:
- *     core frame_stack gtrxl_core amrl fwp hcam ftw dnc tower rollout
+ *     core frame_stack gtrxl_core amrl fwp hcam ftw dnc tower rollout returns
  *
  */
 #ifndef MEMRL_MEM_H
@@ -320,6 +320,27 @@ MRL_DEF void mrl_rollout_free(mrl_rollout *r);
  * step T-1 did not end the episode). */
 MRL_DEF void mrl_rollout_compute_gae(mrl_rollout *r, const float *last_values, float gamma,
                                      float gae_lambda);
+
+/* ---- return estimators ---- */
+/* V-trace (Espeholt et al. 2018, "IMPALA", section 4.1): off-policy value
+ * targets vs and policy-gradient advantages for [T, B] time-major arrays
+ * (row t*B+b). log_rhos = log pi(a_t|x_t) - log mu(a_t|x_t) (target minus
+ * behaviour log-probabilities); discounts = gamma, or 0 where step t ended its
+ * episode (the next row of column b then belongs to a new episode); values
+ * V(x_t); bootstrap_value [B] V(x_T) of the observation after the last step.
+ * With rho_t = min(rho_bar, e^log_rho_t), c_t = min(c_bar, e^log_rho_t),
+ *   delta_t = rho_t (r_t + discount_t V(x_{t+1}) - V(x_t))
+ *   vs_t    = V(x_t) + sum_{k>=t} (prod_{i<k} discount_i) (prod_{i=t}^{k-1} c_i) delta_k
+ *           = V(x_t) + delta_t + discount_t c_t (vs_{t+1} - V(x_{t+1}))    (computed so)
+ *   pg_advantages_t = min(pg_rho_bar, e^log_rho_t) (r_t + discount_t vs_{t+1} - V(x_t))
+ * with vs_T = V(x_T) = bootstrap_value. A time-limit truncation at step t is
+ * bootstrapped by the caller: rewards_t += gamma V(final observation), discount_t = 0.
+ * The thresholds: the paper's rho_bar = c_bar = pg_rho_bar = 1; HUGE_VALF for
+ * no clipping. Sums run in double. vs or pg_advantages may be NULL. */
+MRL_DEF void mrl_vtrace(int T, int B, const float *log_rhos, const float *discounts,
+                        const float *rewards, const float *values, const float *bootstrap_value,
+                        float rho_bar, float c_bar, float pg_rho_bar, float *vs,
+                        float *pg_advantages);
 
 #ifdef __cplusplus
 }
@@ -2434,6 +2455,33 @@ MRL_DEF void mrl_rollout_compute_gae(mrl_rollout *r, const float *last_values, f
                 (ended ? 0.0f : gamma * gae_lambda * running);
       r->advantages[i] = running;
       r->returns[i] = running + r->values[i];
+    }
+  }
+}
+
+/* ---- return estimators >>returns ---- */
+
+MRL_DEF void mrl_vtrace(int T, int B, const float *log_rhos, const float *discounts,
+                        const float *rewards, const float *values, const float *bootstrap_value,
+                        float rho_bar, float c_bar, float pg_rho_bar, float *vs,
+                        float *pg_advantages) {
+  int t, b;
+  for (b = 0; b < B; b++) {
+    /* backwards: acc = vs_{t+1} - V(x_{t+1}), next = V(x_{t+1}), vs_next = vs_{t+1} */
+    double acc = 0.0, next = bootstrap_value[b], vs_next = bootstrap_value[b];
+    for (t = T - 1; t >= 0; t--) {
+      size_t i = (size_t)t * B + b;
+      double rho = exp((double)log_rhos[i]), d = discounts[i], v = values[i];
+      double rho_c = rho < rho_bar ? rho : rho_bar, c = rho < c_bar ? rho : c_bar;
+      double rho_pg = rho < pg_rho_bar ? rho : pg_rho_bar;
+      double delta = rho_c * (rewards[i] + d * next - v);
+      double vs_t;
+      acc = delta + d * c * acc;
+      vs_t = v + acc;
+      if (pg_advantages) pg_advantages[i] = (float)(rho_pg * (rewards[i] + d * vs_next - v));
+      if (vs) vs[i] = (float)vs_t;
+      next = v;
+      vs_next = vs_t;
     }
   }
 }

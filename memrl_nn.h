@@ -17,7 +17,7 @@
  *   name; `grep -n '[>]>lstm' memrl_nn.h` finds that section and nothing else.
  *   The tags in file order:
  *     init params optim lr_schedule linear_layer mlp lstm gru elman rnn_stack
- *     categorical gaussian tanh_gaussian mixture policy_head heads net2net safetensors
+ *     categorical gaussian tanh_gaussian mixture policy_head heads popart net2net safetensors
  *     encoders attention
  *
  * ENABLING
@@ -106,7 +106,7 @@
  *                act (no graph, no allocation), env_action, evaluate
  *                (log-prob, entropy), rsample
  *   heads        mrl_dueling_head, mrl_c51_head (+ mrl_c51_project),
- *                mrl_mdn_head
+ *                mrl_mdn_head; mrl_popart (PopArt value normalisation)
  *   attention    mrl_mha (torch.nn.MultiheadAttention, batch first, with a
  *                detached key/value memory of past steps),
  *                mrl_rel_mha_init / _forward (Transformer-XL relative
@@ -763,6 +763,49 @@ MRL_DEF void mrl_mdn_head_sample(const mrl_mdn_head *h, const mrl_tensor *logits
 /* log p(y | x) [B] = sum_d log sum_k pi_dk N(y_d; mu_dk, sigma_dk); y [B, out_dim]. */
 MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, mrl_tensor *x,
                                           mrl_tensor *y);
+
+/* ---- PopArt: adaptive target normalisation that preserves outputs ----
+ * van Hasselt, Guez, Hessel, Mnih, Silver (2016), "Learning values across
+ * many orders of magnitude"; the multi-task form of Hessel, Soyer, Espeholt,
+ * Czarnecki, Schmitt, van Hasselt (2019), "Multi-task deep reinforcement
+ * learning with PopArt": one normalised value n_k(x) per task k, the last
+ * linear layer's row k, and the unnormalised value v_k = sigma_k n_k + mu_k.
+ * Per task, running moments of the value targets G with step size beta:
+ *   mu_k <- (1 - beta) mu_k + beta mean(G),  nu_k <- (1 - beta) nu_k + beta mean(G^2),
+ *   sigma_k = sqrt(nu_k - mu_k^2) clipped to [sigma_min, sigma_max]
+ * (the means over the targets of task k in the batch; a task absent from the
+ * batch keeps its statistics). ART: every statistics update rescales row k
+ * of the layer, w_k' = sigma_k / sigma_k' w_k and
+ * b_k' = (sigma_k b_k + mu_k - mu_k') / sigma_k', so sigma' n' + mu' = sigma n + mu
+ * for every input (to float rounding: the rescale runs in double). POP: the
+ * value loss is then taken on normalised targets (G - mu_k') / sigma_k', and
+ * policy-gradient advantages are divided by sigma_k (Hessel et al.).
+ * Defaults (Hessel et al.): beta 3e-4, sigma in [1e-4, 1e6], mu 0, nu 1
+ * (sigma 1: the layer's outputs start as values). The optimiser's moments
+ * of the rescaled rows are left as they are, as in both papers. */
+typedef struct mrl_popart {
+  int num_tasks;
+  double beta, sigma_min, sigma_max;
+  double *mu, *nu; /* [num_tasks]: first and second moments of the targets */
+} mrl_popart;
+/* num_tasks >= 1, beta in (0, 1] (3e-4); MRL_ERR_INVALID_ARGUMENT or
+ * MRL_ERR_OUT_OF_MEMORY otherwise (the object is then safe to free). */
+MRL_DEF mrl_result mrl_popart_init(mrl_popart *p, int num_tasks, float beta);
+MRL_DEF void mrl_popart_free(mrl_popart *p);
+MRL_DEF float mrl_popart_sigma(const mrl_popart *p, int task);
+MRL_DEF float mrl_popart_mu(const mrl_popart *p, int task);
+/* Updates the statistics of the tasks present in n targets (tasks[i] the task
+ * of targets[i]; tasks NULL: all task 0) and rescales the rows of layer (a
+ * linear layer of out_features == num_tasks in params, with a bias) so that
+ * its denormalised outputs are unchanged. layer NULL: statistics only. */
+MRL_DEF void mrl_popart_update(mrl_popart *p, mrl_params *params, const mrl_linear_layer *layer,
+                               const float *targets, const int *tasks, int n);
+/* out[i] = (x[i] - mu) / sigma of task tasks[i] (NULL: task 0); out may be x. */
+MRL_DEF void mrl_popart_normalize(const mrl_popart *p, const float *x, const int *tasks, int n,
+                                  float *out);
+/* out[i] = sigma x[i] + mu of task tasks[i] (NULL: task 0); out may be x. */
+MRL_DEF void mrl_popart_denormalize(const mrl_popart *p, const float *x, const int *tasks, int n,
+                                    float *out);
 
 /* ---- network surgery (Net2Net, Chen et al. 2016) ----
  * Function-preserving growth: the bigger network computes the same outputs,
@@ -3740,6 +3783,100 @@ MRL_DEF mrl_tensor *mrl_mdn_head_log_prob(const mrl_mdn_head *h, mrl_graph *g, m
   shape[0] = y->shape[0];
   shape[1] = h->out_dim;
   return mrl_sum_rows(g, mrl_reshape(g, lp, 2, shape));
+}
+
+/* ---- PopArt ---- >>popart */
+
+MRL_DEF mrl_result mrl_popart_init(mrl_popart *p, int num_tasks, float beta) {
+  int k;
+  memset(p, 0, sizeof *p);
+  if (num_tasks < 1 || !(beta > 0.0f && beta <= 1.0f)) return MRL_ERR_INVALID_ARGUMENT;
+  p->mu = (double *)MRL_MALLOC(sizeof(double) * (size_t)num_tasks);
+  p->nu = (double *)MRL_MALLOC(sizeof(double) * (size_t)num_tasks);
+  if (!p->mu || !p->nu) {
+    mrl_popart_free(p);
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  p->num_tasks = num_tasks;
+  p->beta = beta;
+  p->sigma_min = 1e-4;
+  p->sigma_max = 1e6;
+  for (k = 0; k < num_tasks; k++) p->mu[k] = 0.0, p->nu[k] = 1.0;
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_popart_free(mrl_popart *p) {
+  MRL_FREE(p->mu);
+  MRL_FREE(p->nu);
+  memset(p, 0, sizeof *p);
+}
+
+static double mrl__popart_sigma(const mrl_popart *p, int k) {
+  double var = p->nu[k] - p->mu[k] * p->mu[k];
+  double s = var > 0.0 ? sqrt(var) : 0.0;
+  return s < p->sigma_min ? p->sigma_min : s > p->sigma_max ? p->sigma_max : s;
+}
+
+MRL_DEF float mrl_popart_sigma(const mrl_popart *p, int task) {
+  MRL_ASSERT(task >= 0 && task < p->num_tasks);
+  return (float)mrl__popart_sigma(p, task);
+}
+
+MRL_DEF float mrl_popart_mu(const mrl_popart *p, int task) {
+  MRL_ASSERT(task >= 0 && task < p->num_tasks);
+  return (float)p->mu[task];
+}
+
+MRL_DEF void mrl_popart_update(mrl_popart *p, mrl_params *params, const mrl_linear_layer *layer,
+                               const float *targets, const int *tasks, int n) {
+  int k, i;
+  float *w = NULL, *bias = NULL;
+  int in = 0;
+  if (layer) {
+    MRL_ASSERT(layer->out_features == p->num_tasks && layer->bias >= 0);
+    w = mrl_params_tensor(params, layer->weight)->data;
+    bias = mrl_params_tensor(params, layer->bias)->data;
+    in = layer->in_features;
+  }
+  for (k = 0; k < p->num_tasks; k++) {
+    double sum = 0.0, sum2 = 0.0, sigma, mu, sigma_new;
+    int count = 0;
+    for (i = 0; i < n; i++)
+      if ((tasks ? tasks[i] : 0) == k) {
+        sum += targets[i];
+        sum2 += (double)targets[i] * targets[i];
+        count++;
+      }
+    if (count == 0) continue;
+    sigma = mrl__popart_sigma(p, k);
+    mu = p->mu[k];
+    p->mu[k] = (1.0 - p->beta) * p->mu[k] + p->beta * (sum / count);
+    p->nu[k] = (1.0 - p->beta) * p->nu[k] + p->beta * (sum2 / count);
+    sigma_new = mrl__popart_sigma(p, k);
+    if (layer) { /* ART: sigma' n' + mu' = sigma n + mu */
+      float *row = w + (size_t)k * in;
+      for (i = 0; i < in; i++) row[i] = (float)(sigma / sigma_new * row[i]);
+      bias[k] = (float)((sigma * bias[k] + mu - p->mu[k]) / sigma_new);
+    }
+  }
+}
+
+MRL_DEF void mrl_popart_normalize(const mrl_popart *p, const float *x, const int *tasks, int n,
+                                  float *out) {
+  int i;
+  for (i = 0; i < n; i++) {
+    int k = tasks ? tasks[i] : 0;
+    out[i] = (float)((x[i] - p->mu[k]) / mrl__popart_sigma(p, k));
+  }
+}
+
+MRL_DEF void mrl_popart_denormalize(const mrl_popart *p, const float *x, const int *tasks, int n,
+                                    float *out) {
+  int i;
+  for (i = 0; i < n; i++) {
+    int k = tasks ? tasks[i] : 0;
+    out[i] = (float)(mrl__popart_sigma(p, k) * x[i] + p->mu[k]);
+  }
 }
 
 /* ---- network surgery ---- >>net2net */
