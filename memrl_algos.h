@@ -3404,7 +3404,7 @@ static mrl_result mrl__impala_gather(mrl_impala *a, int threaded, mrl_impala_tra
       if (mrl_queue_pop(&a->full_slots, &slot) != MRL_OK) return MRL_ERR_INVALID_ARGUMENT;
     } else {
       mrl_impala_actor *ac = &a->actors[a->next_actor];
-      mrl_queue_pop(&a->free_slots, &slot);
+      if (mrl_queue_pop(&a->free_slots, &slot) != MRL_OK) return MRL_ERR_INVALID_ARGUMENT;
       a->next_actor = (a->next_actor + 1) % a->cfg.num_actors;
       mrl__impala_fetch(a, ac);
       a->slots[slot].status = mrl__impala_unroll(a, ac, &a->slots[slot]);

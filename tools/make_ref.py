@@ -29,6 +29,8 @@ It (re)writes these files under tests/ref/:
               make_torch_names).
     hcam_ftw.txt  the HCAM and FTW memory cores of memrl_mem.h: outputs,
               final states and gradients from a stored state (make_hcam_ftw).
+    impala_update.txt  one IMPALA learner step with V-trace on a fixed LSTM
+              trajectory, without and with PopArt (make_impala_update).
 
 File format (one tensor per line, single spaces):
 
@@ -1292,6 +1294,7 @@ def main():
     print("wrote", make_dnc())
     print("wrote", make_hcam_ftw())
     print("wrote", make_attention_fused())
+    print("wrote", make_impala_update())
 
 
 # ---------------------------------------------------------------------------
@@ -2450,6 +2453,167 @@ def make_ppo_update():
         opt.step()
         for k, t in enumerate(params):
             dump(f, "%s_u%d" % (case, k), t)
+    f.close()
+    return path
+
+
+# ---------------------------------------------------------------------------
+# IMPALA's learner step (tests/test_impala.c)
+# ---------------------------------------------------------------------------
+
+def vtrace_eq(log_rhos, discounts, rewards, values, bootstrap, rho_bar, c_bar, pg_rho_bar):
+    """V-trace (Espeholt et al. 2018, eq. 1 and the policy gradient of
+    section 4.2) as the paper's sum, in float64: [T, B] arrays."""
+    T = log_rhos.shape[0]
+    rho = torch.exp(log_rhos)
+    rho_c = torch.clamp(rho, max=rho_bar)
+    cs = torch.clamp(rho, max=c_bar)
+    v_next = torch.cat([values[1:], bootstrap.unsqueeze(0)], 0)
+    delta = rho_c * (rewards + discounts * v_next - values)
+    vs = torch.zeros_like(values)
+    for s in range(T):
+        acc = torch.zeros_like(values[0])
+        prod = torch.ones_like(values[0])
+        for t in range(s, T):
+            acc = acc + prod * delta[t]
+            prod = prod * discounts[t] * cs[t]
+        vs[s] = values[s] + acc
+    vs_next = torch.cat([vs[1:], bootstrap.unsqueeze(0)], 0)
+    pg = torch.clamp(rho, max=pg_rho_bar) * (rewards + discounts * vs_next - values)
+    return vs, pg
+
+
+def make_impala_update():
+    """One IMPALA learner step (scalable_agent's losses, summed over the
+    batch: -log pi(a) pg_adv + 0.5 baseline_cost (vs - V)^2 - entropy_cost H)
+    on one fixed trajectory of T = 5 steps x B = 4 environments with an LSTM
+    agent (encoder 3 -> 8 -> 8 tanh, LSTM 6, categorical over 3 actions,
+    linear baseline): the learner runs all T + 1 observations from the
+    stored initial state (the last gives the bootstrap value), V-trace with
+    rho_bar = c_bar = 1 on behaviour log-probabilities that differ from the
+    target's (some rho above 1), episode ends (terminated; truncated with a
+    final value) inside the trajectory, clip_grad_norm_, one step of
+    TensorFlow's RMSProp (lr 6e-4, decay 0.99, eps 0.01 inside the root, ms
+    starting at 1). Cases: lstm_ (one task, clipping at 40); popart_ (two
+    tasks, PopArt statistics mu/nu given, beta 0.1, clipping at 1: the
+    baseline's outputs are normalised, advantages divided by sigma, and after
+    the step the statistics move and the baseline's rows are rescaled).
+    Per case: p<k> parameters in memrl's declaration order, the trajectory,
+    vs, pg_adv, the three loss sums, g<k> clipped gradients, u<k> parameters
+    after the step (and PopArt's rescale), popart_mu/nu after.
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture("impala_update.txt", "one IMPALA learner step on fixed data")
+    T, B, O, E, H, A = 5, 4, 3, 8, 6, 3
+    gamma, lr, alpha, eps, ent_cost, base_cost = 0.99, 6e-4, 0.99, 0.01, 0.01, 0.5
+    for case, K, popart, max_norm in (("lstm", 1, False, 40.0), ("popart", 2, True, 1.0)):
+        params = []
+
+        def new(*shape, scale=0.5):
+            t = (torch.randn(*shape) * scale).requires_grad_()
+            params.append(t)
+            return t
+
+        enc = [new(E, O), new(E), new(E, E), new(E)]
+        lstm = [new(4 * H, E), new(4 * H, H), new(4 * H, scale=0.1), new(4 * H, scale=0.1)]
+        pol = [new(A, H, scale=0.3), new(A, scale=0.1)]
+        base = [new(K, H), new(K, scale=0.1)]
+        obs = torch.randn(T + 1, B, O)
+        starts = torch.zeros(T + 1, B)
+        starts[0, :] = torch.tensor([1.0, 0.0, 1.0, 0.0])
+        terminated = torch.zeros(T, B)
+        truncated = torch.zeros(T, B)
+        terminated[1, 0] = terminated[4, 3] = 1.0
+        truncated[2, 1] = truncated[3, 2] = 1.0
+        for t in range(T):  # an observation after an episode end begins the next
+            starts[t + 1] = torch.maximum(starts[t + 1], terminated[t] + truncated[t])
+        state0 = torch.randn(B, 2 * H) * 0.3
+        tasks = torch.tensor([b * K // B for b in range(B)])
+        mu0 = torch.tensor([0.5, -2.0][:K], dtype=torch.float64)
+        nu0 = torch.tensor([1.5, 9.0][:K], dtype=torch.float64)
+        beta = 0.1
+
+        def sigma_of(mu, nu):
+            return torch.sqrt(torch.clamp(nu - mu * mu, min=0.0)).clamp(1e-4, 1e6)
+
+        def forward():
+            x = torch.tanh(obs.reshape(-1, O) @ enc[0].t() + enc[1])
+            x = torch.tanh(x @ enc[2].t() + enc[3])
+            h = ppo_lstm_seq(x.reshape(T + 1, B, E), state0[:, :H], state0[:, H:], starts,
+                             *lstm).reshape(-1, H)
+            logits = h @ pol[0].t() + pol[1]
+            out = (h @ base[0].t() + base[1]).reshape(T + 1, B, K)
+            n = out.gather(2, tasks.reshape(1, B, 1).expand(T + 1, B, 1)).reshape(T + 1, B)
+            return logits.reshape(T + 1, B, A), n
+
+        with torch.no_grad():
+            logits, _ = forward()
+            d = torch.distributions.Categorical(logits=logits[:T])
+            actions = d.sample()
+            behaviour = d.log_prob(actions) + 0.4 * torch.randn(T, B)
+        rewards = torch.randn(T, B)
+        final_values = torch.randn(T, B) * truncated
+        for k, t in enumerate(params):
+            dump(f, "%s_p%d" % (case, k), t)
+        dump(f, case + "_obs", obs.reshape((T + 1) * B, O))
+        dump(f, case + "_starts", starts.reshape(-1))
+        dump(f, case + "_actions", actions.reshape(-1).float())
+        dump(f, case + "_behaviour_log_probs", behaviour.reshape(-1))
+        for name, t in (("rewards", rewards), ("terminated", terminated),
+                        ("truncated", truncated), ("final_values", final_values)):
+            dump(f, case + "_" + name, t.reshape(-1))
+        dump(f, case + "_initial_state", state0.reshape(-1))
+        dump(f, case + "_popart_mu0", mu0.float())
+        dump(f, case + "_popart_nu0", nu0.float())
+        # the learner step
+        logits, n = forward()
+        d = torch.distributions.Categorical(logits=logits[:T])
+        logp = d.log_prob(actions)
+        ent = d.entropy()
+        sig = sigma_of(mu0, nu0)[tasks].float()
+        mu_t = mu0[tasks].float()
+        values = (n * sig + mu_t) if popart else n
+        with torch.no_grad():
+            v64 = values.detach().double()
+            disc = gamma * (1.0 - terminated - truncated)
+            rew = rewards + gamma * final_values * truncated
+            vs, pg_adv = vtrace_eq((logp.detach() - behaviour).double(), disc.double(),
+                                   rew.double(), v64[:T], v64[T], 1.0, 1.0, 1.0)
+            vs, pg_adv = vs.float(), pg_adv.float()
+            adv_w = pg_adv / sig if popart else pg_adv
+            target = ((vs.double() - mu0[tasks]) / sigma_of(mu0, nu0)[tasks]).float() \
+                if popart else vs
+        pg_loss = -(logp * adv_w).sum()
+        base_loss = 0.5 * ((target - n[:T]) ** 2).sum()
+        ent_sum = ent.sum()
+        loss = pg_loss + base_cost * base_loss - ent_cost * ent_sum
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        dump(f, case + "_vs", vs.reshape(-1))
+        dump(f, case + "_pg_adv", pg_adv.reshape(-1))
+        dump(f, case + "_policy_loss", pg_loss)
+        dump(f, case + "_baseline_loss", base_loss)
+        dump(f, case + "_entropy", ent_sum)
+        for k, t in enumerate(params):
+            dump(f, "%s_g%d" % (case, k), t.grad)
+        news = [run_tf_rmsprop(t.detach(), [t.grad], lr, alpha, eps, 0.0, False)[0]
+                for t in params]
+        mu, nu = mu0.clone(), nu0.clone()
+        if popart:  # statistics towards this batch's vs, rows rescaled (outputs preserved)
+            for k in range(K):
+                sel = vs[:, tasks == k].double()
+                s_old, m_old = sigma_of(mu0, nu0)[k], mu0[k]
+                mu[k] = (1 - beta) * mu0[k] + beta * sel.mean()
+                nu[k] = (1 - beta) * nu0[k] + beta * (sel * sel).mean()
+                s_new = sigma_of(mu, nu)[k]
+                w, b = news[-2].double(), news[-1].double()
+                w[k] = s_old / s_new * w[k]
+                b[k] = (s_old * b[k] + m_old - mu[k]) / s_new
+                news[-2], news[-1] = w.float(), b.float()
+        for k, t in enumerate(news):
+            dump(f, "%s_u%d" % (case, k), t)
+        dump(f, case + "_popart_mu", mu.float())
+        dump(f, case + "_popart_nu", nu.float())
     f.close()
     return path
 
