@@ -729,6 +729,7 @@
  *   obs_noise:sigma     Gaussian noise of deviation sigma on every component.
  *   obs_mask:i,j,...    components i, j, ... always zero.
  *   obs_dropout:p       each component zeroed with probability p per step.
+ *   reward_scale:c      every reward multiplied by c (finite).
  *   time_limit:m        truncation after m steps (0: none), replacing the
  *                       wrapped environment's own limit; rules that end an
  *                       episode by themselves (a deck runs out) still do.
@@ -1355,6 +1356,11 @@ MRL_DEF mrl_env *mrl_env_wrap_obs_mask(mrl_env *inner, const int *indices, int c
 /* Sets each observation component to zero with probability p in [0, 1],
  * independently at every step; seeded from the episode seed. */
 MRL_DEF mrl_env *mrl_env_wrap_obs_dropout(mrl_env *inner, float p);
+
+/* Multiplies every reward by scale (finite; Gymnasium's TransformReward with
+ * r -> scale r): the same task on another reward scale, as PopArt's tests
+ * want. Episode returns (mrl_env_episode_return) are then scaled too. */
+MRL_DEF mrl_env *mrl_env_wrap_reward_scale(mrl_env *inner, float scale);
 
 /* Replaces inner's time limit: truncated after max_episode_steps steps (0:
  * no limit). An environment that ends by its own rules (a deck runs out)
@@ -5058,7 +5064,8 @@ enum {
   MRL__WRAP_OBS_MASK,
   MRL__WRAP_OBS_DROPOUT,
   MRL__WRAP_TIME_LIMIT,
-  MRL__WRAP_DOMAIN_RANDOMIZATION
+  MRL__WRAP_DOMAIN_RANDOMIZATION,
+  MRL__WRAP_REWARD_SCALE
 };
 
 typedef struct mrl__wrap {
@@ -5066,7 +5073,7 @@ typedef struct mrl__wrap {
   int kind;
   int inner_dim; /* inner obs_dim */
   int k;         /* frame stack depth */
-  float param;   /* sigma or p */
+  float param;   /* sigma, p or the reward scale */
   mrl_rng rng;
   float *frames;   /* frame stack: [k * inner_dim], oldest first */
   uint8_t *masked; /* obs mask: [inner_dim]; domain randomisation: [num_params], 1 = randomised */
@@ -5150,6 +5157,7 @@ static mrl_result mrl__wrap_step_any(void *self, const float *action, float *obs
    * leaves it untouched, the inner environment may update it in place */
   r = mrl__env_step(in, action, obs, reward, terminated, truncated, delta);
   if (r != MRL_OK) return r;
+  if (w->kind == MRL__WRAP_REWARD_SCALE) *reward *= w->param;
   if (w->kind == MRL__WRAP_PREV_ACTION_REWARD) {
     float *a = obs + d;
     int n = in->vt.num_actions, i;
@@ -5348,7 +5356,7 @@ static mrl_env *mrl__wrap_new(mrl_env *inner, int kind, int obs_dim, const char 
   vt.step = mrl__wrap_step;
   if (inner->vt.step_delta &&
       (kind == MRL__WRAP_PREV_ACTION_REWARD || kind == MRL__WRAP_TIME_LIMIT ||
-       kind == MRL__WRAP_DOMAIN_RANDOMIZATION))
+       kind == MRL__WRAP_DOMAIN_RANDOMIZATION || kind == MRL__WRAP_REWARD_SCALE))
     vt.step_delta = mrl__wrap_step_delta;
   vt.destroy = mrl__wrap_destroy;
   vt.episode_success = inner->vt.episode_success ? mrl__wrap_success : NULL;
@@ -5459,6 +5467,17 @@ MRL_DEF mrl_env *mrl_env_wrap_time_limit(mrl_env *inner, int max_episode_steps) 
     env->vt.max_episode_steps = max_episode_steps;
     for (e = inner; e; e = mrl_env_inner(e)) e->vt.max_episode_steps = 0; /* replaced, all levels */
   }
+  return env;
+}
+
+MRL_DEF mrl_env *mrl_env_wrap_reward_scale(mrl_env *inner, float scale) {
+  char suffix[48];
+  mrl__wrap *w;
+  mrl_env *env;
+  if (!inner || !(scale - scale == 0.0f)) return NULL;
+  snprintf(suffix, sizeof suffix, "|reward_scale:%.9g", (double)scale);
+  env = mrl__wrap_new(inner, MRL__WRAP_REWARD_SCALE, inner->vt.obs_dim, suffix, 0, 0, &w);
+  if (env) w->param = scale;
   return env;
 }
 
@@ -5608,6 +5627,11 @@ static mrl_env *mrl__env_make_wrapped(const char *id) {
       if (p == bar && p != end && v == v && v <= 3.4e38)
         next = MRL__IS("obs_noise") ? mrl_env_wrap_obs_noise(env, (float)v)
                                     : mrl_env_wrap_obs_dropout(env, (float)v);
+    } else if (MRL__IS("reward_scale") && colon) {
+      char *p;
+      double v = strtod(end, &p);
+      if (p == bar && p != end && v - v == 0.0 && fabs(v) <= 3.4e38)
+        next = mrl_env_wrap_reward_scale(env, (float)v);
     } else if (MRL__IS("obs_mask") && colon) {
       int idx[64], count = 0, ok = 1;
       const char *p = end;

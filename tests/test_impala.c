@@ -517,6 +517,30 @@ static void test_init_errors(void) {
   mrl_vecenv_free(&env);
 }
 
+/* The reward_scale wrapper the PopArt test uses (memrl_envs.h). */
+static void test_reward_scale(void) {
+  mrl_env *plain = mrl_env_make("CartPole-v1"),
+          *scaled = mrl_env_make("CartPole-v1|reward_scale:-1000");
+  float o1[4], o2[4], act = 1.0f, r1 = 0.0f, r2 = 0.0f;
+  int t1, u1, t2, u2;
+  MRL_CHECK(plain && scaled && strcmp(mrl_env_id(scaled), "CartPole-v1|reward_scale:-1000") == 0,
+            "reward_scale: made from its id");
+  MRL_CHECK(mrl_env_make("CartPole-v1|reward_scale:x") == NULL &&
+                mrl_env_make("CartPole-v1|reward_scale") == NULL &&
+                mrl_env_wrap_reward_scale(NULL, 2.0f) == NULL,
+            "reward_scale: malformed refused");
+  if (plain && scaled) {
+    mrl_env_reset(plain, 5, o1);
+    mrl_env_reset(scaled, 5, o2);
+    mrl_env_step(plain, &act, o1, &r1, &t1, &u1);
+    mrl_env_step(scaled, &act, o2, &r2, &t2, &u2);
+    MRL_CHECK(r2 == -1000.0f * r1 && r1 == 1.0f && memcmp(o1, o2, sizeof o1) == 0,
+              "reward_scale: the same step, the reward scaled (%g, %g)", r1, r2);
+  }
+  mrl_env_free(plain);
+  mrl_env_free(scaled);
+}
+
 static void test_queue(void) {
   mrl_queue q;
   int v = -1, i, ok = 1;
@@ -563,5 +587,6 @@ int main(void) {
   test_determinism(2);
   test_init_errors();
   test_queue();
+  test_reward_scale();
   return mrl_test_summary("test_impala");
 }
