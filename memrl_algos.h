@@ -439,6 +439,12 @@ typedef struct mrl_ppo_config {
   float core_aux_coef;  /* 0; > 0: the cores' auxiliary loss (FTW's KL(posterior || prior),
                            mrl_core_forward_aux) joins the loss with this weight (FTW tunes it
                            by population-based training) */
+  int popart;           /* 0; 1: PopArt (memrl_nn.h mrl_popart, van Hasselt et al. 2016): the
+                           value layer outputs normalised values; each update first moves the
+                           statistics towards the rollout's returns and rescales the layer
+                           (outputs preserved), then takes the value loss (and its clipping) on
+                           normalised returns and divides the advantages by sigma */
+  float popart_beta;    /* 3e-4 */
 } mrl_ppo_config;
 
 MRL_DEF mrl_ppo_config mrl_ppo_config_default(void);
@@ -470,6 +476,7 @@ typedef struct mrl_ppo {
   float *step_raw, *step_actions, *step_values; /* [B * raw_dim], [B * env_action_dim], [B] */
   float *mb_obs, *mb_actions, *mb_starts, *mb_state, *mb_scalars; /* minibatch scratch */
   char error[MRL_ERROR_SIZE]; /* why the last call failed, when it says */
+  mrl_popart popart;          /* with cfg.popart: the value statistics (one task) */
 } mrl_ppo;
 
 /* Builds the agent for env's observation and action spaces. A config that
@@ -2144,12 +2151,14 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
   c.squash_actions = 0;
   c.log_std_init = 0.0f;
   c.core_aux_coef = 0.0f;
+  c.popart = 0;
+  c.popart_beta = 3e-4f;
   return c;
 }
 
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96] = "", head[96] = "", f[11][24], core[1024];
+  char enc[96] = "", head[96] = "", f[12][24], core[1024];
   int i, k = 0;
   mrl_core_config_json(&n->core, core, sizeof core);
   for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
@@ -2165,7 +2174,7 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       "\"target_kl\":%s,\"adam_eps\":%s,\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],"
       "\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,\"shared_torso\":%d,"
       "\"normalize_obs\":%d,\"normalize_reward\":%d,\"squash_actions\":%d,\"log_std_init\":%s,"
-      "\"core_aux_coef\":%s}",
+      "\"core_aux_coef\":%s,\"popart\":%d,\"popart_beta\":%s}",
       (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
       c->anneal_lr, c->total_steps, mrl__float_text(c->gamma, f[1], 24),
       mrl__float_text(c->gae_lambda, f[2], 24), c->num_minibatches, c->update_epochs, c->norm_adv,
@@ -2174,7 +2183,8 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       mrl__float_text(c->max_grad_norm, f[6], 24), mrl__float_text(c->target_kl, f[7], 24),
       mrl__float_text(c->adam_eps, f[8], 24), enc, core, head, (int)n->activation, n->use_conv,
       c->orthogonal_init, c->shared_torso, c->normalize_obs, c->normalize_reward, c->squash_actions,
-      mrl__float_text(c->log_std_init, f[9], 24), mrl__float_text(c->core_aux_coef, f[10], 24));
+      mrl__float_text(c->log_std_init, f[9], 24), mrl__float_text(c->core_aux_coef, f[10], 24),
+      c->popart, mrl__float_text(c->popart_beta, f[11], 24));
 }
 
 /* Names the first field of a PPO config that cannot work (error), or 0. */
@@ -2219,6 +2229,8 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
   MRL__REJECT(c->adam_eps <= 0.0f, "mrl_ppo_config.adam_eps %g must be > 0", c->adam_eps);
   MRL__REJECT(c->core_aux_coef < 0.0f, "mrl_ppo_config.core_aux_coef %g must be >= 0",
               c->core_aux_coef);
+  MRL__REJECT(c->popart && !(c->popart_beta > 0.0f && c->popart_beta <= 1.0f),
+              "mrl_ppo_config.popart_beta %g must be in (0, 1]", c->popart_beta);
   MRL__REJECT(c->total_steps < 0, "mrl_ppo_config.total_steps %lld must be >= 0", c->total_steps);
   MRL__REJECT(c->net.core.kind != MRL_CORE_NONE && env->num_envs % c->num_minibatches != 0,
               "mrl_ppo_config.num_minibatches %d does not divide num_envs %d (a recurrent "
@@ -2313,7 +2325,8 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
                             a->state_dim)) != MRL_OK ||
       (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs, cfg->num_minibatches,
                                 a->state_dim > 0)) != MRL_OK ||
-      (r = mrl_update_backup_init(&a->backup, &a->params)) != MRL_OK)
+      (r = mrl_update_backup_init(&a->backup, &a->params)) != MRL_OK ||
+      (cfg->popart && (r = mrl_popart_init(&a->popart, 1, cfg->popart_beta)) != MRL_OK))
     goto fail;
   a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
   a->step_raw = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->raw_dim);
@@ -2352,6 +2365,7 @@ MRL_DEF void mrl_ppo_free(mrl_ppo *a) {
   mrl_rollout_free(&a->rollout);
   mrl_minibatches_free(&a->minibatches);
   mrl_update_backup_free(&a->backup);
+  mrl_popart_free(&a->popart);
   MRL_FREE(a->step_raw);
   MRL_FREE(a->step_actions);
   MRL_FREE(a->step_values);
@@ -2420,6 +2434,8 @@ static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
     memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
     memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
     memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
+    if (a->cfg.popart)
+      mrl_popart_denormalize(&a->popart, ro->values + row, NULL, B, ro->values + row);
     mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
                         ro->log_probs + row);
     mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
@@ -2444,6 +2460,9 @@ static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
           mrl__ppo_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL, &vf);
         if (!vf) return MRL_ERR_OUT_OF_MEMORY;
         ro->final_values[row + b] = vf->data[0];
+        if (a->cfg.popart)
+          mrl_popart_denormalize(&a->popart, &ro->final_values[row + b], NULL, 1,
+                                 &ro->final_values[row + b]);
       }
     }
   }
@@ -2454,6 +2473,7 @@ static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
     if (x) mrl__ppo_forward(a, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values);
     if (!values) return MRL_ERR_OUT_OF_MEMORY;
     memcpy(a->step_values, values->data, sizeof(float) * (size_t)B);
+    if (a->cfg.popart) mrl_popart_denormalize(&a->popart, a->step_values, NULL, B, a->step_values);
   }
   mrl_rollout_compute_gae(ro, a->step_values, a->cfg.gamma, a->cfg.gae_lambda);
   return MRL_OK;
@@ -2479,6 +2499,12 @@ static mrl_result mrl__ppo_minibatch(mrl_ppo *a, const int *rows, int T, int B, 
   mrl_copy_rows(ro->advantages, 1, rows, N, adv);
   mrl_copy_rows(ro->returns, 1, rows, N, ret);
   mrl_copy_rows(ro->values, 1, rows, N, old_v);
+  if (a->cfg.popart) { /* the value head's units: normalised returns and values */
+    float sigma = mrl_popart_sigma(&a->popart, 0);
+    mrl_popart_normalize(&a->popart, ret, NULL, N, ret);
+    mrl_popart_normalize(&a->popart, old_v, NULL, N, old_v);
+    for (i = 0; i < N; i++) adv[i] /= sigma;
+  }
   if (a->cfg.norm_adv && N > 1) { /* torch's adv.std() is the unbiased estimate */
     for (i = 0; i < N; i++) mean += adv[i];
     mean /= N;
@@ -2557,6 +2583,9 @@ MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *a, float lr, float clip, mrl_ppo_upda
   if (!stats) stats = &local;
   memset(stats, 0, sizeof *stats);
   if (!mrl__finite(lr) || !mrl__finite(clip)) return MRL_ERR_INVALID_ARGUMENT;
+  if (a->cfg.popart) /* statistics towards this rollout's returns; the outputs stay */
+    mrl_popart_update(&a->popart, &a->params, &a->value, a->rollout.returns, NULL,
+                      a->rollout.num_steps * a->rollout.num_envs);
   mrl_update_backup_save(&a->backup, &a->params);
   for (epoch = 0; epoch < a->cfg.update_epochs; epoch++) {
     mrl_minibatches_shuffle(mb, &a->rng);
@@ -2702,6 +2731,7 @@ MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const floa
   if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, NULL, NULL, &v);
   if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
   memcpy(values, v->data, sizeof(float) * (size_t)n);
+  if (a->cfg.popart) mrl_popart_denormalize(&a->popart, values, NULL, n, values);
   mrl_graph_reset(g);
   return MRL_OK;
 }
@@ -2730,12 +2760,21 @@ static int mrl__ppo_extras(const mrl_ppo *a, mrl_checkpoint_extra *x) {
   x[1].dtype = "I64";
   x[1].data = &a->iterations;
   x[1].count = 1;
-  return 2;
+  if (!a->cfg.popart) return 2;
+  x[2].name = "__ppo.popart_mu";
+  x[2].dtype = "F64";
+  x[2].data = a->popart.mu;
+  x[2].count = 1;
+  x[3].name = "__ppo.popart_nu";
+  x[3].dtype = "F64";
+  x[3].data = a->popart.nu;
+  x[3].count = 1;
+  return 4;
 }
 
 MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *a, const char *path, const mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[2];
+  mrl_checkpoint_extra x[4];
   int n = mrl__ppo_extras(a, x);
   mrl_ppo_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_save(path, &a->params, "ppo", config, &a->runner, env, x, n);
@@ -2743,7 +2782,7 @@ MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *a, const char *path, const mrl_ve
 
 MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[2];
+  mrl_checkpoint_extra x[4];
   int n = mrl__ppo_extras(a, x);
   mrl_ppo_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_load(path, &a->params, "ppo", config, &a->runner, env, x, n, a->error,

@@ -517,6 +517,51 @@ static void test_init_errors(void) {
   mrl_vecenv_free(&env);
 }
 
+/* PPO with cfg.popart: values on the return scale, outputs preserved by a
+ * statistics update, save/load resumes bitwise (PopArt statistics too). */
+static void test_ppo_popart(void) {
+  char path[256];
+  mrl_vecenv e1, e2;
+  mrl_ppo a, b;
+  mrl_ppo_config cfg = mrl_ppo_config_default();
+  float obs[4 * 4], v1[4], v2[4], targets[3] = {3e4f, 5e4f, 4e4f};
+  int i, ok = 1;
+  cfg.num_steps = 64;
+  cfg.popart = 1;
+  cfg.popart_beta = 0.01f;
+  snprintf(path, sizeof path, "build/test_impala_ppo_%d.safetensors", (int)test_getpid());
+  if (mrl_vecenv_init(&e1, "CartPole-v1|reward_scale:1000", 4, 2) != MRL_OK ||
+      mrl_vecenv_init(&e2, "CartPole-v1|reward_scale:1000", 4, 2) != MRL_OK ||
+      mrl_ppo_init(&a, &cfg, &e1) != MRL_OK || mrl_ppo_init(&b, &cfg, &e2) != MRL_OK) {
+    MRL_CHECK(0, "ppo popart: setup");
+    return;
+  }
+  MRL_CHECK(mrl_ppo_train(&a, &e1, 30 * 4 * 64, NULL, NULL) == MRL_OK, "ppo popart: train (%s)",
+            a.error);
+  MRL_CHECK(mrl_popart_sigma(&a.popart, 0) > 100.0f && mrl_popart_mu(&a.popart, 0) > 100.0f,
+            "ppo popart: statistics on the 1000x scale (mu %g, sigma %g)",
+            mrl_popart_mu(&a.popart, 0), mrl_popart_sigma(&a.popart, 0));
+  for (i = 0; i < 16; i++) obs[i] = 0.05f * (float)(i % 5) - 0.1f;
+  mrl_ppo_value(&a, obs, 4, NULL, NULL, v1);
+  mrl_popart_update(&a.popart, &a.params, &a.value, targets, NULL, 3);
+  mrl_ppo_value(&a, obs, 4, NULL, NULL, v2);
+  for (i = 0; i < 4; i++) ok &= fabs(v2[i] - v1[i]) <= 1e-6 * (fabs(v1[i]) + 1e3);
+  MRL_CHECK(ok && v1[0] > 100.0f, "ppo popart: values (%g) preserved by an update (%g)", v1[0],
+            v2[0]);
+  MRL_CHECK(mrl_ppo_save(&a, path, &e1) == MRL_OK, "ppo popart: save");
+  MRL_CHECK(mrl_ppo_train(&a, &e1, 4 * 4 * 64, NULL, NULL) == MRL_OK, "ppo popart: train on");
+  MRL_CHECK(mrl_ppo_load(&b, path, &e2) == MRL_OK, "ppo popart: load (%s)", b.error);
+  MRL_CHECK(mrl_ppo_train(&b, &e2, 4 * 4 * 64, NULL, NULL) == MRL_OK, "ppo popart: resumed");
+  MRL_CHECK(memcmp(a.params.values, b.params.values, sizeof(float) * a.params.total) == 0 &&
+                a.popart.mu[0] == b.popart.mu[0] && a.popart.nu[0] == b.popart.nu[0],
+            "ppo popart: save/load resumes bitwise");
+  remove(path);
+  mrl_ppo_free(&a);
+  mrl_ppo_free(&b);
+  mrl_vecenv_free(&e1);
+  mrl_vecenv_free(&e2);
+}
+
 /* The reward_scale wrapper the PopArt test uses (memrl_envs.h). */
 static void test_reward_scale(void) {
   mrl_env *plain = mrl_env_make("CartPole-v1"),
@@ -588,5 +633,6 @@ int main(void) {
   test_init_errors();
   test_queue();
   test_reward_scale();
+  test_ppo_popart();
   return mrl_test_summary("test_impala");
 }
