@@ -535,20 +535,20 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
  * ====================================================================== */
 
 typedef struct mrl_reinforce_config {
-  uint64_t seed;        /* 1 */
-  int num_steps;        /* 100: rollout length per environment, one update each */
-  int bptt_len;         /* 0: the whole rollout; else gradients cut every bptt_len steps */
-  int k_steps;          /* 0: K = num_steps (Monte-Carlo to the rollout's end); else K >= 1 */
-  int use_lambda;       /* 0: K-step advantages; 1: lambda-return advantages */
-  float lambda;         /* 0.95 (use_lambda) */
-  float gamma;          /* 0.99 */
-  float learning_rate;  /* 1e-3 (Adam) */
-  float adam_eps;       /* 1e-5 */
-  float ent_coef;       /* 0 */
-  float vf_coef;        /* 0.5: the baseline's squared error (its own tower: only its pace) */
-  float max_grad_norm;  /* 1 (<= 0: no clipping) */
-  int norm_adv;         /* 0; 1: advantages standardised over the rollout */
-  mrl_tower_config net; /* the policy tower, m^pi: encoder {64, 64} tanh, no core */
+  uint64_t seed;              /* 1 */
+  int num_steps;              /* 100: rollout length per environment, one update each */
+  int bptt_len;               /* 0: the whole rollout; else gradients cut every bptt_len steps */
+  int k_steps;                /* 0: K = num_steps (Monte-Carlo to the rollout's end); else K >= 1 */
+  int use_lambda;             /* 0: K-step advantages; 1: lambda-return advantages */
+  float lambda;               /* 0.95 (use_lambda) */
+  float gamma;                /* 0.99 */
+  float learning_rate;        /* 1e-3 (Adam) */
+  float adam_eps;             /* 1e-5 */
+  float ent_coef;             /* 0 */
+  float vf_coef;              /* 0.5: the baseline's squared error (its own tower: only its pace) */
+  float max_grad_norm;        /* 1 (<= 0: no clipping) */
+  int norm_adv;               /* 0; 1: advantages standardised over the rollout */
+  mrl_tower_config net;       /* the policy tower, m^pi: encoder {64, 64} tanh, no core */
   mrl_tower_config value_net; /* the baseline tower, m^V (same defaults) */
   int orthogonal_init;        /* 1: orthogonal (sqrt 2 hidden, 0.01 policy, 1 value, 1 cores) */
   int normalize_obs;          /* 0 */
@@ -581,7 +581,7 @@ typedef struct mrl_reinforce {
   /* curriculum: the id split around its length, the final length, the level */
   char id_prefix[64], id_suffix[64];
   int final_length;
-  long long length, level; /* the current length and how many levels it has passed */
+  long long length, level;       /* the current length and how many levels it has passed */
   mrl_episode_stats level_stats; /* episodes finished at the current length */
   float *step_actions, *last_values, *bptt_state; /* [B*env_action_dim], [B], [B*state_dim] */
   char error[MRL_ERROR_SIZE];
@@ -2637,9 +2637,15 @@ static void mrl__reinforce_level_id(const mrl_reinforce *a, long long length, ch
 /* Names the first field of a config that cannot work (in err), or 0. */
 static int mrl__reinforce_check_config(const mrl_reinforce_config *c, const mrl_vecenv *env,
                                        char *err, size_t n) {
-  const char *const names[9] = {"lambda",        "gamma",         "learning_rate",
-                                "adam_eps",      "ent_coef",      "vf_coef",
-                                "max_grad_norm", "curriculum_growth", "curriculum_threshold"};
+  const char *const names[9] = {"lambda",
+                                "gamma",
+                                "learning_rate",
+                                "adam_eps",
+                                "ent_coef",
+                                "vf_coef",
+                                "max_grad_norm",
+                                "curriculum_growth",
+                                "curriculum_threshold"};
   const float *f[9];
   int i;
   f[0] = &c->lambda, f[1] = &c->gamma, f[2] = &c->learning_rate, f[3] = &c->adam_eps;
@@ -3211,9 +3217,8 @@ MRL_DEF mrl_result mrl_reinforce_load(mrl_reinforce *a, const char *path, mrl_ve
   if (r != MRL_OK || !env) return r;
   /* the saved environments ran at the saved level: rebuild env there first,
    * with the seed the curriculum gave it, then restore them */
-  if (a->cfg.curriculum &&
-      (r = mrl__reinforce_rebuild_env(a, env, env->seed + 0x9e3779b9ULL * (uint64_t)a->level)) !=
-          MRL_OK)
+  if (a->cfg.curriculum && (r = mrl__reinforce_rebuild_env(
+                                a, env, env->seed + 0x9e3779b9ULL * (uint64_t)a->level)) != MRL_OK)
     return r;
   return mrl_agent_load(path, &a->params, "reinforce", config, &a->runner, env, x, n, a->error,
                         sizeof a->error);

@@ -2520,8 +2520,8 @@ MRL_DEF void mrl_returns_lambda(int T, int B, const float *rewards, const float 
     for (t = T - 1; t >= 0; t--) {
       size_t i = (size_t)t * B + b;
       int ended;
-      float next = mrl__returns_next_value(T, B, t, b, values, terminated, truncated,
-                                           final_values, last_values, &ended);
+      float next = mrl__returns_next_value(T, B, t, b, values, terminated, truncated, final_values,
+                                           last_values, &ended);
       /* at an episode or rollout end G_{t+1} is the bootstrap value itself */
       double tail = ended || t == T - 1 ? next : (1.0 - lambda) * next + lambda * g;
       g = rewards[i] + gamma * tail;
