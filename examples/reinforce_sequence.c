@@ -1,15 +1,16 @@
 /* REINFORCE with recurrent policy and baseline memories (two LSTMs) learns
  * NoisySequence-100: the class is shown (with noise) in the first 3 of 100
  * steps and must be named at the last. A curriculum starts the agent on
- * short sequences and doubles their length each time it gets 90% right.
+ * short sequences and doubles their length each time it gets 90% right
+ * (about 3 s; without the curriculum, or without memory, it stays at chance).
  *   cc -O2 -o reinforce_sequence examples/reinforce_sequence.c -lm && ./reinforce_sequence
- * Arguments: [env_steps (3000000)] [curriculum 1|0] [core spec (lstm:32)] [env id]
- * e.g. ./reinforce_sequence 3000000 0 none  (no curriculum, no memory: chance) */
+ * Arguments: [env_steps (300000)] [curriculum 1|0] [core spec (lstm:32)] [env id]
+ * e.g. ./reinforce_sequence 300000 0 none  (no curriculum, no memory: chance) */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
 
 int main(int argc, char **argv) {
-  long long steps = argc > 1 ? atoll(argv[1]) : 3000000;
+  long long steps = argc > 1 ? atoll(argv[1]) : 300000;
   int curriculum = argc > 2 ? atoi(argv[2]) : 1;
   const char *core = argc > 3 ? argv[3] : "lstm:32";
   const char *id = argc > 4 ? argv[4] : "NoisySequence-100";

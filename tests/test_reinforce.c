@@ -11,7 +11,9 @@
  *   - the curriculum's rule (lengths 5, 10, 20, 25 of NoisySequence-25 when
  *     every level passes; none when none does);
  *   - acting allocates nothing once warm; save/load resumes bitwise (with
- *     the curriculum moving the environments between levels); init errors.
+ *     the curriculum moving the environments between levels); init errors;
+ *   - a non-finite loss leaves the agent unchanged; box actions (a Gaussian
+ *     policy) train and act.
  * Run from the repository root:  make build/test_reinforce && ./build/test_reinforce */
 #define MEMRL_IMPLEMENTATION
 #define MRL_TEST_COUNT_ALLOCATIONS
@@ -432,6 +434,48 @@ static void test_init_errors(void) {
   mrl_vecenv_free(&env);
 }
 
+/* ---- a non-finite update is refused; box actions ---- */
+
+static void test_non_finite_and_box(void) {
+  mrl_vecenv env;
+  mrl_reinforce a;
+  mrl_reinforce_config c = small_config();
+  float *before, obs[3] = {0.1f, 0.2f, 0.3f}, action[1], *state;
+  c.curriculum = 0;
+  if (mrl_vecenv_init(&env, "NoisySequence-10", 4, 1) != MRL_OK) return;
+  if (mrl_reinforce_init(&a, &c, &env) != MRL_OK) return;
+  MRL_CHECK(mrl_reinforce_train(&a, &env, 4 * 25, NULL, NULL) == MRL_OK, "non-finite: train");
+  before = (float *)malloc(sizeof(float) * a.params.total);
+  memcpy(before, a.params.values, sizeof(float) * a.params.total);
+  a.rollout.rewards[3] = (float)NAN;
+  mrl_reinforce_targets(&a, a.last_values);
+  MRL_CHECK(mrl_reinforce_update(&a, 1e-3f, NULL) == MRL_ERR_NON_FINITE &&
+                memcmp(before, a.params.values, sizeof(float) * a.params.total) == 0 &&
+                strstr(a.error, "non-finite") != NULL,
+            "non-finite: the update should be refused and change nothing (%s)", a.error);
+  free(before);
+  mrl_reinforce_free(&a);
+  mrl_vecenv_free(&env);
+  /* Pendulum-v1: a Gaussian policy; its act stays in the bounds */
+  c = mrl_reinforce_config_default();
+  c.num_steps = 16;
+  c.net.core = mrl_core_config_gru(8);
+  if (mrl_vecenv_init(&env, "Pendulum-v1", 2, 1) != MRL_OK) return;
+  if (mrl_reinforce_init(&a, &c, &env) != MRL_OK) {
+    MRL_CHECK(0, "box: init: %s", a.error);
+    return;
+  }
+  MRL_CHECK(mrl_reinforce_train(&a, &env, 2 * 16 * 3, NULL, NULL) == MRL_OK && a.iterations == 3,
+            "box: train: %s", a.error);
+  state = (float *)calloc((size_t)a.state_dim + 1, sizeof(float));
+  MRL_CHECK(mrl_reinforce_act(&a, obs, 1, NULL, state, 0, NULL, action) == MRL_OK &&
+                action[0] >= -2.0f && action[0] <= 2.0f,
+            "box: act gave %g", action[0]);
+  free(state);
+  mrl_reinforce_free(&a);
+  mrl_vecenv_free(&env);
+}
+
 int main(void) {
   test_returns();
   test_pinned_update();
@@ -439,5 +483,6 @@ int main(void) {
   test_act_no_alloc();
   test_resume();
   test_init_errors();
+  test_non_finite_and_box();
   return mrl_test_summary("test_reinforce");
 }
