@@ -584,7 +584,8 @@ typedef struct mrl_reinforce_config {
 MRL_DEF mrl_reinforce_config mrl_reinforce_config_default(void);
 
 typedef struct mrl_reinforce_update_stats {
-  double policy_loss, value_loss, entropy, loss, grad_norm;
+  double policy_loss, value_loss, entropy, loss; /* the terms of L below (value_loss unscaled) */
+  double grad_norm;                              /* global norm before clipping */
 } mrl_reinforce_update_stats;
 
 typedef struct mrl_reinforce {
