@@ -535,7 +535,8 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
  *   Psi_t = sum_{l<K} gamma^l r_{t+l} + gamma^K V(m^V_{t+K}) - V(m^V_t)
  * (mrl_returns_kstep) or, with use_lambda, the lambda-return advantage
  * G^lambda_t - V(m^V_t) (mrl_returns_lambda: eligibility traces in the
- * forward view). The baseline regresses on the same targets.
+ * forward view). The baseline regresses on the same targets R_t = Psi_t + V_t:
+ *   L = -mean(log pi(a_t) Psi_t) - ent_coef mean(H(pi_t)) + vf_coef 0.5 mean((V_t - R_t)^2).
  * Training runs B environments for num_steps steps, then ONE gradient step
  * on the rollout (on-policy, nothing reused), replayed from the core states
  * stored at its start with truncated BPTT: the rollout is cut into pieces of
@@ -543,11 +544,12 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
  * gradient. The curriculum (curriculum = 1) grows the task's sequence
  * length as the agent succeeds: for an env id whose first number is the
  * length (NoisySequence-<T>[-<N>], TMaze-<L>, ...), training starts at
- * curriculum_start and, whenever the success rate of the last
- * curriculum_window episodes finished at the current length is at least
- * curriculum_threshold, multiplies the length by curriculum_growth (rounded
- * up, at most the id's own length) and rebuilds the training vector env in
- * place with the new id (same count; seed + level) and new episodes.
+ * curriculum_start and, whenever (checked after each rollout) the success
+ * rate of the last curriculum_window episodes finished at the current length
+ * is at least curriculum_threshold, multiplies the length by
+ * curriculum_growth (rounded up, at most the id's own length) and rebuilds
+ * the training vector env in place with the new id (same count; seed +
+ * level * 0x9e3779b9) and new episodes, memories zeroed.
  * Not from a paper's code (none is public): Adam instead of the paper's
  * plain gradient steps, an entropy bonus (0 by default), global gradient
  * clipping, batches of synchronous environments and rollouts of fixed
@@ -584,7 +586,7 @@ typedef struct mrl_reinforce_config {
 MRL_DEF mrl_reinforce_config mrl_reinforce_config_default(void);
 
 typedef struct mrl_reinforce_update_stats {
-  double policy_loss, value_loss, entropy, loss; /* the terms of L below (value_loss unscaled) */
+  double policy_loss, value_loss, entropy, loss; /* L and its terms (value_loss: 0.5 mean(...)) */
   double grad_norm;                              /* global norm before clipping */
 } mrl_reinforce_update_stats;
 
