@@ -1218,6 +1218,25 @@ static int mrl__finite(double x) {
 
 /* ---- progress >>progress ---- */
 
+/* How much of the returns' variance the values explain, 1 - Var(y - y_pred) / Var(y)
+ * (CleanRL's explained_variance; 0 when the returns are constant). */
+static float mrl__explained_variance(const float *y_pred, const float *y, int n) {
+  double y_mean = 0.0, d_mean = 0.0, y_var = 0.0, d_var = 0.0;
+  int i;
+  for (i = 0; i < n; i++) {
+    y_mean += y[i];
+    d_mean += y[i] - y_pred[i];
+  }
+  y_mean /= n;
+  d_mean /= n;
+  for (i = 0; i < n; i++) {
+    double dy = y[i] - y_mean, dd = y[i] - y_pred[i] - d_mean;
+    y_var += dy * dy;
+    d_var += dd * dd;
+  }
+  return y_var > 0.0 ? (float)(1.0 - d_var / y_var) : 0.0f;
+}
+
 MRL_DEF void mrl_progress_set(mrl_train_progress *p, const char *name, float value) {
   int i;
   for (i = 0; i < p->num_metrics; i++)
@@ -2437,24 +2456,6 @@ MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *a, float lr, float clip, mrl_ppo_upda
     if (a->cfg.target_kl > 0.0f && kl > a->cfg.target_kl) break;
   }
   return MRL_OK;
-}
-
-/* 1 - explained variance of the returns by the values (CleanRL's figure). */
-static float mrl__explained_variance(const float *y_pred, const float *y, int n) {
-  double y_mean = 0.0, d_mean = 0.0, y_var = 0.0, d_var = 0.0;
-  int i;
-  for (i = 0; i < n; i++) {
-    y_mean += y[i];
-    d_mean += y[i] - y_pred[i];
-  }
-  y_mean /= n;
-  d_mean /= n;
-  for (i = 0; i < n; i++) {
-    double dy = y[i] - y_mean, dd = y[i] - y_pred[i] - d_mean;
-    y_var += dy * dy;
-    d_var += dd * dd;
-  }
-  return y_var > 0.0 ? (float)(1.0 - d_var / y_var) : 0.0f;
 }
 
 MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_steps,
