@@ -586,6 +586,23 @@ static void test_reward_scale(void) {
   mrl_env_free(scaled);
 }
 
+#ifdef MRL_THREADS
+static void queue_producer(void *arg) {
+  int i;
+  for (i = 0; i < 1000; i++) mrl_queue_push((mrl_queue *)arg, i); /* waits while full */
+}
+typedef struct queue_waiter {
+  mrl_queue q;
+  int result;
+} queue_waiter;
+static void queue_blocked_pop(void *arg) {
+  queue_waiter *w = (queue_waiter *)arg;
+  int v;
+  /* waits on the empty queue until it is closed, then fails */
+  w->result = mrl_queue_pop(&w->q, &v) == MRL_OK ? 1 : 2;
+}
+#endif
+
 static void test_queue(void) {
   mrl_queue q;
   int v = -1, i, ok = 1;
@@ -605,6 +622,28 @@ static void test_queue(void) {
   MRL_CHECK(mrl_queue_pop(&q, &v) == MRL_ERR_INVALID_ARGUMENT, "queue: closed pop fails");
   mrl_queue_reopen(&q);
   MRL_CHECK(mrl_queue_pop(&q, &v) == MRL_OK && v == 0, "queue: reopened, the items stayed");
+#endif
+#ifdef MRL_THREADS
+  { /* a producer thread through a queue of 3: all 1000 arrive, in order */
+    mrl_thread th;
+    int expect = 0;
+    while (mrl_queue_count(&q) > 0) mrl_queue_pop(&q, &v);
+    MRL_CHECK(mrl_thread_start(&th, queue_producer, &q) == MRL_OK, "queue: producer started");
+    for (i = 0; i < 1000; i++) ok &= mrl_queue_pop(&q, &v) == MRL_OK && v == expect++;
+    mrl_thread_join(&th);
+    MRL_CHECK(ok, "queue: 1000 items through a queue of 3, in order");
+  }
+  { /* close wakes a consumer waiting on an empty queue */
+    queue_waiter w;
+    mrl_thread th;
+    mrl_queue_init(&w.q, 2);
+    w.result = 0;
+    MRL_CHECK(mrl_thread_start(&th, queue_blocked_pop, &w) == MRL_OK, "queue: waiter started");
+    mrl_queue_close(&w.q);
+    mrl_thread_join(&th);
+    MRL_CHECK(w.result == 2, "queue: close wakes a waiting pop, which fails");
+    mrl_queue_free(&w.q);
+  }
 #endif
   mrl_queue_free(&q);
 }
