@@ -3882,12 +3882,12 @@ MRL_DEF mrl_result mrl_impala_init(mrl_impala *a, const mrl_impala_config *cfg,
   a->actors = (mrl_impala_actor *)MRL_MALLOC(sizeof(mrl_impala_actor) * (size_t)A);
   a->slots =
       (mrl_impala_trajectory *)MRL_MALLOC(sizeof(mrl_impala_trajectory) * (size_t)a->num_slots);
+  if (a->actors) memset(a->actors, 0, sizeof(mrl_impala_actor) * (size_t)A);
+  if (a->slots) memset(a->slots, 0, sizeof(mrl_impala_trajectory) * (size_t)a->num_slots);
   if (!a->env_task || !a->actors || !a->slots) {
     r = MRL_ERR_OUT_OF_MEMORY;
     goto fail;
   }
-  memset(a->actors, 0, sizeof(mrl_impala_actor) * (size_t)A);
-  memset(a->slots, 0, sizeof(mrl_impala_trajectory) * (size_t)a->num_slots);
   for (i = 0; i < a->num_envs; i++)
     a->env_task[i] = (int)((long long)i * cfg->num_tasks / a->num_envs);
   for (i = 0; i < a->num_slots; i++)

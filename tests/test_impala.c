@@ -603,6 +603,79 @@ static void queue_blocked_pop(void *arg) {
 }
 #endif
 
+/* Every allocation of init failing in turn: MRL_ERR_OUT_OF_MEMORY, nothing
+ * leaked (the sanitizer build), the agent safe to free. */
+static void test_init_out_of_memory(void) {
+  mrl_vecenv env;
+  mrl_impala a;
+  mrl_impala_config cfg = small_config(1);
+  long calls, k;
+  int bad = 0;
+  cfg.popart = 1;
+  cfg.num_actors = 2;
+  if (mrl_vecenv_init(&env, "CartPole-v1", 4, 1) != MRL_OK) return;
+  calls = test_alloc_calls;
+  MRL_CHECK(mrl_impala_init(&a, &cfg, &env) == MRL_OK, "oom: init");
+  calls = test_alloc_calls - calls;
+  mrl_impala_free(&a);
+  for (k = 1; k <= calls; k++) {
+    mrl_result r;
+    test_alloc_fail_at = test_alloc_calls + k;
+    r = mrl_impala_init(&a, &cfg, &env);
+    test_alloc_fail_at = 0;
+    bad += r != MRL_ERR_OUT_OF_MEMORY;
+    mrl_impala_free(&a);
+  }
+  MRL_CHECK(bad == 0 && calls > 10,
+            "oom: each of %ld allocations failing gives out of memory (%d not)", calls, bad);
+  mrl_vecenv_free(&env);
+}
+
+/* A non-finite loss is refused: MRL_ERR_NON_FINITE, parameters unchanged. */
+static void test_non_finite(void) {
+  mrl_vecenv env;
+  mrl_impala a;
+  mrl_impala_config cfg = small_config(1);
+  mrl_impala_trajectory *tr;
+  float *before;
+  if (mrl_vecenv_init(&env, "CartPole-v1", 4, 1) != MRL_OK ||
+      mrl_impala_init(&a, &cfg, &env) != MRL_OK)
+    return;
+  MRL_CHECK(mrl_impala_train(&a, &env, 4 * 8, NULL, NULL) == MRL_OK, "non-finite: train");
+  before = (float *)malloc(sizeof(float) * a.net.params.total);
+  memcpy(before, a.net.params.values, sizeof(float) * a.net.params.total);
+  tr = &a.slots[0]; /* the last unroll, with a poisoned reward */
+  tr->rewards[3] = NAN;
+  MRL_CHECK(mrl_impala_update(&a, &tr, 1, 1e-3f, NULL) == MRL_ERR_NON_FINITE &&
+                strstr(a.error, "non-finite") &&
+                memcmp(before, a.net.params.values, sizeof(float) * a.net.params.total) == 0 &&
+                a.iterations == 1,
+            "non-finite: refused, nothing changed (%s)", a.error);
+  free(before);
+  mrl_impala_free(&a);
+  mrl_vecenv_free(&env);
+}
+
+/* Box actions: a Gaussian policy head trains and acts. */
+static void test_box_actions(void) {
+  mrl_vecenv env;
+  mrl_impala a;
+  mrl_impala_config cfg = small_config(1);
+  float obs[3] = {0.1f, 0.2f, 0.3f}, state[64], act = 99.0f;
+  if (mrl_vecenv_init(&env, "StatelessPendulum-v1", 4, 1) != MRL_OK ||
+      mrl_impala_init(&a, &cfg, &env) != MRL_OK) {
+    MRL_CHECK(0, "box: setup");
+    return;
+  }
+  memset(state, 0, sizeof state);
+  MRL_CHECK(mrl_impala_train(&a, &env, 10 * 4 * 8, NULL, NULL) == MRL_OK && a.raw_dim == 1 &&
+                mrl_impala_act(&a, obs, 1, NULL, state, 1, NULL, &act) == MRL_OK && act >= -2.0f &&
+                act <= 2.0f,
+            "box: trains, acts within the bounds (%g; %s)", act, a.error);
+  mrl_impala_free(&a);
+  mrl_vecenv_free(&env);
+}
+
 static void test_queue(void) {
   mrl_queue q;
   int v = -1, i, ok = 1;
@@ -673,5 +746,8 @@ int main(void) {
   test_queue();
   test_reward_scale();
   test_ppo_popart();
+  test_init_out_of_memory();
+  test_non_finite();
+  test_box_actions();
   return mrl_test_summary("test_impala");
 }
