@@ -684,8 +684,8 @@ MRL_DEF int mrl_reinforce_config_json(const mrl_reinforce_config *cfg, char *buf
  * (mrl_vtrace, rho_bar = c_bar = 1) and takes one RMSProp step per batch.
  * Loss as the authors' scalable_agent: sums over the batch's [T, B] steps of
  *   -log pi(a_t) pg_adv_t + baseline_cost 0.5 (vs_t - V(x_t))^2 - entropy_cost H(pi(x_t))
- * Defaults: the paper's Atari settings (Table G.1 of its appendix): unroll
- * 20, entropy cost 0.01, baseline cost 0.5, discount 0.99, RMSProp (the
+ * Defaults: the paper's Atari settings (its appendix's hyperparameters):
+ * unroll 20, entropy cost 0.01, baseline cost 0.5, discount 0.99, RMSProp (the
  * TensorFlow form: eps inside the root, v starting at 1) with learning rate
  * 6e-4 annealed linearly to 0, decay 0.99, momentum 0, epsilon 0.01, global
  * gradient-norm clipping at 40. The agent is one network (encoder -> core
