@@ -613,8 +613,10 @@ MRL_DEF mrl_result mrl_trpo_train(mrl_trpo *agent, mrl_vecenv *env, long long en
  * agent->rollout holds, advantages and returns included. stats may be NULL. */
 MRL_DEF mrl_result mrl_trpo_update(mrl_trpo *agent, mrl_trpo_update_stats *stats);
 /* out = F v (no damping), F the Hessian of the mean KL over agent->rollout at
- * the current policy, v and out [policy_size] (the policy's flat parameters,
- * in the store's order). Exact (forward mode, then backward). */
+ * the current policy. v and out [policy_size] are laid out as the store's
+ * buffers (params.values[0 .. policy_size): each policy tensor at its offset,
+ * the 16-float alignment gaps between tensors ignored in v and 0 in out).
+ * Exact: forward mode (mrl_graph_jvp) for J v, then the backward pass. */
 MRL_DEF mrl_result mrl_trpo_fisher_vector_product(mrl_trpo *agent, const float *v, float *out);
 MRL_DEF int mrl_trpo_state_dim(const mrl_trpo *agent);
 /* Deployment, PPO's conventions: no gradients, no heap allocation once warm. */
