@@ -3,11 +3,11 @@
  * reaches 500 at 100k steps), exact Fisher-vector products.
  *
  *   cc -O2 -o trpo_cartpole examples/trpo_cartpole.c -lm
- *   ./trpo_cartpole [env_steps] [seed] [lstm_hidden]
+ *   ./trpo_cartpole [env_steps] [seed] [lstm_hidden] [env_id]
  *
  * lstm_hidden > 0 gives the policy and the value function an LSTM core
- * (recurrent TRPO). Prints one progress line per iteration, the greedy
- * evaluation over 20 episodes and the final summary line. */
+ * (recurrent TRPO), e.g. ./trpo_cartpole 300000 1 32 StatelessCartPole-v1. Prints one progress line
+ * per iteration, the greedy evaluation over 20 episodes and the final summary line. */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
 
@@ -15,6 +15,7 @@ int main(int argc, char **argv) {
   long long steps = argc > 1 ? atoll(argv[1]) : 100000;
   uint64_t seed = argc > 2 ? (uint64_t)atoll(argv[2]) : 1;
   int lstm = argc > 3 ? atoi(argv[3]) : 0;
+  const char *id = argc > 4 ? argv[4] : "CartPole-v1";
   mrl_trpo_config cfg = mrl_trpo_config_default();
   mrl_vecenv env, eval_env;
   mrl_episode_stats eval;
@@ -28,8 +29,8 @@ int main(int argc, char **argv) {
   cfg.gae_lambda = 0.98f;
   cfg.n_critic_updates = 20;
   if (lstm > 0) cfg.net.core = mrl_core_config_lstm(lstm);
-  if ((r = mrl_vecenv_init(&env, "CartPole-v1", 2, seed)) != MRL_OK ||
-      (r = mrl_vecenv_init(&eval_env, "CartPole-v1", 4, seed + 1000)) != MRL_OK ||
+  if ((r = mrl_vecenv_init(&env, id, 2, seed)) != MRL_OK ||
+      (r = mrl_vecenv_init(&eval_env, id, 4, seed + 1000)) != MRL_OK ||
       (r = mrl_trpo_init(&agent, &cfg, &env)) != MRL_OK) {
     fprintf(stderr, "setup failed: %s %s\n", mrl_result_string(r), agent.error);
     return 1;
@@ -40,7 +41,7 @@ int main(int argc, char **argv) {
   if (mrl_trpo_evaluate(&agent, &eval_env, 20, 1, &eval) == MRL_OK)
     printf("greedy evaluation: mean return %.1f over 20 episodes\n",
            mrl_episode_stats_mean_return(&eval));
-  mrl_print_final(stdout, "CartPole-v1", "trpo", &agent.runner.stats, agent.runner.env_steps,
+  mrl_print_final(stdout, id, "trpo", &agent.runner.stats, agent.runner.env_steps,
                   mrl_wall_seconds() - t0);
   mrl_trpo_free(&agent);
   mrl_vecenv_free(&env);

@@ -6,8 +6,8 @@
  *      surrogate's gradient, the CG solution, the step size, the line search
  *      (one case backtracks five times), the accepted parameters and the
  *      value function's Adam steps;
- *   2. F is symmetric and positive semi-definite on a GRU policy
- *      (<u, F v> = <F u, v>, <v, F v> >= 0);
+ *   2. F is symmetric and positive definite on GRU, Elman and frame-stack
+ *      policies (<u, F v> = <F u, v>, <v, F v> > 0);
  *   3. a core whose ops have no forward-mode rule stops the update with an
  *      error naming the op;
  *   4. acting allocates nothing once warm; 5. save/load resumes bitwise;
@@ -170,12 +170,9 @@ static int collect_some(mrl_trpo *a, mrl_vecenv *env, mrl_core_config core) {
   return mrl_runner_start(&a->runner, env) == MRL_OK && mrl__trpo_collect(a, env) == MRL_OK;
 }
 
-static void fisher_gru(void) {
+static void fisher_symmetric(const char *label, mrl_core_config core) {
   mrl_vecenv env;
   mrl_trpo a;
-  mrl_core_config core = mrl_core_config_default();
-  core.kind = MRL_CORE_GRU;
-  core.hidden_size = 5;
   if (collect_some(&a, &env, core)) {
     size_t n = a.policy_size, i;
     float *u = (float *)malloc(sizeof(float) * n * 4), *v = u + n, *fu = v + n, *fv = fu + n;
@@ -184,14 +181,14 @@ static void fisher_gru(void) {
     for (i = 0; i < n; i++) u[i] = mrl_rng_normal(&rng), v[i] = mrl_rng_normal(&rng);
     MRL_CHECK(mrl_trpo_fisher_vector_product(&a, u, fu) == MRL_OK &&
                   mrl_trpo_fisher_vector_product(&a, v, fv) == MRL_OK,
-              "GRU fvp: %s", a.error);
+              "%s fvp: %s", label, a.error);
     for (i = 0; i < n; i++) {
       ufv += (double)u[i] * fv[i];
       fuv += (double)fu[i] * v[i];
       vfv += (double)v[i] * fv[i];
     }
-    MRL_CHECK_NEAR(ufv, fuv, 1e-6, 1e-4, "GRU policy: <u, F v> = <F u, v>");
-    MRL_CHECK(vfv > 0.0, "GRU policy: <v, F v> = %g must be positive", vfv);
+    MRL_CHECK_NEAR(ufv, fuv, 1e-6, 1e-4, label);
+    MRL_CHECK(vfv > 0.0, "%s: <v, F v> = %g must be positive", label, vfv);
     free(u);
   }
   mrl_trpo_free(&a);
@@ -320,7 +317,9 @@ int main(void) {
   } else {
     MRL_CHECK(0, "tests/ref/trpo_update.txt missing");
   }
-  fisher_gru();
+  fisher_symmetric("GRU policy: <u, F v> = <F u, v>", mrl_core_config_gru(5));
+  fisher_symmetric("Elman policy: <u, F v> = <F u, v>", mrl_core_config_elman(5));
+  fisher_symmetric("frame-stack policy: <u, F v> = <F u, v>", mrl_core_config_frame_stack(3));
   no_rule_core();
   act_no_allocation(0);
   act_no_allocation(1);
