@@ -589,6 +589,7 @@ typedef struct mrl_trpo {
   mrl_runner runner;
   mrl_rollout rollout;
   mrl_minibatches minibatches;
+  mrl_update_backup backup; /* the agent before the running update */
   mrl_rng rng;
   long long iterations;
   float *search_dir;                          /* [policy_size] the last update's CG solution x */
@@ -610,7 +611,10 @@ MRL_DEF void mrl_trpo_free(mrl_trpo *agent);
 MRL_DEF mrl_result mrl_trpo_train(mrl_trpo *agent, mrl_vecenv *env, long long env_steps,
                                   mrl_progress_fn progress, void *user);
 /* One update (natural-gradient policy step, then the value function) on what
- * agent->rollout holds, advantages and returns included. stats may be NULL. */
+ * agent->rollout holds, advantages and returns included. stats may be NULL.
+ * An update that fails (a non-finite gradient or loss: MRL_ERR_NON_FINITE; a
+ * core without forward-mode rules: MRL_ERR_INVALID_ARGUMENT) is undone
+ * whole (parameters, moments, RNG) and error says why. */
 MRL_DEF mrl_result mrl_trpo_update(mrl_trpo *agent, mrl_trpo_update_stats *stats);
 /* out = F v (no damping), F the Hessian of the mean KL over agent->rollout at
  * the current policy. v and out [policy_size] are laid out as the store's
@@ -2614,9 +2618,9 @@ MRL_DEF int mrl_trpo_config_json(const mrl_trpo_config *c, char *buf, size_t siz
 static int mrl__trpo_check_config(const mrl_trpo_config *c, const mrl_vecenv *env, char *err,
                                   size_t n) {
   long long batch = (long long)env->num_envs * c->num_steps;
-  const char *const names[9] = {"learning_rate", "gamma",        "gae_lambda",
-                                "target_kl",     "cg_damping",   "line_search_shrinking_factor",
-                                "adam_eps",      "log_std_init", "num_steps"};
+  const char *const names[8] = {"learning_rate", "gamma",       "gae_lambda",
+                                "target_kl",     "cg_damping",  "line_search_shrinking_factor",
+                                "adam_eps",      "log_std_init"};
   float v[8];
   int i;
   v[0] = c->learning_rate, v[1] = c->gamma, v[2] = c->gae_lambda, v[3] = c->target_kl;
@@ -2664,7 +2668,6 @@ static int mrl__trpo_check_config(const mrl_trpo_config *c, const mrl_vecenv *en
   MRL__REJECT(c->adam_eps <= 0.0f, "mrl_trpo_config.adam_eps %g must be > 0", c->adam_eps);
   MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
 #undef MRL__REJECT
-  (void)names[8];
   return 0;
 }
 
@@ -2738,7 +2741,8 @@ MRL_DEF mrl_result mrl_trpo_init(mrl_trpo *a, const mrl_trpo_config *cfg, const 
       (r = mrl_rollout_init(&a->rollout, cfg->num_steps, a->num_envs, a->obs_dim, a->raw_dim,
                             a->state_dim)) != MRL_OK ||
       (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs,
-                                (int)(TB / (size_t)cfg->batch_size), a->state_dim > 0)) != MRL_OK)
+                                (int)(TB / (size_t)cfg->batch_size), a->state_dim > 0)) != MRL_OK ||
+      (r = mrl_update_backup_init(&a->backup, &a->params)) != MRL_OK)
     goto fail;
   a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
   a->search_dir = (float *)MRL_MALLOC(sizeof(float) * P * 6);
@@ -2785,6 +2789,7 @@ MRL_DEF void mrl_trpo_free(mrl_trpo *a) {
   mrl_runner_free(&a->runner);
   mrl_rollout_free(&a->rollout);
   mrl_minibatches_free(&a->minibatches);
+  mrl_update_backup_free(&a->backup);
   MRL_FREE(a->search_dir);
   MRL_FREE(a->old_dist);
   MRL_FREE(a->fisher_u);
@@ -3038,18 +3043,31 @@ static mrl_result mrl__trpo_critic(mrl_trpo *a, mrl_trpo_update_stats *st) {
   return MRL_OK;
 }
 
+static mrl_result mrl__trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st);
+
 MRL_DEF mrl_result mrl_trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st) {
+  mrl_trpo_update_stats local;
+  mrl_rng rng0 = a->rng;
+  mrl_result r;
+  if (!st) st = &local;
+  memset(st, 0, sizeof *st);
+  mrl_update_backup_save(&a->backup, &a->params);
+  if ((r = mrl__trpo_update(a, st)) != MRL_OK) { /* undone whole: parameters, moments, RNG */
+    mrl_update_backup_restore(&a->backup, &a->params);
+    a->rng = rng0;
+  }
+  return r;
+}
+
+static mrl_result mrl__trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st) {
   mrl_rollout *ro = &a->rollout;
   mrl_graph *g = &a->graph;
-  mrl_trpo_update_stats local;
   int N = ro->num_steps * ro->num_envs, P = a->param_dim, i, it, shape[1];
   size_t n = a->policy_size, j;
   float *theta = a->params.values, *x = a->search_dir;
   double obj0, kl, obj, rr, coeff, step, shs;
   mrl_tensor *dist, *logp = NULL, *objective;
   mrl_result r;
-  if (!st) st = &local;
-  memset(st, 0, sizeof *st);
   /* advantages, normalised over the rollout (torch's unbiased std, + 1e-8) */
   memcpy(a->adv, ro->advantages, sizeof(float) * (size_t)N);
   if (a->cfg.normalize_advantage && N > 1) {
@@ -3089,7 +3107,9 @@ MRL_DEF mrl_result mrl_trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st) {
   for (it = 0; it < a->cfg.cg_max_steps; it++) {
     double alpha, rr_new;
     if ((r = mrl__trpo_damped_fvp(a, a->cg_p, a->cg_ap)) != MRL_OK) return r;
-    alpha = rr / mrl__trpo_dot(a->cg_p, a->cg_ap, n);
+    alpha = mrl__trpo_dot(a->cg_p, a->cg_ap, n);
+    if (!(alpha > 0.0) || !mrl__finite(alpha)) break; /* a zero gradient: x stays 0, no step */
+    alpha = rr / alpha;
     for (j = 0; j < n; j++) x[j] += (float)alpha * a->cg_p[j];
     st->cg_iters = it + 1;
     if (it == a->cfg.cg_max_steps - 1) break;

@@ -200,9 +200,34 @@ static void no_rule_core(void) {
   mrl_trpo a;
   mrl_core_config core = mrl_core_config_gtrxl(8, 4); /* attention: no forward-mode rule */
   if (collect_some(&a, &env, core)) {
-    mrl_result r = mrl_trpo_update(&a, NULL);
+    float *before = (float *)malloc(sizeof(float) * a.params.total);
+    mrl_result r;
+    memcpy(before, a.params.values, sizeof(float) * a.params.total);
+    r = mrl_trpo_update(&a, NULL);
     MRL_CHECK(r == MRL_ERR_INVALID_ARGUMENT && strstr(a.error, "no forward-mode rule"),
               "a core without JVP rules must fail clearly: %d %s", (int)r, a.error);
+    MRL_CHECK(memcmp(before, a.params.values, sizeof(float) * a.params.total) == 0,
+              "a failed update must leave the parameters as they were");
+    free(before);
+  }
+  mrl_trpo_free(&a);
+  mrl_vecenv_free(&env);
+}
+
+/* Advantages all zero: no gradient, so no step (and nothing non-finite). */
+static void zero_gradient(void) {
+  mrl_vecenv env;
+  mrl_trpo a;
+  if (collect_some(&a, &env, mrl_core_config_default())) {
+    float *before = (float *)malloc(sizeof(float) * a.policy_size);
+    mrl_trpo_update_stats st;
+    memcpy(before, a.params.values, sizeof(float) * a.policy_size);
+    memset(a.rollout.advantages, 0, sizeof(float) * 32);
+    MRL_CHECK(mrl_trpo_update(&a, &st) == MRL_OK, "zero gradient: %s", a.error);
+    MRL_CHECK(memcmp(before, a.params.values, sizeof(float) * a.policy_size) == 0,
+              "zero gradient: the policy must not move");
+    MRL_CHECK(!st.line_search_success && st.kl == 0.0f, "zero gradient: no step accepted");
+    free(before);
   }
   mrl_trpo_free(&a);
   mrl_vecenv_free(&env);
@@ -321,6 +346,7 @@ int main(void) {
   fisher_symmetric("Elman policy: <u, F v> = <F u, v>", mrl_core_config_elman(5));
   fisher_symmetric("frame-stack policy: <u, F v> = <F u, v>", mrl_core_config_frame_stack(3));
   no_rule_core();
+  zero_gradient();
   act_no_allocation(0);
   act_no_allocation(1);
   save_load_resume(0);
