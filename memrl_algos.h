@@ -526,18 +526,21 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
  * Gaussian: 1/sigma^2 on the mean, 2 on the log-std), averaged over rows.
  * Forward mode was chosen over double backward because the tape's backward
  * functions write floats, not ops: a second-order tape would have to
- * re-record every op's backward; tangents need one rule per op, reuse the
- * saved activations, and cost about one extra forward pass. Recurrent
+ * re-record every op's backward; tangents need one rule per op and reuse
+ * the saved activations. One product costs a forward pass with its tangent
+ * pass, then a second forward pass and a backward pass (the first tape's
+ * gradient buffers hold tangents), all over the whole rollout. Recurrent
  * policies work unchanged: the whole rollout is one [T, B] sequence from
  * the core state stored at its start, so J v runs through time. A core
  * whose ops have no rule (attention, the DNC, ...) stops the update with
  * MRL_ERR_INVALID_ARGUMENT and an error naming the op.
- * Deviations from SB3-contrib: a time-limit truncation is bootstrapped as
- * PPO here does (SB3 does the same); the critic's minibatches leave a
- * remainder out (SB3 keeps a short last batch): batch_size should divide
- * num_steps * num_envs; recurrent critics train on whole environment
- * sequences (SB3-contrib's TRPO has no recurrent policy); continuous
- * actions use the Gaussian with a state-independent log-std (no tanh squash).
+ * A time-limit truncation is bootstrapped from the value of its final
+ * observation, as SB3 and PPO here do. Deviations from SB3-contrib: the
+ * critic's minibatches leave a remainder out (SB3 keeps a short last batch): batch_size should
+ * divide num_steps * num_envs; recurrent critics train on whole environment sequences
+ * (SB3-contrib's TRPO has no recurrent policy); continuous actions use the Gaussian with a
+ * state-independent log-std (no tanh squash); SB3's sub_sampling_factor (1 by default) and gSDE are
+ * not offered.
  * ====================================================================== */
 
 typedef struct mrl_trpo_config {

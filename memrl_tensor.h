@@ -707,8 +707,10 @@ MRL_DEF double mrl_gradcheck(mrl_graph *g, mrl_loss_fn build, mrl_tensor **input
  * nothing: the call returns MRL_ERR_INVALID_ARGUMENT and error (may be NULL)
  * names the op. Rules here: linear, matmul (2-D), every unary op, every
  * broadcasting binary op and where, permute / transpose / slice /
- * broadcast_to, concat / stack / concat_rows, index_select, gather_rows,
- * sum / mean, log_softmax (no mask). */
+ * broadcast_to, concat / stack / concat_rows, index_select, gather /
+ * gather_rows, the reductions (sum, mean, max, logsumexp, var; all or along
+ * an axis), softmax and log_softmax without a mask. Not yet: batched
+ * matmul, attention, layernorm, conv2d, pooling, dropout, the losses. */
 typedef void (*mrl_jvp_fn)(mrl_node *node);
 typedef mrl_jvp_fn (*mrl_jvp_lookup)(const mrl_node *node);
 MRL_DEF mrl_jvp_fn mrl_jvp_rule(const mrl_node *node);
