@@ -17,12 +17,14 @@
  *   REINFORCE              Williams' likelihood-ratio gradient with recurrent policy and
  *                          baseline memories (Wierstra et al.), K-step or lambda-return
  *                          advantages, truncated BPTT, a sequence-length curriculum
+ *   TRPO                   trust-region natural-gradient steps with exact
+ *                          Fisher-vector products (forward mode), any core
  *   LICENCE                at the end of the file: public domain or MIT
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
  *     shared plot threads progress runner agent_checkpoint minibatch q_values evaluate ppo
- * reinforce
+ *     reinforce trpo
  *
  *
  * ENABLING
@@ -641,6 +643,144 @@ MRL_DEF mrl_result mrl_reinforce_save(const mrl_reinforce *agent, const char *pa
                                       const mrl_vecenv *env);
 MRL_DEF mrl_result mrl_reinforce_load(mrl_reinforce *agent, const char *path, mrl_vecenv *env);
 MRL_DEF int mrl_reinforce_config_json(const mrl_reinforce_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * TRPO
+ * Schulman, Levine, Moritz, Jordan, Abbeel (2015), "Trust Region Policy
+ * Optimization": maximise the surrogate L(theta) = mean(A ratio) subject to
+ * mean KL(pi_theta || pi_old) <= target_kl, by one natural-gradient step
+ * per rollout: the search direction x solves (F + cg_damping I) x = g by
+ * conjugate gradient (g = grad L, F = the Fisher matrix, the Hessian of the
+ * mean KL at theta_old), the step is x sqrt(2 target_kl / x^T (F + damping) x),
+ * and a backtracking line search shrinks it until the KL constraint holds
+ * and the surrogate improves (else the policy is left unchanged). A
+ * separate value network is fitted afterwards by Adam on the mean squared
+ * error to the GAE returns. Defaults: Stable-Baselines3-contrib's TRPO
+ * (n_steps 2048, batch_size 128, lr 1e-3, target_kl 0.01, cg_max_steps 15,
+ * cg_damping 0.1, line_search_shrinking_factor 0.8, line_search_max_iter
+ * 10, n_critic_updates 10, gae_lambda 0.95, advantages normalised) with
+ * SB3's actor-critic network (separate tanh MLPs {64, 64}, orthogonal
+ * initialisation, Adam eps 1e-5). rl-baselines3-zoo's CartPole-v1 settings
+ * (2 envs, n_steps 512, batch_size 512, cg_damping 0.001, gae_lambda 0.98,
+ * n_critic_updates 20, 100k steps) are what tests/test_learning_trpo.c uses.
+ * Fisher-vector products are EXACT: F v = J^T M J v, J the Jacobian of the
+ * distribution parameters (logits, or mean and log-std) over the rollout,
+ * J v by forward-mode differentiation of the recorded tape (mrl_graph_jvp,
+ * memrl_tensor.h; the fused LSTM/GRU/Elman rules in memrl_nn.h), J^T by the
+ * ordinary backward pass, M the Fisher of the action distribution in its
+ * own parameters (categorical: diag(p) - p p^T on the logits; diagonal
+ * Gaussian: 1/sigma^2 on the mean, 2 on the log-std), averaged over rows.
+ * Forward mode was chosen over double backward because the tape's backward
+ * functions write floats, not ops: a second-order tape would have to
+ * re-record every op's backward; tangents need one rule per op and reuse
+ * the saved activations. One product costs a forward pass with its tangent
+ * pass, then a second forward pass and a backward pass (the first tape's
+ * gradient buffers hold tangents), all over the whole rollout. Recurrent
+ * policies work unchanged: the whole rollout is one [T, B] sequence from
+ * the core state stored at its start, so J v runs through time. A core
+ * whose ops have no rule (attention, the DNC, ...) stops the update with
+ * MRL_ERR_INVALID_ARGUMENT and an error naming the op.
+ * A time-limit truncation is bootstrapped from the value of its final
+ * observation, as SB3 and PPO here do. Deviations from SB3-contrib: the
+ * critic's minibatches leave a remainder out (SB3 keeps a short last batch): batch_size should
+ * divide num_steps * num_envs; recurrent critics train on whole environment sequences
+ * (SB3-contrib's TRPO has no recurrent policy); continuous actions use the Gaussian with a
+ * state-independent log-std (no tanh squash); SB3's sub_sampling_factor (1 by default) and gSDE are
+ * not offered.
+ * ====================================================================== */
+
+typedef struct mrl_trpo_config {
+  uint64_t seed;                      /* 1 */
+  int num_steps;                      /* 2048: rollout length per environment (n_steps) */
+  float learning_rate;                /* 1e-3: the value function's Adam */
+  float gamma;                        /* 0.99 */
+  float gae_lambda;                   /* 0.95 */
+  int batch_size;                     /* 128: the value function's minibatch (rows) */
+  int n_critic_updates;               /* 10: epochs of the value function per rollout */
+  float target_kl;                    /* 0.01: the trust region, mean KL(new || old) */
+  int cg_max_steps;                   /* 15 */
+  float cg_damping;                   /* 0.1: F + damping I */
+  float line_search_shrinking_factor; /* 0.8 */
+  int line_search_max_iter;           /* 10 */
+  int normalize_advantage;            /* 1 */
+  float adam_eps;                     /* 1e-5 (SB3's policies) */
+  mrl_tower_config net; /* actor and critic towers: encoder {64, 64} tanh, no core, no head */
+  int orthogonal_init;  /* 1: gains sqrt 2 hidden, 0.01 policy, 1 value (SB3 ortho_init) */
+  int normalize_obs;    /* 0 */
+  int normalize_reward; /* 0 */
+  float log_std_init;   /* box actions: 0 */
+} mrl_trpo_config;
+
+MRL_DEF mrl_trpo_config mrl_trpo_config_default(void);
+
+typedef struct mrl_trpo_update_stats {
+  float policy_objective;  /* mean(A ratio) before the step */
+  float new_objective;     /* after the accepted step (= policy_objective when refused) */
+  float kl;                /* mean KL(new || old) of the accepted step, 0 when refused */
+  float step_size;         /* sqrt(2 target_kl / x^T (F + damping) x) */
+  float line_search_coeff; /* the accepted shrink factor power, 0 when refused */
+  int line_search_iters;   /* candidates tried */
+  int line_search_success; /* 0: the policy was left as it was */
+  int cg_iters;            /* conjugate-gradient steps taken */
+  float value_loss;        /* mean over the critic's minibatch steps */
+} mrl_trpo_update_stats;
+
+typedef struct mrl_trpo {
+  mrl_trpo_config cfg;
+  int obs_dim, num_envs, num_actions, env_action_dim, raw_dim, param_dim;
+  int state_dim;      /* recurrent floats per environment: actor's, then critic's */
+  mrl_params params;  /* the policy's tensors first (policy_size floats), then the critic's */
+  size_t policy_size; /* floats of the actor tower and policy head */
+  mrl_tower actor, critic;
+  mrl_policy_head policy;
+  mrl_linear_layer value;
+  mrl_graph graph, act_graph;
+  mrl_runner runner;
+  mrl_rollout rollout;
+  mrl_minibatches minibatches;
+  mrl_update_backup backup; /* the agent before the running update */
+  mrl_rng rng;
+  long long iterations;
+  float *search_dir;                          /* [policy_size] the last update's CG solution x */
+  float *grad, *theta0, *cg_r, *cg_p, *cg_ap; /* [policy_size] update scratch */
+  float *old_dist; /* [T*B, param_dim] the rollout's distributions under theta_old */
+  float *fisher_u; /* [T*B, param_dim] M J v of a Fisher-vector product */
+  float *adv;      /* [T*B] the (normalised) advantages of the update */
+  float *step_raw, *step_actions, *step_values;
+  float *mb_obs, *mb_starts, *mb_state, *mb_ret; /* critic minibatch scratch */
+  char error[MRL_ERROR_SIZE];
+} mrl_trpo;
+
+/* Builds the agent for env's spaces (discrete: categorical; box: Gaussian).
+ * A config that does not fit returns MRL_ERR_INVALID_ARGUMENT, error names it. */
+MRL_DEF mrl_result mrl_trpo_init(mrl_trpo *agent, const mrl_trpo_config *cfg,
+                                 const mrl_vecenv *env);
+MRL_DEF void mrl_trpo_free(mrl_trpo *agent);
+/* Trains for env_steps environment steps (whole rollouts of num_envs * num_steps). */
+MRL_DEF mrl_result mrl_trpo_train(mrl_trpo *agent, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user);
+/* One update (natural-gradient policy step, then the value function) on what
+ * agent->rollout holds, advantages and returns included. stats may be NULL.
+ * An update that fails (a non-finite gradient or loss: MRL_ERR_NON_FINITE; a
+ * core without forward-mode rules: MRL_ERR_INVALID_ARGUMENT) is undone
+ * whole (parameters, moments, RNG) and error says why. */
+MRL_DEF mrl_result mrl_trpo_update(mrl_trpo *agent, mrl_trpo_update_stats *stats);
+/* out = F v (no damping), F the Hessian of the mean KL over agent->rollout at
+ * the current policy. v and out [policy_size] are laid out as the store's
+ * buffers (params.values[0 .. policy_size): each policy tensor at its offset,
+ * the 16-float alignment gaps between tensors ignored in v and 0 in out).
+ * Exact: forward mode (mrl_graph_jvp) for J v, then the backward pass. */
+MRL_DEF mrl_result mrl_trpo_fisher_vector_product(mrl_trpo *agent, const float *v, float *out);
+MRL_DEF int mrl_trpo_state_dim(const mrl_trpo *agent);
+/* Deployment, PPO's conventions: no gradients, no heap allocation once warm. */
+MRL_DEF mrl_result mrl_trpo_act(mrl_trpo *agent, const float *obs, int n,
+                                const float *episode_start, float *state, int greedy, mrl_rng *rng,
+                                float *actions);
+MRL_DEF mrl_result mrl_trpo_evaluate(mrl_trpo *agent, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats);
+MRL_DEF mrl_result mrl_trpo_save(const mrl_trpo *agent, const char *path, const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_trpo_load(mrl_trpo *agent, const char *path, mrl_vecenv *env);
+MRL_DEF int mrl_trpo_config_json(const mrl_trpo_config *cfg, char *buf, size_t size);
 
 #ifdef __cplusplus
 }
@@ -3287,6 +3427,719 @@ MRL_DEF mrl_result mrl_reinforce_load(mrl_reinforce *a, const char *path, mrl_ve
                                 a, env, env->seed + 0x9e3779b9ULL * (uint64_t)a->level)) != MRL_OK)
     return r;
   return mrl_agent_load(path, &a->params, "reinforce", config, &a->runner, env, x, n, a->error,
+                        sizeof a->error);
+}
+
+/* ---- TRPO >>trpo ---- */
+
+MRL_DEF mrl_trpo_config mrl_trpo_config_default(void) {
+  mrl_trpo_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.num_steps = 2048;
+  c.learning_rate = 1e-3f;
+  c.gamma = 0.99f;
+  c.gae_lambda = 0.95f;
+  c.batch_size = 128;
+  c.n_critic_updates = 10;
+  c.target_kl = 0.01f;
+  c.cg_max_steps = 15;
+  c.cg_damping = 0.1f;
+  c.line_search_shrinking_factor = 0.8f;
+  c.line_search_max_iter = 10;
+  c.normalize_advantage = 1;
+  c.adam_eps = 1e-5f;
+  c.net = mrl_tower_config_default();
+  c.orthogonal_init = 1;
+  c.log_std_init = 0.0f;
+  return c;
+}
+
+MRL_DEF int mrl_trpo_config_json(const mrl_trpo_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  char enc[96] = "", head[96] = "", f[9][24], core[1024];
+  int i, k = 0;
+  mrl_core_config_json(&n->core, core, sizeof core);
+  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
+  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%s,\"gamma\":%s,\"gae_lambda\":%s,"
+      "\"batch_size\":%d,\"n_critic_updates\":%d,\"target_kl\":%s,\"cg_max_steps\":%d,"
+      "\"cg_damping\":%s,\"line_search_shrinking_factor\":%s,\"line_search_max_iter\":%d,"
+      "\"normalize_advantage\":%d,\"adam_eps\":%s,\"encoder_sizes\":[%s],\"core\":%s,"
+      "\"head_sizes\":[%s],\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,"
+      "\"normalize_obs\":%d,\"normalize_reward\":%d,\"log_std_init\":%s}",
+      (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
+      mrl__float_text(c->gamma, f[1], 24), mrl__float_text(c->gae_lambda, f[2], 24), c->batch_size,
+      c->n_critic_updates, mrl__float_text(c->target_kl, f[3], 24), c->cg_max_steps,
+      mrl__float_text(c->cg_damping, f[4], 24),
+      mrl__float_text(c->line_search_shrinking_factor, f[5], 24), c->line_search_max_iter,
+      c->normalize_advantage, mrl__float_text(c->adam_eps, f[6], 24), enc, core, head,
+      (int)n->activation, n->use_conv, c->orthogonal_init, c->normalize_obs, c->normalize_reward,
+      mrl__float_text(c->log_std_init, f[7], 24));
+}
+
+/* Names the first field of a TRPO config that cannot work (error), or 0. */
+static int mrl__trpo_check_config(const mrl_trpo_config *c, const mrl_vecenv *env, char *err,
+                                  size_t n) {
+  long long batch = (long long)env->num_envs * c->num_steps;
+  const char *const names[8] = {"learning_rate", "gamma",       "gae_lambda",
+                                "target_kl",     "cg_damping",  "line_search_shrinking_factor",
+                                "adam_eps",      "log_std_init"};
+  float v[8];
+  int i;
+  v[0] = c->learning_rate, v[1] = c->gamma, v[2] = c->gae_lambda, v[3] = c->target_kl;
+  v[4] = c->cg_damping, v[5] = c->line_search_shrinking_factor, v[6] = c->adam_eps;
+  v[7] = c->log_std_init;
+  for (i = 0; i < 8; i++)
+    if (!mrl__finite(v[i])) {
+      mrl__say(err, n, "mrl_trpo_config.%s %g must be finite", names[i], v[i]);
+      return 1;
+    }
+#define MRL__REJECT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      mrl__say(err, n, __VA_ARGS__);                                                               \
+      return 1;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  MRL__REJECT(c->num_steps < 1, "mrl_trpo_config.num_steps %d must be >= 1", c->num_steps);
+  MRL__REJECT(batch > INT_MAX / 8, "mrl_trpo_config.num_steps %d x %d environments is too large",
+              c->num_steps, env->num_envs);
+  MRL__REJECT(c->batch_size < 1 || c->batch_size > batch,
+              "mrl_trpo_config.batch_size %d must be in 1..%lld (the rollout's steps)",
+              c->batch_size, batch);
+  MRL__REJECT(c->net.core.kind != MRL_CORE_NONE &&
+                  env->num_envs % (int)(batch / c->batch_size) != 0,
+              "mrl_trpo_config.batch_size %d: %lld minibatches do not divide num_envs %d (a "
+              "recurrent critic trains on whole environment sequences)",
+              c->batch_size, batch / c->batch_size, env->num_envs);
+  MRL__REJECT(c->n_critic_updates < 0, "mrl_trpo_config.n_critic_updates %d must be >= 0",
+              c->n_critic_updates);
+  MRL__REJECT(c->cg_max_steps < 1, "mrl_trpo_config.cg_max_steps %d must be >= 1", c->cg_max_steps);
+  MRL__REJECT(c->line_search_max_iter < 1, "mrl_trpo_config.line_search_max_iter %d must be >= 1",
+              c->line_search_max_iter);
+  MRL__REJECT(c->target_kl <= 0.0f, "mrl_trpo_config.target_kl %g must be > 0", c->target_kl);
+  MRL__REJECT(c->cg_damping < 0.0f, "mrl_trpo_config.cg_damping %g must be >= 0", c->cg_damping);
+  MRL__REJECT(c->line_search_shrinking_factor <= 0.0f || c->line_search_shrinking_factor >= 1.0f,
+              "mrl_trpo_config.line_search_shrinking_factor %g must be in (0, 1)",
+              c->line_search_shrinking_factor);
+  MRL__REJECT(c->learning_rate < 0.0f, "mrl_trpo_config.learning_rate %g must be >= 0",
+              c->learning_rate);
+  MRL__REJECT(c->gamma < 0.0f || c->gamma > 1.0f, "mrl_trpo_config.gamma %g must be in [0, 1]",
+              c->gamma);
+  MRL__REJECT(c->gae_lambda < 0.0f || c->gae_lambda > 1.0f,
+              "mrl_trpo_config.gae_lambda %g must be in [0, 1]", c->gae_lambda);
+  MRL__REJECT(c->adam_eps <= 0.0f, "mrl_trpo_config.adam_eps %g must be > 0", c->adam_eps);
+  MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
+#undef MRL__REJECT
+  return 0;
+}
+
+MRL_DEF mrl_result mrl_trpo_init(mrl_trpo *a, const mrl_trpo_config *cfg, const mrl_vecenv *env) {
+  mrl_tower_config net;
+  mrl_runner_config rc;
+  mrl_policy_head_config pc;
+  mrl_result r;
+  size_t B, TB, P;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (mrl__trpo_check_config(cfg, env, a->error, sizeof a->error)) return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  a->obs_dim = env->obs_dim;
+  a->num_envs = env->num_envs;
+  a->num_actions = env->num_actions;
+  a->env_action_dim = env->action_dim;
+  B = (size_t)a->num_envs;
+  TB = B * (size_t)cfg->num_steps;
+  net = cfg->net;
+  if (cfg->orthogonal_init) { /* SB3's ortho_init: sqrt 2 hidden; orthogonal recurrent weights */
+    if (net.init.kind == MRL_INIT_DEFAULT) net.init = mrl_init_orthogonal(sqrtf(2.0f));
+    if (net.core.init.kind == MRL_INIT_DEFAULT) net.core.init = mrl_init_orthogonal(1.0f);
+  }
+  /* the policy's tensors are declared first: its flat parameters are the store's prefix */
+  mrl_params_init(&a->params);
+  if ((r = mrl_tower_init(&a->actor, &a->params, "actor", a->obs_dim, &net, 0, a->error,
+                          sizeof a->error)) != MRL_OK)
+    goto fail;
+  if (env->num_actions > 0) {
+    pc = mrl_policy_head_config_default(MRL_POLICY_CATEGORICAL);
+    pc.num_actions = env->num_actions;
+  } else {
+    pc = mrl_policy_head_config_default(MRL_POLICY_GAUSSIAN);
+    pc.action_dim = env->action_dim;
+    pc.action_low = mrl_env_action_low(env->envs[0]);
+    pc.action_high = mrl_env_action_high(env->envs[0]);
+    pc.log_std_init = cfg->log_std_init;
+  }
+  pc.init = cfg->orthogonal_init ? mrl_init_orthogonal(0.01f) : mrl_init_default();
+  if ((r = mrl_policy_head_init(&a->policy, &a->params, "actor.out", a->actor.output_dim, &pc)) !=
+      MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_init: %s", a->policy.error);
+    goto fail;
+  }
+  a->policy_size = a->params.total;
+  if ((r = mrl_tower_init(&a->critic, &a->params, "critic", a->obs_dim, &net, a->actor.state_dim,
+                          a->error, sizeof a->error)) != MRL_OK)
+    goto fail;
+  mrl_linear_layer_init(&a->value, &a->params, "critic.out", a->critic.output_dim, 1,
+                        cfg->orthogonal_init ? mrl_init_orthogonal(1.0f) : mrl_init_default());
+  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_init: %s", a->params.message);
+    goto fail;
+  }
+  a->raw_dim = mrl_policy_head_raw_dim(&a->policy);
+  a->param_dim = mrl_policy_head_param_dim(&a->policy);
+  a->state_dim = a->actor.state_dim + a->critic.state_dim;
+  P = a->policy_size;
+  rc = mrl_runner_config_default();
+  rc.normalize_obs = cfg->normalize_obs;
+  rc.normalize_reward = cfg->normalize_reward;
+  rc.gamma = cfg->gamma;
+  if ((r = mrl_runner_init(&a->runner, env, a->state_dim, &rc, a->error, sizeof a->error)) !=
+          MRL_OK ||
+      (r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK ||
+      (r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK ||
+      (r = mrl_rollout_init(&a->rollout, cfg->num_steps, a->num_envs, a->obs_dim, a->raw_dim,
+                            a->state_dim)) != MRL_OK ||
+      (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs,
+                                (int)(TB / (size_t)cfg->batch_size), a->state_dim > 0)) != MRL_OK ||
+      (r = mrl_update_backup_init(&a->backup, &a->params)) != MRL_OK)
+    goto fail;
+  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
+  a->search_dir = (float *)MRL_MALLOC(sizeof(float) * P * 6);
+  a->old_dist = (float *)MRL_MALLOC(sizeof(float) * TB * (size_t)a->param_dim);
+  a->fisher_u = (float *)MRL_MALLOC(sizeof(float) * TB * (size_t)a->param_dim);
+  a->adv = (float *)MRL_MALLOC(sizeof(float) * TB);
+  a->step_raw = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->raw_dim);
+  a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->env_action_dim);
+  a->step_values = (float *)MRL_MALLOC(sizeof(float) * B);
+  a->mb_obs = (float *)MRL_MALLOC(sizeof(float) * TB * (size_t)a->obs_dim);
+  a->mb_starts = (float *)MRL_MALLOC(sizeof(float) * TB);
+  a->mb_state = (float *)MRL_MALLOC(sizeof(float) * (B * (size_t)a->state_dim + 1));
+  a->mb_ret = (float *)MRL_MALLOC(sizeof(float) * TB);
+  if (!a->search_dir || !a->old_dist || !a->fisher_u || !a->adv || !a->step_raw ||
+      !a->step_actions || !a->step_values || !a->mb_obs || !a->mb_starts || !a->mb_state ||
+      !a->mb_ret) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  a->grad = a->search_dir + P;
+  a->theta0 = a->grad + P;
+  a->cg_r = a->theta0 + P;
+  a->cg_p = a->cg_r + P;
+  a->cg_ap = a->cg_p + P;
+  return MRL_OK;
+fail:
+  if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_init: out of memory");
+  {
+    char keep[MRL_ERROR_SIZE];
+    memcpy(keep, a->error, sizeof keep);
+    mrl_trpo_free(a);
+    memcpy(a->error, keep, sizeof keep);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_trpo_free(mrl_trpo *a) {
+  mrl_tower_free(&a->actor);
+  mrl_tower_free(&a->critic);
+  mrl_params_free(&a->params);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  mrl_runner_free(&a->runner);
+  mrl_rollout_free(&a->rollout);
+  mrl_minibatches_free(&a->minibatches);
+  mrl_update_backup_free(&a->backup);
+  MRL_FREE(a->search_dir);
+  MRL_FREE(a->old_dist);
+  MRL_FREE(a->fisher_u);
+  MRL_FREE(a->adv);
+  MRL_FREE(a->step_raw);
+  MRL_FREE(a->step_actions);
+  MRL_FREE(a->step_values);
+  MRL_FREE(a->mb_obs);
+  MRL_FREE(a->mb_starts);
+  MRL_FREE(a->mb_state);
+  MRL_FREE(a->mb_ret);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_trpo_state_dim(const mrl_trpo *a) {
+  return a->state_dim;
+}
+
+/* Distribution parameters [T*B, P] (actor) and values [T*B] (critic), either
+ * may be NULL; state records of state_dim floats, the actor's slice first. */
+static void mrl__trpo_forward(mrl_trpo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
+                              const float *starts, const float *state_in, float *state_out,
+                              mrl_tensor **dist, mrl_tensor **values) {
+  int S = a->state_dim, shape[1];
+  if (dist)
+    *dist = mrl_policy_head_forward(
+        &a->policy, g, mrl_tower_forward(&a->actor, g, x, T, B, starts, state_in, state_out, S));
+  if (values) {
+    mrl_tensor *fc = mrl_tower_forward(&a->critic, g, x, T, B, starts, state_in, state_out, S);
+    shape[0] = T * B;
+    *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fc), 1, shape);
+  }
+}
+
+/* Rollout: num_steps vector steps into a->rollout, then GAE (truncations
+ * bootstrapped from V of the final observation, as PPO here and SB3). */
+static mrl_result mrl__trpo_collect(mrl_trpo *a, mrl_vecenv *env) {
+  mrl_runner *run = &a->runner;
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->act_graph;
+  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, R = a->raw_dim, S = a->state_dim;
+  int t, b;
+  mrl_result r;
+  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
+  for (t = 0; t < T; t++) {
+    size_t row = (size_t)t * B;
+    mrl_tensor *x, *dist = NULL, *values = NULL;
+    mrl_graph_reset(g);
+    mrl_graph_set_no_grad(g, 1);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x)
+      mrl__trpo_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist, &values);
+    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
+    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
+    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
+    mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
+                        ro->log_probs + row);
+    mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
+    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
+      mrl__say(a->error, sizeof a->error, "trpo: %s",
+               env->error[0] ? env->error : mrl_result_string(r));
+      return r;
+    }
+    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
+    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
+    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
+    for (b = 0; b < B; b++) {
+      ro->final_values[row + b] = 0.0f;
+      if (run->truncated[b] != 0.0f) {
+        mrl_tensor *xf, *vf = NULL;
+        float zero = 0.0f;
+        mrl_graph_reset(g);
+        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
+        if (xf)
+          mrl__trpo_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL, &vf);
+        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
+        ro->final_values[row + b] = vf->data[0];
+      }
+    }
+  }
+  {
+    mrl_tensor *x, *values = NULL;
+    mrl_graph_reset(g);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x) mrl__trpo_forward(a, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values);
+    if (!values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(a->step_values, values->data, sizeof(float) * (size_t)B);
+  }
+  mrl_rollout_compute_gae(ro, a->step_values, a->cfg.gamma, a->cfg.gae_lambda);
+  return MRL_OK;
+}
+
+/* The policy over the whole rollout: one [T, B] sequence from the stored
+ * initial states (the recurrent policies' truncated BPTT), on a->graph. */
+static mrl_tensor *mrl__trpo_policy(mrl_trpo *a, int grad) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->graph;
+  mrl_tensor *x, *dist = NULL;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, !grad);
+  x = mrl_tensor_from2(g, ro->obs, ro->num_steps * ro->num_envs, a->obs_dim);
+  if (x)
+    mrl__trpo_forward(a, g, x, ro->num_steps, ro->num_envs, ro->episode_starts,
+                      a->state_dim ? ro->initial_state : NULL, NULL, &dist, NULL);
+  return dist;
+}
+
+/* Per-row log-probability of the stored action and KL(new || old), in double,
+ * summed into *obj (mean of adv * ratio) and *kl (mean KL); dist rows [N, P]. */
+static void mrl__trpo_score(const mrl_trpo *a, const float *dist, double *obj, double *kl) {
+  const mrl_rollout *ro = &a->rollout;
+  int N = ro->num_steps * ro->num_envs, P = a->param_dim, i, d;
+  double so = 0.0, sk = 0.0;
+  for (i = 0; i < N; i++) {
+    const float *z = dist + (size_t)i * P, *zo = a->old_dist + (size_t)i * P;
+    const float *act = ro->actions + (size_t)i * a->raw_dim;
+    double lp = 0.0, k = 0.0;
+    if (a->num_actions > 0) { /* categorical logits */
+      double m = z[0], mo = zo[0], s = 0.0, so_ = 0.0, lse, lseo;
+      for (d = 1; d < P; d++) m = z[d] > m ? z[d] : m, mo = zo[d] > mo ? zo[d] : mo;
+      for (d = 0; d < P; d++) s += exp(z[d] - m), so_ += exp(zo[d] - mo);
+      lse = m + log(s), lseo = mo + log(so_);
+      for (d = 0; d < P; d++) {
+        double lpn = z[d] - lse, lpo = zo[d] - lseo;
+        k += exp(lpn) * (lpn - lpo);
+      }
+      lp = z[(int)act[0]] - lse;
+    } else { /* Gaussian [mean | log_std] */
+      int D = P / 2;
+      for (d = 0; d < D; d++) {
+        double mu = z[d], ls = z[D + d], muo = zo[d], lso = zo[D + d], diff = act[d] - mu;
+        lp += -diff * diff / (2.0 * exp(2.0 * ls)) - ls - 0.91893853320467274;
+        k += lso - ls + (exp(2.0 * ls) + (mu - muo) * (mu - muo)) / (2.0 * exp(2.0 * lso)) - 0.5;
+      }
+    }
+    so += (double)a->adv[i] * exp(lp - (double)ro->log_probs[i]);
+    sk += k;
+  }
+  *obj = so / N;
+  *kl = sk / N;
+}
+
+MRL_DEF mrl_result mrl_trpo_fisher_vector_product(mrl_trpo *a, const float *v, float *out) {
+  mrl_graph *g = &a->graph;
+  int N = a->rollout.num_steps * a->rollout.num_envs, P = a->param_dim, i, d;
+  mrl_tensor *dist, *u, *loss;
+  char why[160];
+  mrl_result r;
+  if (!v || !out) return MRL_ERR_INVALID_ARGUMENT;
+  /* J v: the direction in the policy's gradient slots, the tape replayed forwards */
+  mrl_params_zero_grad(&a->params);
+  memcpy(a->params.grads, v, sizeof(float) * a->policy_size);
+  if (!(dist = mrl__trpo_policy(a, 1))) return MRL_ERR_OUT_OF_MEMORY;
+  if ((r = mrl_graph_jvp(g, mrl_nn_jvp_rule, why, sizeof why)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "trpo: %s", why[0] ? why : mrl_result_string(r));
+    return r;
+  }
+  /* u = M (J v) / N: the action distribution's Fisher in its own parameters, row by row */
+  for (i = 0; i < N; i++) {
+    const float *z = dist->data + (size_t)i * P, *t = dist->grad + (size_t)i * P;
+    float *o = a->fisher_u + (size_t)i * P;
+    if (a->num_actions > 0) { /* logits: (diag(p) - p p^T) t */
+      double m = z[0], s = 0.0, pt = 0.0;
+      for (d = 1; d < P; d++) m = z[d] > m ? z[d] : m;
+      for (d = 0; d < P; d++) s += exp(z[d] - m);
+      for (d = 0; d < P; d++) pt += exp(z[d] - m) / s * t[d];
+      for (d = 0; d < P; d++) o[d] = (float)(exp(z[d] - m) / s * (t[d] - pt) / N);
+    } else { /* [mean | log_std]: 1/sigma^2 on the mean, 2 on the log-std */
+      int D = P / 2;
+      for (d = 0; d < D; d++) {
+        o[d] = (float)(t[d] * exp(-2.0 * z[D + d]) / N);
+        o[D + d] = (float)(2.0 * t[D + d] / N);
+      }
+    }
+  }
+  /* J^T u: the tape now holds tangents, so a fresh forward pass, then backward of sum(dist u) */
+  mrl_params_zero_grad(&a->params);
+  dist = mrl__trpo_policy(a, 1);
+  u = dist ? mrl_tensor_from(g, a->fisher_u, dist->ndim, dist->shape) : NULL;
+  loss = mrl_sum(g, mrl_mul(g, dist, u));
+  if (!loss) return MRL_ERR_OUT_OF_MEMORY;
+  if ((r = mrl_backward(g, loss)) != MRL_OK) return r;
+  memcpy(out, a->params.grads, sizeof(float) * a->policy_size);
+  return MRL_OK;
+}
+
+static double mrl__trpo_dot(const float *x, const float *y, size_t n) {
+  double s = 0.0;
+  size_t i;
+  for (i = 0; i < n; i++) s += (double)x[i] * y[i];
+  return s;
+}
+
+/* (F + cg_damping I) v into out */
+static mrl_result mrl__trpo_damped_fvp(mrl_trpo *a, const float *v, float *out) {
+  size_t i;
+  mrl_result r = mrl_trpo_fisher_vector_product(a, v, out);
+  for (i = 0; r == MRL_OK && i < a->policy_size; i++) out[i] += a->cfg.cg_damping * v[i];
+  return r;
+}
+
+/* The value function: n_critic_updates epochs of minibatches (whole
+ * environment sequences for a recurrent critic), Adam on the mean squared
+ * error. The policy's gradient slots stay zero, so Adam leaves it as it is. */
+static mrl_result mrl__trpo_critic(mrl_trpo *a, mrl_trpo_update_stats *st) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_minibatches *mb = &a->minibatches;
+  mrl_graph *g = &a->graph;
+  mrl_adam_config adam = mrl_adam_config_default();
+  int S = a->state_dim, epoch, k, j, T, B, count = 0;
+  double total = 0.0;
+  adam.lr = a->cfg.learning_rate;
+  adam.eps = a->cfg.adam_eps;
+  for (epoch = 0; epoch < a->cfg.n_critic_updates; epoch++) {
+    mrl_minibatches_shuffle(mb, &a->rng);
+    for (k = 0; k < mb->num_minibatches; k++) {
+      const int *envs;
+      const int *rows = mrl_minibatches_get(mb, k, &T, &B, &envs);
+      int N = T * B, shape[1];
+      mrl_tensor *x, *values = NULL, *loss;
+      for (j = 0; envs && j < B; j++)
+        memcpy(a->mb_state + (size_t)j * S, ro->initial_state + (size_t)envs[j] * S,
+               sizeof(float) * (size_t)S);
+      mrl_copy_rows(ro->obs, a->obs_dim, rows, N, a->mb_obs);
+      mrl_copy_rows(ro->episode_starts, 1, rows, N, a->mb_starts);
+      mrl_copy_rows(ro->returns, 1, rows, N, a->mb_ret);
+      mrl_graph_reset(g);
+      mrl_graph_set_no_grad(g, 0);
+      x = mrl_tensor_from2(g, a->mb_obs, N, a->obs_dim);
+      if (x)
+        mrl__trpo_forward(a, g, x, T, B, a->mb_starts, S ? a->mb_state : NULL, NULL, NULL, &values);
+      shape[0] = N;
+      loss =
+          mrl_mean(g, mrl_square(g, mrl_sub(g, values, mrl_tensor_from(g, a->mb_ret, 1, shape))));
+      if (!loss) return MRL_ERR_OUT_OF_MEMORY;
+      mrl_params_zero_grad(&a->params);
+      mrl_backward(g, loss);
+      if (!mrl_update_guard(&a->params, loss->data[0], 0.0f)) {
+        mrl__say(a->error, sizeof a->error,
+                 "trpo: non-finite value loss (%g) or gradient: value step not applied",
+                 loss->data[0]);
+        return MRL_ERR_NON_FINITE;
+      }
+      mrl_adam_step(&a->params, &adam);
+      total += loss->data[0];
+      count++;
+    }
+  }
+  st->value_loss = count ? (float)(total / count) : 0.0f;
+  return MRL_OK;
+}
+
+static mrl_result mrl__trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st);
+
+MRL_DEF mrl_result mrl_trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st) {
+  mrl_trpo_update_stats local;
+  mrl_rng rng0 = a->rng;
+  mrl_result r;
+  if (!st) st = &local;
+  memset(st, 0, sizeof *st);
+  mrl_update_backup_save(&a->backup, &a->params);
+  if ((r = mrl__trpo_update(a, st)) != MRL_OK) { /* undone whole: parameters, moments, RNG */
+    mrl_update_backup_restore(&a->backup, &a->params);
+    a->rng = rng0;
+  }
+  return r;
+}
+
+static mrl_result mrl__trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->graph;
+  int N = ro->num_steps * ro->num_envs, P = a->param_dim, i, it, shape[1];
+  size_t n = a->policy_size, j;
+  float *theta = a->params.values, *x = a->search_dir;
+  double obj0, kl, obj, rr, coeff, step, shs;
+  mrl_tensor *dist, *logp = NULL, *objective;
+  mrl_result r;
+  /* advantages, normalised over the rollout (torch's unbiased std, + 1e-8) */
+  memcpy(a->adv, ro->advantages, sizeof(float) * (size_t)N);
+  if (a->cfg.normalize_advantage && N > 1) {
+    double mean = 0.0, var = 0.0;
+    for (i = 0; i < N; i++) mean += a->adv[i];
+    mean /= N;
+    for (i = 0; i < N; i++) var += (a->adv[i] - mean) * (a->adv[i] - mean);
+    var /= (N - 1);
+    for (i = 0; i < N; i++) a->adv[i] = (float)((a->adv[i] - mean) / (sqrt(var) + 1e-8));
+  }
+  /* theta_old's distributions, and the surrogate there */
+  if (!(dist = mrl__trpo_policy(a, 0))) return MRL_ERR_OUT_OF_MEMORY;
+  memcpy(a->old_dist, dist->data, sizeof(float) * (size_t)N * P);
+  mrl__trpo_score(a, a->old_dist, &obj0, &kl);
+  st->policy_objective = (float)obj0;
+  /* g = grad of mean(A ratio) */
+  mrl_params_zero_grad(&a->params);
+  dist = mrl__trpo_policy(a, 1);
+  if (dist) mrl_policy_head_evaluate(&a->policy, g, dist, ro->actions, &logp, NULL);
+  shape[0] = N;
+  objective = mrl_mean(
+      g, mrl_mul(g, mrl_exp(g, mrl_sub(g, logp, mrl_tensor_from(g, ro->log_probs, 1, shape))),
+                 mrl_tensor_from(g, a->adv, 1, shape)));
+  if (!objective) return MRL_ERR_OUT_OF_MEMORY;
+  mrl_backward(g, objective);
+  memcpy(a->grad, a->params.grads, sizeof(float) * n);
+  for (j = 0; j < n; j++)
+    if (!mrl__finite(a->grad[j])) {
+      mrl__say(a->error, sizeof a->error, "trpo: non-finite policy gradient: update not applied");
+      return MRL_ERR_NON_FINITE;
+    }
+  /* conjugate gradient on (F + damping) x = g (SB3-contrib's solver, residual tol 1e-10) */
+  memset(x, 0, sizeof(float) * n);
+  memcpy(a->cg_r, a->grad, sizeof(float) * n);
+  memcpy(a->cg_p, a->grad, sizeof(float) * n);
+  rr = mrl__trpo_dot(a->cg_r, a->cg_r, n);
+  for (it = 0; it < a->cfg.cg_max_steps; it++) {
+    double alpha, rr_new;
+    if ((r = mrl__trpo_damped_fvp(a, a->cg_p, a->cg_ap)) != MRL_OK) return r;
+    alpha = mrl__trpo_dot(a->cg_p, a->cg_ap, n);
+    if (!(alpha > 0.0) || !mrl__finite(alpha)) break; /* a zero gradient: x stays 0, no step */
+    alpha = rr / alpha;
+    for (j = 0; j < n; j++) x[j] += (float)alpha * a->cg_p[j];
+    st->cg_iters = it + 1;
+    if (it == a->cfg.cg_max_steps - 1) break;
+    for (j = 0; j < n; j++) a->cg_r[j] -= (float)alpha * a->cg_ap[j];
+    rr_new = mrl__trpo_dot(a->cg_r, a->cg_r, n);
+    if (rr_new < 1e-10) break;
+    for (j = 0; j < n; j++) a->cg_p[j] = a->cg_r[j] + (float)(rr_new / rr) * a->cg_p[j];
+    rr = rr_new;
+  }
+  /* the largest step inside the trust region: sqrt(2 target_kl / x^T (F + damping) x) */
+  if ((r = mrl__trpo_damped_fvp(a, x, a->cg_ap)) != MRL_OK) return r;
+  shs = mrl__trpo_dot(x, a->cg_ap, n);
+  step = (float)sqrt(2.0 * a->cfg.target_kl / shs);
+  st->step_size = (float)step;
+  /* backtracking line search: the KL constraint and an improvement of the surrogate */
+  memcpy(a->theta0, theta, sizeof(float) * n);
+  coeff = 1.0;
+  for (it = 0; it < a->cfg.line_search_max_iter && mrl__finite(step); it++) {
+    float c = (float)(coeff * step);
+    for (j = 0; j < n; j++) theta[j] = a->theta0[j] + c * x[j];
+    if (!(dist = mrl__trpo_policy(a, 0))) return MRL_ERR_OUT_OF_MEMORY;
+    mrl__trpo_score(a, dist->data, &obj, &kl);
+    st->line_search_iters = it + 1;
+    if (kl < a->cfg.target_kl && obj > obj0) {
+      st->line_search_success = 1;
+      st->line_search_coeff = (float)coeff;
+      st->new_objective = (float)obj;
+      st->kl = (float)kl;
+      break;
+    }
+    coeff *= a->cfg.line_search_shrinking_factor;
+  }
+  if (!st->line_search_success) { /* no acceptable step: the policy stays as it was */
+    memcpy(theta, a->theta0, sizeof(float) * n);
+    st->new_objective = (float)obj0;
+  }
+  /* the value function, fitted separately */
+  return mrl__trpo_critic(a, st);
+}
+
+MRL_DEF mrl_result mrl_trpo_train(mrl_trpo *a, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user) {
+  long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it;
+  long long steps0 = a->runner.env_steps;
+  double t0 = mrl_wall_seconds();
+  mrl_result r;
+  if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
+      env->num_actions != a->num_actions || env->action_dim != a->env_action_dim) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_trpo_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  iters = env_steps / batch;
+  if (iters == 0) return MRL_OK;
+  if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
+  for (it = 1; it <= iters; it++) {
+    mrl_trpo_update_stats st;
+    if ((r = mrl__trpo_collect(a, env)) != MRL_OK) return r;
+    if ((r = mrl_trpo_update(a, &st)) != MRL_OK) return r;
+    a->iterations++;
+    if (progress) {
+      mrl_train_progress p;
+      memset(&p, 0, sizeof p);
+      p.algo = "trpo";
+      p.env_id = mrl_env_id(env->envs[0]);
+      p.iteration = (int)it;
+      p.num_iterations = (int)iters;
+      p.env_steps = a->runner.env_steps;
+      p.seconds = mrl_wall_seconds() - t0;
+      p.steps_per_second =
+          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
+      p.episodes = a->runner.stats.total_episodes;
+      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
+      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
+      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
+      p.learning_rate = a->cfg.learning_rate;
+      mrl_progress_set(&p, "policy_objective", st.policy_objective);
+      mrl_progress_set(&p, "kl", st.kl);
+      mrl_progress_set(&p, "step_size", st.step_size);
+      mrl_progress_set(&p, "line_search_success", (float)st.line_search_success);
+      mrl_progress_set(&p, "cg_iters", (float)st.cg_iters);
+      mrl_progress_set(&p, "value_loss", st.value_loss);
+      mrl_progress_set(&p, "explained_variance",
+                       mrl__explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
+      if (progress(&p, user)) break;
+    }
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_trpo_act(mrl_trpo *a, const float *obs, int n, const float *episode_start,
+                                float *state, int greedy, mrl_rng *rng, float *actions) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *x, *dist = NULL, *v = NULL;
+  const float *xo = obs;
+  int critic_state = a->critic.state_dim > 0;
+  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  if (a->cfg.normalize_obs) {
+    float *o = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
+    if (!o) return MRL_ERR_OUT_OF_MEMORY;
+    mrl_runner_normalize(&a->runner, obs, n, o);
+    xo = o;
+  }
+  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
+  /* a critic with its own recurrent state runs too, so that state advances */
+  if (x)
+    mrl__trpo_forward(a, g, x, 1, n, episode_start, state, state, &dist, critic_state ? &v : NULL);
+  if (!dist || (critic_state && !v))
+    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, actions, NULL);
+  mrl_policy_head_env_action(&a->policy, actions, n, actions);
+  mrl_graph_reset(g); /* fold an overflow into the arena: later calls allocate nothing */
+  return MRL_OK;
+}
+
+static mrl_result mrl__trpo_act_fn(void *agent, const float *obs, int n, const float *episode_start,
+                                   float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_trpo_act((mrl_trpo *)agent, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_trpo_evaluate(mrl_trpo *a, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats) {
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || env->obs_dim != a->obs_dim || env->num_actions != a->num_actions ||
+      env->action_dim != a->env_action_dim)
+    return MRL_ERR_INVALID_ARGUMENT;
+  return mrl_evaluate(mrl__trpo_act_fn, a, a->state_dim, env, episodes, greedy, &rng, stats);
+}
+
+/* TRPO's own state beyond the runner: its RNG and iteration count. */
+static int mrl__trpo_extras(const mrl_trpo *a, mrl_checkpoint_extra *x) {
+  x[0].name = "__trpo.rng";
+  x[0].dtype = "U64";
+  x[0].data = &a->rng;
+  x[0].count = sizeof a->rng / sizeof(uint64_t);
+  x[1].name = "__trpo.iterations";
+  x[1].dtype = "I64";
+  x[1].data = &a->iterations;
+  x[1].count = 1;
+  return 2;
+}
+
+MRL_DEF mrl_result mrl_trpo_save(const mrl_trpo *a, const char *path, const mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__trpo_extras(a, x);
+  mrl_trpo_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->params, "trpo", config, &a->runner, env, x, n);
+}
+
+MRL_DEF mrl_result mrl_trpo_load(mrl_trpo *a, const char *path, mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__trpo_extras(a, x);
+  mrl_trpo_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_load(path, &a->params, "trpo", config, &a->runner, env, x, n, a->error,
                         sizeof a->error);
 }
 

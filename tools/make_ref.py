@@ -32,6 +32,9 @@ It (re)writes these files under tests/ref/:
     reinforce_update.txt  one REINFORCE update with LSTM policy and baseline
               memories, K-step advantages and truncated BPTT
               (make_reinforce_update).
+    trpo_update.txt  one TRPO update on fixed data: Fisher-vector products by
+              double backward, the CG solution, step size, line search and
+              the parameters after the update (make_trpo_update).
 
 File format (one tensor per line, single spaces):
 
@@ -1296,6 +1299,7 @@ def main():
     print("wrote", make_hcam_ftw())
     print("wrote", make_attention_fused())
     print("wrote", make_reinforce_update())
+    print("wrote", make_trpo_update())
 
 
 # ---------------------------------------------------------------------------
@@ -3098,6 +3102,191 @@ def make_reinforce_update():
     opt.step()
     for k, t in enumerate(params):
         dump(f, "u%d" % k, t)
+# TRPO (tests/test_trpo.c)
+# ---------------------------------------------------------------------------
+
+def trpo_cg(fvp, b, max_iter, tol=1e-10):
+    """SB3-contrib's conjugate_gradient_solver: x with fvp(x) ~ b."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    rr = torch.dot(r, r)
+    for i in range(max_iter):
+        ap = fvp(p)
+        alpha = rr / torch.dot(p, ap)
+        x = x + alpha * p
+        if i == max_iter - 1:
+            return x, i + 1
+        r = r - alpha * ap
+        rr_new = torch.dot(r, r)
+        if rr_new < tol:
+            return x, i + 1
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x, max_iter
+
+
+def make_trpo_update():
+    """One TRPO update (Schulman et al. 2015, as Stable-Baselines3-contrib's
+    TRPO.train) on fixed data: T = 5 steps x B = 4 environments. Cases
+    (prefixes): ff_ CartPole's spaces (4 observations, 2 actions), MLP
+    towers {8, 8} tanh; lstm_ the same with LSTM cores (6 units, episode
+    starts, a stored initial state); cont_ Pendulum's spaces (3 observations,
+    one box action), Gaussian with a state-independent log-std. Per case:
+    p<k> the parameters in memrl's declaration order (actor tower, policy
+    head, critic tower, value layer), the rollout (obs, actions, log_probs,
+    advantages, returns, episode_starts, initial_state), fvp_v / fvp_out a
+    Fisher-vector product by double backward of the mean KL(new || old) at
+    theta_old (no damping), grad (the surrogate's gradient), cg_x (the
+    conjugate-gradient solution, damping 0.1, 10 steps), target_kl (0.01;
+    big_: cont's spaces with target_kl 20, where the line search backtracks
+    five times on the surrogate before it accepts),
+    step_size, ls_coeff / ls_success / ls_kl / ls_objective (the line
+    search), objective (before the step), value_loss (mean over 2 critic
+    epochs of one minibatch, Adam lr 1e-3 eps 1e-5) and u<k> the parameters
+    after the update. Flat policy vectors follow the declaration order.
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture("trpo_update.txt", "one TRPO update on fixed data")
+    T, B, E, H = 5, 4, 8, 6
+    N = T * B
+    damping, cg_steps, shrink, ls_iters = 0.1, 10, 0.8, 10
+    lr, n_critic = 1e-3, 2
+    for case, lstm, cont, target_kl in (("ff", False, False, 0.01), ("lstm", True, False, 0.01),
+                                        ("cont", False, True, 0.01), ("big", False, True, 20.0)):
+        O = 3 if cont else 4
+        A = 1 if cont else 2
+        F = H if lstm else E
+        actor, critic = [], []
+
+        def new(group, *shape, scale=0.5):
+            t = (torch.randn(*shape) * scale).requires_grad_()
+            group.append(t)
+            return t
+
+        def tower(group):
+            tw = [new(group, E, O), new(group, E), new(group, E, E), new(group, E)]
+            if lstm:
+                tw += [new(group, 4 * H, E), new(group, 4 * H, H), new(group, 4 * H, scale=0.1),
+                       new(group, 4 * H, scale=0.1)]
+            return tw
+
+        tw_a = tower(actor)
+        head = [new(actor, A, F, scale=0.3), new(actor, A, scale=0.1)]
+        if cont:
+            head.append(torch.tensor([-0.3]).requires_grad_())
+            actor.append(head[-1])
+        tw_c = tower(critic)
+        value = [new(critic, 1, F), new(critic, 1, scale=0.1)]
+        S = 4 * H if lstm else 0
+        obs = torch.randn(T, B, O)
+        starts = torch.zeros(T, B)
+        starts[0, :] = torch.tensor([1.0, 0.0, 1.0, 0.0])
+        starts[3, 1] = 1.0
+        starts[2, 2] = 1.0
+        state0 = torch.randn(B, S) * 0.3 * (0 if S == 0 else 1)
+
+        def torso(tw, k):
+            x = torch.tanh(obs.reshape(N, O) @ tw[0].t() + tw[1])
+            x = torch.tanh(x @ tw[2].t() + tw[3])
+            if lstm:
+                h0 = state0[:, 2 * H * k:2 * H * k + H]
+                c0 = state0[:, 2 * H * k + H:2 * H * k + 2 * H]
+                x = ppo_lstm_seq(x.reshape(T, B, E), h0, c0, starts, *tw[4:8]).reshape(N, H)
+            return x
+
+        def dist():
+            out = torso(tw_a, 0) @ head[0].t() + head[1]
+            if cont:
+                return torch.distributions.Independent(
+                    torch.distributions.Normal(out, torch.exp(head[2]).expand_as(out)), 1)
+            return torch.distributions.Categorical(logits=out)
+
+        def values():
+            return (torso(tw_c, 1) @ value[0].t() + value[1]).reshape(N)
+
+        with torch.no_grad():
+            d = dist()
+            actions = d.sample()
+            old_logp = d.log_prob(actions) + 0.05 * torch.randn(N)
+        advantages = torch.randn(N)
+        returns = torch.randn(N) * 2.0 + 1.0
+        for k, t in enumerate(actor + critic):
+            dump(f, "%s_p%d" % (case, k), t)
+        dump(f, case + "_obs", obs.reshape(N, O))
+        dump(f, case + "_actions", actions.reshape(N, -1).float())
+        dump(f, case + "_log_probs", old_logp)
+        dump(f, case + "_advantages", advantages)
+        dump(f, case + "_returns", returns)
+        dump(f, case + "_episode_starts", starts.reshape(N))
+        dump(f, case + "_initial_state", state0.reshape(-1) if S else torch.zeros(1))
+        dump(f, case + "_target_kl", torch.tensor(target_kl))
+
+        def flat(ts):
+            return torch.cat([t.reshape(-1) for t in ts])
+
+        def assign(vec):
+            at = 0
+            for t in actor:
+                t.data.copy_(vec[at:at + t.numel()].view_as(t))
+                at += t.numel()
+
+        # the surrogate and its gradient
+        adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        with torch.no_grad():
+            old_d = dist()
+        d = dist()
+        ratio = torch.exp(d.log_prob(actions) - old_logp)
+        objective = (adv * ratio).mean()
+        kl = torch.distributions.kl_divergence(d, old_d).mean()
+        g = flat(torch.autograd.grad(objective, actor, retain_graph=True))
+        grad_kl = flat(torch.autograd.grad(kl, actor, create_graph=True))
+
+        def fvp(v, damp=damping):
+            hv = flat(torch.autograd.grad((grad_kl * v).sum(), actor, retain_graph=True))
+            return hv + damp * v
+
+        v = torch.randn(g.numel())
+        dump(f, case + "_fvp_v", v)
+        dump(f, case + "_fvp_out", fvp(v, 0.0))
+        dump(f, case + "_grad", g)
+        dump(f, case + "_objective", objective)
+        x, iters = trpo_cg(lambda p: fvp(p).detach(), g.detach(), cg_steps)
+        dump(f, case + "_cg_x", x)
+        step = torch.sqrt(2 * target_kl / torch.dot(x, fvp(x).detach()))
+        dump(f, case + "_step_size", step)
+        theta0 = flat(actor).detach().clone()
+        coeff, success, ls_kl, ls_obj = 1.0, 0.0, 0.0, float(objective)
+        with torch.no_grad():
+            for _ in range(ls_iters):
+                assign(theta0 + coeff * step * x)
+                dn = dist()
+                new_obj = (adv * torch.exp(dn.log_prob(actions) - old_logp)).mean()
+                new_kl = torch.distributions.kl_divergence(dn, old_d).mean()
+                print("  %s line search: coeff %.4f kl %.6f (target %.3f) objective %.6f > %.6f"
+                      % (case, coeff, float(new_kl), target_kl, float(new_obj), float(objective)))
+                if new_kl < target_kl and new_obj > objective:
+                    success, ls_kl, ls_obj = 1.0, float(new_kl), float(new_obj)
+                    break
+                coeff *= shrink
+            if not success:
+                assign(theta0)
+                coeff = 0.0
+        for name, val in (("ls_coeff", coeff), ("ls_success", success), ("ls_kl", ls_kl),
+                          ("ls_objective", ls_obj)):
+            dump(f, case + "_" + name, torch.tensor(val))
+        # the value function: n_critic epochs of one minibatch of every row
+        opt = torch.optim.Adam(critic, lr=lr, eps=1e-5)
+        losses = []
+        for _ in range(n_critic):
+            loss = torch.nn.functional.mse_loss(returns, values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        dump(f, case + "_value_loss", torch.tensor(sum(losses) / len(losses)))
+        for k, t in enumerate(actor + critic):
+            dump(f, "%s_u%d" % (case, k), t)
     f.close()
     return path
 
