@@ -351,6 +351,66 @@ MRL_DEF mrl_result mrl_agent_load(const char *path, mrl_params *p, const char *a
                                   const mrl_checkpoint_extra *extras, int num_extras, char *error,
                                   size_t error_size);
 
+/* ---- actor-critic network (PPO, A2C, A3C) ----
+ * Stable-Baselines3's ActorCriticPolicy and CleanRL's Agent: an actor tower
+ * (mrl_tower: encoder -> core -> head) feeding the policy head of the action
+ * space, and a critic tower (none with shared_torso: the value reads the
+ * actor's features) feeding a linear value layer. The agent owns the pieces
+ * (in its struct) and sets the pointers; these functions build and run them.
+ * Per-environment state records: the actor's slice first, then the critic's. */
+typedef struct mrl_actor_critic {
+  mrl_tower *actor, *critic; /* critic: unused with shared_torso */
+  mrl_policy_head *policy;
+  mrl_linear_layer *value;
+  int shared_torso;
+  int state_dim; /* set by init */
+} mrl_actor_critic;
+typedef struct mrl_actor_critic_config {
+  mrl_tower_config net; /* both towers */
+  int orthogonal_init;  /* 1: CleanRL's layer_init (sqrt 2 hidden, 0.01 policy, 1 value; orthogonal
+                           LSTM weights) for what net leaves at MRL_INIT_DEFAULT */
+  int shared_torso;
+  int squash_actions; /* box actions: 0 Gaussian (clipped when sent), 1 tanh-squashed */
+  float log_std_init; /* box actions */
+} mrl_actor_critic_config;
+/* Declares actor.*, critic.*, actor.out.* and critic.out.* in p and finalises p with seed.
+ * who prefixes the messages written to error (e.g. "mrl_ppo_init"). */
+MRL_DEF mrl_result mrl_actor_critic_init(mrl_actor_critic *ac, mrl_params *p,
+                                         const mrl_actor_critic_config *cfg, const mrl_vecenv *env,
+                                         uint64_t seed, const char *who, char *error,
+                                         size_t error_size);
+/* Distribution parameters [T*B, P] and values [T*B] of observations x [T*B, obs], arguments
+ * as mrl_tower_forward (state records of ac->state_dim floats). dist, values or aux may be NULL
+ * (not computed; a critic with its own recurrent state still needs values to advance it); aux:
+ * the cores' auxiliary losses (mrl_tower_forward_aux), mean over steps, both towers, or NULL. */
+MRL_DEF void mrl_actor_critic_forward(const mrl_actor_critic *ac, mrl_graph *g, mrl_tensor *x,
+                                      int T, int B, const float *starts, const float *state_in,
+                                      float *state_out, mrl_tensor **dist, mrl_tensor **values,
+                                      mrl_tensor **aux);
+/* One rollout of ro->num_steps vector steps (actions sampled with rng, values, log-probs,
+ * rewards, flags, the value of a truncated episode's final observation, the initial core
+ * states), then GAE(gamma, lambda) into ro->advantages and ro->returns. g is a no-grad graph;
+ * step_actions [B * env action floats] and last_values [B] are scratch. On failure error
+ * says why, prefixed by algo. */
+MRL_DEF mrl_result mrl_actor_critic_collect(const mrl_actor_critic *ac, mrl_graph *g,
+                                            mrl_runner *run, mrl_vecenv *env, mrl_rollout *ro,
+                                            mrl_rng *rng, float *step_actions, float *last_values,
+                                            float gamma, float gae_lambda, const char *algo,
+                                            char *error, size_t error_size);
+/* Deployment (the agents' _act): actions [n, env floats] for raw observations, normalised with
+ * norm's statistics when norm is not NULL; state advanced; no heap allocation once g is warm. */
+MRL_DEF mrl_result mrl_actor_critic_act(const mrl_actor_critic *ac, mrl_graph *g,
+                                        const mrl_runner *norm, const float *obs, int n,
+                                        const float *episode_start, float *state, int greedy,
+                                        mrl_rng *rng, float *actions);
+/* Value estimates [n], as act; the state is not advanced. */
+MRL_DEF mrl_result mrl_actor_critic_value(const mrl_actor_critic *ac, mrl_graph *g,
+                                          const mrl_runner *norm, const float *obs, int n,
+                                          const float *episode_start, const float *state,
+                                          float *values);
+/* 1 - Var(y - y_pred) / Var(y): how much of the returns the values explain (CleanRL, SB3). */
+MRL_DEF float mrl_explained_variance(const float *y_pred, const float *y, int n);
+
 /* ======================================================================
  * PPO
  * Schulman, Wolski, Dhariwal, Radford, Klimov (2017), "Proximal Policy
@@ -1788,6 +1848,229 @@ out:
   return r;
 }
 
+/* ---- actor-critic network >>actor_critic ---- */
+
+/* Policy head for the environment's action space: categorical for discrete
+ * actions, else a Gaussian (clipped when sent) or tanh-squashed Gaussian. */
+static mrl_result mrl__actor_critic_policy_init(mrl_policy_head *h, mrl_params *p,
+                                                const mrl_actor_critic_config *c,
+                                                const mrl_vecenv *env, int in_features) {
+  mrl_policy_head_config pc;
+  const mrl_env *e = env->envs[0];
+  if (env->num_actions > 0) {
+    pc = mrl_policy_head_config_default(MRL_POLICY_CATEGORICAL);
+    pc.num_actions = env->num_actions;
+  } else {
+    pc = mrl_policy_head_config_default(c->squash_actions ? MRL_POLICY_TANH_GAUSSIAN
+                                                          : MRL_POLICY_GAUSSIAN);
+    pc.action_dim = env->action_dim;
+    pc.action_low = mrl_env_action_low(e);
+    pc.action_high = mrl_env_action_high(e);
+    pc.log_std_init = c->log_std_init;
+  }
+  pc.init = c->orthogonal_init ? mrl_init_orthogonal(0.01f) : mrl_init_default();
+  return mrl_policy_head_init(h, p, "actor.out", in_features, &pc);
+}
+
+MRL_DEF mrl_result mrl_actor_critic_init(mrl_actor_critic *ac, mrl_params *p,
+                                         const mrl_actor_critic_config *cfg, const mrl_vecenv *env,
+                                         uint64_t seed, const char *who, char *error,
+                                         size_t error_size) {
+  mrl_tower_config net;
+  mrl_result r;
+  ac->shared_torso = cfg->shared_torso;
+  ac->state_dim = 0;
+  /* CleanRL's layer_init is orthogonal(sqrt 2) with zero biases for hidden
+   * layers, orthogonal(1) for its LSTM */
+  net = cfg->net;
+  if (cfg->orthogonal_init) {
+    if (net.init.kind == MRL_INIT_DEFAULT) net.init = mrl_init_orthogonal(sqrtf(2.0f));
+    if (net.core.init.kind == MRL_INIT_DEFAULT) net.core.init = mrl_init_orthogonal(1.0f);
+  }
+  if ((r = mrl_tower_init(ac->actor, p, "actor", env->obs_dim, &net, 0, error, error_size)) !=
+      MRL_OK)
+    return r;
+  if (!cfg->shared_torso && (r = mrl_tower_init(ac->critic, p, "critic", env->obs_dim, &net,
+                                                ac->actor->state_dim, error, error_size)) != MRL_OK)
+    return r;
+  if ((r = mrl__actor_critic_policy_init(ac->policy, p, cfg, env, ac->actor->output_dim)) !=
+      MRL_OK) {
+    mrl__say(error, error_size,
+             "%s: no policy head fits the action space (%d actions of %d floats)", who,
+             env->num_actions, env->action_dim);
+    return r;
+  }
+  mrl_linear_layer_init(ac->value, p, "critic.out",
+                        cfg->shared_torso ? ac->actor->output_dim : ac->critic->output_dim, 1,
+                        cfg->orthogonal_init ? mrl_init_orthogonal(1.0f) : mrl_init_default());
+  if ((r = mrl_params_finalize(p, seed)) != MRL_OK) {
+    mrl__say(error, error_size, "%s: %s", who, p->message);
+    return r;
+  }
+  ac->state_dim = ac->actor->state_dim + (cfg->shared_torso ? 0 : ac->critic->state_dim);
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_actor_critic_forward(const mrl_actor_critic *ac, mrl_graph *g, mrl_tensor *x,
+                                      int T, int B, const float *starts, const float *state_in,
+                                      float *state_out, mrl_tensor **dist, mrl_tensor **values,
+                                      mrl_tensor **aux) {
+  int S = ac->state_dim, shape[1];
+  mrl_tensor *aa = NULL, *acr = NULL, *fc;
+  mrl_tensor *fa = mrl_tower_forward_aux(ac->actor, g, x, T, B, starts, state_in, state_out, S,
+                                         aux ? &aa : NULL);
+  if (dist) *dist = mrl_policy_head_forward(ac->policy, g, fa);
+  if (values) {
+    fc = ac->shared_torso ? fa
+                          : mrl_tower_forward_aux(ac->critic, g, x, T, B, starts, state_in,
+                                                  state_out, S, aux ? &acr : NULL);
+    shape[0] = T * B;
+    *values = mrl_reshape(g, mrl_linear_layer_forward(ac->value, g, fc), 1, shape);
+  }
+  if (aux) /* the cores' auxiliary losses (FTW's KL), mean over steps, both towers */
+    *aux = aa && acr ? mrl_add(g, mrl_mean(g, aa), mrl_mean(g, acr))
+           : aa      ? mrl_mean(g, aa)
+           : acr     ? mrl_mean(g, acr)
+                     : NULL;
+}
+
+MRL_DEF mrl_result mrl_actor_critic_collect(const mrl_actor_critic *ac, mrl_graph *g,
+                                            mrl_runner *run, mrl_vecenv *env, mrl_rollout *ro,
+                                            mrl_rng *rng, float *step_actions, float *last_values,
+                                            float gamma, float gae_lambda, const char *algo,
+                                            char *error, size_t error_size) {
+  int T = ro->num_steps, B = ro->num_envs, O = ro->obs_dim, R = ro->action_dim, S = ac->state_dim;
+  int t, b;
+  mrl_result r;
+  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
+  for (t = 0; t < T; t++) {
+    size_t row = (size_t)t * B;
+    mrl_tensor *x, *dist = NULL, *values = NULL;
+    mrl_graph_reset(g);
+    mrl_graph_set_no_grad(g, 1);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x)
+      mrl_actor_critic_forward(ac, g, x, 1, B, run->episode_start, run->state, run->state, &dist,
+                               &values, NULL);
+    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
+    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
+    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
+    mrl_policy_head_act(ac->policy, dist->data, B, 0, rng, NULL, ro->actions + row * R,
+                        ro->log_probs + row);
+    mrl_policy_head_env_action(ac->policy, ro->actions + row * R, B, step_actions);
+    if ((r = mrl_runner_step(run, env, step_actions)) != MRL_OK) {
+      mrl__say(error, error_size, "%s: %s", algo,
+               env->error[0] ? env->error : mrl_result_string(r));
+      return r;
+    }
+    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
+    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
+    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
+    /* bootstrap a truncation from V(final observation), with the critic
+     * state that has seen the episode so far */
+    for (b = 0; b < B; b++) {
+      ro->final_values[row + b] = 0.0f;
+      if (run->truncated[b] != 0.0f) {
+        mrl_tensor *xf, *vf = NULL;
+        float zero = 0.0f;
+        mrl_graph_reset(g);
+        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
+        if (xf)
+          mrl_actor_critic_forward(ac, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL,
+                                   &vf, NULL);
+        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
+        ro->final_values[row + b] = vf->data[0];
+      }
+    }
+  }
+  { /* value of the observation after the last step, state not advanced */
+    mrl_tensor *x, *values = NULL;
+    mrl_graph_reset(g);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x)
+      mrl_actor_critic_forward(ac, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values,
+                               NULL);
+    if (!values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(last_values, values->data, sizeof(float) * (size_t)B);
+  }
+  mrl_rollout_compute_gae(ro, last_values, gamma, gae_lambda);
+  return MRL_OK;
+}
+
+/* Deployment's observations: normalised with the training statistics into
+ * the arena when asked, else the caller's array itself. */
+static const float *mrl__actor_critic_obs(const mrl_runner *norm, mrl_graph *g, const float *obs,
+                                          int n) {
+  float *out;
+  if (!norm) return obs;
+  out = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * norm->obs_dim);
+  if (out) mrl_runner_normalize(norm, obs, n, out);
+  return out;
+}
+
+MRL_DEF mrl_result mrl_actor_critic_act(const mrl_actor_critic *ac, mrl_graph *g,
+                                        const mrl_runner *norm, const float *obs, int n,
+                                        const float *episode_start, float *state, int greedy,
+                                        mrl_rng *rng, float *actions) {
+  mrl_tensor *x, *dist = NULL, *v = NULL;
+  const float *xo;
+  int critic_state = !ac->shared_torso && ac->critic->state_dim > 0;
+  int obs_dim = ac->actor->input_dim;
+  if (n < 1 || !obs || !actions || (ac->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  if (!(xo = mrl__actor_critic_obs(norm, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
+  x = mrl_tensor_from2(g, xo, n, obs_dim);
+  /* a critic with its own recurrent state runs too, so that state advances */
+  if (x)
+    mrl_actor_critic_forward(ac, g, x, 1, n, episode_start, state, state, &dist,
+                             critic_state ? &v : NULL, NULL);
+  if (!dist || (critic_state && !v))
+    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  /* raw actions straight into actions, then mapped in place to what is sent */
+  mrl_policy_head_act(ac->policy, dist->data, n, greedy, rng, NULL, actions, NULL);
+  mrl_policy_head_env_action(ac->policy, actions, n, actions);
+  /* fold an overflow into the arena now: later calls of this size allocate nothing */
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_actor_critic_value(const mrl_actor_critic *ac, mrl_graph *g,
+                                          const mrl_runner *norm, const float *obs, int n,
+                                          const float *episode_start, const float *state,
+                                          float *values) {
+  mrl_tensor *x, *v = NULL;
+  const float *xo;
+  if (n < 1 || !obs || !values || (ac->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  if (!(xo = mrl__actor_critic_obs(norm, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
+  x = mrl_tensor_from2(g, xo, n, ac->actor->input_dim);
+  if (x) mrl_actor_critic_forward(ac, g, x, 1, n, episode_start, state, NULL, NULL, &v, NULL);
+  if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  memcpy(values, v->data, sizeof(float) * (size_t)n);
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+MRL_DEF float mrl_explained_variance(const float *y_pred, const float *y, int n) {
+  double y_mean = 0.0, d_mean = 0.0, y_var = 0.0, d_var = 0.0;
+  int i;
+  for (i = 0; i < n; i++) {
+    y_mean += y[i];
+    d_mean += y[i] - y_pred[i];
+  }
+  y_mean /= n;
+  d_mean /= n;
+  for (i = 0; i < n; i++) {
+    double dy = y[i] - y_mean, dd = y[i] - y_pred[i] - d_mean;
+    y_var += dy * dy;
+    d_var += dd * dd;
+  }
+  return y_var > 0.0 ? (float)(1.0 - d_var / y_var) : 0.0f;
+}
+
 /* ---- PPO >>ppo ---- */
 
 MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
@@ -1907,28 +2190,21 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
   return 0;
 }
 
-/* Policy head for the environment's action space: categorical for discrete
- * actions, else a Gaussian (clipped when sent) or tanh-squashed Gaussian. */
-static mrl_result mrl__ppo_policy_init(mrl_ppo *a, const mrl_vecenv *env, int in_features) {
-  mrl_policy_head_config pc;
-  const mrl_env *e = env->envs[0];
-  if (env->num_actions > 0) {
-    pc = mrl_policy_head_config_default(MRL_POLICY_CATEGORICAL);
-    pc.num_actions = env->num_actions;
-  } else {
-    pc = mrl_policy_head_config_default(a->cfg.squash_actions ? MRL_POLICY_TANH_GAUSSIAN
-                                                              : MRL_POLICY_GAUSSIAN);
-    pc.action_dim = env->action_dim;
-    pc.action_low = mrl_env_action_low(e);
-    pc.action_high = mrl_env_action_high(e);
-    pc.log_std_init = a->cfg.log_std_init;
-  }
-  pc.init = a->cfg.orthogonal_init ? mrl_init_orthogonal(0.01f) : mrl_init_default();
-  return mrl_policy_head_init(&a->policy, &a->params, "actor.out", in_features, &pc);
+/* PPO's view of its network (the shared actor-critic pieces it owns). */
+static mrl_actor_critic mrl__ppo_ac(const mrl_ppo *a) {
+  mrl_actor_critic ac;
+  ac.actor = (mrl_tower *)&a->actor;
+  ac.critic = (mrl_tower *)&a->critic;
+  ac.policy = (mrl_policy_head *)&a->policy;
+  ac.value = (mrl_linear_layer *)&a->value;
+  ac.shared_torso = a->cfg.shared_torso;
+  ac.state_dim = a->state_dim;
+  return ac;
 }
 
 MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl_vecenv *env) {
-  mrl_tower_config net;
+  mrl_actor_critic_config acc;
+  mrl_actor_critic ac;
   mrl_runner_config rc;
   mrl_result r;
   size_t B, TB;
@@ -1945,37 +2221,19 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   a->env_action_dim = env->action_dim;
   B = (size_t)a->num_envs;
   TB = B * (size_t)cfg->num_steps;
-  /* the network: CleanRL's layer_init is orthogonal(sqrt 2) with zero biases
-   * for hidden layers, orthogonal(1) for its LSTM */
-  net = cfg->net;
-  if (cfg->orthogonal_init) {
-    if (net.init.kind == MRL_INIT_DEFAULT) net.init = mrl_init_orthogonal(sqrtf(2.0f));
-    if (net.core.init.kind == MRL_INIT_DEFAULT) net.core.init = mrl_init_orthogonal(1.0f);
-  }
+  /* the network: SB3's ActorCriticPolicy / CleanRL's Agent (>>actor_critic) */
+  acc.net = cfg->net;
+  acc.orthogonal_init = cfg->orthogonal_init;
+  acc.shared_torso = cfg->shared_torso;
+  acc.squash_actions = cfg->squash_actions;
+  acc.log_std_init = cfg->log_std_init;
+  ac = mrl__ppo_ac(a);
   mrl_params_init(&a->params);
-  if ((r = mrl_tower_init(&a->actor, &a->params, "actor", a->obs_dim, &net, 0, a->error,
-                          sizeof a->error)) != MRL_OK)
+  if ((r = mrl_actor_critic_init(&ac, &a->params, &acc, env, cfg->seed, "mrl_ppo_init", a->error,
+                                 sizeof a->error)) != MRL_OK)
     goto fail;
-  if (!cfg->shared_torso &&
-      (r = mrl_tower_init(&a->critic, &a->params, "critic", a->obs_dim, &net, a->actor.state_dim,
-                          a->error, sizeof a->error)) != MRL_OK)
-    goto fail;
-  if ((r = mrl__ppo_policy_init(a, env, a->actor.output_dim)) != MRL_OK) {
-    mrl__say(a->error, sizeof a->error,
-             "mrl_ppo_init: no policy head fits the action space "
-             "(%d actions of %d floats)",
-             env->num_actions, env->action_dim);
-    goto fail;
-  }
-  mrl_linear_layer_init(&a->value, &a->params, "critic.out",
-                        cfg->shared_torso ? a->actor.output_dim : a->critic.output_dim, 1,
-                        cfg->orthogonal_init ? mrl_init_orthogonal(1.0f) : mrl_init_default());
-  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) {
-    mrl__say(a->error, sizeof a->error, "mrl_ppo_init: %s", a->params.message);
-    goto fail;
-  }
   a->raw_dim = mrl_policy_head_raw_dim(&a->policy);
-  a->state_dim = a->actor.state_dim + (cfg->shared_torso ? 0 : a->critic.state_dim);
+  a->state_dim = ac.state_dim;
   rc = mrl_runner_config_default();
   rc.normalize_obs = cfg->normalize_obs;
   rc.normalize_reward = cfg->normalize_reward;
@@ -2042,96 +2300,20 @@ MRL_DEF int mrl_ppo_state_dim(const mrl_ppo *a) {
   return a->state_dim;
 }
 
-/* Distribution parameters [T*B, P] and values [T*B] of observations x
- * [T*B, obs]. State records of a->state_dim floats: the actor's slice first,
- * then the critic's. dist or values may be NULL (not computed; a critic with
- * its own recurrent state still needs values to advance it). */
+/* The network on x [T*B, obs] (mrl_actor_critic_forward). */
 static void mrl__ppo_forward_aux(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
                                  const float *starts, const float *state_in, float *state_out,
                                  mrl_tensor **dist, mrl_tensor **values, mrl_tensor **aux) {
-  int S = a->state_dim, shape[1];
-  mrl_tensor *aa = NULL, *ac = NULL, *fc;
-  mrl_tensor *fa = mrl_tower_forward_aux(&a->actor, g, x, T, B, starts, state_in, state_out, S,
-                                         aux ? &aa : NULL);
-  if (dist) *dist = mrl_policy_head_forward(&a->policy, g, fa);
-  if (values) {
-    fc = a->cfg.shared_torso ? fa
-                             : mrl_tower_forward_aux(&a->critic, g, x, T, B, starts, state_in,
-                                                     state_out, S, aux ? &ac : NULL);
-    shape[0] = T * B;
-    *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fc), 1, shape);
-  }
-  if (aux) /* the cores' auxiliary losses (FTW's KL), mean over steps, both towers */
-    *aux = aa && ac ? mrl_add(g, mrl_mean(g, aa), mrl_mean(g, ac))
-           : aa     ? mrl_mean(g, aa)
-           : ac     ? mrl_mean(g, ac)
-                    : NULL;
-}
-
-static void mrl__ppo_forward(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
-                             const float *starts, const float *state_in, float *state_out,
-                             mrl_tensor **dist, mrl_tensor **values) {
-  mrl__ppo_forward_aux(a, g, x, T, B, starts, state_in, state_out, dist, values, NULL);
+  mrl_actor_critic ac = mrl__ppo_ac(a);
+  mrl_actor_critic_forward(&ac, g, x, T, B, starts, state_in, state_out, dist, values, aux);
 }
 
 /* Rollout: num_steps vector steps into a->rollout, then GAE. */
 static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
-  mrl_runner *run = &a->runner;
-  mrl_rollout *ro = &a->rollout;
-  mrl_graph *g = &a->act_graph;
-  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, R = a->raw_dim, S = a->state_dim;
-  int t, b;
-  mrl_result r;
-  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
-  for (t = 0; t < T; t++) {
-    size_t row = (size_t)t * B;
-    mrl_tensor *x, *dist = NULL, *values = NULL;
-    mrl_graph_reset(g);
-    mrl_graph_set_no_grad(g, 1);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x)
-      mrl__ppo_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist, &values);
-    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
-    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
-    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
-    mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
-                        ro->log_probs + row);
-    mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
-    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
-      mrl__say(a->error, sizeof a->error, "ppo: %s",
-               env->error[0] ? env->error : mrl_result_string(r));
-      return r;
-    }
-    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
-    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
-    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
-    /* bootstrap a truncation from V(final observation), with the critic
-     * state that has seen the episode so far */
-    for (b = 0; b < B; b++) {
-      ro->final_values[row + b] = 0.0f;
-      if (run->truncated[b] != 0.0f) {
-        mrl_tensor *xf, *vf = NULL;
-        float zero = 0.0f;
-        mrl_graph_reset(g);
-        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
-        if (xf)
-          mrl__ppo_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL, &vf);
-        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
-        ro->final_values[row + b] = vf->data[0];
-      }
-    }
-  }
-  { /* value of the observation after the last step, state not advanced */
-    mrl_tensor *x, *values = NULL;
-    mrl_graph_reset(g);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x) mrl__ppo_forward(a, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values);
-    if (!values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(a->step_values, values->data, sizeof(float) * (size_t)B);
-  }
-  mrl_rollout_compute_gae(ro, a->step_values, a->cfg.gamma, a->cfg.gae_lambda);
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__ppo_ac(a);
+  return mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                                  a->step_actions, a->step_values, a->cfg.gamma, a->cfg.gae_lambda,
+                                  "ppo", a->error, sizeof a->error);
 }
 
 /* One minibatch of rollout rows (time-major [T, B]; recurrent state of
@@ -2253,24 +2435,6 @@ MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *a, float lr, float clip, mrl_ppo_upda
   return MRL_OK;
 }
 
-/* 1 - explained variance of the returns by the values (CleanRL's figure). */
-static float mrl__explained_variance(const float *y_pred, const float *y, int n) {
-  double y_mean = 0.0, d_mean = 0.0, y_var = 0.0, d_var = 0.0;
-  int i;
-  for (i = 0; i < n; i++) {
-    y_mean += y[i];
-    d_mean += y[i] - y_pred[i];
-  }
-  y_mean /= n;
-  d_mean /= n;
-  for (i = 0; i < n; i++) {
-    double dy = y[i] - y_mean, dd = y[i] - y_pred[i] - d_mean;
-    y_var += dy * dy;
-    d_var += dd * dd;
-  }
-  return y_var > 0.0 ? (float)(1.0 - d_var / y_var) : 0.0f;
-}
-
 MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_steps,
                                  mrl_progress_fn progress, void *user) {
   long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it, span, done;
@@ -2323,62 +2487,25 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
       mrl_progress_set(&p, "approx_kl", (float)(st.approx_kl / n));
       mrl_progress_set(&p, "clip_fraction", (float)(st.clip_fraction / n));
       mrl_progress_set(&p, "explained_variance",
-                       mrl__explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
+                       mrl_explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
       if (progress(&p, user)) break;
     }
   }
   return MRL_OK;
 }
 
-/* Deployment's observations: normalised with the training statistics into
- * the arena when asked, else the caller's array itself. */
-static const float *mrl__ppo_obs(mrl_ppo *a, mrl_graph *g, const float *obs, int n) {
-  float *out;
-  if (!a->cfg.normalize_obs) return obs;
-  out = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
-  if (out) mrl_runner_normalize(&a->runner, obs, n, out);
-  return out;
-}
-
 MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *a, const float *obs, int n, const float *episode_start,
                                float *state, int greedy, mrl_rng *rng, float *actions) {
-  mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *dist = NULL, *v = NULL;
-  const float *xo;
-  int critic_state = !a->cfg.shared_torso && a->critic.state_dim > 0;
-  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_graph_reset(g);
-  mrl_graph_set_no_grad(g, 1);
-  if (!(xo = mrl__ppo_obs(a, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
-  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
-  /* a critic with its own recurrent state runs too, so that state advances */
-  if (x)
-    mrl__ppo_forward(a, g, x, 1, n, episode_start, state, state, &dist, critic_state ? &v : NULL);
-  if (!dist || (critic_state && !v))
-    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  /* raw actions straight into actions, then mapped in place to what is sent */
-  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, actions, NULL);
-  mrl_policy_head_env_action(&a->policy, actions, n, actions);
-  /* fold an overflow into the arena now: later calls of this size allocate nothing */
-  mrl_graph_reset(g);
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__ppo_ac(a);
+  return mrl_actor_critic_act(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs, n,
+                              episode_start, state, greedy, rng ? rng : &a->rng, actions);
 }
 
 MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const float *episode_start,
                                  const float *state, float *values) {
-  mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *v = NULL;
-  const float *xo;
-  if (n < 1 || !obs || !values || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_graph_reset(g);
-  mrl_graph_set_no_grad(g, 1);
-  if (!(xo = mrl__ppo_obs(a, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
-  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
-  if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, NULL, NULL, &v);
-  if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  memcpy(values, v->data, sizeof(float) * (size_t)n);
-  mrl_graph_reset(g);
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__ppo_ac(a);
+  return mrl_actor_critic_value(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs,
+                                n, episode_start, state, values);
 }
 
 static mrl_result mrl__ppo_act_fn(void *agent, const float *obs, int n, const float *episode_start,
