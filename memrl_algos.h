@@ -556,6 +556,204 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *agent, const char *path, mrl_vecenv *en
 /* The config as one line of JSON (what save stores); snprintf semantics. */
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t size);
 
+/* ======================================================================
+ * A2C
+ * Synchronous advantage actor-critic: the synchronous, batched form of
+ * Mnih et al. (2016)'s A3C (OpenAI Baselines' A2C, Wu et al. 2017). Defaults
+ * and details follow Stable-Baselines3's A2C with its MlpPolicy: n_steps 5
+ * per environment, one gradient step per rollout on all of it, RMSprop in
+ * torch's form (eps outside the root) with lr 7e-4 (constant), alpha 0.99,
+ * eps 1e-5, gamma 0.99, gae_lambda 1 (plain n-step returns bootstrapped from
+ * V), ent_coef 0, vf_coef 0.5, global gradient clipping at 0.5, advantages
+ * not normalised; separate actor and critic networks {64, 64} tanh,
+ * orthogonal initialisation (sqrt 2 hidden, 0.01 policy, 1 value), box
+ * actions a Gaussian with a state-independent log-std (log_std_init 0)
+ * clipped when sent. The loss is SB3's:
+ *   policy_loss = -mean(A_t log pi(a_t|s_t)),  value_loss = mean((R_t - V(s_t))^2),
+ *   entropy_loss = -mean(H[pi(.|s_t)])   (the one-sample -log p for a tanh-squashed Gaussian),
+ *   loss = policy_loss + ent_coef entropy_loss + vf_coef value_loss.
+ * rl-baselines3-zoo's CartPole-v1: 8 environments, 5e5 steps, ent_coef 0.
+ * Recurrent A2C (no SB3 counterpart; as recurrent PPO here): the whole
+ * rollout is one batch of num_envs sequences of num_steps, replayed from
+ * the core state stored at its start with the state zeroed where an
+ * episode starts (truncated BPTT over num_steps).
+ * Deviations from SB3 as in PPO's section: a time-limit truncation
+ * bootstraps from the value of the final observation in the GAE (SB3 adds
+ * gamma V(final) to the reward: the same targets); optional observation and
+ * reward normalisation (off); an update whose loss or gradient is not
+ * finite is not applied (MRL_ERR_NON_FINITE). Progress is reported every
+ * log_interval updates (SB3's log_interval 100) and after the last.
+ * Value normalisation (PopArt) enters at one place: the value targets of
+ * mrl__a2c_gradient (marked there).
+ * ====================================================================== */
+
+typedef struct mrl_a2c_config {
+  uint64_t seed;         /* 1 */
+  int num_steps;         /* 5: rollout length per environment (SB3 n_steps) */
+  float learning_rate;   /* 7e-4 */
+  int anneal_lr;         /* 0: constant (SB3); 1: linear decay to 0 */
+  long long total_steps; /* 0: an annealed rate spans each train call; > 0: the agent's life */
+  float gamma;           /* 0.99 */
+  float gae_lambda;      /* 1.0 */
+  int norm_adv;          /* 0 (SB3 normalize_advantage) */
+  float ent_coef;        /* 0.0 */
+  float vf_coef;         /* 0.5 */
+  float max_grad_norm;   /* 0.5; <= 0: no clipping */
+  float rms_alpha;       /* 0.99: RMSprop's smoothing constant */
+  float rms_eps;         /* 1e-5: added to the root (torch's form) */
+  int log_interval;      /* 100: updates between progress reports */
+  mrl_tower_config net;  /* encoder {64, 64} tanh, no core, no head */
+  int orthogonal_init;   /* 1 (SB3 ortho_init) */
+  int shared_torso;      /* 0: separate actor and critic networks */
+  int normalize_obs;     /* 0 */
+  int normalize_reward;  /* 0 */
+  int squash_actions;    /* box actions: 0 Gaussian, clipped when sent; 1 tanh-squashed */
+  float log_std_init;    /* box actions: 0 */
+} mrl_a2c_config;
+
+MRL_DEF mrl_a2c_config mrl_a2c_config_default(void);
+
+typedef struct mrl_a2c_update_stats {
+  float loss, policy_loss, value_loss, entropy;
+} mrl_a2c_update_stats;
+
+typedef struct mrl_a2c {
+  mrl_a2c_config cfg;
+  int obs_dim, num_envs;
+  int num_actions;         /* discrete: n; box: 0 */
+  int env_action_dim;      /* floats per action sent to the environment */
+  int raw_dim;             /* floats per action stored in the rollout */
+  int state_dim;           /* recurrent floats per environment: actor's, then critic's */
+  mrl_params params;       /* values, gradients; RMSprop's mean square in moment2 */
+  mrl_tower actor, critic; /* the critic tower is empty with shared_torso */
+  mrl_policy_head policy;
+  mrl_linear_layer value;
+  mrl_graph graph;     /* training */
+  mrl_graph act_graph; /* acting and collecting */
+  mrl_runner runner;
+  mrl_rollout rollout;
+  mrl_rng rng;
+  long long iterations;                    /* updates since the agent was created */
+  float *step_actions, *step_values, *adv; /* [B * env_action_dim], [B], [T*B] scratch */
+  char error[MRL_ERROR_SIZE];
+} mrl_a2c;
+
+/* Builds the agent for env's spaces; a config that does not fit returns
+ * MRL_ERR_INVALID_ARGUMENT and error names the field and value. */
+MRL_DEF mrl_result mrl_a2c_init(mrl_a2c *agent, const mrl_a2c_config *cfg, const mrl_vecenv *env);
+MRL_DEF void mrl_a2c_free(mrl_a2c *agent);
+/* Trains for env_steps environment steps, rounded down to whole updates of
+ * num_envs * num_steps; the vector env must be the one given to init. */
+MRL_DEF mrl_result mrl_a2c_train(mrl_a2c *agent, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user);
+/* One update (one RMSprop step) on what agent->rollout holds, advantages and
+ * returns included; train calls it once per rollout, tests on fixed data.
+ * A non-finite loss or gradient leaves the agent unchanged and returns
+ * MRL_ERR_NON_FINITE. stats may be NULL. */
+MRL_DEF mrl_result mrl_a2c_update(mrl_a2c *agent, float learning_rate, mrl_a2c_update_stats *stats);
+MRL_DEF int mrl_a2c_state_dim(const mrl_a2c *agent);
+/* Deployment, as mrl_ppo_act: no gradients, no heap allocation once warm. */
+MRL_DEF mrl_result mrl_a2c_act(mrl_a2c *agent, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions);
+MRL_DEF mrl_result mrl_a2c_value(mrl_a2c *agent, const float *obs, int n,
+                                 const float *episode_start, const float *state, float *values);
+MRL_DEF mrl_result mrl_a2c_evaluate(mrl_a2c *agent, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats);
+/* The whole agent (parameters, RMSprop state, runner, RNG, counters, config;
+ * with env its snapshot): a loaded agent continues bitwise. */
+MRL_DEF mrl_result mrl_a2c_save(const mrl_a2c *agent, const char *path, const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_a2c_load(mrl_a2c *agent, const char *path, mrl_vecenv *env);
+MRL_DEF int mrl_a2c_config_json(const mrl_a2c_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * A3C
+ * Mnih, Badia, Mirza, Graves, Lillicrap, Harley, Silver, Kavukcuoglu (2016),
+ * "Asynchronous Methods for Deep Reinforcement Learning", Algorithm S3.
+ * num_threads actor-learners, each with its own environments (a contiguous
+ * slice of the vector env: num_envs / num_threads each), its own core states
+ * and its own copy theta' of the parameters. Each repeats: theta' <- theta;
+ * t_max (5) steps; n-step returns bootstrapped from V (0 at a terminal
+ * state); the actor-critic gradient of the segment (A2C's loss, below) on
+ * theta'; then, without any lock (Hogwild!, Recht et al. 2011), the shared
+ * RMSProp of the paper on the shared theta with shared statistics g:
+ *   g = alpha g + (1 - alpha) d^2,   theta = theta - lr d / sqrt(g + eps)
+ * with alpha 0.99 and eps 0.1 (the paper's values; eps inside the root), the
+ * learning rate annealed linearly to 0 over the run, counted in the steps
+ * of all threads (the paper's global counter T), entropy bonus beta 0.01,
+ * gamma 0.99. The threads (MRL_THREADS, mrl_thread) run log_interval
+ * updates each between progress reports.
+ * Deviations: a segment always has t_max steps per environment, crossing
+ * episode ends (returns and the gradient are cut there, as in A2C; the
+ * paper ends the segment at a terminal state); losses are means over the
+ * segment's steps (as SB3's A2C) rather than sums (the same as a learning
+ * rate t_max x envs smaller); value loss vf_coef (0.5) x mean (R - V)^2;
+ * optional gradient clipping (max_grad_norm, 0: off as in the paper); a
+ * time-limit truncation bootstraps from the final observation's value; the
+ * learning rate default 7e-4 (the paper samples it per run from
+ * LogUniform(1e-4, 1e-2)).
+ * What a run reproduces: with num_threads 1 (or without MRL_THREADS, where
+ * more than one thread is refused) everything is sequential and a seed
+ * gives the same bits every time. With N > 1 threads each thread's
+ * environments, seeds and random streams are fixed, but when its reads of
+ * theta and its writes interleave with the other threads' depends on the
+ * scheduler, so parameters, trajectories and returns differ from run to run
+ * (only their statistics are reproducible); the lock-free updates race on
+ * purpose (Hogwild!), so a thread sanitiser reports them. Checkpoints hold
+ * the shared parameters, the RMSProp statistics and the counters: a loaded
+ * agent trains on with new episodes.
+ * ====================================================================== */
+
+typedef struct mrl_a3c_config {
+  uint64_t seed;         /* 1 */
+  int num_threads;       /* 1; > 1 needs MRL_THREADS */
+  int t_max;             /* 5 */
+  float learning_rate;   /* 7e-4 */
+  int anneal_lr;         /* 1: linear decay to 0 (paper) */
+  long long total_steps; /* 0: the annealing spans each train call; > 0: the agent's life */
+  float gamma;           /* 0.99 */
+  float ent_coef;        /* 0.01 (the paper's beta) */
+  float vf_coef;         /* 0.5 */
+  float max_grad_norm;   /* 0: no clipping (paper) */
+  float rms_alpha;       /* 0.99 */
+  float rms_eps;         /* 0.1, inside the root */
+  int log_interval;      /* 100: updates of each thread between progress reports */
+  mrl_tower_config net;  /* encoder {64, 64} tanh, no core, no head */
+  int orthogonal_init;   /* 1 */
+  int shared_torso;      /* 0 */
+  int squash_actions;    /* box actions: 0 Gaussian, clipped when sent; 1 tanh-squashed */
+  float log_std_init;    /* box actions: 0 */
+} mrl_a3c_config;
+
+MRL_DEF mrl_a3c_config mrl_a3c_config_default(void);
+
+typedef struct mrl_a3c {
+  mrl_a3c_config cfg;
+  mrl_a2c global;    /* theta and the shared statistics g (global.params.moment2); acting,
+                        evaluation and checkpoints use it */
+  mrl_a2c *workers;  /* [num_threads]: theta', environments, core states, rollout, RNG */
+  mrl_vecenv *views; /* [num_threads]: each worker's slice of the vector env */
+  void *jobs;        /* [num_threads] per-thread work orders */
+  long long updates; /* shared-parameter updates since the agent was created */
+  char error[MRL_ERROR_SIZE];
+} mrl_a3c;
+
+/* env's num_envs must be a multiple of num_threads; its environments are
+ * shared out (it must outlive the agent and stay the one given to train). */
+MRL_DEF mrl_result mrl_a3c_init(mrl_a3c *agent, const mrl_a3c_config *cfg, mrl_vecenv *env);
+MRL_DEF void mrl_a3c_free(mrl_a3c *agent);
+/* Trains for env_steps steps (all threads together), rounded down to whole
+ * updates of every thread. */
+MRL_DEF mrl_result mrl_a3c_train(mrl_a3c *agent, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user);
+MRL_DEF int mrl_a3c_state_dim(const mrl_a3c *agent);
+MRL_DEF mrl_result mrl_a3c_act(mrl_a3c *agent, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions);
+MRL_DEF mrl_result mrl_a3c_evaluate(mrl_a3c *agent, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats);
+MRL_DEF mrl_result mrl_a3c_save(const mrl_a3c *agent, const char *path);
+MRL_DEF mrl_result mrl_a3c_load(mrl_a3c *agent, const char *path);
+MRL_DEF int mrl_a3c_config_json(const mrl_a3c_config *cfg, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif
@@ -2054,6 +2252,18 @@ MRL_DEF mrl_result mrl_actor_critic_value(const mrl_actor_critic *ac, mrl_graph 
   return MRL_OK;
 }
 
+/* A tower config's parts as JSON text: enc[96] and head[96] the layer sizes ("64,64"), core[1024]
+ * the core's config (what every actor-critic agent's config JSON embeds). */
+static void mrl__tower_config_json(const mrl_tower_config *n, char *enc, char *head, char *core) {
+  int i, k = 0;
+  enc[0] = head[0] = '\0';
+  mrl_core_config_json(&n->core, core, 1024);
+  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(enc + k, 96 - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
+  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(head + k, 96 - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+}
+
 MRL_DEF float mrl_explained_variance(const float *y_pred, const float *y, int n) {
   double y_mean = 0.0, d_mean = 0.0, y_var = 0.0, d_var = 0.0;
   int i;
@@ -2107,13 +2317,8 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
 
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96] = "", head[96] = "", f[11][24], core[1024];
-  int i, k = 0;
-  mrl_core_config_json(&n->core, core, sizeof core);
-  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
-    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
-  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
-    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  char enc[96], head[96], f[11][24], core[1024];
+  mrl__tower_config_json(n, enc, head, core);
   return snprintf(
       buf, size,
       "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%s,\"anneal_lr\":%d,"
@@ -2549,6 +2754,399 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
   int n = mrl__ppo_extras(a, x);
   mrl_ppo_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_load(path, &a->params, "ppo", config, &a->runner, env, x, n, a->error,
+                        sizeof a->error);
+}
+
+/* ---- A2C >>a2c ---- */
+
+MRL_DEF mrl_a2c_config mrl_a2c_config_default(void) {
+  mrl_a2c_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.num_steps = 5;
+  c.learning_rate = 7e-4f;
+  c.anneal_lr = 0;
+  c.total_steps = 0;
+  c.gamma = 0.99f;
+  c.gae_lambda = 1.0f;
+  c.norm_adv = 0;
+  c.ent_coef = 0.0f;
+  c.vf_coef = 0.5f;
+  c.max_grad_norm = 0.5f;
+  c.rms_alpha = 0.99f;
+  c.rms_eps = 1e-5f;
+  c.log_interval = 100;
+  c.net = mrl_tower_config_default();
+  c.orthogonal_init = 1;
+  c.shared_torso = 0;
+  c.normalize_obs = 0;
+  c.normalize_reward = 0;
+  c.squash_actions = 0;
+  c.log_std_init = 0.0f;
+  return c;
+}
+
+MRL_DEF int mrl_a2c_config_json(const mrl_a2c_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  char enc[96], head[96], f[9][24], core[1024];
+  mrl__tower_config_json(n, enc, head, core);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%s,\"anneal_lr\":%d,"
+      "\"total_steps\":%lld,\"gamma\":%s,\"gae_lambda\":%s,\"norm_adv\":%d,\"ent_coef\":%s,"
+      "\"vf_coef\":%s,\"max_grad_norm\":%s,\"rms_alpha\":%s,\"rms_eps\":%s,\"log_interval\":%d,"
+      "\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,\"use_conv\":%d,"
+      "\"orthogonal_init\":%d,\"shared_torso\":%d,\"normalize_obs\":%d,\"normalize_reward\":%d,"
+      "\"squash_actions\":%d,\"log_std_init\":%s}",
+      (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
+      c->anneal_lr, c->total_steps, mrl__float_text(c->gamma, f[1], 24),
+      mrl__float_text(c->gae_lambda, f[2], 24), c->norm_adv, mrl__float_text(c->ent_coef, f[3], 24),
+      mrl__float_text(c->vf_coef, f[4], 24), mrl__float_text(c->max_grad_norm, f[5], 24),
+      mrl__float_text(c->rms_alpha, f[6], 24), mrl__float_text(c->rms_eps, f[7], 24),
+      c->log_interval, enc, core, head, (int)n->activation, n->use_conv, c->orthogonal_init,
+      c->shared_torso, c->normalize_obs, c->normalize_reward, c->squash_actions,
+      mrl__float_text(c->log_std_init, f[8], 24));
+}
+
+/* Names the first field of an A2C config that cannot work (error), or 0. */
+static int mrl__a2c_check_config(const mrl_a2c_config *c, const mrl_vecenv *env, char *err,
+                                 size_t n) {
+  long long batch = (long long)env->num_envs * c->num_steps;
+  const char *const names[8] = {"learning_rate", "gamma",         "gae_lambda", "ent_coef",
+                                "vf_coef",       "max_grad_norm", "rms_alpha",  "rms_eps"};
+  const float *f[8];
+  int i;
+  f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->gae_lambda, f[3] = &c->ent_coef;
+  f[4] = &c->vf_coef, f[5] = &c->max_grad_norm, f[6] = &c->rms_alpha, f[7] = &c->rms_eps;
+  for (i = 0; i < 8; i++)
+    if (!mrl__finite(*f[i])) {
+      mrl__say(err, n, "mrl_a2c_config.%s %g must be finite", names[i], *f[i]);
+      return 1;
+    }
+  if (!mrl__finite(c->log_std_init)) {
+    mrl__say(err, n, "mrl_a2c_config.log_std_init %g must be finite", c->log_std_init);
+    return 1;
+  }
+#define MRL__REJECT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      mrl__say(err, n, __VA_ARGS__);                                                               \
+      return 1;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  MRL__REJECT(c->num_steps < 1, "mrl_a2c_config.num_steps %d must be >= 1", c->num_steps);
+  MRL__REJECT(batch > INT_MAX / 4, "mrl_a2c_config.num_steps %d x %d environments is too large",
+              c->num_steps, env->num_envs);
+  MRL__REJECT(c->learning_rate < 0.0f, "mrl_a2c_config.learning_rate %g must be >= 0",
+              c->learning_rate);
+  MRL__REJECT(c->gamma < 0.0f || c->gamma > 1.0f, "mrl_a2c_config.gamma %g must be in [0, 1]",
+              c->gamma);
+  MRL__REJECT(c->gae_lambda < 0.0f || c->gae_lambda > 1.0f,
+              "mrl_a2c_config.gae_lambda %g must be in [0, 1]", c->gae_lambda);
+  MRL__REJECT(c->rms_alpha < 0.0f || c->rms_alpha >= 1.0f,
+              "mrl_a2c_config.rms_alpha %g must be in [0, 1)", c->rms_alpha);
+  MRL__REJECT(c->rms_eps <= 0.0f, "mrl_a2c_config.rms_eps %g must be > 0", c->rms_eps);
+  MRL__REJECT(c->log_interval < 1, "mrl_a2c_config.log_interval %d must be >= 1", c->log_interval);
+  MRL__REJECT(c->total_steps < 0, "mrl_a2c_config.total_steps %lld must be >= 0", c->total_steps);
+  MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
+#undef MRL__REJECT
+  return 0;
+}
+
+/* A2C's view of its network (>>actor_critic). */
+static mrl_actor_critic mrl__a2c_ac(const mrl_a2c *a) {
+  mrl_actor_critic ac;
+  ac.actor = (mrl_tower *)&a->actor;
+  ac.critic = (mrl_tower *)&a->critic;
+  ac.policy = (mrl_policy_head *)&a->policy;
+  ac.value = (mrl_linear_layer *)&a->value;
+  ac.shared_torso = a->cfg.shared_torso;
+  ac.state_dim = a->state_dim;
+  return ac;
+}
+
+MRL_DEF mrl_result mrl_a2c_init(mrl_a2c *a, const mrl_a2c_config *cfg, const mrl_vecenv *env) {
+  mrl_actor_critic_config acc;
+  mrl_actor_critic ac;
+  mrl_runner_config rc;
+  mrl_result r;
+  size_t B;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_a2c_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (mrl__a2c_check_config(cfg, env, a->error, sizeof a->error)) return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  a->obs_dim = env->obs_dim;
+  a->num_envs = env->num_envs;
+  a->num_actions = env->num_actions;
+  a->env_action_dim = env->action_dim;
+  B = (size_t)a->num_envs;
+  /* SB3's ActorCriticPolicy, as PPO's */
+  acc.net = cfg->net;
+  acc.orthogonal_init = cfg->orthogonal_init;
+  acc.shared_torso = cfg->shared_torso;
+  acc.squash_actions = cfg->squash_actions;
+  acc.log_std_init = cfg->log_std_init;
+  ac = mrl__a2c_ac(a);
+  mrl_params_init(&a->params);
+  if ((r = mrl_actor_critic_init(&ac, &a->params, &acc, env, cfg->seed, "mrl_a2c_init", a->error,
+                                 sizeof a->error)) != MRL_OK)
+    goto fail;
+  a->raw_dim = mrl_policy_head_raw_dim(&a->policy);
+  a->state_dim = ac.state_dim;
+  rc = mrl_runner_config_default();
+  rc.normalize_obs = cfg->normalize_obs;
+  rc.normalize_reward = cfg->normalize_reward;
+  rc.gamma = cfg->gamma;
+  if ((r = mrl_runner_init(&a->runner, env, a->state_dim, &rc, a->error, sizeof a->error)) !=
+          MRL_OK ||
+      (r = mrl_graph_init(&a->graph, (size_t)1 << 20)) != MRL_OK ||
+      (r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK ||
+      (r = mrl_rollout_init(&a->rollout, cfg->num_steps, a->num_envs, a->obs_dim, a->raw_dim,
+                            a->state_dim)) != MRL_OK)
+    goto fail;
+  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
+  a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->env_action_dim);
+  a->step_values = (float *)MRL_MALLOC(sizeof(float) * B);
+  a->adv = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)cfg->num_steps);
+  if (!a->step_actions || !a->step_values || !a->adv) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  return MRL_OK;
+fail:
+  if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
+    mrl__say(a->error, sizeof a->error, "mrl_a2c_init: out of memory");
+  {
+    char keep[MRL_ERROR_SIZE];
+    memcpy(keep, a->error, sizeof keep);
+    mrl_a2c_free(a);
+    memcpy(a->error, keep, sizeof keep);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_a2c_free(mrl_a2c *a) {
+  mrl_tower_free(&a->actor);
+  mrl_tower_free(&a->critic);
+  mrl_params_free(&a->params);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  mrl_runner_free(&a->runner);
+  mrl_rollout_free(&a->rollout);
+  MRL_FREE(a->step_actions);
+  MRL_FREE(a->step_values);
+  MRL_FREE(a->adv);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_a2c_state_dim(const mrl_a2c *a) {
+  return a->state_dim;
+}
+
+/* The loss on the whole rollout (time-major [T, B]; a recurrent core replays
+ * every environment's sequence from rollout.initial_state) and its gradient
+ * in params.grads, clipped. MRL_ERR_NON_FINITE (nothing to apply) when the
+ * loss or a gradient is not finite. A3C's threads call it on their copies. */
+static mrl_result mrl__a2c_gradient(mrl_a2c *a, mrl_a2c_update_stats *st) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->graph;
+  mrl_actor_critic ac = mrl__a2c_ac(a);
+  int T = a->cfg.num_steps, B = a->num_envs, N = T * B, i, shape[1];
+  float *adv = a->adv;
+  const float *targets;
+  double mean = 0.0, var = 0.0;
+  mrl_tensor *x, *dist = NULL, *values = NULL, *logp = NULL, *ent_rows = NULL;
+  mrl_tensor *pg, *vl, *ent, *loss, *t_adv, *t_ret;
+  memcpy(adv, ro->advantages, sizeof(float) * (size_t)N);
+  if (a->cfg.norm_adv && N > 1) { /* torch's std() is the unbiased estimate */
+    for (i = 0; i < N; i++) mean += adv[i];
+    mean /= N;
+    for (i = 0; i < N; i++) var += (adv[i] - mean) * (adv[i] - mean);
+    var /= (N - 1);
+    for (i = 0; i < N; i++) adv[i] = (float)((adv[i] - mean) / (sqrt(var) + 1e-8));
+  }
+  /* The value targets. A value normaliser (PopArt, van Hasselt et al. 2016)
+   * goes here: it normalises these targets with its statistics, and the
+   * value layer a->value (the one it rescales) then predicts normalised
+   * values; the advantages above stay in the environment's scale. */
+  targets = ro->returns;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 0);
+  x = mrl_tensor_from2(g, ro->obs, N, a->obs_dim);
+  if (x)
+    mrl_actor_critic_forward(&ac, g, x, T, B, ro->episode_starts,
+                             a->state_dim ? ro->initial_state : NULL, NULL, &dist, &values, NULL);
+  if (dist) mrl_policy_head_evaluate(&a->policy, g, dist, ro->actions, &logp, &ent_rows);
+  shape[0] = N;
+  t_adv = mrl_tensor_from(g, adv, 1, shape);
+  t_ret = mrl_tensor_from(g, targets, 1, shape);
+  /* SB3: -(A log pi).mean(), mse(R, V), -(H).mean() */
+  pg = mrl_neg(g, mrl_mean(g, mrl_mul(g, logp, t_adv)));
+  vl = mrl_mean(g, mrl_square(g, mrl_sub(g, t_ret, values)));
+  ent = mrl_mean(g, ent_rows);
+  loss = mrl_add(g, mrl_sub(g, pg, mrl_scale(g, ent, a->cfg.ent_coef)),
+                 mrl_scale(g, vl, a->cfg.vf_coef));
+  if (!loss) {
+    mrl__say(a->error, sizeof a->error, "a2c: out of memory in the update");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  mrl_params_zero_grad(&a->params);
+  mrl_backward(g, loss);
+  if (!mrl_update_guard(&a->params, loss->data[0], a->cfg.max_grad_norm)) {
+    mrl__say(a->error, sizeof a->error,
+             "a2c: non-finite loss (%g) or gradient at update %lld: update not applied",
+             loss->data[0], a->iterations + 1);
+    return MRL_ERR_NON_FINITE;
+  }
+  st->loss = loss->data[0];
+  st->policy_loss = pg->data[0];
+  st->value_loss = vl->data[0];
+  st->entropy = ent->data[0];
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_a2c_update(mrl_a2c *a, float lr, mrl_a2c_update_stats *stats) {
+  mrl_a2c_update_stats local;
+  mrl_rmsprop_config rms;
+  mrl_result r;
+  if (!stats) stats = &local;
+  memset(stats, 0, sizeof *stats);
+  if (!mrl__finite(lr)) return MRL_ERR_INVALID_ARGUMENT;
+  if ((r = mrl__a2c_gradient(a, stats)) != MRL_OK) return r;
+  /* torch.optim.RMSprop(alpha, eps), SB3's optimizer for A2C */
+  rms = mrl_rmsprop_config_default();
+  rms.lr = lr;
+  rms.alpha = a->cfg.rms_alpha;
+  rms.eps = a->cfg.rms_eps;
+  return mrl_rmsprop_step(&a->params, &rms);
+}
+
+/* The figures every report carries, from a runner. */
+static void mrl__a2c_report(mrl_train_progress *p, const char *algo, const mrl_vecenv *env,
+                            const mrl_runner *run, long long steps0, double t0) {
+  memset(p, 0, sizeof *p);
+  p->algo = algo;
+  p->env_id = mrl_env_id(env->envs[0]);
+  p->env_steps = run->env_steps;
+  p->seconds = mrl_wall_seconds() - t0;
+  p->steps_per_second = p->seconds > 0.0 ? (double)(run->env_steps - steps0) / p->seconds : 0.0;
+  p->episodes = run->stats.total_episodes;
+  p->mean_return = mrl_episode_stats_mean_return(&run->stats);
+  p->mean_length = mrl_episode_stats_mean_length(&run->stats);
+  p->success_rate = mrl_episode_stats_success_rate(&run->stats);
+}
+
+MRL_DEF mrl_result mrl_a2c_train(mrl_a2c *a, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user) {
+  long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it, span, done;
+  long long steps0 = a->runner.env_steps;
+  double t0 = mrl_wall_seconds();
+  mrl_actor_critic ac = mrl__a2c_ac(a);
+  mrl_result r;
+  if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
+      env->num_actions != a->num_actions || env->action_dim != a->env_action_dim) {
+    mrl__say(a->error, sizeof a->error, "mrl_a2c_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_a2c_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  iters = env_steps / batch;
+  if (iters == 0) return MRL_OK;
+  span = a->cfg.total_steps > 0 ? a->cfg.total_steps / batch : iters;
+  done = a->cfg.total_steps > 0 ? a->iterations : 0;
+  if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
+  for (it = 1; it <= iters; it++) {
+    float lr = a->cfg.learning_rate;
+    mrl_a2c_update_stats st;
+    /* schedule */
+    if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, done + it - 1, span);
+    /* collect num_steps x num_envs; targets: GAE(lambda), n-step returns at lambda 1 */
+    if ((r = mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                                      a->step_actions, a->step_values, a->cfg.gamma,
+                                      a->cfg.gae_lambda, "a2c", a->error, sizeof a->error)) !=
+        MRL_OK)
+      return r;
+    /* update: one RMSprop step on the whole rollout */
+    if ((r = mrl_a2c_update(a, lr, &st)) != MRL_OK) return r;
+    a->iterations++;
+    /* report */
+    if (progress && (it % a->cfg.log_interval == 0 || it == iters)) {
+      mrl_train_progress p;
+      mrl__a2c_report(&p, "a2c", env, &a->runner, steps0, t0);
+      p.iteration = (int)it;
+      p.num_iterations = (int)iters;
+      p.learning_rate = lr;
+      mrl_progress_set(&p, "policy_loss", st.policy_loss);
+      mrl_progress_set(&p, "value_loss", st.value_loss);
+      mrl_progress_set(&p, "entropy", st.entropy);
+      mrl_progress_set(&p, "explained_variance",
+                       mrl_explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
+      if (progress(&p, user)) break;
+    }
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_a2c_act(mrl_a2c *a, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions) {
+  mrl_actor_critic ac = mrl__a2c_ac(a);
+  return mrl_actor_critic_act(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs, n,
+                              episode_start, state, greedy, rng ? rng : &a->rng, actions);
+}
+
+MRL_DEF mrl_result mrl_a2c_value(mrl_a2c *a, const float *obs, int n, const float *episode_start,
+                                 const float *state, float *values) {
+  mrl_actor_critic ac = mrl__a2c_ac(a);
+  return mrl_actor_critic_value(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs,
+                                n, episode_start, state, values);
+}
+
+static mrl_result mrl__a2c_act_fn(void *agent, const float *obs, int n, const float *episode_start,
+                                  float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_a2c_act((mrl_a2c *)agent, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_a2c_evaluate(mrl_a2c *a, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats) {
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || env->obs_dim != a->obs_dim || env->num_actions != a->num_actions ||
+      env->action_dim != a->env_action_dim)
+    return MRL_ERR_INVALID_ARGUMENT;
+  return mrl_evaluate(mrl__a2c_act_fn, a, a->state_dim, env, episodes, greedy, &rng, stats);
+}
+
+/* A2C's own state beyond the runner: its RNG and update count. */
+static int mrl__a2c_extras(const mrl_a2c *a, mrl_checkpoint_extra *x) {
+  x[0].name = "__a2c.rng";
+  x[0].dtype = "U64";
+  x[0].data = &a->rng;
+  x[0].count = sizeof a->rng / sizeof(uint64_t);
+  x[1].name = "__a2c.iterations";
+  x[1].dtype = "I64";
+  x[1].data = &a->iterations;
+  x[1].count = 1;
+  return 2;
+}
+
+MRL_DEF mrl_result mrl_a2c_save(const mrl_a2c *a, const char *path, const mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__a2c_extras(a, x);
+  mrl_a2c_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->params, "a2c", config, &a->runner, env, x, n);
+}
+
+MRL_DEF mrl_result mrl_a2c_load(mrl_a2c *a, const char *path, mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__a2c_extras(a, x);
+  mrl_a2c_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_load(path, &a->params, "a2c", config, &a->runner, env, x, n, a->error,
                         sizeof a->error);
 }
 
