@@ -3150,6 +3150,346 @@ MRL_DEF mrl_result mrl_a2c_load(mrl_a2c *a, const char *path, mrl_vecenv *env) {
                         sizeof a->error);
 }
 
+/* ---- A3C >>a3c ---- */
+
+MRL_DEF mrl_a3c_config mrl_a3c_config_default(void) {
+  mrl_a3c_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.num_threads = 1;
+  c.t_max = 5;
+  c.learning_rate = 7e-4f;
+  c.anneal_lr = 1;
+  c.total_steps = 0;
+  c.gamma = 0.99f;
+  c.ent_coef = 0.01f;
+  c.vf_coef = 0.5f;
+  c.max_grad_norm = 0.0f;
+  c.rms_alpha = 0.99f;
+  c.rms_eps = 0.1f;
+  c.log_interval = 100;
+  c.net = mrl_tower_config_default();
+  c.orthogonal_init = 1;
+  c.shared_torso = 0;
+  c.squash_actions = 0;
+  c.log_std_init = 0.0f;
+  return c;
+}
+
+MRL_DEF int mrl_a3c_config_json(const mrl_a3c_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  char enc[96], head[96], f[8][24], core[1024];
+  mrl__tower_config_json(n, enc, head, core);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"num_threads\":%d,\"t_max\":%d,\"learning_rate\":%s,\"anneal_lr\":%d,"
+      "\"total_steps\":%lld,\"gamma\":%s,\"ent_coef\":%s,\"vf_coef\":%s,\"max_grad_norm\":%s,"
+      "\"rms_alpha\":%s,\"rms_eps\":%s,\"log_interval\":%d,\"encoder_sizes\":[%s],\"core\":%s,"
+      "\"head_sizes\":[%s],\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,"
+      "\"shared_torso\":%d,\"squash_actions\":%d,\"log_std_init\":%s}",
+      (unsigned long long)c->seed, c->num_threads, c->t_max,
+      mrl__float_text(c->learning_rate, f[0], 24), c->anneal_lr, c->total_steps,
+      mrl__float_text(c->gamma, f[1], 24), mrl__float_text(c->ent_coef, f[2], 24),
+      mrl__float_text(c->vf_coef, f[3], 24), mrl__float_text(c->max_grad_norm, f[4], 24),
+      mrl__float_text(c->rms_alpha, f[5], 24), mrl__float_text(c->rms_eps, f[6], 24),
+      c->log_interval, enc, core, head, (int)n->activation, n->use_conv, c->orthogonal_init,
+      c->shared_torso, c->squash_actions, mrl__float_text(c->log_std_init, f[7], 24));
+}
+
+/* One thread's work order for a round of updates, and what it reports back. */
+typedef struct mrl__a3c_job {
+  mrl_a3c *agent;
+  int index;
+  long long updates;      /* to do in this round */
+  long long steps0, span; /* the schedule: steps of all threads at its start, its length */
+  mrl_result result;
+  mrl_a2c_update_stats last;
+#ifdef MRL_THREADS
+  mrl_thread thread;
+  int started;
+#endif
+} mrl__a3c_job;
+
+/* The A2C config each actor-learner runs (its rollout is its t_max segment). */
+static mrl_a2c_config mrl__a3c_worker_config(const mrl_a3c_config *c, uint64_t seed) {
+  mrl_a2c_config w = mrl_a2c_config_default();
+  w.seed = seed;
+  w.num_steps = c->t_max;
+  w.learning_rate = c->learning_rate;
+  w.gamma = c->gamma;
+  w.gae_lambda = 1.0f; /* n-step returns bootstrapped from V */
+  w.norm_adv = 0;
+  w.ent_coef = c->ent_coef;
+  w.vf_coef = c->vf_coef;
+  w.max_grad_norm = c->max_grad_norm;
+  w.rms_alpha = c->rms_alpha;
+  w.rms_eps = c->rms_eps;
+  w.log_interval = c->log_interval;
+  w.net = c->net;
+  w.orthogonal_init = c->orthogonal_init;
+  w.shared_torso = c->shared_torso;
+  w.squash_actions = c->squash_actions;
+  w.log_std_init = c->log_std_init;
+  return w;
+}
+
+/* A failed init frees what it took and keeps its message. */
+static mrl_result mrl__a3c_fail(mrl_a3c *a, mrl_result r) {
+  char keep[MRL_ERROR_SIZE];
+  memcpy(keep, a->error, sizeof keep);
+  mrl_a3c_free(a);
+  memcpy(a->error, keep, sizeof keep);
+  return r;
+}
+
+MRL_DEF mrl_result mrl_a3c_init(mrl_a3c *a, const mrl_a3c_config *cfg, mrl_vecenv *env) {
+  mrl_a2c_config wc;
+  mrl_result r = MRL_OK;
+  int N, k, i;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  N = cfg->num_threads;
+  if (N < 1 || env->num_envs % N != 0) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_a3c_config.num_threads %d must be >= 1 and divide num_envs %d", N, env->num_envs);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+#ifndef MRL_THREADS
+  if (N > 1) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_a3c_config.num_threads %d needs threads: build with -DMRL_THREADS -pthread", N);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+#endif
+  if (cfg->t_max < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_config.t_max %d must be >= 1", cfg->t_max);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  a->cfg = *cfg;
+  k = env->num_envs / N;
+  /* theta: an A2C agent over the whole vector (its spaces; never trained itself) */
+  wc = mrl__a3c_worker_config(cfg, cfg->seed);
+  if ((r = mrl_a2c_init(&a->global, &wc, env)) != MRL_OK) {
+    /* A2C's checks name the field: the same names in A3C's config */
+    char *at = strstr(a->global.error, "mrl_a2c_config.");
+    if (at) at[5] = '3';
+    memcpy(a->error, a->global.error, sizeof a->error);
+    return mrl__a3c_fail(a, r);
+  }
+  a->workers = (mrl_a2c *)MRL_MALLOC(sizeof(mrl_a2c) * (size_t)N);
+  a->views = (mrl_vecenv *)MRL_MALLOC(sizeof(mrl_vecenv) * (size_t)N);
+  a->jobs = MRL_MALLOC(sizeof(mrl__a3c_job) * (size_t)N);
+  if (!a->workers || !a->views || !a->jobs) {
+    MRL_FREE(a->workers), MRL_FREE(a->views), MRL_FREE(a->jobs);
+    a->workers = NULL, a->views = NULL, a->jobs = NULL;
+    mrl_a3c_free(a);
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_init: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  memset(a->workers, 0, sizeof(mrl_a2c) * (size_t)N);
+  memset(a->views, 0, sizeof(mrl_vecenv) * (size_t)N);
+  memset(a->jobs, 0, sizeof(mrl__a3c_job) * (size_t)N);
+  for (i = 0; i < N && r == MRL_OK; i++) {
+    /* thread i's environments: envs[i k .. (i+1) k) of the vector, its own episode seeds */
+    r = mrl_vecenv_init_envs(&a->views[i], env->envs + (size_t)i * k, k,
+                             mrl_vecenv_episode_seed(env->seed, i, 0x5a3c));
+    wc = mrl__a3c_worker_config(cfg, cfg->seed + 1 + (uint64_t)i);
+    if (r == MRL_OK) r = mrl_a2c_init(&a->workers[i], &wc, &a->views[i]);
+    if (r != MRL_OK)
+      mrl__say(a->error, sizeof a->error, "mrl_a3c_init: thread %d: %s", i,
+               a->workers[i].error[0] ? a->workers[i].error : mrl_result_string(r));
+  }
+  return r == MRL_OK ? r : mrl__a3c_fail(a, r);
+}
+
+MRL_DEF void mrl_a3c_free(mrl_a3c *a) {
+  int i;
+  for (i = 0; a->workers && i < a->cfg.num_threads; i++) mrl_a2c_free(&a->workers[i]);
+  for (i = 0; a->views && i < a->cfg.num_threads; i++) {
+    a->views[i].num_envs = 0; /* the environments belong to the caller's vector */
+    mrl_vecenv_free(&a->views[i]);
+  }
+  MRL_FREE(a->workers);
+  MRL_FREE(a->views);
+  MRL_FREE(a->jobs);
+  mrl_a2c_free(&a->global);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_a3c_state_dim(const mrl_a3c *a) {
+  return a->global.state_dim;
+}
+
+/* Steps taken by all threads (each thread writes only its own counter; the
+ * others' may be read mid-update with more than one thread, as the paper's T). */
+static long long mrl__a3c_steps(const mrl_a3c *a) {
+  long long s = 0;
+  int i;
+  for (i = 0; i < a->cfg.num_threads; i++) s += a->workers[i].runner.env_steps;
+  return s;
+}
+
+/* One actor-learner's round: Algorithm S3's loop, `updates` times. */
+static void mrl__a3c_thread(void *arg) {
+  mrl__a3c_job *job = (mrl__a3c_job *)arg;
+  mrl_a3c *a = job->agent;
+  mrl_a2c *w = &a->workers[job->index];
+  mrl_params *G = &a->global.params, *P = &w->params;
+  mrl_actor_critic ac = mrl__a2c_ac(w);
+  float alpha = a->cfg.rms_alpha, one_a = (float)(1.0 - (double)a->cfg.rms_alpha);
+  float eps = a->cfg.rms_eps;
+  long long u;
+  size_t j;
+  job->result = MRL_OK;
+  for (u = 0; u < job->updates; u++) {
+    float lr = a->cfg.learning_rate;
+    /* schedule: linear to 0 in the steps of all threads */
+    if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, mrl__a3c_steps(a) - job->steps0, job->span);
+    /* theta' <- theta */
+    memcpy(P->values, G->values, sizeof(float) * P->total);
+    /* collect t_max steps of this thread's environments; n-step returns */
+    job->result = mrl_actor_critic_collect(&ac, &w->act_graph, &w->runner, &a->views[job->index],
+                                           &w->rollout, &w->rng, w->step_actions, w->step_values,
+                                           w->cfg.gamma, 1.0f, "a3c", w->error, sizeof w->error);
+    /* the gradient on theta' */
+    if (job->result == MRL_OK) job->result = mrl__a2c_gradient(w, &job->last);
+    if (job->result != MRL_OK) return;
+    /* shared RMSProp on theta, no lock (Hogwild!) */
+    for (j = 0; j < P->total; j++) {
+      float d = P->grads[j], g = alpha * G->moment2[j] + one_a * d * d;
+      G->moment2[j] = g;
+      G->values[j] -= lr * d / sqrtf(g + eps);
+    }
+    w->iterations++;
+  }
+}
+
+MRL_DEF mrl_result mrl_a3c_train(mrl_a3c *a, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user) {
+  mrl__a3c_job *jobs = (mrl__a3c_job *)a->jobs;
+  int N = a->cfg.num_threads, i;
+  long long per_update = (long long)a->global.num_envs * a->cfg.t_max; /* all threads */
+  long long total, done = 0, round = 0, rounds, steps0, span, call_steps0;
+  double t0 = mrl_wall_seconds();
+  mrl_result r = MRL_OK;
+  if (!env || env->num_envs != a->global.num_envs || env->envs[0] != a->views[0].envs[0]) {
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  total = env_steps / per_update; /* updates of each thread */
+  if (total == 0) return MRL_OK;
+  for (i = 0; i < N; i++)
+    if ((r = mrl_runner_start(&a->workers[i].runner, &a->views[i])) != MRL_OK) return r;
+  call_steps0 = mrl__a3c_steps(a);
+  steps0 = a->cfg.total_steps > 0 ? 0 : call_steps0;
+  span = a->cfg.total_steps > 0 ? a->cfg.total_steps : total * per_update;
+  rounds = (total + a->cfg.log_interval - 1) / a->cfg.log_interval;
+  while (done < total) {
+    long long n = total - done < a->cfg.log_interval ? total - done : a->cfg.log_interval;
+    for (i = 0; i < N; i++) {
+      jobs[i].agent = a;
+      jobs[i].index = i;
+      jobs[i].updates = n;
+      jobs[i].steps0 = steps0;
+      jobs[i].span = span;
+      jobs[i].result = MRL_OK;
+    }
+#ifdef MRL_THREADS
+    if (N > 1) { /* every actor-learner on a thread of its own; this one waits */
+      for (i = 0; i < N; i++) {
+        jobs[i].started = mrl_thread_start(&jobs[i].thread, mrl__a3c_thread, &jobs[i]) == MRL_OK;
+        if (!jobs[i].started) mrl__a3c_thread(&jobs[i]); /* no thread to spare: run it here */
+      }
+      for (i = 0; i < N; i++)
+        if (jobs[i].started) mrl_thread_join(&jobs[i].thread);
+    } else
+#endif
+      mrl__a3c_thread(&jobs[0]);
+    for (i = 0; i < N; i++)
+      if (jobs[i].result != MRL_OK) {
+        mrl__say(a->error, sizeof a->error, "a3c: thread %d: %s", i, a->workers[i].error);
+        return jobs[i].result;
+      }
+    done += n;
+    a->updates += n * N;
+    round++;
+    if (progress) {
+      mrl_train_progress p;
+      double ret = 0.0, len = 0.0, succ = 0.0;
+      int with = 0, succ_n = 0;
+      mrl__a2c_report(&p, "a3c", env, &a->workers[0].runner, 0, t0);
+      p.env_steps = mrl__a3c_steps(a);
+      p.episodes = 0;
+      for (i = 0; i < N; i++) { /* every thread's last episodes, averaged over threads */
+        const mrl_episode_stats *s = &a->workers[i].runner.stats;
+        float sr = mrl_episode_stats_success_rate(s);
+        p.episodes += s->total_episodes;
+        if (s->count == 0) continue;
+        ret += mrl_episode_stats_mean_return(s);
+        len += mrl_episode_stats_mean_length(s);
+        with++;
+        if (sr >= 0.0f) succ += sr, succ_n++;
+      }
+      p.mean_return = with ? (float)(ret / with) : 0.0f;
+      p.mean_length = with ? (float)(len / with) : 0.0f;
+      p.success_rate = succ_n ? (float)(succ / succ_n) : -1.0f;
+      p.steps_per_second = p.seconds > 0.0 ? (double)(p.env_steps - call_steps0) / p.seconds : 0.0;
+      p.iteration = (int)round;
+      p.num_iterations = (int)rounds;
+      p.learning_rate = a->cfg.anneal_lr ? mrl_lr_linear(a->cfg.learning_rate, 0.0f,
+                                                         mrl__a3c_steps(a) - steps0, span)
+                                         : a->cfg.learning_rate;
+      mrl_progress_set(&p, "policy_loss", jobs[0].last.policy_loss);
+      mrl_progress_set(&p, "value_loss", jobs[0].last.value_loss);
+      mrl_progress_set(&p, "entropy", jobs[0].last.entropy);
+      if (progress(&p, user)) break;
+    }
+  }
+  a->global.iterations = a->updates;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_a3c_act(mrl_a3c *a, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_a2c_act(&a->global, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_a3c_evaluate(mrl_a3c *a, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats) {
+  return mrl_a2c_evaluate(&a->global, env, episodes, greedy, stats);
+}
+
+/* The shared parameters with their RMSProp statistics, the update count and the config. */
+MRL_DEF mrl_result mrl_a3c_save(const mrl_a3c *a, const char *path) {
+  char config[4096];
+  mrl_checkpoint_extra x[1];
+  x[0].name = "__a3c.updates";
+  x[0].dtype = "I64";
+  x[0].data = &a->updates;
+  x[0].count = 1;
+  mrl_a3c_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->global.params, "a3c", config, &a->global.runner, NULL, x, 1);
+}
+
+MRL_DEF mrl_result mrl_a3c_load(mrl_a3c *a, const char *path) {
+  char config[4096];
+  mrl_checkpoint_extra x[1];
+  x[0].name = "__a3c.updates";
+  x[0].dtype = "I64";
+  x[0].data = &a->updates;
+  x[0].count = 1;
+  mrl_a3c_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_load(path, &a->global.params, "a3c", config, &a->global.runner, NULL, x, 1,
+                        a->error, sizeof a->error);
+}
+
 #ifdef __cplusplus
 }
 #endif
