@@ -10,14 +10,20 @@
  *   ANATOMY OF AN ALGORITHM  which shared parts an algorithm uses (PPO as the example)
  *   SHARED PARTS           progress and logs, observation normaliser, runner,
  *                          minibatches, update guard, evaluation, agent
- *                          checkpoints, SVG plots, threads
+ *                          checkpoints, SVG plots, threads, the actor-critic
+ *                          network (PPO, A2C, A3C)
  *   PPO                    clipped-surrogate PPO, discrete or continuous
  *                          actions, feedforward, recurrent or a user's core
+ *   A2C                    synchronous advantage actor-critic (SB3's defaults),
+ *                          any core, discrete or continuous actions
+ *   A3C                    asynchronous actor-learner threads with lock-free
+ *                          updates and shared RMSProp (Mnih et al. 2016)
  *   LICENCE                at the end of the file: public domain or MIT
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
- *     shared plot threads progress runner agent_checkpoint minibatch evaluate ppo
+ *     shared plot threads progress runner agent_checkpoint minibatch evaluate
+ *     actor_critic ppo a2c a3c
  *
  *
  * ENABLING
@@ -63,7 +69,10 @@
  *     networks     mrl_tower (memrl_mem.h): encoder -> core -> head, each tower
  *                  owning a slice of the per-environment state record
  *     policy       mrl_policy_head (memrl_nn.h): act (no graph) / evaluate
- *                  (log-prob, entropy) / rsample for every action space
+ *                  (log-prob, entropy) / rsample for every action space;
+ *                  mrl_actor_critic: SB3's ActorCriticPolicy (actor and critic
+ *                  towers, policy head, value layer) with its rollout + GAE,
+ *                  act and value, shared by PPO, A2C and A3C
  *     experience   mrl_runner: the vector env with core states, episode
  *                  starts, normalisers, statistics and final observations;
  *                  mrl_rollout (memrl_mem.h) and its GAE
@@ -2426,7 +2435,7 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   a->env_action_dim = env->action_dim;
   B = (size_t)a->num_envs;
   TB = B * (size_t)cfg->num_steps;
-  /* the network: SB3's ActorCriticPolicy / CleanRL's Agent (>>actor_critic) */
+  /* the network: SB3's ActorCriticPolicy / CleanRL's Agent (the shared actor_critic section) */
   acc.net = cfg->net;
   acc.orthogonal_init = cfg->orthogonal_init;
   acc.shared_torso = cfg->shared_torso;
@@ -2853,7 +2862,7 @@ static int mrl__a2c_check_config(const mrl_a2c_config *c, const mrl_vecenv *env,
   return 0;
 }
 
-/* A2C's view of its network (>>actor_critic). */
+/* A2C's view of its network (the shared actor_critic section). */
 static mrl_actor_critic mrl__a2c_ac(const mrl_a2c *a) {
   mrl_actor_critic ac;
   ac.actor = (mrl_tower *)&a->actor;
