@@ -6,7 +6,9 @@
  *   - save, load and continue equals training straight through, bit for bit;
  *   - init rejects bad configs with a message naming the field and value;
  *   - A3C with one thread: one update is the paper's shared RMSProp step on the
- *     thread's gradient, and a seed gives the same bits twice.
+ *     thread's gradient, and a seed gives the same bits twice;
+ *   - built with -DMRL_THREADS -pthread (tools/run_tests.sh does): A3C with 2 threads
+ *     trains, every thread doing its share of updates, the parameters finite.
  *
  * Run from the repository root:  cc -std=c99 -O2 tests/test_a2c.c -lm && ./a.out */
 #define MEMRL_IMPLEMENTATION
@@ -308,6 +310,34 @@ static void a3c_one_thread(void) {
   mrl_vecenv_free(&e2);
 }
 
+#ifdef MRL_THREADS
+static void a3c_two_threads(void) {
+  mrl_a3c_config cfg = mrl_a3c_config_default();
+  mrl_vecenv env;
+  mrl_a3c a;
+  size_t j, bad = 0;
+  cfg.num_threads = 2;
+  cfg.log_interval = 50;
+  if (mrl_vecenv_init(&env, "CartPole-v1", 4, 2) != MRL_OK || mrl_a3c_init(&a, &cfg, &env)) {
+    MRL_CHECK(0, "a3c 2 threads: init: %s", a.error);
+    return;
+  }
+  MRL_CHECK(mrl_a3c_train(&a, &env, 4 * 5 * 120, NULL, NULL) == MRL_OK, "a3c 2 threads: %s",
+            a.error);
+  MRL_CHECK(a.updates == 240 && a.workers[0].iterations == 120 && a.workers[1].iterations == 120,
+            "a3c 2 threads: %lld updates (%lld, %lld)", a.updates, a.workers[0].iterations,
+            a.workers[1].iterations);
+  MRL_CHECK(a.workers[0].runner.env_steps == 1200 && a.workers[1].runner.env_steps == 1200,
+            "a3c 2 threads: steps %lld, %lld", a.workers[0].runner.env_steps,
+            a.workers[1].runner.env_steps);
+  for (j = 0; j < a.global.params.total; j++)
+    bad += !(fabsf(a.global.params.values[j]) < 1e6f) || !(a.global.params.moment2[j] >= 0.0f);
+  MRL_CHECK(bad == 0, "a3c 2 threads: %zu parameters not finite", bad);
+  mrl_a3c_free(&a);
+  mrl_vecenv_free(&env);
+}
+#endif
+
 int main(void) {
   mrl_ref_file f;
   if (mrl_ref_open(&f, "tests/ref/a2c_update.txt")) {
@@ -322,5 +352,8 @@ int main(void) {
   save_load_resumes(1);
   init_errors();
   a3c_one_thread();
+#ifdef MRL_THREADS
+  a3c_two_threads();
+#endif
   return mrl_test_summary("test_a2c");
 }
