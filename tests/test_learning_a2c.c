@@ -11,6 +11,8 @@
  *      the scheduler runs the threads); the seed fixes the environments and
  *      each thread's random stream. Needs MRL_THREADS; without it, 1 thread.
  *
+ * CPU time (one core of the development machine): 0.6 s for 1, 2 s for 2; both reached 500
+ * in each of seeds 1 to 9 (A2C fails seed 3 at 100k steps, hence 200k).
  * Build (the Makefile's rule):  cc -O2 -DMRL_THREADS -pthread tests/test_learning_a2c.c -lm
  * Optional arguments: seed, A2C steps, A3C steps. */
 #define MEMRL_IMPLEMENTATION
