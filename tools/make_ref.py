@@ -35,6 +35,8 @@ It (re)writes these files under tests/ref/:
     trpo_update.txt  one TRPO update on fixed data: Fisher-vector products by
               double backward, the CG solution, step size, line search and
               the parameters after the update (make_trpo_update).
+    a2c_update.txt  one A2C update on fixed data: n-step returns, losses,
+              clipped gradients, parameters after RMSprop (make_a2c_update).
 
 File format (one tensor per line, single spaces):
 
@@ -1300,6 +1302,7 @@ def main():
     print("wrote", make_attention_fused())
     print("wrote", make_reinforce_update())
     print("wrote", make_trpo_update())
+    print("wrote", make_a2c_update())
 
 
 # ---------------------------------------------------------------------------
@@ -2452,6 +2455,145 @@ def make_ppo_update():
         for name, t in (("policy_loss", pg_loss), ("value_loss", v_loss),
                         ("entropy", ent), ("approx_kl", approx_kl),
                         ("clip_fraction", clipfrac), ("loss", loss)):
+            dump(f, case + "_" + name, t)
+        for k, t in enumerate(params):
+            dump(f, "%s_g%d" % (case, k), t.grad)
+        opt.step()
+        for k, t in enumerate(params):
+            dump(f, "%s_u%d" % (case, k), t)
+    f.close()
+    return path
+
+
+# ---------------------------------------------------------------------------
+# One A2C update on fixed data (tests/test_a2c.c)
+# ---------------------------------------------------------------------------
+
+def make_a2c_update():
+    """One A2C update (Stable-Baselines3's A2C.train: n-step returns as
+    GAE(lambda = 1), policy loss -mean(A log pi), value loss
+    F.mse_loss(R, V), entropy loss -mean(H), loss = pg + ent_coef ent_loss +
+    vf_coef v_loss, clip_grad_norm_ 0.5, torch.optim.RMSprop(lr 7e-4,
+    alpha 0.99, eps 1e-5)) on a fixed rollout of T = 5 steps x B = 4
+    environments, the whole rollout as one batch (recurrent: every
+    environment's sequence replayed from its stored state). ent_coef is 0.01
+    here (SB3's default 0 would leave the entropy's gradient untested).
+    Cases (prefixes): ff_ discrete actions, MLP towers; lstm_ discrete, LSTM
+    cores with episode starts; cont_ box actions, a Gaussian with a
+    state-independent log-std. Per case as make_ppo_update: p<k> parameters
+    in memrl's declaration order, the rollout, advantages and returns, the
+    losses, g<k> the clipped gradients and u<k> the parameters after RMSprop.
+    """
+    torch.manual_seed(SEED + 16)
+    f, path = open_fixture("a2c_update.txt", "one A2C update on fixed data")
+    T, B, O, E, H = 5, 4, 3, 8, 6
+    gamma, lr, ent_coef, vf_coef = 0.99, 7e-4, 0.01, 0.5
+    for case, lstm, cont in (("ff", False, False), ("lstm", True, False),
+                             ("cont", False, True)):
+        A = 2 if cont else 3
+        F = H if lstm else E
+        params = []
+
+        def new(*shape, scale=0.5):
+            t = (torch.randn(*shape) * scale).requires_grad_()
+            params.append(t)
+            return t
+
+        towers = []
+        for _ in range(2):  # actor, then critic
+            tw = [new(E, O), new(E), new(E, E), new(E)]
+            if lstm:
+                tw += [new(4 * H, E), new(4 * H, H), new(4 * H, scale=0.1),
+                       new(4 * H, scale=0.1)]
+            towers.append(tw)
+        head = [new(A, F, scale=0.3), new(A, scale=0.1)]
+        if cont:
+            head.append(torch.tensor([-0.3, 0.2]).requires_grad_())
+            params.append(head[-1])
+        value = [new(1, F), new(1, scale=0.1)]
+        S = 4 * H if lstm else 0
+        obs = torch.randn(T, B, O)
+        starts = torch.zeros(T, B)
+        starts[0, :] = torch.tensor([1.0, 0.0, 1.0, 0.0])
+        starts[3, 1] = 1.0
+        starts[2, 2] = 1.0
+        state0 = torch.randn(B, S) * 0.3 * (0 if S == 0 else 1)
+
+        def torso(tw, k):
+            x = torch.tanh(obs.reshape(T * B, O) @ tw[0].t() + tw[1])
+            x = torch.tanh(x @ tw[2].t() + tw[3])
+            if lstm:
+                h0 = state0[:, 2 * H * k:2 * H * k + H]
+                c0 = state0[:, 2 * H * k + H:2 * H * k + 2 * H]
+                x = ppo_lstm_seq(x.reshape(T, B, E), h0, c0, starts,
+                                 *tw[4:8]).reshape(T * B, H)
+            return x
+
+        def forward():
+            fa, fc = torso(towers[0], 0), torso(towers[1], 1)
+            out = fa @ head[0].t() + head[1]
+            v = (fc @ value[0].t() + value[1]).reshape(T * B)
+            return out, v
+
+        def dist(out):
+            if cont:
+                return torch.distributions.Normal(out, torch.exp(head[2]).expand_as(out))
+            return torch.distributions.Categorical(logits=out)
+
+        with torch.no_grad():
+            out, v_now = forward()
+            d = dist(out)
+            actions = d.sample()
+            logp0 = d.log_prob(actions).sum(1) if cont else d.log_prob(actions)
+            values = v_now + 0.3 * torch.randn(T * B)
+        rewards = torch.randn(T, B)
+        terminated = torch.zeros(T, B)
+        truncated = torch.zeros(T, B)
+        terminated[1, 0] = terminated[4, 3] = 1.0
+        truncated[2, 1] = truncated[3, 2] = 1.0
+        final_values = torch.randn(T, B) * truncated
+        last_values = torch.randn(B)
+        # n-step returns bootstrapped from V (SB3's GAE with lambda 1); a
+        # termination cuts them, a truncation bootstraps from V(final obs)
+        vv = values.reshape(T, B)
+        returns = torch.zeros(T, B)
+        for b in range(B):
+            R = last_values[b]
+            for t in reversed(range(T)):
+                if terminated[t, b] > 0:
+                    R = torch.tensor(0.0)
+                elif truncated[t, b] > 0:
+                    R = final_values[t, b]
+                R = rewards[t, b] + gamma * R
+                returns[t, b] = R
+        adv = returns - vv
+        for k, t in enumerate(params):
+            dump(f, "%s_p%d" % (case, k), t)
+        dump(f, case + "_obs", obs.reshape(T * B, O))
+        dump(f, case + "_actions", actions.reshape(T * B, -1).float())
+        dump(f, case + "_log_probs", logp0)
+        dump(f, case + "_values", values)
+        for name, t in (("rewards", rewards), ("terminated", terminated),
+                        ("truncated", truncated), ("final_values", final_values),
+                        ("episode_starts", starts)):
+            dump(f, case + "_" + name, t.reshape(T * B))
+        dump(f, case + "_initial_state", state0.reshape(-1) if S else torch.zeros(1))
+        dump(f, case + "_last_values", last_values)
+        dump(f, case + "_advantages", adv.reshape(-1))
+        dump(f, case + "_returns", returns.reshape(-1))
+        out, new_v = forward()
+        d = dist(out)
+        logp = d.log_prob(actions).sum(1) if cont else d.log_prob(actions)
+        ent = (d.entropy().sum(1) if cont else d.entropy()).mean()
+        pg_loss = -(adv.reshape(-1) * logp).mean()
+        v_loss = torch.nn.functional.mse_loss(returns.reshape(-1), new_v)
+        loss = pg_loss + ent_coef * (-ent) + vf_coef * v_loss
+        opt = torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5, weight_decay=0)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        for name, t in (("policy_loss", pg_loss), ("value_loss", v_loss),
+                        ("entropy", ent), ("loss", loss)):
             dump(f, case + "_" + name, t)
         for k, t in enumerate(params):
             dump(f, "%s_g%d" % (case, k), t.grad)
