@@ -296,7 +296,9 @@ typedef struct mrl_runner {
   mrl_obs_normalizer obs_norm, return_norm;
   double *returns; /* [B] discounted return so far (reward normalisation) */
   mrl_episode_stats stats;
-  long long env_steps; /* environment steps taken (vector steps x B) */
+  mrl_episode_stats *also_stats; /* NULL, or statistics that also get every finished episode
+                                    (e.g. REINFORCE's window at the current curriculum level) */
+  long long env_steps;           /* environment steps taken (vector steps x B) */
   int started;
 } mrl_runner;
 
@@ -313,6 +315,12 @@ MRL_DEF mrl_result mrl_runner_step(mrl_runner *r, mrl_vecenv *env, const float *
 /* The training normaliser applied to n raw observations, without updating it
  * (a copy when observations are not normalised). */
 MRL_DEF void mrl_runner_normalize(const mrl_runner *r, const float *obs, int n, float *out);
+/* A progress report's common figures from a runner: algo, env's id, steps,
+ * wall seconds since t0 and the rate of the steps taken since steps0,
+ * episodes, mean return, length and success of the recent episodes; the
+ * rest (iteration, learning rate, metrics) zero, for the agent to fill. */
+MRL_DEF void mrl_runner_progress(mrl_train_progress *p, const char *algo, const mrl_vecenv *env,
+                                 const mrl_runner *r, long long steps0, double t0);
 /* ---- minibatches ----
  * Which rollout rows (t * B + b) each minibatch of an update holds: by rows
  * (a shuffled permutation of all T*B rows cut into num_minibatches pieces,
@@ -2188,6 +2196,20 @@ MRL_DEF mrl_result mrl_runner_init(mrl_runner *r, const mrl_vecenv *env, int sta
   return MRL_OK;
 }
 
+MRL_DEF void mrl_runner_progress(mrl_train_progress *p, const char *algo, const mrl_vecenv *env,
+                                 const mrl_runner *r, long long steps0, double t0) {
+  memset(p, 0, sizeof *p);
+  p->algo = algo;
+  p->env_id = mrl_env_id(env->envs[0]);
+  p->env_steps = r->env_steps;
+  p->seconds = mrl_wall_seconds() - t0;
+  p->steps_per_second = p->seconds > 0.0 ? (double)(r->env_steps - steps0) / p->seconds : 0.0;
+  p->episodes = r->stats.total_episodes;
+  p->mean_return = mrl_episode_stats_mean_return(&r->stats);
+  p->mean_length = mrl_episode_stats_mean_length(&r->stats);
+  p->success_rate = mrl_episode_stats_success_rate(&r->stats);
+}
+
 MRL_DEF void mrl_runner_free(mrl_runner *r) {
   MRL_FREE(r->obs);
   MRL_FREE(r->final_obs);
@@ -2244,6 +2266,7 @@ MRL_DEF mrl_result mrl_runner_step(mrl_runner *r, mrl_vecenv *env, const float *
   if (!r->started) return MRL_ERR_NOT_RESET;
   if ((res = mrl_vecenv_step(env, actions)) != MRL_OK) return res;
   mrl_episode_stats_add_vecenv(&r->stats, env);
+  if (r->also_stats) mrl_episode_stats_add_vecenv(r->also_stats, env);
   if (r->cfg.normalize_reward) {
     /* SB3 VecNormalize: each environment's discounted return feeds running
      * statistics; rewards are divided by their std (no mean subtracted) */
@@ -3365,19 +3388,9 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
     if (progress) {
       mrl_train_progress p;
       double n = st.count ? (double)st.count : 1.0;
-      memset(&p, 0, sizeof p);
-      p.algo = "ppo";
-      p.env_id = mrl_env_id(env->envs[0]);
+      mrl_runner_progress(&p, "ppo", env, &a->runner, steps0, t0);
       p.iteration = (int)it;
       p.num_iterations = (int)iters;
-      p.env_steps = a->runner.env_steps;
-      p.seconds = mrl_wall_seconds() - t0;
-      p.steps_per_second =
-          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
-      p.episodes = a->runner.stats.total_episodes;
-      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
-      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
-      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
       p.learning_rate = lr;
       mrl_progress_set(&p, "policy_loss", (float)(st.policy_loss / n));
       mrl_progress_set(&p, "value_loss", (float)(st.value_loss / n));
@@ -3754,84 +3767,42 @@ MRL_DEF int mrl_reinforce_state_dim(const mrl_reinforce *a) {
   return a->state_dim;
 }
 
+/* The two memories as the shared actor-critic: the policy tower (m^pi) with
+ * its head, and the baseline tower (m^V) with its value layer. */
+static mrl_actor_critic mrl__reinforce_ac(const mrl_reinforce *a) {
+  mrl_actor_critic ac;
+  ac.actor = (mrl_tower *)&a->policy_net;
+  ac.critic = (mrl_tower *)&a->value_net;
+  ac.policy = (mrl_policy_head *)&a->policy;
+  ac.value = (mrl_linear_layer *)&a->value;
+  ac.shared_torso = 0;
+  ac.state_dim = a->state_dim;
+  return ac;
+}
+
 /* Distribution parameters [T*B, P] and baseline values [T*B] of x
  * [T*B, obs]; either may be NULL (the baseline still runs when its memory
  * must advance: values given). State records of state_dim floats. */
 static void mrl__reinforce_forward(mrl_reinforce *a, mrl_graph *g, mrl_tensor *x, int T, int B,
                                    const float *starts, const float *state_in, float *state_out,
                                    mrl_tensor **dist, mrl_tensor **values) {
-  int S = a->state_dim, shape[1];
-  if (dist)
-    *dist = mrl_policy_head_forward(
-        &a->policy, g,
-        mrl_tower_forward(&a->policy_net, g, x, T, B, starts, state_in, state_out, S));
-  if (values) {
-    mrl_tensor *fv = mrl_tower_forward(&a->value_net, g, x, T, B, starts, state_in, state_out, S);
-    shape[0] = T * B;
-    *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fv), 1, shape);
-  }
+  mrl_actor_critic ac = mrl__reinforce_ac(a);
+  mrl_actor_critic_forward(&ac, g, x, T, B, starts, state_in, state_out, dist, values, NULL);
 }
 
-/* Rollout: num_steps vector steps into a->rollout, the baseline's value of
- * the observation after them into last_values. */
+/* Rollout: num_steps vector steps into a->rollout and the baseline's value
+ * of the observation after them into last_values (the collection's GAE is
+ * replaced by mrl_reinforce_targets); finished episodes also count towards
+ * the curriculum level's window. */
 static mrl_result mrl__reinforce_collect(mrl_reinforce *a, mrl_vecenv *env) {
-  mrl_runner *run = &a->runner;
-  mrl_rollout *ro = &a->rollout;
-  mrl_graph *g = &a->act_graph;
-  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, R = a->raw_dim, S = a->state_dim;
-  int t, b;
+  mrl_actor_critic ac = mrl__reinforce_ac(a);
   mrl_result r;
-  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
-  for (t = 0; t < T; t++) {
-    size_t row = (size_t)t * B;
-    mrl_tensor *x, *dist = NULL, *values = NULL;
-    mrl_graph_reset(g);
-    mrl_graph_set_no_grad(g, 1);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x)
-      mrl__reinforce_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist,
-                             &values);
-    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
-    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
-    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
-    mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
-                        ro->log_probs + row);
-    mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
-    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
-      mrl__say(a->error, sizeof a->error, "reinforce: %s",
-               env->error[0] ? env->error : mrl_result_string(r));
-      return r;
-    }
-    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
-    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
-    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
-    for (b = 0; b < B; b++) { /* a truncation bootstraps from V(final observation) */
-      ro->final_values[row + b] = 0.0f;
-      if (run->truncated[b] != 0.0f) {
-        mrl_tensor *xf, *vf = NULL;
-        float zero = 0.0f;
-        mrl_graph_reset(g);
-        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
-        if (xf)
-          mrl__reinforce_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL,
-                                 &vf);
-        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
-        ro->final_values[row + b] = vf->data[0];
-      }
-    }
-    if (a->cfg.curriculum) mrl_episode_stats_add_vecenv(&a->level_stats, env);
-  }
-  {
-    mrl_tensor *x, *values = NULL;
-    mrl_graph_reset(g);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x)
-      mrl__reinforce_forward(a, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values);
-    if (!values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(a->last_values, values->data, sizeof(float) * (size_t)B);
-  }
-  return MRL_OK;
+  a->runner.also_stats = a->cfg.curriculum ? &a->level_stats : NULL;
+  r = mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                               a->step_actions, a->last_values, a->cfg.gamma, 1.0f, "reinforce",
+                               a->error, sizeof a->error);
+  a->runner.also_stats = NULL;
+  return r;
 }
 
 MRL_DEF void mrl_reinforce_targets(mrl_reinforce *a, const float *last_values) {
@@ -4013,19 +3984,9 @@ MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *a, mrl_vecenv *env, long l
     }
     if (progress) {
       mrl_train_progress p;
-      memset(&p, 0, sizeof p);
-      p.algo = "reinforce";
-      p.env_id = mrl_env_id(env->envs[0]);
+      mrl_runner_progress(&p, "reinforce", env, &a->runner, steps0, t0);
       p.iteration = (int)it;
       p.num_iterations = (int)iters;
-      p.env_steps = a->runner.env_steps;
-      p.seconds = mrl_wall_seconds() - t0;
-      p.steps_per_second =
-          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
-      p.episodes = a->runner.stats.total_episodes;
-      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
-      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
-      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
       p.learning_rate = a->cfg.learning_rate;
       mrl_progress_set(&p, "policy_loss", (float)st.policy_loss);
       mrl_progress_set(&p, "value_loss", (float)st.value_loss);
@@ -4046,30 +4007,9 @@ MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *a, mrl_vecenv *env, long l
 MRL_DEF mrl_result mrl_reinforce_act(mrl_reinforce *a, const float *obs, int n,
                                      const float *episode_start, float *state, int greedy,
                                      mrl_rng *rng, float *actions) {
-  mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *dist = NULL, *v = NULL;
-  const float *xo = obs;
-  int baseline_state = a->value_net.state_dim > 0;
-  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_graph_reset(g);
-  mrl_graph_set_no_grad(g, 1);
-  if (a->cfg.normalize_obs) {
-    float *out = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
-    if (!out) return MRL_ERR_OUT_OF_MEMORY;
-    mrl_runner_normalize(&a->runner, obs, n, out);
-    xo = out;
-  }
-  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
-  /* the baseline's memory advances too, so the state record stays whole */
-  if (x)
-    mrl__reinforce_forward(a, g, x, 1, n, episode_start, state, state, &dist,
-                           baseline_state ? &v : NULL);
-  if (!dist || (baseline_state && !v))
-    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, actions, NULL);
-  mrl_policy_head_env_action(&a->policy, actions, n, actions);
-  mrl_graph_reset(g); /* fold an overflow now: later calls of this size allocate nothing */
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__reinforce_ac(a);
+  return mrl_actor_critic_act(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs, n,
+                              episode_start, state, greedy, rng ? rng : &a->rng, actions);
 }
 
 static mrl_result mrl__reinforce_act_fn(void *agent, const float *obs, int n,
@@ -4408,20 +4348,6 @@ MRL_DEF mrl_result mrl_a2c_update(mrl_a2c *a, float lr, mrl_a2c_update_stats *st
 }
 
 /* The figures every report carries, from a runner. */
-static void mrl__a2c_report(mrl_train_progress *p, const char *algo, const mrl_vecenv *env,
-                            const mrl_runner *run, long long steps0, double t0) {
-  memset(p, 0, sizeof *p);
-  p->algo = algo;
-  p->env_id = mrl_env_id(env->envs[0]);
-  p->env_steps = run->env_steps;
-  p->seconds = mrl_wall_seconds() - t0;
-  p->steps_per_second = p->seconds > 0.0 ? (double)(run->env_steps - steps0) / p->seconds : 0.0;
-  p->episodes = run->stats.total_episodes;
-  p->mean_return = mrl_episode_stats_mean_return(&run->stats);
-  p->mean_length = mrl_episode_stats_mean_length(&run->stats);
-  p->success_rate = mrl_episode_stats_success_rate(&run->stats);
-}
-
 MRL_DEF mrl_result mrl_a2c_train(mrl_a2c *a, mrl_vecenv *env, long long env_steps,
                                  mrl_progress_fn progress, void *user) {
   long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it, span, done;
@@ -4460,7 +4386,7 @@ MRL_DEF mrl_result mrl_a2c_train(mrl_a2c *a, mrl_vecenv *env, long long env_step
     /* report */
     if (progress && (it % a->cfg.log_interval == 0 || it == iters)) {
       mrl_train_progress p;
-      mrl__a2c_report(&p, "a2c", env, &a->runner, steps0, t0);
+      mrl_runner_progress(&p, "a2c", env, &a->runner, steps0, t0);
       p.iteration = (int)it;
       p.num_iterations = (int)iters;
       p.learning_rate = lr;
@@ -4807,7 +4733,7 @@ MRL_DEF mrl_result mrl_a3c_train(mrl_a3c *a, mrl_vecenv *env, long long env_step
       mrl_train_progress p;
       double ret = 0.0, len = 0.0, succ = 0.0;
       int with = 0, succ_n = 0;
-      mrl__a2c_report(&p, "a3c", env, &a->workers[0].runner, 0, t0);
+      mrl_runner_progress(&p, "a3c", env, &a->workers[0].runner, 0, t0);
       p.env_steps = mrl__a3c_steps(a);
       p.episodes = 0;
       for (i = 0; i < N; i++) { /* every thread's last episodes, averaged over threads */
@@ -5121,77 +5047,32 @@ MRL_DEF int mrl_trpo_state_dim(const mrl_trpo *a) {
 
 /* Distribution parameters [T*B, P] (actor) and values [T*B] (critic), either
  * may be NULL; state records of state_dim floats, the actor's slice first. */
+/* The networks as the shared actor-critic (separate actor and critic towers). */
+static mrl_actor_critic mrl__trpo_ac(const mrl_trpo *a) {
+  mrl_actor_critic ac;
+  ac.actor = (mrl_tower *)&a->actor;
+  ac.critic = (mrl_tower *)&a->critic;
+  ac.policy = (mrl_policy_head *)&a->policy;
+  ac.value = (mrl_linear_layer *)&a->value;
+  ac.shared_torso = 0;
+  ac.state_dim = a->state_dim;
+  return ac;
+}
+
 static void mrl__trpo_forward(mrl_trpo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
                               const float *starts, const float *state_in, float *state_out,
                               mrl_tensor **dist, mrl_tensor **values) {
-  int S = a->state_dim, shape[1];
-  if (dist)
-    *dist = mrl_policy_head_forward(
-        &a->policy, g, mrl_tower_forward(&a->actor, g, x, T, B, starts, state_in, state_out, S));
-  if (values) {
-    mrl_tensor *fc = mrl_tower_forward(&a->critic, g, x, T, B, starts, state_in, state_out, S);
-    shape[0] = T * B;
-    *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fc), 1, shape);
-  }
+  mrl_actor_critic ac = mrl__trpo_ac(a);
+  mrl_actor_critic_forward(&ac, g, x, T, B, starts, state_in, state_out, dist, values, NULL);
 }
 
 /* Rollout: num_steps vector steps into a->rollout, then GAE (truncations
  * bootstrapped from V of the final observation, as PPO here and SB3). */
 static mrl_result mrl__trpo_collect(mrl_trpo *a, mrl_vecenv *env) {
-  mrl_runner *run = &a->runner;
-  mrl_rollout *ro = &a->rollout;
-  mrl_graph *g = &a->act_graph;
-  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, R = a->raw_dim, S = a->state_dim;
-  int t, b;
-  mrl_result r;
-  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
-  for (t = 0; t < T; t++) {
-    size_t row = (size_t)t * B;
-    mrl_tensor *x, *dist = NULL, *values = NULL;
-    mrl_graph_reset(g);
-    mrl_graph_set_no_grad(g, 1);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x)
-      mrl__trpo_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist, &values);
-    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
-    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
-    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
-    mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
-                        ro->log_probs + row);
-    mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
-    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
-      mrl__say(a->error, sizeof a->error, "trpo: %s",
-               env->error[0] ? env->error : mrl_result_string(r));
-      return r;
-    }
-    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
-    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
-    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
-    for (b = 0; b < B; b++) {
-      ro->final_values[row + b] = 0.0f;
-      if (run->truncated[b] != 0.0f) {
-        mrl_tensor *xf, *vf = NULL;
-        float zero = 0.0f;
-        mrl_graph_reset(g);
-        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
-        if (xf)
-          mrl__trpo_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL, &vf);
-        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
-        ro->final_values[row + b] = vf->data[0];
-      }
-    }
-  }
-  {
-    mrl_tensor *x, *values = NULL;
-    mrl_graph_reset(g);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x) mrl__trpo_forward(a, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values);
-    if (!values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(a->step_values, values->data, sizeof(float) * (size_t)B);
-  }
-  mrl_rollout_compute_gae(ro, a->step_values, a->cfg.gamma, a->cfg.gae_lambda);
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__trpo_ac(a);
+  return mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                                  a->step_actions, a->step_values, a->cfg.gamma, a->cfg.gae_lambda,
+                                  "trpo", a->error, sizeof a->error);
 }
 
 /* The policy over the whole rollout: one [T, B] sequence from the stored
@@ -5487,19 +5368,9 @@ MRL_DEF mrl_result mrl_trpo_train(mrl_trpo *a, mrl_vecenv *env, long long env_st
     a->iterations++;
     if (progress) {
       mrl_train_progress p;
-      memset(&p, 0, sizeof p);
-      p.algo = "trpo";
-      p.env_id = mrl_env_id(env->envs[0]);
+      mrl_runner_progress(&p, "trpo", env, &a->runner, steps0, t0);
       p.iteration = (int)it;
       p.num_iterations = (int)iters;
-      p.env_steps = a->runner.env_steps;
-      p.seconds = mrl_wall_seconds() - t0;
-      p.steps_per_second =
-          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
-      p.episodes = a->runner.stats.total_episodes;
-      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
-      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
-      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
       p.learning_rate = a->cfg.learning_rate;
       mrl_progress_set(&p, "policy_objective", st.policy_objective);
       mrl_progress_set(&p, "kl", st.kl);
@@ -5517,29 +5388,9 @@ MRL_DEF mrl_result mrl_trpo_train(mrl_trpo *a, mrl_vecenv *env, long long env_st
 
 MRL_DEF mrl_result mrl_trpo_act(mrl_trpo *a, const float *obs, int n, const float *episode_start,
                                 float *state, int greedy, mrl_rng *rng, float *actions) {
-  mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *dist = NULL, *v = NULL;
-  const float *xo = obs;
-  int critic_state = a->critic.state_dim > 0;
-  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_graph_reset(g);
-  mrl_graph_set_no_grad(g, 1);
-  if (a->cfg.normalize_obs) {
-    float *o = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
-    if (!o) return MRL_ERR_OUT_OF_MEMORY;
-    mrl_runner_normalize(&a->runner, obs, n, o);
-    xo = o;
-  }
-  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
-  /* a critic with its own recurrent state runs too, so that state advances */
-  if (x)
-    mrl__trpo_forward(a, g, x, 1, n, episode_start, state, state, &dist, critic_state ? &v : NULL);
-  if (!dist || (critic_state && !v))
-    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, actions, NULL);
-  mrl_policy_head_env_action(&a->policy, actions, n, actions);
-  mrl_graph_reset(g); /* fold an overflow into the arena: later calls allocate nothing */
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__trpo_ac(a);
+  return mrl_actor_critic_act(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs, n,
+                              episode_start, state, greedy, rng ? rng : &a->rng, actions);
 }
 
 static mrl_result mrl__trpo_act_fn(void *agent, const float *obs, int n, const float *episode_start,
