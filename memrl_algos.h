@@ -429,8 +429,15 @@ typedef struct mrl_actor_critic {
   mrl_policy_head *policy;
   mrl_linear_layer *value;
   int shared_torso;
-  int state_dim; /* set by init */
+  int state_dim;            /* set by init */
+  const mrl_popart *popart; /* NULL; or PopArt statistics: the value layer predicts normalised
+                               values, which collect and value denormalise (task 0) */
 } mrl_actor_critic;
+/* The view of an agent's pieces that the functions below take. */
+MRL_DEF mrl_actor_critic mrl_actor_critic_make(const mrl_tower *actor, const mrl_tower *critic,
+                                               const mrl_policy_head *policy,
+                                               const mrl_linear_layer *value, int shared_torso,
+                                               int state_dim, const mrl_popart *popart);
 typedef struct mrl_actor_critic_config {
   mrl_tower_config net; /* both towers */
   int orthogonal_init;  /* 1: CleanRL's layer_init (sqrt 2 hidden, 0.01 policy, 1 value; orthogonal
@@ -801,6 +808,8 @@ typedef struct mrl_a2c_config {
   int normalize_reward;  /* 0 */
   int squash_actions;    /* box actions: 0 Gaussian, clipped when sent; 1 tanh-squashed */
   float log_std_init;    /* box actions: 0 */
+  int popart;            /* 0; 1: PopArt-normalised value targets (memrl_nn.h mrl_popart) */
+  float popart_beta;     /* 3e-4 */
 } mrl_a2c_config;
 
 MRL_DEF mrl_a2c_config mrl_a2c_config_default(void);
@@ -827,6 +836,8 @@ typedef struct mrl_a2c {
   mrl_rng rng;
   long long iterations;                    /* updates since the agent was created */
   float *step_actions, *step_values, *adv; /* [B * env_action_dim], [B], [T*B] scratch */
+  float *targets;                          /* [T*B] value targets (normalised with PopArt) */
+  mrl_popart popart;                       /* with cfg.popart: the value statistics (one task) */
   char error[MRL_ERROR_SIZE];
 } mrl_a2c;
 
@@ -2776,6 +2787,21 @@ static mrl_result mrl__actor_critic_policy_init(mrl_policy_head *h, mrl_params *
   return mrl_policy_head_init(h, p, "actor.out", in_features, &pc);
 }
 
+MRL_DEF mrl_actor_critic mrl_actor_critic_make(const mrl_tower *actor, const mrl_tower *critic,
+                                               const mrl_policy_head *policy,
+                                               const mrl_linear_layer *value, int shared_torso,
+                                               int state_dim, const mrl_popart *popart) {
+  mrl_actor_critic ac;
+  ac.actor = (mrl_tower *)actor;
+  ac.critic = (mrl_tower *)critic;
+  ac.policy = (mrl_policy_head *)policy;
+  ac.value = (mrl_linear_layer *)value;
+  ac.shared_torso = shared_torso;
+  ac.state_dim = state_dim;
+  ac.popart = popart;
+  return ac;
+}
+
 MRL_DEF mrl_result mrl_actor_critic_init(mrl_actor_critic *ac, mrl_params *p,
                                          const mrl_actor_critic_config *cfg, const mrl_vecenv *env,
                                          uint64_t seed, const char *who, char *error,
@@ -2784,6 +2810,7 @@ MRL_DEF mrl_result mrl_actor_critic_init(mrl_actor_critic *ac, mrl_params *p,
   mrl_result r;
   ac->shared_torso = cfg->shared_torso;
   ac->state_dim = 0;
+  ac->popart = NULL;
   /* CleanRL's layer_init is orthogonal(sqrt 2) with zero biases for hidden
    * layers, orthogonal(1) for its LSTM */
   net = cfg->net;
@@ -2898,6 +2925,14 @@ MRL_DEF mrl_result mrl_actor_critic_collect(const mrl_actor_critic *ac, mrl_grap
     if (!values) return MRL_ERR_OUT_OF_MEMORY;
     memcpy(last_values, values->data, sizeof(float) * (size_t)B);
   }
+  if (ac->popart) { /* the value layer's outputs are normalised: GAE on the returns' scale */
+    int i, n = T * B;
+    mrl_popart_denormalize(ac->popart, ro->values, NULL, n, ro->values);
+    for (i = 0; i < n; i++)
+      if (ro->truncated[i] != 0.0f)
+        mrl_popart_denormalize(ac->popart, &ro->final_values[i], NULL, 1, &ro->final_values[i]);
+    mrl_popart_denormalize(ac->popart, last_values, NULL, B, last_values);
+  }
   mrl_rollout_compute_gae(ro, last_values, gamma, gae_lambda);
   return MRL_OK;
 }
@@ -2954,6 +2989,7 @@ MRL_DEF mrl_result mrl_actor_critic_value(const mrl_actor_critic *ac, mrl_graph 
   if (x) mrl_actor_critic_forward(ac, g, x, 1, n, episode_start, state, NULL, NULL, &v, NULL);
   if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
   memcpy(values, v->data, sizeof(float) * (size_t)n);
+  if (ac->popart) mrl_popart_denormalize(ac->popart, values, NULL, n, values);
   mrl_graph_reset(g);
   return MRL_OK;
 }
@@ -3091,14 +3127,8 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
 
 /* PPO's view of its network (the shared actor-critic pieces it owns). */
 static mrl_actor_critic mrl__ppo_ac(const mrl_ppo *a) {
-  mrl_actor_critic ac;
-  ac.actor = (mrl_tower *)&a->actor;
-  ac.critic = (mrl_tower *)&a->critic;
-  ac.policy = (mrl_policy_head *)&a->policy;
-  ac.value = (mrl_linear_layer *)&a->value;
-  ac.shared_torso = a->cfg.shared_torso;
-  ac.state_dim = a->state_dim;
-  return ac;
+  return mrl_actor_critic_make(&a->actor, &a->critic, &a->policy, &a->value, a->cfg.shared_torso,
+                               a->state_dim, a->cfg.popart ? &a->popart : NULL);
 }
 
 MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl_vecenv *env) {
@@ -3212,20 +3242,9 @@ static void mrl__ppo_forward_aux(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T,
 /* Rollout: num_steps vector steps into a->rollout, then GAE. */
 static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
   mrl_actor_critic ac = mrl__ppo_ac(a);
-  mrl_rollout *ro = &a->rollout;
-  int i, n = ro->num_steps * ro->num_envs;
-  mrl_result r = mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, ro, &a->rng,
-                                          a->step_actions, a->step_values, a->cfg.gamma,
-                                          a->cfg.gae_lambda, "ppo", a->error, sizeof a->error);
-  if (r != MRL_OK || !a->cfg.popart) return r;
-  /* PopArt: the value layer's outputs are normalised; GAE again on denormalised values */
-  mrl_popart_denormalize(&a->popart, ro->values, NULL, n, ro->values);
-  for (i = 0; i < n; i++)
-    if (ro->truncated[i] != 0.0f)
-      mrl_popart_denormalize(&a->popart, &ro->final_values[i], NULL, 1, &ro->final_values[i]);
-  mrl_popart_denormalize(&a->popart, a->step_values, NULL, ro->num_envs, a->step_values);
-  mrl_rollout_compute_gae(ro, a->step_values, a->cfg.gamma, a->cfg.gae_lambda);
-  return MRL_OK;
+  return mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                                  a->step_actions, a->step_values, a->cfg.gamma, a->cfg.gae_lambda,
+                                  "ppo", a->error, sizeof a->error);
 }
 
 /* One minibatch of rollout rows (time-major [T, B]; recurrent state of
@@ -3415,11 +3434,8 @@ MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *a, const float *obs, int n, const float 
 MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const float *episode_start,
                                  const float *state, float *values) {
   mrl_actor_critic ac = mrl__ppo_ac(a);
-  mrl_result r =
-      mrl_actor_critic_value(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs, n,
-                             episode_start, state, values);
-  if (r == MRL_OK && a->cfg.popart) mrl_popart_denormalize(&a->popart, values, NULL, n, values);
-  return r;
+  return mrl_actor_critic_value(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs,
+                                n, episode_start, state, values);
 }
 
 static mrl_result mrl__ppo_act_fn(void *agent, const float *obs, int n, const float *episode_start,
@@ -3507,13 +3523,8 @@ MRL_DEF mrl_reinforce_config mrl_reinforce_config_default(void) {
 
 /* One tower's config as JSON: encoder and head sizes, core, activation. */
 static int mrl__reinforce_tower_json(const mrl_tower_config *n, char *buf, size_t size) {
-  char enc[96] = "", head[96] = "", core[1024];
-  int i, k = 0;
-  mrl_core_config_json(&n->core, core, sizeof core);
-  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
-    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
-  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
-    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  char enc[96], head[96], core[1024];
+  mrl__tower_config_json(n, enc, head, core);
   return snprintf(buf, size,
                   "{\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,"
                   "\"use_conv\":%d}",
@@ -3770,14 +3781,8 @@ MRL_DEF int mrl_reinforce_state_dim(const mrl_reinforce *a) {
 /* The two memories as the shared actor-critic: the policy tower (m^pi) with
  * its head, and the baseline tower (m^V) with its value layer. */
 static mrl_actor_critic mrl__reinforce_ac(const mrl_reinforce *a) {
-  mrl_actor_critic ac;
-  ac.actor = (mrl_tower *)&a->policy_net;
-  ac.critic = (mrl_tower *)&a->value_net;
-  ac.policy = (mrl_policy_head *)&a->policy;
-  ac.value = (mrl_linear_layer *)&a->value;
-  ac.shared_torso = 0;
-  ac.state_dim = a->state_dim;
-  return ac;
+  return mrl_actor_critic_make(&a->policy_net, &a->value_net, &a->policy, &a->value, 0,
+                               a->state_dim, NULL);
 }
 
 /* Distribution parameters [T*B, P] and baseline values [T*B] of x
@@ -4106,12 +4111,14 @@ MRL_DEF mrl_a2c_config mrl_a2c_config_default(void) {
   c.normalize_reward = 0;
   c.squash_actions = 0;
   c.log_std_init = 0.0f;
+  c.popart = 0;
+  c.popart_beta = 3e-4f;
   return c;
 }
 
 MRL_DEF int mrl_a2c_config_json(const mrl_a2c_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96], head[96], f[9][24], core[1024];
+  char enc[96], head[96], f[10][24], core[1024];
   mrl__tower_config_json(n, enc, head, core);
   return snprintf(
       buf, size,
@@ -4120,7 +4127,7 @@ MRL_DEF int mrl_a2c_config_json(const mrl_a2c_config *c, char *buf, size_t size)
       "\"vf_coef\":%s,\"max_grad_norm\":%s,\"rms_alpha\":%s,\"rms_eps\":%s,\"log_interval\":%d,"
       "\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,\"use_conv\":%d,"
       "\"orthogonal_init\":%d,\"shared_torso\":%d,\"normalize_obs\":%d,\"normalize_reward\":%d,"
-      "\"squash_actions\":%d,\"log_std_init\":%s}",
+      "\"squash_actions\":%d,\"log_std_init\":%s,\"popart\":%d,\"popart_beta\":%s}",
       (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
       c->anneal_lr, c->total_steps, mrl__float_text(c->gamma, f[1], 24),
       mrl__float_text(c->gae_lambda, f[2], 24), c->norm_adv, mrl__float_text(c->ent_coef, f[3], 24),
@@ -4128,7 +4135,8 @@ MRL_DEF int mrl_a2c_config_json(const mrl_a2c_config *c, char *buf, size_t size)
       mrl__float_text(c->rms_alpha, f[6], 24), mrl__float_text(c->rms_eps, f[7], 24),
       c->log_interval, enc, core, head, (int)n->activation, n->use_conv, c->orthogonal_init,
       c->shared_torso, c->normalize_obs, c->normalize_reward, c->squash_actions,
-      mrl__float_text(c->log_std_init, f[8], 24));
+      mrl__float_text(c->log_std_init, f[8], 24), c->popart,
+      mrl__float_text(c->popart_beta, f[9], 24));
 }
 
 /* Names the first field of an A2C config that cannot work (error), or 0. */
@@ -4171,6 +4179,8 @@ static int mrl__a2c_check_config(const mrl_a2c_config *c, const mrl_vecenv *env,
   MRL__REJECT(c->rms_eps <= 0.0f, "mrl_a2c_config.rms_eps %g must be > 0", c->rms_eps);
   MRL__REJECT(c->log_interval < 1, "mrl_a2c_config.log_interval %d must be >= 1", c->log_interval);
   MRL__REJECT(c->total_steps < 0, "mrl_a2c_config.total_steps %lld must be >= 0", c->total_steps);
+  MRL__REJECT(c->popart && !(c->popart_beta > 0.0f && c->popart_beta <= 1.0f),
+              "mrl_a2c_config.popart_beta %g must be in (0, 1]", c->popart_beta);
   MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
 #undef MRL__REJECT
   return 0;
@@ -4178,14 +4188,8 @@ static int mrl__a2c_check_config(const mrl_a2c_config *c, const mrl_vecenv *env,
 
 /* A2C's view of its network (the shared actor_critic section). */
 static mrl_actor_critic mrl__a2c_ac(const mrl_a2c *a) {
-  mrl_actor_critic ac;
-  ac.actor = (mrl_tower *)&a->actor;
-  ac.critic = (mrl_tower *)&a->critic;
-  ac.policy = (mrl_policy_head *)&a->policy;
-  ac.value = (mrl_linear_layer *)&a->value;
-  ac.shared_torso = a->cfg.shared_torso;
-  ac.state_dim = a->state_dim;
-  return ac;
+  return mrl_actor_critic_make(&a->actor, &a->critic, &a->policy, &a->value, a->cfg.shared_torso,
+                               a->state_dim, a->cfg.popart ? &a->popart : NULL);
 }
 
 MRL_DEF mrl_result mrl_a2c_init(mrl_a2c *a, const mrl_a2c_config *cfg, const mrl_vecenv *env) {
@@ -4234,7 +4238,9 @@ MRL_DEF mrl_result mrl_a2c_init(mrl_a2c *a, const mrl_a2c_config *cfg, const mrl
   a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->env_action_dim);
   a->step_values = (float *)MRL_MALLOC(sizeof(float) * B);
   a->adv = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)cfg->num_steps);
-  if (!a->step_actions || !a->step_values || !a->adv) {
+  a->targets = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)cfg->num_steps);
+  if (cfg->popart && (r = mrl_popart_init(&a->popart, 1, cfg->popart_beta)) != MRL_OK) goto fail;
+  if (!a->step_actions || !a->step_values || !a->adv || !a->targets) {
     r = MRL_ERR_OUT_OF_MEMORY;
     goto fail;
   }
@@ -4262,6 +4268,8 @@ MRL_DEF void mrl_a2c_free(mrl_a2c *a) {
   MRL_FREE(a->step_actions);
   MRL_FREE(a->step_values);
   MRL_FREE(a->adv);
+  MRL_FREE(a->targets);
+  mrl_popart_free(&a->popart);
   memset(a, 0, sizeof *a);
 }
 
@@ -4291,11 +4299,14 @@ static mrl_result mrl__a2c_gradient(mrl_a2c *a, mrl_a2c_update_stats *st) {
     var /= (N - 1);
     for (i = 0; i < N; i++) adv[i] = (float)((adv[i] - mean) / (sqrt(var) + 1e-8));
   }
-  /* The value targets. A value normaliser (PopArt, van Hasselt et al. 2016)
-   * goes here: it normalises these targets with its statistics, and the
-   * value layer a->value (the one it rescales) then predicts normalised
-   * values; the advantages above stay in the environment's scale. */
+  /* The value targets; with PopArt (van Hasselt et al. 2016) normalised by its
+   * statistics, which the value layer a->value predicts (the advantages above
+   * stay in the environment's scale: collect denormalised the values). */
   targets = ro->returns;
+  if (a->cfg.popart) {
+    mrl_popart_normalize(&a->popart, ro->returns, NULL, N, a->targets);
+    targets = a->targets;
+  }
   mrl_graph_reset(g);
   mrl_graph_set_no_grad(g, 0);
   x = mrl_tensor_from2(g, ro->obs, N, a->obs_dim);
@@ -4338,6 +4349,9 @@ MRL_DEF mrl_result mrl_a2c_update(mrl_a2c *a, float lr, mrl_a2c_update_stats *st
   if (!stats) stats = &local;
   memset(stats, 0, sizeof *stats);
   if (!mrl__finite(lr)) return MRL_ERR_INVALID_ARGUMENT;
+  if (a->cfg.popart) /* statistics towards this rollout's returns; the outputs stay */
+    mrl_popart_update(&a->popart, &a->params, &a->value, a->rollout.returns, NULL,
+                      a->rollout.num_steps * a->rollout.num_envs);
   if ((r = mrl__a2c_gradient(a, stats)) != MRL_OK) return r;
   /* torch.optim.RMSprop(alpha, eps), SB3's optimizer for A2C */
   rms = mrl_rmsprop_config_default();
@@ -4439,12 +4453,21 @@ static int mrl__a2c_extras(const mrl_a2c *a, mrl_checkpoint_extra *x) {
   x[1].dtype = "I64";
   x[1].data = &a->iterations;
   x[1].count = 1;
-  return 2;
+  if (!a->cfg.popart) return 2;
+  x[2].name = "__a2c.popart_mu";
+  x[2].dtype = "F64";
+  x[2].data = a->popart.mu;
+  x[2].count = 1;
+  x[3].name = "__a2c.popart_nu";
+  x[3].dtype = "F64";
+  x[3].data = a->popart.nu;
+  x[3].count = 1;
+  return 4;
 }
 
 MRL_DEF mrl_result mrl_a2c_save(const mrl_a2c *a, const char *path, const mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[2];
+  mrl_checkpoint_extra x[4];
   int n = mrl__a2c_extras(a, x);
   mrl_a2c_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_save(path, &a->params, "a2c", config, &a->runner, env, x, n);
@@ -4452,7 +4475,7 @@ MRL_DEF mrl_result mrl_a2c_save(const mrl_a2c *a, const char *path, const mrl_ve
 
 MRL_DEF mrl_result mrl_a2c_load(mrl_a2c *a, const char *path, mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[2];
+  mrl_checkpoint_extra x[4];
   int n = mrl__a2c_extras(a, x);
   mrl_a2c_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_load(path, &a->params, "a2c", config, &a->runner, env, x, n, a->error,
@@ -4826,13 +4849,8 @@ MRL_DEF mrl_trpo_config mrl_trpo_config_default(void) {
 
 MRL_DEF int mrl_trpo_config_json(const mrl_trpo_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96] = "", head[96] = "", f[9][24], core[1024];
-  int i, k = 0;
-  mrl_core_config_json(&n->core, core, sizeof core);
-  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
-    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
-  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
-    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  char enc[96], head[96], f[9][24], core[1024];
+  mrl__tower_config_json(n, enc, head, core);
   return snprintf(
       buf, size,
       "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%s,\"gamma\":%s,\"gae_lambda\":%s,"
@@ -5049,14 +5067,7 @@ MRL_DEF int mrl_trpo_state_dim(const mrl_trpo *a) {
  * may be NULL; state records of state_dim floats, the actor's slice first. */
 /* The networks as the shared actor-critic (separate actor and critic towers). */
 static mrl_actor_critic mrl__trpo_ac(const mrl_trpo *a) {
-  mrl_actor_critic ac;
-  ac.actor = (mrl_tower *)&a->actor;
-  ac.critic = (mrl_tower *)&a->critic;
-  ac.policy = (mrl_policy_head *)&a->policy;
-  ac.value = (mrl_linear_layer *)&a->value;
-  ac.shared_torso = 0;
-  ac.state_dim = a->state_dim;
-  return ac;
+  return mrl_actor_critic_make(&a->actor, &a->critic, &a->policy, &a->value, 0, a->state_dim, NULL);
 }
 
 static void mrl__trpo_forward(mrl_trpo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
