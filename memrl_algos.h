@@ -4300,12 +4300,14 @@ static mrl_result mrl__a2c_gradient(mrl_a2c *a, mrl_a2c_update_stats *st) {
     for (i = 0; i < N; i++) adv[i] = (float)((adv[i] - mean) / (sqrt(var) + 1e-8));
   }
   /* The value targets; with PopArt (van Hasselt et al. 2016) normalised by its
-   * statistics, which the value layer a->value predicts (the advantages above
-   * stay in the environment's scale: collect denormalised the values). */
+   * statistics, which the value layer a->value predicts, and the advantages
+   * divided by its sigma (Hessel et al. 2019, as PPO here). */
   targets = ro->returns;
   if (a->cfg.popart) {
+    float sigma = mrl_popart_sigma(&a->popart, 0);
     mrl_popart_normalize(&a->popart, ro->returns, NULL, N, a->targets);
     targets = a->targets;
+    for (i = 0; i < N; i++) adv[i] /= sigma;
   }
   mrl_graph_reset(g);
   mrl_graph_set_no_grad(g, 0);

@@ -189,6 +189,49 @@ static void save_load_resumes(int lstm) {
   remove(path);
 }
 
+/* A2C with cfg.popart: statistics on the rewards' 1000x scale, values
+ * (denormalised) preserved by a statistics update, save/load resumes bitwise
+ * with the PopArt statistics. */
+static void a2c_popart(void) {
+  const char *path = "build/test_a2c_popart.safetensors";
+  mrl_a2c_config cfg = small_config(0);
+  mrl_vecenv e1, e2;
+  mrl_a2c a, b;
+  float obs[4 * 4], v1[4], v2[4], targets[3] = {3e4f, 5e4f, 4e4f};
+  int i, ok = 1;
+  cfg.popart = 1;
+  cfg.popart_beta = 0.01f;
+  if (mrl_vecenv_init(&e1, "CartPole-v1|reward_scale:1000", 4, 2) != MRL_OK ||
+      mrl_vecenv_init(&e2, "CartPole-v1|reward_scale:1000", 4, 2) != MRL_OK ||
+      mrl_a2c_init(&a, &cfg, &e1) != MRL_OK || mrl_a2c_init(&b, &cfg, &e2) != MRL_OK) {
+    MRL_CHECK(0, "a2c popart: setup");
+    return;
+  }
+  MRL_CHECK(mrl_a2c_train(&a, &e1, 4000, NULL, NULL) == MRL_OK, "a2c popart: train (%s)", a.error);
+  MRL_CHECK(mrl_popart_sigma(&a.popart, 0) > 100.0f && mrl_popart_mu(&a.popart, 0) > 100.0f,
+            "a2c popart: statistics on the 1000x scale (mu %g, sigma %g)",
+            mrl_popart_mu(&a.popart, 0), mrl_popart_sigma(&a.popart, 0));
+  for (i = 0; i < 16; i++) obs[i] = 0.05f * (float)(i % 5) - 0.1f;
+  mrl_a2c_value(&a, obs, 4, NULL, NULL, v1);
+  mrl_popart_update(&a.popart, &a.params, &a.value, targets, NULL, 3);
+  mrl_a2c_value(&a, obs, 4, NULL, NULL, v2);
+  for (i = 0; i < 4; i++) ok &= fabs(v2[i] - v1[i]) <= 1e-6 * (fabs(v1[i]) + 1e3);
+  MRL_CHECK(ok && v1[0] > 100.0f, "a2c popart: values (%g) preserved by an update (%g)", v1[0],
+            v2[0]);
+  MRL_CHECK(mrl_a2c_save(&a, path, &e1) == MRL_OK, "a2c popart: save");
+  MRL_CHECK(mrl_a2c_train(&a, &e1, 2000, NULL, NULL) == MRL_OK, "a2c popart: train on");
+  MRL_CHECK(mrl_a2c_load(&b, path, &e2) == MRL_OK, "a2c popart: load (%s)", b.error);
+  MRL_CHECK(mrl_a2c_train(&b, &e2, 2000, NULL, NULL) == MRL_OK, "a2c popart: resumed");
+  MRL_CHECK(same_params(&a.params, &b.params) && a.popart.mu[0] == b.popart.mu[0] &&
+                a.popart.nu[0] == b.popart.nu[0],
+            "a2c popart: save/load resumes bitwise");
+  remove(path);
+  mrl_a2c_free(&a);
+  mrl_a2c_free(&b);
+  mrl_vecenv_free(&e1);
+  mrl_vecenv_free(&e2);
+}
+
 static void expect_reject(const mrl_a2c_config *cfg, const char *want) {
   mrl_vecenv env;
   mrl_a2c a;
@@ -350,6 +393,7 @@ int main(void) {
   act_no_allocation(1);
   save_load_resumes(0);
   save_load_resumes(1);
+  a2c_popart();
   init_errors();
   a3c_one_thread();
 #ifdef MRL_THREADS

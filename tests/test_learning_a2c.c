@@ -72,6 +72,26 @@ int main(int argc, char **argv) {
     }
     mrl_vecenv_free(&env);
   }
+  { /* 1b. A2C with PopArt on rewards scaled by 1000 (zoo settings otherwise) */
+    mrl_a2c_config cfg = mrl_a2c_config_default();
+    mrl_a2c a;
+    cfg.seed = seed;
+    cfg.popart = 1;
+    if (mrl_vecenv_init(&env, "CartPole-v1|reward_scale:1000", 8, seed) == MRL_OK &&
+        mrl_a2c_init(&a, &cfg, &env) == MRL_OK) {
+      float ret;
+      MRL_CHECK(mrl_a2c_train(&a, &env, steps_a2c, NULL, NULL) == MRL_OK, "a2c popart: %s",
+                a.error);
+      ret = greedy_return(a2c_act, &a, 0, seed);
+      printf("a2c + PopArt, CartPole-v1 rewards x1000: greedy return (unscaled) %.1f, sigma %.4g\n",
+             ret, mrl_popart_sigma(&a.popart, 0));
+      MRL_CHECK(ret >= 475.0f, "a2c popart CartPole-v1 x1000: greedy return %.1f < 475", ret);
+      mrl_a2c_free(&a);
+    } else {
+      MRL_CHECK(0, "a2c popart: setup");
+    }
+    mrl_vecenv_free(&env);
+  }
   { /* 2. A3C, 2 threads */
     mrl_a3c_config cfg = mrl_a3c_config_default();
     mrl_a3c a;
