@@ -619,12 +619,12 @@ typedef struct mrl_dqn {
   mrl_runner runner;
   mrl_replay replay;
   mrl_rng rng;
-  float epsilon;              /* the exploration rate of the last step (act's when not greedy) */
-  long long updates;          /* gradient steps since the agent was created */
-  int *mb_indices, *mb_act;   /* [batch] */
-  float *mb_obs, *mb_next;    /* [batch, obs_dim] */
-  float *mb_scalars;          /* [batch * 5]: actions, rewards, discounts, weights, td */
-  float *mb_q;                /* [2 * batch * max(A, A * atoms)] next-state scratch */
+  float epsilon;            /* the exploration rate of the last step (act's when not greedy) */
+  long long updates;        /* gradient steps since the agent was created */
+  int *mb_indices, *mb_act; /* [batch] */
+  float *mb_obs, *mb_next;  /* [batch, obs_dim] */
+  float *mb_scalars;        /* [batch * 5]: actions, rewards, discounts, weights, td */
+  float *mb_q;              /* [2 * batch * max(A, A * atoms)] next-state scratch */
   float *step_obs, *step_actions; /* [B, obs_dim], [B] */
   char error[MRL_ERROR_SIZE];
 } mrl_dqn;
@@ -2712,22 +2712,24 @@ MRL_DEF int mrl_dqn_config_json(const mrl_dqn_config *c, char *buf, size_t size)
       mrl__float_text(c->gamma, f[1], 24), mrl__float_text(c->tau, f[2], 24),
       c->target_network_frequency, c->batch_size, mrl__float_text(c->start_e, f[3], 24),
       mrl__float_text(c->end_e, f[4], 24), mrl__float_text(c->exploration_fraction, f[5], 24),
-      c->learning_starts, c->train_frequency, c->total_steps, mrl__float_text(c->adam_eps, f[6], 24),
-      mrl__float_text(c->max_grad_norm, f[7], 24), mrl__float_text(c->huber_delta, f[8], 24), enc,
-      core, head, (int)n->activation, n->use_conv, c->double_q, c->dueling, c->dueling_hidden,
-      c->n_step, c->prioritized, mrl__float_text(c->per_alpha, f[9], 24),
-      mrl__float_text(c->per_beta, f[10], 24), mrl__float_text(c->per_eps, f[11], 24), c->c51,
-      c->n_atoms, mrl__float_text(c->v_min, f[12], 24), mrl__float_text(c->v_max, f[13], 24),
-      c->save_replay, c->progress_interval);
+      c->learning_starts, c->train_frequency, c->total_steps,
+      mrl__float_text(c->adam_eps, f[6], 24), mrl__float_text(c->max_grad_norm, f[7], 24),
+      mrl__float_text(c->huber_delta, f[8], 24), enc, core, head, (int)n->activation, n->use_conv,
+      c->double_q, c->dueling, c->dueling_hidden, c->n_step, c->prioritized,
+      mrl__float_text(c->per_alpha, f[9], 24), mrl__float_text(c->per_beta, f[10], 24),
+      mrl__float_text(c->per_eps, f[11], 24), c->c51, c->n_atoms,
+      mrl__float_text(c->v_min, f[12], 24), mrl__float_text(c->v_max, f[13], 24), c->save_replay,
+      c->progress_interval);
 }
 
 /* Names the first field of a DQN config that cannot work (err), or 0. */
 static int mrl__dqn_check_config(const mrl_dqn_config *c, const mrl_vecenv *env, char *err,
                                  size_t n) {
-  const char *const names[13] = {"learning_rate", "gamma",         "tau",         "start_e",
-                                 "end_e",         "exploration_fraction",         "adam_eps",
-                                 "max_grad_norm", "huber_delta",   "per_alpha",   "per_beta",
-                                 "per_eps",       "v_min"};
+  const char *const names[13] = {"learning_rate", "gamma",         "tau",
+                                 "start_e",       "end_e",         "exploration_fraction",
+                                 "adam_eps",      "max_grad_norm", "huber_delta",
+                                 "per_alpha",     "per_beta",      "per_eps",
+                                 "v_min"};
   const float *f[13];
   int i;
   f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->tau, f[3] = &c->start_e;
@@ -2765,8 +2767,8 @@ static int mrl__dqn_check_config(const mrl_dqn_config *c, const mrl_vecenv *env,
   MRL__REJECT(c->batch_size < 1, "mrl_dqn_config.batch_size %d must be >= 1", c->batch_size);
   MRL__REJECT(c->start_e < 0.0f || c->start_e > 1.0f || c->end_e < 0.0f || c->end_e > 1.0f,
               "mrl_dqn_config.start_e %g and end_e %g must be in [0, 1]", c->start_e, c->end_e);
-  MRL__REJECT(c->exploration_fraction < 0.0f,
-              "mrl_dqn_config.exploration_fraction %g must be >= 0", c->exploration_fraction);
+  MRL__REJECT(c->exploration_fraction < 0.0f, "mrl_dqn_config.exploration_fraction %g must be >= 0",
+              c->exploration_fraction);
   MRL__REJECT(c->learning_starts < 0, "mrl_dqn_config.learning_starts %lld must be >= 0",
               c->learning_starts);
   MRL__REJECT(c->train_frequency < 1, "mrl_dqn_config.train_frequency %d must be >= 1",
@@ -2775,8 +2777,7 @@ static int mrl__dqn_check_config(const mrl_dqn_config *c, const mrl_vecenv *env,
   MRL__REJECT(c->adam_eps <= 0.0f, "mrl_dqn_config.adam_eps %g must be > 0", c->adam_eps);
   MRL__REJECT(c->max_grad_norm < 0.0f, "mrl_dqn_config.max_grad_norm %g must be >= 0",
               c->max_grad_norm);
-  MRL__REJECT(c->huber_delta < 0.0f, "mrl_dqn_config.huber_delta %g must be >= 0",
-              c->huber_delta);
+  MRL__REJECT(c->huber_delta < 0.0f, "mrl_dqn_config.huber_delta %g must be >= 0", c->huber_delta);
   MRL__REJECT(c->dueling_hidden < 0, "mrl_dqn_config.dueling_hidden %d must be >= 0",
               c->dueling_hidden);
   MRL__REJECT(c->n_step < 1, "mrl_dqn_config.n_step %d must be >= 1", c->n_step);
@@ -2956,8 +2957,8 @@ MRL_DEF mrl_result mrl_dqn_update(mrl_dqn *a, const float *obs, const float *act
   for (i = 0; i < n; i++) {
     float v = actions[i];
     if (!(v >= 0.0f && v < (float)A) || v != (float)(int)v) {
-      mrl__say(a->error, sizeof a->error, "mrl_dqn_update: action %g of row %d is not in 0..%d",
-               v, i, A - 1);
+      mrl__say(a->error, sizeof a->error, "mrl_dqn_update: action %g of row %d is not in 0..%d", v,
+               i, A - 1);
       return MRL_ERR_INVALID_ARGUMENT;
     }
     a->mb_act[i] = (int)v;
@@ -3165,9 +3166,8 @@ MRL_DEF mrl_result mrl_dqn_act(mrl_dqn *a, const float *obs, int n, const float 
   mrl_graph_reset(g);
   mrl_graph_set_no_grad(g, 1);
   out = mrl__dqn_forward(a, &a->net, g, mrl_tensor_from2(g, obs, n, a->obs_dim));
-  q = out && a->cfg.c51
-          ? (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->num_actions)
-          : (out ? out->data : NULL);
+  q = out && a->cfg.c51 ? (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->num_actions)
+                        : (out ? out->data : NULL);
   if (!q) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
   if (a->cfg.c51) mrl__dqn_q_of(a, &a->net, out->data, n, q);
   mrl_epsilon_greedy(q, n, a->num_actions, greedy ? 0.0f : a->epsilon,

@@ -410,23 +410,23 @@ MRL_DEF mrl_replay_config mrl_replay_config_default(int capacity, int num_envs, 
 
 typedef struct mrl_replay {
   mrl_replay_config cfg;
-  long long size;       /* items stored (<= capacity) */
-  long long next;       /* ring slot of the next item */
-  long long added;      /* items ever stored */
-  double max_priority;  /* largest p^alpha seen: what a new item gets */
-  float *obs;           /* [capacity, obs_dim] */
-  float *actions;       /* [capacity, action_dim] */
-  float *rewards;       /* [capacity] n-step returns R */
-  float *next_obs;      /* [capacity, obs_dim] obs_{t+k} (final observation at an episode end) */
-  float *discounts;     /* [capacity] gamma^k, 0 after a termination */
-  float *pend_obs;      /* [B, n, obs_dim] pending window of each environment (a ring) */
-  float *pend_actions;  /* [B, n, action_dim] */
-  float *pend_rewards;  /* [B, n] */
-  long long *pending;   /* [2B]: steps pending in env b's window, then its oldest slot */
-  double *priorities;   /* [capacity] p^alpha of each item (prioritised only; mirrors the tree) */
-  mrl_sum_tree tree;    /* prioritised only */
+  long long size;      /* items stored (<= capacity) */
+  long long next;      /* ring slot of the next item */
+  long long added;     /* items ever stored */
+  double max_priority; /* largest p^alpha seen: what a new item gets */
+  float *obs;          /* [capacity, obs_dim] */
+  float *actions;      /* [capacity, action_dim] */
+  float *rewards;      /* [capacity] n-step returns R */
+  float *next_obs;     /* [capacity, obs_dim] obs_{t+k} (final observation at an episode end) */
+  float *discounts;    /* [capacity] gamma^k, 0 after a termination */
+  float *pend_obs;     /* [B, n, obs_dim] pending window of each environment (a ring) */
+  float *pend_actions; /* [B, n, action_dim] */
+  float *pend_rewards; /* [B, n] */
+  long long *pending;  /* [2B]: steps pending in env b's window, then its oldest slot */
+  double *priorities;  /* [capacity] p^alpha of each item (prioritised only; mirrors the tree) */
+  mrl_sum_tree tree;   /* prioritised only */
   mrl_rng rng;
-  size_t floats;        /* floats in the one block (obs ... pend_rewards) */
+  size_t floats; /* floats in the one block (obs ... pend_rewards) */
   void *block;
 } mrl_replay;
 
@@ -454,8 +454,8 @@ MRL_DEF void mrl_replay_gather(const mrl_replay *r, const int *indices, int n, f
 /* p_i = (|td_errors[k]| + priority_eps)^alpha for i = indices[k] (a later
  * duplicate wins); a no-op when uniform. Non-finite errors are programmer
  * errors (the agent's update guard refuses them first). */
-MRL_DEF void mrl_replay_update_priorities(mrl_replay *r, const int *indices,
-                                          const float *td_errors, int n);
+MRL_DEF void mrl_replay_update_priorities(mrl_replay *r, const int *indices, const float *td_errors,
+                                          int n);
 /* The environments were reset without ending their episodes (a resumed
  * run without their snapshot): the steps pending in every window are
  * dropped, so no item joins two episodes. */
@@ -2722,8 +2722,7 @@ MRL_DEF mrl_result mrl_replay_init(mrl_replay *r, const mrl_replay_config *c, ch
     mrl__error(error, error_size, "mrl_replay_init: NULL config");
     return MRL_ERR_INVALID_ARGUMENT;
   }
-  if (c->capacity < 1 || c->num_envs < 1 || c->obs_dim < 1 || c->action_dim < 1 ||
-      c->n_step < 1) {
+  if (c->capacity < 1 || c->num_envs < 1 || c->obs_dim < 1 || c->action_dim < 1 || c->n_step < 1) {
     mrl__error(error, error_size,
                "mrl_replay_config: capacity %d, num_envs %d, obs_dim %d, action_dim %d and "
                "n_step %d must all be >= 1",
@@ -2737,8 +2736,8 @@ MRL_DEF mrl_result mrl_replay_init(mrl_replay *r, const mrl_replay_config *c, ch
   if (c->prioritized && (!(c->alpha >= 0.0f && c->alpha < 1e30f) ||
                          !(c->priority_eps > 0.0f && c->priority_eps < 1e30f))) {
     mrl__error(error, error_size,
-               "mrl_replay_config.alpha %g must be >= 0 and priority_eps %g > 0 (finite)",
-               c->alpha, c->priority_eps);
+               "mrl_replay_config.alpha %g must be >= 0 and priority_eps %g > 0 (finite)", c->alpha,
+               c->priority_eps);
     return MRL_ERR_INVALID_ARGUMENT;
   }
   r->cfg = *c;
@@ -2886,8 +2885,8 @@ MRL_DEF void mrl_replay_gather(const mrl_replay *r, const int *indices, int n, f
   }
 }
 
-MRL_DEF void mrl_replay_update_priorities(mrl_replay *r, const int *indices,
-                                          const float *td_errors, int n) {
+MRL_DEF void mrl_replay_update_priorities(mrl_replay *r, const int *indices, const float *td_errors,
+                                          int n) {
   int i;
   if (!r->cfg.prioritized) return;
   for (i = 0; i < n; i++) {
