@@ -624,7 +624,7 @@ typedef struct mrl_dqn {
   int *mb_indices, *mb_act; /* [batch] */
   float *mb_obs, *mb_next;  /* [batch, obs_dim] */
   float *mb_scalars;        /* [batch * 5]: actions, rewards, discounts, weights, td */
-  float *mb_q;              /* [2 * batch * max(A, A * atoms)] next-state scratch */
+  float *mb_q;              /* the update's scratch for targets and C51 */
   float *step_obs, *step_actions; /* [B, obs_dim], [B] */
   char error[MRL_ERROR_SIZE];
 } mrl_dqn;
@@ -2820,7 +2820,7 @@ MRL_DEF mrl_result mrl_dqn_init(mrl_dqn *a, const mrl_dqn_config *cfg, const mrl
   mrl_runner_config rc;
   mrl_replay_config pc;
   mrl_result r;
-  size_t M, B, W;
+  size_t M, B, W, N;
   memset(a, 0, sizeof *a);
   if (!cfg || !env || env->num_envs < 1) {
     mrl__say(a->error, sizeof a->error, "mrl_dqn_init: needs a config and a vector env");
@@ -2854,7 +2854,8 @@ MRL_DEF mrl_result mrl_dqn_init(mrl_dqn *a, const mrl_dqn_config *cfg, const mrl
   pc.seed = cfg->seed;
   M = (size_t)cfg->batch_size;
   B = (size_t)a->num_envs;
-  W = (size_t)a->num_actions * (cfg->c51 ? (size_t)cfg->n_atoms : 1);
+  N = cfg->c51 ? (size_t)cfg->n_atoms : 1;
+  W = (size_t)a->num_actions * N;
   if ((r = mrl_runner_init(&a->runner, env, 0, &rc, a->error, sizeof a->error)) != MRL_OK ||
       (r = mrl_replay_init(&a->replay, &pc, a->error, sizeof a->error)) != MRL_OK ||
       (r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK ||
@@ -2866,7 +2867,8 @@ MRL_DEF mrl_result mrl_dqn_init(mrl_dqn *a, const mrl_dqn_config *cfg, const mrl
   a->mb_obs = (float *)MRL_MALLOC(sizeof(float) * M * (size_t)a->obs_dim);
   a->mb_next = (float *)MRL_MALLOC(sizeof(float) * M * (size_t)a->obs_dim);
   a->mb_scalars = (float *)MRL_MALLOC(sizeof(float) * M * 5);
-  a->mb_q = (float *)MRL_MALLOC(sizeof(float) * M * (2 * W + 2 * (size_t)cfg->n_atoms + 1));
+  /* probs [M, W], q [M, A], chosen and target [M, atoms], Q(s, a) [M], support [atoms] */
+  a->mb_q = (float *)MRL_MALLOC(sizeof(float) * (M * (W + (size_t)a->num_actions + 2 * N + 1) + N));
   a->step_obs = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->obs_dim);
   a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B);
   if (!a->mb_indices || !a->mb_obs || !a->mb_next || !a->mb_scalars || !a->mb_q || !a->step_obs ||
@@ -2932,6 +2934,22 @@ static void mrl__dqn_q_of(const mrl_dqn *a, const mrl_dqn_net *net, const float 
     memcpy(q, out, sizeof(float) * (size_t)n * a->num_actions);
 }
 
+/* C51 in the update: q [n, A] = sum_j p_j z_j from log-probabilities lp
+ * [n, A*N], with p = exp(lp) kept in probs [n, A*N] (one expf per atom). */
+static void mrl__dqn_c51_q(const float *lp, int n, int A, int N, const float *z, float *probs,
+                           float *q) {
+  size_t i, W = (size_t)A * N;
+  int a, j;
+  for (i = 0; i < (size_t)n * W; i++) probs[i] = expf(lp[i]);
+  for (i = 0; i < (size_t)n; i++)
+    for (a = 0; a < A; a++) {
+      const float *p = probs + i * W + (size_t)a * N;
+      double s = 0.0;
+      for (j = 0; j < N; j++) s += (double)p[j] * z[j];
+      q[i * A + a] = (float)s;
+    }
+}
+
 static int mrl__dqn_argmax(const float *q, int A) {
   int j, best = 0;
   for (j = 1; j < A; j++)
@@ -2947,8 +2965,9 @@ MRL_DEF mrl_result mrl_dqn_update(mrl_dqn *a, const float *obs, const float *act
   mrl_graph *g = &a->graph;
   int A = a->num_actions, N = c->c51 ? c->n_atoms : 1, i, shape[1];
   size_t W = (size_t)A * (size_t)N;
-  float *sel_q = a->mb_q, *chosen = sel_q + (size_t)n * W, *target = chosen + (size_t)n * N;
-  float *q_sa = target + (size_t)n * N, *td = a->mb_scalars + (size_t)4 * c->batch_size;
+  float *probs = a->mb_q, *sel_q = probs + (size_t)n * W, *chosen = sel_q + (size_t)n * A;
+  float *target = chosen + (size_t)n * N, *q_sa = target + (size_t)n * N, *z = q_sa + n;
+  float *td = a->mb_scalars + (size_t)4 * c->batch_size;
   double q_mean = 0.0;
   mrl_tensor *xn, *out_t, *out_o = NULL, *x, *out, *per, *loss;
   mrl_adam_config adam;
@@ -2975,11 +2994,13 @@ MRL_DEF mrl_result mrl_dqn_update(mrl_dqn *a, const float *obs, const float *act
     mrl_q_targets(rewards, discounts, out_o ? out_o->data : NULL, out_t->data, n, A, 0.0f, target);
   } else {
     /* C51: the next action's distribution, projected onto the support */
-    mrl__dqn_q_of(a, out_o ? &a->net : &a->target, out_o ? out_o->data : out_t->data, n, sel_q);
+    mrl_c51_support(c->v_min, c->v_max, N, z);
+    mrl__dqn_c51_q(out_o ? out_o->data : out_t->data, n, A, N, z, probs, sel_q);
     for (i = 0; i < n; i++) {
       int b = mrl__dqn_argmax(sel_q + (size_t)i * A, A), j;
       const float *lp = out_t->data + (size_t)i * W + (size_t)b * N;
-      for (j = 0; j < N; j++) chosen[(size_t)i * N + j] = expf(lp[j]);
+      const float *p = probs + (size_t)i * W + (size_t)b * N;
+      for (j = 0; j < N; j++) chosen[(size_t)i * N + j] = out_o ? expf(lp[j]) : p[j];
     }
     mrl_c51_project(chosen, rewards, discounts, n, N, c->v_min, c->v_max, target);
   }
@@ -3002,9 +3023,12 @@ MRL_DEF mrl_result mrl_dqn_update(mrl_dqn *a, const float *obs, const float *act
   } else {
     per = mrl_c51_loss(&a->net.c51, g, out, a->mb_act, target);
     if (!per) goto oom;
-    mrl__dqn_q_of(a, &a->net, out->data, n, sel_q);
-    for (i = 0; i < n; i++) {
-      q_sa[i] = sel_q[(size_t)i * A + a->mb_act[i]];
+    for (i = 0; i < n; i++) { /* the expectation at the taken action only */
+      const float *lp = out->data + (size_t)i * W + (size_t)a->mb_act[i] * N;
+      double e = 0.0;
+      int j;
+      for (j = 0; j < N; j++) e += (double)expf(lp[j]) * z[j];
+      q_sa[i] = (float)e;
       td[i] = per->data[i];
     }
   }
