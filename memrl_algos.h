@@ -20,11 +20,7 @@
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
-<<<<<<< HEAD
- *     shared plot threads progress runner agent_checkpoint minibatch evaluate ppo dqn
-=======
- *     shared plot threads progress runner agent_checkpoint minibatch q_values evaluate ppo
->>>>>>> main
+ *     shared plot threads progress runner agent_checkpoint minibatch q_values evaluate ppo dqn
  *
  *
  * ENABLING
