@@ -16,11 +16,15 @@
  *                          actions, feedforward, recurrent or a user's core
  *   DQN                    DQN with double Q, dueling, n-step, prioritised
  *                          replay and C51 as options
+ *   REINFORCE              Williams' likelihood-ratio gradient with recurrent policy and
+ *                          baseline memories (Wierstra et al.), K-step or lambda-return
+ *                          advantages, truncated BPTT, a sequence-length curriculum
  *   LICENCE                at the end of the file: public domain or MIT
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
  *     shared plot threads progress runner agent_checkpoint minibatch q_values evaluate ppo dqn
+ *     reinforce
  *
  *
  * ENABLING
@@ -663,6 +667,127 @@ MRL_DEF mrl_result mrl_dqn_save(const mrl_dqn *agent, const char *path, const mr
 MRL_DEF mrl_result mrl_dqn_load(mrl_dqn *agent, const char *path, mrl_vecenv *env);
 MRL_DEF int mrl_dqn_config_json(const mrl_dqn_config *cfg, char *buf, size_t size);
 
+/* ======================================================================
+ * REINFORCE with recurrent policies and baselines
+ * Williams (1992), "Simple statistical gradient-following algorithms for
+ * connectionist reinforcement learning": the likelihood-ratio gradient
+ * sum_t grad log pi(a_t | m^pi_t) Psi_t. Done as recurrent policy-gradient
+ * work does it (Wierstra, Foerster, Peters, Schmidhuber 2007/2010,
+ * "Recurrent policy gradients"): the policy's memory m^pi is a recurrent
+ * core (an LSTM in the paper) trained by backpropagation through time, and
+ * the baseline is history-dependent, a second tower with its OWN memory m^V
+ * (net and value_net, each with its own core). Psi_t is either the K-step
+ * bootstrapped advantage
+ *   Psi_t = sum_{l<K} gamma^l r_{t+l} + gamma^K V(m^V_{t+K}) - V(m^V_t)
+ * (mrl_returns_kstep) or, with use_lambda, the lambda-return advantage
+ * G^lambda_t - V(m^V_t) (mrl_returns_lambda: eligibility traces in the
+ * forward view). The baseline regresses on the same targets R_t = Psi_t + V_t:
+ *   L = -mean(log pi(a_t) Psi_t) - ent_coef mean(H(pi_t)) + vf_coef 0.5 mean((V_t - R_t)^2).
+ * Training runs B environments for num_steps steps, then ONE gradient step
+ * on the rollout (on-policy, nothing reused), replayed from the core states
+ * stored at its start with truncated BPTT: the rollout is cut into pieces of
+ * bptt_len steps and the state entering a piece carries its value but no
+ * gradient. The curriculum (curriculum = 1) grows the task's sequence
+ * length as the agent succeeds: for an env id whose first number is the
+ * length (NoisySequence-<T>[-<N>], TMaze-<L>, ...), training starts at
+ * curriculum_start and, whenever (checked after each rollout) the success
+ * rate of the last curriculum_window episodes finished at the current length
+ * is at least curriculum_threshold, multiplies the length by
+ * curriculum_growth (rounded up, at most the id's own length) and rebuilds
+ * the training vector env in place with the new id (same count; seed +
+ * level * 0x9e3779b9) and new episodes, memories zeroed.
+ * Not from a paper's code (none is public): Adam instead of the paper's
+ * plain gradient steps, an entropy bonus (0 by default), global gradient
+ * clipping, batches of synchronous environments and rollouts of fixed
+ * length instead of whole episodes (an episode that crosses a rollout's end
+ * is bootstrapped there and its gradient cut, as truncated BPTT does);
+ * time-limit truncations bootstrap from V(final observation) as in PPO.
+ * ====================================================================== */
+
+typedef struct mrl_reinforce_config {
+  uint64_t seed;              /* 1 */
+  int num_steps;              /* 100: rollout length per environment, one update each */
+  int bptt_len;               /* 0: the whole rollout; else gradients cut every bptt_len steps */
+  int k_steps;                /* 0: K = num_steps (Monte-Carlo to the rollout's end); else K >= 1 */
+  int use_lambda;             /* 0: K-step advantages; 1: lambda-return advantages */
+  float lambda;               /* 0.95 (use_lambda) */
+  float gamma;                /* 0.99 */
+  float learning_rate;        /* 1e-3 (Adam) */
+  float adam_eps;             /* 1e-5 */
+  float ent_coef;             /* 0 */
+  float vf_coef;              /* 0.5: the baseline's squared error (its own tower: only its pace) */
+  float max_grad_norm;        /* 1 (<= 0: no clipping) */
+  int norm_adv;               /* 0; 1: advantages standardised over the rollout */
+  mrl_tower_config net;       /* the policy tower, m^pi: encoder {64, 64} tanh, no core */
+  mrl_tower_config value_net; /* the baseline tower, m^V (same defaults) */
+  int orthogonal_init;        /* 1: orthogonal (sqrt 2 hidden, 0.01 policy, 1 value, 1 cores) */
+  int normalize_obs;          /* 0 */
+  int curriculum;             /* 0; 1: grow the sequence length (see above) */
+  int curriculum_start;       /* 5: the first length */
+  float curriculum_growth;    /* 2: the length is multiplied by this (> 1) */
+  float curriculum_threshold; /* 0.9: success rate that passes a level */
+  int curriculum_window;      /* 100: episodes at a level it is measured over (1..100) */
+} mrl_reinforce_config;
+
+MRL_DEF mrl_reinforce_config mrl_reinforce_config_default(void);
+
+typedef struct mrl_reinforce_update_stats {
+  double policy_loss, value_loss, entropy, loss; /* L and its terms (value_loss: 0.5 mean(...)) */
+  double grad_norm;                              /* global norm before clipping */
+} mrl_reinforce_update_stats;
+
+typedef struct mrl_reinforce {
+  mrl_reinforce_config cfg;
+  int obs_dim, num_envs, num_actions, env_action_dim, raw_dim;
+  int state_dim; /* policy tower's state, then the baseline's */
+  mrl_params params;
+  mrl_tower policy_net, value_net;
+  mrl_policy_head policy;
+  mrl_linear_layer value;
+  mrl_graph graph, act_graph;
+  mrl_runner runner;
+  mrl_rollout rollout;
+  mrl_rng rng;
+  long long iterations;
+  /* curriculum: the id split around its length, the final length, the level */
+  char id_prefix[64], id_suffix[64];
+  int final_length;
+  long long length, level;       /* the current length and how many levels it has passed */
+  mrl_episode_stats level_stats; /* episodes finished at the current length */
+  float *step_actions, *last_values, *bptt_state; /* [B*env_action_dim], [B], [B*state_dim] */
+  char error[MRL_ERROR_SIZE];
+} mrl_reinforce;
+
+/* Builds the agent for env's spaces. With curriculum, env's id must carry a
+ * length the curriculum can set (error names the field otherwise); training
+ * then rebuilds env in place. */
+MRL_DEF mrl_result mrl_reinforce_init(mrl_reinforce *agent, const mrl_reinforce_config *cfg,
+                                      const mrl_vecenv *env);
+MRL_DEF void mrl_reinforce_free(mrl_reinforce *agent);
+/* Trains for env_steps steps in whole rollouts of num_envs * num_steps. */
+MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *agent, mrl_vecenv *env, long long env_steps,
+                                       mrl_progress_fn progress, void *user);
+/* Advantages and value targets of what agent->rollout holds (last_values: the
+ * baseline after its last step), then one gradient step on it. train calls
+ * both once per rollout; tests call them on fixed data. stats may be NULL. A
+ * non-finite loss or gradient leaves the agent unchanged: MRL_ERR_NON_FINITE. */
+MRL_DEF void mrl_reinforce_targets(mrl_reinforce *agent, const float *last_values);
+MRL_DEF mrl_result mrl_reinforce_update(mrl_reinforce *agent, float learning_rate,
+                                        mrl_reinforce_update_stats *stats);
+MRL_DEF int mrl_reinforce_state_dim(const mrl_reinforce *agent);
+/* Deployment, as mrl_ppo_act: no gradients, no heap allocation once warm. */
+MRL_DEF mrl_result mrl_reinforce_act(mrl_reinforce *agent, const float *obs, int n,
+                                     const float *episode_start, float *state, int greedy,
+                                     mrl_rng *rng, float *actions);
+MRL_DEF mrl_result mrl_reinforce_evaluate(mrl_reinforce *agent, mrl_vecenv *env, int episodes,
+                                          int greedy, mrl_episode_stats *stats);
+/* The whole agent (curriculum level included); with env, its snapshot. load
+ * rebuilds env at the saved level first when the curriculum had moved it. */
+MRL_DEF mrl_result mrl_reinforce_save(const mrl_reinforce *agent, const char *path,
+                                      const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_reinforce_load(mrl_reinforce *agent, const char *path, mrl_vecenv *env);
+MRL_DEF int mrl_reinforce_config_json(const mrl_reinforce_config *cfg, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif
@@ -1238,6 +1363,25 @@ static int mrl__finite(double x) {
 }
 
 /* ---- progress >>progress ---- */
+
+/* How much of the returns' variance the values explain, 1 - Var(y - y_pred) / Var(y)
+ * (CleanRL's explained_variance; 0 when the returns are constant). */
+static float mrl__explained_variance(const float *y_pred, const float *y, int n) {
+  double y_mean = 0.0, d_mean = 0.0, y_var = 0.0, d_var = 0.0;
+  int i;
+  for (i = 0; i < n; i++) {
+    y_mean += y[i];
+    d_mean += y[i] - y_pred[i];
+  }
+  y_mean /= n;
+  d_mean /= n;
+  for (i = 0; i < n; i++) {
+    double dy = y[i] - y_mean, dd = y[i] - y_pred[i] - d_mean;
+    y_var += dy * dy;
+    d_var += dd * dd;
+  }
+  return y_var > 0.0 ? (float)(1.0 - d_var / y_var) : 0.0f;
+}
 
 MRL_DEF void mrl_progress_set(mrl_train_progress *p, const char *name, float value) {
   int i;
@@ -2460,24 +2604,6 @@ MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *a, float lr, float clip, mrl_ppo_upda
   return MRL_OK;
 }
 
-/* 1 - explained variance of the returns by the values (CleanRL's figure). */
-static float mrl__explained_variance(const float *y_pred, const float *y, int n) {
-  double y_mean = 0.0, d_mean = 0.0, y_var = 0.0, d_var = 0.0;
-  int i;
-  for (i = 0; i < n; i++) {
-    y_mean += y[i];
-    d_mean += y[i] - y_pred[i];
-  }
-  y_mean /= n;
-  d_mean /= n;
-  for (i = 0; i < n; i++) {
-    double dy = y[i] - y_mean, dd = y[i] - y_pred[i] - d_mean;
-    y_var += dy * dy;
-    d_var += dd * dd;
-  }
-  return y_var > 0.0 ? (float)(1.0 - d_var / y_var) : 0.0f;
-}
-
 MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_steps,
                                  mrl_progress_fn progress, void *user) {
   long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it, span, done;
@@ -3253,6 +3379,684 @@ MRL_DEF mrl_result mrl_dqn_load(mrl_dqn *a, const char *path, mrl_vecenv *env) {
                      sizeof a->error);
   if (r == MRL_OK && a->cfg.save_replay) mrl_replay_loaded(&a->replay);
   return r;
+}
+
+/* ---- REINFORCE >>reinforce ---- */
+
+MRL_DEF mrl_reinforce_config mrl_reinforce_config_default(void) {
+  mrl_reinforce_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.num_steps = 100;
+  c.bptt_len = 0;
+  c.k_steps = 0;
+  c.use_lambda = 0;
+  c.lambda = 0.95f;
+  c.gamma = 0.99f;
+  c.learning_rate = 1e-3f;
+  c.adam_eps = 1e-5f;
+  c.ent_coef = 0.0f;
+  c.vf_coef = 0.5f;
+  c.max_grad_norm = 1.0f;
+  c.norm_adv = 0;
+  c.net = mrl_tower_config_default();
+  c.value_net = mrl_tower_config_default();
+  c.orthogonal_init = 1;
+  c.normalize_obs = 0;
+  c.curriculum = 0;
+  c.curriculum_start = 5;
+  c.curriculum_growth = 2.0f;
+  c.curriculum_threshold = 0.9f;
+  c.curriculum_window = 100;
+  return c;
+}
+
+/* One tower's config as JSON: encoder and head sizes, core, activation. */
+static int mrl__reinforce_tower_json(const mrl_tower_config *n, char *buf, size_t size) {
+  char enc[96] = "", head[96] = "", core[1024];
+  int i, k = 0;
+  mrl_core_config_json(&n->core, core, sizeof core);
+  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
+  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  return snprintf(buf, size,
+                  "{\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,"
+                  "\"use_conv\":%d}",
+                  enc, core, head, (int)n->activation, n->use_conv);
+}
+
+MRL_DEF int mrl_reinforce_config_json(const mrl_reinforce_config *c, char *buf, size_t size) {
+  char f[10][24], pn[1400], vn[1400];
+  mrl__reinforce_tower_json(&c->net, pn, sizeof pn);
+  mrl__reinforce_tower_json(&c->value_net, vn, sizeof vn);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"num_steps\":%d,\"bptt_len\":%d,\"k_steps\":%d,\"use_lambda\":%d,"
+      "\"lambda\":%s,\"gamma\":%s,\"learning_rate\":%s,\"adam_eps\":%s,\"ent_coef\":%s,"
+      "\"vf_coef\":%s,\"max_grad_norm\":%s,\"norm_adv\":%d,\"net\":%s,\"value_net\":%s,"
+      "\"orthogonal_init\":%d,\"normalize_obs\":%d,\"curriculum\":%d,\"curriculum_start\":%d,"
+      "\"curriculum_growth\":%s,\"curriculum_threshold\":%s,\"curriculum_window\":%d}",
+      (unsigned long long)c->seed, c->num_steps, c->bptt_len, c->k_steps, c->use_lambda,
+      mrl__float_text(c->lambda, f[0], 24), mrl__float_text(c->gamma, f[1], 24),
+      mrl__float_text(c->learning_rate, f[2], 24), mrl__float_text(c->adam_eps, f[3], 24),
+      mrl__float_text(c->ent_coef, f[4], 24), mrl__float_text(c->vf_coef, f[5], 24),
+      mrl__float_text(c->max_grad_norm, f[6], 24), c->norm_adv, pn, vn, c->orthogonal_init,
+      c->normalize_obs, c->curriculum, c->curriculum_start,
+      mrl__float_text(c->curriculum_growth, f[7], 24),
+      mrl__float_text(c->curriculum_threshold, f[8], 24), c->curriculum_window);
+}
+
+/* Splits id at its first number ("NoisySequence-100-3" -> "NoisySequence-",
+ * 100, "-3"); 0 when it has none that fits. */
+static int mrl__reinforce_split_id(const char *id, char *prefix, char *suffix, size_t size,
+                                   int *length) {
+  const char *p = id;
+  long v = 0;
+  while (*p && !(*p == '-' && p[1] >= '0' && p[1] <= '9')) p++;
+  if (!*p || (size_t)(p + 1 - id) >= size) return 0;
+  memcpy(prefix, id, (size_t)(p + 1 - id));
+  prefix[p + 1 - id] = '\0';
+  for (p++; *p >= '0' && *p <= '9' && v < 100000000L; p++) v = v * 10 + (*p - '0');
+  if (v < 1 || v >= 100000000L || strlen(p) >= size) return 0;
+  memcpy(suffix, p, strlen(p) + 1);
+  *length = (int)v;
+  return 1;
+}
+
+static void mrl__reinforce_level_id(const mrl_reinforce *a, long long length, char *id,
+                                    size_t size) {
+  snprintf(id, size, "%s%lld%s", a->id_prefix, length, a->id_suffix);
+}
+
+/* Names the first field of a config that cannot work (in err), or 0. */
+static int mrl__reinforce_check_config(const mrl_reinforce_config *c, const mrl_vecenv *env,
+                                       char *err, size_t n) {
+  const char *const names[9] = {"lambda",
+                                "gamma",
+                                "learning_rate",
+                                "adam_eps",
+                                "ent_coef",
+                                "vf_coef",
+                                "max_grad_norm",
+                                "curriculum_growth",
+                                "curriculum_threshold"};
+  const float *f[9];
+  int i;
+  f[0] = &c->lambda, f[1] = &c->gamma, f[2] = &c->learning_rate, f[3] = &c->adam_eps;
+  f[4] = &c->ent_coef, f[5] = &c->vf_coef, f[6] = &c->max_grad_norm;
+  f[7] = &c->curriculum_growth, f[8] = &c->curriculum_threshold;
+  for (i = 0; i < 9; i++)
+    if (!mrl__finite(*f[i])) {
+      mrl__say(err, n, "mrl_reinforce_config.%s %g must be finite", names[i], *f[i]);
+      return 1;
+    }
+#define MRL__REJECT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      mrl__say(err, n, __VA_ARGS__);                                                               \
+      return 1;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  MRL__REJECT(c->num_steps < 1, "mrl_reinforce_config.num_steps %d must be >= 1", c->num_steps);
+  MRL__REJECT((long long)env->num_envs * c->num_steps > INT_MAX / 4,
+              "mrl_reinforce_config.num_steps %d x %d environments is too large", c->num_steps,
+              env->num_envs);
+  MRL__REJECT(c->bptt_len < 0, "mrl_reinforce_config.bptt_len %d must be >= 0 (0: whole rollout)",
+              c->bptt_len);
+  MRL__REJECT(c->k_steps < 0, "mrl_reinforce_config.k_steps %d must be >= 0 (0: num_steps)",
+              c->k_steps);
+  MRL__REJECT(c->lambda < 0.0f || c->lambda > 1.0f,
+              "mrl_reinforce_config.lambda %g must be in [0, 1]", c->lambda);
+  MRL__REJECT(c->gamma < 0.0f || c->gamma > 1.0f, "mrl_reinforce_config.gamma %g must be in [0, 1]",
+              c->gamma);
+  MRL__REJECT(c->learning_rate < 0.0f, "mrl_reinforce_config.learning_rate %g must be >= 0",
+              c->learning_rate);
+  MRL__REJECT(c->adam_eps <= 0.0f, "mrl_reinforce_config.adam_eps %g must be > 0", c->adam_eps);
+  MRL__REJECT(c->vf_coef < 0.0f, "mrl_reinforce_config.vf_coef %g must be >= 0", c->vf_coef);
+  MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
+  if (c->curriculum) {
+    MRL__REJECT(c->curriculum_start < 1, "mrl_reinforce_config.curriculum_start %d must be >= 1",
+                c->curriculum_start);
+    MRL__REJECT(c->curriculum_growth <= 1.0f,
+                "mrl_reinforce_config.curriculum_growth %g must be > 1", c->curriculum_growth);
+    MRL__REJECT(c->curriculum_threshold < 0.0f || c->curriculum_threshold > 1.0f,
+                "mrl_reinforce_config.curriculum_threshold %g must be in [0, 1]",
+                c->curriculum_threshold);
+    MRL__REJECT(c->curriculum_window < 1 || c->curriculum_window > MRL_EPISODE_STATS_WINDOW,
+                "mrl_reinforce_config.curriculum_window %d must be in 1..%d", c->curriculum_window,
+                MRL_EPISODE_STATS_WINDOW);
+  }
+#undef MRL__REJECT
+  return 0;
+}
+
+/* The curriculum's id pattern from env's id, and a check that its first
+ * level builds an environment of the same spaces. */
+static int mrl__reinforce_curriculum_init(mrl_reinforce *a, const mrl_vecenv *env) {
+  const char *id = mrl_env_id(env->envs[0]);
+  char first[160];
+  mrl_env *e;
+  int ok;
+  if (!mrl__reinforce_split_id(id, a->id_prefix, a->id_suffix, sizeof a->id_prefix,
+                               &a->final_length)) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_reinforce_config.curriculum 1: env id %s carries no length to grow", id);
+    return 0;
+  }
+  if (a->cfg.curriculum_start > a->final_length) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_reinforce_config.curriculum_start %d exceeds the length %d of %s",
+             a->cfg.curriculum_start, a->final_length, id);
+    return 0;
+  }
+  mrl__reinforce_level_id(a, a->cfg.curriculum_start, first, sizeof first);
+  e = mrl_env_make(first);
+  ok = e && mrl_env_obs_dim(e) == env->obs_dim && mrl_env_num_actions(e) == env->num_actions &&
+       mrl_env_action_dim(e) == env->action_dim;
+  mrl_env_free(e);
+  if (!ok)
+    mrl__say(a->error, sizeof a->error,
+             "mrl_reinforce_config.curriculum_start %d: %s is not an environment of %s's spaces",
+             a->cfg.curriculum_start, first, id);
+  a->length = a->cfg.curriculum_start;
+  a->level = 0;
+  return ok;
+}
+
+MRL_DEF mrl_result mrl_reinforce_init(mrl_reinforce *a, const mrl_reinforce_config *cfg,
+                                      const mrl_vecenv *env) {
+  mrl_tower_config pn, vn;
+  mrl_policy_head_config pc;
+  mrl_runner_config rc;
+  mrl_result r;
+  size_t B;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_reinforce_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (mrl__reinforce_check_config(cfg, env, a->error, sizeof a->error))
+    return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  a->obs_dim = env->obs_dim;
+  a->num_envs = env->num_envs;
+  a->num_actions = env->num_actions;
+  a->env_action_dim = env->action_dim;
+  B = (size_t)a->num_envs;
+  mrl_episode_stats_init(&a->level_stats);
+  if (cfg->curriculum && !mrl__reinforce_curriculum_init(a, env)) return MRL_ERR_INVALID_ARGUMENT;
+  pn = cfg->net;
+  vn = cfg->value_net;
+  if (cfg->orthogonal_init) { /* CleanRL's layer_init, as PPO */
+    if (pn.init.kind == MRL_INIT_DEFAULT) pn.init = mrl_init_orthogonal(sqrtf(2.0f));
+    if (pn.core.init.kind == MRL_INIT_DEFAULT) pn.core.init = mrl_init_orthogonal(1.0f);
+    if (vn.init.kind == MRL_INIT_DEFAULT) vn.init = mrl_init_orthogonal(sqrtf(2.0f));
+    if (vn.core.init.kind == MRL_INIT_DEFAULT) vn.core.init = mrl_init_orthogonal(1.0f);
+  }
+  mrl_params_init(&a->params);
+  /* two towers, two memories: m^pi in [0, policy.state_dim), m^V after it */
+  if ((r = mrl_tower_init(&a->policy_net, &a->params, "policy", a->obs_dim, &pn, 0, a->error,
+                          sizeof a->error)) != MRL_OK ||
+      (r = mrl_tower_init(&a->value_net, &a->params, "baseline", a->obs_dim, &vn,
+                          a->policy_net.state_dim, a->error, sizeof a->error)) != MRL_OK)
+    goto fail;
+  if (env->num_actions > 0) {
+    pc = mrl_policy_head_config_default(MRL_POLICY_CATEGORICAL);
+    pc.num_actions = env->num_actions;
+  } else {
+    pc = mrl_policy_head_config_default(MRL_POLICY_GAUSSIAN);
+    pc.action_dim = env->action_dim;
+    pc.action_low = mrl_env_action_low(env->envs[0]);
+    pc.action_high = mrl_env_action_high(env->envs[0]);
+  }
+  pc.init = cfg->orthogonal_init ? mrl_init_orthogonal(0.01f) : mrl_init_default();
+  if ((r = mrl_policy_head_init(&a->policy, &a->params, "policy.out", a->policy_net.output_dim,
+                                &pc)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_reinforce_init: no policy head fits the actions");
+    goto fail;
+  }
+  mrl_linear_layer_init(&a->value, &a->params, "baseline.out", a->value_net.output_dim, 1,
+                        cfg->orthogonal_init ? mrl_init_orthogonal(1.0f) : mrl_init_default());
+  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_reinforce_init: %s", a->params.message);
+    goto fail;
+  }
+  a->raw_dim = mrl_policy_head_raw_dim(&a->policy);
+  a->state_dim = a->policy_net.state_dim + a->value_net.state_dim;
+  rc = mrl_runner_config_default();
+  rc.normalize_obs = cfg->normalize_obs;
+  rc.gamma = cfg->gamma;
+  if ((r = mrl_runner_init(&a->runner, env, a->state_dim, &rc, a->error, sizeof a->error)) !=
+          MRL_OK ||
+      (r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK ||
+      (r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK ||
+      (r = mrl_rollout_init(&a->rollout, cfg->num_steps, a->num_envs, a->obs_dim, a->raw_dim,
+                            a->state_dim)) != MRL_OK)
+    goto fail;
+  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
+  a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->env_action_dim);
+  a->last_values = (float *)MRL_MALLOC(sizeof(float) * B);
+  a->bptt_state = (float *)MRL_MALLOC(sizeof(float) * (B * (size_t)a->state_dim + 1));
+  if (!a->step_actions || !a->last_values || !a->bptt_state) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  return MRL_OK;
+fail:
+  if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
+    mrl__say(a->error, sizeof a->error, "mrl_reinforce_init: out of memory");
+  {
+    char keep[MRL_ERROR_SIZE];
+    memcpy(keep, a->error, sizeof keep);
+    mrl_reinforce_free(a);
+    memcpy(a->error, keep, sizeof keep);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_reinforce_free(mrl_reinforce *a) {
+  mrl_tower_free(&a->policy_net);
+  mrl_tower_free(&a->value_net);
+  mrl_params_free(&a->params);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  mrl_runner_free(&a->runner);
+  mrl_rollout_free(&a->rollout);
+  MRL_FREE(a->step_actions);
+  MRL_FREE(a->last_values);
+  MRL_FREE(a->bptt_state);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_reinforce_state_dim(const mrl_reinforce *a) {
+  return a->state_dim;
+}
+
+/* Distribution parameters [T*B, P] and baseline values [T*B] of x
+ * [T*B, obs]; either may be NULL (the baseline still runs when its memory
+ * must advance: values given). State records of state_dim floats. */
+static void mrl__reinforce_forward(mrl_reinforce *a, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                   const float *starts, const float *state_in, float *state_out,
+                                   mrl_tensor **dist, mrl_tensor **values) {
+  int S = a->state_dim, shape[1];
+  if (dist)
+    *dist = mrl_policy_head_forward(
+        &a->policy, g,
+        mrl_tower_forward(&a->policy_net, g, x, T, B, starts, state_in, state_out, S));
+  if (values) {
+    mrl_tensor *fv = mrl_tower_forward(&a->value_net, g, x, T, B, starts, state_in, state_out, S);
+    shape[0] = T * B;
+    *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fv), 1, shape);
+  }
+}
+
+/* Rollout: num_steps vector steps into a->rollout, the baseline's value of
+ * the observation after them into last_values. */
+static mrl_result mrl__reinforce_collect(mrl_reinforce *a, mrl_vecenv *env) {
+  mrl_runner *run = &a->runner;
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->act_graph;
+  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, R = a->raw_dim, S = a->state_dim;
+  int t, b;
+  mrl_result r;
+  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
+  for (t = 0; t < T; t++) {
+    size_t row = (size_t)t * B;
+    mrl_tensor *x, *dist = NULL, *values = NULL;
+    mrl_graph_reset(g);
+    mrl_graph_set_no_grad(g, 1);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x)
+      mrl__reinforce_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist,
+                             &values);
+    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
+    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
+    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
+    mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
+                        ro->log_probs + row);
+    mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
+    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
+      mrl__say(a->error, sizeof a->error, "reinforce: %s",
+               env->error[0] ? env->error : mrl_result_string(r));
+      return r;
+    }
+    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
+    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
+    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
+    for (b = 0; b < B; b++) { /* a truncation bootstraps from V(final observation) */
+      ro->final_values[row + b] = 0.0f;
+      if (run->truncated[b] != 0.0f) {
+        mrl_tensor *xf, *vf = NULL;
+        float zero = 0.0f;
+        mrl_graph_reset(g);
+        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
+        if (xf)
+          mrl__reinforce_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL,
+                                 &vf);
+        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
+        ro->final_values[row + b] = vf->data[0];
+      }
+    }
+    if (a->cfg.curriculum) mrl_episode_stats_add_vecenv(&a->level_stats, env);
+  }
+  {
+    mrl_tensor *x, *values = NULL;
+    mrl_graph_reset(g);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x)
+      mrl__reinforce_forward(a, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values);
+    if (!values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(a->last_values, values->data, sizeof(float) * (size_t)B);
+  }
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_reinforce_targets(mrl_reinforce *a, const float *last_values) {
+  mrl_rollout *ro = &a->rollout;
+  int T = ro->num_steps, B = ro->num_envs;
+  if (a->cfg.use_lambda)
+    mrl_returns_lambda(T, B, ro->rewards, ro->values, ro->terminated, ro->truncated,
+                       ro->final_values, last_values, a->cfg.gamma, a->cfg.lambda, ro->advantages,
+                       ro->returns);
+  else
+    mrl_returns_kstep(T, B, ro->rewards, ro->values, ro->terminated, ro->truncated,
+                      ro->final_values, last_values, a->cfg.gamma,
+                      a->cfg.k_steps > 0 ? a->cfg.k_steps : T, ro->advantages, ro->returns);
+}
+
+/* The loss over the whole rollout, replayed from its stored states in
+ * pieces of bptt_len steps, then one Adam step:
+ *   L = -mean_t(log pi(a_t) Psi_t) - ent_coef mean(H) + vf_coef 0.5 mean((V_t - R_t)^2). */
+MRL_DEF mrl_result mrl_reinforce_update(mrl_reinforce *a, float lr,
+                                        mrl_reinforce_update_stats *stats) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->graph;
+  mrl_reinforce_update_stats local;
+  int T = ro->num_steps, B = a->num_envs, O = a->obs_dim, S = a->state_dim;
+  int L = a->cfg.bptt_len > 0 && a->cfg.bptt_len < T ? a->cfg.bptt_len : T, t0, i, N = T * B;
+  float *adv = ro->advantages;
+  mrl_tensor *pg = NULL, *vl = NULL, *ent = NULL, *loss;
+  mrl_adam_config adam;
+  if (!stats) stats = &local;
+  memset(stats, 0, sizeof *stats);
+  if (!mrl__finite(lr)) return MRL_ERR_INVALID_ARGUMENT;
+  if (a->cfg.norm_adv && N > 1) { /* into the arena: the rollout keeps the raw advantages */
+    double mean = 0.0, var = 0.0;
+    mrl_graph_reset(g);
+    adv = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)N);
+    if (!adv) return MRL_ERR_OUT_OF_MEMORY;
+    for (i = 0; i < N; i++) mean += ro->advantages[i];
+    mean /= N;
+    for (i = 0; i < N; i++) var += (ro->advantages[i] - mean) * (ro->advantages[i] - mean);
+    var /= (N - 1);
+    for (i = 0; i < N; i++) adv[i] = (float)((ro->advantages[i] - mean) / (sqrt(var) + 1e-8));
+  } else {
+    mrl_graph_reset(g);
+  }
+  mrl_graph_set_no_grad(g, 0);
+  memcpy(a->bptt_state, ro->initial_state, sizeof(float) * (size_t)B * S);
+  for (t0 = 0; t0 < T; t0 += L) {
+    /* a piece of n steps from the state the previous piece left, as numbers:
+     * truncated BPTT (its value carries over, its gradient does not) */
+    int n = t0 + L <= T ? L : T - t0, shape[1];
+    size_t row = (size_t)t0 * B;
+    mrl_tensor *x, *dist = NULL, *values = NULL, *logp = NULL, *h = NULL, *t_adv, *t_ret;
+    x = mrl_tensor_from2(g, ro->obs + row * O, n * B, O);
+    if (x)
+      mrl__reinforce_forward(a, g, x, n, B, ro->episode_starts + row, S ? a->bptt_state : NULL,
+                             S ? a->bptt_state : NULL, &dist, &values);
+    if (dist)
+      mrl_policy_head_evaluate(&a->policy, g, dist, ro->actions + row * a->raw_dim, &logp, &h);
+    shape[0] = n * B;
+    t_adv = mrl_tensor_from(g, adv + row, 1, shape);
+    t_ret = mrl_tensor_from(g, ro->returns + row, 1, shape);
+    if (!logp || !h || !values || !t_adv || !t_ret) break;
+    logp = mrl_sum(g, mrl_mul(g, logp, t_adv));
+    h = mrl_sum(g, h);
+    values = mrl_sum(g, mrl_square(g, mrl_sub(g, values, t_ret)));
+    pg = pg ? mrl_add(g, pg, logp) : logp;
+    ent = ent ? mrl_add(g, ent, h) : h;
+    vl = vl ? mrl_add(g, vl, values) : values;
+  }
+  pg = mrl_scale(g, pg, -1.0f / (float)N);
+  ent = mrl_scale(g, ent, 1.0f / (float)N);
+  vl = mrl_scale(g, vl, 0.5f / (float)N);
+  loss = mrl_add(g, mrl_sub(g, pg, mrl_scale(g, ent, a->cfg.ent_coef)),
+                 mrl_scale(g, vl, a->cfg.vf_coef));
+  if (!loss) {
+    mrl__say(a->error, sizeof a->error, "reinforce: out of memory in the update");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  mrl_params_zero_grad(&a->params);
+  mrl_backward(g, loss);
+  {
+    double sq = 0.0;
+    size_t j;
+    for (j = 0; j < a->params.total; j++) sq += (double)a->params.grads[j] * a->params.grads[j];
+    stats->grad_norm = sqrt(sq);
+  }
+  if (!mrl_update_guard(&a->params, loss->data[0], a->cfg.max_grad_norm)) {
+    mrl__say(a->error, sizeof a->error,
+             "reinforce: non-finite loss (%g) or gradient at iteration %lld: update not applied",
+             loss->data[0], a->iterations + 1);
+    return MRL_ERR_NON_FINITE;
+  }
+  adam = mrl_adam_config_default();
+  adam.lr = lr;
+  adam.eps = a->cfg.adam_eps;
+  mrl_adam_step(&a->params, &adam);
+  stats->policy_loss = pg->data[0];
+  stats->value_loss = vl->data[0];
+  stats->entropy = ent->data[0];
+  stats->loss = loss->data[0];
+  return MRL_OK;
+}
+
+/* The success rate of the last `window` episodes at this level, or -1 while
+ * fewer have finished. */
+static float mrl__reinforce_level_rate(const mrl_reinforce *a) {
+  const mrl_episode_stats *s = &a->level_stats;
+  int w = a->cfg.curriculum_window, i, k = 0;
+  if (s->total_episodes < w) return -1.0f;
+  for (i = 0; i < w; i++) {
+    int slot = (s->next - 1 - i + 2 * MRL_EPISODE_STATS_WINDOW) % MRL_EPISODE_STATS_WINDOW;
+    k += s->success[slot] > 0;
+  }
+  return (float)k / (float)w;
+}
+
+/* Rebuilds env in place at the current length (same count, seed + level). */
+static mrl_result mrl__reinforce_rebuild_env(mrl_reinforce *a, mrl_vecenv *env, uint64_t seed) {
+  char id[160];
+  int n = env->num_envs;
+  mrl_result r;
+  mrl__reinforce_level_id(a, a->length, id, sizeof id);
+  if (strcmp(id, mrl_env_id(env->envs[0])) == 0) return MRL_OK;
+  mrl_vecenv_free(env);
+  if ((r = mrl_vecenv_init(env, id, n, seed)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "reinforce: curriculum cannot build %s", id);
+    return r;
+  }
+  a->runner.started = 0; /* new episodes, memories zeroed */
+  return MRL_OK;
+}
+
+/* The curriculum's rule, after each rollout: a level passed (rate over the
+ * window >= threshold) multiplies the length by growth, up to the final one. */
+static mrl_result mrl__reinforce_curriculum_step(mrl_reinforce *a, mrl_vecenv *env) {
+  float rate = mrl__reinforce_level_rate(a);
+  double next;
+  if (a->length >= a->final_length || rate < 0.0f || rate < a->cfg.curriculum_threshold)
+    return MRL_OK;
+  next = ceil((double)a->length * a->cfg.curriculum_growth);
+  a->length = next >= a->final_length ? a->final_length : (long long)next;
+  a->level++;
+  mrl_episode_stats_init(&a->level_stats);
+  return mrl__reinforce_rebuild_env(a, env, env->seed + 0x9e3779b9ULL);
+}
+
+MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *a, mrl_vecenv *env, long long env_steps,
+                                       mrl_progress_fn progress, void *user) {
+  long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it;
+  long long steps0 = a->runner.env_steps;
+  double t0 = mrl_wall_seconds();
+  mrl_result r;
+  if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
+      env->num_actions != a->num_actions || env->action_dim != a->env_action_dim) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_reinforce_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_reinforce_train: env_steps %lld is negative",
+             env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  iters = env_steps / batch;
+  if (iters == 0) return MRL_OK;
+  /* the curriculum's level decides which task the environments run */
+  if (a->cfg.curriculum && (r = mrl__reinforce_rebuild_env(a, env, env->seed)) != MRL_OK) return r;
+  if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
+  for (it = 1; it <= iters; it++) {
+    mrl_reinforce_update_stats st;
+    /* collect, targets, update, curriculum, report */
+    if ((r = mrl__reinforce_collect(a, env)) != MRL_OK) return r;
+    mrl_reinforce_targets(a, a->last_values);
+    if ((r = mrl_reinforce_update(a, a->cfg.learning_rate, &st)) != MRL_OK) return r;
+    a->iterations++;
+    if (a->cfg.curriculum) {
+      if ((r = mrl__reinforce_curriculum_step(a, env)) != MRL_OK) return r;
+      if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
+    }
+    if (progress) {
+      mrl_train_progress p;
+      memset(&p, 0, sizeof p);
+      p.algo = "reinforce";
+      p.env_id = mrl_env_id(env->envs[0]);
+      p.iteration = (int)it;
+      p.num_iterations = (int)iters;
+      p.env_steps = a->runner.env_steps;
+      p.seconds = mrl_wall_seconds() - t0;
+      p.steps_per_second =
+          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
+      p.episodes = a->runner.stats.total_episodes;
+      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
+      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
+      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
+      p.learning_rate = a->cfg.learning_rate;
+      mrl_progress_set(&p, "policy_loss", (float)st.policy_loss);
+      mrl_progress_set(&p, "value_loss", (float)st.value_loss);
+      mrl_progress_set(&p, "entropy", (float)st.entropy);
+      mrl_progress_set(&p, "grad_norm", (float)st.grad_norm);
+      mrl_progress_set(&p, "explained_variance",
+                       mrl__explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
+      if (a->cfg.curriculum) {
+        mrl_progress_set(&p, "curriculum_length", (float)a->length);
+        mrl_progress_set(&p, "level_success", mrl__reinforce_level_rate(a));
+      }
+      if (progress(&p, user)) break;
+    }
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_reinforce_act(mrl_reinforce *a, const float *obs, int n,
+                                     const float *episode_start, float *state, int greedy,
+                                     mrl_rng *rng, float *actions) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *x, *dist = NULL, *v = NULL;
+  const float *xo = obs;
+  int baseline_state = a->value_net.state_dim > 0;
+  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  if (a->cfg.normalize_obs) {
+    float *out = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
+    if (!out) return MRL_ERR_OUT_OF_MEMORY;
+    mrl_runner_normalize(&a->runner, obs, n, out);
+    xo = out;
+  }
+  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
+  /* the baseline's memory advances too, so the state record stays whole */
+  if (x)
+    mrl__reinforce_forward(a, g, x, 1, n, episode_start, state, state, &dist,
+                           baseline_state ? &v : NULL);
+  if (!dist || (baseline_state && !v))
+    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, actions, NULL);
+  mrl_policy_head_env_action(&a->policy, actions, n, actions);
+  mrl_graph_reset(g); /* fold an overflow now: later calls of this size allocate nothing */
+  return MRL_OK;
+}
+
+static mrl_result mrl__reinforce_act_fn(void *agent, const float *obs, int n,
+                                        const float *episode_start, float *state, int greedy,
+                                        mrl_rng *rng, float *actions) {
+  return mrl_reinforce_act((mrl_reinforce *)agent, obs, n, episode_start, state, greedy, rng,
+                           actions);
+}
+
+MRL_DEF mrl_result mrl_reinforce_evaluate(mrl_reinforce *a, mrl_vecenv *env, int episodes,
+                                          int greedy, mrl_episode_stats *stats) {
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || env->obs_dim != a->obs_dim || env->num_actions != a->num_actions ||
+      env->action_dim != a->env_action_dim)
+    return MRL_ERR_INVALID_ARGUMENT;
+  return mrl_evaluate(mrl__reinforce_act_fn, a, a->state_dim, env, episodes, greedy, &rng, stats);
+}
+
+/* REINFORCE's own state beyond the runner: RNG, iterations, curriculum. */
+static int mrl__reinforce_extras(const mrl_reinforce *a, mrl_checkpoint_extra *x) {
+  x[0].name = "__reinforce.rng";
+  x[0].dtype = "U64";
+  x[0].data = &a->rng;
+  x[0].count = sizeof a->rng / sizeof(uint64_t);
+  x[1].name = "__reinforce.iterations";
+  x[1].dtype = "I64";
+  x[1].data = &a->iterations;
+  x[1].count = 1;
+  x[2].name = "__reinforce.curriculum_length";
+  x[2].dtype = "I64";
+  x[2].data = &a->length;
+  x[2].count = 1;
+  x[3].name = "__reinforce.curriculum_level";
+  x[3].dtype = "I64";
+  x[3].data = &a->level;
+  x[3].count = 1;
+  x[4].name = "__reinforce.level_stats"; /* plain data of this build, as the runner's */
+  x[4].dtype = "U8";
+  x[4].data = &a->level_stats;
+  x[4].count = sizeof a->level_stats;
+  return 5;
+}
+
+MRL_DEF mrl_result mrl_reinforce_save(const mrl_reinforce *a, const char *path,
+                                      const mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[5];
+  int n = mrl__reinforce_extras(a, x);
+  mrl_reinforce_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->params, "reinforce", config, &a->runner, env, x, n);
+}
+
+MRL_DEF mrl_result mrl_reinforce_load(mrl_reinforce *a, const char *path, mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[5];
+  int n = mrl__reinforce_extras(a, x);
+  mrl_result r;
+  mrl_reinforce_config_json(&a->cfg, config, sizeof config);
+  r = mrl_agent_load(path, &a->params, "reinforce", config, &a->runner, NULL, x, n, a->error,
+                     sizeof a->error);
+  if (r != MRL_OK || !env) return r;
+  /* the saved environments ran at the saved level: rebuild env there first,
+   * with the seed the curriculum gave it, then restore them */
+  if (a->cfg.curriculum && (r = mrl__reinforce_rebuild_env(
+                                a, env, env->seed + 0x9e3779b9ULL * (uint64_t)a->level)) != MRL_OK)
+    return r;
+  return mrl_agent_load(path, &a->params, "reinforce", config, &a->runner, env, x, n, a->error,
+                        sizeof a->error);
 }
 
 #ifdef __cplusplus

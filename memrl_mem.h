@@ -8,7 +8,8 @@
  *   MEMORY CORES    one interface for every core; user cores by function table
  *   TOWERS          encoder -> core -> head, each with a slice of the state record
  *   SUM TREE        prioritised sampling in O(log n) (Schaul et al. 2016)
- *   RETURNS         return estimators over plain arrays (value rescaling, ...)
+ *   RETURNS         return estimators over plain arrays (value rescaling, K-step
+ *                   advantages, lambda-returns, ...)
  *   ROLLOUT BUFFER  on-policy steps with the initial core state, GAE
  *   REPLAY BUFFER   transitions in a ring, n-step returns, proportional prioritisation
  *   LICENCE         at the end of the file: public domain or MIT
@@ -347,6 +348,35 @@ MRL_DEF void mrl_sum_tree_sample(const mrl_sum_tree *t, int n, mrl_rng *rng, int
  * with eps = 1e-3 in the paper; h^-1(h(x)) = x. */
 MRL_DEF float mrl_value_rescale(float x, float eps);
 MRL_DEF float mrl_value_rescale_inv(float x, float eps);
+
+/* Advantage estimators over time-major [T, B] arrays. Common arguments:
+ * rewards, values, terminated, truncated [T*B] (row t*B+b; flags 0/1),
+ * final_values [T*B] (the value of the final observation where step t was
+ * truncated by a time limit; may be NULL when nothing is truncated),
+ * last_values [B] (the value of the observation after step T-1, used where
+ * step T-1 did not end the episode). A terminated episode bootstraps from 0.
+ * Outputs advantages and returns (the value targets, advantages + values)
+ * [T*B]; either may be NULL. */
+
+/* K-step bootstrapped advantages (the history-dependent baseline of
+ * recurrent policy gradients, Wierstra et al. 2010, bootstrapped after K
+ * steps as in Mnih et al. 2016):
+ *   Psi_t = sum_{l<k} gamma^l r_{t+l} + gamma^k V_{t+k} - V_t,
+ * k = min(K, steps to the end of the episode, steps to the end of the
+ * rollout); an episode end inside the window bootstraps as above. K >= 1;
+ * K >= T gives Monte-Carlo returns bootstrapped at the rollout's end. */
+MRL_DEF void mrl_returns_kstep(int T, int B, const float *rewards, const float *values,
+                               const float *terminated, const float *truncated,
+                               const float *final_values, const float *last_values, float gamma,
+                               int K, float *advantages, float *returns);
+/* lambda-returns (the forward view of eligibility traces, Sutton and Barto
+ * 2018 section 12.1): G_t = r_t + gamma ((1 - lambda) V_{t+1} + lambda G_{t+1}),
+ * cut at episode and rollout ends as above; advantages G_t - V_t (equal to
+ * GAE(lambda)'s). lambda 1: Monte-Carlo returns, lambda 0: one-step TD. */
+MRL_DEF void mrl_returns_lambda(int T, int B, const float *rewards, const float *values,
+                                const float *terminated, const float *truncated,
+                                const float *final_values, const float *last_values, float gamma,
+                                float lambda, float *advantages, float *returns);
 
 typedef struct mrl_rollout {
   int num_steps, num_envs, obs_dim, action_dim, state_dim;
@@ -2604,6 +2634,67 @@ MRL_DEF float mrl_value_rescale_inv(float x, float eps) {
     y = root * root - 1.0;
   }
   return (float)(x < 0.0f ? -y : y);
+}
+
+/* The value that follows step i = t*B+b, and whether the episode ended there
+ * (bootstrapping as documented above). */
+static float mrl__returns_next_value(int T, int B, int t, int b, const float *values,
+                                     const float *terminated, const float *truncated,
+                                     const float *final_values, const float *last_values,
+                                     int *ended) {
+  size_t i = (size_t)t * B + b;
+  *ended = terminated[i] != 0.0f || truncated[i] != 0.0f;
+  if (terminated[i] != 0.0f) return 0.0f;
+  if (truncated[i] != 0.0f) return final_values ? final_values[i] : 0.0f;
+  return t == T - 1 ? last_values[b] : values[i + B];
+}
+
+MRL_DEF void mrl_returns_kstep(int T, int B, const float *rewards, const float *values,
+                               const float *terminated, const float *truncated,
+                               const float *final_values, const float *last_values, float gamma,
+                               int K, float *advantages, float *returns) {
+  int t, b, l;
+  MRL_ASSERT(K >= 1);
+  for (b = 0; b < B; b++)
+    for (t = 0; t < T; t++) {
+      size_t i = (size_t)t * B + b;
+      double g = 0.0, disc = 1.0;
+      for (l = 0; l < K && t + l < T; l++) {
+        int ended;
+        float next = mrl__returns_next_value(T, B, t + l, b, values, terminated, truncated,
+                                             final_values, last_values, &ended);
+        g += disc * rewards[(size_t)(t + l) * B + b];
+        disc *= gamma;
+        /* the window closes at an episode end, the rollout's end or after K rewards */
+        if (ended || l == K - 1 || t + l == T - 1) {
+          g += disc * next;
+          break;
+        }
+      }
+      if (advantages) advantages[i] = (float)(g - values[i]);
+      if (returns) returns[i] = (float)g;
+    }
+}
+
+MRL_DEF void mrl_returns_lambda(int T, int B, const float *rewards, const float *values,
+                                const float *terminated, const float *truncated,
+                                const float *final_values, const float *last_values, float gamma,
+                                float lambda, float *advantages, float *returns) {
+  int t, b;
+  for (b = 0; b < B; b++) {
+    double g = 0.0; /* G_{t+1} */
+    for (t = T - 1; t >= 0; t--) {
+      size_t i = (size_t)t * B + b;
+      int ended;
+      float next = mrl__returns_next_value(T, B, t, b, values, terminated, truncated, final_values,
+                                           last_values, &ended);
+      /* at an episode or rollout end G_{t+1} is the bootstrap value itself */
+      double tail = ended || t == T - 1 ? next : (1.0 - lambda) * next + lambda * g;
+      g = rewards[i] + gamma * tail;
+      if (advantages) advantages[i] = (float)(g - values[i]);
+      if (returns) returns[i] = (float)g;
+    }
+  }
 }
 
 /* ---- rollout buffer >>rollout ---- */

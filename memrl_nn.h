@@ -364,6 +364,10 @@ MRL_DEF void mrl_linear_layer_init_bias(mrl_linear_layer *l, mrl_params *p, cons
                                         int in, int out, int bias, mrl_init init);
 MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_graph *g,
                                              mrl_tensor *x);
+/* act(l(x)) as one node for MRL_ACT_RELU / MRL_ACT_TANH (mrl_linear_relu /
+ * mrl_linear_tanh: the same bits as the two ops), l(x) for MRL_ACT_NONE. */
+MRL_DEF mrl_tensor *mrl_linear_layer_forward_act(const mrl_linear_layer *l, mrl_graph *g,
+                                                 mrl_tensor *x, mrl_activation act);
 
 /* ---- MLP: linear layers with an activation between them ----
  * Named as the nn.Sequential(Linear, act, Linear, act, ..., Linear): with an
@@ -2116,6 +2120,19 @@ MRL_DEF mrl_tensor *mrl_linear_layer_forward(const mrl_linear_layer *l, mrl_grap
                     l->bias >= 0 ? mrl_params_tensor(l->params, l->bias) : NULL);
 }
 
+MRL_DEF mrl_tensor *mrl_linear_layer_forward_act(const mrl_linear_layer *l, mrl_graph *g,
+                                                 mrl_tensor *x, mrl_activation act) {
+  mrl_tensor *w = mrl_params_tensor(l->params, l->weight);
+  mrl_tensor *b = l->bias >= 0 ? mrl_params_tensor(l->params, l->bias) : NULL;
+  switch (act) {
+  case MRL_ACT_RELU: return mrl_linear_relu(g, x, w, b);
+  case MRL_ACT_TANH: return mrl_linear_tanh(g, x, w, b);
+  case MRL_ACT_NONE: break;
+  default: mrl__check_activation("linear_layer_forward_act", act, 1, x);
+  }
+  return mrl_linear(g, x, w, b);
+}
+
 /* ---- MLP ---- >>mlp */
 
 MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_sizes,
@@ -2137,10 +2154,10 @@ MRL_DEF void mrl_mlp_init(mrl_mlp *m, mrl_params *p, const char *name, int num_s
 
 MRL_DEF mrl_tensor *mrl_mlp_forward(const mrl_mlp *m, mrl_graph *g, mrl_tensor *x) {
   int i;
-  for (i = 0; i < m->num_layers; i++) {
-    x = mrl_linear_layer_forward(&m->layers[i], g, x);
-    if (i < m->num_layers - 1 || m->activate_output) x = mrl_activate(g, x, m->activation);
-  }
+  for (i = 0; i < m->num_layers; i++)
+    x = mrl_linear_layer_forward_act(&m->layers[i], g, x,
+                                     i < m->num_layers - 1 || m->activate_output ? m->activation
+                                                                                 : MRL_ACT_NONE);
   return x;
 }
 
@@ -6480,17 +6497,18 @@ MRL_DEF mrl_tensor *mrl_transformer_block_forward(const mrl_transformer_block *b
     x = mrl_add(g, x,
                 mrl__mha_forward(&b->self_attn, g, x, mem ? mrl_detach(g, mem) : NULL, mask, 0));
     x = mrl__norm(p, g, x, b->norm1_weight, b->norm1_bias, b->eps);
-    h = mrl_linear_layer_forward(&b->linear1, g, x);
-    h = b->activation == MRL_FFN_GELU ? mrl_gelu(g, h) : mrl_relu(g, h);
+    h = b->activation == MRL_FFN_GELU
+            ? mrl_gelu(g, mrl_linear_layer_forward(&b->linear1, g, x))
+            : mrl_linear_layer_forward_act(&b->linear1, g, x, MRL_ACT_RELU);
     x = mrl_add(g, x, mrl_linear_layer_forward(&b->linear2, g, h));
     return mrl__norm(p, g, x, b->norm2_weight, b->norm2_bias, b->eps);
   }
   h = mrl__norm(p, g, x, b->norm1_weight, b->norm1_bias, b->eps);
   if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), b->norm1_weight, b->norm1_bias, b->eps);
   x = mrl_add(g, x, mrl__mha_forward(&b->self_attn, g, h, hm, mask, 0));
-  h = mrl_linear_layer_forward(&b->linear1, g,
-                               mrl__norm(p, g, x, b->norm2_weight, b->norm2_bias, b->eps));
-  h = b->activation == MRL_FFN_GELU ? mrl_gelu(g, h) : mrl_relu(g, h);
+  h = mrl__norm(p, g, x, b->norm2_weight, b->norm2_bias, b->eps);
+  h = b->activation == MRL_FFN_GELU ? mrl_gelu(g, mrl_linear_layer_forward(&b->linear1, g, h))
+                                    : mrl_linear_layer_forward_act(&b->linear1, g, h, MRL_ACT_RELU);
   return mrl_add(g, x, mrl_linear_layer_forward(&b->linear2, g, h));
 }
 
@@ -6508,24 +6526,138 @@ MRL_DEF void mrl_gru_gate_init(mrl_gru_gate *gt, mrl_params *p, const char *name
   gt->bg = mrl__param_or_none(p, name, "bg", 1, s1, mrl_init_make(MRL_INIT_CONSTANT, gate_bias));
 }
 
+/* The GRU gate's arithmetic on N rows, without a graph:
+ *   wy = W y, ux = U_rz x, r|z = sigmoid(wy_rz + ux_rz (- bg for z)),
+ *   h = tanh(wy_g + U_g (r * x)), out = x + z * (h - x).
+ * tmp holds 6*N*E floats and keeps what the backward pass reads: [0, 3NE)
+ * wy with h in place of W_g y, [3NE, 5NE) r and z, [5NE, 6NE) r * x.
+ * per_row: the U_g products one row at a time, so that each acting row's bits
+ * do not depend on how many rows are stepped together (mrl_gemm's small-batch
+ * path sums differently). */
+static void mrl__gru_gate_run(const mrl_gru_gate *gt, int N, const float *x, const float *y,
+                              float *out, float *tmp, int per_row) {
+  int E = gt->dim, i, b;
+  const float *W = mrl_params_tensor(gt->params, gt->W)->data;
+  const float *U = mrl_params_tensor(gt->params, gt->U)->data;
+  const float *bg = mrl_params_tensor(gt->params, gt->bg)->data;
+  float *wy = tmp, *ux = wy + (size_t)3 * N * E, *rx = ux + (size_t)2 * N * E;
+  memset(wy, 0, sizeof(float) * (size_t)5 * N * E);
+  mrl__xwt(N, 3 * E, E, y, E, W, E, wy, 3 * E);
+  mrl__xwt(N, 2 * E, E, x, E, U, E, ux, 2 * E);
+  for (b = 0; b < N; b++) {
+    float *w = wy + (size_t)b * 3 * E, *u = ux + (size_t)b * 2 * E;
+    for (i = 0; i < E; i++) {
+      u[i] = w[i] + u[i];                       /* r before the sigmoid */
+      u[E + i] = (w[E + i] + u[E + i]) - bg[i]; /* z */
+    }
+    mrl__sigmoid_n(u, u, 2 * E);
+    for (i = 0; i < E; i++) rx[(size_t)b * E + i] = u[i] * x[(size_t)b * E + i];
+  }
+  /* U_g (r * x) lands on W_g y */
+  if (per_row)
+    for (b = 0; b < N; b++)
+      mrl__xwt(1, E, E, rx + (size_t)b * E, E, U + (size_t)2 * E * E, E,
+               wy + (size_t)b * 3 * E + 2 * E, 3 * E);
+  else
+    mrl__xwt(N, E, E, rx, E, U + (size_t)2 * E * E, E, wy + 2 * E, 3 * E);
+  for (b = 0; b < N; b++) {
+    float *w = wy + (size_t)b * 3 * E + 2 * E, *z = ux + (size_t)b * 2 * E + E;
+    const float *xr = x + (size_t)b * E;
+    mrl__tanh_n(w, w, E);
+    for (i = 0; i < E; i++) out[(size_t)b * E + i] = xr[i] + z[i] * (w[i] - xr[i]);
+  }
+}
+
+typedef struct mrl__gru_gate_saved {
+  const mrl_gru_gate *gt;
+  mrl_tensor *x, *y;
+  float *tmp;  /* mrl__gru_gate_run's, 6*N*E */
+  float *dtmp; /* backward scratch: d(wy) [N, 3E], d(r * x) [N, E], d(ux) [N, 2E] */
+  int N;
+} mrl__gru_gate_saved;
+
+/* out = x + z (h - x): dx = dout (1 - z), dz = dout (h - x), dh = dout z;
+ * through the sigmoids and the tanh to the pre-activations, which are the
+ * rows of W y, U_rz x and U_g (r * x); then the five products. */
+static void mrl__gru_gate_backward(mrl_node *nd) {
+  const mrl__gru_gate_saved *s = (const mrl__gru_gate_saved *)(const void *)nd->extra[0];
+  const mrl_gru_gate *gt = s->gt;
+  int E = gt->dim, N = s->N, n, i;
+  mrl_tensor *W = mrl_params_tensor(gt->params, gt->W), *U = mrl_params_tensor(gt->params, gt->U);
+  mrl_tensor *bg = mrl_params_tensor(gt->params, gt->bg);
+  const float *dout = nd->out->grad, *x = s->x->data;
+  const float *wy = s->tmp, *rz = wy + (size_t)3 * N * E, *rx = rz + (size_t)2 * N * E;
+  float *dwy = s->dtmp, *drx = dwy + (size_t)3 * N * E, *dux = drx + (size_t)N * E;
+  float *dx = s->x->grad;
+  for (n = 0; n < N; n++) {
+    const float *h = wy + (size_t)n * 3 * E + 2 * E, *z = rz + (size_t)n * 2 * E + E;
+    const float *d = dout + (size_t)n * E, *xr = x + (size_t)n * E;
+    float *dw = dwy + (size_t)n * 3 * E, *du = dux + (size_t)n * 2 * E;
+    for (i = 0; i < E; i++) {
+      float dz = d[i] * (h[i] - xr[i]) * z[i] * (1.0f - z[i]);
+      dw[E + i] = dz;
+      du[E + i] = dz;
+      dw[2 * E + i] = d[i] * z[i] * (1.0f - h[i] * h[i]);
+      if (dx) dx[(size_t)n * E + i] += d[i] * (1.0f - z[i]);
+    }
+  }
+  /* d(r * x) = d(pre_g) U_g;  dU_g += d(pre_g)^T (r * x) */
+  mrl_gemm(0, 0, N, E, E, dwy + 2 * E, 3 * E, U->data + (size_t)2 * E * E, E, 0.0f, drx, E);
+  if (U->grad)
+    mrl_gemm(1, 0, E, E, N, dwy + 2 * E, 3 * E, rx, E, 1.0f, U->grad + (size_t)2 * E * E, E);
+  for (n = 0; n < N; n++) {
+    const float *r = rz + (size_t)n * 2 * E, *xr = x + (size_t)n * E, *dr = drx + (size_t)n * E;
+    float *dw = dwy + (size_t)n * 3 * E, *du = dux + (size_t)n * 2 * E;
+    for (i = 0; i < E; i++) {
+      float dpre = dr[i] * xr[i] * r[i] * (1.0f - r[i]);
+      dw[i] = dpre;
+      du[i] = dpre;
+      if (dx) dx[(size_t)n * E + i] += dr[i] * r[i];
+    }
+  }
+  if (W->grad) mrl_gemm(1, 0, 3 * E, E, N, dwy, 3 * E, s->y->data, E, 1.0f, W->grad, E);
+  if (s->y->grad) mrl_gemm(0, 0, N, E, 3 * E, dwy, 3 * E, W->data, E, 1.0f, s->y->grad, E);
+  if (U->grad) mrl_gemm(1, 0, 2 * E, E, N, dux, 2 * E, x, E, 1.0f, U->grad, E);
+  if (dx) mrl_gemm(0, 0, N, E, 2 * E, dux, 2 * E, U->data, E, 1.0f, dx, E);
+  if (bg->grad)
+    for (n = 0; n < N; n++)
+      for (i = 0; i < E; i++) bg->grad[i] -= dux[(size_t)n * 2 * E + E + i];
+}
+
 MRL_DEF mrl_tensor *mrl_gru_gate_forward(const mrl_gru_gate *gt, mrl_graph *g, mrl_tensor *x,
                                          mrl_tensor *y) {
-  int E = gt->dim;
+  int E = gt->dim, N, wants;
   mrl_tensor *W = mrl_params_tensor(gt->params, gt->W), *U = mrl_params_tensor(gt->params, gt->U);
-  mrl_tensor *wy, *ux, *r, *z, *hh;
+  mrl_tensor *bg = mrl_params_tensor(gt->params, gt->bg), *out;
+  mrl__gru_gate_saved *s;
+  mrl_node *nd;
+  float *tmp;
   if (!x || !y) return NULL;
   MRL_SHAPE_CHECK(mrl_tensor_same_shape(x, y) && mrl_tensor_cols(x) == E, "gru_gate",
                   "x and y must have the same shape [..., dim]", x, y);
-  wy = mrl_linear(g, y, W, NULL);                            /* [..., 3E]: W_r y, W_z y, W_g y */
-  ux = mrl_linear(g, x, mrl_slice(g, U, 0, 0, 2 * E), NULL); /* [..., 2E]: U_r x, U_z x */
-  r = mrl_sigmoid(g, mrl_add(g, mrl_slice(g, wy, -1, 0, E), mrl_slice(g, ux, -1, 0, E)));
-  z = mrl_sigmoid(
-      g, mrl_sub(g, mrl_add(g, mrl_slice(g, wy, -1, E, 2 * E), mrl_slice(g, ux, -1, E, 2 * E)),
-                 mrl_params_tensor(gt->params, gt->bg)));
-  hh =
-      mrl_tanh(g, mrl_add(g, mrl_slice(g, wy, -1, 2 * E, 3 * E),
-                          mrl_linear(g, mrl_mul(g, r, x), mrl_slice(g, U, 0, 2 * E, 3 * E), NULL)));
-  return mrl_add(g, x, mrl_mul(g, z, mrl_sub(g, hh, x))); /* (1 - z) x + z h */
+  N = (int)(x->size / (size_t)E);
+  wants = mrl_graph_wants_grad(g, x, y) || mrl_graph_wants_grad(g, W, U) ||
+          mrl_graph_wants_grad(g, bg, NULL);
+  out = mrl_op_output(g, x->ndim, x->shape, wants);
+  tmp = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)6 * N * E);
+  if (!out || !tmp) return NULL;
+  mrl__gru_gate_run(gt, N, x->data, y->data, out->data, tmp, 0);
+  MRL__FINITE("gru_gate", out, x, y);
+  if (!wants) return out;
+  if ((nd = mrl_graph_record(g, "gru_gate", mrl__gru_gate_backward, out)) != NULL) {
+    s = (mrl__gru_gate_saved *)mrl_graph_alloc(g, sizeof *s);
+    if (!s || !(s->dtmp = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)6 * N * E))) {
+      g->tape = nd->prev;
+      return NULL;
+    }
+    s->gt = gt;
+    s->x = x;
+    s->y = y;
+    s->tmp = tmp;
+    s->N = N;
+    nd->extra[0] = (mrl_tensor *)(void *)s;
+  }
+  return out;
 }
 
 MRL_DEF void mrl_gtrxl_layer_init(mrl_gtrxl_layer *l, mrl_params *p, const char *name,
@@ -6558,10 +6690,10 @@ MRL_DEF mrl_tensor *mrl_gtrxl_layer_forward(const mrl_gtrxl_layer *l, mrl_graph 
   if (mem) hm = mrl__norm(p, g, mrl_detach(g, mem), l->norm1_weight, l->norm1_bias, 1e-5f);
   y = mrl_gru_gate_forward(&l->gate1, g, x,
                            mrl_relu(g, mrl__rel_mha_forward(&l->attn, g, h, hm, mask, 0)));
-  f = mrl_relu(g, mrl_linear_layer_forward(
-                      &l->linear1, g, mrl__norm(p, g, y, l->norm2_weight, l->norm2_bias, 1e-5f)));
-  f = mrl_linear_layer_forward(&l->linear2, g, f);
-  return mrl_gru_gate_forward(&l->gate2, g, y, mrl_relu(g, f));
+  f = mrl_linear_layer_forward_act(
+      &l->linear1, g, mrl__norm(p, g, y, l->norm2_weight, l->norm2_bias, 1e-5f), MRL_ACT_RELU);
+  f = mrl_linear_layer_forward_act(&l->linear2, g, f, MRL_ACT_RELU);
+  return mrl_gru_gate_forward(&l->gate2, g, y, f);
 }
 
 MRL_DEF mrl_gtrxl_config mrl_gtrxl_config_default(void) {
@@ -6740,39 +6872,6 @@ static float mrl__gtrxl_softmax_exp(float *x, int n, float mx) {
   return sum;
 }
 
-/* mrl_gru_gate_forward's arithmetic on B rows without a graph or slices:
- * out = x + z * (h - x). tmp holds 6*B*E floats. */
-static void mrl__gtrxl_gate(const mrl_gru_gate *gt, int B, const float *x, const float *y,
-                            float *out, float *tmp) {
-  int E = gt->dim, i, b;
-  const float *W = mrl_params_tensor(gt->params, gt->W)->data;
-  const float *U = mrl_params_tensor(gt->params, gt->U)->data;
-  const float *bg = mrl_params_tensor(gt->params, gt->bg)->data;
-  float *wy = tmp, *ux = wy + (size_t)3 * B * E, *rz = ux + (size_t)2 * B * E;
-  memset(wy, 0, sizeof(float) * (size_t)5 * B * E);
-  mrl__xwt(B, 3 * E, E, y, E, W, E, wy, 3 * E);
-  mrl__xwt(B, 2 * E, E, x, E, U, E, ux, 2 * E);
-  for (b = 0; b < B; b++) {
-    float *w = wy + (size_t)b * 3 * E, *u = ux + (size_t)b * 2 * E;
-    for (i = 0; i < E; i++) {
-      u[i] = w[i] + u[i];                       /* r before the sigmoid */
-      u[E + i] = (w[E + i] + u[E + i]) - bg[i]; /* z */
-    }
-    mrl__sigmoid_n(u, u, 2 * E);
-    for (i = 0; i < E; i++) rz[(size_t)b * E + i] = u[i] * x[(size_t)b * E + i];
-  }
-  /* U_g (r * x) lands on W_g y */
-  for (b = 0; b < B; b++)
-    mrl__xwt(1, E, E, rz + (size_t)b * E, E, U + (size_t)2 * E * E, E,
-             wy + (size_t)b * 3 * E + 2 * E, 3 * E);
-  for (b = 0; b < B; b++) {
-    float *w = wy + (size_t)b * 3 * E + 2 * E, *z = ux + (size_t)b * 2 * E + E;
-    const float *xr = x + (size_t)b * E;
-    mrl__tanh_n(w, w, E);
-    for (i = 0; i < E; i++) out[(size_t)b * E + i] = xr[i] + z[i] * (w[i] - xr[i]);
-  }
-}
-
 /* The cached step: T = 1, no graph recorded. */
 static mrl_tensor *mrl__gtrxl_step(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor *x, int B,
                                    const float *episode_start, const float *state_in,
@@ -6878,7 +6977,7 @@ static mrl_tensor *mrl__gtrxl_step(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor 
     y = mrl_relu(g, mrl_linear(g, ctx, mrl_params_tensor(p, ly->attn.out_proj_weight), bo));
     gated = mrl_tensor_new2(g, B, E, 0);
     if (!y || !gated) return NULL;
-    mrl__gtrxl_gate(&ly->gate1, B, h->data, y->data, gated->data, gtmp);
+    mrl__gru_gate_run(&ly->gate1, B, h->data, y->data, gated->data, gtmp, 1);
     y = gated;
     f = mrl_relu(
         g, mrl_linear_layer_forward(&ly->linear1, g,
@@ -6886,7 +6985,7 @@ static mrl_tensor *mrl__gtrxl_step(const mrl_gtrxl *m, mrl_graph *g, mrl_tensor 
     f = mrl_relu(g, mrl_linear_layer_forward(&ly->linear2, g, f));
     h = mrl_tensor_new2(g, B, E, 0);
     if (!f || !h) return NULL;
-    mrl__gtrxl_gate(&ly->gate2, B, y->data, f->data, h->data, gtmp);
+    mrl__gru_gate_run(&ly->gate2, B, y->data, f->data, h->data, gtmp, 1);
   }
   for (b = 0; b < B; b++) st[(size_t)b * S] = (float)(nv[b] + 1 < M ? nv[b] + 1 : M);
   return h;

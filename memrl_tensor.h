@@ -76,7 +76,8 @@
  *
  * OPS (all take the graph first; shapes in brackets; axes may be negative)
  *   matmul      mrl_matmul [M,K]x[K,N], mrl_matmul_nt [M,K]x[N,K]^T, mrl_matmul_tn [K,M]^T x[K,N]
- *   linear      mrl_linear x[M,K], W[N,K], b[N] or NULL -> x W^T + b   (fused; a W of up
+ *   linear      mrl_linear x[M,K], W[N,K], b[N] or NULL -> x W^T + b   (fused, also with
+ *               the activation: mrl_linear_relu, mrl_linear_tanh; a W of up
  *               to 64K floats runs as cache-resident dot products, no packing, so a
  *               batch of one is cheap and each row's bits are independent of M)
  *   elementwise mrl_add, mrl_sub, mrl_mul, mrl_div, mrl_minimum, mrl_maximum (NumPy
@@ -414,6 +415,11 @@ MRL_DEF mrl_tensor *mrl_matmul(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_matmul_nt(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_matmul_tn(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b);
+/* relu(x W^T + b) and tanh(x W^T + b) as one node: the same values and
+ * gradients, bit for bit, as mrl_relu / mrl_tanh of mrl_linear, without the
+ * pre-activation tensor, its zeroed gradient and a pass over each. */
+MRL_DEF mrl_tensor *mrl_linear_relu(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b);
+MRL_DEF mrl_tensor *mrl_linear_tanh(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_add(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_sub(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
 MRL_DEF mrl_tensor *mrl_mul(mrl_graph *g, mrl_tensor *a, mrl_tensor *b);
@@ -2394,9 +2400,46 @@ static void mrl__tanh_n(const float *x, float *y, int n) {
 
 /* ---- linear: y = x Wᵀ + b ---- >>linear_op */
 
+/* o[i] = x[i] > 0 ? x[i] : 0 (o may be x); branch-free lanes, same bits:
+ * -0 and NaN give +0 on every path. */
+static void mrl__relu_n(const float *x, float *o, size_t n) {
+  size_t i = 0;
+#ifdef MRL__HAVE_F4
+  for (; i + 4 <= n; i += 4) {
+    const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+    mrl__f4 v;
+    memcpy(&v, x + i, sizeof v);
+    v = mrl__select4(v > zero, v, zero);
+    memcpy(o + i, &v, sizeof v);
+  }
+#endif
+  for (; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
 static void mrl__linear_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
   int m = mrl_tensor_rows(x), k = mrl_tensor_cols(x), n = w->shape[0], i, j;
+  if (nd->i[0]) { /* linear_relu / linear_tanh: y->grad becomes the pre-activation's */
+    float *gy = y->grad;
+    const float *o = y->data;
+    size_t e, size = y->size;
+    /* After this node nothing reads y's gradient, so it is rewritten in place
+     * with the arithmetic of mrl__unary_backward on a zeroed gradient (0 + ...). */
+    e = 0;
+#ifdef MRL__HAVE_F4 /* branch-free lanes: a scalar branch mispredicts on mixed signs */
+    for (; e + 4 <= size; e += 4) {
+      const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+      mrl__f4 vg, vo;
+      memcpy(&vg, gy + e, sizeof vg);
+      memcpy(&vo, o + e, sizeof vo);
+      vg = nd->i[0] == 1 ? zero + mrl__select4(vo > zero, vg, zero) : zero + vg * (1.0f - vo * vo);
+      memcpy(gy + e, &vg, sizeof vg);
+    }
+#endif
+    for (; e < size; e++)
+      gy[e] =
+          nd->i[0] == 1 ? 0.0f + (o[e] > 0.0f ? gy[e] : 0.0f) : 0.0f + gy[e] * (1.0f - o[e] * o[e]);
+  }
   if (x->grad) mrl_gemm(0, 0, m, k, n, y->grad, n, w->data, k, 1.0f, x->grad, k);
   if (w->grad) mrl_gemm(1, 0, n, k, m, y->grad, n, x->data, k, 1.0f, w->grad, k);
   if (b && b->grad)
@@ -2416,17 +2459,19 @@ static void mrl__linear_backward(mrl_node *nd) {
     }
 }
 
-MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b) {
+/* act: 0 none, 1 relu, 2 tanh */
+static mrl_tensor *mrl__linear_act(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b,
+                                   int act, const char *op) {
   int m, k, n, i, shape[MRL_MAX_DIMS];
   mrl_tensor *y;
   mrl_node *nd;
   if (!x || !w) return NULL;
-  MRL_SHAPE_CHECK(w->ndim == 2 && mrl_tensor_cols(x) == w->shape[1], "linear",
+  MRL_SHAPE_CHECK(w->ndim == 2 && mrl_tensor_cols(x) == w->shape[1], op,
                   "x's last dimension must equal W's columns (W is [out,in])", x, w);
   m = mrl_tensor_rows(x);
   k = mrl_tensor_cols(x);
   n = w->shape[0];
-  if (b) MRL_SHAPE_CHECK(b->size == n, "linear", "bias length must equal W's rows", b, w);
+  if (b) MRL_SHAPE_CHECK(b->size == n, op, "bias length must equal W's rows", b, w);
   for (i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
   shape[x->ndim - 1] = n;
   y = mrl_op_output(g, x->ndim, shape,
@@ -2439,13 +2484,26 @@ MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_t
       memset(y->data + (size_t)i * n, 0, sizeof(float) * (size_t)n);
   }
   mrl__xwt(m, n, k, x->data, k, w->data, k, y->data, n);
-  MRL__FINITE("linear", y, x, w);
-  if ((nd = mrl_graph_record(g, "linear", mrl__linear_backward, y)) != NULL) {
+  if (act == 1) mrl__relu_n(y->data, y->data, y->size);
+  if (act == 2) mrl__tanh_n(y->data, y->data, (int)y->size);
+  MRL__FINITE(op, y, x, w);
+  if ((nd = mrl_graph_record(g, op, mrl__linear_backward, y)) != NULL) {
     nd->in[0] = x;
     nd->in[1] = w;
     nd->in[2] = b;
+    nd->i[0] = act;
   }
   return y;
+}
+
+MRL_DEF mrl_tensor *mrl_linear(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b) {
+  return mrl__linear_act(g, x, w, b, 0, "linear");
+}
+MRL_DEF mrl_tensor *mrl_linear_relu(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b) {
+  return mrl__linear_act(g, x, w, b, 1, "linear_relu");
+}
+MRL_DEF mrl_tensor *mrl_linear_tanh(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mrl_tensor *b) {
+  return mrl__linear_act(g, x, w, b, 2, "linear_tanh");
 }
 
 /* ---- unary ops ---- >>unary
@@ -2622,18 +2680,7 @@ static mrl_tensor *mrl__unary(mrl_graph *g, mrl_tensor *a, int kind, float p0, f
     break;
   case MRL__TANH: mrl__tanh_n(x, o, n); break;
   case MRL__SIGMOID: mrl__sigmoid_n(x, o, n); break;
-  case MRL__RELU: i = 0;
-#ifdef MRL__HAVE_F4 /* branch-free lanes, same bits: -0 and NaN give +0 as below */
-    for (; i + 4 <= n; i += 4) {
-      const mrl__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
-      mrl__f4 v;
-      memcpy(&v, x + i, sizeof v);
-      v = mrl__select4(v > zero, v, zero);
-      memcpy(o + i, &v, sizeof v);
-    }
-#endif
-    for (; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
-    break;
+  case MRL__RELU: mrl__relu_n(x, o, (size_t)n); break;
   case MRL__CLAMP:
     for (i = 0; i < n; i++) o[i] = x[i] < p0 ? p0 : (x[i] > p1 ? p1 : x[i]);
     break;

@@ -2303,8 +2303,58 @@ static void test_rng(void) {
   MRL_CHECK(differ, "rng: different seeds gave the same stream");
 }
 
+/* mrl_linear_relu / mrl_linear_tanh equal mrl_relu / mrl_tanh of mrl_linear bit
+ * for bit: outputs and the gradients of x, W and b, with exact zeros, negative
+ * pre-activations and a 3-D input; without a bias too. */
+static void test_linear_act_fused(void) {
+  int act, with_bias, shape[3] = {3, 5, 7};
+  for (act = 0; act < 2; act++)
+    for (with_bias = 0; with_bias < 2; with_bias++) {
+      mrl_graph g[2];
+      mrl_tensor *x[2], *w[2], *b[2], *y[2];
+      mrl_rng rng = mrl_rng_make(42);
+      float xd[105], wd[6 * 7], bd[6];
+      int k, r, same = 1;
+      for (k = 0; k < 105; k++) xd[k] = mrl_rng_uniform(&rng) * 2.0f - 1.0f;
+      for (k = 0; k < 42; k++) wd[k] = mrl_rng_uniform(&rng) * 2.0f - 1.0f;
+      for (k = 0; k < 6; k++) bd[k] = mrl_rng_uniform(&rng) - 0.5f;
+      for (k = 0; k < 7; k++) xd[k] = 0.0f; /* a row of zeros: pre-activation = bias */
+      bd[2] = 0.0f;
+      for (r = 0; r < 2; r++) {
+        mrl_graph_init(&g[r], 1 << 16);
+        x[r] = mrl_tensor_new(&g[r], 3, shape, 1);
+        memcpy(x[r]->data, xd, sizeof xd);
+        w[r] = mrl_tensor_new2(&g[r], 6, 7, 1);
+        memcpy(w[r]->data, wd, sizeof wd);
+        b[r] = with_bias ? mrl_tensor_new2(&g[r], 1, 6, 1) : NULL;
+        if (b[r]) memcpy(b[r]->data, bd, sizeof bd);
+        if (r == 0)
+          y[r] = act ? mrl_tanh(&g[r], mrl_linear(&g[r], x[r], w[r], b[r]))
+                     : mrl_relu(&g[r], mrl_linear(&g[r], x[r], w[r], b[r]));
+        else
+          y[r] = act ? mrl_linear_tanh(&g[r], x[r], w[r], b[r])
+                     : mrl_linear_relu(&g[r], x[r], w[r], b[r]);
+        /* a loss that weighs every output differently, and uses y twice */
+        mrl_backward(&g[r],
+                     mrl_sum(&g[r], mrl_mul(&g[r], y[r],
+                                            mrl_add(&g[r], y[r],
+                                                    mrl_add_scalar(&g[r], mrl_square(&g[r], y[r]),
+                                                                   0.25f)))));
+      }
+      same = memcmp(y[0]->data, y[1]->data, sizeof(float) * y[0]->size) == 0 &&
+             memcmp(x[0]->grad, x[1]->grad, sizeof xd) == 0 &&
+             memcmp(w[0]->grad, w[1]->grad, sizeof wd) == 0 &&
+             (!with_bias || memcmp(b[0]->grad, b[1]->grad, sizeof bd) == 0);
+      MRL_CHECK(same, "linear_%s (bias %d): not bitwise the composed ops", act ? "tanh" : "relu",
+                with_bias);
+      mrl_graph_free(&g[0]);
+      mrl_graph_free(&g[1]);
+    }
+}
+
 int main(void) {
   test_gradcheck_ops();
+  test_linear_act_fused();
   test_gradcheck_general();
   test_detach();
   test_forward_values();

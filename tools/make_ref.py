@@ -32,6 +32,9 @@ It (re)writes these files under tests/ref/:
     dqn_update.txt  one DQN update (double Q, n-step discounts, importance
               weights), a dueling one and a C51 one (projection and loss) on
               fixed data (make_dqn_update).
+    reinforce_update.txt  one REINFORCE update with LSTM policy and baseline
+              memories, K-step advantages and truncated BPTT
+              (make_reinforce_update).
 
 File format (one tensor per line, single spaces):
 
@@ -1295,6 +1298,7 @@ def main():
     print("wrote", make_dnc())
     print("wrote", make_hcam_ftw())
     print("wrote", make_attention_fused())
+    print("wrote", make_reinforce_update())
     print("wrote", make_dqn_update())
 
 
@@ -3097,6 +3101,149 @@ def make_hcam_ftw():
     for k, v in P.items():
         dump(f, "ftw_grad." + k, v.grad)
     dump(f, "ftw_gx", x.grad.reshape(T * B, D))
+    f.close()
+    return path
+
+
+# ---------------------------------------------------------------------------
+# REINFORCE with recurrent policy and baseline (tests/test_reinforce.c)
+# ---------------------------------------------------------------------------
+
+def make_reinforce_update():
+    """One REINFORCE update (memrl_algos.h >>reinforce) on a fixed rollout of
+    T = 6 steps x B = 3 environments: a policy tower and a baseline tower,
+    each an encoder (one tanh layer of 5) and its OWN LSTM of 4 units (the
+    memories m^pi and m^V), a categorical head over 3 actions, a linear
+    baseline. Targets: K-step bootstrapped advantages with K = 2, gamma 0.9,
+    Psi_t = sum_{l<k} gamma^l r_{t+l} + gamma^k V_{t+k} - V_t (k cut at an
+    episode end: 0 after a termination, the final observation's value after a
+    truncation, last_values at the rollout's end), returns Psi_t + V_t. The
+    update replays the rollout from the stored states with truncated BPTT
+    over pieces of 4 steps (the state entering the second piece detached),
+    loss = -mean(logp Psi) - 0.01 mean(entropy) + 0.5 * 0.5 mean((V - R)^2),
+    clip_grad_norm_ 1, Adam lr 1e-3 eps 1e-5. Names: p<k> parameters in
+    memrl's declaration order, the rollout, advantages, returns, losses,
+    g<k> clipped gradients, u<k> parameters after Adam.
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture("reinforce_update.txt", "one REINFORCE update on fixed data")
+    T, B, O, E, H, A = 6, 3, 2, 5, 4, 3
+    K, gamma, L, lr, ent_coef, vf_coef = 2, 0.9, 4, 1e-3, 0.01, 0.5
+    params = []
+
+    def new(*shape, scale=0.5):
+        t = (torch.randn(*shape) * scale).requires_grad_()
+        params.append(t)
+        return t
+
+    towers = []
+    for _ in range(2):  # policy (m^pi), then baseline (m^V)
+        towers.append([new(E, O), new(E), new(4 * H, E), new(4 * H, H),
+                       new(4 * H, scale=0.1), new(4 * H, scale=0.1)])
+    head = [new(A, H, scale=0.5), new(A, scale=0.1)]
+    value = [new(1, H), new(1, scale=0.1)]
+    obs = torch.randn(T, B, O)
+    starts = torch.zeros(T, B)
+    starts[0, :] = torch.tensor([1.0, 0.0, 0.0])
+    terminated = torch.zeros(T, B)
+    truncated = torch.zeros(T, B)
+    terminated[1, 0] = 1.0
+    starts[2, 0] = 1.0
+    truncated[3, 1] = 1.0
+    starts[4, 1] = 1.0
+    terminated[4, 2] = 1.0
+    starts[5, 2] = 1.0
+    state0 = torch.randn(B, 4 * H) * 0.3
+
+    def tower(tw, k, t0, n, h, c):
+        x = torch.tanh(obs[t0:t0 + n].reshape(n * B, O) @ tw[0].t() + tw[1])
+        ys = []
+        for t in range(n):
+            keep = (1.0 - starts[t0 + t]).unsqueeze(1)
+            h, c = h * keep, c * keep
+            gates = x[t * B:(t + 1) * B] @ tw[2].t() + tw[4] + h @ tw[3].t() + tw[5]
+            i, fg, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(fg) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            ys.append(h)
+        return torch.cat(ys), h, c
+
+    def forward(bptt):
+        hs = [state0[:, 0:H], state0[:, 2 * H:3 * H]]
+        cs = [state0[:, H:2 * H], state0[:, 3 * H:4 * H]]
+        outs, vals = [], []
+        for t0 in range(0, T, bptt):
+            n = min(bptt, T - t0)
+            # truncated BPTT: the state entering a piece carries no gradient
+            hs = [h.detach() for h in hs]
+            cs = [c.detach() for c in cs]
+            yp, hs[0], cs[0] = tower(towers[0], 0, t0, n, hs[0], cs[0])
+            yv, hs[1], cs[1] = tower(towers[1], 1, t0, n, hs[1], cs[1])
+            outs.append(yp @ head[0].t() + head[1])
+            vals.append((yv @ value[0].t() + value[1]).reshape(n * B))
+        return torch.cat(outs), torch.cat(vals)
+
+    with torch.no_grad():
+        logits, v_now = forward(T)
+        d = torch.distributions.Categorical(logits=logits)
+        actions = d.sample()
+        values = v_now + 0.1 * torch.randn(T * B)  # the stored values drive the targets
+    rewards = torch.randn(T, B)
+    final_values = torch.randn(T, B) * truncated
+    last_values = torch.randn(B)
+    # K-step advantages, transcribed from the sum
+    V = values.reshape(T, B)
+    adv = torch.zeros(T, B)
+    for b in range(B):
+        for t in range(T):
+            g, disc = 0.0, 1.0
+            for l in range(K):
+                j = t + l
+                g += disc * float(rewards[j, b])
+                disc *= gamma
+                if terminated[j, b] > 0:
+                    break
+                if truncated[j, b] > 0:
+                    g += disc * float(final_values[j, b])
+                    break
+                if j == T - 1:
+                    g += disc * float(last_values[b])
+                    break
+                if l == K - 1:
+                    g += disc * float(V[j + 1, b])
+            adv[t, b] = g - float(V[t, b])
+    returns = adv + V
+    for k, t in enumerate(params):
+        dump(f, "p%d" % k, t)
+    dump(f, "obs", obs.reshape(T * B, O))
+    dump(f, "actions", actions.float())
+    for name, t in (("values", values), ("rewards", rewards), ("terminated", terminated),
+                    ("truncated", truncated), ("final_values", final_values),
+                    ("episode_starts", starts)):
+        dump(f, name, t.reshape(T * B))
+    dump(f, "initial_state", state0.reshape(-1))
+    dump(f, "last_values", last_values)
+    dump(f, "advantages", adv.reshape(-1))
+    dump(f, "returns", returns.reshape(-1))
+    logits, new_v = forward(L)
+    d = torch.distributions.Categorical(logits=logits)
+    logp = d.log_prob(actions)
+    pg_loss = -(logp * adv.reshape(-1)).mean()
+    ent = d.entropy().mean()
+    v_loss = 0.5 * ((new_v - returns.reshape(-1)) ** 2).mean()
+    loss = pg_loss - ent_coef * ent + vf_coef * v_loss
+    opt = torch.optim.Adam(params, lr=lr, eps=1e-5)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    for name, t in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", ent),
+                    ("loss", loss)):
+        dump(f, name, t)
+    for k, t in enumerate(params):
+        dump(f, "g%d" % k, t.grad)
+    opt.step()
+    for k, t in enumerate(params):
+        dump(f, "u%d" % k, t)
     f.close()
     return path
 
