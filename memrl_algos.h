@@ -662,7 +662,10 @@ MRL_DEF mrl_result mrl_dqn_evaluate(mrl_dqn *agent, mrl_vecenv *env, int episode
                                     mrl_episode_stats *stats);
 /* The whole agent in one safetensors file: parameters with Adam state, the
  * target network, the runner, RNG, counters, config, the vector env's
- * snapshot when env is given, and with save_replay the replay buffer. */
+ * snapshot when env is given, and with save_replay the replay buffer (then a
+ * resumed run equals the uninterrupted one bitwise; without it a loaded
+ * agent keeps the buffer it has, empty when fresh, and samples from what it
+ * collects from then on). */
 MRL_DEF mrl_result mrl_dqn_save(const mrl_dqn *agent, const char *path, const mrl_vecenv *env);
 MRL_DEF mrl_result mrl_dqn_load(mrl_dqn *agent, const char *path, mrl_vecenv *env);
 MRL_DEF int mrl_dqn_config_json(const mrl_dqn_config *cfg, char *buf, size_t size);
