@@ -15,8 +15,8 @@ WARN = -Wall -Wextra
 SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
-UNIT_TESTS = test_tensor test_tensor_ndebug test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_cores test_envs test_envs_tasks test_envs_popgym test_envs_dr test_envs_snapshot test_algos test_heads test_ppo_update test_toolkit test_torch_names test_shared test_reinforce test_replay test_dqn
-LEARNING_TESTS = test_learning test_learning_memory test_learning_reinforce test_learning_dqn
+UNIT_TESTS = test_tensor test_tensor_ndebug test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_cores test_envs test_envs_tasks test_envs_popgym test_envs_dr test_envs_snapshot test_algos test_heads test_ppo_update test_toolkit test_torch_names test_shared test_reinforce test_jvp test_trpo test_a2c test_replay test_dqn
+LEARNING_TESTS = test_learning test_learning_memory test_learning_reinforce test_learning_trpo test_learning_a2c test_learning_dqn
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
 .PHONY: all demo test unit learning bench format format-check clean fuzz memory-bench \
@@ -35,6 +35,11 @@ build/test_%: tests/test_%.c $(HEADERS) tests/test.h tests/ref_loader.h
 build/san_%: tests/%.c $(HEADERS) tests/test.h tests/ref_loader.h
 	@mkdir -p build
 	$(CC) $(SAN) $(WARN) -o $@ $< -lm
+
+# A3C's learning test runs two actor-learner threads (MRL_THREADS).
+build/test_learning_a2c: tests/test_learning_a2c.c $(HEADERS) tests/test.h
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(WARN) -DMRL_THREADS -pthread -o $@ $< -lm
 
 # test_tensor_ndebug is test_tensor.c again, built with NDEBUG.
 build/test_tensor_ndebug build/san_test_tensor_ndebug: tests/test_tensor.c

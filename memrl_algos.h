@@ -11,7 +11,8 @@
  *   SHARED PARTS           progress and logs, observation normaliser, runner,
  *                          minibatches, update guard, Q-values (epsilon-greedy,
  *                          Q-learning targets), evaluation, agent
- *                          checkpoints, SVG plots, threads
+ *                          checkpoints, SVG plots, threads, the actor-critic
+ *                          network (PPO, A2C, A3C)
  *   PPO                    clipped-surrogate PPO, discrete or continuous
  *                          actions, feedforward, recurrent or a user's core
  *   DQN                    DQN with double Q, dueling, n-step, prioritised
@@ -19,12 +20,18 @@
  *   REINFORCE              Williams' likelihood-ratio gradient with recurrent policy and
  *                          baseline memories (Wierstra et al.), K-step or lambda-return
  *                          advantages, truncated BPTT, a sequence-length curriculum
+ *   A2C                    synchronous advantage actor-critic (SB3's defaults),
+ *                          any core, discrete or continuous actions
+ *   A3C                    asynchronous actor-learner threads with lock-free
+ *                          updates and shared RMSProp (Mnih et al. 2016)
+ *   TRPO                   trust-region natural-gradient steps with exact
+ *                          Fisher-vector products (forward mode), any core
  *   LICENCE                at the end of the file: public domain or MIT
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
- *     shared plot threads progress runner agent_checkpoint minibatch q_values evaluate ppo dqn
- *     reinforce
+ *     shared plot threads progress runner agent_checkpoint minibatch q_values evaluate
+ *     actor_critic ppo dqn reinforce a2c a3c trpo
  *
  *
  * ENABLING
@@ -70,7 +77,10 @@
  *     networks     mrl_tower (memrl_mem.h): encoder -> core -> head, each tower
  *                  owning a slice of the per-environment state record
  *     policy       mrl_policy_head (memrl_nn.h): act (no graph) / evaluate
- *                  (log-prob, entropy) / rsample for every action space
+ *                  (log-prob, entropy) / rsample for every action space;
+ *                  mrl_actor_critic: SB3's ActorCriticPolicy (actor and critic
+ *                  towers, policy head, value layer) with its rollout + GAE,
+ *                  act and value, shared by PPO, A2C and A3C
  *     experience   mrl_runner: the vector env with core states, episode
  *                  starts, normalisers, statistics and final observations;
  *                  mrl_rollout (memrl_mem.h) and its GAE
@@ -265,7 +275,9 @@ typedef struct mrl_runner {
   mrl_obs_normalizer obs_norm, return_norm;
   double *returns; /* [B] discounted return so far (reward normalisation) */
   mrl_episode_stats stats;
-  long long env_steps; /* environment steps taken (vector steps x B) */
+  mrl_episode_stats *also_stats; /* NULL, or statistics that also get every finished episode
+                                    (e.g. REINFORCE's window at the current curriculum level) */
+  long long env_steps;           /* environment steps taken (vector steps x B) */
   int started;
 } mrl_runner;
 
@@ -282,6 +294,12 @@ MRL_DEF mrl_result mrl_runner_step(mrl_runner *r, mrl_vecenv *env, const float *
 /* The training normaliser applied to n raw observations, without updating it
  * (a copy when observations are not normalised). */
 MRL_DEF void mrl_runner_normalize(const mrl_runner *r, const float *obs, int n, float *out);
+/* A progress report's common figures from a runner: algo, env's id, steps,
+ * wall seconds since t0 and the rate of the steps taken since steps0,
+ * episodes, mean return, length and success of the recent episodes; the
+ * rest (iteration, learning rate, metrics) zero, for the agent to fill. */
+MRL_DEF void mrl_runner_progress(mrl_train_progress *p, const char *algo, const mrl_vecenv *env,
+                                 const mrl_runner *r, long long steps0, double t0);
 /* ---- minibatches ----
  * Which rollout rows (t * B + b) each minibatch of an update holds: by rows
  * (a shuffled permutation of all T*B rows cut into num_minibatches pieces,
@@ -377,6 +395,64 @@ MRL_DEF mrl_result mrl_agent_load(const char *path, mrl_params *p, const char *a
                                   const char *config_json, mrl_runner *r, mrl_vecenv *env,
                                   const mrl_checkpoint_extra *extras, int num_extras, char *error,
                                   size_t error_size);
+
+/* ---- actor-critic network (PPO, A2C, A3C) ----
+ * Stable-Baselines3's ActorCriticPolicy and CleanRL's Agent: an actor tower
+ * (mrl_tower: encoder -> core -> head) feeding the policy head of the action
+ * space, and a critic tower (none with shared_torso: the value reads the
+ * actor's features) feeding a linear value layer. The agent owns the pieces
+ * (in its struct) and sets the pointers; these functions build and run them.
+ * Per-environment state records: the actor's slice first, then the critic's. */
+typedef struct mrl_actor_critic {
+  mrl_tower *actor, *critic; /* critic: unused with shared_torso */
+  mrl_policy_head *policy;
+  mrl_linear_layer *value;
+  int shared_torso;
+  int state_dim; /* set by init */
+} mrl_actor_critic;
+typedef struct mrl_actor_critic_config {
+  mrl_tower_config net; /* both towers */
+  int orthogonal_init;  /* 1: CleanRL's layer_init (sqrt 2 hidden, 0.01 policy, 1 value; orthogonal
+                           LSTM weights) for what net leaves at MRL_INIT_DEFAULT */
+  int shared_torso;
+  int squash_actions; /* box actions: 0 Gaussian (clipped when sent), 1 tanh-squashed */
+  float log_std_init; /* box actions */
+} mrl_actor_critic_config;
+/* Declares actor.*, critic.*, actor.out.* and critic.out.* in p and finalises p with seed.
+ * who prefixes the messages written to error (e.g. "mrl_ppo_init"). */
+MRL_DEF mrl_result mrl_actor_critic_init(mrl_actor_critic *ac, mrl_params *p,
+                                         const mrl_actor_critic_config *cfg, const mrl_vecenv *env,
+                                         uint64_t seed, const char *who, char *error,
+                                         size_t error_size);
+/* Distribution parameters [T*B, P] and values [T*B] of observations x [T*B, obs], arguments
+ * as mrl_tower_forward (state records of ac->state_dim floats). dist, values or aux may be NULL
+ * (not computed; a critic with its own recurrent state still needs values to advance it); aux:
+ * the cores' auxiliary losses (mrl_tower_forward_aux), mean over steps, both towers, or NULL. */
+MRL_DEF void mrl_actor_critic_forward(const mrl_actor_critic *ac, mrl_graph *g, mrl_tensor *x,
+                                      int T, int B, const float *starts, const float *state_in,
+                                      float *state_out, mrl_tensor **dist, mrl_tensor **values,
+                                      mrl_tensor **aux);
+/* One rollout of ro->num_steps vector steps (actions sampled with rng, values, log-probs,
+ * rewards, flags, the value of a truncated episode's final observation, the initial core
+ * states), then GAE(gamma, lambda) into ro->advantages and ro->returns. g is a no-grad graph;
+ * step_actions [B * env action floats] and last_values [B] are scratch. On failure error
+ * says why, prefixed by algo. */
+MRL_DEF mrl_result mrl_actor_critic_collect(const mrl_actor_critic *ac, mrl_graph *g,
+                                            mrl_runner *run, mrl_vecenv *env, mrl_rollout *ro,
+                                            mrl_rng *rng, float *step_actions, float *last_values,
+                                            float gamma, float gae_lambda, const char *algo,
+                                            char *error, size_t error_size);
+/* Deployment (the agents' _act): actions [n, env floats] for raw observations, normalised with
+ * norm's statistics when norm is not NULL; state advanced; no heap allocation once g is warm. */
+MRL_DEF mrl_result mrl_actor_critic_act(const mrl_actor_critic *ac, mrl_graph *g,
+                                        const mrl_runner *norm, const float *obs, int n,
+                                        const float *episode_start, float *state, int greedy,
+                                        mrl_rng *rng, float *actions);
+/* Value estimates [n], as act; the state is not advanced. */
+MRL_DEF mrl_result mrl_actor_critic_value(const mrl_actor_critic *ac, mrl_graph *g,
+                                          const mrl_runner *norm, const float *obs, int n,
+                                          const float *episode_start, const float *state,
+                                          float *values);
 
 /* ======================================================================
  * PPO
@@ -790,6 +866,342 @@ MRL_DEF mrl_result mrl_reinforce_save(const mrl_reinforce *agent, const char *pa
                                       const mrl_vecenv *env);
 MRL_DEF mrl_result mrl_reinforce_load(mrl_reinforce *agent, const char *path, mrl_vecenv *env);
 MRL_DEF int mrl_reinforce_config_json(const mrl_reinforce_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * A2C
+ * Synchronous advantage actor-critic: the synchronous, batched form of
+ * Mnih et al. (2016)'s A3C (OpenAI Baselines' A2C, Wu et al. 2017). Defaults
+ * and details follow Stable-Baselines3's A2C with its MlpPolicy: n_steps 5
+ * per environment, one gradient step per rollout on all of it, RMSprop in
+ * torch's form (eps outside the root) with lr 7e-4 (constant), alpha 0.99,
+ * eps 1e-5, gamma 0.99, gae_lambda 1 (plain n-step returns bootstrapped from
+ * V), ent_coef 0, vf_coef 0.5, global gradient clipping at 0.5, advantages
+ * not normalised; separate actor and critic networks {64, 64} tanh,
+ * orthogonal initialisation (sqrt 2 hidden, 0.01 policy, 1 value), box
+ * actions a Gaussian with a state-independent log-std (log_std_init 0)
+ * clipped when sent. The loss is SB3's:
+ *   policy_loss = -mean(A_t log pi(a_t|s_t)),  value_loss = mean((R_t - V(s_t))^2),
+ *   entropy_loss = -mean(H[pi(.|s_t)])   (the one-sample -log p for a tanh-squashed Gaussian),
+ *   loss = policy_loss + ent_coef entropy_loss + vf_coef value_loss.
+ * rl-baselines3-zoo's CartPole-v1: 8 environments, 5e5 steps, ent_coef 0.
+ * Recurrent A2C (no SB3 counterpart; as recurrent PPO here): the whole
+ * rollout is one batch of num_envs sequences of num_steps, replayed from
+ * the core state stored at its start with the state zeroed where an
+ * episode starts (truncated BPTT over num_steps).
+ * Deviations from SB3 as in PPO's section: a time-limit truncation
+ * bootstraps from the value of the final observation in the GAE (SB3 adds
+ * gamma V(final) to the reward: the same targets); optional observation and
+ * reward normalisation (off); an update whose loss or gradient is not
+ * finite is not applied (MRL_ERR_NON_FINITE). Progress is reported every
+ * log_interval updates (SB3's log_interval 100) and after the last.
+ * Value normalisation (PopArt) enters at one place: the value targets of
+ * mrl__a2c_gradient (marked there).
+ * ====================================================================== */
+
+typedef struct mrl_a2c_config {
+  uint64_t seed;         /* 1 */
+  int num_steps;         /* 5: rollout length per environment (SB3 n_steps) */
+  float learning_rate;   /* 7e-4 */
+  int anneal_lr;         /* 0: constant (SB3); 1: linear decay to 0 */
+  long long total_steps; /* 0: an annealed rate spans each train call; > 0: the agent's life */
+  float gamma;           /* 0.99 */
+  float gae_lambda;      /* 1.0 */
+  int norm_adv;          /* 0 (SB3 normalize_advantage) */
+  float ent_coef;        /* 0.0 */
+  float vf_coef;         /* 0.5 */
+  float max_grad_norm;   /* 0.5; <= 0: no clipping */
+  float rms_alpha;       /* 0.99: RMSprop's smoothing constant */
+  float rms_eps;         /* 1e-5: added to the root (torch's form) */
+  int log_interval;      /* 100: updates between progress reports */
+  mrl_tower_config net;  /* encoder {64, 64} tanh, no core, no head */
+  int orthogonal_init;   /* 1 (SB3 ortho_init) */
+  int shared_torso;      /* 0: separate actor and critic networks */
+  int normalize_obs;     /* 0 */
+  int normalize_reward;  /* 0 */
+  int squash_actions;    /* box actions: 0 Gaussian, clipped when sent; 1 tanh-squashed */
+  float log_std_init;    /* box actions: 0 */
+} mrl_a2c_config;
+
+MRL_DEF mrl_a2c_config mrl_a2c_config_default(void);
+
+typedef struct mrl_a2c_update_stats {
+  float loss, policy_loss, value_loss, entropy;
+} mrl_a2c_update_stats;
+
+typedef struct mrl_a2c {
+  mrl_a2c_config cfg;
+  int obs_dim, num_envs;
+  int num_actions;         /* discrete: n; box: 0 */
+  int env_action_dim;      /* floats per action sent to the environment */
+  int raw_dim;             /* floats per action stored in the rollout */
+  int state_dim;           /* recurrent floats per environment: actor's, then critic's */
+  mrl_params params;       /* values, gradients; RMSprop's mean square in moment2 */
+  mrl_tower actor, critic; /* the critic tower is empty with shared_torso */
+  mrl_policy_head policy;
+  mrl_linear_layer value;
+  mrl_graph graph;     /* training */
+  mrl_graph act_graph; /* acting and collecting */
+  mrl_runner runner;
+  mrl_rollout rollout;
+  mrl_rng rng;
+  long long iterations;                    /* updates since the agent was created */
+  float *step_actions, *step_values, *adv; /* [B * env_action_dim], [B], [T*B] scratch */
+  char error[MRL_ERROR_SIZE];
+} mrl_a2c;
+
+/* Builds the agent for env's spaces; a config that does not fit returns
+ * MRL_ERR_INVALID_ARGUMENT and error names the field and value. */
+MRL_DEF mrl_result mrl_a2c_init(mrl_a2c *agent, const mrl_a2c_config *cfg, const mrl_vecenv *env);
+MRL_DEF void mrl_a2c_free(mrl_a2c *agent);
+/* Trains for env_steps environment steps, rounded down to whole updates of
+ * num_envs * num_steps; the vector env must be the one given to init. */
+MRL_DEF mrl_result mrl_a2c_train(mrl_a2c *agent, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user);
+/* One update (one RMSprop step) on what agent->rollout holds, advantages and
+ * returns included; train calls it once per rollout, tests on fixed data.
+ * A non-finite loss or gradient leaves the agent unchanged and returns
+ * MRL_ERR_NON_FINITE. stats may be NULL. */
+MRL_DEF mrl_result mrl_a2c_update(mrl_a2c *agent, float learning_rate, mrl_a2c_update_stats *stats);
+MRL_DEF int mrl_a2c_state_dim(const mrl_a2c *agent);
+/* Deployment, as mrl_ppo_act: no gradients, no heap allocation once warm. */
+MRL_DEF mrl_result mrl_a2c_act(mrl_a2c *agent, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions);
+MRL_DEF mrl_result mrl_a2c_value(mrl_a2c *agent, const float *obs, int n,
+                                 const float *episode_start, const float *state, float *values);
+MRL_DEF mrl_result mrl_a2c_evaluate(mrl_a2c *agent, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats);
+/* The whole agent (parameters, RMSprop state, runner, RNG, counters, config;
+ * with env its snapshot): a loaded agent continues bitwise. */
+MRL_DEF mrl_result mrl_a2c_save(const mrl_a2c *agent, const char *path, const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_a2c_load(mrl_a2c *agent, const char *path, mrl_vecenv *env);
+MRL_DEF int mrl_a2c_config_json(const mrl_a2c_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * A3C
+ * Mnih, Badia, Mirza, Graves, Lillicrap, Harley, Silver, Kavukcuoglu (2016),
+ * "Asynchronous Methods for Deep Reinforcement Learning", Algorithm S3.
+ * num_threads actor-learners, each with its own environments (a contiguous
+ * slice of the vector env: num_envs / num_threads each), its own core states
+ * and its own copy theta' of the parameters. Each repeats: theta' <- theta;
+ * t_max (5) steps; n-step returns bootstrapped from V (0 at a terminal
+ * state); the actor-critic gradient of the segment (A2C's loss, below) on
+ * theta'; then, without any lock (Hogwild!, Recht et al. 2011), the shared
+ * RMSProp of the paper on the shared theta with shared statistics g:
+ *   g = alpha g + (1 - alpha) d^2,   theta = theta - lr d / sqrt(g + eps)
+ * with alpha 0.99 and eps 0.1 (the paper's values; eps inside the root), the
+ * learning rate annealed linearly to 0 over the run, counted in the steps
+ * of all threads (the paper's global counter T), entropy bonus beta 0.01,
+ * gamma 0.99. The threads (MRL_THREADS, mrl_thread) run log_interval
+ * updates each between progress reports.
+ * Deviations: a segment always has t_max steps per environment, crossing
+ * episode ends (returns and the gradient are cut there, as in A2C; the
+ * paper ends the segment at a terminal state); losses are means over the
+ * segment's steps (as SB3's A2C) rather than sums (the same as a learning
+ * rate t_max x envs smaller); value loss vf_coef (0.5) x mean (R - V)^2;
+ * optional gradient clipping (max_grad_norm, 0: off as in the paper); a
+ * time-limit truncation bootstraps from the final observation's value; the
+ * learning rate default 7e-4 (the paper samples it per run from
+ * LogUniform(1e-4, 1e-2)).
+ * What a run reproduces: with num_threads 1 (or without MRL_THREADS, where
+ * more than one thread is refused) everything is sequential and a seed
+ * gives the same bits every time. With N > 1 threads each thread's
+ * environments, seeds and random streams are fixed, but when its reads of
+ * theta and its writes interleave with the other threads' depends on the
+ * scheduler, so parameters, trajectories and returns differ from run to run
+ * (only their statistics are reproducible); the lock-free updates race on
+ * purpose (Hogwild!), so a thread sanitiser reports them. Checkpoints hold
+ * the shared parameters, the RMSProp statistics and the counters: a loaded
+ * agent trains on with new episodes.
+ * ====================================================================== */
+
+typedef struct mrl_a3c_config {
+  uint64_t seed;         /* 1 */
+  int num_threads;       /* 1; > 1 needs MRL_THREADS */
+  int t_max;             /* 5 */
+  float learning_rate;   /* 7e-4 */
+  int anneal_lr;         /* 1: linear decay to 0 (paper) */
+  long long total_steps; /* 0: the annealing spans each train call; > 0: the agent's life */
+  float gamma;           /* 0.99 */
+  float ent_coef;        /* 0.01 (the paper's beta) */
+  float vf_coef;         /* 0.5 */
+  float max_grad_norm;   /* 0: no clipping (paper) */
+  float rms_alpha;       /* 0.99 */
+  float rms_eps;         /* 0.1, inside the root */
+  int log_interval;      /* 100: updates of each thread between progress reports */
+  mrl_tower_config net;  /* encoder {64, 64} tanh, no core, no head */
+  int orthogonal_init;   /* 1 */
+  int shared_torso;      /* 0 */
+  int squash_actions;    /* box actions: 0 Gaussian, clipped when sent; 1 tanh-squashed */
+  float log_std_init;    /* box actions: 0 */
+} mrl_a3c_config;
+
+MRL_DEF mrl_a3c_config mrl_a3c_config_default(void);
+
+typedef struct mrl_a3c {
+  mrl_a3c_config cfg;
+  mrl_a2c global;    /* theta and the shared statistics g (global.params.moment2); acting,
+                        evaluation and checkpoints use it */
+  mrl_a2c *workers;  /* [num_threads]: theta', environments, core states, rollout, RNG */
+  mrl_vecenv *views; /* [num_threads]: each worker's slice of the vector env */
+  void *jobs;        /* [num_threads] per-thread work orders */
+  long long updates; /* shared-parameter updates since the agent was created */
+  char error[MRL_ERROR_SIZE];
+} mrl_a3c;
+
+/* env's num_envs must be a multiple of num_threads; its environments are
+ * shared out (it must outlive the agent and stay the one given to train). */
+MRL_DEF mrl_result mrl_a3c_init(mrl_a3c *agent, const mrl_a3c_config *cfg, mrl_vecenv *env);
+MRL_DEF void mrl_a3c_free(mrl_a3c *agent);
+/* Trains for env_steps steps (all threads together), rounded down to whole
+ * updates of every thread. */
+MRL_DEF mrl_result mrl_a3c_train(mrl_a3c *agent, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user);
+MRL_DEF int mrl_a3c_state_dim(const mrl_a3c *agent);
+MRL_DEF mrl_result mrl_a3c_act(mrl_a3c *agent, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions);
+MRL_DEF mrl_result mrl_a3c_evaluate(mrl_a3c *agent, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats);
+MRL_DEF mrl_result mrl_a3c_save(const mrl_a3c *agent, const char *path);
+MRL_DEF mrl_result mrl_a3c_load(mrl_a3c *agent, const char *path);
+MRL_DEF int mrl_a3c_config_json(const mrl_a3c_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * TRPO
+ * Schulman, Levine, Moritz, Jordan, Abbeel (2015), "Trust Region Policy
+ * Optimization": maximise the surrogate L(theta) = mean(A ratio) subject to
+ * mean KL(pi_theta || pi_old) <= target_kl, by one natural-gradient step
+ * per rollout: the search direction x solves (F + cg_damping I) x = g by
+ * conjugate gradient (g = grad L, F = the Fisher matrix, the Hessian of the
+ * mean KL at theta_old), the step is x sqrt(2 target_kl / x^T (F + damping) x),
+ * and a backtracking line search shrinks it until the KL constraint holds
+ * and the surrogate improves (else the policy is left unchanged). A
+ * separate value network is fitted afterwards by Adam on the mean squared
+ * error to the GAE returns. Defaults: Stable-Baselines3-contrib's TRPO
+ * (n_steps 2048, batch_size 128, lr 1e-3, target_kl 0.01, cg_max_steps 15,
+ * cg_damping 0.1, line_search_shrinking_factor 0.8, line_search_max_iter
+ * 10, n_critic_updates 10, gae_lambda 0.95, advantages normalised) with
+ * SB3's actor-critic network (separate tanh MLPs {64, 64}, orthogonal
+ * initialisation, Adam eps 1e-5). rl-baselines3-zoo's CartPole-v1 settings
+ * (2 envs, n_steps 512, batch_size 512, cg_damping 0.001, gae_lambda 0.98,
+ * n_critic_updates 20, 100k steps) are what tests/test_learning_trpo.c uses.
+ * Fisher-vector products are EXACT: F v = J^T M J v, J the Jacobian of the
+ * distribution parameters (logits, or mean and log-std) over the rollout,
+ * J v by forward-mode differentiation of the recorded tape (mrl_graph_jvp,
+ * memrl_tensor.h; the fused LSTM/GRU/Elman rules in memrl_nn.h), J^T by the
+ * ordinary backward pass, M the Fisher of the action distribution in its
+ * own parameters (categorical: diag(p) - p p^T on the logits; diagonal
+ * Gaussian: 1/sigma^2 on the mean, 2 on the log-std), averaged over rows.
+ * Forward mode was chosen over double backward because the tape's backward
+ * functions write floats, not ops: a second-order tape would have to
+ * re-record every op's backward; tangents need one rule per op and reuse
+ * the saved activations. One product costs a forward pass with its tangent
+ * pass, then a second forward pass and a backward pass (the first tape's
+ * gradient buffers hold tangents), all over the whole rollout. Recurrent
+ * policies work unchanged: the whole rollout is one [T, B] sequence from
+ * the core state stored at its start, so J v runs through time. A core
+ * whose ops have no rule (attention, the DNC, ...) stops the update with
+ * MRL_ERR_INVALID_ARGUMENT and an error naming the op.
+ * A time-limit truncation is bootstrapped from the value of its final
+ * observation, as SB3 and PPO here do. Deviations from SB3-contrib: the
+ * critic's minibatches leave a remainder out (SB3 keeps a short last batch): batch_size should
+ * divide num_steps * num_envs; recurrent critics train on whole environment sequences
+ * (SB3-contrib's TRPO has no recurrent policy); continuous actions use the Gaussian with a
+ * state-independent log-std (no tanh squash); SB3's sub_sampling_factor (1 by default) and gSDE are
+ * not offered.
+ * ====================================================================== */
+
+typedef struct mrl_trpo_config {
+  uint64_t seed;                      /* 1 */
+  int num_steps;                      /* 2048: rollout length per environment (n_steps) */
+  float learning_rate;                /* 1e-3: the value function's Adam */
+  float gamma;                        /* 0.99 */
+  float gae_lambda;                   /* 0.95 */
+  int batch_size;                     /* 128: the value function's minibatch (rows) */
+  int n_critic_updates;               /* 10: epochs of the value function per rollout */
+  float target_kl;                    /* 0.01: the trust region, mean KL(new || old) */
+  int cg_max_steps;                   /* 15 */
+  float cg_damping;                   /* 0.1: F + damping I */
+  float line_search_shrinking_factor; /* 0.8 */
+  int line_search_max_iter;           /* 10 */
+  int normalize_advantage;            /* 1 */
+  float adam_eps;                     /* 1e-5 (SB3's policies) */
+  mrl_tower_config net; /* actor and critic towers: encoder {64, 64} tanh, no core, no head */
+  int orthogonal_init;  /* 1: gains sqrt 2 hidden, 0.01 policy, 1 value (SB3 ortho_init) */
+  int normalize_obs;    /* 0 */
+  int normalize_reward; /* 0 */
+  float log_std_init;   /* box actions: 0 */
+} mrl_trpo_config;
+
+MRL_DEF mrl_trpo_config mrl_trpo_config_default(void);
+
+typedef struct mrl_trpo_update_stats {
+  float policy_objective;  /* mean(A ratio) before the step */
+  float new_objective;     /* after the accepted step (= policy_objective when refused) */
+  float kl;                /* mean KL(new || old) of the accepted step, 0 when refused */
+  float step_size;         /* sqrt(2 target_kl / x^T (F + damping) x) */
+  float line_search_coeff; /* the accepted shrink factor power, 0 when refused */
+  int line_search_iters;   /* candidates tried */
+  int line_search_success; /* 0: the policy was left as it was */
+  int cg_iters;            /* conjugate-gradient steps taken */
+  float value_loss;        /* mean over the critic's minibatch steps */
+} mrl_trpo_update_stats;
+
+typedef struct mrl_trpo {
+  mrl_trpo_config cfg;
+  int obs_dim, num_envs, num_actions, env_action_dim, raw_dim, param_dim;
+  int state_dim;      /* recurrent floats per environment: actor's, then critic's */
+  mrl_params params;  /* the policy's tensors first (policy_size floats), then the critic's */
+  size_t policy_size; /* floats of the actor tower and policy head */
+  mrl_tower actor, critic;
+  mrl_policy_head policy;
+  mrl_linear_layer value;
+  mrl_graph graph, act_graph;
+  mrl_runner runner;
+  mrl_rollout rollout;
+  mrl_minibatches minibatches;
+  mrl_update_backup backup; /* the agent before the running update */
+  mrl_rng rng;
+  long long iterations;
+  float *search_dir;                          /* [policy_size] the last update's CG solution x */
+  float *grad, *theta0, *cg_r, *cg_p, *cg_ap; /* [policy_size] update scratch */
+  float *old_dist; /* [T*B, param_dim] the rollout's distributions under theta_old */
+  float *fisher_u; /* [T*B, param_dim] M J v of a Fisher-vector product */
+  float *adv;      /* [T*B] the (normalised) advantages of the update */
+  float *step_raw, *step_actions, *step_values;
+  float *mb_obs, *mb_starts, *mb_state, *mb_ret; /* critic minibatch scratch */
+  char error[MRL_ERROR_SIZE];
+} mrl_trpo;
+
+/* Builds the agent for env's spaces (discrete: categorical; box: Gaussian).
+ * A config that does not fit returns MRL_ERR_INVALID_ARGUMENT, error names it. */
+MRL_DEF mrl_result mrl_trpo_init(mrl_trpo *agent, const mrl_trpo_config *cfg,
+                                 const mrl_vecenv *env);
+MRL_DEF void mrl_trpo_free(mrl_trpo *agent);
+/* Trains for env_steps environment steps (whole rollouts of num_envs * num_steps). */
+MRL_DEF mrl_result mrl_trpo_train(mrl_trpo *agent, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user);
+/* One update (natural-gradient policy step, then the value function) on what
+ * agent->rollout holds, advantages and returns included. stats may be NULL.
+ * An update that fails (a non-finite gradient or loss: MRL_ERR_NON_FINITE; a
+ * core without forward-mode rules: MRL_ERR_INVALID_ARGUMENT) is undone
+ * whole (parameters, moments, RNG) and error says why. */
+MRL_DEF mrl_result mrl_trpo_update(mrl_trpo *agent, mrl_trpo_update_stats *stats);
+/* out = F v (no damping), F the Hessian of the mean KL over agent->rollout at
+ * the current policy. v and out [policy_size] are laid out as the store's
+ * buffers (params.values[0 .. policy_size): each policy tensor at its offset,
+ * the 16-float alignment gaps between tensors ignored in v and 0 in out).
+ * Exact: forward mode (mrl_graph_jvp) for J v, then the backward pass. */
+MRL_DEF mrl_result mrl_trpo_fisher_vector_product(mrl_trpo *agent, const float *v, float *out);
+MRL_DEF int mrl_trpo_state_dim(const mrl_trpo *agent);
+/* Deployment, PPO's conventions: no gradients, no heap allocation once warm. */
+MRL_DEF mrl_result mrl_trpo_act(mrl_trpo *agent, const float *obs, int n,
+                                const float *episode_start, float *state, int greedy, mrl_rng *rng,
+                                float *actions);
+MRL_DEF mrl_result mrl_trpo_evaluate(mrl_trpo *agent, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats);
+MRL_DEF mrl_result mrl_trpo_save(const mrl_trpo *agent, const char *path, const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_trpo_load(mrl_trpo *agent, const char *path, mrl_vecenv *env);
+MRL_DEF int mrl_trpo_config_json(const mrl_trpo_config *cfg, char *buf, size_t size);
 
 #ifdef __cplusplus
 }
@@ -1601,6 +2013,20 @@ MRL_DEF mrl_result mrl_runner_init(mrl_runner *r, const mrl_vecenv *env, int sta
   return MRL_OK;
 }
 
+MRL_DEF void mrl_runner_progress(mrl_train_progress *p, const char *algo, const mrl_vecenv *env,
+                                 const mrl_runner *r, long long steps0, double t0) {
+  memset(p, 0, sizeof *p);
+  p->algo = algo;
+  p->env_id = mrl_env_id(env->envs[0]);
+  p->env_steps = r->env_steps;
+  p->seconds = mrl_wall_seconds() - t0;
+  p->steps_per_second = p->seconds > 0.0 ? (double)(r->env_steps - steps0) / p->seconds : 0.0;
+  p->episodes = r->stats.total_episodes;
+  p->mean_return = mrl_episode_stats_mean_return(&r->stats);
+  p->mean_length = mrl_episode_stats_mean_length(&r->stats);
+  p->success_rate = mrl_episode_stats_success_rate(&r->stats);
+}
+
 MRL_DEF void mrl_runner_free(mrl_runner *r) {
   MRL_FREE(r->obs);
   MRL_FREE(r->final_obs);
@@ -1657,6 +2083,7 @@ MRL_DEF mrl_result mrl_runner_step(mrl_runner *r, mrl_vecenv *env, const float *
   if (!r->started) return MRL_ERR_NOT_RESET;
   if ((res = mrl_vecenv_step(env, actions)) != MRL_OK) return res;
   mrl_episode_stats_add_vecenv(&r->stats, env);
+  if (r->also_stats) mrl_episode_stats_add_vecenv(r->also_stats, env);
   if (r->cfg.normalize_reward) {
     /* SB3 VecNormalize: each environment's discounted return feeds running
      * statistics; rewards are divided by their std (no mean subtracted) */
@@ -2142,6 +2569,224 @@ out:
   return r;
 }
 
+/* ---- actor-critic network >>actor_critic ---- */
+
+/* Policy head for the environment's action space: categorical for discrete
+ * actions, else a Gaussian (clipped when sent) or tanh-squashed Gaussian. */
+static mrl_result mrl__actor_critic_policy_init(mrl_policy_head *h, mrl_params *p,
+                                                const mrl_actor_critic_config *c,
+                                                const mrl_vecenv *env, int in_features) {
+  mrl_policy_head_config pc;
+  const mrl_env *e = env->envs[0];
+  if (env->num_actions > 0) {
+    pc = mrl_policy_head_config_default(MRL_POLICY_CATEGORICAL);
+    pc.num_actions = env->num_actions;
+  } else {
+    pc = mrl_policy_head_config_default(c->squash_actions ? MRL_POLICY_TANH_GAUSSIAN
+                                                          : MRL_POLICY_GAUSSIAN);
+    pc.action_dim = env->action_dim;
+    pc.action_low = mrl_env_action_low(e);
+    pc.action_high = mrl_env_action_high(e);
+    pc.log_std_init = c->log_std_init;
+  }
+  pc.init = c->orthogonal_init ? mrl_init_orthogonal(0.01f) : mrl_init_default();
+  return mrl_policy_head_init(h, p, "actor.out", in_features, &pc);
+}
+
+MRL_DEF mrl_result mrl_actor_critic_init(mrl_actor_critic *ac, mrl_params *p,
+                                         const mrl_actor_critic_config *cfg, const mrl_vecenv *env,
+                                         uint64_t seed, const char *who, char *error,
+                                         size_t error_size) {
+  mrl_tower_config net;
+  mrl_result r;
+  ac->shared_torso = cfg->shared_torso;
+  ac->state_dim = 0;
+  /* CleanRL's layer_init is orthogonal(sqrt 2) with zero biases for hidden
+   * layers, orthogonal(1) for its LSTM */
+  net = cfg->net;
+  if (cfg->orthogonal_init) {
+    if (net.init.kind == MRL_INIT_DEFAULT) net.init = mrl_init_orthogonal(sqrtf(2.0f));
+    if (net.core.init.kind == MRL_INIT_DEFAULT) net.core.init = mrl_init_orthogonal(1.0f);
+  }
+  if ((r = mrl_tower_init(ac->actor, p, "actor", env->obs_dim, &net, 0, error, error_size)) !=
+      MRL_OK)
+    return r;
+  if (!cfg->shared_torso && (r = mrl_tower_init(ac->critic, p, "critic", env->obs_dim, &net,
+                                                ac->actor->state_dim, error, error_size)) != MRL_OK)
+    return r;
+  if ((r = mrl__actor_critic_policy_init(ac->policy, p, cfg, env, ac->actor->output_dim)) !=
+      MRL_OK) {
+    mrl__say(error, error_size,
+             "%s: no policy head fits the action space (%d actions of %d floats)", who,
+             env->num_actions, env->action_dim);
+    return r;
+  }
+  mrl_linear_layer_init(ac->value, p, "critic.out",
+                        cfg->shared_torso ? ac->actor->output_dim : ac->critic->output_dim, 1,
+                        cfg->orthogonal_init ? mrl_init_orthogonal(1.0f) : mrl_init_default());
+  if ((r = mrl_params_finalize(p, seed)) != MRL_OK) {
+    mrl__say(error, error_size, "%s: %s", who, p->message);
+    return r;
+  }
+  ac->state_dim = ac->actor->state_dim + (cfg->shared_torso ? 0 : ac->critic->state_dim);
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_actor_critic_forward(const mrl_actor_critic *ac, mrl_graph *g, mrl_tensor *x,
+                                      int T, int B, const float *starts, const float *state_in,
+                                      float *state_out, mrl_tensor **dist, mrl_tensor **values,
+                                      mrl_tensor **aux) {
+  int S = ac->state_dim, shape[1];
+  mrl_tensor *aa = NULL, *acr = NULL, *fc;
+  mrl_tensor *fa = mrl_tower_forward_aux(ac->actor, g, x, T, B, starts, state_in, state_out, S,
+                                         aux ? &aa : NULL);
+  if (dist) *dist = mrl_policy_head_forward(ac->policy, g, fa);
+  if (values) {
+    fc = ac->shared_torso ? fa
+                          : mrl_tower_forward_aux(ac->critic, g, x, T, B, starts, state_in,
+                                                  state_out, S, aux ? &acr : NULL);
+    shape[0] = T * B;
+    *values = mrl_reshape(g, mrl_linear_layer_forward(ac->value, g, fc), 1, shape);
+  }
+  if (aux) /* the cores' auxiliary losses (FTW's KL), mean over steps, both towers */
+    *aux = aa && acr ? mrl_add(g, mrl_mean(g, aa), mrl_mean(g, acr))
+           : aa      ? mrl_mean(g, aa)
+           : acr     ? mrl_mean(g, acr)
+                     : NULL;
+}
+
+MRL_DEF mrl_result mrl_actor_critic_collect(const mrl_actor_critic *ac, mrl_graph *g,
+                                            mrl_runner *run, mrl_vecenv *env, mrl_rollout *ro,
+                                            mrl_rng *rng, float *step_actions, float *last_values,
+                                            float gamma, float gae_lambda, const char *algo,
+                                            char *error, size_t error_size) {
+  int T = ro->num_steps, B = ro->num_envs, O = ro->obs_dim, R = ro->action_dim, S = ac->state_dim;
+  int t, b;
+  mrl_result r;
+  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
+  for (t = 0; t < T; t++) {
+    size_t row = (size_t)t * B;
+    mrl_tensor *x, *dist = NULL, *values = NULL;
+    mrl_graph_reset(g);
+    mrl_graph_set_no_grad(g, 1);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x)
+      mrl_actor_critic_forward(ac, g, x, 1, B, run->episode_start, run->state, run->state, &dist,
+                               &values, NULL);
+    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
+    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
+    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
+    mrl_policy_head_act(ac->policy, dist->data, B, 0, rng, NULL, ro->actions + row * R,
+                        ro->log_probs + row);
+    mrl_policy_head_env_action(ac->policy, ro->actions + row * R, B, step_actions);
+    if ((r = mrl_runner_step(run, env, step_actions)) != MRL_OK) {
+      mrl__say(error, error_size, "%s: %s", algo,
+               env->error[0] ? env->error : mrl_result_string(r));
+      return r;
+    }
+    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
+    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
+    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
+    /* bootstrap a truncation from V(final observation), with the critic
+     * state that has seen the episode so far */
+    for (b = 0; b < B; b++) {
+      ro->final_values[row + b] = 0.0f;
+      if (run->truncated[b] != 0.0f) {
+        mrl_tensor *xf, *vf = NULL;
+        float zero = 0.0f;
+        mrl_graph_reset(g);
+        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
+        if (xf)
+          mrl_actor_critic_forward(ac, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL,
+                                   &vf, NULL);
+        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
+        ro->final_values[row + b] = vf->data[0];
+      }
+    }
+  }
+  { /* value of the observation after the last step, state not advanced */
+    mrl_tensor *x, *values = NULL;
+    mrl_graph_reset(g);
+    x = mrl_tensor_from2(g, run->obs, B, O);
+    if (x)
+      mrl_actor_critic_forward(ac, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values,
+                               NULL);
+    if (!values) return MRL_ERR_OUT_OF_MEMORY;
+    memcpy(last_values, values->data, sizeof(float) * (size_t)B);
+  }
+  mrl_rollout_compute_gae(ro, last_values, gamma, gae_lambda);
+  return MRL_OK;
+}
+
+/* Deployment's observations: normalised with the training statistics into
+ * the arena when asked, else the caller's array itself. */
+static const float *mrl__actor_critic_obs(const mrl_runner *norm, mrl_graph *g, const float *obs,
+                                          int n) {
+  float *out;
+  if (!norm) return obs;
+  out = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * norm->obs_dim);
+  if (out) mrl_runner_normalize(norm, obs, n, out);
+  return out;
+}
+
+MRL_DEF mrl_result mrl_actor_critic_act(const mrl_actor_critic *ac, mrl_graph *g,
+                                        const mrl_runner *norm, const float *obs, int n,
+                                        const float *episode_start, float *state, int greedy,
+                                        mrl_rng *rng, float *actions) {
+  mrl_tensor *x, *dist = NULL, *v = NULL;
+  const float *xo;
+  int critic_state = !ac->shared_torso && ac->critic->state_dim > 0;
+  int obs_dim = ac->actor->input_dim;
+  if (n < 1 || !obs || !actions || (ac->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  if (!(xo = mrl__actor_critic_obs(norm, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
+  x = mrl_tensor_from2(g, xo, n, obs_dim);
+  /* a critic with its own recurrent state runs too, so that state advances */
+  if (x)
+    mrl_actor_critic_forward(ac, g, x, 1, n, episode_start, state, state, &dist,
+                             critic_state ? &v : NULL, NULL);
+  if (!dist || (critic_state && !v))
+    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  /* raw actions straight into actions, then mapped in place to what is sent */
+  mrl_policy_head_act(ac->policy, dist->data, n, greedy, rng, NULL, actions, NULL);
+  mrl_policy_head_env_action(ac->policy, actions, n, actions);
+  /* fold an overflow into the arena now: later calls of this size allocate nothing */
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_actor_critic_value(const mrl_actor_critic *ac, mrl_graph *g,
+                                          const mrl_runner *norm, const float *obs, int n,
+                                          const float *episode_start, const float *state,
+                                          float *values) {
+  mrl_tensor *x, *v = NULL;
+  const float *xo;
+  if (n < 1 || !obs || !values || (ac->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  if (!(xo = mrl__actor_critic_obs(norm, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
+  x = mrl_tensor_from2(g, xo, n, ac->actor->input_dim);
+  if (x) mrl_actor_critic_forward(ac, g, x, 1, n, episode_start, state, NULL, NULL, &v, NULL);
+  if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  memcpy(values, v->data, sizeof(float) * (size_t)n);
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+/* A tower config's parts as JSON text: enc[96] and head[96] the layer sizes ("64,64"), core[1024]
+ * the core's config (what every actor-critic agent's config JSON embeds). */
+static void mrl__tower_config_json(const mrl_tower_config *n, char *enc, char *head, char *core) {
+  int i, k = 0;
+  enc[0] = head[0] = '\0';
+  mrl_core_config_json(&n->core, core, 1024);
+  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(enc + k, 96 - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
+  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(head + k, 96 - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+}
+
 /* ---- PPO >>ppo ---- */
 
 MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
@@ -2178,13 +2823,8 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
 
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96] = "", head[96] = "", f[11][24], core[1024];
-  int i, k = 0;
-  mrl_core_config_json(&n->core, core, sizeof core);
-  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
-    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
-  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
-    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  char enc[96], head[96], f[11][24], core[1024];
+  mrl__tower_config_json(n, enc, head, core);
   return snprintf(
       buf, size,
       "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%s,\"anneal_lr\":%d,"
@@ -2261,28 +2901,21 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
   return 0;
 }
 
-/* Policy head for the environment's action space: categorical for discrete
- * actions, else a Gaussian (clipped when sent) or tanh-squashed Gaussian. */
-static mrl_result mrl__ppo_policy_init(mrl_ppo *a, const mrl_vecenv *env, int in_features) {
-  mrl_policy_head_config pc;
-  const mrl_env *e = env->envs[0];
-  if (env->num_actions > 0) {
-    pc = mrl_policy_head_config_default(MRL_POLICY_CATEGORICAL);
-    pc.num_actions = env->num_actions;
-  } else {
-    pc = mrl_policy_head_config_default(a->cfg.squash_actions ? MRL_POLICY_TANH_GAUSSIAN
-                                                              : MRL_POLICY_GAUSSIAN);
-    pc.action_dim = env->action_dim;
-    pc.action_low = mrl_env_action_low(e);
-    pc.action_high = mrl_env_action_high(e);
-    pc.log_std_init = a->cfg.log_std_init;
-  }
-  pc.init = a->cfg.orthogonal_init ? mrl_init_orthogonal(0.01f) : mrl_init_default();
-  return mrl_policy_head_init(&a->policy, &a->params, "actor.out", in_features, &pc);
+/* PPO's view of its network (the shared actor-critic pieces it owns). */
+static mrl_actor_critic mrl__ppo_ac(const mrl_ppo *a) {
+  mrl_actor_critic ac;
+  ac.actor = (mrl_tower *)&a->actor;
+  ac.critic = (mrl_tower *)&a->critic;
+  ac.policy = (mrl_policy_head *)&a->policy;
+  ac.value = (mrl_linear_layer *)&a->value;
+  ac.shared_torso = a->cfg.shared_torso;
+  ac.state_dim = a->state_dim;
+  return ac;
 }
 
 MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl_vecenv *env) {
-  mrl_tower_config net;
+  mrl_actor_critic_config acc;
+  mrl_actor_critic ac;
   mrl_runner_config rc;
   mrl_result r;
   size_t B, TB;
@@ -2299,37 +2932,19 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   a->env_action_dim = env->action_dim;
   B = (size_t)a->num_envs;
   TB = B * (size_t)cfg->num_steps;
-  /* the network: CleanRL's layer_init is orthogonal(sqrt 2) with zero biases
-   * for hidden layers, orthogonal(1) for its LSTM */
-  net = cfg->net;
-  if (cfg->orthogonal_init) {
-    if (net.init.kind == MRL_INIT_DEFAULT) net.init = mrl_init_orthogonal(sqrtf(2.0f));
-    if (net.core.init.kind == MRL_INIT_DEFAULT) net.core.init = mrl_init_orthogonal(1.0f);
-  }
+  /* the network: SB3's ActorCriticPolicy / CleanRL's Agent (the shared actor_critic section) */
+  acc.net = cfg->net;
+  acc.orthogonal_init = cfg->orthogonal_init;
+  acc.shared_torso = cfg->shared_torso;
+  acc.squash_actions = cfg->squash_actions;
+  acc.log_std_init = cfg->log_std_init;
+  ac = mrl__ppo_ac(a);
   mrl_params_init(&a->params);
-  if ((r = mrl_tower_init(&a->actor, &a->params, "actor", a->obs_dim, &net, 0, a->error,
-                          sizeof a->error)) != MRL_OK)
+  if ((r = mrl_actor_critic_init(&ac, &a->params, &acc, env, cfg->seed, "mrl_ppo_init", a->error,
+                                 sizeof a->error)) != MRL_OK)
     goto fail;
-  if (!cfg->shared_torso &&
-      (r = mrl_tower_init(&a->critic, &a->params, "critic", a->obs_dim, &net, a->actor.state_dim,
-                          a->error, sizeof a->error)) != MRL_OK)
-    goto fail;
-  if ((r = mrl__ppo_policy_init(a, env, a->actor.output_dim)) != MRL_OK) {
-    mrl__say(a->error, sizeof a->error,
-             "mrl_ppo_init: no policy head fits the action space "
-             "(%d actions of %d floats)",
-             env->num_actions, env->action_dim);
-    goto fail;
-  }
-  mrl_linear_layer_init(&a->value, &a->params, "critic.out",
-                        cfg->shared_torso ? a->actor.output_dim : a->critic.output_dim, 1,
-                        cfg->orthogonal_init ? mrl_init_orthogonal(1.0f) : mrl_init_default());
-  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) {
-    mrl__say(a->error, sizeof a->error, "mrl_ppo_init: %s", a->params.message);
-    goto fail;
-  }
   a->raw_dim = mrl_policy_head_raw_dim(&a->policy);
-  a->state_dim = a->actor.state_dim + (cfg->shared_torso ? 0 : a->critic.state_dim);
+  a->state_dim = ac.state_dim;
   rc = mrl_runner_config_default();
   rc.normalize_obs = cfg->normalize_obs;
   rc.normalize_reward = cfg->normalize_reward;
@@ -2396,96 +3011,20 @@ MRL_DEF int mrl_ppo_state_dim(const mrl_ppo *a) {
   return a->state_dim;
 }
 
-/* Distribution parameters [T*B, P] and values [T*B] of observations x
- * [T*B, obs]. State records of a->state_dim floats: the actor's slice first,
- * then the critic's. dist or values may be NULL (not computed; a critic with
- * its own recurrent state still needs values to advance it). */
+/* The network on x [T*B, obs] (mrl_actor_critic_forward). */
 static void mrl__ppo_forward_aux(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
                                  const float *starts, const float *state_in, float *state_out,
                                  mrl_tensor **dist, mrl_tensor **values, mrl_tensor **aux) {
-  int S = a->state_dim, shape[1];
-  mrl_tensor *aa = NULL, *ac = NULL, *fc;
-  mrl_tensor *fa = mrl_tower_forward_aux(&a->actor, g, x, T, B, starts, state_in, state_out, S,
-                                         aux ? &aa : NULL);
-  if (dist) *dist = mrl_policy_head_forward(&a->policy, g, fa);
-  if (values) {
-    fc = a->cfg.shared_torso ? fa
-                             : mrl_tower_forward_aux(&a->critic, g, x, T, B, starts, state_in,
-                                                     state_out, S, aux ? &ac : NULL);
-    shape[0] = T * B;
-    *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fc), 1, shape);
-  }
-  if (aux) /* the cores' auxiliary losses (FTW's KL), mean over steps, both towers */
-    *aux = aa && ac ? mrl_add(g, mrl_mean(g, aa), mrl_mean(g, ac))
-           : aa     ? mrl_mean(g, aa)
-           : ac     ? mrl_mean(g, ac)
-                    : NULL;
-}
-
-static void mrl__ppo_forward(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
-                             const float *starts, const float *state_in, float *state_out,
-                             mrl_tensor **dist, mrl_tensor **values) {
-  mrl__ppo_forward_aux(a, g, x, T, B, starts, state_in, state_out, dist, values, NULL);
+  mrl_actor_critic ac = mrl__ppo_ac(a);
+  mrl_actor_critic_forward(&ac, g, x, T, B, starts, state_in, state_out, dist, values, aux);
 }
 
 /* Rollout: num_steps vector steps into a->rollout, then GAE. */
 static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
-  mrl_runner *run = &a->runner;
-  mrl_rollout *ro = &a->rollout;
-  mrl_graph *g = &a->act_graph;
-  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, R = a->raw_dim, S = a->state_dim;
-  int t, b;
-  mrl_result r;
-  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
-  for (t = 0; t < T; t++) {
-    size_t row = (size_t)t * B;
-    mrl_tensor *x, *dist = NULL, *values = NULL;
-    mrl_graph_reset(g);
-    mrl_graph_set_no_grad(g, 1);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x)
-      mrl__ppo_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist, &values);
-    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
-    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
-    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
-    mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
-                        ro->log_probs + row);
-    mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
-    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
-      mrl__say(a->error, sizeof a->error, "ppo: %s",
-               env->error[0] ? env->error : mrl_result_string(r));
-      return r;
-    }
-    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
-    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
-    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
-    /* bootstrap a truncation from V(final observation), with the critic
-     * state that has seen the episode so far */
-    for (b = 0; b < B; b++) {
-      ro->final_values[row + b] = 0.0f;
-      if (run->truncated[b] != 0.0f) {
-        mrl_tensor *xf, *vf = NULL;
-        float zero = 0.0f;
-        mrl_graph_reset(g);
-        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
-        if (xf)
-          mrl__ppo_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL, &vf);
-        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
-        ro->final_values[row + b] = vf->data[0];
-      }
-    }
-  }
-  { /* value of the observation after the last step, state not advanced */
-    mrl_tensor *x, *values = NULL;
-    mrl_graph_reset(g);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x) mrl__ppo_forward(a, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values);
-    if (!values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(a->step_values, values->data, sizeof(float) * (size_t)B);
-  }
-  mrl_rollout_compute_gae(ro, a->step_values, a->cfg.gamma, a->cfg.gae_lambda);
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__ppo_ac(a);
+  return mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                                  a->step_actions, a->step_values, a->cfg.gamma, a->cfg.gae_lambda,
+                                  "ppo", a->error, sizeof a->error);
 }
 
 /* One minibatch of rollout rows (time-major [T, B]; recurrent state of
@@ -2639,19 +3178,9 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
     if (progress) {
       mrl_train_progress p;
       double n = st.count ? (double)st.count : 1.0;
-      memset(&p, 0, sizeof p);
-      p.algo = "ppo";
-      p.env_id = mrl_env_id(env->envs[0]);
+      mrl_runner_progress(&p, "ppo", env, &a->runner, steps0, t0);
       p.iteration = (int)it;
       p.num_iterations = (int)iters;
-      p.env_steps = a->runner.env_steps;
-      p.seconds = mrl_wall_seconds() - t0;
-      p.steps_per_second =
-          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
-      p.episodes = a->runner.stats.total_episodes;
-      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
-      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
-      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
       p.learning_rate = lr;
       mrl_progress_set(&p, "policy_loss", (float)(st.policy_loss / n));
       mrl_progress_set(&p, "value_loss", (float)(st.value_loss / n));
@@ -2666,55 +3195,18 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
   return MRL_OK;
 }
 
-/* Deployment's observations: normalised with the training statistics into
- * the arena when asked, else the caller's array itself. */
-static const float *mrl__ppo_obs(mrl_ppo *a, mrl_graph *g, const float *obs, int n) {
-  float *out;
-  if (!a->cfg.normalize_obs) return obs;
-  out = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
-  if (out) mrl_runner_normalize(&a->runner, obs, n, out);
-  return out;
-}
-
 MRL_DEF mrl_result mrl_ppo_act(mrl_ppo *a, const float *obs, int n, const float *episode_start,
                                float *state, int greedy, mrl_rng *rng, float *actions) {
-  mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *dist = NULL, *v = NULL;
-  const float *xo;
-  int critic_state = !a->cfg.shared_torso && a->critic.state_dim > 0;
-  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_graph_reset(g);
-  mrl_graph_set_no_grad(g, 1);
-  if (!(xo = mrl__ppo_obs(a, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
-  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
-  /* a critic with its own recurrent state runs too, so that state advances */
-  if (x)
-    mrl__ppo_forward(a, g, x, 1, n, episode_start, state, state, &dist, critic_state ? &v : NULL);
-  if (!dist || (critic_state && !v))
-    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  /* raw actions straight into actions, then mapped in place to what is sent */
-  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, actions, NULL);
-  mrl_policy_head_env_action(&a->policy, actions, n, actions);
-  /* fold an overflow into the arena now: later calls of this size allocate nothing */
-  mrl_graph_reset(g);
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__ppo_ac(a);
+  return mrl_actor_critic_act(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs, n,
+                              episode_start, state, greedy, rng ? rng : &a->rng, actions);
 }
 
 MRL_DEF mrl_result mrl_ppo_value(mrl_ppo *a, const float *obs, int n, const float *episode_start,
                                  const float *state, float *values) {
-  mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *v = NULL;
-  const float *xo;
-  if (n < 1 || !obs || !values || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_graph_reset(g);
-  mrl_graph_set_no_grad(g, 1);
-  if (!(xo = mrl__ppo_obs(a, g, obs, n))) return MRL_ERR_OUT_OF_MEMORY;
-  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
-  if (x) mrl__ppo_forward(a, g, x, 1, n, episode_start, state, NULL, NULL, &v);
-  if (!v) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  memcpy(values, v->data, sizeof(float) * (size_t)n);
-  mrl_graph_reset(g);
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__ppo_ac(a);
+  return mrl_actor_critic_value(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs,
+                                n, episode_start, state, values);
 }
 
 static mrl_result mrl__ppo_act_fn(void *agent, const float *obs, int n, const float *episode_start,
@@ -3676,84 +4168,42 @@ MRL_DEF int mrl_reinforce_state_dim(const mrl_reinforce *a) {
   return a->state_dim;
 }
 
+/* The two memories as the shared actor-critic: the policy tower (m^pi) with
+ * its head, and the baseline tower (m^V) with its value layer. */
+static mrl_actor_critic mrl__reinforce_ac(const mrl_reinforce *a) {
+  mrl_actor_critic ac;
+  ac.actor = (mrl_tower *)&a->policy_net;
+  ac.critic = (mrl_tower *)&a->value_net;
+  ac.policy = (mrl_policy_head *)&a->policy;
+  ac.value = (mrl_linear_layer *)&a->value;
+  ac.shared_torso = 0;
+  ac.state_dim = a->state_dim;
+  return ac;
+}
+
 /* Distribution parameters [T*B, P] and baseline values [T*B] of x
  * [T*B, obs]; either may be NULL (the baseline still runs when its memory
  * must advance: values given). State records of state_dim floats. */
 static void mrl__reinforce_forward(mrl_reinforce *a, mrl_graph *g, mrl_tensor *x, int T, int B,
                                    const float *starts, const float *state_in, float *state_out,
                                    mrl_tensor **dist, mrl_tensor **values) {
-  int S = a->state_dim, shape[1];
-  if (dist)
-    *dist = mrl_policy_head_forward(
-        &a->policy, g,
-        mrl_tower_forward(&a->policy_net, g, x, T, B, starts, state_in, state_out, S));
-  if (values) {
-    mrl_tensor *fv = mrl_tower_forward(&a->value_net, g, x, T, B, starts, state_in, state_out, S);
-    shape[0] = T * B;
-    *values = mrl_reshape(g, mrl_linear_layer_forward(&a->value, g, fv), 1, shape);
-  }
+  mrl_actor_critic ac = mrl__reinforce_ac(a);
+  mrl_actor_critic_forward(&ac, g, x, T, B, starts, state_in, state_out, dist, values, NULL);
 }
 
-/* Rollout: num_steps vector steps into a->rollout, the baseline's value of
- * the observation after them into last_values. */
+/* Rollout: num_steps vector steps into a->rollout and the baseline's value
+ * of the observation after them into last_values (the collection's GAE is
+ * replaced by mrl_reinforce_targets); finished episodes also count towards
+ * the curriculum level's window. */
 static mrl_result mrl__reinforce_collect(mrl_reinforce *a, mrl_vecenv *env) {
-  mrl_runner *run = &a->runner;
-  mrl_rollout *ro = &a->rollout;
-  mrl_graph *g = &a->act_graph;
-  int T = a->cfg.num_steps, B = a->num_envs, O = a->obs_dim, R = a->raw_dim, S = a->state_dim;
-  int t, b;
+  mrl_actor_critic ac = mrl__reinforce_ac(a);
   mrl_result r;
-  memcpy(ro->initial_state, run->state, sizeof(float) * (size_t)B * S);
-  for (t = 0; t < T; t++) {
-    size_t row = (size_t)t * B;
-    mrl_tensor *x, *dist = NULL, *values = NULL;
-    mrl_graph_reset(g);
-    mrl_graph_set_no_grad(g, 1);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x)
-      mrl__reinforce_forward(a, g, x, 1, B, run->episode_start, run->state, run->state, &dist,
-                             &values);
-    if (!dist || !values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(ro->obs + row * O, run->obs, sizeof(float) * (size_t)B * O);
-    memcpy(ro->episode_starts + row, run->episode_start, sizeof(float) * (size_t)B);
-    memcpy(ro->values + row, values->data, sizeof(float) * (size_t)B);
-    mrl_policy_head_act(&a->policy, dist->data, B, 0, &a->rng, NULL, ro->actions + row * R,
-                        ro->log_probs + row);
-    mrl_policy_head_env_action(&a->policy, ro->actions + row * R, B, a->step_actions);
-    if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
-      mrl__say(a->error, sizeof a->error, "reinforce: %s",
-               env->error[0] ? env->error : mrl_result_string(r));
-      return r;
-    }
-    memcpy(ro->rewards + row, run->rewards, sizeof(float) * (size_t)B);
-    memcpy(ro->terminated + row, run->terminated, sizeof(float) * (size_t)B);
-    memcpy(ro->truncated + row, run->truncated, sizeof(float) * (size_t)B);
-    for (b = 0; b < B; b++) { /* a truncation bootstraps from V(final observation) */
-      ro->final_values[row + b] = 0.0f;
-      if (run->truncated[b] != 0.0f) {
-        mrl_tensor *xf, *vf = NULL;
-        float zero = 0.0f;
-        mrl_graph_reset(g);
-        xf = mrl_tensor_from2(g, run->final_obs + (size_t)b * O, 1, O);
-        if (xf)
-          mrl__reinforce_forward(a, g, xf, 1, 1, &zero, run->state + (size_t)b * S, NULL, NULL,
-                                 &vf);
-        if (!vf) return MRL_ERR_OUT_OF_MEMORY;
-        ro->final_values[row + b] = vf->data[0];
-      }
-    }
-    if (a->cfg.curriculum) mrl_episode_stats_add_vecenv(&a->level_stats, env);
-  }
-  {
-    mrl_tensor *x, *values = NULL;
-    mrl_graph_reset(g);
-    x = mrl_tensor_from2(g, run->obs, B, O);
-    if (x)
-      mrl__reinforce_forward(a, g, x, 1, B, run->episode_start, run->state, NULL, NULL, &values);
-    if (!values) return MRL_ERR_OUT_OF_MEMORY;
-    memcpy(a->last_values, values->data, sizeof(float) * (size_t)B);
-  }
-  return MRL_OK;
+  a->runner.also_stats = a->cfg.curriculum ? &a->level_stats : NULL;
+  r = mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                               a->step_actions, a->last_values, a->cfg.gamma, 1.0f, "reinforce",
+                               a->error, sizeof a->error);
+  a->runner.also_stats = NULL;
+  return r;
 }
 
 MRL_DEF void mrl_reinforce_targets(mrl_reinforce *a, const float *last_values) {
@@ -3935,19 +4385,9 @@ MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *a, mrl_vecenv *env, long l
     }
     if (progress) {
       mrl_train_progress p;
-      memset(&p, 0, sizeof p);
-      p.algo = "reinforce";
-      p.env_id = mrl_env_id(env->envs[0]);
+      mrl_runner_progress(&p, "reinforce", env, &a->runner, steps0, t0);
       p.iteration = (int)it;
       p.num_iterations = (int)iters;
-      p.env_steps = a->runner.env_steps;
-      p.seconds = mrl_wall_seconds() - t0;
-      p.steps_per_second =
-          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
-      p.episodes = a->runner.stats.total_episodes;
-      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
-      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
-      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
       p.learning_rate = a->cfg.learning_rate;
       mrl_progress_set(&p, "policy_loss", (float)st.policy_loss);
       mrl_progress_set(&p, "value_loss", (float)st.value_loss);
@@ -3968,30 +4408,9 @@ MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *a, mrl_vecenv *env, long l
 MRL_DEF mrl_result mrl_reinforce_act(mrl_reinforce *a, const float *obs, int n,
                                      const float *episode_start, float *state, int greedy,
                                      mrl_rng *rng, float *actions) {
-  mrl_graph *g = &a->act_graph;
-  mrl_tensor *x, *dist = NULL, *v = NULL;
-  const float *xo = obs;
-  int baseline_state = a->value_net.state_dim > 0;
-  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
-  mrl_graph_reset(g);
-  mrl_graph_set_no_grad(g, 1);
-  if (a->cfg.normalize_obs) {
-    float *out = (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->obs_dim);
-    if (!out) return MRL_ERR_OUT_OF_MEMORY;
-    mrl_runner_normalize(&a->runner, obs, n, out);
-    xo = out;
-  }
-  x = mrl_tensor_from2(g, xo, n, a->obs_dim);
-  /* the baseline's memory advances too, so the state record stays whole */
-  if (x)
-    mrl__reinforce_forward(a, g, x, 1, n, episode_start, state, state, &dist,
-                           baseline_state ? &v : NULL);
-  if (!dist || (baseline_state && !v))
-    return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
-  mrl_policy_head_act(&a->policy, dist->data, n, greedy, rng ? rng : &a->rng, NULL, actions, NULL);
-  mrl_policy_head_env_action(&a->policy, actions, n, actions);
-  mrl_graph_reset(g); /* fold an overflow now: later calls of this size allocate nothing */
-  return MRL_OK;
+  mrl_actor_critic ac = mrl__reinforce_ac(a);
+  return mrl_actor_critic_act(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs, n,
+                              episode_start, state, greedy, rng ? rng : &a->rng, actions);
 }
 
 static mrl_result mrl__reinforce_act_fn(void *agent, const float *obs, int n,
@@ -4059,6 +4478,1363 @@ MRL_DEF mrl_result mrl_reinforce_load(mrl_reinforce *a, const char *path, mrl_ve
                                 a, env, env->seed + 0x9e3779b9ULL * (uint64_t)a->level)) != MRL_OK)
     return r;
   return mrl_agent_load(path, &a->params, "reinforce", config, &a->runner, env, x, n, a->error,
+                        sizeof a->error);
+}
+
+/* ---- A2C >>a2c ---- */
+
+MRL_DEF mrl_a2c_config mrl_a2c_config_default(void) {
+  mrl_a2c_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.num_steps = 5;
+  c.learning_rate = 7e-4f;
+  c.anneal_lr = 0;
+  c.total_steps = 0;
+  c.gamma = 0.99f;
+  c.gae_lambda = 1.0f;
+  c.norm_adv = 0;
+  c.ent_coef = 0.0f;
+  c.vf_coef = 0.5f;
+  c.max_grad_norm = 0.5f;
+  c.rms_alpha = 0.99f;
+  c.rms_eps = 1e-5f;
+  c.log_interval = 100;
+  c.net = mrl_tower_config_default();
+  c.orthogonal_init = 1;
+  c.shared_torso = 0;
+  c.normalize_obs = 0;
+  c.normalize_reward = 0;
+  c.squash_actions = 0;
+  c.log_std_init = 0.0f;
+  return c;
+}
+
+MRL_DEF int mrl_a2c_config_json(const mrl_a2c_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  char enc[96], head[96], f[9][24], core[1024];
+  mrl__tower_config_json(n, enc, head, core);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%s,\"anneal_lr\":%d,"
+      "\"total_steps\":%lld,\"gamma\":%s,\"gae_lambda\":%s,\"norm_adv\":%d,\"ent_coef\":%s,"
+      "\"vf_coef\":%s,\"max_grad_norm\":%s,\"rms_alpha\":%s,\"rms_eps\":%s,\"log_interval\":%d,"
+      "\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,\"use_conv\":%d,"
+      "\"orthogonal_init\":%d,\"shared_torso\":%d,\"normalize_obs\":%d,\"normalize_reward\":%d,"
+      "\"squash_actions\":%d,\"log_std_init\":%s}",
+      (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
+      c->anneal_lr, c->total_steps, mrl__float_text(c->gamma, f[1], 24),
+      mrl__float_text(c->gae_lambda, f[2], 24), c->norm_adv, mrl__float_text(c->ent_coef, f[3], 24),
+      mrl__float_text(c->vf_coef, f[4], 24), mrl__float_text(c->max_grad_norm, f[5], 24),
+      mrl__float_text(c->rms_alpha, f[6], 24), mrl__float_text(c->rms_eps, f[7], 24),
+      c->log_interval, enc, core, head, (int)n->activation, n->use_conv, c->orthogonal_init,
+      c->shared_torso, c->normalize_obs, c->normalize_reward, c->squash_actions,
+      mrl__float_text(c->log_std_init, f[8], 24));
+}
+
+/* Names the first field of an A2C config that cannot work (error), or 0. */
+static int mrl__a2c_check_config(const mrl_a2c_config *c, const mrl_vecenv *env, char *err,
+                                 size_t n) {
+  long long batch = (long long)env->num_envs * c->num_steps;
+  const char *const names[8] = {"learning_rate", "gamma",         "gae_lambda", "ent_coef",
+                                "vf_coef",       "max_grad_norm", "rms_alpha",  "rms_eps"};
+  const float *f[8];
+  int i;
+  f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->gae_lambda, f[3] = &c->ent_coef;
+  f[4] = &c->vf_coef, f[5] = &c->max_grad_norm, f[6] = &c->rms_alpha, f[7] = &c->rms_eps;
+  for (i = 0; i < 8; i++)
+    if (!mrl__finite(*f[i])) {
+      mrl__say(err, n, "mrl_a2c_config.%s %g must be finite", names[i], *f[i]);
+      return 1;
+    }
+  if (!mrl__finite(c->log_std_init)) {
+    mrl__say(err, n, "mrl_a2c_config.log_std_init %g must be finite", c->log_std_init);
+    return 1;
+  }
+#define MRL__REJECT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      mrl__say(err, n, __VA_ARGS__);                                                               \
+      return 1;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  MRL__REJECT(c->num_steps < 1, "mrl_a2c_config.num_steps %d must be >= 1", c->num_steps);
+  MRL__REJECT(batch > INT_MAX / 4, "mrl_a2c_config.num_steps %d x %d environments is too large",
+              c->num_steps, env->num_envs);
+  MRL__REJECT(c->learning_rate < 0.0f, "mrl_a2c_config.learning_rate %g must be >= 0",
+              c->learning_rate);
+  MRL__REJECT(c->gamma < 0.0f || c->gamma > 1.0f, "mrl_a2c_config.gamma %g must be in [0, 1]",
+              c->gamma);
+  MRL__REJECT(c->gae_lambda < 0.0f || c->gae_lambda > 1.0f,
+              "mrl_a2c_config.gae_lambda %g must be in [0, 1]", c->gae_lambda);
+  MRL__REJECT(c->rms_alpha < 0.0f || c->rms_alpha >= 1.0f,
+              "mrl_a2c_config.rms_alpha %g must be in [0, 1)", c->rms_alpha);
+  MRL__REJECT(c->rms_eps <= 0.0f, "mrl_a2c_config.rms_eps %g must be > 0", c->rms_eps);
+  MRL__REJECT(c->log_interval < 1, "mrl_a2c_config.log_interval %d must be >= 1", c->log_interval);
+  MRL__REJECT(c->total_steps < 0, "mrl_a2c_config.total_steps %lld must be >= 0", c->total_steps);
+  MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
+#undef MRL__REJECT
+  return 0;
+}
+
+/* A2C's view of its network (the shared actor_critic section). */
+static mrl_actor_critic mrl__a2c_ac(const mrl_a2c *a) {
+  mrl_actor_critic ac;
+  ac.actor = (mrl_tower *)&a->actor;
+  ac.critic = (mrl_tower *)&a->critic;
+  ac.policy = (mrl_policy_head *)&a->policy;
+  ac.value = (mrl_linear_layer *)&a->value;
+  ac.shared_torso = a->cfg.shared_torso;
+  ac.state_dim = a->state_dim;
+  return ac;
+}
+
+MRL_DEF mrl_result mrl_a2c_init(mrl_a2c *a, const mrl_a2c_config *cfg, const mrl_vecenv *env) {
+  mrl_actor_critic_config acc;
+  mrl_actor_critic ac;
+  mrl_runner_config rc;
+  mrl_result r;
+  size_t B;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_a2c_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (mrl__a2c_check_config(cfg, env, a->error, sizeof a->error)) return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  a->obs_dim = env->obs_dim;
+  a->num_envs = env->num_envs;
+  a->num_actions = env->num_actions;
+  a->env_action_dim = env->action_dim;
+  B = (size_t)a->num_envs;
+  /* SB3's ActorCriticPolicy, as PPO's */
+  acc.net = cfg->net;
+  acc.orthogonal_init = cfg->orthogonal_init;
+  acc.shared_torso = cfg->shared_torso;
+  acc.squash_actions = cfg->squash_actions;
+  acc.log_std_init = cfg->log_std_init;
+  ac = mrl__a2c_ac(a);
+  mrl_params_init(&a->params);
+  if ((r = mrl_actor_critic_init(&ac, &a->params, &acc, env, cfg->seed, "mrl_a2c_init", a->error,
+                                 sizeof a->error)) != MRL_OK)
+    goto fail;
+  a->raw_dim = mrl_policy_head_raw_dim(&a->policy);
+  a->state_dim = ac.state_dim;
+  rc = mrl_runner_config_default();
+  rc.normalize_obs = cfg->normalize_obs;
+  rc.normalize_reward = cfg->normalize_reward;
+  rc.gamma = cfg->gamma;
+  if ((r = mrl_runner_init(&a->runner, env, a->state_dim, &rc, a->error, sizeof a->error)) !=
+          MRL_OK ||
+      (r = mrl_graph_init(&a->graph, (size_t)1 << 20)) != MRL_OK ||
+      (r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK ||
+      (r = mrl_rollout_init(&a->rollout, cfg->num_steps, a->num_envs, a->obs_dim, a->raw_dim,
+                            a->state_dim)) != MRL_OK)
+    goto fail;
+  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
+  a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->env_action_dim);
+  a->step_values = (float *)MRL_MALLOC(sizeof(float) * B);
+  a->adv = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)cfg->num_steps);
+  if (!a->step_actions || !a->step_values || !a->adv) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  return MRL_OK;
+fail:
+  if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
+    mrl__say(a->error, sizeof a->error, "mrl_a2c_init: out of memory");
+  {
+    char keep[MRL_ERROR_SIZE];
+    memcpy(keep, a->error, sizeof keep);
+    mrl_a2c_free(a);
+    memcpy(a->error, keep, sizeof keep);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_a2c_free(mrl_a2c *a) {
+  mrl_tower_free(&a->actor);
+  mrl_tower_free(&a->critic);
+  mrl_params_free(&a->params);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  mrl_runner_free(&a->runner);
+  mrl_rollout_free(&a->rollout);
+  MRL_FREE(a->step_actions);
+  MRL_FREE(a->step_values);
+  MRL_FREE(a->adv);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_a2c_state_dim(const mrl_a2c *a) {
+  return a->state_dim;
+}
+
+/* The loss on the whole rollout (time-major [T, B]; a recurrent core replays
+ * every environment's sequence from rollout.initial_state) and its gradient
+ * in params.grads, clipped. MRL_ERR_NON_FINITE (nothing to apply) when the
+ * loss or a gradient is not finite. A3C's threads call it on their copies. */
+static mrl_result mrl__a2c_gradient(mrl_a2c *a, mrl_a2c_update_stats *st) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->graph;
+  mrl_actor_critic ac = mrl__a2c_ac(a);
+  int T = a->cfg.num_steps, B = a->num_envs, N = T * B, i, shape[1];
+  float *adv = a->adv;
+  const float *targets;
+  double mean = 0.0, var = 0.0;
+  mrl_tensor *x, *dist = NULL, *values = NULL, *logp = NULL, *ent_rows = NULL;
+  mrl_tensor *pg, *vl, *ent, *loss, *t_adv, *t_ret;
+  memcpy(adv, ro->advantages, sizeof(float) * (size_t)N);
+  if (a->cfg.norm_adv && N > 1) { /* torch's std() is the unbiased estimate */
+    for (i = 0; i < N; i++) mean += adv[i];
+    mean /= N;
+    for (i = 0; i < N; i++) var += (adv[i] - mean) * (adv[i] - mean);
+    var /= (N - 1);
+    for (i = 0; i < N; i++) adv[i] = (float)((adv[i] - mean) / (sqrt(var) + 1e-8));
+  }
+  /* The value targets. A value normaliser (PopArt, van Hasselt et al. 2016)
+   * goes here: it normalises these targets with its statistics, and the
+   * value layer a->value (the one it rescales) then predicts normalised
+   * values; the advantages above stay in the environment's scale. */
+  targets = ro->returns;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 0);
+  x = mrl_tensor_from2(g, ro->obs, N, a->obs_dim);
+  if (x)
+    mrl_actor_critic_forward(&ac, g, x, T, B, ro->episode_starts,
+                             a->state_dim ? ro->initial_state : NULL, NULL, &dist, &values, NULL);
+  if (dist) mrl_policy_head_evaluate(&a->policy, g, dist, ro->actions, &logp, &ent_rows);
+  shape[0] = N;
+  t_adv = mrl_tensor_from(g, adv, 1, shape);
+  t_ret = mrl_tensor_from(g, targets, 1, shape);
+  /* SB3: -(A log pi).mean(), mse(R, V), -(H).mean() */
+  pg = mrl_neg(g, mrl_mean(g, mrl_mul(g, logp, t_adv)));
+  vl = mrl_mean(g, mrl_square(g, mrl_sub(g, t_ret, values)));
+  ent = mrl_mean(g, ent_rows);
+  loss = mrl_add(g, mrl_sub(g, pg, mrl_scale(g, ent, a->cfg.ent_coef)),
+                 mrl_scale(g, vl, a->cfg.vf_coef));
+  if (!loss) {
+    mrl__say(a->error, sizeof a->error, "a2c: out of memory in the update");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  mrl_params_zero_grad(&a->params);
+  mrl_backward(g, loss);
+  if (!mrl_update_guard(&a->params, loss->data[0], a->cfg.max_grad_norm)) {
+    mrl__say(a->error, sizeof a->error,
+             "a2c: non-finite loss (%g) or gradient at update %lld: update not applied",
+             loss->data[0], a->iterations + 1);
+    return MRL_ERR_NON_FINITE;
+  }
+  st->loss = loss->data[0];
+  st->policy_loss = pg->data[0];
+  st->value_loss = vl->data[0];
+  st->entropy = ent->data[0];
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_a2c_update(mrl_a2c *a, float lr, mrl_a2c_update_stats *stats) {
+  mrl_a2c_update_stats local;
+  mrl_rmsprop_config rms;
+  mrl_result r;
+  if (!stats) stats = &local;
+  memset(stats, 0, sizeof *stats);
+  if (!mrl__finite(lr)) return MRL_ERR_INVALID_ARGUMENT;
+  if ((r = mrl__a2c_gradient(a, stats)) != MRL_OK) return r;
+  /* torch.optim.RMSprop(alpha, eps), SB3's optimizer for A2C */
+  rms = mrl_rmsprop_config_default();
+  rms.lr = lr;
+  rms.alpha = a->cfg.rms_alpha;
+  rms.eps = a->cfg.rms_eps;
+  return mrl_rmsprop_step(&a->params, &rms);
+}
+
+/* The figures every report carries, from a runner. */
+MRL_DEF mrl_result mrl_a2c_train(mrl_a2c *a, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user) {
+  long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it, span, done;
+  long long steps0 = a->runner.env_steps;
+  double t0 = mrl_wall_seconds();
+  mrl_actor_critic ac = mrl__a2c_ac(a);
+  mrl_result r;
+  if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
+      env->num_actions != a->num_actions || env->action_dim != a->env_action_dim) {
+    mrl__say(a->error, sizeof a->error, "mrl_a2c_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_a2c_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  iters = env_steps / batch;
+  if (iters == 0) return MRL_OK;
+  span = a->cfg.total_steps > 0 ? a->cfg.total_steps / batch : iters;
+  done = a->cfg.total_steps > 0 ? a->iterations : 0;
+  if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
+  for (it = 1; it <= iters; it++) {
+    float lr = a->cfg.learning_rate;
+    mrl_a2c_update_stats st;
+    /* schedule */
+    if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, done + it - 1, span);
+    /* collect num_steps x num_envs; targets: GAE(lambda), n-step returns at lambda 1 */
+    if ((r = mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                                      a->step_actions, a->step_values, a->cfg.gamma,
+                                      a->cfg.gae_lambda, "a2c", a->error, sizeof a->error)) !=
+        MRL_OK)
+      return r;
+    /* update: one RMSprop step on the whole rollout */
+    if ((r = mrl_a2c_update(a, lr, &st)) != MRL_OK) return r;
+    a->iterations++;
+    /* report */
+    if (progress && (it % a->cfg.log_interval == 0 || it == iters)) {
+      mrl_train_progress p;
+      mrl_runner_progress(&p, "a2c", env, &a->runner, steps0, t0);
+      p.iteration = (int)it;
+      p.num_iterations = (int)iters;
+      p.learning_rate = lr;
+      mrl_progress_set(&p, "policy_loss", st.policy_loss);
+      mrl_progress_set(&p, "value_loss", st.value_loss);
+      mrl_progress_set(&p, "entropy", st.entropy);
+      mrl_progress_set(&p, "explained_variance",
+                       mrl__explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
+      if (progress(&p, user)) break;
+    }
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_a2c_act(mrl_a2c *a, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions) {
+  mrl_actor_critic ac = mrl__a2c_ac(a);
+  return mrl_actor_critic_act(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs, n,
+                              episode_start, state, greedy, rng ? rng : &a->rng, actions);
+}
+
+MRL_DEF mrl_result mrl_a2c_value(mrl_a2c *a, const float *obs, int n, const float *episode_start,
+                                 const float *state, float *values) {
+  mrl_actor_critic ac = mrl__a2c_ac(a);
+  return mrl_actor_critic_value(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs,
+                                n, episode_start, state, values);
+}
+
+static mrl_result mrl__a2c_act_fn(void *agent, const float *obs, int n, const float *episode_start,
+                                  float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_a2c_act((mrl_a2c *)agent, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_a2c_evaluate(mrl_a2c *a, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats) {
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || env->obs_dim != a->obs_dim || env->num_actions != a->num_actions ||
+      env->action_dim != a->env_action_dim)
+    return MRL_ERR_INVALID_ARGUMENT;
+  return mrl_evaluate(mrl__a2c_act_fn, a, a->state_dim, env, episodes, greedy, &rng, stats);
+}
+
+/* A2C's own state beyond the runner: its RNG and update count. */
+static int mrl__a2c_extras(const mrl_a2c *a, mrl_checkpoint_extra *x) {
+  x[0].name = "__a2c.rng";
+  x[0].dtype = "U64";
+  x[0].data = &a->rng;
+  x[0].count = sizeof a->rng / sizeof(uint64_t);
+  x[1].name = "__a2c.iterations";
+  x[1].dtype = "I64";
+  x[1].data = &a->iterations;
+  x[1].count = 1;
+  return 2;
+}
+
+MRL_DEF mrl_result mrl_a2c_save(const mrl_a2c *a, const char *path, const mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__a2c_extras(a, x);
+  mrl_a2c_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->params, "a2c", config, &a->runner, env, x, n);
+}
+
+MRL_DEF mrl_result mrl_a2c_load(mrl_a2c *a, const char *path, mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__a2c_extras(a, x);
+  mrl_a2c_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_load(path, &a->params, "a2c", config, &a->runner, env, x, n, a->error,
+                        sizeof a->error);
+}
+
+/* ---- A3C >>a3c ---- */
+
+MRL_DEF mrl_a3c_config mrl_a3c_config_default(void) {
+  mrl_a3c_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.num_threads = 1;
+  c.t_max = 5;
+  c.learning_rate = 7e-4f;
+  c.anneal_lr = 1;
+  c.total_steps = 0;
+  c.gamma = 0.99f;
+  c.ent_coef = 0.01f;
+  c.vf_coef = 0.5f;
+  c.max_grad_norm = 0.0f;
+  c.rms_alpha = 0.99f;
+  c.rms_eps = 0.1f;
+  c.log_interval = 100;
+  c.net = mrl_tower_config_default();
+  c.orthogonal_init = 1;
+  c.shared_torso = 0;
+  c.squash_actions = 0;
+  c.log_std_init = 0.0f;
+  return c;
+}
+
+MRL_DEF int mrl_a3c_config_json(const mrl_a3c_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  char enc[96], head[96], f[8][24], core[1024];
+  mrl__tower_config_json(n, enc, head, core);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"num_threads\":%d,\"t_max\":%d,\"learning_rate\":%s,\"anneal_lr\":%d,"
+      "\"total_steps\":%lld,\"gamma\":%s,\"ent_coef\":%s,\"vf_coef\":%s,\"max_grad_norm\":%s,"
+      "\"rms_alpha\":%s,\"rms_eps\":%s,\"log_interval\":%d,\"encoder_sizes\":[%s],\"core\":%s,"
+      "\"head_sizes\":[%s],\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,"
+      "\"shared_torso\":%d,\"squash_actions\":%d,\"log_std_init\":%s}",
+      (unsigned long long)c->seed, c->num_threads, c->t_max,
+      mrl__float_text(c->learning_rate, f[0], 24), c->anneal_lr, c->total_steps,
+      mrl__float_text(c->gamma, f[1], 24), mrl__float_text(c->ent_coef, f[2], 24),
+      mrl__float_text(c->vf_coef, f[3], 24), mrl__float_text(c->max_grad_norm, f[4], 24),
+      mrl__float_text(c->rms_alpha, f[5], 24), mrl__float_text(c->rms_eps, f[6], 24),
+      c->log_interval, enc, core, head, (int)n->activation, n->use_conv, c->orthogonal_init,
+      c->shared_torso, c->squash_actions, mrl__float_text(c->log_std_init, f[7], 24));
+}
+
+/* One thread's work order for a round of updates, and what it reports back. */
+typedef struct mrl__a3c_job {
+  mrl_a3c *agent;
+  int index;
+  long long updates;      /* to do in this round */
+  long long steps0, span; /* the schedule: steps of all threads at its start, its length */
+  mrl_result result;
+  mrl_a2c_update_stats last;
+#ifdef MRL_THREADS
+  mrl_thread thread;
+  int started;
+#endif
+} mrl__a3c_job;
+
+/* The A2C config each actor-learner runs (its rollout is its t_max segment). */
+static mrl_a2c_config mrl__a3c_worker_config(const mrl_a3c_config *c, uint64_t seed) {
+  mrl_a2c_config w = mrl_a2c_config_default();
+  w.seed = seed;
+  w.num_steps = c->t_max;
+  w.learning_rate = c->learning_rate;
+  w.gamma = c->gamma;
+  w.gae_lambda = 1.0f; /* n-step returns bootstrapped from V */
+  w.norm_adv = 0;
+  w.ent_coef = c->ent_coef;
+  w.vf_coef = c->vf_coef;
+  w.max_grad_norm = c->max_grad_norm;
+  w.rms_alpha = c->rms_alpha;
+  w.rms_eps = c->rms_eps;
+  w.log_interval = c->log_interval;
+  w.net = c->net;
+  w.orthogonal_init = c->orthogonal_init;
+  w.shared_torso = c->shared_torso;
+  w.squash_actions = c->squash_actions;
+  w.log_std_init = c->log_std_init;
+  return w;
+}
+
+/* A failed init frees what it took and keeps its message. */
+static mrl_result mrl__a3c_fail(mrl_a3c *a, mrl_result r) {
+  char keep[MRL_ERROR_SIZE];
+  memcpy(keep, a->error, sizeof keep);
+  mrl_a3c_free(a);
+  memcpy(a->error, keep, sizeof keep);
+  return r;
+}
+
+MRL_DEF mrl_result mrl_a3c_init(mrl_a3c *a, const mrl_a3c_config *cfg, mrl_vecenv *env) {
+  mrl_a2c_config wc;
+  mrl_result r = MRL_OK;
+  int N, k, i;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  N = cfg->num_threads;
+  if (N < 1 || env->num_envs % N != 0) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_a3c_config.num_threads %d must be >= 1 and divide num_envs %d", N, env->num_envs);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+#ifndef MRL_THREADS
+  if (N > 1) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_a3c_config.num_threads %d needs threads: build with -DMRL_THREADS -pthread", N);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+#endif
+  if (cfg->t_max < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_config.t_max %d must be >= 1", cfg->t_max);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  a->cfg = *cfg;
+  k = env->num_envs / N;
+  /* theta: an A2C agent over the whole vector (its spaces; never trained itself) */
+  wc = mrl__a3c_worker_config(cfg, cfg->seed);
+  if ((r = mrl_a2c_init(&a->global, &wc, env)) != MRL_OK) {
+    /* A2C's checks name the field: the same names in A3C's config */
+    char *at = strstr(a->global.error, "mrl_a2c_config.");
+    if (at) at[5] = '3';
+    memcpy(a->error, a->global.error, sizeof a->error);
+    return mrl__a3c_fail(a, r);
+  }
+  a->workers = (mrl_a2c *)MRL_MALLOC(sizeof(mrl_a2c) * (size_t)N);
+  a->views = (mrl_vecenv *)MRL_MALLOC(sizeof(mrl_vecenv) * (size_t)N);
+  a->jobs = MRL_MALLOC(sizeof(mrl__a3c_job) * (size_t)N);
+  if (!a->workers || !a->views || !a->jobs) {
+    MRL_FREE(a->workers), MRL_FREE(a->views), MRL_FREE(a->jobs);
+    a->workers = NULL, a->views = NULL, a->jobs = NULL;
+    mrl_a3c_free(a);
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_init: out of memory");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  memset(a->workers, 0, sizeof(mrl_a2c) * (size_t)N);
+  memset(a->views, 0, sizeof(mrl_vecenv) * (size_t)N);
+  memset(a->jobs, 0, sizeof(mrl__a3c_job) * (size_t)N);
+  for (i = 0; i < N && r == MRL_OK; i++) {
+    /* thread i's environments: envs[i k .. (i+1) k) of the vector, its own episode seeds */
+    r = mrl_vecenv_init_envs(&a->views[i], env->envs + (size_t)i * k, k,
+                             mrl_vecenv_episode_seed(env->seed, i, 0x5a3c));
+    wc = mrl__a3c_worker_config(cfg, cfg->seed + 1 + (uint64_t)i);
+    if (r == MRL_OK) r = mrl_a2c_init(&a->workers[i], &wc, &a->views[i]);
+    if (r != MRL_OK)
+      mrl__say(a->error, sizeof a->error, "mrl_a3c_init: thread %d: %s", i,
+               a->workers[i].error[0] ? a->workers[i].error : mrl_result_string(r));
+  }
+  return r == MRL_OK ? r : mrl__a3c_fail(a, r);
+}
+
+MRL_DEF void mrl_a3c_free(mrl_a3c *a) {
+  int i;
+  for (i = 0; a->workers && i < a->cfg.num_threads; i++) mrl_a2c_free(&a->workers[i]);
+  for (i = 0; a->views && i < a->cfg.num_threads; i++) {
+    a->views[i].num_envs = 0; /* the environments belong to the caller's vector */
+    mrl_vecenv_free(&a->views[i]);
+  }
+  MRL_FREE(a->workers);
+  MRL_FREE(a->views);
+  MRL_FREE(a->jobs);
+  mrl_a2c_free(&a->global);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_a3c_state_dim(const mrl_a3c *a) {
+  return a->global.state_dim;
+}
+
+/* Steps taken by all threads (each thread writes only its own counter; the
+ * others' may be read mid-update with more than one thread, as the paper's T). */
+static long long mrl__a3c_steps(const mrl_a3c *a) {
+  long long s = 0;
+  int i;
+  for (i = 0; i < a->cfg.num_threads; i++) s += a->workers[i].runner.env_steps;
+  return s;
+}
+
+/* One actor-learner's round: Algorithm S3's loop, `updates` times. */
+static void mrl__a3c_thread(void *arg) {
+  mrl__a3c_job *job = (mrl__a3c_job *)arg;
+  mrl_a3c *a = job->agent;
+  mrl_a2c *w = &a->workers[job->index];
+  mrl_params *G = &a->global.params, *P = &w->params;
+  mrl_actor_critic ac = mrl__a2c_ac(w);
+  float alpha = a->cfg.rms_alpha, one_a = (float)(1.0 - (double)a->cfg.rms_alpha);
+  float eps = a->cfg.rms_eps;
+  long long u;
+  size_t j;
+  job->result = MRL_OK;
+  for (u = 0; u < job->updates; u++) {
+    float lr = a->cfg.learning_rate;
+    /* schedule: linear to 0 in the steps of all threads */
+    if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, mrl__a3c_steps(a) - job->steps0, job->span);
+    /* theta' <- theta */
+    memcpy(P->values, G->values, sizeof(float) * P->total);
+    /* collect t_max steps of this thread's environments; n-step returns */
+    job->result = mrl_actor_critic_collect(&ac, &w->act_graph, &w->runner, &a->views[job->index],
+                                           &w->rollout, &w->rng, w->step_actions, w->step_values,
+                                           w->cfg.gamma, 1.0f, "a3c", w->error, sizeof w->error);
+    /* the gradient on theta' */
+    if (job->result == MRL_OK) job->result = mrl__a2c_gradient(w, &job->last);
+    if (job->result != MRL_OK) return;
+    /* shared RMSProp on theta, no lock (Hogwild!) */
+    for (j = 0; j < P->total; j++) {
+      float d = P->grads[j], g = alpha * G->moment2[j] + one_a * d * d;
+      G->moment2[j] = g;
+      G->values[j] -= lr * d / sqrtf(g + eps);
+    }
+    w->iterations++;
+  }
+}
+
+MRL_DEF mrl_result mrl_a3c_train(mrl_a3c *a, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user) {
+  mrl__a3c_job *jobs = (mrl__a3c_job *)a->jobs;
+  int N = a->cfg.num_threads, i;
+  long long per_update = (long long)a->global.num_envs * a->cfg.t_max; /* all threads */
+  long long total, done = 0, round = 0, rounds, steps0, span, call_steps0;
+  double t0 = mrl_wall_seconds();
+  mrl_result r = MRL_OK;
+  if (!env || env->num_envs != a->global.num_envs || env->envs[0] != a->views[0].envs[0]) {
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_a3c_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  total = env_steps / per_update; /* updates of each thread */
+  if (total == 0) return MRL_OK;
+  for (i = 0; i < N; i++)
+    if ((r = mrl_runner_start(&a->workers[i].runner, &a->views[i])) != MRL_OK) return r;
+  call_steps0 = mrl__a3c_steps(a);
+  steps0 = a->cfg.total_steps > 0 ? 0 : call_steps0;
+  span = a->cfg.total_steps > 0 ? a->cfg.total_steps : total * per_update;
+  rounds = (total + a->cfg.log_interval - 1) / a->cfg.log_interval;
+  while (done < total) {
+    long long n = total - done < a->cfg.log_interval ? total - done : a->cfg.log_interval;
+    for (i = 0; i < N; i++) {
+      jobs[i].agent = a;
+      jobs[i].index = i;
+      jobs[i].updates = n;
+      jobs[i].steps0 = steps0;
+      jobs[i].span = span;
+      jobs[i].result = MRL_OK;
+    }
+#ifdef MRL_THREADS
+    if (N > 1) { /* every actor-learner on a thread of its own; this one waits */
+      for (i = 0; i < N; i++) {
+        jobs[i].started = mrl_thread_start(&jobs[i].thread, mrl__a3c_thread, &jobs[i]) == MRL_OK;
+        if (!jobs[i].started) mrl__a3c_thread(&jobs[i]); /* no thread to spare: run it here */
+      }
+      for (i = 0; i < N; i++)
+        if (jobs[i].started) mrl_thread_join(&jobs[i].thread);
+    } else
+#endif
+      mrl__a3c_thread(&jobs[0]);
+    for (i = 0; i < N; i++)
+      if (jobs[i].result != MRL_OK) {
+        mrl__say(a->error, sizeof a->error, "a3c: thread %d: %s", i, a->workers[i].error);
+        return jobs[i].result;
+      }
+    done += n;
+    a->updates += n * N;
+    round++;
+    if (progress) {
+      mrl_train_progress p;
+      double ret = 0.0, len = 0.0, succ = 0.0;
+      int with = 0, succ_n = 0;
+      mrl_runner_progress(&p, "a3c", env, &a->workers[0].runner, 0, t0);
+      p.env_steps = mrl__a3c_steps(a);
+      p.episodes = 0;
+      for (i = 0; i < N; i++) { /* every thread's last episodes, averaged over threads */
+        const mrl_episode_stats *s = &a->workers[i].runner.stats;
+        float sr = mrl_episode_stats_success_rate(s);
+        p.episodes += s->total_episodes;
+        if (s->count == 0) continue;
+        ret += mrl_episode_stats_mean_return(s);
+        len += mrl_episode_stats_mean_length(s);
+        with++;
+        if (sr >= 0.0f) succ += sr, succ_n++;
+      }
+      p.mean_return = with ? (float)(ret / with) : 0.0f;
+      p.mean_length = with ? (float)(len / with) : 0.0f;
+      p.success_rate = succ_n ? (float)(succ / succ_n) : -1.0f;
+      p.steps_per_second = p.seconds > 0.0 ? (double)(p.env_steps - call_steps0) / p.seconds : 0.0;
+      p.iteration = (int)round;
+      p.num_iterations = (int)rounds;
+      p.learning_rate = a->cfg.anneal_lr ? mrl_lr_linear(a->cfg.learning_rate, 0.0f,
+                                                         mrl__a3c_steps(a) - steps0, span)
+                                         : a->cfg.learning_rate;
+      mrl_progress_set(&p, "policy_loss", jobs[0].last.policy_loss);
+      mrl_progress_set(&p, "value_loss", jobs[0].last.value_loss);
+      mrl_progress_set(&p, "entropy", jobs[0].last.entropy);
+      if (progress(&p, user)) break;
+    }
+  }
+  a->global.iterations = a->updates;
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_a3c_act(mrl_a3c *a, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_a2c_act(&a->global, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_a3c_evaluate(mrl_a3c *a, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats) {
+  return mrl_a2c_evaluate(&a->global, env, episodes, greedy, stats);
+}
+
+/* The shared parameters with their RMSProp statistics, the update count and the config. */
+MRL_DEF mrl_result mrl_a3c_save(const mrl_a3c *a, const char *path) {
+  char config[4096];
+  mrl_checkpoint_extra x[1];
+  x[0].name = "__a3c.updates";
+  x[0].dtype = "I64";
+  x[0].data = &a->updates;
+  x[0].count = 1;
+  mrl_a3c_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->global.params, "a3c", config, &a->global.runner, NULL, x, 1);
+}
+
+MRL_DEF mrl_result mrl_a3c_load(mrl_a3c *a, const char *path) {
+  char config[4096];
+  mrl_checkpoint_extra x[1];
+  x[0].name = "__a3c.updates";
+  x[0].dtype = "I64";
+  x[0].data = &a->updates;
+  x[0].count = 1;
+  mrl_a3c_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_load(path, &a->global.params, "a3c", config, &a->global.runner, NULL, x, 1,
+                        a->error, sizeof a->error);
+}
+
+/* ---- TRPO >>trpo ---- */
+
+MRL_DEF mrl_trpo_config mrl_trpo_config_default(void) {
+  mrl_trpo_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.num_steps = 2048;
+  c.learning_rate = 1e-3f;
+  c.gamma = 0.99f;
+  c.gae_lambda = 0.95f;
+  c.batch_size = 128;
+  c.n_critic_updates = 10;
+  c.target_kl = 0.01f;
+  c.cg_max_steps = 15;
+  c.cg_damping = 0.1f;
+  c.line_search_shrinking_factor = 0.8f;
+  c.line_search_max_iter = 10;
+  c.normalize_advantage = 1;
+  c.adam_eps = 1e-5f;
+  c.net = mrl_tower_config_default();
+  c.orthogonal_init = 1;
+  c.log_std_init = 0.0f;
+  return c;
+}
+
+MRL_DEF int mrl_trpo_config_json(const mrl_trpo_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  char enc[96] = "", head[96] = "", f[9][24], core[1024];
+  int i, k = 0;
+  mrl_core_config_json(&n->core, core, sizeof core);
+  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
+  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%s,\"gamma\":%s,\"gae_lambda\":%s,"
+      "\"batch_size\":%d,\"n_critic_updates\":%d,\"target_kl\":%s,\"cg_max_steps\":%d,"
+      "\"cg_damping\":%s,\"line_search_shrinking_factor\":%s,\"line_search_max_iter\":%d,"
+      "\"normalize_advantage\":%d,\"adam_eps\":%s,\"encoder_sizes\":[%s],\"core\":%s,"
+      "\"head_sizes\":[%s],\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,"
+      "\"normalize_obs\":%d,\"normalize_reward\":%d,\"log_std_init\":%s}",
+      (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
+      mrl__float_text(c->gamma, f[1], 24), mrl__float_text(c->gae_lambda, f[2], 24), c->batch_size,
+      c->n_critic_updates, mrl__float_text(c->target_kl, f[3], 24), c->cg_max_steps,
+      mrl__float_text(c->cg_damping, f[4], 24),
+      mrl__float_text(c->line_search_shrinking_factor, f[5], 24), c->line_search_max_iter,
+      c->normalize_advantage, mrl__float_text(c->adam_eps, f[6], 24), enc, core, head,
+      (int)n->activation, n->use_conv, c->orthogonal_init, c->normalize_obs, c->normalize_reward,
+      mrl__float_text(c->log_std_init, f[7], 24));
+}
+
+/* Names the first field of a TRPO config that cannot work (error), or 0. */
+static int mrl__trpo_check_config(const mrl_trpo_config *c, const mrl_vecenv *env, char *err,
+                                  size_t n) {
+  long long batch = (long long)env->num_envs * c->num_steps;
+  const char *const names[8] = {"learning_rate", "gamma",       "gae_lambda",
+                                "target_kl",     "cg_damping",  "line_search_shrinking_factor",
+                                "adam_eps",      "log_std_init"};
+  float v[8];
+  int i;
+  v[0] = c->learning_rate, v[1] = c->gamma, v[2] = c->gae_lambda, v[3] = c->target_kl;
+  v[4] = c->cg_damping, v[5] = c->line_search_shrinking_factor, v[6] = c->adam_eps;
+  v[7] = c->log_std_init;
+  for (i = 0; i < 8; i++)
+    if (!mrl__finite(v[i])) {
+      mrl__say(err, n, "mrl_trpo_config.%s %g must be finite", names[i], v[i]);
+      return 1;
+    }
+#define MRL__REJECT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      mrl__say(err, n, __VA_ARGS__);                                                               \
+      return 1;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  MRL__REJECT(c->num_steps < 1, "mrl_trpo_config.num_steps %d must be >= 1", c->num_steps);
+  MRL__REJECT(batch > INT_MAX / 8, "mrl_trpo_config.num_steps %d x %d environments is too large",
+              c->num_steps, env->num_envs);
+  MRL__REJECT(c->batch_size < 1 || c->batch_size > batch,
+              "mrl_trpo_config.batch_size %d must be in 1..%lld (the rollout's steps)",
+              c->batch_size, batch);
+  MRL__REJECT(c->net.core.kind != MRL_CORE_NONE &&
+                  env->num_envs % (int)(batch / c->batch_size) != 0,
+              "mrl_trpo_config.batch_size %d: %lld minibatches do not divide num_envs %d (a "
+              "recurrent critic trains on whole environment sequences)",
+              c->batch_size, batch / c->batch_size, env->num_envs);
+  MRL__REJECT(c->n_critic_updates < 0, "mrl_trpo_config.n_critic_updates %d must be >= 0",
+              c->n_critic_updates);
+  MRL__REJECT(c->cg_max_steps < 1, "mrl_trpo_config.cg_max_steps %d must be >= 1", c->cg_max_steps);
+  MRL__REJECT(c->line_search_max_iter < 1, "mrl_trpo_config.line_search_max_iter %d must be >= 1",
+              c->line_search_max_iter);
+  MRL__REJECT(c->target_kl <= 0.0f, "mrl_trpo_config.target_kl %g must be > 0", c->target_kl);
+  MRL__REJECT(c->cg_damping < 0.0f, "mrl_trpo_config.cg_damping %g must be >= 0", c->cg_damping);
+  MRL__REJECT(c->line_search_shrinking_factor <= 0.0f || c->line_search_shrinking_factor >= 1.0f,
+              "mrl_trpo_config.line_search_shrinking_factor %g must be in (0, 1)",
+              c->line_search_shrinking_factor);
+  MRL__REJECT(c->learning_rate < 0.0f, "mrl_trpo_config.learning_rate %g must be >= 0",
+              c->learning_rate);
+  MRL__REJECT(c->gamma < 0.0f || c->gamma > 1.0f, "mrl_trpo_config.gamma %g must be in [0, 1]",
+              c->gamma);
+  MRL__REJECT(c->gae_lambda < 0.0f || c->gae_lambda > 1.0f,
+              "mrl_trpo_config.gae_lambda %g must be in [0, 1]", c->gae_lambda);
+  MRL__REJECT(c->adam_eps <= 0.0f, "mrl_trpo_config.adam_eps %g must be > 0", c->adam_eps);
+  MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
+#undef MRL__REJECT
+  return 0;
+}
+
+MRL_DEF mrl_result mrl_trpo_init(mrl_trpo *a, const mrl_trpo_config *cfg, const mrl_vecenv *env) {
+  mrl_tower_config net;
+  mrl_runner_config rc;
+  mrl_policy_head_config pc;
+  mrl_result r;
+  size_t B, TB, P;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (mrl__trpo_check_config(cfg, env, a->error, sizeof a->error)) return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  a->obs_dim = env->obs_dim;
+  a->num_envs = env->num_envs;
+  a->num_actions = env->num_actions;
+  a->env_action_dim = env->action_dim;
+  B = (size_t)a->num_envs;
+  TB = B * (size_t)cfg->num_steps;
+  net = cfg->net;
+  if (cfg->orthogonal_init) { /* SB3's ortho_init: sqrt 2 hidden; orthogonal recurrent weights */
+    if (net.init.kind == MRL_INIT_DEFAULT) net.init = mrl_init_orthogonal(sqrtf(2.0f));
+    if (net.core.init.kind == MRL_INIT_DEFAULT) net.core.init = mrl_init_orthogonal(1.0f);
+  }
+  /* the policy's tensors are declared first: its flat parameters are the store's prefix */
+  mrl_params_init(&a->params);
+  if ((r = mrl_tower_init(&a->actor, &a->params, "actor", a->obs_dim, &net, 0, a->error,
+                          sizeof a->error)) != MRL_OK)
+    goto fail;
+  if (env->num_actions > 0) {
+    pc = mrl_policy_head_config_default(MRL_POLICY_CATEGORICAL);
+    pc.num_actions = env->num_actions;
+  } else {
+    pc = mrl_policy_head_config_default(MRL_POLICY_GAUSSIAN);
+    pc.action_dim = env->action_dim;
+    pc.action_low = mrl_env_action_low(env->envs[0]);
+    pc.action_high = mrl_env_action_high(env->envs[0]);
+    pc.log_std_init = cfg->log_std_init;
+  }
+  pc.init = cfg->orthogonal_init ? mrl_init_orthogonal(0.01f) : mrl_init_default();
+  if ((r = mrl_policy_head_init(&a->policy, &a->params, "actor.out", a->actor.output_dim, &pc)) !=
+      MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_init: %s", a->policy.error);
+    goto fail;
+  }
+  a->policy_size = a->params.total;
+  if ((r = mrl_tower_init(&a->critic, &a->params, "critic", a->obs_dim, &net, a->actor.state_dim,
+                          a->error, sizeof a->error)) != MRL_OK)
+    goto fail;
+  mrl_linear_layer_init(&a->value, &a->params, "critic.out", a->critic.output_dim, 1,
+                        cfg->orthogonal_init ? mrl_init_orthogonal(1.0f) : mrl_init_default());
+  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_init: %s", a->params.message);
+    goto fail;
+  }
+  a->raw_dim = mrl_policy_head_raw_dim(&a->policy);
+  a->param_dim = mrl_policy_head_param_dim(&a->policy);
+  a->state_dim = a->actor.state_dim + a->critic.state_dim;
+  P = a->policy_size;
+  rc = mrl_runner_config_default();
+  rc.normalize_obs = cfg->normalize_obs;
+  rc.normalize_reward = cfg->normalize_reward;
+  rc.gamma = cfg->gamma;
+  if ((r = mrl_runner_init(&a->runner, env, a->state_dim, &rc, a->error, sizeof a->error)) !=
+          MRL_OK ||
+      (r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK ||
+      (r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK ||
+      (r = mrl_rollout_init(&a->rollout, cfg->num_steps, a->num_envs, a->obs_dim, a->raw_dim,
+                            a->state_dim)) != MRL_OK ||
+      (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs,
+                                (int)(TB / (size_t)cfg->batch_size), a->state_dim > 0)) != MRL_OK ||
+      (r = mrl_update_backup_init(&a->backup, &a->params)) != MRL_OK)
+    goto fail;
+  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
+  a->search_dir = (float *)MRL_MALLOC(sizeof(float) * P * 6);
+  a->old_dist = (float *)MRL_MALLOC(sizeof(float) * TB * (size_t)a->param_dim);
+  a->fisher_u = (float *)MRL_MALLOC(sizeof(float) * TB * (size_t)a->param_dim);
+  a->adv = (float *)MRL_MALLOC(sizeof(float) * TB);
+  a->step_raw = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->raw_dim);
+  a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->env_action_dim);
+  a->step_values = (float *)MRL_MALLOC(sizeof(float) * B);
+  a->mb_obs = (float *)MRL_MALLOC(sizeof(float) * TB * (size_t)a->obs_dim);
+  a->mb_starts = (float *)MRL_MALLOC(sizeof(float) * TB);
+  a->mb_state = (float *)MRL_MALLOC(sizeof(float) * (B * (size_t)a->state_dim + 1));
+  a->mb_ret = (float *)MRL_MALLOC(sizeof(float) * TB);
+  if (!a->search_dir || !a->old_dist || !a->fisher_u || !a->adv || !a->step_raw ||
+      !a->step_actions || !a->step_values || !a->mb_obs || !a->mb_starts || !a->mb_state ||
+      !a->mb_ret) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  a->grad = a->search_dir + P;
+  a->theta0 = a->grad + P;
+  a->cg_r = a->theta0 + P;
+  a->cg_p = a->cg_r + P;
+  a->cg_ap = a->cg_p + P;
+  return MRL_OK;
+fail:
+  if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_init: out of memory");
+  {
+    char keep[MRL_ERROR_SIZE];
+    memcpy(keep, a->error, sizeof keep);
+    mrl_trpo_free(a);
+    memcpy(a->error, keep, sizeof keep);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_trpo_free(mrl_trpo *a) {
+  mrl_tower_free(&a->actor);
+  mrl_tower_free(&a->critic);
+  mrl_params_free(&a->params);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  mrl_runner_free(&a->runner);
+  mrl_rollout_free(&a->rollout);
+  mrl_minibatches_free(&a->minibatches);
+  mrl_update_backup_free(&a->backup);
+  MRL_FREE(a->search_dir);
+  MRL_FREE(a->old_dist);
+  MRL_FREE(a->fisher_u);
+  MRL_FREE(a->adv);
+  MRL_FREE(a->step_raw);
+  MRL_FREE(a->step_actions);
+  MRL_FREE(a->step_values);
+  MRL_FREE(a->mb_obs);
+  MRL_FREE(a->mb_starts);
+  MRL_FREE(a->mb_state);
+  MRL_FREE(a->mb_ret);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_trpo_state_dim(const mrl_trpo *a) {
+  return a->state_dim;
+}
+
+/* Distribution parameters [T*B, P] (actor) and values [T*B] (critic), either
+ * may be NULL; state records of state_dim floats, the actor's slice first. */
+/* The networks as the shared actor-critic (separate actor and critic towers). */
+static mrl_actor_critic mrl__trpo_ac(const mrl_trpo *a) {
+  mrl_actor_critic ac;
+  ac.actor = (mrl_tower *)&a->actor;
+  ac.critic = (mrl_tower *)&a->critic;
+  ac.policy = (mrl_policy_head *)&a->policy;
+  ac.value = (mrl_linear_layer *)&a->value;
+  ac.shared_torso = 0;
+  ac.state_dim = a->state_dim;
+  return ac;
+}
+
+static void mrl__trpo_forward(mrl_trpo *a, mrl_graph *g, mrl_tensor *x, int T, int B,
+                              const float *starts, const float *state_in, float *state_out,
+                              mrl_tensor **dist, mrl_tensor **values) {
+  mrl_actor_critic ac = mrl__trpo_ac(a);
+  mrl_actor_critic_forward(&ac, g, x, T, B, starts, state_in, state_out, dist, values, NULL);
+}
+
+/* Rollout: num_steps vector steps into a->rollout, then GAE (truncations
+ * bootstrapped from V of the final observation, as PPO here and SB3). */
+static mrl_result mrl__trpo_collect(mrl_trpo *a, mrl_vecenv *env) {
+  mrl_actor_critic ac = mrl__trpo_ac(a);
+  return mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                                  a->step_actions, a->step_values, a->cfg.gamma, a->cfg.gae_lambda,
+                                  "trpo", a->error, sizeof a->error);
+}
+
+/* The policy over the whole rollout: one [T, B] sequence from the stored
+ * initial states (the recurrent policies' truncated BPTT), on a->graph. */
+static mrl_tensor *mrl__trpo_policy(mrl_trpo *a, int grad) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->graph;
+  mrl_tensor *x, *dist = NULL;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, !grad);
+  x = mrl_tensor_from2(g, ro->obs, ro->num_steps * ro->num_envs, a->obs_dim);
+  if (x)
+    mrl__trpo_forward(a, g, x, ro->num_steps, ro->num_envs, ro->episode_starts,
+                      a->state_dim ? ro->initial_state : NULL, NULL, &dist, NULL);
+  return dist;
+}
+
+/* Per-row log-probability of the stored action and KL(new || old), in double,
+ * summed into *obj (mean of adv * ratio) and *kl (mean KL); dist rows [N, P]. */
+static void mrl__trpo_score(const mrl_trpo *a, const float *dist, double *obj, double *kl) {
+  const mrl_rollout *ro = &a->rollout;
+  int N = ro->num_steps * ro->num_envs, P = a->param_dim, i, d;
+  double so = 0.0, sk = 0.0;
+  for (i = 0; i < N; i++) {
+    const float *z = dist + (size_t)i * P, *zo = a->old_dist + (size_t)i * P;
+    const float *act = ro->actions + (size_t)i * a->raw_dim;
+    double lp = 0.0, k = 0.0;
+    if (a->num_actions > 0) { /* categorical logits */
+      double m = z[0], mo = zo[0], s = 0.0, so_ = 0.0, lse, lseo;
+      for (d = 1; d < P; d++) m = z[d] > m ? z[d] : m, mo = zo[d] > mo ? zo[d] : mo;
+      for (d = 0; d < P; d++) s += exp(z[d] - m), so_ += exp(zo[d] - mo);
+      lse = m + log(s), lseo = mo + log(so_);
+      for (d = 0; d < P; d++) {
+        double lpn = z[d] - lse, lpo = zo[d] - lseo;
+        k += exp(lpn) * (lpn - lpo);
+      }
+      lp = z[(int)act[0]] - lse;
+    } else { /* Gaussian [mean | log_std] */
+      int D = P / 2;
+      for (d = 0; d < D; d++) {
+        double mu = z[d], ls = z[D + d], muo = zo[d], lso = zo[D + d], diff = act[d] - mu;
+        lp += -diff * diff / (2.0 * exp(2.0 * ls)) - ls - 0.91893853320467274;
+        k += lso - ls + (exp(2.0 * ls) + (mu - muo) * (mu - muo)) / (2.0 * exp(2.0 * lso)) - 0.5;
+      }
+    }
+    so += (double)a->adv[i] * exp(lp - (double)ro->log_probs[i]);
+    sk += k;
+  }
+  *obj = so / N;
+  *kl = sk / N;
+}
+
+MRL_DEF mrl_result mrl_trpo_fisher_vector_product(mrl_trpo *a, const float *v, float *out) {
+  mrl_graph *g = &a->graph;
+  int N = a->rollout.num_steps * a->rollout.num_envs, P = a->param_dim, i, d;
+  mrl_tensor *dist, *u, *loss;
+  char why[160];
+  mrl_result r;
+  if (!v || !out) return MRL_ERR_INVALID_ARGUMENT;
+  /* J v: the direction in the policy's gradient slots, the tape replayed forwards */
+  mrl_params_zero_grad(&a->params);
+  memcpy(a->params.grads, v, sizeof(float) * a->policy_size);
+  if (!(dist = mrl__trpo_policy(a, 1))) return MRL_ERR_OUT_OF_MEMORY;
+  if ((r = mrl_graph_jvp(g, mrl_nn_jvp_rule, why, sizeof why)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "trpo: %s", why[0] ? why : mrl_result_string(r));
+    return r;
+  }
+  /* u = M (J v) / N: the action distribution's Fisher in its own parameters, row by row */
+  for (i = 0; i < N; i++) {
+    const float *z = dist->data + (size_t)i * P, *t = dist->grad + (size_t)i * P;
+    float *o = a->fisher_u + (size_t)i * P;
+    if (a->num_actions > 0) { /* logits: (diag(p) - p p^T) t */
+      double m = z[0], s = 0.0, pt = 0.0;
+      for (d = 1; d < P; d++) m = z[d] > m ? z[d] : m;
+      for (d = 0; d < P; d++) s += exp(z[d] - m);
+      for (d = 0; d < P; d++) pt += exp(z[d] - m) / s * t[d];
+      for (d = 0; d < P; d++) o[d] = (float)(exp(z[d] - m) / s * (t[d] - pt) / N);
+    } else { /* [mean | log_std]: 1/sigma^2 on the mean, 2 on the log-std */
+      int D = P / 2;
+      for (d = 0; d < D; d++) {
+        o[d] = (float)(t[d] * exp(-2.0 * z[D + d]) / N);
+        o[D + d] = (float)(2.0 * t[D + d] / N);
+      }
+    }
+  }
+  /* J^T u: the tape now holds tangents, so a fresh forward pass, then backward of sum(dist u) */
+  mrl_params_zero_grad(&a->params);
+  dist = mrl__trpo_policy(a, 1);
+  u = dist ? mrl_tensor_from(g, a->fisher_u, dist->ndim, dist->shape) : NULL;
+  loss = mrl_sum(g, mrl_mul(g, dist, u));
+  if (!loss) return MRL_ERR_OUT_OF_MEMORY;
+  if ((r = mrl_backward(g, loss)) != MRL_OK) return r;
+  memcpy(out, a->params.grads, sizeof(float) * a->policy_size);
+  return MRL_OK;
+}
+
+static double mrl__trpo_dot(const float *x, const float *y, size_t n) {
+  double s = 0.0;
+  size_t i;
+  for (i = 0; i < n; i++) s += (double)x[i] * y[i];
+  return s;
+}
+
+/* (F + cg_damping I) v into out */
+static mrl_result mrl__trpo_damped_fvp(mrl_trpo *a, const float *v, float *out) {
+  size_t i;
+  mrl_result r = mrl_trpo_fisher_vector_product(a, v, out);
+  for (i = 0; r == MRL_OK && i < a->policy_size; i++) out[i] += a->cfg.cg_damping * v[i];
+  return r;
+}
+
+/* The value function: n_critic_updates epochs of minibatches (whole
+ * environment sequences for a recurrent critic), Adam on the mean squared
+ * error. The policy's gradient slots stay zero, so Adam leaves it as it is. */
+static mrl_result mrl__trpo_critic(mrl_trpo *a, mrl_trpo_update_stats *st) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_minibatches *mb = &a->minibatches;
+  mrl_graph *g = &a->graph;
+  mrl_adam_config adam = mrl_adam_config_default();
+  int S = a->state_dim, epoch, k, j, T, B, count = 0;
+  double total = 0.0;
+  adam.lr = a->cfg.learning_rate;
+  adam.eps = a->cfg.adam_eps;
+  for (epoch = 0; epoch < a->cfg.n_critic_updates; epoch++) {
+    mrl_minibatches_shuffle(mb, &a->rng);
+    for (k = 0; k < mb->num_minibatches; k++) {
+      const int *envs;
+      const int *rows = mrl_minibatches_get(mb, k, &T, &B, &envs);
+      int N = T * B, shape[1];
+      mrl_tensor *x, *values = NULL, *loss;
+      for (j = 0; envs && j < B; j++)
+        memcpy(a->mb_state + (size_t)j * S, ro->initial_state + (size_t)envs[j] * S,
+               sizeof(float) * (size_t)S);
+      mrl_copy_rows(ro->obs, a->obs_dim, rows, N, a->mb_obs);
+      mrl_copy_rows(ro->episode_starts, 1, rows, N, a->mb_starts);
+      mrl_copy_rows(ro->returns, 1, rows, N, a->mb_ret);
+      mrl_graph_reset(g);
+      mrl_graph_set_no_grad(g, 0);
+      x = mrl_tensor_from2(g, a->mb_obs, N, a->obs_dim);
+      if (x)
+        mrl__trpo_forward(a, g, x, T, B, a->mb_starts, S ? a->mb_state : NULL, NULL, NULL, &values);
+      shape[0] = N;
+      loss =
+          mrl_mean(g, mrl_square(g, mrl_sub(g, values, mrl_tensor_from(g, a->mb_ret, 1, shape))));
+      if (!loss) return MRL_ERR_OUT_OF_MEMORY;
+      mrl_params_zero_grad(&a->params);
+      mrl_backward(g, loss);
+      if (!mrl_update_guard(&a->params, loss->data[0], 0.0f)) {
+        mrl__say(a->error, sizeof a->error,
+                 "trpo: non-finite value loss (%g) or gradient: value step not applied",
+                 loss->data[0]);
+        return MRL_ERR_NON_FINITE;
+      }
+      mrl_adam_step(&a->params, &adam);
+      total += loss->data[0];
+      count++;
+    }
+  }
+  st->value_loss = count ? (float)(total / count) : 0.0f;
+  return MRL_OK;
+}
+
+static mrl_result mrl__trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st);
+
+MRL_DEF mrl_result mrl_trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st) {
+  mrl_trpo_update_stats local;
+  mrl_rng rng0 = a->rng;
+  mrl_result r;
+  if (!st) st = &local;
+  memset(st, 0, sizeof *st);
+  mrl_update_backup_save(&a->backup, &a->params);
+  if ((r = mrl__trpo_update(a, st)) != MRL_OK) { /* undone whole: parameters, moments, RNG */
+    mrl_update_backup_restore(&a->backup, &a->params);
+    a->rng = rng0;
+  }
+  return r;
+}
+
+static mrl_result mrl__trpo_update(mrl_trpo *a, mrl_trpo_update_stats *st) {
+  mrl_rollout *ro = &a->rollout;
+  mrl_graph *g = &a->graph;
+  int N = ro->num_steps * ro->num_envs, P = a->param_dim, i, it, shape[1];
+  size_t n = a->policy_size, j;
+  float *theta = a->params.values, *x = a->search_dir;
+  double obj0, kl, obj, rr, coeff, step, shs;
+  mrl_tensor *dist, *logp = NULL, *objective;
+  mrl_result r;
+  /* advantages, normalised over the rollout (torch's unbiased std, + 1e-8) */
+  memcpy(a->adv, ro->advantages, sizeof(float) * (size_t)N);
+  if (a->cfg.normalize_advantage && N > 1) {
+    double mean = 0.0, var = 0.0;
+    for (i = 0; i < N; i++) mean += a->adv[i];
+    mean /= N;
+    for (i = 0; i < N; i++) var += (a->adv[i] - mean) * (a->adv[i] - mean);
+    var /= (N - 1);
+    for (i = 0; i < N; i++) a->adv[i] = (float)((a->adv[i] - mean) / (sqrt(var) + 1e-8));
+  }
+  /* theta_old's distributions, and the surrogate there */
+  if (!(dist = mrl__trpo_policy(a, 0))) return MRL_ERR_OUT_OF_MEMORY;
+  memcpy(a->old_dist, dist->data, sizeof(float) * (size_t)N * P);
+  mrl__trpo_score(a, a->old_dist, &obj0, &kl);
+  st->policy_objective = (float)obj0;
+  /* g = grad of mean(A ratio) */
+  mrl_params_zero_grad(&a->params);
+  dist = mrl__trpo_policy(a, 1);
+  if (dist) mrl_policy_head_evaluate(&a->policy, g, dist, ro->actions, &logp, NULL);
+  shape[0] = N;
+  objective = mrl_mean(
+      g, mrl_mul(g, mrl_exp(g, mrl_sub(g, logp, mrl_tensor_from(g, ro->log_probs, 1, shape))),
+                 mrl_tensor_from(g, a->adv, 1, shape)));
+  if (!objective) return MRL_ERR_OUT_OF_MEMORY;
+  mrl_backward(g, objective);
+  memcpy(a->grad, a->params.grads, sizeof(float) * n);
+  for (j = 0; j < n; j++)
+    if (!mrl__finite(a->grad[j])) {
+      mrl__say(a->error, sizeof a->error, "trpo: non-finite policy gradient: update not applied");
+      return MRL_ERR_NON_FINITE;
+    }
+  /* conjugate gradient on (F + damping) x = g (SB3-contrib's solver, residual tol 1e-10) */
+  memset(x, 0, sizeof(float) * n);
+  memcpy(a->cg_r, a->grad, sizeof(float) * n);
+  memcpy(a->cg_p, a->grad, sizeof(float) * n);
+  rr = mrl__trpo_dot(a->cg_r, a->cg_r, n);
+  for (it = 0; it < a->cfg.cg_max_steps; it++) {
+    double alpha, rr_new;
+    if ((r = mrl__trpo_damped_fvp(a, a->cg_p, a->cg_ap)) != MRL_OK) return r;
+    alpha = mrl__trpo_dot(a->cg_p, a->cg_ap, n);
+    if (!(alpha > 0.0) || !mrl__finite(alpha)) break; /* a zero gradient: x stays 0, no step */
+    alpha = rr / alpha;
+    for (j = 0; j < n; j++) x[j] += (float)alpha * a->cg_p[j];
+    st->cg_iters = it + 1;
+    if (it == a->cfg.cg_max_steps - 1) break;
+    for (j = 0; j < n; j++) a->cg_r[j] -= (float)alpha * a->cg_ap[j];
+    rr_new = mrl__trpo_dot(a->cg_r, a->cg_r, n);
+    if (rr_new < 1e-10) break;
+    for (j = 0; j < n; j++) a->cg_p[j] = a->cg_r[j] + (float)(rr_new / rr) * a->cg_p[j];
+    rr = rr_new;
+  }
+  /* the largest step inside the trust region: sqrt(2 target_kl / x^T (F + damping) x) */
+  if ((r = mrl__trpo_damped_fvp(a, x, a->cg_ap)) != MRL_OK) return r;
+  shs = mrl__trpo_dot(x, a->cg_ap, n);
+  step = (float)sqrt(2.0 * a->cfg.target_kl / shs);
+  st->step_size = (float)step;
+  /* backtracking line search: the KL constraint and an improvement of the surrogate */
+  memcpy(a->theta0, theta, sizeof(float) * n);
+  coeff = 1.0;
+  for (it = 0; it < a->cfg.line_search_max_iter && mrl__finite(step); it++) {
+    float c = (float)(coeff * step);
+    for (j = 0; j < n; j++) theta[j] = a->theta0[j] + c * x[j];
+    if (!(dist = mrl__trpo_policy(a, 0))) return MRL_ERR_OUT_OF_MEMORY;
+    mrl__trpo_score(a, dist->data, &obj, &kl);
+    st->line_search_iters = it + 1;
+    if (kl < a->cfg.target_kl && obj > obj0) {
+      st->line_search_success = 1;
+      st->line_search_coeff = (float)coeff;
+      st->new_objective = (float)obj;
+      st->kl = (float)kl;
+      break;
+    }
+    coeff *= a->cfg.line_search_shrinking_factor;
+  }
+  if (!st->line_search_success) { /* no acceptable step: the policy stays as it was */
+    memcpy(theta, a->theta0, sizeof(float) * n);
+    st->new_objective = (float)obj0;
+  }
+  /* the value function, fitted separately */
+  return mrl__trpo_critic(a, st);
+}
+
+MRL_DEF mrl_result mrl_trpo_train(mrl_trpo *a, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user) {
+  long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it;
+  long long steps0 = a->runner.env_steps;
+  double t0 = mrl_wall_seconds();
+  mrl_result r;
+  if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
+      env->num_actions != a->num_actions || env->action_dim != a->env_action_dim) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_trpo_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_trpo_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  iters = env_steps / batch;
+  if (iters == 0) return MRL_OK;
+  if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
+  for (it = 1; it <= iters; it++) {
+    mrl_trpo_update_stats st;
+    if ((r = mrl__trpo_collect(a, env)) != MRL_OK) return r;
+    if ((r = mrl_trpo_update(a, &st)) != MRL_OK) return r;
+    a->iterations++;
+    if (progress) {
+      mrl_train_progress p;
+      mrl_runner_progress(&p, "trpo", env, &a->runner, steps0, t0);
+      p.iteration = (int)it;
+      p.num_iterations = (int)iters;
+      p.learning_rate = a->cfg.learning_rate;
+      mrl_progress_set(&p, "policy_objective", st.policy_objective);
+      mrl_progress_set(&p, "kl", st.kl);
+      mrl_progress_set(&p, "step_size", st.step_size);
+      mrl_progress_set(&p, "line_search_success", (float)st.line_search_success);
+      mrl_progress_set(&p, "cg_iters", (float)st.cg_iters);
+      mrl_progress_set(&p, "value_loss", st.value_loss);
+      mrl_progress_set(&p, "explained_variance",
+                       mrl__explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
+      if (progress(&p, user)) break;
+    }
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_trpo_act(mrl_trpo *a, const float *obs, int n, const float *episode_start,
+                                float *state, int greedy, mrl_rng *rng, float *actions) {
+  mrl_actor_critic ac = mrl__trpo_ac(a);
+  return mrl_actor_critic_act(&ac, &a->act_graph, a->cfg.normalize_obs ? &a->runner : NULL, obs, n,
+                              episode_start, state, greedy, rng ? rng : &a->rng, actions);
+}
+
+static mrl_result mrl__trpo_act_fn(void *agent, const float *obs, int n, const float *episode_start,
+                                   float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_trpo_act((mrl_trpo *)agent, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_trpo_evaluate(mrl_trpo *a, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats) {
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || env->obs_dim != a->obs_dim || env->num_actions != a->num_actions ||
+      env->action_dim != a->env_action_dim)
+    return MRL_ERR_INVALID_ARGUMENT;
+  return mrl_evaluate(mrl__trpo_act_fn, a, a->state_dim, env, episodes, greedy, &rng, stats);
+}
+
+/* TRPO's own state beyond the runner: its RNG and iteration count. */
+static int mrl__trpo_extras(const mrl_trpo *a, mrl_checkpoint_extra *x) {
+  x[0].name = "__trpo.rng";
+  x[0].dtype = "U64";
+  x[0].data = &a->rng;
+  x[0].count = sizeof a->rng / sizeof(uint64_t);
+  x[1].name = "__trpo.iterations";
+  x[1].dtype = "I64";
+  x[1].data = &a->iterations;
+  x[1].count = 1;
+  return 2;
+}
+
+MRL_DEF mrl_result mrl_trpo_save(const mrl_trpo *a, const char *path, const mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__trpo_extras(a, x);
+  mrl_trpo_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->params, "trpo", config, &a->runner, env, x, n);
+}
+
+MRL_DEF mrl_result mrl_trpo_load(mrl_trpo *a, const char *path, mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[2];
+  int n = mrl__trpo_extras(a, x);
+  mrl_trpo_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_load(path, &a->params, "trpo", config, &a->runner, env, x, n, a->error,
                         sizeof a->error);
 }
 

@@ -16,7 +16,7 @@
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>lstm' memrl_nn.h` finds that section and nothing else.
  *   The tags in file order:
- *     init params optim lr_schedule linear_layer mlp lstm gru elman rnn_stack
+ *     init params optim lr_schedule linear_layer mlp lstm gru elman rnn_stack rnn_jvp
  *     categorical gaussian tanh_gaussian mixture policy_head heads net2net safetensors
  *     encoders attention
  *
@@ -498,6 +498,10 @@ MRL_DEF mrl_tensor *mrl_gru_forward(const mrl_gru *m, mrl_graph *g, mrl_tensor *
 MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tensor *x, int T, int B,
                                       mrl_tensor *h0, const float *episode_start,
                                       mrl_tensor **h_out);
+/* mrl_graph_jvp's rule lookup for tapes with this header's fused recurrences:
+ * the LSTM, GRU and Elman nodes (exact tangents through time), then every
+ * rule of memrl_tensor.h (mrl_jvp_rule). Pass it to mrl_graph_jvp. */
+MRL_DEF mrl_jvp_fn mrl_nn_jvp_rule(const mrl_node *node);
 
 /* ---- categorical distribution over rows of normalised log-probabilities ----
  * (log_probs = mrl_log_softmax(logits)) */
@@ -2964,6 +2968,124 @@ MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tens
   if (!x) return NULL;
   if (h_out && !(*h_out = mrl__stack_states(g, hs, L))) return NULL;
   return x;
+}
+
+/* ---- forward-mode rules of the fused recurrences >>rnn_jvp ----
+ * mrl_graph_jvp's rules (memrl_tensor.h) for the LSTM, GRU and Elman nodes:
+ * the tangent of every step follows the forward equations, differentiated
+ * (dW: the weights' tangents from their grad buffers; dh', dc': the carried
+ * tangents times keep, so an episode start cuts them as it cuts the state).
+ * They reuse the node's backward scratch, so backward must not follow on
+ * the same tape (mrl_graph_jvp marks it replayed). */
+
+/* rows [N, G] of P += bias tangents + dX W^T + X dW^T (the input side of every step) */
+static void mrl__jvp_in_side(float *P, size_t N, int G, int I, const mrl_tensor *x,
+                             const mrl_tensor *w, const mrl_tensor *b1, const mrl_tensor *b2) {
+  size_t r;
+  int j;
+  memset(P, 0, sizeof(float) * N * (size_t)G);
+  for (r = 0; r < N; r++)
+    for (j = 0; j < G; j++)
+      P[r * G + j] = (b1 && b1->grad ? b1->grad[j] : 0.0f) + (b2 && b2->grad ? b2->grad[j] : 0.0f);
+  if (x->grad) mrl_gemm(0, 1, (int)N, G, I, x->grad, I, w->data, I, 1.0f, P, G);
+  if (w->grad) mrl_gemm(0, 1, (int)N, G, I, x->data, I, w->grad, I, 1.0f, P, G);
+}
+
+/* dh' = keep * (tangent of h_{t-1}) into dst [B, H]; P_t += dh' W_hh^T + h' dW_hh^T */
+static void mrl__jvp_hidden_side(float *P_t, float *dst, const float *prev, const float *hk,
+                                 const float *keep, int t, int B, int H, int G,
+                                 const mrl_tensor *w_hh) {
+  int b, j;
+  for (b = 0; b < B; b++) {
+    float kb = keep ? keep[(size_t)t * B + b] : 1.0f;
+    for (j = 0; j < H; j++) dst[(size_t)b * H + j] = prev ? prev[(size_t)b * H + j] * kb : 0.0f;
+  }
+  mrl_gemm(0, 1, B, G, H, dst, H, w_hh->data, H, 1.0f, P_t, G);
+  if (w_hh->grad) mrl_gemm(0, 1, B, G, H, hk, H, w_hh->grad, H, 1.0f, P_t, G);
+}
+
+static void mrl__lstm_jvp(mrl_node *nd) {
+  mrl__lstm_saved *s = (mrl__lstm_saved *)(void *)nd->extra[0];
+  mrl_tensor *y = nd->out;
+  int T = s->T, B = s->B, H = y->shape[1], I = s->x->shape[1], G = 4 * H, t, b, j;
+  size_t BH = (size_t)B * H, k;
+  mrl__jvp_in_side(s->dpre, (size_t)T * B, G, I, s->x, s->w_ih, s->b_ih, s->b_hh);
+  for (k = 0; k < BH; k++) s->dc[k] = s->c0->grad ? s->c0->grad[k] : 0.0f;
+  for (t = 0; t < T; t++) {
+    float *P = s->dpre + (size_t)t * B * G, *dy = y->grad + (size_t)t * BH;
+    const float *prev = t ? y->grad + (size_t)(t - 1) * BH : s->h0->grad;
+    const float *gt = s->gates + (size_t)t * B * G, *tc = s->tanh_c + (size_t)t * BH;
+    const float *cp = s->c_prev + (size_t)t * BH;
+    mrl__jvp_hidden_side(P, s->dh_prev, prev, s->h_prev + (size_t)t * BH, s->keep, t, B, H, G,
+                         s->w_hh);
+    for (b = 0; b < B; b++) {
+      const float *gb = gt + (size_t)b * G, *pb = P + (size_t)b * G;
+      float kb = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
+      for (j = 0; j < H; j++) {
+        float ig = gb[j], fg = gb[H + j], gg = gb[2 * H + j], og = gb[3 * H + j], dc;
+        float di = ig * (1.0f - ig) * pb[j], df = fg * (1.0f - fg) * pb[H + j];
+        float dg = (1.0f - gg * gg) * pb[2 * H + j], dO = og * (1.0f - og) * pb[3 * H + j];
+        k = (size_t)b * H + j;
+        dc = df * cp[k] + fg * (s->dc[k] * kb) + di * gg + ig * dg;
+        s->dc[k] = dc;
+        dy[k] = dO * tc[k] + og * (1.0f - tc[k] * tc[k]) * dc;
+      }
+    }
+  }
+  if (s->c_last->grad) memcpy(s->c_last->grad, s->dc, sizeof(float) * BH);
+}
+
+static void mrl__gru_jvp(mrl_node *nd) {
+  mrl__gru_saved *s = (mrl__gru_saved *)(void *)nd->extra[0];
+  mrl_tensor *y = nd->out;
+  int T = s->T, B = s->B, H = y->shape[1], I = s->x->shape[1], G = 3 * H, t, b, j;
+  size_t BH = (size_t)B * H, k;
+  mrl__jvp_in_side(s->dxp, (size_t)T * B, G, I, s->x, s->w_ih, s->b_ih, NULL);
+  for (t = 0; t < T; t++) {
+    float *X = s->dxp + (size_t)t * B * G, *Hs = s->dhh + (size_t)t * B * G;
+    float *dy = y->grad + (size_t)t * BH;
+    const float *prev = t ? y->grad + (size_t)(t - 1) * BH : s->h0->grad;
+    const float *gt = s->gates + (size_t)t * B * G, *hn = s->hn + (size_t)t * BH;
+    const float *hk = s->h_prev + (size_t)t * BH;
+    for (b = 0; b < B; b++)
+      for (j = 0; j < G; j++) Hs[(size_t)b * G + j] = s->b_hh->grad ? s->b_hh->grad[j] : 0.0f;
+    mrl__jvp_hidden_side(Hs, s->dh_prev, prev, hk, s->keep, t, B, H, G, s->w_hh);
+    for (b = 0; b < B; b++) {
+      const float *gb = gt + (size_t)b * G, *xb = X + (size_t)b * G, *hb = Hs + (size_t)b * G;
+      for (j = 0; j < H; j++) {
+        float r = gb[j], z = gb[H + j], n = gb[2 * H + j], dr, dz, dn;
+        k = (size_t)b * H + j;
+        dr = r * (1.0f - r) * (xb[j] + hb[j]);
+        dz = z * (1.0f - z) * (xb[H + j] + hb[H + j]);
+        dn = (1.0f - n * n) * (xb[2 * H + j] + dr * hn[k] + r * hb[2 * H + j]);
+        dy[k] = (s->dh_prev[k] - dn) * z + (hk[k] - n) * dz + dn;
+      }
+    }
+  }
+}
+
+static void mrl__elman_jvp(mrl_node *nd) {
+  mrl__elman_saved *s = (mrl__elman_saved *)(void *)nd->extra[0];
+  mrl_tensor *y = nd->out;
+  int T = s->T, B = s->B, H = y->shape[1], I = s->x->shape[1], t;
+  size_t BH = (size_t)B * H, k;
+  mrl__jvp_in_side(s->dpre, (size_t)T * B, H, I, s->x, s->w_ih, s->b_ih, s->b_hh);
+  for (t = 0; t < T; t++) {
+    float *P = s->dpre + (size_t)t * BH, *dy = y->grad + (size_t)t * BH;
+    const float *prev = t ? y->grad + (size_t)(t - 1) * BH : s->h0->grad;
+    const float *yt = y->data + (size_t)t * BH;
+    mrl__jvp_hidden_side(P, s->dh_prev, prev, s->h_prev + (size_t)t * BH, s->keep, t, B, H, H,
+                         s->w_hh);
+    for (k = 0; k < BH; k++)
+      dy[k] = s->relu ? (yt[k] > 0.0f ? P[k] : 0.0f) : P[k] * (1.0f - yt[k] * yt[k]);
+  }
+}
+
+MRL_DEF mrl_jvp_fn mrl_nn_jvp_rule(const mrl_node *nd) {
+  if (nd->backward == mrl__lstm_backward) return mrl__lstm_jvp;
+  if (nd->backward == mrl__gru_backward) return mrl__gru_jvp;
+  if (nd->backward == mrl__elman_backward) return mrl__elman_jvp;
+  return mrl_jvp_rule(nd);
 }
 
 /* ---- categorical ---- >>categorical */

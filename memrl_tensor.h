@@ -18,7 +18,7 @@
  *     tensors arena graph gemm matmul xwt fast_act linear_op unary general
  *     binary reductions softmax fused_attention batched_matmul shape indexing fused layernorm
  *     conv2d pooling dropout losses cross_entropy kl_normal kl_categorical
- *     similarity straight_through gradcheck
+ *     similarity straight_through gradcheck jvp
  *
  * ENABLING
  *   In exactly one C or C++ file:
@@ -102,6 +102,7 @@
  *   indexing    mrl_gather (torch.gather), mrl_gather_rows (one per row), mrl_index_select
  *               (embedding rows), mrl_scatter_add, mrl_one_hot, mrl_topk (+indices)
  *   checking    mrl_gradcheck (central finite differences against mrl_backward)
+ *   forward     mrl_graph_jvp (directional derivatives J v over the recorded tape)
  *   layers      mrl_layernorm (last dim), mrl_conv2d (NCHW, stride, padding), mrl_max_pool2d,
  *               mrl_avg_pool2d, mrl_dropout (explicit mrl_rng, inverted scaling)   (fused)
  *   losses      mrl_mse_loss, mrl_huber_loss (delta), mrl_smooth_l1_loss (beta),
@@ -694,6 +695,32 @@ static inline float mrl_signf(float x) {
 typedef mrl_tensor *(*mrl_loss_fn)(mrl_graph *g, mrl_tensor **inputs, void *ctx);
 MRL_DEF double mrl_gradcheck(mrl_graph *g, mrl_loss_fn build, mrl_tensor **inputs, int n, void *ctx,
                              float eps, double atol, double rtol);
+
+/* ---- forward-mode directional derivatives (JVP) over a recorded tape ----
+ * mrl_graph_jvp replays g's tape FORWARDS and leaves in the grad buffer of
+ * every recorded output the exact directional derivative (tangent) of that
+ * output, J v, where v is what the leaves' grad buffers hold when it is
+ * called: put the direction into the parameters' gradients (zero elsewhere),
+ * run the forward pass with gradients on, call mrl_graph_jvp, read J v from
+ * the output's grad. Each op's rule is its analytic derivative (no finite
+ * differences), so J v is exact up to float rounding; with the backward pass
+ * (J^T u) it gives Gauss-Newton and Fisher-vector products J^T M J v (TRPO).
+ * Afterwards the tape's gradient buffers hold tangents, not gradients: the
+ * graph is marked as replayed (mrl_backward refuses it; reset or rebuild).
+ * rule (NULL: mrl_jvp_rule) maps a node to its tangent rule; a header with
+ * ops of its own chains to mrl_jvp_rule (memrl_nn.h: mrl_nn_jvp_rule adds
+ * the fused LSTM, GRU and Elman recurrences). An op without a rule stops
+ * nothing: the call returns MRL_ERR_INVALID_ARGUMENT and error (may be NULL)
+ * names the op. Rules here: linear (and linear_relu / _tanh), matmul (2-D), every unary op, every
+ * broadcasting binary op and where, permute / transpose / slice /
+ * broadcast_to, concat / stack / concat_rows, index_select, gather /
+ * gather_rows, the reductions (sum, mean, max, logsumexp, var; all or along
+ * an axis), softmax and log_softmax without a mask. Not yet: batched
+ * matmul, attention, layernorm, conv2d, pooling, dropout, the losses. */
+typedef void (*mrl_jvp_fn)(mrl_node *node);
+typedef mrl_jvp_fn (*mrl_jvp_lookup)(const mrl_node *node);
+MRL_DEF mrl_jvp_fn mrl_jvp_rule(const mrl_node *node);
+MRL_DEF mrl_result mrl_graph_jvp(mrl_graph *g, mrl_jvp_lookup rule, char *error, size_t error_size);
 
 /* Logistic function with exp's argument kept non-positive (no overflow). */
 static inline float mrl_sigmoidf(float x) {
@@ -4310,6 +4337,62 @@ static int mrl__any_grad(const mrl_graph *g, mrl_tensor *const *t, int n) {
 
 /* ---- layernorm over the last dimension ---- >>layernorm */
 
+/* Row sums for layernorm in double precision, in four independent chains
+ * (one dependent chain of double adds per row was a tenth of a transformer
+ * step). g NULL: sums[0] = sum x, sums[1] = sum (x - m)^2. g given: with
+ * xh = (x - m) s and dxh = g w (w NULL: 1), sums[0] = sum dxh, sums[1] =
+ * sum dxh xh. */
+static void mrl__row_sums(const float *x, const float *g, const float *w, float m, float s, int d,
+                          double sums[2]) {
+  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
+  int j = 0;
+  if (g) {
+    float d0, d1, d2, d3;
+    for (; j + 4 <= d; j += 4) {
+      d0 = g[j] * (w ? w[j] : 1.0f);
+      d1 = g[j + 1] * (w ? w[j + 1] : 1.0f);
+      d2 = g[j + 2] * (w ? w[j + 2] : 1.0f);
+      d3 = g[j + 3] * (w ? w[j + 3] : 1.0f);
+      a0 += d0;
+      a1 += d1;
+      a2 += d2;
+      a3 += d3;
+      b0 += (double)d0 * ((x[j] - m) * s);
+      b1 += (double)d1 * ((x[j + 1] - m) * s);
+      b2 += (double)d2 * ((x[j + 2] - m) * s);
+      b3 += (double)d3 * ((x[j + 3] - m) * s);
+    }
+    for (; j < d; j++) {
+      d0 = g[j] * (w ? w[j] : 1.0f);
+      a0 += d0;
+      b0 += (double)d0 * ((x[j] - m) * s);
+    }
+  } else {
+    double c0, c1, c2, c3;
+    for (; j + 4 <= d; j += 4) {
+      c0 = (double)x[j] - m;
+      c1 = (double)x[j + 1] - m;
+      c2 = (double)x[j + 2] - m;
+      c3 = (double)x[j + 3] - m;
+      a0 += x[j];
+      a1 += x[j + 1];
+      a2 += x[j + 2];
+      a3 += x[j + 3];
+      b0 += c0 * c0;
+      b1 += c1 * c1;
+      b2 += c2 * c2;
+      b3 += c3 * c3;
+    }
+    for (; j < d; j++) {
+      c0 = (double)x[j] - m;
+      a0 += x[j];
+      b0 += c0 * c0;
+    }
+  }
+  sums[0] = (a0 + a1) + (a2 + a3);
+  sums[1] = (b0 + b1) + (b2 + b3);
+}
+
 static void mrl__layernorm_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
   const float *mean = nd->extra[0]->data, *rstd = nd->extra[1]->data;
@@ -4317,12 +4400,10 @@ static void mrl__layernorm_backward(mrl_node *nd) {
   for (r = 0; r < rows; r++) {
     const float *xr = x->data + (size_t)r * d, *gr = y->grad + (size_t)r * d;
     float m = mean[r], s = rstd[r];
-    double s1 = 0.0, s2 = 0.0;
-    for (j = 0; j < d; j++) {
-      float xh = (xr[j] - m) * s, dxh = gr[j] * (w ? w->data[j] : 1.0f);
-      s1 += dxh;
-      s2 += (double)dxh * xh;
-    }
+    double sums[2], s1, s2;
+    mrl__row_sums(xr, gr, w ? w->data : NULL, m, s, d, sums);
+    s1 = sums[0];
+    s2 = sums[1];
     j = 0;
 #ifdef MRL__HAVE_F4 /* the parameter and input gradients four lanes at a time, same bits */
     if (w && w->grad)
@@ -4397,11 +4478,11 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
   for (r = 0; r < rows; r++) {
     const float *xr = x->data + (size_t)r * d;
     float *yr = y->data + (size_t)r * d, m, s;
-    double acc = 0.0, var = 0.0;
-    for (j = 0; j < d; j++) acc += xr[j];
-    m = (float)(acc / (d ? d : 1));
-    for (j = 0; j < d; j++) var += ((double)xr[j] - m) * ((double)xr[j] - m);
-    s = (float)(1.0 / sqrt(var / (d ? d : 1) + (double)eps));
+    double sums[2];
+    mrl__row_sums(xr, NULL, NULL, 0.0f, 1.0f, d, sums);
+    m = (float)(sums[0] / (d ? d : 1));
+    mrl__row_sums(xr, NULL, NULL, m, 1.0f, d, sums);
+    s = (float)(1.0 / sqrt(sums[1] / (d ? d : 1) + (double)eps));
     j = 0;
 #ifdef MRL__HAVE_F4 /* four lanes, the same operations as the loop below */
     for (; j + 4 <= d; j += 4) {
@@ -5352,6 +5433,246 @@ MRL_DEF double mrl_gradcheck(mrl_graph *g, mrl_loss_fn build, mrl_tensor **input
   }
   mrl_graph_reset(g);
   return worst;
+}
+
+/* ---- forward-mode JVP over the tape ---- >>jvp
+ * Each rule reads its inputs' tangents from their grad buffers (NULL: the
+ * input is a constant, tangent 0) and writes (=, not +=) its output's
+ * tangent into out->grad. Rules are the analytic derivatives of the forward
+ * code above; tests/test_jvp.c checks each one against central finite
+ * differences and against the backward pass (<u, J v> = <J^T u, v>). */
+
+/* dy = act'(pre) (dx W^T + x dW^T + db): linear, linear_relu (act' = [y > 0])
+ * and linear_tanh (act' = 1 - y^2), told apart by nd->i[0]. */
+static void mrl__jvp_linear(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
+  int m = mrl_tensor_rows(x), k = mrl_tensor_cols(x), n = w->shape[0], i, j;
+  size_t e;
+  memset(y->grad, 0, sizeof(float) * (size_t)y->size);
+  if (x->grad) mrl_gemm(0, 1, m, n, k, x->grad, k, w->data, k, 1.0f, y->grad, n);
+  if (w->grad) mrl_gemm(0, 1, m, n, k, x->data, k, w->grad, k, 1.0f, y->grad, n);
+  if (b && b->grad)
+    for (i = 0; i < m; i++)
+      for (j = 0; j < n; j++) y->grad[(size_t)i * n + j] += b->grad[j];
+  if (nd->i[0] == 1)
+    for (e = 0; e < (size_t)y->size; e++) y->grad[e] = y->data[e] > 0.0f ? y->grad[e] : 0.0f;
+  else if (nd->i[0] == 2)
+    for (e = 0; e < (size_t)y->size; e++) y->grad[e] *= 1.0f - y->data[e] * y->data[e];
+}
+
+static void mrl__jvp_matmul(mrl_node *nd) { /* dC = dA B + A dB in the node's layout */
+  mrl_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
+  int layout = nd->i[0], m = c->shape[0], n = c->shape[1], k = nd->i[1];
+  int ta = layout == 2, tb = layout == 1, lda = ta ? m : k, ldb = tb ? k : n;
+  memset(c->grad, 0, sizeof(float) * (size_t)c->size);
+  if (a->grad) mrl_gemm(ta, tb, m, n, k, a->grad, lda, b->data, ldb, 1.0f, c->grad, n);
+  if (b->grad) mrl_gemm(ta, tb, m, n, k, a->data, lda, b->grad, ldb, 1.0f, c->grad, n);
+}
+
+/* Elementwise ops have a diagonal Jacobian, its own transpose: the backward
+ * pass run with the input's tangent in the output gradient's place and the
+ * output tangent in the input gradient's place accumulates J dx. */
+static void mrl__jvp_unary(mrl_node *nd) {
+  mrl_node f = *nd;
+  mrl_tensor x = *nd->in[0], y = *nd->out;
+  memset(nd->out->grad, 0, sizeof(float) * (size_t)nd->out->size);
+  if (!nd->in[0]->grad) return;
+  x.grad = nd->out->grad;
+  y.grad = nd->in[0]->grad;
+  f.in[0] = &x;
+  f.out = &y;
+  mrl__unary_backward(&f);
+}
+
+static void mrl__jvp_binary(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *b = nd->in[1], *m = nd->in[2], *y = nd->out;
+  int kind = nd->i[0], o4[MRL_MAX_DIMS], sa[MRL_MAX_DIMS], sb[MRL_MAX_DIMS], sm[MRL_MAX_DIMS];
+  int i0, i1, i2, i3;
+  size_t r = 0;
+  mrl__pad4(y->shape, y->ndim, o4);
+  mrl__bstrides(a, sa);
+  mrl__bstrides(b, sb);
+  if (m)
+    mrl__bstrides(m, sm);
+  else
+    memset(sm, 0, sizeof sm);
+  for (i0 = 0; i0 < o4[0]; i0++)
+    for (i1 = 0; i1 < o4[1]; i1++)
+      for (i2 = 0; i2 < o4[2]; i2++)
+        for (i3 = 0; i3 < o4[3]; i3++, r++) {
+          size_t ia =
+              (size_t)i0 * sa[0] + (size_t)i1 * sa[1] + (size_t)i2 * sa[2] + (size_t)i3 * sa[3];
+          size_t ib =
+              (size_t)i0 * sb[0] + (size_t)i1 * sb[1] + (size_t)i2 * sb[2] + (size_t)i3 * sb[3];
+          size_t im =
+              (size_t)i0 * sm[0] + (size_t)i1 * sm[1] + (size_t)i2 * sm[2] + (size_t)i3 * sm[3];
+          float av = a->data[ia], bv = b->data[ib], w;
+          float da = a->grad ? a->grad[ia] : 0.0f, db = b->grad ? b->grad[ib] : 0.0f, t;
+          switch (kind) {
+          case MRL__ADD: t = da + db; break;
+          case MRL__SUB: t = da - db; break;
+          case MRL__MUL: t = da * bv + av * db; break;
+          case MRL__DIV: t = da / bv - av * db / (bv * bv); break;
+          case MRL__MIN:
+          case MRL__MAX: /* the backward pass's subgradient: ties split evenly */
+            w = av == bv ? 0.5f : ((kind == MRL__MAX ? av > bv : av < bv) ? 1.0f : 0.0f);
+            t = w * da + (1.0f - w) * db;
+            break;
+          default: t = m->data[im] != 0.0f ? da : db; break;
+          }
+          y->grad[r] = t;
+        }
+}
+
+static void mrl__jvp_copy(mrl_node *nd) { /* permute, slice, broadcast_to: the same copy */
+  const mrl__copy_plan *p = (const mrl__copy_plan *)(void *)nd->extra[1];
+  mrl_tensor *x = nd->in[0];
+  memset(nd->out->grad, 0, sizeof(float) * (size_t)nd->out->size);
+  if (x->grad) mrl__strided_copy(p->n4, x->grad + p->src_off, p->src, nd->out->grad, p->dst, 0);
+}
+
+static void mrl__jvp_concat(mrl_node *nd) {
+  mrl_tensor *const *parts = (mrl_tensor *const *)(void *)nd->extra[0];
+  mrl_tensor *y = nd->out;
+  int n = nd->i[0], axis = nd->i[1], stack = nd->i[2], p, y4[MRL_MAX_DIMS], ys[MRL_MAX_DIMS];
+  int off = MRL_MAX_DIMS - y->ndim;
+  size_t at = 0;
+  memset(y->grad, 0, sizeof(float) * (size_t)y->size);
+  mrl__pad4(y->shape, y->ndim, y4);
+  mrl__cstrides(y4, ys);
+  for (p = 0; p < n; p++) {
+    mrl_tensor *t = parts[p];
+    int b4[MRL_MAX_DIMS], bs[MRL_MAX_DIMS];
+    memcpy(b4, y4, sizeof b4);
+    b4[off + axis] = stack ? 1 : t->shape[axis];
+    mrl__cstrides(b4, bs);
+    if (t->grad) mrl__strided_copy(b4, t->grad, bs, y->grad + at * ys[off + axis], ys, 0);
+    at += (size_t)b4[off + axis];
+  }
+}
+
+static void mrl__jvp_index_select(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int n = nd->i[0], row = nd->i[1], r;
+  for (r = 0; r < n; r++) {
+    float *gy = y->grad + (size_t)r * row;
+    if (x->grad)
+      memcpy(gy, x->grad + (size_t)nd->index[r] * row, sizeof(float) * (size_t)row);
+    else
+      memset(gy, 0, sizeof(float) * (size_t)row);
+  }
+}
+
+static void mrl__jvp_gather(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int outer = nd->i[0], n = nd->i[1], k = nd->i[2], inner = nd->i[3], o, q, j;
+  for (o = 0; o < outer; o++)
+    for (q = 0; q < k; q++)
+      for (j = 0; j < inner; j++) {
+        size_t r = ((size_t)o * k + q) * inner + j;
+        y->grad[r] = x->grad ? x->grad[((size_t)o * n + nd->index[r]) * inner + j] : 0.0f;
+      }
+}
+
+static void mrl__jvp_reduce(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int kind = nd->i[0], outer = nd->i[1], n = nd->i[2], inner = nd->i[3], o, j, k;
+  float s = nd->f[0];
+  for (o = 0; o < outer; o++)
+    for (j = 0; j < inner; j++) {
+      size_t r = (size_t)o * inner + j, base = (size_t)o * n * inner + j;
+      const float *xr = x->data + base, *dx = x->grad ? x->grad + base : NULL;
+      double acc = 0.0, mean = 0.0;
+      if (!dx) {
+        y->grad[r] = 0.0f;
+        continue;
+      }
+      switch (kind) {
+      case MRL__R_SUM:
+      case MRL__R_MEAN:
+        for (k = 0; k < n; k++) acc += dx[(size_t)k * inner];
+        acc *= s;
+        break;
+      case MRL__R_MAX: acc = dx[(size_t)nd->index[r] * inner]; break;
+      case MRL__R_LSE:
+        for (k = 0; k < n; k++)
+          acc += (double)expf(xr[(size_t)k * inner] - y->data[r]) * dx[(size_t)k * inner];
+        break;
+      default:
+        for (k = 0; k < n; k++) mean += xr[(size_t)k * inner];
+        mean /= n;
+        for (k = 0; k < n; k++)
+          acc += 2.0 * s * ((double)xr[(size_t)k * inner] - mean) * dx[(size_t)k * inner];
+        break;
+      }
+      y->grad[r] = (float)acc;
+    }
+}
+
+/* softmax: dy = y (dx - sum(y dx)); log_softmax: dy = dx - sum(softmax dx). No mask. */
+static void mrl__jvp_softmax(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int is_log = nd->i[0], outer = nd->i[1], n = nd->i[2], inner = nd->i[3], o, j, k;
+  for (o = 0; o < outer; o++)
+    for (j = 0; j < inner; j++) {
+      size_t base = (size_t)o * n * inner + j;
+      const float *yr = y->data + base, *dx = x->grad + base;
+      float *dy = y->grad + base;
+      double acc = 0.0;
+      for (k = 0; k < n; k++) {
+        float p = is_log ? expf(yr[(size_t)k * inner]) : yr[(size_t)k * inner];
+        acc += (double)p * dx[(size_t)k * inner];
+      }
+      for (k = 0; k < n; k++) {
+        float d = dx[(size_t)k * inner] - (float)acc;
+        dy[(size_t)k * inner] = is_log ? d : yr[(size_t)k * inner] * d;
+      }
+    }
+}
+
+MRL_DEF mrl_jvp_fn mrl_jvp_rule(const mrl_node *nd) {
+  mrl_backward_fn b = nd->backward;
+  if (b == mrl__linear_backward) return mrl__jvp_linear;
+  if (b == mrl__matmul_backward) return mrl__jvp_matmul;
+  if (b == mrl__unary_backward) return mrl__jvp_unary;
+  if (b == mrl__binary_backward) return mrl__jvp_binary;
+  if (b == mrl__copy_backward) return mrl__jvp_copy;
+  if (b == mrl__concat_backward) return mrl__jvp_concat;
+  if (b == mrl__index_select_backward) return mrl__jvp_index_select;
+  if (b == mrl__gather_backward) return mrl__jvp_gather;
+  if (b == mrl__reduce_backward) return mrl__jvp_reduce;
+  if (b == mrl__softmax_backward && !nd->extra[0]) return mrl__jvp_softmax; /* masked: none */
+  return NULL;
+}
+
+MRL_DEF mrl_result mrl_graph_jvp(mrl_graph *g, mrl_jvp_lookup rule, char *error,
+                                 size_t error_size) {
+  mrl_node *n, **order;
+  mrl_jvp_fn *fns;
+  int count = 0, i;
+  if (error && error_size) error[0] = '\0';
+  if (g->status != MRL_OK) return g->status;
+  if (g->backward_done) {
+    if (error && error_size)
+      snprintf(error, error_size, "mrl_graph_jvp: the tape has already been replayed");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (!rule) rule = mrl_jvp_rule;
+  order = (mrl_node **)mrl_graph_alloc(g, sizeof(mrl_node *) * (size_t)(g->num_nodes + 1));
+  fns = (mrl_jvp_fn *)mrl_graph_alloc(g, sizeof(mrl_jvp_fn) * (size_t)(g->num_nodes + 1));
+  if (!order || !fns) return MRL_ERR_OUT_OF_MEMORY;
+  /* the tape links backwards: collect it, and check every rule before writing anything */
+  for (n = g->tape; n && count < g->num_nodes; n = n->prev) order[count++] = n;
+  for (i = 0; i < count; i++)
+    if (!(fns[i] = rule(order[i]))) {
+      if (error && error_size)
+        snprintf(error, error_size, "mrl_graph_jvp: no forward-mode rule for op '%s'",
+                 order[i]->op ? order[i]->op : "?");
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+  g->backward_done = 1; /* the gradient buffers now hold tangents */
+  for (i = count - 1; i >= 0; i--) fns[i](order[i]);
+  return MRL_OK;
 }
 
 #ifdef __cplusplus

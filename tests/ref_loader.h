@@ -168,3 +168,66 @@ static inline void mrl_ref_expect(const mrl_ref_file *f, const char *name, const
   free(want);
 }
 #endif
+
+/* ---- pinned agent updates (test_ppo_update.c, test_a2c.c) ----
+ * Outside the guard, for files that include memrl_algos.h: a stand-in vector
+ * env of fixed spaces that an update never steps (MRL_REF_OBS observation
+ * floats; 3 discrete actions, or 2 box actions in [-1, 1]), and the twin's
+ * parameters <case>_p<k> loaded in declaration order with shapes checked. */
+#if defined(MEMRL_ALGOS_H) && !defined(MRL_REF_AGENT_HELPERS)
+#define MRL_REF_AGENT_HELPERS
+#define MRL_REF_OBS 3
+static inline mrl_result mrl_ref_fixed_reset(void *self, uint64_t seed, float *obs) {
+  (void)self;
+  (void)seed;
+  memset(obs, 0, sizeof(float) * MRL_REF_OBS);
+  return MRL_OK;
+}
+static inline mrl_result mrl_ref_fixed_step(void *self, const float *action, float *obs,
+                                            float *reward, int *terminated, int *truncated) {
+  (void)self;
+  (void)action;
+  memset(obs, 0, sizeof(float) * MRL_REF_OBS);
+  *reward = 0.0f;
+  *terminated = *truncated = 0;
+  return MRL_OK;
+}
+
+/* num_envs (at most 16) stand-in environments; 1 on success. */
+static inline int mrl_ref_fixed_vecenv(mrl_vecenv *v, int num_envs, int box) {
+  static const float low[2] = {-1.0f, -1.0f}, high[2] = {1.0f, 1.0f};
+  mrl_env *envs[16];
+  mrl_env_vtable vt;
+  int i;
+  memset(&vt, 0, sizeof vt);
+  vt.id = box ? "FixedBox" : "FixedDiscrete";
+  vt.obs_dim = MRL_REF_OBS;
+  vt.num_actions = box ? 0 : 3;
+  vt.action_dim = box ? 2 : 1;
+  vt.action_low = box ? low : NULL;
+  vt.action_high = box ? high : NULL;
+  vt.reset = mrl_ref_fixed_reset;
+  vt.step = mrl_ref_fixed_step;
+  if (num_envs > 16) return 0;
+  for (i = 0; i < num_envs; i++) envs[i] = mrl_env_create(&vt, NULL);
+  return mrl_vecenv_init_envs(v, envs, num_envs, 1) == MRL_OK;
+}
+
+/* Overwrites the agent's parameters with <c>_p<k>, in declaration order. */
+static inline int mrl_ref_load_params(const mrl_ref_file *f, const char *c, mrl_params *p) {
+  char name[64];
+  int k;
+  for (k = 0; k < p->count; k++) {
+    mrl_tensor *t = &p->items[k].tensor;
+    snprintf(name, sizeof name, "%s_p%d", c, k);
+    if (!mrl_ref_fill(f, name, t->data, t->size)) {
+      MRL_CHECK(0, "%s: parameter %d (%s) does not fit the twin's", c, k, p->items[k].name);
+      return 0;
+    }
+  }
+  snprintf(name, sizeof name, "\n%s_p%d ", c, k);
+  MRL_CHECK(strstr(f->text, name) == NULL, "%s: the twin has more parameters than the %d here", c,
+            p->count);
+  return 1;
+}
+#endif

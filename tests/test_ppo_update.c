@@ -15,60 +15,7 @@
 #include "../memrl_algos.h"
 #include "ref_loader.h"
 
-enum { T = 5, B = 4, OBS = 3, HIDDEN = 8, LSTM = 6 };
-
-/* The stand-in environment: the update never steps it. */
-static mrl_result fixed_reset(void *self, uint64_t seed, float *obs) {
-  (void)self;
-  (void)seed;
-  memset(obs, 0, sizeof(float) * OBS);
-  return MRL_OK;
-}
-static mrl_result fixed_step(void *self, const float *action, float *obs, float *reward,
-                             int *terminated, int *truncated) {
-  (void)self;
-  (void)action;
-  memset(obs, 0, sizeof(float) * OBS);
-  *reward = 0.0f;
-  *terminated = *truncated = 0;
-  return MRL_OK;
-}
-
-static int make_env(mrl_vecenv *v, int box) {
-  static const float low[2] = {-1.0f, -1.0f}, high[2] = {1.0f, 1.0f};
-  mrl_env *envs[B];
-  mrl_env_vtable vt;
-  int i;
-  memset(&vt, 0, sizeof vt);
-  vt.id = box ? "FixedBox" : "FixedDiscrete";
-  vt.obs_dim = OBS;
-  vt.num_actions = box ? 0 : 3;
-  vt.action_dim = box ? 2 : 1;
-  vt.action_low = box ? low : NULL;
-  vt.action_high = box ? high : NULL;
-  vt.reset = fixed_reset;
-  vt.step = fixed_step;
-  for (i = 0; i < B; i++) envs[i] = mrl_env_create(&vt, NULL);
-  return mrl_vecenv_init_envs(v, envs, B, 1) == MRL_OK;
-}
-
-/* Overwrites the agent's parameters with <case>_p<k>, in declaration order. */
-static int load_params(const mrl_ref_file *f, const char *c, mrl_params *p) {
-  char name[64];
-  int k;
-  for (k = 0; k < p->count; k++) {
-    mrl_tensor *t = &p->items[k].tensor;
-    snprintf(name, sizeof name, "%s_p%d", c, k);
-    if (!mrl_ref_fill(f, name, t->data, t->size)) {
-      MRL_CHECK(0, "%s: parameter %d (%s) does not fit the twin's", c, k, p->items[k].name);
-      return 0;
-    }
-  }
-  snprintf(name, sizeof name, "\n%s_p%d ", c, k);
-  MRL_CHECK(strstr(f->text, name) == NULL, "%s: the twin has more parameters than the %d here", c,
-            p->count);
-  return 1;
-}
+enum { T = 5, B = 4, OBS = MRL_REF_OBS, HIDDEN = 8, LSTM = 6 };
 
 static void expect_scalar(const mrl_ref_file *f, const char *c, const char *what, double got,
                           double atol, double rtol) {
@@ -87,7 +34,7 @@ static void pinned_case(const mrl_ref_file *f, const char *c, int lstm, int box)
   float last_values[B], init_state[B * 4 * LSTM + 1];
   char name[64];
   int k, n = T * B;
-  if (!make_env(&env, box)) {
+  if (!mrl_ref_fixed_vecenv(&env, B, box)) {
     MRL_CHECK(0, "%s: stand-in env", c);
     return;
   }
@@ -102,7 +49,7 @@ static void pinned_case(const mrl_ref_file *f, const char *c, int lstm, int box)
     return;
   }
   ro = &a.rollout;
-  if (load_params(f, c, &a.params)) {
+  if (mrl_ref_load_params(f, c, &a.params)) {
     const int R = a.raw_dim;
 #define FILL(field, count)                                                                         \
   do {                                                                                             \

@@ -35,6 +35,11 @@ It (re)writes these files under tests/ref/:
     reinforce_update.txt  one REINFORCE update with LSTM policy and baseline
               memories, K-step advantages and truncated BPTT
               (make_reinforce_update).
+    trpo_update.txt  one TRPO update on fixed data: Fisher-vector products by
+              double backward, the CG solution, step size, line search and
+              the parameters after the update (make_trpo_update).
+    a2c_update.txt  one A2C update on fixed data: n-step returns, losses,
+              clipped gradients, parameters after RMSprop (make_a2c_update).
 
 File format (one tensor per line, single spaces):
 
@@ -1300,6 +1305,8 @@ def main():
     print("wrote", make_attention_fused())
     print("wrote", make_reinforce_update())
     print("wrote", make_dqn_update())
+    print("wrote", make_trpo_update())
+    print("wrote", make_a2c_update())
 
 
 # ---------------------------------------------------------------------------
@@ -2605,6 +2612,145 @@ def make_ppo_update():
 
 
 # ---------------------------------------------------------------------------
+# One A2C update on fixed data (tests/test_a2c.c)
+# ---------------------------------------------------------------------------
+
+def make_a2c_update():
+    """One A2C update (Stable-Baselines3's A2C.train: n-step returns as
+    GAE(lambda = 1), policy loss -mean(A log pi), value loss
+    F.mse_loss(R, V), entropy loss -mean(H), loss = pg + ent_coef ent_loss +
+    vf_coef v_loss, clip_grad_norm_ 0.5, torch.optim.RMSprop(lr 7e-4,
+    alpha 0.99, eps 1e-5)) on a fixed rollout of T = 5 steps x B = 4
+    environments, the whole rollout as one batch (recurrent: every
+    environment's sequence replayed from its stored state). ent_coef is 0.01
+    here (SB3's default 0 would leave the entropy's gradient untested).
+    Cases (prefixes): ff_ discrete actions, MLP towers; lstm_ discrete, LSTM
+    cores with episode starts; cont_ box actions, a Gaussian with a
+    state-independent log-std. Per case as make_ppo_update: p<k> parameters
+    in memrl's declaration order, the rollout, advantages and returns, the
+    losses, g<k> the clipped gradients and u<k> the parameters after RMSprop.
+    """
+    torch.manual_seed(SEED + 16)
+    f, path = open_fixture("a2c_update.txt", "one A2C update on fixed data")
+    T, B, O, E, H = 5, 4, 3, 8, 6
+    gamma, lr, ent_coef, vf_coef = 0.99, 7e-4, 0.01, 0.5
+    for case, lstm, cont in (("ff", False, False), ("lstm", True, False),
+                             ("cont", False, True)):
+        A = 2 if cont else 3
+        F = H if lstm else E
+        params = []
+
+        def new(*shape, scale=0.5):
+            t = (torch.randn(*shape) * scale).requires_grad_()
+            params.append(t)
+            return t
+
+        towers = []
+        for _ in range(2):  # actor, then critic
+            tw = [new(E, O), new(E), new(E, E), new(E)]
+            if lstm:
+                tw += [new(4 * H, E), new(4 * H, H), new(4 * H, scale=0.1),
+                       new(4 * H, scale=0.1)]
+            towers.append(tw)
+        head = [new(A, F, scale=0.3), new(A, scale=0.1)]
+        if cont:
+            head.append(torch.tensor([-0.3, 0.2]).requires_grad_())
+            params.append(head[-1])
+        value = [new(1, F), new(1, scale=0.1)]
+        S = 4 * H if lstm else 0
+        obs = torch.randn(T, B, O)
+        starts = torch.zeros(T, B)
+        starts[0, :] = torch.tensor([1.0, 0.0, 1.0, 0.0])
+        starts[3, 1] = 1.0
+        starts[2, 2] = 1.0
+        state0 = torch.randn(B, S) * 0.3 * (0 if S == 0 else 1)
+
+        def torso(tw, k):
+            x = torch.tanh(obs.reshape(T * B, O) @ tw[0].t() + tw[1])
+            x = torch.tanh(x @ tw[2].t() + tw[3])
+            if lstm:
+                h0 = state0[:, 2 * H * k:2 * H * k + H]
+                c0 = state0[:, 2 * H * k + H:2 * H * k + 2 * H]
+                x = ppo_lstm_seq(x.reshape(T, B, E), h0, c0, starts,
+                                 *tw[4:8]).reshape(T * B, H)
+            return x
+
+        def forward():
+            fa, fc = torso(towers[0], 0), torso(towers[1], 1)
+            out = fa @ head[0].t() + head[1]
+            v = (fc @ value[0].t() + value[1]).reshape(T * B)
+            return out, v
+
+        def dist(out):
+            if cont:
+                return torch.distributions.Normal(out, torch.exp(head[2]).expand_as(out))
+            return torch.distributions.Categorical(logits=out)
+
+        with torch.no_grad():
+            out, v_now = forward()
+            d = dist(out)
+            actions = d.sample()
+            logp0 = d.log_prob(actions).sum(1) if cont else d.log_prob(actions)
+            values = v_now + 0.3 * torch.randn(T * B)
+        rewards = torch.randn(T, B)
+        terminated = torch.zeros(T, B)
+        truncated = torch.zeros(T, B)
+        terminated[1, 0] = terminated[4, 3] = 1.0
+        truncated[2, 1] = truncated[3, 2] = 1.0
+        final_values = torch.randn(T, B) * truncated
+        last_values = torch.randn(B)
+        # n-step returns bootstrapped from V (SB3's GAE with lambda 1); a
+        # termination cuts them, a truncation bootstraps from V(final obs)
+        vv = values.reshape(T, B)
+        returns = torch.zeros(T, B)
+        for b in range(B):
+            R = last_values[b]
+            for t in reversed(range(T)):
+                if terminated[t, b] > 0:
+                    R = torch.tensor(0.0)
+                elif truncated[t, b] > 0:
+                    R = final_values[t, b]
+                R = rewards[t, b] + gamma * R
+                returns[t, b] = R
+        adv = returns - vv
+        for k, t in enumerate(params):
+            dump(f, "%s_p%d" % (case, k), t)
+        dump(f, case + "_obs", obs.reshape(T * B, O))
+        dump(f, case + "_actions", actions.reshape(T * B, -1).float())
+        dump(f, case + "_log_probs", logp0)
+        dump(f, case + "_values", values)
+        for name, t in (("rewards", rewards), ("terminated", terminated),
+                        ("truncated", truncated), ("final_values", final_values),
+                        ("episode_starts", starts)):
+            dump(f, case + "_" + name, t.reshape(T * B))
+        dump(f, case + "_initial_state", state0.reshape(-1) if S else torch.zeros(1))
+        dump(f, case + "_last_values", last_values)
+        dump(f, case + "_advantages", adv.reshape(-1))
+        dump(f, case + "_returns", returns.reshape(-1))
+        out, new_v = forward()
+        d = dist(out)
+        logp = d.log_prob(actions).sum(1) if cont else d.log_prob(actions)
+        ent = (d.entropy().sum(1) if cont else d.entropy()).mean()
+        pg_loss = -(adv.reshape(-1) * logp).mean()
+        v_loss = torch.nn.functional.mse_loss(returns.reshape(-1), new_v)
+        loss = pg_loss + ent_coef * (-ent) + vf_coef * v_loss
+        opt = torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5, weight_decay=0)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        for name, t in (("policy_loss", pg_loss), ("value_loss", v_loss),
+                        ("entropy", ent), ("loss", loss)):
+            dump(f, case + "_" + name, t)
+        for k, t in enumerate(params):
+            dump(f, "%s_g%d" % (case, k), t.grad)
+        opt.step()
+        for k, t in enumerate(params):
+            dump(f, "%s_u%d" % (case, k), t)
+    f.close()
+    return path
+
+
+# ---------------------------------------------------------------------------
 # AMRL and fast weights (tests/test_cores.c)
 # ---------------------------------------------------------------------------
 
@@ -3244,6 +3390,191 @@ def make_reinforce_update():
     opt.step()
     for k, t in enumerate(params):
         dump(f, "u%d" % k, t)
+# TRPO (tests/test_trpo.c)
+# ---------------------------------------------------------------------------
+
+def trpo_cg(fvp, b, max_iter, tol=1e-10):
+    """SB3-contrib's conjugate_gradient_solver: x with fvp(x) ~ b."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    rr = torch.dot(r, r)
+    for i in range(max_iter):
+        ap = fvp(p)
+        alpha = rr / torch.dot(p, ap)
+        x = x + alpha * p
+        if i == max_iter - 1:
+            return x, i + 1
+        r = r - alpha * ap
+        rr_new = torch.dot(r, r)
+        if rr_new < tol:
+            return x, i + 1
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x, max_iter
+
+
+def make_trpo_update():
+    """One TRPO update (Schulman et al. 2015, as Stable-Baselines3-contrib's
+    TRPO.train) on fixed data: T = 5 steps x B = 4 environments. Cases
+    (prefixes): ff_ CartPole's spaces (4 observations, 2 actions), MLP
+    towers {8, 8} tanh; lstm_ the same with LSTM cores (6 units, episode
+    starts, a stored initial state); cont_ Pendulum's spaces (3 observations,
+    one box action), Gaussian with a state-independent log-std. Per case:
+    p<k> the parameters in memrl's declaration order (actor tower, policy
+    head, critic tower, value layer), the rollout (obs, actions, log_probs,
+    advantages, returns, episode_starts, initial_state), fvp_v / fvp_out a
+    Fisher-vector product by double backward of the mean KL(new || old) at
+    theta_old (no damping), grad (the surrogate's gradient), cg_x (the
+    conjugate-gradient solution, damping 0.1, 10 steps), target_kl (0.01;
+    big_: cont's spaces with target_kl 20, where the line search backtracks
+    five times on the surrogate before it accepts),
+    step_size, ls_coeff / ls_success / ls_kl / ls_objective (the line
+    search), objective (before the step), value_loss (mean over 2 critic
+    epochs of one minibatch, Adam lr 1e-3 eps 1e-5) and u<k> the parameters
+    after the update. Flat policy vectors follow the declaration order.
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture("trpo_update.txt", "one TRPO update on fixed data")
+    T, B, E, H = 5, 4, 8, 6
+    N = T * B
+    damping, cg_steps, shrink, ls_iters = 0.1, 10, 0.8, 10
+    lr, n_critic = 1e-3, 2
+    for case, lstm, cont, target_kl in (("ff", False, False, 0.01), ("lstm", True, False, 0.01),
+                                        ("cont", False, True, 0.01), ("big", False, True, 20.0)):
+        O = 3 if cont else 4
+        A = 1 if cont else 2
+        F = H if lstm else E
+        actor, critic = [], []
+
+        def new(group, *shape, scale=0.5):
+            t = (torch.randn(*shape) * scale).requires_grad_()
+            group.append(t)
+            return t
+
+        def tower(group):
+            tw = [new(group, E, O), new(group, E), new(group, E, E), new(group, E)]
+            if lstm:
+                tw += [new(group, 4 * H, E), new(group, 4 * H, H), new(group, 4 * H, scale=0.1),
+                       new(group, 4 * H, scale=0.1)]
+            return tw
+
+        tw_a = tower(actor)
+        head = [new(actor, A, F, scale=0.3), new(actor, A, scale=0.1)]
+        if cont:
+            head.append(torch.tensor([-0.3]).requires_grad_())
+            actor.append(head[-1])
+        tw_c = tower(critic)
+        value = [new(critic, 1, F), new(critic, 1, scale=0.1)]
+        S = 4 * H if lstm else 0
+        obs = torch.randn(T, B, O)
+        starts = torch.zeros(T, B)
+        starts[0, :] = torch.tensor([1.0, 0.0, 1.0, 0.0])
+        starts[3, 1] = 1.0
+        starts[2, 2] = 1.0
+        state0 = torch.randn(B, S) * 0.3 * (0 if S == 0 else 1)
+
+        def torso(tw, k):
+            x = torch.tanh(obs.reshape(N, O) @ tw[0].t() + tw[1])
+            x = torch.tanh(x @ tw[2].t() + tw[3])
+            if lstm:
+                h0 = state0[:, 2 * H * k:2 * H * k + H]
+                c0 = state0[:, 2 * H * k + H:2 * H * k + 2 * H]
+                x = ppo_lstm_seq(x.reshape(T, B, E), h0, c0, starts, *tw[4:8]).reshape(N, H)
+            return x
+
+        def dist():
+            out = torso(tw_a, 0) @ head[0].t() + head[1]
+            if cont:
+                return torch.distributions.Independent(
+                    torch.distributions.Normal(out, torch.exp(head[2]).expand_as(out)), 1)
+            return torch.distributions.Categorical(logits=out)
+
+        def values():
+            return (torso(tw_c, 1) @ value[0].t() + value[1]).reshape(N)
+
+        with torch.no_grad():
+            d = dist()
+            actions = d.sample()
+            old_logp = d.log_prob(actions) + 0.05 * torch.randn(N)
+        advantages = torch.randn(N)
+        returns = torch.randn(N) * 2.0 + 1.0
+        for k, t in enumerate(actor + critic):
+            dump(f, "%s_p%d" % (case, k), t)
+        dump(f, case + "_obs", obs.reshape(N, O))
+        dump(f, case + "_actions", actions.reshape(N, -1).float())
+        dump(f, case + "_log_probs", old_logp)
+        dump(f, case + "_advantages", advantages)
+        dump(f, case + "_returns", returns)
+        dump(f, case + "_episode_starts", starts.reshape(N))
+        dump(f, case + "_initial_state", state0.reshape(-1) if S else torch.zeros(1))
+        dump(f, case + "_target_kl", torch.tensor(target_kl))
+
+        def flat(ts):
+            return torch.cat([t.reshape(-1) for t in ts])
+
+        def assign(vec):
+            at = 0
+            for t in actor:
+                t.data.copy_(vec[at:at + t.numel()].view_as(t))
+                at += t.numel()
+
+        # the surrogate and its gradient
+        adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        with torch.no_grad():
+            old_d = dist()
+        d = dist()
+        ratio = torch.exp(d.log_prob(actions) - old_logp)
+        objective = (adv * ratio).mean()
+        kl = torch.distributions.kl_divergence(d, old_d).mean()
+        g = flat(torch.autograd.grad(objective, actor, retain_graph=True))
+        grad_kl = flat(torch.autograd.grad(kl, actor, create_graph=True))
+
+        def fvp(v, damp=damping):
+            hv = flat(torch.autograd.grad((grad_kl * v).sum(), actor, retain_graph=True))
+            return hv + damp * v
+
+        v = torch.randn(g.numel())
+        dump(f, case + "_fvp_v", v)
+        dump(f, case + "_fvp_out", fvp(v, 0.0))
+        dump(f, case + "_grad", g)
+        dump(f, case + "_objective", objective)
+        x, iters = trpo_cg(lambda p: fvp(p).detach(), g.detach(), cg_steps)
+        dump(f, case + "_cg_x", x)
+        step = torch.sqrt(2 * target_kl / torch.dot(x, fvp(x).detach()))
+        dump(f, case + "_step_size", step)
+        theta0 = flat(actor).detach().clone()
+        coeff, success, ls_kl, ls_obj = 1.0, 0.0, 0.0, float(objective)
+        with torch.no_grad():
+            for _ in range(ls_iters):
+                assign(theta0 + coeff * step * x)
+                dn = dist()
+                new_obj = (adv * torch.exp(dn.log_prob(actions) - old_logp)).mean()
+                new_kl = torch.distributions.kl_divergence(dn, old_d).mean()
+                print("  %s line search: coeff %.4f kl %.6f (target %.3f) objective %.6f > %.6f"
+                      % (case, coeff, float(new_kl), target_kl, float(new_obj), float(objective)))
+                if new_kl < target_kl and new_obj > objective:
+                    success, ls_kl, ls_obj = 1.0, float(new_kl), float(new_obj)
+                    break
+                coeff *= shrink
+            if not success:
+                assign(theta0)
+                coeff = 0.0
+        for name, val in (("ls_coeff", coeff), ("ls_success", success), ("ls_kl", ls_kl),
+                          ("ls_objective", ls_obj)):
+            dump(f, case + "_" + name, torch.tensor(val))
+        # the value function: n_critic epochs of one minibatch of every row
+        opt = torch.optim.Adam(critic, lr=lr, eps=1e-5)
+        losses = []
+        for _ in range(n_critic):
+            loss = torch.nn.functional.mse_loss(returns, values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        dump(f, case + "_value_loss", torch.tensor(sum(losses) / len(losses)))
+        for k, t in enumerate(actor + critic):
+            dump(f, "%s_u%d" % (case, k), t)
     f.close()
     return path
 

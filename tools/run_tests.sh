@@ -160,6 +160,9 @@ check "vecenv OpenMP equals serial" sh -c "${CC:-cc} -std=c99 -O2 -fopenmp -o bu
 # consumers share a bounded queue through condition variables; a deadlock fails after 120 s.
 check "threads (MRL_THREADS): mutex counter, producer/consumer" sh -c '"${CC:-cc}" -std=c99 -O2 -DMRL_THREADS -pthread -o build/threads_test_shared tests/test_shared.c -lm &&
   if command -v timeout >/dev/null 2>&1; then timeout 120 ./build/threads_test_shared; else ./build/threads_test_shared; fi'
+# A3C's actor-learner threads (MRL_THREADS): test_a2c again, with two threads training.
+check "A3C with 2 threads (MRL_THREADS)" sh -c '"${CC:-cc}" -std=c99 -O2 -DMRL_THREADS -pthread -o build/threads_test_a2c tests/test_a2c.c -lm &&
+  if command -v timeout >/dev/null 2>&1; then timeout 300 ./build/threads_test_a2c; else ./build/threads_test_a2c; fi'
 # No mutable global state: no writable data symbols in an implementation object.
 check "no writable globals" sh -c '! nm build/all_headers.gcc.o | grep -E " [BbDd] "'
 # The common block (result codes, RNG) stands in two standalone headers: byte-identical.
