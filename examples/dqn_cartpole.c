@@ -3,7 +3,7 @@
  *   cc -O2 -o dqn_cartpole examples/dqn_cartpole.c -lm
  *   ./dqn_cartpole [env_steps] [seed] [dqn|c51|rainbow]
  *
- * env_steps (default 150000) is also the schedule's length: epsilon falls from
+ * env_steps (default 200000) is also the schedule's length: epsilon falls from
  * 1 to 0.05 over its first half (CleanRL runs 500000). "rainbow" adds double
  * Q, a dueling head, 3-step returns and prioritised replay to DQN. Prints a
  * progress line every 10000 steps, the greedy policy's return over 20
@@ -12,7 +12,7 @@
 #include "../memrl_algos.h"
 
 int main(int argc, char **argv) {
-  long long steps = argc > 1 ? atoll(argv[1]) : 150000;
+  long long steps = argc > 1 ? atoll(argv[1]) : 200000;
   uint64_t seed = argc > 2 ? (uint64_t)atoll(argv[2]) : 1;
   const char *variant = argc > 3 ? argv[3] : "dqn";
   int c51 = strcmp(variant, "c51") == 0;
