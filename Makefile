@@ -3,6 +3,7 @@
 #   make demo       train PPO-LSTM on the T-maze and watch it learn
 #   make test       every test: -O2, sanitizers, C99/C++ builds, formatting
 #   make bench      benchmarks (BENCH lines)
+#   make bench-dqn  DQN on CartPole: time to reach 475, memrl vs PyTorch (minutes)
 #   make memory-bench        the memory benchmark (cores x tasks x seeds; hours)
 #   make memory-bench-smoke  its smoke subset (seconds; part of make test)
 #   make format / make format-check
@@ -14,12 +15,12 @@ WARN = -Wall -Wextra
 SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
-UNIT_TESTS = test_tensor test_tensor_ndebug test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_cores test_envs test_envs_tasks test_envs_popgym test_envs_dr test_envs_snapshot test_algos test_heads test_ppo_update test_toolkit test_torch_names test_shared test_reinforce test_jvp test_trpo test_a2c test_impala
-LEARNING_TESTS = test_learning test_learning_memory test_learning_reinforce test_learning_trpo test_learning_a2c test_learning_impala
+UNIT_TESTS = test_tensor test_tensor_ndebug test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_cores test_envs test_envs_tasks test_envs_popgym test_envs_dr test_envs_snapshot test_algos test_heads test_ppo_update test_toolkit test_torch_names test_shared test_reinforce test_jvp test_trpo test_a2c test_impala test_replay test_dqn
+LEARNING_TESTS = test_learning test_learning_memory test_learning_reinforce test_learning_trpo test_learning_a2c test_learning_impala test_learning_dqn
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
 .PHONY: all demo test unit learning bench format format-check clean fuzz memory-bench \
-        memory-bench-smoke
+        memory-bench-smoke bench-dqn
 
 all: $(EXAMPLES)
 
@@ -79,6 +80,16 @@ bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn buil
 	@./build/bench_attention build/bench_torch.txt
 	@./build/bench_fused
 	@./build/bench_cores build/bench_torch.txt
+
+# DQN on CartPole-v1 until the last 100 episodes average 475, memrl and the
+# PyTorch twin (tools/dqn_torch.py, the first python that imports torch) in
+# the same run; BENCH lines with the ratio.
+bench-dqn: build/bench_dqn
+	@rm -f build/bench_dqn_torch.txt; for py in $(PYTHON) /usr/bin/python3; do \
+	  if $$py -c "import torch" 2>/dev/null; then \
+	    $$py tools/dqn_torch.py > build/bench_dqn_torch.txt || rm -f build/bench_dqn_torch.txt; \
+	    break; fi; done
+	@./build/bench_dqn build/bench_dqn_torch.txt
 
 # The memory benchmark (tools/memory_benchmark.sh): PPO with every core on
 # POPGym's tasks, PassiveTMaze and bsuite's memory_len sweep, same budget per

@@ -15,6 +15,8 @@
  *                          network (PPO, A2C, A3C)
  *   PPO                    clipped-surrogate PPO, discrete or continuous
  *                          actions, feedforward, recurrent or a user's core
+ *   DQN                    DQN with double Q, dueling, n-step, prioritised
+ *                          replay and C51 as options
  *   REINFORCE              Williams' likelihood-ratio gradient with recurrent policy and
  *                          baseline memories (Wierstra et al.), K-step or lambda-return
  *                          advantages, truncated BPTT, a sequence-length curriculum
@@ -31,7 +33,7 @@
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
  *     shared plot threads queue progress runner agent_checkpoint minibatch q_values evaluate
- *     actor_critic ppo reinforce a2c a3c trpo impala
+ *     actor_critic ppo dqn reinforce a2c a3c trpo impala
  *
  *
  * ENABLING
@@ -633,6 +635,153 @@ MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *agent, const char *path, const mr
 MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *agent, const char *path, mrl_vecenv *env);
 /* The config as one line of JSON (what save stores); snprintf semantics. */
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * DQN (and the Rainbow components as options)
+ * Mnih et al. (2015), "Human-level control through deep reinforcement
+ * learning": a Q-network trained on replayed transitions against a target
+ * network. Defaults follow CleanRL's dqn.py for classic control: lr 2.5e-4
+ * (Adam, eps 1e-8), buffer 10000, gamma 0.99, tau 1 (a hard copy) every 500
+ * steps, batch 128, epsilon 1 -> 0.05 over half of the steps, learning
+ * starts after 10000 steps, one update every 10 steps, MLP 120-84 ReLU,
+ * MSE loss, no gradient clipping, PyTorch's default initialisation. Options:
+ *   double_q    Double DQN (van Hasselt et al. 2016): the online network
+ *               picks the next action, the target network values it;
+ *   dueling     dueling head (Wang et al. 2016, memrl_nn.h's mrl_dueling_head);
+ *   n_step      n-step returns (mrl_replay computes them at insertion);
+ *   prioritized proportional prioritised replay (Schaul et al. 2016):
+ *               alpha 0.6, beta 0.4 annealed linearly to 1, priorities
+ *               |delta| + 1e-6 (C51: the item's cross-entropy, as Rainbow);
+ *   c51         distributional C51 (Bellemare et al. 2017) with CleanRL's
+ *               c51.py defaults (mrl_dqn_config_c51: 101 atoms on
+ *               [-100, 100], Adam eps 0.01 / batch_size, a hard target copy).
+ * Deviations: with B > 1 environments every env step counts (learning_starts,
+ * train_frequency, target_network_frequency and the schedules are in env
+ * steps; an update happens for every multiple of train_frequency a vector
+ * step passes), which is CleanRL's loop exactly when B = 1; a time-limit
+ * truncation bootstraps from the final observation (CleanRL's
+ * handle_timeout_termination=False stores it but treats it as non-terminal
+ * too: same); C51's cross-entropy uses the head's log-softmax instead of
+ * log(clamp(p, 1e-5, 1 - 1e-5)); dueling and c51 together are refused (the
+ * dueling head combines Q-values, not distributions). The Q-network is an
+ * mrl_tower (cfg.net) without a core: a recurrent Q-network is DRQN's and
+ * R2D2's business (init refuses a core with a message naming them). An
+ * update whose loss or gradient is not finite is not applied: training
+ * stops with MRL_ERR_NON_FINITE.
+ * ====================================================================== */
+
+typedef struct mrl_dqn_config {
+  uint64_t seed;                /* 1 */
+  float learning_rate;          /* 2.5e-4 (constant) */
+  int buffer_size;              /* 10000 */
+  float gamma;                  /* 0.99 */
+  float tau;                    /* 1: the target network is copied; < 1: Polyak averaging */
+  int target_network_frequency; /* 500 env steps */
+  int batch_size;               /* 128 */
+  float start_e, end_e;         /* 1, 0.05 */
+  float exploration_fraction;   /* 0.5 of the schedule's steps to go from start_e to end_e */
+  long long learning_starts;    /* 10000 env steps before the first update */
+  int train_frequency;          /* 10: one update every 10 env steps */
+  long long total_steps;        /* 0: each train call schedules epsilon (and beta) over its own
+                                   steps (CleanRL); > 0: over this many steps of the agent's life */
+  float adam_eps;               /* 1e-8 (torch's default; C51: 0.01 / batch_size) */
+  float max_grad_norm;          /* 0: no clipping (CleanRL) */
+  float huber_delta;            /* 0: MSE loss (CleanRL); > 0: Huber loss with this delta */
+  mrl_tower_config net;         /* encoder {120, 84} ReLU, no core, no head */
+  int double_q;                 /* 0 */
+  int dueling;                  /* 0 */
+  int dueling_hidden;           /* 0: each dueling stream is one linear layer; > 0: hidden ReLU */
+  int n_step;                   /* 1 */
+  int prioritized;              /* 0 */
+  float per_alpha;              /* 0.6 */
+  float per_beta;               /* 0.4 at the start, annealed linearly to 1 */
+  float per_eps;                /* 1e-6 */
+  int c51;                      /* 0 */
+  int n_atoms;                  /* 101 (c51) */
+  float v_min, v_max;           /* -100, 100 (c51) */
+  int save_replay;              /* 0; 1: save/load carry the replay buffer (bitwise resume) */
+  int progress_interval;        /* 1000: env steps between progress reports */
+} mrl_dqn_config;
+
+/* CleanRL dqn.py's defaults (above). */
+MRL_DEF mrl_dqn_config mrl_dqn_config_default(void);
+/* CleanRL c51.py's defaults: dqn.py's with c51 = 1, 101 atoms on [-100, 100],
+ * adam_eps 0.01 / 128. */
+MRL_DEF mrl_dqn_config mrl_dqn_config_c51(void);
+
+typedef struct mrl_dqn_update_stats {
+  float loss;     /* the (weighted) loss of the update */
+  float q_values; /* mean Q(s, a) of the batch (C51: its expectation) */
+} mrl_dqn_update_stats;
+
+/* The Q-network's parts, declared once into the online and once into the
+ * target parameter store (same layout, so a target update is one copy). */
+typedef struct mrl_dqn_net {
+  mrl_tower tower;
+  mrl_linear_layer out;     /* plain head: A Q-values */
+  mrl_dueling_head dueling; /* dueling */
+  mrl_c51_head c51;         /* c51 */
+} mrl_dqn_net;
+
+typedef struct mrl_dqn {
+  mrl_dqn_config cfg;
+  int obs_dim, num_envs, num_actions;
+  mrl_params params, target_params;
+  mrl_dqn_net net, target;
+  mrl_graph graph, act_graph;
+  mrl_runner runner;
+  mrl_replay replay;
+  mrl_rng rng;
+  float epsilon;            /* the exploration rate of the last step (act's when not greedy) */
+  long long updates;        /* gradient steps since the agent was created */
+  int *mb_indices, *mb_act; /* [batch] */
+  float *mb_obs, *mb_next;  /* [batch, obs_dim] */
+  float *mb_scalars;        /* [batch * 5]: actions, rewards, discounts, weights, td */
+  float *mb_q;              /* the update's scratch for targets and C51 */
+  float *step_obs, *step_actions; /* [B, obs_dim], [B] */
+  char error[MRL_ERROR_SIZE];
+} mrl_dqn;
+
+/* Builds the agent for env (discrete actions only). A config that does not
+ * fit returns MRL_ERR_INVALID_ARGUMENT and error names the field. */
+MRL_DEF mrl_result mrl_dqn_init(mrl_dqn *agent, const mrl_dqn_config *cfg, const mrl_vecenv *env);
+MRL_DEF void mrl_dqn_free(mrl_dqn *agent);
+/* Trains for env_steps environment steps (rounded down to whole vector
+ * steps); progress every progress_interval env steps. The vector env must be
+ * the one given to init; training continues its episodes across calls. */
+MRL_DEF mrl_result mrl_dqn_train(mrl_dqn *agent, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user);
+/* One gradient step on a batch of n transitions (what train samples; tests
+ * call it on fixed data): obs, next_obs [n, obs_dim], actions [n] (indices
+ * as floats), rewards [n] (n-step returns), discounts [n] (gamma^k, 0 after a
+ * termination), weights [n] importance weights (NULL: 1). td_errors [n] (may
+ * be NULL) receives what prioritisation uses: Q(s,a) - target, or C51's
+ * cross-entropy. MRL_ERR_NON_FINITE (nothing applied) for a non-finite loss
+ * or gradient. stats may be NULL. */
+MRL_DEF mrl_result mrl_dqn_update(mrl_dqn *agent, const float *obs, const float *actions,
+                                  const float *rewards, const float *next_obs,
+                                  const float *discounts, const float *weights, int n,
+                                  float *td_errors, mrl_dqn_update_stats *stats);
+/* Q-values [n, num_actions] of n observations (no gradients). */
+MRL_DEF mrl_result mrl_dqn_q_values(mrl_dqn *agent, const float *obs, int n, float *q);
+MRL_DEF int mrl_dqn_state_dim(const mrl_dqn *agent); /* 0: the Q-network is feedforward */
+/* Actions [n] (indices as floats): greedy = 1 the argmax, else epsilon-greedy
+ * with the agent's current epsilon, drawing from rng (NULL: the agent's).
+ * episode_start and state are unused (feedforward). No heap allocation once
+ * the acting arena has grown to the largest n. */
+MRL_DEF mrl_result mrl_dqn_act(mrl_dqn *agent, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions);
+MRL_DEF mrl_result mrl_dqn_evaluate(mrl_dqn *agent, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats);
+/* The whole agent in one safetensors file: parameters with Adam state, the
+ * target network, the runner, RNG, counters, config, the vector env's
+ * snapshot when env is given, and with save_replay the replay buffer (then a
+ * resumed run equals the uninterrupted one bitwise; without it a loaded
+ * agent keeps the buffer it has, empty when fresh, and samples from what it
+ * collects from then on). */
+MRL_DEF mrl_result mrl_dqn_save(const mrl_dqn *agent, const char *path, const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_dqn_load(mrl_dqn *agent, const char *path, mrl_vecenv *env);
+MRL_DEF int mrl_dqn_config_json(const mrl_dqn_config *cfg, char *buf, size_t size);
 
 /* ======================================================================
  * REINFORCE with recurrent policies and baselines
@@ -3489,6 +3638,629 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
   mrl_ppo_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_load(path, &a->params, "ppo", config, &a->runner, env, x, n, a->error,
                         sizeof a->error);
+}
+
+/* ---- DQN >>dqn ----
+ * Mnih et al. (2015) with CleanRL's dqn.py defaults and the Rainbow
+ * components as options (double Q, dueling, n-step, prioritised replay,
+ * C51); the paper, defaults and deviations are listed at the declarations. */
+
+MRL_DEF mrl_dqn_config mrl_dqn_config_default(void) {
+  mrl_dqn_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.learning_rate = 2.5e-4f;
+  c.buffer_size = 10000;
+  c.gamma = 0.99f;
+  c.tau = 1.0f;
+  c.target_network_frequency = 500;
+  c.batch_size = 128;
+  c.start_e = 1.0f;
+  c.end_e = 0.05f;
+  c.exploration_fraction = 0.5f;
+  c.learning_starts = 10000;
+  c.train_frequency = 10;
+  c.total_steps = 0;
+  c.adam_eps = 1e-8f;
+  c.max_grad_norm = 0.0f;
+  c.huber_delta = 0.0f;
+  c.net = mrl_tower_config_default();
+  c.net.encoder_sizes[0] = 120;
+  c.net.encoder_sizes[1] = 84;
+  c.net.num_encoder_layers = 2;
+  c.net.activation = MRL_ACT_RELU;
+  c.double_q = 0;
+  c.dueling = 0;
+  c.dueling_hidden = 0;
+  c.n_step = 1;
+  c.prioritized = 0;
+  c.per_alpha = 0.6f;
+  c.per_beta = 0.4f;
+  c.per_eps = 1e-6f;
+  c.c51 = 0;
+  c.n_atoms = 101;
+  c.v_min = -100.0f;
+  c.v_max = 100.0f;
+  c.save_replay = 0;
+  c.progress_interval = 1000;
+  return c;
+}
+
+MRL_DEF mrl_dqn_config mrl_dqn_config_c51(void) {
+  mrl_dqn_config c = mrl_dqn_config_default();
+  c.c51 = 1;
+  c.adam_eps = 0.01f / 128.0f; /* c51.py: eps = 0.01 / batch_size */
+  return c;
+}
+
+MRL_DEF int mrl_dqn_config_json(const mrl_dqn_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  char enc[96] = "", head[96] = "", f[15][24], core[1024];
+  int i, k = 0;
+  mrl_core_config_json(&n->core, core, sizeof core);
+  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
+  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"learning_rate\":%s,\"buffer_size\":%d,\"gamma\":%s,\"tau\":%s,"
+      "\"target_network_frequency\":%d,\"batch_size\":%d,\"start_e\":%s,\"end_e\":%s,"
+      "\"exploration_fraction\":%s,\"learning_starts\":%lld,\"train_frequency\":%d,"
+      "\"total_steps\":%lld,\"adam_eps\":%s,\"max_grad_norm\":%s,\"huber_delta\":%s,"
+      "\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,\"use_conv\":%d,"
+      "\"double_q\":%d,\"dueling\":%d,\"dueling_hidden\":%d,\"n_step\":%d,\"prioritized\":%d,"
+      "\"per_alpha\":%s,\"per_beta\":%s,\"per_eps\":%s,\"c51\":%d,\"n_atoms\":%d,\"v_min\":%s,"
+      "\"v_max\":%s,\"save_replay\":%d,\"progress_interval\":%d}",
+      (unsigned long long)c->seed, mrl__float_text(c->learning_rate, f[0], 24), c->buffer_size,
+      mrl__float_text(c->gamma, f[1], 24), mrl__float_text(c->tau, f[2], 24),
+      c->target_network_frequency, c->batch_size, mrl__float_text(c->start_e, f[3], 24),
+      mrl__float_text(c->end_e, f[4], 24), mrl__float_text(c->exploration_fraction, f[5], 24),
+      c->learning_starts, c->train_frequency, c->total_steps,
+      mrl__float_text(c->adam_eps, f[6], 24), mrl__float_text(c->max_grad_norm, f[7], 24),
+      mrl__float_text(c->huber_delta, f[8], 24), enc, core, head, (int)n->activation, n->use_conv,
+      c->double_q, c->dueling, c->dueling_hidden, c->n_step, c->prioritized,
+      mrl__float_text(c->per_alpha, f[9], 24), mrl__float_text(c->per_beta, f[10], 24),
+      mrl__float_text(c->per_eps, f[11], 24), c->c51, c->n_atoms,
+      mrl__float_text(c->v_min, f[12], 24), mrl__float_text(c->v_max, f[13], 24), c->save_replay,
+      c->progress_interval);
+}
+
+/* Names the first field of a DQN config that cannot work (err), or 0. */
+static int mrl__dqn_check_config(const mrl_dqn_config *c, const mrl_vecenv *env, char *err,
+                                 size_t n) {
+  const char *const names[13] = {"learning_rate", "gamma",         "tau",
+                                 "start_e",       "end_e",         "exploration_fraction",
+                                 "adam_eps",      "max_grad_norm", "huber_delta",
+                                 "per_alpha",     "per_beta",      "per_eps",
+                                 "v_min"};
+  const float *f[13];
+  int i;
+  f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->tau, f[3] = &c->start_e;
+  f[4] = &c->end_e, f[5] = &c->exploration_fraction, f[6] = &c->adam_eps;
+  f[7] = &c->max_grad_norm, f[8] = &c->huber_delta, f[9] = &c->per_alpha, f[10] = &c->per_beta;
+  f[11] = &c->per_eps, f[12] = &c->v_min;
+  for (i = 0; i < 13; i++)
+    if (!mrl__finite(*f[i])) {
+      mrl__say(err, n, "mrl_dqn_config.%s %g must be finite", names[i], *f[i]);
+      return 1;
+    }
+#define MRL__REJECT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      mrl__say(err, n, __VA_ARGS__);                                                               \
+      return 1;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  MRL__REJECT(env->num_actions < 1,
+              "mrl_dqn: DQN needs discrete actions (this env's actions are a box of %d floats)",
+              env->action_dim);
+  MRL__REJECT(c->net.core.kind != MRL_CORE_NONE,
+              "mrl_dqn_config.net.core: DQN's Q-network is feedforward (core kind %d given); a "
+              "recurrent Q-network is DRQN's or R2D2's",
+              (int)c->net.core.kind);
+  MRL__REJECT(c->learning_rate < 0.0f, "mrl_dqn_config.learning_rate %g must be >= 0",
+              c->learning_rate);
+  MRL__REJECT(c->buffer_size < 1, "mrl_dqn_config.buffer_size %d must be >= 1", c->buffer_size);
+  MRL__REJECT(c->gamma < 0.0f || c->gamma > 1.0f, "mrl_dqn_config.gamma %g must be in [0, 1]",
+              c->gamma);
+  MRL__REJECT(c->tau <= 0.0f || c->tau > 1.0f, "mrl_dqn_config.tau %g must be in (0, 1]", c->tau);
+  MRL__REJECT(c->target_network_frequency < 1,
+              "mrl_dqn_config.target_network_frequency %d must be >= 1",
+              c->target_network_frequency);
+  MRL__REJECT(c->batch_size < 1, "mrl_dqn_config.batch_size %d must be >= 1", c->batch_size);
+  MRL__REJECT(c->start_e < 0.0f || c->start_e > 1.0f || c->end_e < 0.0f || c->end_e > 1.0f,
+              "mrl_dqn_config.start_e %g and end_e %g must be in [0, 1]", c->start_e, c->end_e);
+  MRL__REJECT(c->exploration_fraction < 0.0f, "mrl_dqn_config.exploration_fraction %g must be >= 0",
+              c->exploration_fraction);
+  MRL__REJECT(c->learning_starts < 0, "mrl_dqn_config.learning_starts %lld must be >= 0",
+              c->learning_starts);
+  MRL__REJECT(c->train_frequency < 1, "mrl_dqn_config.train_frequency %d must be >= 1",
+              c->train_frequency);
+  MRL__REJECT(c->total_steps < 0, "mrl_dqn_config.total_steps %lld must be >= 0", c->total_steps);
+  MRL__REJECT(c->adam_eps <= 0.0f, "mrl_dqn_config.adam_eps %g must be > 0", c->adam_eps);
+  MRL__REJECT(c->max_grad_norm < 0.0f, "mrl_dqn_config.max_grad_norm %g must be >= 0",
+              c->max_grad_norm);
+  MRL__REJECT(c->huber_delta < 0.0f, "mrl_dqn_config.huber_delta %g must be >= 0", c->huber_delta);
+  MRL__REJECT(c->dueling_hidden < 0, "mrl_dqn_config.dueling_hidden %d must be >= 0",
+              c->dueling_hidden);
+  MRL__REJECT(c->n_step < 1, "mrl_dqn_config.n_step %d must be >= 1", c->n_step);
+  MRL__REJECT(c->per_alpha < 0.0f, "mrl_dqn_config.per_alpha %g must be >= 0", c->per_alpha);
+  MRL__REJECT(c->per_beta < 0.0f || c->per_beta > 1.0f,
+              "mrl_dqn_config.per_beta %g must be in [0, 1]", c->per_beta);
+  MRL__REJECT(c->per_eps <= 0.0f, "mrl_dqn_config.per_eps %g must be > 0", c->per_eps);
+  MRL__REJECT(c->c51 && c->dueling,
+              "mrl_dqn_config.dueling 1 with c51 1: the dueling head combines Q-values, not "
+              "C51's distributions");
+  MRL__REJECT(c->c51 && c->n_atoms < 2, "mrl_dqn_config.n_atoms %d must be >= 2", c->n_atoms);
+  MRL__REJECT(c->c51 && !(mrl__finite(c->v_max) && c->v_max > c->v_min),
+              "mrl_dqn_config.v_max %g must be finite and > v_min %g", c->v_max, c->v_min);
+  MRL__REJECT(c->progress_interval < 1, "mrl_dqn_config.progress_interval %d must be >= 1",
+              c->progress_interval);
+#undef MRL__REJECT
+  return 0;
+}
+
+/* The Q-network's parts into p: tower, then the output head of the config. */
+static mrl_result mrl__dqn_net_init(mrl_dqn *a, mrl_dqn_net *net, mrl_params *p) {
+  const mrl_dqn_config *c = &a->cfg;
+  int A = a->num_actions, F;
+  mrl_result r;
+  r = mrl_tower_init(&net->tower, p, "q", a->obs_dim, &c->net, 0, a->error, sizeof a->error);
+  if (r != MRL_OK) return r;
+  F = net->tower.output_dim;
+  if (c->c51)
+    mrl_c51_head_init(&net->c51, p, "q.c51", F, A, c->n_atoms, c->v_min, c->v_max,
+                      mrl_init_default());
+  else if (c->dueling)
+    mrl_dueling_head_init(&net->dueling, p, "q.dueling", F, c->dueling_hidden, A,
+                          mrl_init_default());
+  else
+    mrl_linear_layer_init(&net->out, p, "q.out", F, A, mrl_init_default());
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_dqn_init(mrl_dqn *a, const mrl_dqn_config *cfg, const mrl_vecenv *env) {
+  mrl_runner_config rc;
+  mrl_replay_config pc;
+  mrl_result r;
+  size_t M, B, W, N;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_dqn_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (mrl__dqn_check_config(cfg, env, a->error, sizeof a->error)) return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  a->obs_dim = env->obs_dim;
+  a->num_envs = env->num_envs;
+  a->num_actions = env->num_actions;
+  mrl_params_init(&a->params);
+  mrl_params_init(&a->target_params);
+  if ((r = mrl__dqn_net_init(a, &a->net, &a->params)) != MRL_OK ||
+      (r = mrl__dqn_net_init(a, &a->target, &a->target_params)) != MRL_OK)
+    goto fail;
+  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK ||
+      (r = mrl_params_finalize(&a->target_params, cfg->seed)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_dqn_init: %s",
+             a->params.message[0] ? a->params.message : a->target_params.message);
+    goto fail;
+  }
+  mrl_params_copy(&a->target_params, &a->params); /* target_network.load_state_dict */
+  rc = mrl_runner_config_default();
+  rc.gamma = cfg->gamma;
+  pc = mrl_replay_config_default(cfg->buffer_size, a->num_envs, a->obs_dim, 1);
+  pc.n_step = cfg->n_step;
+  pc.gamma = cfg->gamma;
+  pc.prioritized = cfg->prioritized;
+  pc.alpha = cfg->per_alpha;
+  pc.priority_eps = cfg->per_eps;
+  pc.seed = cfg->seed;
+  M = (size_t)cfg->batch_size;
+  B = (size_t)a->num_envs;
+  N = cfg->c51 ? (size_t)cfg->n_atoms : 1;
+  W = (size_t)a->num_actions * N;
+  if ((r = mrl_runner_init(&a->runner, env, 0, &rc, a->error, sizeof a->error)) != MRL_OK ||
+      (r = mrl_replay_init(&a->replay, &pc, a->error, sizeof a->error)) != MRL_OK ||
+      (r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK ||
+      (r = mrl_graph_init(&a->act_graph, (size_t)1 << 16)) != MRL_OK)
+    goto fail;
+  a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
+  a->epsilon = cfg->start_e;
+  a->mb_indices = (int *)MRL_MALLOC(sizeof(int) * M * 2);
+  a->mb_obs = (float *)MRL_MALLOC(sizeof(float) * M * (size_t)a->obs_dim);
+  a->mb_next = (float *)MRL_MALLOC(sizeof(float) * M * (size_t)a->obs_dim);
+  a->mb_scalars = (float *)MRL_MALLOC(sizeof(float) * M * 5);
+  /* probs [M, W], q [M, A], chosen and target [M, atoms], Q(s, a) [M], support [atoms] */
+  a->mb_q = (float *)MRL_MALLOC(sizeof(float) * (M * (W + (size_t)a->num_actions + 2 * N + 1) + N));
+  a->step_obs = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->obs_dim);
+  a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B);
+  if (!a->mb_indices || !a->mb_obs || !a->mb_next || !a->mb_scalars || !a->mb_q || !a->step_obs ||
+      !a->step_actions) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  a->mb_act = a->mb_indices + M;
+  return MRL_OK;
+fail:
+  if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
+    mrl__say(a->error, sizeof a->error, "mrl_dqn_init: out of memory");
+  {
+    char keep[MRL_ERROR_SIZE];
+    memcpy(keep, a->error, sizeof keep);
+    mrl_dqn_free(a);
+    memcpy(a->error, keep, sizeof keep);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_dqn_free(mrl_dqn *a) {
+  mrl_tower_free(&a->net.tower);
+  mrl_tower_free(&a->target.tower);
+  mrl_params_free(&a->params);
+  mrl_params_free(&a->target_params);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  mrl_runner_free(&a->runner);
+  mrl_replay_free(&a->replay);
+  MRL_FREE(a->mb_indices);
+  MRL_FREE(a->mb_obs);
+  MRL_FREE(a->mb_next);
+  MRL_FREE(a->mb_scalars);
+  MRL_FREE(a->mb_q);
+  MRL_FREE(a->step_obs);
+  MRL_FREE(a->step_actions);
+  memset(a, 0, sizeof *a);
+}
+
+MRL_DEF int mrl_dqn_state_dim(const mrl_dqn *a) {
+  (void)a;
+  return 0;
+}
+
+/* The network's output for x [n, obs_dim]: Q [n, A], or C51's
+ * log-probabilities [n, A * atoms]. */
+static mrl_tensor *mrl__dqn_forward(const mrl_dqn *a, const mrl_dqn_net *net, mrl_graph *g,
+                                    mrl_tensor *x) {
+  int n = x ? x->shape[0] : 0;
+  mrl_tensor *h = mrl_tower_forward(&net->tower, g, x, 1, n, NULL, NULL, NULL, 0);
+  if (a->cfg.c51) return mrl_c51_head_forward(&net->c51, g, h);
+  if (a->cfg.dueling) return mrl_dueling_head_forward(&net->dueling, g, h);
+  return mrl_linear_layer_forward(&net->out, g, h);
+}
+
+/* Q [n, A] from a forward's output (C51: the expectation over the atoms). */
+static void mrl__dqn_q_of(const mrl_dqn *a, const mrl_dqn_net *net, const float *out, int n,
+                          float *q) {
+  if (a->cfg.c51)
+    mrl_c51_q_values(&net->c51, out, n, q);
+  else
+    memcpy(q, out, sizeof(float) * (size_t)n * a->num_actions);
+}
+
+/* C51 in the update: q [n, A] = sum_j p_j z_j from log-probabilities lp
+ * [n, A*N], with p = exp(lp) kept in probs [n, A*N] (one expf per atom). */
+static void mrl__dqn_c51_q(const float *lp, int n, int A, int N, const float *z, float *probs,
+                           float *q) {
+  size_t i, W = (size_t)A * N;
+  int a, j;
+  for (i = 0; i < (size_t)n * W; i++) probs[i] = expf(lp[i]);
+  for (i = 0; i < (size_t)n; i++)
+    for (a = 0; a < A; a++) {
+      const float *p = probs + i * W + (size_t)a * N;
+      double s = 0.0;
+      for (j = 0; j < N; j++) s += (double)p[j] * z[j];
+      q[i * A + a] = (float)s;
+    }
+}
+
+static int mrl__dqn_argmax(const float *q, int A) {
+  int j, best = 0;
+  for (j = 1; j < A; j++)
+    if (q[j] > q[best]) best = j;
+  return best;
+}
+
+MRL_DEF mrl_result mrl_dqn_update(mrl_dqn *a, const float *obs, const float *actions,
+                                  const float *rewards, const float *next_obs,
+                                  const float *discounts, const float *weights, int n,
+                                  float *td_errors, mrl_dqn_update_stats *stats) {
+  const mrl_dqn_config *c = &a->cfg;
+  mrl_graph *g = &a->graph;
+  int A = a->num_actions, N = c->c51 ? c->n_atoms : 1, i, shape[1];
+  size_t W = (size_t)A * (size_t)N;
+  float *probs = a->mb_q, *sel_q = probs + (size_t)n * W, *chosen = sel_q + (size_t)n * A;
+  float *target = chosen + (size_t)n * N, *q_sa = target + (size_t)n * N, *z = q_sa + n;
+  float *td = a->mb_scalars + (size_t)4 * c->batch_size;
+  double q_mean = 0.0;
+  mrl_tensor *xn, *out_t, *out_o = NULL, *x, *out, *per, *loss;
+  mrl_adam_config adam;
+  if (n < 1 || n > c->batch_size || !obs || !actions || !rewards || !next_obs || !discounts)
+    return MRL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < n; i++) {
+    float v = actions[i];
+    if (!(v >= 0.0f && v < (float)A) || v != (float)(int)v) {
+      mrl__say(a->error, sizeof a->error, "mrl_dqn_update: action %g of row %d is not in 0..%d", v,
+               i, A - 1);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    a->mb_act[i] = (int)v;
+  }
+  mrl_graph_reset(g);
+  /* targets, without gradients: the target network values the next state's
+   * action, chosen by the online network (double Q) or by itself */
+  mrl_graph_set_no_grad(g, 1);
+  xn = mrl_tensor_from2(g, next_obs, n, a->obs_dim);
+  out_t = mrl__dqn_forward(a, &a->target, g, xn);
+  if (c->double_q) out_o = mrl__dqn_forward(a, &a->net, g, xn);
+  if (!out_t || (c->double_q && !out_o)) goto oom;
+  if (!c->c51) {
+    mrl_q_targets(rewards, discounts, out_o ? out_o->data : NULL, out_t->data, n, A, 0.0f, target);
+  } else {
+    /* C51: the next action's distribution, projected onto the support */
+    mrl_c51_support(c->v_min, c->v_max, N, z);
+    mrl__dqn_c51_q(out_o ? out_o->data : out_t->data, n, A, N, z, probs, sel_q);
+    for (i = 0; i < n; i++) {
+      int b = mrl__dqn_argmax(sel_q + (size_t)i * A, A), j;
+      const float *lp = out_t->data + (size_t)i * W + (size_t)b * N;
+      const float *p = probs + (size_t)i * W + (size_t)b * N;
+      for (j = 0; j < N; j++) chosen[(size_t)i * N + j] = out_o ? expf(lp[j]) : p[j];
+    }
+    mrl_c51_project(chosen, rewards, discounts, n, N, c->v_min, c->v_max, target);
+  }
+  /* the online network's loss on the taken actions, importance-weighted */
+  mrl_graph_set_no_grad(g, 0);
+  x = mrl_tensor_from2(g, obs, n, a->obs_dim);
+  out = mrl__dqn_forward(a, &a->net, g, x);
+  if (!out) goto oom;
+  shape[0] = n;
+  if (!c->c51) {
+    mrl_tensor *qa = mrl_gather_rows(g, out, a->mb_act);
+    mrl_tensor *t = mrl_tensor_from(g, target, 1, shape);
+    per = c->huber_delta > 0.0f ? mrl_huber_loss(g, qa, t, c->huber_delta, MRL_LOSS_NONE)
+                                : mrl_mse_loss(g, qa, t, MRL_LOSS_NONE);
+    if (!qa) goto oom;
+    for (i = 0; i < n; i++) {
+      q_sa[i] = qa->data[i];
+      td[i] = qa->data[i] - target[i];
+    }
+  } else {
+    per = mrl_c51_loss(&a->net.c51, g, out, a->mb_act, target);
+    if (!per) goto oom;
+    for (i = 0; i < n; i++) { /* the expectation at the taken action only */
+      const float *lp = out->data + (size_t)i * W + (size_t)a->mb_act[i] * N;
+      double e = 0.0;
+      int j;
+      for (j = 0; j < N; j++) e += (double)expf(lp[j]) * z[j];
+      q_sa[i] = (float)e;
+      td[i] = per->data[i];
+    }
+  }
+  if (weights)
+    loss = mrl_mean(g, mrl_mul(g, per, mrl_tensor_from(g, weights, 1, shape)));
+  else
+    loss = mrl_mean(g, per);
+  if (!loss) goto oom;
+  mrl_params_zero_grad(&a->params);
+  mrl_backward(g, loss);
+  if (!mrl_update_guard(&a->params, loss->data[0], c->max_grad_norm)) {
+    mrl__say(a->error, sizeof a->error,
+             "dqn: non-finite loss (%g) or gradient at update %lld: update not applied",
+             loss->data[0], a->updates + 1);
+    return MRL_ERR_NON_FINITE;
+  }
+  adam = mrl_adam_config_default();
+  adam.lr = c->learning_rate;
+  adam.eps = c->adam_eps;
+  mrl_adam_step(&a->params, &adam);
+  a->updates++;
+  for (i = 0; i < n; i++) q_mean += q_sa[i];
+  if (td_errors) memcpy(td_errors, td, sizeof(float) * (size_t)n);
+  if (stats) {
+    stats->loss = loss->data[0];
+    stats->q_values = (float)(q_mean / n);
+  }
+  return MRL_OK;
+oom:
+  mrl__say(a->error, sizeof a->error, "dqn: out of memory in the update");
+  return MRL_ERR_OUT_OF_MEMORY;
+}
+
+/* One update on a sampled batch; its TD errors become the new priorities. */
+static mrl_result mrl__dqn_train_step(mrl_dqn *a, float beta, mrl_dqn_update_stats *st) {
+  int M = a->cfg.batch_size;
+  float *actions = a->mb_scalars, *rewards = actions + M, *discounts = rewards + M;
+  float *weights = discounts + M, *td = weights + M;
+  mrl_result r;
+  if ((r = mrl_replay_sample(&a->replay, M, beta, a->mb_indices, weights)) != MRL_OK) return r;
+  mrl_replay_gather(&a->replay, a->mb_indices, M, a->mb_obs, actions, rewards, a->mb_next,
+                    discounts);
+  r = mrl_dqn_update(a, a->mb_obs, actions, rewards, a->mb_next, discounts,
+                     a->cfg.prioritized ? weights : NULL, M, td, st);
+  if (r == MRL_OK) mrl_replay_update_priorities(&a->replay, a->mb_indices, td, M);
+  return r;
+}
+
+MRL_DEF mrl_result mrl_dqn_train(mrl_dqn *a, mrl_vecenv *env, long long env_steps,
+                                 mrl_progress_fn progress, void *user) {
+  const mrl_dqn_config *c = &a->cfg;
+  int B = a->num_envs, b;
+  long long vsteps, v, span, steps0 = a->runner.env_steps, next_report, s;
+  double t0 = mrl_wall_seconds(), loss_sum = 0.0, q_sum = 0.0;
+  long long loss_count = 0;
+  float beta = c->per_beta;
+  mrl_result r;
+  if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
+      env->num_actions != a->num_actions) {
+    mrl__say(a->error, sizeof a->error, "mrl_dqn_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_dqn_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  vsteps = env_steps / B;
+  if (vsteps == 0) return MRL_OK;
+  /* schedules: over this call (CleanRL), or over the agent's life */
+  span = c->total_steps > 0 ? c->total_steps : vsteps * B;
+  if (!a->runner.started || !env->ready) mrl_replay_drop_pending(&a->replay); /* new episodes */
+  if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
+  next_report = steps0 + c->progress_interval;
+  for (v = 0; v < vsteps; v++) {
+    long long step = a->runner.env_steps; /* CleanRL's global_step */
+    long long sched = c->total_steps > 0 ? step : step - steps0;
+    mrl_dqn_update_stats st;
+    /* schedule */
+    a->epsilon = mrl_lr_linear(c->start_e, c->end_e, sched,
+                               (long long)((double)c->exploration_fraction * (double)span));
+    if (c->prioritized) beta = mrl_lr_linear(c->per_beta, 1.0f, sched, span);
+    /* collect */
+    memcpy(a->step_obs, a->runner.obs, sizeof(float) * (size_t)B * a->obs_dim);
+    if ((r = mrl_dqn_act(a, a->step_obs, B, NULL, NULL, 0, &a->rng, a->step_actions)) != MRL_OK)
+      return r;
+    if ((r = mrl_runner_step(&a->runner, env, a->step_actions)) != MRL_OK) return r;
+    mrl_replay_add(&a->replay, a->step_obs, a->step_actions, a->runner.rewards, a->runner.obs,
+                   a->runner.final_obs, a->runner.terminated, a->runner.truncated);
+    /* update (and the target network), at CleanRL's global steps */
+    for (b = 0; b < B; b++) {
+      s = step + b;
+      if (s <= c->learning_starts) continue;
+      if (s % c->train_frequency == 0 && a->replay.size > 0) {
+        if ((r = mrl__dqn_train_step(a, beta, &st)) != MRL_OK) return r;
+        loss_sum += st.loss;
+        q_sum += st.q_values;
+        loss_count++;
+      }
+      if (s % c->target_network_frequency == 0) {
+        if (c->tau >= 1.0f)
+          mrl_params_copy(&a->target_params, &a->params);
+        else
+          mrl_params_polyak(&a->target_params, &a->params, c->tau);
+      }
+    }
+    /* report */
+    if (progress && (a->runner.env_steps >= next_report || v == vsteps - 1)) {
+      mrl_train_progress p;
+      memset(&p, 0, sizeof p);
+      while (next_report <= a->runner.env_steps) next_report += c->progress_interval;
+      p.algo = c->c51 ? "c51" : "dqn";
+      p.env_id = mrl_env_id(env->envs[0]);
+      p.iteration = (int)((a->runner.env_steps - steps0) / c->progress_interval);
+      p.num_iterations = (int)(vsteps * B / c->progress_interval);
+      p.env_steps = a->runner.env_steps;
+      p.seconds = mrl_wall_seconds() - t0;
+      p.steps_per_second =
+          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
+      p.episodes = a->runner.stats.total_episodes;
+      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
+      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
+      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
+      p.learning_rate = c->learning_rate;
+      mrl_progress_set(&p, "td_loss", loss_count ? (float)(loss_sum / loss_count) : 0.0f);
+      mrl_progress_set(&p, "q_values", loss_count ? (float)(q_sum / loss_count) : 0.0f);
+      mrl_progress_set(&p, "epsilon", a->epsilon);
+      if (c->prioritized) mrl_progress_set(&p, "beta", beta);
+      mrl_progress_set(&p, "updates", (float)a->updates);
+      mrl_progress_set(&p, "buffer", (float)a->replay.size);
+      loss_sum = q_sum = 0.0;
+      loss_count = 0;
+      if (progress(&p, user)) break;
+    }
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_dqn_q_values(mrl_dqn *a, const float *obs, int n, float *q) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *out;
+  if (n < 1 || !obs || !q) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  out = mrl__dqn_forward(a, &a->net, g, mrl_tensor_from2(g, obs, n, a->obs_dim));
+  if (!out) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  mrl__dqn_q_of(a, &a->net, out->data, n, q);
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_dqn_act(mrl_dqn *a, const float *obs, int n, const float *episode_start,
+                               float *state, int greedy, mrl_rng *rng, float *actions) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *out;
+  float *q;
+  (void)episode_start;
+  (void)state;
+  if (n < 1 || !obs || !actions) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  out = mrl__dqn_forward(a, &a->net, g, mrl_tensor_from2(g, obs, n, a->obs_dim));
+  q = out && a->cfg.c51 ? (float *)mrl_graph_alloc(g, sizeof(float) * (size_t)n * a->num_actions)
+                        : (out ? out->data : NULL);
+  if (!q) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  if (a->cfg.c51) mrl__dqn_q_of(a, &a->net, out->data, n, q);
+  mrl_epsilon_greedy(q, n, a->num_actions, greedy ? 0.0f : a->epsilon,
+                     greedy ? NULL : (rng ? rng : &a->rng), actions);
+  /* fold an overflow into the arena now: later calls of this size allocate nothing */
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+static mrl_result mrl__dqn_act_fn(void *agent, const float *obs, int n, const float *episode_start,
+                                  float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_dqn_act((mrl_dqn *)agent, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_dqn_evaluate(mrl_dqn *a, mrl_vecenv *env, int episodes, int greedy,
+                                    mrl_episode_stats *stats) {
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || env->obs_dim != a->obs_dim || env->num_actions != a->num_actions)
+    return MRL_ERR_INVALID_ARGUMENT;
+  return mrl_evaluate(mrl__dqn_act_fn, a, 0, env, episodes, greedy, &rng, stats);
+}
+
+/* DQN's own state beyond the runner: the target network, RNG, counters and,
+ * with save_replay, the replay buffer. */
+#define MRL__DQN_EXTRAS (4 + MRL_REPLAY_EXTRAS)
+static int mrl__dqn_extras(const mrl_dqn *a, mrl_checkpoint_extra *x) {
+  int n = 0;
+  x[n].name = "__dqn.target";
+  x[n].dtype = "F32";
+  x[n].data = a->target_params.values;
+  x[n++].count = a->target_params.total;
+  x[n].name = "__dqn.rng";
+  x[n].dtype = "U64";
+  x[n].data = &a->rng;
+  x[n++].count = sizeof a->rng / sizeof(uint64_t);
+  x[n].name = "__dqn.updates";
+  x[n].dtype = "I64";
+  x[n].data = &a->updates;
+  x[n++].count = 1;
+  x[n].name = "__dqn.epsilon";
+  x[n].dtype = "F32";
+  x[n].data = &a->epsilon;
+  x[n++].count = 1;
+  if (a->cfg.save_replay) n += mrl_replay_extras(&a->replay, x + n);
+  return n;
+}
+
+MRL_DEF mrl_result mrl_dqn_save(const mrl_dqn *a, const char *path, const mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[MRL__DQN_EXTRAS];
+  int n = mrl__dqn_extras(a, x);
+  mrl_dqn_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->params, "dqn", config, &a->runner, env, x, n);
+}
+
+MRL_DEF mrl_result mrl_dqn_load(mrl_dqn *a, const char *path, mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[MRL__DQN_EXTRAS];
+  int n = mrl__dqn_extras(a, x);
+  mrl_result r;
+  mrl_dqn_config_json(&a->cfg, config, sizeof config);
+  r = mrl_agent_load(path, &a->params, "dqn", config, &a->runner, env, x, n, a->error,
+                     sizeof a->error);
+  if (r == MRL_OK && a->cfg.save_replay) mrl_replay_loaded(&a->replay);
+  return r;
 }
 
 /* ---- REINFORCE >>reinforce ---- */

@@ -11,6 +11,7 @@
  *   RETURNS         return estimators over plain arrays (value rescaling, K-step
  *                   advantages, lambda-returns, V-trace, ...)
  *   ROLLOUT BUFFER  on-policy steps with the initial core state, GAE
+ *   REPLAY BUFFER   transitions in a ring, n-step returns, proportional prioritisation
  *   LICENCE         at the end of the file: public domain or MIT
  *   TAGS            listed at the end of this block
  *
@@ -66,11 +67,20 @@
  *   truncated episode is bootstrapped from the value of its final observation
  *   (stored in final_values); a terminated one from zero.
  *
+ * REPLAY BUFFER
+ *   mrl_replay stores transitions of B environments in a ring sized at init
+ *   (one allocation), for any observation and action size, with n-step
+ *   returns computed at insertion (a truncated episode bootstraps from its
+ *   final observation, a terminated one does not), uniform or proportional
+ *   prioritised sampling on a sum tree (Schaul et al. 2016) with importance
+ *   weights, a seeded RNG of its own, and checkpoint extras so an agent's
+ *   save/load carries the whole buffer (mrl_dqn uses it; DDPG/SAC can).
+ *
  * LICENCE at the end of the file: public domain or MIT.
  * TAGS: each implementation section carries one tag, written >> and the
  * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
  *   The tags in file order:
- *     core frame_stack gtrxl_core amrl fwp hcam ftw dnc tower sum_tree returns rollout
+ *     core frame_stack gtrxl_core amrl fwp hcam ftw dnc tower sum_tree returns rollout replay
  *
  */
 #ifndef MEMRL_MEM_H
@@ -411,6 +421,104 @@ MRL_DEF void mrl_rollout_free(mrl_rollout *r);
  * step T-1 did not end the episode). */
 MRL_DEF void mrl_rollout_compute_gae(mrl_rollout *r, const float *last_values, float gamma,
                                      float gae_lambda);
+
+/* ---- replay buffer (its section: the replay tag) ----
+ * Transitions of a vector env of num_envs environments in a ring of
+ * `capacity` items, any obs_dim and action_dim (a discrete action is one
+ * float, a continuous one action_dim floats). n-step returns are computed AT
+ * INSERTION: each environment keeps a pending window of its last n steps;
+ * once it is full its oldest step becomes one item
+ *   (obs_t, action_t, R = sum_{j<k} gamma^j r_{t+j}, next_obs = obs_{t+k},
+ *    discount = gamma^k)
+ * with k = n. An episode end flushes the window: every pending step becomes
+ * an item with k = the steps left to the end, next_obs = the episode's final
+ * observation, and discount = gamma^k after a truncation (a target
+ * bootstraps from the final observation) but 0 after a termination.
+ * Prioritised (Schaul et al. 2016, proportional variant) on an mrl_sum_tree:
+ * a new item gets the largest priority seen so far (1 at first); an update
+ * sets p_i = (|delta_i| + priority_eps)^alpha; sampling draws P(i) = p_i /
+ * sum_k p_k (stratified, the paper's Appendix B) with importance weights
+ * w_i = (N P(i))^-beta / max_j w_j, the maximum over all N stored items
+ * (from the tree's smallest priority), so w_i = (p_i / p_min)^-beta; the
+ * agent anneals beta to 1. Uniform sampling draws with replacement, weights
+ * 1. Every draw comes from the buffer's own seeded RNG. One allocation holds
+ * the ring and the windows (plus the tree's own when prioritised). */
+typedef struct mrl_replay_config {
+  int capacity;       /* items (10000) */
+  int num_envs;       /* B environments adding each step (1) */
+  int obs_dim;        /* floats per observation */
+  int action_dim;     /* floats per action (1: a discrete action's index) */
+  int n_step;         /* n (1) */
+  float gamma;        /* 0.99 */
+  int prioritized;    /* 0: uniform; 1: proportional prioritisation */
+  float alpha;        /* priority exponent (0.6, Schaul et al.'s proportional variant) */
+  float priority_eps; /* added to |delta| (1e-6) */
+  uint64_t seed;      /* 1 */
+} mrl_replay_config;
+MRL_DEF mrl_replay_config mrl_replay_config_default(int capacity, int num_envs, int obs_dim,
+                                                    int action_dim);
+
+typedef struct mrl_replay {
+  mrl_replay_config cfg;
+  long long size;      /* items stored (<= capacity) */
+  long long next;      /* ring slot of the next item */
+  long long added;     /* items ever stored */
+  double max_priority; /* largest p^alpha seen: what a new item gets */
+  float *obs;          /* [capacity, obs_dim] */
+  float *actions;      /* [capacity, action_dim] */
+  float *rewards;      /* [capacity] n-step returns R */
+  float *next_obs;     /* [capacity, obs_dim] obs_{t+k} (final observation at an episode end) */
+  float *discounts;    /* [capacity] gamma^k, 0 after a termination */
+  float *pend_obs;     /* [B, n, obs_dim] pending window of each environment (a ring) */
+  float *pend_actions; /* [B, n, action_dim] */
+  float *pend_rewards; /* [B, n] */
+  long long *pending;  /* [2B]: steps pending in env b's window, then its oldest slot */
+  double *priorities;  /* [capacity] p^alpha of each item (prioritised only; mirrors the tree) */
+  mrl_sum_tree tree;   /* prioritised only */
+  mrl_rng rng;
+  size_t floats; /* floats in the one block (obs ... pend_rewards) */
+  void *block;
+} mrl_replay;
+
+/* MRL_ERR_INVALID_ARGUMENT with the reason in error (error_size > 0) for a
+ * config that does not fit; the buffer is safe to free after any result. */
+MRL_DEF mrl_result mrl_replay_init(mrl_replay *r, const mrl_replay_config *cfg, char *error,
+                                   size_t error_size);
+MRL_DEF void mrl_replay_free(mrl_replay *r);
+/* One vector step of the B environments: obs [B, obs_dim] acted on, actions
+ * [B, action_dim], rewards [B], next_obs [B, obs_dim] the observation after
+ * the step (the reset one where an episode ended: mrl_runner.obs), final_obs
+ * [B, obs_dim] read only where terminated or truncated (mrl_runner.final_obs;
+ * may be NULL when no episode ever ends), terminated and truncated [B] 0/1. */
+MRL_DEF void mrl_replay_add(mrl_replay *r, const float *obs, const float *actions,
+                            const float *rewards, const float *next_obs, const float *final_obs,
+                            const float *terminated, const float *truncated);
+/* n item indices (with replacement) and their importance weights [n]
+ * (weights may be NULL; all 1 when uniform). beta is ignored when uniform.
+ * MRL_ERR_INVALID_ARGUMENT when the buffer is empty or n < 1. */
+MRL_DEF mrl_result mrl_replay_sample(mrl_replay *r, int n, float beta, int *indices,
+                                     float *weights);
+/* The items at indices, row by row; any output may be NULL. */
+MRL_DEF void mrl_replay_gather(const mrl_replay *r, const int *indices, int n, float *obs,
+                               float *actions, float *rewards, float *next_obs, float *discounts);
+/* p_i = (|td_errors[k]| + priority_eps)^alpha for i = indices[k] (a later
+ * duplicate wins); a no-op when uniform. Non-finite errors are programmer
+ * errors (the agent's update guard refuses them first). */
+MRL_DEF void mrl_replay_update_priorities(mrl_replay *r, const int *indices, const float *td_errors,
+                                          int n);
+/* The environments were reset without ending their episodes (a resumed
+ * run without their snapshot): the steps pending in every window are
+ * dropped, so no item joins two episodes. */
+MRL_DEF void mrl_replay_drop_pending(mrl_replay *r);
+/* Save/load with an agent's checkpoint: the buffer's whole state (ring,
+ * windows, priorities, counters, RNG) as checkpoint extras pointing into r
+ * (names "__replay.*"), at most MRL_REPLAY_EXTRAS of them; pass them to
+ * mrl_agent_save / mrl_agent_load (whose size checks refuse another
+ * buffer's), then call mrl_replay_loaded(r) after a successful load to
+ * rebuild the sum tree from the loaded priorities. */
+#define MRL_REPLAY_EXTRAS 8
+MRL_DEF int mrl_replay_extras(const mrl_replay *r, mrl_checkpoint_extra *x);
+MRL_DEF void mrl_replay_loaded(mrl_replay *r);
 
 #ifdef __cplusplus
 }
@@ -2713,6 +2821,251 @@ MRL_DEF void mrl_rollout_compute_gae(mrl_rollout *r, const float *last_values, f
       r->returns[i] = running + r->values[i];
     }
   }
+}
+
+/* ---- replay buffer >>replay ----
+ * Schaul, Quan, Antonoglou, Silver (2016), "Prioritized Experience Replay",
+ * proportional variant; n-step returns as in Rainbow (Hessel et al. 2018),
+ * computed at insertion from a pending window per environment (see the
+ * declaration for the item each step becomes). An item never spans an
+ * episode end: a window is flushed when its episode ends, so a truncated
+ * episode's last items bootstrap from its final observation and a
+ * terminated one's do not bootstrap at all. */
+
+MRL_DEF mrl_replay_config mrl_replay_config_default(int capacity, int num_envs, int obs_dim,
+                                                    int action_dim) {
+  mrl_replay_config c;
+  memset(&c, 0, sizeof c);
+  c.capacity = capacity;
+  c.num_envs = num_envs;
+  c.obs_dim = obs_dim;
+  c.action_dim = action_dim;
+  c.n_step = 1;
+  c.gamma = 0.99f;
+  c.prioritized = 0;
+  c.alpha = 0.6f;
+  c.priority_eps = 1e-6f;
+  c.seed = 1;
+  return c;
+}
+
+MRL_DEF mrl_result mrl_replay_init(mrl_replay *r, const mrl_replay_config *c, char *error,
+                                   size_t error_size) {
+  size_t cap, B, O, A, n, floats, bytes;
+  mrl_result res;
+  memset(r, 0, sizeof *r);
+  if (!c) {
+    mrl__error(error, error_size, "mrl_replay_init: NULL config");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->capacity < 1 || c->num_envs < 1 || c->obs_dim < 1 || c->action_dim < 1 || c->n_step < 1) {
+    mrl__error(error, error_size,
+               "mrl_replay_config: capacity %d, num_envs %d, obs_dim %d, action_dim %d and "
+               "n_step %d must all be >= 1",
+               c->capacity, c->num_envs, c->obs_dim, c->action_dim, c->n_step);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (!(c->gamma >= 0.0f && c->gamma <= 1.0f)) {
+    mrl__error(error, error_size, "mrl_replay_config.gamma %g must be in [0, 1]", c->gamma);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (c->prioritized && (!(c->alpha >= 0.0f && c->alpha < 1e30f) ||
+                         !(c->priority_eps > 0.0f && c->priority_eps < 1e30f))) {
+    mrl__error(error, error_size,
+               "mrl_replay_config.alpha %g must be >= 0 and priority_eps %g > 0 (finite)", c->alpha,
+               c->priority_eps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  r->cfg = *c;
+  cap = (size_t)c->capacity;
+  B = (size_t)c->num_envs;
+  O = (size_t)c->obs_dim;
+  A = (size_t)c->action_dim;
+  n = (size_t)c->n_step;
+  /* one block: priorities and window counters (8-byte values) first, then
+   * every float array */
+  floats = cap * (2 * O + A + 2) + B * n * (O + A + 1);
+  bytes = sizeof(double) * (c->prioritized ? cap : 0) + sizeof(long long) * 2 * B +
+          sizeof(float) * floats;
+  r->block = MRL_MALLOC(bytes);
+  if (!r->block) {
+    mrl__error(error, error_size, "mrl_replay_init: out of memory (%zu bytes)", bytes);
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  memset(r->block, 0, bytes);
+  r->priorities = c->prioritized ? (double *)r->block : NULL;
+  r->pending = (long long *)((char *)r->block + sizeof(double) * (c->prioritized ? cap : 0));
+  r->obs = (float *)(r->pending + 2 * B);
+  r->actions = r->obs + cap * O;
+  r->rewards = r->actions + cap * A;
+  r->next_obs = r->rewards + cap;
+  r->discounts = r->next_obs + cap * O;
+  r->pend_obs = r->discounts + cap;
+  r->pend_actions = r->pend_obs + B * n * O;
+  r->pend_rewards = r->pend_actions + B * n * A;
+  r->floats = floats;
+  r->max_priority = 1.0;
+  r->rng = mrl_rng_make(c->seed ^ 0x2545f4914f6cdd1dULL);
+  if (c->prioritized && (res = mrl_sum_tree_init(&r->tree, c->capacity)) != MRL_OK) {
+    mrl__error(error, error_size, "mrl_replay_init: out of memory for the sum tree");
+    mrl_replay_free(r);
+    return res;
+  }
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_replay_free(mrl_replay *r) {
+  if (r->cfg.prioritized && r->block) mrl_sum_tree_free(&r->tree);
+  MRL_FREE(r->block);
+  memset(r, 0, sizeof *r);
+}
+
+/* Stores pending step i (0 = oldest) of env b and the k - 1 after it as one
+ * item: R = sum_{j<k} gamma^j r, next_obs, discount. */
+static void mrl__replay_store(mrl_replay *r, int b, int i, int k, const float *next_obs,
+                              float discount) {
+  const mrl_replay_config *c = &r->cfg;
+  size_t O = (size_t)c->obs_dim, A = (size_t)c->action_dim, n = (size_t)c->n_step;
+  size_t first = (size_t)r->pending[c->num_envs + b], slot = (first + (size_t)i) % n;
+  size_t base = (size_t)b * n, at = (size_t)r->next;
+  double R = 0.0, g = 1.0;
+  int j;
+  for (j = 0; j < k; j++) { /* accumulated in double, newest term last */
+    R += g * r->pend_rewards[base + (first + (size_t)i + (size_t)j) % n];
+    g *= c->gamma;
+  }
+  memcpy(r->obs + at * O, r->pend_obs + (base + slot) * O, sizeof(float) * O);
+  memcpy(r->actions + at * A, r->pend_actions + (base + slot) * A, sizeof(float) * A);
+  r->rewards[at] = (float)R;
+  memcpy(r->next_obs + at * O, next_obs, sizeof(float) * O);
+  r->discounts[at] = discount;
+  if (c->prioritized) {
+    r->priorities[at] = r->max_priority;
+    mrl_sum_tree_set(&r->tree, (int)at, r->max_priority);
+  }
+  r->next = (r->next + 1) % c->capacity;
+  if (r->size < c->capacity) r->size++;
+  r->added++;
+}
+
+MRL_DEF void mrl_replay_add(mrl_replay *r, const float *obs, const float *actions,
+                            const float *rewards, const float *next_obs, const float *final_obs,
+                            const float *terminated, const float *truncated) {
+  const mrl_replay_config *c = &r->cfg;
+  int B = c->num_envs, n = c->n_step, b, i;
+  size_t O = (size_t)c->obs_dim, A = (size_t)c->action_dim;
+  for (b = 0; b < B; b++) {
+    long long *count = &r->pending[b], *first = &r->pending[B + b];
+    size_t slot = (size_t)b * n + (size_t)((*first + *count) % n);
+    int term = terminated && terminated[b] != 0.0f;
+    int ended = term || (truncated && truncated[b] != 0.0f);
+    memcpy(r->pend_obs + slot * O, obs + (size_t)b * O, sizeof(float) * O);
+    memcpy(r->pend_actions + slot * A, actions + (size_t)b * A, sizeof(float) * A);
+    r->pend_rewards[slot] = rewards[b];
+    (*count)++;
+    if (ended) { /* flush: every pending step up to the episode's end */
+      const float *fin = final_obs ? final_obs + (size_t)b * O : next_obs + (size_t)b * O;
+      int k = (int)*count;
+      for (i = 0; i < k; i++) {
+        double disc = 1.0;
+        int j;
+        for (j = 0; j < k - i; j++) disc *= c->gamma;
+        mrl__replay_store(r, b, i, k - i, fin, term ? 0.0f : (float)disc);
+      }
+      *count = 0;
+      *first = 0;
+    } else if (*count == n) { /* full: the oldest step becomes an n-step item */
+      double disc = 1.0;
+      int j;
+      for (j = 0; j < n; j++) disc *= c->gamma;
+      mrl__replay_store(r, b, 0, n, next_obs + (size_t)b * O, (float)disc);
+      *first = (*first + 1) % n;
+      (*count)--;
+    }
+  }
+}
+
+MRL_DEF mrl_result mrl_replay_sample(mrl_replay *r, int n, float beta, int *indices,
+                                     float *weights) {
+  int i;
+  if (r->size < 1 || n < 1 || !indices) return MRL_ERR_INVALID_ARGUMENT;
+  if (!r->cfg.prioritized) {
+    for (i = 0; i < n; i++) indices[i] = (int)mrl_rng_below(&r->rng, (uint32_t)r->size);
+    for (i = 0; weights && i < n; i++) weights[i] = 1.0f;
+    return MRL_OK;
+  }
+  mrl_sum_tree_sample(&r->tree, n, &r->rng, indices);
+  if (weights) {
+    /* w_i = (N P(i))^-beta / max_j (N P(j))^-beta = (p_i / p_min)^-beta */
+    double p_min = mrl_sum_tree_min(&r->tree);
+    for (i = 0; i < n; i++) {
+      double p = r->priorities[indices[i]];
+      weights[i] = p > 0.0 && p_min > 0.0 ? (float)pow(p / p_min, -(double)beta) : 0.0f;
+    }
+  }
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_replay_gather(const mrl_replay *r, const int *indices, int n, float *obs,
+                               float *actions, float *rewards, float *next_obs, float *discounts) {
+  size_t O = (size_t)r->cfg.obs_dim, A = (size_t)r->cfg.action_dim;
+  int i;
+  for (i = 0; i < n; i++) {
+    size_t at = (size_t)indices[i];
+    MRL_ASSERT(indices[i] >= 0 && indices[i] < r->size);
+    if (obs) memcpy(obs + (size_t)i * O, r->obs + at * O, sizeof(float) * O);
+    if (actions) memcpy(actions + (size_t)i * A, r->actions + at * A, sizeof(float) * A);
+    if (rewards) rewards[i] = r->rewards[at];
+    if (next_obs) memcpy(next_obs + (size_t)i * O, r->next_obs + at * O, sizeof(float) * O);
+    if (discounts) discounts[i] = r->discounts[at];
+  }
+}
+
+MRL_DEF void mrl_replay_update_priorities(mrl_replay *r, const int *indices, const float *td_errors,
+                                          int n) {
+  int i;
+  if (!r->cfg.prioritized) return;
+  for (i = 0; i < n; i++) {
+    double p = pow(fabs((double)td_errors[i]) + (double)r->cfg.priority_eps, (double)r->cfg.alpha);
+    MRL_ASSERT(indices[i] >= 0 && indices[i] < r->size && p == p && p < 1e300);
+    r->priorities[indices[i]] = p;
+    mrl_sum_tree_set(&r->tree, indices[i], p);
+    if (p > r->max_priority) r->max_priority = p;
+  }
+}
+
+MRL_DEF void mrl_replay_drop_pending(mrl_replay *r) {
+  memset(r->pending, 0, sizeof(long long) * 2 * (size_t)r->cfg.num_envs);
+}
+
+MRL_DEF int mrl_replay_extras(const mrl_replay *r, mrl_checkpoint_extra *x) {
+  int n = 0;
+#define MRL__REPLAY_EXTRA(nm, ty, ptr, cnt)                                                        \
+  do {                                                                                             \
+    x[n].name = nm;                                                                                \
+    x[n].dtype = ty;                                                                               \
+    x[n].data = ptr;                                                                               \
+    x[n].count = (uint64_t)(cnt);                                                                  \
+    n++;                                                                                           \
+  } while (0)
+  MRL__REPLAY_EXTRA("__replay.floats", "F32", r->obs, r->floats);
+  MRL__REPLAY_EXTRA("__replay.pending", "I64", r->pending, 2 * (size_t)r->cfg.num_envs);
+  MRL__REPLAY_EXTRA("__replay.size", "I64", &r->size, 1);
+  MRL__REPLAY_EXTRA("__replay.next", "I64", &r->next, 1);
+  MRL__REPLAY_EXTRA("__replay.added", "I64", &r->added, 1);
+  MRL__REPLAY_EXTRA("__replay.rng", "U64", &r->rng, sizeof r->rng / sizeof(uint64_t));
+  if (r->cfg.prioritized) {
+    MRL__REPLAY_EXTRA("__replay.priorities", "F64", r->priorities, r->cfg.capacity);
+    MRL__REPLAY_EXTRA("__replay.max_priority", "F64", &r->max_priority, 1);
+  }
+#undef MRL__REPLAY_EXTRA
+  return n;
+}
+
+MRL_DEF void mrl_replay_loaded(mrl_replay *r) {
+  int i;
+  if (!r->cfg.prioritized) return;
+  for (i = 0; i < r->cfg.capacity; i++) mrl_sum_tree_set(&r->tree, i, r->priorities[i]);
 }
 
 #ifdef __cplusplus

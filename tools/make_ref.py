@@ -29,6 +29,9 @@ It (re)writes these files under tests/ref/:
               make_torch_names).
     hcam_ftw.txt  the HCAM and FTW memory cores of memrl_mem.h: outputs,
               final states and gradients from a stored state (make_hcam_ftw).
+    dqn_update.txt  one DQN update (double Q, n-step discounts, importance
+              weights), a dueling one and a C51 one (projection and loss) on
+              fixed data (make_dqn_update).
     reinforce_update.txt  one REINFORCE update with LSTM policy and baseline
               memories, K-step advantages and truncated BPTT
               (make_reinforce_update).
@@ -1303,9 +1306,152 @@ def main():
     print("wrote", make_hcam_ftw())
     print("wrote", make_attention_fused())
     print("wrote", make_reinforce_update())
+    print("wrote", make_dqn_update())
     print("wrote", make_trpo_update())
     print("wrote", make_a2c_update())
     print("wrote", make_impala_update())
+
+
+# ---------------------------------------------------------------------------
+# One DQN update and one C51 update on fixed data (tests/test_dqn.c)
+# ---------------------------------------------------------------------------
+
+def dqn_mlp(x, ps):
+    """memrl's Q tower: two ReLU layers (encoder, activation after each)."""
+    h = torch.relu(x @ ps[0].t() + ps[1])
+    return torch.relu(h @ ps[2].t() + ps[3])
+
+
+def c51_project_torch(next_probs, rewards, discounts, v_min, v_max):
+    """The C51 projection (Bellemare et al. 2017, Algorithm 1), float64:
+    atom z_j moves to clamp(r + discount z_j) and its mass splits between the
+    neighbouring atoms by closeness (all to one atom when it lands on it)."""
+    B, N = next_probs.shape
+    dz = (v_max - v_min) / (N - 1)
+    z = v_min + dz * torch.arange(N, dtype=torch.float64)
+    tz = (rewards.double().unsqueeze(1) + discounts.double().unsqueeze(1) * z).clamp(v_min, v_max)
+    pos = (tz - v_min) / dz
+    lo, hi = pos.floor(), pos.ceil()
+    p = next_probs.double()
+    out = torch.zeros(B, N, dtype=torch.float64)
+    same = (lo == hi).double()
+    out.scatter_add_(1, lo.long(), p * (hi - pos + same))
+    out.scatter_add_(1, hi.long(), p * (pos - lo))
+    return out
+
+
+def make_dqn_update():
+    """One DQN update per case on a fixed batch of n = 6 transitions, as
+    memrl_algos.h's mrl_dqn_update does it. Network: obs -> 8 -> 6 (ReLU)
+    -> head; Adam (lr 0.01, eps 1e-8 or C51's 0.01 / 6), no clipping.
+    Cases (prefixes):
+      dqn_   plain head (obs 3, 4 actions: TMaze-5's shapes), double Q, n-step discounts (gamma^k,
+             0 after a termination), importance weights: target
+             y = R + discount * Q_target(s', argmax_a Q_online(s', a)),
+             loss = mean(w * (Q(s, a) - y)^2);
+      duel_  the same with a dueling head (Q = V + A - mean A);
+      c51_   C51 (obs 4, 2 actions: CartPole's; 11 atoms on [-10, 10]), no
+             double Q, weights:
+             the target network's next distribution at its own argmax,
+             projected (next_probs, target), loss = mean(w * CE).
+    Per case: p<k> online and t<k> target parameters in memrl's declaration
+    order, the batch (obs, actions, rewards, next_obs, discounts, weights),
+    loss, td (Q(s,a) - y; C51: each row's cross-entropy), priorities
+    (|td| + 1e-6)^0.6 in float64 (float32 eps and alpha, as memrl's config),
+    g<k> gradients and u<k> parameters after the Adam step.
+    """
+    torch.manual_seed(SEED)
+    f, path = open_fixture("dqn_update.txt", "one DQN / dueling / C51 update on fixed data")
+    n, H1, H2 = 6, 8, 6
+    for case in ("dqn", "duel", "c51"):
+        # the shapes of TMaze-5 (3 floats, 4 actions) and CartPole-v1 (4, 2)
+        O, A = (4, 2) if case == "c51" else (3, 4)
+        N, v_min, v_max = 11, -10.0, 10.0
+
+        def make_net():
+            ps = [torch.randn(H1, O) * 0.5, torch.randn(H1) * 0.1,
+                  torch.randn(H2, H1) * 0.5, torch.randn(H2) * 0.1]
+            if case == "dqn":
+                ps += [torch.randn(A, H2) * 0.5, torch.randn(A) * 0.1]
+            elif case == "duel":
+                ps += [torch.randn(1, H2) * 0.5, torch.randn(1) * 0.1,
+                       torch.randn(A, H2) * 0.5, torch.randn(A) * 0.1]
+            else:
+                ps += [torch.randn(A * N, H2) * 0.5, torch.randn(A * N) * 0.1]
+            return [t.requires_grad_() for t in ps]
+
+        online, target = make_net(), make_net()
+
+        def forward(ps, x):
+            h = dqn_mlp(x, ps)
+            if case == "dqn":
+                return h @ ps[4].t() + ps[5]
+            if case == "duel":
+                v = h @ ps[4].t() + ps[5]
+                adv = h @ ps[6].t() + ps[7]
+                return v + adv - adv.mean(1, keepdim=True)
+            logits = (h @ ps[4].t() + ps[5]).reshape(-1, A, N)
+            return torch.log_softmax(logits, 2)  # [n, A, N]
+
+        obs = torch.randn(n, O)
+        next_obs = torch.randn(n, O)
+        actions = torch.randint(0, A, (n,))
+        rewards = torch.randn(n) * (3.0 if case == "c51" else 1.0)
+        gamma = 0.99
+        k = torch.tensor([1, 3, 2, 3, 1, 3])
+        discounts = gamma ** k.float()
+        discounts[2] = 0.0  # terminated within the window
+        discounts[4] = 0.0
+        weights = torch.rand(n) * 0.8 + 0.2
+        with torch.no_grad():
+            if case == "c51":
+                z = torch.linspace(v_min, v_max, N)
+                lp_t = forward(target, next_obs)
+                q_t = (lp_t.exp() * z).sum(2)
+                a_star = q_t.argmax(1)
+                next_probs = lp_t.exp()[torch.arange(n), a_star]
+                tgt = c51_project_torch(next_probs, rewards, discounts, v_min, v_max).float()
+            else:
+                a_star = forward(online, next_obs).argmax(1)  # double Q
+                q_next = forward(target, next_obs)[torch.arange(n), a_star]
+                tgt = rewards + discounts * q_next
+        out = forward(online, obs)
+        if case == "c51":
+            per = -(tgt * out[torch.arange(n), actions]).sum(1)
+            td = per.detach()
+        else:
+            q_sa = out[torch.arange(n), actions]
+            per = (q_sa - tgt) ** 2
+            td = (q_sa - tgt).detach()
+        loss = (per * weights).mean()
+        loss.backward()
+        eps = 0.01 / n if case == "c51" else 1e-8
+        opt = torch.optim.Adam(online, lr=0.01, eps=eps)
+        for i, t in enumerate(online):
+            dump(f, "%s_p%d" % (case, i), t)
+        for i, t in enumerate(target):
+            dump(f, "%s_t%d" % (case, i), t)
+        dump(f, case + "_obs", obs)
+        dump(f, case + "_actions", actions.float())
+        dump(f, case + "_rewards", rewards)
+        dump(f, case + "_next_obs", next_obs)
+        dump(f, case + "_discounts", discounts)
+        dump(f, case + "_weights", weights)
+        if case == "c51":
+            dump(f, case + "_next_probs", next_probs)
+            dump(f, case + "_target", tgt)
+        dump(f, case + "_loss", loss)
+        dump(f, case + "_td", td)
+        alpha = torch.tensor(0.6, dtype=torch.float32).item()
+        peps = torch.tensor(1e-6, dtype=torch.float32).item()
+        dump(f, case + "_priorities", (td.double().abs() + peps) ** alpha)
+        for i, t in enumerate(online):
+            dump(f, "%s_g%d" % (case, i), t.grad)
+        opt.step()
+        for i, t in enumerate(online):
+            dump(f, "%s_u%d" % (case, i), t)
+    f.close()
+    return path
 
 
 # ---------------------------------------------------------------------------
