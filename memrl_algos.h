@@ -2469,32 +2469,24 @@ static int mrl__runner_extras(const mrl_runner *r, mrl_checkpoint_extra *x) {
   static const char f32[] = "F32", f64[] = "F64", i64[] = "I64", u8[] = "U8";
   size_t B = (size_t)r->num_envs, O = (size_t)r->obs_dim;
   int n = 0;
-#define MRL__EXTRA(nm, ty, ptr, cnt)                                                               \
-  do {                                                                                             \
-    x[n].name = nm;                                                                                \
-    x[n].dtype = ty;                                                                               \
-    x[n].data = ptr;                                                                               \
-    x[n].count = (uint64_t)(cnt);                                                                  \
-    n++;                                                                                           \
-  } while (0)
-  MRL__EXTRA("__runner.obs", f32, r->obs, B * O);
-  MRL__EXTRA("__runner.final_obs", f32, r->final_obs, B * O);
-  MRL__EXTRA("__runner.episode_start", f32, r->episode_start, B);
-  MRL__EXTRA("__runner.state", f32, r->state, B * (size_t)r->state_dim);
-  MRL__EXTRA("__runner.rewards", f32, r->rewards, B);
-  MRL__EXTRA("__runner.terminated", f32, r->terminated, B);
-  MRL__EXTRA("__runner.truncated", f32, r->truncated, B);
-  MRL__EXTRA("__runner.returns", f64, r->returns, B);
-  MRL__EXTRA("__runner.obs_mean", f64, r->obs_norm.mean, O);
-  MRL__EXTRA("__runner.obs_var", f64, r->obs_norm.var, O);
-  MRL__EXTRA("__runner.obs_count", f64, &r->obs_norm.count, 1);
-  MRL__EXTRA("__runner.return_mean", f64, r->return_norm.mean, 1);
-  MRL__EXTRA("__runner.return_var", f64, r->return_norm.var, 1);
-  MRL__EXTRA("__runner.return_count", f64, &r->return_norm.count, 1);
+  x[n++] = mrl_checkpoint_extra_of("__runner.obs", f32, r->obs, B * O);
+  x[n++] = mrl_checkpoint_extra_of("__runner.final_obs", f32, r->final_obs, B * O);
+  x[n++] = mrl_checkpoint_extra_of("__runner.episode_start", f32, r->episode_start, B);
+  x[n++] = mrl_checkpoint_extra_of("__runner.state", f32, r->state,
+                                   (uint64_t)(B * (size_t)r->state_dim));
+  x[n++] = mrl_checkpoint_extra_of("__runner.rewards", f32, r->rewards, B);
+  x[n++] = mrl_checkpoint_extra_of("__runner.terminated", f32, r->terminated, B);
+  x[n++] = mrl_checkpoint_extra_of("__runner.truncated", f32, r->truncated, B);
+  x[n++] = mrl_checkpoint_extra_of("__runner.returns", f64, r->returns, B);
+  x[n++] = mrl_checkpoint_extra_of("__runner.obs_mean", f64, r->obs_norm.mean, O);
+  x[n++] = mrl_checkpoint_extra_of("__runner.obs_var", f64, r->obs_norm.var, O);
+  x[n++] = mrl_checkpoint_extra_of("__runner.obs_count", f64, &r->obs_norm.count, 1);
+  x[n++] = mrl_checkpoint_extra_of("__runner.return_mean", f64, r->return_norm.mean, 1);
+  x[n++] = mrl_checkpoint_extra_of("__runner.return_var", f64, r->return_norm.var, 1);
+  x[n++] = mrl_checkpoint_extra_of("__runner.return_count", f64, &r->return_norm.count, 1);
   /* the statistics ring is plain data of this build: kept as bytes */
-  MRL__EXTRA("__runner.episode_stats", u8, &r->stats, sizeof r->stats);
-  MRL__EXTRA("__runner.env_steps", i64, &r->env_steps, 1);
-#undef MRL__EXTRA
+  x[n++] = mrl_checkpoint_extra_of("__runner.episode_stats", u8, &r->stats, sizeof r->stats);
+  x[n++] = mrl_checkpoint_extra_of("__runner.env_steps", i64, &r->env_steps, 1);
   return n;
 }
 

@@ -3040,25 +3040,18 @@ MRL_DEF void mrl_replay_drop_pending(mrl_replay *r) {
 
 MRL_DEF int mrl_replay_extras(const mrl_replay *r, mrl_checkpoint_extra *x) {
   int n = 0;
-#define MRL__REPLAY_EXTRA(nm, ty, ptr, cnt)                                                        \
-  do {                                                                                             \
-    x[n].name = nm;                                                                                \
-    x[n].dtype = ty;                                                                               \
-    x[n].data = ptr;                                                                               \
-    x[n].count = (uint64_t)(cnt);                                                                  \
-    n++;                                                                                           \
-  } while (0)
-  MRL__REPLAY_EXTRA("__replay.floats", "F32", r->obs, r->floats);
-  MRL__REPLAY_EXTRA("__replay.pending", "I64", r->pending, 2 * (size_t)r->cfg.num_envs);
-  MRL__REPLAY_EXTRA("__replay.size", "I64", &r->size, 1);
-  MRL__REPLAY_EXTRA("__replay.next", "I64", &r->next, 1);
-  MRL__REPLAY_EXTRA("__replay.added", "I64", &r->added, 1);
-  MRL__REPLAY_EXTRA("__replay.rng", "U64", &r->rng, sizeof r->rng / sizeof(uint64_t));
+  x[n++] = mrl_checkpoint_extra_of("__replay.floats", "F32", r->obs, r->floats);
+  x[n++] = mrl_checkpoint_extra_of("__replay.pending", "I64", r->pending,
+                                   (uint64_t)(2 * (size_t)r->cfg.num_envs));
+  x[n++] = mrl_checkpoint_extra_of("__replay.size", "I64", &r->size, 1);
+  x[n++] = mrl_checkpoint_extra_of("__replay.next", "I64", &r->next, 1);
+  x[n++] = mrl_checkpoint_extra_of("__replay.added", "I64", &r->added, 1);
+  x[n++] = mrl_checkpoint_extra_of("__replay.rng", "U64", &r->rng,
+                                   (uint64_t)(sizeof r->rng / sizeof(uint64_t)));
   if (r->cfg.prioritized) {
-    MRL__REPLAY_EXTRA("__replay.priorities", "F64", r->priorities, r->cfg.capacity);
-    MRL__REPLAY_EXTRA("__replay.max_priority", "F64", &r->max_priority, 1);
+    x[n++] = mrl_checkpoint_extra_of("__replay.priorities", "F64", r->priorities, r->cfg.capacity);
+    x[n++] = mrl_checkpoint_extra_of("__replay.max_priority", "F64", &r->max_priority, 1);
   }
-#undef MRL__REPLAY_EXTRA
   return n;
 }
 

@@ -945,6 +945,16 @@ typedef struct mrl_checkpoint_extra {
   const void *data;
   uint64_t count;
 } mrl_checkpoint_extra;
+/* One extra, for filling arrays of them: x[k++] = mrl_checkpoint_extra_of(...). */
+static inline mrl_checkpoint_extra mrl_checkpoint_extra_of(const char *name, const char *dtype,
+                                                           const void *data, uint64_t count) {
+  mrl_checkpoint_extra e;
+  e.name = name;
+  e.dtype = dtype;
+  e.data = data;
+  e.count = count;
+  return e;
+}
 
 typedef struct mrl_checkpoint_options {
   int save_optimizer;          /* also save Adam moments and step count */
