@@ -366,7 +366,9 @@ MRL_DEF float mrl_value_rescale_inv(float x, float eps);
  *   (Schaul et al. 2016; R2D2's actors compute one instead). The tree holds
  *   (p + priority_eps)^priority_exponent; sampling is stratified over the
  *   total; importance weights are (N P(i))^-beta normalised by their
- *   largest possible value (P at the smallest priority). */
+ *   largest value in the batch (as Acme's R2D2 and Dopamine; Schaul et al.
+ *   leave the maximum's range open, and one over the whole buffer shrinks
+ *   every weight towards 0 once a sequence's TD error is near zero). */
 typedef struct mrl_seq_replay_config {
   int capacity;              /* sequences kept, oldest overwritten (1000) */
   int seq_len;               /* 80: entries trained on */
@@ -2800,17 +2802,19 @@ MRL_DEF int mrl_seq_replay_add(mrl_seq_replay *r, const float *obs, const float 
 
 MRL_DEF mrl_result mrl_seq_replay_sample(mrl_seq_replay *r, int n, mrl_rng *rng, int *indices,
                                          float *weights) {
-  double total, pmin;
+  double pmin = HUGE_VAL;
   int i;
   if (r->size < 1 || n < 1 || !rng || !indices) return MRL_ERR_INVALID_ARGUMENT;
   mrl_sum_tree_sample(&r->tree, n, rng, indices);
   if (!weights) return MRL_OK;
-  total = mrl_sum_tree_total(&r->tree);
-  pmin = mrl_sum_tree_min(&r->tree);
   for (i = 0; i < n; i++) {
-    /* (N P(i))^-beta / (N P_min)^-beta = (p_i / p_min)^-beta */
     double p = mrl_sum_tree_get(&r->tree, indices[i]);
-    weights[i] = total > 0.0 && pmin > 0.0 && p > 0.0
+    if (p > 0.0 && p < pmin) pmin = p;
+  }
+  for (i = 0; i < n; i++) {
+    /* (N P(i))^-beta over its largest value in the batch = (p_i / p_min)^-beta */
+    double p = mrl_sum_tree_get(&r->tree, indices[i]);
+    weights[i] = p > 0.0 && pmin < HUGE_VAL
                      ? (float)pow(p / pmin, -(double)r->cfg.importance_exponent)
                      : 1.0f;
   }

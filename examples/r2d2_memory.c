@@ -33,8 +33,8 @@ int main(int argc, char **argv) {
   cfg.net.encoder_sizes[0] = 32;
   cfg.learning_rate = 1e-3f;
   cfg.batch_size = 16;
-  cfg.replay.seq_len = 20;
-  cfg.replay.overlap = 10;
+  cfg.replay.seq_len = 40;
+  cfg.replay.overlap = 20;
   cfg.replay.burn_in = 10;
   cfg.update_every = 16;
   cfg.target_period = 250;

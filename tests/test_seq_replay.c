@@ -249,10 +249,19 @@ static void test_priorities(void) {
     MRL_CHECK_NEAR(mrl_sum_tree_get(&r.tree, i), pow(pr[i] + (double)1e-6f, (double)0.9f), 1e-12,
                    1e-9, "tree holds (p + eps)^alpha");
   MRL_CHECK(mrl_seq_replay_sample(&r, 3, &rng, idx, w) == MRL_OK, "sample");
-  for (i = 0; i < 3; i++) {
-    double pi = pow(pr[idx[i]] + (double)1e-6f, (double)0.9f),
-           pmin = pow((double)1e-6f, (double)0.9f);
-    MRL_CHECK_NEAR(w[i], pow(pi / pmin, -(double)0.6f), 1e-7, 1e-5, "weight (p / p_min)^-beta");
+  {
+    double pmin = 1e30, wmax = 0.0;
+    for (i = 0; i < 3; i++) {
+      double pi = pow(pr[idx[i]] + (double)1e-6f, (double)0.9f);
+      if (pi < pmin) pmin = pi;
+    }
+    for (i = 0; i < 3; i++) {
+      double pi = pow(pr[idx[i]] + (double)1e-6f, (double)0.9f);
+      MRL_CHECK_NEAR(w[i], pow(pi / pmin, -(double)0.6f), 1e-7, 1e-5,
+                     "weight (p / p_min in the batch)^-beta");
+      if (w[i] > wmax) wmax = w[i];
+    }
+    MRL_CHECK(wmax == 1.0, "the batch's largest weight is 1");
   }
   MRL_CHECK_NEAR(r.max_priority, pow(2.0 + (double)1e-6f, (double)0.9f), 1e-12, 1e-9,
                  "max priority: the largest seen");
