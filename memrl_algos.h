@@ -518,8 +518,8 @@ MRL_DEF void mrl_q_targets(const float *reward, const float *discount, const flo
  * h(x) = sign(x)(sqrt(|x| + 1) - 1) + eps x (eps 1e-3):
  *   y_t = h(sum_{k<n} gamma^k r_{t+k} + gamma^n h^-1(Q_target(s_{t+n}, a*))),
  *   a* = argmax_a Q_online(s_{t+n}, a), gamma 0.997,
- * a squared TD loss (0.5 d^2, mean over a sequence's trained steps, weighted
- * by the importance weight, mean over the batch), Adam (lr 1e-4, eps 1e-3),
+ * a squared TD loss (0.5 d^2 summed over a sequence's trained steps, as
+ * Acme's R2D2, weighted by the importance weight, mean over the batch), Adam (lr 1e-4, eps 1e-3),
  * target network copied every 2500 updates, priorities eta max|d| +
  * (1 - eta) mean|d| (eta 0.9) written back after every update, priority
  * exponent 0.9, importance exponent 0.6. Exploration as Ape-X (Horgan et al.
@@ -2892,8 +2892,8 @@ MRL_DEF int mrl_r2d2_state_dim(const mrl_r2d2 *a) {
  * bootstrap entry, the final observation) or at the sequence's last entry,
  * which is only bootstrapped from. Entries with valid 0 are not trained.
  * rescale_eps > 0: value rescaling (mrl_q_targets). Loss: per sequence the
- * mean of 0.5 d^2 over its trained steps, times its weight (NULL: 1), mean
- * over sequences. abs_td and mask [T*N] receive |d| and the trained-step
+ * sum of 0.5 d^2 over its trained steps (as Acme's R2D2), times its weight
+ * (NULL: 1), mean over sequences. abs_td and mask [T*N] receive |d| and the trained-step
  * mask (for priorities). NULL when out of memory. */
 static mrl_tensor *mrl__seq_q_loss(mrl_graph *g, mrl_tensor *q, const float *q_target, int T, int N,
                                    int A, const float *actions, const float *rewards,
@@ -2913,7 +2913,6 @@ static mrl_tensor *mrl__seq_q_loss(mrl_graph *g, mrl_tensor *q, const float *q_t
   wm = tgt + TN;
   qn_tg = qn_on + TN * A;
   for (i = 0; i < N; i++) {
-    int count = 0;
     for (t = 0; t < T; t++) {
       int u, b = t;
       double ret = 0.0, dis = 1.0;
@@ -2942,14 +2941,13 @@ static mrl_tensor *mrl__seq_q_loss(mrl_graph *g, mrl_tensor *q, const float *q_t
         G[k] = (float)ret;
         disc[k] = (float)dis;
         mask[k] = 1.0f;
-        count++;
       }
       memcpy(qn_on + k * A, q->data + ((size_t)b * N + i) * A, sizeof(float) * A);
       memcpy(qn_tg + k * A, q_target + ((size_t)b * N + i) * A, sizeof(float) * A);
     }
     for (t = 0; t < T; t++) {
       k = (size_t)t * N + i;
-      wm[k] = count ? mask[k] * (weights ? weights[i] : 1.0f) / (float)(N * count) : 0.0f;
+      wm[k] = mask[k] * (weights ? weights[i] : 1.0f) / (float)N;
     }
   }
   mrl_q_targets(G, disc, double_q ? qn_on : NULL, qn_tg, (int)TN, A, rescale_eps, tgt);
