@@ -498,13 +498,6 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *agent, const char *path, mrl_vecenv *en
 /* The config as one line of JSON (what save stores); snprintf semantics. */
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t size);
 
-/* TEMPORARY SHIM (r2d2 branch): main's shared pieces, removed when they land */
-MRL_DEF void mrl_epsilon_greedy(const float *q, int n, int num_actions, float epsilon, mrl_rng *rng,
-                                float *actions);
-MRL_DEF void mrl_q_targets(const float *reward, const float *discount, const float *q_next_online,
-                           const float *q_next_target, int n, int num_actions, float rescale_eps,
-                           float *targets);
-/* END TEMPORARY SHIM */
 
 /* ======================================================================
  * R2D2
@@ -2556,39 +2549,6 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
                         sizeof a->error);
 }
 
-/* TEMPORARY SHIM (r2d2 branch): main's shared pieces, removed when they land */
-static int mrl__shim_argmax(const float *q, int k) {
-  int a, best = 0;
-  for (a = 1; a < k; a++)
-    if (q[a] > q[best]) best = a;
-  return best;
-}
-MRL_DEF void mrl_epsilon_greedy(const float *q, int n, int num_actions, float epsilon, mrl_rng *rng,
-                                float *actions) {
-  int i;
-  for (i = 0; i < n; i++) {
-    if (rng && mrl_rng_uniform(rng) < epsilon)
-      actions[i] = (float)mrl_rng_below(rng, (uint32_t)num_actions);
-    else
-      actions[i] = (float)mrl__shim_argmax(q + (size_t)i * num_actions, num_actions);
-  }
-}
-MRL_DEF void mrl_q_targets(const float *reward, const float *discount, const float *q_next_online,
-                           const float *q_next_target, int n, int num_actions, float rescale_eps,
-                           float *targets) {
-  int i;
-  for (i = 0; i < n; i++) {
-    const float *qt = q_next_target + (size_t)i * num_actions;
-    int a =
-        mrl__shim_argmax(q_next_online ? q_next_online + (size_t)i * num_actions : qt, num_actions);
-    if (rescale_eps > 0.0f)
-      targets[i] = mrl_value_rescale(
-          reward[i] + discount[i] * mrl_value_rescale_inv(qt[a], rescale_eps), rescale_eps);
-    else
-      targets[i] = reward[i] + discount[i] * qt[a];
-  }
-}
-/* END TEMPORARY SHIM */
 
 /* ---- R2D2 >>r2d2 ----
  * Paper, defaults and deviations: with the declarations (the R2D2 block).

@@ -321,24 +321,6 @@ MRL_DEF void mrl_rollout_free(mrl_rollout *r);
  * step T-1 did not end the episode). */
 MRL_DEF void mrl_rollout_compute_gae(mrl_rollout *r, const float *last_values, float gamma,
                                      float gae_lambda);
-/* TEMPORARY SHIM (r2d2 branch): main's shared pieces, removed when they land */
-typedef struct mrl_sum_tree {
-  int capacity;
-  int leaves;
-  double *sum;
-  double *min;
-} mrl_sum_tree;
-MRL_DEF mrl_result mrl_sum_tree_init(mrl_sum_tree *t, int capacity);
-MRL_DEF void mrl_sum_tree_free(mrl_sum_tree *t);
-MRL_DEF void mrl_sum_tree_set(mrl_sum_tree *t, int index, double priority);
-MRL_DEF double mrl_sum_tree_get(const mrl_sum_tree *t, int index);
-MRL_DEF double mrl_sum_tree_total(const mrl_sum_tree *t);
-MRL_DEF double mrl_sum_tree_min(const mrl_sum_tree *t);
-MRL_DEF int mrl_sum_tree_find(const mrl_sum_tree *t, double mass);
-MRL_DEF void mrl_sum_tree_sample(const mrl_sum_tree *t, int n, mrl_rng *rng, int *indices);
-MRL_DEF float mrl_value_rescale(float x, float eps);
-MRL_DEF float mrl_value_rescale_inv(float x, float eps);
-/* END TEMPORARY SHIM */
 
 /* ---- sequence replay (R2D2) ----
  * mrl_seq_replay keeps fixed-length sequences of experience for recurrent
@@ -2563,73 +2545,6 @@ MRL_DEF void mrl_rollout_compute_gae(mrl_rollout *r, const float *last_values, f
   }
 }
 
-/* TEMPORARY SHIM (r2d2 branch): main's shared pieces, removed when they land */
-MRL_DEF mrl_result mrl_sum_tree_init(mrl_sum_tree *t, int capacity) {
-  int i;
-  memset(t, 0, sizeof *t);
-  if (capacity < 1) return MRL_ERR_INVALID_ARGUMENT;
-  t->capacity = capacity;
-  t->leaves = 1;
-  while (t->leaves < capacity) t->leaves *= 2;
-  t->sum = (double *)MRL_MALLOC(sizeof(double) * 2 * (size_t)t->leaves);
-  t->min = (double *)MRL_MALLOC(sizeof(double) * 2 * (size_t)t->leaves);
-  if (!t->sum || !t->min) {
-    mrl_sum_tree_free(t);
-    return MRL_ERR_OUT_OF_MEMORY;
-  }
-  for (i = 0; i < 2 * t->leaves; i++) t->sum[i] = 0.0, t->min[i] = HUGE_VAL;
-  return MRL_OK;
-}
-MRL_DEF void mrl_sum_tree_free(mrl_sum_tree *t) {
-  MRL_FREE(t->sum);
-  MRL_FREE(t->min);
-  memset(t, 0, sizeof *t);
-}
-MRL_DEF void mrl_sum_tree_set(mrl_sum_tree *t, int index, double p) {
-  int i = index + t->leaves;
-  t->sum[i] = p;
-  t->min[i] = p > 0.0 ? p : HUGE_VAL;
-  for (i /= 2; i >= 1; i /= 2) {
-    t->sum[i] = t->sum[2 * i] + t->sum[2 * i + 1];
-    t->min[i] = t->min[2 * i] < t->min[2 * i + 1] ? t->min[2 * i] : t->min[2 * i + 1];
-  }
-}
-MRL_DEF double mrl_sum_tree_get(const mrl_sum_tree *t, int index) {
-  return t->sum[index + t->leaves];
-}
-MRL_DEF double mrl_sum_tree_total(const mrl_sum_tree *t) {
-  return t->sum[1];
-}
-MRL_DEF double mrl_sum_tree_min(const mrl_sum_tree *t) {
-  return t->min[1] == HUGE_VAL ? 0.0 : t->min[1];
-}
-MRL_DEF int mrl_sum_tree_find(const mrl_sum_tree *t, double mass) {
-  int i = 1;
-  if (mass < 0.0) mass = 0.0;
-  while (i < t->leaves) {
-    if (mass < t->sum[2 * i] || t->sum[2 * i + 1] <= 0.0) {
-      i = 2 * i;
-    } else {
-      mass -= t->sum[2 * i];
-      i = 2 * i + 1;
-    }
-  }
-  return i - t->leaves;
-}
-MRL_DEF void mrl_sum_tree_sample(const mrl_sum_tree *t, int n, mrl_rng *rng, int *indices) {
-  double seg = mrl_sum_tree_total(t) / n;
-  int k;
-  for (k = 0; k < n; k++) indices[k] = mrl_sum_tree_find(t, seg * (k + mrl_rng_uniform(rng)));
-}
-MRL_DEF float mrl_value_rescale(float x, float eps) {
-  return (x > 0.0f ? 1.0f : x < 0.0f ? -1.0f : 0.0f) * (sqrtf(fabsf(x) + 1.0f) - 1.0f) + eps * x;
-}
-MRL_DEF float mrl_value_rescale_inv(float x, float eps) {
-  double s = x > 0.0f ? 1.0 : x < 0.0f ? -1.0 : 0.0, a = fabs((double)x);
-  double r = (sqrt(1.0 + 4.0 * eps * (a + 1.0 + eps)) - 1.0) / (2.0 * eps);
-  return (float)(s * (r * r - 1.0));
-}
-/* END TEMPORARY SHIM */
 
 /* ---- sequence replay >>seq_replay ----
  * Kapturowski et al. 2019 (R2D2), the layout described with the
