@@ -9,7 +9,8 @@
  *   QUICK START            PPO-LSTM on a T-maze in ten lines
  *   ANATOMY OF AN ALGORITHM  which shared parts an algorithm uses (PPO as the example)
  *   SHARED PARTS           progress and logs, observation normaliser, runner,
- *                          minibatches, update guard, evaluation, agent
+ *                          minibatches, update guard, Q-values (epsilon-greedy,
+ *                          Q-learning targets), evaluation, agent
  *                          checkpoints, SVG plots, threads
  *   PPO                    clipped-surrogate PPO, discrete or continuous
  *                          actions, feedforward, recurrent or a user's core
@@ -19,7 +20,7 @@
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
- *     shared plot threads progress runner agent_checkpoint minibatch evaluate ppo r2d2
+ *     shared plot threads progress runner agent_checkpoint minibatch q_values evaluate ppo r2d2
  *
  *
  * ENABLING
@@ -317,6 +318,26 @@ MRL_DEF mrl_result mrl_update_backup_init(mrl_update_backup *b, const mrl_params
 MRL_DEF void mrl_update_backup_save(mrl_update_backup *b, const mrl_params *p);
 MRL_DEF void mrl_update_backup_restore(const mrl_update_backup *b, mrl_params *p);
 MRL_DEF void mrl_update_backup_free(mrl_update_backup *b);
+
+/* ---- Q-values: epsilon-greedy acting and Q-learning targets ----
+ * For the value-based agents (DQN family, DRQN, R2D2, NEC).
+ * mrl_epsilon_greedy: per row of q [n, num_actions], with probability
+ * epsilon a uniform action, otherwise the argmax (ties: the lowest index).
+ * One uniform draw per row, a second only when exploring; rng NULL is
+ * greedy. actions are floats, the vector env's format. */
+MRL_DEF void mrl_epsilon_greedy(const float *q, int n, int num_actions, float epsilon, mrl_rng *rng,
+                                float *actions);
+/* Bootstrapped Q-learning targets for n rows:
+ *   targets[i] = reward[i] + discount[i] * q_next_target[i, a*]
+ * a* = argmax q_next_online[i] (double Q, van Hasselt et al. 2016), or
+ * argmax q_next_target[i] when q_next_online is NULL (Mnih et al. 2015).
+ * reward[i] is the k-step discounted sum and discount[i] = gamma^k, or 0 when
+ * the episode terminated within the k steps (a truncated one keeps gamma^k
+ * and bootstraps from its final observation). rescale_eps > 0 applies R2D2's
+ * value rescaling: targets[i] = h(reward[i] + discount[i] h^-1(q[i, a*])). */
+MRL_DEF void mrl_q_targets(const float *reward, const float *discount, const float *q_next_online,
+                           const float *q_next_target, int n, int num_actions, float rescale_eps,
+                           float *targets);
 
 /* ---- evaluation of any agent ----
  * act follows every agent's acting convention. Runs it (greedy or sampled)
@@ -1860,6 +1881,46 @@ MRL_DEF void mrl_update_backup_restore(const mrl_update_backup *b, mrl_params *p
 MRL_DEF void mrl_update_backup_free(mrl_update_backup *b) {
   MRL_FREE(b->data);
   b->data = NULL;
+}
+
+/* ---- Q-values >>q_values ---- */
+
+static int mrl__argmax(const float *x, int n) {
+  int i, best = 0;
+  for (i = 1; i < n; i++)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
+MRL_DEF void mrl_epsilon_greedy(const float *q, int n, int num_actions, float epsilon, mrl_rng *rng,
+                                float *actions) {
+  int i;
+  for (i = 0; i < n; i++) {
+    int a;
+    if (rng && mrl_rng_uniform(rng) < epsilon) {
+      a = (int)(mrl_rng_uniform(rng) * (float)num_actions);
+      if (a >= num_actions) a = num_actions - 1; /* uniform() < 1, but float rounding */
+    } else {
+      a = mrl__argmax(q + (size_t)i * num_actions, num_actions);
+    }
+    actions[i] = (float)a;
+  }
+}
+
+MRL_DEF void mrl_q_targets(const float *reward, const float *discount, const float *q_next_online,
+                           const float *q_next_target, int n, int num_actions, float rescale_eps,
+                           float *targets) {
+  int i;
+  for (i = 0; i < n; i++) {
+    const float *qt = q_next_target + (size_t)i * num_actions;
+    int a = mrl__argmax(q_next_online ? q_next_online + (size_t)i * num_actions : qt, num_actions);
+    float next = qt[a];
+    if (rescale_eps > 0.0f)
+      targets[i] = mrl_value_rescale(
+          reward[i] + discount[i] * mrl_value_rescale_inv(next, rescale_eps), rescale_eps);
+    else
+      targets[i] = reward[i] + discount[i] * next;
+  }
 }
 
 /* ---- evaluation >>evaluate ---- */

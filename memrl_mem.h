@@ -7,6 +7,8 @@
  *   ENABLING        the one file that defines the implementation
  *   MEMORY CORES    one interface for every core; user cores by function table
  *   TOWERS          encoder -> core -> head, each with a slice of the state record
+ *   SUM TREE        prioritised sampling in O(log n) (Schaul et al. 2016)
+ *   RETURNS         return estimators over plain arrays (value rescaling, ...)
  *   ROLLOUT BUFFER  on-policy steps with the initial core state, GAE
  *   SEQUENCE REPLAY R2D2's prioritised sequences with stored states and burn-in
  *   LICENCE         at the end of the file: public domain or MIT
@@ -68,7 +70,7 @@
  * TAGS: each implementation section carries one tag, written >> and the
  * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
  *   The tags in file order:
- *     core frame_stack gtrxl_core amrl fwp hcam ftw dnc tower rollout seq_replay
+ *     core frame_stack gtrxl_core amrl fwp hcam ftw dnc tower sum_tree returns rollout seq_replay
  *
  */
 #ifndef MEMRL_MEM_H
@@ -297,6 +299,45 @@ MRL_DEF mrl_tensor *mrl_tower_forward(const mrl_tower *t, mrl_graph *g, mrl_tens
 MRL_DEF mrl_tensor *mrl_tower_forward_aux(const mrl_tower *t, mrl_graph *g, mrl_tensor *x, int T,
                                           int B, const float *episode_start, const float *state_in,
                                           float *state_out, int stride, mrl_tensor **aux);
+
+/* ---- sum tree (prioritised replay) ----
+ * A complete binary tree over `capacity` leaves whose inner nodes hold the
+ * sums (and the minima of the positive values) of their children, so
+ * setting a priority, the total, the smallest priority and finding the leaf
+ * where a running sum crosses a given mass are O(log capacity) (Schaul et
+ * al. 2016, "Prioritized Experience Replay", Appendix B.2.1). Sums are in
+ * double precision so millions of updates do not drift. */
+typedef struct mrl_sum_tree {
+  int capacity; /* number of leaves in use */
+  int leaves;   /* capacity rounded up to a power of two */
+  double *sum;  /* [2 * leaves]: node 1 is the root, leaf i is node leaves + i */
+  double *min;  /* [2 * leaves]: smallest positive priority below a node, HUGE_VAL if none */
+} mrl_sum_tree;
+
+MRL_DEF mrl_result mrl_sum_tree_init(mrl_sum_tree *t, int capacity); /* every priority 0 */
+MRL_DEF void mrl_sum_tree_free(mrl_sum_tree *t);
+/* priority finite and >= 0 (checked); 0 removes the leaf from sampling */
+MRL_DEF void mrl_sum_tree_set(mrl_sum_tree *t, int index, double priority);
+MRL_DEF double mrl_sum_tree_get(const mrl_sum_tree *t, int index);
+MRL_DEF double mrl_sum_tree_total(const mrl_sum_tree *t);
+MRL_DEF double mrl_sum_tree_min(const mrl_sum_tree *t); /* smallest positive priority; 0 if none */
+/* The leaf i with prefix(i) <= mass < prefix(i + 1), where prefix(i) sums the
+ * priorities of leaves before i; mass is clamped into [0, total), and a leaf of
+ * priority 0 is never returned. -1 when every priority is 0. */
+MRL_DEF int mrl_sum_tree_find(const mrl_sum_tree *t, double mass);
+/* n draws, stratified: the total is split into n equal segments and one
+ * uniform draw is taken in each (Schaul et al. 2016, Appendix B.2.1). */
+MRL_DEF void mrl_sum_tree_sample(const mrl_sum_tree *t, int n, mrl_rng *rng, int *indices);
+
+/* ---- return estimators ----
+ * Plain functions over arrays, each tested against a direct transcription of
+ * its equation. GAE(lambda) is mrl_rollout_compute_gae (below).
+ * Value rescaling of R2D2 (Kapturowski et al. 2019, after Pohlen et al. 2018):
+ *   h(x)      = sign(x) (sqrt(|x| + 1) - 1) + eps x
+ *   h^-1(x)   = sign(x) (((sqrt(1 + 4 eps (|x| + 1 + eps)) - 1) / (2 eps))^2 - 1)
+ * with eps = 1e-3 in the paper; h^-1(h(x)) = x. */
+MRL_DEF float mrl_value_rescale(float x, float eps);
+MRL_DEF float mrl_value_rescale_inv(float x, float eps);
 
 typedef struct mrl_rollout {
   int num_steps, num_envs, obs_dim, action_dim, state_dim;
@@ -2462,6 +2503,106 @@ MRL_DEF mrl_tensor *mrl_tower_forward_aux(const mrl_tower *t, mrl_graph *g, mrl_
                            state_out ? state_out + t->state_offset : NULL, stride, aux);
   if (t->head.num_layers) x = mrl_mlp_forward(&t->head, g, x);
   return x;
+}
+
+/* ---- sum tree >>sum_tree ---- */
+
+MRL_DEF mrl_result mrl_sum_tree_init(mrl_sum_tree *t, int capacity) {
+  int i;
+  memset(t, 0, sizeof *t);
+  if (capacity < 1 || capacity > (1 << 29)) return MRL_ERR_INVALID_ARGUMENT;
+  t->capacity = capacity;
+  t->leaves = 1;
+  while (t->leaves < capacity) t->leaves *= 2;
+  t->sum = (double *)MRL_MALLOC(sizeof(double) * 2 * (size_t)t->leaves);
+  t->min = (double *)MRL_MALLOC(sizeof(double) * 2 * (size_t)t->leaves);
+  if (!t->sum || !t->min) {
+    mrl_sum_tree_free(t);
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  for (i = 0; i < 2 * t->leaves; i++) {
+    t->sum[i] = 0.0;
+    t->min[i] = HUGE_VAL;
+  }
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_sum_tree_free(mrl_sum_tree *t) {
+  MRL_FREE(t->sum);
+  MRL_FREE(t->min);
+  memset(t, 0, sizeof *t);
+}
+
+MRL_DEF void mrl_sum_tree_set(mrl_sum_tree *t, int index, double priority) {
+  int node;
+  MRL_ASSERT(index >= 0 && index < t->capacity);
+  MRL_ASSERT(priority >= 0.0 && priority < HUGE_VAL); /* also false for NaN */
+  node = t->leaves + index;
+  t->sum[node] = priority;
+  t->min[node] = priority > 0.0 ? priority : HUGE_VAL;
+  for (node /= 2; node >= 1; node /= 2) {
+    double l = t->min[2 * node], r = t->min[2 * node + 1];
+    t->sum[node] = t->sum[2 * node] + t->sum[2 * node + 1];
+    t->min[node] = l < r ? l : r;
+  }
+}
+
+MRL_DEF double mrl_sum_tree_get(const mrl_sum_tree *t, int index) {
+  MRL_ASSERT(index >= 0 && index < t->capacity);
+  return t->sum[t->leaves + index];
+}
+
+MRL_DEF double mrl_sum_tree_total(const mrl_sum_tree *t) {
+  return t->sum[1];
+}
+
+MRL_DEF double mrl_sum_tree_min(const mrl_sum_tree *t) {
+  return t->min[1] == HUGE_VAL ? 0.0 : t->min[1];
+}
+
+MRL_DEF int mrl_sum_tree_find(const mrl_sum_tree *t, double mass) {
+  int node = 1;
+  if (!(t->sum[1] > 0.0)) return -1;
+  if (!(mass > 0.0)) mass = 0.0; /* also catches NaN */
+  while (node < t->leaves) {
+    double left = t->sum[2 * node];
+    /* Descend left while the mass falls inside it. Only children of positive
+     * sum are entered (a right child of sum 0 is skipped even when rounding
+     * leaves mass >= left), so the walk ends on a positive leaf. */
+    if (mass < left || t->sum[2 * node + 1] <= 0.0) {
+      node = 2 * node;
+    } else {
+      mass -= left;
+      node = 2 * node + 1;
+    }
+  }
+  return node - t->leaves;
+}
+
+MRL_DEF void mrl_sum_tree_sample(const mrl_sum_tree *t, int n, mrl_rng *rng, int *indices) {
+  double segment = mrl_sum_tree_total(t) / (n > 0 ? n : 1);
+  int i;
+  for (i = 0; i < n; i++)
+    indices[i] = mrl_sum_tree_find(t, segment * (i + (double)mrl_rng_uniform(rng)));
+}
+
+/* ---- return estimators >>returns ---- */
+
+MRL_DEF float mrl_value_rescale(float x, float eps) {
+  double a = fabs((double)x);
+  double h = sqrt(a + 1.0) - 1.0;
+  return (float)((x < 0.0f ? -h : h) + (double)eps * x);
+}
+
+MRL_DEF float mrl_value_rescale_inv(float x, float eps) {
+  double a = fabs((double)x), e = eps, y;
+  if (e == 0.0) { /* h without the linear term: (|x| + 1)^2 - 1 */
+    y = (a + 1.0) * (a + 1.0) - 1.0;
+  } else {
+    double root = (sqrt(1.0 + 4.0 * e * (a + 1.0 + e)) - 1.0) / (2.0 * e);
+    y = root * root - 1.0;
+  }
+  return (float)(x < 0.0f ? -y : y);
 }
 
 /* ---- rollout buffer >>rollout ---- */

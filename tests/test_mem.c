@@ -496,6 +496,100 @@ static void test_rollout_init(void) {
   mrl_rollout_free(&r);
 }
 
+/* The sum tree against brute force: sums, minima and the prefix search,
+ * over random updates (zeros included) on a capacity that is not a power of two. */
+static void test_sum_tree_brute_force(void) {
+  enum { N = 37 };
+  mrl_sum_tree t;
+  double p[N] = {0};
+  mrl_rng rng = mrl_rng_make(11);
+  int round, i, mismatches = 0;
+  MRL_CHECK(mrl_sum_tree_init(&t, 0) == MRL_ERR_INVALID_ARGUMENT, "sum_tree_init(0) accepted");
+  MRL_CHECK(mrl_sum_tree_init(&t, N) == MRL_OK, "sum_tree_init(%d) failed", N);
+  MRL_CHECK(mrl_sum_tree_find(&t, 0.5) == -1 && mrl_sum_tree_min(&t) == 0.0,
+            "an empty tree must find nothing and have min 0");
+  for (round = 0; round < 400; round++) {
+    double total = 0.0, min = 0.0, mass, prefix = 0.0;
+    int k = (int)(mrl_rng_uniform(&rng) * N), want = -1;
+    p[k] = mrl_rng_uniform(&rng) < 0.3f ? 0.0 : (double)mrl_rng_uniform(&rng) * 10.0;
+    mrl_sum_tree_set(&t, k, p[k]);
+    for (i = 0; i < N; i++) {
+      total += p[i];
+      if (p[i] > 0.0 && (min == 0.0 || p[i] < min)) min = p[i];
+    }
+    mass = (double)mrl_rng_uniform(&rng) * total;
+    for (i = 0; i < N && want < 0; i++) {
+      if (p[i] > 0.0 && mass < prefix + p[i]) want = i;
+      prefix += p[i];
+    }
+    if (fabs(mrl_sum_tree_total(&t) - total) > 1e-9 || mrl_sum_tree_min(&t) != min ||
+        mrl_sum_tree_get(&t, k) != p[k] || (total > 0.0 && mrl_sum_tree_find(&t, mass) != want))
+      mismatches++;
+  }
+  MRL_CHECK(mismatches == 0, "sum tree: %d of 400 rounds differ from brute force", mismatches);
+  /* masses at and beyond the ends land on the first and last positive leaves */
+  for (i = 0; i < N; i++) mrl_sum_tree_set(&t, i, 0.0);
+  mrl_sum_tree_set(&t, 3, 1.0);
+  mrl_sum_tree_set(&t, 30, 2.0);
+  MRL_CHECK(mrl_sum_tree_find(&t, -5.0) == 3 && mrl_sum_tree_find(&t, 0.0) == 3 &&
+                mrl_sum_tree_find(&t, 2.999) == 30 && mrl_sum_tree_find(&t, 3.0) == 30 &&
+                mrl_sum_tree_find(&t, 1e9) == 30,
+            "sum tree: the ends of the mass range do not land on positive leaves");
+  mrl_sum_tree_free(&t);
+}
+
+/* Stratified sampling draws each leaf in proportion to its priority:
+ * a chi-square test over 10 leaves (one of priority 0, never drawn). */
+static void test_sum_tree_frequencies(void) {
+  enum { N = 10, DRAWS = 32, ROUNDS = 4000 };
+  const double p[N] = {1, 2, 3, 4, 0, 5, 0.5, 8, 1.5, 3};
+  mrl_sum_tree t;
+  mrl_rng rng = mrl_rng_make(5);
+  long count[N] = {0};
+  int idx[DRAWS], r, i;
+  double total = 0.0, chi2 = 0.0;
+  MRL_CHECK(mrl_sum_tree_init(&t, N) == MRL_OK, "sum_tree_init failed");
+  for (i = 0; i < N; i++) {
+    mrl_sum_tree_set(&t, i, p[i]);
+    total += p[i];
+  }
+  for (r = 0; r < ROUNDS; r++) {
+    mrl_sum_tree_sample(&t, DRAWS, &rng, idx);
+    for (i = 0; i < DRAWS; i++) count[idx[i]]++;
+  }
+  for (i = 0; i < N; i++) {
+    double expected = (double)DRAWS * ROUNDS * p[i] / total;
+    if (p[i] > 0.0) chi2 += (count[i] - expected) * (count[i] - expected) / expected;
+  }
+  MRL_CHECK(count[4] == 0 && count[6] > 0, "sum tree: a zero-priority leaf was drawn");
+  /* 8 degrees of freedom: the 0.999 quantile is 26.1. Stratification only
+   * lowers the variance, so a correct tree sits far below it. */
+  MRL_CHECK(chi2 < 26.1, "sum tree: frequencies do not follow priorities (chi2 %.1f)", chi2);
+  mrl_sum_tree_free(&t);
+}
+
+/* R2D2's value rescaling against a direct transcription of h, and h^-1 as its inverse. */
+static void test_value_rescale(void) {
+  const float eps = 1e-3f;
+  int i, bad = 0;
+  for (i = -2000; i <= 2000; i++) {
+    double x = i * (i < -1000 || i > 1000 ? 7.3 : 0.013);
+    double h = (x < 0 ? -1.0 : 1.0) * (sqrt(fabs(x) + 1.0) - 1.0) + 1e-3 * x;
+    float hx = mrl_value_rescale((float)x, eps);
+    float back = mrl_value_rescale_inv(hx, eps);
+    if (fabs(hx - h) > 1e-5 * (1.0 + fabs(h))) bad++;
+    if (fabs(back - x) > 2e-4 * (1.0 + fabs(x))) bad++;
+    if (fabs(mrl_value_rescale(mrl_value_rescale_inv((float)x, eps), eps) - x) >
+        2e-5 * (1.0 + fabs(x)))
+      bad++;
+  }
+  MRL_CHECK(bad == 0, "value rescaling: %d values differ from h or are not inverted", bad);
+  MRL_CHECK(mrl_value_rescale(0.0f, eps) == 0.0f && mrl_value_rescale_inv(0.0f, eps) == 0.0f,
+            "value rescaling: h(0) and h^-1(0) must be 0");
+  MRL_CHECK(fabsf(mrl_value_rescale_inv(mrl_value_rescale(3.0f, 0.0f), 0.0f) - 3.0f) < 1e-5f,
+            "value rescaling: eps = 0 does not invert");
+}
+
 int main(void) {
   test_lstm_sequence_equals_steps();
   test_lstm_episode_start();
@@ -504,5 +598,8 @@ int main(void) {
   test_gae_random();
   test_gae_hand_case();
   test_rollout_init();
+  test_sum_tree_brute_force();
+  test_sum_tree_frequencies();
+  test_value_rescale();
   return mrl_test_summary("test_mem");
 }

@@ -584,6 +584,59 @@ static void test_threads(void) {
 }
 #endif
 
+/* Epsilon-greedy: greedy rows take the lowest argmax; exploring rows are
+ * uniform; the exploring fraction is epsilon. */
+static void test_epsilon_greedy(void) {
+  const float q[2 * 4] = {1, 3, 3, 0, /* tie: action 1 */ -1, -2, -0.5f, -3};
+  float a[2], many[4 * 1000];
+  float *qs = (float *)calloc(4 * 1000, sizeof(float));
+  int i, count[4] = {0}, non_greedy = 0;
+  mrl_rng rng = mrl_rng_make(3);
+  mrl_epsilon_greedy(q, 2, 4, 1.0f, NULL, a); /* rng NULL: greedy whatever epsilon */
+  MRL_CHECK(a[0] == 1.0f && a[1] == 2.0f, "epsilon_greedy: greedy actions %g %g, want 1 2", a[0],
+            a[1]);
+  for (i = 0; i < 1000; i++) qs[i * 4 + 2] = 1.0f; /* greedy action 2 */
+  mrl_epsilon_greedy(qs, 1000, 4, 1.0f, &rng, many);
+  for (i = 0; i < 1000; i++) count[(int)many[i]]++;
+  MRL_CHECK(count[0] > 200 && count[1] > 200 && count[2] > 200 && count[3] > 200,
+            "epsilon_greedy(1): not uniform (%d %d %d %d)", count[0], count[1], count[2], count[3]);
+  mrl_epsilon_greedy(qs, 1000, 4, 0.4f, &rng, many);
+  for (i = 0; i < 1000; i++) non_greedy += many[i] != 2.0f;
+  /* expected 0.4 * 3/4 = 300 of 1000; sd ~14 */
+  MRL_CHECK(non_greedy > 240 && non_greedy < 360, "epsilon_greedy(0.4): %d of 1000 non-greedy",
+            non_greedy);
+  mrl_epsilon_greedy(qs, 1000, 4, 0.0f, &rng, many);
+  for (i = 0, non_greedy = 0; i < 1000; i++) non_greedy += many[i] != 2.0f;
+  MRL_CHECK(non_greedy == 0, "epsilon_greedy(0): %d non-greedy actions", non_greedy);
+  free(qs);
+}
+
+/* Q-learning targets: plain, double Q, terminal rows and value rescaling by hand. */
+static void test_q_targets(void) {
+  const float reward[3] = {1.0f, 0.5f, -2.0f}, discount[3] = {0.9f, 0.0f, 0.81f};
+  const float online[3 * 3] = {0, 5, 1, 2, 0, 0, 0, 0, 9};
+  const float target[3 * 3] = {4, 2, 3, 7, 1, 1, 10, 20, 30};
+  float out[3];
+  double h, x;
+  mrl_q_targets(reward, discount, NULL, target, 3, 3, 0.0f, out);
+  MRL_CHECK_NEAR(out[0], 1.0 + 0.9 * 4, 1e-6, 0, "q_targets max: row 0");
+  MRL_CHECK_NEAR(out[1], 0.5, 1e-6, 0, "q_targets max: terminal row bootstraps from nothing");
+  MRL_CHECK_NEAR(out[2], -2.0 + 0.81 * 30, 1e-5, 0, "q_targets max: row 2");
+  mrl_q_targets(reward, discount, online, target, 3, 3, 0.0f, out);
+  MRL_CHECK_NEAR(out[0], 1.0 + 0.9 * 2, 1e-6, 0, "q_targets double: online argmax 1 -> target 2");
+  MRL_CHECK_NEAR(out[2], -2.0 + 0.81 * 30, 1e-5, 0, "q_targets double: row 2");
+  mrl_q_targets(reward, discount, online, target, 3, 3, 1e-3f, out);
+  /* h(r + d h^-1(q)) written out: h^-1(2) solved from h(y) = 2 */
+  x = 2.0;
+  {
+    double root = (sqrt(1.0 + 4e-3 * (x + 1.0 + 1e-3)) - 1.0) / 2e-3;
+    x = 1.0 + 0.9 * (root * root - 1.0);
+  }
+  h = sqrt(x + 1.0) - 1.0 + 1e-3 * x;
+  MRL_CHECK_NEAR(out[0], h, 1e-5, 1e-5, "q_targets rescaled: row 0");
+  MRL_CHECK_NEAR(out[1], sqrt(1.5) - 1.0 + 5e-4, 1e-6, 0, "q_targets rescaled: terminal row");
+}
+
 int main(void) {
   snprintf(csv_path, sizeof csv_path, "/tmp/memrl_test_shared_%ld.csv", (long)test_getpid());
   snprintf(svg_path, sizeof svg_path, "/tmp/memrl_test_shared_%ld.svg", (long)test_getpid());
@@ -594,6 +647,8 @@ int main(void) {
   test_errors();
   test_long();
   test_locale();
+  test_epsilon_greedy();
+  test_q_targets();
 #ifdef MRL_THREADS
   test_threads();
 #endif
