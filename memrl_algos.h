@@ -519,7 +519,6 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *agent, const char *path, mrl_vecenv *en
 /* The config as one line of JSON (what save stores); snprintf semantics. */
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t size);
 
-
 /* ======================================================================
  * R2D2
  * Kapturowski, Ostrovski, Quan, Munos, Dabney (2019), "Recurrent experience
@@ -2609,7 +2608,6 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
   return mrl_agent_load(path, &a->params, "ppo", config, &a->runner, env, x, n, a->error,
                         sizeof a->error);
 }
-
 
 /* ---- R2D2 >>r2d2 ----
  * Paper, defaults and deviations: with the declarations (the R2D2 block).

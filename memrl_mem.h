@@ -2686,7 +2686,6 @@ MRL_DEF void mrl_rollout_compute_gae(mrl_rollout *r, const float *last_values, f
   }
 }
 
-
 /* ---- sequence replay >>seq_replay ----
  * Kapturowski et al. 2019 (R2D2), the layout described with the
  * declarations. Each environment's stream goes through a ring of width
