@@ -16,11 +16,14 @@
  *                          actions, feedforward, recurrent or a user's core
  *   R2D2                   recurrent replay DQN: stored states, burn-in, value
  *                          rescaling, prioritised sequences, Ape-X actors
+ *   DRQN                   recurrent DQN, bootstrapped random or sequential
+ *                          updates (runs on R2D2's machinery)
  *   LICENCE                at the end of the file: public domain or MIT
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
  *     shared plot threads progress runner agent_checkpoint minibatch q_values evaluate ppo r2d2
+ * drqn
  *
  *
  * ENABLING
@@ -557,27 +560,33 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
  *     terminated one from zero.
  * ====================================================================== */
 typedef struct mrl_r2d2_config {
-  uint64_t seed;                /* 1 */
-  mrl_tower_config net;         /* encoder {64} relu, LSTM 64, no head; then a linear Q layer */
-  float learning_rate;          /* 1e-4 */
-  float adam_eps;               /* 1e-3 */
-  float max_grad_norm;          /* 0: no clipping (the paper clips nothing) */
-  int batch_size;               /* 64 sequences */
-  float gamma;                  /* 0.997 */
-  int n_step;                   /* 5 */
-  float rescale_eps;            /* 1e-3 (0: no value rescaling) */
-  int double_q;                 /* 1 */
-  int target_period;            /* 2500 updates */
-  mrl_seq_replay_config replay; /* 2000 sequences of 80 (overlap 40) after a burn-in of 40 */
-  int learning_starts;          /* 16: sequences stored before the first update */
-  int update_every;             /* 16: env steps (over all environments) per update */
-  float epsilon_base;           /* 0.4 */
-  float epsilon_alpha;          /* 7 */
-  float eval_epsilon;           /* 0.001: act with greedy = 0 */
-  int num_threads;              /* 1: actors on threads (MRL_THREADS) */
-  int actor_refresh;            /* 400: env steps between an actor thread's parameter copies */
-  int report_every;             /* 2000: env steps between progress reports */
-  int save_replay;              /* 1: checkpoints hold the replay (bitwise resume) */
+  uint64_t seed;                  /* 1 */
+  mrl_tower_config net;           /* encoder {64} relu, LSTM 64, no head; then a linear Q layer */
+  float learning_rate;            /* 1e-4 */
+  float adam_eps;                 /* 1e-3 */
+  float max_grad_norm;            /* 0: no clipping (the paper clips nothing) */
+  int batch_size;                 /* 64 sequences */
+  float gamma;                    /* 0.997 */
+  int n_step;                     /* 5 */
+  float rescale_eps;              /* 1e-3 (0: no value rescaling) */
+  int double_q;                   /* 1 */
+  int target_period;              /* 2500 updates */
+  mrl_seq_replay_config replay;   /* 2000 sequences of 80 (overlap 40) after a burn-in of 40 */
+  int learning_starts;            /* 16: sequences stored before the first update */
+  int update_every;               /* 16: env steps (over all environments) per update */
+  float epsilon_base;             /* 0.4 */
+  float epsilon_alpha;            /* 7 */
+  float eval_epsilon;             /* 0.001: act with greedy = 0 */
+  int num_threads;                /* 1: actors on threads (MRL_THREADS) */
+  int actor_refresh;              /* 400: env steps between an actor thread's parameter copies */
+  int report_every;               /* 2000: env steps between progress reports */
+  int save_replay;                /* 1: checkpoints hold the replay (bitwise resume) */
+  int stored_state;               /* 1: sequences replay from their stored state; 0: from the zero
+                                     state (the paper's "zero start state" baseline; DRQN) */
+  float epsilon_start;            /* 0: Ape-X's epsilons; > 0: one epsilon for every environment,
+                                     from epsilon_start linearly down to epsilon_base over
+                                     epsilon_anneal_steps env steps (DQN, DRQN) */
+  long long epsilon_anneal_steps; /* 0 */
 } mrl_r2d2_config;
 MRL_DEF mrl_r2d2_config mrl_r2d2_config_default(void);
 
@@ -602,7 +611,8 @@ typedef struct mrl_r2d2 {
   float *b_obs, *b_actions, *b_rewards, *b_starts, *b_term, *b_trunc, *b_valid; /* [W, N] */
   float *b_state, *b_state2, *b_weights, *b_prio, *b_abs_td, *b_mask;
   int *b_idx;
-  void *threads; /* actor threads' shared state (MRL_THREADS), else NULL */
+  void *threads;    /* actor threads' shared state (MRL_THREADS), else NULL */
+  const char *algo; /* "r2d2" (or "drqn" when DRQN runs on it): reports and checkpoints */
   char error[MRL_ERROR_SIZE];
 } mrl_r2d2;
 
@@ -639,6 +649,76 @@ MRL_DEF mrl_result mrl_r2d2_evaluate(mrl_r2d2 *agent, mrl_vecenv *env, int episo
 MRL_DEF mrl_result mrl_r2d2_save(const mrl_r2d2 *agent, const char *path, const mrl_vecenv *env);
 MRL_DEF mrl_result mrl_r2d2_load(mrl_r2d2 *agent, const char *path, mrl_vecenv *env);
 MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * DRQN
+ * Hausknecht & Stone (2015), "Deep Recurrent Q-Learning for Partially
+ * Observable MDPs": DQN (Mnih et al. 2015) with a recurrent core, trained
+ * on sequences from replay with one-step Q-learning targets from a target
+ * network, epsilon annealed linearly (1 -> 0.1), gradients clipped at 10.
+ * Both of the paper's update schemes:
+ *   MRL_DRQN_RANDOM      bootstrapped random updates: windows of `unroll`
+ *                        steps (10) starting at any step, replayed from the
+ *                        zero state (the paper's choice);
+ *   MRL_DRQN_SEQUENTIAL  bootstrapped sequential updates: sequences that
+ *                        begin at an episode start, `unroll` entries long,
+ *                        carried from the start (set unroll to the longest
+ *                        episode to replay whole episodes, as the paper).
+ * DRQN runs on R2D2's machinery (mrl_r2d2: the sequence replay, the
+ * sequence Q loss, acting, checkpoints) with n = 1, no value rescaling, no
+ * double Q, uniform sampling, no burn-in: one engine, no copy.
+ * Deviations: Adam (lr 1e-3) instead of Adadelta (0.1), an MLP encoder and a
+ * 64-unit LSTM instead of the conv stack and 512 units, replay in sequences
+ * (a random window may run on across an episode end, with the core reset
+ * there) instead of whole stored episodes, sequential windows of at most
+ * `unroll` entries, and the target network copied every target_period
+ * updates.
+ * ====================================================================== */
+typedef enum mrl_drqn_updates { MRL_DRQN_RANDOM, MRL_DRQN_SEQUENTIAL } mrl_drqn_updates;
+
+typedef struct mrl_drqn_config {
+  uint64_t seed;                  /* 1 */
+  mrl_drqn_updates updates;       /* MRL_DRQN_RANDOM */
+  int unroll;                     /* 10 */
+  mrl_tower_config net;           /* encoder {64} relu, LSTM 64 */
+  float learning_rate;            /* 1e-3 (Adam, eps 1e-8) */
+  float max_grad_norm;            /* 10 */
+  int batch_size;                 /* 32 sequences */
+  float gamma;                    /* 0.99 */
+  int target_period;              /* 1000 updates */
+  int capacity;                   /* 20000 sequences */
+  int learning_starts;            /* 64 sequences */
+  int update_every;               /* 16 env steps per update */
+  float epsilon_start;            /* 1 */
+  float epsilon_end;              /* 0.1 */
+  long long epsilon_anneal_steps; /* 50000 env steps */
+  float eval_epsilon;             /* 0.001 */
+  int report_every;               /* 2000 */
+  int save_replay;                /* 1 */
+} mrl_drqn_config;
+MRL_DEF mrl_drqn_config mrl_drqn_config_default(void);
+
+typedef struct mrl_drqn {
+  mrl_drqn_config cfg;
+  mrl_r2d2 engine; /* the R2D2 machinery DRQN runs on (its runner, replay, networks) */
+  char error[MRL_ERROR_SIZE];
+} mrl_drqn;
+
+/* The mrl_r2d2_config a DRQN config runs as. */
+MRL_DEF mrl_r2d2_config mrl_drqn_engine_config(const mrl_drqn_config *cfg);
+MRL_DEF mrl_result mrl_drqn_init(mrl_drqn *agent, const mrl_drqn_config *cfg,
+                                 const mrl_vecenv *env);
+MRL_DEF void mrl_drqn_free(mrl_drqn *agent);
+MRL_DEF mrl_result mrl_drqn_train(mrl_drqn *agent, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user);
+MRL_DEF int mrl_drqn_state_dim(const mrl_drqn *agent);
+MRL_DEF mrl_result mrl_drqn_act(mrl_drqn *agent, const float *obs, int n,
+                                const float *episode_start, float *state, int greedy, mrl_rng *rng,
+                                float *actions);
+MRL_DEF mrl_result mrl_drqn_evaluate(mrl_drqn *agent, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats);
+MRL_DEF mrl_result mrl_drqn_save(const mrl_drqn *agent, const char *path, const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_drqn_load(mrl_drqn *agent, const char *path, mrl_vecenv *env);
 
 #ifdef __cplusplus
 }
@@ -2643,13 +2723,16 @@ MRL_DEF mrl_r2d2_config mrl_r2d2_config_default(void) {
   c.actor_refresh = 400;
   c.report_every = 2000;
   c.save_replay = 1;
+  c.stored_state = 1;
+  c.epsilon_start = 0.0f;
+  c.epsilon_anneal_steps = 0;
   return c;
 }
 
 MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
   const mrl_seq_replay_config *r = &c->replay;
-  char enc[96] = "", head[96] = "", f[12][24], core[1024];
+  char enc[96] = "", head[96] = "", f[13][24], core[1024];
   int i, k = 0;
   mrl_core_config_json(&n->core, core, sizeof core);
   for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
@@ -2658,7 +2741,8 @@ MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *c, char *buf, size_t siz
     k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
   return snprintf(
       buf, size,
-      "{\"seed\":%llu,\"learning_rate\":%s,\"adam_eps\":%s,\"max_grad_norm\":%s,"
+      "{\"seed\":%llu,\"stored_state\":%d,\"epsilon_start\":%s,\"epsilon_anneal_steps\":%lld,"
+      "\"episode_aligned\":%d,\"learning_rate\":%s,\"adam_eps\":%s,\"max_grad_norm\":%s,"
       "\"batch_size\":%d,\"gamma\":%s,\"n_step\":%d,\"rescale_eps\":%s,\"double_q\":%d,"
       "\"target_period\":%d,\"capacity\":%d,\"seq_len\":%d,\"overlap\":%d,\"burn_in\":%d,"
       "\"priority_exponent\":%s,\"importance_exponent\":%s,\"eta\":%s,\"priority_eps\":%s,"
@@ -2666,7 +2750,8 @@ MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *c, char *buf, size_t siz
       "\"eval_epsilon\":%s,\"num_threads\":%d,\"actor_refresh\":%d,\"save_replay\":%d,"
       "\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,"
       "\"use_conv\":%d}",
-      (unsigned long long)c->seed, mrl__float_text(c->learning_rate, f[0], 24),
+      (unsigned long long)c->seed, c->stored_state, mrl__float_text(c->epsilon_start, f[12], 24),
+      c->epsilon_anneal_steps, r->episode_aligned, mrl__float_text(c->learning_rate, f[0], 24),
       mrl__float_text(c->adam_eps, f[1], 24), mrl__float_text(c->max_grad_norm, f[2], 24),
       c->batch_size, mrl__float_text(c->gamma, f[3], 24), c->n_step,
       mrl__float_text(c->rescale_eps, f[4], 24), c->double_q, c->target_period, r->capacity,
@@ -2748,6 +2833,10 @@ static int mrl__r2d2_check_config(const mrl_r2d2_config *c, const mrl_vecenv *en
               c->replay.burn_in);
   MRL__REJECT(c->replay.eta > 1.0f, "mrl_r2d2_config.replay.eta %g must be in [0, 1]",
               c->replay.eta);
+  MRL__REJECT(!mrl__finite(c->epsilon_start) || c->epsilon_start < 0.0f || c->epsilon_start > 1.0f,
+              "mrl_r2d2_config.epsilon_start %g must be in [0, 1]", c->epsilon_start);
+  MRL__REJECT(c->epsilon_anneal_steps < 0, "mrl_r2d2_config.epsilon_anneal_steps %lld must be >= 0",
+              c->epsilon_anneal_steps);
 #undef MRL__REJECT
   return 0;
 }
@@ -2819,6 +2908,7 @@ MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *a, const mrl_r2d2_config *cfg, const 
   }
   if (mrl__r2d2_check_config(cfg, env, a->error, sizeof a->error)) return MRL_ERR_INVALID_ARGUMENT;
   a->cfg = *cfg;
+  a->algo = "r2d2";
   a->obs_dim = env->obs_dim;
   a->num_envs = env->num_envs;
   a->num_actions = env->num_actions;
@@ -2994,6 +3084,7 @@ MRL_DEF mrl_result mrl_r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const floa
   mrl_seq_replay_gather(rp, idx, n, a->b_obs, a->b_actions, a->b_rewards, a->b_starts, a->b_term,
                         a->b_trunc, a->b_valid, a->b_state);
   mrl_graph_reset(g);
+  if (!a->cfg.stored_state && S) memset(a->b_state, 0, sizeof(float) * (size_t)n * S);
   /* the target network: the whole sequence from the stored state, no gradient */
   mrl_graph_set_no_grad(g, 1);
   qt = mrl__q_net_forward(&a->target_tower, &a->target_q, g, a->b_obs, W, n, O, a->b_starts,
@@ -3077,6 +3168,11 @@ static mrl_result mrl__r2d2_step(mrl_r2d2 *a, mrl_vecenv *env) {
   q = mrl__q_net_forward(&a->tower, &a->q, g, run->obs, 1, B, O, run->episode_start, run->state,
                          run->state, S);
   if (!q) return MRL_ERR_OUT_OF_MEMORY;
+  if (a->cfg.epsilon_start > 0.0f) { /* one annealed epsilon (DQN's schedule) */
+    float e = mrl_lr_linear(a->cfg.epsilon_start, a->cfg.epsilon_base, run->env_steps,
+                            a->cfg.epsilon_anneal_steps);
+    for (b = 0; b < B; b++) a->epsilons[b] = e;
+  }
   for (b = 0; b < B; b++)
     mrl_epsilon_greedy(q->data + (size_t)b * A, 1, A, a->epsilons[b], &a->rng, a->step_actions + b);
   if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
@@ -3129,7 +3225,7 @@ MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_st
       mrl_train_progress p;
       memset(&p, 0, sizeof p);
       next_report = a->runner.env_steps + a->cfg.report_every;
-      p.algo = "r2d2";
+      p.algo = a->algo;
       p.env_id = mrl_env_id(env->envs[0]);
       p.iteration = ++reports;
       p.num_iterations = (int)((env_steps + a->cfg.report_every - 1) / a->cfg.report_every);
@@ -3220,7 +3316,7 @@ MRL_DEF mrl_result mrl_r2d2_save(const mrl_r2d2 *a, const char *path, const mrl_
   mrl_checkpoint_extra x[4 + MRL_SEQ_REPLAY_EXTRAS];
   int n = mrl__r2d2_extras(a, x);
   mrl_r2d2_config_json(&a->cfg, config, sizeof config);
-  return mrl_agent_save(path, &a->params, "r2d2", config, &a->runner, env, x, n);
+  return mrl_agent_save(path, &a->params, a->algo, config, &a->runner, env, x, n);
 }
 
 MRL_DEF mrl_result mrl_r2d2_load(mrl_r2d2 *a, const char *path, mrl_vecenv *env) {
@@ -3229,9 +3325,143 @@ MRL_DEF mrl_result mrl_r2d2_load(mrl_r2d2 *a, const char *path, mrl_vecenv *env)
   int n = mrl__r2d2_extras(a, x);
   mrl_result r;
   mrl_r2d2_config_json(&a->cfg, config, sizeof config);
-  r = mrl_agent_load(path, &a->params, "r2d2", config, &a->runner, env, x, n, a->error,
+  r = mrl_agent_load(path, &a->params, a->algo, config, &a->runner, env, x, n, a->error,
                      sizeof a->error);
   if (r == MRL_OK && a->cfg.save_replay) mrl_seq_replay_loaded(&a->replay);
+  return r;
+}
+
+/* ---- DRQN >>drqn ----
+ * Paper, schemes and deviations: with the declarations (the DRQN block).
+ * Everything runs on mrl_r2d2 (the R2D2 section above): this section only maps
+ * the paper's settings onto it. */
+
+MRL_DEF mrl_drqn_config mrl_drqn_config_default(void) {
+  mrl_drqn_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.updates = MRL_DRQN_RANDOM;
+  c.unroll = 10;
+  c.net = mrl_tower_config_default();
+  c.net.encoder_sizes[0] = 64;
+  c.net.num_encoder_layers = 1;
+  c.net.activation = MRL_ACT_RELU;
+  c.net.core = mrl_core_config_lstm(64);
+  c.learning_rate = 1e-3f;
+  c.max_grad_norm = 10.0f;
+  c.batch_size = 32;
+  c.gamma = 0.99f;
+  c.target_period = 1000;
+  c.capacity = 20000;
+  c.learning_starts = 64;
+  c.update_every = 16;
+  c.epsilon_start = 1.0f;
+  c.epsilon_end = 0.1f;
+  c.epsilon_anneal_steps = 50000;
+  c.eval_epsilon = 0.001f;
+  c.report_every = 2000;
+  c.save_replay = 1;
+  return c;
+}
+
+MRL_DEF mrl_r2d2_config mrl_drqn_engine_config(const mrl_drqn_config *d) {
+  mrl_r2d2_config c = mrl_r2d2_config_default();
+  c.seed = d->seed;
+  c.net = d->net;
+  c.learning_rate = d->learning_rate;
+  c.adam_eps = 1e-8f;
+  c.max_grad_norm = d->max_grad_norm;
+  c.batch_size = d->batch_size;
+  c.gamma = d->gamma;
+  c.n_step = 1;
+  c.rescale_eps = 0.0f;
+  c.double_q = 0;
+  c.target_period = d->target_period;
+  c.replay.capacity = d->capacity;
+  c.replay.seq_len = d->unroll + 1; /* the last entry is only bootstrapped from */
+  c.replay.burn_in = 0;
+  c.replay.priority_exponent = 0.0f; /* uniform */
+  c.replay.importance_exponent = 0.0f;
+  if (d->updates == MRL_DRQN_SEQUENTIAL) {
+    c.replay.episode_aligned = 1; /* from episode starts, where the state is zero */
+    c.replay.overlap = 0;
+    c.stored_state = 1;
+  } else {
+    c.replay.overlap = d->unroll; /* a window at every step */
+    c.stored_state = 0;           /* from the zero state */
+  }
+  c.learning_starts = d->learning_starts;
+  c.update_every = d->update_every;
+  c.epsilon_start = d->epsilon_start;
+  c.epsilon_base = d->epsilon_end;
+  c.epsilon_anneal_steps = d->epsilon_anneal_steps;
+  c.eval_epsilon = d->eval_epsilon;
+  c.report_every = d->report_every;
+  c.save_replay = d->save_replay;
+  return c;
+}
+
+MRL_DEF mrl_result mrl_drqn_init(mrl_drqn *a, const mrl_drqn_config *cfg, const mrl_vecenv *env) {
+  mrl_r2d2_config c;
+  mrl_result r;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env) {
+    mrl__say(a->error, sizeof a->error, "mrl_drqn_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (cfg->unroll < 1 || (cfg->updates != MRL_DRQN_RANDOM && cfg->updates != MRL_DRQN_SEQUENTIAL) ||
+      !mrl__finite(cfg->epsilon_start) || cfg->epsilon_start <= 0.0f || cfg->epsilon_start > 1.0f) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_drqn_config: unroll %d must be >= 1, updates %d a mrl_drqn_updates, "
+             "epsilon_start %g in (0, 1]",
+             cfg->unroll, (int)cfg->updates, cfg->epsilon_start);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  a->cfg = *cfg;
+  c = mrl_drqn_engine_config(cfg);
+  r = mrl_r2d2_init(&a->engine, &c, env);
+  a->engine.algo = "drqn";
+  if (r != MRL_OK) {
+    /* the engine names the field of its own config: say it in DRQN's terms */
+    const char *s = strstr(a->engine.error, "mrl_r2d2_config.");
+    mrl__say(a->error, sizeof a->error, "%s%s", s ? "mrl_drqn_config (as the engine's) " : "",
+             s ? s + 16 : a->engine.error);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_drqn_free(mrl_drqn *a) {
+  mrl_r2d2_free(&a->engine);
+}
+
+MRL_DEF mrl_result mrl_drqn_train(mrl_drqn *a, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user) {
+  mrl_result r = mrl_r2d2_train(&a->engine, env, env_steps, progress, user);
+  if (r != MRL_OK) memcpy(a->error, a->engine.error, sizeof a->error);
+  return r;
+}
+
+MRL_DEF int mrl_drqn_state_dim(const mrl_drqn *a) {
+  return a->engine.state_dim;
+}
+
+MRL_DEF mrl_result mrl_drqn_act(mrl_drqn *a, const float *obs, int n, const float *episode_start,
+                                float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_r2d2_act(&a->engine, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_drqn_evaluate(mrl_drqn *a, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats) {
+  return mrl_r2d2_evaluate(&a->engine, env, episodes, greedy, stats);
+}
+
+MRL_DEF mrl_result mrl_drqn_save(const mrl_drqn *a, const char *path, const mrl_vecenv *env) {
+  return mrl_r2d2_save(&a->engine, path, env);
+}
+
+MRL_DEF mrl_result mrl_drqn_load(mrl_drqn *a, const char *path, mrl_vecenv *env) {
+  mrl_result r = mrl_r2d2_load(&a->engine, path, env);
+  if (r != MRL_OK) memcpy(a->error, a->engine.error, sizeof a->error);
   return r;
 }
 

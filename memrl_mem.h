@@ -401,6 +401,9 @@ typedef struct mrl_seq_replay_config {
   float importance_exponent; /* beta 0.6 (0: every weight 1) */
   float eta;                 /* 0.9 */
   float priority_eps;        /* 1e-6: keeps a sequence with zero TD error sampled */
+  int episode_aligned;       /* 0; 1: a sequence only where its first entry begins an episode
+                                (DRQN's bootstrapped sequential updates), instead of every
+                                seq_len - overlap entries */
 } mrl_seq_replay_config;
 MRL_DEF mrl_seq_replay_config mrl_seq_replay_config_default(void);
 
@@ -2702,6 +2705,7 @@ MRL_DEF mrl_seq_replay_config mrl_seq_replay_config_default(void) {
   c.importance_exponent = 0.6f;
   c.eta = 0.9f;
   c.priority_eps = 1e-6f;
+  c.episode_aligned = 0;
   return c;
 }
 
@@ -2813,10 +2817,16 @@ static int mrl__seq_replay_push(mrl_seq_replay *r, int b, const float *obs, cons
   else if (S)
     memcpy(r->st_state + at * S, state, sizeof(float) * S);
   r->st_count[b]++;
-  if (r->st_count[b] < r->width || (r->st_count[b] - r->width) % r->period != 0) return 0;
+  if (r->st_count[b] < r->width) return 0;
+  first = (size_t)((r->st_count[b] - r->width) % r->width);
+  if (r->cfg.episode_aligned) { /* only windows that begin an episode (not the padding) */
+    size_t oldest = (size_t)b * W + first;
+    if (r->st_starts[oldest] == 0.0f || r->st_valid[oldest] == 0.0f) return 0;
+  } else if ((r->st_count[b] - r->width) % r->period != 0) {
+    return 0;
+  }
   /* the last width entries, oldest first, into the next slot */
   slot = (size_t)r->next;
-  first = (size_t)((r->st_count[b] - r->width) % r->width);
   for (k = 0; k < W; k++) {
     size_t from = (size_t)b * W + (first + k) % W, to = slot * W + k;
     memcpy(r->obs + to * O, r->st_obs + from * O, sizeof(float) * O);
