@@ -2703,6 +2703,8 @@ MRL_DEF mrl_r2d2_config mrl_r2d2_config_default(void) {
   c.net.num_encoder_layers = 1;
   c.net.activation = MRL_ACT_RELU;
   c.net.core = mrl_core_config_lstm(64);
+  c.net.core.forget_bias = 1.0f; /* Sonnet's LSTM default (DeepMind's agents); long memories
+                                    (MemoryChain-30) are learned with it, not without */
   c.learning_rate = 1e-4f;
   c.adam_eps = 1e-3f;
   c.max_grad_norm = 0.0f;

@@ -9,7 +9,8 @@
  * apart from those set here): 16 environments exploring with Ape-X's
  * epsilons, a 32-unit relu encoder, sequences of 20 cut every 10 after a
  * burn-in of 10, batches of 16 sequences, one update per 16 env steps,
- * learning rate 1e-3, the target network copied every 250 updates. Prints a
+ * learning rate 1e-3, the target network copied every 250 updates, an LSTM's
+ * forget-gate bias 1 (mrl_r2d2_config_default's, Sonnet's default). Prints a
  * progress line every 2000 steps, then the final line. */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "core %s: %s\n", core, err);
     return 1;
   }
+  if (cfg.net.core.kind == MRL_CORE_LSTM) cfg.net.core.forget_bias = 1.0f; /* as the default's */
   cfg.seed = seed;
   cfg.net.encoder_sizes[0] = 32;
   cfg.learning_rate = 1e-3f;
