@@ -259,6 +259,113 @@ static void init_errors(void) {
   mrl_vecenv_free(&env);
 }
 
+/* Loss of one learn step on slots idx, with the stored states replaced by
+ * `fill`, the agent restored afterwards. */
+static float loss_with_states(mrl_r2d2 *a, const int *idx, int n, float fill) {
+  mrl_update_backup bk;
+  mrl_r2d2_update_stats st;
+  size_t count = (size_t)a->replay.cfg.capacity * a->state_dim;
+  float *keep = (float *)malloc(sizeof(float) * (count + 1));
+  long long updates = a->updates;
+  size_t i;
+  memcpy(keep, a->replay.state, sizeof(float) * count);
+  for (i = 0; i < count; i++) a->replay.state[i] = fill;
+  mrl_update_backup_init(&bk, &a->params);
+  mrl_update_backup_save(&bk, &a->params);
+  mrl_r2d2_learn(a, idx, n, NULL, &st);
+  mrl_update_backup_restore(&bk, &a->params);
+  mrl_update_backup_free(&bk);
+  memcpy(a->replay.state, keep, sizeof(float) * count);
+  a->updates = updates;
+  free(keep);
+  return st.loss;
+}
+
+/* DRQN: both update schemes map onto the engine as the paper's settings,
+ * train, and resume bitwise; the random scheme ignores stored states (zero
+ * start), R2D2 uses them. */
+static void drqn_schemes(void) {
+  int scheme;
+  for (scheme = 0; scheme < 2; scheme++) {
+    mrl_drqn_config cfg = mrl_drqn_config_default();
+    mrl_r2d2_config e;
+    mrl_vecenv e1, e2;
+    mrl_drqn a, c;
+    const char *path = "build/test_drqn.safetensors";
+    int idx[4] = {0, 1, 2, 3}, k, aligned = 1;
+    cfg.updates = scheme ? MRL_DRQN_SEQUENTIAL : MRL_DRQN_RANDOM;
+    cfg.net.encoder_sizes[0] = 16;
+    cfg.net.core = mrl_core_config_lstm(8);
+    cfg.capacity = 256;
+    cfg.batch_size = 4;
+    cfg.learning_starts = 8;
+    cfg.update_every = 8;
+    cfg.epsilon_anneal_steps = 1000;
+    e = mrl_drqn_engine_config(&cfg);
+    MRL_CHECK(e.n_step == 1 && e.rescale_eps == 0.0f && e.double_q == 0 &&
+                  e.replay.priority_exponent == 0.0f && e.replay.burn_in == 0 &&
+                  e.replay.seq_len == cfg.unroll + 1 && e.epsilon_start == 1.0f &&
+                  e.replay.episode_aligned == scheme && e.stored_state == scheme,
+              "drqn scheme %d: the paper's settings on the engine", scheme);
+    mrl_vecenv_init(&e1, "TMaze-3", 4, 5);
+    mrl_vecenv_init(&e2, "TMaze-3", 4, 5);
+    MRL_CHECK(mrl_drqn_init(&a, &cfg, &e1) == MRL_OK, "drqn init: %s", a.error);
+    MRL_CHECK(mrl_drqn_init(&c, &cfg, &e2) == MRL_OK, "drqn init c");
+    MRL_CHECK(mrl_drqn_train(&a, &e1, 1600, NULL, NULL) == MRL_OK, "drqn train: %s", a.error);
+    MRL_CHECK(a.engine.updates > 10, "drqn %d learned (%lld updates)", scheme, a.engine.updates);
+    for (k = 0; k < a.engine.replay.size && scheme; k++)
+      aligned &= a.engine.replay.episode_starts[(size_t)k * a.engine.replay.width] == 1.0f;
+    MRL_CHECK(aligned, "sequential updates replay from episode starts");
+    if (!scheme) {
+      MRL_CHECK(loss_with_states(&a.engine, idx, 4, 0.0f) ==
+                    loss_with_states(&a.engine, idx, 4, 0.7f),
+                "random updates start from the zero state, whatever is stored");
+    }
+    MRL_CHECK(mrl_drqn_save(&a, path, &e1) == MRL_OK, "drqn save");
+    MRL_CHECK(mrl_drqn_train(&a, &e1, 800, NULL, NULL) == MRL_OK, "drqn train more");
+    MRL_CHECK(mrl_drqn_load(&c, path, &e2) == MRL_OK, "drqn load: %s", c.error);
+    MRL_CHECK(mrl_drqn_train(&c, &e2, 800, NULL, NULL) == MRL_OK, "drqn train resumed");
+    MRL_CHECK(same_floats(a.engine.params.values, c.engine.params.values, a.engine.params.total),
+              "drqn %d resumes bitwise", scheme);
+    remove(path);
+    mrl_drqn_free(&a);
+    mrl_drqn_free(&c);
+    mrl_vecenv_free(&e1);
+    mrl_vecenv_free(&e2);
+  }
+  { /* the control: R2D2 replays from the stored state, so the fill matters */
+    mrl_r2d2_config cfg = small_config("lstm:8");
+    mrl_vecenv env;
+    mrl_r2d2 a;
+    int idx[4] = {0, 1, 2, 3};
+    mrl_vecenv_init(&env, "TMaze-3", 4, 5);
+    mrl_r2d2_init(&a, &cfg, &env);
+    mrl_r2d2_train(&a, &env, 800, NULL, NULL);
+    MRL_CHECK(loss_with_states(&a, idx, 4, 0.0f) != loss_with_states(&a, idx, 4, 0.7f),
+              "R2D2 replays from the stored state");
+    mrl_r2d2_free(&a);
+    mrl_vecenv_free(&env);
+  }
+  {
+    mrl_drqn_config cfg = mrl_drqn_config_default();
+    mrl_vecenv env;
+    mrl_drqn a;
+    mrl_vecenv_init(&env, "TMaze-3", 2, 5);
+    cfg.unroll = 0;
+    MRL_CHECK(mrl_drqn_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(a.error, "unroll 0"),
+              "drqn unroll 0 refused: %s", a.error);
+    mrl_drqn_free(&a);
+    cfg = mrl_drqn_config_default();
+    cfg.batch_size = -3;
+    MRL_CHECK(mrl_drqn_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(a.error, "batch_size -3"),
+              "drqn batch_size -3 refused: %s", a.error);
+    mrl_drqn_free(&a);
+    mrl_vecenv_free(&env);
+  }
+}
+
 int main(void) {
   pinned_update();
   act_allocates_nothing();
@@ -266,5 +373,6 @@ int main(void) {
   resume_and_determinism("none");
   resume_and_determinism("gru:8");
   init_errors();
+  drqn_schemes();
   return mrl_test_summary("test_r2d2");
 }

@@ -340,6 +340,44 @@ static void test_sampling_frequencies(void) {
   }
 }
 
+/* episode_aligned (DRQN's sequential updates): every sequence begins an
+ * episode, none is cut elsewhere, and each episode long enough gets one. */
+static void test_episode_aligned(void) {
+  mrl_seq_replay r;
+  mrl_seq_replay_config cfg = mrl_seq_replay_config_default();
+  mrl_rng rng = mrl_rng_make(11);
+  float obs[2], starts[2] = {1, 1}, act[2] = {0, 0}, rew[2] = {0, 0}, term[2], trunc[2], fin[2];
+  int left[2] = {3, 9}, b, step, ok = 1, stored = 0, k;
+  long long episodes = 0;
+  cfg.capacity = 1000;
+  cfg.seq_len = 6;
+  cfg.overlap = 0;
+  cfg.burn_in = 0;
+  cfg.episode_aligned = 1;
+  MRL_CHECK(mrl_seq_replay_init(&r, &cfg, 2, 1, 1, 0) == MRL_OK, "init aligned");
+  for (step = 0; step < 300; step++) {
+    for (b = 0; b < 2; b++) {
+      obs[b] = (float)step;
+      fin[b] = -1.0f;
+      term[b] = trunc[b] = 0.0f;
+      if (--left[b] == 0) {
+        term[b] = 1.0f;
+        left[b] = 1 + (int)mrl_rng_below(&rng, 12);
+      }
+      episodes += starts[b] != 0.0f;
+    }
+    stored += mrl_seq_replay_add(&r, obs, starts, NULL, act, rew, term, trunc, fin, NULL);
+    for (b = 0; b < 2; b++) starts[b] = term[b];
+  }
+  for (k = 0; k < r.size; k++)
+    ok &= r.episode_starts[(size_t)k * r.width] == 1.0f && r.valid[(size_t)k * r.width] == 1.0f;
+  MRL_CHECK(ok, "every aligned sequence begins an episode");
+  /* every episode begun early enough for width entries to follow */
+  MRL_CHECK(stored >= episodes - 4 && stored <= episodes, "one sequence per episode: %d of %lld",
+            stored, episodes);
+  mrl_seq_replay_free(&r);
+}
+
 static void test_seeded_and_errors(void) {
   mrl_seq_replay r;
   mrl_seq_replay_config cfg = mrl_seq_replay_config_default(), bad;
@@ -394,5 +432,6 @@ int main(void) {
   test_priorities();
   test_sampling_frequencies();
   test_seeded_and_errors();
+  test_episode_aligned();
   return mrl_test_summary("test_seq_replay");
 }
