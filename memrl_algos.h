@@ -540,9 +540,10 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
  * (1 - eta) mean|d| (eta 0.9) written back after every update, priority
  * exponent 0.9, importance exponent 0.6. Exploration as Ape-X (Horgan et al.
  * 2018): actor i of N takes epsilon_i = 0.4^(1 + 7 i / (N - 1)); here the
- * actors are the vector env's environments (and, with MRL_THREADS and
- * num_threads > 1, threads that each run a slice of them and refresh their
- * parameters every actor_refresh steps).
+ * actors are the vector env's environments, all acting with the current
+ * parameters on the calling thread (threaded actors that refresh their
+ * parameters every actor_refresh steps are not implemented yet), so a run
+ * is bitwise deterministic.
  * Deviations from the paper, for one CPU instead of 256 actors and a GPU:
  *   - network: an MLP encoder (64, relu) and a 64-unit LSTM instead of the
  *     conv stack and 512-unit LSTM, and a linear Q layer instead of the
@@ -577,8 +578,9 @@ typedef struct mrl_r2d2_config {
   float epsilon_base;             /* 0.4 */
   float epsilon_alpha;            /* 7 */
   float eval_epsilon;             /* 0.001: act with greedy = 0 */
-  int num_threads;                /* 1: actors on threads (MRL_THREADS) */
-  int actor_refresh;              /* 400: env steps between an actor thread's parameter copies */
+  int num_threads;                /* 1 (threaded actors are not implemented yet: must be 1) */
+  int actor_refresh;              /* 400: env steps between a threaded actor's parameter copies
+                                     (reserved for the threaded actors) */
   int report_every;               /* 2000: env steps between progress reports */
   int save_replay;                /* 1: checkpoints hold the replay (bitwise resume) */
   int stored_state;               /* 1: sequences replay from their stored state; 0: from the zero
@@ -2812,15 +2814,11 @@ static int mrl__r2d2_check_config(const mrl_r2d2_config *c, const mrl_vecenv *en
   MRL__REJECT(c->epsilon_base > 1.0f || c->eval_epsilon > 1.0f,
               "mrl_r2d2_config.epsilon_base %g and eval_epsilon %g must be in [0, 1]",
               c->epsilon_base, c->eval_epsilon);
-#ifdef MRL_THREADS
-  MRL__REJECT(c->num_threads < 1 || c->num_threads > env->num_envs,
-              "mrl_r2d2_config.num_threads %d must be in 1..num_envs (%d)", c->num_threads,
-              env->num_envs);
-#else
+  /* threaded Ape-X actors are not implemented yet: the environments of the
+   * vector env are the actors (each with its own epsilon) on one thread */
   MRL__REJECT(c->num_threads != 1,
-              "mrl_r2d2_config.num_threads %d needs a build with MRL_THREADS (else 1)",
+              "mrl_r2d2_config.num_threads %d: threaded actors are not implemented yet (use 1)",
               c->num_threads);
-#endif
   MRL__REJECT(c->actor_refresh < 1, "mrl_r2d2_config.actor_refresh %d must be >= 1",
               c->actor_refresh);
   MRL__REJECT(c->report_every < 1, "mrl_r2d2_config.report_every %d must be >= 1", c->report_every);
