@@ -545,9 +545,11 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
  * parameters every actor_refresh steps are not implemented yet), so a run
  * is bitwise deterministic.
  * Deviations from the paper, for one CPU instead of 256 actors and a GPU:
- *   - network: an MLP encoder (64, relu) and a 64-unit LSTM instead of the
- *     conv stack and 512-unit LSTM, and a linear Q layer instead of the
- *     dueling head;
+ *   - network: an MLP encoder (64, relu) and a 64-unit LSTM (forget-gate
+ *     bias 1, Sonnet's default) instead of the conv stack and 512-unit LSTM,
+ *     and a linear Q layer instead of the dueling head;
+ *   - importance weights normalised by the batch's largest (Acme, Dopamine;
+ *     see mrl_seq_replay) and the loss summed over a sequence's steps (Acme);
  *   - replay: 2000 sequences (paper: 4M observations) and learning after 16
  *     (paper: 6250 sequences' worth); one update every update_every env
  *     steps instead of a learner running as fast as it can;
@@ -562,7 +564,8 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
  * ====================================================================== */
 typedef struct mrl_r2d2_config {
   uint64_t seed;                  /* 1 */
-  mrl_tower_config net;           /* encoder {64} relu, LSTM 64, no head; then a linear Q layer */
+  mrl_tower_config net;           /* encoder {64} relu, LSTM 64 (forget-gate bias 1), no head;
+                                     then a linear Q layer */
   float learning_rate;            /* 1e-4 */
   float adam_eps;                 /* 1e-3 */
   float max_grad_norm;            /* 0: no clipping (the paper clips nothing) */
