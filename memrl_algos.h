@@ -540,10 +540,16 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *cfg, char *buf, size_t siz
  * (1 - eta) mean|d| (eta 0.9) written back after every update, priority
  * exponent 0.9, importance exponent 0.6. Exploration as Ape-X (Horgan et al.
  * 2018): actor i of N takes epsilon_i = 0.4^(1 + 7 i / (N - 1)); here the
- * actors are the vector env's environments, all acting with the current
- * parameters on the calling thread (threaded actors that refresh their
- * parameters every actor_refresh steps are not implemented yet), so a run
- * is bitwise deterministic.
+ * actors are the vector env's environments. With num_threads 1 they act with
+ * the current parameters and the learner updates between their steps on
+ * the calling thread: the run is bitwise deterministic. With MRL_THREADS and
+ * num_threads 2 the learner runs on a thread of its own (as Ape-X's learner
+ * beside its actors) and the actors act with a copy of the parameters they
+ * refresh every actor_refresh env steps (400, the paper's actor update
+ * interval); the number of updates stays one per update_every env steps,
+ * but which sequences they see depends on timing, so such a run is not
+ * bitwise repeatable. (The actors share one thread: the vector env steps
+ * them together.)
  * Deviations from the paper, for one CPU instead of 256 actors and a GPU:
  *   - network: an MLP encoder (64, relu) and a 64-unit LSTM (forget-gate
  *     bias 1, Sonnet's default) instead of the conv stack and 512-unit LSTM,
@@ -581,9 +587,9 @@ typedef struct mrl_r2d2_config {
   float epsilon_base;             /* 0.4 */
   float epsilon_alpha;            /* 7 */
   float eval_epsilon;             /* 0.001: act with greedy = 0 */
-  int num_threads;                /* 1 (threaded actors are not implemented yet: must be 1) */
-  int actor_refresh;              /* 400: env steps between a threaded actor's parameter copies
-                                     (reserved for the threaded actors) */
+  int num_threads;                /* 1; 2 (MRL_THREADS): the learner on a thread of its own */
+  int actor_refresh;              /* 400: env steps between the actors' parameter copies when
+                                     the learner has its own thread */
   int report_every;               /* 2000: env steps between progress reports */
   int save_replay;                /* 1: checkpoints hold the replay (bitwise resume) */
   int stored_state;               /* 1: sequences replay from their stored state; 0: from the zero
@@ -616,8 +622,11 @@ typedef struct mrl_r2d2 {
   float *b_obs, *b_actions, *b_rewards, *b_starts, *b_term, *b_trunc, *b_valid; /* [W, N] */
   float *b_state, *b_state2, *b_weights, *b_prio, *b_abs_td, *b_mask;
   int *b_idx;
-  void *threads;    /* actor threads' shared state (MRL_THREADS), else NULL */
-  const char *algo; /* "r2d2" (or "drqn" when DRQN runs on it): reports and checkpoints */
+  mrl_params actor_params; /* num_threads 2: the actors' copy of the network, refreshed every */
+  mrl_tower actor_tower;   /* actor_refresh env steps while the learner trains its own */
+  mrl_linear_layer actor_q;
+  mrl_rng learner_rng; /* num_threads 2: the learner thread's sampling */
+  const char *algo;    /* "r2d2" (or "drqn" when DRQN runs on it): reports and checkpoints */
   char error[MRL_ERROR_SIZE];
 } mrl_r2d2;
 
@@ -2817,11 +2826,15 @@ static int mrl__r2d2_check_config(const mrl_r2d2_config *c, const mrl_vecenv *en
   MRL__REJECT(c->epsilon_base > 1.0f || c->eval_epsilon > 1.0f,
               "mrl_r2d2_config.epsilon_base %g and eval_epsilon %g must be in [0, 1]",
               c->epsilon_base, c->eval_epsilon);
-  /* threaded Ape-X actors are not implemented yet: the environments of the
-   * vector env are the actors (each with its own epsilon) on one thread */
-  MRL__REJECT(c->num_threads != 1,
-              "mrl_r2d2_config.num_threads %d: threaded actors are not implemented yet (use 1)",
+#ifdef MRL_THREADS
+  MRL__REJECT(c->num_threads != 1 && c->num_threads != 2,
+              "mrl_r2d2_config.num_threads %d must be 1 or 2 (the learner on its own thread)",
               c->num_threads);
+#else
+  MRL__REJECT(c->num_threads != 1,
+              "mrl_r2d2_config.num_threads %d needs a build with MRL_THREADS (else 1)",
+              c->num_threads);
+#endif
   MRL__REJECT(c->actor_refresh < 1, "mrl_r2d2_config.actor_refresh %d must be >= 1",
               c->actor_refresh);
   MRL__REJECT(c->report_every < 1, "mrl_r2d2_config.report_every %d must be >= 1", c->report_every);
@@ -2847,8 +2860,10 @@ static int mrl__r2d2_check_config(const mrl_r2d2_config *c, const mrl_vecenv *en
 MRL_DEF void mrl_r2d2_free(mrl_r2d2 *a) {
   mrl_tower_free(&a->tower);
   mrl_tower_free(&a->target_tower);
+  mrl_tower_free(&a->actor_tower);
   mrl_params_free(&a->params);
   mrl_params_free(&a->target);
+  mrl_params_free(&a->actor_params);
   mrl_graph_free(&a->graph);
   mrl_graph_free(&a->act_graph);
   mrl_runner_free(&a->runner);
@@ -2917,6 +2932,7 @@ MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *a, const mrl_r2d2_config *cfg, const 
   a->num_actions = env->num_actions;
   mrl_params_init(&a->params);
   mrl_params_init(&a->target);
+  mrl_params_init(&a->actor_params);
   if ((r = mrl__q_net_init(&a->tower, &a->q, &a->params, &cfg->net, a->obs_dim, a->num_actions,
                            a->error, sizeof a->error)) != MRL_OK ||
       (r = mrl__q_net_init(&a->target_tower, &a->target_q, &a->target, &cfg->net, a->obs_dim,
@@ -2929,6 +2945,13 @@ MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *a, const mrl_r2d2_config *cfg, const 
     goto fail;
   }
   mrl_params_copy(&a->target, &a->params);
+  if (cfg->num_threads > 1) { /* the actors' copy */
+    if ((r = mrl__q_net_init(&a->actor_tower, &a->actor_q, &a->actor_params, &cfg->net, a->obs_dim,
+                             a->num_actions, a->error, sizeof a->error)) != MRL_OK ||
+        (r = mrl_params_finalize(&a->actor_params, cfg->seed)) != MRL_OK)
+      goto fail;
+    mrl_params_copy(&a->actor_params, &a->params);
+  }
   a->state_dim = a->tower.state_dim;
   rc = mrl_runner_config_default();
   rc.gamma = cfg->gamma;
@@ -2945,6 +2968,7 @@ MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *a, const mrl_r2d2_config *cfg, const 
     goto fail;
   }
   a->rng = mrl_rng_make(cfg->seed ^ 0x2545f4914f6cdd1dULL);
+  a->learner_rng = mrl_rng_make(cfg->seed ^ 0x632be59bd9b4e019ULL);
   B = (size_t)a->num_envs;
   O = (size_t)a->obs_dim;
   S = (size_t)a->state_dim;
@@ -3072,8 +3096,28 @@ static mrl_tensor *mrl__seq_q_loss(mrl_graph *g, mrl_tensor *q, const float *q_t
   return mrl_scale(g, mrl_sum(g, mrl_mul(g, mrl_square(g, d), t_wm)), 0.5f);
 }
 
-MRL_DEF mrl_result mrl_r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const float *weights,
-                                  mrl_r2d2_update_stats *st) {
+/* The learner thread's lock (num_threads 2), else nothing. */
+static void mrl__r2d2_lock(void *m) {
+#ifdef MRL_THREADS
+  if (m) mrl_mutex_lock((mrl_mutex *)m);
+#else
+  (void)m;
+#endif
+}
+
+static void mrl__r2d2_unlock(void *m) {
+#ifdef MRL_THREADS
+  if (m) mrl_mutex_unlock((mrl_mutex *)m);
+#else
+  (void)m;
+#endif
+}
+
+/* One update. rng NULL: on slots idx with weights; else n slots drawn with
+ * rng. lock (NULL on one thread) guards the replay and the parameters: held
+ * while drawing and gathering, and while applying the step. */
+static mrl_result mrl__r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const float *weights,
+                                  mrl_r2d2_update_stats *st, mrl_rng *rng, void *lock) {
   mrl_seq_replay *rp = &a->replay;
   mrl_graph *g = &a->graph;
   int W = rp->width, L = a->cfg.replay.burn_in, T = W - L, S = a->state_dim, A = a->num_actions;
@@ -3081,11 +3125,27 @@ MRL_DEF mrl_result mrl_r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const floa
   size_t off = (size_t)L * n;
   mrl_tensor *q, *qt, *loss = NULL;
   mrl_adam_config adam;
-  if (n < 1 || n > a->cfg.batch_size || !idx) return MRL_ERR_INVALID_ARGUMENT;
+  if (n < 1 || n > a->cfg.batch_size || (!idx && !rng)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl__r2d2_lock(lock);
+  if (rng) {
+    if (rp->size < 1) {
+      mrl__r2d2_unlock(lock);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    mrl_seq_replay_sample(rp, n, rng, a->b_idx, a->b_weights);
+    idx = a->b_idx;
+    weights = a->b_weights;
+  }
   for (i = 0; i < n; i++)
-    if (idx[i] < 0 || idx[i] >= rp->size) return MRL_ERR_INVALID_ARGUMENT;
+    if (idx[i] < 0 || idx[i] >= rp->size) {
+      mrl__r2d2_unlock(lock);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+  if (idx != a->b_idx) memcpy(a->b_idx, idx, sizeof(int) * (size_t)n);
   mrl_seq_replay_gather(rp, idx, n, a->b_obs, a->b_actions, a->b_rewards, a->b_starts, a->b_term,
                         a->b_trunc, a->b_valid, a->b_state);
+  mrl__r2d2_unlock(lock);
+  idx = a->b_idx;
   mrl_graph_reset(g);
   if (!a->cfg.stored_state && S) memset(a->b_state, 0, sizeof(float) * (size_t)n * S);
   /* the target network: the whole sequence from the stored state, no gradient */
@@ -3123,13 +3183,15 @@ MRL_DEF mrl_result mrl_r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const floa
   adam = mrl_adam_config_default();
   adam.lr = a->cfg.learning_rate;
   adam.eps = a->cfg.adam_eps;
-  mrl_adam_step(&a->params, &adam);
   /* priorities: eta max|d| + (1 - eta) mean|d| over each sequence's trained steps */
   for (i = 0; i < n; i++)
     a->b_prio[i] = mrl_seq_replay_priority(a->b_abs_td + i, a->b_mask + i, T, n, rp->cfg.eta);
+  mrl__r2d2_lock(lock);
+  mrl_adam_step(&a->params, &adam);
   mrl_seq_replay_update_priorities(rp, idx, n, a->b_prio);
   a->updates++;
   if (a->updates % a->cfg.target_period == 0) mrl_params_copy(&a->target, &a->params);
+  mrl__r2d2_unlock(lock);
   if (st) {
     double qsum = 0.0, td = 0.0, pr = 0.0, cnt = 0.0;
     size_t k, TN = (size_t)T * n;
@@ -3148,16 +3210,60 @@ MRL_DEF mrl_result mrl_r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const floa
   return MRL_OK;
 }
 
-MRL_DEF mrl_result mrl_r2d2_update(mrl_r2d2 *a, mrl_r2d2_update_stats *st) {
-  mrl_result r;
-  if (a->replay.size < 1) return MRL_ERR_INVALID_ARGUMENT;
-  r = mrl_seq_replay_sample(&a->replay, a->cfg.batch_size, &a->rng, a->b_idx, a->b_weights);
-  return r != MRL_OK ? r : mrl_r2d2_learn(a, a->b_idx, a->cfg.batch_size, a->b_weights, st);
+MRL_DEF mrl_result mrl_r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const float *weights,
+                                  mrl_r2d2_update_stats *st) {
+  return idx ? mrl__r2d2_learn(a, idx, n, weights, st, NULL, NULL) : MRL_ERR_INVALID_ARGUMENT;
 }
+
+MRL_DEF mrl_result mrl_r2d2_update(mrl_r2d2 *a, mrl_r2d2_update_stats *st) {
+  return mrl__r2d2_learn(a, NULL, a->cfg.batch_size, NULL, st, &a->rng, NULL);
+}
+
+#ifdef MRL_THREADS
+/* The learner thread (num_threads 2): one update per request of the actors,
+ * until they stop and no request is left. */
+typedef struct mrl__r2d2_learner {
+  mrl_r2d2 *a;
+  mrl_mutex lock;
+  mrl_cond wake, done; /* the learner waits for requests; the actors for the learner */
+  long long pending;   /* updates requested and not begun */
+  int stop;
+  mrl_result result;
+  mrl_r2d2_update_stats st;
+} mrl__r2d2_learner;
+
+static void mrl__r2d2_learner_main(void *arg) {
+  mrl__r2d2_learner *l = (mrl__r2d2_learner *)arg;
+  for (;;) {
+    mrl_r2d2_update_stats st;
+    mrl_result r;
+    mrl_mutex_lock(&l->lock);
+    while (!l->stop && l->pending == 0) mrl_cond_wait(&l->wake, &l->lock);
+    if (l->pending == 0 || l->result != MRL_OK) {
+      mrl_cond_signal(&l->done);
+      mrl_mutex_unlock(&l->lock);
+      return;
+    }
+    l->pending--;
+    mrl_mutex_unlock(&l->lock);
+    memset(&st, 0, sizeof st);
+    r = mrl__r2d2_learn(l->a, NULL, l->a->cfg.batch_size, NULL, &st, &l->a->learner_rng, &l->lock);
+    mrl_mutex_lock(&l->lock);
+    if (r != MRL_OK)
+      l->result = r;
+    else
+      l->st = st;
+    mrl_cond_signal(&l->done);
+    mrl_mutex_unlock(&l->lock);
+  }
+}
+#endif
 
 /* One vector step of the actors: act epsilon-greedily (each environment
  * with its own epsilon), step, store in the replay. */
-static mrl_result mrl__r2d2_step(mrl_r2d2 *a, mrl_vecenv *env) {
+static mrl_result mrl__r2d2_step(mrl_r2d2 *a, mrl_vecenv *env, void *lock) {
+  const mrl_tower *tower = lock ? &a->actor_tower : &a->tower;
+  const mrl_linear_layer *qlayer = lock ? &a->actor_q : &a->q;
   mrl_runner *run = &a->runner;
   mrl_graph *g = &a->act_graph;
   int B = a->num_envs, S = a->state_dim, A = a->num_actions, O = a->obs_dim, b;
@@ -3168,7 +3274,7 @@ static mrl_result mrl__r2d2_step(mrl_r2d2 *a, mrl_vecenv *env) {
   memcpy(a->step_state, run->state, sizeof(float) * (size_t)B * S);
   mrl_graph_reset(g);
   mrl_graph_set_no_grad(g, 1);
-  q = mrl__q_net_forward(&a->tower, &a->q, g, run->obs, 1, B, O, run->episode_start, run->state,
+  q = mrl__q_net_forward(tower, qlayer, g, run->obs, 1, B, O, run->episode_start, run->state,
                          run->state, S);
   if (!q) return MRL_ERR_OUT_OF_MEMORY;
   if (a->cfg.epsilon_start > 0.0f) { /* one annealed epsilon (DQN's schedule) */
@@ -3183,18 +3289,26 @@ static mrl_result mrl__r2d2_step(mrl_r2d2 *a, mrl_vecenv *env) {
              env->error[0] ? env->error : mrl_result_string(r));
     return r;
   }
+  mrl__r2d2_lock(lock);
   mrl_seq_replay_add(&a->replay, a->step_obs, a->step_starts, a->step_state, a->step_actions,
                      run->rewards, run->terminated, run->truncated, run->final_obs, run->state);
+  mrl__r2d2_unlock(lock);
   return MRL_OK;
 }
 
 MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_steps,
                                   mrl_progress_fn progress, void *user) {
-  long long steps, s, steps0 = a->runner.env_steps, next_report;
+  long long steps, s, steps0 = a->runner.env_steps, next_report, updates = a->updates;
+  long long stored = a->replay.size;
   double t0 = mrl_wall_seconds();
   mrl_r2d2_update_stats st;
   int reports = 0;
-  mrl_result r;
+  void *lock = NULL; /* the learner thread's, with num_threads 2 */
+  mrl_result r, out = MRL_OK;
+#ifdef MRL_THREADS
+  mrl__r2d2_learner learner;
+  mrl_thread thread;
+#endif
   if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
       env->num_actions != a->num_actions) {
     mrl__say(a->error, sizeof a->error,
@@ -3210,19 +3324,68 @@ MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_st
   if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
   memset(&st, 0, sizeof st);
   next_report = steps0 + a->cfg.report_every;
+#ifdef MRL_THREADS
+  if (a->cfg.num_threads > 1) { /* the learner on a thread of its own */
+    memset(&learner, 0, sizeof learner);
+    learner.a = a;
+    if ((r = mrl_mutex_init(&learner.lock)) != MRL_OK) return r;
+    if ((r = mrl_cond_init(&learner.wake)) != MRL_OK) {
+      mrl_mutex_free(&learner.lock);
+      return r;
+    }
+    if ((r = mrl_cond_init(&learner.done)) != MRL_OK ||
+        (r = mrl_thread_start(&thread, mrl__r2d2_learner_main, &learner)) != MRL_OK) {
+      mrl_cond_free(&learner.wake);
+      mrl_cond_free(&learner.done);
+      mrl_mutex_free(&learner.lock);
+      return r;
+    }
+    lock = &learner.lock;
+    mrl_params_copy(&a->actor_params, &a->params);
+  }
+#endif
   for (s = 0; s < steps; s++) {
+    long long before = a->runner.env_steps, requested = 0;
     /* collect */
-    if ((r = mrl__r2d2_step(a, env)) != MRL_OK) return r;
+    if ((out = mrl__r2d2_step(a, env, lock)) != MRL_OK) break;
     /* update: one every update_every env steps once the replay has enough */
+    mrl__r2d2_lock(lock);
+    stored = a->replay.size;
     if (a->replay.size < a->cfg.learning_starts) {
       a->env_steps_since_update = 0;
     } else {
       a->env_steps_since_update += a->num_envs;
       while (a->env_steps_since_update >= a->cfg.update_every) {
         a->env_steps_since_update -= a->cfg.update_every;
-        if ((r = mrl_r2d2_update(a, &st)) != MRL_OK) return r;
+        requested++;
       }
     }
+    mrl__r2d2_unlock(lock);
+    if (!lock) {
+      for (; requested > 0; requested--)
+        if ((out = mrl_r2d2_update(a, &st)) != MRL_OK) break;
+      if (out != MRL_OK) break;
+      updates = a->updates;
+    }
+#ifdef MRL_THREADS
+    else {
+      int refresh = a->runner.env_steps / a->cfg.actor_refresh != before / a->cfg.actor_refresh;
+      mrl_mutex_lock(&learner.lock);
+      learner.pending += requested;
+      if (requested) mrl_cond_signal(&learner.wake);
+      /* the actors act while the learner learns, but run at most two updates ahead of it, so
+       * the replay ratio stays one update per update_every env steps */
+      while (learner.pending > 2 && learner.result == MRL_OK)
+        mrl_cond_wait(&learner.done, &learner.lock);
+      if (refresh) mrl_params_copy(&a->actor_params, &a->params); /* the actors' refresh */
+      out = learner.result;
+      st = learner.st;
+      updates = a->updates;
+      mrl_mutex_unlock(&learner.lock);
+      if (out != MRL_OK) break;
+    }
+#endif
+    (void)before;
     /* report */
     if (progress && (a->runner.env_steps >= next_report || s == steps - 1)) {
       mrl_train_progress p;
@@ -3245,12 +3408,25 @@ MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_st
       mrl_progress_set(&p, "mean_q", st.mean_q);
       mrl_progress_set(&p, "abs_td", st.mean_abs_td);
       mrl_progress_set(&p, "priority", st.mean_priority);
-      mrl_progress_set(&p, "updates", (float)a->updates);
-      mrl_progress_set(&p, "replay", (float)a->replay.size);
+      mrl_progress_set(&p, "updates", (float)updates);
+      mrl_progress_set(&p, "replay", (float)stored);
       if (progress(&p, user)) break;
     }
   }
-  return MRL_OK;
+#ifdef MRL_THREADS
+  if (lock) { /* the learner finishes the updates requested, then stops */
+    mrl_mutex_lock(&learner.lock);
+    learner.stop = 1;
+    mrl_cond_broadcast(&learner.wake);
+    mrl_mutex_unlock(&learner.lock);
+    mrl_thread_join(&thread);
+    if (out == MRL_OK) out = learner.result;
+    mrl_cond_free(&learner.wake);
+    mrl_cond_free(&learner.done);
+    mrl_mutex_free(&learner.lock);
+  }
+#endif
+  return out;
 }
 
 MRL_DEF mrl_result mrl_r2d2_q_values(mrl_r2d2 *a, const float *obs, int n,
@@ -3306,6 +3482,8 @@ static int mrl__r2d2_extras(const mrl_r2d2 *a, mrl_checkpoint_extra *x) {
   x[n].name = "__r2d2.rng", x[n].dtype = "U64", x[n].data = &a->rng;
   x[n++].count = sizeof a->rng / sizeof(uint64_t);
   x[n].name = "__r2d2.updates", x[n].dtype = "I64", x[n].data = &a->updates, x[n++].count = 1;
+  x[n].name = "__r2d2.learner_rng", x[n].dtype = "U64", x[n].data = &a->learner_rng;
+  x[n++].count = sizeof a->learner_rng / sizeof(uint64_t);
   x[n].name = "__r2d2.since_update", x[n].dtype = "I64", x[n].data = &a->env_steps_since_update;
   x[n++].count = 1;
   x[n].name = "__r2d2.target", x[n].dtype = "F32", x[n].data = a->target.values;
@@ -3316,7 +3494,7 @@ static int mrl__r2d2_extras(const mrl_r2d2 *a, mrl_checkpoint_extra *x) {
 
 MRL_DEF mrl_result mrl_r2d2_save(const mrl_r2d2 *a, const char *path, const mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[4 + MRL_SEQ_REPLAY_EXTRAS];
+  mrl_checkpoint_extra x[5 + MRL_SEQ_REPLAY_EXTRAS];
   int n = mrl__r2d2_extras(a, x);
   mrl_r2d2_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_save(path, &a->params, a->algo, config, &a->runner, env, x, n);
@@ -3324,7 +3502,7 @@ MRL_DEF mrl_result mrl_r2d2_save(const mrl_r2d2 *a, const char *path, const mrl_
 
 MRL_DEF mrl_result mrl_r2d2_load(mrl_r2d2 *a, const char *path, mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[4 + MRL_SEQ_REPLAY_EXTRAS];
+  mrl_checkpoint_extra x[5 + MRL_SEQ_REPLAY_EXTRAS];
   int n = mrl__r2d2_extras(a, x);
   mrl_result r;
   mrl_r2d2_config_json(&a->cfg, config, sizeof config);

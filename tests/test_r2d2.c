@@ -4,7 +4,9 @@
  * after terminated and truncated steps, importance weights, one Adam step,
  * the priorities written back), acting without allocation, bitwise
  * determinism and save/load resuming bitwise (replay included), the
- * feedforward core, and init errors naming the field.
+ * feedforward core, init errors naming the field, DRQN's schemes, and (a
+ * build with -DMRL_THREADS -pthread, run by tools/run_tests.sh) the learner
+ * on its own thread.
  * Run from the repository root:  cc -std=c99 -O2 tests/test_r2d2.c -lm && ./a.out */
 #define MEMRL_IMPLEMENTATION
 #define MRL_TEST_COUNT_ALLOCATIONS
@@ -237,10 +239,14 @@ static void init_errors(void) {
             "gamma 1.5: %s", a.error);
   mrl_r2d2_free(&a);
   cfg = small_config("lstm:8");
+#ifdef MRL_THREADS
+  cfg.num_threads = 3;
+#else
   cfg.num_threads = 2;
+#endif
   MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
-                strstr(a.error, "num_threads 2"),
-            "num_threads 2 (threaded actors not implemented): %s", a.error);
+                strstr(a.error, "num_threads"),
+            "num_threads %d refused: %s", cfg.num_threads, a.error);
   mrl_r2d2_free(&a);
   cfg = small_config("lstm:8");
   mrl_vecenv_init(&box, "Pendulum-v1", 1, 1);
@@ -364,6 +370,56 @@ static void drqn_schemes(void) {
   }
 }
 
+#ifdef MRL_THREADS
+/* num_threads 2 (built with -DMRL_THREADS -pthread by tools/run_tests.sh):
+ * the learner on its own thread makes the same number of updates as one
+ * thread, the actors' copy is refreshed, and it learns TMaze-5. */
+static void learner_thread(void) {
+  mrl_r2d2_config cfg = small_config("lstm:16");
+  mrl_vecenv env, ev;
+  mrl_r2d2 a, b;
+  mrl_episode_stats st;
+  size_t j;
+  int finite = 1;
+  cfg.num_threads = 2; /* with examples/r2d2_memory.c's settings */
+  cfg.net.encoder_sizes[0] = 32;
+  cfg.replay.capacity = 2000;
+  cfg.replay.seq_len = 40;
+  cfg.replay.overlap = 20;
+  cfg.replay.burn_in = 10;
+  cfg.batch_size = 16;
+  cfg.update_every = 16;
+  cfg.target_period = 250;
+  mrl_vecenv_init(&env, "TMaze-5", 16, 3);
+  mrl_vecenv_init(&ev, "TMaze-5", 4, 99);
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_OK, "threaded init: %s", a.error);
+  MRL_CHECK(mrl_r2d2_train(&a, &env, 60000, NULL, NULL) == MRL_OK, "threaded train: %s", a.error);
+  cfg.num_threads = 1;
+  mrl_vecenv_free(&env);
+  mrl_vecenv_init(&env, "TMaze-5", 16, 3);
+  mrl_r2d2_init(&b, &cfg, &env);
+  mrl_r2d2_train(&b, &env, 60000, NULL, NULL);
+  MRL_CHECK(a.updates == b.updates && a.updates > 100,
+            "the learner thread makes the updates one thread makes (%lld, %lld)", a.updates,
+            b.updates);
+  for (j = 0; j < a.params.total; j++) finite &= a.params.values[j] == a.params.values[j];
+  MRL_CHECK(finite, "threaded parameters finite");
+  MRL_CHECK(memcmp(a.actor_params.values, a.params.values, sizeof(float) * a.params.total) != 0 ||
+                a.updates == 0,
+            "the actors act with a lagged copy");
+  mrl_r2d2_evaluate(&a, &ev, 40, 1, &st);
+  MRL_CHECK(mrl_episode_stats_success_rate(&st) >= 0.9f, "threaded R2D2 learns TMaze-5: %.2f",
+            mrl_episode_stats_success_rate(&st));
+  mrl_r2d2_evaluate(&b, &ev, 40, 1, &st);
+  MRL_CHECK(mrl_episode_stats_success_rate(&st) >= 0.9f, "one thread learns TMaze-5: %.2f",
+            mrl_episode_stats_success_rate(&st));
+  mrl_r2d2_free(&a);
+  mrl_r2d2_free(&b);
+  mrl_vecenv_free(&env);
+  mrl_vecenv_free(&ev);
+}
+#endif
+
 int main(void) {
   pinned_update();
   act_allocates_nothing();
@@ -372,5 +428,8 @@ int main(void) {
   resume_and_determinism("gru:8");
   init_errors();
   drqn_schemes();
+#ifdef MRL_THREADS
+  learner_thread();
+#endif
   return mrl_test_summary("test_r2d2");
 }
