@@ -15,8 +15,8 @@ WARN = -Wall -Wextra
 SAN = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
-UNIT_TESTS = test_tensor test_tensor_ndebug test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_cores test_envs test_envs_tasks test_envs_popgym test_envs_dr test_envs_snapshot test_algos test_heads test_ppo_update test_toolkit test_torch_names test_shared test_reinforce test_jvp test_trpo test_a2c test_impala test_replay test_dqn
-LEARNING_TESTS = test_learning test_learning_memory test_learning_reinforce test_learning_trpo test_learning_a2c test_learning_impala test_learning_dqn
+UNIT_TESTS = test_tensor test_tensor_ndebug test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_cores test_envs test_envs_tasks test_envs_popgym test_envs_dr test_envs_snapshot test_algos test_heads test_ppo_update test_toolkit test_torch_names test_shared test_reinforce test_jvp test_trpo test_a2c test_impala test_replay test_dqn test_seq_replay test_r2d2
+LEARNING_TESTS = test_learning test_learning_memory test_learning_reinforce test_learning_trpo test_learning_a2c test_learning_impala test_learning_dqn test_learning_r2d2
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
 .PHONY: all demo test unit learning bench format format-check clean fuzz memory-bench \

@@ -28,12 +28,16 @@
  *                          Fisher-vector products (forward mode), any core
  *   IMPALA                 actors and one learner, V-trace, RMSProp, optional
  *                          PopArt; synchronous with one actor
+ *   R2D2                   recurrent replay DQN: stored states, burn-in, value
+ *                          rescaling, prioritised sequences, Ape-X actors
+ *   DRQN                   recurrent DQN, bootstrapped random or sequential
+ *                          updates (runs on R2D2's machinery)
  *   LICENCE                at the end of the file: public domain or MIT
  *   TAGS: each implementation section carries one tag, written >> and the
  *   name; `grep -n '[>]>ppo' memrl_algos.h` finds that section and nothing else.
  *   The tags in file order:
  *     shared plot threads queue progress runner agent_checkpoint minibatch q_values evaluate
- *     actor_critic ppo dqn reinforce a2c a3c trpo impala
+ *     actor_critic ppo dqn reinforce a2c a3c trpo impala r2d2 drqn
  *
  *
  * ENABLING
@@ -1427,6 +1431,218 @@ MRL_DEF mrl_result mrl_impala_save(const mrl_impala *agent, const char *path,
                                    const mrl_vecenv *env);
 MRL_DEF mrl_result mrl_impala_load(mrl_impala *agent, const char *path, mrl_vecenv *env);
 MRL_DEF int mrl_impala_config_json(const mrl_impala_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * R2D2
+ * Kapturowski, Ostrovski, Quan, Munos, Dabney (2019), "Recurrent experience
+ * replay in distributed reinforcement learning" (ICLR). A recurrent Q
+ * network (any core through cfg.net.core; an LSTM by default) trained from
+ * mrl_seq_replay (memrl_mem.h): sequences of 80 steps cut every 40, each
+ * with the core state stored when it was acted on, a burn-in of 40 steps
+ * unrolled from that state without gradient (on a no-grad graph) before the
+ * trained 80, n-step (n = 5) double-Q targets with value rescaling
+ * h(x) = sign(x)(sqrt(|x| + 1) - 1) + eps x (eps 1e-3):
+ *   y_t = h(sum_{k<n} gamma^k r_{t+k} + gamma^n h^-1(Q_target(s_{t+n}, a*))),
+ *   a* = argmax_a Q_online(s_{t+n}, a), gamma 0.997,
+ * a squared TD loss (0.5 d^2 summed over a sequence's trained steps, as
+ * Acme's R2D2, weighted by the importance weight, mean over the batch), Adam (lr 1e-4, eps 1e-3),
+ * target network copied every 2500 updates, priorities eta max|d| +
+ * (1 - eta) mean|d| (eta 0.9) written back after every update, priority
+ * exponent 0.9, importance exponent 0.6. Exploration as Ape-X (Horgan et al.
+ * 2018): actor i of N takes epsilon_i = 0.4^(1 + 7 i / (N - 1)); here the
+ * actors are the vector env's environments. With num_threads 1 they act with
+ * the current parameters and the learner updates between their steps on
+ * the calling thread: the run is bitwise deterministic. With MRL_THREADS and
+ * num_threads 2 the learner runs on a thread of its own (as Ape-X's learner
+ * beside its actors) and the actors act with a copy of the parameters they
+ * refresh every actor_refresh env steps (400, the paper's actor update
+ * interval); the number of updates stays one per update_every env steps,
+ * but which sequences they see depends on timing, so such a run is not
+ * bitwise repeatable. (The actors share one thread: the vector env steps
+ * them together.)
+ * Deviations from the paper, for one CPU instead of 256 actors and a GPU:
+ *   - network: an MLP encoder (64, relu) and a 64-unit LSTM (forget-gate
+ *     bias 1, Sonnet's default) instead of the conv stack and 512-unit LSTM,
+ *     and a linear Q layer instead of the dueling head;
+ *   - importance weights normalised by the batch's largest (Acme, Dopamine;
+ *     see mrl_seq_replay) and the loss summed over a sequence's steps (Acme);
+ *   - replay: 2000 sequences (paper: 4M observations) and learning after 16
+ *     (paper: 6250 sequences' worth); one update every update_every env
+ *     steps instead of a learner running as fast as it can;
+ *   - new sequences enter with the largest priority so far (the paper's
+ *     actors compute a priority from their own Q values);
+ *   - sequences run on across episode ends with the core reset there (the
+ *     paper never lets a sequence cross one): see mrl_seq_replay;
+ *   - n-step returns stop at the end of a stored sequence (its last entry is
+ *     only bootstrapped from) and at an episode end; a truncated episode
+ *     bootstraps from its final observation (stored as a bootstrap entry), a
+ *     terminated one from zero.
+ * ====================================================================== */
+typedef struct mrl_r2d2_config {
+  uint64_t seed;                  /* 1 */
+  mrl_tower_config net;           /* encoder {64} relu, LSTM 64 (forget-gate bias 1), no head;
+                                     then a linear Q layer */
+  float learning_rate;            /* 1e-4 */
+  float adam_eps;                 /* 1e-3 */
+  float max_grad_norm;            /* 0: no clipping (the paper clips nothing) */
+  int batch_size;                 /* 64 sequences */
+  float gamma;                    /* 0.997 */
+  int n_step;                     /* 5 */
+  float rescale_eps;              /* 1e-3 (0: no value rescaling) */
+  int double_q;                   /* 1 */
+  int target_period;              /* 2500 updates */
+  mrl_seq_replay_config replay;   /* 2000 sequences of 80 (overlap 40) after a burn-in of 40 */
+  int learning_starts;            /* 16: sequences stored before the first update */
+  int update_every;               /* 16: env steps (over all environments) per update */
+  float epsilon_base;             /* 0.4 */
+  float epsilon_alpha;            /* 7 */
+  float eval_epsilon;             /* 0.001: act with greedy = 0 */
+  int num_threads;                /* 1; 2 (MRL_THREADS): the learner on a thread of its own */
+  int actor_refresh;              /* 400: env steps between the actors' parameter copies when
+                                     the learner has its own thread */
+  int report_every;               /* 2000: env steps between progress reports */
+  int save_replay;                /* 1: checkpoints hold the replay (bitwise resume) */
+  int stored_state;               /* 1: sequences replay from their stored state; 0: from the zero
+                                     state (the paper's "zero start state" baseline; DRQN) */
+  float epsilon_start;            /* 0: Ape-X's epsilons; > 0: one epsilon for every environment,
+                                     from epsilon_start linearly down to epsilon_base over
+                                     epsilon_anneal_steps env steps (DQN, DRQN) */
+  long long epsilon_anneal_steps; /* 0 */
+} mrl_r2d2_config;
+MRL_DEF mrl_r2d2_config mrl_r2d2_config_default(void);
+
+typedef struct mrl_r2d2_update_stats {
+  float loss, mean_q, mean_abs_td, mean_priority;
+} mrl_r2d2_update_stats;
+
+typedef struct mrl_r2d2 {
+  mrl_r2d2_config cfg;
+  int obs_dim, num_envs, num_actions, state_dim;
+  mrl_params params, target;
+  mrl_tower tower, target_tower;
+  mrl_linear_layer q, target_q;
+  mrl_graph graph, act_graph;
+  mrl_runner runner;
+  mrl_seq_replay replay;
+  mrl_rng rng;
+  long long updates, env_steps_since_update;
+  float *epsilons;                            /* [B] each environment's epsilon */
+  float *step_obs, *step_starts, *step_state; /* [B, O], [B], [B, S] before the step */
+  float *step_actions;                        /* [B] */
+  float *b_obs, *b_actions, *b_rewards, *b_starts, *b_term, *b_trunc, *b_valid; /* [W, N] */
+  float *b_state, *b_state2, *b_weights, *b_prio, *b_abs_td, *b_mask;
+  int *b_idx;
+  mrl_params actor_params; /* num_threads 2: the actors' copy of the network, refreshed every */
+  mrl_tower actor_tower;   /* actor_refresh env steps while the learner trains its own */
+  mrl_linear_layer actor_q;
+  mrl_rng learner_rng; /* num_threads 2: the learner thread's sampling */
+  const char *algo;    /* "r2d2" (or "drqn" when DRQN runs on it): reports and checkpoints */
+  char error[MRL_ERROR_SIZE];
+} mrl_r2d2;
+
+MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *agent, const mrl_r2d2_config *cfg,
+                                 const mrl_vecenv *env);
+MRL_DEF void mrl_r2d2_free(mrl_r2d2 *agent);
+/* Acts, stores and learns for env_steps environment steps (whole vector
+ * steps). Progress every report_every env steps. */
+MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *agent, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user);
+/* One update on sequences drawn from the replay (stats may be NULL). */
+MRL_DEF mrl_result mrl_r2d2_update(mrl_r2d2 *agent, mrl_r2d2_update_stats *stats);
+/* One update on the given replay slots with the given importance weights
+ * (NULL: all 1), priorities written back; what mrl_r2d2_update runs after
+ * sampling, public for pinned tests. */
+MRL_DEF mrl_result mrl_r2d2_learn(mrl_r2d2 *agent, const int *indices, int n, const float *weights,
+                                  mrl_r2d2_update_stats *stats);
+MRL_DEF int mrl_r2d2_state_dim(const mrl_r2d2 *agent);
+/* Q values [n, num_actions] of n observations (state advanced when
+ * state_out is not NULL; it may alias state). */
+MRL_DEF mrl_result mrl_r2d2_q_values(mrl_r2d2 *agent, const float *obs, int n,
+                                     const float *episode_start, const float *state,
+                                     float *state_out, float *q);
+/* greedy 1: argmax; 0: epsilon-greedy with eval_epsilon and rng (NULL: the
+ * agent's). No heap allocation once the acting arena has grown. */
+MRL_DEF mrl_result mrl_r2d2_act(mrl_r2d2 *agent, const float *obs, int n,
+                                const float *episode_start, float *state, int greedy, mrl_rng *rng,
+                                float *actions);
+MRL_DEF mrl_result mrl_r2d2_evaluate(mrl_r2d2 *agent, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats);
+/* The whole agent: parameters and Adam moments, the target network, the
+ * runner, the RNG and counters, the replay (save_replay) and with env the
+ * environments' snapshot: a resumed run continues bitwise. */
+MRL_DEF mrl_result mrl_r2d2_save(const mrl_r2d2 *agent, const char *path, const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_r2d2_load(mrl_r2d2 *agent, const char *path, mrl_vecenv *env);
+MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *cfg, char *buf, size_t size);
+
+/* ======================================================================
+ * DRQN
+ * Hausknecht & Stone (2015), "Deep Recurrent Q-Learning for Partially
+ * Observable MDPs": DQN (Mnih et al. 2015) with a recurrent core, trained
+ * on sequences from replay with one-step Q-learning targets from a target
+ * network, epsilon annealed linearly (1 -> 0.1), gradients clipped at 10.
+ * Both of the paper's update schemes:
+ *   MRL_DRQN_RANDOM      bootstrapped random updates: windows of `unroll`
+ *                        steps (10) starting at any step, replayed from the
+ *                        zero state (the paper's choice);
+ *   MRL_DRQN_SEQUENTIAL  bootstrapped sequential updates: sequences that
+ *                        begin at an episode start, `unroll` entries long,
+ *                        carried from the start (set unroll to the longest
+ *                        episode to replay whole episodes, as the paper).
+ * DRQN runs on R2D2's machinery (mrl_r2d2: the sequence replay, the
+ * sequence Q loss, acting, checkpoints) with n = 1, no value rescaling, no
+ * double Q, uniform sampling, no burn-in: one engine, no copy.
+ * Deviations: Adam (lr 1e-3) instead of Adadelta (0.1), an MLP encoder and a
+ * 64-unit LSTM instead of the conv stack and 512 units, replay in sequences
+ * (a random window may run on across an episode end, with the core reset
+ * there) instead of whole stored episodes, sequential windows of at most
+ * `unroll` entries, and the target network copied every target_period
+ * updates.
+ * ====================================================================== */
+typedef enum mrl_drqn_updates { MRL_DRQN_RANDOM, MRL_DRQN_SEQUENTIAL } mrl_drqn_updates;
+
+typedef struct mrl_drqn_config {
+  uint64_t seed;                  /* 1 */
+  mrl_drqn_updates updates;       /* MRL_DRQN_RANDOM */
+  int unroll;                     /* 10 */
+  mrl_tower_config net;           /* encoder {64} relu, LSTM 64 */
+  float learning_rate;            /* 1e-3 (Adam, eps 1e-8) */
+  float max_grad_norm;            /* 10 */
+  int batch_size;                 /* 32 sequences */
+  float gamma;                    /* 0.99 */
+  int target_period;              /* 1000 updates */
+  int capacity;                   /* 20000 sequences */
+  int learning_starts;            /* 64 sequences */
+  int update_every;               /* 16 env steps per update */
+  float epsilon_start;            /* 1 */
+  float epsilon_end;              /* 0.1 */
+  long long epsilon_anneal_steps; /* 50000 env steps */
+  float eval_epsilon;             /* 0.001 */
+  int report_every;               /* 2000 */
+  int save_replay;                /* 1 */
+} mrl_drqn_config;
+MRL_DEF mrl_drqn_config mrl_drqn_config_default(void);
+
+typedef struct mrl_drqn {
+  mrl_drqn_config cfg;
+  mrl_r2d2 engine; /* the R2D2 machinery DRQN runs on (its runner, replay, networks) */
+  char error[MRL_ERROR_SIZE];
+} mrl_drqn;
+
+/* The mrl_r2d2_config a DRQN config runs as. */
+MRL_DEF mrl_r2d2_config mrl_drqn_engine_config(const mrl_drqn_config *cfg);
+MRL_DEF mrl_result mrl_drqn_init(mrl_drqn *agent, const mrl_drqn_config *cfg,
+                                 const mrl_vecenv *env);
+MRL_DEF void mrl_drqn_free(mrl_drqn *agent);
+MRL_DEF mrl_result mrl_drqn_train(mrl_drqn *agent, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user);
+MRL_DEF int mrl_drqn_state_dim(const mrl_drqn *agent);
+MRL_DEF mrl_result mrl_drqn_act(mrl_drqn *agent, const float *obs, int n,
+                                const float *episode_start, float *state, int greedy, mrl_rng *rng,
+                                float *actions);
+MRL_DEF mrl_result mrl_drqn_evaluate(mrl_drqn *agent, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats);
+MRL_DEF mrl_result mrl_drqn_save(const mrl_drqn *agent, const char *path, const mrl_vecenv *env);
+MRL_DEF mrl_result mrl_drqn_load(mrl_drqn *agent, const char *path, mrl_vecenv *env);
 
 #ifdef __cplusplus
 }
@@ -7052,6 +7268,949 @@ MRL_DEF mrl_result mrl_impala_load(mrl_impala *a, const char *path, mrl_vecenv *
                      a->cfg.num_actors == 1 ? env : NULL, x, n, a->error, sizeof a->error);
   if (r == MRL_OK)
     for (k = 0; k < a->cfg.num_actors; k++) a->actors[k].version = -1; /* fetch again */
+  return r;
+}
+
+/* ---- R2D2 >>r2d2 ----
+ * Paper, defaults and deviations: with the declarations (the R2D2 block).
+ * Reading order: config, init, the network, the sequence Q loss (shared
+ * with DRQN), learn/update, the actors' step, train, act, save/load. */
+
+MRL_DEF mrl_r2d2_config mrl_r2d2_config_default(void) {
+  mrl_r2d2_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.net = mrl_tower_config_default();
+  c.net.encoder_sizes[0] = 64;
+  c.net.num_encoder_layers = 1;
+  c.net.activation = MRL_ACT_RELU;
+  c.net.core = mrl_core_config_lstm(64);
+  c.net.core.forget_bias = 1.0f; /* Sonnet's LSTM default (DeepMind's agents); long memories
+                                    (MemoryChain-30) are learned with it, not without */
+  c.learning_rate = 1e-4f;
+  c.adam_eps = 1e-3f;
+  c.max_grad_norm = 0.0f;
+  c.batch_size = 64;
+  c.gamma = 0.997f;
+  c.n_step = 5;
+  c.rescale_eps = 1e-3f;
+  c.double_q = 1;
+  c.target_period = 2500;
+  c.replay = mrl_seq_replay_config_default();
+  c.replay.capacity = 2000;
+  c.learning_starts = 16;
+  c.update_every = 16;
+  c.epsilon_base = 0.4f;
+  c.epsilon_alpha = 7.0f;
+  c.eval_epsilon = 0.001f;
+  c.num_threads = 1;
+  c.actor_refresh = 400;
+  c.report_every = 2000;
+  c.save_replay = 1;
+  c.stored_state = 1;
+  c.epsilon_start = 0.0f;
+  c.epsilon_anneal_steps = 0;
+  return c;
+}
+
+MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *c, char *buf, size_t size) {
+  const mrl_tower_config *n = &c->net;
+  const mrl_seq_replay_config *r = &c->replay;
+  char enc[96] = "", head[96] = "", f[13][24], core[1024];
+  int i, k = 0;
+  mrl_core_config_json(&n->core, core, sizeof core);
+  for (i = 0; i < n->num_encoder_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(enc + k, sizeof enc - (size_t)k, "%s%d", i ? "," : "", n->encoder_sizes[i]);
+  for (k = 0, i = 0; i < n->num_head_layers && i < MRL_TOWER_MAX_LAYERS; i++)
+    k += snprintf(head + k, sizeof head - (size_t)k, "%s%d", i ? "," : "", n->head_sizes[i]);
+  return snprintf(
+      buf, size,
+      "{\"seed\":%llu,\"stored_state\":%d,\"epsilon_start\":%s,\"epsilon_anneal_steps\":%lld,"
+      "\"episode_aligned\":%d,\"learning_rate\":%s,\"adam_eps\":%s,\"max_grad_norm\":%s,"
+      "\"batch_size\":%d,\"gamma\":%s,\"n_step\":%d,\"rescale_eps\":%s,\"double_q\":%d,"
+      "\"target_period\":%d,\"capacity\":%d,\"seq_len\":%d,\"overlap\":%d,\"burn_in\":%d,"
+      "\"priority_exponent\":%s,\"importance_exponent\":%s,\"eta\":%s,\"priority_eps\":%s,"
+      "\"learning_starts\":%d,\"update_every\":%d,\"epsilon_base\":%s,\"epsilon_alpha\":%s,"
+      "\"eval_epsilon\":%s,\"num_threads\":%d,\"actor_refresh\":%d,\"save_replay\":%d,"
+      "\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,"
+      "\"use_conv\":%d}",
+      (unsigned long long)c->seed, c->stored_state, mrl__float_text(c->epsilon_start, f[12], 24),
+      c->epsilon_anneal_steps, r->episode_aligned, mrl__float_text(c->learning_rate, f[0], 24),
+      mrl__float_text(c->adam_eps, f[1], 24), mrl__float_text(c->max_grad_norm, f[2], 24),
+      c->batch_size, mrl__float_text(c->gamma, f[3], 24), c->n_step,
+      mrl__float_text(c->rescale_eps, f[4], 24), c->double_q, c->target_period, r->capacity,
+      r->seq_len, r->overlap, r->burn_in, mrl__float_text(r->priority_exponent, f[5], 24),
+      mrl__float_text(r->importance_exponent, f[6], 24), mrl__float_text(r->eta, f[7], 24),
+      mrl__float_text(r->priority_eps, f[8], 24), c->learning_starts, c->update_every,
+      mrl__float_text(c->epsilon_base, f[9], 24), mrl__float_text(c->epsilon_alpha, f[10], 24),
+      mrl__float_text(c->eval_epsilon, f[11], 24), c->num_threads, c->actor_refresh, c->save_replay,
+      enc, core, head, (int)n->activation, n->use_conv);
+}
+
+/* Names the first field of an R2D2 config that cannot work (err), or 0. */
+static int mrl__r2d2_check_config(const mrl_r2d2_config *c, const mrl_vecenv *env, char *err,
+                                  size_t n) {
+  const char *const names[12] = {"learning_rate",
+                                 "adam_eps",
+                                 "max_grad_norm",
+                                 "gamma",
+                                 "rescale_eps",
+                                 "epsilon_base",
+                                 "epsilon_alpha",
+                                 "eval_epsilon",
+                                 "replay.priority_exponent",
+                                 "replay.importance_exponent",
+                                 "replay.eta",
+                                 "replay.priority_eps"};
+  const float *f[12];
+  int i;
+  f[0] = &c->learning_rate, f[1] = &c->adam_eps, f[2] = &c->max_grad_norm, f[3] = &c->gamma;
+  f[4] = &c->rescale_eps, f[5] = &c->epsilon_base, f[6] = &c->epsilon_alpha;
+  f[7] = &c->eval_epsilon, f[8] = &c->replay.priority_exponent;
+  f[9] = &c->replay.importance_exponent, f[10] = &c->replay.eta, f[11] = &c->replay.priority_eps;
+  for (i = 0; i < 12; i++)
+    if (!mrl__finite(*f[i]) || *f[i] < 0.0f) {
+      mrl__say(err, n, "mrl_r2d2_config.%s %g must be finite and >= 0", names[i], *f[i]);
+      return 1;
+    }
+#define MRL__REJECT(cond, ...)                                                                     \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      mrl__say(err, n, __VA_ARGS__);                                                               \
+      return 1;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  MRL__REJECT(env->num_actions < 1, "mrl_r2d2: needs discrete actions (the vector env has %d)",
+              env->num_actions);
+  MRL__REJECT(c->batch_size < 1, "mrl_r2d2_config.batch_size %d must be >= 1", c->batch_size);
+  MRL__REJECT(c->gamma > 1.0f, "mrl_r2d2_config.gamma %g must be in [0, 1]", c->gamma);
+  MRL__REJECT(c->n_step < 1, "mrl_r2d2_config.n_step %d must be >= 1", c->n_step);
+  MRL__REJECT(c->adam_eps <= 0.0f, "mrl_r2d2_config.adam_eps %g must be > 0", c->adam_eps);
+  MRL__REJECT(c->target_period < 1, "mrl_r2d2_config.target_period %d must be >= 1",
+              c->target_period);
+  MRL__REJECT(c->learning_starts < 1, "mrl_r2d2_config.learning_starts %d must be >= 1",
+              c->learning_starts);
+  MRL__REJECT(c->update_every < 1, "mrl_r2d2_config.update_every %d must be >= 1", c->update_every);
+  MRL__REJECT(c->epsilon_base > 1.0f || c->eval_epsilon > 1.0f,
+              "mrl_r2d2_config.epsilon_base %g and eval_epsilon %g must be in [0, 1]",
+              c->epsilon_base, c->eval_epsilon);
+#ifdef MRL_THREADS
+  MRL__REJECT(c->num_threads != 1 && c->num_threads != 2,
+              "mrl_r2d2_config.num_threads %d must be 1 or 2 (the learner on its own thread)",
+              c->num_threads);
+#else
+  MRL__REJECT(c->num_threads != 1,
+              "mrl_r2d2_config.num_threads %d needs a build with MRL_THREADS (else 1)",
+              c->num_threads);
+#endif
+  MRL__REJECT(c->actor_refresh < 1, "mrl_r2d2_config.actor_refresh %d must be >= 1",
+              c->actor_refresh);
+  MRL__REJECT(c->report_every < 1, "mrl_r2d2_config.report_every %d must be >= 1", c->report_every);
+  MRL__REJECT(c->replay.capacity < 1, "mrl_r2d2_config.replay.capacity %d must be >= 1",
+              c->replay.capacity);
+  MRL__REJECT(c->replay.seq_len < 2, "mrl_r2d2_config.replay.seq_len %d must be >= 2",
+              c->replay.seq_len);
+  MRL__REJECT(c->replay.overlap < 0 || c->replay.overlap >= c->replay.seq_len,
+              "mrl_r2d2_config.replay.overlap %d must be in [0, seq_len %d)", c->replay.overlap,
+              c->replay.seq_len);
+  MRL__REJECT(c->replay.burn_in < 0, "mrl_r2d2_config.replay.burn_in %d must be >= 0",
+              c->replay.burn_in);
+  MRL__REJECT(c->replay.eta > 1.0f, "mrl_r2d2_config.replay.eta %g must be in [0, 1]",
+              c->replay.eta);
+  MRL__REJECT(!mrl__finite(c->epsilon_start) || c->epsilon_start < 0.0f || c->epsilon_start > 1.0f,
+              "mrl_r2d2_config.epsilon_start %g must be in [0, 1]", c->epsilon_start);
+  MRL__REJECT(c->epsilon_anneal_steps < 0, "mrl_r2d2_config.epsilon_anneal_steps %lld must be >= 0",
+              c->epsilon_anneal_steps);
+#undef MRL__REJECT
+  return 0;
+}
+
+MRL_DEF void mrl_r2d2_free(mrl_r2d2 *a) {
+  mrl_tower_free(&a->tower);
+  mrl_tower_free(&a->target_tower);
+  mrl_tower_free(&a->actor_tower);
+  mrl_params_free(&a->params);
+  mrl_params_free(&a->target);
+  mrl_params_free(&a->actor_params);
+  mrl_graph_free(&a->graph);
+  mrl_graph_free(&a->act_graph);
+  mrl_runner_free(&a->runner);
+  mrl_seq_replay_free(&a->replay);
+  MRL_FREE(a->epsilons);
+  MRL_FREE(a->step_obs);
+  MRL_FREE(a->step_starts);
+  MRL_FREE(a->step_state);
+  MRL_FREE(a->step_actions);
+  MRL_FREE(a->b_obs);
+  MRL_FREE(a->b_actions);
+  MRL_FREE(a->b_rewards);
+  MRL_FREE(a->b_starts);
+  MRL_FREE(a->b_term);
+  MRL_FREE(a->b_trunc);
+  MRL_FREE(a->b_valid);
+  MRL_FREE(a->b_state);
+  MRL_FREE(a->b_state2);
+  MRL_FREE(a->b_weights);
+  MRL_FREE(a->b_prio);
+  MRL_FREE(a->b_abs_td);
+  MRL_FREE(a->b_mask);
+  MRL_FREE(a->b_idx);
+  memset(a, 0, sizeof *a);
+}
+
+/* Ape-X's exploration: epsilon_i = base^(1 + alpha i / (N - 1)) for actor i of N. */
+static float mrl__apex_epsilon(float base, float alpha, int i, int n) {
+  return n > 1 ? powf(base, 1.0f + alpha * (float)i / (float)(n - 1)) : base;
+}
+
+/* Builds a Q network (tower + linear layer) named "online" into p. */
+static mrl_result mrl__q_net_init(mrl_tower *t, mrl_linear_layer *q, mrl_params *p,
+                                  const mrl_tower_config *net, int obs_dim, int num_actions,
+                                  char *error, size_t error_size) {
+  mrl_result r = mrl_tower_init(t, p, "online", obs_dim, net, 0, error, error_size);
+  if (r != MRL_OK) return r;
+  mrl_linear_layer_init(q, p, "online.q", t->output_dim, num_actions, net->init);
+  return MRL_OK;
+}
+
+/* Q values [T*B, A] of observations [T*B, O] (NULL when out of memory). */
+static mrl_tensor *mrl__q_net_forward(const mrl_tower *t, const mrl_linear_layer *q, mrl_graph *g,
+                                      const float *obs, int T, int B, int O, const float *starts,
+                                      const float *state_in, float *state_out, int S) {
+  mrl_tensor *x = mrl_tensor_from2(g, obs, T * B, O);
+  if (x) x = mrl_tower_forward(t, g, x, T, B, starts, S ? state_in : NULL, S ? state_out : NULL, S);
+  return x ? mrl_linear_layer_forward(q, g, x) : NULL;
+}
+
+MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *a, const mrl_r2d2_config *cfg, const mrl_vecenv *env) {
+  mrl_runner_config rc;
+  mrl_result r;
+  size_t B, W, N, S, O;
+  int i;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env || env->num_envs < 1) {
+    mrl__say(a->error, sizeof a->error, "mrl_r2d2_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (mrl__r2d2_check_config(cfg, env, a->error, sizeof a->error)) return MRL_ERR_INVALID_ARGUMENT;
+  a->cfg = *cfg;
+  a->algo = "r2d2";
+  a->obs_dim = env->obs_dim;
+  a->num_envs = env->num_envs;
+  a->num_actions = env->num_actions;
+  mrl_params_init(&a->params);
+  mrl_params_init(&a->target);
+  mrl_params_init(&a->actor_params);
+  if ((r = mrl__q_net_init(&a->tower, &a->q, &a->params, &cfg->net, a->obs_dim, a->num_actions,
+                           a->error, sizeof a->error)) != MRL_OK ||
+      (r = mrl__q_net_init(&a->target_tower, &a->target_q, &a->target, &cfg->net, a->obs_dim,
+                           a->num_actions, a->error, sizeof a->error)) != MRL_OK)
+    goto fail;
+  if ((r = mrl_params_finalize(&a->params, cfg->seed)) != MRL_OK ||
+      (r = mrl_params_finalize(&a->target, cfg->seed)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_r2d2_init: %s",
+             a->params.message[0] ? a->params.message : a->target.message);
+    goto fail;
+  }
+  mrl_params_copy(&a->target, &a->params);
+  if (cfg->num_threads > 1) { /* the actors' copy */
+    if ((r = mrl__q_net_init(&a->actor_tower, &a->actor_q, &a->actor_params, &cfg->net, a->obs_dim,
+                             a->num_actions, a->error, sizeof a->error)) != MRL_OK ||
+        (r = mrl_params_finalize(&a->actor_params, cfg->seed)) != MRL_OK)
+      goto fail;
+    mrl_params_copy(&a->actor_params, &a->params);
+  }
+  a->state_dim = a->tower.state_dim;
+  rc = mrl_runner_config_default();
+  rc.gamma = cfg->gamma;
+  if ((r = mrl_runner_init(&a->runner, env, a->state_dim, &rc, a->error, sizeof a->error)) !=
+          MRL_OK ||
+      (r = mrl_graph_init(&a->graph, (size_t)1 << 22)) != MRL_OK ||
+      (r = mrl_graph_init(&a->act_graph, (size_t)1 << 18)) != MRL_OK)
+    goto fail;
+  if ((r = mrl_seq_replay_init(&a->replay, &cfg->replay, a->num_envs, a->obs_dim, 1,
+                               a->state_dim)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "mrl_r2d2_init: the replay (%d sequences of %d) %s",
+             cfg->replay.capacity, cfg->replay.burn_in + cfg->replay.seq_len,
+             r == MRL_ERR_OUT_OF_MEMORY ? "does not fit in memory" : "is refused");
+    goto fail;
+  }
+  a->rng = mrl_rng_make(cfg->seed ^ 0x2545f4914f6cdd1dULL);
+  a->learner_rng = mrl_rng_make(cfg->seed ^ 0x632be59bd9b4e019ULL);
+  B = (size_t)a->num_envs;
+  O = (size_t)a->obs_dim;
+  S = (size_t)a->state_dim;
+  N = (size_t)cfg->batch_size;
+  W = (size_t)a->replay.width;
+  a->epsilons = (float *)MRL_MALLOC(sizeof(float) * B);
+  a->step_obs = (float *)MRL_MALLOC(sizeof(float) * B * O);
+  a->step_starts = (float *)MRL_MALLOC(sizeof(float) * B);
+  a->step_state = (float *)MRL_MALLOC(sizeof(float) * (B * S + 1));
+  a->step_actions = (float *)MRL_MALLOC(sizeof(float) * B);
+  a->b_obs = (float *)MRL_MALLOC(sizeof(float) * W * N * O);
+  a->b_actions = (float *)MRL_MALLOC(sizeof(float) * W * N);
+  a->b_rewards = (float *)MRL_MALLOC(sizeof(float) * W * N);
+  a->b_starts = (float *)MRL_MALLOC(sizeof(float) * W * N);
+  a->b_term = (float *)MRL_MALLOC(sizeof(float) * W * N);
+  a->b_trunc = (float *)MRL_MALLOC(sizeof(float) * W * N);
+  a->b_valid = (float *)MRL_MALLOC(sizeof(float) * W * N);
+  a->b_state = (float *)MRL_MALLOC(sizeof(float) * (N * S + 1));
+  a->b_state2 = (float *)MRL_MALLOC(sizeof(float) * (N * S + 1));
+  a->b_weights = (float *)MRL_MALLOC(sizeof(float) * N);
+  a->b_prio = (float *)MRL_MALLOC(sizeof(float) * N);
+  a->b_abs_td = (float *)MRL_MALLOC(sizeof(float) * W * N);
+  a->b_mask = (float *)MRL_MALLOC(sizeof(float) * W * N);
+  a->b_idx = (int *)MRL_MALLOC(sizeof(int) * N);
+  if (!a->epsilons || !a->step_obs || !a->step_starts || !a->step_state || !a->step_actions ||
+      !a->b_obs || !a->b_actions || !a->b_rewards || !a->b_starts || !a->b_term || !a->b_trunc ||
+      !a->b_valid || !a->b_state || !a->b_state2 || !a->b_weights || !a->b_prio || !a->b_abs_td ||
+      !a->b_mask || !a->b_idx) {
+    r = MRL_ERR_OUT_OF_MEMORY;
+    goto fail;
+  }
+  for (i = 0; i < a->num_envs; i++)
+    a->epsilons[i] = mrl__apex_epsilon(cfg->epsilon_base, cfg->epsilon_alpha, i, a->num_envs);
+  return MRL_OK;
+fail:
+  if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
+    mrl__say(a->error, sizeof a->error, "mrl_r2d2_init: out of memory");
+  {
+    char keep[MRL_ERROR_SIZE];
+    memcpy(keep, a->error, sizeof keep);
+    mrl_r2d2_free(a);
+    memcpy(a->error, keep, sizeof keep);
+  }
+  return r;
+}
+
+MRL_DEF int mrl_r2d2_state_dim(const mrl_r2d2 *a) {
+  return a->state_dim;
+}
+
+/* The n-step (double) Q-learning loss over N sequences of T trained steps
+ * (time-major rows t * N + i), shared by R2D2 and DRQN. q: online Q
+ * [T*N, A] on the graph; q_target [T*N, A]: the target network's values of
+ * the same entries. Step t's target sums rewards up to n steps on and
+ * bootstraps from the entry after the last (gamma^k; 0 after a terminal
+ * step), stopping early at an episode end (a truncation bootstraps from its
+ * bootstrap entry, the final observation) or at the sequence's last entry,
+ * which is only bootstrapped from. Entries with valid 0 are not trained.
+ * rescale_eps > 0: value rescaling (mrl_q_targets). Loss: per sequence the
+ * sum of 0.5 d^2 over its trained steps (as Acme's R2D2), times its weight
+ * (NULL: 1), mean over sequences. abs_td and mask [T*N] receive |d| and the trained-step
+ * mask (for priorities). NULL when out of memory. */
+static mrl_tensor *mrl__seq_q_loss(mrl_graph *g, mrl_tensor *q, const float *q_target, int T, int N,
+                                   int A, const float *actions, const float *rewards,
+                                   const float *terminated, const float *truncated,
+                                   const float *valid, float gamma, int n_step, float rescale_eps,
+                                   int double_q, const float *weights, float *abs_td, float *mask) {
+  size_t TN = (size_t)T * N, k;
+  float *G = (float *)mrl_graph_alloc(g, sizeof(float) * TN * 4);
+  float *qn_on = (float *)mrl_graph_alloc(g, sizeof(float) * TN * A * 2);
+  int *act = (int *)mrl_graph_alloc(g, sizeof(int) * TN);
+  float *disc, *tgt, *wm, *qn_tg;
+  mrl_tensor *q_sa, *d, *t_wm;
+  int i, t, shape[1];
+  if (!G || !qn_on || !act || !q) return NULL;
+  disc = G + TN;
+  tgt = disc + TN;
+  wm = tgt + TN;
+  qn_tg = qn_on + TN * A;
+  for (i = 0; i < N; i++) {
+    for (t = 0; t < T; t++) {
+      int u, b = t;
+      double ret = 0.0, dis = 1.0;
+      k = (size_t)t * N + i;
+      act[k] = (int)actions[k];
+      if (act[k] < 0 || act[k] >= A) act[k] = 0; /* bootstrap and padding entries: no action */
+      mask[k] = 0.0f;
+      G[k] = disc[k] = 0.0f;
+      if (t == T - 1 || valid[k] == 0.0f) {
+        b = t;
+      } else {
+        for (u = t;; u++) {
+          size_t ku = (size_t)u * N + i;
+          ret += dis * rewards[ku];
+          dis *= gamma;
+          if (terminated[ku] != 0.0f) {
+            dis = 0.0;
+            b = u + 1;
+            break;
+          }
+          if (truncated[ku] != 0.0f || u - t + 1 == n_step || u + 1 == T - 1) {
+            b = u + 1;
+            break;
+          }
+        }
+        G[k] = (float)ret;
+        disc[k] = (float)dis;
+        mask[k] = 1.0f;
+      }
+      memcpy(qn_on + k * A, q->data + ((size_t)b * N + i) * A, sizeof(float) * A);
+      memcpy(qn_tg + k * A, q_target + ((size_t)b * N + i) * A, sizeof(float) * A);
+    }
+    for (t = 0; t < T; t++) {
+      k = (size_t)t * N + i;
+      wm[k] = mask[k] * (weights ? weights[i] : 1.0f) / (float)N;
+    }
+  }
+  mrl_q_targets(G, disc, double_q ? qn_on : NULL, qn_tg, (int)TN, A, rescale_eps, tgt);
+  shape[0] = (int)TN;
+  q_sa = mrl_gather_rows(g, q, act);
+  d = mrl_sub(g, q_sa, mrl_tensor_from(g, tgt, 1, shape));
+  t_wm = mrl_tensor_from(g, wm, 1, shape);
+  if (!d || !t_wm) return NULL;
+  for (k = 0; k < TN; k++) abs_td[k] = mask[k] != 0.0f ? fabsf(d->data[k]) : 0.0f;
+  return mrl_scale(g, mrl_sum(g, mrl_mul(g, mrl_square(g, d), t_wm)), 0.5f);
+}
+
+/* The learner thread's lock (num_threads 2), else nothing. */
+static void mrl__r2d2_lock(void *m) {
+#ifdef MRL_THREADS
+  if (m) mrl_mutex_lock((mrl_mutex *)m);
+#else
+  (void)m;
+#endif
+}
+
+static void mrl__r2d2_unlock(void *m) {
+#ifdef MRL_THREADS
+  if (m) mrl_mutex_unlock((mrl_mutex *)m);
+#else
+  (void)m;
+#endif
+}
+
+/* One update. rng NULL: on slots idx with weights; else n slots drawn with
+ * rng. lock (NULL on one thread) guards the replay and the parameters: held
+ * while drawing and gathering, and while applying the step. */
+static mrl_result mrl__r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const float *weights,
+                                  mrl_r2d2_update_stats *st, mrl_rng *rng, void *lock) {
+  mrl_seq_replay *rp = &a->replay;
+  mrl_graph *g = &a->graph;
+  int W = rp->width, L = a->cfg.replay.burn_in, T = W - L, S = a->state_dim, A = a->num_actions;
+  int O = a->obs_dim, i;
+  size_t off = (size_t)L * n;
+  mrl_tensor *q, *qt, *loss = NULL;
+  mrl_adam_config adam;
+  if (n < 1 || n > a->cfg.batch_size || (!idx && !rng)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl__r2d2_lock(lock);
+  if (rng) {
+    if (rp->size < 1) {
+      mrl__r2d2_unlock(lock);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+    mrl_seq_replay_sample(rp, n, rng, a->b_idx, a->b_weights);
+    idx = a->b_idx;
+    weights = a->b_weights;
+  }
+  for (i = 0; i < n; i++)
+    if (idx[i] < 0 || idx[i] >= rp->size) {
+      mrl__r2d2_unlock(lock);
+      return MRL_ERR_INVALID_ARGUMENT;
+    }
+  if (idx != a->b_idx) memcpy(a->b_idx, idx, sizeof(int) * (size_t)n);
+  mrl_seq_replay_gather(rp, idx, n, a->b_obs, a->b_actions, a->b_rewards, a->b_starts, a->b_term,
+                        a->b_trunc, a->b_valid, a->b_state);
+  mrl__r2d2_unlock(lock);
+  idx = a->b_idx;
+  mrl_graph_reset(g);
+  if (!a->cfg.stored_state && S) memset(a->b_state, 0, sizeof(float) * (size_t)n * S);
+  /* the target network: the whole sequence from the stored state, no gradient */
+  mrl_graph_set_no_grad(g, 1);
+  qt = mrl__q_net_forward(&a->target_tower, &a->target_q, g, a->b_obs, W, n, O, a->b_starts,
+                          a->b_state, NULL, S);
+  /* burn-in: the online network warms the stored state on a graph-free path */
+  if (S) memcpy(a->b_state2, a->b_state, sizeof(float) * (size_t)n * S);
+  if (L > 0 && S > 0 && qt) {
+    mrl_tensor *x = mrl_tensor_from2(g, a->b_obs, L * n, O);
+    if (!x || !mrl_tower_forward(&a->tower, g, x, L, n, a->b_starts, a->b_state2, a->b_state2, S))
+      qt = NULL;
+  }
+  mrl_graph_set_no_grad(g, 0);
+  q = qt ? mrl__q_net_forward(&a->tower, &a->q, g, a->b_obs + off * O, T, n, O, a->b_starts + off,
+                              a->b_state2, NULL, S)
+         : NULL;
+  if (q)
+    loss = mrl__seq_q_loss(g, q, qt->data + off * A, T, n, A, a->b_actions + off,
+                           a->b_rewards + off, a->b_term + off, a->b_trunc + off, a->b_valid + off,
+                           a->cfg.gamma, a->cfg.n_step, a->cfg.rescale_eps, a->cfg.double_q,
+                           weights, a->b_abs_td, a->b_mask);
+  if (!loss) {
+    mrl__say(a->error, sizeof a->error, "r2d2: out of memory in the update");
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  mrl_params_zero_grad(&a->params);
+  mrl_backward(g, loss);
+  if (!mrl_update_guard(&a->params, loss->data[0], a->cfg.max_grad_norm)) {
+    mrl__say(a->error, sizeof a->error,
+             "r2d2: non-finite loss (%g) or gradient at update %lld: update not applied",
+             loss->data[0], a->updates + 1);
+    return MRL_ERR_NON_FINITE;
+  }
+  adam = mrl_adam_config_default();
+  adam.lr = a->cfg.learning_rate;
+  adam.eps = a->cfg.adam_eps;
+  /* priorities: eta max|d| + (1 - eta) mean|d| over each sequence's trained steps */
+  for (i = 0; i < n; i++)
+    a->b_prio[i] = mrl_seq_replay_priority(a->b_abs_td + i, a->b_mask + i, T, n, rp->cfg.eta);
+  mrl__r2d2_lock(lock);
+  mrl_adam_step(&a->params, &adam);
+  mrl_seq_replay_update_priorities(rp, idx, n, a->b_prio);
+  a->updates++;
+  if (a->updates % a->cfg.target_period == 0) mrl_params_copy(&a->target, &a->params);
+  mrl__r2d2_unlock(lock);
+  if (st) {
+    double qsum = 0.0, td = 0.0, pr = 0.0, cnt = 0.0;
+    size_t k, TN = (size_t)T * n;
+    for (k = 0; k < TN; k++)
+      if (a->b_mask[k] != 0.0f) {
+        qsum += q->data[k * A + (size_t)a->b_actions[off + k]];
+        td += a->b_abs_td[k];
+        cnt += 1.0;
+      }
+    for (i = 0; i < n; i++) pr += a->b_prio[i];
+    st->loss = loss->data[0];
+    st->mean_q = cnt > 0.0 ? (float)(qsum / cnt) : 0.0f;
+    st->mean_abs_td = cnt > 0.0 ? (float)(td / cnt) : 0.0f;
+    st->mean_priority = (float)(pr / n);
+  }
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const float *weights,
+                                  mrl_r2d2_update_stats *st) {
+  return idx ? mrl__r2d2_learn(a, idx, n, weights, st, NULL, NULL) : MRL_ERR_INVALID_ARGUMENT;
+}
+
+MRL_DEF mrl_result mrl_r2d2_update(mrl_r2d2 *a, mrl_r2d2_update_stats *st) {
+  return mrl__r2d2_learn(a, NULL, a->cfg.batch_size, NULL, st, &a->rng, NULL);
+}
+
+#ifdef MRL_THREADS
+/* The learner thread (num_threads 2): one update per request of the actors,
+ * until they stop and no request is left. */
+typedef struct mrl__r2d2_learner {
+  mrl_r2d2 *a;
+  mrl_mutex lock;
+  mrl_cond wake, done; /* the learner waits for requests; the actors for the learner */
+  long long pending;   /* updates requested and not begun */
+  int stop;
+  mrl_result result;
+  mrl_r2d2_update_stats st;
+} mrl__r2d2_learner;
+
+static void mrl__r2d2_learner_main(void *arg) {
+  mrl__r2d2_learner *l = (mrl__r2d2_learner *)arg;
+  for (;;) {
+    mrl_r2d2_update_stats st;
+    mrl_result r;
+    mrl_mutex_lock(&l->lock);
+    while (!l->stop && l->pending == 0) mrl_cond_wait(&l->wake, &l->lock);
+    if (l->pending == 0 || l->result != MRL_OK) {
+      mrl_cond_signal(&l->done);
+      mrl_mutex_unlock(&l->lock);
+      return;
+    }
+    l->pending--;
+    mrl_mutex_unlock(&l->lock);
+    memset(&st, 0, sizeof st);
+    r = mrl__r2d2_learn(l->a, NULL, l->a->cfg.batch_size, NULL, &st, &l->a->learner_rng, &l->lock);
+    mrl_mutex_lock(&l->lock);
+    if (r != MRL_OK)
+      l->result = r;
+    else
+      l->st = st;
+    mrl_cond_signal(&l->done);
+    mrl_mutex_unlock(&l->lock);
+  }
+}
+#endif
+
+/* One vector step of the actors: act epsilon-greedily (each environment
+ * with its own epsilon), step, store in the replay. */
+static mrl_result mrl__r2d2_step(mrl_r2d2 *a, mrl_vecenv *env, void *lock) {
+  const mrl_tower *tower = lock ? &a->actor_tower : &a->tower;
+  const mrl_linear_layer *qlayer = lock ? &a->actor_q : &a->q;
+  mrl_runner *run = &a->runner;
+  mrl_graph *g = &a->act_graph;
+  int B = a->num_envs, S = a->state_dim, A = a->num_actions, O = a->obs_dim, b;
+  mrl_tensor *q;
+  mrl_result r;
+  memcpy(a->step_obs, run->obs, sizeof(float) * (size_t)B * O);
+  memcpy(a->step_starts, run->episode_start, sizeof(float) * (size_t)B);
+  memcpy(a->step_state, run->state, sizeof(float) * (size_t)B * S);
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  q = mrl__q_net_forward(tower, qlayer, g, run->obs, 1, B, O, run->episode_start, run->state,
+                         run->state, S);
+  if (!q) return MRL_ERR_OUT_OF_MEMORY;
+  if (a->cfg.epsilon_start > 0.0f) { /* one annealed epsilon (DQN's schedule) */
+    float e = mrl_lr_linear(a->cfg.epsilon_start, a->cfg.epsilon_base, run->env_steps,
+                            a->cfg.epsilon_anneal_steps);
+    for (b = 0; b < B; b++) a->epsilons[b] = e;
+  }
+  for (b = 0; b < B; b++)
+    mrl_epsilon_greedy(q->data + (size_t)b * A, 1, A, a->epsilons[b], &a->rng, a->step_actions + b);
+  if ((r = mrl_runner_step(run, env, a->step_actions)) != MRL_OK) {
+    mrl__say(a->error, sizeof a->error, "r2d2: %s",
+             env->error[0] ? env->error : mrl_result_string(r));
+    return r;
+  }
+  mrl__r2d2_lock(lock);
+  mrl_seq_replay_add(&a->replay, a->step_obs, a->step_starts, a->step_state, a->step_actions,
+                     run->rewards, run->terminated, run->truncated, run->final_obs, run->state);
+  mrl__r2d2_unlock(lock);
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user) {
+  long long steps, s, steps0 = a->runner.env_steps, next_report, updates = a->updates;
+  long long stored = a->replay.size;
+  double t0 = mrl_wall_seconds();
+  mrl_r2d2_update_stats st;
+  int reports = 0;
+  void *lock = NULL; /* the learner thread's, with num_threads 2 */
+  mrl_result r, out = MRL_OK;
+#ifdef MRL_THREADS
+  mrl__r2d2_learner learner;
+  mrl_thread thread;
+#endif
+  if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
+      env->num_actions != a->num_actions) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_r2d2_train: not the vector env the agent was made for");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (env_steps < 0) {
+    mrl__say(a->error, sizeof a->error, "mrl_r2d2_train: env_steps %lld is negative", env_steps);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  steps = env_steps / a->num_envs;
+  if (steps == 0) return MRL_OK;
+  if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
+  memset(&st, 0, sizeof st);
+  next_report = steps0 + a->cfg.report_every;
+#ifdef MRL_THREADS
+  if (a->cfg.num_threads > 1) { /* the learner on a thread of its own */
+    memset(&learner, 0, sizeof learner);
+    learner.a = a;
+    if ((r = mrl_mutex_init(&learner.lock)) != MRL_OK) return r;
+    if ((r = mrl_cond_init(&learner.wake)) != MRL_OK) {
+      mrl_mutex_free(&learner.lock);
+      return r;
+    }
+    if ((r = mrl_cond_init(&learner.done)) != MRL_OK ||
+        (r = mrl_thread_start(&thread, mrl__r2d2_learner_main, &learner)) != MRL_OK) {
+      mrl_cond_free(&learner.wake);
+      mrl_cond_free(&learner.done);
+      mrl_mutex_free(&learner.lock);
+      return r;
+    }
+    lock = &learner.lock;
+    mrl_params_copy(&a->actor_params, &a->params);
+  }
+#endif
+  for (s = 0; s < steps; s++) {
+    long long before = a->runner.env_steps, requested = 0;
+    /* collect */
+    if ((out = mrl__r2d2_step(a, env, lock)) != MRL_OK) break;
+    /* update: one every update_every env steps once the replay has enough */
+    mrl__r2d2_lock(lock);
+    stored = a->replay.size;
+    if (a->replay.size < a->cfg.learning_starts) {
+      a->env_steps_since_update = 0;
+    } else {
+      a->env_steps_since_update += a->num_envs;
+      while (a->env_steps_since_update >= a->cfg.update_every) {
+        a->env_steps_since_update -= a->cfg.update_every;
+        requested++;
+      }
+    }
+    mrl__r2d2_unlock(lock);
+    if (!lock) {
+      for (; requested > 0; requested--)
+        if ((out = mrl_r2d2_update(a, &st)) != MRL_OK) break;
+      if (out != MRL_OK) break;
+      updates = a->updates;
+    }
+#ifdef MRL_THREADS
+    else {
+      int refresh = a->runner.env_steps / a->cfg.actor_refresh != before / a->cfg.actor_refresh;
+      mrl_mutex_lock(&learner.lock);
+      learner.pending += requested;
+      if (requested) mrl_cond_signal(&learner.wake);
+      /* the actors act while the learner learns, but run at most two updates ahead of it, so
+       * the replay ratio stays one update per update_every env steps */
+      while (learner.pending > 2 && learner.result == MRL_OK)
+        mrl_cond_wait(&learner.done, &learner.lock);
+      if (refresh) mrl_params_copy(&a->actor_params, &a->params); /* the actors' refresh */
+      out = learner.result;
+      st = learner.st;
+      updates = a->updates;
+      mrl_mutex_unlock(&learner.lock);
+      if (out != MRL_OK) break;
+    }
+#endif
+    (void)before;
+    /* report */
+    if (progress && (a->runner.env_steps >= next_report || s == steps - 1)) {
+      mrl_train_progress p;
+      memset(&p, 0, sizeof p);
+      next_report = a->runner.env_steps + a->cfg.report_every;
+      p.algo = a->algo;
+      p.env_id = mrl_env_id(env->envs[0]);
+      p.iteration = ++reports;
+      p.num_iterations = (int)((env_steps + a->cfg.report_every - 1) / a->cfg.report_every);
+      p.env_steps = a->runner.env_steps;
+      p.seconds = mrl_wall_seconds() - t0;
+      p.steps_per_second =
+          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
+      p.episodes = a->runner.stats.total_episodes;
+      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
+      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
+      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
+      p.learning_rate = a->cfg.learning_rate;
+      mrl_progress_set(&p, "loss", st.loss);
+      mrl_progress_set(&p, "mean_q", st.mean_q);
+      mrl_progress_set(&p, "abs_td", st.mean_abs_td);
+      mrl_progress_set(&p, "priority", st.mean_priority);
+      mrl_progress_set(&p, "updates", (float)updates);
+      mrl_progress_set(&p, "replay", (float)stored);
+      if (progress(&p, user)) break;
+    }
+  }
+#ifdef MRL_THREADS
+  if (lock) { /* the learner finishes the updates requested, then stops */
+    mrl_mutex_lock(&learner.lock);
+    learner.stop = 1;
+    mrl_cond_broadcast(&learner.wake);
+    mrl_mutex_unlock(&learner.lock);
+    mrl_thread_join(&thread);
+    if (out == MRL_OK) out = learner.result;
+    mrl_cond_free(&learner.wake);
+    mrl_cond_free(&learner.done);
+    mrl_mutex_free(&learner.lock);
+  }
+#endif
+  return out;
+}
+
+MRL_DEF mrl_result mrl_r2d2_q_values(mrl_r2d2 *a, const float *obs, int n,
+                                     const float *episode_start, const float *state,
+                                     float *state_out, float *q) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *t;
+  if (n < 1 || !obs || !q || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  t = mrl__q_net_forward(&a->tower, &a->q, g, obs, 1, n, a->obs_dim, episode_start, state,
+                         state_out, a->state_dim);
+  if (!t) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  memcpy(q, t->data, sizeof(float) * (size_t)n * a->num_actions);
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_r2d2_act(mrl_r2d2 *a, const float *obs, int n, const float *episode_start,
+                                float *state, int greedy, mrl_rng *rng, float *actions) {
+  mrl_graph *g = &a->act_graph;
+  mrl_tensor *t;
+  if (n < 1 || !obs || !actions || (a->state_dim && !state)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_graph_reset(g);
+  mrl_graph_set_no_grad(g, 1);
+  t = mrl__q_net_forward(&a->tower, &a->q, g, obs, 1, n, a->obs_dim, episode_start, state, state,
+                         a->state_dim);
+  if (!t) return mrl_graph_status(g) != MRL_OK ? mrl_graph_status(g) : MRL_ERR_OUT_OF_MEMORY;
+  mrl_epsilon_greedy(t->data, n, a->num_actions, greedy ? 0.0f : a->cfg.eval_epsilon,
+                     greedy ? NULL : (rng ? rng : &a->rng), actions);
+  /* fold an overflow into the arena now: later calls of this size allocate nothing */
+  mrl_graph_reset(g);
+  return MRL_OK;
+}
+
+static mrl_result mrl__r2d2_act_fn(void *agent, const float *obs, int n, const float *episode_start,
+                                   float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_r2d2_act((mrl_r2d2 *)agent, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_r2d2_evaluate(mrl_r2d2 *a, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats) {
+  mrl_rng rng = mrl_rng_make(a->cfg.seed ^ 0x5851f42d4c957f2dULL);
+  if (!env || env->obs_dim != a->obs_dim || env->num_actions != a->num_actions)
+    return MRL_ERR_INVALID_ARGUMENT;
+  return mrl_evaluate(mrl__r2d2_act_fn, a, a->state_dim, env, episodes, greedy, &rng, stats);
+}
+
+/* R2D2's state beyond the runner: RNG, counters, the target network and
+ * (save_replay) the replay. */
+static int mrl__r2d2_extras(const mrl_r2d2 *a, mrl_checkpoint_extra *x) {
+  int n = 0;
+  x[n].name = "__r2d2.rng", x[n].dtype = "U64", x[n].data = &a->rng;
+  x[n++].count = sizeof a->rng / sizeof(uint64_t);
+  x[n].name = "__r2d2.updates", x[n].dtype = "I64", x[n].data = &a->updates, x[n++].count = 1;
+  x[n].name = "__r2d2.learner_rng", x[n].dtype = "U64", x[n].data = &a->learner_rng;
+  x[n++].count = sizeof a->learner_rng / sizeof(uint64_t);
+  x[n].name = "__r2d2.since_update", x[n].dtype = "I64", x[n].data = &a->env_steps_since_update;
+  x[n++].count = 1;
+  x[n].name = "__r2d2.target", x[n].dtype = "F32", x[n].data = a->target.values;
+  x[n++].count = a->target.total;
+  if (a->cfg.save_replay) n += mrl_seq_replay_extras(&a->replay, x + n);
+  return n;
+}
+
+MRL_DEF mrl_result mrl_r2d2_save(const mrl_r2d2 *a, const char *path, const mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[5 + MRL_SEQ_REPLAY_EXTRAS];
+  int n = mrl__r2d2_extras(a, x);
+  mrl_r2d2_config_json(&a->cfg, config, sizeof config);
+  return mrl_agent_save(path, &a->params, a->algo, config, &a->runner, env, x, n);
+}
+
+MRL_DEF mrl_result mrl_r2d2_load(mrl_r2d2 *a, const char *path, mrl_vecenv *env) {
+  char config[4096];
+  mrl_checkpoint_extra x[5 + MRL_SEQ_REPLAY_EXTRAS];
+  int n = mrl__r2d2_extras(a, x);
+  mrl_result r;
+  mrl_r2d2_config_json(&a->cfg, config, sizeof config);
+  r = mrl_agent_load(path, &a->params, a->algo, config, &a->runner, env, x, n, a->error,
+                     sizeof a->error);
+  if (r == MRL_OK && a->cfg.save_replay) mrl_seq_replay_loaded(&a->replay);
+  return r;
+}
+
+/* ---- DRQN >>drqn ----
+ * Paper, schemes and deviations: with the declarations (the DRQN block).
+ * Everything runs on mrl_r2d2 (the R2D2 section above): this section only maps
+ * the paper's settings onto it. */
+
+MRL_DEF mrl_drqn_config mrl_drqn_config_default(void) {
+  mrl_drqn_config c;
+  memset(&c, 0, sizeof c);
+  c.seed = 1;
+  c.updates = MRL_DRQN_RANDOM;
+  c.unroll = 10;
+  c.net = mrl_tower_config_default();
+  c.net.encoder_sizes[0] = 64;
+  c.net.num_encoder_layers = 1;
+  c.net.activation = MRL_ACT_RELU;
+  c.net.core = mrl_core_config_lstm(64);
+  c.learning_rate = 1e-3f;
+  c.max_grad_norm = 10.0f;
+  c.batch_size = 32;
+  c.gamma = 0.99f;
+  c.target_period = 1000;
+  c.capacity = 20000;
+  c.learning_starts = 64;
+  c.update_every = 16;
+  c.epsilon_start = 1.0f;
+  c.epsilon_end = 0.1f;
+  c.epsilon_anneal_steps = 50000;
+  c.eval_epsilon = 0.001f;
+  c.report_every = 2000;
+  c.save_replay = 1;
+  return c;
+}
+
+MRL_DEF mrl_r2d2_config mrl_drqn_engine_config(const mrl_drqn_config *d) {
+  mrl_r2d2_config c = mrl_r2d2_config_default();
+  c.seed = d->seed;
+  c.net = d->net;
+  c.learning_rate = d->learning_rate;
+  c.adam_eps = 1e-8f;
+  c.max_grad_norm = d->max_grad_norm;
+  c.batch_size = d->batch_size;
+  c.gamma = d->gamma;
+  c.n_step = 1;
+  c.rescale_eps = 0.0f;
+  c.double_q = 0;
+  c.target_period = d->target_period;
+  c.replay.capacity = d->capacity;
+  c.replay.seq_len = d->unroll + 1; /* the last entry is only bootstrapped from */
+  c.replay.burn_in = 0;
+  c.replay.priority_exponent = 0.0f; /* uniform */
+  c.replay.importance_exponent = 0.0f;
+  if (d->updates == MRL_DRQN_SEQUENTIAL) {
+    c.replay.episode_aligned = 1; /* from episode starts, where the state is zero */
+    c.replay.overlap = 0;
+    c.stored_state = 1;
+  } else {
+    c.replay.overlap = d->unroll; /* a window at every step */
+    c.stored_state = 0;           /* from the zero state */
+  }
+  c.learning_starts = d->learning_starts;
+  c.update_every = d->update_every;
+  c.epsilon_start = d->epsilon_start;
+  c.epsilon_base = d->epsilon_end;
+  c.epsilon_anneal_steps = d->epsilon_anneal_steps;
+  c.eval_epsilon = d->eval_epsilon;
+  c.report_every = d->report_every;
+  c.save_replay = d->save_replay;
+  return c;
+}
+
+MRL_DEF mrl_result mrl_drqn_init(mrl_drqn *a, const mrl_drqn_config *cfg, const mrl_vecenv *env) {
+  mrl_r2d2_config c;
+  mrl_result r;
+  memset(a, 0, sizeof *a);
+  if (!cfg || !env) {
+    mrl__say(a->error, sizeof a->error, "mrl_drqn_init: needs a config and a vector env");
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (cfg->unroll < 1 || (cfg->updates != MRL_DRQN_RANDOM && cfg->updates != MRL_DRQN_SEQUENTIAL) ||
+      !mrl__finite(cfg->epsilon_start) || cfg->epsilon_start <= 0.0f || cfg->epsilon_start > 1.0f) {
+    mrl__say(a->error, sizeof a->error,
+             "mrl_drqn_config: unroll %d must be >= 1, updates %d a mrl_drqn_updates, "
+             "epsilon_start %g in (0, 1]",
+             cfg->unroll, (int)cfg->updates, cfg->epsilon_start);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  a->cfg = *cfg;
+  c = mrl_drqn_engine_config(cfg);
+  r = mrl_r2d2_init(&a->engine, &c, env);
+  a->engine.algo = "drqn";
+  if (r != MRL_OK) {
+    /* the engine names the field of its own config: say it in DRQN's terms */
+    const char *s = strstr(a->engine.error, "mrl_r2d2_config.");
+    mrl__say(a->error, sizeof a->error, "%s%s", s ? "mrl_drqn_config (as the engine's) " : "",
+             s ? s + 16 : a->engine.error);
+  }
+  return r;
+}
+
+MRL_DEF void mrl_drqn_free(mrl_drqn *a) {
+  mrl_r2d2_free(&a->engine);
+}
+
+MRL_DEF mrl_result mrl_drqn_train(mrl_drqn *a, mrl_vecenv *env, long long env_steps,
+                                  mrl_progress_fn progress, void *user) {
+  mrl_result r = mrl_r2d2_train(&a->engine, env, env_steps, progress, user);
+  if (r != MRL_OK) memcpy(a->error, a->engine.error, sizeof a->error);
+  return r;
+}
+
+MRL_DEF int mrl_drqn_state_dim(const mrl_drqn *a) {
+  return a->engine.state_dim;
+}
+
+MRL_DEF mrl_result mrl_drqn_act(mrl_drqn *a, const float *obs, int n, const float *episode_start,
+                                float *state, int greedy, mrl_rng *rng, float *actions) {
+  return mrl_r2d2_act(&a->engine, obs, n, episode_start, state, greedy, rng, actions);
+}
+
+MRL_DEF mrl_result mrl_drqn_evaluate(mrl_drqn *a, mrl_vecenv *env, int episodes, int greedy,
+                                     mrl_episode_stats *stats) {
+  return mrl_r2d2_evaluate(&a->engine, env, episodes, greedy, stats);
+}
+
+MRL_DEF mrl_result mrl_drqn_save(const mrl_drqn *a, const char *path, const mrl_vecenv *env) {
+  return mrl_r2d2_save(&a->engine, path, env);
+}
+
+MRL_DEF mrl_result mrl_drqn_load(mrl_drqn *a, const char *path, mrl_vecenv *env) {
+  mrl_result r = mrl_r2d2_load(&a->engine, path, env);
+  if (r != MRL_OK) memcpy(a->error, a->engine.error, sizeof a->error);
   return r;
 }
 

@@ -12,6 +12,7 @@
  *                   advantages, lambda-returns, V-trace, ...)
  *   ROLLOUT BUFFER  on-policy steps with the initial core state, GAE
  *   REPLAY BUFFER   transitions in a ring, n-step returns, proportional prioritisation
+ *   SEQUENCE REPLAY R2D2's prioritised sequences with stored states and burn-in
  *   LICENCE         at the end of the file: public domain or MIT
  *   TAGS            listed at the end of this block
  *
@@ -81,6 +82,7 @@
  * name; `grep -n '[>]>tower' memrl_mem.h` finds that section.
  *   The tags in file order:
  *     core frame_stack gtrxl_core amrl fwp hcam ftw dnc tower sum_tree returns rollout replay
+ *     seq_replay
  *
  */
 #ifndef MEMRL_MEM_H
@@ -519,6 +521,115 @@ MRL_DEF void mrl_replay_drop_pending(mrl_replay *r);
 #define MRL_REPLAY_EXTRAS 8
 MRL_DEF int mrl_replay_extras(const mrl_replay *r, mrl_checkpoint_extra *x);
 MRL_DEF void mrl_replay_loaded(mrl_replay *r);
+
+/* ---- sequence replay (R2D2) ----
+ * mrl_seq_replay keeps fixed-length sequences of experience for recurrent
+ * off-policy learning (Kapturowski et al. 2019, "Recurrent experience replay
+ * in distributed reinforcement learning"; their defaults: length 80, a new
+ * sequence every 40 steps, a burn-in prefix of 40, priority exponent 0.9,
+ * importance exponent 0.6, priority eta max|d| + (1 - eta) mean|d| with
+ * eta 0.9). Each environment's steps form one stream of entries; a stored
+ * sequence is burn_in + seq_len consecutive entries (width) with the core
+ * state before its first entry, and a new sequence is cut every
+ * seq_len - overlap entries.
+ *   Episode ends. A sequence runs on across an episode end instead of being
+ *   padded: the step that ends an episode is followed by one bootstrap entry
+ *   holding the final observation (valid 0: no action, never trained on;
+ *   its Q value is what a truncated n-step return bootstraps from, computed
+ *   with the ended episode's state), then the next episode's first entry
+ *   with episode_start 1, where every unroll (burn-in included) zeroes the
+ *   core state. So no burn-in carries memory across an episode start, and
+ *   a stored state is zero when its entry begins an episode (it belongs to
+ *   the episode of that entry). The paper never lets a sequence cross an
+ *   episode end; ours do, with the reset, so no step is padding except the
+ *   burn_in padding entries (valid 0, zero observation) that begin each
+ *   environment's stream, which let the first steps be trained on.
+ *   Priorities. A new sequence gets the largest priority seen so far
+ *   (Schaul et al. 2016; R2D2's actors compute one instead). The tree holds
+ *   (p + priority_eps)^priority_exponent; sampling is stratified over the
+ *   total; importance weights are (N P(i))^-beta normalised by their
+ *   largest value in the batch (as Acme's R2D2 and Dopamine; Schaul et al.
+ *   leave the maximum's range open, and one over the whole buffer shrinks
+ *   every weight towards 0 once a sequence's TD error is near zero). */
+typedef struct mrl_seq_replay_config {
+  int capacity;              /* sequences kept, oldest overwritten (1000) */
+  int seq_len;               /* 80: entries trained on */
+  int overlap;               /* 40: entries shared by consecutive sequences (< seq_len) */
+  int burn_in;               /* 40: entries before them, unrolled only to warm the state */
+  float priority_exponent;   /* alpha 0.9 (0: uniform sampling) */
+  float importance_exponent; /* beta 0.6 (0: every weight 1) */
+  float eta;                 /* 0.9 */
+  float priority_eps;        /* 1e-6: keeps a sequence with zero TD error sampled */
+  int episode_aligned;       /* 0; 1: a sequence only where its first entry begins an episode
+                                (DRQN's bootstrapped sequential updates), instead of every
+                                seq_len - overlap entries */
+} mrl_seq_replay_config;
+MRL_DEF mrl_seq_replay_config mrl_seq_replay_config_default(void);
+
+typedef struct mrl_seq_replay {
+  mrl_seq_replay_config cfg;
+  int num_envs, obs_dim, action_dim, state_dim;
+  int width;                   /* burn_in + seq_len entries per sequence */
+  int period;                  /* seq_len - overlap */
+  long long size, next, added; /* sequences held, slot written next, sequences ever added */
+  double max_priority;         /* largest tree priority so far (new sequences get it) */
+  float *obs;                  /* [capacity, width, obs_dim] */
+  float *actions;              /* [capacity, width, action_dim] */
+  float *rewards;              /* [capacity, width] */
+  float *episode_starts;       /* [capacity, width] 1: the entry begins an episode */
+  float *terminated;           /* [capacity, width] the step ended its episode, terminal */
+  float *truncated;            /* [capacity, width] the step ended it by a time limit */
+  float *valid;                /* [capacity, width] 1: an acted step; 0: bootstrap or padding */
+  float *state;                /* [capacity, state_dim] core state before entry 0 */
+  double *priority;            /* [capacity] tree priority of each slot (saved; the tree is
+                                  rebuilt from it) */
+  mrl_sum_tree tree;
+  /* each environment's last width entries (a ring), each with the state before it */
+  float *st_obs, *st_actions, *st_rewards, *st_starts, *st_terminated, *st_truncated, *st_valid;
+  float *st_state;
+  long long *st_count; /* [num_envs] entries in each stream so far */
+} mrl_seq_replay;
+
+/* MRL_ERR_INVALID_ARGUMENT for sizes that do not fit (capacity >= 1,
+ * seq_len >= 2, 0 <= overlap < seq_len, burn_in >= 0, exponents >= 0,
+ * eta in [0, 1]); safe to free after any result. */
+MRL_DEF mrl_result mrl_seq_replay_init(mrl_seq_replay *r, const mrl_seq_replay_config *cfg,
+                                       int num_envs, int obs_dim, int action_dim, int state_dim);
+MRL_DEF void mrl_seq_replay_free(mrl_seq_replay *r);
+/* One vector step of every environment b: the observation acted on
+ * obs[b], its episode_start flag, the core state before acting state[b]
+ * (may be NULL when state_dim is 0), the action, the reward and the
+ * terminated/truncated flags of the step; where it ended the episode,
+ * final_obs[b] and the state after acting next_state[b] make the bootstrap
+ * entry. Returns the sequences completed (and stored) by this step. */
+MRL_DEF int mrl_seq_replay_add(mrl_seq_replay *r, const float *obs, const float *episode_start,
+                               const float *state, const float *actions, const float *rewards,
+                               const float *terminated, const float *truncated,
+                               const float *final_obs, const float *next_state);
+/* n sequence slots drawn in proportion to their priority (stratified,
+ * rng), and their importance weights (may be NULL). MRL_ERR_INVALID_ARGUMENT
+ * while the replay is empty. */
+MRL_DEF mrl_result mrl_seq_replay_sample(mrl_seq_replay *r, int n, mrl_rng *rng, int *indices,
+                                         float *weights);
+/* The n sequences as time-major [width, n] arrays (row t * n + i); state
+ * [n, state_dim]. Any output may be NULL. */
+MRL_DEF void mrl_seq_replay_gather(const mrl_seq_replay *r, const int *indices, int n, float *obs,
+                                   float *actions, float *rewards, float *episode_starts,
+                                   float *terminated, float *truncated, float *valid, float *state);
+/* R2D2's sequence priority eta max|d| + (1 - eta) mean|d| over the entries
+ * where mask is nonzero (stride apart: td[k * stride]); 0 without any. */
+MRL_DEF float mrl_seq_replay_priority(const float *abs_td, const float *mask, int n, int stride,
+                                      float eta);
+/* Sets slots indices[0..n) to priorities (as mrl_seq_replay_priority gives
+ * them: before the exponent). */
+MRL_DEF void mrl_seq_replay_update_priorities(mrl_seq_replay *r, const int *indices, int n,
+                                              const float *priorities);
+/* The replay as checkpoint extras ("__seq_replay.*", pointing into r), for
+ * mrl_agent_save/_load; x must hold MRL_SEQ_REPLAY_EXTRAS entries. After a
+ * load through them call mrl_seq_replay_loaded (rebuilds the sum tree). */
+#define MRL_SEQ_REPLAY_EXTRAS 22
+MRL_DEF int mrl_seq_replay_extras(const mrl_seq_replay *r, mrl_checkpoint_extra *x);
+MRL_DEF void mrl_seq_replay_loaded(mrl_seq_replay *r);
 
 #ifdef __cplusplus
 }
@@ -3059,6 +3170,298 @@ MRL_DEF void mrl_replay_loaded(mrl_replay *r) {
   int i;
   if (!r->cfg.prioritized) return;
   for (i = 0; i < r->cfg.capacity; i++) mrl_sum_tree_set(&r->tree, i, r->priorities[i]);
+}
+
+/* ---- sequence replay >>seq_replay ----
+ * Kapturowski et al. 2019 (R2D2), the layout described with the
+ * declarations. Each environment's stream goes through a ring of width
+ * entries; every period entries, once width are there, the last width
+ * entries become a sequence in the next slot of the sequence ring. */
+
+MRL_DEF mrl_seq_replay_config mrl_seq_replay_config_default(void) {
+  mrl_seq_replay_config c;
+  c.capacity = 1000;
+  c.seq_len = 80;
+  c.overlap = 40;
+  c.burn_in = 40;
+  c.priority_exponent = 0.9f;
+  c.importance_exponent = 0.6f;
+  c.eta = 0.9f;
+  c.priority_eps = 1e-6f;
+  c.episode_aligned = 0;
+  return c;
+}
+
+MRL_DEF void mrl_seq_replay_free(mrl_seq_replay *r) {
+  MRL_FREE(r->obs);
+  MRL_FREE(r->actions);
+  MRL_FREE(r->rewards);
+  MRL_FREE(r->episode_starts);
+  MRL_FREE(r->terminated);
+  MRL_FREE(r->truncated);
+  MRL_FREE(r->valid);
+  MRL_FREE(r->state);
+  MRL_FREE(r->priority);
+  mrl_sum_tree_free(&r->tree);
+  MRL_FREE(r->st_obs);
+  MRL_FREE(r->st_actions);
+  MRL_FREE(r->st_rewards);
+  MRL_FREE(r->st_starts);
+  MRL_FREE(r->st_terminated);
+  MRL_FREE(r->st_truncated);
+  MRL_FREE(r->st_valid);
+  MRL_FREE(r->st_state);
+  MRL_FREE(r->st_count);
+  memset(r, 0, sizeof *r);
+}
+
+MRL_DEF mrl_result mrl_seq_replay_init(mrl_seq_replay *r, const mrl_seq_replay_config *cfg,
+                                       int num_envs, int obs_dim, int action_dim, int state_dim) {
+  size_t C, W, B, i;
+  int b, k;
+  mrl_result res;
+  memset(r, 0, sizeof *r);
+  if (!cfg || cfg->capacity < 1 || cfg->seq_len < 2 || cfg->overlap < 0 ||
+      cfg->overlap >= cfg->seq_len || cfg->burn_in < 0 || num_envs < 1 || obs_dim < 1 ||
+      action_dim < 1 || state_dim < 0 || !(cfg->priority_exponent >= 0.0f) ||
+      !(cfg->importance_exponent >= 0.0f) || !(cfg->eta >= 0.0f && cfg->eta <= 1.0f) ||
+      !(cfg->priority_eps >= 0.0f) || (double)cfg->burn_in + cfg->seq_len > INT_MAX / 4)
+    return MRL_ERR_INVALID_ARGUMENT;
+  r->cfg = *cfg;
+  r->num_envs = num_envs;
+  r->obs_dim = obs_dim;
+  r->action_dim = action_dim;
+  r->state_dim = state_dim;
+  r->width = cfg->burn_in + cfg->seq_len;
+  r->period = cfg->seq_len - cfg->overlap;
+  r->max_priority = 1.0;
+  C = (size_t)cfg->capacity;
+  W = (size_t)r->width;
+  B = (size_t)num_envs;
+  r->obs = mrl__floats_zeroed(C * W * obs_dim);
+  r->actions = mrl__floats_zeroed(C * W * action_dim);
+  r->rewards = mrl__floats_zeroed(C * W);
+  r->episode_starts = mrl__floats_zeroed(C * W);
+  r->terminated = mrl__floats_zeroed(C * W);
+  r->truncated = mrl__floats_zeroed(C * W);
+  r->valid = mrl__floats_zeroed(C * W);
+  r->state = mrl__floats_zeroed(C * state_dim);
+  r->priority = (double *)MRL_MALLOC(sizeof(double) * C);
+  r->st_obs = mrl__floats_zeroed(B * W * obs_dim);
+  r->st_actions = mrl__floats_zeroed(B * W * action_dim);
+  r->st_rewards = mrl__floats_zeroed(B * W);
+  r->st_starts = mrl__floats_zeroed(B * W);
+  r->st_terminated = mrl__floats_zeroed(B * W);
+  r->st_truncated = mrl__floats_zeroed(B * W);
+  r->st_valid = mrl__floats_zeroed(B * W);
+  r->st_state = mrl__floats_zeroed(B * W * state_dim);
+  r->st_count = (long long *)MRL_MALLOC(sizeof(long long) * B);
+  if (!r->obs || !r->actions || !r->rewards || !r->episode_starts || !r->terminated ||
+      !r->truncated || !r->valid || !r->state || !r->priority || !r->st_obs || !r->st_actions ||
+      !r->st_rewards || !r->st_starts || !r->st_terminated || !r->st_truncated || !r->st_valid ||
+      !r->st_state || !r->st_count) {
+    mrl_seq_replay_free(r);
+    return MRL_ERR_OUT_OF_MEMORY;
+  }
+  if ((res = mrl_sum_tree_init(&r->tree, cfg->capacity)) != MRL_OK) {
+    mrl_seq_replay_free(r);
+    return res;
+  }
+  for (i = 0; i < C; i++) r->priority[i] = 0.0;
+  /* every stream begins with burn_in padding entries (zeroed, valid 0) */
+  for (b = 0; b < num_envs; b++) {
+    r->st_count[b] = cfg->burn_in;
+    for (k = 0; k < cfg->burn_in; k++) r->st_starts[(size_t)b * W + (size_t)k] = 1.0f;
+  }
+  return MRL_OK;
+}
+
+/* Appends one entry to environment b's stream; stores a sequence when one
+ * is complete (returns 1 then). */
+static int mrl__seq_replay_push(mrl_seq_replay *r, int b, const float *obs, const float *action,
+                                float reward, float start, float term, float trunc, float valid,
+                                const float *state) {
+  size_t W = (size_t)r->width, O = (size_t)r->obs_dim, A = (size_t)r->action_dim;
+  size_t S = (size_t)r->state_dim, at = (size_t)b * W + (size_t)(r->st_count[b] % r->width);
+  size_t slot, first, k;
+  memcpy(r->st_obs + at * O, obs, sizeof(float) * O);
+  if (action)
+    memcpy(r->st_actions + at * A, action, sizeof(float) * A);
+  else
+    memset(r->st_actions + at * A, 0, sizeof(float) * A);
+  r->st_rewards[at] = reward;
+  r->st_starts[at] = start;
+  r->st_terminated[at] = term;
+  r->st_truncated[at] = trunc;
+  r->st_valid[at] = valid;
+  /* the state belongs to the episode of its entry: none before a start */
+  if (S && (start != 0.0f || !state))
+    memset(r->st_state + at * S, 0, sizeof(float) * S);
+  else if (S)
+    memcpy(r->st_state + at * S, state, sizeof(float) * S);
+  r->st_count[b]++;
+  if (r->st_count[b] < r->width) return 0;
+  first = (size_t)((r->st_count[b] - r->width) % r->width);
+  if (r->cfg.episode_aligned) { /* only windows that begin an episode (not the padding) */
+    size_t oldest = (size_t)b * W + first;
+    if (r->st_starts[oldest] == 0.0f || r->st_valid[oldest] == 0.0f) return 0;
+  } else if ((r->st_count[b] - r->width) % r->period != 0) {
+    return 0;
+  }
+  /* the last width entries, oldest first, into the next slot */
+  slot = (size_t)r->next;
+  for (k = 0; k < W; k++) {
+    size_t from = (size_t)b * W + (first + k) % W, to = slot * W + k;
+    memcpy(r->obs + to * O, r->st_obs + from * O, sizeof(float) * O);
+    memcpy(r->actions + to * A, r->st_actions + from * A, sizeof(float) * A);
+    r->rewards[to] = r->st_rewards[from];
+    r->episode_starts[to] = r->st_starts[from];
+    r->terminated[to] = r->st_terminated[from];
+    r->truncated[to] = r->st_truncated[from];
+    r->valid[to] = r->st_valid[from];
+    if (k == 0 && S) memcpy(r->state + slot * S, r->st_state + from * S, sizeof(float) * S);
+  }
+  r->priority[slot] = r->max_priority;
+  mrl_sum_tree_set(&r->tree, (int)slot, r->max_priority);
+  r->next = (r->next + 1) % r->cfg.capacity;
+  if (r->size < r->cfg.capacity) r->size++;
+  r->added++;
+  return 1;
+}
+
+MRL_DEF int mrl_seq_replay_add(mrl_seq_replay *r, const float *obs, const float *episode_start,
+                               const float *state, const float *actions, const float *rewards,
+                               const float *terminated, const float *truncated,
+                               const float *final_obs, const float *next_state) {
+  size_t O = (size_t)r->obs_dim, A = (size_t)r->action_dim, S = (size_t)r->state_dim;
+  int b, stored = 0;
+  for (b = 0; b < r->num_envs; b++) {
+    float term = terminated[b] != 0.0f ? 1.0f : 0.0f;
+    float trunc = !term && truncated[b] != 0.0f ? 1.0f : 0.0f;
+    stored += mrl__seq_replay_push(r, b, obs + b * O, actions + b * A, rewards[b],
+                                   episode_start && episode_start[b] != 0.0f ? 1.0f : 0.0f, term,
+                                   trunc, 1.0f, state ? state + b * S : NULL);
+    if (term != 0.0f || trunc != 0.0f) /* the bootstrap entry: the final observation */
+      stored += mrl__seq_replay_push(r, b, final_obs + b * O, NULL, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f,
+                                     next_state ? next_state + b * S : NULL);
+  }
+  return stored;
+}
+
+MRL_DEF mrl_result mrl_seq_replay_sample(mrl_seq_replay *r, int n, mrl_rng *rng, int *indices,
+                                         float *weights) {
+  double pmin = HUGE_VAL;
+  int i;
+  if (r->size < 1 || n < 1 || !rng || !indices) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_sum_tree_sample(&r->tree, n, rng, indices);
+  if (!weights) return MRL_OK;
+  for (i = 0; i < n; i++) {
+    double p = mrl_sum_tree_get(&r->tree, indices[i]);
+    if (p > 0.0 && p < pmin) pmin = p;
+  }
+  for (i = 0; i < n; i++) {
+    /* (N P(i))^-beta over its largest value in the batch = (p_i / p_min)^-beta */
+    double p = mrl_sum_tree_get(&r->tree, indices[i]);
+    weights[i] = p > 0.0 && pmin < HUGE_VAL
+                     ? (float)pow(p / pmin, -(double)r->cfg.importance_exponent)
+                     : 1.0f;
+  }
+  return MRL_OK;
+}
+
+MRL_DEF void mrl_seq_replay_gather(const mrl_seq_replay *r, const int *indices, int n, float *obs,
+                                   float *actions, float *rewards, float *episode_starts,
+                                   float *terminated, float *truncated, float *valid,
+                                   float *state) {
+  size_t W = (size_t)r->width, O = (size_t)r->obs_dim, A = (size_t)r->action_dim;
+  size_t S = (size_t)r->state_dim, N = (size_t)n, t, i;
+  for (i = 0; i < N; i++) {
+    size_t slot = (size_t)indices[i];
+    MRL_ASSERT(indices[i] >= 0 && indices[i] < r->cfg.capacity);
+    for (t = 0; t < W; t++) {
+      size_t from = slot * W + t, to = t * N + i;
+      if (obs) memcpy(obs + to * O, r->obs + from * O, sizeof(float) * O);
+      if (actions) memcpy(actions + to * A, r->actions + from * A, sizeof(float) * A);
+      if (rewards) rewards[to] = r->rewards[from];
+      if (episode_starts) episode_starts[to] = r->episode_starts[from];
+      if (terminated) terminated[to] = r->terminated[from];
+      if (truncated) truncated[to] = r->truncated[from];
+      if (valid) valid[to] = r->valid[from];
+    }
+    if (state && S) memcpy(state + i * S, r->state + slot * S, sizeof(float) * S);
+  }
+}
+
+MRL_DEF float mrl_seq_replay_priority(const float *abs_td, const float *mask, int n, int stride,
+                                      float eta) {
+  double mx = 0.0, sum = 0.0;
+  int k, count = 0;
+  for (k = 0; k < n; k++) {
+    double d;
+    if (mask && mask[(size_t)k * stride] == 0.0f) continue;
+    d = fabs((double)abs_td[(size_t)k * stride]);
+    if (d > mx) mx = d;
+    sum += d;
+    count++;
+  }
+  return count ? (float)(eta * mx + (1.0 - eta) * sum / count) : 0.0f;
+}
+
+MRL_DEF void mrl_seq_replay_update_priorities(mrl_seq_replay *r, const int *indices, int n,
+                                              const float *priorities) {
+  int i;
+  for (i = 0; i < n; i++) {
+    double p = pow((double)priorities[i] + r->cfg.priority_eps, (double)r->cfg.priority_exponent);
+    MRL_ASSERT(indices[i] >= 0 && indices[i] < r->cfg.capacity);
+    if (!(p >= 0.0) || p == HUGE_VAL) continue; /* a non-finite TD error leaves it as it was */
+    r->priority[indices[i]] = p;
+    mrl_sum_tree_set(&r->tree, indices[i], p);
+    if (p > r->max_priority) r->max_priority = p;
+  }
+}
+
+MRL_DEF int mrl_seq_replay_extras(const mrl_seq_replay *r, mrl_checkpoint_extra *x) {
+  static const char f32[] = "F32", f64[] = "F64", i64[] = "I64";
+  size_t C = (size_t)r->cfg.capacity, W = (size_t)r->width, B = (size_t)r->num_envs;
+  size_t O = (size_t)r->obs_dim, A = (size_t)r->action_dim, S = (size_t)r->state_dim;
+  int n = 0;
+#define MRL__SQ(nm, ty, ptr, cnt)                                                                  \
+  do {                                                                                             \
+    x[n].name = nm;                                                                                \
+    x[n].dtype = ty;                                                                               \
+    x[n].data = ptr;                                                                               \
+    x[n].count = (uint64_t)(cnt);                                                                  \
+    n++;                                                                                           \
+  } while (0)
+  MRL__SQ("__seq_replay.obs", f32, r->obs, C * W * O);
+  MRL__SQ("__seq_replay.actions", f32, r->actions, C * W * A);
+  MRL__SQ("__seq_replay.rewards", f32, r->rewards, C * W);
+  MRL__SQ("__seq_replay.episode_starts", f32, r->episode_starts, C * W);
+  MRL__SQ("__seq_replay.terminated", f32, r->terminated, C * W);
+  MRL__SQ("__seq_replay.truncated", f32, r->truncated, C * W);
+  MRL__SQ("__seq_replay.valid", f32, r->valid, C * W);
+  MRL__SQ("__seq_replay.state", f32, r->state, C * S);
+  MRL__SQ("__seq_replay.priority", f64, r->priority, C);
+  MRL__SQ("__seq_replay.size", i64, &r->size, 1);
+  MRL__SQ("__seq_replay.next", i64, &r->next, 1);
+  MRL__SQ("__seq_replay.added", i64, &r->added, 1);
+  MRL__SQ("__seq_replay.max_priority", f64, &r->max_priority, 1);
+  MRL__SQ("__seq_replay.st_obs", f32, r->st_obs, B * W * O);
+  MRL__SQ("__seq_replay.st_actions", f32, r->st_actions, B * W * A);
+  MRL__SQ("__seq_replay.st_rewards", f32, r->st_rewards, B * W);
+  MRL__SQ("__seq_replay.st_starts", f32, r->st_starts, B * W);
+  MRL__SQ("__seq_replay.st_terminated", f32, r->st_terminated, B * W);
+  MRL__SQ("__seq_replay.st_truncated", f32, r->st_truncated, B * W);
+  MRL__SQ("__seq_replay.st_valid", f32, r->st_valid, B * W);
+  MRL__SQ("__seq_replay.st_state", f32, r->st_state, B * W * S);
+  MRL__SQ("__seq_replay.st_count", i64, r->st_count, B);
+#undef MRL__SQ
+  return n;
+}
+
+MRL_DEF void mrl_seq_replay_loaded(mrl_seq_replay *r) {
+  int i;
+  for (i = 0; i < r->cfg.capacity; i++) mrl_sum_tree_set(&r->tree, i, r->priority[i]);
 }
 
 #ifdef __cplusplus

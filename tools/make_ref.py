@@ -42,6 +42,9 @@ It (re)writes these files under tests/ref/:
               clipped gradients, parameters after RMSprop (make_a2c_update).
     impala_update.txt  one IMPALA learner step with V-trace on a fixed LSTM
               trajectory, without and with PopArt (make_impala_update).
+    r2d2_update.txt  one R2D2 update: burn-in, stored states, n-step double-Q
+              targets with value rescaling, importance weights, Adam, and
+              the priorities written back (make_r2d2_update).
 
 File format (one tensor per line, single spaces):
 
@@ -1310,6 +1313,7 @@ def main():
     print("wrote", make_trpo_update())
     print("wrote", make_a2c_update())
     print("wrote", make_impala_update())
+    print("wrote", make_r2d2_update())
 
 
 # ---------------------------------------------------------------------------
@@ -3739,6 +3743,137 @@ def make_trpo_update():
         dump(f, case + "_value_loss", torch.tensor(sum(losses) / len(losses)))
         for k, t in enumerate(actor + critic):
             dump(f, "%s_u%d" % (case, k), t)
+# R2D2 (tests/test_r2d2.c)
+# ---------------------------------------------------------------------------
+
+def r2d2_unroll(P, x, starts, h, c):
+    """The R2D2 network (relu encoder, LSTM, linear Q) over x [T, N, O] from
+    (h, c), zeroing the state before a step whose episode starts."""
+    out = []
+    for t in range(x.shape[0]):
+        keep = (1.0 - starts[t]).unsqueeze(1)
+        h, c = h * keep, c * keep
+        e = torch.relu(x[t] @ P["online.encoder.0.weight"].T + P["online.encoder.0.bias"])
+        gates = (e @ P["online.core.weight_ih_l0"].T + P["online.core.bias_ih_l0"]
+                 + h @ P["online.core.weight_hh_l0"].T + P["online.core.bias_hh_l0"])
+        i, f, g, o = gates.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        out.append(h @ P["online.q.weight"].T + P["online.q.bias"])
+    return torch.stack(out), h, c
+
+
+def make_r2d2_update():
+    """One R2D2 update (Kapturowski et al. 2019) written from the paper in
+    float64: N = 3 stored sequences of W = 2 + 6 entries (burn-in 2, then 6
+    trained), an LSTM network from each sequence's stored state, the burn-in
+    under no_grad, n = 3 step double-Q targets with value rescaling (eps
+    1e-3) from a separate target network, bootstrap entries (the final
+    observation after an episode end, valid 0), importance weights, the
+    squared TD loss summed over steps, one Adam step (lr 0.01, eps 1e-3) and
+    the priorities 0.9 max|d| + 0.1 mean|d| it writes back."""
+    torch.manual_seed(SEED)
+    dt = torch.float64
+    O, E, H, A, L, T, N = 3, 5, 4, 4, 2, 6, 3
+    W = L + T
+    n_step, gamma, eps, eta = 3, 0.9, 1e-3, 0.9
+    shapes = {"online.encoder.0.weight": (E, O), "online.encoder.0.bias": (E,),
+              "online.core.weight_ih_l0": (4 * H, E), "online.core.weight_hh_l0": (4 * H, H),
+              "online.core.bias_ih_l0": (4 * H,), "online.core.bias_hh_l0": (4 * H,),
+              "online.q.weight": (A, H), "online.q.bias": (A,)}
+    def rand(*shape):  # float32 values (what the C side reads), computed in float64
+        return (torch.randn(*shape) * 0.5).to(dt)
+
+    online = {k: rand(*v).requires_grad_() for k, v in shapes.items()}
+    target = {k: rand(*v) for k, v in shapes.items()}
+    obs = rand(W, N, O) * 2.0
+    actions = torch.randint(0, A, (W, N))
+    rewards = rand(W, N) * 2.0
+    starts = torch.zeros(W, N, dtype=dt)
+    term = torch.zeros(W, N, dtype=dt)
+    trunc = torch.zeros(W, N, dtype=dt)
+    valid = torch.ones(W, N, dtype=dt)
+
+    def episode_end(i, t, terminal):
+        (term if terminal else trunc)[t, i] = 1.0
+        valid[t + 1, i] = 0.0  # the bootstrap entry: no action, no reward
+        actions[t + 1, i] = 0
+        rewards[t + 1, i] = 0.0
+        if t + 2 < W:
+            starts[t + 2, i] = 1.0
+
+    # sequence 0: one episode throughout; 1: an episode ends in the burn-in
+    # and another in the trained part; 2: begins an episode, truncated later
+    episode_end(1, 0, True)
+    episode_end(1, 4, True)
+    starts[0, 2] = 1.0
+    episode_end(2, 4, False)
+    state = rand(N, 2 * H)
+    state[2] = 0.0  # a sequence that begins an episode stores the zero state
+    weights = torch.tensor([1.0, 0.5, 0.8], dtype=dt)
+    h0, c0 = state[:, :H], state[:, H:]
+    with torch.no_grad():
+        qt, _, _ = r2d2_unroll(target, obs, starts, h0, c0)
+        _, hb, cb = r2d2_unroll(online, obs[:L], starts[:L], h0, c0)
+    q, _, _ = r2d2_unroll(online, obs[L:], starts[L:], hb, cb)
+
+    def h(x):
+        return math.copysign(1.0, x) * (math.sqrt(abs(x) + 1.0) - 1.0) + eps * x if x else 0.0
+
+    def h_inv(x):
+        if x == 0.0:
+            return 0.0
+        r = (math.sqrt(1.0 + 4.0 * eps * (abs(x) + 1.0 + eps)) - 1.0) / (2.0 * eps)
+        return math.copysign(1.0, x) * (r * r - 1.0)
+
+    loss = torch.zeros((), dtype=dt)
+    prio = []
+    for i in range(N):
+        seq_loss = torch.zeros((), dtype=dt)
+        tds = []
+        for t in range(T - 1):  # the last entry is only bootstrapped from
+            if valid[L + t, i] == 0.0:
+                continue
+            G, disc, k = 0.0, 1.0, t
+            while True:
+                G += disc * float(rewards[L + k, i])
+                disc *= gamma
+                if term[L + k, i] != 0.0:
+                    disc, b = 0.0, k + 1
+                    break
+                if trunc[L + k, i] != 0.0 or k - t + 1 == n_step or k + 1 == T - 1:
+                    b = k + 1
+                    break
+                k += 1
+            a_star = int(torch.argmax(q[b, i].detach()))
+            y = h(G + disc * h_inv(float(qt[L + b, i, a_star])))
+            d = q[t, i, int(actions[L + t, i])] - y
+            seq_loss = seq_loss + 0.5 * d * d
+            tds.append(abs(float(d)))
+        loss = loss + weights[i] * seq_loss / N
+        prio.append(eta * max(tds) + (1.0 - eta) * sum(tds) / len(tds))
+    loss.backward()
+    f, path = open_fixture("r2d2_update.txt", "one R2D2 update (make_r2d2_update)")
+    for k in shapes:
+        dump(f, "init." + k, online[k])
+        dump(f, "target." + k, target[k])
+    dump(f, "obs", obs)
+    dump(f, "actions", actions.to(dt))
+    dump(f, "rewards", rewards)
+    dump(f, "starts", starts)
+    dump(f, "terminated", term)
+    dump(f, "truncated", trunc)
+    dump(f, "valid", valid)
+    dump(f, "state", state)
+    dump(f, "weights", weights)
+    dump(f, "loss", loss)
+    dump(f, "priorities", torch.tensor(prio, dtype=dt))
+    opt = torch.optim.Adam(list(online.values()), lr=0.01, eps=1e-3)
+    for k in shapes:
+        dump(f, "grad." + k, online[k].grad)
+    opt.step()
+    for k in shapes:
+        dump(f, "after." + k, online[k])
     f.close()
     return path
 

@@ -1,0 +1,435 @@
+/* R2D2 (memrl_algos.h): one update pinned against its PyTorch twin
+ * (tools/make_ref.py make_r2d2_update: burn-in from stored states without
+ * gradient, n-step double-Q targets with value rescaling, bootstrap entries
+ * after terminated and truncated steps, importance weights, one Adam step,
+ * the priorities written back), acting without allocation, bitwise
+ * determinism and save/load resuming bitwise (replay included), the
+ * feedforward core, init errors naming the field, DRQN's schemes, and (a
+ * build with -DMRL_THREADS -pthread, run by tools/run_tests.sh) the learner
+ * on its own thread.
+ * Run from the repository root:  cc -std=c99 -O2 tests/test_r2d2.c -lm && ./a.out */
+#define MEMRL_IMPLEMENTATION
+#define MRL_TEST_COUNT_ALLOCATIONS
+#include "test.h"
+#include "../memrl_algos.h"
+#include "ref_loader.h"
+
+static void pinned_update(void) {
+  enum { O = 3, A = 4, L = 2, T = 6, W = L + T, N = 3, H = 4 };
+  mrl_r2d2_config cfg = mrl_r2d2_config_default();
+  mrl_vecenv env;
+  mrl_r2d2 a;
+  mrl_ref_file f;
+  mrl_r2d2_update_stats st;
+  float obs[W * N * O], act[W * N], rew[W * N], starts[W * N], term[W * N], trunc[W * N],
+      valid[W * N], state[N * 2 * H], weights[N], want_prio[N];
+  int idx[N] = {0, 1, 2}, i, t, k;
+  char name[128];
+  cfg.net.encoder_sizes[0] = 5;
+  cfg.net.core = mrl_core_config_lstm(H);
+  cfg.replay.capacity = N;
+  cfg.replay.burn_in = L;
+  cfg.replay.seq_len = T;
+  cfg.replay.overlap = 0;
+  cfg.batch_size = N;
+  cfg.n_step = 3;
+  cfg.gamma = 0.9f;
+  cfg.learning_rate = 0.01f;
+  cfg.adam_eps = 1e-3f;
+  if (!mrl_ref_open(&f, "tests/ref/r2d2_update.txt")) return;
+  MRL_CHECK(mrl_vecenv_init(&env, "TMaze-3", 2, 1) == MRL_OK, "env");
+  if (mrl_r2d2_init(&a, &cfg, &env) != MRL_OK) {
+    MRL_CHECK(0, "init: %s", a.error);
+    return;
+  }
+  for (k = 0; k < a.params.count; k++) {
+    snprintf(name, sizeof name, "init.%s", a.params.items[k].name);
+    mrl_ref_fill(&f, name, a.params.items[k].tensor.data, a.params.items[k].tensor.size);
+    snprintf(name, sizeof name, "target.%s", a.target.items[k].name);
+    mrl_ref_fill(&f, name, a.target.items[k].tensor.data, a.target.items[k].tensor.size);
+  }
+  mrl_ref_fill(&f, "obs", obs, W * N * O);
+  mrl_ref_fill(&f, "actions", act, W * N);
+  mrl_ref_fill(&f, "rewards", rew, W * N);
+  mrl_ref_fill(&f, "starts", starts, W * N);
+  mrl_ref_fill(&f, "terminated", term, W * N);
+  mrl_ref_fill(&f, "truncated", trunc, W * N);
+  mrl_ref_fill(&f, "valid", valid, W * N);
+  mrl_ref_fill(&f, "state", state, N * 2 * H);
+  mrl_ref_fill(&f, "weights", weights, N);
+  mrl_ref_fill(&f, "priorities", want_prio, N);
+  /* the three sequences into replay slots 0..2 (the fixture is time-major) */
+  for (i = 0; i < N; i++) {
+    for (t = 0; t < W; t++) {
+      size_t to = (size_t)i * W + t, from = (size_t)t * N + i;
+      memcpy(a.replay.obs + to * O, obs + from * O, sizeof(float) * O);
+      a.replay.actions[to] = act[from];
+      a.replay.rewards[to] = rew[from];
+      a.replay.episode_starts[to] = starts[from];
+      a.replay.terminated[to] = term[from];
+      a.replay.truncated[to] = trunc[from];
+      a.replay.valid[to] = valid[from];
+    }
+    memcpy(a.replay.state + (size_t)i * 2 * H, state + i * 2 * H, sizeof(float) * 2 * H);
+  }
+  a.replay.size = N;
+  MRL_CHECK(mrl_r2d2_learn(&a, idx, N, weights, &st) == MRL_OK, "learn: %s", a.error);
+  {
+    float loss = st.loss;
+    mrl_ref_expect(&f, "loss", &loss, 1, 1e-6, 1e-5);
+  }
+  mrl_ref_expect(&f, "priorities", a.b_prio, N, 1e-6, 1e-5);
+  for (i = 0; i < N; i++)
+    MRL_CHECK_NEAR(mrl_sum_tree_get(&a.replay.tree, i),
+                   pow((double)want_prio[i] + (double)cfg.replay.priority_eps,
+                       (double)cfg.replay.priority_exponent),
+                   1e-6, 1e-5, "priority written back as (p + eps)^alpha");
+  for (k = 0; k < a.params.count; k++) {
+    mrl_param *p = &a.params.items[k];
+    snprintf(name, sizeof name, "grad.%s", p->name);
+    mrl_ref_expect(&f, name, a.params.grads + p->offset, p->tensor.size, 1e-6, 1e-4);
+    snprintf(name, sizeof name, "after.%s", p->name);
+    mrl_ref_expect(&f, name, p->tensor.data, p->tensor.size, 1e-6, 1e-5);
+  }
+  MRL_CHECK(a.updates == 1, "one update counted");
+  mrl_ref_close(&f);
+  mrl_r2d2_free(&a);
+  mrl_vecenv_free(&env);
+}
+
+static mrl_r2d2_config small_config(const char *core) {
+  mrl_r2d2_config cfg = mrl_r2d2_config_default();
+  char err[128];
+  mrl_core_config_parse(core, &cfg.net.core, err, sizeof err);
+  cfg.net.encoder_sizes[0] = 16;
+  cfg.replay.capacity = 64;
+  cfg.replay.seq_len = 8;
+  cfg.replay.overlap = 4;
+  cfg.replay.burn_in = 4;
+  cfg.batch_size = 4;
+  cfg.learning_starts = 2;
+  cfg.update_every = 8;
+  cfg.target_period = 10;
+  cfg.learning_rate = 1e-3f;
+  return cfg;
+}
+
+static int same_floats(const float *a, const float *b, size_t n) {
+  return memcmp(a, b, sizeof(float) * n) == 0;
+}
+
+static void resume_and_determinism(const char *core) {
+  mrl_r2d2_config cfg = small_config(core);
+  mrl_vecenv e1, e2, e3;
+  mrl_r2d2 a, b, c;
+  const char *path = "build/test_r2d2.safetensors";
+  mrl_result r;
+  mrl_vecenv_init(&e1, "TMaze-5", 4, 3);
+  mrl_vecenv_init(&e2, "TMaze-5", 4, 3);
+  mrl_vecenv_init(&e3, "TMaze-5", 4, 3);
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &e1) == MRL_OK, "%s init a: %s", core, a.error);
+  MRL_CHECK(mrl_r2d2_init(&b, &cfg, &e2) == MRL_OK, "%s init b", core);
+  MRL_CHECK(mrl_r2d2_init(&c, &cfg, &e3) == MRL_OK, "%s init c", core);
+  /* a: 1200 steps, saved, 1200 more; b: the same 2400 in one call; c: loads
+   * a's checkpoint and trains the last 1200 */
+  MRL_CHECK(mrl_r2d2_train(&a, &e1, 1200, NULL, NULL) == MRL_OK, "%s train a: %s", core, a.error);
+  MRL_CHECK(a.updates > 10 && a.replay.added > 10, "%s: it learned (%lld updates)", core,
+            a.updates);
+  r = mrl_r2d2_save(&a, path, &e1);
+  MRL_CHECK(r == MRL_OK, "%s save: %s", core, mrl_result_string(r));
+  MRL_CHECK(mrl_r2d2_train(&a, &e1, 1200, NULL, NULL) == MRL_OK, "%s train a again", core);
+  MRL_CHECK(mrl_r2d2_train(&b, &e2, 2400, NULL, NULL) == MRL_OK, "%s train b", core);
+  MRL_CHECK(same_floats(a.params.values, b.params.values, a.params.total) &&
+                same_floats(a.target.values, b.target.values, a.target.total),
+            "%s: two calls equal one, bitwise (single thread)", core);
+  r = mrl_r2d2_load(&c, path, &e3);
+  MRL_CHECK(r == MRL_OK, "%s load: %s", core, c.error);
+  MRL_CHECK(mrl_r2d2_train(&c, &e3, 1200, NULL, NULL) == MRL_OK, "%s train c", core);
+  MRL_CHECK(same_floats(a.params.values, c.params.values, a.params.total) &&
+                same_floats(a.params.moment1, c.params.moment1, a.params.total) &&
+                same_floats(a.target.values, c.target.values, a.target.total),
+            "%s: resumed from the checkpoint, the run continues bitwise", core);
+  MRL_CHECK(a.replay.added == c.replay.added && a.updates == c.updates &&
+                memcmp(a.replay.priority, c.replay.priority,
+                       sizeof(double) * (size_t)cfg.replay.capacity) == 0 &&
+                mrl_sum_tree_total(&a.replay.tree) == mrl_sum_tree_total(&c.replay.tree),
+            "%s: the replay resumes too", core);
+  /* a checkpoint of another config is refused by field */
+  {
+    mrl_r2d2_config other = cfg;
+    mrl_r2d2 d;
+    other.n_step = 4;
+    mrl_r2d2_init(&d, &other, &e3);
+    MRL_CHECK(mrl_r2d2_load(&d, path, NULL) != MRL_OK && strstr(d.error, "n_step"),
+              "%s: a config mismatch names the field: %s", core, d.error);
+    mrl_r2d2_free(&d);
+  }
+  remove(path);
+  mrl_r2d2_free(&a);
+  mrl_r2d2_free(&b);
+  mrl_r2d2_free(&c);
+  mrl_vecenv_free(&e1);
+  mrl_vecenv_free(&e2);
+  mrl_vecenv_free(&e3);
+}
+
+static void act_allocates_nothing(void) {
+  mrl_r2d2_config cfg = small_config("lstm:16");
+  mrl_vecenv env;
+  mrl_r2d2 a;
+  float obs[4 * 3], starts[4] = {1, 1, 1, 1}, state[4 * 64], actions[4], eps_rows = 0.0f;
+  long before;
+  int k, explored = 0;
+  mrl_rng rng = mrl_rng_make(9);
+  mrl_vecenv_init(&env, "TMaze-5", 4, 1);
+  mrl_r2d2_init(&a, &cfg, &env);
+  MRL_CHECK(mrl_r2d2_state_dim(&a) == 32 && a.state_dim <= 64, "LSTM state h, c");
+  memset(state, 0, sizeof state);
+  memcpy(obs, env.obs, sizeof obs);
+  mrl_r2d2_act(&a, obs, 4, starts, state, 1, NULL, actions); /* warm */
+  before = test_alloc_calls;
+  for (k = 0; k < 50; k++) {
+    mrl_r2d2_act(&a, obs, 4, starts, state, k % 2, &rng, actions);
+    starts[k % 4] = 0.0f;
+  }
+  MRL_CHECK(test_alloc_calls == before, "act allocates nothing once warm (%ld)",
+            test_alloc_calls - before);
+  /* Ape-X epsilons over the environments: 0.4 for the first, 0.4^8 for the last */
+  MRL_CHECK_NEAR(a.epsilons[0], 0.4, 1e-7, 1e-6, "epsilon_0");
+  MRL_CHECK_NEAR(a.epsilons[3], pow(0.4, 8.0), 1e-7, 1e-5, "epsilon_{N-1}");
+  MRL_CHECK_NEAR(a.epsilons[1], pow(0.4, 1.0 + 7.0 / 3.0), 1e-7, 1e-5, "epsilon_1");
+  /* greedy acting is argmax of the Q values */
+  {
+    float q[4 * 4], st2[4 * 64];
+    memcpy(st2, state, sizeof st2);
+    mrl_r2d2_q_values(&a, obs, 4, NULL, st2, NULL, q);
+    mrl_r2d2_act(&a, obs, 4, NULL, state, 1, NULL, actions);
+    for (k = 0; k < 4; k++) {
+      int j, best = 0;
+      for (j = 1; j < 4; j++)
+        if (q[k * 4 + j] > q[k * 4 + best]) best = j;
+      explored += (int)actions[k] != best;
+    }
+    MRL_CHECK(explored == 0, "greedy act = argmax Q");
+  }
+  (void)eps_rows;
+  mrl_r2d2_free(&a);
+  mrl_vecenv_free(&env);
+}
+
+static void init_errors(void) {
+  mrl_vecenv env, box;
+  mrl_r2d2 a;
+  mrl_r2d2_config cfg = small_config("lstm:8");
+  mrl_vecenv_init(&env, "TMaze-5", 2, 1);
+  cfg.batch_size = 0;
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(a.error, "batch_size 0"),
+            "batch_size 0: %s", a.error);
+  mrl_r2d2_free(&a);
+  cfg = small_config("lstm:8");
+  cfg.replay.overlap = 8;
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(a.error, "replay.overlap 8"),
+            "overlap 8: %s", a.error);
+  mrl_r2d2_free(&a);
+  cfg = small_config("lstm:8");
+  cfg.gamma = 1.5f;
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT && strstr(a.error, "gamma"),
+            "gamma 1.5: %s", a.error);
+  mrl_r2d2_free(&a);
+  cfg = small_config("lstm:8");
+#ifdef MRL_THREADS
+  cfg.num_threads = 3;
+#else
+  cfg.num_threads = 2;
+#endif
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(a.error, "num_threads"),
+            "num_threads %d refused: %s", cfg.num_threads, a.error);
+  mrl_r2d2_free(&a);
+  cfg = small_config("lstm:8");
+  mrl_vecenv_init(&box, "Pendulum-v1", 1, 1);
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &box) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(a.error, "discrete"),
+            "continuous actions refused: %s", a.error);
+  mrl_r2d2_free(&a);
+  mrl_vecenv_free(&box);
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_OK, "a valid config");
+  MRL_CHECK(mrl_r2d2_train(&a, &env, -1, NULL, NULL) == MRL_ERR_INVALID_ARGUMENT,
+            "negative env_steps");
+  MRL_CHECK(mrl_r2d2_update(&a, NULL) == MRL_ERR_INVALID_ARGUMENT, "update on an empty replay");
+  mrl_r2d2_free(&a);
+  mrl_vecenv_free(&env);
+}
+
+/* Loss of one learn step on slots idx, with the stored states replaced by
+ * `fill`, the agent restored afterwards. */
+static float loss_with_states(mrl_r2d2 *a, const int *idx, int n, float fill) {
+  mrl_update_backup bk;
+  mrl_r2d2_update_stats st;
+  size_t count = (size_t)a->replay.cfg.capacity * a->state_dim;
+  float *keep = (float *)malloc(sizeof(float) * (count + 1));
+  long long updates = a->updates;
+  size_t i;
+  memcpy(keep, a->replay.state, sizeof(float) * count);
+  for (i = 0; i < count; i++) a->replay.state[i] = fill;
+  mrl_update_backup_init(&bk, &a->params);
+  mrl_update_backup_save(&bk, &a->params);
+  mrl_r2d2_learn(a, idx, n, NULL, &st);
+  mrl_update_backup_restore(&bk, &a->params);
+  mrl_update_backup_free(&bk);
+  memcpy(a->replay.state, keep, sizeof(float) * count);
+  a->updates = updates;
+  free(keep);
+  return st.loss;
+}
+
+/* DRQN: both update schemes map onto the engine as the paper's settings,
+ * train, and resume bitwise; the random scheme ignores stored states (zero
+ * start), R2D2 uses them. */
+static void drqn_schemes(void) {
+  int scheme;
+  for (scheme = 0; scheme < 2; scheme++) {
+    mrl_drqn_config cfg = mrl_drqn_config_default();
+    mrl_r2d2_config e;
+    mrl_vecenv e1, e2;
+    mrl_drqn a, c;
+    const char *path = "build/test_drqn.safetensors";
+    int idx[4] = {0, 1, 2, 3}, k, aligned = 1;
+    cfg.updates = scheme ? MRL_DRQN_SEQUENTIAL : MRL_DRQN_RANDOM;
+    cfg.net.encoder_sizes[0] = 16;
+    cfg.net.core = mrl_core_config_lstm(8);
+    cfg.capacity = 256;
+    cfg.batch_size = 4;
+    cfg.learning_starts = 8;
+    cfg.update_every = 8;
+    cfg.epsilon_anneal_steps = 1000;
+    e = mrl_drqn_engine_config(&cfg);
+    MRL_CHECK(e.n_step == 1 && e.rescale_eps == 0.0f && e.double_q == 0 &&
+                  e.replay.priority_exponent == 0.0f && e.replay.burn_in == 0 &&
+                  e.replay.seq_len == cfg.unroll + 1 && e.epsilon_start == 1.0f &&
+                  e.replay.episode_aligned == scheme && e.stored_state == scheme,
+              "drqn scheme %d: the paper's settings on the engine", scheme);
+    mrl_vecenv_init(&e1, "TMaze-3", 4, 5);
+    mrl_vecenv_init(&e2, "TMaze-3", 4, 5);
+    MRL_CHECK(mrl_drqn_init(&a, &cfg, &e1) == MRL_OK, "drqn init: %s", a.error);
+    MRL_CHECK(mrl_drqn_init(&c, &cfg, &e2) == MRL_OK, "drqn init c");
+    MRL_CHECK(mrl_drqn_train(&a, &e1, 1600, NULL, NULL) == MRL_OK, "drqn train: %s", a.error);
+    MRL_CHECK(a.engine.updates > 10, "drqn %d learned (%lld updates)", scheme, a.engine.updates);
+    for (k = 0; k < a.engine.replay.size && scheme; k++)
+      aligned &= a.engine.replay.episode_starts[(size_t)k * a.engine.replay.width] == 1.0f;
+    MRL_CHECK(aligned, "sequential updates replay from episode starts");
+    if (!scheme) {
+      MRL_CHECK(loss_with_states(&a.engine, idx, 4, 0.0f) ==
+                    loss_with_states(&a.engine, idx, 4, 0.7f),
+                "random updates start from the zero state, whatever is stored");
+    }
+    MRL_CHECK(mrl_drqn_save(&a, path, &e1) == MRL_OK, "drqn save");
+    MRL_CHECK(mrl_drqn_train(&a, &e1, 800, NULL, NULL) == MRL_OK, "drqn train more");
+    MRL_CHECK(mrl_drqn_load(&c, path, &e2) == MRL_OK, "drqn load: %s", c.error);
+    MRL_CHECK(mrl_drqn_train(&c, &e2, 800, NULL, NULL) == MRL_OK, "drqn train resumed");
+    MRL_CHECK(same_floats(a.engine.params.values, c.engine.params.values, a.engine.params.total),
+              "drqn %d resumes bitwise", scheme);
+    remove(path);
+    mrl_drqn_free(&a);
+    mrl_drqn_free(&c);
+    mrl_vecenv_free(&e1);
+    mrl_vecenv_free(&e2);
+  }
+  { /* the control: R2D2 replays from the stored state, so the fill matters */
+    mrl_r2d2_config cfg = small_config("lstm:8");
+    mrl_vecenv env;
+    mrl_r2d2 a;
+    int idx[4] = {0, 1, 2, 3};
+    mrl_vecenv_init(&env, "TMaze-3", 4, 5);
+    mrl_r2d2_init(&a, &cfg, &env);
+    mrl_r2d2_train(&a, &env, 800, NULL, NULL);
+    MRL_CHECK(loss_with_states(&a, idx, 4, 0.0f) != loss_with_states(&a, idx, 4, 0.7f),
+              "R2D2 replays from the stored state");
+    mrl_r2d2_free(&a);
+    mrl_vecenv_free(&env);
+  }
+  {
+    mrl_drqn_config cfg = mrl_drqn_config_default();
+    mrl_vecenv env;
+    mrl_drqn a;
+    mrl_vecenv_init(&env, "TMaze-3", 2, 5);
+    cfg.unroll = 0;
+    MRL_CHECK(mrl_drqn_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(a.error, "unroll 0"),
+              "drqn unroll 0 refused: %s", a.error);
+    mrl_drqn_free(&a);
+    cfg = mrl_drqn_config_default();
+    cfg.batch_size = -3;
+    MRL_CHECK(mrl_drqn_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(a.error, "batch_size -3"),
+              "drqn batch_size -3 refused: %s", a.error);
+    mrl_drqn_free(&a);
+    mrl_vecenv_free(&env);
+  }
+}
+
+#ifdef MRL_THREADS
+/* num_threads 2 (built with -DMRL_THREADS -pthread by tools/run_tests.sh):
+ * the learner on its own thread makes the same number of updates as one
+ * thread, the actors' copy is refreshed, and it learns TMaze-5. */
+static void learner_thread(void) {
+  mrl_r2d2_config cfg = small_config("lstm:16");
+  mrl_vecenv env, ev;
+  mrl_r2d2 a, b;
+  mrl_episode_stats st;
+  size_t j;
+  int finite = 1;
+  cfg.num_threads = 2; /* with examples/r2d2_memory.c's settings */
+  cfg.net.encoder_sizes[0] = 32;
+  cfg.replay.capacity = 2000;
+  cfg.replay.seq_len = 40;
+  cfg.replay.overlap = 20;
+  cfg.replay.burn_in = 10;
+  cfg.batch_size = 16;
+  cfg.update_every = 16;
+  cfg.target_period = 250;
+  mrl_vecenv_init(&env, "TMaze-5", 16, 3);
+  mrl_vecenv_init(&ev, "TMaze-5", 4, 99);
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_OK, "threaded init: %s", a.error);
+  MRL_CHECK(mrl_r2d2_train(&a, &env, 60000, NULL, NULL) == MRL_OK, "threaded train: %s", a.error);
+  cfg.num_threads = 1;
+  mrl_vecenv_free(&env);
+  mrl_vecenv_init(&env, "TMaze-5", 16, 3);
+  mrl_r2d2_init(&b, &cfg, &env);
+  mrl_r2d2_train(&b, &env, 60000, NULL, NULL);
+  MRL_CHECK(a.updates == b.updates && a.updates > 100,
+            "the learner thread makes the updates one thread makes (%lld, %lld)", a.updates,
+            b.updates);
+  for (j = 0; j < a.params.total; j++) finite &= a.params.values[j] == a.params.values[j];
+  MRL_CHECK(finite, "threaded parameters finite");
+  MRL_CHECK(memcmp(a.actor_params.values, a.params.values, sizeof(float) * a.params.total) != 0 ||
+                a.updates == 0,
+            "the actors act with a lagged copy");
+  mrl_r2d2_evaluate(&a, &ev, 40, 1, &st);
+  MRL_CHECK(mrl_episode_stats_success_rate(&st) >= 0.9f, "threaded R2D2 learns TMaze-5: %.2f",
+            mrl_episode_stats_success_rate(&st));
+  mrl_r2d2_evaluate(&b, &ev, 40, 1, &st);
+  MRL_CHECK(mrl_episode_stats_success_rate(&st) >= 0.9f, "one thread learns TMaze-5: %.2f",
+            mrl_episode_stats_success_rate(&st));
+  mrl_r2d2_free(&a);
+  mrl_r2d2_free(&b);
+  mrl_vecenv_free(&env);
+  mrl_vecenv_free(&ev);
+}
+#endif
+
+int main(void) {
+  pinned_update();
+  act_allocates_nothing();
+  resume_and_determinism("lstm:16");
+  resume_and_determinism("none");
+  resume_and_determinism("gru:8");
+  init_errors();
+  drqn_schemes();
+#ifdef MRL_THREADS
+  learner_thread();
+#endif
+  return mrl_test_summary("test_r2d2");
+}
