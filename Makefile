@@ -5,6 +5,7 @@
 #   make bench      benchmarks (BENCH lines)
 #   make memory-bench        the memory benchmark (cores x tasks x seeds; hours)
 #   make memory-bench-smoke  its smoke subset (seconds; part of make test)
+#   make test-long  long learning tests of the memory claims (minutes; not in make test/CI)
 #   make format / make format-check
 #   make fuzz       libFuzzer on the checkpoint loader for FUZZ_TIME seconds (clang)
 CC ?= cc
@@ -16,10 +17,12 @@ HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 UNIT_TESTS = test_tensor test_tensor_ndebug test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_cores test_envs test_envs_tasks test_envs_popgym test_envs_dr test_envs_snapshot test_algos test_heads test_ppo_update test_toolkit test_torch_names test_shared
 LEARNING_TESTS = test_learning test_learning_memory
+# Learning tests too long for make test and CI: run by make test-long.
+LONG_TESTS = test_long_memory
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
 .PHONY: all demo test unit learning bench format format-check clean fuzz memory-bench \
-        memory-bench-smoke
+        memory-bench-smoke test-long
 
 all: $(EXAMPLES)
 
@@ -74,6 +77,11 @@ bench: build/bench_envs build/bench_train build/bench_matmul build/bench_nn buil
 	@./build/bench_attention build/bench_torch.txt
 	@./build/bench_fused
 	@./build/bench_cores build/bench_torch.txt
+
+# Long seeded learning tests (each asserts its threshold; tests/test_long_memory.c
+# says what and how long). Not part of make test or CI.
+test-long: $(addprefix build/,$(LONG_TESTS))
+	@for t in $(LONG_TESTS); do ./build/$$t || exit 1; done
 
 # The memory benchmark (tools/memory_benchmark.sh): PPO with every core on
 # POPGym's tasks, PassiveTMaze and bsuite's memory_len sweep, same budget per

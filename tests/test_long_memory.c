@@ -1,0 +1,109 @@
+/* Long seeded learning tests of issue 14's memory claims (make test-long;
+ * NOT part of make test or CI: minutes of CPU). Each asserts its threshold.
+ *
+ * The passive T-maze (Ni et al. 2023, "When do transformers shine in RL?
+ * Decoupling memory from credit assignment"; memrl_envs.h PassiveTMaze-<L>):
+ * the cue is seen at the first step only, the agent must walk east on every
+ * one of L steps (-1/L for each step behind) and turn into the cued arm on
+ * step L + 1 (+1). What makes PPO solve it (each found by a pilot run with
+ * examples/memory_benchmark.c; README's memory section has the commands):
+ *   - num_steps = L + 1. PPO replays each environment's rollout of num_steps
+ *     from the core state stored at its start, so the gradient reaches the
+ *     cue only when the cue and the decision fall in one rollout. The
+ *     episodes last exactly L + 1 steps and every environment starts at once,
+ *     so rollouts of L + 1 steps hold exactly one whole episode each (with
+ *     128-step rollouts most episodes straddle two and the cue's gradient is
+ *     cut: success about 0.5 to 0.57 at 8M steps).
+ *   - ent_coef 0.05 (CleanRL's 0.01 lets the policy turn deterministic at the
+ *     junction before the cue is used: it then always takes one arm, the
+ *     value function learns which cue pays and the advantage of the only arm
+ *     ever taken is 0, so success stays at 0.5).
+ *   - LSTM forget-gate bias 6 at init (sigmoid(6)^100 = 0.78 of the cell
+ *     kept over 100 steps).
+ * Success is the training success of the last 100 episodes (the stochastic
+ * policy) and, after training, the greedy policy's on 100 fresh episodes. */
+#define MEMRL_IMPLEMENTATION
+#include "../memrl_algos.h"
+#include "test.h"
+#include <time.h>
+
+typedef struct long_result {
+  float success, greedy_success;
+  long long steps;
+  double cpu_seconds;
+} long_result;
+
+/* examples/memory_benchmark.c's agent with the T-maze settings above. */
+static mrl_ppo_config tmaze_config(mrl_core_config core, int length) {
+  mrl_ppo_config cfg = mrl_ppo_config_default();
+  cfg.seed = 1;
+  cfg.learning_rate = 1e-3f;
+  cfg.net.encoder_sizes[0] = 64;
+  cfg.net.num_encoder_layers = 1;
+  cfg.shared_torso = 1;
+  cfg.net.core = core;
+  cfg.num_steps = length + 1;
+  cfg.ent_coef = 0.05f;
+  return cfg;
+}
+
+static long_result tmaze_run(int length, const char *name, const mrl_ppo_config *cfg,
+                             long long steps) {
+  char id[32];
+  mrl_vecenv env, eval_env;
+  mrl_ppo agent;
+  mrl_episode_stats es;
+  long_result res;
+  clock_t c0 = clock();
+  double t0 = mrl_wall_seconds();
+  memset(&res, 0, sizeof res);
+  snprintf(id, sizeof id, "PassiveTMaze-%d", length);
+  if (mrl_vecenv_init(&env, id, 16, cfg->seed) != MRL_OK) {
+    MRL_CHECK(0, "%s: no environment", id);
+    return res;
+  }
+  if (mrl_ppo_init(&agent, cfg, &env) == MRL_OK) {
+    MRL_CHECK(mrl_ppo_train(&agent, &env, steps, NULL, NULL) == MRL_OK, "%s: train failed", id);
+    res.success = mrl_episode_stats_success_rate(&agent.runner.stats);
+    res.steps = agent.runner.env_steps;
+    mrl_print_final(stdout, id, name, &agent.runner.stats, agent.runner.env_steps,
+                    mrl_wall_seconds() - t0);
+    if (mrl_vecenv_init(&eval_env, id, 16, cfg->seed + 1000003u) == MRL_OK) {
+      MRL_CHECK(mrl_ppo_evaluate(&agent, &eval_env, 100, 1, &es) == MRL_OK, "%s: evaluate", id);
+      res.greedy_success = mrl_episode_stats_success_rate(&es);
+      mrl_vecenv_free(&eval_env);
+    }
+    mrl_ppo_free(&agent);
+  } else {
+    MRL_CHECK(0, "%s: init failed: %s", id, agent.error);
+  }
+  mrl_vecenv_free(&env);
+  res.cpu_seconds = (double)(clock() - c0) / CLOCKS_PER_SEC;
+  printf("%s %s: success %.2f (last 100 training episodes), greedy %.2f, %lld steps, %.1f s "
+         "CPU\n",
+         id, name, res.success, res.greedy_success, res.steps, res.cpu_seconds);
+  return res;
+}
+
+static void check_tmaze(int length, const char *name, const mrl_ppo_config *cfg, long long steps) {
+  long_result r = tmaze_run(length, name, cfg, steps);
+  MRL_CHECK(r.success >= 0.95f, "PPO-%s PassiveTMaze-%d: success %.2f < 0.95", name, length,
+            r.success);
+  MRL_CHECK(r.greedy_success >= 0.95f, "PPO-%s PassiveTMaze-%d: greedy success %.2f < 0.95", name,
+            length, r.greedy_success);
+}
+
+int main(int argc, char **argv) {
+  /* argv[1]: run only the test whose name it is (tmaze100-lstm, ...) */
+  const char *only = argc > 1 ? argv[1] : NULL;
+  double t0 = mrl_wall_seconds();
+  if (!only || strcmp(only, "tmaze100-lstm") == 0) {
+    mrl_core_config core = mrl_core_config_lstm(64);
+    mrl_ppo_config cfg;
+    core.forget_bias = 6.0f;
+    cfg = tmaze_config(core, 100);
+    check_tmaze(100, "lstm:64", &cfg, 2000000);
+  }
+  printf("test_long_memory: %.1f s\n", mrl_wall_seconds() - t0);
+  return mrl_test_summary("test_long_memory");
+}
