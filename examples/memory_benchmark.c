@@ -11,7 +11,8 @@
  * iteration), --quiet (no progress lines), --bounds <lo>:<hi> (the return range of a task missing
  * from the table below), --num-envs <n> (16), --num-steps <n> (128, the rollout and BPTT length),
  * --lr <x> (1e-3), --ent-coef <x> (0.01), --norm-adv <0|1> (1),
- * --gamma <x> (0.99), --forget-bias <x> (the LSTM forget-gate bias added at init; 0),
+ * --gamma <x> (0.99), --forget-bias <x> (added at init to the LSTM forget gate's or the GRU update
+ * gate's bias; 0),
  * --eval <n> (after training, n greedy episodes on fresh environments: an `eval:` line).
  *
  * The agent (the same for every cell of tools/memory_benchmark.sh): 16
@@ -161,7 +162,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: %s <env_id> <core_spec> [env_steps] [seed] [--csv file] [--quiet] "
             "[--bounds lo:hi] [--num-envs n] [--num-steps n] [--lr x] [--ent-coef x] [--norm-adv "
-            "0|1] [--gamma x]\n",
+            "0|1] [--gamma x] [--forget-bias x] [--eval n]\n",
             argv[0]);
     return 2;
   }
