@@ -13,7 +13,8 @@
  * --lr <x> (1e-3), --ent-coef <x> (0.01), --norm-adv <0|1> (1),
  * --gamma <x> (0.99), --forget-bias <x> (added at init to the LSTM forget gate's or the GRU update
  * gate's bias; 0),
- * --eval <n> (after training, n greedy episodes on fresh environments: an `eval:` line).
+ * --eval <n> (after training, n greedy episodes on fresh environments: an `eval:` line),
+ * --adv-std-floor <x> (PPO's adv_std_floor; 0).
  *
  * The agent (the same for every cell of tools/memory_benchmark.sh): 16
  * environments, 128-step rollouts, 4 minibatches, 4 epochs, learning rate
@@ -162,7 +163,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: %s <env_id> <core_spec> [env_steps] [seed] [--csv file] [--quiet] "
             "[--bounds lo:hi] [--num-envs n] [--num-steps n] [--lr x] [--ent-coef x] [--norm-adv "
-            "0|1] [--gamma x] [--forget-bias x] [--eval n]\n",
+            "0|1] [--gamma x] [--forget-bias x] [--eval n] [--adv-std-floor x]\n",
             argv[0]);
     return 2;
   }
@@ -192,6 +193,7 @@ int main(int argc, char **argv) {
   if (bench_arg(argc, argv, "--norm-adv", &opt)) cfg.norm_adv = atoi(opt);
   if (bench_arg(argc, argv, "--gamma", &opt)) cfg.gamma = (float)atof(opt);
   if (bench_arg(argc, argv, "--eval", &opt)) eval_episodes = atoi(opt);
+  if (bench_arg(argc, argv, "--adv-std-floor", &opt)) cfg.adv_std_floor = (float)atof(opt);
   if (mrl_core_config_parse(spec, &cfg.net.core, error, sizeof error) != MRL_OK) {
     fprintf(stderr, "%s\n", error);
     return 2;
