@@ -35,7 +35,9 @@
  * entropy 0.05 and 0.1, 16 to 128 environments, 64 and 128 units,
  * update-gate bias 0, 2 and 6; BENCHMARKS.md).
  * Success is the training success of the last 100 episodes (the stochastic
- * policy) and, after training, the greedy policy's on 100 fresh episodes. */
+ * policy) and, after training, the greedy policy's on 100 fresh episodes.
+ * Cost (2026-12-06, shared 2-core machine): tmaze100-lstm 4M steps, 53 s CPU;
+ * tmaze100-gru 10M steps, 111 s CPU; both reach 1.00 and 1.00. */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
 #include "test.h"
