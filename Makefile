@@ -6,6 +6,7 @@
 #   make bench-dqn  DQN on CartPole: time to reach 475, memrl vs PyTorch (minutes)
 #   make memory-bench        the memory benchmark (cores x tasks x seeds; hours)
 #   make memory-bench-smoke  its smoke subset (seconds; part of make test)
+#   make test-long  long learning tests of the memory claims (minutes; not in make test/CI)
 #   make format / make format-check
 #   make fuzz       libFuzzer on the checkpoint loader for FUZZ_TIME seconds (clang)
 CC ?= cc
@@ -17,10 +18,12 @@ HEADERS = memrl_tensor.h memrl_nn.h memrl_mem.h memrl_algos.h memrl_envs.h
 EXAMPLES = $(patsubst examples/%.c,build/%,$(wildcard examples/*.c))
 UNIT_TESTS = test_tensor test_tensor_ndebug test_tensor_finite test_tensor_fused test_gemm test_nn test_nn_alloc test_layers test_attention test_checkpoint test_mem test_cores test_envs test_envs_tasks test_envs_popgym test_envs_dr test_envs_snapshot test_algos test_heads test_ppo_update test_toolkit test_torch_names test_shared test_reinforce test_jvp test_trpo test_a2c test_impala test_replay test_dqn test_seq_replay test_r2d2
 LEARNING_TESTS = test_learning test_learning_memory test_learning_reinforce test_learning_trpo test_learning_a2c test_learning_impala test_learning_dqn test_learning_r2d2
+# Learning tests too long for make test and CI: run by make test-long.
+LONG_TESTS = test_long_memory
 SOURCES = $(HEADERS) $(wildcard examples/*.c tests/*.c tests/*.h bench/*.c)
 
 .PHONY: all demo test unit learning bench format format-check clean fuzz memory-bench \
-        memory-bench-smoke bench-dqn
+        memory-bench-smoke bench-dqn test-long
 
 all: $(EXAMPLES)
 
@@ -90,6 +93,11 @@ bench-dqn: build/bench_dqn
 	    $$py tools/dqn_torch.py > build/bench_dqn_torch.txt || rm -f build/bench_dqn_torch.txt; \
 	    break; fi; done
 	@./build/bench_dqn build/bench_dqn_torch.txt
+
+# Long seeded learning tests (each asserts its threshold; tests/test_long_memory.c
+# says what and how long). Not part of make test or CI.
+test-long: $(addprefix build/,$(LONG_TESTS))
+	@for t in $(LONG_TESTS); do ./build/$$t || exit 1; done
 
 # The memory benchmark (tools/memory_benchmark.sh): PPO with every core on
 # POPGym's tasks, PassiveTMaze and bsuite's memory_len sweep, same budget per

@@ -559,6 +559,9 @@ typedef struct mrl_ppo_config {
                            (outputs preserved), then takes the value loss (and its clipping) on
                            normalised returns and divides the advantages by sigma */
   float popart_beta;    /* 3e-4 */
+  float adv_std_floor;  /* 0; > 0: norm_adv divides by max(std, this), so advantages that are
+                           all noise (a near-deterministic policy whose value is learned) are
+                           not scaled up to unit size and cannot drown the entropy bonus */
 } mrl_ppo_config;
 
 MRL_DEF mrl_ppo_config mrl_ppo_config_default(void);
@@ -3396,12 +3399,13 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
   c.core_aux_coef = 0.0f;
   c.popart = 0;
   c.popart_beta = 3e-4f;
+  c.adv_std_floor = 0.0f;
   return c;
 }
 
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96], head[96], f[12][24], core[1024];
+  char enc[96], head[96], f[13][24], core[1024];
   mrl__tower_config_json(n, enc, head, core);
   return snprintf(
       buf, size,
@@ -3412,7 +3416,7 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       "\"target_kl\":%s,\"adam_eps\":%s,\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],"
       "\"activation\":%d,\"use_conv\":%d,\"orthogonal_init\":%d,\"shared_torso\":%d,"
       "\"normalize_obs\":%d,\"normalize_reward\":%d,\"squash_actions\":%d,\"log_std_init\":%s,"
-      "\"core_aux_coef\":%s,\"popart\":%d,\"popart_beta\":%s}",
+      "\"core_aux_coef\":%s,\"popart\":%d,\"popart_beta\":%s,\"adv_std_floor\":%s}",
       (unsigned long long)c->seed, c->num_steps, mrl__float_text(c->learning_rate, f[0], 24),
       c->anneal_lr, c->total_steps, mrl__float_text(c->gamma, f[1], 24),
       mrl__float_text(c->gae_lambda, f[2], 24), c->num_minibatches, c->update_epochs, c->norm_adv,
@@ -3422,7 +3426,8 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       mrl__float_text(c->adam_eps, f[8], 24), enc, core, head, (int)n->activation, n->use_conv,
       c->orthogonal_init, c->shared_torso, c->normalize_obs, c->normalize_reward, c->squash_actions,
       mrl__float_text(c->log_std_init, f[9], 24), mrl__float_text(c->core_aux_coef, f[10], 24),
-      c->popart, mrl__float_text(c->popart_beta, f[11], 24));
+      c->popart, mrl__float_text(c->popart_beta, f[11], 24),
+      mrl__float_text(c->adv_std_floor, f[12], 24));
 }
 
 /* Names the first field of a PPO config that cannot work (error), or 0. */
@@ -3430,15 +3435,16 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
                                  size_t n) {
   long long batch = (long long)env->num_envs * c->num_steps;
   /* a table on the stack: a static table of pointers would be writable data */
-  const char *const names[11] = {"learning_rate", "gamma",        "gae_lambda",    "clip_coef",
+  const char *const names[12] = {"learning_rate", "gamma",        "gae_lambda",    "clip_coef",
                                  "ent_coef",      "vf_coef",      "max_grad_norm", "target_kl",
-                                 "adam_eps",      "log_std_init", "core_aux_coef"};
-  const float *f[11];
+                                 "adam_eps",      "log_std_init", "core_aux_coef", "adv_std_floor"};
+  const float *f[12];
   int i;
   f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->gae_lambda, f[3] = &c->clip_coef;
   f[4] = &c->ent_coef, f[5] = &c->vf_coef, f[6] = &c->max_grad_norm, f[7] = &c->target_kl;
   f[8] = &c->adam_eps, f[9] = &c->log_std_init, f[10] = &c->core_aux_coef;
-  for (i = 0; i < 11; i++)
+  f[11] = &c->adv_std_floor;
+  for (i = 0; i < 12; i++)
     if (!mrl__finite(*f[i])) {
       mrl__say(err, n, "mrl_ppo_config.%s %g must be finite", names[i], *f[i]);
       return 1;
@@ -3469,6 +3475,8 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
               c->core_aux_coef);
   MRL__REJECT(c->popart && !(c->popart_beta > 0.0f && c->popart_beta <= 1.0f),
               "mrl_ppo_config.popart_beta %g must be in (0, 1]", c->popart_beta);
+  MRL__REJECT(c->adv_std_floor < 0.0f, "mrl_ppo_config.adv_std_floor %g must be >= 0",
+              c->adv_std_floor);
   MRL__REJECT(c->total_steps < 0, "mrl_ppo_config.total_steps %lld must be >= 0", c->total_steps);
   MRL__REJECT(c->net.core.kind != MRL_CORE_NONE && env->num_envs % c->num_minibatches != 0,
               "mrl_ppo_config.num_minibatches %d does not divide num_envs %d (a recurrent "
@@ -3612,7 +3620,7 @@ static mrl_result mrl__ppo_minibatch(mrl_ppo *a, const int *rows, int T, int B, 
   mrl_graph *g = &a->graph;
   int N = T * B, i, shape[1];
   float *old_logp = a->mb_scalars, *adv = old_logp + N, *ret = adv + N, *old_v = ret + N;
-  double mean = 0.0, var = 0.0, kl = 0.0, clipped = 0.0;
+  double mean = 0.0, var = 0.0, sd, kl = 0.0, clipped = 0.0;
   mrl_tensor *x, *dist = NULL, *values = NULL, *logp = NULL, *ent_rows = NULL, *ratio, *pg, *ent;
   mrl_tensor *aux = NULL;
   mrl_tensor *vl, *loss, *t_old_logp, *t_adv, *t_ret, *t_old_v;
@@ -3635,7 +3643,9 @@ static mrl_result mrl__ppo_minibatch(mrl_ppo *a, const int *rows, int T, int B, 
     mean /= N;
     for (i = 0; i < N; i++) var += (adv[i] - mean) * (adv[i] - mean);
     var /= (N - 1);
-    for (i = 0; i < N; i++) adv[i] = (float)((adv[i] - mean) / (sqrt(var) + 1e-8));
+    sd = sqrt(var);
+    if (sd < a->cfg.adv_std_floor) sd = a->cfg.adv_std_floor;
+    for (i = 0; i < N; i++) adv[i] = (float)((adv[i] - mean) / (sd + 1e-8));
   }
   mrl_graph_reset(g);
   mrl_graph_set_no_grad(g, 0);

@@ -191,7 +191,8 @@ typedef struct mrl_core_config {
   int hidden_size;   /* LSTM, GRU, Elman: units per layer */
   int num_layers;    /* LSTM, GRU, Elman: stacked layers (1) */
   mrl_init init;     /* recurrent layers: default U(+-1/sqrt(H)), or orthogonal + zero biases */
-  float forget_bias; /* LSTM: added to the forget gate's bias (0: PyTorch's init) */
+  float forget_bias; /* LSTM: added to the forget gate's bias; GRU: to the update gate's (z)
+                        bias_ih (0: PyTorch's init) */
   mrl_activation nonlinearity;    /* Elman: MRL_ACT_TANH (torch's default) or MRL_ACT_RELU */
   int frame_stack;                /* FRAME_STACK: frames k (4; k = 1 is the feedforward agent) */
   mrl_gtrxl_config gtrxl;         /* GTRXL: embed 64, heads 4, layers 2, ff 256, window 64 */
@@ -981,9 +982,20 @@ MRL_DEF mrl_result mrl_core_init(mrl_core *core, mrl_params *p, const char *name
     }
     if (cfg->kind == MRL_CORE_LSTM)
       mrl_lstm_init(&core->lstm, p, name, input_dim, H, L, cfg->init, cfg->forget_bias);
-    else if (cfg->kind == MRL_CORE_GRU)
+    else if (cfg->kind == MRL_CORE_GRU) {
+      int k;
       mrl_gru_init(&core->gru, p, name, input_dim, H, L, cfg->init);
-    else
+      /* forget_bias on the update gate z (h' = (1 - z) n + z h): a GRU that
+       * starts out keeping its state, as the LSTM's forget bias does */
+      for (k = 0; k < L && cfg->forget_bias != 0.0f; k++) {
+        int id = core->gru.layers[k].bias_ih;
+        if (id >= 0 && id < p->count) {
+          mrl_init *bi = &p->items[id].init;
+          *bi = mrl_init_make(MRL_INIT_GRU_BIAS, bi->kind == MRL_INIT_UNIFORM ? bi->a : 0.0f);
+          bi->b = cfg->forget_bias;
+        }
+      }
+    } else
       mrl_elman_init(&core->elman, p, name, input_dim, H, L, cfg->nonlinearity, cfg->init);
     core->hidden_size = H;
     core->num_layers = L;

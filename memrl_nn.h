@@ -190,13 +190,14 @@ typedef enum mrl_init_kind {
   MRL_INIT_XAVIER_UNIFORM,  /* U(-s, s), s = gain sqrt(6 / (fan_in + fan_out)) */
   MRL_INIT_XAVIER_NORMAL,   /* N(0, gain^2 2 / (fan_in + fan_out)) */
   MRL_INIT_KAIMING_UNIFORM, /* U(-s, s), s = gain sqrt(3 / fan) */
-  MRL_INIT_KAIMING_NORMAL   /* N(0, gain^2 / fan) */
+  MRL_INIT_KAIMING_NORMAL,  /* N(0, gain^2 / fan) */
+  MRL_INIT_GRU_BIAS /* a GRU bias [3H] (r, z, n): U(-a, a), then b added to the update gate z */
 } mrl_init_kind;
 
 typedef struct mrl_init {
   mrl_init_kind kind;
   float a; /* gain, bound, std or value, by kind */
-  float b; /* MRL_INIT_LSTM_BIAS: forget-gate bias */
+  float b; /* MRL_INIT_LSTM_BIAS: forget-gate bias; MRL_INIT_GRU_BIAS: update-gate bias */
 } mrl_init;
 
 MRL_DEF mrl_init mrl_init_default(void);
@@ -1791,6 +1792,10 @@ static void mrl__param_initialise(mrl_param *it, mrl_rng *rng) {
   case MRL_INIT_LSTM_BIAS:
     for (i = 0; i < n; i++) d[i] = a > 0.0f ? mrl_rng_uniform_range(rng, -a, a) : 0.0f;
     for (i = n / 4; i < n / 2; i++) d[i] += it->init.b;
+    break;
+  case MRL_INIT_GRU_BIAS:
+    for (i = 0; i < n; i++) d[i] = a > 0.0f ? mrl_rng_uniform_range(rng, -a, a) : 0.0f;
+    for (i = n / 3; i < 2 * n / 3; i++) d[i] += it->init.b;
     break;
   case MRL_INIT_ORTHOGONAL:
     mrl_init_orthogonal_fill(d, it->tensor.shape[0], n / it->tensor.shape[0], a, rng);

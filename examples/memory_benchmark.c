@@ -11,7 +11,10 @@
  * iteration), --quiet (no progress lines), --bounds <lo>:<hi> (the return range of a task missing
  * from the table below), --num-envs <n> (16), --num-steps <n> (128, the rollout and BPTT length),
  * --lr <x> (1e-3), --ent-coef <x> (0.01), --norm-adv <0|1> (1),
- * --gamma <x> (0.99).
+ * --gamma <x> (0.99), --forget-bias <x> (added at init to the LSTM forget gate's or the GRU update
+ * gate's bias; 0),
+ * --eval <n> (after training, n greedy episodes on fresh environments: an `eval:` line),
+ * --adv-std-floor <x> (PPO's adv_std_floor; 0).
  *
  * The agent (the same for every cell of tools/memory_benchmark.sh): 16
  * environments, 128-step rollouts, 4 minibatches, 4 epochs, learning rate
@@ -137,7 +140,7 @@ int main(int argc, char **argv) {
   const char *pos[4] = {NULL, NULL, NULL, NULL};
   long long steps = 200000;
   uint64_t seed = 1;
-  int i, npos = 0, num_envs = 16, quiet = 0;
+  int i, npos = 0, num_envs = 16, quiet = 0, eval_episodes = 0;
   double lo = 0.0, hi = 0.0, mmer, seconds;
   char error[MRL_ERROR_SIZE];
   mrl_ppo_config cfg = mrl_ppo_config_default();
@@ -160,7 +163,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: %s <env_id> <core_spec> [env_steps] [seed] [--csv file] [--quiet] "
             "[--bounds lo:hi] [--num-envs n] [--num-steps n] [--lr x] [--ent-coef x] [--norm-adv "
-            "0|1] [--gamma x]\n",
+            "0|1] [--gamma x] [--forget-bias x] [--eval n] [--adv-std-floor x]\n",
             argv[0]);
     return 2;
   }
@@ -189,10 +192,13 @@ int main(int argc, char **argv) {
   if (bench_arg(argc, argv, "--ent-coef", &opt)) cfg.ent_coef = (float)atof(opt);
   if (bench_arg(argc, argv, "--norm-adv", &opt)) cfg.norm_adv = atoi(opt);
   if (bench_arg(argc, argv, "--gamma", &opt)) cfg.gamma = (float)atof(opt);
+  if (bench_arg(argc, argv, "--eval", &opt)) eval_episodes = atoi(opt);
+  if (bench_arg(argc, argv, "--adv-std-floor", &opt)) cfg.adv_std_floor = (float)atof(opt);
   if (mrl_core_config_parse(spec, &cfg.net.core, error, sizeof error) != MRL_OK) {
     fprintf(stderr, "%s\n", error);
     return 2;
   }
+  if (bench_arg(argc, argv, "--forget-bias", &opt)) cfg.net.core.forget_bias = (float)atof(opt);
   if ((r = mrl_vecenv_init(&env, id, num_envs, seed)) != MRL_OK) {
     fprintf(stderr, "environment %s: %s\n", id, mrl_result_string(r));
     return 1;
@@ -226,6 +232,18 @@ int main(int argc, char **argv) {
            mrl_memory_chain_score(&episodes, &perfect, 1) > 0.5f);
   }
   printf("\n");
+  if (r == MRL_OK && eval_episodes > 0) { /* the greedy policy on fresh environments */
+    mrl_vecenv eval_env;
+    mrl_episode_stats es;
+    if ((r = mrl_vecenv_init(&eval_env, id, num_envs, seed + 1000003u)) == MRL_OK) {
+      r = mrl_ppo_evaluate(&agent, &eval_env, eval_episodes, 1, &es);
+      if (r == MRL_OK)
+        printf("eval: env=%s core=%s seed=%llu greedy episodes=%d return=%.4f success=%.4f\n", id,
+               spec, (unsigned long long)seed, eval_episodes, mrl_episode_stats_mean_return(&es),
+               mrl_episode_stats_success_rate(&es));
+      mrl_vecenv_free(&eval_env);
+    }
+  }
   mrl_ppo_free(&agent);
   mrl_vecenv_free(&env);
   return r == MRL_OK ? 0 : 1;

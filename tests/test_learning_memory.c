@@ -23,9 +23,8 @@
  *      PPO-GRU (64 units), 1M steps: mean return of the last 100 episodes
  *      >= 0.8, a normalised return (R + 1) / 2 >= 0.9.
  * The whole program: 64 s of CPU (64 s wall with a core to itself, 170 s
- * wall at load average about 7 on the shared 2-core machine). Not shown here (BENCHMARKS.md, make
- * memory-bench): PassiveTMaze-100 and longer, which PPO-LSTM does not solve yet (success 0.57 after
- * 8M steps with the command BENCHMARKS.md gives). */
+ * wall at load average about 7 on the shared 2-core machine). PassiveTMaze-100 (PPO-LSTM and
+ * PPO-GRU) is in tests/test_long_memory.c (make test-long: minutes of CPU). */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
 #include "test.h"

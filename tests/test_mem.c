@@ -258,6 +258,56 @@ static void test_none_core(void) {
   mrl_params_free(&p);
 }
 
+/* core.forget_bias on a GRU core goes to the update gate z (the middle third
+ * of every layer's bias_ih, torch's gate order r, z, n), on top of the
+ * layer's own init; bias_hh and forget_bias 0 keep PyTorch's init. */
+static void test_gru_core_update_bias(void) {
+  int variant;
+  for (variant = 0; variant < 3; variant++) {
+    mrl_core_config cfg = mrl_core_config_gru(4);
+    mrl_params p, q;
+    mrl_core core, plain;
+    float bound = 0.5f; /* 1/sqrt(H) */
+    int k, i, ok = 1, same_hh = 1, same_w = 1;
+    cfg.num_layers = 2;
+    cfg.forget_bias = variant == 2 ? 0.0f : 3.0f;
+    if (variant == 1) cfg.init = mrl_init_orthogonal(1.0f);
+    mrl_params_init(&p);
+    mrl_params_init(&q);
+    MRL_CHECK(mrl_core_init(&core, &p, "core", 3, &cfg, NULL, 0) == MRL_OK, "gru core init");
+    cfg.forget_bias = 0.0f;
+    MRL_CHECK(mrl_core_init(&plain, &q, "core", 3, &cfg, NULL, 0) == MRL_OK, "gru core init");
+    MRL_CHECK(mrl_params_finalize(&p, 5) == MRL_OK && mrl_params_finalize(&q, 5) == MRL_OK,
+              "gru core: finalize");
+    for (k = 0; k < 2; k++) {
+      const mrl_gru_layer *l = &core.gru.layers[k], *m = &plain.gru.layers[k];
+      const float *b = mrl_params_tensor(&p, l->bias_ih)->data;
+      const float *b0 = mrl_params_tensor(&q, m->bias_ih)->data;
+      for (i = 0; i < 12; i++) {
+        float want = variant != 2 && i >= 4 && i < 8 ? 3.0f : 0.0f;
+        if (variant == 1)
+          ok &= b[i] == want;
+        else
+          ok &= fabsf(b[i] - want) <= bound && (want != 0.0f || b[i] == b0[i]);
+      }
+      same_hh &= memcmp(mrl_params_tensor(&p, l->bias_hh)->data,
+                        mrl_params_tensor(&q, m->bias_hh)->data, 12 * sizeof(float)) == 0;
+      same_w &= memcmp(mrl_params_tensor(&p, l->weight_hh)->data,
+                       mrl_params_tensor(&q, m->weight_hh)->data, 48 * sizeof(float)) == 0;
+    }
+    MRL_CHECK(ok,
+              "gru core forget_bias (variant %d): bias_ih z third must be 3 + the init, "
+              "r and n thirds the init",
+              variant);
+    MRL_CHECK(same_hh && same_w, "gru core forget_bias (variant %d): bias_hh and weights changed",
+              variant);
+    mrl_core_free(&core);
+    mrl_core_free(&plain);
+    mrl_params_free(&p);
+    mrl_params_free(&q);
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 /* 4. gradients through the LSTM core with reset masks                      */
 /* ------------------------------------------------------------------------ */
@@ -594,6 +644,7 @@ int main(void) {
   test_lstm_sequence_equals_steps();
   test_lstm_episode_start();
   test_none_core();
+  test_gru_core_update_bias();
   test_lstm_core_gradients();
   test_gae_random();
   test_gae_hand_case();

@@ -228,6 +228,60 @@ static void test_non_finite_update(void) {
   mrl_vecenv_free(&env);
 }
 
+/* adv_std_floor: a floor below the advantages' std leaves the update bit
+ * for bit as without it; a floor above it shrinks the normalised advantages,
+ * so the update differs (the policy gradient is scaled down). */
+static void test_adv_std_floor(void) {
+  mrl_vecenv env;
+  mrl_ppo a;
+  mrl_ppo_config c = mrl_ppo_config_default();
+  float *start, *after[3];
+  mrl_rng rng0;
+  long long steps0;
+  size_t n, bytes;
+  int k;
+  const float floors[3] = {0.0f, 1e-6f, 1e3f};
+  c.num_steps = 16;
+  if (mrl_vecenv_init(&env, "CartPole-v1", 4, 3) != MRL_OK) return;
+  if (mrl_ppo_init(&a, &c, &env) != MRL_OK) {
+    mrl_vecenv_free(&env);
+    return;
+  }
+  MRL_CHECK(mrl_ppo_train(&a, &env, 64, NULL, NULL) == MRL_OK, "adv_std_floor: train");
+  n = a.params.total;
+  bytes = sizeof(float) * n;
+  start = (float *)malloc(3 * bytes);
+  memcpy(start, a.params.values, bytes);
+  memcpy(start + n, a.params.moment1, bytes);
+  memcpy(start + 2 * n, a.params.moment2, bytes);
+  rng0 = a.rng;
+  steps0 = a.params.adam_steps;
+  for (k = 0; k < 3; k++) {
+    memcpy(a.params.values, start, bytes);
+    memcpy(a.params.moment1, start + n, bytes);
+    memcpy(a.params.moment2, start + 2 * n, bytes);
+    a.rng = rng0;
+    a.params.adam_steps = steps0;
+    a.cfg.adv_std_floor = floors[k];
+    MRL_CHECK(mrl_ppo_update(&a, 1e-3f, 0.2f, NULL) == MRL_OK, "adv_std_floor %g: update",
+              floors[k]);
+    after[k] = (float *)malloc(bytes);
+    memcpy(after[k], a.params.values, bytes);
+  }
+  MRL_CHECK(memcmp(after[0], after[1], bytes) == 0,
+            "adv_std_floor 1e-6 (below the std) changed the update");
+  MRL_CHECK(memcmp(after[0], after[2], bytes) != 0,
+            "adv_std_floor 1e3 (above the std) left the update unchanged");
+  for (k = 0; k < 3; k++) free(after[k]);
+  free(start);
+  c.adv_std_floor = -1.0f;
+  mrl_ppo_free(&a);
+  MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(a.error, "adv_std_floor") != NULL,
+            "adv_std_floor -1 not refused (%s)", a.error);
+  mrl_vecenv_free(&env);
+}
+
 /* A user's game that returns a NaN reward once, at its 500th step: training
  * stops with MRL_ERR_NON_FINITE naming the environment, every parameter
  * stays finite (it used to turn thousands of them into NaN). */
@@ -663,6 +717,7 @@ int main(void) {
   test_minibatches();
   test_update_guard();
   test_non_finite_update();
+  test_adv_std_floor();
   test_non_finite_env();
   test_tower();
   test_user_core();
