@@ -8035,8 +8035,11 @@ static void mrl__r2d2_actor_main(void *arg) {
   mrl__r2d2_learner *l = (mrl__r2d2_learner *)ac->run;
   mrl_runner *run = &ac->runner;
   int B = ac->num_envs, S = a->state_dim, A = a->num_actions, O = a->obs_dim, b, stop = 0;
-  long long s, total = a->runner.env_steps, refresh = a->cfg.actor_refresh;
+  long long s, total, refresh = a->cfg.actor_refresh;
   mrl_result r = MRL_OK;
+  mrl_mutex_lock(&l->lock);
+  total = a->runner.env_steps; /* the other actors count on it */
+  mrl_mutex_unlock(&l->lock);
   for (s = 0; s < l->steps && !stop; s++) {
     long long before = ac->env_steps, requested;
     float eps = ac->epsilon;
