@@ -1449,17 +1449,40 @@ MRL_DEF int mrl_impala_config_json(const mrl_impala_config *cfg, char *buf, size
  * target network copied every 2500 updates, priorities eta max|d| +
  * (1 - eta) mean|d| (eta 0.9) written back after every update, priority
  * exponent 0.9, importance exponent 0.6. Exploration as Ape-X (Horgan et al.
- * 2018): actor i of N takes epsilon_i = 0.4^(1 + 7 i / (N - 1)); here the
- * actors are the vector env's environments. With num_threads 1 they act with
- * the current parameters and the learner updates between their steps on
- * the calling thread: the run is bitwise deterministic. With MRL_THREADS and
- * num_threads 2 the learner runs on a thread of its own (as Ape-X's learner
- * beside its actors) and the actors act with a copy of the parameters they
- * refresh every actor_refresh env steps (400, the paper's actor update
- * interval); the number of updates stays one per update_every env steps,
- * but which sequences they see depends on timing, so such a run is not
- * bitwise repeatable. (The actors share one thread: the vector env steps
- * them together.)
+ * 2018): actor i of N takes epsilon_i = 0.4^(1 + 7 i / (N - 1)). Three ways
+ * to run:
+ *   - num_threads 1 (the default; the only one without MRL_THREADS): the
+ *     actors are the vector env's environments, environment i of B with
+ *     epsilon_i over the B environments; they act with the current
+ *     parameters and the learner updates between their steps on the calling
+ *     thread: the run is bitwise deterministic (and resumes bitwise).
+ *   - num_threads 2, num_actors 1 (MRL_THREADS): the same per-environment
+ *     epsilons, all environments stepped on the calling thread with a copy
+ *     of the parameters refreshed every actor_refresh env steps (400, the
+ *     paper's actor update interval) while the learner runs on a thread of
+ *     its own (as Ape-X's learner beside its actors).
+ *   - num_threads 2, num_actors N > 1 (MRL_THREADS): Ape-X's actors, N
+ *     threads beside the learner's. Actor i owns the contiguous block of
+ *     environments [i B/N, (i + 1) B/N) (a view of the vector env, as
+ *     IMPALA's actors) and has its own copy of the parameters, refreshed
+ *     every actor_refresh of its own env steps, its own RNG stream, acting
+ *     graph and core states, and ONE epsilon_i over the N actors for all its
+ *     environments, as the paper's actor (which runs one environment). Each
+ *     takes env_steps / B vector steps of its block; all insert into the
+ *     one mrl_seq_replay under the learner's lock, so the order in which
+ *     sequences enter the replay (their slots) varies between runs, and the
+ *     calling thread only reports progress (a callback that returns nonzero
+ *     stops every actor after its current step).
+ *   With the learner on its own thread the number of updates stays one per
+ *   update_every env steps (it runs at most two behind), but which sequences
+ *   they see depends on timing, so such a run is not bitwise repeatable.
+ *   A checkpoint of a multi-actor agent holds what one of a single-thread
+ *   agent holds (parameters, Adam moments, target network, replay, counters,
+ *   the environments and every environment's observation and core state,
+ *   gathered from the actors when train returns), not the actors' parameter
+ *   copies (refreshed at the next train), RNG streams, step counts or their
+ *   blocks' episode-seed counters: a loaded agent trains on from the same
+ *   point, as any threaded run not bitwise.
  * Deviations from the paper, for one CPU instead of 256 actors and a GPU:
  *   - network: an MLP encoder (64, relu) and a 64-unit LSTM (forget-gate
  *     bias 1, Sonnet's default) instead of the conv stack and 512-unit LSTM,
@@ -1497,9 +1520,11 @@ typedef struct mrl_r2d2_config {
   float epsilon_base;             /* 0.4 */
   float epsilon_alpha;            /* 7 */
   float eval_epsilon;             /* 0.001: act with greedy = 0 */
-  int num_threads;                /* 1; 2 (MRL_THREADS): the learner on a thread of its own */
+  int num_threads;                /* 1; 2 (MRL_THREADS): the learner on a thread of its own (and
+                                     num_actors > 1: the actors on theirs) */
   int actor_refresh;              /* 400: env steps between the actors' parameter copies when
-                                     the learner has its own thread */
+                                     the learner has its own thread (of each actor's own steps
+                                     with num_actors > 1) */
   int report_every;               /* 2000: env steps between progress reports */
   int save_replay;                /* 1: checkpoints hold the replay (bitwise resume) */
   int stored_state;               /* 1: sequences replay from their stored state; 0: from the zero
