@@ -1452,17 +1452,40 @@ MRL_DEF int mrl_impala_config_json(const mrl_impala_config *cfg, char *buf, size
  * target network copied every 2500 updates, priorities eta max|d| +
  * (1 - eta) mean|d| (eta 0.9) written back after every update, priority
  * exponent 0.9, importance exponent 0.6. Exploration as Ape-X (Horgan et al.
- * 2018): actor i of N takes epsilon_i = 0.4^(1 + 7 i / (N - 1)); here the
- * actors are the vector env's environments. With num_threads 1 they act with
- * the current parameters and the learner updates between their steps on
- * the calling thread: the run is bitwise deterministic. With MRL_THREADS and
- * num_threads 2 the learner runs on a thread of its own (as Ape-X's learner
- * beside its actors) and the actors act with a copy of the parameters they
- * refresh every actor_refresh env steps (400, the paper's actor update
- * interval); the number of updates stays one per update_every env steps,
- * but which sequences they see depends on timing, so such a run is not
- * bitwise repeatable. (The actors share one thread: the vector env steps
- * them together.)
+ * 2018): actor i of N takes epsilon_i = 0.4^(1 + 7 i / (N - 1)). Three ways
+ * to run:
+ *   - num_threads 1 (the default; the only one without MRL_THREADS): the
+ *     actors are the vector env's environments, environment i of B with
+ *     epsilon_i over the B environments; they act with the current
+ *     parameters and the learner updates between their steps on the calling
+ *     thread: the run is bitwise deterministic (and resumes bitwise).
+ *   - num_threads 2, num_actors 1 (MRL_THREADS): the same per-environment
+ *     epsilons, all environments stepped on the calling thread with a copy
+ *     of the parameters refreshed every actor_refresh env steps (400, the
+ *     paper's actor update interval) while the learner runs on a thread of
+ *     its own (as Ape-X's learner beside its actors).
+ *   - num_threads 2, num_actors N > 1 (MRL_THREADS): Ape-X's actors, N
+ *     threads beside the learner's. Actor i owns the contiguous block of
+ *     environments [i B/N, (i + 1) B/N) (a view of the vector env, as
+ *     IMPALA's actors) and has its own copy of the parameters, refreshed
+ *     every actor_refresh of its own env steps, its own RNG stream, acting
+ *     graph and core states, and ONE epsilon_i over the N actors for all its
+ *     environments, as the paper's actor (which runs one environment). Each
+ *     takes env_steps / B vector steps of its block; all insert into the
+ *     one mrl_seq_replay under the learner's lock, so the order in which
+ *     sequences enter the replay (their slots) varies between runs, and the
+ *     calling thread only reports progress (a callback that returns nonzero
+ *     stops every actor after its current step).
+ *   With the learner on its own thread the number of updates stays one per
+ *   update_every env steps (it runs at most two behind), but which sequences
+ *   they see depends on timing, so such a run is not bitwise repeatable.
+ *   A checkpoint of a multi-actor agent holds what one of a single-thread
+ *   agent holds (parameters, Adam moments, target network, replay, counters,
+ *   the environments and every environment's observation and core state,
+ *   gathered from the actors when train returns), not the actors' parameter
+ *   copies (refreshed at the next train), RNG streams, step counts or their
+ *   blocks' episode-seed counters: a loaded agent trains on from the same
+ *   point, as any threaded run not bitwise.
  * Deviations from the paper, for one CPU instead of 256 actors and a GPU:
  *   - network: an MLP encoder (64, relu) and a 64-unit LSTM (forget-gate
  *     bias 1, Sonnet's default) instead of the conv stack and 512-unit LSTM,
@@ -1500,9 +1523,11 @@ typedef struct mrl_r2d2_config {
   float epsilon_base;             /* 0.4 */
   float epsilon_alpha;            /* 7 */
   float eval_epsilon;             /* 0.001: act with greedy = 0 */
-  int num_threads;                /* 1; 2 (MRL_THREADS): the learner on a thread of its own */
+  int num_threads;                /* 1; 2 (MRL_THREADS): the learner on a thread of its own (and
+                                     num_actors > 1: the actors on theirs) */
   int actor_refresh;              /* 400: env steps between the actors' parameter copies when
-                                     the learner has its own thread */
+                                     the learner has its own thread (of each actor's own steps
+                                     with num_actors > 1) */
   int report_every;               /* 2000: env steps between progress reports */
   int save_replay;                /* 1: checkpoints hold the replay (bitwise resume) */
   int stored_state;               /* 1: sequences replay from their stored state; 0: from the zero
@@ -1511,12 +1536,39 @@ typedef struct mrl_r2d2_config {
                                      from epsilon_start linearly down to epsilon_base over
                                      epsilon_anneal_steps env steps (DQN, DRQN) */
   long long epsilon_anneal_steps; /* 0 */
+  int num_actors; /* 1; N > 1 (MRL_THREADS, num_threads 2): N actor threads, actor i stepping
+                     environments [i B/N, (i + 1) B/N) with epsilon_i over actors */
 } mrl_r2d2_config;
 MRL_DEF mrl_r2d2_config mrl_r2d2_config_default(void);
 
 typedef struct mrl_r2d2_update_stats {
   float loss, mean_q, mean_abs_td, mean_priority;
 } mrl_r2d2_update_stats;
+
+/* An actor of a run with num_actors > 1: its block of the environments,
+ * its own copy of the parameters, RNG, acting graph and runner (the block's
+ * observations and core states). */
+typedef struct mrl_r2d2_actor {
+  void *agent; /* the mrl_r2d2 it belongs to */
+  void *run;   /* while train runs: its lock, the learner and the report schedule */
+  int index, env_offset, num_envs;
+  float epsilon;       /* Ape-X's epsilon_i of this actor, for all its environments */
+  long long env_steps; /* environment steps it took (all train calls) */
+  long long refreshes; /* parameter copies it took */
+  mrl_params params;   /* its copy of the network, refreshed every actor_refresh of its */
+  mrl_tower tower;     /* env steps */
+  mrl_linear_layer q;
+  mrl_graph graph;
+  mrl_runner runner;
+  mrl_vecenv view; /* its block of the training vector env (borrowed environments) */
+  mrl_rng rng;
+  float *step_obs, *step_starts, *step_state, *step_actions;
+  mrl_result status; /* not MRL_OK: it failed (error says why) */
+#ifdef MRL_THREADS
+  mrl_thread thread;
+#endif
+  char error[MRL_ERROR_SIZE];
+} mrl_r2d2_actor;
 
 typedef struct mrl_r2d2 {
   mrl_r2d2_config cfg;
@@ -1538,8 +1590,9 @@ typedef struct mrl_r2d2 {
   mrl_params actor_params; /* num_threads 2: the actors' copy of the network, refreshed every */
   mrl_tower actor_tower;   /* actor_refresh env steps while the learner trains its own */
   mrl_linear_layer actor_q;
-  mrl_rng learner_rng; /* num_threads 2: the learner thread's sampling */
-  const char *algo;    /* "r2d2" (or "drqn" when DRQN runs on it): reports and checkpoints */
+  mrl_rng learner_rng;    /* num_threads 2: the learner thread's sampling */
+  mrl_r2d2_actor *actors; /* [num_actors] when num_actors > 1, else NULL */
+  const char *algo;       /* "r2d2" (or "drqn" when DRQN runs on it): reports and checkpoints */
   char error[MRL_ERROR_SIZE];
 } mrl_r2d2;
 
@@ -1685,6 +1738,22 @@ MRL_DEF double mrl_wall_seconds(void) {
   gettimeofday(&tv, NULL);
   return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
 #endif
+}
+
+/* An actor's block of a vector env: a vector over env's environments first
+ * .. first + n - 1 that borrows them (IMPALA's and R2D2's actor threads
+ * each step one). Its own arrays, seed and episode counters; free it with
+ * mrl__vecenv_view_free, which leaves the environments to env. */
+static mrl_result mrl__vecenv_view_init(mrl_vecenv *view, const mrl_vecenv *env, int first, int n,
+                                        uint64_t seed) {
+  return mrl_vecenv_init_envs(view, env->envs + first, n, seed);
+}
+
+static void mrl__vecenv_view_free(mrl_vecenv *view) {
+  int i;
+  if (view->envs) /* borrowed: the training vector frees them */
+    for (i = 0; i < view->num_envs; i++) view->envs[i] = NULL;
+  mrl_vecenv_free(view);
 }
 
 /* ---- learning-curve plot >>plot ---- */
@@ -6691,7 +6760,7 @@ MRL_DEF mrl_result mrl_impala_init(mrl_impala *a, const mrl_impala_config *cfg,
     } else {
       /* a view over the block: the environments stay the training vector's */
       uint64_t seed = env->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(k + 1);
-      if ((r = mrl_vecenv_init_envs(&ac->view, env->envs + ac->env_offset, b, seed)) != MRL_OK) {
+      if ((r = mrl__vecenv_view_init(&ac->view, env, ac->env_offset, b, seed)) != MRL_OK) {
         mrl__say(a->error, sizeof a->error, "mrl_impala_init: actor %d: %s", k, ac->view.error);
         goto fail;
       }
@@ -6765,9 +6834,7 @@ MRL_DEF void mrl_impala_free(mrl_impala *a) {
     mrl_popart_free(&ac->popart);
     mrl_graph_free(&ac->graph);
     mrl_runner_free(&ac->runner);
-    if (ac->view.envs) /* borrowed: the training vector frees them */
-      for (i = 0; i < ac->view.num_envs; i++) ac->view.envs[i] = NULL;
-    mrl_vecenv_free(&ac->view);
+    mrl__vecenv_view_free(&ac->view);
     MRL_FREE(ac->step_actions);
   }
   for (i = 0; a->slots && i < a->num_slots; i++) mrl__impala_traj_free(&a->slots[i]);
@@ -7320,6 +7387,7 @@ MRL_DEF mrl_r2d2_config mrl_r2d2_config_default(void) {
   c.stored_state = 1;
   c.epsilon_start = 0.0f;
   c.epsilon_anneal_steps = 0;
+  c.num_actors = 1;
   return c;
 }
 
@@ -7341,7 +7409,8 @@ MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *c, char *buf, size_t siz
       "\"target_period\":%d,\"capacity\":%d,\"seq_len\":%d,\"overlap\":%d,\"burn_in\":%d,"
       "\"priority_exponent\":%s,\"importance_exponent\":%s,\"eta\":%s,\"priority_eps\":%s,"
       "\"learning_starts\":%d,\"update_every\":%d,\"epsilon_base\":%s,\"epsilon_alpha\":%s,"
-      "\"eval_epsilon\":%s,\"num_threads\":%d,\"actor_refresh\":%d,\"save_replay\":%d,"
+      "\"eval_epsilon\":%s,\"num_threads\":%d,\"num_actors\":%d,\"actor_refresh\":%d,"
+      "\"save_replay\":%d,"
       "\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,"
       "\"use_conv\":%d}",
       (unsigned long long)c->seed, c->stored_state, mrl__float_text(c->epsilon_start, f[12], 24),
@@ -7353,8 +7422,8 @@ MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *c, char *buf, size_t siz
       mrl__float_text(r->importance_exponent, f[6], 24), mrl__float_text(r->eta, f[7], 24),
       mrl__float_text(r->priority_eps, f[8], 24), c->learning_starts, c->update_every,
       mrl__float_text(c->epsilon_base, f[9], 24), mrl__float_text(c->epsilon_alpha, f[10], 24),
-      mrl__float_text(c->eval_epsilon, f[11], 24), c->num_threads, c->actor_refresh, c->save_replay,
-      enc, core, head, (int)n->activation, n->use_conv);
+      mrl__float_text(c->eval_epsilon, f[11], 24), c->num_threads, c->num_actors, c->actor_refresh,
+      c->save_replay, enc, core, head, (int)n->activation, n->use_conv);
 }
 
 /* Names the first field of an R2D2 config that cannot work (err), or 0. */
@@ -7413,6 +7482,10 @@ static int mrl__r2d2_check_config(const mrl_r2d2_config *c, const mrl_vecenv *en
               "mrl_r2d2_config.num_threads %d needs a build with MRL_THREADS (else 1)",
               c->num_threads);
 #endif
+  MRL__REJECT(c->num_actors < 1 || (c->num_actors > 1 && c->num_threads != 2) ||
+                  env->num_envs % c->num_actors != 0,
+              "mrl_r2d2_config.num_actors %d must be 1, or divide num_envs %d with num_threads 2",
+              c->num_actors, env->num_envs);
   MRL__REJECT(c->actor_refresh < 1, "mrl_r2d2_config.actor_refresh %d must be >= 1",
               c->actor_refresh);
   MRL__REJECT(c->report_every < 1, "mrl_r2d2_config.report_every %d must be >= 1", c->report_every);
@@ -7435,7 +7508,22 @@ static int mrl__r2d2_check_config(const mrl_r2d2_config *c, const mrl_vecenv *en
   return 0;
 }
 
+static void mrl__r2d2_actor_free(mrl_r2d2_actor *ac) {
+  mrl_tower_free(&ac->tower);
+  mrl_params_free(&ac->params);
+  mrl_graph_free(&ac->graph);
+  mrl_runner_free(&ac->runner);
+  mrl__vecenv_view_free(&ac->view);
+  MRL_FREE(ac->step_obs);
+  MRL_FREE(ac->step_starts);
+  MRL_FREE(ac->step_state);
+  MRL_FREE(ac->step_actions);
+}
+
 MRL_DEF void mrl_r2d2_free(mrl_r2d2 *a) {
+  int k;
+  for (k = 0; a->actors && k < a->cfg.num_actors; k++) mrl__r2d2_actor_free(&a->actors[k]);
+  MRL_FREE(a->actors);
   mrl_tower_free(&a->tower);
   mrl_tower_free(&a->target_tower);
   mrl_tower_free(&a->actor_tower);
@@ -7492,6 +7580,52 @@ static mrl_tensor *mrl__q_net_forward(const mrl_tower *t, const mrl_linear_layer
   return x ? mrl_linear_layer_forward(q, g, x) : NULL;
 }
 
+/* num_actors > 1: actor k gets environments [k b, (k + 1) b) as a view, a
+ * network copy, its RNG stream and Ape-X's epsilon_k over the actors (all
+ * its environments explore with it, as the paper's actor with its one
+ * environment). */
+static mrl_result mrl__r2d2_actors_init(mrl_r2d2 *a, const mrl_vecenv *env,
+                                        const mrl_runner_config *rc) {
+  int N = a->cfg.num_actors, b = a->num_envs / N, k, i;
+  size_t O = (size_t)a->obs_dim, S = (size_t)a->state_dim;
+  mrl_result r;
+  a->actors = (mrl_r2d2_actor *)MRL_MALLOC(sizeof(mrl_r2d2_actor) * (size_t)N);
+  if (!a->actors) return MRL_ERR_OUT_OF_MEMORY;
+  memset(a->actors, 0, sizeof(mrl_r2d2_actor) * (size_t)N);
+  for (k = 0; k < N; k++) {
+    mrl_r2d2_actor *ac = &a->actors[k];
+    ac->agent = a;
+    ac->index = k;
+    ac->env_offset = k * b;
+    ac->num_envs = b;
+    ac->epsilon = mrl__apex_epsilon(a->cfg.epsilon_base, a->cfg.epsilon_alpha, k, N);
+    for (i = 0; i < b; i++) a->epsilons[ac->env_offset + i] = ac->epsilon;
+    mrl_params_init(&ac->params);
+    if ((r = mrl__q_net_init(&ac->tower, &ac->q, &ac->params, &a->cfg.net, a->obs_dim,
+                             a->num_actions, a->error, sizeof a->error)) != MRL_OK ||
+        (r = mrl_params_finalize(&ac->params, a->cfg.seed)) != MRL_OK)
+      return r;
+    if ((r = mrl__vecenv_view_init(&ac->view, env, ac->env_offset, b,
+                                   env->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(k + 1))) !=
+        MRL_OK) {
+      mrl__say(a->error, sizeof a->error, "mrl_r2d2_init: actor %d: %s", k, ac->view.error);
+      return r;
+    }
+    if ((r = mrl_runner_init(&ac->runner, &ac->view, a->state_dim, rc, a->error,
+                             sizeof a->error)) != MRL_OK ||
+        (r = mrl_graph_init(&ac->graph, (size_t)1 << 18)) != MRL_OK)
+      return r;
+    ac->rng = mrl_rng_make(a->cfg.seed * 0x2545f4914f6cdd1dULL + (uint64_t)k + 1);
+    ac->step_obs = (float *)MRL_MALLOC(sizeof(float) * (size_t)b * O);
+    ac->step_starts = (float *)MRL_MALLOC(sizeof(float) * (size_t)b);
+    ac->step_state = (float *)MRL_MALLOC(sizeof(float) * ((size_t)b * S + 1));
+    ac->step_actions = (float *)MRL_MALLOC(sizeof(float) * (size_t)b);
+    if (!ac->step_obs || !ac->step_starts || !ac->step_state || !ac->step_actions)
+      return MRL_ERR_OUT_OF_MEMORY;
+  }
+  return MRL_OK;
+}
+
 MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *a, const mrl_r2d2_config *cfg, const mrl_vecenv *env) {
   mrl_runner_config rc;
   mrl_result r;
@@ -7523,7 +7657,7 @@ MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *a, const mrl_r2d2_config *cfg, const 
     goto fail;
   }
   mrl_params_copy(&a->target, &a->params);
-  if (cfg->num_threads > 1) { /* the actors' copy */
+  if (cfg->num_threads > 1 && cfg->num_actors == 1) { /* the actors' copy */
     if ((r = mrl__q_net_init(&a->actor_tower, &a->actor_q, &a->actor_params, &cfg->net, a->obs_dim,
                              a->num_actions, a->error, sizeof a->error)) != MRL_OK ||
         (r = mrl_params_finalize(&a->actor_params, cfg->seed)) != MRL_OK)
@@ -7580,6 +7714,7 @@ MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *a, const mrl_r2d2_config *cfg, const 
   }
   for (i = 0; i < a->num_envs; i++)
     a->epsilons[i] = mrl__apex_epsilon(cfg->epsilon_base, cfg->epsilon_alpha, i, a->num_envs);
+  if (cfg->num_actors > 1 && (r = mrl__r2d2_actors_init(a, env, &rc)) != MRL_OK) goto fail;
   return MRL_OK;
 fail:
   if (r == MRL_ERR_OUT_OF_MEMORY && !a->error[0])
@@ -7808,6 +7943,12 @@ typedef struct mrl__r2d2_learner {
   int stop;
   mrl_result result;
   mrl_r2d2_update_stats st;
+  /* num_actors > 1: the actor threads' run, reported on by the calling thread */
+  mrl_cond tick;         /* the calling thread waits for a report's steps or the actors' end */
+  long long steps;       /* vector steps each actor takes */
+  long long next_report; /* env steps of the next report */
+  int active;            /* actor threads still running */
+  int halt;              /* 1: the actors stop early (progress asked, or a failure) */
 } mrl__r2d2_learner;
 
 static void mrl__r2d2_learner_main(void *arg) {
@@ -7818,7 +7959,7 @@ static void mrl__r2d2_learner_main(void *arg) {
     mrl_mutex_lock(&l->lock);
     while (!l->stop && l->pending == 0) mrl_cond_wait(&l->wake, &l->lock);
     if (l->pending == 0 || l->result != MRL_OK) {
-      mrl_cond_signal(&l->done);
+      mrl_cond_broadcast(&l->done);
       mrl_mutex_unlock(&l->lock);
       return;
     }
@@ -7831,7 +7972,7 @@ static void mrl__r2d2_learner_main(void *arg) {
       l->result = r;
     else
       l->st = st;
-    mrl_cond_signal(&l->done);
+    mrl_cond_broadcast(&l->done); /* several actor threads may wait */
     mrl_mutex_unlock(&l->lock);
   }
 }
@@ -7874,6 +8015,212 @@ static mrl_result mrl__r2d2_step(mrl_r2d2 *a, mrl_vecenv *env, void *lock) {
   return MRL_OK;
 }
 
+/* Updates owed for n env steps just stored: one per update_every env steps
+ * once the replay holds learning_starts sequences (the learner's lock held
+ * when it has a thread). */
+static long long mrl__r2d2_requests(mrl_r2d2 *a, int n) {
+  long long requested = 0;
+  if (a->replay.size < a->cfg.learning_starts) {
+    a->env_steps_since_update = 0;
+  } else {
+    a->env_steps_since_update += n;
+    while (a->env_steps_since_update >= a->cfg.update_every) {
+      a->env_steps_since_update -= a->cfg.update_every;
+      requested++;
+    }
+  }
+  return requested;
+}
+
+/* A progress report of train (budget: its env_steps, steps0 and t0 its start). */
+static void mrl__r2d2_report(mrl_train_progress *p, const mrl_r2d2 *a, const mrl_vecenv *env,
+                             int iteration, long long budget, long long steps0, double t0,
+                             const mrl_r2d2_update_stats *st, long long updates, long long stored) {
+  memset(p, 0, sizeof *p);
+  p->algo = a->algo;
+  p->env_id = mrl_env_id(env->envs[0]);
+  p->iteration = iteration;
+  p->num_iterations = (int)((budget + a->cfg.report_every - 1) / a->cfg.report_every);
+  p->env_steps = a->runner.env_steps;
+  p->seconds = mrl_wall_seconds() - t0;
+  p->steps_per_second =
+      p->seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p->seconds : 0.0;
+  p->episodes = a->runner.stats.total_episodes;
+  p->mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
+  p->mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
+  p->success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
+  p->learning_rate = a->cfg.learning_rate;
+  mrl_progress_set(p, "loss", st->loss);
+  mrl_progress_set(p, "mean_q", st->mean_q);
+  mrl_progress_set(p, "abs_td", st->mean_abs_td);
+  mrl_progress_set(p, "priority", st->mean_priority);
+  mrl_progress_set(p, "updates", (float)updates);
+  mrl_progress_set(p, "replay", (float)stored);
+}
+
+#ifdef MRL_THREADS
+/* An actor thread (num_actors > 1): acts on its block with its copy of the
+ * parameters (refreshed every actor_refresh of its env steps), its RNG and
+ * its epsilon, and stores into the one replay under the learner's lock, so
+ * the order in which the actors' sequences enter varies from run to run.
+ * The learner runs at most two updates behind, as with one actor. */
+static void mrl__r2d2_actor_main(void *arg) {
+  mrl_r2d2_actor *ac = (mrl_r2d2_actor *)arg;
+  mrl_r2d2 *a = (mrl_r2d2 *)ac->agent;
+  mrl__r2d2_learner *l = (mrl__r2d2_learner *)ac->run;
+  mrl_runner *run = &ac->runner;
+  int B = ac->num_envs, S = a->state_dim, A = a->num_actions, O = a->obs_dim, b, stop = 0;
+  long long s, total, refresh = a->cfg.actor_refresh;
+  mrl_result r = MRL_OK;
+  mrl_mutex_lock(&l->lock);
+  total = a->runner.env_steps; /* the other actors count on it */
+  mrl_mutex_unlock(&l->lock);
+  for (s = 0; s < l->steps && !stop; s++) {
+    long long before = ac->env_steps, requested;
+    float eps = ac->epsilon;
+    mrl_tensor *q;
+    /* act with its copy */
+    memcpy(ac->step_obs, run->obs, sizeof(float) * (size_t)B * O);
+    memcpy(ac->step_starts, run->episode_start, sizeof(float) * (size_t)B);
+    memcpy(ac->step_state, run->state, sizeof(float) * (size_t)B * S);
+    mrl_graph_reset(&ac->graph);
+    mrl_graph_set_no_grad(&ac->graph, 1);
+    q = mrl__q_net_forward(&ac->tower, &ac->q, &ac->graph, run->obs, 1, B, O, run->episode_start,
+                           run->state, run->state, S);
+    if (!q) {
+      r = MRL_ERR_OUT_OF_MEMORY;
+      mrl__say(ac->error, sizeof ac->error, "r2d2: actor %d: out of memory", ac->index);
+      break;
+    }
+    if (a->cfg.epsilon_start > 0.0f) /* DQN's schedule over every actor's steps */
+      eps = mrl_lr_linear(a->cfg.epsilon_start, a->cfg.epsilon_base, total,
+                          a->cfg.epsilon_anneal_steps);
+    for (b = 0; b < B; b++)
+      mrl_epsilon_greedy(q->data + (size_t)b * A, 1, A, eps, &ac->rng, ac->step_actions + b);
+    if ((r = mrl_runner_step(run, &ac->view, ac->step_actions)) != MRL_OK) {
+      mrl__say(ac->error, sizeof ac->error, "r2d2: actor %d: %s", ac->index,
+               ac->view.error[0] ? ac->view.error : mrl_result_string(r));
+      break;
+    }
+    /* store, count, ask for updates, refresh */
+    mrl_mutex_lock(&l->lock);
+    mrl_seq_replay_add_envs(&a->replay, ac->env_offset, B, ac->step_obs, ac->step_starts,
+                            ac->step_state, ac->step_actions, run->rewards, run->terminated,
+                            run->truncated, run->final_obs, run->state);
+    mrl_episode_stats_add_vecenv(&a->runner.stats, &ac->view);
+    a->runner.env_steps += B;
+    ac->env_steps += B;
+    total = a->runner.env_steps;
+    requested = mrl__r2d2_requests(a, B);
+    l->pending += requested;
+    if (requested) mrl_cond_signal(&l->wake);
+    if (total >= l->next_report) mrl_cond_signal(&l->tick);
+    while (l->pending > 2 && l->result == MRL_OK && !l->halt) mrl_cond_wait(&l->done, &l->lock);
+    if (ac->env_steps / refresh != before / refresh) {
+      mrl_params_copy(&ac->params, &a->params);
+      ac->refreshes++;
+    }
+    stop = l->halt || l->result != MRL_OK;
+    mrl_mutex_unlock(&l->lock);
+  }
+  mrl_mutex_lock(&l->lock);
+  ac->status = r;
+  if (r != MRL_OK) { /* the others stop too */
+    l->halt = 1;
+    mrl_cond_broadcast(&l->done);
+  }
+  l->active--;
+  mrl_cond_signal(&l->tick);
+  mrl_mutex_unlock(&l->lock);
+}
+
+/* train with num_actors > 1, on the calling thread: hands each actor its
+ * block's observations and core states from the agent's runner, runs the
+ * actor threads for steps vector steps each, reports every report_every
+ * env steps until they end, then takes the blocks back (the runner then
+ * describes every environment again, for save and the next call). */
+static mrl_result mrl__r2d2_run_actors(mrl_r2d2 *a, mrl_vecenv *env, long long steps,
+                                       mrl__r2d2_learner *l, mrl_progress_fn progress, void *user,
+                                       long long budget, double t0) {
+  int N = a->cfg.num_actors, k, reports = 0, stopped = 0, started;
+  size_t O = (size_t)a->obs_dim, S = (size_t)a->state_dim;
+  long long steps0 = a->runner.env_steps;
+  mrl_result out = MRL_OK;
+  mrl_mutex_lock(&l->lock);
+  l->steps = steps;
+  l->next_report = steps0 + a->cfg.report_every;
+  l->halt = 0;
+  l->active = 0;
+  for (k = 0; k < N; k++) {
+    mrl_r2d2_actor *ac = &a->actors[k];
+    size_t b = (size_t)ac->num_envs, off = (size_t)ac->env_offset;
+    memcpy(ac->runner.obs, a->runner.obs + off * O, sizeof(float) * b * O);
+    memcpy(ac->runner.episode_start, a->runner.episode_start + off, sizeof(float) * b);
+    memcpy(ac->runner.state, a->runner.state + off * S, sizeof(float) * b * S);
+    memcpy(ac->view.obs, env->obs + off * O, sizeof(float) * b * O);
+    ac->runner.started = 1;
+    ac->view.ready = 1; /* its environments are running: the training vector started them */
+    ac->run = l;
+    ac->status = MRL_OK;
+    mrl_params_copy(&ac->params, &a->params); /* the first refresh */
+  }
+  mrl_mutex_unlock(&l->lock);
+  for (started = 0; started < N; started++) {
+    mrl_mutex_lock(&l->lock);
+    l->active++;
+    mrl_mutex_unlock(&l->lock);
+    if ((out = mrl_thread_start(&a->actors[started].thread, mrl__r2d2_actor_main,
+                                &a->actors[started])) != MRL_OK) {
+      mrl_mutex_lock(&l->lock);
+      l->active--;
+      l->halt = 1;
+      mrl_cond_broadcast(&l->done);
+      mrl_mutex_unlock(&l->lock);
+      mrl__say(a->error, sizeof a->error, "mrl_r2d2_train: cannot start actor thread %d", started);
+      break;
+    }
+  }
+  /* report */
+  mrl_mutex_lock(&l->lock);
+  for (;;) {
+    int last;
+    while (l->active > 0 && a->runner.env_steps < l->next_report) mrl_cond_wait(&l->tick, &l->lock);
+    last = l->active == 0;
+    l->next_report = a->runner.env_steps + a->cfg.report_every;
+    if (progress && !stopped) {
+      mrl_train_progress p;
+      mrl__r2d2_report(&p, a, env, ++reports, budget, steps0, t0, &l->st, a->updates,
+                       a->replay.size);
+      mrl_mutex_unlock(&l->lock);
+      stopped = progress(&p, user) != 0;
+      mrl_mutex_lock(&l->lock);
+      if (stopped) { /* the actors stop after their current step */
+        l->halt = 1;
+        mrl_cond_broadcast(&l->done);
+      }
+    }
+    if (last) break;
+  }
+  mrl_mutex_unlock(&l->lock);
+  for (k = 0; k < started; k++) mrl_thread_join(&a->actors[k].thread);
+  /* the blocks back into the agent's runner and the training vector */
+  for (k = 0; k < N; k++) {
+    mrl_r2d2_actor *ac = &a->actors[k];
+    size_t b = (size_t)ac->num_envs, off = (size_t)ac->env_offset;
+    memcpy(a->runner.obs + off * O, ac->runner.obs, sizeof(float) * b * O);
+    memcpy(a->runner.episode_start + off, ac->runner.episode_start, sizeof(float) * b);
+    memcpy(a->runner.state + off * S, ac->runner.state, sizeof(float) * b * S);
+    memcpy(env->obs + off * O, ac->view.obs, sizeof(float) * b * O);
+    ac->run = NULL;
+    if (out == MRL_OK && k < started && ac->status != MRL_OK) {
+      out = ac->status;
+      mrl__say(a->error, sizeof a->error, "%s", ac->error);
+    }
+  }
+  return out;
+}
+#endif
+
 MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_steps,
                                   mrl_progress_fn progress, void *user) {
   long long steps, s, steps0 = a->runner.env_steps, next_report, updates = a->updates;
@@ -7888,7 +8235,8 @@ MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_st
   mrl_thread thread;
 #endif
   if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
-      env->num_actions != a->num_actions) {
+      env->num_actions != a->num_actions ||
+      (a->actors && a->actors[0].view.envs[0] != env->envs[0])) {
     mrl__say(a->error, sizeof a->error,
              "mrl_r2d2_train: not the vector env the agent was made for");
     return MRL_ERR_INVALID_ARGUMENT;
@@ -7911,15 +8259,25 @@ MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_st
       mrl_mutex_free(&learner.lock);
       return r;
     }
-    if ((r = mrl_cond_init(&learner.done)) != MRL_OK ||
+    if ((r = mrl_cond_init(&learner.done)) != MRL_OK) {
+      mrl_cond_free(&learner.wake);
+      mrl_mutex_free(&learner.lock);
+      return r;
+    }
+    if ((r = mrl_cond_init(&learner.tick)) != MRL_OK ||
         (r = mrl_thread_start(&thread, mrl__r2d2_learner_main, &learner)) != MRL_OK) {
+      mrl_cond_free(&learner.tick); /* safe after a failed init: memset above */
       mrl_cond_free(&learner.wake);
       mrl_cond_free(&learner.done);
       mrl_mutex_free(&learner.lock);
       return r;
     }
     lock = &learner.lock;
-    mrl_params_copy(&a->actor_params, &a->params);
+    if (!a->actors) mrl_params_copy(&a->actor_params, &a->params);
+  }
+  if (a->actors) { /* actor threads, each on its block of the environments */
+    out = mrl__r2d2_run_actors(a, env, steps, &learner, progress, user, env_steps, t0);
+    steps = 0; /* the loop below is the one actor's of num_actors 1 */
   }
 #endif
   for (s = 0; s < steps; s++) {
@@ -7929,15 +8287,7 @@ MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_st
     /* update: one every update_every env steps once the replay has enough */
     mrl__r2d2_lock(lock);
     stored = a->replay.size;
-    if (a->replay.size < a->cfg.learning_starts) {
-      a->env_steps_since_update = 0;
-    } else {
-      a->env_steps_since_update += a->num_envs;
-      while (a->env_steps_since_update >= a->cfg.update_every) {
-        a->env_steps_since_update -= a->cfg.update_every;
-        requested++;
-      }
-    }
+    requested = mrl__r2d2_requests(a, a->num_envs);
     mrl__r2d2_unlock(lock);
     if (!lock) {
       for (; requested > 0; requested--)
@@ -7967,27 +8317,8 @@ MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_st
     /* report */
     if (progress && (a->runner.env_steps >= next_report || s == steps - 1)) {
       mrl_train_progress p;
-      memset(&p, 0, sizeof p);
       next_report = a->runner.env_steps + a->cfg.report_every;
-      p.algo = a->algo;
-      p.env_id = mrl_env_id(env->envs[0]);
-      p.iteration = ++reports;
-      p.num_iterations = (int)((env_steps + a->cfg.report_every - 1) / a->cfg.report_every);
-      p.env_steps = a->runner.env_steps;
-      p.seconds = mrl_wall_seconds() - t0;
-      p.steps_per_second =
-          p.seconds > 0.0 ? (double)(a->runner.env_steps - steps0) / p.seconds : 0.0;
-      p.episodes = a->runner.stats.total_episodes;
-      p.mean_return = mrl_episode_stats_mean_return(&a->runner.stats);
-      p.mean_length = mrl_episode_stats_mean_length(&a->runner.stats);
-      p.success_rate = mrl_episode_stats_success_rate(&a->runner.stats);
-      p.learning_rate = a->cfg.learning_rate;
-      mrl_progress_set(&p, "loss", st.loss);
-      mrl_progress_set(&p, "mean_q", st.mean_q);
-      mrl_progress_set(&p, "abs_td", st.mean_abs_td);
-      mrl_progress_set(&p, "priority", st.mean_priority);
-      mrl_progress_set(&p, "updates", (float)updates);
-      mrl_progress_set(&p, "replay", (float)stored);
+      mrl__r2d2_report(&p, a, env, ++reports, env_steps, steps0, t0, &st, updates, stored);
       if (progress(&p, user)) break;
     }
   }
@@ -7999,6 +8330,7 @@ MRL_DEF mrl_result mrl_r2d2_train(mrl_r2d2 *a, mrl_vecenv *env, long long env_st
     mrl_mutex_unlock(&learner.lock);
     mrl_thread_join(&thread);
     if (out == MRL_OK) out = learner.result;
+    mrl_cond_free(&learner.tick);
     mrl_cond_free(&learner.wake);
     mrl_cond_free(&learner.done);
     mrl_mutex_free(&learner.lock);

@@ -607,6 +607,14 @@ MRL_DEF int mrl_seq_replay_add(mrl_seq_replay *r, const float *obs, const float 
                                const float *state, const float *actions, const float *rewards,
                                const float *terminated, const float *truncated,
                                const float *final_obs, const float *next_state);
+/* The same for the environments first .. first + n - 1 only (their rows of
+ * every array: obs[i] is environment first + i), for actors that each step
+ * a block of the environments (R2D2's actor threads). */
+MRL_DEF int mrl_seq_replay_add_envs(mrl_seq_replay *r, int first, int n, const float *obs,
+                                    const float *episode_start, const float *state,
+                                    const float *actions, const float *rewards,
+                                    const float *terminated, const float *truncated,
+                                    const float *final_obs, const float *next_state);
 /* n sequence slots drawn in proportion to their priority (stratified,
  * rng), and their importance weights (may be NULL). MRL_ERR_INVALID_ARGUMENT
  * while the replay is empty. */
@@ -3341,23 +3349,33 @@ static int mrl__seq_replay_push(mrl_seq_replay *r, int b, const float *obs, cons
   return 1;
 }
 
+MRL_DEF int mrl_seq_replay_add_envs(mrl_seq_replay *r, int first, int n, const float *obs,
+                                    const float *episode_start, const float *state,
+                                    const float *actions, const float *rewards,
+                                    const float *terminated, const float *truncated,
+                                    const float *final_obs, const float *next_state) {
+  size_t O = (size_t)r->obs_dim, A = (size_t)r->action_dim, S = (size_t)r->state_dim;
+  int b, stored = 0;
+  MRL_ASSERT(first >= 0 && n >= 0 && first + n <= r->num_envs);
+  for (b = 0; b < n; b++) {
+    float term = terminated[b] != 0.0f ? 1.0f : 0.0f;
+    float trunc = !term && truncated[b] != 0.0f ? 1.0f : 0.0f;
+    stored += mrl__seq_replay_push(r, first + b, obs + b * O, actions + b * A, rewards[b],
+                                   episode_start && episode_start[b] != 0.0f ? 1.0f : 0.0f, term,
+                                   trunc, 1.0f, state ? state + b * S : NULL);
+    if (term != 0.0f || trunc != 0.0f) /* the bootstrap entry: the final observation */
+      stored += mrl__seq_replay_push(r, first + b, final_obs + b * O, NULL, 0.0f, 0.0f, 0.0f, 0.0f,
+                                     0.0f, next_state ? next_state + b * S : NULL);
+  }
+  return stored;
+}
+
 MRL_DEF int mrl_seq_replay_add(mrl_seq_replay *r, const float *obs, const float *episode_start,
                                const float *state, const float *actions, const float *rewards,
                                const float *terminated, const float *truncated,
                                const float *final_obs, const float *next_state) {
-  size_t O = (size_t)r->obs_dim, A = (size_t)r->action_dim, S = (size_t)r->state_dim;
-  int b, stored = 0;
-  for (b = 0; b < r->num_envs; b++) {
-    float term = terminated[b] != 0.0f ? 1.0f : 0.0f;
-    float trunc = !term && truncated[b] != 0.0f ? 1.0f : 0.0f;
-    stored += mrl__seq_replay_push(r, b, obs + b * O, actions + b * A, rewards[b],
-                                   episode_start && episode_start[b] != 0.0f ? 1.0f : 0.0f, term,
-                                   trunc, 1.0f, state ? state + b * S : NULL);
-    if (term != 0.0f || trunc != 0.0f) /* the bootstrap entry: the final observation */
-      stored += mrl__seq_replay_push(r, b, final_obs + b * O, NULL, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f,
-                                     next_state ? next_state + b * S : NULL);
-  }
-  return stored;
+  return mrl_seq_replay_add_envs(r, 0, r->num_envs, obs, episode_start, state, actions, rewards,
+                                 terminated, truncated, final_obs, next_state);
 }
 
 MRL_DEF mrl_result mrl_seq_replay_sample(mrl_seq_replay *r, int n, mrl_rng *rng, int *indices,

@@ -1,10 +1,13 @@
 /* R2D2 (recurrent replay DQN) on a memory task, with any memory core.
  *
  *   cc -O2 -o r2d2_memory examples/r2d2_memory.c -lm
- *   ./r2d2_memory [env_id] [core] [env_steps] [seed] [threads]
+ *   ./r2d2_memory [env_id] [core] [env_steps] [seed] [threads] [actors]
  *
  * threads 2 puts the learner on a thread of its own (build with
- * cc -O2 -DMRL_THREADS -pthread -o r2d2_memory examples/r2d2_memory.c -lm).
+ * cc -O2 -DMRL_THREADS -pthread -o r2d2_memory examples/r2d2_memory.c -lm);
+ * actors N (2, 4, 8 or 16; with threads 2) adds Ape-X's N actor threads, each
+ * stepping 16/N of the environments with its own epsilon and parameter copy:
+ *   ./r2d2_memory TMaze-20 lstm:32 60000 1 2 2
  *
  * Defaults: TMaze-20, "lstm:32", 60000 steps, seed 1. core is a spec of
  * mrl_core_config_parse ("none", "gru:64", "lstm:32:2", ...). Sized for a
@@ -24,6 +27,7 @@ int main(int argc, char **argv) {
   long long steps = argc > 3 ? atoll(argv[3]) : 60000;
   uint64_t seed = argc > 4 ? (uint64_t)atoll(argv[4]) : 1;
   int threads = argc > 5 ? atoi(argv[5]) : 1;
+  int actors = argc > 6 ? atoi(argv[6]) : 1;
   char err[256], algo[64];
   mrl_r2d2_config cfg = mrl_r2d2_config_default();
   mrl_vecenv env;
@@ -37,6 +41,7 @@ int main(int argc, char **argv) {
   if (cfg.net.core.kind == MRL_CORE_LSTM) cfg.net.core.forget_bias = 1.0f; /* as the default's */
   cfg.seed = seed;
   cfg.num_threads = threads;
+  cfg.num_actors = actors;
   cfg.net.encoder_sizes[0] = 32;
   cfg.learning_rate = 1e-3f;
   cfg.batch_size = 16;

@@ -6,7 +6,9 @@
  * determinism and save/load resuming bitwise (replay included), the
  * feedforward core, init errors naming the field, DRQN's schemes, and (a
  * build with -DMRL_THREADS -pthread, run by tools/run_tests.sh) the learner
- * on its own thread.
+ * on its own thread and Ape-X actor threads (num_actors 3): each steps its
+ * own block with its own epsilon, they learn TMaze-5, stop early without
+ * deadlock, and a multi-actor checkpoint loads and trains on.
  * Run from the repository root:  cc -std=c99 -O2 tests/test_r2d2.c -lm && ./a.out */
 #define MEMRL_IMPLEMENTATION
 #define MRL_TEST_COUNT_ALLOCATIONS
@@ -249,6 +251,20 @@ static void init_errors(void) {
             "num_threads %d refused: %s", cfg.num_threads, a.error);
   mrl_r2d2_free(&a);
   cfg = small_config("lstm:8");
+  cfg.num_actors = 2; /* actor threads need the learner's thread (num_threads 2) */
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(a.error, "num_actors 2"),
+            "num_actors 2 with num_threads 1 refused: %s", a.error);
+  mrl_r2d2_free(&a);
+#ifdef MRL_THREADS
+  cfg.num_threads = 2;
+  cfg.num_actors = 3; /* does not divide the environments */
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(a.error, "num_actors 3"),
+            "num_actors 3 of %d environments refused: %s", env.num_envs, a.error);
+  mrl_r2d2_free(&a);
+#endif
+  cfg = small_config("lstm:8");
   mrl_vecenv_init(&box, "Pendulum-v1", 1, 1);
   MRL_CHECK(mrl_r2d2_init(&a, &cfg, &box) == MRL_ERR_INVALID_ARGUMENT &&
                 strstr(a.error, "discrete"),
@@ -418,6 +434,100 @@ static void learner_thread(void) {
   mrl_vecenv_free(&env);
   mrl_vecenv_free(&ev);
 }
+
+static int stop_at_first_report(const mrl_train_progress *p, void *user) {
+  (*(int *)user)++;
+  return p->iteration >= 1;
+}
+
+/* num_actors 3 (Ape-X actor threads beside the learner's): every actor
+ * steps only its own block, the whole budget, with epsilon_i = 0.4^(1 + 7 i
+ * / 2) and a refresh every actor_refresh of its steps; they learn TMaze-5; a
+ * progress callback stops them early without deadlock; a multi-actor
+ * checkpoint loads and trains on. */
+static void actor_threads(void) {
+  enum { NA = 3, B = 12 };
+  const long long budget = 60000;
+  mrl_r2d2_config cfg = small_config("lstm:16");
+  const char *path = "build/test_r2d2_actors.safetensors";
+  mrl_vecenv env, ev, env2;
+  mrl_r2d2 a, c;
+  mrl_episode_stats st;
+  long long per = budget / B * (B / NA), total = 0;
+  int k, i, calls = 0, every_env = 1, own_block = 1;
+  cfg.num_threads = 2;
+  cfg.num_actors = NA;
+  cfg.net.encoder_sizes[0] = 32;
+  cfg.replay.capacity = 2000;
+  cfg.replay.seq_len = 40;
+  cfg.replay.overlap = 20;
+  cfg.replay.burn_in = 10;
+  cfg.batch_size = 16;
+  cfg.update_every = 16;
+  cfg.target_period = 250;
+  mrl_vecenv_init(&env, "TMaze-5", B, 3);
+  mrl_vecenv_init(&ev, "TMaze-5", 4, 99);
+  MRL_CHECK(mrl_r2d2_init(&a, &cfg, &env) == MRL_OK, "actors init: %s", a.error);
+  for (k = 0; k < NA; k++) {
+    float want = powf(0.4f, 1.0f + 7.0f * (float)k / (float)(NA - 1));
+    MRL_CHECK(fabsf(a.actors[k].epsilon - want) <= 1e-6f * want,
+              "actor %d explores with 0.4^(1 + 7 %d / %d) = %g (has %g)", k, k, NA - 1, want,
+              a.actors[k].epsilon);
+    for (i = 0; i < B / NA; i++)
+      own_block &= a.epsilons[k * (B / NA) + i] == a.actors[k].epsilon &&
+                   a.actors[k].view.envs[i] == env.envs[k * (B / NA) + i];
+  }
+  MRL_CHECK(own_block, "actor k owns environments [4k, 4k + 4), all with its epsilon");
+  MRL_CHECK(a.actors[0].epsilon == 0.4f && a.actors[NA - 1].epsilon < 0.0017f,
+            "epsilons from 0.4 down to 0.4^8");
+  MRL_CHECK(mrl_r2d2_train(&a, &env, budget, NULL, NULL) == MRL_OK, "actors train: %s", a.error);
+  for (k = 0; k < NA; k++) {
+    MRL_CHECK(a.actors[k].env_steps == per, "actor %d took its %lld env steps (%lld)", k, per,
+              a.actors[k].env_steps);
+    MRL_CHECK(a.actors[k].refreshes == per / cfg.actor_refresh,
+              "actor %d refreshed every %d of its steps (%lld times)", k, cfg.actor_refresh,
+              a.actors[k].refreshes);
+    for (i = 0; i < B / NA; i++) every_env &= a.actors[k].view.episodes_started[i] > 10;
+    total += a.actors[k].env_steps;
+  }
+  MRL_CHECK(every_env, "every environment ran its episodes through its actor's block");
+  MRL_CHECK(total == a.runner.env_steps && total == budget, "env steps %lld = %lld = budget", total,
+            a.runner.env_steps);
+  MRL_CHECK(a.updates > (budget / cfg.update_every) * 9 / 10 &&
+                a.updates <= budget / cfg.update_every,
+            "one update per update_every env steps (%lld)", a.updates);
+  MRL_CHECK(a.runner.stats.total_episodes > 1000, "every actor's episodes counted (%lld)",
+            (long long)a.runner.stats.total_episodes);
+  mrl_r2d2_evaluate(&a, &ev, 40, 1, &st);
+  MRL_CHECK(mrl_episode_stats_success_rate(&st) >= 0.9f, "3 actor threads learn TMaze-5: %.2f",
+            mrl_episode_stats_success_rate(&st));
+  /* a checkpoint of the multi-actor run: the parameters, the replay, the runner */
+  MRL_CHECK(mrl_r2d2_save(&a, path, &env) == MRL_OK, "actors save: %s", a.error);
+  mrl_vecenv_init(&env2, "TMaze-5", B, 3);
+  MRL_CHECK(mrl_r2d2_init(&c, &cfg, &env2) == MRL_OK, "actors init c: %s", c.error);
+  MRL_CHECK(mrl_r2d2_load(&c, path, &env2) == MRL_OK, "actors load: %s", c.error);
+  MRL_CHECK(same_floats(c.params.values, a.params.values, a.params.total) &&
+                c.replay.size == a.replay.size && c.updates == a.updates &&
+                c.runner.env_steps == a.runner.env_steps,
+            "the checkpoint holds the parameters, replay and counters");
+  MRL_CHECK(mrl_r2d2_train(&c, &env2, 1200, NULL, NULL) == MRL_OK &&
+                c.runner.env_steps == budget + 1200 && c.actors[1].env_steps == 400,
+            "a loaded multi-actor agent trains on: %s", c.error);
+  /* a progress callback that stops at the first report: the actors halt, no deadlock */
+  mrl_r2d2_free(&c);
+  mrl_r2d2_init(&c, &cfg, &env2);
+  MRL_CHECK(mrl_r2d2_train(&c, &env2, budget, stop_at_first_report, &calls) == MRL_OK,
+            "early stop: %s", c.error);
+  MRL_CHECK(calls == 1 && c.runner.env_steps < budget / 2 && c.runner.env_steps >= cfg.report_every,
+            "stopped at the first report (%d calls, %lld env steps)", calls, c.runner.env_steps);
+  MRL_CHECK(mrl_r2d2_train(&c, &env2, 1200, NULL, NULL) == MRL_OK, "trains on after a stop: %s",
+            c.error);
+  mrl_r2d2_free(&a);
+  mrl_r2d2_free(&c);
+  mrl_vecenv_free(&env);
+  mrl_vecenv_free(&env2);
+  mrl_vecenv_free(&ev);
+}
 #endif
 
 int main(void) {
@@ -430,6 +540,7 @@ int main(void) {
   drqn_schemes();
 #ifdef MRL_THREADS
   learner_thread();
+  actor_threads();
 #endif
   return mrl_test_summary("test_r2d2");
 }

@@ -422,6 +422,69 @@ static void test_seeded_and_errors(void) {
   mrl_seq_replay_free(&r);
 }
 
+/* mrl_seq_replay_add_envs: blocks of environments added one after the other
+ * (as R2D2's actor threads add theirs) make the replay one whole add makes,
+ * bitwise; blocks in another order store the same number of sequences. */
+static void test_add_envs(void) {
+  enum { B = 3, O = 2, S = 2 };
+  mrl_seq_replay whole, blocks, reversed;
+  mrl_seq_replay_config cfg = mrl_seq_replay_config_default();
+  mrl_rng rng = mrl_rng_make(5);
+  float obs[B * O], starts[B], act[B], rew[B], term[B], trunc[B], fin[B * O], st[B * S], nx[B * S];
+  int step, b, k, n1 = 0, n2 = 0, n3 = 0, same;
+  size_t W;
+  cfg.capacity = 50;
+  cfg.seq_len = 6;
+  cfg.overlap = 2;
+  cfg.burn_in = 3;
+  MRL_CHECK(mrl_seq_replay_init(&whole, &cfg, B, O, 1, S) == MRL_OK &&
+                mrl_seq_replay_init(&blocks, &cfg, B, O, 1, S) == MRL_OK &&
+                mrl_seq_replay_init(&reversed, &cfg, B, O, 1, S) == MRL_OK,
+            "init three replays");
+  for (b = 0; b < B; b++) starts[b] = 1.0f;
+  for (step = 0; step < 120; step++) {
+    for (b = 0; b < B; b++) {
+      for (k = 0; k < O; k++) {
+        obs[b * O + k] = mrl_rng_uniform(&rng);
+        fin[b * O + k] = mrl_rng_uniform(&rng);
+      }
+      for (k = 0; k < S; k++) {
+        st[b * S + k] = mrl_rng_uniform(&rng);
+        nx[b * S + k] = mrl_rng_uniform(&rng);
+      }
+      act[b] = (float)mrl_rng_below(&rng, 3);
+      rew[b] = mrl_rng_uniform(&rng);
+      term[b] = mrl_rng_below(&rng, 9) == 0;
+      trunc[b] = !term[b] && mrl_rng_below(&rng, 13) == 0;
+    }
+    n1 += mrl_seq_replay_add(&whole, obs, starts, st, act, rew, term, trunc, fin, nx);
+    n2 += mrl_seq_replay_add_envs(&blocks, 0, 1, obs, starts, st, act, rew, term, trunc, fin, nx);
+    n2 += mrl_seq_replay_add_envs(&blocks, 1, 2, obs + O, starts + 1, st + S, act + 1, rew + 1,
+                                  term + 1, trunc + 1, fin + O, nx + S);
+    n3 += mrl_seq_replay_add_envs(&reversed, 2, 1, obs + 2 * O, starts + 2, st + 2 * S, act + 2,
+                                  rew + 2, term + 2, trunc + 2, fin + 2 * O, nx + 2 * S);
+    n3 += mrl_seq_replay_add_envs(&reversed, 0, 2, obs, starts, st, act, rew, term, trunc, fin, nx);
+    for (b = 0; b < B; b++) starts[b] = term[b] != 0.0f || trunc[b] != 0.0f;
+  }
+  W = (size_t)whole.width * (size_t)cfg.capacity;
+  same = n1 == n2 && whole.size == blocks.size && whole.next == blocks.next &&
+         !memcmp(whole.obs, blocks.obs, sizeof(float) * W * O) &&
+         !memcmp(whole.actions, blocks.actions, sizeof(float) * W) &&
+         !memcmp(whole.rewards, blocks.rewards, sizeof(float) * W) &&
+         !memcmp(whole.episode_starts, blocks.episode_starts, sizeof(float) * W) &&
+         !memcmp(whole.terminated, blocks.terminated, sizeof(float) * W) &&
+         !memcmp(whole.truncated, blocks.truncated, sizeof(float) * W) &&
+         !memcmp(whole.valid, blocks.valid, sizeof(float) * W) &&
+         !memcmp(whole.state, blocks.state, sizeof(float) * (size_t)cfg.capacity * S);
+  MRL_CHECK(n1 > cfg.capacity && same, "blocks in order = one whole add, bitwise (%d sequences)",
+            n1);
+  MRL_CHECK(n3 == n1 && reversed.size == whole.size,
+            "blocks in another order store as many sequences (%d, %d)", n3, n1);
+  mrl_seq_replay_free(&whole);
+  mrl_seq_replay_free(&blocks);
+  mrl_seq_replay_free(&reversed);
+}
+
 int main(void) {
   mrl_core_config lstm = mrl_core_config_lstm(5), gru = mrl_core_config_gru(4);
   mrl_core_config none = mrl_core_config_default();
@@ -433,5 +496,6 @@ int main(void) {
   test_sampling_frequencies();
   test_seeded_and_errors();
   test_episode_aligned();
+  test_add_envs();
   return mrl_test_summary("test_seq_replay");
 }

@@ -168,8 +168,10 @@ check "A3C with 2 threads (MRL_THREADS)" sh -c '"${CC:-cc}" -std=c99 -O2 -DMRL_T
 check "impala (MRL_THREADS): actor threads and learner" sh -c '"${CC:-cc}" -std=c99 -O2 -DMRL_THREADS -pthread -o build/threads_test_impala tests/test_impala.c -lm &&
   if command -v timeout >/dev/null 2>&1; then timeout 120 ./build/threads_test_impala; else ./build/threads_test_impala; fi'
 # R2D2's learner on its own thread (num_threads 2, MRL_THREADS): every update made, TMaze-5 learned;
-# the single-thread checks of tests/test_r2d2.c run in this build too. Deadlock: fails after 300 s.
-check "r2d2 learner thread (MRL_THREADS)" sh -c '"${CC:-cc}" -std=c99 -O2 -DMRL_THREADS -pthread -o build/threads_test_r2d2 tests/test_r2d2.c -lm &&
+# then 3 Ape-X actor threads (num_actors 3): own blocks and epsilons, TMaze-5 learned, early stop,
+# checkpoint; the single-thread checks of tests/test_r2d2.c run in this build too. Deadlock: fails
+# after 300 s.
+check "r2d2 learner and actor threads (MRL_THREADS)" sh -c '"${CC:-cc}" -std=c99 -O2 -DMRL_THREADS -pthread -o build/threads_test_r2d2 tests/test_r2d2.c -lm &&
   if command -v timeout >/dev/null 2>&1; then timeout 300 ./build/threads_test_r2d2; else ./build/threads_test_r2d2; fi'
 # No mutable global state: no writable data symbols in an implementation object.
 check "no writable globals" sh -c '! nm build/all_headers.gcc.o | grep -E " [BbDd] "'
