@@ -1741,7 +1741,7 @@ MRL_DEF double mrl_wall_seconds(void) {
 }
 
 /* An actor's block of a vector env: a vector over env's environments first
- * .. first + n - 1 that borrows them (IMPALA's and R2D2's actor threads
+ * .. first + n - 1 that borrows them (A3C's, IMPALA's and R2D2's actor threads
  * each step one). Its own arrays, seed and episode counters; free it with
  * mrl__vecenv_view_free, which leaves the environments to env. */
 static mrl_result mrl__vecenv_view_init(mrl_vecenv *view, const mrl_vecenv *env, int first, int n,
@@ -5687,8 +5687,8 @@ MRL_DEF mrl_result mrl_a3c_init(mrl_a3c *a, const mrl_a3c_config *cfg, mrl_vecen
   memset(a->jobs, 0, sizeof(mrl__a3c_job) * (size_t)N);
   for (i = 0; i < N && r == MRL_OK; i++) {
     /* thread i's environments: envs[i k .. (i+1) k) of the vector, its own episode seeds */
-    r = mrl_vecenv_init_envs(&a->views[i], env->envs + (size_t)i * k, k,
-                             mrl_vecenv_episode_seed(env->seed, i, 0x5a3c));
+    r = mrl__vecenv_view_init(&a->views[i], env, i * k, k,
+                              mrl_vecenv_episode_seed(env->seed, i, 0x5a3c));
     wc = mrl__a3c_worker_config(cfg, cfg->seed + 1 + (uint64_t)i);
     if (r == MRL_OK) r = mrl_a2c_init(&a->workers[i], &wc, &a->views[i]);
     if (r != MRL_OK)
@@ -5701,10 +5701,7 @@ MRL_DEF mrl_result mrl_a3c_init(mrl_a3c *a, const mrl_a3c_config *cfg, mrl_vecen
 MRL_DEF void mrl_a3c_free(mrl_a3c *a) {
   int i;
   for (i = 0; a->workers && i < a->cfg.num_threads; i++) mrl_a2c_free(&a->workers[i]);
-  for (i = 0; a->views && i < a->cfg.num_threads; i++) {
-    a->views[i].num_envs = 0; /* the environments belong to the caller's vector */
-    mrl_vecenv_free(&a->views[i]);
-  }
+  for (i = 0; a->views && i < a->cfg.num_threads; i++) mrl__vecenv_view_free(&a->views[i]);
   MRL_FREE(a->workers);
   MRL_FREE(a->views);
   MRL_FREE(a->jobs);
