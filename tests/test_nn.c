@@ -2003,7 +2003,37 @@ static void test_bad_activation(void) {
 }
 #endif
 
+/* Adam and RMSProp store no subnormal moments: a moment that decays below
+ * FLT_MIN becomes 0 (weights without gradients would otherwise run Adam's
+ * multiplies through slow subnormal arithmetic); normal moments are untouched. */
+static void test_optimizer_no_subnormals(void) {
+  mrl_params p;
+  mrl_adam_config adam = mrl_adam_config_default();
+  mrl_rmsprop_config rms = mrl_rmsprop_config_default();
+  int shape[1] = {6}, i, ok = 1;
+  mrl_params_init(&p);
+  mrl_params_add(&p, "w", 1, shape, mrl_init_make(MRL_INIT_ZEROS, 0.0f));
+  mrl_params_finalize(&p, 1);
+  for (i = 0; i < 6; i++) {
+    p.grads[i] = 0.0f;
+    p.moment1[i] = i < 3 ? 1.2e-38f : 1e-3f; /* times 0.9: subnormal, or normal */
+    p.moment2[i] = i < 3 ? 1.0e-38f : 1e-6f;
+  }
+  p.adam_steps = 10;
+  mrl_adam_step(&p, &adam);
+  for (i = 0; i < 3; i++) ok &= p.moment1[i] == 0.0f && p.moment2[i] == 0.0f;
+  for (i = 3; i < 6; i++) ok &= p.moment1[i] == 0.9f * 1e-3f && p.moment2[i] == 0.999f * 1e-6f;
+  MRL_CHECK(ok, "adam: subnormal moments flushed to 0, normal ones kept");
+  for (i = 0; i < 6; i++) p.moment2[i] = i < 3 ? 1.0e-38f : 1e-6f;
+  mrl_rmsprop_step(&p, &rms);
+  for (i = 0; i < 3; i++) ok &= p.moment2[i] == 0.0f;
+  for (i = 3; i < 6; i++) ok &= p.moment2[i] == 0.99f * 1e-6f;
+  MRL_CHECK(ok, "rmsprop: subnormal mean square flushed to 0, normal ones kept");
+  mrl_params_free(&p);
+}
+
 int main(void) {
+  test_optimizer_no_subnormals();
   test_lstm_reference();
   test_lstm_gradcheck();
   test_lstm_out_of_memory();
