@@ -1538,6 +1538,10 @@ typedef struct mrl_r2d2_config {
   long long epsilon_anneal_steps; /* 0 */
   int num_actors; /* 1; N > 1 (MRL_THREADS, num_threads 2): N actor threads, actor i stepping
                      environments [i B/N, (i + 1) B/N) with epsilon_i over actors */
+  int sequential; /* 0; 1: DRQN's bootstrapped sequential updates: each of the batch_size rows
+                     of an update follows one episode from its start to its end, a sequence
+                     (the next of its stream) per update, the core state carried from one to
+                     the next (needs overlap 1, burn_in 0; no priorities) */
 } mrl_r2d2_config;
 MRL_DEF mrl_r2d2_config mrl_r2d2_config_default(void);
 
@@ -1592,7 +1596,12 @@ typedef struct mrl_r2d2 {
   mrl_linear_layer actor_q;
   mrl_rng learner_rng;    /* num_threads 2: the learner thread's sampling */
   mrl_r2d2_actor *actors; /* [num_actors] when num_actors > 1, else NULL */
-  const char *algo;       /* "r2d2" (or "drqn" when DRQN runs on it): reports and checkpoints */
+  /* sequential: each batch row's sequence number (-1: a new episode next), its online and
+   * target networks' core states before the next sequence, the entries before its episode */
+  long long *seq_k;
+  float *seq_state, *seq_tstate;
+  int *seq_skip;
+  const char *algo; /* "r2d2" (or "drqn" when DRQN runs on it): reports and checkpoints */
   char error[MRL_ERROR_SIZE];
 } mrl_r2d2;
 
@@ -7407,7 +7416,7 @@ MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *c, char *buf, size_t siz
       "\"priority_exponent\":%s,\"importance_exponent\":%s,\"eta\":%s,\"priority_eps\":%s,"
       "\"learning_starts\":%d,\"update_every\":%d,\"epsilon_base\":%s,\"epsilon_alpha\":%s,"
       "\"eval_epsilon\":%s,\"num_threads\":%d,\"num_actors\":%d,\"actor_refresh\":%d,"
-      "\"save_replay\":%d,"
+      "\"save_replay\":%d,\"sequential\":%d,"
       "\"encoder_sizes\":[%s],\"core\":%s,\"head_sizes\":[%s],\"activation\":%d,"
       "\"use_conv\":%d}",
       (unsigned long long)c->seed, c->stored_state, mrl__float_text(c->epsilon_start, f[12], 24),
@@ -7420,7 +7429,7 @@ MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *c, char *buf, size_t siz
       mrl__float_text(r->priority_eps, f[8], 24), c->learning_starts, c->update_every,
       mrl__float_text(c->epsilon_base, f[9], 24), mrl__float_text(c->epsilon_alpha, f[10], 24),
       mrl__float_text(c->eval_epsilon, f[11], 24), c->num_threads, c->num_actors, c->actor_refresh,
-      c->save_replay, enc, core, head, (int)n->activation, n->use_conv);
+      c->save_replay, c->sequential, enc, core, head, (int)n->activation, n->use_conv);
 }
 
 /* Names the first field of an R2D2 config that cannot work (err), or 0. */
@@ -7501,6 +7510,10 @@ static int mrl__r2d2_check_config(const mrl_r2d2_config *c, const mrl_vecenv *en
               "mrl_r2d2_config.epsilon_start %g must be in [0, 1]", c->epsilon_start);
   MRL__REJECT(c->epsilon_anneal_steps < 0, "mrl_r2d2_config.epsilon_anneal_steps %lld must be >= 0",
               c->epsilon_anneal_steps);
+  MRL__REJECT(c->sequential && (c->replay.overlap != 1 || c->replay.burn_in != 0),
+              "mrl_r2d2_config.sequential needs replay.overlap 1 (%d) and replay.burn_in 0 (%d): "
+              "one sequence's last entry is the next one's first",
+              c->replay.overlap, c->replay.burn_in);
 #undef MRL__REJECT
   return 0;
 }
@@ -7550,6 +7563,10 @@ MRL_DEF void mrl_r2d2_free(mrl_r2d2 *a) {
   MRL_FREE(a->b_abs_td);
   MRL_FREE(a->b_mask);
   MRL_FREE(a->b_idx);
+  MRL_FREE(a->seq_k);
+  MRL_FREE(a->seq_state);
+  MRL_FREE(a->seq_tstate);
+  MRL_FREE(a->seq_skip);
   memset(a, 0, sizeof *a);
 }
 
@@ -7702,15 +7719,22 @@ MRL_DEF mrl_result mrl_r2d2_init(mrl_r2d2 *a, const mrl_r2d2_config *cfg, const 
   a->b_abs_td = (float *)MRL_MALLOC(sizeof(float) * W * N);
   a->b_mask = (float *)MRL_MALLOC(sizeof(float) * W * N);
   a->b_idx = (int *)MRL_MALLOC(sizeof(int) * N);
+  a->seq_k = (long long *)MRL_MALLOC(sizeof(long long) * N);
+  a->seq_state = (float *)MRL_MALLOC(sizeof(float) * (N * S + 1));
+  a->seq_tstate = (float *)MRL_MALLOC(sizeof(float) * (N * S + 1));
+  a->seq_skip = (int *)MRL_MALLOC(sizeof(int) * N);
   if (!a->epsilons || !a->step_obs || !a->step_starts || !a->step_state || !a->step_actions ||
       !a->b_obs || !a->b_actions || !a->b_rewards || !a->b_starts || !a->b_term || !a->b_trunc ||
       !a->b_valid || !a->b_state || !a->b_state2 || !a->b_weights || !a->b_prio || !a->b_abs_td ||
-      !a->b_mask || !a->b_idx) {
+      !a->b_mask || !a->b_idx || !a->seq_k || !a->seq_state || !a->seq_tstate || !a->seq_skip) {
     r = MRL_ERR_OUT_OF_MEMORY;
     goto fail;
   }
   for (i = 0; i < a->num_envs; i++)
     a->epsilons[i] = mrl__apex_epsilon(cfg->epsilon_base, cfg->epsilon_alpha, i, a->num_envs);
+  for (i = 0; i < cfg->batch_size; i++) a->seq_k[i] = -1;
+  memset(a->seq_state, 0, sizeof(float) * (N * S + 1));
+  memset(a->seq_tstate, 0, sizeof(float) * (N * S + 1));
   if (cfg->num_actors > 1 && (r = mrl__r2d2_actors_init(a, env, &rc)) != MRL_OK) goto fail;
   return MRL_OK;
 fail:
@@ -7823,15 +7847,64 @@ static void mrl__r2d2_unlock(void *m) {
 #endif
 }
 
+/* The first entry of a slot's sequence that begins an episode (an acted
+ * step; the last entry is the next sequence's first), -1: none. */
+static int mrl__r2d2_episode_entry(const mrl_seq_replay *rp, int slot) {
+  int t;
+  for (t = 0; t < rp->width - 1; t++) {
+    size_t k = (size_t)slot * (size_t)rp->width + (size_t)t;
+    if (rp->episode_starts[k] != 0.0f && rp->valid[k] != 0.0f) return t;
+  }
+  return -1;
+}
+
+/* sequential: the sequence each batch row replays next (b_idx): the next
+ * one of its stream, carrying the core states; or, when its episode ended
+ * or that one is not stored yet or was overwritten, a new episode: a
+ * sequence drawn uniformly among those where an episode begins (so every
+ * episode is as likely), the entries before the start skipped, from the
+ * zero state. */
+static void mrl__r2d2_seq_pick(mrl_r2d2 *a, int n, mrl_rng *rng) {
+  mrl_seq_replay *rp = &a->replay;
+  size_t S = (size_t)a->state_dim;
+  int i, j, slot, t;
+  for (i = 0; i < n; i++) {
+    long long k = a->seq_k[i] >= 0 ? mrl_seq_replay_next(rp, a->seq_k[i]) : -1;
+    a->seq_skip[i] = 0;
+    if (k >= 0) {
+      a->seq_k[i] = k;
+      a->b_idx[i] = (int)(k % rp->cfg.capacity);
+      continue;
+    }
+    slot = (int)mrl_rng_below(rng, (uint32_t)rp->size);
+    t = mrl__r2d2_episode_entry(rp, slot);
+    for (j = 1; t < 0 && j < 1024; j++) { /* rejection sampling: uniform over the starts */
+      slot = (int)mrl_rng_below(rng, (uint32_t)rp->size);
+      t = mrl__r2d2_episode_entry(rp, slot);
+    }
+    for (j = 1; t < 0 && j < rp->size; j++) /* few starts held: the next one */
+      if ((t = mrl__r2d2_episode_entry(rp, (int)((slot + j) % rp->size))) >= 0)
+        slot = (int)((slot + j) % rp->size);
+    a->seq_skip[i] = t > 0 ? t : 0;
+    a->seq_k[i] = mrl_seq_replay_number(rp, slot);
+    a->b_idx[i] = slot;
+    if (S) {
+      memset(a->seq_state + (size_t)i * S, 0, sizeof(float) * S);
+      memset(a->seq_tstate + (size_t)i * S, 0, sizeof(float) * S);
+    }
+  }
+}
+
 /* One update. rng NULL: on slots idx with weights; else n slots drawn with
- * rng. lock (NULL on one thread) guards the replay and the parameters: held
- * while drawing and gathering, and while applying the step. */
+ * rng (sequential: the batch rows' next sequences). lock (NULL on one
+ * thread) guards the replay and the parameters: held while drawing and
+ * gathering, and while applying the step. */
 static mrl_result mrl__r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const float *weights,
                                   mrl_r2d2_update_stats *st, mrl_rng *rng, void *lock) {
   mrl_seq_replay *rp = &a->replay;
   mrl_graph *g = &a->graph;
   int W = rp->width, L = a->cfg.replay.burn_in, T = W - L, S = a->state_dim, A = a->num_actions;
-  int O = a->obs_dim, i;
+  int O = a->obs_dim, i, seq = a->cfg.sequential && rng, t;
   size_t off = (size_t)L * n;
   mrl_tensor *q, *qt, *loss = NULL;
   mrl_adam_config adam;
@@ -7842,7 +7915,12 @@ static mrl_result mrl__r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const floa
       mrl__r2d2_unlock(lock);
       return MRL_ERR_INVALID_ARGUMENT;
     }
-    mrl_seq_replay_sample(rp, n, rng, a->b_idx, a->b_weights);
+    if (seq) {
+      mrl__r2d2_seq_pick(a, n, rng);
+      for (i = 0; i < n; i++) a->b_weights[i] = 1.0f;
+    } else {
+      mrl_seq_replay_sample(rp, n, rng, a->b_idx, a->b_weights);
+    }
     idx = a->b_idx;
     weights = a->b_weights;
   }
@@ -7858,10 +7936,16 @@ static mrl_result mrl__r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const floa
   idx = a->b_idx;
   mrl_graph_reset(g);
   if (!a->cfg.stored_state && S) memset(a->b_state, 0, sizeof(float) * (size_t)n * S);
-  /* the target network: the whole sequence from the stored state, no gradient */
-  mrl_graph_set_no_grad(g, 1);
-  qt = mrl__q_net_forward(&a->target_tower, &a->target_q, g, a->b_obs, W, n, O, a->b_starts,
-                          a->b_state, NULL, S);
+  if (seq) { /* the entries before a new episode's start: not trained */
+    for (i = 0; i < n; i++)
+      for (t = 0; t < a->seq_skip[i]; t++) a->b_valid[(size_t)t * n + i] = 0.0f;
+    qt = NULL;
+  } else {
+    /* the target network: the whole sequence from the stored state, no gradient */
+    mrl_graph_set_no_grad(g, 1);
+    qt = mrl__q_net_forward(&a->target_tower, &a->target_q, g, a->b_obs, W, n, O, a->b_starts,
+                            a->b_state, NULL, S);
+  }
   /* burn-in: the online network warms the stored state on a graph-free path */
   if (S) memcpy(a->b_state2, a->b_state, sizeof(float) * (size_t)n * S);
   if (L > 0 && S > 0 && qt) {
@@ -7870,9 +7954,32 @@ static mrl_result mrl__r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const floa
       qt = NULL;
   }
   mrl_graph_set_no_grad(g, 0);
-  q = qt ? mrl__q_net_forward(&a->tower, &a->q, g, a->b_obs + off * O, T, n, O, a->b_starts + off,
-                              a->b_state2, NULL, S)
-         : NULL;
+  if (seq) {
+    /* both networks from the states carried in the rows, each unrolled over the entries but
+     * the last, whose states go on to the next sequence (it begins with the last entry),
+     * then over the last (only bootstrapped from); gradients stop at the sequence's start */
+    size_t last = (size_t)(W - 1) * n;
+    mrl_tensor *part[2];
+    mrl_graph_set_no_grad(g, 1);
+    part[0] = mrl__q_net_forward(&a->target_tower, &a->target_q, g, a->b_obs, W - 1, n, O,
+                                 a->b_starts, a->seq_tstate, a->seq_tstate, S);
+    part[1] = part[0] ? mrl__q_net_forward(&a->target_tower, &a->target_q, g, a->b_obs + last * O,
+                                           1, n, O, a->b_starts + last, a->seq_tstate, NULL, S)
+                      : NULL;
+    qt = part[1] ? mrl_concat_rows(g, part, 2) : NULL;
+    mrl_graph_set_no_grad(g, 0);
+    part[0] = qt ? mrl__q_net_forward(&a->tower, &a->q, g, a->b_obs, W - 1, n, O, a->b_starts,
+                                      a->seq_state, a->b_state2, S)
+                 : NULL;
+    part[1] = part[0] ? mrl__q_net_forward(&a->tower, &a->q, g, a->b_obs + last * O, 1, n, O,
+                                           a->b_starts + last, a->b_state2, NULL, S)
+                      : NULL;
+    q = part[1] ? mrl_concat_rows(g, part, 2) : NULL;
+  } else {
+    q = qt ? mrl__q_net_forward(&a->tower, &a->q, g, a->b_obs + off * O, T, n, O, a->b_starts + off,
+                                a->b_state2, NULL, S)
+           : NULL;
+  }
   if (q)
     loss = mrl__seq_q_loss(g, q, qt->data + off * A, T, n, A, a->b_actions + off,
                            a->b_rewards + off, a->b_term + off, a->b_trunc + off, a->b_valid + off,
@@ -7902,6 +8009,15 @@ static mrl_result mrl__r2d2_learn(mrl_r2d2 *a, const int *idx, int n, const floa
   a->updates++;
   if (a->updates % a->cfg.target_period == 0) mrl_params_copy(&a->target, &a->params);
   mrl__r2d2_unlock(lock);
+  if (seq) { /* each row's state goes on; a row whose episode ended here starts a new one */
+    if (S) memcpy(a->seq_state, a->b_state2, sizeof(float) * (size_t)n * S);
+    for (i = 0; i < n; i++)
+      for (t = 0; t < W - 1; t++) {
+        size_t k = (size_t)t * n + i;
+        if (a->b_valid[k] != 0.0f && (a->b_term[k] != 0.0f || a->b_trunc[k] != 0.0f))
+          a->seq_k[i] = -1;
+      }
+  }
   if (st) {
     double qsum = 0.0, td = 0.0, pr = 0.0, cnt = 0.0;
     size_t k, TN = (size_t)T * n;
@@ -8395,13 +8511,21 @@ static int mrl__r2d2_extras(const mrl_r2d2 *a, mrl_checkpoint_extra *x) {
   x[n++].count = 1;
   x[n].name = "__r2d2.target", x[n].dtype = "F32", x[n].data = a->target.values;
   x[n++].count = a->target.total;
+  if (a->cfg.sequential) { /* the batch rows' episodes and carried states */
+    x[n].name = "__r2d2.seq_k", x[n].dtype = "I64", x[n].data = a->seq_k;
+    x[n++].count = (uint64_t)a->cfg.batch_size;
+    x[n].name = "__r2d2.seq_state", x[n].dtype = "F32", x[n].data = a->seq_state;
+    x[n++].count = (uint64_t)a->cfg.batch_size * (uint64_t)a->state_dim;
+    x[n].name = "__r2d2.seq_tstate", x[n].dtype = "F32", x[n].data = a->seq_tstate;
+    x[n++].count = (uint64_t)a->cfg.batch_size * (uint64_t)a->state_dim;
+  }
   if (a->cfg.save_replay) n += mrl_seq_replay_extras(&a->replay, x + n);
   return n;
 }
 
 MRL_DEF mrl_result mrl_r2d2_save(const mrl_r2d2 *a, const char *path, const mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[5 + MRL_SEQ_REPLAY_EXTRAS];
+  mrl_checkpoint_extra x[8 + MRL_SEQ_REPLAY_EXTRAS];
   int n = mrl__r2d2_extras(a, x);
   mrl_r2d2_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_save(path, &a->params, a->algo, config, &a->runner, env, x, n);
@@ -8409,7 +8533,7 @@ MRL_DEF mrl_result mrl_r2d2_save(const mrl_r2d2 *a, const char *path, const mrl_
 
 MRL_DEF mrl_result mrl_r2d2_load(mrl_r2d2 *a, const char *path, mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[5 + MRL_SEQ_REPLAY_EXTRAS];
+  mrl_checkpoint_extra x[8 + MRL_SEQ_REPLAY_EXTRAS];
   int n = mrl__r2d2_extras(a, x);
   mrl_result r;
   mrl_r2d2_config_json(&a->cfg, config, sizeof config);
@@ -8471,9 +8595,9 @@ MRL_DEF mrl_r2d2_config mrl_drqn_engine_config(const mrl_drqn_config *d) {
   c.replay.priority_exponent = 0.0f; /* uniform */
   c.replay.importance_exponent = 0.0f;
   if (d->updates == MRL_DRQN_SEQUENTIAL) {
-    c.replay.episode_aligned = 1; /* from episode starts, where the state is zero */
-    c.replay.overlap = 0;
-    c.stored_state = 1;
+    c.sequential = 1;     /* each batch row walks an episode, a sequence per update */
+    c.replay.overlap = 1; /* a sequence's last entry is the next one's first */
+    c.stored_state = 0;   /* the state comes from the row's previous sequence */
   } else {
     c.replay.overlap = d->unroll; /* a window at every step */
     c.stored_state = 0;           /* from the zero state */

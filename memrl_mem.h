@@ -589,6 +589,10 @@ typedef struct mrl_seq_replay {
   float *st_obs, *st_actions, *st_rewards, *st_starts, *st_terminated, *st_truncated, *st_valid;
   float *st_state;
   long long *st_count; /* [num_envs] entries in each stream so far */
+  /* chains (DRQN's sequential updates follow a stream from window to window): sequence k
+   * (counting every one ever added) is in slot k % capacity while k >= added - size */
+  long long *link;    /* [capacity] the number of the stream's next sequence, -1: none yet */
+  long long *st_last; /* [num_envs] the number of each stream's last sequence, -1: none */
 } mrl_seq_replay;
 
 /* MRL_ERR_INVALID_ARGUMENT for sizes that do not fit (capacity >= 1,
@@ -633,10 +637,17 @@ MRL_DEF float mrl_seq_replay_priority(const float *abs_td, const float *mask, in
  * them: before the exponent). */
 MRL_DEF void mrl_seq_replay_update_priorities(mrl_seq_replay *r, const int *indices, int n,
                                               const float *priorities);
+/* Sequences by number (every one ever added counts; number k is in slot
+ * k % capacity while held): the number of the one in a slot, and the number
+ * of the sequence after sequence k in its environment's stream (cut period
+ * entries later: its first overlap entries are k's last), -1 when k or
+ * that one is not held (not stored yet, or overwritten). */
+MRL_DEF long long mrl_seq_replay_number(const mrl_seq_replay *r, int slot);
+MRL_DEF long long mrl_seq_replay_next(const mrl_seq_replay *r, long long k);
 /* The replay as checkpoint extras ("__seq_replay.*", pointing into r), for
  * mrl_agent_save/_load; x must hold MRL_SEQ_REPLAY_EXTRAS entries. After a
  * load through them call mrl_seq_replay_loaded (rebuilds the sum tree). */
-#define MRL_SEQ_REPLAY_EXTRAS 22
+#define MRL_SEQ_REPLAY_EXTRAS 24
 MRL_DEF int mrl_seq_replay_extras(const mrl_seq_replay *r, mrl_checkpoint_extra *x);
 MRL_DEF void mrl_seq_replay_loaded(mrl_seq_replay *r);
 
@@ -3232,6 +3243,8 @@ MRL_DEF void mrl_seq_replay_free(mrl_seq_replay *r) {
   MRL_FREE(r->st_valid);
   MRL_FREE(r->st_state);
   MRL_FREE(r->st_count);
+  MRL_FREE(r->link);
+  MRL_FREE(r->st_last);
   memset(r, 0, sizeof *r);
 }
 
@@ -3276,10 +3289,12 @@ MRL_DEF mrl_result mrl_seq_replay_init(mrl_seq_replay *r, const mrl_seq_replay_c
   r->st_valid = mrl__floats_zeroed(B * W);
   r->st_state = mrl__floats_zeroed(B * W * state_dim);
   r->st_count = (long long *)MRL_MALLOC(sizeof(long long) * B);
+  r->link = (long long *)MRL_MALLOC(sizeof(long long) * C);
+  r->st_last = (long long *)MRL_MALLOC(sizeof(long long) * B);
   if (!r->obs || !r->actions || !r->rewards || !r->episode_starts || !r->terminated ||
       !r->truncated || !r->valid || !r->state || !r->priority || !r->st_obs || !r->st_actions ||
       !r->st_rewards || !r->st_starts || !r->st_terminated || !r->st_truncated || !r->st_valid ||
-      !r->st_state || !r->st_count) {
+      !r->st_state || !r->st_count || !r->link || !r->st_last) {
     mrl_seq_replay_free(r);
     return MRL_ERR_OUT_OF_MEMORY;
   }
@@ -3287,7 +3302,8 @@ MRL_DEF mrl_result mrl_seq_replay_init(mrl_seq_replay *r, const mrl_seq_replay_c
     mrl_seq_replay_free(r);
     return res;
   }
-  for (i = 0; i < C; i++) r->priority[i] = 0.0;
+  for (i = 0; i < C; i++) r->priority[i] = 0.0, r->link[i] = -1;
+  for (i = 0; i < B; i++) r->st_last[i] = -1;
   /* every stream begins with burn_in padding entries (zeroed, valid 0) */
   for (b = 0; b < num_envs; b++) {
     r->st_count[b] = cfg->burn_in;
@@ -3343,6 +3359,10 @@ static int mrl__seq_replay_push(mrl_seq_replay *r, int b, const float *obs, cons
   }
   r->priority[slot] = r->max_priority;
   mrl_sum_tree_set(&r->tree, (int)slot, r->max_priority);
+  r->link[slot] = -1;
+  if (r->st_last[b] >= 0 && r->added - r->st_last[b] < r->cfg.capacity) /* still held */
+    r->link[r->st_last[b] % r->cfg.capacity] = r->added;
+  r->st_last[b] = r->added;
   r->next = (r->next + 1) % r->cfg.capacity;
   if (r->size < r->cfg.capacity) r->size++;
   r->added++;
@@ -3485,8 +3505,23 @@ MRL_DEF int mrl_seq_replay_extras(const mrl_seq_replay *r, mrl_checkpoint_extra 
   MRL__SQ("__seq_replay.st_valid", f32, r->st_valid, B * W);
   MRL__SQ("__seq_replay.st_state", f32, r->st_state, B * W * S);
   MRL__SQ("__seq_replay.st_count", i64, r->st_count, B);
+  MRL__SQ("__seq_replay.link", i64, r->link, C);
+  MRL__SQ("__seq_replay.st_last", i64, r->st_last, B);
 #undef MRL__SQ
   return n;
+}
+
+MRL_DEF long long mrl_seq_replay_number(const mrl_seq_replay *r, int slot) {
+  long long C = r->cfg.capacity;
+  MRL_ASSERT(slot >= 0 && slot < r->size);
+  return slot + C * ((r->added - 1 - slot) / C);
+}
+
+MRL_DEF long long mrl_seq_replay_next(const mrl_seq_replay *r, long long k) {
+  long long first = r->added - r->size, next;
+  if (k < first || k >= r->added) return -1;
+  next = r->link[k % r->cfg.capacity];
+  return next >= first && next < r->added ? next : -1;
 }
 
 MRL_DEF void mrl_seq_replay_loaded(mrl_seq_replay *r) {

@@ -312,7 +312,7 @@ static void drqn_schemes(void) {
     mrl_vecenv e1, e2;
     mrl_drqn a, c;
     const char *path = "build/test_drqn.safetensors";
-    int idx[4] = {0, 1, 2, 3}, k, aligned = 1;
+    int idx[4] = {0, 1, 2, 3};
     cfg.updates = scheme ? MRL_DRQN_SEQUENTIAL : MRL_DRQN_RANDOM;
     cfg.net.encoder_sizes[0] = 16;
     cfg.net.core = mrl_core_config_lstm(8);
@@ -325,7 +325,8 @@ static void drqn_schemes(void) {
     MRL_CHECK(e.n_step == 1 && e.rescale_eps == 0.0f && e.double_q == 0 &&
                   e.replay.priority_exponent == 0.0f && e.replay.burn_in == 0 &&
                   e.replay.seq_len == cfg.unroll + 1 && e.epsilon_start == 1.0f &&
-                  e.replay.episode_aligned == scheme && e.stored_state == scheme,
+                  e.sequential == scheme && e.stored_state == 0 &&
+                  e.replay.overlap == (scheme ? 1 : cfg.unroll),
               "drqn scheme %d: the paper's settings on the engine", scheme);
     mrl_vecenv_init(&e1, "TMaze-3", 4, 5);
     mrl_vecenv_init(&e2, "TMaze-3", 4, 5);
@@ -333,9 +334,6 @@ static void drqn_schemes(void) {
     MRL_CHECK(mrl_drqn_init(&c, &cfg, &e2) == MRL_OK, "drqn init c");
     MRL_CHECK(mrl_drqn_train(&a, &e1, 1600, NULL, NULL) == MRL_OK, "drqn train: %s", a.error);
     MRL_CHECK(a.engine.updates > 10, "drqn %d learned (%lld updates)", scheme, a.engine.updates);
-    for (k = 0; k < a.engine.replay.size && scheme; k++)
-      aligned &= a.engine.replay.episode_starts[(size_t)k * a.engine.replay.width] == 1.0f;
-    MRL_CHECK(aligned, "sequential updates replay from episode starts");
     if (!scheme) {
       MRL_CHECK(loss_with_states(&a.engine, idx, 4, 0.0f) ==
                     loss_with_states(&a.engine, idx, 4, 0.7f),
@@ -384,6 +382,76 @@ static void drqn_schemes(void) {
     mrl_drqn_free(&a);
     mrl_vecenv_free(&env);
   }
+}
+
+/* DRQN's bootstrapped sequential updates follow an episode from its start to
+ * its end: with learning rate 0 (the networks fixed), a batch row's
+ * sequences are consecutive pieces of one stream, its first begins with the
+ * episode's first step, its last holds the episode's end, and after each
+ * update the carried online and target states equal those of one unroll of
+ * the network from the episode's start over every step so far (the
+ * sequences' states chained, not restarted from zero or cut at `unroll`:
+ * the scheme used to train only each episode's first `unroll` steps, and
+ * bootstrapped from a value at step `unroll` that nothing trained). */
+static void drqn_sequential_chain(void) {
+  mrl_drqn_config cfg = mrl_drqn_config_default();
+  mrl_vecenv env;
+  mrl_drqn a;
+  mrl_r2d2 *e;
+  float state[16], q[2], carried_ok = 1.0f;
+  int u, t, pieces = 0, steps = 0, first = 1, ended = 0, linked = 1, W;
+  cfg.updates = MRL_DRQN_SEQUENTIAL;
+  cfg.unroll = 4;
+  cfg.net.encoder_sizes[0] = 8;
+  cfg.net.core = mrl_core_config_lstm(8);
+  cfg.learning_rate = 0.0f;
+  cfg.epsilon_end = 1.0f; /* random steps: CartPole episodes of about 20 */
+  cfg.batch_size = 2;
+  cfg.learning_starts = 4;
+  mrl_vecenv_init(&env, "CartPole-v1", 1, 3);
+  if (mrl_drqn_init(&a, &cfg, &env) != MRL_OK) {
+    MRL_CHECK(0, "drqn sequential init: %s", a.error);
+    return;
+  }
+  e = &a.engine;
+  W = e->replay.width;
+  MRL_CHECK(mrl_drqn_train(&a, &env, 400, NULL, NULL) == MRL_OK, "drqn train: %s", a.error);
+  e->seq_k[0] = -1; /* row 0 begins a new episode */
+  memset(state, 0, sizeof state);
+  for (u = 0; u < 200 && !ended; u++) {
+    long long before = e->seq_k[0];
+    int slot, skip;
+    const float *obs;
+    if (mrl_r2d2_update(e, NULL) != MRL_OK) break;
+    slot = e->b_idx[0];
+    skip = e->seq_skip[0];
+    obs = e->replay.obs + (size_t)slot * W * 4;
+    if (first) { /* the episode's first step, from the zero state */
+      MRL_CHECK(e->replay.episode_starts[(size_t)slot * W + skip] == 1.0f, "begins an episode");
+      first = 0;
+    } else {
+      linked &= skip == 0 &&
+                mrl_seq_replay_number(&e->replay, slot) == mrl_seq_replay_next(&e->replay, before);
+    }
+    for (t = skip; t < W - 1; t++) { /* the network over the steps, one at a time */
+      size_t k = (size_t)slot * W + t;
+      mrl_r2d2_q_values(e, obs + (size_t)t * 4, 1, e->replay.episode_starts + k, state, state, q);
+      steps += e->replay.valid[k] != 0.0f;
+      if (e->replay.terminated[k] != 0.0f || e->replay.truncated[k] != 0.0f) ended = 1;
+    }
+    pieces++;
+    if (!ended)
+      for (t = 0; t < 16; t++)
+        if (fabsf(state[t] - e->seq_state[t]) > 1e-5f || fabsf(state[t] - e->seq_tstate[t]) > 1e-5f)
+          carried_ok = 0.0f;
+    MRL_CHECK(ended == (e->seq_k[0] == -1), "row 0 starts anew exactly when its episode ended");
+  }
+  MRL_CHECK(ended && pieces >= 3 && steps > cfg.unroll,
+            "an episode replayed whole: %d steps in %d sequences", steps, pieces);
+  MRL_CHECK(linked, "each next sequence is the next piece of the stream");
+  MRL_CHECK(carried_ok == 1.0f, "the carried states are one unroll from the episode's start");
+  mrl_drqn_free(&a);
+  mrl_vecenv_free(&env);
 }
 
 #ifdef MRL_THREADS
@@ -560,6 +628,7 @@ int main(void) {
   resume_and_determinism("gru:8");
   init_errors();
   drqn_schemes();
+  drqn_sequential_chain();
 #ifdef MRL_THREADS
   learner_thread();
   actor_threads();
