@@ -1649,26 +1649,42 @@ MRL_DEF int mrl_r2d2_config_json(const mrl_r2d2_config *cfg, char *buf, size_t s
  *   MRL_DRQN_RANDOM      bootstrapped random updates: windows of `unroll`
  *                        steps (10) starting at any step, replayed from the
  *                        zero state (the paper's choice);
- *   MRL_DRQN_SEQUENTIAL  bootstrapped sequential updates: sequences that
- *                        begin at an episode start, `unroll` entries long,
- *                        carried from the start (set unroll to the longest
- *                        episode to replay whole episodes, as the paper).
+ *   MRL_DRQN_SEQUENTIAL  bootstrapped sequential updates: episodes drawn
+ *                        from the replay, each replayed from its start to
+ *                        its end with the core state carried all the way:
+ *                        each of the batch_size rows of an update follows
+ *                        one episode, `unroll` steps per update (the next
+ *                        stored piece of its stream, which begins where the
+ *                        last ended), from the zero state at the episode's
+ *                        start and from the state its previous piece left
+ *                        after that, for both networks; when the episode
+ *                        has ended the row draws a new one (uniformly over
+ *                        the episodes held).
  * DRQN runs on R2D2's machinery (mrl_r2d2: the sequence replay, the
  * sequence Q loss, acting, checkpoints) with n = 1, no value rescaling, no
  * double Q, uniform sampling, no burn-in: one engine, no copy.
  * Deviations: Adam (lr 1e-3) instead of Adadelta (0.1), an MLP encoder and a
  * 64-unit LSTM instead of the conv stack and 512 units, replay in sequences
  * (a random window may run on across an episode end, with the core reset
- * there) instead of whole stored episodes, sequential windows of at most
- * `unroll` entries, and the target network copied every target_period
- * updates.
+ * there) instead of whole stored episodes, and the target network copied
+ * every target_period updates. Sequential updates: an episode is replayed
+ * over several updates, `unroll` steps each, not in one; gradients stop at
+ * each piece's start (truncated backpropagation through time; the state
+ * itself is carried); the carried states were computed by the networks of
+ * the row's previous update (the online one has moved by one step since,
+ * the target one by a copy at most), not recomputed from the episode start;
+ * a row drawing a new episode skips the steps before its start in the
+ * piece where it begins; after an episode's last step the piece's
+ * remaining steps (the next episode's first, from the zero state) are
+ * trained too; an episode whose next piece is not stored yet (still being
+ * played) or was overwritten ends there.
  * ====================================================================== */
 typedef enum mrl_drqn_updates { MRL_DRQN_RANDOM, MRL_DRQN_SEQUENTIAL } mrl_drqn_updates;
 
 typedef struct mrl_drqn_config {
   uint64_t seed;                  /* 1 */
   mrl_drqn_updates updates;       /* MRL_DRQN_RANDOM */
-  int unroll;                     /* 10 */
+  int unroll;                     /* 10: steps per sequence (sequential: per update) */
   mrl_tower_config net;           /* encoder {64} relu, LSTM 64 */
   float learning_rate;            /* 1e-3 (Adam, eps 1e-8) */
   float max_grad_norm;            /* 10 */

@@ -561,9 +561,9 @@ typedef struct mrl_seq_replay_config {
   float importance_exponent; /* beta 0.6 (0: every weight 1) */
   float eta;                 /* 0.9 */
   float priority_eps;        /* 1e-6: keeps a sequence with zero TD error sampled */
-  int episode_aligned;       /* 0; 1: a sequence only where its first entry begins an episode
-                                (DRQN's bootstrapped sequential updates), instead of every
-                                seq_len - overlap entries */
+  int episode_aligned;       /* 0; 1: a sequence only where its first entry begins an episode,
+                                instead of every seq_len - overlap entries (DRQN's sequential
+                                updates follow the stream instead: mrl_seq_replay_next) */
 } mrl_seq_replay_config;
 MRL_DEF mrl_seq_replay_config mrl_seq_replay_config_default(void);
 

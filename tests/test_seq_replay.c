@@ -340,7 +340,58 @@ static void test_sampling_frequencies(void) {
   }
 }
 
-/* episode_aligned (DRQN's sequential updates): every sequence begins an
+/* Chains (DRQN's sequential updates): through the ring's wrap-arounds,
+ * the sequence after k in its stream (mrl_seq_replay_next) is from the same
+ * environment and begins with k's last entry (overlap 1), every held
+ * sequence but each stream's newest has one, and overwritten ones have none. */
+static void test_chains(void) {
+  mrl_seq_replay r;
+  mrl_seq_replay_config cfg = mrl_seq_replay_config_default();
+  mrl_rng rng = mrl_rng_make(12);
+  float obs[2], starts[2] = {1, 1}, act[2] = {0, 0}, rew[2] = {0, 0}, term[2], trunc[2], fin[2];
+  int left[2] = {3, 9}, b, step, ok = 1, open = 0, slot;
+  long long k;
+  cfg.capacity = 23;
+  cfg.seq_len = 5;
+  cfg.overlap = 1;
+  cfg.burn_in = 0;
+  MRL_CHECK(mrl_seq_replay_init(&r, &cfg, 2, 1, 1, 0) == MRL_OK, "init chains");
+  for (step = 0; step < 300; step++) {
+    for (b = 0; b < 2; b++) {
+      obs[b] = (float)(b * 10000 + step);
+      fin[b] = obs[b] + 0.5f;
+      term[b] = trunc[b] = 0.0f;
+      if (--left[b] == 0) {
+        term[b] = 1.0f;
+        left[b] = 1 + (int)mrl_rng_below(&rng, 12);
+      }
+    }
+    mrl_seq_replay_add(&r, obs, starts, NULL, act, rew, term, trunc, fin, NULL);
+    for (b = 0; b < 2; b++) starts[b] = term[b];
+    for (k = r.added - r.size; k < r.added; k++) {
+      long long n = mrl_seq_replay_next(&r, k);
+      slot = (int)(k % cfg.capacity);
+      ok &= mrl_seq_replay_number(&r, slot) == k;
+      if (n < 0) {
+        open++;
+        continue;
+      }
+      ok &= n > k && n < r.added;
+      ok &= r.obs[(size_t)slot * r.width + (size_t)r.width - 1] ==
+            r.obs[(size_t)(n % cfg.capacity) * r.width];
+      ok &= (int)(r.obs[(size_t)slot * r.width] / 10000.0f) ==
+            (int)(r.obs[(size_t)(n % cfg.capacity) * r.width] / 10000.0f);
+    }
+    ok &= open <= 2;
+    open = 0;
+    ok &= r.added <= cfg.capacity || mrl_seq_replay_next(&r, r.added - r.size - 1) == -1;
+  }
+  MRL_CHECK(r.added > 3 * cfg.capacity, "the ring wrapped (%lld sequences)", r.added);
+  MRL_CHECK(ok, "each held sequence links to the next of its stream, which starts where it ends");
+  mrl_seq_replay_free(&r);
+}
+
+/* episode_aligned: every sequence begins an
  * episode, none is cut elsewhere, and each episode long enough gets one. */
 static void test_episode_aligned(void) {
   mrl_seq_replay r;
@@ -496,6 +547,7 @@ int main(void) {
   test_sampling_frequencies();
   test_seeded_and_errors();
   test_episode_aligned();
+  test_chains();
   test_add_envs();
   return mrl_test_summary("test_seq_replay");
 }
