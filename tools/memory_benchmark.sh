@@ -17,6 +17,8 @@
 #   -j JOBS     cells run at once (MB_JOBS, default 1)
 #   --medium    adds POPGym's nine tasks at Medium to the default grid
 #   --smoke     2 cores x 2 tasks x 1 seed, 20k steps: seconds, for make test
+#   --from RAWS runs nothing: the table from earlier runs' .raw files (space
+#               separated; runs of the same -s and -n), columns in -c's order
 # The full grid: POPGym's nine card and game tasks at Easy (the four whose
 # observation needs the previous action get POPGym's prev_action_reward
 # wrapper), StatelessCartPole-v1, NoisyStatelessCartPole-v1, PassiveTMaze at
@@ -33,6 +35,7 @@ cores=${MB_CORES:-"none frame_stack:4 elman:128 lstm:128 gru:128 amrl:128 fwp:64
 jobs=${MB_JOBS:-1}
 medium=0
 tasks=${MB_TASKS:-}
+from=
 bin=${MB_BIN:-./build/memory_benchmark}
 
 verify() { # table rows columns
@@ -71,6 +74,7 @@ while [ $# -gt 0 ]; do
     -j) jobs=$2; shift ;;
     --medium) medium=1 ;;
     --smoke) steps=20000; seeds=1; cores="none lstm:16"; tasks="RepeatFirstEasy-v0;MemoryChain-3" ;;
+    --from) from=$2; shift ;;
     --verify) verify "$2" "$3" "$4"; exit $? ;;
     *) echo "unknown option $1"; exit 2 ;;
   esac
@@ -94,44 +98,54 @@ if [ -z "$tasks" ]; then
   tasks=${tasks#;}
 fi
 
-[ -x "$bin" ] || { echo "no $bin: run make build/memory_benchmark"; exit 1; }
 raw=$out.raw
-logs=$out.logs
-mkdir -p "$logs"
-: > "$raw"
-# One line per cell run: the arguments of memory_benchmark, tab separated.
-list=$out.cells
-: > "$list"
-echo "$tasks" | tr ';' '\n' | while IFS= read -r task; do
-  [ -n "$task" ] || continue
-  for core in $cores; do
-    s=1
-    while [ $s -le "$seeds" ]; do
-      printf '%s\t%s\t%s\n' "$task" "$core" "$s" >> "$list"
-      s=$((s + 1))
+if [ -n "$from" ]; then
+  # shellcheck disable=SC2086 # a list of files
+  cat $from > "$raw" || exit 1
+  elapsed=$(awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^seconds=/) { sub(/^seconds=/, "", $i); s += $i } }
+                 END { printf "%d s of runs", s }' "$raw")
+  produced="the runs of \`sh tools/memory_benchmark.sh -s $steps -n $seeds -c CORES\` in $from, put together by \`--from\`"
+else
+  [ -x "$bin" ] || { echo "no $bin: run make build/memory_benchmark"; exit 1; }
+  logs=$out.logs
+  mkdir -p "$logs"
+  : > "$raw"
+  # One line per cell run: the arguments of memory_benchmark, tab separated.
+  list=$out.cells
+  : > "$list"
+  echo "$tasks" | tr ';' '\n' | while IFS= read -r task; do
+    [ -n "$task" ] || continue
+    for core in $cores; do
+      s=1
+      while [ $s -le "$seeds" ]; do
+        printf '%s\t%s\t%s\n' "$task" "$core" "$s" >> "$list"
+        s=$((s + 1))
+      done
     done
   done
-done
-total=$(wc -l < "$list")
-echo "memory benchmark: $total runs ($(echo "$tasks" | tr ';' '\n' | grep -c .) tasks x cores [$cores] x $seeds seeds), $steps steps each, $jobs at once"
-start=$(date +%s)
-run_cell() { # task core seed
-  name=$(printf '%s_%s_%s' "$1" "$2" "$3" | tr '|:/' '+-_')
-  if "$bin" "$1" "$2" "$steps" "$3" --quiet > "$logs/$name.txt" 2>&1; then
-    grep '^mmer:' "$logs/$name.txt" >> "$raw"
-    grep '^mmer:' "$logs/$name.txt"
-  else
-    echo "FAILED: $1 $2 seed $3 (see $logs/$name.txt)"
-  fi
-}
-n=0
-while IFS="$(printf '\t')" read -r task core seed; do
-  run_cell "$task" "$core" "$seed" &
-  n=$((n + 1))
-  if [ $((n % jobs)) -eq 0 ]; then wait; fi
-done < "$list"
-wait
-elapsed=$(($(date +%s) - start))
+  total=$(wc -l < "$list")
+  echo "memory benchmark: $total runs ($(echo "$tasks" | tr ';' '\n' | grep -c .) tasks x cores [$cores] x $seeds seeds), $steps steps each, $jobs at once"
+  start=$(date +%s)
+  run_cell() { # task core seed
+    name=$(printf '%s_%s_%s' "$1" "$2" "$3" | tr '|:/' '+-_')
+    if "$bin" "$1" "$2" "$steps" "$3" --quiet > "$logs/$name.txt" 2>&1; then
+      grep '^mmer:' "$logs/$name.txt" >> "$raw"
+      grep '^mmer:' "$logs/$name.txt"
+    else
+      echo "FAILED: $1 $2 seed $3 (see $logs/$name.txt)"
+    fi
+  }
+  n=0
+  while IFS="$(printf '\t')" read -r task core seed; do
+    run_cell "$task" "$core" "$seed" &
+    n=$((n + 1))
+    if [ $((n % jobs)) -eq 0 ]; then wait; fi
+  done < "$list"
+  wait
+  elapsed="$(($(date +%s) - start)) s"
+  produced="\`sh tools/memory_benchmark.sh -s $steps -n $seeds -c \"$cores\" -j $jobs\`"
+fi
+
 
 # The table: one row per task, one column per core; a cell is the mean MMER
 # +- its standard deviation over seeds (population), then the mean wall time
@@ -144,8 +158,8 @@ elapsed=$(($(date +%s) - start))
   echo "actor-critic torso, learning rate 1e-3 annealed) with each core, $steps env steps per cell, seeds 1..$seeds."
   echo "POPGym (Morad et al. 2023) trains 15M env steps per cell with memory size 256; this budget is smaller."
   echo "Cells: MMER (POPGym's max-mean episodic return normalised to [0, 1] by the task's return range) mean +- std"
-  echo "over seeds, and the wall time of one run. Produced by: \`sh tools/memory_benchmark.sh -s $steps -n $seeds -c \"$cores\" -j $jobs\`"
-  echo "on $(uname -sm), $(date -u +%Y-%m-%d), $elapsed s in all."
+  echo "over seeds, and the wall time of one run. Produced by: $produced"
+  echo "on $(uname -sm), $(date -u +%Y-%m-%d), $elapsed in all."
   echo
   awk -v tasks="$tasks" -v cores="$cores" '
     {
@@ -195,4 +209,4 @@ elapsed=$(($(date +%s) - start))
       }
     }' "$raw"
 } > "$out"
-echo "table: $out ($elapsed s)"
+echo "table: $out ($elapsed)"
