@@ -1227,8 +1227,10 @@ typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
 #endif
 
 /* Portable micro-kernel: C[6,8] (row stride ldc) = Cin + Ap Bp over kc
- * steps, where Ap holds 6 floats per step and Bp 8; Cin is read from ci (row
- * stride ldi). Rows are written out so the accumulators stay in registers. */
+ * steps, where Ap holds 6 consecutive floats per step (as apart: 6 when
+ * packed, A's row stride when a transposed A is read in place) and Bp 8; Cin
+ * is read from ci (row stride ldi). Rows are written out so the accumulators
+ * stay in registers. */
 #ifdef MRL__HAVE_V4
 #define MRL__KC_LOAD(r)                                                                            \
   mrl__v4 c##r##a, c##r##b;                                                                        \
@@ -1241,8 +1243,8 @@ typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
   memcpy(c + r * ldc, &c##r##a, sizeof(mrl__v4));                                                  \
   memcpy(c + r * ldc + 4, &c##r##b, sizeof(mrl__v4))
 #endif
-static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, const float *ci,
-                        size_t ldi, float *c, size_t ldc) {
+static void mrl__kern_c(int kc, const float *ap, size_t as, const float *bp, size_t bs,
+                        const float *ci, size_t ldi, float *c, size_t ldc) {
 #ifdef MRL__HAVE_V4
   mrl__v4 b0, b1;
   int p;
@@ -1252,7 +1254,7 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, con
   MRL__KC_LOAD(3);
   MRL__KC_LOAD(4);
   MRL__KC_LOAD(5);
-  for (p = 0; p < kc; p++, ap += 6, bp += bs) {
+  for (p = 0; p < kc; p++, ap += as, bp += bs) {
     memcpy(&b0, bp, sizeof b0);
     memcpy(&b1, bp + 4, sizeof b1);
     MRL__KC_STEP(0);
@@ -1273,7 +1275,7 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, con
   int p, r, q;
   for (r = 0; r < 6; r++)
     for (q = 0; q < 8; q++) acc[r][q] = ci[r * ldi + q];
-  for (p = 0; p < kc; p++, ap += 6, bp += bs)
+  for (p = 0; p < kc; p++, ap += as, bp += bs)
     for (r = 0; r < 6; r++)
       for (q = 0; q < 8; q++) acc[r][q] = acc[r][q] + ap[r] * bp[q];
   for (r = 0; r < 6; r++)
@@ -1286,9 +1288,11 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, con
 #define MRL__TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #define MRL__INLINE __attribute__((always_inline)) inline
 
-/* AVX2+FMA micro-kernel: C[6,16] += Ap Bp (6 and 16 floats per step). */
-MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float *bp, size_t bs,
-                                            const float *ci, size_t ldi, float *c, size_t ldc) {
+/* AVX2+FMA micro-kernel: C[6,16] += Ap Bp (6 and 16 floats per step, A's
+ * steps as apart). */
+MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, size_t as, const float *bp,
+                                            size_t bs, const float *ci, size_t ldi, float *c,
+                                            size_t ldc) {
   __m256 c00 = _mm256_loadu_ps(ci), c01 = _mm256_loadu_ps(ci + 8);
   __m256 c10 = _mm256_loadu_ps(ci + ldi), c11 = _mm256_loadu_ps(ci + ldi + 8);
   __m256 c20 = _mm256_loadu_ps(ci + 2 * ldi), c21 = _mm256_loadu_ps(ci + 2 * ldi + 8);
@@ -1296,7 +1300,7 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
   __m256 c40 = _mm256_loadu_ps(ci + 4 * ldi), c41 = _mm256_loadu_ps(ci + 4 * ldi + 8);
   __m256 c50 = _mm256_loadu_ps(ci + 5 * ldi), c51 = _mm256_loadu_ps(ci + 5 * ldi + 8);
   int p;
-  for (p = 0; p < kc; p++, ap += 6, bp += bs) {
+  for (p = 0; p < kc; p++, ap += as, bp += bs) {
     __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), a;
     a = _mm256_broadcast_ss(ap);
     c00 = _mm256_fmadd_ps(a, b0, c00);
@@ -1334,11 +1338,30 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
 /* AVX-512F micro-kernel: C[12,32] += Ap Bp (12 and 32 floats per step). The
  * rows are written out so that the 24 accumulators stay in registers. The
  * 8- and 4-row variants read the same 12-row panels (the last, partial panel
- * of A), so every element still gets the same chain. */
+ * of A), so every element still gets the same chain. A's element (r, p) is
+ * read as MRL__A512P (consecutive rows, steps as apart: a packed panel, or a
+ * transposed A in place) or MRL__A512N (rows ar apart, consecutive steps: A
+ * read in place, no packing); the values, so the chains, are the same. The
+ * row-strided form walks four row pointers (rows 3i .. 3i+2 at q_i, q_i + l,
+ * q_i + 2l bytes), which keeps the addressing in registers. */
+#define MRL__A512P(r) ap[r]
+#define MRL__A512N(r) (*(const float *)(MRL__AQ##r))
+#define MRL__AQ0 q0
+#define MRL__AQ1 (q0 + l)
+#define MRL__AQ2 (q0 + 2 * l)
+#define MRL__AQ3 q1
+#define MRL__AQ4 (q1 + l)
+#define MRL__AQ5 (q1 + 2 * l)
+#define MRL__AQ6 q2
+#define MRL__AQ7 (q2 + l)
+#define MRL__AQ8 (q2 + 2 * l)
+#define MRL__AQ9 q3
+#define MRL__AQ10 (q3 + l)
+#define MRL__AQ11 (q3 + 2 * l)
 #define MRL__K512_LOAD(r)                                                                          \
   __m512 c##r##a = _mm512_loadu_ps(ci + r * ldi), c##r##b = _mm512_loadu_ps(ci + r * ldi + 16)
 #define MRL__K512_STEP(r)                                                                          \
-  a = _mm512_set1_ps(ap[r]);                                                                       \
+  a = _mm512_set1_ps(MRL__A512(r));                                                                \
   c##r##a = _mm512_fmadd_ps(a, b0, c##r##a);                                                       \
   c##r##b = _mm512_fmadd_ps(a, b1, c##r##b)
 #define MRL__K512_STORE(r)                                                                         \
@@ -1361,39 +1384,62 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
   X(9);                                                                                            \
   X(10);                                                                                           \
   X(11)
-#define MRL__K512_DEFINE(name, ROWS)                                                               \
-  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, size_t bs,         \
-                                      const float *ci, size_t ldi, float *c, size_t ldc) {         \
-    ROWS(MRL__K512_LOAD);                                                                          \
-    int p;                                                                                         \
-    for (p = 0; p < kc; p++, ap += 12, bp += bs) {                                                 \
-      __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;                           \
-      ROWS(MRL__K512_STEP);                                                                        \
-    }                                                                                              \
-    ROWS(MRL__K512_STORE);                                                                         \
+/* The kernels' signature and the A pointers of both forms (nr: the rows) */
+#define MRL__K512_HEAD(name, nr)                                                                   \
+  MRL__TARGET_AVX512 static void name(int kc, const float *ap, size_t as, size_t ar,               \
+                                      const float *bp, size_t bs, const float *ci, size_t ldi,     \
+                                      float *c, size_t ldc) {                                      \
+    const size_t l = ar * sizeof(float);                                                           \
+    const char *q0 = (const char *)ap, *q1 = nr > 3 ? q0 + 3 * l : q0;                             \
+    const char *q2 = nr > 6 ? q0 + 6 * l : q0, *q3 = nr > 9 ? q0 + 9 * l : q0;                     \
+    int p;
+#define MRL__A512P_NEXT ap += as
+#define MRL__A512N_NEXT q0 += 4, q1 += 4, q2 += 4, q3 += 4
+#define MRL__K512_DEFINE(name, nr, ROWS)                                                           \
+  MRL__K512_HEAD(name, nr)                                                                         \
+  ROWS(MRL__K512_LOAD);                                                                            \
+  for (p = 0; p < kc; p++, MRL__A512_NEXT, bp += bs) {                                             \
+    __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;                             \
+    ROWS(MRL__K512_STEP);                                                                          \
+  }                                                                                                \
+  ROWS(MRL__K512_STORE);                                                                           \
+  (void)q0, (void)q1, (void)q2, (void)q3, (void)as;                                                \
   }
-MRL__K512_DEFINE(mrl__kern_avx512, MRL__ROWS12)
-MRL__K512_DEFINE(mrl__kern_avx512_r8, MRL__ROWS8)
-MRL__K512_DEFINE(mrl__kern_avx512_r4, MRL__ROWS4)
 /* The same over the first 16 columns of the panels (the last, narrow panel of
  * B). */
 #define MRL__K512H_LOAD(r) __m512 c##r##a = _mm512_loadu_ps(ci + r * ldi)
-#define MRL__K512H_STEP(r) c##r##a = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), b0, c##r##a)
+#define MRL__K512H_STEP(r) c##r##a = _mm512_fmadd_ps(_mm512_set1_ps(MRL__A512(r)), b0, c##r##a)
 #define MRL__K512H_STORE(r) _mm512_storeu_ps(c + r * ldc, c##r##a)
-#define MRL__K512H_DEFINE(name, ROWS)                                                              \
-  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, size_t bs,         \
-                                      const float *ci, size_t ldi, float *c, size_t ldc) {         \
-    ROWS(MRL__K512H_LOAD);                                                                         \
-    int p;                                                                                         \
-    for (p = 0; p < kc; p++, ap += 12, bp += bs) {                                                 \
-      __m512 b0 = _mm512_loadu_ps(bp);                                                             \
-      ROWS(MRL__K512H_STEP);                                                                       \
-    }                                                                                              \
-    ROWS(MRL__K512H_STORE);                                                                        \
+#define MRL__K512H_DEFINE(name, nr, ROWS)                                                          \
+  MRL__K512_HEAD(name, nr)                                                                         \
+  ROWS(MRL__K512H_LOAD);                                                                           \
+  for (p = 0; p < kc; p++, MRL__A512_NEXT, bp += bs) {                                             \
+    __m512 b0 = _mm512_loadu_ps(bp);                                                               \
+    ROWS(MRL__K512H_STEP);                                                                         \
+  }                                                                                                \
+  ROWS(MRL__K512H_STORE);                                                                          \
+  (void)q0, (void)q1, (void)q2, (void)q3, (void)as;                                                \
   }
-MRL__K512H_DEFINE(mrl__kern_avx512_c16, MRL__ROWS12)
-MRL__K512H_DEFINE(mrl__kern_avx512_r8c16, MRL__ROWS8)
-MRL__K512H_DEFINE(mrl__kern_avx512_r4c16, MRL__ROWS4)
+#define MRL__A512 MRL__A512P
+#define MRL__A512_NEXT MRL__A512P_NEXT
+MRL__K512_DEFINE(mrl__kern_avx512, 12, MRL__ROWS12)
+MRL__K512_DEFINE(mrl__kern_avx512_r8, 8, MRL__ROWS8)
+MRL__K512_DEFINE(mrl__kern_avx512_r4, 4, MRL__ROWS4)
+MRL__K512H_DEFINE(mrl__kern_avx512_c16, 12, MRL__ROWS12)
+MRL__K512H_DEFINE(mrl__kern_avx512_r8c16, 8, MRL__ROWS8)
+MRL__K512H_DEFINE(mrl__kern_avx512_r4c16, 4, MRL__ROWS4)
+#undef MRL__A512
+#undef MRL__A512_NEXT
+#define MRL__A512 MRL__A512N
+#define MRL__A512_NEXT MRL__A512N_NEXT
+MRL__K512_DEFINE(mrl__kern_avx512n, 12, MRL__ROWS12)
+MRL__K512_DEFINE(mrl__kern_avx512n_r8, 8, MRL__ROWS8)
+MRL__K512_DEFINE(mrl__kern_avx512n_r4, 4, MRL__ROWS4)
+MRL__K512H_DEFINE(mrl__kern_avx512n_c16, 12, MRL__ROWS12)
+MRL__K512H_DEFINE(mrl__kern_avx512n_r8c16, 8, MRL__ROWS8)
+MRL__K512H_DEFINE(mrl__kern_avx512n_r4c16, 4, MRL__ROWS4)
+#undef MRL__A512
+#undef MRL__A512_NEXT
 
 /* Packs `rows` rows of src (row stride ld, contiguous along p) into w lanes
  * per step p: dst[p*w + r] = src[r*ld + p], lanes rows..w-1 zero. This is the
@@ -1467,37 +1513,45 @@ static int mrl__gemm_isa(void) {
 
 /* Runs the kernel: C tile = Cin tile + Ap Bp, Cin read from ci (row stride
  * ldi; the zero table with ldi = 0 when beta == 0 on the first K slice, so
- * C's old contents are never read and need no clearing). */
-static void mrl__gemm_kernel(int isa, int rows, int cols, int kc, const float *ap, const float *bp,
-                             size_t bs, const float *ci, size_t ldi, float *c, size_t ldc) {
+ * C's old contents are never read and need no clearing). A's element (r, p)
+ * is ap[r + p*as] (ar == 1: packed, or a transposed A in place) or, on
+ * AVX-512 only, ap[r*ar + p] (ar > 1: A in place). */
+static void mrl__gemm_kernel(int isa, int rows, int cols, int kc, const float *ap, size_t as,
+                             size_t ar, const float *bp, size_t bs, const float *ci, size_t ldi,
+                             float *c, size_t ldc) {
 #ifdef MRL__X86_SIMD
-  if (isa == MRL__ISA_AVX512 && cols == 16) {
-    if (rows == 4)
-      mrl__kern_avx512_r4c16(kc, ap, bp, bs, ci, ldi, c, ldc);
-    else if (rows == 8)
-      mrl__kern_avx512_r8c16(kc, ap, bp, bs, ci, ldi, c, ldc);
+  if (isa == MRL__ISA_AVX512 && ar != 1) {
+    if (cols == 16)
+      (rows == 4   ? mrl__kern_avx512n_r4c16
+       : rows == 8 ? mrl__kern_avx512n_r8c16
+                   : mrl__kern_avx512n_c16)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
     else
-      mrl__kern_avx512_c16(kc, ap, bp, bs, ci, ldi, c, ldc);
+      (rows == 4   ? mrl__kern_avx512n_r4
+       : rows == 8 ? mrl__kern_avx512n_r8
+                   : mrl__kern_avx512n)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
     return;
   }
   if (isa == MRL__ISA_AVX512) {
-    if (rows == 4)
-      mrl__kern_avx512_r4(kc, ap, bp, bs, ci, ldi, c, ldc);
-    else if (rows == 8)
-      mrl__kern_avx512_r8(kc, ap, bp, bs, ci, ldi, c, ldc);
+    if (cols == 16)
+      (rows == 4   ? mrl__kern_avx512_r4c16
+       : rows == 8 ? mrl__kern_avx512_r8c16
+                   : mrl__kern_avx512_c16)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
     else
-      mrl__kern_avx512(kc, ap, bp, bs, ci, ldi, c, ldc);
+      (rows == 4   ? mrl__kern_avx512_r4
+       : rows == 8 ? mrl__kern_avx512_r8
+                   : mrl__kern_avx512)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
     return;
   }
   if (isa == MRL__ISA_AVX2) {
-    mrl__kern_avx2(kc, ap, bp, bs, ci, ldi, c, ldc);
+    mrl__kern_avx2(kc, ap, as, bp, bs, ci, ldi, c, ldc);
     return;
   }
 #endif
   (void)isa;
   (void)rows;
   (void)cols;
-  mrl__kern_c(kc, ap, bp, bs, ci, ldi, c, ldc);
+  (void)ar;
+  mrl__kern_c(kc, ap, as, bp, bs, ci, ldi, c, ldc);
 }
 
 /* Rounds the aligned start of a stack buffer up to 64 bytes. */
@@ -1510,6 +1564,9 @@ static float *mrl__align64(float *p) {
  * MR x NR tile (edge tiles through a padded copy, same arithmetic). */
 static const float mrl__zeros[32] = {0.0f};
 
+/* rows the kernel runs for a panel of mb rows: mr, or on AVX-512 the last
+ * panel's 4 or 8 */
+#define MRL__KROWS(mb) (isa == MRL__ISA_AVX512 && (mb) <= 8 ? ((mb) <= 4 ? 4 : 8) : mr)
 static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int nc, int k,
                                    const float *a, int lda, const float *b, int ldb, int zero,
                                    float *c, int ldc, int ctr) {
@@ -1522,7 +1579,11 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
    * each panel is used once) or, for the 32-wide AVX-512 panels, short rows
    * (ldb <= 256: the panel stays in cache without set conflicts; measured
    * slower with the 16-wide AVX2 panels). */
-  int inplace = !tb && (m <= MRL__MC || (ldb <= 256 && isa == MRL__ISA_AVX512));
+  int inplace = !tb && (m <= MRL__MC || (ldb < 256 && isa == MRL__ISA_AVX512));
+  /* Whole panels of op(A) (as tall as the kernel that runs them) are read in
+   * place, not packed: op(A) = A^T by every kernel (a step of the panel is
+   * part of a row of A), op(A) = A by the row-strided AVX-512 kernels. */
+  int a_inplace = ta || isa == MRL__ISA_AVX512;
   int p0, i0, jr, ir, p, q, r;
   for (p0 = 0; p0 < k; p0 += MRL__KC) {
     int kc = k - p0 < MRL__KC ? k - p0 : MRL__KC;
@@ -1570,6 +1631,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
       for (ir = 0; ir < mc; ir += mr) {
         float *dst = ap + (size_t)ir * kc;
         int mb = mc - ir < mr ? mc - ir : mr;
+        if (a_inplace && mb == MRL__KROWS(mb)) continue;
         if (ta) {
           if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
           /* full panels of the kernels' heights as fixed-size copies (inlined);
@@ -1614,16 +1676,21 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           float *ct =
               ctr ? c + (size_t)(j0 + jr) * ldc + i0 + ir : c + (size_t)(i0 + ir) * ldc + j0 + jr;
           int fresh = zero && p0 == 0; /* beta == 0: start from the zero table */
-          /* rows the kernel runs: mr, or on AVX-512 the last panel's 4 or 8 */
-          int kr = isa == MRL__ISA_AVX512 && mb <= 8 ? (mb <= 4 ? 4 : 8) : mr;
+          int kr = MRL__KROWS(mb);
           int kn = isa == MRL__ISA_AVX512 && nb <= 16 ? 16 : nr; /* and columns */
+          /* this panel of op(A): in place or packed (A(r, p) = apan[r ar + p as]) */
+          int ain = a_inplace && mb == kr;
+          const float *apan = !ain ? ap + (size_t)ir * kc
+                              : ta ? a + (size_t)p0 * lda + i0 + ir
+                                   : a + (size_t)(i0 + ir) * lda + p0;
+          size_t as = !ain ? (size_t)mr : ta ? (size_t)lda : 1, ar = ain && !ta ? (size_t)lda : 1;
           /* this panel of op(B): packed, or in place with row stride ldb */
           const float *bpan =
               inplace && nb == nr ? b + (size_t)p0 * ldb + j0 + jr : bp + (size_t)jr * kc;
           size_t bs = inplace && nb == nr ? (size_t)ldb : (size_t)nr;
           if (mb == kr && nb == kn && !ctr) {
-            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bpan, bs,
-                             fresh ? mrl__zeros : ct, fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
+            mrl__gemm_kernel(isa, kr, kn, kc, apan, as, ar, bpan, bs, fresh ? mrl__zeros : ct,
+                             fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
           } else {
             memset(tile, 0, sizeof(float) * (size_t)(kr * nr));
             if (!fresh && ctr)
@@ -1632,8 +1699,8 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
             else if (!fresh)
               for (r = 0; r < mb; r++)
                 memcpy(tile + r * nr, ct + (size_t)r * ldc, sizeof(float) * (size_t)nb);
-            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bpan, bs, tile, (size_t)nr,
-                             tile, (size_t)nr);
+            mrl__gemm_kernel(isa, kr, kn, kc, apan, as, ar, bpan, bs, tile, (size_t)nr, tile,
+                             (size_t)nr);
             if (ctr)
               for (r = 0; r < mb; r++)
                 for (q = 0; q < nb; q++) ct[(size_t)q * ldc + r] = tile[r * nr + q];
