@@ -4404,73 +4404,135 @@ static int mrl__any_grad(const mrl_graph *g, mrl_tensor *const *t, int n) {
 
 /* ---- layernorm over the last dimension ---- >>layernorm */
 
-/* Row sums for layernorm in double precision, in four independent chains
- * (one dependent chain of double adds per row was a tenth of a transformer
- * step). g NULL: sums[0] = sum x, sums[1] = sum (x - m)^2. g given: with
- * xh = (x - m) s and dxh = g w (w NULL: 1), sums[0] = sum dxh, sums[1] =
- * sum dxh xh. */
-static void mrl__row_sums(const float *x, const float *g, const float *w, float m, float s, int d,
-                          double sums[2]) {
-  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
-  int j = 0;
-  if (g) {
-    float d0, d1, d2, d3;
-    for (; j + 4 <= d; j += 4) {
-      d0 = g[j] * (w ? w[j] : 1.0f);
-      d1 = g[j + 1] * (w ? w[j + 1] : 1.0f);
-      d2 = g[j + 2] * (w ? w[j + 2] : 1.0f);
-      d3 = g[j + 3] * (w ? w[j + 3] : 1.0f);
-      a0 += d0;
-      a1 += d1;
-      a2 += d2;
-      a3 += d3;
-      b0 += (double)d0 * ((x[j] - m) * s);
-      b1 += (double)d1 * ((x[j + 1] - m) * s);
-      b2 += (double)d2 * ((x[j + 2] - m) * s);
-      b3 += (double)d3 * ((x[j + 3] - m) * s);
-    }
-    for (; j < d; j++) {
-      d0 = g[j] * (w ? w[j] : 1.0f);
-      a0 += d0;
-      b0 += (double)d0 * ((x[j] - m) * s);
-    }
-  } else {
-    double c0, c1, c2, c3;
-    for (; j + 4 <= d; j += 4) {
-      c0 = (double)x[j] - m;
-      c1 = (double)x[j + 1] - m;
-      c2 = (double)x[j + 2] - m;
-      c3 = (double)x[j + 3] - m;
-      a0 += x[j];
-      a1 += x[j + 1];
-      a2 += x[j + 2];
-      a3 += x[j + 3];
-      b0 += c0 * c0;
-      b1 += c1 * c1;
-      b2 += c2 * c2;
-      b3 += c3 * c3;
-    }
-    for (; j < d; j++) {
-      c0 = (double)x[j] - m;
-      a0 += x[j];
-      b0 += c0 * c0;
+/* Row sums for layernorm in double precision, each in four lanes (lane l
+ * sums the elements j = l mod 4 in order, a last partial step goes to lane 0,
+ * then (l0 + l1) + (l2 + l3)), for rows r < nr of x (and g), row stride d,
+ * four rows side by side: one row's lanes are chains of d/4 dependent adds,
+ * so a row alone waits on their latency (this was a tenth of a transformer
+ * step with one chain per row, 7% with one row of four chains at a time).
+ * mode 0: sums[r][0] = sum x. mode 1: sums[r][1] = sum (x - m_r)^2. mode 2:
+ * with xh = (x - m_r) s_r and dxh = g w (w NULL: 1), sums[r][0] = sum dxh,
+ * sums[r][1] = sum dxh xh. The lanes run as vectors where the compiler has
+ * them; either way each lane is the same chain of the same operations. */
+#ifdef MRL__HAVE_F4
+typedef double mrl__d4 __attribute__((vector_size(32)));
+/* by pointer: a 32-byte vector argument or result warns (-Wpsabi) without AVX */
+static inline void mrl__f4_to_d4(mrl__d4 *r, const mrl__f4 *v) {
+  mrl__d4 t = {(*v)[0], (*v)[1], (*v)[2], (*v)[3]};
+  *r = t;
+}
+#define MRL__RS_X(r)                                                                               \
+  mrl__f4 x##r;                                                                                    \
+  memcpy(&x##r, xr[r] + j, sizeof x##r)
+#define MRL__RS_SUM(r)                                                                             \
+  do {                                                                                             \
+    mrl__d4 xd;                                                                                    \
+    MRL__RS_X(r);                                                                                  \
+    mrl__f4_to_d4(&xd, &x##r);                                                                     \
+    a##r += xd;                                                                                    \
+  } while (0)
+#define MRL__RS_SQ(r)                                                                              \
+  do {                                                                                             \
+    mrl__d4 c;                                                                                     \
+    MRL__RS_X(r);                                                                                  \
+    mrl__f4_to_d4(&c, &x##r);                                                                      \
+    c -= (double)mr[r];                                                                            \
+    b##r += c * c;                                                                                 \
+  } while (0)
+#define MRL__RS_GRAD(r)                                                                            \
+  do {                                                                                             \
+    mrl__f4 gv, wv = {1.0f, 1.0f, 1.0f, 1.0f}, dv, xh;                                             \
+    mrl__d4 dd, xhd;                                                                               \
+    MRL__RS_X(r);                                                                                  \
+    memcpy(&gv, gr[r] + j, sizeof gv);                                                             \
+    if (w) memcpy(&wv, w + j, sizeof wv);                                                          \
+    dv = gv * wv;                                                                                  \
+    xh = (x##r - mr[r]) * sr[r];                                                                   \
+    mrl__f4_to_d4(&dd, &dv);                                                                       \
+    mrl__f4_to_d4(&xhd, &xh);                                                                      \
+    a##r += dd;                                                                                    \
+    b##r += dd * xhd;                                                                              \
+  } while (0)
+#endif
+static void mrl__row_sums4(int mode, int nr, const float *x, const float *g, int d,
+                           const float *w, const float *m, const float *s, double sums[4][2]) {
+  const float *xr[4], *gr[4];
+  float mr[4], sr[4];
+  double la[4][4], lb[4][4]; /* [row][lane] */
+  int r, l, j = 0;
+  for (r = 0; r < 4; r++) { /* rows past nr repeat the last, not stored */
+    int q = r < nr ? r : nr - 1;
+    xr[r] = x + (size_t)q * d;
+    gr[r] = g ? g + (size_t)q * d : NULL;
+    mr[r] = m ? m[q] : 0.0f;
+    sr[r] = s ? s[q] : 1.0f;
+    for (l = 0; l < 4; l++) la[r][l] = lb[r][l] = 0.0;
+  }
+#ifdef MRL__HAVE_F4
+  {
+    mrl__d4 a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    if (mode == 0)
+      for (; j + 4 <= d; j += 4) {
+        MRL__RS_SUM(0);
+        MRL__RS_SUM(1);
+        MRL__RS_SUM(2);
+        MRL__RS_SUM(3);
+      }
+    else if (mode == 1)
+      for (; j + 4 <= d; j += 4) {
+        MRL__RS_SQ(0);
+        MRL__RS_SQ(1);
+        MRL__RS_SQ(2);
+        MRL__RS_SQ(3);
+      }
+    else
+      for (; j + 4 <= d; j += 4) {
+        MRL__RS_GRAD(0);
+        MRL__RS_GRAD(1);
+        MRL__RS_GRAD(2);
+        MRL__RS_GRAD(3);
+      }
+    for (l = 0; l < 4; l++) {
+      la[0][l] = a0[l], la[1][l] = a1[l], la[2][l] = a2[l], la[3][l] = a3[l];
+      lb[0][l] = b0[l], lb[1][l] = b1[l], lb[2][l] = b2[l], lb[3][l] = b3[l];
     }
   }
-  sums[0] = (a0 + a1) + (a2 + a3);
-  sums[1] = (b0 + b1) + (b2 + b3);
+#endif
+  for (r = 0; r < nr; r++) {
+    const float *xv = xr[r], *gv = gr[r];
+    int i;
+    for (i = j; i < d; i++) { /* the lanes in scalars: no vectors, or the tail (lane 0) */
+      int ln = i < d / 4 * 4 ? i % 4 : 0;
+      if (mode == 0) la[r][ln] += xv[i];
+      if (mode == 1) {
+        double c = (double)xv[i] - mr[r];
+        lb[r][ln] += c * c;
+      }
+      if (mode == 2) {
+        float dv = gv[i] * (w ? w[i] : 1.0f);
+        la[r][ln] += dv;
+        lb[r][ln] += (double)dv * ((xv[i] - mr[r]) * sr[r]);
+      }
+    }
+    sums[r][0] = (la[r][0] + la[r][1]) + (la[r][2] + la[r][3]);
+    sums[r][1] = (lb[r][0] + lb[r][1]) + (lb[r][2] + lb[r][3]);
+  }
 }
 
 static void mrl__layernorm_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
   const float *mean = nd->extra[0]->data, *rstd = nd->extra[1]->data;
   int rows = mrl_tensor_rows(x), d = mrl_tensor_cols(x), r, j;
+  double sums[4][2];
   for (r = 0; r < rows; r++) {
     const float *xr = x->data + (size_t)r * d, *gr = y->grad + (size_t)r * d;
     float m = mean[r], s = rstd[r];
-    double sums[2], s1, s2;
-    mrl__row_sums(xr, gr, w ? w->data : NULL, m, s, d, sums);
-    s1 = sums[0];
-    s2 = sums[1];
+    double s1, s2;
+    if (r % 4 == 0) /* four rows' sums at a time */
+      mrl__row_sums4(2, rows - r < 4 ? rows - r : 4, xr, gr, d, w ? w->data : NULL, mean + r,
+                     rstd + r, sums);
+    s1 = sums[r % 4][0];
+    s2 = sums[r % 4][1];
     j = 0;
 #ifdef MRL__HAVE_F4 /* the parameter and input gradients four lanes at a time, same bits */
     if (w && w->grad)
@@ -4525,6 +4587,7 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
   mrl_tensor *y, *mean = NULL, *rstd = NULL, *ins[3];
   mrl_node *nd;
   int rows, d, r, j;
+  float m4[4], s4[4];
   if (!x) return NULL;
   d = mrl_tensor_cols(x);
   rows = mrl_tensor_rows(x);
@@ -4545,11 +4608,16 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
   for (r = 0; r < rows; r++) {
     const float *xr = x->data + (size_t)r * d;
     float *yr = y->data + (size_t)r * d, m, s;
-    double sums[2];
-    mrl__row_sums(xr, NULL, NULL, 0.0f, 1.0f, d, sums);
-    m = (float)(sums[0] / (d ? d : 1));
-    mrl__row_sums(xr, NULL, NULL, m, 1.0f, d, sums);
-    s = (float)(1.0 / sqrt(sums[1] / (d ? d : 1) + (double)eps));
+    if (r % 4 == 0) { /* four rows' means and scales at a time */
+      int nr = rows - r < 4 ? rows - r : 4, q;
+      double sums[4][2];
+      mrl__row_sums4(0, nr, xr, NULL, d, NULL, NULL, NULL, sums);
+      for (q = 0; q < nr; q++) m4[q] = (float)(sums[q][0] / (d ? d : 1));
+      mrl__row_sums4(1, nr, xr, NULL, d, NULL, m4, NULL, sums);
+      for (q = 0; q < nr; q++) s4[q] = (float)(1.0 / sqrt(sums[q][1] / (d ? d : 1) + (double)eps));
+    }
+    m = m4[r % 4];
+    s = s4[r % 4];
     j = 0;
 #ifdef MRL__HAVE_F4 /* four lanes, the same operations as the loop below */
     for (; j + 4 <= d; j += 4) {
