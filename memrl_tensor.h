@@ -1569,7 +1569,7 @@ static const float mrl__zeros[32] = {0.0f};
 #define MRL__KROWS(mb) (isa == MRL__ISA_AVX512 && (mb) <= 8 ? ((mb) <= 4 ? 4 : 8) : mr)
 static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int nc, int k,
                                    const float *a, int lda, const float *b, int ldb, int zero,
-                                   float *c, int ldc, int ctr) {
+                                   const float *c0, float *c, int ldc, int ctr) {
   float bbuf[MRL__KC * MRL__NC + 16], abuf[MRL__MC * MRL__KC + 16], tbuf[12 * 32 + 16];
   float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
   int mr = isa == MRL__ISA_AVX512 ? 12 : 6;
@@ -1688,11 +1688,15 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           const float *bpan =
               inplace && nb == nr ? b + (size_t)p0 * ldb + j0 + jr : bp + (size_t)jr * kc;
           size_t bs = inplace && nb == nr ? (size_t)ldb : (size_t)nr;
+          /* a fresh tile starts from zeros or from the row c0 (ldi 0: every row) */
+          const float *start = c0 ? c0 + j0 + jr : mrl__zeros;
           if (mb == kr && nb == kn && !ctr) {
-            mrl__gemm_kernel(isa, kr, kn, kc, apan, as, ar, bpan, bs, fresh ? mrl__zeros : ct,
+            mrl__gemm_kernel(isa, kr, kn, kc, apan, as, ar, bpan, bs, fresh ? start : ct,
                              fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
           } else {
             memset(tile, 0, sizeof(float) * (size_t)(kr * nr));
+            if (fresh && c0)
+              for (r = 0; r < mb; r++) memcpy(tile + r * nr, start, sizeof(float) * (size_t)nb);
             if (!fresh && ctr)
               for (r = 0; r < mb; r++)
                 for (q = 0; q < nb; q++) tile[r * nr + q] = ct[(size_t)q * ldc + r];
@@ -2079,16 +2083,24 @@ static int mrl__dot_rows(int m, int k) {
   return m <= MRL__DOT_M && !(m >= 8 && m % 4 == 0 && k <= 4 * m);
 }
 
-/* mrl_gemm with the kernel chosen by the caller (tests run every kernel the
- * CPU has). */
-static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
-                              const float *a, int lda, const float *b, int ldb, float beta,
-                              float *c, int ldc) {
+/* mrl_gemm with the kernel chosen by the caller, and with C's rows starting
+ * from the row c0 (n floats; NULL: from beta C): C = c0 + op(A) op(B), each
+ * element's chain from c0[j] as if C's rows held c0 and beta were 1 (the
+ * packed kernels read c0 as their first C, no pass over C; bias adds). */
+static void mrl__gemm_run(int isa, int trans_a, int trans_b, int m, int n, int k, const float *a,
+                          int lda, const float *b, int ldb, float beta, const float *c0, float *c,
+                          int ldc) {
   int i, j, packed, ctr = 0;
   if (m <= 0 || n <= 0) return;
   MRL_ASSERT(ldc >= n && "mrl_gemm: ldc must be at least n");
   packed = k > 0 && !((trans_b && !trans_a && (mrl__dot_rows(m, k) || n <= 4)) ||
                       (!trans_b && m <= 3) || (double)m * n * k <= 4096.0);
+  if (c0 && (!packed || (n < 16 && m >= 2 * n))) { /* other paths: C's rows hold c0 first */
+    for (i = 0; i < m; i++) memcpy(c + (size_t)i * ldc, c0, sizeof(float) * (size_t)n);
+    c0 = NULL;
+    beta = 1.0f;
+  }
+  if (c0) beta = 0.0f; /* the packed path starts from c0, not from C */
   if (beta == 0.0f && packed) {
     /* the packed kernels start from zero themselves */
   } else if (beta == 0.0f) {
@@ -2140,9 +2152,17 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
       if (hi > n) hi = n;
       for (j0 = lo; j0 < hi; j0 += MRL__NC)
         mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, hi - j0 < MRL__NC ? hi - j0 : MRL__NC,
-                               k, a, lda, b, ldb, beta == 0.0f, c, ldc, ctr);
+                               k, a, lda, b, ldb, beta == 0.0f, c0, c, ldc, ctr);
     }
   }
+}
+
+/* mrl_gemm with the kernel chosen by the caller (tests run every kernel the
+ * CPU has). */
+static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
+                              const float *a, int lda, const float *b, int ldb, float beta,
+                              float *c, int ldc) {
+  mrl__gemm_run(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, NULL, c, ldc);
 }
 
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
@@ -2571,13 +2591,13 @@ static mrl_tensor *mrl__linear_act(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, m
   y = mrl_op_output(g, x->ndim, shape,
                     mrl_graph_wants_grad(g, x, w) || (b && b->grad && !g->no_grad));
   if (!y) return NULL;
-  for (i = 0; i < m; i++) {
-    if (b)
-      memcpy(y->data + (size_t)i * n, b->data, sizeof(float) * (size_t)n);
-    else
-      memset(y->data + (size_t)i * n, 0, sizeof(float) * (size_t)n);
+  if (b) /* y = b + x Wᵀ, each element's chain starting from its bias (no pass over y) */
+    mrl__gemm_run(mrl__gemm_isa(), 0, 1, m, n, k, x->data, k, w->data, k, 0.0f, b->data, y->data,
+                  n);
+  else {
+    for (i = 0; i < m; i++) memset(y->data + (size_t)i * n, 0, sizeof(float) * (size_t)n);
+    mrl__xwt(m, n, k, x->data, k, w->data, k, y->data, n);
   }
-  mrl__xwt(m, n, k, x->data, k, w->data, k, y->data, n);
   if (act == 1) mrl__relu_n(y->data, y->data, y->size);
   if (act == 2) mrl__tanh_n(y->data, y->data, (int)y->size);
   MRL__FINITE(op, y, x, w);
