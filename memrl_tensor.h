@@ -3617,6 +3617,27 @@ MRL_DEF mrl_tensor *mrl_log_softmax(mrl_graph *g, mrl_tensor *a) {
  * into the head's columns of the output. The backward pass is softmax's
  * y (g - sum g y) with four more products; nothing is permuted or copied. */
 
+/* out[r] = sum_j d[r K + j] p[r K + j], one chain per row in increasing j,
+ * for rows r < nr (up to 4), the rows side by side so that their chains
+ * overlap (one row's chain alone waits on add latency). */
+static void mrl__dot_rows4(int nr, const float *d, const float *p, int K, float out[4]) {
+  const float *d0 = d, *d1 = d + (nr > 1 ? K : 0), *d2 = d + (nr > 2 ? 2 * K : 0);
+  const float *d3 = d + (nr > 3 ? 3 * K : 0), *p0 = p, *p1 = p + (nr > 1 ? K : 0);
+  const float *p2 = p + (nr > 2 ? 2 * K : 0), *p3 = p + (nr > 3 ? 3 * K : 0);
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  int j;
+  for (j = 0; j < K; j++) {
+    a0 += d0[j] * p0[j];
+    a1 += d1[j] * p1[j];
+    a2 += d2[j] * p2[j];
+    a3 += d3[j] * p3[j];
+  }
+  out[0] = a0;
+  out[1] = a1;
+  out[2] = a2;
+  out[3] = a3;
+}
+
 /* in[0..3] q k v bias; extra[0] P, extra[1] one [T, K] scratch; i[0] heads,
  * i[1..3] the column offsets; f[0] scale */
 static void mrl__attention_backward(mrl_node *nd) {
@@ -3629,6 +3650,7 @@ static void mrl__attention_backward(mrl_node *nd) {
   int B = y->shape[0], T = y->shape[1], E = y->shape[2], K = k->shape[1], D = E / H;
   int ldq = q->shape[2], ldk = k->shape[2], ldv = v->shape[2], b, h, t, j;
   int rel_grad = qr && (qr->grad || rk->grad);
+  float accs[4];
   for (b = 0; b < B; b++)
     for (h = 0; h < H; h++) {
       size_t n = (size_t)b * H + h;
@@ -3644,8 +3666,9 @@ static void mrl__attention_backward(mrl_node *nd) {
       if (rel_grad) memset(dbd, 0, sizeof(float) * (size_t)T * K);
       for (t = 0; t < T; t++) {
         const float *pr = Pn + (size_t)t * K;
-        float *dr = dS + (size_t)t * K, acc = 0.0f;
-        for (j = 0; j < K; j++) acc += dr[j] * pr[j];
+        float *dr = dS + (size_t)t * K, acc;
+        if (t % 4 == 0) mrl__dot_rows4(T - t < 4 ? T - t : 4, dr, pr, K, accs);
+        acc = accs[t % 4];
         for (j = 0; j < K; j++) dr[j] = pr[j] * (dr[j] - acc) * scale;
         if (bias && bias->grad) {
           float *gb = bias->grad + (n * T + t) * K;
