@@ -3701,14 +3701,19 @@ static void mrl__attention_backward(mrl_node *nd) {
 }
 
 /* row[j] <- softmax over the kept j of scale * (row[j] + br[j]) (br NULL: no
- * bias; mr NULL: all kept, else entry j kept where mr[j * mst] != 0).
- * Masked entries become -inf before the maximum, so exp gives exactly 0;
- * a row with nothing kept is all 0. exp is Cephes' (mrl__exp_nonpos: the
- * argument is never positive), four lanes at a time with the same bits as
- * its scalar tail; the sum runs in four lanes, then across them. */
-static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, int mst, int K,
-                                  float scale) {
-  float mx = -INFINITY, s = 0.0f;
+ * bias; mr NULL: all kept, else entry j kept where mr[j * mst] != 0), in two
+ * steps so that the exps of many rows run as one call (a row's alone waited
+ * on their latency): mrl__attn_softmax_pre leaves row[j] - max in the row
+ * and returns 0 when nothing is kept, then mrl__attn_softmax_post takes the
+ * exps, sums and divides nr consecutive rows (a row with nothing kept is all
+ * 0). Masked entries become -inf before the maximum, so exp gives exactly 0.
+ * exp is Cephes' (mrl__exp_nonpos: the argument is never positive), in the
+ * widest lanes the CPU has, the same bits on every path (of (x - max) - 0 =
+ * x - max, so the same as exp(x - max)); with four-lane vectors and K >= 4 a
+ * row sums in four lanes, then across them, else in order. */
+static int mrl__attn_softmax_pre(float *row, const float *br, const float *mr, int mst, int K,
+                                 float scale) {
+  float mx = -INFINITY;
   int j = 0;
 #ifdef MRL__HAVE_F4
   if (!mr || mst == 1)
@@ -3736,7 +3741,7 @@ static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, 
   j = 0;
 #ifdef MRL__HAVE_F4
   if (K >= 4) {
-    mrl__f4 m4, v, sum = {0.0f, 0.0f, 0.0f, 0.0f};
+    mrl__f4 m4, v;
     memcpy(&m4, row, sizeof m4);
     for (j = 4; j + 4 <= K; j += 4) {
       memcpy(&v, row + j, sizeof v);
@@ -3744,41 +3749,56 @@ static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, 
     }
     for (; j < K; j++) mx = row[j] > mx ? row[j] : mx;
     for (j = 0; j < 4; j++) mx = m4[j] > mx ? m4[j] : mx;
-    if (mx == -INFINITY) { /* nothing kept: probability 0 everywhere */
-      memset(row, 0, sizeof(float) * (size_t)K);
-      return;
-    }
-    mrl__expsub_n(row, mx, K);
-    for (j = 0; j + 4 <= K; j += 4) {
-      memcpy(&v, row + j, sizeof v);
-      sum += v;
-    }
-    s = (sum[0] + sum[1]) + (sum[2] + sum[3]);
-    for (; j < K; j++) s += row[j];
   }
 #endif
-  if (j == 0) { /* no lanes ran */
+  if (j == 0) /* no lanes ran */
     for (; j < K; j++) mx = row[j] > mx ? row[j] : mx;
-    if (mx == -INFINITY) {
-      memset(row, 0, sizeof(float) * (size_t)K);
-      return;
-    }
-    j = 0;
-  }
-  for (; j < K; j++) {
-    row[j] = mrl__exp_nonpos(row[j] - mx);
-    s += row[j];
-  }
+  if (mx == -INFINITY) return 0; /* nothing kept */
   j = 0;
 #ifdef MRL__HAVE_F4
   for (; j + 4 <= K; j += 4) {
     mrl__f4 v;
     memcpy(&v, row + j, sizeof v);
-    v = v / s;
+    v = v - mx;
     memcpy(row + j, &v, sizeof v);
   }
 #endif
-  for (; j < K; j++) row[j] = row[j] / s;
+  for (; j < K; j++) row[j] = row[j] - mx;
+  return 1;
+}
+
+static void mrl__attn_softmax_post(float *rows, int nr, int K, const unsigned char *live) {
+  int t, j;
+  mrl__expsub_n(rows, 0.0f, nr * K); /* every row at once */
+  for (t = 0; t < nr; t++) {
+    float *row = rows + (size_t)t * K, s = 0.0f;
+    if (!live[t]) { /* nothing kept: probability 0 everywhere */
+      memset(row, 0, sizeof(float) * (size_t)K);
+      continue;
+    }
+    j = 0;
+#ifdef MRL__HAVE_F4
+    if (K >= 4) {
+      mrl__f4 v, sum = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (j = 0; j + 4 <= K; j += 4) {
+        memcpy(&v, row + j, sizeof v);
+        sum += v;
+      }
+      s = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+    }
+#endif
+    for (; j < K; j++) s += row[j];
+    j = 0;
+#ifdef MRL__HAVE_F4
+    for (; j + 4 <= K; j += 4) {
+      mrl__f4 v;
+      memcpy(&v, row + j, sizeof v);
+      v = v / s;
+      memcpy(row + j, &v, sizeof v);
+    }
+#endif
+    for (; j < K; j++) row[j] = row[j] / s;
+  }
 }
 
 /* qr, rk (both or neither): the bias is Transformer-XL's shifted qr_h rk_hᵀ */
@@ -3790,6 +3810,7 @@ static mrl_tensor *mrl__attention_impl(mrl_graph *g, mrl_tensor *q, int q_col, m
   static const char op[] = "attention"; /* an array: a static pointer would be writable data */
   int B, T, K, E = embed_dim, H = num_heads, D, b, h, t, shape[3], ms[MRL_MAX_DIMS];
   int ldq, ldk, ldv, wants;
+  unsigned char live[16];
   float *P, *dS = NULL, *sb = NULL, *bdbuf = NULL;
   mrl_tensor *y;
   mrl_node *nd;
@@ -3863,10 +3884,12 @@ static mrl_tensor *mrl__attention_impl(mrl_graph *g, mrl_tensor *q, int q_col, m
           for (j = lim; j < K; j++) sb[j] = br[K - 1];
           br = sb;
         }
-        mrl__attn_softmax_row(
+        live[t % 16] = (unsigned char)mrl__attn_softmax_pre(
             Pn + (size_t)t * K, br,
             mask ? mask->data + (size_t)b * ms[0] + (size_t)h * ms[1] + (size_t)t * ms[2] : NULL,
             mask ? ms[3] : 0, K, scale);
+        if (t % 16 == 15 || t == T - 1) /* up to 16 rows' exps at a time */
+          mrl__attn_softmax_post(Pn + (size_t)(t - t % 16) * K, t % 16 + 1, K, live);
       }
       mrl_gemm(0, 0, T, D, K, Pn, K, v->data + (size_t)b * K * ldv + v_col + h * D, ldv, 0.0f,
                y->data + (size_t)b * T * E + h * D, E);
