@@ -1153,7 +1153,10 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * (KC x NC, in NR-wide column panels) and op(A) (MC x KC, in MR-tall row
  * panels) into stack buffers, zero-padded at the edges, and an MR x NR
  * register-blocked micro-kernel runs over the packed panels (op(B) = B is
- * read in place when packing would not pay). Three kernels:
+ * read in place when packing would not pay; op(A)'s whole panels are read in
+ * place, A^T by every kernel and A by row-strided AVX-512 kernels, so only
+ * the last, partial panel is packed: packing A was an eighth of the
+ * transformer step's products at K = 64). Three kernels:
  * AVX-512F (12x32, with 8- and 4-row and 16-column variants for the last
  * panels) and AVX2+FMA (6x16) with intrinsics, chosen at run time
  * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 6x8
@@ -1582,8 +1585,11 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
   int inplace = !tb && (m <= MRL__MC || (ldb < 256 && isa == MRL__ISA_AVX512));
   /* Whole panels of op(A) (as tall as the kernel that runs them) are read in
    * place, not packed: op(A) = A^T by every kernel (a step of the panel is
-   * part of a row of A), op(A) = A by the row-strided AVX-512 kernels. */
-  int a_inplace = ta || isa == MRL__ISA_AVX512;
+   * part of a row of A) while A's rows are at most 512 floats (measured: with
+   * 4-8 KiB rows the panel's steps fall into a few cache sets and packing
+   * wins, 10-15%), op(A) = A by the row-strided AVX-512 kernels (faster at
+   * every stride measured, 64 to 2048). */
+  int a_inplace = (ta && lda <= 512) || (!ta && isa == MRL__ISA_AVX512);
   int p0, i0, jr, ir, p, q, r;
   for (p0 = 0; p0 < k; p0 += MRL__KC) {
     int kc = k - p0 < MRL__KC ? k - p0 : MRL__KC;
