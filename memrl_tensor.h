@@ -1580,8 +1580,9 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
   /* With op(B) = B, full panels of B are read in place (row stride ldb)
    * instead of packed when that is cheaper: with few rows (one MC block, so
    * each panel is used once) or, for the 32-wide AVX-512 panels, short rows
-   * (ldb <= 256: the panel stays in cache without set conflicts; measured
-   * slower with the 16-wide AVX2 panels). */
+   * (ldb < 256: the panel stays in cache without set conflicts; 256-float
+   * rows conflict once A is read in place too; measured slower with the
+   * 16-wide AVX2 panels). */
   int inplace = !tb && (m <= MRL__MC || (ldb < 256 && isa == MRL__ISA_AVX512));
   /* Whole panels of op(A) (as tall as the kernel that runs them) are read in
    * place, not packed: op(A) = A^T by every kernel (a step of the panel is
@@ -1723,6 +1724,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
     }
   }
 }
+#undef MRL__KROWS
 
 /* Direct (unpacked) paths for few rows. op(B) = B: each row of C is a chain
  * of axpys over B's rows, the same per-element chain as the packed path.
