@@ -1153,7 +1153,10 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * (KC x NC, in NR-wide column panels) and op(A) (MC x KC, in MR-tall row
  * panels) into stack buffers, zero-padded at the edges, and an MR x NR
  * register-blocked micro-kernel runs over the packed panels (op(B) = B is
- * read in place when packing would not pay). Three kernels:
+ * read in place when packing would not pay; op(A)'s whole panels are read in
+ * place, A^T by every kernel and A by row-strided AVX-512 kernels, so only
+ * the last, partial panel is packed: packing A was an eighth of the
+ * transformer step's products at K = 64). Three kernels:
  * AVX-512F (12x32, with 8- and 4-row and 16-column variants for the last
  * panels) and AVX2+FMA (6x16) with intrinsics, chosen at run time
  * (__builtin_cpu_supports) on x86-64 with GCC or Clang, and a portable 6x8
@@ -1227,8 +1230,10 @@ typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
 #endif
 
 /* Portable micro-kernel: C[6,8] (row stride ldc) = Cin + Ap Bp over kc
- * steps, where Ap holds 6 floats per step and Bp 8; Cin is read from ci (row
- * stride ldi). Rows are written out so the accumulators stay in registers. */
+ * steps, where Ap holds 6 consecutive floats per step (as apart: 6 when
+ * packed, A's row stride when a transposed A is read in place) and Bp 8; Cin
+ * is read from ci (row stride ldi). Rows are written out so the accumulators
+ * stay in registers. */
 #ifdef MRL__HAVE_V4
 #define MRL__KC_LOAD(r)                                                                            \
   mrl__v4 c##r##a, c##r##b;                                                                        \
@@ -1241,8 +1246,8 @@ typedef float mrl__v4 __attribute__((vector_size(16), aligned(4)));
   memcpy(c + r * ldc, &c##r##a, sizeof(mrl__v4));                                                  \
   memcpy(c + r * ldc + 4, &c##r##b, sizeof(mrl__v4))
 #endif
-static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, const float *ci,
-                        size_t ldi, float *c, size_t ldc) {
+static void mrl__kern_c(int kc, const float *ap, size_t as, const float *bp, size_t bs,
+                        const float *ci, size_t ldi, float *c, size_t ldc) {
 #ifdef MRL__HAVE_V4
   mrl__v4 b0, b1;
   int p;
@@ -1252,7 +1257,7 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, con
   MRL__KC_LOAD(3);
   MRL__KC_LOAD(4);
   MRL__KC_LOAD(5);
-  for (p = 0; p < kc; p++, ap += 6, bp += bs) {
+  for (p = 0; p < kc; p++, ap += as, bp += bs) {
     memcpy(&b0, bp, sizeof b0);
     memcpy(&b1, bp + 4, sizeof b1);
     MRL__KC_STEP(0);
@@ -1273,7 +1278,7 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, con
   int p, r, q;
   for (r = 0; r < 6; r++)
     for (q = 0; q < 8; q++) acc[r][q] = ci[r * ldi + q];
-  for (p = 0; p < kc; p++, ap += 6, bp += bs)
+  for (p = 0; p < kc; p++, ap += as, bp += bs)
     for (r = 0; r < 6; r++)
       for (q = 0; q < 8; q++) acc[r][q] = acc[r][q] + ap[r] * bp[q];
   for (r = 0; r < 6; r++)
@@ -1286,9 +1291,11 @@ static void mrl__kern_c(int kc, const float *ap, const float *bp, size_t bs, con
 #define MRL__TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #define MRL__INLINE __attribute__((always_inline)) inline
 
-/* AVX2+FMA micro-kernel: C[6,16] += Ap Bp (6 and 16 floats per step). */
-MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float *bp, size_t bs,
-                                            const float *ci, size_t ldi, float *c, size_t ldc) {
+/* AVX2+FMA micro-kernel: C[6,16] += Ap Bp (6 and 16 floats per step, A's
+ * steps as apart). */
+MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, size_t as, const float *bp,
+                                            size_t bs, const float *ci, size_t ldi, float *c,
+                                            size_t ldc) {
   __m256 c00 = _mm256_loadu_ps(ci), c01 = _mm256_loadu_ps(ci + 8);
   __m256 c10 = _mm256_loadu_ps(ci + ldi), c11 = _mm256_loadu_ps(ci + ldi + 8);
   __m256 c20 = _mm256_loadu_ps(ci + 2 * ldi), c21 = _mm256_loadu_ps(ci + 2 * ldi + 8);
@@ -1296,7 +1303,7 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
   __m256 c40 = _mm256_loadu_ps(ci + 4 * ldi), c41 = _mm256_loadu_ps(ci + 4 * ldi + 8);
   __m256 c50 = _mm256_loadu_ps(ci + 5 * ldi), c51 = _mm256_loadu_ps(ci + 5 * ldi + 8);
   int p;
-  for (p = 0; p < kc; p++, ap += 6, bp += bs) {
+  for (p = 0; p < kc; p++, ap += as, bp += bs) {
     __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), a;
     a = _mm256_broadcast_ss(ap);
     c00 = _mm256_fmadd_ps(a, b0, c00);
@@ -1334,11 +1341,30 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
 /* AVX-512F micro-kernel: C[12,32] += Ap Bp (12 and 32 floats per step). The
  * rows are written out so that the 24 accumulators stay in registers. The
  * 8- and 4-row variants read the same 12-row panels (the last, partial panel
- * of A), so every element still gets the same chain. */
+ * of A), so every element still gets the same chain. A's element (r, p) is
+ * read as MRL__A512P (consecutive rows, steps as apart: a packed panel, or a
+ * transposed A in place) or MRL__A512N (rows ar apart, consecutive steps: A
+ * read in place, no packing); the values, so the chains, are the same. The
+ * row-strided form walks four row pointers (rows 3i .. 3i+2 at q_i, q_i + l,
+ * q_i + 2l bytes), which keeps the addressing in registers. */
+#define MRL__A512P(r) ap[r]
+#define MRL__A512N(r) (*(const float *)(MRL__AQ##r))
+#define MRL__AQ0 q0
+#define MRL__AQ1 (q0 + l)
+#define MRL__AQ2 (q0 + 2 * l)
+#define MRL__AQ3 q1
+#define MRL__AQ4 (q1 + l)
+#define MRL__AQ5 (q1 + 2 * l)
+#define MRL__AQ6 q2
+#define MRL__AQ7 (q2 + l)
+#define MRL__AQ8 (q2 + 2 * l)
+#define MRL__AQ9 q3
+#define MRL__AQ10 (q3 + l)
+#define MRL__AQ11 (q3 + 2 * l)
 #define MRL__K512_LOAD(r)                                                                          \
   __m512 c##r##a = _mm512_loadu_ps(ci + r * ldi), c##r##b = _mm512_loadu_ps(ci + r * ldi + 16)
 #define MRL__K512_STEP(r)                                                                          \
-  a = _mm512_set1_ps(ap[r]);                                                                       \
+  a = _mm512_set1_ps(MRL__A512(r));                                                                \
   c##r##a = _mm512_fmadd_ps(a, b0, c##r##a);                                                       \
   c##r##b = _mm512_fmadd_ps(a, b1, c##r##b)
 #define MRL__K512_STORE(r)                                                                         \
@@ -1361,39 +1387,62 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, const float
   X(9);                                                                                            \
   X(10);                                                                                           \
   X(11)
-#define MRL__K512_DEFINE(name, ROWS)                                                               \
-  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, size_t bs,         \
-                                      const float *ci, size_t ldi, float *c, size_t ldc) {         \
-    ROWS(MRL__K512_LOAD);                                                                          \
-    int p;                                                                                         \
-    for (p = 0; p < kc; p++, ap += 12, bp += bs) {                                                 \
-      __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;                           \
-      ROWS(MRL__K512_STEP);                                                                        \
-    }                                                                                              \
-    ROWS(MRL__K512_STORE);                                                                         \
+/* The kernels' signature and the A pointers of both forms (nr: the rows) */
+#define MRL__K512_HEAD(name, nr)                                                                   \
+  MRL__TARGET_AVX512 static void name(int kc, const float *ap, size_t as, size_t ar,               \
+                                      const float *bp, size_t bs, const float *ci, size_t ldi,     \
+                                      float *c, size_t ldc) {                                      \
+    const size_t l = ar * sizeof(float);                                                           \
+    const char *q0 = (const char *)ap, *q1 = nr > 3 ? q0 + 3 * l : q0;                             \
+    const char *q2 = nr > 6 ? q0 + 6 * l : q0, *q3 = nr > 9 ? q0 + 9 * l : q0;                     \
+    int p;
+#define MRL__A512P_NEXT ap += as
+#define MRL__A512N_NEXT q0 += 4, q1 += 4, q2 += 4, q3 += 4
+#define MRL__K512_DEFINE(name, nr, ROWS)                                                           \
+  MRL__K512_HEAD(name, nr)                                                                         \
+  ROWS(MRL__K512_LOAD);                                                                            \
+  for (p = 0; p < kc; p++, MRL__A512_NEXT, bp += bs) {                                             \
+    __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;                             \
+    ROWS(MRL__K512_STEP);                                                                          \
+  }                                                                                                \
+  ROWS(MRL__K512_STORE);                                                                           \
+  (void)q0, (void)q1, (void)q2, (void)q3, (void)as;                                                \
   }
-MRL__K512_DEFINE(mrl__kern_avx512, MRL__ROWS12)
-MRL__K512_DEFINE(mrl__kern_avx512_r8, MRL__ROWS8)
-MRL__K512_DEFINE(mrl__kern_avx512_r4, MRL__ROWS4)
 /* The same over the first 16 columns of the panels (the last, narrow panel of
  * B). */
 #define MRL__K512H_LOAD(r) __m512 c##r##a = _mm512_loadu_ps(ci + r * ldi)
-#define MRL__K512H_STEP(r) c##r##a = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), b0, c##r##a)
+#define MRL__K512H_STEP(r) c##r##a = _mm512_fmadd_ps(_mm512_set1_ps(MRL__A512(r)), b0, c##r##a)
 #define MRL__K512H_STORE(r) _mm512_storeu_ps(c + r * ldc, c##r##a)
-#define MRL__K512H_DEFINE(name, ROWS)                                                              \
-  MRL__TARGET_AVX512 static void name(int kc, const float *ap, const float *bp, size_t bs,         \
-                                      const float *ci, size_t ldi, float *c, size_t ldc) {         \
-    ROWS(MRL__K512H_LOAD);                                                                         \
-    int p;                                                                                         \
-    for (p = 0; p < kc; p++, ap += 12, bp += bs) {                                                 \
-      __m512 b0 = _mm512_loadu_ps(bp);                                                             \
-      ROWS(MRL__K512H_STEP);                                                                       \
-    }                                                                                              \
-    ROWS(MRL__K512H_STORE);                                                                        \
+#define MRL__K512H_DEFINE(name, nr, ROWS)                                                          \
+  MRL__K512_HEAD(name, nr)                                                                         \
+  ROWS(MRL__K512H_LOAD);                                                                           \
+  for (p = 0; p < kc; p++, MRL__A512_NEXT, bp += bs) {                                             \
+    __m512 b0 = _mm512_loadu_ps(bp);                                                               \
+    ROWS(MRL__K512H_STEP);                                                                         \
+  }                                                                                                \
+  ROWS(MRL__K512H_STORE);                                                                          \
+  (void)q0, (void)q1, (void)q2, (void)q3, (void)as;                                                \
   }
-MRL__K512H_DEFINE(mrl__kern_avx512_c16, MRL__ROWS12)
-MRL__K512H_DEFINE(mrl__kern_avx512_r8c16, MRL__ROWS8)
-MRL__K512H_DEFINE(mrl__kern_avx512_r4c16, MRL__ROWS4)
+#define MRL__A512 MRL__A512P
+#define MRL__A512_NEXT MRL__A512P_NEXT
+MRL__K512_DEFINE(mrl__kern_avx512, 12, MRL__ROWS12)
+MRL__K512_DEFINE(mrl__kern_avx512_r8, 8, MRL__ROWS8)
+MRL__K512_DEFINE(mrl__kern_avx512_r4, 4, MRL__ROWS4)
+MRL__K512H_DEFINE(mrl__kern_avx512_c16, 12, MRL__ROWS12)
+MRL__K512H_DEFINE(mrl__kern_avx512_r8c16, 8, MRL__ROWS8)
+MRL__K512H_DEFINE(mrl__kern_avx512_r4c16, 4, MRL__ROWS4)
+#undef MRL__A512
+#undef MRL__A512_NEXT
+#define MRL__A512 MRL__A512N
+#define MRL__A512_NEXT MRL__A512N_NEXT
+MRL__K512_DEFINE(mrl__kern_avx512n, 12, MRL__ROWS12)
+MRL__K512_DEFINE(mrl__kern_avx512n_r8, 8, MRL__ROWS8)
+MRL__K512_DEFINE(mrl__kern_avx512n_r4, 4, MRL__ROWS4)
+MRL__K512H_DEFINE(mrl__kern_avx512n_c16, 12, MRL__ROWS12)
+MRL__K512H_DEFINE(mrl__kern_avx512n_r8c16, 8, MRL__ROWS8)
+MRL__K512H_DEFINE(mrl__kern_avx512n_r4c16, 4, MRL__ROWS4)
+#undef MRL__A512
+#undef MRL__A512_NEXT
 
 /* Packs `rows` rows of src (row stride ld, contiguous along p) into w lanes
  * per step p: dst[p*w + r] = src[r*ld + p], lanes rows..w-1 zero. This is the
@@ -1467,37 +1516,45 @@ static int mrl__gemm_isa(void) {
 
 /* Runs the kernel: C tile = Cin tile + Ap Bp, Cin read from ci (row stride
  * ldi; the zero table with ldi = 0 when beta == 0 on the first K slice, so
- * C's old contents are never read and need no clearing). */
-static void mrl__gemm_kernel(int isa, int rows, int cols, int kc, const float *ap, const float *bp,
-                             size_t bs, const float *ci, size_t ldi, float *c, size_t ldc) {
+ * C's old contents are never read and need no clearing). A's element (r, p)
+ * is ap[r + p*as] (ar == 1: packed, or a transposed A in place) or, on
+ * AVX-512 only, ap[r*ar + p] (ar > 1: A in place). */
+static void mrl__gemm_kernel(int isa, int rows, int cols, int kc, const float *ap, size_t as,
+                             size_t ar, const float *bp, size_t bs, const float *ci, size_t ldi,
+                             float *c, size_t ldc) {
 #ifdef MRL__X86_SIMD
-  if (isa == MRL__ISA_AVX512 && cols == 16) {
-    if (rows == 4)
-      mrl__kern_avx512_r4c16(kc, ap, bp, bs, ci, ldi, c, ldc);
-    else if (rows == 8)
-      mrl__kern_avx512_r8c16(kc, ap, bp, bs, ci, ldi, c, ldc);
+  if (isa == MRL__ISA_AVX512 && ar != 1) {
+    if (cols == 16)
+      (rows == 4   ? mrl__kern_avx512n_r4c16
+       : rows == 8 ? mrl__kern_avx512n_r8c16
+                   : mrl__kern_avx512n_c16)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
     else
-      mrl__kern_avx512_c16(kc, ap, bp, bs, ci, ldi, c, ldc);
+      (rows == 4   ? mrl__kern_avx512n_r4
+       : rows == 8 ? mrl__kern_avx512n_r8
+                   : mrl__kern_avx512n)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
     return;
   }
   if (isa == MRL__ISA_AVX512) {
-    if (rows == 4)
-      mrl__kern_avx512_r4(kc, ap, bp, bs, ci, ldi, c, ldc);
-    else if (rows == 8)
-      mrl__kern_avx512_r8(kc, ap, bp, bs, ci, ldi, c, ldc);
+    if (cols == 16)
+      (rows == 4   ? mrl__kern_avx512_r4c16
+       : rows == 8 ? mrl__kern_avx512_r8c16
+                   : mrl__kern_avx512_c16)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
     else
-      mrl__kern_avx512(kc, ap, bp, bs, ci, ldi, c, ldc);
+      (rows == 4   ? mrl__kern_avx512_r4
+       : rows == 8 ? mrl__kern_avx512_r8
+                   : mrl__kern_avx512)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
     return;
   }
   if (isa == MRL__ISA_AVX2) {
-    mrl__kern_avx2(kc, ap, bp, bs, ci, ldi, c, ldc);
+    mrl__kern_avx2(kc, ap, as, bp, bs, ci, ldi, c, ldc);
     return;
   }
 #endif
   (void)isa;
   (void)rows;
   (void)cols;
-  mrl__kern_c(kc, ap, bp, bs, ci, ldi, c, ldc);
+  (void)ar;
+  mrl__kern_c(kc, ap, as, bp, bs, ci, ldi, c, ldc);
 }
 
 /* Rounds the aligned start of a stack buffer up to 64 bytes. */
@@ -1510,9 +1567,12 @@ static float *mrl__align64(float *p) {
  * MR x NR tile (edge tiles through a padded copy, same arithmetic). */
 static const float mrl__zeros[32] = {0.0f};
 
+/* rows the kernel runs for a panel of mb rows: mr, or on AVX-512 the last
+ * panel's 4 or 8 */
+#define MRL__KROWS(mb) (isa == MRL__ISA_AVX512 && (mb) <= 8 ? ((mb) <= 4 ? 4 : 8) : mr)
 static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int nc, int k,
                                    const float *a, int lda, const float *b, int ldb, int zero,
-                                   float *c, int ldc, int ctr) {
+                                   const float *c0, float *c, int ldc, int ctr) {
   float bbuf[MRL__KC * MRL__NC + 16], abuf[MRL__MC * MRL__KC + 16], tbuf[12 * 32 + 16];
   float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
   int mr = isa == MRL__ISA_AVX512 ? 12 : 6;
@@ -1520,9 +1580,17 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
   /* With op(B) = B, full panels of B are read in place (row stride ldb)
    * instead of packed when that is cheaper: with few rows (one MC block, so
    * each panel is used once) or, for the 32-wide AVX-512 panels, short rows
-   * (ldb <= 256: the panel stays in cache without set conflicts; measured
-   * slower with the 16-wide AVX2 panels). */
-  int inplace = !tb && (m <= MRL__MC || (ldb <= 256 && isa == MRL__ISA_AVX512));
+   * (ldb < 256: the panel stays in cache without set conflicts; 256-float
+   * rows conflict once A is read in place too; measured slower with the
+   * 16-wide AVX2 panels). */
+  int inplace = !tb && (m <= MRL__MC || (ldb < 256 && isa == MRL__ISA_AVX512));
+  /* Whole panels of op(A) (as tall as the kernel that runs them) are read in
+   * place, not packed: op(A) = A^T by every kernel (a step of the panel is
+   * part of a row of A) while A's rows are at most 512 floats (measured: with
+   * 4-8 KiB rows the panel's steps fall into a few cache sets and packing
+   * wins, 10-15%), op(A) = A by the row-strided AVX-512 kernels (faster at
+   * every stride measured, 64 to 2048). */
+  int a_inplace = (ta && lda <= 512) || (!ta && isa == MRL__ISA_AVX512);
   int p0, i0, jr, ir, p, q, r;
   for (p0 = 0; p0 < k; p0 += MRL__KC) {
     int kc = k - p0 < MRL__KC ? k - p0 : MRL__KC;
@@ -1570,6 +1638,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
       for (ir = 0; ir < mc; ir += mr) {
         float *dst = ap + (size_t)ir * kc;
         int mb = mc - ir < mr ? mc - ir : mr;
+        if (a_inplace && mb == MRL__KROWS(mb)) continue;
         if (ta) {
           if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
           /* full panels of the kernels' heights as fixed-size copies (inlined);
@@ -1614,26 +1683,35 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           float *ct =
               ctr ? c + (size_t)(j0 + jr) * ldc + i0 + ir : c + (size_t)(i0 + ir) * ldc + j0 + jr;
           int fresh = zero && p0 == 0; /* beta == 0: start from the zero table */
-          /* rows the kernel runs: mr, or on AVX-512 the last panel's 4 or 8 */
-          int kr = isa == MRL__ISA_AVX512 && mb <= 8 ? (mb <= 4 ? 4 : 8) : mr;
+          int kr = MRL__KROWS(mb);
           int kn = isa == MRL__ISA_AVX512 && nb <= 16 ? 16 : nr; /* and columns */
+          /* this panel of op(A): in place or packed (A(r, p) = apan[r ar + p as]) */
+          int ain = a_inplace && mb == kr;
+          const float *apan = !ain ? ap + (size_t)ir * kc
+                              : ta ? a + (size_t)p0 * lda + i0 + ir
+                                   : a + (size_t)(i0 + ir) * lda + p0;
+          size_t as = !ain ? (size_t)mr : ta ? (size_t)lda : 1, ar = ain && !ta ? (size_t)lda : 1;
           /* this panel of op(B): packed, or in place with row stride ldb */
           const float *bpan =
               inplace && nb == nr ? b + (size_t)p0 * ldb + j0 + jr : bp + (size_t)jr * kc;
           size_t bs = inplace && nb == nr ? (size_t)ldb : (size_t)nr;
+          /* a fresh tile starts from zeros or from the row c0 (ldi 0: every row) */
+          const float *start = c0 ? c0 + j0 + jr : mrl__zeros;
           if (mb == kr && nb == kn && !ctr) {
-            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bpan, bs,
-                             fresh ? mrl__zeros : ct, fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
+            mrl__gemm_kernel(isa, kr, kn, kc, apan, as, ar, bpan, bs, fresh ? start : ct,
+                             fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
           } else {
             memset(tile, 0, sizeof(float) * (size_t)(kr * nr));
+            if (fresh && c0)
+              for (r = 0; r < mb; r++) memcpy(tile + r * nr, start, sizeof(float) * (size_t)nb);
             if (!fresh && ctr)
               for (r = 0; r < mb; r++)
                 for (q = 0; q < nb; q++) tile[r * nr + q] = ct[(size_t)q * ldc + r];
             else if (!fresh)
               for (r = 0; r < mb; r++)
                 memcpy(tile + r * nr, ct + (size_t)r * ldc, sizeof(float) * (size_t)nb);
-            mrl__gemm_kernel(isa, kr, kn, kc, ap + (size_t)ir * kc, bpan, bs, tile, (size_t)nr,
-                             tile, (size_t)nr);
+            mrl__gemm_kernel(isa, kr, kn, kc, apan, as, ar, bpan, bs, tile, (size_t)nr, tile,
+                             (size_t)nr);
             if (ctr)
               for (r = 0; r < mb; r++)
                 for (q = 0; q < nb; q++) ct[(size_t)q * ldc + r] = tile[r * nr + q];
@@ -1646,6 +1724,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
     }
   }
 }
+#undef MRL__KROWS
 
 /* Direct (unpacked) paths for few rows. op(B) = B: each row of C is a chain
  * of axpys over B's rows, the same per-element chain as the packed path.
@@ -2012,16 +2091,24 @@ static int mrl__dot_rows(int m, int k) {
   return m <= MRL__DOT_M && !(m >= 8 && m % 4 == 0 && k <= 4 * m);
 }
 
-/* mrl_gemm with the kernel chosen by the caller (tests run every kernel the
- * CPU has). */
-static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
-                              const float *a, int lda, const float *b, int ldb, float beta,
-                              float *c, int ldc) {
+/* mrl_gemm with the kernel chosen by the caller, and with C's rows starting
+ * from the row c0 (n floats; NULL: from beta C): C = c0 + op(A) op(B), each
+ * element's chain from c0[j] as if C's rows held c0 and beta were 1 (the
+ * packed kernels read c0 as their first C, no pass over C; bias adds). */
+static void mrl__gemm_run(int isa, int trans_a, int trans_b, int m, int n, int k, const float *a,
+                          int lda, const float *b, int ldb, float beta, const float *c0, float *c,
+                          int ldc) {
   int i, j, packed, ctr = 0;
   if (m <= 0 || n <= 0) return;
   MRL_ASSERT(ldc >= n && "mrl_gemm: ldc must be at least n");
   packed = k > 0 && !((trans_b && !trans_a && (mrl__dot_rows(m, k) || n <= 4)) ||
                       (!trans_b && m <= 3) || (double)m * n * k <= 4096.0);
+  if (c0 && (!packed || (n < 16 && m >= 2 * n))) { /* other paths: C's rows hold c0 first */
+    for (i = 0; i < m; i++) memcpy(c + (size_t)i * ldc, c0, sizeof(float) * (size_t)n);
+    c0 = NULL;
+    beta = 1.0f;
+  }
+  if (c0) beta = 0.0f; /* the packed path starts from c0, not from C */
   if (beta == 0.0f && packed) {
     /* the packed kernels start from zero themselves */
   } else if (beta == 0.0f) {
@@ -2073,9 +2160,17 @@ static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, i
       if (hi > n) hi = n;
       for (j0 = lo; j0 < hi; j0 += MRL__NC)
         mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, hi - j0 < MRL__NC ? hi - j0 : MRL__NC,
-                               k, a, lda, b, ldb, beta == 0.0f, c, ldc, ctr);
+                               k, a, lda, b, ldb, beta == 0.0f, c0, c, ldc, ctr);
     }
   }
+}
+
+/* mrl_gemm with the kernel chosen by the caller (tests run every kernel the
+ * CPU has). */
+static void mrl__gemm_isa_run(int isa, int trans_a, int trans_b, int m, int n, int k,
+                              const float *a, int lda, const float *b, int ldb, float beta,
+                              float *c, int ldc) {
+  mrl__gemm_run(isa, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, NULL, c, ldc);
 }
 
 MRL_DEF void mrl_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
@@ -2469,21 +2564,42 @@ static void mrl__linear_backward(mrl_node *nd) {
   }
   if (x->grad) mrl_gemm(0, 0, m, k, n, y->grad, n, w->data, k, 1.0f, x->grad, k);
   if (w->grad) mrl_gemm(1, 0, n, k, m, y->grad, n, x->data, k, 1.0f, w->grad, k);
-  if (b && b->grad)
-    for (i = 0; i < m; i++) {
-      const float *gr = y->grad + (size_t)i * n;
-      j = 0;
-#ifdef MRL__HAVE_F4 /* four columns at a time; each still sums its rows in order */
-      for (; j + 4 <= n; j += 4) {
-        mrl__f4 acc, r;
-        memcpy(&acc, b->grad + j, sizeof acc);
-        memcpy(&r, gr + j, sizeof r);
-        acc += r;
-        memcpy(b->grad + j, &acc, sizeof acc);
+  if (b && b->grad) {
+    const float *gy = y->grad;
+    j = 0;
+#ifdef MRL__HAVE_F4
+    /* 16 columns at a time, their sums in registers over all rows (one row
+     * at a time through memory waited on store-to-load forwarding); each
+     * column still sums its rows in order */
+    for (; j + 16 <= n; j += 16) {
+      mrl__f4 s0, s1, s2, s3, r;
+      memcpy(&s0, b->grad + j, sizeof s0);
+      memcpy(&s1, b->grad + j + 4, sizeof s1);
+      memcpy(&s2, b->grad + j + 8, sizeof s2);
+      memcpy(&s3, b->grad + j + 12, sizeof s3);
+      for (i = 0; i < m; i++) {
+        const float *gr = gy + (size_t)i * n + j;
+        memcpy(&r, gr, sizeof r);
+        s0 += r;
+        memcpy(&r, gr + 4, sizeof r);
+        s1 += r;
+        memcpy(&r, gr + 8, sizeof r);
+        s2 += r;
+        memcpy(&r, gr + 12, sizeof r);
+        s3 += r;
       }
-#endif
-      for (; j < n; j++) b->grad[j] += gr[j];
+      memcpy(b->grad + j, &s0, sizeof s0);
+      memcpy(b->grad + j + 4, &s1, sizeof s1);
+      memcpy(b->grad + j + 8, &s2, sizeof s2);
+      memcpy(b->grad + j + 12, &s3, sizeof s3);
     }
+#endif
+    for (; j < n; j++) {
+      float acc = b->grad[j];
+      for (i = 0; i < m; i++) acc += gy[(size_t)i * n + j];
+      b->grad[j] = acc;
+    }
+  }
 }
 
 /* act: 0 none, 1 relu, 2 tanh */
@@ -2504,13 +2620,13 @@ static mrl_tensor *mrl__linear_act(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, m
   y = mrl_op_output(g, x->ndim, shape,
                     mrl_graph_wants_grad(g, x, w) || (b && b->grad && !g->no_grad));
   if (!y) return NULL;
-  for (i = 0; i < m; i++) {
-    if (b)
-      memcpy(y->data + (size_t)i * n, b->data, sizeof(float) * (size_t)n);
-    else
-      memset(y->data + (size_t)i * n, 0, sizeof(float) * (size_t)n);
+  if (b) /* y = b + x Wᵀ, each element's chain starting from its bias (no pass over y) */
+    mrl__gemm_run(mrl__gemm_isa(), 0, 1, m, n, k, x->data, k, w->data, k, 0.0f, b->data, y->data,
+                  n);
+  else {
+    for (i = 0; i < m; i++) memset(y->data + (size_t)i * n, 0, sizeof(float) * (size_t)n);
+    mrl__xwt(m, n, k, x->data, k, w->data, k, y->data, n);
   }
-  mrl__xwt(m, n, k, x->data, k, w->data, k, y->data, n);
   if (act == 1) mrl__relu_n(y->data, y->data, y->size);
   if (act == 2) mrl__tanh_n(y->data, y->data, (int)y->size);
   MRL__FINITE(op, y, x, w);
@@ -3509,6 +3625,27 @@ MRL_DEF mrl_tensor *mrl_log_softmax(mrl_graph *g, mrl_tensor *a) {
  * into the head's columns of the output. The backward pass is softmax's
  * y (g - sum g y) with four more products; nothing is permuted or copied. */
 
+/* out[r] = sum_j d[r K + j] p[r K + j], one chain per row in increasing j,
+ * for rows r < nr (up to 4), the rows side by side so that their chains
+ * overlap (one row's chain alone waits on add latency). */
+static void mrl__dot_rows4(int nr, const float *d, const float *p, int K, float out[4]) {
+  const float *d0 = d, *d1 = d + (nr > 1 ? K : 0), *d2 = d + (nr > 2 ? 2 * K : 0);
+  const float *d3 = d + (nr > 3 ? 3 * K : 0), *p0 = p, *p1 = p + (nr > 1 ? K : 0);
+  const float *p2 = p + (nr > 2 ? 2 * K : 0), *p3 = p + (nr > 3 ? 3 * K : 0);
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  int j;
+  for (j = 0; j < K; j++) {
+    a0 += d0[j] * p0[j];
+    a1 += d1[j] * p1[j];
+    a2 += d2[j] * p2[j];
+    a3 += d3[j] * p3[j];
+  }
+  out[0] = a0;
+  out[1] = a1;
+  out[2] = a2;
+  out[3] = a3;
+}
+
 /* in[0..3] q k v bias; extra[0] P, extra[1] one [T, K] scratch; i[0] heads,
  * i[1..3] the column offsets; f[0] scale */
 static void mrl__attention_backward(mrl_node *nd) {
@@ -3521,6 +3658,7 @@ static void mrl__attention_backward(mrl_node *nd) {
   int B = y->shape[0], T = y->shape[1], E = y->shape[2], K = k->shape[1], D = E / H;
   int ldq = q->shape[2], ldk = k->shape[2], ldv = v->shape[2], b, h, t, j;
   int rel_grad = qr && (qr->grad || rk->grad);
+  float accs[4];
   for (b = 0; b < B; b++)
     for (h = 0; h < H; h++) {
       size_t n = (size_t)b * H + h;
@@ -3536,8 +3674,9 @@ static void mrl__attention_backward(mrl_node *nd) {
       if (rel_grad) memset(dbd, 0, sizeof(float) * (size_t)T * K);
       for (t = 0; t < T; t++) {
         const float *pr = Pn + (size_t)t * K;
-        float *dr = dS + (size_t)t * K, acc = 0.0f;
-        for (j = 0; j < K; j++) acc += dr[j] * pr[j];
+        float *dr = dS + (size_t)t * K, acc;
+        if (t % 4 == 0) mrl__dot_rows4(T - t < 4 ? T - t : 4, dr, pr, K, accs);
+        acc = accs[t % 4];
         for (j = 0; j < K; j++) dr[j] = pr[j] * (dr[j] - acc) * scale;
         if (bias && bias->grad) {
           float *gb = bias->grad + (n * T + t) * K;
@@ -3570,14 +3709,19 @@ static void mrl__attention_backward(mrl_node *nd) {
 }
 
 /* row[j] <- softmax over the kept j of scale * (row[j] + br[j]) (br NULL: no
- * bias; mr NULL: all kept, else entry j kept where mr[j * mst] != 0).
- * Masked entries become -inf before the maximum, so exp gives exactly 0;
- * a row with nothing kept is all 0. exp is Cephes' (mrl__exp_nonpos: the
- * argument is never positive), four lanes at a time with the same bits as
- * its scalar tail; the sum runs in four lanes, then across them. */
-static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, int mst, int K,
-                                  float scale) {
-  float mx = -INFINITY, s = 0.0f;
+ * bias; mr NULL: all kept, else entry j kept where mr[j * mst] != 0), in two
+ * steps so that the exps of many rows run as one call (a row's alone waited
+ * on their latency): mrl__attn_softmax_pre leaves row[j] - max in the row
+ * and returns 0 when nothing is kept, then mrl__attn_softmax_post takes the
+ * exps, sums and divides nr consecutive rows (a row with nothing kept is all
+ * 0). Masked entries become -inf before the maximum, so exp gives exactly 0.
+ * exp is Cephes' (mrl__exp_nonpos: the argument is never positive), in the
+ * widest lanes the CPU has, the same bits on every path (of (x - max) - 0 =
+ * x - max, so the same as exp(x - max)); with four-lane vectors and K >= 4 a
+ * row sums in four lanes, then across them, else in order. */
+static int mrl__attn_softmax_pre(float *row, const float *br, const float *mr, int mst, int K,
+                                 float scale) {
+  float mx = -INFINITY;
   int j = 0;
 #ifdef MRL__HAVE_F4
   if (!mr || mst == 1)
@@ -3605,7 +3749,7 @@ static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, 
   j = 0;
 #ifdef MRL__HAVE_F4
   if (K >= 4) {
-    mrl__f4 m4, v, sum = {0.0f, 0.0f, 0.0f, 0.0f};
+    mrl__f4 m4, v;
     memcpy(&m4, row, sizeof m4);
     for (j = 4; j + 4 <= K; j += 4) {
       memcpy(&v, row + j, sizeof v);
@@ -3613,41 +3757,56 @@ static void mrl__attn_softmax_row(float *row, const float *br, const float *mr, 
     }
     for (; j < K; j++) mx = row[j] > mx ? row[j] : mx;
     for (j = 0; j < 4; j++) mx = m4[j] > mx ? m4[j] : mx;
-    if (mx == -INFINITY) { /* nothing kept: probability 0 everywhere */
-      memset(row, 0, sizeof(float) * (size_t)K);
-      return;
-    }
-    mrl__expsub_n(row, mx, K);
-    for (j = 0; j + 4 <= K; j += 4) {
-      memcpy(&v, row + j, sizeof v);
-      sum += v;
-    }
-    s = (sum[0] + sum[1]) + (sum[2] + sum[3]);
-    for (; j < K; j++) s += row[j];
   }
 #endif
-  if (j == 0) { /* no lanes ran */
+  if (j == 0) /* no lanes ran */
     for (; j < K; j++) mx = row[j] > mx ? row[j] : mx;
-    if (mx == -INFINITY) {
-      memset(row, 0, sizeof(float) * (size_t)K);
-      return;
-    }
-    j = 0;
-  }
-  for (; j < K; j++) {
-    row[j] = mrl__exp_nonpos(row[j] - mx);
-    s += row[j];
-  }
+  if (mx == -INFINITY) return 0; /* nothing kept */
   j = 0;
 #ifdef MRL__HAVE_F4
   for (; j + 4 <= K; j += 4) {
     mrl__f4 v;
     memcpy(&v, row + j, sizeof v);
-    v = v / s;
+    v = v - mx;
     memcpy(row + j, &v, sizeof v);
   }
 #endif
-  for (; j < K; j++) row[j] = row[j] / s;
+  for (; j < K; j++) row[j] = row[j] - mx;
+  return 1;
+}
+
+static void mrl__attn_softmax_post(float *rows, int nr, int K, const unsigned char *live) {
+  int t, j;
+  mrl__expsub_n(rows, 0.0f, nr * K); /* every row at once */
+  for (t = 0; t < nr; t++) {
+    float *row = rows + (size_t)t * K, s = 0.0f;
+    if (!live[t]) { /* nothing kept: probability 0 everywhere */
+      memset(row, 0, sizeof(float) * (size_t)K);
+      continue;
+    }
+    j = 0;
+#ifdef MRL__HAVE_F4
+    if (K >= 4) {
+      mrl__f4 v, sum = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (j = 0; j + 4 <= K; j += 4) {
+        memcpy(&v, row + j, sizeof v);
+        sum += v;
+      }
+      s = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+    }
+#endif
+    for (; j < K; j++) s += row[j];
+    j = 0;
+#ifdef MRL__HAVE_F4
+    for (; j + 4 <= K; j += 4) {
+      mrl__f4 v;
+      memcpy(&v, row + j, sizeof v);
+      v = v / s;
+      memcpy(row + j, &v, sizeof v);
+    }
+#endif
+    for (; j < K; j++) row[j] = row[j] / s;
+  }
 }
 
 /* qr, rk (both or neither): the bias is Transformer-XL's shifted qr_h rk_hᵀ */
@@ -3659,6 +3818,7 @@ static mrl_tensor *mrl__attention_impl(mrl_graph *g, mrl_tensor *q, int q_col, m
   static const char op[] = "attention"; /* an array: a static pointer would be writable data */
   int B, T, K, E = embed_dim, H = num_heads, D, b, h, t, shape[3], ms[MRL_MAX_DIMS];
   int ldq, ldk, ldv, wants;
+  unsigned char live[16];
   float *P, *dS = NULL, *sb = NULL, *bdbuf = NULL;
   mrl_tensor *y;
   mrl_node *nd;
@@ -3732,10 +3892,12 @@ static mrl_tensor *mrl__attention_impl(mrl_graph *g, mrl_tensor *q, int q_col, m
           for (j = lim; j < K; j++) sb[j] = br[K - 1];
           br = sb;
         }
-        mrl__attn_softmax_row(
+        live[t % 16] = (unsigned char)mrl__attn_softmax_pre(
             Pn + (size_t)t * K, br,
             mask ? mask->data + (size_t)b * ms[0] + (size_t)h * ms[1] + (size_t)t * ms[2] : NULL,
             mask ? ms[3] : 0, K, scale);
+        if (t % 16 == 15 || t == T - 1) /* up to 16 rows' exps at a time */
+          mrl__attn_softmax_post(Pn + (size_t)(t - t % 16) * K, t % 16 + 1, K, live);
       }
       mrl_gemm(0, 0, T, D, K, Pn, K, v->data + (size_t)b * K * ldv + v_col + h * D, ldv, 0.0f,
                y->data + (size_t)b * T * E + h * D, E);
@@ -4337,73 +4499,162 @@ static int mrl__any_grad(const mrl_graph *g, mrl_tensor *const *t, int n) {
 
 /* ---- layernorm over the last dimension ---- >>layernorm */
 
-/* Row sums for layernorm in double precision, in four independent chains
- * (one dependent chain of double adds per row was a tenth of a transformer
- * step). g NULL: sums[0] = sum x, sums[1] = sum (x - m)^2. g given: with
- * xh = (x - m) s and dxh = g w (w NULL: 1), sums[0] = sum dxh, sums[1] =
- * sum dxh xh. */
-static void mrl__row_sums(const float *x, const float *g, const float *w, float m, float s, int d,
-                          double sums[2]) {
-  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
-  int j = 0;
-  if (g) {
-    float d0, d1, d2, d3;
-    for (; j + 4 <= d; j += 4) {
-      d0 = g[j] * (w ? w[j] : 1.0f);
-      d1 = g[j + 1] * (w ? w[j + 1] : 1.0f);
-      d2 = g[j + 2] * (w ? w[j + 2] : 1.0f);
-      d3 = g[j + 3] * (w ? w[j + 3] : 1.0f);
-      a0 += d0;
-      a1 += d1;
-      a2 += d2;
-      a3 += d3;
-      b0 += (double)d0 * ((x[j] - m) * s);
-      b1 += (double)d1 * ((x[j + 1] - m) * s);
-      b2 += (double)d2 * ((x[j + 2] - m) * s);
-      b3 += (double)d3 * ((x[j + 3] - m) * s);
-    }
-    for (; j < d; j++) {
-      d0 = g[j] * (w ? w[j] : 1.0f);
-      a0 += d0;
-      b0 += (double)d0 * ((x[j] - m) * s);
-    }
-  } else {
-    double c0, c1, c2, c3;
-    for (; j + 4 <= d; j += 4) {
-      c0 = (double)x[j] - m;
-      c1 = (double)x[j + 1] - m;
-      c2 = (double)x[j + 2] - m;
-      c3 = (double)x[j + 3] - m;
-      a0 += x[j];
-      a1 += x[j + 1];
-      a2 += x[j + 2];
-      a3 += x[j + 3];
-      b0 += c0 * c0;
-      b1 += c1 * c1;
-      b2 += c2 * c2;
-      b3 += c3 * c3;
-    }
-    for (; j < d; j++) {
-      c0 = (double)x[j] - m;
-      a0 += x[j];
-      b0 += c0 * c0;
+/* Row sums for layernorm in double precision, each in four lanes (lane l
+ * sums the elements j = l mod 4 in order, a last partial step goes to lane 0,
+ * then (l0 + l1) + (l2 + l3)), for rows r < nr of x (and g), row stride d,
+ * four rows side by side: one row's lanes are chains of d/4 dependent adds,
+ * so a row alone waits on their latency (this was a tenth of a transformer
+ * step with one chain per row, 7% with one row of four chains at a time).
+ * mode 0: sums[r][0] = sum x. mode 1: sums[r][1] = sum (x - m_r)^2. mode 2:
+ * with xh = (x - m_r) s_r and dxh = g w (w NULL: 1), sums[r][0] = sum dxh,
+ * sums[r][1] = sum dxh xh. The lanes run as vectors where the compiler has
+ * them; either way each lane is the same chain of the same operations. */
+#ifdef MRL__HAVE_F4
+typedef double mrl__d4 __attribute__((vector_size(32)));
+/* by pointer: a 32-byte vector argument or result warns (-Wpsabi) without AVX */
+static inline void mrl__f4_to_d4(mrl__d4 *r, const mrl__f4 *v) {
+  mrl__d4 t = {(*v)[0], (*v)[1], (*v)[2], (*v)[3]};
+  *r = t;
+}
+#define MRL__RS_X(r)                                                                               \
+  mrl__f4 x##r;                                                                                    \
+  memcpy(&x##r, xr[r] + j, sizeof x##r)
+#define MRL__RS_SUM(r)                                                                             \
+  do {                                                                                             \
+    mrl__d4 xd;                                                                                    \
+    MRL__RS_X(r);                                                                                  \
+    mrl__f4_to_d4(&xd, &x##r);                                                                     \
+    a##r += xd;                                                                                    \
+  } while (0)
+#define MRL__RS_SQ(r)                                                                              \
+  do {                                                                                             \
+    mrl__d4 c;                                                                                     \
+    MRL__RS_X(r);                                                                                  \
+    mrl__f4_to_d4(&c, &x##r);                                                                      \
+    c -= (double)mr[r];                                                                            \
+    b##r += c * c;                                                                                 \
+  } while (0)
+#define MRL__RS_GRAD(r)                                                                            \
+  do {                                                                                             \
+    mrl__f4 gv, wv = {1.0f, 1.0f, 1.0f, 1.0f}, dv, xh;                                             \
+    mrl__d4 dd, xhd;                                                                               \
+    MRL__RS_X(r);                                                                                  \
+    memcpy(&gv, gr[r] + j, sizeof gv);                                                             \
+    if (w) memcpy(&wv, w + j, sizeof wv);                                                          \
+    dv = gv * wv;                                                                                  \
+    xh = (x##r - mr[r]) * sr[r];                                                                   \
+    mrl__f4_to_d4(&dd, &dv);                                                                       \
+    mrl__f4_to_d4(&xhd, &xh);                                                                      \
+    a##r += dd;                                                                                    \
+    b##r += dd * xhd;                                                                              \
+  } while (0)
+#endif
+#ifdef MRL__X86_SIMD
+#define MRL__RS_INLINE MRL__INLINE
+#else
+#define MRL__RS_INLINE inline
+#endif
+static MRL__RS_INLINE void mrl__row_sums4_body(int mode, int nr, const float *x, const float *g,
+                                               int d, const float *w, const float *m,
+                                               const float *s, double sums[4][2]) {
+  const float *xr[4], *gr[4];
+  float mr[4], sr[4];
+  double la[4][4], lb[4][4]; /* [row][lane] */
+  int r, l, j = 0;
+  for (r = 0; r < 4; r++) { /* rows past nr repeat the last, not stored */
+    int q = r < nr ? r : nr - 1;
+    xr[r] = x + (size_t)q * d;
+    gr[r] = g ? g + (size_t)q * d : NULL;
+    mr[r] = m ? m[q] : 0.0f;
+    sr[r] = s ? s[q] : 1.0f;
+    for (l = 0; l < 4; l++) la[r][l] = lb[r][l] = 0.0;
+  }
+#ifdef MRL__HAVE_F4
+  {
+    mrl__d4 a0 = {0.0, 0.0, 0.0, 0.0}, a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0,
+            b3 = a0;
+    if (mode == 0)
+      for (; j + 4 <= d; j += 4) {
+        MRL__RS_SUM(0);
+        MRL__RS_SUM(1);
+        MRL__RS_SUM(2);
+        MRL__RS_SUM(3);
+      }
+    else if (mode == 1)
+      for (; j + 4 <= d; j += 4) {
+        MRL__RS_SQ(0);
+        MRL__RS_SQ(1);
+        MRL__RS_SQ(2);
+        MRL__RS_SQ(3);
+      }
+    else
+      for (; j + 4 <= d; j += 4) {
+        MRL__RS_GRAD(0);
+        MRL__RS_GRAD(1);
+        MRL__RS_GRAD(2);
+        MRL__RS_GRAD(3);
+      }
+    for (l = 0; l < 4; l++) {
+      la[0][l] = a0[l], la[1][l] = a1[l], la[2][l] = a2[l], la[3][l] = a3[l];
+      lb[0][l] = b0[l], lb[1][l] = b1[l], lb[2][l] = b2[l], lb[3][l] = b3[l];
     }
   }
-  sums[0] = (a0 + a1) + (a2 + a3);
-  sums[1] = (b0 + b1) + (b2 + b3);
+#endif
+  for (r = 0; r < nr; r++) {
+    const float *xv = xr[r], *gv = gr[r];
+    int i;
+    for (i = j; i < d; i++) { /* the lanes in scalars: no vectors, or the tail (lane 0) */
+      int ln = i < d / 4 * 4 ? i % 4 : 0;
+      if (mode == 0) la[r][ln] += xv[i];
+      if (mode == 1) {
+        double c = (double)xv[i] - mr[r];
+        lb[r][ln] += c * c;
+      }
+      if (mode == 2) {
+        float dv = gv[i] * (w ? w[i] : 1.0f);
+        la[r][ln] += dv;
+        lb[r][ln] += (double)dv * ((xv[i] - mr[r]) * sr[r]);
+      }
+    }
+    sums[r][0] = (la[r][0] + la[r][1]) + (la[r][2] + la[r][3]);
+    sums[r][1] = (lb[r][0] + lb[r][1]) + (lb[r][2] + lb[r][3]);
+  }
+}
+/* The same compiled for AVX where the CPU has it (four doubles per register:
+ * without it the eight accumulators spill; no FMA, so the same roundings). */
+#ifdef MRL__X86_SIMD
+__attribute__((target("avx"))) static void mrl__row_sums4_avx(int mode, int nr, const float *x,
+                                                              const float *g, int d, const float *w,
+                                                              const float *m, const float *s,
+                                                              double sums[4][2]) {
+  mrl__row_sums4_body(mode, nr, x, g, d, w, m, s, sums);
+}
+#endif
+static void mrl__row_sums4(int mode, int nr, const float *x, const float *g, int d, const float *w,
+                           const float *m, const float *s, double sums[4][2]) {
+#ifdef MRL__X86_SIMD
+  if (__builtin_cpu_supports("avx")) {
+    mrl__row_sums4_avx(mode, nr, x, g, d, w, m, s, sums);
+    return;
+  }
+#endif
+  mrl__row_sums4_body(mode, nr, x, g, d, w, m, s, sums);
 }
 
 static void mrl__layernorm_backward(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
   const float *mean = nd->extra[0]->data, *rstd = nd->extra[1]->data;
   int rows = mrl_tensor_rows(x), d = mrl_tensor_cols(x), r, j;
+  double sums[4][2];
   for (r = 0; r < rows; r++) {
     const float *xr = x->data + (size_t)r * d, *gr = y->grad + (size_t)r * d;
     float m = mean[r], s = rstd[r];
-    double sums[2], s1, s2;
-    mrl__row_sums(xr, gr, w ? w->data : NULL, m, s, d, sums);
-    s1 = sums[0];
-    s2 = sums[1];
+    double s1, s2;
+    if (r % 4 == 0) /* four rows' sums at a time */
+      mrl__row_sums4(2, rows - r < 4 ? rows - r : 4, xr, gr, d, w ? w->data : NULL, mean + r,
+                     rstd + r, sums);
+    s1 = sums[r % 4][0];
+    s2 = sums[r % 4][1];
     j = 0;
 #ifdef MRL__HAVE_F4 /* the parameter and input gradients four lanes at a time, same bits */
     if (w && w->grad)
@@ -4458,6 +4709,7 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
   mrl_tensor *y, *mean = NULL, *rstd = NULL, *ins[3];
   mrl_node *nd;
   int rows, d, r, j;
+  float m4[4], s4[4];
   if (!x) return NULL;
   d = mrl_tensor_cols(x);
   rows = mrl_tensor_rows(x);
@@ -4478,11 +4730,16 @@ MRL_DEF mrl_tensor *mrl_layernorm(mrl_graph *g, mrl_tensor *x, mrl_tensor *w, mr
   for (r = 0; r < rows; r++) {
     const float *xr = x->data + (size_t)r * d;
     float *yr = y->data + (size_t)r * d, m, s;
-    double sums[2];
-    mrl__row_sums(xr, NULL, NULL, 0.0f, 1.0f, d, sums);
-    m = (float)(sums[0] / (d ? d : 1));
-    mrl__row_sums(xr, NULL, NULL, m, 1.0f, d, sums);
-    s = (float)(1.0 / sqrt(sums[1] / (d ? d : 1) + (double)eps));
+    if (r % 4 == 0) { /* four rows' means and scales at a time */
+      int nr = rows - r < 4 ? rows - r : 4, q;
+      double sums[4][2];
+      mrl__row_sums4(0, nr, xr, NULL, d, NULL, NULL, NULL, sums);
+      for (q = 0; q < nr; q++) m4[q] = (float)(sums[q][0] / (d ? d : 1));
+      mrl__row_sums4(1, nr, xr, NULL, d, NULL, m4, NULL, sums);
+      for (q = 0; q < nr; q++) s4[q] = (float)(1.0 / sqrt(sums[q][1] / (d ? d : 1) + (double)eps));
+    }
+    m = m4[r % 4];
+    s = s4[r % 4];
     j = 0;
 #ifdef MRL__HAVE_F4 /* four lanes, the same operations as the loop below */
     for (; j + 4 <= d; j += 4) {

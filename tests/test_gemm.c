@@ -147,6 +147,46 @@ static int check_paths(mrl_rng *rng, int ta, int tb, int m, int n, int k) {
 
 /* One-row A B^T (acting): the 8-column path gives each element bitwise what
  * the 4-column dot tiles give (C computed 4 columns at a time, n < 8). */
+/* C's rows starting from a row c0 (mrl__gemm_run, the linear layer's bias):
+ * bitwise the same as C's rows holding c0 and beta = 1, on every kernel and
+ * path (packed, edge tiles, narrow C as C^T, direct rows and dots, k = 0),
+ * whatever C held before (NaN). */
+static void check_start_row(mrl_rng *rng) {
+  static const int shapes[][3] = {{512, 192, 64}, {100, 33, 17}, {37, 70, 300}, {200, 5, 40},
+                                  {16, 64, 64},   {3, 40, 20},   {30, 200, 0},  {13, 45, 8}};
+  int s, isa, t, ok = 1;
+  for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
+    for (t = 0; t < 4; t++) {
+      int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], ta = t & 1, tb = t >> 1, i;
+      int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
+      size_t na = (size_t)(ta ? k : m) * lda + 1, nb = (size_t)(tb ? n : k) * ldb + 1;
+      size_t nc = (size_t)m * ldc;
+      float *a = (float *)malloc(sizeof(float) * na), *b = (float *)malloc(sizeof(float) * nb);
+      float *c0 = (float *)malloc(sizeof(float) * (size_t)n);
+      float *want = (float *)malloc(sizeof(float) * nc), *got = (float *)malloc(sizeof(float) * nc);
+      fill(rng, a, na);
+      fill(rng, b, nb);
+      fill(rng, c0, (size_t)n);
+      for (isa = 0; isa <= MRL__ISA_AVX512; isa++) {
+        if (!isa_available(isa)) continue;
+        for (i = 0; i < (int)nc; i++) want[i] = got[i] = NAN;
+        for (i = 0; i < m; i++) memcpy(want + (size_t)i * ldc, c0, sizeof(float) * (size_t)n);
+        mrl__gemm_isa_run(isa, ta, tb, m, n, k, a, lda, b, ldb, 1.0f, want, ldc);
+        mrl__gemm_run(isa, ta, tb, m, n, k, a, lda, b, ldb, 0.0f, c0, got, ldc);
+        if (memcmp(want, got, sizeof(float) * nc) != 0) {
+          ok = 0;
+          MRL_CHECK(0, "start row: isa %d ta %d tb %d %dx%dx%d differs", isa, ta, tb, m, n, k);
+        }
+      }
+      free(a);
+      free(b);
+      free(c0);
+      free(want);
+      free(got);
+    }
+  MRL_CHECK(ok, "C from a start row = C holding it with beta 1, bitwise");
+}
+
 static void check_one_row(mrl_rng *rng) {
   static const int ns[] = {8, 9, 15, 16, 24, 31, 64, 67, 256};
   static const int ks[] = {1, 3, 7, 8, 9, 15, 16, 17, 33, 64, 65};
@@ -256,6 +296,7 @@ int main(int argc, char **argv) {
     check_paths(&rng, t & 1, t >> 1, 64, 15, 40);
   }
   check_one_row(&rng);
+  check_start_row(&rng);
   /* m, n or k zero: C only scaled by beta */
   {
     float a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4}, c[4] = {1, 2, 3, 4};
