@@ -574,7 +574,12 @@ MRL_DEF mrl_result mrl_actor_critic_value(const mrl_actor_critic *ac, mrl_graph 
  * length grows by curriculum_growth whenever the success rate of the last
  * curriculum_window episodes at the current length reaches
  * curriculum_threshold, checked after each update; the training vector env
- * is rebuilt in place at each level (new episodes, memories zeroed).
+ * is rebuilt in place at each level (new episodes, memories zeroed). With
+ * curriculum_rollout the rollout (and so the BPTT) length follows the level,
+ * ceil(num_steps * length / final length): a task whose episodes last
+ * length + 1 steps (PassiveTMaze) with num_steps = L + 1 then keeps whole
+ * episodes in one rollout at every level, so the cue's gradient reaches the
+ * decision; the schedules then anneal over environment steps.
  * ====================================================================== */
 
 typedef struct mrl_ppo_config {
@@ -625,6 +630,7 @@ typedef struct mrl_ppo_config {
   float curriculum_growth;    /* 2: the length is multiplied by this (> 1) */
   float curriculum_threshold; /* 0.9: success rate that passes a level */
   int curriculum_window;      /* 100: episodes at a level it is measured over (1..100) */
+  int curriculum_rollout;     /* 0; 1: the rollout length follows the level (see above) */
 } mrl_ppo_config;
 
 MRL_DEF mrl_ppo_config mrl_ppo_config_default(void);
@@ -3675,6 +3681,7 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
   c.curriculum_growth = 2.0f;
   c.curriculum_threshold = 0.9f;
   c.curriculum_window = 100;
+  c.curriculum_rollout = 0;
   return c;
 }
 
@@ -3709,10 +3716,12 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
   k--; /* over the closing brace */
   return k + snprintf(k < (int)size ? buf + k : NULL, k < (int)size ? size - (size_t)k : 0,
                       ",\"curriculum\":%d,\"curriculum_start\":%d,\"curriculum_growth\":%s,"
-                      "\"curriculum_threshold\":%s,\"curriculum_window\":%d}",
+                      "\"curriculum_threshold\":%s,\"curriculum_window\":%d,"
+                      "\"curriculum_rollout\":%d}",
                       c->curriculum, c->curriculum_start,
                       mrl__float_text(c->curriculum_growth, f[13], 24),
-                      mrl__float_text(c->curriculum_threshold, f[14], 24), c->curriculum_window);
+                      mrl__float_text(c->curriculum_threshold, f[14], 24), c->curriculum_window,
+                      c->curriculum_rollout);
 }
 
 /* Names the first field of a PPO config that cannot work (error), or 0. */
@@ -3789,6 +3798,32 @@ static mrl_actor_critic mrl__ppo_ac(const mrl_ppo *a) {
                                a->state_dim, a->cfg.popart ? &a->popart : NULL);
 }
 
+/* With curriculum_rollout: the rollout and its minibatches rebuilt at the
+ * level's length, ceil(num_steps * length / final length) (the minibatch
+ * scratch is sized for num_steps, the longest). */
+static int mrl__ppo_level_steps(const mrl_ppo *a) {
+  const mrl_length_curriculum *c = &a->curriculum;
+  double want = ceil((double)a->cfg.num_steps * (double)c->length / (double)c->final_length);
+  if (!a->cfg.curriculum || !a->cfg.curriculum_rollout) return a->cfg.num_steps;
+  return want < 1.0 ? 1 : want > a->cfg.num_steps ? a->cfg.num_steps : (int)want;
+}
+
+static mrl_result mrl__ppo_level_rollout(mrl_ppo *a) {
+  const mrl_length_curriculum *c = &a->curriculum;
+  int T = mrl__ppo_level_steps(a);
+  mrl_result r;
+  if (!a->cfg.curriculum || !a->cfg.curriculum_rollout || T == a->rollout.num_steps) return MRL_OK;
+  mrl_rollout_free(&a->rollout);
+  mrl_minibatches_free(&a->minibatches);
+  if ((r = mrl_rollout_init(&a->rollout, T, a->num_envs, a->obs_dim, a->raw_dim, a->state_dim)) !=
+          MRL_OK ||
+      (r = mrl_minibatches_init(&a->minibatches, T, a->num_envs, a->cfg.num_minibatches,
+                                a->state_dim > 0)) != MRL_OK)
+    mrl__say(a->error, sizeof a->error, "ppo: no rollout of %d steps for curriculum length %lld", T,
+             c->length);
+  return r;
+}
+
 MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl_vecenv *env) {
   mrl_actor_critic_config acc;
   mrl_actor_critic ac;
@@ -3840,7 +3875,8 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
       (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs, cfg->num_minibatches,
                                 a->state_dim > 0)) != MRL_OK ||
       (r = mrl_update_backup_init(&a->backup, &a->params)) != MRL_OK ||
-      (cfg->popart && (r = mrl_popart_init(&a->popart, 1, cfg->popart_beta)) != MRL_OK))
+      (cfg->popart && (r = mrl_popart_init(&a->popart, 1, cfg->popart_beta)) != MRL_OK) ||
+      (r = mrl__ppo_level_rollout(a)) != MRL_OK)
     goto fail;
   a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
   a->step_raw = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->raw_dim);
@@ -4049,7 +4085,11 @@ MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *a, float lr, float clip, mrl_ppo_upda
 MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_steps,
                                  mrl_progress_fn progress, void *user) {
   long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it, span, done;
-  long long steps0 = a->runner.env_steps;
+  long long steps0 = a->runner.env_steps, taken = 0;
+  /* with curriculum_rollout the rollout's length (and batch) changes with the
+   * level: the loop runs while a whole rollout fits the budget and the
+   * schedules anneal over environment steps */
+  int vary = a->cfg.curriculum && a->cfg.curriculum_rollout;
   double t0 = mrl_wall_seconds();
   mrl_result r;
   if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
@@ -4057,6 +4097,7 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
     mrl__say(a->error, sizeof a->error, "mrl_ppo_train: not the vector env the agent was made for");
     return MRL_ERR_INVALID_ARGUMENT;
   }
+  if (vary) batch = (long long)a->num_envs * a->rollout.num_steps;
   if (env_steps < 0) {
     mrl__say(a->error, sizeof a->error, "mrl_ppo_train: env_steps %lld is negative", env_steps);
     return MRL_ERR_INVALID_ARGUMENT;
@@ -4072,14 +4113,22 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
                                          a->error, sizeof a->error)) != MRL_OK)
     return r;
   if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
-  for (it = 1; it <= iters; it++) {
+  for (it = 1; vary ? taken + batch <= env_steps : it <= iters; it++) {
     float lr = a->cfg.learning_rate, clip = a->cfg.clip_coef;
     mrl_ppo_update_stats st;
-    if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, done + it - 1, span);
-    if (a->cfg.anneal_clip) clip = mrl_lr_linear(clip, 0.0f, done + it - 1, span);
+    if (vary) { /* over this call's steps, or the agent's life */
+      long long at = a->cfg.total_steps > 0 ? a->runner.env_steps : taken;
+      long long of = a->cfg.total_steps > 0 ? a->cfg.total_steps : env_steps;
+      if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, at, of);
+      if (a->cfg.anneal_clip) clip = mrl_lr_linear(clip, 0.0f, at, of);
+    } else {
+      if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, done + it - 1, span);
+      if (a->cfg.anneal_clip) clip = mrl_lr_linear(clip, 0.0f, done + it - 1, span);
+    }
     if ((r = mrl__ppo_collect(a, env)) != MRL_OK) return r;
     if ((r = mrl_ppo_update(a, lr, clip, &st)) != MRL_OK) return r;
     a->iterations++;
+    taken += batch;
     if (a->cfg.curriculum) {
       if ((r = mrl_length_curriculum_step(&a->curriculum, env, &a->runner, "ppo", a->error,
                                           sizeof a->error)) != MRL_OK ||
@@ -4104,7 +4153,14 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
         mrl_progress_set(&p, "curriculum_length", (float)a->curriculum.length);
         mrl_progress_set(&p, "level_success", mrl_length_curriculum_rate(&a->curriculum));
       }
+      if (vary) /* the iterations left at the new level's length */
+        p.num_iterations =
+            (int)(it + (env_steps - taken) / ((long long)a->num_envs * mrl__ppo_level_steps(a)));
       if (progress(&p, user)) break;
+    }
+    if (vary) {
+      if ((r = mrl__ppo_level_rollout(a)) != MRL_OK) return r;
+      batch = (long long)a->num_envs * a->rollout.num_steps;
     }
   }
   return MRL_OK;
@@ -4188,6 +4244,7 @@ MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
    * rebuilt there (with the seed the curriculum gave it) before they are restored */
   r = mrl_agent_load(path, &a->params, "ppo", config, &a->runner, NULL, x, n, a->error,
                      sizeof a->error);
+  if (r == MRL_OK) r = mrl__ppo_level_rollout(a); /* the saved level's rollout length */
   if (r != MRL_OK || !env) return r;
   if ((r = mrl_length_curriculum_rebuild(&a->curriculum, env,
                                          env->seed + 0x9e3779b9ULL * (uint64_t)a->curriculum.level,

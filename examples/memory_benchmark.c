@@ -18,7 +18,8 @@
  * (4), --gae-lambda <x> (0.95), --anneal-lr <0|1> (1), --clip-coef <x> (0.2),
  * --normalize-reward <0|1> (0), --vf-coef <x> (0.5), --curriculum-start <n> (turns PPO's length
  * curriculum on: training starts with the env id's length set to n), --curriculum-growth <x> (2),
- * --curriculum-threshold <x> (0.9).
+ * --curriculum-threshold <x> (0.9), --curriculum-rollout <0|1> (0; 1: the rollout length follows
+ * the level, num_steps * length / final length).
  *
  * The agent (the same for every cell of tools/memory_benchmark.sh): 16
  * environments, 128-step rollouts, 4 minibatches, 4 epochs, learning rate
@@ -170,7 +171,7 @@ int main(int argc, char **argv) {
             "0|1] [--gamma x] [--forget-bias x] [--eval n] [--adv-std-floor x] [--update-epochs n] "
             "[--num-minibatches n] [--gae-lambda x] [--anneal-lr 0|1] [--clip-coef x] "
             "[--normalize-reward 0|1] [--vf-coef x] [--curriculum-start n] [--curriculum-growth x] "
-            "[--curriculum-threshold x]\n",
+            "[--curriculum-threshold x] [--curriculum-rollout 0|1]\n",
             argv[0]);
     return 2;
   }
@@ -215,6 +216,7 @@ int main(int argc, char **argv) {
   if (bench_arg(argc, argv, "--curriculum-growth", &opt)) cfg.curriculum_growth = (float)atof(opt);
   if (bench_arg(argc, argv, "--curriculum-threshold", &opt))
     cfg.curriculum_threshold = (float)atof(opt);
+  if (bench_arg(argc, argv, "--curriculum-rollout", &opt)) cfg.curriculum_rollout = atoi(opt);
   if (mrl_core_config_parse(spec, &cfg.net.core, error, sizeof error) != MRL_OK) {
     fprintf(stderr, "%s\n", error);
     return 2;

@@ -561,6 +561,29 @@ static void test_curriculum(void) {
                 strcmp(mrl_env_id(env.envs[0]), "NoisySequence-5") == 0,
             "curriculum: an agent at chance passed a level (length %lld)", a.curriculum.length);
   mrl_ppo_free(&a);
+  /* curriculum_rollout: the rollout follows the level, ceil(26 * length / 25) */
+  mrl_vecenv_free(&env);
+  if (mrl_vecenv_init(&env, "NoisySequence-25", 4, 3) != MRL_OK) return;
+  c = curriculum_config();
+  c.num_steps = 26;
+  c.curriculum_threshold = 0.0f;
+  c.curriculum_rollout = 1;
+  MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_OK && a.rollout.num_steps == 6,
+            "curriculum_rollout: init: %s (rollout %d, want 6)", a.error, a.rollout.num_steps);
+  {
+    static const int steps[5] = {6, 11, 21, 26, 26};
+    int T_ok = 1;
+    for (it = 0; it < 4; it++) {
+      long long before = a.runner.env_steps;
+      MRL_CHECK(mrl_ppo_train(&a, &env, 4 * steps[it], NULL, NULL) == MRL_OK,
+                "curriculum_rollout: train: %s", a.error);
+      T_ok &= a.runner.env_steps - before == 4 * steps[it] && a.rollout.num_steps == steps[it + 1];
+    }
+    MRL_CHECK(T_ok && a.curriculum.length == 25,
+              "curriculum_rollout: rollouts should go 6, 11, 21, 26 (now %d at length %lld)",
+              a.rollout.num_steps, a.curriculum.length);
+  }
+  mrl_ppo_free(&a);
   /* errors name the field */
   c.curriculum_growth = 1.0f;
   MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_ERR_INVALID_ARGUMENT &&
@@ -570,7 +593,7 @@ static void test_curriculum(void) {
   c = curriculum_config();
   c.curriculum_start = 30;
   MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_ERR_INVALID_ARGUMENT &&
-                strstr(a.error, "curriculum_start 30 exceeds the length 5") != NULL,
+                strstr(a.error, "curriculum_start 30 exceeds the length 25") != NULL,
             "curriculum: a start beyond the id's length should be refused (%s)", a.error);
   mrl_ppo_free(&a);
   mrl_vecenv_free(&env);
@@ -645,6 +668,9 @@ static void test_resume(void) {
   c = curriculum_config();
   c.curriculum_threshold = 0.0f; /* a level a rollout: 5, 10, 20, 40 at the save, 80 after */
   resume_case("ppo-lstm curriculum NoisySequence-80", "NoisySequence-80", c);
+  c.num_steps = 81; /* rollouts of 6, 11, 21, 41, 81 steps; the calls end on the same steps */
+  c.curriculum_rollout = 1;
+  resume_case("ppo-lstm curriculum_rollout NoisySequence-80", "NoisySequence-80", c);
 }
 
 /* A saved agent acts as before in a fresh one: the normaliser comes along. */
