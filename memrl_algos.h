@@ -9,10 +9,10 @@
  *   QUICK START            PPO-LSTM on a T-maze in ten lines
  *   ANATOMY OF AN ALGORITHM  which shared parts an algorithm uses (PPO as the example)
  *   SHARED PARTS           progress and logs, observation normaliser, runner,
- *                          minibatches, update guard, Q-values (epsilon-greedy,
- *                          Q-learning targets), evaluation, agent
- *                          checkpoints, SVG plots, threads, the actor-critic
- *                          network (PPO, A2C, A3C)
+ *                          length curriculum, minibatches, update guard,
+ *                          Q-values (epsilon-greedy, Q-learning targets),
+ *                          evaluation, agent checkpoints, SVG plots, threads,
+ *                          the actor-critic network (PPO, A2C, A3C)
  *   PPO                    clipped-surrogate PPO, discrete or continuous
  *                          actions, feedforward, recurrent or a user's core
  *   DQN                    DQN with double Q, dueling, n-step, prioritised
