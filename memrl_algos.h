@@ -605,26 +605,27 @@ typedef struct mrl_ppo_config {
   float adam_eps;        /* 1e-5 */
   /* network: actor and critic towers (encoder MLP -> core -> head MLP), then
    * the policy head and a linear value layer */
-  mrl_tower_config net;       /* encoder {64, 64} tanh, no core, no head */
-  int orthogonal_init;        /* 1: CleanRL's layer_init (and orthogonal LSTM weights, zero biases);
-                                 0: PyTorch defaults */
-  int shared_torso;           /* 0: separate actor and critic networks (CleanRL ppo.py) */
-  int normalize_obs;          /* 0 */
-  int normalize_reward;       /* 0 */
-  int squash_actions;         /* box actions: 0 Gaussian, clipped when sent; 1 tanh-squashed */
-  float log_std_init;         /* box actions: 0 */
-  float core_aux_coef;        /* 0; > 0: the cores' auxiliary loss (FTW's KL(posterior || prior),
-                                 mrl_core_forward_aux) joins the loss with this weight (FTW tunes it
-                                 by population-based training) */
-  int popart;                 /* 0; 1: PopArt (memrl_nn.h mrl_popart, van Hasselt et al. 2016): the
-                                 value layer outputs normalised values; each update first moves the
-                                 statistics towards the rollout's returns and rescales the layer
-                                 (outputs preserved), then takes the value loss (and its clipping) on
-                                 normalised returns and divides the advantages by sigma */
-  float popart_beta;          /* 3e-4 */
-  float adv_std_floor;        /* 0; > 0: norm_adv divides by max(std, this), so advantages that are
-                                 all noise (a near-deterministic policy whose value is learned) are
-                                 not scaled up to unit size and cannot drown the entropy bonus */
+  mrl_tower_config net; /* encoder {64, 64} tanh, no core, no head */
+  int orthogonal_init;  /* 1: CleanRL's layer_init (and orthogonal LSTM weights, zero biases);
+                           0: PyTorch defaults */
+  int shared_torso;     /* 0: separate actor and critic networks (CleanRL ppo.py) */
+  int normalize_obs;    /* 0 */
+  int normalize_reward; /* 0 */
+  int squash_actions;   /* box actions: 0 Gaussian, clipped when sent; 1 tanh-squashed */
+  float log_std_init;   /* box actions: 0 */
+  float core_aux_coef;  /* 0; > 0: the cores' auxiliary loss (FTW's KL(posterior || prior),
+                           mrl_core_forward_aux) joins the loss with this weight (FTW tunes it
+                           by population-based training) */
+  int popart;           /* 0; 1: PopArt (memrl_nn.h mrl_popart, van Hasselt et al. 2016): the
+                           value layer outputs normalised values; each update first moves the
+                           statistics towards the rollout's returns and rescales the layer
+                           (outputs preserved), then takes the value loss (and its clipping) on
+                           normalised returns and divides the advantages by sigma */
+  float popart_beta;    /* 3e-4 */
+  float adv_std_floor;  /* 0; > 0: norm_adv divides by max(std, this), so advantages that are
+                           all noise (a near-deterministic policy whose value is learned) are
+                           not scaled up to unit size and cannot drown the entropy bonus */
+  /* the length curriculum (REINFORCE's; see above) */
   int curriculum;             /* 0; 1: grow the env id's length (see above) */
   int curriculum_start;       /* 5: the first length */
   float curriculum_growth;    /* 2: the length is multiplied by this (> 1) */
@@ -661,9 +662,10 @@ typedef struct mrl_ppo {
   long long iterations;                         /* updates since the agent was created */
   float *step_raw, *step_actions, *step_values; /* [B * raw_dim], [B * env_action_dim], [B] */
   float *mb_obs, *mb_actions, *mb_starts, *mb_state, *mb_scalars; /* minibatch scratch */
-  char error[MRL_ERROR_SIZE];       /* why the last call failed, when it says */
-  mrl_popart popart;                /* with cfg.popart: the value statistics (one task) */
-  mrl_length_curriculum curriculum; /* with cfg.curriculum: the level (length, level) */
+  char error[MRL_ERROR_SIZE]; /* why the last call failed, when it says */
+  mrl_popart popart;          /* with cfg.popart: the value statistics (one task) */
+  /* with cfg.curriculum: the level (length, level) */
+  mrl_length_curriculum curriculum;
 } mrl_ppo;
 
 /* Builds the agent for env's observation and action spaces. A config that
