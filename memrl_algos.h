@@ -9,10 +9,10 @@
  *   QUICK START            PPO-LSTM on a T-maze in ten lines
  *   ANATOMY OF AN ALGORITHM  which shared parts an algorithm uses (PPO as the example)
  *   SHARED PARTS           progress and logs, observation normaliser, runner,
- *                          minibatches, update guard, Q-values (epsilon-greedy,
- *                          Q-learning targets), evaluation, agent
- *                          checkpoints, SVG plots, threads, the actor-critic
- *                          network (PPO, A2C, A3C)
+ *                          length curriculum, minibatches, update guard,
+ *                          Q-values (epsilon-greedy, Q-learning targets),
+ *                          evaluation, agent checkpoints, SVG plots, threads,
+ *                          the actor-critic network (PPO, A2C, A3C)
  *   PPO                    clipped-surrogate PPO, discrete or continuous
  *                          actions, feedforward, recurrent or a user's core
  *   DQN                    DQN with double Q, dueling, n-step, prioritised
@@ -327,6 +327,57 @@ MRL_DEF void mrl_runner_normalize(const mrl_runner *r, const float *obs, int n, 
  * rest (iteration, learning rate, metrics) zero, for the agent to fill. */
 MRL_DEF void mrl_runner_progress(mrl_train_progress *p, const char *algo, const mrl_vecenv *env,
                                  const mrl_runner *r, long long steps0, double t0);
+/* ---- sequence-length curriculum (REINFORCE's and PPO's `curriculum`) ----
+ * For an env id whose first number is the task's length (NoisySequence-<T>[-<N>],
+ * TMaze-<L>, PassiveTMaze-<L>, ...): training starts at length `start` and,
+ * whenever (checked after each rollout) the success rate of the last `window`
+ * episodes finished at the current length is at least `threshold`, the length
+ * is multiplied by `growth` (rounded up, at most the id's own length) and the
+ * training vector env is rebuilt in place with the new id (same count; seed +
+ * level * 0x9e3779b9), new episodes and memories zeroed. The agent points its
+ * runner's also_stats at level_stats while it collects, and stores length,
+ * level and level_stats in its checkpoints (mrl_length_curriculum_extras). */
+typedef struct mrl_length_curriculum {
+  int start, window;                 /* the first length; episodes a level is measured over */
+  float growth, threshold;           /* > 1; success rate that passes a level, in [0, 1] */
+  char id_prefix[64], id_suffix[64]; /* the id split around its length */
+  int final_length;                  /* the id's own length */
+  long long length, level;           /* the current length and how many levels it has passed */
+  mrl_episode_stats level_stats;     /* episodes finished at the current length */
+} mrl_length_curriculum;
+/* 1 and the reason in error (naming <config>.curriculum_<field>) when the
+ * rule cannot work, else 0. */
+MRL_DEF int mrl_length_curriculum_check(const char *config, int start, float growth,
+                                        float threshold, int window, char *error,
+                                        size_t error_size);
+/* The rule (checked as above) and env's id split around its length; fails
+ * with the reason in error when the id carries no length or its first level
+ * is not an environment of env's spaces. Starts at level 0, length start. */
+MRL_DEF mrl_result mrl_length_curriculum_init(mrl_length_curriculum *c, const mrl_vecenv *env,
+                                              const char *config, int start, float growth,
+                                              float threshold, int window, char *error,
+                                              size_t error_size);
+/* The env id at `length` ("PassiveTMaze-" 1000 ""). */
+MRL_DEF void mrl_length_curriculum_id(const mrl_length_curriculum *c, long long length, char *id,
+                                      size_t size);
+/* The success rate of the last `window` episodes at this level, or -1 while
+ * fewer have finished. */
+MRL_DEF float mrl_length_curriculum_rate(const mrl_length_curriculum *c);
+/* Rebuilds env in place at the current length with `seed` unless it runs
+ * that id already (then nothing changes); a rebuilt env starts new episodes
+ * (runner->started = 0). */
+MRL_DEF mrl_result mrl_length_curriculum_rebuild(mrl_length_curriculum *c, mrl_vecenv *env,
+                                                 uint64_t seed, mrl_runner *runner,
+                                                 const char *algo, char *error, size_t error_size);
+/* The rule, after a rollout: a level passed moves to the next length and
+ * rebuilds env (seed env->seed + 0x9e3779b9). */
+MRL_DEF mrl_result mrl_length_curriculum_step(mrl_length_curriculum *c, mrl_vecenv *env,
+                                              mrl_runner *runner, const char *algo, char *error,
+                                              size_t error_size);
+/* Three checkpoint extras (length, level, level_stats) under names[0..2];
+ * returns 3. */
+MRL_DEF int mrl_length_curriculum_extras(const mrl_length_curriculum *c, const char *const names[3],
+                                         mrl_checkpoint_extra *x);
 /* ---- minibatches ----
  * Which rollout rows (t * B + b) each minibatch of an update holds: by rows
  * (a shuffled permutation of all T*B rows cut into num_minibatches pieces,
@@ -517,6 +568,18 @@ MRL_DEF mrl_result mrl_actor_critic_value(const mrl_actor_critic *ac, mrl_graph 
  * normalises through Gymnasium wrappers); and an optional linear decay of
  * clip_coef (anneal_clip). An update whose loss or gradient is not finite is
  * not applied: training stops with MRL_ERR_NON_FINITE and says where.
+ * Not in CleanRL: an optional sequence-length curriculum (curriculum = 1,
+ * REINFORCE's, the shared mrl_length_curriculum): for an env id carrying a
+ * length (PassiveTMaze-<L>, ...) training starts at curriculum_start and the
+ * length grows by curriculum_growth whenever the success rate of the last
+ * curriculum_window episodes at the current length reaches
+ * curriculum_threshold, checked after each update; the training vector env
+ * is rebuilt in place at each level (new episodes, memories zeroed). With
+ * curriculum_rollout the rollout (and so the BPTT) length follows the level,
+ * ceil(num_steps * length / final length): a task whose episodes last
+ * length + 1 steps (PassiveTMaze) with num_steps = L + 1 then keeps whole
+ * episodes in one rollout at every level, so the cue's gradient reaches the
+ * decision; the schedules then anneal over environment steps.
  * ====================================================================== */
 
 typedef struct mrl_ppo_config {
@@ -562,6 +625,13 @@ typedef struct mrl_ppo_config {
   float adv_std_floor;  /* 0; > 0: norm_adv divides by max(std, this), so advantages that are
                            all noise (a near-deterministic policy whose value is learned) are
                            not scaled up to unit size and cannot drown the entropy bonus */
+  /* the length curriculum (REINFORCE's; see above) */
+  int curriculum;             /* 0; 1: grow the env id's length (see above) */
+  int curriculum_start;       /* 5: the first length */
+  float curriculum_growth;    /* 2: the length is multiplied by this (> 1) */
+  float curriculum_threshold; /* 0.9: success rate that passes a level */
+  int curriculum_window;      /* 100: episodes at a level it is measured over (1..100) */
+  int curriculum_rollout;     /* 0; 1: the rollout length follows the level (see above) */
 } mrl_ppo_config;
 
 MRL_DEF mrl_ppo_config mrl_ppo_config_default(void);
@@ -594,6 +664,8 @@ typedef struct mrl_ppo {
   float *mb_obs, *mb_actions, *mb_starts, *mb_state, *mb_scalars; /* minibatch scratch */
   char error[MRL_ERROR_SIZE]; /* why the last call failed, when it says */
   mrl_popart popart;          /* with cfg.popart: the value statistics (one task) */
+  /* with cfg.curriculum: the level (length, level) */
+  mrl_length_curriculum curriculum;
 } mrl_ppo;
 
 /* Builds the agent for env's observation and action spaces. A config that
@@ -872,11 +944,7 @@ typedef struct mrl_reinforce {
   mrl_rollout rollout;
   mrl_rng rng;
   long long iterations;
-  /* curriculum: the id split around its length, the final length, the level */
-  char id_prefix[64], id_suffix[64];
-  int final_length;
-  long long length, level;       /* the current length and how many levels it has passed */
-  mrl_episode_stats level_stats; /* episodes finished at the current length */
+  mrl_length_curriculum curriculum; /* with cfg.curriculum: the level (length, level) */
   float *step_actions, *last_values, *bptt_state; /* [B*env_action_dim], [B], [B*state_dim] */
   char error[MRL_ERROR_SIZE];
 } mrl_reinforce;
@@ -2774,6 +2842,147 @@ MRL_DEF mrl_result mrl_runner_step(mrl_runner *r, mrl_vecenv *env, const float *
   return MRL_OK;
 }
 
+/* The sequence-length curriculum (declared with the runner). */
+MRL_DEF int mrl_length_curriculum_check(const char *config, int start, float growth,
+                                        float threshold, int window, char *error,
+                                        size_t error_size) {
+  if (start < 1) {
+    mrl__say(error, error_size, "%s.curriculum_start %d must be >= 1", config, start);
+  } else if (!(growth > 1.0f)) {
+    mrl__say(error, error_size, "%s.curriculum_growth %g must be > 1", config, growth);
+  } else if (!(threshold >= 0.0f && threshold <= 1.0f)) {
+    mrl__say(error, error_size, "%s.curriculum_threshold %g must be in [0, 1]", config, threshold);
+  } else if (window < 1 || window > MRL_EPISODE_STATS_WINDOW) {
+    mrl__say(error, error_size, "%s.curriculum_window %d must be in 1..%d", config, window,
+             MRL_EPISODE_STATS_WINDOW);
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+/* Splits id at its first number ("NoisySequence-100-3" -> "NoisySequence-",
+ * 100, "-3"); 0 when it has none that fits. */
+static int mrl__length_curriculum_split(const char *id, char *prefix, char *suffix, size_t size,
+                                        int *length) {
+  const char *p = id;
+  long v = 0;
+  while (*p && !(*p == '-' && p[1] >= '0' && p[1] <= '9')) p++;
+  if (!*p || (size_t)(p + 1 - id) >= size) return 0;
+  memcpy(prefix, id, (size_t)(p + 1 - id));
+  prefix[p + 1 - id] = '\0';
+  for (p++; *p >= '0' && *p <= '9' && v < 100000000L; p++) v = v * 10 + (*p - '0');
+  if (v < 1 || v >= 100000000L || strlen(p) >= size) return 0;
+  memcpy(suffix, p, strlen(p) + 1);
+  *length = (int)v;
+  return 1;
+}
+
+MRL_DEF void mrl_length_curriculum_id(const mrl_length_curriculum *c, long long length, char *id,
+                                      size_t size) {
+  snprintf(id, size, "%s%lld%s", c->id_prefix, length, c->id_suffix);
+}
+
+MRL_DEF mrl_result mrl_length_curriculum_init(mrl_length_curriculum *c, const mrl_vecenv *env,
+                                              const char *config, int start, float growth,
+                                              float threshold, int window, char *error,
+                                              size_t error_size) {
+  const char *id = mrl_env_id(env->envs[0]);
+  char first[160];
+  mrl_env *e;
+  int ok;
+  memset(c, 0, sizeof *c);
+  mrl_episode_stats_init(&c->level_stats);
+  if (mrl_length_curriculum_check(config, start, growth, threshold, window, error, error_size))
+    return MRL_ERR_INVALID_ARGUMENT;
+  c->start = start;
+  c->growth = growth;
+  c->threshold = threshold;
+  c->window = window;
+  if (!mrl__length_curriculum_split(id, c->id_prefix, c->id_suffix, sizeof c->id_prefix,
+                                    &c->final_length)) {
+    mrl__say(error, error_size, "%s.curriculum 1: env id %s carries no length to grow", config, id);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  if (start > c->final_length) {
+    mrl__say(error, error_size, "%s.curriculum_start %d exceeds the length %d of %s", config, start,
+             c->final_length, id);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  mrl_length_curriculum_id(c, start, first, sizeof first);
+  e = mrl_env_make(first);
+  ok = e && mrl_env_obs_dim(e) == env->obs_dim && mrl_env_num_actions(e) == env->num_actions &&
+       mrl_env_action_dim(e) == env->action_dim;
+  mrl_env_free(e);
+  c->length = start;
+  c->level = 0;
+  if (!ok) {
+    mrl__say(error, error_size, "%s.curriculum_start %d: %s is not an environment of %s's spaces",
+             config, start, first, id);
+    return MRL_ERR_INVALID_ARGUMENT;
+  }
+  return MRL_OK;
+}
+
+MRL_DEF float mrl_length_curriculum_rate(const mrl_length_curriculum *c) {
+  const mrl_episode_stats *s = &c->level_stats;
+  int w = c->window, i, k = 0;
+  if (s->total_episodes < w) return -1.0f;
+  for (i = 0; i < w; i++) {
+    int slot = (s->next - 1 - i + 2 * MRL_EPISODE_STATS_WINDOW) % MRL_EPISODE_STATS_WINDOW;
+    k += s->success[slot] > 0;
+  }
+  return (float)k / (float)w;
+}
+
+MRL_DEF mrl_result mrl_length_curriculum_rebuild(mrl_length_curriculum *c, mrl_vecenv *env,
+                                                 uint64_t seed, mrl_runner *runner,
+                                                 const char *algo, char *error, size_t error_size) {
+  char id[160];
+  int n = env->num_envs;
+  mrl_result r;
+  mrl_length_curriculum_id(c, c->length, id, sizeof id);
+  if (strcmp(id, mrl_env_id(env->envs[0])) == 0) return MRL_OK;
+  mrl_vecenv_free(env);
+  if ((r = mrl_vecenv_init(env, id, n, seed)) != MRL_OK) {
+    mrl__say(error, error_size, "%s: curriculum cannot build %s", algo, id);
+    return r;
+  }
+  runner->started = 0; /* new episodes, memories zeroed */
+  return MRL_OK;
+}
+
+MRL_DEF mrl_result mrl_length_curriculum_step(mrl_length_curriculum *c, mrl_vecenv *env,
+                                              mrl_runner *runner, const char *algo, char *error,
+                                              size_t error_size) {
+  float rate = mrl_length_curriculum_rate(c);
+  double next;
+  if (c->length >= c->final_length || rate < 0.0f || rate < c->threshold) return MRL_OK;
+  next = ceil((double)c->length * c->growth);
+  c->length = next >= c->final_length ? c->final_length : (long long)next;
+  c->level++;
+  mrl_episode_stats_init(&c->level_stats);
+  return mrl_length_curriculum_rebuild(c, env, env->seed + 0x9e3779b9ULL, runner, algo, error,
+                                       error_size);
+}
+
+MRL_DEF int mrl_length_curriculum_extras(const mrl_length_curriculum *c, const char *const names[3],
+                                         mrl_checkpoint_extra *x) {
+  x[0].name = names[0];
+  x[0].dtype = "I64";
+  x[0].data = &c->length;
+  x[0].count = 1;
+  x[1].name = names[1];
+  x[1].dtype = "I64";
+  x[1].data = &c->level;
+  x[1].count = 1;
+  x[2].name = names[2]; /* plain data of this build, as the runner's statistics */
+  x[2].dtype = "U8";
+  x[2].data = &c->level_stats;
+  x[2].count = sizeof c->level_stats;
+  return 3;
+}
+
 /* ---- whole-agent checkpoints >>agent_checkpoint ---- */
 
 /* The runner's state as checkpoint extras pointing into r (r->state_dim,
@@ -3494,14 +3703,21 @@ MRL_DEF mrl_ppo_config mrl_ppo_config_default(void) {
   c.popart = 0;
   c.popart_beta = 3e-4f;
   c.adv_std_floor = 0.0f;
+  c.curriculum = 0;
+  c.curriculum_start = 5;
+  c.curriculum_growth = 2.0f;
+  c.curriculum_threshold = 0.9f;
+  c.curriculum_window = 100;
+  c.curriculum_rollout = 0;
   return c;
 }
 
 MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size) {
   const mrl_tower_config *n = &c->net;
-  char enc[96], head[96], f[13][24], core[1024];
+  char enc[96], head[96], f[15][24], core[1024];
+  int k;
   mrl__tower_config_json(n, enc, head, core);
-  return snprintf(
+  k = snprintf(
       buf, size,
       "{\"seed\":%llu,\"num_steps\":%d,\"learning_rate\":%s,\"anneal_lr\":%d,"
       "\"total_steps\":%lld,\"gamma\":%s,\"gae_lambda\":%s,\"num_minibatches\":%d,"
@@ -3522,6 +3738,17 @@ MRL_DEF int mrl_ppo_config_json(const mrl_ppo_config *c, char *buf, size_t size)
       mrl__float_text(c->log_std_init, f[9], 24), mrl__float_text(c->core_aux_coef, f[10], 24),
       c->popart, mrl__float_text(c->popart_beta, f[11], 24),
       mrl__float_text(c->adv_std_floor, f[12], 24));
+  if (!c->curriculum || k < 1) return k;
+  /* only with the curriculum on: configs (and checkpoints) without it read as before */
+  k--; /* over the closing brace */
+  return k + snprintf(k < (int)size ? buf + k : NULL, k < (int)size ? size - (size_t)k : 0,
+                      ",\"curriculum\":%d,\"curriculum_start\":%d,\"curriculum_growth\":%s,"
+                      "\"curriculum_threshold\":%s,\"curriculum_window\":%d,"
+                      "\"curriculum_rollout\":%d}",
+                      c->curriculum, c->curriculum_start,
+                      mrl__float_text(c->curriculum_growth, f[13], 24),
+                      mrl__float_text(c->curriculum_threshold, f[14], 24), c->curriculum_window,
+                      c->curriculum_rollout);
 }
 
 /* Names the first field of a PPO config that cannot work (error), or 0. */
@@ -3529,16 +3756,20 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
                                  size_t n) {
   long long batch = (long long)env->num_envs * c->num_steps;
   /* a table on the stack: a static table of pointers would be writable data */
-  const char *const names[12] = {"learning_rate", "gamma",        "gae_lambda",    "clip_coef",
-                                 "ent_coef",      "vf_coef",      "max_grad_norm", "target_kl",
-                                 "adam_eps",      "log_std_init", "core_aux_coef", "adv_std_floor"};
-  const float *f[12];
+  const char *const names[14] = {"learning_rate",     "gamma",
+                                 "gae_lambda",        "clip_coef",
+                                 "ent_coef",          "vf_coef",
+                                 "max_grad_norm",     "target_kl",
+                                 "adam_eps",          "log_std_init",
+                                 "core_aux_coef",     "adv_std_floor",
+                                 "curriculum_growth", "curriculum_threshold"};
+  const float *f[14];
   int i;
   f[0] = &c->learning_rate, f[1] = &c->gamma, f[2] = &c->gae_lambda, f[3] = &c->clip_coef;
   f[4] = &c->ent_coef, f[5] = &c->vf_coef, f[6] = &c->max_grad_norm, f[7] = &c->target_kl;
   f[8] = &c->adam_eps, f[9] = &c->log_std_init, f[10] = &c->core_aux_coef;
-  f[11] = &c->adv_std_floor;
-  for (i = 0; i < 12; i++)
+  f[11] = &c->adv_std_floor, f[12] = &c->curriculum_growth, f[13] = &c->curriculum_threshold;
+  for (i = 0; i < 14; i++)
     if (!mrl__finite(*f[i])) {
       mrl__say(err, n, "mrl_ppo_config.%s %g must be finite", names[i], *f[i]);
       return 1;
@@ -3580,6 +3811,10 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
               "mrl_ppo_config.num_minibatches %d exceeds the %lld steps of a rollout",
               c->num_minibatches, batch);
   MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
+  if (c->curriculum &&
+      mrl_length_curriculum_check("mrl_ppo_config", c->curriculum_start, c->curriculum_growth,
+                                  c->curriculum_threshold, c->curriculum_window, err, n))
+    return 1;
 #undef MRL__REJECT
   return 0;
 }
@@ -3588,6 +3823,32 @@ static int mrl__ppo_check_config(const mrl_ppo_config *c, const mrl_vecenv *env,
 static mrl_actor_critic mrl__ppo_ac(const mrl_ppo *a) {
   return mrl_actor_critic_make(&a->actor, &a->critic, &a->policy, &a->value, a->cfg.shared_torso,
                                a->state_dim, a->cfg.popart ? &a->popart : NULL);
+}
+
+/* With curriculum_rollout: the rollout and its minibatches rebuilt at the
+ * level's length, ceil(num_steps * length / final length) (the minibatch
+ * scratch is sized for num_steps, the longest). */
+static int mrl__ppo_level_steps(const mrl_ppo *a) {
+  const mrl_length_curriculum *c = &a->curriculum;
+  double want = ceil((double)a->cfg.num_steps * (double)c->length / (double)c->final_length);
+  if (!a->cfg.curriculum || !a->cfg.curriculum_rollout) return a->cfg.num_steps;
+  return want < 1.0 ? 1 : want > a->cfg.num_steps ? a->cfg.num_steps : (int)want;
+}
+
+static mrl_result mrl__ppo_level_rollout(mrl_ppo *a) {
+  const mrl_length_curriculum *c = &a->curriculum;
+  int T = mrl__ppo_level_steps(a);
+  mrl_result r;
+  if (!a->cfg.curriculum || !a->cfg.curriculum_rollout || T == a->rollout.num_steps) return MRL_OK;
+  mrl_rollout_free(&a->rollout);
+  mrl_minibatches_free(&a->minibatches);
+  if ((r = mrl_rollout_init(&a->rollout, T, a->num_envs, a->obs_dim, a->raw_dim, a->state_dim)) !=
+          MRL_OK ||
+      (r = mrl_minibatches_init(&a->minibatches, T, a->num_envs, a->cfg.num_minibatches,
+                                a->state_dim > 0)) != MRL_OK)
+    mrl__say(a->error, sizeof a->error, "ppo: no rollout of %d steps for curriculum length %lld", T,
+             c->length);
+  return r;
 }
 
 MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl_vecenv *env) {
@@ -3609,6 +3870,12 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
   a->env_action_dim = env->action_dim;
   B = (size_t)a->num_envs;
   TB = B * (size_t)cfg->num_steps;
+  mrl_episode_stats_init(&a->curriculum.level_stats);
+  if (cfg->curriculum &&
+      mrl_length_curriculum_init(&a->curriculum, env, "mrl_ppo_config", cfg->curriculum_start,
+                                 cfg->curriculum_growth, cfg->curriculum_threshold,
+                                 cfg->curriculum_window, a->error, sizeof a->error) != MRL_OK)
+    return MRL_ERR_INVALID_ARGUMENT;
   /* the network: SB3's ActorCriticPolicy / CleanRL's Agent (the shared actor_critic section) */
   acc.net = cfg->net;
   acc.orthogonal_init = cfg->orthogonal_init;
@@ -3635,7 +3902,8 @@ MRL_DEF mrl_result mrl_ppo_init(mrl_ppo *a, const mrl_ppo_config *cfg, const mrl
       (r = mrl_minibatches_init(&a->minibatches, cfg->num_steps, a->num_envs, cfg->num_minibatches,
                                 a->state_dim > 0)) != MRL_OK ||
       (r = mrl_update_backup_init(&a->backup, &a->params)) != MRL_OK ||
-      (cfg->popart && (r = mrl_popart_init(&a->popart, 1, cfg->popart_beta)) != MRL_OK))
+      (cfg->popart && (r = mrl_popart_init(&a->popart, 1, cfg->popart_beta)) != MRL_OK) ||
+      (r = mrl__ppo_level_rollout(a)) != MRL_OK)
     goto fail;
   a->rng = mrl_rng_make(cfg->seed ^ 0x9e3779b97f4a7c15ULL);
   a->step_raw = (float *)MRL_MALLOC(sizeof(float) * B * (size_t)a->raw_dim);
@@ -3701,9 +3969,14 @@ static void mrl__ppo_forward_aux(mrl_ppo *a, mrl_graph *g, mrl_tensor *x, int T,
 /* Rollout: num_steps vector steps into a->rollout, then GAE. */
 static mrl_result mrl__ppo_collect(mrl_ppo *a, mrl_vecenv *env) {
   mrl_actor_critic ac = mrl__ppo_ac(a);
-  return mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
-                                  a->step_actions, a->step_values, a->cfg.gamma, a->cfg.gae_lambda,
-                                  "ppo", a->error, sizeof a->error);
+  mrl_result r;
+  /* finished episodes also count towards the curriculum level's window */
+  a->runner.also_stats = a->cfg.curriculum ? &a->curriculum.level_stats : NULL;
+  r = mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
+                               a->step_actions, a->step_values, a->cfg.gamma, a->cfg.gae_lambda,
+                               "ppo", a->error, sizeof a->error);
+  a->runner.also_stats = NULL;
+  return r;
 }
 
 /* One minibatch of rollout rows (time-major [T, B]; recurrent state of
@@ -3839,7 +4112,11 @@ MRL_DEF mrl_result mrl_ppo_update(mrl_ppo *a, float lr, float clip, mrl_ppo_upda
 MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_steps,
                                  mrl_progress_fn progress, void *user) {
   long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it, span, done;
-  long long steps0 = a->runner.env_steps;
+  long long steps0 = a->runner.env_steps, taken = 0;
+  /* with curriculum_rollout the rollout's length (and batch) changes with the
+   * level: the loop runs while a whole rollout fits the budget and the
+   * schedules anneal over environment steps */
+  int vary = a->cfg.curriculum && a->cfg.curriculum_rollout;
   double t0 = mrl_wall_seconds();
   mrl_result r;
   if (!env || env->num_envs != a->num_envs || env->obs_dim != a->obs_dim ||
@@ -3847,6 +4124,7 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
     mrl__say(a->error, sizeof a->error, "mrl_ppo_train: not the vector env the agent was made for");
     return MRL_ERR_INVALID_ARGUMENT;
   }
+  if (vary) batch = (long long)a->num_envs * a->rollout.num_steps;
   if (env_steps < 0) {
     mrl__say(a->error, sizeof a->error, "mrl_ppo_train: env_steps %lld is negative", env_steps);
     return MRL_ERR_INVALID_ARGUMENT;
@@ -3856,15 +4134,34 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
   /* schedules: over this call (CleanRL), or over the agent's life */
   span = a->cfg.total_steps > 0 ? a->cfg.total_steps / batch : iters;
   done = a->cfg.total_steps > 0 ? a->iterations : 0;
+  /* the curriculum's level decides which task the environments run */
+  if (a->cfg.curriculum &&
+      (r = mrl_length_curriculum_rebuild(&a->curriculum, env, env->seed, &a->runner, "ppo",
+                                         a->error, sizeof a->error)) != MRL_OK)
+    return r;
   if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
-  for (it = 1; it <= iters; it++) {
+  for (it = 1; vary ? taken + batch <= env_steps : it <= iters; it++) {
     float lr = a->cfg.learning_rate, clip = a->cfg.clip_coef;
     mrl_ppo_update_stats st;
-    if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, done + it - 1, span);
-    if (a->cfg.anneal_clip) clip = mrl_lr_linear(clip, 0.0f, done + it - 1, span);
+    if (vary) { /* over this call's steps, or the agent's life */
+      long long at = a->cfg.total_steps > 0 ? a->runner.env_steps : taken;
+      long long of = a->cfg.total_steps > 0 ? a->cfg.total_steps : env_steps;
+      if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, at, of);
+      if (a->cfg.anneal_clip) clip = mrl_lr_linear(clip, 0.0f, at, of);
+    } else {
+      if (a->cfg.anneal_lr) lr = mrl_lr_linear(lr, 0.0f, done + it - 1, span);
+      if (a->cfg.anneal_clip) clip = mrl_lr_linear(clip, 0.0f, done + it - 1, span);
+    }
     if ((r = mrl__ppo_collect(a, env)) != MRL_OK) return r;
     if ((r = mrl_ppo_update(a, lr, clip, &st)) != MRL_OK) return r;
     a->iterations++;
+    taken += batch;
+    if (a->cfg.curriculum) {
+      if ((r = mrl_length_curriculum_step(&a->curriculum, env, &a->runner, "ppo", a->error,
+                                          sizeof a->error)) != MRL_OK ||
+          (r = mrl_runner_start(&a->runner, env)) != MRL_OK)
+        return r;
+    }
     if (progress) {
       mrl_train_progress p;
       double n = st.count ? (double)st.count : 1.0;
@@ -3879,7 +4176,18 @@ MRL_DEF mrl_result mrl_ppo_train(mrl_ppo *a, mrl_vecenv *env, long long env_step
       mrl_progress_set(&p, "clip_fraction", (float)(st.clip_fraction / n));
       mrl_progress_set(&p, "explained_variance",
                        mrl__explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
+      if (a->cfg.curriculum) {
+        mrl_progress_set(&p, "curriculum_length", (float)a->curriculum.length);
+        mrl_progress_set(&p, "level_success", mrl_length_curriculum_rate(&a->curriculum));
+      }
+      if (vary) /* the iterations left at the new level's length */
+        p.num_iterations =
+            (int)(it + (env_steps - taken) / ((long long)a->num_envs * mrl__ppo_level_steps(a)));
       if (progress(&p, user)) break;
+    }
+    if (vary) {
+      if ((r = mrl__ppo_level_rollout(a)) != MRL_OK) return r;
+      batch = (long long)a->num_envs * a->rollout.num_steps;
     }
   }
   return MRL_OK;
@@ -3913,8 +4221,12 @@ MRL_DEF mrl_result mrl_ppo_evaluate(mrl_ppo *a, mrl_vecenv *env, int episodes, i
   return mrl_evaluate(mrl__ppo_act_fn, a, a->state_dim, env, episodes, greedy, &rng, stats);
 }
 
-/* PPO's own state beyond the runner: its RNG and iteration count. */
+/* PPO's own state beyond the runner: its RNG and iteration count (then
+ * PopArt's statistics and the curriculum's level, each when on). */
 static int mrl__ppo_extras(const mrl_ppo *a, mrl_checkpoint_extra *x) {
+  const char *const names[3] = {"__ppo.curriculum_length", "__ppo.curriculum_level",
+                                "__ppo.level_stats"};
+  int k = 2;
   x[0].name = "__ppo.rng";
   x[0].dtype = "U64";
   x[0].data = &a->rng;
@@ -3923,21 +4235,24 @@ static int mrl__ppo_extras(const mrl_ppo *a, mrl_checkpoint_extra *x) {
   x[1].dtype = "I64";
   x[1].data = &a->iterations;
   x[1].count = 1;
-  if (!a->cfg.popart) return 2;
-  x[2].name = "__ppo.popart_mu";
-  x[2].dtype = "F64";
-  x[2].data = a->popart.mu;
-  x[2].count = 1;
-  x[3].name = "__ppo.popart_nu";
-  x[3].dtype = "F64";
-  x[3].data = a->popart.nu;
-  x[3].count = 1;
-  return 4;
+  if (a->cfg.popart) {
+    x[2].name = "__ppo.popart_mu";
+    x[2].dtype = "F64";
+    x[2].data = a->popart.mu;
+    x[2].count = 1;
+    x[3].name = "__ppo.popart_nu";
+    x[3].dtype = "F64";
+    x[3].data = a->popart.nu;
+    x[3].count = 1;
+    k = 4;
+  }
+  if (a->cfg.curriculum) k += mrl_length_curriculum_extras(&a->curriculum, names, x + k);
+  return k;
 }
 
 MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *a, const char *path, const mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[4];
+  mrl_checkpoint_extra x[7];
   int n = mrl__ppo_extras(a, x);
   mrl_ppo_config_json(&a->cfg, config, sizeof config);
   return mrl_agent_save(path, &a->params, "ppo", config, &a->runner, env, x, n);
@@ -3945,9 +4260,23 @@ MRL_DEF mrl_result mrl_ppo_save(const mrl_ppo *a, const char *path, const mrl_ve
 
 MRL_DEF mrl_result mrl_ppo_load(mrl_ppo *a, const char *path, mrl_vecenv *env) {
   char config[4096];
-  mrl_checkpoint_extra x[4];
+  mrl_checkpoint_extra x[7];
   int n = mrl__ppo_extras(a, x);
+  mrl_result r;
   mrl_ppo_config_json(&a->cfg, config, sizeof config);
+  if (!a->cfg.curriculum)
+    return mrl_agent_load(path, &a->params, "ppo", config, &a->runner, env, x, n, a->error,
+                          sizeof a->error);
+  /* as REINFORCE: the saved environments ran at the saved level, so env is
+   * rebuilt there (with the seed the curriculum gave it) before they are restored */
+  r = mrl_agent_load(path, &a->params, "ppo", config, &a->runner, NULL, x, n, a->error,
+                     sizeof a->error);
+  if (r == MRL_OK) r = mrl__ppo_level_rollout(a); /* the saved level's rollout length */
+  if (r != MRL_OK || !env) return r;
+  if ((r = mrl_length_curriculum_rebuild(&a->curriculum, env,
+                                         env->seed + 0x9e3779b9ULL * (uint64_t)a->curriculum.level,
+                                         &a->runner, "ppo", a->error, sizeof a->error)) != MRL_OK)
+    return r;
   return mrl_agent_load(path, &a->params, "ppo", config, &a->runner, env, x, n, a->error,
                         sizeof a->error);
 }
@@ -4636,28 +4965,6 @@ MRL_DEF int mrl_reinforce_config_json(const mrl_reinforce_config *c, char *buf, 
       mrl__float_text(c->curriculum_threshold, f[8], 24), c->curriculum_window);
 }
 
-/* Splits id at its first number ("NoisySequence-100-3" -> "NoisySequence-",
- * 100, "-3"); 0 when it has none that fits. */
-static int mrl__reinforce_split_id(const char *id, char *prefix, char *suffix, size_t size,
-                                   int *length) {
-  const char *p = id;
-  long v = 0;
-  while (*p && !(*p == '-' && p[1] >= '0' && p[1] <= '9')) p++;
-  if (!*p || (size_t)(p + 1 - id) >= size) return 0;
-  memcpy(prefix, id, (size_t)(p + 1 - id));
-  prefix[p + 1 - id] = '\0';
-  for (p++; *p >= '0' && *p <= '9' && v < 100000000L; p++) v = v * 10 + (*p - '0');
-  if (v < 1 || v >= 100000000L || strlen(p) >= size) return 0;
-  memcpy(suffix, p, strlen(p) + 1);
-  *length = (int)v;
-  return 1;
-}
-
-static void mrl__reinforce_level_id(const mrl_reinforce *a, long long length, char *id,
-                                    size_t size) {
-  snprintf(id, size, "%s%lld%s", a->id_prefix, length, a->id_suffix);
-}
-
 /* Names the first field of a config that cannot work (in err), or 0. */
 static int mrl__reinforce_check_config(const mrl_reinforce_config *c, const mrl_vecenv *env,
                                        char *err, size_t n) {
@@ -4704,53 +5011,12 @@ static int mrl__reinforce_check_config(const mrl_reinforce_config *c, const mrl_
   MRL__REJECT(c->adam_eps <= 0.0f, "mrl_reinforce_config.adam_eps %g must be > 0", c->adam_eps);
   MRL__REJECT(c->vf_coef < 0.0f, "mrl_reinforce_config.vf_coef %g must be >= 0", c->vf_coef);
   MRL__REJECT(env->num_actions < 1 && env->action_dim < 1, "the vector env has no actions");
-  if (c->curriculum) {
-    MRL__REJECT(c->curriculum_start < 1, "mrl_reinforce_config.curriculum_start %d must be >= 1",
-                c->curriculum_start);
-    MRL__REJECT(c->curriculum_growth <= 1.0f,
-                "mrl_reinforce_config.curriculum_growth %g must be > 1", c->curriculum_growth);
-    MRL__REJECT(c->curriculum_threshold < 0.0f || c->curriculum_threshold > 1.0f,
-                "mrl_reinforce_config.curriculum_threshold %g must be in [0, 1]",
-                c->curriculum_threshold);
-    MRL__REJECT(c->curriculum_window < 1 || c->curriculum_window > MRL_EPISODE_STATS_WINDOW,
-                "mrl_reinforce_config.curriculum_window %d must be in 1..%d", c->curriculum_window,
-                MRL_EPISODE_STATS_WINDOW);
-  }
+  if (c->curriculum &&
+      mrl_length_curriculum_check("mrl_reinforce_config", c->curriculum_start, c->curriculum_growth,
+                                  c->curriculum_threshold, c->curriculum_window, err, n))
+    return 1;
 #undef MRL__REJECT
   return 0;
-}
-
-/* The curriculum's id pattern from env's id, and a check that its first
- * level builds an environment of the same spaces. */
-static int mrl__reinforce_curriculum_init(mrl_reinforce *a, const mrl_vecenv *env) {
-  const char *id = mrl_env_id(env->envs[0]);
-  char first[160];
-  mrl_env *e;
-  int ok;
-  if (!mrl__reinforce_split_id(id, a->id_prefix, a->id_suffix, sizeof a->id_prefix,
-                               &a->final_length)) {
-    mrl__say(a->error, sizeof a->error,
-             "mrl_reinforce_config.curriculum 1: env id %s carries no length to grow", id);
-    return 0;
-  }
-  if (a->cfg.curriculum_start > a->final_length) {
-    mrl__say(a->error, sizeof a->error,
-             "mrl_reinforce_config.curriculum_start %d exceeds the length %d of %s",
-             a->cfg.curriculum_start, a->final_length, id);
-    return 0;
-  }
-  mrl__reinforce_level_id(a, a->cfg.curriculum_start, first, sizeof first);
-  e = mrl_env_make(first);
-  ok = e && mrl_env_obs_dim(e) == env->obs_dim && mrl_env_num_actions(e) == env->num_actions &&
-       mrl_env_action_dim(e) == env->action_dim;
-  mrl_env_free(e);
-  if (!ok)
-    mrl__say(a->error, sizeof a->error,
-             "mrl_reinforce_config.curriculum_start %d: %s is not an environment of %s's spaces",
-             a->cfg.curriculum_start, first, id);
-  a->length = a->cfg.curriculum_start;
-  a->level = 0;
-  return ok;
 }
 
 MRL_DEF mrl_result mrl_reinforce_init(mrl_reinforce *a, const mrl_reinforce_config *cfg,
@@ -4773,8 +5039,12 @@ MRL_DEF mrl_result mrl_reinforce_init(mrl_reinforce *a, const mrl_reinforce_conf
   a->num_actions = env->num_actions;
   a->env_action_dim = env->action_dim;
   B = (size_t)a->num_envs;
-  mrl_episode_stats_init(&a->level_stats);
-  if (cfg->curriculum && !mrl__reinforce_curriculum_init(a, env)) return MRL_ERR_INVALID_ARGUMENT;
+  mrl_episode_stats_init(&a->curriculum.level_stats);
+  if (cfg->curriculum &&
+      mrl_length_curriculum_init(&a->curriculum, env, "mrl_reinforce_config", cfg->curriculum_start,
+                                 cfg->curriculum_growth, cfg->curriculum_threshold,
+                                 cfg->curriculum_window, a->error, sizeof a->error) != MRL_OK)
+    return MRL_ERR_INVALID_ARGUMENT;
   pn = cfg->net;
   vn = cfg->value_net;
   if (cfg->orthogonal_init) { /* CleanRL's layer_init, as PPO */
@@ -4886,7 +5156,7 @@ static void mrl__reinforce_forward(mrl_reinforce *a, mrl_graph *g, mrl_tensor *x
 static mrl_result mrl__reinforce_collect(mrl_reinforce *a, mrl_vecenv *env) {
   mrl_actor_critic ac = mrl__reinforce_ac(a);
   mrl_result r;
-  a->runner.also_stats = a->cfg.curriculum ? &a->level_stats : NULL;
+  a->runner.also_stats = a->cfg.curriculum ? &a->curriculum.level_stats : NULL;
   r = mrl_actor_critic_collect(&ac, &a->act_graph, &a->runner, env, &a->rollout, &a->rng,
                                a->step_actions, a->last_values, a->cfg.gamma, 1.0f, "reinforce",
                                a->error, sizeof a->error);
@@ -4995,49 +5265,6 @@ MRL_DEF mrl_result mrl_reinforce_update(mrl_reinforce *a, float lr,
   return MRL_OK;
 }
 
-/* The success rate of the last `window` episodes at this level, or -1 while
- * fewer have finished. */
-static float mrl__reinforce_level_rate(const mrl_reinforce *a) {
-  const mrl_episode_stats *s = &a->level_stats;
-  int w = a->cfg.curriculum_window, i, k = 0;
-  if (s->total_episodes < w) return -1.0f;
-  for (i = 0; i < w; i++) {
-    int slot = (s->next - 1 - i + 2 * MRL_EPISODE_STATS_WINDOW) % MRL_EPISODE_STATS_WINDOW;
-    k += s->success[slot] > 0;
-  }
-  return (float)k / (float)w;
-}
-
-/* Rebuilds env in place at the current length (same count, seed + level). */
-static mrl_result mrl__reinforce_rebuild_env(mrl_reinforce *a, mrl_vecenv *env, uint64_t seed) {
-  char id[160];
-  int n = env->num_envs;
-  mrl_result r;
-  mrl__reinforce_level_id(a, a->length, id, sizeof id);
-  if (strcmp(id, mrl_env_id(env->envs[0])) == 0) return MRL_OK;
-  mrl_vecenv_free(env);
-  if ((r = mrl_vecenv_init(env, id, n, seed)) != MRL_OK) {
-    mrl__say(a->error, sizeof a->error, "reinforce: curriculum cannot build %s", id);
-    return r;
-  }
-  a->runner.started = 0; /* new episodes, memories zeroed */
-  return MRL_OK;
-}
-
-/* The curriculum's rule, after each rollout: a level passed (rate over the
- * window >= threshold) multiplies the length by growth, up to the final one. */
-static mrl_result mrl__reinforce_curriculum_step(mrl_reinforce *a, mrl_vecenv *env) {
-  float rate = mrl__reinforce_level_rate(a);
-  double next;
-  if (a->length >= a->final_length || rate < 0.0f || rate < a->cfg.curriculum_threshold)
-    return MRL_OK;
-  next = ceil((double)a->length * a->cfg.curriculum_growth);
-  a->length = next >= a->final_length ? a->final_length : (long long)next;
-  a->level++;
-  mrl_episode_stats_init(&a->level_stats);
-  return mrl__reinforce_rebuild_env(a, env, env->seed + 0x9e3779b9ULL);
-}
-
 MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *a, mrl_vecenv *env, long long env_steps,
                                        mrl_progress_fn progress, void *user) {
   long long batch = (long long)a->num_envs * a->cfg.num_steps, iters, it;
@@ -5058,7 +5285,10 @@ MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *a, mrl_vecenv *env, long l
   iters = env_steps / batch;
   if (iters == 0) return MRL_OK;
   /* the curriculum's level decides which task the environments run */
-  if (a->cfg.curriculum && (r = mrl__reinforce_rebuild_env(a, env, env->seed)) != MRL_OK) return r;
+  if (a->cfg.curriculum &&
+      (r = mrl_length_curriculum_rebuild(&a->curriculum, env, env->seed, &a->runner, "reinforce",
+                                         a->error, sizeof a->error)) != MRL_OK)
+    return r;
   if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
   for (it = 1; it <= iters; it++) {
     mrl_reinforce_update_stats st;
@@ -5068,7 +5298,9 @@ MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *a, mrl_vecenv *env, long l
     if ((r = mrl_reinforce_update(a, a->cfg.learning_rate, &st)) != MRL_OK) return r;
     a->iterations++;
     if (a->cfg.curriculum) {
-      if ((r = mrl__reinforce_curriculum_step(a, env)) != MRL_OK) return r;
+      if ((r = mrl_length_curriculum_step(&a->curriculum, env, &a->runner, "reinforce", a->error,
+                                          sizeof a->error)) != MRL_OK)
+        return r;
       if ((r = mrl_runner_start(&a->runner, env)) != MRL_OK) return r;
     }
     if (progress) {
@@ -5084,8 +5316,8 @@ MRL_DEF mrl_result mrl_reinforce_train(mrl_reinforce *a, mrl_vecenv *env, long l
       mrl_progress_set(&p, "explained_variance",
                        mrl__explained_variance(a->rollout.values, a->rollout.returns, (int)batch));
       if (a->cfg.curriculum) {
-        mrl_progress_set(&p, "curriculum_length", (float)a->length);
-        mrl_progress_set(&p, "level_success", mrl__reinforce_level_rate(a));
+        mrl_progress_set(&p, "curriculum_length", (float)a->curriculum.length);
+        mrl_progress_set(&p, "level_success", mrl_length_curriculum_rate(&a->curriculum));
       }
       if (progress(&p, user)) break;
     }
@@ -5127,19 +5359,11 @@ static int mrl__reinforce_extras(const mrl_reinforce *a, mrl_checkpoint_extra *x
   x[1].dtype = "I64";
   x[1].data = &a->iterations;
   x[1].count = 1;
-  x[2].name = "__reinforce.curriculum_length";
-  x[2].dtype = "I64";
-  x[2].data = &a->length;
-  x[2].count = 1;
-  x[3].name = "__reinforce.curriculum_level";
-  x[3].dtype = "I64";
-  x[3].data = &a->level;
-  x[3].count = 1;
-  x[4].name = "__reinforce.level_stats"; /* plain data of this build, as the runner's */
-  x[4].dtype = "U8";
-  x[4].data = &a->level_stats;
-  x[4].count = sizeof a->level_stats;
-  return 5;
+  {
+    const char *const names[3] = {"__reinforce.curriculum_length", "__reinforce.curriculum_level",
+                                  "__reinforce.level_stats"};
+    return 2 + mrl_length_curriculum_extras(&a->curriculum, names, x + 2);
+  }
 }
 
 MRL_DEF mrl_result mrl_reinforce_save(const mrl_reinforce *a, const char *path,
@@ -5162,8 +5386,10 @@ MRL_DEF mrl_result mrl_reinforce_load(mrl_reinforce *a, const char *path, mrl_ve
   if (r != MRL_OK || !env) return r;
   /* the saved environments ran at the saved level: rebuild env there first,
    * with the seed the curriculum gave it, then restore them */
-  if (a->cfg.curriculum && (r = mrl__reinforce_rebuild_env(
-                                a, env, env->seed + 0x9e3779b9ULL * (uint64_t)a->level)) != MRL_OK)
+  if (a->cfg.curriculum &&
+      (r = mrl_length_curriculum_rebuild(
+           &a->curriculum, env, env->seed + 0x9e3779b9ULL * (uint64_t)a->curriculum.level,
+           &a->runner, "reinforce", a->error, sizeof a->error)) != MRL_OK)
     return r;
   return mrl_agent_load(path, &a->params, "reinforce", config, &a->runner, env, x, n, a->error,
                         sizeof a->error);

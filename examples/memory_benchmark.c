@@ -14,7 +14,12 @@
  * --gamma <x> (0.99), --forget-bias <x> (added at init to the LSTM forget gate's or the GRU update
  * gate's bias; 0),
  * --eval <n> (after training, n greedy episodes on fresh environments: an `eval:` line),
- * --adv-std-floor <x> (PPO's adv_std_floor; 0).
+ * --adv-std-floor <x> (PPO's adv_std_floor; 0), --update-epochs <n> (4), --num-minibatches <n>
+ * (4), --gae-lambda <x> (0.95), --anneal-lr <0|1> (1), --clip-coef <x> (0.2),
+ * --normalize-reward <0|1> (0), --vf-coef <x> (0.5), --curriculum-start <n> (turns PPO's length
+ * curriculum on: training starts with the env id's length set to n), --curriculum-growth <x> (2),
+ * --curriculum-threshold <x> (0.9), --curriculum-rollout <0|1> (0; 1: the rollout length follows
+ * the level, num_steps * length / final length).
  *
  * The agent (the same for every cell of tools/memory_benchmark.sh): 16
  * environments, 128-step rollouts, 4 minibatches, 4 epochs, learning rate
@@ -163,7 +168,10 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: %s <env_id> <core_spec> [env_steps] [seed] [--csv file] [--quiet] "
             "[--bounds lo:hi] [--num-envs n] [--num-steps n] [--lr x] [--ent-coef x] [--norm-adv "
-            "0|1] [--gamma x] [--forget-bias x] [--eval n] [--adv-std-floor x]\n",
+            "0|1] [--gamma x] [--forget-bias x] [--eval n] [--adv-std-floor x] [--update-epochs n] "
+            "[--num-minibatches n] [--gae-lambda x] [--anneal-lr 0|1] [--clip-coef x] "
+            "[--normalize-reward 0|1] [--vf-coef x] [--curriculum-start n] [--curriculum-growth x] "
+            "[--curriculum-threshold x] [--curriculum-rollout 0|1]\n",
             argv[0]);
     return 2;
   }
@@ -194,6 +202,21 @@ int main(int argc, char **argv) {
   if (bench_arg(argc, argv, "--gamma", &opt)) cfg.gamma = (float)atof(opt);
   if (bench_arg(argc, argv, "--eval", &opt)) eval_episodes = atoi(opt);
   if (bench_arg(argc, argv, "--adv-std-floor", &opt)) cfg.adv_std_floor = (float)atof(opt);
+  if (bench_arg(argc, argv, "--update-epochs", &opt)) cfg.update_epochs = atoi(opt);
+  if (bench_arg(argc, argv, "--num-minibatches", &opt)) cfg.num_minibatches = atoi(opt);
+  if (bench_arg(argc, argv, "--gae-lambda", &opt)) cfg.gae_lambda = (float)atof(opt);
+  if (bench_arg(argc, argv, "--anneal-lr", &opt)) cfg.anneal_lr = atoi(opt);
+  if (bench_arg(argc, argv, "--clip-coef", &opt)) cfg.clip_coef = (float)atof(opt);
+  if (bench_arg(argc, argv, "--normalize-reward", &opt)) cfg.normalize_reward = atoi(opt);
+  if (bench_arg(argc, argv, "--vf-coef", &opt)) cfg.vf_coef = (float)atof(opt);
+  if (bench_arg(argc, argv, "--curriculum-start", &opt)) {
+    cfg.curriculum = 1;
+    cfg.curriculum_start = atoi(opt);
+  }
+  if (bench_arg(argc, argv, "--curriculum-growth", &opt)) cfg.curriculum_growth = (float)atof(opt);
+  if (bench_arg(argc, argv, "--curriculum-threshold", &opt))
+    cfg.curriculum_threshold = (float)atof(opt);
+  if (bench_arg(argc, argv, "--curriculum-rollout", &opt)) cfg.curriculum_rollout = atoi(opt);
   if (mrl_core_config_parse(spec, &cfg.net.core, error, sizeof error) != MRL_OK) {
     fprintf(stderr, "%s\n", error);
     return 2;

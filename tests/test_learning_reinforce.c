@@ -44,8 +44,8 @@ static float run(int curriculum, int memory, int use_lambda, int bptt_len, uint6
   if (mrl_reinforce_init(&agent, &cfg, &env) == MRL_OK) {
     MRL_CHECK(mrl_reinforce_train(&agent, &env, steps, NULL, NULL) == MRL_OK, "train: %s",
               agent.error);
-    MRL_CHECK(!curriculum || !memory || agent.length == 100,
-              "the curriculum stopped at length %lld", agent.length);
+    MRL_CHECK(!curriculum || !memory || agent.curriculum.length == 100,
+              "the curriculum stopped at length %lld", agent.curriculum.length);
     if (mrl_vecenv_init(&eval_env, "NoisySequence-100", 10, 777) == MRL_OK) {
       MRL_CHECK(mrl_reinforce_evaluate(&agent, &eval_env, 100, 1, &eval) == MRL_OK, "evaluate");
       success = mrl_episode_stats_success_rate(&eval);

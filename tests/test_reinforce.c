@@ -246,12 +246,13 @@ static void test_curriculum(void) {
   for (it = 0; it < 4; it++) {
     char id[32];
     MRL_CHECK(mrl_reinforce_train(&a, &env, 4 * 25, NULL, NULL) == MRL_OK, "curriculum: train");
-    ok &= a.length == (it + 1 < 4 ? want[it + 1] : 25) && a.level == (it + 1 < 3 ? it + 1 : 3);
-    snprintf(id, sizeof id, "NoisySequence-%lld", a.length);
+    ok &= a.curriculum.length == (it + 1 < 4 ? want[it + 1] : 25) &&
+          a.curriculum.level == (it + 1 < 3 ? it + 1 : 3);
+    snprintf(id, sizeof id, "NoisySequence-%lld", a.curriculum.length);
     ok &= strcmp(mrl_env_id(env.envs[0]), id) == 0;
   }
-  MRL_CHECK(ok, "curriculum: lengths should go 5, 10, 20, 25 (now %lld, level %lld)", a.length,
-            a.level);
+  MRL_CHECK(ok, "curriculum: lengths should go 5, 10, 20, 25 (now %lld, level %lld)",
+            a.curriculum.length, a.curriculum.level);
   mrl_reinforce_free(&a);
   mrl_vecenv_free(&env);
   c.curriculum_threshold = 1.0f;
@@ -259,9 +260,9 @@ static void test_curriculum(void) {
   if (mrl_vecenv_init(&env, "NoisySequence-25", 4, 3) != MRL_OK) return;
   MRL_CHECK(mrl_reinforce_init(&a, &c, &env) == MRL_OK, "curriculum: init: %s", a.error);
   MRL_CHECK(mrl_reinforce_train(&a, &env, 8 * 100, NULL, NULL) == MRL_OK, "curriculum: train");
-  MRL_CHECK(a.length == 5 && a.level == 0 &&
+  MRL_CHECK(a.curriculum.length == 5 && a.curriculum.level == 0 &&
                 strcmp(mrl_env_id(env.envs[0]), "NoisySequence-5") == 0,
-            "curriculum: an agent at chance passed a level (length %lld)", a.length);
+            "curriculum: an agent at chance passed a level (length %lld)", a.curriculum.length);
   mrl_reinforce_free(&a);
   mrl_vecenv_free(&env);
 }
@@ -309,8 +310,9 @@ static int same_agent(const mrl_reinforce *x, const mrl_reinforce *y) {
          memcmp(x->params.moment1, y->params.moment1, sizeof(float) * n) == 0 &&
          memcmp(x->runner.state, y->runner.state,
                 sizeof(float) * (size_t)x->num_envs * x->state_dim) == 0 &&
-         memcmp(&x->rng, &y->rng, sizeof x->rng) == 0 && x->length == y->length &&
-         x->level == y->level && x->iterations == y->iterations;
+         memcmp(&x->rng, &y->rng, sizeof x->rng) == 0 &&
+         x->curriculum.length == y->curriculum.length &&
+         x->curriculum.level == y->curriculum.level && x->iterations == y->iterations;
 }
 
 static void test_resume(void) {
@@ -334,7 +336,7 @@ static void test_resume(void) {
   }
   mrl_reinforce_train(&a1, &e1, 6 * batch, NULL, NULL);
   mrl_reinforce_train(&a2, &e2, 3 * batch, NULL, NULL);
-  MRL_CHECK(a2.level > 0, "resume: the curriculum should have moved by the save");
+  MRL_CHECK(a2.curriculum.level > 0, "resume: the curriculum should have moved by the save");
   MRL_CHECK((r = mrl_reinforce_save(&a2, path, &e2)) == MRL_OK, "resume: save gave %d", (int)r);
   mrl_reinforce_free(&a2);
   mrl_vecenv_free(&e2);
@@ -344,7 +346,7 @@ static void test_resume(void) {
   MRL_CHECK(same_agent(&a1, &a3) && memcmp(e1.obs, e3.obs, sizeof(float) * 4 * 2) == 0 &&
                 strcmp(mrl_env_id(e1.envs[0]), mrl_env_id(e3.envs[0])) == 0,
             "resume: the resumed run differs from the uninterrupted one (lengths %lld / %lld)",
-            a1.length, a3.length);
+            a1.curriculum.length, a3.curriculum.length);
   /* a config that differs is refused by name */
   {
     mrl_reinforce a4;

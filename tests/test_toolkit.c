@@ -12,7 +12,9 @@
  *     continued equals the uninterrupted run bit for bit (PPO and PPO-LSTM);
  *     a saved agent keeps its observation normaliser; a mismatched config
  *     names the field; a corrupt file changes nothing;
- *   - continuous actions: PPO's act sends actions inside the box.
+ *   - continuous actions: PPO's act sends actions inside the box;
+ *   - PPO's length curriculum: levels, the env rebuilt, errors, and a resumed
+ *     run equal to the uninterrupted one across levels.
  *
  * Run from the repository root:  cc -std=c99 -O2 tests/test_toolkit.c -lm && ./a.out */
 #define MEMRL_IMPLEMENTATION
@@ -499,6 +501,112 @@ static int same_agent(const mrl_ppo *x, const mrl_ppo *y) {
          memcmp(&x->rng, &y->rng, sizeof x->rng) == 0;
 }
 
+/* ---- PPO's length curriculum (the shared mrl_length_curriculum) ---- */
+
+static mrl_ppo_config curriculum_config(void) {
+  mrl_ppo_config c = mrl_ppo_config_default();
+  c.num_steps = 25;
+  c.num_minibatches = 2;
+  c.net.encoder_sizes[0] = 8;
+  c.net.num_encoder_layers = 1;
+  c.net.core = mrl_core_config_lstm(8);
+  c.curriculum = 1;
+  c.curriculum_window = 4;
+  return c;
+}
+
+/* threshold 0: every level passes once a window of episodes has finished
+ * (5, 10, 20, 25 of NoisySequence-25, the env rebuilt at each); threshold 1
+ * with an untrained agent: none passes. Off, the config reads as before. */
+static void test_curriculum(void) {
+  static const long long want[4] = {5, 10, 20, 25};
+  char json[4096];
+  mrl_vecenv env;
+  mrl_ppo a;
+  mrl_ppo_config c = curriculum_config();
+  int it, ok = 1;
+  c.curriculum_threshold = 0.0f;
+  if (mrl_vecenv_init(&env, "NoisySequence-25", 4, 3) != MRL_OK) return;
+  MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_OK, "curriculum: init: %s", a.error);
+  MRL_CHECK(a.curriculum.length == 5 && strcmp(mrl_env_id(env.envs[0]), "NoisySequence-25") == 0,
+            "curriculum: init should set length 5 and leave env to train");
+  for (it = 0; it < 4; it++) {
+    char id[32];
+    MRL_CHECK(mrl_ppo_train(&a, &env, 4 * 25, NULL, NULL) == MRL_OK, "curriculum: train: %s",
+              a.error);
+    ok &= a.curriculum.length == (it + 1 < 4 ? want[it + 1] : 25) &&
+          a.curriculum.level == (it + 1 < 3 ? it + 1 : 3);
+    snprintf(id, sizeof id, "NoisySequence-%lld", a.curriculum.length);
+    ok &= strcmp(mrl_env_id(env.envs[0]), id) == 0;
+  }
+  MRL_CHECK(ok, "curriculum: lengths should go 5, 10, 20, 25 (now %lld, level %lld)",
+            a.curriculum.length, a.curriculum.level);
+  mrl_ppo_config_json(&a.cfg, json, sizeof json);
+  MRL_CHECK(strstr(json, "\"curriculum\":1,\"curriculum_start\":5") != NULL &&
+                json[strlen(json) - 1] == '}',
+            "curriculum: the config JSON should carry it: %s", json);
+  mrl_ppo_free(&a);
+  mrl_vecenv_free(&env);
+  c.curriculum = 0;
+  mrl_ppo_config_json(&c, json, sizeof json);
+  MRL_CHECK(strstr(json, "curriculum") == NULL && json[strlen(json) - 1] == '}',
+            "curriculum: off, the config JSON should read as before: %s", json);
+  c = curriculum_config();
+  c.curriculum_threshold = 1.0f;
+  c.curriculum_window = 100;
+  if (mrl_vecenv_init(&env, "NoisySequence-25", 4, 3) != MRL_OK) return;
+  MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_OK, "curriculum: init: %s", a.error);
+  MRL_CHECK(mrl_ppo_train(&a, &env, 8 * 100, NULL, NULL) == MRL_OK, "curriculum: train");
+  MRL_CHECK(a.curriculum.length == 5 && a.curriculum.level == 0 &&
+                strcmp(mrl_env_id(env.envs[0]), "NoisySequence-5") == 0,
+            "curriculum: an agent at chance passed a level (length %lld)", a.curriculum.length);
+  mrl_ppo_free(&a);
+  /* curriculum_rollout: the rollout follows the level, ceil(26 * length / 25) */
+  mrl_vecenv_free(&env);
+  if (mrl_vecenv_init(&env, "NoisySequence-25", 4, 3) != MRL_OK) return;
+  c = curriculum_config();
+  c.num_steps = 26;
+  c.curriculum_threshold = 0.0f;
+  c.curriculum_rollout = 1;
+  MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_OK && a.rollout.num_steps == 6,
+            "curriculum_rollout: init: %s (rollout %d, want 6)", a.error, a.rollout.num_steps);
+  {
+    static const int steps[5] = {6, 11, 21, 26, 26};
+    int T_ok = 1;
+    for (it = 0; it < 4; it++) {
+      long long before = a.runner.env_steps;
+      MRL_CHECK(mrl_ppo_train(&a, &env, 4 * steps[it], NULL, NULL) == MRL_OK,
+                "curriculum_rollout: train: %s", a.error);
+      T_ok &= a.runner.env_steps - before == 4 * steps[it] && a.rollout.num_steps == steps[it + 1];
+    }
+    MRL_CHECK(T_ok && a.curriculum.length == 25,
+              "curriculum_rollout: rollouts should go 6, 11, 21, 26 (now %d at length %lld)",
+              a.rollout.num_steps, a.curriculum.length);
+  }
+  mrl_ppo_free(&a);
+  /* errors name the field */
+  c.curriculum_growth = 1.0f;
+  MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(a.error, "mrl_ppo_config.curriculum_growth 1") != NULL,
+            "curriculum: growth 1 should be refused by name (%s)", a.error);
+  mrl_ppo_free(&a);
+  c = curriculum_config();
+  c.curriculum_start = 30;
+  MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                strstr(a.error, "curriculum_start 30 exceeds the length 25") != NULL,
+            "curriculum: a start beyond the id's length should be refused (%s)", a.error);
+  mrl_ppo_free(&a);
+  mrl_vecenv_free(&env);
+  if (mrl_vecenv_init(&env, "CartPole-v1", 4, 3) == MRL_OK) {
+    c.curriculum_start = 5;
+    MRL_CHECK(mrl_ppo_init(&a, &c, &env) == MRL_ERR_INVALID_ARGUMENT &&
+                  strstr(a.error, "carries no length") != NULL,
+              "curriculum: an id without a length should be refused (%s)", a.error);
+    mrl_ppo_free(&a);
+    mrl_vecenv_free(&env);
+  }
+}
+
 /* Trains 3 + 3 iterations in one run, and 3, save, load into fresh objects, 3. */
 static void resume_case(const char *label, const char *id, mrl_ppo_config c) {
   enum { N = 4 };
@@ -528,7 +636,10 @@ static void resume_case(const char *label, const char *id, mrl_ppo_config c) {
   MRL_CHECK(mrl_ppo_train(&a3, &e3, 3 * batch, NULL, NULL) == MRL_OK, "%s: continued training",
             label);
   MRL_CHECK(same_agent(&a1, &a3) && memcmp(e1.obs, e3.obs, sizeof(float) * N * e1.obs_dim) == 0 &&
-                e1.total_steps == e3.total_steps,
+                e1.total_steps == e3.total_steps &&
+                strcmp(mrl_env_id(e1.envs[0]), mrl_env_id(e3.envs[0])) == 0 &&
+                a1.curriculum.length == a3.curriculum.length &&
+                a1.curriculum.level == a3.curriculum.level,
             "%s: the resumed run differs from the uninterrupted one", label);
   remove(path);
   mrl_ppo_free(&a1);
@@ -554,6 +665,12 @@ static void test_resume(void) {
   c = mrl_ppo_config_default();
   c.num_steps = 64;
   resume_case("ppo Pendulum-v1", "Pendulum-v1", c);
+  c = curriculum_config();
+  c.curriculum_threshold = 0.0f; /* a level a rollout: 5, 10, 20, 40 at the save, 80 after */
+  resume_case("ppo-lstm curriculum NoisySequence-80", "NoisySequence-80", c);
+  c.num_steps = 81; /* rollouts of 6, 11, 21, 41, 81 steps; the calls end on the same steps */
+  c.curriculum_rollout = 1;
+  resume_case("ppo-lstm curriculum_rollout NoisySequence-80", "NoisySequence-80", c);
 }
 
 /* A saved agent acts as before in a fresh one: the normaliser comes along. */
@@ -722,6 +839,7 @@ int main(void) {
   test_tower();
   test_user_core();
   test_core_aux_loss();
+  test_curriculum();
   test_resume();
   test_save_keeps_normalizer();
   test_load_errors();
