@@ -4236,15 +4236,8 @@ static int mrl__ppo_extras(const mrl_ppo *a, mrl_checkpoint_extra *x) {
   x[1].data = &a->iterations;
   x[1].count = 1;
   if (a->cfg.popart) {
-    x[2].name = "__ppo.popart_mu";
-    x[2].dtype = "F64";
-    x[2].data = a->popart.mu;
-    x[2].count = 1;
-    x[3].name = "__ppo.popart_nu";
-    x[3].dtype = "F64";
-    x[3].data = a->popart.nu;
-    x[3].count = 1;
-    k = 4;
+    x[k++] = mrl_checkpoint_extra_of("__ppo.popart_mu", "F64", a->popart.mu, 1);
+    x[k++] = mrl_checkpoint_extra_of("__ppo.popart_nu", "F64", a->popart.nu, 1);
   }
   if (a->cfg.curriculum) k += mrl_length_curriculum_extras(&a->curriculum, names, x + k);
   return k;
@@ -5766,14 +5759,8 @@ static int mrl__a2c_extras(const mrl_a2c *a, mrl_checkpoint_extra *x) {
   x[1].data = &a->iterations;
   x[1].count = 1;
   if (!a->cfg.popart) return 2;
-  x[2].name = "__a2c.popart_mu";
-  x[2].dtype = "F64";
-  x[2].data = a->popart.mu;
-  x[2].count = 1;
-  x[3].name = "__a2c.popart_nu";
-  x[3].dtype = "F64";
-  x[3].data = a->popart.nu;
-  x[3].count = 1;
+  x[2] = mrl_checkpoint_extra_of("__a2c.popart_mu", "F64", a->popart.mu, 1);
+  x[3] = mrl_checkpoint_extra_of("__a2c.popart_nu", "F64", a->popart.nu, 1);
   return 4;
 }
 
