@@ -2280,6 +2280,21 @@ static void mrl__add_col_sums(float *acc, const float *rows, size_t n, int cols)
     for (k = 0; k < n; k++) acc[j] += rows[k * cols + j];
 }
 
+/* Whether a recurrence over T steps of B rows multiplies by a prepacked W_hh
+ * [G, H] (mrl__gemm_pack_b once per call, then mrl__gemm_prepacked per step)
+ * instead of handing W_hh to mrl_gemm every step, which reads it in place
+ * (dpre W_hh: 2-8 KiB row strides fall into a few cache sets) or takes the
+ * dot products (h W_hh^T with up to 16 rows). Measured on the LSTM at
+ * H = 256 and 512, batch 16: forward + backward 1.1-1.3x. Where it applies,
+ * the backward's dpre W_hh is the packed path's own product (bitwise the
+ * same: at least 4 rows, n = H >= 16, more than 4096 multiply-adds), while
+ * the forward's h W_hh^T moves from the dot products (B <= 16) to the packed
+ * kernels' chain: other bits than T single steps (which never prepack), the
+ * same up to rounding. */
+static int mrl__rnn_prepack(int T, int B, int H, int G) {
+  return T > 1 && B >= 4 && H >= 16 && (double)B * H * G > 4096.0;
+}
+
 /* dst [B, H] = src [B, G] W_hh, W_hh [G, H]: the reverse recurrences' dpre_t W_hh */
 static void mrl__rnn_back_h(int B, int H, int G, const float *src, const float *w_hh, float *dst) {
   mrl_gemm(0, 0, B, H, G, src, G, w_hh, H, 0.0f, dst, H);
@@ -2350,6 +2365,7 @@ typedef struct mrl__lstm_saved {
   float *c_all, *tanh_c;  /* [T*B, H]: c_t and tanh(c_t) */
   float *dpre;            /* [T*B, 4H] backward scratch */
   float *dc, *dh_prev;    /* [B, H] backward scratch */
+  float *w_pack;          /* prepacked W_hh (mrl__rnn_prepack), or NULL */
   int T, B;
 } mrl__lstm_saved;
 
@@ -2357,7 +2373,10 @@ static void mrl__lstm_backward(mrl_node *nd) {
   mrl__lstm_saved *s = (mrl__lstm_saved *)(void *)nd->extra[0];
   mrl_tensor *y = nd->out;
   int T = s->T, B = s->B, H = y->shape[1], I = s->x->shape[1], G = 4 * H, t, b, j;
+  int isa = mrl__gemm_isa();
   size_t BH = (size_t)B * H, k;
+  /* op(B) = W_hh for every step's dpre_t W_hh (the forward's W_hh^T is dead) */
+  if (s->w_pack) mrl__gemm_pack_b(isa, 0, H, G, s->w_hh->data, H, s->w_pack);
   /* y's last block is h_T, so its gradient arrives through y; c_T's own */
   memset(s->dh_prev, 0, sizeof(float) * BH);
   if (s->c_last->grad)
@@ -2414,7 +2433,10 @@ static void mrl__lstm_backward(mrl_node *nd) {
       }
     }
     /* gradient of h_{t-1}: (dpre_t W_hh) * keep */
-    mrl__rnn_back_h(B, H, G, dp, s->w_hh->data, s->dh_prev);
+    if (s->w_pack)
+      mrl__gemm_prepacked(isa, 0, B, H, G, dp, G, s->w_pack, 0.0f, s->dh_prev, H);
+    else
+      mrl__rnn_back_h(B, H, G, dp, s->w_hh->data, s->dh_prev);
     for (b = 0; b < B; b++) {
       float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
       for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= keep;
@@ -2457,7 +2479,7 @@ static mrl_tensor *mrl__lstm_run(const mrl_lstm_layer *l, mrl_graph *g, mrl_tens
   mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *c_last, *h_last;
   mrl__lstm_saved *s;
   mrl_node *nd;
-  int H = l->hidden_size, I = l->input_size, G = 4 * H, t, b, j, wants;
+  int H = l->hidden_size, I = l->input_size, G = 4 * H, t, b, j, wants, isa = mrl__gemm_isa();
   size_t BH = (size_t)B * H, N = (size_t)T * B;
   if (h_out) *h_out = NULL;
   if (c_out) *c_out = NULL;
@@ -2485,6 +2507,11 @@ static mrl_tensor *mrl__lstm_run(const mrl_lstm_layer *l, mrl_graph *g, mrl_tens
   s->c_all = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
   s->tanh_c = (float *)mrl_graph_alloc(g, sizeof(float) * N * H);
   if (!s->gates || !s->h_prev || !s->c_prev || !s->c_all || !s->tanh_c) return NULL;
+  if (mrl__rnn_prepack(T, B, H, G)) { /* W_hh^T here, W_hh in backward: room for either */
+    size_t f = mrl__gemm_packed_floats(isa, G, H), r = mrl__gemm_packed_floats(isa, H, G);
+    if (!(s->w_pack = (float *)mrl_graph_alloc(g, sizeof(float) * (f > r ? f : r)))) return NULL;
+    mrl__gemm_pack_b(isa, 1, G, H, w_hh->data, H, s->w_pack);
+  }
   /* input projection of every step at once, plus both biases */
   for (j = 0; j < G; j++) s->gates[j] = b_ih->data[j] + b_hh->data[j];
   for (t = 1; t < T * B; t++) memcpy(s->gates + (size_t)t * G, s->gates, sizeof(float) * G);
@@ -2507,7 +2534,10 @@ static mrl_tensor *mrl__lstm_run(const mrl_lstm_layer *l, mrl_graph *g, mrl_tens
         }
       }
     }
-    mrl__xwt(B, G, H, hk, H, w_hh->data, H, gt, G);
+    if (s->w_pack)
+      mrl__gemm_prepacked(isa, 0, B, G, H, hk, H, s->w_pack, 1.0f, gt, G);
+    else
+      mrl__xwt(B, G, H, hk, H, w_hh->data, H, gt, G);
     for (b = 0; b < B; b++) {
       float *gb = gt + (size_t)b * G, *cb = ct + (size_t)b * H, *tb = tc + (size_t)b * H;
       const float *kb = ck + (size_t)b * H;
