@@ -2183,11 +2183,11 @@ static void mrl__gemm_run(int isa, int trans_a, int trans_b, int m, int n, int k
  * j0*k), per KC slice (at p0*ncr, ncr = the block's width rounded up to nr),
  * kc x nr panels zero-padded at the edge; mrl__gemm_prepacked runs the packed
  * path on it without packing. Pack and run with the same isa (nr depends on
- * it). One thread: the layout follows the column blocks from column 0, not an
- * OpenMP split. The arithmetic is the packed path's, so the result equals
- * mrl__gemm_run's whenever that takes the packed path without computing C^T
- * (at least 4 rows, more than 4096 multiply-adds, n >= 16 or m < 2n, and not
- * A B^T on the dot products); elsewhere only the sum order differs. */
+ * it). With OpenMP, threads share out whole NC blocks (the layout's units,
+ * from column 0), not mrl__gemm_run's 32-column split. The arithmetic is the packed path's, so the
+ * result equals mrl__gemm_run's whenever that takes the packed path without computing C^T (at least
+ * 4 rows, more than 4096 multiply-adds, n >= 16 or m < 2n, and not A B^T on the dot products);
+ * elsewhere only the sum order differs. */
 #if defined(__GNUC__) || defined(__clang__)
 #define MRL__MAYBE_UNUSED __attribute__((unused)) /* used by memrl_nn.h, not by every program */
 #else
@@ -2213,7 +2213,7 @@ MRL__MAYBE_UNUSED static void mrl__gemm_pack_b(int isa, int trans_b, int n, int 
 MRL__MAYBE_UNUSED static void mrl__gemm_prepacked(int isa, int trans_a, int m, int n, int k,
                                                   const float *a, int lda, const float *bp,
                                                   float beta, float *c, int ldc) {
-  int i, j, j0;
+  int i, j, jb;
   if (m <= 0 || n <= 0) return;
   MRL_ASSERT(ldc >= n && lda >= (trans_a ? m : k) && "mrl__gemm_prepacked: a stride is short");
   if (beta != 0.0f && beta != 1.0f)
@@ -2224,9 +2224,15 @@ MRL__MAYBE_UNUSED static void mrl__gemm_prepacked(int isa, int trans_a, int m, i
       for (i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
     return;
   }
-  for (j0 = 0; j0 < n; j0 += MRL__NC)
+  /* with OpenMP, threads take whole NC blocks (the layout's own units) */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((double)m * n * k > 4e6)
+#endif
+  for (jb = 0; jb < (n + MRL__NC - 1) / MRL__NC; jb++) {
+    int j0 = jb * MRL__NC;
     mrl__gemm_packed_block(isa, trans_a, 0, m, j0, n - j0 < MRL__NC ? n - j0 : MRL__NC, k, a, lda,
                            NULL, 0, beta == 0.0f, NULL, c, ldc, 0, bp + (size_t)j0 * k);
+  }
 }
 
 /* mrl_gemm with the kernel chosen by the caller (tests run every kernel the
