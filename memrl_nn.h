@@ -2358,7 +2358,8 @@ MRL_DEF void mrl_lstm_cell_init(mrl_lstm_layer *l, mrl_params *p, const char *na
  * step is one large matmul, the recurrence runs step by step, and backward
  * does the weight and input gradients as large matmuls after the reverse
  * recurrence. Saved per step: activated gates (i, f, g, o), the masked
- * previous h and c, and tanh(c). */
+ * previous h and c, and tanh(c). Sequences multiply by a prepacked W_hh
+ * (mrl__rnn_prepack: the forward's sum order differs from single steps'). */
 typedef struct mrl__lstm_saved {
   mrl_tensor *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh, *c_last;
   const float *keep;

@@ -1166,6 +1166,8 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * for A B and A^T B, dot-product tiles for A B^T (up to 16 rows or 4
  * columns), and for A^T B^T the packed kernels' chain element by element. A
  * narrow C (under 16 columns, at least twice as many rows) is packed as C^T.
+ * Recurrences pack W_hh once for all their steps (mrl__gemm_pack_b and
+ * mrl__gemm_prepacked, after mrl__gemm_run).
  *
  * Numerics: every element of C is one chain over k in increasing order,
  * starting from beta*C: c = c + a_ip*b_pj. The SIMD kernels round each step
