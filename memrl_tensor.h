@@ -1166,6 +1166,8 @@ static void mrl__check_finite(const char *op, const mrl_tensor *out, const mrl_t
  * for A B and A^T B, dot-product tiles for A B^T (up to 16 rows or 4
  * columns), and for A^T B^T the packed kernels' chain element by element. A
  * narrow C (under 16 columns, at least twice as many rows) is packed as C^T.
+ * Recurrences pack W_hh once for all their steps (mrl__gemm_pack_b and
+ * mrl__gemm_prepacked, after mrl__gemm_run).
  *
  * Numerics: every element of C is one chain over k in increasing order,
  * starting from beta*C: c = c + a_ip*b_pj. The SIMD kernels round each step
@@ -1562,6 +1564,52 @@ static float *mrl__align64(float *p) {
   return p + ((16 - ((size_t)(uintptr_t)p / sizeof(float)) % 16) % 16);
 }
 
+/* Packs op(B)[p0..p0+kc, j0..j0+nc) as panels of kc rows x nr columns at bp
+ * (panel jr at bp + jr*kc, zero-padded past nc), skipping the full panels
+ * that are read in place (inplace). */
+static void mrl__gemm_pack_b_block(int isa, int tb, int j0, int nc, int p0, int kc, const float *b,
+                                   int ldb, int inplace, float *bp) {
+  int nr = isa == MRL__ISA_AVX512 ? 32 : isa == MRL__ISA_AVX2 ? 16 : 8;
+  int jr, p, q;
+  for (jr = 0; jr < nc; jr += nr) {
+    float *dst = bp + (size_t)jr * kc;
+    int nb = nc - jr < nr ? nc - jr : nr;
+    if (inplace && nb == nr) continue;
+    if (tb) {
+#ifdef MRL__X86_SIMD
+      if (isa != MRL__ISA_C) {
+        mrl__pack_rows_avx2(nr, nb, kc, b + (size_t)(j0 + jr) * ldb + p0, (size_t)ldb, dst);
+        continue;
+      }
+#endif
+      if (nb < nr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)nr);
+      for (q = 0; q < nb; q++) {
+        const float *src = b + (size_t)(j0 + jr + q) * ldb + p0;
+        for (p = 0; p < kc; p++) dst[(size_t)p * nr + q] = src[p];
+      }
+    } else {
+      /* zero padding first (one memset, not one per row) */
+      if (nb < nr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)nr);
+      for (p = 0; p < kc; p++) {
+        const float *src = b + (size_t)(p0 + p) * ldb + j0 + jr;
+        float *d = dst + (size_t)p * nr;
+        q = 0;
+        if (nb == 32) { /* constant sizes: inline vector moves */
+          memcpy(d, src, 32 * sizeof(float));
+          q = 32;
+        } else if (nb == 16) {
+          memcpy(d, src, 16 * sizeof(float));
+          q = 16;
+        } else if (nb == 8) {
+          memcpy(d, src, 8 * sizeof(float));
+          q = 8;
+        }
+        for (; q < nb; q++) d[q] = src[q];
+      }
+    }
+  }
+}
+
 /* Packed path over C's column block [j0, j0+nc): for each KC slice, pack
  * op(B) once, then op(A) in MC-row blocks, and run the micro-kernel on every
  * MR x NR tile (edge tiles through a padded copy, same arithmetic). */
@@ -1572,7 +1620,7 @@ static const float mrl__zeros[32] = {0.0f};
 #define MRL__KROWS(mb) (isa == MRL__ISA_AVX512 && (mb) <= 8 ? ((mb) <= 4 ? 4 : 8) : mr)
 static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int nc, int k,
                                    const float *a, int lda, const float *b, int ldb, int zero,
-                                   const float *c0, float *c, int ldc, int ctr) {
+                                   const float *c0, float *c, int ldc, int ctr, const float *bpre) {
   float bbuf[MRL__KC * MRL__NC + 16], abuf[MRL__MC * MRL__KC + 16], tbuf[12 * 32 + 16];
   float *bp = mrl__align64(bbuf), *ap = mrl__align64(abuf), *tile = mrl__align64(tbuf);
   int mr = isa == MRL__ISA_AVX512 ? 12 : 6;
@@ -1583,7 +1631,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
    * (ldb < 256: the panel stays in cache without set conflicts; 256-float
    * rows conflict once A is read in place too; measured slower with the
    * 16-wide AVX2 panels). */
-  int inplace = !tb && (m <= MRL__MC || (ldb < 256 && isa == MRL__ISA_AVX512));
+  int inplace = !bpre && !tb && (m <= MRL__MC || (ldb < 256 && isa == MRL__ISA_AVX512));
   /* Whole panels of op(A) (as tall as the kernel that runs them) are read in
    * place, not packed: op(A) = A^T by every kernel (a step of the panel is
    * part of a row of A) while A's rows are at most 512 floats (measured: with
@@ -1594,44 +1642,10 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
   int p0, i0, jr, ir, p, q, r;
   for (p0 = 0; p0 < k; p0 += MRL__KC) {
     int kc = k - p0 < MRL__KC ? k - p0 : MRL__KC;
-    /* pack op(B)[p0.., j0..] as panels of kc rows x nr columns */
-    for (jr = 0; jr < nc; jr += nr) {
-      float *dst = bp + (size_t)jr * kc;
-      int nb = nc - jr < nr ? nc - jr : nr;
-      if (inplace && nb == nr) continue;
-      if (tb) {
-#ifdef MRL__X86_SIMD
-        if (isa != MRL__ISA_C) {
-          mrl__pack_rows_avx2(nr, nb, kc, b + (size_t)(j0 + jr) * ldb + p0, (size_t)ldb, dst);
-          continue;
-        }
-#endif
-        if (nb < nr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)nr);
-        for (q = 0; q < nb; q++) {
-          const float *src = b + (size_t)(j0 + jr + q) * ldb + p0;
-          for (p = 0; p < kc; p++) dst[(size_t)p * nr + q] = src[p];
-        }
-      } else {
-        /* zero padding first (one memset, not one per row) */
-        if (nb < nr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)nr);
-        for (p = 0; p < kc; p++) {
-          const float *src = b + (size_t)(p0 + p) * ldb + j0 + jr;
-          float *d = dst + (size_t)p * nr;
-          q = 0;
-          if (nb == 32) { /* constant sizes: inline vector moves */
-            memcpy(d, src, 32 * sizeof(float));
-            q = 32;
-          } else if (nb == 16) {
-            memcpy(d, src, 16 * sizeof(float));
-            q = 16;
-          } else if (nb == 8) {
-            memcpy(d, src, 8 * sizeof(float));
-            q = 8;
-          }
-          for (; q < nb; q++) d[q] = src[q];
-        }
-      }
-    }
+    /* pack op(B)[p0.., j0..] as panels of kc rows x nr columns (or take the
+     * caller's prepacked slice) */
+    const float *bpk = bpre ? bpre + (size_t)p0 * ((nc + nr - 1) / nr * nr) : bp;
+    if (!bpre) mrl__gemm_pack_b_block(isa, tb, j0, nc, p0, kc, b, ldb, inplace, bp);
     for (i0 = 0; i0 < m; i0 += MRL__MC) {
       int mc = m - i0 < MRL__MC ? m - i0 : MRL__MC;
       /* pack op(A)[i0.., p0..] as panels of mr rows x kc */
@@ -1693,7 +1707,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           size_t as = !ain ? (size_t)mr : ta ? (size_t)lda : 1, ar = ain && !ta ? (size_t)lda : 1;
           /* this panel of op(B): packed, or in place with row stride ldb */
           const float *bpan =
-              inplace && nb == nr ? b + (size_t)p0 * ldb + j0 + jr : bp + (size_t)jr * kc;
+              inplace && nb == nr ? b + (size_t)p0 * ldb + j0 + jr : bpk + (size_t)jr * kc;
           size_t bs = inplace && nb == nr ? (size_t)ldb : (size_t)nr;
           /* a fresh tile starts from zeros or from the row c0 (ldi 0: every row) */
           const float *start = c0 ? c0 + j0 + jr : mrl__zeros;
@@ -2160,8 +2174,66 @@ static void mrl__gemm_run(int isa, int trans_a, int trans_b, int m, int n, int k
       if (hi > n) hi = n;
       for (j0 = lo; j0 < hi; j0 += MRL__NC)
         mrl__gemm_packed_block(isa, trans_a, trans_b, m, j0, hi - j0 < MRL__NC ? hi - j0 : MRL__NC,
-                               k, a, lda, b, ldb, beta == 0.0f, c0, c, ldc, ctr);
+                               k, a, lda, b, ldb, beta == 0.0f, c0, c, ldc, ctr, NULL);
     }
+  }
+}
+
+/* A prepacked op(B), for one B multiplied by many small blocks of rows (the
+ * recurrent layers' W_hh, once per time step): mrl__gemm_pack_b lays op(B)
+ * [k, n] out as mrl__gemm_packed_block consumes it, per NC column block (at
+ * j0*k), per KC slice (at p0*ncr, ncr = the block's width rounded up to nr),
+ * kc x nr panels zero-padded at the edge; mrl__gemm_prepacked runs the packed
+ * path on it without packing. Pack and run with the same isa (nr depends on
+ * it). With OpenMP, threads share out whole NC blocks (the layout's units,
+ * from column 0), not mrl__gemm_run's 32-column split. The arithmetic is the packed path's, so the
+ * result equals mrl__gemm_run's whenever that takes the packed path without computing C^T (at least
+ * 4 rows, more than 4096 multiply-adds, n >= 16 or m < 2n, and not A B^T on the dot products);
+ * elsewhere only the sum order differs. */
+#if defined(__GNUC__) || defined(__clang__)
+#define MRL__MAYBE_UNUSED __attribute__((unused)) /* used by memrl_nn.h, not by every program */
+#else
+#define MRL__MAYBE_UNUSED
+#endif
+MRL__MAYBE_UNUSED static size_t mrl__gemm_packed_floats(int isa, int n, int k) {
+  int nr = isa == MRL__ISA_AVX512 ? 32 : isa == MRL__ISA_AVX2 ? 16 : 8;
+  return n > 0 && k > 0 ? (size_t)((n + nr - 1) / nr * nr) * (size_t)k : 0;
+}
+
+MRL__MAYBE_UNUSED static void mrl__gemm_pack_b(int isa, int trans_b, int n, int k, const float *b,
+                                               int ldb, float *bp) {
+  int j0, p0;
+  for (j0 = 0; j0 < n; j0 += MRL__NC) {
+    int nc = n - j0 < MRL__NC ? n - j0 : MRL__NC;
+    int ncr = (int)mrl__gemm_packed_floats(isa, nc, 1);
+    for (p0 = 0; p0 < k; p0 += MRL__KC)
+      mrl__gemm_pack_b_block(isa, trans_b, j0, nc, p0, k - p0 < MRL__KC ? k - p0 : MRL__KC, b, ldb,
+                             0, bp + (size_t)j0 * k + (size_t)p0 * ncr);
+  }
+}
+
+MRL__MAYBE_UNUSED static void mrl__gemm_prepacked(int isa, int trans_a, int m, int n, int k,
+                                                  const float *a, int lda, const float *bp,
+                                                  float beta, float *c, int ldc) {
+  int i, j, jb;
+  if (m <= 0 || n <= 0) return;
+  MRL_ASSERT(ldc >= n && lda >= (trans_a ? m : k) && "mrl__gemm_prepacked: a stride is short");
+  if (beta != 0.0f && beta != 1.0f)
+    for (i = 0; i < m; i++)
+      for (j = 0; j < n; j++) c[(size_t)i * ldc + j] *= beta;
+  if (k <= 0) {
+    if (beta == 0.0f)
+      for (i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
+    return;
+  }
+  /* with OpenMP, threads take whole NC blocks (the layout's own units) */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if ((double)m * n * k > 4e6)
+#endif
+  for (jb = 0; jb < (n + MRL__NC - 1) / MRL__NC; jb++) {
+    int j0 = jb * MRL__NC;
+    mrl__gemm_packed_block(isa, trans_a, 0, m, j0, n - j0 < MRL__NC ? n - j0 : MRL__NC, k, a, lda,
+                           NULL, 0, beta == 0.0f, NULL, c, ldc, 0, bp + (size_t)j0 * k);
   }
 }
 

@@ -251,6 +251,53 @@ static int print_checksums(void) {
   return 0;
 }
 
+/* A prepacked op(B) (mrl__gemm_pack_b + mrl__gemm_prepacked, the recurrent
+ * layers' W_hh) equals mrl_gemm bitwise wherever that takes the packed path:
+ * odd shapes across the NC, KC and NR edges, both op(A) and op(B), padded
+ * strides, beta 0, 1 and 0.5, every kernel this CPU has. The packed buffer is
+ * filled with NaN first, so a panel read from the wrong place shows. */
+static void check_prepacked(mrl_rng *rng) {
+  static const int shapes[][3] = {{4, 16, 70},   {5, 33, 129},   {13, 129, 130},  {16, 257, 300},
+                                  {17, 200, 64}, {49, 130, 257}, {16, 1024, 256}, {7, 45, 513}};
+  static const float betas[] = {0.0f, 1.0f, 0.5f};
+  int isa, s, t;
+  for (isa = 0; isa <= MRL__ISA_AVX512; isa++) {
+    if (!isa_available(isa)) continue;
+    for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
+      for (t = 0; t < 4; t++) {
+        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], ta = t & 1, tb = t >> 1;
+        /* the packed path's A B^T needs more than 16 rows (or 8-16 over a short k) */
+        int mm = tb && !ta && m <= 16 && !(m >= 8 && m % 4 == 0 && k <= 4 * m) ? 17 : m;
+        int lda = (ta ? mm : k) + 1, ldb = (tb ? k : n) + 3, ldc = n + 2, rows_a = ta ? k : mm;
+        size_t na = (size_t)rows_a * lda, nb = (size_t)(tb ? n : k) * ldb, nc = (size_t)mm * ldc;
+        size_t np = mrl__gemm_packed_floats(isa, n, k), i;
+        float beta = betas[(s + t) % 3];
+        float *a = (float *)malloc(sizeof(float) * na), *b = (float *)malloc(sizeof(float) * nb);
+        float *c = (float *)malloc(sizeof(float) * nc), *c2 = (float *)malloc(sizeof(float) * nc);
+        float *bp = (float *)malloc(sizeof(float) * np);
+        m = mm;
+        MRL_CHECK(a && b && c && c2 && bp, "prepacked: out of memory");
+        if (!a || !b || !c || !c2 || !bp) return;
+        fill(rng, a, na);
+        fill(rng, b, nb);
+        fill(rng, c, nc);
+        memcpy(c2, c, sizeof(float) * nc);
+        for (i = 0; i < np; i++) bp[i] = NAN;
+        mrl__gemm_isa_run(isa, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        mrl__gemm_pack_b(isa, tb, n, k, b, ldb, bp);
+        mrl__gemm_prepacked(isa, ta, m, n, k, a, lda, bp, beta, c2, ldc);
+        MRL_CHECK(memcmp(c, c2, sizeof(float) * nc) == 0,
+                  "prepacked isa %d ta %d tb %d %dx%dx%d beta %g: differs from mrl_gemm", isa, ta,
+                  tb, m, n, k, (double)beta);
+        free(a);
+        free(b);
+        free(c);
+        free(c2);
+        free(bp);
+      }
+  }
+}
+
 int main(int argc, char **argv) {
   static const int sizes[] = {1, 2, 3, 5, 7, 8, 13, 16, 17, 31, 33, 64, 97};
   static const float betas[] = {0.0f, 1.0f, 0.5f};
@@ -297,6 +344,7 @@ int main(int argc, char **argv) {
   }
   check_one_row(&rng);
   check_start_row(&rng);
+  check_prepacked(&rng);
   /* m, n or k zero: C only scaled by beta */
   {
     float a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 4}, c[4] = {1, 2, 3, 4};

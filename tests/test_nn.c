@@ -527,6 +527,116 @@ static void test_rnn_gradcheck(void) {
   rnn_gradcheck_case(RNN_TANH, 2, 0, 0, "elman_forward 2 layers");
 }
 
+/* Sequences long and wide enough that the recurrences prepack W_hh (T > 1,
+ * B >= 4; H = 33: partial kernel panels) against the same T steps run as
+ * single cells, which never prepack: outputs and every gradient (x, h0, c0,
+ * all four parameters) agree up to rounding. A panel laid out or read wrong
+ * in the forward's W_hh^T or the backward's W_hh shows as an O(1) error. */
+static void test_rnn_prepacked_matches_cells(void) {
+  enum { T = 3, B = 5, I = 3, H = 33 };
+  static const char *names[3] = {"lstm", "gru", "elman"};
+  int kind;
+  for (kind = 0; kind < 3; kind++) {
+    float xd[T * B * I], xg[T * B * I], hd[B * H], hg[B * H], cd[B * H], cg[B * H];
+    float r[T * B * H], rc[B * H], ys[T * B * H], gs[T * B * I + 2 * B * H],
+        *pg[4] = {NULL, NULL, NULL, NULL};
+    float worst = 0.0f, scale = 0.0f;
+    mrl_params p;
+    mrl_lstm_layer ll;
+    mrl_gru_layer gl;
+    mrl_elman_layer el;
+    mrl_graph g;
+    mrl_rng rng = mrl_rng_make(5 + (uint64_t)kind);
+    int pass, t, i, j;
+    mrl_params_init(&p);
+    if (kind == 0)
+      mrl_lstm_layer_init(&ll, &p, "r", I, H, mrl_init_make(MRL_INIT_UNIFORM, 0.3f), 0.0f);
+    else if (kind == 1)
+      mrl_gru_layer_init(&gl, &p, "r", I, H, mrl_init_make(MRL_INIT_UNIFORM, 0.3f));
+    else
+      mrl_elman_layer_init(&el, &p, "r", I, H, MRL_ACT_TANH, mrl_init_make(MRL_INIT_UNIFORM, 0.3f));
+    mrl_params_finalize(&p, 9);
+    fill_uniform(xd, T * B * I, &rng, -1, 1);
+    fill_uniform(hd, B * H, &rng, -1, 1);
+    fill_uniform(cd, B * H, &rng, -1, 1);
+    fill_uniform(r, T * B * H, &rng, -1, 1);
+    fill_uniform(rc, B * H, &rng, -1, 1);
+    mrl_graph_init(&g, 1 << 22);
+    for (pass = 0; pass < 2; pass++) { /* 0: one sequence (prepacked), 1: T cells */
+      mrl_tensor x = mrl_tensor_make2(xd, xg, T * B, I), h = mrl_tensor_make2(hd, hg, B, H);
+      mrl_tensor c = mrl_tensor_make2(cd, cg, B, H), *hh = &h, *cc = &c, *loss = NULL, *y = NULL;
+      memset(xg, 0, sizeof xg);
+      memset(hg, 0, sizeof hg);
+      memset(cg, 0, sizeof cg);
+      mrl_params_zero_grad(&p);
+      mrl_graph_reset(&g);
+      if (pass == 0) {
+        y = kind == 0   ? mrl_lstm_sequence(&ll, &g, &x, T, B, &h, &c, NULL, NULL, &cc)
+            : kind == 1 ? mrl_gru_sequence(&gl, &g, &x, T, B, &h, NULL, NULL)
+                        : mrl_elman_sequence(&el, &g, &x, T, B, &h, NULL, NULL);
+        MRL_CHECK(y != NULL, "%s prepacked: sequence forward", names[kind]);
+        if (!y) break;
+        memcpy(ys, y->data, sizeof ys);
+        loss = mrl_sum(&g, mrl_mul(&g, y, mrl_tensor_from2(&g, r, T * B, H)));
+      } else {
+        for (t = 0; t < T; t++) {
+          mrl_tensor *xt = (mrl_tensor *)mrl_graph_alloc(&g, sizeof(mrl_tensor)), *term;
+          /* a view of x's rows, so the cells' dx lands in xg */
+          *xt = mrl_tensor_make2(xd + t * B * I, xg + t * B * I, B, I);
+          if (kind == 0)
+            mrl_lstm_cell(&ll, &g, xt, hh, cc, NULL, &hh, &cc);
+          else
+            hh = kind == 1 ? mrl_gru_cell(&gl, &g, xt, hh, NULL)
+                           : mrl_elman_cell(&el, &g, xt, hh, NULL);
+          for (i = 0; i < B * H; i++) { /* outputs: the sequence's up to rounding */
+            float d = fabsf(hh->data[i] - ys[t * B * H + i]);
+            worst = d > worst ? d : worst;
+          }
+          term = mrl_sum(&g, mrl_mul(&g, hh, mrl_tensor_from2(&g, r + t * B * H, B, H)));
+          loss = loss ? mrl_add(&g, loss, term) : term;
+        }
+        MRL_CHECK(worst < 1e-5f, "%s prepacked: outputs differ from cells by %g", names[kind],
+                  (double)worst);
+      }
+      if (kind == 0)
+        loss = mrl_add(&g, loss, mrl_sum(&g, mrl_mul(&g, cc, mrl_tensor_from2(&g, rc, B, H))));
+      MRL_CHECK(mrl_backward(&g, loss) == MRL_OK, "%s prepacked: backward", names[kind]);
+      if (pass == 0) { /* keep the sequence's gradients */
+        for (i = 0; i < 4; i++) {
+          mrl_tensor *pt = mrl_params_tensor(&p, i);
+          pg[i] = (float *)malloc(sizeof(float) * (size_t)pt->size);
+          memcpy(pg[i], pt->grad, sizeof(float) * (size_t)pt->size);
+        }
+        memcpy(gs, xg, sizeof(float) * T * B * I);
+        for (i = 0; i < B * H; i++) { /* dh0, dc0 after dx in ys */
+          gs[T * B * I + i] = hg[i];
+          gs[T * B * I + B * H + i] = cg[i];
+        }
+      } else {
+        float d = 0.0f;
+        for (i = 0; i < T * B * I; i++) d = fmaxf(d, fabsf(xg[i] - gs[i]));
+        for (i = 0; i < B * H; i++) {
+          d = fmaxf(d, fabsf(hg[i] - gs[T * B * I + i]));
+          if (kind == 0) d = fmaxf(d, fabsf(cg[i] - gs[T * B * I + B * H + i]));
+        }
+        for (i = 0; i < 4; i++) {
+          mrl_tensor *pt = mrl_params_tensor(&p, i);
+          for (j = 0; j < pt->size; j++) {
+            d = fmaxf(d, fabsf(pt->grad[j] - pg[i][j]));
+            scale = fmaxf(scale, fabsf(pg[i][j]));
+          }
+        }
+        MRL_CHECK(scale > 0.1f && d <= 1e-4f * scale,
+                  "%s prepacked: gradients differ from cells by %g (largest %g)", names[kind],
+                  (double)d, (double)scale);
+      }
+    }
+    for (i = 0; i < 4; i++) free(pg[i]);
+    mrl_graph_free(&g);
+    mrl_params_free(&p);
+  }
+}
+
 /* Acting one step at a time through the cells gives the sequence's outputs
  * bit for bit, and no-grad mode records nothing. */
 static void test_rnn_steps_match_sequence(void) {
@@ -2039,6 +2149,7 @@ int main(void) {
   test_lstm_out_of_memory();
   test_rnn_reference();
   test_rnn_gradcheck();
+  test_rnn_prepacked_matches_cells();
   test_rnn_steps_match_sequence();
   test_rnn_out_of_memory();
   test_adam_reference();
