@@ -2354,6 +2354,78 @@ MRL_DEF void mrl_lstm_cell_init(mrl_lstm_layer *l, mrl_params *p, const char *na
   mrl__lstm_layer_init_k(l, p, name, -1, input, hidden, init, forget_bias);
 }
 
+#ifdef MRL__HAVE_WIDE_ACT
+/* The LSTM's per-unit loops, 8 or 16 units at a time on AVX2 or AVX-512
+ * (picked at run time), each lane the portable loop's expressions in the same
+ * order with no contraction into FMA: bitwise the scalar results. Each
+ * returns how many units it did; the callers finish the rest. back: the gate
+ * gradients of one row (mrl__lstm_backward's four-lane loop); cell: c = f c'
+ * + i g; out: h = o tanh(c). */
+#define MRL__LSTM_WIDE(W, TGT)                                                                     \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__lstm_back_run##W(                                       \
+      int H, const float *gb, const float *tc, const float *cp, const float *gy, const float *dhp, \
+      float *dcp, float *db, float keep) {                                                         \
+    MRL__NOCONTRACT                                                                                \
+    int j = 0;                                                                                     \
+    for (; j + W <= H; j += W) {                                                                   \
+      mrl__f##W ig, fg, gg, og, tk, ck, gk, hk, ck2, dh, dc, o;                                    \
+      memcpy(&ig, gb + j, sizeof ig);                                                              \
+      memcpy(&fg, gb + H + j, sizeof fg);                                                          \
+      memcpy(&gg, gb + 2 * H + j, sizeof gg);                                                      \
+      memcpy(&og, gb + 3 * H + j, sizeof og);                                                      \
+      memcpy(&tk, tc + j, sizeof tk);                                                              \
+      memcpy(&ck, cp + j, sizeof ck);                                                              \
+      memcpy(&gk, gy + j, sizeof gk);                                                              \
+      memcpy(&hk, dhp + j, sizeof hk);                                                             \
+      memcpy(&ck2, dcp + j, sizeof ck2);                                                           \
+      dh = gk + hk;                                                                                \
+      dc = ck2 + dh * og * (1.0f - tk * tk);                                                       \
+      o = dc * gg * ig * (1.0f - ig);                                                              \
+      memcpy(db + j, &o, sizeof o);                                                                \
+      o = dc * ck * fg * (1.0f - fg);                                                              \
+      memcpy(db + H + j, &o, sizeof o);                                                            \
+      o = dc * ig * (1.0f - gg * gg);                                                              \
+      memcpy(db + 2 * H + j, &o, sizeof o);                                                        \
+      o = dh * tk * og * (1.0f - og);                                                              \
+      memcpy(db + 3 * H + j, &o, sizeof o);                                                        \
+      o = dc * fg * keep;                                                                          \
+      memcpy(dcp + j, &o, sizeof o);                                                               \
+    }                                                                                              \
+    return j;                                                                                      \
+  }                                                                                                \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__lstm_cell_run##W(int H, const float *gb,                \
+                                                            const float *ck, float *cb) {          \
+    MRL__NOCONTRACT                                                                                \
+    int j = 0;                                                                                     \
+    for (; j + W <= H; j += W) {                                                                   \
+      mrl__f##W ig, fg, gg, c;                                                                     \
+      memcpy(&ig, gb + j, sizeof ig);                                                              \
+      memcpy(&fg, gb + H + j, sizeof fg);                                                          \
+      memcpy(&gg, gb + 2 * H + j, sizeof gg);                                                      \
+      memcpy(&c, ck + j, sizeof c);                                                                \
+      c = fg * c + ig * gg;                                                                        \
+      memcpy(cb + j, &c, sizeof c);                                                                \
+    }                                                                                              \
+    return j;                                                                                      \
+  }                                                                                                \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__lstm_out_run##W(int H, const float *og,                 \
+                                                           const float *tb, float *yb) {           \
+    MRL__NOCONTRACT                                                                                \
+    int j = 0;                                                                                     \
+    for (; j + W <= H; j += W) {                                                                   \
+      mrl__f##W o, t;                                                                              \
+      memcpy(&o, og + j, sizeof o);                                                                \
+      memcpy(&t, tb + j, sizeof t);                                                                \
+      o = o * t;                                                                                   \
+      memcpy(yb + j, &o, sizeof o);                                                                \
+    }                                                                                              \
+    return j;                                                                                      \
+  }
+MRL__LSTM_WIDE(8, MRL__TARGET_AVX2)
+MRL__LSTM_WIDE(16, MRL__TARGET_AVX512)
+#undef MRL__LSTM_WIDE
+#endif
+
 /* The LSTM over a sequence is one fused node: the input projection of every
  * step is one large matmul, the recurrence runs step by step, and backward
  * does the weight and input gradients as large matmuls after the reverse
@@ -2394,6 +2466,14 @@ static void mrl__lstm_backward(mrl_node *nd) {
       const float *gb = gt + (size_t)b * G;
       float *db = dp + (size_t)b * G, keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
       j = 0;
+#ifdef MRL__HAVE_WIDE_ACT
+      if (isa == MRL__ISA_AVX512)
+        j = mrl__lstm_back_run16(H, gb, tc + (size_t)b * H, cp + (size_t)b * H, gy + (size_t)b * H,
+                                 s->dh_prev + (size_t)b * H, s->dc + (size_t)b * H, db, keep);
+      else if (isa == MRL__ISA_AVX2)
+        j = mrl__lstm_back_run8(H, gb, tc + (size_t)b * H, cp + (size_t)b * H, gy + (size_t)b * H,
+                                s->dh_prev + (size_t)b * H, s->dc + (size_t)b * H, db, keep);
+#endif
 #ifdef MRL__HAVE_F4
       /* four units at a time: the scalar loop's expressions, lane by lane */
       for (; j + 4 <= H; j += 4) {
@@ -2440,10 +2520,11 @@ static void mrl__lstm_backward(mrl_node *nd) {
       mrl__gemm_prepacked(isa, 0, B, H, G, dp, G, s->w_pack, 0.0f, s->dh_prev, H);
     else
       mrl__rnn_back_h(B, H, G, dp, s->w_hh->data, s->dh_prev);
-    for (b = 0; b < B; b++) {
-      float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
-      for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= keep;
-    }
+    if (s->keep)
+      for (b = 0; b < B; b++) {
+        float keep = s->keep[(size_t)t * B + b];
+        for (j = 0; j < H; j++) s->dh_prev[(size_t)b * H + j] *= keep;
+      }
   }
   if (s->h0->grad)
     for (k = 0; k < BH; k++) s->h0->grad[k] += s->dh_prev[k];
@@ -2480,6 +2561,7 @@ static mrl_tensor *mrl__lstm_run(const mrl_lstm_layer *l, mrl_graph *g, mrl_tens
                                  mrl_tensor *h0, mrl_tensor *c0, const float *keep,
                                  mrl_tensor **h_out, mrl_tensor **c_out) {
   mrl_tensor *w_ih, *w_hh, *b_ih, *b_hh, *y, *c_last, *h_last;
+  float *bias;
   mrl__lstm_saved *s;
   mrl_node *nd;
   int H = l->hidden_size, I = l->input_size, G = 4 * H, t, b, j, wants, isa = mrl__gemm_isa();
@@ -2515,10 +2597,12 @@ static mrl_tensor *mrl__lstm_run(const mrl_lstm_layer *l, mrl_graph *g, mrl_tens
     if (!(s->w_pack = (float *)mrl_graph_alloc(g, sizeof(float) * (f > r ? f : r)))) return NULL;
     mrl__gemm_pack_b(isa, 1, G, H, w_hh->data, H, s->w_pack);
   }
-  /* input projection of every step at once, plus both biases */
-  for (j = 0; j < G; j++) s->gates[j] = b_ih->data[j] + b_hh->data[j];
-  for (t = 1; t < T * B; t++) memcpy(s->gates + (size_t)t * G, s->gates, sizeof(float) * G);
-  mrl__xwt(T * B, G, I, x->data, I, w_ih->data, I, s->gates, G);
+  /* input projection of every step at once, each chain starting from both
+   * biases (the gemm's start row: the same sums as copying them into every
+   * row first, without the pass) */
+  if (!(bias = (float *)mrl_graph_alloc(g, sizeof(float) * G))) return NULL;
+  for (j = 0; j < G; j++) bias[j] = b_ih->data[j] + b_hh->data[j];
+  mrl__gemm_run(isa, 0, 1, T * B, G, I, x->data, I, w_ih->data, I, 0.0f, bias, s->gates, G);
   for (t = 0; t < T; t++) {
     const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
     const float *cp = t ? s->c_all + (size_t)(t - 1) * BH : c0->data;
@@ -2547,9 +2631,23 @@ static mrl_tensor *mrl__lstm_run(const mrl_lstm_layer *l, mrl_graph *g, mrl_tens
       mrl__sigmoid_n(gb, gb, 2 * H);             /* i, f */
       mrl__tanh_n(gb + 2 * H, gb + 2 * H, H);    /* g */
       mrl__sigmoid_n(gb + 3 * H, gb + 3 * H, H); /* o */
-      for (j = 0; j < H; j++) cb[j] = gb[H + j] * kb[j] + gb[j] * gb[2 * H + j];
+      j = 0;
+#ifdef MRL__HAVE_WIDE_ACT
+      if (isa == MRL__ISA_AVX512)
+        j = mrl__lstm_cell_run16(H, gb, kb, cb);
+      else if (isa == MRL__ISA_AVX2)
+        j = mrl__lstm_cell_run8(H, gb, kb, cb);
+#endif
+      for (; j < H; j++) cb[j] = gb[H + j] * kb[j] + gb[j] * gb[2 * H + j];
       mrl__tanh_n(cb, tb, H);
-      for (j = 0; j < H; j++) yt[(size_t)b * H + j] = gb[3 * H + j] * tb[j];
+      j = 0;
+#ifdef MRL__HAVE_WIDE_ACT
+      if (isa == MRL__ISA_AVX512)
+        j = mrl__lstm_out_run16(H, gb + 3 * H, tb, yt + (size_t)b * H);
+      else if (isa == MRL__ISA_AVX2)
+        j = mrl__lstm_out_run8(H, gb + 3 * H, tb, yt + (size_t)b * H);
+#endif
+      for (; j < H; j++) yt[(size_t)b * H + j] = gb[3 * H + j] * tb[j];
     }
   }
   memcpy(c_last->data, s->c_all + (size_t)(T - 1) * BH, sizeof(float) * BH);
