@@ -1660,7 +1660,8 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
        * with whole 12-row panels row by row of A, each row's panels in one
        * visit with the rows ahead prefetched (A's rows are pages apart in the
        * weight gradients' dpre^T: the hardware prefetchers stop at pages) */
-      if (ta && !a_inplace && mr == 12 && mc % 12 == 0) {
+      int by_rows = ta && !a_inplace && mr == 12 && mc % 12 == 0;
+      if (by_rows)
         for (p = 0; p < kc; p++) {
           const float *src = a + (size_t)(p0 + p) * lda + i0;
 #if defined(__GNUC__) || defined(__clang__)
@@ -1670,48 +1671,45 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           for (ir = 0; ir < mc; ir += 12)
             memcpy(ap + (size_t)ir * kc + (size_t)p * 12, src + ir, 12 * sizeof(float));
         }
-      } else
-        for (ir = 0; ir < mc; ir += mr) {
-          float *dst = ap + (size_t)ir * kc;
-          int mb = mc - ir < mr ? mc - ir : mr;
-          if (a_inplace && mb == MRL__KROWS(mb)) continue;
-          if (ta) {
-            if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
-            /* full panels of the kernels' heights as fixed-size copies (inlined);
-             * the element loop below compiled to one scalar move per float */
-            if (mb == 12)
-              for (p = 0; p < kc; p++)
-                memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir,
-                       12 * sizeof(float));
-            else if (mb == 6)
-              for (p = 0; p < kc; p++)
-                memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir,
-                       6 * sizeof(float));
-            else if (mb == 8)
-              for (p = 0; p < kc; p++)
-                memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir,
-                       8 * sizeof(float));
-            else
-              for (p = 0; p < kc; p++) {
-                const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
-                float *d = dst + (size_t)p * mr;
-                for (r = 0; r < mb; r++) d[r] = src[r];
-              }
-          } else {
-            const float *src = a + (size_t)(i0 + ir) * lda + p0;
-#ifdef MRL__X86_SIMD
-            if (isa != MRL__ISA_C) {
-              mrl__pack_rows_avx2(mr, mb, kc, src, (size_t)lda, dst);
-              continue;
-            }
-#endif
-            if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
+      for (ir = 0; ir < mc; ir += mr) {
+        float *dst = ap + (size_t)ir * kc;
+        int mb = mc - ir < mr ? mc - ir : mr;
+        if (by_rows || (a_inplace && mb == MRL__KROWS(mb))) continue;
+        if (ta) {
+          if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
+          /* full panels of the kernels' heights as fixed-size copies (inlined);
+           * the element loop below compiled to one scalar move per float */
+          if (mb == 12)
+            for (p = 0; p < kc; p++)
+              memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir,
+                     12 * sizeof(float));
+          else if (mb == 6)
+            for (p = 0; p < kc; p++)
+              memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir, 6 * sizeof(float));
+          else if (mb == 8)
+            for (p = 0; p < kc; p++)
+              memcpy(dst + (size_t)p * mr, a + (size_t)(p0 + p) * lda + i0 + ir, 8 * sizeof(float));
+          else
             for (p = 0; p < kc; p++) {
+              const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
               float *d = dst + (size_t)p * mr;
-              for (r = 0; r < mb; r++) d[r] = src[(size_t)r * lda + p];
+              for (r = 0; r < mb; r++) d[r] = src[r];
             }
+        } else {
+          const float *src = a + (size_t)(i0 + ir) * lda + p0;
+#ifdef MRL__X86_SIMD
+          if (isa != MRL__ISA_C) {
+            mrl__pack_rows_avx2(mr, mb, kc, src, (size_t)lda, dst);
+            continue;
+          }
+#endif
+          if (mb < mr) memset(dst, 0, sizeof(float) * (size_t)kc * (size_t)mr);
+          for (p = 0; p < kc; p++) {
+            float *d = dst + (size_t)p * mr;
+            for (r = 0; r < mb; r++) d[r] = src[(size_t)r * lda + p];
           }
         }
+      }
       for (jr = 0; jr < nc; jr += nr) {
         int nb = nc - jr < nr ? nc - jr : nr;
         for (ir = 0; ir < mc; ir += mr) {
