@@ -341,6 +341,7 @@ int main(int argc, char **argv) {
     check_paths(&rng, t & 1, t >> 1, 30, 200, 64);
     check_paths(&rng, t & 1, t >> 1, 200, 5, 150); /* narrow C: computed as C^T */
     check_paths(&rng, t & 1, t >> 1, 64, 15, 40);
+    check_paths(&rng, t & 1, t >> 1, 610, 40, 130); /* lda > 512: A^T packed row by row */
   }
   check_one_row(&rng);
   check_start_row(&rng);
