@@ -527,6 +527,48 @@ static void test_rnn_gradcheck(void) {
   rnn_gradcheck_case(RNN_TANH, 2, 0, 0, "elman_forward 2 layers");
 }
 
+/* The LSTM's wide per-unit loops (8 and 16 lanes, where this CPU has them)
+ * against the scalar loops' expressions, bitwise, over H not a multiple of
+ * the lanes (the callers finish the tail), with gates at 0 and 1 and keep 0
+ * and 1 among the values. */
+static void test_lstm_wide_lanes(void) {
+#ifdef MRL__HAVE_WIDE_ACT
+  enum { H = 37 };
+  float gb[4 * H], tc[H], cp[H], gy[H], dhp[H], dc0[H], dc[H], db[4 * H], cb[H], yb[H];
+  mrl_rng rng = mrl_rng_make(9);
+  int isa = mrl__gemm_isa(), w, j, done, ok = 1;
+  for (j = 0; j < 4 * H; j++) gb[j] = j % 9 == 0 ? (float)(j % 2) : mrl_rng_uniform(&rng);
+  for (j = 0; j < H; j++) {
+    tc[j] = 2.0f * mrl_rng_uniform(&rng) - 1.0f, cp[j] = 4.0f * mrl_rng_uniform(&rng) - 2.0f;
+    gy[j] = mrl_rng_uniform(&rng) - 0.5f, dhp[j] = mrl_rng_uniform(&rng) - 0.5f;
+    dc0[j] = mrl_rng_uniform(&rng) - 0.5f;
+  }
+  for (w = 8; w <= 16; w += 8) {
+    float keep = w == 8 ? 1.0f : 0.0f;
+    if (isa != MRL__ISA_AVX512 && !(w == 8 && isa == MRL__ISA_AVX2)) continue;
+    memcpy(dc, dc0, sizeof dc);
+    done = w == 8 ? mrl__lstm_back_run8(H, gb, tc, cp, gy, dhp, dc, db, keep)
+                  : mrl__lstm_back_run16(H, gb, tc, cp, gy, dhp, dc, db, keep);
+    MRL_CHECK(done == H / w * w, "lstm_back_run%d did %d of %d units", w, done, H);
+    for (j = 0; j < done; j++) {
+      float ig = gb[j], fg = gb[H + j], gg = gb[2 * H + j], og = gb[3 * H + j];
+      float dh = gy[j] + dhp[j], d = dc0[j] + dh * og * (1.0f - tc[j] * tc[j]);
+      ok &= db[j] == d * gg * ig * (1.0f - ig) && db[H + j] == d * cp[j] * fg * (1.0f - fg);
+      ok &= db[2 * H + j] == d * ig * (1.0f - gg * gg);
+      ok &= db[3 * H + j] == dh * tc[j] * og * (1.0f - og) && dc[j] == d * fg * keep;
+    }
+    done = w == 8 ? mrl__lstm_cell_run8(H, gb, cp, cb) : mrl__lstm_cell_run16(H, gb, cp, cb);
+    MRL_CHECK(done == H / w * w, "lstm_cell_run%d did %d of %d units", w, done, H);
+    for (j = 0; j < done; j++) ok &= cb[j] == gb[H + j] * cp[j] + gb[j] * gb[2 * H + j];
+    done = w == 8 ? mrl__lstm_out_run8(H, gb + 3 * H, tc, yb)
+                  : mrl__lstm_out_run16(H, gb + 3 * H, tc, yb);
+    MRL_CHECK(done == H / w * w, "lstm_out_run%d did %d of %d units", w, done, H);
+    for (j = 0; j < done; j++) ok &= yb[j] == gb[3 * H + j] * tc[j];
+    MRL_CHECK(ok, "the %d-lane LSTM loops differ from the scalar expressions", w);
+  }
+#endif
+}
+
 /* Sequences long and wide enough that the recurrences prepack W_hh (T > 1,
  * B >= 4; H = 33: partial kernel panels) against the same T steps run as
  * single cells, which never prepack: outputs and every gradient (x, h0, c0,
@@ -2149,6 +2191,7 @@ int main(void) {
   test_lstm_out_of_memory();
   test_rnn_reference();
   test_rnn_gradcheck();
+  test_lstm_wide_lanes();
   test_rnn_prepacked_matches_cells();
   test_rnn_steps_match_sequence();
   test_rnn_out_of_memory();
