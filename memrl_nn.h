@@ -2280,6 +2280,40 @@ static void mrl__add_col_sums(float *acc, const float *rows, size_t n, int cols)
     for (k = 0; k < n; k++) acc[j] += rows[k * cols + j];
 }
 
+/* Both bias gradients of a recurrence from the same rows (acc and acc2 each
+ * += the column sums, each column's sum in row order as above) in one pass
+ * over the rows, sixteen columns at a time. */
+static void mrl__add_col_sums2(float *acc, float *acc2, const float *rows, size_t n, int cols) {
+  int j = 0;
+  if (!acc || !acc2) {
+    mrl__add_col_sums(acc ? acc : acc2, rows, n, cols);
+    return;
+  }
+#ifdef MRL__HAVE_F4
+  for (; j + 16 <= cols; j += 16) {
+    mrl__f4 a[4], b[4], r;
+    const float *rk = rows + j;
+    size_t k;
+    int q;
+    for (q = 0; q < 4; q++) memcpy(&a[q], acc + j + 4 * q, sizeof r);
+    for (q = 0; q < 4; q++) memcpy(&b[q], acc2 + j + 4 * q, sizeof r);
+    for (k = 0; k < n; k++, rk += cols)
+      for (q = 0; q < 4; q++) {
+        memcpy(&r, rk + 4 * q, sizeof r);
+        a[q] += r;
+        b[q] += r;
+      }
+    for (q = 0; q < 4; q++) memcpy(acc + j + 4 * q, &a[q], sizeof r);
+    for (q = 0; q < 4; q++) memcpy(acc2 + j + 4 * q, &b[q], sizeof r);
+  }
+#endif
+  for (; j < cols; j++) {
+    size_t k;
+    for (k = 0; k < n; k++) acc[j] += rows[k * cols + j];
+    for (k = 0; k < n; k++) acc2[j] += rows[k * cols + j];
+  }
+}
+
 /* Whether a recurrence (LSTM, GRU, Elman) over T steps of B rows multiplies
  * by a prepacked W_hh [G, H] (mrl__gemm_pack_b once per call, then
  * mrl__gemm_prepacked per step) instead of handing W_hh to mrl_gemm every
@@ -2533,8 +2567,7 @@ static void mrl__lstm_backward(mrl_node *nd) {
   if (s->x->grad) mrl_gemm(0, 0, T * B, I, G, s->dpre, G, s->w_ih->data, I, 1.0f, s->x->grad, I);
   if (s->w_ih->grad) mrl_gemm(1, 0, G, I, T * B, s->dpre, G, s->x->data, I, 1.0f, s->w_ih->grad, I);
   if (s->w_hh->grad) mrl_gemm(1, 0, G, H, T * B, s->dpre, G, s->h_prev, H, 1.0f, s->w_hh->grad, H);
-  mrl__add_col_sums(s->b_ih->grad, s->dpre, (size_t)T * B, G);
-  mrl__add_col_sums(s->b_hh->grad, s->dpre, (size_t)T * B, G);
+  mrl__add_col_sums2(s->b_ih->grad, s->b_hh->grad, s->dpre, (size_t)T * B, G);
 }
 
 /* The fused recurrences multiply the carried state by keep = 1 - (start != 0)
@@ -2981,8 +3014,7 @@ static void mrl__elman_backward(mrl_node *nd) {
   if (s->x->grad) mrl_gemm(0, 0, T * B, I, H, s->dpre, H, s->w_ih->data, I, 1.0f, s->x->grad, I);
   if (s->w_ih->grad) mrl_gemm(1, 0, H, I, T * B, s->dpre, H, s->x->data, I, 1.0f, s->w_ih->grad, I);
   if (s->w_hh->grad) mrl_gemm(1, 0, H, H, T * B, s->dpre, H, s->h_prev, H, 1.0f, s->w_hh->grad, H);
-  mrl__add_col_sums(s->b_ih->grad, s->dpre, N, H);
-  mrl__add_col_sums(s->b_hh->grad, s->dpre, N, H);
+  mrl__add_col_sums2(s->b_ih->grad, s->b_hh->grad, s->dpre, N, H);
 }
 
 static mrl_tensor *mrl__elman_run(const mrl_elman_layer *l, mrl_graph *g, mrl_tensor *x, int T,

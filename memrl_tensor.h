@@ -2794,8 +2794,18 @@ static void mrl__unary_backward(mrl_node *nd) {
   case MRL__ADD_SCALAR:
     for (i = 0; i < n; i++) ga[i] += gy[i];
     break;
-  case MRL__SQUARE:
-    for (i = 0; i < n; i++) ga[i] += gy[i] * 2.0f * x[i];
+  case MRL__SQUARE: i = 0;
+#ifdef MRL__HAVE_F4
+    for (; i + 4 <= n; i += 4) {
+      mrl__f4 va, vg, vx;
+      memcpy(&va, ga + i, sizeof va);
+      memcpy(&vg, gy + i, sizeof vg);
+      memcpy(&vx, x + i, sizeof vx);
+      va += vg * 2.0f * vx;
+      memcpy(ga + i, &va, sizeof va);
+    }
+#endif
+    for (; i < n; i++) ga[i] += gy[i] * 2.0f * x[i];
     break;
   case MRL__EXP:
     for (i = 0; i < n; i++) ga[i] += gy[i] * o[i];
@@ -2906,8 +2916,16 @@ static mrl_tensor *mrl__unary(mrl_graph *g, mrl_tensor *a, int kind, float p0, f
   case MRL__ADD_SCALAR:
     for (i = 0; i < n; i++) o[i] = x[i] + p0;
     break;
-  case MRL__SQUARE:
-    for (i = 0; i < n; i++) o[i] = x[i] * x[i];
+  case MRL__SQUARE: i = 0;
+#ifdef MRL__HAVE_F4
+    for (; i + 4 <= n; i += 4) {
+      mrl__f4 v;
+      memcpy(&v, x + i, sizeof v);
+      v = v * v;
+      memcpy(o + i, &v, sizeof v);
+    }
+#endif
+    for (; i < n; i++) o[i] = x[i] * x[i];
     break;
   case MRL__EXP:
     for (i = 0; i < n; i++) o[i] = expf(x[i]);
@@ -3419,8 +3437,17 @@ static void mrl__reduce_backward(mrl_node *nd) {
       double mean = 0.0;
       switch (kind) {
       case MRL__R_SUM:
-      case MRL__R_MEAN:
-        for (k = 0; k < n; k++) gx[(size_t)k * inner] += gy * s;
+      case MRL__R_MEAN: k = 0;
+#ifdef MRL__HAVE_F4
+        if (inner == 1) /* a whole row: four lanes of the same formula */
+          for (; k + 4 <= n; k += 4) {
+            mrl__f4 v;
+            memcpy(&v, gx + k, sizeof v);
+            v += gy * s;
+            memcpy(gx + k, &v, sizeof v);
+          }
+#endif
+        for (; k < n; k++) gx[(size_t)k * inner] += gy * s;
         break;
       case MRL__R_MAX: gx[(size_t)nd->index[r] * inner] += gy; break;
       case MRL__R_LSE:
