@@ -1400,19 +1400,21 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, size_t as, 
     int p;
 #define MRL__A512P_NEXT ap += as
 #define MRL__A512N_NEXT q0 += 4, q1 += 4, q2 += 4, q3 += 4
-/* A packed B (bs 32) is read as one stream, panel after panel (prepacked
- * recurrent weights: megabytes from L3 every step), so each step also asks
- * for the same step of the next panel into L2; the hardware prefetchers stop
- * at 4 KiB pages (measured: 16 x 2048 x 512 from a prepacked B 8% faster,
- * in-cache products unchanged). A B read in place gets no prefetch. */
-#define MRL__K512_DEFINE(name, nr, ROWS)                                                           \
+/* PF: nothing, or (the _pf kernels, for a prepacked B: recurrent weights
+ * read from L3 every step) a request for the same step of the next panel
+ * into L2, kc*32 floats on, since the hardware prefetchers stop at 4 KiB
+ * pages (measured: 16 x 2048 x 512 from a prepacked B 116-122 -> 124-129
+ * GFLOP/s; for a B packed just before, already in cache, the requests cost
+ * about 3%, so those kernels make none). */
+#define MRL__K512_PF                                                                               \
+  _mm_prefetch((const char *)(bp + (size_t)kc * 32), _MM_HINT_T1);                                 \
+  _mm_prefetch((const char *)(bp + (size_t)kc * 32 + 16), _MM_HINT_T1)
+#define MRL__K512_DEFINE(name, nr, ROWS, PF)                                                       \
   MRL__K512_HEAD(name, nr)                                                                         \
-  const size_t pfd = bs == 32 ? (size_t)kc * 32 : 0;                                               \
   ROWS(MRL__K512_LOAD);                                                                            \
   for (p = 0; p < kc; p++, MRL__A512_NEXT, bp += bs) {                                             \
     __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;                             \
-    _mm_prefetch((const char *)(bp + pfd), _MM_HINT_T1);                                           \
-    _mm_prefetch((const char *)(bp + pfd + 16), _MM_HINT_T1);                                      \
+    PF;                                                                                            \
     ROWS(MRL__K512_STEP);                                                                          \
   }                                                                                                \
   ROWS(MRL__K512_STORE);                                                                           \
@@ -1435,9 +1437,9 @@ MRL__TARGET_AVX2 static void mrl__kern_avx2(int kc, const float *ap, size_t as, 
   }
 #define MRL__A512 MRL__A512P
 #define MRL__A512_NEXT MRL__A512P_NEXT
-MRL__K512_DEFINE(mrl__kern_avx512, 12, MRL__ROWS12)
-MRL__K512_DEFINE(mrl__kern_avx512_r8, 8, MRL__ROWS8)
-MRL__K512_DEFINE(mrl__kern_avx512_r4, 4, MRL__ROWS4)
+MRL__K512_DEFINE(mrl__kern_avx512, 12, MRL__ROWS12, )
+MRL__K512_DEFINE(mrl__kern_avx512_r8, 8, MRL__ROWS8, )
+MRL__K512_DEFINE(mrl__kern_avx512_r4, 4, MRL__ROWS4, )
 MRL__K512H_DEFINE(mrl__kern_avx512_c16, 12, MRL__ROWS12)
 MRL__K512H_DEFINE(mrl__kern_avx512_r8c16, 8, MRL__ROWS8)
 MRL__K512H_DEFINE(mrl__kern_avx512_r4c16, 4, MRL__ROWS4)
@@ -1445,9 +1447,12 @@ MRL__K512H_DEFINE(mrl__kern_avx512_r4c16, 4, MRL__ROWS4)
 #undef MRL__A512_NEXT
 #define MRL__A512 MRL__A512N
 #define MRL__A512_NEXT MRL__A512N_NEXT
-MRL__K512_DEFINE(mrl__kern_avx512n, 12, MRL__ROWS12)
-MRL__K512_DEFINE(mrl__kern_avx512n_r8, 8, MRL__ROWS8)
-MRL__K512_DEFINE(mrl__kern_avx512n_r4, 4, MRL__ROWS4)
+MRL__K512_DEFINE(mrl__kern_avx512n, 12, MRL__ROWS12, )
+MRL__K512_DEFINE(mrl__kern_avx512n_r8, 8, MRL__ROWS8, )
+MRL__K512_DEFINE(mrl__kern_avx512n_r4, 4, MRL__ROWS4, )
+MRL__K512_DEFINE(mrl__kern_avx512n_pf, 12, MRL__ROWS12, MRL__K512_PF)
+MRL__K512_DEFINE(mrl__kern_avx512n_r8_pf, 8, MRL__ROWS8, MRL__K512_PF)
+MRL__K512_DEFINE(mrl__kern_avx512n_r4_pf, 4, MRL__ROWS4, MRL__K512_PF)
 MRL__K512H_DEFINE(mrl__kern_avx512n_c16, 12, MRL__ROWS12)
 MRL__K512H_DEFINE(mrl__kern_avx512n_r8c16, 8, MRL__ROWS8)
 MRL__K512H_DEFINE(mrl__kern_avx512n_r4c16, 4, MRL__ROWS4)
@@ -1531,10 +1536,14 @@ static int mrl__gemm_isa(void) {
  * AVX-512 only, ap[r*ar + p] (ar > 1: A in place). */
 static void mrl__gemm_kernel(int isa, int rows, int cols, int kc, const float *ap, size_t as,
                              size_t ar, const float *bp, size_t bs, const float *ci, size_t ldi,
-                             float *c, size_t ldc) {
+                             float *c, size_t ldc, int prepacked) {
 #ifdef MRL__X86_SIMD
   if (isa == MRL__ISA_AVX512 && ar != 1) {
-    if (cols == 16)
+    if (prepacked && cols == 32)
+      (rows == 4   ? mrl__kern_avx512n_r4_pf
+       : rows == 8 ? mrl__kern_avx512n_r8_pf
+                   : mrl__kern_avx512n_pf)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
+    else if (cols == 16)
       (rows == 4   ? mrl__kern_avx512n_r4c16
        : rows == 8 ? mrl__kern_avx512n_r8c16
                    : mrl__kern_avx512n_c16)(kc, ap, as, ar, bp, bs, ci, ldi, c, ldc);
@@ -1564,6 +1573,7 @@ static void mrl__gemm_kernel(int isa, int rows, int cols, int kc, const float *a
   (void)rows;
   (void)cols;
   (void)ar;
+  (void)prepacked;
   mrl__kern_c(kc, ap, as, bp, bs, ci, ldi, c, ldc);
 }
 
@@ -1735,7 +1745,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
           const float *start = c0 ? c0 + j0 + jr : mrl__zeros;
           if (mb == kr && nb == kn && !ctr) {
             mrl__gemm_kernel(isa, kr, kn, kc, apan, as, ar, bpan, bs, fresh ? start : ct,
-                             fresh ? 0 : (size_t)ldc, ct, (size_t)ldc);
+                             fresh ? 0 : (size_t)ldc, ct, (size_t)ldc, bpre != NULL);
           } else {
             memset(tile, 0, sizeof(float) * (size_t)(kr * nr));
             if (fresh && c0)
@@ -1747,7 +1757,7 @@ static void mrl__gemm_packed_block(int isa, int ta, int tb, int m, int j0, int n
               for (r = 0; r < mb; r++)
                 memcpy(tile + r * nr, ct + (size_t)r * ldc, sizeof(float) * (size_t)nb);
             mrl__gemm_kernel(isa, kr, kn, kc, apan, as, ar, bpan, bs, tile, (size_t)nr, tile,
-                             (size_t)nr);
+                             (size_t)nr, bpre != NULL);
             if (ctr)
               for (r = 0; r < mb; r++)
                 for (q = 0; q < nb; q++) ct[(size_t)q * ldc + r] = tile[r * nr + q];

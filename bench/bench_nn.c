@@ -10,10 +10,12 @@
  *   nn_gru_act     one GRU-cell step
  *   nn_transformer2_train  two pre-LN transformer blocks (E 64, 4 heads, FF 256)
  *                  over [B 16, T 32] with a causal mask, mean(y^2), backward, Adam
- *   nn_lstm_H<n>_fb_gflops  LSTM 64 -> H (256, 512), T 32, batch 16, forward +
- *                  backward in GFLOP/s, beside mrl_gemm alone on the same products
- *                  (one call each, as before the LSTM prepacked W_hh) and beside
- *                  mrl_gemm on the square H x H x H product
+ *   nn_lstm_H<n>_fb  LSTM 64 -> H (256, 512), T 32, batch 16: forward, mean(y^2),
+ *                  backward, no optimiser, against PyTorch
+ *   nn_lstm_H<n>_fb_gflops  the same in GFLOP/s (counting the six products),
+ *                  beside mrl_gemm alone on the same products (one call each,
+ *                  as before the LSTM prepacked W_hh) and beside mrl_gemm on
+ *                  the square H x H x H product
  *   nn_gtrxl_train GTrXL (2 layers, E 64, 4 heads, FF 256, memory 64), segment
  *                  T 32 x B 16: forward, mean(y^2), backward
  *
@@ -357,7 +359,7 @@ static void square_gemm(void *ctx) {
   bench_sink = s->c[0];
 }
 
-static void bench_lstm_wide(int H) {
+static void bench_lstm_wide(const refs *r, int H) {
   static lstm_wide_ctx s;
   double flops = 2.0 * LW_T * LW_B * 4.0 * H * (3.0 * LW_I + 3.0 * H), ms, gms, sms;
   square_ctx sq;
@@ -374,6 +376,9 @@ static void bench_lstm_wide(int H) {
   printf("BENCH name=%s value=%.1f unit=GFLOP/s ref=mrl_gemm_same_shapes ref_value=%.1f "
          "speedup=%.2f\n",
          name, flops / ms * 1e-6, flops / gms * 1e-6, gms / ms);
+  snprintf(name, sizeof name, "nn_lstm_H%d_fb", H);
+  report(r, name, ms, 0);
+  snprintf(name, sizeof name, "nn_lstm_H%d_fb_gflops", H);
   /* speedup here: the LSTM's rate over the square product's */
   printf("BENCH name=%s value=%.1f unit=GFLOP/s ref=mrl_gemm_%dx%dx%d ref_value=%.1f "
          "speedup=%.2f\n",
@@ -451,8 +456,8 @@ int main(int argc, char **argv) {
   mrl_graph_free(&mlp.g);
   mrl_params_free(&mlp.p);
 
-  if (wanted("nn_lstm_H256")) bench_lstm_wide(256);
-  if (wanted("nn_lstm_H512")) bench_lstm_wide(512);
+  if (wanted("nn_lstm_H256")) bench_lstm_wide(&r, 256);
+  if (wanted("nn_lstm_H512")) bench_lstm_wide(&r, 512);
 
   tf_ctx_init(&tf);
   if (wanted("nn_transformer2_train"))

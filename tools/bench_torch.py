@@ -94,6 +94,22 @@ def rnn_train(kind):
     return best_ms(step, 40)
 
 
+def lstm_wide(H):
+    # input 64 -> hidden H, T = 32, batch 16: forward, loss mean(y^2),
+    # backward, no optimiser (bench_nn's nn_lstm_H<n>_fb)
+    T, B, I = 32, 16, 64
+    net = torch.nn.LSTM(I, H)
+    x = torch.rand(T, B, I) * 0.2 - 0.1
+    state = (torch.zeros(1, B, H), torch.zeros(1, B, H))
+
+    def step():
+        net.zero_grad()
+        y, _ = net(x, state)
+        (y * y).mean().backward()
+
+    return best_ms(step, 5 if H > 256 else 10)
+
+
 def mlp():
     return torch.nn.Sequential(
         torch.nn.Linear(4, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
@@ -669,6 +685,8 @@ def main():
         ("gtrxl_act_M64", gtrxl_act(64)),
         ("gtrxl_act_M256", gtrxl_act(256)),
         ("nn_gtrxl_train", gtrxl_train()),
+        ("nn_lstm_H256_fb", lstm_wide(256)),
+        ("nn_lstm_H512_fb", lstm_wide(512)),
     ]
     figures += core_figures()  # after the figures above: bench_nn reads the first 16 lines
     for name, ms in figures:
