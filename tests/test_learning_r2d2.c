@@ -16,7 +16,7 @@
  *      R2D2-LSTM (64 units), 200k steps, Adam eps 1e-8 (its rewards are
  *      +-1/48 a step: with the paper's eps 1e-3 the gradients are smaller
  *      than eps and it learns far more slowly): greedy mean return >= 0.9
- *      (optimum 1, chance -0.5; it reaches 0.99).
+ *      (optimum 1, chance -0.5; it reaches 0.99-1.00 by the recurrence's sum order).
  *   4. DRQN (bootstrapped random updates of 10 steps from the zero state,
  *      LSTM 64, 4 environments, batches of 32, one update per 4 env steps,
  *      Adam 1e-3, target copied every 250 updates, epsilon 1 -> 0.05 over
