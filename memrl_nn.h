@@ -2729,6 +2729,111 @@ MRL_DEF void mrl_gru_cell_init(mrl_gru_layer *l, mrl_params *p, const char *name
   mrl__gru_layer_init_k(l, p, name, -1, input, hidden, init);
 }
 
+#ifdef MRL__HAVE_WIDE_ACT
+/* The GRU's per-unit loops, 8 or 16 units at a time on AVX2 or AVX-512 (as
+ * the LSTM's: each lane the scalar loop's expressions in the same order, no
+ * contraction; each returns how many it did, the callers finish the rest).
+ * add: x += y over n; gate: n's pre-activation += r (W_hn h + b_hn), keeping
+ * that projection; out: h' = (h - n) z + n; back: one row's gate gradients;
+ * dh: dh = (dh + dhz) keep. */
+#define MRL__GRU_WIDE(W, TGT)                                                                      \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__gru_add_run##W(int n, float *x, const float *y) {       \
+    MRL__NOCONTRACT                                                                                \
+    int j = 0;                                                                                     \
+    for (; j + W <= n; j += W) {                                                                   \
+      mrl__f##W a, b;                                                                              \
+      memcpy(&a, x + j, sizeof a);                                                                 \
+      memcpy(&b, y + j, sizeof b);                                                                 \
+      a += b;                                                                                      \
+      memcpy(x + j, &a, sizeof a);                                                                 \
+    }                                                                                              \
+    return j;                                                                                      \
+  }                                                                                                \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__gru_gate_run##W(int H, float *gb, const float *hb,      \
+                                                           float *nb) {                            \
+    MRL__NOCONTRACT                                                                                \
+    int j = 0;                                                                                     \
+    for (; j + W <= H; j += W) {                                                                   \
+      mrl__f##W r, hn, g;                                                                          \
+      memcpy(&r, gb + j, sizeof r);                                                                \
+      memcpy(&hn, hb + 2 * H + j, sizeof hn);                                                      \
+      memcpy(&g, gb + 2 * H + j, sizeof g);                                                        \
+      memcpy(nb + j, &hn, sizeof hn);                                                              \
+      g += r * hn;                                                                                 \
+      memcpy(gb + 2 * H + j, &g, sizeof g);                                                        \
+    }                                                                                              \
+    return j;                                                                                      \
+  }                                                                                                \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__gru_out_run##W(int H, const float *gb,                  \
+                                                          const float *hkb, float *yb) {           \
+    MRL__NOCONTRACT                                                                                \
+    int j = 0;                                                                                     \
+    for (; j + W <= H; j += W) {                                                                   \
+      mrl__f##W z, n, h;                                                                           \
+      memcpy(&z, gb + H + j, sizeof z);                                                            \
+      memcpy(&n, gb + 2 * H + j, sizeof n);                                                        \
+      memcpy(&h, hkb + j, sizeof h);                                                               \
+      h = (h - n) * z + n;                                                                         \
+      memcpy(yb + j, &h, sizeof h);                                                                \
+    }                                                                                              \
+    return j;                                                                                      \
+  }                                                                                                \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__gru_back_run##W(                                        \
+      int H, const float *gb, const float *hk, const float *hn, const float *gy, const float *dhp, \
+      float *dxb, float *dhb, float *dhz) {                                                        \
+    MRL__NOCONTRACT                                                                                \
+    int j = 0;                                                                                     \
+    for (; j + W <= H; j += W) {                                                                   \
+      mrl__f##W r, z, n, d, dn, v, w, h, q;                                                        \
+      memcpy(&r, gb + j, sizeof r);                                                                \
+      memcpy(&z, gb + H + j, sizeof z);                                                            \
+      memcpy(&n, gb + 2 * H + j, sizeof n);                                                        \
+      memcpy(&d, gy + j, sizeof d);                                                                \
+      memcpy(&v, dhp + j, sizeof v);                                                               \
+      memcpy(&h, hn + j, sizeof h);                                                                \
+      memcpy(&q, hk + j, sizeof q);                                                                \
+      d = d + v;                                                                                   \
+      dn = d * (1.0f - z) * (1.0f - n * n);                                                        \
+      v = dn * h * r * (1.0f - r);                                                                 \
+      memcpy(dxb + j, &v, sizeof v);                                                               \
+      memcpy(dhb + j, &v, sizeof v);                                                               \
+      w = d * (q - n) * z * (1.0f - z);                                                            \
+      memcpy(dxb + H + j, &w, sizeof w);                                                           \
+      memcpy(dhb + H + j, &w, sizeof w);                                                           \
+      memcpy(dxb + 2 * H + j, &dn, sizeof dn);                                                     \
+      dn = dn * r;                                                                                 \
+      memcpy(dhb + 2 * H + j, &dn, sizeof dn);                                                     \
+      d = d * z;                                                                                   \
+      memcpy(dhz + j, &d, sizeof d);                                                               \
+    }                                                                                              \
+    return j;                                                                                      \
+  }                                                                                                \
+  TGT MRL__NOCONTRACT_ATTR static int mrl__gru_dh_run##W(int H, float *dh, const float *dhz,       \
+                                                         float keep) {                             \
+    MRL__NOCONTRACT                                                                                \
+    int j = 0;                                                                                     \
+    for (; j + W <= H; j += W) {                                                                   \
+      mrl__f##W a, b;                                                                              \
+      memcpy(&a, dh + j, sizeof a);                                                                \
+      memcpy(&b, dhz + j, sizeof b);                                                               \
+      a = (a + b) * keep;                                                                          \
+      memcpy(dh + j, &a, sizeof a);                                                                \
+    }                                                                                              \
+    return j;                                                                                      \
+  }
+MRL__GRU_WIDE(8, MRL__TARGET_AVX2)
+MRL__GRU_WIDE(16, MRL__TARGET_AVX512)
+#undef MRL__GRU_WIDE
+/* Which of them this CPU runs: MRL__GRU_RUN(name, args) calls the widest and
+ * yields how many units it did (0 where there are none). */
+#define MRL__GRU_RUN(isa, name, ...)                                                               \
+  ((isa) == MRL__ISA_AVX512 ? mrl__gru_##name##_run16(__VA_ARGS__)                                 \
+   : (isa) == MRL__ISA_AVX2 ? mrl__gru_##name##_run8(__VA_ARGS__)                                  \
+                            : 0)
+#else
+#define MRL__GRU_RUN(isa, name, ...) ((void)(isa), 0)
+#endif
+
 /* One fused node per sequence, as the LSTM. Saved per step: activated gates
  * (r, z, n), the hidden projection of the n gate (W_hn h + b_hn, which the
  * reset gate multiplies) and the masked previous state. Backward keeps two
@@ -2761,7 +2866,9 @@ static void mrl__gru_backward(mrl_node *nd) {
     for (b = 0; b < B; b++) {
       const float *gb = gt + (size_t)b * G;
       float *dxb = dx + (size_t)b * G, *dhb = dh + (size_t)b * G;
-      for (j = 0; j < H; j++) {
+      j = MRL__GRU_RUN(isa, back, H, gb, hk + (size_t)b * H, hn + (size_t)b * H, gy + (size_t)b * H,
+                       s->dh_prev + (size_t)b * H, dxb, dhb, s->dhz + (size_t)b * H);
+      for (; j < H; j++) {
         float r = gb[j], z = gb[H + j], n = gb[2 * H + j], d, dn;
         k = (size_t)b * H + j;
         d = gy[k] + s->dh_prev[k];
@@ -2781,7 +2888,8 @@ static void mrl__gru_backward(mrl_node *nd) {
       mrl__rnn_back_h(B, H, G, dh, s->w_hh->data, s->dh_prev);
     for (b = 0; b < B; b++) {
       float keep = s->keep ? s->keep[(size_t)t * B + b] : 1.0f;
-      for (j = 0; j < H; j++) {
+      j = MRL__GRU_RUN(isa, dh, H, s->dh_prev + (size_t)b * H, s->dhz + (size_t)b * H, keep);
+      for (; j < H; j++) {
         k = (size_t)b * H + j;
         s->dh_prev[k] = (s->dh_prev[k] + s->dhz[k]) * keep;
       }
@@ -2841,9 +2949,9 @@ static mrl_tensor *mrl__gru_run(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor
     if (!(s->w_pack = (float *)mrl_graph_alloc(g, sizeof(float) * (f > r ? f : r)))) return NULL;
     mrl__gemm_pack_b(isa, 1, G, H, w_hh->data, H, s->w_pack);
   }
-  /* input projections of every step at once */
-  for (t = 0; t < T * B; t++) memcpy(s->gates + (size_t)t * G, b_ih->data, sizeof(float) * G);
-  mrl__xwt(T * B, G, I, x->data, I, w_ih->data, I, s->gates, G);
+  /* input projections of every step at once, each chain starting from b_ih
+   * (the gemm's start row: the same sums as copying it into every row) */
+  mrl__gemm_run(isa, 0, 1, T * B, G, I, x->data, I, w_ih->data, I, 0.0f, b_ih->data, s->gates, G);
   for (t = 0; t < T; t++) {
     const float *hp = t ? y->data + (size_t)(t - 1) * BH : h0->data;
     float *hk = s->h_prev + (size_t)t * BH, *gt = s->gates + (size_t)t * B * G;
@@ -2861,14 +2969,15 @@ static mrl_tensor *mrl__gru_run(const mrl_gru_layer *l, mrl_graph *g, mrl_tensor
       float *gb = gt + (size_t)b * G, *hb = hh + (size_t)b * G, *nb = hn + (size_t)b * H;
       const float *hkb = hk + (size_t)b * H;
       float *yb = yt + (size_t)b * H;
-      for (j = 0; j < 2 * H; j++) gb[j] += hb[j];
+      for (j = MRL__GRU_RUN(isa, add, 2 * H, gb, hb); j < 2 * H; j++) gb[j] += hb[j];
       mrl__sigmoid_n(gb, gb, 2 * H); /* r, z */
-      for (j = 0; j < H; j++) {
+      for (j = MRL__GRU_RUN(isa, gate, H, gb, hb, nb); j < H; j++) {
         nb[j] = hb[2 * H + j];
         gb[2 * H + j] += gb[j] * nb[j];
       }
       mrl__tanh_n(gb + 2 * H, gb + 2 * H, H); /* n */
-      for (j = 0; j < H; j++)                 /* torch's form of (1 - z) n + z h */
+      /* torch's form of (1 - z) n + z h */
+      for (j = MRL__GRU_RUN(isa, out, H, gb, hkb, yb); j < H; j++)
         yb[j] = (hkb[j] - gb[2 * H + j]) * gb[H + j] + gb[2 * H + j];
     }
   }

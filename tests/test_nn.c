@@ -569,6 +569,56 @@ static void test_lstm_wide_lanes(void) {
 #endif
 }
 
+/* The GRU's wide per-unit loops against the scalar loops' expressions, as
+ * test_lstm_wide_lanes. */
+static void test_gru_wide_lanes(void) {
+#ifdef MRL__HAVE_WIDE_ACT
+  enum { H = 37 };
+  float gb[3 * H], g0[3 * H], hb[3 * H], hk[H], hn[H], gy[H], dhp[H], dhz[H], dxb[3 * H],
+      dhb[3 * H], nb[H], yb[H], dh[H];
+  mrl_rng rng = mrl_rng_make(10);
+  int isa = mrl__gemm_isa(), w, j, done, ok = 1;
+  for (j = 0; j < 3 * H; j++) {
+    g0[j] = j % 9 == 0 ? (float)(j % 2) : mrl_rng_uniform(&rng);
+    hb[j] = 2.0f * mrl_rng_uniform(&rng) - 1.0f;
+  }
+  for (j = 0; j < H; j++) {
+    hk[j] = 2.0f * mrl_rng_uniform(&rng) - 1.0f, hn[j] = mrl_rng_uniform(&rng) - 0.5f;
+    gy[j] = mrl_rng_uniform(&rng) - 0.5f, dhp[j] = mrl_rng_uniform(&rng) - 0.5f;
+    dhz[j] = mrl_rng_uniform(&rng) - 0.5f;
+  }
+  for (w = 8; w <= 16; w += 8) {
+    float keep = w == 8 ? 1.0f : 0.0f;
+    if (isa != MRL__ISA_AVX512 && !(w == 8 && isa == MRL__ISA_AVX2)) continue;
+    memcpy(gb, g0, sizeof gb);
+    done = w == 8 ? mrl__gru_add_run8(2 * H, gb, hb) : mrl__gru_add_run16(2 * H, gb, hb);
+    MRL_CHECK(done == 2 * H / w * w, "gru_add_run%d did %d of %d", w, done, 2 * H);
+    for (j = 0; j < done; j++) ok &= gb[j] == g0[j] + hb[j];
+    memcpy(gb, g0, sizeof gb);
+    done = w == 8 ? mrl__gru_gate_run8(H, gb, hb, nb) : mrl__gru_gate_run16(H, gb, hb, nb);
+    MRL_CHECK(done == H / w * w, "gru_gate_run%d did %d of %d", w, done, H);
+    for (j = 0; j < done; j++)
+      ok &= nb[j] == hb[2 * H + j] && gb[2 * H + j] == g0[2 * H + j] + g0[j] * hb[2 * H + j];
+    done = w == 8 ? mrl__gru_out_run8(H, g0, hk, yb) : mrl__gru_out_run16(H, g0, hk, yb);
+    for (j = 0; j < done; j++) ok &= yb[j] == (hk[j] - g0[2 * H + j]) * g0[H + j] + g0[2 * H + j];
+    done = w == 8 ? mrl__gru_back_run8(H, g0, hk, hn, gy, dhp, dxb, dhb, dh)
+                  : mrl__gru_back_run16(H, g0, hk, hn, gy, dhp, dxb, dhb, dh);
+    MRL_CHECK(done == H / w * w, "gru_back_run%d did %d of %d", w, done, H);
+    for (j = 0; j < done; j++) {
+      float r = g0[j], z = g0[H + j], n = g0[2 * H + j], d = gy[j] + dhp[j];
+      float dn = d * (1.0f - z) * (1.0f - n * n), dr = dn * hn[j] * r * (1.0f - r);
+      float dz = d * (hk[j] - n) * z * (1.0f - z);
+      ok &= dxb[j] == dr && dhb[j] == dr && dxb[H + j] == dz && dhb[H + j] == dz;
+      ok &= dxb[2 * H + j] == dn && dhb[2 * H + j] == dn * r && dh[j] == d * z;
+    }
+    memcpy(dh, dhp, sizeof dh);
+    done = w == 8 ? mrl__gru_dh_run8(H, dh, dhz, keep) : mrl__gru_dh_run16(H, dh, dhz, keep);
+    for (j = 0; j < done; j++) ok &= dh[j] == (dhp[j] + dhz[j]) * keep;
+    MRL_CHECK(ok, "the %d-lane GRU loops differ from the scalar expressions", w);
+  }
+#endif
+}
+
 /* Sequences long and wide enough that the recurrences prepack W_hh (T > 1,
  * B >= 4; H = 33: partial kernel panels) against the same T steps run as
  * single cells, which never prepack: outputs and every gradient (x, h0, c0,
@@ -2192,6 +2242,7 @@ int main(void) {
   test_rnn_reference();
   test_rnn_gradcheck();
   test_lstm_wide_lanes();
+  test_gru_wide_lanes();
   test_rnn_prepacked_matches_cells();
   test_rnn_steps_match_sequence();
   test_rnn_out_of_memory();
