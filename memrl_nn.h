@@ -3421,10 +3421,14 @@ static void mrl__elman_jvp(mrl_node *nd) {
   }
 }
 
+/* GTrXL's fused gate: its backward and forward rule are further down */
+static void mrl__gru_gate_backward(mrl_node *nd);
+static void mrl__gru_gate_jvp(mrl_node *nd);
 MRL_DEF mrl_jvp_fn mrl_nn_jvp_rule(const mrl_node *nd) {
   if (nd->backward == mrl__lstm_backward) return mrl__lstm_jvp;
   if (nd->backward == mrl__gru_backward) return mrl__gru_jvp;
   if (nd->backward == mrl__elman_backward) return mrl__elman_jvp;
+  if (nd->backward == mrl__gru_gate_backward) return mrl__gru_gate_jvp;
   return mrl_jvp_rule(nd);
 }
 
@@ -7178,6 +7182,46 @@ static void mrl__gru_gate_backward(mrl_node *nd) {
   if (bg->grad)
     for (n = 0; n < N; n++)
       for (i = 0; i < E; i++) bg->grad[i] -= dux[(size_t)n * 2 * E + E + i];
+}
+
+/* Forward mode (mrl_graph_jvp): the pre-activations' tangents A = dW y +
+ * W dy (+ dU_rz x + U_rz dx - dbg for r, z), then dr, dz through the
+ * sigmoids, d(r x) = dr x + r dx, A_g += dU_g (r x) + U_g d(r x), dh =
+ * (1 - h^2) A_g, dout = dx + dz (h - x) + z (dh - dx). Scratch: dtmp. */
+static void mrl__gru_gate_jvp(mrl_node *nd) {
+  const mrl__gru_gate_saved *s = (const mrl__gru_gate_saved *)(const void *)nd->extra[0];
+  const mrl_gru_gate *gt = s->gt;
+  int E = gt->dim, N = s->N, n, i;
+  mrl_tensor *W = mrl_params_tensor(gt->params, gt->W), *U = mrl_params_tensor(gt->params, gt->U);
+  mrl_tensor *bg = mrl_params_tensor(gt->params, gt->bg);
+  const float *x = s->x->data, *dx = s->x->grad, *h3 = s->tmp, *rz = h3 + (size_t)3 * N * E;
+  const float *rx = rz + (size_t)2 * N * E;
+  float *A = s->dtmp, *drx = A + (size_t)3 * N * E, *dout = nd->out->grad;
+  memset(A, 0, sizeof(float) * (size_t)4 * N * E);
+  if (W->grad) mrl_gemm(0, 1, N, 3 * E, E, s->y->data, E, W->grad, E, 1.0f, A, 3 * E);
+  if (s->y->grad) mrl_gemm(0, 1, N, 3 * E, E, s->y->grad, E, W->data, E, 1.0f, A, 3 * E);
+  if (U->grad) mrl_gemm(0, 1, N, 2 * E, E, x, E, U->grad, E, 1.0f, A, 3 * E);
+  if (dx) mrl_gemm(0, 1, N, 2 * E, E, dx, E, U->data, E, 1.0f, A, 3 * E);
+  for (n = 0; n < N; n++) {
+    const float *r = rz + (size_t)n * 2 * E, *z = r + E, *xr = x + (size_t)n * E;
+    float *a = A + (size_t)n * 3 * E;
+    for (i = 0; i < E; i++) {
+      float dr = r[i] * (1.0f - r[i]) * a[i];
+      a[E + i] = z[i] * (1.0f - z[i]) * (a[E + i] - (bg->grad ? bg->grad[i] : 0.0f)); /* dz */
+      drx[(size_t)n * E + i] = dr * xr[i] + (dx ? r[i] * dx[(size_t)n * E + i] : 0.0f);
+    }
+  }
+  if (U->grad)
+    mrl_gemm(0, 1, N, E, E, rx, E, U->grad + (size_t)2 * E * E, E, 1.0f, A + 2 * E, 3 * E);
+  mrl_gemm(0, 1, N, E, E, drx, E, U->data + (size_t)2 * E * E, E, 1.0f, A + 2 * E, 3 * E);
+  for (n = 0; n < N; n++) {
+    const float *h = h3 + (size_t)n * 3 * E + 2 * E, *z = rz + (size_t)n * 2 * E + E;
+    const float *xr = x + (size_t)n * E, *a = A + (size_t)n * 3 * E;
+    for (i = 0; i < E; i++) {
+      float dxi = dx ? dx[(size_t)n * E + i] : 0.0f, dh = (1.0f - h[i] * h[i]) * a[2 * E + i];
+      dout[(size_t)n * E + i] = dxi + a[E + i] * (h[i] - xr[i]) + z[i] * (dh - dxi);
+    }
+  }
 }
 
 MRL_DEF mrl_tensor *mrl_gru_gate_forward(const mrl_gru_gate *gt, mrl_graph *g, mrl_tensor *x,

@@ -6018,6 +6018,117 @@ static void mrl__jvp_softmax(mrl_node *nd) {
     }
 }
 
+/* layernorm, y = xh w + b with xh = (x - m) s: dxh = s (dx - mean(dx) -
+ * xh mean(xh dx)), dy = dxh w + xh dw + db. */
+static void mrl__jvp_layernorm(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
+  const float *mean = nd->extra[0]->data, *rstd = nd->extra[1]->data;
+  int rows = mrl_tensor_rows(x), d = mrl_tensor_cols(x), r, j;
+  for (r = 0; r < rows; r++) {
+    const float *xr = x->data + (size_t)r * d, *dx = x->grad ? x->grad + (size_t)r * d : NULL;
+    float *dy = y->grad + (size_t)r * d, m = mean[r], s = rstd[r], a1 = 0.0f, a2 = 0.0f;
+    if (dx && d > 0) {
+      double s1 = 0.0, s2 = 0.0;
+      for (j = 0; j < d; j++) {
+        s1 += dx[j];
+        s2 += (double)dx[j] * ((xr[j] - m) * s);
+      }
+      a1 = (float)(s1 / d);
+      a2 = (float)(s2 / d);
+    }
+    for (j = 0; j < d; j++) {
+      float xh = (xr[j] - m) * s, t = dx ? s * (dx[j] - a1 - xh * a2) : 0.0f;
+      t *= w ? w->data[j] : 1.0f;
+      if (w && w->grad) t += xh * w->grad[j];
+      if (b && b->grad) t += b->grad[j];
+      dy[j] = t;
+    }
+  }
+}
+
+/* Fused attention, per (batch, head): dS = scale (dQ Kᵀ + Q dKᵀ + dbias)
+ * (the bias's tangent read through the relative shift where the forward
+ * read it so; Transformer-XL's bias qr rkᵀ has tangent dqr rkᵀ + qr drkᵀ),
+ * dP = P (dS - rowsum(P dS)) (masked and empty rows have P = 0, so dP = 0
+ * there: no mask is needed), dO = dP V + P dV. Scratch: the node's dS
+ * buffer (T K floats, twice that with the relative term). */
+static void mrl__jvp_attention(mrl_node *nd) {
+  mrl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *bias = nd->in[3], *y = nd->out;
+  const float *P = (const float *)(void *)nd->extra[0];
+  float *dS = (float *)(void *)nd->extra[1], scale = nd->f[0];
+  mrl_tensor *qr = nd->extra[2], *rk = nd->extra[3];
+  int H = nd->i[0], qc = nd->i[1], kc = nd->i[2], vc = nd->i[3], shift = nd->f[1] != 0.0f;
+  int B = y->shape[0], T = y->shape[1], E = y->shape[2], K = k->shape[1], D = E / H;
+  int ldq = q->shape[2], ldk = k->shape[2], ldv = v->shape[2], b, h, t, j;
+  int rel = qr && (qr->grad || rk->grad);
+  float *dbd = dS + (size_t)T * K;
+  memset(y->grad, 0, sizeof(float) * (size_t)y->size);
+  for (b = 0; b < B; b++)
+    for (h = 0; h < H; h++) {
+      size_t n = (size_t)b * H + h;
+      const float *Pn = P + n * T * K;
+      float *dO = y->grad + (size_t)b * T * E + h * D;
+      size_t qo = (size_t)b * T * ldq + qc + h * D, ko = (size_t)b * K * ldk + kc + h * D;
+      size_t vo = (size_t)b * K * ldv + vc + h * D;
+      memset(dS, 0, sizeof(float) * (size_t)T * K);
+      if (q->grad) mrl_gemm(0, 1, T, K, D, q->grad + qo, ldq, k->data + ko, ldk, 1.0f, dS, K);
+      if (k->grad) mrl_gemm(0, 1, T, K, D, q->data + qo, ldq, k->grad + ko, ldk, 1.0f, dS, K);
+      if (rel) { /* the unshifted relative term's tangent, row t by distance */
+        size_t ro = (size_t)b * T * E + h * D;
+        memset(dbd, 0, sizeof(float) * (size_t)T * K);
+        if (qr->grad) mrl_gemm(0, 1, T, K, D, qr->grad + ro, E, rk->data + h * D, E, 1.0f, dbd, K);
+        if (rk->grad) mrl_gemm(0, 1, T, K, D, qr->data + ro, E, rk->grad + h * D, E, 1.0f, dbd, K);
+      }
+      for (t = 0; t < T; t++) {
+        const float *pr = Pn + (size_t)t * K;
+        const float *br =
+            rel ? dbd + (size_t)t * K : (bias && bias->grad ? bias->grad + (n * T + t) * K : NULL);
+        float *dr = dS + (size_t)t * K;
+        double acc = 0.0;
+        for (j = 0; j < K; j++) {
+          if (br) dr[j] += br[shift && T - 1 - t + j >= K ? K - 1 : (shift ? T - 1 - t + j : j)];
+          dr[j] *= scale;
+          acc += (double)pr[j] * dr[j];
+        }
+        for (j = 0; j < K; j++) dr[j] = pr[j] * (dr[j] - (float)acc);
+      }
+      mrl_gemm(0, 0, T, D, K, dS, K, v->data + vo, ldv, 1.0f, dO, E);
+      if (v->grad) mrl_gemm(0, 0, T, D, K, Pn, K, v->grad + vo, ldv, 1.0f, dO, E);
+    }
+}
+
+/* conv2d is linear in x and in w: dy = conv(dx, w) + conv(x, dw) + db, one
+ * image at a time through the node's im2col buffer. */
+static void mrl__jvp_conv2d(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *wt = nd->in[1], *b = nd->in[2], *y = nd->out;
+  float *cols = nd->extra[0] ? nd->extra[0]->data : NULL; /* NULL: the image is its own cols */
+  int n = x->shape[0], c = x->shape[1], h = x->shape[2], w = x->shape[3];
+  int o = wt->shape[0], kh = wt->shape[2], kw = wt->shape[3];
+  int oh = y->shape[2], ow = y->shape[3], ohw = oh * ow, ckk = c * kh * kw, im, q, r;
+  for (im = 0; im < n; im++) {
+    size_t xo = (size_t)im * c * h * w;
+    float *dy = y->grad + (size_t)im * o * ohw;
+    for (q = 0; q < o; q++)
+      for (r = 0; r < ohw; r++) dy[(size_t)q * ohw + r] = b && b->grad ? b->grad[q] : 0.0f;
+    if (x->grad) {
+      const float *cn = x->grad + xo;
+      if (cols) {
+        mrl__im2col(cn, c, h, w, kh, kw, nd->index, oh, ow, cols);
+        cn = cols;
+      }
+      mrl_gemm(0, 0, o, ohw, ckk, wt->data, ckk, cn, ohw, 1.0f, dy, ohw);
+    }
+    if (wt->grad) {
+      const float *cn = x->data + xo;
+      if (cols) {
+        mrl__im2col(cn, c, h, w, kh, kw, nd->index, oh, ow, cols);
+        cn = cols;
+      }
+      mrl_gemm(0, 0, o, ohw, ckk, wt->grad, ckk, cn, ohw, 1.0f, dy, ohw);
+    }
+  }
+}
+
 MRL_DEF mrl_jvp_fn mrl_jvp_rule(const mrl_node *nd) {
   mrl_backward_fn b = nd->backward;
   if (b == mrl__linear_backward) return mrl__jvp_linear;
@@ -6030,6 +6141,9 @@ MRL_DEF mrl_jvp_fn mrl_jvp_rule(const mrl_node *nd) {
   if (b == mrl__gather_backward) return mrl__jvp_gather;
   if (b == mrl__reduce_backward) return mrl__jvp_reduce;
   if (b == mrl__softmax_backward && !nd->extra[0]) return mrl__jvp_softmax; /* masked: none */
+  if (b == mrl__layernorm_backward) return mrl__jvp_layernorm;
+  if (b == mrl__attention_backward) return mrl__jvp_attention;
+  if (b == mrl__conv2d_backward) return mrl__jvp_conv2d;
   return NULL;
 }
 

@@ -6,7 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define MEMRL_IMPLEMENTATION
 #include "test.h"
-#include "../memrl_nn.h"
+#include "../memrl_mem.h"
 
 #define MAXL 8 /* leaves per case */
 
@@ -19,6 +19,11 @@ typedef struct jcase {
   mrl_lstm lstm;
   mrl_gru gru;
   mrl_elman elman;
+  mrl_gru_gate gate;
+  mrl_tower tower;
+  const float *state;   /* the tower's state records (constant) */
+  mrl_tensor *konst[4]; /* constants: masks, with no tangent */
+  int cfg[8];           /* a case's own shape or option numbers */
   float starts[12];
   int index[16];
 } jcase;
@@ -198,8 +203,55 @@ static mrl_tensor *b_elman(mrl_graph *g, jcase *c) {
   return mrl_add(g, mrl_tanh(g, y), mrl_relu(g, y));
 }
 
+/* layernorm with an affine weight and bias, and without */
+static mrl_tensor *b_layernorm(mrl_graph *g, jcase *c) {
+  mrl_tensor *y = mrl_layernorm(g, c->leaf[0], c->leaf[1], c->leaf[2], 1e-5f);
+  return mrl_add(g, y,
+                 mrl_scale(g, mrl_layernorm(g, mrl_tanh(g, c->leaf[0]), NULL, NULL, 1e-5f), 0.5f));
+}
+
+/* cfg: heads, bias (1: a [B,H,T,K] tangent leaf), shifted bias; konst[0]: mask or NULL.
+ * leaves: q [B,T,E], k [B,K,E], v [B,K,E], bias */
+static mrl_tensor *b_attention(mrl_graph *g, jcase *c) {
+  mrl_tensor *bias = c->cfg[1] ? c->leaf[3] : NULL;
+  int E = c->leaf[0]->shape[2];
+  return mrl_attention_cols(g, c->leaf[0], 0, c->leaf[1], 0, c->leaf[2], 0, E, c->cfg[0], 0.7f,
+                            bias, c->konst[0], c->cfg[2]);
+}
+
+/* one packed [B, T, 3E] tensor through a linear, as mrl_mha_forward without memory */
+static mrl_tensor *b_attention_packed(mrl_graph *g, jcase *c) {
+  mrl_tensor *qkv = mrl_linear(g, c->leaf[0], c->leaf[1], NULL);
+  int E = c->leaf[0]->shape[2];
+  return mrl_attention_cols(g, qkv, 0, qkv, E, qkv, 2 * E, E, 2, 0.5f, NULL, c->konst[0], 0);
+}
+
+/* leaves: q [B,T,E], kv [B,K,2E], qr [B,T,E], rk [K,E]; konst[0] the causal mask */
+static mrl_tensor *b_rel_attention(mrl_graph *g, jcase *c) {
+  int E = c->leaf[0]->shape[2];
+  return mrl_rel_attention_cols(g, c->leaf[0], 0, c->leaf[1], 0, c->leaf[1], E, c->leaf[2],
+                                c->leaf[3], E, c->cfg[0], 0.6f, c->konst[0]);
+}
+
+/* cfg: stride h, stride w, pad h, pad w; leaves x, w, b */
+static mrl_tensor *b_conv2d(mrl_graph *g, jcase *c) {
+  mrl_tensor *y = mrl_conv2d_rect(g, c->leaf[0], c->leaf[1], c->leaf[2], c->cfg[0], c->cfg[1],
+                                  c->cfg[2], c->cfg[3]);
+  return mrl_tanh(g, y);
+}
+
+static mrl_tensor *b_gru_gate(mrl_graph *g, jcase *c) {
+  return mrl_gru_gate_forward(&c->gate, g, c->leaf[0], mrl_tanh(g, c->leaf[1]));
+}
+
+/* a whole tower (conv encoder, MLP, GTrXL with its memory from a previous segment) */
+static mrl_tensor *b_tower(mrl_graph *g, jcase *c) {
+  return mrl_tower_forward(&c->tower, g, c->leaf[0], c->cfg[0], c->cfg[1], c->starts, c->state,
+                           NULL, c->tower.state_dim);
+}
+
 static mrl_tensor *b_no_rule(mrl_graph *g, jcase *c) {
-  return mrl_layernorm(g, c->leaf[0], NULL, NULL, 1e-5f);
+  return mrl_topk(g, c->leaf[0], 2, NULL);
 }
 
 int main(void) {
@@ -322,6 +374,179 @@ int main(void) {
       mrl_params_free(&p);
     }
   }
+  {
+    jcase c;
+    int sx5[2] = {5, 6}, s6[1] = {6};
+    memset(&c, 0, sizeof c);
+    c.name = "layernorm, affine and plain";
+    c.build = b_layernorm;
+    leaf(&c, 2, sx5, &rng, -2, 2), leaf(&c, 1, s6, &rng, -1, 1), leaf(&c, 1, s6, &rng, -1, 1);
+    run_case(&c, &g);
+  }
+  { /* fused attention: plain, with a bias tangent and a broadcast mask holding an empty row,
+     * with the relative shift of the bias, one head and a per-batch mask */
+    static const int cases[4][6] = {/* B, T, K, E, heads, bias (1 plain, 2 shifted) */
+                                    {2, 3, 4, 8, 2, 0},
+                                    {2, 3, 4, 8, 2, 1},
+                                    {1, 3, 5, 6, 3, 2},
+                                    {2, 4, 4, 4, 1, 0}};
+    static const char *names[4] = {"attention, no mask", "attention, bias and mask (empty row)",
+                                   "attention, shifted bias, causal mask",
+                                   "attention, one head, per-batch mask"};
+    static float mdata[64];
+    static mrl_tensor mask;
+    int q;
+    for (q = 0; q < 4; q++) {
+      jcase c;
+      const int *k = cases[q];
+      int sq[3], sk[3], sb[4], sm[4], t, j, b;
+      memset(&c, 0, sizeof c);
+      c.name = names[q];
+      c.build = b_attention;
+      c.cfg[0] = k[4], c.cfg[1] = k[5] != 0, c.cfg[2] = k[5] == 2;
+      sq[0] = sk[0] = k[0], sq[1] = k[1], sk[1] = k[2], sq[2] = sk[2] = k[3];
+      sb[0] = k[0], sb[1] = k[4], sb[2] = k[1], sb[3] = k[2];
+      leaf(&c, 3, sq, &rng, -1, 1), leaf(&c, 3, sk, &rng, -1, 1), leaf(&c, 3, sk, &rng, -1, 1);
+      if (k[5]) leaf(&c, 4, sb, &rng, -1, 1);
+      if (q == 1) { /* [T, K]: row 1 keeps nothing */
+        for (t = 0; t < k[1]; t++)
+          for (j = 0; j < k[2]; j++) mdata[t * k[2] + j] = t != 1 && (t + j) % 3 != 0;
+        mask = mrl_tensor_make(mdata, NULL, 2, sb + 2);
+        c.konst[0] = &mask;
+      } else if (q == 2) { /* causal with K - T cached rows */
+        for (t = 0; t < k[1]; t++)
+          for (j = 0; j < k[2]; j++) mdata[t * k[2] + j] = j <= k[2] - k[1] + t;
+        mask = mrl_tensor_make(mdata, NULL, 2, sb + 2);
+        c.konst[0] = &mask;
+      } else if (q == 3) { /* [B, 1, 1, K] */
+        sm[0] = k[0], sm[1] = sm[2] = 1, sm[3] = k[2];
+        for (b = 0; b < k[0]; b++)
+          for (j = 0; j < k[2]; j++) mdata[b * k[2] + j] = (b + j) % 4 != 1;
+        mask = mrl_tensor_make(mdata, NULL, 4, sm);
+        c.konst[0] = &mask;
+      }
+      run_case(&c, &g);
+    }
+  }
+  {
+    jcase c;
+    static float mdata[16];
+    static mrl_tensor mask;
+    int sx3[3] = {2, 4, 6}, sw[2] = {18, 6}, s44b[2] = {4, 4}, t, j;
+    memset(&c, 0, sizeof c);
+    c.name = "attention on one packed q|k|v tensor, causal";
+    c.build = b_attention_packed;
+    leaf(&c, 3, sx3, &rng, -1, 1), leaf(&c, 2, sw, &rng, -0.5f, 0.5f);
+    for (t = 0; t < 4; t++)
+      for (j = 0; j < 4; j++) mdata[t * 4 + j] = j <= t;
+    mask = mrl_tensor_make(mdata, NULL, 2, s44b);
+    c.konst[0] = &mask;
+    run_case(&c, &g);
+  }
+  {
+    static const int cases[2][4] = {{2, 3, 5, 2}, {1, 4, 4, 1}}; /* B, T, K, heads */
+    static float mdata[32];
+    static mrl_tensor mask;
+    int q;
+    for (q = 0; q < 2; q++) {
+      jcase c;
+      const int *k = cases[q];
+      int E = 4, sq[3], skv[3], srk[2], sm[2], t, j;
+      memset(&c, 0, sizeof c);
+      c.name = q ? "relative attention, no memory" : "relative attention, 2 memory rows";
+      c.build = b_rel_attention;
+      c.cfg[0] = k[3];
+      sq[0] = skv[0] = k[0], sq[1] = k[1], skv[1] = k[2], sq[2] = E, skv[2] = 2 * E;
+      srk[0] = k[2], srk[1] = E, sm[0] = k[1], sm[1] = k[2];
+      leaf(&c, 3, sq, &rng, -1, 1), leaf(&c, 3, skv, &rng, -1, 1), leaf(&c, 3, sq, &rng, -1, 1);
+      leaf(&c, 2, srk, &rng, -1, 1);
+      for (t = 0; t < k[1]; t++)
+        for (j = 0; j < k[2]; j++) mdata[t * k[2] + j] = j <= k[2] - k[1] + t;
+      mask = mrl_tensor_make(mdata, NULL, 2, sm);
+      c.konst[0] = &mask;
+      run_case(&c, &g);
+    }
+  }
+  { /* conv2d: padded with strides, rectangular, and the direct 1x1 path */
+    static const int cases[3][10] = {/* N, C, H, W, O, KH, KW, stride h, stride w, pad */
+                                     {2, 2, 5, 5, 3, 3, 3, 2, 2, 1},
+                                     {1, 3, 4, 6, 2, 2, 3, 1, 2, 0},
+                                     {2, 3, 3, 4, 2, 1, 1, 1, 1, 0}};
+    static const char *names[3] = {"conv2d, stride 2, padding 1", "conv2d, rectangular",
+                                   "conv2d, 1x1 direct"};
+    int q;
+    for (q = 0; q < 3; q++) {
+      jcase c;
+      const int *k = cases[q];
+      int sx4[4], sw4[4], sb1[1];
+      memset(&c, 0, sizeof c);
+      c.name = names[q];
+      c.build = b_conv2d;
+      c.cfg[0] = k[7], c.cfg[1] = k[8], c.cfg[2] = c.cfg[3] = k[9];
+      sx4[0] = k[0], sx4[1] = k[1], sx4[2] = k[2], sx4[3] = k[3];
+      sw4[0] = k[4], sw4[1] = k[1], sw4[2] = k[5], sw4[3] = k[6], sb1[0] = k[4];
+      leaf(&c, 4, sx4, &rng, -1, 1), leaf(&c, 4, sw4, &rng, -0.5f, 0.5f);
+      leaf(&c, 1, sb1, &rng, -0.5f, 0.5f);
+      run_case(&c, &g);
+    }
+  }
+  {
+    jcase c;
+    int sg[2] = {5, 4};
+    memset(&c, 0, sizeof c);
+    mrl_params_init(&p);
+    mrl_gru_gate_init(&c.gate, &p, "gate", 4, 0.5f);
+    mrl_params_finalize(&p, 6);
+    c.params = &p;
+    c.name = "GTrXL's GRU gate";
+    c.build = b_gru_gate;
+    leaf(&c, 2, sg, &rng, -1, 1), leaf(&c, 2, sg, &rng, -1, 1);
+    run_case(&c, &g);
+    mrl_params_free(&p);
+  }
+  { /* a whole tower: conv encoder, MLP, two GTrXL layers attending to a memory left by a
+     * previous segment, an episode start inside the segment */
+    jcase c;
+    mrl_tower_config tc = mrl_tower_config_default();
+    int sxt[2] = {6, 18}, nT = 3, nB = 2;
+    float *st, *x0;
+    mrl_tensor *xt;
+    memset(&c, 0, sizeof c);
+    tc.use_conv = 1;
+    tc.conv = mrl_conv_encoder_config_default();
+    tc.conv.in_channels = 2, tc.conv.in_height = 3, tc.conv.in_width = 3, tc.conv.num_layers = 1;
+    tc.conv.channels[0] = 2, tc.conv.kernels[0] = 2, tc.conv.strides[0] = 1;
+    tc.conv.paddings[0] = 0, tc.conv.linear_out = 6;
+    tc.encoder_sizes[0] = 8, tc.num_encoder_layers = 1;
+    tc.core = mrl_core_config_gtrxl(8, 4);
+    tc.core.gtrxl.num_heads = 2, tc.core.gtrxl.ff_dim = 8;
+    mrl_params_init(&p);
+    MRL_CHECK(mrl_tower_init(&c.tower, &p, "tower", 18, &tc, 0, err, sizeof err) == MRL_OK,
+              "tower: %s", err);
+    mrl_params_finalize(&p, 8);
+    for (i = 0; i < (int)p.total; i++) p.values[i] += 0.3f * mrl_rng_uniform_range(&rng, -1, 1);
+    c.params = &p;
+    c.name = "tower: conv, MLP, 2-layer GTrXL with memory";
+    c.build = b_tower;
+    c.cfg[0] = nT, c.cfg[1] = nB;
+    /* the memory: one earlier segment through the same tower */
+    st = (float *)calloc((size_t)c.tower.state_dim * nB, sizeof(float));
+    x0 = (float *)malloc(sizeof(float) * 6 * 18);
+    for (i = 0; i < 6 * 18; i++) x0[i] = mrl_rng_uniform_range(&rng, -1, 1);
+    mrl_graph_reset(&g);
+    mrl_graph_set_no_grad(&g, 1);
+    xt = mrl_tensor_from(&g, x0, 2, sxt);
+    mrl_tower_forward(&c.tower, &g, xt, nT, nB, NULL, NULL, st, c.tower.state_dim);
+    mrl_graph_set_no_grad(&g, 0);
+    c.state = st;
+    c.starts[3] = 1.0f; /* step 1 of environment 1 starts an episode */
+    leaf(&c, 2, sxt, &rng, -1, 1);
+    run_case(&c, &g);
+    mrl_tower_free(&c.tower);
+    mrl_params_free(&p);
+    free(st);
+    free(x0);
+  }
   { /* no rule: a clear failure naming the op, nothing else */
     jcase c;
     mrl_tensor *y;
@@ -331,7 +556,7 @@ int main(void) {
     y = b_no_rule(&g, &c);
     MRL_CHECK(y && mrl_graph_jvp(&g, mrl_nn_jvp_rule, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
               "an op without a rule must fail");
-    MRL_CHECK(strstr(err, "layernorm") != NULL, "the error names the op: %s", err);
+    MRL_CHECK(strstr(err, "topk") != NULL, "the error names the op: %s", err);
     MRL_CHECK(mrl_backward(&g, mrl_sum(&g, y)) == MRL_OK, "a refused jvp leaves the tape usable");
     /* a replayed tape is refused */
     MRL_CHECK(mrl_graph_jvp(&g, NULL, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
