@@ -6,8 +6,10 @@
  *      surrogate's gradient, the CG solution, the step size, the line search
  *      (one case backtracks five times), the accepted parameters and the
  *      value function's Adam steps;
- *   2. F is symmetric and positive definite on GRU, Elman and frame-stack
- *      policies (<u, F v> = <F u, v>, <v, F v> > 0);
+ *   2. F is symmetric and positive definite on GRU, Elman, frame-stack and
+ *      GTrXL policies (<u, F v> = <F u, v>, <v, F v> > 0); on a GTrXL policy
+ *      F v equals the central difference of the mean KL's gradient along v
+ *      and a whole update runs;
  *   3. a core whose ops have no forward-mode rule stops the update with an
  *      error naming the op;
  *   4. acting allocates nothing once warm; 5. save/load resumes bitwise;
@@ -198,7 +200,7 @@ static void fisher_symmetric(const char *label, mrl_core_config core) {
 static void no_rule_core(void) {
   mrl_vecenv env;
   mrl_trpo a;
-  mrl_core_config core = mrl_core_config_gtrxl(8, 4); /* attention: no forward-mode rule */
+  mrl_core_config core = mrl_core_config_fwp(4, 2); /* fwp_scan: no forward-mode rule */
   if (collect_some(&a, &env, core)) {
     float *before = (float *)malloc(sizeof(float) * a.params.total);
     mrl_result r;
@@ -209,6 +211,93 @@ static void no_rule_core(void) {
     MRL_CHECK(memcmp(before, a.params.values, sizeof(float) * a.params.total) == 0,
               "a failed update must leave the parameters as they were");
     free(before);
+  }
+  mrl_trpo_free(&a);
+  mrl_vecenv_free(&env);
+}
+
+/* The gradient of the mean KL(old || new) over the rollout, categorical
+ * policy: J^T (softmax(z) - p_old) / N, by the backward pass alone. */
+static void kl_gradient(mrl_trpo *a, const float *p_old, float *out) {
+  int N = a->rollout.num_steps * a->rollout.num_envs, P = a->param_dim, i, d;
+  mrl_tensor *dist = mrl__trpo_policy(a, 1), *u;
+  float *w = (float *)malloc(sizeof(float) * (size_t)N * P);
+  for (i = 0; i < N; i++) {
+    const float *z = dist->data + (size_t)i * P;
+    double m = z[0], s = 0.0;
+    for (d = 1; d < P; d++) m = z[d] > m ? z[d] : m;
+    for (d = 0; d < P; d++) s += exp(z[d] - m);
+    for (d = 0; d < P; d++)
+      w[(size_t)i * P + d] = (float)((exp(z[d] - m) / s - p_old[(size_t)i * P + d]) / N);
+  }
+  mrl_params_zero_grad(&a->params);
+  u = mrl_tensor_from(&a->graph, w, dist->ndim, dist->shape);
+  MRL_CHECK(mrl_backward(&a->graph, mrl_sum(&a->graph, mrl_mul(&a->graph, dist, u))) == MRL_OK,
+            "kl gradient: backward");
+  memcpy(out, a->params.grads, sizeof(float) * a->policy_size);
+  free(w);
+}
+
+/* A GTrXL policy (attention, layernorm, the GRU gate): F v from forward mode
+ * equals the central difference of the KL's gradient along v, and one whole
+ * update runs. */
+static void fisher_gtrxl(void) {
+  mrl_vecenv env;
+  mrl_trpo a;
+  mrl_core_config core = mrl_core_config_gtrxl(8, 8);
+  core.gtrxl.num_heads = 2, core.gtrxl.ff_dim = 16;
+  core.gtrxl.gate_bias = 0.0f; /* gates half open: the layers matter */
+  if (collect_some(&a, &env, core)) {
+    size_t n = a.policy_size, i;
+    int N = a.rollout.num_steps * a.rollout.num_envs, P = a.param_dim, r, d, k;
+    float *v = (float *)malloc(sizeof(float) * n * 4), *fv = v + n, *gp = fv + n, *gm = gp + n;
+    float *p_old = (float *)malloc(sizeof(float) * (size_t)N * P),
+          eps = 1e-4f; /* small: the feed-forward ReLUs' kinks */
+    mrl_rng rng = mrl_rng_make(12);
+    double worst = 0.0, scale = 0.0;
+    mrl_trpo_update_stats st;
+    mrl_tensor *dist;
+    /* the policy head starts at gain 0.01, which would leave the core's share of F v in the
+     * finite differences' noise: move every policy parameter off its initial value */
+    for (i = 0; i < n; i++) a.params.values[i] += 0.3f * mrl_rng_uniform_range(&rng, -1, 1);
+    dist = mrl__trpo_policy(&a, 0);
+    for (r = 0; r < N; r++) { /* the old policy's probabilities */
+      const float *z = dist->data + (size_t)r * P;
+      double m = z[0], s = 0.0;
+      for (d = 1; d < P; d++) m = z[d] > m ? z[d] : m;
+      for (d = 0; d < P; d++) s += exp(z[d] - m);
+      for (d = 0; d < P; d++) p_old[(size_t)r * P + d] = (float)(exp(z[d] - m) / s);
+    }
+    for (i = 0; i < n; i++) v[i] = mrl_rng_normal(&rng);
+    MRL_CHECK(mrl_trpo_fisher_vector_product(&a, v, fv) == MRL_OK, "gtrxl fvp: %s", a.error);
+    for (i = 0; i < n; i++) a.params.values[i] += eps * v[i];
+    kl_gradient(&a, p_old, gp);
+    for (i = 0; i < n; i++) a.params.values[i] -= 2.0f * eps * v[i];
+    kl_gradient(&a, p_old, gm);
+    for (i = 0; i < n; i++) a.params.values[i] += eps * v[i];
+    /* the core's parameters only: the encoder and head dominate F v elsewhere */
+    for (k = 0; k < a.params.count; k++) {
+      const mrl_param *it = &a.params.items[k];
+      if (it->offset >= n || !strstr(it->name, ".core.")) continue;
+      for (i = it->offset; i < it->offset + (size_t)it->tensor.size; i++)
+        scale = fabs(fv[i]) > scale ? fabs(fv[i]) : scale;
+    }
+    for (k = 0; k < a.params.count; k++) {
+      const mrl_param *it = &a.params.items[k];
+      if (it->offset >= n || !strstr(it->name, ".core.")) continue;
+      for (i = it->offset; i < it->offset + (size_t)it->tensor.size; i++) {
+        double fd = ((double)gp[i] - gm[i]) / (2.0 * eps),
+               e = fabs(fv[i] - fd) / (2e-3 * scale + 1e-2 * fabs(fd));
+        worst = e > worst ? e : worst;
+      }
+    }
+    MRL_CHECK(scale > 0.0 && worst <= 1.0,
+              "GTrXL policy: F v against finite differences of the KL gradient: worst %.3g "
+              "(largest |F v| %.3g)",
+              worst, scale);
+    MRL_CHECK(mrl_trpo_update(&a, &st) == MRL_OK, "GTrXL policy: update: %s", a.error);
+    free(v);
+    free(p_old);
   }
   mrl_trpo_free(&a);
   mrl_vecenv_free(&env);
@@ -345,6 +434,8 @@ int main(void) {
   fisher_symmetric("GRU policy: <u, F v> = <F u, v>", mrl_core_config_gru(5));
   fisher_symmetric("Elman policy: <u, F v> = <F u, v>", mrl_core_config_elman(5));
   fisher_symmetric("frame-stack policy: <u, F v> = <F u, v>", mrl_core_config_frame_stack(3));
+  fisher_symmetric("GTrXL policy: <u, F v> = <F u, v>", mrl_core_config_gtrxl(8, 4));
+  fisher_gtrxl();
   no_rule_core();
   zero_gradient();
   act_no_allocation(0);
