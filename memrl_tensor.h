@@ -5997,25 +5997,61 @@ static void mrl__jvp_reduce(mrl_node *nd) {
     }
 }
 
-/* softmax: dy = y (dx - sum(y dx)); log_softmax: dy = dx - sum(softmax dx). No mask. */
+/* softmax: dy = y (dx - sum(y dx)); log_softmax: dy = dx - sum(softmax dx).
+ * Masked entries are constants (probability 0, log-probability -1e8): dy 0. */
 static void mrl__jvp_softmax(mrl_node *nd) {
   mrl_tensor *x = nd->in[0], *y = nd->out;
+  const unsigned char *keep = (const unsigned char *)(void *)nd->extra[0];
   int is_log = nd->i[0], outer = nd->i[1], n = nd->i[2], inner = nd->i[3], o, j, k;
   for (o = 0; o < outer; o++)
     for (j = 0; j < inner; j++) {
       size_t base = (size_t)o * n * inner + j;
       const float *yr = y->data + base, *dx = x->grad + base;
+      const unsigned char *kr = keep ? keep + base : NULL;
       float *dy = y->grad + base;
       double acc = 0.0;
       for (k = 0; k < n; k++) {
         float p = is_log ? expf(yr[(size_t)k * inner]) : yr[(size_t)k * inner];
-        acc += (double)p * dx[(size_t)k * inner];
+        if (!kr || kr[(size_t)k * inner]) acc += (double)p * dx[(size_t)k * inner];
       }
       for (k = 0; k < n; k++) {
         float d = dx[(size_t)k * inner] - (float)acc;
-        dy[(size_t)k * inner] = is_log ? d : yr[(size_t)k * inner] * d;
+        dy[(size_t)k * inner] = kr && !kr[(size_t)k * inner] ? 0.0f
+                                : is_log                     ? d
+                                                             : yr[(size_t)k * inner] * d;
       }
     }
+}
+
+/* batched matmul: dC = dA B + A dB per matrix, in the node's layout */
+static void mrl__jvp_bmm(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
+  int layout = nd->i[0], k = nd->i[1], m = c->shape[c->ndim - 2], n = c->shape[c->ndim - 1];
+  int lda = a->shape[a->ndim - 1], ldb = b->shape[b->ndim - 1], nb[2], sa[2], sb[2], i0, i1;
+  mrl__bmm_offsets(a, b, c, nb, sa, sb);
+  memset(c->grad, 0, sizeof(float) * (size_t)c->size);
+  for (i0 = 0; i0 < nb[0]; i0++)
+    for (i1 = 0; i1 < nb[1]; i1++) {
+      size_t oa = (size_t)i0 * sa[0] + (size_t)i1 * sa[1];
+      size_t ob = (size_t)i0 * sb[0] + (size_t)i1 * sb[1];
+      float *dc = c->grad + ((size_t)i0 * nb[1] + i1) * (size_t)m * n;
+      if (a->grad)
+        mrl_gemm(layout == 2, layout == 1, m, n, k, a->grad + oa, lda, b->data + ob, ldb, 1.0f, dc,
+                 n);
+      if (b->grad)
+        mrl_gemm(layout == 2, layout == 1, m, n, k, a->data + oa, lda, b->grad + ob, ldb, 1.0f, dc,
+                 n);
+    }
+}
+
+/* topk: the tangents of the selected entries */
+static void mrl__jvp_topk(mrl_node *nd) {
+  mrl_tensor *x = nd->in[0], *y = nd->out;
+  int rows = nd->i[0], n = nd->i[1], k = nd->i[2], r, q;
+  for (r = 0; r < rows; r++)
+    for (q = 0; q < k; q++)
+      y->grad[(size_t)r * k + q] =
+          x->grad ? x->grad[(size_t)r * n + nd->index[(size_t)r * k + q]] : 0.0f;
 }
 
 /* layernorm, y = xh w + b with xh = (x - m) s: dxh = s (dx - mean(dx) -
@@ -6140,7 +6176,9 @@ MRL_DEF mrl_jvp_fn mrl_jvp_rule(const mrl_node *nd) {
   if (b == mrl__index_select_backward) return mrl__jvp_index_select;
   if (b == mrl__gather_backward) return mrl__jvp_gather;
   if (b == mrl__reduce_backward) return mrl__jvp_reduce;
-  if (b == mrl__softmax_backward && !nd->extra[0]) return mrl__jvp_softmax; /* masked: none */
+  if (b == mrl__softmax_backward) return mrl__jvp_softmax;
+  if (b == mrl__bmm_backward) return mrl__jvp_bmm;
+  if (b == mrl__topk_backward) return mrl__jvp_topk;
   if (b == mrl__layernorm_backward) return mrl__jvp_layernorm;
   if (b == mrl__attention_backward) return mrl__jvp_attention;
   if (b == mrl__conv2d_backward) return mrl__jvp_conv2d;

@@ -203,6 +203,26 @@ static mrl_tensor *b_elman(mrl_graph *g, jcase *c) {
   return mrl_add(g, mrl_tanh(g, y), mrl_relu(g, y));
 }
 
+/* masked softmax and log_softmax (konst[0]: [3, 4] with an empty row), along both axes */
+static mrl_tensor *b_masked_softmax(mrl_graph *g, jcase *c) {
+  mrl_tensor *a = c->leaf[0], *m = c->konst[0];
+  mrl_tensor *y = mrl_add(g, mrl_softmax(g, a, 1, m), mrl_log_softmax_axis(g, a, 1, m));
+  y = mrl_add(g, y, mrl_softmax(g, mrl_tanh(g, a), 0, m));
+  return mrl_add(g, y, mrl_scale(g, mrl_log_softmax_axis(g, a, 0, m), 0.5f));
+}
+
+/* batched matmuls in the three layouts, w's batch of 1 broadcast */
+static mrl_tensor *b_bmm(mrl_graph *g, jcase *c) {
+  mrl_tensor *a = c->leaf[0], *b = c->leaf[1], *w = c->leaf[2]; /* [2,3,4], [2,4,4], [1,4,4] */
+  mrl_tensor *y = mrl_add(g, mrl_matmul(g, a, b), mrl_matmul_nt(g, a, w));
+  mrl_tensor *t = mrl_matmul_tn(g, b, mrl_transpose(g, a, 1, 2)); /* [2,4,3] */
+  return mrl_add(g, y, mrl_transpose(g, t, 1, 2));
+}
+
+static mrl_tensor *b_topk(mrl_graph *g, jcase *c) {
+  return mrl_topk(g, mrl_tanh(g, c->leaf[0]), 3, NULL);
+}
+
 /* layernorm with an affine weight and bias, and without */
 static mrl_tensor *b_layernorm(mrl_graph *g, jcase *c) {
   mrl_tensor *y = mrl_layernorm(g, c->leaf[0], c->leaf[1], c->leaf[2], 1e-5f);
@@ -251,7 +271,8 @@ static mrl_tensor *b_tower(mrl_graph *g, jcase *c) {
 }
 
 static mrl_tensor *b_no_rule(mrl_graph *g, jcase *c) {
-  return mrl_topk(g, c->leaf[0], 2, NULL);
+  int s4[4] = {1, 1, 3, 4};
+  return mrl_max_pool2d(g, mrl_reshape(g, c->leaf[0], 4, s4), 2, 1, 0);
 }
 
 int main(void) {
@@ -373,6 +394,37 @@ int main(void) {
       run_case(&c, &g);
       mrl_params_free(&p);
     }
+  }
+  {
+    jcase c;
+    static float mdata[12];
+    static mrl_tensor mask;
+    memset(&c, 0, sizeof c);
+    c.name = "masked softmax and log_softmax";
+    c.build = b_masked_softmax;
+    leaf(&c, 2, s34, &rng, -2, 2);
+    for (i = 0; i < 12; i++) mdata[i] = i / 4 != 1 && i % 3 != 2; /* row 1 keeps nothing */
+    mask = mrl_tensor_make(mdata, NULL, 2, s34);
+    c.konst[0] = &mask;
+    run_case(&c, &g);
+  }
+  {
+    jcase c;
+    int sa3[3] = {2, 3, 4}, sb3[3] = {2, 4, 4}, sw3[3] = {1, 4, 4};
+    memset(&c, 0, sizeof c);
+    c.name = "batched matmul, three layouts, broadcast batch";
+    c.build = b_bmm;
+    leaf(&c, 3, sa3, &rng, -1, 1), leaf(&c, 3, sb3, &rng, -1, 1), leaf(&c, 3, sw3, &rng, -1, 1);
+    run_case(&c, &g);
+  }
+  {
+    jcase c;
+    int s37[2] = {3, 7};
+    memset(&c, 0, sizeof c);
+    c.name = "topk";
+    c.build = b_topk;
+    leaf(&c, 2, s37, &rng, -2, 2);
+    run_case(&c, &g);
   }
   {
     jcase c;
@@ -556,7 +608,7 @@ int main(void) {
     y = b_no_rule(&g, &c);
     MRL_CHECK(y && mrl_graph_jvp(&g, mrl_nn_jvp_rule, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
               "an op without a rule must fail");
-    MRL_CHECK(strstr(err, "topk") != NULL, "the error names the op: %s", err);
+    MRL_CHECK(strstr(err, "max_pool2d") != NULL, "the error names the op: %s", err);
     MRL_CHECK(mrl_backward(&g, mrl_sum(&g, y)) == MRL_OK, "a refused jvp leaves the tape usable");
     /* a replayed tape is refused */
     MRL_CHECK(mrl_graph_jvp(&g, NULL, err, sizeof err) == MRL_ERR_INVALID_ARGUMENT,
