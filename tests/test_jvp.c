@@ -24,6 +24,7 @@ typedef struct jcase {
   const float *state;   /* the tower's state records (constant) */
   mrl_tensor *konst[4]; /* constants: masks, with no tangent */
   int cfg[8];           /* a case's own shape or option numbers */
+  float fd_eps;         /* the finite differences' step (0: 1e-3) */
   float starts[12];
   int index[16];
 } jcase;
@@ -70,6 +71,7 @@ static void run_case(jcase *c, mrl_graph *g) {
   int nv = tangent_count(c), i, k, at, ny;
   float *v = (float *)malloc(sizeof(float) * (size_t)nv), *jv, *fp, *fm, *u;
   double dot_u_jv = 0.0, dot_jtu_v = 0.0, worst = 0.0;
+  float h = c->fd_eps > 0.0f ? c->fd_eps : 1e-3f;
   mrl_rng rng = mrl_rng_make(99);
   mrl_tensor *y, *ut, *loss;
   char err[128];
@@ -89,16 +91,17 @@ static void run_case(jcase *c, mrl_graph *g) {
             "%s: a tape holding tangents must refuse backward", c->name);
   /* central finite differences along v */
   mrl_graph_set_no_grad(g, 1);
-  set_tangents(c, v, 1, 1e-3f);
+  set_tangents(c, v, 1, h);
   mrl_graph_reset(g);
   memcpy(fp, c->build(g, c)->data, sizeof(float) * (size_t)ny);
-  set_tangents(c, v, 1, -2e-3f);
+  set_tangents(c, v, 1, -2.0f * h);
   mrl_graph_reset(g);
   memcpy(fm, c->build(g, c)->data, sizeof(float) * (size_t)ny);
-  set_tangents(c, v, 1, 1e-3f);
+  set_tangents(c, v, 1, h);
   mrl_graph_set_no_grad(g, 0);
   for (k = 0; k < ny; k++) {
-    double fd = ((double)fp[k] - fm[k]) / 2e-3, e = fabs(jv[k] - fd) / (3e-3 + 3e-2 * fabs(fd));
+    double fd = ((double)fp[k] - fm[k]) / (2.0 * h),
+           e = fabs(jv[k] - fd) / (3e-3 + 3e-2 * fabs(fd));
     if (e > worst) worst = e;
   }
   MRL_CHECK(worst <= 1.0, "%s: J v against finite differences: worst ratio %.3g", c->name, worst);
@@ -556,48 +559,60 @@ int main(void) {
     run_case(&c, &g);
     mrl_params_free(&p);
   }
-  { /* a whole tower: conv encoder, MLP, two GTrXL layers attending to a memory left by a
-     * previous segment, an episode start inside the segment */
-    jcase c;
-    mrl_tower_config tc = mrl_tower_config_default();
-    int sxt[2] = {6, 18}, nT = 3, nB = 2;
-    float *st, *x0;
-    mrl_tensor *xt;
-    memset(&c, 0, sizeof c);
-    tc.use_conv = 1;
-    tc.conv = mrl_conv_encoder_config_default();
-    tc.conv.in_channels = 2, tc.conv.in_height = 3, tc.conv.in_width = 3, tc.conv.num_layers = 1;
-    tc.conv.channels[0] = 2, tc.conv.kernels[0] = 2, tc.conv.strides[0] = 1;
-    tc.conv.paddings[0] = 0, tc.conv.linear_out = 6;
-    tc.encoder_sizes[0] = 8, tc.num_encoder_layers = 1;
-    tc.core = mrl_core_config_gtrxl(8, 4);
-    tc.core.gtrxl.num_heads = 2, tc.core.gtrxl.ff_dim = 8;
-    mrl_params_init(&p);
-    MRL_CHECK(mrl_tower_init(&c.tower, &p, "tower", 18, &tc, 0, err, sizeof err) == MRL_OK,
-              "tower: %s", err);
-    mrl_params_finalize(&p, 8);
-    for (i = 0; i < (int)p.total; i++) p.values[i] += 0.3f * mrl_rng_uniform_range(&rng, -1, 1);
-    c.params = &p;
-    c.name = "tower: conv, MLP, 2-layer GTrXL with memory";
-    c.build = b_tower;
-    c.cfg[0] = nT, c.cfg[1] = nB;
-    /* the memory: one earlier segment through the same tower */
-    st = (float *)calloc((size_t)c.tower.state_dim * nB, sizeof(float));
-    x0 = (float *)malloc(sizeof(float) * 6 * 18);
-    for (i = 0; i < 6 * 18; i++) x0[i] = mrl_rng_uniform_range(&rng, -1, 1);
-    mrl_graph_reset(&g);
-    mrl_graph_set_no_grad(&g, 1);
-    xt = mrl_tensor_from(&g, x0, 2, sxt);
-    mrl_tower_forward(&c.tower, &g, xt, nT, nB, NULL, NULL, st, c.tower.state_dim);
-    mrl_graph_set_no_grad(&g, 0);
-    c.state = st;
-    c.starts[3] = 1.0f; /* step 1 of environment 1 starts an episode */
-    leaf(&c, 2, sxt, &rng, -1, 1);
-    run_case(&c, &g);
-    mrl_tower_free(&c.tower);
-    mrl_params_free(&p);
-    free(st);
-    free(x0);
+  { /* whole towers over a memory left by a previous segment, an episode start inside the
+     * segment: conv encoder, MLP and two GTrXL layers; MLP and HCAM */
+    int q;
+    for (q = 0; q < 2; q++) {
+      jcase c;
+      mrl_tower_config tc = mrl_tower_config_default();
+      int sxt[2] = {6, 18}, nT = 3, nB = 2;
+      float *st, *x0;
+      mrl_tensor *xt;
+      memset(&c, 0, sizeof c);
+      tc.encoder_sizes[0] = 8, tc.num_encoder_layers = 1;
+      if (q == 0) {
+        tc.use_conv = 1;
+        tc.conv = mrl_conv_encoder_config_default();
+        tc.conv.in_channels = 2, tc.conv.in_height = 3, tc.conv.in_width = 3;
+        tc.conv.num_layers = 1, tc.conv.channels[0] = 2, tc.conv.kernels[0] = 2;
+        tc.conv.strides[0] = 1, tc.conv.paddings[0] = 0, tc.conv.linear_out = 6;
+        tc.core = mrl_core_config_gtrxl(8, 4);
+        tc.core.gtrxl.num_heads = 2, tc.core.gtrxl.ff_dim = 8;
+        c.name = "tower: conv, MLP, 2-layer GTrXL with memory";
+      } else {
+        tc.core = mrl_core_config_hcam(8, 2, 2);
+        c.name = "tower: MLP, HCAM with memory";
+      }
+      mrl_params_init(&p);
+      MRL_CHECK(mrl_tower_init(&c.tower, &p, "tower", 18, &tc, 0, err, sizeof err) == MRL_OK,
+                "tower: %s", err);
+      mrl_params_finalize(&p, 8);
+      for (i = 0; i < (int)p.total; i++) p.values[i] += 0.3f * mrl_rng_uniform_range(&rng, -1, 1);
+      c.params = &p;
+      c.build = b_tower;
+      c.fd_eps = 3e-4f; /* a step of 1e-3 on every parameter at once crosses ReLU kinks */
+      c.cfg[0] = nT, c.cfg[1] = nB;
+      /* the memory: two earlier segments through the same tower */
+      st = (float *)calloc((size_t)c.tower.state_dim * nB, sizeof(float));
+      x0 = (float *)malloc(sizeof(float) * 6 * 18);
+      mrl_graph_set_no_grad(&g, 1);
+      for (i = 0; i < 2; i++) {
+        int e;
+        for (e = 0; e < 6 * 18; e++) x0[e] = mrl_rng_uniform_range(&rng, -1, 1);
+        mrl_graph_reset(&g);
+        xt = mrl_tensor_from(&g, x0, 2, sxt);
+        mrl_tower_forward(&c.tower, &g, xt, nT, nB, NULL, st, st, c.tower.state_dim);
+      }
+      mrl_graph_set_no_grad(&g, 0);
+      c.state = st;
+      c.starts[3] = 1.0f; /* step 1 of environment 1 starts an episode */
+      leaf(&c, 2, sxt, &rng, -1, 1);
+      run_case(&c, &g);
+      mrl_tower_free(&c.tower);
+      mrl_params_free(&p);
+      free(st);
+      free(x0);
+    }
   }
   { /* no rule: a clear failure naming the op, nothing else */
     jcase c;
