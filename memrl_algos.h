@@ -1214,8 +1214,9 @@ MRL_DEF int mrl_a3c_config_json(const mrl_a3c_config *cfg, char *buf, size_t siz
  * pass, then a second forward pass and a backward pass (the first tape's
  * gradient buffers hold tangents), all over the whole rollout. Recurrent
  * policies work unchanged: the whole rollout is one [T, B] sequence from
- * the core state stored at its start, so J v runs through time. A core
- * whose ops have no rule (attention, the DNC, ...) stops the update with
+ * the core state stored at its start, so J v runs through time (LSTM, GRU,
+ * Elman, frame stack, GTrXL, HCAM, FTW; conv encoders too). A core whose ops have
+ * no rule (AMRL, fast weights, the DNC) stops the update with
  * MRL_ERR_INVALID_ARGUMENT and an error naming the op.
  * A time-limit truncation is bootstrapped from the value of its final
  * observation, as SB3 and PPO here do. Deviations from SB3-contrib: the

@@ -500,8 +500,9 @@ MRL_DEF mrl_tensor *mrl_elman_forward(const mrl_elman *m, mrl_graph *g, mrl_tens
                                       mrl_tensor *h0, const float *episode_start,
                                       mrl_tensor **h_out);
 /* mrl_graph_jvp's rule lookup for tapes with this header's fused recurrences:
- * the LSTM, GRU and Elman nodes (exact tangents through time), then every
- * rule of memrl_tensor.h (mrl_jvp_rule). Pass it to mrl_graph_jvp. */
+ * the LSTM, GRU and Elman nodes (exact tangents through time) and GTrXL's
+ * GRU gate, then every rule of memrl_tensor.h (mrl_jvp_rule). Pass it to
+ * mrl_graph_jvp. */
 MRL_DEF mrl_jvp_fn mrl_nn_jvp_rule(const mrl_node *node);
 
 /* ---- categorical distribution over rows of normalised log-probabilities ----

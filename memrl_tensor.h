@@ -709,14 +709,17 @@ MRL_DEF double mrl_gradcheck(mrl_graph *g, mrl_loss_fn build, mrl_tensor **input
  * graph is marked as replayed (mrl_backward refuses it; reset or rebuild).
  * rule (NULL: mrl_jvp_rule) maps a node to its tangent rule; a header with
  * ops of its own chains to mrl_jvp_rule (memrl_nn.h: mrl_nn_jvp_rule adds
- * the fused LSTM, GRU and Elman recurrences). An op without a rule stops
+ * the fused LSTM, GRU and Elman recurrences and GTrXL's gate). An op without a rule stops
  * nothing: the call returns MRL_ERR_INVALID_ARGUMENT and error (may be NULL)
- * names the op. Rules here: linear (and linear_relu / _tanh), matmul (2-D), every unary op, every
+ * names the op. Rules here: linear (and linear_relu / _tanh), matmul (2-D and
+ * batched), every unary op, every
  * broadcasting binary op and where, permute / transpose / slice /
  * broadcast_to, concat / stack / concat_rows, index_select, gather /
- * gather_rows, the reductions (sum, mean, max, logsumexp, var; all or along
- * an axis), softmax and log_softmax without a mask. Not yet: batched
- * matmul, attention, layernorm, conv2d, pooling, dropout, the losses. */
+ * gather_rows, topk, the reductions (sum, mean, max, logsumexp, var; all or along
+ * an axis), softmax and log_softmax (masked too), layernorm, the fused
+ * attention (mrl_attention, mrl_attention_cols with a bias, the relative
+ * shift or a mask; mrl_rel_attention_cols), conv2d. Not yet: pooling,
+ * conv_transpose2d, dropout, scatter_add, the losses and distances. */
 typedef void (*mrl_jvp_fn)(mrl_node *node);
 typedef mrl_jvp_fn (*mrl_jvp_lookup)(const mrl_node *node);
 MRL_DEF mrl_jvp_fn mrl_jvp_rule(const mrl_node *node);
