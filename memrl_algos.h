@@ -6444,7 +6444,7 @@ MRL_DEF mrl_result mrl_trpo_fisher_vector_product(mrl_trpo *a, const float *v, f
   mrl_params_zero_grad(&a->params);
   memcpy(a->params.grads, v, sizeof(float) * a->policy_size);
   if (!(dist = mrl__trpo_policy(a, 1))) return MRL_ERR_OUT_OF_MEMORY;
-  if ((r = mrl_graph_jvp(g, mrl_nn_jvp_rule, why, sizeof why)) != MRL_OK) {
+  if ((r = mrl_graph_jvp(g, mrl_mem_jvp_rule, why, sizeof why)) != MRL_OK) {
     mrl__say(a->error, sizeof a->error, "trpo: %s", why[0] ? why : mrl_result_string(r));
     return r;
   }

@@ -271,6 +271,12 @@ MRL_DEF mrl_tensor *mrl_core_forward_aux(const mrl_core *core, mrl_graph *g, mrl
                                          int B, const float *episode_start, const float *state_in,
                                          float *state_out, int stride, mrl_tensor **aux);
 
+/* mrl_graph_jvp's rule lookup for tapes through this header's cores: AMRL's
+ * aggregate (the straight-through's own Jacobian where that is on, so that
+ * J^T M J stays symmetric), then mrl_nn_jvp_rule. Fast weights (fwp_scan)
+ * and the DNC's allocation have no rule yet. */
+MRL_DEF mrl_jvp_fn mrl_mem_jvp_rule(const mrl_node *node);
+
 /* ---- towers: encoder -> core -> head ---- */
 #define MRL_TOWER_MAX_LAYERS 8
 typedef struct mrl_tower_config {
@@ -1326,6 +1332,37 @@ static void mrl__amrl_agg_backward(mrl_node *nd) {
         if (nd->index && nd->index[r]) gsum = 0.0f; /* S_{t-1} was reset: not used */
       }
     }
+}
+
+/* Forward mode (mrl_graph_jvp): the transpose of the backward pass above,
+ * so that a Fisher J^T M J v stays symmetric: the tangent of S runs forward
+ * from 0 at each episode start (the stored S is a constant), plus da_t for
+ * sum / avg (divided by n_t for the exact avg), or da_t where a_t won the
+ * exact max. Straight-through: the running sum's tangent, which is what the
+ * backward pass differentiates, not the forward's avg or max. */
+static void mrl__amrl_agg_jvp(mrl_node *nd) {
+  mrl_tensor *a = nd->in[0], *y = nd->out;
+  int T = nd->i[0], B = nd->i[1], K = nd->i[2], mode = nd->i[3], t, b, k;
+  const float *n = nd->extra[0] ? nd->extra[0]->data : NULL;
+  for (b = 0; b < B; b++)
+    for (k = 0; k < K; k++) {
+      float ds = 0.0f; /* the aggregate's tangent */
+      for (t = 0; t < T; t++) {
+        size_t r = (size_t)t * B + b, e = r * K + k;
+        float da = a->grad ? a->grad[e] : 0.0f;
+        if (nd->index && nd->index[r]) ds = 0.0f;
+        if (mode == 2)
+          ds = y->data[e] == a->data[e] ? da : ds;
+        else
+          ds += da;
+        y->grad[e] = mode == 1 ? ds / n[r] : ds;
+      }
+    }
+}
+
+MRL_DEF mrl_jvp_fn mrl_mem_jvp_rule(const mrl_node *nd) {
+  if (nd->backward == mrl__amrl_agg_backward) return mrl__amrl_agg_jvp;
+  return mrl_nn_jvp_rule(nd);
 }
 
 static mrl_tensor *mrl__amrl_aggregate(const mrl_core *core, mrl_graph *g, mrl_tensor *a, int T,
