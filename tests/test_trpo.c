@@ -7,7 +7,7 @@
  *      (one case backtracks five times), the accepted parameters and the
  *      value function's Adam steps;
  *   2. F is symmetric and positive definite on GRU, Elman, frame-stack,
- *      GTrXL, HCAM and FTW policies (<u, F v> = <F u, v>, <v, F v> > 0); on a GTrXL policy
+ *      GTrXL, HCAM, FTW and AMRL policies (<u, F v> = <F u, v>, <v, F v> > 0); on a GTrXL policy
  *      F v equals the central difference of the mean KL's gradient along v
  *      and a whole update runs;
  *   3. a core whose ops have no forward-mode rule stops the update with an
@@ -437,6 +437,8 @@ int main(void) {
   fisher_symmetric("GTrXL policy: <u, F v> = <F u, v>", mrl_core_config_gtrxl(8, 4));
   fisher_symmetric("HCAM policy: <u, F v> = <F u, v>", mrl_core_config_hcam(8, 2, 2));
   fisher_symmetric("FTW policy: <u, F v> = <F u, v>", mrl_core_config_ftw(6, 6, 2));
+  fisher_symmetric("AMRL (straight-through) policy: <u, F v> = <F u, v>",
+                   mrl_core_config_amrl(6, MRL_AMRL_AVG));
   fisher_gtrxl();
   no_rule_core();
   zero_gradient();
