@@ -273,8 +273,8 @@ MRL_DEF mrl_tensor *mrl_core_forward_aux(const mrl_core *core, mrl_graph *g, mrl
 
 /* mrl_graph_jvp's rule lookup for tapes through this header's cores: AMRL's
  * aggregate (the straight-through's own Jacobian where that is on, so that
- * J^T M J stays symmetric), then mrl_nn_jvp_rule. Fast weights (fwp_scan)
- * and the DNC's allocation have no rule yet. */
+ * J^T M J stays symmetric) and the fast weights' delta-rule scan, then
+ * mrl_nn_jvp_rule. The DNC's allocation has no rule yet. */
 MRL_DEF mrl_jvp_fn mrl_mem_jvp_rule(const mrl_node *node);
 
 /* ---- towers: encoder -> core -> head ---- */
@@ -1360,8 +1360,11 @@ static void mrl__amrl_agg_jvp(mrl_node *nd) {
     }
 }
 
+static void mrl__fwp_scan_backward(mrl_node *nd); /* >>fwp, further down */
+static void mrl__fwp_scan_jvp(mrl_node *nd);
 MRL_DEF mrl_jvp_fn mrl_mem_jvp_rule(const mrl_node *nd) {
   if (nd->backward == mrl__amrl_agg_backward) return mrl__amrl_agg_jvp;
+  if (nd->backward == mrl__fwp_scan_backward) return mrl__fwp_scan_jvp;
   return mrl_nn_jvp_rule(nd);
 }
 
@@ -1553,6 +1556,50 @@ static void mrl__fwp_scan_backward(mrl_node *nd) {
           for (j = 0; j < d; j++) v->grad[e * d + j] += dv[j];
         if (beta->grad) beta->grad[e] += dbeta;
         if (start) memset(dW, 0, sizeof(float) * dd); /* W_{t-1} was not used */
+      }
+    }
+}
+
+/* Forward mode (mrl_graph_jvp): the scan's tangent, forwards in time per
+ * environment and head, dW zero at an episode's start (the stored W is a
+ * constant): dvbar = dW_{t-1} k + W_{t-1} dk, du = dbeta (v - vbar) +
+ * beta (dv - dvbar), dW_t = dW_{t-1} + du k^T + u dk^T, dy = dW_t q + W_t dq.
+ * dW lives in the node's scratch. */
+static void mrl__fwp_scan_jvp(mrl_node *nd) {
+  mrl_tensor *q = nd->in[0], *k = nd->in[1], *v = nd->in[2], *beta = nd->in[3], *y = nd->out;
+  int T = nd->i[0], B = nd->i[1], NH = nd->i[2], d = nd->i[3], t, b, h, i, j;
+  size_t dd = (size_t)d * d;
+  float *dW = nd->extra[2]->data;
+  for (b = 0; b < B; b++)
+    for (h = 0; h < NH; h++) {
+      memset(dW, 0, sizeof(float) * dd);
+      for (t = 0; t < T; t++) {
+        size_t r = (size_t)t * B + b, e = r * NH + h;
+        int start = nd->index && nd->index[r];
+        const float *Wt = nd->extra[0]->data + e * dd, *qe = q->data + e * d, *ke = k->data + e * d;
+        const float *ve = v->data + e * d, *dq = q->grad ? q->grad + e * d : NULL;
+        const float *dk = k->grad ? k->grad + e * d : NULL, *dv = v->grad ? v->grad + e * d : NULL;
+        const float *Wp = start    ? NULL
+                          : t == 0 ? nd->extra[1]->data + ((size_t)b * NH + h) * dd
+                                   : nd->extra[0]->data + (e - (size_t)B * NH) * dd;
+        float be = beta->data[e], dbe = beta->grad ? beta->grad[e] : 0.0f;
+        if (start) memset(dW, 0, sizeof(float) * dd);
+        for (i = 0; i < d; i++) {
+          float *dWi = dW + (size_t)i * d, vbar = 0.0f, dvbar = 0.0f, u, du, out = 0.0f;
+          const float *Wi = Wt + (size_t)i * d;
+          for (j = 0; j < d; j++) {
+            dvbar += dWi[j] * ke[j];
+            if (Wp) vbar += Wp[(size_t)i * d + j] * ke[j];
+            if (Wp && dk) dvbar += Wp[(size_t)i * d + j] * dk[j];
+          }
+          u = be * (ve[i] - vbar);
+          du = dbe * (ve[i] - vbar) + be * ((dv ? dv[i] : 0.0f) - dvbar);
+          for (j = 0; j < d; j++) {
+            dWi[j] += du * ke[j] + (dk ? u * dk[j] : 0.0f);
+            out += dWi[j] * qe[j] + (dq ? Wi[j] * dq[j] : 0.0f);
+          }
+          y->grad[e * d + i] = out;
+        }
       }
     }
 }

@@ -623,32 +623,43 @@ int main(void) {
       free(x0);
     }
   }
-  { /* AMRL: sum, exact avg and max (finite differences), straight-through avg and max (the
-     * surrogate the backward pass uses: the adjoint identity only) */
-    static const int cases[5][2] = {{MRL_AMRL_SUM, 0},
+  { /* cores on their own over a memory from an earlier segment, an episode start inside:
+     * AMRL sum, exact avg and max (finite differences), straight-through avg and max (the
+     * surrogate the backward pass uses: the adjoint identity only); fast weights */
+    static const int cases[7][2] = {{MRL_AMRL_SUM, 0},
                                     {MRL_AMRL_AVG, 0},
                                     {MRL_AMRL_MAX, 0},
                                     {MRL_AMRL_AVG, 1},
-                                    {MRL_AMRL_MAX, 1}};
-    static const char *names[5] = {"AMRL sum", "AMRL avg (exact)", "AMRL max (exact)",
-                                   "AMRL avg (straight-through)", "AMRL max (straight-through)"};
+                                    {MRL_AMRL_MAX, 1},
+                                    {3, 1},
+                                    {2, 2}}; /* fwp: head_dim, heads */
+    static const char *names[7] = {"AMRL sum",
+                                   "AMRL avg (exact)",
+                                   "AMRL max (exact)",
+                                   "AMRL avg (straight-through)",
+                                   "AMRL max (straight-through)",
+                                   "fast weights, 1 head",
+                                   "fast weights, 2 heads"};
     int q;
-    for (q = 0; q < 5; q++) {
+    for (q = 0; q < 7; q++) {
       jcase c;
       mrl_core_config cc = mrl_core_config_amrl(6, (mrl_amrl_aggregator)cases[q][0]);
       int sxa[2] = {12, 3}, nT = 4, nB = 3, e;
       float *st, x0[36];
       mrl_tensor *xt;
       memset(&c, 0, sizeof c);
-      cc.amrl.straight_through = cases[q][1];
+      if (q < 5)
+        cc.amrl.straight_through = cases[q][1];
+      else
+        cc = mrl_core_config_fwp(cases[q][0], cases[q][1]);
       mrl_params_init(&p);
-      MRL_CHECK(mrl_core_init(&c.core, &p, "amrl", 3, &cc, err, sizeof err) == MRL_OK, "amrl: %s",
+      MRL_CHECK(mrl_core_init(&c.core, &p, "amrl", 3, &cc, err, sizeof err) == MRL_OK, "core: %s",
                 err);
       mrl_params_finalize(&p, 9);
       c.params = &p;
       c.name = names[q];
       c.build = b_core;
-      c.no_fd = cases[q][1];
+      c.no_fd = q == 3 || q == 4;
       c.cfg[0] = nT, c.cfg[1] = nB;
       st = (float *)calloc((size_t)c.core.state_dim * nB + 1, sizeof(float));
       for (e = 0; e < 36; e++) x0[e] = mrl_rng_uniform_range(&rng, -1, 1);

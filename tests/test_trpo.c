@@ -7,9 +7,9 @@
  *      (one case backtracks five times), the accepted parameters and the
  *      value function's Adam steps;
  *   2. F is symmetric and positive definite on GRU, Elman, frame-stack,
- *      GTrXL, HCAM, FTW and AMRL policies (<u, F v> = <F u, v>, <v, F v> > 0); on a GTrXL policy
- *      F v equals the central difference of the mean KL's gradient along v
- *      and a whole update runs;
+ *      GTrXL, HCAM, FTW, AMRL and fast-weight policies (<u, F v> = <F u, v>, <v, F v> > 0); on a
+ * GTrXL policy F v equals the central difference of the mean KL's gradient along v and a whole
+ * update runs;
  *   3. a core whose ops have no forward-mode rule stops the update with an
  *      error naming the op;
  *   4. acting allocates nothing once warm; 5. save/load resumes bitwise;
@@ -200,7 +200,7 @@ static void fisher_symmetric(const char *label, mrl_core_config core) {
 static void no_rule_core(void) {
   mrl_vecenv env;
   mrl_trpo a;
-  mrl_core_config core = mrl_core_config_fwp(4, 2); /* fwp_scan: no forward-mode rule */
+  mrl_core_config core = mrl_core_config_dnc(4, 4, 1); /* dnc_allocation: no forward rule */
   if (collect_some(&a, &env, core)) {
     float *before = (float *)malloc(sizeof(float) * a.params.total);
     mrl_result r;
@@ -437,6 +437,7 @@ int main(void) {
   fisher_symmetric("GTrXL policy: <u, F v> = <F u, v>", mrl_core_config_gtrxl(8, 4));
   fisher_symmetric("HCAM policy: <u, F v> = <F u, v>", mrl_core_config_hcam(8, 2, 2));
   fisher_symmetric("FTW policy: <u, F v> = <F u, v>", mrl_core_config_ftw(6, 6, 2));
+  fisher_symmetric("fast-weight policy: <u, F v> = <F u, v>", mrl_core_config_fwp(3, 2));
   fisher_symmetric("AMRL (straight-through) policy: <u, F v> = <F u, v>",
                    mrl_core_config_amrl(6, MRL_AMRL_AVG));
   fisher_gtrxl();
