@@ -273,8 +273,9 @@ MRL_DEF mrl_tensor *mrl_core_forward_aux(const mrl_core *core, mrl_graph *g, mrl
 
 /* mrl_graph_jvp's rule lookup for tapes through this header's cores: AMRL's
  * aggregate (the straight-through's own Jacobian where that is on, so that
- * J^T M J stays symmetric) and the fast weights' delta-rule scan, then
- * mrl_nn_jvp_rule. The DNC's allocation has no rule yet. */
+ * J^T M J stays symmetric), the fast weights' delta-rule scan and the DNC's
+ * allocation (its sort order held fixed, as the backward pass does), then
+ * mrl_nn_jvp_rule: every built-in core has its rules. */
 MRL_DEF mrl_jvp_fn mrl_mem_jvp_rule(const mrl_node *node);
 
 /* ---- towers: encoder -> core -> head ---- */
@@ -1362,9 +1363,12 @@ static void mrl__amrl_agg_jvp(mrl_node *nd) {
 
 static void mrl__fwp_scan_backward(mrl_node *nd); /* >>fwp, further down */
 static void mrl__fwp_scan_jvp(mrl_node *nd);
+static void mrl__dnc_allocation_backward(mrl_node *nd); /* >>dnc */
+static void mrl__dnc_allocation_jvp(mrl_node *nd);
 MRL_DEF mrl_jvp_fn mrl_mem_jvp_rule(const mrl_node *nd) {
   if (nd->backward == mrl__amrl_agg_backward) return mrl__amrl_agg_jvp;
   if (nd->backward == mrl__fwp_scan_backward) return mrl__fwp_scan_jvp;
+  if (nd->backward == mrl__dnc_allocation_backward) return mrl__dnc_allocation_jvp;
   return mrl_nn_jvp_rule(nd);
 }
 
@@ -2401,6 +2405,26 @@ static void mrl__dnc_allocation_backward(mrl_node *nd) {
       float s = ub[row];
       gu[row] += pb[j] * (q - ga[row]);
       q = ga[row] * (1.0f - s) + s * q;
+    }
+  }
+}
+
+/* Forward mode (mrl_graph_jvp), the order held fixed as in the backward pass:
+ * a[phi_j] = (1 - u[phi_j]) P_j with P_{j+1} = P_j u[phi_j], so
+ * da[phi_j] = (1 - u[phi_j]) dP_j - du[phi_j] P_j, dP_{j+1} = dP_j u[phi_j] + P_j du[phi_j]. */
+static void mrl__dnc_allocation_jvp(mrl_node *nd) {
+  mrl_tensor *u = nd->in[0], *a = nd->out, *P = nd->extra[0];
+  int B = nd->i[0], N = nd->i[1], b, j;
+  for (b = 0; b < B; b++) {
+    const int *order = nd->index + (size_t)b * N;
+    const float *ub = u->data + (size_t)b * N, *pb = P->data + (size_t)b * N;
+    const float *du = u->grad ? u->grad + (size_t)b * N : NULL;
+    float *da = a->grad + (size_t)b * N, dp = 0.0f;
+    for (j = 0; j < N; j++) {
+      int row = order[j];
+      float d = du ? du[row] : 0.0f;
+      da[row] = (1.0f - ub[row]) * dp - d * pb[j];
+      dp = dp * ub[row] + pb[j] * d;
     }
   }
 }

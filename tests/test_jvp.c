@@ -625,23 +625,27 @@ int main(void) {
   }
   { /* cores on their own over a memory from an earlier segment, an episode start inside:
      * AMRL sum, exact avg and max (finite differences), straight-through avg and max (the
-     * surrogate the backward pass uses: the adjoint identity only); fast weights */
-    static const int cases[7][2] = {{MRL_AMRL_SUM, 0},
+     * surrogate the backward pass uses: the adjoint identity only); fast weights; the DNC */
+    static const int cases[9][2] = {{MRL_AMRL_SUM, 0},
                                     {MRL_AMRL_AVG, 0},
                                     {MRL_AMRL_MAX, 0},
                                     {MRL_AMRL_AVG, 1},
                                     {MRL_AMRL_MAX, 1},
                                     {3, 1},
-                                    {2, 2}}; /* fwp: head_dim, heads */
-    static const char *names[7] = {"AMRL sum",
+                                    {2, 2}, /* fwp: head_dim, heads */
+                                    {0, 0},
+                                    {1, 0}}; /* DNC: links */
+    static const char *names[9] = {"AMRL sum",
                                    "AMRL avg (exact)",
                                    "AMRL max (exact)",
                                    "AMRL avg (straight-through)",
                                    "AMRL max (straight-through)",
                                    "fast weights, 1 head",
-                                   "fast weights, 2 heads"};
+                                   "fast weights, 2 heads",
+                                   "DNC",
+                                   "DNC with temporal links"};
     int q;
-    for (q = 0; q < 7; q++) {
+    for (q = 0; q < 9; q++) {
       jcase c;
       mrl_core_config cc = mrl_core_config_amrl(6, (mrl_amrl_aggregator)cases[q][0]);
       int sxa[2] = {12, 3}, nT = 4, nB = 3, e;
@@ -650,8 +654,13 @@ int main(void) {
       memset(&c, 0, sizeof c);
       if (q < 5)
         cc.amrl.straight_through = cases[q][1];
-      else
+      else if (q < 7)
         cc = mrl_core_config_fwp(cases[q][0], cases[q][1]);
+      else {
+        cc = mrl_core_config_dnc(5, 3, 2);
+        cc.dnc.links = cases[q][0];
+        cc.hidden_size = 6; /* the controller */
+      }
       mrl_params_init(&p);
       MRL_CHECK(mrl_core_init(&c.core, &p, "amrl", 3, &cc, err, sizeof err) == MRL_OK, "core: %s",
                 err);

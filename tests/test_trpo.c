@@ -7,11 +7,11 @@
  *      (one case backtracks five times), the accepted parameters and the
  *      value function's Adam steps;
  *   2. F is symmetric and positive definite on GRU, Elman, frame-stack,
- *      GTrXL, HCAM, FTW, AMRL and fast-weight policies (<u, F v> = <F u, v>, <v, F v> > 0); on a
- * GTrXL policy F v equals the central difference of the mean KL's gradient along v and a whole
+ *      GTrXL, HCAM, FTW, AMRL, fast-weight and DNC policies (<u, F v> = <F u, v>, <v, F v> > 0); on
+ * a GTrXL policy F v equals the central difference of the mean KL's gradient along v and a whole
  * update runs;
- *   3. a core whose ops have no forward-mode rule stops the update with an
- *      error naming the op;
+ *   3. a core whose ops have no forward-mode rule (a user's core through
+ *      max pooling) stops the update with an error naming the op;
  *   4. acting allocates nothing once warm; 5. save/load resumes bitwise;
  *   6. init rejects bad configs and names the field. */
 #define _POSIX_C_SOURCE 200809L
@@ -197,10 +197,33 @@ static void fisher_symmetric(const char *label, mrl_core_config core) {
   mrl_vecenv_free(&env);
 }
 
+/* A user's core through an op without a forward rule (max pooling, of width 1: the identity) */
+static mrl_result pool_core_init(void **self, mrl_params *p, const char *name, int input_dim,
+                                 const void *config, int *output_dim, int *state_dim) {
+  (void)p, (void)name, (void)config;
+  *self = NULL;
+  *output_dim = input_dim;
+  *state_dim = 0;
+  return MRL_OK;
+}
+static mrl_tensor *pool_core_forward(void *self, mrl_graph *g, mrl_tensor *x, int T, int B,
+                                     const float *episode_start, const float *state_in,
+                                     float *state_out, int stride) {
+  int s4[4] = {1, 1, 1, 1};
+  (void)self, (void)T, (void)B, (void)episode_start, (void)state_in, (void)state_out, (void)stride;
+  s4[0] = x->shape[0], s4[3] = x->shape[1];
+  return mrl_reshape(g, mrl_max_pool2d(g, mrl_reshape(g, x, 4, s4), 1, 1, 0), 2, x->shape);
+}
+static void pool_core_free(void *self) {
+  (void)self;
+}
+static const mrl_core_type pool_core_type = {"pool_core", pool_core_init, pool_core_forward,
+                                             pool_core_free};
+
 static void no_rule_core(void) {
   mrl_vecenv env;
   mrl_trpo a;
-  mrl_core_config core = mrl_core_config_dnc(4, 4, 1); /* dnc_allocation: no forward rule */
+  mrl_core_config core = mrl_core_config_user(&pool_core_type, NULL); /* no forward rule */
   if (collect_some(&a, &env, core)) {
     float *before = (float *)malloc(sizeof(float) * a.params.total);
     mrl_result r;
@@ -438,6 +461,7 @@ int main(void) {
   fisher_symmetric("HCAM policy: <u, F v> = <F u, v>", mrl_core_config_hcam(8, 2, 2));
   fisher_symmetric("FTW policy: <u, F v> = <F u, v>", mrl_core_config_ftw(6, 6, 2));
   fisher_symmetric("fast-weight policy: <u, F v> = <F u, v>", mrl_core_config_fwp(3, 2));
+  fisher_symmetric("DNC policy: <u, F v> = <F u, v>", mrl_core_config_dnc(5, 3, 1));
   fisher_symmetric("AMRL (straight-through) policy: <u, F v> = <F u, v>",
                    mrl_core_config_amrl(6, MRL_AMRL_AVG));
   fisher_gtrxl();
