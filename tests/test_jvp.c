@@ -270,6 +270,11 @@ static mrl_tensor *b_gru_gate(mrl_graph *g, jcase *c) {
   return mrl_gru_gate_forward(&c->gate, g, c->leaf[0], mrl_tanh(g, c->leaf[1]));
 }
 
+/* the DNC's allocation weighting on its own (memrl_mem.h's static op), usages in (0, 1) */
+static mrl_tensor *b_dnc_allocation(mrl_graph *g, jcase *c) {
+  return mrl__dnc_allocation(g, mrl_sigmoid(g, c->leaf[0]));
+}
+
 /* a core on its own (cfg[0] T, cfg[1] B), state from earlier segments */
 static mrl_tensor *b_core(mrl_graph *g, jcase *c) {
   return mrl_core_forward(&c->core, g, c->leaf[0], c->cfg[0], c->cfg[1], c->starts, c->state, NULL,
@@ -622,6 +627,15 @@ int main(void) {
       free(st);
       free(x0);
     }
+  }
+  {
+    jcase c;
+    int su[2] = {3, 6};
+    memset(&c, 0, sizeof c);
+    c.name = "DNC allocation weighting";
+    c.build = b_dnc_allocation;
+    leaf(&c, 2, su, &rng, -3, 3);
+    run_case(&c, &g);
   }
   { /* cores on their own over a memory from an earlier segment, an episode start inside:
      * AMRL sum, exact avg and max (finite differences), straight-through avg and max (the
