@@ -1204,7 +1204,7 @@ MRL_DEF int mrl_a3c_config_json(const mrl_a3c_config *cfg, char *buf, size_t siz
  * distribution parameters (logits, or mean and log-std) over the rollout,
  * J v by forward-mode differentiation of the recorded tape (mrl_graph_jvp,
  * memrl_tensor.h; the fused LSTM/GRU/Elman rules and GTrXL's gate in memrl_nn.h,
- * AMRL's aggregate and the fast weights' scan in memrl_mem.h: mrl_mem_jvp_rule), J^T by the
+ * AMRL, fast weights and the DNC's ops in memrl_mem.h: mrl_mem_jvp_rule), J^T by the
  * ordinary backward pass, M the Fisher of the action distribution in its
  * own parameters (categorical: diag(p) - p p^T on the logits; diagonal
  * Gaussian: 1/sigma^2 on the mean, 2 on the log-std), averaged over rows.
@@ -1215,9 +1215,10 @@ MRL_DEF int mrl_a3c_config_json(const mrl_a3c_config *cfg, char *buf, size_t siz
  * pass, then a second forward pass and a backward pass (the first tape's
  * gradient buffers hold tangents), all over the whole rollout. Recurrent
  * policies work unchanged: the whole rollout is one [T, B] sequence from
- * the core state stored at its start, so J v runs through time (LSTM, GRU,
- * Elman, frame stack, GTrXL, HCAM, FTW, AMRL, fast weights; conv encoders too). A core
- * whose ops have no rule (the DNC) stops the update with
+ * the core state stored at its start, so J v runs through time (every
+ * built-in core: LSTM, GRU, Elman, frame stack, GTrXL, AMRL, fast weights,
+ * DNC, HCAM, FTW; conv encoders too). A user's core through an op without a
+ * rule (pooling, dropout, ...) stops the update with
  * MRL_ERR_INVALID_ARGUMENT and an error naming the op.
  * A time-limit truncation is bootstrapped from the value of its final
  * observation, as SB3 and PPO here do. Deviations from SB3-contrib: the

@@ -710,7 +710,8 @@ MRL_DEF double mrl_gradcheck(mrl_graph *g, mrl_loss_fn build, mrl_tensor **input
  * rule (NULL: mrl_jvp_rule) maps a node to its tangent rule; a header with
  * ops of its own chains to mrl_jvp_rule (memrl_nn.h: mrl_nn_jvp_rule adds
  * the fused LSTM, GRU and Elman recurrences and GTrXL's gate; memrl_mem.h:
- * mrl_mem_jvp_rule adds AMRL's aggregate and the fast weights' scan). An op without a rule stops
+ * mrl_mem_jvp_rule adds AMRL's aggregate, the fast weights' scan and the
+ * DNC's allocation). An op without a rule stops
  * nothing: the call returns MRL_ERR_INVALID_ARGUMENT and error (may be NULL)
  * names the op. Rules here: linear (and linear_relu / _tanh), matmul (2-D and
  * batched), every unary op, every
