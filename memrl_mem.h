@@ -52,6 +52,8 @@
  * conformance table of tests/test_cores.c: a sequence equals the same steps one at a time, a reset
  * equals a fresh state, gradients through time check against finite differences, the state
  * round-trips through a rollout buffer and a checkpoint, and acting allocates nothing.
+ * Every built-in core's ops have forward-mode rules too (mrl_mem_jvp_rule for mrl_graph_jvp:
+ * TRPO's exact Fisher-vector products; tests/test_jvp.c).
  *
  * TOWERS
  *   mrl_tower is the network most agents are built from: an observation
