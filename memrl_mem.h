@@ -1363,9 +1363,9 @@ static void mrl__amrl_agg_jvp(mrl_node *nd) {
     }
 }
 
-static void mrl__fwp_scan_backward(mrl_node *nd); /* >>fwp, further down */
+static void mrl__fwp_scan_backward(mrl_node *nd); /* the fwp and dnc sections below */
 static void mrl__fwp_scan_jvp(mrl_node *nd);
-static void mrl__dnc_allocation_backward(mrl_node *nd); /* >>dnc */
+static void mrl__dnc_allocation_backward(mrl_node *nd);
 static void mrl__dnc_allocation_jvp(mrl_node *nd);
 MRL_DEF mrl_jvp_fn mrl_mem_jvp_rule(const mrl_node *nd) {
   if (nd->backward == mrl__amrl_agg_backward) return mrl__amrl_agg_jvp;
