@@ -26,15 +26,16 @@
  *      every seed clears: seeds 1-6 (agent seed s, environments s and 76 + s)
  *      reach 178, 169, 444, 361, 223, 177 (seed 1: 178). No configuration
  *      tried reached 400 on 5 of 6 seeds: with epsilon -> 0.05 seeds 1-6
- *      reach 500, 303, 101, 453, 459, 157; lr 3e-4, a target period of 100
- *      or 1000, forget-gate bias 1, or 150k steps leave seeds at 100-350 too.
+ *      reach 500, 303, 101, 453, 459, 157; on the weak seeds 2, 3, 6 lr 3e-4
+ *      gives 500, 347, 205 (150k steps: seeds 3, 6 at 300, 441), forget-gate
+ *      bias 1 143, 357, 154, a target period of 1000 191, 126, 48.
  *   5. DRQN with bootstrapped sequential updates (each of the 32 batch rows
  *      follows an episode from its start to its end, 10 steps per update,
  *      the core state carried), otherwise as 4, 60k steps: greedy return
  *      over 20 episodes >= 100: seeds 1-6 reach 310, 366, 289, 282, 141, 179
- *      (seed 1: 310; with epsilon -> 0.05: 489, 104, 143, 116, 286, 174, and
- *      at 100k steps seeds 2 and 4 reach 124 and 474: more steps do not make
- *      it robust at 400).
+ *      (seed 1: 310). With epsilon -> 0.05 they reach 489, 104, 143, 116,
+ *      286, 174; at 100k steps (epsilon -> 0.1) seeds 2 and 4 reach 124 and
+ *      474: more steps do not make it robust at 400.
  *   6. The same agent without memory (feedforward core, sequential updates,
  *      60k steps) stays below 70: seeds 1-6 reach 40-46 (random updates at
  *      100k: 35-43); it cannot tell the cart's or the pole's velocity.
