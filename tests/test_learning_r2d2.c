@@ -28,18 +28,24 @@
  *      tried reached 400 on 5 of 6 seeds: with epsilon -> 0.05 seeds 1-6
  *      reach 500, 303, 101, 453, 459, 157; on the weak seeds 2, 3, 6 lr 3e-4
  *      gives 500, 347, 205 (150k steps: seeds 3, 6 at 300, 441), forget-gate
- *      bias 1 143, 357, 154, a target period of 1000 191, 126, 48.
+ *      bias 1 143, 357, 154, a target period of 1000 191, 126, 48; a target
+ *      period of 100 gives seeds 1-6 500, 460, 323, 178, 118, 466, one
+ *      update per 2 env steps (with epsilon -> 0.1; twice the CPU) 456, 498,
+ *      380, 265, 367, 473.
  *   5. DRQN with bootstrapped sequential updates (each of the 32 batch rows
  *      follows an episode from its start to its end, 10 steps per update,
  *      the core state carried), otherwise as 4, 60k steps: greedy return
  *      over 20 episodes >= 100: seeds 1-6 reach 310, 366, 289, 282, 141, 179
  *      (seed 1: 310). With epsilon -> 0.05 they reach 489, 104, 143, 116,
  *      286, 174; at 100k steps (epsilon -> 0.1) seeds 2 and 4 reach 124 and
- *      474: more steps do not make it robust at 400.
+ *      474: more steps do not make it robust at 400. On the weak seeds
+ *      forget-gate bias 1, lr 3e-4 or 5e-4, a target period of 100 or 1000,
+ *      epsilon annealed over 20k of 100k steps, or one update per 2 env steps
+ *      each leave a seed at 165 or below.
  *   6. The same agent without memory (feedforward core, sequential updates,
  *      60k steps) stays below 70: seeds 1-6 reach 40-46 (random updates at
  *      100k: 35-43); it cannot tell the cart's or the pole's velocity.
- * CPU: about 100 s for the program (R2D2 about 40 s, of which RepeatPrevious 30 s; DRQN 30 s
+ * CPU: about 75 s for the program (R2D2 about 34 s, of which RepeatPrevious 27 s; DRQN 28 s
  * random, 16 s sequential, 1 s feedforward). */
 #define MEMRL_IMPLEMENTATION
 #include "../memrl_algos.h"
